@@ -1,0 +1,42 @@
+"""Shared plumbing for the thin click CLIs: user mistakes become one line on stderr and a non-zero exit."""
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Callable
+
+import click
+
+from cgan.errors import CganError
+
+
+def run(command: click.Command, argv: list[str] | None = None) -> int:
+    """Run a click command; CganError -> 'cgan: error: ...' (one line, no traceback), exit code != 0."""
+    try:
+        command.main(args=argv, standalone_mode=False)
+        return 0
+    except CganError as e:
+        click.echo(f"error: {e}", err=True)
+        return e.exit_code
+    except click.exceptions.Abort:
+        click.echo("interrupted", err=True)
+        return 130
+    except KeyboardInterrupt:
+        click.echo("interrupted", err=True)
+        return 130
+    except click.ClickException as e:
+        e.show()
+        return e.exit_code
+    except click.exceptions.Exit as e:
+        return e.exit_code
+
+
+def entry(command: click.Command) -> Callable[[], None]:
+    """A console-script entry point for `command`."""
+    def main() -> None:
+        sys.exit(run(command))
+    return main
+
+
+def setup_logging(verbose: bool = False) -> None:
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, format="%(message)s", stream=sys.stderr)

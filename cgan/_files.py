@@ -1,0 +1,127 @@
+"""Small file helpers shared by every package: atomic writes, hashing, safe paths (no torch)."""
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Iterator
+
+from cgan.errors import CganError, IntegrityError
+
+
+def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def ensure_writable_dir(path: str | os.PathLike, what: str = "output folder") -> Path:
+    """Create `path` (and parents) and check we can write there; raise a one-line CganError if not."""
+    p = Path(path)
+    try:
+        p.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=p, prefix=".cgan-write-test-"):
+            pass
+    except OSError as e:
+        raise CganError(f"cannot write to {what} {p}: {e.strerror or e}; choose a writable folder") from None
+    return p
+
+
+@contextlib.contextmanager
+def atomic_path(final: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path beside `final`; on success it is fsynced and renamed over `final`.
+
+    On any exception the temporary file is removed, so nothing half-written ever carries the final name.
+    """
+    final = Path(final)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=final.parent, prefix=f".{final.name}.", suffix=".tmp")
+    os.close(fd)
+    tmp_path = Path(tmp)
+    os.chmod(tmp_path, 0o666 & ~_umask())
+    try:
+        yield tmp_path
+        with open(tmp_path, "rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp_path, final)
+        _fsync_dir(final.parent)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp_path.unlink()
+        raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _fsync_dir(path: Path) -> None:
+    with contextlib.suppress(OSError):
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def write_bytes_atomic(final: str | os.PathLike, data: bytes) -> None:
+    with atomic_path(final) as tmp:
+        tmp.write_bytes(data)
+
+
+def write_json_atomic(final: str | os.PathLike, obj: Any) -> None:
+    write_bytes_atomic(final, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode())
+
+
+def read_json(path: str | os.PathLike, what: str = "JSON file", max_bytes: int = 16 << 20) -> Any:
+    p = Path(path)
+    try:
+        size = p.stat().st_size
+        if size > max_bytes:
+            raise IntegrityError(f"{what} {p} is {size} bytes, too large to be a cgan manifest")
+        return json.loads(p.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise CganError(f"{what} not found: {p}") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise IntegrityError(f"{what} {p} is not valid JSON ({e}); re-create it") from None
+    except IsADirectoryError:
+        raise CganError(f"{what} {p} is a folder, expected a file") from None
+
+
+def inside(folder: str | os.PathLike, name: str, what: str = "manifest") -> Path:
+    """Resolve `name` relative to `folder` and refuse anything that escapes it (path traversal, absolute paths)."""
+    base = Path(folder).resolve()
+    if not isinstance(name, str) or not name or os.path.isabs(name) or "\\" in name:
+        raise IntegrityError(f"{what} names a file outside its folder: {name!r}")
+    p = (base / name).resolve()
+    if p.parent != base and base not in p.parents:
+        raise IntegrityError(f"{what} names a file outside its folder: {name!r}")
+    return p
+
+
+def file_record(path: Path, folder: Path) -> dict[str, Any]:
+    """{'path', 'sha256', 'bytes'} for a manifest's file list (path relative to its folder)."""
+    return {"path": path.relative_to(folder).as_posix(), "sha256": sha256_file(path), "bytes": path.stat().st_size}
+
+
+def verify_record(folder: Path, rec: dict[str, Any], what: str) -> Path:
+    """Check one manifest file record (inside folder, exists, size, sha256); return its path."""
+    try:
+        name, digest, size = rec["path"], rec["sha256"], rec.get("bytes")
+    except (KeyError, TypeError):
+        raise IntegrityError(f"{what} has a malformed file entry {rec!r}") from None
+    p = inside(folder, name, what)
+    if not p.is_file():
+        raise IntegrityError(f"{what} lists {name} but {p} is missing; re-create the folder")
+    if size is not None and p.stat().st_size != size:
+        raise IntegrityError(f"{p} is {p.stat().st_size} bytes but {what} says {size}: truncated or replaced")
+    if sha256_file(p) != digest:
+        raise IntegrityError(f"{p} does not match the sha256 in {what}: corrupted or replaced; re-create it")
+    return p

@@ -1,0 +1,20 @@
+"""One exception type for user mistakes: the CLIs print its message on one line and exit non-zero."""
+from __future__ import annotations
+
+
+class CganError(Exception):
+    """A problem the user can fix. The message says what is wrong and what to do; no traceback is shown."""
+
+    exit_code = 2
+
+
+class IntegrityError(CganError):
+    """A file does not match its manifest (hash, size, shape) or is not what it claims to be."""
+
+    exit_code = 3
+
+
+class BackendUnavailable(CganError):
+    """A backend cannot run here (library missing, no GPU, ...); the message says what to install."""
+
+    exit_code = 4

@@ -1,0 +1,177 @@
+"""Pair folders and name resolution (no torch).
+
+A *pair* folder is what training produces and what export and runtime consume:
+
+    pair.json         {"format": "cgan.pair", "version": 1, "spec": PairSpec, "files": {"G": rec, "F": rec},
+                       "training": {...}, "provenance": {...}}
+    G.safetensors     G: X→Y (e.g. summer→winter), official key layout (model.1.weight ... model.26.bias)
+    F.safetensors     F: Y→X
+
+where rec = {"path", "sha256", "bytes", "dtype"}. A single-direction pair has only "G" (or only "F").
+
+An *export* folder (from cgan-export) has a manifest.json with {"format": "cgan.export", ...}.
+
+`resolve(source)` turns what a user typed (`--pair summer2winter`, a folder) into a folder, in this order:
+an existing path; then by name: the user's own export ($CGAN_HOME/exports/NAME), the user's own pair
+($CGAN_HOME/pairs/NAME), a downloaded official pair ($CGAN_HOME/pretrained/NAME), the pair embedded in the
+package (cgan/data/pairs/NAME). A name may also be the reverse direction of a known pair (winter2summer finds
+summer2winter and selects F).
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from cgan._files import read_json, verify_record, write_json_atomic, file_record, inside
+from cgan.errors import CganError, IntegrityError
+from cgan.spec import EXPORT_FORMAT, FORMAT_VERSION, GENERATORS, PAIR_FORMAT, PairSpec
+
+PAIR_JSON = "pair.json"
+MANIFEST_JSON = "manifest.json"
+EMBEDDED_DIR = Path(__file__).resolve().parent / "data" / "pairs"
+
+
+def cgan_home() -> Path:
+    """User cache and model home: $CGAN_HOME, default ~/.cache/cgan."""
+    return Path(os.environ.get("CGAN_HOME") or Path.home() / ".cache" / "cgan")
+
+
+@dataclass
+class Pair:
+    """A verified pair folder: spec, and which generators it holds."""
+
+    folder: Path
+    spec: PairSpec
+    files: dict[str, dict[str, Any]]
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def generators(self) -> tuple[str, ...]:
+        return tuple(g for g in GENERATORS if g in self.files)
+
+    def weights_path(self, gen: str) -> Path:
+        if gen not in self.files:
+            have = ", ".join(f"{g} ({self.spec.direction_name(g)})" for g in self.generators)
+            raise CganError(f"pair {self.folder} has no {gen} ({self.spec.direction_name(gen)}); it holds {have}")
+        return inside(self.folder, self.files[gen]["path"], PAIR_JSON)
+
+    def load_numpy(self, gen: str) -> dict[str, Any]:
+        """The generator's weights as numpy arrays (official key names), without torch."""
+        from safetensors.numpy import load_file
+
+        path = self.weights_path(gen)
+        try:
+            return load_file(str(path))
+        except Exception as e:  # safetensors raises its own error types for bad headers
+            raise IntegrityError(f"{path} is not a readable safetensors file ({e}); re-create the pair") from None
+
+
+def load_pair(folder: str | os.PathLike, verify: bool = True) -> Pair:
+    """Read and check a pair folder's pair.json (and, with verify, every file's size and sha256)."""
+    folder = Path(folder)
+    meta = read_json(folder / PAIR_JSON, "pair.json")
+    if not isinstance(meta, dict) or meta.get("format") != PAIR_FORMAT:
+        raise IntegrityError(f"{folder / PAIR_JSON} is not a cgan pair manifest (format != {PAIR_FORMAT!r})")
+    if meta.get("version") != FORMAT_VERSION:
+        raise IntegrityError(f"{folder / PAIR_JSON} has version {meta.get('version')!r}; this cgan reads "
+                             f"{FORMAT_VERSION}: upgrade cgan or re-create the pair")
+    spec = PairSpec.from_dict(meta.get("spec") or {})
+    files = meta.get("files")
+    if not isinstance(files, dict) or not files or set(files) - set(GENERATORS):
+        raise IntegrityError(f"{folder / PAIR_JSON} must list files for G and/or F, got {files!r}")
+    for gen, rec in files.items():
+        if verify:
+            verify_record(folder, rec, f"{folder / PAIR_JSON}")
+        else:
+            inside(folder, rec.get("path", ""), PAIR_JSON)
+    return Pair(folder, spec, files, meta)
+
+
+def write_pair_json(folder: Path, spec: PairSpec, weight_files: dict[str, Path], dtype: str,
+                    training: dict[str, Any] | None = None, provenance: dict[str, Any] | None = None) -> Path:
+    """Write pair.json (atomically) describing weight files already in `folder`."""
+    files = {}
+    for gen, path in weight_files.items():
+        rec = file_record(Path(path), folder)
+        rec["dtype"] = dtype
+        files[gen] = rec
+    meta = {
+        "format": PAIR_FORMAT,
+        "version": FORMAT_VERSION,
+        "name": spec.name,
+        "spec": spec.to_dict(),
+        "files": files,
+        "training": training or {},
+        "provenance": provenance or {},
+    }
+    write_json_atomic(folder / PAIR_JSON, meta)
+    return folder / PAIR_JSON
+
+
+# ---- name resolution -----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Resolved:
+    kind: str          # "pair" or "export"
+    folder: Path
+    direction: str | None = None  # "G"/"F" when the name itself chose one (e.g. winter2summer)
+    origin: str = "path"          # path | user-export | user-pair | pretrained | embedded
+
+
+def _kind(folder: Path) -> str | None:
+    if (folder / MANIFEST_JSON).is_file():
+        meta = read_json(folder / MANIFEST_JSON, "manifest.json")
+        if isinstance(meta, dict) and meta.get("format") == EXPORT_FORMAT:
+            return "export"
+    if (folder / PAIR_JSON).is_file():
+        return "pair"
+    return None
+
+
+def search_roots() -> list[tuple[str, Path]]:
+    home = cgan_home()
+    return [("user-export", home / "exports"), ("user-pair", home / "pairs"),
+            ("pretrained", home / "pretrained"), ("embedded", EMBEDDED_DIR)]
+
+
+def known_names() -> list[str]:
+    names = set()
+    for _, root in search_roots():
+        if root.is_dir():
+            names.update(p.name for p in root.iterdir() if p.is_dir() and _kind(p))
+    return sorted(names)
+
+
+def _valid_name(name: str) -> bool:
+    return bool(name) and all(c.isalnum() or c in "_-" for c in name)
+
+
+def resolve(source: str | os.PathLike) -> Resolved:
+    """Turn a pair name or folder into a folder (see module docstring for the order)."""
+    s = str(source)
+    p = Path(s).expanduser()
+    if p.exists() or os.sep in s or s.startswith("."):
+        if not p.is_dir():
+            raise CganError(f"{p} is not a folder: pass a pair folder (pair.json), an export folder "
+                            f"(manifest.json) or a pair name")
+        kind = _kind(p)
+        if kind is None:
+            raise CganError(f"{p} holds neither pair.json nor an export manifest.json: not a cgan pair or export")
+        return Resolved(kind, p, None, "path")
+    if not _valid_name(s):
+        raise CganError(f"{s!r} is not a valid pair name (letters, digits, '-', '_')")
+    candidates = [(s, None)]
+    if "2" in s:
+        a, _, b = s.partition("2")
+        if a and b:
+            candidates.append((f"{b}2{a}", "F"))
+    for name, direction in candidates:
+        for origin, root in search_roots():
+            folder = root / name
+            kind = _kind(folder) if folder.is_dir() else None
+            if kind:
+                return Resolved(kind, folder, direction, origin)
+    valid = ", ".join(known_names()) or "none installed"
+    raise CganError(f"unknown pair {s!r}: known here: {valid}; or pass a pair/export folder, "
+                    f"or fetch an official one with `cgan-export --pretrained NAME`")

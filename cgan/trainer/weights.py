@@ -1,0 +1,131 @@
+"""Generator weights in and out: pair folders (safetensors) and the official repo's .pth checkpoints.
+
+Nothing here unpickles arbitrary objects: .pth files are read with `torch.load(weights_only=True)` and pairs
+are safetensors. `load_generator` rebuilds the network from the spec stored in the pair, never from flags.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from cgan._files import atomic_path, ensure_writable_dir, sha256_file
+from cgan.errors import CganError, IntegrityError
+from cgan.pairs import Pair, load_pair, write_pair_json
+from cgan.spec import GeneratorSpec, PairSpec
+from cgan.trainer.networks import ResnetGenerator, build_generator, clean_state_dict, infer_spec
+
+DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+
+
+def save_pair(folder: str | os.PathLike, spec: PairSpec, states: dict[str, dict[str, torch.Tensor]],
+              dtype: str = "float32", training: dict[str, Any] | None = None,
+              provenance: dict[str, Any] | None = None) -> Path:
+    """Write G.safetensors / F.safetensors (those given in `states`) and pair.json into `folder`.
+
+    Each file is written to a temp name and renamed; pair.json comes last, so a reader never sees a
+    pair.json whose files are incomplete (and load_pair checks their hashes anyway).
+    """
+    from safetensors.torch import save_file
+
+    if dtype not in DTYPES:
+        raise CganError(f"unknown weight dtype {dtype!r}: use one of {sorted(DTYPES)}")
+    folder = ensure_writable_dir(folder, "pair folder")
+    files = {}
+    for gen, state in states.items():
+        state = clean_state_dict(state)
+        tensors = {k: v.detach().to("cpu", DTYPES[dtype]).contiguous() for k, v in state.items()}
+        path = folder / f"{gen}.safetensors"
+        with atomic_path(path) as tmp:
+            save_file(tensors, str(tmp), metadata={"generator": gen, "direction": spec.direction_name(gen),
+                                                   "spec": _compact(spec)})
+        files[gen] = path
+    for stale in {"G", "F"} - set(states):  # a single-direction pair must not keep an old file around
+        (folder / f"{stale}.safetensors").unlink(missing_ok=True)
+    write_pair_json(folder, spec, files, dtype, training, provenance)
+    return folder
+
+
+def _compact(spec: PairSpec) -> str:
+    import json
+
+    return json.dumps(spec.to_dict(), sort_keys=True, separators=(",", ":"))
+
+
+def load_state(pair: Pair, gen: str) -> dict[str, torch.Tensor]:
+    from safetensors.torch import load_file
+
+    path = pair.weights_path(gen)
+    try:
+        return load_file(str(path))
+    except Exception as e:
+        raise IntegrityError(f"{path} is not a readable safetensors file ({e}); re-create the pair") from None
+
+
+def load_generator(source: str | os.PathLike | Pair, gen: str = "G", device: str | torch.device = "cpu",
+                   dtype: torch.dtype = torch.float32) -> ResnetGenerator:
+    """Rebuild generator `gen` ('G' or 'F') of a pair from its stored spec and load its weights strictly."""
+    pair = source if isinstance(source, Pair) else load_pair(source)
+    net = build_generator(pair.spec.generator, init=False)
+    state = {k: v.float() for k, v in load_state(pair, gen).items()}
+    try:
+        net.load_state_dict(state, strict=True)
+    except RuntimeError as e:
+        first = str(e).splitlines()[0]
+        raise IntegrityError(f"{pair.weights_path(gen)} does not match the spec in pair.json ({first})") from None
+    return net.to(device=device, dtype=dtype).eval()
+
+
+# ---- the official repository's checkpoints --------------------------------------------------------------
+def read_official(path: str | os.PathLike) -> dict[str, torch.Tensor]:
+    """Load an official `*_net_G_A.pth` / pretrained `*.pth` without executing pickled code."""
+    p = Path(path)
+    if not p.is_file():
+        raise CganError(f"checkpoint not found: {p}")
+    try:
+        obj = torch.load(p, map_location="cpu", weights_only=True)
+    except Exception as e:
+        msg = str(e).splitlines()[0][:200] if str(e) else type(e).__name__
+        raise IntegrityError(f"{p} is not a loadable PyTorch state_dict (refused or unreadable: {msg}); "
+                             f"cgan only loads plain tensors, never pickled code") from None
+    if isinstance(obj, dict) and "state_dict" in obj and isinstance(obj["state_dict"], dict):
+        obj = obj["state_dict"]
+    if not isinstance(obj, dict) or not obj or not all(isinstance(v, torch.Tensor) for v in obj.values()):
+        raise IntegrityError(f"{p} does not hold a generator state_dict (a dict of tensors)")
+    return clean_state_dict(obj)
+
+
+def official_to_generator(state: dict[str, torch.Tensor], source: str = "checkpoint") -> tuple[GeneratorSpec, dict]:
+    """Infer the spec from an official state_dict and check it loads strictly into our generator."""
+    spec = infer_spec(state)
+    net = build_generator(spec, init=False)
+    try:
+        net.load_state_dict({k: v.float() for k, v in state.items()}, strict=True)
+    except RuntimeError as e:
+        raise IntegrityError(f"{source} is not an official ResnetGenerator checkpoint "
+                             f"({str(e).splitlines()[0]})") from None
+    return spec, net.state_dict()
+
+
+def import_official(g_path: str | os.PathLike | None, f_path: str | os.PathLike | None, out: str | os.PathLike,
+                    domain_x: str = "X", domain_y: str = "Y", dtype: str = "float32",
+                    provenance: dict[str, Any] | None = None) -> Path:
+    """Turn official G_A (X→Y) and/or G_B (Y→X) checkpoints into a cgan pair folder."""
+    if g_path is None and f_path is None:
+        raise CganError("give at least one official checkpoint (G_A and/or G_B)")
+    states, specs, sources = {}, {}, {}
+    for gen, path in (("G", g_path), ("F", f_path)):
+        if path is None:
+            continue
+        spec, state = official_to_generator(read_official(path), str(path))
+        states[gen], specs[gen] = state, spec
+        sources[gen] = {"file": Path(path).name, "sha256": sha256_file(path)}
+    if len(specs) == 2 and specs["G"] != specs["F"]:
+        raise IntegrityError(f"the two checkpoints have different architectures ({specs['G']} vs {specs['F']}); "
+                             f"import them as two single-direction pairs")
+    spec = PairSpec(next(iter(specs.values())), domain_x, domain_y)
+    prov = {"source": "official-checkpoint", "files": sources}
+    prov.update(provenance or {})
+    return save_pair(out, spec, states, dtype, training={}, provenance=prov)
