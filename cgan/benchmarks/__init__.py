@@ -1,0 +1,1 @@
+"""Benchmarks and quality reports: cgan-bench, cgan-eval."""

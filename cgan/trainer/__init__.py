@@ -1,0 +1,1 @@
+"""The CycleGAN trainer (torch): networks, data, losses, training loop, checkpoints, pair writing."""
