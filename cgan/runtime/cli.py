@@ -1,0 +1,61 @@
+"""`cgan-video`: translate a camera, video file or stream in real time (thin CLI over `run_video`)."""
+from __future__ import annotations
+
+import click
+
+from cgan._cli import entry, setup_logging
+from cgan.runtime.sources import quiet_opencv
+from cgan.runtime.video import VideoJob, run_video
+
+EXIT_INTERRUPTED = {"interrupted": 130, "terminated": 143}
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--pair", default="summer2winter", show_default=True,
+              help="Pair name, pair folder or export folder.")
+@click.option("--direction", default=None, help="G, F, summer2winter, winter2summer (default: the pair's first).")
+@click.option("--input", "inputs", multiple=True, default=("0",), show_default=True,
+              help="Camera index, device (/dev/video0), video file, rtsp/http URL, or 'demo'. Repeat for "
+                   "several streams batched through one model.")
+@click.option("--output", type=click.Path(dir_okay=False), default=None,
+              help="Output video (.mp4, .avi, .mkv, .mov, .m4v); several inputs write out_0.mp4, out_1.mp4, ...")
+@click.option("--display/--no-display", default=None,
+              help="Show a window (q/ESC quits). Default: when this OpenCV has a GUI and a display.")
+@click.option("--side-by-side", is_flag=True, help="Input and output next to each other.")
+@click.option("--fps-overlay", is_flag=True, help="Draw the running fps on the frames.")
+@click.option("--size", default="native", show_default=True,
+              help="native, 360p..2160p, WxH (e.g. 1280x720), or N (long side N pixels).")
+@click.option("--max-frames", type=click.IntRange(min=1), default=None, help="Stop after N frames per input.")
+@click.option("--backend", default="auto", show_default=True,
+              help="auto, tensorrt, tensorrt-rtx, ort-cuda, ort-cpu, torch.")
+@click.option("--precision", default=None, help="fp32 or fp16 (default: the backend's best).")
+@click.option("--smooth", is_flag=True, help="Reduce frame-to-frame flicker (static regions only; no ghosting).")
+@click.option("--smooth-strength", type=click.FloatRange(0.0, 0.99), default=0.8, show_default=True,
+              help="History weight in static regions.")
+@click.option("--smooth-flow", is_flag=True, help="Warp the history with optical flow (smooths pans too).")
+@click.option("--progress/--no-progress", default=True, show_default=True, help="Progress bar for files.")
+@click.option("--reconnects", type=click.IntRange(min=0), default=3, show_default=True,
+              help="Reopen attempts for a live source that stops.")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@click.option("-v", "--verbose", is_flag=True, help="Debug logging (and OpenCV warnings).")
+def cli(pair, direction, inputs, output, display, side_by_side, fps_overlay, size, max_frames, backend, precision,
+        smooth, smooth_strength, smooth_flow, progress, reconnects, as_json, verbose):
+    """Translate video frames with a CycleGAN generator: capture -> translate -> write/show, threaded."""
+    setup_logging(verbose)
+    quiet_opencv("WARNING" if verbose else "SILENT")
+    job = VideoJob(inputs=list(inputs), pair=pair, direction=direction, output=output, display=display,
+                   side_by_side=side_by_side, fps_overlay=fps_overlay, size=size, max_frames=max_frames,
+                   backend=backend, precision=precision, smooth=smooth, smooth_strength=smooth_strength,
+                   smooth_flow=smooth_flow, progress=progress, reconnects=reconnects)
+    summary = run_video(job)
+    if as_json:
+        import json
+
+        click.echo(json.dumps(summary.to_dict(), indent=2))
+    else:
+        click.echo(summary.format())
+    if summary.ended in EXIT_INTERRUPTED:
+        raise click.exceptions.Exit(EXIT_INTERRUPTED[summary.ended])
+
+
+main = entry(cli)

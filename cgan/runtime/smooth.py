@@ -1,0 +1,134 @@
+"""Flicker reduction for translated video, and a flicker metric (no torch).
+
+A CycleGAN translates each frame on its own, so tiny input changes (sensor noise, compression) can make the
+output shimmer. `TemporalSmoother` blends each new output with the previous (smoothed) output, per pixel,
+weighted by how little the *input* changed at that pixel:
+
+    d      = |blur(gray(in_t)) - blur(gray(in_{t-1}))|            (optionally after optical-flow warping)
+    w      = strength * clip(1 - d / threshold, 0, 1)
+    out'_t = w * out'_{t-1} + (1 - w) * out_t
+
+Static regions (d ~ 0) get temporal smoothing (an exponential moving average over ~1/(1-strength) frames);
+pixels where the input moved (d >= threshold) take the new output unchanged, so moving objects leave no
+ghost trail. With `flow=True` the previous frame is first warped onto the current one with DIS optical flow,
+so a camera pan is "static" too and gets smoothed. A scene cut (large mean change) resets the history.
+
+`flicker_index(inputs, outputs)` = mean |out_t - out_{t-1}| / mean |in_t - in_{t-1}| over a clip: how much the
+output changes per unit of input change (lower = steadier; a perfect per-pixel copy of the input scores 1).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Iterable
+
+import cv2
+import numpy as np
+
+
+def _gray(frame: np.ndarray) -> np.ndarray:
+    g = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY) if frame.ndim == 3 else frame
+    return cv2.GaussianBlur(g, (5, 5), 0)
+
+
+@dataclass
+class TemporalSmoother:
+    """Per-stream flicker reduction; call it with (input frame, translated frame) in order.
+
+    strength: weight of the history in fully static regions (0 = off, 0.8 default, < 1).
+    threshold: input change (gray levels, 0..255) at which a pixel fully follows the new output.
+    flow: warp the history with DIS optical flow first (smooths camera pans too; costs a few ms per frame).
+    scene_cut: mean input change (gray levels) above which the history is dropped.
+    """
+
+    strength: float = 0.8
+    threshold: float = 12.0
+    flow: bool = False
+    scene_cut: float = 40.0
+    flow_long_side: int = 320
+    _prev_gray: np.ndarray | None = field(default=None, init=False, repr=False)
+    _prev_out: np.ndarray | None = field(default=None, init=False, repr=False)
+    _dis: object = field(default=None, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.strength < 1.0:
+            raise ValueError(f"smoothing strength must be in [0, 1), got {self.strength}")
+        if self.threshold <= 0:
+            raise ValueError(f"smoothing threshold must be > 0, got {self.threshold}")
+
+    def reset(self) -> None:
+        self._prev_gray = None
+        self._prev_out = None
+
+    def __call__(self, inp: np.ndarray, out: np.ndarray) -> np.ndarray:
+        g = _gray(inp)
+        prev_g, prev_out = self._prev_gray, self._prev_out
+        if prev_g is None or prev_g.shape != g.shape or prev_out.shape != out.shape or self.strength == 0:
+            self._prev_gray, self._prev_out = g, out.astype(np.float32)
+            return out
+        if self.flow:
+            prev_g, prev_out = self._warp(g, prev_g, prev_out)
+        d = cv2.absdiff(g, prev_g).astype(np.float32)
+        if float(d.mean()) > self.scene_cut:
+            self._prev_gray, self._prev_out = g, out.astype(np.float32)
+            return out
+        w = self.strength * np.clip(1.0 - d * (1.0 / self.threshold), 0.0, 1.0)
+        w = w[..., None] if out.ndim == 3 else w
+        res = out.astype(np.float32)
+        res += w * (prev_out - res)
+        self._prev_gray, self._prev_out = g, res
+        return np.clip(res + 0.5, 0, 255).astype(np.uint8)
+
+    def _warp(self, g: np.ndarray, prev_g: np.ndarray, prev_out: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Warp the previous gray frame and output onto the current frame (DIS flow at reduced size)."""
+        h, w = g.shape
+        scale = min(1.0, self.flow_long_side / max(h, w))
+        sw, sh = max(8, round(w * scale)), max(8, round(h * scale))
+        small_cur = cv2.resize(g, (sw, sh), interpolation=cv2.INTER_AREA) if scale < 1 else g
+        small_prev = cv2.resize(prev_g, (sw, sh), interpolation=cv2.INTER_AREA) if scale < 1 else prev_g
+        if self._dis is None:
+            self._dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST)
+        flow = self._dis.calc(small_cur, small_prev, None)  # cur(x) ~ prev(x + flow(x))
+        if scale < 1:
+            flow = cv2.resize(flow, (w, h), interpolation=cv2.INTER_LINEAR) * np.float32(1.0 / scale)
+        gx, gy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+        mx, my = gx + flow[..., 0], gy + flow[..., 1]
+        warped_g = cv2.remap(prev_g, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        warped_out = cv2.remap(prev_out, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        return warped_g, warped_out
+
+
+@dataclass
+class FlickerMeter:
+    """Streaming flicker index: feed (input, output) frame pairs in order, read `.value`."""
+
+    out_change: float = 0.0
+    in_change: float = 0.0
+    pairs: int = 0
+    _prev: tuple[np.ndarray, np.ndarray] | None = field(default=None, repr=False)
+
+    def update(self, inp: np.ndarray, out: np.ndarray) -> None:
+        i, o = inp.astype(np.float32), out.astype(np.float32)
+        if self._prev is not None and self._prev[0].shape == i.shape and self._prev[1].shape == o.shape:
+            self.in_change += float(np.abs(i - self._prev[0]).mean())
+            self.out_change += float(np.abs(o - self._prev[1]).mean())
+            self.pairs += 1
+        self._prev = (i, o)
+
+    @property
+    def output_change(self) -> float:
+        """Mean |out_t - out_{t-1}| per frame step (gray levels)."""
+        return self.out_change / self.pairs if self.pairs else 0.0
+
+    @property
+    def value(self) -> float:
+        if not self.pairs:
+            raise ValueError("the flicker index needs at least two frames")
+        return self.out_change / max(self.in_change, 1e-6)
+
+
+def flicker_index(inputs: Iterable[np.ndarray], outputs: Iterable[np.ndarray]) -> float:
+    """mean |out_t - out_{t-1}| / mean |in_t - in_{t-1}| over a clip (lower = less flicker)."""
+    meter = FlickerMeter()
+    for i, o in zip(inputs, outputs, strict=True):
+        meter.update(i, o)
+    return meter.value

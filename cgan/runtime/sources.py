@@ -1,0 +1,268 @@
+"""Video sources for cgan-video: camera index, device path, video file, rtsp/http URL, the packaged demo clip.
+
+What a user types for `--input` is parsed by `parse_input` into an `InputSpec`; `open_source` opens it and
+returns a `Source` (read frames one by one, know whether it is live). Live sources (cameras, devices, URLs)
+are read as fast as they deliver and the pipeline drops stale frames; files are read completely, never dropped.
+
+Live sources that stop delivering (cable pulled, network gone) are reopened a few times with backoff
+(0.5 s, 1 s, 2 s, ...); after that the source ends and the pipeline finalizes its output normally.
+
+No torch here. Every user mistake is a one-line `CganError` (missing camera, unreadable file, empty video).
+"""
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+import cv2
+import numpy as np
+
+from cgan.errors import CganError, IntegrityError
+
+log = logging.getLogger(__name__)
+
+LIVE_URL_SCHEMES = ("rtsp", "rtsps", "rtmp", "rtmps", "http", "https", "udp", "tcp", "srt", "rtp")
+DEMO = "demo"
+
+
+def demo_dir() -> Path:
+    """The folder holding the packaged demo clip (cgan/data/demo)."""
+    import cgan
+
+    return Path(cgan.__file__).resolve().parent / "data" / "demo"
+
+
+def demo_clip() -> Path:
+    """The packaged demo clip (first *.mp4 in cgan/data/demo)."""
+    clips = sorted(demo_dir().glob("*.mp4"))
+    if not clips:
+        raise CganError(f"the demo clip is missing from {demo_dir()}: reinstall cgan, or pass a video file "
+                        f"with --input")
+    return clips[0]
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """What one `--input` names. kind: camera | device | url | file."""
+
+    kind: str
+    target: str | int
+    text: str
+
+    @property
+    def live(self) -> bool:
+        return self.kind in ("camera", "device", "url")
+
+    @property
+    def label(self) -> str:
+        return {"camera": f"camera {self.target}", "device": f"device {self.target}",
+                "url": f"stream {self.target}", "file": f"file {self.target}"}[self.kind]
+
+
+def parse_input(text: str | int | os.PathLike) -> InputSpec:
+    """Classify an --input value: `0` camera index, `/dev/video0` device, `rtsp://...` URL, `demo`, a file."""
+    if isinstance(text, int):
+        return InputSpec("camera", text, str(text))
+    s = os.fspath(text).strip()
+    if not s:
+        raise CganError("empty --input: pass a camera index (0), a device (/dev/video0), a video file, "
+                        "an rtsp/http URL, or 'demo'")
+    if s == DEMO:
+        return InputSpec("file", str(demo_clip()), s)
+    if s.isdigit():
+        return InputSpec("camera", int(s), s)
+    scheme, sep, _ = s.partition("://")
+    if sep:
+        if scheme.lower() not in LIVE_URL_SCHEMES:
+            raise CganError(f"unsupported URL scheme {scheme!r} in --input {s}: use one of "
+                            f"{', '.join(LIVE_URL_SCHEMES)}")
+        return InputSpec("url", s, s)
+    if s.startswith("/dev/"):
+        return InputSpec("device", s, s)
+    return InputSpec("file", s, s)
+
+
+@runtime_checkable
+class Source(Protocol):
+    """A frame source. `read()` returns the next BGR uint8 frame, or None at the end."""
+
+    name: str
+    live: bool
+    fps: float              # frames per second the source claims (0 if unknown)
+    frame_count: int        # frames in a file (0 if unknown / live)
+
+    def read(self) -> np.ndarray | None: ...
+
+    def close(self) -> None: ...
+
+
+def quiet_opencv(level: str = "ERROR") -> None:
+    """Lower OpenCV's own logging (it prints WARN lines on stderr for every failed open)."""
+    try:
+        levels = {"SILENT": cv2.utils.logging.LOG_LEVEL_SILENT, "ERROR": cv2.utils.logging.LOG_LEVEL_ERROR,
+                  "WARNING": cv2.utils.logging.LOG_LEVEL_WARNING}
+        cv2.utils.logging.setLogLevel(levels[level])
+    except AttributeError:  # very old OpenCV builds
+        pass
+
+
+def _as_bgr(frame: np.ndarray) -> np.ndarray:
+    if frame.ndim == 2:
+        return cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR)
+    if frame.shape[2] == 4:
+        return cv2.cvtColor(frame, cv2.COLOR_BGRA2BGR)
+    return frame
+
+
+class CaptureSource:
+    """A cv2.VideoCapture source (file, camera, device or URL) with reconnect for live sources."""
+
+    def __init__(self, spec: InputSpec, reconnects: int = 3, backoff: float = 0.5,
+                 stop: threading.Event | None = None):
+        self.spec = spec
+        self.name = spec.label
+        self.live = spec.live
+        self.reconnects = reconnects
+        self.backoff = backoff
+        self.stop = stop or threading.Event()
+        self.reconnected = 0
+        self._pending: np.ndarray | None = None
+        self.cap = self._open()
+        self.fps = float(self.cap.get(cv2.CAP_PROP_FPS) or 0.0)
+        if not (0 < self.fps < 1000):
+            self.fps = 0.0
+        n = self.cap.get(cv2.CAP_PROP_FRAME_COUNT)
+        self.frame_count = int(n) if (not self.live and n and n > 0) else 0
+        # Read the first frame now, so a busy camera or an empty / corrupt file fails here, before any work.
+        ok, frame = self.cap.read()
+        if not ok or frame is None:
+            self.cap.release()
+            raise self._no_first_frame()
+        self._pending = _as_bgr(frame)
+
+    def _open(self) -> cv2.VideoCapture:
+        spec = self.spec
+        if spec.kind == "file":
+            p = Path(spec.target)
+            if not p.exists():
+                raise CganError(f"input file not found: {p}")
+            if p.is_dir():
+                raise CganError(f"input {p} is a folder: pass a video file")
+            if not os.access(p, os.R_OK):
+                raise CganError(f"input file {p} is not readable (permissions)")
+            if p.stat().st_size == 0:
+                raise IntegrityError(f"input file {p} is empty (0 bytes): not a video")
+            cap = cv2.VideoCapture(str(p), cv2.CAP_FFMPEG)
+            if not cap.isOpened():
+                raise IntegrityError(f"cannot decode {p}: corrupt or not a video format this OpenCV/FFmpeg "
+                                     f"reads; re-encode it (e.g. `ffmpeg -i IN -c:v libx264 out.mp4`)")
+            return cap
+        if spec.kind == "camera":
+            cap = cv2.VideoCapture(int(spec.target))
+            if not cap.isOpened():
+                raise CganError(f"no camera at index {spec.target} (missing, or no permission to open it); "
+                                f"check `ls /dev/video*` and pass --input with another index or a device path")
+            return cap
+        if spec.kind == "device":
+            if not Path(spec.target).exists():
+                raise CganError(f"capture device {spec.target} does not exist; check `ls /dev/video*`")
+            cap = cv2.VideoCapture(str(spec.target))
+            if not cap.isOpened():
+                raise CganError(f"cannot open capture device {spec.target}: busy (used by another program?) "
+                                f"or no permission (add yourself to the 'video' group)")
+            return cap
+        cap = cv2.VideoCapture(str(spec.target), cv2.CAP_FFMPEG)
+        if not cap.isOpened():
+            raise CganError(f"cannot open stream {spec.target}: unreachable, wrong URL or credentials; "
+                            f"check it with `ffprobe {spec.target}`")
+        return cap
+
+    def _no_first_frame(self) -> CganError:
+        spec = self.spec
+        if spec.kind == "file":
+            return IntegrityError(f"{spec.target} has no decodable frames (zero-frame or corrupt video); "
+                                  f"re-encode it or pass another file")
+        if spec.kind in ("camera", "device"):
+            return CganError(f"{spec.label} opened but delivered no frame: busy (another program is using "
+                             f"it?) or not a video capture device")
+        return CganError(f"stream {spec.target} opened but delivered no frame; check it with `ffprobe`")
+
+    def read(self) -> np.ndarray | None:
+        if self._pending is not None:
+            frame, self._pending = self._pending, None
+            return frame
+        if self.cap is None:
+            return None
+        ok, frame = self.cap.read()
+        if ok and frame is not None:
+            return _as_bgr(frame)
+        if not self.live:
+            return None
+        return self._reconnect()
+
+    def _reconnect(self) -> np.ndarray | None:
+        """Reopen a live source that stopped delivering: a few tries with doubling waits, then give up."""
+        for attempt in range(self.reconnects):
+            wait = self.backoff * (2 ** attempt)
+            log.warning("%s stopped delivering frames; reconnecting in %.1f s (%d/%d)", self.name, wait,
+                        attempt + 1, self.reconnects)
+            if self.stop.wait(wait):
+                return None
+            self.cap.release()
+            try:
+                self.cap = self._open()
+            except CganError:
+                continue
+            ok, frame = self.cap.read()
+            if ok and frame is not None:
+                self.reconnected += 1
+                return _as_bgr(frame)
+        log.warning("%s is gone after %d reconnect attempts; ending it", self.name, self.reconnects)
+        self.cap.release()
+        self.cap = None
+        return None
+
+    def close(self) -> None:
+        if self.cap is not None:
+            self.cap.release()
+            self.cap = None
+
+
+def open_source(text: str | int | os.PathLike | InputSpec, reconnects: int = 3, backoff: float = 0.5,
+                stop: threading.Event | None = None) -> CaptureSource:
+    """Open what `--input` names; raise a one-line CganError if it cannot deliver a first frame."""
+    spec = text if isinstance(text, InputSpec) else parse_input(text)
+    return CaptureSource(spec, reconnects=reconnects, backoff=backoff, stop=stop)
+
+
+class FrameListSource:
+    """Frames from memory (tests, Python users): a file-like source unless `live` (then paced at `fps`)."""
+
+    def __init__(self, frames, fps: float = 25.0, live: bool = False, name: str = "frames"):
+        self._frames = list(frames)
+        self._i = 0
+        self.fps = float(fps)
+        self.live = live
+        self.name = name
+        self.frame_count = 0 if live else len(self._frames)
+        self._next_t: float | None = None
+
+    def read(self) -> np.ndarray | None:
+        if self._i >= len(self._frames):
+            return None
+        if self.live and self.fps > 0:
+            now = time.perf_counter()
+            if self._next_t is not None and now < self._next_t:
+                time.sleep(self._next_t - now)
+            self._next_t = max(now, self._next_t or now) + 1.0 / self.fps
+        frame = self._frames[self._i]
+        self._i += 1
+        return frame
+
+    def close(self) -> None:
+        pass

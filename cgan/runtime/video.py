@@ -1,0 +1,601 @@
+"""The threaded video pipeline behind `cgan-video`: capture -> translate -> write/show (no torch).
+
+    capture thread (one per input) --q(bounded)--> translate thread --q(bounded)--> main thread: write + show
+
+* Files are read completely: the capture queue blocks when full, nothing is dropped; a tqdm bar shows fps/ETA.
+* Live sources (camera, device, URL) never wait: when the translator is slower than the source, the oldest
+  queued frame is dropped (queue of 1), so latency stays bounded; dropped frames are counted.
+* Several inputs are batched through one model: each translate step takes the newest frame of every stream
+  that has one, groups them by size and calls `translate_batch` once per size.
+* A frame whose size differs from its stream's first frame is resized to that first size (counted in
+  `resized`), so the writer never restarts and the output keeps one size.
+* SIGINT / SIGTERM (and q / ESC in the window) stop the threads and finalize the output: it is written to a
+  hidden temporary file beside the target and renamed when the writer is released, so the target name only
+  ever holds a playable video. On an error the temporary file is removed.
+
+`run_video(VideoJob(...)) -> VideoSummary` is everything the CLI does. The translator is duck-typed: any object
+with `translate_batch(list_of_bgr_frames) -> list_of_bgr_frames` works (pass it as `translator=`).
+"""
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import queue
+import signal
+import sys
+import threading
+import time
+from collections import deque
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import cv2
+import numpy as np
+
+from cgan.errors import CganError
+from cgan.runtime.smooth import TemporalSmoother
+from cgan.runtime.sources import CaptureSource, Source, open_source, parse_input
+
+log = logging.getLogger(__name__)
+
+# Containers this OpenCV build (FFmpeg backend) writes, and the codec used for each (checked at startup).
+CODECS = {".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".mkv": "mp4v", ".avi": "MJPG"}
+NAMED_SIZES = {"360p": 360, "480p": 480, "540p": 540, "720p": 720, "1080p": 1080, "1440p": 1440, "2160p": 2160,
+               "4k": 2160}
+DEFAULT_FPS = 25.0
+_END = object()
+
+
+# ---- job and summary -------------------------------------------------------------------------------------
+@dataclass
+class VideoJob:
+    """Everything `cgan-video` can do, as one object. See docs/video.md."""
+
+    inputs: Sequence[Any] = ("0",)        # --input values (str/int) or Source objects
+    pair: str = "summer2winter"           # pair name, pair folder or export folder
+    direction: str | None = None          # G/F/summer2winter/winter2summer (default: the pair's first)
+    output: str | os.PathLike | None = None
+    display: bool | None = None           # None = show a window when this OpenCV has a GUI and a display
+    side_by_side: bool = False            # write/show input | output next to each other
+    fps_overlay: bool = False             # draw the running fps on the frame
+    size: str = "native"                  # native, 720p, 1080p, WxH, or N (long side)
+    max_frames: int | None = None         # per input
+    backend: str = "auto"
+    precision: str | None = None
+    smooth: bool = False
+    smooth_strength: float = 0.8
+    smooth_flow: bool = False
+    progress: bool = True                 # tqdm bar for file inputs (stderr)
+    reconnects: int = 3                   # live sources: reopen attempts (backoff 0.5 s, 1 s, 2 s, ...)
+    queue_size: int = 4                   # capture queue depth for files (live sources use 1)
+    handle_signals: bool = True           # SIGINT/SIGTERM end the run cleanly (main thread only)
+
+
+@dataclass
+class VideoSummary:
+    """What a run did. Latency is capture -> written/shown; stage fps are frames / busy seconds of that stage."""
+
+    frames: int = 0
+    dropped: int = 0
+    resized: int = 0
+    latency_p50_ms: float = 0.0
+    latency_p99_ms: float = 0.0
+    decode_fps: float = 0.0
+    translate_fps: float = 0.0
+    encode_fps: float = 0.0
+    fps: float = 0.0
+    seconds: float = 0.0
+    ended: str = "end"                    # end | max-frames | quit | interrupted | terminated
+    outputs: list[str] = field(default_factory=list)
+    streams: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def format(self) -> str:
+        lines = [
+            f"frames {self.frames}  dropped {self.dropped}  resized {self.resized}  ({self.ended}, "
+            f"{self.seconds:.1f} s)",
+            f"latency p50 {self.latency_p50_ms:.1f} ms  p99 {self.latency_p99_ms:.1f} ms (capture -> written)",
+            f"fps: pipeline {self.fps:.1f} | decode {self.decode_fps:.1f}  translate {self.translate_fps:.1f}  "
+            f"encode {self.encode_fps:.1f}",
+        ]
+        lines += [f"wrote {p}" for p in self.outputs]
+        return "\n".join(lines)
+
+
+# ---- sizes, outputs, display -----------------------------------------------------------------------------
+def _even(x: float) -> int:
+    return max(2, int(round(x / 2.0)) * 2)
+
+
+def parse_size(text: str | None) -> tuple[str, Any]:
+    """'native' | '720p' | '1280x720' | '640' (long side) -> (kind, value); one-line CganError otherwise."""
+    s = (text or "native").strip().lower()
+    if s == "native":
+        return ("native", None)
+    if s in NAMED_SIZES:
+        return ("height", NAMED_SIZES[s])
+    if "x" in s:
+        w, _, h = s.partition("x")
+        if w.isdigit() and h.isdigit() and int(w) >= 8 and int(h) >= 8:
+            return ("exact", (int(w), int(h)))
+    elif s.isdigit() and int(s) >= 8:
+        return ("long", int(s))
+    raise CganError(f"bad --size {text!r}: use native, {', '.join(NAMED_SIZES)}, WxH (e.g. 1280x720) "
+                    f"or a number for the long side (e.g. 512)")
+
+
+def target_size(width: int, height: int, size: tuple[str, Any]) -> tuple[int, int]:
+    """The (width, height) frames of a width x height source are resized to."""
+    kind, v = size
+    if kind == "native":
+        return width, height
+    if kind == "exact":
+        return v
+    if kind == "height":
+        return _even(width * v / height), _even(v)
+    scale = v / max(width, height)
+    return _even(width * scale), _even(height * scale)
+
+
+def output_paths(output: str | os.PathLike | None, n: int) -> list[Path | None]:
+    """One output per input: out.mp4 for one input; out_0.mp4, out_1.mp4, ... for several."""
+    if output is None:
+        return [None] * n
+    p = Path(output)
+    if n == 1:
+        return [p]
+    return [p.with_name(f"{p.stem}_{i}{p.suffix}") for i in range(n)]
+
+
+def check_output(path: Path) -> str:
+    """Check the container is writable here (extension -> codec, folder writable); return the FOURCC."""
+    ext = path.suffix.lower()
+    if ext not in CODECS:
+        have = ", ".join(f"{e} ({c})" for e, c in CODECS.items())
+        raise CganError(f"cannot write {path}: unknown container {ext or '(no extension)'!r}; use one of {have}")
+    if path.is_dir():
+        raise CganError(f"--output {path} is a folder: pass a file name such as {path / 'out.mp4'}")
+    folder = path.parent if str(path.parent) else Path(".")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise CganError(f"cannot create output folder {folder}: {e.strerror or e}; choose a writable path") from None
+    if not os.access(folder, os.W_OK | os.X_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise CganError(f"output path {path} is not writable; choose another --output")
+    fourcc = CODECS[ext]
+    probe = folder / f".cgan-probe-{os.getpid()}-{threading.get_ident()}{ext}"
+    try:
+        w = cv2.VideoWriter(str(probe), cv2.VideoWriter_fourcc(*fourcc), DEFAULT_FPS, (64, 64))
+        ok = w.isOpened()
+        if ok:
+            w.write(np.zeros((64, 64, 3), np.uint8))
+        w.release()
+    finally:
+        with contextlib.suppress(OSError):
+            probe.unlink()
+    if not ok:
+        raise CganError(f"this OpenCV build cannot write {ext} with codec {fourcc} to {folder}; use .mp4 (mp4v) "
+                        f"or .avi (MJPG)")
+    return fourcc
+
+
+class VideoOutput:
+    """A cv2.VideoWriter opened on the first frame, writing to a hidden temp file renamed on `finish()`."""
+
+    def __init__(self, path: Path, fps: float):
+        self.path = path
+        self.fourcc = CODECS[path.suffix.lower()]
+        self.fps = fps if fps > 0 else DEFAULT_FPS
+        self.tmp = path.with_name(f".{path.stem}.partial-{os.getpid()}{path.suffix}")
+        self.writer: cv2.VideoWriter | None = None
+        self.size: tuple[int, int] | None = None
+        self.frames = 0
+
+    def write(self, frame: np.ndarray) -> None:
+        h, w = frame.shape[:2]
+        if self.writer is None:
+            self.size = (w, h)
+            self.writer = cv2.VideoWriter(str(self.tmp), cv2.VideoWriter_fourcc(*self.fourcc), self.fps, (w, h))
+            if not self.writer.isOpened():
+                raise CganError(f"cannot open a {self.fourcc} writer for {self.path} at {w}x{h}; "
+                                f"use .mp4 (mp4v) or .avi (MJPG)")
+        elif (w, h) != self.size:
+            frame = cv2.resize(frame, self.size, interpolation=cv2.INTER_AREA)
+        self.writer.write(frame)
+        self.frames += 1
+
+    def finish(self) -> Path | None:
+        """Release the writer (the file becomes playable) and give it its final name; None if no frames."""
+        if self.writer is not None:
+            self.writer.release()
+            self.writer = None
+        if self.frames == 0:
+            with contextlib.suppress(OSError):
+                self.tmp.unlink()
+            return None
+        os.replace(self.tmp, self.path)
+        return self.path
+
+    def abort(self) -> None:
+        if self.writer is not None:
+            self.writer.release()
+            self.writer = None
+        with contextlib.suppress(OSError):
+            self.tmp.unlink()
+
+
+def gui_problem() -> str | None:
+    """Why cv2.imshow cannot work here (None if it can)."""
+    info = cv2.getBuildInformation()
+    i = info.find("GUI:")
+    if i >= 0 and info[i:i + 60].split("\n")[0].split(":", 1)[1].strip().upper() == "NONE":
+        return ("this OpenCV build has no GUI (opencv-python-headless); install opencv-python instead "
+                "(`pip uninstall opencv-python-headless && pip install opencv-python`) or use --no-display "
+                "with --output FILE")
+    if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+        return "no display to show a window on ($DISPLAY is not set); use --no-display with --output FILE"
+    return None
+
+
+# ---- the pipeline ----------------------------------------------------------------------------------------
+class _Stream:
+    def __init__(self, idx: int, source: Source, size: tuple[str, Any], smoother: TemporalSmoother | None,
+                 out: VideoOutput | None, queue_size: int):
+        self.idx = idx
+        self.source = source
+        self.live = bool(source.live)
+        self.size = size
+        self.target: tuple[int, int] | None = None
+        self.first_size: tuple[int, int] | None = None
+        self.smoother = smoother
+        self.out = out
+        self.q: queue.Queue = queue.Queue(maxsize=1 if self.live else max(1, queue_size))
+        self.read = 0
+        self.dropped = 0
+        self.resized = 0
+        self.written = 0
+        self.decode_busy = 0.0
+        self.thread: threading.Thread | None = None
+
+    def prepare(self, frame: np.ndarray) -> np.ndarray:
+        """Resize to the stream's target size; a frame whose size changed mid-stream goes to the first size."""
+        h, w = frame.shape[:2]
+        if self.target is None:
+            self.first_size = (w, h)
+            self.target = target_size(w, h, self.size)
+            if self.target != (w, h):
+                log.info("%s: %dx%d resized to %dx%d", self.source.name, w, h, *self.target)
+        elif (w, h) != self.first_size:
+            self.resized += 1
+            if self.resized == 1:
+                log.warning("%s changed size mid-stream (%dx%d -> %dx%d); resizing to the first size %dx%d",
+                            self.source.name, *self.first_size, w, h, *self.target)
+        if (w, h) != self.target:
+            frame = cv2.resize(frame, self.target, interpolation=cv2.INTER_AREA)
+        return np.ascontiguousarray(frame)
+
+
+class _Pipeline:
+    def __init__(self, job: VideoJob, translator: Any, streams: list[_Stream]):
+        self.job = job
+        self.translator = translator
+        self.streams = streams
+        self.stop = threading.Event()
+        self.ready = threading.Event()
+        self.out_q: queue.Queue = queue.Queue(maxsize=max(2, len(streams) * 2))
+        self.errors: list[BaseException] = []
+        self.translate_busy = 0.0
+        self.translated = 0
+        self.encode_busy = 0.0
+        self.latencies: list[float] = []
+        self.ended = "end"
+
+    # -- capture (one thread per input) --
+    def _capture(self, st: _Stream) -> None:
+        try:
+            while not self.stop.is_set():
+                if self.job.max_frames is not None and st.read >= self.job.max_frames:
+                    break
+                t0 = time.perf_counter()
+                frame = st.source.read()
+                if frame is None:
+                    break
+                frame = st.prepare(frame)
+                t1 = time.perf_counter()
+                st.decode_busy += t1 - t0
+                item = (st.read, t1, frame)
+                st.read += 1
+                if st.live:
+                    while True:
+                        try:
+                            st.q.put_nowait(item)
+                            break
+                        except queue.Full:
+                            with contextlib.suppress(queue.Empty):
+                                st.q.get_nowait()
+                                st.dropped += 1
+                else:
+                    self._put(st.q, item)
+                self.ready.set()
+        except BaseException as e:  # noqa: BLE001 - handed to the main thread
+            self.errors.append(e)
+            self.stop.set()
+        finally:
+            with contextlib.suppress(queue.Full):
+                if st.live:
+                    with contextlib.suppress(queue.Empty):
+                        while st.q.full():
+                            st.q.get_nowait()
+                            st.dropped += 1
+                    st.q.put_nowait(_END)
+                else:
+                    self._put(st.q, _END)
+            self.ready.set()
+
+    def _put(self, q: queue.Queue, item: Any) -> None:
+        while not self.stop.is_set():
+            try:
+                q.put(item, timeout=0.05)
+                return
+            except queue.Full:
+                continue
+
+    # -- translate (one thread for all inputs) --
+    def _translate(self) -> None:
+        active = list(self.streams)
+        try:
+            while active and not self.stop.is_set():
+                self.ready.clear()
+                batch = []
+                for st in list(active):
+                    try:
+                        item = st.q.get_nowait()
+                    except queue.Empty:
+                        continue
+                    if item is _END:
+                        active.remove(st)
+                    else:
+                        batch.append((st, item))
+                if not batch:
+                    if active:
+                        self.ready.wait(0.05)
+                    continue
+                t0 = time.perf_counter()
+                groups: dict[tuple[int, ...], list] = {}
+                for st, item in batch:
+                    groups.setdefault(item[2].shape, []).append((st, item))
+                results = []
+                for group in groups.values():
+                    outs = self.translator.translate_batch([item[2] for _, item in group])
+                    if len(outs) != len(group):
+                        raise RuntimeError(f"translate_batch returned {len(outs)} frames for {len(group)}")
+                    for (st, item), out in zip(group, outs):
+                        if st.smoother is not None:
+                            out = st.smoother(item[2], out)
+                        results.append((st, item, out))
+                self.translate_busy += time.perf_counter() - t0
+                self.translated += len(results)
+                for st, (seq, t_cap, frame), out in results:
+                    self._put(self.out_q, (st, seq, t_cap, frame, out))
+        except BaseException as e:  # noqa: BLE001 - handed to the main thread
+            self.errors.append(e)
+            self.stop.set()
+        finally:
+            self._put(self.out_q, _END)
+
+    # -- write / show (main thread) --
+    def run(self, display: bool, bar: Any) -> None:
+        threads = [threading.Thread(target=self._capture, args=(st,), name=f"cgan-capture-{st.idx}", daemon=True)
+                   for st in self.streams]
+        for st, t in zip(self.streams, threads):
+            st.thread = t
+        translate = threading.Thread(target=self._translate, name="cgan-translate", daemon=True)
+        for t in threads:
+            t.start()
+        translate.start()
+        recent: deque[float] = deque(maxlen=30)
+        try:
+            while True:
+                if self.stop.is_set():
+                    break
+                try:
+                    item = self.out_q.get(timeout=0.05)
+                except queue.Empty:
+                    if not translate.is_alive() and self.out_q.empty():
+                        break
+                    continue
+                if item is _END:
+                    break
+                st, seq, t_cap, frame, out = item
+                t0 = time.perf_counter()
+                shown = np.hstack([frame, out]) if self.job.side_by_side else out
+                recent.append(t0)
+                if self.job.fps_overlay and len(recent) > 1:
+                    fps = (len(recent) - 1) / max(recent[-1] - recent[0], 1e-9)
+                    shown = shown.copy() if shown is out else shown
+                    _overlay(shown, f"{fps:5.1f} fps")
+                if st.out is not None:
+                    st.out.write(shown)
+                if display:
+                    cv2.imshow(f"cgan-video {st.idx}" if len(self.streams) > 1 else "cgan-video", shown)
+                    key = cv2.waitKey(1) & 0xFF
+                    if key in (ord("q"), 27):
+                        self.ended = "quit"
+                        self.stop.set()
+                t1 = time.perf_counter()
+                self.encode_busy += t1 - t0
+                self.latencies.append(t1 - t_cap)
+                st.written += 1
+                if bar is not None:
+                    bar.update(1)
+        finally:
+            self.stop.set()
+            translate.join(timeout=5)
+            for t in threads:
+                t.join(timeout=5)
+
+
+def _overlay(img: np.ndarray, text: str) -> None:
+    scale = max(0.4, img.shape[0] / 720)
+    org = (int(10 * scale), int(30 * scale))
+    cv2.putText(img, text, org, cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), max(1, int(4 * scale)), cv2.LINE_AA)
+    cv2.putText(img, text, org, cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), max(1, int(2 * scale)),
+                cv2.LINE_AA)
+
+
+@contextlib.contextmanager
+def _signals(pipe_holder: dict, enabled: bool):
+    """SIGINT/SIGTERM set the pipeline's stop flag (a second SIGINT raises KeyboardInterrupt)."""
+    if not enabled or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, _frame):
+        pipe = pipe_holder.get("pipe")
+        if pipe is None or pipe.stop.is_set() and pipe.ended in ("interrupted", "terminated"):
+            raise KeyboardInterrupt
+        pipe.ended = "interrupted" if signum == signal.SIGINT else "terminated"
+        pipe.stop.set()
+
+    old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+
+
+def load_translator(job: VideoJob) -> Any:
+    """Translator.load for the job's pair/direction/backend/precision (unknown backend -> list the valid ones)."""
+    from cgan.runtime import Translator, available_backends
+
+    if job.backend != "auto":
+        names = list(available_backends())
+        if job.backend not in names:
+            raise CganError(f"unknown backend {job.backend!r}: choose auto, {', '.join(names)}")
+    return Translator.load(job.pair, direction=job.direction, backend=job.backend, precision=job.precision)
+
+
+def _percentile_ms(values: list[float], q: float) -> float:
+    return float(np.percentile(np.asarray(values), q) * 1000.0) if values else 0.0
+
+
+def run_video(job: VideoJob, translator: Any = None) -> VideoSummary:
+    """Run the pipeline for `job`; return its summary. `translator`: anything with translate_batch (optional)."""
+    if not job.inputs:
+        raise CganError("no --input given: pass a camera index, device, video file, URL or 'demo'")
+    if job.max_frames is not None and job.max_frames < 1:
+        raise CganError(f"--max-frames must be >= 1, got {job.max_frames}")
+    size = parse_size(job.size)
+    outs = output_paths(job.output, len(job.inputs))
+    for p in outs:
+        if p is not None:
+            check_output(p)
+    if job.display:
+        problem = gui_problem()
+        if problem:
+            raise CganError(f"--display: {problem}")
+    display = job.display if job.display is not None else gui_problem() is None
+    smoother_args = dict(strength=job.smooth_strength, flow=job.smooth_flow)
+    if job.smooth:
+        try:
+            TemporalSmoother(**smoother_args)
+        except ValueError as e:
+            raise CganError(f"--smooth: {e}") from None
+
+    opened: list[Source] = []
+    own_translator = translator is None
+    summary = VideoSummary()
+    holder: dict[str, _Pipeline] = {}
+    streams: list[_Stream] = []
+    pipe = None
+    try:
+        for value in job.inputs:
+            if isinstance(value, (str, int, os.PathLike)):
+                opened.append(open_source(parse_input(value), reconnects=job.reconnects))
+            else:
+                opened.append(value)
+        if own_translator:
+            translator = load_translator(job)
+        for i, (src, out_path) in enumerate(zip(opened, outs)):
+            out = VideoOutput(out_path, src.fps) if out_path is not None else None
+            smoother = TemporalSmoother(**smoother_args) if job.smooth else None
+            streams.append(_Stream(i, src, size, smoother, out, job.queue_size))
+        pipe = _Pipeline(job, translator, streams)
+        holder["pipe"] = pipe
+        for st in streams:
+            if isinstance(st.source, CaptureSource):
+                st.source.stop = pipe.stop
+        bar = _progress_bar(job, streams)
+        t_start = time.perf_counter()
+        try:
+            with _signals(holder, job.handle_signals):
+                pipe.run(display, bar)
+        finally:
+            if bar is not None:
+                bar.close()
+            if display:
+                with contextlib.suppress(cv2.error):
+                    cv2.destroyAllWindows()
+        seconds = time.perf_counter() - t_start
+        if pipe.errors:
+            raise pipe.errors[0]
+        for st in streams:
+            if st.out is not None:
+                path = st.out.finish()
+                if path is not None:
+                    summary.outputs.append(str(path))
+        if pipe.ended == "end" and job.max_frames is not None and all(
+                st.read >= job.max_frames for st in streams):
+            pipe.ended = "max-frames"
+        _fill_summary(summary, pipe, streams, seconds)
+        return summary
+    except BaseException:
+        for st in streams:
+            if st.out is not None:
+                st.out.abort()
+        raise
+    finally:
+        for st, src in zip(streams, opened):
+            if st.thread is None or not st.thread.is_alive():  # never release a capture another thread reads
+                src.close()
+        for src in opened[len(streams):]:
+            src.close()
+        if own_translator and translator is not None and hasattr(translator, "close"):
+            translator.close()
+
+
+def _progress_bar(job: VideoJob, streams: list[_Stream]) -> Any:
+    if not job.progress or any(st.live for st in streams):
+        return None
+    from tqdm import tqdm
+
+    counts = [st.source.frame_count for st in streams]
+    if job.max_frames is not None:
+        counts = [min(c, job.max_frames) if c else job.max_frames for c in counts]
+    total = sum(counts) if all(counts) else None
+    return tqdm(total=total, unit="frame", desc="cgan-video", dynamic_ncols=True, file=sys.stderr, leave=False)
+
+
+def _fill_summary(s: VideoSummary, pipe: _Pipeline, streams: list[_Stream], seconds: float) -> None:
+    s.frames = sum(st.written for st in streams)
+    s.dropped = sum(st.dropped for st in streams)
+    s.resized = sum(st.resized for st in streams)
+    s.latency_p50_ms = _percentile_ms(pipe.latencies, 50)
+    s.latency_p99_ms = _percentile_ms(pipe.latencies, 99)
+    read = sum(st.read for st in streams)
+    decode_busy = sum(st.decode_busy for st in streams)
+    s.decode_fps = read / decode_busy if decode_busy > 0 else 0.0
+    s.translate_fps = pipe.translated / pipe.translate_busy if pipe.translate_busy > 0 else 0.0
+    s.encode_fps = s.frames / pipe.encode_busy if pipe.encode_busy > 0 else 0.0
+    s.fps = s.frames / seconds if seconds > 0 else 0.0
+    s.seconds = seconds
+    s.ended = pipe.ended
+    s.streams = [{"input": st.source.name, "live": st.live, "read": st.read, "written": st.written,
+                  "dropped": st.dropped, "resized": st.resized, "size": list(st.target or ()),
+                  "output": str(st.out.path) if st.out is not None and st.out.frames else None}
+                 for st in streams]
