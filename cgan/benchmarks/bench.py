@@ -1,0 +1,560 @@
+"""cgan-bench as a library: rows of backend × resolution × precision × batch, each against the official baseline.
+
+    from cgan.benchmarks.bench import BenchConfig, run_bench
+    result = run_bench(BenchConfig(backends=("ort-cpu",), sizes=((256, 256),), precisions=("fp32",), batches=(1,)))
+
+Every row times one call that turns `batch` host BGR uint8 frames into host BGR uint8 frames (see runners.py):
+`warmup` untimed calls, then `iters` timed calls (or as many as fit in `seconds`), each
+`perf_counter` → call → device synchronize → `perf_counter`. Latencies are per call; fps = batch / mean latency.
+Each run also times the official eager FP32 baseline at every (size, batch), and each row's speedup is its fps
+over the baseline's fps at the same size and batch, measured in the same run. Accuracy is the row's output
+against the exact FP32 PyTorch output (TF32 off) on the same smooth synthetic image, in 8-bit levels.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import logging
+import math
+import re
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from cgan.benchmarks import sol
+from cgan.benchmarks.report import RESULT_FORMAT, RESULT_VERSION, empty_row
+from cgan.benchmarks.runners import (BACKENDS, CPU_BACKENDS, GPU_BACKENDS, MemoryProbe, OfficialBaseline, Runner,
+                                     TranslatorRunner, _rss_mb, backend_device, runtime_availability)
+from cgan.errors import BackendUnavailable, CganError
+from cgan.spec import GeneratorSpec, PairSpec
+
+log = logging.getLogger("cgan.bench")
+
+#: Named sizes, height × width. 480p is 480×856: 854 rounded up to the generator's multiple of 4.
+SIZE_ALIASES: dict[str, tuple[int, int]] = {
+    "256": (256, 256), "256p": (256, 256), "480p": (480, 856), "720p": (720, 1280), "1080p": (1080, 1920),
+}
+DEFAULT_SIZES = ((256, 256), (480, 856), (720, 1280), (1080, 1920))
+PRECISIONS = ("fp32", "fp16")
+BASELINE = "baseline"
+
+
+# ---- parsing (shared with the CLI) ---------------------------------------------------------------------
+def parse_size(text: str, multiple: int = 4) -> tuple[int, int]:
+    """'720p' | '256' | 'HxW' (height first, e.g. 480x856) -> (height, width), both multiples of `multiple`."""
+    t = str(text).strip().lower()
+    if t in SIZE_ALIASES:
+        return SIZE_ALIASES[t]
+    m = re.fullmatch(r"(\d+)\s*[x×]\s*(\d+)", t)
+    if not m:
+        raise CganError(f"bad size {text!r}: use HEIGHTxWIDTH (e.g. 480x856) or one of {', '.join(SIZE_ALIASES)}")
+    h, w = int(m.group(1)), int(m.group(2))
+    if h < multiple or w < multiple or h % multiple or w % multiple:
+        hint = f"{max(multiple, round(h / multiple) * multiple)}x{max(multiple, round(w / multiple) * multiple)}"
+        raise CganError(f"bad size {text!r}: height and width must be multiples of {multiple} (try {hint})")
+    if h * w > 8192 * 8192:
+        raise CganError(f"bad size {text!r}: larger than 8192x8192")
+    return h, w
+
+
+def parse_list(text: str | None) -> list[str]:
+    return [p.strip() for p in str(text or "").split(",") if p.strip()]
+
+
+def parse_sizes(text: str) -> tuple[tuple[int, int], ...]:
+    sizes = tuple(parse_size(p) for p in parse_list(text))
+    if not sizes:
+        raise CganError("--sizes is empty: give e.g. 256x256,720p")
+    return sizes
+
+
+def parse_backends(names: list[str] | tuple[str, ...], device: str) -> tuple[str, ...]:
+    """Check backend names; 'all' = every backend for `device` (cuda: GPU backends; cpu: CPU backends)."""
+    valid = (*BACKENDS, "all", "none")
+    out: list[str] = []
+    for n in names:
+        n = n.strip().lower()
+        if n == "torch":
+            n = "torch-cuda" if device == "cuda" else "torch-cpu"
+        if n not in valid:
+            raise CganError(f"unknown backend {n!r}: use one or more of {', '.join(valid)} (comma-separated)")
+        if n == "all":
+            out.extend(GPU_BACKENDS if device == "cuda" else CPU_BACKENDS)
+        elif n != "none":
+            out.append(n)
+    return tuple(dict.fromkeys(out))
+
+
+def parse_choices(names: list[str], valid: tuple[str, ...], what: str) -> tuple[str, ...]:
+    out = []
+    for n in names:
+        if n.lower() not in valid:
+            raise CganError(f"unknown {what} {n!r}: use one or more of {', '.join(valid)}")
+        out.append(n.lower())
+    if not out:
+        raise CganError(f"no {what} given: use one or more of {', '.join(valid)}")
+    return tuple(dict.fromkeys(out))
+
+
+def parse_batches(text: str) -> tuple[int, ...]:
+    try:
+        out = tuple(int(p) for p in parse_list(text))
+    except ValueError:
+        raise CganError(f"bad --batch {text!r}: use positive integers, e.g. 1,4") from None
+    if not out or any(b < 1 or b > 256 for b in out):
+        raise CganError(f"bad --batch {text!r}: use integers 1..256, e.g. 1,4")
+    return tuple(dict.fromkeys(out))
+
+
+def default_device() -> str:
+    try:
+        import torch
+    except ImportError:
+        return "cpu"
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+# ---- statistics ----------------------------------------------------------------------------------------
+def latency_stats(samples_ms: list[float] | np.ndarray) -> dict[str, float]:
+    """p50/p90/p99/max/mean of per-call latencies (ms); percentiles interpolate linearly (numpy's default)."""
+    a = np.asarray(samples_ms, dtype=np.float64)
+    if a.size == 0:
+        raise ValueError("no latency samples")
+    p50, p90, p99 = np.percentile(a, [50, 90, 99])
+    return {"p50_ms": float(p50), "p90_ms": float(p90), "p99_ms": float(p99), "max_ms": float(a.max()),
+            "mean_ms": float(a.mean()), "iters": int(a.size)}
+
+
+def fps_from(batch: int, mean_ms: float) -> float | None:
+    return batch / (mean_ms / 1e3) if mean_ms and mean_ms > 0 else None
+
+
+def speedup(fps: float | None, baseline_fps: float | None) -> float | None:
+    """How many times faster than the baseline (same size, batch, run); None if either is missing."""
+    if not fps or not baseline_fps:
+        return None
+    return fps / baseline_fps
+
+
+def accuracy(reference: list[np.ndarray], outputs: list[np.ndarray]) -> tuple[float, float | None]:
+    """(max abs error, PSNR dB) of uint8 outputs against float references in [0, 255]; PSNR None if identical."""
+    if len(reference) != len(outputs):
+        raise CganError(f"backend returned {len(outputs)} frames for {len(reference)} inputs")
+    se, n, worst = 0.0, 0, 0.0
+    for ref, out in zip(reference, outputs):
+        out = np.asarray(out)
+        if out.shape != ref.shape:
+            raise CganError(f"backend returned a frame of shape {out.shape}, expected {ref.shape}")
+        d = out.astype(np.float64) - ref.astype(np.float64)
+        se += float(np.square(d).sum())
+        n += d.size
+        worst = max(worst, float(np.abs(d).max()))
+    mse = se / n
+    return worst, (10.0 * math.log10(255.0 ** 2 / mse) if mse > 0 else None)
+
+
+# ---- realistic synthetic input ------------------------------------------------------------------------
+def synthetic_frame(height: int, width: int, seed: int = 0) -> np.ndarray:
+    """A smooth, natural-looking BGR uint8 landscape (sky gradient, sun, layered hills, soft texture), not noise.
+
+    `seed` shifts the scene a little, so the frames of a batch differ like consecutive video frames.
+    """
+    rng = np.random.default_rng(seed)
+    y = np.linspace(0.0, 1.0, height, dtype=np.float32)[:, None]
+    x = np.linspace(0.0, 1.0, width, dtype=np.float32)[None, :] + 0.01 * seed
+    rgb = np.empty((height, width, 3), np.float32)
+    # sky: blue at the top to pale near the horizon
+    for c, (top, bottom) in enumerate(((70, 200), (130, 220), (210, 235))):
+        rgb[..., c] = top + (bottom - top) * y
+    # sun: a soft disc
+    d2 = ((x - 0.75) * width / height) ** 2 + (y - 0.2) ** 2
+    sun = np.exp(-d2 / 0.004)
+    rgb += sun[..., None] * np.array([255, 230, 160], np.float32) * 0.6
+    # three hill layers, far (bluish) to near (green/brown), with smooth sinusoidal ridges
+    layers = (((0.55, 0.05), (110, 140, 150)), ((0.68, 0.07), (70, 120, 60)), ((0.82, 0.06), (90, 80, 40)))
+    for i, ((base, amp), color) in enumerate(layers):
+        ph = rng.uniform(0, 2 * np.pi, 3)
+        ridge = base + amp * (np.sin(2 * np.pi * (1.3 * x) + ph[0]) + 0.5 * np.sin(2 * np.pi * 3.1 * x + ph[1])
+                              + 0.25 * np.sin(2 * np.pi * 7.7 * x + ph[2]))
+        mask = 1.0 / (1.0 + np.exp(-(y - ridge) * height / 3.0))  # anti-aliased edge
+        shade = 0.85 + 0.15 * np.sin(2 * np.pi * (5 * x + 3 * y) + i)  # gentle texture
+        rgb = rgb * (1 - mask[..., None]) + (mask * shade)[..., None] * np.array(color, np.float32)
+    return np.ascontiguousarray(np.clip(rgb, 0, 255).astype(np.uint8)[..., ::-1])
+
+
+# ---- configuration -------------------------------------------------------------------------------------
+@dataclass
+class BenchConfig:
+    """Everything one `cgan-bench` run does; the CLI fills this in one to one."""
+
+    source: str | None = None          # pair/export name or folder; None = random-weight standard generator
+    direction: str | None = None       # G/F/summer2winter...; None = the first the source holds
+    blocks: int = 9                    # random generator only
+    ngf: int = 64                      # random generator only
+    backends: tuple[str, ...] = ("all",)
+    sizes: tuple[tuple[int, int], ...] = DEFAULT_SIZES
+    precisions: tuple[str, ...] = PRECISIONS
+    batches: tuple[int, ...] = (1, 4)
+    warmup: int = 3
+    iters: int = 20
+    seconds: float | None = None       # time each row for this long instead of `iters` calls
+    device: str | None = None          # cuda | cpu for the baseline and 'all'; None = cuda if available
+    baseline: bool = True
+    e2e: bool = False                  # also the end-to-end video row
+    e2e_frames: int = 48
+    e2e_size: tuple[int, int] = (720, 1280)
+    workdir: str | None = None         # where the random pair and exports are cached; None = $CGAN_HOME/bench
+    rebuild: bool = False              # re-create cached pair/export
+    e2e_backend: str | None = None     # None = the first GPU backend asked for (cpu: ort-cpu)
+    export_options: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.warmup < 0 or self.iters < 1:
+            raise CganError("--warmup must be >= 0 and --iters >= 1")
+        if self.seconds is not None and self.seconds <= 0:
+            raise CganError("--seconds must be > 0")
+        if self.device not in (None, "cpu", "cuda"):
+            raise CganError(f"unknown device {self.device!r}: use cuda or cpu")
+
+    def public(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["sizes"] = [list(s) for s in self.sizes]
+        d["e2e_size"] = list(self.e2e_size)
+        return d
+
+
+# ---- model preparation ---------------------------------------------------------------------------------
+@dataclass
+class Prepared:
+    pair_folder: Path
+    export_folder: Path | None
+    gen: str
+    spec: GeneratorSpec
+    name: str
+    info: dict[str, Any]
+    export_error: str | None = None
+
+
+def _workdir(cfg: BenchConfig) -> Path:
+    from cgan.pairs import cgan_home
+
+    return Path(cfg.workdir) if cfg.workdir else cgan_home() / "bench"
+
+
+def random_pair(folder: Path, blocks: int, ngf: int, seed: int = 0, rebuild: bool = False) -> Path:
+    """A single-direction (G only) pair with the paper's random initialisation: fine for speed."""
+    from cgan.pairs import PAIR_JSON
+
+    if (folder / PAIR_JSON).is_file() and not rebuild:
+        return folder
+    import torch
+
+    from cgan.trainer.networks import build_generator
+    from cgan.trainer.weights import save_pair
+
+    spec = GeneratorSpec(blocks=blocks, ngf=ngf)
+    gen = torch.Generator().manual_seed(seed)
+    net = build_generator(spec, init=False)
+    with torch.no_grad():
+        for m in net.modules():
+            if isinstance(m, (torch.nn.Conv2d, torch.nn.ConvTranspose2d)):
+                m.weight.normal_(0.0, 0.02, generator=gen)
+                m.bias.zero_()
+    return save_pair(folder, PairSpec(spec, "bench", "random"), {"G": net.state_dict()},
+                     provenance={"source": "cgan-bench random init", "seed": seed})
+
+
+def _find_export_pair() -> Callable[..., Path]:
+    import cgan.export as ex
+
+    fn = getattr(ex, "export_pair", None)
+    if fn is None:
+        import importlib
+
+        for mod in ("cgan.export.exporter", "cgan.export.export", "cgan.export.api"):
+            try:
+                fn = getattr(importlib.import_module(mod), "export_pair", None)
+            except ImportError:
+                continue
+            if fn:
+                break
+    if fn is None:
+        raise BackendUnavailable("cgan.export has no export_pair yet; ONNX/TensorRT rows need the exporter")
+    return fn
+
+
+def prepare(cfg: BenchConfig, backends: tuple[str, ...]) -> Prepared:
+    """Find or make the pair and (if any backend needs one) its export folder, cached under the workdir."""
+    from cgan.pairs import load_pair, resolve
+
+    work = _workdir(cfg)
+    info: dict[str, Any] = {}
+    export_folder = None
+    if cfg.source is None:
+        pair_folder = work / f"random-b{cfg.blocks}-ngf{cfg.ngf}"
+        t0 = time.perf_counter()
+        random_pair(pair_folder, cfg.blocks, cfg.ngf, rebuild=cfg.rebuild)
+        info["pair_s"] = round(time.perf_counter() - t0, 3)
+        direction = None
+    else:
+        r = resolve(cfg.source)
+        direction = cfg.direction or r.direction
+        if r.kind == "export":
+            export_folder = r.folder
+            pair_folder = r.folder / "pair"
+        else:
+            pair_folder = r.folder
+    pair = load_pair(pair_folder)
+    gen = pair.spec.resolve_direction(cfg.direction or direction, pair.generators)
+    name = pair.spec.direction_name(gen) if cfg.source else f"random b{cfg.blocks} ngf{cfg.ngf}"
+    info.update(source=str(cfg.source or pair_folder), pair_folder=str(pair_folder), generator=gen,
+                direction=pair.spec.direction_name(gen), spec=pair.spec.generator.to_dict())
+    prepared = Prepared(pair_folder, export_folder, gen, pair.spec.generator, name, info)
+    needs_export = any(not b.startswith("torch") for b in backends) or cfg.e2e
+    if export_folder is None and needs_export:
+        engine = any(b.startswith("tensorrt") for b in backends)
+        opts = {"fp16": True, "with_prepost": "cuda" in {backend_device(b) for b in backends}, "engine": engine}
+        opts.update(cfg.export_options)
+        key = hashlib.sha256(repr((sorted(pair.files[gen].items()), sorted(opts.items()))).encode()).hexdigest()[:12]
+        out = work / "exports" / f"{pair_folder.name}-{key}"
+        if (out / "manifest.json").is_file() and not cfg.rebuild:
+            info["export"] = {"folder": str(out), "cached": True, "options": opts}
+            prepared.export_folder = out
+        else:
+            try:
+                export_pair = _find_export_pair()
+                t0 = time.perf_counter()
+                export_pair(pair_folder, out, **opts)
+                info["export"] = {"folder": str(out), "cached": False, "options": opts,
+                                  "export_s": round(time.perf_counter() - t0, 3)}
+                prepared.export_folder = out
+            except (CganError, ImportError) as e:
+                prepared.export_error = f"export failed: {e}"
+                info["export"] = {"error": prepared.export_error, "options": opts}
+    return prepared
+
+
+# ---- measuring -----------------------------------------------------------------------------------------
+def time_calls(runner: Runner | Callable[[list[np.ndarray]], Any], frames: list[np.ndarray], warmup: int,
+               iters: int, seconds: float | None = None,
+               sync: Callable[[], None] | None = None) -> list[float]:
+    """Per-call latencies in ms: `warmup` untimed calls, then `iters` calls (or until `seconds` have passed)."""
+    sync = sync or getattr(runner, "sync", None) or (lambda: None)
+    for _ in range(warmup):
+        runner(frames)
+    sync()
+    samples: list[float] = []
+    start = time.perf_counter()
+    while True:
+        t0 = time.perf_counter()
+        runner(frames)
+        sync()
+        samples.append((time.perf_counter() - t0) * 1e3)
+        if seconds is None:
+            if len(samples) >= iters:
+                break
+        elif time.perf_counter() - start >= seconds and len(samples) >= 2:
+            break
+    return samples
+
+
+def _finish_row(row: dict[str, Any], samples: list[float], spec: GeneratorSpec, peak: float | None,
+                baseline_fps: float | None) -> None:
+    row.update(latency_stats(samples))
+    row["fps"] = fps_from(row["batch"], row["mean_ms"])
+    row["tflops"] = sol.achieved_tflops(spec, row["height"], row["width"], row["batch"], row["mean_ms"] / 1e3)
+    row["pct_of_peak"] = sol.pct_of_peak(row["tflops"], peak)
+    row["speedup_vs_baseline"] = speedup(row["fps"], baseline_fps)
+
+
+def _short(e: BaseException) -> str:
+    msg = str(e).strip().splitlines()[0] if str(e).strip() else ""
+    return f"{type(e).__name__}: {msg}"[:300] if not isinstance(e, CganError) else msg[:300]
+
+
+def _measure_runner(make: Callable[[], Runner], label: tuple[str, str], cfg: BenchConfig, sizes, frames_by_size,
+                    refs_by_size, spec, peak, baseline_fps: dict, on_row) -> list[dict[str, Any]]:
+    """Build one runner, then time it at every size × batch (one session serves all shapes, as in video use)."""
+    name, precision = label
+    rows: list[dict[str, Any]] = []
+    runner = None
+    build_s = None
+    rss0 = _rss_mb()
+    try:
+        runner = make()
+        t0 = time.perf_counter()
+        runner.build()
+        build_s = time.perf_counter() - t0
+    except Exception as e:  # noqa: BLE001 - every failure becomes a row, the run goes on
+        status = "skipped" if isinstance(e, (BackendUnavailable, CganError, ImportError)) else "error"
+        for (h, w) in sizes:
+            for b in cfg.batches:
+                row = empty_row(name, precision, b, h, w)
+                row.update(status=status, reason=_short(e))
+                rows.append(row)
+                on_row(row)
+        return rows
+    try:
+        for (h, w) in sizes:
+            for b in cfg.batches:
+                row = empty_row(name, precision, b, h, w)
+                row["build_s"] = build_s
+                frames = frames_by_size[(h, w)][:b]
+                probe = MemoryProbe(runner.device, runner.torch_based, rss0)
+                try:
+                    probe.start()
+                    t0 = time.perf_counter()
+                    out = runner(frames)
+                    runner.sync()
+                    row["first_call_s"] = time.perf_counter() - t0
+                    row["max_abs_err"], row["psnr_db"] = accuracy(refs_by_size[(h, w)][:b], out)
+                    samples = time_calls(runner, frames, cfg.warmup, cfg.iters, cfg.seconds)
+                    row["peak_mem_mb"], row["peak_mem_source"] = probe.stop()
+                    _finish_row(row, samples, spec, peak, baseline_fps.get((h, w, b)))
+                except Exception as e:  # noqa: BLE001
+                    row.update(status="skipped" if isinstance(e, CganError) else "error", reason=_short(e))
+                rows.append(row)
+                on_row(row)
+    finally:
+        runner.__exit__(None, None, None)
+    return rows
+
+
+def run_bench(cfg: BenchConfig, on_row: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+    """Run every row of `cfg`; return the result dict (see report.RESULT_SCHEMA). Rows that cannot run are
+    kept with status 'skipped' (and the reason), rows that fail with status 'error'."""
+    from cgan.benchmarks.env import collect_env
+
+    on_row = on_row or (lambda row: None)
+    device = cfg.device or default_device()
+    backends = parse_backends(cfg.backends, device)
+    precisions = parse_choices(list(cfg.precisions), PRECISIONS, "precision")
+    prepared = prepare(cfg, backends)
+    env = collect_env()
+    peak = sol.peak_fp16_tflops(env.get("gpu")) if device == "cuda" or any(
+        backend_device(b) == "cuda" for b in backends) else None
+    env["peak_fp16_tflops"] = peak
+    frames_by_size, refs_by_size = {}, {}
+    nmax = max(cfg.batches)
+    for (h, w) in cfg.sizes:
+        frames_by_size[(h, w)] = [synthetic_frame(h, w, seed=i) for i in range(nmax)]
+
+    # The FP32 reference and the baseline come from the same eager model.
+    rows: list[dict[str, Any]] = []
+    baseline_fps: dict[tuple[int, int, int], float] = {}
+    ref_runner = OfficialBaseline(prepared.pair_folder, prepared.gen, device)
+    with ref_runner:
+        for (h, w) in cfg.sizes:
+            refs_by_size[(h, w)] = [ref_runner.forward_float([f])[0] for f in frames_by_size[(h, w)]]
+    if cfg.baseline:
+        base_rows = _measure_runner(lambda: OfficialBaseline(prepared.pair_folder, prepared.gen, device),
+                                    (BASELINE, "fp32"), cfg, cfg.sizes, frames_by_size, refs_by_size,
+                                    prepared.spec, peak if device == "cuda" else None, {}, on_row)
+        for r in base_rows:
+            if r["status"] == "ok":
+                baseline_fps[(r["height"], r["width"], r["batch"])] = r["fps"]
+                r["speedup_vs_baseline"] = 1.0
+        rows.extend(base_rows)
+
+    for name in backends:
+        for precision in precisions:
+            needs_export = not name.startswith("torch")
+            source = prepared.export_folder or prepared.pair_folder
+            if needs_export and prepared.export_folder is None:
+                reason = prepared.export_error or "no export folder"
+            else:
+                ok, reason = runtime_availability(name, source)
+                reason = None if ok else reason
+
+            def make(name=name, precision=precision, source=source, reason=reason) -> Runner:
+                if reason:
+                    raise BackendUnavailable(reason)
+                return TranslatorRunner(name, source, prepared.gen, precision)
+
+            row_peak = peak if backend_device(name) == "cuda" else None
+            rows.extend(_measure_runner(make, (name, precision), cfg, cfg.sizes, frames_by_size, refs_by_size,
+                                        prepared.spec, row_peak, baseline_fps, on_row))
+
+    if cfg.e2e:
+        from cgan.benchmarks.e2e import run_e2e
+
+        e2e_backend = (parse_backends([cfg.e2e_backend], device)[0] if cfg.e2e_backend else
+                       next((b for b in backends if b != "torch-cpu"), backends[0] if backends else "ort-cpu"))
+        row = run_e2e(cfg, prepared, e2e_backend, precisions[-1] if device == "cuda" else "fp32", on_row)
+        row["speedup_vs_baseline"] = speedup(row["fps"], baseline_fps.get((*cfg.e2e_size, 1)))
+        rows.append(row)
+
+    return {"format": RESULT_FORMAT, "version": RESULT_VERSION, "kind": "inference", "env": env,
+            "config": {**cfg.public(), "device": device, "backends": list(backends),
+                       "precisions": list(precisions), "model": prepared.name, **prepared.info},
+            "rows": rows}
+
+
+# ---- training speed --------------------------------------------------------------------------------------
+def run_train(options: dict[str, Any]) -> dict[str, Any]:
+    """The trainer's speed (`cgan.benchmarks.train_speed.run_train_bench`) as a cgan.bench result.
+
+    `options` are passed to run_train_bench (those its signature accepts; the others are reported as ignored).
+    One row: fps = training images/s, p50/p90/p99/max = per-iteration latency when the trainer reports them.
+    """
+    import inspect
+
+    from cgan.benchmarks.env import collect_env
+
+    try:
+        from cgan.benchmarks.train_speed import run_train_bench
+    except ImportError as e:
+        raise CganError(f"cgan-bench train needs cgan.benchmarks.train_speed.run_train_bench ({e})") from None
+    params = inspect.signature(run_train_bench).parameters
+    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+    given = {k: v for k, v in options.items() if v is not None}
+    kwargs = {k: v for k, v in given.items() if takes_any or k in params}
+    ignored = sorted(set(given) - set(kwargs))
+    raw = run_train_bench(**kwargs)
+    if not isinstance(raw, dict):
+        raise CganError(f"run_train_bench returned {type(raw).__name__}, expected a dict")
+    return {"format": RESULT_FORMAT, "version": RESULT_VERSION, "kind": "train", "env": collect_env(),
+            "config": {"options": kwargs, "ignored_options": ignored}, "rows": [train_row(raw, kwargs)]}
+
+
+def _first(d: dict[str, Any], *keys: str) -> Any:
+    for k in keys:
+        if d.get(k) is not None:
+            return d[k]
+    return None
+
+
+def train_row(raw: dict[str, Any], options: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Map the trainer's dict onto a bench row (iterations/s and images/s, latency per iteration)."""
+    options = options or {}
+    batch = int(_first(raw, "batch", "batch_size") or options.get("batch") or 1)
+    size = _first(raw, "size", "crop", "crop_size", "image_size") or options.get("size") or 256
+    h = int(_first(raw, "height") or size)
+    w = int(_first(raw, "width") or size)
+    prec = str(_first(raw, "precision", "amp") or options.get("precision") or "fp32")
+    prec = {"true": "mixed", "false": "fp32", "bf16": "mixed", "amp": "mixed"}.get(prec.lower(), prec.lower())
+    if prec not in ("fp32", "fp16", "mixed"):
+        prec = "mixed"
+    row = empty_row("train", prec, batch, h, w)
+    its = _first(raw, "iters_per_s", "it_per_s", "iterations_per_s", "its")
+    ms = _first(raw, "p50_ms", "step_ms", "mean_ms", "ms_per_iter")
+    if its is None and ms:
+        its = 1e3 / float(ms)
+    if its is None:
+        row.update(status="error", reason=f"run_train_bench reported no iterations/s (keys: {sorted(raw)})")
+    else:
+        row["fps"] = float(_first(raw, "images_per_s", "imgs_per_s") or float(its) * batch)
+        row["mean_ms"] = float(_first(raw, "mean_ms") or 1e3 / float(its))
+    for k in ("p50_ms", "p90_ms", "p99_ms", "max_ms", "peak_mem_mb", "build_s", "iters"):
+        if raw.get(k) is not None:
+            row[k] = raw[k]
+    if row["p50_ms"] is None and row["mean_ms"] is not None:
+        row["p50_ms"] = row["mean_ms"]
+    if row["peak_mem_mb"] is not None:
+        row["peak_mem_source"] = raw.get("peak_mem_source") or "trainer"
+    row["stages"] = {"iters_per_s": its, **{k: v for k, v in raw.items()
+                                            if isinstance(v, (int, float, str, bool)) or v is None}}
+    return row

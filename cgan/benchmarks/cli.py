@@ -1,0 +1,153 @@
+"""cgan-bench: latency, throughput, speed of light and accuracy of every backend against the official baseline.
+
+    cgan-bench                                   # all backends of this machine, 256²/480p/720p/1080p, fp32+fp16, batch 1+4
+    cgan-bench --backends ort-cpu,torch-cpu --sizes 256x256,480p --precision fp32 --batch 1 --iters 5
+    cgan-bench --pair summer2winter --sizes 720p --json out.json --history benchmarks/history.jsonl --plot out.png
+    cgan-bench train --iters 20 --json train.json
+
+Sizes are HEIGHTxWIDTH (multiples of 4) or 256, 480p (=480x856), 720p, 1080p. Only thin parsing lives here:
+everything is `cgan.benchmarks.bench.run_bench(BenchConfig(...))` / `run_train(...)`.
+"""
+from __future__ import annotations
+
+import functools
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from cgan._cli import entry
+from cgan.errors import CganError
+
+
+def _outputs(f):
+    @click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Write the full result here.")
+    @click.option("--history", type=click.Path(dir_okay=False),
+                  help="Append one line per run to this JSONL file (e.g. benchmarks/history.jsonl).")
+    @click.option("--plot", "plot_path", type=click.Path(dir_okay=False),
+                  help="Write a PNG: latency by resolution per backend, and fps over the history.")
+    @click.option("-q", "--quiet", is_flag=True, help="No per-row progress on stderr.")
+    @functools.wraps(f)
+    def wrapper(*args, **kwargs):
+        return f(*args, **kwargs)
+    return wrapper
+
+
+def emit(result: dict[str, Any], json_path: str | None, history: str | None, plot_path: str | None) -> None:
+    """Print the table and write the requested files (JSON first: it is validated against the schema)."""
+    from cgan.benchmarks.report import append_history, format_table, read_history, write_result
+
+    env = result["env"]
+    where = env.get("gpu") or f"CPU {env.get('host_cpu')} ({env.get('cpu_count')} cores)"
+    click.echo(f"cgan-bench {result['kind']} on {where}; torch {env.get('torch')}, onnxruntime "
+               f"{env.get('onnxruntime')}, tensorrt {env.get('tensorrt')}; cgan {env.get('cgan')} "
+               f"{(env.get('git_sha') or '')[:12]}")
+    click.echo(format_table(result["rows"]))
+    if json_path:
+        write_result(json_path, result)
+        click.echo(f"wrote {json_path}")
+    if history:
+        append_history(history, result)
+        click.echo(f"appended to {history}")
+    if plot_path:
+        from cgan.benchmarks.plot import plot_result
+
+        plot_result(result, plot_path, read_history(history) if history else None)
+        click.echo(f"wrote {plot_path}")
+    failed = [r for r in result["rows"] if r["status"] == "error"]
+    if failed:
+        raise CganError(f"{len(failed)} row(s) failed (status 'error'); see 'not measured' above")
+
+
+def _progress(quiet: bool):
+    def show(row: dict[str, Any]) -> None:
+        if quiet:
+            return
+        what = f"{row['backend']} {row['precision']} b{row['batch']} {row['height']}x{row['width']}"
+        if row["status"] == "ok":
+            click.echo(f"  {what}: p50 {row['p50_ms']:.2f} ms, {row['fps']:.1f} fps" if row.get("p50_ms") is not None
+                       and row.get("fps") is not None else f"  {what}: done", err=True)
+        else:
+            click.echo(f"  {what}: {row['status']}: {row['reason']}", err=True)
+    return show
+
+
+@click.group(invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--pair", "source", help="Pair/export name or folder (default: random-weight 9-block ngf-64 generator).")
+@click.option("--direction", help="G/F or e.g. summer2winter (default: the first the pair holds).")
+@click.option("--blocks", type=int, default=9, show_default=True, help="Random generator only: residual blocks.")
+@click.option("--ngf", type=int, default=64, show_default=True, help="Random generator only: base channels.")
+@click.option("--backends", default="all", show_default=True,
+              help="Comma list of tensorrt, tensorrt-rtx, ort-cuda, ort-cpu, torch-cuda, torch-cpu; "
+                   "'all' = every backend for --device; 'none' = baseline only.")
+@click.option("--sizes", default="256x256,480p,720p,1080p", show_default=True,
+              help="Comma list of HEIGHTxWIDTH or 256, 480p (480x856), 720p, 1080p.")
+@click.option("--precision", "precisions", default="fp32,fp16", show_default=True, help="fp32, fp16 or both.")
+@click.option("--batch", "batches", default="1,4", show_default=True, help="Comma list of batch sizes.")
+@click.option("--warmup", type=int, default=3, show_default=True, help="Untimed calls before timing.")
+@click.option("--iters", type=int, default=20, show_default=True, help="Timed calls per row.")
+@click.option("--seconds", type=float, help="Time each row for this many seconds instead of --iters calls.")
+@click.option("--device", type=click.Choice(["cuda", "cpu"]), help="Baseline device and 'all' (default: cuda if any).")
+@click.option("--no-baseline", is_flag=True, help="Skip the eager FP32 baseline rows (no speedups then).")
+@click.option("--e2e/--no-e2e", default=False, show_default=True,
+              help="Add the end-to-end row: a generated clip through cgan-video (decode, translate, encode).")
+@click.option("--e2e-frames", type=int, default=48, show_default=True, help="Frames in the end-to-end clip.")
+@click.option("--e2e-size", default="720p", show_default=True, help="Size of the end-to-end clip.")
+@click.option("--e2e-backend", help="Backend of the end-to-end row (default: the first of --backends).")
+@click.option("--workdir", type=click.Path(file_okay=False), help="Cache for the random pair and exports "
+              "(default $CGAN_HOME/bench).")
+@click.option("--rebuild", is_flag=True, help="Re-create the cached random pair and export.")
+@_outputs
+@click.pass_context
+def cli(ctx: click.Context, json_path, history, plot_path, quiet, **kw) -> None:
+    """Benchmark every backend × size × precision × batch against the official eager FP32 baseline."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from cgan._cli import setup_logging
+    from cgan.benchmarks.bench import (BenchConfig, PRECISIONS, parse_backends, parse_batches, parse_choices,
+                                       parse_list, parse_size, parse_sizes, run_bench)
+
+    setup_logging(False)
+    device = kw["device"]
+    backends = parse_list(kw["backends"])
+    parse_backends(backends, device or "cpu")  # fail fast on unknown names, before anything is built
+    if kw["e2e_backend"]:
+        parse_backends([kw["e2e_backend"]], device or "cpu")
+    cfg = BenchConfig(
+        source=kw["source"], direction=kw["direction"], blocks=kw["blocks"], ngf=kw["ngf"],
+        backends=tuple(backends), sizes=parse_sizes(kw["sizes"]),
+        precisions=parse_choices(parse_list(kw["precisions"]), PRECISIONS, "precision"),
+        batches=parse_batches(kw["batches"]), warmup=kw["warmup"], iters=kw["iters"], seconds=kw["seconds"],
+        device=device, baseline=not kw["no_baseline"], e2e=kw["e2e"], e2e_frames=kw["e2e_frames"],
+        e2e_size=parse_size(kw["e2e_size"]), e2e_backend=kw["e2e_backend"], workdir=kw["workdir"],
+        rebuild=kw["rebuild"])
+    for p in (json_path, plot_path):
+        if p and not Path(p).parent.exists():
+            Path(p).parent.mkdir(parents=True, exist_ok=True)
+    result = run_bench(cfg, on_row=_progress(quiet))
+    emit(result, json_path, history, plot_path)
+
+
+@cli.command("train")
+@click.option("--iters", type=int, default=20, show_default=True, help="Timed training iterations.")
+@click.option("--warmup", type=int, default=3, show_default=True, help="Untimed iterations first.")
+@click.option("--batch", type=int, default=1, show_default=True, help="Batch size.")
+@click.option("--size", type=int, default=256, show_default=True, help="Crop size (square).")
+@click.option("--blocks", type=int, default=9, show_default=True, help="Generator residual blocks.")
+@click.option("--ngf", type=int, default=64, show_default=True, help="Generator base channels.")
+@click.option("--device", type=click.Choice(["cuda", "cpu"]), help="Default: cuda if any.")
+@click.option("--amp/--no-amp", default=None, help="Mixed precision (default: the trainer's).")
+@_outputs
+def train_cmd(json_path, history, plot_path, quiet, **kw) -> None:
+    """The trainer's iterations/s (cgan.benchmarks.train_speed), in cgan-bench's table and JSON format."""
+    from cgan.benchmarks.bench import run_train
+
+    result = run_train(kw)
+    emit(result, json_path, history, plot_path)
+
+
+main = entry(cli)
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

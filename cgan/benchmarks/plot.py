@@ -1,0 +1,79 @@
+"""Two charts in one PNG: latency by resolution per backend (this run) and fps over time (the history file).
+
+matplotlib is imported lazily with the Agg backend, so nothing here needs a display.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from cgan._files import atomic_path
+from cgan.errors import CganError
+
+
+def _label(r: dict[str, Any]) -> str:
+    return f"{r['backend']} {r['precision']} b{r['batch']}"
+
+
+def plot_result(result: dict[str, Any], out: str | os.PathLike, history: list[dict[str, Any]] | None = None) -> Path:
+    """Write the PNG. Left: p50 latency per frame (ms, log) against megapixels, one line per
+    backend/precision/batch. Right: fps over past runs for the largest batch-1 size of this run."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise CganError("--plot needs matplotlib: pip install matplotlib (or cgan[cpu])") from None
+
+    rows = [r for r in result["rows"] if r.get("status") == "ok" and r.get("p50_ms") and r.get("height")
+            and not r["backend"].startswith(("video", "train"))]
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(13, 5))
+    series: dict[str, list[tuple[float, float]]] = {}
+    for r in rows:
+        mp = r["height"] * r["width"] / 1e6
+        series.setdefault(_label(r), []).append((mp, r["p50_ms"] / r["batch"]))
+    markers = "os^vD<>"
+    for label, pts in sorted(series.items()):
+        pts.sort()
+        style = "k--" if label.startswith("baseline") else "-"
+        marker = markers[int(label.rsplit(" b", 1)[1]).bit_length() % len(markers)]
+        ax1.plot([p[0] for p in pts], [p[1] for p in pts], style, marker=marker, label=label)
+    sizes = sorted({(r["height"], r["width"]) for r in rows}, key=lambda s: s[0] * s[1])
+    if sizes:
+        ax1.set_xticks([h * w / 1e6 for h, w in sizes], [f"{h}x{w}" for h, w in sizes], rotation=30, fontsize=8)
+        ax1.set_yscale("log")
+        ax1.legend(fontsize=7)
+    env = result.get("env", {})
+    where = env.get("gpu") or f"CPU: {env.get('host_cpu')}"
+    ax1.set_title(f"p50 latency per frame — {where}", fontsize=9)
+    ax1.set_ylabel("ms per frame (p50 / batch)")
+    ax1.grid(True, which="both", alpha=0.3)
+
+    history = history or []
+    ref = max(((r["height"], r["width"]) for r in rows if r["batch"] == 1), key=lambda s: s[0] * s[1], default=None)
+    if ref and history:
+        lines: dict[str, list[tuple[int, float]]] = {}
+        for i, run in enumerate(history):
+            for r in run.get("rows", []):
+                if (r.get("height"), r.get("width")) == ref and r.get("batch") == 1 and r.get("fps"):
+                    lines.setdefault(f"{r['backend']} {r['precision']}", []).append((i, r["fps"]))
+        for label, pts in sorted(lines.items()):
+            ax2.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=label)
+        ticks = list(range(len(history)))
+        ax2.set_xticks(ticks, [f"{(h.get('date') or '?')[:10]}\n{(h.get('git_sha') or '')[:7]}" for h in history],
+                       fontsize=7, rotation=30)
+        if lines:
+            ax2.legend(fontsize=7)
+        ax2.set_title(f"history: fps at {ref[0]}x{ref[1]}, batch 1", fontsize=9)
+    else:
+        ax2.set_title("history: no earlier runs (use --history FILE)", fontsize=9)
+    ax2.set_ylabel("frames/s")
+    ax2.grid(True, alpha=0.3)
+    fig.tight_layout()
+    out = Path(out)
+    with atomic_path(out) as tmp:
+        fig.savefig(tmp, format="png", dpi=110)
+    plt.close(fig)
+    return out

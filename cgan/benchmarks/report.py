@@ -1,0 +1,235 @@
+"""The benchmark result format: JSON schema, validation, the terminal table and the history file (no torch).
+
+A result is `{"format": "cgan.bench", "version": 1, "kind": "inference"|"train", "env": {...}, "config": {...},
+"rows": [...]}`. Every row has every key of `ROW_KEYS` (null where a number does not apply or was not measured)
+and a `status`: "ok", "skipped" (the backend or precision cannot run here; `reason` says why) or "error".
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+from typing import Any, Iterable
+
+from cgan._files import write_json_atomic
+from cgan.errors import CganError, IntegrityError
+
+RESULT_FORMAT = "cgan.bench"
+RESULT_VERSION = 1
+
+_NUM = {"type": ["number", "null"]}
+_INT = {"type": ["integer", "null"]}
+_STR = {"type": ["string", "null"]}
+
+#: One row of results. Numbers are per *call* (one call translates `batch` frames) unless the name says frame.
+ROW_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["backend", "precision", "batch", "height", "width", "status", "reason",
+                 "p50_ms", "p90_ms", "p99_ms", "max_ms", "mean_ms", "iters", "fps", "tflops", "pct_of_peak",
+                 "speedup_vs_baseline", "max_abs_err", "psnr_db", "peak_mem_mb", "peak_mem_source", "build_s",
+                 "first_call_s"],
+    "properties": {
+        "backend": {"type": "string"},
+        "precision": {"type": "string", "enum": ["fp32", "fp16", "mixed"]},
+        "batch": {"type": "integer", "minimum": 1},
+        "height": {"type": "integer", "minimum": 1},
+        "width": {"type": "integer", "minimum": 1},
+        "status": {"type": "string", "enum": ["ok", "skipped", "error"]},
+        "reason": _STR,
+        "p50_ms": _NUM, "p90_ms": _NUM, "p99_ms": _NUM, "max_ms": _NUM, "mean_ms": _NUM,
+        "iters": _INT,
+        "fps": _NUM,
+        "tflops": _NUM,
+        "pct_of_peak": _NUM,
+        "speedup_vs_baseline": _NUM,
+        "max_abs_err": _NUM,
+        "psnr_db": _NUM,
+        "peak_mem_mb": _NUM,
+        "peak_mem_source": _STR,
+        "build_s": _NUM,
+        "first_call_s": _NUM,
+        "stages": {"type": ["object", "null"]},
+    },
+}
+ROW_KEYS = tuple(ROW_SCHEMA["required"])
+
+RESULT_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["format", "version", "kind", "env", "config", "rows"],
+    "properties": {
+        "format": {"type": "string", "enum": [RESULT_FORMAT]},
+        "version": {"type": "integer", "enum": [RESULT_VERSION]},
+        "kind": {"type": "string", "enum": ["inference", "train"]},
+        "env": {
+            "type": "object",
+            "required": ["date", "cgan", "git_sha", "host_cpu", "gpu", "driver", "cuda", "torch", "onnxruntime",
+                         "tensorrt"],
+            "properties": {"date": {"type": "string"}, "cgan": {"type": "string"}, "gpu": _STR,
+                           "git_sha": _STR, "host_cpu": _STR, "driver": _STR, "cuda": _STR, "torch": _STR,
+                           "onnxruntime": _STR, "tensorrt": _STR},
+        },
+        "config": {"type": "object"},
+        "rows": {"type": "array", "items": ROW_SCHEMA},
+    },
+}
+
+_TYPES = {"object": dict, "array": list, "string": str, "number": (int, float), "integer": int,
+          "boolean": bool, "null": type(None)}
+
+
+def _check(value: Any, schema: dict[str, Any], where: str, errors: list[str]) -> None:
+    """A small JSON-schema subset (type, required, properties, items, enum, minimum): enough for ROW_SCHEMA."""
+    types = schema.get("type")
+    if types is not None:
+        types = [types] if isinstance(types, str) else types
+        ok = False
+        for t in types:
+            if isinstance(value, bool) and t in ("number", "integer"):
+                continue
+            if isinstance(value, _TYPES[t]):
+                ok = True
+        if not ok:
+            errors.append(f"{where}: expected {'/'.join(types)}, got {type(value).__name__} {value!r:.60}")
+            return
+    if isinstance(value, float) and not math.isfinite(value):
+        errors.append(f"{where}: {value} is not a finite number (JSON has no inf/nan)")
+    if "enum" in schema and value not in schema["enum"]:
+        errors.append(f"{where}: {value!r} is not one of {schema['enum']}")
+    if "minimum" in schema and isinstance(value, (int, float)) and value < schema["minimum"]:
+        errors.append(f"{where}: {value} < minimum {schema['minimum']}")
+    if isinstance(value, dict):
+        for key in schema.get("required", ()):
+            if key not in value:
+                errors.append(f"{where}: missing key {key!r}")
+        for key, sub in schema.get("properties", {}).items():
+            if key in value:
+                _check(value[key], sub, f"{where}.{key}", errors)
+    if isinstance(value, list) and "items" in schema:
+        for i, item in enumerate(value):
+            _check(item, schema["items"], f"{where}[{i}]", errors)
+
+
+def schema_errors(result: Any, schema: dict[str, Any] = RESULT_SCHEMA) -> list[str]:
+    """All the ways `result` breaks the schema (empty list: valid)."""
+    errors: list[str] = []
+    _check(result, schema, "result", errors)
+    return errors
+
+
+def validate(result: Any) -> None:
+    errors = schema_errors(result)
+    if errors:
+        more = f" (+{len(errors) - 1} more)" if len(errors) > 1 else ""
+        raise IntegrityError(f"benchmark result does not match the cgan.bench schema: {errors[0]}{more}")
+
+
+def empty_row(backend: str, precision: str, batch: int, height: int, width: int) -> dict[str, Any]:
+    row: dict[str, Any] = {k: None for k in ROW_KEYS}
+    row.update(backend=backend, precision=precision, batch=batch, height=height, width=width, status="ok")
+    return row
+
+
+def _clean(obj: Any) -> Any:
+    """JSON has no inf/nan: write them as null."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: _clean(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_clean(v) for v in obj]
+    return obj
+
+
+def write_result(path: str | os.PathLike, result: dict[str, Any]) -> Path:
+    result = _clean(result)
+    validate(result)
+    write_json_atomic(path, result)
+    return Path(path)
+
+
+def history_line(result: dict[str, Any]) -> dict[str, Any]:
+    """The compact record one run appends to the history file."""
+    env = result["env"]
+    keep = ("backend", "precision", "batch", "height", "width", "status", "p50_ms", "fps", "tflops",
+            "pct_of_peak", "speedup_vs_baseline", "psnr_db")
+    return {"format": RESULT_FORMAT, "version": RESULT_VERSION, "kind": result["kind"],
+            "date": env.get("date"), "git_sha": env.get("git_sha"), "gpu": env.get("gpu"),
+            "host_cpu": env.get("host_cpu"), "cgan": env.get("cgan"),
+            "rows": [{k: r.get(k) for k in keep} for r in result["rows"]]}
+
+
+def append_history(path: str | os.PathLike, result: dict[str, Any]) -> Path:
+    """Append one JSON line for this run (one write call, so concurrent runs never interleave inside a line)."""
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    line = json.dumps(_clean(history_line(result)), sort_keys=True, separators=(",", ":")) + "\n"
+    try:
+        with open(p, "a", encoding="utf-8") as f:
+            f.write(line)
+            f.flush()
+            os.fsync(f.fileno())
+    except OSError as e:
+        raise CganError(f"cannot append to history file {p}: {e.strerror or e}") from None
+    return p
+
+
+def read_history(path: str | os.PathLike) -> list[dict[str, Any]]:
+    """All runs in a history file, oldest first; lines that are not valid JSON are skipped."""
+    p = Path(path)
+    if not p.is_file():
+        return []
+    runs = []
+    for line in p.read_text(encoding="utf-8").splitlines():
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(obj, dict) and obj.get("format") == RESULT_FORMAT:
+            runs.append(obj)
+    return runs
+
+
+# ---- terminal table -------------------------------------------------------------------------------------
+def _fmt(v: Any, spec: str) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, float) and not math.isfinite(v):
+        return "inf"
+    return format(v, spec)
+
+
+COLUMNS: tuple[tuple[str, str, str], ...] = (
+    # (header, key, format)
+    ("backend", "backend", "s"), ("prec", "precision", "s"), ("batch", "batch", "d"),
+    ("size", "_size", "s"), ("p50 ms", "p50_ms", ".2f"), ("p90 ms", "p90_ms", ".2f"),
+    ("p99 ms", "p99_ms", ".2f"), ("max ms", "max_ms", ".2f"), ("fps", "fps", ".1f"),
+    ("TFLOP/s", "tflops", ".2f"), ("%peak", "pct_of_peak", ".1f"), ("speedup", "speedup_vs_baseline", ".2f"),
+    ("maxerr", "max_abs_err", ".1f"), ("PSNR dB", "psnr_db", ".1f"), ("mem MB", "peak_mem_mb", ".0f"),
+    ("build s", "build_s", ".2f"),
+)
+
+
+def format_table(rows: Iterable[dict[str, Any]], columns=COLUMNS) -> str:
+    rows = list(rows)
+    header = [c[0] for c in columns]
+    body = []
+    notes = []
+    for r in rows:
+        cells = []
+        for _, key, spec in columns:
+            v = f"{r.get('height')}x{r.get('width')}" if key == "_size" else r.get(key)
+            cells.append(_fmt(v, spec))
+        if r.get("status") != "ok":
+            notes.append(f"  {r.get('backend')} {r.get('precision')} b{r.get('batch')} "
+                         f"{r.get('height')}x{r.get('width')}: {r.get('status')}: {r.get('reason')}")
+        body.append(cells)
+    widths = [max(len(h), *(len(b[i]) for b in body)) if body else len(h) for i, h in enumerate(header)]
+    lines = ["  ".join(h.rjust(w) if i > 1 else h.ljust(w) for i, (h, w) in enumerate(zip(header, widths)))]
+    lines.append("  ".join("-" * w for w in widths))
+    for cells in body:
+        lines.append("  ".join(c.rjust(w) if i > 1 else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths))))
+    if notes:
+        lines.append("not measured:")
+        lines.extend(notes)
+    return "\n".join(lines)
