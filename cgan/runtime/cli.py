@@ -17,7 +17,7 @@ EXIT_INTERRUPTED = {"interrupted": 130, "terminated": 143}
 @click.option("--input", "inputs", multiple=True, default=("0",), show_default=True,
               help="Camera index, device (/dev/video0), video file, rtsp/http URL, or 'demo'. Repeat for "
                    "several streams batched through one model.")
-@click.option("--output", type=click.Path(dir_okay=False), default=None,
+@click.option("--output", default=None,
               help="Output video (.mp4, .avi, .mkv, .mov, .m4v); several inputs write out_0.mp4, out_1.mp4, ...")
 @click.option("--display/--no-display", default=None,
               help="Show a window (q/ESC quits). Default: when this OpenCV has a GUI and a display.")

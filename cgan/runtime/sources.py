@@ -102,7 +102,11 @@ class Source(Protocol):
 
 
 def quiet_opencv(level: str = "ERROR") -> None:
-    """Lower OpenCV's own logging (it prints WARN lines on stderr for every failed open)."""
+    """Lower OpenCV's and FFmpeg's logging (they print WARN lines on stderr for every failed open).
+
+    FFmpeg reads OPENCV_FFMPEG_LOGLEVEL when OpenCV first uses it, so call this before opening anything.
+    """
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", {"SILENT": "-8", "ERROR": "16", "WARNING": "24"}[level])
     try:
         levels = {"SILENT": cv2.utils.logging.LOG_LEVEL_SILENT, "ERROR": cv2.utils.logging.LOG_LEVEL_ERROR,
                   "WARNING": cv2.utils.logging.LOG_LEVEL_WARNING}
@@ -159,8 +163,8 @@ class CaptureSource:
                 raise IntegrityError(f"input file {p} is empty (0 bytes): not a video")
             cap = cv2.VideoCapture(str(p), cv2.CAP_FFMPEG)
             if not cap.isOpened():
-                raise IntegrityError(f"cannot decode {p}: corrupt or not a video format this OpenCV/FFmpeg "
-                                     f"reads; re-encode it (e.g. `ffmpeg -i IN -c:v libx264 out.mp4`)")
+                raise IntegrityError(f"cannot decode {p}: no video frames, corrupt, or not a format this "
+                                     f"OpenCV/FFmpeg reads; re-encode it (e.g. `ffmpeg -i IN -c:v libx264 out.mp4`)")
             return cap
         if spec.kind == "camera":
             cap = cv2.VideoCapture(int(spec.target))

@@ -153,12 +153,12 @@ def output_paths(output: str | os.PathLike | None, n: int) -> list[Path | None]:
 
 def check_output(path: Path) -> str:
     """Check the container is writable here (extension -> codec, folder writable); return the FOURCC."""
+    if path.is_dir():
+        raise CganError(f"--output {path} is a folder: pass a file name such as {path / 'out.mp4'}")
     ext = path.suffix.lower()
     if ext not in CODECS:
         have = ", ".join(f"{e} ({c})" for e, c in CODECS.items())
         raise CganError(f"cannot write {path}: unknown container {ext or '(no extension)'!r}; use one of {have}")
-    if path.is_dir():
-        raise CganError(f"--output {path} is a folder: pass a file name such as {path / 'out.mp4'}")
     folder = path.parent if str(path.parent) else Path(".")
     try:
         folder.mkdir(parents=True, exist_ok=True)
@@ -471,7 +471,10 @@ def _signals(pipe_holder: dict, enabled: bool):
 
 def load_translator(job: VideoJob) -> Any:
     """Translator.load for the job's pair/direction/backend/precision (unknown backend -> list the valid ones)."""
-    from cgan.runtime import Translator, available_backends
+    try:
+        from cgan.runtime import Translator, available_backends
+    except ImportError as e:
+        raise CganError(f"the cgan runtime translator cannot be imported ({e}); reinstall cgan") from None
 
     if job.backend != "auto":
         names = list(available_backends())

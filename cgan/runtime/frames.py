@@ -1,0 +1,168 @@
+"""Frames in and out of a generator (numpy + OpenCV, no torch).
+
+What `Translator.translate` accepts, and what it does with it:
+
+| input                          | handling                                                               |
+|--------------------------------|------------------------------------------------------------------------|
+| uint8 HxWx3 (BGR)              | as is                                                                  |
+| uint8 HxW or HxWx1 (grayscale) | replicated to BGR; the output is BGR HxWx3                              |
+| uint8 HxWx4 (BGRA)             | alpha dropped; the output is BGR HxWx3 (alpha is not translated)        |
+| uint16                         | scaled to 8 bit (round(x / 257)), then as above                         |
+| float32/float64                | accepted only in [0, 1] (scaled by 255 and rounded); NaN/inf → error    |
+| anything else / 0 pixels       | CganError                                                              |
+| more than `max_pixels`         | CganError (default 4096·4096; raise it with `max_pixels=`)              |
+
+Geometry: the generator needs height and width that are multiples of 4 and larger than its reflection padding.
+`resize="pad"` (default) pads the bottom/right edge by reflection up to the next multiple of 4 and crops the
+result back; sides shorter than `MIN_SIDE` (16 px, e.g. a 1×1 frame) are first padded by edge replication.
+`resize="fit"` resizes to the nearest multiple of 4 instead and resizes the result back. `max_side` (optional)
+downscales larger frames first (keeping the aspect ratio) and upscales the result back to the input size.
+
+The generator-side conversions (`bgr_to_nchw`, `nchw_to_bgr`) write into caller-owned buffers, so a backend
+keeps one set of buffers per shape and allocates nothing per frame in steady state.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from cgan.errors import CganError
+
+MULTIPLE = 4
+MIN_SIDE = 16                      # > the 7x7 conv's reflection pad 3 at full size and pad 1 at 1/4 size
+DEFAULT_MAX_PIXELS = 4096 * 4096   # ~16.8 MP: larger frames are refused (activations would need many GB)
+RESIZE_POLICIES = ("pad", "fit")
+
+
+def to_bgr(frame: object) -> np.ndarray:
+    """Any supported frame (see the module table) as a C-contiguous uint8 HxWx3 BGR array."""
+    if not isinstance(frame, np.ndarray):
+        raise CganError(f"a frame must be a numpy array (HxWx3 BGR uint8), got {type(frame).__name__}")
+    if frame.ndim == 3 and frame.shape[2] == 1:
+        frame = frame[:, :, 0]
+    if frame.ndim not in (2, 3) or (frame.ndim == 3 and frame.shape[2] not in (3, 4)):
+        raise CganError(f"a frame must be HxW (gray), HxWx3 (BGR) or HxWx4 (BGRA), got shape {frame.shape}")
+    if frame.shape[0] == 0 or frame.shape[1] == 0:
+        raise CganError(f"the frame is empty (shape {frame.shape}): check the source that produced it")
+    frame = _to_uint8(frame)
+    if frame.ndim == 2:
+        return cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR)
+    if frame.shape[2] == 4:
+        return cv2.cvtColor(frame, cv2.COLOR_BGRA2BGR)
+    return np.ascontiguousarray(frame)
+
+
+def _to_uint8(frame: np.ndarray) -> np.ndarray:
+    dt = frame.dtype
+    if dt == np.uint8:
+        return frame
+    if dt == np.uint16:
+        return ((frame.astype(np.uint32) * 255 + 32767) // 65535).astype(np.uint8)
+    if dt in (np.float32, np.float64, np.float16):
+        if not np.isfinite(frame).all():
+            raise CganError("the frame contains NaN or infinite values: pass uint8 BGR or floats in [0, 1]")
+        lo, hi = float(frame.min()), float(frame.max())
+        if lo < 0.0 or hi > 1.0:
+            raise CganError(f"float frames must be in [0, 1], this one spans [{lo:g}, {hi:g}]: "
+                            f"divide by 255 or pass uint8")
+        return np.rint(frame.astype(np.float32) * 255.0).astype(np.uint8)
+    raise CganError(f"unsupported frame dtype {dt}: pass uint8 (or uint16, or float in [0, 1])")
+
+
+def check_pixels(height: int, width: int, max_pixels: int) -> None:
+    if height * width > max_pixels:
+        raise CganError(f"frame {width}x{height} has {height * width} pixels, over the limit of {max_pixels}: "
+                        f"use max_side= to downscale, or raise max_pixels= if you have the memory")
+
+
+def round_up(n: int, multiple: int = MULTIPLE) -> int:
+    return -(-n // multiple) * multiple
+
+
+@dataclass(frozen=True)
+class Geometry:
+    """How one input size maps to the size the generator sees, and back."""
+
+    height: int                 # input frame
+    width: int
+    scaled: tuple[int, int]     # (h, w) after max_side / fit resizing (== input size when none)
+    padded: tuple[int, int]     # (h, w) the generator sees: multiples of MULTIPLE, >= MIN_SIDE
+
+    @property
+    def resized(self) -> bool:
+        return self.scaled != (self.height, self.width)
+
+
+def plan(height: int, width: int, resize: str = "pad", max_side: int | None = None) -> Geometry:
+    """The geometry for a frame of height×width under a resize policy."""
+    if resize not in RESIZE_POLICIES:
+        raise CganError(f"unknown resize policy {resize!r}: use one of {', '.join(RESIZE_POLICIES)}")
+    h, w = height, width
+    if max_side is not None:
+        if max_side < MIN_SIDE:
+            raise CganError(f"max_side must be at least {MIN_SIDE}, got {max_side}")
+        if max(h, w) > max_side:
+            s = max_side / max(h, w)
+            h, w = max(1, round(h * s)), max(1, round(w * s))
+    if resize == "fit":
+        h, w = (max(MIN_SIDE, round(v / MULTIPLE) * MULTIPLE) for v in (h, w))
+        return Geometry(height, width, (h, w), (h, w))
+    return Geometry(height, width, (h, w), (max(MIN_SIDE, round_up(h)), max(MIN_SIDE, round_up(w))))
+
+
+def pad_into(frame: np.ndarray, dst: np.ndarray) -> None:
+    """Copy HxWx3 `frame` into the top-left of `dst` (Hp×Wp×3) and fill the rest: reflection where the side
+    is long enough, edge replication for sides shorter than MIN_SIDE."""
+    h, w = frame.shape[:2]
+    hp, wp = dst.shape[:2]
+    if (h, w) == (hp, wp):
+        np.copyto(dst, frame)
+        return
+    if h >= MIN_SIDE and w >= MIN_SIDE:
+        cv2.copyMakeBorder(frame, 0, hp - h, 0, wp - w, cv2.BORDER_REFLECT_101, dst=dst)
+        return
+    # tiny side(s): replicate the tiny axis, reflect the other (pad < side there); two passes, rare path
+    tmp = cv2.copyMakeBorder(frame, 0, hp - h if h < MIN_SIDE else 0, 0, wp - w if w < MIN_SIDE else 0,
+                             cv2.BORDER_REPLICATE)
+    cv2.copyMakeBorder(tmp, 0, hp - tmp.shape[0], 0, wp - tmp.shape[1], cv2.BORDER_REFLECT_101, dst=dst)
+
+
+def bgr_to_nchw(frames: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """uint8 (N,H,W,3) BGR -> `out` (N,3,H,W) float RGB in [-1, 1] (x/127.5 - 1), no allocation."""
+    np.multiply(frames[..., ::-1].transpose(0, 3, 1, 2), 1.0 / 127.5, out=out, casting="unsafe")
+    np.subtract(out, 1.0, out=out)
+    return out
+
+
+def nchw_to_bgr(y: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """(N,3,H,W) float RGB in [-1, 1] -> `out` uint8 (N,H,W,3) BGR: (y+1)·127.5, round, clamp. Modifies `y`."""
+    if y.dtype != np.float32:
+        y = y.astype(np.float32)
+    np.add(y, 1.0, out=y)
+    np.multiply(y, 127.5, out=y)
+    np.rint(y, out=y)
+    np.clip(y, 0.0, 255.0, out=y)
+    np.copyto(out, y.transpose(0, 2, 3, 1)[..., ::-1], casting="unsafe")
+    return out
+
+
+class Buffers:
+    """Arrays reused per shape (one small cache; a video stream has one shape, so it is hit every frame)."""
+
+    def __init__(self, keep: int = 4):
+        self._cache: dict[tuple, np.ndarray] = {}
+        self._keep = keep
+
+    def get(self, tag: str, shape: tuple[int, ...], dtype) -> np.ndarray:
+        key = (tag, tuple(shape), np.dtype(dtype).str)
+        buf = self._cache.get(key)
+        if buf is None:
+            if len(self._cache) >= self._keep * 4:
+                self._cache.clear()
+            buf = self._cache[key] = np.empty(shape, dtype)
+        return buf
+
+    def clear(self) -> None:
+        self._cache.clear()

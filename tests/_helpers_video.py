@@ -1,0 +1,78 @@
+"""Shared helpers for the cgan-video tests: synthetic clips, fake translators, frame counting."""
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+
+def pattern(i: int, width: int = 64, height: int = 48) -> np.ndarray:
+    """Frame i of a synthetic clip: a gradient with a moving bright bar (deterministic)."""
+    x = np.linspace(0, 160, width, dtype=np.float32)[None, :].repeat(height, 0)
+    img = np.stack([x, x[::-1, ::-1] * 0.5 + 40, np.full_like(x, 90)], axis=-1)
+    col = (i * 3) % width
+    img[:, col:col + 4] = 230
+    return img.astype(np.uint8)
+
+
+def make_clip(path: Path, frames: int, size: tuple[int, int] = (64, 48), fps: float = 12.0,
+              fourcc: str = "mp4v") -> Path:
+    w = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*fourcc), fps, size)
+    assert w.isOpened(), f"this OpenCV cannot write {path}"
+    for i in range(frames):
+        w.write(pattern(i, *size))
+    w.release()
+    return path
+
+
+def probe(path: Path) -> tuple[int, float, tuple[int, int]]:
+    """(decodable frames, fps, (width, height)) of a video file."""
+    cap = cv2.VideoCapture(str(path))
+    assert cap.isOpened(), f"{path} does not open"
+    n = 0
+    size = (0, 0)
+    while True:
+        ok, frame = cap.read()
+        if not ok:
+            break
+        size = (frame.shape[1], frame.shape[0])
+        n += 1
+    fps = cap.get(cv2.CAP_PROP_FPS)
+    cap.release()
+    return n, fps, size
+
+
+class Invert:
+    """A fake translator: colour inversion, optionally slow; records the batches it saw."""
+
+    def __init__(self, delay: float = 0.0):
+        self.delay = delay
+        self.batches: list[list[tuple[int, ...]]] = []
+        self.lock = threading.Lock()
+
+    def translate_batch(self, frames):
+        with self.lock:
+            self.batches.append([f.shape for f in frames])
+        if self.delay:
+            time.sleep(self.delay)
+        return [255 - f for f in frames]
+
+    def translate(self, frame):
+        return self.translate_batch([frame])[0]
+
+
+class Broken:
+    """A translator that fails on the n-th batch."""
+
+    def __init__(self, after: int = 3):
+        self.after = after
+        self.calls = 0
+
+    def translate_batch(self, frames):
+        self.calls += 1
+        if self.calls > self.after:
+            raise RuntimeError("inference exploded")
+        return [255 - f for f in frames]

@@ -1,0 +1,152 @@
+"""cgan-video CLI: bad inputs give one line and a non-zero exit; SIGINT/SIGTERM leave a playable file."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from cgan._cli import run
+from cgan.runtime.cli import cli
+
+from _helpers_video import make_clip, probe
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def cgan_video(argv: list[str], capsys) -> tuple[int, str, str]:
+    code = run(cli, argv)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def assert_one_line_error(code: int, err: str, *needles: str) -> None:
+    assert code != 0
+    assert "Traceback" not in err
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), err
+    for n in needles:
+        assert n in lines[0], lines[0]
+
+
+@pytest.fixture
+def clip(tmp_path):
+    return make_clip(tmp_path / "in.mp4", 10)
+
+
+def test_bad_inputs_one_line(tmp_path, clip, capsys):
+    (tmp_path / "junk.mp4").write_bytes(np.random.default_rng(1).integers(0, 255, 3000, dtype=np.uint8).tobytes())
+    (tmp_path / "empty.avi").write_bytes(b"")
+    make_clip(tmp_path / "zero.avi", 0, fourcc="MJPG")
+    cases = [
+        (["--input", str(tmp_path / "missing.mp4")], "not found"),
+        (["--input", str(tmp_path / "junk.mp4")], "cannot decode"),
+        (["--input", str(tmp_path / "empty.avi")], "empty"),
+        (["--input", str(tmp_path / "zero.avi")], "zero.avi"),
+        (["--input", "57"], "no camera at index 57"),
+        (["--input", "/dev/video57"], "/dev/video57"),
+        (["--input", "ftp://host/x"], "scheme"),
+        (["--input", str(clip), "--output", str(tmp_path / "o.xyz")], ".mp4 (mp4v)"),
+        (["--input", str(clip), "--output", str(tmp_path)], "folder"),
+        (["--input", str(clip), "--size", "huge"], "--size"),
+        (["--input", str(clip), "--output", str(clip / "o.mp4")], "cannot create output folder"),
+    ]
+    for argv, needle in cases:
+        code, _, err = cgan_video(argv + ["--no-progress"], capsys)
+        assert_one_line_error(code, err, needle)
+
+
+def test_output_not_writable(tmp_path, clip, capsys):
+    if os.geteuid() == 0:
+        pytest.skip("root can write anywhere")
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o500)
+    try:
+        code, _, err = cgan_video(["--input", str(clip), "--output", str(ro / "o.mp4")], capsys)
+    finally:
+        ro.chmod(0o700)
+    assert_one_line_error(code, err, "not writable")
+
+
+def test_forced_display_on_headless_opencv_says_why(clip, capsys):
+    from cgan.runtime.video import gui_problem
+
+    if gui_problem() is None:
+        pytest.skip("this OpenCV has a GUI and a display")
+    code, _, err = cgan_video(["--input", str(clip), "--display"], capsys)
+    assert_one_line_error(code, err, "--display")
+
+
+def test_corrupt_file_subprocess_stderr_is_one_line(tmp_path):
+    """The real console entry: FFmpeg/OpenCV log noise is silenced too."""
+    junk = tmp_path / "junk.mkv"
+    junk.write_bytes(b"\x1a\x45\xdf\xa3" + bytes(range(256)) * 8)
+    p = subprocess.run([sys.executable, "-c", "from cgan.runtime.cli import main; main()", "--input", str(junk)],
+                       capture_output=True, text=True, timeout=60, cwd=REPO)
+    assert_one_line_error(p.returncode, p.stderr, "cannot decode")
+
+
+def _translator_available() -> bool:
+    try:
+        from cgan.runtime import Translator  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+@pytest.mark.skipif(not _translator_available(), reason="cgan.runtime.Translator not there yet")
+def test_unknown_pair_and_backend_list_valid_ones(clip, capsys):
+    code, _, err = cgan_video(["--input", str(clip), "--pair", "nosuchpair"], capsys)
+    assert_one_line_error(code, err, "nosuchpair")
+    code, _, err = cgan_video(["--input", str(clip), "--backend", "warp-drive"], capsys)
+    assert_one_line_error(code, err, "warp-drive", "torch")
+
+
+SCRIPT = textwrap.dedent("""
+    import sys, time
+    from cgan.runtime.video import VideoJob, run_video
+    from cgan.runtime.sources import quiet_opencv
+    quiet_opencv("SILENT")
+
+    class Slow:
+        def translate_batch(self, frames):
+            time.sleep(0.02)
+            return [255 - f for f in frames]
+
+    s = run_video(VideoJob(inputs=[sys.argv[1]], output=sys.argv[2], display=False, progress=False), Slow())
+    print(s.ended, s.frames, flush=True)
+""")
+
+
+@pytest.mark.parametrize("sig, ended", [(signal.SIGINT, "interrupted"), (signal.SIGTERM, "terminated")])
+def test_signal_mid_file_leaves_playable_output(tmp_path, sig, ended):
+    clip = make_clip(tmp_path / "long.mp4", 400)
+    out = tmp_path / "out.mp4"
+    proc = subprocess.Popen([sys.executable, "-c", SCRIPT, str(clip), str(out)], cwd=REPO,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 30
+        while not list(tmp_path.glob(".out.partial-*.mp4")):  # the writer has started writing frames
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < deadline, "the pipeline never started writing"
+            time.sleep(0.05)
+        time.sleep(0.3)
+        proc.send_signal(sig)
+        stdout, stderr = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, stderr
+    assert "Traceback" not in stderr
+    status, frames = stdout.split()
+    assert status == ended and 0 < int(frames) < 400
+    n, _, size = probe(out)
+    assert n == int(frames) and size == (64, 48)
+    assert not list(tmp_path.glob(".out.partial-*"))

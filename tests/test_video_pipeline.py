@@ -1,0 +1,168 @@
+"""cgan-video pipeline: round trip, batching of several inputs, size changes, live dropping, reconnect, errors."""
+from __future__ import annotations
+
+import shutil
+import time
+
+import numpy as np
+import pytest
+
+from cgan.errors import CganError, IntegrityError
+from cgan.runtime.sources import CaptureSource, FrameListSource, InputSpec, open_source, parse_input, quiet_opencv
+from cgan.runtime.video import VideoJob, output_paths, parse_size, run_video, target_size
+
+from _helpers_video import Broken, Invert, make_clip, pattern, probe
+
+quiet_opencv("SILENT")
+
+
+def job(**kw) -> VideoJob:
+    kw.setdefault("display", False)
+    kw.setdefault("progress", False)
+    kw.setdefault("handle_signals", False)
+    return VideoJob(**kw)
+
+
+@pytest.mark.parametrize("ext", [".mp4", ".avi"])
+def test_round_trip_keeps_count_size_fps(tmp_path, ext):
+    clip = make_clip(tmp_path / "in.mp4", 20, (64, 48), fps=12)
+    out = tmp_path / f"out{ext}"
+    s = run_video(job(inputs=[str(clip)], output=str(out)), translator=Invert())
+    assert s.frames == 20 and s.dropped == 0 and s.ended == "end"
+    assert s.outputs == [str(out)]
+    n, fps, size = probe(out)
+    assert (n, size) == (20, (64, 48))
+    assert fps == pytest.approx(12, abs=0.01)
+    assert not list(tmp_path.glob(".*partial*")), "temporary file left behind"
+    # the output is the translation (inverted), not the input
+    import cv2
+    cap = cv2.VideoCapture(str(out))
+    _, first = cap.read()
+    cap.release()
+    assert abs(float(first.mean()) - (255 - float(pattern(0).mean()))) < 12
+    assert s.latency_p99_ms >= s.latency_p50_ms > 0
+    assert s.decode_fps > 0 and s.translate_fps > 0 and s.encode_fps > 0 and s.fps > 0
+
+
+def test_side_by_side_and_size_and_max_frames(tmp_path):
+    clip = make_clip(tmp_path / "in.mp4", 30, (64, 48))
+    out = tmp_path / "sbs.mp4"
+    s = run_video(job(inputs=[str(clip)], output=str(out), side_by_side=True, size="32", max_frames=7,
+                      fps_overlay=True), translator=Invert())
+    assert s.frames == 7 and s.ended == "max-frames"
+    n, _, size = probe(out)
+    assert (n, size) == (7, (64, 24))  # two 32x24 frames side by side
+
+
+def test_several_inputs_batched_by_size_one_output_each(tmp_path):
+    a = make_clip(tmp_path / "a.mp4", 12, (64, 48))
+    b = make_clip(tmp_path / "b.mp4", 12, (64, 48))
+    c = make_clip(tmp_path / "c.mp4", 9, (32, 32))
+    inv = Invert(delay=0.01)
+    s = run_video(job(inputs=[str(a), str(b), str(c)], output=str(tmp_path / "out.mp4")), translator=inv)
+    assert s.frames == 33
+    assert [probe(tmp_path / f"out_{i}.mp4")[::2] for i in range(3)] == [(12, (64, 48)), (12, (64, 48)), (9, (32, 32))]
+    for batch in inv.batches:
+        assert len(set(batch)) == 1, f"mixed sizes in one batch: {batch}"
+    assert max(len(b) for b in inv.batches if b[0] == (48, 64, 3)) == 2, "same-size streams were never batched"
+
+
+def test_size_change_mid_stream_resizes_to_first_size(tmp_path):
+    frames = [pattern(i, 64, 48) for i in range(5)] + [pattern(i, 80, 60) for i in range(5)]
+    out = tmp_path / "out.mp4"
+    s = run_video(job(inputs=[FrameListSource(frames, fps=10)], output=str(out)), translator=Invert())
+    assert s.frames == 10 and s.resized == 5
+    assert probe(out)[::2] == (10, (64, 48))
+
+
+def test_parse_and_target_sizes():
+    assert target_size(1920, 1080, parse_size("720p")) == (1280, 720)
+    assert target_size(640, 480, parse_size("512")) == (512, 384)
+    assert target_size(640, 480, parse_size("320x200")) == (320, 200)
+    assert target_size(641, 479, parse_size("native")) == (641, 479)
+    for bad in ("big", "0", "12x", "x4", "-5"):
+        with pytest.raises(CganError):
+            parse_size(bad)
+    assert [p.name for p in output_paths("v/out.mp4", 2)] == ["out_0.mp4", "out_1.mp4"]
+    assert [p.name for p in output_paths("v/out.mp4", 1)] == ["out.mp4"]
+
+
+def test_parse_input_kinds():
+    assert parse_input("0") == InputSpec("camera", 0, "0")
+    assert parse_input("/dev/video2").kind == "device"
+    assert parse_input("rtsp://cam.local/stream").live
+    assert parse_input("clip.mp4").kind == "file" and not parse_input("clip.mp4").live
+    with pytest.raises(CganError, match="scheme"):
+        parse_input("ftp://x/y")
+
+
+def test_live_source_faster_than_inference_drops_with_bounded_latency():
+    frames = [pattern(i) for i in range(120)]
+    live = FrameListSource(frames, fps=200, live=True, name="fake camera")
+    s = run_video(job(inputs=[live]), translator=Invert(delay=0.025))
+    assert s.dropped > 30, s
+    assert s.frames + s.dropped == 120, "every frame is either written or counted as dropped"
+    # a queue of 1 keeps latency to about two inference times, however long the source runs
+    assert s.latency_p99_ms < 250, s
+    # the same frames from a file are never dropped
+    s2 = run_video(job(inputs=[FrameListSource(frames[:30], fps=200)]), translator=Invert(delay=0.005))
+    assert (s2.frames, s2.dropped) == (30, 0)
+
+
+def test_pipeline_overlaps_stages(tmp_path):
+    """Capture, translate and write run in parallel: overall fps close to the slowest stage's."""
+    frames = [pattern(i) for i in range(40)]
+    s = run_video(job(inputs=[FrameListSource(frames, fps=25)], output=str(tmp_path / "o.mp4")),
+                  translator=Invert(delay=0.02))
+    assert s.fps >= 0.75 * min(s.decode_fps, s.translate_fps, s.encode_fps), s
+
+
+def test_live_stream_that_disappears_reconnects_then_ends_cleanly(tmp_path):
+    clip = make_clip(tmp_path / "stream.mp4", 8)
+    src = CaptureSource(InputSpec("url", str(clip), "x"), reconnects=2, backoff=0.01)
+    assert src.live
+    first = src.read()
+    assert first is not None
+    clip.unlink()  # the "stream" goes away: reopening fails from now on
+    n = 1
+    t0 = time.perf_counter()
+    while src.read() is not None:
+        n += 1
+    assert n == 8 and time.perf_counter() - t0 < 5
+    src.close()
+
+
+def test_reconnect_resumes_a_stream_that_comes_back(tmp_path):
+    clip = make_clip(tmp_path / "stream.mp4", 5)
+    src = CaptureSource(InputSpec("url", str(clip), "x"), reconnects=2, backoff=0.01)
+    n = 0
+    while src.read() is not None and n < 12:
+        n += 1
+    assert n == 12 and src.reconnected >= 2  # each end of the "stream" was followed by a successful reopen
+    src.close()
+    out = tmp_path / "out.mp4"
+    clip2 = make_clip(tmp_path / "s2.mp4", 6)
+    src2 = CaptureSource(InputSpec("url", str(clip2), "x"), reconnects=1, backoff=0.01)
+    shutil.move(clip2, tmp_path / "gone.mp4")
+    s = run_video(job(inputs=[src2], output=str(out)), translator=Invert())
+    assert s.ended == "end" and s.frames > 0 and probe(out)[0] == s.frames
+
+
+def test_bad_files(tmp_path):
+    (tmp_path / "empty.mp4").write_bytes(b"")
+    (tmp_path / "junk.mp4").write_bytes(np.random.default_rng(0).integers(0, 255, 4000, dtype=np.uint8).tobytes())
+    make_clip(tmp_path / "zero.avi", 0, fourcc="MJPG")
+    for name in ("empty.mp4", "junk.mp4", "zero.avi"):
+        with pytest.raises(IntegrityError):
+            open_source(str(tmp_path / name))
+    with pytest.raises(CganError, match="not found"):
+        open_source(str(tmp_path / "missing.mp4"))
+
+
+def test_translator_error_leaves_no_output(tmp_path):
+    clip = make_clip(tmp_path / "in.mp4", 20)
+    out = tmp_path / "out.mp4"
+    with pytest.raises(RuntimeError, match="exploded"):
+        run_video(job(inputs=[str(clip)], output=str(out)), translator=Broken(after=3))
+    assert not out.exists()
+    assert not list(tmp_path.glob(".*partial*"))
