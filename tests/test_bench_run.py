@@ -1,0 +1,217 @@
+"""cgan-bench end to end on CPU with a tiny generator: rows, baseline, speedups, JSON/history/plot, CLI errors.
+
+The plumbing is tested against a stand-in runtime/exporter (so it does not depend on their state); the last
+tests run the real cgan.runtime + cgan.export and skip only while those are not importable.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from cgan._cli import run
+from cgan.benchmarks import bench as bench_mod
+from cgan.benchmarks.bench import BenchConfig, run_bench
+from cgan.benchmarks.cli import cli
+from cgan.benchmarks.report import read_history, schema_errors
+from cgan.errors import CganError
+
+TINY = dict(blocks=1, ngf=4)
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+class FakeTranslator:
+    """Stands in for cgan.runtime.Translator: eager torch, rounding to uint8 like a real backend would."""
+
+    loads: list[dict] = []
+
+    def __init__(self, net, precision):
+        self.net, self.precision = net, precision
+
+    @classmethod
+    def load(cls, source, direction=None, backend="auto", precision=None, device=None):
+        from cgan.trainer.weights import load_generator
+
+        cls.loads.append(dict(source=source, direction=direction, backend=backend, precision=precision, device=device))
+        if precision == "fp16":
+            raise CganError("fp16 needs a GPU for this backend")
+        folder = Path(source)
+        if (folder / "manifest.json").is_file():
+            folder = folder / "pair"
+        return cls(load_generator(folder, direction or "G"), precision)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *a):
+        pass
+
+    def translate_batch(self, frames):
+        import torch
+
+        x = torch.from_numpy(np.stack([f[..., ::-1] for f in frames]).copy()).permute(0, 3, 1, 2).float() / 127.5 - 1
+        with torch.no_grad():
+            y = self.net(x)
+        y = ((y + 1) * 127.5).round().clamp(0, 255).byte().permute(0, 2, 3, 1).numpy()[..., ::-1]
+        return [np.ascontiguousarray(a) for a in y]
+
+
+def fake_export_pair(source, out, **opts):
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    shutil.copytree(source, out / "pair", dirs_exist_ok=True)
+    (out / "manifest.json").write_text(json.dumps({"format": "cgan.export", "version": 1, "options": opts}))
+    return out
+
+
+@pytest.fixture
+def fake_runtime(monkeypatch):
+    import cgan.runtime as rt
+
+    FakeTranslator.loads = []
+    monkeypatch.setattr(rt, "Translator", FakeTranslator, raising=False)
+    monkeypatch.setattr(rt, "available_backends",
+                        lambda source=None: {"ort-cpu": (True, None), "torch": (True, None),
+                                             "tensorrt": (False, "tensorrt is not installed")}, raising=False)
+    monkeypatch.setattr(bench_mod, "_find_export_pair", lambda: fake_export_pair)
+    return FakeTranslator
+
+
+def _cfg(tmp_path, **kw):
+    base = dict(**TINY, backends=("ort-cpu", "torch-cpu"), sizes=((32, 32),), precisions=("fp32",), batches=(1,),
+                warmup=1, iters=3, device="cpu", workdir=str(tmp_path / "work"))
+    base.update(kw)
+    return BenchConfig(**base)
+
+
+def test_rows_baseline_speedup_and_accuracy(tmp_path, fake_runtime):
+    seen = []
+    result = run_bench(_cfg(tmp_path, sizes=((32, 32), (32, 48)), batches=(1, 2), precisions=("fp32", "fp16")),
+                       on_row=seen.append)
+    assert schema_errors(result) == []
+    rows = result["rows"]
+    assert len(seen) == len(rows) == 2 * 2 + 2 * 2 * 2 * 2  # baseline: sizes×batches; 2 backends × 2 prec
+    base = {(r["height"], r["width"], r["batch"]): r for r in rows if r["backend"] == "baseline"}
+    assert len(base) == 4 and all(r["status"] == "ok" and r["speedup_vs_baseline"] == 1.0 for r in base.values())
+    for r in base.values():  # official tensor2im truncates: at most one level below the float reference
+        assert r["max_abs_err"] <= 1.0 and r["psnr_db"] > 40
+    ok = [r for r in rows if r["backend"] != "baseline" and r["precision"] == "fp32"]
+    assert len(ok) == 8 and all(r["status"] == "ok" for r in ok)
+    for r in ok:
+        b = base[(r["height"], r["width"], r["batch"])]
+        assert r["speedup_vs_baseline"] == pytest.approx(r["fps"] / b["fps"])
+        assert r["fps"] == pytest.approx(r["batch"] / (r["mean_ms"] / 1e3))
+        assert r["p50_ms"] <= r["p90_ms"] <= r["p99_ms"] <= r["max_ms"] and r["iters"] == 3
+        assert r["max_abs_err"] <= 0.5 + 1e-3 and r["psnr_db"] > 45  # rounding only
+        assert r["tflops"] > 0 and r["pct_of_peak"] is None  # CPU: no GPU peak
+        assert r["build_s"] is not None and r["first_call_s"] is not None
+        assert r["peak_mem_source"] in ("rss-delta", None)
+    # fp16 cannot run here: skipped with the backend's reason, the run goes on
+    skipped = [r for r in rows if r["precision"] == "fp16"]
+    assert skipped and all(r["status"] == "skipped" and "GPU" in r["reason"] for r in skipped)
+    # one build per backend × precision, the export folder for ORT, direction G, device per backend
+    by_backend = {(d["backend"], d["precision"]): d for d in fake_runtime.loads}
+    assert by_backend[("torch", "fp32")]["device"] == "cpu" and by_backend[("ort-cpu", "fp32")]["direction"] == "G"
+    assert len(fake_runtime.loads) == 4
+    assert (Path(result["config"]["export"]["folder"]) / "manifest.json").is_file()
+    assert result["config"]["spec"]["blocks"] == 1 and result["env"]["cgan"]
+
+
+def test_unavailable_backend_is_a_skipped_row(tmp_path, fake_runtime, monkeypatch):
+    monkeypatch.setattr(bench_mod, "runtime_availability",
+                        lambda name, source: (name != "ort-cpu", "onnxruntime is not installed"))
+    result = run_bench(_cfg(tmp_path, iters=2))
+    st = {r["backend"]: (r["status"], r["reason"]) for r in result["rows"]}
+    assert st["ort-cpu"] == ("skipped", "onnxruntime is not installed")
+    assert st["torch-cpu"] == ("ok", None) and st["baseline"] == ("ok", None)
+
+
+def test_seconds_mode_and_cached_pair(tmp_path, fake_runtime):
+    cfg = _cfg(tmp_path, backends=("torch-cpu",), seconds=0.05, iters=1)
+    r1 = run_bench(cfg)
+    assert all(r["iters"] >= 2 for r in r1["rows"])
+    pair_json = Path(r1["config"]["pair_folder"]) / "pair.json"
+    mtime = pair_json.stat().st_mtime_ns
+    run_bench(cfg)  # the random pair is cached
+    assert pair_json.stat().st_mtime_ns == mtime
+
+
+def test_e2e_row_through_the_video_pipeline(tmp_path, fake_runtime):
+    pytest.importorskip("cgan.runtime.video")
+    result = run_bench(_cfg(tmp_path, backends=("ort-cpu",), e2e=True, e2e_size=(32, 48), e2e_frames=6, iters=2))
+    row = result["rows"][-1]
+    assert row["backend"] == "video:ort-cpu", row
+    assert row["status"] == "ok", row["reason"]
+    assert row["iters"] == 6 and row["fps"] > 0
+    assert set(row["stages"]) >= {"decode_fps", "translate_fps", "encode_fps"}
+    assert schema_errors(result) == []
+
+
+def test_cli_writes_json_history_and_plot(tmp_path, fake_runtime, capsys):
+    out = tmp_path / "res"
+    argv = ["--blocks", "1", "--ngf", "4", "--backends", "ort-cpu,torch-cpu", "--sizes", "32x32", "--precision",
+            "fp32", "--batch", "1", "--iters", "3", "--warmup", "1", "--device", "cpu", "-q",
+            "--workdir", str(tmp_path / "w"), "--json", str(out / "r.json"), "--history", str(out / "h.jsonl"),
+            "--plot", str(out / "p.png")]
+    assert run(cli, argv) == 0
+    assert run(cli, argv) == 0
+    data = json.loads((out / "r.json").read_text())
+    assert schema_errors(data) == []
+    assert [r["backend"] for r in data["rows"]] == ["baseline", "ort-cpu", "torch-cpu"]
+    assert len(read_history(out / "h.jsonl")) == 2
+    assert (out / "p.png").read_bytes()[:8] == PNG_MAGIC
+    text = capsys.readouterr().out
+    assert "baseline" in text and "torch-cpu" in text and "speedup" in text
+
+
+@pytest.mark.parametrize("argv,needle", [
+    (["--backends", "ort-cpu,warp-drive"], "unknown backend 'warp-drive'"),
+    (["--sizes", "720p,31x32"], "bad size '31x32'"),
+    (["--sizes", "big"], "bad size 'big'"),
+    (["--precision", "int4"], "unknown precision 'int4'"),
+    (["--batch", "0"], "bad --batch"),
+    (["--pair", "no-such-pair"], "unknown pair 'no-such-pair'"),
+])
+def test_cli_bad_input_is_one_line(argv, needle, capsys, tmp_path):
+    assert run(cli, argv + ["--workdir", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and needle in err and "\n" not in err and "Traceback" not in err
+
+
+def test_unknown_backend_lists_valid_ones(capsys):
+    assert run(cli, ["--backends", "foo"]) == 2
+    err = capsys.readouterr().err
+    for name in ("tensorrt", "tensorrt-rtx", "ort-cuda", "ort-cpu", "torch-cuda", "torch-cpu"):
+        assert name in err
+
+
+# ---- with the real runtime and exporter --------------------------------------------------------------------
+def _real_stack_or_skip():
+    try:
+        from cgan.runtime import Translator  # noqa: F401
+
+        bench_mod._find_export_pair()
+    except (ImportError, CganError) as e:
+        pytest.skip(f"cgan.runtime/cgan.export not ready here: {e}")
+
+
+def test_real_runtime_ort_cpu_and_torch_cpu(tmp_path):
+    _real_stack_or_skip()
+    out = tmp_path / "res"
+    argv = ["--blocks", "1", "--ngf", "4", "--backends", "ort-cpu,torch-cpu", "--sizes", "32x32", "--precision",
+            "fp32", "--batch", "1", "--iters", "3", "--warmup", "1", "--device", "cpu", "-q",
+            "--workdir", str(tmp_path / "w"), "--json", str(out / "r.json"), "--history", str(out / "h.jsonl"),
+            "--plot", str(out / "p.png")]
+    assert run(cli, argv) == 0
+    data = json.loads((out / "r.json").read_text())
+    assert schema_errors(data) == []
+    rows = {r["backend"]: r for r in data["rows"]}
+    for name in ("baseline", "ort-cpu", "torch-cpu"):
+        assert rows[name]["status"] == "ok", rows[name]["reason"]
+        assert rows[name]["max_abs_err"] <= 2.0 and rows[name]["fps"] > 0
+    assert rows["ort-cpu"]["speedup_vs_baseline"] == pytest.approx(rows["ort-cpu"]["fps"] / rows["baseline"]["fps"])
+    assert len(read_history(out / "h.jsonl")) == 1
+    assert (out / "p.png").read_bytes()[:8] == PNG_MAGIC
