@@ -109,6 +109,13 @@ def parse_batches(text: str) -> tuple[int, ...]:
     return tuple(dict.fromkeys(out))
 
 
+def _torch_threads() -> int | None:
+    import sys
+
+    torch = sys.modules.get("torch")
+    return torch.get_num_threads() if torch is not None else None
+
+
 def default_device() -> str:
     try:
         import torch
@@ -437,6 +444,7 @@ def run_bench(cfg: BenchConfig, on_row: Callable[[dict[str, Any]], None] | None 
     peak = sol.peak_fp16_tflops(env.get("gpu")) if device == "cuda" or any(
         backend_device(b) == "cuda" for b in backends) else None
     env["peak_fp16_tflops"] = peak
+    env["torch_threads"] = _torch_threads()
     frames_by_size, refs_by_size = {}, {}
     nmax = max(cfg.batches)
     for (h, w) in cfg.sizes:
