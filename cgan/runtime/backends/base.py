@@ -1,0 +1,230 @@
+"""What every backend shares: the model it runs (`Model`) and the lifecycle + input checks (`Backend`).
+
+Polygraphy-style: the base class owns `activate()` / `infer(batch)` / `deactivate()`, the context manager and
+the validation of every batch; a backend writes only `_activate_impl`, `_infer_impl`, `_deactivate_impl` and a
+classmethod `check(model, precision, device) -> (ok, reason)` that says whether it can run here, without side
+effects and without importing heavy libraries when a cheaper test answers.
+
+Every backend's `infer` takes and returns uint8 (N, H, W, 3) BGR frames with H and W multiples of 4 (the
+Translator pads): pre/post-processing lives in the backend so that GPU backends run it on the GPU. The
+returned array may be a buffer the backend reuses on its next call: copy it if you keep it (Translator does).
+"""
+from __future__ import annotations
+
+import importlib.util
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from cgan._files import read_json, verify_record
+from cgan.errors import BackendUnavailable, CganError, IntegrityError
+from cgan.pairs import MANIFEST_JSON, Pair, load_pair, resolve
+from cgan.spec import EXPORT_FORMAT, FORMAT_VERSION, GENERATORS, PairSpec
+from cgan.runtime.frames import MIN_SIDE, MULTIPLE
+
+log = logging.getLogger("cgan.runtime")
+
+PRECISIONS = ("fp32", "fp16")
+DEVICES = ("cpu", "cuda")
+
+
+@dataclass
+class Model:
+    """One generator of a pair or export folder, chosen by direction: what a backend loads."""
+
+    kind: str                         # "pair" | "export"
+    folder: Path
+    spec: PairSpec
+    gen: str                          # "G" | "F"
+    source: str                       # what the user passed
+    manifest: dict[str, Any] | None = None
+    pair_folder: Path | None = None   # the pair (or the export's pair/ copy) when present
+    _pair: Pair | None = field(default=None, repr=False)
+
+    @property
+    def direction(self) -> str:
+        return self.spec.direction_name(self.gen)
+
+    @property
+    def files(self) -> list[dict[str, Any]]:
+        """The export manifest's file records for this generator (empty for a pair folder)."""
+        if not self.manifest:
+            return []
+        return [f for f in self.manifest.get("files", []) if isinstance(f, dict) and f.get("generator") == self.gen]
+
+    def find(self, kind: str, precision: str | None = None, io: str | None = None) -> list[dict[str, Any]]:
+        out = []
+        for rec in self.files:
+            if rec.get("kind") != kind:
+                continue
+            if precision is not None and rec.get("precision") != precision:
+                continue
+            if io is not None and rec.get("io", "nchw") != io:
+                continue
+            out.append(rec)
+        return out
+
+    def path(self, rec: dict[str, Any], verify: bool = True) -> Path:
+        """The file of a manifest record, checked against its size and sha256."""
+        what = f"{self.folder / MANIFEST_JSON}"
+        if verify:
+            return verify_record(self.folder, rec, what)
+        from cgan._files import inside
+
+        return inside(self.folder, rec.get("path", ""), what)
+
+    def pair(self) -> Pair:
+        if self._pair is None:
+            if self.pair_folder is None:
+                raise BackendUnavailable(f"{self.folder} has no pair/ copy of the weights: re-export it with "
+                                         f"`cgan-export` or pass the pair folder")
+            self._pair = load_pair(self.pair_folder)
+        return self._pair
+
+    def has_pair(self) -> bool:
+        return self.pair_folder is not None
+
+    def describe(self) -> str:
+        return f"{self.direction} ({self.gen}) from {self.kind} {self.folder}"
+
+
+def load_model(source: str | os.PathLike, direction: str | None = None) -> Model:
+    """Resolve a pair name / pair folder / export folder and pick one generator (see cgan.pairs.resolve)."""
+    res = resolve(source)
+    manifest = None
+    if res.kind == "export":
+        manifest = read_json(res.folder / MANIFEST_JSON, "manifest.json")
+        if manifest.get("format") != EXPORT_FORMAT:
+            raise IntegrityError(f"{res.folder / MANIFEST_JSON} is not a cgan export manifest")
+        if manifest.get("version") != FORMAT_VERSION:
+            raise IntegrityError(f"{res.folder / MANIFEST_JSON} has version {manifest.get('version')!r}; this cgan "
+                                 f"reads {FORMAT_VERSION}: upgrade cgan or re-export")
+        spec = PairSpec.from_dict(manifest.get("spec") or {})
+        pair_folder = res.folder / "pair" if (res.folder / "pair" / "pair.json").is_file() else None
+        files = manifest.get("files")
+        if not isinstance(files, list):
+            raise IntegrityError(f"{res.folder / MANIFEST_JSON} has no file list; re-export")
+        have = {f.get("generator") for f in files if isinstance(f, dict)}
+        pair = None
+        if pair_folder is not None:
+            pair = load_pair(pair_folder, verify=False)
+            have |= set(pair.generators)
+        gens = tuple(g for g in GENERATORS if g in have)
+        if not gens:
+            raise IntegrityError(f"{res.folder} lists no generator files; re-export")
+    else:
+        pair = load_pair(res.folder, verify=False)
+        spec, pair_folder, gens = pair.spec, res.folder, pair.generators
+    wanted = direction if direction is not None else res.direction
+    if wanted is not None and str(wanted).upper() in GENERATORS and str(wanted).upper() not in gens:
+        gen = str(wanted).upper()
+        raise CganError(f"{res.folder} has no {gen} ({spec.direction_name(gen)}); it holds "
+                        + ", ".join(f"{spec.direction_name(g)} ({g})" for g in gens))
+    gen = spec.resolve_direction(wanted, gens)
+    return Model(res.kind, res.folder, spec, gen, str(source), manifest, pair_folder)
+
+
+def module_available(name: str) -> bool:
+    """Whether `name` is importable, without importing it."""
+    try:
+        return importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+class Backend:
+    """Lifecycle + validation shared by all backends. Subclasses set `name` and implement the `*_impl` methods."""
+
+    name = "base"
+    devices: tuple[str, ...] = ("cpu",)
+
+    def __init__(self, model: Model, precision: str | None = None, device: str | None = None, **opts: Any):
+        device = device or self.default_device()
+        if device not in self.devices:
+            raise CganError(f"backend {self.name} runs on {', '.join(self.devices)}, not {device!r}")
+        if precision is None:
+            precision = self.default_precision(device)
+        if precision not in PRECISIONS:
+            raise CganError(f"unknown precision {precision!r}: use one of {', '.join(PRECISIONS)}")
+        ok, reason = self.check(model, precision, device)
+        if not ok:
+            raise BackendUnavailable(f"backend {self.name} cannot run {model.direction} here: {reason}")
+        self.model, self.precision, self.device = model, precision, device
+        self.opts = opts
+        self.is_active = False
+
+    # ---- what subclasses provide ----------------------------------------------------------------------
+    @classmethod
+    def check(cls, model: Model | None = None, precision: str | None = None,
+              device: str | None = None) -> tuple[bool, str]:
+        """(ok, reason): can this backend run `model` (or, with None, anything) here?"""
+        raise NotImplementedError
+
+    @classmethod
+    def default_device(cls) -> str:
+        return cls.devices[0]
+
+    @classmethod
+    def default_precision(cls, device: str) -> str:
+        return "fp16" if device == "cuda" else "fp32"
+
+    def _activate_impl(self) -> None:
+        raise NotImplementedError
+
+    def _infer_impl(self, batch: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def _deactivate_impl(self) -> None:
+        raise NotImplementedError
+
+    # ---- lifecycle -------------------------------------------------------------------------------------
+    def activate(self) -> "Backend":
+        if self.is_active:
+            log.warning("backend %s is already active", self.name)
+            return self
+        self._activate_impl()
+        self.is_active = True
+        return self
+
+    def deactivate(self) -> None:
+        if not self.is_active:
+            return
+        try:
+            self._deactivate_impl()
+        finally:
+            self.is_active = False
+
+    def __enter__(self) -> "Backend":
+        return self.activate()
+
+    def __exit__(self, *exc: object) -> None:
+        self.deactivate()
+
+    def infer(self, batch: np.ndarray) -> np.ndarray:
+        """uint8 (N, H, W, 3) BGR, H and W multiples of 4 (>= 16) -> uint8 (N, H, W, 3) BGR, the same shape."""
+        if not self.is_active:
+            raise CganError(f"backend {self.name} is not active: call activate() or use it as a context manager")
+        self.validate(batch)
+        out = self._infer_impl(batch)
+        if out.shape != batch.shape or out.dtype != np.uint8:
+            raise IntegrityError(f"backend {self.name} returned {out.dtype} {out.shape} for input {batch.shape}: "
+                                 f"the model does not keep the frame size; re-export it")
+        return out
+
+    def validate(self, batch: np.ndarray) -> None:
+        if not isinstance(batch, np.ndarray) or batch.dtype != np.uint8:
+            got = batch.dtype if isinstance(batch, np.ndarray) else type(batch).__name__
+            raise CganError(f"backend {self.name} takes uint8 (N,H,W,3) BGR batches, got {got}")
+        if batch.ndim != 4 or batch.shape[3] != 3 or batch.shape[0] < 1:
+            raise CganError(f"backend {self.name} takes (N,H,W,3) batches, got shape {batch.shape}")
+        h, w = batch.shape[1:3]
+        if h % MULTIPLE or w % MULTIPLE or h < MIN_SIDE or w < MIN_SIDE:
+            raise CganError(f"height and width must be multiples of {MULTIPLE} and >= {MIN_SIDE}, got {h}x{w}: "
+                            f"use Translator.translate, which pads")
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name} {self.precision} {self.device} {self.model.direction}>"

@@ -1,0 +1,212 @@
+"""ONNX Runtime backends: `ort-cpu` (CPU provider, FP32 graph) and `ort-cuda` (CUDA provider, FP16 graph).
+
+Both need an export folder (ONNX files listed in manifest.json). Inputs and outputs are bound once per shape
+(IO binding to OrtValues that stay alive), so steady-state inference allocates nothing in cgan's code.
+
+`ort-cuda` prefers the export's `G.fp16.prepost.onnx` (uint8 BGR NHWC in and out: pre/post-processing runs on
+the GPU and only bytes cross PCIe), runs cuDNN's exhaustive algorithm search, and captures a CUDA graph per
+input shape (`gpu_graph_id`) unless `cuda_graph=False`.
+"""
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import numpy as np
+
+from cgan.errors import BackendUnavailable, CganError
+from cgan.runtime.backends.base import Backend, Model, log, module_available
+from cgan.runtime.backends import cuda as cudahelp
+from cgan.runtime.frames import Buffers, bgr_to_nchw, nchw_to_bgr
+
+EXPORT_HINT = "ONNX backends need an export folder: run `cgan-export NAME`"
+
+
+def physical_cores() -> int:
+    try:
+        import psutil
+
+        n = psutil.cpu_count(logical=False)
+        if n:
+            return int(n)
+    except ImportError:
+        pass
+    return os.cpu_count() or 1
+
+
+def _ort() -> Any:
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        raise BackendUnavailable("onnxruntime is not installed: pip install 'cgan[cpu]' (or 'cgan[gpu]')") from None
+    return ort
+
+
+def _pick_onnx(model: Model, precision: str, prefer_prepost: bool) -> dict[str, Any] | None:
+    """The manifest record to run: for fp16 on GPU the pre/post graph first, else the NCHW graph."""
+    order = ["bgr-hwc-uint8", "nchw"] if prefer_prepost else ["nchw"]
+    for io in order:
+        recs = model.find("onnx", precision, io)
+        if recs:
+            return recs[0]
+    return None
+
+
+class _OrtBackend(Backend):
+    provider = "CPUExecutionProvider"
+
+    @classmethod
+    def _check_model(cls, model: Model | None, precision: str, prefer_prepost: bool) -> tuple[bool, str]:
+        if model is None:
+            return True, ""
+        if model.kind != "export":
+            return False, EXPORT_HINT.replace("NAME", model.spec.name)
+        if _pick_onnx(model, precision, prefer_prepost) is None:
+            return False, (f"{model.folder} has no {precision} ONNX graph for {model.direction}: "
+                           f"re-run `cgan-export` with that precision")
+        return True, ""
+
+    def _session_options(self) -> Any:
+        ort = _ort()
+        so = ort.SessionOptions()
+        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        so.log_severity_level = 3
+        return so
+
+    def _providers(self) -> list[Any]:
+        return [self.provider]
+
+    def _activate_impl(self) -> None:
+        ort = _ort()
+        self.record = _pick_onnx(self.model, self.precision, self.prefer_prepost)
+        path = self.model.path(self.record)
+        self.io = self.record.get("io", "nchw")
+        io_dtype = self.record.get("io_dtype") or ("uint8" if self.io == "bgr-hwc-uint8" else "float32")
+        self.io_dtype = np.dtype(io_dtype)
+        try:
+            self.session = ort.InferenceSession(str(path), self._session_options(), providers=self._providers())
+        except Exception as e:  # ORT raises its own Fail/InvalidGraph types
+            raise CganError(f"onnxruntime cannot load {path}: {str(e).splitlines()[0][:300]}; re-export it") from None
+        if self.provider not in self.session.get_providers():
+            raise BackendUnavailable(f"onnxruntime did not enable {self.provider} (got "
+                                     f"{self.session.get_providers()}): install onnxruntime-gpu and CUDA/cuDNN")
+        self.input_name = self.session.get_inputs()[0].name
+        self.output_name = self.session.get_outputs()[0].name
+        self.buffers = Buffers()
+        self.bound: dict[tuple[int, ...], Any] = {}
+        log.debug("ort: %s with %s (%s)", path.name, self.session.get_providers(), self.io)
+
+    def _deactivate_impl(self) -> None:
+        self.bound.clear()
+        self.buffers.clear()
+        self.session = None
+
+
+class OrtCpuBackend(_OrtBackend):
+    """CPU provider, FP32 NCHW graph, intra-op threads = physical cores (override: threads=N)."""
+
+    name = "ort-cpu"
+    devices = ("cpu",)
+    prefer_prepost = False
+
+    @classmethod
+    def check(cls, model=None, precision=None, device=None):
+        if not module_available("onnxruntime"):
+            return False, "onnxruntime is not installed: pip install 'cgan[cpu]'"
+        if precision == "fp16":
+            return False, "fp16 does not run fast on the CPU: use precision fp32 (or a GPU backend)"
+        return cls._check_model(model, "fp32", False)
+
+    def _session_options(self) -> Any:
+        so = super()._session_options()
+        so.intra_op_num_threads = int(self.opts.get("threads") or physical_cores())
+        so.inter_op_num_threads = 1
+        return so
+
+    def _infer_impl(self, batch: np.ndarray) -> np.ndarray:
+        ort = _ort()
+        n, h, w, _ = batch.shape
+        key = batch.shape
+        if key not in self.bound:
+            if len(self.bound) > 8:
+                self.bound.clear()
+            x = np.empty((n, 3, h, w), self.io_dtype)
+            y = np.empty((n, 3, h, w), np.float32 if self.io_dtype == np.float32 else self.io_dtype)
+            binding = self.session.io_binding()
+            binding.bind_ortvalue_input(self.input_name, ort.OrtValue.ortvalue_from_numpy(x))
+            binding.bind_ortvalue_output(self.output_name, ort.OrtValue.ortvalue_from_numpy(y))
+            self.bound[key] = (binding, x, y, np.empty(batch.shape, np.uint8))
+        binding, x, y, out = self.bound[key]
+        bgr_to_nchw(batch, x)
+        self.session.run_with_iobinding(binding)
+        return nchw_to_bgr(y, out)
+
+
+class OrtCudaBackend(_OrtBackend):
+    """CUDA provider (onnxruntime-gpu), FP16 graph with on-GPU pre/post when exported, IO binding, CUDA graphs."""
+
+    name = "ort-cuda"
+    devices = ("cuda",)
+    provider = "CUDAExecutionProvider"
+    prefer_prepost = True
+
+    @classmethod
+    def check(cls, model=None, precision=None, device=None):
+        if not module_available("onnxruntime"):
+            return False, "onnxruntime-gpu is not installed: pip install 'cgan[gpu]'"
+        if cudahelp.gpu_count() == 0:
+            return False, cudahelp.no_gpu_reason()
+        ort = _ort()
+        if cls.provider not in ort.get_available_providers():
+            return False, ("this onnxruntime has no CUDAExecutionProvider: pip uninstall onnxruntime && "
+                           "pip install onnxruntime-gpu")
+        return cls._check_model(model, precision or "fp16", True)
+
+    def _providers(self) -> list[Any]:
+        ort = _ort()
+        if hasattr(ort, "preload_dlls"):
+            try:
+                ort.preload_dlls()
+            except Exception as e:  # a missing optional DLL must not hide the real error below
+                log.debug("onnxruntime.preload_dlls: %s", e)
+        opts = {"device_id": int(self.opts.get("device_id", 0)),
+                "cudnn_conv_algo_search": "EXHAUSTIVE",
+                "do_copy_in_default_stream": "1",
+                "enable_cuda_graph": "1" if self.cuda_graph else "0"}
+        return [(self.provider, opts)]
+
+    def _activate_impl(self) -> None:
+        self.cuda_graph = bool(self.opts.get("cuda_graph", True))
+        super()._activate_impl()
+        self.graph_ids: dict[tuple[int, ...], int] = {}
+
+    def _infer_impl(self, batch: np.ndarray) -> np.ndarray:
+        ort = _ort()
+        n, h, w, _ = batch.shape
+        key = batch.shape
+        dev = int(self.opts.get("device_id", 0))
+        if key not in self.bound:
+            in_shape = batch.shape if self.io == "bgr-hwc-uint8" else (n, 3, h, w)
+            out_dtype = np.uint8 if self.io == "bgr-hwc-uint8" else self.io_dtype
+            x = ort.OrtValue.ortvalue_from_shape_and_type(in_shape, self.io_dtype, "cuda", dev)
+            y = ort.OrtValue.ortvalue_from_shape_and_type(in_shape, out_dtype, "cuda", dev)
+            binding = self.session.io_binding()
+            binding.bind_ortvalue_input(self.input_name, x)
+            binding.bind_ortvalue_output(self.output_name, y)
+            host_in = None if self.io == "bgr-hwc-uint8" else np.empty(in_shape, self.io_dtype)
+            run_opts = ort.RunOptions()
+            if self.cuda_graph:
+                # one captured graph per shape; ids must be > 0 to be captured (-1 = never, 0 = default)
+                self.graph_ids[key] = len(self.graph_ids) + 1
+                run_opts.add_run_config_entry("gpu_graph_id", str(self.graph_ids[key]))
+            self.bound[key] = (binding, x, y, host_in, run_opts, np.empty(batch.shape, np.uint8))
+        binding, x, y, host_in, run_opts, out = self.bound[key]
+        if self.io == "bgr-hwc-uint8":
+            x.update_inplace(np.ascontiguousarray(batch))
+        else:
+            x.update_inplace(bgr_to_nchw(batch, host_in))
+        self.session.run_with_iobinding(binding, run_opts)
+        result = y.numpy()
+        if self.io == "bgr-hwc-uint8":
+            return result
+        return nchw_to_bgr(result, out)

@@ -1,0 +1,334 @@
+"""TensorRT backends: `tensorrt` (module `tensorrt`) and `tensorrt-rtx` (module `tensorrt_rtx`), same code.
+
+They run the plain TensorRT plans an export folder lists (manifest kind "engine") after checking each plan's
+JSON sidecar against this machine: flavour, TensorRT version, GPU compute capability, the ONNX graph it was
+built from, and the optimization profiles (which frame sizes it accepts). A mismatch is a clear error that
+says to rebuild the engine with `cgan-export ... --engine` on this machine — never a silent fallback.
+
+Execution uses TensorRT 10's tensor API (set_input_shape, set_tensor_address, execute_async_v3) and cuda-python
+for memory and streams (no torch): pinned host buffers, async copies on one stream, and per input shape a
+CUDA graph capturing copy-in, the engine and copy-out (unless `cuda_graph=False`).
+
+Sidecar (`G.fp16.trt.plan.json`), keys this module reads (aliases accepted where noted):
+    flavour              "tensorrt" | "tensorrt-rtx"
+    tensorrt_version     "10.12.0.36"                  (alias: trt_version, or version when it is a string)
+    gpu_name             "NVIDIA H100 80GB HBM3"       (alias: gpu.name, gpu when a string); differs → warning
+    compute_capability   "9.0"                         (alias: gpu.compute_capability, cc; list → any of them)
+    version_compatible   bool, default false           (built with kVERSION_COMPATIBLE: same major suffices)
+    hardware_compatible  bool, default false           (built for Ampere+: any cc >= 8.0)
+    onnx_sha256          sha256 of the ONNX graph it was built from (must be in this export)
+    profiles             [{"min": shape, "opt": shape, "max": shape}], shapes of the engine input tensor
+"""
+from __future__ import annotations
+
+import functools
+import importlib
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from cgan._files import inside, read_json
+from cgan.errors import BackendUnavailable, CganError, IntegrityError
+from cgan.runtime.backends.base import Backend, Model, log, module_available
+from cgan.runtime.backends import cuda as cudahelp
+from cgan.runtime.frames import Buffers, bgr_to_nchw, nchw_to_bgr
+
+IO_UINT8 = "bgr-hwc-uint8"
+
+
+@dataclass(frozen=True)
+class Environment:
+    """What an engine must match here."""
+
+    flavour: str
+    tensorrt_version: str
+    gpu_name: str
+    compute_capability: str
+
+
+def _version_tuple(v: str) -> tuple[int, ...]:
+    out = []
+    for part in str(v).split("."):
+        digits = "".join(c for c in part if c.isdigit())
+        if not digits:
+            break
+        out.append(int(digits))
+    return tuple(out)
+
+
+def _cc_tuple(cc: Any) -> tuple[int, int]:
+    if isinstance(cc, (list, tuple)) and len(cc) == 2 and all(isinstance(v, int) for v in cc):
+        return int(cc[0]), int(cc[1])
+    t = _version_tuple(str(cc))
+    if len(t) < 2:
+        raise IntegrityError(f"engine sidecar has an unreadable compute capability {cc!r}; rebuild the engine")
+    return t[0], t[1]
+
+
+def sidecar_fields(side: dict[str, Any]) -> dict[str, Any]:
+    """Normalise a sidecar's aliases to: flavour, tensorrt_version, gpu_name, compute_capabilities, ..."""
+    if not isinstance(side, dict):
+        raise IntegrityError("engine sidecar is not a JSON object; rebuild the engine")
+    gpu = side.get("gpu")
+    gpu = gpu if isinstance(gpu, dict) else ({"name": gpu} if isinstance(gpu, str) else {})
+    version = side.get("tensorrt_version") or side.get("trt_version")
+    if version is None and isinstance(side.get("version"), str):
+        version = side["version"]
+    cc = side.get("compute_capability", gpu.get("compute_capability", side.get("cc")))
+    ccs = cc if isinstance(cc, list) and cc and not all(isinstance(v, int) for v in cc) else ([cc] if cc else [])
+    return {
+        "flavour": side.get("flavour") or side.get("flavor"),
+        "tensorrt_version": version,
+        "gpu_name": side.get("gpu_name") or gpu.get("name"),
+        "compute_capabilities": [_cc_tuple(c) for c in ccs],
+        "version_compatible": bool(side.get("version_compatible", False)),
+        "hardware_compatible": bool(side.get("hardware_compatible", False)),
+        "onnx_sha256": side.get("onnx_sha256"),
+        "profiles": side.get("profiles") or [],
+    }
+
+
+def sidecar_problems(side: dict[str, Any], env: Environment, onnx_sha256s: set[str] | None = None) -> list[str]:
+    """Why an engine with this sidecar cannot run in `env` (empty list: it can). Pure: tested with fakes."""
+    f = sidecar_fields(side)
+    problems = []
+    if f["flavour"] != env.flavour:
+        problems.append(f"it is a {f['flavour'] or 'unknown'} engine, this backend is {env.flavour}")
+    built, here = _version_tuple(f["tensorrt_version"] or ""), _version_tuple(env.tensorrt_version)
+    if not built:
+        problems.append("its sidecar does not say which TensorRT version built it")
+    elif f["version_compatible"]:
+        if built[:1] != here[:1] or here < built:
+            problems.append(f"it was built with TensorRT {f['tensorrt_version']} (version-compatible), "
+                            f"this is {env.tensorrt_version}")
+    elif built[:3] != here[:3]:
+        problems.append(f"it was built with TensorRT {f['tensorrt_version']}, this is {env.tensorrt_version}")
+    cc_here = _cc_tuple(env.compute_capability)
+    ccs = f["compute_capabilities"]
+    if not ccs:
+        problems.append("its sidecar does not say which GPU (compute capability) it was built for")
+    elif f["hardware_compatible"]:
+        if cc_here < (8, 0):
+            problems.append(f"it was built for Ampere or newer (cc >= 8.0), this GPU is cc {env.compute_capability}")
+    elif cc_here not in ccs:
+        built_cc = ", ".join(f"{a}.{b}" for a, b in ccs)
+        problems.append(f"it was built for compute capability {built_cc}, this GPU "
+                        f"({env.gpu_name}) is {env.compute_capability}")
+    if onnx_sha256s is not None and f["onnx_sha256"] and f["onnx_sha256"] not in onnx_sha256s:
+        problems.append("it was built from an ONNX graph that is not the one in this export")
+    return problems
+
+
+def profile_for(profiles: list[dict[str, Any]], shape: tuple[int, ...]) -> int:
+    """Index of the first optimization profile whose [min, max] holds `shape`; CganError if none does."""
+    if not profiles:
+        return 0
+    for i, p in enumerate(profiles):
+        lo, hi = tuple(p.get("min", ())), tuple(p.get("max", ()))
+        if len(lo) == len(shape) == len(hi) and all(a <= s <= b for a, s, b in zip(lo, shape, hi)):
+            return i
+    ranges = "; ".join(f"{tuple(p.get('min', ()))}..{tuple(p.get('max', ()))}" for p in profiles)
+    raise CganError(f"input shape {tuple(shape)} is outside the engine's profiles ({ranges}): use max_side=/"
+                    f"resize='fit' to match, or rebuild with `cgan-export ... --engine` for this size")
+
+
+def rebuild_hint(model: Model | None) -> str:
+    name = model.spec.name if model is not None else "NAME"
+    return f"rebuild it here with `cgan-export {name} --engine`"
+
+
+class TensorRTBackend(Backend):
+    name = "tensorrt"
+    module = "tensorrt"
+    flavour = "tensorrt"
+    devices = ("cuda",)
+
+    @classmethod
+    def _trt(cls) -> Any:
+        try:
+            return importlib.import_module(cls.module)
+        except ImportError:
+            raise BackendUnavailable(f"{cls.module} is not installed: pip install 'cgan[{cls.name}]'") from None
+
+    @classmethod
+    @functools.lru_cache(maxsize=2)
+    def environment(cls) -> Environment:
+        trt = cls._trt()
+        gpu, cc = cudahelp.device_properties(0)
+        return Environment(cls.flavour, str(trt.__version__), gpu, cc)
+
+    @classmethod
+    def engines(cls, model: Model, precision: str | None = None) -> list[dict[str, Any]]:
+        return [r for r in model.find("engine", precision)
+                if (r.get("flavour") or cls._sidecar_flavour(model, r)) == cls.flavour]
+
+    @staticmethod
+    def _sidecar(model: Model, rec: dict[str, Any]) -> dict[str, Any]:
+        name = rec.get("sidecar") or (rec.get("path", "") + ".json")
+        return read_json(inside(model.folder, name, "manifest.json"), "engine sidecar")
+
+    @classmethod
+    def _sidecar_flavour(cls, model: Model, rec: dict[str, Any]) -> str | None:
+        try:
+            return sidecar_fields(cls._sidecar(model, rec))["flavour"]
+        except CganError:
+            return None
+
+    @classmethod
+    def check(cls, model=None, precision=None, device=None):
+        if not module_available(cls.module):
+            return False, f"{cls.module} is not installed: pip install 'cgan[{cls.name}]'"
+        if not (module_available("cuda.bindings") or module_available("cuda.cudart")):
+            return False, "cuda-python is not installed: pip install 'cuda-python>=12.6'"
+        if cudahelp.gpu_count() == 0:
+            return False, cudahelp.no_gpu_reason()
+        if model is None:
+            return True, ""
+        if model.kind != "export":
+            return False, f"TensorRT needs an export folder with an engine: run `cgan-export {model.spec.name} --engine`"
+        recs = cls.engines(model, precision)
+        if not recs:
+            return False, (f"{model.folder} has no {cls.flavour} engine for {model.direction}"
+                           f"{' in ' + precision if precision else ''}: {rebuild_hint(model)}")
+        try:
+            env = cls.environment()
+        except CganError as e:
+            return False, str(e)
+        onnx = {r.get("sha256") for r in model.find("onnx")}
+        reasons = []
+        for rec in recs:
+            try:
+                problems = sidecar_problems(cls._sidecar(model, rec), env, onnx or None)
+            except CganError as e:
+                problems = [str(e)]
+            if not problems:
+                return True, ""
+            reasons.append(f"{rec.get('path')}: " + "; ".join(problems))
+        return False, " | ".join(reasons) + f": {rebuild_hint(model)}"
+
+    # ---- lifecycle ---------------------------------------------------------------------------------------
+    def _activate_impl(self) -> None:
+        trt = self._trt()
+        env = self.environment()
+        onnx = {r.get("sha256") for r in self.model.find("onnx")} or None
+        rec = None
+        for cand in self.engines(self.model, self.precision):
+            if not sidecar_problems(self._sidecar(self.model, cand), env, onnx):
+                rec = cand
+                break
+        if rec is None:
+            ok, reason = self.check(self.model, self.precision, self.device)
+            raise BackendUnavailable(f"no usable {self.flavour} engine: {reason}")
+        fields = sidecar_fields(self._sidecar(self.model, rec))
+        self.record, self.profiles = rec, fields["profiles"]
+        self.io = rec.get("io", "nchw")
+        if fields["gpu_name"] and fields["gpu_name"] != env.gpu_name:
+            log.warning("%s was built on %s, running on %s (same compute capability): rebuild for best speed",
+                        rec.get("path"), fields["gpu_name"], env.gpu_name)
+        plan = self.model.path(rec).read_bytes()
+        self.logger = trt.Logger(trt.Logger.WARNING)
+        self.runtime = trt.Runtime(self.logger)
+        self.engine = self.runtime.deserialize_cuda_engine(plan)
+        if self.engine is None:
+            raise IntegrityError(f"TensorRT could not deserialize {rec.get('path')}: {rebuild_hint(self.model)}")
+        self.context = self.engine.create_execution_context()
+        names = [self.engine.get_tensor_name(i) for i in range(self.engine.num_io_tensors)]
+        inputs = [n for n in names if self.engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT]
+        outputs = [n for n in names if self.engine.get_tensor_mode(n) == trt.TensorIOMode.OUTPUT]
+        if len(inputs) != 1 or len(outputs) != 1:
+            raise IntegrityError(f"{rec.get('path')} has inputs {inputs} and outputs {outputs}; expected one each")
+        self.input_name, self.output_name = inputs[0], outputs[0]
+        self.in_dtype = np.dtype(trt.nptype(self.engine.get_tensor_dtype(self.input_name)))
+        self.out_dtype = np.dtype(trt.nptype(self.engine.get_tensor_dtype(self.output_name)))
+        self.stream = cudahelp.Stream()
+        self.cuda_graph = bool(self.opts.get("cuda_graph", True))
+        self.buffers = Buffers()
+        self.slots: dict[tuple[int, ...], dict[str, Any]] = {}
+        self.current: tuple[int, ...] | None = None
+        log.debug("tensorrt: %s (%s, %s -> %s)", rec.get("path"), self.io, self.in_dtype, self.out_dtype)
+
+    def _slot(self, key: tuple[int, ...]) -> dict[str, Any]:
+        """Device + pinned buffers for one batch shape (the previous shape's are freed: one stream, one size)."""
+        slot = self.slots.get(key)
+        if slot is not None:
+            return slot
+        self._free_slots()
+        n, h, w, _ = key
+        shape = key if self.io == IO_UINT8 else (n, 3, h, w)
+        idx = profile_for(self.profiles, shape)
+        if self.engine.num_optimization_profiles > 1:
+            self.context.set_optimization_profile_async(idx, self.stream.handle)
+        if not self.context.set_input_shape(self.input_name, shape):
+            raise CganError(f"TensorRT refused input shape {shape}: {rebuild_hint(self.model)} for this size")
+        out_shape = tuple(self.context.get_tensor_shape(self.output_name))
+        if out_shape != shape:
+            raise IntegrityError(f"engine output shape {out_shape} differs from input {shape}; rebuild the engine")
+        slot = {
+            "h_in": cudahelp.PinnedArray(shape, self.in_dtype), "h_out": cudahelp.PinnedArray(shape, self.out_dtype),
+            "d_in": cudahelp.DeviceBuffer(int(np.prod(shape)) * self.in_dtype.itemsize),
+            "d_out": cudahelp.DeviceBuffer(int(np.prod(shape)) * self.out_dtype.itemsize),
+            "graph": None, "out": np.empty(key, np.uint8),
+        }
+        self.context.set_tensor_address(self.input_name, slot["d_in"].ptr)
+        self.context.set_tensor_address(self.output_name, slot["d_out"].ptr)
+        self.slots[key] = slot
+        return slot
+
+    def _enqueue(self, slot: dict[str, Any]) -> None:
+        cudahelp.copy_htod_async(slot["d_in"], slot["h_in"], self.stream)
+        if not self.context.execute_async_v3(self.stream.ptr):
+            raise CganError("TensorRT execution failed (see the log above); check the GPU with nvidia-smi")
+        cudahelp.copy_dtoh_async(slot["h_out"], slot["d_out"], self.stream)
+
+    def _infer_impl(self, batch: np.ndarray) -> np.ndarray:
+        slot = self._slot(batch.shape)
+        h_in, h_out = slot["h_in"].array, slot["h_out"].array
+        if self.io == IO_UINT8:
+            np.copyto(h_in, batch)
+        else:
+            bgr_to_nchw(batch, h_in)
+        if slot["graph"] is not None:
+            slot["graph"].launch()
+        elif self.cuda_graph and slot.get("warm"):
+            graph = cudahelp.Graph(self.stream)
+            graph.begin()
+            self._enqueue(slot)  # captured, not run
+            graph.end()
+            slot["graph"] = graph
+            graph.launch()
+        else:
+            self._enqueue(slot)  # the first run per shape lets TensorRT settle shape-dependent state
+            slot["warm"] = True
+        self.stream.synchronize()
+        if self.io == IO_UINT8:
+            return h_out
+        y = self.buffers.get("y", h_out.shape, np.float32)
+        np.copyto(y, h_out)  # float16/float32 -> float32 scratch (nchw_to_bgr works in place)
+        return nchw_to_bgr(y, slot["out"])
+
+    def _free_slots(self) -> None:
+        for slot in self.slots.values():
+            if slot.get("graph") is not None:
+                slot["graph"].free()
+            for k in ("h_in", "h_out", "d_in", "d_out"):
+                slot[k].free()
+        self.slots.clear()
+
+    def _deactivate_impl(self) -> None:
+        try:
+            self.stream.synchronize()
+            self._free_slots()
+            self.stream.free()
+        finally:
+            self.context = None
+            self.engine = None
+            self.runtime = None
+
+
+class TensorRTRTXBackend(TensorRTBackend):
+    """TensorRT for RTX: the same code against the `tensorrt_rtx` module and `tensorrt-rtx` engines."""
+
+    name = "tensorrt-rtx"
+    module = "tensorrt_rtx"
+    flavour = "tensorrt-rtx"

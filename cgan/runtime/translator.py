@@ -1,0 +1,145 @@
+"""`Translator`: load a pair or export once, translate BGR frames of any size with any backend.
+
+    from cgan.runtime import Translator
+    with Translator.load("summer2winter", backend="auto") as t:
+        winter = t.translate(frame)            # HxWx3 BGR uint8 -> HxWx3 BGR uint8, same size
+
+Thread safety: one Translator holds one backend (one session / engine / CUDA stream). `translate` and
+`translate_batch` take an internal lock, so concurrent calls from several threads are serialized and safe,
+but they do not run in parallel; for parallel work load one Translator per thread (or per GPU).
+"""
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from dataclasses import asdict, dataclass
+from typing import Any, Sequence
+
+import cv2
+import numpy as np
+
+from cgan.errors import CganError
+from cgan.runtime import frames as fr
+from cgan.runtime.backends.base import Backend, Model, load_model
+from cgan.runtime.registry import choose
+
+log = logging.getLogger("cgan.runtime")
+
+
+@dataclass(frozen=True)
+class TranslatorInfo:
+    backend: str
+    precision: str
+    device: str
+    direction: str         # e.g. summer2winter
+    generator: str         # G or F
+    source: str            # what was passed to load()
+    folder: str            # the pair or export folder it resolved to
+    kind: str              # pair | export
+
+    def as_dict(self) -> dict[str, str]:
+        return asdict(self)
+
+
+class Translator:
+    """A loaded generator plus backend. Build it with `Translator.load(...)`; close it (or use `with`)."""
+
+    def __init__(self, model: Model, backend: Backend, resize: str = "pad", max_side: int | None = None,
+                 max_pixels: int = fr.DEFAULT_MAX_PIXELS):
+        fr.plan(64, 64, resize, max_side)  # validates the policy early
+        if model.spec.generator.in_channels != 3 or model.spec.generator.out_channels != 3:
+            raise CganError("the runtime translates 3-channel (BGR) generators only; this one has "
+                            f"{model.spec.generator.in_channels}->{model.spec.generator.out_channels} channels")
+        self.model, self.backend = model, backend
+        self.resize, self.max_side, self.max_pixels = resize, max_side, int(max_pixels)
+        self._lock = threading.Lock()
+        self._buffers = fr.Buffers()
+        self.info = TranslatorInfo(backend.name, backend.precision, backend.device, model.direction, model.gen,
+                                   model.source, str(model.folder), model.kind)
+
+    @classmethod
+    def load(cls, source: str | os.PathLike, direction: str | None = None, backend: str = "auto",
+             precision: str | None = None, device: str | None = None, *, resize: str = "pad",
+             max_side: int | None = None, max_pixels: int = fr.DEFAULT_MAX_PIXELS, **opts: Any) -> "Translator":
+        """Resolve `source` (pair name, pair folder or export folder), pick the direction and backend, activate.
+
+        direction: summer2winter / winter2summer / G / F (None: the name's hint, else G).
+        backend: auto | tensorrt | tensorrt-rtx | ort-cuda | ort-cpu | torch.
+        precision: fp32 | fp16 | None (the backend's best: fp16 on GPU, fp32 on CPU); fp16 where it cannot
+        run fast is an error. device: cpu | cuda | None. opts go to the backend (threads=, compile=,
+        cuda_graph=, device_id=).
+        """
+        if precision is not None and precision not in ("fp32", "fp16"):
+            raise CganError(f"unknown precision {precision!r}: use fp32, fp16 or leave it out")
+        if device is not None and device not in ("cpu", "cuda"):
+            raise CganError(f"unknown device {device!r}: use cpu or cuda")
+        model = load_model(source, direction)
+        backend_cls, dev = choose(model, backend, precision, device)
+        be = backend_cls(model, precision, dev, **opts)
+        be.activate()
+        try:
+            return cls(model, be, resize, max_side, max_pixels)
+        except BaseException:
+            be.deactivate()
+            raise
+
+    # ---- translation ---------------------------------------------------------------------------------------
+    def translate(self, frame: np.ndarray) -> np.ndarray:
+        """One frame (uint8 BGR HxWx3, gray HxW/HxWx1, BGRA HxWx4, uint16, float in [0,1]) -> uint8 BGR HxWx3."""
+        return self.translate_batch([frame])[0]
+
+    def translate_batch(self, frames: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """Frames of one size, run through the model as one batch; returns a list of BGR uint8 frames."""
+        if isinstance(frames, np.ndarray) and frames.ndim == 4:
+            frames = list(frames)
+        if not isinstance(frames, (list, tuple)) or not frames:
+            raise CganError("translate_batch takes a non-empty list of frames of the same size")
+        bgr = [fr.to_bgr(f) for f in frames]
+        h, w = bgr[0].shape[:2]
+        if any(b.shape[:2] != (h, w) for b in bgr):
+            sizes = sorted({f"{b.shape[1]}x{b.shape[0]}" for b in bgr})
+            raise CganError(f"translate_batch needs frames of one size, got {', '.join(sizes)}; "
+                            f"call translate() per frame instead")
+        fr.check_pixels(h, w, self.max_pixels)
+        geo = fr.plan(h, w, self.resize, self.max_side)
+        with self._lock:
+            if not self.backend.is_active:
+                raise CganError("this Translator is closed; load a new one")
+            batch = self._buffers.get("in", (len(bgr), *geo.padded, 3), np.uint8)
+            for i, b in enumerate(bgr):
+                if geo.resized:
+                    b = cv2.resize(b, (geo.scaled[1], geo.scaled[0]), interpolation=cv2.INTER_AREA)
+                fr.pad_into(b, batch[i])
+            out = self.backend.infer(batch)
+            results = []
+            for i in range(len(bgr)):
+                y = out[i, :geo.scaled[0], :geo.scaled[1]]
+                if geo.resized:
+                    y = cv2.resize(y, (w, h), interpolation=cv2.INTER_LINEAR)
+                else:
+                    y = y.copy()
+                results.append(y)
+        return results
+
+    __call__ = translate
+
+    # ---- lifecycle -----------------------------------------------------------------------------------------
+    def close(self) -> None:
+        with self._lock:
+            self.backend.deactivate()
+            self._buffers.clear()
+
+    @property
+    def closed(self) -> bool:
+        return not self.backend.is_active
+
+    def __enter__(self) -> "Translator":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        i = self.info
+        return f"<Translator {i.direction} {i.backend} {i.precision} {i.device} from {i.folder}>"
