@@ -221,15 +221,19 @@ def format_table(rows: Iterable[dict[str, Any]], columns=COLUMNS) -> str:
             v = f"{r.get('height')}x{r.get('width')}" if key == "_size" else r.get(key)
             cells.append(_fmt(v, spec))
         if r.get("status") != "ok":
-            notes.append(f"  {r.get('backend')} {r.get('precision')} b{r.get('batch')} "
-                         f"{r.get('height')}x{r.get('width')}: {r.get('status')}: {r.get('reason')}")
+            notes.append((r.get("backend"), r.get("precision"), r.get("status"), r.get("reason"),
+                          f"b{r.get('batch')} {r.get('height')}x{r.get('width')}"))
         body.append(cells)
     widths = [max(len(h), *(len(b[i]) for b in body)) if body else len(h) for i, h in enumerate(header)]
     lines = ["  ".join(h.rjust(w) if i > 1 else h.ljust(w) for i, (h, w) in enumerate(zip(header, widths)))]
     lines.append("  ".join("-" * w for w in widths))
     for cells in body:
         lines.append("  ".join(c.rjust(w) if i > 1 else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths))))
-    if notes:
+    if notes:  # one line per backend/precision/reason, listing the rows it covers
         lines.append("not measured:")
-        lines.extend(notes)
+        groups: dict[tuple, list[str]] = {}
+        for *key, where in notes:
+            groups.setdefault(tuple(key), []).append(where)
+        for (backend, precision, status, reason), where in groups.items():
+            lines.append(f"  {backend} {precision} {', '.join(where)}: {status}: {reason}")
     return "\n".join(lines)
