@@ -71,6 +71,7 @@ class VideoJob:
     reconnects: int = 3                   # live sources: reopen attempts (backoff 0.5 s, 1 s, 2 s, ...)
     queue_size: int = 4                   # capture queue depth for files (live sources use 1)
     handle_signals: bool = True           # SIGINT/SIGTERM end the run cleanly (main thread only)
+    on_frame: Any = None                  # library only: called as on_frame(stream, input, output) per frame
 
 
 @dataclass
@@ -418,6 +419,8 @@ class _Pipeline:
                     fps = (len(recent) - 1) / max(recent[-1] - recent[0], 1e-9)
                     shown = shown.copy() if shown is out else shown
                     _overlay(shown, f"{fps:5.1f} fps")
+                if self.job.on_frame is not None:
+                    self.job.on_frame(st.idx, frame, shown)
                 if st.out is not None:
                     st.out.write(shown)
                 if display:
