@@ -76,7 +76,12 @@ class VideoJob:
 
 @dataclass
 class VideoSummary:
-    """What a run did. Latency is capture -> written/shown; stage fps are frames / busy seconds of that stage."""
+    """What a run did; stage fps are frames / busy seconds of that stage, `fps` is frames / wall time.
+
+    Latency is capture -> written/shown for live sources; files are read ahead on purpose, so for them it
+    counts from when the translate stage takes the frame. `resized` counts frames whose size changed
+    mid-stream (resized to the stream's first size).
+    """
 
     frames: int = 0
     dropped: int = 0
@@ -97,7 +102,7 @@ class VideoSummary:
 
     def format(self) -> str:
         lines = [
-            f"frames {self.frames}  dropped {self.dropped}  resized {self.resized}  ({self.ended}, "
+            f"frames {self.frames}  dropped {self.dropped}  size-changed {self.resized}  ({self.ended}, "
             f"{self.seconds:.1f} s)",
             f"latency p50 {self.latency_p50_ms:.1f} ms  p99 {self.latency_p99_ms:.1f} ms (capture -> written)",
             f"fps: pipeline {self.fps:.1f} | decode {self.decode_fps:.1f}  translate {self.translate_fps:.1f}  "
@@ -381,7 +386,8 @@ class _Pipeline:
                 self.translate_busy += time.perf_counter() - t0
                 self.translated += len(results)
                 for st, (seq, t_cap, frame), out in results:
-                    self._put(self.out_q, (st, seq, t_cap, frame, out))
+                    # files are read ahead on purpose: their latency starts when translation takes the frame
+                    self._put(self.out_q, (st, seq, t_cap if st.live else t0, frame, out))
         except BaseException as e:  # noqa: BLE001 - handed to the main thread
             self.errors.append(e)
             self.stop.set()
@@ -475,14 +481,12 @@ def _signals(pipe_holder: dict, enabled: bool):
 def load_translator(job: VideoJob) -> Any:
     """Translator.load for the job's pair/direction/backend/precision (unknown backend -> list the valid ones)."""
     try:
-        from cgan.runtime import Translator, available_backends
+        from cgan.runtime import BACKENDS, Translator
     except ImportError as e:
         raise CganError(f"the cgan runtime translator cannot be imported ({e}); reinstall cgan") from None
 
-    if job.backend != "auto":
-        names = list(available_backends())
-        if job.backend not in names:
-            raise CganError(f"unknown backend {job.backend!r}: choose auto, {', '.join(names)}")
+    if job.backend != "auto" and job.backend not in BACKENDS:
+        raise CganError(f"unknown backend {job.backend!r}: choose auto, {', '.join(BACKENDS)}")
     return Translator.load(job.pair, direction=job.direction, backend=job.backend, precision=job.precision)
 
 
