@@ -1,0 +1,149 @@
+"""TensorRT backends without TensorRT: sidecar compatibility logic and check() with fakes; real runs are gpu."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from cgan._files import file_record, write_json_atomic
+from cgan.errors import CganError, IntegrityError
+from cgan.runtime.backends import tensorrt as trtmod
+from cgan.runtime.backends.base import load_model
+from cgan.runtime.backends.tensorrt import (Environment, TensorRTBackend, TensorRTRTXBackend, profile_for,
+                                           sidecar_problems)
+from cgan.spec import EXPORT_FORMAT, FORMAT_VERSION, GeneratorSpec, PairSpec
+
+ENV = Environment("tensorrt", "10.12.0.36", "NVIDIA H100 80GB HBM3", "9.0")
+ONNX = "a" * 64
+
+
+def sidecar(**over):
+    side = {"format": "cgan.engine", "version": 1, "flavour": "tensorrt", "tensorrt_version": "10.12.0.36",
+            "gpu_name": "NVIDIA H100 80GB HBM3", "compute_capability": "9.0", "onnx_sha256": ONNX,
+            "profiles": [{"min": [1, 3, 16, 16], "opt": [1, 3, 256, 256], "max": [4, 3, 1088, 1920]}]}
+    side.update(over)
+    return side
+
+
+def test_matching_sidecar_has_no_problems():
+    assert sidecar_problems(sidecar(), ENV, {ONNX}) == []
+    # aliases: nested gpu object, trt_version, cc as a list of ints
+    alias = sidecar(gpu={"name": "NVIDIA H100", "compute_capability": [9, 0]}, trt_version="10.12.0.36")
+    for k in ("tensorrt_version", "gpu_name", "compute_capability"):
+        alias.pop(k)
+    assert sidecar_problems(alias, ENV, {ONNX}) == []
+
+
+@pytest.mark.parametrize("over, words", [
+    ({"flavour": "tensorrt-rtx"}, "tensorrt-rtx engine"),
+    ({"tensorrt_version": "10.11.0.33"}, "built with TensorRT 10.11.0.33, this is 10.12.0.36"),
+    ({"tensorrt_version": None}, "which TensorRT version"),
+    ({"compute_capability": "8.9"}, "compute capability 8.9, this GPU (NVIDIA H100 80GB HBM3) is 9.0"),
+    ({"compute_capability": None}, "which GPU"),
+    ({"onnx_sha256": "b" * 64}, "not the one in this export"),
+    ({"tensorrt_version": "9.3.0", "version_compatible": True}, "version-compatible"),
+    ({"tensorrt_version": "10.13.0", "version_compatible": True}, "version-compatible"),
+])
+def test_mismatches_are_reported(over, words):
+    problems = sidecar_problems(sidecar(**over), ENV, {ONNX})
+    assert len(problems) == 1 and words in problems[0], problems
+
+
+def test_compatibility_flags_relax_checks():
+    assert sidecar_problems(sidecar(tensorrt_version="10.8.0", version_compatible=True), ENV, {ONNX}) == []
+    assert sidecar_problems(sidecar(compute_capability="8.6", hardware_compatible=True), ENV, {ONNX}) == []
+    old_gpu = Environment("tensorrt", "10.12.0.36", "Tesla T4", "7.5")
+    assert "Ampere" in sidecar_problems(sidecar(hardware_compatible=True), old_gpu, {ONNX})[0]
+    assert sidecar_problems(sidecar(compute_capability=["8.9", "9.0"]), ENV, {ONNX}) == []
+    assert sidecar_problems(sidecar(), ENV, None) == []  # no ONNX in the export: nothing to compare
+    with pytest.raises(IntegrityError, match="compute capability"):
+        sidecar_problems(sidecar(compute_capability="sm_x"), ENV)
+
+
+def test_profile_for():
+    profiles = [{"min": [1, 3, 16, 16], "max": [1, 3, 512, 512]}, {"min": [1, 3, 16, 16], "max": [8, 3, 2160, 3840]}]
+    assert profile_for(profiles, (1, 3, 256, 256)) == 0
+    assert profile_for(profiles, (2, 3, 256, 256)) == 1
+    assert profile_for([], (9, 3, 9, 9)) == 0
+    with pytest.raises(CganError, match="outside the engine's profiles.*--engine"):
+        profile_for(profiles, (1, 3, 4000, 16))
+
+
+@pytest.fixture
+def engine_export(tmp_path):
+    """An export folder listing one fake engine (bytes are not a plan) with its sidecar, and one ONNX."""
+    spec = PairSpec(GeneratorSpec(blocks=1, ngf=4), "summer", "winter")
+    (tmp_path / "G.fp32.onnx").write_bytes(b"not really onnx")
+    (tmp_path / "G.fp16.trt.plan").write_bytes(b"fake plan")
+    onnx = file_record(tmp_path / "G.fp32.onnx", tmp_path)
+    onnx.update(kind="onnx", generator="G", precision="fp32", io="nchw", io_dtype="float32")
+    side = sidecar(onnx_sha256=onnx["sha256"])
+    write_json_atomic(tmp_path / "G.fp16.trt.plan.json", side)
+    eng = file_record(tmp_path / "G.fp16.trt.plan", tmp_path)
+    eng.update(kind="engine", generator="G", precision="fp16", io="nchw", io_dtype="float32",
+               sidecar="G.fp16.trt.plan.json")
+    write_json_atomic(tmp_path / "manifest.json", {"format": EXPORT_FORMAT, "version": FORMAT_VERSION,
+                                                   "name": spec.name, "spec": spec.to_dict(), "files": [onnx, eng]})
+    return tmp_path
+
+
+@pytest.fixture
+def fake_machine(monkeypatch):
+    """Pretend TensorRT, cuda-python and one GPU are here."""
+    state = {"env": ENV}
+    monkeypatch.setattr(trtmod, "module_available", lambda name: True)
+    monkeypatch.setattr(trtmod.cudahelp, "gpu_count", lambda: 1)
+    monkeypatch.setattr(TensorRTBackend, "environment", classmethod(lambda cls: state["env"]))
+    return state
+
+
+def test_check_accepts_matching_engine(engine_export, fake_machine):
+    model = load_model(str(engine_export))
+    assert TensorRTBackend.check(model, "fp16") == (True, "")
+    assert TensorRTBackend.check(model, None) == (True, "")
+    ok, reason = TensorRTBackend.check(model, "fp32")
+    assert not ok and "no tensorrt engine" in reason and "cgan-export summer2winter --engine" in reason
+    ok, reason = TensorRTRTXBackend.check(model, "fp16")
+    assert not ok and "no tensorrt-rtx engine" in reason
+
+
+def test_check_rejects_foreign_engine_with_rebuild_hint(engine_export, fake_machine):
+    fake_machine["env"] = Environment("tensorrt", "10.13.0.1", "NVIDIA L4", "8.9")
+    ok, reason = TensorRTBackend.check(load_model(str(engine_export)), "fp16")
+    assert not ok
+    for words in ("10.12.0.36", "10.13.0.1", "compute capability 9.0", "rebuild it here with `cgan-export "
+                  "summer2winter --engine`"):
+        assert words in reason, reason
+    # the ONNX it was built from was replaced
+    side = json.loads((engine_export / "G.fp16.trt.plan.json").read_text())
+    side["onnx_sha256"] = "c" * 64
+    (engine_export / "G.fp16.trt.plan.json").write_text(json.dumps(side))
+    fake_machine["env"] = ENV
+    ok, reason = TensorRTBackend.check(load_model(str(engine_export)), "fp16")
+    assert not ok and "not the one in this export" in reason
+
+
+def test_check_without_library_or_gpu_or_export(engine_export, tmp_path, monkeypatch):
+    monkeypatch.setattr(trtmod, "module_available", lambda name: False)
+    ok, reason = TensorRTBackend.check(load_model(str(engine_export)))
+    assert not ok and "pip install" in reason
+    monkeypatch.setattr(trtmod, "module_available", lambda name: True)
+    monkeypatch.setattr(trtmod.cudahelp, "gpu_count", lambda: 0)
+    ok, reason = TensorRTRTXBackend.check(None)
+    assert not ok and "GPU" in reason
+
+
+@pytest.mark.gpu
+def test_tensorrt_runs_a_real_engine():
+    pytest.importorskip("tensorrt")
+    from cgan.runtime import Translator
+    import os
+
+    folder = os.environ.get("CGAN_TEST_ENGINE_EXPORT")
+    if not folder:
+        pytest.skip("set CGAN_TEST_ENGINE_EXPORT to an export folder with a TensorRT engine")
+    with Translator.load(folder, backend="tensorrt") as t:
+        frame = np.random.default_rng(0).integers(0, 256, (270, 480, 3), dtype=np.uint8)
+        assert t.translate(frame).shape == frame.shape

@@ -1,0 +1,253 @@
+"""Translator + backends on CPU: ort-cpu vs torch parity, sizes, channels, batches, directions, errors."""
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from cgan.errors import BackendUnavailable, CganError
+from cgan.runtime import Translator, available_backends
+from cgan.runtime.backends.base import load_model
+from cgan.runtime.registry import backend_class
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _helpers_runtime import make_export, make_pair  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+rng = np.random.default_rng(1)
+
+
+@pytest.fixture(scope="module")
+def folders(tmp_path_factory):
+    base = tmp_path_factory.mktemp("rt")
+    pair = make_pair(base / "pair", blocks=1, ngf=4)
+    export = make_export(pair, base / "export")
+    return pair, export
+
+
+@pytest.fixture(scope="module")
+def ort_t(folders):
+    with Translator.load(str(folders[1]), backend="ort-cpu", threads=1) as t:
+        yield t
+
+
+@pytest.fixture(scope="module")
+def torch_t(folders):
+    with Translator.load(str(folders[1]), backend="torch", device="cpu") as t:
+        yield t
+
+
+def reference(pair: Path, gen: str, frame: np.ndarray) -> np.ndarray:
+    """Straight through the trainer's generator (torch), reflect-padded to a multiple of 4 and cropped."""
+    import torch
+
+    from cgan.trainer.weights import load_generator
+
+    h, w = frame.shape[:2]
+    x = np.pad(frame, ((0, -h % 4), (0, -w % 4), (0, 0)), mode="reflect")
+    x = torch.from_numpy(x[..., ::-1].transpose(2, 0, 1).copy()).float()[None] / 127.5 - 1
+    with torch.no_grad():
+        y = load_generator(pair, gen)(x)[0].numpy()
+    y = np.clip(np.rint((y + 1) * 127.5), 0, 255).astype(np.uint8).transpose(1, 2, 0)[..., ::-1]
+    return y[:h, :w]
+
+
+def lsb(a: np.ndarray, b: np.ndarray) -> int:
+    return int(np.abs(a.astype(int) - b.astype(int)).max())
+
+
+@pytest.mark.parametrize("shape", [(37, 53, 3), (64, 48, 3), (17, 16, 3)])
+def test_ort_cpu_matches_torch_cpu_and_reference(folders, ort_t, torch_t, shape):
+    frame = rng.integers(0, 256, shape, dtype=np.uint8)
+    a, b = ort_t.translate(frame), torch_t.translate(frame)
+    assert a.shape == shape and a.dtype == np.uint8 and b.shape == shape
+    assert a.std() > 5  # not a constant image: the comparison means something
+    assert lsb(a, b) <= 1
+    assert lsb(b, reference(folders[0], "G", frame)) <= 1
+
+
+def test_batch_equals_single_frames(ort_t):
+    frames = [rng.integers(0, 256, (21, 30, 3), dtype=np.uint8) for _ in range(3)]
+    batch = ort_t.translate_batch(frames)
+    assert len(batch) == 3
+    for f, y in zip(frames, batch):
+        assert lsb(y, ort_t.translate(f)) <= 1
+    assert lsb(ort_t.translate_batch(np.stack(frames))[2], batch[2]) == 0
+    with pytest.raises(CganError, match="one size"):
+        ort_t.translate_batch([frames[0], frames[0][:20]])
+    with pytest.raises(CganError, match="non-empty"):
+        ort_t.translate_batch([])
+
+
+def test_gray_and_bgra_inputs_give_bgr(ort_t):
+    gray = rng.integers(0, 256, (24, 33), dtype=np.uint8)
+    out = ort_t.translate(gray)
+    assert out.shape == (24, 33, 3)
+    assert np.array_equal(out, ort_t.translate(np.repeat(gray[..., None], 3, axis=2)))
+    assert np.array_equal(ort_t.translate(gray[..., None]), out)
+    bgr = rng.integers(0, 256, (24, 33, 3), dtype=np.uint8)
+    bgra = np.concatenate([bgr, np.zeros((24, 33, 1), np.uint8)], axis=2)
+    assert np.array_equal(ort_t.translate(bgra), ort_t.translate(bgr))
+
+
+@pytest.mark.parametrize("shape", [(1, 1, 3), (1, 1), (3, 70, 3), (2, 2, 4)])
+def test_tiny_frames_keep_their_size(ort_t, torch_t, shape):
+    frame = rng.integers(0, 256, shape, dtype=np.uint8)
+    for t in (ort_t, torch_t):
+        out = t.translate(frame)
+        assert out.shape == shape[:2] + (3,) and out.dtype == np.uint8
+
+
+def test_uint16_and_float_inputs(ort_t):
+    f8 = rng.integers(0, 256, (20, 20, 3), dtype=np.uint8)
+    base = ort_t.translate(f8)
+    assert np.array_equal(ort_t.translate(f8.astype(np.uint16) * 257), base)
+    assert np.array_equal(ort_t.translate(f8.astype(np.float32) / 255), base)
+    with pytest.raises(CganError, match="NaN"):
+        ort_t.translate(np.full((20, 20, 3), np.nan, np.float32))
+
+
+def test_resize_policies_and_limits(folders):
+    frame = rng.integers(0, 256, (50, 70, 3), dtype=np.uint8)
+    with Translator.load(str(folders[1]), backend="ort-cpu", resize="fit", threads=1) as t:
+        assert t.translate(frame).shape == (50, 70, 3)
+    with Translator.load(str(folders[1]), backend="ort-cpu", max_side=32, max_pixels=4000, threads=1) as t:
+        assert t.translate(frame).shape == (50, 70, 3)
+        with pytest.raises(CganError, match="over the limit"):
+            t.translate(np.zeros((64, 64, 3), np.uint8))
+    with pytest.raises(CganError, match="resize policy"):
+        Translator.load(str(folders[1]), backend="ort-cpu", resize="crop")
+
+
+def test_direction_selection(folders, tmp_path, monkeypatch):
+    pair, export = folders
+    frame = rng.integers(0, 256, (20, 24, 3), dtype=np.uint8)
+    ref_f = reference(pair, "F", frame)
+    for direction in ("winter2summer", "F", "G_B"):
+        with Translator.load(str(export), direction=direction, backend="ort-cpu", threads=1) as t:
+            assert t.info.direction == "winter2summer" and t.info.generator == "F"
+            assert lsb(t.translate(frame), ref_f) <= 1
+    # a name: $CGAN_HOME/pairs/summer2winter; "winter2summer" finds it and selects F
+    import os
+
+    shutil.copytree(pair, Path(os.environ["CGAN_HOME"]) / "pairs" / "summer2winter")
+    with Translator.load("winter2summer", backend="torch") as t:
+        assert (t.info.generator, t.info.direction, t.info.kind) == ("F", "winter2summer", "pair")
+        assert lsb(t.translate(frame), ref_f) <= 1
+    with pytest.raises(CganError, match="summer2winter.*winter2summer"):
+        Translator.load(str(export), direction="autumn2spring", backend="ort-cpu")
+
+
+def test_single_direction_pair(tmp_path):
+    pair = make_pair(tmp_path / "g_only", gens=("G",))
+    with pytest.raises(CganError, match="holds summer2winter"):
+        load_model(str(pair), "F")
+    assert load_model(str(pair)).gen == "G"
+
+
+def test_user_errors_are_one_line(folders):
+    pair, export = folders
+    cases = [
+        (dict(source=str(export), backend="onnx"), CganError, "auto, tensorrt, tensorrt-rtx, ort-cuda, ort-cpu, torch"),
+        (dict(source="no_such_pair"), CganError, "unknown pair"),
+        (dict(source=str(pair), backend="ort-cpu"), BackendUnavailable, "cgan-export"),
+        (dict(source=str(export), backend="ort-cpu", precision="fp16"), BackendUnavailable, "fp16"),
+        (dict(source=str(export), backend="torch", device="cpu", precision="fp16"), BackendUnavailable, "fp16"),
+        (dict(source=str(export), precision="fp64"), CganError, "fp32, fp16"),
+        (dict(source=str(export), device="tpu"), CganError, "cpu or cuda"),
+        (dict(source=str(export), backend="ort-cuda"), BackendUnavailable, "GPU"),
+        (dict(source=str(export), precision="fp16"), BackendUnavailable, "no backend can run"),
+    ]
+    for kwargs, exc, words in cases:
+        with pytest.raises(exc) as e:
+            Translator.load(**kwargs)
+        assert words in str(e.value), (kwargs, str(e.value))
+        assert "\n" not in str(e.value)
+
+
+def test_auto_picks_ort_cpu_for_export_and_torch_for_pair(folders, caplog):
+    pair, export = folders
+    caplog.set_level("INFO", logger="cgan.runtime")
+    with Translator.load(str(export), threads=1) as t:
+        assert (t.info.backend, t.info.precision, t.info.device) == ("ort-cpu", "fp32", "cpu")
+    assert any("auto -> ort-cpu" in r.getMessage() for r in caplog.records)
+    with Translator.load(str(pair)) as t:
+        assert (t.info.backend, t.info.device) == ("torch", "cpu")
+
+
+def test_available_backends_reasons(folders):
+    pair, export = folders
+    env = available_backends()
+    assert set(env) == {"tensorrt", "tensorrt-rtx", "ort-cuda", "ort-cpu", "torch"}
+    assert env["ort-cpu"] == (True, "")
+    assert env["tensorrt"][0] is False and "tensorrt" in env["tensorrt"][1]
+    on_pair = available_backends(str(pair))
+    assert on_pair["ort-cpu"][0] is False and "cgan-export" in on_pair["ort-cpu"][1]
+    assert on_pair["torch"][0] is True
+    assert available_backends(str(export))["ort-cpu"] == (True, "")
+
+
+def test_close_and_backend_lifecycle(folders):
+    t = Translator.load(str(folders[1]), backend="ort-cpu", threads=1)
+    assert not t.closed
+    t.close()
+    assert t.closed
+    with pytest.raises(CganError, match="closed"):
+        t.translate(np.zeros((16, 16, 3), np.uint8))
+    t.close()  # idempotent
+    model = load_model(str(folders[1]))
+    be = backend_class("ort-cpu")(model, None, None, threads=1)
+    with pytest.raises(CganError, match="not active"):
+        be.infer(np.zeros((1, 16, 16, 3), np.uint8))
+    with be:
+        assert be.infer(np.zeros((1, 16, 16, 3), np.uint8)).shape == (1, 16, 16, 3)
+        for bad, words in [(np.zeros((1, 16, 16, 3), np.float32), "uint8"),
+                           (np.zeros((16, 16, 3), np.uint8), "(N,H,W,3)"),
+                           (np.zeros((1, 18, 16, 3), np.uint8), "multiples of 4")]:
+            with pytest.raises(CganError, match=None) as e:
+                be.infer(bad)
+            assert words in str(e.value)
+    assert not be.is_active
+
+
+def test_concurrent_calls_are_serialized(ort_t):
+    frames = [rng.integers(0, 256, (24, 28, 3), dtype=np.uint8) for _ in range(4)]
+    expected = [ort_t.translate(f) for f in frames]
+    results: dict[int, list] = {}
+
+    def work(i: int) -> None:
+        results[i] = [ort_t.translate(f) for f in frames for _ in range(2)]
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(3)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    for outs in results.values():
+        assert all(np.array_equal(o, expected[k // 2]) for k, o in enumerate(outs))
+
+
+NO_TORCH = """
+import sys
+import numpy as np
+import cgan.runtime
+assert 'torch' not in sys.modules, 'import cgan.runtime imported torch'
+from cgan.runtime import Translator, available_backends
+available_backends(sys.argv[1])
+with Translator.load(sys.argv[1], backend=sys.argv[2]) as t:
+    assert t.translate(np.zeros((20, 20, 3), np.uint8)).shape == (20, 20, 3)
+assert 'torch' not in sys.modules, 'torch was imported'
+print('ok')
+"""
+
+
+@pytest.mark.parametrize("backend", ["ort-cpu", "auto"])
+def test_runtime_never_imports_torch(folders, backend):
+    r = subprocess.run([sys.executable, "-c", NO_TORCH, str(folders[1]), backend], capture_output=True, text=True,
+                       cwd=ROOT, timeout=60)
+    assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr[-2000:]
