@@ -32,10 +32,11 @@ class FakeTranslator:
         self.net, self.precision = net, precision
 
     @classmethod
-    def load(cls, source, direction=None, backend="auto", precision=None, device=None):
+    def load(cls, source, direction=None, backend="auto", precision=None, device=None, **opts):
         from cgan.trainer.weights import load_generator
 
-        cls.loads.append(dict(source=source, direction=direction, backend=backend, precision=precision, device=device))
+        cls.loads.append(dict(source=source, direction=direction, backend=backend, precision=precision, device=device,
+                              **opts))
         if precision == "fp16":
             raise CganError("fp16 needs a GPU for this backend")
         folder = Path(source)
@@ -130,8 +131,9 @@ def test_unavailable_backend_is_a_skipped_row(tmp_path, fake_runtime, monkeypatc
 
 
 def test_seconds_mode_and_cached_pair(tmp_path, fake_runtime):
-    cfg = _cfg(tmp_path, backends=("torch-cpu",), seconds=0.05, iters=1)
+    cfg = _cfg(tmp_path, backends=("torch-cpu",), seconds=0.05, iters=1, threads=1)
     r1 = run_bench(cfg)
+    assert fake_runtime.loads[0]["threads"] == 1
     assert all(r["iters"] >= 2 for r in r1["rows"])
     pair_json = Path(r1["config"]["pair_folder"]) / "pair.json"
     mtime = pair_json.stat().st_mtime_ns
@@ -189,29 +191,34 @@ def test_unknown_backend_lists_valid_ones(capsys):
 
 
 # ---- with the real runtime and exporter --------------------------------------------------------------------
-def _real_stack_or_skip():
+def _real_backends() -> list[str]:
+    """torch-cpu needs cgan.runtime; ort-cpu needs cgan.export's export_pair as well."""
     try:
         from cgan.runtime import Translator  # noqa: F401
-
+    except ImportError as e:
+        pytest.skip(f"cgan.runtime not ready here: {e}")
+    try:
         bench_mod._find_export_pair()
-    except (ImportError, CganError) as e:
-        pytest.skip(f"cgan.runtime/cgan.export not ready here: {e}")
+    except (ImportError, CganError):
+        return ["torch-cpu"]
+    return ["ort-cpu", "torch-cpu"]
 
 
-def test_real_runtime_ort_cpu_and_torch_cpu(tmp_path):
-    _real_stack_or_skip()
+def test_real_runtime_cpu_backends(tmp_path):
+    backends = _real_backends()
     out = tmp_path / "res"
-    argv = ["--blocks", "1", "--ngf", "4", "--backends", "ort-cpu,torch-cpu", "--sizes", "32x32", "--precision",
-            "fp32", "--batch", "1", "--iters", "3", "--warmup", "1", "--device", "cpu", "-q",
+    argv = ["--blocks", "1", "--ngf", "4", "--backends", ",".join(backends), "--sizes", "32x32", "--precision",
+            "fp32", "--batch", "1", "--iters", "3", "--warmup", "1", "--device", "cpu", "--threads", "1", "-q",
             "--workdir", str(tmp_path / "w"), "--json", str(out / "r.json"), "--history", str(out / "h.jsonl"),
             "--plot", str(out / "p.png")]
     assert run(cli, argv) == 0
     data = json.loads((out / "r.json").read_text())
     assert schema_errors(data) == []
     rows = {r["backend"]: r for r in data["rows"]}
-    for name in ("baseline", "ort-cpu", "torch-cpu"):
+    assert set(rows) == {"baseline", *backends}
+    for name in rows:
         assert rows[name]["status"] == "ok", rows[name]["reason"]
         assert rows[name]["max_abs_err"] <= 2.0 and rows[name]["fps"] > 0
-    assert rows["ort-cpu"]["speedup_vs_baseline"] == pytest.approx(rows["ort-cpu"]["fps"] / rows["baseline"]["fps"])
+        assert rows[name]["speedup_vs_baseline"] == pytest.approx(rows[name]["fps"] / rows["baseline"]["fps"])
     assert len(read_history(out / "h.jsonl")) == 1
     assert (out / "p.png").read_bytes()[:8] == PNG_MAGIC

@@ -209,6 +209,7 @@ class BenchConfig:
     iters: int = 20
     seconds: float | None = None       # time each row for this long instead of `iters` calls
     device: str | None = None          # cuda | cpu for the baseline and 'all'; None = cuda if available
+    threads: int | None = None         # CPU threads for the baseline and CPU backends; None = their default
     baseline: bool = True
     e2e: bool = False                  # also the end-to-end video row
     e2e_frames: int = 48
@@ -223,6 +224,8 @@ class BenchConfig:
             raise CganError("--warmup must be >= 0 and --iters >= 1")
         if self.seconds is not None and self.seconds <= 0:
             raise CganError("--seconds must be > 0")
+        if self.threads is not None and self.threads < 1:
+            raise CganError("--threads must be >= 1")
         if self.device not in (None, "cpu", "cuda"):
             raise CganError(f"unknown device {self.device!r}: use cuda or cpu")
 
@@ -444,7 +447,6 @@ def run_bench(cfg: BenchConfig, on_row: Callable[[dict[str, Any]], None] | None 
     peak = sol.peak_fp16_tflops(env.get("gpu")) if device == "cuda" or any(
         backend_device(b) == "cuda" for b in backends) else None
     env["peak_fp16_tflops"] = peak
-    env["torch_threads"] = _torch_threads()
     frames_by_size, refs_by_size = {}, {}
     nmax = max(cfg.batches)
     for (h, w) in cfg.sizes:
@@ -453,12 +455,13 @@ def run_bench(cfg: BenchConfig, on_row: Callable[[dict[str, Any]], None] | None 
     # The FP32 reference and the baseline come from the same eager model.
     rows: list[dict[str, Any]] = []
     baseline_fps: dict[tuple[int, int, int], float] = {}
-    ref_runner = OfficialBaseline(prepared.pair_folder, prepared.gen, device)
+    ref_runner = OfficialBaseline(prepared.pair_folder, prepared.gen, device, cfg.threads)
     with ref_runner:
         for (h, w) in cfg.sizes:
             refs_by_size[(h, w)] = [ref_runner.forward_float([f])[0] for f in frames_by_size[(h, w)]]
     if cfg.baseline:
-        base_rows = _measure_runner(lambda: OfficialBaseline(prepared.pair_folder, prepared.gen, device),
+        base_rows = _measure_runner(lambda: OfficialBaseline(prepared.pair_folder, prepared.gen, device,
+                                                             cfg.threads),
                                     (BASELINE, "fp32"), cfg, cfg.sizes, frames_by_size, refs_by_size,
                                     prepared.spec, peak if device == "cuda" else None, {}, on_row)
         for r in base_rows:
@@ -480,7 +483,7 @@ def run_bench(cfg: BenchConfig, on_row: Callable[[dict[str, Any]], None] | None 
             def make(name=name, precision=precision, source=source, reason=reason) -> Runner:
                 if reason:
                     raise BackendUnavailable(reason)
-                return TranslatorRunner(name, source, prepared.gen, precision)
+                return TranslatorRunner(name, source, prepared.gen, precision, cfg.threads)
 
             row_peak = peak if backend_device(name) == "cuda" else None
             rows.extend(_measure_runner(make, (name, precision), cfg, cfg.sizes, frames_by_size, refs_by_size,
@@ -495,6 +498,7 @@ def run_bench(cfg: BenchConfig, on_row: Callable[[dict[str, Any]], None] | None 
         row["speedup_vs_baseline"] = speedup(row["fps"], baseline_fps.get((*cfg.e2e_size, 1)))
         rows.append(row)
 
+    env["torch_threads"] = _torch_threads()
     return {"format": RESULT_FORMAT, "version": RESULT_VERSION, "kind": "inference", "env": env,
             "config": {**cfg.public(), "device": device, "backends": list(backends),
                        "precisions": list(precisions), "model": prepared.name, **prepared.info},

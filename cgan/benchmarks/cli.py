@@ -1,6 +1,6 @@
 """cgan-bench: latency, throughput, speed of light and accuracy of every backend against the official baseline.
 
-    cgan-bench                                   # all backends of this machine, 256²/480p/720p/1080p, fp32+fp16, batch 1+4
+    cgan-bench          # all backends of this machine, 256²/480p/720p/1080p, fp32+fp16, batch 1+4
     cgan-bench --backends ort-cpu,torch-cpu --sizes 256x256,480p --precision fp32 --batch 1 --iters 5
     cgan-bench --pair summer2winter --sizes 720p --json out.json --history benchmarks/history.jsonl --plot out.png
     cgan-bench train --iters 20 --json train.json
@@ -89,6 +89,7 @@ def _progress(quiet: bool):
 @click.option("--iters", type=int, default=20, show_default=True, help="Timed calls per row.")
 @click.option("--seconds", type=float, help="Time each row for this many seconds instead of --iters calls.")
 @click.option("--device", type=click.Choice(["cuda", "cpu"]), help="Baseline device and 'all' (default: cuda if any).")
+@click.option("--threads", type=int, help="CPU threads for the baseline and CPU backends (default: theirs).")
 @click.option("--no-baseline", is_flag=True, help="Skip the eager FP32 baseline rows (no speedups then).")
 @click.option("--e2e/--no-e2e", default=False, show_default=True,
               help="Add the end-to-end row: a generated clip through cgan-video (decode, translate, encode).")
@@ -119,7 +120,8 @@ def cli(ctx: click.Context, json_path, history, plot_path, quiet, **kw) -> None:
         backends=tuple(backends), sizes=parse_sizes(kw["sizes"]),
         precisions=parse_choices(parse_list(kw["precisions"]), PRECISIONS, "precision"),
         batches=parse_batches(kw["batches"]), warmup=kw["warmup"], iters=kw["iters"], seconds=kw["seconds"],
-        device=device, baseline=not kw["no_baseline"], e2e=kw["e2e"], e2e_frames=kw["e2e_frames"],
+        device=device, threads=kw["threads"], baseline=not kw["no_baseline"], e2e=kw["e2e"],
+        e2e_frames=kw["e2e_frames"],
         e2e_size=parse_size(kw["e2e_size"]), e2e_backend=kw["e2e_backend"], workdir=kw["workdir"],
         rebuild=kw["rebuild"])
     for p in (json_path, plot_path):

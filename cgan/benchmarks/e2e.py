@@ -55,7 +55,7 @@ def run_e2e(cfg: Any, prepared: Any, backend: str, precision: str,
 
         with tempfile.TemporaryDirectory(prefix="cgan-bench-e2e-") as tmp:
             clip = write_clip(Path(tmp) / "clip.mp4", h, w, cfg.e2e_frames)
-            runner = TranslatorRunner(backend, source, prepared.gen, precision)
+            runner = TranslatorRunner(backend, source, prepared.gen, precision, cfg.threads)
             t0 = time.perf_counter()
             runner.build()
             row["build_s"] = time.perf_counter() - t0

@@ -133,9 +133,9 @@ class OfficialBaseline(Runner):
     name = "baseline"
     torch_based = True
 
-    def __init__(self, pair_folder: str | os.PathLike, gen: str, device: str):
+    def __init__(self, pair_folder: str | os.PathLike, gen: str, device: str, threads: int | None = None):
         super().__init__("fp32", device)
-        self.pair_folder, self.gen = Path(pair_folder), gen
+        self.pair_folder, self.gen, self.threads = Path(pair_folder), gen, threads
         self.net = None
 
     def build(self) -> None:
@@ -145,6 +145,8 @@ class OfficialBaseline(Runner):
 
         if self.device == "cuda" and not torch.cuda.is_available():
             raise BackendUnavailable("the baseline on cuda needs a CUDA build of torch and a GPU; use --device cpu")
+        if self.threads:
+            torch.set_num_threads(self.threads)
         self.net = load_generator(self.pair_folder, self.gen, device=self.device).eval()
 
     def _pre(self, frames: list[np.ndarray]):
@@ -234,9 +236,10 @@ def runtime_availability(name: str, source: str | os.PathLike) -> tuple[bool, st
 class TranslatorRunner(Runner):
     """`cgan.runtime.Translator` with one backend, precision and device."""
 
-    def __init__(self, name: str, source: str | os.PathLike, gen: str, precision: str):
+    def __init__(self, name: str, source: str | os.PathLike, gen: str, precision: str, threads: int | None = None):
         super().__init__(precision, backend_device(name))
         self.name, self.source, self.gen = name, str(source), gen
+        self.opts = {"threads": threads} if threads and self.device == "cpu" else {}
         self.torch_based = name.startswith("torch")
         self._stack = contextlib.ExitStack()
         self.translator = None
@@ -246,7 +249,7 @@ class TranslatorRunner(Runner):
 
         runtime_name, device = RUNTIME_NAMES[self.name]
         t = Translator.load(self.source, direction=self.gen, backend=runtime_name, precision=self.precision,
-                            device=device)
+                            device=device, **self.opts)
         self.translator = self._stack.enter_context(t) if hasattr(t, "__enter__") else t
         if self.translator is None:  # a context manager that does not return itself
             self.translator = t
