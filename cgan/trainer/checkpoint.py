@@ -1,0 +1,112 @@
+"""Full training checkpoints: written atomically, loaded without executing pickled code.
+
+A checkpoint is `torch.save` of a plain dict (tensors, numbers, strings, lists, dicts) read back with
+`torch.load(weights_only=True)`:
+
+    {"format": "cgan.train-checkpoint", "version": 1,
+     "spec": PairSpec dict, "config": TrainConfig dict,
+     "counters": {"epoch", "step_in_epoch", "step", "seconds"},
+     "nets": {"G", "F", "D_X", "D_Y"}, "optim": {"G", "D"}, "sched": {"G", "D"}, "scaler": {"G", "D"},
+     "pools": {"X", "Y"}, "rng": {"python", "numpy", "torch", "cuda"}}
+
+Files are RUN/checkpoints/step-000000123.pt; the newest `keep` are kept.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import random
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from cgan._files import atomic_path
+from cgan.errors import CganError, IntegrityError
+from cgan.trainer.pool import python_rng_from, python_rng_state
+
+log = logging.getLogger(__name__)
+
+FORMAT = "cgan.train-checkpoint"
+VERSION = 1
+_NAME = re.compile(r"^step-(\d{9,})\.pt$")
+
+
+def checkpoint_dir(run_dir: str | os.PathLike) -> Path:
+    return Path(run_dir) / "checkpoints"
+
+
+def list_checkpoints(run_dir: str | os.PathLike) -> list[Path]:
+    """Checkpoints of a run, oldest first."""
+    folder = checkpoint_dir(run_dir)
+    if not folder.is_dir():
+        return []
+    found = [(int(m.group(1)), p) for p in folder.iterdir() if (m := _NAME.match(p.name))]
+    return [p for _, p in sorted(found)]
+
+
+def latest_checkpoint(run_dir: str | os.PathLike) -> Path:
+    found = list_checkpoints(run_dir)
+    if not found:
+        raise CganError(f"no checkpoint in {checkpoint_dir(run_dir)}: nothing to resume; start without --resume")
+    return found[-1]
+
+
+def save_checkpoint(run_dir: str | os.PathLike, state: dict[str, Any], keep: int = 3) -> Path:
+    """Write RUN/checkpoints/step-N.pt atomically, then delete all but the newest `keep`."""
+    step = int(state["counters"]["step"])
+    path = checkpoint_dir(run_dir) / f"step-{step:09d}.pt"
+    state = {"format": FORMAT, "version": VERSION, **state}
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
+    for old in list_checkpoints(run_dir)[:-keep]:
+        old.unlink(missing_ok=True)
+    return path
+
+
+def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
+    """Read and check a checkpoint (refuses pickled code, foreign and truncated files with one line)."""
+    p = Path(path)
+    if not p.is_file():
+        raise CganError(f"checkpoint not found: {p}")
+    try:
+        state = torch.load(p, map_location="cpu", weights_only=True)
+    except Exception as e:
+        msg = (str(e).splitlines() or [type(e).__name__])[0][:160]
+        raise IntegrityError(f"{p} is not a readable cgan checkpoint (truncated, corrupted or not ours: {msg}); "
+                             f"delete it to resume from the previous one") from None
+    if not isinstance(state, dict) or state.get("format") != FORMAT:
+        raise IntegrityError(f"{p} is not a cgan training checkpoint (format != {FORMAT!r})")
+    if state.get("version") != VERSION:
+        raise IntegrityError(f"{p} has checkpoint version {state.get('version')!r}, this cgan reads {VERSION}")
+    missing = [k for k in ("spec", "config", "counters", "nets", "optim", "sched", "pools", "rng") if k not in state]
+    if missing:
+        raise IntegrityError(f"{p} is an incomplete cgan checkpoint (missing {missing})")
+    return state
+
+
+# ---- random number generators -------------------------------------------------------------------------
+def capture_rng() -> dict[str, Any]:
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    out = {"python": python_rng_state(random.getstate()),
+           "numpy": {"kind": kind, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
+                     "has_gauss": int(has_gauss), "cached": float(cached)},
+           "torch": torch.get_rng_state(), "cuda": []}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        out["cuda"] = list(torch.cuda.get_rng_state_all())
+    return out
+
+
+def restore_rng(state: dict[str, Any]) -> None:
+    random.setstate(python_rng_from(state["python"]))
+    n = state["numpy"]
+    np.random.set_state((n["kind"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["cached"]))
+    torch.set_rng_state(state["torch"])
+    if state.get("cuda") and torch.cuda.is_available():
+        if len(state["cuda"]) == torch.cuda.device_count():
+            torch.cuda.set_rng_state_all(state["cuda"])
+        else:
+            log.warning("warning: checkpoint has CUDA RNG states for %d GPUs, this machine has %d: not restored",
+                        len(state["cuda"]), torch.cuda.device_count())

@@ -1,0 +1,142 @@
+"""`cgan-train`: train a CycleGAN (default command), export a pair from a run, import official checkpoints.
+
+    cgan-train --data datasets/summer2winter_yosemite --domains summer,winter --out runs --name s2w
+    cgan-train --data D --out runs --name s2w --resume
+    cgan-train export-pair runs/s2w [--checkpoint runs/s2w/checkpoints/step-000001000.pt] --out my_pair
+    cgan-train import-official latest_net_G_A.pth latest_net_G_B.pth --out s2w_official --domains summer,winter
+"""
+from __future__ import annotations
+
+import click
+
+from cgan._cli import entry, setup_logging
+from cgan.errors import CganError
+
+
+class _DefaultGroup(click.Group):
+    """A group whose default sub-command is `train`: `cgan-train --data D ...` means `cgan-train train --data D ...`."""
+
+    def parse_args(self, ctx, args):
+        if args and args[0] not in self.commands and args[0] not in ("--help", "-h"):
+            args = ["train", *args]
+        return super().parse_args(ctx, args)
+
+
+@click.group(cls=_DefaultGroup, context_settings={"help_option_names": ["-h", "--help"]})
+def cli() -> None:
+    """Train CycleGAN pairs. `cgan-train --data DIR --out RUNS --name NAME` trains (see `cgan-train train -h`)."""
+
+
+def _domains(value: str | None) -> tuple[str, str] | None:
+    if value is None:
+        return None
+    parts = [p.strip() for p in value.split(",")]
+    if len(parts) != 2 or not all(parts):
+        raise CganError(f"--domains takes two names separated by a comma (e.g. summer,winter), got {value!r}")
+    return parts[0], parts[1]
+
+
+# Options default to None: only what the user typed overrides the defaults (or, on --resume, the saved config).
+@cli.command("train")
+@click.option("--data", type=str, help="Folder holding trainA (domain X) and trainB (domain Y).")
+@click.option("--data-a", type=str, help="Folder of domain X images (instead of --data).")
+@click.option("--data-b", type=str, help="Folder of domain Y images (instead of --data).")
+@click.option("--domains", type=str, help="Domain names X,Y (default X,Y); the pair is called X2Y.")
+@click.option("--out", type=str, default="runs", show_default=True, help="Parent folder of runs.")
+@click.option("--name", type=str, required=True, help="Run name; the run folder is OUT/NAME.")
+@click.option("--resume", is_flag=True, help="Continue the run from its latest checkpoint.")
+@click.option("--preprocess", type=click.Choice(["resize_and_crop", "crop", "scale_width", "scale_width_and_crop", "none"]))
+@click.option("--load-size", type=int, help="Resize to this before cropping (default 286).")
+@click.option("--size", type=int, help="Crop size (default 256).")
+@click.option("--no-flip", is_flag=True, default=None, help="No random horizontal flips.")
+@click.option("--blocks", type=int, help="Residual blocks of the generators (default 9).")
+@click.option("--ngf", type=int, help="Generator base width (default 64).")
+@click.option("--ndf", type=int, help="Discriminator base width (default 64).")
+@click.option("--epochs", type=int, help="Epochs at the initial learning rate (default 100).")
+@click.option("--epochs-decay", type=int, help="Epochs of linear learning-rate decay to 0 (default 100).")
+@click.option("--batch-size", type=int, help="Images per step (default 1).")
+@click.option("--lr", type=float, help="Adam learning rate (default 2e-4).")
+@click.option("--beta1", type=float, help="Adam beta1 (default 0.5).")
+@click.option("--lambda-cycle", type=float, help="Cycle-consistency weight λ (default 10).")
+@click.option("--lambda-identity", type=float, help="Identity weight as a fraction of λ (default 0.5; 0 = off).")
+@click.option("--pool-size", type=int, help="History of fakes for the discriminators (default 50).")
+@click.option("--seed", type=int, help="Random seed (default 0).")
+@click.option("--max-steps", type=int, help="Stop after this many steps in total (smoke runs).")
+@click.option("--precision", type=click.Choice(["fp32", "bf16", "fp16"]), help="Autocast precision (default fp32).")
+@click.option("--channels-last", is_flag=True, default=None, help="NHWC memory format (faster on tensor cores).")
+@click.option("--compile", "compile_", is_flag=True, default=None, help="torch.compile the networks.")
+@click.option("--device", type=str, help="auto (default), cpu or cuda.")
+@click.option("--workers", type=int, help="DataLoader worker processes (default 4).")
+@click.option("--save-every-steps", type=int, help="Also checkpoint every N steps (always at each epoch's end).")
+@click.option("--keep", type=int, help="Checkpoints kept (default 3).")
+@click.option("--log-every", type=int, help="Steps between CSV/TensorBoard log rows (default 50).")
+@click.option("--sample-every-steps", type=int, help="Also write a sample grid every N steps.")
+@click.option("--no-tensorboard", is_flag=True, default=None, help="Do not write TensorBoard logs.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+def train_cmd(data, data_a, data_b, domains, out, name, resume, no_flip, compile_, no_tensorboard, quiet, **opts) -> None:
+    """Train G: X→Y and F: Y→X on two unaligned image folders; writes OUT/NAME/{config.json, log.csv,
+    checkpoints/, samples/, pair/}."""
+    from pathlib import Path
+
+    from cgan.trainer.config import TrainConfig
+    from cgan.trainer.data import resolve_folders
+    from cgan.trainer.train import config_for_resume, train
+
+    setup_logging()
+    overrides = {k: v for k, v in opts.items() if v is not None}
+    overrides["out"], overrides["name"] = out, name
+    if data or data_a or data_b:
+        overrides["data_a"], overrides["data_b"] = resolve_folders(data, data_a, data_b)
+    elif not resume:
+        resolve_folders(None, None, None)  # raises the "no training data" message
+    if (d := _domains(domains)) is not None:
+        overrides["domain_x"], overrides["domain_y"] = d
+    if no_flip:
+        overrides["flip"] = False
+    if compile_:
+        overrides["compile"] = True
+    if no_tensorboard:
+        overrides["tensorboard"] = False
+    if resume:
+        cfg = config_for_resume(Path(out) / name, overrides)
+    else:
+        cfg = TrainConfig(**overrides)
+    run_dir = train(cfg, resume=resume, progress=not quiet)
+    click.echo(f"pair written to {run_dir / 'pair'}")
+
+
+@cli.command("export-pair")
+@click.argument("run_dir", type=str)
+@click.option("--checkpoint", type=str, help="Checkpoint file (default: the run's latest).")
+@click.option("--out", type=str, help="Pair folder to write (default RUN_DIR/pair).")
+def export_pair_cmd(run_dir, checkpoint, out) -> None:
+    """Write the G/F pair (G.safetensors, F.safetensors, pair.json) of a run's checkpoint."""
+    from cgan.trainer.train import export_pair
+
+    click.echo(f"pair written to {export_pair(run_dir, checkpoint, out)}")
+
+
+@cli.command("import-official")
+@click.argument("checkpoints", nargs=-1, required=True, type=str)
+@click.option("--out", type=str, required=True, help="Pair folder to write.")
+@click.option("--domains", type=str, help="Domain names X,Y (default X,Y).")
+@click.option("--direction", type=click.Choice(["G", "F"]), default="G", show_default=True,
+              help="With one file: G (an official G_A, X→Y) or F (a lone G_B, Y→X).")
+def import_official_cmd(checkpoints, out, domains, direction) -> None:
+    """Turn official G_A.pth [G_B.pth] checkpoints (junyanz/pytorch-CycleGAN-and-pix2pix) into a pair folder."""
+    from cgan.trainer.weights import import_official
+
+    if len(checkpoints) > 2:
+        raise CganError("give one or two checkpoints: G_A.pth [G_B.pth]")
+    if len(checkpoints) == 2:
+        g, f = checkpoints
+    else:
+        g, f = (checkpoints[0], None) if direction == "G" else (None, checkpoints[0])
+    x, y = _domains(domains) or ("X", "Y")
+    click.echo(f"pair written to {import_official(g, f, out, x, y)}")
+
+
+main = entry(cli)
+
+if __name__ == "__main__":
+    main()

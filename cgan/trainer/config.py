@@ -1,0 +1,129 @@
+"""Every option of a training run, as one dataclass. The run folder keeps it as config.json.
+
+Defaults follow the official repository's `train.py` for CycleGAN (junyanz/pytorch-CycleGAN-and-pix2pix):
+load 286 → random crop 256 → random flip, LSGAN, λ_cycle 10, identity 0.5·λ, pool 50, Adam 2e-4 β1 0.5,
+100 epochs at constant lr + 100 epochs of linear decay, batch size 1.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+from cgan.errors import CganError
+from cgan.spec import GeneratorSpec, PairSpec
+
+PREPROCESS = ("resize_and_crop", "crop", "scale_width", "scale_width_and_crop", "none")
+PRECISIONS = ("fp32", "bf16", "fp16")
+DEVICES = ("auto", "cpu", "cuda")
+
+#: fields that define the networks: a resumed run must not change them
+ARCH_FIELDS = ("blocks", "ngf", "dropout", "ndf", "n_layers_d", "domain_x", "domain_y")
+
+
+@dataclass
+class TrainConfig:
+    # data
+    data_a: str = ""
+    data_b: str = ""
+    domain_x: str = "X"
+    domain_y: str = "Y"
+    preprocess: str = "resize_and_crop"
+    load_size: int = 286
+    size: int = 256  # crop size
+    flip: bool = True
+    # run folder
+    out: str = "runs"
+    name: str = ""
+    # networks
+    blocks: int = 9
+    ngf: int = 64
+    dropout: bool = False
+    ndf: int = 64
+    n_layers_d: int = 3
+    # optimisation
+    epochs: int = 100
+    epochs_decay: int = 100
+    batch_size: int = 1
+    lr: float = 2e-4
+    beta1: float = 0.5
+    lambda_cycle: float = 10.0
+    lambda_identity: float = 0.5
+    pool_size: int = 50
+    seed: int = 0
+    max_steps: int | None = None
+    # speed
+    precision: str = "fp32"
+    channels_last: bool = False
+    compile: bool = False
+    device: str = "auto"
+    workers: int = 4
+    # bookkeeping
+    save_every_steps: int | None = None
+    keep: int = 3
+    log_every: int = 50
+    sample_every_steps: int | None = None
+    tensorboard: bool = True
+
+    def __post_init__(self) -> None:
+        problems = []
+        if self.preprocess not in PREPROCESS:
+            problems.append(f"--preprocess must be one of {', '.join(PREPROCESS)}, got {self.preprocess!r}")
+        if self.precision not in PRECISIONS:
+            problems.append(f"--precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
+        if self.device not in DEVICES and not str(self.device).startswith("cuda:"):
+            problems.append(f"--device must be auto, cpu or cuda, got {self.device!r}")
+        if self.size < 8 or self.size % 4:
+            problems.append(f"--size must be a multiple of 4 and at least 8, got {self.size}")
+        if self.preprocess in ("resize_and_crop", "scale_width_and_crop") and self.load_size < self.size:
+            problems.append(f"--load-size ({self.load_size}) must be at least --size ({self.size})")
+        if self.preprocess in ("none", "scale_width") and self.batch_size > 1:
+            problems.append(f"--preprocess {self.preprocess} keeps image sizes, which differ: use --batch-size 1")
+        for name in ("epochs", "epochs_decay", "workers", "pool_size", "n_layers_d"):
+            if getattr(self, name) < 0:
+                problems.append(f"--{name.replace('_', '-')} must be >= 0")
+        for name in ("batch_size", "keep", "log_every"):
+            if getattr(self, name) < 1:
+                problems.append(f"--{name.replace('_', '-')} must be >= 1")
+        if self.epochs + self.epochs_decay < 1:
+            problems.append("--epochs plus --epochs-decay must be at least 1")
+        for name in ("max_steps", "save_every_steps", "sample_every_steps"):
+            v = getattr(self, name)
+            if v is not None and v < 1:
+                problems.append(f"--{name.replace('_', '-')} must be >= 1")
+        if self.lr <= 0 or not 0 <= self.beta1 < 1:
+            problems.append("--lr must be > 0 and --beta1 in [0, 1)")
+        if self.lambda_cycle < 0 or self.lambda_identity < 0:
+            problems.append("--lambda-cycle and --lambda-identity must be >= 0")
+        if problems:
+            raise CganError("; ".join(problems))
+        self.pair_spec()  # validates blocks/ngf/domain names with one clear message
+
+    @property
+    def total_epochs(self) -> int:
+        return self.epochs + self.epochs_decay
+
+    def generator_spec(self) -> GeneratorSpec:
+        return GeneratorSpec(blocks=self.blocks, ngf=self.ngf, dropout=self.dropout)
+
+    def pair_spec(self) -> PairSpec:
+        return PairSpec(self.generator_spec(), self.domain_x, self.domain_y)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "TrainConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise CganError(f"training config has unknown fields {unknown}: written by a newer cgan? upgrade cgan")
+        return cls(**d)
+
+    def replace(self, **changes: Any) -> "TrainConfig":
+        return dataclasses.replace(self, **changes)
+
+
+def architecture_changes(saved: TrainConfig, new: dict[str, Any]) -> list[str]:
+    """Architecture fields in `new` that differ from the saved run ('ngf 8 -> 16')."""
+    return [f"{k} {getattr(saved, k)!r} -> {new[k]!r}" for k in ARCH_FIELDS if k in new and new[k] != getattr(saved, k)]

@@ -1,0 +1,218 @@
+"""Unaligned image folders (trainA = domain X, trainB = domain Y) and the official preprocessing.
+
+Every random choice of an item (which Y image goes with which X image, crop offsets, flips) is a pure
+function of (seed, epoch, position in the epoch). A resumed run therefore sees exactly the batches it would
+have seen without stopping, whatever the number of DataLoader workers.
+
+Images are read with OpenCV (IMREAD_UNCHANGED, so 16-bit PNG/TIFF keep their depth until we scale them):
+grayscale, gray+alpha, RGBA and 16-bit images become 8-bit RGB (alpha is dropped). Images smaller than the
+crop are *upscaled* (bicubic, aspect kept) so their shorter side equals the crop size.
+"""
+from __future__ import annotations
+
+import logging
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import cv2
+import numpy as np
+import torch
+from torch.utils.data import Dataset, Sampler
+
+from cgan.errors import CganError
+
+log = logging.getLogger(__name__)
+
+IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pbm"}
+
+
+# ---- reading ------------------------------------------------------------------------------------------
+def read_rgb(path: str | os.PathLike) -> np.ndarray | None:
+    """An image file as HxWx3 uint8 RGB, or None if it is not a decodable image."""
+    try:
+        data = np.fromfile(str(path), dtype=np.uint8)
+    except OSError:
+        return None
+    if data.size == 0:
+        return None
+    img = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+    if img is None or img.size == 0:
+        return None
+    if img.dtype == np.uint16:
+        img = ((img.astype(np.uint32) * 255 + 32767) // 65535).astype(np.uint8)
+    elif img.dtype in (np.float32, np.float64):
+        img = (np.clip(img, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+    elif img.dtype != np.uint8:
+        return None
+    if img.ndim == 2:
+        return cv2.cvtColor(img, cv2.COLOR_GRAY2RGB)
+    channels = img.shape[2]
+    if channels == 1:
+        return cv2.cvtColor(img[:, :, 0], cv2.COLOR_GRAY2RGB)
+    if channels == 2:  # gray + alpha
+        return cv2.cvtColor(np.ascontiguousarray(img[:, :, 0]), cv2.COLOR_GRAY2RGB)
+    if channels == 4:
+        return cv2.cvtColor(img, cv2.COLOR_BGRA2RGB)
+    if channels == 3:
+        return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+    return None
+
+
+def list_images(folder: str | os.PathLike, what: str, check: bool = True) -> list[Path]:
+    """Readable images in `folder` (sorted). Other and corrupt files are skipped with one warning."""
+    p = Path(folder)
+    if not p.is_dir():
+        raise CganError(f"{what} folder {p} does not exist; give a folder of images (--data DIR with trainA/trainB, "
+                        f"or --data-a/--data-b)")
+    files = sorted(f for f in p.iterdir() if f.is_file() and not f.name.startswith("."))
+    if not files:
+        raise CganError(f"{what} folder {p} is empty; put the domain's training images there")
+    good, bad = [], []
+    for f in files:
+        ok = f.suffix.lower() in IMAGE_EXTS and (not check or read_rgb(f) is not None)
+        (good if ok else bad).append(f)
+    if not good:
+        raise CganError(f"{what} folder {p} has no readable images ({len(bad)} files skipped, e.g. {bad[0].name!r}); "
+                        f"use jpg/png/bmp/tif/webp images")
+    if bad:
+        log.warning("warning: %s: skipped %d of %d files that are not readable images (e.g. %r)",
+                    what, len(bad), len(files), bad[0].name)
+    return good
+
+
+def resolve_folders(data: str | None, data_a: str | None, data_b: str | None) -> tuple[str, str]:
+    """--data DIR (DIR/trainA, DIR/trainB) or --data-a/--data-b → two absolute folder paths."""
+    if data_a or data_b:
+        if not (data_a and data_b):
+            raise CganError("give both --data-a and --data-b (or --data DIR holding trainA and trainB)")
+        return str(Path(data_a).resolve()), str(Path(data_b).resolve())
+    if not data:
+        raise CganError("no training data: give --data DIR (holding trainA and trainB) or --data-a/--data-b")
+    root = Path(data)
+    if not root.is_dir():
+        raise CganError(f"data folder {root} does not exist")
+    return str((root / "trainA").resolve()), str((root / "trainB").resolve())
+
+
+# ---- preprocessing (official `get_transform`) ---------------------------------------------------------
+def _resize(img: np.ndarray, w: int, h: int) -> np.ndarray:
+    if (img.shape[1], img.shape[0]) == (w, h):
+        return img
+    return cv2.resize(img, (w, h), interpolation=cv2.INTER_CUBIC)
+
+
+def _multiple_of_4(img: np.ndarray) -> np.ndarray:
+    h, w = img.shape[:2]
+    return _resize(img, max(4, int(round(w / 4)) * 4), max(4, int(round(h / 4)) * 4))
+
+
+@dataclass(frozen=True)
+class Transform:
+    preprocess: str = "resize_and_crop"
+    load_size: int = 286
+    size: int = 256
+    flip: bool = True
+
+    def __call__(self, img: np.ndarray, rng: np.random.Generator | None = None) -> np.ndarray:
+        """Preprocess one HxWx3 uint8 image; rng None = deterministic (center crop, no flip) for samples."""
+        p = self.preprocess
+        if p == "resize_and_crop":
+            img = _resize(img, self.load_size, self.load_size)
+        elif p in ("scale_width", "scale_width_and_crop"):
+            h, w = img.shape[:2]
+            img = _resize(img, self.load_size, int(max(self.load_size * h / w, self.size)))
+        if p in ("resize_and_crop", "crop", "scale_width_and_crop"):
+            img = self._crop(img, rng)
+        else:
+            img = _multiple_of_4(img)
+        if self.flip and rng is not None and rng.random() < 0.5:
+            img = img[:, ::-1]
+        return np.ascontiguousarray(img)
+
+    def _crop(self, img: np.ndarray, rng: np.random.Generator | None) -> np.ndarray:
+        h, w = img.shape[:2]
+        s = self.size
+        if min(h, w) < s:  # too small for the crop: upscale so the shorter side is the crop size
+            k = s / min(h, w)
+            img = _resize(img, max(s, math.ceil(w * k)), max(s, math.ceil(h * k)))
+            h, w = img.shape[:2]
+        if rng is None:
+            y, x = (h - s) // 2, (w - s) // 2
+        else:
+            y, x = int(rng.integers(0, h - s + 1)), int(rng.integers(0, w - s + 1))
+        return img[y:y + s, x:x + s]
+
+
+def to_tensor(img: np.ndarray) -> torch.Tensor:
+    """HxWx3 uint8 RGB → 3xHxW float32 in [-1, 1]."""
+    return torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1).float().div_(127.5).sub_(1.0)
+
+
+def to_uint8(t: torch.Tensor) -> np.ndarray:
+    """3xHxW in [-1, 1] → HxWx3 uint8 RGB."""
+    return ((t.detach().float().cpu().clamp(-1, 1) + 1) * 127.5).round().byte().permute(1, 2, 0).numpy()
+
+
+# ---- dataset and sampler ------------------------------------------------------------------------------
+class UnalignedDataset(Dataset):
+    """Items are keyed by (epoch, position, index in X, index in Y) from `ResumableSampler`."""
+
+    def __init__(self, files_x: list[Path], files_y: list[Path], transform: Transform, seed: int = 0):
+        self.files = {"X": [str(f) for f in files_x], "Y": [str(f) for f in files_y]}
+        self.transform = transform
+        self.seed = seed
+
+    def __len__(self) -> int:  # the official dataset length: max(|A|, |B|)
+        return max(len(self.files["X"]), len(self.files["Y"]))
+
+    def load(self, domain: str, index: int, rng: np.random.Generator | None) -> torch.Tensor:
+        path = self.files[domain][index]
+        img = read_rgb(path)
+        if img is None:
+            raise CganError(f"cannot read training image {path} (removed or corrupted while training?)")
+        return to_tensor(self.transform(img, rng))
+
+    def __getitem__(self, key: tuple[int, int, int, int]) -> dict[str, torch.Tensor | int]:
+        epoch, pos, ix, iy = key
+        rx = np.random.default_rng([self.seed, epoch, pos, 0])
+        ry = np.random.default_rng([self.seed, epoch, pos, 1])
+        return {"X": self.load("X", ix, rx), "Y": self.load("Y", iy, ry), "pos": pos}
+
+    def sample_images(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The first image of each domain, preprocessed deterministically (for the sample grids)."""
+        return self.load("X", 0, None), self.load("Y", 0, None)
+
+
+class ResumableSampler(Sampler):
+    """Shuffles like the official loader (X by a permutation, Y at random) and shards like DistributedSampler.
+
+    `set_epoch(epoch, start)` picks the epoch's order and skips the first `start` items of this rank, so a
+    resumed run continues mid-epoch with exactly the items it would have seen.
+    """
+
+    def __init__(self, n_x: int, n_y: int, seed: int = 0, rank: int = 0, world: int = 1):
+        self.n_x, self.n_y, self.seed, self.rank, self.world = n_x, n_y, seed, rank, world
+        self.n = max(n_x, n_y)
+        self.per_rank = self.n // world if world > 1 else self.n
+        if self.per_rank < 1:
+            raise CganError(f"only {self.n} images for {world} processes: use fewer GPUs or more images")
+        self.epoch, self.start = 0, 0
+
+    def set_epoch(self, epoch: int, start: int = 0) -> None:
+        self.epoch, self.start = epoch, start
+
+    def order(self, epoch: int) -> list[tuple[int, int, int, int]]:
+        g = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
+        perm = torch.randperm(self.n, generator=g)
+        iy = torch.randint(self.n_y, (self.n,), generator=g)
+        mine = perm[self.rank::self.world][:self.per_rank].tolist()
+        return [(epoch, p, p % self.n_x, int(iy[p])) for p in mine]
+
+    def __len__(self) -> int:
+        return max(0, self.per_rank - self.start)
+
+    def __iter__(self) -> Iterator[tuple[int, int, int, int]]:
+        return iter(self.order(self.epoch)[self.start:])

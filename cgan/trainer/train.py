@@ -1,0 +1,471 @@
+"""The CycleGAN training loop: one model object (`CycleGAN`), one function (`train`).
+
+Paper names and the official repository's names (junyanz/pytorch-CycleGAN-and-pix2pix):
+    G   = G_A   X → Y   (e.g. summer → winter)
+    F   = G_B   Y → X
+    D_Y = D_A   judges images of Y (real y vs G(x))
+    D_X = D_B   judges images of X (real x vs F(y))
+The official trainA folder is domain X, trainB is Y.
+"""
+from __future__ import annotations
+
+import contextlib
+import csv
+import itertools
+import logging
+import os
+import random
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from cgan._files import ensure_writable_dir, write_bytes_atomic, write_json_atomic
+from cgan.errors import CganError
+from cgan.trainer import checkpoint as ckpt
+from cgan.trainer.config import TrainConfig, architecture_changes
+from cgan.trainer.data import ResumableSampler, Transform, UnalignedDataset, list_images, to_uint8
+from cgan.trainer.losses import cycle_loss, gan_loss, identity_loss
+from cgan.trainer.networks import build_discriminator, build_generator
+from cgan.trainer.pool import ImagePool
+from cgan.trainer.weights import save_pair
+
+log = logging.getLogger(__name__)
+
+LOSS_NAMES = ("D_Y", "G", "cycle_X", "idt_Y", "D_X", "F", "cycle_Y", "idt_X")
+AMP_DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def lr_factor(epoch: int, epochs: int, epochs_decay: int) -> float:
+    """Official `linear` policy (networks.get_scheduler, epoch_count=1), `epoch` counted from 0:
+    1 for the first `epochs` epochs, then linearly down to 1/(epochs_decay+1) in the last one."""
+    return 1.0 - max(0, epoch + 1 - epochs) / float(epochs_decay + 1)
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise CganError(f"--device {name} but CUDA is not available here; use --device cpu or auto")
+    return torch.device(name)
+
+
+class CycleGAN:
+    """Four networks, two Adam optimizers (G+F, D_X+D_Y), two schedulers, two fake-image pools."""
+
+    def __init__(self, cfg: TrainConfig, device: torch.device, world: int = 1):
+        self.cfg, self.device, self.world = cfg, device, world
+        spec = cfg.generator_spec()
+        torch.manual_seed(cfg.seed)
+        self.G = build_generator(spec).to(device)       # G_A
+        self.F = build_generator(spec).to(device)       # G_B
+        self.D_Y = build_discriminator(3, cfg.ndf, cfg.n_layers_d).to(device)  # D_A
+        self.D_X = build_discriminator(3, cfg.ndf, cfg.n_layers_d).to(device)  # D_B
+        self.nets = {"G": self.G, "F": self.F, "D_X": self.D_X, "D_Y": self.D_Y}
+        if world > 1:  # identical start on every rank
+            import torch.distributed as dist
+
+            for net in self.nets.values():
+                for t in itertools.chain(net.parameters(), net.buffers()):
+                    dist.broadcast(t.data, 0)
+        self.memory_format = torch.channels_last if cfg.channels_last else torch.contiguous_format
+        if cfg.channels_last:
+            for net in self.nets.values():
+                net.to(memory_format=torch.channels_last)
+        betas = (cfg.beta1, 0.999)
+        self.opt_G = torch.optim.Adam(itertools.chain(self.G.parameters(), self.F.parameters()), cfg.lr, betas=betas)
+        self.opt_D = torch.optim.Adam(itertools.chain(self.D_Y.parameters(), self.D_X.parameters()), cfg.lr, betas=betas)
+        decay = lambda e: lr_factor(e, cfg.epochs, cfg.epochs_decay)  # noqa: E731
+        self.sched_G = torch.optim.lr_scheduler.LambdaLR(self.opt_G, decay)
+        self.sched_D = torch.optim.lr_scheduler.LambdaLR(self.opt_D, decay)
+        self.pool_X = ImagePool(cfg.pool_size, seed=cfg.seed * 2 + 1)  # fakes F(y), shown to D_X
+        self.pool_Y = ImagePool(cfg.pool_size, seed=cfg.seed * 2 + 2)  # fakes G(x), shown to D_Y
+        fp16 = cfg.precision == "fp16"
+        self.scaler_G = torch.amp.GradScaler(device.type, enabled=fp16)
+        self.scaler_D = torch.amp.GradScaler(device.type, enabled=fp16)
+        self.amp_dtype = AMP_DTYPES[cfg.precision]
+        # torch.compile wraps the forward only; state_dicts come from the plain modules (no _orig_mod.)
+        wrap = (lambda m: torch.compile(m)) if cfg.compile else (lambda m: m)
+        self.run = {k: wrap(v) for k, v in self.nets.items()}
+
+    def autocast(self):
+        if self.amp_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.amp_dtype)
+
+    # ---- the losses (official CycleGANModel.backward_G / backward_D_basic) ---------------------------
+    def generator_loss(self, real_x: torch.Tensor, real_y: torch.Tensor) -> tuple[torch.Tensor, dict, dict]:
+        """Paper eq. 3 (full objective) for G and F: LSGAN terms + λ·cycle (eq. 2) both ways + 0.5·λ·identity."""
+        G, F, D_X, D_Y = self.run["G"], self.run["F"], self.run["D_X"], self.run["D_Y"]
+        lam, lam_idt = self.cfg.lambda_cycle, self.cfg.lambda_cycle * self.cfg.lambda_identity
+        fake_y, fake_x = G(real_x), F(real_y)
+        rec_x, rec_y = F(fake_y), G(fake_x)
+        parts = {"G": gan_loss(D_Y(fake_y), True), "F": gan_loss(D_X(fake_x), True),
+                 "cycle_X": cycle_loss(rec_x, real_x) * lam, "cycle_Y": cycle_loss(rec_y, real_y) * lam}
+        if lam_idt > 0:  # G should leave y unchanged, F should leave x unchanged
+            parts["idt_Y"] = identity_loss(G(real_y), real_y) * lam_idt
+            parts["idt_X"] = identity_loss(F(real_x), real_x) * lam_idt
+        images = {"fake_x": fake_x, "fake_y": fake_y, "rec_x": rec_x, "rec_y": rec_y}
+        return sum(parts.values()), parts, images
+
+    def discriminator_loss(self, D: nn.Module, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+        """LSGAN for a discriminator, halved "to slow down the rate at which D learns relative to G" (§7.1)."""
+        return (gan_loss(D(real), True) + gan_loss(D(fake.detach()), False)) * 0.5
+
+    # ---- one iteration --------------------------------------------------------------------------------
+    def train_step(self, real_x: torch.Tensor, real_y: torch.Tensor) -> dict[str, torch.Tensor]:
+        real_x = real_x.to(self.device, non_blocking=True).contiguous(memory_format=self.memory_format)
+        real_y = real_y.to(self.device, non_blocking=True).contiguous(memory_format=self.memory_format)
+        # G and F, with the discriminators frozen
+        self._requires_grad((self.D_X, self.D_Y), False)
+        self.opt_G.zero_grad(set_to_none=True)
+        with self.autocast():
+            loss_g, parts, images = self.generator_loss(real_x, real_y)
+        self.scaler_G.scale(loss_g).backward()
+        self._sync_grads(self.opt_G)
+        self.scaler_G.step(self.opt_G)
+        self.scaler_G.update()
+        # D_Y and D_X, on fakes from the history pools
+        self._requires_grad((self.D_X, self.D_Y), True)
+        self.opt_D.zero_grad(set_to_none=True)
+        fake_y = self.pool_Y.query(images["fake_y"].detach())
+        fake_x = self.pool_X.query(images["fake_x"].detach())
+        with self.autocast():
+            parts["D_Y"] = self.discriminator_loss(self.run["D_Y"], real_y, fake_y)
+            parts["D_X"] = self.discriminator_loss(self.run["D_X"], real_x, fake_x)
+        self.scaler_D.scale(parts["D_Y"] + parts["D_X"]).backward()
+        self._sync_grads(self.opt_D)
+        self.scaler_D.step(self.opt_D)
+        self.scaler_D.update()
+        return {k: v.detach() for k, v in parts.items()}
+
+    @staticmethod
+    def _requires_grad(nets, flag: bool) -> None:
+        for net in nets:
+            for p in net.parameters():
+                p.requires_grad_(flag)
+
+    def _sync_grads(self, opt: torch.optim.Optimizer) -> None:
+        """Data parallel across torchrun processes: average the gradients before the step."""
+        if self.world <= 1:
+            return
+        import torch.distributed as dist
+
+        grads = [p.grad for g in opt.param_groups for p in g["params"] if p.grad is not None]
+        flat = torch.cat([g.reshape(-1) for g in grads])
+        dist.all_reduce(flat)
+        flat /= self.world
+        offset = 0
+        for g in grads:
+            g.copy_(flat[offset:offset + g.numel()].view_as(g))
+            offset += g.numel()
+
+    def end_epoch(self) -> None:
+        self.sched_G.step()
+        self.sched_D.step()
+
+    @torch.no_grad()
+    def translate_samples(self, x: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
+        for n in (self.G, self.F):
+            n.eval()
+        x, y = x.unsqueeze(0).to(self.device), y.unsqueeze(0).to(self.device)
+        gx, fy = self.G(x), self.F(y)
+        out = {"real_X": x[0], "G(X)": gx[0], "F(G(X))": self.F(gx)[0],
+               "real_Y": y[0], "F(Y)": fy[0], "G(F(Y))": self.G(fy)[0]}
+        for n in (self.G, self.F):
+            n.train()
+        return out
+
+    # ---- checkpoint state --------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        cpu = lambda sd: {k: v.detach().cpu() for k, v in sd.items()}  # noqa: E731
+        return {"nets": {k: cpu(n.state_dict()) for k, n in self.nets.items()},
+                "optim": {"G": _to_cpu(self.opt_G.state_dict()), "D": _to_cpu(self.opt_D.state_dict())},
+                "sched": {"G": self.sched_G.state_dict(), "D": self.sched_D.state_dict()},
+                "scaler": {"G": self.scaler_G.state_dict(), "D": self.scaler_D.state_dict()},
+                "pools": {"X": self.pool_X.state_dict(), "Y": self.pool_Y.state_dict()}}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        for k, n in self.nets.items():
+            n.load_state_dict(state["nets"][k], strict=True)
+        self.opt_G.load_state_dict(state["optim"]["G"])
+        self.opt_D.load_state_dict(state["optim"]["D"])
+        self.sched_G.load_state_dict(state["sched"]["G"])
+        self.sched_D.load_state_dict(state["sched"]["D"])
+        if state.get("scaler"):
+            self.scaler_G.load_state_dict(state["scaler"]["G"])
+            self.scaler_D.load_state_dict(state["scaler"]["D"])
+        self.pool_X.load_state_dict(state["pools"]["X"], self.device)
+        self.pool_Y.load_state_dict(state["pools"]["Y"], self.device)
+
+
+def _to_cpu(obj: Any) -> Any:
+    if isinstance(obj, torch.Tensor):
+        return obj.detach().cpu()
+    if isinstance(obj, dict):
+        return {k: _to_cpu(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_to_cpu(v) for v in obj)
+    return obj
+
+
+# ---- the run -------------------------------------------------------------------------------------------
+def run_dir_of(cfg: TrainConfig) -> Path:
+    if not cfg.name:
+        raise CganError("give the run a name (--name): its folder is OUT/NAME")
+    return Path(cfg.out) / cfg.name
+
+
+def config_for_resume(run_dir: str | os.PathLike, overrides: dict[str, Any]) -> TrainConfig:
+    """The saved run's config with `overrides` applied; refuses to change the networks' architecture."""
+    state = ckpt.load_checkpoint(ckpt.latest_checkpoint(run_dir))
+    saved = TrainConfig.from_dict(state["config"])
+    changed = architecture_changes(saved, overrides)
+    if changed:
+        raise CganError(f"cannot resume {run_dir} with a different architecture ({', '.join(changed)}); "
+                        f"drop those options or start a new run with another --name")
+    return saved.replace(**overrides)
+
+
+def git_sha() -> str | None:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True,
+                             text=True, timeout=5)
+        return out.stdout.strip() or None if out.returncode == 0 else None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> Path:
+    """Train (or, with resume, continue) the run OUT/NAME; returns the run folder (with pair/ at the end)."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    device = resolve_device(cfg.device)
+    if world > 1:
+        import torch.distributed as dist
+
+        if device.type == "cuda":
+            device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+            torch.cuda.set_device(device)
+        if not dist.is_initialized():
+            dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    run_dir = run_dir_of(cfg)
+    main_rank = rank == 0
+    if main_rank:
+        ensure_writable_dir(run_dir, "run folder")
+    state = None
+    if resume:
+        state = ckpt.load_checkpoint(ckpt.latest_checkpoint(run_dir))
+        changed = architecture_changes(TrainConfig.from_dict(state["config"]), cfg.to_dict())
+        if changed:
+            raise CganError(f"cannot resume {run_dir} with a different architecture ({', '.join(changed)})")
+    elif ckpt.list_checkpoints(run_dir):
+        raise CganError(f"run folder {run_dir} already has checkpoints: add --resume to continue it, "
+                        f"or choose another --name")
+
+    files_x = list_images(cfg.data_a, f"domain X ({cfg.domain_x})")
+    files_y = list_images(cfg.data_b, f"domain Y ({cfg.domain_y})")
+    transform = Transform(cfg.preprocess, cfg.load_size, cfg.size, cfg.flip)
+    dataset = UnalignedDataset(files_x, files_y, transform, cfg.seed)
+    sampler = ResumableSampler(len(files_x), len(files_y), cfg.seed, rank, world)
+    loader = torch.utils.data.DataLoader(
+        dataset, batch_size=cfg.batch_size, sampler=sampler, num_workers=cfg.workers,
+        pin_memory=device.type == "cuda", persistent_workers=cfg.workers > 0,
+        prefetch_factor=4 if cfg.workers > 0 else None, drop_last=False, worker_init_fn=_quiet_worker)
+    steps_per_epoch = -(-sampler.per_rank // cfg.batch_size)
+
+    random.seed(cfg.seed)
+    np.random.seed(cfg.seed % 2**32)
+    model = CycleGAN(cfg, device, world)
+    counters = {"epoch": 0, "step_in_epoch": 0, "step": 0, "seconds": 0.0}
+    if state is not None:
+        model.load_state_dict(state)
+        counters.update({k: state["counters"][k] for k in counters})
+        ckpt.restore_rng(state["rng"])
+        log.info("resuming %s at epoch %d, step %d", run_dir, counters["epoch"] + 1, counters["step"])
+    if main_rank:
+        write_json_atomic(run_dir / "config.json", {"config": cfg.to_dict(), "spec": cfg.pair_spec().to_dict()})
+    logger = _RunLogger(run_dir, cfg, enabled=main_rank)
+    samples = dataset.sample_images()
+
+    def save(final: bool = False) -> None:
+        if not main_rank:
+            return
+        snap = {"spec": cfg.pair_spec().to_dict(), "config": cfg.to_dict(), "counters": dict(counters),
+                "rng": ckpt.capture_rng(), "info": _training_info(cfg, counters, device, len(files_x), len(files_y)),
+                **model.state_dict()}
+        ckpt.save_checkpoint(run_dir, snap, cfg.keep)
+
+    started = time.perf_counter()
+    seconds0 = counters["seconds"]
+    last_saved = counters["step"] if state is not None else -1
+    stop = False
+    try:
+        while counters["epoch"] < cfg.total_epochs and not stop:
+            epoch = counters["epoch"]
+            sampler.set_epoch(epoch, counters["step_in_epoch"] * cfg.batch_size)
+            bar = _progress(progress and main_rank, steps_per_epoch, counters["step_in_epoch"],
+                            f"epoch {epoch + 1}/{cfg.total_epochs}")
+            for batch in loader:
+                losses = model.train_step(batch["X"], batch["Y"])
+                counters["step"] += 1
+                counters["step_in_epoch"] += 1
+                counters["seconds"] = seconds0 + time.perf_counter() - started
+                row = logger.step(counters, losses, model)
+                if row and bar is not None:
+                    bar.set_postfix({k: f"{row[k]:.3f}" for k in LOSS_NAMES if k in row and row[k] != ""})
+                if bar is not None:
+                    bar.update(1)
+                if cfg.sample_every_steps and counters["step"] % cfg.sample_every_steps == 0:
+                    logger.samples(model.translate_samples(*samples), counters)
+                if cfg.save_every_steps and counters["step"] % cfg.save_every_steps == 0:
+                    save()
+                    last_saved = counters["step"]
+                if cfg.max_steps and counters["step"] >= cfg.max_steps:
+                    stop = True
+                    break
+            if bar is not None:
+                bar.close()
+            if stop and counters["step_in_epoch"] < steps_per_epoch:
+                break
+            model.end_epoch()
+            counters["epoch"] += 1
+            counters["step_in_epoch"] = 0
+            logger.samples(model.translate_samples(*samples), counters)
+            save()
+            last_saved = counters["step"]
+    finally:
+        logger.close()
+    counters["seconds"] = seconds0 + time.perf_counter() - started
+    if counters["step"] != last_saved:
+        save()
+        logger.samples(model.translate_samples(*samples), counters)
+    if main_rank:
+        save_pair(run_dir / "pair", cfg.pair_spec(), {"G": model.G.state_dict(), "F": model.F.state_dict()},
+                  "float32", training=_training_info(cfg, counters, device, len(files_x), len(files_y)),
+                  provenance={"source": "cgan-train", "run": str(run_dir.resolve())})
+    return run_dir
+
+
+def _quiet_worker(_: int) -> None:
+    """One thread per loader worker: the workers already run in parallel (avoids oversubscription)."""
+    import cv2
+
+    cv2.setNumThreads(1)
+    torch.set_num_threads(1)
+
+
+def _training_info(cfg: TrainConfig, counters: dict, device: torch.device, n_x: int, n_y: int) -> dict[str, Any]:
+    return {"size": cfg.size, "preprocess": cfg.preprocess, "epoch": int(counters["epoch"]),
+            "steps": int(counters["step"]), "seconds": round(float(counters["seconds"]), 2),
+            "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+            "precision": cfg.precision, "batch_size": cfg.batch_size, "epochs": cfg.epochs,
+            "epochs_decay": cfg.epochs_decay, "lambda_cycle": cfg.lambda_cycle,
+            "lambda_identity": cfg.lambda_identity, "images": {"X": n_x, "Y": n_y},
+            "torch": torch.__version__, "git_sha": git_sha()}
+
+
+def _progress(enabled: bool, total: int, initial: int, desc: str):
+    if not enabled:
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=total, initial=initial, desc=desc, unit="it", dynamic_ncols=True, leave=False)
+
+
+# ---- export a pair from any checkpoint ---------------------------------------------------------------
+def export_pair(run_dir: str | os.PathLike, checkpoint: str | os.PathLike | None = None,
+                out: str | os.PathLike | None = None) -> Path:
+    """Write the G/F pair of a checkpoint (default: the run's latest) to `out` (default RUN/pair)."""
+    from cgan.spec import PairSpec
+
+    run_dir = Path(run_dir)
+    path = Path(checkpoint) if checkpoint else ckpt.latest_checkpoint(run_dir)
+    state = ckpt.load_checkpoint(path)
+    spec = PairSpec.from_dict(state["spec"])
+    info = dict(state.get("info") or {})
+    info["checkpoint"] = path.name
+    return save_pair(Path(out) if out else run_dir / "pair", spec, {g: state["nets"][g] for g in ("G", "F")},
+                     "float32", training=info, provenance={"source": "cgan-train", "run": str(run_dir.resolve())})
+
+
+# ---- logs: CSV always, TensorBoard when installed, PNG sample grids ---------------------------------
+class _RunLogger:
+    def __init__(self, run_dir: Path, cfg: TrainConfig, enabled: bool):
+        self.run_dir, self.cfg, self.enabled = run_dir, cfg, enabled
+        self.sums: dict[str, torch.Tensor] = {}
+        self.count = 0
+        self.t0 = time.perf_counter()
+        self.tb = None
+        if not enabled:
+            return
+        self.csv_path = run_dir / "log.csv"
+        self.fields = ["step", "epoch", "lr_G", "lr_D", *LOSS_NAMES, "it_per_s"]
+        new = not self.csv_path.exists()
+        self.csv_file = open(self.csv_path, "a", newline="")
+        self.csv = csv.DictWriter(self.csv_file, fieldnames=self.fields)
+        if new:
+            self.csv.writeheader()
+        if cfg.tensorboard:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+
+                self.tb = SummaryWriter(str(run_dir / "tensorboard"))
+            except ImportError:
+                log.info("note: TensorBoard logs are off because the tensorboard package is not installed "
+                         "(pip install tensorboard); the CSV log and PNG samples are written")
+
+    def step(self, counters: dict, losses: dict[str, torch.Tensor], model: CycleGAN) -> dict | None:
+        if not self.enabled:
+            return None
+        for k, v in losses.items():
+            self.sums[k] = self.sums.get(k, 0) + v.float()
+        self.count += 1
+        if counters["step"] % self.cfg.log_every != 0:
+            return None
+        now = time.perf_counter()
+        row = {"step": counters["step"], "epoch": counters["epoch"] + 1,
+               "lr_G": model.opt_G.param_groups[0]["lr"], "lr_D": model.opt_D.param_groups[0]["lr"],
+               **{k: "" for k in LOSS_NAMES}, "it_per_s": round(self.count / max(now - self.t0, 1e-9), 3)}
+        for k, v in self.sums.items():
+            row[k] = round(float(v) / self.count, 5)
+        self.csv.writerow(row)
+        self.csv_file.flush()
+        if self.tb is not None:
+            for k in ("lr_G", "lr_D", *LOSS_NAMES, "it_per_s"):
+                if row[k] != "":
+                    self.tb.add_scalar(k if k.startswith(("lr", "it")) else f"loss/{k}", row[k], counters["step"])
+        self.sums, self.count, self.t0 = {}, 0, now
+        return row
+
+    def samples(self, images: dict[str, torch.Tensor], counters: dict) -> None:
+        """RUN/samples/epochE_stepS.png: real X | G(X) | F(G(X)) over real Y | F(Y) | G(F(Y))."""
+        if not self.enabled:
+            return
+        import cv2
+
+        tiles = {k: to_uint8(v) for k, v in images.items()}
+        top = np.concatenate([tiles["real_X"], tiles["G(X)"], tiles["F(G(X))"]], axis=1)
+        bottom = np.concatenate([tiles["real_Y"], tiles["F(Y)"], tiles["G(F(Y))"]], axis=1)
+        if top.shape[0] == bottom.shape[0] and top.shape[1] == bottom.shape[1]:
+            grid = np.concatenate([top, bottom], axis=0)
+        else:
+            w = max(top.shape[1], bottom.shape[1])
+            pad = lambda a: np.pad(a, ((0, 0), (0, w - a.shape[1]), (0, 0)))  # noqa: E731
+            grid = np.concatenate([pad(top), pad(bottom)], axis=0)
+        ok, png = cv2.imencode(".png", cv2.cvtColor(grid, cv2.COLOR_RGB2BGR))
+        if ok:
+            name = f"epoch{counters['epoch']:04d}_step{counters['step']:09d}.png"
+            write_bytes_atomic(self.run_dir / "samples" / name, png.tobytes())
+        if self.tb is not None:
+            self.tb.add_image("samples", torch.from_numpy(grid).permute(2, 0, 1), counters["step"])
+
+    def close(self) -> None:
+        if self.enabled:
+            self.csv_file.close()
+            if self.tb is not None:
+                self.tb.close()
