@@ -222,3 +222,49 @@ def test_real_runtime_cpu_backends(tmp_path):
         assert rows[name]["speedup_vs_baseline"] == pytest.approx(rows[name]["fps"] / rows["baseline"]["fps"])
     assert len(read_history(out / "h.jsonl")) == 1
     assert (out / "p.png").read_bytes()[:8] == PNG_MAGIC
+
+
+# ---- cgan-bench train ---------------------------------------------------------------------------------------
+def test_train_subcommand_formats_the_trainers_numbers(tmp_path, monkeypatch, capsys):
+    import sys
+    import types
+
+    calls = []
+
+    def run_train_bench(iters=10, batch=1, size=256, device=None, blocks=9, ngf=64):
+        calls.append(dict(iters=iters, batch=batch, size=size, device=device, blocks=blocks, ngf=ngf))
+        return {"iters_per_s": 4.0, "batch": batch, "size": size, "p50_ms": 240.0, "p99_ms": 300.0}
+
+    fake = types.ModuleType("cgan.benchmarks.train_speed")
+    fake.run_train_bench = run_train_bench
+    monkeypatch.setitem(sys.modules, "cgan.benchmarks.train_speed", fake)
+    out = tmp_path / "t.json"
+    assert run(cli, ["train", "--iters", "5", "--batch", "2", "--size", "64", "--device", "cpu",
+                     "--json", str(out)]) == 0
+    assert calls == [dict(iters=5, batch=2, size=64, device="cpu", blocks=9, ngf=64)]
+    data = json.loads(out.read_text())
+    assert schema_errors(data) == [] and data["kind"] == "train"
+    assert "warmup" in data["config"]["ignored_options"]  # not in this trainer's signature
+    row = data["rows"][0]
+    assert row["backend"] == "train" and row["fps"] == pytest.approx(8.0) and row["p50_ms"] == 240.0
+    assert "train" in capsys.readouterr().out
+
+
+# ---- on a GPU -----------------------------------------------------------------------------------------------
+@pytest.mark.gpu
+def test_gpu_baseline_and_torch_cuda(tmp_path):
+    import torch
+
+    from cgan.benchmarks.sol import peak_fp16_tflops
+
+    _real_backends()
+    result = run_bench(BenchConfig(**TINY, backends=("torch-cuda",), sizes=((64, 64),), precisions=("fp32", "fp16"),
+                                   batches=(1, 2), warmup=2, iters=5, device="cuda", workdir=str(tmp_path)))
+    assert schema_errors(result) == []
+    assert result["env"]["gpu"] == torch.cuda.get_device_name()
+    for r in result["rows"]:
+        assert r["status"] == "ok", r
+        assert r["peak_mem_source"] == "torch-max-allocated" and r["peak_mem_mb"] > 0
+        if peak_fp16_tflops(result["env"]["gpu"]):
+            assert r["pct_of_peak"] is not None
+        assert r["max_abs_err"] <= (2.0 if r["precision"] == "fp32" else 8.0)
