@@ -323,7 +323,8 @@ def prepare(cfg: BenchConfig, backends: tuple[str, ...]) -> Prepared:
     info.update(source=str(cfg.source or pair_folder), pair_folder=str(pair_folder), generator=gen,
                 direction=pair.spec.direction_name(gen), spec=pair.spec.generator.to_dict())
     prepared = Prepared(pair_folder, export_folder, gen, pair.spec.generator, name, info)
-    needs_export = any(not b.startswith("torch") for b in backends) or cfg.e2e
+    e2e = (cfg.e2e_backend or next((b for b in backends if b != "torch-cpu"), "ort-cpu")) if cfg.e2e else "torch"
+    needs_export = any(not b.startswith("torch") for b in (*backends, e2e))
     if export_folder is None and needs_export:
         engine = any(b.startswith("tensorrt") for b in backends)
         opts = {"fp16": True, "with_prepost": "cuda" in {backend_device(b) for b in backends}, "engine": engine}
@@ -336,6 +337,10 @@ def prepare(cfg: BenchConfig, backends: tuple[str, ...]) -> Prepared:
         else:
             try:
                 export_pair = _find_export_pair()
+                if out.exists():  # a stale or half-made export in our own cache
+                    import shutil
+
+                    shutil.rmtree(out)
                 t0 = time.perf_counter()
                 export_pair(pair_folder, out, **opts)
                 info["export"] = {"folder": str(out), "cached": False, "options": opts,
