@@ -1,0 +1,211 @@
+"""Trainer pieces against the paper and the official repository: networks, losses, pool, LR policy, data."""
+from __future__ import annotations
+
+import random
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from cgan._cli import run
+from cgan.spec import GeneratorSpec
+from cgan.trainer.cli import cli
+from cgan.trainer.data import ResumableSampler, Transform, read_rgb
+from cgan.trainer.losses import cycle_loss, gan_loss, identity_loss
+from cgan.trainer.networks import build_discriminator, build_generator, count_parameters
+from cgan.trainer.pool import ImagePool
+from cgan.trainer.train import lr_factor
+from cgan.trainer.weights import load_generator
+
+
+# ---- networks vs the official model ------------------------------------------------------------------
+@pytest.mark.parametrize("blocks,count,last", [(9, 11_378_179, 26), (6, 7_837_699, 23)])
+def test_generator_parameters_and_official_keys(blocks, count, last):
+    net = build_generator(GeneratorSpec(blocks=blocks, ngf=64), init=False)
+    sd = net.state_dict()
+    assert count_parameters(net) == count
+    assert "model.1.weight" in sd and f"model.{last}.bias" in sd and f"model.{last + 1}.weight" not in sd
+    assert tuple(sd["model.10.conv_block.5.weight"].shape) == (256, 256, 3, 3)  # 2nd conv of block 1
+    assert tuple(sd[f"model.{last}.weight"].shape) == (3, 64, 7, 7)
+    assert not any("running" in k for k in sd)  # instance norm without running stats
+
+
+def test_patchgan_parameters_and_30x30_output():
+    d = build_discriminator()
+    assert count_parameters(d) == 2_764_737
+    with torch.no_grad():
+        assert tuple(d(torch.zeros(1, 3, 256, 256)).shape) == (1, 1, 30, 30)
+
+
+def test_import_official_strict_and_outputs_match(tmp_path, capsys):
+    torch.manual_seed(0)
+    spec = GeneratorSpec(blocks=2, ngf=8)
+    g_a, g_b = build_generator(spec), build_generator(spec)
+    torch.save(g_a.state_dict(), tmp_path / "latest_net_G_A.pth")
+    # DataParallel-era checkpoints carry a `module.` prefix: stripped on import
+    torch.save({"module." + k: v for k, v in g_b.state_dict().items()}, tmp_path / "latest_net_G_B.pth")
+    out = tmp_path / "pair"
+    code = run(cli, ["import-official", str(tmp_path / "latest_net_G_A.pth"), str(tmp_path / "latest_net_G_B.pth"),
+                     "--out", str(out), "--domains", "summer,winter"])
+    assert code == 0, capsys.readouterr().err
+    x = torch.rand(1, 3, 32, 32) * 2 - 1
+    with torch.no_grad():
+        for gen, ref in (("G", g_a), ("F", g_b)):
+            torch.testing.assert_close(load_generator(out, gen)(x), ref.eval()(x), rtol=0, atol=0)
+    # one file + --direction F = a lone G_B
+    code = run(cli, ["import-official", str(tmp_path / "latest_net_G_B.pth"), "--direction", "F",
+                     "--out", str(tmp_path / "lone")])
+    assert code == 0
+    assert sorted(p.name for p in (tmp_path / "lone").glob("*.safetensors")) == ["F.safetensors"]
+
+
+def test_import_official_refuses_foreign_state_dict(tmp_path, capsys):
+    torch.save({"conv.weight": torch.zeros(3, 3)}, tmp_path / "x.pth")
+    code = run(cli, ["import-official", str(tmp_path / "x.pth"), "--out", str(tmp_path / "p")])
+    err = capsys.readouterr().err.strip()
+    assert code == 3 and err.startswith("error:") and "\n" not in err
+    assert not (tmp_path / "p" / "pair.json").exists()
+
+
+# ---- losses on known tensors ------------------------------------------------------------------------
+def test_lsgan_loss_values():
+    pred = torch.tensor([[0.0, 0.5], [1.0, 2.0]])
+    assert gan_loss(pred, True).item() == pytest.approx((1 + 0.25 + 0 + 1) / 4)
+    assert gan_loss(pred, False).item() == pytest.approx((0 + 0.25 + 1 + 4) / 4)
+    assert gan_loss(pred.half(), True).dtype == torch.float32
+
+
+def test_l1_losses_values():
+    a, b = torch.tensor([1.0, -1.0, 0.5, 0.0]), torch.tensor([0.0, 0.0, 0.0, 0.0])
+    assert cycle_loss(a, b).item() == pytest.approx(2.5 / 4)
+    assert identity_loss(b, a).item() == pytest.approx(2.5 / 4)
+
+
+def test_generator_and_discriminator_loss_arithmetic(monkeypatch):
+    """Total G loss = GAN(G) + GAN(F) + λ·(cyc_X + cyc_Y) + 0.5·λ·(idt_X + idt_Y); D loss halved."""
+    from cgan.trainer.config import TrainConfig
+    from cgan.trainer.train import CycleGAN
+
+    cfg = TrainConfig(name="t", blocks=1, ngf=4, ndf=4, n_layers_d=2, size=16, load_size=16)
+    m = CycleGAN(cfg, torch.device("cpu"))
+    x, y = torch.rand(1, 3, 16, 16) * 2 - 1, torch.rand(1, 3, 16, 16) * 2 - 1
+    total, parts, img = m.generator_loss(x, y)
+    with torch.no_grad():
+        expect_cyc_x = (m.F(m.G(x)) - x).abs().mean() * 10
+        expect_idt_y = (m.G(y) - y).abs().mean() * 5
+        expect_g = ((m.D_Y(m.G(x)) - 1) ** 2).mean()
+    assert parts["cycle_X"].item() == pytest.approx(expect_cyc_x.item(), rel=1e-5)
+    assert parts["idt_Y"].item() == pytest.approx(expect_idt_y.item(), rel=1e-5)
+    assert parts["G"].item() == pytest.approx(expect_g.item(), rel=1e-5)
+    assert total.item() == pytest.approx(sum(p.item() for p in parts.values()), rel=1e-5)
+    d = m.discriminator_loss(m.D_X, x, img["fake_x"])
+    with torch.no_grad():
+        expect_d = 0.5 * (((m.D_X(x) - 1) ** 2).mean() + (m.D_X(img["fake_x"]) ** 2).mean())
+    assert d.item() == pytest.approx(expect_d.item(), rel=1e-5)
+    no_idt = CycleGAN(cfg.replace(lambda_identity=0.0), torch.device("cpu"))
+    assert "idt_X" not in no_idt.generator_loss(x, y)[1]
+
+
+# ---- image pool (official ImagePool) ----------------------------------------------------------------
+def test_pool_fills_then_swaps_half_the_time():
+    pool = ImagePool(3, seed=0)
+    imgs = [torch.full((1, 1, 2, 2), float(i)) for i in range(200)]
+    for i in range(3):  # filling: returns the new image
+        assert pool.query(imgs[i])[0, 0, 0, 0].item() == i
+    assert [t[0, 0, 0, 0].item() for t in pool.images] == [0, 1, 2]
+    old = 0
+    for i in range(3, 200):
+        out = pool.query(imgs[i])[0, 0, 0, 0].item()
+        stored = {t[0, 0, 0, 0].item() for t in pool.images}
+        if out != i:  # returned an older image, and the new one took its place
+            old += 1
+            assert out < i and i in stored and out not in stored
+        assert len(pool.images) == 3
+    assert 60 < old < 140  # p = 0.5 over 197 draws
+    assert ImagePool(0).query(imgs[5]) is imgs[5]
+
+
+def test_pool_state_roundtrip_continues_identically():
+    a = ImagePool(4, seed=1)
+    for i in range(6):
+        a.query(torch.full((2, 1, 1, 1), float(i)))
+    b = ImagePool(4, seed=99)
+    b.load_state_dict(a.state_dict())
+    for i in range(6, 20):
+        x = torch.full((1, 1, 1, 1), float(i))
+        assert torch.equal(a.query(x), b.query(x))
+
+
+# ---- learning-rate policy ---------------------------------------------------------------------------
+@pytest.mark.parametrize("epoch,factor", [(0, 1.0), (99, 1.0), (100, 1 - 1 / 101), (150, 1 - 51 / 101),
+                                          (199, 1 / 101)])
+def test_linear_lr_policy_matches_official(epoch, factor):
+    # official: 1 - max(0, epoch + epoch_count - n_epochs) / (n_epochs_decay + 1), epoch_count = 1
+    assert lr_factor(epoch, 100, 100) == pytest.approx(factor)
+
+
+@pytest.mark.filterwarnings("ignore:Detected call of `lr_scheduler.step()`")
+def test_scheduler_lr_through_epochs():
+    from cgan.trainer.config import TrainConfig
+    from cgan.trainer.train import CycleGAN
+
+    m = CycleGAN(TrainConfig(name="t", blocks=1, ngf=4, ndf=4, size=16, load_size=16), torch.device("cpu"))
+    seen = {}
+    for epoch in range(200):
+        seen[epoch] = (m.opt_G.param_groups[0]["lr"], m.opt_D.param_groups[0]["lr"])
+        m.end_epoch()
+    for epoch, factor in ((0, 1.0), (100, 100 / 101), (150, 50 / 101), (199, 1 / 101)):
+        assert seen[epoch][0] == pytest.approx(2e-4 * factor) and seen[epoch][1] == pytest.approx(2e-4 * factor)
+
+
+# ---- data --------------------------------------------------------------------------------------------
+def test_read_rgb_converts_gray_rgba_and_16bit(tmp_path):
+    gray = np.full((10, 12), 100, np.uint8)
+    cv2.imwrite(str(tmp_path / "g.png"), gray)
+    bgra = np.zeros((10, 12, 4), np.uint8)
+    bgra[..., 0], bgra[..., 2], bgra[..., 3] = 255, 10, 128  # blue, a little red, half transparent
+    cv2.imwrite(str(tmp_path / "a.png"), bgra)
+    deep = np.full((10, 12, 3), 65535, np.uint16)
+    deep[..., 2] = 0  # no red
+    cv2.imwrite(str(tmp_path / "d.png"), deep)
+    (tmp_path / "bad.jpg").write_bytes(b"not an image")
+    g, a, d = read_rgb(tmp_path / "g.png"), read_rgb(tmp_path / "a.png"), read_rgb(tmp_path / "d.png")
+    for img in (g, a, d):
+        assert img.dtype == np.uint8 and img.shape == (10, 12, 3)
+    assert (g == 100).all()
+    assert tuple(a[0, 0]) == (10, 0, 255)  # RGB order, alpha dropped
+    assert tuple(d[0, 0]) == (0, 255, 255)
+    assert read_rgb(tmp_path / "bad.jpg") is None
+
+
+@pytest.mark.parametrize("preprocess,shape", [("resize_and_crop", (32, 32)), ("crop", (32, 32)),
+                                              ("scale_width", (52, 40)), ("scale_width_and_crop", (32, 32)),
+                                              ("none", (28, 20))])
+def test_transform_shapes(preprocess, shape):
+    img = np.random.default_rng(0).integers(0, 255, (27, 21, 3), dtype=np.uint8)
+    t = Transform(preprocess, load_size=40, size=32)
+    out = t(img, np.random.default_rng(1))
+    assert out.shape[:2] == shape and out.dtype == np.uint8
+
+
+def test_small_images_are_upscaled_for_crop():
+    img = np.zeros((10, 20, 3), np.uint8)
+    assert Transform("crop", size=32)(img, np.random.default_rng(0)).shape == (32, 32, 3)
+
+
+def test_sampler_is_deterministic_and_resumable():
+    s = ResumableSampler(5, 3, seed=7)
+    s.set_epoch(2)
+    full = list(s)
+    assert len(full) == 5 and sorted(k[1] for k in full) == list(range(5))
+    assert all(k[3] < 3 for k in full)
+    s.set_epoch(2, start=3)
+    assert list(s) == full[3:]
+    s.set_epoch(3)
+    assert list(s) != full
+    shards = [list(iter(ResumableSampler(5, 3, 7, rank=r, world=2).order(2))) for r in (0, 1)]
+    assert len(shards[0]) == len(shards[1]) == 2 and not {k[1] for k in shards[0]} & {k[1] for k in shards[1]}
+    random.seed(0)  # the sampler must not depend on global RNG state
+    s.set_epoch(2)
+    assert list(s) == full
