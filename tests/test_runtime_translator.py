@@ -251,3 +251,17 @@ def test_runtime_never_imports_torch(folders, backend):
     r = subprocess.run([sys.executable, "-c", NO_TORCH, str(folders[1]), backend], capture_output=True, text=True,
                        cwd=ROOT, timeout=60)
     assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr[-2000:]
+
+
+def test_example_embed_runs(folders, tmp_path, monkeypatch, capsys):
+    import runpy
+
+    pair, export = folders
+    monkeypatch.setattr(sys, "argv", ["embed.py", "--pair", str(pair), "--export", str(export),
+                                      "--out", str(tmp_path / "out")])
+    runpy.run_path(str(ROOT / "examples" / "embed.py"), run_name="__main__")
+    text = capsys.readouterr().out
+    assert "torch vs ort-cpu: max difference" in text
+    diff = int(text.split("max difference")[1].split()[0])
+    assert diff <= 1
+    assert {p.name for p in (tmp_path / "out").iterdir()} == {"input.png", "torch.png", "ort-cpu.png"}

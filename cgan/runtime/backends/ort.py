@@ -177,8 +177,18 @@ class OrtCudaBackend(_OrtBackend):
 
     def _activate_impl(self) -> None:
         self.cuda_graph = bool(self.opts.get("cuda_graph", True))
-        super()._activate_impl()
         self.graph_ids: dict[tuple[int, ...], int] = {}
+        try:
+            super()._activate_impl()
+        except CganError as e:
+            if not self.cuda_graph or "cuda_graph" in self.opts:
+                raise
+            # CUDA graphs need every node on the CUDA EP; some graphs keep shape ops on the CPU. Same
+            # precision and graph, only without capture: say so and go on.
+            log.warning("ort-cuda: CUDA graph capture not possible for this graph (%s); running without it "
+                        "(pass cuda_graph=False to silence this)", e)
+            self.cuda_graph = False
+            super()._activate_impl()
 
     def _infer_impl(self, batch: np.ndarray) -> np.ndarray:
         ort = _ort()
