@@ -274,7 +274,7 @@ class _Stream:
             self.first_size = (w, h)
             self.target = target_size(w, h, self.size)
             if self.target != (w, h):
-                log.info("%s: %dx%d resized to %dx%d", self.source.name, w, h, *self.target)
+                log.debug("%s: %dx%d resized to %dx%d", self.source.name, w, h, *self.target)
         elif (w, h) != self.first_size:
             self.resized += 1
             if self.resized == 1:
