@@ -147,3 +147,183 @@ def test_tensorrt_runs_a_real_engine():
     with Translator.load(folder, backend="tensorrt") as t:
         frame = np.random.default_rng(0).integers(0, 256, (270, 480, 3), dtype=np.uint8)
         assert t.translate(frame).shape == frame.shape
+
+
+# ---- the whole TensorRT code path against fake `tensorrt` and cuda-python modules (host memory) ----------------
+class FakeCudart:
+    """Enough of cuda.bindings.runtime for cuda.py: 'device' memory is host memory, copies are memmoves,
+    stream capture records the operations and graph launch replays them."""
+
+    class cudaError_t:
+        cudaSuccess = 0
+
+    class cudaMemcpyKind:
+        cudaMemcpyHostToDevice, cudaMemcpyDeviceToHost = 1, 2
+
+    class cudaStreamCaptureMode:
+        cudaStreamCaptureModeThreadLocal = 1
+
+    cudaStreamNonBlocking = 1
+
+    def __init__(self):
+        import ctypes
+
+        self.ctypes, self.blocks, self.capturing, self.launches, self.live = ctypes, {}, None, 0, 0
+
+    def _alloc(self, n):
+        buf = self.ctypes.create_string_buffer(n)
+        ptr = self.ctypes.addressof(buf)
+        self.blocks[ptr] = buf
+        self.live += 1
+        return 0, ptr
+
+    cudaMalloc = cudaMallocHost = _alloc
+
+    def cudaFree(self, ptr):
+        del self.blocks[ptr]
+        self.live -= 1
+        return (0,)
+
+    cudaFreeHost = cudaFree
+
+    def cudaStreamCreateWithFlags(self, flags):
+        return 0, 7
+
+    def cudaStreamSynchronize(self, s):
+        return (0,)
+
+    def cudaStreamDestroy(self, s):
+        return (0,)
+
+    def run(self, op):
+        if self.capturing is not None:
+            self.capturing.append(op)
+        else:
+            op()
+
+    def cudaMemcpyAsync(self, dst, src, n, kind, stream):
+        self.run(lambda: self.ctypes.memmove(dst, src, n))
+        return (0,)
+
+    def cudaStreamBeginCapture(self, stream, mode):
+        self.capturing = []
+        return (0,)
+
+    def cudaStreamEndCapture(self, stream):
+        ops, self.capturing = self.capturing, None
+        return 0, ops
+
+    def cudaGraphInstantiate(self, graph, flags):
+        return 0, list(graph)
+
+    def cudaGraphLaunch(self, exe, stream):
+        self.launches += 1
+        for op in exe:
+            op()
+        return (0,)
+
+    def cudaGraphExecDestroy(self, exe):
+        return (0,)
+
+    cudaGraphDestroy = cudaGraphExecDestroy
+
+    def cudaGetDeviceProperties(self, dev):
+        class P:
+            name, major, minor = b"NVIDIA H100 80GB HBM3\0", 9, 0
+        return 0, P()
+
+
+def fake_tensorrt(cudart, io: str):
+    """A `tensorrt` module whose engine computes 255 - x (uint8 NHWC) or -x (float NCHW)."""
+    import types
+
+    trt = types.ModuleType("tensorrt")
+    trt.__version__ = "10.12.0.36"
+    trt.TensorIOMode = types.SimpleNamespace(INPUT="in", OUTPUT="out")
+    trt.nptype = lambda dt: dt
+
+    class Logger:
+        WARNING = 2
+
+        def __init__(self, level):
+            pass
+
+    class Context:
+        def __init__(self):
+            self.shape, self.addr = None, {}
+
+        def set_input_shape(self, name, shape):
+            self.shape = tuple(shape)
+            return True
+
+        def get_tensor_shape(self, name):
+            return self.shape
+
+        def set_tensor_address(self, name, ptr):
+            self.addr[name] = ptr
+
+        def execute_async_v3(self, stream):
+            dtype = np.uint8 if io == "bgr-hwc-uint8" else np.float32
+            n = int(np.prod(self.shape)) * np.dtype(dtype).itemsize
+            src, dst, shape = self.addr["input"], self.addr["output"], self.shape
+
+            def op():
+                x = np.frombuffer((cudart.ctypes.c_uint8 * n).from_address(src), dtype)
+                y = np.frombuffer((cudart.ctypes.c_uint8 * n).from_address(dst), dtype)
+                y[...] = (255 - x) if dtype == np.uint8 else -x
+            cudart.run(op)
+            return True
+
+    class Engine:
+        num_io_tensors, num_optimization_profiles = 2, 1
+
+        def get_tensor_name(self, i):
+            return ("input", "output")[i]
+
+        def get_tensor_mode(self, name):
+            return "in" if name == "input" else "out"
+
+        def get_tensor_dtype(self, name):
+            return np.uint8 if io == "bgr-hwc-uint8" else np.float32
+
+        def create_execution_context(self):
+            return Context()
+
+    class Runtime:
+        def __init__(self, logger):
+            pass
+
+        def deserialize_cuda_engine(self, plan):
+            return Engine() if plan == b"fake plan" else None
+
+    trt.Logger, trt.Runtime = Logger, Runtime
+    return trt
+
+
+@pytest.mark.parametrize("io", ["bgr-hwc-uint8", "nchw"])
+def test_tensorrt_backend_runs_with_fakes(engine_export, monkeypatch, io):
+    from cgan.runtime import Translator
+
+    manifest = json.loads((engine_export / "manifest.json").read_text())
+    manifest["files"][1]["io"] = io
+    (engine_export / "manifest.json").write_text(json.dumps(manifest))
+    if io == "bgr-hwc-uint8":  # profiles are in the engine input's layout: NHWC here
+        side = json.loads((engine_export / "G.fp16.trt.plan.json").read_text())
+        side["profiles"] = [{"min": [1, 16, 16, 3], "opt": [1, 256, 256, 3], "max": [4, 1088, 1920, 3]}]
+        (engine_export / "G.fp16.trt.plan.json").write_text(json.dumps(side))
+    cudart = FakeCudart()
+    monkeypatch.setitem(__import__("sys").modules, "tensorrt", fake_tensorrt(cudart, io))
+    monkeypatch.setattr(trtmod, "module_available", lambda name: True)
+    monkeypatch.setattr(trtmod.cudahelp, "gpu_count", lambda: 1)
+    monkeypatch.setattr(trtmod.cudahelp, "cudart", lambda: cudart)
+    monkeypatch.setattr(TensorRTBackend, "environment", classmethod(lambda cls: ENV))
+    frame = np.random.default_rng(3).integers(0, 256, (30, 41, 3), dtype=np.uint8)
+    with Translator.load(str(engine_export), backend="tensorrt") as t:
+        assert (t.info.backend, t.info.precision, t.info.device) == ("tensorrt", "fp16", "cuda")
+        for _ in range(3):  # plain run, capture + launch, launch
+            assert np.array_equal(t.translate(frame), 255 - frame)
+        assert cudart.launches == 2
+        assert np.array_equal(t.translate(frame[:20, :20]), 255 - frame[:20, :20])  # new shape: new buffers
+        with pytest.raises(CganError, match="outside the engine's profiles"):
+            t.translate_batch([frame] * 5)  # the profile allows batch <= 4
+    assert cudart.live == 0  # every device/pinned buffer freed at close
