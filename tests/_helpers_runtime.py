@@ -31,8 +31,28 @@ def make_pair(folder: Path, blocks: int = 1, ngf: int = 4, seed: int = 0, gens=(
     return save_pair(folder, spec, states)
 
 
-def make_export(pair_folder: Path, out: Path) -> Path:
-    """pair/ copy + G/F.fp32.onnx (opset 17, dynamic batch/height/width) + manifest.json."""
+class _PrePost:  # built lazily (needs torch): uint8 NHWC BGR -> generator -> uint8 NHWC BGR
+    @staticmethod
+    def wrap(net):
+        import torch
+
+        class PrePost(torch.nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.net = net
+
+            def forward(self, frames):
+                x = frames.flip(3).permute(0, 3, 1, 2).float() / 127.5 - 1.0
+                y = torch.clamp(torch.round((self.net(x) + 1.0) * 127.5), 0.0, 255.0).to(torch.uint8)
+                return y.permute(0, 2, 3, 1).flip(3)
+
+        return PrePost().eval()
+
+
+def make_export(pair_folder: Path, out: Path, prepost: bool = False) -> Path:
+    """pair/ copy + G/F.fp32.onnx (opset 17, dynamic batch/height/width) + manifest.json; with `prepost`
+    also G/F.prepost.onnx (uint8 NHWC BGR I/O), listed as precision fp16 so the ort-cuda code path picks it
+    (its weights stay fp32: these tests exercise the code path on CPU, not FP16 numerics)."""
     import shutil
 
     import torch
@@ -60,6 +80,20 @@ def make_export(pair_folder: Path, out: Path) -> Path:
         rec.update(kind="onnx", generator=gen, direction=pair.spec.direction_name(gen), precision="fp32",
                    io="nchw", io_dtype="float32")
         files.append(rec)
+        if prepost:
+            buf = io.BytesIO()
+            nhwc = {0: "batch", 1: "height", 2: "width"}
+            with warnings.catch_warnings(), torch.no_grad():
+                warnings.simplefilter("ignore")
+                torch.onnx.export(_PrePost.wrap(net), (torch.zeros(1, 64, 64, 3, dtype=torch.uint8),), buf,
+                                  opset_version=17, dynamo=False, input_names=["input"], output_names=["output"],
+                                  dynamic_axes={"input": nhwc, "output": nhwc})
+            path = out / f"{gen}.fp16.prepost.onnx"
+            path.write_bytes(buf.getvalue())
+            rec = file_record(path, out)
+            rec.update(kind="onnx", generator=gen, direction=pair.spec.direction_name(gen), precision="fp16",
+                       io="bgr-hwc-uint8", io_dtype="uint8")
+            files.append(rec)
     write_json_atomic(out / "manifest.json", {
         "format": EXPORT_FORMAT, "version": FORMAT_VERSION, "name": pair.spec.name, "spec": pair.spec.to_dict(),
         "source": {"pair_sha256": {g: r["sha256"] for g, r in pair.files.items()}, "provenance": {}},

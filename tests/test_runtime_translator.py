@@ -265,3 +265,34 @@ def test_example_embed_runs(folders, tmp_path, monkeypatch, capsys):
     diff = int(text.split("max difference")[1].split()[0])
     assert diff <= 1
     assert {p.name for p in (tmp_path / "out").iterdir()} == {"input.png", "torch.png", "ort-cpu.png"}
+
+
+def test_ort_cuda_code_path_on_the_cpu_provider(folders, tmp_path, monkeypatch):
+    """ort-cuda's IO binding / prepost / graph-id logic, run with the CPU provider (no GPU here)."""
+    from cgan.runtime.backends import ort as ortmod
+
+    export = make_export(folders[0], tmp_path / "export_pp", prepost=True)
+
+    class CpuStandIn(ortmod.OrtCudaBackend):
+        provider, ort_device, devices = "CPUExecutionProvider", "cpu", ("cpu",)
+
+        @classmethod
+        def check(cls, model=None, precision=None, device=None):
+            return cls._check_model(model, precision or "fp16", True)
+
+        def _providers(self):
+            return [self.provider]
+
+    frame = rng.integers(0, 256, (29, 35, 3), dtype=np.uint8)
+    expect = reference(folders[0], "G", frame)
+    model = load_model(str(export))
+    for precision, io in (("fp16", "bgr-hwc-uint8"), ("fp32", "nchw")):
+        be = CpuStandIn(model, precision, "cpu")
+        t = Translator(model, be.activate())
+        with t:
+            assert be.io == io
+            for _ in range(2):  # second call reuses the bound OrtValues
+                assert lsb(t.translate(frame), expect) <= 1
+            assert len(be.bound) == 1
+            t.translate_batch([frame, frame])
+            assert len(be.bound) == 2 and set(be.graph_ids.values()) == {1, 2}

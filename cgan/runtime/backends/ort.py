@@ -148,6 +148,7 @@ class OrtCudaBackend(_OrtBackend):
     name = "ort-cuda"
     devices = ("cuda",)
     provider = "CUDAExecutionProvider"
+    ort_device = "cuda"  # where bound OrtValues live
     prefer_prepost = True
 
     @classmethod
@@ -198,8 +199,8 @@ class OrtCudaBackend(_OrtBackend):
         if key not in self.bound:
             in_shape = batch.shape if self.io == "bgr-hwc-uint8" else (n, 3, h, w)
             out_dtype = np.uint8 if self.io == "bgr-hwc-uint8" else self.io_dtype
-            x = ort.OrtValue.ortvalue_from_shape_and_type(in_shape, self.io_dtype, "cuda", dev)
-            y = ort.OrtValue.ortvalue_from_shape_and_type(in_shape, out_dtype, "cuda", dev)
+            x = ort.OrtValue.ortvalue_from_shape_and_type(in_shape, self.io_dtype, self.ort_device, dev)
+            y = ort.OrtValue.ortvalue_from_shape_and_type(in_shape, out_dtype, self.ort_device, dev)
             binding = self.session.io_binding()
             binding.bind_ortvalue_input(self.input_name, x)
             binding.bind_ortvalue_output(self.output_name, y)
