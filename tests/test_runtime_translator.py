@@ -296,3 +296,19 @@ def test_ort_cuda_code_path_on_the_cpu_provider(folders, tmp_path, monkeypatch):
             assert len(be.bound) == 1
             t.translate_batch([frame, frame])
             assert len(be.bound) == 2 and set(be.graph_ids.values()) == {1, 2}
+
+
+def test_corrupt_export_file_is_refused(folders, tmp_path):
+    from cgan.errors import IntegrityError
+
+    bad = tmp_path / "bad_export"
+    shutil.copytree(folders[1], bad)
+    onnx = bad / "G.fp32.onnx"
+    data = bytearray(onnx.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    onnx.write_bytes(bytes(data))
+    with pytest.raises(IntegrityError, match="sha256"):
+        Translator.load(str(bad), backend="ort-cpu")
+    (bad / "pair" / "G.safetensors").write_bytes(b"x")
+    with pytest.raises(IntegrityError):
+        Translator.load(str(bad), backend="torch")
