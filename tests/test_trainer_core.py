@@ -145,7 +145,7 @@ def test_linear_lr_policy_matches_official(epoch, factor):
     assert lr_factor(epoch, 100, 100) == pytest.approx(factor)
 
 
-@pytest.mark.filterwarnings("ignore:Detected call of `lr_scheduler.step()`")
+@pytest.mark.filterwarnings("ignore:Detected call of")
 def test_scheduler_lr_through_epochs():
     from cgan.trainer.config import TrainConfig
     from cgan.trainer.train import CycleGAN

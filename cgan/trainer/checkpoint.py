@@ -74,7 +74,11 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     try:
         state = torch.load(p, map_location="cpu", weights_only=True)
     except Exception as e:
-        msg = (str(e).splitlines() or [type(e).__name__])[0][:160]
+        text = str(e)
+        if "Unsupported global" in text or "weights_only" in text:
+            msg = "it holds pickled Python objects, which cgan never loads"
+        else:
+            msg = (text.splitlines() or [type(e).__name__])[0][:160]
         raise IntegrityError(f"{p} is not a readable cgan checkpoint (truncated, corrupted or not ours: {msg}); "
                              f"delete it to resume from the previous one") from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:

@@ -366,7 +366,7 @@ def _training_info(cfg: TrainConfig, counters: dict, device: torch.device, n_x: 
             "precision": cfg.precision, "batch_size": cfg.batch_size, "epochs": cfg.epochs,
             "epochs_decay": cfg.epochs_decay, "lambda_cycle": cfg.lambda_cycle,
             "lambda_identity": cfg.lambda_identity, "images": {"X": n_x, "Y": n_y},
-            "torch": torch.__version__, "git_sha": git_sha()}
+            "torch": str(torch.__version__), "git_sha": git_sha()}
 
 
 def _progress(enabled: bool, total: int, initial: int, desc: str):

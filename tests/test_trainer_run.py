@@ -1,0 +1,215 @@
+"""Training runs end to end (tiny nets, synthetic shapes): learning, exact resume, safe checkpoints, bad input."""
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from _helpers_trainer import make_dataset, make_images, tiny_config
+
+from cgan._cli import run
+from cgan.errors import CganError, IntegrityError
+from cgan.pairs import load_pair
+from cgan.trainer import checkpoint as ckpt
+from cgan.trainer.cli import cli
+from cgan.trainer.data import ResumableSampler, Transform, UnalignedDataset, list_images
+from cgan.trainer.train import CycleGAN, export_pair, train
+
+
+@pytest.fixture
+def data(tmp_path):
+    return make_dataset(tmp_path / "data")
+
+
+def _one_line_error(capsys, code: int, expected_code: int, *words: str) -> str:
+    err = capsys.readouterr().err.strip()
+    last = err.splitlines()[-1] if err else ""
+    assert code == expected_code, err
+    assert "Traceback" not in err and last.startswith("error:"), err
+    for w in words:
+        assert w in last, last
+    return last
+
+
+# ---- learning ------------------------------------------------------------------------------------------
+def test_cycle_loss_falls_on_synthetic_shapes(tmp_path):
+    root = tmp_path / "d"
+    make_images(root / "trainA", 6, (40, 200, 60), seed=1)
+    make_images(root / "trainB", 6, (200, 60, 40), seed=2, shape="square")
+    cfg = tiny_config(root, tmp_path / "runs", lr=1e-3, ngf=8)
+    ds = UnalignedDataset(list_images(cfg.data_a, "X"), list_images(cfg.data_b, "Y"),
+                          Transform(cfg.preprocess, cfg.load_size, cfg.size), cfg.seed)
+    sampler = ResumableSampler(6, 6, cfg.seed)
+    model = CycleGAN(cfg, torch.device("cpu"))
+    cyc = []
+    for epoch in range(5):
+        sampler.set_epoch(epoch)
+        for key in sampler:
+            item = ds[key]
+            parts = model.train_step(item["X"][None], item["Y"][None])
+            cyc.append((parts["cycle_X"] + parts["cycle_Y"]).item())
+    first, last = sum(cyc[:6]) / 6, sum(cyc[-6:]) / 6
+    assert last < 0.7 * first, (first, last)
+
+
+# ---- the CLI smoke command -----------------------------------------------------------------------------
+def test_smoke_command_writes_pair(tmp_path, data, capsys):
+    code = run(cli, ["--data", str(data), "--out", str(tmp_path / "R"), "--name", "t", "--size", "64", "--ngf", "8",
+                     "--blocks", "2", "--max-steps", "3", "--device", "cpu", "--workers", "0", "-q",
+                     "--domains", "summer,winter", "--ndf", "8", "--log-every", "1"])
+    assert code == 0, capsys.readouterr().err
+    run_dir = tmp_path / "R" / "t"
+    pair = load_pair(run_dir / "pair")
+    assert pair.spec.name == "summer2winter" and pair.spec.generator.ngf == 8 and pair.spec.generator.blocks == 2
+    assert pair.meta["training"]["steps"] == 3 and pair.meta["training"]["size"] == 64
+    cfg = json.loads((run_dir / "config.json").read_text())["config"]
+    assert cfg["ngf"] == 8 and cfg["load_size"] == 286 and cfg["lambda_identity"] == 0.5
+    lines = (run_dir / "log.csv").read_text().splitlines()
+    assert lines[0].startswith("step,epoch,lr_G") and len(lines) == 4
+    assert list((run_dir / "samples").glob("*.png"))
+
+
+# ---- exact resume ---------------------------------------------------------------------------------------
+def _final_state(run_dir):
+    return ckpt.load_checkpoint(ckpt.latest_checkpoint(run_dir))
+
+
+def test_resume_is_bit_exact(tmp_path, data):
+    # 4 X images → 4 steps per epoch; 6 steps cross an epoch end (lr decays in epoch 2); stop mid-epoch at 3
+    straight = train(tiny_config(data, tmp_path / "a", max_steps=6, pool_size=2), progress=False)
+    half = tiny_config(data, tmp_path / "b", max_steps=3, pool_size=2)
+    train(half, progress=False)
+    assert _final_state(half.out + "/run")["counters"]["step_in_epoch"] == 3
+    resumed = train(half.replace(max_steps=6), resume=True, progress=False)
+    a, b = _final_state(straight), _final_state(resumed)
+    assert a["counters"]["step"] == b["counters"]["step"] == 6
+    for net in ("G", "F", "D_X", "D_Y"):
+        for k, v in a["nets"][net].items():
+            assert torch.equal(v, b["nets"][net][k]), f"{net}.{k}"
+    for opt in ("G", "D"):
+        for pid, st in a["optim"][opt]["state"].items():
+            assert torch.equal(st["exp_avg"], b["optim"][opt]["state"][pid]["exp_avg"])
+    for dom in ("X", "Y"):
+        assert all(torch.equal(x, y) for x, y in zip(a["pools"][dom]["images"], b["pools"][dom]["images"]))
+    assert a["optim"]["G"]["param_groups"][0]["lr"] == b["optim"]["G"]["param_groups"][0]["lr"] < 2e-4
+    # and the pair written at the end holds the same weights (file bytes differ: safetensors metadata order)
+    ga, gb = load_pair(straight / "pair").load_numpy("G"), load_pair(resumed / "pair").load_numpy("G")
+    assert ga.keys() == gb.keys() and all((ga[k] == gb[k]).all() for k in ga)
+
+
+def test_checkpoints_keep_last_k_and_export_pair(tmp_path, data, capsys):
+    run_dir = train(tiny_config(data, tmp_path / "r", max_steps=5, save_every_steps=1, keep=2), progress=False)
+    names = [p.name for p in ckpt.list_checkpoints(run_dir)]
+    assert names == ["step-000000004.pt", "step-000000005.pt"]
+    code = run(cli, ["export-pair", str(run_dir), "--checkpoint", str(run_dir / "checkpoints" / names[0]),
+                     "--out", str(tmp_path / "p4")])
+    assert code == 0, capsys.readouterr().err
+    p4 = load_pair(tmp_path / "p4")
+    assert p4.meta["training"]["steps"] == 4 and p4.meta["training"]["checkpoint"] == names[0]
+    assert p4.files["G"]["sha256"] != load_pair(run_dir / "pair").files["G"]["sha256"]
+
+
+# ---- safe checkpoints ---------------------------------------------------------------------------------
+def test_crash_while_saving_keeps_previous_checkpoint(tmp_path, data, monkeypatch):
+    run_dir = train(tiny_config(data, tmp_path / "r", max_steps=2), progress=False)
+    before = ckpt.list_checkpoints(run_dir)
+    state = ckpt.load_checkpoint(before[-1])
+    real_save = torch.save
+
+    def crash(obj, f, *a, **kw):  # write half a file, then die
+        real_save(obj, f, *a, **kw)
+        with open(f, "r+b") as fh:
+            fh.truncate(fh.seek(0, 2) // 2)
+        raise OSError("disk full")
+
+    monkeypatch.setattr(ckpt.torch, "save", crash)
+    state["counters"]["step"] = 99
+    with pytest.raises(OSError):
+        ckpt.save_checkpoint(run_dir, state, keep=1)
+    monkeypatch.undo()
+    assert ckpt.list_checkpoints(run_dir) == before
+    assert ckpt.load_checkpoint(before[-1])["counters"]["step"] == 2
+    assert not [p for p in (run_dir / "checkpoints").iterdir() if p.name.startswith(".")]
+
+
+def test_truncated_foreign_and_pickled_checkpoints_are_refused(tmp_path, data, capsys):
+    run_dir = train(tiny_config(data, tmp_path / "r", max_steps=1), progress=False)
+    latest = ckpt.latest_checkpoint(run_dir)
+    blob = latest.read_bytes()
+    args = ["--data", str(data), "--out", str(tmp_path / "r"), "--name", "run", "--resume", "--max-steps", "2",
+            "--workers", "0", "-q", "--device", "cpu"]
+    latest.write_bytes(blob[: len(blob) // 2])
+    _one_line_error(capsys, run(cli, args), 3, "truncated")
+    torch.save({"state_dict": {"w": torch.zeros(2)}}, latest)
+    _one_line_error(capsys, run(cli, args), 3, "not a cgan training checkpoint")
+    torch.save({"format": "cgan.train-checkpoint", "obj": CganError("x")}, latest)  # arbitrary object: refused
+    _one_line_error(capsys, run(cli, args), 3, "not a readable cgan checkpoint")
+    with pytest.raises(IntegrityError):
+        ckpt.load_checkpoint(latest)
+
+
+def test_resume_with_other_architecture_is_refused(tmp_path, data, capsys):
+    train(tiny_config(data, tmp_path / "r", max_steps=1), progress=False)
+    args = ["--out", str(tmp_path / "r"), "--name", "run", "--resume", "--ngf", "8", "-q"]
+    _one_line_error(capsys, run(cli, args), 2, "different architecture", "ngf 4 -> 8")
+    # a fresh run must not silently reuse a folder with checkpoints
+    args = ["--data", str(data), "--out", str(tmp_path / "r"), "--name", "run", "-q"]
+    _one_line_error(capsys, run(cli, args), 2, "--resume")
+
+
+def test_resume_without_checkpoint(tmp_path, capsys):
+    args = ["--out", str(tmp_path / "r"), "--name", "nothing", "--resume"]
+    _one_line_error(capsys, run(cli, args), 2, "nothing to resume")
+
+
+# ---- bad input ------------------------------------------------------------------------------------------
+def _train_args(tmp_path, data_a, data_b, out=None):
+    return ["--data-a", str(data_a), "--data-b", str(data_b), "--out", str(out or tmp_path / "out"), "--name", "x",
+            "--size", "32", "--load-size", "36", "--ngf", "4", "--blocks", "1", "--ndf", "4", "--max-steps", "1",
+            "--device", "cpu", "--workers", "0", "-q"]
+
+
+def test_missing_and_empty_domain_folders(tmp_path, data, capsys):
+    _one_line_error(capsys, run(cli, _train_args(tmp_path, tmp_path / "nope", data / "trainB")), 2, "does not exist")
+    (tmp_path / "empty").mkdir()
+    _one_line_error(capsys, run(cli, _train_args(tmp_path, data / "trainA", tmp_path / "empty")), 2, "is empty")
+    _one_line_error(capsys, run(cli, ["--out", str(tmp_path), "--name", "x"]), 2, "no training data")
+    assert not list((tmp_path / "out" / "x").glob("checkpoints/*"))
+
+
+def test_corrupt_files_are_skipped_or_fatal(tmp_path, data, capsys, caplog):
+    junk = tmp_path / "junk"
+    junk.mkdir()
+    (junk / "a.jpg").write_bytes(b"\xff\xd8 truncated jpeg")
+    (junk / "notes.txt").write_text("hello")
+    _one_line_error(capsys, run(cli, _train_args(tmp_path, data / "trainA", junk)), 2, "no readable images")
+    mixed = make_images(tmp_path / "mixed", 2, (10, 10, 250), seed=5)
+    (mixed / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n broken")
+    (mixed / "readme.md").write_text("x")
+    with caplog.at_level("WARNING"):
+        assert len(list_images(mixed, "Y")) == 2
+    assert "skipped 2 of 4 files" in caplog.text
+    assert run(cli, _train_args(tmp_path, data / "trainA", mixed)) == 0
+
+
+def test_unwritable_run_folder(tmp_path, data, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    _one_line_error(capsys, run(cli, _train_args(tmp_path, data / "trainA", data / "trainB", out=blocker / "sub")),
+                    2, "cannot write")
+
+
+def test_bad_options_are_one_line(tmp_path, data, capsys):
+    args = _train_args(tmp_path, data / "trainA", data / "trainB") + ["--size", "30"]
+    _one_line_error(capsys, run(cli, args), 2, "multiple of 4")
+    args = _train_args(tmp_path, data / "trainA", data / "trainB") + ["--domains", "summer"]
+    _one_line_error(capsys, run(cli, args), 2, "--domains")
+    with pytest.raises(CganError, match="batch-size 1"):
+        tiny_config(data, tmp_path, preprocess="none", batch_size=2)
+
+
+def test_batch_size_two_and_export_default_location(tmp_path, data):
+    run_dir = train(tiny_config(data, tmp_path / "r", max_steps=2, batch_size=2), progress=False)
+    (run_dir / "pair" / "pair.json").unlink()
+    export_pair(run_dir)
+    assert load_pair(run_dir / "pair").meta["training"]["batch_size"] == 2
