@@ -1,0 +1,354 @@
+"""Hostile and broken files: pickle bombs, truncated / random bytes, forged hashes, path traversal, huge shapes.
+
+Every case: a CganError/IntegrityError (one line through the CLIs), a non-zero exit, no code run, nothing written.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from _helpers_reliability import (huge_onnx, huge_safetensors, random_bytes, rehash_export, rehash_pair, tree,
+                                  truncate, write_pickle_bomb, write_raw_pickle_bomb)
+from _helpers_runtime import make_export, make_pair
+from cgan._cli import run
+from cgan._files import file_record, read_json, write_json_atomic
+from cgan.errors import CganError, IntegrityError
+from cgan.pairs import load_pair
+
+
+# ---- fixtures --------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def base(tmp_path_factory):
+    root = tmp_path_factory.mktemp("rel_files")
+    pair = make_pair(root / "pair", blocks=1, ngf=4)
+    export = make_export(pair, root / "export")
+    return pair, export
+
+
+@pytest.fixture
+def pair(base, tmp_path):
+    return Path(shutil.copytree(base[0], tmp_path / "pair"))
+
+
+@pytest.fixture
+def export(base, tmp_path):
+    return Path(shutil.copytree(base[1], tmp_path / "export"))
+
+
+def one_line_error(code: int, err: str, *needles: str, codes=(2, 3)) -> str:
+    assert code in codes, (code, err)
+    assert "Traceback" not in err, err
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), err
+    for n in needles:
+        assert n in lines[0], lines[0]
+    return lines[0]
+
+
+def train_cli(argv, capsys):
+    from cgan.trainer.cli import cli
+
+    code = run(cli, argv)
+    return code, capsys.readouterr().err
+
+
+# ---- pickle bombs ----------------------------------------------------------------------------------------
+@pytest.mark.parametrize("maker", [write_pickle_bomb, write_raw_pickle_bomb])
+def test_import_official_pickle_bomb_not_run(tmp_path, capsys, maker):
+    marker = tmp_path / "PWNED"
+    bomb = maker(tmp_path / "latest_net_G_A.pth", marker)
+    out = tmp_path / "out"
+    code, err = train_cli(["import-official", str(bomb), "--out", str(out)], capsys)
+    one_line_error(code, err, "latest_net_G_A.pth", codes=(3,))
+    assert not marker.exists(), "unpickling ran code"
+    assert tree(out) == {}
+
+
+def test_resume_checkpoint_pickle_bomb_not_run(tmp_path, capsys):
+    from cgan.trainer.config import TrainConfig
+
+    marker = tmp_path / "PWNED"
+    run_dir = tmp_path / "runs" / "r"
+    (run_dir / "checkpoints").mkdir(parents=True)
+    write_json_atomic(run_dir / "config.json", TrainConfig(name="r").to_dict())
+    write_pickle_bomb(run_dir / "checkpoints" / "step-000000007.pt", marker, wrap="checkpoint")
+    before = tree(run_dir)
+    code, err = train_cli(["--out", str(tmp_path / "runs"), "--name", "r", "--resume"], capsys)
+    one_line_error(code, err, "step-000000007.pt", codes=(3,))
+    assert not marker.exists(), "unpickling ran code"
+    assert tree(run_dir) == before, "nothing may be written when the checkpoint is refused"
+    # export-pair from the same checkpoint is refused the same way
+    code, err = train_cli(["export-pair", str(run_dir), "--out", str(tmp_path / "p")], capsys)
+    one_line_error(code, err, codes=(3,))
+    assert not marker.exists() and not (tmp_path / "p").exists()
+
+
+# ---- truncated / random official checkpoints ------------------------------------------------------------------
+@pytest.mark.parametrize("damage", ["truncated", "random", "empty", "json"])
+def test_import_official_broken_pth(tmp_path, capsys, damage):
+    import torch
+
+    from cgan.spec import GeneratorSpec
+    from cgan.trainer.networks import build_generator
+
+    p = tmp_path / "G_A.pth"
+    torch.save(build_generator(GeneratorSpec(blocks=1, ngf=4)).state_dict(), p)
+    if damage == "truncated":
+        truncate(p, 0.6)
+    elif damage == "random":
+        p.write_bytes(random_bytes(5000))
+    elif damage == "empty":
+        p.write_bytes(b"")
+    else:
+        p.write_text('{"model.1.weight": [1, 2, 3]}')
+    out = tmp_path / "out"
+    code, err = train_cli(["import-official", str(p), "--out", str(out)], capsys)
+    one_line_error(code, err, "G_A.pth", codes=(3,))
+    assert tree(out) == {}
+
+
+# ---- pair folders: safetensors, pair.json ------------------------------------------------------------------------
+def _video_cli(argv, capsys):
+    from cgan.runtime.cli import cli
+
+    code = run(cli, argv)
+    return code, capsys.readouterr().err
+
+
+def _load_torch(folder):
+    from cgan.runtime import Translator
+
+    with Translator.load(str(folder), backend="torch", device="cpu") as t:
+        return t.translate(np.zeros((16, 16, 3), np.uint8))
+
+
+@pytest.mark.parametrize("damage", ["truncated", "random", "zeros"])
+def test_safetensors_damage_detected_by_hash(pair, damage):
+    g = pair / "G.safetensors"
+    if damage == "truncated":
+        truncate(g, 0.7)
+    elif damage == "random":
+        g.write_bytes(random_bytes(g.stat().st_size))
+    else:
+        g.write_bytes(b"\0" * g.stat().st_size)
+    with pytest.raises(IntegrityError, match="G.safetensors"):
+        load_pair(pair)
+    with pytest.raises(IntegrityError):
+        _load_torch(pair)
+
+
+@pytest.mark.parametrize("damage", ["truncated", "random", "header-only"])
+def test_safetensors_damage_with_forged_hashes(pair, damage):
+    """pair.json rewritten to match the broken file: the safetensors reader itself must refuse it cleanly."""
+    g = pair / "G.safetensors"
+    if damage == "truncated":
+        truncate(g, 0.7)
+    elif damage == "random":
+        g.write_bytes(random_bytes(3000, seed=4))
+    else:
+        g.write_bytes(g.read_bytes()[:8])
+    rehash_pair(pair)
+    p = load_pair(pair)
+    with pytest.raises(IntegrityError, match="safetensors"):
+        p.load_numpy("G")
+    with pytest.raises(IntegrityError, match="safetensors"):
+        _load_torch(pair)
+
+
+def test_safetensors_huge_declared_shape(pair):
+    """A header declaring a 1e12-element tensor over 16 bytes: refused without trying to allocate 4 TB."""
+    from cgan.trainer.weights import load_generator
+
+    huge_safetensors(pair / "G.safetensors")
+    rehash_pair(pair)
+    p = load_pair(pair)
+    with pytest.raises(IntegrityError, match="safetensors"):
+        p.load_numpy("G")
+    with pytest.raises(IntegrityError, match="safetensors"):
+        load_generator(p, "G")
+
+
+def test_safetensors_wrong_shapes_for_spec(pair):
+    """A valid safetensors file of other shapes: strict load says it does not match pair.json's spec."""
+    from safetensors.numpy import save_file
+
+    from cgan.trainer.weights import load_generator
+
+    save_file({"model.1.weight": np.zeros((2, 3, 7, 7), np.float32)}, str(pair / "G.safetensors"))
+    rehash_pair(pair)
+    with pytest.raises(IntegrityError, match="does not match the spec"):
+        load_generator(pair, "G")
+
+
+@pytest.mark.parametrize("content", [b"", b"{", b"\xff\xfe\x00garbage", b"[]", b'{"format": "cgan.pair"}',
+                                     random_bytes(2000, seed=7)])
+def test_pair_json_broken(pair, content, capsys):
+    (pair / "pair.json").write_bytes(content)
+    with pytest.raises(IntegrityError):
+        load_pair(pair)
+    code, err = _video_cli(["--pair", str(pair), "--input", "demo", "--max-frames", "1", "--no-display",
+                            "--output", str(pair / "o.mp4")], capsys)
+    one_line_error(code, err, "pair.json", codes=(3,))
+    assert not (pair / "o.mp4").exists()
+
+
+def test_pair_json_huge_is_refused_unread(pair):
+    with open(pair / "pair.json", "wb") as f:
+        f.truncate(64 << 20)  # sparse 64 MiB
+    with pytest.raises(IntegrityError, match="too large"):
+        load_pair(pair)
+
+
+def test_pair_json_hash_mismatch(pair, capsys):
+    meta = read_json(pair / "pair.json")
+    meta["files"]["G"]["sha256"] = "0" * 64
+    write_json_atomic(pair / "pair.json", meta)
+    with pytest.raises(IntegrityError, match="sha256"):
+        load_pair(pair)
+    with pytest.raises(IntegrityError, match="sha256"):
+        _load_torch(pair)
+    meta["files"]["G"]["bytes"] = 1
+    write_json_atomic(pair / "pair.json", meta)
+    with pytest.raises(IntegrityError, match="bytes"):
+        load_pair(pair)
+
+
+@pytest.mark.parametrize("name", ["../secret.safetensors", "/etc/passwd", "sub/../../x.safetensors",
+                                  "..\\x.safetensors", ""])
+def test_pair_json_path_traversal(pair, tmp_path, name):
+    secret = tmp_path / "secret.safetensors"
+    shutil.copy(pair / "G.safetensors", secret)
+    meta = read_json(pair / "pair.json")
+    meta["files"]["G"]["path"] = name
+    write_json_atomic(pair / "pair.json", meta)
+    with pytest.raises(IntegrityError, match="outside its folder"):
+        load_pair(pair)
+    with pytest.raises(IntegrityError, match="outside its folder"):
+        load_pair(pair, verify=False)
+    with pytest.raises(IntegrityError, match="outside its folder"):
+        _load_torch(pair)
+
+
+def test_pair_symlink_escaping_folder_is_refused(pair, tmp_path):
+    outside = tmp_path / "elsewhere.safetensors"
+    shutil.move(pair / "G.safetensors", outside)
+    (pair / "G.safetensors").symlink_to(outside)
+    with pytest.raises(IntegrityError, match="outside its folder"):
+        load_pair(pair)
+
+
+# ---- export folders: ONNX, manifest.json, engines ---------------------------------------------------------------
+def _load_ort(folder):
+    from cgan.runtime import Translator
+
+    with Translator.load(str(folder), backend="ort-cpu") as t:
+        return t.translate(np.zeros((16, 16, 3), np.uint8))
+
+
+@pytest.mark.parametrize("damage", ["truncated", "random"])
+def test_onnx_damage_detected_by_hash(export, damage):
+    g = export / "G.fp32.onnx"
+    truncate(g, 0.5) if damage == "truncated" else g.write_bytes(random_bytes(g.stat().st_size))
+    with pytest.raises(IntegrityError, match="G.fp32.onnx"):
+        _load_ort(export)
+
+
+@pytest.mark.parametrize("damage", ["truncated", "random", "empty"])
+def test_onnx_damage_with_forged_hashes(export, damage):
+    g = export / "G.fp32.onnx"
+    if damage == "truncated":
+        truncate(g, 0.5)
+    elif damage == "random":
+        g.write_bytes(random_bytes(4000, seed=9))
+    else:
+        g.write_bytes(b"")
+    rehash_export(export)
+    with pytest.raises(CganError, match="G.fp32.onnx"):
+        _load_ort(export)
+
+
+def test_onnx_huge_declared_initializer(export):
+    huge_onnx(export / "G.fp32.onnx")
+    rehash_export(export)
+    with pytest.raises(CganError, match="G.fp32.onnx"):
+        _load_ort(export)
+
+
+@pytest.mark.parametrize("content", [b"", b"{", random_bytes(1500, seed=3), b'{"format": "cgan.export"}',
+                                     b'{"format": "cgan.export", "version": 1, "spec": {}, "files": []}'])
+def test_manifest_json_broken(export, content, capsys):
+    (export / "manifest.json").write_bytes(content)
+    with pytest.raises(CganError):
+        _load_ort(export)
+    code, err = _video_cli(["--pair", str(export), "--input", "demo", "--max-frames", "1", "--no-display",
+                            "--output", str(export / "o.mp4")], capsys)
+    one_line_error(code, err)
+    assert not (export / "o.mp4").exists()
+
+
+def test_manifest_hash_mismatch(export):
+    meta = read_json(export / "manifest.json")
+    meta["files"][0]["sha256"] = "f" * 64
+    write_json_atomic(export / "manifest.json", meta)
+    with pytest.raises(IntegrityError, match="sha256"):
+        _load_ort(export)
+
+
+@pytest.mark.parametrize("name", ["../G.fp32.onnx", "/tmp/G.fp32.onnx", "pair/../../G.fp32.onnx"])
+def test_manifest_path_traversal(export, tmp_path, name):
+    shutil.copy(export / "G.fp32.onnx", tmp_path / "G.fp32.onnx")
+    meta = read_json(export / "manifest.json")
+    for rec in meta["files"]:
+        rec["path"] = name
+    write_json_atomic(export / "manifest.json", meta)
+    with pytest.raises(IntegrityError, match="outside its folder"):
+        _load_ort(export)
+
+
+def test_engine_sidecar_broken_or_escaping(export, monkeypatch):
+    """Engine records with a random-byte plan, a truncated / random / escaping sidecar: never usable, clear
+    reasons, and the plan's bytes are only read after its hash matches."""
+    from cgan.runtime.backends import tensorrt as trtmod
+    from cgan.runtime.backends.base import load_model
+    from cgan.runtime.backends.tensorrt import Environment, TensorRTBackend
+
+    env = Environment("tensorrt", "10.12.0.36", "NVIDIA H100", "9.0")
+    monkeypatch.setattr(trtmod, "module_available", lambda name: True)
+    monkeypatch.setattr(trtmod.cudahelp, "gpu_count", lambda: 1)
+    monkeypatch.setattr(TensorRTBackend, "environment", classmethod(lambda cls: env))
+    (export / "G.fp16.trt.plan").write_bytes(random_bytes(3000, seed=11))
+    meta = read_json(export / "manifest.json")
+    onnx_sha = meta["files"][0]["sha256"]
+    good_side = {"format": "cgan.engine", "version": 1, "flavour": "tensorrt", "tensorrt_version": "10.12.0.36",
+                 "gpu_name": "NVIDIA H100", "compute_capability": "9.0", "onnx_sha256": onnx_sha,
+                 "profiles": [{"min": [1, 3, 16, 16], "opt": [1, 3, 64, 64], "max": [1, 3, 256, 256]}]}
+    rec = file_record(export / "G.fp16.trt.plan", export)
+    rec.update(kind="engine", generator="G", precision="fp16", io="nchw", io_dtype="float32", flavour="tensorrt",
+               sidecar="G.fp16.trt.plan.json")
+    meta["files"].append(rec)
+    write_json_atomic(export / "manifest.json", meta)
+
+    side = export / "G.fp16.trt.plan.json"
+    write_json_atomic(side, good_side)
+    assert TensorRTBackend.check(load_model(str(export)), "fp16") == (True, "")
+    for content, words in [(json.dumps(good_side)[:40].encode(), "not valid JSON"),
+                           (random_bytes(500, seed=2), "not valid JSON"), (b"[1, 2]", "not a JSON object")]:
+        side.write_bytes(content)
+        ok, reason = TensorRTBackend.check(load_model(str(export)), "fp16")
+        assert not ok and words in reason and "--engine" in reason, reason
+    write_json_atomic(side, good_side)
+    rec["sidecar"] = "../../G.fp16.trt.plan.json"
+    write_json_atomic(export / "manifest.json", meta)
+    ok, reason = TensorRTBackend.check(load_model(str(export)), "fp16")
+    assert not ok and "outside its folder" in reason, reason
+    # the engine file itself: truncated -> refused by size/sha256 before TensorRT ever sees it
+    rec["sidecar"] = "G.fp16.trt.plan.json"
+    write_json_atomic(export / "manifest.json", meta)
+    truncate(export / "G.fp16.trt.plan", 0.5)
+    model = load_model(str(export))
+    with pytest.raises(IntegrityError, match="truncated or replaced"):
+        model.path(model.find("engine")[0])
