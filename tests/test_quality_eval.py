@@ -1,0 +1,188 @@
+"""The demo-clip script and cgan-eval on tiny synthetic data with a tiny pair (no data set, no Inception)."""
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from cgan._cli import run  # noqa: E402
+from cgan.benchmarks import eval_cli, quality  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def _load_script():
+    spec = importlib.util.spec_from_file_location("make_demo_clip", REPO / "scripts" / "make_demo_clip.py")
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules["make_demo_clip"] = mod  # dataclasses look their module up in sys.modules
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def _photos(folder: Path, n: int, seed: int, size: int = 32, tint: tuple = (0, 0, 0)) -> list[str]:
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    names = []
+    for i in range(n):
+        base = np.linspace(0, 200, size, dtype=np.float32)[None, :, None] + rng.normal(0, 20, (size, size, 3))
+        img = np.clip(base + np.array(tint, np.float32), 0, 255).astype(np.uint8)
+        name = f"photo {seed} {i}.png"  # spaces, like the real data set
+        cv2.imwrite(str(folder / name), img)
+        names.append(name)
+    return names
+
+
+def test_make_demo_clip_on_synthetic_photos(tmp_path):
+    mod = _load_script()
+    names = _photos(tmp_path / "in", 3, seed=1, size=48)
+    opts = mod.ClipOptions(photos=tmp_path / "in", names=tuple(names), out=tmp_path / "out" / "clip.mp4",
+                           width=64, height=48, fps=12.0, frames_per_photo=6, crossfade=2)
+    path = mod.make_clip(opts)
+    cap = cv2.VideoCapture(str(path))
+    frames = []
+    while True:
+        ok, f = cap.read()
+        if not ok:
+            break
+        frames.append(f)
+    assert len(frames) == opts.frame_count() == 3 * 6 - 2 * 2
+    assert frames[0].shape == (48, 64, 3)
+    text = (tmp_path / "out" / "ATTRIBUTION.txt").read_text()
+    assert "Zhu et al. 2017" in text and all(n in text for n in names)
+    assert [p.name for p in (tmp_path / "out").iterdir() if p.name.startswith(".")] == []
+
+
+def test_make_demo_clip_refuses_bad_size_and_missing_photo(tmp_path):
+    mod = _load_script()
+    names = _photos(tmp_path / "in", 1, seed=2)
+    with pytest.raises(quality.CganError, match="multiple of 4"):
+        mod.make_clip(mod.ClipOptions(photos=tmp_path / "in", names=tuple(names), out=tmp_path / "c.mp4", width=62))
+    with pytest.raises(quality.CganError, match="cannot read photo"):
+        mod.make_clip(mod.ClipOptions(photos=tmp_path / "in", names=("nope.jpg",), out=tmp_path / "c.mp4"))
+    assert not (tmp_path / "c.mp4").exists()
+
+
+def _tiny_pair(folder: Path) -> Path:
+    from cgan.spec import GeneratorSpec, PairSpec
+    from cgan.trainer.networks import build_generator
+    from cgan.trainer.weights import save_pair
+
+    torch.manual_seed(0)
+    spec = PairSpec(GeneratorSpec(blocks=1, ngf=4), "summer", "winter")
+    states = {g: build_generator(spec.generator).state_dict() for g in ("G", "F")}
+    return save_pair(folder, spec, states)
+
+
+def _dataset(root: Path) -> Path:
+    _photos(root / "testA", 4, seed=3, tint=(0, 40, 0))
+    _photos(root / "testB", 3, seed=4, tint=(60, 0, 0))
+    _photos(root / "trainA", 2, seed=5)
+    _photos(root / "trainB", 2, seed=6)
+    # a byte-identical copy of a training photo inside testA, for --dedup
+    (root / "testA" / "zz copy.png").write_bytes((root / "trainA" / "photo 5 0.png").read_bytes())
+    return root
+
+
+def _color_stats(images):
+    """A tiny 'feature extractor': per-channel mean and std (6 numbers per image)."""
+    return np.array([[*im.reshape(-1, 3).mean(0), *im.reshape(-1, 3).std(0)] for im in images], np.float64)
+
+
+def _clip(path: Path) -> Path:
+    w = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 12, (32, 32))
+    for i in range(5):
+        w.write(np.full((32, 32, 3), 40 + 20 * i, np.uint8))
+    w.release()
+    return path
+
+
+def test_evaluate_with_injected_features(tmp_path):
+    pair = _tiny_pair(tmp_path / "pair")
+    data = _dataset(tmp_path / "data")
+    opts = quality.EvalOptions(pair=str(pair), data=data, json_out=tmp_path / "r.json", grid_out=tmp_path / "g.png",
+                               grid_photos=2, clip=_clip(tmp_path / "c.mp4"), psnr_photos=1, kid_subsets=3)
+    report = quality.evaluate(opts, features=_color_stats)
+    saved = json.loads((tmp_path / "r.json").read_text())
+    assert saved["metrics"] == report["metrics"]
+    assert set(report["metrics"]) == {"summer2winter", "winter2summer", "baseline_untranslated"}
+    assert report["dataset"]["used"] == {"testA": 5, "testB": 3} and not report["dataset"]["duplicates_removed"]
+    # the baseline equals FID of the two real sets computed directly
+    real = {s: [quality.load_rgb(f) for f in quality.list_images(data / s)] for s in ("testA", "testB")}
+    want = quality.fid_from_features(_color_stats(real["testA"]), _color_stats(real["testB"]))
+    assert report["metrics"]["baseline_untranslated"]["fid"] == pytest.approx(want, rel=1e-9)
+    assert report["pair_sha256"]["G"] == json.loads((pair / "pair.json").read_text())["files"]["G"]["sha256"]
+    assert report["demo_clip"]["frames"] == 5 and report["demo_clip"]["flicker_index"] >= 0
+    fp16 = report["fp16_vs_fp32"]["summer2winter"]
+    assert fp16["images"] == 1 and fp16["fp16_activations_emulated"]["mean_db"] > 40
+    grid = cv2.imread(str(tmp_path / "g.png"))
+    assert grid is not None and report["grid"]["bytes"] <= 500_000
+
+
+def test_evaluate_dedup_and_limit(tmp_path):
+    pair = _tiny_pair(tmp_path / "pair")
+    data = _dataset(tmp_path / "data")
+    sel = quality.select_test_files(data, dedup=True)
+    assert sel["removed"] == {"testA": 1, "testB": 0} and sel["used"] == {"testA": 4, "testB": 3}
+    assert all("copy" not in f.name for f in sel["files"]["testA"])
+    report = quality.evaluate(quality.EvalOptions(pair=str(pair), data=data, limit=2, dedup=True, clip=None,
+                                                  psnr_photos=0, kid_subsets=2), features=_color_stats)
+    assert report["dataset"]["used"] == {"testA": 2, "testB": 2} and report["dataset"]["duplicates_removed"]
+
+
+class _FakeInception:
+    path = Path("fake.pt")
+
+    def __init__(self, device="cpu", batch=16):
+        pass
+
+    def __call__(self, images):
+        return _color_stats(images)
+
+
+def test_cli_writes_json(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(quality, "InceptionFeatures", _FakeInception)
+    pair = _tiny_pair(tmp_path / "pair")
+    data = _dataset(tmp_path / "data")
+    out = tmp_path / "r.json"
+    code = run(eval_cli.cli, ["--pair", str(pair), "--data", str(data), "--json", str(out), "--no-clip",
+                              "--psnr-photos", "0", "--kid-subsets", "2", "--limit", "3"])
+    assert code == 0
+    report = json.loads(out.read_text())
+    assert report["dataset"]["used"] == {"testA": 3, "testB": 3}
+    assert "summer2winter" in capsys.readouterr().out
+
+
+def test_cli_errors_are_one_line(tmp_path, capsys):
+    pair = _tiny_pair(tmp_path / "pair")
+    code = run(eval_cli.cli, ["--pair", str(pair), "--data", str(tmp_path / "missing"), "--no-clip"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith("error: image folder not found") and err.count("\n") == 1
+
+
+@pytest.mark.slow
+def test_real_inception_on_four_images():
+    try:
+        net = quality.InceptionFeatures("cpu", batch=4)
+    except quality.CganError as e:
+        pytest.skip(str(e))
+    rng = np.random.default_rng(0)
+    imgs = [rng.integers(0, 256, (64, 64, 3), dtype=np.uint8) for _ in range(3)] + \
+           [np.full((48, 48, 3), 128, np.uint8)]
+    f = net(imgs)
+    assert f.shape == (4, 2048) and np.isfinite(f).all() and (f >= 0).all()  # pool3 after ReLU
+    assert not np.allclose(f[0], f[3])
