@@ -194,3 +194,12 @@ def test_train_row_mapping():
     assert (row["height"], row["width"]) == (64, 64)
     assert train_row({"step_ms": 250.0}, {"batch": 2})["fps"] == pytest.approx(8.0)
     assert train_row({"nothing": 1})["status"] == "error"
+
+
+def test_help_path_imports_no_torch():
+    import subprocess
+    import sys
+
+    code = ("import sys, cgan.benchmarks.cli, cgan.benchmarks.bench, cgan.benchmarks.plot, cgan.benchmarks.e2e; "
+            "assert 'torch' not in sys.modules, 'torch imported'; assert 'matplotlib' not in sys.modules")
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
