@@ -1,0 +1,165 @@
+"""Live sources: a simulated camera (cv2.VideoCapture replaced by a scripted fake) that stalls, disconnects and
+comes back; a stall at the end of a stream; SIGINT/SIGTERM during a stall. Reconnect of a vanished stream
+and SIGINT/SIGTERM on files are covered in tests/test_video_*.py (see docs/RELIABILITY.md)."""
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from _helpers_video import Invert, pattern, probe
+from cgan.runtime import sources
+from cgan.runtime.sources import CaptureSource, InputSpec, quiet_opencv
+from cgan.runtime.video import VideoJob, run_video
+
+quiet_opencv("SILENT")
+
+
+class Camera:
+    """A scripted camera shared by every cv2.VideoCapture the source opens.
+
+    script: list of steps: ("frames", n, fps), ("stall", seconds), ("drop",) = the device disappears
+    (reads fail), ("refuse", k) = the next k opens fail, ("back",) = opens work again.
+    """
+
+    def __init__(self, script):
+        self.script = list(script)
+        self.refuse = 0
+        self.gone = False
+        self.delivered = 0
+        self.opens = 0
+        self.lock = threading.Lock()
+        self.i = 0
+        camera = self
+
+        class Capture:
+            def __init__(self, *args, **kwargs):
+                camera.opens += 1
+                self.ok = camera._may_open()
+
+            def isOpened(self):
+                return self.ok
+
+            def get(self, prop):
+                return 30.0 if prop == sources.cv2.CAP_PROP_FPS else 0.0
+
+            def read(self):
+                return camera._read() if self.ok else (False, None)
+
+            def release(self):
+                self.ok = False
+
+        self.Capture = Capture
+
+    def _may_open(self) -> bool:
+        with self.lock:
+            if self.gone and self.script and self.script[0][0] == "refuse":
+                self.refuse = self.script.pop(0)[1]
+            if self.refuse > 0:
+                self.refuse -= 1
+                return False
+            if self.gone and self.script and self.script[0][0] == "back":
+                self.script.pop(0)
+                self.gone = False
+            return not self.gone
+
+    def _read(self):
+        while True:
+            with self.lock:
+                if not self.script:
+                    self.gone = True
+                    return False, None
+                step = self.script[0]
+                if step[0] == "frames":
+                    _, n, fps = step
+                    if n <= 0:
+                        self.script.pop(0)
+                        continue
+                    self.script[0] = ("frames", n - 1, fps)
+                    frame = pattern(self.delivered)
+                    self.delivered += 1
+                elif step[0] == "stall":
+                    self.script.pop(0)
+                    frame = None
+                    wait = step[1]
+                elif step[0] == "drop":
+                    self.script.pop(0)
+                    self.gone = True
+                    return False, None
+                else:  # "refuse"/"back" are handled when the source reopens
+                    return False, None
+            if frame is None:
+                time.sleep(wait)
+                continue
+            time.sleep(1.0 / fps)
+            return True, frame
+
+
+def job(**kw) -> VideoJob:
+    kw.setdefault("display", False)
+    kw.setdefault("progress", False)
+    kw.setdefault("handle_signals", False)
+    return VideoJob(**kw)
+
+
+def test_camera_stalls_disconnects_and_returns(tmp_path, monkeypatch):
+    cam = Camera([("frames", 20, 100), ("stall", 0.4), ("frames", 10, 100), ("drop",), ("refuse", 1), ("back",),
+                  ("frames", 15, 100)])
+    monkeypatch.setattr(sources.cv2, "VideoCapture", cam.Capture)
+    src = CaptureSource(InputSpec("camera", 0, "0"), reconnects=3, backoff=0.02)
+    out = tmp_path / "live.mp4"
+    t0 = time.perf_counter()
+    s = run_video(job(inputs=[src], output=str(out)), translator=Invert(delay=0.005))
+    wall = time.perf_counter() - t0
+    monkeypatch.undo()  # probe() below needs the real cv2.VideoCapture
+    assert s.ended == "end"
+    assert cam.delivered == 45 and s.frames + s.dropped == 45, s
+    assert s.frames >= 30, s                      # inference is faster than the camera: few drops
+    assert src.reconnected == 1 and cam.opens >= 3  # refused once, then back
+    assert s.latency_p99_ms < 250, s               # a stall does not pile up stale frames
+    # 45 frames at 100 fps + a 0.4 s stall + backoffs (0.02, 0.04, 0.08 at the end): a clean, prompt end
+    assert wall < 5, wall
+    n, _, size = probe(out)
+    assert n == s.frames and size == (64, 48)
+    assert not list(tmp_path.glob(".live.partial-*"))
+
+
+def test_camera_that_never_returns_ends_after_bounded_retries(tmp_path, monkeypatch):
+    cam = Camera([("frames", 8, 200), ("drop",), ("refuse", 100)])
+    monkeypatch.setattr(sources.cv2, "VideoCapture", cam.Capture)
+    src = CaptureSource(InputSpec("device", "/dev/null", "/dev/null"), reconnects=3, backoff=0.05)
+    out = tmp_path / "o.mp4"
+    t0 = time.perf_counter()
+    s = run_video(job(inputs=[src], output=str(out)), translator=Invert())
+    wall = time.perf_counter() - t0
+    monkeypatch.undo()
+    assert s.ended == "end" and s.frames + s.dropped == 8
+    assert 0.05 + 0.1 + 0.2 <= wall < 3, wall  # waited 0.05 + 0.1 + 0.2 s of backoff, then gave up
+    assert src.reconnected == 0 and probe(out)[0] == s.frames
+
+
+@pytest.mark.parametrize("sig, ended", [(signal.SIGINT, "interrupted"), (signal.SIGTERM, "terminated")])
+def test_signal_while_camera_stalls_finalizes_output(tmp_path, monkeypatch, sig, ended):
+    """The camera hangs inside read() for 1.5 s; a signal arrives 0.3 s in: the run ends as soon as the read
+    returns (a read hung for longer is waited for at most 5 s), with a playable file of the frames so far."""
+    cam = Camera([("frames", 10, 100), ("stall", 1.5), ("frames", 50, 100)])
+    monkeypatch.setattr(sources.cv2, "VideoCapture", cam.Capture)
+    src = CaptureSource(InputSpec("camera", 0, "0"), reconnects=1, backoff=0.01)
+    out = tmp_path / "o.mp4"
+    timer = threading.Timer(0.3, os.kill, (os.getpid(), sig))
+    t0 = time.perf_counter()
+    timer.start()
+    try:
+        s = run_video(job(inputs=[src], output=str(out), handle_signals=True), translator=Invert())
+    finally:
+        timer.cancel()
+    wall = time.perf_counter() - t0
+    monkeypatch.undo()
+    assert s.ended == ended and 10 <= s.frames <= 11, s
+    assert wall < 2.5, f"the run went on for {wall:.1f} s after the signal"
+    assert probe(out)[0] == s.frames
+    assert not list(tmp_path.glob(".o.partial-*"))
