@@ -1,0 +1,233 @@
+"""`export_pair`: pair (folder, name or official pretrained) -> export folder, verified by parity checks.
+
+Order of work (nothing half-written ever carries a final name):
+1. build every ONNX graph in a hidden staging folder inside `out` (FP32, FP16, pre/post variants);
+2. parity: ONNX Runtime CPU vs the PyTorch generator on realistic images at two sizes (unless parity=False);
+   a failure raises and removes the staging folder;
+3. move the graphs and the copy of the source pair (`pair/`) into place (an old manifest.json is removed first);
+4. optional TensorRT engines (skipped when an identical build exists) and Triton repository;
+5. manifest.json last.
+"""
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from cgan._files import ensure_writable_dir, file_record, write_json_atomic
+from cgan.errors import CganError
+from cgan.pairs import MANIFEST_JSON, PAIR_JSON, Pair, load_pair, resolve
+from cgan.spec import EXPORT_FORMAT, FORMAT_VERSION
+
+log = logging.getLogger(__name__)
+
+IO_DTYPE = {("nchw", False): "float32", ("nchw", True): "float16"}
+
+
+@dataclass
+class ExportOptions:
+    """Everything `cgan-export` can be told (the CLI maps its flags one to one onto these fields)."""
+
+    fp16: bool = True
+    fp16_io: bool = False
+    with_prepost: bool = False
+    simplify: bool = True
+    pad_mode: str = "reflect"
+    opset: int = 17
+    parity: bool = True
+    parity_image: str | None = None
+    parity_sizes: tuple[tuple[int, int], ...] = ((64, 96), (128, 192))
+    engine: bool = False
+    shapes: str = "256x256,720x1280,1080x1920"
+    batch: str = "1,1,4"
+    opt_level: int = 3
+    workspace_gb: float = 4.0
+    trt_flavour: str = "auto"
+    triton: str | None = None
+    pretrained: str | None = None
+    base_url: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)  # injection points for tests (trt_module, gpu)
+
+
+def cgan_version() -> str:
+    try:
+        from importlib.metadata import version
+
+        return version("cgan")
+    except Exception:  # not installed (running from a source tree)
+        return "0+unknown"
+
+
+def tool_versions() -> dict[str, str]:
+    out = {"cgan": cgan_version()}
+    for mod in ("torch", "onnx", "onnxruntime", "onnxconverter_common", "onnxslim"):
+        with contextlib.suppress(Exception):
+            out[mod] = __import__(mod).__version__
+    return out
+
+
+def _source_pair(source: str | os.PathLike) -> Pair:
+    resolved = resolve(source)
+    folder = resolved.folder / "pair" if resolved.kind == "export" else resolved.folder
+    if not (folder / PAIR_JSON).is_file():
+        raise CganError(f"export folder {resolved.folder} has no pair/ copy to re-export from; pass the pair folder")
+    return load_pair(folder)
+
+
+def _metadata(pair: Pair, gen: str, precision: str, io: str, options: dict[str, Any]) -> dict[str, Any]:
+    return {"cgan.format": EXPORT_FORMAT, "cgan.version": cgan_version(), "cgan.spec": pair.spec.to_dict(),
+            "cgan.generator": gen, "cgan.direction": pair.spec.direction_name(gen), "cgan.precision": precision,
+            "cgan.io": io, "cgan.weights_sha256": pair.files[gen]["sha256"],
+            "cgan.provenance": pair.meta.get("provenance", {}), "cgan.options": options}
+
+
+def export_pair(source: str | os.PathLike | None, out: str | os.PathLike, *, fp16: bool = True,
+                with_prepost: bool = False, engine: bool = False, **kwargs: Any) -> Path:
+    """Export a pair (folder, name, export folder, or `pretrained=NAME`) into `out`; returns `out`.
+
+    Keyword arguments are the fields of `ExportOptions` (fp16_io, simplify, pad_mode, parity, parity_image,
+    shapes, batch, opt_level, workspace_gb, trt_flavour, triton, pretrained, base_url, ...).
+    """
+    unknown = set(kwargs) - {f for f in ExportOptions.__dataclass_fields__}
+    if unknown:
+        raise TypeError(f"unknown export options {sorted(unknown)}")
+    opts = ExportOptions(fp16=fp16, with_prepost=with_prepost, engine=engine, **kwargs)
+    return run_export(source, out, opts)
+
+
+def run_export(source: str | os.PathLike | None, out: str | os.PathLike, opts: ExportOptions) -> Path:
+    from cgan.export import fp16 as fp16_mod
+    from cgan.export import onnx_export, parity, prepost
+    from cgan.export import tensorrt as trt_mod
+    from cgan.trainer.weights import load_generator
+
+    t_start = time.perf_counter()
+    if opts.fp16_io and not opts.fp16:
+        raise CganError("--fp16-io needs the FP16 graphs; drop --no-fp16 or --fp16-io")
+    if opts.engine and not opts.fp16:
+        raise CganError("--engine builds FP16 engines from the FP16 ONNX; drop --no-fp16")
+    profile = trt_mod.make_profile(opts.shapes, opts.batch) if opts.engine else None
+    frames, image_label = parity.parity_frames(tuple(opts.parity_sizes), opts.parity_image) if opts.parity else ([], None)
+    downloads = None
+    if opts.pretrained:
+        if source is not None:
+            raise CganError("give either a PAIR or --pretrained NAME, not both")
+        from cgan.export.pretrained import fetch_pair
+
+        folder, downloads = fetch_pair(opts.pretrained, opts.base_url, **opts.extra.get("pretrained", {}))
+        source = folder
+    if source is None:
+        raise CganError("nothing to export: pass a pair folder or name, or --pretrained NAME")
+    pair = _source_pair(source)
+    out = ensure_writable_dir(out, "export folder")
+    if out.resolve() == pair.folder.resolve():
+        raise CganError(f"--out {out} is the source pair folder; choose a new folder")
+    option_record = {"simplify": opts.simplify, "pad_mode": opts.pad_mode, "fp16_io": opts.fp16_io,
+                     "with_prepost": opts.with_prepost, "opset": opts.opset}
+
+    files: list[dict[str, Any]] = []
+    figures: dict[str, Any] = {}
+    stage = Path(tempfile.mkdtemp(dir=out, prefix=".export-staging-"))
+    try:
+        staged: list[tuple[Path, dict[str, Any]]] = []
+        for gen in pair.generators:
+            net = load_generator(pair, gen)
+            direction = pair.spec.direction_name(gen)
+            log.info("%s (%s): exporting ONNX", gen, direction)
+            variants: dict[str, Path] = {}
+
+            def put(model: Any, precision: str, io: str, io_dtype: str, suffix: str = "") -> None:
+                onnx_export.set_metadata(model, _metadata(pair, gen, precision, io, option_record))
+                onnx_export.check(model, f"{gen}.{precision}{suffix}.onnx")
+                path = stage / f"{gen}.{precision}{suffix}.onnx"
+                onnx_export.save(model, path)
+                variants[f"{precision}{suffix}"] = path
+                staged.append((path, {"kind": "onnx", "generator": gen, "direction": direction,
+                                      "precision": precision, "io": io, "io_dtype": io_dtype}))
+
+            m32 = onnx_export.export_onnx(net, {}, opset=opts.opset, pad_mode=opts.pad_mode,
+                                          do_simplify=opts.simplify)
+            put(m32, "fp32", "nchw", "float32")
+            m16 = None
+            if opts.fp16:
+                m16 = fp16_mod.to_fp16(m32, fp16_io=False)
+                if opts.fp16_io:
+                    put(fp16_mod.to_fp16(m32, fp16_io=True), "fp16", "nchw", "float16")
+                else:
+                    put(m16, "fp16", "nchw", "float32")
+            if opts.with_prepost:
+                put(prepost.with_prepost(m32), "fp32", "bgr-hwc-uint8", "uint8", ".prepost")
+                if m16 is not None:
+                    put(prepost.with_prepost(m16), "fp16", "bgr-hwc-uint8", "uint8", ".prepost")
+            if opts.parity:
+                log.info("%s (%s): parity on %s images %s", gen, direction, image_label,
+                         ", ".join(f"{h}x{w}" for h, w in opts.parity_sizes))
+                figures[gen] = parity.check_generator(net, variants, frames)
+        parity_record = None
+        if opts.parity:
+            parity_record = {"image": image_label, "sizes": [list(s) for s in opts.parity_sizes],
+                             "thresholds": parity.Thresholds().to_dict(), "runtime": "onnxruntime CPU",
+                             "reference": "torch CPU float32", "generators": figures}
+            parity.raise_on_failure(parity_record)
+        # copy of the source pair, verified on the way
+        pair_stage = stage / "pair"
+        pair_stage.mkdir()
+        for rec in [{"path": PAIR_JSON}] + list(pair.files.values()):
+            shutil.copyfile(pair.folder / rec["path"], pair_stage / rec["path"])
+        load_pair(pair_stage)
+
+        # finalize: the old manifest goes first so no reader pairs it with new files
+        (out / MANIFEST_JSON).unlink(missing_ok=True)
+        for path, meta in staged:
+            final = out / path.name
+            os.replace(path, final)
+            files.append({**file_record(final, out), **meta})
+        if (out / "pair").exists():
+            shutil.rmtree(out / "pair")
+        os.replace(pair_stage, out / "pair")
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+
+    engines = []
+    if opts.engine:
+        for rec in [r for r in files if r["kind"] == "onnx" and r["precision"] == "fp16"]:
+            side = trt_mod.build_engine(out / rec["path"], profile, io=rec["io"], flavour=opts.trt_flavour,
+                                        opt_level=opts.opt_level, workspace_gb=opts.workspace_gb,
+                                        cgan_version=cgan_version(), trt_module=opts.extra.get("trt_module"),
+                                        gpu=opts.extra.get("gpu"))
+            plan = out / side["plan"]["path"]
+            engines.append({**file_record(plan, out), "kind": "engine", "generator": rec["generator"],
+                            "direction": rec["direction"], "precision": "fp16", "io": rec["io"],
+                            "io_dtype": rec["io_dtype"], "flavour": side["flavour"],
+                            "sidecar": trt_mod.sidecar_path(plan).name, "skipped_build": side["skipped"]})
+        files += engines
+    triton_models = None
+    if opts.triton:
+        from cgan.export.triton import write_repository
+
+        max_batch = {e["path"]: profile.batch[2] for e in engines} if profile else {}
+        triton_models = write_repository(out, opts.triton, pair.spec.name, files, max_batch)
+
+    manifest = {
+        "format": EXPORT_FORMAT, "version": FORMAT_VERSION, "name": pair.spec.name,
+        "spec": pair.spec.to_dict(),
+        "source": {"pair_sha256": {g: r["sha256"] for g, r in pair.files.items()},
+                   "pair_name": pair.meta.get("name"), "provenance": pair.meta.get("provenance", {}),
+                   "pretrained": ({"name": opts.pretrained, "downloads": downloads} if downloads else None)},
+        "opset": opts.opset, "precision": sorted({r["precision"] for r in files}),
+        "options": option_record, "tools": tool_versions(),
+        "files": [{k: v for k, v in r.items() if k != "skipped_build"} for r in files],
+        "parity": parity_record, "pair": "pair",
+        "engine_profile": profile.to_dict() if profile else None,
+        "triton": {"repository": str(opts.triton), "models": triton_models} if opts.triton else None,
+        "export_seconds": round(time.perf_counter() - t_start, 2),
+    }
+    write_json_atomic(out / MANIFEST_JSON, manifest)
+    log.info("export written to %s (%.1f s)", out, manifest["export_seconds"])
+    return out

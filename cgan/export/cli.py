@@ -1,0 +1,57 @@
+"""`cgan-export PAIR --out DIR`: thin click front end over `cgan.export.api.run_export`."""
+from __future__ import annotations
+
+import click
+
+from cgan._cli import entry, setup_logging
+from cgan.errors import CganError
+
+
+def _sizes(text: str) -> tuple[tuple[int, int], ...]:
+    from cgan.export.tensorrt import parse_shapes
+
+    parts = [p for p in text.split(",") if p]
+    if len(parts) < 1:
+        raise CganError("--parity-sizes needs at least one HEIGHTxWIDTH")
+    return tuple(parse_shapes(p)[0] for p in parts)
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.argument("pair", required=False)
+@click.option("--out", "-o", required=True, type=click.Path(file_okay=False), help="Export folder to write.")
+@click.option("--pretrained", metavar="NAME", help="Download an official CycleGAN model (e.g. summer2winter, horse2zebra, style_monet) instead of PAIR.")
+@click.option("--base-url", metavar="URL", help="Where --pretrained downloads from (default: official server, or $CGAN_PRETRAINED_URL).")
+@click.option("--fp16/--no-fp16", default=True, show_default=True, help="Also write G.fp16.onnx / F.fp16.onnx.")
+@click.option("--fp16-io", is_flag=True, help="FP16 graphs take and return float16 (default float32).")
+@click.option("--with-prepost", is_flag=True, help="Also write *.prepost.onnx: uint8 NHWC BGR frames in and out.")
+@click.option("--simplify/--no-simplify", default=True, show_default=True, help="Simplify graphs with onnxslim.")
+@click.option("--pad-mode", type=click.Choice(["reflect", "slice"]), default="reflect", show_default=True,
+              help="Reflection padding as ONNX Pad(reflect) or as Slice+Concat (for TensorRT versions rejecting it).")
+@click.option("--opset", type=int, default=17, show_default=True)
+@click.option("--parity/--no-parity", default=True, show_default=True, help="Verify ONNX Runtime vs PyTorch.")
+@click.option("--parity-image", type=click.Path(dir_okay=False), help="A real photo for the parity check.")
+@click.option("--parity-sizes", default="64x96,128x192", show_default=True, help="Parity image sizes HxW,...")
+@click.option("--engine", is_flag=True, help="Build FP16 TensorRT engines (needs a GPU and cgan[tensorrt]).")
+@click.option("--trt-flavour", type=click.Choice(["auto", "tensorrt", "tensorrt-rtx"]), default="auto", show_default=True)
+@click.option("--shapes", default="256x256,720x1280,1080x1920", show_default=True, help="Engine profile min,opt,max HxW.")
+@click.option("--batch", default="1,1,4", show_default=True, help="Engine profile min,opt,max batch.")
+@click.option("--opt-level", type=click.IntRange(0, 5), default=3, show_default=True, help="TensorRT builder optimization level.")
+@click.option("--workspace-gb", type=float, default=4.0, show_default=True)
+@click.option("--triton", type=click.Path(file_okay=False), help="Also write a Triton model repository here.")
+@click.option("--verbose", "-v", is_flag=True)
+def cli(pair, out, pretrained, base_url, fp16, fp16_io, with_prepost, simplify, pad_mode, opset, parity,
+        parity_image, parity_sizes, engine, trt_flavour, shapes, batch, opt_level, workspace_gb, triton, verbose):
+    """Export a CycleGAN pair (folder or name) to ONNX FP32/FP16 (+ TensorRT engines) in --out."""
+    from cgan.export.api import ExportOptions, run_export
+
+    setup_logging(verbose)
+    opts = ExportOptions(fp16=fp16, fp16_io=fp16_io, with_prepost=with_prepost, simplify=simplify,
+                         pad_mode=pad_mode, opset=opset, parity=parity, parity_image=parity_image,
+                         parity_sizes=_sizes(parity_sizes), engine=engine, shapes=shapes, batch=batch,
+                         opt_level=opt_level, workspace_gb=workspace_gb, trt_flavour=trt_flavour, triton=triton,
+                         pretrained=pretrained, base_url=base_url)
+    folder = run_export(pair, out, opts)
+    click.echo(str(folder))
+
+
+main = entry(cli)

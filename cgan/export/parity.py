@@ -1,0 +1,156 @@
+"""Built-in verification: ONNX Runtime (CPU) vs the PyTorch generator on realistic images, at two sizes.
+
+Realistic, not noise: generators behave differently on smooth photos than on white noise (instance norm
+statistics, FP16 rounding), so the default input is a synthetic "photo" (sky-like gradient, blurred shapes,
+fine texture) or a real photo given with --parity-image. Thresholds (issue 4):
+FP32 max abs error <= 1e-4 vs PyTorch; FP16 PSNR >= 40 dB vs the FP32 graph; the uint8 pre/post variant
+matches its float counterpart (same precision) within 1 LSB for >= 99% of values.
+"""
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from cgan.errors import CganError, IntegrityError
+from cgan.export.prepost import bgr_to_nchw, nchw_to_bgr
+
+DEFAULT_SIZES = ((64, 96), (128, 192))
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    fp32_max_abs: float = 1e-4
+    fp16_min_psnr_db: float = 40.0
+    prepost_min_within_1lsb: float = 0.99
+
+    def to_dict(self) -> dict[str, float]:
+        return {"fp32_max_abs": self.fp32_max_abs, "fp16_min_psnr_db": self.fp16_min_psnr_db,
+                "prepost_min_within_1lsb": self.prepost_min_within_1lsb}
+
+
+def synthetic_photo(height: int, width: int, seed: int = 0) -> np.ndarray:
+    """A smooth natural-looking BGR uint8 image: vertical sky/ground gradient, blurred blobs, fine texture."""
+    import cv2
+
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
+    t = yy / max(height - 1, 1)
+    top, bottom = rng.uniform(120, 230, 3), rng.uniform(20, 140, 3)
+    img = (1 - t)[..., None] * top + t[..., None] * bottom
+    img += (xx / max(width - 1, 1))[..., None] * rng.uniform(-30, 30, 3)
+    shapes = np.zeros_like(img)
+    for _ in range(6):
+        cy, cx = rng.uniform(0, height), rng.uniform(0, width)
+        ry, rx = rng.uniform(0.08, 0.3) * height, rng.uniform(0.08, 0.3) * width
+        mask = (((yy - cy) / ry) ** 2 + ((xx - cx) / rx) ** 2) <= 1.0
+        shapes[mask] = rng.uniform(-80, 80, 3)
+    sigma = max(height, width) / 40.0
+    img += cv2.GaussianBlur(shapes, (0, 0), sigma)
+    img += cv2.GaussianBlur(rng.normal(0, 12, img.shape).astype(np.float32), (0, 0), 0.8)
+    return np.clip(img, 0, 255).astype(np.uint8)
+
+
+def photo(path: str | os.PathLike, height: int, width: int) -> np.ndarray:
+    """A real photo, centre-cropped to the aspect ratio and resized to height×width (BGR uint8)."""
+    import cv2
+
+    p = Path(path)
+    img = cv2.imread(str(p), cv2.IMREAD_COLOR) if p.is_file() else None
+    if img is None:
+        raise CganError(f"cannot read parity image {p}: pass a readable JPEG/PNG photo")
+    h, w = img.shape[:2]
+    scale = min(h / height, w / width)
+    ch, cw = int(round(height * scale)), int(round(width * scale))
+    y0, x0 = (h - ch) // 2, (w - cw) // 2
+    return cv2.resize(img[y0:y0 + ch, x0:x0 + cw], (width, height), interpolation=cv2.INTER_AREA)
+
+
+def psnr(a: np.ndarray, b: np.ndarray, peak_to_peak: float = 2.0) -> float:
+    """PSNR in dB for values in [-1, 1] (peak-to-peak 2)."""
+    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
+    return math.inf if mse == 0 else 10.0 * math.log10(peak_to_peak ** 2 / mse)
+
+
+def session(model: str | os.PathLike | bytes) -> Any:
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.log_severity_level = 3
+    src = model if isinstance(model, bytes) else str(model)
+    return ort.InferenceSession(src, opts, providers=["CPUExecutionProvider"])
+
+
+def _run(sess: Any, x: np.ndarray) -> np.ndarray:
+    inp = sess.get_inputs()[0]
+    if inp.type == "tensor(float16)":
+        x = x.astype(np.float16)
+    return sess.run(None, {inp.name: x})[0]
+
+
+def check_generator(net: Any, variants: dict[str, Path], frames: list[np.ndarray],
+                    thresholds: Thresholds = Thresholds()) -> dict[str, Any]:
+    """Figures for one generator. `variants` maps 'fp32'/'fp16'/'fp32.prepost'/'fp16.prepost' to ONNX files;
+    `frames` are BGR uint8 images (H, W multiples of 4). Returns figures with a `failures` list."""
+    import torch
+
+    sessions = {k: session(v) for k, v in variants.items()}
+    fig: dict[str, Any] = {}
+    failures: list[str] = []
+    worst: dict[str, float] = {}
+    for frame in frames:
+        batch = frame[None]
+        x = bgr_to_nchw(batch)
+        with torch.no_grad():
+            ref = net(torch.from_numpy(x)).numpy()
+        outs = {k: _run(s, batch if k.endswith("prepost") else x) for k, s in sessions.items()}
+        if "fp32" in outs:
+            err = float(np.abs(outs["fp32"].astype(np.float32) - ref).max())
+            worst["fp32_max_abs"] = max(worst.get("fp32_max_abs", 0.0), err)
+        if "fp16" in outs:
+            base = outs.get("fp32", ref)
+            worst["fp16_psnr_db"] = min(worst.get("fp16_psnr_db", math.inf), psnr(outs["fp16"], base))
+            worst["fp16_max_abs"] = max(worst.get("fp16_max_abs", 0.0),
+                                        float(np.abs(outs["fp16"].astype(np.float32) - base).max()))
+        for prec in ("fp32", "fp16"):
+            key = f"{prec}.prepost"
+            if key not in outs:
+                continue
+            counterpart = outs.get(prec, ref)
+            diff = np.abs(outs[key].astype(np.int16) - nchw_to_bgr(counterpart).astype(np.int16))
+            worst[f"{key}_max_lsb"] = max(worst.get(f"{key}_max_lsb", 0), int(diff.max()))
+            worst[f"{key}_within_1lsb"] = min(worst.get(f"{key}_within_1lsb", 1.0), float((diff <= 1).mean()))
+    fig.update({k: (round(v, 3) if k.endswith("_db") and math.isfinite(v) else v) for k, v in worst.items()})
+    if fig.get("fp32_max_abs", 0.0) > thresholds.fp32_max_abs:
+        failures.append(f"FP32 max abs error {fig['fp32_max_abs']:.3g} > {thresholds.fp32_max_abs:g}")
+    if fig.get("fp16_psnr_db", math.inf) < thresholds.fp16_min_psnr_db:
+        failures.append(f"FP16 PSNR {fig['fp16_psnr_db']:.1f} dB < {thresholds.fp16_min_psnr_db:g} dB")
+    for prec in ("fp32", "fp16"):
+        within = fig.get(f"{prec}.prepost_within_1lsb")
+        if within is not None and within < thresholds.prepost_min_within_1lsb:
+            failures.append(f"{prec} pre/post graph within 1 LSB for only {within:.1%} of values")
+    if math.isinf(fig.get("fp16_psnr_db", 0.0)):
+        fig["fp16_psnr_db"] = None  # identical outputs; JSON has no infinity
+    fig["failures"] = failures
+    return fig
+
+
+def parity_frames(sizes: tuple[tuple[int, int], ...] = DEFAULT_SIZES,
+                  image: str | os.PathLike | None = None) -> tuple[list[np.ndarray], str]:
+    for h, w in sizes:
+        if h % 4 or w % 4 or h < 16 or w < 16:
+            raise CganError(f"parity size {h}x{w} must be at least 16x16 and a multiple of 4")
+    if image is not None:
+        return [photo(image, h, w) for h, w in sizes], Path(image).name
+    return [synthetic_photo(h, w, seed=i) for i, (h, w) in enumerate(sizes)], "synthetic"
+
+
+def raise_on_failure(figures: dict[str, Any]) -> None:
+    bad = [f"{gen}: {msg}" for gen, fig in figures.get("generators", {}).items() for msg in fig["failures"]]
+    if bad:
+        raise IntegrityError("parity check failed (" + "; ".join(bad) + "); nothing was written under final "
+                             "names; re-export with another --pad-mode/--no-simplify, or report a bug")

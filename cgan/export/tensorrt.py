@@ -1,0 +1,287 @@
+"""FP16 TensorRT / TensorRT-RTX engines from the FP16 ONNX graph (strongly typed), with a JSON sidecar.
+
+One code path for both libraries (`tensorrt` and `tensorrt_rtx` share the Python API used here): parse the
+ONNX file, create a *strongly typed* network (TensorRT 10.12+: NetworkDefinitionCreationFlag.STRONGLY_TYPED;
+TensorRT 11 and RTX: always strongly typed, no FP16 builder flag), so the precision comes from the ONNX graph
+(FP16 convs, FP32 InstanceNormalization) and never silently falls back to FP32. One optimization profile
+(min/opt/max batch × height × width), a persisted timing cache per flavour and version in $CGAN_HOME, and a
+plain plan file (no custom header: trtexec and Triton read it) beside `<plan>.json`. A build whose key
+(ONNX sha256, profile, GPU, flavour and version, optimisation level) matches an existing plan+sidecar is skipped.
+
+The library is imported lazily (`import_trt`); tests inject a fake module.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from cgan._files import atomic_path, read_json, sha256_file, write_bytes_atomic, write_json_atomic
+from cgan.errors import BackendUnavailable, CganError, IntegrityError
+from cgan.pairs import cgan_home
+from cgan.spec import ENGINE_FORMAT, FORMAT_VERSION
+
+log = logging.getLogger(__name__)
+
+#: flavour -> (import name, file tag, pip extra)
+FLAVOURS = {"tensorrt": ("tensorrt", "trt", "cgan[tensorrt]"),
+            "tensorrt-rtx": ("tensorrt_rtx", "trt-rtx", "cgan[tensorrt-rtx]")}
+MIN_TRT = (10, 12)
+DEFAULT_SHAPES = "256x256,720x1280,1080x1920"
+DEFAULT_BATCH = "1,1,4"
+
+
+# ---- profiles ------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Profile:
+    """One optimization profile: min/opt/max batch and min/opt/max (height, width)."""
+
+    batch: tuple[int, int, int] = (1, 1, 4)
+    shapes: tuple[tuple[int, int], tuple[int, int], tuple[int, int]] = ((256, 256), (720, 1280), (1080, 1920))
+
+    def __post_init__(self) -> None:
+        b, s = self.batch, self.shapes
+        if len(b) != 3 or any(v < 1 for v in b) or not b[0] <= b[1] <= b[2]:
+            raise CganError(f"batch min/opt/max must be positive and ordered, got {b}: e.g. --batch 1,1,4")
+        if len(s) != 3:
+            raise CganError("--shapes needs min,opt,max sizes, e.g. 256x256,720x1280,1080x1920")
+        for h, w in s:
+            if h < 16 or w < 16 or h % 4 or w % 4:
+                raise CganError(f"profile size {h}x{w} must be at least 16x16 and a multiple of 4 (the runtime pads)")
+        for i in (0, 1):
+            if not (s[i][0] <= s[i + 1][0] and s[i][1] <= s[i + 1][1]):
+                raise CganError(f"--shapes must be ordered min <= opt <= max in height and width, got "
+                                f"{format_shapes(s)}")
+
+    def input_shapes(self, io: str = "nchw", channels: int = 3) -> list[tuple[int, ...]]:
+        """Full (min, opt, max) shapes of the `input` tensor for this profile."""
+        out = []
+        for b, (h, w) in zip(self.batch, self.shapes):
+            out.append((b, h, w, channels) if io == "bgr-hwc-uint8" else (b, channels, h, w))
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"batch": list(self.batch), "shapes": [list(s) for s in self.shapes],
+                "text": {"shapes": format_shapes(self.shapes), "batch": ",".join(map(str, self.batch))}}
+
+
+def format_shapes(shapes) -> str:
+    return ",".join(f"{h}x{w}" for h, w in shapes)
+
+
+def parse_shapes(text: str) -> tuple[tuple[int, int], ...]:
+    """'256x256,720x1280,1080x1920' -> min/opt/max (height, width); one size means min=opt=max."""
+    sizes = []
+    for part in str(text).replace(" ", "").split(","):
+        h, sep, w = part.lower().partition("x")
+        if not sep or not h.isdigit() or not w.isdigit():
+            raise CganError(f"bad size {part!r} in --shapes {text!r}: use HEIGHTxWIDTH, e.g. 720x1280")
+        sizes.append((int(h), int(w)))
+    if len(sizes) == 1:
+        sizes *= 3
+    if len(sizes) != 3:
+        raise CganError(f"--shapes needs 1 or 3 sizes (min,opt,max), got {len(sizes)} in {text!r}")
+    return tuple(sizes)
+
+
+def parse_batch(text: str) -> tuple[int, int, int]:
+    """'1,1,4' -> (1, 1, 4); one number means min=opt=max."""
+    parts = str(text).replace(" ", "").split(",")
+    if not all(p.isdigit() for p in parts) or len(parts) not in (1, 3):
+        raise CganError(f"--batch must be N or MIN,OPT,MAX positive integers, got {text!r}")
+    vals = [int(p) for p in parts]
+    return tuple(vals * 3 if len(vals) == 1 else vals)
+
+
+def make_profile(shapes: str = DEFAULT_SHAPES, batch: str = DEFAULT_BATCH) -> Profile:
+    return Profile(parse_batch(batch), parse_shapes(shapes))
+
+
+# ---- library and GPU -----------------------------------------------------------------------------------
+def import_trt(flavour: str = "auto") -> tuple[Any, str]:
+    """Import tensorrt / tensorrt_rtx (auto: tensorrt first). Returns (module, flavour)."""
+    import importlib
+
+    if flavour not in ("auto", *FLAVOURS):
+        raise CganError(f"unknown --trt-flavour {flavour!r}: use tensorrt, tensorrt-rtx or auto")
+    tried = list(FLAVOURS) if flavour == "auto" else [flavour]
+    for name in tried:
+        try:
+            return importlib.import_module(FLAVOURS[name][0]), name
+        except ImportError:
+            continue
+    extras = " or ".join(f"`pip install {FLAVOURS[n][2]}`" for n in tried)
+    what = " / ".join(FLAVOURS[n][0] for n in tried)
+    raise BackendUnavailable(f"{what} is not installed: {extras} on a machine with an NVIDIA GPU "
+                             f"(or export without --engine)")
+
+
+def version_tuple(version: str) -> tuple[int, ...]:
+    out = []
+    for part in str(version).split(".")[:3]:
+        digits = "".join(c for c in part if c.isdigit())
+        out.append(int(digits) if digits else 0)
+    return tuple(out)
+
+
+def network_flags(trt: Any, flavour: str) -> tuple[int, str]:
+    """Creation flags for a strongly typed network and how strong typing was obtained."""
+    ver = version_tuple(getattr(trt, "__version__", "0"))
+    flag_enum = getattr(trt, "NetworkDefinitionCreationFlag", None)
+    has_flag = flag_enum is not None and hasattr(flag_enum, "STRONGLY_TYPED")
+    if flavour == "tensorrt" and ver[:2] < MIN_TRT and ver[0] < 11:
+        raise BackendUnavailable(f"TensorRT {trt.__version__} is too old: cgan needs >= "
+                                 f"{'.'.join(map(str, MIN_TRT))} for strongly typed FP16 engines; "
+                                 f"`pip install -U {FLAVOURS['tensorrt'][2]}`")
+    if flavour == "tensorrt" and ver[0] < 11:
+        if not has_flag:
+            raise BackendUnavailable(f"TensorRT {trt.__version__} has no STRONGLY_TYPED network flag; upgrade it")
+        return 1 << int(flag_enum.STRONGLY_TYPED), "flag"
+    # TensorRT 11 and TensorRT-RTX are always strongly typed; pass the flag where it still exists (harmless).
+    return (1 << int(flag_enum.STRONGLY_TYPED), "flag") if has_flag else (0, "implicit")
+
+
+def gpu_info() -> dict[str, Any]:
+    """Name and compute capability of CUDA device 0 (torch is already a dependency of the exporter)."""
+    try:
+        import torch
+    except ImportError:  # pragma: no cover - export always has torch
+        raise BackendUnavailable("torch is needed to query the GPU: `pip install cgan[gpu]`") from None
+    if not torch.cuda.is_available():
+        raise BackendUnavailable("no CUDA GPU is visible: build engines on the machine (GPU model) that will run "
+                                 "them, or export without --engine")
+    props = torch.cuda.get_device_properties(0)
+    return {"name": props.name, "compute_capability": f"{props.major}.{props.minor}"}
+
+
+def require_fast_fp16(gpu: dict[str, Any]) -> None:
+    """Refuse GPUs without fast FP16 (never build a slow or silently FP32 engine)."""
+    major, minor = (int(v) for v in str(gpu["compute_capability"]).split(".")[:2])
+    if (major, minor) >= (7, 0) or (major, minor) in {(5, 3), (6, 0), (6, 2)}:
+        return
+    raise CganError(f"GPU {gpu['name']} (compute capability {major}.{minor}) has no fast FP16: cgan builds FP16 "
+                    f"engines only; use the FP32 ONNX with the ort-cuda backend instead")
+
+
+# ---- keys, names, cache --------------------------------------------------------------------------------
+def engine_path(onnx_path: Path, flavour: str) -> Path:
+    """G.fp16.onnx -> G.fp16.trt.plan (TensorRT) or G.fp16.trt-rtx.plan (TensorRT-RTX)."""
+    return onnx_path.with_name(onnx_path.name[: -len(".onnx")] + f".{FLAVOURS[flavour][1]}.plan")
+
+
+def sidecar_path(plan: Path) -> Path:
+    return plan.with_name(plan.name + ".json")
+
+
+def build_key(onnx_sha256: str, profile: Profile, gpu: dict[str, Any], flavour: str, version: str,
+              opt_level: int) -> str:
+    blob = json.dumps({"onnx": onnx_sha256, "batch": list(profile.batch), "shapes": [list(s) for s in profile.shapes],
+                       "gpu": gpu["name"], "cc": str(gpu["compute_capability"]), "flavour": flavour,
+                       "version": str(version), "opt_level": int(opt_level)}, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def timing_cache_path(flavour: str, version: str) -> Path:
+    return cgan_home() / f"trt-timing-cache-{flavour}-{version}"
+
+
+def existing_engine(plan: Path, key: str) -> dict[str, Any] | None:
+    """The sidecar of a plan built with the same key and still intact, else None."""
+    side = sidecar_path(plan)
+    if not plan.is_file() or not side.is_file():
+        return None
+    try:
+        meta = read_json(side, "engine sidecar")
+    except CganError:
+        return None
+    if not isinstance(meta, dict) or meta.get("format") != ENGINE_FORMAT or meta.get("key") != key:
+        return None
+    plan_rec = meta.get("plan") or {}
+    if plan_rec.get("bytes") != plan.stat().st_size or plan_rec.get("sha256") != sha256_file(plan):
+        return None
+    return meta
+
+
+# ---- build ---------------------------------------------------------------------------------------------
+def _parse(trt: Any, network: Any, logger: Any, onnx_path: Path) -> None:
+    parser = trt.OnnxParser(network, logger)
+    if parser.parse_from_file(str(onnx_path)):
+        return
+    errors = [str(parser.get_error(i)) for i in range(parser.num_errors)]
+    text = "; ".join(e.splitlines()[0] for e in errors if e) or "unknown parser error"
+    hint = ""
+    if "pad" in text.lower() or "reflect" in text.lower():
+        hint = " This TensorRT rejects reflection padding: re-export with `--pad-mode slice`."
+    raise IntegrityError(f"TensorRT could not parse {onnx_path.name}: {text}.{hint}")
+
+
+def build_engine(onnx_path: str | Path, profile: Profile, *, io: str = "nchw", flavour: str = "auto",
+                 opt_level: int = 3, workspace_gb: float = 4.0, plan_path: Path | None = None,
+                 cgan_version: str = "", trt_module: Any = None, gpu: dict[str, Any] | None = None,
+                 force: bool = False, clock: Callable[[], float] = time.perf_counter) -> dict[str, Any]:
+    """Build (or reuse) the engine for one FP16 ONNX file; returns its sidecar dict (plus 'skipped')."""
+    onnx_path = Path(onnx_path)
+    if not 0 <= int(opt_level) <= 5:
+        raise CganError(f"--opt-level must be 0..5, got {opt_level}")
+    if not workspace_gb > 0:
+        raise CganError(f"--workspace-gb must be positive, got {workspace_gb}")
+    if trt_module is None:
+        trt, flavour = import_trt(flavour)
+    else:
+        trt = trt_module
+        flavour = "tensorrt" if flavour == "auto" else flavour
+    version = str(trt.__version__)
+    flags, typing_mode = network_flags(trt, flavour)
+    gpu = gpu or gpu_info()
+    require_fast_fp16(gpu)
+    plan = plan_path or engine_path(onnx_path, flavour)
+    onnx_sha = sha256_file(onnx_path)
+    key = build_key(onnx_sha, profile, gpu, flavour, version, opt_level)
+    if not force and (meta := existing_engine(plan, key)) is not None:
+        log.info("%s: up to date (same ONNX, shapes, GPU and %s %s), skipped", plan.name, flavour, version)
+        return {**meta, "skipped": True}
+
+    t0 = clock()
+    logger = trt.Logger(trt.Logger.WARNING)
+    builder = trt.Builder(logger)
+    network = builder.create_network(flags)
+    _parse(trt, network, logger, onnx_path)
+    config = builder.create_builder_config()
+    config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(workspace_gb * (1 << 30)))
+    config.builder_optimization_level = int(opt_level)
+    opt_profile = builder.create_optimization_profile()
+    opt_profile.set_shape("input", *profile.input_shapes(io))
+    config.add_optimization_profile(opt_profile)
+
+    cache_file = timing_cache_path(flavour, version)
+    has_cache_api = hasattr(config, "create_timing_cache")
+    if has_cache_api:
+        cache_bytes = cache_file.read_bytes() if cache_file.is_file() else b""
+        config.set_timing_cache(config.create_timing_cache(cache_bytes), False)
+    serialized = builder.build_serialized_network(network, config)
+    if serialized is None:
+        raise IntegrityError(f"{flavour} {version} failed to build an engine from {onnx_path.name} "
+                             f"(see the TensorRT log above); try a smaller --shapes max or more --workspace-gb")
+    with atomic_path(plan) as tmp:
+        tmp.write_bytes(memoryview(serialized).tobytes())
+    if has_cache_api:
+        write_bytes_atomic(cache_file, memoryview(config.get_timing_cache().serialize()).tobytes())
+    seconds = clock() - t0
+    meta = {
+        "format": ENGINE_FORMAT, "version": FORMAT_VERSION, "key": key,
+        "flavour": flavour, "trt_version": version, "strongly_typed": typing_mode,
+        "gpu": {"name": gpu["name"], "compute_capability": str(gpu["compute_capability"])},
+        "profiles": [profile.to_dict()], "io": io, "input_name": "input", "output_name": "output",
+        "precision": "fp16", "opt_level": int(opt_level), "workspace_gb": float(workspace_gb),
+        "onnx": {"path": onnx_path.name, "sha256": onnx_sha},
+        "plan": {"path": plan.name, "sha256": sha256_file(plan), "bytes": plan.stat().st_size},
+        "timing_cache": str(cache_file) if has_cache_api else None,
+        "build_seconds": round(seconds, 3), "cgan_version": cgan_version,
+    }
+    write_json_atomic(sidecar_path(plan), meta)
+    log.info("%s: built in %.1f s with %s %s on %s", plan.name, seconds, flavour, version, gpu["name"])
+    return {**meta, "skipped": False}
