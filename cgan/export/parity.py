@@ -93,11 +93,12 @@ def _run(sess: Any, x: np.ndarray) -> np.ndarray:
 
 
 def check_generator(net: Any, variants: dict[str, Path], frames: list[np.ndarray],
-                    thresholds: Thresholds = Thresholds()) -> dict[str, Any]:
+                    thresholds: Thresholds | None = None) -> dict[str, Any]:
     """Figures for one generator. `variants` maps 'fp32'/'fp16'/'fp32.prepost'/'fp16.prepost' to ONNX files;
     `frames` are BGR uint8 images (H, W multiples of 4). Returns figures with a `failures` list."""
     import torch
 
+    thresholds = thresholds or Thresholds()
     sessions = {k: session(v) for k, v in variants.items()}
     fig: dict[str, Any] = {}
     failures: list[str] = []

@@ -1,0 +1,199 @@
+"""cgan-export on tiny pairs: ONNX graphs, FP16, pre/post, parity, manifest, Triton layout, bad inputs."""
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import onnx
+import pytest
+import torch
+
+from _helpers_export import SIZES, TINY, make_pair
+from cgan._cli import run
+from cgan._files import sha256_file
+from cgan.errors import CganError, IntegrityError
+from cgan.export import export_pair
+from cgan.export import onnx_export, parity, prepost
+from cgan.export.cli import cli
+from cgan.pairs import load_pair
+from cgan.trainer.weights import load_generator
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    """One full export (FP32, FP16, pre/post, Triton) of a tiny pair, shared by the read-only tests below."""
+    root = tmp_path_factory.mktemp("export")
+    pair = make_pair(root / "pair")
+    out = export_pair(pair, root / "out", with_prepost=True, parity_sizes=SIZES, triton=str(root / "triton"))
+    return pair, out, root / "triton"
+
+
+def _manifest(out):
+    return json.loads((out / "manifest.json").read_text())
+
+
+def test_files_and_manifest(exported):
+    pair, out, _ = exported
+    m = _manifest(out)
+    assert m["format"] == "cgan.export" and m["version"] == 1 and m["name"] == "summer2winter"
+    assert m["opset"] == 17 and m["precision"] == ["fp16", "fp32"]
+    names = sorted(f["path"] for f in m["files"])
+    assert names == sorted(f"{g}.{p}{s}.onnx" for g in "GF" for p in ("fp32", "fp16") for s in ("", ".prepost"))
+    for rec in m["files"]:
+        assert rec["sha256"] == sha256_file(out / rec["path"]) and rec["bytes"] == (out / rec["path"]).stat().st_size
+        assert rec["direction"] == ("summer2winter" if rec["generator"] == "G" else "winter2summer")
+        assert rec["io_dtype"] == ("uint8" if rec["io"] == "bgr-hwc-uint8" else "float32")
+    src = load_pair(pair)
+    assert m["source"]["pair_sha256"] == {g: r["sha256"] for g, r in src.files.items()}
+    assert m["source"]["provenance"] == {"source": "test"}
+    assert {"torch", "onnx", "onnxruntime", "onnxconverter_common", "onnxslim"} <= set(m["tools"])
+    copy = load_pair(out / "pair")  # the copy verifies against its own hashes
+    assert copy.spec == src.spec
+    assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no staging leftovers
+
+
+def test_graphs_check_and_have_dynamic_axes_and_metadata(exported):
+    _, out, _ = exported
+    for path in out.glob("*.onnx"):
+        model = onnx.load(str(path))
+        onnx.checker.check_model(model, full_check=True)
+        onnx.shape_inference.infer_shapes(model, strict_mode=True)
+        assert model.opset_import[0].version >= 17
+        (inp,), (outp,) = model.graph.input, model.graph.output
+        assert (inp.name, outp.name) == ("input", "output")
+        dims = [d.dim_param or d.dim_value for d in inp.type.tensor_type.shape.dim]
+        meta = {p.key: p.value for p in model.metadata_props}
+        assert json.loads(meta["cgan.spec"])["generator"]["ngf"] == TINY.ngf
+        assert meta["cgan.generator"] == path.name[0]
+        if "prepost" in path.name:
+            assert inp.type.tensor_type.elem_type == onnx.TensorProto.UINT8 and dims[3] == 3
+            assert all(isinstance(d, str) for d in dims[:3])
+        else:
+            assert inp.type.tensor_type.elem_type == onnx.TensorProto.FLOAT and dims[1] == 3
+            assert all(isinstance(d, str) for i, d in enumerate(dims) if i != 1)
+        ops = {n.op_type for n in model.graph.node}
+        assert "Pad" in ops  # reflection padding kept as Pad(mode=reflect)
+
+
+def test_fp16_graph_keeps_instance_norm_fp32(exported):
+    _, out, _ = exported
+    model = onnx.load(str(out / "G.fp16.onnx"))
+    conv_w = {n.input[1] for n in model.graph.node if n.op_type == "Conv"}
+    inits = {i.name: i for i in model.graph.initializer}
+    assert conv_w and all(inits[w].data_type == onnx.TensorProto.FLOAT16 for w in conv_w if w in inits)
+    types = {}
+    for vi in onnx.shape_inference.infer_shapes(model).graph.value_info:
+        types[vi.name] = vi.type.tensor_type.elem_type
+    norms = [n for n in model.graph.node if n.op_type == "InstanceNormalization"]
+    assert norms and all(types.get(n.input[0]) == onnx.TensorProto.FLOAT for n in norms)
+
+
+def test_parity_figures_and_runtime_outputs(exported):
+    pair, out, _ = exported
+    figs = _manifest(out)["parity"]["generators"]
+    for gen in "GF":
+        f = figs[gen]
+        assert f["failures"] == [] and 0 <= f["fp32_max_abs"] <= 1e-4
+        assert 40 <= f["fp16_psnr_db"] < 140      # real FP16 rounding happened (float32 weights)
+        assert f["fp16.prepost_within_1lsb"] >= 0.99
+    # independent check: prepost graph on a frame equals the torch model + reference pre/post within 1 LSB
+    net = load_generator(pair, "G")
+    frame = parity.synthetic_photo(40, 56, seed=5)[None]
+    got = parity.session(out / "G.fp32.prepost.onnx").run(None, {"input": frame})[0]
+    with torch.no_grad():
+        ref = prepost.nchw_to_bgr(net(torch.from_numpy(prepost.bgr_to_nchw(frame))).numpy())
+    assert got.shape == frame.shape and got.dtype == np.uint8
+    assert np.abs(got.astype(int) - ref).max() <= 1
+    assert got.std() > 1  # not a constant image
+
+
+def test_triton_layout(exported):
+    _, out, triton = exported
+    models = sorted(p.name for p in triton.iterdir())
+    assert "summer2winter_G_fp16" in models and "summer2winter_F_fp32_prepost" in models and len(models) == 8
+    cfg = (triton / "summer2winter_G_fp16" / "config.pbtxt").read_text()
+    assert 'platform: "onnxruntime_onnx"' in cfg and "dynamic_batching" in cfg and "dims: [ 3, -1, -1 ]" in cfg
+    assert (triton / "summer2winter_G_fp16" / "1" / "model.onnx").read_bytes() == (out / "G.fp16.onnx").read_bytes()
+    assert "TYPE_UINT8" in (triton / "summer2winter_G_fp16_prepost" / "config.pbtxt").read_text()
+
+
+def test_slice_pad_equals_reflection_pad():
+    torch.manual_seed(0)
+    x = torch.randn(2, 3, 9, 13)
+    for p in (1, 2, 3):
+        assert torch.equal(onnx_export.SlicePad2d(p)(x), torch.nn.ReflectionPad2d(p)(x))
+
+
+def test_slice_pad_mode_export(tmp_path):
+    pair = make_pair(tmp_path / "pair", seed=3, gens=("G",))
+    out = export_pair(pair, tmp_path / "out", pad_mode="slice", fp16_io=True, parity_sizes=((32, 32),))
+    m = _manifest(out)
+    ops = {n.op_type for n in onnx.load(str(out / "G.fp32.onnx")).graph.node}
+    assert "Pad" not in ops and {"Slice", "Concat"} <= ops
+    rec = {r["path"]: r for r in m["files"]}
+    assert rec["G.fp16.onnx"]["io_dtype"] == "float16" and "F.fp32.onnx" not in rec
+    assert m["parity"]["generators"]["G"]["fp32_max_abs"] <= 1e-4
+    sess = parity.session(out / "G.fp16.onnx")
+    assert sess.get_inputs()[0].type == "tensor(float16)"
+
+
+def test_parity_failure_leaves_nothing(tmp_path, monkeypatch):
+    pair = make_pair(tmp_path / "pair", gens=("G",))
+    real = parity.Thresholds
+    monkeypatch.setattr(parity, "Thresholds", lambda: real(fp32_max_abs=-1.0))  # impossible: any error fails
+    with pytest.raises(IntegrityError, match="parity check failed"):
+        export_pair(pair, tmp_path / "out", fp16=False, parity_sizes=((32, 32),))
+    assert list((tmp_path / "out").iterdir()) == []
+
+
+def test_parity_image_and_reexport_from_export_folder(tmp_path):
+    import cv2
+
+    img = tmp_path / "photo.png"
+    cv2.imwrite(str(img), parity.synthetic_photo(60, 90, seed=9))
+    pair = make_pair(tmp_path / "pair", gens=("F",))
+    out = export_pair(pair, tmp_path / "a", fp16=False, parity_image=str(img), parity_sizes=((32, 48),))
+    assert _manifest(out)["parity"]["image"] == "photo.png"
+    again = export_pair(out, tmp_path / "b", fp16=False, parity=False)  # an export folder re-exports from pair/
+    m = _manifest(again)
+    assert m["parity"] is None and [f["path"] for f in m["files"]] == ["F.fp32.onnx"]
+    assert (again / "F.fp32.onnx").read_bytes() == (out / "F.fp32.onnx").read_bytes()  # deterministic
+
+
+def test_bad_inputs(tmp_path, capsys):
+    with pytest.raises(CganError, match="unknown pair"):
+        export_pair("no_such_pair", tmp_path / "o")
+    pair = make_pair(tmp_path / "pair", gens=("G",))
+    data = json.loads((pair / "pair.json").read_text())
+    data["spec"]["generator"]["ngf"] = 8  # pair.json disagrees with the weights
+    (pair / "pair.json").write_text(json.dumps(data))
+    with pytest.raises(IntegrityError, match="does not match the spec"):
+        export_pair(pair, tmp_path / "o", parity=False)
+    (pair / "G.safetensors").write_bytes(b"junk")
+    with pytest.raises(IntegrityError):
+        export_pair(pair, tmp_path / "o", parity=False)
+    with pytest.raises(CganError, match="multiple of 4"):
+        export_pair(pair, tmp_path / "o", parity_sizes=((30, 32),))
+    with pytest.raises(CganError, match="parity image"):
+        export_pair(pair, tmp_path / "o", parity_image=str(tmp_path / "missing.jpg"))
+    good = make_pair(tmp_path / "good", gens=("G",))
+    with pytest.raises(CganError, match="fp16-io"):
+        export_pair(good, tmp_path / "o", fp16=False, fp16_io=True)
+    if os.geteuid() != 0:  # root can write anywhere
+        ro = tmp_path / "ro"
+        ro.mkdir(mode=0o500)
+        with pytest.raises(CganError, match="cannot write"):
+            export_pair(good, ro / "x", parity=False)
+    # the CLI: one line, exit code, no traceback
+    code = run(cli, [str(tmp_path / "nope" / "x"), "--out", str(tmp_path / "o")])
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith("error: ") and "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_cli_exports(tmp_path, capsys):
+    pair = make_pair(tmp_path / "pair", gens=("G",))
+    code = run(cli, [str(pair), "--out", str(tmp_path / "o"), "--no-fp16", "--no-simplify", "--parity-sizes", "32x32"])
+    assert code == 0, capsys.readouterr().err
+    m = _manifest(tmp_path / "o")
+    assert m["options"]["simplify"] is False and m["parity"]["sizes"] == [[32, 32]]
