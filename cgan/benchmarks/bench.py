@@ -218,6 +218,7 @@ class BenchConfig:
     rebuild: bool = False              # re-create cached pair/export
     e2e_backend: str | None = None     # None = the first GPU backend asked for (cpu: ort-cpu)
     export_options: dict[str, Any] = field(default_factory=dict)
+    note: str | None = None            # free text kept in the result (where/why this run was made)
 
     def __post_init__(self) -> None:
         if self.warmup < 0 or self.iters < 1:
@@ -326,8 +327,16 @@ def prepare(cfg: BenchConfig, backends: tuple[str, ...]) -> Prepared:
     e2e = (cfg.e2e_backend or next((b for b in backends if b != "torch-cpu"), "ort-cpu")) if cfg.e2e else "torch"
     needs_export = any(not b.startswith("torch") for b in (*backends, e2e))
     if export_folder is None and needs_export:
-        engine = any(b.startswith("tensorrt") for b in backends)
-        opts = {"fp16": True, "with_prepost": "cuda" in {backend_device(b) for b in backends}, "engine": engine}
+        engine = any(b.startswith("tensorrt") for b in (*backends, e2e))
+        opts: dict[str, Any] = {"fp16": engine or "fp16" in cfg.precisions,
+                                "with_prepost": "cuda" in {backend_device(b) for b in backends}, "engine": engine}
+        if engine:  # the engines' optimisation profile must cover every size and batch of this run
+            sizes = [*cfg.sizes, *([cfg.e2e_size] if cfg.e2e else [])]
+            lo = (min(h for h, _ in sizes), min(w for _, w in sizes))
+            hi = (max(h for h, _ in sizes), max(w for _, w in sizes))
+            opt = (720, 1280) if lo[0] <= 720 <= hi[0] and lo[1] <= 1280 <= hi[1] else hi
+            opts["shapes"] = ",".join(f"{h}x{w}" for h, w in (lo, opt, hi))
+            opts["batch"] = f"1,1,{max(cfg.batches)}"
         opts.update(cfg.export_options)
         key = hashlib.sha256(repr((sorted(pair.files[gen].items()), sorted(opts.items()))).encode()).hexdigest()[:12]
         out = work / "exports" / f"{pair_folder.name}-{key}"

@@ -66,7 +66,7 @@ def _progress(quiet: bool):
             return
         what = f"{row['backend']} {row['precision']} b{row['batch']} {row['height']}x{row['width']}"
         if row["status"] == "ok":
-            click.echo(f"  {what}: p50 {row['p50_ms']:.2f} ms, {row['fps']:.1f} fps" if row.get("p50_ms") is not None
+            click.echo(f"  {what}: p50 {row['p50_ms']:.2f} ms, {row['fps']:.3g} fps" if row.get("p50_ms") is not None
                        and row.get("fps") is not None else f"  {what}: done", err=True)
         else:
             click.echo(f"  {what}: {row['status']}: {row['reason']}", err=True)
@@ -90,6 +90,7 @@ def _progress(quiet: bool):
 @click.option("--seconds", type=float, help="Time each row for this many seconds instead of --iters calls.")
 @click.option("--device", type=click.Choice(["cuda", "cpu"]), help="Baseline device and 'all' (default: cuda if any).")
 @click.option("--threads", type=int, help="CPU threads for the baseline and CPU backends (default: theirs).")
+@click.option("--note", help="Free text stored in the result's config (e.g. 'CPU, shared 2-core VM').")
 @click.option("--no-baseline", is_flag=True, help="Skip the eager FP32 baseline rows (no speedups then).")
 @click.option("--e2e/--no-e2e", default=False, show_default=True,
               help="Add the end-to-end row: a generated clip through cgan-video (decode, translate, encode).")
@@ -123,7 +124,7 @@ def cli(ctx: click.Context, json_path, history, plot_path, quiet, **kw) -> None:
         device=device, threads=kw["threads"], baseline=not kw["no_baseline"], e2e=kw["e2e"],
         e2e_frames=kw["e2e_frames"],
         e2e_size=parse_size(kw["e2e_size"]), e2e_backend=kw["e2e_backend"], workdir=kw["workdir"],
-        rebuild=kw["rebuild"])
+        rebuild=kw["rebuild"], note=kw["note"])
     for p in (json_path, plot_path):
         if p and not Path(p).parent.exists():
             Path(p).parent.mkdir(parents=True, exist_ok=True)
