@@ -64,3 +64,23 @@ def test_soak_detector_sees_a_leak(export):
             leak.append(np.ones(100 * 1024, np.uint8))  # 100 KiB per frame, touched
         grown = rss_bytes() - base
     assert grown > 15 * 2**20, grown
+
+
+def test_soak_gpu_script_runs_on_cpu(export, tmp_path):
+    """benchmarks/soak_gpu.py is meant for a GPU machine; here a tiny CPU run checks it works and its JSON."""
+    import importlib.util
+    import json
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "soak_gpu.py"
+    spec = importlib.util.spec_from_file_location("soak_gpu", script)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    out = tmp_path / "soak.json"
+    code = mod.main(["--pair", str(export), "--backend", "ort-cpu", "--frames", "120", "--warmup", "20",
+                     "--every", "20", "--size", "48x32", "--out", str(out)])
+    result = json.loads(out.read_text())
+    assert code == 0 and result["flat"] is True
+    assert result["frames"] == 120 and result["size"] == [48, 32] and len(result["samples"]) == 6
+    assert result["memory"]["rss_bytes"]["measured"] and result["translator"]["backend"] == "ort-cpu"
+    assert mod.main(["--frames", "10", "--warmup", "20", "--out", str(out)]) == 2
