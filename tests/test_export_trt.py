@@ -1,0 +1,191 @@
+"""TensorRT engine logic with a fake `trt` module (profiles, strong typing, cache key/skip, sidecar, errors)."""
+from __future__ import annotations
+
+import json
+import sys
+import types
+
+import pytest
+
+from cgan.errors import BackendUnavailable, CganError, IntegrityError
+from cgan.export import tensorrt as T
+
+GPU = {"name": "Fake GPU", "compute_capability": "8.9"}
+
+
+class FakeTRT(types.SimpleNamespace):
+    """Just enough of the tensorrt Python API; records what the builder was asked to do."""
+
+    def __init__(self, version="10.13.0", parse_ok=True, strongly_flag=True):
+        calls = {"builds": 0, "flags": None, "shapes": None, "opt_level": None, "pool": None, "cache_in": None}
+        flag_enum = types.SimpleNamespace(STRONGLY_TYPED=5) if strongly_flag else types.SimpleNamespace()
+
+        class Logger:
+            WARNING = 2
+
+            def __init__(self, level):
+                pass
+
+        class Config:
+            builder_optimization_level = 0
+
+            def set_memory_pool_limit(self, pool, size):
+                calls["pool"] = (pool, size)
+
+            def add_optimization_profile(self, p):
+                calls["shapes"] = p.shapes
+
+            def create_timing_cache(self, data):
+                calls["cache_in"] = bytes(data)
+                return data
+
+            def set_timing_cache(self, cache, ignore_mismatch):
+                pass
+
+            def get_timing_cache(self):
+                return types.SimpleNamespace(serialize=lambda: b"timing-cache-" + str(calls["builds"]).encode())
+
+        class Profile:
+            def set_shape(self, name, mn, opt, mx):
+                assert name == "input"
+                self.shapes = (mn, opt, mx)
+
+        class Builder:
+            def __init__(self, logger):
+                pass
+
+            def create_network(self, flags):
+                calls["flags"] = flags
+                return object()
+
+            def create_builder_config(self):
+                self.config = Config()
+                return self.config
+
+            def create_optimization_profile(self):
+                return Profile()
+
+            def build_serialized_network(self, network, config):
+                calls["builds"] += 1
+                calls["opt_level"] = config.builder_optimization_level
+                return b"PLAN" + bytes([calls["builds"]])
+
+        class OnnxParser:
+            num_errors = 0 if parse_ok else 1
+
+            def __init__(self, network, logger):
+                pass
+
+            def parse_from_file(self, path):
+                return parse_ok
+
+            def get_error(self, i):
+                return "In node 3 (importPad): UNSUPPORTED_NODE: Pad mode reflect"
+
+        super().__init__(__version__=version, Logger=Logger, Builder=Builder, OnnxParser=OnnxParser,
+                         NetworkDefinitionCreationFlag=flag_enum, MemoryPoolType=types.SimpleNamespace(WORKSPACE=0))
+        self.calls = calls
+
+
+@pytest.fixture
+def onnx_file(tmp_path):
+    p = tmp_path / "G.fp16.onnx"
+    p.write_bytes(b"fake onnx bytes")
+    return p
+
+
+def test_parse_shapes_and_batch():
+    assert T.parse_shapes("256x256,720x1280,1080x1920") == ((256, 256), (720, 1280), (1080, 1920))
+    assert T.parse_shapes("512x512") == ((512, 512),) * 3
+    assert T.parse_batch("1,2,4") == (1, 2, 4) and T.parse_batch("2") == (2, 2, 2)
+    prof = T.make_profile("256x256,720x1280,1080x1920", "1,1,4")
+    assert prof.input_shapes() == [(1, 3, 256, 256), (1, 3, 720, 1280), (4, 3, 1080, 1920)]
+    assert prof.input_shapes("bgr-hwc-uint8")[2] == (4, 1080, 1920, 3)
+    for bad_shapes, bad_batch in [("720by1280", "1"), ("256x256,128x128,1080x1920", "1"), ("250x256", "1"),
+                                  ("256x256,512x512", "1"), ("256x256", "4,1,2"), ("256x256", "0"), ("256x256", "a")]:
+        with pytest.raises(CganError):
+            T.make_profile(bad_shapes, bad_batch)
+
+
+def test_build_writes_plain_plan_sidecar_and_cache_then_skips(onnx_file, monkeypatch):
+    trt = FakeTRT()
+    prof = T.make_profile("256x256,720x1280,1080x1920", "1,1,4")
+    side = T.build_engine(onnx_file, prof, trt_module=trt, flavour="tensorrt", gpu=GPU, opt_level=4,
+                          workspace_gb=2, cgan_version="9.9")
+    plan = onnx_file.with_name("G.fp16.trt.plan")
+    assert plan.read_bytes() == b"PLAN\x01"  # no custom header
+    meta = json.loads(plan.with_name("G.fp16.trt.plan.json").read_text())
+    assert meta["flavour"] == "tensorrt" and meta["trt_version"] == "10.13.0" and meta["gpu"] == GPU
+    assert meta["profiles"][0]["shapes"] == [[256, 256], [720, 1280], [1080, 1920]] and meta["strongly_typed"] == "flag"
+    assert meta["onnx"]["sha256"] == T.sha256_file(onnx_file) and meta["cgan_version"] == "9.9"
+    assert side["skipped"] is False and trt.calls["flags"] == 1 << 5 and trt.calls["opt_level"] == 4
+    assert trt.calls["pool"] == (0, 2 << 30) and trt.calls["shapes"][2] == (4, 3, 1080, 1920)
+    cache = T.timing_cache_path("tensorrt", "10.13.0")
+    assert cache.read_bytes() == b"timing-cache-1" and trt.calls["cache_in"] == b""
+    # same key: skipped, nothing rebuilt
+    again = T.build_engine(onnx_file, prof, trt_module=trt, flavour="tensorrt", gpu=GPU, opt_level=4)
+    assert again["skipped"] is True and trt.calls["builds"] == 1
+    # a different key (shapes, GPU, version, ONNX) rebuilds and reuses the persisted timing cache
+    T.build_engine(onnx_file, T.make_profile("256x256", "1"), trt_module=trt, flavour="tensorrt", gpu=GPU, opt_level=4)
+    assert trt.calls["builds"] == 2 and trt.calls["cache_in"] == b"timing-cache-1"
+    T.build_engine(onnx_file, prof, trt_module=trt, flavour="tensorrt", gpu={**GPU, "name": "Other"}, opt_level=4)
+    assert trt.calls["builds"] == 3
+    plan.write_bytes(b"tampered")  # a damaged plan is never treated as up to date
+    T.build_engine(onnx_file, prof, trt_module=trt, flavour="tensorrt", gpu={**GPU, "name": "Other"}, opt_level=4)
+    assert trt.calls["builds"] == 4
+
+
+def test_rtx_and_trt11_strong_typing(onnx_file):
+    rtx = FakeTRT(version="1.1.0", strongly_flag=False)
+    side = T.build_engine(onnx_file, T.make_profile("256x256", "1"), trt_module=rtx, flavour="tensorrt-rtx", gpu=GPU)
+    assert side["plan"]["path"] == "G.fp16.trt-rtx.plan" and side["strongly_typed"] == "implicit"
+    assert rtx.calls["flags"] == 0
+    trt11 = FakeTRT(version="11.1.0", strongly_flag=False)
+    assert T.network_flags(trt11, "tensorrt") == (0, "implicit")
+    with pytest.raises(BackendUnavailable, match="too old"):
+        T.network_flags(FakeTRT(version="10.8.0"), "tensorrt")
+
+
+def test_errors(onnx_file, monkeypatch):
+    prof = T.make_profile("256x256", "1")
+    with pytest.raises(CganError, match="no fast FP16"):
+        T.build_engine(onnx_file, prof, trt_module=FakeTRT(), gpu={"name": "GTX 1080", "compute_capability": "6.1"})
+    with pytest.raises(IntegrityError, match="--pad-mode slice"):
+        T.build_engine(onnx_file, prof, trt_module=FakeTRT(parse_ok=False), gpu=GPU)
+    assert not onnx_file.with_name("G.fp16.trt.plan").exists()
+    monkeypatch.setitem(sys.modules, "tensorrt", None)  # import fails
+    monkeypatch.setitem(sys.modules, "tensorrt_rtx", None)
+    with pytest.raises(BackendUnavailable, match=r"pip install cgan\[tensorrt\]"):
+        T.import_trt("auto")
+    with pytest.raises(CganError, match="unknown --trt-flavour"):
+        T.import_trt("onnx")
+
+
+def test_export_with_fake_engine_and_triton(tmp_path):
+    from _helpers_export import make_pair
+    from cgan.export import export_pair
+
+    trt = FakeTRT()
+    pair = make_pair(tmp_path / "pair", gens=("G",))
+    out = export_pair(pair, tmp_path / "out", engine=True, parity=False, shapes="64x64,128x128,256x256",
+                      batch="1,2,3", triton=str(tmp_path / "tri"), extra={"trt_module": trt, "gpu": GPU})
+    m = json.loads((out / "manifest.json").read_text())
+    eng = [f for f in m["files"] if f["kind"] == "engine"]
+    assert [e["path"] for e in eng] == ["G.fp16.trt.plan"] and eng[0]["sidecar"] == "G.fp16.trt.plan.json"
+    cfg = (tmp_path / "tri" / "summer2winter_G_fp16_trt" / "config.pbtxt").read_text()
+    assert 'platform: "tensorrt_plan"' in cfg and "max_batch_size: 3" in cfg
+    assert (tmp_path / "tri" / "summer2winter_G_fp16_trt" / "1" / "model.plan").read_bytes() == b"PLAN\x01"
+    export_pair(pair, tmp_path / "out", engine=True, parity=False, shapes="64x64,128x128,256x256",
+                batch="1,2,3", extra={"trt_module": trt, "gpu": GPU})
+    assert trt.calls["builds"] == 1  # deterministic ONNX -> same key -> engine reused
+
+
+@pytest.mark.gpu
+def test_real_engine_build(tmp_path):
+    pytest.importorskip("tensorrt")
+    from _helpers_export import make_pair
+    from cgan.export import export_pair
+
+    out = export_pair(make_pair(tmp_path / "pair", gens=("G",)), tmp_path / "out", engine=True,
+                      shapes="64x64,128x128,256x256", batch="1,1,2", parity_sizes=((32, 32),))
+    assert (out / "G.fp16.trt.plan").stat().st_size > 0
