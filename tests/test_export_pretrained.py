@@ -1,0 +1,115 @@
+"""--pretrained downloads against a local HTTP server: good file, 404, HTML page, truncated, refused, wrong arch."""
+from __future__ import annotations
+
+import http.server
+import json
+import socket
+import threading
+
+import pytest
+
+from _helpers_export import TINY, official_bytes
+from cgan.errors import CganError
+from cgan.export import export_pair
+from cgan.export import pretrained as P
+from cgan.pairs import cgan_home, load_pair
+
+GOOD = {"horse2zebra": official_bytes(1), "zebra2horse": official_bytes(2)}
+
+
+class Handler(http.server.BaseHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+    def do_GET(self):
+        mode, _, name = self.path.strip("/").partition("/")
+        name = name.removesuffix(".pth")
+        body = GOOD.get(name, b"")
+        if mode == "good" and body:
+            self.send_response(200)
+            self.send_header("Content-Type", "application/octet-stream")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+        elif mode == "html":
+            page = b"<!DOCTYPE html><html><body>Service unavailable</body></html>"
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", str(len(page)))
+            self.end_headers()
+            self.wfile.write(page)
+        elif mode == "trunc" and body:  # promises the whole file, sends half, closes the connection
+            self.send_response(200)
+            self.send_header("Content-Type", "application/octet-stream")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body[: len(body) // 2])
+            self.wfile.flush()
+            self.close_connection = True
+        elif mode == "garbage":
+            data = b"\x00not a checkpoint" * 100
+            self.send_response(200)
+            self.send_header("Content-Type", "application/octet-stream")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+        else:
+            self.send_error(404)
+
+
+@pytest.fixture(scope="module")
+def server():
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=srv.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{srv.server_address[1]}"
+    srv.shutdown()
+    srv.server_close()
+
+
+def _nothing_cached():
+    d = cgan_home() / "downloads"
+    return not d.exists() or not list(d.iterdir())
+
+
+def test_good_download_both_directions_and_export(server, tmp_path):
+    out = export_pair(None, tmp_path / "out", pretrained="horse2zebra", base_url=f"{server}/good", fp16=False,
+                      parity_sizes=((32, 32),), extra={"pretrained": {"expect": TINY, "progress": False}})
+    m = json.loads((out / "manifest.json").read_text())
+    dl = m["source"]["pretrained"]["downloads"]
+    assert m["name"] == "horse2zebra" and set(dl) == {"G", "F"}
+    assert dl["G"]["name"] == "horse2zebra" and dl["F"]["name"] == "zebra2horse"
+    import hashlib
+    assert dl["G"]["sha256"] == hashlib.sha256(GOOD["horse2zebra"]).hexdigest()
+    pair = load_pair(cgan_home() / "pretrained" / "horse2zebra")
+    assert pair.spec.generator == TINY and pair.generators == ("G", "F")
+    assert sorted(p.name for p in (cgan_home() / "downloads").iterdir()) == ["horse2zebra.pth", "zebra2horse.pth"]
+
+
+@pytest.mark.parametrize("mode,match", [("missing", "HTTP 404"), ("html", "web page"),
+                                         ("trunc", "truncated|connection lost"), ("garbage", "not a PyTorch file")])
+def test_download_failures_leave_nothing(server, mode, match):
+    with pytest.raises(CganError, match=match):
+        P.download("horse2zebra", f"{server}/{mode}", progress=False, expect=TINY)
+    assert _nothing_cached()
+
+
+def test_wrong_architecture_and_refused_connection(server, monkeypatch):
+    with pytest.raises(CganError, match="expected the official ResNet-9 ngf 64"):
+        P.download("horse2zebra", f"{server}/good", progress=False)  # tiny file is not the official architecture
+    assert _nothing_cached()
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    sock.close()  # nothing listens there now
+    monkeypatch.setenv("CGAN_PRETRAINED_URL", f"http://127.0.0.1:{port}/x")
+    with pytest.raises(CganError, match="no connection"):
+        P.download("horse2zebra", progress=False, timeout=5)
+    assert _nothing_cached()
+
+
+def test_unknown_name_lists_valid_ones():
+    with pytest.raises(CganError, match="summer2winter_yosemite") as e:
+        P.fetch_pair("horse2cat")
+    assert "style_monet" in str(e.value) and "horse2cat" in str(e.value)
+    assert P.base_url(None) == P.DEFAULT_BASE_URL
