@@ -59,6 +59,8 @@ def save_checkpoint(run_dir: str | os.PathLike, state: dict[str, Any], keep: int
     step = int(state["counters"]["step"])
     path = checkpoint_dir(run_dir) / f"step-{step:09d}.pt"
     state = {"format": FORMAT, "version": VERSION, **state}
+    for stale in checkpoint_dir(run_dir).glob(".step-*.tmp"):  # left by a write that was killed (kill -9, power cut)
+        stale.unlink(missing_ok=True)
     with atomic_path(path) as tmp:
         torch.save(state, tmp)
     for old in list_checkpoints(run_dir)[:-keep]:
