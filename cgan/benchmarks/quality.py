@@ -274,6 +274,8 @@ class InceptionFeatures:
                     x = (x / 128.0 - 1.0).clamp(-1.0, 127.0 / 128.0)     # TF Inception input range
                     f = self.net(x)
                     out.append(f.reshape(f.shape[0], -1).double().cpu().numpy())
+                if (i // self.batch) % 8 == 7:
+                    log.info("  Inception features %d/%d", min(i + self.batch, len(images)), len(images))
         return np.concatenate(out, axis=0)
 
 
@@ -300,6 +302,8 @@ def translate(net: Any, images: Sequence[np.ndarray], device: str = "cpu", batch
             while j < len(images) and j - i < batch and images[j].shape == images[i].shape:
                 j += 1
             out += _to_uint8(net(_to_tensor(images[i:j]).to(device)))
+            if len(images) > 64 and (j // 64) > (i // 64):
+                log.info("  translated %d/%d", j, len(images))
             i = j
     return out
 
