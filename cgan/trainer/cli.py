@@ -67,6 +67,7 @@ def _domains(value: str | None) -> tuple[str, str] | None:
 @click.option("--compile", "compile_", is_flag=True, default=None, help="torch.compile the networks.")
 @click.option("--device", type=str, help="auto (default), cpu or cuda.")
 @click.option("--workers", type=int, help="DataLoader worker processes (default 4).")
+@click.option("--threads", type=int, help="torch CPU threads (default: torch's choice).")
 @click.option("--save-every-steps", type=int, help="Also checkpoint every N steps (always at each epoch's end).")
 @click.option("--keep", type=int, help="Checkpoints kept (default 3).")
 @click.option("--log-every", type=int, help="Steps between CSV/TensorBoard log rows (default 50).")

@@ -58,6 +58,7 @@ class TrainConfig:
     compile: bool = False
     device: str = "auto"
     workers: int = 4
+    threads: int | None = None  # torch CPU threads (None = torch's default)
     # bookkeeping
     save_every_steps: int | None = None
     keep: int = 3
@@ -87,7 +88,7 @@ class TrainConfig:
                 problems.append(f"--{name.replace('_', '-')} must be >= 1")
         if self.epochs + self.epochs_decay < 1:
             problems.append("--epochs plus --epochs-decay must be at least 1")
-        for name in ("max_steps", "save_every_steps", "sample_every_steps"):
+        for name in ("max_steps", "save_every_steps", "sample_every_steps", "threads"):
             v = getattr(self, name)
             if v is not None and v < 1:
                 problems.append(f"--{name.replace('_', '-')} must be >= 1")

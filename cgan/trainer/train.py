@@ -245,6 +245,8 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> Path
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     device = resolve_device(cfg.device)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
     if world > 1:
         import torch.distributed as dist
 
