@@ -109,7 +109,7 @@ def test_rows_baseline_speedup_and_accuracy(tmp_path, fake_runtime):
         assert r["max_abs_err"] <= 0.5 + 1e-3 and r["psnr_db"] > 45  # rounding only
         assert r["tflops"] > 0 and r["pct_of_peak"] is None  # CPU: no GPU peak
         assert r["build_s"] is not None and r["first_call_s"] is not None
-        assert r["peak_mem_source"] in ("rss-delta", None)
+        assert r["peak_mem_source"] in ("rss-peak-delta", None)
     # fp16 cannot run here: skipped with the backend's reason, the run goes on
     skipped = [r for r in rows if r["precision"] == "fp16"]
     assert skipped and all(r["status"] == "skipped" and "GPU" in r["reason"] for r in skipped)

@@ -64,12 +64,15 @@ class MemoryProbe:
     cuda + torch runner: `torch.cuda.max_memory_allocated` since `start()` ("torch-max-allocated").
     cuda, other runners: the process's GPU memory after the run from nvidia-smi ("nvidia-smi-process"; the
     ORT/TensorRT arenas only grow, so this is their high-water mark, but it includes the CUDA context).
-    cpu: resident-set growth since the runner was built ("rss-delta"; a rough figure, it includes allocator
-    caching).
+    cpu: the highest resident set seen (sampled every 5 ms by a thread) minus the resident set before the
+    runner was built ("rss-peak-delta"; a rough figure: it includes allocator caching and the input frames).
     """
 
     def __init__(self, device: str, torch_based: bool, rss_base: float | None = None):
         self.device, self.torch_based, self.rss_base = device, torch_based, rss_base
+        self._peak_rss: float | None = None
+        self._stop = None
+        self._thread = None
 
     def start(self) -> None:
         if self.device == "cuda" and self.torch_based and _torch_cuda_ready():
@@ -77,6 +80,20 @@ class MemoryProbe:
 
             torch.cuda.synchronize()
             torch.cuda.reset_peak_memory_stats()
+        elif self.device == "cpu" and self.rss_base is not None:
+            import threading
+
+            self._peak_rss = _rss_mb()
+            self._stop = threading.Event()
+
+            def sample() -> None:
+                while not self._stop.wait(0.005):
+                    now = _rss_mb()
+                    if now is not None and (self._peak_rss is None or now > self._peak_rss):
+                        self._peak_rss = now
+
+            self._thread = threading.Thread(target=sample, name="cgan-bench-rss", daemon=True)
+            self._thread.start()
 
     def stop(self) -> tuple[float | None, str | None]:
         if self.device == "cuda":
@@ -87,10 +104,15 @@ class MemoryProbe:
                 return torch.cuda.max_memory_allocated() / 2**20, "torch-max-allocated"
             mb = _nvidia_smi_process_mb()
             return (mb, "nvidia-smi-process") if mb is not None else (None, None)
+        if self._thread is not None:
+            self._stop.set()
+            self._thread.join()
+            self._thread = None
         now = _rss_mb()
-        if now is None or self.rss_base is None:
+        peak = max(p for p in (now, self._peak_rss) if p is not None) if (now or self._peak_rss) else None
+        if peak is None or self.rss_base is None:
             return None, None
-        return max(0.0, now - self.rss_base), "rss-delta"
+        return max(0.0, peak - self.rss_base), "rss-peak-delta"
 
 
 class Runner:
