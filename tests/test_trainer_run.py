@@ -213,3 +213,11 @@ def test_batch_size_two_and_export_default_location(tmp_path, data):
     (run_dir / "pair" / "pair.json").unlink()
     export_pair(run_dir)
     assert load_pair(run_dir / "pair").meta["training"]["batch_size"] == 2
+
+
+def test_resume_at_the_step_limit_does_nothing_more(tmp_path, data):
+    cfg = tiny_config(data, tmp_path / "r", max_steps=2)
+    run_dir = train(cfg, progress=False)
+    train(cfg, resume=True, progress=False)
+    assert ckpt.load_checkpoint(ckpt.latest_checkpoint(run_dir))["counters"]["step"] == 2
+    assert load_pair(run_dir / "pair").meta["training"]["steps"] == 2

@@ -313,6 +313,9 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> Path
             bar = _progress(progress and main_rank, steps_per_epoch, counters["step_in_epoch"],
                             f"epoch {epoch + 1}/{cfg.total_epochs}")
             for batch in loader:
+                if cfg.max_steps and counters["step"] >= cfg.max_steps:  # e.g. resumed at the limit
+                    stop = True
+                    break
                 losses = model.train_step(batch["X"], batch["Y"])
                 counters["step"] += 1
                 counters["step_in_epoch"] += 1
@@ -350,6 +353,11 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> Path
         save_pair(run_dir / "pair", cfg.pair_spec(), {"G": model.G.state_dict(), "F": model.F.state_dict()},
                   "float32", training=_training_info(cfg, counters, device, len(files_x), len(files_y)),
                   provenance={"source": "cgan-train", "run": str(run_dir.resolve())})
+    if world > 1:
+        import torch.distributed as dist
+
+        dist.barrier()
+        dist.destroy_process_group()
     return run_dir
 
 
