@@ -7,6 +7,8 @@
 """
 from __future__ import annotations
 
+import os
+
 import click
 
 from cgan._cli import entry, setup_logging
@@ -103,7 +105,8 @@ def train_cmd(data, data_a, data_b, domains, out, name, resume, no_flip, compile
     else:
         cfg = TrainConfig(**overrides)
     run_dir = train(cfg, resume=resume, progress=not quiet)
-    click.echo(f"pair written to {run_dir / 'pair'}")
+    if os.environ.get("RANK", "0") == "0":  # under torchrun only rank 0 writes (and says so)
+        click.echo(f"pair written to {run_dir / 'pair'}")
 
 
 @cli.command("export-pair")
