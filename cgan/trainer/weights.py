@@ -68,8 +68,15 @@ def load_generator(source: str | os.PathLike | Pair, gen: str = "G", device: str
                    dtype: torch.dtype = torch.float32) -> ResnetGenerator:
     """Rebuild generator `gen` ('G' or 'F') of a pair from its stored spec and load its weights strictly."""
     pair = source if isinstance(source, Pair) else load_pair(source)
+    state = load_state(pair, gen)
+    # Compare sizes before building: a forged pair.json spec (e.g. 64 blocks, ngf 1024 = 19.5G parameters)
+    # must not make us allocate the network it describes.
+    have, want = sum(v.numel() for v in state.values()), pair.spec.generator.parameter_count()
+    if have != want:
+        raise IntegrityError(f"{pair.weights_path(gen)} does not match the spec in pair.json ({have} weights, the "
+                             f"spec needs {want}); re-create the pair")
     net = build_generator(pair.spec.generator, init=False)
-    state = {k: v.float() for k, v in load_state(pair, gen).items()}
+    state = {k: v.float() for k, v in state.items()}
     try:
         net.load_state_dict(state, strict=True)
     except RuntimeError as e:
