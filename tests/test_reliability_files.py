@@ -178,7 +178,14 @@ def test_safetensors_wrong_shapes_for_spec(pair):
 
     from cgan.trainer.weights import load_generator
 
+    state = load_pair(pair).load_numpy("G")
     save_file({"model.1.weight": np.zeros((2, 3, 7, 7), np.float32)}, str(pair / "G.safetensors"))
+    rehash_pair(pair)
+    with pytest.raises(IntegrityError, match="weights, the spec needs"):
+        load_generator(pair, "G")
+    # the right number of weights in the wrong shapes: the strict load names the mismatch
+    state["model.1.weight"] = state["model.1.weight"].reshape(-1, 1, 7, 7).copy()
+    save_file(state, str(pair / "G.safetensors"))
     rehash_pair(pair)
     with pytest.raises(IntegrityError, match="does not match the spec"):
         load_generator(pair, "G")
@@ -352,3 +359,22 @@ def test_engine_sidecar_broken_or_escaping(export, monkeypatch):
     model = load_model(str(export))
     with pytest.raises(IntegrityError, match="truncated or replaced"):
         model.path(model.find("engine")[0])
+
+
+def test_pair_json_spec_forged_to_a_huge_network(pair):
+    """pair.json's spec rewritten to 64 blocks / ngf 1024 (19.5G parameters, ~78 GB) over the real small weights:
+    refused before the network is built (no allocation, no minutes of init)."""
+    import time
+
+    from _helpers_reliability import rss_bytes
+    from cgan.trainer.weights import load_generator
+
+    meta = read_json(pair / "pair.json")
+    meta["spec"]["generator"].update(blocks=64, ngf=1024)
+    write_json_atomic(pair / "pair.json", meta)
+    rss, t0 = rss_bytes(), time.perf_counter()
+    with pytest.raises(IntegrityError, match="weights, the spec needs"):
+        load_generator(pair, "G")
+    with pytest.raises(IntegrityError, match="weights, the spec needs"):
+        _load_torch(pair)
+    assert time.perf_counter() - t0 < 10 and rss_bytes() - rss < 200 * 2**20
