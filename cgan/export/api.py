@@ -128,6 +128,48 @@ def run_export(source: str | os.PathLike | None, out: str | os.PathLike, opts: E
     out = ensure_writable_dir(out, "export folder")
     if out.resolve() == pair.folder.resolve():
         raise CganError(f"--out {out} is the source pair folder; choose a new folder")
+    with export_lock(out):
+        return _export_locked(pair, out, opts, frames, image_label, profile, downloads, t_start)
+
+
+def export_lock(out: Path) -> Any:
+    """One export at a time into a folder: a file lock in $CGAN_HOME/locks (the folder itself gets no extra
+    file); a second export waits, then builds. Under the lock, staging folders left by a killed export are
+    removed (no live export can own them)."""
+    import hashlib
+
+    from filelock import FileLock, Timeout
+
+    from cgan.pairs import cgan_home
+
+    key = hashlib.sha256(str(Path(out).resolve()).encode()).hexdigest()[:24]
+    locks = ensure_writable_dir(cgan_home() / "locks", "cgan lock folder")
+    lock = FileLock(str(locks / f"export-{key}.lock"))
+
+    @contextlib.contextmanager
+    def held() -> Any:
+        try:
+            lock.acquire(timeout=1)
+        except Timeout:
+            log.info("another export is writing into %s; waiting for it to finish", out)
+            lock.acquire()
+        try:
+            for stale in Path(out).glob(".export-staging-*"):
+                shutil.rmtree(stale, ignore_errors=True)
+            yield
+        finally:
+            lock.release()
+
+    return held()
+
+
+def _export_locked(pair: Pair, out: Path, opts: ExportOptions, frames: list, image_label: Any, profile: Any,
+                   downloads: Any, t_start: float) -> Path:
+    from cgan.export import fp16 as fp16_mod
+    from cgan.export import onnx_export, parity, prepost
+    from cgan.export import tensorrt as trt_mod
+    from cgan.trainer.weights import load_generator
+
     option_record = {"simplify": opts.simplify, "pad_mode": opts.pad_mode, "fp16_io": opts.fp16_io,
                      "with_prepost": opts.with_prepost, "opset": opts.opset}
 
