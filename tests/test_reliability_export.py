@@ -1,0 +1,251 @@
+"""The exporter under stress: hostile downloads from a local HTTP server, kill -9 mid-export, two exports into
+one folder at once."""
+from __future__ import annotations
+
+import hashlib
+import http.server
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from _helpers_reliability import random_bytes, tree, write_pickle_bomb
+from _helpers_runtime import make_pair
+from cgan._cli import run
+from cgan._files import read_json, verify_record
+from cgan.errors import CganError
+from cgan.spec import GeneratorSpec
+
+pytest.importorskip("cgan.export.api")
+pytest.importorskip("cgan.export.pretrained")
+
+TINY = GeneratorSpec(blocks=1, ngf=4)
+NAME = "summer2winter_yosemite"
+
+
+# ---- a local "official server" ------------------------------------------------------------------------------
+class Server:
+    """http://127.0.0.1:PORT serving {path: (body, content_type, declared_length or None)}."""
+
+    def __init__(self):
+        self.files: dict[str, tuple[bytes, str, int | None]] = {}
+        self.hits: list[str] = []
+        files, hits = self.files, self.hits
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):  # noqa: N802 - http.server API
+                hits.append(self.path)
+                if self.path not in files:
+                    self.send_error(404)
+                    return
+                body, ctype, length = files[self.path]
+                self.send_response(200)
+                self.send_header("Content-Type", ctype)
+                self.send_header("Content-Length", str(len(body) if length is None else length))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/models"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def put(self, name: str, body: bytes, ctype: str = "application/octet-stream", length: int | None = None):
+        self.files[f"/models/{name}"] = (body, ctype, length)
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture
+def server():
+    s = Server()
+    yield s
+    s.close()
+
+
+def _generator_bytes(tmp_path: Path, spec: GeneratorSpec, seed: int = 0) -> bytes:
+    import torch
+
+    from cgan.trainer.networks import build_generator
+
+    torch.manual_seed(seed)
+    p = tmp_path / f"gen-{spec.blocks}-{spec.ngf}-{seed}.pth"
+    torch.save(build_generator(spec).state_dict(), p)
+    return p.read_bytes()
+
+
+def _export_cli(argv, capsys):
+    from cgan.export.cli import cli
+
+    code = run(cli, argv)
+    return code, capsys.readouterr().err
+
+
+def _one_line(code, err, *needles):
+    assert code in (2, 3), (code, err)
+    lines = [ln for ln in err.splitlines() if ln.strip() and not ln.startswith(("\r", "  "))]
+    errors = [ln for ln in lines if ln.startswith("error: ")]
+    assert "Traceback" not in err and len(errors) == 1, err
+    for n in needles:
+        assert n in errors[0], errors[0]
+
+
+@pytest.mark.parametrize("case, words", [
+    ("pickle-bomb", "never pickled code"),
+    ("wrong-architecture", "ResNet-1 ngf 4"),
+    ("html", "web page"),
+    ("html-as-binary", "HTML page"),
+    ("random", "not a PyTorch file"),
+    ("truncated", "truncated download"),
+    ("missing", "HTTP 404"),
+])
+def test_hostile_downloads_are_refused_and_nothing_is_saved(tmp_path, server, capsys, _isolated_home, case, words):
+    marker = tmp_path / "PWNED"
+    if case == "pickle-bomb":
+        server.put(f"{NAME}.pth", write_pickle_bomb(tmp_path / "bomb.pth", marker).read_bytes())
+    elif case == "wrong-architecture":
+        server.put(f"{NAME}.pth", _generator_bytes(tmp_path, TINY))
+    elif case == "html":
+        server.put(f"{NAME}.pth", b"<!DOCTYPE html><html><body>Moved</body></html>", "text/html; charset=utf-8")
+    elif case == "html-as-binary":
+        server.put(f"{NAME}.pth", b"<!DOCTYPE html><html><body>captive portal</body></html>")
+    elif case == "random":
+        server.put(f"{NAME}.pth", random_bytes(4096))
+    elif case == "truncated":
+        body = _generator_bytes(tmp_path, TINY)
+        server.put(f"{NAME}.pth", body[:1000], length=len(body))
+    out = tmp_path / "export"
+    code, err = _export_cli(["--pretrained", NAME, "--base-url", server.url, "--out", str(out), "--no-parity"],
+                            capsys)
+    _one_line(code, err, words, "nothing was saved")
+    assert server.hits, "the test server was never asked"
+    assert not marker.exists(), "unpickling ran code"
+    assert tree(_isolated_home) == {}, "a refused download left files behind"
+    assert not out.exists()
+
+
+def test_good_download_is_checked_recorded_and_reused(tmp_path, server, _isolated_home):
+    from cgan.export.api import ExportOptions, run_export
+
+    body = _generator_bytes(tmp_path, TINY, seed=1)
+    server.put(f"{NAME}.pth", body)
+    opts = ExportOptions(pretrained=NAME, base_url=server.url, fp16=False, parity=False, simplify=False,
+                         extra={"pretrained": {"expect": TINY, "progress": False}})
+    out = run_export(None, tmp_path / "export", opts)
+    manifest = read_json(out / "manifest.json")
+    rec = manifest["source"]["pretrained"]["downloads"]["G"]
+    assert rec["sha256"] == hashlib.sha256(body).hexdigest() and rec["bytes"] == len(body)
+    assert rec["url"].startswith("http://127.0.0.1:")
+    for f in manifest["files"]:
+        verify_record(out, f, "manifest.json")
+    # a second export reuses the verified download; a download replaced on disk by a bomb is re-fetched
+    hits = len(server.hits)
+    run_export(None, tmp_path / "export2", opts)
+    assert len(server.hits) == hits
+    marker = tmp_path / "PWNED"
+    write_pickle_bomb(_isolated_home / "downloads" / f"{NAME}.pth", marker)
+    run_export(None, tmp_path / "export3", opts)
+    assert len(server.hits) == hits + 1 and not marker.exists()
+
+
+# ---- kill -9 mid-export ------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def tiny_pair(tmp_path_factory):
+    return make_pair(tmp_path_factory.mktemp("rel_export") / "pair", blocks=1, ngf=4)
+
+
+def _final_files_are_whole(out: Path) -> None:
+    """Nothing partial under a final name: every visible file is complete; a manifest verifies."""
+    import onnx
+
+    for p in out.iterdir():
+        if p.name.startswith("."):
+            continue
+        if p.suffix == ".onnx":
+            onnx.checker.check_model(onnx.load(str(p)))
+    if (out / "manifest.json").exists():
+        for f in read_json(out / "manifest.json")["files"]:
+            verify_record(out, f, "manifest.json")
+
+
+def test_kill_9_mid_export_leaves_no_partial_file(tmp_path, tiny_pair):
+    """An export replacing an older one is killed while its files are being written."""
+    from cgan.export.api import ExportOptions, run_export
+
+    out = tmp_path / "export"
+    run_export(str(tiny_pair), out, ExportOptions(fp16=False, parity=False, simplify=False))
+    cmd = [sys.executable, "-c", "from cgan.export.cli import main; main()", str(tiny_pair), "--out", str(out),
+           "--no-parity"]
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    t0 = time.perf_counter()
+    try:
+        while time.perf_counter() - t0 < 60:
+            assert proc.poll() is None, "the export finished before it could be killed"
+            staging = list(out.glob(".export-staging-*"))
+            if staging and (staging[0] / "G.fp16.onnx").exists():
+                break
+            time.sleep(0.002)
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        proc.wait(timeout=30)
+    assert proc.returncode == -signal.SIGKILL
+    _final_files_are_whole(out)
+    # the next export into the folder works and cleans up what the killed one left
+    run_export(str(tiny_pair), out, ExportOptions(fp16=True, parity=False, simplify=False))
+    _final_files_are_whole(out)
+    assert not [p.name for p in out.iterdir() if p.name.startswith(".export-staging-")], "stale staging left"
+
+
+# ---- two exports into one folder ---------------------------------------------------------------------------
+def test_two_concurrent_exports_into_one_folder(tmp_path, tiny_pair, monkeypatch):
+    """Two exports (threads here; processes share the same lock file) into one folder: they never build at the
+    same time, both succeed, and the folder ends consistent."""
+    from cgan.export import api, onnx_export
+    from cgan.export.api import ExportOptions, run_export
+
+    active, peak, lock = [0], [0], threading.Lock()
+    real_export = onnx_export.export_onnx
+
+    def slow_export(*a, **k):
+        with lock:
+            active[0] += 1
+            peak[0] = max(peak[0], active[0])
+        try:
+            time.sleep(0.3)
+            return real_export(*a, **k)
+        finally:
+            with lock:
+                active[0] -= 1
+
+    monkeypatch.setattr(onnx_export, "export_onnx", slow_export)
+    out = tmp_path / "export"
+    errors, results = [], []
+
+    def job():
+        try:
+            results.append(run_export(str(tiny_pair), out, ExportOptions(fp16=False, parity=False,
+                                                                          simplify=False)))
+        except BaseException as e:  # noqa: BLE001
+            errors.append(e)
+
+    threads = [threading.Thread(target=job) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert not errors, errors
+    assert len(results) == 2
+    assert peak[0] == 1, "two exports wrote into one folder at the same time"
+    _final_files_are_whole(out)
+    assert not [p.name for p in out.iterdir() if p.name.startswith(".export-staging-")]
