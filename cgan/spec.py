@@ -114,7 +114,7 @@ class GeneratorSpec:
             raise CganError(f"generator spec has unknown fields {unknown}: written by a newer cgan? upgrade cgan")
         try:
             return cls(**d)
-        except TypeError as e:  # wrong types inside
+        except (TypeError, ValueError) as e:  # wrong types inside (e.g. value_range ["x", 1])
             raise CganError(f"invalid generator spec: {e}") from None
 
 
