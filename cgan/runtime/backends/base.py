@@ -108,7 +108,7 @@ def load_model(source: str | os.PathLike, direction: str | None = None) -> Model
         files = manifest.get("files")
         if not isinstance(files, list):
             raise IntegrityError(f"{res.folder / MANIFEST_JSON} has no file list; re-export")
-        have = {f.get("generator") for f in files if isinstance(f, dict)}
+        have = {f.get("generator") for f in files if isinstance(f, dict) and isinstance(f.get("generator"), str)}
         pair = None
         if pair_folder is not None:
             pair = load_pair(pair_folder, verify=False)
