@@ -82,6 +82,8 @@ def load_pair(folder: str | os.PathLike, verify: bool = True) -> Pair:
     if not isinstance(files, dict) or not files or set(files) - set(GENERATORS):
         raise IntegrityError(f"{folder / PAIR_JSON} must list files for G and/or F, got {files!r}")
     for gen, rec in files.items():
+        if not isinstance(rec, dict):
+            raise IntegrityError(f"{folder / PAIR_JSON} has a malformed file entry for {gen}: {rec!r}; re-create the pair")
         if verify:
             verify_record(folder, rec, f"{folder / PAIR_JSON}")
         else:
