@@ -249,3 +249,43 @@ def test_two_concurrent_exports_into_one_folder(tmp_path, tiny_pair, monkeypatch
     assert peak[0] == 1, "two exports wrote into one folder at the same time"
     _final_files_are_whole(out)
     assert not [p.name for p in out.iterdir() if p.name.startswith(".export-staging-")]
+
+
+# ---- cgan-export over broken pairs: one line, exit 3, nothing written --------------------------------------------
+@pytest.mark.parametrize("damage, words", [
+    ("hash", "sha256"),
+    ("truncated", "truncated or replaced"),
+    ("traversal", "outside its folder"),
+    ("forged-hashes", "safetensors"),
+    ("huge-spec", "weights, the spec needs"),
+    ("pair-json", "pair.json"),
+])
+def test_export_of_a_broken_pair_is_one_line_and_writes_nothing(tmp_path, tiny_pair, capsys, damage, words):
+    import shutil
+
+    from _helpers_reliability import rehash_pair, truncate
+    from cgan._files import write_json_atomic
+
+    pair = Path(shutil.copytree(tiny_pair, tmp_path / "pair"))
+    meta = read_json(pair / "pair.json")
+    if damage == "hash":
+        meta["files"]["G"]["sha256"] = "0" * 64
+    elif damage == "traversal":
+        meta["files"]["F"]["path"] = "../../etc/passwd"
+    elif damage == "huge-spec":
+        meta["spec"]["generator"].update(blocks=64, ngf=1024)
+    write_json_atomic(pair / "pair.json", meta)
+    if damage == "truncated":
+        truncate(pair / "G.safetensors", 0.5)
+    elif damage == "forged-hashes":
+        (pair / "F.safetensors").write_bytes(random_bytes(2000))
+        rehash_pair(pair)
+    elif damage == "pair-json":
+        (pair / "pair.json").write_bytes(random_bytes(300))
+    before = tree(pair)
+    out = tmp_path / "export"
+    code, err = _export_cli([str(pair), "--out", str(out), "--no-parity"], capsys)
+    assert code == 3, err
+    _one_line(code, err, words)
+    assert tree(out) == {}, "a refused export left files behind"
+    assert tree(pair) == before
