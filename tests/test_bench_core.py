@@ -189,11 +189,13 @@ def test_history_appends_one_line_per_run(tmp_path):
 
 
 def test_train_row_mapping():
-    row = train_row({"iters_per_s": 2.0, "batch": 1, "size": 64, "device": "cpu"})
-    assert row["backend"] == "train" and row["fps"] == 2.0 and row["mean_ms"] == pytest.approx(500.0)
-    assert (row["height"], row["width"]) == (64, 64)
-    assert train_row({"step_ms": 250.0}, {"batch": 2})["fps"] == pytest.approx(8.0)
-    assert train_row({"nothing": 1})["status"] == "error"
+    r = {"name": "bf16-channels-last", "precision": "bf16", "channels_last": True, "compile": False,
+         "it_per_s": 2.0, "ms_per_it": 500.0, "speedup_vs_baseline": 3.1}
+    row = train_row(r, batch=2, size=64)
+    assert row["backend"] == "train:bf16-channels-last" and row["precision"] == "mixed"
+    assert row["fps"] == 4.0 and row["p50_ms"] == 500.0 and row["speedup_vs_baseline"] == 3.1
+    assert (row["height"], row["width"], row["batch"]) == (64, 64, 2)
+
 
 
 def test_help_path_imports_no_torch():

@@ -223,29 +223,20 @@ def test_real_runtime_cpu_backends(tmp_path):
 
 
 # ---- cgan-bench train ---------------------------------------------------------------------------------------
-def test_train_subcommand_formats_the_trainers_numbers(tmp_path, monkeypatch, capsys):
-    import sys
-    import types
-
-    calls = []
-
-    def run_train_bench(iters=10, batch=1, size=256, device=None, blocks=9, ngf=64):
-        calls.append(dict(iters=iters, batch=batch, size=size, device=device, blocks=blocks, ngf=ngf))
-        return {"iters_per_s": 4.0, "batch": batch, "size": size, "p50_ms": 240.0, "p99_ms": 300.0}
-
-    fake = types.ModuleType("cgan.benchmarks.train_speed")
-    fake.run_train_bench = run_train_bench
-    monkeypatch.setitem(sys.modules, "cgan.benchmarks.train_speed", fake)
+def test_train_subcommand_runs_the_real_trainer(tmp_path, capsys):
     out = tmp_path / "t.json"
-    assert run(cli, ["train", "--iters", "5", "--batch", "2", "--size", "64", "--device", "cpu",
-                     "--json", str(out)]) == 0
-    assert calls == [dict(iters=5, batch=2, size=64, device="cpu", blocks=9, ngf=64)]
+    assert run(cli, ["train", "--iters", "2", "--warmup", "1", "--batch", "1", "--size", "32", "--ngf", "4",
+                     "--blocks", "1", "--device", "cpu", "--threads", "1", "--json", str(out)]) == 0
     data = json.loads(out.read_text())
     assert schema_errors(data) == [] and data["kind"] == "train"
-    assert "warmup" in data["config"]["ignored_options"]  # not in this trainer's signature
-    row = data["rows"][0]
-    assert row["backend"] == "train" and row["fps"] == pytest.approx(8.0) and row["p50_ms"] == 240.0
-    assert "train" in capsys.readouterr().out
+    assert data["config"]["options"]["steps"] == 2
+    rows = data["rows"]
+    assert [r["backend"] for r in rows] == ["train:official-eager-fp32", "train:fp32+channels_last"]
+    assert rows[0]["speedup_vs_baseline"] == 1.0
+    for r in rows:
+        assert r["status"] == "ok" and r["fps"] > 0 and r["p50_ms"] == pytest.approx(1000 / r["fps"], rel=0.01)
+    assert "train:" in capsys.readouterr().out
+
 
 
 # ---- on a GPU -----------------------------------------------------------------------------------------------

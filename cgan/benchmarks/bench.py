@@ -523,64 +523,30 @@ def run_bench(cfg: BenchConfig, on_row: Callable[[dict[str, Any]], None] | None 
 def run_train(options: dict[str, Any]) -> dict[str, Any]:
     """The trainer's speed (`cgan.benchmarks.train_speed.run_train_bench`) as a cgan.bench result.
 
-    `options` are passed to run_train_bench (those its signature accepts; the others are reported as ignored).
-    One row: fps = training images/s, p50/p90/p99/max = per-iteration latency when the trainer reports them.
+    options: iters, warmup, batch, size, blocks, ngf, device, threads. One row per training configuration the
+    trainer times (eager FP32 baseline first, then its faster settings); fps = training images/s, p50 = mean
+    milliseconds per iteration, speedup = vs the trainer's eager FP32 row of the same run.
     """
-    import inspect
-
     from cgan.benchmarks.env import collect_env
+    from cgan.benchmarks.train_speed import run_train_bench
 
-    try:
-        from cgan.benchmarks.train_speed import run_train_bench
-    except ImportError as e:
-        raise CganError(f"cgan-bench train needs cgan.benchmarks.train_speed.run_train_bench ({e})") from None
-    params = inspect.signature(run_train_bench).parameters
-    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
-    given = {k: v for k, v in options.items() if v is not None}
-    kwargs = {k: v for k, v in given.items() if takes_any or k in params}
-    ignored = sorted(set(given) - set(kwargs))
+    kwargs = dict(size=options.get("size") or 256, ngf=options.get("ngf") or 64, blocks=options.get("blocks") or 9,
+                  batch=options.get("batch") or 1, device=options.get("device") or "auto",
+                  steps=options.get("iters") or 20, warmup=options.get("warmup") if options.get("warmup") is not None else 5,
+                  threads=options.get("threads"))
     raw = run_train_bench(**kwargs)
-    if not isinstance(raw, dict):
-        raise CganError(f"run_train_bench returned {type(raw).__name__}, expected a dict")
+    rows = [train_row(r, kwargs["batch"], kwargs["size"]) for r in raw["rows"]]
     return {"format": RESULT_FORMAT, "version": RESULT_VERSION, "kind": "train", "env": collect_env(),
-            "config": {"options": kwargs, "ignored_options": ignored}, "rows": [train_row(raw, kwargs)]}
+            "config": {"options": kwargs, "trainer_env": raw.get("env", {})}, "rows": rows}
 
 
-def _first(d: dict[str, Any], *keys: str) -> Any:
-    for k in keys:
-        if d.get(k) is not None:
-            return d[k]
-    return None
-
-
-def train_row(raw: dict[str, Any], options: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Map the trainer's dict onto a bench row (iterations/s and images/s, latency per iteration)."""
-    options = options or {}
-    batch = int(_first(raw, "batch", "batch_size") or options.get("batch") or 1)
-    size = _first(raw, "size", "crop", "crop_size", "image_size") or options.get("size") or 256
-    h = int(_first(raw, "height") or size)
-    w = int(_first(raw, "width") or size)
-    prec = str(_first(raw, "precision", "amp") or options.get("precision") or "fp32")
-    prec = {"true": "mixed", "false": "fp32", "bf16": "mixed", "amp": "mixed"}.get(prec.lower(), prec.lower())
-    if prec not in ("fp32", "fp16", "mixed"):
-        prec = "mixed"
-    row = empty_row("train", prec, batch, h, w)
-    its = _first(raw, "iters_per_s", "it_per_s", "iterations_per_s", "its")
-    ms = _first(raw, "p50_ms", "step_ms", "mean_ms", "ms_per_iter")
-    if its is None and ms:
-        its = 1e3 / float(ms)
-    if its is None:
-        row.update(status="error", reason=f"run_train_bench reported no iterations/s (keys: {sorted(raw)})")
-    else:
-        row["fps"] = float(_first(raw, "images_per_s", "imgs_per_s") or float(its) * batch)
-        row["mean_ms"] = float(_first(raw, "mean_ms") or 1e3 / float(its))
-    for k in ("p50_ms", "p90_ms", "p99_ms", "max_ms", "peak_mem_mb", "build_s", "iters"):
-        if raw.get(k) is not None:
-            row[k] = raw[k]
-    if row["p50_ms"] is None and row["mean_ms"] is not None:
-        row["p50_ms"] = row["mean_ms"]
-    if row["peak_mem_mb"] is not None:
-        row["peak_mem_source"] = raw.get("peak_mem_source") or "trainer"
-    row["stages"] = {"iters_per_s": its, **{k: v for k, v in raw.items()
-                                            if isinstance(v, (int, float, str, bool)) or v is None}}
+def train_row(r: dict[str, Any], batch: int, size: int) -> dict[str, Any]:
+    """One row of run_train_bench ({name, precision, channels_last, compile, it_per_s, ms_per_it,
+    speedup_vs_baseline}) as a bench row: backend `train:<name>`, fps = images/s."""
+    prec = "fp32" if r["precision"] == "fp32" else "mixed"
+    row = empty_row(f"train:{r['name']}", prec, batch, size, size)
+    row["fps"] = float(r["it_per_s"]) * batch
+    row["mean_ms"] = row["p50_ms"] = float(r["ms_per_it"])
+    row["speedup_vs_baseline"] = float(r["speedup_vs_baseline"])
+    row["stages"] = {k: r[k] for k in ("precision", "channels_last", "compile", "it_per_s")}
     return row

@@ -140,7 +140,7 @@ def cli(ctx: click.Context, json_path, history, plot_path, quiet, **kw) -> None:
 @click.option("--blocks", type=int, default=9, show_default=True, help="Generator residual blocks.")
 @click.option("--ngf", type=int, default=64, show_default=True, help="Generator base channels.")
 @click.option("--device", type=click.Choice(["cuda", "cpu"]), help="Default: cuda if any.")
-@click.option("--amp/--no-amp", default=None, help="Mixed precision (default: the trainer's).")
+@click.option("--threads", type=int, default=None, help="CPU threads for torch (default: torch's).")
 @_outputs
 def train_cmd(json_path, history, plot_path, quiet, **kw) -> None:
     """The trainer's iterations/s (cgan.benchmarks.train_speed), in cgan-bench's table and JSON format."""
