@@ -90,6 +90,22 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     missing = [k for k in ("spec", "config", "counters", "nets", "optim", "sched", "pools", "rng") if k not in state]
     if missing:
         raise IntegrityError(f"{p} is an incomplete cgan checkpoint (missing {missing})")
+    # parts with the wrong type (a foreign or hand-edited file): one line here instead of a traceback later
+    wrong = [k for k in ("spec", "config", "counters", "nets", "optim", "sched", "pools", "rng")
+             if not isinstance(state[k], dict)]
+    counters = state["counters"] if isinstance(state["counters"], dict) else {}
+    if not wrong and not all(type(counters.get(k)) is int and counters[k] >= 0
+                             for k in ("epoch", "step_in_epoch", "step")):
+        wrong = ["counters"]
+    if wrong:
+        raise IntegrityError(f"{p} is a malformed cgan checkpoint ({', '.join(wrong)} not as cgan writes them); "
+                             f"delete it to resume from the previous one")
+    from cgan.trainer.config import TrainConfig
+
+    try:
+        TrainConfig.from_dict(state["config"])
+    except CganError as e:
+        raise IntegrityError(f"{p} holds an unusable training config ({e})") from None
     return state
 
 

@@ -25,7 +25,7 @@ import torch
 from torch import nn
 
 from cgan._files import ensure_writable_dir, write_bytes_atomic, write_json_atomic
-from cgan.errors import CganError
+from cgan.errors import CganError, IntegrityError
 from cgan.trainer import checkpoint as ckpt
 from cgan.trainer.config import TrainConfig, architecture_changes
 from cgan.trainer.data import ResumableSampler, Transform, UnalignedDataset, list_images, to_uint8
@@ -285,9 +285,15 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> Path
     model = CycleGAN(cfg, device, world)
     counters = {"epoch": 0, "step_in_epoch": 0, "step": 0, "seconds": 0.0}
     if state is not None:
-        model.load_state_dict(state)
-        counters.update({k: state["counters"][k] for k in counters})
-        ckpt.restore_rng(state["rng"])
+        try:
+            model.load_state_dict(state)
+            counters.update({k: state["counters"][k] for k in counters})
+            ckpt.restore_rng(state["rng"])
+        except (KeyError, TypeError, ValueError, RuntimeError, AttributeError, IndexError) as e:
+            why = (str(e).splitlines() or [""])[0][:160]
+            raise IntegrityError(f"{ckpt.latest_checkpoint(run_dir)} does not fit this run's networks, optimizers "
+                                 f"or random state ({type(e).__name__}: {why}); delete it to resume from the "
+                                 f"previous one") from None
         log.info("resuming %s at epoch %d, step %d", run_dir, counters["epoch"] + 1, counters["step"])
     if main_rank:
         write_json_atomic(run_dir / "config.json", {"config": cfg.to_dict(), "spec": cfg.pair_spec().to_dict()})
