@@ -107,6 +107,14 @@ def read_official(path: str | os.PathLike) -> dict[str, torch.Tensor]:
 def official_to_generator(state: dict[str, torch.Tensor], source: str = "checkpoint") -> tuple[GeneratorSpec, dict]:
     """Infer the spec from an official state_dict and check it loads strictly into our generator."""
     spec = infer_spec(state)
+    # Check sizes before building: a small hostile file can declare a huge network (64 blocks, ngf 1024 = ~78 GB)
+    # by its key layout alone, or by stride-0 views whose shapes are large but whose stored data is one number.
+    have, want = sum(v.numel() for v in state.values()), spec.parameter_count()
+    views = [k for k, v in state.items() if v.untyped_storage().nbytes() < v.numel() * v.element_size()]
+    if have != want or views:
+        why = f"tensors larger than their stored data ({views[0]}, ...)" if views else \
+            f"{have} weights, a {spec.blocks}-block ngf-{spec.ngf} generator has {want}"
+        raise IntegrityError(f"{source} is not an official ResnetGenerator checkpoint ({why})")
     net = build_generator(spec, init=False)
     try:
         net.load_state_dict({k: v.float() for k, v in state.items()}, strict=True)
