@@ -117,3 +117,26 @@ def rss_bytes() -> int:
     except ImportError:
         with open("/proc/self/statm") as f:
             return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def write_huge_spec_pth(path: Path, blocks: int = 64, ngf: int = 1024, expanded: bool = False) -> Path:
+    """A tiny .pth whose key layout and first-layer shape describe a huge official generator (64 blocks, ngf 1024:
+    19.5G parameters) while holding almost no data. With `expanded`, every tensor has its full official shape
+    but is a stride-0 view of one stored number (numel matches the spec, storage does not)."""
+    import torch
+
+    from cgan.spec import GeneratorSpec
+    from cgan.trainer.networks import build_generator
+
+    if expanded:  # shapes from a small network of the same layout, scaled on the meta device (no memory)
+        with torch.device("meta"):
+            net = build_generator(GeneratorSpec(blocks=blocks, ngf=ngf), init=False)
+        one = torch.zeros(1)
+        state = {k: one.expand(v.shape) for k, v in net.state_dict().items()}
+    else:
+        state = {"model.1.weight": torch.zeros(ngf, 3, 1, 1)}
+        for b in range(blocks):
+            state[f"model.{10 + b}.conv_block.1.weight"] = torch.zeros(1)
+        state[f"model.{10 + blocks + 5}.weight"] = torch.zeros(3, 1, 1, 1)
+    torch.save(state, path)
+    return path

@@ -474,3 +474,20 @@ def test_resume_from_a_malformed_checkpoint_is_one_line(tmp_path, trained_run, c
                            "4", "--workers", "0", "--device", "cpu", "-q"], capsys)
     one_line_error(code, err, path.name, codes=(2, 3))
     assert tree(out) == before
+
+
+@pytest.mark.parametrize("expanded", [False, True], ids=["few-tensors", "stride-0-views"])
+def test_official_pth_declaring_a_huge_network_is_refused_before_building(tmp_path, capsys, expanded):
+    """A small .pth whose keys/shapes describe a 64-block ngf-1024 generator (19.5G parameters, ~78 GB): refused
+    from its contents before the network is built (this is what --pretrained downloads go through too)."""
+    import time
+
+    from _helpers_reliability import rss_bytes, write_huge_spec_pth
+
+    p = write_huge_spec_pth(tmp_path / "G_A.pth", expanded=expanded)
+    assert p.stat().st_size < 2 << 20
+    rss, t0 = rss_bytes(), time.perf_counter()
+    code, err = train_cli(["import-official", str(p), "--out", str(tmp_path / "out")], capsys)
+    one_line_error(code, err, "G_A.pth", codes=(3,))
+    assert time.perf_counter() - t0 < 10 and rss_bytes() - rss < 300 * 2**20
+    assert tree(tmp_path / "out") == {}
