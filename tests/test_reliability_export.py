@@ -107,6 +107,7 @@ def _one_line(code, err, *needles):
     ("html-as-binary", "HTML page"),
     ("random", "not a PyTorch file"),
     ("truncated", "truncated download"),
+    ("huge-network", "not an official ResnetGenerator"),
     ("missing", "HTTP 404"),
 ])
 def test_hostile_downloads_are_refused_and_nothing_is_saved(tmp_path, server, capsys, _isolated_home, case, words):
@@ -121,6 +122,10 @@ def test_hostile_downloads_are_refused_and_nothing_is_saved(tmp_path, server, ca
         server.put(f"{NAME}.pth", b"<!DOCTYPE html><html><body>captive portal</body></html>")
     elif case == "random":
         server.put(f"{NAME}.pth", random_bytes(4096))
+    elif case == "huge-network":
+        from _helpers_reliability import write_huge_spec_pth
+
+        server.put(f"{NAME}.pth", write_huge_spec_pth(tmp_path / "huge.pth").read_bytes())
     elif case == "truncated":
         body = _generator_bytes(tmp_path, TINY)
         server.put(f"{NAME}.pth", body[:1000], length=len(body))
