@@ -96,8 +96,8 @@ _shapes = st.one_of(hnp.array_shapes(min_dims=2, max_dims=2, min_side=0, max_sid
                     hnp.array_shapes(min_dims=0, max_dims=4, min_side=0, max_side=6))
 
 
-@settings(max_examples=150, deadline=None, derandomize=True, database=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
-                                                                   HealthCheck.too_slow])
+@settings(max_examples=150, deadline=None, derandomize=True, database=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(data=st.data())
 def test_translate_property_same_size_bgr_or_cgan_error(translator, data):
     dtype = data.draw(_dtypes)
@@ -117,7 +117,8 @@ def test_translate_property_same_size_bgr_or_cgan_error(translator, data):
     assert_frame(out, frame.shape[0], frame.shape[1])
 
 
-@settings(max_examples=25, deadline=None, derandomize=True, database=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=25, deadline=None, derandomize=True, database=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(n=st.integers(1, 3), h=st.integers(1, 40), w=st.integers(1, 40), other=st.booleans())
 def test_translate_batch_property(translator, n, h, w, other):
     frames = [np.full((h, w, 3), 17 * i, np.uint8) for i in range(n)]
