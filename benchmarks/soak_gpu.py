@@ -151,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
                       f"rss {samples[-1]['rss_bytes'] / 2**20:8.1f} MiB  {samples[-1]['fps']:7.1f} fps", flush=True)
         info = t.info.as_dict()
     after = [s for s in samples if s["frame"] >= a.warmup] or samples
-    base, verdict = after[0], {}
+    verdict = {}
     for key, mib_cap in (("gpu_bytes", a.max_growth_mib), ("rss_bytes", None)):
         vals = [s[key] for s in after if s[key] is not None]
         if not vals:

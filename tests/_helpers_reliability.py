@@ -84,7 +84,6 @@ def huge_safetensors(path: Path, key: str = "model.1.weight", elements: int = 10
 def huge_onnx(path: Path, dim: int = 10**12) -> Path:
     """A tiny ONNX graph (Add of input and an initializer) whose initializer declares `dim` float elements but
     carries 16 bytes of data."""
-    import onnx
     from onnx import TensorProto, helper
 
     init = TensorProto()

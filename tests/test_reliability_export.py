@@ -18,7 +18,6 @@ from _helpers_reliability import random_bytes, tree, write_pickle_bomb
 from _helpers_runtime import make_pair
 from cgan._cli import run
 from cgan._files import read_json, verify_record
-from cgan.errors import CganError
 from cgan.spec import GeneratorSpec
 
 pytest.importorskip("cgan.export.api")
@@ -216,7 +215,7 @@ def test_kill_9_mid_export_leaves_no_partial_file(tmp_path, tiny_pair):
 def test_two_concurrent_exports_into_one_folder(tmp_path, tiny_pair, monkeypatch):
     """Two exports (threads here; processes share the same lock file) into one folder: they never build at the
     same time, both succeed, and the folder ends consistent."""
-    from cgan.export import api, onnx_export
+    from cgan.export import onnx_export
     from cgan.export.api import ExportOptions, run_export
 
     active, peak, lock = [0], [0], threading.Lock()

@@ -8,7 +8,6 @@ import signal
 import threading
 import time
 
-import numpy as np
 import pytest
 
 from _helpers_video import Invert, pattern, probe
