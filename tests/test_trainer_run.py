@@ -143,7 +143,7 @@ def test_truncated_foreign_and_pickled_checkpoints_are_refused(tmp_path, data, c
     torch.save({"state_dict": {"w": torch.zeros(2)}}, latest)
     _one_line_error(capsys, run(cli, args), 3, "not a cgan training checkpoint")
     torch.save({"format": "cgan.train-checkpoint", "obj": CganError("x")}, latest)  # arbitrary object: refused
-    _one_line_error(capsys, run(cli, args), 3, "not a readable cgan checkpoint")
+    _one_line_error(capsys, run(cli, args), 3, "not a loadable cgan checkpoint")
     with pytest.raises(IntegrityError):
         ckpt.load_checkpoint(latest)
 

@@ -26,6 +26,7 @@ import torch
 from cgan._files import atomic_path
 from cgan.errors import CganError, IntegrityError
 from cgan.trainer.pool import python_rng_from, python_rng_state
+from cgan.trainer.weights import load_plain
 
 log = logging.getLogger(__name__)
 
@@ -71,18 +72,8 @@ def save_checkpoint(run_dir: str | os.PathLike, state: dict[str, Any], keep: int
 def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     """Read and check a checkpoint (refuses pickled code, foreign and truncated files with one line)."""
     p = Path(path)
-    if not p.is_file():
-        raise CganError(f"checkpoint not found: {p}")
-    try:
-        state = torch.load(p, map_location="cpu", weights_only=True)
-    except Exception as e:
-        text = str(e)
-        if "Unsupported global" in text or "weights_only" in text:
-            msg = "it holds pickled Python objects, which cgan never loads"
-        else:
-            msg = (text.splitlines() or [type(e).__name__])[0][:160]
-        raise IntegrityError(f"{p} is not a readable cgan checkpoint (truncated, corrupted or not ours: {msg}); "
-                             f"delete it to resume from the previous one") from None
+    state = load_plain(p, "cgan checkpoint", "truncated, corrupted or not ours: delete it to resume from the "
+                       "previous one")
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise IntegrityError(f"{p} is not a cgan training checkpoint (format != {FORMAT!r})")
     if state.get("version") != VERSION:

@@ -86,17 +86,30 @@ def load_generator(source: str | os.PathLike | Pair, gen: str = "G", device: str
 
 
 # ---- the official repository's checkpoints --------------------------------------------------------------
+def load_plain(path: str | os.PathLike, what: str, advice: str) -> Any:
+    """`torch.load(weights_only=True)`: tensors and plain containers only, never pickled code.
+
+    Missing file -> CganError; anything unreadable or refused -> IntegrityError "PATH is not a loadable WHAT
+    (reason); ADVICE" on one line.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise CganError(f"{what} not found: {p}")
+    try:
+        return torch.load(p, map_location="cpu", weights_only=True)
+    except Exception as e:
+        text = str(e)
+        if "Unsupported global" in text or "weights_only" in text:
+            reason = "it holds pickled Python objects, which cgan never loads"
+        else:
+            reason = (text.splitlines() or [type(e).__name__])[0][:160]
+        raise IntegrityError(f"{p} is not a loadable {what} ({reason}); {advice}") from None
+
+
 def read_official(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     """Load an official `*_net_G_A.pth` / pretrained `*.pth` without executing pickled code."""
     p = Path(path)
-    if not p.is_file():
-        raise CganError(f"checkpoint not found: {p}")
-    try:
-        obj = torch.load(p, map_location="cpu", weights_only=True)
-    except Exception as e:
-        msg = str(e).splitlines()[0][:200] if str(e) else type(e).__name__
-        raise IntegrityError(f"{p} is not a loadable PyTorch state_dict (refused or unreadable: {msg}); "
-                             f"cgan only loads plain tensors, never pickled code") from None
+    obj = load_plain(p, "PyTorch state_dict", "cgan only loads plain tensors, never pickled code")
     if isinstance(obj, dict) and "state_dict" in obj and isinstance(obj["state_dict"], dict):
         obj = obj["state_dict"]
     if not isinstance(obj, dict) or not obj or not all(isinstance(v, torch.Tensor) for v in obj.values()):
