@@ -161,6 +161,26 @@ def test_parity_image_and_reexport_from_export_folder(tmp_path):
     assert (again / "F.fp32.onnx").read_bytes() == (out / "F.fp32.onnx").read_bytes()  # deterministic
 
 
+def test_same_export_again_is_skipped_unless_something_changed(tmp_path):
+    pair = make_pair(tmp_path / "pair", gens=("G",))
+    out = tmp_path / "out"
+    export_pair(pair, out, fp16=False, parity=False)
+    stamp = (out / "manifest.json").stat().st_mtime_ns
+    export_pair(pair, out, fp16=False, parity=False)                      # same pair + options: kept
+    assert (out / "manifest.json").stat().st_mtime_ns == stamp
+    export_pair(pair, out, fp16=False, parity=False, force=True)          # --force: rebuilt
+    assert (out / "manifest.json").stat().st_mtime_ns != stamp
+    stamp = (out / "manifest.json").stat().st_mtime_ns
+    export_pair(pair, out, fp16=False, parity=False, simplify=False)      # other options: rebuilt
+    assert (out / "manifest.json").stat().st_mtime_ns != stamp and _manifest(out)["options"]["simplify"] is False
+    stamp = (out / "manifest.json").stat().st_mtime_ns
+    with open(out / "G.fp32.onnx", "ab") as f:                            # a damaged file: rebuilt
+        f.write(b"x")
+    export_pair(pair, out, fp16=False, parity=False, simplify=False)
+    assert (out / "manifest.json").stat().st_mtime_ns != stamp
+    assert sha256_file(out / "G.fp32.onnx") == _manifest(out)["files"][0]["sha256"]
+
+
 def test_bad_inputs(tmp_path, capsys):
     with pytest.raises(CganError, match="unknown pair"):
         export_pair("no_such_pair", tmp_path / "o")

@@ -214,16 +214,18 @@ def test_kill_9_mid_export_leaves_no_partial_file(tmp_path, tiny_pair):
 # ---- two exports into one folder ---------------------------------------------------------------------------
 def test_two_concurrent_exports_into_one_folder(tmp_path, tiny_pair, monkeypatch):
     """Two exports (threads here; processes share the same lock file) into one folder: they never build at the
-    same time, both succeed, and the folder ends consistent."""
+    same time, only one builds (the second finds the first's verified export and keeps it), both succeed, and
+    the folder ends consistent."""
     from cgan.export import onnx_export
     from cgan.export.api import ExportOptions, run_export
 
-    active, peak, lock = [0], [0], threading.Lock()
+    active, peak, calls, lock = [0], [0], [0], threading.Lock()
     real_export = onnx_export.export_onnx
 
     def slow_export(*a, **k):
         with lock:
             active[0] += 1
+            calls[0] += 1
             peak[0] = max(peak[0], active[0])
         try:
             time.sleep(0.3)
@@ -251,6 +253,7 @@ def test_two_concurrent_exports_into_one_folder(tmp_path, tiny_pair, monkeypatch
     assert not errors, errors
     assert len(results) == 2
     assert peak[0] == 1, "two exports wrote into one folder at the same time"
+    assert calls[0] == 2, f"expected one build (G and F), got {calls[0]} ONNX exports"
     _final_files_are_whole(out)
     assert not [p.name for p in out.iterdir() if p.name.startswith(".export-staging-")]
 

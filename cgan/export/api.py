@@ -52,6 +52,7 @@ class ExportOptions:
     triton: str | None = None
     pretrained: str | None = None
     base_url: str | None = None
+    force: bool = False  # rebuild even when the folder already holds this exact export
     extra: dict[str, Any] = field(default_factory=dict)  # injection points for tests (trt_module, gpu)
 
 
@@ -102,10 +103,8 @@ def export_pair(source: str | os.PathLike | None, out: str | os.PathLike, *, fp1
 
 
 def run_export(source: str | os.PathLike | None, out: str | os.PathLike, opts: ExportOptions) -> Path:
-    from cgan.export import fp16 as fp16_mod
-    from cgan.export import onnx_export, parity, prepost
+    from cgan.export import parity
     from cgan.export import tensorrt as trt_mod
-    from cgan.trainer.weights import load_generator
 
     t_start = time.perf_counter()
     if opts.fp16_io and not opts.fp16:
@@ -163,6 +162,37 @@ def export_lock(out: Path) -> Any:
     return held()
 
 
+def _build_key(pair: Pair, opts: ExportOptions, option_record: dict[str, Any], image_label: Any) -> dict[str, Any]:
+    """What decides an export's contents: source weights, options, precisions, parity request, tool versions."""
+    return {"pair_sha256": {g: r["sha256"] for g, r in pair.files.items()}, "options": option_record,
+            "precision": ["fp16", "fp32"] if opts.fp16 else ["fp32"], "tools": tool_versions(),
+            "parity": {"image": image_label, "sizes": [list(s) for s in opts.parity_sizes]} if opts.parity else None}
+
+
+def _up_to_date(out: Path, pair: Pair, opts: ExportOptions, option_record: dict[str, Any], image_label: Any) -> bool:
+    """True when `out` already holds exactly the export asked for (a second `cgan-export` of the same thing, e.g.
+    one that waited on the lock for the first): same build key and every listed file intact. Engines and Triton
+    repositories are always (re)considered, so those requests never skip."""
+    from cgan._files import read_json, verify_record
+    from cgan.errors import IntegrityError
+
+    if opts.engine or opts.triton or not (out / MANIFEST_JSON).is_file():
+        return False
+    try:
+        m = read_json(out / MANIFEST_JSON, "manifest.json")
+        have = {"pair_sha256": m["source"]["pair_sha256"], "options": m["options"], "precision": m["precision"],
+                "tools": m["tools"],
+                "parity": ({"image": m["parity"]["image"], "sizes": m["parity"]["sizes"]} if m.get("parity") else None)}
+        if have != _build_key(pair, opts, option_record, image_label):
+            return False
+        for rec in m["files"]:
+            verify_record(out, rec, "manifest.json")
+        load_pair(out / "pair")
+    except (CganError, IntegrityError, KeyError, TypeError):
+        return False
+    return True
+
+
 def _export_locked(pair: Pair, out: Path, opts: ExportOptions, frames: list, image_label: Any, profile: Any,
                    downloads: Any, t_start: float) -> Path:
     from cgan.export import fp16 as fp16_mod
@@ -172,6 +202,10 @@ def _export_locked(pair: Pair, out: Path, opts: ExportOptions, frames: list, ima
 
     option_record = {"simplify": opts.simplify, "pad_mode": opts.pad_mode, "fp16_io": opts.fp16_io,
                      "with_prepost": opts.with_prepost, "opset": opts.opset}
+    if not opts.force and _up_to_date(out, pair, opts, option_record, image_label):
+        log.info("%s already holds this export (same pair, options, tools; files verified): nothing to do "
+                 "(--force rebuilds)", out)
+        return out
 
     files: list[dict[str, Any]] = []
     figures: dict[str, Any] = {}

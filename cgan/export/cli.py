@@ -38,9 +38,11 @@ def _sizes(text: str) -> tuple[tuple[int, int], ...]:
 @click.option("--opt-level", type=click.IntRange(0, 5), default=3, show_default=True, help="TensorRT builder optimization level.")
 @click.option("--workspace-gb", type=float, default=4.0, show_default=True)
 @click.option("--triton", type=click.Path(file_okay=False), help="Also write a Triton model repository here.")
+@click.option("--force", is_flag=True, help="Rebuild even if OUT already holds this exact export.")
 @click.option("--verbose", "-v", is_flag=True)
 def cli(pair, out, pretrained, base_url, fp16, fp16_io, with_prepost, simplify, pad_mode, opset, parity,
-        parity_image, parity_sizes, engine, trt_flavour, shapes, batch, opt_level, workspace_gb, triton, verbose):
+        parity_image, parity_sizes, engine, trt_flavour, shapes, batch, opt_level, workspace_gb, triton, force,
+        verbose):
     """Export a CycleGAN pair (folder or name) to ONNX FP32/FP16 (+ TensorRT engines) in --out."""
     from cgan.export.api import ExportOptions, run_export
 
@@ -49,7 +51,7 @@ def cli(pair, out, pretrained, base_url, fp16, fp16_io, with_prepost, simplify, 
                          pad_mode=pad_mode, opset=opset, parity=parity, parity_image=parity_image,
                          parity_sizes=_sizes(parity_sizes), engine=engine, shapes=shapes, batch=batch,
                          opt_level=opt_level, workspace_gb=workspace_gb, trt_flavour=trt_flavour, triton=triton,
-                         pretrained=pretrained, base_url=base_url)
+                         pretrained=pretrained, base_url=base_url, force=force)
     folder = run_export(pair, out, opts)
     click.echo(str(folder))
 
