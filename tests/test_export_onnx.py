@@ -161,6 +161,28 @@ def test_parity_image_and_reexport_from_export_folder(tmp_path):
     assert (again / "F.fp32.onnx").read_bytes() == (out / "F.fp32.onnx").read_bytes()  # deterministic
 
 
+def test_fp16_arithmetic_is_emulated_and_overflow_fails_parity(tmp_path):
+    """The FP16 figure of ORT's CPU provider can be optimistic (it runs FP16 nodes through FP32 kernels), so
+    parity also emulates FP16 arithmetic: a generator whose first convolution outputs exceed FP16's range
+    (fine in FP32, since instance norm follows) must fail on the emulated figure."""
+    pair = make_pair(tmp_path / "pair", gens=("G",))
+    out = export_pair(pair, tmp_path / "ok", parity_sizes=((32, 32),))
+    fig = _manifest(out)["parity"]["generators"]["G"]
+    assert fig["fp16_emulated_psnr_db"] >= 40 and fig["failures"] == []
+
+    net = load_generator(pair, "G")
+    with torch.no_grad():
+        net.model[1].weight.mul_(1e5)  # weights ~2e4 still fit FP16; conv outputs go beyond 65504
+    frames, _ = parity.parity_frames(((32, 32),))
+    from cgan.export.fp16 import to_fp16
+    m32 = onnx_export.export_onnx(net, {}, do_simplify=False)
+    onnx_export.save(m32, tmp_path / "g32.onnx")
+    onnx_export.save(to_fp16(m32, fp16_io=False), tmp_path / "g16.onnx")
+    bad = parity.check_generator(net, {"fp32": tmp_path / "g32.onnx", "fp16": tmp_path / "g16.onnx"}, frames)
+    assert bad["fp16_emulated_psnr_db"] is None  # -inf: the emulated activations overflowed
+    assert any("emulated FP16" in f for f in bad["failures"])
+
+
 def test_same_export_again_is_skipped_unless_something_changed(tmp_path):
     pair = make_pair(tmp_path / "pair", gens=("G",))
     out = tmp_path / "out"

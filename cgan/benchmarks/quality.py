@@ -313,6 +313,8 @@ def fp16_psnr(net: Any, images: Sequence[np.ndarray], device: str = "cpu") -> di
     import onnxruntime as ort
     import torch
 
+    from cgan.export.parity import fp16_emulated_forward
+
     opts = ort.SessionOptions()
     opts.log_severity_level = 3
     try:  # the exporter's own FP32 -> FP16 path, i.e. what G.fp16.onnx is
@@ -335,10 +337,10 @@ def fp16_psnr(net: Any, images: Sequence[np.ndarray], device: str = "cpu") -> di
             ref = net(x.to(device)).float().cpu().numpy()
             y = sess.run(["output"], {"input": x.numpy()})[0]
             values.append(psnr(ref, y, data_range=2.0))
-            emulated.append(psnr(ref, _fp16_rounded_forward(net, x.to(device)), data_range=2.0))
+            emulated.append(psnr(ref, fp16_emulated_forward(net, x.to(device)), data_range=2.0))
     return {"fp16_activations_emulated": {
-                "how": "torch FP32 with every layer's input and output rounded to FP16 (what FP16 tensors between "
-                       "layers cost; FP32 accumulation as on tensor cores)",
+                "how": "cgan.export.parity.fp16_emulated_forward: FP16 weights, every layer's input and output "
+                       "rounded to FP16, FP32 accumulation as on tensor cores",
                 "mean_db": float(np.mean(emulated)), "min_db": float(np.min(emulated)),
                 "ok": bool(np.min(emulated) >= 40.0)},
             "onnxruntime_cpu_note": "ORT's CPU provider has no FP16 convolution kernels: it casts to FP32 around "
@@ -347,21 +349,6 @@ def fp16_psnr(net: Any, images: Sequence[np.ndarray], device: str = "cpu") -> di
             "method": "FP16 ONNX (fp16 convs/weights, InstanceNormalization FP32) on onnxruntime "
                       "CPUExecutionProvider vs torch FP32, float outputs, data range 2 ([-1,1])", "export": how,
             "images": len(values), "onnxruntime_cpu_mean_db": float(np.mean(values)), "onnxruntime_cpu_min_db": float(np.min(values)), "target_db": 40.0}
-
-
-def _fp16_rounded_forward(net: Any, x: Any) -> np.ndarray:
-    import torch
-
-    def hook(_m: Any, _inp: Any, out: Any) -> Any:
-        return out.half().float()
-
-    handles = [m.register_forward_hook(hook) for m in net.modules() if not list(m.children())]
-    try:
-        with torch.inference_mode():
-            return net(x.half().float()).float().cpu().numpy()
-    finally:
-        for h in handles:
-            h.remove()
 
 
 def _plain_fp16_onnx(net: Any) -> bytes:
