@@ -5,10 +5,31 @@
         out = t.translate(frame_bgr)
 
 See docs/runtime.md. Importing this package never imports torch; only the `torch` backend does, when used.
+`import cgan.runtime` itself is light: numpy and OpenCV load with the first use of `Translator` (PEP 562).
 """
-from cgan.runtime.frames import DEFAULT_MAX_PIXELS, MIN_SIDE
+from __future__ import annotations
+
+from typing import Any
+
 from cgan.runtime.registry import AUTO_ORDER, BACKENDS, available_backends
-from cgan.runtime.translator import Translator, TranslatorInfo
 
 __all__ = ["Translator", "TranslatorInfo", "available_backends", "BACKENDS", "AUTO_ORDER",
            "DEFAULT_MAX_PIXELS", "MIN_SIDE"]
+
+_LAZY = {"Translator": "cgan.runtime.translator", "TranslatorInfo": "cgan.runtime.translator",
+         "DEFAULT_MAX_PIXELS": "cgan.runtime.frames", "MIN_SIDE": "cgan.runtime.frames"}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'cgan.runtime' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
