@@ -13,6 +13,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from cgan._cli import run  # noqa: E402
+from cgan.benchmarks.quality import read_clip  # noqa: E402
 from cgan.benchmarks import eval_cli, quality  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
@@ -53,13 +54,7 @@ def test_make_demo_clip_on_synthetic_photos(tmp_path):
     opts = mod.ClipOptions(photos=tmp_path / "in", names=tuple(names), out=tmp_path / "out" / "clip.mp4",
                            width=64, height=48, fps=12.0, frames_per_photo=6, crossfade=2)
     path = mod.make_clip(opts)
-    cap = cv2.VideoCapture(str(path))
-    frames = []
-    while True:
-        ok, f = cap.read()
-        if not ok:
-            break
-        frames.append(f)
+    frames, _ = read_clip(path)
     assert len(frames) == opts.frame_count() == 3 * 6 - 2 * 2
     assert frames[0].shape == (48, 64, 3)
     text = (tmp_path / "out" / "ATTRIBUTION.txt").read_text()
