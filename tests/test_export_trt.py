@@ -120,7 +120,8 @@ def test_build_writes_plain_plan_sidecar_and_cache_then_skips(onnx_file, monkeyp
     assert meta["onnx"]["sha256"] == T.sha256_file(onnx_file) and meta["cgan_version"] == "9.9"
     assert side["skipped"] is False and trt.calls["flags"] == 1 << 5 and trt.calls["opt_level"] == 4
     assert trt.calls["pool"] == (0, 2 << 30) and trt.calls["shapes"][2] == (4, 3, 1080, 1920)
-    cache = T.timing_cache_path("tensorrt", "10.13.0")
+    cache = T.timing_cache_path("tensorrt", "10.13.0", GPU)  # per TensorRT version and GPU
+    assert "cc8.9-fake-gpu" in cache.name
     assert cache.read_bytes() == b"timing-cache-1" and trt.calls["cache_in"] == b""
     # same key: skipped, nothing rebuilt
     again = T.build_engine(onnx_file, prof, trt_module=trt, flavour="tensorrt", gpu=GPU, opt_level=4)
@@ -133,6 +134,49 @@ def test_build_writes_plain_plan_sidecar_and_cache_then_skips(onnx_file, monkeyp
     plan.write_bytes(b"tampered")  # a damaged plan is never treated as up to date
     T.build_engine(onnx_file, prof, trt_module=trt, flavour="tensorrt", gpu={**GPU, "name": "Other"}, opt_level=4)
     assert trt.calls["builds"] == 4
+
+
+def test_sidecar_is_what_the_runtime_backend_reads(onnx_file):
+    """The exporter's sidecar and the runtime's compatibility/profile logic must speak the same format."""
+    from cgan.runtime.backends.tensorrt import Environment, profile_for, sidecar_fields, sidecar_problems
+
+    side = T.build_engine(onnx_file, T.make_profile("256x256,720x1280,1080x1920", "1,1,4"), trt_module=FakeTRT(),
+                          flavour="tensorrt", gpu=GPU)
+    env = Environment("tensorrt", "10.13.0", GPU["name"], GPU["compute_capability"])
+    onnx_sha = T.sha256_file(onnx_file)
+    assert sidecar_problems(side, env, {onnx_sha}) == []
+    assert any("not the one in this export" in p for p in sidecar_problems(side, env, {"0" * 64}))
+    assert any("10.14" in p for p in sidecar_problems(side, Environment("tensorrt", "10.14.0", "x", "8.9"), None))
+    profiles = sidecar_fields(side)["profiles"]
+    assert profile_for(profiles, (1, 3, 720, 1280)) == 0 and profile_for(profiles, (4, 3, 1080, 1920)) == 0
+    with pytest.raises(CganError, match="outside the engine's profiles"):
+        profile_for(profiles, (1, 3, 2160, 3840))
+
+
+def test_corrupt_timing_cache_starts_empty(onnx_file):
+    trt = FakeTRT()
+    cache_path = T.timing_cache_path("tensorrt", "10.13.0", GPU)
+    cache_path.parent.mkdir(parents=True, exist_ok=True)
+    cache_path.write_bytes(b"garbage")
+    real = trt.Builder
+
+    class RefusingBuilder(real):
+        def create_builder_config(self):
+            config = super().create_builder_config()
+            make = config.create_timing_cache
+
+            def create(data):
+                if data:
+                    raise RuntimeError("invalid timing cache")
+                return make(data)
+
+            config.create_timing_cache = create
+            return config
+
+    trt.Builder = RefusingBuilder
+    side = T.build_engine(onnx_file, T.make_profile("256x256", "1"), trt_module=trt, flavour="tensorrt", gpu=GPU)
+    assert side["skipped"] is False and trt.calls["cache_in"] == b""
+    assert cache_path.read_bytes() == b"timing-cache-1"  # replaced by the new build's cache
 
 
 def test_rtx_and_trt11_strong_typing(onnx_file):

@@ -300,10 +300,8 @@ def fake_tensorrt(cudart, io: str):
     return trt
 
 
-@pytest.mark.parametrize("io", ["bgr-hwc-uint8", "nchw"])
-def test_tensorrt_backend_runs_with_fakes(engine_export, monkeypatch, io):
-    from cgan.runtime import Translator
-
+def _fake_machine_with_engine(engine_export, monkeypatch, io: str) -> "FakeCudart":
+    """Point the engine export at `io`, install fake tensorrt + cuda-python modules; returns the fake cudart."""
     manifest = json.loads((engine_export / "manifest.json").read_text())
     manifest["files"][1]["io"] = io
     (engine_export / "manifest.json").write_text(json.dumps(manifest))
@@ -317,6 +315,14 @@ def test_tensorrt_backend_runs_with_fakes(engine_export, monkeypatch, io):
     monkeypatch.setattr(trtmod.cudahelp, "gpu_count", lambda: 1)
     monkeypatch.setattr(trtmod.cudahelp, "cudart", lambda: cudart)
     monkeypatch.setattr(TensorRTBackend, "environment", classmethod(lambda cls: ENV))
+    return cudart
+
+
+@pytest.mark.parametrize("io", ["bgr-hwc-uint8", "nchw"])
+def test_tensorrt_backend_runs_with_fakes(engine_export, monkeypatch, io):
+    from cgan.runtime import Translator
+
+    cudart = _fake_machine_with_engine(engine_export, monkeypatch, io)
     frame = np.random.default_rng(3).integers(0, 256, (30, 41, 3), dtype=np.uint8)
     with Translator.load(str(engine_export), backend="tensorrt") as t:
         assert (t.info.backend, t.info.precision, t.info.device) == ("tensorrt", "fp16", "cuda")
@@ -327,3 +333,19 @@ def test_tensorrt_backend_runs_with_fakes(engine_export, monkeypatch, io):
         with pytest.raises(CganError, match="outside the engine's profiles"):
             t.translate_batch([frame] * 5)  # the profile allows batch <= 4
     assert cudart.live == 0  # every device/pinned buffer freed at close
+
+
+def test_tensorrt_capture_failure_leaves_capture_mode_and_runs_without_graphs(engine_export, monkeypatch):
+    from cgan.runtime import Translator
+
+    cudart = _fake_machine_with_engine(engine_export, monkeypatch, "nchw")
+    frame = np.random.default_rng(4).integers(0, 256, (24, 32, 3), dtype=np.uint8)
+    with Translator.load(str(engine_export), backend="tensorrt") as t:
+        ctx = t.backend.context
+        real = ctx.execute_async_v3
+        ctx.execute_async_v3 = lambda stream: False if cudart.capturing is not None else real(stream)
+        for _ in range(3):  # plain run, failed capture (falls back), plain run
+            assert np.array_equal(t.translate(frame), 255 - frame)
+        assert cudart.capturing is None, "the stream was left in capture mode"
+        assert cudart.launches == 0 and t.backend.cuda_graph is False
+    assert cudart.live == 0

@@ -185,8 +185,13 @@ def build_key(onnx_sha256: str, profile: Profile, gpu: dict[str, Any], flavour: 
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
-def timing_cache_path(flavour: str, version: str) -> Path:
-    return cgan_home() / f"trt-timing-cache-{flavour}-{version}"
+def timing_cache_path(flavour: str, version: str, gpu: dict[str, Any] | None = None) -> Path:
+    """Timing caches are specific to a TensorRT version and a GPU: the file name carries both."""
+    name = f"trt-timing-cache-{flavour}-{version}"
+    if gpu:
+        slug = "".join(c if c.isalnum() else "-" for c in str(gpu.get("name", ""))).strip("-").lower()
+        name += f"-cc{gpu.get('compute_capability')}-{slug}"
+    return cgan_home() / name
 
 
 def existing_engine(plan: Path, key: str) -> dict[str, Any] | None:
@@ -207,10 +212,12 @@ def existing_engine(plan: Path, key: str) -> dict[str, Any] | None:
 
 
 # ---- build ---------------------------------------------------------------------------------------------
-def _parse(trt: Any, network: Any, logger: Any, onnx_path: Path) -> None:
+def _parse(trt: Any, network: Any, logger: Any, onnx_path: Path) -> Any:
+    """Parse into `network`; returns the parser, which owns the weights the network points to: keep it alive
+    until the engine is built."""
     parser = trt.OnnxParser(network, logger)
     if parser.parse_from_file(str(onnx_path)):
-        return
+        return parser
     errors = [str(parser.get_error(i)) for i in range(parser.num_errors)]
     text = "; ".join(e.splitlines()[0] for e in errors if e) or "unknown parser error"
     hint = ""
@@ -249,7 +256,7 @@ def build_engine(onnx_path: str | Path, profile: Profile, *, io: str = "nchw", f
     logger = trt.Logger(trt.Logger.WARNING)
     builder = trt.Builder(logger)
     network = builder.create_network(flags)
-    _parse(trt, network, logger, onnx_path)
+    parser = _parse(trt, network, logger, onnx_path)  # must outlive build_serialized_network (owns weights)
     config = builder.create_builder_config()
     config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(workspace_gb * (1 << 30)))
     config.builder_optimization_level = int(opt_level)
@@ -257,12 +264,22 @@ def build_engine(onnx_path: str | Path, profile: Profile, *, io: str = "nchw", f
     opt_profile.set_shape("input", *profile.input_shapes(io))
     config.add_optimization_profile(opt_profile)
 
-    cache_file = timing_cache_path(flavour, version)
+    cache_file = timing_cache_path(flavour, version, gpu)
     has_cache_api = hasattr(config, "create_timing_cache")
     if has_cache_api:
         cache_bytes = cache_file.read_bytes() if cache_file.is_file() else b""
-        config.set_timing_cache(config.create_timing_cache(cache_bytes), False)
+        try:
+            cache = config.create_timing_cache(cache_bytes)
+            accepted = cache is not None and config.set_timing_cache(cache, False) is not False
+        except Exception as e:  # a corrupt cache file must not stop the build
+            log.warning("timing cache %s unusable (%s); starting an empty one", cache_file, e)
+            accepted = False
+        if not accepted:
+            if cache_bytes:
+                log.warning("timing cache %s was refused; starting an empty one", cache_file)
+            config.set_timing_cache(config.create_timing_cache(b""), False)
     serialized = builder.build_serialized_network(network, config)
+    del parser
     if serialized is None:
         raise IntegrityError(f"{flavour} {version} failed to build an engine from {onnx_path.name} "
                              f"(see the TensorRT log above); try a smaller --shapes max or more --workspace-gb")
@@ -275,7 +292,9 @@ def build_engine(onnx_path: str | Path, profile: Profile, *, io: str = "nchw", f
         "format": ENGINE_FORMAT, "version": FORMAT_VERSION, "key": key,
         "flavour": flavour, "trt_version": version, "strongly_typed": typing_mode,
         "gpu": {"name": gpu["name"], "compute_capability": str(gpu["compute_capability"])},
-        "profiles": [profile.to_dict()], "io": io, "input_name": "input", "output_name": "output",
+        "profiles": [{**profile.to_dict(), **dict(zip(("min", "opt", "max"),
+                                                      (list(x) for x in profile.input_shapes(io))))}],
+        "onnx_sha256": onnx_sha, "io": io, "input_name": "input", "output_name": "output",
         "precision": "fp16", "opt_level": int(opt_level), "workspace_gb": float(workspace_gb),
         "onnx": {"path": onnx_path.name, "sha256": onnx_sha},
         "plan": {"path": plan.name, "sha256": sha256_file(plan), "bytes": plan.stat().st_size},

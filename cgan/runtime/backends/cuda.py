@@ -162,6 +162,17 @@ class Graph:
         self.graph = call(rt.cudaStreamEndCapture(self.stream.handle))
         self.exec = call(rt.cudaGraphInstantiate(self.graph, 0))
 
+    def abort(self) -> None:
+        """End a capture that failed midway, so the stream leaves capture mode; drop whatever was captured."""
+        rt = cudart()
+        try:
+            err, graph = rt.cudaStreamEndCapture(self.stream.handle)[:2]
+            if graph is not None and int(err) == 0:
+                rt.cudaGraphDestroy(graph)
+        except Exception:  # the stream may not be capturing any more; nothing to undo then
+            pass
+        self.free()
+
     def launch(self) -> None:
         call(cudart().cudaGraphLaunch(self.exec, self.stream.handle))
 

@@ -84,7 +84,7 @@ def sidecar_fields(side: dict[str, Any]) -> dict[str, Any]:
         "compute_capabilities": [_cc_tuple(c) for c in ccs],
         "version_compatible": bool(side.get("version_compatible", False)),
         "hardware_compatible": bool(side.get("hardware_compatible", False)),
-        "onnx_sha256": side.get("onnx_sha256"),
+        "onnx_sha256": side.get("onnx_sha256") or (side.get("onnx") if isinstance(side.get("onnx"), dict) else {}).get("sha256"),
         "profiles": side.get("profiles") or [],
     }
 
@@ -143,6 +143,7 @@ class TensorRTBackend(Backend):
     module = "tensorrt"
     flavour = "tensorrt"
     devices = ("cuda",)
+    capture_graphs = True  # capture one CUDA graph per input shape (opt out: cuda_graph=False)
 
     @classmethod
     def _trt(cls) -> Any:
@@ -160,8 +161,10 @@ class TensorRTBackend(Backend):
 
     @classmethod
     def engines(cls, model: Model, precision: str | None = None) -> list[dict[str, Any]]:
-        return [r for r in model.find("engine", precision)
+        """This flavour's engines, uint8 pre/post engines first (pre/post on the GPU, 4x fewer bytes over PCIe)."""
+        recs = [r for r in model.find("engine", precision)
                 if (r.get("flavour") or cls._sidecar_flavour(model, r)) == cls.flavour]
+        return sorted(recs, key=lambda r: r.get("io", "nchw") != IO_UINT8)
 
     @staticmethod
     def _sidecar(model: Model, rec: dict[str, Any]) -> dict[str, Any]:
@@ -242,7 +245,7 @@ class TensorRTBackend(Backend):
         self.in_dtype = np.dtype(trt.nptype(self.engine.get_tensor_dtype(self.input_name)))
         self.out_dtype = np.dtype(trt.nptype(self.engine.get_tensor_dtype(self.output_name)))
         self.stream = cudahelp.Stream()
-        self.cuda_graph = bool(self.opts.get("cuda_graph", True))
+        self.cuda_graph = bool(self.opts.get("cuda_graph", self.capture_graphs))
         self.buffers = Buffers()
         self.slots: dict[tuple[int, ...], dict[str, Any]] = {}
         self.current: tuple[int, ...] | None = None
@@ -292,11 +295,19 @@ class TensorRTBackend(Backend):
             slot["graph"].launch()
         elif self.cuda_graph and slot.get("warm"):
             graph = cudahelp.Graph(self.stream)
-            graph.begin()
-            self._enqueue(slot)  # captured, not run
-            graph.end()
-            slot["graph"] = graph
-            graph.launch()
+            try:
+                graph.begin()
+                self._enqueue(slot)  # captured, not run
+                graph.end()
+            except CganError as e:
+                # Leave capture mode, then run without graphs from now on (same engine, same precision).
+                graph.abort()
+                self.cuda_graph = False
+                log.warning("%s: CUDA graph capture failed (%s); running without CUDA graphs", self.name, e)
+                self._enqueue(slot)
+            else:
+                slot["graph"] = graph
+                graph.launch()
         else:
             self._enqueue(slot)  # the first run per shape lets TensorRT settle shape-dependent state
             slot["warm"] = True
@@ -317,9 +328,13 @@ class TensorRTBackend(Backend):
 
     def _deactivate_impl(self) -> None:
         try:
-            self.stream.synchronize()
-            self._free_slots()
-            self.stream.free()
+            try:
+                self.stream.synchronize()
+            finally:
+                try:
+                    self._free_slots()
+                finally:
+                    self.stream.free()
         finally:
             self.context = None
             self.engine = None
@@ -332,3 +347,7 @@ class TensorRTRTXBackend(TensorRTBackend):
     name = "tensorrt-rtx"
     module = "tensorrt_rtx"
     flavour = "tensorrt-rtx"
+    # TensorRT-RTX compiles shape-specialised kernels just in time (lazily, in the background): a graph captured
+    # on the second call would freeze the generic fallback kernels, and RTX documents stream capture only for
+    # engines built for user-allocated memory. So no manual capture unless asked (cuda_graph=True).
+    capture_graphs = False
