@@ -108,6 +108,16 @@ def test_parity_figures_and_runtime_outputs(exported):
     assert got.std() > 1  # not a constant image
 
 
+def test_prepost_uint8_only_at_the_edges(exported):
+    """TensorRT takes uint8 only as an input cast right away and an output made by the last cast."""
+    _, out, _ = exported
+    for path in sorted(out.glob("*.prepost.onnx")):
+        g = onnx.load(str(path)).graph
+        consumers = [n.op_type for n in g.node if "input" in n.input]
+        producers = [n.op_type for n in g.node if "output" in n.output]
+        assert consumers == ["Cast"] and producers == ["Cast"], (path.name, consumers, producers)
+
+
 def test_triton_layout(exported):
     _, out, triton = exported
     models = sorted(p.name for p in triton.iterdir())

@@ -3,9 +3,12 @@
 Built by ONNX composition (`onnx.compose.merge_models`) around an already converted and checked NCHW graph
 (FP32 or FP16 with float32 I/O), so the FP16 conversion never has to reason about uint8 casts:
 
-    pre:  uint8 (N,H,W,3) BGR -Gather[2,1,0]-> RGB -Transpose-> NCHW -Cast float-> x·(2/255) − 1
+    pre:  uint8 (N,H,W,3) BGR -Cast float-> -Gather[2,1,0]-> RGB -Transpose-> NCHW -> x·(2/255) − 1
     core: the generator (input `input`, output `output`, float32)
-    post: (y + 1)·127.5 -Round-> -Clip 0..255-> -Cast uint8-> -Transpose-> NHWC -Gather[2,1,0]-> BGR
+    post: (y + 1)·127.5 -Round-> -Clip 0..255-> -Transpose-> NHWC -Gather[2,1,0]-> BGR -Cast uint8->
+
+The uint8 tensors touch nothing but the first and the last Cast: TensorRT accepts uint8 only as a network
+input converted right away and as an output produced by the final cast.
 
 Height and width must be multiples of 4 (the runtime pads).
 """
@@ -26,9 +29,9 @@ def _pre_post_graphs(opset: int, ir_version: int) -> tuple[Any, Any]:
 
     swap = const("bgr_rgb", np.array([2, 1, 0], dtype=np.int64))
     pre_nodes = [
-        helper.make_node("Gather", ["frames", "bgr_rgb"], ["rgb"], axis=3),
-        helper.make_node("Transpose", ["rgb"], ["rgb_nchw"], perm=[0, 3, 1, 2]),
-        helper.make_node("Cast", ["rgb_nchw"], ["rgb_f"], to=TensorProto.FLOAT),
+        helper.make_node("Cast", ["frames"], ["frames_f"], to=TensorProto.FLOAT),
+        helper.make_node("Gather", ["frames_f", "bgr_rgb"], ["rgb"], axis=3),
+        helper.make_node("Transpose", ["rgb"], ["rgb_f"], perm=[0, 3, 1, 2]),
         helper.make_node("Mul", ["rgb_f", "scale_in"], ["rgb_s"]),
         helper.make_node("Sub", ["rgb_s", "one"], ["pre_out"]),
     ]
@@ -42,9 +45,9 @@ def _pre_post_graphs(opset: int, ir_version: int) -> tuple[Any, Any]:
         helper.make_node("Mul", ["y1", "scale_out"], ["y255"]),
         helper.make_node("Round", ["y255"], ["yr"]),
         helper.make_node("Clip", ["yr", "lo", "hi"], ["yc"]),
-        helper.make_node("Cast", ["yc"], ["y8"], to=TensorProto.UINT8),
-        helper.make_node("Transpose", ["y8"], ["y8_nhwc"], perm=[0, 2, 3, 1]),
-        helper.make_node("Gather", ["y8_nhwc", "bgr_rgb"], ["frames_out"], axis=3),
+        helper.make_node("Transpose", ["yc"], ["yc_nhwc"], perm=[0, 2, 3, 1]),
+        helper.make_node("Gather", ["yc_nhwc", "bgr_rgb"], ["bgr_f"], axis=3),
+        helper.make_node("Cast", ["bgr_f"], ["frames_out"], to=TensorProto.UINT8),
     ]
     post = helper.make_graph(
         post_nodes, "cgan_post",
