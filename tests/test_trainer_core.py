@@ -209,3 +209,39 @@ def test_sampler_is_deterministic_and_resumable():
     random.seed(0)  # the sampler must not depend on global RNG state
     s.set_epoch(2)
     assert list(s) == full
+
+
+def test_pool_stores_copies_not_views_of_the_batch():
+    pool = ImagePool(2, seed=0)
+    batch = torch.zeros(4, 3, 8, 8)
+    pool.query(batch[:1])
+    stored = pool.images[0]
+    assert stored.untyped_storage().nbytes() == stored.numel() * stored.element_size()  # not the whole batch
+    batch[0].fill_(5.0)
+    assert float(stored.abs().max()) == 0.0
+
+
+def test_resume_into_fp16_starts_a_fresh_grad_scaler():
+    """A bf16/fp32 checkpoint has no loss-scaler state; resuming it with --precision fp16 must not fail."""
+    from cgan.trainer.config import TrainConfig
+    from cgan.trainer.train import CycleGAN
+
+    def model(precision):
+        return CycleGAN(TrainConfig(name="s", size=32, load_size=32, ngf=4, blocks=1, precision=precision,
+                                    device="cpu"), torch.device("cpu"))
+
+    state = model("fp32").state_dict()
+    fp16 = model("fp16")
+    fp16.load_state_dict(state)
+    assert fp16.scaler_G.is_enabled() and fp16.scaler_G.get_scale() == torch.amp.GradScaler("cpu").get_scale()
+    again = model("fp16")
+    again.load_state_dict(fp16.state_dict())  # an fp16 checkpoint restores its scaler
+    assert again.scaler_D.get_scale() == fp16.scaler_D.get_scale()
+
+
+def test_shrinking_uses_area_resampling():
+    from cgan.trainer.data import _resize
+
+    noise = np.random.default_rng(0).integers(0, 256, (64, 64, 3)).astype(np.uint8)
+    small = _resize(noise, 16, 16)  # averaging 4x4 blocks divides the noise by ~4; point sampling keeps most
+    assert float(small.std()) < 0.35 * float(noise.std())

@@ -101,7 +101,10 @@ def resolve_folders(data: str | None, data_a: str | None, data_b: str | None) ->
 def _resize(img: np.ndarray, w: int, h: int) -> np.ndarray:
     if (img.shape[1], img.shape[0]) == (w, h):
         return img
-    return cv2.resize(img, (w, h), interpolation=cv2.INTER_CUBIC)
+    # Bicubic like the official PIL resize when enlarging; area averaging when shrinking, since OpenCV's
+    # bicubic (unlike PIL's) does not antialias and would alias large photos shrunk to the load size.
+    shrink = w * h < img.shape[0] * img.shape[1]
+    return cv2.resize(img, (w, h), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_CUBIC)
 
 
 def _multiple_of_4(img: np.ndarray) -> np.ndarray:

@@ -26,13 +26,14 @@ class ImagePool:
         out = []
         for image in images.detach():
             image = image.unsqueeze(0)
+            # the pool keeps its own copy: a view would pin the whole batch's storage (and checkpoint it)
             if len(self.images) < self.size:
-                self.images.append(image)
+                self.images.append(image.clone())
                 out.append(image)
             elif self.rng.uniform(0, 1) > 0.5:
                 i = self.rng.randint(0, self.size - 1)
-                out.append(self.images[i].clone())
-                self.images[i] = image
+                out.append(self.images[i])
+                self.images[i] = image.clone()
             else:
                 out.append(image)
         return torch.cat(out, 0)

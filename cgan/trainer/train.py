@@ -196,9 +196,14 @@ class CycleGAN:
         self.opt_D.load_state_dict(state["optim"]["D"])
         self.sched_G.load_state_dict(state["sched"]["G"])
         self.sched_D.load_state_dict(state["sched"]["D"])
-        if state.get("scaler"):
-            self.scaler_G.load_state_dict(state["scaler"]["G"])
-            self.scaler_D.load_state_dict(state["scaler"]["D"])
+        # A GradScaler is only live for fp16; an fp32/bf16 run saves {} for it. Restore it when both sides have
+        # one, else (e.g. resuming a bf16 run with --precision fp16) the new scaler starts fresh.
+        for name, scaler in (("G", self.scaler_G), ("D", self.scaler_D)):
+            saved = (state.get("scaler") or {}).get(name)
+            if saved and scaler.is_enabled():
+                scaler.load_state_dict(saved)
+            elif scaler.is_enabled():
+                log.info("no saved fp16 loss-scaler state for %s: starting a fresh GradScaler", name)
         self.pool_X.load_state_dict(state["pools"]["X"], self.device)
         self.pool_Y.load_state_dict(state["pools"]["Y"], self.device)
 
