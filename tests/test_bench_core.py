@@ -205,3 +205,17 @@ def test_help_path_imports_no_torch():
     code = ("import sys, cgan.benchmarks.cli, cgan.benchmarks.bench, cgan.benchmarks.plot, cgan.benchmarks.e2e; "
             "assert 'torch' not in sys.modules, 'torch imported'; assert 'matplotlib' not in sys.modules")
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+def test_gpu_memory_falls_back_to_device_used_delta(monkeypatch):
+    """In a container nvidia-smi lists host PIDs; then the probe reports device-wide growth since the build."""
+    from cgan.benchmarks import runners
+
+    monkeypatch.setattr(runners, "_nvidia_smi_process_mb", lambda: None)
+    monkeypatch.setattr(runners, "_device_used_mb", lambda: 1500.0)
+    probe = runners.MemoryProbe("cuda", torch_based=False, gpu_used_base=1200.0)
+    probe.start()
+    assert probe.stop() == (300.0, "device-used-delta")
+    monkeypatch.setattr(runners, "_nvidia_smi_process_mb", lambda: 900.0)
+    assert probe.stop() == (900.0, "nvidia-smi-process")
+    assert runners.MemoryProbe("cuda", torch_based=False).stop() == (900.0, "nvidia-smi-process")

@@ -27,7 +27,8 @@ import numpy as np
 from cgan.benchmarks import sol
 from cgan.benchmarks.report import RESULT_FORMAT, RESULT_VERSION, empty_row
 from cgan.benchmarks.runners import (BACKENDS, CPU_BACKENDS, GPU_BACKENDS, MemoryProbe, OfficialBaseline, Runner,
-                                     TranslatorRunner, _rss_mb, backend_device, runtime_availability)
+                                     TranslatorRunner, _device_used_mb, _rss_mb, backend_device,
+                                     runtime_availability)
 from cgan.errors import BackendUnavailable, CganError
 from cgan.spec import GeneratorSpec, PairSpec
 
@@ -406,7 +407,7 @@ def _measure_runner(make: Callable[[], Runner], label: tuple[str, str], cfg: Ben
     rows: list[dict[str, Any]] = []
     runner = None
     build_s = None
-    rss0 = _rss_mb()
+    rss0, gpu0 = _rss_mb(), _device_used_mb()
     try:
         runner = make()
         t0 = time.perf_counter()
@@ -427,7 +428,7 @@ def _measure_runner(make: Callable[[], Runner], label: tuple[str, str], cfg: Ben
                 row = empty_row(name, precision, b, h, w)
                 row["build_s"] = build_s
                 frames = frames_by_size[(h, w)][:b]
-                probe = MemoryProbe(runner.device, runner.torch_based, rss0)
+                probe = MemoryProbe(runner.device, runner.torch_based, rss0, gpu0)
                 try:
                     probe.start()
                     t0 = time.perf_counter()

@@ -58,18 +58,33 @@ def _nvidia_smi_process_mb() -> float | None:
     return total
 
 
+def _device_used_mb() -> float | None:
+    """Memory in use on CUDA device 0 by everyone (total - free), or None without a usable torch CUDA."""
+    if not _torch_cuda_ready():
+        return None
+    import torch
+
+    free, total = torch.cuda.mem_get_info()
+    return (total - free) / 2**20
+
+
 class MemoryProbe:
     """Peak memory of one measurement, from the best source available for the device.
 
     cuda + torch runner: `torch.cuda.max_memory_allocated` since `start()` ("torch-max-allocated").
     cuda, other runners: the process's GPU memory after the run from nvidia-smi ("nvidia-smi-process"; the
-    ORT/TensorRT arenas only grow, so this is their high-water mark, but it includes the CUDA context).
+    ORT/TensorRT arenas only grow, so this is their high-water mark, but it includes the CUDA context). In a
+    container nvidia-smi lists host PIDs, so it often cannot name this process: then the growth of the
+    device-wide used memory from before the runner was built to after the run ("device-used-delta"; other
+    processes on the GPU would distort it).
     cpu: the highest resident set seen (sampled every 5 ms by a thread) minus the resident set before the
     runner was built ("rss-peak-delta"; a rough figure: it includes allocator caching and the input frames).
     """
 
-    def __init__(self, device: str, torch_based: bool, rss_base: float | None = None):
+    def __init__(self, device: str, torch_based: bool, rss_base: float | None = None,
+                 gpu_used_base: float | None = None):
         self.device, self.torch_based, self.rss_base = device, torch_based, rss_base
+        self.gpu_used_base = gpu_used_base  # _device_used_mb() taken before the runner was built
         self._peak_rss: float | None = None
         self._stop = None
         self._thread = None
@@ -103,7 +118,12 @@ class MemoryProbe:
                 torch.cuda.synchronize()
                 return torch.cuda.max_memory_allocated() / 2**20, "torch-max-allocated"
             mb = _nvidia_smi_process_mb()
-            return (mb, "nvidia-smi-process") if mb is not None else (None, None)
+            if mb is not None:
+                return mb, "nvidia-smi-process"
+            used = _device_used_mb()
+            if used is not None and self.gpu_used_base is not None:
+                return max(0.0, used - self.gpu_used_base), "device-used-delta"
+            return None, None
         if self._thread is not None:
             self._stop.set()
             self._thread.join()
