@@ -197,6 +197,9 @@ class OrtCudaBackend(_OrtBackend):
         key = batch.shape
         dev = int(self.opts.get("device_id", 0))
         if key not in self.bound:
+            if len(self.bound) >= 8:  # a ninth frame size: drop the bound device buffers of the others
+                # (onnxruntime offers no way to release a captured CUDA graph; those stay until close)
+                self.bound.clear()
             in_shape = batch.shape if self.io == "bgr-hwc-uint8" else (n, 3, h, w)
             out_dtype = np.uint8 if self.io == "bgr-hwc-uint8" else self.io_dtype
             x = ort.OrtValue.ortvalue_from_shape_and_type(in_shape, self.io_dtype, self.ort_device, dev)

@@ -59,7 +59,8 @@ class TorchBackend(Backend):
             net = net.to(memory_format=torch.channels_last)
             torch.backends.cudnn.benchmark = True
         if self.opts.get("compile"):
-            net = torch.compile(net, mode=self.opts.get("compile_mode", "max-autotune-no-cudagraphs"))
+            # dynamic=False: kernels specialised per frame size (a video keeps one size), not one generic set
+            net = torch.compile(net, mode=self.opts.get("compile_mode", "max-autotune-no-cudagraphs"), dynamic=False)
         self.net, self.dev, self.dtype = net, dev, dtype
         self.cuda_graph = bool(self.opts.get("cuda_graph")) and self.device == "cuda"
         self.graphs: dict[tuple[int, ...], Any] = {}
