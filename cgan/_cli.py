@@ -13,8 +13,9 @@ from cgan.errors import CganError
 def run(command: click.Command, argv: list[str] | None = None) -> int:
     """Run a click command; CganError -> 'cgan: error: ...' (one line, no traceback), exit code != 0."""
     try:
-        command.main(args=argv, standalone_mode=False)
-        return 0
+        rv = command.main(args=argv, standalone_mode=False)
+        # without standalone mode click returns (not raises) the code of a ctx.exit()/Exit(n)
+        return rv if isinstance(rv, int) and not isinstance(rv, bool) else 0
     except CganError as e:
         click.echo(f"error: {e}", err=True)
         return e.exit_code

@@ -150,3 +150,12 @@ def test_signal_mid_file_leaves_playable_output(tmp_path, sig, ended):
     n, _, size = probe(out)
     assert n == int(frames) and size == (64, 48)
     assert not list(tmp_path.glob(".out.partial-*"))
+
+
+@pytest.mark.parametrize("ended,code", [("interrupted", 130), ("terminated", 143), ("end", 0)])
+def test_cli_exit_code_says_how_the_run_ended(monkeypatch, capsys, ended, code):
+    from cgan.runtime import cli as video_cli
+    from cgan.runtime.video import VideoSummary
+
+    monkeypatch.setattr(video_cli, "run_video", lambda job: VideoSummary(ended=ended))
+    assert run(cli, ["--input", "demo", "--no-display"]) == code
