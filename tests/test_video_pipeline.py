@@ -166,3 +166,68 @@ def test_translator_error_leaves_no_output(tmp_path):
         run_video(job(inputs=[str(clip)], output=str(out)), translator=Broken(after=3))
     assert not out.exists()
     assert not list(tmp_path.glob(".*partial*"))
+
+
+# ---- end of stream, output files (review findings) ----------------------------------------------------------
+def test_live_source_keeps_its_last_frame(tmp_path):
+    frames = [pattern(i) for i in range(5)]
+    s = run_video(VideoJob(inputs=[FrameListSource(frames, fps=200, live=True)], output=str(tmp_path / "o.mp4"),
+                           display=False, progress=False, handle_signals=False), translator=Invert())
+    assert s.frames + s.dropped == 5 and s.frames >= 1
+    one = run_video(VideoJob(inputs=[FrameListSource(frames, fps=200, live=True)], max_frames=1,
+                             output=str(tmp_path / "one.mp4"), display=False, progress=False,
+                             handle_signals=False), translator=Invert())
+    assert (one.frames, one.dropped) == (1, 0) and probe(tmp_path / "one.mp4")[0] == 1
+
+
+def test_last_live_frame_is_written(tmp_path):
+    seen = []
+    frames = [pattern(i) for i in range(6)]
+    run_video(VideoJob(inputs=[FrameListSource(frames, fps=50, live=True)], output=str(tmp_path / "o.mp4"),
+                       display=False, progress=False, handle_signals=False,
+                       on_frame=lambda stream, inp, out: seen.append(inp.copy())), translator=Invert())
+    assert np.array_equal(seen[-1], frames[-1])
+
+
+def test_odd_sizes_are_written_even_and_reported(tmp_path):
+    frames = [pattern(i, 41, 31) for i in range(4)]
+    s = run_video(VideoJob(inputs=[FrameListSource(frames)], output=str(tmp_path / "odd.mp4"), display=False,
+                           progress=False, handle_signals=False), translator=Invert())
+    n, _, size = probe(tmp_path / "odd.mp4")
+    assert s.frames == 4 and n == 4 and size == (40, 30)
+
+
+def test_output_that_does_not_read_back_is_not_renamed(tmp_path):
+    from cgan.runtime.video import VideoOutput
+
+    target = tmp_path / "keep.mp4"
+    target.write_bytes(b"the previous good file")
+    out = VideoOutput(target, 12.0)
+    for i in range(5):
+        out.write(pattern(i))
+    out.writer.release()
+    out.writer = None
+    with open(out.tmp, "r+b") as f:  # what a full disk leaves behind: a file cut short
+        f.truncate(200)
+    with pytest.raises(CganError, match="failed"):
+        out.finish()
+    assert target.read_bytes() == b"the previous good file" and not out.tmp.exists()
+
+
+def test_signals_are_held_back_while_outputs_are_finalized():
+    import os
+    import signal
+
+    from cgan.runtime.video import _signals_deferred
+
+    got = []
+    old = signal.signal(signal.SIGTERM, lambda *a: got.append("TERM"))
+    try:
+        with _signals_deferred(True):
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(0.05)
+            assert got == []  # not delivered during finalization
+        time.sleep(0.05)
+        assert got == ["TERM"]  # delivered right after
+    finally:
+        signal.signal(signal.SIGTERM, old)

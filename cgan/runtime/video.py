@@ -18,6 +18,7 @@ with `translate_batch(list_of_bgr_frames) -> list_of_bgr_frames` works (pass it 
 """
 from __future__ import annotations
 
+import collections
 import contextlib
 import logging
 import os
@@ -39,6 +40,7 @@ from cgan.runtime.smooth import TemporalSmoother
 from cgan.runtime.sources import CaptureSource, Source, open_source, parse_input
 
 log = logging.getLogger(__name__)
+_READ_BACK = cv2.VideoCapture  # the decoder that checks finished files (held apart from sources' capture)
 
 # Containers this OpenCV build (FFmpeg backend) writes, and the codec used for each (checked at startup).
 CODECS = {".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".mkv": "mp4v", ".avi": "MJPG"}
@@ -204,18 +206,29 @@ class VideoOutput:
     def write(self, frame: np.ndarray) -> None:
         h, w = frame.shape[:2]
         if self.writer is None:
-            self.size = (w, h)
-            self.writer = cv2.VideoWriter(str(self.tmp), cv2.VideoWriter_fourcc(*self.fourcc), self.fps, (w, h))
+            # The codecs store 4:2:0 chroma, so an odd width or height would be cut silently by the encoder:
+            # crop the last row/column ourselves and say so once; the summary reports the size written.
+            ew, eh = max(2, w & ~1), max(2, h & ~1)
+            if (ew, eh) != (w, h):
+                log.info("%s: %dx%d frames are written as %dx%d (the codec needs even sizes)", self.path.name,
+                         w, h, ew, eh)
+            self.size = (ew, eh)
+            self.writer = cv2.VideoWriter(str(self.tmp), cv2.VideoWriter_fourcc(*self.fourcc), self.fps, (ew, eh))
             if not self.writer.isOpened():
-                raise CganError(f"cannot open a {self.fourcc} writer for {self.path} at {w}x{h}; "
+                raise CganError(f"cannot open a {self.fourcc} writer for {self.path} at {ew}x{eh}; "
                                 f"use .mp4 (mp4v) or .avi (MJPG)")
-        elif (w, h) != self.size:
-            frame = cv2.resize(frame, self.size, interpolation=cv2.INTER_AREA)
-        self.writer.write(frame)
+        if (w, h) != self.size:
+            if (w & ~1, h & ~1) == self.size:
+                frame = frame[:self.size[1], :self.size[0]]
+            else:
+                frame = cv2.resize(frame, self.size, interpolation=cv2.INTER_AREA)
+        self.writer.write(np.ascontiguousarray(frame))
         self.frames += 1
 
     def finish(self) -> Path | None:
-        """Release the writer (the file becomes playable) and give it its final name; None if no frames."""
+        """Release the writer, check that the file plays back with every frame, then give it its final name;
+        None if no frames. cv2.VideoWriter reports no write errors (disk full, size limits), so a file that
+        does not read back is removed and reported instead of replacing the target."""
         if self.writer is not None:
             self.writer.release()
             self.writer = None
@@ -223,6 +236,18 @@ class VideoOutput:
             with contextlib.suppress(OSError):
                 self.tmp.unlink()
             return None
+        cap = _READ_BACK(str(self.tmp))
+        try:
+            readable = cap.isOpened() and cap.read()[0]
+            count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0) if readable else 0
+        finally:
+            cap.release()
+        if not readable or 0 < count < self.frames:
+            with contextlib.suppress(OSError):
+                self.tmp.unlink()
+            got = f"{count} of {self.frames} frames" if readable else "an unreadable file"
+            raise CganError(f"writing {self.path} failed ({got} after release: disk full or a file size "
+                            f"limit?); {self.path} was left as it was")
         os.replace(self.tmp, self.path)
         return self.path
 
@@ -297,7 +322,8 @@ class _Pipeline:
         self.translate_busy = 0.0
         self.translated = 0
         self.encode_busy = 0.0
-        self.latencies: list[float] = []
+        # the newest 100,000 latencies (p50/p99 over them): bounded memory on runs that last for hours
+        self.latencies: collections.deque[float] = collections.deque(maxlen=100_000)
         self.ended = "end"
 
     # -- capture (one thread per input) --
@@ -331,15 +357,9 @@ class _Pipeline:
             self.errors.append(e)
             self.stop.set()
         finally:
-            with contextlib.suppress(queue.Full):
-                if st.live:
-                    with contextlib.suppress(queue.Empty):
-                        while st.q.full():
-                            st.q.get_nowait()
-                            st.dropped += 1
-                    st.q.put_nowait(_END)
-                else:
-                    self._put(st.q, _END)
+            # The end marker waits for room like a frame does (at most one translate step): the last frame of a
+            # live source is not stale at the end of the stream. _put gives up once the pipeline is stopping.
+            self._put(st.q, _END)
             self.ready.set()
 
     def _put(self, q: queue.Queue, item: Any) -> None:
@@ -490,8 +510,28 @@ def load_translator(job: VideoJob) -> Any:
     return Translator.load(job.pair, direction=job.direction, backend=job.backend, precision=job.precision)
 
 
-def _percentile_ms(values: list[float], q: float) -> float:
+def _percentile_ms(values: Any, q: float) -> float:
     return float(np.percentile(np.asarray(values), q) * 1000.0) if values else 0.0
+
+
+@contextlib.contextmanager
+def _signals_deferred(enabled: bool):
+    """Hold SIGINT/SIGTERM back while the outputs are finalized (release, check, rename): a signal that
+    arrives meanwhile is only recorded, then raised again once the previous handlers are back in force.
+    (Handlers, not a signal mask: any thread of the process may receive a process-directed signal.)"""
+    if not enabled or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    pending: list[int] = []
+    old = {sig: signal.signal(sig, lambda signum, frame: pending.append(signum))
+           for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
+        for sig in pending:
+            signal.raise_signal(sig)
 
 
 def run_video(job: VideoJob, translator: Any = None) -> VideoSummary:
@@ -554,11 +594,12 @@ def run_video(job: VideoJob, translator: Any = None) -> VideoSummary:
         seconds = time.perf_counter() - t_start
         if pipe.errors:
             raise pipe.errors[0]
-        for st in streams:
-            if st.out is not None:
-                path = st.out.finish()
-                if path is not None:
-                    summary.outputs.append(str(path))
+        with _signals_deferred(job.handle_signals):  # a Ctrl-C now must not cost the finished file
+            for st in streams:
+                if st.out is not None:
+                    path = st.out.finish()
+                    if path is not None:
+                        summary.outputs.append(str(path))
         if pipe.ended == "end" and job.max_frames is not None and all(
                 st.read >= job.max_frames for st in streams):
             pipe.ended = "max-frames"
