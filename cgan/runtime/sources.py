@@ -180,7 +180,10 @@ class CaptureSource:
                 raise CganError(f"cannot open capture device {spec.target}: busy (used by another program?) "
                                 f"or no permission (add yourself to the 'video' group)")
             return cap
-        cap = cv2.VideoCapture(str(spec.target), cv2.CAP_FFMPEG)
+        # bounded open/read waits, so a stalled stream reaches the reconnect logic in seconds, not FFmpeg's ~30 s
+        cap = cv2.VideoCapture(str(spec.target), cv2.CAP_FFMPEG,
+                               [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, URL_TIMEOUT_MS, cv2.CAP_PROP_READ_TIMEOUT_MSEC,
+                                URL_TIMEOUT_MS])
         if not cap.isOpened():
             raise CganError(f"cannot open stream {spec.target}: unreachable, wrong URL or credentials; "
                             f"check it with `ffprobe {spec.target}`")
@@ -242,6 +245,9 @@ def open_source(text: str | int | os.PathLike | InputSpec, reconnects: int = 3, 
     """Open what `--input` names; raise a one-line CganError if it cannot deliver a first frame."""
     spec = text if isinstance(text, InputSpec) else parse_input(text)
     return CaptureSource(spec, reconnects=reconnects, backoff=backoff, stop=stop)
+
+
+URL_TIMEOUT_MS = 5000  # open and read timeout of network streams
 
 
 class FrameListSource:
