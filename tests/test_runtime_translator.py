@@ -118,8 +118,11 @@ def test_resize_policies_and_limits(folders):
         assert t.translate(frame).shape == (50, 70, 3)
     with Translator.load(str(folders[1]), backend="ort-cpu", max_side=32, max_pixels=4000, threads=1) as t:
         assert t.translate(frame).shape == (50, 70, 3)
-        with pytest.raises(CganError, match="over the limit"):
-            t.translate(np.zeros((64, 64, 3), np.uint8))
+        big = rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)
+        assert t.translate(big).shape == (64, 64, 3)  # the limit applies to what the model sees: 32x32 here
+    with Translator.load(str(folders[1]), backend="ort-cpu", max_pixels=4000, threads=1) as t:
+        with pytest.raises(CganError, match="over the limit.*max_side"):
+            t.translate(big)  # 64x64 = 4096 pixels through the model
     with pytest.raises(CganError, match="resize policy"):
         Translator.load(str(folders[1]), backend="ort-cpu", resize="crop")
 

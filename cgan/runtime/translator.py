@@ -101,8 +101,8 @@ class Translator:
             sizes = sorted({f"{b.shape[1]}x{b.shape[0]}" for b in bgr})
             raise CganError(f"translate_batch needs frames of one size, got {', '.join(sizes)}; "
                             f"call translate() per frame instead")
-        fr.check_pixels(h, w, self.max_pixels)
         geo = fr.plan(h, w, self.resize, self.max_side)
+        fr.check_pixels(*geo.padded, self.max_pixels)  # what the model would process (after max_side)
         with self._lock:
             if not self.backend.is_active:
                 raise CganError("this Translator is closed; load a new one")
