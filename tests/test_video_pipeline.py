@@ -231,3 +231,37 @@ def test_signals_are_held_back_while_outputs_are_finalized():
         assert got == ["TERM"]  # delivered right after
     finally:
         signal.signal(signal.SIGTERM, old)
+
+
+def test_file_that_stops_decoding_early_is_reported(monkeypatch, caplog, tmp_path):
+    """OpenCV ends a damaged file like a complete one; the source says it stopped early."""
+    import cv2
+
+    from cgan.runtime import sources
+
+    clip = make_clip(tmp_path / "c.mp4", 3)
+
+    class Damaged:
+        def __init__(self, *a, **k):
+            self.left = 10
+
+        def isOpened(self):
+            return True
+
+        def get(self, prop):
+            return {cv2.CAP_PROP_FPS: 12.0, cv2.CAP_PROP_FRAME_COUNT: 100.0}.get(prop, 0.0)
+
+        def read(self):
+            self.left -= 1
+            return (True, pattern(self.left)) if self.left >= 0 else (False, None)
+
+        def release(self):
+            pass
+
+    monkeypatch.setattr(sources.cv2, "VideoCapture", Damaged)
+    src = open_source(parse_input(str(clip)))
+    with caplog.at_level("WARNING", logger="cgan.runtime.sources"):
+        n = 0
+        while src.read() is not None:
+            n += 1
+    assert n == 10 and "decoding stopped after 10 of 100 frames" in caplog.text

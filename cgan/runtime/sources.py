@@ -135,6 +135,7 @@ class CaptureSource:
         self.backoff = backoff
         self.stop = stop or threading.Event()
         self.reconnected = 0
+        self.frames_read = 0
         self._pending: np.ndarray | None = None
         self.cap = self._open()
         self.fps = float(self.cap.get(cv2.CAP_PROP_FPS) or 0.0)
@@ -202,13 +203,19 @@ class CaptureSource:
     def read(self) -> np.ndarray | None:
         if self._pending is not None:
             frame, self._pending = self._pending, None
+            self.frames_read += 1
             return frame
         if self.cap is None:
             return None
         ok, frame = self.cap.read()
         if ok and frame is not None:
+            self.frames_read += 1
             return _as_bgr(frame)
         if not self.live:
+            if self.frame_count and self.frames_read < 0.98 * self.frame_count:
+                # a decode error ends OpenCV's reading like the end of the file does: say it was not the end
+                log.warning("%s: decoding stopped after %d of %d frames (damaged file?); the output ends there",
+                            self.name, self.frames_read, self.frame_count)
             return None
         return self._reconnect()
 
