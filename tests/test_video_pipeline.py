@@ -265,3 +265,15 @@ def test_file_that_stops_decoding_early_is_reported(monkeypatch, caplog, tmp_pat
         while src.read() is not None:
             n += 1
     assert n == 10 and "decoding stopped after 10 of 100 frames" in caplog.text
+
+
+def test_live_recording_keeps_real_time_when_frames_were_dropped(tmp_path):
+    from cgan.runtime.video import VideoOutput
+
+    out = VideoOutput(tmp_path / "live.mp4", 10.0)
+    for i, t in enumerate([100.0, 100.1, 100.5, 100.6, 103.0]):  # 10 fps camera; frames between were dropped
+        out.write(pattern(i), t_capture=t)
+    # frames due by each capture time at 10 fps: 1, 2, 6, 7, then 31 - but at most one second (10) per gap
+    assert out.frames == 1 + 1 + 4 + 1 + 10
+    out.finish()
+    assert probe(tmp_path / "live.mp4")[0] == 17

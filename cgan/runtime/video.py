@@ -202,8 +202,18 @@ class VideoOutput:
         self.writer: cv2.VideoWriter | None = None
         self.size: tuple[int, int] | None = None
         self.frames = 0
+        self.t_first: float | None = None
 
-    def write(self, frame: np.ndarray) -> None:
+    def write(self, frame: np.ndarray, t_capture: float | None = None) -> None:
+        """Append a frame. With `t_capture` (live sources) the frame is repeated to fill the time since the
+        previous one at the file's fps, so a recording whose stale frames were dropped still plays in real
+        time (at most one second of repeats per frame, so a long outage does not become a long still)."""
+        repeats = 1
+        if t_capture is not None:
+            if self.t_first is None:
+                self.t_first = t_capture
+            due = int(round((t_capture - self.t_first) * self.fps)) + 1  # frames the file should hold by now
+            repeats = max(1, min(due - self.frames, int(self.fps)))
         h, w = frame.shape[:2]
         if self.writer is None:
             # The codecs store 4:2:0 chroma, so an odd width or height would be cut silently by the encoder:
@@ -222,8 +232,10 @@ class VideoOutput:
                 frame = frame[:self.size[1], :self.size[0]]
             else:
                 frame = cv2.resize(frame, self.size, interpolation=cv2.INTER_AREA)
-        self.writer.write(np.ascontiguousarray(frame))
-        self.frames += 1
+        frame = np.ascontiguousarray(frame)
+        for _ in range(repeats):
+            self.writer.write(frame)
+        self.frames += repeats
 
     def finish(self) -> Path | None:
         """Release the writer, check that the file plays back with every frame, then give it its final name;
@@ -448,7 +460,7 @@ class _Pipeline:
                 if self.job.on_frame is not None:
                     self.job.on_frame(st.idx, frame, shown)
                 if st.out is not None:
-                    st.out.write(shown)
+                    st.out.write(shown, t_cap if st.live else None)
                 if display:
                     cv2.imshow(f"cgan-video {st.idx}" if len(self.streams) > 1 else "cgan-video", shown)
                     key = cv2.waitKey(1) & 0xFF
