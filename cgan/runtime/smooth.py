@@ -48,6 +48,7 @@ class TemporalSmoother:
     _prev_gray: np.ndarray | None = field(default=None, init=False, repr=False)
     _prev_out: np.ndarray | None = field(default=None, init=False, repr=False)
     _dis: object = field(default=None, init=False, repr=False)
+    _grid: tuple | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.strength < 1.0:
@@ -88,9 +89,13 @@ class TemporalSmoother:
         if self._dis is None:
             self._dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST)
         flow = self._dis.calc(small_cur, small_prev, None)  # cur(x) ~ prev(x + flow(x))
-        if scale < 1:
-            flow = cv2.resize(flow, (w, h), interpolation=cv2.INTER_LINEAR) * np.float32(1.0 / scale)
-        gx, gy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+        if scale < 1:  # back to full size; x and y scale apart (the small size was rounded per axis)
+            flow = cv2.resize(flow, (w, h), interpolation=cv2.INTER_LINEAR)
+            flow[..., 0] *= np.float32(w / sw)
+            flow[..., 1] *= np.float32(h / sh)
+        if self._grid is None or self._grid[0].shape != (h, w):  # pixel coordinates, made once per size
+            self._grid = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+        gx, gy = self._grid
         mx, my = gx + flow[..., 0], gy + flow[..., 1]
         warped_g = cv2.remap(prev_g, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         warped_out = cv2.remap(prev_out, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
