@@ -277,3 +277,13 @@ def test_live_recording_keeps_real_time_when_frames_were_dropped(tmp_path):
     assert out.frames == 1 + 1 + 4 + 1 + 10
     out.finish()
     assert probe(tmp_path / "live.mp4")[0] == 17
+
+
+def test_slow_writer_does_not_pile_up_stale_live_frames(tmp_path):
+    """Writing/showing is the bottleneck (30 ms per frame, camera at 100 fps): stale translated frames are
+    dropped before the writer too, so latency stays near one write time instead of a queue of them."""
+    frames = [pattern(i) for i in range(120)]
+    s = run_video(VideoJob(inputs=[FrameListSource(frames, fps=100, live=True)], display=False, progress=False,
+                           handle_signals=False, on_frame=lambda *a: time.sleep(0.03)), translator=Invert())
+    assert s.frames + s.dropped == 120 and s.dropped > 0
+    assert s.latency_p50_ms < 95, s  # measured ~65 ms; with the stale frames queued it was ~125 ms

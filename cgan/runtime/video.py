@@ -18,7 +18,6 @@ with `translate_batch(list_of_bgr_frames) -> list_of_bgr_frames` works (pass it 
 """
 from __future__ import annotations
 
-import collections
 import contextlib
 import logging
 import os
@@ -298,7 +297,8 @@ class _Stream:
         self.out = out
         self.q: queue.Queue = queue.Queue(maxsize=1 if self.live else max(1, queue_size))
         self.read = 0
-        self.dropped = 0
+        self.dropped = 0       # stale frames dropped at capture (capture thread)
+        self.dropped_out = 0   # stale translated frames dropped before writing (writer thread)
         self.resized = 0
         self.written = 0
         self.decode_busy = 0.0
@@ -335,7 +335,7 @@ class _Pipeline:
         self.translated = 0
         self.encode_busy = 0.0
         # the newest 100,000 latencies (p50/p99 over them): bounded memory on runs that last for hours
-        self.latencies: collections.deque[float] = collections.deque(maxlen=100_000)
+        self.latencies: deque[float] = deque(maxlen=100_000)
         self.ended = "end"
 
     # -- capture (one thread per input) --
@@ -381,6 +381,22 @@ class _Pipeline:
                 return
             except queue.Full:
                 continue
+
+    def _newest(self, item: Any, pending: deque) -> Any:
+        """The newest translated frame of `item`'s live stream among those waiting (in `pending` and in the
+        output queue); the older ones are dropped. Everything else stays in `pending`, in order."""
+        waiting = list(pending)
+        with contextlib.suppress(queue.Empty):
+            while True:
+                waiting.append(self.out_q.get_nowait())
+        pending.clear()
+        for other in waiting:
+            if other is not _END and other[0] is item[0]:
+                item[0].dropped_out += 1
+                item = other
+            else:
+                pending.append(other)
+        return item
 
     # -- translate (one thread for all inputs) --
     def _translate(self) -> None:
@@ -437,16 +453,23 @@ class _Pipeline:
             t.start()
         translate.start()
         recent: deque[float] = deque(maxlen=30)
+        pending: deque = deque()  # items taken from out_q ahead of their turn (see _newest)
         try:
             while True:
                 if self.stop.is_set():
                     break
-                try:
-                    item = self.out_q.get(timeout=0.05)
-                except queue.Empty:
-                    if not translate.is_alive() and self.out_q.empty():
-                        break
-                    continue
+                if pending:
+                    item = pending.popleft()
+                else:
+                    try:
+                        item = self.out_q.get(timeout=0.05)
+                    except queue.Empty:
+                        if not translate.is_alive() and self.out_q.empty():
+                            break
+                        continue
+                if item is not _END and item[0].live:
+                    # when writing/showing is the bottleneck, stale live frames are dropped here too
+                    item = self._newest(item, pending)
                 if item is _END:
                     break
                 st, seq, t_cap, frame, out = item
@@ -646,7 +669,7 @@ def _progress_bar(job: VideoJob, streams: list[_Stream]) -> Any:
 
 def _fill_summary(s: VideoSummary, pipe: _Pipeline, streams: list[_Stream], seconds: float) -> None:
     s.frames = sum(st.written for st in streams)
-    s.dropped = sum(st.dropped for st in streams)
+    s.dropped = sum(st.dropped + st.dropped_out for st in streams)
     s.resized = sum(st.resized for st in streams)
     s.latency_p50_ms = _percentile_ms(pipe.latencies, 50)
     s.latency_p99_ms = _percentile_ms(pipe.latencies, 99)
@@ -659,6 +682,6 @@ def _fill_summary(s: VideoSummary, pipe: _Pipeline, streams: list[_Stream], seco
     s.seconds = seconds
     s.ended = pipe.ended
     s.streams = [{"input": st.source.name, "live": st.live, "read": st.read, "written": st.written,
-                  "dropped": st.dropped, "resized": st.resized, "size": list(st.target or ()),
+                  "dropped": st.dropped + st.dropped_out, "resized": st.resized, "size": list(st.target or ()),
                   "output": str(st.out.path) if st.out is not None and st.out.frames else None}
                  for st in streams]
