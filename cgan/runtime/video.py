@@ -485,9 +485,10 @@ class _Pipeline:
                 if st.out is not None:
                     st.out.write(shown, t_cap if st.live else None)
                 if display:
-                    cv2.imshow(f"cgan-video {st.idx}" if len(self.streams) > 1 else "cgan-video", shown)
+                    window = f"cgan-video {st.idx}" if len(self.streams) > 1 else "cgan-video"
+                    cv2.imshow(window, shown)
                     key = cv2.waitKey(1) & 0xFF
-                    if key in (ord("q"), 27):
+                    if key in (ord("q"), 27) or _window_closed(window):
                         self.ended = "quit"
                         self.stop.set()
                 t1 = time.perf_counter()
@@ -543,6 +544,14 @@ def load_translator(job: VideoJob) -> Any:
     if job.backend != "auto" and job.backend not in BACKENDS:
         raise CganError(f"unknown backend {job.backend!r}: choose auto, {', '.join(BACKENDS)}")
     return Translator.load(job.pair, direction=job.direction, backend=job.backend, precision=job.precision)
+
+
+def _window_closed(name: str) -> bool:
+    """True once the user closed the window with its close button (imshow would otherwise reopen it)."""
+    try:
+        return cv2.getWindowProperty(name, cv2.WND_PROP_VISIBLE) < 1
+    except cv2.error:
+        return False
 
 
 def _percentile_ms(values: Any, q: float) -> float:
