@@ -5,9 +5,10 @@ import cv2
 import numpy as np
 import pytest
 
-from cgan.benchmarks.quality import (fid_from_features, frechet_distance, kid_from_features, make_grid, psnr,
+from cgan.benchmarks.quality import (fid_from_features, frechet_distance, kid_from_features, make_grid,
                                      polynomial_mmd2_unbiased, save_grid_png)
 from cgan.errors import CganError
+from cgan.export.parity import psnr
 
 
 def _feats(seed: int, n: int = 200, d: int = 16, shift: float = 0.0) -> np.ndarray:
@@ -87,10 +88,10 @@ def test_kid_full_subset_equals_mmd_and_detects_shift():
 def test_psnr_known_values():
     a = np.zeros((4, 4), np.uint8)
     b = a.copy()
-    assert psnr(a, b) == float("inf")
+    assert psnr(a, b, peak_to_peak=255.0) == float("inf")
     b[0, 0] = 16  # mse = 256/16 = 16 -> 10 log10(255² / 16)
-    assert psnr(a, b) == pytest.approx(10 * np.log10(255.0 ** 2 / 16), rel=1e-12)
-    assert psnr(np.zeros(8), np.full(8, 0.02), data_range=2.0) == pytest.approx(20 * np.log10(2 / 0.02))
+    assert psnr(a, b, peak_to_peak=255.0) == pytest.approx(10 * np.log10(255.0 ** 2 / 16), rel=1e-12)
+    assert psnr(np.zeros(8), np.full(8, 0.02), peak_to_peak=2.0) == pytest.approx(20 * np.log10(2 / 0.02))
     with pytest.raises(CganError):
         psnr(np.zeros(3), np.zeros(4))
 

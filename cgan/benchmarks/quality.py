@@ -110,15 +110,6 @@ def kid_from_features(f1: np.ndarray, f2: np.ndarray, subsets: int = 100, subset
     return float(np.mean(vals)), float(np.std(vals))
 
 
-def psnr(a: np.ndarray, b: np.ndarray, data_range: float = 255.0) -> float:
-    """Peak signal-to-noise ratio in dB (inf for identical arrays)."""
-    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
-    if a.shape != b.shape:
-        raise CganError(f"PSNR needs arrays of one shape, got {a.shape} and {b.shape}")
-    mse = float(np.mean((a - b) ** 2))
-    return float("inf") if mse == 0 else float(10.0 * np.log10(data_range ** 2 / mse))
-
-
 # ---- the sample grid ------------------------------------------------------------------------------------
 def make_grid(rows: Sequence[Sequence[np.ndarray]], labels: Sequence[str], tile: int = 160, gap: int = 4,
               label_width: int = 120) -> np.ndarray:
@@ -313,7 +304,7 @@ def fp16_psnr(net: Any, images: Sequence[np.ndarray], device: str = "cpu") -> di
     import onnxruntime as ort
     import torch
 
-    from cgan.export.parity import fp16_emulated_forward
+    from cgan.export.parity import fp16_emulated_forward, psnr
 
     opts = ort.SessionOptions()
     opts.log_severity_level = 3
@@ -336,8 +327,8 @@ def fp16_psnr(net: Any, images: Sequence[np.ndarray], device: str = "cpu") -> di
             x = _to_tensor([im])
             ref = net(x.to(device)).float().cpu().numpy()
             y = sess.run(["output"], {"input": x.numpy()})[0]
-            values.append(psnr(ref, y, data_range=2.0))
-            emulated.append(psnr(ref, fp16_emulated_forward(net, x.to(device)), data_range=2.0))
+            values.append(psnr(ref, y))
+            emulated.append(psnr(ref, fp16_emulated_forward(net, x.to(device))))
     return {"fp16_activations_emulated": {
                 "how": "cgan.export.parity.fp16_emulated_forward: FP16 weights, every layer's input and output "
                        "rounded to FP16, FP32 accumulation as on tensor cores",

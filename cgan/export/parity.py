@@ -76,7 +76,10 @@ def photo(path: str | os.PathLike, height: int, width: int) -> np.ndarray:
 
 
 def psnr(a: np.ndarray, b: np.ndarray, peak_to_peak: float = 2.0) -> float:
-    """PSNR in dB for values in [-1, 1] (peak-to-peak 2)."""
+    """PSNR in dB (inf for identical arrays); peak_to_peak 2 for values in [-1, 1], 255 for uint8 images."""
+    a, b = np.asarray(a), np.asarray(b)
+    if a.shape != b.shape:
+        raise CganError(f"PSNR needs arrays of one shape, got {a.shape} and {b.shape}")
     mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
     return math.inf if mse == 0 else 10.0 * math.log10(peak_to_peak ** 2 / mse)
 
