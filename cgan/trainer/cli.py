@@ -64,6 +64,8 @@ def _domains(value: str | None) -> tuple[str, str] | None:
 @click.option("--pool-size", type=int, help="History of fakes for the discriminators (default 50).")
 @click.option("--seed", type=int, help="Random seed (default 0).")
 @click.option("--max-steps", type=int, help="Stop after this many steps in total (smoke runs).")
+@click.option("--time-budget", type=str, help="Wall time for this run (e.g. 420, 7m, 1h30m): the epoch schedule "
+              "shrinks, keeping its constant:decay ratio, so the learning rate finishes its decay in time.")
 @click.option("--precision", type=click.Choice(["fp32", "bf16", "fp16"]), help="Autocast precision (default fp32).")
 @click.option("--channels-last", is_flag=True, default=None, help="NHWC memory format (faster on tensor cores).")
 @click.option("--compile", "compile_", is_flag=True, default=None, help="torch.compile the networks.")
@@ -87,6 +89,10 @@ def train_cmd(data, data_a, data_b, domains, out, name, resume, no_flip, compile
 
     setup_logging()
     overrides = {k: v for k, v in opts.items() if v is not None}
+    if "time_budget" in overrides:
+        from cgan.trainer.budget import parse_duration
+
+        overrides["time_budget"] = parse_duration(overrides["time_budget"])
     overrides["out"], overrides["name"] = out, name
     if data or data_a or data_b:
         overrides["data_a"], overrides["data_b"] = resolve_folders(data, data_a, data_b)

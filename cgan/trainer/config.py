@@ -52,6 +52,7 @@ class TrainConfig:
     pool_size: int = 50
     seed: int = 0
     max_steps: int | None = None
+    time_budget: float | None = None  # seconds: fit the schedule into this wall time (cgan.trainer.budget)
     # speed
     precision: str = "fp32"
     channels_last: bool = False
@@ -92,6 +93,8 @@ class TrainConfig:
             v = getattr(self, name)
             if v is not None and v < 1:
                 problems.append(f"--{name.replace('_', '-')} must be >= 1")
+        if self.time_budget is not None and not self.time_budget > 0:
+            problems.append("--time-budget must be more than 0 seconds")
         if self.lr <= 0 or not 0 <= self.beta1 < 1:
             problems.append("--lr must be > 0 and --beta1 in [0, 1)")
         if self.lambda_cycle < 0 or self.lambda_identity < 0:

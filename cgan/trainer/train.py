@@ -27,6 +27,7 @@ from torch import nn
 from cgan._files import ensure_writable_dir, write_bytes_atomic, write_json_atomic
 from cgan.errors import CganError, IntegrityError
 from cgan.trainer import checkpoint as ckpt
+from cgan.trainer.budget import BudgetFitter
 from cgan.trainer.config import TrainConfig, architecture_changes
 from cgan.trainer.data import ResumableSampler, Transform, UnalignedDataset, list_images, to_uint8
 from cgan.trainer.losses import cycle_loss, gan_loss, identity_loss
@@ -79,7 +80,9 @@ class CycleGAN:
         betas = (cfg.beta1, 0.999)
         self.opt_G = torch.optim.Adam(itertools.chain(self.G.parameters(), self.F.parameters()), cfg.lr, betas=betas)
         self.opt_D = torch.optim.Adam(itertools.chain(self.D_Y.parameters(), self.D_X.parameters()), cfg.lr, betas=betas)
-        decay = lambda e: lr_factor(e, cfg.epochs, cfg.epochs_decay)  # noqa: E731
+        # [constant, decay] epochs: the configured ones, or fitted to a time budget (cgan.trainer.budget)
+        self.schedule = [cfg.epochs, cfg.epochs_decay]
+        decay = lambda e: lr_factor(e, *self.schedule)  # noqa: E731
         self.sched_G = torch.optim.lr_scheduler.LambdaLR(self.opt_G, decay)
         self.sched_D = torch.optim.lr_scheduler.LambdaLR(self.opt_D, decay)
         self.pool_X = ImagePool(cfg.pool_size, seed=cfg.seed * 2 + 1)  # fakes F(y), shown to D_X
@@ -187,7 +190,8 @@ class CycleGAN:
                 "optim": {"G": _to_cpu(self.opt_G.state_dict()), "D": _to_cpu(self.opt_D.state_dict())},
                 "sched": {"G": self.sched_G.state_dict(), "D": self.sched_D.state_dict()},
                 "scaler": {"G": self.scaler_G.state_dict(), "D": self.scaler_D.state_dict()},
-                "pools": {"X": self.pool_X.state_dict(), "Y": self.pool_Y.state_dict()}}
+                "pools": {"X": self.pool_X.state_dict(), "Y": self.pool_Y.state_dict()},
+                "schedule": {"epochs": list(self.schedule), "configured": [self.cfg.epochs, self.cfg.epochs_decay]}}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         for k, n in self.nets.items():
@@ -206,6 +210,10 @@ class CycleGAN:
                 log.info("no saved fp16 loss-scaler state for %s: starting a fresh GradScaler", name)
         self.pool_X.load_state_dict(state["pools"]["X"], self.device)
         self.pool_Y.load_state_dict(state["pools"]["Y"], self.device)
+        # a schedule fitted to a time budget carries over, unless this resume sets --epochs/--epochs-decay anew
+        saved = state.get("schedule")
+        if saved and list(saved["configured"]) == [self.cfg.epochs, self.cfg.epochs_decay]:
+            self.schedule[:] = [int(v) for v in saved["epochs"]]
 
 
 def _to_cpu(obj: Any) -> Any:
@@ -247,6 +255,7 @@ def git_sha() -> str | None:
 
 def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> Path:
     """Train (or, with resume, continue) the run OUT/NAME; returns the run folder (with pair/ at the end)."""
+    clock0 = time.perf_counter()  # a --time-budget counts from here: setup and compilation are part of it
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     device = resolve_device(cfg.device)
@@ -279,11 +288,14 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> Path
     transform = Transform(cfg.preprocess, cfg.load_size, cfg.size, cfg.flip)
     dataset = UnalignedDataset(files_x, files_y, transform, cfg.seed)
     sampler = ResumableSampler(len(files_x), len(files_y), cfg.seed, rank, world)
+    # A compiled run skips each epoch's short last batch: a new batch size would make torch.compile build the
+    # networks again (a dynamic-shape version) in the middle of training. The skipped images differ per epoch.
+    drop_last = cfg.compile and cfg.batch_size > 1 and sampler.per_rank >= cfg.batch_size
     loader = torch.utils.data.DataLoader(
         dataset, batch_size=cfg.batch_size, sampler=sampler, num_workers=cfg.workers,
         pin_memory=device.type == "cuda", persistent_workers=cfg.workers > 0,
-        prefetch_factor=4 if cfg.workers > 0 else None, drop_last=False, worker_init_fn=_quiet_worker)
-    steps_per_epoch = -(-sampler.per_rank // cfg.batch_size)
+        prefetch_factor=4 if cfg.workers > 0 else None, drop_last=drop_last, worker_init_fn=_quiet_worker)
+    steps_per_epoch = (sampler.per_rank // cfg.batch_size if drop_last else -(-sampler.per_rank // cfg.batch_size))
 
     random.seed(cfg.seed)
     np.random.seed(cfg.seed % 2**32)
@@ -305,24 +317,38 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> Path
     logger = _RunLogger(run_dir, cfg, enabled=main_rank)
     samples = dataset.sample_images()
 
-    def save(final: bool = False) -> None:
+    fitter = None
+    if cfg.time_budget:
+        fitter = BudgetFitter(cfg.time_budget, clock0, steps_per_epoch, model.schedule, (cfg.epochs, cfg.epochs_decay))
+        log.info("time budget %.0f s: the %d + %d epoch schedule is fitted to it once the pace is measured",
+                 cfg.time_budget, *model.schedule)
+
+    def info() -> dict[str, Any]:
+        return _training_info(cfg, counters, device, len(files_x), len(files_y), model.schedule,
+                              fitter.stopped_early if fitter else False)
+
+    def save() -> None:
         if not main_rank:
             return
+        t = time.perf_counter()
         snap = {"spec": cfg.pair_spec().to_dict(), "config": cfg.to_dict(), "counters": dict(counters),
-                "rng": ckpt.capture_rng(), "info": _training_info(cfg, counters, device, len(files_x), len(files_y)),
-                **model.state_dict()}
+                "rng": ckpt.capture_rng(), "info": info(), **model.state_dict()}
         ckpt.save_checkpoint(run_dir, snap, cfg.keep)
+        if fitter is not None:
+            fitter.saved(time.perf_counter() - t)
 
     started = time.perf_counter()
     seconds0 = counters["seconds"]
     last_saved = counters["step"] if state is not None else -1
     stop = False
     try:
-        while counters["epoch"] < cfg.total_epochs and not stop:
+        while counters["epoch"] < sum(model.schedule) and not stop:
             epoch = counters["epoch"]
             sampler.set_epoch(epoch, counters["step_in_epoch"] * cfg.batch_size)
+            if fitter is not None:
+                fitter.start_epoch()
             bar = _progress(progress and main_rank, steps_per_epoch, counters["step_in_epoch"],
-                            f"epoch {epoch + 1}/{cfg.total_epochs}")
+                            f"epoch {epoch + 1}/{sum(model.schedule)}")
             for batch in loader:
                 if cfg.max_steps and counters["step"] >= cfg.max_steps:  # e.g. resumed at the limit
                     stop = True
@@ -344,6 +370,9 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> Path
                 if cfg.max_steps and counters["step"] >= cfg.max_steps:
                     stop = True
                     break
+                if fitter is not None and fitter.after_step(epoch, counters["step_in_epoch"]):
+                    stop = True
+                    break
             if bar is not None:
                 bar.close()
             if stop and counters["step_in_epoch"] < steps_per_epoch:
@@ -354,15 +383,22 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> Path
             logger.samples(model.translate_samples(*samples), counters)
             save()
             last_saved = counters["step"]
+            if fitter is not None:
+                fitter.after_epoch(epoch)
     finally:
         logger.close()
+    if fitter is not None and fitter.stopped_early:
+        log.warning("time budget %.0f s spent in epoch %d of %d (step %d), at %.0f%% of the initial learning "
+                    "rate: the schedule did not finish (the run was slower than its measured pace)",
+                    cfg.time_budget, counters["epoch"] + 1, sum(model.schedule), counters["step"],
+                    100 * lr_factor(counters["epoch"], *model.schedule))
     counters["seconds"] = seconds0 + time.perf_counter() - started
     if counters["step"] != last_saved:
         save()
         logger.samples(model.translate_samples(*samples), counters)
     if main_rank:
         save_pair(run_dir / "pair", cfg.pair_spec(), {"G": model.G.state_dict(), "F": model.F.state_dict()},
-                  "float32", training=_training_info(cfg, counters, device, len(files_x), len(files_y)),
+                  "float32", training=info(),
                   provenance={"source": "cgan-train", "run": str(run_dir.resolve())})
     if world > 1:
         import torch.distributed as dist
@@ -380,12 +416,17 @@ def _quiet_worker(_: int) -> None:
     torch.set_num_threads(1)
 
 
-def _training_info(cfg: TrainConfig, counters: dict, device: torch.device, n_x: int, n_y: int) -> dict[str, Any]:
+def _training_info(cfg: TrainConfig, counters: dict, device: torch.device, n_x: int, n_y: int,
+                   schedule: list[int], stopped_by_budget: bool = False) -> dict[str, Any]:
+    """What a checkpoint or pair records of its training. epochs/epochs_decay: the schedule it ran (fitted to
+    --time-budget if one was given); configured_epochs: what the config asked for."""
     return {"size": cfg.size, "preprocess": cfg.preprocess, "epoch": int(counters["epoch"]),
             "steps": int(counters["step"]), "seconds": round(float(counters["seconds"]), 2),
             "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
-            "precision": cfg.precision, "batch_size": cfg.batch_size, "epochs": cfg.epochs,
-            "epochs_decay": cfg.epochs_decay, "lambda_cycle": cfg.lambda_cycle,
+            "precision": cfg.precision, "batch_size": cfg.batch_size, "lr": cfg.lr, "compile": cfg.compile,
+            "epochs": int(schedule[0]), "epochs_decay": int(schedule[1]),
+            "configured_epochs": [cfg.epochs, cfg.epochs_decay], "time_budget": cfg.time_budget,
+            "stopped_by_budget": bool(stopped_by_budget), "lambda_cycle": cfg.lambda_cycle,
             "lambda_identity": cfg.lambda_identity, "images": {"X": n_x, "Y": n_y},
             "torch": str(torch.__version__), "git_sha": git_sha()}
 

@@ -1,0 +1,137 @@
+"""--time-budget: the schedule is fitted to the wall time, keeps its ratio, and the run ends in time."""
+from __future__ import annotations
+
+import time
+
+import pytest
+from _helpers_trainer import make_dataset, tiny_config
+
+from cgan._cli import run
+from cgan.errors import CganError
+from cgan.pairs import load_pair
+from cgan.trainer import checkpoint as ckpt
+from cgan.trainer.budget import BudgetFitter, fit_schedule, parse_duration
+from cgan.trainer.cli import cli
+from cgan.trainer.train import lr_factor, train
+
+
+@pytest.mark.parametrize("text,seconds", [("420", 420), ("420s", 420), ("7m", 420), ("7.5min", 450),
+                                          ("1h30m", 5400), (" 2 h ", 7200), (90, 90)])
+def test_parse_duration(text, seconds):
+    assert parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize("bad", ["", "abc", "7x", "-5", "0", "0s", "1h30", "m7"])
+def test_parse_duration_rejects(bad):
+    with pytest.raises(CganError, match="duration"):
+        parse_duration(bad)
+
+
+def test_fit_schedule_keeps_ratio_cap_and_started_epochs():
+    # 400 s left, 30 s per epoch, 10 % of epoch 0 done: finish it (27 s) + 12 more → 13 epochs, 1:1 → 7 + 6
+    assert fit_schedule(0, 0.1, 400, 30, (100, 100), 200) == (7, 6)
+    # plenty of time: never more than configured
+    assert fit_schedule(0, 0.5, 1e6, 1, (100, 100), 200) == (100, 100)
+    # a 3:1 ratio is kept
+    assert fit_schedule(0, 0.0, 400, 10, (75, 25), 100) == (30, 10)
+    # epochs already run stay constant even when little time is left: 5 done, none more fit
+    assert fit_schedule(5, 0.0, 10, 30, (100, 100), 200) == (5, 0)
+    # ... and the epoch in progress too: 5 done + the 6th half done, one more fits → 6 + 1
+    assert fit_schedule(5, 0.5, 50, 30, (100, 100), 200) == (6, 1)
+    # no decay configured: all constant
+    assert fit_schedule(0, 0.0, 100, 10, (10, 0), 10) == (10, 0)
+    for done in range(4):
+        for left in (0, 15, 95, 400, 5000):
+            c, d = fit_schedule(done, 0.3, left, 20, (100, 100), 200)
+            assert c >= done + 1 and c + d <= 200 and (d >= 1 or c + d == done + 1)
+
+
+def _simulate(budget, step_s, steps_per_epoch, ratio, slow_after=None, save_s=1.0, compile_s=20.0):
+    """Drive a BudgetFitter like the trainer does, with a fake clock. Returns (fitter, epochs run, time used,
+    learning-rate factor of every epoch run)."""
+    clock = [0.0]
+    schedule = list(ratio)
+    f = BudgetFitter(budget, 0.0, steps_per_epoch, schedule, ratio, clock=lambda: clock[0])
+    epoch, factors, stop = 0, [], False
+    clock[0] += compile_s  # setup + torch.compile before the first step ends
+    while epoch < sum(schedule) and not stop:
+        f.start_epoch()
+        factors.append(lr_factor(epoch, *schedule))
+        for i in range(1, steps_per_epoch + 1):
+            clock[0] += step_s * (3 if slow_after is not None and epoch >= slow_after else 1)
+            if f.after_step(epoch, i):
+                stop = True
+                break
+        if stop:
+            break
+        clock[0] += save_s
+        f.saved(save_s)
+        f.after_epoch(epoch)
+        epoch += 1
+    clock[0] += 2 * save_s  # final checkpoint + pair
+    return f, epoch, clock[0], factors
+
+
+def test_fitter_finishes_the_decay_inside_the_budget():
+    f, epochs, used, factors = _simulate(budget=420, step_s=0.1, steps_per_epoch=300, ratio=(100, 100))
+    assert used <= 420 and not f.stopped_early
+    assert epochs == sum(f.schedule) and f.schedule[1] >= 1
+    assert abs(f.schedule[0] - f.schedule[1]) <= 1          # the paper's 1:1 kept
+    assert used > 420 - 2 * 31                                # and the budget used, not wasted
+    assert factors[0] == 1.0 and factors[-1] == pytest.approx(1 / (f.schedule[1] + 1))
+    # the learning rate never rises and is flat through the constant phase
+    assert all(a >= b for a, b in zip(factors, factors[1:]))
+
+
+def test_fitter_stops_in_time_when_the_pace_drops_during_decay():
+    f, epochs, used, factors = _simulate(budget=420, step_s=0.1, steps_per_epoch=300, ratio=(100, 100), slow_after=8)
+    assert f.stopped_early and used <= 420
+    assert epochs < sum(f.schedule)
+
+
+def test_a_slow_first_epoch_does_not_cut_the_schedule_short():
+    # 60 s of compilation inside epoch 1: the probe (steps 10..30) sees the real pace
+    f, epochs, used, _ = _simulate(budget=600, step_s=0.1, steps_per_epoch=300, ratio=(100, 100), compile_s=60)
+    assert not f.stopped_early and used <= 600 and sum(f.schedule) >= 15
+
+
+def test_training_run_fits_its_budget(tmp_path):
+    data = make_dataset(tmp_path / "data")
+    cfg = tiny_config(data, tmp_path / "r", epochs=500, epochs_decay=500, time_budget=6.0, pool_size=2)
+    t = time.perf_counter()
+    run_dir = train(cfg, progress=False)
+    took = time.perf_counter() - t
+    assert took < 6.0 + 3.0, took                      # the budget holds (slack for a loaded machine)
+    info = load_pair(run_dir / "pair").meta["training"]
+    assert info["time_budget"] == 6.0 and info["configured_epochs"] == [500, 500]
+    assert 2 <= info["epochs"] + info["epochs_decay"] < 1000 and info["epochs_decay"] >= 1
+    state = ckpt.load_checkpoint(ckpt.latest_checkpoint(run_dir))
+    assert state["schedule"]["epochs"] == [info["epochs"], info["epochs_decay"]]
+    assert state["counters"]["epoch"] >= info["epochs"]  # the decay phase was reached
+    assert state["optim"]["G"]["param_groups"][0]["lr"] < 2e-4
+
+
+def test_resume_keeps_a_fitted_schedule_unless_epochs_are_given(tmp_path):
+    data = make_dataset(tmp_path / "data")
+    cfg = tiny_config(data, tmp_path / "r", epochs=500, epochs_decay=500, time_budget=3.0, pool_size=2)
+    run_dir = train(cfg, progress=False)
+    fitted = ckpt.load_checkpoint(ckpt.latest_checkpoint(run_dir))["schedule"]["epochs"]
+    assert sum(fitted) < 1000
+    # resumed without a budget: the fitted schedule carries over (the run is complete, nothing more happens)
+    train(cfg.replace(time_budget=None), resume=True, progress=False)
+    state = ckpt.load_checkpoint(ckpt.latest_checkpoint(run_dir))
+    assert state["schedule"]["epochs"] == fitted
+    # resumed with a new --epochs/--epochs-decay: the new schedule wins
+    more = cfg.replace(time_budget=None, epochs=state["counters"]["epoch"] + 1, epochs_decay=1)
+    train(more, resume=True, progress=False)
+    state = ckpt.load_checkpoint(ckpt.latest_checkpoint(run_dir))
+    assert state["schedule"]["epochs"] == [more.epochs, 1]
+    assert state["counters"]["epoch"] == more.epochs + 1
+
+
+def test_cli_time_budget_errors(tmp_path, capsys):
+    data = make_dataset(tmp_path / "data")
+    code = run(cli, ["--data", str(data), "--out", str(tmp_path / "R"), "--name", "t", "--time-budget", "soon",
+                     "--device", "cpu", "-q"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and err[-1].startswith("error:") and "duration" in err[-1]
