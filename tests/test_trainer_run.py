@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 import torch
 from _helpers_trainer import make_dataset, make_images, tiny_config
@@ -107,6 +108,12 @@ def test_checkpoints_keep_last_k_and_export_pair(tmp_path, data, capsys):
     p4 = load_pair(tmp_path / "p4")
     assert p4.meta["training"]["steps"] == 4 and p4.meta["training"]["checkpoint"] == names[0]
     assert p4.files["G"]["sha256"] != load_pair(run_dir / "pair").files["G"]["sha256"]
+    # --dtype float16: half-size files holding the same weights rounded to fp16
+    code = run(cli, ["export-pair", str(run_dir), "--out", str(tmp_path / "h"), "--dtype", "float16"])
+    assert code == 0, capsys.readouterr().err
+    full, half = load_pair(run_dir / "pair").load_numpy("G"), load_pair(tmp_path / "h").load_numpy("G")
+    assert all(half[k].dtype.name == "float16" for k in half if full[k].dtype.name == "float32")
+    assert all(np.array_equal(half[k], full[k].astype(half[k].dtype)) for k in full)
 
 
 # ---- safe checkpoints ---------------------------------------------------------------------------------

@@ -119,11 +119,13 @@ def train_cmd(data, data_a, data_b, domains, out, name, resume, no_flip, compile
 @click.argument("run_dir", type=str)
 @click.option("--checkpoint", type=str, help="Checkpoint file (default: the run's latest).")
 @click.option("--out", type=str, help="Pair folder to write (default RUN_DIR/pair).")
-def export_pair_cmd(run_dir, checkpoint, out) -> None:
+@click.option("--dtype", type=click.Choice(["float32", "float16", "bfloat16"]), default="float32", show_default=True,
+              help="Weight type of the files (float16 halves them; inference runs in any precision).")
+def export_pair_cmd(run_dir, checkpoint, out, dtype) -> None:
     """Write the G/F pair (G.safetensors, F.safetensors, pair.json) of a run's checkpoint."""
     from cgan.trainer.train import export_pair
 
-    click.echo(f"pair written to {export_pair(run_dir, checkpoint, out)}")
+    click.echo(f"pair written to {export_pair(run_dir, checkpoint, out, dtype)}")
 
 
 @cli.command("import-official")

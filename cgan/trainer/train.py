@@ -441,8 +441,9 @@ def _progress(enabled: bool, total: int, initial: int, desc: str):
 
 # ---- export a pair from any checkpoint ---------------------------------------------------------------
 def export_pair(run_dir: str | os.PathLike, checkpoint: str | os.PathLike | None = None,
-                out: str | os.PathLike | None = None) -> Path:
-    """Write the G/F pair of a checkpoint (default: the run's latest) to `out` (default RUN/pair)."""
+                out: str | os.PathLike | None = None, dtype: str = "float32") -> Path:
+    """Write the G/F pair of a checkpoint (default: the run's latest) to `out` (default RUN/pair), weights
+    stored as `dtype` (float32, float16 or bfloat16)."""
     from cgan.spec import PairSpec
 
     run_dir = Path(run_dir)
@@ -452,7 +453,7 @@ def export_pair(run_dir: str | os.PathLike, checkpoint: str | os.PathLike | None
     info = dict(state.get("info") or {})
     info["checkpoint"] = path.name
     return save_pair(Path(out) if out else run_dir / "pair", spec, {g: state["nets"][g] for g in ("G", "F")},
-                     "float32", training=info, provenance={"source": "cgan-train", "run": str(run_dir.resolve())})
+                     dtype, training=info, provenance={"source": "cgan-train", "run": str(run_dir.resolve())})
 
 
 # ---- logs: CSV always, TensorBoard when installed, PNG sample grids ---------------------------------
