@@ -1,13 +1,16 @@
-"""Small CUDA helpers without torch: is there a GPU (ctypes + the driver), and, for the TensorRT backend,
-device memory, pinned host memory, streams and CUDA graphs through cuda-python (`cuda.bindings.runtime`, or
-the older `from cuda import cudart`). Everything imports lazily; nothing here runs at `import cgan.runtime`.
+"""Small CUDA helpers without torch: is there a GPU (NVML via ctypes, else the driver in a child process, never
+cuInit here), and, for the TensorRT backend, device memory, pinned host memory, streams and CUDA graphs through
+cuda-python (`cuda.bindings.runtime`, or the older `from cuda import cudart`). Everything imports lazily;
+nothing here runs at `import cgan.runtime`.
 """
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import functools
 import os
+import subprocess
+import sys
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -15,33 +18,168 @@ import numpy as np
 from cgan.errors import BackendUnavailable, CganError
 
 
-# ---- is there a GPU? (driver API via ctypes: cheap, needs no CUDA toolkit and no torch) ------------------
-@functools.lru_cache(maxsize=1)
-def gpu_count() -> int:
-    """Number of CUDA devices the driver sees (0 without a driver). CUDA_VISIBLE_DEVICES is honoured."""
-    if os.environ.get("CGAN_NO_CUDA"):
-        return 0
-    for name in ("libcuda.so.1", "libcuda.so", ctypes.util.find_library("cuda") or "", "nvcuda.dll"):
-        if not name:
-            continue
+# ---- is there a GPU? (NVML via ctypes: no CUDA state in this process, no toolkit, no torch) ---------------
+# cuInit in this process would break CUDA in children forked later ("CUDA initialized before fork":
+# multiprocessing, DataLoader workers, gunicorn), so the question is asked where it leaves nothing behind:
+# NVML (libnvidia-ml, shipped with the driver; it does not initialise the CUDA driver), else the driver in a
+# short child process. Loading a library (dlopen) creates no CUDA state; only cuInit does.
+NVML_LIBRARIES = ("libnvidia-ml.so.1", "libnvidia-ml.so", "nvml.dll")
+CUDA_LIBRARIES = ("libcuda.so.1", "libcuda.so", "nvcuda.dll")
+DRIVER_PROBE_TIMEOUT_S = 10.0  # cuInit can take seconds on multi-GPU machines without persistence mode
+
+# Run as `python -I -S -c DRIVER_PROBE LIB...` in a child: print how many devices the driver sees (the child
+# inherits CUDA_VISIBLE_DEVICES, which the driver applies itself), 0 when it cannot say.
+DRIVER_PROBE = """
+import ctypes, sys
+count = 0
+for name in sys.argv[1:]:
+    try:
+        lib = ctypes.CDLL(name)
+    except OSError:
+        continue
+    n = ctypes.c_int(0)
+    if lib.cuInit(0) == 0 and lib.cuDeviceGetCount(ctypes.byref(n)) == 0:
+        count = n.value
+    break
+print(count)
+"""
+
+
+@dataclass(frozen=True)
+class GpuProbe:
+    count: int
+    how: str     # "nvml" | "driver subprocess" | "none"
+    why: str     # when count is 0: why, in words for no_gpu_reason()
+
+
+def _load(names: tuple[str, ...]) -> Any:
+    for name in names:
         try:
-            lib = ctypes.CDLL(name)
+            return ctypes.CDLL(name)
         except OSError:
             continue
-        try:
-            if lib.cuInit(0) != 0:
-                return 0
-            n = ctypes.c_int(0)
-            if lib.cuDeviceGetCount(ctypes.byref(n)) != 0:
-                return 0
-            return int(n.value)
-        except AttributeError:
+    return None
+
+
+def _visible_entries(value: str) -> list[str]:
+    return [e.strip() for e in value.split(",")] if value.strip() else []
+
+
+def _nvml_uuids(nvml: Any, count: int) -> list[str] | None:
+    """The GPUs' UUIDs ("GPU-…") in NVML order, or None if this NVML cannot say."""
+    uuids = []
+    try:
+        for i in range(count):
+            handle = ctypes.c_void_p()
+            if nvml.nvmlDeviceGetHandleByIndex_v2(ctypes.c_uint(i), ctypes.byref(handle)) != 0:
+                return None
+            buf = ctypes.create_string_buffer(96)
+            if nvml.nvmlDeviceGetUUID(handle, buf, ctypes.c_uint(96)) != 0:
+                return None
+            uuids.append(buf.value.decode("ascii", "replace"))
+    except AttributeError:
+        return None
+    return uuids
+
+
+def _apply_visible(value: str, physical: int, uuids: list[str] | None) -> int:
+    """How many of `physical` GPUs CUDA_VISIBLE_DEVICES=`value` leaves visible, as the driver reads it: entries
+    in order until the first invalid one (an index out of range, -1, a UUID no GPU has, anything else); a
+    repeated entry hides everything. `GPU-<uuid prefix>` is matched against NVML's UUIDs when it has them
+    (a prefix must name one GPU), else counted; `MIG-…` entries are counted. Never more than `physical`."""
+    seen: set[object] = set()
+    for entry in _visible_entries(value):
+        key: object
+        if entry[:1].isdigit():
+            digits = entry[:len(entry) - len(entry.lstrip("0123456789"))]  # like strtoul: "1abc" is 1
+            key = int(digits)
+            if key >= physical:
+                break
+        elif entry.startswith("GPU-") and uuids is not None:
+            matches = [i for i, u in enumerate(uuids) if u.startswith(entry)]
+            if len(matches) != 1:
+                break
+            key = matches[0]
+        elif entry.startswith(("GPU-", "MIG-")):
+            key = entry
+        else:
+            break
+        if key in seen:
             return 0
-    return 0
+        seen.add(key)
+    return min(len(seen), physical)
+
+
+def _nvml_count(visible: str | None) -> GpuProbe | None:
+    """Devices visible through NVML, or None when there is no usable NVML here."""
+    nvml = _load(NVML_LIBRARIES)
+    if nvml is None:
+        return None
+    try:
+        if nvml.nvmlInit_v2() != 0:
+            return None
+    except AttributeError:  # not an NVML (or one older than the _v2 API, 2012)
+        return None
+    try:
+        n = ctypes.c_uint(0)
+        if nvml.nvmlDeviceGetCount_v2(ctypes.byref(n)) != 0:
+            return None
+        physical = int(n.value)
+        if visible is None or physical == 0:
+            return GpuProbe(physical, "nvml", "the NVIDIA driver reports no GPU")
+        uuids = _nvml_uuids(nvml, physical) if "GPU-" in visible else None
+        count = _apply_visible(visible, physical, uuids)
+        return GpuProbe(count, "nvml", f"CUDA_VISIBLE_DEVICES={visible!r} names none of the {physical} GPU(s)")
+    except AttributeError:
+        return None
+    finally:
+        nvml.nvmlShutdown()
+
+
+def _driver_count_in_subprocess() -> GpuProbe:
+    """Ask the CUDA driver in a short child process (no NVML here); cuInit then happens only there."""
+    if _load(CUDA_LIBRARIES) is None:
+        return GpuProbe(0, "none", "no NVIDIA driver")
+    exe = sys.executable or ""
+    if not os.path.basename(exe).lower().startswith(("python", "pypy")):
+        # embedded interpreters: sys.executable may be the host application, not something to run with -c
+        return GpuProbe(0, "none", f"no NVML library, and {exe or 'this interpreter'} cannot run a probe")
+    try:
+        done = subprocess.run([exe, "-I", "-S", "-c", DRIVER_PROBE, *CUDA_LIBRARIES], capture_output=True,
+                              text=True, timeout=DRIVER_PROBE_TIMEOUT_S, stdin=subprocess.DEVNULL)
+        count = int(done.stdout.strip()) if done.returncode == 0 else 0
+    except subprocess.TimeoutExpired:
+        return GpuProbe(0, "driver subprocess", f"the CUDA driver did not answer within {DRIVER_PROBE_TIMEOUT_S:g} s")
+    except (OSError, ValueError):  # could not start, or printed something else (a crash, a warning)
+        count = 0
+    why = "the CUDA driver reports no usable device"
+    if "CUDA_VISIBLE_DEVICES" in os.environ:
+        why += f" with CUDA_VISIBLE_DEVICES={os.environ['CUDA_VISIBLE_DEVICES']!r}"
+    return GpuProbe(max(0, count), "driver subprocess", why)
+
+
+@functools.lru_cache(maxsize=1)
+def probe_gpus() -> GpuProbe:
+    """How many CUDA devices this process may use, found without creating CUDA state here (see above)."""
+    if os.environ.get("CGAN_NO_CUDA"):
+        return GpuProbe(0, "none", "CGAN_NO_CUDA is set")
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None and _apply_visible(visible, 1 << 30, None) == 0:  # "", "-1", "none": no GPU at all
+        return GpuProbe(0, "none", f"CUDA_VISIBLE_DEVICES={visible!r} hides every GPU")
+    found = _nvml_count(visible)
+    return found if found is not None else _driver_count_in_subprocess()
+
+
+def gpu_count() -> int:
+    """Number of CUDA devices visible to this process (0 without a driver); CUDA_VISIBLE_DEVICES is honoured.
+    Cached; never calls cuInit in this process, so forking later keeps CUDA usable in the children."""
+    return probe_gpus().count
 
 
 def no_gpu_reason() -> str:
-    return "no CUDA GPU here (no NVIDIA driver or no device visible)"
+    p = probe_gpus()
+    why = p.why if p.count == 0 else "no device visible"
+    return f"no CUDA GPU here ({why})"
 
 
 # ---- cuda-python runtime wrappers (TensorRT backend) -------------------------------------------------------
