@@ -1,8 +1,16 @@
 """The `torch` backend: the trainer's own generator, rebuilt from a pair folder (or an export's pair/ copy).
 
 The only runtime module that uses torch, and only inside methods (`import cgan.runtime` stays torch-free).
-On CUDA: FP16 weights, channels_last, pre/post-processing on the GPU (uint8 crosses PCIe), optional
-`compile=True` (torch.compile) and `cuda_graph=True` (one captured graph per input shape). On CPU: FP32.
+On CUDA: FP16 weights, pre/post-processing on the GPU (uint8 crosses PCIe), optional `compile=True`
+(torch.compile, kernels specialised per frame size on its first call) and `cuda_graph=True` (one captured graph
+per input shape). On CPU: FP32.
+
+Options (`Translator.load(..., backend="torch", **opts)`), checked when the backend is made:
+  compile        bool, default False
+  compile_mode   one of COMPILE_MODES (only with compile=True), default max-autotune-no-cudagraphs
+  cuda_graph     bool, default False; CUDA only
+  memory_format  auto (default) | channels_last | nchw — see resolve_memory_format
+  threads        CPU threads (torch.set_num_threads)
 """
 from __future__ import annotations
 
@@ -10,8 +18,63 @@ from typing import Any
 
 import numpy as np
 
-from cgan.runtime.backends.base import Backend, log, module_available
+from cgan.errors import CganError
+from cgan.runtime.backends.base import Backend, Model, log, module_available
 from cgan.runtime.backends import cuda as cudahelp
+
+COMPILE_MODES = ("max-autotune-no-cudagraphs", "max-autotune", "reduce-overhead", "default")
+DEFAULT_COMPILE_MODE = "max-autotune-no-cudagraphs"
+#: compile modes that capture CUDA graphs themselves (cudagraph trees): no manual capture on top of them
+GRAPHING_COMPILE_MODES = ("max-autotune", "reduce-overhead")
+MEMORY_FORMATS = ("auto", "channels_last", "nchw")
+OPTIONS = ("compile", "compile_mode", "cuda_graph", "memory_format", "threads")
+
+
+def resolve_memory_format(memory_format: str = "auto", compiled: bool = False) -> str:
+    """'auto' | 'channels_last' | 'nchw' -> the layout the network runs in: 'channels_last' or 'nchw'.
+
+    auto: channels_last when compiled, NCHW (contiguous) in eager. Measured on an H100, FP16, 720p, batch 1
+    (PERF_NOTES.md of the project's shared notes, ../shared; copied in docs/runtime.md): eager NCHW 14.98 ms
+    vs channels_last + CUDA graph 21.2 ms (9.0 vs 12.7 ms with instance norm removed), so eager cuDNN is faster
+    in NCHW; the fastest path measured was torch.compile max-autotune with channels_last, 4.71 ms. CPU layouts
+    are unmeasured and follow the same rule; `channels_last` / `nchw` force one.
+    """
+    if memory_format not in MEMORY_FORMATS:
+        raise CganError(f"unknown memory_format {memory_format!r} for the torch backend: use "
+                        f"{', '.join(MEMORY_FORMATS)}")
+    if memory_format == "auto":
+        return "channels_last" if compiled else "nchw"
+    return memory_format
+
+
+def check_options(opts: dict[str, Any], device: str) -> dict[str, Any]:
+    """Validate the torch backend's options; return its effective settings (compile, compile_mode,
+    cuda_graph, memory_format). One-line CganError for an unknown option or value, or a combination that
+    cannot work."""
+    unknown = sorted(set(opts) - set(OPTIONS))
+    if unknown:
+        raise CganError(f"unknown option(s) {', '.join(map(repr, unknown))} for the torch backend: it takes "
+                        f"{', '.join(OPTIONS)}")
+    for key in ("compile", "cuda_graph"):
+        if opts.get(key) is not None and not isinstance(opts[key], bool):
+            raise CganError(f"torch backend option {key} must be True or False, got {opts[key]!r}")
+    compiled = bool(opts.get("compile"))
+    mode = opts.get("compile_mode")
+    if mode is not None:
+        if mode not in COMPILE_MODES:
+            raise CganError(f"unknown compile_mode {mode!r} for the torch backend: use {', '.join(COMPILE_MODES)}")
+        if not compiled:
+            raise CganError(f"compile_mode={mode!r} needs compile=True (the torch backend runs eager otherwise)")
+    mode = (mode or DEFAULT_COMPILE_MODE) if compiled else None
+    graph = bool(opts.get("cuda_graph"))
+    if graph and device != "cuda":
+        raise CganError(f"CUDA graphs (cuda_graph=True, --cuda-graphs) need device cuda; the torch backend runs on "
+                        f"{device} here: drop them")
+    if graph and mode in GRAPHING_COMPILE_MODES:
+        raise CganError(f"compile_mode {mode!r} captures CUDA graphs itself: drop cuda_graph=True or use "
+                        f"compile_mode {DEFAULT_COMPILE_MODE!r}")
+    return {"compile": compiled, "compile_mode": mode, "cuda_graph": graph,
+            "memory_format": resolve_memory_format(opts.get("memory_format") or "auto", compiled)}
 
 
 def _cuda_ok() -> tuple[bool, str]:
@@ -27,6 +90,11 @@ def _cuda_ok() -> tuple[bool, str]:
 class TorchBackend(Backend):
     name = "torch"
     devices = ("cuda", "cpu")
+
+    def __init__(self, model: Model, precision: str | None = None, device: str | None = None, **opts: Any):
+        super().__init__(model, precision, device, **opts)
+        #: what this backend runs with: compile, compile_mode, cuda_graph, memory_format (after 'auto')
+        self.settings = check_options(self.opts, self.device)
 
     @classmethod
     def default_device(cls) -> str:
@@ -55,28 +123,37 @@ class TorchBackend(Backend):
         dev = torch.device(self.device)
         dtype = torch.float16 if self.precision == "fp16" else torch.float32
         net = load_generator(self.model.pair(), self.model.gen, device=dev, dtype=dtype)
+        s = self.settings
+        self.memory_format = torch.channels_last if s["memory_format"] == "channels_last" else torch.contiguous_format
+        net = net.to(memory_format=self.memory_format)
         if self.device == "cuda":
-            net = net.to(memory_format=torch.channels_last)
             torch.backends.cudnn.benchmark = True
-        if self.opts.get("compile"):
-            # dynamic=False: kernels specialised per frame size (a video keeps one size), not one generic set
-            net = torch.compile(net, mode=self.opts.get("compile_mode", "max-autotune-no-cudagraphs"), dynamic=False)
+        if s["compile"]:
+            # dynamic=False: kernels specialised per frame size (a video keeps one size), not one generic set.
+            # Each new size recompiles the same code; raise dynamo's limit (8) so that a benchmark's many
+            # sizes × batches do not fall back to eager silently after the eighth.
+            from torch._dynamo import config as cfg
+
+            for key in ("recompile_limit", "cache_size_limit"):
+                if hasattr(cfg, key):
+                    setattr(cfg, key, max(getattr(cfg, key), 64))
+                    break
+            net = torch.compile(net, mode=s["compile_mode"], dynamic=False)
         self.net, self.dev, self.dtype = net, dev, dtype
-        self.cuda_graph = bool(self.opts.get("cuda_graph")) and self.device == "cuda"
+        self.cuda_graph = s["cuda_graph"]
         self.graphs: dict[tuple[int, ...], Any] = {}
         self.swap = torch.tensor([2, 1, 0], device=dev)
         self.pinned: dict[tuple[int, ...], Any] = {}
         if self.device == "cpu" and self.opts.get("threads"):
             torch.set_num_threads(int(self.opts["threads"]))
-        log.debug("torch: %s on %s (%s)", self.model.describe(), dev, dtype)
+        log.debug("torch: %s on %s (%s), compile %s, cuda_graph %s, %s", self.model.describe(), dev, dtype,
+                  s["compile_mode"] or "off", s["cuda_graph"], s["memory_format"])
 
     def _forward(self, frames_u8: Any) -> Any:
         """uint8 (N,H,W,3) BGR on the device -> uint8 (N,H,W,3) BGR on the device."""
         torch = self.torch
         x = frames_u8.index_select(3, self.swap).permute(0, 3, 1, 2).to(self.dtype)
-        x = x / 127.5 - 1.0
-        if self.device == "cuda":
-            x = x.contiguous(memory_format=torch.channels_last)
+        x = (x / 127.5 - 1.0).contiguous(memory_format=self.memory_format)
         y = self.net(x)
         y = torch.clamp(torch.round((y.float() + 1.0) * 127.5), 0.0, 255.0).to(torch.uint8)
         return y.permute(0, 2, 3, 1).index_select(3, self.swap)
