@@ -152,6 +152,51 @@ def test_e2e_row_through_the_video_pipeline(tmp_path, fake_runtime):
     assert schema_errors(result) == []
 
 
+def test_variants_are_row_sets_with_their_options(tmp_path, fake_runtime):
+    result = run_bench(_cfg(tmp_path, backends=("torch-cpu", "torch-cpu+cl", "torch+compile"), e2e=True,
+                            e2e_backend="torch-cpu+nchw", e2e_size=(32, 48), e2e_frames=4, iters=2))
+    assert schema_errors(result) == []
+    assert result["config"]["backends"] == ["torch-cpu", "torch-cpu+cl", "torch-cpu+compile"]
+    assert result["config"]["backend_options"]["torch-cpu+compile"] == {"compile": True}
+    labels = [r["backend"] for r in result["rows"]]
+    assert labels == ["baseline", "torch-cpu", "torch-cpu+cl", "torch-cpu+compile", "video:torch-cpu+nchw"]
+    assert all(r["status"] == "ok" for r in result["rows"]), result["rows"]
+    loads = [{k: v for k, v in d.items() if k not in ("source", "direction")} for d in fake_runtime.loads]
+    assert loads == [  # the options reach Translator.load, on the runtime's own backend name
+        dict(backend="torch", precision="fp32", device="cpu", threads=1),
+        dict(backend="torch", precision="fp32", device="cpu", threads=1, memory_format="channels_last"),
+        dict(backend="torch", precision="fp32", device="cpu", threads=1, compile=True),
+        dict(backend="torch", precision="fp32", device="cpu", threads=1, memory_format="nchw"),
+    ]
+    rows = {r["backend"]: r for r in result["rows"]}
+    assert rows["torch-cpu"]["options"] is None and rows["torch-cpu+cl"]["options"] == {"memory_format": "channels_last"}
+    assert rows["video:torch-cpu+nchw"]["options"] == {"memory_format": "nchw"}
+    assert rows["video:torch-cpu+nchw"]["first_call_s"] is not None
+
+
+def test_lazy_first_call_is_build_time_not_latency(tmp_path, fake_runtime, monkeypatch):
+    """torch.compile compiles (and CUDA graphs are captured) on the first call at each shape: that time goes to
+    first_call_s, never into the latencies."""
+    import cgan.runtime as rt
+
+    class CompilesOnFirstCall(FakeTranslator):
+        def translate_batch(self, frames):
+            shape = (len(frames), *frames[0].shape)
+            if shape not in self.__dict__.setdefault("seen", set()):
+                self.seen.add(shape)
+                import time
+
+                time.sleep(0.3)
+            return super().translate_batch(frames)
+
+    monkeypatch.setattr(rt, "Translator", CompilesOnFirstCall)
+    result = run_bench(_cfg(tmp_path, backends=("torch-cpu+compile",), sizes=((32, 32), (32, 48)), iters=3))
+    rows = [r for r in result["rows"] if r["backend"] == "torch-cpu+compile"]
+    assert len(rows) == 2
+    for r in rows:
+        assert r["status"] == "ok" and r["first_call_s"] >= 0.3 and r["max_ms"] < 300 and r["warmup_s"] < 0.3
+
+
 def test_cli_writes_json_history_and_plot(tmp_path, fake_runtime, capsys):
     out = tmp_path / "res"
     argv = ["--blocks", "1", "--ngf", "4", "--backends", "ort-cpu,torch-cpu", "--sizes", "32x32", "--precision",
@@ -176,6 +221,9 @@ def test_cli_writes_json_history_and_plot(tmp_path, fake_runtime, capsys):
     (["--precision", "int4"], "unknown precision 'int4'"),
     (["--batch", "0"], "bad --batch"),
     (["--pair", "no-such-pair"], "unknown pair 'no-such-pair'"),
+    (["--backends", "torch-cpu+turbo"], "unknown option 'turbo'"),
+    (["--backends", "ort-cpu+graph"], "'graph' does not apply to ort-cpu"),
+    (["--backends", "none", "--e2e-backend", "torch-steps"], "--e2e-backend takes one backend"),
 ])
 def test_cli_bad_input_is_one_line(argv, needle, capsys, tmp_path):
     assert run(cli, argv + ["--workdir", str(tmp_path)]) == 2
@@ -222,6 +270,30 @@ def test_real_runtime_cpu_backends(tmp_path):
     assert len(read_history(out / "h.jsonl")) == 1
 
 
+def test_real_runtime_torch_variants(tmp_path):
+    """A real cgan-bench run with torch-cpu variants: labelled row sets, the backend's effective options."""
+    _real_backends()
+    out = tmp_path / "r.json"
+    argv = ["--blocks", "1", "--ngf", "4", "--backends", "torch-cpu,torch-cpu+cl,torch-cpu+nchw", "--sizes",
+            "32x32,32x48", "--precision", "fp32", "--batch", "1", "--iters", "2", "--warmup", "1", "--device", "cpu",
+            "--threads", "1", "-q", "--workdir", str(tmp_path / "w"), "--json", str(out), "--e2e", "--e2e-backend",
+            "torch+cl", "--e2e-size", "32x48", "--e2e-frames", "3"]
+    assert run(cli, argv) == 0
+    data = json.loads(out.read_text())
+    assert schema_errors(data) == []
+    labels = [r["backend"] for r in data["rows"]]
+    assert labels == ["baseline"] * 2 + ["torch-cpu"] * 2 + ["torch-cpu+cl"] * 2 + ["torch-cpu+nchw"] * 2 + [
+        "video:torch-cpu+cl"]
+    want = {"torch-cpu": "nchw", "torch-cpu+cl": "channels_last", "torch-cpu+nchw": "nchw",
+            "video:torch-cpu+cl": "channels_last"}
+    for r in data["rows"][2:]:
+        assert r["status"] == "ok", r["reason"]
+        assert r["options"]["memory_format"] == want[r["backend"]] and r["options"]["compile"] is False
+        assert r["first_call_s"] is not None and r["build_s"] is not None
+        if not r["backend"].startswith("video:"):
+            assert r["max_abs_err"] <= 2.0 and r["warmup_s"] is not None
+
+
 # ---- cgan-bench train ---------------------------------------------------------------------------------------
 def test_train_subcommand_runs_the_real_trainer(tmp_path, capsys):
     out = tmp_path / "t.json"
@@ -257,3 +329,26 @@ def test_gpu_baseline_and_torch_cuda(tmp_path):
         if peak_fp16_tflops(result["env"]["gpu"]):
             assert r["pct_of_peak"] is not None
         assert r["max_abs_err"] <= (2.0 if r["precision"] == "fp32" else 8.0)
+
+
+@pytest.mark.gpu
+def test_gpu_torch_variants(tmp_path):
+    """The torch ladder's steps on a GPU (fastcompile: torch.compile without autotuning keeps this short)."""
+    _real_backends()
+    result = run_bench(BenchConfig(**TINY, backends=("torch-cuda", "torch-cuda+graph", "torch-cuda+cl",
+                                                     "torch-cuda+fastcompile+graph"),
+                                   sizes=((64, 64), (64, 96)), precisions=("fp16",), batches=(1,), warmup=2, iters=5,
+                                   device="cuda", workdir=str(tmp_path), e2e=True, e2e_size=(64, 96), e2e_frames=6,
+                                   e2e_backend="torch-cuda+fastcompile+graph"))
+    assert schema_errors(result) == []
+    want = {"torch-cuda": (False, False, "nchw"), "torch-cuda+graph": (False, True, "nchw"),
+            "torch-cuda+cl": (False, False, "channels_last"),
+            "torch-cuda+fastcompile+graph": (True, True, "channels_last"),
+            "video:torch-cuda+fastcompile+graph": (True, True, "channels_last")}
+    for r in result["rows"]:
+        assert r["status"] == "ok", r
+        if r["backend"] != "baseline":
+            o = r["options"]
+            assert (o["compile"], o["cuda_graph"], o["memory_format"]) == want[r["backend"]], r["backend"]
+        if r["backend"] in want and not r["backend"].startswith("video:"):
+            assert r["max_abs_err"] <= 8.0 and r["first_call_s"] > 0

@@ -28,7 +28,8 @@ from cgan.benchmarks import sol
 from cgan.benchmarks.report import RESULT_FORMAT, RESULT_VERSION, empty_row
 from cgan.benchmarks.runners import (BACKENDS, CPU_BACKENDS, GPU_BACKENDS, MemoryProbe, OfficialBaseline, Runner,
                                      TranslatorRunner, _device_used_mb, _rss_mb, backend_device,
-                                     runtime_availability)
+                                     runtime_availability, variant)
+from cgan.benchmarks.variants import expand
 from cgan.errors import BackendUnavailable, CganError
 from cgan.spec import GeneratorSpec, PairSpec
 
@@ -73,20 +74,25 @@ def parse_sizes(text: str) -> tuple[tuple[int, int], ...]:
 
 
 def parse_backends(names: list[str] | tuple[str, ...], device: str) -> tuple[str, ...]:
-    """Check backend names; 'all' = every backend for `device` (cuda: GPU backends; cpu: CPU backends)."""
-    valid = (*BACKENDS, "all", "none")
-    out: list[str] = []
-    for n in names:
-        n = n.strip().lower()
-        if n == "torch":
-            n = "torch-cuda" if device == "cuda" else "torch-cpu"
-        if n not in valid:
-            raise CganError(f"unknown backend {n!r}: use one or more of {', '.join(valid)} (comma-separated)")
-        if n == "all":
-            out.extend(GPU_BACKENDS if device == "cuda" else CPU_BACKENDS)
-        elif n != "none":
-            out.append(n)
-    return tuple(dict.fromkeys(out))
+    """Backend names -> row-set labels. 'all' = every backend for `device` (cuda: GPU backends; cpu: CPU
+    backends); 'none' = no backend; 'torch' = torch-cuda or torch-cpu by `device`; `NAME+opt+opt` variants
+    (e.g. torch-cuda+compile+graph) and presets (torch-steps), see cgan.benchmarks.variants."""
+    groups = {"all": GPU_BACKENDS if device == "cuda" else CPU_BACKENDS, "none": ()}
+    return expand(names, BACKENDS, device, groups)
+
+
+def parse_e2e_backend(name: str, device: str) -> str:
+    """--e2e-backend: exactly one backend or variant (no preset, no 'all')."""
+    got = parse_backends([name], device)
+    if len(got) != 1:
+        raise CganError(f"--e2e-backend takes one backend or variant (e.g. torch-cuda+compile+graph), "
+                        f"not {name!r}")
+    return got[0]
+
+
+def default_e2e_backend(backends: tuple[str, ...]) -> str:
+    """The first backend asked for that is not torch on the CPU (else the first one, else ort-cpu)."""
+    return next((b for b in backends if variant(b).base != "torch-cpu"), backends[0] if backends else "ort-cpu")
 
 
 def parse_choices(names: list[str], valid: tuple[str, ...], what: str) -> tuple[str, ...]:
@@ -298,8 +304,9 @@ def _find_export_pair() -> Callable[..., Path]:
     return fn
 
 
-def prepare(cfg: BenchConfig, backends: tuple[str, ...]) -> Prepared:
-    """Find or make the pair and (if any backend needs one) its export folder, cached under the workdir."""
+def prepare(cfg: BenchConfig, backends: tuple[str, ...], e2e_backend: str | None = None) -> Prepared:
+    """Find or make the pair and (if any backend, or the end-to-end row's `e2e_backend`, needs one) its export
+    folder, cached under the workdir."""
     from cgan.pairs import load_pair, resolve
 
     work = _workdir(cfg)
@@ -325,7 +332,7 @@ def prepare(cfg: BenchConfig, backends: tuple[str, ...]) -> Prepared:
     info.update(source=str(cfg.source or pair_folder), pair_folder=str(pair_folder), generator=gen,
                 direction=pair.spec.direction_name(gen), spec=pair.spec.generator.to_dict())
     prepared = Prepared(pair_folder, export_folder, gen, pair.spec.generator, name, info)
-    e2e = (cfg.e2e_backend or next((b for b in backends if b != "torch-cpu"), "ort-cpu")) if cfg.e2e else "torch"
+    e2e = (e2e_backend or cfg.e2e_backend or default_e2e_backend(backends)) if cfg.e2e else "torch-cpu"
     needs_export = any(not b.startswith("torch") for b in (*backends, e2e))
     if export_folder is None and needs_export:
         engine = any(b.startswith("tensorrt") for b in (*backends, e2e))
@@ -365,12 +372,16 @@ def prepare(cfg: BenchConfig, backends: tuple[str, ...]) -> Prepared:
 # ---- measuring -----------------------------------------------------------------------------------------
 def time_calls(runner: Runner | Callable[[list[np.ndarray]], Any], frames: list[np.ndarray], warmup: int,
                iters: int, seconds: float | None = None,
-               sync: Callable[[], None] | None = None) -> list[float]:
-    """Per-call latencies in ms: `warmup` untimed calls, then `iters` calls (or until `seconds` have passed)."""
+               sync: Callable[[], None] | None = None, info: dict[str, Any] | None = None) -> list[float]:
+    """Per-call latencies in ms: `warmup` untimed calls, then `iters` calls (or until `seconds` have passed).
+    `info`, when given, receives `warmup_s`: the seconds the untimed calls took."""
     sync = sync or getattr(runner, "sync", None) or (lambda: None)
+    t0 = time.perf_counter()
     for _ in range(warmup):
         runner(frames)
     sync()
+    if info is not None:
+        info["warmup_s"] = time.perf_counter() - t0
     samples: list[float] = []
     start = time.perf_counter()
     while True:
@@ -431,12 +442,16 @@ def _measure_runner(make: Callable[[], Runner], label: tuple[str, str], cfg: Ben
                 probe = MemoryProbe(runner.device, runner.torch_based, rss0, gpu0)
                 try:
                     probe.start()
+                    # The first call at a shape does its lazy work (torch.compile compiles for this size,
+                    # CUDA graphs are captured, cuDNN/ORT pick algorithms): timed on its own as first_call_s,
+                    # like the warm-up calls after it (warmup_s) never part of the latencies.
                     t0 = time.perf_counter()
                     out = runner(frames)
                     runner.sync()
                     row["first_call_s"] = time.perf_counter() - t0
+                    row["options"] = runner.options() if hasattr(runner, "options") else None
                     row["max_abs_err"], row["psnr_db"] = accuracy(refs_by_size[(h, w)][:b], out)
-                    samples = time_calls(runner, frames, cfg.warmup, cfg.iters, cfg.seconds)
+                    samples = time_calls(runner, frames, cfg.warmup, cfg.iters, cfg.seconds, info=row)
                     row["peak_mem_mb"], row["peak_mem_source"] = probe.stop()
                     _finish_row(row, samples, spec, peak, baseline_fps.get((h, w, b)))
                 except Exception as e:  # noqa: BLE001
@@ -457,7 +472,10 @@ def run_bench(cfg: BenchConfig, on_row: Callable[[dict[str, Any]], None] | None 
     device = cfg.device or default_device()
     backends = parse_backends(cfg.backends, device)
     precisions = parse_choices(list(cfg.precisions), PRECISIONS, "precision")
-    prepared = prepare(cfg, backends)
+    e2e_backend = None
+    if cfg.e2e:
+        e2e_backend = parse_e2e_backend(cfg.e2e_backend, device) if cfg.e2e_backend else default_e2e_backend(backends)
+    prepared = prepare(cfg, backends, e2e_backend)
     env = collect_env()
     peak = sol.peak_fp16_tflops(env.get("gpu")) if device == "cuda" or any(
         backend_device(b) == "cuda" for b in backends) else None
@@ -507,8 +525,6 @@ def run_bench(cfg: BenchConfig, on_row: Callable[[dict[str, Any]], None] | None 
     if cfg.e2e:
         from cgan.benchmarks.e2e import run_e2e
 
-        e2e_backend = (parse_backends([cfg.e2e_backend], device)[0] if cfg.e2e_backend else
-                       next((b for b in backends if b != "torch-cpu"), backends[0] if backends else "ort-cpu"))
         row = run_e2e(cfg, prepared, e2e_backend, precisions[-1] if device == "cuda" else "fp32", on_row)
         row["speedup_vs_baseline"] = speedup(row["fps"], baseline_fps.get((*cfg.e2e_size, 1)))
         rows.append(row)
@@ -516,6 +532,7 @@ def run_bench(cfg: BenchConfig, on_row: Callable[[dict[str, Any]], None] | None 
     env["torch_threads"] = _torch_threads()
     return {"format": RESULT_FORMAT, "version": RESULT_VERSION, "kind": "inference", "env": env,
             "config": {**cfg.public(), "device": device, "backends": list(backends),
+                       "backend_options": {b: variant(b).opts for b in (*backends, *([e2e_backend] * cfg.e2e))},
                        "precisions": list(precisions), "model": prepared.name, **prepared.info},
             "rows": rows}
 

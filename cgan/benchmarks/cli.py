@@ -3,6 +3,7 @@
     cgan-bench          # all backends of this machine, 256²/480p/720p/1080p, fp32+fp16, batch 1+4
     cgan-bench --backends ort-cpu,torch-cpu --sizes 256x256,480p --precision fp32 --batch 1 --iters 5
     cgan-bench --pair summer2winter --sizes 720p --json out.json --history benchmarks/history.jsonl --plot out.png
+    cgan-bench --device cuda --backends torch-steps --sizes 720p --precision fp16 --batch 1   # each torch speed step
     cgan-bench train --iters 20 --json train.json
 
 Sizes are HEIGHTxWIDTH (multiples of 4) or 256, 480p (=480x856), 720p, 1080p. Only thin parsing lives here:
@@ -80,7 +81,10 @@ def _progress(quiet: bool):
 @click.option("--ngf", type=int, default=64, show_default=True, help="Random generator only: base channels.")
 @click.option("--backends", default="all", show_default=True,
               help="Comma list of tensorrt, tensorrt-rtx, ort-cuda, ort-cpu, torch-cuda, torch-cpu; "
-                   "'all' = every backend for --device; 'none' = baseline only.")
+                   "'all' = every backend for --device; 'none' = baseline only. Variants NAME+OPTION+...: "
+                   "+compile, +fastcompile, +cl, +nchw (torch), +graph (torch-cuda, tensorrt-rtx), +nograph "
+                   "(ort-cuda, tensorrt), e.g. torch-cuda+compile+graph. 'torch-steps' = torch-cuda, +graph, "
+                   "+compile, +compile+graph (cpu: torch-cpu, +cl, +compile).")
 @click.option("--sizes", default="256x256,480p,720p,1080p", show_default=True,
               help="Comma list of HEIGHTxWIDTH or 256, 480p (480x856), 720p, 1080p.")
 @click.option("--precision", "precisions", default="fp32,fp16", show_default=True, help="fp32, fp16 or both.")
@@ -96,7 +100,8 @@ def _progress(quiet: bool):
               help="Add the end-to-end row: a generated clip through cgan-video (decode, translate, encode).")
 @click.option("--e2e-frames", type=int, default=48, show_default=True, help="Frames in the end-to-end clip.")
 @click.option("--e2e-size", default="720p", show_default=True, help="Size of the end-to-end clip.")
-@click.option("--e2e-backend", help="Backend of the end-to-end row (default: the first of --backends).")
+@click.option("--e2e-backend", help="Backend or variant of the end-to-end row (default: the first of --backends "
+              "that is not torch-cpu).")
 @click.option("--workdir", type=click.Path(file_okay=False), help="Cache for the random pair and exports "
               "(default $CGAN_HOME/bench).")
 @click.option("--rebuild", is_flag=True, help="Re-create the cached random pair and export.")
@@ -108,14 +113,14 @@ def cli(ctx: click.Context, json_path, history, plot_path, quiet, **kw) -> None:
         return
     from cgan._cli import setup_logging
     from cgan.benchmarks.bench import (BenchConfig, PRECISIONS, parse_backends, parse_batches, parse_choices,
-                                       parse_list, parse_size, parse_sizes, run_bench)
+                                       parse_e2e_backend, parse_list, parse_size, parse_sizes, run_bench)
 
     setup_logging(False)
     device = kw["device"]
     backends = parse_list(kw["backends"])
     parse_backends(backends, device or "cpu")  # fail fast on unknown names, before anything is built
     if kw["e2e_backend"]:
-        parse_backends([kw["e2e_backend"]], device or "cpu")
+        parse_e2e_backend(kw["e2e_backend"], device or "cpu")
     cfg = BenchConfig(
         source=kw["source"], direction=kw["direction"], blocks=kw["blocks"], ngf=kw["ngf"],
         backends=tuple(backends), sizes=parse_sizes(kw["sizes"]),

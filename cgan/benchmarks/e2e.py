@@ -39,13 +39,14 @@ def run_e2e(cfg: Any, prepared: Any, backend: str, precision: str,
             on_row: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
     """One row for `backend`/`precision` on a cfg.e2e_frames-frame clip of cfg.e2e_size."""
     from cgan.benchmarks.bench import _short
-    from cgan.benchmarks.runners import RUNTIME_NAMES, TranslatorRunner, runtime_availability
+    from cgan.benchmarks.runners import RUNTIME_NAMES, TranslatorRunner, runtime_availability, variant
 
     h, w = cfg.e2e_size
     row = empty_row(f"video:{backend}", precision, 1, h, w)
     source = prepared.export_folder or prepared.pair_folder
     try:
-        if not backend.startswith("torch") and prepared.export_folder is None:
+        base = variant(backend).base
+        if not base.startswith("torch") and prepared.export_folder is None:
             raise RuntimeError(prepared.export_error or "no export folder")
         ok, reason = runtime_availability(backend, source)
         if not ok:
@@ -60,10 +61,13 @@ def run_e2e(cfg: Any, prepared: Any, backend: str, precision: str,
             runner.build()
             row["build_s"] = time.perf_counter() - t0
             try:
-                runner(  # warm-up outside the timed pipeline, like the inference rows
-                    [np.zeros((h, w, 3), np.uint8)])
+                t0 = time.perf_counter()  # warm-up outside the timed pipeline (compiles, captures at this size)
+                runner([np.zeros((h, w, 3), np.uint8)])
+                runner.sync()
+                row["first_call_s"] = time.perf_counter() - t0
+                row["options"] = runner.options()
                 job = VideoJob(inputs=[str(clip)], pair=str(source), direction=prepared.gen,
-                               output=str(Path(tmp) / "out.mp4"), display=False, backend=RUNTIME_NAMES[backend][0],
+                               output=str(Path(tmp) / "out.mp4"), display=False, backend=RUNTIME_NAMES[base][0],
                                precision=precision, progress=False, handle_signals=False)
                 summary = run_video(job, translator=runner.translator)
             finally:

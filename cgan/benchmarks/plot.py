@@ -16,6 +16,19 @@ def _label(r: dict[str, Any]) -> str:
     return f"{r['backend']} {r['precision']} b{r['batch']}"
 
 
+def _latency_rows(result: dict[str, Any]) -> list[dict[str, Any]]:
+    return [r for r in result["rows"] if r.get("status") == "ok" and r.get("p50_ms") and r.get("height")
+            and not r["backend"].startswith(("video", "train"))]
+
+
+def latency_series(result: dict[str, Any]) -> dict[str, list[tuple[float, float]]]:
+    """The left chart's lines: '<backend or variant> <precision> b<batch>' -> [(megapixels, ms per frame)]."""
+    series: dict[str, list[tuple[float, float]]] = {}
+    for r in _latency_rows(result):
+        series.setdefault(_label(r), []).append((r["height"] * r["width"] / 1e6, r["p50_ms"] / r["batch"]))
+    return series
+
+
 def plot_result(result: dict[str, Any], out: str | os.PathLike, history: list[dict[str, Any]] | None = None) -> Path:
     """Write the PNG. Left: p50 latency per frame (ms, log) against megapixels, one line per
     backend/precision/batch. Right: fps over past runs for the largest batch-1 size of this run."""
@@ -27,13 +40,10 @@ def plot_result(result: dict[str, Any], out: str | os.PathLike, history: list[di
     except ImportError:
         raise CganError("--plot needs matplotlib: pip install matplotlib (or cgan[cpu])") from None
 
-    rows = [r for r in result["rows"] if r.get("status") == "ok" and r.get("p50_ms") and r.get("height")
-            and not r["backend"].startswith(("video", "train"))]
+    rows = _latency_rows(result)
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(13, 5))
-    series: dict[str, list[tuple[float, float]]] = {}
-    for r in rows:
-        mp = r["height"] * r["width"] / 1e6
-        series.setdefault(_label(r), []).append((mp, r["p50_ms"] / r["batch"]))
+    series = latency_series(result)
+    ax1.set_prop_cycle(color=matplotlib.colormaps["tab20"].colors)  # many variants: 20 colours before one repeats
     markers = "os^vD<>"
     for label, pts in sorted(series.items()):
         pts.sort()

@@ -3,12 +3,15 @@
 A result is `{"format": "cgan.bench", "version": 1, "kind": "inference"|"train", "env": {...}, "config": {...},
 "rows": [...]}`. Every row has every key of `ROW_KEYS` (null where a number does not apply or was not measured)
 and a `status`: "ok", "skipped" (the backend or precision cannot run here; `reason` says why) or "error".
+`backend` is the row set's label: a backend, a variant with options (`torch-cuda+compile+graph`, whose
+effective options are in `options`), `baseline`, `video:<label>` or `train:<name>`.
 """
 from __future__ import annotations
 
 import json
 import math
 import os
+import re
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -30,7 +33,8 @@ ROW_SCHEMA: dict[str, Any] = {
                  "speedup_vs_baseline", "max_abs_err", "psnr_db", "peak_mem_mb", "peak_mem_source", "build_s",
                  "first_call_s"],
     "properties": {
-        "backend": {"type": "string"},
+        # a backend, a variant (torch-cuda+compile+graph), baseline, video:<label> or train:<name>
+        "backend": {"type": "string", "pattern": r"^[A-Za-z0-9][A-Za-z0-9:._+-]*$"},
         "precision": {"type": "string", "enum": ["fp32", "fp16", "mixed"]},
         "batch": {"type": "integer", "minimum": 1},
         "height": {"type": "integer", "minimum": 1},
@@ -49,10 +53,18 @@ ROW_SCHEMA: dict[str, Any] = {
         "peak_mem_source": _STR,
         "build_s": _NUM,
         "first_call_s": _NUM,
+        "warmup_s": _NUM,
+        "options": {
+            "type": ["object", "null"],
+            "properties": {"compile": {"type": "boolean"}, "compile_mode": _STR, "cuda_graph": {"type": "boolean"},
+                           "memory_format": {"type": "string", "enum": ["channels_last", "nchw"]},
+                           "threads": _INT},
+        },
         "stages": {"type": ["object", "null"]},
     },
 }
-ROW_KEYS = tuple(ROW_SCHEMA["required"])
+#: keys every row this version writes has (ROW_SCHEMA's required ones, plus ones older results lack)
+ROW_KEYS = (*ROW_SCHEMA["required"], "warmup_s", "options")
 
 RESULT_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -79,7 +91,8 @@ _TYPES = {"object": dict, "array": list, "string": str, "number": (int, float), 
 
 
 def _check(value: Any, schema: dict[str, Any], where: str, errors: list[str]) -> None:
-    """A small JSON-schema subset (type, required, properties, items, enum, minimum): enough for ROW_SCHEMA."""
+    """A small JSON-schema subset (type, required, properties, items, enum, minimum, pattern): enough for
+    ROW_SCHEMA."""
     types = schema.get("type")
     if types is not None:
         types = [types] if isinstance(types, str) else types
@@ -98,6 +111,8 @@ def _check(value: Any, schema: dict[str, Any], where: str, errors: list[str]) ->
         errors.append(f"{where}: {value!r} is not one of {schema['enum']}")
     if "minimum" in schema and isinstance(value, (int, float)) and value < schema["minimum"]:
         errors.append(f"{where}: {value} < minimum {schema['minimum']}")
+    if "pattern" in schema and isinstance(value, str) and not re.search(schema["pattern"], value):
+        errors.append(f"{where}: {value!r:.60} does not match {schema['pattern']}")
     if isinstance(value, dict):
         for key in schema.get("required", ()):
             if key not in value:
@@ -208,7 +223,7 @@ COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("p99 ms", "p99_ms", ".2f"), ("max ms", "max_ms", ".2f"), ("fps", "fps", ".1f"),
     ("TFLOP/s", "tflops", ".2f"), ("%peak", "pct_of_peak", ".1f"), ("speedup", "speedup_vs_baseline", ".2f"),
     ("maxerr", "max_abs_err", ".1f"), ("PSNR dB", "psnr_db", ".1f"), ("mem MB", "peak_mem_mb", ".0f"),
-    ("build s", "build_s", ".2f"),
+    ("build s", "build_s", ".2f"), ("1st s", "first_call_s", ".2f"),
 )
 
 

@@ -6,7 +6,8 @@ the same thing — host frames in, host frames out, the result fully computed �
 * `OfficialBaseline`: the generator the way the official repo's test.py runs it: `model.eval()`,
   `torch.no_grad()`, NCHW float32, no compile, pre/post on the host as in test.py (RGB, ToTensor + Normalize to
   [-1, 1]; `tensor2im`: (x + 1) / 2 · 255 truncated to uint8). TF32 stays at PyTorch's default.
-* `TranslatorRunner`: `cgan.runtime.Translator` with one backend and precision.
+* `TranslatorRunner`: `cgan.runtime.Translator` with one backend and precision; the backend may be a variant
+  with options (`torch-cuda+compile+graph`, see variants.py).
 
 torch is imported only inside the torch-specific methods.
 """
@@ -21,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from cgan.benchmarks.variants import Variant, parse_variant
 from cgan.errors import BackendUnavailable, CganError
 
 
@@ -241,8 +243,13 @@ CPU_BACKENDS = ("ort-cpu", "torch-cpu")
 BACKENDS = GPU_BACKENDS + CPU_BACKENDS
 
 
+def variant(name: str) -> Variant:
+    """A bench backend name or variant label (e.g. torch-cuda+compile+graph) -> Variant (base, options)."""
+    return parse_variant(name, BACKENDS)
+
+
 def backend_device(name: str) -> str:
-    return "cpu" if name in CPU_BACKENDS else "cuda"
+    return "cpu" if variant(name).base in CPU_BACKENDS else "cuda"
 
 
 def runtime_availability(name: str, source: str | os.PathLike) -> tuple[bool, str | None]:
@@ -251,7 +258,7 @@ def runtime_availability(name: str, source: str | os.PathLike) -> tuple[bool, st
         import cgan.runtime as rt
     except ImportError as e:
         return False, f"cgan.runtime cannot be imported ({e})"
-    runtime_name, device = RUNTIME_NAMES[name]
+    runtime_name, device = RUNTIME_NAMES[variant(name).base]
     if device == "cuda":
         try:
             import torch
@@ -276,20 +283,33 @@ def runtime_availability(name: str, source: str | os.PathLike) -> tuple[bool, st
 
 
 class TranslatorRunner(Runner):
-    """`cgan.runtime.Translator` with one backend, precision and device."""
+    """`cgan.runtime.Translator` with one backend (or variant: backend + options), precision and device."""
 
     def __init__(self, name: str, source: str | os.PathLike, gen: str, precision: str, threads: int | None = None):
         super().__init__(precision, backend_device(name))
+        self.variant = variant(name)
         self.name, self.source, self.gen = name, str(source), gen
         self.opts = {"threads": threads} if threads and self.device == "cpu" else {}
-        self.torch_based = name.startswith("torch")
+        self.opts.update(self.variant.opts)
+        self.torch_based = self.variant.base.startswith("torch")
         self._stack = contextlib.ExitStack()
         self.translator = None
+
+    def options(self) -> dict[str, Any] | None:
+        """The options this row ran with: the variant's, completed by what the backend reports once built
+        (torch: compile, compile_mode, cuda_graph, memory_format after 'auto'; others: cuda_graph)."""
+        out = dict(self.variant.opts)
+        be = getattr(self.translator, "backend", None)
+        if isinstance(getattr(be, "settings", None), dict):
+            out.update(be.settings)
+        elif isinstance(getattr(be, "cuda_graph", None), bool):
+            out["cuda_graph"] = be.cuda_graph
+        return out or None
 
     def build(self) -> None:
         from cgan.runtime import Translator
 
-        runtime_name, device = RUNTIME_NAMES[self.name]
+        runtime_name, device = RUNTIME_NAMES[self.variant.base]
         t = Translator.load(self.source, direction=self.gen, backend=runtime_name, precision=self.precision,
                             device=device, **self.opts)
         self.translator = self._stack.enter_context(t) if hasattr(t, "__enter__") else t
