@@ -43,9 +43,13 @@ def atomic_path(final: str | os.PathLike) -> Iterator[Path]:
     fd, tmp = tempfile.mkstemp(dir=final.parent, prefix=f".{final.name}.", suffix=".tmp")
     os.close(fd)
     tmp_path = Path(tmp)
-    os.chmod(tmp_path, 0o666 & ~_umask())
+    mode = 0o666 & ~_umask()
+    os.chmod(tmp_path, mode)
     try:
         yield tmp_path
+        # again: some writers replace the file (safetensors' save_file leaves it 0600), and a model that
+        # only its writer can read breaks a Triton server or a colleague running as another user
+        os.chmod(tmp_path, mode)
         with open(tmp_path, "rb+") as f:
             os.fsync(f.fileno())
         os.replace(tmp_path, final)

@@ -491,3 +491,19 @@ def test_official_pth_declaring_a_huge_network_is_refused_before_building(tmp_pa
     one_line_error(code, err, "G_A.pth", codes=(3,))
     assert time.perf_counter() - t0 < 10 and rss_bytes() - rss < 300 * 2**20
     assert tree(tmp_path / "out") == {}
+
+
+def test_written_files_are_readable_by_others_per_umask(base):
+    """safetensors' save_file leaves its file 0600; every file we write follows the umask like `touch`
+    (a Triton server or a colleague reading an export runs as another user)."""
+    import os
+    import stat
+
+    mask = os.umask(0o022)
+    os.umask(mask)
+    want = 0o666 & ~mask
+    pair, export = base
+    files = [p for folder in (pair, export) for p in folder.rglob("*") if p.is_file()]
+    assert any(p.suffix == ".safetensors" for p in files) and any(p.suffix == ".onnx" for p in files)
+    for p in files:
+        assert stat.S_IMODE(p.stat().st_mode) == want, f"{p}: {oct(stat.S_IMODE(p.stat().st_mode))}"
