@@ -135,3 +135,10 @@ def test_cli_time_budget_errors(tmp_path, capsys):
                      "--device", "cpu", "-q"])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and err[-1].startswith("error:") and "duration" in err[-1]
+
+
+def test_steps_slower_than_the_budget_stop_after_the_first():
+    # no probe yet (it needs 30 steps): the last step's time stands in for the pace
+    f, epochs, used, _ = _simulate(budget=30, step_s=20, steps_per_epoch=2, ratio=(100, 100), compile_s=0)
+    assert f.stopped_early and epochs == 0 and f.last_step_seconds == 20
+    assert used <= 20 + 2 * 1.0 + 1e-9  # one step, then the final saves

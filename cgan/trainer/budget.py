@@ -85,6 +85,8 @@ class BudgetFitter:
         self.step_seconds: float | None = None   # from the probe (compile/autotune warm-up excluded)
         self.stopped_early = False
         self._steps = 0                          # steps run by this process
+        self._last_step_t: float | None = None
+        self.last_step_seconds: float | None = None
         self._probe_t: float | None = None
         self._epochs_seen = 0                    # whole epochs run by this process
         self._epoch_started = clock()
@@ -103,7 +105,7 @@ class BudgetFitter:
         return epoch < self.schedule[0]
 
     def start_epoch(self) -> None:
-        self._epoch_started = self.clock()
+        self._epoch_started = self._last_step_t = self.clock()  # a step's time excludes the epoch-end saves
 
     def saved(self, seconds: float) -> None:
         self.save_seconds = seconds
@@ -111,6 +113,10 @@ class BudgetFitter:
     def after_step(self, epoch: int, step_in_epoch: int) -> bool:
         """`step_in_epoch` steps of epoch `epoch` (0-based) are done. True: stop now, the budget is spent."""
         self._steps += 1
+        now = self.clock()
+        if self._last_step_t is not None:
+            self.last_step_seconds = now - self._last_step_t
+        self._last_step_t = now
         if self.step_seconds is None:
             if self._steps == self.warmup_steps:
                 self._probe_t = self.clock()
@@ -119,7 +125,8 @@ class BudgetFitter:
                 if self.in_constant_phase(epoch):
                     self._refit(epoch, step_in_epoch / self.steps_per_epoch, self._epoch_estimate(),
                                 f"{self.step_seconds * 1000:.0f} ms per step")
-        if self.seconds_left() < (self.step_seconds or 0.0):
+        # before the probe has measured the pace, the last step's time stands in for it
+        if self.seconds_left() < (self.step_seconds or self.last_step_seconds or 0.0):
             self.stopped_early = True
             return True
         return False
