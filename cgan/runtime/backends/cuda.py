@@ -1,7 +1,8 @@
 """Small CUDA helpers without torch: is there a GPU (NVML via ctypes, else the driver in a child process, never
-cuInit here), and, for the TensorRT backend, device memory, pinned host memory, streams and CUDA graphs through
-cuda-python (`cuda.bindings.runtime`, or the older `from cuda import cudart`). Everything imports lazily;
-nothing here runs at `import cgan.runtime`.
+cuInit here), a device-to-host copy into an existing array (libcudart via ctypes, for ort-cuda), and, for the
+TensorRT backend, device memory, pinned host memory, streams and CUDA graphs through cuda-python
+(`cuda.bindings.runtime`, or the older `from cuda import cudart`). Everything imports lazily; nothing here runs
+at `import cgan.runtime`.
 """
 from __future__ import annotations
 
@@ -180,6 +181,52 @@ def no_gpu_reason() -> str:
     p = probe_gpus()
     why = p.why if p.count == 0 else "no device visible"
     return f"no CUDA GPU here ({why})"
+
+
+# ---- device -> host copy into an existing array (ort-cuda; libcudart via ctypes, no cuda-python) -----------
+CUDART_LIBRARIES = ("libcudart.so.12", "libcudart.so.13", "libcudart.so.11.0", "libcudart.so",
+                    "cudart64_12.dll", "cudart64_13.dll", "cudart64_110.dll")
+CUDA_MEMCPY_DEFAULT = 4  # cudaMemcpyDefault: direction from the pointers (unified addressing)
+
+
+def _loaded_cudart_paths() -> list[str]:
+    """Paths of the CUDA runtime libraries already mapped into this process (Linux), e.g. by onnxruntime-gpu."""
+    try:
+        with open("/proc/self/maps", encoding="utf-8", errors="replace") as f:
+            paths = {line.split(None, 5)[-1].strip() for line in f if "libcudart" in line}
+    except OSError:
+        return []
+    return sorted(p for p in paths if p.startswith("/"))
+
+
+@functools.lru_cache(maxsize=1)
+def cudart_ctypes() -> Any:
+    """The CUDA runtime library through ctypes, preferring the one this process already uses; None if absent.
+    Only called once a CUDA backend runs (so CUDA is initialised anyway)."""
+    for name in (*_loaded_cudart_paths(), *CUDART_LIBRARIES):
+        try:
+            lib = ctypes.CDLL(name)
+        except OSError:
+            continue
+        if hasattr(lib, "cudaMemcpy"):
+            lib.cudaMemcpy.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+            lib.cudaMemcpy.restype = ctypes.c_int
+            return lib
+    return None
+
+
+def copy_device_to_host(dst: np.ndarray, src_ptr: int) -> bool:
+    """Copy dst.nbytes bytes from device address `src_ptr` into the C-contiguous host array `dst`, synchronously,
+    without allocating. False when there is no CUDA runtime library to call (the caller copies another way)."""
+    lib = cudart_ctypes()
+    if lib is None:
+        return False
+    if not dst.flags.c_contiguous:
+        raise ValueError("copy_device_to_host needs a C-contiguous destination")
+    err = lib.cudaMemcpy(dst.ctypes.data, src_ptr, dst.nbytes, CUDA_MEMCPY_DEFAULT)
+    if err != 0:
+        raise CganError(f"CUDA device-to-host copy failed (cudaError {err}); check the GPU and driver (nvidia-smi)")
+    return True
 
 
 # ---- cuda-python runtime wrappers (TensorRT backend) -------------------------------------------------------

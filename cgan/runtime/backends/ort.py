@@ -5,7 +5,13 @@ Both need an export folder (ONNX files listed in manifest.json). Inputs and outp
 
 `ort-cuda` prefers the export's `G.fp16.prepost.onnx` (uint8 BGR NHWC in and out: pre/post-processing runs on
 the GPU and only bytes cross PCIe), runs cuDNN's exhaustive algorithm search, and captures a CUDA graph per
-input shape (`gpu_graph_id`) unless `cuda_graph=False`.
+input shape (`gpu_graph_id`) unless `cuda_graph=False`. The output reaches one host array per shape, reused:
+with CUDA graphs it stays bound on the device (a replayed graph writes where it was captured) and is copied
+into that array with libcudart's cudaMemcpy through ctypes (onnxruntime's Python API has no device-to-host copy
+into an existing array: `OrtValue.numpy()` allocates, and `onnxruntime.copy_tensors` only knows the transfers of
+EPs registered as plugin libraries); without graphs the output is bound to that host array and onnxruntime
+copies into it. Like every backend (see base.py), the returned array is overwritten by the next call of the
+same shape; `Translator` copies it under its lock, so its callers (the video pipeline too) are not affected.
 """
 from __future__ import annotations
 
@@ -179,6 +185,7 @@ class OrtCudaBackend(_OrtBackend):
     def _activate_impl(self) -> None:
         self.cuda_graph = bool(self.opts.get("cuda_graph", True))
         self.graph_ids: dict[tuple[int, ...], int] = {}
+        self._cudart_copy = True  # False once copy_device_to_host proved unusable here (see _copy_out)
         try:
             super()._activate_impl()
         except CganError as e:
@@ -196,31 +203,62 @@ class OrtCudaBackend(_OrtBackend):
         n, h, w, _ = batch.shape
         key = batch.shape
         dev = int(self.opts.get("device_id", 0))
+        prepost = self.io == "bgr-hwc-uint8"
         if key not in self.bound:
             if len(self.bound) >= 8:  # a ninth frame size: drop the bound device buffers of the others
                 # (onnxruntime offers no way to release a captured CUDA graph; those stay until close)
                 self.bound.clear()
-            in_shape = batch.shape if self.io == "bgr-hwc-uint8" else (n, 3, h, w)
-            out_dtype = np.uint8 if self.io == "bgr-hwc-uint8" else self.io_dtype
+            in_shape = batch.shape if prepost else (n, 3, h, w)
+            out_dtype = np.dtype(np.uint8) if prepost else self.io_dtype
             x = ort.OrtValue.ortvalue_from_shape_and_type(in_shape, self.io_dtype, self.ort_device, dev)
-            y = ort.OrtValue.ortvalue_from_shape_and_type(in_shape, out_dtype, self.ort_device, dev)
+            host_out = np.empty(in_shape, out_dtype)  # the output lands here on the host, every frame
+            if self.cuda_graph:
+                # a captured graph writes where it wrote when captured: the output stays on the device and is
+                # copied into host_out after each run (cudaMemcpy, see _copy_out)
+                y = ort.OrtValue.ortvalue_from_shape_and_type(in_shape, out_dtype, self.ort_device, dev)
+            else:
+                # without a graph onnxruntime copies the device output into the bound host array itself
+                y = ort.OrtValue.ortvalue_from_numpy(host_out)
             binding = self.session.io_binding()
             binding.bind_ortvalue_input(self.input_name, x)
             binding.bind_ortvalue_output(self.output_name, y)
-            host_in = None if self.io == "bgr-hwc-uint8" else np.empty(in_shape, self.io_dtype)
+            host_in = None if prepost else np.empty(in_shape, self.io_dtype)
             run_opts = ort.RunOptions()
             if self.cuda_graph:
                 # one captured graph per shape; ids must be > 0 to be captured (-1 = never, 0 = default)
                 self.graph_ids[key] = len(self.graph_ids) + 1
                 run_opts.add_run_config_entry("gpu_graph_id", str(self.graph_ids[key]))
-            self.bound[key] = (binding, x, y, host_in, run_opts, np.empty(batch.shape, np.uint8))
-        binding, x, y, host_in, run_opts, out = self.bound[key]
-        if self.io == "bgr-hwc-uint8":
+            # nchw: float16 output is converted through a float32 scratch, then to uint8 BGR in `out`
+            scratch = None if prepost or out_dtype == np.float32 else np.empty(in_shape, np.float32)
+            out = None if prepost else np.empty(batch.shape, np.uint8)
+            self.bound[key] = (binding, x, y, host_in, host_out, run_opts, scratch, out)
+        binding, x, y, host_in, host_out, run_opts, scratch, out = self.bound[key]
+        if prepost:
             x.update_inplace(np.ascontiguousarray(batch))
         else:
             x.update_inplace(bgr_to_nchw(batch, host_in))
         self.session.run_with_iobinding(binding, run_opts)
-        result = y.numpy()
-        if self.io == "bgr-hwc-uint8":
-            return result
-        return nchw_to_bgr(result, out)
+        if self.cuda_graph:
+            self._copy_out(y, host_out)
+        if prepost:
+            return host_out
+        if scratch is not None:
+            np.copyto(scratch, host_out)
+            return nchw_to_bgr(scratch, out)
+        return nchw_to_bgr(host_out, out)
+
+    def _copy_out(self, y: Any, host_out: np.ndarray) -> None:
+        """The bound device output into host_out without allocating (libcudart's cudaMemcpy through ctypes).
+        If no CUDA runtime library can be found, or the first copy fails (a runtime the driver does not
+        support), it falls back to OrtValue.numpy() for good, with one warning: a new host array per frame."""
+        if self._cudart_copy:
+            try:
+                if cudahelp.copy_device_to_host(host_out, y.data_ptr()):
+                    return
+                why = "no CUDA runtime library (libcudart) found through ctypes"
+            except CganError as e:
+                why = str(e)
+            self._cudart_copy = False
+            log.warning("ort-cuda: %s; outputs are copied with OrtValue.numpy() from now on (a new host array "
+                        "per frame)", why)
+        np.copyto(host_out, y.numpy())
