@@ -159,3 +159,77 @@ def test_cli_exit_code_says_how_the_run_ended(monkeypatch, capsys, ended, code):
 
     monkeypatch.setattr(video_cli, "run_video", lambda job: VideoSummary(ended=ended))
     assert run(cli, ["--input", "demo", "--no-display"]) == code
+
+
+# ---- --compile / --cuda-graphs ------------------------------------------------------------------------------
+def _has_cuda() -> bool:
+    try:
+        import torch
+    except ImportError:
+        return False
+    return torch.cuda.is_available()
+
+
+@pytest.mark.parametrize("argv, needle", [
+    (["--compile"], "--compile needs --backend torch (auto may pick"),
+    (["--compile", "--backend", "ort-cpu"], "--compile needs --backend torch (not ort-cpu)"),
+    (["--compile", "--backend", "ort-cuda"], "--compile needs --backend torch (not ort-cuda)"),
+    (["--cuda-graphs"], "--cuda-graphs needs --backend one of torch, ort-cuda, tensorrt, tensorrt-rtx"),
+    (["--no-cuda-graphs", "--backend", "ort-cpu"], "--no-cuda-graphs needs --backend one of torch"),
+    (["--compile", "--backend", "warp-drive"], "unknown backend 'warp-drive'"),
+])
+def test_backend_flags_need_a_backend_that_takes_them(clip, capsys, monkeypatch, argv, needle):
+    import cgan.runtime as rt
+
+    def never(*a, **k):
+        raise AssertionError("the translator must not be loaded")
+
+    if "warp-drive" not in argv:
+        monkeypatch.setattr(rt.Translator, "load", never)
+    code, _, err = cgan_video(["--input", str(clip), "--no-display", "--no-progress"] + argv, capsys)
+    assert_one_line_error(code, err, needle)
+
+
+@pytest.mark.parametrize("argv, opts", [
+    ([], {}),
+    (["--backend", "torch", "--compile"], {"compile": True}),
+    (["--backend", "torch", "--compile", "--cuda-graphs"], {"compile": True, "cuda_graph": True}),
+    (["--backend", "ort-cuda", "--no-cuda-graphs"], {"cuda_graph": False}),
+    (["--backend", "tensorrt", "--cuda-graphs"], {"cuda_graph": True}),
+])
+def test_backend_flags_reach_translator_load(clip, capsys, monkeypatch, argv, opts):
+    import cgan.runtime as rt
+
+    seen = []
+
+    class Fake:
+        def translate_batch(self, frames):
+            return [255 - f for f in frames]
+
+        def close(self):
+            pass
+
+    def load(source, direction=None, backend="auto", precision=None, **kw):
+        seen.append((backend, kw))
+        return Fake()
+
+    monkeypatch.setattr(rt.Translator, "load", staticmethod(load))
+    code, _, err = cgan_video(["--input", str(clip), "--no-display", "--no-progress", "--max-frames", "2"] + argv,
+                              capsys)
+    assert code == 0, err
+    backend = argv[argv.index("--backend") + 1] if "--backend" in argv else "auto"
+    assert seen == [(backend, opts)]
+
+
+@pytest.mark.skipif(_has_cuda(), reason="checks the CPU-only message")
+def test_cuda_graphs_on_a_cpu_only_torch_says_so(clip, capsys):
+    code, _, err = cgan_video(["--input", str(clip), "--no-display", "--backend", "torch", "--cuda-graphs"], capsys)
+    assert_one_line_error(code, err, "need device cuda")
+
+
+def test_no_cuda_graphs_runs_with_the_real_torch_backend(tmp_path, clip, capsys):
+    out = tmp_path / "o.mp4"
+    code, text, err = cgan_video(["--input", str(clip), "--no-display", "--no-progress", "--backend", "torch",
+                                  "--no-cuda-graphs", "--max-frames", "2", "--output", str(out)], capsys)
+    assert code == 0, err
+    assert probe(out)[0] == 2 and "frames 2" in text

@@ -29,6 +29,11 @@ EXIT_INTERRUPTED = {"interrupted": 130, "terminated": 143}
 @click.option("--backend", default="auto", show_default=True,
               help="auto, tensorrt, tensorrt-rtx, ort-cuda, ort-cpu, torch.")
 @click.option("--precision", default=None, help="fp32 or fp16 (default: the backend's best).")
+@click.option("--compile", "compile_", is_flag=True,
+              help="torch.compile the generator (--backend torch; compiles on the first frame, can take a minute).")
+@click.option("--cuda-graphs/--no-cuda-graphs", default=None,
+              help="Replay one captured CUDA graph per frame size (--backend torch, ort-cuda, tensorrt, "
+                   "tensorrt-rtx). Default: the backend's (torch off; ort-cuda, tensorrt on; tensorrt-rtx off).")
 @click.option("--smooth", is_flag=True, help="Reduce frame-to-frame flicker (static regions only; no ghosting).")
 @click.option("--smooth-strength", type=click.FloatRange(0.0, 0.99), default=0.8, show_default=True,
               help="History weight in static regions.")
@@ -39,14 +44,14 @@ EXIT_INTERRUPTED = {"interrupted": 130, "terminated": 143}
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @click.option("-v", "--verbose", is_flag=True, help="Debug logging (and OpenCV warnings).")
 def cli(pair, direction, inputs, output, display, side_by_side, fps_overlay, size, max_frames, backend, precision,
-        smooth, smooth_strength, smooth_flow, progress, reconnects, as_json, verbose):
+        compile_, cuda_graphs, smooth, smooth_strength, smooth_flow, progress, reconnects, as_json, verbose):
     """Translate video frames with a CycleGAN generator: capture -> translate -> write/show, threaded."""
     setup_logging(verbose)
     quiet_opencv("WARNING" if verbose else "SILENT")
     job = VideoJob(inputs=list(inputs), pair=pair, direction=direction, output=output, display=display,
                    side_by_side=side_by_side, fps_overlay=fps_overlay, size=size, max_frames=max_frames,
-                   backend=backend, precision=precision, smooth=smooth, smooth_strength=smooth_strength,
-                   smooth_flow=smooth_flow, progress=progress, reconnects=reconnects)
+                   backend=backend, precision=precision, compile=compile_, cuda_graphs=cuda_graphs, smooth=smooth,
+                   smooth_strength=smooth_strength, smooth_flow=smooth_flow, progress=progress, reconnects=reconnects)
     summary = run_video(job)
     if as_json:
         import json

@@ -65,6 +65,8 @@ class VideoJob:
     max_frames: int | None = None         # per input
     backend: str = "auto"
     precision: str | None = None
+    compile: bool = False                 # torch backend: torch.compile (compiles on the first frame)
+    cuda_graphs: bool | None = None       # None = the backend's default (torch: off; ort-cuda, tensorrt: on)
     smooth: bool = False
     smooth_strength: float = 0.8
     smooth_flow: bool = False
@@ -534,8 +536,38 @@ def _signals(pipe_holder: dict, enabled: bool):
             signal.signal(s, h)
 
 
+#: cgan-video flag -> (backend option, the backends that take it)
+BACKEND_FLAGS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "--compile": ("compile", ("torch",)),
+    "--cuda-graphs": ("cuda_graph", ("torch", "ort-cuda", "tensorrt", "tensorrt-rtx")),
+}
+
+
+def backend_options(job: VideoJob) -> dict[str, Any]:
+    """The job's backend flags as Translator.load options; one-line CganError when the chosen backend does not
+    take one (with `auto` the backend is not known yet, so these flags need an explicit --backend)."""
+    asked = {}
+    if job.compile:
+        asked["--compile"] = True
+    if job.cuda_graphs is not None:
+        asked["--cuda-graphs"] = bool(job.cuda_graphs)
+    from cgan.runtime.registry import BACKENDS
+
+    opts = {}
+    for flag, value in asked.items():
+        key, backends = BACKEND_FLAGS[flag]
+        shown = flag if value or flag != "--cuda-graphs" else "--no-cuda-graphs"
+        if job.backend not in backends and (job.backend == "auto" or job.backend in BACKENDS):
+            which = "auto may pick a backend without it" if job.backend == "auto" else f"not {job.backend}"
+            names = backends[0] if len(backends) == 1 else f"one of {', '.join(backends)}"
+            raise CganError(f"{shown} needs --backend {names} ({which})")
+        opts[key] = value
+    return opts
+
+
 def load_translator(job: VideoJob) -> Any:
-    """Translator.load for the job's pair/direction/backend/precision (unknown backend -> list the valid ones)."""
+    """Translator.load for the job's pair/direction/backend/precision and backend flags (unknown backend -> list
+    the valid ones)."""
     try:
         from cgan.runtime import BACKENDS, Translator
     except ImportError as e:
@@ -543,7 +575,8 @@ def load_translator(job: VideoJob) -> Any:
 
     if job.backend != "auto" and job.backend not in BACKENDS:
         raise CganError(f"unknown backend {job.backend!r}: choose auto, {', '.join(BACKENDS)}")
-    return Translator.load(job.pair, direction=job.direction, backend=job.backend, precision=job.precision)
+    opts = backend_options(job)
+    return Translator.load(job.pair, direction=job.direction, backend=job.backend, precision=job.precision, **opts)
 
 
 def _window_closed(name: str) -> bool:
@@ -584,6 +617,8 @@ def run_video(job: VideoJob, translator: Any = None) -> VideoSummary:
         raise CganError("no --input given: pass a camera index, device, video file, URL or 'demo'")
     if job.max_frames is not None and job.max_frames < 1:
         raise CganError(f"--max-frames must be >= 1, got {job.max_frames}")
+    if translator is None:
+        backend_options(job)  # --compile / --cuda-graphs that the backend cannot take: fail before opening inputs
     size = parse_size(job.size)
     outs = output_paths(job.output, len(job.inputs))
     for p in outs:
