@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# One device call that does a GPU lease's work in the brief's order: train the embedded pair, benchmark, GPU
+# tests. Runs ON the GPU machine, from the repository root, after the carry calls (scripts/gpu_carry.sh):
+#
+#   <unpack line printed by gpu_carry.sh>; bash scripts/gpu_session.sh
+#
+# Every stage has its own time limit, writes its results to $OUT as soon as it ends (a later stage that fails
+# or runs out of time loses nothing earlier), and the whole stays under CALL_S seconds (one call may run 600).
+# What comes back (at most 8 files): session.log, env.txt, pair.tar, bench-gpu.json, bench-gpu.png,
+# history.jsonl, gpu-tests.log.
+#
+# Knobs (environment): STAGES="train bench tests", CALL_S=560, TRAIN_S=300, BENCH_S=170, DATA_A/DATA_B,
+# TRAIN_EXTRA (more cgan-train options; they win over the defaults), BENCH_BACKENDS, BENCH_SIZES.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
+exec > >(tee -a "$OUT/session.log") 2>&1
+T0=$(date +%s)
+CALL_S=${CALL_S:-560}
+STAGES=${STAGES:-train bench tests}
+TRAIN_S=${TRAIN_S:-300}
+BENCH_S=${BENCH_S:-170}
+DATA_A=${DATA_A:-/tmp/carry/trainA}
+DATA_B=${DATA_B:-/tmp/carry/trainB}
+export PYTHONUNBUFFERED=1 CGAN_HOME=${CGAN_HOME:-/tmp/cgan_home} PYTHONDONTWRITEBYTECODE=1
+left() { echo $(( CALL_S - ($(date +%s) - T0) )); }
+stage() { echo; echo "=== $1 (t=$(( $(date +%s) - T0 )) s, $(left) s left) ==="; }
+cap() { local want=$1 l; l=$(( $(left) - 10 )); [ "$want" -lt "$l" ] && echo "$want" || echo "$l"; }
+
+stage setup
+# the package without its dependencies (the image has them); editable, so package data (the pair) is found
+python3 -m pip install -q --no-deps --no-build-isolation --no-index -e . 2>&1 | tail -2 \
+  || export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH}
+{ nvidia-smi; python3 -c "import torch, onnx, onnxruntime as o; print('torch', torch.__version__, 'cuda', torch.version.cuda,
+  torch.cuda.get_device_name(0)); print('onnx', onnx.__version__, 'onnxruntime', o.__version__, o.get_available_providers())";
+  git rev-parse HEAD 2>/dev/null || true; } > "$OUT/env.txt" 2>&1
+cat "$OUT/env.txt"
+
+for s in $STAGES; do case $s in
+train)
+  stage "train (budget ${TRAIN_S} s)"
+  budget=$(cap "$TRAIN_S")
+  if [ ! -d "$DATA_A" ] || [ ! -d "$DATA_B" ]; then echo "no training data at $DATA_A / $DATA_B: skipped"; continue; fi
+  # 9 blocks, ngf 32 (both generators stored FP16 ≈ 11.4 MB: the embedded-pair size limit), bf16 autocast,
+  # channels_last, batch 4 with the learning rate scaled by sqrt(4) (2e-4 → 4e-4), the paper's 1:1
+  # constant:decay schedule fitted into the budget (--time-budget; the margin covers start-up and export)
+  timeout $((budget + 30)) python3 -m cgan.trainer.cli --data-a "$DATA_A" --data-b "$DATA_B" \
+    --domains summer,winter --out /tmp/runs --name s2w --ngf 32 --blocks 9 --precision bf16 --channels-last \
+    --batch-size 4 --lr 4e-4 --workers 12 --time-budget "$((budget - 15))" --save-every-steps 1000 \
+    --log-every 100 --no-tensorboard -q ${TRAIN_EXTRA:-}
+  echo "cgan-train exit $?"
+  python3 -m cgan.trainer.cli export-pair /tmp/runs/s2w --out /tmp/pair_fp16 --dtype float16 \
+    && cp /tmp/runs/s2w/log.csv /tmp/runs/s2w/config.json /tmp/pair_fp16/ \
+    && (cd /tmp/runs/s2w/samples && ls | tail -3 | xargs -I{} cp {} /tmp/pair_fp16/) \
+    && tar -cf "$OUT/pair.tar" -C /tmp pair_fp16 && ls -la /tmp/pair_fp16 && tail -3 /tmp/runs/s2w/log.csv
+  ;;
+bench)
+  stage "bench (budget ${BENCH_S} s)"
+  budget=$(cap "$BENCH_S")
+  # baseline (eager FP32, the official way) + the torch ladder; ORT CUDA / TensorRT need carried wheels
+  timeout "$budget" python3 -m cgan.benchmarks.cli --device cuda \
+    --backends "${BENCH_BACKENDS:-torch-steps}" --sizes "${BENCH_SIZES:-256x256,720p,1080p}" \
+    --precision fp16 --batch 1 --warmup 5 --seconds 1 --note "H200 lease, scripts/gpu_session.sh" \
+    --json "$OUT/bench-gpu.json" --history "$OUT/history.jsonl" --plot "$OUT/bench-gpu.png"
+  echo "cgan-bench exit $?"
+  ;;
+tests)
+  stage "GPU tests"
+  budget=$(cap 90)
+  timeout "$budget" python3 -m pytest -q -m gpu tests/ -p no:cacheprovider -x 2>&1 | tee "$OUT/gpu-tests.log"
+  ;;
+*) echo "unknown stage $s (use train, bench, tests)";;
+esac; done
+stage done
+ls -la "$OUT"
