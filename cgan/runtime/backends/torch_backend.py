@@ -35,9 +35,10 @@ def resolve_memory_format(memory_format: str = "auto", compiled: bool = False) -
 
     auto: channels_last when compiled, NCHW (contiguous) in eager. Measured on an H100, FP16, 720p, batch 1
     (PERF_NOTES.md of the project's shared notes, ../shared; copied in docs/runtime.md): eager NCHW 14.98 ms
-    vs channels_last + CUDA graph 21.2 ms (9.0 vs 12.7 ms with instance norm removed), so eager cuDNN is faster
-    in NCHW; the fastest path measured was torch.compile max-autotune with channels_last, 4.71 ms. CPU layouts
-    are unmeasured and follow the same rule; `channels_last` / `nchw` force one.
+    vs channels_last + CUDA graph 21.2 ms, and with instance norm removed, both with CUDA graphs, 9.0 ms NCHW vs
+    12.7 ms channels_last: eager cuDNN is faster in NCHW. The fastest path measured was torch.compile
+    max-autotune with channels_last, 4.71 ms. CPU layouts are unmeasured and follow the same rule;
+    `channels_last` / `nchw` force one.
     """
     if memory_format not in MEMORY_FORMATS:
         raise CganError(f"unknown memory_format {memory_format!r} for the torch backend: use "
