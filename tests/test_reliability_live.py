@@ -3,6 +3,7 @@ comes back; a stall at the end of a stream; SIGINT/SIGTERM during a stall. Recon
 and SIGINT/SIGTERM on files are covered in tests/test_video_*.py (see docs/RELIABILITY.md)."""
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import threading
@@ -11,7 +12,7 @@ import time
 import pytest
 
 from _helpers_video import Invert, pattern, probe
-from cgan.runtime import sources
+from cgan.runtime import sources, video
 from cgan.runtime.sources import CaptureSource, InputSpec, quiet_opencv
 from cgan.runtime.video import VideoJob, run_video
 
@@ -162,3 +163,111 @@ def test_signal_while_camera_stalls_finalizes_output(tmp_path, monkeypatch, sig,
     assert wall < 2.5, f"the run went on for {wall:.1f} s after the signal"
     assert probe(out)[0] == s.frames
     assert not list(tmp_path.glob(".o.partial-*"))
+
+
+class HangingCapture:
+    """A cv2.VideoCapture stand-in: `frames` frames at 200 fps, then read() blocks until `unblock` is set (then
+    fails, like a dead camera). `hanging` is set when the read starts to block; `released` when release() runs."""
+
+    def __init__(self, frames: int):
+        self.left = frames
+        self.hanging = threading.Event()
+        self.unblock = threading.Event()
+        self.released = threading.Event()
+        self.releases = 0
+        self.reads_after_release = 0
+
+    def isOpened(self):
+        return True
+
+    def get(self, prop):
+        return 30.0 if prop == sources.cv2.CAP_PROP_FPS else 0.0
+
+    def read(self):
+        if self.releases:
+            self.reads_after_release += 1
+        if self.left > 0:
+            self.left -= 1
+            time.sleep(0.005)
+            return True, pattern(self.left)
+        self.hanging.set()
+        self.unblock.wait(30)
+        return False, None
+
+    def release(self):
+        self.releases += 1
+        self.released.set()
+
+
+class HangingSource:
+    """A plain Source (not a CaptureSource) with the same hang, for the generic path."""
+
+    name, live, fps, frame_count = "hanging source", True, 30.0, 0
+
+    def __init__(self, cap: HangingCapture):
+        self.cap = cap
+
+    def read(self):
+        ok, frame = self.cap.read()
+        return frame if ok else None
+
+    def close(self):
+        self.cap.release()
+
+
+@pytest.mark.parametrize("kind", ["CaptureSource", "plain Source"])
+def test_capture_stuck_in_read_is_released_when_the_read_returns(tmp_path, monkeypatch, caplog, kind):
+    """A camera whose read() hangs until an event is set, and a SIGTERM meanwhile: the run waits for it only up to
+    the join timeout (0.3 s here, 5 s normally), finalizes the output and returns while the read still hangs,
+    warns once, and the capture is released by its own thread as soon as that read returns (once, never while
+    the read is in progress)."""
+    cap = HangingCapture(frames=8)
+    if kind == "CaptureSource":
+        monkeypatch.setattr(sources.cv2, "VideoCapture", lambda *a, **k: cap)
+        src = CaptureSource(InputSpec("camera", 0, "0"), reconnects=1, backoff=0.01)
+    else:
+        src = HangingSource(cap)
+    monkeypatch.setattr(video, "JOIN_TIMEOUT_S", 0.3)
+    def kill_while_hanging():  # after the frames before the hang are written
+        if cap.hanging.wait(10):
+            time.sleep(0.2)
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    killer = threading.Thread(target=kill_while_hanging)
+    out = tmp_path / "o.mp4"
+    killer.start()
+    t0 = time.perf_counter()
+    try:
+        with caplog.at_level(logging.INFO, logger="cgan.runtime.video"):
+            s = run_video(job(inputs=[src], output=str(out), handle_signals=True), translator=Invert())
+            wall = time.perf_counter() - t0
+            assert cap.hanging.is_set() and not cap.unblock.is_set()
+            assert s.ended == "terminated" and s.frames + s.dropped == 8, s
+            assert wall < 3, f"the run waited {wall:.1f} s for a hung read"
+            assert cap.releases == 0  # not released under the reader's feet
+            stuck = [r for r in caplog.records if "still inside read()" in r.getMessage()]
+            assert len(stuck) == 1 and stuck[0].levelno == logging.WARNING
+            cap.unblock.set()  # the read returns ...
+            assert cap.released.wait(5), "the capture was not released after its read returned"
+            time.sleep(0.1)
+        assert cap.releases == 1 and cap.reads_after_release == 0
+        assert any("source is released" in r.getMessage() for r in caplog.records)
+    finally:
+        cap.unblock.set()
+        killer.join(5)
+    monkeypatch.undo()
+    assert probe(out)[0] == s.frames
+
+
+def test_capture_that_ends_in_time_is_released_by_the_run(tmp_path, monkeypatch, caplog):
+    """The usual case: the capture thread ends within the join timeout; the run itself releases the capture,
+    once, and warns about nothing."""
+    cap = HangingCapture(frames=6)
+    cap.unblock.set()  # the read after the last frame fails at once: a camera that went away
+    monkeypatch.setattr(sources.cv2, "VideoCapture", lambda *a, **k: cap)
+    src = CaptureSource(InputSpec("camera", 0, "0"), reconnects=0, backoff=0.01)
+    with caplog.at_level(logging.INFO, logger="cgan.runtime.video"):
+        s = run_video(job(inputs=[src], output=str(tmp_path / "o.mp4")), translator=Invert())
+    assert s.ended == "end" and s.frames + s.dropped == 6
+    assert cap.releases == 1
+    assert not [r for r in caplog.records if "read()" in r.getMessage()]

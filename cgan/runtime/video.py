@@ -46,6 +46,7 @@ CODECS = {".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".mkv": "mp4v", ".avi"
 NAMED_SIZES = {"360p": 360, "480p": 480, "540p": 540, "720p": 720, "1080p": 1080, "1440p": 1440, "2160p": 2160,
                "4k": 2160}
 DEFAULT_FPS = 25.0
+JOIN_TIMEOUT_S = 5.0  # how long the end of a run waits for its threads (a hung camera read) before finalizing
 _END = object()
 
 
@@ -305,6 +306,33 @@ class _Stream:
         self.written = 0
         self.decode_busy = 0.0
         self.thread: threading.Thread | None = None
+        # Who closes the source: the main thread, unless the capture thread is still inside read() when the
+        # run is over; then that thread does, as soon as the read returns (see close_source / capture_exited).
+        self._owner = threading.Lock()
+        self._capture_exited = False
+        self._close_on_exit = False
+
+    def capture_exited(self) -> None:
+        """Called by the capture thread as it ends: close the source if the run has already handed it over."""
+        with self._owner:
+            self._capture_exited = True
+            close = self._close_on_exit
+        if close:
+            _close_quietly(self.source)
+            log.info("%s: the read that outlived the run returned; the source is released", self.source.name)
+
+    def close_source(self) -> None:
+        """Close the source now, or, while the capture thread is still inside read() (a hung camera or stream
+        that OpenCV cannot interrupt), leave that to the thread: it releases the source when the read returns.
+        Never waits and never closes a source another thread is reading."""
+        with self._owner:
+            busy = self.thread is not None and self.thread.is_alive() and not self._capture_exited
+            self._close_on_exit = busy
+        if busy:
+            log.warning("%s is still inside read() %g s after the run ended; it is released when that read "
+                        "returns", self.source.name, JOIN_TIMEOUT_S)
+        else:
+            self.source.close()
 
     def prepare(self, frame: np.ndarray) -> np.ndarray:
         """Resize to the stream's target size; a frame whose size changed mid-stream goes to the first size."""
@@ -373,8 +401,11 @@ class _Pipeline:
         finally:
             # The end marker waits for room like a frame does (at most one translate step): the last frame of a
             # live source is not stale at the end of the stream. _put gives up once the pipeline is stopping.
-            self._put(st.q, _END)
-            self.ready.set()
+            try:
+                self._put(st.q, _END)
+                self.ready.set()
+            finally:
+                st.capture_exited()
 
     def _put(self, q: queue.Queue, item: Any) -> None:
         while not self.stop.is_set():
@@ -501,9 +532,19 @@ class _Pipeline:
                     bar.update(1)
         finally:
             self.stop.set()
-            translate.join(timeout=5)
-            for t in threads:
-                t.join(timeout=5)
+            # one deadline for all threads: a hung read() costs at most JOIN_TIMEOUT_S in all, however many
+            # inputs hang; such a thread is left to finish alone and releases its own source (_Stream.close_source)
+            deadline = time.monotonic() + JOIN_TIMEOUT_S
+            for t in (translate, *threads):
+                t.join(timeout=max(0.0, deadline - time.monotonic()))
+
+
+def _close_quietly(source: Source) -> None:
+    """Close a source from its capture thread after the run is over: nobody is left to report an error to."""
+    try:
+        source.close()
+    except Exception as e:  # noqa: BLE001 - logged; the run has already ended
+        log.warning("%s: closing it failed: %s", source.name, e)
 
 
 def _overlay(img: np.ndarray, text: str) -> None:
@@ -690,9 +731,8 @@ def run_video(job: VideoJob, translator: Any = None) -> VideoSummary:
                 st.out.abort()
         raise
     finally:
-        for st, src in zip(streams, opened):
-            if st.thread is None or not st.thread.is_alive():  # never release a capture another thread reads
-                src.close()
+        for st in streams:
+            st.close_source()  # now, or by its capture thread when a hung read() returns
         for src in opened[len(streams):]:
             src.close()
         if own_translator and translator is not None and hasattr(translator, "close"):
