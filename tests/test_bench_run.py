@@ -5,6 +5,7 @@ tests run the real cgan.runtime + cgan.export and skip only while those are not 
 """
 from __future__ import annotations
 
+import copy
 import json
 import shutil
 from pathlib import Path
@@ -195,6 +196,54 @@ def test_lazy_first_call_is_build_time_not_latency(tmp_path, fake_runtime, monke
     assert len(rows) == 2
     for r in rows:
         assert r["status"] == "ok" and r["first_call_s"] >= 0.3 and r["max_ms"] < 300 and r["warmup_s"] < 0.3
+
+
+def test_every_row_checkpoints_a_valid_partial_result(tmp_path, fake_runtime):
+    snaps = []
+    result = run_bench(_cfg(tmp_path, backends=("torch-cpu", "torch-cpu+cl"), sizes=((32, 32), (32, 48)), iters=2),
+                       checkpoint=lambda partial: snaps.append(copy.deepcopy(partial)))
+    assert result["complete"] is True and schema_errors(result) == []
+    assert [len(s["rows"]) for s in snaps] == list(range(1, len(result["rows"]) + 1))
+    for s in snaps:
+        assert s["complete"] is False and schema_errors(s) == []
+    assert [r["backend"] for r in snaps[-1]["rows"]] == [r["backend"] for r in result["rows"]]
+
+
+def test_budget_skips_the_rows_that_would_start_after_it(tmp_path, fake_runtime, monkeypatch):
+    """A started row finishes; later rows (and the video row) are skipped with the reason; the run exits 0."""
+    clock = [0.0]
+    monkeypatch.setattr(bench_mod, "_clock", lambda: clock[0])
+
+    def on_row(row):  # every row "takes" 4 s of the 7 s budget: torch-cpu 32x32 0-4 s, 32x48 4-8 s (started in
+        clock[0] += 4.0  # time, so measured); at 8 s torch-cpu+cl is not even built; the video row is skipped too
+
+    result = run_bench(_cfg(tmp_path, backends=("torch-cpu", "torch-cpu+cl"), sizes=((32, 32), (32, 48)),
+                            baseline=False, budget_s=7.0, e2e=True, e2e_size=(32, 48), e2e_frames=3), on_row=on_row)
+    assert schema_errors(result) == []
+    got = [(r["backend"], r["width"], r["status"]) for r in result["rows"]]
+    assert got == [("torch-cpu", 32, "ok"), ("torch-cpu", 48, "ok"), ("torch-cpu+cl", 32, "skipped"),
+                   ("torch-cpu+cl", 48, "skipped"), ("video:torch-cpu", 48, "skipped")]
+    assert all("--budget 7 s was spent" in r["reason"] for r in result["rows"] if r["status"] == "skipped")
+    assert len(fake_runtime.loads) == 1  # the skipped row set was never built
+    with pytest.raises(CganError, match="--budget must be > 0"):
+        _cfg(tmp_path, budget_s=0)
+
+
+def test_cli_rewrites_json_after_every_row(tmp_path, fake_runtime, monkeypatch):
+    from cgan.benchmarks import report
+
+    writes = []
+    real = report.write_result
+    monkeypatch.setattr(report, "write_result", lambda path, result: (writes.append(
+        (result["complete"], len(result["rows"]))), real(path, result))[1])
+    out = tmp_path / "r.json"
+    argv = ["--blocks", "1", "--ngf", "4", "--backends", "torch-cpu,torch-cpu+cl", "--sizes", "32x32", "--precision",
+            "fp32", "--batch", "1", "--iters", "2", "--warmup", "0", "--device", "cpu", "-q", "--budget", "600",
+            "--workdir", str(tmp_path / "w"), "--json", str(out)]
+    assert run(cli, argv) == 0
+    assert writes == [(False, 1), (False, 2), (False, 3), (True, 3)]
+    data = json.loads(out.read_text())
+    assert data["complete"] is True and data["config"]["budget_s"] == 600 and schema_errors(data) == []
 
 
 def test_cli_writes_json_history_and_plot(tmp_path, fake_runtime, capsys):

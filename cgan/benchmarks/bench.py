@@ -226,6 +226,7 @@ class BenchConfig:
     e2e_backend: str | None = None     # None = the first GPU backend asked for (cpu: ort-cpu)
     export_options: dict[str, Any] = field(default_factory=dict)
     note: str | None = None            # free text kept in the result (where/why this run was made)
+    budget_s: float | None = None      # rows that would start after this many seconds of the run are skipped
 
     def __post_init__(self) -> None:
         if self.warmup < 0 or self.iters < 1:
@@ -234,6 +235,8 @@ class BenchConfig:
             raise CganError("--seconds must be > 0")
         if self.threads is not None and self.threads < 1:
             raise CganError("--threads must be >= 1")
+        if self.budget_s is not None and self.budget_s <= 0:
+            raise CganError("--budget must be > 0 seconds")
         if self.device not in (None, "cpu", "cuda"):
             raise CganError(f"unknown device {self.device!r}: use cuda or cpu")
 
@@ -411,8 +414,19 @@ def _short(e: BaseException) -> str:
     return f"{type(e).__name__}: {msg}"[:300] if not isinstance(e, CganError) else msg[:300]
 
 
+_clock = time.perf_counter  # the --budget clock (tests replace it)
+
+
+def _budget_spent(cfg: BenchConfig, deadline: float | None) -> str | None:
+    """The skip reason once the run's --budget is spent (a row that has started always finishes)."""
+    if deadline is None or _clock() < deadline:
+        return None
+    return f"--budget {cfg.budget_s:g} s was spent before this row started"
+
+
 def _measure_runner(make: Callable[[], Runner], label: tuple[str, str], cfg: BenchConfig, sizes, frames_by_size,
-                    refs_by_size, spec, peak, baseline_fps: dict, on_row) -> list[dict[str, Any]]:
+                    refs_by_size, spec, peak, baseline_fps: dict, on_row,
+                    deadline: float | None = None) -> list[dict[str, Any]]:
     """Build one runner, then time it at every size × batch (one session serves all shapes, as in video use)."""
     name, precision = label
     rows: list[dict[str, Any]] = []
@@ -420,6 +434,9 @@ def _measure_runner(make: Callable[[], Runner], label: tuple[str, str], cfg: Ben
     build_s = None
     rss0, gpu0 = _rss_mb(), _device_used_mb()
     try:
+        spent = _budget_spent(cfg, deadline)
+        if spent:
+            raise CganError(spent)
         runner = make()
         t0 = time.perf_counter()
         runner.build()
@@ -437,6 +454,12 @@ def _measure_runner(make: Callable[[], Runner], label: tuple[str, str], cfg: Ben
         for (h, w) in sizes:
             for b in cfg.batches:
                 row = empty_row(name, precision, b, h, w)
+                spent = _budget_spent(cfg, deadline)
+                if spent:
+                    row.update(status="skipped", reason=spent)
+                    rows.append(row)
+                    on_row(row)
+                    continue
                 row["build_s"] = build_s
                 frames = frames_by_size[(h, w)][:b]
                 probe = MemoryProbe(runner.device, runner.torch_based, rss0, gpu0)
@@ -463,12 +486,27 @@ def _measure_runner(make: Callable[[], Runner], label: tuple[str, str], cfg: Ben
     return rows
 
 
-def run_bench(cfg: BenchConfig, on_row: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+def run_bench(cfg: BenchConfig, on_row: Callable[[dict[str, Any]], None] | None = None,
+              checkpoint: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
     """Run every row of `cfg`; return the result dict (see report.RESULT_SCHEMA). Rows that cannot run are
-    kept with status 'skipped' (and the reason), rows that fail with status 'error'."""
+    kept with status 'skipped' (and the reason), rows that fail with status 'error'.
+
+    `checkpoint(result)`, when given, gets the result so far (`"complete": False`) after every row, so a run
+    that is killed (a device lease that ends, `timeout`) still leaves the rows it finished."""
     from cgan.benchmarks.env import collect_env
 
-    on_row = on_row or (lambda row: None)
+    t_start = time.perf_counter()
+    deadline = _clock() + cfg.budget_s if cfg.budget_s else None
+    user_on_row = on_row or (lambda row: None)
+    done: list[dict[str, Any]] = []
+    partial: dict[str, Any] = {}
+
+    def on_row(row: dict[str, Any]) -> None:
+        done.append(row)
+        user_on_row(row)
+        if checkpoint is not None and partial:
+            checkpoint({**partial, "rows": list(done)})
+
     device = cfg.device or default_device()
     backends = parse_backends(cfg.backends, device)
     precisions = parse_choices(list(cfg.precisions), PRECISIONS, "precision")
@@ -480,6 +518,11 @@ def run_bench(cfg: BenchConfig, on_row: Callable[[dict[str, Any]], None] | None 
     peak = sol.peak_fp16_tflops(env.get("gpu")) if device == "cuda" or any(
         backend_device(b) == "cuda" for b in backends) else None
     env["peak_fp16_tflops"] = peak
+    config = {**cfg.public(), "device": device, "backends": list(backends),
+              "backend_options": {b: variant(b).opts for b in (*backends, *([e2e_backend] * cfg.e2e))},
+              "precisions": list(precisions), "model": prepared.name, **prepared.info}
+    partial.update({"format": RESULT_FORMAT, "version": RESULT_VERSION, "kind": "inference", "complete": False,
+                    "env": env, "config": config})
     frames_by_size, refs_by_size = {}, {}
     nmax = max(cfg.batches)
     for (h, w) in cfg.sizes:
@@ -496,7 +539,7 @@ def run_bench(cfg: BenchConfig, on_row: Callable[[dict[str, Any]], None] | None 
         base_rows = _measure_runner(lambda: OfficialBaseline(prepared.pair_folder, prepared.gen, device,
                                                              cfg.threads),
                                     (BASELINE, "fp32"), cfg, cfg.sizes, frames_by_size, refs_by_size,
-                                    prepared.spec, peak if device == "cuda" else None, {}, on_row)
+                                    prepared.spec, peak if device == "cuda" else None, {}, on_row, deadline)
         for r in base_rows:
             if r["status"] == "ok":
                 baseline_fps[(r["height"], r["width"], r["batch"])] = r["fps"]
@@ -520,21 +563,25 @@ def run_bench(cfg: BenchConfig, on_row: Callable[[dict[str, Any]], None] | None 
 
             row_peak = peak if backend_device(name) == "cuda" else None
             rows.extend(_measure_runner(make, (name, precision), cfg, cfg.sizes, frames_by_size, refs_by_size,
-                                        prepared.spec, row_peak, baseline_fps, on_row))
+                                        prepared.spec, row_peak, baseline_fps, on_row, deadline))
 
     if cfg.e2e:
         from cgan.benchmarks.e2e import run_e2e
 
-        row = run_e2e(cfg, prepared, e2e_backend, precisions[-1] if device == "cuda" else "fp32", on_row)
-        row["speedup_vs_baseline"] = speedup(row["fps"], baseline_fps.get((*cfg.e2e_size, 1)))
+        e2e_precision = precisions[-1] if device == "cuda" else "fp32"
+        spent = _budget_spent(cfg, deadline)
+        if spent:
+            row = empty_row(f"video:{e2e_backend}", e2e_precision, 1, *cfg.e2e_size)
+            row.update(status="skipped", reason=spent)
+            on_row(row)
+        else:
+            row = run_e2e(cfg, prepared, e2e_backend, e2e_precision, on_row)
+            row["speedup_vs_baseline"] = speedup(row["fps"], baseline_fps.get((*cfg.e2e_size, 1)))
         rows.append(row)
 
     env["torch_threads"] = _torch_threads()
-    return {"format": RESULT_FORMAT, "version": RESULT_VERSION, "kind": "inference", "env": env,
-            "config": {**cfg.public(), "device": device, "backends": list(backends),
-                       "backend_options": {b: variant(b).opts for b in (*backends, *([e2e_backend] * cfg.e2e))},
-                       "precisions": list(precisions), "model": prepared.name, **prepared.info},
-            "rows": rows}
+    config["seconds_total"] = round(time.perf_counter() - t_start, 3)
+    return {**partial, "complete": True, "rows": rows}
 
 
 # ---- training speed --------------------------------------------------------------------------------------

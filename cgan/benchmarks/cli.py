@@ -74,6 +74,21 @@ def _progress(quiet: bool):
     return show
 
 
+def _checkpoint(json_path: str | None):
+    """Rewrite --json after every row (`"complete": false`), so a killed run keeps the rows it finished."""
+    if not json_path:
+        return None
+
+    def write(partial: dict[str, Any]) -> None:
+        from cgan.benchmarks.report import write_result
+
+        try:
+            write_result(json_path, partial)
+        except (CganError, OSError) as e:  # the final write reports it; a partial one must not stop the run
+            click.echo(f"warning: cannot write the partial result to {json_path}: {e}", err=True)
+    return write
+
+
 @click.group(invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--pair", "source", help="Pair/export name or folder (default: random-weight 9-block ngf-64 generator).")
 @click.option("--direction", help="G/F or e.g. summer2winter (default: the first the pair holds).")
@@ -92,6 +107,9 @@ def _progress(quiet: bool):
 @click.option("--warmup", type=int, default=3, show_default=True, help="Untimed calls before timing.")
 @click.option("--iters", type=int, default=20, show_default=True, help="Timed calls per row.")
 @click.option("--seconds", type=float, help="Time each row for this many seconds instead of --iters calls.")
+@click.option("--budget", "budget_s", type=float,
+              help="Skip the rows that would start after this many seconds of the run (a started row finishes: "
+                   "a compile cannot be cut short). --json is rewritten after every row either way.")
 @click.option("--device", type=click.Choice(["cuda", "cpu"]), help="Baseline device and 'all' (default: cuda if any).")
 @click.option("--threads", type=int, help="CPU threads for the baseline and CPU backends (default: theirs).")
 @click.option("--note", help="Free text stored in the result's config (e.g. 'CPU, shared 2-core VM').")
@@ -129,11 +147,11 @@ def cli(ctx: click.Context, json_path, history, plot_path, quiet, **kw) -> None:
         device=device, threads=kw["threads"], baseline=not kw["no_baseline"], e2e=kw["e2e"],
         e2e_frames=kw["e2e_frames"],
         e2e_size=parse_size(kw["e2e_size"]), e2e_backend=kw["e2e_backend"], workdir=kw["workdir"],
-        rebuild=kw["rebuild"], note=kw["note"])
+        rebuild=kw["rebuild"], note=kw["note"], budget_s=kw["budget_s"])
     for p in (json_path, plot_path):
         if p and not Path(p).parent.exists():
             Path(p).parent.mkdir(parents=True, exist_ok=True)
-    result = run_bench(cfg, on_row=_progress(quiet))
+    result = run_bench(cfg, on_row=_progress(quiet), checkpoint=_checkpoint(json_path))
     emit(result, json_path, history, plot_path)
 
 

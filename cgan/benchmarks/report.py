@@ -1,8 +1,8 @@
 """The benchmark result format: JSON schema, validation, the terminal table and the history file (no torch).
 
-A result is `{"format": "cgan.bench", "version": 1, "kind": "inference"|"train", "env": {...}, "config": {...},
-"rows": [...]}`. Every row has every key of `ROW_KEYS` (null where a number does not apply or was not measured)
-and a `status`: "ok", "skipped" (the backend or precision cannot run here; `reason` says why) or "error".
+A result is `{"format": "cgan.bench", "version": 1, "kind": "inference"|"train", "complete": true|false, "env":
+{...}, "config": {...}, "rows": [...]}` (`complete` false: written during the run, with the rows so far). Every
+row has every key of `ROW_KEYS` (null where a number does not apply or was not measured) and a `status`: "ok", "skipped" (the backend or precision cannot run here; `reason` says why) or "error".
 `backend` is the row set's label: a backend, a variant with options (`torch-cuda+compile+graph`, whose
 effective options are in `options`), `baseline`, `video:<label>` or `train:<name>`.
 """
@@ -73,6 +73,7 @@ RESULT_SCHEMA: dict[str, Any] = {
         "format": {"type": "string", "enum": [RESULT_FORMAT]},
         "version": {"type": "integer", "enum": [RESULT_VERSION]},
         "kind": {"type": "string", "enum": ["inference", "train"]},
+        "complete": {"type": "boolean"},  # false: written during the run (the rows so far)
         "env": {
             "type": "object",
             "required": ["date", "cgan", "git_sha", "host_cpu", "gpu", "driver", "cuda", "torch", "onnxruntime",
