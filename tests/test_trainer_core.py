@@ -107,6 +107,43 @@ def test_generator_and_discriminator_loss_arithmetic(monkeypatch):
     assert "idt_X" not in no_idt.generator_loss(x, y)[1]
 
 
+def test_batched_generator_and_discriminator_calls_equal_separate_ones():
+    """generator_loss runs G on cat(x, y) and F on cat(y, x), and D on cat(real, fake): with per-image
+    (instance) norms that must give the official formulation's losses and gradients, batch > 1 included."""
+    from cgan.trainer.config import TrainConfig
+    from cgan.trainer.train import CycleGAN
+
+    torch.manual_seed(0)
+    cfg = TrainConfig(name="t", blocks=2, ngf=4, ndf=4, n_layers_d=2, size=24, load_size=24)
+    m = CycleGAN(cfg, torch.device("cpu"))
+    x, y = torch.rand(3, 3, 24, 24) * 2 - 1, torch.rand(3, 3, 24, 24) * 2 - 1
+    nets = (m.G, m.F)
+
+    def grads():
+        out = [p.grad.clone() for n in nets for p in n.parameters()]
+        for n in nets:
+            n.zero_grad(set_to_none=True)
+        return out
+
+    total, parts, _ = m.generator_loss(x, y)
+    total.backward()
+    got = grads()
+    # the official formulation, one call per image set (networks/cycle_gan_model.py, backward_G)
+    fake_y, fake_x = m.G(x), m.F(y)
+    ref = {"G": ((m.D_Y(fake_y) - 1) ** 2).mean(), "F": ((m.D_X(fake_x) - 1) ** 2).mean(),
+           "cycle_X": (m.F(fake_y) - x).abs().mean() * 10, "cycle_Y": (m.G(fake_x) - y).abs().mean() * 10,
+           "idt_Y": (m.G(y) - y).abs().mean() * 5, "idt_X": (m.F(x) - x).abs().mean() * 5}
+    sum(ref.values()).backward()
+    want = grads()
+    for k, v in ref.items():
+        assert parts[k].item() == pytest.approx(v.item(), rel=1e-5, abs=1e-7), k
+    for a, b in zip(got, want):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
+    d = m.discriminator_loss(m.D_Y, y, fake_y)
+    expect = 0.5 * (((m.D_Y(y) - 1) ** 2).mean() + (m.D_Y(fake_y.detach()) ** 2).mean())
+    assert d.item() == pytest.approx(expect.item(), rel=1e-5)
+
+
 # ---- image pool (official ImagePool) ----------------------------------------------------------------
 def test_pool_fills_then_swaps_half_the_time():
     pool = ImagePool(3, seed=0)
