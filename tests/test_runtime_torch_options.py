@@ -128,7 +128,8 @@ def test_settings_exist_before_activation(pair):
 # ---- on a GPU: every step of the ladder gives the eager output ------------------------------------------------
 @pytest.mark.gpu
 @pytest.mark.parametrize("opts", [
-    {}, {"cuda_graph": True}, {"memory_format": "channels_last"}, {"memory_format": "channels_last", "cuda_graph": True},
+    {}, {"cuda_graph": True}, {"memory_format": "channels_last"},
+    {"memory_format": "channels_last", "cuda_graph": True},
     {"compile": True, "compile_mode": "default"}, {"compile": True, "compile_mode": "default", "cuda_graph": True},
 ])
 def test_gpu_ladder_matches_eager(pair, opts):

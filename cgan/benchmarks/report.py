@@ -2,7 +2,8 @@
 
 A result is `{"format": "cgan.bench", "version": 1, "kind": "inference"|"train", "complete": true|false, "env":
 {...}, "config": {...}, "rows": [...]}` (`complete` false: written during the run, with the rows so far). Every
-row has every key of `ROW_KEYS` (null where a number does not apply or was not measured) and a `status`: "ok", "skipped" (the backend or precision cannot run here; `reason` says why) or "error".
+row has every key of `ROW_KEYS` (null where a number does not apply or was not measured) and a `status`: "ok",
+"skipped" (the backend or precision cannot run here; `reason` says why) or "error".
 `backend` is the row set's label: a backend, a variant with options (`torch-cuda+compile+graph`, whose
 effective options are in `options`), `baseline`, `video:<label>` or `train:<name>`.
 """
