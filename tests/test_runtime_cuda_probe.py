@@ -278,3 +278,30 @@ print(cuda.gpu_count())
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert int(done.stdout.strip()) >= 0
+
+
+def test_torch_backend_check_does_not_initialise_cuda(monkeypatch):
+    """The torch backend's availability answer must not call torch.cuda.is_available() (it runs cuInit, after
+    which fork()ed children cannot use CUDA); the driver/build match is checked when the backend is loaded."""
+    import torch
+
+    from cgan.errors import BackendUnavailable
+    from cgan.runtime.backends import torch_backend
+
+    def forbidden():
+        raise AssertionError("torch.cuda.is_available() called by check()")
+
+    monkeypatch.setattr(torch.cuda, "is_available", forbidden)
+    monkeypatch.setattr(cuda, "gpu_count", lambda: 1)
+    monkeypatch.setattr(torch.backends.cuda, "is_built", lambda: True)
+    assert torch_backend._cuda_ok() == (True, "")
+    assert torch_backend.TorchBackend.check(device="cuda") == (True, "")
+    monkeypatch.setattr(torch.backends.cuda, "is_built", lambda: False)
+    ok, reason = torch_backend._cuda_ok()
+    assert not ok and "no CUDA support" in reason
+    # loading on CUDA with a torch that cannot drive the GPU: a clear BackendUnavailable, not a RuntimeError
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    backend = torch_backend.TorchBackend.__new__(torch_backend.TorchBackend)
+    backend.device = "cuda"
+    with pytest.raises(BackendUnavailable, match="cannot use the GPU"):
+        backend._activate_impl()

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from cgan.errors import CganError
+from cgan.errors import BackendUnavailable, CganError
 from cgan.runtime.backends.base import Backend, Model, log, module_available
 from cgan.runtime.backends import cuda as cudahelp
 
@@ -79,11 +79,15 @@ def check_options(opts: dict[str, Any], device: str) -> dict[str, Any]:
 
 
 def _cuda_ok() -> tuple[bool, str]:
+    """Can torch use a GPU here? Answered without initialising CUDA in this process: the GPU count comes from
+    NVML (cudahelp), and `torch.cuda.is_available()` is not called because it runs cuInit, after which a
+    fork()ed child (multiprocessing, DataLoader workers, gunicorn) cannot use CUDA. Whether this torch build
+    can drive this driver is checked when the backend is loaded."""
     if cudahelp.gpu_count() == 0:  # answers without importing torch on GPU-less machines
         return False, cudahelp.no_gpu_reason()
     import torch
 
-    if not torch.cuda.is_available():
+    if not torch.backends.cuda.is_built():
         return False, f"this torch ({torch.__version__}) has no CUDA support: install a CUDA build of torch"
     return True, ""
 
@@ -121,6 +125,10 @@ class TorchBackend(Backend):
         from cgan.trainer.weights import load_generator
 
         self.torch = torch
+        if self.device == "cuda" and not torch.cuda.is_available():
+            raise BackendUnavailable(f"torch {torch.__version__} (CUDA {torch.version.cuda}) cannot use the GPU "
+                                     f"here: is the NVIDIA driver older than this CUDA build? (nvidia-smi shows "
+                                     f"the driver's CUDA version); use device='cpu' or a matching torch")
         dev = torch.device(self.device)
         dtype = torch.float16 if self.precision == "fp16" else torch.float32
         net = load_generator(self.model.pair(), self.model.gen, device=dev, dtype=dtype)
