@@ -10,7 +10,8 @@
 # history.jsonl, gpu-tests.log.
 #
 # Knobs (environment): STAGES="train bench tests", CALL_S=560, TRAIN_S=300, BENCH_S=170, DATA_A/DATA_B,
-# TRAIN_EXTRA (more cgan-train options; they win over the defaults), BENCH_BACKENDS, BENCH_SIZES.
+# TRAIN_EXTRA (more cgan-train options; they win over the defaults), BENCH_BACKENDS, BENCH_SIZES, BENCH_DEVICE,
+# BENCH_PRECISION, E2E_BACKEND, E2E_SIZE, BENCH_EXTRA (for a CPU rehearsal, see docs/GPU_RUNBOOK.md).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
@@ -61,18 +62,18 @@ bench)
   # channels_last + graph (checks the NCHW-in-eager choice) → torch.compile (default mode: max-autotune's
   # ~1 min per size does not fit a lease) → compile + graph; a 720p clip end to end on the fastest.
   # --budget stops starting rows in time; --json is rewritten after every row, so nothing finished is lost.
-  timeout "$budget" python3 -m cgan.benchmarks.cli --device cuda --budget "$((budget - 45))" \
+  timeout "$budget" python3 -m cgan.benchmarks.cli --device "${BENCH_DEVICE:-cuda}" --budget "$((budget - 45))" \
     --backends "${BENCH_BACKENDS:-torch-cuda,torch-cuda+graph,torch-cuda+cl+graph,torch-cuda+fastcompile,torch-cuda+fastcompile+graph}" \
-    --sizes "${BENCH_SIZES:-256x256,720p,1080p}" --precision fp16 --batch 1 --warmup 3 --iters 30 \
-    --e2e --e2e-backend "${E2E_BACKEND:-torch-cuda+fastcompile+graph}" --e2e-size 720p --e2e-frames 48 \
+    --sizes "${BENCH_SIZES:-256x256,720p,1080p}" --precision "${BENCH_PRECISION:-fp16}" --batch 1 --warmup 3 --iters 30 \
+    --e2e --e2e-backend "${E2E_BACKEND:-torch-cuda+fastcompile+graph}" --e2e-size "${E2E_SIZE:-720p}" --e2e-frames 48 ${BENCH_EXTRA:-} \
     --note "H200 lease, scripts/gpu_session.sh" \
     --json "$OUT/bench-gpu.json" --history "$OUT/history.jsonl" --plot "$OUT/bench-gpu.png"
   echo "cgan-bench exit $?"
   ;;
 tests)
   stage "GPU tests"
-  budget=$(cap 90)
-  timeout "$budget" python3 -m pytest -q -m gpu tests/ -p no:cacheprovider -x 2>&1 | tee "$OUT/gpu-tests.log"
+  budget=$(cap 150)
+  timeout "$budget" python3 -m pytest -q -rs -m gpu tests/ -p no:cacheprovider --durations=8 2>&1 | tee "$OUT/gpu-tests.log"
   ;;
 *) echo "unknown stage $s (use train, bench, tests)";;
 esac; done
