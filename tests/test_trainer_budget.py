@@ -1,6 +1,7 @@
 """--time-budget: the schedule is fitted to the wall time, keeps its ratio, and the run ends in time."""
 from __future__ import annotations
 
+import csv
 import time
 
 import pytest
@@ -64,9 +65,9 @@ def _simulate(budget, step_s, steps_per_epoch, ratio, slow_after=None, save_s=1.
                 break
         if stop:
             break
+        f.after_epoch(epoch)  # the trainer's order: refit, then the scheduler, then the checkpoint
         clock[0] += save_s
         f.saved(save_s)
-        f.after_epoch(epoch)
         epoch += 1
     clock[0] += 2 * save_s  # final checkpoint + pair
     return f, epoch, clock[0], factors
@@ -109,6 +110,12 @@ def test_training_run_fits_its_budget(tmp_path):
     assert state["schedule"]["epochs"] == [info["epochs"], info["epochs_decay"]]
     assert state["counters"]["epoch"] >= info["epochs"]  # the decay phase was reached
     assert state["optim"]["G"]["param_groups"][0]["lr"] < 2e-4
+    # every logged step ran at the rate the final schedule gives its epoch (refits never rewrite the past)
+    rows = list(csv.DictReader((run_dir / "log.csv").open()))
+    assert rows
+    for r in rows:
+        want = 2e-4 * lr_factor(int(r["epoch"]) - 1, info["epochs"], info["epochs_decay"])
+        assert float(r["lr_G"]) == pytest.approx(want, rel=1e-9), r
 
 
 def test_resume_keeps_a_fitted_schedule_unless_epochs_are_given(tmp_path):

@@ -69,18 +69,20 @@ def fit_schedule(epochs_done: int, epoch_fraction: float, seconds_left: float, e
 class BudgetFitter:
     """Keeps a run's schedule inside `budget` seconds counted from `clock0`.
 
-    The trainer calls `after_step` after every step (True = stop now), `after_epoch` at each epoch's end
-    (saves included), `start_epoch` when an epoch begins and `saved(seconds)` after each checkpoint.
+    The trainer calls `start_epoch` when an epoch begins, `after_step` after every step (True = stop now),
+    `after_epoch` when an epoch's steps are done (before its checkpoint) and `saved(seconds)` after each
+    checkpoint.
     `schedule` is the run's live [constant, decay] list (the trainer's learning-rate rule reads it); `ratio` is
     the configured (constant, decay) epochs: the share kept and the most epochs ever trained.
     """
 
     def __init__(self, budget: float, clock0: float, steps_per_epoch: int, schedule: list[int],
-                 ratio: tuple[int, int], warmup_steps: int = 10, probe_steps: int = 20, clock=time.perf_counter):
+                 ratio: tuple[int, int], warmup_steps: int = 10, probe_steps: int = 20, clock=time.perf_counter,
+                 verbose: bool = True):
         self.budget, self.clock0, self.steps_per_epoch = budget, clock0, max(1, steps_per_epoch)
         self.schedule, self.clock = schedule, clock
         self.ratio, self.cap = (int(ratio[0]), int(ratio[1])), int(ratio[0]) + int(ratio[1])
-        self.warmup_steps, self.probe_steps = warmup_steps, probe_steps
+        self.warmup_steps, self.probe_steps, self.verbose = warmup_steps, probe_steps, verbose
         self.save_seconds: float | None = None
         self.step_seconds: float | None = None   # from the probe (compile/autotune warm-up excluded)
         self.stopped_early = False
@@ -132,23 +134,29 @@ class BudgetFitter:
         return False
 
     def after_epoch(self, epoch: int) -> None:
-        """Epoch `epoch` (0-based) has just finished, its checkpoint and samples included."""
+        """The steps of epoch `epoch` (0-based) are done; its checkpoint comes next (the trainer calls this before
+        its scheduler sets the next epoch's learning rate, so a refit applies from the next epoch on)."""
         now = self.clock()
         measured = now - self._epoch_started
-        self._epoch_started = now
         self._epochs_seen += 1
         # the first epoch of a process carries compile/autotune warm-up: trust the probe over it
         first = self._epochs_seen == 1 and self.step_seconds is not None
-        epoch_seconds = self._epoch_estimate() if first else measured
+        epoch_seconds = self._epoch_estimate() if first else measured + self._save_estimate(measured)
         if self.in_constant_phase(epoch + 1) and epoch_seconds > 0:
             self._refit(epoch + 1, 0.0, epoch_seconds, f"epoch {epoch + 1} took {measured:.1f} s")
 
     def _epoch_estimate(self) -> float:
-        return (self.step_seconds or 0.0) * self.steps_per_epoch + (self.save_seconds or 2.0)
+        steps = (self.step_seconds or 0.0) * self.steps_per_epoch
+        return steps + self._save_estimate(steps)
+
+    def _save_estimate(self, epoch_steps_seconds: float) -> float:
+        """An epoch-end checkpoint's time: the last one measured, else 10 % of the epoch's steps (at most 2 s) —
+        a flat guess would make tiny epochs look slow and end their constant phase for good."""
+        return self.save_seconds if self.save_seconds is not None else min(2.0, 0.1 * epoch_steps_seconds)
 
     def _refit(self, epochs_done: int, fraction: float, epoch_seconds: float, why: str) -> None:
         new = list(fit_schedule(epochs_done, fraction, self.seconds_left(), epoch_seconds, self.ratio, self.cap))
-        if new != self.schedule:
+        if new != self.schedule and self.verbose:
             log.info("time budget %.0f s, %.0f s left: schedule %d + %d epochs -> %d + %d (%s; ~%.1f s per epoch)",
                      self.budget, max(0.0, self.seconds_left()), *self.schedule, *new, why, epoch_seconds)
-            self.schedule[:] = new
+        self.schedule[:] = new

@@ -330,13 +330,27 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> Path
 
     fitter = None
     if cfg.time_budget:
-        fitter = BudgetFitter(cfg.time_budget, clock0, steps_per_epoch, model.schedule, (cfg.epochs, cfg.epochs_decay))
+        fitter = BudgetFitter(cfg.time_budget, clock0, steps_per_epoch, model.schedule, (cfg.epochs, cfg.epochs_decay),
+                              verbose=main_rank)  # under torchrun rank 0 decides (see agree) and speaks
+    if fitter is not None and main_rank:
         log.info("time budget %.0f s: the %d + %d epoch schedule is fitted to it once the pace is measured",
                  cfg.time_budget, *model.schedule)
 
+    def agree(stop: bool) -> bool:
+        """Under torchrun every process must stop at the same step with the same schedule (else the gradient
+        all-reduce hangs and learning rates differ): rank 0's budget decisions are broadcast."""
+        if world <= 1:
+            return stop
+        import torch.distributed as dist
+
+        t = torch.tensor([int(stop), *model.schedule], dtype=torch.int64, device=device)
+        dist.broadcast(t, 0)
+        model.schedule[:] = [int(t[1]), int(t[2])]
+        return bool(t[0])
+
     def info() -> dict[str, Any]:
-        return _training_info(cfg, counters, device, len(files_x), len(files_y), model.schedule,
-                              fitter.stopped_early if fitter else False)
+        cut_short = fitter is not None and fitter.stopped_early and counters["epoch"] < sum(model.schedule)
+        return _training_info(cfg, counters, device, len(files_x), len(files_y), model.schedule, cut_short)
 
     def save() -> None:
         if not main_rank:
@@ -381,24 +395,25 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> Path
                 if cfg.max_steps and counters["step"] >= cfg.max_steps:
                     stop = True
                     break
-                if fitter is not None and fitter.after_step(epoch, counters["step_in_epoch"]):
+                if fitter is not None and agree(fitter.after_step(epoch, counters["step_in_epoch"])):
                     stop = True
                     break
             if bar is not None:
                 bar.close()
             if stop and counters["step_in_epoch"] < steps_per_epoch:
                 break
+            if fitter is not None:  # refit before the scheduler sets the next epoch's rate from the schedule
+                fitter.after_epoch(epoch)
+                agree(False)
             model.end_epoch()
             counters["epoch"] += 1
             counters["step_in_epoch"] = 0
             logger.samples(model.translate_samples(*samples), counters)
             save()
             last_saved = counters["step"]
-            if fitter is not None:
-                fitter.after_epoch(epoch)
     finally:
         logger.close()
-    if fitter is not None and fitter.stopped_early:
+    if fitter is not None and fitter.stopped_early and counters["epoch"] < sum(model.schedule) and main_rank:
         log.warning("time budget %.0f s spent in epoch %d of %d (step %d), at %.0f%% of the initial learning "
                     "rate: the schedule did not finish (the run was slower than its measured pace)",
                     cfg.time_budget, counters["epoch"] + 1, sum(model.schedule), counters["step"],
