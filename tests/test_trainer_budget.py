@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import csv
+import json
 import time
+from pathlib import Path
 
 import pytest
 from _helpers_trainer import make_dataset, tiny_config
@@ -47,25 +49,31 @@ def test_fit_schedule_keeps_ratio_cap_and_started_epochs():
             assert c >= done + 1 and c + d <= 200 and (d >= 1 or c + d == done + 1)
 
 
-def _simulate(budget, step_s, steps_per_epoch, ratio, slow_after=None, save_s=1.0, compile_s=20.0):
-    """Drive a BudgetFitter like the trainer does, with a fake clock. Returns (fitter, epochs run, time used,
-    learning-rate factor of every epoch run)."""
+def _simulate(budget, step_s, steps_per_epoch, ratio, slow_after=None, save_s=1.0, compile_s=20.0,
+              warmup_is_slow=False, warmup_steps=1):
+    """Drive a BudgetFitter like the trainer does, with a fake clock: the first step of the process also
+    carries `compile_s` of warm-up. Returns (fitter, epochs finished, time used, rate factor of every epoch)."""
     clock = [0.0]
     schedule = list(ratio)
-    f = BudgetFitter(budget, 0.0, steps_per_epoch, schedule, ratio, clock=lambda: clock[0])
-    epoch, factors, stop = 0, [], False
-    clock[0] += compile_s  # setup + torch.compile before the first step ends
+    f = BudgetFitter(budget, 0.0, steps_per_epoch, schedule, ratio, clock=lambda: clock[0],
+                     warmup_steps=warmup_steps, warmup_is_slow=warmup_is_slow)
+    clock[0] += 2.0  # data listing, model build
+    epoch, factors, stop, first = 0, [], False, True
     while epoch < sum(schedule) and not stop:
         f.start_epoch()
         factors.append(lr_factor(epoch, *schedule))
         for i in range(1, steps_per_epoch + 1):
             clock[0] += step_s * (3 if slow_after is not None and epoch >= slow_after else 1)
+            if first:
+                clock[0] += compile_s
+                first = False
             if f.after_step(epoch, i):
                 stop = True
                 break
-        if stop:
+        if stop and i < steps_per_epoch:
             break
-        f.after_epoch(epoch)  # the trainer's order: refit, then the scheduler, then the checkpoint
+        if not stop:
+            f.after_epoch(epoch)  # the trainer's order: refit, then the scheduler, then the checkpoint
         clock[0] += save_s
         f.saved(save_s)
         epoch += 1
@@ -91,9 +99,28 @@ def test_fitter_stops_in_time_when_the_pace_drops_during_decay():
 
 
 def test_a_slow_first_epoch_does_not_cut_the_schedule_short():
-    # 60 s of compilation inside epoch 1: the probe (steps 10..30) sees the real pace
-    f, epochs, used, _ = _simulate(budget=600, step_s=0.1, steps_per_epoch=300, ratio=(100, 100), compile_s=60)
+    # 60 s of compilation inside the first step: the steady steps after it give the real pace
+    f, epochs, used, _ = _simulate(budget=600, step_s=0.1, steps_per_epoch=300, ratio=(100, 100), compile_s=60,
+                                   warmup_is_slow=True, warmup_steps=4)
     assert not f.stopped_early and used <= 600 and sum(f.schedule) >= 15
+
+
+@pytest.mark.parametrize("steps_per_epoch", [5, 12, 29, 31])
+def test_short_epochs_after_a_long_compile_keep_a_real_schedule(steps_per_epoch):
+    # 120 s of compile in step 1, epochs shorter than the 20-step probe: the first epoch must not be taken
+    # for the pace (it used to collapse the schedule to 1 + 2 epochs and leave most of the budget unused)
+    f, epochs, used, factors = _simulate(budget=420, step_s=0.5, steps_per_epoch=steps_per_epoch,
+                                         ratio=(100, 100), compile_s=120, warmup_is_slow=True, warmup_steps=4)
+    assert used <= 420 and not f.stopped_early and epochs == sum(f.schedule)
+    assert used > 420 - 2 * (steps_per_epoch * 0.5 + 1) - 25, (used, f.schedule)   # the budget is used
+    assert f.schedule[1] >= 1 and abs(f.schedule[0] - f.schedule[1]) <= 2
+
+
+def test_compiled_first_step_longer_than_half_the_budget_does_not_stop_the_run():
+    # a compile longer than the time left after it, were it the pace: the run goes on at its real pace
+    f, epochs, used, _ = _simulate(budget=150, step_s=0.05, steps_per_epoch=40, ratio=(100, 100), compile_s=70,
+                                   warmup_is_slow=True, warmup_steps=4)
+    assert used <= 150 and epochs >= 4 and f.schedule[1] >= 1
 
 
 def test_training_run_fits_its_budget(tmp_path):
@@ -136,6 +163,32 @@ def test_resume_keeps_a_fitted_schedule_unless_epochs_are_given(tmp_path):
     assert state["counters"]["epoch"] == more.epochs + 1
 
 
+def test_cli_resume_budget_and_schedule_rules(tmp_path, capsys):
+    data = make_dataset(tmp_path / "data")
+    base = ["--data", str(data), "--out", str(tmp_path / "R"), "--name", "t", "--size", "32", "--load-size", "36",
+            "--ngf", "4", "--blocks", "1", "--ndf", "4", "--device", "cpu", "--workers", "0", "-q",
+            "--no-tensorboard", "--pool-size", "2"]
+    assert run(cli, base + ["--time-budget", "3", "--epochs", "300", "--epochs-decay", "300"]) == 0
+    run_dir = tmp_path / "R" / "t"
+    fitted = ckpt.load_checkpoint(ckpt.latest_checkpoint(run_dir))["schedule"]["epochs"]
+    assert sum(fitted) < 600
+    # a plain --resume: no budget carried over from the saved run (it would start a fresh 3 s), schedule kept
+    assert run(cli, base + ["--resume"]) == 0
+    state = ckpt.load_checkpoint(ckpt.latest_checkpoint(run_dir))
+    assert json.loads((run_dir / "config.json").read_text())["config"]["time_budget"] is None
+    assert state["schedule"]["epochs"] == fitted
+    # --epochs/--epochs-decay typed again, even with the saved values, replace the fitted schedule
+    step = state["counters"]["step"]
+    assert run(cli, base + ["--resume", "--epochs", "300", "--epochs-decay", "300", "--max-steps", str(step + 1)]) == 0
+    state = ckpt.load_checkpoint(ckpt.latest_checkpoint(run_dir))
+    assert state["schedule"]["epochs"] == [300, 300] and state["counters"]["step"] == step + 1
+    done = state["counters"]["epoch"]
+    assert run(cli, base + ["--resume", "--epochs", str(done + 1), "--epochs-decay", "1", "--max-steps", "100000"]) == 0
+    state = ckpt.load_checkpoint(ckpt.latest_checkpoint(run_dir))
+    assert state["schedule"]["epochs"] == [done + 1, 1] and state["counters"]["epoch"] == done + 2
+    capsys.readouterr()
+
+
 def test_cli_time_budget_errors(tmp_path, capsys):
     data = make_dataset(tmp_path / "data")
     code = run(cli, ["--data", str(data), "--out", str(tmp_path / "R"), "--name", "t", "--time-budget", "soon",
@@ -145,7 +198,36 @@ def test_cli_time_budget_errors(tmp_path, capsys):
 
 
 def test_steps_slower_than_the_budget_stop_after_the_first():
-    # no probe yet (it needs 30 steps): the last step's time stands in for the pace
+    # no steady step yet (the first is warm-up): without compilation its time stands in for the pace
     f, epochs, used, _ = _simulate(budget=30, step_s=20, steps_per_epoch=2, ratio=(100, 100), compile_s=0)
     assert f.stopped_early and epochs == 0 and f.last_step_seconds == 20
-    assert used <= 20 + 2 * 1.0 + 1e-9  # one step, then the final saves
+    assert used == 2 + 20 + 2 * 1.0  # set-up, one step, then the final saves: inside the 30 s
+
+
+def _ddp_worker(rank: int, root: str, port: int) -> None:
+    import os
+
+    os.environ.update(RANK=str(rank), WORLD_SIZE="2", LOCAL_RANK=str(rank), MASTER_ADDR="127.0.0.1",
+                      MASTER_PORT=str(port))
+    cfg = tiny_config(Path(root), Path(root) / "r", epochs=500, epochs_decay=500, time_budget=5.0, pool_size=2,
+                      threads=1)
+    train(cfg, progress=False)
+
+
+@pytest.mark.timeout(120)
+def test_torchrun_processes_stop_together_with_one_schedule(tmp_path):
+    """Two gloo processes with a budget: rank 0's stop and schedule are broadcast, so neither hangs in the
+    gradient all-reduce and both train with the same learning rates."""
+    import socket
+
+    import torch.multiprocessing as mp
+
+    make_dataset(tmp_path, n_x=8, n_y=6)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    t = time.perf_counter()
+    mp.spawn(_ddp_worker, args=(str(tmp_path), port), nprocs=2, join=True)
+    assert time.perf_counter() - t < 5.0 + 20.0  # process start-up included; a hang would hit pytest's timeout
+    info = load_pair(tmp_path / "r" / "run" / "pair").meta["training"]
+    assert info["epochs_decay"] >= 1 and info["epoch"] >= info["epochs"]

@@ -71,28 +71,38 @@ class BudgetFitter:
 
     The trainer calls `start_epoch` when an epoch begins, `after_step` after every step (True = stop now),
     `after_epoch` when an epoch's steps are done (before its checkpoint) and `saved(seconds)` after each
-    checkpoint.
-    `schedule` is the run's live [constant, decay] list (the trainer's learning-rate rule reads it); `ratio` is
-    the configured (constant, decay) epochs: the share kept and the most epochs ever trained.
+    checkpoint. `schedule` is the run's live [constant, decay] list (the trainer's learning-rate rule reads
+    it); `ratio` is the configured (constant, decay) epochs: the share kept and the most epochs ever trained.
+
+    The pace: the mean time of this process's recent steps, leaving out its first `warmup_steps` (torch.compile,
+    cuDNN autotuning and worker start-up happen there; pass more for a compiled run). The first fit comes once
+    `probe_steps` steady steps are timed; every epoch's end refits from the epoch's measured time, except for
+    a process's first epoch, which carries the warm-up: that one is scaled from the steady steps.
     """
 
     def __init__(self, budget: float, clock0: float, steps_per_epoch: int, schedule: list[int],
-                 ratio: tuple[int, int], warmup_steps: int = 10, probe_steps: int = 20, clock=time.perf_counter,
-                 verbose: bool = True):
+                 ratio: tuple[int, int], warmup_steps: int = 1, probe_steps: int = 20, clock=time.perf_counter,
+                 verbose: bool = True, margin: float = 0.03, warmup_is_slow: bool = False):
         self.budget, self.clock0, self.steps_per_epoch = budget, clock0, max(1, steps_per_epoch)
         self.schedule, self.clock = schedule, clock
         self.ratio, self.cap = (int(ratio[0]), int(ratio[1])), int(ratio[0]) + int(ratio[1])
-        self.warmup_steps, self.probe_steps, self.verbose = warmup_steps, probe_steps, verbose
+        self.warmup_steps, self.probe_steps, self.verbose = max(0, warmup_steps), max(1, probe_steps), verbose
+        self.margin = margin                     # share of the time left not planned (timing jitter)
+        # before a steady step is timed the hard stop can only use the warm-up's own step time — unless that
+        # holds a compilation (torch.compile: minutes), which says nothing about the pace
+        self.warmup_is_slow = warmup_is_slow
+        self.last_step_seconds: float | None = None
         self.save_seconds: float | None = None
-        self.step_seconds: float | None = None   # from the probe (compile/autotune warm-up excluded)
         self.stopped_early = False
         self._steps = 0                          # steps run by this process
+        self._steady: list[float] = []           # durations of the latest steps after the warm-up (≤ 50)
+        self._fitted_from_steps = False
         self._last_step_t: float | None = None
-        self.last_step_seconds: float | None = None
-        self._probe_t: float | None = None
-        self._epochs_seen = 0                    # whole epochs run by this process
+        self._epochs_seen = 0                    # epochs whose steps this process ran
         self._epoch_started = clock()
+        self._warned_no_decay = False
 
+    # ---- time ----------------------------------------------------------------------------------------------
     def reserve(self) -> float:
         """Seconds kept back for the final checkpoint and pair: 2.5 × the last save (but at least 5 s or 5 % of
         the budget, whichever is less); before the first save, 15 s or 10 % of the budget, whichever is less."""
@@ -103,9 +113,15 @@ class BudgetFitter:
     def seconds_left(self) -> float:
         return self.budget - (self.clock() - self.clock0) - self.reserve()
 
+    @property
+    def step_seconds(self) -> float | None:
+        """The steady pace (mean of the latest steps after the warm-up), None before one is timed."""
+        return sum(self._steady) / len(self._steady) if self._steady else None
+
     def in_constant_phase(self, epoch: int) -> bool:
         return epoch < self.schedule[0]
 
+    # ---- hooks ---------------------------------------------------------------------------------------------
     def start_epoch(self) -> None:
         self._epoch_started = self._last_step_t = self.clock()  # a step's time excludes the epoch-end saves
 
@@ -118,17 +134,18 @@ class BudgetFitter:
         now = self.clock()
         if self._last_step_t is not None:
             self.last_step_seconds = now - self._last_step_t
+            if self._steps > self.warmup_steps:
+                self._steady = (self._steady + [self.last_step_seconds])[-50:]
         self._last_step_t = now
-        if self.step_seconds is None:
-            if self._steps == self.warmup_steps:
-                self._probe_t = self.clock()
-            elif self._probe_t is not None and self._steps == self.warmup_steps + self.probe_steps:
-                self.step_seconds = (self.clock() - self._probe_t) / self.probe_steps
-                if self.in_constant_phase(epoch):
-                    self._refit(epoch, step_in_epoch / self.steps_per_epoch, self._epoch_estimate(),
-                                f"{self.step_seconds * 1000:.0f} ms per step")
-        # before the probe has measured the pace, the last step's time stands in for it
-        if self.seconds_left() < (self.step_seconds or self.last_step_seconds or 0.0):
+        if (not self._fitted_from_steps and len(self._steady) >= self.probe_steps
+                and self.in_constant_phase(epoch)):
+            self._fitted_from_steps = True
+            self._refit(epoch, step_in_epoch / self.steps_per_epoch, self._epoch_estimate(),
+                        f"{self.step_seconds * 1000:.0f} ms per step")
+        # not enough time for one more step at the steady pace (before it is known: at the last step's, or,
+        # when the warm-up compiles, only once no time is left at all)
+        pace = self.step_seconds or (0.0 if self.warmup_is_slow else self.last_step_seconds or 0.0)
+        if self.seconds_left() < pace:
             self.stopped_early = True
             return True
         return False
@@ -136,15 +153,20 @@ class BudgetFitter:
     def after_epoch(self, epoch: int) -> None:
         """The steps of epoch `epoch` (0-based) are done; its checkpoint comes next (the trainer calls this before
         its scheduler sets the next epoch's learning rate, so a refit applies from the next epoch on)."""
-        now = self.clock()
-        measured = now - self._epoch_started
+        measured = self.clock() - self._epoch_started
         self._epochs_seen += 1
-        # the first epoch of a process carries compile/autotune warm-up: trust the probe over it
-        first = self._epochs_seen == 1 and self.step_seconds is not None
-        epoch_seconds = self._epoch_estimate() if first else measured + self._save_estimate(measured)
-        if self.in_constant_phase(epoch + 1) and epoch_seconds > 0:
-            self._refit(epoch + 1, 0.0, epoch_seconds, f"epoch {epoch + 1} took {measured:.1f} s")
+        if self.stopped_early or not self.in_constant_phase(epoch + 1):
+            return
+        if self._epochs_seen == 1:
+            # the warm-up is in here, and a resumed process may have run only part of this epoch
+            if self.step_seconds is None:
+                return  # no steady step timed yet: leave the schedule until there is one
+            epoch_seconds, why = self._epoch_estimate(), f"{self.step_seconds * 1000:.0f} ms per step"
+        else:
+            epoch_seconds, why = measured + self._save_estimate(measured), f"epoch {epoch + 1} took {measured:.1f} s"
+        self._refit(epoch + 1, 0.0, epoch_seconds, why)
 
+    # ---- fitting -------------------------------------------------------------------------------------------
     def _epoch_estimate(self) -> float:
         steps = (self.step_seconds or 0.0) * self.steps_per_epoch
         return steps + self._save_estimate(steps)
@@ -155,8 +177,13 @@ class BudgetFitter:
         return self.save_seconds if self.save_seconds is not None else min(2.0, 0.1 * epoch_steps_seconds)
 
     def _refit(self, epochs_done: int, fraction: float, epoch_seconds: float, why: str) -> None:
-        new = list(fit_schedule(epochs_done, fraction, self.seconds_left(), epoch_seconds, self.ratio, self.cap))
+        left = self.seconds_left() * (1.0 - self.margin)
+        new = list(fit_schedule(epochs_done, fraction, left, epoch_seconds, self.ratio, self.cap))
         if new != self.schedule and self.verbose:
             log.info("time budget %.0f s, %.0f s left: schedule %d + %d epochs -> %d + %d (%s; ~%.1f s per epoch)",
                      self.budget, max(0.0, self.seconds_left()), *self.schedule, *new, why, epoch_seconds)
+        if new[1] == 0 and self.ratio[1] > 0 and self.verbose and not self._warned_no_decay:
+            self._warned_no_decay = True
+            log.warning("time budget %.0f s: no time is left for the learning-rate decay (about %.1f s per epoch); "
+                        "give more time or a smaller --size/--batch-size", self.budget, epoch_seconds)
         self.schedule[:] = new

@@ -110,7 +110,8 @@ def train_cmd(data, data_a, data_b, domains, out, name, resume, no_flip, compile
         cfg = config_for_resume(Path(out) / name, overrides)
     else:
         cfg = TrainConfig(**overrides)
-    run_dir = train(cfg, resume=resume, progress=not quiet)
+    reset = resume and ("epochs" in overrides or "epochs_decay" in overrides)  # typed again: a new schedule
+    run_dir = train(cfg, resume=resume, progress=not quiet, reset_schedule=reset)
     if os.environ.get("RANK", "0") == "0":  # under torchrun only rank 0 writes (and says so)
         click.echo(f"pair written to {run_dir / 'pair'}")
 

@@ -92,7 +92,9 @@ class CycleGAN:
         self.scaler_D = torch.amp.GradScaler(device.type, enabled=fp16)
         self.amp_dtype = AMP_DTYPES[cfg.precision]
         # torch.compile wraps the forward only; state_dicts come from the plain modules (no _orig_mod.)
-        wrap = (lambda m: torch.compile(m)) if cfg.compile else (lambda m: m)
+        # dynamic=False: a few static graphs per network (G and F see n and 2n images, D n and 2n) rather than
+        # one with a symbolic batch size, which compiles slower kernels
+        wrap = (lambda m: torch.compile(m, dynamic=False)) if cfg.compile else (lambda m: m)
         self.run = {k: wrap(v) for k, v in self.nets.items()}
 
     def autocast(self):
@@ -245,14 +247,15 @@ def run_dir_of(cfg: TrainConfig) -> Path:
 
 
 def config_for_resume(run_dir: str | os.PathLike, overrides: dict[str, Any]) -> TrainConfig:
-    """The saved run's config with `overrides` applied; refuses to change the networks' architecture."""
+    """The saved run's config with `overrides` applied; refuses to change the networks' architecture.
+    A time budget belongs to one invocation: it is not taken from the saved run, only from `overrides`."""
     state = ckpt.load_checkpoint(ckpt.latest_checkpoint(run_dir))
     saved = TrainConfig.from_dict(state["config"])
     changed = architecture_changes(saved, overrides)
     if changed:
         raise CganError(f"cannot resume {run_dir} with a different architecture ({', '.join(changed)}); "
                         f"drop those options or start a new run with another --name")
-    return saved.replace(**overrides)
+    return saved.replace(**{"time_budget": None, **overrides})
 
 
 def git_sha() -> str | None:
@@ -264,8 +267,10 @@ def git_sha() -> str | None:
         return None
 
 
-def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> Path:
-    """Train (or, with resume, continue) the run OUT/NAME; returns the run folder (with pair/ at the end)."""
+def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, reset_schedule: bool = False) -> Path:
+    """Train (or, with resume, continue) the run OUT/NAME; returns the run folder (with pair/ at the end).
+    A resumed run keeps a schedule fitted to an earlier --time-budget unless `reset_schedule` (the CLI sets it
+    when --epochs or --epochs-decay is given) or the config's epochs differ from the saved ones."""
     clock0 = time.perf_counter()  # a --time-budget counts from here: setup and compilation are part of it
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
@@ -299,8 +304,8 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> Path
     transform = Transform(cfg.preprocess, cfg.load_size, cfg.size, cfg.flip)
     dataset = UnalignedDataset(files_x, files_y, transform, cfg.seed)
     sampler = ResumableSampler(len(files_x), len(files_y), cfg.seed, rank, world)
-    # A compiled run skips each epoch's short last batch: a new batch size would make torch.compile build the
-    # networks again (a dynamic-shape version) in the middle of training. The skipped images differ per epoch.
+    # A compiled run skips each epoch's short last batch: a new batch size would make torch.compile build every
+    # network again for it (static shapes) at each epoch's end. The skipped images differ per epoch.
     drop_last = cfg.compile and cfg.batch_size > 1 and sampler.per_rank >= cfg.batch_size
     loader = torch.utils.data.DataLoader(
         dataset, batch_size=cfg.batch_size, sampler=sampler, num_workers=cfg.workers,
@@ -315,6 +320,8 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> Path
     if state is not None:
         try:
             model.load_state_dict(state)
+            if reset_schedule:
+                model.schedule[:] = [cfg.epochs, cfg.epochs_decay]
             counters.update({k: state["counters"][k] for k in counters})
             ckpt.restore_rng(state["rng"])
         except (KeyError, TypeError, ValueError, RuntimeError, AttributeError, IndexError) as e:
@@ -330,7 +337,9 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> Path
 
     fitter = None
     if cfg.time_budget:
+        # a compiled run compiles in its first steps (forward, backward, then again as requires_grad flips)
         fitter = BudgetFitter(cfg.time_budget, clock0, steps_per_epoch, model.schedule, (cfg.epochs, cfg.epochs_decay),
+                              warmup_steps=4 if cfg.compile else 1, warmup_is_slow=cfg.compile,
                               verbose=main_rank)  # under torchrun rank 0 decides (see agree) and speaks
     if fitter is not None and main_rank:
         log.info("time budget %.0f s: the %d + %d epoch schedule is fitted to it once the pace is measured",
@@ -402,7 +411,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> Path
                 bar.close()
             if stop and counters["step_in_epoch"] < steps_per_epoch:
                 break
-            if fitter is not None:  # refit before the scheduler sets the next epoch's rate from the schedule
+            if fitter is not None and not stop:  # refit before the scheduler sets the next epoch's rate
                 fitter.after_epoch(epoch)
                 agree(False)
             model.end_epoch()
