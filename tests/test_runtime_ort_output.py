@@ -196,3 +196,16 @@ def test_cudart_prefers_the_library_this_process_already_mapped(monkeypatch):
         assert loaded == ["/opt/ort/nvidia/cuda_runtime/lib/libcudart.so.12"]
     finally:
         cuda.cudart_ctypes.cache_clear()
+
+
+def test_cuda_graph_ids_are_never_reused_after_the_bound_buffers_are_dropped(export, monkeypatch):
+    """A ninth frame size drops the bound buffers; a size seen again is bound anew and must get a new graph id
+    (replaying the old id would write into freed buffers), and the next new size must not get an id in use."""
+    monkeypatch.setattr(ortmod.cudahelp, "copy_device_to_host", FakeCopy())
+    ids = []
+    with CpuStandIn(load_model(str(export)), "fp16", "cpu", cuda_graph=True) as be:
+        sizes = [(16 + 4 * i, 20) for i in range(9)] + [(16, 20), (60, 20)]
+        for h, w in sizes:
+            be.infer(np.zeros((1, h, w, 3), np.uint8))
+            ids.append(int(be.bound[(1, h, w, 3)][5].get_run_config_entry("gpu_graph_id")))
+    assert len(set(ids)) == len(ids), ids

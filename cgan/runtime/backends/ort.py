@@ -184,7 +184,7 @@ class OrtCudaBackend(_OrtBackend):
 
     def _activate_impl(self) -> None:
         self.cuda_graph = bool(self.opts.get("cuda_graph", True))
-        self.graph_ids: dict[tuple[int, ...], int] = {}
+        self.graph_ids: dict[tuple[int, ...], int] = {}  # shape -> id of the graph captured for its buffers
         self._cudart_copy = True  # False once copy_device_to_host proved unusable here (see _copy_out)
         try:
             super()._activate_impl()
@@ -225,8 +225,10 @@ class OrtCudaBackend(_OrtBackend):
             host_in = None if prepost else np.empty(in_shape, self.io_dtype)
             run_opts = ort.RunOptions()
             if self.cuda_graph:
-                # one captured graph per shape; ids must be > 0 to be captured (-1 = never, 0 = default)
-                self.graph_ids[key] = len(self.graph_ids) + 1
+                # one captured graph per bound buffer set; ids must be > 0 to be captured (-1 = never, 0 =
+                # default) and never reused: a captured graph replays into the buffers it was captured with, so
+                # a shape bound again after the clear above needs a new capture, not the old (freed) one's id
+                self.graph_ids[key] = max(self.graph_ids.values(), default=0) + 1
                 run_opts.add_run_config_entry("gpu_graph_id", str(self.graph_ids[key]))
             # nchw: float16 output is converted through a float32 scratch, then to uint8 BGR in `out`
             scratch = None if prepost or out_dtype == np.float32 else np.empty(in_shape, np.float32)
