@@ -4,7 +4,8 @@
 #   scripts/gpu_carry.sh            # training photos (trainA, trainB) + the small pure-Python wheels
 #   PYTHON=.venv/bin/python scripts/gpu_carry.sh   # a python3 with cv2 for the pixel check
 #   WITH_ORT=1 scripts/gpu_carry.sh # + onnxruntime-gpu (255 MB: five more calls, a second lease's job)
-#   WITH_TRT_RTX=1 ...              # + TensorRT-RTX libs and bindings
+#   WITH_TRT_RTX=1 ...              # + TensorRT-RTX libs and bindings (96 MB: two more calls)
+#   NO_DATA=1 ...                   # without the photos (a lease that does not train)
 #
 # Uses ../shared/tools/device-carry, but with pieces small enough to travel next to this repository's own
 # tracked files: a call carries at most 64 MiB in all, and device-carry's 60 MiB pieces plus our ~13 MiB tree
@@ -14,7 +15,9 @@ cd "$(dirname "$0")/.."
 DC=${DEVICE_CARRY:-../shared/tools/device-carry}
 DATA=${DATA:-../shared/datasets/summer2winter_yosemite}
 [ -x "$DC" ] || { echo "error: $DC not found (run from the project checkout beside ../shared)" >&2; exit 2; }
-[ -d "$DATA/trainA" ] && [ -d "$DATA/trainB" ] || { echo "error: $DATA has no trainA/trainB" >&2; exit 2; }
+if [ "${NO_DATA:-0}" != 1 ] && { [ ! -d "$DATA/trainA" ] || [ ! -d "$DATA/trainB" ]; }; then
+    echo "error: $DATA has no trainA/trainB (NO_DATA=1 carries no photos)" >&2; exit 2
+fi
 
 "$DC" clean
 # Lossless size cut: jpegtran -optimize -progressive -copy none re-codes the same DCT coefficients (10.6 %
@@ -27,7 +30,9 @@ if [ -z "$JT" ] && command -v apt-get >/dev/null; then
         && dpkg -x libjpeg-turbo-progs_*.deb .) && JT=$PWD/.dw-cache/jt/usr/bin/jpegtran
 fi
 PY=${PYTHON:-python3}
-if [ -n "$JT" ] && [ -x "$JT" ] && "$PY" -c "import cv2, numpy" 2>/dev/null; then
+if [ "${NO_DATA:-0}" = 1 ]; then
+    :
+elif [ -n "$JT" ] && [ -x "$JT" ] && "$PY" -c "import cv2, numpy" 2>/dev/null; then
     opt=.dw-cache/opt
     rm -rf "$opt" && mkdir -p "$opt/trainA" "$opt/trainB"
     for d in trainA trainB; do
@@ -51,7 +56,7 @@ EOF
 else
     echo "no jpegtran (or no python3 with cv2): carrying the original photos"
 fi
-"$DC" add "$src/trainA" "$src/trainB"
+[ "${NO_DATA:-0}" = 1 ] || "$DC" add "$src/trainA" "$src/trainB"
 wheels=(onnxconverter-common onnxslim)
 [ "${WITH_ORT:-0}" = 1 ] && wheels+=(onnxruntime-gpu==1.31.1)
 [ "${WITH_TRT_RTX:-0}" = 1 ] && wheels+=(tensorrt-rtx-cu13-libs==1.7.1.116 tensorrt-rtx-cu13-bindings==1.7.1.116)
