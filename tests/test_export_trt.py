@@ -199,6 +199,7 @@ def test_errors(onnx_file, monkeypatch):
     assert not onnx_file.with_name("G.fp16.trt.plan").exists()
     monkeypatch.setitem(sys.modules, "tensorrt", None)  # import fails
     monkeypatch.setitem(sys.modules, "tensorrt_rtx", None)
+    monkeypatch.setitem(sys.modules, "tensorrt_rtx_bindings", None)
     with pytest.raises(BackendUnavailable, match=r"pip install cgan\[tensorrt\]"):
         T.import_trt("auto")
     with pytest.raises(CganError, match="unknown --trt-flavour"):

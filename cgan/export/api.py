@@ -47,8 +47,9 @@ class ExportOptions:
     shapes: str = "256x256,720x1280,1080x1920"
     batch: str = "1,1,4"
     opt_level: int = 3
-    workspace_gb: float = 4.0
+    workspace_gb: float | None = None  # None: the TensorRT library's default (the GPU's memory)
     trt_flavour: str = "auto"
+    trt_target: str | None = None  # compute capability to build engines for ahead of time (TensorRT-RTX)
     triton: str | None = None
     pretrained: str | None = None
     base_url: str | None = None
@@ -111,6 +112,8 @@ def run_export(source: str | os.PathLike | None, out: str | os.PathLike, opts: E
         raise CganError("--fp16-io needs the FP16 graphs; drop --no-fp16 or --fp16-io")
     if opts.engine and not opts.fp16:
         raise CganError("--engine builds FP16 engines from the FP16 ONNX; drop --no-fp16")
+    if opts.trt_target and not opts.engine:
+        raise CganError("--trt-target says which GPU to build engines for: add --engine")
     profile = trt_mod.make_profile(opts.shapes, opts.batch) if opts.engine else None
     frames, image_label = parity.parity_frames(tuple(opts.parity_sizes), opts.parity_image) if opts.parity else ([], None)
     downloads = None
@@ -276,7 +279,7 @@ def _export_locked(pair: Pair, out: Path, opts: ExportOptions, frames: list, ima
             side = trt_mod.build_engine(out / rec["path"], profile, io=rec["io"], flavour=opts.trt_flavour,
                                         opt_level=opts.opt_level, workspace_gb=opts.workspace_gb,
                                         cgan_version=cgan_version(), trt_module=opts.extra.get("trt_module"),
-                                        gpu=opts.extra.get("gpu"))
+                                        gpu=opts.extra.get("gpu"), target=opts.trt_target)
             plan = out / side["plan"]["path"]
             engines.append({**file_record(plan, out), "kind": "engine", "generator": rec["generator"],
                             "direction": rec["direction"], "precision": "fp16", "io": rec["io"],

@@ -33,16 +33,19 @@ def _sizes(text: str) -> tuple[tuple[int, int], ...]:
 @click.option("--parity-sizes", default="64x96,128x192", show_default=True, help="Parity image sizes HxW,...")
 @click.option("--engine", is_flag=True, help="Build FP16 TensorRT engines (needs a GPU and cgan[tensorrt]).")
 @click.option("--trt-flavour", type=click.Choice(["auto", "tensorrt", "tensorrt-rtx"]), default="auto", show_default=True)
+@click.option("--trt-target", help="Build engines ahead of time for this compute capability (e.g. 8.9, 12.0) "
+              "without that GPU here: TensorRT-RTX only.")
 @click.option("--shapes", default="256x256,720x1280,1080x1920", show_default=True, help="Engine profile min,opt,max HxW.")
 @click.option("--batch", default="1,1,4", show_default=True, help="Engine profile min,opt,max batch.")
 @click.option("--opt-level", type=click.IntRange(0, 5), default=3, show_default=True, help="TensorRT builder optimization level.")
-@click.option("--workspace-gb", type=float, default=4.0, show_default=True)
+@click.option("--workspace-gb", type=float, help="Cap on the builder's scratch memory (default: the library's, "
+              "all the GPU's memory; a 4 GB cap made TensorRT-RTX fail the default profile's 4x1080p at ngf 64).")
 @click.option("--triton", type=click.Path(file_okay=False), help="Also write a Triton model repository here.")
 @click.option("--force", is_flag=True, help="Rebuild even if OUT already holds this exact export.")
 @click.option("--verbose", "-v", is_flag=True)
 def cli(pair, out, pretrained, base_url, fp16, fp16_io, with_prepost, simplify, pad_mode, opset, parity,
-        parity_image, parity_sizes, engine, trt_flavour, shapes, batch, opt_level, workspace_gb, triton, force,
-        verbose):
+        parity_image, parity_sizes, engine, trt_flavour, trt_target, shapes, batch, opt_level, workspace_gb, triton,
+        force, verbose):
     """Export a CycleGAN pair (folder or name) to ONNX FP32/FP16 (+ TensorRT engines) in --out."""
     from cgan.export.api import ExportOptions, run_export
 
@@ -50,8 +53,8 @@ def cli(pair, out, pretrained, base_url, fp16, fp16_io, with_prepost, simplify, 
     opts = ExportOptions(fp16=fp16, fp16_io=fp16_io, with_prepost=with_prepost, simplify=simplify,
                          pad_mode=pad_mode, opset=opset, parity=parity, parity_image=parity_image,
                          parity_sizes=_sizes(parity_sizes), engine=engine, shapes=shapes, batch=batch,
-                         opt_level=opt_level, workspace_gb=workspace_gb, trt_flavour=trt_flavour, triton=triton,
-                         pretrained=pretrained, base_url=base_url, force=force)
+                         opt_level=opt_level, workspace_gb=workspace_gb, trt_flavour=trt_flavour,
+                         trt_target=trt_target, triton=triton, pretrained=pretrained, base_url=base_url, force=force)
     folder = run_export(pair, out, opts)
     click.echo(str(folder))
 

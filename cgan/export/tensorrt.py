@@ -30,6 +30,9 @@ log = logging.getLogger(__name__)
 #: flavour -> (import name, file tag, pip extra)
 FLAVOURS = {"tensorrt": ("tensorrt", "trt", "cgan[tensorrt]"),
             "tensorrt-rtx": ("tensorrt_rtx", "trt-rtx", "cgan[tensorrt-rtx]")}
+#: the modules that provide each flavour: `tensorrt_rtx` comes from the tensorrt-rtx metapackage (an sdist); the
+#: tensorrt-rtx-cu13-libs + -bindings wheels alone provide only `tensorrt_rtx_bindings`, the same API
+MODULES = {"tensorrt": ("tensorrt",), "tensorrt-rtx": ("tensorrt_rtx", "tensorrt_rtx_bindings")}
 MIN_TRT = (10, 12)
 DEFAULT_SHAPES = "256x256,720x1280,1080x1920"
 DEFAULT_BATCH = "1,1,4"
@@ -110,10 +113,11 @@ def import_trt(flavour: str = "auto") -> tuple[Any, str]:
         raise CganError(f"unknown --trt-flavour {flavour!r}: use tensorrt, tensorrt-rtx or auto")
     tried = list(FLAVOURS) if flavour == "auto" else [flavour]
     for name in tried:
-        try:
-            return importlib.import_module(FLAVOURS[name][0]), name
-        except ImportError:
-            continue
+        for module in MODULES[name]:
+            try:
+                return importlib.import_module(module), name
+            except ImportError:
+                continue
     extras = " or ".join(f"`pip install {FLAVOURS[n][2]}`" for n in tried)
     what = " / ".join(FLAVOURS[n][0] for n in tried)
     raise BackendUnavailable(f"{what} is not installed: {extras} on a machine with an NVIDIA GPU "
@@ -156,6 +160,36 @@ def gpu_info() -> dict[str, Any]:
                                  "them, or export without --engine")
     props = torch.cuda.get_device_properties(0)
     return {"name": props.name, "compute_capability": f"{props.major}.{props.minor}"}
+
+
+def parse_target(text: str) -> tuple[int, int]:
+    """'8.9', 'sm89', 'SM_120', '12.0' -> (major, minor)."""
+    t = str(text).strip().lower().replace("_", "").removeprefix("sm")
+    if "." in t:
+        major, _, minor = t.partition(".")
+    else:
+        major, minor = t[:-1], t[-1:]
+    if not (major.isdigit() and minor.isdigit() and len(minor) == 1):
+        raise CganError(f"bad --trt-target {text!r}: give a compute capability, e.g. 8.9, 12.0 or sm89")
+    return int(major), int(minor)
+
+
+def aot_target(trt: Any, flavour: str, target: str) -> tuple[dict[str, Any], Any]:
+    """Ahead-of-time build for a GPU that is not here (TensorRT-RTX only): the `gpu` record for the key and the
+    sidecar, and the library's ComputeCapability value to set on the builder config."""
+    major, minor = parse_target(target)
+    if flavour != "tensorrt-rtx":
+        raise CganError("--trt-target builds ahead of time for a GPU that is not here, which only TensorRT-RTX "
+                        "can do: add --trt-flavour tensorrt-rtx, or build on the target GPU without --trt-target")
+    enum = getattr(trt, "ComputeCapability", None)
+    value = getattr(enum, f"SM{major}{minor}", None) if enum is not None else None
+    if value is None:
+        valid = sorted(n for n in dir(enum) if n.startswith("SM")) if enum is not None else []
+        raise CganError(f"{flavour} {getattr(trt, '__version__', '?')} cannot build for compute capability "
+                        f"{major}.{minor}: it targets {', '.join(valid) or 'none ahead of time'}")
+    gpu = {"name": f"any GPU of compute capability {major}.{minor} (built ahead of time)",
+           "compute_capability": f"{major}.{minor}", "ahead_of_time": True}
+    return gpu, value
 
 
 def require_fast_fp16(gpu: dict[str, Any]) -> None:
@@ -227,22 +261,29 @@ def _parse(trt: Any, network: Any, logger: Any, onnx_path: Path) -> Any:
 
 
 def build_engine(onnx_path: str | Path, profile: Profile, *, io: str = "nchw", flavour: str = "auto",
-                 opt_level: int = 3, workspace_gb: float = 4.0, plan_path: Path | None = None,
+                 opt_level: int = 3, workspace_gb: float | None = None, plan_path: Path | None = None,
                  cgan_version: str = "", trt_module: Any = None, gpu: dict[str, Any] | None = None,
-                 force: bool = False, clock: Callable[[], float] = time.perf_counter) -> dict[str, Any]:
-    """Build (or reuse) the engine for one FP16 ONNX file; returns its sidecar dict (plus 'skipped')."""
+                 force: bool = False, clock: Callable[[], float] = time.perf_counter,
+                 target: str | None = None) -> dict[str, Any]:
+    """Build (or reuse) the engine for one FP16 ONNX file; returns its sidecar dict (plus 'skipped').
+    target: a compute capability ('8.9') to build for ahead of time, without that GPU (TensorRT-RTX only)."""
     onnx_path = Path(onnx_path)
     if not 0 <= int(opt_level) <= 5:
         raise CganError(f"--opt-level must be 0..5, got {opt_level}")
-    if not workspace_gb > 0:
+    if workspace_gb is not None and not workspace_gb > 0:
         raise CganError(f"--workspace-gb must be positive, got {workspace_gb}")
+    if target and flavour not in ("auto", "tensorrt-rtx"):
+        aot_target(None, flavour, target)  # raises: only TensorRT-RTX builds ahead of time
     if trt_module is None:
-        trt, flavour = import_trt(flavour)
+        trt, flavour = import_trt("tensorrt-rtx" if target and flavour == "auto" else flavour)
     else:
         trt = trt_module
         flavour = "tensorrt" if flavour == "auto" else flavour
     version = str(trt.__version__)
     flags, typing_mode = network_flags(trt, flavour)
+    target_cc = None
+    if target:
+        gpu, target_cc = aot_target(trt, flavour, target)
     gpu = gpu or gpu_info()
     require_fast_fp16(gpu)
     plan = plan_path or engine_path(onnx_path, flavour)
@@ -258,14 +299,20 @@ def build_engine(onnx_path: str | Path, profile: Profile, *, io: str = "nchw", f
     network = builder.create_network(flags)
     parser = _parse(trt, network, logger, onnx_path)  # must outlive build_serialized_network (owns weights)
     config = builder.create_builder_config()
-    config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(workspace_gb * (1 << 30)))
+    if workspace_gb is not None:  # else the library's default: the GPU's memory (64 GiB ahead of time)
+        config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(workspace_gb * (1 << 30)))
     config.builder_optimization_level = int(opt_level)
+    if target_cc is not None:
+        config.num_compute_capabilities = 1
+        config.set_compute_capability(target_cc, 0)
     opt_profile = builder.create_optimization_profile()
     opt_profile.set_shape("input", *profile.input_shapes(io))
     config.add_optimization_profile(opt_profile)
 
     cache_file = timing_cache_path(flavour, version, gpu)
-    has_cache_api = hasattr(config, "create_timing_cache")
+    # TensorRT-RTX compiles its kernels just in time and ignores timing caches ("The timing cache will not be
+    # used!", seen with 1.7): none is read or written for it
+    has_cache_api = hasattr(config, "create_timing_cache") and flavour != "tensorrt-rtx"
     if has_cache_api:
         cache_bytes = cache_file.read_bytes() if cache_file.is_file() else b""
         try:
@@ -282,7 +329,7 @@ def build_engine(onnx_path: str | Path, profile: Profile, *, io: str = "nchw", f
     del parser
     if serialized is None:
         raise IntegrityError(f"{flavour} {version} failed to build an engine from {onnx_path.name} "
-                             f"(see the TensorRT log above); try a smaller --shapes max or more --workspace-gb")
+                             f"(see the TensorRT log above); try a smaller --shapes max or --batch max, or more (or no) --workspace-gb")
     with atomic_path(plan) as tmp:
         tmp.write_bytes(memoryview(serialized).tobytes())
     if has_cache_api:
@@ -291,11 +338,12 @@ def build_engine(onnx_path: str | Path, profile: Profile, *, io: str = "nchw", f
     meta = {
         "format": ENGINE_FORMAT, "version": FORMAT_VERSION, "key": key,
         "flavour": flavour, "trt_version": version, "strongly_typed": typing_mode,
-        "gpu": {"name": gpu["name"], "compute_capability": str(gpu["compute_capability"])},
+        "gpu": {"name": gpu["name"], "compute_capability": str(gpu["compute_capability"]),
+                **({"ahead_of_time": True} if gpu.get("ahead_of_time") else {})},
         "profiles": [{**profile.to_dict(), **dict(zip(("min", "opt", "max"),
                                                       (list(x) for x in profile.input_shapes(io))))}],
         "onnx_sha256": onnx_sha, "io": io, "input_name": "input", "output_name": "output",
-        "precision": "fp16", "opt_level": int(opt_level), "workspace_gb": float(workspace_gb),
+        "precision": "fp16", "opt_level": int(opt_level), "workspace_gb": None if workspace_gb is None else float(workspace_gb),
         "onnx": {"path": onnx_path.name, "sha256": onnx_sha},
         "plan": {"path": plan.name, "sha256": sha256_file(plan), "bytes": plan.stat().st_size},
         "timing_cache": str(cache_file) if has_cache_api else None,

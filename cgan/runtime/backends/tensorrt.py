@@ -141,16 +141,19 @@ def rebuild_hint(model: Model | None) -> str:
 class TensorRTBackend(Backend):
     name = "tensorrt"
     module = "tensorrt"
+    modules: tuple[str, ...] = ("tensorrt",)  # the importable names of the library, tried in order
     flavour = "tensorrt"
     devices = ("cuda",)
     capture_graphs = True  # capture one CUDA graph per input shape (opt out: cuda_graph=False)
 
     @classmethod
     def _trt(cls) -> Any:
-        try:
-            return importlib.import_module(cls.module)
-        except ImportError:
-            raise BackendUnavailable(f"{cls.module} is not installed: pip install 'cgan[{cls.name}]'") from None
+        for name in cls.modules:
+            try:
+                return importlib.import_module(name)
+            except ImportError:
+                continue
+        raise BackendUnavailable(f"{cls.module} is not installed: pip install 'cgan[{cls.name}]'")
 
     @classmethod
     @functools.lru_cache(maxsize=2)
@@ -180,7 +183,7 @@ class TensorRTBackend(Backend):
 
     @classmethod
     def check(cls, model=None, precision=None, device=None):
-        if not module_available(cls.module):
+        if not any(module_available(m) for m in cls.modules):
             return False, f"{cls.module} is not installed: pip install 'cgan[{cls.name}]'"
         if not (module_available("cuda.bindings") or module_available("cuda.cudart")):
             return False, "cuda-python is not installed: pip install 'cuda-python>=12.6'"
@@ -346,6 +349,9 @@ class TensorRTRTXBackend(TensorRTBackend):
 
     name = "tensorrt-rtx"
     module = "tensorrt_rtx"
+    # `tensorrt_rtx` comes from the tensorrt-rtx metapackage; the -libs + -bindings wheels alone give the same
+    # API as `tensorrt_rtx_bindings`
+    modules = ("tensorrt_rtx", "tensorrt_rtx_bindings")
     flavour = "tensorrt-rtx"
     # TensorRT-RTX compiles shape-specialised kernels just in time (lazily, in the background): a graph captured
     # on the second call would freeze the generic fallback kernels, and RTX documents stream capture only for

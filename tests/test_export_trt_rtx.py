@@ -1,0 +1,104 @@
+"""The exporter's engine path against the real TensorRT-RTX library, on a machine without a GPU.
+
+TensorRT-RTX builds engines ahead of time for a compute capability named on the builder config, with no GPU
+and no CUDA driver (`cgan-export --engine --trt-target 8.9`). So our ONNX graphs (FP32 instance norm inside
+FP16, reflection padding, the uint8 pre/post graphs) are parsed, typed and built by the real library here,
+not only by the fake `trt` module of test_export_trt.py. Skipped where TensorRT-RTX is not installed (the
+`test` extra brings it on Linux x86-64).
+"""
+from __future__ import annotations
+
+import importlib
+import json
+
+import pytest
+
+from _helpers_export import make_pair
+from cgan._files import sha256_file
+from cgan._cli import run
+from cgan.errors import CganError
+from cgan.export.api import export_pair
+from cgan.export.cli import cli
+
+
+def _trt_rtx():
+    for name in ("tensorrt_rtx", "tensorrt_rtx_bindings"):
+        try:
+            return importlib.import_module(name)
+        except ImportError:
+            continue
+    pytest.skip("TensorRT-RTX is not installed (pip install 'cgan[tensorrt-rtx]')")
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    trt = _trt_rtx()
+    root = tmp_path_factory.mktemp("rtx")
+    pair = make_pair(root / "pair")
+    out = export_pair(pair, root / "export", with_prepost=True, engine=True, trt_flavour="tensorrt-rtx",
+                      trt_target="8.9", shapes="32x32,64x64,128x128", batch="1,1,2")
+    return trt, root, pair, out
+
+
+def test_real_builds_for_every_fp16_graph(built):
+    trt, _, _, out = built
+    manifest = json.loads((out / "manifest.json").read_text())
+    engines = [f for f in manifest["files"] if f["kind"] == "engine"]
+    # G and F, each as NCHW float and as the uint8 BGR pre/post graph
+    assert sorted((e["generator"], e["io"]) for e in engines) == [
+        ("F", "bgr-hwc-uint8"), ("F", "nchw"), ("G", "bgr-hwc-uint8"), ("G", "nchw")]
+    for e in engines:
+        plan = out / e["path"]
+        side = json.loads((out / e["sidecar"]).read_text())
+        assert plan.stat().st_size > 100_000 and side["plan"]["sha256"] == sha256_file(plan) == e["sha256"]
+        assert side["flavour"] == "tensorrt-rtx" and side["trt_version"] == trt.__version__
+        assert side["gpu"] == {"name": "any GPU of compute capability 8.9 (built ahead of time)",
+                               "compute_capability": "8.9", "ahead_of_time": True}
+        assert side["profiles"][0]["max"] == ([2, 128, 128, 3] if e["io"] == "bgr-hwc-uint8" else [2, 3, 128, 128])
+        assert side["build_seconds"] > 0 and side["timing_cache"] is None  # RTX ignores timing caches
+
+
+def test_the_runtime_accepts_them_only_for_their_compute_capability(built):
+    from cgan.runtime.backends.tensorrt import Environment, sidecar_problems
+
+    trt, _, _, out = built
+    side = json.loads((out / "G.fp16.trt-rtx.plan.json").read_text())
+    ada = Environment("tensorrt-rtx", trt.__version__, "NVIDIA GeForce RTX 4090", "8.9")
+    hopper = Environment("tensorrt-rtx", trt.__version__, "NVIDIA H200", "9.0")
+    assert sidecar_problems(side, ada, {side["onnx_sha256"]}) == []
+    assert any("8.9" in p for p in sidecar_problems(side, hopper, {side["onnx_sha256"]}))
+
+
+def test_identical_rebuild_is_skipped(built):
+    _, root, pair, out = built
+    before = {p.name: (p.stat().st_mtime_ns, p.read_bytes()) for p in out.glob("*.plan*")}
+    assert len(before) == 8
+    # --force re-exports the ONNX (byte-identical), whose engines then match their build keys: not rebuilt
+    export_pair(pair, out, with_prepost=True, engine=True, trt_flavour="tensorrt-rtx", trt_target="8.9",
+                shapes="32x32,64x64,128x128", batch="1,1,2", force=True)
+    assert {p.name: (p.stat().st_mtime_ns, p.read_bytes()) for p in out.glob("*.plan*")} == before
+
+
+def test_targets_the_library_cannot_build_are_one_line(built, tmp_path, capsys):
+    _, _, pair, _ = built
+    code = run(cli, [str(pair), "--out", str(tmp_path / "e"), "--engine", "--trt-target", "9.0", "--no-parity"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code != 0 and err[-1].startswith("error:") and "SM89" in err[-1] and "9.0" in err[-1]
+    assert not (tmp_path / "e" / "manifest.json").exists()
+    with pytest.raises(CganError, match="bad --trt-target"):
+        export_pair(pair, tmp_path / "f", engine=True, trt_target="ada", parity=False)
+
+
+def test_standard_generator_builds_with_the_default_profile(tmp_path):
+    """The paper's ResNet-9 ngf-64 generator, default profile 1x256x256 … 4x1080x1920 (what `cgan-export
+    --engine` builds): a 4 GB workspace cap used to make TensorRT-RTX fail this with OutOfMemory."""
+    trt = _trt_rtx()
+    from cgan.benchmarks.bench import random_pair
+
+    pair = random_pair(tmp_path / "std", blocks=9, ngf=64)
+    out = export_pair(pair, tmp_path / "export", engine=True, trt_flavour="tensorrt-rtx", trt_target="8.9",
+                      parity=False)
+    side = json.loads((out / "G.fp16.trt-rtx.plan.json").read_text())
+    assert side["profiles"][0]["min"] == [1, 3, 256, 256] and side["profiles"][0]["max"] == [4, 3, 1080, 1920]
+    assert side["workspace_gb"] is None and side["trt_version"] == trt.__version__
+    assert (out / "G.fp16.trt-rtx.plan").stat().st_size > 20 * 2**20  # FP16 weights alone are 22.8 MB
