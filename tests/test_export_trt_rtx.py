@@ -102,3 +102,13 @@ def test_standard_generator_builds_with_the_default_profile(tmp_path):
     assert side["profiles"][0]["min"] == [1, 3, 256, 256] and side["profiles"][0]["max"] == [4, 3, 1080, 1920]
     assert side["workspace_gb"] is None and side["trt_version"] == trt.__version__
     assert (out / "G.fp16.trt-rtx.plan").stat().st_size > 20 * 2**20  # FP16 weights alone are 22.8 MB
+
+
+def test_triton_repository_leaves_rtx_plans_out(built, tmp_path):
+    """Triton's tensorrt_plan backend runs TensorRT, which cannot load TensorRT-RTX plans: only ONNX models."""
+    _, _, pair, _ = built
+    export_pair(pair, tmp_path / "e", engine=True, trt_flavour="tensorrt-rtx", trt_target="8.9", parity=False,
+                shapes="32x32,64x64,128x128", batch="1,1,2", triton=str(tmp_path / "tri"))
+    models = sorted(p.name for p in (tmp_path / "tri").iterdir())
+    assert models == ["summer2winter_F_fp16", "summer2winter_F_fp32", "summer2winter_G_fp16", "summer2winter_G_fp32"]
+    assert not list((tmp_path / "tri").rglob("*.plan"))

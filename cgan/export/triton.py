@@ -1,7 +1,8 @@
 """A Triton Inference Server model repository from an export folder (for users who outgrow one process).
 
-One model per file: `<name>_<G|F>_<precision>[_prepost][_trt|_trtrtx]/1/model.onnx|model.plan` with a
+One model per file: `<name>_<G|F>_<precision>[_prepost][_trt]/1/model.onnx|model.plan` with a
 config.pbtxt (platform onnxruntime_onnx or tensorrt_plan, dynamic batching, -1 for height and width).
+TensorRT-RTX plans are left out: Triton's tensorrt_plan backend runs TensorRT, which cannot load them.
 """
 from __future__ import annotations
 
@@ -9,7 +10,11 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+import logging
+
 from cgan._files import atomic_path, ensure_writable_dir, inside
+
+log = logging.getLogger(__name__)
 
 TRITON_DTYPES = {"float32": "TYPE_FP32", "float16": "TYPE_FP16", "uint8": "TYPE_UINT8"}
 DEFAULT_MAX_BATCH = 8
@@ -20,7 +25,7 @@ def model_name(name: str, rec: dict[str, Any]) -> str:
     if rec.get("io") == "bgr-hwc-uint8":
         parts.append("prepost")
     if rec.get("kind") == "engine":
-        parts.append("trtrtx" if rec["path"].endswith(".trt-rtx.plan") else "trt")
+        parts.append("trt")
     return "_".join(parts)
 
 
@@ -45,6 +50,10 @@ def write_repository(export_dir: str | Path, repo_dir: str | Path, name: str, fi
     models = []
     for rec in files:
         if rec.get("kind") not in ("onnx", "engine"):
+            continue
+        if rec["kind"] == "engine" and rec["path"].endswith(".trt-rtx.plan"):
+            log.info("Triton: %s left out (a TensorRT-RTX plan; Triton's TensorRT backend cannot load it, "
+                     "its ONNX graphs are in the repository)", rec["path"])
             continue
         model = model_name(name, rec)
         src = inside(export_dir, rec["path"], "manifest.json")
