@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib
 import json
+from pathlib import Path
 
 import pytest
 
@@ -112,3 +113,25 @@ def test_triton_repository_leaves_rtx_plans_out(built, tmp_path):
     models = sorted(p.name for p in (tmp_path / "tri").iterdir())
     assert models == ["summer2winter_F_fp16", "summer2winter_F_fp32", "summer2winter_G_fp16", "summer2winter_G_fp32"]
     assert not list((tmp_path / "tri").rglob("*.plan"))
+
+
+def test_the_runtime_backend_uses_only_api_the_real_library_has():
+    """Executing an engine needs a GPU, but every name cgan/runtime/backends/tensorrt.py calls must exist in the
+    real module (its tests run against a fake one that could drift)."""
+    trt = _trt_rtx()
+    need = {None: ["Logger", "Runtime", "TensorIOMode", "nptype"],
+            "Logger": ["WARNING"], "TensorIOMode": ["INPUT", "OUTPUT"], "Runtime": ["deserialize_cuda_engine"],
+            "ICudaEngine": ["create_execution_context", "get_tensor_name", "num_io_tensors", "get_tensor_mode",
+                            "get_tensor_dtype", "num_optimization_profiles"],
+            "IExecutionContext": ["set_optimization_profile_async", "set_input_shape", "get_tensor_shape",
+                                  "set_tensor_address", "execute_async_v3"]}
+    missing = [f"{cls or 'module'}.{a}" for cls, attrs in need.items() for a in attrs
+               if not hasattr(trt if cls is None else getattr(trt, cls), a)]
+    assert missing == []
+    import numpy as np
+
+    assert trt.nptype(trt.DataType.HALF) is np.float16 and trt.nptype(trt.DataType.UINT8) is np.uint8
+    source = (Path(__file__).parents[1] / "cgan" / "runtime" / "backends" / "tensorrt.py").read_text()
+    for cls, attrs in need.items():
+        for a in attrs:
+            assert a in source, f"{a} is no longer used: update this list"
