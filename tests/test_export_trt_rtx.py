@@ -80,14 +80,49 @@ def test_identical_rebuild_is_skipped(built):
     assert {p.name: (p.stat().st_mtime_ns, p.read_bytes()) for p in out.glob("*.plan*")} == before
 
 
-def test_targets_the_library_cannot_build_are_one_line(built, tmp_path, capsys):
-    _, _, pair, _ = built
+def test_targets_the_library_cannot_build_are_one_line_and_write_nothing(built, tmp_path, capsys):
+    _, _, pair, good = built
     code = run(cli, [str(pair), "--out", str(tmp_path / "e"), "--engine", "--trt-target", "9.0", "--no-parity"])
     err = capsys.readouterr().err.strip().splitlines()
-    assert code != 0 and err[-1].startswith("error:") and "SM89" in err[-1] and "9.0" in err[-1]
-    assert not (tmp_path / "e" / "manifest.json").exists()
+    assert code != 0 and len(err) == 1 and err[0].startswith("error:") and "SM89" in err[0] and "9.0" in err[0]
+    assert not (tmp_path / "e").exists() or not any((tmp_path / "e").iterdir())
+    # refused before anything in an existing export is replaced (it used to lose its manifest)
+    before = {p.name: p.read_bytes() for p in good.iterdir() if p.is_file()}
+    for bad in (dict(trt_target="9.0"), dict(trt_target="ada"), dict(trt_target="8.9", trt_flavour="tensorrt"),
+                dict(trt_target="8.9", workspace_gb=0)):
+        with pytest.raises(CganError):
+            export_pair(pair, good, engine=True, parity=False, force=True, with_prepost=True, **bad)
+    assert {p.name: p.read_bytes() for p in good.iterdir() if p.is_file()} == before
+
+
+@pytest.mark.parametrize("text,cc", [("8.9", (8, 9)), ("sm89", (8, 9)), ("SM_120", (12, 0)), ("12.0", (12, 0)),
+                                     ("120", (12, 0)), ("89", (8, 9))])
+def test_target_spellings(text, cc):
+    from cgan.export.tensorrt import parse_target
+
+    assert parse_target(text) == cc
+
+
+@pytest.mark.parametrize("text", ["12", "ada", "8", "8.95", "sm", "1.2", "890"])
+def test_bad_target_spellings(text):
+    from cgan.export.tensorrt import parse_target
+
     with pytest.raises(CganError, match="bad --trt-target"):
-        export_pair(pair, tmp_path / "f", engine=True, trt_target="ada", parity=False)
+        parse_target(text)
+
+
+def test_another_target_rebuilds_and_the_runtime_knows_it_was_ahead_of_time(built, tmp_path):
+    from cgan.runtime.backends.tensorrt import sidecar_fields
+
+    _, _, pair, _ = built
+    kw = dict(engine=True, trt_flavour="tensorrt-rtx", parity=False, shapes="32x32,64x64,128x128", batch="1,1,2")
+    out = export_pair(pair, tmp_path / "e", trt_target="8.9", **kw)
+    first = (out / "G.fp16.trt-rtx.plan").read_bytes()
+    export_pair(pair, out, trt_target="12.0", **kw)
+    side = json.loads((out / "G.fp16.trt-rtx.plan.json").read_text())
+    assert side["gpu"]["compute_capability"] == "12.0" and (out / "G.fp16.trt-rtx.plan").read_bytes() != first
+    fields = sidecar_fields(side)
+    assert fields["ahead_of_time"] and fields["compute_capabilities"] == [(12, 0)]
 
 
 def test_standard_generator_builds_with_the_default_profile(tmp_path):

@@ -115,6 +115,9 @@ def run_export(source: str | os.PathLike | None, out: str | os.PathLike, opts: E
     if opts.trt_target and not opts.engine:
         raise CganError("--trt-target says which GPU to build engines for: add --engine")
     profile = trt_mod.make_profile(opts.shapes, opts.batch) if opts.engine else None
+    if opts.engine:  # refuse a build that cannot happen before anything in --out is replaced
+        trt_mod.resolve_build(opts.trt_flavour, opts.trt_target, opts.opt_level, opts.workspace_gb,
+                              opts.extra.get("trt_module"), opts.extra.get("gpu"))
     frames, image_label = parity.parity_frames(tuple(opts.parity_sizes), opts.parity_image) if opts.parity else ([], None)
     downloads = None
     if opts.pretrained:

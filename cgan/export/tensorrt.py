@@ -105,8 +105,9 @@ def make_profile(shapes: str = DEFAULT_SHAPES, batch: str = DEFAULT_BATCH) -> Pr
 
 
 # ---- library and GPU -----------------------------------------------------------------------------------
-def import_trt(flavour: str = "auto") -> tuple[Any, str]:
-    """Import tensorrt / tensorrt_rtx (auto: tensorrt first). Returns (module, flavour)."""
+def import_trt(flavour: str = "auto", aot: bool = False) -> tuple[Any, str]:
+    """Import tensorrt / tensorrt_rtx (auto: tensorrt first). Returns (module, flavour). aot: for a build ahead of
+    time (no GPU needed), which the error message says."""
     import importlib
 
     if flavour not in ("auto", *FLAVOURS):
@@ -120,8 +121,8 @@ def import_trt(flavour: str = "auto") -> tuple[Any, str]:
                 continue
     extras = " or ".join(f"`pip install {FLAVOURS[n][2]}`" for n in tried)
     what = " / ".join(FLAVOURS[n][0] for n in tried)
-    raise BackendUnavailable(f"{what} is not installed: {extras} on a machine with an NVIDIA GPU "
-                             f"(or export without --engine)")
+    where = "(no GPU needed to build ahead of time)" if aot else "on a machine with an NVIDIA GPU"
+    raise BackendUnavailable(f"{what} is not installed: {extras} {where} (or export without --engine)")
 
 
 def version_tuple(version: str) -> tuple[int, ...]:
@@ -167,9 +168,11 @@ def parse_target(text: str) -> tuple[int, int]:
     t = str(text).strip().lower().replace("_", "").removeprefix("sm")
     if "." in t:
         major, _, minor = t.partition(".")
-    else:
+    elif len(t) in (2, 3):  # sm89 -> 8.9, sm120 -> 12.0
         major, minor = t[:-1], t[-1:]
-    if not (major.isdigit() and minor.isdigit() and len(minor) == 1):
+    else:
+        major, minor = "", ""
+    if not (major.isdigit() and minor.isdigit() and len(minor) == 1 and 3 <= int(major) <= 20):
         raise CganError(f"bad --trt-target {text!r}: give a compute capability, e.g. 8.9, 12.0 or sm89")
     return int(major), int(minor)
 
@@ -184,12 +187,38 @@ def aot_target(trt: Any, flavour: str, target: str) -> tuple[dict[str, Any], Any
     enum = getattr(trt, "ComputeCapability", None)
     value = getattr(enum, f"SM{major}{minor}", None) if enum is not None else None
     if value is None:
-        valid = sorted(n for n in dir(enum) if n.startswith("SM")) if enum is not None else []
+        valid = sorted((n for n in dir(enum) if n.startswith("SM")), key=lambda n: int(n[2:])) if enum else []
         raise CganError(f"{flavour} {getattr(trt, '__version__', '?')} cannot build for compute capability "
                         f"{major}.{minor}: it targets {', '.join(valid) or 'none ahead of time'}")
     gpu = {"name": f"any GPU of compute capability {major}.{minor} (built ahead of time)",
            "compute_capability": f"{major}.{minor}", "ahead_of_time": True}
     return gpu, value
+
+
+def resolve_build(flavour: str, target: str | None, opt_level: int, workspace_gb: float | None,
+                  trt_module: Any = None, gpu: dict[str, Any] | None = None) -> tuple[Any, str, dict[str, Any], Any]:
+    """Check a build's options, import the library, and find the GPU it is for: (trt, flavour, gpu record,
+    ComputeCapability to set or None). Everything an engine build can refuse is refused here, before any
+    file is written (`cgan-export --engine` calls it first, so a refusal leaves the export untouched)."""
+    if not 0 <= int(opt_level) <= 5:
+        raise CganError(f"--opt-level must be 0..5, got {opt_level}")
+    if workspace_gb is not None and not workspace_gb > 0:
+        raise CganError(f"--workspace-gb must be positive, got {workspace_gb}")
+    if target:
+        if flavour not in ("auto", "tensorrt-rtx"):
+            aot_target(None, flavour, target)  # raises: only TensorRT-RTX builds ahead of time
+        parse_target(target)
+    if trt_module is not None:
+        trt, flavour = trt_module, ("tensorrt" if flavour == "auto" else flavour)
+    else:
+        trt, flavour = import_trt("tensorrt-rtx" if target and flavour == "auto" else flavour, aot=bool(target))
+    network_flags(trt, flavour)
+    target_cc = None
+    if target:
+        gpu, target_cc = aot_target(trt, flavour, target)
+    gpu = gpu or gpu_info()
+    require_fast_fp16(gpu)
+    return trt, flavour, gpu, target_cc
 
 
 def require_fast_fp16(gpu: dict[str, Any]) -> None:
@@ -268,24 +297,9 @@ def build_engine(onnx_path: str | Path, profile: Profile, *, io: str = "nchw", f
     """Build (or reuse) the engine for one FP16 ONNX file; returns its sidecar dict (plus 'skipped').
     target: a compute capability ('8.9') to build for ahead of time, without that GPU (TensorRT-RTX only)."""
     onnx_path = Path(onnx_path)
-    if not 0 <= int(opt_level) <= 5:
-        raise CganError(f"--opt-level must be 0..5, got {opt_level}")
-    if workspace_gb is not None and not workspace_gb > 0:
-        raise CganError(f"--workspace-gb must be positive, got {workspace_gb}")
-    if target and flavour not in ("auto", "tensorrt-rtx"):
-        aot_target(None, flavour, target)  # raises: only TensorRT-RTX builds ahead of time
-    if trt_module is None:
-        trt, flavour = import_trt("tensorrt-rtx" if target and flavour == "auto" else flavour)
-    else:
-        trt = trt_module
-        flavour = "tensorrt" if flavour == "auto" else flavour
+    trt, flavour, gpu, target_cc = resolve_build(flavour, target, opt_level, workspace_gb, trt_module, gpu)
     version = str(trt.__version__)
     flags, typing_mode = network_flags(trt, flavour)
-    target_cc = None
-    if target:
-        gpu, target_cc = aot_target(trt, flavour, target)
-    gpu = gpu or gpu_info()
-    require_fast_fp16(gpu)
     plan = plan_path or engine_path(onnx_path, flavour)
     onnx_sha = sha256_file(onnx_path)
     key = build_key(onnx_sha, profile, gpu, flavour, version, opt_level)

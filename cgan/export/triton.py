@@ -52,8 +52,11 @@ def write_repository(export_dir: str | Path, repo_dir: str | Path, name: str, fi
         if rec.get("kind") not in ("onnx", "engine"):
             continue
         if rec["kind"] == "engine" and rec["path"].endswith(".trt-rtx.plan"):
-            log.info("Triton: %s left out (a TensorRT-RTX plan; Triton's TensorRT backend cannot load it, "
-                     "its ONNX graphs are in the repository)", rec["path"])
+            log.warning("Triton: %s left out: Triton's TensorRT backend cannot load TensorRT-RTX plans (the ONNX "
+                        "graphs are in the repository; build with --trt-flavour tensorrt for Triton)", rec["path"])
+            stale = repo / (model_name(name, rec) + "rtx")  # written as <model>_trtrtx by cgan before 2026-12
+            if stale.is_dir():
+                shutil.rmtree(stale)
             continue
         model = model_name(name, rec)
         src = inside(export_dir, rec["path"], "manifest.json")

@@ -84,6 +84,7 @@ def sidecar_fields(side: dict[str, Any]) -> dict[str, Any]:
         "compute_capabilities": [_cc_tuple(c) for c in ccs],
         "version_compatible": bool(side.get("version_compatible", False)),
         "hardware_compatible": bool(side.get("hardware_compatible", False)),
+        "ahead_of_time": bool(gpu.get("ahead_of_time", False)),  # built for a compute capability, not a GPU
         "onnx_sha256": side.get("onnx_sha256") or (side.get("onnx") if isinstance(side.get("onnx"), dict) else {}).get("sha256"),
         "profiles": side.get("profiles") or [],
     }
@@ -229,7 +230,7 @@ class TensorRTBackend(Backend):
         fields = sidecar_fields(self._sidecar(self.model, rec))
         self.record, self.profiles = rec, fields["profiles"]
         self.io = rec.get("io", "nchw")
-        if fields["gpu_name"] and fields["gpu_name"] != env.gpu_name:
+        if fields["gpu_name"] and fields["gpu_name"] != env.gpu_name and not fields["ahead_of_time"]:
             log.warning("%s was built on %s, running on %s (same compute capability): rebuild for best speed",
                         rec.get("path"), fields["gpu_name"], env.gpu_name)
         plan = self.model.path(rec).read_bytes()
