@@ -12,7 +12,8 @@
 # Knobs (environment): STAGES="train bench tests", CALL_S=560 (lower it, and the call's timeout_s, when the
 # lease has less left: training takes what the other stages leave), BENCH_S=170, TESTS_S=80, TRAIN_S, DATA_A/DATA_B,
 # TRAIN_EXTRA (more cgan-train options; they win over the defaults), BENCH_BACKENDS, BENCH_SIZES, BENCH_DEVICE,
-# BENCH_PRECISION, E2E_BACKEND, E2E_SIZE, BENCH_EXTRA (for a CPU rehearsal, see docs/GPU_RUNBOOK.md).
+# BENCH_PRECISION, E2E_BACKEND, E2E_SIZE, BENCH_EXTRA, SKIP_INSTALL=1 (for a CPU rehearsal:
+# tests/test_gpu_session_script.py runs it so in CI).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
@@ -25,6 +26,7 @@ TESTS_S=${TESTS_S:-80}
 TRAIN_S=${TRAIN_S:-$((CALL_S - BENCH_S - TESTS_S - 10))}
 DATA_A=${DATA_A:-/tmp/carry/trainA}
 DATA_B=${DATA_B:-/tmp/carry/trainB}
+WORK=${WORK:-/tmp/cgan_session}  # run folder and pair; a re-run of this script starts training afresh
 export PYTHONUNBUFFERED=1 CGAN_HOME=${CGAN_HOME:-/tmp/cgan_home} PYTHONDONTWRITEBYTECODE=1
 left() { echo $(( CALL_S - ($(date +%s) - T0) )); }
 stage() { echo; echo "=== $1 (t=$(( $(date +%s) - T0 )) s, $(left) s left) ==="; }
@@ -32,8 +34,10 @@ cap() { local want=$1 l; l=$(( $(left) - 10 )); [ "$want" -lt "$l" ] && echo "$w
 
 stage setup
 # the package without its dependencies (the image has them); editable, so package data (the pair) is found
-python3 -m pip install -q --no-deps --no-build-isolation --no-index -e . 2>&1 | tail -2 \
-  || export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH}
+if [ "${SKIP_INSTALL:-0}" != 1 ]; then
+  python3 -m pip install -q --no-deps --no-build-isolation --no-index -e . 2>&1 | tail -2 \
+    || export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH}
+fi
 { nvidia-smi; python3 -c "import torch, onnx, onnxruntime as o; print('torch', torch.__version__, 'cuda', torch.version.cuda,
   torch.cuda.get_device_name(0)); print('onnx', onnx.__version__, 'onnxruntime', o.__version__, o.get_available_providers())";
   git rev-parse HEAD 2>/dev/null || true; } > "$OUT/env.txt" 2>&1
@@ -44,18 +48,20 @@ train)
   stage "train (budget ${TRAIN_S} s)"
   budget=$(cap "$TRAIN_S")
   if [ ! -d "$DATA_A" ] || [ ! -d "$DATA_B" ]; then echo "no training data at $DATA_A / $DATA_B: skipped"; continue; fi
+  rm -rf "$WORK/runs" "$WORK/pair_fp16" && mkdir -p "$WORK"
   # 9 blocks, ngf 32 (both generators stored FP16 ≈ 11.4 MB: the embedded-pair size limit), bf16 autocast,
   # channels_last, batch 4 with the learning rate scaled by sqrt(4) (2e-4 → 4e-4), the paper's 1:1
   # constant:decay schedule fitted into the budget (--time-budget; the margin covers start-up and export)
   timeout $((budget + 30)) python3 -m cgan.trainer.cli --data-a "$DATA_A" --data-b "$DATA_B" \
-    --domains summer,winter --out /tmp/runs --name s2w --ngf 32 --blocks 9 --precision bf16 --channels-last \
-    --batch-size 4 --lr 4e-4 --workers 12 --time-budget "$((budget - 15))" --save-every-steps 1000 \
+    --domains summer,winter --out "$WORK/runs" --name s2w --ngf 32 --blocks 9 --precision bf16 --channels-last \
+    --batch-size 4 --lr 4e-4 --workers 12 --time-budget "$(( budget > 60 ? budget - 15 : budget * 3 / 4 ))" \
+    --save-every-steps 1000 \
     --log-every 100 --no-tensorboard -q ${TRAIN_EXTRA:-}
   echo "cgan-train exit $?"
-  python3 -m cgan.trainer.cli export-pair /tmp/runs/s2w --out /tmp/pair_fp16 --dtype float16 \
-    && cp /tmp/runs/s2w/log.csv /tmp/runs/s2w/config.json /tmp/pair_fp16/ \
-    && (cd /tmp/runs/s2w/samples && ls | tail -3 | xargs -I{} cp {} /tmp/pair_fp16/) \
-    && tar -cf "$OUT/pair.tar" -C /tmp pair_fp16 && ls -la /tmp/pair_fp16 && tail -3 /tmp/runs/s2w/log.csv
+  python3 -m cgan.trainer.cli export-pair "$WORK/runs/s2w" --out "$WORK/pair_fp16" --dtype float16 \
+    && cp "$WORK/runs/s2w/log.csv" "$WORK/runs/s2w/config.json" "$WORK/pair_fp16/" \
+    && (cd "$WORK/runs/s2w/samples" && ls | tail -3 | xargs -I{} cp {} "$WORK/pair_fp16/") \
+    && tar -cf "$OUT/pair.tar" -C "$WORK" pair_fp16 && ls -la "$WORK/pair_fp16" && tail -3 "$WORK/runs/s2w/log.csv"
   ;;
 bench)
   stage "bench (budget ${BENCH_S} s)"

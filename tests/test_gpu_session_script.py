@@ -1,0 +1,57 @@
+"""scripts/gpu_session.sh, rehearsed on the CPU at toy sizes: the one command a GPU lease runs.
+
+Leases are rare (about one task in ten) and short (15 minutes), so the script must not rot between them: this
+runs its train and bench stages exactly as the lease does, only with CPU knobs, and checks what comes back.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+import pytest
+from _helpers_trainer import make_dataset
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.timeout(300)
+def test_session_script_trains_exports_and_benchmarks(tmp_path):
+    data = make_dataset(tmp_path / "data", n_x=4, n_y=3)
+    out = tmp_path / "out"
+    env = dict(os.environ)
+    env.update(
+        PATH=f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}",  # python3 = this interpreter
+        OUT=str(out), WORK=str(tmp_path / "work"), CGAN_HOME=str(tmp_path / "home"), SKIP_INSTALL="1",
+        STAGES="train bench", CALL_S="240", TRAIN_S="20", BENCH_S="90",
+        DATA_A=str(data / "trainA"), DATA_B=str(data / "trainB"),
+        TRAIN_EXTRA="--size 32 --load-size 36 --ngf 4 --blocks 1 --ndf 4 --workers 0 --threads 1 "
+                    "--batch-size 1 --device cpu --pool-size 2",
+        BENCH_DEVICE="cpu", BENCH_BACKENDS="torch-cpu", E2E_BACKEND="torch-cpu", BENCH_SIZES="32x32",
+        BENCH_PRECISION="fp32", E2E_SIZE="32x32", BENCH_EXTRA="--ngf 4 --blocks 1 --threads 1",
+    )
+    r = subprocess.run(["bash", str(ROOT / "scripts" / "gpu_session.sh")], cwd=ROOT, env=env,
+                       capture_output=True, text=True, timeout=280)
+    log = r.stdout + r.stderr
+    assert r.returncode == 0, log[-3000:]
+    assert "cgan-train exit 0" in log and "cgan-bench exit 0" in log and "=== done" in log, log[-3000:]
+    # the pair comes back as FP16 safetensors with its training record, log and samples, in one file
+    with tarfile.open(out / "pair.tar") as tar:
+        names = set(tar.getnames())
+        assert {"pair_fp16/G.safetensors", "pair_fp16/F.safetensors", "pair_fp16/pair.json",
+                "pair_fp16/log.csv", "pair_fp16/config.json"} <= names
+        meta = json.load(tar.extractfile("pair_fp16/pair.json"))
+    assert meta["files"]["G"]["dtype"] == meta["files"]["F"]["dtype"] == "float16"
+    training = meta["training"]
+    assert training["time_budget"] == 15 and training["steps"] > 0  # 20 s stage -> 3/4 of it as the budget
+    # the bench: complete JSON with the baseline and the backend, a history line, a plot
+    result = json.loads((out / "bench-gpu.json").read_text())
+    assert result["complete"] is True
+    assert {row["backend"] for row in result["rows"]} >= {"baseline", "torch-cpu", "video:torch-cpu"}
+    assert len((out / "history.jsonl").read_text().splitlines()) == 1
+    assert (out / "bench-gpu.png").stat().st_size > 1000
+    # at most 8 files come back from a lease
+    assert len([p for p in out.iterdir() if p.is_file()]) <= 8
