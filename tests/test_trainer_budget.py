@@ -231,3 +231,16 @@ def test_torchrun_processes_stop_together_with_one_schedule(tmp_path):
     assert time.perf_counter() - t < 5.0 + 20.0  # process start-up included; a hang would hit pytest's timeout
     info = load_pair(tmp_path / "r" / "run" / "pair").meta["training"]
     assert info["epochs_decay"] >= 1 and info["epoch"] >= info["epochs"]
+
+
+def test_mid_epoch_checkpoints_do_not_slow_the_measured_pace():
+    clock = [0.0]
+    f = BudgetFitter(1000, 0.0, 100, [100, 100], (100, 100), clock=lambda: clock[0])
+    f.start_epoch()
+    for i in range(1, 41):
+        clock[0] += 0.1
+        if i % 10 == 0:  # a 5 s checkpoint right after every tenth step
+            clock[0] += 5.0
+            f.saved(5.0)
+        f.after_step(0, i)
+    assert f.step_seconds == pytest.approx(0.1)

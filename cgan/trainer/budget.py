@@ -127,6 +127,8 @@ class BudgetFitter:
 
     def saved(self, seconds: float) -> None:
         self.save_seconds = seconds
+        if self._last_step_t is not None:  # a mid-epoch checkpoint is not part of the next step's time
+            self._last_step_t += seconds
 
     def after_step(self, epoch: int, step_in_epoch: int) -> bool:
         """`step_in_epoch` steps of epoch `epoch` (0-based) are done. True: stop now, the budget is spent."""
