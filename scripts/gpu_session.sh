@@ -6,13 +6,13 @@
 #
 # Every stage has its own time limit, writes its results to $OUT as soon as it ends (a later stage that fails
 # or runs out of time loses nothing earlier), and the whole stays under CALL_S seconds (one call may run 600).
-# What comes back (at most 8 files): session.log, env.txt, pair.tar, bench-gpu.json, bench-gpu.png,
-# history.jsonl, gpu-tests.log.
+# What comes back (at most 8 files): session.log, pair.tar, bench-gpu.json, bench-gpu.png, history.jsonl,
+# profile-eager.json, profile-compiled.json, gpu-tests.log.
 #
-# Knobs (environment): STAGES="train bench tests", CALL_S=560 (lower it, and the call's timeout_s, when the
-# lease has less left: training takes what the other stages leave), BENCH_S=170, TESTS_S=80, TRAIN_S, DATA_A/DATA_B,
+# Knobs (environment): STAGES="train bench profile tests", CALL_S=560 (lower it, and the call's timeout_s, when the
+# lease has less left: training takes what the other stages leave), BENCH_S=170, PROFILE_S=40, TESTS_S=80, TRAIN_S, DATA_A/DATA_B,
 # TRAIN_EXTRA (more cgan-train options; they win over the defaults), BENCH_BACKENDS, BENCH_SIZES, BENCH_DEVICE,
-# BENCH_PRECISION, E2E_BACKEND, E2E_SIZE, BENCH_EXTRA, SKIP_INSTALL=1 (for a CPU rehearsal:
+# BENCH_PRECISION, E2E_BACKEND, E2E_SIZE, BENCH_EXTRA, PROFILE_SIZE, PROFILE_EXTRA, SKIP_INSTALL=1 (for a CPU rehearsal:
 # tests/test_gpu_session_script.py runs it so in CI).
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -20,10 +20,11 @@ OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
 exec > >(tee -a "$OUT/session.log") 2>&1
 T0=$(date +%s)
 CALL_S=${CALL_S:-560}
-STAGES=${STAGES:-train bench tests}
+STAGES=${STAGES:-train bench profile tests}
 BENCH_S=${BENCH_S:-170}
 TESTS_S=${TESTS_S:-80}
-TRAIN_S=${TRAIN_S:-$((CALL_S - BENCH_S - TESTS_S - 10))}
+PROFILE_S=${PROFILE_S:-40}
+TRAIN_S=${TRAIN_S:-$((CALL_S - BENCH_S - PROFILE_S - TESTS_S - 10))}
 DATA_A=${DATA_A:-/tmp/carry/trainA}
 DATA_B=${DATA_B:-/tmp/carry/trainB}
 WORK=${WORK:-/tmp/cgan_session}  # run folder and pair; a re-run of this script starts training afresh
@@ -40,8 +41,7 @@ if [ "${SKIP_INSTALL:-0}" != 1 ]; then
 fi
 { nvidia-smi; python3 -c "import torch, onnx, onnxruntime as o; print('torch', torch.__version__, 'cuda', torch.version.cuda,
   torch.cuda.get_device_name(0)); print('onnx', onnx.__version__, 'onnxruntime', o.__version__, o.get_available_providers())";
-  git rev-parse HEAD 2>/dev/null || true; } > "$OUT/env.txt" 2>&1
-cat "$OUT/env.txt"
+  git rev-parse HEAD 2>/dev/null || true; } 2>&1  # into session.log
 
 for s in $STAGES; do case $s in
 train)
@@ -78,6 +78,18 @@ bench)
     --json "$OUT/bench-gpu.json" --history "$OUT/history.jsonl" --plot "$OUT/bench-gpu.png"
   echo "cgan-bench exit $?"
   ;;
+profile)
+  stage "profile (budget ${PROFILE_S} s)"
+  # where the time goes at 720p (issue 6): eager FP16, then compiled (torch.compile's caches are warm from the
+  # bench's +fastcompile rows); no CUDA graph (it hides the kernels)
+  t0=$(date +%s)
+  timeout "$(cap "$PROFILE_S")" python3 -m cgan.benchmarks.cli profile --device "${BENCH_DEVICE:-cuda}" \
+    --size "${PROFILE_SIZE:-720p}" ${PROFILE_EXTRA:-} --json "$OUT/profile-eager.json"
+  rest=$(( PROFILE_S - ($(date +%s) - t0) ))
+  [ "$rest" -gt 10 ] && timeout "$(cap "$rest")" python3 -m cgan.benchmarks.cli profile \
+    --device "${BENCH_DEVICE:-cuda}" --size "${PROFILE_SIZE:-720p}" --compile --compile-mode default \
+    ${PROFILE_EXTRA:-} --json "$OUT/profile-compiled.json"
+  ;;
 tests)
   stage "GPU tests"
   # the parity of the embedded pair first (what this lease must show), then the other GPU tests
@@ -88,7 +100,7 @@ tests)
   [ "$rest" -gt 15 ] && timeout "$(cap "$rest")" python3 -m pytest -q -rs -m gpu tests/ -p no:cacheprovider \
     --ignore=tests/test_gpu_parity.py --durations=5 2>&1 | tee -a "$OUT/gpu-tests.log"
   ;;
-*) echo "unknown stage $s (use train, bench, tests)";;
+*) echo "unknown stage $s (use train, bench, profile, tests)";;
 esac; done
 stage done
 ls -la "$OUT"

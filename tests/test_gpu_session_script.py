@@ -26,7 +26,8 @@ def test_session_script_trains_exports_and_benchmarks(tmp_path):
     env.update(
         PATH=f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}",  # python3 = this interpreter
         OUT=str(out), WORK=str(tmp_path / "work"), CGAN_HOME=str(tmp_path / "home"), SKIP_INSTALL="1",
-        STAGES="train bench", CALL_S="240", TRAIN_S="20", BENCH_S="90",
+        STAGES="train bench profile", CALL_S="240", TRAIN_S="20", BENCH_S="90",
+        PROFILE_S="8", PROFILE_SIZE="32x32", PROFILE_EXTRA="--ngf 4 --blocks 1",  # 8 s: eager only
         DATA_A=str(data / "trainA"), DATA_B=str(data / "trainB"),
         TRAIN_EXTRA="--size 32 --load-size 36 --ngf 4 --blocks 1 --ndf 4 --workers 0 --threads 1 "
                     "--batch-size 1 --device cpu --pool-size 2",
@@ -53,5 +54,7 @@ def test_session_script_trains_exports_and_benchmarks(tmp_path):
     assert {row["backend"] for row in result["rows"]} >= {"baseline", "torch-cpu", "video:torch-cpu"}
     assert len((out / "history.jsonl").read_text().splitlines()) == 1
     assert (out / "bench-gpu.png").stat().st_size > 1000
+    profile = json.loads((out / "profile-eager.json").read_text())
+    assert profile["format"] == "cgan.profile" and profile["categories"]
     # at most 8 files come back from a lease
     assert len([p for p in out.iterdir() if p.is_file()]) <= 8

@@ -5,6 +5,7 @@
     cgan-bench --pair summer2winter --sizes 720p --json out.json --history benchmarks/history.jsonl --plot out.png
     cgan-bench --device cuda --backends torch-steps --sizes 720p --precision fp16 --batch 1   # each torch speed step
     cgan-bench train --iters 20 --json train.json
+    cgan-bench profile --device cuda --size 720p --compile --json profile.json   # where the time goes
 
 Sizes are HEIGHTxWIDTH (multiples of 4) or 256, 480p (=480x856), 720p, 1080p. Only thin parsing lives here:
 everything is `cgan.benchmarks.bench.run_bench(BenchConfig(...))` / `run_train(...)`.
@@ -171,6 +172,48 @@ def train_cmd(json_path, history, plot_path, quiet, **kw) -> None:
 
     result = run_train(kw)
     emit(result, json_path, history, plot_path)
+
+
+@cli.command("profile")
+@click.option("--pair", help="Pair/export name or folder (default: random-weight 9-block ngf-64 generator).")
+@click.option("--blocks", type=int, default=9, show_default=True, help="Random generator only: residual blocks.")
+@click.option("--ngf", type=int, default=64, show_default=True, help="Random generator only: base channels.")
+@click.option("--device", type=click.Choice(["cuda", "cpu"]), help="Default: cuda if any.")
+@click.option("--size", default="720p", show_default=True, help="HEIGHTxWIDTH or 256, 480p, 720p, 1080p.")
+@click.option("--precision", type=click.Choice(["fp16", "fp32"]), help="Default: fp16 on cuda, fp32 on cpu.")
+@click.option("--batch", type=int, default=1, show_default=True)
+@click.option("--iters", type=int, default=10, show_default=True, help="Profiled calls.")
+@click.option("--warmup", type=int, default=3, show_default=True, help="Calls before (compile, autotune).")
+@click.option("--compile", "compile_", is_flag=True, help="torch.compile the generator.")
+@click.option("--compile-mode", help="torch.compile mode (default: the backend's).")
+@click.option("--memory-format", type=click.Choice(["auto", "channels_last", "nchw"]), default="auto",
+              show_default=True)
+@click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Write the breakdown here.")
+def profile_cmd(pair, blocks, ngf, device, size, precision, batch, iters, warmup, compile_, compile_mode,
+                memory_format, json_path) -> None:
+    """Where the time goes: the torch path's kernels grouped into convolution, instance norm, padding,
+    layout, element-wise and compiled work (torch.profiler; no CUDA graph, which would hide the kernels)."""
+    from cgan._files import write_json_atomic
+    from cgan.benchmarks.bench import default_device, parse_size, random_pair
+    from cgan.benchmarks.profile import format_profile, run_profile
+    from cgan.pairs import cgan_home
+
+    device = device or default_device()
+    precision = precision or ("fp16" if device == "cuda" else "fp32")
+    height, width = parse_size(size)
+    source = pair or str(random_pair(cgan_home() / "bench" / f"random-b{blocks}-ngf{ngf}", blocks, ngf))
+    opts = {"memory_format": memory_format}
+    if compile_:
+        opts["compile"] = True
+        if compile_mode:
+            opts["compile_mode"] = compile_mode
+    elif compile_mode:
+        raise CganError("--compile-mode needs --compile")
+    result = run_profile(source, device, height, width, precision, batch, iters, warmup, opts)
+    click.echo(format_profile(result))
+    if json_path:
+        write_json_atomic(json_path, result)
+        click.echo(f"wrote {json_path}")
 
 
 main = entry(cli)
