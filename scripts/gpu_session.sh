@@ -12,7 +12,8 @@
 # Knobs (environment): STAGES="train bench profile tests", CALL_S=560 (lower it, and the call's timeout_s, when the
 # lease has less left: training takes what the other stages leave), BENCH_S=170, PROFILE_S=40, TESTS_S=80, TRAIN_S, DATA_A/DATA_B,
 # TRAIN_EXTRA (more cgan-train options; they win over the defaults), BENCH_BACKENDS, BENCH_SIZES, BENCH_DEVICE,
-# BENCH_PRECISION, E2E_BACKEND, E2E_SIZE, BENCH_EXTRA, PROFILE_SIZE, PROFILE_EXTRA, SKIP_INSTALL=1 (for a CPU rehearsal:
+# BENCH_PRECISION, E2E_BACKEND, E2E_SIZE, BENCH_EXTRA, PROFILE_SIZE, PROFILE_EXTRA, PROBE_SIZE/NGF/BLOCKS/BATCH/
+# STEPS/WARMUP (the training layout probe), SKIP_INSTALL=1 (for a CPU rehearsal:
 # tests/test_gpu_session_script.py runs it so in CI).
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -46,14 +47,35 @@ fi
 for s in $STAGES; do case $s in
 train)
   stage "train (budget ${TRAIN_S} s)"
-  budget=$(cap "$TRAIN_S")
+  t_train=$(date +%s)
   if [ ! -d "$DATA_A" ] || [ ! -d "$DATA_B" ]; then echo "no training data at $DATA_A / $DATA_B: skipped"; continue; fi
-  rm -rf "$WORK/runs" "$WORK/pair_fp16" && mkdir -p "$WORK"
+  rm -rf "$WORK/runs" "$WORK/pair_fp16" && mkdir -p "$WORK/pair_fp16"
+  # ~15 s probe: eager FP32 (the official way) vs bf16 vs bf16 + channels_last for this very run's networks and
+  # batch; the faster bf16 layout trains (PERF_NOTES: channels_last was slower than NCHW in eager inference)
+  layout=$(timeout 90 python3 - "$WORK/pair_fp16/train-speed.json" <<'EOF'
+import os, sys
+from cgan._files import write_json_atomic
+from cgan.benchmarks.train_speed import run_train_bench
+e = os.environ.get
+rows = [("official-eager-fp32", "fp32", False, False), ("bf16", "bf16", False, False),
+        ("bf16+channels_last", "bf16", True, False)]
+r = run_train_bench(size=int(e("PROBE_SIZE", "256")), ngf=int(e("PROBE_NGF", "32")), blocks=int(e("PROBE_BLOCKS", "9")),
+                    batch=int(e("PROBE_BATCH", "4")), device=e("BENCH_DEVICE", "cuda"), steps=int(e("PROBE_STEPS", "10")),
+                    warmup=int(e("PROBE_WARMUP", "3")), rows=rows)
+write_json_atomic(sys.argv[1], r)
+for row in r["rows"]:
+    print(f"  {row['name']:<22} {row['it_per_s']:8.2f} it/s  x{row['speedup_vs_baseline']}", file=sys.stderr)
+best = max(r["rows"][1:], key=lambda row: row["it_per_s"])
+print("--channels-last" if best["channels_last"] else "")
+EOF
+)
+  echo "training layout: ${layout:-NCHW} (probe exit $?)"
+  budget=$(cap $(( TRAIN_S - ($(date +%s) - t_train) )))  # what the probe left of the stage
   # 9 blocks, ngf 32 (both generators stored FP16 ≈ 11.4 MB: the embedded-pair size limit), bf16 autocast,
-  # channels_last, batch 4 with the learning rate scaled by sqrt(4) (2e-4 → 4e-4), the paper's 1:1
+  # the probed layout, batch 4 with the learning rate scaled by sqrt(4) (2e-4 → 4e-4), the paper's 1:1
   # constant:decay schedule fitted into the budget (--time-budget; the margin covers start-up and export)
   timeout $((budget + 30)) python3 -m cgan.trainer.cli --data-a "$DATA_A" --data-b "$DATA_B" \
-    --domains summer,winter --out "$WORK/runs" --name s2w --ngf 32 --blocks 9 --precision bf16 --channels-last \
+    --domains summer,winter --out "$WORK/runs" --name s2w --ngf 32 --blocks 9 --precision bf16 $layout \
     --batch-size 4 --lr 4e-4 --workers 12 --time-budget "$(( budget > 60 ? budget - 15 : budget * 3 / 4 ))" \
     --save-every-steps 1000 \
     --log-every 100 --no-tensorboard -q ${TRAIN_EXTRA:-}
