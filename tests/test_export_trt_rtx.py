@@ -170,3 +170,37 @@ def test_the_runtime_backend_uses_only_api_the_real_library_has():
     for cls, attrs in need.items():
         for a in attrs:
             assert a in source, f"{a} is no longer used: update this list"
+
+
+@pytest.mark.parametrize("gpu,cc", [("NVIDIA GeForce RTX 4090", "8.9"), ("NVIDIA H200", "9.0")])
+def test_runtime_backend_with_real_engines_as_far_as_no_gpu_allows(built, monkeypatch, gpu, cc):
+    """The runtime's tensorrt-rtx backend on real ahead-of-time engines, with the GPU faked: on a cc-8.9 GPU it
+    takes the uint8 pre/post engine and hands the real plan to the real library (which then needs a driver to
+    deserialize it: the end of the road without a GPU); on an H200 it says why it cannot."""
+    from cgan.errors import BackendUnavailable, IntegrityError
+    from cgan.runtime.backends import cuda as cudahelp
+    from cgan.runtime.backends import tensorrt as rt
+    from cgan.runtime.backends.base import load_model
+
+    real_available = rt.module_available
+    monkeypatch.setattr(rt, "module_available", lambda m: True if m.startswith("cuda.") else real_available(m))
+    monkeypatch.setattr(cudahelp, "gpu_count", lambda: 1)
+    monkeypatch.setattr(cudahelp, "device_properties", lambda i=0: (gpu, cc))
+    rt.TensorRTRTXBackend.environment.cache_clear()
+    try:
+        _, _, _, out = built
+        model = load_model(str(out))
+        ok, reason = rt.TensorRTRTXBackend.check(model, "fp16", "cuda")
+        if cc == "8.9":
+            assert (ok, reason) == (True, "")
+            be = rt.TensorRTRTXBackend(model, "fp16", "cuda")
+            with pytest.raises(IntegrityError, match="could not deserialize"):
+                be.activate()
+            assert be.record["io"] == "bgr-hwc-uint8" and be.record["path"] == "G.fp16.prepost.trt-rtx.plan"
+        else:  # TensorRT-RTX does not run on an H200 at all: say so, not "rebuild it here"
+            assert not ok and "does not run on NVIDIA H200 (compute capability 9.0" in reason
+            assert "SM89" in reason and "ort-cuda" in reason and "rebuild" not in reason
+            with pytest.raises(BackendUnavailable, match="does not run on NVIDIA H200"):
+                rt.TensorRTRTXBackend(model, "fp16", "cuda")
+    finally:
+        rt.TensorRTRTXBackend.environment.cache_clear()

@@ -99,7 +99,8 @@ def fake_machine(monkeypatch):
     return state
 
 
-def test_check_accepts_matching_engine(engine_export, fake_machine):
+def test_check_accepts_matching_engine(engine_export, fake_machine, monkeypatch):
+    monkeypatch.setattr(TensorRTRTXBackend, "_unsupported_gpu", classmethod(lambda cls: None))
     model = load_model(str(engine_export))
     assert TensorRTBackend.check(model, "fp16") == (True, "")
     assert TensorRTBackend.check(model, None) == (True, "")
@@ -107,6 +108,25 @@ def test_check_accepts_matching_engine(engine_export, fake_machine):
     assert not ok and "no tensorrt engine" in reason and "cgan-export summer2winter --engine" in reason
     ok, reason = TensorRTRTXBackend.check(model, "fp16")
     assert not ok and "no tensorrt-rtx engine" in reason
+
+
+def test_tensorrt_rtx_names_the_gpus_it_cannot_run_on(monkeypatch):
+    class FakeRTX:
+        __version__ = "1.7.1.116"
+
+        class ComputeCapability:
+            SM75 = SM80 = SM86 = SM89 = SM120 = SM121 = object()
+
+    monkeypatch.setattr(TensorRTRTXBackend, "_trt", classmethod(lambda cls: FakeRTX))
+    for gpu, cc, runs in (("NVIDIA H200", "9.0", False), ("NVIDIA B200", "10.0", False),
+                          ("NVIDIA GeForce RTX 4090", "8.9", True), ("NVIDIA GeForce RTX 5090", "12.0", True)):
+        env = Environment("tensorrt-rtx", "1.7.1.116", gpu, cc)
+        monkeypatch.setattr(TensorRTRTXBackend, "environment", classmethod(lambda cls, env=env: env))
+        reason = TensorRTRTXBackend._unsupported_gpu()
+        assert (reason is None) == runs, (gpu, reason)
+        if not runs:
+            assert f"does not run on {gpu} (compute capability {cc}; it supports SM75, SM80, SM86, SM89, SM120, " \
+                   f"SM121): use the tensorrt or ort-cuda backend" in reason
 
 
 def test_check_rejects_foreign_engine_with_rebuild_hint(engine_export, fake_machine):

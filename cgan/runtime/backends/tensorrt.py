@@ -358,3 +358,26 @@ class TensorRTRTXBackend(TensorRTBackend):
     # on the second call would freeze the generic fallback kernels, and RTX documents stream capture only for
     # engines built for user-allocated memory. So no manual capture unless asked (cuda_graph=True).
     capture_graphs = False
+
+    @classmethod
+    def check(cls, model=None, precision=None, device=None):
+        ok, reason = TensorRTBackend.check.__func__(cls, None, precision, device)  # library, cuda-python, a GPU
+        if ok and (unsupported := cls._unsupported_gpu()):
+            return False, unsupported
+        return TensorRTBackend.check.__func__(cls, model, precision, device) if ok else (ok, reason)
+
+    @classmethod
+    def _unsupported_gpu(cls) -> str | None:
+        """TensorRT-RTX runs on the compute capabilities its ComputeCapability enum names (1.7: SM75, SM80,
+        SM86, SM89, SM120, SM121); the data-center H100/H200 (9.0) are not among them, and no rebuild helps."""
+        try:
+            env, trt = cls.environment(), cls._trt()
+        except CganError as e:
+            return str(e)
+        enum = getattr(trt, "ComputeCapability", None)
+        targets = sorted((n for n in dir(enum) if n.startswith("SM")), key=lambda n: int(n[2:])) if enum else []
+        major, minor = _cc_tuple(env.compute_capability)
+        if not targets or f"SM{major}{minor}" in targets:
+            return None
+        return (f"TensorRT-RTX {env.tensorrt_version} does not run on {env.gpu_name} (compute capability "
+                f"{env.compute_capability}; it supports {', '.join(targets)}): use the tensorrt or ort-cuda backend")
