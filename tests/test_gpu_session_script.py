@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -18,8 +19,9 @@ from _helpers_trainer import make_dataset
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.mark.timeout(300)
-def test_session_script_trains_exports_and_benchmarks(tmp_path):
+@pytest.fixture(scope="module")
+def session_run(tmp_path_factory):
+    tmp_path = tmp_path_factory.mktemp("lease")
     data = make_dataset(tmp_path / "data", n_x=4, n_y=3)
     out = tmp_path / "out"
     env = dict(os.environ)
@@ -29,14 +31,28 @@ def test_session_script_trains_exports_and_benchmarks(tmp_path):
         STAGES="train bench profile", CALL_S="240", TRAIN_S="20", BENCH_S="90",
         PROFILE_S="8", PROFILE_SIZE="32x32", PROFILE_EXTRA="--ngf 4 --blocks 1",  # 8 s: eager only
         DATA_A=str(data / "trainA"), DATA_B=str(data / "trainB"),
-        TRAIN_EXTRA="--size 32 --load-size 36 --ngf 4 --blocks 1 --ndf 4 --workers 0 --threads 1 "
-                    "--batch-size 1 --device cpu --pool-size 2",
+        # the embedded pair's architecture (9 blocks, ngf 32) at a toy crop, so the result can be adopted below
+        TRAIN_EXTRA="--size 32 --load-size 36 --ndf 4 --workers 0 --threads 1 --batch-size 1 --device cpu "
+                    "--pool-size 2",
         PROBE_SIZE="32", PROBE_NGF="4", PROBE_BLOCKS="1", PROBE_BATCH="1", PROBE_STEPS="2", PROBE_WARMUP="1",
         BENCH_DEVICE="cpu", BENCH_BACKENDS="torch-cpu", E2E_BACKEND="torch-cpu", BENCH_SIZES="32x32",
         BENCH_PRECISION="fp32", E2E_SIZE="32x32", BENCH_EXTRA="--ngf 4 --blocks 1 --threads 1",
     )
     r = subprocess.run(["bash", str(ROOT / "scripts" / "gpu_session.sh")], cwd=ROOT, env=env,
                        capture_output=True, text=True, timeout=280)
+    return r, out
+
+
+@pytest.fixture
+def lease_out(session_run):
+    r, out = session_run
+    assert r.returncode == 0 and (out / "pair.tar").is_file(), (r.stdout + r.stderr)[-3000:]
+    return out
+
+
+@pytest.mark.timeout(300)
+def test_session_script_trains_exports_and_benchmarks(session_run):
+    r, out = session_run
     log = r.stdout + r.stderr
     assert r.returncode == 0, log[-3000:]
     assert "cgan-train exit 0" in log and "cgan-bench exit 0" in log and "=== done" in log, log[-3000:]
@@ -62,3 +78,63 @@ def test_session_script_trains_exports_and_benchmarks(tmp_path):
     assert profile["format"] == "cgan.profile" and profile["categories"]
     # at most 8 files come back from a lease
     assert len([p for p in out.iterdir() if p.is_file()]) <= 8
+
+
+def _scratch_repo(tmp_path: Path) -> Path:
+    repo = tmp_path / "repo"
+    shutil.copytree(ROOT / "cgan" / "data" / "pairs" / "summer2winter", repo / "cgan" / "data" / "pairs" / "summer2winter")
+    (repo / "benchmarks").mkdir()
+    shutil.copy2(ROOT / "benchmarks" / "history.jsonl", repo / "benchmarks" / "history.jsonl")
+    return repo
+
+
+def test_adopt_lease_takes_the_pair_and_results(lease_out, tmp_path, capsys):
+    """scripts/adopt_lease.py on what the rehearsal brought back: the pair replaces the embedded one (hashes
+    verified, provenance written), the bench result and profile land in benchmarks/results, history grows once."""
+    sys.path.insert(0, str(ROOT / "scripts"))
+    import adopt_lease
+
+    from cgan.pairs import load_pair
+
+    repo = _scratch_repo(tmp_path)
+    history_before = (repo / "benchmarks" / "history.jsonl").read_text().splitlines()
+    cut_short = json.loads(tarfile.open(lease_out / "pair.tar").extractfile("pair_fp16/pair.json").read())[
+        "training"]["stopped_by_budget"]
+    if cut_short:  # refused unless asked: a schedule that did not finish is not a default to ship silently
+        assert adopt_lease.main([str(lease_out), "--repo", str(repo)]) == 2
+        assert "cut short" in capsys.readouterr().err
+    assert adopt_lease.main([str(lease_out), "--repo", str(repo), "--accept-cut-short"]) == 0
+    pair = load_pair(repo / "cgan" / "data" / "pairs" / "summer2winter")
+    assert pair.meta["provenance"]["source"] == "cgan-train" and pair.meta["training"]["steps"] > 0
+    assert [r["name"] for r in pair.meta["provenance"]["train_speed"]][0] == "official-eager-fp32"
+    assert sorted(p.name for p in pair.folder.iterdir()) == ["F.safetensors", "G.safetensors", "pair.json"]
+    results = sorted(p.name for p in (repo / "benchmarks" / "results").glob("*"))
+    assert any(n.endswith(".json") and not n.startswith(("lease-", "cpu-")) and "profile" not in n for n in results)
+    assert any(n.endswith("profile-eager.json") for n in results)
+    assert any(n.startswith("lease-train-") for n in results)
+    history = (repo / "benchmarks" / "history.jsonl").read_text().splitlines()
+    assert len(history) == len(history_before) + 1
+    # adopting again adds no duplicate history line
+    assert adopt_lease.main([str(lease_out), "--repo", str(repo), "--accept-cut-short", "--no-pair"]) == 0
+    assert len((repo / "benchmarks" / "history.jsonl").read_text().splitlines()) == len(history)
+
+
+def test_adopt_lease_refuses_a_pair_that_cannot_be_embedded(lease_out, tmp_path, capsys):
+    sys.path.insert(0, str(ROOT / "scripts"))
+    import adopt_lease
+
+    repo = _scratch_repo(tmp_path)
+    before = {p.name: p.read_bytes() for p in (repo / "cgan" / "data" / "pairs" / "summer2winter").iterdir()}
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    with tarfile.open(lease_out / "pair.tar") as tar:  # a forged hash: the pair must not be taken
+        tar.extractall(tmp_path / "x", filter="data")
+    meta_path = tmp_path / "x" / "pair_fp16" / "pair.json"
+    meta = json.loads(meta_path.read_text())
+    meta["files"]["G"]["sha256"] = "0" * 64
+    meta_path.write_text(json.dumps(meta))
+    with tarfile.open(bad / "pair.tar", "w") as tar:
+        tar.add(tmp_path / "x" / "pair_fp16", arcname="pair_fp16")
+    assert adopt_lease.main([str(bad), "--repo", str(repo), "--accept-cut-short"]) == 2
+    assert "error:" in capsys.readouterr().err
+    assert {p.name: p.read_bytes() for p in (repo / "cgan" / "data" / "pairs" / "summer2winter").iterdir()} == before

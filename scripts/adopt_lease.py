@@ -1,0 +1,166 @@
+#!/usr/bin/env python3
+"""Adopt what a GPU lease brought back (the files of scripts/gpu_session.sh's $OUT) into the repository.
+
+    python scripts/adopt_lease.py /work/.device/<files folder>            # pair + results, then prints next steps
+    python scripts/adopt_lease.py DIR --no-pair                           # results only (the training failed)
+
+- pair.tar: checks the pair (hashes, spec: 9 blocks, ngf 32, summer/winter, FP16, ≤ 12 MiB for both files),
+  records where and how it was trained in pair.json's provenance, and replaces cgan/data/pairs/summer2winter
+  (the old one is kept in a temp folder until the new one is in place). Refuses a pair whose schedule was cut
+  short unless --accept-cut-short.
+- bench-gpu.json / .png → benchmarks/results/<gpu>-<date>.{json,png} (schema-checked), history.jsonl lines
+  appended to benchmarks/history.jsonl (duplicates skipped), profile-*.json and train-speed.json beside them.
+Nothing is committed: it prints the cgan-eval and git commands to run.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import re
+import shutil
+import sys
+import tarfile
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+MAX_PAIR_BYTES = 12 * 2**20
+
+
+def slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or "gpu"
+
+
+def adopt_pair(tar_path: Path, repo: Path, accept_cut_short: bool) -> tuple[Path, dict]:
+    from cgan.errors import CganError
+    from cgan.pairs import load_pair, write_pair_json
+
+    with tempfile.TemporaryDirectory(dir=repo) as tmp:
+        with tarfile.open(tar_path) as tar:
+            members = [m for m in tar.getmembers() if m.isfile() and m.name.startswith("pair_fp16/")
+                       and "/" not in m.name[len("pair_fp16/"):] and ".." not in m.name]
+            tar.extractall(tmp, members=members, filter="data")
+        src = Path(tmp) / "pair_fp16"
+        pair = load_pair(src)  # checks sizes and sha256
+        g = pair.spec.generator
+        problems = []
+        if (g.blocks, g.ngf, pair.spec.domain_x, pair.spec.domain_y) != (9, 32, "summer", "winter"):
+            problems.append(f"spec {g.blocks} blocks ngf {g.ngf} {pair.spec.name}, expected 9 blocks ngf 32 "
+                            f"summer2winter")
+        dtypes = {rec.get("dtype") for rec in pair.files.values()}
+        if dtypes != {"float16"} or set(pair.files) != {"G", "F"}:
+            problems.append(f"files {sorted(pair.files)} {sorted(map(str, dtypes))}, expected G and F in float16")
+        size = sum(int(rec["bytes"]) for rec in pair.files.values())
+        if size > MAX_PAIR_BYTES:
+            problems.append(f"{size / 2**20:.1f} MiB for both files, the embedded limit is 12 MiB")
+        training = dict(pair.meta.get("training") or {})
+        if training.get("stopped_by_budget") and not accept_cut_short:
+            problems.append("its schedule was cut short by the time budget (--accept-cut-short to take it anyway)")
+        if problems:
+            raise CganError(f"{tar_path}: not adopted: " + "; ".join(problems))
+        speed = src / "train-speed.json"
+        provenance = {
+            "name": "summer2winter", "source": "cgan-train",
+            "data": "summer2winter_yosemite trainA/trainB (CycleGAN, Zhu et al. 2017)",
+            "trained_on": training.get("device"), "git_sha": training.get("git_sha"),
+            "adopted": dt.date.today().isoformat(),
+            "training": (f"{training.get('seconds')} s, {training.get('steps')} steps, batch "
+                         f"{training.get('batch_size')}, lr {training.get('lr')}, {training.get('precision')}, "
+                         f"schedule {training.get('epochs')} + {training.get('epochs_decay')} epochs fitted to a "
+                         f"{training.get('time_budget')} s budget (scripts/gpu_session.sh)"),
+        }
+        if speed.is_file():
+            provenance["train_speed"] = json.loads(speed.read_text()).get("rows")
+        write_pair_json(src, pair.spec, {k: src / rec["path"] for k, rec in pair.files.items()}, "float16",
+                        training, provenance)
+        load_pair(src)
+        target = repo / "cgan" / "data" / "pairs" / "summer2winter"
+        keep = [src / "pair.json"] + [src / rec["path"] for rec in pair.files.values()]
+        staged = Path(tmp) / "staged"
+        staged.mkdir()
+        for f in keep:
+            shutil.copy2(f, staged / f.name)
+        old = Path(tmp) / "old"
+        if target.exists():
+            target.rename(old)
+        staged.rename(target)
+        extras = [f for f in src.iterdir() if f.name not in {k.name for k in keep}]
+        side = repo / "benchmarks" / "results" / f"lease-train-{dt.date.today().isoformat()}"
+        if extras:
+            side.mkdir(parents=True, exist_ok=True)
+            for f in extras:  # log.csv, config.json, train-speed.json, sample grids
+                shutil.copy2(f, side / f.name)
+        return target, training
+
+
+def adopt_results(src: Path, repo: Path) -> list[Path]:
+    from cgan.benchmarks.report import read_history, schema_errors
+
+    written = []
+    results = repo / "benchmarks" / "results"
+    results.mkdir(parents=True, exist_ok=True)
+    bench = src / "bench-gpu.json"
+    stem = None
+    if bench.is_file():
+        result = json.loads(bench.read_text())
+        errors = schema_errors(result)
+        if errors:
+            raise SystemExit(f"error: {bench} does not match the result schema: {errors[:3]}")
+        env = result.get("env") or {}
+        date = str(env.get("date") or dt.date.today().isoformat())[:10]
+        stem = f"{slug(str(env.get('gpu') or 'gpu'))}-{date}"
+        shutil.copy2(bench, results / f"{stem}.json")
+        written.append(results / f"{stem}.json")
+        if (src / "bench-gpu.png").is_file():
+            shutil.copy2(src / "bench-gpu.png", results / f"{stem}.png")
+            written.append(results / f"{stem}.png")
+    for name in ("profile-eager.json", "profile-compiled.json"):
+        if (src / name).is_file():
+            dest = results / (f"{stem}-{name}" if stem else name)
+            shutil.copy2(src / name, dest)
+            written.append(dest)
+    hist_new = src / "history.jsonl"
+    if hist_new.is_file():
+        hist = repo / "benchmarks" / "history.jsonl"
+        have = {json.dumps(h, sort_keys=True) for h in read_history(hist)} if hist.is_file() else set()
+        lines = [ln for ln in hist_new.read_text().splitlines() if ln.strip()]
+        fresh = [ln for ln in lines if json.dumps(json.loads(ln), sort_keys=True) not in have]
+        if fresh:
+            with open(hist, "a", encoding="utf-8") as f:
+                f.write("".join(ln + "\n" for ln in fresh))
+            written.append(hist)
+    return written
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("files", type=Path, help="folder holding the lease's files (pair.tar, bench-gpu.json, ...)")
+    p.add_argument("--repo", type=Path, default=ROOT, help="repository root (default: this checkout)")
+    p.add_argument("--no-pair", action="store_true", help="adopt the results only")
+    p.add_argument("--accept-cut-short", action="store_true", help="adopt a pair whose schedule was cut short")
+    a = p.parse_args(argv)
+    sys.path.insert(0, str(a.repo))
+    from cgan.errors import CganError
+
+    try:
+        if not a.files.is_dir():
+            raise CganError(f"{a.files} is not a folder of lease files")
+        if not a.no_pair:
+            if not (a.files / "pair.tar").is_file():
+                raise CganError(f"{a.files} has no pair.tar (the training stage failed?); use --no-pair")
+            target, training = adopt_pair(a.files / "pair.tar", a.repo, a.accept_cut_short)
+            print(f"pair adopted into {target}: {training.get('steps')} steps, {training.get('seconds')} s on "
+                  f"{training.get('device')}")
+        for f in adopt_results(a.files, a.repo):
+            print(f"wrote {f}")
+    except CganError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print("next: python -m pytest -q; cgan-eval --json benchmarks/results/quality-summer2winter-$(date +%F).json "
+          "--grid docs/img/summer2winter_grid.png  (31 min on 2 cores); update README's numbers; git add + commit")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
