@@ -99,3 +99,20 @@ def make_export(pair_folder: Path, out: Path, prepost: bool = False) -> Path:
         "source": {"pair_sha256": {g: r["sha256"] for g, r in pair.files.items()}, "provenance": {}},
         "opset": 17, "tools": {"torch": torch.__version__}, "files": files, "parity": {}})
     return out
+
+
+def ort_cuda_cpu_stand_in():
+    """OrtCudaBackend with the CPU provider and CPU OrtValues: ort-cuda's binding / copy code, run on a CPU."""
+    from cgan.runtime.backends import ort as ortmod
+
+    class CpuStandIn(ortmod.OrtCudaBackend):
+        provider, ort_device, devices = "CPUExecutionProvider", "cpu", ("cpu",)
+
+        @classmethod
+        def check(cls, model=None, precision=None, device=None):
+            return cls._check_model(model, precision or "fp16", True)
+
+        def _providers(self):
+            return [self.provider]
+
+    return CpuStandIn

@@ -21,7 +21,7 @@ from cgan.runtime.backends import ort as ortmod
 from cgan.runtime.backends.base import load_model
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _helpers_runtime import make_export, make_pair  # noqa: E402
+from _helpers_runtime import make_export, make_pair, ort_cuda_cpu_stand_in  # noqa: E402
 
 rng = np.random.default_rng(7)
 
@@ -39,17 +39,7 @@ def cpu_reference(export):
         yield t
 
 
-class CpuStandIn(ortmod.OrtCudaBackend):
-    """OrtCudaBackend with the CPU provider and CPU OrtValues: the same binding / copy code."""
-
-    provider, ort_device, devices = "CPUExecutionProvider", "cpu", ("cpu",)
-
-    @classmethod
-    def check(cls, model=None, precision=None, device=None):
-        return cls._check_model(model, precision or "fp16", True)
-
-    def _providers(self):
-        return [self.provider]
+CpuStandIn = ort_cuda_cpu_stand_in()
 
 
 class FakeCopy:

@@ -272,19 +272,10 @@ def test_example_embed_runs(folders, tmp_path, monkeypatch, capsys):
 
 def test_ort_cuda_code_path_on_the_cpu_provider(folders, tmp_path, monkeypatch):
     """ort-cuda's IO binding / prepost / graph-id logic, run with the CPU provider (no GPU here)."""
-    from cgan.runtime.backends import ort as ortmod
+    from _helpers_runtime import ort_cuda_cpu_stand_in
 
     export = make_export(folders[0], tmp_path / "export_pp", prepost=True)
-
-    class CpuStandIn(ortmod.OrtCudaBackend):
-        provider, ort_device, devices = "CPUExecutionProvider", "cpu", ("cpu",)
-
-        @classmethod
-        def check(cls, model=None, precision=None, device=None):
-            return cls._check_model(model, precision or "fp16", True)
-
-        def _providers(self):
-            return [self.provider]
+    CpuStandIn = ort_cuda_cpu_stand_in()
 
     frame = rng.integers(0, 256, (29, 35, 3), dtype=np.uint8)
     expect = reference(folders[0], "G", frame)
