@@ -204,3 +204,17 @@ def test_runtime_backend_with_real_engines_as_far_as_no_gpu_allows(built, monkey
                 rt.TensorRTRTXBackend(model, "fp16", "cuda")
     finally:
         rt.TensorRTRTXBackend.environment.cache_clear()
+
+
+@pytest.mark.parametrize("variant", [{"pad_mode": "slice"}, {"fp16_io": True}], ids=["pad-slice", "fp16-io"])
+def test_other_graph_forms_build_too(built, tmp_path, variant):
+    """Reflection padding as Slice+Concat (for TensorRT versions that reject Pad(reflect)) and FP16 I/O graphs
+    parse and build with the real library as well."""
+    _, _, pair, _ = built
+    out = export_pair(pair, tmp_path / "e", engine=True, trt_flavour="tensorrt-rtx", trt_target="8.9",
+                      shapes="32x32,64x64,128x128", batch="1,1,2", **variant)
+    side = json.loads((out / "G.fp16.trt-rtx.plan.json").read_text())
+    assert (out / "G.fp16.trt-rtx.plan").stat().st_size > 100_000 and side["gpu"]["compute_capability"] == "8.9"
+    manifest = json.loads((out / "manifest.json").read_text())
+    onnx = next(f for f in manifest["files"] if f["kind"] == "onnx" and f["precision"] == "fp16")
+    assert onnx["io_dtype"] == ("float16" if variant.get("fp16_io") else "float32")
