@@ -70,6 +70,8 @@ def adopt_pair(tar_path: Path, repo: Path, accept_cut_short: bool) -> tuple[Path
                          f"schedule {training.get('epochs')} + {training.get('epochs_decay')} epochs fitted to a "
                          f"{training.get('time_budget')} s budget (scripts/gpu_session.sh)"),
         }
+        if training.get("init_from"):
+            provenance["initialized_from"] = training["init_from"]
         if speed.is_file():
             provenance["train_speed"] = json.loads(speed.read_text()).get("rows")
         write_pair_json(src, pair.spec, {k: src / rec["path"] for k, rec in pair.files.items()}, "float16",

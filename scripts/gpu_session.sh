@@ -11,6 +11,7 @@
 #
 # Knobs (environment): STAGES="train bench profile tests", CALL_S=560 (lower it, and the call's timeout_s, when the
 # lease has less left: training takes what the other stages leave), BENCH_S=170, PROFILE_S=40, TESTS_S=80, TRAIN_S, DATA_A/DATA_B,
+# INIT_FROM (pair to fine-tune; default the embedded summer2winter; empty: from scratch),
 # TRAIN_EXTRA (more cgan-train options; they win over the defaults), BENCH_BACKENDS, BENCH_SIZES, BENCH_DEVICE,
 # BENCH_PRECISION, E2E_BACKEND, E2E_SIZE, BENCH_EXTRA, PROFILE_SIZE, PROFILE_EXTRA, PROBE_SIZE/NGF/BLOCKS/BATCH/
 # STEPS/WARMUP (the training layout probe), SKIP_INSTALL=1 (for a CPU rehearsal:
@@ -29,6 +30,7 @@ TRAIN_S=${TRAIN_S:-$((CALL_S - BENCH_S - PROFILE_S - TESTS_S - 10))}
 DATA_A=${DATA_A:-/tmp/carry/trainA}
 DATA_B=${DATA_B:-/tmp/carry/trainB}
 WORK=${WORK:-/tmp/cgan_session}  # run folder and pair; a re-run of this script starts training afresh
+INIT_FROM=${INIT_FROM-summer2winter}  # fine-tune the embedded pair (INIT_FROM= trains from scratch)
 export PYTHONUNBUFFERED=1 CGAN_HOME=${CGAN_HOME:-/tmp/cgan_home} PYTHONDONTWRITEBYTECODE=1
 left() { echo $(( CALL_S - ($(date +%s) - T0) )); }
 stage() { echo; echo "=== $1 (t=$(( $(date +%s) - T0 )) s, $(left) s left) ==="; }
@@ -77,7 +79,7 @@ EOF
   timeout $((budget + 30)) python3 -m cgan.trainer.cli --data-a "$DATA_A" --data-b "$DATA_B" \
     --domains summer,winter --out "$WORK/runs" --name s2w --ngf 32 --blocks 9 --precision bf16 $layout \
     --batch-size 4 --lr 4e-4 --workers 12 --time-budget "$(( budget > 60 ? budget - 15 : budget * 3 / 4 ))" \
-    --save-every-steps 1000 \
+    --save-every-steps 1000 ${INIT_FROM:+--init-from "$INIT_FROM"} \
     --log-every 100 --no-tensorboard -q ${TRAIN_EXTRA:-}
   echo "cgan-train exit $?"
   python3 -m cgan.trainer.cli export-pair "$WORK/runs/s2w" --out "$WORK/pair_fp16" --dtype float16 \

@@ -106,6 +106,8 @@ def test_adopt_lease_takes_the_pair_and_results(lease_out, tmp_path, capsys):
     assert adopt_lease.main([str(lease_out), "--repo", str(repo), "--accept-cut-short"]) == 0
     pair = load_pair(repo / "cgan" / "data" / "pairs" / "summer2winter")
     assert pair.meta["provenance"]["source"] == "cgan-train" and pair.meta["training"]["steps"] > 0
+    # the lease fine-tunes the embedded pair by default, and the pair says so
+    assert pair.meta["provenance"]["initialized_from"]["name"] == "summer2winter"
     assert [r["name"] for r in pair.meta["provenance"]["train_speed"]][0] == "official-eager-fp32"
     assert sorted(p.name for p in pair.folder.iterdir()) == ["F.safetensors", "G.safetensors", "pair.json"]
     results = sorted(p.name for p in (repo / "benchmarks" / "results").glob("*"))

@@ -228,3 +228,41 @@ def test_resume_at_the_step_limit_does_nothing_more(tmp_path, data):
     train(cfg, resume=True, progress=False)
     assert ckpt.load_checkpoint(ckpt.latest_checkpoint(run_dir))["counters"]["step"] == 2
     assert load_pair(run_dir / "pair").meta["training"]["steps"] == 2
+
+
+# ---- fine-tuning from a pair (--init-from) ------------------------------------------------------------
+def test_init_from_starts_g_and_f_from_a_pair_and_records_it(tmp_path, data, capsys):
+    from cgan.trainer.train import CycleGAN, init_generators
+
+    first = train(tiny_config(data, tmp_path / "a", max_steps=2, domain_x="summer", domain_y="winter"),
+                  progress=False)
+    source = load_pair(first / "pair")
+    cfg = tiny_config(data, tmp_path / "b", domain_x="summer", domain_y="winter", seed=11)
+    model = CycleGAN(cfg, torch.device("cpu"))
+    rec = init_generators(model, str(first / "pair"))
+    assert rec["swapped"] is False and rec["sha256"]["G"] == source.files["G"]["sha256"]
+    for gen in ("G", "F"):
+        want = source.load_numpy(gen)
+        got = getattr(model, gen).state_dict()
+        assert all(np.array_equal(got[k].numpy(), want[k]) for k in want), gen
+    # the reverse pair (winter2summer) fits with G and F swapped
+    rev = CycleGAN(cfg.replace(domain_x="winter", domain_y="summer"), torch.device("cpu"))
+    assert init_generators(rev, str(first / "pair"))["swapped"] is True
+    assert all(np.array_equal(rev.F.state_dict()[k].numpy(), v) for k, v in source.load_numpy("G").items())
+    # a run started from it records where it came from, and keeps the record through a resume
+    run_b = train(cfg.replace(init_from=str(first / "pair"), max_steps=1), progress=False)
+    assert load_pair(run_b / "pair").meta["training"]["init_from"]["sha256"] == rec["sha256"]
+    train(cfg.replace(init_from=None, max_steps=2), resume=True, progress=False)
+    assert load_pair(run_b / "pair").meta["training"]["init_from"]["sha256"] == rec["sha256"]
+
+
+def test_init_from_a_pair_that_does_not_fit_is_one_line(tmp_path, data, capsys):
+    first = train(tiny_config(data, tmp_path / "a", max_steps=1), progress=False)  # domains X, Y; ngf 4
+    base = ["--data", str(data), "--out", str(tmp_path / "R"), "--size", "32", "--load-size", "36", "--blocks", "1",
+            "--ndf", "4", "--device", "cpu", "--workers", "0", "-q", "--max-steps", "1", "--no-tensorboard"]
+    for extra, words in ((["--name", "n1", "--ngf", "8"], "ngf 4"),
+                         (["--name", "n2", "--ngf", "4", "--domains", "cat,dog"], "X<->Y"),
+                         (["--name", "n3", "--ngf", "4", "--init-from", "nosuchpair"], "nosuchpair")):
+        args = base + extra + ([] if "--init-from" in extra else ["--init-from", str(first / "pair")])
+        code = run(cli, args)
+        _one_line_error(capsys, code, 2, words)

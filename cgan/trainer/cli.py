@@ -66,6 +66,8 @@ def _domains(value: str | None) -> tuple[str, str] | None:
 @click.option("--max-steps", type=int, help="Stop after this many steps in total (smoke runs).")
 @click.option("--time-budget", type=str, help="Wall time for this run (e.g. 420, 7m, 1h30m): the epoch schedule "
               "shrinks, keeping its constant:decay ratio, so the learning rate finishes its decay in time.")
+@click.option("--init-from", type=str, help="Start G and F from this pair (name or folder): fine-tune it on the "
+              "data; the discriminators start fresh. Same --blocks/--ngf and domains (either order).")
 @click.option("--precision", type=click.Choice(["fp32", "bf16", "fp16"]), help="Autocast precision (default fp32).")
 @click.option("--channels-last", is_flag=True, default=None, help="NHWC memory format (faster on tensor cores).")
 @click.option("--compile", "compile_", is_flag=True, default=None, help="torch.compile the networks.")

@@ -53,6 +53,7 @@ class TrainConfig:
     seed: int = 0
     max_steps: int | None = None
     time_budget: float | None = None  # seconds: fit the schedule into this wall time (cgan.trainer.budget)
+    init_from: str | None = None  # a pair (name or folder) whose G and F start a new run (fine-tuning)
     # speed
     precision: str = "fp32"
     channels_last: bool = False

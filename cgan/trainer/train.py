@@ -33,7 +33,7 @@ from cgan.trainer.data import ResumableSampler, Transform, UnalignedDataset, lis
 from cgan.trainer.losses import cycle_loss, gan_loss, identity_loss
 from cgan.trainer.networks import build_discriminator, build_generator
 from cgan.trainer.pool import ImagePool
-from cgan.trainer.weights import save_pair
+from cgan.trainer.weights import load_generator, save_pair
 
 log = logging.getLogger(__name__)
 
@@ -317,6 +317,16 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, reset_s
     np.random.seed(cfg.seed % 2**32)
     model = CycleGAN(cfg, device, world)
     counters = {"epoch": 0, "step_in_epoch": 0, "step": 0, "seconds": 0.0}
+    init_record = state.get("init") if state is not None else None  # kept from the run's first start
+    if cfg.init_from and state is None:  # a resumed run has its own weights
+        init_record = init_generators(model, cfg.init_from)
+        log.info("G and F start from %s (%s)", cfg.init_from, init_record["folder"])
+        if world > 1:
+            import torch.distributed as dist
+
+            for net in (model.G, model.F):
+                for t in net.parameters():
+                    dist.broadcast(t.data, 0)
     if state is not None:
         try:
             model.load_state_dict(state)
@@ -359,14 +369,15 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, reset_s
 
     def info() -> dict[str, Any]:
         cut_short = fitter is not None and fitter.stopped_early and counters["epoch"] < sum(model.schedule)
-        return _training_info(cfg, counters, device, len(files_x), len(files_y), model.schedule, cut_short)
+        return {**_training_info(cfg, counters, device, len(files_x), len(files_y), model.schedule, cut_short),
+                "init_from": init_record}
 
     def save() -> None:
         if not main_rank:
             return
         t = time.perf_counter()
         snap = {"spec": cfg.pair_spec().to_dict(), "config": cfg.to_dict(), "counters": dict(counters),
-                "rng": ckpt.capture_rng(), "info": info(), **model.state_dict()}
+                "rng": ckpt.capture_rng(), "info": info(), "init": init_record, **model.state_dict()}
         ckpt.save_checkpoint(run_dir, snap, cfg.keep)
         if fitter is not None:
             fitter.saved(time.perf_counter() - t)
@@ -441,6 +452,35 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, reset_s
         dist.barrier()
         dist.destroy_process_group()
     return run_dir
+
+
+def init_generators(model: CycleGAN, source: str) -> dict[str, Any]:
+    """Start G and F from a pair's weights (name or folder; an export's pair/ copy too). Its domains must be
+    this run's, in either order (winter2summer's G is this run's F); the discriminators and optimizers start
+    fresh. Returns what to record: the pair, its name and its files' sha256."""
+    from cgan.pairs import load_pair, resolve
+
+    r = resolve(source)
+    pair = load_pair(r.folder if r.kind == "pair" else r.folder / "pair")
+    spec, want = pair.spec, model.cfg.pair_spec()
+    if spec.generator != want.generator:
+        raise CganError(f"--init-from {source}: its generators are {spec.generator.blocks} blocks, ngf "
+                        f"{spec.generator.ngf}; this run's are {want.generator.blocks} blocks, ngf "
+                        f"{want.generator.ngf}: give the same --blocks/--ngf")
+    if set(pair.files) != {"G", "F"}:
+        raise CganError(f"--init-from {source}: the pair holds only {', '.join(pair.files)}; both G and F are needed")
+    if (spec.domain_x, spec.domain_y) == (want.domain_x, want.domain_y):
+        mapping = {"G": "G", "F": "F"}
+    elif (spec.domain_y, spec.domain_x) == (want.domain_x, want.domain_y):
+        mapping = {"G": "F", "F": "G"}
+    else:
+        raise CganError(f"--init-from {source}: it translates {spec.domain_x}<->{spec.domain_y}, this run "
+                        f"{want.domain_x}<->{want.domain_y}: give matching --domains")
+    for ours, theirs in mapping.items():
+        net = load_generator(pair, theirs)
+        getattr(model, ours).load_state_dict(net.state_dict(), strict=True)
+    return {"pair": str(source), "name": spec.name, "folder": str(pair.folder.resolve()),
+            "sha256": {g: pair.files[g]["sha256"] for g in ("G", "F")}, "swapped": mapping["G"] == "F"}
 
 
 def _quiet_worker(_: int) -> None:
