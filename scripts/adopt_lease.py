@@ -40,7 +40,10 @@ def adopt_pair(tar_path: Path, repo: Path, accept_cut_short: bool) -> tuple[Path
         with tarfile.open(tar_path) as tar:
             members = [m for m in tar.getmembers() if m.isfile() and m.name.startswith("pair_fp16/")
                        and "/" not in m.name[len("pair_fp16/"):] and ".." not in m.name]
-            tar.extractall(tmp, members=members, filter="data")
+            try:
+                tar.extractall(tmp, members=members, filter="data")
+            except TypeError:  # Python < 3.11.4 has no filters; the members are already plain files, flat names
+                tar.extractall(tmp, members=members)
         src = Path(tmp) / "pair_fp16"
         pair = load_pair(src)  # checks sizes and sha256
         g = pair.spec.generator
@@ -83,21 +86,61 @@ def adopt_pair(tar_path: Path, repo: Path, accept_cut_short: bool) -> tuple[Path
         staged.mkdir()
         for f in keep:
             shutil.copy2(f, staged / f.name)
-        old = Path(tmp) / "old"
-        if target.exists():
-            target.rename(old)
-        staged.rename(target)
         extras = [f for f in src.iterdir() if f.name not in {k.name for k in keep}]
-        side = repo / "benchmarks" / "results" / f"lease-train-{dt.date.today().isoformat()}"
+        side = unused(repo / "benchmarks" / "results" / f"lease-train-{dt.date.today().isoformat()}")
         if extras:
-            side.mkdir(parents=True, exist_ok=True)
+            side.mkdir(parents=True)
             for f in extras:  # log.csv, config.json, train-speed.json, sample grids
                 shutil.copy2(f, side / f.name)
+        old = target.with_name(target.name + ".replaced")
+        shutil.rmtree(old, ignore_errors=True)
+        if target.exists():
+            target.rename(old)
+        try:
+            staged.rename(target)
+        except OSError:
+            if old.exists():
+                old.rename(target)  # put the previous pair back
+            raise
+        shutil.rmtree(old, ignore_errors=True)
         return target, training
 
 
+def unused(path: Path) -> Path:
+    """`path`, or `path` with -2, -3 ... before its suffix when it exists (a second lease the same day)."""
+    n, candidate = 2, path
+    while candidate.exists():
+        candidate = path.with_name(f"{path.stem}-{n}{path.suffix}")
+        n += 1
+    return candidate
+
+
+def check_results(src: Path) -> None:
+    """Refuse results that cannot be filed before anything (the pair included) is changed."""
+    from cgan.benchmarks.report import schema_errors
+    from cgan.errors import CganError
+
+    for name in ("bench-gpu.json", "profile-eager.json", "profile-compiled.json"):
+        f = src / name
+        if f.is_file():
+            try:
+                data = json.loads(f.read_text())
+            except ValueError as e:
+                raise CganError(f"{f} is not JSON ({e}): the lease's run was cut off?") from None
+            errors = schema_errors(data) if name == "bench-gpu.json" else []
+            if errors:
+                raise CganError(f"{f} does not match the result schema: {errors[:3]}")
+    hist = src / "history.jsonl"
+    if hist.is_file():
+        for i, line in enumerate(hist.read_text().splitlines(), 1):
+            try:
+                line.strip() and json.loads(line)
+            except ValueError:
+                raise CganError(f"{hist} line {i} is not JSON: the lease's run was cut off?") from None
+
+
 def adopt_results(src: Path, repo: Path) -> list[Path]:
-    from cgan.benchmarks.report import read_history, schema_errors
+    from cgan.benchmarks.report import read_history
 
     written = []
     results = repo / "benchmarks" / "results"
@@ -106,12 +149,9 @@ def adopt_results(src: Path, repo: Path) -> list[Path]:
     stem = None
     if bench.is_file():
         result = json.loads(bench.read_text())
-        errors = schema_errors(result)
-        if errors:
-            raise SystemExit(f"error: {bench} does not match the result schema: {errors[:3]}")
         env = result.get("env") or {}
         date = str(env.get("date") or dt.date.today().isoformat())[:10]
-        stem = f"{slug(str(env.get('gpu') or 'gpu'))}-{date}"
+        stem = unused(results / f"{slug(str(env.get('gpu') or 'gpu'))}-{date}.json").stem
         shutil.copy2(bench, results / f"{stem}.json")
         written.append(results / f"{stem}.json")
         if (src / "bench-gpu.png").is_file():
@@ -119,7 +159,7 @@ def adopt_results(src: Path, repo: Path) -> list[Path]:
             written.append(results / f"{stem}.png")
     for name in ("profile-eager.json", "profile-compiled.json"):
         if (src / name).is_file():
-            dest = results / (f"{stem}-{name}" if stem else name)
+            dest = unused(results / (f"{stem}-{name}" if stem else f"lease-{dt.date.today().isoformat()}-{name}"))
             shutil.copy2(src / name, dest)
             written.append(dest)
     hist_new = src / "history.jsonl"
@@ -148,6 +188,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if not a.files.is_dir():
             raise CganError(f"{a.files} is not a folder of lease files")
+        check_results(a.files)
         if not a.no_pair:
             if not (a.files / "pair.tar").is_file():
                 raise CganError(f"{a.files} has no pair.tar (the training stage failed?); use --no-pair")
@@ -156,7 +197,7 @@ def main(argv: list[str] | None = None) -> int:
                   f"{training.get('device')}")
         for f in adopt_results(a.files, a.repo):
             print(f"wrote {f}")
-    except CganError as e:
+    except (CganError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     print("next: python -m pytest -q; cgan-eval --json benchmarks/results/quality-summer2winter-$(date +%F).json "

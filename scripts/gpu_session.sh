@@ -14,7 +14,7 @@
 # INIT_FROM (pair to fine-tune; default the embedded summer2winter; empty: from scratch),
 # TRAIN_EXTRA (more cgan-train options; they win over the defaults), BENCH_BACKENDS, BENCH_SIZES, BENCH_DEVICE,
 # BENCH_PRECISION, E2E_BACKEND, E2E_SIZE, BENCH_EXTRA, PROFILE_SIZE, PROFILE_EXTRA, PROBE_SIZE/NGF/BLOCKS/BATCH/
-# STEPS/WARMUP (the training layout probe), SKIP_INSTALL=1 (for a CPU rehearsal:
+# STEPS/WARMUP (the training layout probe), MIN_TRAIN_S=60, PROBE_MIN_S=120, SKIP_INSTALL=1 (for a CPU rehearsal:
 # tests/test_gpu_session_script.py runs it so in CI).
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -50,11 +50,13 @@ for s in $STAGES; do case $s in
 train)
   stage "train (budget ${TRAIN_S} s)"
   t_train=$(date +%s)
+  if [ "$TRAIN_S" -lt "${MIN_TRAIN_S:-60}" ]; then echo "TRAIN_S=$TRAIN_S is under ${MIN_TRAIN_S:-60} s: training skipped"; continue; fi
   if [ ! -d "$DATA_A" ] || [ ! -d "$DATA_B" ]; then echo "no training data at $DATA_A / $DATA_B: skipped"; continue; fi
   rm -rf "$WORK/runs" "$WORK/pair_fp16" && mkdir -p "$WORK/pair_fp16"
   # ~15 s probe: eager FP32 (the official way) vs bf16 vs bf16 + channels_last for this very run's networks and
   # batch; the faster bf16 layout trains (PERF_NOTES: channels_last was slower than NCHW in eager inference)
-  layout=$(timeout 90 python3 - "$WORK/pair_fp16/train-speed.json" <<'EOF'
+  layout=""
+  [ "$TRAIN_S" -ge "${PROBE_MIN_S:-120}" ] && layout=$(timeout 90 python3 - "$WORK/pair_fp16/train-speed.json" <<'EOF'
 import os, sys
 from cgan._files import write_json_atomic
 from cgan.benchmarks.train_speed import run_train_bench
@@ -73,6 +75,7 @@ EOF
 )
   echo "training layout: ${layout:-NCHW} (probe exit $?)"
   budget=$(cap $(( TRAIN_S - ($(date +%s) - t_train) )))  # what the probe left of the stage
+  if [ "$budget" -lt 10 ]; then echo "only $budget s left for training: skipped"; continue; fi
   # 9 blocks, ngf 32 (both generators stored FP16 ≈ 11.4 MB: the embedded-pair size limit), bf16 autocast,
   # the probed layout, batch 4 with the learning rate scaled by sqrt(4) (2e-4 → 4e-4), the paper's 1:1
   # constant:decay schedule fitted into the budget (--time-budget; the margin covers start-up and export)

@@ -25,6 +25,7 @@ from cgan.errors import CganError
     ("triton_tem_fused_convolution_5", "fused (compiled)"),
     ("aten::mkldnn_convolution", "convolution"), ("aten::native_batch_norm", "instance norm"),
     ("aten::reflection_pad2d", "padding"), ("aten::empty", "other"),
+    ("aten::slow_conv_transpose2d", "convolution"), ("aten::transpose", "layout / copies"),
 ])
 def test_categories(name, cat):
     assert categorize(name) == cat

@@ -26,7 +26,8 @@ CATEGORIES: tuple[tuple[str, str], ...] = (
     ("fused (compiled)", r"^triton_|triton"),
     ("instance norm", r"instance_norm|batch_norm|welford|norm_|_norm|bn_fw|layer_norm"),
     ("padding", r"reflection_pad|replication_pad|constant_pad|\bpad"),
-    ("layout / copies", r"nchwtonhwc|nhwctonchw|transpose|permute|contiguous|copy_|convert_?layout|to_copy|clone"),
+    ("layout / copies", r"nchwtonhwc|nhwctonchw|(?<!conv_)transpose|permute|contiguous|copy_|convert_?layout|"
+                        r"to_copy|clone"),
     ("convolution", r"conv|cudnn|xmma|implicit_?gemm|gemm|wgmma|cutlass|sm\d+_|mkldnn|winograd|fft"),
     ("element-wise", r"relu|tanh|add|mul|sub|div|clamp|round|elementwise|vectorized|unrolled|index|cat|fill|"
                      r"where|copy"),
@@ -89,6 +90,8 @@ def summarize(events: Any, device: str, iters: int, top: int = 12) -> dict[str, 
     CPU operators); on the CPU: leaf operators' self CPU time."""
     rows = []
     for e in events:
+        if getattr(e, "is_user_annotation", False):  # record_function spans would count their kernels twice
+            continue
         if device == "cuda":
             # kernels only: CPU-side operators carry their kernels' time as device time too (counted twice)
             if "cuda" not in str(getattr(e, "device_type", "")).lower():

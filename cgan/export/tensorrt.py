@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -187,7 +188,7 @@ def aot_target(trt: Any, flavour: str, target: str) -> tuple[dict[str, Any], Any
     enum = getattr(trt, "ComputeCapability", None)
     value = getattr(enum, f"SM{major}{minor}", None) if enum is not None else None
     if value is None:
-        valid = sorted((n for n in dir(enum) if n.startswith("SM")), key=lambda n: int(n[2:])) if enum else []
+        valid = sorted((n for n in dir(enum) if re.fullmatch(r"SM\d+", n)), key=lambda n: int(n[2:])) if enum else []
         raise CganError(f"{flavour} {getattr(trt, '__version__', '?')} cannot build for compute capability "
                         f"{major}.{minor}: it targets {', '.join(valid) or 'none ahead of time'}")
     gpu = {"name": f"any GPU of compute capability {major}.{minor} (built ahead of time)",

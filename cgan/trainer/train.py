@@ -313,20 +313,18 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, reset_s
         prefetch_factor=4 if cfg.workers > 0 else None, drop_last=drop_last, worker_init_fn=_quiet_worker)
     steps_per_epoch = (sampler.per_rank // cfg.batch_size if drop_last else -(-sampler.per_rank // cfg.batch_size))
 
+    if device.type == "cuda" and cfg.preprocess in ("resize_and_crop", "crop", "scale_width_and_crop"):
+        torch.backends.cudnn.benchmark = True  # every batch has the crop size: pick the fastest algorithms once
     random.seed(cfg.seed)
     np.random.seed(cfg.seed % 2**32)
     model = CycleGAN(cfg, device, world)
     counters = {"epoch": 0, "step_in_epoch": 0, "step": 0, "seconds": 0.0}
     init_record = state.get("init") if state is not None else None  # kept from the run's first start
-    if cfg.init_from and state is None:  # a resumed run has its own weights
+    if cfg.init_from and state is None:  # every rank loads the same pair: no broadcast needed
         init_record = init_generators(model, cfg.init_from)
         log.info("G and F start from %s (%s)", cfg.init_from, init_record["folder"])
-        if world > 1:
-            import torch.distributed as dist
-
-            for net in (model.G, model.F):
-                for t in net.parameters():
-                    dist.broadcast(t.data, 0)
+    elif cfg.init_from and state is not None and cfg.init_from != (init_record or {}).get("pair"):
+        log.warning("--init-from %s ignored: a resumed run continues from its checkpoint's weights", cfg.init_from)
     if state is not None:
         try:
             model.load_state_dict(state)
@@ -464,9 +462,10 @@ def init_generators(model: CycleGAN, source: str) -> dict[str, Any]:
     pair = load_pair(r.folder if r.kind == "pair" else r.folder / "pair")
     spec, want = pair.spec, model.cfg.pair_spec()
     if spec.generator != want.generator:
-        raise CganError(f"--init-from {source}: its generators are {spec.generator.blocks} blocks, ngf "
-                        f"{spec.generator.ngf}; this run's are {want.generator.blocks} blocks, ngf "
-                        f"{want.generator.ngf}: give the same --blocks/--ngf")
+        theirs, ours = spec.generator.to_dict(), want.generator.to_dict()
+        diff = ", ".join(f"{k} {theirs[k]!r} vs {ours.get(k)!r}" for k in theirs if theirs[k] != ours.get(k))
+        raise CganError(f"--init-from {source}: its generators differ from this run's ({diff}): give the same "
+                        f"--blocks/--ngf, or another pair")
     if set(pair.files) != {"G", "F"}:
         raise CganError(f"--init-from {source}: the pair holds only {', '.join(pair.files)}; both G and F are needed")
     if (spec.domain_x, spec.domain_y) == (want.domain_x, want.domain_y):

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import functools
 import importlib
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -375,7 +376,7 @@ class TensorRTRTXBackend(TensorRTBackend):
         except CganError as e:
             return str(e)
         enum = getattr(trt, "ComputeCapability", None)
-        targets = sorted((n for n in dir(enum) if n.startswith("SM")), key=lambda n: int(n[2:])) if enum else []
+        targets = sorted((n for n in dir(enum) if re.fullmatch(r"SM\d+", n)), key=lambda n: int(n[2:])) if enum else []
         major, minor = _cc_tuple(env.compute_capability)
         if not targets or f"SM{major}{minor}" in targets:
             return None
