@@ -197,9 +197,10 @@ def aot_target(trt: Any, flavour: str, target: str) -> tuple[dict[str, Any], Any
 
 
 def resolve_build(flavour: str, target: str | None, opt_level: int, workspace_gb: float | None,
-                  trt_module: Any = None, gpu: dict[str, Any] | None = None) -> tuple[Any, str, dict[str, Any], Any]:
+                  trt_module: Any = None, gpu: dict[str, Any] | None = None
+                  ) -> tuple[Any, str, dict[str, Any], Any, tuple[int, str]]:
     """Check a build's options, import the library, and find the GPU it is for: (trt, flavour, gpu record,
-    ComputeCapability to set or None). Everything an engine build can refuse is refused here, before any
+    ComputeCapability to set or None, network_flags). Everything an engine build can refuse is refused here, before any
     file is written (`cgan-export --engine` calls it first, so a refusal leaves the export untouched)."""
     if not 0 <= int(opt_level) <= 5:
         raise CganError(f"--opt-level must be 0..5, got {opt_level}")
@@ -213,13 +214,13 @@ def resolve_build(flavour: str, target: str | None, opt_level: int, workspace_gb
         trt, flavour = trt_module, ("tensorrt" if flavour == "auto" else flavour)
     else:
         trt, flavour = import_trt("tensorrt-rtx" if target and flavour == "auto" else flavour, aot=bool(target))
-    network_flags(trt, flavour)
+    flags = network_flags(trt, flavour)
     target_cc = None
     if target:
         gpu, target_cc = aot_target(trt, flavour, target)
     gpu = gpu or gpu_info()
     require_fast_fp16(gpu)
-    return trt, flavour, gpu, target_cc
+    return trt, flavour, gpu, target_cc, flags
 
 
 def require_fast_fp16(gpu: dict[str, Any]) -> None:
@@ -298,9 +299,9 @@ def build_engine(onnx_path: str | Path, profile: Profile, *, io: str = "nchw", f
     """Build (or reuse) the engine for one FP16 ONNX file; returns its sidecar dict (plus 'skipped').
     target: a compute capability ('8.9') to build for ahead of time, without that GPU (TensorRT-RTX only)."""
     onnx_path = Path(onnx_path)
-    trt, flavour, gpu, target_cc = resolve_build(flavour, target, opt_level, workspace_gb, trt_module, gpu)
+    trt, flavour, gpu, target_cc, (flags, typing_mode) = resolve_build(flavour, target, opt_level, workspace_gb,
+                                                                       trt_module, gpu)
     version = str(trt.__version__)
-    flags, typing_mode = network_flags(trt, flavour)
     plan = plan_path or engine_path(onnx_path, flavour)
     onnx_sha = sha256_file(onnx_path)
     key = build_key(onnx_sha, profile, gpu, flavour, version, opt_level)
