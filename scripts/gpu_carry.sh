@@ -3,7 +3,7 @@
 #
 #   scripts/gpu_carry.sh            # training photos (trainA, trainB) + the small pure-Python wheels
 #   PYTHON=.venv/bin/python scripts/gpu_carry.sh   # a python3 with cv2 for the pixel check
-#   WITH_ORT=1 scripts/gpu_carry.sh # + onnxruntime-gpu (255 MB: five more calls, a second lease's job)
+#   WITH_ORT=1 scripts/gpu_carry.sh # + onnxruntime-gpu (255 MB: six calls, a second lease's job)
 #   WITH_TRT_RTX=1 ...              # + TensorRT-RTX libs and bindings (96 MB: two more calls)
 #   NO_DATA=1 ...                   # without the photos (a lease that does not train)
 #

@@ -249,3 +249,25 @@ def test_cli_exports(tmp_path, capsys):
     assert code == 0, capsys.readouterr().err
     m = _manifest(tmp_path / "o")
     assert m["options"]["simplify"] is False and m["parity"]["sizes"] == [[32, 32]]
+
+
+def test_cli_default_out_installs_where_pair_name_looks(tmp_path, capsys, monkeypatch):
+    """`cgan-export NAME` (no --out) installs into $CGAN_HOME/exports/<the pair's own name>, which `--pair NAME`
+    then resolves first; the reverse name installs under the pair's name (not as a wrong-way 'winter2summer');
+    a folder has no name to install under, so it needs --out (one line, exit 2)."""
+    from cgan.pairs import cgan_home, resolve
+
+    home = cgan_home()
+    make_pair(home / "pairs" / "summer2winter", gens=("G", "F"))
+    assert resolve("summer2winter").origin == "user-pair"
+    code = run(cli, ["winter2summer", "--no-fp16", "--no-simplify", "--parity-sizes", "32x32"])
+    out = capsys.readouterr()
+    assert code == 0, out.err
+    target = home / "exports" / "summer2winter"
+    assert out.out.strip() == str(target) and (target / "manifest.json").is_file()
+    assert not (home / "exports" / "winter2summer").exists()
+    assert (resolve("summer2winter").origin, resolve("summer2winter").kind) == ("user-export", "export")
+    assert resolve("winter2summer").direction == "F" and resolve("winter2summer").folder == target
+    code = run(cli, [str(home / "pairs" / "summer2winter"), "--no-fp16"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith("error: give --out DIR") and len(err.strip().splitlines()) == 1

@@ -73,8 +73,9 @@ def _nothing_cached():
 
 
 def test_good_download_both_directions_and_export(server, tmp_path):
-    out = export_pair(None, tmp_path / "out", pretrained="horse2zebra", base_url=f"{server}/good", fp16=False,
+    out = export_pair(None, pretrained="horse2zebra", base_url=f"{server}/good", fp16=False,
                       parity_sizes=((32, 32),), extra={"pretrained": {"expect": TINY, "progress": False}})
+    assert out == cgan_home() / "exports" / "horse2zebra"  # no --out: installed where --pair horse2zebra looks
     m = json.loads((out / "manifest.json").read_text())
     dl = m["source"]["pretrained"]["downloads"]
     assert m["name"] == "horse2zebra" and set(dl) == {"G", "F"}

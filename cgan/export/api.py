@@ -74,6 +74,21 @@ def tool_versions() -> dict[str, str]:
     return out
 
 
+def default_out(source: str | os.PathLike, pretrained: str | None = None) -> Path:
+    """Where an export goes when no folder is given: $CGAN_HOME/exports/NAME, the first place `--pair NAME`
+    looks. NAME is the pair's own name (`winter2summer` resolves to the summer2winter pair, so it is installed
+    as summer2winter: an export named after the reverse direction would translate the wrong way)."""
+    from cgan.pairs import cgan_home
+
+    if pretrained:
+        return cgan_home() / "exports" / Path(source).name
+    resolved = resolve(source)
+    if resolved.origin == "path":
+        raise CganError(f"give --out DIR: {source} is a folder, and only a pair name (or --pretrained NAME) "
+                        f"has a default export folder ($CGAN_HOME/exports/NAME)")
+    return cgan_home() / "exports" / resolved.folder.name
+
+
 def _source_pair(source: str | os.PathLike) -> Pair:
     resolved = resolve(source)
     folder = resolved.folder / "pair" if resolved.kind == "export" else resolved.folder
@@ -89,9 +104,12 @@ def _metadata(pair: Pair, gen: str, precision: str, io: str, options: dict[str, 
             "cgan.provenance": pair.meta.get("provenance", {}), "cgan.options": options}
 
 
-def export_pair(source: str | os.PathLike | None, out: str | os.PathLike, *, fp16: bool = True,
+def export_pair(source: str | os.PathLike | None, out: str | os.PathLike | None = None, *, fp16: bool = True,
                 with_prepost: bool = False, engine: bool = False, **kwargs: Any) -> Path:
     """Export a pair (folder, name, export folder, or `pretrained=NAME`) into `out`; returns `out`.
+
+    `out=None` (a pair name or `pretrained=NAME` only) installs the export as $CGAN_HOME/exports/NAME, where
+    `Translator.load(NAME)` and `cgan-video --pair NAME` find it first.
 
     Keyword arguments are the fields of `ExportOptions` (fp16_io, simplify, pad_mode, parity, parity_image,
     shapes, batch, opt_level, workspace_gb, trt_flavour, triton, pretrained, base_url, ...).
@@ -103,7 +121,7 @@ def export_pair(source: str | os.PathLike | None, out: str | os.PathLike, *, fp1
     return run_export(source, out, opts)
 
 
-def run_export(source: str | os.PathLike | None, out: str | os.PathLike, opts: ExportOptions) -> Path:
+def run_export(source: str | os.PathLike | None, out: str | os.PathLike | None, opts: ExportOptions) -> Path:
     from cgan.export import parity
     from cgan.export import tensorrt as trt_mod
 
@@ -130,6 +148,9 @@ def run_export(source: str | os.PathLike | None, out: str | os.PathLike, opts: E
     if source is None:
         raise CganError("nothing to export: pass a pair folder or name, or --pretrained NAME")
     pair = _source_pair(source)
+    if out is None:
+        out = default_out(source, opts.pretrained)
+        log.info("exporting into %s (where --pair %s finds it)", out, out.name)
     out = ensure_writable_dir(out, "export folder")
     if out.resolve() == pair.folder.resolve():
         raise CganError(f"--out {out} is the source pair folder; choose a new folder")

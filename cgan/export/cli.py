@@ -1,4 +1,4 @@
-"""`cgan-export PAIR --out DIR`: thin click front end over `cgan.export.api.run_export`."""
+"""`cgan-export PAIR [--out DIR]`: thin click front end over `cgan.export.api.run_export`."""
 from __future__ import annotations
 
 import click
@@ -18,7 +18,9 @@ def _sizes(text: str) -> tuple[tuple[int, int], ...]:
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("pair", required=False)
-@click.option("--out", "-o", required=True, type=click.Path(file_okay=False), help="Export folder to write.")
+@click.option("--out", "-o", type=click.Path(file_okay=False),
+              help="Export folder to write (default for a pair name or --pretrained NAME: $CGAN_HOME/exports/NAME, "
+              "where --pair NAME finds it first).")
 @click.option("--pretrained", metavar="NAME", help="Download an official CycleGAN model (e.g. summer2winter, horse2zebra, style_monet) instead of PAIR.")
 @click.option("--base-url", metavar="URL", help="Where --pretrained downloads from (default: official server, or $CGAN_PRETRAINED_URL).")
 @click.option("--fp16/--no-fp16", default=True, show_default=True, help="Also write G.fp16.onnx / F.fp16.onnx.")
@@ -46,7 +48,8 @@ def _sizes(text: str) -> tuple[tuple[int, int], ...]:
 def cli(pair, out, pretrained, base_url, fp16, fp16_io, with_prepost, simplify, pad_mode, opset, parity,
         parity_image, parity_sizes, engine, trt_flavour, trt_target, shapes, batch, opt_level, workspace_gb, triton,
         force, verbose):
-    """Export a CycleGAN pair (folder or name) to ONNX FP32/FP16 (+ TensorRT engines) in --out."""
+    """Export a CycleGAN pair (folder or name) to ONNX FP32/FP16 (+ TensorRT engines) in --out (default for a
+    name: $CGAN_HOME/exports/NAME)."""
     from cgan.export.api import ExportOptions, run_export
 
     setup_logging(verbose)
