@@ -190,12 +190,14 @@ class FakeCudart:
         import ctypes
 
         self.ctypes, self.blocks, self.capturing, self.launches, self.live = ctypes, {}, None, 0, 0
+        self.allocs = 0
 
     def _alloc(self, n):
         buf = self.ctypes.create_string_buffer(n)
         ptr = self.ctypes.addressof(buf)
         self.blocks[ptr] = buf
         self.live += 1
+        self.allocs += 1
         return 0, ptr
 
     cudaMalloc = cudaMallocHost = _alloc
@@ -369,4 +371,60 @@ def test_tensorrt_capture_failure_leaves_capture_mode_and_runs_without_graphs(en
             assert np.array_equal(t.translate(frame), 255 - frame)
         assert cudart.capturing is None, "the stream was left in capture mode"
         assert cudart.launches == 0 and t.backend.cuda_graph is False
+    assert cudart.live == 0
+
+
+def test_tensorrt_alternating_shapes_keep_their_buffers_and_rebind(engine_export, monkeypatch):
+    """Several streams batched together change the batch shape from call to call: each shape keeps its buffers
+    (no free/alloc per switch, which synchronizes a real device), the context is re-bound to the right buffers
+    on every switch, a graph is only replayed while its shape stays current, a shape outside the profiles
+    leaves the others working, and no more than MAX_SHAPES shapes stay allocated."""
+    from cgan.runtime import Translator
+    from cgan.runtime.backends.base import MAX_SHAPES
+
+    cudart = _fake_machine_with_engine(engine_export, monkeypatch, "nchw")
+    rng = np.random.default_rng(5)
+    a = rng.integers(0, 256, (24, 32, 3), dtype=np.uint8)
+    b = rng.integers(0, 256, (16, 20, 3), dtype=np.uint8)
+    with Translator.load(str(engine_export), backend="tensorrt") as t:
+        for _ in range(3):
+            for f in (a, b):  # A, B, A, B, ...: every call switches shape
+                assert np.array_equal(t.translate(f), 255 - f)
+        assert cudart.allocs == 8  # 4 buffers per shape, allocated once each
+        assert cudart.launches == 0  # never replayed a graph captured under another shape's binding
+        for _ in range(3):  # one shape again: plain run, capture + launch, launch
+            assert np.array_equal(t.translate(a), 255 - a)
+        assert cudart.launches == 2
+        with pytest.raises(CganError, match="outside the engine's profiles"):
+            t.translate_batch([a] * 5)
+        assert np.array_equal(t.translate(a), 255 - a) and cudart.launches == 3  # still bound, graph kept
+        for i in range(MAX_SHAPES + 2):  # more sizes than are kept: the least recently used are freed
+            f = rng.integers(0, 256, (16, 16 + 4 * i, 3), dtype=np.uint8)
+            assert np.array_equal(t.translate(f), 255 - f)
+        assert len(t.backend.slots) == MAX_SHAPES and cudart.live == 4 * MAX_SHAPES
+    assert cudart.live == 0
+
+
+def test_tensorrt_capture_raising_any_error_leaves_capture_mode(engine_export, monkeypatch):
+    """A failure during capture that is not ours (a binding's TypeError, Ctrl-C) still ends the capture before
+    it propagates: a stream left capturing would break every later call and the close."""
+    from cgan.runtime import Translator
+
+    cudart = _fake_machine_with_engine(engine_export, monkeypatch, "nchw")
+    frame = np.random.default_rng(6).integers(0, 256, (24, 32, 3), dtype=np.uint8)
+    with Translator.load(str(engine_export), backend="tensorrt") as t:
+        ctx = t.backend.context
+        real = ctx.execute_async_v3
+
+        def broken(stream):
+            if cudart.capturing is not None:
+                raise TypeError("incompatible function arguments")
+            return real(stream)
+        ctx.execute_async_v3 = broken
+        assert np.array_equal(t.translate(frame), 255 - frame)  # plain run
+        with pytest.raises(TypeError):
+            t.translate(frame)  # capture fails with a foreign error: re-raised ...
+        assert cudart.capturing is None  # ... after leaving capture mode
+        ctx.execute_async_v3 = real
+        assert np.array_equal(t.translate(frame), 255 - frame)
     assert cudart.live == 0

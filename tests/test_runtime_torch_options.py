@@ -140,3 +140,22 @@ def test_gpu_ladder_matches_eager(pair, opts):
         for _ in range(3):  # first call compiles / captures, later ones replay
             got = t.backend.infer(x).copy()
     assert np.abs(got.astype(int) - want.astype(int)).max() <= 2, opts
+
+
+@pytest.mark.gpu
+def test_gpu_shapes_beyond_the_cache_evict_the_oldest(pair):
+    """More frame shapes than MAX_SHAPES: the least recently used shape's pinned buffers and CUDA graph go
+    (each graph holds a memory pool), and a shape that comes back is captured again and still right."""
+    from cgan.runtime.backends.base import MAX_SHAPES
+
+    shapes = [(1, 32, 32 + 4 * i) for i in range(MAX_SHAPES + 2)]
+    with Translator.load(str(pair), backend="torch", device="cuda", precision="fp16") as ref:
+        want = {s: ref.backend.infer(frames(*s)).copy() for s in shapes[:2]}
+    with Translator.load(str(pair), backend="torch", device="cuda", precision="fp16", cuda_graph=True) as t:
+        for s in shapes:
+            t.backend.infer(frames(*s))
+        assert len(t.backend.graphs) == MAX_SHAPES == len(t.backend.pinned)
+        assert (1, 32, 32, 3) not in t.backend.pinned
+        for s in shapes[:2]:
+            got = t.backend.infer(frames(*s))
+            assert np.abs(got.astype(int) - want[s].astype(int)).max() <= 2

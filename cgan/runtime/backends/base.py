@@ -7,7 +7,8 @@ effects and without importing heavy libraries when a cheaper test answers.
 
 Every backend's `infer` takes and returns uint8 (N, H, W, 3) BGR frames with H and W multiples of 4 (the
 Translator pads): pre/post-processing lives in the backend so that GPU backends run it on the GPU. The
-returned array may be a buffer the backend reuses on its next call: copy it if you keep it (Translator does).
+returned array may be a buffer the backend reuses on its next call, or (TensorRT) pinned memory it frees when
+that shape's buffers are dropped or the backend is deactivated: copy it if you keep it (Translator does).
 """
 from __future__ import annotations
 
@@ -29,6 +30,8 @@ from cgan.runtime.frames import MIN_SIDE, MULTIPLE
 log = logging.getLogger("cgan.runtime")
 
 PRECISIONS = ("fp32", "fp16")
+#: batch shapes (N, H, W) a GPU backend keeps buffers (and CUDA graphs) for; the least recently used goes first
+MAX_SHAPES = 8
 DEVICES = ("cpu", "cuda")
 
 

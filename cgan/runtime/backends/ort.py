@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from cgan.errors import BackendUnavailable, CganError
-from cgan.runtime.backends.base import Backend, Model, log, module_available
+from cgan.runtime.backends.base import MAX_SHAPES, Backend, Model, log, module_available
 from cgan.runtime.backends import cuda as cudahelp
 from cgan.runtime.frames import Buffers, bgr_to_nchw, nchw_to_bgr
 
@@ -134,7 +134,7 @@ class OrtCpuBackend(_OrtBackend):
         n, h, w, _ = batch.shape
         key = batch.shape
         if key not in self.bound:
-            if len(self.bound) > 8:
+            if len(self.bound) >= MAX_SHAPES:
                 self.bound.clear()
             x = np.empty((n, 3, h, w), self.io_dtype)
             y = np.empty((n, 3, h, w), np.float32 if self.io_dtype == np.float32 else self.io_dtype)
@@ -205,7 +205,7 @@ class OrtCudaBackend(_OrtBackend):
         dev = int(self.opts.get("device_id", 0))
         prepost = self.io == "bgr-hwc-uint8"
         if key not in self.bound:
-            if len(self.bound) >= 8:  # a ninth frame size: drop the bound device buffers of the others
+            if len(self.bound) >= MAX_SHAPES:  # one frame size more: drop the bound device buffers of the others
                 # (onnxruntime offers no way to release a captured CUDA graph; those stay until close)
                 self.bound.clear()
             in_shape = batch.shape if prepost else (n, 3, h, w)
@@ -239,6 +239,9 @@ class OrtCudaBackend(_OrtBackend):
             x.update_inplace(np.ascontiguousarray(batch))
         else:
             x.update_inplace(bgr_to_nchw(batch, host_in))
+        # update_inplace is a cudaMemcpy from pageable memory, which may return before the data has landed;
+        # onnxruntime computes on its own non-blocking stream, so wait for the upload (the GPU is idle here)
+        binding.synchronize_inputs()
         self.session.run_with_iobinding(binding, run_opts)
         if self.cuda_graph:
             self._copy_out(y, host_out)

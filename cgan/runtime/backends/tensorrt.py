@@ -7,7 +7,10 @@ says to rebuild the engine with `cgan-export ... --engine` on this machine — n
 
 Execution uses TensorRT 10's tensor API (set_input_shape, set_tensor_address, execute_async_v3) and cuda-python
 for memory and streams (no torch): pinned host buffers, async copies on one stream, and per input shape a
-CUDA graph capturing copy-in, the engine and copy-out (unless `cuda_graph=False`).
+CUDA graph capturing copy-in, the engine and copy-out (unless `cuda_graph=False`). Buffers are kept for the
+last `MAX_SHAPES` batch shapes (several streams batched together change the shape from call to call; freeing
+and allocating per switch would synchronize the device each time); a graph is replayed only while its shape
+stays current, and a shape that comes back is bound again and recaptured after one plain run.
 
 Sidecar (`G.fp16.trt.plan.json`), keys this module reads (aliases accepted where noted):
     flavour              "tensorrt" | "tensorrt-rtx"
@@ -31,7 +34,7 @@ import numpy as np
 
 from cgan._files import inside, read_json
 from cgan.errors import BackendUnavailable, CganError, IntegrityError
-from cgan.runtime.backends.base import Backend, Model, log, module_available
+from cgan.runtime.backends.base import MAX_SHAPES, Backend, Model, log, module_available
 from cgan.runtime.backends import cuda as cudahelp
 from cgan.runtime.frames import Buffers, bgr_to_nchw, nchw_to_bgr
 
@@ -237,6 +240,8 @@ class TensorRTBackend(Backend):
         plan = self.model.path(rec).read_bytes()
         self.logger = trt.Logger(trt.Logger.WARNING)
         self.runtime = trt.Runtime(self.logger)
+        if fields["version_compatible"]:  # such plans embed a lean runtime, which TensorRT runs only when allowed
+            self.runtime.engine_host_code_allowed = True
         self.engine = self.runtime.deserialize_cuda_engine(plan)
         if self.engine is None:
             raise IntegrityError(f"TensorRT could not deserialize {rec.get('path')}: {rebuild_hint(self.model)}")
@@ -252,36 +257,57 @@ class TensorRTBackend(Backend):
         self.stream = cudahelp.Stream()
         self.cuda_graph = bool(self.opts.get("cuda_graph", self.capture_graphs))
         self.buffers = Buffers()
-        self.slots: dict[tuple[int, ...], dict[str, Any]] = {}
+        self.slots: dict[tuple[int, ...], dict[str, Any]] = {}  # insertion order = least recently used first
         self.current: tuple[int, ...] | None = None
         log.debug("tensorrt: %s (%s, %s -> %s)", rec.get("path"), self.io, self.in_dtype, self.out_dtype)
 
     def _slot(self, key: tuple[int, ...]) -> dict[str, Any]:
-        """Device + pinned buffers for one batch shape (the previous shape's are freed: one stream, one size)."""
-        slot = self.slots.get(key)
-        if slot is not None:
-            return slot
-        self._free_slots()
-        n, h, w, _ = key
-        shape = key if self.io == IO_UINT8 else (n, 3, h, w)
-        idx = profile_for(self.profiles, shape)
+        """Device + pinned buffers for one batch shape, bound to the context (the last MAX_SHAPES shapes keep
+        theirs); the context is re-bound whenever the shape differs from the previous call's."""
+        slot = self.slots.pop(key, None)
+        if slot is None:
+            n, h, w, _ = key
+            shape = key if self.io == IO_UINT8 else (n, 3, h, w)
+            profile = profile_for(self.profiles, shape)  # a shape no profile takes fails before anything is freed
+            while len(self.slots) >= MAX_SHAPES:
+                self._free_slot(self.slots.pop(next(iter(self.slots))))
+            slot = self._new_slot(key, shape, profile)
+        self.slots[key] = slot  # most recently used last
+        if key != self.current:
+            self.current = None  # until the binding below succeeds
+            if slot["graph"] is not None:  # captured while another shape's state was set: recapture, never replay
+                slot["graph"].free()
+                slot["graph"] = None
+            slot["warm"] = False
+            self._bind(slot)
+            self.current = key
+        return slot
+
+    def _new_slot(self, key: tuple[int, ...], shape: tuple[int, ...], profile: int) -> dict[str, Any]:
+        slot: dict[str, Any] = {"shape": shape, "profile": profile, "graph": None, "warm": False,
+                                "out": np.empty(key, np.uint8)}
+        try:
+            slot["h_in"] = cudahelp.PinnedArray(shape, self.in_dtype)
+            slot["h_out"] = cudahelp.PinnedArray(shape, self.out_dtype)
+            slot["d_in"] = cudahelp.DeviceBuffer(int(np.prod(shape)) * self.in_dtype.itemsize)
+            slot["d_out"] = cudahelp.DeviceBuffer(int(np.prod(shape)) * self.out_dtype.itemsize)
+        except BaseException:
+            self._free_slot(slot)  # what was allocated before the failure
+            raise
+        return slot
+
+    def _bind(self, slot: dict[str, Any]) -> None:
+        """Point the execution context at this slot: profile, input shape, buffer addresses."""
+        shape = slot["shape"]
         if self.engine.num_optimization_profiles > 1:
-            self.context.set_optimization_profile_async(idx, self.stream.handle)
+            self.context.set_optimization_profile_async(slot["profile"], self.stream.handle)
         if not self.context.set_input_shape(self.input_name, shape):
             raise CganError(f"TensorRT refused input shape {shape}: {rebuild_hint(self.model)} for this size")
         out_shape = tuple(self.context.get_tensor_shape(self.output_name))
         if out_shape != shape:
             raise IntegrityError(f"engine output shape {out_shape} differs from input {shape}; rebuild the engine")
-        slot = {
-            "h_in": cudahelp.PinnedArray(shape, self.in_dtype), "h_out": cudahelp.PinnedArray(shape, self.out_dtype),
-            "d_in": cudahelp.DeviceBuffer(int(np.prod(shape)) * self.in_dtype.itemsize),
-            "d_out": cudahelp.DeviceBuffer(int(np.prod(shape)) * self.out_dtype.itemsize),
-            "graph": None, "out": np.empty(key, np.uint8),
-        }
         self.context.set_tensor_address(self.input_name, slot["d_in"].ptr)
         self.context.set_tensor_address(self.output_name, slot["d_out"].ptr)
-        self.slots[key] = slot
-        return slot
 
     def _enqueue(self, slot: dict[str, Any]) -> None:
         cudahelp.copy_htod_async(slot["d_in"], slot["h_in"], self.stream)
@@ -304,9 +330,12 @@ class TensorRTBackend(Backend):
                 graph.begin()
                 self._enqueue(slot)  # captured, not run
                 graph.end()
-            except CganError as e:
-                # Leave capture mode, then run without graphs from now on (same engine, same precision).
+            except BaseException as e:
+                # Leave capture mode (whatever failed: a stream left capturing breaks every later call), then
+                # run without graphs from now on (same engine, same precision); only our own errors are absorbed.
                 graph.abort()
+                if not isinstance(e, CganError):
+                    raise
                 self.cuda_graph = False
                 log.warning("%s: CUDA graph capture failed (%s); running without CUDA graphs", self.name, e)
                 self._enqueue(slot)
@@ -323,13 +352,19 @@ class TensorRTBackend(Backend):
         np.copyto(y, h_out)  # float16/float32 -> float32 scratch (nchw_to_bgr works in place)
         return nchw_to_bgr(y, slot["out"])
 
+    @staticmethod
+    def _free_slot(slot: dict[str, Any]) -> None:
+        if slot.get("graph") is not None:
+            slot["graph"].free()
+        for k in ("h_in", "h_out", "d_in", "d_out"):
+            if k in slot:
+                slot[k].free()
+
     def _free_slots(self) -> None:
         for slot in self.slots.values():
-            if slot.get("graph") is not None:
-                slot["graph"].free()
-            for k in ("h_in", "h_out", "d_in", "d_out"):
-                slot[k].free()
+            self._free_slot(slot)
         self.slots.clear()
+        self.current = None
 
     def _deactivate_impl(self) -> None:
         try:

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from cgan.errors import BackendUnavailable, CganError
-from cgan.runtime.backends.base import Backend, Model, log, module_available
+from cgan.runtime.backends.base import MAX_SHAPES, Backend, Model, log, module_available
 from cgan.runtime.backends import cuda as cudahelp
 
 COMPILE_MODES = ("max-autotune-no-cudagraphs", "max-autotune", "reduce-overhead", "default")
@@ -173,10 +173,12 @@ class TorchBackend(Backend):
             if self.device == "cpu":
                 return self._forward(torch.from_numpy(batch)).numpy()
             key = batch.shape
-            host = self.pinned.get(key)
+            host = self.pinned.pop(key, None)
             if host is None:
-                host = self.pinned[key] = (torch.empty(key, dtype=torch.uint8).pin_memory(),
-                                           torch.empty(key, dtype=torch.uint8).pin_memory())
+                self._evict(key)
+                host = (torch.empty(key, dtype=torch.uint8).pin_memory(),
+                        torch.empty(key, dtype=torch.uint8).pin_memory())
+            self.pinned[key] = host  # most recently used last
             h_in, h_out = host
             h_in.numpy()[...] = batch
             if self.cuda_graph:
@@ -188,6 +190,16 @@ class TorchBackend(Backend):
                 h_out.copy_(self._forward(h_in.to(self.dev, non_blocking=True)), non_blocking=True)
             torch.cuda.current_stream().synchronize()
             return h_out.numpy()
+
+    def _evict(self, key: tuple[int, ...]) -> None:
+        """Before buffers for a new shape: drop the least recently used shape's pinned buffers and CUDA graph
+        (each graph holds a private memory pool) once MAX_SHAPES shapes are held, and return the memory."""
+        if len(self.pinned) < MAX_SHAPES:
+            return
+        old = next(iter(self.pinned))
+        del self.pinned[old]
+        self.graphs.pop(old, None)
+        self.torch.cuda.empty_cache()
 
     def _graph(self, key: tuple[int, ...]) -> tuple[Any, Any, Any]:
         torch = self.torch
