@@ -218,3 +218,31 @@ def test_other_graph_forms_build_too(built, tmp_path, variant):
     manifest = json.loads((out / "manifest.json").read_text())
     onnx = next(f for f in manifest["files"] if f["kind"] == "onnx" and f["precision"] == "fp16")
     assert onnx["io_dtype"] == ("float16" if variant.get("fp16_io") else "float32")
+
+
+def test_bench_engines_reports_each_real_build(tmp_path, capsys):
+    """`cgan-bench engines`: one row per engine the exporter built (G and F, NCHW and pre/post), build time and
+    plan size taken from the sidecars of real TensorRT-RTX builds, plus the environment; the scratch export is
+    gone afterwards."""
+    import tempfile
+
+    from cgan.benchmarks.cli import cli as bench_cli
+
+    trt = _trt_rtx()
+    pair = make_pair(tmp_path / "pair")
+    before = set(Path(tempfile.gettempdir()).glob("cgan-bench-engines-*"))
+    code = run(bench_cli, ["engines", "--pair", str(pair), "--trt-target", "8.9", "--shapes", "32x32,64x64,64x64",
+                           "--batch", "1,1,1", "--json", str(tmp_path / "e.json")])
+    out = capsys.readouterr()
+    assert code == 0, out.err
+    result = json.loads((tmp_path / "e.json").read_text())
+    assert result["format"] == "cgan.bench.engines" and result["env"]["date"] and "git_sha" in result["env"]
+    rows = result["rows"]
+    assert [(r["generator"], r["io"]) for r in rows] == [
+        ("F", "bgr-hwc-uint8"), ("F", "nchw"), ("G", "bgr-hwc-uint8"), ("G", "nchw")]
+    for r in rows:
+        assert r["flavour"] == "tensorrt-rtx" and r["trt_version"] == trt.__version__
+        assert r["compute_capability"] == "8.9" and r["ahead_of_time"] is True
+        assert r["build_s"] > 0 and r["plan_bytes"] > 100_000 and r["onnx_bytes"] > 0
+        assert r["profile"]["max"] == ([1, 64, 64, 3] if r["io"] == "bgr-hwc-uint8" else [1, 3, 64, 64])
+    assert "G   nchw" in out.out and set(Path(tempfile.gettempdir()).glob("cgan-bench-engines-*")) == before

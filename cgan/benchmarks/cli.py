@@ -216,6 +216,40 @@ def profile_cmd(pair, blocks, ngf, device, size, precision, batch, iters, warmup
         click.echo(f"wrote {json_path}")
 
 
+@cli.command("engines")
+@click.option("--pair", help="Pair/export name or folder (default: random-weight 9-block ngf-64 generator).")
+@click.option("--blocks", type=int, default=9, show_default=True, help="Random generator only: residual blocks.")
+@click.option("--ngf", type=int, default=64, show_default=True, help="Random generator only: base channels.")
+@click.option("--trt-flavour", type=click.Choice(["auto", "tensorrt", "tensorrt-rtx"]), default="auto",
+              show_default=True)
+@click.option("--trt-target", help="Compute capability to build for ahead of time, without that GPU here "
+              "(TensorRT-RTX only), e.g. 8.9.")
+@click.option("--shapes", default="256x256,720x1280,1080x1920", show_default=True, help="Profile min,opt,max HxW.")
+@click.option("--batch", default="1,1,4", show_default=True, help="Profile min,opt,max batch.")
+@click.option("--prepost/--no-prepost", default=True, show_default=True,
+              help="Also build the uint8 BGR pre/post graphs' engines.")
+@click.option("--opt-level", type=click.IntRange(0, 5), default=3, show_default=True)
+@click.option("--workspace-gb", type=float, help="Cap on the builder's scratch memory (default: the library's).")
+@click.option("--note", help="Free text stored in the JSON (e.g. the machine).")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Write the rows here.")
+def engines_cmd(pair, blocks, ngf, trt_flavour, trt_target, shapes, batch, prepost, opt_level, workspace_gb, note,
+                json_path) -> None:
+    """FP16 TensorRT / TensorRT-RTX engine build time and plan size per graph (G, F; NCHW and pre/post)."""
+    from cgan._files import write_json_atomic
+    from cgan.benchmarks.bench import random_pair
+    from cgan.benchmarks.engines import format_engines, run_engine_builds
+    from cgan.pairs import cgan_home
+
+    source = pair or str(random_pair(cgan_home() / "bench" / f"random-b{blocks}-ngf{ngf}", blocks, ngf))
+    result = run_engine_builds(source, flavour=trt_flavour, target=trt_target, shapes=shapes, batch=batch,
+                               prepost=prepost, opt_level=opt_level, workspace_gb=workspace_gb, note=note,
+                               model=None if pair else f"random b{blocks} ngf{ngf}")
+    click.echo(format_engines(result))
+    if json_path:
+        write_json_atomic(json_path, result)
+        click.echo(f"wrote {json_path}")
+
+
 main = entry(cli)
 
 if __name__ == "__main__":  # pragma: no cover
