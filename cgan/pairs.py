@@ -149,8 +149,10 @@ def _valid_name(name: str) -> bool:
     return bool(name) and all(c.isalnum() or c in "_-" for c in name)
 
 
-def resolve(source: str | os.PathLike) -> Resolved:
-    """Turn a pair name or folder into a folder (see module docstring for the order)."""
+def resolve(source: str | os.PathLike, prefer_pairs: bool = False) -> Resolved:
+    """Turn a pair name or folder into a folder (see module docstring for the order). `prefer_pairs` (the
+    exporter's view) looks at the user's exports last: an export is built from a pair, so the pair by that name
+    is the source, and an export's own pair/ copy only when no pair by that name exists."""
     s = str(source)
     p = Path(s).expanduser()
     if p.exists() or os.sep in s or s.startswith("."):
@@ -168,8 +170,11 @@ def resolve(source: str | os.PathLike) -> Resolved:
         a, _, b = s.partition("2")
         if a and b:
             candidates.append((f"{b}2{a}", "F"))
+    roots = search_roots()
+    if prefer_pairs:
+        roots = [r for r in roots if r[0] != "user-export"] + [r for r in roots if r[0] == "user-export"]
     for name, direction in candidates:
-        for origin, root in search_roots():
+        for origin, root in roots:
             folder = root / name
             kind = _kind(folder) if folder.is_dir() else None
             if kind:

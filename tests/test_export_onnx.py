@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 
 import numpy as np
 import onnx
@@ -271,3 +272,27 @@ def test_cli_default_out_installs_where_pair_name_looks(tmp_path, capsys, monkey
     code = run(cli, [str(home / "pairs" / "summer2winter"), "--no-fp16"])
     err = capsys.readouterr().err
     assert code == 2 and err.startswith("error: give --out DIR") and len(err.strip().splitlines()) == 1
+
+
+def test_export_by_name_takes_the_pair_not_an_older_export_of_it(tmp_path, capsys):
+    """Once `cgan-export NAME` has installed an export, the name still means the pair: new weights under that
+    name (a retrained pair, a cgan upgrade's embedded pair) are exported, not the old export's pair/ copy. A
+    reverse name whose generator the pair lacks fails before anything is written."""
+    from cgan.pairs import cgan_home
+
+    home = cgan_home()
+    src = home / "pairs" / "summer2winter"
+    make_pair(src, seed=1, gens=("G",))
+    args = ["summer2winter", "--no-fp16", "--no-simplify", "--parity-sizes", "32x32"]
+    assert run(cli, args) == 0, capsys.readouterr().err
+    target = home / "exports" / "summer2winter"
+    first = _manifest(target)["source"]["pair_sha256"]["G"]
+    shutil.rmtree(src)
+    make_pair(src, seed=2, gens=("G",))  # retrained
+    assert run(cli, args) == 0, capsys.readouterr().err
+    second = _manifest(target)["source"]["pair_sha256"]["G"]
+    assert second != first and second == json.loads((src / "pair.json").read_text())["files"]["G"]["sha256"]
+    capsys.readouterr()
+    assert run(cli, ["winter2summer", "--out", str(tmp_path / "w2s"), "--no-fp16"]) == 2
+    err = capsys.readouterr().err
+    assert "is F of the pair" in err and "holds only G" in err and not (tmp_path / "w2s").exists()

@@ -123,12 +123,15 @@ def test_build_writes_plain_plan_sidecar_and_cache_then_skips(onnx_file, monkeyp
     cache = T.timing_cache_path("tensorrt", "10.13.0", GPU)  # per TensorRT version and GPU
     assert "cc8.9-fake-gpu" in cache.name
     assert cache.read_bytes() == b"timing-cache-1" and trt.calls["cache_in"] == b""
+    assert meta["timing_cache_bytes_in"] == 0  # a cold build
     # same key: skipped, nothing rebuilt
     again = T.build_engine(onnx_file, prof, trt_module=trt, flavour="tensorrt", gpu=GPU, opt_level=4)
     assert again["skipped"] is True and trt.calls["builds"] == 1
     # a different key (shapes, GPU, version, ONNX) rebuilds and reuses the persisted timing cache
-    T.build_engine(onnx_file, T.make_profile("256x256", "1"), trt_module=trt, flavour="tensorrt", gpu=GPU, opt_level=4)
+    warm = T.build_engine(onnx_file, T.make_profile("256x256", "1"), trt_module=trt, flavour="tensorrt", gpu=GPU,
+                          opt_level=4)
     assert trt.calls["builds"] == 2 and trt.calls["cache_in"] == b"timing-cache-1"
+    assert warm["timing_cache_bytes_in"] == len(b"timing-cache-1")  # cgan-bench engines reports it as warm
     T.build_engine(onnx_file, prof, trt_module=trt, flavour="tensorrt", gpu={**GPU, "name": "Other"}, opt_level=4)
     assert trt.calls["builds"] == 3
     plan.write_bytes(b"tampered")  # a damaged plan is never treated as up to date
@@ -176,6 +179,7 @@ def test_corrupt_timing_cache_starts_empty(onnx_file):
     trt.Builder = RefusingBuilder
     side = T.build_engine(onnx_file, T.make_profile("256x256", "1"), trt_module=trt, flavour="tensorrt", gpu=GPU)
     assert side["skipped"] is False and trt.calls["cache_in"] == b""
+    assert side["timing_cache_bytes_in"] == 0  # the refused cache did not make this build a warm one
     assert cache_path.read_bytes() == b"timing-cache-1"  # replaced by the new build's cache
 
 

@@ -244,5 +244,6 @@ def test_bench_engines_reports_each_real_build(tmp_path, capsys):
         assert r["flavour"] == "tensorrt-rtx" and r["trt_version"] == trt.__version__
         assert r["compute_capability"] == "8.9" and r["ahead_of_time"] is True
         assert r["build_s"] > 0 and r["plan_bytes"] > 100_000 and r["onnx_bytes"] > 0
+        assert r["timing_cache_warm"] is False  # RTX uses no timing cache
         assert r["profile"]["max"] == ([1, 64, 64, 3] if r["io"] == "bgr-hwc-uint8" else [1, 3, 64, 64])
     assert "G   nchw" in out.out and set(Path(tempfile.gettempdir()).glob("cgan-bench-engines-*")) == before

@@ -199,3 +199,10 @@ def test_smoothing_report_before_and_after():
         r = rep[name]
         assert r["flicker_index"] < 0.6 * rep["raw"]["flicker_index"], (name, r)
         assert 0 < r["mean_abs_vs_raw"] < 8 and r["change_vs_raw"] < -0.4
+
+
+def test_smoothing_report_on_a_still_translation():
+    """A translation that never changes (a still clip) has a zero flicker index: no division by it."""
+    frames = [np.full((16, 16, 3), 90, np.uint8)] * 4
+    rep = quality.smoothing_report(frames, [np.full((16, 16, 3), 30, np.uint8)] * 4)
+    assert rep["raw"]["flicker_index"] == 0.0 and rep["smooth"]["change_vs_raw"] is None

@@ -428,3 +428,44 @@ def test_tensorrt_capture_raising_any_error_leaves_capture_mode(engine_export, m
         ctx.execute_async_v3 = real
         assert np.array_equal(t.translate(frame), 255 - frame)
     assert cudart.live == 0
+
+
+def test_tensorrt_refused_shape_leaves_no_stale_binding(engine_export, monkeypatch):
+    """When the context refuses a shape, the shape that ran before is bound again on its next call (not assumed
+    still bound) and its old graph is not replayed."""
+    from cgan.runtime import Translator
+
+    cudart = _fake_machine_with_engine(engine_export, monkeypatch, "nchw")
+    rng = np.random.default_rng(8)
+    a = rng.integers(0, 256, (24, 32, 3), dtype=np.uint8)
+    b = rng.integers(0, 256, (16, 20, 3), dtype=np.uint8)
+    with Translator.load(str(engine_export), backend="tensorrt") as t:
+        for _ in range(3):
+            assert np.array_equal(t.translate(a), 255 - a)
+        assert cudart.launches == 2
+        ctx = t.backend.context
+        real = ctx.set_input_shape
+        ctx.set_input_shape = lambda name, shape: False if shape[2:] == (16, 20) else real(name, shape)
+        with pytest.raises(CganError, match="TensorRT refused input shape"):
+            t.translate(b)
+        assert t.backend.current is None
+        ctx.set_input_shape = real
+        assert np.array_equal(t.translate(a), 255 - a)  # re-bound: plain run, no replay of the old graph
+        assert cudart.launches == 2 and ctx.shape == (1, 3, 24, 32)
+    assert cudart.live == 0
+
+
+def test_tensorrt_version_compatible_plan_allows_its_lean_runtime(engine_export, monkeypatch):
+    """A plan built version-compatible embeds a lean runtime that TensorRT only runs with host code allowed."""
+    from cgan.runtime import Translator
+
+    _fake_machine_with_engine(engine_export, monkeypatch, "nchw")
+    side_path = engine_export / "G.fp16.trt.plan.json"
+    side = json.loads(side_path.read_text())
+    try:
+        for compat, want in ((False, None), (True, True)):
+            side_path.write_text(json.dumps({**side, "version_compatible": compat}))
+            with Translator.load(str(engine_export), backend="tensorrt") as t:
+                assert getattr(t.backend.runtime, "engine_host_code_allowed", None) is want
+    finally:
+        side_path.write_text(json.dumps(side))

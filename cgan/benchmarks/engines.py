@@ -2,7 +2,8 @@
 
 Builds every FP16 graph of an export (G and F, NCHW float and, with pre/post, uint8 BGR NHWC) through the
 exporter (`cgan.export.api.export_pair(engine=True)`), in a scratch folder, and reports each engine's build
-time and plan size from its sidecar, with the machine and library versions. With TensorRT-RTX and a named
+time and plan size from its sidecar, with the machine and library versions (and, for plain TensorRT, whether
+the build reused a timing cache: `timing_cache_warm`; TensorRT-RTX uses none). With TensorRT-RTX and a named
 compute capability (`--trt-target 8.9`) this runs ahead of time on a machine without a GPU.
 """
 from __future__ import annotations
@@ -45,6 +46,8 @@ def run_engine_builds(source: str, *, flavour: str = "auto", target: str | None 
                 "ahead_of_time": bool(side["gpu"].get("ahead_of_time")),
                 "profile": {k: side["profiles"][0][k] for k in ("min", "opt", "max")},
                 "build_s": side["build_seconds"], "plan_bytes": side["plan"]["bytes"],
+                # plain TensorRT reuses the timing cache in $CGAN_HOME: a warm build skips tactic timing
+                "timing_cache_warm": bool(side.get("timing_cache_bytes_in")),
                 "onnx_bytes": onnx.stat().st_size, "opt_level": side["opt_level"],
             })
     spec = manifest["spec"]["generator"]

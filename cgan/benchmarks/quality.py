@@ -432,7 +432,8 @@ def smoothing_report(frames: list[np.ndarray], outputs: list[np.ndarray]) -> dic
         report[name] = {"flicker_index": float(runtime_flicker(frames, smoothed)),
                         "mean_abs_vs_raw": float(np.mean([np.abs(s.astype(np.float32) - o.astype(np.float32)).mean()
                                                           for s, o in zip(smoothed, outputs)]))}
-        report[name]["change_vs_raw"] = report[name]["flicker_index"] / report["raw"]["flicker_index"] - 1.0
+        raw = report["raw"]["flicker_index"]  # 0 when the translation never changes (a still clip)
+        report[name]["change_vs_raw"] = report[name]["flicker_index"] / raw - 1.0 if raw > 0 else None
     report["how"] = ("cgan.runtime.smooth.TemporalSmoother defaults (strength 0.8, threshold 12, scene cuts reset "
                      "the history) on the torch FP32 outputs of every clip frame; cuts are included in the index")
     return report

@@ -82,7 +82,7 @@ def default_out(source: str | os.PathLike, pretrained: str | None = None) -> Pat
 
     if pretrained:
         return cgan_home() / "exports" / Path(source).name
-    resolved = resolve(source)
+    resolved = resolve(source, prefer_pairs=True)
     if resolved.origin == "path":
         raise CganError(f"give --out DIR: {source} is a folder, and only a pair name (or --pretrained NAME) "
                         f"has a default export folder ($CGAN_HOME/exports/NAME)")
@@ -90,11 +90,19 @@ def default_out(source: str | os.PathLike, pretrained: str | None = None) -> Pat
 
 
 def _source_pair(source: str | os.PathLike) -> Pair:
-    resolved = resolve(source)
+    """The pair to export: a name finds the pair itself before any export of it (re-exporting after the pair
+    changed must take the new weights, not the old export's pair/ copy); a reverse name (winter2summer) must
+    name a generator the pair holds."""
+    resolved = resolve(source, prefer_pairs=True)
     folder = resolved.folder / "pair" if resolved.kind == "export" else resolved.folder
     if not (folder / PAIR_JSON).is_file():
         raise CganError(f"export folder {resolved.folder} has no pair/ copy to re-export from; pass the pair folder")
-    return load_pair(folder)
+    pair = load_pair(folder)
+    if resolved.direction is not None and resolved.direction not in pair.generators:
+        raise CganError(f"{source} is {resolved.direction} of the pair in {folder}, which holds only "
+                        f"{', '.join(pair.generators)}: export {folder.name if resolved.origin != 'path' else folder} "
+                        f"and use its direction, or a pair with both generators")
+    return pair
 
 
 def _metadata(pair: Pair, gen: str, precision: str, io: str, options: dict[str, Any]) -> dict[str, Any]:

@@ -329,6 +329,7 @@ def build_engine(onnx_path: str | Path, profile: Profile, *, io: str = "nchw", f
     # TensorRT-RTX compiles its kernels just in time and ignores timing caches ("The timing cache will not be
     # used!", seen with 1.7): none is read or written for it
     has_cache_api = hasattr(config, "create_timing_cache") and flavour != "tensorrt-rtx"
+    cache_bytes = b""
     if has_cache_api:
         cache_bytes = cache_file.read_bytes() if cache_file.is_file() else b""
         try:
@@ -340,6 +341,7 @@ def build_engine(onnx_path: str | Path, profile: Profile, *, io: str = "nchw", f
         if not accepted:
             if cache_bytes:
                 log.warning("timing cache %s was refused; starting an empty one", cache_file)
+            cache_bytes = b""  # a cold build after all
             config.set_timing_cache(config.create_timing_cache(b""), False)
     serialized = builder.build_serialized_network(network, config)
     del parser
@@ -363,6 +365,7 @@ def build_engine(onnx_path: str | Path, profile: Profile, *, io: str = "nchw", f
         "onnx": {"path": onnx_path.name, "sha256": onnx_sha},
         "plan": {"path": plan.name, "sha256": sha256_file(plan), "bytes": plan.stat().st_size},
         "timing_cache": str(cache_file) if has_cache_api else None,
+        "timing_cache_bytes_in": len(cache_bytes),  # > 0: tactic timings reused, the build time is not a cold one
         "build_seconds": round(seconds, 3), "cgan_version": cgan_version,
     }
     write_json_atomic(sidecar_path(plan), meta)
