@@ -374,6 +374,11 @@ def test_tensorrt_capture_failure_leaves_capture_mode_and_runs_without_graphs(en
     assert cudart.live == 0
 
 
+def _two_sizes(seed: int):
+    rng = np.random.default_rng(seed)
+    return rng, rng.integers(0, 256, (24, 32, 3), dtype=np.uint8), rng.integers(0, 256, (16, 20, 3), dtype=np.uint8)
+
+
 def test_tensorrt_alternating_shapes_keep_their_buffers_and_rebind(engine_export, monkeypatch):
     """Several streams batched together change the batch shape from call to call: each shape keeps its buffers
     (no free/alloc per switch, which synchronizes a real device), the context is re-bound to the right buffers
@@ -383,9 +388,7 @@ def test_tensorrt_alternating_shapes_keep_their_buffers_and_rebind(engine_export
     from cgan.runtime.backends.base import MAX_SHAPES
 
     cudart = _fake_machine_with_engine(engine_export, monkeypatch, "nchw")
-    rng = np.random.default_rng(5)
-    a = rng.integers(0, 256, (24, 32, 3), dtype=np.uint8)
-    b = rng.integers(0, 256, (16, 20, 3), dtype=np.uint8)
+    rng, a, b = _two_sizes(5)
     with Translator.load(str(engine_export), backend="tensorrt") as t:
         for _ in range(3):
             for f in (a, b):  # A, B, A, B, ...: every call switches shape
@@ -436,9 +439,7 @@ def test_tensorrt_refused_shape_leaves_no_stale_binding(engine_export, monkeypat
     from cgan.runtime import Translator
 
     cudart = _fake_machine_with_engine(engine_export, monkeypatch, "nchw")
-    rng = np.random.default_rng(8)
-    a = rng.integers(0, 256, (24, 32, 3), dtype=np.uint8)
-    b = rng.integers(0, 256, (16, 20, 3), dtype=np.uint8)
+    rng, a, b = _two_sizes(8)
     with Translator.load(str(engine_export), backend="tensorrt") as t:
         for _ in range(3):
             assert np.array_equal(t.translate(a), 255 - a)
