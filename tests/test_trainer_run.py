@@ -222,6 +222,18 @@ def test_batch_size_two_and_export_default_location(tmp_path, data):
     assert load_pair(run_dir / "pair").meta["training"]["batch_size"] == 2
 
 
+def test_pair_records_the_commit_the_training_started_from(tmp_path, data, monkeypatch):
+    """The checkout may move on while a long run trains: the pair (and config.json) name the commit whose code
+    ran, read at the start, not whatever HEAD is when the pair is written."""
+    import cgan.trainer.train as train_mod
+
+    shas = iter(["a" * 40, "b" * 40, "c" * 40])
+    monkeypatch.setattr(train_mod, "git_sha", lambda: next(shas))
+    run_dir = train(tiny_config(data, tmp_path / "r", max_steps=2), progress=False)
+    assert load_pair(run_dir / "pair").meta["training"]["git_sha"] == "a" * 40
+    assert json.loads((run_dir / "config.json").read_text())["git_sha"] == "a" * 40
+
+
 def test_resume_at_the_step_limit_does_nothing_more(tmp_path, data):
     cfg = tiny_config(data, tmp_path / "r", max_steps=2)
     run_dir = train(cfg, progress=False)

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import cgan
+from cgan._git import git_sha
 
 _DISTS = {
     "torch": ("torch",),
@@ -43,16 +44,6 @@ def _run(cmd: list[str], cwd: str | None = None) -> str | None:
     except (OSError, subprocess.SubprocessError):
         return None
     return out.stdout.strip() if out.returncode == 0 else None
-
-
-def git_sha() -> str | None:
-    """The commit of the cgan checkout this code runs from (+ '-dirty' with uncommitted changes); None if not git."""
-    repo = str(Path(cgan.__file__).resolve().parent.parent)
-    sha = _run(["git", "rev-parse", "HEAD"], cwd=repo)
-    if not sha:
-        return None
-    dirty = _run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=repo)
-    return sha + ("-dirty" if dirty else "")
 
 
 def host_cpu() -> str:

@@ -15,7 +15,6 @@ import itertools
 import logging
 import os
 import random
-import subprocess
 import time
 from pathlib import Path
 from typing import Any
@@ -25,6 +24,7 @@ import torch
 from torch import nn
 
 from cgan._files import ensure_writable_dir, write_bytes_atomic, write_json_atomic
+from cgan._git import git_sha
 from cgan.errors import CganError, IntegrityError
 from cgan.trainer import checkpoint as ckpt
 from cgan.trainer.budget import BudgetFitter
@@ -258,20 +258,12 @@ def config_for_resume(run_dir: str | os.PathLike, overrides: dict[str, Any]) -> 
     return saved.replace(**{"time_budget": None, **overrides})
 
 
-def git_sha() -> str | None:
-    try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True,
-                             text=True, timeout=5)
-        return out.stdout.strip() or None if out.returncode == 0 else None
-    except (OSError, subprocess.SubprocessError):
-        return None
-
-
 def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, reset_schedule: bool = False) -> Path:
     """Train (or, with resume, continue) the run OUT/NAME; returns the run folder (with pair/ at the end).
     A resumed run keeps a schedule fitted to an earlier --time-budget unless `reset_schedule` (the CLI sets it
     when --epochs or --epochs-decay is given) or the config's epochs differ from the saved ones."""
     clock0 = time.perf_counter()  # a --time-budget counts from here: setup and compilation are part of it
+    code_sha = git_sha()  # the code that runs, read now: the checkout may move on while a long run trains
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     device = resolve_device(cfg.device)
@@ -339,7 +331,8 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, reset_s
                                  f"previous one") from None
         log.info("resuming %s at epoch %d, step %d", run_dir, counters["epoch"] + 1, counters["step"])
     if main_rank:
-        write_json_atomic(run_dir / "config.json", {"config": cfg.to_dict(), "spec": cfg.pair_spec().to_dict()})
+        write_json_atomic(run_dir / "config.json", {"config": cfg.to_dict(), "spec": cfg.pair_spec().to_dict(),
+                                                    "git_sha": code_sha})
     logger = _RunLogger(run_dir, cfg, enabled=main_rank)
     samples = dataset.sample_images()
 
@@ -368,7 +361,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, reset_s
     def info() -> dict[str, Any]:
         cut_short = fitter is not None and fitter.stopped_early and counters["epoch"] < sum(model.schedule)
         return {**_training_info(cfg, counters, device, len(files_x), len(files_y), model.schedule, cut_short),
-                "init_from": init_record}
+                "git_sha": code_sha, "init_from": init_record}
 
     def save() -> None:
         if not main_rank:
@@ -502,7 +495,7 @@ def _training_info(cfg: TrainConfig, counters: dict, device: torch.device, n_x: 
             "configured_epochs": [cfg.epochs, cfg.epochs_decay], "time_budget": cfg.time_budget,
             "stopped_by_budget": bool(stopped_by_budget), "lambda_cycle": cfg.lambda_cycle,
             "lambda_identity": cfg.lambda_identity, "images": {"X": n_x, "Y": n_y},
-            "torch": str(torch.__version__), "git_sha": git_sha()}
+            "torch": str(torch.__version__)}
 
 
 def _progress(enabled: bool, total: int, initial: int, desc: str):
