@@ -234,6 +234,26 @@ def test_pair_records_the_commit_the_training_started_from(tmp_path, data, monke
     assert json.loads((run_dir / "config.json").read_text())["git_sha"] == "a" * 40
 
 
+def test_resume_with_a_longer_schedule_trains_at_the_new_schedules_rate(tmp_path, data):
+    """1 + 1 epochs end at rate 0; resuming with 2 + 1 must run epoch 3 at half the rate (the official linear
+    policy for that epoch), not at the 0 the finished schedule left in the optimizers."""
+    import csv
+
+    run_dir = train(tiny_config(data, tmp_path / "r", epochs=1, epochs_decay=1), progress=False)
+    done = ckpt.load_checkpoint(ckpt.latest_checkpoint(run_dir))
+    assert done["counters"]["epoch"] == 2
+    before = {k: v.clone() for k, v in done["nets"]["G"].items()}
+    train(tiny_config(data, tmp_path / "r", epochs=2, epochs_decay=1), resume=True, progress=False,
+          reset_schedule=True)
+    rows = list(csv.DictReader((run_dir / "log.csv").open()))
+    third = [r for r in rows if r["epoch"] == "3"]
+    assert third and all(float(r["lr_G"]) == pytest.approx(1e-4) and float(r["lr_D"]) == pytest.approx(1e-4)
+                         for r in third)
+    after = ckpt.load_checkpoint(ckpt.latest_checkpoint(run_dir))
+    assert after["counters"]["epoch"] == 3
+    assert any(not torch.equal(before[k], v) for k, v in after["nets"]["G"].items())  # it did learn
+
+
 def test_resume_at_the_step_limit_does_nothing_more(tmp_path, data):
     cfg = tiny_config(data, tmp_path / "r", max_steps=2)
     run_dir = train(cfg, progress=False)
