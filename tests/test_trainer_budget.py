@@ -228,7 +228,7 @@ def test_torchrun_processes_stop_together_with_one_schedule(tmp_path):
         port = s.getsockname()[1]
     t = time.perf_counter()
     mp.spawn(_ddp_worker, args=(str(tmp_path), port), nprocs=2, join=True)
-    assert time.perf_counter() - t < 5.0 + 20.0  # process start-up included; a hang would hit pytest's timeout
+    assert time.perf_counter() - t < 60.0  # generous (shared 2-core machines); a hang would hit pytest's timeout
     info = load_pair(tmp_path / "r" / "run" / "pair").meta["training"]
     assert info["epochs_decay"] >= 1 and info["epoch"] >= info["epochs"]
 
