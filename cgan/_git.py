@@ -18,6 +18,10 @@ def _git(*args: str) -> str | None:
 def git_sha() -> str | None:
     """HEAD of the checkout cgan is imported from, + '-dirty' with uncommitted changes to tracked files; None
     when cgan is not running from a git checkout (an installed wheel)."""
+    # git searches parent folders: a wheel installed into a venv inside some other checkout would get that
+    # checkout's HEAD. Only a checkout that tracks this very file is cgan's own.
+    if _git("ls-files", "--error-unmatch", "cgan/_git.py") is None:
+        return None
     sha = _git("rev-parse", "HEAD")
     if not sha:
         return None

@@ -285,3 +285,28 @@ def test_python_m_cgan_lists_commands():
     out = subprocess.run([sys.executable, "-m", "cgan"], check=True, capture_output=True, text=True).stdout
     for cmd in ("cgan-train", "cgan-export", "cgan-video", "cgan-bench", "cgan-eval"):
         assert cmd in out
+
+
+def test_git_sha_only_for_cgans_own_checkout(tmp_path, monkeypatch):
+    """Provenance names cgan's commit only when cgan runs from a checkout that tracks it: a copy inside some
+    other repository (a venv in a project's checkout) gets None, not that repository's HEAD."""
+    import shutil
+    import subprocess
+
+    import cgan._git as g
+
+    def git(*args):
+        subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True)
+
+    git("init", "-q", ".")
+    (tmp_path / "cgan").mkdir()
+    shutil.copy(g.__file__, tmp_path / "cgan" / "_git.py")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "--allow-empty", "-m", "other project")
+    monkeypatch.setattr(g, "REPO", tmp_path)
+    assert g.git_sha() is None  # untracked copy inside another repository
+    git("add", "cgan/_git.py")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "cgan")
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=tmp_path, capture_output=True, text=True).stdout.strip()
+    assert g.git_sha() == head
+    (tmp_path / "cgan" / "_git.py").write_text("# changed\n")
+    assert g.git_sha() == head + "-dirty"
