@@ -22,7 +22,7 @@ from typing import Any
 
 from cgan._files import ensure_writable_dir, file_record, write_json_atomic
 from cgan.errors import CganError
-from cgan.pairs import MANIFEST_JSON, PAIR_JSON, Pair, load_pair, resolve
+from cgan.pairs import MANIFEST_JSON, PAIR_JSON, Pair, Resolved, load_pair, resolve
 from cgan.spec import EXPORT_FORMAT, FORMAT_VERSION
 
 log = logging.getLogger(__name__)
@@ -74,22 +74,20 @@ def tool_versions() -> dict[str, str]:
     return out
 
 
-def default_out(source: str | os.PathLike, pretrained: str | None = None) -> Path:
+def default_out(resolved: Resolved, pretrained: bool = False) -> Path:
     """Where an export goes when no folder is given: $CGAN_HOME/exports/NAME, the first place `--pair NAME`
     looks. NAME is the pair's own name (`winter2summer` resolves to the summer2winter pair, so it is installed
-    as summer2winter: an export named after the reverse direction would translate the wrong way)."""
+    as summer2winter: an export named after the reverse direction would translate the wrong way); a download
+    ($CGAN_HOME/pretrained/NAME) keeps its name."""
     from cgan.pairs import cgan_home
 
-    if pretrained:
-        return cgan_home() / "exports" / Path(source).name
-    resolved = resolve(source, prefer_pairs=True)
-    if resolved.origin == "path":
-        raise CganError(f"give --out DIR: {source} is a folder, and only a pair name (or --pretrained NAME) "
-                        f"has a default export folder ($CGAN_HOME/exports/NAME)")
+    if resolved.origin == "path" and not pretrained:
+        raise CganError(f"give --out DIR: {resolved.folder} is a folder, and only a pair name (or --pretrained "
+                        f"NAME) has a default export folder ($CGAN_HOME/exports/NAME)")
     return cgan_home() / "exports" / resolved.folder.name
 
 
-def _source_pair(source: str | os.PathLike) -> Pair:
+def _source_pair(source: str | os.PathLike) -> tuple[Pair, Resolved]:
     """The pair to export: a name finds the pair itself before any export of it (re-exporting after the pair
     changed must take the new weights, not the old export's pair/ copy); a reverse name (winter2summer) must
     name a generator the pair holds."""
@@ -102,7 +100,7 @@ def _source_pair(source: str | os.PathLike) -> Pair:
         raise CganError(f"{source} is {resolved.direction} of the pair in {folder}, which holds only "
                         f"{', '.join(pair.generators)}: export {folder.name if resolved.origin != 'path' else folder} "
                         f"and use its direction, or a pair with both generators")
-    return pair
+    return pair, resolved
 
 
 def _metadata(pair: Pair, gen: str, precision: str, io: str, options: dict[str, Any]) -> dict[str, Any]:
@@ -155,9 +153,9 @@ def run_export(source: str | os.PathLike | None, out: str | os.PathLike | None, 
         source = folder
     if source is None:
         raise CganError("nothing to export: pass a pair folder or name, or --pretrained NAME")
-    pair = _source_pair(source)
+    pair, resolved = _source_pair(source)
     if out is None:
-        out = default_out(source, opts.pretrained)
+        out = default_out(resolved, pretrained=bool(opts.pretrained))
         log.info("exporting into %s (where --pair %s finds it)", out, out.name)
     out = ensure_writable_dir(out, "export folder")
     if out.resolve() == pair.folder.resolve():
