@@ -228,16 +228,15 @@ class CycleGAN:
         if saved and list(saved["configured"]) == [self.cfg.epochs, self.cfg.epochs_decay]:
             self.schedule[:] = [int(v) for v in saved["epochs"]]
 
-
-def sync_lr(model: "CycleGAN") -> None:
-    """Set both optimizers' learning rate from the schedule for the epoch the schedulers are at. A resume that
-    changes the schedule needs this: the optimizers come back with the rate the old schedule left (0 after its
-    last decay epoch), and LambdaLR only recomputes it at the end of the next epoch."""
-    for sched in (model.sched_G, model.sched_D):
-        factor = lr_factor(sched.last_epoch, *model.schedule)
-        for group, base in zip(sched.optimizer.param_groups, sched.base_lrs):
-            group["lr"] = base * factor
-        sched._last_lr = [group["lr"] for group in sched.optimizer.param_groups]
+    def sync_lr(self) -> None:
+        """Set both optimizers' learning rate from the schedule for the epoch the schedulers are at. A resume
+        that changes the schedule needs this: the optimizers come back with the rate the old schedule left (0
+        after its last decay epoch), and LambdaLR only recomputes it at the end of the next epoch."""
+        for sched in (self.sched_G, self.sched_D):
+            factor = lr_factor(sched.last_epoch, *self.schedule)
+            for group, base in zip(sched.optimizer.param_groups, sched.base_lrs):
+                group["lr"] = base * factor
+            sched._last_lr = [group["lr"] for group in sched.optimizer.param_groups]
 
 
 def _to_cpu(obj: Any) -> Any:
@@ -333,7 +332,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, reset_s
             model.load_state_dict(state)
             if reset_schedule:
                 model.schedule[:] = [cfg.epochs, cfg.epochs_decay]
-            sync_lr(model)
+            model.sync_lr()
             counters.update({k: state["counters"][k] for k in counters})
             ckpt.restore_rng(state["rng"])
         except (KeyError, TypeError, ValueError, RuntimeError, AttributeError, IndexError) as e:

@@ -175,7 +175,7 @@ class TorchBackend(Backend):
             key = batch.shape
             host = self.pinned.pop(key, None)
             if host is None:
-                self._evict(key)
+                self._evict_oldest()
                 host = (torch.empty(key, dtype=torch.uint8).pin_memory(),
                         torch.empty(key, dtype=torch.uint8).pin_memory())
             self.pinned[key] = host  # most recently used last
@@ -191,7 +191,7 @@ class TorchBackend(Backend):
             torch.cuda.current_stream().synchronize()
             return h_out.numpy()
 
-    def _evict(self, key: tuple[int, ...]) -> None:
+    def _evict_oldest(self) -> None:
         """Before buffers for a new shape: drop the least recently used shape's pinned buffers and CUDA graph
         (each graph holds a private memory pool) once MAX_SHAPES shapes are held, and return the memory."""
         if len(self.pinned) < MAX_SHAPES:
