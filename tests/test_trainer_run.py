@@ -298,3 +298,16 @@ def test_init_from_a_pair_that_does_not_fit_is_one_line(tmp_path, data, capsys):
         args = base + extra + ([] if "--init-from" in extra else ["--init-from", str(first / "pair")])
         code = run(cli, args)
         _one_line_error(capsys, code, 2, words)
+
+
+@pytest.mark.parametrize("preprocess,lambda_identity", [("none", 0.5), ("none", 0.0), ("scale_width", 0.5)])
+def test_photos_of_different_sizes_train_with_batch_one(tmp_path, preprocess, lambda_identity):
+    """--preprocess none / scale_width keep each photo's size: X, Y and pooled fakes differ and must not be joined
+    into one batch (they used to be: 'Sizes of tensors must match' at step 1)."""
+    root = tmp_path / "mixed"
+    make_images(root / "trainA", 3, (40, 200, 60), seed=1, size=(40, 44), shape="circle")
+    make_images(root / "trainB", 3, (200, 60, 40), seed=2, size=(52, 36), shape="square")
+    cfg = tiny_config(root, tmp_path / "r", preprocess=preprocess, load_size=36, max_steps=4,
+                      lambda_identity=lambda_identity)
+    run_dir = train(cfg, progress=False)
+    assert load_pair(run_dir / "pair").spec.generator.ngf == 4

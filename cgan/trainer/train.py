@@ -55,6 +55,16 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def _paired_call(net: nn.Module, a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(net(a), net(b)): one call on the two batches joined when their image sizes match (the networks' norms are
+    per image, so the outputs are the same), two calls when they differ (--preprocess none or scale_width keep
+    each photo's own size, and an X photo, a Y photo and a fake from the history pool may all differ)."""
+    if a.shape[1:] != b.shape[1:]:
+        return net(a), net(b)
+    out = net(torch.cat([a, b]))
+    return out[:a.shape[0]], out[a.shape[0]:]
+
+
 class CycleGAN:
     """Four networks, two Adam optimizers (G+F, D_X+D_Y), two schedulers, two fake-image pools."""
 
@@ -107,13 +117,12 @@ class CycleGAN:
         """Paper eq. 3 (full objective) for G and F: LSGAN terms + λ·cycle (eq. 2) both ways + 0.5·λ·identity."""
         G, F, D_X, D_Y = self.run["G"], self.run["F"], self.run["D_X"], self.run["D_Y"]
         lam, lam_idt = self.cfg.lambda_cycle, self.cfg.lambda_cycle * self.cfg.lambda_identity
-        n = real_x.shape[0]
         if lam_idt > 0:
             # G's two inputs (x to translate, y that it should leave unchanged) in one call, likewise F's:
             # every norm is per image (instance norm, no batch statistics), so G(cat(x, y)) == cat(G(x), G(y)),
             # with half the kernel launches and larger, better-filled ones
-            g_out, f_out = G(torch.cat([real_x, real_y])), F(torch.cat([real_y, real_x]))
-            fake_y, idt_y, fake_x, idt_x = g_out[:n], g_out[n:], f_out[:n], f_out[n:]
+            fake_y, idt_y = _paired_call(G, real_x, real_y)
+            fake_x, idt_x = _paired_call(F, real_y, real_x)
         else:
             fake_y, fake_x = G(real_x), F(real_y)
         rec_x, rec_y = F(fake_y), G(fake_x)
@@ -128,9 +137,8 @@ class CycleGAN:
     def discriminator_loss(self, D: nn.Module, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
         """LSGAN for a discriminator, halved "to slow down the rate at which D learns relative to G" (§7.1).
         Real and fake go through D in one call (its norms are per image too, so the outputs are the same)."""
-        n = real.shape[0]
-        out = D(torch.cat([real, fake.detach()]))
-        return (gan_loss(out[:n], True) + gan_loss(out[n:], False)) * 0.5
+        out_real, out_fake = _paired_call(D, real, fake.detach())
+        return (gan_loss(out_real, True) + gan_loss(out_fake, False)) * 0.5
 
     # ---- one iteration --------------------------------------------------------------------------------
     def train_step(self, real_x: torch.Tensor, real_y: torch.Tensor) -> dict[str, torch.Tensor]:
