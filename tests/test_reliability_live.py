@@ -271,3 +271,25 @@ def test_capture_that_ends_in_time_is_released_by_the_run(tmp_path, monkeypatch,
     assert s.ended == "end" and s.frames + s.dropped == 6
     assert cap.releases == 1
     assert not [r for r in caplog.records if "read()" in r.getMessage()]
+
+
+def test_second_sigint_while_camera_hangs_keeps_the_recording(tmp_path, monkeypatch):
+    """The camera hangs in read() for 3 s; a first Ctrl-C asks to stop and waits for the read, an impatient
+    second one forces the stop (KeyboardInterrupt): the frames written so far must still be a playable file
+    (the forced stop used to delete it)."""
+    cam = Camera([("frames", 10, 100), ("stall", 3.0), ("frames", 50, 100)])
+    monkeypatch.setattr(sources.cv2, "VideoCapture", cam.Capture)
+    src = CaptureSource(InputSpec("camera", 0, "0"), reconnects=1, backoff=0.01)
+    out = tmp_path / "o.mp4"
+    timers = [threading.Timer(t, os.kill, (os.getpid(), signal.SIGINT)) for t in (0.4, 0.8)]
+    for t in timers:
+        t.start()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            run_video(job(inputs=[src], output=str(out), handle_signals=True), translator=Invert())
+    finally:
+        for t in timers:
+            t.cancel()
+    monkeypatch.undo()
+    assert probe(out)[0] >= 10
+    assert not list(tmp_path.glob(".o.partial-*"))

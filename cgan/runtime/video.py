@@ -725,6 +725,17 @@ def run_video(job: VideoJob, translator: Any = None) -> VideoSummary:
             pipe.ended = "max-frames"
         _fill_summary(summary, pipe, streams, seconds)
         return summary
+    except KeyboardInterrupt:
+        # a second Ctrl-C forces the stop (e.g. while a hung camera is waited for): the frames written so far
+        # still make a playable file, so keep it; only a file that does not read back is removed
+        with _signals_deferred(job.handle_signals):
+            for st in streams:
+                if st.out is not None:
+                    try:
+                        st.out.finish()
+                    except Exception:  # noqa: BLE001 - the interrupt is what gets reported
+                        st.out.abort()
+        raise
     except BaseException:
         for st in streams:
             if st.out is not None:
