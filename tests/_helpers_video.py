@@ -76,3 +76,21 @@ class Broken:
         if self.calls > self.after:
             raise RuntimeError("inference exploded")
         return [255 - f for f in frames]
+
+
+def as_live_streams(monkeypatch) -> None:
+    """Local clips opened as URLs stand in for live streams: hide their length, as FFmpeg reports none for a
+    live stream (a URL with a length is read as a recorded video, see CaptureSource)."""
+    real = cv2.VideoCapture
+
+    class NoLength:  # a wrapper: Python subclasses of cv2.VideoCapture crash the garbage collector
+        def __init__(self, *args, **kwargs):
+            self._cap = real(*args, **kwargs)
+
+        def get(self, prop):
+            return -1.0 if prop == cv2.CAP_PROP_FRAME_COUNT else self._cap.get(prop)
+
+        def __getattr__(self, name):
+            return getattr(self._cap, name)
+
+    monkeypatch.setattr(cv2, "VideoCapture", NoLength)

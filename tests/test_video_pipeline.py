@@ -11,7 +11,7 @@ from cgan.errors import CganError, IntegrityError
 from cgan.runtime.sources import CaptureSource, FrameListSource, InputSpec, open_source, parse_input, quiet_opencv
 from cgan.runtime.video import VideoJob, output_paths, parse_size, run_video, target_size
 
-from _helpers_video import Broken, Invert, make_clip, pattern, probe
+from _helpers_video import Broken, Invert, as_live_streams, make_clip, pattern, probe
 
 quiet_opencv("SILENT")
 
@@ -127,7 +127,8 @@ def test_pipeline_keeps_90_percent_of_the_slowest_stage_at_720p(tmp_path):
     assert s.fps >= 0.9 * min(s.decode_fps, s.translate_fps, s.encode_fps), s
 
 
-def test_live_stream_that_disappears_reconnects_then_ends_cleanly(tmp_path):
+def test_live_stream_that_disappears_reconnects_then_ends_cleanly(tmp_path, monkeypatch):
+    as_live_streams(monkeypatch)
     clip = make_clip(tmp_path / "stream.mp4", 8)
     src = CaptureSource(InputSpec("url", str(clip), "x"), reconnects=2, backoff=0.01)
     assert src.live
@@ -142,7 +143,8 @@ def test_live_stream_that_disappears_reconnects_then_ends_cleanly(tmp_path):
     src.close()
 
 
-def test_reconnect_resumes_a_stream_that_comes_back(tmp_path):
+def test_reconnect_resumes_a_stream_that_comes_back(tmp_path, monkeypatch):
+    as_live_streams(monkeypatch)
     clip = make_clip(tmp_path / "stream.mp4", 5)
     src = CaptureSource(InputSpec("url", str(clip), "x"), reconnects=2, backoff=0.01)
     n = 0
@@ -156,6 +158,35 @@ def test_reconnect_resumes_a_stream_that_comes_back(tmp_path):
     shutil.move(clip2, tmp_path / "gone.mp4")
     s = run_video(job(inputs=[src2], output=str(out)), translator=Invert())
     assert s.ended == "end" and s.frames > 0 and probe(out)[0] == s.frames
+
+
+def test_a_video_file_served_over_http_is_read_once_like_a_file(tmp_path):
+    """An http URL with a length is a recorded video: every frame once, then the end (it used to count as a
+    live stream, so its end triggered a reopen that replayed it from the start, forever, dropping frames)."""
+    import functools
+    import http.server
+    import threading
+
+    clip = make_clip(tmp_path / "clip.mp4", 10)
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path))
+    handler.log_message = lambda *a, **k: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/{clip.name}"
+        src = open_source(url, reconnects=2, backoff=0.01)
+        assert not src.live and src.frame_count == 10
+        n = 0
+        while src.read() is not None and n < 40:
+            n += 1
+        src.close()
+        assert n == 10 and src.reconnected == 0
+        out = tmp_path / "out.mp4"
+        s = run_video(job(inputs=[url], output=str(out)), translator=Invert())
+        assert s.ended == "end" and s.frames == 10 and s.dropped == 0 and probe(out)[0] == 10
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 def test_bad_files(tmp_path):

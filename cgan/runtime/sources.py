@@ -142,6 +142,11 @@ class CaptureSource:
         if not (0 < self.fps < 1000):
             self.fps = 0.0
         n = self.cap.get(cv2.CAP_PROP_FRAME_COUNT)
+        if spec.kind == "url" and n and n > 0:
+            # a URL with a length is a recorded video (a file served over http, a VOD): read it like a file,
+            # every frame and no reopening at its end (which replayed it from the start, forever)
+            self.live = False
+            log.debug("%s has %d frames: read as a file, not a live stream", self.name, int(n))
         self.frame_count = int(n) if (not self.live and n and n > 0) else 0
         # Read the first frame now, so a busy camera or an empty / corrupt file fails here, before any work.
         ok, frame = self.cap.read()
