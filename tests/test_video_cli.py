@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from cgan._cli import run
+from cgan.runtime import video
 from cgan.runtime.cli import cli
 
 from _helpers_video import make_clip, probe
@@ -233,3 +234,18 @@ def test_no_cuda_graphs_runs_with_the_real_torch_backend(tmp_path, clip, capsys)
                                   "--no-cuda-graphs", "--max-frames", "2", "--output", str(out)], capsys)
     assert code == 0, err
     assert probe(out)[0] == 2 and "frames 2" in text
+
+
+def test_headless_run_without_output_is_refused(tmp_path, capsys, monkeypatch, caplog):
+    """`cgan-video --input 0` on a machine with no display (or headless OpenCV) would translate and show and write
+    nothing until Ctrl-C: one line instead. An explicit --no-display without --output stays allowed (speed check)."""
+    monkeypatch.setattr(video, "gui_problem", lambda: "no display to show a window on ($DISPLAY is not set); "
+                                                          "use --no-display with --output FILE")
+    caplog.set_level("INFO", logger="cgan.runtime.video")
+    clip = make_clip(tmp_path / "in.mp4", 3)
+    code, _, err = cgan_video(["--input", str(clip)], capsys)
+    assert_one_line_error(code, err, "nothing would be shown or written", "--output")
+    code, _, err = cgan_video(["--input", str(clip), "--no-display", "--no-progress", "--max-frames", "2"],
+                              capsys)
+    assert code == 0, err
+    assert "speed check" in caplog.text

@@ -690,7 +690,11 @@ def run_video(job: VideoJob, translator: Any = None) -> VideoSummary:
             else:
                 opened.append(value)
         if own_translator:
-            translator = load_translator(job)
+            translator = load_translator(job)  # first: an unknown pair or backend is the mistake to report
+        if job.output is None and not display and job.on_frame is None:
+            if job.display is None:  # e.g. `cgan-video --input 0` on a headless machine: a run with no result
+                raise CganError(f"nothing would be shown or written: {gui_problem()}")
+            log.info("--no-display and no --output: frames are translated, neither shown nor written (a speed check)")
         for i, (src, out_path) in enumerate(zip(opened, outs)):
             out = VideoOutput(out_path, src.fps) if out_path is not None else None
             smoother = TemporalSmoother(**smoother_args) if job.smooth else None
