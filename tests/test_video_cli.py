@@ -57,6 +57,9 @@ def test_bad_inputs_one_line(tmp_path, clip, capsys):
         (["--input", str(clip), "--output", str(tmp_path)], "folder"),
         (["--input", str(clip), "--size", "huge"], "--size"),
         (["--input", str(clip), "--output", str(clip / "o.mp4")], "cannot create output folder"),
+        (["--input", str(clip), "--output", str(clip)], "is the input"),
+        (["--input", str(clip), "--input", str(make_clip(tmp_path / "w_1.mp4", 3)), "--output",
+          str(tmp_path / "w.mp4")], "is the input"),
     ]
     for argv, needle in cases:
         code, _, err = cgan_video(argv + ["--no-progress"], capsys)

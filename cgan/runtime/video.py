@@ -193,6 +193,27 @@ def check_output(path: Path) -> str:
     return fourcc
 
 
+def _not_an_input(path: Path, inputs: list[Any]) -> None:
+    """Refuse an output that is one of the input files: the run would replace the source with its translation."""
+    for value in inputs:
+        if not isinstance(value, (str, os.PathLike)):
+            continue
+        try:
+            spec = parse_input(value)
+        except CganError:
+            continue  # reported when the input is opened
+        if spec.kind == "file" and _same_file(path, Path(spec.target)):
+            raise CganError(f"--output {path} is the input {spec.target}: the run would replace it with its "
+                            f"translation; choose another output name")
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return a.exists() and b.exists() and os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
 class VideoOutput:
     """A cv2.VideoWriter opened on the first frame, writing to a hidden temp file renamed on `finish()`."""
 
@@ -664,6 +685,7 @@ def run_video(job: VideoJob, translator: Any = None) -> VideoSummary:
     outs = output_paths(job.output, len(job.inputs))
     for p in outs:
         if p is not None:
+            _not_an_input(p, job.inputs)
             check_output(p)
     if job.display:
         problem = gui_problem()
