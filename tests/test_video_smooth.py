@@ -115,3 +115,15 @@ def test_pipeline_smooth_mode_lowers_flicker():
         return meter.value
 
     assert run(True) < 0.6 * run(False)
+
+
+@pytest.mark.parametrize("h,w", [(2, 2), (8, 8), (8, 3000), (3000, 8), (31, 40), (32, 4000)])
+def test_flow_smoothing_takes_tiny_and_thin_frames(h, w):
+    """DIS optical flow raises on frames smaller than its patches (8x8) and on very thin ones (8x3000): such
+    frames are smoothed without flow instead of ending the run with a cv2.error."""
+    sm = TemporalSmoother(flow=True)
+    rng = np.random.default_rng(0)
+    base = rng.integers(0, 255, (h, w, 3), dtype=np.uint8)
+    for i in range(3):
+        out = sm(base, np.clip(base.astype(int) + 4 * (i % 2), 0, 255).astype(np.uint8))
+        assert out.shape == base.shape and out.dtype == np.uint8

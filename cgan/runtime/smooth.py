@@ -25,6 +25,9 @@ import cv2
 import numpy as np
 
 
+MIN_FLOW_SIDE = 32  # frames (or their flow-sized copy) thinner than this are smoothed without optical flow
+
+
 def _gray(frame: np.ndarray) -> np.ndarray:
     g = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY) if frame.ndim == 3 else frame
     return cv2.GaussianBlur(g, (5, 5), 0)
@@ -84,6 +87,8 @@ class TemporalSmoother:
         h, w = g.shape
         scale = min(1.0, self.flow_long_side / max(h, w))
         sw, sh = max(8, round(w * scale)), max(8, round(h * scale))
+        if min(h, w, sw, sh) < MIN_FLOW_SIDE:  # DIS fails on tiny or very thin frames; no flow to find there
+            return prev_g, prev_out
         small_cur = cv2.resize(g, (sw, sh), interpolation=cv2.INTER_AREA) if scale < 1 else g
         small_prev = cv2.resize(prev_g, (sw, sh), interpolation=cv2.INTER_AREA) if scale < 1 else prev_g
         if self._dis is None:
