@@ -35,6 +35,7 @@ import cv2
 import numpy as np
 
 from cgan.errors import CganError
+from cgan.runtime.frames import DEFAULT_MAX_PIXELS
 from cgan.runtime.smooth import TemporalSmoother
 from cgan.runtime.sources import CaptureSource, Source, open_source, parse_input
 
@@ -46,6 +47,7 @@ CODECS = {".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".mkv": "mp4v", ".avi"
 NAMED_SIZES = {"360p": 360, "480p": 480, "540p": 540, "720p": 720, "1080p": 1080, "1440p": 1440, "2160p": 2160,
                "4k": 2160}
 DEFAULT_FPS = 25.0
+MAX_LONG_SIDE = 16384  # --size N: the longest side a resized frame may have
 JOIN_TIMEOUT_S = 5.0  # how long the end of a run waits for its threads (a hung camera read) before finalizing
 _END = object()
 
@@ -131,8 +133,14 @@ def parse_size(text: str | None) -> tuple[str, Any]:
     if "x" in s:
         w, _, h = s.partition("x")
         if w.isdigit() and h.isdigit() and int(w) >= 8 and int(h) >= 8:
+            if int(w) * int(h) > DEFAULT_MAX_PIXELS:
+                raise CganError(f"--size {text} is {int(w) * int(h) / 1e6:.1f} megapixels, over the "
+                                f"{DEFAULT_MAX_PIXELS / 1e6:.1f} a frame may have; choose a smaller size")
             return ("exact", (int(w), int(h)))
     elif s.isdigit() and int(s) >= 8:
+        if int(s) > MAX_LONG_SIDE:
+            raise CganError(f"--size {text}: a long side over {MAX_LONG_SIDE} pixels is not supported; "
+                            f"choose a smaller size")
         return ("long", int(s))
     raise CganError(f"bad --size {text!r}: use native, {', '.join(NAMED_SIZES)}, WxH (e.g. 1280x720) "
                     f"or a number for the long side (e.g. 512)")
@@ -361,6 +369,10 @@ class _Stream:
         if self.target is None:
             self.first_size = (w, h)
             self.target = target_size(w, h, self.size)
+            tw, th = self.target
+            if tw * th > max(DEFAULT_MAX_PIXELS, w * h):  # check before a resize allocates the huge frames
+                raise CganError(f"--size makes {self.source.name}'s {w}x{h} frames {tw}x{th}, over the "
+                                f"{DEFAULT_MAX_PIXELS / 1e6:.1f} megapixels a frame may have; choose a smaller --size")
             if self.target != (w, h):
                 log.debug("%s: %dx%d resized to %dx%d", self.source.name, w, h, *self.target)
         elif (w, h) != self.first_size:
