@@ -54,6 +54,21 @@ def test_side_by_side_and_size_and_max_frames(tmp_path):
     assert (n, size) == (7, (64, 24))  # two 32x24 frames side by side
 
 
+def test_fps_overlay_shows_each_streams_own_rate(monkeypatch):
+    """Two live sources at 20 fps each: each stream's overlay says ~20 fps (one shared window of frame times
+    used to show the combined ~40)."""
+    from cgan.runtime import video
+
+    shown: list[float] = []
+    monkeypatch.setattr(video, "_overlay", lambda img, text: shown.append(float(text.split()[0])))
+    streams = [FrameListSource([pattern(i) for i in range(40)], fps=20, live=True, name=f"s{k}") for k in (0, 1)]
+    s = run_video(job(inputs=streams, fps_overlay=True, display=False, on_frame=lambda *a: None),
+                  translator=Invert())
+    assert s.frames >= 60
+    late = sorted(shown[len(shown) // 2:])
+    assert 12 < late[len(late) // 2] < 28, late  # median of the second half: one stream's rate
+
+
 def test_several_inputs_batched_by_size_one_output_each(tmp_path):
     a = make_clip(tmp_path / "a.mp4", 12, (64, 48))
     b = make_clip(tmp_path / "b.mp4", 12, (64, 48))

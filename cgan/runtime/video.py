@@ -518,7 +518,7 @@ class _Pipeline:
         for t in threads:
             t.start()
         translate.start()
-        recent: deque[float] = deque(maxlen=30)
+        recent = [deque(maxlen=30) for _ in self.streams]  # per stream: each window/file shows its own rate
         pending: deque = deque()  # items taken from out_q ahead of their turn (see _newest)
         try:
             while True:
@@ -541,9 +541,10 @@ class _Pipeline:
                 st, seq, t_cap, frame, out = item
                 t0 = time.perf_counter()
                 shown = np.hstack([frame, out]) if self.job.side_by_side else out
-                recent.append(t0)
-                if self.job.fps_overlay and len(recent) > 1:
-                    fps = (len(recent) - 1) / max(recent[-1] - recent[0], 1e-9)
+                times = recent[st.idx]
+                times.append(t0)
+                if self.job.fps_overlay and len(times) > 1:
+                    fps = (len(times) - 1) / max(times[-1] - times[0], 1e-9)
                     shown = shown.copy() if shown is out else shown
                     _overlay(shown, f"{fps:5.1f} fps")
                 if self.job.on_frame is not None:
