@@ -255,3 +255,22 @@ def test_headless_run_without_output_is_refused(tmp_path, capsys, monkeypatch, c
                               capsys)
     assert code == 0, err
     assert "speed check" in caplog.text
+
+
+def test_a_signal_while_the_run_already_ends_keeps_its_reason():
+    """Ctrl-C after q/ESC (or after the input ended) while the run shuts down: the run keeps its reason (exit 0,
+    not 130); a second Ctrl-C still forces the stop."""
+    import threading
+    from types import SimpleNamespace
+
+    pipe = SimpleNamespace(stop=threading.Event(), ended="quit", signals=0)
+    pipe.stop.set()
+    with video._signals({"pipe": pipe}, True):
+        signal.raise_signal(signal.SIGINT)
+    assert pipe.ended == "quit" and pipe.signals == 1
+    with pytest.raises(KeyboardInterrupt), video._signals({"pipe": pipe}, True):
+        signal.raise_signal(signal.SIGINT)
+    running = SimpleNamespace(stop=threading.Event(), ended="end", signals=0)
+    with video._signals({"pipe": running}, True):
+        signal.raise_signal(signal.SIGTERM)
+    assert running.ended == "terminated" and running.stop.is_set()

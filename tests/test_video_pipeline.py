@@ -343,3 +343,19 @@ def test_slow_writer_does_not_pile_up_stale_live_frames(tmp_path):
                            handle_signals=False, on_frame=lambda *a: time.sleep(0.03)), translator=Invert())
     assert s.frames + s.dropped == 120 and s.dropped > 0
     assert s.latency_p50_ms < 95, s  # measured ~65 ms; with the stale frames queued it was ~125 ms
+
+
+def test_stream_passwords_are_not_printed(capsys):
+    from cgan.runtime.sources import redact_url
+
+    assert redact_url("rtsp://admin:hunter2@cam.local:554/live?x=1") == "rtsp://admin:***@cam.local:554/live?x=1"
+    assert redact_url("rtsp://cam.local/live") == "rtsp://cam.local/live"
+    assert redact_url("http://token@cam.local/") == "http://token@cam.local/"  # no password part
+    spec = parse_input("rtsp://admin:hunter2@127.0.0.1:9/none")
+    assert "hunter2" not in spec.label and "admin:***@" in spec.label
+    with pytest.raises(CganError) as e:
+        open_source(spec, reconnects=0)
+    assert "hunter2" not in str(e.value)
+    with pytest.raises(CganError) as e:
+        parse_input("ftp://u:hunter2@host/x")
+    assert "hunter2" not in str(e.value)

@@ -61,7 +61,22 @@ class InputSpec:
     @property
     def label(self) -> str:
         return {"camera": f"camera {self.target}", "device": f"device {self.target}",
-                "url": f"stream {self.target}", "file": f"file {self.target}"}[self.kind]
+                "url": f"stream {self.shown}", "file": f"file {self.target}"}[self.kind]
+
+    @property
+    def shown(self) -> str:
+        """The target as printed in logs, errors and summaries: a URL's password replaced by ***."""
+        return redact_url(str(self.target)) if self.kind == "url" else str(self.target)
+
+
+def redact_url(url: str) -> str:
+    """rtsp://user:secret@host/x -> rtsp://user:***@host/x (anything else unchanged)."""
+    scheme, sep, rest = url.partition("://")
+    netloc, slash, path = rest.partition("/")
+    userinfo, at, host = netloc.rpartition("@")
+    if not sep or not at or ":" not in userinfo:
+        return url
+    return f"{scheme}://{userinfo.split(':', 1)[0]}:***@{host}{slash}{path}"
 
 
 def parse_input(text: str | int | os.PathLike) -> InputSpec:
@@ -79,7 +94,7 @@ def parse_input(text: str | int | os.PathLike) -> InputSpec:
     scheme, sep, _ = s.partition("://")
     if sep:
         if scheme.lower() not in LIVE_URL_SCHEMES:
-            raise CganError(f"unsupported URL scheme {scheme!r} in --input {s}: use one of "
+            raise CganError(f"unsupported URL scheme {scheme!r} in --input {redact_url(s)}: use one of "
                             f"{', '.join(LIVE_URL_SCHEMES)}")
         return InputSpec("url", s, s)
     if s.startswith("/dev/"):
@@ -191,8 +206,8 @@ class CaptureSource:
                                [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, URL_TIMEOUT_MS, cv2.CAP_PROP_READ_TIMEOUT_MSEC,
                                 URL_TIMEOUT_MS])
         if not cap.isOpened():
-            raise CganError(f"cannot open stream {spec.target}: unreachable, wrong URL or credentials; "
-                            f"check it with `ffprobe {spec.target}`")
+            raise CganError(f"cannot open stream {spec.shown}: unreachable, wrong URL or credentials; "
+                            f"check it with `ffprobe {spec.shown}`")
         return cap
 
     def _no_first_frame(self) -> CganError:
@@ -203,7 +218,7 @@ class CaptureSource:
         if spec.kind in ("camera", "device"):
             return CganError(f"{spec.label} opened but delivered no frame: busy (another program is using "
                              f"it?) or not a video capture device")
-        return CganError(f"stream {spec.target} opened but delivered no frame; check it with `ffprobe`")
+        return CganError(f"stream {spec.shown} opened but delivered no frame; check it with `ffprobe`")
 
     def read(self) -> np.ndarray | None:
         if self._pending is not None:

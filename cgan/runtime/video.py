@@ -400,6 +400,7 @@ class _Pipeline:
         # the newest 100,000 latencies (p50/p99 over them): bounded memory on runs that last for hours
         self.latencies: deque[float] = deque(maxlen=100_000)
         self.ended = "end"
+        self.signals = 0  # SIGINT/SIGTERM received (see _signals)
 
     # -- capture (one thread per input) --
     def _capture(self, st: _Stream) -> None:
@@ -598,9 +599,11 @@ def _signals(pipe_holder: dict, enabled: bool):
 
     def handler(signum, _frame):
         pipe = pipe_holder.get("pipe")
-        if pipe is None or pipe.stop.is_set() and pipe.ended in ("interrupted", "terminated"):
+        if pipe is None or pipe.stop.is_set() and pipe.signals:
             raise KeyboardInterrupt
-        pipe.ended = "interrupted" if signum == signal.SIGINT else "terminated"
+        pipe.signals += 1
+        if not pipe.stop.is_set():  # a run already ending (q/ESC, end of input, an error) keeps its reason
+            pipe.ended = "interrupted" if signum == signal.SIGINT else "terminated"
         pipe.stop.set()
 
     old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
