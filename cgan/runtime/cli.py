@@ -25,7 +25,7 @@ EXIT_INTERRUPTED = {"interrupted": 130, "terminated": 143}
 @click.option("--fps-overlay", is_flag=True, help="Draw the running fps on the frames.")
 @click.option("--size", default="native", show_default=True,
               help="native, 360p..2160p, WxH (e.g. 1280x720), or N (long side N pixels).")
-@click.option("--max-frames", type=click.IntRange(min=1), default=None, help="Stop after N frames per input.")
+@click.option("--max-frames", type=click.IntRange(min=1), default=None, help="Stop after N frames read per input (live: dropped frames count).")
 @click.option("--backend", default="auto", show_default=True,
               help="auto, tensorrt, tensorrt-rtx, ort-cuda, ort-cpu, torch.")
 @click.option("--precision", default=None, help="fp32 or fp16 (default: the backend's best).")
