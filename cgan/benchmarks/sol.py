@@ -1,8 +1,11 @@
 """Speed of light: the work one frame costs and the best a GPU could do with it (no torch).
 
-The work is 2·MACs of the generator's convolutions (`GeneratorSpec.flops`), e.g. 113.6 GFLOP per 256² frame,
-1597.5 per 720p and 3594.3 per 1080p for the standard 9-block ngf-64 generator. Norms, activations, padding
-and pre/post-processing are not counted, so the achieved TFLOP/s is a slight under-estimate of the real work.
+The work is 2·MACs of the generator's convolutions (`GeneratorSpec.flops`), e.g. 99.1 GFLOP per 256² frame,
+1393.6 per 720p and 3135.7 per 1080p for the standard 9-block ngf-64 generator, the count torch's own
+FlopCounterMode gives (tested). The often quoted 113.6 / 1597.5 / 3594.3 (and so a 720p FP16 speed of light of
+1.62 ms on an H100) count the two transposed convolutions at their output resolution, 4x their real work: that
+would inflate every TFLOP/s and % of peak by 14.6 %. Norms, activations, padding and pre/post-processing are not
+counted, so the achieved TFLOP/s is a slight under-estimate of the real work.
 
 The peak is the GPU's dense (no 2:4 sparsity) FP16 tensor-core rate with FP32 accumulation, from the vendors'
 data sheets. Every row, FP32 ones included, is compared with that same FP16 peak: it answers "how far is this
@@ -19,6 +22,8 @@ DENSE_FP16_PEAK_TFLOPS: tuple[tuple[str, float], ...] = (
     ("h100 pcie", 756.0),
     ("h100 nvl", 835.5),
     ("h100", 989.4),          # SXM5 (torch reports "NVIDIA H100 80GB HBM3")
+    ("gh200", 989.4),         # Grace Hopper: "NVIDIA GH200 480GB"
+    ("h200 nvl", 835.5),
     ("h200", 989.4),
     ("b200", 2250.0),
     ("a100", 312.0),
