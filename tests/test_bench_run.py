@@ -402,3 +402,39 @@ def test_gpu_torch_variants(tmp_path):
             assert (o["compile"], o["cuda_graph"], o["memory_format"]) == want[r["backend"]], r["backend"]
         if r["backend"] in want and not r["backend"].startswith("video:"):
             assert r["max_abs_err"] <= 8.0 and r["first_call_s"] > 0
+
+
+def test_a_backend_that_goes_wrong_after_warm_up_is_an_error_row(tmp_path, fake_runtime, monkeypatch):
+    """Output checked on the path that is timed too (a replayed CUDA graph differs from the first call): a backend
+    whose later calls return wrong frames is an 'error' row, not 'ok' and not 'skipped'; and a failed row leaves
+    no memory-sampling thread behind."""
+    import threading
+
+    calls = {"n": 0}
+    good = FakeTranslator.translate_batch
+
+    def goes_wrong(self, frames):
+        calls["n"] += 1
+        out = good(self, frames)
+        return out if calls["n"] == 1 else [np.zeros((8, 8, 3), np.uint8) for _ in frames]
+
+    monkeypatch.setattr(FakeTranslator, "translate_batch", goes_wrong)
+    result = run_bench(_cfg(tmp_path, backends=("ort-cpu",), baseline=False))
+    (row,) = [r for r in result["rows"] if r["backend"] == "ort-cpu"]
+    assert row["status"] == "error" and "shape" in row["reason"], row
+    assert not [t for t in threading.enumerate() if t.name == "cgan-bench-rss"]
+
+
+def test_accuracy_reports_the_worse_of_first_and_steady_calls(tmp_path, fake_runtime, monkeypatch):
+    calls = {"n": 0}
+    good = FakeTranslator.translate_batch
+
+    def drifts(self, frames):
+        calls["n"] += 1
+        out = good(self, frames)
+        return out if calls["n"] == 1 else [np.clip(o.astype(int) + 9, 0, 255).astype(np.uint8) for o in out]
+
+    monkeypatch.setattr(FakeTranslator, "translate_batch", drifts)
+    result = run_bench(_cfg(tmp_path, backends=("ort-cpu",), baseline=False))
+    (row,) = [r for r in result["rows"] if r["backend"] == "ort-cpu"]
+    assert row["status"] == "ok" and row["max_abs_err"] >= 8.5 and row["psnr_db"] < 30, row

@@ -112,6 +112,13 @@ class MemoryProbe:
             self._thread = threading.Thread(target=sample, name="cgan-bench-rss", daemon=True)
             self._thread.start()
 
+    def stop_quietly(self) -> None:
+        """End the sampling thread after a failed row (no result wanted; nothing raised)."""
+        if self._thread is not None:
+            self._stop.set()
+            self._thread.join()
+            self._thread = None
+
     def stop(self) -> tuple[float | None, str | None]:
         if self.device == "cuda":
             if self.torch_based and _torch_cuda_ready():
@@ -126,10 +133,7 @@ class MemoryProbe:
             if used is not None and self.gpu_used_base is not None:
                 return max(0.0, used - self.gpu_used_base), "device-used-delta"
             return None, None
-        if self._thread is not None:
-            self._stop.set()
-            self._thread.join()
-            self._thread = None
+        self.stop_quietly()
         now = _rss_mb()
         peak = max(p for p in (now, self._peak_rss) if p is not None) if (now or self._peak_rss) else None
         if peak is None or self.rss_base is None:
