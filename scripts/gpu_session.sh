@@ -68,8 +68,10 @@ r = run_train_bench(size=int(e("PROBE_SIZE", "256")), ngf=int(e("PROBE_NGF", "32
                     warmup=int(e("PROBE_WARMUP", "3")), rows=rows)
 write_json_atomic(sys.argv[1], r)
 for row in r["rows"]:
-    print(f"  {row['name']:<22} {row['it_per_s']:8.2f} it/s  x{row['speedup_vs_baseline']}", file=sys.stderr)
-best = max(r["rows"][1:], key=lambda row: row["it_per_s"])
+    print(f"  {row['name']:<22} " + (f"error: {row['error']}" if "error" in row else
+          f"{row['it_per_s']:8.2f} it/s  x{row['speedup_vs_baseline']}"), file=sys.stderr)
+ok = [row for row in r["rows"][1:] if "error" not in row]
+best = max(ok, key=lambda row: row["it_per_s"]) if ok else {"channels_last": False}
 print("--channels-last" if best["channels_last"] else "")
 EOF
 )

@@ -33,3 +33,26 @@ def test_module_cli_writes_json(tmp_path, capsys):
 def test_fast_settings_on_cuda():
     res = run_train_bench(size=64, ngf=8, blocks=2, device="cuda", steps=3, warmup=2)
     assert [r["compile"] for r in res["rows"]][-1] is True and all(r["it_per_s"] > 0 for r in res["rows"])
+
+
+def test_a_failing_configuration_is_an_error_row_and_the_others_are_measured(monkeypatch):
+    """torch.compile or memory failing in one configuration (often the last, fastest one) used to abort the
+    whole command and lose the rows already measured."""
+    from cgan.benchmarks import bench
+    from cgan.trainer import train
+
+    real = train.CycleGAN
+
+    class Fails(real):
+        def train_step(self, x, y):
+            if self.cfg.channels_last:
+                raise RuntimeError("compile exploded\nlong traceback text")
+            return super().train_step(x, y)
+
+    monkeypatch.setattr(train, "CycleGAN", Fails)
+    res = run_train_bench(size=32, ngf=4, blocks=1, device="cpu", steps=2, warmup=1)
+    ok, bad = res["rows"]
+    assert ok["it_per_s"] > 0 and ok["speedup_vs_baseline"] == 1.0
+    assert bad["error"] == "RuntimeError: compile exploded" and "it_per_s" not in bad
+    row = bench.train_row(bad, 1, 32)
+    assert row["status"] == "error" and row["reason"] == bad["error"] and row["fps"] is None

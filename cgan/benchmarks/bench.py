@@ -623,8 +623,12 @@ def train_row(r: dict[str, Any], batch: int, size: int) -> dict[str, Any]:
     speedup_vs_baseline}) as a bench row: backend `train:<name>`, fps = images/s."""
     prec = "fp32" if r["precision"] == "fp32" else "mixed"
     row = empty_row(f"train:{r['name']}", prec, batch, size, size)
+    if "error" in r:  # that configuration failed; the others were still measured
+        row.update(status="error", reason=r["error"])
+        return row
     row["fps"] = float(r["it_per_s"]) * batch
     row["mean_ms"] = row["p50_ms"] = float(r["ms_per_it"])
-    row["speedup_vs_baseline"] = float(r["speedup_vs_baseline"])
+    sp = r.get("speedup_vs_baseline")
+    row["speedup_vs_baseline"] = float(sp) if sp is not None else None
     row["stages"] = {k: r[k] for k in ("precision", "channels_last", "compile", "it_per_s")}
     return row

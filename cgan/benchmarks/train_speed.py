@@ -57,20 +57,28 @@ def run_train_bench(size: int = 256, ngf: int = 64, blocks: int = 9, batch: int 
     for name, precision, channels_last, compile_ in rows:
         cfg = TrainConfig(name="bench", size=size, load_size=size, ngf=ngf, blocks=blocks, batch_size=batch,
                           precision=precision, channels_last=channels_last, compile=compile_, device=str(dev))
-        model = CycleGAN(cfg, dev)
-        for _ in range(warmup):
-            model.train_step(real_x, real_y)
-        sync()
-        t0 = time.perf_counter()
-        for _ in range(steps):
-            model.train_step(real_x, real_y)
-        sync()
-        seconds = time.perf_counter() - t0
-        it_s = steps / seconds
-        baseline = baseline or it_s
-        out.append({"name": name, "precision": precision, "channels_last": channels_last, "compile": compile_,
-                    "it_per_s": round(it_s, 3), "ms_per_it": round(1000 * seconds / steps, 2),
-                    "speedup_vs_baseline": round(it_s / baseline, 3)})
+        row = {"name": name, "precision": precision, "channels_last": channels_last, "compile": compile_}
+        model = None
+        try:
+            model = CycleGAN(cfg, dev)
+            for _ in range(warmup):
+                model.train_step(real_x, real_y)
+            sync()
+            t0 = time.perf_counter()
+            for _ in range(steps):
+                model.train_step(real_x, real_y)
+            sync()
+            seconds = time.perf_counter() - t0
+        except Exception as e:  # noqa: BLE001 - one configuration failing (compile, memory) ends only its row
+            row["error"] = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"[:300]
+            out.append(row)
+        else:
+            it_s = steps / seconds
+            if not out:
+                baseline = it_s  # the first row, eager FP32, is the baseline; if it failed there is none
+            row.update(it_per_s=round(it_s, 3), ms_per_it=round(1000 * seconds / steps, 2),
+                       speedup_vs_baseline=round(it_s / baseline, 3) if baseline else None)
+            out.append(row)
         del model
         if dev.type == "cuda":
             torch.cuda.empty_cache()
@@ -95,7 +103,11 @@ def main(argv: list[str] | None = None) -> int:
     a = p.parse_args(argv)
     result = run_train_bench(a.size, a.ngf, a.blocks, a.batch, a.device, a.steps, a.warmup, threads=a.threads)
     for r in result["rows"]:
-        print(f"{r['name']:<28} {r['it_per_s']:>8.2f} it/s {r['ms_per_it']:>9.1f} ms/it  x{r['speedup_vs_baseline']:.2f}")
+        if "error" in r:
+            print(f"{r['name']:<28} error: {r['error']}")
+        else:
+            x = f"x{r['speedup_vs_baseline']:.2f}" if r["speedup_vs_baseline"] else "x?"
+            print(f"{r['name']:<28} {r['it_per_s']:>8.2f} it/s {r['ms_per_it']:>9.1f} ms/it  {x}")
     if a.json_out:
         write_json_atomic(a.json_out, result)
     else:
