@@ -221,3 +221,14 @@ def test_gpu_memory_falls_back_to_device_used_delta(monkeypatch):
     monkeypatch.setattr(runners, "_nvidia_smi_process_mb", lambda: 900.0)
     assert probe.stop() == (900.0, "nvidia-smi-process")
     assert runners.MemoryProbe("cuda", torch_based=False).stop() == (900.0, "nvidia-smi-process")
+
+
+def test_clip_row_precision_follows_its_own_backend():
+    """On a GPU machine with fp32,fp16 asked for, a CPU clip backend (ort-cpu) must run fp32: its fp16 is
+    refused, so the 720p clip row used to be always 'skipped'."""
+    from cgan.benchmarks.bench import e2e_precision_for
+
+    assert e2e_precision_for("ort-cpu", ("fp32", "fp16")) == "fp32"
+    assert e2e_precision_for("torch-cpu", ("fp32", "fp16")) == "fp32"
+    assert e2e_precision_for("ort-cuda", ("fp32", "fp16")) == "fp16"
+    assert e2e_precision_for("torch-cuda+compile+graph", ("fp32",)) == "fp32"

@@ -95,6 +95,12 @@ def default_e2e_backend(backends: tuple[str, ...]) -> str:
     return next((b for b in backends if variant(b).base != "torch-cpu"), backends[0] if backends else "ort-cpu")
 
 
+def e2e_precision_for(backend: str, precisions: tuple[str, ...]) -> str:
+    """The clip row's precision: its own backend decides (a CPU backend on a GPU machine runs fp32; its fp16
+    is refused), a GPU backend takes the last precision asked for."""
+    return precisions[-1] if backend_device(backend) == "cuda" else "fp32"
+
+
 def parse_choices(names: list[str], valid: tuple[str, ...], what: str) -> tuple[str, ...]:
     out = []
     for n in names:
@@ -581,7 +587,7 @@ def run_bench(cfg: BenchConfig, on_row: Callable[[dict[str, Any]], None] | None 
     if cfg.e2e:
         from cgan.benchmarks.e2e import run_e2e
 
-        e2e_precision = precisions[-1] if device == "cuda" else "fp32"
+        e2e_precision = e2e_precision_for(e2e_backend, precisions)
         spent = _budget_spent(cfg, deadline)
         if spent:
             row = empty_row(f"video:{e2e_backend}", e2e_precision, 1, *cfg.e2e_size)
