@@ -438,3 +438,38 @@ def test_accuracy_reports_the_worse_of_first_and_steady_calls(tmp_path, fake_run
     result = run_bench(_cfg(tmp_path, backends=("ort-cpu",), baseline=False))
     (row,) = [r for r in result["rows"] if r["backend"] == "ort-cpu"]
     assert row["status"] == "ok" and row["max_abs_err"] >= 8.5 and row["psnr_db"] < 30, row
+
+
+def test_history_chart_compares_like_with_like():
+    """The history lines hold only runs of the same kind on the same machine, ok rows at the reference shape;
+    a train run gets its own history (it used to get none, and inference charts picked up train/video rows)."""
+    from cgan.benchmarks.plot import history_series
+
+    def row(backend, fps, h=256, w=256, batch=1, status="ok"):
+        return dict(backend=backend, precision="fp32", batch=batch, height=h, width=w, status=status, fps=fps,
+                    p50_ms=1000 / fps if fps else None)
+
+    cur = {"kind": "bench", "env": {"gpu": "H100"}, "rows": [row("ort-cuda", 50), row("ort-cuda", 20, 720, 1280)]}
+    history = [
+        {"kind": "bench", "gpu": "H100", "rows": [row("ort-cuda", 18, 720, 1280), row("ort-cuda", 0, 720, 1280)]},
+        {"kind": "bench", "gpu": "L4", "rows": [row("ort-cuda", 5, 720, 1280)]},            # another machine
+        {"kind": "train", "gpu": "H100", "rows": [row("train:bf16", 9, 720, 1280)]},        # another kind
+        {"kind": "bench", "gpu": "H100", "rows": [row("ort-cuda", 21, 720, 1280, status="error")]},
+    ]
+    ref, runs, lines = history_series(cur, history)
+    assert ref == (720, 1280, 1) and len(runs) == 2
+    assert lines == {"ort-cuda fp32": [(0, 18)]}
+    train = {"kind": "train", "env": {"gpu": "H100"}, "rows": [row("train:bf16", 11, 720, 1280)]}
+    ref, runs, lines = history_series(train, history)
+    assert ref == (720, 1280, 1) and lines == {"train:bf16 fp32": [(0, 9)]}
+
+
+def test_train_result_plot_shows_its_configurations(tmp_path):
+    from cgan.benchmarks.plot import plot_result
+
+    rows = [dict(backend=f"train:{n}", precision="fp32", batch=1, height=64, width=64, status="ok", fps=f)
+            for n, f in (("official-eager-fp32", 2.0), ("fp32+channels_last", 2.5))]
+    rows.append(dict(backend="train:x", precision="mixed", batch=1, height=64, width=64, status="error", fps=None))
+    result = {"kind": "train", "env": {"host_cpu": "test cpu"}, "rows": rows}
+    out = plot_result(result, tmp_path / "t.png", history=[{"kind": "train", "host_cpu": "test cpu", "rows": rows}])
+    assert out.read_bytes().startswith(PNG_MAGIC)
