@@ -449,12 +449,12 @@ def test_history_chart_compares_like_with_like():
         return dict(backend=backend, precision="fp32", batch=batch, height=h, width=w, status=status, fps=fps,
                     p50_ms=1000 / fps if fps else None)
 
-    cur = {"kind": "bench", "env": {"gpu": "H100"}, "rows": [row("ort-cuda", 50), row("ort-cuda", 20, 720, 1280)]}
+    cur = {"kind": "inference", "env": {"gpu": "H100"}, "rows": [row("ort-cuda", 50), row("ort-cuda", 20, 720, 1280)]}
     history = [
-        {"kind": "bench", "gpu": "H100", "rows": [row("ort-cuda", 18, 720, 1280), row("ort-cuda", 0, 720, 1280)]},
-        {"kind": "bench", "gpu": "L4", "rows": [row("ort-cuda", 5, 720, 1280)]},            # another machine
+        {"kind": "inference", "gpu": "H100", "rows": [row("ort-cuda", 18, 720, 1280), row("ort-cuda", 0, 720, 1280)]},
+        {"kind": "inference", "gpu": "L4", "rows": [row("ort-cuda", 5, 720, 1280)]},            # another machine
         {"kind": "train", "gpu": "H100", "rows": [row("train:bf16", 9, 720, 1280)]},        # another kind
-        {"kind": "bench", "gpu": "H100", "rows": [row("ort-cuda", 21, 720, 1280, status="error")]},
+        {"kind": "inference", "gpu": "H100", "rows": [row("ort-cuda", 21, 720, 1280, status="error")]},
     ]
     ref, runs, lines = history_series(cur, history)
     assert ref == (720, 1280, 1) and len(runs) == 2
