@@ -229,6 +229,28 @@ def test_export_with_fake_engine_and_triton(tmp_path):
     assert trt.calls["builds"] == 1  # deterministic ONNX -> same key -> engine reused
 
 
+def test_a_failed_engine_build_leaves_the_previous_export_intact(tmp_path):
+    """Engines are built in the staging folder: a build that fails (out of memory, Ctrl-C) after minutes must
+    not cost the export that was there (its manifest used to be deleted before the build)."""
+    from _helpers_export import make_pair
+    from cgan.export import export_pair
+    from cgan.runtime.backends.base import load_model
+
+    trt = FakeTRT()
+    pair = make_pair(tmp_path / "pair", gens=("G",))
+    kw = dict(engine=True, parity=False, shapes="64x64,128x128,256x256", batch="1,2,3")
+    out = export_pair(pair, tmp_path / "out", extra={"trt_module": trt, "gpu": GPU}, **kw)
+    before = {f.name: f.read_bytes() for f in out.iterdir() if f.is_file()}
+    broken = FakeTRT()
+    broken.Builder.build_serialized_network = lambda self, network, config: None
+    with pytest.raises(IntegrityError, match="failed to build"):
+        export_pair(pair, out, opset=18, extra={"trt_module": broken, "gpu": {**GPU, "name": "Other GPU"}}, **kw)
+    after = {f.name: f.read_bytes() for f in out.iterdir() if f.is_file()}
+    assert after == before
+    assert not list(out.glob(".export-staging-*"))
+    assert load_model(out, "G") is not None
+
+
 @pytest.mark.gpu
 def test_real_engine_build(tmp_path):
     pytest.importorskip("tensorrt")

@@ -195,6 +195,22 @@ def export_lock(out: Path) -> Any:
     return held()
 
 
+def _reuse_engines(out: Path, stage: Path, onnx_name: str) -> None:
+    """Link the engines already in `out` for this ONNX name (and their sidecars) into the staging folder, so
+    build_engine finds an up-to-date one there and skips the minutes of building."""
+    from cgan.export import tensorrt as trt_mod
+
+    for flavour in trt_mod.FLAVOURS:
+        plan = trt_mod.engine_path(out / onnx_name, flavour)
+        for src in (plan, trt_mod.sidecar_path(plan)):
+            if src.is_file():
+                dst = stage / src.name
+                try:
+                    os.link(src, dst)
+                except OSError:
+                    shutil.copy2(src, dst)
+
+
 def _build_key(pair: Pair, opts: ExportOptions, option_record: dict[str, Any], image_label: Any) -> dict[str, Any]:
     """What decides an export's contents: source weights, options, precisions, parity request, tool versions."""
     return {"pair_sha256": {g: r["sha256"] for g, r in pair.files.items()}, "options": option_record,
@@ -291,37 +307,38 @@ def _export_locked(pair: Pair, out: Path, opts: ExportOptions, frames: list, ima
             shutil.copyfile(pair.folder / rec["path"], pair_stage / rec["path"])
         load_pair(pair_stage)
 
+        # engines are built in the staging folder too: a build that fails (out of memory, a parser error,
+        # Ctrl-C during minutes of building) leaves the export that was there untouched
+        staged_engines: list[tuple[Path, Path, dict[str, Any]]] = []
+        if opts.engine:
+            for path, meta in [(p, m) for p, m in staged if m["kind"] == "onnx" and m["precision"] == "fp16"]:
+                _reuse_engines(out, stage, path.name)
+                side = trt_mod.build_engine(path, profile, io=meta["io"], flavour=opts.trt_flavour,
+                                            opt_level=opts.opt_level, workspace_gb=opts.workspace_gb,
+                                            cgan_version=cgan_version(), trt_module=opts.extra.get("trt_module"),
+                                            gpu=opts.extra.get("gpu"), target=opts.trt_target)
+                plan = stage / side["plan"]["path"]
+                staged_engines.append((plan, trt_mod.sidecar_path(plan), {
+                    "kind": "engine", "generator": meta["generator"], "direction": meta["direction"],
+                    "precision": "fp16", "io": meta["io"], "io_dtype": meta["io_dtype"], "flavour": side["flavour"],
+                    "sidecar": trt_mod.sidecar_path(plan).name, "skipped_build": side["skipped"]}))
+
         # finalize: the old manifest goes first so no reader pairs it with new files
         (out / MANIFEST_JSON).unlink(missing_ok=True)
         for path, meta in staged:
             final = out / path.name
             os.replace(path, final)
             files.append({**file_record(final, out), **meta})
+        for plan, sidecar, meta in staged_engines:
+            os.replace(sidecar, out / sidecar.name)
+            os.replace(plan, out / plan.name)
+            files.append({**file_record(out / plan.name, out), **meta})
         if (out / "pair").exists():
             shutil.rmtree(out / "pair")
         os.replace(pair_stage, out / "pair")
     finally:
         shutil.rmtree(stage, ignore_errors=True)
-
-    engines = []
-    if opts.engine:
-        for rec in [r for r in files if r["kind"] == "onnx" and r["precision"] == "fp16"]:
-            side = trt_mod.build_engine(out / rec["path"], profile, io=rec["io"], flavour=opts.trt_flavour,
-                                        opt_level=opts.opt_level, workspace_gb=opts.workspace_gb,
-                                        cgan_version=cgan_version(), trt_module=opts.extra.get("trt_module"),
-                                        gpu=opts.extra.get("gpu"), target=opts.trt_target)
-            plan = out / side["plan"]["path"]
-            engines.append({**file_record(plan, out), "kind": "engine", "generator": rec["generator"],
-                            "direction": rec["direction"], "precision": "fp16", "io": rec["io"],
-                            "io_dtype": rec["io_dtype"], "flavour": side["flavour"],
-                            "sidecar": trt_mod.sidecar_path(plan).name, "skipped_build": side["skipped"]})
-        files += engines
-    triton_models = None
-    if opts.triton:
-        from cgan.export.triton import write_repository
-
-        max_batch = {e["path"]: profile.batch[2] for e in engines} if profile else {}
-        triton_models = write_repository(out, opts.triton, pair.spec.name, files, max_batch)
+    engines = [r for r in files if r["kind"] == "engine"]
 
     manifest = {
         "format": EXPORT_FORMAT, "version": FORMAT_VERSION, "name": pair.spec.name,
@@ -334,9 +351,17 @@ def _export_locked(pair: Pair, out: Path, opts: ExportOptions, frames: list, ima
         "files": [{k: v for k, v in r.items() if k != "skipped_build"} for r in files],
         "parity": parity_record, "pair": "pair",
         "engine_profile": profile.to_dict() if profile else None,
-        "triton": {"repository": str(opts.triton), "models": triton_models} if opts.triton else None,
+        "triton": None,
         "export_seconds": round(time.perf_counter() - t_start, 2),
     }
-    write_json_atomic(out / MANIFEST_JSON, manifest)
+    write_json_atomic(out / MANIFEST_JSON, manifest)  # the export is complete and usable from here on
+    if opts.triton:
+        from cgan.export.triton import write_repository
+
+        max_batch = {e["path"]: profile.batch[2] for e in engines} if profile else {}
+        triton_models = write_repository(out, opts.triton, pair.spec.name, files, max_batch)
+        manifest["triton"] = {"repository": str(opts.triton), "models": triton_models}
+        manifest["export_seconds"] = round(time.perf_counter() - t_start, 2)
+        write_json_atomic(out / MANIFEST_JSON, manifest)
     log.info("export written to %s (%.1f s)", out, manifest["export_seconds"])
     return out
