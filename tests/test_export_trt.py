@@ -260,3 +260,18 @@ def test_real_engine_build(tmp_path):
     out = export_pair(make_pair(tmp_path / "pair", gens=("G",)), tmp_path / "out", engine=True,
                       shapes="64x64,128x128,256x256", batch="1,1,2", parity_sizes=((32, 32),))
     assert (out / "G.fp16.trt.plan").stat().st_size > 0
+
+
+def test_rtx_build_refused_for_a_gpu_it_cannot_run_on():
+    """TensorRT-RTX builds on an H100/H200 but refuses to run there: `--engine` without --trt-target must say so
+    before building (it used to write an engine the runtime then rejected)."""
+    trt = FakeTRT()
+    trt.ComputeCapability = types.SimpleNamespace(SM75=1, SM80=2, SM86=3, SM89=4, SM120=5, SM121=6)
+    trt.NetworkDefinitionCreationFlag = types.SimpleNamespace(STRONGLY_TYPED=5)
+    hopper = {"name": "NVIDIA H200", "compute_capability": "9.0"}
+    with pytest.raises(CganError, match=r"cannot run engines on NVIDIA H200 \(compute capability 9.0; it supports "
+                                        r"SM75, SM80, SM86, SM89, SM120, SM121\).*--trt-target"):
+        T.resolve_build("tensorrt-rtx", None, 3, None, trt_module=trt, gpu=hopper)
+    ada = {"name": "NVIDIA GeForce RTX 4090", "compute_capability": "8.9"}
+    assert T.resolve_build("tensorrt-rtx", None, 3, None, trt_module=trt, gpu=ada)[1] == "tensorrt-rtx"
+    assert T.resolve_build("tensorrt", None, 3, None, trt_module=trt, gpu=hopper)[1] == "tensorrt"

@@ -220,7 +220,21 @@ def resolve_build(flavour: str, target: str | None, opt_level: int, workspace_gb
         gpu, target_cc = aot_target(trt, flavour, target)
     gpu = gpu or gpu_info()
     require_fast_fp16(gpu)
+    if flavour == "tensorrt-rtx" and target_cc is None:
+        require_rtx_runs_on(trt, gpu)
     return trt, flavour, gpu, target_cc, flags
+
+
+def require_rtx_runs_on(trt: Any, gpu: dict[str, Any]) -> None:
+    """Refuse to build a TensorRT-RTX engine for this GPU when TensorRT-RTX cannot run engines on it (1.7 names
+    SM75, SM80, SM86, SM89, SM120, SM121; not the H100/H200's 9.0): the runtime would refuse the engine."""
+    enum = getattr(trt, "ComputeCapability", None)
+    targets = sorted((n for n in dir(enum) if re.fullmatch(r"SM\d+", n)), key=lambda n: int(n[2:])) if enum else []
+    major, minor = (int(v) for v in str(gpu["compute_capability"]).split(".")[:2])
+    if targets and f"SM{major}{minor}" not in targets:
+        raise CganError(f"TensorRT-RTX {getattr(trt, '__version__', '?')} cannot run engines on {gpu['name']} "
+                        f"(compute capability {major}.{minor}; it supports {', '.join(targets)}): install TensorRT "
+                        f"(pip install 'cgan[tensorrt]'), or build for another GPU with --trt-target")
 
 
 def require_fast_fp16(gpu: dict[str, Any]) -> None:
