@@ -296,3 +296,18 @@ def test_export_of_a_broken_pair_is_one_line_and_writes_nothing(tmp_path, tiny_p
     _one_line(code, err, words)
     assert tree(out) == {}, "a refused export left files behind"
     assert tree(pair) == before
+
+
+def test_out_that_holds_a_pair_is_refused_and_left_alone(tmp_path, tiny_pair, capsys):
+    """--out onto another pair folder turned it into an export of this pair (hiding the pair); --out RUN for
+    RUN/pair (the trainer's layout) replaced the source pair with the export's copy."""
+    import shutil
+
+    run_dir = tmp_path / "run"
+    src = Path(shutil.copytree(tiny_pair, run_dir / "pair"))
+    other = Path(shutil.copytree(tiny_pair, tmp_path / "other"))
+    before = (tree(run_dir), tree(other))
+    for out, words in ((run_dir, "holds the source pair"), (other, "is a pair folder")):
+        code, err = _export_cli([str(src), "--out", str(out), "--no-parity"], capsys)
+        _one_line(code, err, words)
+    assert (tree(run_dir), tree(other)) == before

@@ -160,6 +160,12 @@ def run_export(source: str | os.PathLike | None, out: str | os.PathLike | None, 
     out = ensure_writable_dir(out, "export folder")
     if out.resolve() == pair.folder.resolve():
         raise CganError(f"--out {out} is the source pair folder; choose a new folder")
+    if (out / "pair").resolve() == pair.folder.resolve():  # e.g. cgan-export RUN/pair --out RUN
+        raise CganError(f"--out {out} holds the source pair in {out / 'pair'}, which an export replaces with its "
+                        f"own copy; choose a new folder")
+    if (out / PAIR_JSON).is_file():
+        raise CganError(f"--out {out} is a pair folder ({PAIR_JSON}); an export there would hide that pair; "
+                        f"choose a new folder")
     with export_lock(out):
         return _export_locked(pair, out, opts, frames, image_label, profile, downloads, t_start)
 
