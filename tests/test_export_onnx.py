@@ -296,3 +296,20 @@ def test_export_by_name_takes_the_pair_not_an_older_export_of_it(tmp_path, capsy
     assert run(cli, ["winter2summer", "--out", str(tmp_path / "w2s"), "--no-fp16"]) == 2
     err = capsys.readouterr().err
     assert "is F of the pair" in err and "holds only G" in err and not (tmp_path / "w2s").exists()
+
+
+def test_one_channel_pair_exports_with_the_default_parity_check(tmp_path):
+    """The spec allows 1-channel generators; the parity check fed them BGR photos (a torch RuntimeError
+    traceback). They are checked on the same photos in grayscale."""
+    import json
+
+    from cgan.export import export_pair
+    from cgan.spec import GeneratorSpec, PairSpec
+    from cgan.trainer.networks import build_generator
+    from cgan.trainer.weights import save_pair
+
+    spec = PairSpec(GeneratorSpec(blocks=1, ngf=4, in_channels=1, out_channels=1), "day", "night")
+    pair = save_pair(tmp_path / "pair", spec, {g: build_generator(spec.generator).state_dict() for g in ("G", "F")})
+    out = export_pair(pair, tmp_path / "out")
+    parity = json.loads((out / "manifest.json").read_text())["parity"]["generators"]
+    assert parity["G"]["failures"] == [] and parity["G"]["fp16_psnr_db"] > 40

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 
 from cgan.errors import CganError, IntegrityError
@@ -133,7 +134,10 @@ def check_generator(net: Any, variants: dict[str, Path], frames: list[np.ndarray
     fig: dict[str, Any] = {}
     failures: list[str] = []
     worst: dict[str, float] = {}
+    gray = next(m for m in net.modules() if isinstance(m, torch.nn.Conv2d)).in_channels == 1
     for frame in frames:
+        if gray:  # a 1-channel generator is checked on the same photos in grayscale
+            frame = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)[..., None]
         batch = frame[None]
         x = bgr_to_nchw(batch)
         with torch.no_grad():
