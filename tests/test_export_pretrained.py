@@ -114,3 +114,40 @@ def test_unknown_name_lists_valid_ones():
         P.fetch_pair("horse2cat")
     assert "style_monet" in str(e.value) and "horse2cat" in str(e.value)
     assert P.base_url(None) == P.DEFAULT_BASE_URL
+
+
+def test_pretrained_import_and_export_hold_the_pretrained_lock(server, tmp_path, monkeypatch):
+    """Every fetch rewrites $CGAN_HOME/pretrained/NAME (pair.json first): two concurrent `--pretrained NAME`
+    exports must not interleave there (the second removed pair.json while the first copied it). The fetch and
+    the copy run under a lock on that folder: another holder cannot take it meanwhile."""
+    from filelock import FileLock, Timeout
+
+    from cgan.export import api
+
+    lock_path = api.lock_file(cgan_home() / "pretrained" / "horse2zebra")
+    seen = []
+    real_fetch, real_export_to = P.fetch_pair, api._export_to
+
+    def held() -> bool:
+        lock = FileLock(str(lock_path))
+        try:
+            lock.acquire(timeout=0.05)
+        except Timeout:
+            return True
+        lock.release()
+        return False
+
+    def fetch(*a, **k):
+        seen.append(("fetch", held()))
+        return real_fetch(*a, **k)
+
+    def export_to(*a, **k):
+        seen.append(("copy", held()))
+        return real_export_to(*a, **k)
+
+    monkeypatch.setattr(P, "fetch_pair", fetch)
+    monkeypatch.setattr(api, "_export_to", export_to)
+    export_pair(None, tmp_path / "out", pretrained="horse2zebra", base_url=f"{server}/good", fp16=False,
+                parity=False, extra={"pretrained": {"expect": TINY, "progress": False}})
+    assert seen == [("fetch", True), ("copy", True)]
+    assert not held()  # released at the end

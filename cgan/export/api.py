@@ -143,14 +143,22 @@ def run_export(source: str | os.PathLike | None, out: str | os.PathLike | None, 
         trt_mod.resolve_build(opts.trt_flavour, opts.trt_target, opts.opt_level, opts.workspace_gb,
                               opts.extra.get("trt_module"), opts.extra.get("gpu"))
     frames, image_label = parity.parity_frames(tuple(opts.parity_sizes), opts.parity_image) if opts.parity else ([], None)
-    downloads = None
-    if opts.pretrained:
-        if source is not None:
-            raise CganError("give either a PAIR or --pretrained NAME, not both")
-        from cgan.export.pretrained import fetch_pair
+    with contextlib.ExitStack() as held:
+        downloads = None
+        if opts.pretrained:
+            if source is not None:
+                raise CganError("give either a PAIR or --pretrained NAME, not both")
+            from cgan.export.pretrained import fetch_pair
+            from cgan.pairs import cgan_home
 
-        folder, downloads = fetch_pair(opts.pretrained, opts.base_url, **opts.extra.get("pretrained", {}))
-        source = folder
+            # the imported pair is rewritten by every fetch: one export of NAME at a time, until it is copied
+            held.enter_context(export_lock(cgan_home() / "pretrained" / opts.pretrained))
+            source, downloads = fetch_pair(opts.pretrained, opts.base_url, **opts.extra.get("pretrained", {}))
+        return _export_to(source, out, opts, frames, image_label, profile, downloads, t_start)
+
+
+def _export_to(source: Any, out: Any, opts: ExportOptions, frames: list, image_label: Any, profile: Any,
+               downloads: Any, t_start: float) -> Path:
     if source is None:
         raise CganError("nothing to export: pass a pair folder or name, or --pretrained NAME")
     pair, resolved = _source_pair(source)
@@ -170,19 +178,23 @@ def run_export(source: str | os.PathLike | None, out: str | os.PathLike | None, 
         return _export_locked(pair, out, opts, frames, image_label, profile, downloads, t_start)
 
 
+def lock_file(folder: Path) -> Path:
+    """The lock file for exports into (or, for --pretrained, imports into) `folder`."""
+    import hashlib
+
+    from cgan.pairs import cgan_home
+
+    key = hashlib.sha256(str(Path(folder).resolve()).encode()).hexdigest()[:24]
+    return ensure_writable_dir(cgan_home() / "locks", "cgan lock folder") / f"export-{key}.lock"
+
+
 def export_lock(out: Path) -> Any:
     """One export at a time into a folder: a file lock in $CGAN_HOME/locks (the folder itself gets no extra
     file); a second export waits, then builds. Under the lock, staging folders left by a killed export are
     removed (no live export can own them)."""
-    import hashlib
-
     from filelock import FileLock, Timeout
 
-    from cgan.pairs import cgan_home
-
-    key = hashlib.sha256(str(Path(out).resolve()).encode()).hexdigest()[:24]
-    locks = ensure_writable_dir(cgan_home() / "locks", "cgan lock folder")
-    lock = FileLock(str(locks / f"export-{key}.lock"))
+    lock = FileLock(str(lock_file(out)))
 
     @contextlib.contextmanager
     def held() -> Any:
