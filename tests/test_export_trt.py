@@ -275,3 +275,23 @@ def test_rtx_build_refused_for_a_gpu_it_cannot_run_on():
     ada = {"name": "NVIDIA GeForce RTX 4090", "compute_capability": "8.9"}
     assert T.resolve_build("tensorrt-rtx", None, 3, None, trt_module=trt, gpu=ada)[1] == "tensorrt-rtx"
     assert T.resolve_build("tensorrt", None, 3, None, trt_module=trt, gpu=hopper)[1] == "tensorrt"
+
+
+def test_gpu_found_through_nvidia_smi_when_torch_has_no_cuda(monkeypatch, tmp_path):
+    """cgan[cpu] (CPU-only torch) plus cgan[tensorrt] on a GPU machine: --engine must still find the GPU."""
+    import os
+    import stat
+
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    smi = tmp_path / "nvidia-smi"
+    smi.write_text('#!/bin/sh\necho "$@" > "$(dirname "$0")/args"\necho "NVIDIA H100 80GB HBM3, 9.0"\n')
+    smi.chmod(smi.stat().st_mode | stat.S_IEXEC)
+    monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "GPU-1234,0")
+    assert T.gpu_info() == {"name": "NVIDIA H100 80GB HBM3", "compute_capability": "9.0"}
+    assert (tmp_path / "args").read_text().split()[:2] == ["-i", "GPU-1234"]
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+    with pytest.raises(BackendUnavailable, match="no CUDA GPU is visible"):
+        T.gpu_info()

@@ -152,16 +152,43 @@ def network_flags(trt: Any, flavour: str) -> tuple[int, str]:
 
 
 def gpu_info() -> dict[str, Any]:
-    """Name and compute capability of CUDA device 0 (torch is already a dependency of the exporter)."""
+    """Name and compute capability of CUDA device 0: from torch when it has CUDA, else from nvidia-smi (a CPU-only
+    torch next to TensorRT and a GPU is a valid install: `cgan[cpu]` plus `cgan[tensorrt]`)."""
     try:
         import torch
+
+        if torch.cuda.is_available():
+            props = torch.cuda.get_device_properties(0)
+            return {"name": props.name, "compute_capability": f"{props.major}.{props.minor}"}
     except ImportError:  # pragma: no cover - export always has torch
-        raise BackendUnavailable("torch is needed to query the GPU: `pip install cgan[gpu]`") from None
-    if not torch.cuda.is_available():
-        raise BackendUnavailable("no CUDA GPU is visible: build engines on the machine (GPU model) that will run "
-                                 "them, or export without --engine")
-    props = torch.cuda.get_device_properties(0)
-    return {"name": props.name, "compute_capability": f"{props.major}.{props.minor}"}
+        pass
+    smi = _nvidia_smi_gpu()
+    if smi is not None:
+        return smi
+    raise BackendUnavailable("no CUDA GPU is visible: build engines on the machine (GPU model) that will run "
+                             "them, or export without --engine")
+
+
+def _nvidia_smi_gpu() -> dict[str, Any] | None:
+    """CUDA device 0 as nvidia-smi sees it (honouring CUDA_VISIBLE_DEVICES); None without a GPU or nvidia-smi."""
+    import os
+    import shutil
+    import subprocess
+
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    first = visible.split(",")[0].strip() if visible is not None else "0"
+    if not first or first.startswith("-") or shutil.which("nvidia-smi") is None:
+        return None
+    try:
+        res = subprocess.run(["nvidia-smi", "-i", first, "--query-gpu=name,compute_cap", "--format=csv,noheader"],
+                             capture_output=True, text=True, timeout=20)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    line = res.stdout.strip().splitlines()[0] if res.returncode == 0 and res.stdout.strip() else ""
+    name, _, cc = (part.strip() for part in line.rpartition(","))
+    if not name or not re.fullmatch(r"\d+\.\d+", cc):
+        return None
+    return {"name": name, "compute_capability": cc}
 
 
 def parse_target(text: str) -> tuple[int, int]:
