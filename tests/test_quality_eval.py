@@ -116,6 +116,8 @@ def test_evaluate_with_injected_features(tmp_path):
     assert saved["metrics"] == report["metrics"]
     assert set(report["metrics"]) == {"summer2winter", "winter2summer", "baseline_untranslated"}
     assert report["dataset"]["used"] == {"testA": 5, "testB": 3} and not report["dataset"]["duplicates_removed"]
+    # KID subsets are capped at the smaller set: the size used is recorded, not the size asked for
+    assert report["protocol"]["kid"]["subset_size"] == 3 and report["protocol"]["kid"]["subset_size_asked"] == 1000
     # the baseline equals FID of the two real sets computed directly
     real = {s: [quality.load_rgb(f) for f in quality.list_images(data / s)] for s in ("testA", "testB")}
     want = quality.fid_from_features(_color_stats(real["testA"]), _color_stats(real["testB"]))
