@@ -60,11 +60,19 @@ class GeneratorSpec:
             problems.append(f"norm {self.norm!r} is not one of {NORMS}")
         if self.in_channels not in (1, 3) or self.out_channels not in (1, 3):
             problems.append("in/out channels must be 1 or 3")
-        if self.channel_order not in ("RGB", "BGR"):
-            problems.append(f"channel_order must be RGB or BGR, got {self.channel_order!r}")
+        try:
+            object.__setattr__(self, "value_range", tuple(float(v) for v in self.value_range))
+        except (TypeError, ValueError):
+            problems.append(f"value_range must be two numbers, got {self.value_range!r}")
+        # the I/O contract: what every part of cgan (trainer data, exporter graphs, runtime pre/post-processing)
+        # implements; a spec asking for another one would be translated with swapped colours or wrong values
+        implemented = {"channel_order": "RGB", "value_range": (-1.0, 1.0), "layout": "NCHW", "padding": "reflect",
+                       "size_multiple": 4}
+        for name, want in implemented.items():
+            if getattr(self, name) != want:
+                problems.append(f"{name} {getattr(self, name)!r} is not supported (cgan implements {want!r})")
         if problems:
             raise CganError("invalid generator spec: " + "; ".join(problems))
-        object.__setattr__(self, "value_range", tuple(float(v) for v in self.value_range))
 
     # ---- sizes -------------------------------------------------------------------------------------
     def parameter_count(self) -> int:

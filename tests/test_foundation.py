@@ -58,6 +58,19 @@ def test_flops_match_torchs_flop_counter(spec, h, w):
     assert spec.flops(h, w) == counter.get_total_flops()
 
 
+@pytest.mark.parametrize("field,value", [("channel_order", "BGR"), ("value_range", (0.0, 1.0)), ("layout", "NHWC"),
+                                         ("padding", "zeros"), ("size_multiple", 8)])
+def test_spec_io_contract_other_than_the_implemented_one_is_refused(field, value):
+    """Every part of cgan implements RGB, [-1, 1], NCHW, reflection padding, sizes in multiples of 4: a pair
+    whose spec asks for another contract used to load and translate with swapped colours or wrong values."""
+    with pytest.raises(CganError, match=f"{field} .* is not supported"):
+        GeneratorSpec(**{field: value})
+    d = GeneratorSpec().to_dict()
+    d[field] = list(value) if isinstance(value, tuple) else value
+    with pytest.raises(CganError, match="not supported"):
+        GeneratorSpec.from_dict(d)
+
+
 def test_spec_round_trip_and_validation():
     spec = GeneratorSpec(blocks=6, ngf=32, dropout=True)
     assert GeneratorSpec.from_dict(json.loads(json.dumps(spec.to_dict()))) == spec
