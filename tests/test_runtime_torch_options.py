@@ -159,3 +159,39 @@ def test_gpu_shapes_beyond_the_cache_evict_the_oldest(pair):
         for s in shapes[:2]:
             got = t.backend.infer(frames(*s))
             assert np.abs(got.astype(int) - want[s].astype(int)).max() <= 2
+
+
+def test_portable_options_and_typos_across_backends(pair, tmp_path):
+    """device_id= and threads= are taken by every backend, so backend='auto' accepts them whatever it picks
+    (auto picking torch used to refuse the documented device_id=); a typo is refused by every backend (ort-cpu
+    used to accept thread=2 silently); bad values are one line (threads='two' was a ValueError traceback)."""
+    import torch
+
+    from _helpers_runtime import make_export
+    from cgan.runtime.backends.base import Backend
+    from cgan.runtime.backends.ort import OrtCpuBackend, OrtCudaBackend
+    from cgan.runtime.backends.tensorrt import TensorRTBackend
+
+    with Translator.load(str(pair), backend="torch", device="cpu", device_id=0, threads=1) as t:
+        assert t.translate(frames(1)[0]).shape == (20, 24, 3)
+    export = make_export(pair, tmp_path / "export")
+    with Translator.load(str(export), backend="ort-cpu", device_id=0, threads=1) as t:
+        assert t.translate(frames(1)[0]).shape == (20, 24, 3)
+    with pytest.raises(CganError, match=r"unknown option\(s\) 'thread' for the ort-cpu backend"):
+        Translator.load(str(export), backend="ort-cpu", thread=2)
+    for bad in (dict(threads="two"), dict(threads=0), dict(device_id=-1), dict(device_id=True)):
+        with pytest.raises(CganError, match="must be an integer"):
+            Translator.load(str(pair), backend="torch", device="cpu", **bad)
+    # GPU 1: ort-cuda can run there; torch and TensorRT say how to get there
+    assert OrtCudaBackend.check_opts({"device_id": 1}, "cuda") == {"device_id": 1}
+    for cls in (TorchBackend, TensorRTBackend):
+        with pytest.raises(CganError, match="CUDA_VISIBLE_DEVICES=1"):
+            cls.check_opts({"device_id": 1}, "cuda")
+    assert OrtCpuBackend.check_opts({"device_id": 1}, "cpu") == {"device_id": 1}  # ignored on the CPU
+    assert Backend.check_opts({}, "cpu") == {}
+    # torch's thread pool is per process: the backend restores it when it closes
+    before = torch.get_num_threads()
+    with Translator.load(str(pair), backend="torch", device="cpu", threads=before + 1) as t:
+        assert torch.get_num_threads() == before + 1
+        t.translate(frames(1)[0])
+    assert torch.get_num_threads() == before

@@ -139,11 +139,22 @@ def module_available(name: str) -> bool:
         return False
 
 
+#: options every backend accepts, so that backend="auto" can take them whatever it picks: threads=N (CPU
+#: backends use it), device_id=N (the GPU: ort-cuda runs on any; torch and TensorRT only on 0 — set
+#: CUDA_VISIBLE_DEVICES — and CPU backends ignore it)
+PORTABLE_OPTIONS = ("threads", "device_id")
+
+
 class Backend:
     """Lifecycle + validation shared by all backends. Subclasses set `name` and implement the `*_impl` methods."""
 
     name = "base"
     devices: tuple[str, ...] = ("cpu",)
+    #: the options this backend takes besides PORTABLE_OPTIONS; anything else is a one-line error (a typo such
+    #: as thread=2 must not be accepted silently)
+    options: tuple[str, ...] = ()
+    #: whether device_id may pick another GPU than 0
+    any_device_id = False
 
     def __init__(self, model: Model, precision: str | None = None, device: str | None = None, **opts: Any):
         device = device or self.default_device()
@@ -157,8 +168,25 @@ class Backend:
         if not ok:
             raise BackendUnavailable(f"backend {self.name} cannot run {model.direction} here: {reason}")
         self.model, self.precision, self.device = model, precision, device
-        self.opts = opts
+        self.opts = self.check_opts(opts, device)
         self.is_active = False
+
+    @classmethod
+    def check_opts(cls, opts: dict[str, Any], device: str) -> dict[str, Any]:
+        """One-line CganError for an option this backend does not take or a bad threads / device_id value."""
+        unknown = sorted(set(opts) - set(cls.options) - set(PORTABLE_OPTIONS))
+        if unknown:
+            takes = ", ".join((*cls.options, *PORTABLE_OPTIONS))
+            raise CganError(f"unknown option(s) {', '.join(map(repr, unknown))} for the {cls.name} backend: it "
+                            f"takes {takes}")
+        for key, low in (("threads", 1), ("device_id", 0)):
+            v = opts.get(key)
+            if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < low):
+                raise CganError(f"{key} must be an integer >= {low}, got {v!r}")
+        if device == "cuda" and opts.get("device_id") and not cls.any_device_id:
+            raise CganError(f"the {cls.name} backend runs on GPU 0: to use GPU {opts['device_id']} set "
+                            f"CUDA_VISIBLE_DEVICES={opts['device_id']} (or use the ort-cuda backend)")
+        return dict(opts)
 
     # ---- what subclasses provide ----------------------------------------------------------------------
     @classmethod

@@ -153,6 +153,8 @@ class OrtCudaBackend(_OrtBackend):
 
     name = "ort-cuda"
     devices = ("cuda",)
+    options = ("cuda_graph",)
+    any_device_id = True
     provider = "CUDAExecutionProvider"
     ort_device = "cuda"  # where bound OrtValues live
     prefer_prepost = True

@@ -149,6 +149,7 @@ class TensorRTBackend(Backend):
     modules: tuple[str, ...] = ("tensorrt",)  # the importable names of the library, tried in order
     flavour = "tensorrt"
     devices = ("cuda",)
+    options = ("cuda_graph",)
     capture_graphs = True  # capture one CUDA graph per input shape (opt out: cuda_graph=False)
 
     @classmethod

@@ -27,7 +27,7 @@ DEFAULT_COMPILE_MODE = "max-autotune-no-cudagraphs"
 #: compile modes that capture CUDA graphs themselves (cudagraph trees): no manual capture on top of them
 GRAPHING_COMPILE_MODES = ("max-autotune", "reduce-overhead")
 MEMORY_FORMATS = ("auto", "channels_last", "nchw")
-OPTIONS = ("compile", "compile_mode", "cuda_graph", "memory_format", "threads")
+OPTIONS = ("compile", "compile_mode", "cuda_graph", "memory_format")
 
 
 def resolve_memory_format(memory_format: str = "auto", compiled: bool = False) -> str:
@@ -52,10 +52,10 @@ def check_options(opts: dict[str, Any], device: str) -> dict[str, Any]:
     """Validate the torch backend's options; return its effective settings (compile, compile_mode,
     cuda_graph, memory_format). One-line CganError for an unknown option or value, or a combination that
     cannot work."""
-    unknown = sorted(set(opts) - set(OPTIONS))
+    unknown = sorted(set(opts) - set(OPTIONS) - {"threads", "device_id"})
     if unknown:
         raise CganError(f"unknown option(s) {', '.join(map(repr, unknown))} for the torch backend: it takes "
-                        f"{', '.join(OPTIONS)}")
+                        f"{', '.join(OPTIONS)}, threads, device_id")
     for key in ("compile", "cuda_graph"):
         if opts.get(key) is not None and not isinstance(opts[key], bool):
             raise CganError(f"torch backend option {key} must be True or False, got {opts[key]!r}")
@@ -95,6 +95,7 @@ def _cuda_ok() -> tuple[bool, str]:
 class TorchBackend(Backend):
     name = "torch"
     devices = ("cuda", "cpu")
+    options = OPTIONS
 
     def __init__(self, model: Model, precision: str | None = None, device: str | None = None, **opts: Any):
         super().__init__(model, precision, device, **opts)
@@ -153,7 +154,10 @@ class TorchBackend(Backend):
         self.graphs: dict[tuple[int, ...], Any] = {}
         self.swap = torch.tensor([2, 1, 0], device=dev)
         self.pinned: dict[tuple[int, ...], Any] = {}
+        self._threads_before = None
         if self.device == "cpu" and self.opts.get("threads"):
+            # torch has one thread pool per process: set it while this backend is active, restore it after
+            self._threads_before = torch.get_num_threads()
             torch.set_num_threads(int(self.opts["threads"]))
         log.debug("torch: %s on %s (%s), compile %s, cuda_graph %s, %s", self.model.describe(), dev, dtype,
                   s["compile_mode"] or "off", s["cuda_graph"], s["memory_format"])
@@ -221,6 +225,8 @@ class TorchBackend(Backend):
         self.graphs.clear()
         self.pinned.clear()
         self.net = None
+        if getattr(self, "_threads_before", None):
+            self.torch.set_num_threads(self._threads_before)
         if self.device == "cuda":
             self.torch.cuda.empty_cache()
 
