@@ -35,7 +35,7 @@ EMBEDDED_DIR = Path(__file__).resolve().parent / "data" / "pairs"
 
 def cgan_home() -> Path:
     """User cache and model home: $CGAN_HOME, default ~/.cache/cgan."""
-    return Path(os.environ.get("CGAN_HOME") or Path.home() / ".cache" / "cgan")
+    return Path(os.environ.get("CGAN_HOME") or Path.home() / ".cache" / "cgan").expanduser()
 
 
 @dataclass
@@ -141,8 +141,16 @@ def known_names() -> list[str]:
     names = set()
     for _, root in search_roots():
         if root.is_dir():
-            names.update(p.name for p in root.iterdir() if p.is_dir() and _kind(p))
+            names.update(p.name for p in root.iterdir() if p.is_dir() and _kind_or_none(p))
     return sorted(names)
+
+
+def _kind_or_none(folder: Path) -> str | None:
+    """_kind, with a damaged manifest counting as nothing (listing names must not fail on one broken folder)."""
+    try:
+        return _kind(folder)
+    except CganError:
+        return None
 
 
 def _valid_name(name: str) -> bool:
@@ -155,7 +163,10 @@ def resolve(source: str | os.PathLike, prefer_pairs: bool = False) -> Resolved:
     is the source, and an export's own pair/ copy only when no pair by that name exists."""
     s = str(source)
     p = Path(s).expanduser()
-    if p.exists() or os.sep in s or s.startswith("."):
+    looks_like_path = os.sep in s or s.startswith((".", "~")) or (os.altsep is not None and os.altsep in s)
+    # a bare name that also names something in the working directory (a data set folder called summer2winter)
+    # is a path only if that is a pair or export; otherwise the name is looked up as usual
+    if looks_like_path or (p.exists() and (not _valid_name(s) or (p.is_dir() and _kind(p)))):
         if not p.is_dir():
             raise CganError(f"{p} is not a folder: pass a pair folder (pair.json), an export folder "
                             f"(manifest.json) or a pair name")

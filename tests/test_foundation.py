@@ -199,6 +199,26 @@ def test_unknown_pair_lists_known_names():
         pairs.resolve("sum mer")
 
 
+def test_name_resolution_survives_a_same_named_folder_a_broken_export_and_a_tilde_home(tmp_path, _isolated_home,
+                                                                                       monkeypatch):
+    """A data set folder ./summer2winter in the working directory used to hide the pair of that name; one export
+    with a damaged manifest turned every unknown-name error into an error about that folder; CGAN_HOME=~/x was
+    taken literally (a folder named '~')."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "summer2winter" / "trainA").mkdir(parents=True)
+    assert pairs.resolve("summer2winter").origin == "embedded"
+    with pytest.raises(CganError, match="neither pair.json"):
+        pairs.resolve("./summer2winter")  # written as a path: it is one
+    broken = _isolated_home / "exports" / "broken"
+    broken.mkdir(parents=True)
+    (broken / "manifest.json").write_text("{not json")
+    with pytest.raises(CganError, match=r"unknown pair 'sumer2winter'.*summer2winter"):
+        pairs.resolve("sumer2winter")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("CGAN_HOME", "~/cganhome")
+    assert pairs.cgan_home() == tmp_path / "home" / "cganhome"
+
+
 def test_folder_that_is_not_a_pair(tmp_path):
     with pytest.raises(CganError, match="neither pair.json"):
         pairs.resolve(str(tmp_path))
