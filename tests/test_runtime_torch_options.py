@@ -195,3 +195,16 @@ def test_portable_options_and_typos_across_backends(pair, tmp_path):
         assert torch.get_num_threads() == before + 1
         t.translate(frames(1)[0])
     assert torch.get_num_threads() == before
+
+
+def test_bad_resize_or_max_side_fail_before_loading(pair, monkeypatch):
+    """A typo in resize= or max_side= used to cost a full load (hash check, session build) before the error;
+    max_side='512' was a TypeError traceback."""
+    def never(*a, **k):
+        raise AssertionError("the model must not be loaded")
+
+    monkeypatch.setattr("cgan.runtime.translator.load_model", never)
+    with pytest.raises(CganError, match="unknown resize policy"):
+        Translator.load(str(pair), resize="stretch")
+    with pytest.raises(CganError, match="max_side must be an integer"):
+        Translator.load(str(pair), max_side="512")

@@ -74,6 +74,7 @@ class Translator:
             raise CganError(f"unknown precision {precision!r}: use fp32, fp16 or leave it out")
         if device is not None and device not in ("cpu", "cuda"):
             raise CganError(f"unknown device {device!r}: use cpu or cuda")
+        fr.plan(64, 64, resize, max_side)  # a bad resize policy or max_side fails before any loading
         model = load_model(source, direction)
         backend_cls, dev = choose(model, backend, precision, device)
         be = backend_cls(model, precision, dev, **opts)
