@@ -199,3 +199,22 @@ def test_cuda_graph_ids_are_never_reused_after_the_bound_buffers_are_dropped(exp
             be.infer(np.zeros((1, h, w, 3), np.uint8))
             ids.append(int(be.bound[(1, h, w, 3)][5].get_run_config_entry("gpu_graph_id")))
     assert len(set(ids)) == len(ids), ids
+
+
+def test_no_cuda_provider_is_reported_once_not_retried_as_a_graph_problem(export, caplog):
+    """onnxruntime without its CUDA provider: one BackendUnavailable saying so. It used to be caught as a CUDA
+    graph failure: a second session was built and 'CUDA graph capture not possible' logged, the wrong reason."""
+    from cgan.errors import BackendUnavailable
+
+    class NoCuda(CpuStandIn):
+        provider = "CUDAExecutionProvider"  # asked for; the CPU-only onnxruntime here cannot enable it
+        sessions = 0
+
+        def _providers(self):
+            NoCuda.sessions += 1
+            return ["CPUExecutionProvider"]
+
+    be = NoCuda(load_model(str(export)), "fp16", "cpu")
+    with caplog.at_level(logging.WARNING), pytest.raises(BackendUnavailable, match="did not enable"):
+        be.activate()
+    assert NoCuda.sessions == 1 and "graph capture" not in caplog.text

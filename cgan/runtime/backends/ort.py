@@ -190,6 +190,8 @@ class OrtCudaBackend(_OrtBackend):
         self._cudart_copy = True  # False once copy_device_to_host proved unusable here (see _copy_out)
         try:
             super()._activate_impl()
+        except BackendUnavailable:
+            raise  # no CUDA provider at all: running without graph capture would not help
         except CganError as e:
             if not self.cuda_graph or "cuda_graph" in self.opts:
                 raise
