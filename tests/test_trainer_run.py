@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import signal
 
 import numpy as np
 import pytest
@@ -14,7 +15,7 @@ from cgan.pairs import load_pair
 from cgan.trainer import checkpoint as ckpt
 from cgan.trainer.cli import cli
 from cgan.trainer.data import ResumableSampler, Transform, UnalignedDataset, list_images
-from cgan.trainer.train import CycleGAN, export_pair, train
+from cgan.trainer.train import CycleGAN, config_for_resume, export_pair, train
 
 
 @pytest.fixture
@@ -311,3 +312,34 @@ def test_photos_of_different_sizes_train_with_batch_one(tmp_path, preprocess, la
                       lambda_identity=lambda_identity)
     run_dir = train(cfg, progress=False)
     assert load_pair(run_dir / "pair").spec.generator.ngf == 4
+
+
+@pytest.mark.parametrize("sig, code, workers", [(signal.SIGTERM, 143, 0), (signal.SIGINT, 130, 1)])
+def test_signal_saves_a_checkpoint_and_the_pair_then_resume_goes_on(tmp_path, data, sig, code, workers):
+    """Ctrl-C (to the whole process group, DataLoader workers included) or SIGTERM (`timeout`, a scheduler)
+    used to lose every step since the last epoch-end checkpoint. Now the step finishes, a checkpoint and the pair
+    are saved, the exit code says which signal, and --resume continues from that step."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    args = _train_args(tmp_path, data / "trainA", data / "trainB")
+    i = args.index("--max-steps")
+    args = args[:i] + args[i + 2:] + ["--epochs", "500", "--epochs-decay", "0", "--log-every", "1"]
+    args[args.index("--workers") + 1] = str(workers)
+    cmd = [sys.executable, "-c", "from cgan.trainer.cli import main; main()", *args]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    log_csv = tmp_path / "out" / "x" / "log.csv"
+    deadline = time.time() + 120
+    while time.time() < deadline and (not log_csv.is_file() or len(log_csv.read_text().splitlines()) < 4):
+        time.sleep(0.2)  # a few steps logged (header + 3 rows)
+    os.killpg(proc.pid, sig) if sig == signal.SIGINT else proc.send_signal(sig)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == code, err
+    assert "Traceback" not in err and "--resume" in err.strip().splitlines()[-1], err
+    run_dir = tmp_path / "out" / "x"
+    step = ckpt.load_checkpoint(ckpt.latest_checkpoint(run_dir))["counters"]["step"]
+    assert step >= 3 and load_pair(run_dir / "pair").meta["training"]["steps"] == step
+    resumed = train(config_for_resume(run_dir, {"max_steps": step + 2}), resume=True, progress=False)
+    assert ckpt.load_checkpoint(ckpt.latest_checkpoint(resumed))["counters"]["step"] == step + 2

@@ -396,6 +396,8 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, reset_s
     seconds0 = counters["seconds"]
     last_saved = counters["step"] if state is not None else -1
     stop = False
+    signalled: list[int] = []  # SIGINT/SIGTERM: finish the step, save a checkpoint and the pair, then stop
+    restore_signals = _stop_on_signals(signalled)
     try:
         while counters["epoch"] < sum(model.schedule) and not stop:
             epoch = counters["epoch"]
@@ -425,7 +427,10 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, reset_s
                 if cfg.max_steps and counters["step"] >= cfg.max_steps:
                     stop = True
                     break
-                if fitter is not None and agree(fitter.after_step(epoch, counters["step_in_epoch"])):
+                want_stop = bool(signalled)
+                if fitter is not None:
+                    want_stop = fitter.after_step(epoch, counters["step_in_epoch"]) or want_stop
+                if agree(want_stop):  # under torchrun rank 0 decides for all (else the all-reduce hangs)
                     stop = True
                     break
             if bar is not None:
@@ -441,21 +446,35 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, reset_s
             logger.samples(model.translate_samples(*samples), counters)
             save()
             last_saved = counters["step"]
-    finally:
+    except BaseException:
         logger.close()
+        raise
+    finally:
+        restore_signals()
     if fitter is not None and fitter.stopped_early and counters["epoch"] < sum(model.schedule) and main_rank:
         log.warning("time budget %.0f s spent in epoch %d of %d (step %d), at %.0f%% of the initial learning "
                     "rate: the schedule did not finish (the run was slower than its measured pace)",
                     cfg.time_budget, counters["epoch"] + 1, sum(model.schedule), counters["step"],
                     100 * lr_factor(counters["epoch"], *model.schedule))
     counters["seconds"] = seconds0 + time.perf_counter() - started
-    if counters["step"] != last_saved:
-        save()
-        logger.samples(model.translate_samples(*samples), counters)
+    try:
+        if counters["step"] != last_saved:
+            save()
+            logger.samples(model.translate_samples(*samples), counters)
+    finally:
+        logger.close()  # after the last samples: a closed TensorBoard writer would open a new, unflushed file
     if main_rank:
         save_pair(run_dir / "pair", cfg.pair_spec(), {"G": model.G.state_dict(), "F": model.F.state_dict()},
                   "float32", training=info(),
                   provenance={"source": "cgan-train", "run": str(run_dir.resolve())})
+    if signalled and counters["epoch"] < sum(model.schedule):
+        import signal as _signal
+
+        name = _signal.Signals(signalled[0]).name
+        raise Interrupted(f"{name} at step {counters['step']} (epoch {counters['epoch'] + 1} of "
+                          f"{sum(model.schedule)}): checkpoint and pair saved in {run_dir}; continue with "
+                          f"`cgan-train --name {cfg.name} --out {cfg.out} --resume`",
+                          130 if signalled[0] == _signal.SIGINT else 143)
     if world > 1:
         import torch.distributed as dist
 
@@ -495,11 +514,49 @@ def init_generators(model: CycleGAN, source: str) -> dict[str, Any]:
 
 
 def _quiet_worker(_: int) -> None:
-    """One thread per loader worker: the workers already run in parallel (avoids oversubscription)."""
+    """One thread per loader worker: the workers already run in parallel (avoids oversubscription). Ctrl-C in
+    a terminal reaches the whole process group: workers ignore it, the trainer stops them after saving."""
+    import signal
+
     import cv2
 
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     cv2.setNumThreads(1)
     torch.set_num_threads(1)
+
+
+class Interrupted(CganError):
+    """Training stopped by SIGINT/SIGTERM after saving; exit code 130 / 143 like an interrupted program."""
+
+    def __init__(self, message: str, exit_code: int):
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+def _stop_on_signals(signalled: list[int]) -> Any:
+    """Until the returned function is called, SIGINT/SIGTERM append to `signalled` (the loop then stops after its
+    step and saves); a second SIGINT raises KeyboardInterrupt (stop now, without saving). Main thread only."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+
+    def handler(signum: int, _frame: Any) -> None:
+        if signalled and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        if not signalled:
+            log.warning("%s: stopping after this step; saving a checkpoint and the pair (Ctrl-C again to stop "
+                        "without saving)", signal.Signals(signum).name)
+        signalled.append(signum)
+
+    old = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+
+    def restore() -> None:
+        for sig, h in old.items():
+            signal.signal(sig, h)
+
+    return restore
 
 
 def _training_info(cfg: TrainConfig, counters: dict, device: torch.device, n_x: int, n_y: int,
