@@ -17,7 +17,7 @@ def run(command: click.Command, argv: list[str] | None = None) -> int:
         # without standalone mode click returns (not raises) the code of a ctx.exit()/Exit(n)
         return rv if isinstance(rv, int) and not isinstance(rv, bool) else 0
     except CganError as e:
-        click.echo(f"error: {e}", err=True)
+        click.echo(f"error: {one_line(e)}", err=True)
         return e.exit_code
     except click.exceptions.Abort:
         click.echo("interrupted", err=True)
@@ -30,6 +30,16 @@ def run(command: click.Command, argv: list[str] | None = None) -> int:
         return e.exit_code
     except click.exceptions.Exit as e:
         return e.exit_code
+
+
+def one_line(e: CganError) -> str:
+    """The error's message on one line. A CganError raised in a DataLoader worker reaches the main process
+    re-raised by torch with the worker's whole traceback in its message: keep the original message only."""
+    text = str(e)
+    if "Original Traceback" in text:
+        last = [ln for ln in text.splitlines() if ln.strip()][-1].strip()
+        text = last.split(": ", 1)[1] if last.split(": ", 1)[0].endswith("Error") and ": " in last else last
+    return " ".join(text.split("\n")).strip()
 
 
 def entry(command: click.Command) -> Callable[[], None]:

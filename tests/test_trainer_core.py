@@ -187,7 +187,7 @@ def test_scheduler_lr_through_epochs():
     from cgan.trainer.config import TrainConfig
     from cgan.trainer.train import CycleGAN
 
-    m = CycleGAN(TrainConfig(name="t", blocks=1, ngf=4, ndf=4, size=16, load_size=16), torch.device("cpu"))
+    m = CycleGAN(TrainConfig(name="t", blocks=1, ngf=4, ndf=4, size=24, load_size=24), torch.device("cpu"))
     seen = {}
     for epoch in range(200):
         seen[epoch] = (m.opt_G.param_groups[0]["lr"], m.opt_D.param_groups[0]["lr"])

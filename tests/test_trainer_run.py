@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import json
 import signal
+from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -343,3 +345,46 @@ def test_signal_saves_a_checkpoint_and_the_pair_then_resume_goes_on(tmp_path, da
     assert step >= 3 and load_pair(run_dir / "pair").meta["training"]["steps"] == step
     resumed = train(config_for_resume(run_dir, {"max_steps": step + 2}), resume=True, progress=False)
     assert ckpt.load_checkpoint(ckpt.latest_checkpoint(resumed))["counters"]["step"] == step + 2
+
+
+def test_a_damaged_image_met_by_a_loader_worker_is_one_line(tmp_path, capsys, monkeypatch):
+    """With --workers > 0 torch re-raises a worker's CganError with the worker's whole traceback in the message:
+    the CLI printed it all. One line, the original message. (Reads fail only inside the loader worker, as for a
+    photo removed while training; the worker is forked after the patch, so it sees it.)"""
+    from cgan.trainer import data as data_mod
+
+    root = make_dataset(tmp_path / "d", n_x=2, n_y=2)
+    real = data_mod.read_rgb
+
+    def vanished_in_worker(path, *a, **k):
+        return None if torch.utils.data.get_worker_info() is not None else real(path, *a, **k)
+
+    monkeypatch.setattr(data_mod, "read_rgb", vanished_in_worker)
+    args = _train_args(tmp_path, root / "trainA", root / "trainB")
+    args[args.index("--workers") + 1] = "1"
+    args[args.index("--max-steps") + 1] = "8"
+    code = run(cli, args)
+    err = capsys.readouterr().err
+    lines = [ln for ln in err.splitlines() if ln.strip() and not ln.startswith(("resuming", "time budget"))]
+    assert code != 0 and "Traceback" not in err and len(lines) == 1 and lines[0].startswith("error: "), err
+    assert "cannot read training image" in lines[0], err
+
+
+def test_sizes_the_networks_cannot_take_are_refused_up_front(tmp_path):
+    """--size 8..20 passed validation and crashed in the discriminator (three stride-2 layers need 24 px);
+    --seed -1 failed in every data item; tiny photos under --preprocess none are enlarged."""
+    data = make_dataset(tmp_path / "d")
+    with pytest.raises(CganError, match="at least 24"):
+        tiny_config(data, tmp_path, size=16, load_size=20, n_layers_d=3)
+    with pytest.raises(CganError, match="--seed"):
+        tiny_config(data, tmp_path, seed=-1)
+    with pytest.raises(CganError, match="--load-size must be at least"):
+        tiny_config(data, tmp_path, preprocess="scale_width", load_size=4)
+    root = tmp_path / "tiny"
+    for side, (h, w) in (("trainA", (12, 16)), ("trainB", (16, 12))):
+        (root / side).mkdir(parents=True)
+        for i in range(2):
+            cv2.imwrite(str(root / side / f"{i}.png"), np.full((h, w, 3), 60 * i + 40, np.uint8))
+    run_dir = train(tiny_config(root, tmp_path / "r", preprocess="none", n_layers_d=3, size=24, load_size=24,
+                                max_steps=2), progress=False)
+    assert (run_dir / "pair" / "pair.json").is_file()

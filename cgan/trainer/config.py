@@ -76,8 +76,13 @@ class TrainConfig:
             problems.append(f"--precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
         if self.device not in DEVICES and not str(self.device).startswith("cuda:"):
             problems.append(f"--device must be auto, cpu or cuda, got {self.device!r}")
-        if self.size < 8 or self.size % 4:
-            problems.append(f"--size must be a multiple of 4 and at least 8, got {self.size}")
+        if self.size < self.min_size or self.size % 4:
+            problems.append(f"--size must be a multiple of 4 and at least {self.min_size} (the discriminator's "
+                            f"{self.n_layers_d} stride-2 layers need it), got {self.size}")
+        if self.preprocess in ("scale_width", "scale_width_and_crop") and self.load_size < self.min_size:
+            problems.append(f"--load-size must be at least {self.min_size}, got {self.load_size}")
+        if not 0 <= self.seed < 2**63:
+            problems.append(f"--seed must be >= 0, got {self.seed}")
         if self.preprocess in ("resize_and_crop", "scale_width_and_crop") and self.load_size < self.size:
             problems.append(f"--load-size ({self.load_size}) must be at least --size ({self.size})")
         if self.preprocess in ("none", "scale_width") and self.batch_size > 1:
@@ -103,6 +108,12 @@ class TrainConfig:
         if problems:
             raise CganError("; ".join(problems))
         self.pair_spec()  # validates blocks/ngf/domain names with one clear message
+
+    @property
+    def min_size(self) -> int:
+        """The smallest image side the networks take: the PatchGAN halves it n_layers_d times, then its two
+        4x4 stride-1 convolutions need 3 pixels left (24 for the 70x70 PatchGAN)."""
+        return max(8, 3 * 2 ** max(0, self.n_layers_d))
 
     @property
     def total_epochs(self) -> int:

@@ -107,9 +107,11 @@ def _resize(img: np.ndarray, w: int, h: int) -> np.ndarray:
     return cv2.resize(img, (w, h), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_CUBIC)
 
 
-def _multiple_of_4(img: np.ndarray) -> np.ndarray:
+def _multiple_of_4(img: np.ndarray, min_side: int = 4) -> np.ndarray:
+    """Sides rounded to multiples of 4, and at least `min_side` (the discriminator needs a few pixels)."""
     h, w = img.shape[:2]
-    return _resize(img, max(4, int(round(w / 4)) * 4), max(4, int(round(h / 4)) * 4))
+    low = max(4, -(-min_side // 4) * 4)
+    return _resize(img, max(low, int(round(w / 4)) * 4), max(low, int(round(h / 4)) * 4))
 
 
 @dataclass(frozen=True)
@@ -118,6 +120,7 @@ class Transform:
     load_size: int = 286
     size: int = 256
     flip: bool = True
+    min_side: int = 4  # none / scale_width: smaller images are enlarged to this (TrainConfig.min_size)
 
     def __call__(self, img: np.ndarray, rng: np.random.Generator | None = None) -> np.ndarray:
         """Preprocess one HxWx3 uint8 image; rng None = deterministic (center crop, no flip) for samples."""
@@ -130,7 +133,7 @@ class Transform:
         if p in ("resize_and_crop", "crop", "scale_width_and_crop"):
             img = self._crop(img, rng)
         else:
-            img = _multiple_of_4(img)
+            img = _multiple_of_4(img, self.min_side)
         if self.flip and rng is not None and rng.random() < 0.5:
             img = img[:, ::-1]
         return np.ascontiguousarray(img)

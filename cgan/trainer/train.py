@@ -311,7 +311,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, reset_s
 
     files_x = list_images(cfg.data_a, f"domain X ({cfg.domain_x})")
     files_y = list_images(cfg.data_b, f"domain Y ({cfg.domain_y})")
-    transform = Transform(cfg.preprocess, cfg.load_size, cfg.size, cfg.flip)
+    transform = Transform(cfg.preprocess, cfg.load_size, cfg.size, cfg.flip, cfg.min_size)
     dataset = UnalignedDataset(files_x, files_y, transform, cfg.seed)
     sampler = ResumableSampler(len(files_x), len(files_y), cfg.seed, rank, world)
     # A compiled run skips each epoch's short last batch: a new batch size would make torch.compile build every
