@@ -388,3 +388,30 @@ def test_sizes_the_networks_cannot_take_are_refused_up_front(tmp_path):
     run_dir = train(tiny_config(root, tmp_path / "r", preprocess="none", n_layers_d=3, size=24, load_size=24,
                                 max_steps=2), progress=False)
     assert (run_dir / "pair" / "pair.json").is_file()
+
+
+def test_rewriting_a_pair_that_fails_halfway_keeps_the_old_pair(tmp_path, monkeypatch):
+    """save_pair replaced G, then F, then pair.json one by one: a full disk while writing F left the new G beside
+    the old pair.json, which then failed its hash check. All weights are written before any is replaced."""
+    import safetensors.torch
+
+    from cgan.spec import GeneratorSpec, PairSpec
+    from cgan.trainer.networks import build_generator
+    from cgan.trainer.weights import save_pair
+
+    spec = PairSpec(GeneratorSpec(blocks=1, ngf=4), "summer", "winter")
+    folder = save_pair(tmp_path / "pair", spec, {g: build_generator(spec.generator).state_dict() for g in "GF"})
+    before = {f.name: f.read_bytes() for f in folder.iterdir()}
+    real, calls = safetensors.torch.save_file, []
+
+    def disk_full_on_second(*a, **k):
+        calls.append(1)
+        if len(calls) == 2:
+            raise OSError(28, "No space left on device")
+        return real(*a, **k)
+
+    monkeypatch.setattr(safetensors.torch, "save_file", disk_full_on_second)
+    with pytest.raises(OSError):
+        save_pair(folder, spec, {g: build_generator(spec.generator).state_dict() for g in "GF"})
+    assert {f.name: f.read_bytes() for f in folder.iterdir()} == before
+    load_pair(folder)

@@ -5,6 +5,7 @@ are safetensors. `load_generator` rebuilds the network from the spec stored in t
 """
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 from typing import Any
@@ -34,17 +35,20 @@ def save_pair(folder: str | os.PathLike, spec: PairSpec, states: dict[str, dict[
         raise CganError(f"unknown weight dtype {dtype!r}: use one of {sorted(DTYPES)}")
     folder = ensure_writable_dir(folder, "pair folder")
     files = {}
-    for gen, state in states.items():
-        state = clean_state_dict(state)
-        tensors = {k: v.detach().to("cpu", DTYPES[dtype]).contiguous() for k, v in state.items()}
-        path = folder / f"{gen}.safetensors"
-        with atomic_path(path) as tmp:
+    # every weight file is written in full before any replaces its old version (a full disk or a bad tensor
+    # while writing F must not leave the new G beside the old F and pair.json), then pair.json is replaced
+    with contextlib.ExitStack() as written:
+        for gen, state in states.items():
+            state = clean_state_dict(state)
+            tensors = {k: v.detach().to("cpu", DTYPES[dtype]).contiguous() for k, v in state.items()}
+            path = folder / f"{gen}.safetensors"
+            tmp = written.enter_context(atomic_path(path))
             save_file(tensors, str(tmp), metadata={"generator": gen, "direction": spec.direction_name(gen),
                                                    "spec": _compact(spec)})
-        files[gen] = path
+            files[gen] = path
+    write_pair_json(folder, spec, files, dtype, training, provenance)
     for stale in {"G", "F"} - set(states):  # a single-direction pair must not keep an old file around
         (folder / f"{stale}.safetensors").unlink(missing_ok=True)
-    write_pair_json(folder, spec, files, dtype, training, provenance)
     return folder
 
 
