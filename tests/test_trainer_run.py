@@ -415,3 +415,20 @@ def test_rewriting_a_pair_that_fails_halfway_keeps_the_old_pair(tmp_path, monkey
         save_pair(folder, spec, {g: build_generator(spec.generator).state_dict() for g in "GF"})
     assert {f.name: f.read_bytes() for f in folder.iterdir()} == before
     load_pair(folder)
+
+
+def test_resume_applies_changed_lr_beta1_pool_and_switches_and_forgets_max_steps(tmp_path, data):
+    """On --resume, --lr / --beta1 / --pool-size were recorded as given but the saved optimizer and pool state
+    kept the old ones; --max-steps of a smoke run was carried over (every later --resume trained 0 steps);
+    switches like --no-flip could not be turned back on."""
+    run_dir = train(tiny_config(data, tmp_path / "r", max_steps=2, flip=False), progress=False)
+    cfg = config_for_resume(run_dir, {"lr": 1e-4, "beta1": 0.9, "pool_size": 1, "flip": True})
+    assert cfg.max_steps is None and cfg.flip is True
+    model = CycleGAN(cfg, torch.device("cpu"))
+    model.load_state_dict(ckpt.load_checkpoint(ckpt.latest_checkpoint(run_dir)))
+    model.sync_lr()
+    for opt in (model.opt_G, model.opt_D):
+        assert opt.param_groups[0]["lr"] == pytest.approx(1e-4) and opt.param_groups[0]["betas"][0] == 0.9
+    assert model.pool_X.size == 1 and len(model.pool_X.images) <= 1
+    resumed = train(config_for_resume(run_dir, {"max_steps": 3, "lr": 1e-4}), resume=True, progress=False)
+    assert load_pair(resumed / "pair").meta["training"]["steps"] == 3

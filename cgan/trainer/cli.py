@@ -50,7 +50,7 @@ def _domains(value: str | None) -> tuple[str, str] | None:
 @click.option("--preprocess", type=click.Choice(["resize_and_crop", "crop", "scale_width", "scale_width_and_crop", "none"]))
 @click.option("--load-size", type=int, help="Resize to this before cropping (default 286).")
 @click.option("--size", type=int, help="Crop size (default 256).")
-@click.option("--no-flip", is_flag=True, default=None, help="No random horizontal flips.")
+@click.option("--flip/--no-flip", default=None, help="Random horizontal flips (default on).")
 @click.option("--blocks", type=int, help="Residual blocks of the generators (default 9).")
 @click.option("--ngf", type=int, help="Generator base width (default 64).")
 @click.option("--ndf", type=int, help="Discriminator base width (default 64).")
@@ -69,8 +69,9 @@ def _domains(value: str | None) -> tuple[str, str] | None:
 @click.option("--init-from", type=str, help="Start G and F from this pair (name or folder): fine-tune it on the "
               "data; the discriminators start fresh. Same --blocks/--ngf and domains (either order).")
 @click.option("--precision", type=click.Choice(["fp32", "bf16", "fp16"]), help="Autocast precision (default fp32).")
-@click.option("--channels-last", is_flag=True, default=None, help="NHWC memory format (faster on tensor cores).")
-@click.option("--compile", "compile_", is_flag=True, default=None, help="torch.compile the networks.")
+@click.option("--channels-last/--no-channels-last", default=None,
+              help="NHWC memory format (faster on tensor cores).")
+@click.option("--compile/--no-compile", "compile_", default=None, help="torch.compile the networks.")
 @click.option("--device", type=str, help="auto (default), cpu or cuda.")
 @click.option("--workers", type=int, help="DataLoader worker processes (default 4).")
 @click.option("--threads", type=int, help="torch CPU threads (default: torch's choice).")
@@ -78,9 +79,10 @@ def _domains(value: str | None) -> tuple[str, str] | None:
 @click.option("--keep", type=int, help="Checkpoints kept (default 3).")
 @click.option("--log-every", type=int, help="Steps between CSV/TensorBoard log rows (default 50).")
 @click.option("--sample-every-steps", type=int, help="Also write a sample grid every N steps.")
-@click.option("--no-tensorboard", is_flag=True, default=None, help="Do not write TensorBoard logs.")
+@click.option("--tensorboard/--no-tensorboard", default=None,
+              help="TensorBoard logs (default on when the tensorboard package is installed).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
-def train_cmd(data, data_a, data_b, domains, out, name, resume, no_flip, compile_, no_tensorboard, quiet, **opts) -> None:
+def train_cmd(data, data_a, data_b, domains, out, name, resume, flip, compile_, tensorboard, quiet, **opts) -> None:
     """Train G: X→Y and F: Y→X on two unaligned image folders; writes OUT/NAME/{config.json, log.csv,
     checkpoints/, samples/, pair/}."""
     from pathlib import Path
@@ -102,12 +104,10 @@ def train_cmd(data, data_a, data_b, domains, out, name, resume, no_flip, compile
         resolve_folders(None, None, None)  # raises the "no training data" message
     if (d := _domains(domains)) is not None:
         overrides["domain_x"], overrides["domain_y"] = d
-    if no_flip:
-        overrides["flip"] = False
-    if compile_:
-        overrides["compile"] = True
-    if no_tensorboard:
-        overrides["tensorboard"] = False
+    # on/off switches given either way override the saved config on --resume (so they can be undone)
+    for key, value in (("flip", flip), ("compile", compile_), ("tensorboard", tensorboard)):
+        if value is not None:
+            overrides[key] = value
     if resume:
         cfg = config_for_resume(Path(out) / name, overrides)
     else:

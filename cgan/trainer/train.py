@@ -231,6 +231,16 @@ class CycleGAN:
                 log.info("no saved fp16 loss-scaler state for %s: starting a fresh GradScaler", name)
         self.pool_X.load_state_dict(state["pools"]["X"], self.device)
         self.pool_Y.load_state_dict(state["pools"]["Y"], self.device)
+        # --lr, --beta1 and --pool-size given on --resume: the saved optimizer and pool state carry the old ones,
+        # which would silently win while the new ones are recorded in the run's config and pair
+        for opt, sched in ((self.opt_G, self.sched_G), (self.opt_D, self.sched_D)):
+            for group in opt.param_groups:
+                group["initial_lr"] = self.cfg.lr
+                group["betas"] = (self.cfg.beta1, group["betas"][1])
+            sched.base_lrs = [self.cfg.lr] * len(opt.param_groups)
+        for pool in (self.pool_X, self.pool_Y):
+            pool.size = self.cfg.pool_size
+            del pool.images[self.cfg.pool_size:]
         # a schedule fitted to a time budget carries over, unless this resume sets --epochs/--epochs-decay anew
         saved = state.get("schedule")
         if saved and list(saved["configured"]) == [self.cfg.epochs, self.cfg.epochs_decay]:
@@ -266,14 +276,15 @@ def run_dir_of(cfg: TrainConfig) -> Path:
 
 def config_for_resume(run_dir: str | os.PathLike, overrides: dict[str, Any]) -> TrainConfig:
     """The saved run's config with `overrides` applied; refuses to change the networks' architecture.
-    A time budget belongs to one invocation: it is not taken from the saved run, only from `overrides`."""
+    A time budget and a --max-steps limit belong to one invocation: they are not taken from the saved run (a
+    smoke run's --max-steps 20 would make every later --resume train 0 steps), only from `overrides`."""
     state = ckpt.load_checkpoint(ckpt.latest_checkpoint(run_dir))
     saved = TrainConfig.from_dict(state["config"])
     changed = architecture_changes(saved, overrides)
     if changed:
         raise CganError(f"cannot resume {run_dir} with a different architecture ({', '.join(changed)}); "
                         f"drop those options or start a new run with another --name")
-    return saved.replace(**{"time_budget": None, **overrides})
+    return saved.replace(**{"time_budget": None, "max_steps": None, **overrides})
 
 
 def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, reset_schedule: bool = False) -> Path:
