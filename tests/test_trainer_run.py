@@ -432,3 +432,16 @@ def test_resume_applies_changed_lr_beta1_pool_and_switches_and_forgets_max_steps
     assert model.pool_X.size == 1 and len(model.pool_X.images) <= 1
     resumed = train(config_for_resume(run_dir, {"max_steps": 3, "lr": 1e-4}), resume=True, progress=False)
     assert load_pair(resumed / "pair").meta["training"]["steps"] == 3
+
+
+def test_a_full_disk_while_checkpointing_is_one_line_and_keeps_the_previous_checkpoint(tmp_path, data, monkeypatch):
+    run_dir = train(tiny_config(data, tmp_path / "r", max_steps=1), progress=False)
+    before = ckpt.list_checkpoints(run_dir)
+
+    def full(*a, **k):
+        raise RuntimeError("[enforce fail at inline_container.cc:603] . unexpected pos 64 vs 0 file write failed")
+
+    monkeypatch.setattr(ckpt.torch, "save", full)
+    with pytest.raises(CganError, match=r"cannot write checkpoint .*file write failed.*--resume"):
+        ckpt.save_checkpoint(run_dir, {"counters": {"step": 99}})
+    assert ckpt.list_checkpoints(run_dir) == before and not list((run_dir / "checkpoints").glob(".step-*.tmp"))

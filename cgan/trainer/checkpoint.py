@@ -62,8 +62,13 @@ def save_checkpoint(run_dir: str | os.PathLike, state: dict[str, Any], keep: int
     state = {"format": FORMAT, "version": VERSION, **state}
     for stale in checkpoint_dir(run_dir).glob(".step-*.tmp"):  # left by a write that was killed (kill -9, power cut)
         stale.unlink(missing_ok=True)
-    with atomic_path(path) as tmp:
-        torch.save(state, tmp)
+    try:
+        with atomic_path(path) as tmp:
+            torch.save(state, tmp)
+    except (OSError, RuntimeError) as e:  # torch reports a full disk as RuntimeError ("file write failed")
+        reason = getattr(e, "strerror", None) or (str(e).splitlines() or [type(e).__name__])[0][:200]
+        raise CganError(f"cannot write checkpoint {path}: {reason}; free disk space (the previous checkpoint is "
+                        f"intact) and continue with --resume") from None
     for old in list_checkpoints(run_dir)[:-keep]:
         old.unlink(missing_ok=True)
     return path
