@@ -134,7 +134,7 @@ def test_crash_while_saving_keeps_previous_checkpoint(tmp_path, data, monkeypatc
 
     monkeypatch.setattr(ckpt.torch, "save", crash)
     state["counters"]["step"] = 99
-    with pytest.raises(OSError):
+    with pytest.raises(CganError, match="disk full.*previous checkpoint is intact"):
         ckpt.save_checkpoint(run_dir, state, keep=1)
     monkeypatch.undo()
     assert ckpt.list_checkpoints(run_dir) == before
@@ -445,3 +445,22 @@ def test_a_full_disk_while_checkpointing_is_one_line_and_keeps_the_previous_chec
     with pytest.raises(CganError, match=r"cannot write checkpoint .*file write failed.*--resume"):
         ckpt.save_checkpoint(run_dir, {"counters": {"step": 99}})
     assert ckpt.list_checkpoints(run_dir) == before and not list((run_dir / "checkpoints").glob(".step-*.tmp"))
+
+
+def test_one_trainer_per_run_folder_and_a_log_without_repeated_steps(tmp_path, data):
+    """A second trainer on the same run folder deleted the first one's checkpoint writes; after a crash and
+    --resume, log.csv repeated the steps trained after the last checkpoint (step numbers went backwards)."""
+    import csv
+
+    from filelock import FileLock
+
+    run_dir = train(tiny_config(data, tmp_path / "r", max_steps=4, log_every=1, save_every_steps=2), progress=False)
+    newest = ckpt.latest_checkpoint(run_dir)
+    newest.unlink()  # as if the run died after step 4 was logged but before its checkpoint
+    with FileLock(str(run_dir / ".lock")):
+        with pytest.raises(CganError, match="another cgan-train is running"):
+            train(config_for_resume(run_dir, {"max_steps": 5}), resume=True, progress=False)
+    train(config_for_resume(run_dir, {"max_steps": 5}), resume=True, progress=False)
+    with open(run_dir / "log.csv", newline="") as f:
+        steps = [int(r["step"]) for r in csv.DictReader(f)]
+    assert steps == [1, 2, 3, 4, 5]

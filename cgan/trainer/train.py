@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from cgan._files import ensure_writable_dir, write_bytes_atomic, write_json_atomic
+from cgan._files import atomic_path, ensure_writable_dir, write_bytes_atomic, write_json_atomic
 from cgan._git import git_sha
 from cgan.errors import CganError, IntegrityError
 from cgan.trainer import checkpoint as ckpt
@@ -290,8 +290,26 @@ def config_for_resume(run_dir: str | os.PathLike, overrides: dict[str, Any]) -> 
 def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, reset_schedule: bool = False) -> Path:
     """Train (or, with resume, continue) the run OUT/NAME; returns the run folder (with pair/ at the end).
     A resumed run keeps a schedule fitted to an earlier --time-budget unless `reset_schedule` (the CLI sets it
-    when --epochs or --epochs-decay is given) or the config's epochs differ from the saved ones."""
+    when --epochs or --epochs-decay is given) or the config's epochs differ from the saved ones. One trainer
+    per run folder (a second one is refused: they would delete each other's checkpoint writes)."""
     clock0 = time.perf_counter()  # a --time-budget counts from here: setup and compilation are part of it
+    if int(os.environ.get("RANK", "0")) != 0:  # torchrun: rank 0 holds the folder for all
+        return _train(cfg, resume, progress, reset_schedule, clock0)
+    from filelock import FileLock, Timeout
+
+    run_dir = ensure_writable_dir(run_dir_of(cfg), "run folder")
+    lock = FileLock(str(run_dir / ".lock"))
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        raise CganError(f"another cgan-train is running in {run_dir}: wait for it, or use another --name") from None
+    try:
+        return _train(cfg, resume, progress, reset_schedule, clock0)
+    finally:
+        lock.release()
+
+
+def _train(cfg: TrainConfig, resume: bool, progress: bool, reset_schedule: bool, clock0: float) -> Path:
     code_sha = git_sha()  # the code that runs, read now: the checkout may move on while a long run trains
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
@@ -364,6 +382,8 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, reset_s
         write_json_atomic(run_dir / "config.json", {"config": cfg.to_dict(), "spec": cfg.pair_spec().to_dict(),
                                                     "git_sha": code_sha})
     logger = _RunLogger(run_dir, cfg, enabled=main_rank)
+    if state is not None:
+        logger.drop_rows_after(counters["step"])
     samples = dataset.sample_images()
 
     fitter = None
@@ -635,6 +655,25 @@ class _RunLogger:
             except ImportError:
                 log.info("note: TensorBoard logs are off because the tensorboard package is not installed "
                          "(pip install tensorboard); the CSV log and PNG samples are written")
+
+    def drop_rows_after(self, step: int) -> None:
+        """On resume: rows logged after the checkpoint's step (trained again from there) are removed, so the CSV
+        keeps one row per step, in order."""
+        if not self.enabled:
+            return
+        self.csv_file.flush()
+        with open(self.csv_path, newline="") as f:
+            rows = list(csv.DictReader(f))
+        keep = [r for r in rows if r.get("step", "").isdigit() and int(r["step"]) <= step]
+        if len(keep) == len(rows):
+            return
+        self.csv_file.close()
+        with atomic_path(self.csv_path) as tmp, open(tmp, "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=self.fields)
+            writer.writeheader()
+            writer.writerows(keep)
+        self.csv_file = open(self.csv_path, "a", newline="")
+        self.csv = csv.DictWriter(self.csv_file, fieldnames=self.fields)
 
     def step(self, counters: dict, losses: dict[str, torch.Tensor], model: CycleGAN) -> dict | None:
         if not self.enabled:
