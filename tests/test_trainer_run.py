@@ -464,3 +464,18 @@ def test_one_trainer_per_run_folder_and_a_log_without_repeated_steps(tmp_path, d
     with open(run_dir / "log.csv", newline="") as f:
         steps = [int(r["step"]) for r in csv.DictReader(f)]
     assert steps == [1, 2, 3, 4, 5]
+
+
+def test_malformed_checkpoint_parts_are_one_line(tmp_path, data):
+    """A mistyped field in a checkpoint's config ({"size": "x"}) and a checkpoint without G were tracebacks."""
+    from cgan.trainer.config import TrainConfig
+
+    with pytest.raises(CganError, match="wrong type"):
+        TrainConfig.from_dict({"name": "x", "size": "x"})
+    run_dir = train(tiny_config(data, tmp_path / "r", max_steps=1), progress=False)
+    path = ckpt.latest_checkpoint(run_dir)
+    state = ckpt.load_checkpoint(path)
+    del state["nets"]["G"]
+    torch.save(state, path)
+    with pytest.raises(IntegrityError, match="not a complete cgan-train checkpoint"):
+        export_pair(run_dir, out=tmp_path / "p")

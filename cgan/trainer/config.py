@@ -134,7 +134,11 @@ class TrainConfig:
         unknown = sorted(set(d) - known)
         if unknown:
             raise CganError(f"training config has unknown fields {unknown}: written by a newer cgan? upgrade cgan")
-        return cls(**d)
+        try:
+            return cls(**d)
+        except (TypeError, ValueError) as e:  # a mistyped field ("size": "x") fails inside the checks
+            raise CganError(f"training config has a field of the wrong type ({str(e).splitlines()[0][:160]}); "
+                            f"fix config.json or the checkpoint, or start a new run") from None
 
     def replace(self, **changes: Any) -> "TrainConfig":
         return dataclasses.replace(self, **changes)

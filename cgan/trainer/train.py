@@ -623,10 +623,15 @@ def export_pair(run_dir: str | os.PathLike, checkpoint: str | os.PathLike | None
     run_dir = Path(run_dir)
     path = Path(checkpoint) if checkpoint else ckpt.latest_checkpoint(run_dir)
     state = ckpt.load_checkpoint(path)
-    spec = PairSpec.from_dict(state["spec"])
+    try:
+        spec = PairSpec.from_dict(state["spec"])
+        nets = {g: state["nets"][g] for g in ("G", "F")}
+    except (KeyError, TypeError) as e:
+        raise IntegrityError(f"{path} has no {e} in its spec or networks: not a complete cgan-train checkpoint; "
+                             f"use another --checkpoint") from None
     info = dict(state.get("info") or {})
     info["checkpoint"] = path.name
-    return save_pair(Path(out) if out else run_dir / "pair", spec, {g: state["nets"][g] for g in ("G", "F")},
+    return save_pair(Path(out) if out else run_dir / "pair", spec, nets,
                      dtype, training=info, provenance={"source": "cgan-train", "run": str(run_dir.resolve())})
 
 
