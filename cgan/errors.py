@@ -18,3 +18,8 @@ class BackendUnavailable(CganError):
     """A backend cannot run here (library missing, no GPU, ...); the message says what to install."""
 
     exit_code = 4
+
+
+class ShapeUnsupported(CganError):
+    """A frame size or batch this backend's model cannot take (e.g. outside a TensorRT engine's profiles): a
+    request to change, not a failure of the backend."""

@@ -473,3 +473,21 @@ def test_train_result_plot_shows_its_configurations(tmp_path):
     result = {"kind": "train", "env": {"host_cpu": "test cpu"}, "rows": rows}
     out = plot_result(result, tmp_path / "t.png", history=[{"kind": "train", "host_cpu": "test cpu", "rows": rows}])
     assert out.read_bytes().startswith(PNG_MAGIC)
+
+
+def test_a_shape_the_model_cannot_take_is_skipped_not_an_error(tmp_path, fake_runtime, monkeypatch):
+    """A TensorRT engine built for up to 1080p asked for 2160p refuses the shape: that row is 'skipped' (cannot
+    run here), the others are measured and the run does not fail."""
+    from cgan.errors import ShapeUnsupported
+
+    good = FakeTranslator.translate_batch
+
+    def small_only(self, frames):
+        if frames[0].shape[1] > 32:
+            raise ShapeUnsupported("input shape (1, 3, 32, 48) is outside the engine's profiles")
+        return good(self, frames)
+
+    monkeypatch.setattr(FakeTranslator, "translate_batch", small_only)
+    result = run_bench(_cfg(tmp_path, backends=("ort-cpu",), baseline=False, sizes=((32, 32), (32, 48))))
+    st = {r["width"]: r["status"] for r in result["rows"] if r["backend"] == "ort-cpu"}
+    assert st == {32: "ok", 48: "skipped"}

@@ -30,7 +30,7 @@ from cgan.benchmarks.runners import (BACKENDS, CPU_BACKENDS, GPU_BACKENDS, Memor
                                      TranslatorRunner, _device_used_mb, _rss_mb, backend_device,
                                      runtime_availability, variant)
 from cgan.benchmarks.variants import expand
-from cgan.errors import BackendUnavailable, CganError, IntegrityError
+from cgan.errors import BackendUnavailable, CganError, IntegrityError, ShapeUnsupported
 from cgan.spec import GeneratorSpec, PairSpec
 
 log = logging.getLogger("cgan.bench")
@@ -494,9 +494,10 @@ def _measure_runner(make: Callable[[], Runner], label: tuple[str, str], cfg: Ben
                     _finish_row(row, samples, spec, peak, baseline_fps.get((h, w, b)))
                 except Exception as e:  # noqa: BLE001
                     probe.stop_quietly()
-                    # a backend that is not there was found at build time; a failure while measuring (wrong
-                    # output, an execution error, out of memory) is an error that fails the run
-                    row.update(status="skipped" if isinstance(e, BackendUnavailable) else "error",
+                    # a backend that is not there, or a shape its model cannot take (outside a TensorRT
+                    # engine's profiles), is 'skipped'; a failure while measuring (wrong output, an execution
+                    # error, out of memory) is an error that fails the run
+                    row.update(status="skipped" if isinstance(e, (BackendUnavailable, ShapeUnsupported)) else "error",
                                reason=_short(e))
                 rows.append(row)
                 on_row(row)

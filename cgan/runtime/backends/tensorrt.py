@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 
 from cgan._files import inside, read_json
-from cgan.errors import BackendUnavailable, CganError, IntegrityError
+from cgan.errors import BackendUnavailable, CganError, IntegrityError, ShapeUnsupported
 from cgan.runtime.backends.base import MAX_SHAPES, Backend, Model, log, module_available
 from cgan.runtime.backends import cuda as cudahelp
 from cgan.runtime.frames import Buffers, bgr_to_nchw, nchw_to_bgr
@@ -134,7 +134,7 @@ def profile_for(profiles: list[dict[str, Any]], shape: tuple[int, ...]) -> int:
         if len(lo) == len(shape) == len(hi) and all(a <= s <= b for a, s, b in zip(lo, shape, hi)):
             return i
     ranges = "; ".join(f"{tuple(p.get('min', ()))}..{tuple(p.get('max', ()))}" for p in profiles)
-    raise CganError(f"input shape {tuple(shape)} is outside the engine's profiles ({ranges}): use max_side=/"
+    raise ShapeUnsupported(f"input shape {tuple(shape)} is outside the engine's profiles ({ranges}): use max_side=/"
                     f"resize='fit' to match, or rebuild with `cgan-export ... --engine` for this size")
 
 
@@ -303,7 +303,7 @@ class TensorRTBackend(Backend):
         if self.engine.num_optimization_profiles > 1:
             self.context.set_optimization_profile_async(slot["profile"], self.stream.handle)
         if not self.context.set_input_shape(self.input_name, shape):
-            raise CganError(f"TensorRT refused input shape {shape}: {rebuild_hint(self.model)} for this size")
+            raise ShapeUnsupported(f"TensorRT refused input shape {shape}: {rebuild_hint(self.model)} for this size")
         out_shape = tuple(self.context.get_tensor_shape(self.output_name))
         if out_shape != shape:
             raise IntegrityError(f"engine output shape {out_shape} differs from input {shape}; rebuild the engine")
