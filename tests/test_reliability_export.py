@@ -313,3 +313,13 @@ def test_out_that_holds_a_pair_is_refused_and_left_alone(tmp_path, tiny_pair, ca
         code, err = _export_cli([str(src), "--out", str(out), "--no-parity"], capsys)
         _one_line(code, err, words)
     assert (tree(run_dir), tree(other)) == before
+
+
+def test_an_export_can_be_rebuilt_in_place(tmp_path, tiny_pair):
+    """`cgan-export NAME` where NAME is only an export (its pair/ copy is the source) into that same folder: the
+    rebuild the runtime's hint asks for. It must not be taken for `--out RUN` over RUN/pair."""
+    from cgan.export import export_pair
+
+    out = export_pair(tiny_pair, tmp_path / "exp", parity=False)
+    again = export_pair(out, out, parity=False, force=True)
+    assert again == out and (out / "manifest.json").is_file() and (out / "pair" / "pair.json").is_file()

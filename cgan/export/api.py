@@ -168,7 +168,8 @@ def _export_to(source: Any, out: Any, opts: ExportOptions, frames: list, image_l
     out = ensure_writable_dir(out, "export folder")
     if out.resolve() == pair.folder.resolve():
         raise CganError(f"--out {out} is the source pair folder; choose a new folder")
-    if (out / "pair").resolve() == pair.folder.resolve():  # e.g. cgan-export RUN/pair --out RUN
+    if (out / "pair").resolve() == pair.folder.resolve() and not (out / MANIFEST_JSON).is_file():
+        # e.g. cgan-export RUN/pair --out RUN (re-exporting an export into itself is fine: its pair/ is a copy)
         raise CganError(f"--out {out} holds the source pair in {out / 'pair'}, which an export replaces with its "
                         f"own copy; choose a new folder")
     if (out / PAIR_JSON).is_file():
