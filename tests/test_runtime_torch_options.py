@@ -208,3 +208,8 @@ def test_bad_resize_or_max_side_fail_before_loading(pair, monkeypatch):
         Translator.load(str(pair), resize="stretch")
     with pytest.raises(CganError, match="max_side must be an integer"):
         Translator.load(str(pair), max_side="512")
+
+
+def test_numpy_integers_are_integers(pair):
+    with Translator.load(str(pair), backend="torch", device="cpu", max_side=np.int64(16), threads=np.int32(1)) as t:
+        assert t.translate(frames(1)[0]).shape == (20, 24, 3)

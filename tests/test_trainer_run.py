@@ -316,8 +316,9 @@ def test_photos_of_different_sizes_train_with_batch_one(tmp_path, preprocess, la
     assert load_pair(run_dir / "pair").spec.generator.ngf == 4
 
 
-@pytest.mark.parametrize("sig, code, workers", [(signal.SIGTERM, 143, 0), (signal.SIGINT, 130, 1)])
-def test_signal_saves_a_checkpoint_and_the_pair_then_resume_goes_on(tmp_path, data, sig, code, workers):
+@pytest.mark.parametrize("sig, code, workers, group", [(signal.SIGTERM, 143, 0, False), (signal.SIGINT, 130, 1, True),
+                                                       (signal.SIGTERM, 143, 1, True)])
+def test_signal_saves_a_checkpoint_and_the_pair_then_resume_goes_on(tmp_path, data, sig, code, workers, group):
     """Ctrl-C (to the whole process group, DataLoader workers included) or SIGTERM (`timeout`, a scheduler)
     used to lose every step since the last epoch-end checkpoint. Now the step finishes, a checkpoint and the pair
     are saved, the exit code says which signal, and --resume continues from that step."""
@@ -336,10 +337,11 @@ def test_signal_saves_a_checkpoint_and_the_pair_then_resume_goes_on(tmp_path, da
     deadline = time.time() + 120
     while time.time() < deadline and (not log_csv.is_file() or len(log_csv.read_text().splitlines()) < 4):
         time.sleep(0.2)  # a few steps logged (header + 3 rows)
-    os.killpg(proc.pid, sig) if sig == signal.SIGINT else proc.send_signal(sig)
+    os.killpg(proc.pid, sig) if group else proc.send_signal(sig)  # group: as a terminal / `timeout` sends it
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == code, err
     assert "Traceback" not in err and "--resume" in err.strip().splitlines()[-1], err
+    assert err.count("stopping after this step") == 1, err  # said once, by the trainer, not by its workers
     run_dir = tmp_path / "out" / "x"
     step = ckpt.load_checkpoint(ckpt.latest_checkpoint(run_dir))["counters"]["step"]
     assert step >= 3 and load_pair(run_dir / "pair").meta["training"]["steps"] == step
@@ -351,8 +353,12 @@ def test_a_damaged_image_met_by_a_loader_worker_is_one_line(tmp_path, capsys, mo
     """With --workers > 0 torch re-raises a worker's CganError with the worker's whole traceback in the message:
     the CLI printed it all. One line, the original message. (Reads fail only inside the loader worker, as for a
     photo removed while training; the worker is forked after the patch, so it sees it.)"""
+    import multiprocessing
+
     from cgan.trainer import data as data_mod
 
+    if multiprocessing.get_start_method() != "fork":
+        pytest.skip("the patched reader reaches the loader worker only when it is forked")
     root = make_dataset(tmp_path / "d", n_x=2, n_y=2)
     real = data_mod.read_rgb
 
@@ -457,6 +463,8 @@ def test_one_trainer_per_run_folder_and_a_log_without_repeated_steps(tmp_path, d
     run_dir = train(tiny_config(data, tmp_path / "r", max_steps=4, log_every=1, save_every_steps=2), progress=False)
     newest = ckpt.latest_checkpoint(run_dir)
     newest.unlink()  # as if the run died after step 4 was logged but before its checkpoint
+    with open(run_dir / "log.csv", "a") as f:
+        f.write("5,1,0.0002")  # ... in the middle of writing a row
     with FileLock(str(run_dir / ".lock")):
         with pytest.raises(CganError, match="another cgan-train is running"):
             train(config_for_resume(run_dir, {"max_steps": 5}), resume=True, progress=False)

@@ -151,6 +151,10 @@ def run_export(source: str | os.PathLike | None, out: str | os.PathLike | None, 
             from cgan.export.pretrained import fetch_pair
             from cgan.pairs import cgan_home
 
+            from cgan.export.pretrained import valid_names
+
+            if opts.pretrained not in valid_names():  # before its name makes a path for the lock
+                raise CganError(f"unknown pretrained model {opts.pretrained!r}: use one of {', '.join(valid_names())}")
             # the imported pair is rewritten by every fetch: one export of NAME at a time, until it is copied
             held.enter_context(export_lock(cgan_home() / "pretrained" / opts.pretrained))
             source, downloads = fetch_pair(opts.pretrained, opts.base_url, **opts.extra.get("pretrained", {}))

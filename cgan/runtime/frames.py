@@ -23,6 +23,7 @@ keeps one set of buffers per shape and allocates nothing per frame in steady sta
 """
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass
 
 import cv2
@@ -101,8 +102,9 @@ def plan(height: int, width: int, resize: str = "pad", max_side: int | None = No
         raise CganError(f"unknown resize policy {resize!r}: use one of {', '.join(RESIZE_POLICIES)}")
     h, w = height, width
     if max_side is not None:
-        if isinstance(max_side, bool) or not isinstance(max_side, int):
+        if isinstance(max_side, bool) or not isinstance(max_side, numbers.Integral):
             raise CganError(f"max_side must be an integer number of pixels, got {max_side!r}")
+        max_side = int(max_side)
         if max_side < MIN_SIDE:
             raise CganError(f"max_side must be at least {MIN_SIDE}, got {max_side}")
         if max(h, w) > max_side:

@@ -303,6 +303,9 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, reset_s
         lock.acquire(timeout=0)
     except Timeout:
         raise CganError(f"another cgan-train is running in {run_dir}: wait for it, or use another --name") from None
+    except (NotImplementedError, OSError) as e:  # a file system without locks (some NFS/Lustre mounts)
+        log.debug("no lock on %s (%s): not guarding against a second trainer", run_dir, e)
+        return _train(cfg, resume, progress, reset_schedule, clock0)
     try:
         return _train(cfg, resume, progress, reset_schedule, clock0)
     finally:
@@ -498,6 +501,11 @@ def _train(cfg: TrainConfig, resume: bool, progress: bool, reset_schedule: bool,
         save_pair(run_dir / "pair", cfg.pair_spec(), {"G": model.G.state_dict(), "F": model.F.state_dict()},
                   "float32", training=info(),
                   provenance={"source": "cgan-train", "run": str(run_dir.resolve())})
+    if world > 1:
+        import torch.distributed as dist
+
+        dist.barrier()
+        dist.destroy_process_group()
     if signalled and counters["epoch"] < sum(model.schedule):
         import signal as _signal
 
@@ -506,11 +514,6 @@ def _train(cfg: TrainConfig, resume: bool, progress: bool, reset_schedule: bool,
                           f"{sum(model.schedule)}): checkpoint and pair saved in {run_dir}; continue with "
                           f"`cgan-train --name {cfg.name} --out {cfg.out} --resume`",
                           130 if signalled[0] == _signal.SIGINT else 143)
-    if world > 1:
-        import torch.distributed as dist
-
-        dist.barrier()
-        dist.destroy_process_group()
     return run_dir
 
 
@@ -545,13 +548,14 @@ def init_generators(model: CycleGAN, source: str) -> dict[str, Any]:
 
 
 def _quiet_worker(_: int) -> None:
-    """One thread per loader worker: the workers already run in parallel (avoids oversubscription). Ctrl-C in
-    a terminal reaches the whole process group: workers ignore it, the trainer stops them after saving."""
+    """One thread per loader worker: the workers already run in parallel (avoids oversubscription). They ignore
+    SIGINT/SIGTERM (see _stop_on_signals)."""
     import signal
 
     import cv2
 
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # a terminal's Ctrl-C and `timeout`'s SIGTERM reach the whole
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # process group: the trainer saves, then ends the workers
     cv2.setNumThreads(1)
     torch.set_num_threads(1)
 
@@ -666,19 +670,29 @@ class _RunLogger:
         keeps one row per step, in order."""
         if not self.enabled:
             return
-        self.csv_file.flush()
-        with open(self.csv_path, newline="") as f:
-            rows = list(csv.DictReader(f))
-        keep = [r for r in rows if r.get("step", "").isdigit() and int(r["step"]) <= step]
-        if len(keep) == len(rows):
-            return
-        self.csv_file.close()
-        with atomic_path(self.csv_path) as tmp, open(tmp, "w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=self.fields)
-            writer.writeheader()
-            writer.writerows(keep)
-        self.csv_file = open(self.csv_path, "a", newline="")
-        self.csv = csv.DictWriter(self.csv_file, fieldnames=self.fields)
+        try:
+            self.csv_file.flush()
+            with open(self.csv_path, newline="") as f:
+                rows = list(csv.DictReader(f))
+            keep, last = [], 0
+            for r in rows:  # whole rows only (a line cut by a crash is dropped), in step order, up to `step`
+                s = r.get("step") or ""
+                if None in r or not s.isdigit() or not last < int(s) <= step or any(v is None for v in r.values()):
+                    continue
+                keep.append(r)
+                last = int(s)
+            if len(keep) == len(rows):
+                return
+            self.csv_file.close()
+            with atomic_path(self.csv_path) as tmp, open(tmp, "w", newline="") as f:
+                writer = csv.DictWriter(f, fieldnames=self.fields, extrasaction="ignore")
+                writer.writeheader()
+                writer.writerows(keep)
+        except (OSError, csv.Error, ValueError) as e:  # the log is a convenience: never the reason a resume fails
+            log.warning("could not tidy %s after resuming (%s); it may repeat some steps", self.csv_path, e)
+        if self.csv_file.closed:
+            self.csv_file = open(self.csv_path, "a", newline="")
+            self.csv = csv.DictWriter(self.csv_file, fieldnames=self.fields)
 
     def step(self, counters: dict, losses: dict[str, torch.Tensor], model: CycleGAN) -> dict | None:
         if not self.enabled:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+import numbers
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -181,7 +182,7 @@ class Backend:
                             f"takes {takes}")
         for key, low in (("threads", 1), ("device_id", 0)):
             v = opts.get(key)
-            if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < low):
+            if v is not None and (isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < low):
                 raise CganError(f"{key} must be an integer >= {low}, got {v!r}")
         if device == "cuda" and opts.get("device_id") and not cls.any_device_id:
             raise CganError(f"the {cls.name} backend runs on GPU 0: to use GPU {opts['device_id']} set "
