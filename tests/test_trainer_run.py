@@ -184,7 +184,9 @@ def test_missing_and_empty_domain_folders(tmp_path, data, capsys):
     (tmp_path / "empty").mkdir()
     _one_line_error(capsys, run(cli, _train_args(tmp_path, data / "trainA", tmp_path / "empty")), 2, "is empty")
     _one_line_error(capsys, run(cli, ["--out", str(tmp_path), "--name", "x"]), 2, "no training data")
-    assert not list((tmp_path / "out" / "x").glob("checkpoints/*"))
+    args = _train_args(tmp_path, data / "trainA", data / "trainB") + ["--init-from", str(tmp_path / "no-pair")]
+    _one_line_error(capsys, run(cli, args), 2, "no-pair")
+    assert not (tmp_path / "out" / "x").exists()  # a refused input leaves no run folder behind
 
 
 def test_corrupt_files_are_skipped_or_fatal(tmp_path, data, capsys, caplog):

@@ -15,6 +15,7 @@ import itertools
 import logging
 import os
 import random
+import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -297,6 +298,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, reset_s
         return _train(cfg, resume, progress, reset_schedule, clock0)
     from filelock import FileLock, Timeout
 
+    created = not run_dir_of(cfg).exists()
     run_dir = ensure_writable_dir(run_dir_of(cfg), "run folder")
     lock = FileLock(str(run_dir / ".lock"))
     try:
@@ -305,11 +307,18 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, reset_s
         raise CganError(f"another cgan-train is running in {run_dir}: wait for it, or use another --name") from None
     except (NotImplementedError, OSError) as e:  # a file system without locks (some NFS/Lustre mounts)
         log.debug("no lock on %s (%s): not guarding against a second trainer", run_dir, e)
-        return _train(cfg, resume, progress, reset_schedule, clock0)
+        lock = None
     try:
         return _train(cfg, resume, progress, reset_schedule, clock0)
+    except CganError:
+        # a refused input (empty folder, bad --init-from, ...) leaves no run folder behind if it made one
+        if created and {p.name for p in run_dir.iterdir()} <= {".lock", "config.json", "log.csv"} and not \
+                ckpt.list_checkpoints(run_dir):
+            shutil.rmtree(run_dir, ignore_errors=True)
+        raise
     finally:
-        lock.release()
+        if lock is not None:
+            lock.release()
 
 
 def _train(cfg: TrainConfig, resume: bool, progress: bool, reset_schedule: bool, clock0: float) -> Path:
