@@ -563,8 +563,12 @@ def _quiet_worker(_: int) -> None:
 
     import cv2
 
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # a terminal's Ctrl-C and `timeout`'s SIGTERM reach the whole
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # process group: the trainer saves, then ends the workers
+    # a terminal's Ctrl-C reaches the whole process group: the trainer saves, then ends the workers. SIGTERM
+    # keeps its default (not the trainer's inherited handler): the DataLoader ends workers that do not stop in
+    # time with it, and a worker ignoring it would hang the run's end. So a SIGTERM to the whole group (GNU
+    # `timeout` without --foreground) kills the workers and the run ends unsaved: signal the trainer alone.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     cv2.setNumThreads(1)
     torch.set_num_threads(1)
 
