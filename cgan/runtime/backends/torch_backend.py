@@ -52,10 +52,7 @@ def check_options(opts: dict[str, Any], device: str) -> dict[str, Any]:
     """Validate the torch backend's options; return its effective settings (compile, compile_mode,
     cuda_graph, memory_format). One-line CganError for an unknown option or value, or a combination that
     cannot work."""
-    unknown = sorted(set(opts) - set(OPTIONS) - {"threads", "device_id"})
-    if unknown:
-        raise CganError(f"unknown option(s) {', '.join(map(repr, unknown))} for the torch backend: it takes "
-                        f"{', '.join(OPTIONS)}, threads, device_id")
+    TorchBackend.check_opts(opts, device)  # unknown options, threads / device_id: the rule every backend shares
     for key in ("compile", "cuda_graph"):
         if opts.get(key) is not None and not isinstance(opts[key], bool):
             raise CganError(f"torch backend option {key} must be True or False, got {opts[key]!r}")
