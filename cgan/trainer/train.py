@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import functools
 import itertools
 import logging
 import os
@@ -361,7 +362,8 @@ def _train(cfg: TrainConfig, resume: bool, progress: bool, reset_schedule: bool,
     loader = torch.utils.data.DataLoader(
         dataset, batch_size=cfg.batch_size, sampler=sampler, num_workers=cfg.workers,
         pin_memory=device.type == "cuda", persistent_workers=cfg.workers > 0,
-        prefetch_factor=4 if cfg.workers > 0 else None, drop_last=drop_last, worker_init_fn=_quiet_worker)
+        prefetch_factor=4 if cfg.workers > 0 else None, drop_last=drop_last,
+        worker_init_fn=functools.partial(_quiet_worker, os.getpid()))
     steps_per_epoch = (sampler.per_rank // cfg.batch_size if drop_last else -(-sampler.per_rank // cfg.batch_size))
 
     if device.type == "cuda" and cfg.preprocess in ("resize_and_crop", "crop", "scale_width_and_crop"):
@@ -556,21 +558,44 @@ def init_generators(model: CycleGAN, source: str) -> dict[str, Any]:
             "sha256": {g: pair.files[g]["sha256"] for g in ("G", "F")}, "swapped": mapping["G"] == "F"}
 
 
-def _quiet_worker(_: int) -> None:
+def _quiet_worker(trainer_pid: int, _: int) -> None:
     """One thread per loader worker: the workers already run in parallel (avoids oversubscription). They ignore
-    SIGINT/SIGTERM (see _stop_on_signals)."""
-    import signal
-
+    SIGINT and any SIGTERM but the trainer's own (see _worker_signals)."""
     import cv2
 
-    # a terminal's Ctrl-C reaches the whole process group: the trainer saves, then ends the workers. SIGTERM
-    # keeps its default (not the trainer's inherited handler): the DataLoader ends workers that do not stop in
-    # time with it, and a worker ignoring it would hang the run's end. So a SIGTERM to the whole group (GNU
-    # `timeout` without --foreground) kills the workers and the run ends unsaved: signal the trainer alone.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    _worker_signals(trainer_pid)
     cv2.setNumThreads(1)
     torch.set_num_threads(1)
+
+
+def _worker_signals(trainer_pid: int) -> None:
+    """A loader worker's signals. A terminal's Ctrl-C reaches the whole process group: the trainer saves, then
+    ends its workers, so they ignore SIGINT. A SIGTERM can reach the whole group too (GNU `timeout` without
+    --foreground, `kill -TERM -PGID`, a batch scheduler's time limit or preemption, which signals every process
+    of the job): a worker killed by it made torch raise 'DataLoader worker is killed by signal' in the middle of
+    the trainer's step, and the run ended unsaved. The DataLoader itself ends a worker that does not stop in time
+    with SIGTERM, so a worker cannot just ignore it. So SIGTERM stays blocked (its disposition stays the
+    default) and a thread takes it with sigwaitinfo, which tells who sent it: from the trainer it ends the worker
+    as before; from anyone else it is dropped, and the trainer (which received it as well) finishes its step,
+    saves and ends the workers. Where sigwaitinfo is missing (macOS, Windows) SIGTERM keeps its default."""
+    import signal
+    import threading
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    if not (hasattr(signal, "sigwaitinfo") and hasattr(signal, "pthread_sigmask")):
+        return
+
+    def take_sigterm() -> None:
+        while True:
+            info = signal.sigwaitinfo({signal.SIGTERM})
+            if info.si_pid == trainer_pid:
+                signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})  # delivered to this thread: default
+                os.kill(os.getpid(), signal.SIGTERM)                          # action, the worker ends by it
+                return
+
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})  # before the thread: it inherits the mask
+    threading.Thread(target=take_sigterm, name="cgan-loader-sigterm", daemon=True).start()
 
 
 class Interrupted(CganError):
