@@ -11,7 +11,7 @@ from cgan.errors import CganError
 
 
 def run(command: click.Command, argv: list[str] | None = None) -> int:
-    """Run a click command; CganError -> 'cgan: error: ...' (one line, no traceback), exit code != 0."""
+    """Run a click command; CganError -> 'error: ...' (one line, no traceback), exit code != 0."""
     try:
         rv = command.main(args=argv, standalone_mode=False)
         # without standalone mode click returns (not raises) the code of a ctx.exit()/Exit(n)

@@ -1,6 +1,6 @@
 """cgan-bench: latency, throughput, speed of light and accuracy of every backend against the official baseline.
 
-    cgan-bench          # all backends of this machine, 256²/480p/720p/1080p, fp32+fp16, batch 1+4
+    cgan-bench          # every backend for the device (CUDA if present, else CPU), 256²/480p/720p/1080p, fp32+fp16, batch 1+4
     cgan-bench --backends ort-cpu,torch-cpu --sizes 256x256,480p --precision fp32 --batch 1 --iters 5
     cgan-bench --pair summer2winter --sizes 720p --json out.json --history benchmarks/history.jsonl --plot out.png
     cgan-bench --device cuda --backends torch-steps --sizes 720p --precision fp16 --batch 1   # each torch speed step
