@@ -1,8 +1,9 @@
 """GPU parity on the real thing: the embedded summer2winter pair on frames of the packaged demo clip.
 
-Every GPU path must give what the CPU FP32 reference gives: torch CUDA (FP16, each step of the speed ladder)
-and ONNX Runtime CUDA (FP16 graph with pre/post inside, with and without CUDA graphs). Skipped without CUDA;
-the ONNX Runtime ones also without onnxruntime-gpu. Thresholds: FP16 ≥ 40 dB PSNR vs FP32 (issue 4/6),
+Every GPU path must give what the CPU FP32 reference gives: torch CUDA (FP16, each step of the speed ladder),
+ONNX Runtime CUDA (FP16 graph with pre/post inside, with and without CUDA graphs) and TensorRT / TensorRT-RTX
+(an FP16 engine built here with pre/post inside). Skipped without CUDA; the ONNX Runtime ones also without
+onnxruntime-gpu, the TensorRT ones without the library or where it cannot run engines on this GPU. Thresholds: FP16 ≥ 40 dB PSNR vs FP32 (issue 4/6),
 measured on uint8 frames, where rounding alone costs a little.
 """
 from __future__ import annotations
@@ -75,3 +76,29 @@ def test_torch_cuda_fp16_matches_cpu_fp32(frames, reference, opts):
     with Translator.load("summer2winter", backend="torch", device="cuda", precision="fp16", **opts) as t:
         got = [t.translate(f).copy() for f in frames for _ in range(2)][1::2]  # second call: replay / compiled
     _check(got, reference, f"torch cuda fp16 {opts}")
+
+
+@pytest.mark.parametrize("flavour", ["tensorrt", "tensorrt-rtx"])
+def test_tensorrt_engine_matches_cpu_fp32(frames, reference, tmp_path, flavour):
+    """An FP16 engine with pre/post inside, built here from the embedded pair, run by the TensorRT backend
+    (TensorRT's Python API and cuda-python, pinned buffers, CUDA graph) on the demo frames: ≥ 40 dB vs the CPU
+    FP32 reference, first call and graph replay alike."""
+    pytest.importorskip("tensorrt" if flavour == "tensorrt" else "tensorrt_rtx")
+    from cgan.errors import CganError
+    from cgan.export.api import export_pair
+    from cgan.runtime.backends.base import load_model
+    from cgan.runtime.registry import backend_class
+
+    h, w = frames[0].shape[:2]
+    try:
+        out = export_pair("summer2winter", tmp_path / "engine", with_prepost=True, engine=True, trt_flavour=flavour,
+                          shapes=f"{h}x{w},{h}x{w},{h}x{w}", batch="1,1,1", parity=False)
+    except CganError as e:  # e.g. TensorRT-RTX on compute capability 9.0: builds, cannot run here
+        pytest.skip(f"{flavour} engine not built for this GPU: {e}")
+    ok, why = backend_class(flavour).check(load_model(str(out)), "fp16")
+    if not ok:
+        pytest.skip(f"{flavour} cannot run here: {why}")
+    with Translator.load(str(out), direction="summer2winter", backend=flavour, precision="fp16") as t:
+        got = [t.translate(f).copy() for f in frames for _ in range(2)]
+    _check(got[0::2], reference, f"{flavour} fp16, first call")
+    _check(got[1::2], reference, f"{flavour} fp16, second call")

@@ -4,6 +4,7 @@ The libraries are fakes here (ctypes.CDLL replaced), so every path runs on a CPU
 from __future__ import annotations
 
 import ctypes
+import os
 import subprocess
 import sys
 
@@ -258,9 +259,9 @@ def test_driver_probe_script_runs_for_real_in_a_child():
     assert int(done.stdout.strip()) >= 0
 
 
-def test_gpu_count_creates_no_cuda_state_in_a_fresh_interpreter():
-    """In a fresh interpreter with ctypes.CDLL recording every load: gpu_count() never calls cuInit here,
-    whatever this machine has (an NVML, a driver, neither)."""
+def _count_without_cuinit() -> int:
+    """gpu_count() in a fresh interpreter with ctypes.CDLL recording every load; the interpreter fails if cuInit
+    (or any cuDevice call) is made in it."""
     code = """
 import ctypes, sys
 real = ctypes.CDLL
@@ -277,7 +278,35 @@ print(cuda.gpu_count())
 """
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
-    assert int(done.stdout.strip()) >= 0
+    return int(done.stdout.strip())
+
+
+def test_gpu_count_creates_no_cuda_state_in_a_fresh_interpreter():
+    """gpu_count() never calls cuInit in-process, whatever this machine has (an NVML, a driver, neither)."""
+    assert _count_without_cuinit() >= 0
+
+
+@pytest.mark.gpu
+def test_gpu_probes_count_this_machines_gpus():
+    """On a GPU machine (torch sees CUDA): NVML in-process and the driver in a child both count the GPUs that
+    nvidia-smi lists, and the in-process count still never calls cuInit (the two tests above can only see 0 on a
+    machine without a driver)."""
+    import shutil
+
+    listed = None
+    if shutil.which("nvidia-smi"):
+        smi = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=60)
+        if smi.returncode == 0:
+            listed = sum(1 for line in smi.stdout.splitlines() if line.startswith("GPU "))
+    if os.environ.get("CUDA_VISIBLE_DEVICES", "").strip():
+        listed = None  # nvidia-smi ignores CUDA_VISIBLE_DEVICES; the probes apply it
+    probe = cuda.probe_gpus()
+    child = subprocess.run([sys.executable, "-I", "-S", "-c", cuda.DRIVER_PROBE, *cuda.CUDA_LIBRARIES],
+                           capture_output=True, text=True, timeout=60)
+    assert probe.count >= 1 and int(child.stdout.strip()) == probe.count, (probe, child.stdout, child.stderr)
+    if listed is not None:
+        assert probe.count == listed
+    assert _count_without_cuinit() == probe.count
 
 
 def test_torch_backend_check_does_not_initialise_cuda(monkeypatch):

@@ -1,4 +1,5 @@
-"""TensorRT backends without TensorRT: sidecar compatibility logic and check() with fakes; real runs are gpu."""
+"""TensorRT backends without TensorRT: sidecar compatibility logic and check() with fakes; a real engine runs in
+tests/test_gpu_parity.py (gpu)."""
 from __future__ import annotations
 
 import json
@@ -156,18 +157,7 @@ def test_check_without_library_or_gpu_or_export(engine_export, tmp_path, monkeyp
     assert not ok and "GPU" in reason
 
 
-@pytest.mark.gpu
-def test_tensorrt_runs_a_real_engine():
-    pytest.importorskip("tensorrt")
-    from cgan.runtime import Translator
-    import os
-
-    folder = os.environ.get("CGAN_TEST_ENGINE_EXPORT")
-    if not folder:
-        pytest.skip("set CGAN_TEST_ENGINE_EXPORT to an export folder with a TensorRT engine")
-    with Translator.load(folder, backend="tensorrt") as t:
-        frame = np.random.default_rng(0).integers(0, 256, (270, 480, 3), dtype=np.uint8)
-        assert t.translate(frame).shape == frame.shape
+# A real engine on a real GPU: tests/test_gpu_parity.py::test_tensorrt_engine_matches_cpu_fp32.
 
 
 # ---- the whole TensorRT code path against fake `tensorrt` and cuda-python modules (host memory) ----------------

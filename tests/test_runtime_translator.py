@@ -218,21 +218,44 @@ def test_close_and_backend_lifecycle(folders):
     assert not be.is_active
 
 
-def test_concurrent_calls_are_serialized(ort_t):
+def test_concurrent_calls_are_serialized(ort_t, monkeypatch):
+    """One Translator shared by threads: its calls run one at a time (the reused input buffer and the backend's
+    bound outputs would otherwise be overwritten mid-call) and every thread gets its own frames' results."""
+    import time
+
     frames = [rng.integers(0, 256, (24, 28, 3), dtype=np.uint8) for _ in range(4)]
     expected = [ort_t.translate(f) for f in frames]
     results: dict[int, list] = {}
+    errors: list[BaseException] = []
+    inside, peak = [0], [0]
+    infer = ort_t.backend.infer
+
+    def counting_infer(batch):
+        inside[0] += 1
+        peak[0] = max(peak[0], inside[0])
+        try:
+            time.sleep(0.005)  # widens the window in which an unserialized second call would enter
+            return infer(batch)
+        finally:
+            inside[0] -= 1
+
+    monkeypatch.setattr(ort_t.backend, "infer", counting_infer)
 
     def work(i: int) -> None:
-        results[i] = [ort_t.translate(f) for f in frames for _ in range(2)]
+        try:
+            results[i] = [ort_t.translate(f) for f in frames for _ in range(2)]
+        except BaseException as e:  # a thread's exception would only be a pytest warning
+            errors.append(e)
 
     threads = [threading.Thread(target=work, args=(i,)) for i in range(3)]
     for th in threads:
         th.start()
     for th in threads:
         th.join()
+    assert not errors and sorted(results) == [0, 1, 2], errors
+    assert peak[0] == 1
     for outs in results.values():
-        assert all(np.array_equal(o, expected[k // 2]) for k, o in enumerate(outs))
+        assert len(outs) == 8 and all(np.array_equal(o, expected[k // 2]) for k, o in enumerate(outs))
 
 
 NO_TORCH = """

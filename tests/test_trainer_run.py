@@ -94,7 +94,8 @@ def test_resume_is_bit_exact(tmp_path, data):
         for pid, st in a["optim"][opt]["state"].items():
             assert torch.equal(st["exp_avg"], b["optim"][opt]["state"][pid]["exp_avg"])
     for dom in ("X", "Y"):
-        assert all(torch.equal(x, y) for x, y in zip(a["pools"][dom]["images"], b["pools"][dom]["images"]))
+        pa, pb = a["pools"][dom]["images"], b["pools"][dom]["images"]
+        assert len(pa) == len(pb) == 2 and all(torch.equal(x, y) for x, y in zip(pa, pb))
     assert a["optim"]["G"]["param_groups"][0]["lr"] == b["optim"]["G"]["param_groups"][0]["lr"] < 2e-4
     # and the pair written at the end holds the same weights (file bytes differ: safetensors metadata order)
     ga, gb = load_pair(straight / "pair").load_numpy("G"), load_pair(resumed / "pair").load_numpy("G")
@@ -315,7 +316,8 @@ def test_photos_of_different_sizes_train_with_batch_one(tmp_path, preprocess, la
     cfg = tiny_config(root, tmp_path / "r", preprocess=preprocess, load_size=36, max_steps=4,
                       lambda_identity=lambda_identity)
     run_dir = train(cfg, progress=False)
-    assert load_pair(run_dir / "pair").spec.generator.ngf == 4
+    pair = load_pair(run_dir / "pair")
+    assert pair.spec.generator.ngf == 4 and pair.meta["training"]["steps"] == 4
 
 
 @pytest.mark.parametrize("sig, code, workers, group", [(signal.SIGTERM, 143, 0, False), (signal.SIGINT, 130, 1, True),
@@ -476,11 +478,14 @@ def test_resume_applies_changed_lr_beta1_pool_and_switches_and_forgets_max_steps
     cfg = config_for_resume(run_dir, {"lr": 1e-4, "beta1": 0.9, "pool_size": 1, "flip": True})
     assert cfg.max_steps is None and cfg.flip is True
     model = CycleGAN(cfg, torch.device("cpu"))
-    model.load_state_dict(ckpt.load_checkpoint(ckpt.latest_checkpoint(run_dir)))
+    saved = ckpt.load_checkpoint(ckpt.latest_checkpoint(run_dir))
+    model.load_state_dict(saved)
     model.sync_lr()
     for opt in (model.opt_G, model.opt_D):
         assert opt.param_groups[0]["lr"] == pytest.approx(1e-4) and opt.param_groups[0]["betas"][0] == 0.9
-    assert model.pool_X.size == 1 and len(model.pool_X.images) <= 1
+    kept = saved["pools"]["X"]["images"]
+    assert len(kept) == 2  # two steps: two fakes stored; the smaller pool keeps the first
+    assert model.pool_X.size == 1 and len(model.pool_X.images) == 1 and torch.equal(model.pool_X.images[0], kept[0])
     resumed = train(config_for_resume(run_dir, {"max_steps": 3, "lr": 1e-4}), resume=True, progress=False)
     assert load_pair(resumed / "pair").meta["training"]["steps"] == 3
 
