@@ -490,6 +490,19 @@ def test_resume_applies_changed_lr_beta1_pool_and_switches_and_forgets_max_steps
     assert load_pair(resumed / "pair").meta["training"]["steps"] == 3
 
 
+def test_resume_mid_epoch_with_another_batch_size_goes_on_after_the_images_seen(tmp_path, data, caplog):
+    """A checkpoint's step_in_epoch counts steps of its own batch size: resumed with another --batch-size it was
+    taken as steps of the new one, so the rest of the epoch re-used or skipped images. Now the epoch goes on after
+    the images already seen (4 X images: 1 step of batch 2 = 2 images, then 2 steps of batch 1 end the epoch)."""
+    run_dir = train(tiny_config(data, tmp_path / "r", max_steps=1, batch_size=2), progress=False)
+    assert ckpt.load_checkpoint(ckpt.latest_checkpoint(run_dir))["counters"]["step_in_epoch"] == 1
+    with caplog.at_level("WARNING", logger="cgan.trainer.train"):
+        train(config_for_resume(run_dir, {"max_steps": 3, "batch_size": 1}), resume=True, progress=False)
+    counters = ckpt.load_checkpoint(ckpt.latest_checkpoint(run_dir))["counters"]
+    assert (counters["step"], counters["epoch"], counters["step_in_epoch"]) == (3, 1, 0), counters
+    assert "images per step changed from 2 to 1" in caplog.text
+
+
 def test_a_full_disk_while_checkpointing_is_one_line_and_keeps_the_previous_checkpoint(tmp_path, data, monkeypatch):
     run_dir = train(tiny_config(data, tmp_path / "r", max_steps=1), progress=False)
     before = ckpt.list_checkpoints(run_dir)

@@ -386,12 +386,24 @@ def _train(cfg: TrainConfig, resume: bool, progress: bool, reset_schedule: bool,
             model.sync_lr()
             counters.update({k: state["counters"][k] for k in counters})
             ckpt.restore_rng(state["rng"])
+            saved_per_step = int(state["config"]["batch_size"]) * int(state.get("world", 1))
         except (KeyError, TypeError, ValueError, RuntimeError, AttributeError, IndexError) as e:
             why = (str(e).splitlines() or [""])[0][:160]
             raise IntegrityError(f"{ckpt.latest_checkpoint(run_dir)} does not fit this run's networks, optimizers "
                                  f"or random state ({type(e).__name__}: {why}); delete it to resume from the "
                                  f"previous one") from None
         log.info("resuming %s at epoch %d, step %d", run_dir, counters["epoch"] + 1, counters["step"])
+        if counters["step_in_epoch"] and saved_per_step != cfg.batch_size * world:
+            # step_in_epoch counts steps of the saved run's batch size and process count: carry on after the
+            # images it has seen in this epoch (rounded up to a whole step of this run; the order shards anew
+            # when the process count changed)
+            seen = counters["step_in_epoch"] * saved_per_step
+            counters["step_in_epoch"] = min(-(-seen // (cfg.batch_size * world)), steps_per_epoch)
+            if main_rank:
+                log.warning("images per step changed from %d to %d (--batch-size x processes) in the middle of "
+                            "epoch %d: it goes on after the %d images already seen, at step %d of %d",
+                            saved_per_step, cfg.batch_size * world, counters["epoch"] + 1, seen,
+                            counters["step_in_epoch"], steps_per_epoch)
     if main_rank:
         write_json_atomic(run_dir / "config.json", {"config": cfg.to_dict(), "spec": cfg.pair_spec().to_dict(),
                                                     "git_sha": code_sha})
@@ -432,7 +444,7 @@ def _train(cfg: TrainConfig, resume: bool, progress: bool, reset_schedule: bool,
             return
         t = time.perf_counter()
         snap = {"spec": cfg.pair_spec().to_dict(), "config": cfg.to_dict(), "counters": dict(counters),
-                "rng": ckpt.capture_rng(), "info": info(), "init": init_record, **model.state_dict()}
+                "rng": ckpt.capture_rng(), "info": info(), "init": init_record, "world": world, **model.state_dict()}
         ckpt.save_checkpoint(run_dir, snap, cfg.keep)
         if fitter is not None:
             fitter.saved(time.perf_counter() - t)
