@@ -98,6 +98,23 @@ def _color_stats(images):
     return np.array([[*im.reshape(-1, 3).mean(0), *im.reshape(-1, 3).std(0)] for im in images], np.float64)
 
 
+def _generator_outputs(pair: Path, gen: str, images: list[np.ndarray]) -> list[np.ndarray]:
+    """RGB uint8 photos through generator `gen` of the pair as one batch, back to RGB uint8: written out here
+    (not quality.translate) so the report's metrics are checked against a translation of their own."""
+    from cgan.trainer.weights import load_generator
+
+    net = load_generator(pair, gen)
+    with torch.inference_mode():
+        x = torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).float() / 127.5 - 1.0
+        y = ((net(x).clamp(-1.0, 1.0) + 1.0) * 127.5).round().to(torch.uint8)
+    return list(y.permute(0, 2, 3, 1).numpy())
+
+
+def _frame_change(frames: list[np.ndarray]) -> float:
+    """Sum over the clip of mean |frame_t - frame_t-1| (gray levels)."""
+    return float(sum(np.abs(b.astype(np.float64) - a.astype(np.float64)).mean() for a, b in zip(frames, frames[1:])))
+
+
 def _clip(path: Path) -> Path:
     w = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 12, (32, 32))
     for i in range(5):
@@ -107,6 +124,10 @@ def _clip(path: Path) -> Path:
 
 
 def test_evaluate_with_injected_features(tmp_path):
+    """The whole report on tiny data with a colour-statistics feature extractor. Every FID/KID is recomputed
+    here from the same features of the right images: the translated photos of one domain against the real
+    photos of the other (a report that compared G(testA) with testA, used the wrong generator or did not
+    translate would differ), and the demo clip's flicker index from this test's own translation of the clip."""
     pair = _tiny_pair(tmp_path / "pair")
     data = _dataset(tmp_path / "data")
     opts = quality.EvalOptions(pair=str(pair), data=data, json_out=tmp_path / "r.json", grid_out=tmp_path / "g.png",
@@ -122,8 +143,28 @@ def test_evaluate_with_injected_features(tmp_path):
     real = {s: [quality.load_rgb(f) for f in quality.list_images(data / s)] for s in ("testA", "testB")}
     want = quality.fid_from_features(_color_stats(real["testA"]), _color_stats(real["testB"]))
     assert report["metrics"]["baseline_untranslated"]["fid"] == pytest.approx(want, rel=1e-9)
+    # each direction: its translations vs the other domain's real photos (G: testA -> testB, F: testB -> testA)
+    feats = {s: _color_stats(real[s]) for s in ("testA", "testB")}
+    for gen, src, other, name in (("G", "testA", "testB", "summer2winter"), ("F", "testB", "testA", "winter2summer")):
+        fake = _color_stats(_generator_outputs(pair, gen, real[src]))
+        got = report["metrics"][name]
+        assert got["compare"] == f"{gen}({src}) vs {other}"
+        assert got["fid"] == pytest.approx(quality.fid_from_features(fake, feats[other]), rel=1e-9), name
+        kid, kid_std = quality.kid_from_features(fake, feats[other], subsets=3, subset_size=1000, seed=0)
+        assert got["kid"] == pytest.approx(kid, rel=1e-9) and got["kid_std"] == pytest.approx(kid_std, rel=1e-9), name
+        # the same numbers against the translation's own domain, or for the untranslated photos, are far off:
+        # the checks above can tell those mix-ups apart on this data
+        assert got["fid"] != pytest.approx(quality.fid_from_features(fake, feats[src]), rel=1e-3), name
+        assert got["fid"] != pytest.approx(quality.fid_from_features(feats[src], feats[other]), rel=1e-3), name
     assert report["pair_sha256"]["G"] == json.loads((pair / "pair.json").read_text())["files"]["G"]["sha256"]
-    assert report["demo_clip"]["frames"] == 5 and report["demo_clip"]["flicker_index"] >= 0
+    # flicker of G on the clip: mean |out_t - out_t-1| / mean |in_t - in_t-1| over this test's own translation
+    frames, _ = read_clip(tmp_path / "c.mp4")
+    outs = [cv2.cvtColor(_generator_outputs(pair, "G", [cv2.cvtColor(f, cv2.COLOR_BGR2RGB)])[0], cv2.COLOR_RGB2BGR)
+            for f in frames]
+    want_flicker = _frame_change(outs) / _frame_change(frames)
+    assert 0.05 < want_flicker < 0.95  # neither a still output nor a copy of the input: a mix-up would show
+    assert report["demo_clip"]["frames"] == 5
+    assert report["demo_clip"]["flicker_index"] == pytest.approx(want_flicker, rel=1e-5)
     assert set(report["demo_clip"]["smoothing"]) == {"raw", "smooth", "smooth_flow", "how"}
     fp16 = report["fp16_vs_fp32"]["summer2winter"]
     assert fp16["images"] == 1 and fp16["fp16_activations_emulated"]["mean_db"] > 40
