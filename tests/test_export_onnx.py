@@ -1,6 +1,7 @@
 """cgan-export on tiny pairs: ONNX graphs, FP16, pre/post, parity, manifest, Triton layout, bad inputs."""
 from __future__ import annotations
 
+import copy
 import json
 import os
 import shutil
@@ -192,6 +193,32 @@ def test_fp16_arithmetic_is_emulated_and_overflow_fails_parity(tmp_path):
     bad = parity.check_generator(net, {"fp32": tmp_path / "g32.onnx", "fp16": tmp_path / "g16.onnx"}, frames)
     assert bad["fp16_emulated_psnr_db"] is None  # -inf: the emulated activations overflowed
     assert any("emulated FP16" in f for f in bad["failures"])
+
+
+def test_fp16_emulation_rounds_every_stored_tensor_including_residual_sums(tmp_path):
+    """The emulated FP16 forward must round what an FP16 engine stores: each layer's output and each residual
+    block's sum `x + conv_block(x)` (the sums used to stay FP32). Checked against a hand-written forward."""
+    from cgan.trainer.networks import ResnetBlock
+
+    net = load_generator(make_pair(tmp_path / "pair", gens=("G",)), "G").eval()
+    r = lambda t: t.half().float()  # noqa: E731
+
+    def seq(layers, x):
+        for layer in layers:
+            if isinstance(layer, ResnetBlock):
+                x = r(x + seq(layer.conv_block, x))
+            else:
+                x = r(layer(x))
+        return x
+
+    half = copy.deepcopy(net)
+    with torch.no_grad():
+        for p in half.parameters():
+            p.copy_(r(p))
+        x = torch.rand(1, 3, 32, 36) * 2 - 1
+        want = seq(half.model, r(x)).numpy()
+    assert any(isinstance(m, ResnetBlock) for m in net.model)
+    np.testing.assert_array_equal(parity.fp16_emulated_forward(net, x), want)
 
 
 def test_same_export_again_is_skipped_unless_something_changed(tmp_path):

@@ -102,8 +102,9 @@ def _run(sess: Any, x: np.ndarray) -> np.ndarray:
 
 
 def fp16_emulated_forward(net: Any, x: Any) -> np.ndarray:
-    """`net(x)` as FP16 storage would give it: weights and every leaf layer's input/output rounded to FP16,
-    arithmetic in FP32. Values beyond FP16's range become inf, as they would on a GPU."""
+    """`net(x)` as FP16 storage would give it: weights, the input and every module's output rounded to FP16
+    (each layer's, and each residual block's sum), arithmetic in FP32. Values beyond FP16's range become inf,
+    as they would on a GPU."""
     import copy
 
     import torch
@@ -116,9 +117,8 @@ def fp16_emulated_forward(net: Any, x: Any) -> np.ndarray:
     def hook(_m: Any, _inp: Any, out: Any) -> Any:
         return out.half().float()
 
-    for m in emu.modules():
-        if not list(m.children()):
-            m.register_forward_hook(hook)
+    for m in emu.modules():  # composite modules too: a residual block's `x + conv_block(x)` is an FP16 tensor
+        m.register_forward_hook(hook)
     with torch.no_grad():
         return emu(x.half().float()).float().cpu().numpy()
 
