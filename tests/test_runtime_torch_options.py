@@ -195,6 +195,16 @@ def test_portable_options_and_typos_across_backends(pair, tmp_path):
         assert torch.get_num_threads() == before + 1
         t.translate(frames(1)[0])
     assert torch.get_num_threads() == before
+    # two translators closed in the order they were opened: the open one keeps its count, then `before` is back
+    a = Translator.load(str(pair), backend="torch", device="cpu", threads=before + 1)
+    b = Translator.load(str(pair), backend="torch", device="cpu", threads=before + 2)
+    assert torch.get_num_threads() == before + 2
+    a.close()
+    assert torch.get_num_threads() == before + 2
+    a.close()  # closing twice changes nothing
+    assert torch.get_num_threads() == before + 2
+    b.close()
+    assert torch.get_num_threads() == before
 
 
 def test_bad_resize_or_max_side_fail_before_loading(pair, monkeypatch):

@@ -14,6 +14,7 @@ Options (`Translator.load(..., backend="torch", **opts)`), checked when the back
 """
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import numpy as np
@@ -28,6 +29,29 @@ DEFAULT_COMPILE_MODE = "max-autotune-no-cudagraphs"
 GRAPHING_COMPILE_MODES = ("max-autotune", "reduce-overhead")
 MEMORY_FORMATS = ("auto", "channels_last", "nchw")
 OPTIONS = ("compile", "compile_mode", "cuda_graph", "memory_format")
+
+# torch has one CPU thread pool per process. Open CPU backends that asked for `threads`, oldest first, as
+# (owner id, threads); the newest one's count is in force, and the pool's size from before the first is put
+# back when the last closes, in whatever order they close.
+_THREADS_LOCK = threading.Lock()
+_THREAD_REQUESTS: list[tuple[int, int]] = []
+_THREADS_BEFORE: list[int] = []
+
+
+def _take_threads(torch: Any, owner: int, threads: int) -> None:
+    with _THREADS_LOCK:
+        if not _THREAD_REQUESTS:
+            _THREADS_BEFORE[:] = [torch.get_num_threads()]
+        _THREAD_REQUESTS.append((owner, threads))
+        torch.set_num_threads(threads)
+
+
+def _give_back_threads(torch: Any, owner: int) -> None:
+    with _THREADS_LOCK:
+        if not any(o == owner for o, _ in _THREAD_REQUESTS):
+            return
+        _THREAD_REQUESTS[:] = [(o, n) for o, n in _THREAD_REQUESTS if o != owner]
+        torch.set_num_threads(_THREAD_REQUESTS[-1][1] if _THREAD_REQUESTS else _THREADS_BEFORE[0])
 
 
 def resolve_memory_format(memory_format: str = "auto", compiled: bool = False) -> str:
@@ -151,11 +175,8 @@ class TorchBackend(Backend):
         self.graphs: dict[tuple[int, ...], Any] = {}
         self.swap = torch.tensor([2, 1, 0], device=dev)
         self.pinned: dict[tuple[int, ...], Any] = {}
-        self._threads_before = None
         if self.device == "cpu" and self.opts.get("threads"):
-            # torch has one thread pool per process: set it while this backend is active, restore it after
-            self._threads_before = torch.get_num_threads()
-            torch.set_num_threads(int(self.opts["threads"]))
+            _take_threads(torch, id(self), int(self.opts["threads"]))  # while this backend is active
         log.debug("torch: %s on %s (%s), compile %s, cuda_graph %s, %s", self.model.describe(), dev, dtype,
                   s["compile_mode"] or "off", s["cuda_graph"], s["memory_format"])
 
@@ -222,8 +243,7 @@ class TorchBackend(Backend):
         self.graphs.clear()
         self.pinned.clear()
         self.net = None
-        if getattr(self, "_threads_before", None):
-            self.torch.set_num_threads(self._threads_before)
+        _give_back_threads(self.torch, id(self))
         if self.device == "cuda":
             self.torch.cuda.empty_cache()
 
