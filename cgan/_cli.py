@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from typing import Callable
 
@@ -30,6 +31,27 @@ def run(command: click.Command, argv: list[str] | None = None) -> int:
         return e.exit_code
     except click.exceptions.Exit as e:
         return e.exit_code
+    except (OSError, MemoryError) as e:
+        # what the machine refused (a path too long, a folder where a file goes, no permission, no space, no
+        # memory) when no check caught it first: one line too; CGAN_DEBUG=1 shows the traceback
+        if os.environ.get("CGAN_DEBUG"):
+            raise
+        click.echo(f"error: {system_error(e)}", err=True)
+        return 2
+
+
+def system_error(e: BaseException) -> str:
+    """An OSError or MemoryError in words, on one line, with the path(s) it concerns (long ones shortened)."""
+    def short(path: object) -> str:
+        text = os.fsdecode(path) if isinstance(path, (str, bytes, os.PathLike)) else str(path)
+        return text if len(text) <= 120 else f"{text[:60]}…{text[-40:]} ({len(text)} characters)"
+
+    if isinstance(e, MemoryError):
+        return "out of memory: use smaller sizes or batches, or free memory (CGAN_DEBUG=1 shows where)"
+    what = e.strerror or " ".join(str(e).split()) or type(e).__name__
+    paths = [short(p) for p in (e.filename, e.filename2) if p is not None]
+    where = f": {' -> '.join(paths)}" if paths else ""
+    return f"{what}{where} (check the path, its permissions and free space; CGAN_DEBUG=1 shows where)"
 
 
 def one_line(e: CganError) -> str:

@@ -1,0 +1,56 @@
+"""What the machine refuses, when no check of ours caught it first (a path too long, a folder where a file goes,
+no space, no memory), is still one line and exit 2 from every command; CGAN_DEBUG=1 shows the traceback."""
+from __future__ import annotations
+
+import errno
+import os
+
+import click
+import pytest
+
+from cgan._cli import run
+
+
+def _command(exc: BaseException) -> click.Command:
+    @click.command()
+    def cmd() -> None:
+        raise exc
+    return cmd
+
+
+@pytest.mark.parametrize("exc, words", [
+    (OSError(errno.ENAMETOOLONG, "File name too long", "a" * 300), "File name too long: " + "a" * 60 + "…"),
+    (IsADirectoryError(errno.EISDIR, "Is a directory", "/tmp/results"), "Is a directory: /tmp/results"),
+    (FileExistsError(errno.EEXIST, "File exists", "/tmp/a", None, "/tmp/b"), "File exists: /tmp/a -> /tmp/b"),
+    (OSError("bare"), "bare"),
+    (MemoryError(), "out of memory"),
+])
+def test_system_errors_are_one_line(exc, words, capsys, monkeypatch):
+    monkeypatch.delenv("CGAN_DEBUG", raising=False)
+    assert run(_command(exc), []) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and words in err and err.count("\n") == 1 and "Traceback" not in err
+    assert len(err) < 300
+
+
+def test_cgan_debug_shows_the_traceback(monkeypatch):
+    monkeypatch.setenv("CGAN_DEBUG", "1")
+    with pytest.raises(IsADirectoryError):
+        run(_command(IsADirectoryError(errno.EISDIR, "Is a directory", "x")), [])
+
+
+def test_a_path_longer_than_the_file_system_allows_is_one_line(tmp_path, capsys, monkeypatch):
+    """Path.exists() raises ENAMETOOLONG (it used to be a traceback from cgan-video --input, cgan-train --data)."""
+    from cgan.runtime.cli import cli as video
+    from cgan.trainer.cli import cli as train
+
+    monkeypatch.delenv("CGAN_DEBUG", raising=False)
+    monkeypatch.setenv("CGAN_HOME", str(tmp_path / "home"))
+    long = str(tmp_path / ("a" * 300))
+    for command, args in ((video, ["--pair", "summer2winter", "--input", long + ".mp4", "--output",
+                                   str(tmp_path / "o.mp4"), "--no-display"]),
+                          (train, ["--data", long, "--out", str(tmp_path / "r"), "--name", "x"])):
+        assert run(command, args) == 2
+        err = capsys.readouterr().err.strip()
+        assert "Traceback" not in err and len(err.splitlines()) == 1 and "too long" in err, err
+    assert not os.path.exists(tmp_path / "o.mp4")
