@@ -315,6 +315,40 @@ def test_ort_cuda_code_path_on_the_cpu_provider(folders, tmp_path, monkeypatch):
             assert len(be.bound) == 2 and set(be.graph_ids.values()) == {1, 2}
 
 
+def test_a_manifest_entry_that_contradicts_its_graph_is_refused(folders, tmp_path):
+    """The manifest is not hashed: an entry edited to another I/O type, or a graph swapped in with its hash
+    updated, reached inference (onnxruntime's 'Unexpected input data type' traceback, or wrong colours). Now
+    the graph's inputs and outputs are checked against the entry when the backend starts."""
+    import json
+
+    from cgan._files import file_record
+    from cgan.errors import IntegrityError
+
+    def edited(name, change):
+        folder = tmp_path / name
+        shutil.copytree(folders[1], folder)
+        manifest = json.loads((folder / "manifest.json").read_text())
+        rec = next(r for r in manifest["files"] if r["path"] == "G.fp32.onnx")
+        change(folder, rec)
+        (folder / "manifest.json").write_text(json.dumps(manifest))
+        return folder
+
+    typed = edited("typed", lambda folder, rec: rec.update(io_dtype="float16"))
+    with pytest.raises(IntegrityError, match=r"G.fp32.onnx does not match its entry .*input is tensor\(float\), "
+                                             r"the manifest says float16.*cgan-export"):
+        Translator.load(str(typed), backend="ort-cpu")
+
+    def swap_in_prepost(folder, rec):  # a uint8 NHWC graph under the float NCHW entry, hash updated
+        pp = make_export(folders[0], tmp_path / "pp", prepost=True) / "G.fp16.prepost.onnx"
+        shutil.copyfile(pp, folder / "G.fp32.onnx")
+        rec.update({k: v for k, v in file_record(folder / "G.fp32.onnx", folder).items() if k != "path"})
+
+    with pytest.raises(IntegrityError, match=r"input is tensor\(uint8\), the manifest says float32"):
+        Translator.load(str(edited("swapped", swap_in_prepost)), backend="ort-cpu")
+    with Translator.load(str(folders[1]), backend="ort-cpu") as t:  # the untouched export still runs
+        assert t.translate(np.zeros((20, 24, 3), np.uint8)).shape == (20, 24, 3)
+
+
 def test_corrupt_export_file_is_refused(folders, tmp_path):
     from cgan.errors import IntegrityError
 

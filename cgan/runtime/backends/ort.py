@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from cgan.errors import BackendUnavailable, CganError
+from cgan.errors import BackendUnavailable, CganError, IntegrityError
 from cgan.runtime.backends.base import MAX_SHAPES, Backend, Model, log, module_available
 from cgan.runtime.backends import cuda as cudahelp
 from cgan.runtime.frames import Buffers, bgr_to_nchw, nchw_to_bgr
@@ -55,6 +55,29 @@ def _pick_onnx(model: Model, precision: str, prefer_prepost: bool) -> dict[str, 
         recs = model.find("onnx", precision, io)
         if recs:
             return recs[0]
+    return None
+
+
+ORT_TYPES = {"float32": "tensor(float)", "float16": "tensor(float16)", "uint8": "tensor(uint8)"}
+
+
+def _io_problem(session: Any, io: str, io_dtype: np.dtype) -> str | None:
+    """What in the graph's inputs/outputs contradicts the manifest record (io layout, I/O type, 3 channels), or
+    None. The manifest is not hashed, so an edited record (or a graph from elsewhere) must not reach inference,
+    where it would fail with onnxruntime's own error or give wrong colours."""
+    ins, outs = session.get_inputs(), session.get_outputs()
+    if len(ins) != 1 or len(outs) != 1:
+        return f"{len(ins)} inputs and {len(outs)} outputs, the runtime needs one of each"
+    want = ORT_TYPES.get(np.dtype(io_dtype).name)
+    channel_axis = 3 if io == "bgr-hwc-uint8" else 1
+    for what, arg in (("input", ins[0]), ("output", outs[0])):
+        if arg.type != want:
+            return f"its {what} is {arg.type}, the manifest says {np.dtype(io_dtype).name}"
+        shape = list(arg.shape)
+        if len(shape) != 4:
+            return f"its {what} has {len(shape)} dimensions, {io} needs 4"
+        if isinstance(shape[channel_axis], int) and shape[channel_axis] != 3:
+            return f"its {what} has {shape[channel_axis]} channels, the runtime needs 3 ({io})"
     return None
 
 
@@ -96,6 +119,11 @@ class _OrtBackend(Backend):
         if self.provider not in self.session.get_providers():
             raise BackendUnavailable(f"onnxruntime did not enable {self.provider} (got "
                                      f"{self.session.get_providers()}): install onnxruntime-gpu and CUDA/cuDNN")
+        problem = _io_problem(self.session, self.io, self.io_dtype)
+        if problem:
+            self.session = None
+            raise IntegrityError(f"{path} does not match its entry in {self.model.folder / 'manifest.json'} "
+                                 f"({problem}); re-export with `cgan-export`")
         self.input_name = self.session.get_inputs()[0].name
         self.output_name = self.session.get_outputs()[0].name
         self.buffers = Buffers()
