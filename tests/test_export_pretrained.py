@@ -151,3 +151,30 @@ def test_pretrained_import_and_export_hold_the_pretrained_lock(server, tmp_path,
                 parity=False, extra={"pretrained": {"expect": TINY, "progress": False}})
     assert seen == [("fetch", True), ("copy", True)]
     assert not held()  # released at the end
+
+
+@pytest.mark.parametrize("url", ["notaurl", "/no/such/folder", "http://[::1", "http://host:port/x", "ftp://h/x",
+                                 "https:///x"])
+def test_a_malformed_base_url_is_one_line(url, monkeypatch):
+    """--base-url / $CGAN_PRETRAINED_URL that is not a URL was a ValueError traceback from urllib."""
+    for how in ("option", "env"):
+        if how == "env":
+            monkeypatch.setenv("CGAN_PRETRAINED_URL", url)
+        with pytest.raises(CganError, match="--base-url|CGAN_PRETRAINED_URL") as e:
+            P.download("horse2zebra", url if how == "option" else None, progress=False, expect=TINY)
+        assert "http(s)://HOST/PATH" in str(e.value) and "\n" not in str(e.value)
+    assert _nothing_cached()
+
+
+def test_a_local_mirror_folder_or_file_url_works(tmp_path):
+    """A folder holding the .pth files (or its file:// URL) serves as --base-url; a file:// .pth is not refused
+    as 'a web page' (urllib guesses text/plain for it)."""
+    mirror = tmp_path / "mirror"
+    mirror.mkdir()
+    (mirror / "horse2zebra.pth").write_bytes(GOOD["horse2zebra"])
+    assert P.download("horse2zebra", str(mirror), progress=False, expect=TINY).is_file()
+    (cgan_home() / "downloads" / "horse2zebra.pth").unlink()
+    assert P.download("horse2zebra", mirror.as_uri(), progress=False, expect=TINY).is_file()
+    (cgan_home() / "downloads" / "horse2zebra.pth").unlink()
+    with pytest.raises(CganError, match="cannot read it"):
+        P.download("horse2zebra", (tmp_path / "empty").as_uri(), progress=False, expect=TINY)

@@ -22,7 +22,7 @@ def _sizes(text: str) -> tuple[tuple[int, int], ...]:
               help="Export folder to write (default for a pair name or --pretrained NAME: $CGAN_HOME/exports/NAME, "
               "where --pair NAME finds it first).")
 @click.option("--pretrained", metavar="NAME", help="Download an official CycleGAN model (e.g. summer2winter, horse2zebra, style_monet) instead of PAIR.")
-@click.option("--base-url", metavar="URL", help="Where --pretrained downloads from (default: official server, or $CGAN_PRETRAINED_URL).")
+@click.option("--base-url", metavar="URL", help="Where --pretrained downloads from: http(s):// or file:// URL, or a local folder of .pth files (default: official server, or $CGAN_PRETRAINED_URL).")
 @click.option("--fp16/--no-fp16", default=True, show_default=True, help="Also write G.fp16.onnx / F.fp16.onnx.")
 @click.option("--fp16-io", is_flag=True, help="FP16 graphs take and return float16 (default float32).")
 @click.option("--with-prepost", is_flag=True, help="Also write *.prepost.onnx: uint8 NHWC BGR frames in and out.")

@@ -53,7 +53,25 @@ def valid_names() -> list[str]:
 
 
 def base_url(override: str | None = None) -> str:
-    return (override or os.environ.get("CGAN_PRETRAINED_URL") or DEFAULT_BASE_URL).rstrip("/")
+    """Where the official generators are fetched from: --base-url, else $CGAN_PRETRAINED_URL, else the official
+    server. An http(s):// or file:// URL, or a local folder (a mirror of the downloads)."""
+    import urllib.parse
+
+    env = os.environ.get("CGAN_PRETRAINED_URL")
+    raw = override or env or DEFAULT_BASE_URL
+    given = "--base-url" if override else "$CGAN_PRETRAINED_URL" if env else "the default URL"
+    if "://" not in raw and Path(raw).expanduser().is_dir():
+        raw = Path(raw).expanduser().resolve().as_uri()
+    try:
+        parts = urllib.parse.urlsplit(raw)
+        parts.port  # noqa: B018 — raises ValueError on a port that is not a number
+    except ValueError as e:
+        raise CganError(f"{given} {raw!r} is not a URL ({e}): give http(s)://HOST/PATH, file:///FOLDER or a "
+                        f"local folder") from None
+    if parts.scheme not in ("http", "https", "file") or (parts.scheme != "file" and not parts.hostname):
+        raise CganError(f"{given} {raw!r} is not an http(s):// or file:// URL, nor an existing folder: give "
+                        f"http(s)://HOST/PATH, file:///FOLDER or a local folder")
+    return raw.rstrip("/")
 
 
 def _fail(name: str, url: str, why: str) -> CganError:
@@ -84,10 +102,11 @@ def download(name: str, url_base: str | None = None, timeout: float = 60.0, prog
                 raise _fail(name, url, f"HTTP {e.code} {e.reason}") from None
             except (urllib.error.URLError, socket.timeout, ConnectionError, OSError) as e:
                 reason = getattr(e, "reason", e)
-                raise _fail(name, url, f"no connection ({reason})") from None
+                raise _fail(name, url, f"cannot read it ({reason})" if url.startswith("file:")
+                            else f"no connection ({reason})") from None
             with resp:
                 ctype = resp.headers.get("Content-Type", "")
-                if "html" in ctype.lower() or "text/" in ctype.lower():
+                if not url.startswith("file:") and ("html" in ctype.lower() or "text/" in ctype.lower()):
                     raise _fail(name, url, f"the server sent a web page ({ctype}), not a .pth file")
                 length = resp.headers.get("Content-Length")
                 expected = int(length) if length and length.isdigit() else None
