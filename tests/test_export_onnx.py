@@ -156,7 +156,7 @@ def test_parity_failure_leaves_nothing(tmp_path, monkeypatch):
     monkeypatch.setattr(parity, "Thresholds", lambda: real(fp32_max_abs=-1.0))  # impossible: any error fails
     with pytest.raises(IntegrityError, match="parity check failed"):
         export_pair(pair, tmp_path / "out", fp16=False, parity_sizes=((32, 32),))
-    assert list((tmp_path / "out").iterdir()) == []
+    assert not (tmp_path / "out").exists()  # not even the empty folder it made
 
 
 def test_parity_image_and_reexport_from_export_folder(tmp_path):
@@ -340,3 +340,26 @@ def test_one_channel_pair_exports_with_the_default_parity_check(tmp_path):
     out = export_pair(pair, tmp_path / "out")
     parity = json.loads((out / "manifest.json").read_text())["parity"]["generators"]
     assert parity["G"]["failures"] == [] and parity["G"]["fp16_psnr_db"] > 40
+
+
+def test_a_refused_or_failed_export_leaves_no_empty_out_folder(tmp_path, monkeypatch, capsys):
+    """--opset 99 was a torch traceback after --out was made; a failed export removes the --out it made (see
+    test_parity_failure_leaves_nothing) but not a folder that was there before."""
+    from cgan.errors import CganError
+    from cgan.export.cli import cli
+
+    pair = make_pair(tmp_path / "pair", gens=("G",))
+    for opset in ("99", "16"):
+        assert run(cli, [str(pair), "--out", str(tmp_path / "o" / "x"), "--opset", opset]) == 2
+        err = capsys.readouterr().err
+        assert "Traceback" not in err and "--opset" in err or "too old" in err, err
+        assert not (tmp_path / "o" / "x").exists()
+
+    def fail(record):
+        raise CganError("parity failed (stand-in)")
+
+    monkeypatch.setattr(parity, "raise_on_failure", fail)
+    (tmp_path / "kept").mkdir()
+    with pytest.raises(CganError, match="stand-in"):
+        export_pair(pair, tmp_path / "kept", fp16=False, parity_sizes=((32, 32),))
+    assert (tmp_path / "kept").is_dir()  # a folder that was there stays

@@ -132,6 +132,9 @@ def run_export(source: str | os.PathLike | None, out: str | os.PathLike | None, 
     from cgan.export import tensorrt as trt_mod
 
     t_start = time.perf_counter()
+    from cgan.export.onnx_export import check_opset
+
+    check_opset(opts.opset)  # before --out is made
     if opts.fp16_io and not opts.fp16:
         raise CganError("--fp16-io needs the FP16 graphs; drop --no-fp16 or --fp16-io")
     if opts.engine and not opts.fp16:
@@ -169,7 +172,19 @@ def _export_to(source: Any, out: Any, opts: ExportOptions, frames: list, image_l
     if out is None:
         out = default_out(resolved, pretrained=bool(opts.pretrained))
         log.info("exporting into %s (where --pair %s finds it)", out, out.name)
+    created = not Path(out).exists()
     out = ensure_writable_dir(out, "export folder")
+    try:
+        return _export_checked(pair, out, opts, frames, image_label, profile, downloads, t_start)
+    except BaseException:
+        if created:  # a refused or failed export leaves no empty --out behind
+            with contextlib.suppress(OSError):
+                out.rmdir()
+        raise
+
+
+def _export_checked(pair: Any, out: Path, opts: ExportOptions, frames: list, image_label: Any, profile: Any,
+                    downloads: Any, t_start: float) -> Path:
     if out.resolve() == pair.folder.resolve():
         raise CganError(f"--out {out} is the source pair folder; choose a new folder")
     if (out / "pair").resolve() == pair.folder.resolve() and not (out / MANIFEST_JSON).is_file():

@@ -67,11 +67,33 @@ def swap_reflection_pad(net: nn.Module) -> nn.Module:
     return net
 
 
+def max_opset() -> int:
+    """The newest opset both torch's TorchScript exporter and the installed onnx support."""
+    import onnx
+
+    newest = onnx.defs.onnx_opset_version()
+    try:
+        from torch.onnx import _constants
+
+        newest = min(newest, int(_constants.ONNX_TORCHSCRIPT_EXPORTER_MAX_OPSET))
+    except (ImportError, AttributeError):
+        pass
+    return newest
+
+
+def check_opset(opset: int) -> None:
+    """One line for an opset this export cannot use (before anything is written)."""
+    if opset < 17:
+        raise CganError(f"opset {opset} is too old: InstanceNormalization/Pad exports need opset >= 17")
+    if opset > max_opset():
+        raise CganError(f"opset {opset} is newer than this torch/onnx can export (at most {max_opset()}): "
+                        f"use --opset 17 to {max_opset()}")
+
+
 def torch_to_onnx_bytes(net: nn.Module, example: torch.Tensor, opset: int = DEFAULT_OPSET,
                         axes: dict[int, str] | None = None) -> bytes:
     """Export `net` (eval, CPU) with input `input` / output `output`, dynamic axes, to serialized ONNX."""
-    if opset < 17:
-        raise CganError(f"opset {opset} is too old: InstanceNormalization/Pad exports need opset >= 17")
+    check_opset(opset)
     axes = NCHW_AXES if axes is None else axes
     buf = io.BytesIO()
     with warnings.catch_warnings(), torch.no_grad():
