@@ -54,3 +54,19 @@ def test_a_path_longer_than_the_file_system_allows_is_one_line(tmp_path, capsys,
         err = capsys.readouterr().err.strip()
         assert "Traceback" not in err and len(err.splitlines()) == 1 and "too long" in err, err
     assert not os.path.exists(tmp_path / "o.mp4")
+
+
+def test_an_out_of_range_camera_index_and_bad_max_pixels_are_one_line(tmp_path, capsys, monkeypatch):
+    """--input 99999999999999999999 was an OpenCV overload traceback; Translator.load(max_pixels="abc") a
+    ValueError, max_pixels=-1 refused every frame later."""
+    from cgan.errors import CganError
+    from cgan.runtime import Translator
+    from cgan.runtime.sources import parse_input
+
+    with pytest.raises(CganError, match=r"camera indices go up to 9999; for a file named 99999999999999999999, "
+                                        r"give \./99999999999999999999"):
+        parse_input("99999999999999999999")
+    assert parse_input("7").target == 7 and parse_input("./7").kind == "file"
+    for bad in ("abc", float("nan"), None, -1, 0, True, 2.5):
+        with pytest.raises(CganError, match="max_pixels="):
+            Translator.load("summer2winter", max_pixels=bad)

@@ -28,6 +28,8 @@ log = logging.getLogger(__name__)
 
 LIVE_URL_SCHEMES = ("rtsp", "rtsps", "rtmp", "rtmps", "http", "https", "udp", "tcp", "srt", "rtp")
 DEMO = "demo"
+#: OpenCV takes an int32 camera index (OpenCV also reads index + API × 100, e.g. 200 = V4L2 camera 0)
+MAX_CAMERA_INDEX = 9999
 
 
 def demo_dir() -> Path:
@@ -90,6 +92,9 @@ def parse_input(text: str | int | os.PathLike) -> InputSpec:
     if s == DEMO:
         return InputSpec("file", str(demo_clip()), s)
     if s.isdigit():
+        if int(s) > MAX_CAMERA_INDEX:
+            raise CganError(f"--input {s}: camera indices go up to {MAX_CAMERA_INDEX}; for a file named {s}, "
+                            f"give ./{s}")
         return InputSpec("camera", int(s), s)
     scheme, sep, _ = s.partition("://")
     if sep:

@@ -75,6 +75,9 @@ class Translator:
         if device is not None and device not in ("cpu", "cuda"):
             raise CganError(f"unknown device {device!r}: use cpu or cuda")
         fr.plan(64, 64, resize, max_side)  # a bad resize policy or max_side fails before any loading
+        if isinstance(max_pixels, bool) or not isinstance(max_pixels, (int, np.integer)) or max_pixels < 16 * 16:
+            raise CganError(f"max_pixels={max_pixels!r}: give a whole number of pixels, at least 256 "
+                            f"(default {fr.DEFAULT_MAX_PIXELS})")
         model = load_model(source, direction)
         backend_cls, dev = choose(model, backend, precision, device)
         be = backend_cls(model, precision, dev, **opts)
