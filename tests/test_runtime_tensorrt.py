@@ -106,7 +106,9 @@ def test_check_accepts_matching_engine(engine_export, fake_machine, monkeypatch)
     assert TensorRTBackend.check(model, "fp16") == (True, "")
     assert TensorRTBackend.check(model, None) == (True, "")
     ok, reason = TensorRTBackend.check(model, "fp32")
-    assert not ok and "no tensorrt engine" in reason and "cgan-export summer2winter --engine" in reason
+    # loaded by its folder: the hint rebuilds that folder (by the name it would rebuild $CGAN_HOME/exports/NAME)
+    assert not ok and "no tensorrt engine" in reason
+    assert f"cgan-export {engine_export} --out {engine_export} --engine" in reason
     ok, reason = TensorRTRTXBackend.check(model, "fp16")
     assert not ok and "no tensorrt-rtx engine" in reason
 
@@ -135,8 +137,8 @@ def test_check_rejects_foreign_engine_with_rebuild_hint(engine_export, fake_mach
     fake_machine["env"] = Environment("tensorrt", "10.13.0.1", "NVIDIA L4", "8.9")
     ok, reason = TensorRTBackend.check(load_model(str(engine_export)), "fp16")
     assert not ok
-    for words in ("10.12.0.36", "10.13.0.1", "compute capability 9.0", "rebuild it here with `cgan-export "
-                  "summer2winter --engine`"):
+    for words in ("10.12.0.36", "10.13.0.1", "compute capability 9.0",
+                  f"rebuild it here with `cgan-export {engine_export} --out {engine_export} --engine`"):
         assert words in reason, reason
     # the ONNX it was built from was replaced
     side = json.loads((engine_export / "G.fp16.trt.plan.json").read_text())

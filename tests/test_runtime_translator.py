@@ -363,3 +363,16 @@ def test_corrupt_export_file_is_refused(folders, tmp_path):
     (bad / "pair" / "G.safetensors").write_bytes(b"x")
     with pytest.raises(IntegrityError):
         Translator.load(str(bad), backend="torch")
+
+
+def test_export_hints_name_what_the_user_gave(folders):
+    """ONNX/TensorRT backends on a pair folder said `cgan-export X2Y` (the spec's name, unknown to cgan-export:
+    'unknown pair'); the hint now names the folder with --out. A pair name keeps the short form."""
+    from cgan.runtime.backends.base import load_model
+    from cgan.runtime.registry import backend_class
+
+    pair = folders[0]
+    ok, why = backend_class("ort-cpu").check(load_model(str(pair)), "fp32")
+    assert not ok and f"`cgan-export {pair} --out EXPORT_FOLDER` and pass `--pair EXPORT_FOLDER`" in why
+    ok, why = backend_class("ort-cpu").check(load_model("summer2winter"), "fp32")  # the embedded pair (empty home)
+    assert not ok and "run `cgan-export summer2winter`" in why

@@ -53,6 +53,26 @@ class Model:
     def direction(self) -> str:
         return self.spec.direction_name(self.gen)
 
+    def export_command(self, *extra: str) -> str:
+        """The `cgan-export` command that (re)builds an export of this model: a pair name installs it where the
+        name finds it; a folder needs --out, and `--pair` then names that export folder."""
+        import shlex
+
+        args = " ".join(extra)
+        tail = f" {args}" if args else ""
+        if self.kind == "export" and self.source_is_path:  # rebuild that export in place from its pair/ copy
+            return f"cgan-export {shlex.quote(str(self.folder))} --out {shlex.quote(str(self.folder))}{tail}"
+        if self.source_is_path:
+            return (f"cgan-export {shlex.quote(str(self.folder))} --out EXPORT_FOLDER{tail}` and pass "
+                    f"`--pair EXPORT_FOLDER")
+        return f"cgan-export {self.spec.name}{tail}"
+
+    @property
+    def source_is_path(self) -> bool:
+        s = str(self.source)
+        return os.sep in s or s.startswith((".", "~")) or (os.altsep is not None and os.altsep in s) \
+            or Path(s).expanduser().resolve() == self.folder.resolve()
+
     @property
     def files(self) -> list[dict[str, Any]]:
         """The export manifest's file records for this generator (empty for a pair folder)."""

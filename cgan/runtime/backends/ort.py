@@ -25,7 +25,7 @@ from cgan.runtime.backends.base import MAX_SHAPES, Backend, Model, log, module_a
 from cgan.runtime.backends import cuda as cudahelp
 from cgan.runtime.frames import Buffers, bgr_to_nchw, nchw_to_bgr
 
-EXPORT_HINT = "ONNX backends need an export folder: run `cgan-export NAME`"
+EXPORT_HINT = "ONNX backends need an export folder: run `{command}`"
 
 
 def physical_cores() -> int:
@@ -89,7 +89,7 @@ class _OrtBackend(Backend):
         if model is None:
             return True, ""
         if model.kind != "export":
-            return False, EXPORT_HINT.replace("NAME", model.spec.name)
+            return False, EXPORT_HINT.format(command=model.export_command())
         if _pick_onnx(model, precision, prefer_prepost) is None:
             return False, (f"{model.folder} has no {precision} ONNX graph for {model.direction}: "
                            f"re-run `cgan-export` with that precision")

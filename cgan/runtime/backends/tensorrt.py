@@ -139,8 +139,8 @@ def profile_for(profiles: list[dict[str, Any]], shape: tuple[int, ...]) -> int:
 
 
 def rebuild_hint(model: Model | None) -> str:
-    name = model.spec.name if model is not None else "NAME"
-    return f"rebuild it here with `cgan-export {name} --engine`"
+    command = model.export_command("--engine") if model is not None else "cgan-export NAME --engine"
+    return f"rebuild it here with `{command}`"
 
 
 class TensorRTBackend(Backend):
