@@ -70,3 +70,14 @@ def test_an_out_of_range_camera_index_and_bad_max_pixels_are_one_line(tmp_path, 
     for bad in ("abc", float("nan"), None, -1, 0, True, 2.5):
         with pytest.raises(CganError, match="max_pixels="):
             Translator.load("summer2winter", max_pixels=bad)
+
+
+def test_parity_sizes_errors_name_their_option(tmp_path, capsys):
+    """--parity-sizes abc named --shapes; 100000x100000 allocated until numpy ran out of memory."""
+    from cgan.export.cli import cli
+
+    for sizes, words in (("abc", "in --parity-sizes 'abc'"), ("100000x100000", "at most 4096 a side")):
+        assert run(cli, ["summer2winter", "--out", str(tmp_path / "o"), "--parity-sizes", sizes]) == 2
+        err = capsys.readouterr().err
+        assert words in err and "--shapes" not in err and "Traceback" not in err, err
+    assert not (tmp_path / "o").exists()

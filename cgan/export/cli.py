@@ -6,6 +6,8 @@ import click
 from cgan._cli import entry, setup_logging
 from cgan.errors import CganError
 
+MAX_PARITY_SIDE = 4096
+
 
 def _sizes(text: str) -> tuple[tuple[int, int], ...]:
     from cgan.export.tensorrt import parse_shapes
@@ -13,7 +15,11 @@ def _sizes(text: str) -> tuple[tuple[int, int], ...]:
     parts = [p for p in text.split(",") if p]
     if len(parts) < 1:
         raise CganError("--parity-sizes needs at least one HEIGHTxWIDTH")
-    return tuple(parse_shapes(p)[0] for p in parts)
+    sizes = tuple(parse_shapes(p, "--parity-sizes")[0] for p in parts)
+    for h, w in sizes:
+        if max(h, w) > MAX_PARITY_SIDE:
+            raise CganError(f"--parity-sizes {h}x{w}: at most {MAX_PARITY_SIDE} a side (the check runs on the CPU)")
+    return sizes
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})

@@ -77,13 +77,13 @@ def format_shapes(shapes) -> str:
     return ",".join(f"{h}x{w}" for h, w in shapes)
 
 
-def parse_shapes(text: str) -> tuple[tuple[int, int], ...]:
+def parse_shapes(text: str, option: str = "--shapes") -> tuple[tuple[int, int], ...]:
     """'256x256,720x1280,1080x1920' -> min/opt/max (height, width); one size means min=opt=max."""
     sizes = []
     for part in str(text).replace(" ", "").split(","):
         h, sep, w = part.lower().partition("x")
         if not sep or not h.isdigit() or not w.isdigit():
-            raise CganError(f"bad size {part!r} in --shapes {text!r}: use HEIGHTxWIDTH, e.g. 720x1280")
+            raise CganError(f"bad size {part!r} in {option} {text!r}: use HEIGHTxWIDTH, e.g. 720x1280")
         sizes.append((int(h), int(w)))
     if len(sizes) == 1:
         sizes *= 3

@@ -256,8 +256,9 @@ class VideoOutput:
             self.size = (ew, eh)
             self.writer = cv2.VideoWriter(str(self.tmp), cv2.VideoWriter_fourcc(*self.fourcc), self.fps, (ew, eh))
             if not self.writer.isOpened():
-                raise CganError(f"cannot open a {self.fourcc} writer for {self.path} at {ew}x{eh}; "
-                                f"use .mp4 (mp4v) or .avi (MJPG)")
+                raise CganError(f"cannot open a {self.fourcc} writer for {self.path} at {ew}x{eh}, "
+                                f"{self.fps:g} fps (the container worked in a 64x64 probe): try a smaller --size, a "
+                                f"shorter file name, or the other container (.mp4 mp4v / .avi MJPG)")
         if (w, h) != self.size:
             if (w & ~1, h & ~1) == self.size:
                 frame = frame[:self.size[1], :self.size[0]]
