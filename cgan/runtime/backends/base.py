@@ -36,6 +36,11 @@ MAX_SHAPES = 8
 DEVICES = ("cpu", "cuda")
 
 
+def max_threads() -> int:
+    """The most CPU threads a backend may be given: 4 per logical core, at least 64."""
+    return max(64, 4 * (os.cpu_count() or 1))
+
+
 @dataclass
 class Model:
     """One generator of a pair or export folder, chosen by direction: what a backend loads."""
@@ -204,6 +209,10 @@ class Backend:
             v = opts.get(key)
             if v is not None and (isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < low):
                 raise CganError(f"{key} must be an integer >= {low}, got {v!r}")
+        if opts.get("threads") is not None and opts["threads"] > max_threads():
+            raise CganError(f"threads={opts['threads']} is more than 4 per logical core of this machine "
+                            f"({os.cpu_count() or 1}): use at most {max_threads()} (thousands of threads made "
+                            f"onnxruntime hang and torch crash)")
         if device == "cuda" and opts.get("device_id") and not cls.any_device_id:
             raise CganError(f"the {cls.name} backend runs on GPU 0: to use GPU {opts['device_id']} set "
                             f"CUDA_VISIBLE_DEVICES={opts['device_id']} (or use the ort-cuda backend)")
