@@ -81,3 +81,22 @@ def test_parity_sizes_errors_name_their_option(tmp_path, capsys):
         err = capsys.readouterr().err
         assert words in err and "--shapes" not in err and "Traceback" not in err, err
     assert not (tmp_path / "o").exists()
+
+
+def test_a_refused_video_run_leaves_no_output_folder(tmp_path, capsys):
+    """--output new/sub/o.mp4 with an unknown pair made new/sub before the refusal; the folder is now made by
+    the first frame's writer (and still made when the run goes ahead)."""
+    from _helpers_video import make_clip
+    from cgan.runtime.cli import cli
+
+    out = tmp_path / "new" / "sub" / "o.mp4"
+    assert run(cli, ["--pair", "nosuchpair", "--input", "demo", "--output", str(out), "--no-display"]) == 2
+    assert "nosuchpair" in capsys.readouterr().err and not (tmp_path / "new").exists()
+    clip = make_clip(tmp_path / "in.mp4", 2, (32, 24))
+    assert run(cli, ["--pair", "summer2winter", "--backend", "torch", "--input", str(clip), "--output", str(out),
+                     "--no-display"]) == 0
+    assert out.is_file()
+    (tmp_path / "file").write_text("x")
+    assert run(cli, ["--pair", "summer2winter", "--input", str(clip), "--output", str(tmp_path / "file" / "o.mp4"),
+                     "--no-display"]) == 2
+    assert "is not a folder" in capsys.readouterr().err

@@ -178,14 +178,16 @@ def check_output(path: Path) -> str:
         have = ", ".join(f"{e} ({c})" for e, c in CODECS.items())
         raise CganError(f"cannot write {path}: unknown container {ext or '(no extension)'!r}; use one of {have}")
     folder = path.parent if str(path.parent) else Path(".")
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise CganError(f"cannot create output folder {folder}: {e.strerror or e}; choose a writable path") from None
-    if not os.access(folder, os.W_OK | os.X_OK) or (path.exists() and not os.access(path, os.W_OK)):
+    # a folder still to be made is made by the first frame's writer: a run refused before it leaves none
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise CganError(f"cannot create output folder {folder}: {existing} is not a folder; choose a writable path")
+    if not os.access(existing, os.W_OK | os.X_OK) or (path.exists() and not os.access(path, os.W_OK)):
         raise CganError(f"output path {path} is not writable; choose another --output")
     fourcc = CODECS[ext]
-    probe = folder / f".cgan-probe-{os.getpid()}-{threading.get_ident()}{ext}"
+    probe = existing / f".cgan-probe-{os.getpid()}-{threading.get_ident()}{ext}"
     try:
         w = cv2.VideoWriter(str(probe), cv2.VideoWriter_fourcc(*fourcc), DEFAULT_FPS, (64, 64))
         ok = w.isOpened()
@@ -254,6 +256,11 @@ class VideoOutput:
                 log.info("%s: %dx%d frames are written as %dx%d (the codec needs even sizes)", self.path.name,
                          w, h, ew, eh)
             self.size = (ew, eh)
+            try:
+                self.tmp.parent.mkdir(parents=True, exist_ok=True)  # see check_output
+            except OSError as e:
+                raise CganError(f"cannot create output folder {self.tmp.parent}: {e.strerror or e}; choose a "
+                                f"writable path") from None
             self.writer = cv2.VideoWriter(str(self.tmp), cv2.VideoWriter_fourcc(*self.fourcc), self.fps, (ew, eh))
             if not self.writer.isOpened():
                 raise CganError(f"cannot open a {self.fourcc} writer for {self.path} at {ew}x{eh}, "
