@@ -26,6 +26,9 @@ FORMAT_VERSION = 1
 GENERATORS = {"G": ("X", "Y", "G_A"), "F": ("Y", "X", "G_B")}
 
 ARCHITECTURES = ("resnet",)
+#: the longest domain name, in UTF-8 bytes: the pair's name (X2Y) and the file names built from it (e.g. a
+#: Triton model folder X2Y_G_fp16_prepost_trtrtx) must stay well under the file system's 255-byte limit
+MAX_DOMAIN_BYTES = 64
 NORMS = ("instance",)
 
 
@@ -139,8 +142,15 @@ class PairSpec:
 
     def __post_init__(self) -> None:
         for d in (self.domain_x, self.domain_y):
-            if not d or not d.replace("_", "").replace("-", "").isalnum():
+            if not isinstance(d, str) or not d or not d.replace("_", "").replace("-", "").isalnum():
                 raise CganError(f"domain name {d!r} must be letters, digits, '-' or '_'")
+            size = len(d.encode("utf-8"))
+            if size > MAX_DOMAIN_BYTES:
+                shown = d if len(d) <= 24 else d[:20] + "..."
+                utf8 = f", {size} bytes in UTF-8" if size != len(d) else ""
+                raise CganError(f"domain name {shown!r} is too long ({len(d)} characters{utf8}): use at most "
+                                f"{MAX_DOMAIN_BYTES} (a letter outside ASCII counts as 2-4); file and model "
+                                f"names are built from it")
         if self.domain_x == self.domain_y:
             raise CganError("the two domains must have different names")
 

@@ -165,7 +165,10 @@ def list_images(folder: str | os.PathLike) -> list[Path]:
 
 def load_rgb(path: Path) -> np.ndarray:
     """HxWx3 RGB uint8, cropped (centred) to multiples of 4 so the generator keeps the size."""
-    img = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    try:
+        img = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    except cv2.error:  # a header claiming a huge image (over CV_IO_MAX_IMAGE_PIXELS) raises instead of None
+        img = None
     if img is None:
         raise CganError(f"cannot read image {path}; remove it or convert it to JPEG/PNG")
     h, w = img.shape[:2]

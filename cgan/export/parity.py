@@ -66,7 +66,10 @@ def photo(path: str | os.PathLike, height: int, width: int) -> np.ndarray:
     import cv2
 
     p = Path(path)
-    img = cv2.imread(str(p), cv2.IMREAD_COLOR) if p.is_file() else None
+    try:
+        img = cv2.imread(str(p), cv2.IMREAD_COLOR) if p.is_file() else None
+    except cv2.error:  # a header claiming a huge image (over CV_IO_MAX_IMAGE_PIXELS) raises instead of None
+        img = None
     if img is None:
         raise CganError(f"cannot read parity image {p}: pass a readable JPEG/PNG photo")
     h, w = img.shape[:2]

@@ -48,10 +48,12 @@ def list_checkpoints(run_dir: str | os.PathLike) -> list[Path]:
     return [p for _, p in sorted(found)]
 
 
-def latest_checkpoint(run_dir: str | os.PathLike) -> Path:
+def latest_checkpoint(run_dir: str | os.PathLike,
+                      advice: str = "nothing to resume; start without --resume") -> Path:
+    """The newest checkpoint; none is a CganError "no checkpoint in RUN/checkpoints: ADVICE"."""
     found = list_checkpoints(run_dir)
     if not found:
-        raise CganError(f"no checkpoint in {checkpoint_dir(run_dir)}: nothing to resume; start without --resume")
+        raise CganError(f"no checkpoint in {checkpoint_dir(run_dir)}: {advice}")
     return found[-1]
 
 

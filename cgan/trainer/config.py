@@ -7,6 +7,7 @@ load 286 → random crop 256 → random flip, LSGAN, λ_cycle 10, identity 0.5·
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,6 +20,13 @@ DEVICES = ("auto", "cpu", "cuda")
 
 #: fields that define the networks: a resumed run must not change them
 ARCH_FIELDS = ("blocks", "ngf", "dropout", "ndf", "n_layers_d", "domain_x", "domain_y")
+
+#: the largest --load-size / --size: the side of the runtime's largest default frame (4096x4096,
+#: cgan.runtime.frames.DEFAULT_MAX_PIXELS; the trainer does not import the runtime); a bigger resize target
+#: would allocate tens of GB per image in the loader before training even starts
+MAX_SIDE = 4096
+#: float options: each must be a finite number (NaN slips through every `x <= 0` check and poisons the weights)
+FLOAT_FIELDS = ("lr", "beta1", "lambda_cycle", "lambda_identity", "time_budget")
 
 
 @dataclass
@@ -70,6 +78,20 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         problems = []
+        for name in FLOAT_FIELDS:
+            v = getattr(self, name)
+            if v is not None and not _finite(v):
+                problems.append(f"--{name.replace('_', '-')} must be a finite number, got {v!r}")
+        if not 0 <= self.n_layers_d <= 10:  # 3·2^11 px would exceed MAX_SIDE; min_size needs it bounded
+            problems.append(f"n_layers_d (the discriminator's stride-2 layers) must be 0..10, got {self.n_layers_d}")
+        if problems:  # the checks below would compare NaN/inf and let them through
+            raise CganError("; ".join(problems))
+        for name, value in (("--load-size", self.load_size), ("--size", self.size)):
+            if value > MAX_SIDE:
+                problems.append(f"{name} must be at most {MAX_SIDE} pixels (the largest frame side cgan "
+                                f"translates, {MAX_SIDE}x{MAX_SIDE}), got {value}")
+        if not 1 <= self.ndf <= 1024:
+            problems.append(f"--ndf must be 1..1024 (the discriminator's base width), got {self.ndf}")
         if self.preprocess not in PREPROCESS:
             problems.append(f"--preprocess must be one of {', '.join(PREPROCESS)}, got {self.preprocess!r}")
         if self.precision not in PRECISIONS:
@@ -87,7 +109,7 @@ class TrainConfig:
             problems.append(f"--load-size ({self.load_size}) must be at least --size ({self.size})")
         if self.preprocess in ("none", "scale_width") and self.batch_size > 1:
             problems.append(f"--preprocess {self.preprocess} keeps image sizes, which differ: use --batch-size 1")
-        for name in ("epochs", "epochs_decay", "workers", "pool_size", "n_layers_d"):
+        for name in ("epochs", "epochs_decay", "workers", "pool_size"):
             if getattr(self, name) < 0:
                 problems.append(f"--{name.replace('_', '-')} must be >= 0")
         for name in ("batch_size", "keep", "log_every"):
@@ -142,6 +164,14 @@ class TrainConfig:
 
     def replace(self, **changes: Any) -> "TrainConfig":
         return dataclasses.replace(self, **changes)
+
+
+def _finite(value: Any) -> bool:
+    """math.isfinite, with an int too large for a float (1e400 written as an integer) counting as not finite."""
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
 
 
 def architecture_changes(saved: TrainConfig, new: dict[str, Any]) -> list[str]:

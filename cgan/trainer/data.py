@@ -38,7 +38,10 @@ def read_rgb(path: str | os.PathLike) -> np.ndarray | None:
         return None
     if data.size == 0:
         return None
-    img = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+    try:
+        img = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+    except cv2.error:  # e.g. a tiny PNG whose header claims 100000x100000 (over CV_IO_MAX_IMAGE_PIXELS) raises
+        return None
     if img is None or img.size == 0:
         return None
     if img.dtype == np.uint16:

@@ -127,11 +127,15 @@ def infer_spec(state: dict[str, torch.Tensor]) -> GeneratorSpec:
     except (KeyError, IndexError, AttributeError):
         raise IntegrityError("not a ResNet generator checkpoint: no 'model.1.weight' "
                              "(expected the official ResnetGenerator layout)") from None
-    block_ids = sorted({int(k.split(".")[1]) for k in state if ".conv_block." in k and k.startswith("model.")})
+    try:
+        block_ids = sorted({int(k.split(".")[1]) for k in state if ".conv_block." in k and k.startswith("model.")})
+        last = max(int(k.split(".")[1]) for k in state if k.startswith("model.") and k.endswith(".weight"))
+    except ValueError:  # a key like model.x.conv_block.1.weight: not the official layout
+        raise IntegrityError("not a ResNet generator checkpoint: keys not in the official ResnetGenerator layout "
+                             "(model.N.…)") from None
     if not block_ids:
         raise IntegrityError("not a ResNet generator checkpoint: no residual blocks (model.N.conv_block.*)")
     dropout = any(".conv_block.6.weight" in k for k in state)
-    last = max(int(k.split(".")[1]) for k in state if k.startswith("model.") and k.endswith(".weight"))
     try:
         out_ch = int(state[f"model.{last}.weight"].shape[0])
     except (KeyError, IndexError, AttributeError):

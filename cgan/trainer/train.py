@@ -35,7 +35,7 @@ from cgan.trainer.data import ResumableSampler, Transform, UnalignedDataset, lis
 from cgan.trainer.losses import cycle_loss, gan_loss, identity_loss
 from cgan.trainer.networks import build_discriminator, build_generator
 from cgan.trainer.pool import ImagePool
-from cgan.trainer.weights import load_generator, save_pair
+from cgan.trainer.weights import check_pair_out, load_generator, save_pair
 
 log = logging.getLogger(__name__)
 
@@ -675,7 +675,17 @@ def export_pair(run_dir: str | os.PathLike, checkpoint: str | os.PathLike | None
     from cgan.spec import PairSpec
 
     run_dir = Path(run_dir)
-    path = Path(checkpoint) if checkpoint else ckpt.latest_checkpoint(run_dir)
+    if not checkpoint and not run_dir.is_dir():
+        raise CganError(f"run folder {run_dir} does not exist: give the folder of a cgan-train run (OUT/NAME)")
+    own = run_dir / "pair"
+    out = Path(out) if out else own
+    run = str(run_dir.resolve())
+    if out.resolve() != own.resolve():  # the run's own pair/ is rewritten freely (it is the run's output)
+        check_pair_out(out, lambda prov: prov.get("source") == "cgan-train" and prov.get("run") == run,
+                       "export-pair")
+    path = Path(checkpoint) if checkpoint else ckpt.latest_checkpoint(
+        run_dir, "nothing to export; train the run until it saves one (each epoch's end, --save-every-steps, or "
+                 "a Ctrl-C), or give --checkpoint FILE")
     state = ckpt.load_checkpoint(path)
     try:
         spec = PairSpec.from_dict(state["spec"])
@@ -685,8 +695,7 @@ def export_pair(run_dir: str | os.PathLike, checkpoint: str | os.PathLike | None
                              f"use another --checkpoint") from None
     info = dict(state.get("info") or {})
     info["checkpoint"] = path.name
-    return save_pair(Path(out) if out else run_dir / "pair", spec, nets,
-                     dtype, training=info, provenance={"source": "cgan-train", "run": str(run_dir.resolve())})
+    return save_pair(out, spec, nets, dtype, training=info, provenance={"source": "cgan-train", "run": run})
 
 
 # ---- logs: CSV always, TensorBoard when installed, PNG sample grids ---------------------------------

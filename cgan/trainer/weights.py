@@ -8,13 +8,13 @@ from __future__ import annotations
 import contextlib
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 
 from cgan._files import atomic_path, ensure_writable_dir, sha256_file
 from cgan.errors import CganError, IntegrityError
-from cgan.pairs import Pair, load_pair, write_pair_json
+from cgan.pairs import MANIFEST_JSON, PAIR_JSON, Pair, load_pair, write_pair_json
 from cgan.spec import GeneratorSpec, PairSpec
 from cgan.trainer.networks import ResnetGenerator, build_generator, clean_state_dict, infer_spec
 
@@ -50,6 +50,31 @@ def save_pair(folder: str | os.PathLike, spec: PairSpec, states: dict[str, dict[
     for stale in {"G", "F"} - set(states):  # a single-direction pair must not keep an old file around
         (folder / f"{stale}.safetensors").unlink(missing_ok=True)
     return folder
+
+
+def check_pair_out(out: str | os.PathLike, rewrites: Callable[[dict[str, Any]], bool], command: str) -> None:
+    """Refuse an --out that a new pair would damage: an export folder (its manifest.json would sit beside a
+    pair.json that hides it), the pair copy inside an export, or a folder holding another pair (its weights
+    would be replaced). A pair for which `rewrites(provenance)` is true is the same thing written again (a
+    re-export of the same run, a re-import of the same files) and may be replaced."""
+    from cgan._files import read_json
+
+    out = Path(out)
+    if (out / MANIFEST_JSON).is_file():
+        raise CganError(f"--out {out} is an export folder ({MANIFEST_JSON}); a pair written there would hide the "
+                        f"export: choose a new folder")
+    if out.name == "pair" and (out.parent / MANIFEST_JSON).is_file():
+        raise CganError(f"--out {out} is the pair copy inside the export {out.parent}; replacing it would leave the "
+                        f"export inconsistent: choose a new folder")
+    if (out / PAIR_JSON).is_file():
+        try:
+            meta = read_json(out / PAIR_JSON, PAIR_JSON)
+        except CganError:
+            meta = None
+        prov = meta.get("provenance") if isinstance(meta, dict) else None
+        if not (isinstance(prov, dict) and rewrites(prov)):
+            raise CganError(f"--out {out} already holds another pair ({PAIR_JSON}), which {command} would replace: "
+                            f"choose a new folder")
 
 
 def _compact(spec: PairSpec) -> str:
@@ -118,11 +143,31 @@ def read_official(path: str | os.PathLike) -> dict[str, torch.Tensor]:
         obj = obj["state_dict"]
     if not isinstance(obj, dict) or not obj or not all(isinstance(v, torch.Tensor) for v in obj.values()):
         raise IntegrityError(f"{p} does not hold a generator state_dict (a dict of tensors)")
+    if not all(isinstance(k, str) for k in obj):
+        raise IntegrityError(f"{p} does not hold a generator state_dict (its keys are not all names)")
     return clean_state_dict(obj)
+
+
+def _check_dense_float(state: dict[str, torch.Tensor], source: str) -> None:
+    """Refuse tensors a generator's weights never are, before anything reads their data or storage: sparse or
+    other non-strided layouts (whose storage cannot even be asked for), quantized, nested, and non-float ones."""
+    for k, v in state.items():
+        if not isinstance(v, torch.Tensor):
+            raise IntegrityError(f"{source} is not an official ResnetGenerator checkpoint ({k!r} is not a tensor)")
+        if v.layout != torch.strided or v.is_nested:
+            why = f"{k} is a {str(v.layout).replace('torch.', '')} tensor, not a dense one"
+        elif v.is_quantized:
+            why = f"{k} is a quantized tensor ({str(v.dtype).replace('torch.', '')})"
+        elif not v.is_floating_point():
+            why = f"{k} holds {str(v.dtype).replace('torch.', '')} values, not floating point weights"
+        else:
+            continue
+        raise IntegrityError(f"{source} is not an official ResnetGenerator checkpoint ({why})")
 
 
 def official_to_generator(state: dict[str, torch.Tensor], source: str = "checkpoint") -> tuple[GeneratorSpec, dict]:
     """Infer the spec from an official state_dict and check it loads strictly into our generator."""
+    _check_dense_float(state, source)
     spec = infer_spec(state)
     # Check sizes before building: a small hostile file can declare a huge network (64 blocks, ngf 1024 = ~78 GB)
     # by its key layout alone, or by stride-0 views whose shapes are large but whose stored data is one number.
@@ -154,6 +199,7 @@ def import_official(g_path: str | os.PathLike | None, f_path: str | os.PathLike 
         spec, state = official_to_generator(read_official(path), str(path))
         states[gen], specs[gen] = state, spec
         sources[gen] = {"file": Path(path).name, "sha256": sha256_file(path)}
+    check_pair_out(out, lambda prov: _same_import(prov, sources), "import-official")
     if len(specs) == 2 and specs["G"] != specs["F"]:
         raise IntegrityError(f"the two checkpoints have different architectures ({specs['G']} vs {specs['F']}); "
                              f"import them as two single-direction pairs")
@@ -161,3 +207,14 @@ def import_official(g_path: str | os.PathLike | None, f_path: str | os.PathLike 
     prov = {"source": "official-checkpoint", "files": sources}
     prov.update(provenance or {})
     return save_pair(out, spec, states, dtype, training={}, provenance=prov)
+
+
+def _same_import(provenance: dict[str, Any], sources: dict[str, dict[str, str]]) -> bool:
+    """True when a pair was imported from the same official files (same generators, same sha256): importing
+    them again (other domain names or dtype) replaces nothing that would be lost."""
+    if provenance.get("source") not in ("official-checkpoint", "official-pretrained"):
+        return False
+    files = provenance.get("files")
+    if not isinstance(files, dict) or set(files) != set(sources):
+        return False
+    return all(isinstance(files[g], dict) and files[g].get("sha256") == sources[g]["sha256"] for g in sources)

@@ -1,0 +1,252 @@
+"""Bad user input to cgan-train and its readers: one line, a non-zero exit, no traceback, nothing written.
+
+Hostile tensors in official checkpoints, decompression-bomb images, NaN/inf and out-of-range options, overlong
+domain names, and --out folders that export-pair / import-official would damage.
+"""
+from __future__ import annotations
+
+import hashlib
+import math
+import struct
+import zlib
+from pathlib import Path
+
+import pytest
+import torch
+from _helpers_export import TINY, official_bytes, tiny_states
+from _helpers_trainer import make_dataset, tiny_config
+
+from cgan._cli import run
+from cgan.errors import CganError, IntegrityError
+from cgan.pairs import load_pair
+from cgan.trainer.cli import cli
+from cgan.trainer.config import MAX_SIDE, TrainConfig
+
+SMOKE = ["--size", "32", "--ngf", "4", "--blocks", "1", "--max-steps", "2", "--device", "cpu", "--workers", "0",
+         "-q"]
+
+
+def one_line(capsys, code: int, expected: int, *needles: str) -> str:
+    err = capsys.readouterr().err
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert code == expected, err
+    assert "Traceback" not in err and lines and lines[-1].startswith("error: "), err
+    assert len([ln for ln in lines if ln.startswith("error:")]) == 1, err
+    for n in needles:
+        assert n in lines[-1], lines[-1]
+    return lines[-1]
+
+
+def tree(folder: Path) -> dict[str, str]:
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def bomb_png(path: Path) -> Path:
+    """69 bytes whose header says 100000x100000: OpenCV raises (CV_IO_MAX_IMAGE_PIXELS) instead of returning None."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 100000, 100000, 8, 2, 0, 0, 0))
+                     + chunk(b"IDAT", zlib.compress(b"\0" * 49)) + chunk(b"IEND", b""))
+    return path
+
+
+@pytest.fixture
+def data(tmp_path):
+    return make_dataset(tmp_path / "data")
+
+
+# ---- 1. official checkpoints holding tensors no generator has ----------------------------------------------
+def _quantized(v):
+    return torch.quantize_per_tensor(v.float(), 0.1, 0, torch.qint8)
+
+
+HOSTILE_TENSORS = {
+    "sparse_coo": lambda v: v.to_sparse(),
+    "sparse_csr": lambda v: v.reshape(v.shape[0], -1).to_sparse_csr(),
+    "quantized": _quantized,
+    "int64": lambda v: v.long(),
+    "bool": lambda v: v > 0,
+    "complex": lambda v: v.to(torch.complex64),
+}
+
+
+@pytest.mark.filterwarnings("ignore")
+@pytest.mark.parametrize("kind", sorted(HOSTILE_TENSORS))
+def test_import_official_refuses_sparse_quantized_and_non_float_tensors(tmp_path, capsys, kind):
+    from cgan.trainer.weights import official_to_generator, read_official
+
+    state = dict(tiny_states()["G"])
+    state["model.1.weight"] = HOSTILE_TENSORS[kind](state["model.1.weight"])
+    path = tmp_path / f"{kind}.pth"
+    torch.save(state, path)
+    code = run(cli, ["import-official", str(path), "--out", str(tmp_path / "out")])
+    one_line(capsys, code, 3, f"{kind}.pth", "model.1.weight")
+    assert not (tmp_path / "out").exists()
+    # the pretrained download's check goes through the same converter
+    with pytest.raises(IntegrityError, match="model.1.weight"):
+        official_to_generator(read_official(path), "x.pth")
+
+
+def test_import_official_refuses_odd_keys(tmp_path, capsys):
+    good = tiny_states()["G"]
+    odd = {"int key": {**good, 7: good["model.1.bias"]},
+           "bad index": {**good, "model.x.conv_block.1.weight": torch.zeros(1)}}
+    for name, state in odd.items():
+        torch.save(state, tmp_path / "odd.pth")
+        code = run(cli, ["import-official", str(tmp_path / "odd.pth"), "--out", str(tmp_path / "out")])
+        one_line(capsys, code, 3)
+        assert not (tmp_path / "out").exists(), name
+
+
+# ---- 2. an image header claiming 100000x100000 ------------------------------------------------------------
+def test_decompression_bomb_png_is_an_unreadable_image_everywhere(tmp_path, data, capsys):
+    from cgan.benchmarks.quality import load_rgb
+    from cgan.export.parity import photo
+    from cgan.trainer.data import list_images, read_rgb
+
+    bomb = bomb_png(data / "trainA" / "bomb.png")
+    assert read_rgb(bomb) is None
+    assert bomb not in list_images(data / "trainA", "X")
+    with pytest.raises(CganError, match="cannot read parity image"):  # cgan-export --parity-image bomb.png
+        photo(bomb, 32, 32)
+    with pytest.raises(CganError, match="cannot read image"):  # cgan-eval's test photos
+        load_rgb(bomb)
+    # cgan-train skips it with the usual warning and trains on the others
+    code = run(cli, ["--data", str(data), "--out", str(tmp_path / "runs"), "--name", "b", *SMOKE])
+    assert code == 0, capsys.readouterr().err
+    assert load_pair(tmp_path / "runs" / "b" / "pair").meta["training"]["steps"] == 2
+
+
+# ---- 3-6. training options ----------------------------------------------------------------------------------
+@pytest.mark.parametrize("argv,needle", [
+    (["--lambda-cycle", "nan"], "--lambda-cycle"),
+    (["--lambda-identity", "inf"], "--lambda-identity"),
+    (["--lr", "inf"], "--lr"),
+    (["--lr", "nan"], "--lr"),
+    (["--beta1", "nan"], "--beta1"),
+    (["--lambda-cycle", "-inf"], "--lambda-cycle"),
+    (["--ndf", "0"], "--ndf"),
+    (["--ndf", "-1"], "--ndf"),
+    (["--ndf", "100000"], "--ndf"),
+    (["--load-size", "100000"], f"at most {MAX_SIDE}"),
+    (["--size", "100000", "--load-size", "100000"], "--size must be at most"),
+    (["--domains", "a" * 300 + ",y"], "too long"),
+    (["--domains", "é" * 40 + ",y"], "too long"),
+])
+def test_bad_training_options_are_one_line_and_write_nothing(tmp_path, data, capsys, argv, needle):
+    code = run(cli, ["--data", str(data), "--out", str(tmp_path / "runs"), "--name", "t", *SMOKE, *argv])
+    one_line(capsys, code, 2, needle)
+    assert not (tmp_path / "runs" / "t").exists()
+
+
+def test_every_float_field_of_the_config_must_be_finite(tmp_path, data):
+    floats = [f for f, v in TrainConfig.__dataclass_fields__.items() if "float" in str(v.type)]
+    assert set(floats) == {"lr", "beta1", "lambda_cycle", "lambda_identity", "time_budget"}
+    for name in floats:
+        for bad in (math.nan, math.inf, -math.inf):
+            with pytest.raises(CganError, match=f"--{name.replace('_', '-')} must be a finite number"):
+                tiny_config(data, tmp_path, **{name: bad})
+    # config.json / a checkpoint: an integer too large for a float is refused the same way, not an OverflowError
+    d = tiny_config(data, tmp_path).to_dict()
+    with pytest.raises(CganError, match="--lr must be a finite number"):
+        TrainConfig.from_dict({**d, "lr": 10 ** 400})
+
+
+def test_architecture_and_size_fields_are_bounded(tmp_path, data):
+    for kw in ({"ndf": 0}, {"ndf": 1025}, {"n_layers_d": -1}, {"n_layers_d": 11}, {"n_layers_d": 10 ** 6},
+               {"size": MAX_SIDE + 4, "load_size": MAX_SIDE + 4}, {"load_size": MAX_SIDE + 1}):
+        with pytest.raises(CganError):
+            tiny_config(data, tmp_path, **kw)
+    ok = tiny_config(data, tmp_path, size=MAX_SIDE, load_size=MAX_SIDE, ndf=1, n_layers_d=0)
+    assert ok.size == MAX_SIDE
+
+
+def test_domain_names_are_bounded():
+    from cgan.spec import MAX_DOMAIN_BYTES, PairSpec
+
+    assert PairSpec(TINY, "a" * MAX_DOMAIN_BYTES, "b").domain_x == "a" * MAX_DOMAIN_BYTES
+    for bad in ("a" * (MAX_DOMAIN_BYTES + 1), "é" * (MAX_DOMAIN_BYTES // 2 + 1), "a/b", "a b", "", 7):
+        with pytest.raises(CganError, match="domain name"):
+            PairSpec(TINY, bad, "b")
+
+
+# ---- 7-8. export-pair / import-official --out, and export-pair's advice -------------------------------------
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    from cgan.trainer.train import train
+
+    root = tmp_path_factory.mktemp("trained")
+    data = make_dataset(root / "data")
+    a = train(tiny_config(data, root / "runs", max_steps=1), progress=False)
+    b = train(tiny_config(data, root / "runs", name="other", max_steps=1), progress=False)
+    return a, b
+
+
+def _fake_export(folder: Path, pair: Path) -> Path:
+    """An export folder as far as the --out checks look: manifest.json and its pair/ copy."""
+    import shutil
+
+    folder.mkdir()
+    (folder / "manifest.json").write_text('{"format": "cgan.export"}')
+    shutil.copytree(pair, folder / "pair")
+    return folder
+
+
+def test_export_pair_refuses_an_out_holding_an_export_or_another_pair(tmp_path, trained, capsys):
+    run_a, run_b = trained
+    export = _fake_export(tmp_path / "export", run_a / "pair")
+    official = tmp_path / "official"
+    (tmp_path / "G.pth").write_bytes(official_bytes())
+    assert run(cli, ["import-official", str(tmp_path / "G.pth"), "--out", str(official)]) == 0
+    for out, needle in ((export, "export folder"), (export / "pair", "inside the export"),
+                        (official, "another pair"), (run_b / "pair", "another pair")):
+        before = tree(out)
+        code = run(cli, ["export-pair", str(run_a), "--out", str(out)])
+        one_line(capsys, code, 2, needle, "choose a new folder")
+        assert tree(out) == before
+    # re-exporting the same run is fine: into its own pair/ (after more training) and into an earlier --out
+    for out in (run_a / "pair", tmp_path / "mine", tmp_path / "mine"):
+        assert run(cli, ["export-pair", str(run_a), "--out", str(out)]) == 0, capsys.readouterr().err
+    assert run(cli, ["export-pair", str(run_a)]) == 0, capsys.readouterr().err
+
+
+def test_import_official_refuses_an_out_holding_an_export_or_another_pair(tmp_path, trained, capsys):
+    run_a, _ = trained
+    trained_pair = tmp_path / "trained_pair"
+    assert run(cli, ["export-pair", str(run_a), "--out", str(trained_pair)]) == 0
+    export = _fake_export(tmp_path / "export", trained_pair)
+    g, other = tmp_path / "G.pth", tmp_path / "G2.pth"
+    g.write_bytes(official_bytes(0))
+    other.write_bytes(official_bytes(1))
+    imported = tmp_path / "imported"
+    assert run(cli, ["import-official", str(g), "--out", str(imported)]) == 0
+    for out, source, needle in ((trained_pair, g, "another pair"), (export, g, "export folder"),
+                                (export / "pair", g, "inside the export"), (imported, other, "another pair")):
+        before = tree(out)
+        code = run(cli, ["import-official", str(source), "--out", str(out)])
+        one_line(capsys, code, 2, needle, "choose a new folder")
+        assert tree(out) == before
+    assert sorted(load_pair(trained_pair).files) == ["F", "G"]
+    # importing the same file again (here with domain names) rewrites that import
+    assert run(cli, ["import-official", str(g), "--out", str(imported), "--domains", "a,b"]) == 0
+    assert load_pair(imported).spec.name == "a2b"
+
+
+def test_export_pair_of_a_missing_or_empty_run_gives_export_advice(tmp_path, capsys):
+    code = run(cli, ["export-pair", str(tmp_path / "runs" / "nonexistent")])
+    line = one_line(capsys, code, 2, "does not exist")
+    assert "--resume" not in line
+    (tmp_path / "runs" / "empty").mkdir(parents=True)
+    code = run(cli, ["export-pair", str(tmp_path / "runs" / "empty")])
+    line = one_line(capsys, code, 2, "nothing to export", "--checkpoint")
+    assert "--resume" not in line
+    assert not (tmp_path / "runs" / "empty" / "pair").exists()
+
+
+def test_trainer_max_side_matches_the_runtimes_largest_frame():
+    from cgan.runtime.frames import DEFAULT_MAX_PIXELS
+    from cgan.trainer.config import MAX_SIDE
+
+    assert MAX_SIDE * MAX_SIDE == DEFAULT_MAX_PIXELS
