@@ -250,3 +250,14 @@ def test_trainer_max_side_matches_the_runtimes_largest_frame():
     from cgan.trainer.config import MAX_SIDE
 
     assert MAX_SIDE * MAX_SIDE == DEFAULT_MAX_PIXELS
+
+
+def test_thousands_of_threads_are_refused_before_torch_crashes(tmp_path):
+    """--threads 100000 ended cgan-train with a segmentation fault (exit 139)."""
+    from _helpers_trainer import make_dataset, tiny_config
+    from cgan.errors import CganError
+    from cgan.trainer.train import train
+
+    root = make_dataset(tmp_path / "d", n_x=2, n_y=2)
+    with pytest.raises(CganError, match="--threads 100000 is more than 4 per logical core"):
+        train(tiny_config(root, tmp_path / "r", threads=100000, max_steps=1), progress=False)

@@ -328,6 +328,10 @@ def _train(cfg: TrainConfig, resume: bool, progress: bool, reset_schedule: bool,
     rank = int(os.environ.get("RANK", "0"))
     device = resolve_device(cfg.device)
     if cfg.threads:
+        most = max(64, 4 * (os.cpu_count() or 1))
+        if cfg.threads > most:  # thousands of threads crashed torch (segmentation fault)
+            raise CganError(f"--threads {cfg.threads} is more than 4 per logical core of this machine "
+                            f"({os.cpu_count() or 1}): use at most {most}")
         torch.set_num_threads(cfg.threads)
     if world > 1:
         import torch.distributed as dist
