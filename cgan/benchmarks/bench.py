@@ -25,6 +25,7 @@ from typing import Any, Callable
 import numpy as np
 
 from cgan.benchmarks import sol
+from cgan.benchmarks.checks import MAX_BATCH, check_batch, check_int, check_seconds
 from cgan.benchmarks.report import RESULT_FORMAT, RESULT_VERSION, empty_row
 from cgan.benchmarks.runners import (BACKENDS, CPU_BACKENDS, GPU_BACKENDS, MemoryProbe, OfficialBaseline, Runner,
                                      TranslatorRunner, _device_used_mb, _rss_mb, backend_device,
@@ -42,11 +43,20 @@ SIZE_ALIASES: dict[str, tuple[int, int]] = {
 DEFAULT_SIZES = ((256, 256), (480, 856), (720, 1280), (1080, 1920))
 PRECISIONS = ("fp32", "fp16")
 BASELINE = "baseline"
+#: The smallest side a row may have. The generator alone takes 8: its first 7x7 convolution reflection-pads by 3
+#: (a side must be > 3, so >= 4 as a multiple of 4), then two stride-2 convolutions quarter the side and every
+#: residual block reflection-pads by 1 (a quarter side must be > 1: >= 2, so the side >= 8). But the runtime
+#: (cgan.runtime.frames.MIN_SIDE) pads sides under 16 before its generator and crops back, so a Translator row
+#: at 8 or 12 would compute something else than the reference and report ~75 levels of "error": 16 it is.
+MIN_SIDE = 16
+#: sides must be multiples of this (two stride-2 downsamplings, undone by two stride-2 transposed convolutions)
+SIZE_MULTIPLE = 4
 
 
 # ---- parsing (shared with the CLI) ---------------------------------------------------------------------
-def parse_size(text: str, multiple: int = 4) -> tuple[int, int]:
-    """'720p' | '256' | 'HxW' (height first, e.g. 480x856) -> (height, width), both multiples of `multiple`."""
+def parse_size(text: str, multiple: int = SIZE_MULTIPLE, min_side: int = MIN_SIDE) -> tuple[int, int]:
+    """'720p' | '256' | 'HxW' (height first, e.g. 480x856) -> (height, width), both multiples of `multiple` and
+    at least `min_side`."""
     t = str(text).strip().lower()
     if t in SIZE_ALIASES:
         return SIZE_ALIASES[t]
@@ -54,9 +64,13 @@ def parse_size(text: str, multiple: int = 4) -> tuple[int, int]:
     if not m:
         raise CganError(f"bad size {text!r}: use HEIGHTxWIDTH (e.g. 480x856) or one of {', '.join(SIZE_ALIASES)}")
     h, w = int(m.group(1)), int(m.group(2))
-    if h < multiple or w < multiple or h % multiple or w % multiple:
-        hint = f"{max(multiple, round(h / multiple) * multiple)}x{max(multiple, round(w / multiple) * multiple)}"
-        raise CganError(f"bad size {text!r}: height and width must be multiples of {multiple} (try {hint})")
+    if h < min_side or w < min_side or h % multiple or w % multiple:
+        def fix(v: int) -> int:
+            return max(min_side, round(v / multiple) * multiple)
+
+        hint = f"{fix(h)}x{fix(w)}"
+        raise CganError(f"bad size {text!r}: height and width must be multiples of {multiple} and at least "
+                        f"{min_side} (try {hint})")
     if h * w > 8192 * 8192:
         raise CganError(f"bad size {text!r}: larger than 8192x8192")
     return h, w
@@ -117,8 +131,8 @@ def parse_batches(text: str) -> tuple[int, ...]:
         out = tuple(int(p) for p in parse_list(text))
     except ValueError:
         raise CganError(f"bad --batch {text!r}: use positive integers, e.g. 1,4") from None
-    if not out or any(b < 1 or b > 256 for b in out):
-        raise CganError(f"bad --batch {text!r}: use integers 1..256, e.g. 1,4")
+    if not out or any(b < 1 or b > MAX_BATCH for b in out):
+        raise CganError(f"bad --batch {text!r}: use integers 1..{MAX_BATCH}, e.g. 1,4")
     return tuple(dict.fromkeys(out))
 
 
@@ -235,16 +249,27 @@ class BenchConfig:
     budget_s: float | None = None      # rows that would start after this many seconds of the run are skipped
 
     def __post_init__(self) -> None:
-        if self.warmup < 0 or self.iters < 1:
-            raise CganError("--warmup must be >= 0 and --iters >= 1")
-        if self.seconds is not None and self.seconds <= 0:
-            raise CganError("--seconds must be > 0")
-        if self.threads is not None and self.threads < 1:
-            raise CganError("--threads must be >= 1")
-        if self.budget_s is not None and self.budget_s <= 0:
-            raise CganError("--budget must be > 0 seconds")
+        check_int(self.warmup, "--warmup", 0)
+        check_int(self.iters, "--iters", 1)
+        # NaN and infinity pass every `x <= 0` test, and a row timed for --seconds inf never ends
+        self.seconds = check_seconds(self.seconds, "--seconds")
+        if self.threads is not None:
+            check_int(self.threads, "--threads", 1, 4096)
+        self.budget_s = check_seconds(self.budget_s, "--budget")
         if self.device not in (None, "cpu", "cuda"):
             raise CganError(f"unknown device {self.device!r}: use cuda or cpu")
+        if not self.batches:
+            raise CganError("no --batch given: use e.g. 1,4")
+        for b in self.batches:
+            check_batch(b)
+        if not self.sizes:
+            raise CganError("--sizes is empty: give e.g. 256x256,720p")
+        for h, w in (*self.sizes, *([self.e2e_size] if self.e2e else [])):
+            parse_size(f"{h}x{w}")  # the same limits as the command line (Python callers pass tuples)
+        if self.e2e:
+            check_int(self.e2e_frames, "--e2e-frames", 1, 100_000)
+        if self.source is None:  # the random generator: 1..64 blocks, ngf 1..1024, one line otherwise
+            GeneratorSpec(blocks=self.blocks, ngf=self.ngf)
 
     def public(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
@@ -615,14 +640,45 @@ def run_train(options: dict[str, Any]) -> dict[str, Any]:
     from cgan.benchmarks.env import collect_env
     from cgan.benchmarks.train_speed import run_train_bench
 
-    kwargs = dict(size=options.get("size") or 256, ngf=options.get("ngf") or 64, blocks=options.get("blocks") or 9,
-                  batch=options.get("batch") or 1, device=options.get("device") or "auto",
-                  steps=options.get("iters") or 20, warmup=options.get("warmup") if options.get("warmup") is not None else 5,
-                  threads=options.get("threads"))
+    kwargs = train_options(options)
     raw = run_train_bench(**kwargs)
     rows = [train_row(r, kwargs["batch"], kwargs["size"]) for r in raw["rows"]]
     return {"format": RESULT_FORMAT, "version": RESULT_VERSION, "kind": "train", "env": collect_env(),
             "config": {"options": kwargs, "trainer_env": raw.get("env", {})}, "rows": rows}
+
+
+#: run_train's options when not given (None); a given value is checked, never replaced (`--size 0` used to
+#: run at 256x256 through `size or 256`)
+TRAIN_DEFAULTS = {"size": 256, "ngf": 64, "blocks": 9, "batch": 1, "device": "auto", "iters": 20, "warmup": 5,
+                  "threads": None}
+
+
+def train_options(options: dict[str, Any]) -> dict[str, Any]:
+    """run_train's options (cgan-bench train's names) -> run_train_bench's keyword arguments, every value
+    checked up front with a one-line CganError naming the option (before torch is imported)."""
+    o = {k: (options.get(k) if options.get(k) is not None else d) for k, d in TRAIN_DEFAULTS.items()}
+    check_int(o["iters"], "--iters", 1, 1_000_000)
+    check_int(o["warmup"], "--warmup", 0, 1_000_000)
+    check_batch(o["batch"])
+    if o["threads"] is not None:
+        check_int(o["threads"], "--threads", 1, 4096)
+    if o["device"] not in ("auto", "cpu", "cuda"):
+        raise CganError(f"unknown --device {o['device']!r}: use cuda or cpu")
+    from cgan.trainer.config import TrainConfig
+
+    min_size = TrainConfig(name="bench").min_size
+    check_int(o["size"], "--size", min_size, 4096,
+              hint=f" (the discriminator needs at least {min_size}; the generator a multiple of 4)")
+    if o["size"] % SIZE_MULTIPLE:
+        fixed = max(min_size, round(o["size"] / SIZE_MULTIPLE) * SIZE_MULTIPLE)
+        raise CganError(f"--size must be a multiple of {SIZE_MULTIPLE} (the generator downsamples twice), got "
+                        f"{o['size']}: try {fixed}")
+    GeneratorSpec(blocks=o["blocks"], ngf=o["ngf"])  # --blocks 1..64, --ngf 1..1024
+    # the trainer's own checks of what is left (one line too), before any configuration starts
+    TrainConfig(name="bench", size=o["size"], load_size=o["size"], ngf=o["ngf"], blocks=o["blocks"],
+                batch_size=o["batch"], threads=o["threads"], device=o["device"])
+    return dict(size=o["size"], ngf=o["ngf"], blocks=o["blocks"], batch=o["batch"], device=o["device"],
+                steps=o["iters"], warmup=o["warmup"], threads=o["threads"])
 
 
 def train_row(r: dict[str, Any], batch: int, size: int) -> dict[str, Any]:

@@ -7,27 +7,28 @@
     cgan-bench train --iters 20 --json train.json
     cgan-bench profile --device cuda --size 720p --compile --json profile.json   # where the time goes
 
-Sizes are HEIGHTxWIDTH (multiples of 4) or 256, 480p (=480x856), 720p, 1080p. Only thin parsing lives here:
+Sizes are HEIGHTxWIDTH (multiples of 4, at least 16) or 256, 480p (=480x856), 720p, 1080p. Every option and
+output path is checked before any work (cgan.benchmarks.checks). Only thin parsing lives here:
 everything is `cgan.benchmarks.bench.run_bench(BenchConfig(...))` / `run_train(...)`.
 """
 from __future__ import annotations
 
 import functools
 import sys
-from pathlib import Path
 from typing import Any
 
 import click
 
 from cgan._cli import entry
+from cgan.benchmarks.checks import check_batch, check_int, check_outputs, check_positive_float
 from cgan.errors import CganError
 
 
 def _outputs(f):
-    @click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Write the full result here.")
-    @click.option("--history", type=click.Path(dir_okay=False),
+    @click.option("--json", "json_path", type=click.Path(), help="Write the full result here.")
+    @click.option("--history", type=click.Path(),
                   help="Append one line per run to this JSONL file (e.g. benchmarks/history.jsonl).")
-    @click.option("--plot", "plot_path", type=click.Path(dir_okay=False),
+    @click.option("--plot", "plot_path", type=click.Path(),
                   help="Write a PNG: latency by resolution per backend, and fps over the history.")
     @click.option("-q", "--quiet", is_flag=True, help="No per-row progress on stderr.")
     @functools.wraps(f)
@@ -102,9 +103,9 @@ def _checkpoint(json_path: str | None):
                    "(ort-cuda, tensorrt), e.g. torch-cuda+compile+graph. 'torch-steps' = torch-cuda, +graph, "
                    "+compile, +compile+graph (cpu: torch-cpu, +cl, +compile).")
 @click.option("--sizes", default="256x256,480p,720p,1080p", show_default=True,
-              help="Comma list of HEIGHTxWIDTH or 256, 480p (480x856), 720p, 1080p.")
+              help="Comma list of HEIGHTxWIDTH (multiples of 4, at least 16) or 256, 480p (480x856), 720p, 1080p.")
 @click.option("--precision", "precisions", default="fp32,fp16", show_default=True, help="fp32, fp16 or both.")
-@click.option("--batch", "batches", default="1,4", show_default=True, help="Comma list of batch sizes.")
+@click.option("--batch", "batches", default="1,4", show_default=True, help="Comma list of batch sizes (1..256).")
 @click.option("--warmup", type=int, default=3, show_default=True, help="Untimed calls before timing.")
 @click.option("--iters", type=int, default=20, show_default=True, help="Timed calls per row.")
 @click.option("--seconds", type=float, help="Time each row for this many seconds instead of --iters calls.")
@@ -149,9 +150,7 @@ def cli(ctx: click.Context, json_path, history, plot_path, quiet, **kw) -> None:
         e2e_frames=kw["e2e_frames"],
         e2e_size=parse_size(kw["e2e_size"]), e2e_backend=kw["e2e_backend"], workdir=kw["workdir"],
         rebuild=kw["rebuild"], note=kw["note"], budget_s=kw["budget_s"])
-    for p in (json_path, plot_path):
-        if p and not Path(p).parent.exists():
-            Path(p).parent.mkdir(parents=True, exist_ok=True)
+    check_outputs([("--json", json_path)], history=history, plot=plot_path)  # before any work, not after it
     result = run_bench(cfg, on_row=_progress(quiet), checkpoint=_checkpoint(json_path))
     emit(result, json_path, history, plot_path)
 
@@ -168,8 +167,10 @@ def cli(ctx: click.Context, json_path, history, plot_path, quiet, **kw) -> None:
 @_outputs
 def train_cmd(json_path, history, plot_path, quiet, **kw) -> None:
     """The trainer's iterations/s (cgan.benchmarks.train_speed), in cgan-bench's table and JSON format."""
-    from cgan.benchmarks.bench import run_train
+    from cgan.benchmarks.bench import run_train, train_options
 
+    train_options(kw)  # every value checked (one line) before the outputs and any work
+    check_outputs([("--json", json_path)], history=history, plot=plot_path)
     result = run_train(kw)
     emit(result, json_path, history, plot_path)
 
@@ -188,7 +189,7 @@ def train_cmd(json_path, history, plot_path, quiet, **kw) -> None:
 @click.option("--compile-mode", help="torch.compile mode (default: the backend's).")
 @click.option("--memory-format", type=click.Choice(["auto", "channels_last", "nchw"]), default="auto",
               show_default=True)
-@click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Write the breakdown here.")
+@click.option("--json", "json_path", type=click.Path(), help="Write the breakdown here.")
 def profile_cmd(pair, blocks, ngf, device, size, precision, batch, iters, warmup, compile_, compile_mode,
                 memory_format, json_path) -> None:
     """Where the time goes: the torch path's kernels grouped into convolution, instance norm, padding,
@@ -198,9 +199,15 @@ def profile_cmd(pair, blocks, ngf, device, size, precision, batch, iters, warmup
     from cgan.benchmarks.profile import format_profile, run_profile
     from cgan.pairs import cgan_home
 
+    height, width = parse_size(size)
+    check_batch(batch)
+    check_int(iters, "--iters", 1, 1_000_000)
+    check_int(warmup, "--warmup", 0, 1_000_000)
+    if compile_mode and not compile_:
+        raise CganError("--compile-mode needs --compile")
+    check_outputs([("--json", json_path)])
     device = device or default_device()
     precision = precision or ("fp16" if device == "cuda" else "fp32")
-    height, width = parse_size(size)
     source = pair or str(random_pair(cgan_home() / "bench" / f"random-b{blocks}-ngf{ngf}", blocks, ngf))
     opts = {"memory_format": memory_format}
     if compile_:
@@ -231,15 +238,21 @@ def profile_cmd(pair, blocks, ngf, device, size, precision, batch, iters, warmup
 @click.option("--opt-level", type=click.IntRange(0, 5), default=3, show_default=True)
 @click.option("--workspace-gb", type=float, help="Cap on the builder's scratch memory (default: the library's).")
 @click.option("--note", help="Free text stored in the JSON (e.g. the machine).")
-@click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Write the rows here.")
+@click.option("--json", "json_path", type=click.Path(), help="Write the rows here.")
 def engines_cmd(pair, blocks, ngf, trt_flavour, trt_target, shapes, batch, prepost, opt_level, workspace_gb, note,
                 json_path) -> None:
     """FP16 TensorRT / TensorRT-RTX engine build time and plan size per graph (G, F; NCHW and pre/post)."""
     from cgan._files import write_json_atomic
     from cgan.benchmarks.bench import random_pair
     from cgan.benchmarks.engines import format_engines, run_engine_builds
+    from cgan.export.tensorrt import make_profile
     from cgan.pairs import cgan_home
 
+    profile = make_profile(shapes, batch)  # sizes and batches checked before the random pair or any build
+    for b in profile.batch:
+        check_batch(b)
+    check_positive_float(workspace_gb, "--workspace-gb", maximum=1024)
+    check_outputs([("--json", json_path)])
     source = pair or str(random_pair(cgan_home() / "bench" / f"random-b{blocks}-ngf{ngf}", blocks, ngf))
     result = run_engine_builds(source, flavour=trt_flavour, target=trt_target, shapes=shapes, batch=batch,
                                prepost=prepost, opt_level=opt_level, workspace_gb=workspace_gb, note=note,

@@ -24,7 +24,10 @@ def run_engine_builds(source: str, *, flavour: str = "auto", target: str | None 
                       opt_level: int = 3, workspace_gb: float | None = None, note: str | None = None,
                       model: str | None = None) -> dict[str, Any]:
     """Export `source` with engines into a temporary folder; one row per engine built."""
+    from cgan.benchmarks.checks import check_positive_float
     from cgan.export.api import export_pair
+
+    check_positive_float(workspace_gb, "--workspace-gb", maximum=1024)  # inf would overflow in the builder
 
     with tempfile.TemporaryDirectory(prefix="cgan-bench-engines-") as tmp:
         t0 = time.perf_counter()

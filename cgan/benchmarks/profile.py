@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from cgan.benchmarks.checks import check_batch
 from cgan.errors import CganError
 
 #: (category, pattern on the lower-cased kernel / operator name); the first match wins
@@ -61,6 +62,7 @@ def run_profile(source: str, device: str, height: int, width: int, precision: st
         raise CganError("cgan-bench profile --device cuda: torch has no CUDA device here; use --device cpu")
     if iters < 1 or warmup < 0:
         raise CganError("--iters must be >= 1 and --warmup >= 0")
+    check_batch(batch)  # batch 0 used to reach np.stack([]) ("need at least one array to stack")
     opts = dict(opts or {})
     if opts.get("cuda_graph"):
         raise CganError("profile without CUDA graphs: a replayed graph hides its kernels")

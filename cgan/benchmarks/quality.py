@@ -493,6 +493,24 @@ def _device_name(device: str) -> str:
            f"{torch.get_num_threads()}"
 
 
+def check_eval_options(opts: EvalOptions) -> None:
+    """What cgan-eval can check before it loads anything: the device's name, the output paths (a folder, a file
+    in the way, an unwritable folder: found here, not after minutes of FID work), the clip, the counts."""
+    from cgan.benchmarks.checks import check_device_name, check_int, check_outputs
+
+    opts.device = check_device_name(opts.device)
+    check_outputs([("--json", opts.json_out), ("--grid", opts.grid_out)])
+    if opts.clip is not None and not Path(opts.clip).is_file():
+        raise CganError(f"--clip {opts.clip}: no such video file; pass an existing clip or --no-clip")
+    if opts.limit is not None:
+        check_int(opts.limit, "--limit", 2)
+    check_int(opts.grid_photos, "--grid-photos", 1, 8)
+    check_int(opts.psnr_photos, "--psnr-photos", 0, 100_000)
+    check_int(opts.kid_subsets, "--kid-subsets", 1, 100_000)
+    check_int(opts.kid_subset_size, "kid_subset_size", 2)
+    check_int(opts.batch, "batch", 1, 256)
+
+
 def evaluate(opts: EvalOptions, features: FeatureFn | None = None) -> dict[str, Any]:
     """Run the whole report; write --json / --grid if asked. `features` replaces the Inception (tests)."""
     import torch
@@ -501,11 +519,15 @@ def evaluate(opts: EvalOptions, features: FeatureFn | None = None) -> dict[str, 
     from cgan.trainer.weights import load_generator
 
     t_start = time.perf_counter()
+    check_eval_options(opts)
     data = Path(opts.data) if opts.data is not None else default_data_dir()
     if data is None:
         raise CganError("no data set: pass --data DIR holding testA/ and testB/ (summer2winter_yosemite)")
     if opts.device.startswith("cuda") and not torch.cuda.is_available():
         raise CganError(f"--device {opts.device} but torch sees no CUDA GPU here; use --device cpu")
+    if opts.device.startswith("cuda:") and int(opts.device[5:]) >= torch.cuda.device_count():
+        raise CganError(f"--device {opts.device} but torch sees {torch.cuda.device_count()} CUDA GPU(s) here "
+                        f"(cuda:0 to cuda:{torch.cuda.device_count() - 1})")
     resolved = resolve(opts.pair)
     pair = load_pair(resolved.folder if resolved.kind == "pair" else resolved.folder / "pair")
     nets = {g: load_generator(pair, g, device=opts.device) for g in ("G", "F")}

@@ -192,12 +192,13 @@ def append_history(path: str | os.PathLike, result: dict[str, Any]) -> Path:
 
 
 def read_history(path: str | os.PathLike) -> list[dict[str, Any]]:
-    """All runs in a history file, oldest first; lines that are not valid JSON are skipped."""
+    """All runs in a history file, oldest first; lines that are not valid JSON (or not UTF-8) are skipped. The
+    commands refuse a history file with such lines up front (cgan.benchmarks.checks.check_history_file)."""
     p = Path(path)
     if not p.is_file():
         return []
     runs = []
-    for line in p.read_text(encoding="utf-8").splitlines():
+    for line in p.read_text(encoding="utf-8", errors="replace").splitlines():
         try:
             obj = json.loads(line)
         except json.JSONDecodeError:
