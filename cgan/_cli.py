@@ -1,6 +1,7 @@
 """Shared plumbing for the thin click CLIs: user mistakes become one line on stderr and a non-zero exit."""
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import sys
@@ -31,30 +32,48 @@ def run(command: click.Command, argv: list[str] | None = None) -> int:
         return e.exit_code
     except click.exceptions.Exit as e:
         return e.exit_code
-    except (OSError, MemoryError) as e:
+    except (OSError, MemoryError) as e:  # (a closed pipe, `cgan-bench | head`, click ends quietly itself)
         # what the machine refused (a path too long, a folder where a file goes, no permission, no space, no
-        # memory) when no check caught it first: one line too; CGAN_DEBUG=1 shows the traceback
-        if os.environ.get("CGAN_DEBUG"):
+        # memory) when no check caught it first: one line too; CGAN_DEBUG=1 shows the traceback. Other OSErrors
+        # (a shared library that does not load, a socket) keep their traceback: they are not the user's paths.
+        text = system_error(e)
+        if text is None or debugging():
             raise
-        click.echo(f"error: {system_error(e)}", err=True)
+        click.echo(f"error: {text}", err=True)
         return 2
 
 
-def system_error(e: BaseException) -> str:
-    """An OSError or MemoryError in words, on one line, with the path(s) it concerns (long ones shortened)."""
+#: errnos that mean "this path / this disk": the user can act on them
+FILE_ERRNOS = {getattr(errno, n) for n in ("ENOENT", "EACCES", "EPERM", "ENOSPC", "EDQUOT", "ENAMETOOLONG",
+                                           "EISDIR", "ENOTDIR", "EEXIST", "EROFS", "ENOTEMPTY", "EXDEV", "ELOOP",
+                                           "EMFILE", "EFBIG") if hasattr(errno, n)}
+
+
+def debugging() -> bool:
+    return os.environ.get("CGAN_DEBUG", "").strip().lower() not in ("", "0", "false", "no", "off")
+
+
+def system_error(e: BaseException) -> str | None:
+    """An OSError about a path or a disk, or a MemoryError, in words on one line with the path(s) it concerns
+    (long ones shortened); None for other OSErrors."""
     def short(path: object) -> str:
         text = os.fsdecode(path) if isinstance(path, (str, bytes, os.PathLike)) else str(path)
         return text if len(text) <= 120 else f"{text[:60]}…{text[-40:]} ({len(text)} characters)"
 
+    advice = "check the path, its permissions and free space; CGAN_DEBUG=1 shows where"
     if isinstance(e, MemoryError):
         return "out of memory: use smaller sizes or batches, or free memory (CGAN_DEBUG=1 shows where)"
+    if "Original Traceback" in str(e):  # re-raised from a DataLoader worker with the worker's traceback inside
+        return f"{one_line(e)} ({advice})"
+    if e.errno not in FILE_ERRNOS:
+        return None
     what = e.strerror or " ".join(str(e).split()) or type(e).__name__
     paths = [short(p) for p in (e.filename, e.filename2) if p is not None]
     where = f": {' -> '.join(paths)}" if paths else ""
-    return f"{what}{where} (check the path, its permissions and free space; CGAN_DEBUG=1 shows where)"
+    return f"{what}{where} ({advice})"
 
 
-def one_line(e: CganError) -> str:
+def one_line(e: BaseException) -> str:
     """The error's message on one line. A CganError raised in a DataLoader worker reaches the main process
     re-raised by torch with the worker's whole traceback in its message: keep the original message only."""
     text = str(e)

@@ -18,6 +18,7 @@ from cgan.benchmarks import checks
 from cgan.benchmarks.bench import BenchConfig, parse_size
 from cgan.benchmarks.cli import cli
 from cgan.errors import CganError
+from cgan.runtime.backends.base import max_threads
 
 TINY_RUN = ["--backends", "ort-cpu", "--sizes", "64x64", "--iters", "2", "--precision", "fp32", "--batch", "1",
             "--no-baseline", "--device", "cpu", "-q"]
@@ -89,18 +90,24 @@ def test_eval_grid_path_is_checked_before_any_work(places, no_work, capsys):
     _one_line(capsys, "--grid")
 
 
-def test_a_history_that_is_not_history_lines_is_refused_naming_the_line(places, no_work, capsys):
-    """`--history F` with F = b'\\xff\\xfe' ran the benchmark, then died reading F for the plot."""
+def test_a_history_that_is_not_history_lines_is_refused_naming_the_line(places, no_work, capsys, caplog):
+    """`--history F` with F = b'\\xff\\xfe' ran the benchmark, then died reading F for the plot. A file whose first
+    line is not a history line is refused; a damaged later line (an append cut short by a full disk) is skipped
+    with a warning, as read_history skips it, so one torn line does not lock the history for good."""
     assert run(cli, [*TINY_RUN, "--history", str(places / "hist.jsonl"), "--plot", str(places / "p.png")]) == 2
     _one_line(capsys, "line 1 is not UTF-8 text")
     good = json.dumps({"format": "cgan.bench", "version": 1, "kind": "inference", "rows": []})
     h = places / "h2.jsonl"
-    h.write_text(good + "\n\n" + good + "\n{oops\n")
+    h.write_text("{oops\n" + good + "\n")
     assert run(cli, [*TINY_RUN, "--history", str(h)]) == 2
-    _one_line(capsys, "line 4 is not JSON")
-    h.write_text(good + "\n" + json.dumps({"format": "something-else"}) + "\n")
+    _one_line(capsys, "line 1 is not JSON")
+    h.write_text(json.dumps({"format": "something-else"}) + "\n" + good + "\n")
     assert run(cli, ["train", "--device", "cpu", "--history", str(h)]) == 2
-    _one_line(capsys, "line 2 is not a cgan-bench history line")
+    _one_line(capsys, "line 1 is not a cgan-bench history line")
+    h.write_text(good + "\n\n" + good + "\n{oops\n")
+    with caplog.at_level("WARNING", logger="cgan.benchmarks.checks"):
+        assert checks.check_history_file(h) == h  # a torn last append: kept, the line skipped
+    assert "line 4 is not JSON" in caplog.text and "skipped" in caplog.text
     h.write_text(good + "\n")
     assert checks.check_history_file(h) == h  # a real history passes
 
@@ -265,7 +272,7 @@ def test_eval_missing_clip_is_refused_before_the_fid_work(tmp_path, no_work, cap
     (["--iters", "0"], "--iters must be 1..1000000, got 0"),
     (["--batch", "0"], "--batch must be 1..256, got 0"),
     (["--warmup", "-1"], "--warmup must be 0..1000000, got -1"),
-    (["--threads", "0"], "--threads must be 1..4096, got 0"),
+    (["--threads", "0"], f"--threads must be 1..{max_threads()}, got 0"),
 ])
 def test_train_refuses_bad_values_instead_of_using_defaults(argv, needle, no_work, capsys):
     assert run(cli, ["train", "--device", "cpu", *argv]) == 2

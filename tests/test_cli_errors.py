@@ -22,8 +22,10 @@ def _command(exc: BaseException) -> click.Command:
     (OSError(errno.ENAMETOOLONG, "File name too long", "a" * 300), "File name too long: " + "a" * 60 + "…"),
     (IsADirectoryError(errno.EISDIR, "Is a directory", "/tmp/results"), "Is a directory: /tmp/results"),
     (FileExistsError(errno.EEXIST, "File exists", "/tmp/a", None, "/tmp/b"), "File exists: /tmp/a -> /tmp/b"),
-    (OSError("bare"), "bare"),
     (MemoryError(), "out of memory"),
+    (FileNotFoundError("Caught FileNotFoundError in DataLoader worker process 0.\nOriginal Traceback (most "
+                       "recent call last):\n  File \"x.py\", line 1, in f\nFileNotFoundError: [Errno 2] No such "
+                       "file or directory: 'a.png'\n"), "No such file or directory: 'a.png' (check the path"),
 ])
 def test_system_errors_are_one_line(exc, words, capsys, monkeypatch):
     monkeypatch.delenv("CGAN_DEBUG", raising=False)
@@ -33,10 +35,25 @@ def test_system_errors_are_one_line(exc, words, capsys, monkeypatch):
     assert len(err) < 300
 
 
-def test_cgan_debug_shows_the_traceback(monkeypatch):
+def test_cgan_debug_shows_the_traceback(monkeypatch, capsys):
     monkeypatch.setenv("CGAN_DEBUG", "1")
     with pytest.raises(IsADirectoryError):
         run(_command(IsADirectoryError(errno.EISDIR, "Is a directory", "x")), [])
+    monkeypatch.setenv("CGAN_DEBUG", "0")  # off, like unset
+    assert run(_command(IsADirectoryError(errno.EISDIR, "Is a directory", "x")), []) == 2
+
+
+def test_other_os_errors_keep_their_traceback_and_a_closed_pipe_is_quiet(monkeypatch, capsys):
+    """A shared library that does not load or a bare OSError is not about the user's paths: no advice about
+    paths and space, the traceback as before. `cgan-bench | head` closing the pipe ends quietly."""
+    monkeypatch.delenv("CGAN_DEBUG", raising=False)
+    for exc in (OSError("libnvinfer.so.10: cannot open shared object file: No such file or directory"),
+                ConnectionResetError(errno.ECONNRESET, "Connection reset by peer")):
+        with pytest.raises(type(exc)):
+            run(_command(exc), [])
+    with pytest.raises(SystemExit) as ended:  # click's own quiet exit for EPIPE
+        run(_command(BrokenPipeError(errno.EPIPE, "Broken pipe")), [])
+    assert ended.value.code == 1 and "error" not in capsys.readouterr().err
 
 
 def test_a_path_longer_than_the_file_system_allows_is_one_line(tmp_path, capsys, monkeypatch):
@@ -67,9 +84,11 @@ def test_an_out_of_range_camera_index_and_bad_max_pixels_are_one_line(tmp_path, 
                                         r"give \./99999999999999999999"):
         parse_input("99999999999999999999")
     assert parse_input("7").target == 7 and parse_input("./7").kind == "file"
-    for bad in ("abc", float("nan"), None, -1, 0, True, 2.5):
+    for bad in ("abc", float("nan"), float("inf"), None, -1, 0, True, 2.5):
         with pytest.raises(CganError, match="max_pixels="):
             Translator.load("summer2winter", max_pixels=bad)
+    with Translator.load("summer2winter", backend="torch", max_pixels=1e8) as t:  # a whole float is fine
+        assert t.max_pixels == 100_000_000
 
 
 def test_parity_sizes_errors_name_their_option(tmp_path, capsys):

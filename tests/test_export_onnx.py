@@ -363,3 +363,24 @@ def test_a_refused_or_failed_export_leaves_no_empty_out_folder(tmp_path, monkeyp
     with pytest.raises(CganError, match="stand-in"):
         export_pair(pair, tmp_path / "kept", fp16=False, parity_sizes=((32, 32),))
     assert (tmp_path / "kept").is_dir()  # a folder that was there stays
+
+
+def test_an_export_whose_new_folder_was_removed_while_it_waited_makes_it_again(tmp_path, monkeypatch):
+    """Two exports into one new --out: the first failed and removed the folder while the second waited for the
+    lock; the second then wrote into a folder that no longer existed (No such file or directory)."""
+    import contextlib
+
+    from cgan.export import api
+
+    pair = make_pair(tmp_path / "pair", gens=("G",))
+    real_lock = api.export_lock
+
+    @contextlib.contextmanager
+    def lock_after_the_other_failed(out):
+        with real_lock(out):
+            out.rmdir()  # what the failed export did, under its lock, before this one got it
+            yield
+
+    monkeypatch.setattr(api, "export_lock", lock_after_the_other_failed)
+    out = export_pair(pair, tmp_path / "new", fp16=False, parity=False)
+    assert (out / "G.fp32.onnx").is_file() and (out / "manifest.json").is_file()

@@ -26,6 +26,7 @@ import numpy as np
 
 from cgan.benchmarks import sol
 from cgan.benchmarks.checks import MAX_BATCH, check_batch, check_int, check_seconds
+from cgan.runtime.backends.base import max_threads
 from cgan.benchmarks.report import RESULT_FORMAT, RESULT_VERSION, empty_row
 from cgan.benchmarks.runners import (BACKENDS, CPU_BACKENDS, GPU_BACKENDS, MemoryProbe, OfficialBaseline, Runner,
                                      TranslatorRunner, _device_used_mb, _rss_mb, backend_device,
@@ -254,7 +255,7 @@ class BenchConfig:
         # NaN and infinity pass every `x <= 0` test, and a row timed for --seconds inf never ends
         self.seconds = check_seconds(self.seconds, "--seconds")
         if self.threads is not None:
-            check_int(self.threads, "--threads", 1, 4096)
+            check_int(self.threads, "--threads", 1, max_threads())
         self.budget_s = check_seconds(self.budget_s, "--budget")
         if self.device not in (None, "cpu", "cuda"):
             raise CganError(f"unknown device {self.device!r}: use cuda or cpu")
@@ -661,7 +662,7 @@ def train_options(options: dict[str, Any]) -> dict[str, Any]:
     check_int(o["warmup"], "--warmup", 0, 1_000_000)
     check_batch(o["batch"])
     if o["threads"] is not None:
-        check_int(o["threads"], "--threads", 1, 4096)
+        check_int(o["threads"], "--threads", 1, max_threads())
     if o["device"] not in ("auto", "cpu", "cuda"):
         raise CganError(f"unknown --device {o['device']!r}: use cuda or cpu")
     from cgan.trainer.config import TrainConfig

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import logging
 import math
 import os
 import re
@@ -17,6 +18,8 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from cgan.errors import CganError
+
+log = logging.getLogger(__name__)
 
 #: the largest batch any cgan-bench command takes (more frames per call only measures memory pressure)
 MAX_BATCH = 256
@@ -134,20 +137,28 @@ def check_history_file(path: str | os.PathLike, option: str = "--history") -> Pa
         data = p.read_bytes()
     except OSError as e:
         raise CganError(f"{option} {p} cannot be read ({e.strerror or e}); choose another file") from None
+    # The first line decides whether this is a history file at all; a damaged later line (an append cut short
+    # by a full disk, a torn copy) is skipped by read_history, so it is only reported here, not refused.
     fix = "fix or delete that line, or choose another file"
+    first = True
     for i, raw in enumerate(data.split(b"\n"), 1):
         if not raw.strip():
             continue
+        problem = None
         try:
             obj = json.loads(raw.decode("utf-8"))
         except UnicodeDecodeError:
-            raise CganError(f"{option} {p}: line {i} is not UTF-8 text, so this is not a cgan-bench history "
-                            f"file; {fix}") from None
+            problem = "is not UTF-8 text"
         except json.JSONDecodeError as e:
-            raise CganError(f"{option} {p}: line {i} is not JSON ({e.msg}); {fix}") from None
-        if not isinstance(obj, dict) or obj.get("format") != RESULT_FORMAT:
-            raise CganError(f"{option} {p}: line {i} is not a cgan-bench history line (no \"format\": "
-                            f"\"{RESULT_FORMAT}\"); {fix}")
+            problem = f"is not JSON ({e.msg})"
+        else:
+            if not isinstance(obj, dict) or obj.get("format") != RESULT_FORMAT:
+                problem = f"is not a cgan-bench history line (no \"format\": \"{RESULT_FORMAT}\")"
+        if problem and first:
+            raise CganError(f"{option} {p}: line {i} {problem}, so this is not a cgan-bench history file; {fix}")
+        if problem:
+            log.warning("%s %s: line %d %s; it is skipped", option, p, i, problem)
+        first = False
     return p
 
 

@@ -337,7 +337,7 @@ def fp16_psnr(net: Any, images: Sequence[np.ndarray], device: str = "cpu") -> di
             emulated.append(psnr(ref, fp16_emulated_forward(net, x.to(device))))
     return {"fp16_activations_emulated": {
                 "how": "cgan.export.parity.fp16_emulated_forward: FP16 weights, every layer's input and output "
-                       "rounded to FP16, FP32 accumulation as on tensor cores",
+                       "and each residual sum rounded to FP16, FP32 accumulation as on tensor cores",
                 "mean_db": float(np.mean(emulated)), "min_db": float(np.min(emulated)),
                 "ok": bool(np.min(emulated) >= 40.0)},
             "onnxruntime_cpu_note": "ORT's CPU provider has no FP16 convolution kernels: it casts to FP32 around "

@@ -175,16 +175,16 @@ def _export_to(source: Any, out: Any, opts: ExportOptions, frames: list, image_l
     created = not Path(out).exists()
     out = ensure_writable_dir(out, "export folder")
     try:
-        return _export_checked(pair, out, opts, frames, image_label, profile, downloads, t_start)
+        return _export_checked(pair, out, opts, frames, image_label, profile, downloads, t_start, created)
     except BaseException:
-        if created:  # a refused or failed export leaves no empty --out behind
+        if created:  # a refused export leaves no empty --out behind (a failed one removes it under its lock)
             with contextlib.suppress(OSError):
                 out.rmdir()
         raise
 
 
 def _export_checked(pair: Any, out: Path, opts: ExportOptions, frames: list, image_label: Any, profile: Any,
-                    downloads: Any, t_start: float) -> Path:
+                    downloads: Any, t_start: float, created: bool) -> Path:
     if out.resolve() == pair.folder.resolve():
         raise CganError(f"--out {out} is the source pair folder; choose a new folder")
     if (out / "pair").resolve() == pair.folder.resolve() and not (out / MANIFEST_JSON).is_file():
@@ -195,7 +195,15 @@ def _export_checked(pair: Any, out: Path, opts: ExportOptions, frames: list, ima
         raise CganError(f"--out {out} is a pair folder ({PAIR_JSON}); an export there would hide that pair; "
                         f"choose a new folder")
     with export_lock(out):
-        return _export_locked(pair, out, opts, frames, image_label, profile, downloads, t_start)
+        # another export into this new folder may have failed and removed it while this one waited for the lock
+        out.mkdir(parents=True, exist_ok=True)
+        try:
+            return _export_locked(pair, out, opts, frames, image_label, profile, downloads, t_start)
+        except BaseException:
+            if created:  # under the lock: an export waiting for it finds the folder gone and makes it again
+                with contextlib.suppress(OSError):
+                    out.rmdir()
+            raise
 
 
 def lock_file(folder: Path) -> Path:

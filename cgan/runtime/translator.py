@@ -11,6 +11,7 @@ but they do not run in parallel; for parallel work load one Translator per threa
 from __future__ import annotations
 
 import logging
+import math
 import os
 import threading
 from dataclasses import asdict, dataclass
@@ -75,9 +76,12 @@ class Translator:
         if device is not None and device not in ("cpu", "cuda"):
             raise CganError(f"unknown device {device!r}: use cpu or cuda")
         fr.plan(64, 64, resize, max_side)  # a bad resize policy or max_side fails before any loading
-        if isinstance(max_pixels, bool) or not isinstance(max_pixels, (int, np.integer)) or max_pixels < 16 * 16:
+        whole = isinstance(max_pixels, (int, np.integer)) or (
+            isinstance(max_pixels, (float, np.floating)) and math.isfinite(max_pixels) and float(max_pixels).is_integer())
+        if isinstance(max_pixels, bool) or not whole or max_pixels < 16 * 16:
             raise CganError(f"max_pixels={max_pixels!r}: give a whole number of pixels, at least 256 "
                             f"(default {fr.DEFAULT_MAX_PIXELS})")
+        max_pixels = int(max_pixels)
         model = load_model(source, direction)
         backend_cls, dev = choose(model, backend, precision, device)
         be = backend_cls(model, precision, dev, **opts)

@@ -390,7 +390,8 @@ def _train(cfg: TrainConfig, resume: bool, progress: bool, reset_schedule: bool,
             model.sync_lr()
             counters.update({k: state["counters"][k] for k in counters})
             ckpt.restore_rng(state["rng"])
-            saved_per_step = int(state["config"]["batch_size"]) * int(state.get("world", 1))
+            # checkpoints from before "world" was recorded: the process count is taken as unchanged
+            saved_per_step = int(state["config"]["batch_size"]) * int(state.get("world", world))
         except (KeyError, TypeError, ValueError, RuntimeError, AttributeError, IndexError) as e:
             why = (str(e).splitlines() or [""])[0][:160]
             raise IntegrityError(f"{ckpt.latest_checkpoint(run_dir)} does not fit this run's networks, optimizers "
