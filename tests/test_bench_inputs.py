@@ -18,7 +18,7 @@ from cgan.benchmarks import checks
 from cgan.benchmarks.bench import BenchConfig, parse_size
 from cgan.benchmarks.cli import cli
 from cgan.errors import CganError
-from cgan.runtime.backends.base import max_threads
+from cgan._limits import max_threads
 
 TINY_RUN = ["--backends", "ort-cpu", "--sizes", "64x64", "--iters", "2", "--precision", "fp32", "--batch", "1",
             "--no-baseline", "--device", "cpu", "-q"]

@@ -24,9 +24,9 @@ from typing import Any, Callable
 
 import numpy as np
 
+from cgan._limits import MAX_SIDE, max_threads
 from cgan.benchmarks import sol
 from cgan.benchmarks.checks import MAX_BATCH, check_batch, check_int, check_seconds
-from cgan.runtime.backends.base import max_threads
 from cgan.benchmarks.report import RESULT_FORMAT, RESULT_VERSION, empty_row
 from cgan.benchmarks.runners import (BACKENDS, CPU_BACKENDS, GPU_BACKENDS, MemoryProbe, OfficialBaseline, Runner,
                                      TranslatorRunner, _device_used_mb, _rss_mb, backend_device,
@@ -668,7 +668,7 @@ def train_options(options: dict[str, Any]) -> dict[str, Any]:
     from cgan.trainer.config import TrainConfig
 
     min_size = TrainConfig(name="bench").min_size
-    check_int(o["size"], "--size", min_size, 4096,
+    check_int(o["size"], "--size", min_size, MAX_SIDE,
               hint=f" (the discriminator needs at least {min_size}; the generator a multiple of 4)")
     if o["size"] % SIZE_MULTIPLE:
         fixed = max(min_size, round(o["size"] / SIZE_MULTIPLE) * SIZE_MULTIPLE)

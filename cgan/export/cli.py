@@ -4,9 +4,10 @@ from __future__ import annotations
 import click
 
 from cgan._cli import entry, setup_logging
+from cgan._limits import MAX_SIDE
 from cgan.errors import CganError
 
-MAX_PARITY_SIDE = 4096
+MAX_PARITY_SIDE = MAX_SIDE
 
 
 def _sizes(text: str) -> tuple[tuple[int, int], ...]:

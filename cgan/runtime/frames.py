@@ -29,11 +29,12 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from cgan._limits import MAX_PIXELS
 from cgan.errors import CganError
 
 MULTIPLE = 4
 MIN_SIDE = 16                      # > the 7x7 conv's reflection pad 3 at full size and pad 1 at 1/4 size
-DEFAULT_MAX_PIXELS = 4096 * 4096   # ~16.8 MP: larger frames are refused (activations would need many GB)
+DEFAULT_MAX_PIXELS = MAX_PIXELS   # 4096², ~16.8 MP: larger frames are refused (activations would need many GB)
 RESIZE_POLICIES = ("pad", "fit")
 
 

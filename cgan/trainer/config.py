@@ -11,6 +11,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from cgan._limits import MAX_SIDE
 from cgan.errors import CganError
 from cgan.spec import GeneratorSpec, PairSpec
 
@@ -21,10 +22,8 @@ DEVICES = ("auto", "cpu", "cuda")
 #: fields that define the networks: a resumed run must not change them
 ARCH_FIELDS = ("blocks", "ngf", "dropout", "ndf", "n_layers_d", "domain_x", "domain_y")
 
-#: the largest --load-size / --size: the side of the runtime's largest default frame (4096x4096,
-#: cgan.runtime.frames.DEFAULT_MAX_PIXELS; the trainer does not import the runtime); a bigger resize target
-#: would allocate tens of GB per image in the loader before training even starts
-MAX_SIDE = 4096
+#: the largest --load-size / --size (cgan._limits.MAX_SIDE, the runtime's largest frame side): a bigger resize
+#: target would allocate tens of GB per image in the loader before training even starts
 #: float options: each must be a finite number (NaN slips through every `x <= 0` check and poisons the weights)
 FLOAT_FIELDS = ("lr", "beta1", "lambda_cycle", "lambda_identity", "time_budget")
 

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from cgan._files import read_json, verify_record
+from cgan._limits import too_many_threads
 from cgan.errors import BackendUnavailable, CganError, IntegrityError
 from cgan.pairs import MANIFEST_JSON, Pair, load_pair, resolve
 from cgan.spec import EXPORT_FORMAT, FORMAT_VERSION, GENERATORS, PairSpec
@@ -34,11 +35,6 @@ PRECISIONS = ("fp32", "fp16")
 #: batch shapes (N, H, W) a GPU backend keeps buffers (and CUDA graphs) for; the least recently used goes first
 MAX_SHAPES = 8
 DEVICES = ("cpu", "cuda")
-
-
-def max_threads() -> int:
-    """The most CPU threads a backend may be given: 4 per logical core, at least 64."""
-    return max(64, 4 * (os.cpu_count() or 1))
 
 
 @dataclass
@@ -209,10 +205,9 @@ class Backend:
             v = opts.get(key)
             if v is not None and (isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < low):
                 raise CganError(f"{key} must be an integer >= {low}, got {v!r}")
-        if opts.get("threads") is not None and opts["threads"] > max_threads():
-            raise CganError(f"threads={opts['threads']} is more than 4 per logical core of this machine "
-                            f"({os.cpu_count() or 1}): use at most {max_threads()} (thousands of threads made "
-                            f"onnxruntime hang and torch crash)")
+        problem = too_many_threads(opts["threads"], f"threads={opts['threads']}") if opts.get("threads") is not None else None
+        if problem:
+            raise CganError(problem)
         if device == "cuda" and opts.get("device_id") and not cls.any_device_id:
             raise CganError(f"the {cls.name} backend runs on GPU 0: to use GPU {opts['device_id']} set "
                             f"CUDA_VISIBLE_DEVICES={opts['device_id']} (or use the ort-cuda backend)")
