@@ -48,6 +48,7 @@ class Model:
     source: str                       # what the user passed
     manifest: dict[str, Any] | None = None
     pair_folder: Path | None = None   # the pair (or the export's pair/ copy) when present
+    origin: str = "path"              # how `source` was found (cgan.pairs.Resolved.origin): path, or a name's place
     _pair: Pair | None = field(default=None, repr=False)
 
     @property
@@ -70,9 +71,7 @@ class Model:
 
     @property
     def source_is_path(self) -> bool:
-        s = str(self.source)
-        return os.sep in s or s.startswith((".", "~")) or (os.altsep is not None and os.altsep in s) \
-            or Path(s).expanduser().resolve() == self.folder.resolve()
+        return self.origin == "path"
 
     @property
     def files(self) -> list[dict[str, Any]]:
@@ -150,7 +149,7 @@ def load_model(source: str | os.PathLike, direction: str | None = None) -> Model
         raise CganError(f"{res.folder} has no {gen} ({spec.direction_name(gen)}); it holds "
                         + ", ".join(f"{spec.direction_name(g)} ({g})" for g in gens))
     gen = spec.resolve_direction(wanted, gens)
-    return Model(res.kind, res.folder, spec, gen, str(source), manifest, pair_folder)
+    return Model(res.kind, res.folder, spec, gen, str(source), manifest, pair_folder, origin=res.origin)
 
 
 def module_available(name: str) -> bool:
