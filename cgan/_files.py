@@ -20,6 +20,15 @@ def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
+def nearest_existing(folder: str | os.PathLike) -> Path:
+    """`folder` itself if it exists (even as a broken link), else its nearest existing parent: where a check of a
+    path still to be created can look without creating anything."""
+    folder = Path(folder)
+    while not os.path.lexists(folder) and folder != folder.parent:
+        folder = folder.parent
+    return folder
+
+
 def ensure_writable_dir(path: str | os.PathLike, what: str = "output folder") -> Path:
     """Create `path` (and parents) and check we can write there; raise a one-line CganError if not."""
     p = Path(path)

@@ -17,6 +17,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Iterable
 
+from cgan._files import nearest_existing
 from cgan.errors import CganError
 
 log = logging.getLogger(__name__)
@@ -82,12 +83,6 @@ def check_device_name(device: Any, option: str = "--device") -> str:
 
 
 # ---- output paths ---------------------------------------------------------------------------------------
-def _nearest_existing(folder: Path) -> Path:
-    while not os.path.lexists(folder) and folder != folder.parent:
-        folder = folder.parent
-    return folder
-
-
 def check_output_file(path: str | os.PathLike, option: str, append: bool = False) -> Path:
     """Refuse an output file path that could not be written at the end of a run: a folder, something that is not
     a regular file, a parent that is a file, a folder that cannot be created or written. Creates nothing (the
@@ -102,7 +97,7 @@ def check_output_file(path: str | os.PathLike, option: str, append: bool = False
             raise CganError(f"{option} {p} is a folder: give a file name (e.g. {p / _example(option)})")
         if os.path.lexists(p) and not p.is_file():
             raise CganError(f"{option} {p} exists and is not a regular file: choose another path")
-        anc = _nearest_existing(p.parent)
+        anc = nearest_existing(p.parent)
         if not anc.is_dir():
             raise CganError(f"{option} {p}: {anc} is a file, not a folder; choose another path")
         with tempfile.NamedTemporaryFile(dir=anc, prefix=".cgan-write-test-"):

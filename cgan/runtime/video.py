@@ -34,6 +34,7 @@ from typing import Any, Sequence
 import cv2
 import numpy as np
 
+from cgan._files import nearest_existing
 from cgan.errors import CganError
 from cgan.runtime.frames import DEFAULT_MAX_PIXELS
 from cgan.runtime.smooth import TemporalSmoother
@@ -179,9 +180,7 @@ def check_output(path: Path) -> str:
         raise CganError(f"cannot write {path}: unknown container {ext or '(no extension)'!r}; use one of {have}")
     folder = path.parent if str(path.parent) else Path(".")
     # a folder still to be made is made by the first frame's writer: a run refused before it leaves none
-    existing = folder
-    while not existing.exists() and existing != existing.parent:
-        existing = existing.parent
+    existing = nearest_existing(folder)
     if not existing.is_dir():
         raise CganError(f"cannot create output folder {folder}: {existing} is not a folder; choose a writable path")
     if not os.access(existing, os.W_OK | os.X_OK) or (path.exists() and not os.access(path, os.W_OK)):
