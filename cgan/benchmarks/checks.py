@@ -35,28 +35,25 @@ DEVICE_RE = re.compile(r"cpu|cuda(:\d{1,3})?")
 # ---- numbers ------------------------------------------------------------------------------------------
 def check_seconds(value: Any, option: str, maximum: float = MAX_SECONDS) -> float | None:
     """None, or a finite number of seconds in (0, maximum]; else a one-line CganError naming `option`."""
+    return check_positive_float(value, option, maximum, unit="seconds")
+
+
+def check_positive_float(value: Any, option: str, maximum: float | None = None,
+                         unit: str | None = None) -> float | None:
+    """None, or a finite number > 0 (and <= maximum); else a one-line CganError naming `option` (and `unit`)."""
     if value is None:
         return None
     try:
         v = float(value)
     except (TypeError, ValueError):
-        raise CganError(f"{option} must be a number of seconds, got {value!r}") from None
-    if not math.isfinite(v) or not 0 < v <= maximum:
-        raise CganError(f"{option} must be > 0 and finite (seconds, at most {maximum:g}), got {value!r}")
-    return v
-
-
-def check_positive_float(value: Any, option: str, maximum: float | None = None) -> float | None:
-    """None, or a finite number > 0 (and <= maximum); else a one-line CganError naming `option`."""
-    if value is None:
-        return None
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        raise CganError(f"{option} must be a number, got {value!r}") from None
+        raise CganError(f"{option} must be a number{' of ' + unit if unit else ''}, got {value!r}") from None
     if not math.isfinite(v) or v <= 0 or (maximum is not None and v > maximum):
-        most = f" and at most {maximum:g}" if maximum is not None else ""
-        raise CganError(f"{option} must be a finite number more than 0{most}, got {value!r}")
+        most = f"at most {maximum:g}" if maximum is not None else ""
+        if unit:
+            raise CganError(f"{option} must be > 0 and finite ({', '.join(filter(None, (unit, most)))}), "
+                            f"got {value!r}")
+        raise CganError(f"{option} must be a finite number more than 0{' and ' + most if most else ''}, "
+                        f"got {value!r}")
     return v
 
 
