@@ -261,3 +261,25 @@ def test_thousands_of_threads_are_refused_before_torch_crashes(tmp_path):
     root = make_dataset(tmp_path / "d", n_x=2, n_y=2)
     with pytest.raises(CganError, match="--threads 100000 is more than 4 per logical core"):
         train(tiny_config(root, tmp_path / "r", threads=100000, max_steps=1), progress=False)
+
+
+def test_a_photo_too_large_for_preprocess_none_or_scale_width_is_one_line(tmp_path):
+    """--preprocess none / scale_width keep a photo's shape: a huge or very tall photo became a network input of
+    many GB. Refused before the resize allocates, naming the file."""
+    import cv2
+    import numpy as np
+
+    from cgan.errors import CganError
+    from cgan.trainer.data import Transform, UnalignedDataset
+
+    tall = np.zeros((40000, 4, 3), np.uint8)  # scaled to width 4096: 4096 x 40960000
+    with pytest.raises(CganError, match=r"4096x40960000 after --preprocess scale_width, over 4096x4096"):
+        Transform("scale_width", load_size=4096, size=64)(tall)
+    with pytest.raises(CganError, match=r"after --preprocess none"):
+        Transform("none", load_size=64, size=64)(np.zeros((4100, 4100, 3), np.uint8))
+    assert Transform("none", load_size=64, size=64)(np.zeros((40, 44, 3), np.uint8)).shape == (40, 44, 3)
+    path = tmp_path / "tall.png"
+    cv2.imwrite(str(path), np.zeros((20000, 4, 3), np.uint8))
+    ds = UnalignedDataset([path], [path], Transform("scale_width", load_size=4096, size=64))
+    with pytest.raises(CganError, match=rf"training image {path}: it is 4096x20480000"):
+        ds.load("X", 0, None)

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, Sampler
 
+from cgan._limits import MAX_PIXELS, MAX_SIDE
 from cgan.errors import CganError
 
 log = logging.getLogger(__name__)
@@ -117,6 +118,14 @@ def _multiple_of_4(img: np.ndarray, min_side: int = 4) -> np.ndarray:
     return _resize(img, max(low, int(round(w / 4)) * 4), max(low, int(round(h / 4)) * 4))
 
 
+def _check_pixels(height: int, width: int, preprocess: str) -> None:
+    """--preprocess none / scale_width keep (or scale to the width) a photo's own shape: refuse one that would be
+    a network input over the largest frame cgan handles (one step would need tens of GB)."""
+    if height * width > MAX_PIXELS:
+        raise CganError(f"it is {width}x{height} after --preprocess {preprocess}, over {MAX_SIDE}x{MAX_SIDE} pixels: "
+                        f"shrink or remove it, or use --preprocess resize_and_crop / crop")
+
+
 @dataclass(frozen=True)
 class Transform:
     preprocess: str = "resize_and_crop"
@@ -132,7 +141,11 @@ class Transform:
             img = _resize(img, self.load_size, self.load_size)
         elif p in ("scale_width", "scale_width_and_crop"):
             h, w = img.shape[:2]
-            img = _resize(img, self.load_size, int(max(self.load_size * h / w, self.size)))
+            height = int(max(self.load_size * h / w, self.size))
+            _check_pixels(height, self.load_size, p)  # a very tall photo scaled to the width: before allocating
+            img = _resize(img, self.load_size, height)
+        elif p == "none":
+            _check_pixels(*img.shape[:2], p)
         if p in ("resize_and_crop", "crop", "scale_width_and_crop"):
             img = self._crop(img, rng)
         else:
@@ -182,7 +195,10 @@ class UnalignedDataset(Dataset):
         img = read_rgb(path)
         if img is None:
             raise CganError(f"cannot read training image {path} (removed or corrupted while training?)")
-        return to_tensor(self.transform(img, rng))
+        try:
+            return to_tensor(self.transform(img, rng))
+        except CganError as e:
+            raise CganError(f"training image {path}: {e}") from None
 
     def __getitem__(self, key: tuple[int, int, int, int]) -> dict[str, torch.Tensor | int]:
         epoch, pos, ix, iy = key
