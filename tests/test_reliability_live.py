@@ -139,6 +139,7 @@ def test_camera_stalls_disconnects_and_returns(tmp_path, monkeypatch):
     assert not list(tmp_path.glob(".live.partial-*"))
 
 
+@pytest.mark.timeout(60)  # retries without end would hang: a guard, not a target
 def test_camera_that_never_returns_ends_after_bounded_retries(tmp_path, monkeypatch):
     cam = Camera([("frames", 8, 200), ("drop",), ("refuse", 100)])
     monkeypatch.setattr(sources.cv2, "VideoCapture", cam.Capture)
@@ -149,17 +150,20 @@ def test_camera_that_never_returns_ends_after_bounded_retries(tmp_path, monkeypa
     wall = time.perf_counter() - t0
     monkeypatch.undo()
     assert s.ended == "end" and s.frames + s.dropped == 8
-    assert 0.05 + 0.1 + 0.2 <= wall < 3, wall  # waited 0.05 + 0.1 + 0.2 s of backoff, then gave up
+    assert 0.05 + 0.1 + 0.2 <= wall, wall  # waited 0.05 + 0.1 + 0.2 s of backoff between the tries
+    assert cam.opens == 1 + 3, cam.opens   # then gave up: the first open and 3 reopens, no more
     assert src.reconnected == 0 and probe(out)[0] == s.frames
 
 
 @pytest.mark.parametrize("sig, ended", [(signal.SIGINT, "interrupted"), (signal.SIGTERM, "terminated")])
 def test_signal_while_camera_stalls_finalizes_output(tmp_path, monkeypatch, sig, ended):
     """The camera hangs inside read() for 1.5 s; a signal arrives 0.3 s in: the run ends as soon as the read
-    returns (a read hung for longer is waited for at most 5 s), with a playable file of the frames so far."""
+    returns, with a playable file of the frames so far. The wait for a hung read is raised to 20 s here, so a run
+    that waited for it to run out (instead of for the read) shows as 20 s against the ~1.6 s the read takes."""
     cam = Camera([("frames", 10, 100), ("stall", 1.5), ("frames", 50, 100)])
     monkeypatch.setattr(sources.cv2, "VideoCapture", cam.Capture)
     src = CaptureSource(InputSpec("camera", 0, "0"), reconnects=1, backoff=0.01)
+    monkeypatch.setattr(video, "JOIN_TIMEOUT_S", 20.0)
     out = tmp_path / "o.mp4"
     timer = threading.Timer(0.3, os.kill, (os.getpid(), sig))
     t0 = time.perf_counter()
@@ -171,7 +175,7 @@ def test_signal_while_camera_stalls_finalizes_output(tmp_path, monkeypatch, sig,
     wall = time.perf_counter() - t0
     monkeypatch.undo()
     assert s.ended == ended and 10 <= s.frames <= 11, s
-    assert wall < 2.5, f"the run went on for {wall:.1f} s after the signal"
+    assert wall < 10, f"the run went on for {wall:.1f} s after the signal"
     assert probe(out)[0] == s.frames
     assert not list(tmp_path.glob(".o.partial-*"))
 
