@@ -381,6 +381,39 @@ print("ok")
 """
 
 
+WORKER_GROUP = """
+import os, signal, sys, time
+del signal.sigwaitinfo  # as on macOS
+from cgan.trainer.train import _worker_signals
+pid = os.fork()
+if pid == 0:
+    _worker_signals(os.getppid())
+    time.sleep(30)
+    os._exit(0)
+time.sleep(1.0)
+signal.signal(signal.SIGTERM, signal.SIG_IGN)  # the trainer handles its own copy (here: ignores it)
+os.killpg(os.getpgid(0), signal.SIGTERM)       # `timeout` / `kill -TERM -PGID`: the whole group
+time.sleep(1.0)
+assert os.waitpid(pid, os.WNOHANG) == (0, 0), "the group's SIGTERM ended the worker"
+assert os.getpgid(pid) == pid
+os.kill(pid, signal.SIGTERM)                   # the DataLoader's own terminate still ends it
+_, status = os.waitpid(pid, 0)
+assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGTERM, status
+print("ok")
+"""
+
+
+def test_without_sigwaitinfo_workers_leave_the_trainers_process_group():
+    """macOS has no sigwaitinfo: there a worker leaves the trainer's process group, so a SIGTERM to the group
+    passes it by, and the trainer's own SIGTERM to it still ends it. Simulated here by removing sigwaitinfo."""
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, "-c", WORKER_GROUP], capture_output=True, text=True, timeout=60,
+                       start_new_session=True)  # the script leads its own process group, as a shell job does
+    assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr[-2000:]
+
+
 def test_loader_workers_end_on_the_trainers_sigterm_only():
     """A SIGTERM to the whole process group or job killed the loader workers, and torch then failed the trainer's
     step ('DataLoader worker is killed by signal') before it could save. The workers now drop a SIGTERM from

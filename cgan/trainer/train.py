@@ -594,13 +594,18 @@ def _worker_signals(trainer_pid: int) -> None:
     with SIGTERM, so a worker cannot just ignore it. So SIGTERM stays blocked (its disposition stays the
     default) and a thread takes it with sigwaitinfo, which tells who sent it: from the trainer it ends the worker
     as before; from anyone else it is dropped, and the trainer (which received it as well) finishes its step,
-    saves and ends the workers. Where sigwaitinfo is missing (macOS, Windows) SIGTERM keeps its default."""
+    saves and ends the workers. Where sigwaitinfo is missing (macOS) the worker leaves the trainer's process
+    group instead, so a signal to the group (`timeout`, `kill -TERM -PGID`) does not reach it, and SIGTERM keeps
+    its default; a scheduler that signals every process of the job still ends it there. Windows has neither."""
     import signal
     import threading
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     if not (hasattr(signal, "sigwaitinfo") and hasattr(signal, "pthread_sigmask")):
+        if hasattr(os, "setpgid"):
+            with contextlib.suppress(OSError):
+                os.setpgid(0, 0)  # its own process group: the trainer's group signals pass it by
         return
 
     def take_sigterm() -> None:
