@@ -26,6 +26,7 @@ import numpy as np
 
 from cgan._limits import MAX_SIDE, max_threads
 from cgan.benchmarks import sol
+from cgan.runtime.frames import MIN_SIDE as FRAME_MIN_SIDE, MULTIPLE as FRAME_MULTIPLE
 from cgan.benchmarks.checks import MAX_BATCH, check_batch, check_int, check_seconds
 from cgan.benchmarks.report import RESULT_FORMAT, RESULT_VERSION, empty_row
 from cgan.benchmarks.runners import (BACKENDS, CPU_BACKENDS, GPU_BACKENDS, MemoryProbe, OfficialBaseline, Runner,
@@ -44,14 +45,13 @@ SIZE_ALIASES: dict[str, tuple[int, int]] = {
 DEFAULT_SIZES = ((256, 256), (480, 856), (720, 1280), (1080, 1920))
 PRECISIONS = ("fp32", "fp16")
 BASELINE = "baseline"
-#: The smallest side a row may have. The generator alone takes 8: its first 7x7 convolution reflection-pads by 3
-#: (a side must be > 3, so >= 4 as a multiple of 4), then two stride-2 convolutions quarter the side and every
-#: residual block reflection-pads by 1 (a quarter side must be > 1: >= 2, so the side >= 8). But the runtime
-#: (cgan.runtime.frames.MIN_SIDE) pads sides under 16 before its generator and crops back, so a Translator row
-#: at 8 or 12 would compute something else than the reference and report ~75 levels of "error": 16 it is.
-MIN_SIDE = 16
+#: The smallest side a row may have: the runtime's (cgan.runtime.frames.MIN_SIDE, 16). The generator alone takes
+#: 8 (its first 7x7 convolution reflection-pads by 3, then two stride-2 convolutions quarter the side and every
+#: residual block reflection-pads by 1), but the runtime pads sides under 16 before its generator and crops back,
+#: so a Translator row at 8 or 12 would compute something else than the reference (~75 levels of "error").
+MIN_SIDE = FRAME_MIN_SIDE
 #: sides must be multiples of this (two stride-2 downsamplings, undone by two stride-2 transposed convolutions)
-SIZE_MULTIPLE = 4
+SIZE_MULTIPLE = FRAME_MULTIPLE
 
 
 # ---- parsing (shared with the CLI) ---------------------------------------------------------------------

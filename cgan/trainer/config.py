@@ -22,8 +22,6 @@ DEVICES = ("auto", "cpu", "cuda")
 #: fields that define the networks: a resumed run must not change them
 ARCH_FIELDS = ("blocks", "ngf", "dropout", "ndf", "n_layers_d", "domain_x", "domain_y")
 
-#: the largest --load-size / --size (cgan._limits.MAX_SIDE, the runtime's largest frame side): a bigger resize
-#: target would allocate tens of GB per image in the loader before training even starts
 #: float options: each must be a finite number (NaN slips through every `x <= 0` check and poisons the weights)
 FLOAT_FIELDS = ("lr", "beta1", "lambda_cycle", "lambda_identity", "time_budget")
 
@@ -85,6 +83,7 @@ class TrainConfig:
             problems.append(f"n_layers_d (the discriminator's stride-2 layers) must be 0..10, got {self.n_layers_d}")
         if problems:  # the checks below would compare NaN/inf and let them through
             raise CganError("; ".join(problems))
+        # a resize target beyond the runtime's largest frame side would allocate tens of GB per image in the loader
         for name, value in (("--load-size", self.load_size), ("--size", self.size)):
             if value > MAX_SIDE:
                 problems.append(f"{name} must be at most {MAX_SIDE} pixels (the largest frame side cgan "
