@@ -1,8 +1,11 @@
-"""Limits every part of cgan applies (no torch, nothing imported): the largest frame side, and how many CPU
-threads a caller may ask for. One place, so the trainer, the exporter, the runtime and the benchmarks agree."""
+"""Limits every part of cgan applies (no torch, nothing of cgan but its errors): the largest frame side, and how
+many CPU threads a caller may ask for. One place, so the trainer, the exporter, the runtime and the benchmarks
+agree."""
 from __future__ import annotations
 
 import os
+
+from cgan.errors import CganError
 
 #: the largest frame side: the runtime refuses frames over MAX_SIDE² pixels by default (activations would need
 #: many GB), the trainer refuses --size/--load-size above it, parity and benchmark sizes likewise
@@ -16,10 +19,9 @@ def max_threads() -> int:
     return max(64, 4 * (os.cpu_count() or 1))
 
 
-def too_many_threads(threads: int, given: str) -> str | None:
-    """The one-line complaint for `threads` over max_threads() (`given`: how the user said it, e.g.
-    '--threads 100000'), or None."""
-    if threads <= max_threads():
-        return None
-    return (f"{given} is more than 4 per logical core of this machine ({os.cpu_count() or 1}): use at most "
-            f"{max_threads()}")
+def check_threads(threads: int, given: str) -> None:
+    """A one-line CganError for `threads` over max_threads() (`given`: how the user said it, e.g.
+    '--threads 100000')."""
+    if threads > max_threads():
+        raise CganError(f"{given} is more than 4 per logical core of this machine ({os.cpu_count() or 1}): use at "
+                        f"most {max_threads()}")

@@ -27,7 +27,7 @@ from torch import nn
 
 from cgan._files import atomic_path, ensure_writable_dir, write_bytes_atomic, write_json_atomic
 from cgan._git import git_sha
-from cgan._limits import too_many_threads
+from cgan._limits import check_threads
 from cgan.errors import CganError, IntegrityError
 from cgan.trainer import checkpoint as ckpt
 from cgan.trainer.budget import BudgetFitter
@@ -329,9 +329,7 @@ def _train(cfg: TrainConfig, resume: bool, progress: bool, reset_schedule: bool,
     rank = int(os.environ.get("RANK", "0"))
     device = resolve_device(cfg.device)
     if cfg.threads:
-        problem = too_many_threads(cfg.threads, f"--threads {cfg.threads}")  # thousands crashed torch (segmentation fault)
-        if problem:
-            raise CganError(problem)
+        check_threads(cfg.threads, f"--threads {cfg.threads}")  # thousands crashed torch (segmentation fault)
         torch.set_num_threads(cfg.threads)
     if world > 1:
         import torch.distributed as dist

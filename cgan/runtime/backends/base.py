@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from cgan._files import read_json, verify_record
-from cgan._limits import too_many_threads
+from cgan._limits import check_threads
 from cgan.errors import BackendUnavailable, CganError, IntegrityError
 from cgan.pairs import MANIFEST_JSON, Pair, load_pair, resolve
 from cgan.spec import EXPORT_FORMAT, FORMAT_VERSION, GENERATORS, PairSpec
@@ -204,9 +204,8 @@ class Backend:
             v = opts.get(key)
             if v is not None and (isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < low):
                 raise CganError(f"{key} must be an integer >= {low}, got {v!r}")
-        problem = too_many_threads(opts["threads"], f"threads={opts['threads']}") if opts.get("threads") is not None else None
-        if problem:
-            raise CganError(problem)
+        if opts.get("threads") is not None:
+            check_threads(opts["threads"], f"threads={opts['threads']}")
         if device == "cuda" and opts.get("device_id") and not cls.any_device_id:
             raise CganError(f"the {cls.name} backend runs on GPU 0: to use GPU {opts['device_id']} set "
                             f"CUDA_VISIBLE_DEVICES={opts['device_id']} (or use the ort-cuda backend)")
