@@ -367,7 +367,8 @@ def test_a_refused_or_failed_export_leaves_no_empty_out_folder(tmp_path, monkeyp
 
 def test_an_export_whose_new_folder_was_removed_while_it_waited_makes_it_again(tmp_path, monkeypatch):
     """Two exports into one new --out: the first failed and removed the folder while the second waited for the
-    lock; the second then wrote into a folder that no longer existed (No such file or directory)."""
+    lock; the second then wrote into a folder that no longer existed (No such file or directory). The folder is
+    now made under the lock, after any earlier export's failure."""
     import contextlib
 
     from cgan.export import api
@@ -378,7 +379,8 @@ def test_an_export_whose_new_folder_was_removed_while_it_waited_makes_it_again(t
     @contextlib.contextmanager
     def lock_after_the_other_failed(out):
         with real_lock(out):
-            out.rmdir()  # what the failed export did, under its lock, before this one got it
+            out.mkdir(parents=True, exist_ok=True)  # what the failed export did under its lock, before this one
+            out.rmdir()                             # got it: made the folder, failed, removed it
             yield
 
     monkeypatch.setattr(api, "export_lock", lock_after_the_other_failed)

@@ -151,10 +151,8 @@ def run_export(source: str | os.PathLike | None, out: str | os.PathLike | None, 
         if opts.pretrained:
             if source is not None:
                 raise CganError("give either a PAIR or --pretrained NAME, not both")
-            from cgan.export.pretrained import fetch_pair
+            from cgan.export.pretrained import fetch_pair, valid_names
             from cgan.pairs import cgan_home
-
-            from cgan.export.pretrained import valid_names
 
             if opts.pretrained not in valid_names():  # before its name makes a path for the lock
                 raise CganError(f"unknown pretrained model {opts.pretrained!r}: use one of {', '.join(valid_names())}")
@@ -172,19 +170,7 @@ def _export_to(source: Any, out: Any, opts: ExportOptions, frames: list, image_l
     if out is None:
         out = default_out(resolved, pretrained=bool(opts.pretrained))
         log.info("exporting into %s (where --pair %s finds it)", out, out.name)
-    created = not Path(out).exists()
-    out = ensure_writable_dir(out, "export folder")
-    try:
-        return _export_checked(pair, out, opts, frames, image_label, profile, downloads, t_start, created)
-    except BaseException:
-        if created:  # a refused export leaves no empty --out behind (a failed one removes it under its lock)
-            with contextlib.suppress(OSError):
-                out.rmdir()
-        raise
-
-
-def _export_checked(pair: Any, out: Path, opts: ExportOptions, frames: list, image_label: Any, profile: Any,
-                    downloads: Any, t_start: float, created: bool) -> Path:
+    out = Path(out)
     if out.resolve() == pair.folder.resolve():
         raise CganError(f"--out {out} is the source pair folder; choose a new folder")
     if (out / "pair").resolve() == pair.folder.resolve() and not (out / MANIFEST_JSON).is_file():
@@ -194,13 +180,13 @@ def _export_checked(pair: Any, out: Path, opts: ExportOptions, frames: list, ima
     if (out / PAIR_JSON).is_file():
         raise CganError(f"--out {out} is a pair folder ({PAIR_JSON}); an export there would hide that pair; "
                         f"choose a new folder")
-    with export_lock(out):
-        # another export into this new folder may have failed and removed it while this one waited for the lock
-        out.mkdir(parents=True, exist_ok=True)
+    with export_lock(out):  # the folder is made under the lock: a failed export removes the one it made
+        created = not out.exists()
+        ensure_writable_dir(out, "export folder")
         try:
             return _export_locked(pair, out, opts, frames, image_label, profile, downloads, t_start)
         except BaseException:
-            if created:  # under the lock: an export waiting for it finds the folder gone and makes it again
+            if created:  # a failed export leaves no empty --out behind
                 with contextlib.suppress(OSError):
                     out.rmdir()
             raise
