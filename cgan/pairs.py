@@ -8,6 +8,11 @@ A *pair* folder is what training produces and what export and runtime consume:
     F.safetensors     F: Y→X
 
 where rec = {"path", "sha256", "bytes", "dtype"}. A single-direction pair has only "G" (or only "F").
+A pair may also hold ONNX graphs that read its own weights (`cgan-export PAIR --in-pair`, see
+cgan.export.pair_graph), listed under "onnx": {"G": graph_rec, ...} with graph_rec = {"path", "sha256",
+"bytes", "kind": "onnx", "precision": "fp32", "io": "nchw", "io_dtype": "float32", "weights_sha256"}:
+ONNX Runtime then runs the pair folder itself, without torch and without an export folder. Rewriting a
+pair's weights drops its graphs (they would read the old tensors' byte offsets).
 
 An *export* folder (from cgan-export) has a manifest.json with {"format": "cgan.export", ...}.
 
@@ -29,8 +34,15 @@ from cgan.errors import CganError, IntegrityError
 from cgan.spec import EXPORT_FORMAT, FORMAT_VERSION, GENERATORS, PAIR_FORMAT, PairSpec
 
 PAIR_JSON = "pair.json"
+#: pair.json's key for the ONNX graphs that read the pair's own weights
+GRAPHS = "onnx"
 MANIFEST_JSON = "manifest.json"
 EMBEDDED_DIR = Path(__file__).resolve().parent / "data" / "pairs"
+
+
+def graph_name(gen: str) -> str:
+    """The file name of a generator's in-pair ONNX graph (cgan.export.pair_graph)."""
+    return f"{gen}.fp32.onnx"
 
 
 def cgan_home() -> Path:
@@ -56,6 +68,16 @@ class Pair:
             have = ", ".join(f"{g} ({self.spec.direction_name(g)})" for g in self.generators)
             raise CganError(f"pair {self.folder} has no {gen} ({self.spec.direction_name(gen)}); it holds {have}")
         return inside(self.folder, self.files[gen]["path"], PAIR_JSON)
+
+    @property
+    def graphs(self) -> dict[str, dict[str, Any]]:
+        """{generator: record} of the ONNX graphs in the folder that read this pair's weights (may be empty)."""
+        graphs = self.meta.get(GRAPHS)
+        return graphs if isinstance(graphs, dict) else {}
+
+    def records(self) -> list[dict[str, Any]]:
+        """Every file record pair.json lists: the weights, then the graphs."""
+        return list(self.files.values()) + list(self.graphs.values())
 
     def load_numpy(self, gen: str) -> dict[str, Any]:
         """The generator's weights as numpy arrays (official key names), without torch."""
@@ -84,16 +106,33 @@ def load_pair(folder: str | os.PathLike, verify: bool = True) -> Pair:
     for gen, rec in files.items():
         if not isinstance(rec, dict):
             raise IntegrityError(f"{folder / PAIR_JSON} has a malformed file entry for {gen}: {rec!r}; re-create the pair")
-        if verify:
-            verify_record(folder, rec, f"{folder / PAIR_JSON}")
-        else:
-            inside(folder, rec.get("path", ""), PAIR_JSON)
+        _check_record(folder, rec, verify)
+    graphs = meta.get(GRAPHS, {})
+    if not isinstance(graphs, dict) or set(graphs) - set(files):
+        raise IntegrityError(f"{folder / PAIR_JSON} has a malformed {GRAPHS!r} entry (graphs of generators it "
+                             f"holds: {', '.join(files)}); re-create the pair")
+    for gen, rec in graphs.items():
+        if not isinstance(rec, dict) or rec.get("kind") != "onnx":
+            raise IntegrityError(f"{folder / PAIR_JSON} has a malformed graph entry for {gen}: {rec!r}; re-create "
+                                 f"the pair")
+        if rec.get("weights_sha256") != files[gen].get("sha256"):
+            raise IntegrityError(f"{folder / PAIR_JSON}: the ONNX graph of {gen} was made for other weights than "
+                                 f"{files[gen].get('path')}; re-run `cgan-export {folder} --in-pair`")
+        _check_record(folder, rec, verify)
     return Pair(folder, spec, files, meta)
+
+
+def _check_record(folder: Path, rec: dict[str, Any], verify: bool) -> None:
+    if verify:
+        verify_record(folder, rec, f"{folder / PAIR_JSON}")
+    else:
+        inside(folder, rec.get("path", ""), PAIR_JSON)
 
 
 def write_pair_json(folder: Path, spec: PairSpec, weight_files: dict[str, Path], dtype: str,
                     training: dict[str, Any] | None = None, provenance: dict[str, Any] | None = None) -> Path:
-    """Write pair.json (atomically) describing weight files already in `folder`."""
+    """Write pair.json (atomically) describing weight files already in `folder` (and no graphs: new weights make
+    a pair's old graphs wrong; cgan.export.pair_graph adds them again)."""
     files = {}
     for gen, path in weight_files.items():
         rec = file_record(Path(path), folder)

@@ -287,10 +287,15 @@ def test_example_embed_runs(folders, tmp_path, monkeypatch, capsys):
                                       "--out", str(tmp_path / "out")])
     runpy.run_path(str(ROOT / "examples" / "embed.py"), run_name="__main__")
     text = capsys.readouterr().out
-    assert "torch vs ort-cpu: max difference" in text
+    assert "export-ort-cpu vs torch: max difference" in text  # the pair has no in-pair graphs: torch only
     diff = int(text.split("max difference")[1].split()[0])
     assert diff <= 1
-    assert {p.name for p in (tmp_path / "out").iterdir()} == {"input.png", "torch.png", "ort-cpu.png"}
+    assert {p.name for p in (tmp_path / "out").iterdir()} == {"input.png", "torch.png", "export-ort-cpu.png"}
+    # the embedded pair runs on ort-cpu (its in-pair graphs) and on torch, and they agree
+    monkeypatch.setattr(sys, "argv", ["embed.py", "--out", str(tmp_path / "out2")])
+    runpy.run_path(str(ROOT / "examples" / "embed.py"), run_name="__main__")
+    text = capsys.readouterr().out
+    assert int(text.split("torch vs ort-cpu: max difference")[1].split()[0]) <= 1
 
 
 def test_ort_cuda_code_path_on_the_cpu_provider(folders, tmp_path, monkeypatch):
@@ -374,5 +379,9 @@ def test_export_hints_name_what_the_user_gave(folders):
     pair = folders[0]
     ok, why = backend_class("ort-cpu").check(load_model(str(pair)), "fp32")
     assert not ok and f"`cgan-export {pair} --out EXPORT_FOLDER` and pass `--pair EXPORT_FOLDER`" in why
-    ok, why = backend_class("ort-cpu").check(load_model("summer2winter"), "fp32")  # the embedded pair (empty home)
-    assert not ok and "run `cgan-export summer2winter`" in why
+    from cgan.pairs import cgan_home
+
+    named = cgan_home() / "pairs" / "hintx2hinty"  # a pair found by name, without in-pair graphs
+    shutil.copytree(pair, named)
+    ok, why = backend_class("ort-cpu").check(load_model("hintx2hinty"), "fp32")
+    assert not ok and "run `cgan-export hintx2hinty`" in why

@@ -335,7 +335,7 @@ def _export_locked(pair: Pair, out: Path, opts: ExportOptions, frames: list, ima
         # copy of the source pair, verified on the way
         pair_stage = stage / "pair"
         pair_stage.mkdir()
-        for rec in [{"path": PAIR_JSON}] + list(pair.files.values()):
+        for rec in [{"path": PAIR_JSON}] + pair.records():
             shutil.copyfile(pair.folder / rec["path"], pair_stage / rec["path"])
         load_pair(pair_stage)
 

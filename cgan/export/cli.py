@@ -51,15 +51,21 @@ def _sizes(text: str) -> tuple[tuple[int, int], ...]:
               "all the GPU's memory; a 4 GB cap made TensorRT-RTX fail the default profile's 4x1080p at ngf 64).")
 @click.option("--triton", type=click.Path(file_okay=False), help="Also write a Triton model repository here.")
 @click.option("--force", is_flag=True, help="Rebuild even if OUT already holds this exact export.")
+@click.option("--in-pair", is_flag=True, help="Instead of an export folder, write an FP32 ONNX graph per generator "
+              "into the pair folder itself, reading the pair's own weights (no copy): ONNX Runtime then runs the "
+              "pair without torch or an export. Takes PAIR and the --parity-*/--opset options only.")
 @click.option("--verbose", "-v", is_flag=True)
 def cli(pair, out, pretrained, base_url, fp16, fp16_io, with_prepost, simplify, pad_mode, opset, parity,
         parity_image, parity_sizes, engine, trt_flavour, trt_target, shapes, batch, opt_level, workspace_gb, triton,
-        force, verbose):
+        force, in_pair, verbose):
     """Export a CycleGAN pair (folder or name) to ONNX FP32/FP16 (+ TensorRT engines) in --out (default for a
     name: $CGAN_HOME/exports/NAME)."""
     from cgan.export.api import ExportOptions, run_export
 
     setup_logging(verbose)
+    if in_pair:
+        click.echo(str(_in_pair(pair, parity, parity_image, _sizes(parity_sizes), opset)))
+        return
     opts = ExportOptions(fp16=fp16, fp16_io=fp16_io, with_prepost=with_prepost, simplify=simplify,
                          pad_mode=pad_mode, opset=opset, parity=parity, parity_image=parity_image,
                          parity_sizes=_sizes(parity_sizes), engine=engine, shapes=shapes, batch=batch,
@@ -67,6 +73,29 @@ def cli(pair, out, pretrained, base_url, fp16, fp16_io, with_prepost, simplify, 
                          trt_target=trt_target, triton=triton, pretrained=pretrained, base_url=base_url, force=force)
     folder = run_export(pair, out, opts)
     click.echo(str(folder))
+
+
+def _in_pair(pair, parity, parity_image, sizes, opset):
+    """`--in-pair`: the pair's weight-sharing graphs (cgan.export.pair_graph); returns the pair folder."""
+    from cgan.export import parity as parity_mod
+    from cgan.export.pair_graph import add_pair_graphs
+
+    ctx = click.get_current_context()
+    others = [f"--{name.replace('_', '-')}" for name in ("out", "pretrained", "base_url", "fp16", "fp16_io",
+                                                          "with_prepost", "simplify", "pad_mode", "engine",
+                                                          "trt_flavour", "trt_target", "shapes", "batch", "opt_level",
+                                                          "workspace_gb", "triton", "force")
+              if ctx.get_parameter_source(name) is not click.core.ParameterSource.DEFAULT]
+    if others:
+        raise CganError(f"--in-pair writes graphs into the pair folder and takes only PAIR, --parity-image, "
+                        f"--parity-sizes and --opset; drop {', '.join(others)}")
+    if not pair:
+        raise CganError("--in-pair needs PAIR: a pair name or folder")
+    if not parity:
+        raise CganError("--in-pair always checks parity (a pair's graph is used without further checks); drop "
+                        "--no-parity")
+    frames, _ = parity_mod.parity_frames(sizes, parity_image)
+    return add_pair_graphs(pair, parity_frames=frames, opset=opset).folder
 
 
 main = entry(cli)

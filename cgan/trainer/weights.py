@@ -14,7 +14,7 @@ import torch
 
 from cgan._files import atomic_path, ensure_writable_dir, sha256_file
 from cgan.errors import CganError, IntegrityError
-from cgan.pairs import MANIFEST_JSON, PAIR_JSON, Pair, load_pair, write_pair_json
+from cgan.pairs import MANIFEST_JSON, PAIR_JSON, Pair, graph_name, load_pair, write_pair_json
 from cgan.spec import GeneratorSpec, PairSpec
 from cgan.trainer.networks import ResnetGenerator, build_generator, clean_state_dict, infer_spec
 
@@ -49,6 +49,8 @@ def save_pair(folder: str | os.PathLike, spec: PairSpec, states: dict[str, dict[
     write_pair_json(folder, spec, files, dtype, training, provenance)
     for stale in {"G", "F"} - set(states):  # a single-direction pair must not keep an old file around
         (folder / f"{stale}.safetensors").unlink(missing_ok=True)
+    for gen in ("G", "F"):  # in-pair graphs read the old weights' byte offsets; pair.json no longer lists them
+        (folder / graph_name(gen)).unlink(missing_ok=True)
     return folder
 
 

@@ -25,7 +25,7 @@ import numpy as np
 from cgan._files import read_json, verify_record
 from cgan._limits import check_threads
 from cgan.errors import BackendUnavailable, CganError, IntegrityError
-from cgan.pairs import MANIFEST_JSON, Pair, load_pair, resolve
+from cgan.pairs import GRAPHS, MANIFEST_JSON, PAIR_JSON, Pair, load_pair, resolve
 from cgan.spec import EXPORT_FORMAT, FORMAT_VERSION, GENERATORS, PairSpec
 from cgan.runtime.frames import MIN_SIDE, MULTIPLE
 
@@ -49,6 +49,7 @@ class Model:
     manifest: dict[str, Any] | None = None
     pair_folder: Path | None = None   # the pair (or the export's pair/ copy) when present
     origin: str = "path"              # how `source` was found (cgan.pairs.Resolved.origin): path, or a name's place
+    pair_meta: dict[str, Any] = field(default_factory=dict)  # a pair folder's pair.json (its in-pair graphs)
     _pair: Pair | None = field(default=None, repr=False)
 
     @property
@@ -67,7 +68,7 @@ class Model:
         if self.source_is_path:
             return (f"cgan-export {shlex.quote(str(self.folder))} --out EXPORT_FOLDER{tail}` and pass "
                     f"`--pair EXPORT_FOLDER")
-        return f"cgan-export {self.spec.name}{tail}"
+        return f"cgan-export {self.folder.name}{tail}"  # the name found this folder (not always spec.name)
 
     @property
     def source_is_path(self) -> bool:
@@ -75,10 +76,15 @@ class Model:
 
     @property
     def files(self) -> list[dict[str, Any]]:
-        """The export manifest's file records for this generator (empty for a pair folder)."""
-        if not self.manifest:
-            return []
-        return [f for f in self.manifest.get("files", []) if isinstance(f, dict) and f.get("generator") == self.gen]
+        """The file records for this generator: an export manifest's, or a pair's in-pair ONNX graph (pair.json's
+        "onnx" entry, see cgan.export.pair_graph); empty for a pair without graphs."""
+        if self.manifest:
+            return [f for f in self.manifest.get("files", []) if isinstance(f, dict) and f.get("generator") == self.gen]
+        if self.kind == "pair":
+            graphs = self.pair_meta.get(GRAPHS)
+            rec = graphs.get(self.gen) if isinstance(graphs, dict) else None
+            return [{**rec, "generator": self.gen}] if isinstance(rec, dict) else []
+        return []
 
     def find(self, kind: str, precision: str | None = None, io: str | None = None) -> list[dict[str, Any]]:
         out = []
@@ -93,9 +99,12 @@ class Model:
         return out
 
     def path(self, rec: dict[str, Any], verify: bool = True) -> Path:
-        """The file of a manifest record, checked against its size and sha256."""
-        what = f"{self.folder / MANIFEST_JSON}"
+        """The file of a manifest record, checked against its size and sha256 (a pair's graph: and the weights
+        it reads, with every other file of the pair)."""
+        what = f"{self.folder / (MANIFEST_JSON if self.kind == 'export' else PAIR_JSON)}"
         if verify:
+            if self.kind == "pair":  # the graph reads the pair's weights as external data: verify them too
+                self._pair = load_pair(self.folder)
             return verify_record(self.folder, rec, what)
         from cgan._files import inside
 
@@ -149,7 +158,8 @@ def load_model(source: str | os.PathLike, direction: str | None = None) -> Model
         raise CganError(f"{res.folder} has no {gen} ({spec.direction_name(gen)}); it holds "
                         + ", ".join(f"{spec.direction_name(g)} ({g})" for g in gens))
     gen = spec.resolve_direction(wanted, gens)
-    return Model(res.kind, res.folder, spec, gen, str(source), manifest, pair_folder, origin=res.origin)
+    return Model(res.kind, res.folder, spec, gen, str(source), manifest, pair_folder, origin=res.origin,
+                 pair_meta=pair.meta if res.kind == "pair" else {})
 
 
 def module_available(name: str) -> bool:

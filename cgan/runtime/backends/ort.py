@@ -1,6 +1,7 @@
 """ONNX Runtime backends: `ort-cpu` (CPU provider, FP32 graph) and `ort-cuda` (CUDA provider, FP16 graph).
 
-Both need an export folder (ONNX files listed in manifest.json). Inputs and outputs are bound once per shape
+Both run an export folder (ONNX files listed in manifest.json), or a pair folder's in-pair FP32 graph (the
+embedded pair has one; `cgan-export PAIR --in-pair` writes them), which reads the pair's own weights. Inputs and outputs are bound once per shape
 (IO binding to OrtValues that stay alive), so steady-state inference allocates nothing in cgan's code.
 
 `ort-cuda` prefers the export's `G.fp16.prepost.onnx` (uint8 BGR NHWC in and out: pre/post-processing runs on
@@ -89,7 +90,11 @@ class _OrtBackend(Backend):
         if model is None:
             return True, ""
         if model.kind != "export":
-            return False, EXPORT_HINT.format(command=model.export_command())
+            # a pair runs only through its in-pair FP32 graph (cgan-export PAIR --in-pair); anything else needs
+            # an export folder
+            if _pick_onnx(model, precision, prefer_prepost) is None:
+                return False, EXPORT_HINT.format(command=model.export_command())
+            return True, ""
         if _pick_onnx(model, precision, prefer_prepost) is None:
             return False, (f"{model.folder} has no {precision} ONNX graph for {model.direction}: "
                            f"re-run `cgan-export` with that precision")

@@ -1,0 +1,205 @@
+"""In-pair ONNX graphs (`cgan-export PAIR --in-pair`, cgan.export.pair_graph): a pair folder that ONNX Runtime
+runs by itself, reading the pair's own safetensors weights, so the embedded pair works without torch."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from _helpers_runtime import make_export, make_pair
+from cgan.errors import CganError, IntegrityError
+from cgan.export.pair_graph import add_pair_graphs, share_weights, tensor_layout
+from cgan.pairs import GRAPHS, graph_name, load_pair, resolve
+from cgan.runtime import Translator
+
+FRAME = np.random.default_rng(3).integers(0, 256, (36, 52, 3), dtype=np.uint8)  # odd size: padded by 4s
+
+
+@pytest.fixture
+def pair(tmp_path):
+    return make_pair(tmp_path / "pair", blocks=2, ngf=8)
+
+
+def test_graphs_read_the_pairs_weights_and_match_torch_and_an_export(pair, tmp_path):
+    export = make_export(pair, tmp_path / "export")  # made before the graphs: an ordinary export to compare with
+    p = add_pair_graphs(pair)
+    assert set(p.graphs) == {"G", "F"}
+    for gen in ("G", "F"):
+        graph = pair / graph_name(gen)
+        weights = pair / f"{gen}.safetensors"
+        assert graph.stat().st_size < weights.stat().st_size / 2  # the weights are not copied into the graph
+        assert p.graphs[gen]["weights_sha256"] == p.files[gen]["sha256"]
+        assert p.graphs[gen]["parity"]["fp32_max_abs"] <= 1e-4
+        import onnx
+
+        model = onnx.load(str(graph), load_external_data=False)
+        external = [t for t in model.graph.initializer if t.data_location == onnx.TensorProto.EXTERNAL]
+        assert external and {e.value for t in external for e in t.external_data if e.key == "location"} == {weights.name}
+    for direction in ("G", "F"):
+        with Translator.load(str(pair), direction=direction, backend="ort-cpu", threads=1) as a, \
+                Translator.load(str(export), direction=direction, backend="ort-cpu", threads=1) as b, \
+                Translator.load(str(pair), direction=direction, backend="torch", device="cpu") as c:
+            assert a.info.kind == "pair"
+            ya, yb, yc = a.translate(FRAME), b.translate(FRAME), c.translate(FRAME)
+            assert np.abs(ya.astype(int) - yb).max() <= 1
+            assert np.abs(ya.astype(int) - yc).max() <= 1
+            assert float(np.abs(ya.astype(int) - FRAME).mean()) > 2  # it translates, not copies
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+def test_half_precision_weights_are_cast_in_the_graph(tmp_path, dtype):
+    from cgan.trainer.weights import load_generator, save_pair
+
+    src = load_pair(make_pair(tmp_path / "src", blocks=1, ngf=4))
+    states = {g: load_generator(src, g).state_dict() for g in ("G", "F")}
+    half = save_pair(tmp_path / dtype, src.spec, states, dtype)
+    p = add_pair_graphs(half)
+    import onnx
+
+    model = onnx.load(str(half / "G.fp32.onnx"), load_external_data=False)
+    assert sum(n.op_type == "Cast" and n.name.endswith(".to_float") for n in model.graph.node) == len(states["G"])
+    with Translator.load(str(half), backend="ort-cpu", threads=1) as a, \
+            Translator.load(str(half), backend="torch", device="cpu") as b:
+        assert np.abs(a.translate(FRAME).astype(int) - b.translate(FRAME)).max() <= 1
+    assert p.graphs["G"]["parity"]["failures"] == []
+
+
+def test_auto_picks_ort_cpu_for_a_pair_with_graphs(pair):
+    with Translator.load(str(pair), device="cpu") as t:
+        assert t.info.backend == "torch"  # no graphs yet: ONNX Runtime needs an export
+    add_pair_graphs(pair)
+    with Translator.load(str(pair), device="cpu") as t:
+        assert t.info.backend == "ort-cpu"
+
+
+def test_changed_weights_or_graph_are_refused(pair):
+    add_pair_graphs(pair)
+    weights = pair / "G.safetensors"
+    data = bytearray(weights.read_bytes())
+    data[-3] ^= 0x55  # a weight byte the graph would read as external data
+    weights.write_bytes(bytes(data))
+    with pytest.raises(IntegrityError, match="sha256"):
+        Translator.load(str(pair), backend="ort-cpu")
+    meta = json.loads((pair / "pair.json").read_text())
+    meta[GRAPHS]["F"]["weights_sha256"] = "0" * 64  # a graph listed for other weights
+    (pair / "pair.json").write_text(json.dumps(meta))
+    with pytest.raises(IntegrityError, match="made for other weights"):
+        load_pair(pair, verify=False)
+    meta[GRAPHS] = {"X": {}}
+    (pair / "pair.json").write_text(json.dumps(meta))
+    with pytest.raises(IntegrityError, match="malformed"):
+        load_pair(pair, verify=False)
+
+
+def test_new_weights_drop_the_old_graphs(pair):
+    from cgan.trainer.weights import load_generator, save_pair
+
+    p = add_pair_graphs(pair)
+    states = {g: load_generator(p, g).state_dict() for g in ("G", "F")}
+    save_pair(pair, p.spec, states, "float16")
+    again = load_pair(pair)
+    assert again.graphs == {} and not (pair / "G.fp32.onnx").exists() and not (pair / "F.fp32.onnx").exists()
+    with pytest.raises(CganError, match="export folder"):
+        Translator.load(str(pair), backend="ort-cpu")
+
+
+def test_an_export_copies_the_graphs_with_its_pair(pair, tmp_path):
+    from cgan.export.api import export_pair
+
+    add_pair_graphs(pair)
+    out = export_pair(str(pair), tmp_path / "exp", fp16=False, parity=False)
+    copy = load_pair(out / "pair")  # verifies the copied graphs too
+    assert set(copy.graphs) == {"G", "F"}
+    with Translator.load(str(out / "pair"), backend="ort-cpu", threads=1) as t:
+        assert t.translate(FRAME).shape == FRAME.shape
+
+
+def test_a_failed_parity_writes_nothing(pair, monkeypatch):
+    from cgan.export import parity
+
+    before = (pair / "pair.json").read_bytes()
+    real = parity.check_generator
+
+    def bad(net, variants, frames, thresholds=None):
+        fig = real(net, variants, frames, thresholds)
+        fig["failures"] = ["FP32 max abs error 1 > 0.0001"]
+        return fig
+
+    monkeypatch.setattr(parity, "check_generator", bad)
+    with pytest.raises(IntegrityError, match="parity"):
+        add_pair_graphs(pair)
+    assert (pair / "pair.json").read_bytes() == before
+    assert sorted(p.name for p in pair.iterdir()) == ["F.safetensors", "G.safetensors", "pair.json"]
+
+
+def test_weights_that_are_not_in_the_file_are_not_shared(pair, tmp_path):
+    """A graph whose initializers do not come from the safetensors file keeps them inline (and add_pair_graphs
+    refuses a graph that would copy the weights): nothing may point at the wrong bytes."""
+    from cgan.export import onnx_export
+    from cgan.trainer.weights import load_generator
+
+    other = load_pair(make_pair(tmp_path / "other", blocks=2, ngf=8, seed=1))
+    net = load_generator(other, "G")
+    model = onnx_export.export_onnx(net, {})
+    _, shared, inline = share_weights(model, load_generator(load_pair(pair), "G").state_dict(), pair / "G.safetensors")
+    assert shared == 0 and inline > sum(v.numel() * 4 for v in net.state_dict().values()) * 0.9
+
+
+def test_tensor_layout_refuses_a_damaged_header(tmp_path):
+    bad = tmp_path / "bad.safetensors"
+    bad.write_bytes((10**9).to_bytes(8, "little") + b"{}")
+    with pytest.raises(IntegrityError, match="header length"):
+        tensor_layout(bad)
+    bad.write_bytes((12).to_bytes(8, "little") + b'{"a": {"dtype": "F32", "shape": [4], "data_offsets": [0, 8]}}'[:12])
+    with pytest.raises(IntegrityError):
+        tensor_layout(bad)
+    header = json.dumps({"a": {"dtype": "F32", "shape": [4], "data_offsets": [0, 8]}}).encode()
+    bad.write_bytes(len(header).to_bytes(8, "little") + header + bytes(8))
+    with pytest.raises(IntegrityError, match="does not fit"):  # 4 floats need 16 bytes
+        tensor_layout(bad)
+
+
+def test_cli_in_pair_and_its_refusals(pair, tmp_path, capsys):
+    from cgan._cli import run
+    from cgan.export.cli import cli
+
+    for extra, msg in ((["--out", str(tmp_path / "o")], "drop --out"), (["--engine"], "drop --engine"),
+                       (["--no-parity"], "always checks parity")):
+        assert run(cli, [str(pair), "--in-pair", *extra]) == 2
+        err = capsys.readouterr().err
+        assert msg in err and "Traceback" not in err, err
+    assert not (tmp_path / "o").exists() and load_pair(pair).graphs == {}
+    export = make_export(pair, tmp_path / "export")
+    assert run(cli, [str(export), "--in-pair"]) == 2
+    assert "is an export folder" in capsys.readouterr().err
+    assert run(cli, ["--in-pair"]) == 2
+    assert "needs PAIR" in capsys.readouterr().err
+    assert run(cli, [str(pair), "--in-pair", "--parity-sizes", "32x48"]) == 0
+    assert capsys.readouterr().out.strip() == str(pair) and set(load_pair(pair).graphs) == {"G", "F"}
+
+
+def test_embedded_pair_runs_on_onnxruntime_without_torch(tmp_path):
+    """The base install has no torch: the embedded pair must still translate (ort-cpu on its in-pair graphs),
+    and give what the torch backend gives."""
+    folder = resolve("summer2winter").folder
+    p = load_pair(folder)  # verifies weights and graphs
+    assert set(p.graphs) == {"G", "F"}
+    assert all((folder / rec["path"]).stat().st_size < 100_000 for rec in p.graphs.values())
+    frame = np.ascontiguousarray(np.random.default_rng(0).integers(0, 256, (64, 96, 3), dtype=np.uint8))
+    np.save(tmp_path / "frame.npy", frame)
+    code = (
+        "import sys; sys.modules['torch'] = None\n"  # `import torch` now fails as if it were not installed
+        "import numpy as np\n"
+        "from cgan.runtime import Translator\n"
+        f"f = np.load({str(tmp_path / 'frame.npy')!r})\n"
+        "with Translator.load('summer2winter', threads=1) as t:\n"
+        f"    np.save({str(tmp_path / 'out.npy')!r}, t.translate(f)); print(t.info.backend)\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "ort-cpu"
+    with Translator.load("summer2winter", backend="torch", device="cpu") as t:
+        ref = t.translate(frame)
+    assert np.abs(np.load(tmp_path / "out.npy").astype(int) - ref).max() <= 1
