@@ -5,7 +5,8 @@
     python scripts/adopt_lease.py DIR --no-pair                           # results only (the training failed)
 
 - pair.tar: checks the pair (hashes, spec: 9 blocks, ngf 32, summer/winter, FP16, ≤ 12 MiB for both files),
-  records where and how it was trained in pair.json's provenance, and replaces cgan/data/pairs/summer2winter
+  records where and how it was trained in pair.json's provenance, adds the in-pair ONNX graphs (so the pair
+  runs without torch: cgan.export.pair_graph), and replaces cgan/data/pairs/summer2winter
   (the old one is kept in a temp folder until the new one is in place). Refuses a pair whose schedule was cut
   short unless --accept-cut-short.
 - bench-gpu.json / .png → benchmarks/results/<gpu>-<date>.{json,png} (schema-checked), history.jsonl lines
@@ -34,6 +35,7 @@ def slug(text: str) -> str:
 
 def adopt_pair(tar_path: Path, repo: Path, accept_cut_short: bool) -> tuple[Path, dict]:
     from cgan.errors import CganError
+    from cgan.export.pair_graph import add_pair_graphs
     from cgan.pairs import load_pair, write_pair_json
 
     with tempfile.TemporaryDirectory(dir=repo) as tmp:
@@ -79,9 +81,10 @@ def adopt_pair(tar_path: Path, repo: Path, accept_cut_short: bool) -> tuple[Path
             provenance["train_speed"] = json.loads(speed.read_text()).get("rows")
         write_pair_json(src, pair.spec, {k: src / rec["path"] for k, rec in pair.files.items()}, "float16",
                         training, provenance)
-        load_pair(src)
+        # the in-pair ONNX graphs (a few tens of KB, reading the new weights) let the pair run without torch
+        pair = add_pair_graphs(src)
         target = repo / "cgan" / "data" / "pairs" / "summer2winter"
-        keep = [src / "pair.json"] + [src / rec["path"] for rec in pair.files.values()]
+        keep = [src / "pair.json"] + [src / rec["path"] for rec in pair.records()]
         staged = Path(tmp) / "staged"
         staged.mkdir()
         for f in keep:

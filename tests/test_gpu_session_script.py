@@ -109,7 +109,9 @@ def test_adopt_lease_takes_the_pair_and_results(lease_out, tmp_path, capsys):
     # the lease fine-tunes the embedded pair by default, and the pair says so
     assert pair.meta["provenance"]["initialized_from"]["name"] == "summer2winter"
     assert [r["name"] for r in pair.meta["provenance"]["train_speed"]][0] == "official-eager-fp32"
-    assert sorted(p.name for p in pair.folder.iterdir()) == ["F.safetensors", "G.safetensors", "pair.json"]
+    assert sorted(p.name for p in pair.folder.iterdir()) == ["F.fp32.onnx", "F.safetensors", "G.fp32.onnx",
+                                                              "G.safetensors", "pair.json"]
+    assert set(pair.graphs) == {"G", "F"}  # the adopted pair runs without torch, as the one it replaces did
     results = sorted(p.name for p in (repo / "benchmarks" / "results").glob("*"))
     assert any(n.endswith(".json") and not n.startswith(("lease-", "cpu-")) and "profile" not in n for n in results)
     assert any(n.endswith("profile-eager.json") for n in results)
