@@ -3,6 +3,7 @@ runs by itself, reading the pair's own safetensors weights, so the embedded pair
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 
@@ -203,3 +204,46 @@ def test_embedded_pair_runs_on_onnxruntime_without_torch(tmp_path):
     with Translator.load("summer2winter", backend="torch", device="cpu") as t:
         ref = t.translate(frame)
     assert np.abs(np.load(tmp_path / "out.npy").astype(int) - ref).max() <= 1
+
+
+def test_an_old_onnxruntime_does_not_run_pair_graphs(pair, monkeypatch):
+    """onnxruntime before 1.24.1 reads ONNX external data from any path a graph names (an absolute path or
+    `../` outside the folder, tried with 1.23.2): a hostile pair could make it read any file as weights. Such an
+    onnxruntime does not run pair graphs; auto falls back to torch."""
+    import onnxruntime
+
+    add_pair_graphs(pair)
+    monkeypatch.setattr(onnxruntime, "__version__", "1.23.2")
+    with pytest.raises(CganError, match=r"from 1\.24\.1 on \(this is 1\.23\.2\)"):
+        Translator.load(str(pair), backend="ort-cpu")
+    with Translator.load(str(pair), device="cpu") as t:
+        assert t.info.backend == "torch"
+    monkeypatch.setattr(onnxruntime, "__version__", "1.24.1")
+    with Translator.load(str(pair), device="cpu") as t:
+        assert t.info.backend == "ort-cpu"
+
+
+@pytest.mark.parametrize("location", ["../outside.safetensors", "ABSOLUTE"])
+def test_a_graph_naming_weights_outside_its_folder_is_not_loaded(pair, tmp_path, location):
+    """A hostile pair folder (graph and pair.json hashes forged to match) whose graph reads its weights from
+    outside the folder: onnxruntime refuses it, and the user gets one line."""
+    import onnx
+
+    from cgan._files import file_record
+
+    add_pair_graphs(pair)
+    outside = pair.parent / "outside.safetensors"
+    shutil.copy2(pair / "G.safetensors", outside)
+    target = str(outside) if location == "ABSOLUTE" else location
+    graph = pair / "G.fp32.onnx"
+    model = onnx.load(str(graph), load_external_data=False)
+    for t in model.graph.initializer:
+        for e in t.external_data:
+            if e.key == "location":
+                e.value = target
+    graph.write_bytes(model.SerializeToString())
+    meta = json.loads((pair / "pair.json").read_text())
+    meta[GRAPHS]["G"].update(file_record(graph, pair))
+    (pair / "pair.json").write_text(json.dumps(meta))
+    with pytest.raises(CganError, match="onnxruntime cannot load"):
+        Translator.load(str(pair), backend="ort-cpu")
