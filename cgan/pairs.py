@@ -71,9 +71,31 @@ class Pair:
 
     @property
     def graphs(self) -> dict[str, dict[str, Any]]:
-        """{generator: record} of the ONNX graphs in the folder that read this pair's weights (may be empty)."""
+        """{generator: record} of the in-pair ONNX graphs pair.json lists (may be empty), unchecked: `graph()`
+        checks one before it is used. A broken graph entry never stops what does not use it (torch, exports)."""
         graphs = self.meta.get(GRAPHS)
-        return graphs if isinstance(graphs, dict) else {}
+        if not isinstance(graphs, dict):
+            return {}
+        return {g: r for g, r in graphs.items() if g in self.files and isinstance(r, dict)}
+
+    def graph(self, gen: str, verify: bool = True) -> dict[str, Any]:
+        """The in-pair graph record of `gen`, checked: what cgan writes (FP32, NCHW float32 I/O), made for the
+        weights pair.json lists, inside the folder and, with verify, matching its size and sha256."""
+        rec = self.graphs.get(gen)
+        fix = f"re-create it with `cgan-export {self.folder} --in-pair`"
+        if rec is None:
+            raise IntegrityError(f"{self.folder / PAIR_JSON} lists no ONNX graph for {gen}; {fix}")
+        want = {"kind": "onnx", "precision": "fp32", "io": "nchw", "io_dtype": "float32"}
+        if any(rec.get(k) != v for k, v in want.items()) or not isinstance(rec.get("path"), str):
+            raise IntegrityError(f"{self.folder / PAIR_JSON} has a malformed graph entry for {gen}; {fix}")
+        if rec.get("weights_sha256") != self.files[gen].get("sha256"):
+            raise IntegrityError(f"{self.folder / PAIR_JSON}: the ONNX graph of {gen} was made for other weights "
+                                 f"than {self.files[gen].get('path')}; {fix}")
+        try:
+            _check_record(self.folder, rec, verify)
+        except IntegrityError as e:
+            raise IntegrityError(f"{e}; or {fix}") from None
+        return rec
 
     def records(self) -> list[dict[str, Any]]:
         """Every file record pair.json lists: the weights, then the graphs."""
@@ -91,7 +113,8 @@ class Pair:
 
 
 def load_pair(folder: str | os.PathLike, verify: bool = True) -> Pair:
-    """Read and check a pair folder's pair.json (and, with verify, every file's size and sha256)."""
+    """Read and check a pair folder's pair.json (and, with verify, every weight file's size and sha256; the
+    in-pair graphs are checked by `Pair.graph` when used)."""
     folder = Path(folder)
     meta = read_json(folder / PAIR_JSON, "pair.json")
     if not isinstance(meta, dict) or meta.get("format") != PAIR_FORMAT:
@@ -107,19 +130,7 @@ def load_pair(folder: str | os.PathLike, verify: bool = True) -> Pair:
         if not isinstance(rec, dict):
             raise IntegrityError(f"{folder / PAIR_JSON} has a malformed file entry for {gen}: {rec!r}; re-create the pair")
         _check_record(folder, rec, verify)
-    graphs = meta.get(GRAPHS, {})
-    if not isinstance(graphs, dict) or set(graphs) - set(files):
-        raise IntegrityError(f"{folder / PAIR_JSON} has a malformed {GRAPHS!r} entry (graphs of generators it "
-                             f"holds: {', '.join(files)}); re-create the pair")
-    for gen, rec in graphs.items():
-        if not isinstance(rec, dict) or rec.get("kind") != "onnx":
-            raise IntegrityError(f"{folder / PAIR_JSON} has a malformed graph entry for {gen}: {rec!r}; re-create "
-                                 f"the pair")
-        if rec.get("weights_sha256") != files[gen].get("sha256"):
-            raise IntegrityError(f"{folder / PAIR_JSON}: the ONNX graph of {gen} was made for other weights than "
-                                 f"{files[gen].get('path')}; re-run `cgan-export {folder} --in-pair`")
-        _check_record(folder, rec, verify)
-    return Pair(folder, spec, files, meta)
+    return Pair(folder, spec, files, meta)  # in-pair graphs are checked when used (Pair.graph)
 
 
 def _check_record(folder: Path, rec: dict[str, Any], verify: bool) -> None:

@@ -84,15 +84,117 @@ def test_changed_weights_or_graph_are_refused(pair):
     weights.write_bytes(bytes(data))
     with pytest.raises(IntegrityError, match="sha256"):
         Translator.load(str(pair), backend="ort-cpu")
+    add_pair_graphs(make_pair(pair, blocks=2, ngf=8))  # fresh weights and graphs
     meta = json.loads((pair / "pair.json").read_text())
     meta[GRAPHS]["F"]["weights_sha256"] = "0" * 64  # a graph listed for other weights
     (pair / "pair.json").write_text(json.dumps(meta))
-    with pytest.raises(IntegrityError, match="made for other weights"):
-        load_pair(pair, verify=False)
-    meta[GRAPHS] = {"X": {}}
+    with pytest.raises(IntegrityError, match=r"made for other weights .*--in-pair"):
+        Translator.load(str(pair), direction="F", backend="ort-cpu")
+    with Translator.load(str(pair), direction="F", backend="torch", device="cpu") as t:  # torch never reads graphs
+        assert t.translate(FRAME).shape == FRAME.shape
+    meta[GRAPHS] = {"G": {"kind": "onnx", "precision": "fp32", "io": "nchw", "path": "G.fp32.onnx",
+                          "io_dtype": "nonsense"}, "X": 3}
     (pair / "pair.json").write_text(json.dumps(meta))
-    with pytest.raises(IntegrityError, match="malformed"):
-        load_pair(pair, verify=False)
+    load_pair(pair)  # a broken graph entry does not stop the pair's other uses
+    with pytest.raises(IntegrityError, match="malformed graph entry for G"):
+        Translator.load(str(pair), backend="ort-cpu")
+    with pytest.raises(CganError, match="export folder"):  # F has no graph listed any more
+        Translator.load(str(pair), direction="F", backend="ort-cpu")
+
+
+def test_a_graph_listed_for_the_other_generator_is_refused(pair):
+    """pair.json's G entry naming F's graph file (hashes updated to match): the graph's own metadata says F."""
+    from cgan._files import file_record
+
+    add_pair_graphs(pair)
+    meta = json.loads((pair / "pair.json").read_text())
+    meta[GRAPHS]["G"].update(file_record(pair / "F.fp32.onnx", pair))
+    (pair / "pair.json").write_text(json.dumps(meta))
+    with pytest.raises(IntegrityError, match="the graph of F, listed as G's"):
+        Translator.load(str(pair), backend="ort-cpu")
+
+
+def test_a_crash_before_pair_json_leaves_a_usable_pair_and_a_rerun_mends_it(pair, monkeypatch):
+    """The graphs take their final names before pair.json is rewritten: a failure in between (a full disk) left
+    graphs that pair.json's hashes did not match, which made every use of the pair fail, --in-pair too."""
+    from cgan.export import pair_graph
+
+    add_pair_graphs(pair, opset=17)
+
+    def full_disk(*a, **k):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(pair_graph, "write_json_atomic", full_disk)
+    with pytest.raises(OSError):
+        add_pair_graphs(pair, opset=18)  # other graph bytes than the listed ones
+    monkeypatch.undo()
+    with Translator.load(str(pair), backend="torch", device="cpu") as t:
+        assert t.translate(FRAME).shape == FRAME.shape
+    with pytest.raises(IntegrityError, match="--in-pair"):
+        Translator.load(str(pair), backend="ort-cpu")
+    add_pair_graphs(pair)
+    with Translator.load(str(pair), backend="ort-cpu", threads=1) as t:
+        assert t.translate(FRAME).shape == FRAME.shape
+
+
+def test_weights_changed_while_graphs_are_made_write_nothing(pair, monkeypatch):
+    from cgan.export import parity
+    from cgan.trainer.weights import load_generator, save_pair
+
+    p = load_pair(pair)
+    new = {g: load_generator(p, g).state_dict() for g in ("G", "F")}
+    for v in new["G"].values():
+        v.mul_(0.5)
+    real, calls = parity.check_generator, []
+
+    def meanwhile(net, variants, frames, thresholds=None):
+        calls.append(1)
+        if len(calls) == 2:  # while F's graph is checked, the trainer writes new weights into the pair
+            save_pair(pair, p.spec, new, "float32")
+        return real(net, variants, frames, thresholds)
+
+    monkeypatch.setattr(parity, "check_generator", meanwhile)
+    with pytest.raises(IntegrityError, match="changed while its graphs were made"):
+        add_pair_graphs(pair)
+    after = load_pair(pair)  # the new weights, listed with their own hashes
+    assert after.graphs == {} and not (pair / "G.fp32.onnx").exists()
+
+
+def test_in_pair_refusals_before_anything_is_written(pair, monkeypatch):
+    from cgan.export import pair_graph
+
+    with pytest.raises(CganError, match="packaged with cgan"):
+        add_pair_graphs("summer2winter")
+    with pytest.raises(CganError, match="packaged with cgan"):
+        add_pair_graphs("winter2summer")
+    meta = json.loads((pair / "pair.json").read_text())
+    (pair / "G.safetensors").rename(pair / "G.fp32.onnx")
+    meta["files"]["G"]["path"] = "G.fp32.onnx"
+    (pair / "pair.json").write_text(json.dumps(meta))
+    with pytest.raises(CganError, match="the name of G's graph"):
+        add_pair_graphs(pair)
+    assert load_pair(pair).files["G"]["path"] == "G.fp32.onnx"  # the weights are still there, verified
+    (pair / "G.fp32.onnx").rename(pair / "G.safetensors")
+    meta["files"]["G"]["path"] = "G.safetensors"
+    (pair / "pair.json").write_text(json.dumps(meta))
+    monkeypatch.setattr(pair_graph, "MAX_INLINE_BYTES", 0)  # the instance-norm constants stay inline
+    with pytest.raises(IntegrityError, match="cannot be shared"):
+        add_pair_graphs(pair)
+    assert sorted(p.name for p in pair.iterdir()) == ["F.safetensors", "G.safetensors", "pair.json"]
+
+
+def test_weights_in_a_subfolder_are_named_by_their_path(tmp_path):
+    src = make_pair(tmp_path / "p", blocks=1, ngf=4)
+    (src / "w").mkdir()
+    meta = json.loads((src / "pair.json").read_text())
+    for gen in ("G", "F"):
+        (src / f"{gen}.safetensors").rename(src / "w" / f"{gen}.safetensors")
+        meta["files"][gen]["path"] = f"w/{gen}.safetensors"
+    (src / "pair.json").write_text(json.dumps(meta))
+    add_pair_graphs(src)
+    with Translator.load(str(src), backend="ort-cpu", threads=1) as a, \
+            Translator.load(str(src), backend="torch", device="cpu") as b:
+        assert np.abs(a.translate(FRAME).astype(int) - b.translate(FRAME)).max() <= 1
 
 
 def test_new_weights_drop_the_old_graphs(pair):
@@ -247,3 +349,38 @@ def test_a_graph_naming_weights_outside_its_folder_is_not_loaded(pair, tmp_path,
     (pair / "pair.json").write_text(json.dumps(meta))
     with pytest.raises(CganError, match="onnxruntime cannot load"):
         Translator.load(str(pair), backend="ort-cpu")
+
+
+def test_every_graph_field_mutation_runs_or_is_one_line(tmp_path):
+    """Each field of G's graph entry in pair.json (and the entry itself) replaced by odd JSON values: loading on
+    ort-cpu and translating gives a result or a one-line CganError, never another exception (found: io_dtype
+    "nonsense" -> TypeError through cgan-video)."""
+    from cgan.errors import BackendUnavailable
+
+    folder = make_pair(tmp_path / "p", blocks=1, ngf=4)
+    add_pair_graphs(folder)
+    base = json.loads((folder / "pair.json").read_text())
+    odd = [None, True, 0, -1, 1.5, "", "x", "../x", "/etc/passwd", [], [1], {}, {"a": 1}, "G", "F.fp32.onnx",
+           "F.safetensors"]
+    failures, outcomes = [], set()
+    for key in [None, *base[GRAPHS]["G"]]:
+        for value in odd:
+            meta = json.loads(json.dumps(base))
+            if key is None:
+                meta[GRAPHS]["G"] = value
+            else:
+                meta[GRAPHS]["G"][key] = value
+            (folder / "pair.json").write_text(json.dumps(meta))
+            try:
+                with Translator.load(str(folder), backend="ort-cpu", threads=1) as t:
+                    t.translate(FRAME)
+                outcomes.add("ran")
+            except BackendUnavailable:
+                outcomes.add("no graph")
+            except CganError as e:
+                assert "\n" not in str(e)
+                outcomes.add("refused")
+            except Exception as e:  # noqa: BLE001 - the point of the test
+                failures.append(f"{key} = {value!r}: {type(e).__name__}: {e}")
+    assert not failures, "\n".join(failures[:20])
+    assert outcomes == {"ran", "no graph", "refused"}  # e.g. a changed "parity" figure still runs

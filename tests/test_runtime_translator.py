@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cgan.errors import BackendUnavailable, CganError
+from cgan.errors import BackendUnavailable, CganError, IntegrityError
 from cgan.runtime import Translator, available_backends
 from cgan.runtime.backends.base import load_model
 from cgan.runtime.registry import backend_class
@@ -385,3 +385,29 @@ def test_export_hints_name_what_the_user_gave(folders):
     shutil.copytree(pair, named)
     ok, why = backend_class("ort-cpu").check(load_model("hintx2hinty"), "fp32")
     assert not ok and "run `cgan-export hintx2hinty`" in why
+
+
+@pytest.mark.parametrize("field,value", [("io_dtype", "nonsense"), ("io_dtype", [1]), ("io_dtype", True)])
+def test_unknown_io_in_a_manifest_is_one_line(folders, tmp_path, capsys, field, value):
+    """An export manifest edited to an io_dtype numpy does not know was a TypeError traceback through cgan-video."""
+    import json
+
+    from cgan._cli import run
+    from cgan.runtime.cli import cli
+
+    bad = tmp_path / "bad_export"
+    shutil.copytree(folders[1], bad)
+    m = json.loads((bad / "manifest.json").read_text())
+    for rec in m["files"]:
+        rec[field] = value
+    (bad / "manifest.json").write_text(json.dumps(m))
+    with pytest.raises(IntegrityError, match="does not know"):
+        Translator.load(str(bad), backend="ort-cpu")
+    clip = tmp_path / "in.mp4"
+    from _helpers_video import make_clip
+
+    make_clip(clip, frames=2)
+    assert run(cli, ["--pair", str(bad), "--backend", "ort-cpu", "--input", str(clip), "--output",
+                     str(tmp_path / "o.mp4"), "--no-display"]) == 3
+    err = capsys.readouterr().err
+    assert "does not know" in err and "Traceback" not in err

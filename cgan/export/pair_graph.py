@@ -69,9 +69,10 @@ def tensor_layout(path: Path) -> dict[str, tuple[str, tuple[int, ...], int, int]
     return out
 
 
-def share_weights(model: Any, state: dict[str, Any], weights: Path) -> tuple[Any, int, int]:
+def share_weights(model: Any, state: dict[str, Any], weights: Path, location: str | None = None) -> tuple[Any, int, int]:
     """Point `model`'s initializers that equal a tensor of `state` (the generator's float32 state dict, loaded
-    from `weights`) at that tensor's bytes in `weights`. Returns (model, shared count, bytes left inline)."""
+    from `weights`) at that tensor's bytes in `weights`, named `location` in the graph (the weights' path relative
+    to the graph's folder; default its file name). Returns (model, shared count, bytes left inline)."""
     from onnx import TensorProto, helper, numpy_helper
 
     layout = tensor_layout(weights)
@@ -92,7 +93,7 @@ def share_weights(model: Any, state: dict[str, Any], weights: Path) -> tuple[Any
         onnx_type = getattr(TensorProto, _DTYPES[dtype][0])
         ext = TensorProto(name=init.name if dtype == "F32" else f"{init.name}.{dtype.lower()}", data_type=onnx_type,
                           dims=list(shape), data_location=TensorProto.EXTERNAL)
-        for key, value in (("location", weights.name), ("offset", str(offset)), ("length", str(length))):
+        for key, value in (("location", location or weights.name), ("offset", str(offset)), ("length", str(length))):
             entry = ext.external_data.add()
             entry.key, entry.value = key, value
         kept.append(ext)
@@ -130,11 +131,20 @@ def add_pair_graphs(source: str | os.PathLike, *, parity_frames: list[np.ndarray
     if resolved.kind != "pair":
         raise CganError(f"--in-pair writes graphs into a pair folder, and {resolved.folder} is an export folder: "
                         f"pass the pair itself (the export's {resolved.folder / 'pair'} is a copy)")
+    if resolved.origin == "embedded":
+        raise CganError(f"{source} is the pair packaged with cgan ({resolved.folder}), which ships its graphs: to "
+                        f"change a copy, copy that folder to $CGAN_HOME/pairs/{resolved.folder.name} (or anywhere) "
+                        f"and pass the copy")
     frames = parity_frames if parity_frames is not None else parity.parity_frames()[0]
     opset = onnx_export.DEFAULT_OPSET if opset is None else opset
     onnx_export.check_opset(opset)
     with export_lock(resolved.folder):
-        pair = load_pair(resolved.folder)
+        pair = load_pair(resolved.folder)  # the weights verified; old graphs are replaced, not read
+        taken = {rec.get("path") for rec in pair.files.values()}
+        for gen in pair.generators:
+            if graph_name(gen) in taken:
+                raise CganError(f"{pair.folder / PAIR_JSON} names a weights file {graph_name(gen)}, the name of "
+                                f"{gen}'s graph; rename the weights (re-create the pair)")
         graphs: dict[str, dict[str, Any]] = {}
         with contextlib.ExitStack() as written:  # every graph is checked before any takes its final name
             for gen in pair.generators:
@@ -142,7 +152,7 @@ def add_pair_graphs(source: str | os.PathLike, *, parity_frames: list[np.ndarray
                 net = load_generator(pair, gen)
                 options = {"in_pair": True, "opset": opset, "pad_mode": "reflect", "simplify": True}
                 model = onnx_export.export_onnx(net, _metadata(pair, gen, "fp32", "nchw", options), opset=opset)
-                model, shared, inline = share_weights(model, net.state_dict(), weights)
+                model, shared, inline = share_weights(model, net.state_dict(), weights, pair.files[gen]["path"])
                 if inline > MAX_INLINE_BYTES:
                     raise IntegrityError(f"{gen}: only {shared} weight tensors of the exported graph were found in "
                                          f"{weights.name} ({inline} bytes left inline); this pair's weights cannot "
@@ -151,7 +161,11 @@ def add_pair_graphs(source: str | os.PathLike, *, parity_frames: list[np.ndarray
                 tmp = written.enter_context(atomic_path(final))
                 tmp.write_bytes(model.SerializeToString())
                 _check_saved(tmp, f"the in-pair graph of {gen}")
-                fig = parity.check_generator(net, {"fp32": tmp}, frames)
+                try:
+                    fig = parity.check_generator(net, {"fp32": tmp}, frames)
+                except RuntimeError as e:  # onnxruntime's load errors (e.g. weights replaced meanwhile)
+                    raise IntegrityError(f"{gen}: onnxruntime cannot run the in-pair graph "
+                                         f"({str(e).splitlines()[0][:300]}); nothing was written") from None
                 if fig["failures"]:
                     raise IntegrityError(f"{gen}: the in-pair graph fails parity against PyTorch "
                                          f"({'; '.join(fig['failures'])}); nothing was written")
@@ -159,6 +173,11 @@ def add_pair_graphs(source: str | os.PathLike, *, parity_frames: list[np.ndarray
                          gen, final.name, shared, weights.name, inline, fig.get("fp32_max_abs", 0.0))
                 graphs[gen] = {"kind": "onnx", "precision": "fp32", "io": "nchw", "io_dtype": "float32",
                                "weights_sha256": pair.files[gen]["sha256"], "parity": fig, "_tmp": tmp}
+            # a pair rewritten meanwhile (save_pair takes no lock) must not get graphs of its old weights, nor
+            # pair.json listing the old weights over the new files
+            if load_pair(pair.folder, verify=False).files != pair.files:
+                raise IntegrityError(f"{pair.folder}'s weights changed while its graphs were made; nothing was "
+                                     f"written: run it again")
         for gen, rec in graphs.items():  # the graphs carry their final names now
             rec.pop("_tmp")
             rec.update(file_record(pair.folder / graph_name(gen), pair.folder))

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from cgan._files import read_json, verify_record
+from cgan._files import inside, read_json, verify_record
 from cgan._limits import check_threads
 from cgan.errors import BackendUnavailable, CganError, IntegrityError
 from cgan.pairs import GRAPHS, MANIFEST_JSON, PAIR_JSON, Pair, load_pair, resolve
@@ -80,7 +80,7 @@ class Model:
         "onnx" entry, see cgan.export.pair_graph); empty for a pair without graphs."""
         if self.manifest:
             return [f for f in self.manifest.get("files", []) if isinstance(f, dict) and f.get("generator") == self.gen]
-        if self.kind == "pair":
+        if self.kind == "pair":  # listed only; Model.path checks it (Pair.graph) before it is used
             graphs = self.pair_meta.get(GRAPHS)
             rec = graphs.get(self.gen) if isinstance(graphs, dict) else None
             return [{**rec, "generator": self.gen}] if isinstance(rec, dict) else []
@@ -101,14 +101,26 @@ class Model:
     def path(self, rec: dict[str, Any], verify: bool = True) -> Path:
         """The file of a manifest record, checked against its size and sha256 (a pair's graph: and the weights
         it reads, with every other file of the pair)."""
-        what = f"{self.folder / (MANIFEST_JSON if self.kind == 'export' else PAIR_JSON)}"
+        what = str(self.listing)
         if verify:
-            if self.kind == "pair":  # the graph reads the pair's weights as external data: verify them too
+            if self.kind == "pair":  # the graph reads the pair's weights as external data: verify both
                 self._pair = load_pair(self.folder)
+                return inside(self.folder, self._pair.graph(self.gen)["path"], what)
             return verify_record(self.folder, rec, what)
-        from cgan._files import inside
-
         return inside(self.folder, rec.get("path", ""), what)
+
+    @property
+    def listing(self) -> Path:
+        """The file that lists this model's files: an export's manifest.json or a pair's pair.json."""
+        return self.folder / (MANIFEST_JSON if self.kind == "export" else PAIR_JSON)
+
+    def rebuild_hint(self) -> str:
+        """How to re-create this model's ONNX files."""
+        import shlex
+
+        if self.kind == "pair":
+            return f"re-create its graphs with `cgan-export {shlex.quote(str(self.folder))} --in-pair`"
+        return "re-export it with `cgan-export`"
 
     def pair(self) -> Pair:
         if self._pair is None:

@@ -54,7 +54,8 @@ def _ort() -> Any:
     try:
         import onnxruntime as ort
     except ImportError:
-        raise BackendUnavailable("onnxruntime is not installed: pip install 'cgan[cpu]' (or 'cgan[gpu]')") from None
+        raise BackendUnavailable("onnxruntime is not installed: pip install 'cgan[runtime]' (or 'cgan[cpu]', "
+                                 "'cgan[gpu]')") from None
     return ort
 
 
@@ -69,6 +70,7 @@ def _pick_onnx(model: Model, precision: str, prefer_prepost: bool) -> dict[str, 
 
 
 ORT_TYPES = {"float32": "tensor(float)", "float16": "tensor(float16)", "uint8": "tensor(uint8)"}
+IO_LAYOUTS = ("nchw", "bgr-hwc-uint8")
 
 
 def _io_problem(session: Any, io: str, io_dtype: np.dtype) -> str | None:
@@ -131,24 +133,41 @@ class _OrtBackend(Backend):
         path = self.model.path(self.record)
         self.io = self.record.get("io", "nchw")
         io_dtype = self.record.get("io_dtype") or ("uint8" if self.io == "bgr-hwc-uint8" else "float32")
+        if self.io not in IO_LAYOUTS or not isinstance(io_dtype, str) or io_dtype not in ORT_TYPES:
+            raise IntegrityError(f"{self.model.listing} lists {path.name} with io {self.io!r} and io_dtype "
+                                 f"{io_dtype!r}, which the runtime does not know; {self.model.rebuild_hint()}")
         self.io_dtype = np.dtype(io_dtype)
         try:
             self.session = ort.InferenceSession(str(path), self._session_options(), providers=self._providers())
         except Exception as e:  # ORT raises its own Fail/InvalidGraph types
-            raise CganError(f"onnxruntime cannot load {path}: {str(e).splitlines()[0][:300]}; re-export it") from None
+            raise CganError(f"onnxruntime cannot load {path}: {str(e).splitlines()[0][:300]}; "
+                            f"{self.model.rebuild_hint()}") from None
         if self.provider not in self.session.get_providers():
             raise BackendUnavailable(f"onnxruntime did not enable {self.provider} (got "
                                      f"{self.session.get_providers()}): install onnxruntime-gpu and CUDA/cuDNN")
-        problem = _io_problem(self.session, self.io, self.io_dtype)
+        problem = _io_problem(self.session, self.io, self.io_dtype) or self._meta_problem()
         if problem:
             self.session = None
-            raise IntegrityError(f"{path} does not match its entry in {self.model.folder / 'manifest.json'} "
-                                 f"({problem}); re-export with `cgan-export`")
+            raise IntegrityError(f"{path} does not match its entry in {self.model.listing} ({problem}); "
+                                 f"{self.model.rebuild_hint()}")
         self.input_name = self.session.get_inputs()[0].name
         self.output_name = self.session.get_outputs()[0].name
         self.buffers = Buffers()
         self.bound: dict[tuple[int, ...], Any] = {}
         log.debug("ort: %s with %s (%s)", path.name, self.session.get_providers(), self.io)
+
+    def _meta_problem(self) -> str | None:
+        """What in the graph's cgan metadata contradicts the model it is loaded as (a graph of F listed as G's; a
+        pair graph made for other weights), or None. Graphs without cgan metadata are not judged here."""
+        meta = self.session.get_modelmeta().custom_metadata_map
+        gen = meta.get("cgan.generator")
+        if gen is not None and gen != self.model.gen:
+            return f"it is the graph of {gen}, listed as {self.model.gen}'s"
+        if self.model.kind == "pair":
+            want = self.model.pair().files[self.model.gen].get("sha256")
+            if meta.get("cgan.weights_sha256") != want:
+                return "its metadata names other weights than the pair's"
+        return None
 
     def _deactivate_impl(self) -> None:
         self.bound.clear()
@@ -166,7 +185,7 @@ class OrtCpuBackend(_OrtBackend):
     @classmethod
     def check(cls, model=None, precision=None, device=None):
         if not module_available("onnxruntime"):
-            return False, "onnxruntime is not installed: pip install 'cgan[cpu]'"
+            return False, "onnxruntime is not installed: pip install 'cgan[runtime]' (or 'cgan[cpu]')"
         if precision == "fp16":
             return False, "fp16 does not run fast on the CPU: use precision fp32 (or a GPU backend)"
         return cls._check_model(model, "fp32", False)

@@ -198,7 +198,7 @@ class TensorRTBackend(Backend):
         if model is None:
             return True, ""
         if model.kind != "export":
-            return False, f"TensorRT needs an export folder with an engine: run `cgan-export {model.spec.name} --engine`"
+            return False, f"TensorRT needs an export folder with an engine: run `{model.export_command('--engine')}`"
         recs = cls.engines(model, precision)
         if not recs:
             return False, (f"{model.folder} has no {cls.flavour} engine for {model.direction}"
