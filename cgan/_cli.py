@@ -32,6 +32,15 @@ def run(command: click.Command, argv: list[str] | None = None) -> int:
         return e.exit_code
     except click.exceptions.Exit as e:
         return e.exit_code
+    except ModuleNotFoundError as e:
+        # an optional dependency of this command is not installed (the README's main job installs only the
+        # runtime): say which extra brings it; a module cgan does not know stays a traceback (a real bug)
+        prog = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else ""
+        text = missing_extra(e, prog if prog.startswith("cgan") else "this command")
+        if text is None or debugging():
+            raise
+        click.echo(f"error: {text}", err=True)
+        return 2
     except (OSError, MemoryError) as e:  # (a closed pipe, `cgan-bench | head`, click ends quietly itself)
         # what the machine refused (a path too long, a folder where a file goes, no permission, no space, no
         # memory) when no check caught it first: one line too; CGAN_DEBUG=1 shows the traceback. Other OSErrors
@@ -41,6 +50,27 @@ def run(command: click.Command, argv: list[str] | None = None) -> int:
             raise
         click.echo(f"error: {text}", err=True)
         return 2
+
+
+#: optional modules -> what installs them
+EXTRAS = {
+    **{m: "pip install 'cgan[cpu]' (or 'cgan[gpu]' on an NVIDIA GPU)"
+       for m in ("torch", "onnx", "onnxslim", "onnxconverter_common", "tensorboard", "matplotlib", "torchvision")},
+    "onnxruntime": "pip install 'cgan[runtime]' (or 'cgan[cpu]', 'cgan[gpu]')",
+    "tensorrt": "pip install 'cgan[tensorrt]'",
+    "tensorrt_rtx": "pip install 'cgan[tensorrt-rtx]'",
+    "cuda": "pip install 'cuda-python>=12.6'",
+    "psutil": "pip install psutil",
+}
+
+
+def missing_extra(e: ModuleNotFoundError, command: str) -> str | None:
+    """'<command> needs <module>, which is not installed: <how>' for an optional module cgan knows; else None."""
+    top = (e.name or "").split(".")[0]
+    how = EXTRAS.get(top)
+    if how is None:
+        return None
+    return f"{command} needs {top}, which is not installed here: {how}"
 
 
 #: errnos that mean "this path / this disk": the user can act on them

@@ -119,3 +119,47 @@ def test_a_refused_video_run_leaves_no_output_folder(tmp_path, capsys):
     assert run(cli, ["--pair", "summer2winter", "--input", str(clip), "--output", str(tmp_path / "file" / "o.mp4"),
                      "--no-display"]) == 2
     assert "is not a folder" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("module,words", [("torch", "needs torch, which is not installed here: pip install 'cgan[cpu]'"),
+                                          ("onnx.helper", "needs onnx, which is not installed here"),
+                                          ("onnxruntime", "pip install 'cgan[runtime]'")])
+def test_a_missing_optional_dependency_is_one_line(module, words, capsys, monkeypatch):
+    """The README's main job installs only the runtime: cgan-train, cgan-export, cgan-bench and cgan-eval then
+    died with a ModuleNotFoundError traceback; now one line naming the extra, exit 2."""
+    @click.command()
+    def needs():
+        raise ModuleNotFoundError(f"No module named {module!r}", name=module)
+
+    monkeypatch.setattr("sys.argv", ["/venv/bin/cgan-train"])
+    assert run(needs, []) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: cgan-train ") and words in err and "Traceback" not in err, err
+
+
+def test_an_unknown_missing_module_keeps_its_traceback():
+    @click.command()
+    def broken():
+        import importlib
+
+        importlib.import_module("cgan_no_such_module")  # a bug, not a missing extra
+
+    with pytest.raises(ModuleNotFoundError):
+        run(broken, [])
+
+
+def test_commands_without_torch_say_what_to_install(tmp_path):
+    """Each torch command run in a process where `import torch` fails (as in a runtime-only install)."""
+    import subprocess
+    import sys
+
+    code = ("import sys; sys.modules['torch'] = None; sys.argv = ['cgan-train'] + sys.argv[1:]\n"
+            "from cgan.trainer.cli import main; main()\n")
+    r = subprocess.run([sys.executable, "-c", code, "--data", str(tmp_path), "--out", str(tmp_path / "r"),
+                        "--name", "x"], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and "cgan-train needs torch" in r.stderr and "Traceback" not in r.stderr, r.stderr
+    code = ("import sys; sys.modules['torch'] = None; sys.argv = ['cgan-export']\n"
+            "from cgan.export.cli import main; sys.argv += ['summer2winter']; main()\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                       env={**__import__("os").environ, "CGAN_HOME": str(tmp_path / "home")})
+    assert r.returncode == 2 and "cgan-export needs torch" in r.stderr and "Traceback" not in r.stderr, r.stderr
