@@ -1,8 +1,9 @@
 """ONNX Runtime backends: `ort-cpu` (CPU provider, FP32 graph) and `ort-cuda` (CUDA provider, FP16 graph).
 
-Both run an export folder (ONNX files listed in manifest.json), or a pair folder's in-pair FP32 graph (the
-embedded pair has one; `cgan-export PAIR --in-pair` writes them), which reads the pair's own weights. Inputs and outputs are bound once per shape
-(IO binding to OrtValues that stay alive), so steady-state inference allocates nothing in cgan's code.
+Both run an export folder (ONNX files listed in manifest.json), or a pair folder's in-pair FP32 graph, which
+reads the pair's own weights (the embedded pair has them; `cgan-export PAIR --in-pair` writes them). Inputs and
+outputs are bound once per shape (IO binding to OrtValues that stay alive), so steady-state inference
+allocates nothing in cgan's code.
 
 `ort-cuda` prefers the export's `G.fp16.prepost.onnx` (uint8 BGR NHWC in and out: pre/post-processing runs on
 the GPU and only bytes cross PCIe), runs cuDNN's exhaustive algorithm search, and captures a CUDA graph per
