@@ -17,6 +17,11 @@ def main() -> None:
     for name, _, what in COMMANDS:
         print(f"  {name:<12} {what}")
     print("\nrun any command with --help for its options")
+    import importlib.util
+
+    if importlib.util.find_spec("torch") is None:  # e.g. the README's runtime-only main job
+        print("torch is not installed here: cgan-train, cgan-export, cgan-bench and cgan-eval need "
+              "`pip install 'cgan[cpu]'` (or 'cgan[gpu]'); cgan-video runs without it")
 
 
 if __name__ == "__main__":

@@ -316,6 +316,14 @@ def test_python_m_cgan_lists_commands():
         assert cmd in out
 
 
+def test_python_m_cgan_says_what_needs_torch_when_it_is_missing():
+    code = "import sys; sys.modules['torch'] = None; import runpy; runpy.run_module('cgan', run_name='__main__')"
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout
+    assert "torch is not installed here" in out and "pip install 'cgan[cpu]'" in out
+    out = subprocess.run([sys.executable, "-m", "cgan"], check=True, capture_output=True, text=True).stdout
+    assert "torch is not installed" not in out  # this environment has torch
+
+
 def test_git_sha_only_for_cgans_own_checkout(tmp_path, monkeypatch):
     """Provenance names cgan's commit only when cgan runs from a checkout that tracks it: a copy inside some
     other repository (a venv in a project's checkout) gets None, not that repository's HEAD."""
