@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from cgan.errors import BackendUnavailable, CganError, IntegrityError
-from cgan.runtime.backends.base import MAX_SHAPES, Backend, Model, log, module_available
+from cgan.runtime.backends.base import MAX_SHAPES, Backend, Model, log, module_available, version_tuple
 from cgan.runtime.backends import cuda as cudahelp
 from cgan.runtime.frames import Buffers, bgr_to_nchw, nchw_to_bgr
 
@@ -31,12 +31,6 @@ EXPORT_HINT = "ONNX backends need an export folder: run `{command}`"
 #: the first onnxruntime that refuses ONNX external data outside the model's folder (absolute paths, `../`,
 #: symlinks out); an older one would read any file a hostile in-pair graph names as its weights
 EXTERNAL_DATA_SAFE = (1, 24, 1)
-
-
-def _version(text: str) -> tuple[int, ...]:
-    import re
-
-    return tuple(int(p) for p in re.findall(r"\d+", text)[:3])
 
 
 def physical_cores() -> int:
@@ -107,7 +101,7 @@ class _OrtBackend(Backend):
             if _pick_onnx(model, precision, prefer_prepost) is None:
                 return False, EXPORT_HINT.format(command=model.export_command())
             have = str(getattr(_ort(), "__version__", "0"))
-            if _version(have) < EXTERNAL_DATA_SAFE:
+            if version_tuple(have) < EXTERNAL_DATA_SAFE:
                 need = ".".join(map(str, EXTERNAL_DATA_SAFE))
                 return False, (f"a pair's ONNX graphs read its weights as external data, whose paths onnxruntime "
                                f"checks only from {need} on (this is {have}): pip install -U 'onnxruntime>={need}', "

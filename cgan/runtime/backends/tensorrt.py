@@ -34,7 +34,7 @@ import numpy as np
 
 from cgan._files import inside, read_json
 from cgan.errors import BackendUnavailable, CganError, IntegrityError, ShapeUnsupported
-from cgan.runtime.backends.base import MAX_SHAPES, Backend, Model, log, module_available
+from cgan.runtime.backends.base import MAX_SHAPES, Backend, Model, log, module_available, version_tuple
 from cgan.runtime.backends import cuda as cudahelp
 from cgan.runtime.frames import Buffers, bgr_to_nchw, nchw_to_bgr
 
@@ -51,20 +51,10 @@ class Environment:
     compute_capability: str
 
 
-def _version_tuple(v: str) -> tuple[int, ...]:
-    out = []
-    for part in str(v).split("."):
-        digits = "".join(c for c in part if c.isdigit())
-        if not digits:
-            break
-        out.append(int(digits))
-    return tuple(out)
-
-
 def _cc_tuple(cc: Any) -> tuple[int, int]:
     if isinstance(cc, (list, tuple)) and len(cc) == 2 and all(isinstance(v, int) for v in cc):
         return int(cc[0]), int(cc[1])
-    t = _version_tuple(str(cc))
+    t = version_tuple(str(cc))
     if len(t) < 2:
         raise IntegrityError(f"engine sidecar has an unreadable compute capability {cc!r}; rebuild the engine")
     return t[0], t[1]
@@ -100,7 +90,7 @@ def sidecar_problems(side: dict[str, Any], env: Environment, onnx_sha256s: set[s
     problems = []
     if f["flavour"] != env.flavour:
         problems.append(f"it is a {f['flavour'] or 'unknown'} engine, this backend is {env.flavour}")
-    built, here = _version_tuple(f["tensorrt_version"] or ""), _version_tuple(env.tensorrt_version)
+    built, here = version_tuple(f["tensorrt_version"] or ""), version_tuple(env.tensorrt_version)
     if not built:
         problems.append("its sidecar does not say which TensorRT version built it")
     elif f["version_compatible"]:
