@@ -114,10 +114,14 @@ def simplify(model: Any) -> Any:
 
 
 def check(model: Any, what: str) -> Any:
-    """onnx.checker (full_check) + strict shape inference; returns the shape-inferred model."""
+    """onnx.checker (full_check) + strict shape inference; returns the shape-inferred model. A saved graph's path
+    (one with external data: the checker resolves it against the graph's folder) is checked in place; None."""
     import onnx
 
     try:
+        if isinstance(model, (str, Path)):
+            onnx.checker.check_model(str(model), full_check=True)  # full_check: strict shape inference too
+            return None
         onnx.checker.check_model(model, full_check=True)
         return onnx.shape_inference.infer_shapes(model, check_type=True, strict_mode=True)
     except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as e:

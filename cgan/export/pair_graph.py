@@ -109,16 +109,6 @@ def share_weights(model: Any, state: dict[str, Any], weights: Path, location: st
     return model, shared, inline
 
 
-def _check_saved(path: Path, what: str) -> None:
-    """onnx.checker by path (it resolves external data against the graph's folder) + strict shape inference."""
-    import onnx
-
-    try:
-        onnx.checker.check_model(str(path), full_check=True)
-    except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as e:
-        raise IntegrityError(f"{what} fails onnx.checker/shape inference: {str(e).splitlines()[0]}") from None
-
-
 def add_pair_graphs(source: str | os.PathLike, *, parity_frames: list[np.ndarray] | None = None,
                     opset: int | None = None) -> Pair:
     """Write (or rewrite) the weight-sharing FP32 graph of every generator of the pair `source` (name or folder)
@@ -160,7 +150,7 @@ def add_pair_graphs(source: str | os.PathLike, *, parity_frames: list[np.ndarray
                 final = pair.folder / graph_name(gen)
                 tmp = written.enter_context(atomic_path(final))
                 tmp.write_bytes(model.SerializeToString())
-                _check_saved(tmp, f"the in-pair graph of {gen}")
+                onnx_export.check(tmp, f"the in-pair graph of {gen}")
                 try:
                     fig = parity.check_generator(net, {"fp32": tmp}, frames)
                 except RuntimeError as e:  # onnxruntime's load errors (e.g. weights replaced meanwhile)
