@@ -162,14 +162,13 @@ def add_pair_graphs(source: str | os.PathLike, *, parity_frames: list[np.ndarray
                 log.info("%s: %s reads %d tensors from %s (%d bytes inline), FP32 max abs error %.2g vs PyTorch",
                          gen, final.name, shared, weights.name, inline, fig.get("fp32_max_abs", 0.0))
                 graphs[gen] = {"kind": "onnx", "precision": "fp32", "io": "nchw", "io_dtype": "float32",
-                               "weights_sha256": pair.files[gen]["sha256"], "parity": fig, "_tmp": tmp}
+                               "weights_sha256": pair.files[gen]["sha256"], "parity": fig}
             # a pair rewritten meanwhile (save_pair takes no lock) must not get graphs of its old weights, nor
             # pair.json listing the old weights over the new files
             if load_pair(pair.folder, verify=False).files != pair.files:
                 raise IntegrityError(f"{pair.folder}'s weights changed while its graphs were made; nothing was "
                                      f"written: run it again")
         for gen, rec in graphs.items():  # the graphs carry their final names now
-            rec.pop("_tmp")
             rec.update(file_record(pair.folder / graph_name(gen), pair.folder))
         meta = dict(pair.meta)
         meta[GRAPHS] = graphs
