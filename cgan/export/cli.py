@@ -81,11 +81,9 @@ def _in_pair(pair, parity, parity_image, sizes, opset):
     from cgan.export.pair_graph import add_pair_graphs
 
     ctx = click.get_current_context()
-    others = [f"--{name.replace('_', '-')}" for name in ("out", "pretrained", "base_url", "fp16", "fp16_io",
-                                                          "with_prepost", "simplify", "pad_mode", "engine",
-                                                          "trt_flavour", "trt_target", "shapes", "batch", "opt_level",
-                                                          "workspace_gb", "triton", "force")
-              if ctx.get_parameter_source(name) is not click.core.ParameterSource.DEFAULT]
+    takes = {"pair", "in_pair", "parity", "parity_image", "parity_sizes", "opset", "verbose"}
+    others = [f"--{name.replace('_', '-')}" for name in ctx.params
+              if name not in takes and ctx.get_parameter_source(name) is not click.core.ParameterSource.DEFAULT]
     if others:
         raise CganError(f"--in-pair writes graphs into the pair folder and takes only PAIR, --parity-image, "
                         f"--parity-sizes and --opset; drop {', '.join(others)}")
