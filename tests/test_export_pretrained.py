@@ -122,9 +122,10 @@ def test_pretrained_import_and_export_hold_the_pretrained_lock(server, tmp_path,
     the copy run under a lock on that folder: another holder cannot take it meanwhile."""
     from filelock import FileLock, Timeout
 
+    from cgan._locks import lock_file
     from cgan.export import api
 
-    lock_path = api.lock_file(cgan_home() / "pretrained" / "horse2zebra")
+    lock_path = lock_file(cgan_home() / "pretrained" / "horse2zebra")
     seen = []
     real_fetch, real_export_to = P.fetch_pair, api._export_to
 

@@ -137,7 +137,9 @@ def test_a_crash_before_pair_json_leaves_a_usable_pair_and_a_rerun_mends_it(pair
         assert t.translate(FRAME).shape == FRAME.shape
 
 
-def test_weights_changed_while_graphs_are_made_write_nothing(pair, monkeypatch):
+def test_weights_changed_while_graphs_are_made_write_nothing(pair, tmp_path, monkeypatch):
+    """cgan's own writers wait for the folder's lock (tests/test_pair_lock.py); a writer that takes none (a
+    pair copied over it by hand) is caught by the check before pair.json is written."""
     from cgan.export import parity
     from cgan.trainer.weights import load_generator, save_pair
 
@@ -145,12 +147,14 @@ def test_weights_changed_while_graphs_are_made_write_nothing(pair, monkeypatch):
     new = {g: load_generator(p, g).state_dict() for g in ("G", "F")}
     for v in new["G"].values():
         v.mul_(0.5)
+    elsewhere = save_pair(tmp_path / "elsewhere", p.spec, new, "float32")
     real, calls = parity.check_generator, []
 
     def meanwhile(net, variants, frames, thresholds=None):
         calls.append(1)
-        if len(calls) == 2:  # while F's graph is checked, the trainer writes new weights into the pair
-            save_pair(pair, p.spec, new, "float32")
+        if len(calls) == 2:  # while F's graph is checked, new weights are copied into the pair
+            for name in ("G.safetensors", "F.safetensors", "pair.json"):
+                shutil.copyfile(elsewhere / name, pair / name)
         return real(net, variants, frames, thresholds)
 
     monkeypatch.setattr(parity, "check_generator", meanwhile)

@@ -192,39 +192,17 @@ def _export_to(source: Any, out: Any, opts: ExportOptions, frames: list, image_l
             raise
 
 
-def lock_file(folder: Path) -> Path:
-    """The lock file for exports into (or, for --pretrained, imports into) `folder`."""
-    import hashlib
-
-    from cgan.pairs import cgan_home
-
-    key = hashlib.sha256(str(Path(folder).resolve()).encode()).hexdigest()[:24]
-    return ensure_writable_dir(cgan_home() / "locks", "cgan lock folder") / f"export-{key}.lock"
-
-
+@contextlib.contextmanager
 def export_lock(out: Path) -> Any:
-    """One export at a time into a folder: a file lock in $CGAN_HOME/locks (the folder itself gets no extra
-    file); a second export waits, then builds. Under the lock, staging folders left by a killed export are
-    removed (no live export can own them)."""
-    from filelock import FileLock, Timeout
+    """One export at a time into a folder (`cgan._locks.folder_lock`, which save_pair takes too); a second
+    export waits, then builds. Under the lock, staging folders left by a killed export are removed (no live
+    export can own them)."""
+    from cgan._locks import folder_lock
 
-    lock = FileLock(str(lock_file(out)))
-
-    @contextlib.contextmanager
-    def held() -> Any:
-        try:
-            lock.acquire(timeout=1)
-        except Timeout:
-            log.info("another export is writing into %s; waiting for it to finish", out)
-            lock.acquire()
-        try:
-            for stale in Path(out).glob(".export-staging-*"):
-                shutil.rmtree(stale, ignore_errors=True)
-            yield
-        finally:
-            lock.release()
-
-    return held()
+    with folder_lock(out, f"another cgan process is writing into {out}; waiting for it to finish"):
+        for stale in Path(out).glob(".export-staging-*"):
+            shutil.rmtree(stale, ignore_errors=True)
+        yield
 
 
 def _reuse_engines(out: Path, stage: Path, onnx_name: str) -> None:

@@ -163,8 +163,8 @@ def add_pair_graphs(source: str | os.PathLike, *, parity_frames: list[np.ndarray
                          gen, final.name, shared, weights.name, inline, fig.get("fp32_max_abs", 0.0))
                 graphs[gen] = {"kind": "onnx", "precision": "fp32", "io": "nchw", "io_dtype": "float32",
                                "weights_sha256": pair.files[gen]["sha256"], "parity": fig}
-            # a pair rewritten meanwhile (save_pair takes no lock) must not get graphs of its old weights, nor
-            # pair.json listing the old weights over the new files
+            # cgan's writers (save_pair) wait for the lock held here; a pair rewritten meanwhile by anything else
+            # must not get graphs of its old weights, nor pair.json listing the old weights over the new files
             if load_pair(pair.folder, verify=False).files != pair.files:
                 raise IntegrityError(f"{pair.folder}'s weights changed while its graphs were made; nothing was "
                                      f"written: run it again")

@@ -13,6 +13,7 @@ from typing import Any, Callable
 import torch
 
 from cgan._files import atomic_path, ensure_writable_dir, sha256_file
+from cgan._locks import folder_lock
 from cgan.errors import CganError, IntegrityError
 from cgan.pairs import MANIFEST_JSON, PAIR_JSON, Pair, graph_name, load_pair, write_pair_json
 from cgan.spec import GeneratorSpec, PairSpec
@@ -35,22 +36,26 @@ def save_pair(folder: str | os.PathLike, spec: PairSpec, states: dict[str, dict[
         raise CganError(f"unknown weight dtype {dtype!r}: use one of {sorted(DTYPES)}")
     folder = ensure_writable_dir(folder, "pair folder")
     files = {}
-    # every weight file is written in full before any replaces its old version (a full disk or a bad tensor
-    # while writing F must not leave the new G beside the old F and pair.json), then pair.json is replaced
-    with contextlib.ExitStack() as written:
-        for gen, state in states.items():
-            state = clean_state_dict(state)
-            tensors = {k: v.detach().to("cpu", DTYPES[dtype]).contiguous() for k, v in state.items()}
-            path = folder / f"{gen}.safetensors"
-            tmp = written.enter_context(atomic_path(path))
-            save_file(tensors, str(tmp), metadata={"generator": gen, "direction": spec.direction_name(gen),
-                                                   "spec": _compact(spec)})
-            files[gen] = path
-    write_pair_json(folder, spec, files, dtype, training, provenance)
-    for stale in {"G", "F"} - set(states):  # a single-direction pair must not keep an old file around
-        (folder / f"{stale}.safetensors").unlink(missing_ok=True)
-    for gen in ("G", "F"):  # in-pair graphs read the old weights' byte offsets; pair.json no longer lists them
-        (folder / graph_name(gen)).unlink(missing_ok=True)
+    # two writers of one folder (two imports, or `cgan-export --in-pair` adding graphs) would leave pair.json
+    # listing the other's files: one at a time (best effort: a machine without locks writes unguarded)
+    with folder_lock(folder, f"another cgan process is writing into {folder}; waiting for it to finish",
+                     best_effort=True):
+        # every weight file is written in full before any replaces its old version (a full disk or a bad tensor
+        # while writing F must not leave the new G beside the old F and pair.json), then pair.json is replaced
+        with contextlib.ExitStack() as written:
+            for gen, state in states.items():
+                state = clean_state_dict(state)
+                tensors = {k: v.detach().to("cpu", DTYPES[dtype]).contiguous() for k, v in state.items()}
+                path = folder / f"{gen}.safetensors"
+                tmp = written.enter_context(atomic_path(path))
+                save_file(tensors, str(tmp), metadata={"generator": gen, "direction": spec.direction_name(gen),
+                                                       "spec": _compact(spec)})
+                files[gen] = path
+        write_pair_json(folder, spec, files, dtype, training, provenance)
+        for stale in {"G", "F"} - set(states):  # a single-direction pair must not keep an old file around
+            (folder / f"{stale}.safetensors").unlink(missing_ok=True)
+        for gen in ("G", "F"):  # in-pair graphs read the old weights' byte offsets; pair.json no longer lists them
+            (folder / graph_name(gen)).unlink(missing_ok=True)
     return folder
 
 

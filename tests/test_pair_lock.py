@@ -1,0 +1,128 @@
+"""One writer at a time per pair folder (cgan._locks.folder_lock): save_pair and `cgan-export --in-pair` wait
+for each other, so pair.json never lists another writer's files; the lock is reentrant within a thread and
+best effort for save_pair where no lock can be taken."""
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from _helpers_runtime import make_pair
+from cgan._locks import folder_lock
+from cgan.errors import CganError
+from cgan.pairs import graph_name, load_pair
+
+
+def _new_states(pair, scale):
+    from cgan.trainer.weights import load_generator
+
+    p = load_pair(pair)
+    states = {g: load_generator(p, g).state_dict() for g in ("G", "F")}
+    for v in states["G"].values():
+        v.mul_(scale)
+    return p.spec, states
+
+
+def _in_thread(fn):
+    done, errors = threading.Event(), []
+
+    def run():
+        try:
+            fn()
+        except BaseException as e:  # noqa: BLE001 - reported to the test
+            errors.append(e)
+        finally:
+            done.set()
+
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    return t, done, errors
+
+
+def test_save_pair_waits_for_the_folders_lock(tmp_path):
+    from cgan.trainer.weights import save_pair
+
+    pair = make_pair(tmp_path / "pair", blocks=1, ngf=4)
+    spec, states = _new_states(pair, 0.5)
+    before, old_g = (pair / "pair.json").read_bytes(), load_pair(pair).files["G"]["sha256"]
+    with folder_lock(pair, "test holds it"):
+        t, done, errors = _in_thread(lambda: save_pair(pair, spec, states, "float32"))
+        assert not done.wait(1.5)  # the writer waits (the lock is polled every 50 ms)
+        assert (pair / "pair.json").read_bytes() == before
+    assert done.wait(30) and not errors
+    assert load_pair(pair).files["G"]["sha256"] != old_g  # verified: pair.json lists the new files on disk
+
+
+def test_save_pair_during_in_pair_graphs_waits_and_both_land(tmp_path, monkeypatch):
+    """Before the lock, new weights saved while --in-pair was checking its graphs made --in-pair fail ("changed
+    while its graphs were made"); a little later (between that check and pair.json) they would have left
+    pair.json listing the old weights. Now the save waits: the graphs land for the old weights, then the save
+    replaces the weights and removes those graphs; the folder verifies at every step."""
+    from cgan.export import parity
+    from cgan.export.pair_graph import add_pair_graphs
+    from cgan.trainer.weights import save_pair
+
+    pair = make_pair(tmp_path / "pair", blocks=1, ngf=4)
+    spec, states = _new_states(pair, 0.5)
+    real, seen = parity.check_generator, {}
+
+    def meanwhile(net, variants, frames, thresholds=None):
+        if "writer" not in seen:  # another writer (e.g. a trainer's export-pair) starts while G is checked
+            seen["writer"] = _in_thread(lambda: save_pair(pair, spec, states, "float32"))
+            seen["finished_early"] = seen["writer"][1].wait(1.0)
+        return real(net, variants, frames, thresholds)
+
+    monkeypatch.setattr(parity, "check_generator", meanwhile)
+    with_graphs = add_pair_graphs(pair)
+    assert not seen["finished_early"]
+    assert set(with_graphs.graphs) == {"G", "F"}
+    t, done, errors = seen["writer"]
+    assert done.wait(30) and not errors
+    after = load_pair(pair)
+    assert after.graphs == {} and not (pair / graph_name("G")).exists()  # stale graphs of the old weights gone
+    assert after.files["G"]["sha256"] != with_graphs.files["G"]["sha256"]
+
+
+def test_the_lock_is_reentrant_in_one_thread(tmp_path):
+    """`cgan-export --pretrained` holds the imported pair's folder while the import's save_pair takes it again."""
+    from cgan.trainer.weights import save_pair
+
+    pair = make_pair(tmp_path / "pair", blocks=1, ngf=4)
+    spec, states = _new_states(pair, 2.0)
+    with folder_lock(pair, "outer"):
+        t, done, errors = _in_thread(lambda: None)  # a thread to show the main thread is not blocked below
+        save_pair(pair, spec, states, "float32")
+    assert done.wait(5) and not errors
+    load_pair(pair)
+
+
+def test_no_lock_possible_save_pair_still_writes_exports_say_so(tmp_path, monkeypatch):
+    from cgan.export.api import export_lock
+    from cgan.trainer.weights import save_pair
+
+    pair = make_pair(tmp_path / "pair", blocks=1, ngf=4)
+    spec, states = _new_states(pair, 0.5)
+    blocked = tmp_path / "home-is-a-file"
+    blocked.write_text("")
+    monkeypatch.setenv("CGAN_HOME", str(blocked))
+    save_pair(pair, spec, states, "float32")  # a trainer on a machine whose $CGAN_HOME cannot be written
+    assert load_pair(pair).files["G"]["sha256"]
+    with pytest.raises(CganError, match="cgan lock folder"):
+        with export_lock(tmp_path / "out"):
+            pass
+
+
+def test_two_threads_wait_for_each_other(tmp_path):
+    order = []
+
+    def second():
+        with folder_lock(tmp_path, "waits"):
+            order.append("second")
+
+    with folder_lock(tmp_path, "first"):
+        t, done, errors = _in_thread(second)
+        time.sleep(0.5)
+        order.append("first")
+    assert done.wait(5) and not errors
+    assert order == ["first", "second"]
