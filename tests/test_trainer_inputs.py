@@ -263,6 +263,16 @@ def test_thousands_of_threads_are_refused_before_torch_crashes(tmp_path):
         train(tiny_config(root, tmp_path / "r", threads=100000, max_steps=1), progress=False)
 
 
+def test_thousands_of_loader_workers_are_refused_before_any_is_forked(tmp_path, data, capsys):
+    """--workers 100000 forked worker processes until the machine stalled (load average 600)."""
+    from cgan._limits import max_threads
+
+    code = run(cli, ["--data", str(data), "--out", str(tmp_path / "runs"), "--name", "w", *SMOKE,
+                     "--workers", str(max_threads() + 1)])
+    one_line(capsys, code, 2, f"--workers {max_threads() + 1} is more than 4 per logical core")
+    assert not (tmp_path / "runs" / "w").exists()
+
+
 def test_a_photo_too_large_for_preprocess_none_or_scale_width_is_one_line(tmp_path):
     """--preprocess none / scale_width keep a photo's shape: a huge or very tall photo became a network input of
     many GB. Refused before the resize allocates, naming the file."""

@@ -331,6 +331,7 @@ def _train(cfg: TrainConfig, resume: bool, progress: bool, reset_schedule: bool,
     if cfg.threads:
         check_threads(cfg.threads, f"--threads {cfg.threads}")  # thousands crashed torch (segmentation fault)
         torch.set_num_threads(cfg.threads)
+    check_threads(cfg.workers, f"--workers {cfg.workers}")  # each a process: 100000 forked until the machine stalled
     if world > 1:
         import torch.distributed as dist
 
