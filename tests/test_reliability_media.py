@@ -135,7 +135,7 @@ def test_translate_batch_property(translator, n, h, w, other):
 
 def test_views_strides_and_byte_orders_give_the_same_result(translator):
     """Frames as numpy views (flipped, strided, Fortran order, read-only, channel slices of BGRA, big-endian
-    16 bit, masked arrays) translate like their contiguous copies."""
+    16 bit and float, masked arrays) translate like their contiguous copies."""
     rng = np.random.default_rng(5)
     f = rng.integers(0, 256, (40, 30, 3), dtype=np.uint8)
     ro = f.copy()
@@ -143,9 +143,11 @@ def test_views_strides_and_byte_orders_give_the_same_result(translator):
     views = {
         "flipped": f[:, ::-1], "strided": np.repeat(f, 2, axis=1)[:, ::2], "fortran": np.asfortranarray(f),
         "read-only": ro, "bgr-of-bgra": np.dstack([f, np.full((40, 30), 255, np.uint8)])[..., :3],
-        "big-endian-16": f.astype(">u2") * 257, "masked": np.ma.masked_array(f),
+        "big-endian-16": (f.astype(np.uint16) * 257).astype(">u2"), "masked": np.ma.masked_array(f),
+        "big-endian-float": (f / 255.0).astype(">f4"), "big-endian-double": (f / 255.0).astype(">f8"),
         "gray-view": f[..., 1][:, ::-1],
     }
+    assert {v.dtype.isnative for k, v in views.items() if k.startswith("big-endian")} == {False}
     for name, v in views.items():
         want = translator.translate(np.ascontiguousarray(np.asarray(v)).astype(v.dtype.newbyteorder("=")))
         got = translator.translate(v)

@@ -7,8 +7,8 @@ What `Translator.translate` accepts, and what it does with it:
 | uint8 HxWx3 (BGR)              | as is                                                                  |
 | uint8 HxW or HxWx1 (grayscale) | replicated to BGR; the output is BGR HxWx3                              |
 | uint8 HxWx4 (BGRA)             | alpha dropped; the output is BGR HxWx3 (alpha is not translated)        |
-| uint16                         | scaled to 8 bit (round(x / 257)), then as above                         |
-| float32/float64                | accepted only in [0, 1] (scaled by 255 and rounded); NaN/inf → error    |
+| uint16 (either byte order)     | scaled to 8 bit (round(x / 257)), then as above                         |
+| float16/32/64 (either order)   | accepted only in [0, 1] (scaled by 255 and rounded); NaN/inf → error    |
 | anything else / 0 pixels       | CganError                                                              |
 | more than `max_pixels`         | CganError (default 4096·4096; raise it with `max_pixels=`)              |
 
@@ -58,6 +58,9 @@ def to_bgr(frame: object) -> np.ndarray:
 
 def _to_uint8(frame: np.ndarray) -> np.ndarray:
     dt = frame.dtype
+    if not dt.isnative and dt.kind in "uf":  # big-endian 16-bit or float (FITS, some camera SDKs)
+        frame = frame.astype(dt.newbyteorder("="))
+        dt = frame.dtype
     if dt == np.uint8:
         return frame
     if dt == np.uint16:
