@@ -83,7 +83,7 @@ def gpu_info() -> dict[str, Any]:
                 if info["gpu"] is None:
                     info["gpu"] = first[0]
                     info["gpu_count"] = len(out.splitlines())
-                    info["gpu_memory_mb"] = int(float(first[2])) if first[2].replace(".", "").isdigit() else None
+                    info["gpu_memory_mb"] = int(float(first[2])) if first[2].replace(".", "", 1).isdecimal() else None
     return info
 
 

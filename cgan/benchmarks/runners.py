@@ -55,7 +55,7 @@ def _nvidia_smi_process_mb() -> float | None:
     total = None
     for line in out.splitlines():
         parts = [p.strip() for p in line.split(",")]
-        if len(parts) == 2 and parts[0] == str(os.getpid()) and parts[1].isdigit():
+        if len(parts) == 2 and parts[0] == str(os.getpid()) and parts[1].isdecimal():
             total = (total or 0) + float(parts[1])
     return total
 

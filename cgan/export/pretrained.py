@@ -109,7 +109,7 @@ def download(name: str, url_base: str | None = None, timeout: float = 60.0, prog
                 if not url.startswith("file:") and ("html" in ctype.lower() or "text/" in ctype.lower()):
                     raise _fail(name, url, f"the server sent a web page ({ctype}), not a .pth file")
                 length = resp.headers.get("Content-Length")
-                expected = int(length) if length and length.isdigit() else None
+                expected = int(length) if length and length.isdecimal() else None
                 if expected is not None and expected > MAX_BYTES:
                     raise _fail(name, url, f"file is {expected} bytes, too large for a CycleGAN generator")
                 got = 0

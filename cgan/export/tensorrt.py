@@ -82,7 +82,7 @@ def parse_shapes(text: str, option: str = "--shapes") -> tuple[tuple[int, int], 
     sizes = []
     for part in str(text).replace(" ", "").split(","):
         h, sep, w = part.lower().partition("x")
-        if not sep or not h.isdigit() or not w.isdigit():
+        if not sep or not h.isdecimal() or not w.isdecimal():
             raise CganError(f"bad size {part!r} in {option} {text!r}: use HEIGHTxWIDTH, e.g. 720x1280")
         sizes.append((int(h), int(w)))
     if len(sizes) == 1:
@@ -95,7 +95,7 @@ def parse_shapes(text: str, option: str = "--shapes") -> tuple[tuple[int, int], 
 def parse_batch(text: str) -> tuple[int, int, int]:
     """'1,1,4' -> (1, 1, 4); one number means min=opt=max."""
     parts = str(text).replace(" ", "").split(",")
-    if not all(p.isdigit() for p in parts) or len(parts) not in (1, 3):
+    if not all(p.isdecimal() for p in parts) or len(parts) not in (1, 3):
         raise CganError(f"--batch must be N or MIN,OPT,MAX positive integers, got {text!r}")
     vals = [int(p) for p in parts]
     return tuple(vals * 3 if len(vals) == 1 else vals)
@@ -129,7 +129,7 @@ def import_trt(flavour: str = "auto", aot: bool = False) -> tuple[Any, str]:
 def version_tuple(version: str) -> tuple[int, ...]:
     out = []
     for part in str(version).split(".")[:3]:
-        digits = "".join(c for c in part if c.isdigit())
+        digits = "".join(c for c in part if c.isdecimal())
         out.append(int(digits) if digits else 0)
     return tuple(out)
 
@@ -200,7 +200,7 @@ def parse_target(text: str) -> tuple[int, int]:
         major, minor = t[:-1], t[-1:]
     else:
         major, minor = "", ""
-    if not (major.isdigit() and minor.isdigit() and len(minor) == 1 and 3 <= int(major) <= 20):
+    if not (major.isdecimal() and minor.isdecimal() and len(minor) == 1 and 3 <= int(major) <= 20):
         raise CganError(f"bad --trt-target {text!r}: give a compute capability, e.g. 8.9, 12.0 or sm89")
     return int(major), int(minor)
 

@@ -91,7 +91,7 @@ def parse_input(text: str | int | os.PathLike) -> InputSpec:
                         "an rtsp/http URL, or 'demo'")
     if s == DEMO:
         return InputSpec("file", str(demo_clip()), s)
-    if s.isdigit():
+    if s.isdecimal():
         if int(s) > MAX_CAMERA_INDEX:
             raise CganError(f"--input {s}: camera indices go up to {MAX_CAMERA_INDEX}; for a file named {s}, "
                             f"give ./{s}")

@@ -133,12 +133,12 @@ def parse_size(text: str | None) -> tuple[str, Any]:
         return ("height", NAMED_SIZES[s])
     if "x" in s:
         w, _, h = s.partition("x")
-        if w.isdigit() and h.isdigit() and int(w) >= 8 and int(h) >= 8:
+        if w.isdecimal() and h.isdecimal() and int(w) >= 8 and int(h) >= 8:
             if int(w) * int(h) > DEFAULT_MAX_PIXELS:
                 raise CganError(f"--size {text} is {int(w) * int(h) / 1e6:.1f} megapixels, over the "
                                 f"{DEFAULT_MAX_PIXELS / 1e6:.1f} a frame may have; choose a smaller size")
             return ("exact", (int(w), int(h)))
-    elif s.isdigit() and int(s) >= 8:
+    elif s.isdecimal() and int(s) >= 8:
         if int(s) > MAX_LONG_SIDE:
             raise CganError(f"--size {text}: a long side over {MAX_LONG_SIDE} pixels is not supported; "
                             f"choose a smaller size")

@@ -745,7 +745,7 @@ class _RunLogger:
             keep, last = [], 0
             for r in rows:  # whole rows only (a line cut by a crash is dropped), in step order, up to `step`
                 s = r.get("step") or ""
-                if None in r or not s.isdigit() or not last < int(s) <= step or any(v is None for v in r.values()):
+                if None in r or not s.isdecimal() or not last < int(s) <= step or any(v is None for v in r.values()):
                     continue
                 keep.append(r)
                 last = int(s)

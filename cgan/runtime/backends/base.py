@@ -178,7 +178,7 @@ def version_tuple(v: str) -> tuple[int, ...]:
     """'10.12.0.38' -> (10, 12, 0, 38): the leading dot-separated numbers of a version (or compute capability)."""
     out = []
     for part in str(v).split("."):
-        digits = "".join(c for c in part if c.isdigit())
+        digits = "".join(c for c in part if c.isdecimal())
         if not digits:
             break
         out.append(int(digits))

@@ -91,7 +91,7 @@ def _apply_visible(value: str, physical: int, uuids: list[str] | None) -> int:
     seen: set[object] = set()
     for entry in _visible_entries(value):
         key: object
-        if entry[:1].isdigit():
+        if entry[:1] in tuple("0123456789"):
             digits = entry[:len(entry) - len(entry.lstrip("0123456789"))]  # like strtoul: "1abc" is 1
             key = int(digits)
             if key >= physical:
