@@ -104,6 +104,8 @@ def read_json(path: str | os.PathLike, what: str = "JSON file", max_bytes: int =
         raise CganError(f"{what} not found: {p}") from None
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
         raise IntegrityError(f"{what} {p} is not valid JSON ({e}); re-create it") from None
+    except RecursionError:  # '[' * 100000: small, but deeper than Python's parser goes
+        raise IntegrityError(f"{what} {p} is nested too deeply to be a cgan manifest; re-create it") from None
     except IsADirectoryError:
         raise CganError(f"{what} {p} is a folder, expected a file") from None
 

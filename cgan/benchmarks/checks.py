@@ -143,6 +143,8 @@ def check_history_file(path: str | os.PathLike, option: str = "--history") -> Pa
             problem = "is not UTF-8 text"
         except json.JSONDecodeError as e:
             problem = f"is not JSON ({e.msg})"
+        except RecursionError:
+            problem = "is nested too deeply to be a history line"
         else:
             if not isinstance(obj, dict) or obj.get("format") != RESULT_FORMAT:
                 problem = f"is not a cgan-bench history line (no \"format\": \"{RESULT_FORMAT}\")"

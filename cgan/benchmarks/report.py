@@ -201,7 +201,7 @@ def read_history(path: str | os.PathLike) -> list[dict[str, Any]]:
     for line in p.read_text(encoding="utf-8", errors="replace").splitlines():
         try:
             obj = json.loads(line)
-        except json.JSONDecodeError:
+        except (json.JSONDecodeError, RecursionError):
             continue
         if isinstance(obj, dict) and obj.get("format") == RESULT_FORMAT:
             runs.append(obj)

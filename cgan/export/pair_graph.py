@@ -48,7 +48,7 @@ def tensor_layout(path: Path) -> dict[str, tuple[str, tuple[int, ...], int, int]
             raise IntegrityError(f"{path} is not a safetensors file (bad header length); re-create the pair")
         try:
             header = json.loads(f.read(n))
-        except (UnicodeDecodeError, json.JSONDecodeError):
+        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
             raise IntegrityError(f"{path} has an unreadable safetensors header; re-create the pair") from None
     if not isinstance(header, dict):
         raise IntegrityError(f"{path} has an unreadable safetensors header; re-create the pair")
