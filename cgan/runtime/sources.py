@@ -30,6 +30,8 @@ LIVE_URL_SCHEMES = ("rtsp", "rtsps", "rtmp", "rtmps", "http", "https", "udp", "t
 DEMO = "demo"
 #: OpenCV takes an int32 camera index (OpenCV also reads index + API × 100, e.g. 200 = V4L2 camera 0)
 MAX_CAMERA_INDEX = 9999
+#: frame rates a source may report and an output may be written at (OpenCV's writers refuse 0.001; inf hung them)
+MIN_FPS, MAX_FPS = 0.01, 1000.0
 
 
 def demo_dir() -> Path:
@@ -158,9 +160,7 @@ class CaptureSource:
         self.frames_read = 0
         self._pending: np.ndarray | None = None
         self.cap = self._open()
-        self.fps = float(self.cap.get(cv2.CAP_PROP_FPS) or 0.0)
-        if not (0 < self.fps < 1000):
-            self.fps = 0.0
+        self.fps = known_fps(self.cap.get(cv2.CAP_PROP_FPS))
         n = self.cap.get(cv2.CAP_PROP_FRAME_COUNT)
         if spec.kind == "url" and n and n > 0:
             # a URL with a length is a recorded video (a file served over http, a VOD): read it like a file,
@@ -280,6 +280,16 @@ def open_source(text: str | int | os.PathLike | InputSpec, reconnects: int = 3, 
 
 
 URL_TIMEOUT_MS = 5000  # open and read timeout of network streams
+
+
+def known_fps(fps: object) -> float:
+    """`fps` if it is a frame rate a video can have (MIN_FPS..MAX_FPS), else 0.0 (unknown): what OpenCV reports
+    for a stream without one (0, 90000, nan), or a Python source's `fps` (inf made cv2.VideoWriter spin forever)."""
+    try:
+        f = float(fps)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return 0.0
+    return f if MIN_FPS <= f <= MAX_FPS else 0.0
 
 
 class FrameListSource:

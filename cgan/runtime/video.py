@@ -38,7 +38,7 @@ from cgan._files import nearest_existing
 from cgan.errors import CganError
 from cgan.runtime.frames import DEFAULT_MAX_PIXELS
 from cgan.runtime.smooth import TemporalSmoother
-from cgan.runtime.sources import CaptureSource, Source, open_source, parse_input
+from cgan.runtime.sources import CaptureSource, Source, known_fps, open_source, parse_input
 
 log = logging.getLogger(__name__)
 _READ_BACK = cv2.VideoCapture  # the decoder that checks finished files (held apart from sources' capture)
@@ -229,7 +229,7 @@ class VideoOutput:
     def __init__(self, path: Path, fps: float):
         self.path = path
         self.fourcc = CODECS[path.suffix.lower()]
-        self.fps = fps if fps > 0 else DEFAULT_FPS
+        self.fps = known_fps(fps) or DEFAULT_FPS
         self.tmp = path.with_name(f".{path.stem}.partial-{os.getpid()}{path.suffix}")
         self.writer: cv2.VideoWriter | None = None
         self.size: tuple[int, int] | None = None
