@@ -36,7 +36,7 @@ import numpy as np
 
 from cgan._files import nearest_existing
 from cgan.errors import CganError
-from cgan.runtime.frames import DEFAULT_MAX_PIXELS
+from cgan.runtime.frames import DEFAULT_MAX_PIXELS, MULTIPLE
 from cgan.runtime.smooth import TemporalSmoother
 from cgan.runtime.sources import CaptureSource, Source, known_fps, open_source, parse_input
 
@@ -134,9 +134,10 @@ def parse_size(text: str | None) -> tuple[str, Any]:
     if "x" in s:
         w, _, h = s.partition("x")
         if w.isdecimal() and h.isdecimal() and int(w) >= 8 and int(h) >= 8:
-            if int(w) * int(h) > DEFAULT_MAX_PIXELS:
-                raise CganError(f"--size {text} is {int(w) * int(h) / 1e6:.1f} megapixels, over the "
-                                f"{DEFAULT_MAX_PIXELS / 1e6:.1f} a frame may have; choose a smaller size")
+            padded = (-(-int(w) // MULTIPLE) * MULTIPLE) * (-(-int(h) // MULTIPLE) * MULTIPLE)  # as the network sees it
+            if padded > DEFAULT_MAX_PIXELS:
+                raise CganError(f"--size {text} is {padded / 1e6:.1f} megapixels padded to multiples of {MULTIPLE}, "
+                                f"over the {DEFAULT_MAX_PIXELS / 1e6:.1f} a frame may have; choose a smaller size")
             return ("exact", (int(w), int(h)))
     elif s.isdecimal() and int(s) >= 8:
         if int(s) > MAX_LONG_SIDE:
@@ -325,8 +326,9 @@ def gui_problem() -> str | None:
 # ---- the pipeline ----------------------------------------------------------------------------------------
 class _Stream:
     def __init__(self, idx: int, source: Source, size: tuple[str, Any], smoother: TemporalSmoother | None,
-                 out: VideoOutput | None, queue_size: int):
+                 out: VideoOutput | None, queue_size: int, max_pixels: int | None = DEFAULT_MAX_PIXELS):
         self.idx = idx
+        self.max_pixels = max_pixels  # the translator's limit for native frames (None: not known, not checked)
         self.source = source
         self.live = bool(source.live)
         self.size = size
@@ -370,16 +372,29 @@ class _Stream:
         else:
             self.source.close()
 
+    def _check_pixels(self, w: int, h: int) -> None:
+        """Refuse a target size over the frame limit, as the network sees it (padded to multiples of 4), before a
+        resize allocates the huge frames, in the words of cgan-video's options (the translator's own error
+        names its Python arguments). A translator with a larger `max_pixels` takes larger native frames."""
+        tw, th = self.target
+        pw, ph = -(-tw // MULTIPLE) * MULTIPLE, -(-th // MULTIPLE) * MULTIPLE
+        native = (tw, th) == (w, h)
+        limit = self.max_pixels if self.max_pixels is not None else DEFAULT_MAX_PIXELS
+        if pw * ph <= limit or (native and self.max_pixels is None):
+            return
+        what = (f"{self.source.name}'s frames are {w}x{h}" if native
+                else f"--size makes {self.source.name}'s {w}x{h} frames {tw}x{th}")
+        padded = f" ({pw}x{ph} padded to multiples of {MULTIPLE})" if (pw, ph) != (tw, th) else ""
+        raise CganError(f"{what}{padded}, over the {limit / 1e6:.1f} megapixels a frame may have: choose a "
+                        f"smaller --size (e.g. --size 2160p, or --size 3840 for the long side)")
+
     def prepare(self, frame: np.ndarray) -> np.ndarray:
         """Resize to the stream's target size; a frame whose size changed mid-stream goes to the first size."""
         h, w = frame.shape[:2]
         if self.target is None:
             self.first_size = (w, h)
             self.target = target_size(w, h, self.size)
-            tw, th = self.target
-            if tw * th > max(DEFAULT_MAX_PIXELS, w * h):  # check before a resize allocates the huge frames
-                raise CganError(f"--size makes {self.source.name}'s {w}x{h} frames {tw}x{th}, over the "
-                                f"{DEFAULT_MAX_PIXELS / 1e6:.1f} megapixels a frame may have; choose a smaller --size")
+            self._check_pixels(w, h)
             if self.target != (w, h):
                 log.debug("%s: %dx%d resized to %dx%d", self.source.name, w, h, *self.target)
         elif (w, h) != self.first_size:
@@ -743,7 +758,8 @@ def run_video(job: VideoJob, translator: Any = None) -> VideoSummary:
         for i, (src, out_path) in enumerate(zip(opened, outs)):
             out = VideoOutput(out_path, src.fps) if out_path is not None else None
             smoother = TemporalSmoother(**smoother_args) if job.smooth else None
-            streams.append(_Stream(i, src, size, smoother, out, job.queue_size))
+            limit = getattr(translator, "max_pixels", None)
+            streams.append(_Stream(i, src, size, smoother, out, job.queue_size, limit))
         pipe = _Pipeline(job, translator, streams)
         holder["pipe"] = pipe
         for st in streams:
