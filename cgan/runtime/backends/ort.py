@@ -48,9 +48,15 @@ def physical_cores() -> int:
 def _ort() -> Any:
     try:
         import onnxruntime as ort
-    except ImportError:
-        raise BackendUnavailable("onnxruntime is not installed: pip install 'cgan[runtime]' (or 'cgan[cpu]', "
-                                 "'cgan[gpu]')") from None
+    except ImportError as e:
+        if not module_available("onnxruntime"):
+            raise BackendUnavailable("onnxruntime is not installed: pip install 'cgan[runtime]' (or 'cgan[cpu]', "
+                                     "'cgan[gpu]')") from None
+        # installed but broken (a missing shared library, a half-removed install, an import cut short): saying
+        # "not installed" sent users to install what they had
+        why = (str(e).strip().splitlines() or [type(e).__name__])[0][:300]
+        raise BackendUnavailable(f"onnxruntime is installed but does not import ({why}): reinstall it (pip install "
+                                 f"--force-reinstall onnxruntime, or onnxruntime-gpu)") from None
     return ort
 
 
