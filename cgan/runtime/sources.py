@@ -111,7 +111,8 @@ def parse_input(text: str | int | os.PathLike) -> InputSpec:
 
 @runtime_checkable
 class Source(Protocol):
-    """A frame source. `read()` returns the next BGR uint8 frame, or None at the end."""
+    """A frame source. `read()` returns the next frame (BGR uint8; any frame `Translator.translate` takes is
+    converted), or None at the end."""
 
     name: str
     live: bool

@@ -36,7 +36,7 @@ import numpy as np
 
 from cgan._files import nearest_existing
 from cgan.errors import CganError
-from cgan.runtime.frames import DEFAULT_MAX_PIXELS, MULTIPLE
+from cgan.runtime.frames import DEFAULT_MAX_PIXELS, MULTIPLE, to_bgr
 from cgan.runtime.smooth import TemporalSmoother
 from cgan.runtime.sources import CaptureSource, Source, known_fps, open_source, parse_input
 
@@ -389,7 +389,11 @@ class _Stream:
                         f"smaller --size (e.g. --size 2160p, or --size 3840 for the long side)")
 
     def prepare(self, frame: np.ndarray) -> np.ndarray:
-        """Resize to the stream's target size; a frame whose size changed mid-stream goes to the first size."""
+        """Resize to the stream's target size; a frame whose size changed mid-stream goes to the first size. A
+        Python source's gray, BGRA, uint16 or float frames become BGR uint8 here, as the translator takes them (the
+        side-by-side view and the writer need BGR uint8)."""
+        if not isinstance(frame, np.ndarray) or frame.dtype != np.uint8 or frame.ndim != 3 or frame.shape[2] != 3:
+            frame = to_bgr(frame)
         h, w = frame.shape[:2]
         if self.target is None:
             self.first_size = (w, h)
