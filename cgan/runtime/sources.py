@@ -246,9 +246,10 @@ class CaptureSource:
         return self._reconnect()
 
     def _reconnect(self) -> np.ndarray | None:
-        """Reopen a live source that stopped delivering: a few tries with doubling waits, then give up."""
+        """Reopen a live source that stopped delivering: `reconnects` tries with doubling waits (at most
+        MAX_RECONNECT_WAIT_S each, so a large `reconnects` keeps a camera feed retrying), then give up."""
         for attempt in range(self.reconnects):
-            wait = self.backoff * (2 ** attempt)
+            wait = min(self.backoff * 2.0 ** min(attempt, 30), MAX_RECONNECT_WAIT_S)
             log.warning("%s stopped delivering frames; reconnecting in %.1f s (%d/%d)", self.name, wait,
                         attempt + 1, self.reconnects)
             if self.stop.wait(wait):
@@ -280,6 +281,7 @@ def open_source(text: str | int | os.PathLike | InputSpec, reconnects: int = 3, 
     return CaptureSource(spec, reconnects=reconnects, backoff=backoff, stop=stop)
 
 
+MAX_RECONNECT_WAIT_S = 30.0  # the longest wait between two reopen attempts (they double from `backoff`)
 URL_TIMEOUT_MS = 5000  # open and read timeout of network streams
 
 
