@@ -20,6 +20,8 @@ PRECISIONS = ("fp32", "bf16", "fp16")
 DEVICES = ("auto", "cpu", "cuda")
 
 #: fields that define the networks: a resumed run must not change them
+#: the largest --lambda-cycle / --lambda-identity (the paper: 10 and 0.5); larger ones overflow float32 losses
+MAX_LAMBDA = 1e4
 ARCH_FIELDS = ("blocks", "ngf", "dropout", "ndf", "n_layers_d", "domain_x", "domain_y")
 
 #: float options: each must be a finite number (NaN slips through every `x <= 0` check and poisons the weights)
@@ -121,10 +123,12 @@ class TrainConfig:
                 problems.append(f"--{name.replace('_', '-')} must be >= 1")
         if self.time_budget is not None and not self.time_budget > 0:
             problems.append("--time-budget must be more than 0 seconds")
-        if self.lr <= 0 or not 0 <= self.beta1 < 1:
-            problems.append("--lr must be > 0 and --beta1 in [0, 1)")
-        if self.lambda_cycle < 0 or self.lambda_identity < 0:
-            problems.append("--lambda-cycle and --lambda-identity must be >= 0")
+        # finite is not enough: --lambda-cycle 1e300 overflowed float32 into NaN weights (exit 0), --lr 1e308 was a
+        # torch traceback; the paper's values are 2e-4, 10 and 0.5
+        if not 0 < self.lr <= 1 or not 0 <= self.beta1 < 1:
+            problems.append("--lr must be in (0, 1] and --beta1 in [0, 1)")
+        if not 0 <= self.lambda_cycle <= MAX_LAMBDA or not 0 <= self.lambda_identity <= MAX_LAMBDA:
+            problems.append(f"--lambda-cycle and --lambda-identity must be in [0, {MAX_LAMBDA:g}]")
         if problems:
             raise CganError("; ".join(problems))
         self.pair_spec()  # validates blocks/ngf/domain names with one clear message

@@ -323,6 +323,16 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, reset_s
             lock.release()
 
 
+def check_finite(model: Any, step: int) -> None:
+    """Refuse to save generators whose weights hold NaN or inf (a diverged run): a CganError that keeps the last
+    good checkpoint and pair, instead of writing a pair that translates every frame to black."""
+    for gen, net in (("G", model.G), ("F", model.F)):
+        bad = sum(int((~torch.isfinite(p.detach())).sum()) for p in net.parameters())
+        if bad:
+            raise CganError(f"training diverged: {gen} has {bad} NaN or infinite weights at step {step}; nothing was "
+                            f"saved (the last checkpoint is kept): lower --lr or the lambdas and train again")
+
+
 def _train(cfg: TrainConfig, resume: bool, progress: bool, reset_schedule: bool, clock0: float) -> Path:
     code_sha = git_sha()  # the code that runs, read now: the checkout may move on while a long run trains
     world = int(os.environ.get("WORLD_SIZE", "1"))
@@ -446,6 +456,7 @@ def _train(cfg: TrainConfig, resume: bool, progress: bool, reset_schedule: bool,
     def save() -> None:
         if not main_rank:
             return
+        check_finite(model, counters["step"])  # a diverged run keeps its last good checkpoint
         t = time.perf_counter()
         snap = {"spec": cfg.pair_spec().to_dict(), "config": cfg.to_dict(), "counters": dict(counters),
                 "rng": ckpt.capture_rng(), "info": info(), "init": init_record, "world": world, **model.state_dict()}
@@ -525,6 +536,7 @@ def _train(cfg: TrainConfig, resume: bool, progress: bool, reset_schedule: bool,
     finally:
         logger.close()  # after the last samples: a closed TensorBoard writer would open a new, unflushed file
     if main_rank:
+        check_finite(model, counters["step"])
         save_pair(run_dir / "pair", cfg.pair_spec(), {"G": model.G.state_dict(), "F": model.F.state_dict()},
                   "float32", training=info(),
                   provenance={"source": "cgan-train", "run": str(run_dir.resolve())})
