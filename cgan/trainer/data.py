@@ -11,7 +11,6 @@ crop are *upscaled* (bicubic, aspect kept) so their shorter side equals the crop
 from __future__ import annotations
 
 import logging
-import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -157,10 +156,16 @@ class Transform:
     def _crop(self, img: np.ndarray, rng: np.random.Generator | None) -> np.ndarray:
         h, w = img.shape[:2]
         s = self.size
-        if min(h, w) < s:  # too small for the crop: upscale so the shorter side is the crop size
-            k = s / min(h, w)
-            img = _resize(img, max(s, math.ceil(w * k)), max(s, math.ceil(h * k)))
-            h, w = img.shape[:2]
+        if min(h, w) < s:
+            # too small for the crop: the crop of the photo upscaled so its shorter side is the crop size, i.e. a
+            # square of the shorter side, upscaled alone (upscaling the whole photo first allocated 9.4 GB for
+            # a 3000x1 photo and a 1024 crop)
+            m = min(h, w)
+            if rng is None:
+                y, x = (h - m) // 2, (w - m) // 2
+            else:
+                y, x = int(rng.integers(0, h - m + 1)), int(rng.integers(0, w - m + 1))
+            return _resize(img[y:y + m, x:x + m], s, s)
         if rng is None:
             y, x = (h - s) // 2, (w - s) // 2
         else:
