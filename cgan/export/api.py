@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cgan._files import ensure_writable_dir, file_record, write_json_atomic
+from cgan._files import ensure_writable_dir, file_record, read_json, write_json_atomic
 from cgan.errors import CganError
 from cgan.pairs import MANIFEST_JSON, PAIR_JSON, Pair, Resolved, load_pair, resolve
 from cgan.spec import EXPORT_FORMAT, FORMAT_VERSION
@@ -205,6 +205,23 @@ def export_lock(out: Path) -> Any:
         yield
 
 
+def _listed_files(out: Path) -> set[str]:
+    """The plain file names (in `out` itself) an existing manifest lists, with their sidecars; nothing if there
+    is no readable manifest. Names with a path, the manifest and pair/ are never listed here."""
+    try:
+        old = read_json(out / MANIFEST_JSON, MANIFEST_JSON)
+    except CganError:
+        return set()
+    recs = old.get("files") if isinstance(old, dict) else None
+    names = set()
+    for rec in recs if isinstance(recs, list) else []:
+        for key in ("path", "sidecar"):
+            v = rec.get(key) if isinstance(rec, dict) else None
+            if isinstance(v, str) and v and os.path.basename(v) == v and v not in (MANIFEST_JSON, "pair", ".", ".."):
+                names.add(v)
+    return {n for n in names if (out / n).is_file() or (out / n).is_symlink()}
+
+
 def _reuse_engines(out: Path, stage: Path, onnx_name: str) -> None:
     """Link the engines already in `out` for this ONNX name (and their sidecars) into the staging folder, so
     build_engine finds an up-to-date one there and skips the minutes of building."""
@@ -334,6 +351,7 @@ def _export_locked(pair: Pair, out: Path, opts: ExportOptions, frames: list, ima
                     "sidecar": trt_mod.sidecar_path(plan).name, "skipped_build": side["skipped"]}))
 
         # finalize: the old manifest goes first so no reader pairs it with new files
+        listed_before = _listed_files(out)
         (out / MANIFEST_JSON).unlink(missing_ok=True)
         for path, meta in staged:
             final = out / path.name
@@ -346,6 +364,13 @@ def _export_locked(pair: Pair, out: Path, opts: ExportOptions, frames: list, ima
         if (out / "pair").exists():
             shutil.rmtree(out / "pair")
         os.replace(pair_stage, out / "pair")
+        # files the old export listed and this one does not (its FP16 or pre/post graphs, engines) were made
+        # from other weights or options: opened directly, or by a Triton repository, they would run the old model
+        kept = {r["path"] for r in files} | {r["sidecar"] for r in files if r.get("sidecar")}
+        for name in sorted(listed_before - kept):
+            with contextlib.suppress(OSError):
+                (out / name).unlink()
+                log.info("removed %s, left from the previous export into %s", name, out)
     finally:
         shutil.rmtree(stage, ignore_errors=True)
     engines = [r for r in files if r["kind"] == "engine"]
