@@ -182,8 +182,12 @@ def append_history(path: str | os.PathLike, result: dict[str, Any]) -> Path:
     p.parent.mkdir(parents=True, exist_ok=True)
     line = json.dumps(_clean(history_line(result)), sort_keys=True, separators=(",", ":")) + "\n"
     try:
-        with open(p, "a", encoding="utf-8") as f:
-            f.write(line)
+        with open(p, "a+b") as f:
+            if f.tell() > 0:  # a file without a final newline (edited, or an append cut short) would glue this
+                f.seek(-1, os.SEEK_END)  # line onto its last one and lose both
+                if f.read(1) != b"\n":
+                    line = "\n" + line
+            f.write(line.encode("utf-8"))
             f.flush()
             os.fsync(f.fileno())
     except OSError as e:
