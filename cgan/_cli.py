@@ -28,7 +28,15 @@ def run(command: click.Command, argv: list[str] | None = None) -> int:
         click.echo("interrupted", err=True)
         return 130
     except click.ClickException as e:
-        e.show()
+        help_only = getattr(click.exceptions, "NoArgsIsHelpError", None)
+        if help_only is not None and isinstance(e, help_only):
+            e.show()  # no arguments at all: the help text
+            return e.exit_code
+        # a bad option value, a missing argument, an unknown option: one line like every other mistake (click's
+        # own form is a usage block of three or more lines)
+        ctx = getattr(e, "ctx", None)
+        hint = f"; see `{ctx.command_path} --help`" if isinstance(e, click.UsageError) and ctx is not None else ""
+        click.echo(f"error: {' '.join(e.format_message().split()).rstrip('.')}{hint}", err=True)
         return e.exit_code
     except click.exceptions.Exit as e:
         return e.exit_code
