@@ -41,6 +41,24 @@ def ensure_writable_dir(path: str | os.PathLike, what: str = "output folder") ->
     return p
 
 
+def check_folder_target(path: str | os.PathLike, option: str) -> Path:
+    """Check, creating nothing, that a folder could be made (or written) at `path`: a one-line CganError if a file
+    is in the way or the nearest existing folder is not writable. For outputs written last, after minutes of
+    work (cgan-export --triton), whose mistakes must show up before that work."""
+    p = Path(path)
+    try:
+        if os.path.lexists(p) and not p.is_dir():
+            raise CganError(f"{option} {p} is a file, not a folder; choose another path")
+        anc = nearest_existing(p)
+        if not anc.is_dir():
+            raise CganError(f"{option} {p}: {anc} is a file, not a folder; choose another path")
+        with tempfile.NamedTemporaryFile(dir=anc, prefix=".cgan-write-test-"):
+            pass
+    except OSError as e:
+        raise CganError(f"{option} {p} cannot be written ({e.strerror or e}); choose a writable folder") from None
+    return p
+
+
 @contextlib.contextmanager
 def atomic_path(final: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside `final`; on success it is fsynced and renamed over `final`.

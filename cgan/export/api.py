@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cgan._files import ensure_writable_dir, file_record, read_json, write_json_atomic
+from cgan._files import check_folder_target, ensure_writable_dir, file_record, read_json, write_json_atomic
 from cgan.errors import CganError
 from cgan.pairs import MANIFEST_JSON, PAIR_JSON, Pair, Resolved, load_pair, resolve
 from cgan.spec import EXPORT_FORMAT, FORMAT_VERSION
@@ -135,6 +135,8 @@ def run_export(source: str | os.PathLike | None, out: str | os.PathLike | None, 
     from cgan.export.onnx_export import check_opset
 
     check_opset(opts.opset)  # before --out is made
+    if opts.triton:  # written last, after parity and engine builds: a path that cannot be one fails now
+        check_folder_target(opts.triton, "--triton")
     if opts.fp16_io and not opts.fp16:
         raise CganError("--fp16-io needs the FP16 graphs; drop --no-fp16 or --fp16-io")
     if opts.engine and not opts.fp16:
