@@ -368,13 +368,15 @@ def _plain_fp16_onnx(net: Any) -> bytes:
     return model.SerializeToString()
 
 
-def read_clip(path: str | os.PathLike) -> tuple[list[np.ndarray], float]:
+def read_clip(path: str | os.PathLike, limit: int | None = None) -> tuple[list[np.ndarray], float]:
+    """The clip's frames (the first `limit` only, if given) and fps: at least 2 frames of a size that is a
+    multiple of 4, else a one-line CganError."""
     cap = cv2.VideoCapture(str(path))
     if not cap.isOpened():
         raise CganError(f"cannot open video {path}")
     fps = cap.get(cv2.CAP_PROP_FPS) or 0.0
     frames = []
-    while True:
+    while limit is None or len(frames) < limit:
         ok, f = cap.read()
         if not ok:
             break
@@ -382,6 +384,9 @@ def read_clip(path: str | os.PathLike) -> tuple[list[np.ndarray], float]:
     cap.release()
     if len(frames) < 2:
         raise CganError(f"video {path} has {len(frames)} readable frames; need at least 2")
+    h, w = frames[0].shape[:2]
+    if h % 4 or w % 4:
+        raise CganError(f"clip {path} is {w}x{h}; the quality report needs a size that is a multiple of 4")
     return frames, fps
 
 
@@ -406,8 +411,6 @@ def clip_report(net: Any, clip: str | os.PathLike, device: str = "cpu") -> dict[
     frames, fps = read_clip(clip)
     rgb = [np.ascontiguousarray(cv2.cvtColor(f, cv2.COLOR_BGR2RGB)) for f in frames]
     h, w = rgb[0].shape[:2]
-    if h % 4 or w % 4:
-        raise CganError(f"clip {clip} is {w}x{h}; the quality report needs a size that is a multiple of 4")
     with torch.inference_mode():
         net(_to_tensor(rgb[:1]).to(device))   # warm-up
     t0 = time.perf_counter()
@@ -500,8 +503,10 @@ def check_eval_options(opts: EvalOptions) -> None:
 
     opts.device = check_device_name(opts.device)
     check_outputs([("--json", opts.json_out), ("--grid", opts.grid_out)])
-    if opts.clip is not None and not Path(opts.clip).is_file():
-        raise CganError(f"--clip {opts.clip}: no such video file; pass an existing clip or --no-clip")
+    if opts.clip is not None:
+        if not Path(opts.clip).is_file():
+            raise CganError(f"--clip {opts.clip}: no such video file; pass an existing clip or --no-clip")
+        read_clip(opts.clip, limit=2)  # unreadable, one frame, a size the report cannot take: before the FID work
     if opts.limit is not None:
         check_int(opts.limit, "--limit", 2)
     check_int(opts.grid_photos, "--grid-photos", 1, 8)
