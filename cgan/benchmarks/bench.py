@@ -24,7 +24,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from cgan._limits import MAX_SIDE, max_threads
+from cgan._limits import MAX_PIXELS, MAX_SIDE, max_threads
 from cgan.benchmarks import sol
 from cgan.runtime.frames import MIN_SIDE as FRAME_MIN_SIDE, MULTIPLE as FRAME_MULTIPLE
 from cgan.benchmarks.checks import MAX_BATCH, check_batch, check_int, check_seconds
@@ -72,8 +72,8 @@ def parse_size(text: str, multiple: int = SIZE_MULTIPLE, min_side: int = MIN_SID
         hint = f"{fix(h)}x{fix(w)}"
         raise CganError(f"bad size {text!r}: height and width must be multiples of {multiple} and at least "
                         f"{min_side} (try {hint})")
-    if h * w > 8192 * 8192:
-        raise CganError(f"bad size {text!r}: larger than 8192x8192")
+    if h * w > MAX_PIXELS:  # the runtime refuses larger frames: such a row would fail after its setup
+        raise CganError(f"bad size {text!r}: over the {MAX_SIDE}x{MAX_SIDE} pixels a frame may have")
     return h, w
 
 
