@@ -293,3 +293,12 @@ def test_a_photo_too_large_for_preprocess_none_or_scale_width_is_one_line(tmp_pa
     ds = UnalignedDataset([path], [path], Transform("scale_width", load_size=4096, size=64))
     with pytest.raises(CganError, match=rf"training image {path}: it is 4096x20480000"):
         ds.load("X", 0, None)
+
+
+@pytest.mark.parametrize("name", ["../x", ".", "..", "a/b", "/abs"])
+def test_a_run_name_is_one_folder_inside_out(tmp_path, data, capsys, name):
+    """--name ../x wrote the run outside --out; '.' and 'a/b' into --out itself or into another run."""
+    out = tmp_path / "runs"
+    code = run(cli, ["--data", str(data), "--out", str(out), "--name", name, *SMOKE])
+    one_line(capsys, code, 2, "must be a plain folder name")
+    assert not out.exists() and not (tmp_path / "x").exists()

@@ -274,6 +274,10 @@ def _to_cpu(obj: Any) -> Any:
 def run_dir_of(cfg: TrainConfig) -> Path:
     if not cfg.name:
         raise CganError("give the run a name (--name): its folder is OUT/NAME")
+    if cfg.name in (".", "..") or any(c in cfg.name for c in ("/", "\\", os.sep, "\0")):
+        # '../x' wrote the run outside --out, '.' or 'a/b' into --out itself or into another run's folder
+        raise CganError(f"--name {cfg.name!r} must be a plain folder name (no '/', not '.' or '..'): the run's "
+                        f"folder is OUT/NAME; put the path in --out")
     return Path(cfg.out) / cfg.name
 
 
