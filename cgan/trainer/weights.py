@@ -135,10 +135,18 @@ def load_plain(path: str | os.PathLike, what: str, advice: str) -> Any:
         return torch.load(p, map_location="cpu", weights_only=True)
     except Exception as e:
         text = str(e)
-        if "Unsupported global" in text or "weights_only" in text:
+        first = (text.strip().splitlines() or [""])[0][:160]
+        if "Unsupported global" in text:
             reason = "it holds pickled Python objects, which cgan never loads"
+        elif "WeightsUnpickler error" in text:  # bytes that are not a pickle at all (random data, another format)
+            detail = " ".join(text.split("WeightsUnpickler error:", 1)[1].split()[:8]).split(" Check the")[0]
+            reason = f"not a PyTorch file: {detail or 'unreadable pickle'}"
+        elif "weights_only" in text:
+            reason = "it holds pickled Python objects, which cgan never loads"
+        elif isinstance(e, KeyError) or len(first) < 8:  # e.g. a text file: KeyError '101'
+            reason = f"not a PyTorch file: {type(e).__name__} {first!r} while reading it"
         else:
-            reason = (text.splitlines() or [type(e).__name__])[0][:160]
+            reason = first
         raise IntegrityError(f"{p} is not a loadable {what} ({reason}); {advice}") from None
 
 

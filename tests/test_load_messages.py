@@ -1,0 +1,36 @@
+"""Random bytes given as a checkpoint were reported as "it holds pickled Python objects" (torch's refusal text
+names weights_only for any unreadable pickle), a text file as "(101)". They are "not a PyTorch file" now; a real
+pickle of objects keeps its own reason."""
+from __future__ import annotations
+
+import os
+
+import pytest
+import torch
+
+from cgan.errors import IntegrityError
+from cgan.trainer.weights import load_plain
+
+
+def test_random_bytes(tmp_path):
+    p = tmp_path / "r.pth"
+    p.write_bytes(b"\x80\x02" + os.urandom(4000))
+    with pytest.raises(IntegrityError, match="not a PyTorch file") as e:
+        load_plain(p, "official checkpoint", "use the official .pth")
+    assert "pickled Python objects" not in str(e.value)
+
+
+@pytest.mark.parametrize("data", [b"hello world", b"\xff\xd8\xff\xe0 a jpeg"])
+def test_other_files(tmp_path, data):
+    p = tmp_path / "t.pth"
+    p.write_bytes(data)
+    with pytest.raises(IntegrityError, match="not a PyTorch file|not a loadable") as e:
+        load_plain(p, "official checkpoint", "use the official .pth")
+    assert "pickled Python objects" not in str(e.value) and "\n" not in str(e.value)
+
+
+def test_pickled_objects_keep_their_reason(tmp_path):
+    p = tmp_path / "o.pth"
+    torch.save({"obj": ValueError("x")}, p)
+    with pytest.raises(IntegrityError, match="pickled Python objects"):
+        load_plain(p, "official checkpoint", "use the official .pth")
