@@ -222,6 +222,9 @@ def resolve(source: str | os.PathLike, prefer_pairs: bool = False) -> Resolved:
                             f"(manifest.json) or a pair name")
         kind = _kind(p)
         if kind is None:
+            if (p / "pair" / PAIR_JSON).is_file():  # a training run (RUN/pair) or an export's parent
+                raise CganError(f"{p} holds neither pair.json nor an export manifest.json, but {p / 'pair'} is a "
+                                f"pair (a training run's result): pass {p / 'pair'}")
             raise CganError(f"{p} holds neither pair.json nor an export manifest.json: not a cgan pair or export")
         return Resolved(kind, p, None, "path")
     if not _valid_name(s):

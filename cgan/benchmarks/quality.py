@@ -29,7 +29,7 @@ from typing import Any, Callable, Iterable, Sequence
 import cv2
 import numpy as np
 
-from cgan._files import atomic_path, sha256_file, write_json_atomic
+from cgan._files import IMAGE_EXTS, atomic_path, sha256_file, write_json_atomic
 from cgan.errors import CganError, IntegrityError
 
 log = logging.getLogger("cgan.eval")
@@ -48,7 +48,6 @@ PUBLISHED = {
             "counts (238 translated summer photos of 309; 309 winter translations, testB cycled); this report "
             "uses the TF-FID Inception on all 309 vs all 238: expect a few FID points of difference",
 }
-IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 FeatureFn = Callable[[Sequence[np.ndarray]], np.ndarray]
 
 

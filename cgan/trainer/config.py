@@ -104,7 +104,7 @@ class TrainConfig:
         if self.preprocess in ("scale_width", "scale_width_and_crop") and self.load_size < self.min_size:
             problems.append(f"--load-size must be at least {self.min_size}, got {self.load_size}")
         if not 0 <= self.seed < 2**63:
-            problems.append(f"--seed must be >= 0, got {self.seed}")
+            problems.append(f"--seed must be 0..{2**63 - 1}, got {self.seed}")
         if self.preprocess in ("resize_and_crop", "scale_width_and_crop") and self.load_size < self.size:
             problems.append(f"--load-size ({self.load_size}) must be at least --size ({self.size})")
         if self.preprocess in ("none", "scale_width") and self.batch_size > 1:

@@ -21,12 +21,11 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, Sampler
 
+from cgan._files import IMAGE_EXTS
 from cgan._limits import MAX_PIXELS, MAX_SIDE
 from cgan.errors import CganError
 
 log = logging.getLogger(__name__)
-
-IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pbm"}
 
 
 # ---- reading ------------------------------------------------------------------------------------------
