@@ -61,6 +61,10 @@ def synthetic_photo(height: int, width: int, seed: int = 0) -> np.ndarray:
     return np.clip(img, 0, 255).astype(np.uint8)
 
 
+#: the least pixel standard deviation (0..255 scale) a parity photo may have; real photos have 30-70
+MIN_PHOTO_STD = 4.0
+
+
 def photo(path: str | os.PathLike, height: int, width: int) -> np.ndarray:
     """A real photo, centre-cropped to the aspect ratio and resized to height×width (BGR uint8)."""
     import cv2
@@ -76,7 +80,14 @@ def photo(path: str | os.PathLike, height: int, width: int) -> np.ndarray:
     scale = min(h / height, w / width)
     ch, cw = int(round(height * scale)), int(round(width * scale))
     y0, x0 = (h - ch) // 2, (w - cw) // 2
-    return cv2.resize(img[y0:y0 + ch, x0:x0 + cw], (width, height), interpolation=cv2.INTER_AREA)
+    out = cv2.resize(img[y0:y0 + ch, x0:x0 + cw], (width, height), interpolation=cv2.INTER_AREA)
+    std = float(out.std())
+    if std < MIN_PHOTO_STD:
+        # instance norm divides by each channel's spread: over a flat image it amplifies rounding noise, and the
+        # check failed with "report a bug" (max error 1.45 for a 1x1 PNG) for no fault of the export
+        raise CganError(f"parity image {p} is nearly uniform (pixel standard deviation {std:.1f}, under "
+                        f"{MIN_PHOTO_STD:g}): it cannot judge an export; pass a photo")
+    return out
 
 
 def psnr(a: np.ndarray, b: np.ndarray, peak_to_peak: float = 2.0) -> float:
