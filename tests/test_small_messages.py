@@ -37,3 +37,15 @@ def test_eval_reads_every_photo_type_the_trainer_reads(tmp_path):
         cv2.imwrite(str(tmp_path / f"a{ext}"), img)
     assert [p.suffix for p in list_images(tmp_path)] == [".png", ".ppm", ".tif"]
     assert {".tif", ".tiff", ".ppm", ".webp"} <= set(IMAGE_EXTS)
+
+
+def test_a_domain_with_its_images_in_a_sub_folder_says_where_they_are(tmp_path):
+    from cgan.trainer.data import list_images
+
+    (tmp_path / "trainA" / "2019").mkdir(parents=True)
+    cv2.imwrite(str(tmp_path / "trainA" / "2019" / "a.png"), np.full((8, 8, 3), 100, np.uint8))
+    with pytest.raises(CganError, match=r"sub-folders are not read\), but .*trainA/2019 has some"):
+        list_images(tmp_path / "trainA", "domain X (summer)")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(CganError, match="is empty"):
+        list_images(tmp_path / "empty", "domain X (summer)")

@@ -63,6 +63,13 @@ def read_rgb(path: str | os.PathLike) -> np.ndarray | None:
     return None
 
 
+def _has_images(folder: Path) -> bool:
+    try:
+        return any(f.suffix.lower() in IMAGE_EXTS for f in folder.iterdir())
+    except OSError:  # unreadable, a symlink loop
+        return False
+
+
 def list_images(folder: str | os.PathLike, what: str, check: bool = True) -> list[Path]:
     """Readable images in `folder` (sorted). Other and corrupt files are skipped with one warning."""
     p = Path(folder)
@@ -71,6 +78,11 @@ def list_images(folder: str | os.PathLike, what: str, check: bool = True) -> lis
                         f"or --data-a/--data-b)")
     files = sorted(f for f in p.iterdir() if f.is_file() and not f.name.startswith("."))
     if not files:
+        sub = next((d for d in sorted(p.iterdir()) if d.is_dir() and not d.name.startswith(".") and _has_images(d)),
+                   None)
+        if sub is not None:  # sub-folders are not read: say where the images are
+            raise CganError(f"{what} folder {p} holds no images itself (sub-folders are not read), but {sub} has "
+                            f"some: point the domain's option (--data-a/--data-b) at the folder of images")
         raise CganError(f"{what} folder {p} is empty; put the domain's training images there")
     good, bad = [], []
     for f in files:
