@@ -24,6 +24,7 @@ import os
 import queue
 import signal
 import sys
+import tempfile
 import threading
 import time
 from collections import deque
@@ -186,6 +187,12 @@ def check_output(path: Path) -> str:
         raise CganError(f"cannot create output folder {folder}: {existing} is not a folder; choose a writable path")
     if not os.access(existing, os.W_OK | os.X_OK) or (path.exists() and not os.access(path, os.W_OK)):
         raise CganError(f"output path {path} is not writable; choose another --output")
+    try:  # os.access says yes to root everywhere, but /proc, a read-only mount or a full disk still refuse
+        with tempfile.NamedTemporaryFile(dir=existing, prefix=".cgan-write-test-"):
+            pass
+    except OSError as e:
+        raise CganError(f"output path {path} is not writable ({e.strerror or e} in {existing}); choose another "
+                        f"--output") from None
     fourcc = CODECS[ext]
     probe = existing / f".cgan-probe-{os.getpid()}-{threading.get_ident()}{ext}"
     try:
