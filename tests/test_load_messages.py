@@ -3,8 +3,7 @@ names weights_only for any unreadable pickle), a text file as "(101)". They are 
 pickle of objects keeps its own reason."""
 from __future__ import annotations
 
-import os
-
+import numpy as np
 import pytest
 import torch
 
@@ -12,9 +11,12 @@ from cgan.errors import IntegrityError
 from cgan.trainer.weights import load_plain
 
 
-def test_random_bytes(tmp_path):
+@pytest.mark.parametrize("seed", range(12))
+def test_random_bytes(tmp_path, seed):
+    """Random bytes fail in many ways inside torch.load (an unknown opcode, IndexError, KeyError, EOF...)."""
+    rng = np.random.default_rng(seed)
     p = tmp_path / "r.pth"
-    p.write_bytes(b"\x80\x02" + os.urandom(4000))
+    p.write_bytes(bytes([0x80, 0x02]) + rng.integers(0, 256, 4000, dtype=np.uint8).tobytes())
     with pytest.raises(IntegrityError, match="not a PyTorch file") as e:
         load_plain(p, "official checkpoint", "use the official .pth")
     assert "pickled Python objects" not in str(e.value)

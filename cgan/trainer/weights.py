@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+import pickle
+import struct
 from pathlib import Path
 from typing import Any, Callable
 
@@ -143,7 +145,8 @@ def load_plain(path: str | os.PathLike, what: str, advice: str) -> Any:
             reason = f"not a PyTorch file: {detail or 'unreadable pickle'}"
         elif "weights_only" in text:
             reason = "it holds pickled Python objects, which cgan never loads"
-        elif isinstance(e, KeyError) or len(first) < 8:  # e.g. a text file: KeyError '101'
+        elif isinstance(e, (pickle.UnpicklingError, KeyError, IndexError, EOFError, ValueError, struct.error)) \
+                or len(first) < 8:  # bytes that are no pickle: a text file gives KeyError '101', others IndexError
             reason = f"not a PyTorch file: {type(e).__name__} {first!r} while reading it"
         else:
             reason = first
