@@ -6,6 +6,7 @@ are safetensors. `load_generator` rebuilds the network from the spec stored in t
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import pickle
 import struct
@@ -32,8 +33,6 @@ def save_pair(folder: str | os.PathLike, spec: PairSpec, states: dict[str, dict[
     Each file is written to a temp name and renamed; pair.json comes last, so a reader never sees a
     pair.json whose files are incomplete (and load_pair checks their hashes anyway).
     """
-    from safetensors.torch import save_file
-
     if dtype not in DTYPES:
         raise CganError(f"unknown weight dtype {dtype!r}: use one of {sorted(DTYPES)}")
     folder = ensure_writable_dir(folder, "pair folder")
@@ -50,8 +49,8 @@ def save_pair(folder: str | os.PathLike, spec: PairSpec, states: dict[str, dict[
                 tensors = {k: v.detach().to("cpu", DTYPES[dtype]).contiguous() for k, v in state.items()}
                 path = folder / f"{gen}.safetensors"
                 tmp = written.enter_context(atomic_path(path))
-                save_file(tensors, str(tmp), metadata={"generator": gen, "direction": spec.direction_name(gen),
-                                                       "spec": _compact(spec)})
+                save_safetensors(tensors, tmp, {"generator": gen, "direction": spec.direction_name(gen),
+                                                "spec": _compact(spec)})
                 files[gen] = path
         write_pair_json(folder, spec, files, dtype, training, provenance)
         for stale in {"G", "F"} - set(states):  # a single-direction pair must not keep an old file around
@@ -59,6 +58,24 @@ def save_pair(folder: str | os.PathLike, spec: PairSpec, states: dict[str, dict[
         for gen in ("G", "F"):  # in-pair graphs read the old weights' byte offsets; pair.json no longer lists them
             (folder / graph_name(gen)).unlink(missing_ok=True)
     return folder
+
+
+def save_safetensors(tensors: dict[str, torch.Tensor], path: Path, metadata: dict[str, str]) -> None:
+    """safetensors.torch.save_file, byte for byte the same for the same tensors: safetensors writes its metadata
+    from a hash map, in a random order per process, so the same weights saved twice had other sha256s (and a
+    re-exported pair looked changed). The header is rewritten with the metadata keys sorted, same length."""
+    from safetensors.torch import save
+
+    blob = save(tensors, metadata=metadata)
+    n = struct.unpack("<Q", blob[:8])[0]
+    header = json.loads(blob[8:8 + n])
+    meta = header.pop("__metadata__", None)
+    ordered = {"__metadata__": dict(sorted(meta.items()))} if meta else {}
+    ordered.update(header)  # the tensors keep safetensors' own, deterministic order
+    text = json.dumps(ordered, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    if len(text) <= n and json.loads(text) == json.loads(blob[8:8 + n]):
+        blob = blob[:8] + text + b" " * (n - len(text)) + blob[8 + n:]
+    path.write_bytes(blob)
 
 
 def check_pair_out(out: str | os.PathLike, rewrites: Callable[[dict[str, Any]], bool], command: str) -> None:
