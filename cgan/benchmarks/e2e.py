@@ -47,7 +47,11 @@ def run_e2e(cfg: Any, prepared: Any, backend: str, precision: str,
     try:
         base = variant(backend).base
         if not base.startswith("torch") and prepared.export_folder is None:
-            raise RuntimeError(prepared.export_error or "no export folder")
+            # the export failed (a CganError or a missing module, e.g. no GPU to build an engine on): the row
+            # cannot run here, like every other row whose backend cannot, and says why
+            ok, reason = runtime_availability(backend, prepared.pair_folder)
+            row.update(status="skipped", reason=reason if not ok else (prepared.export_error or "no export folder"))
+            return row
         ok, reason = runtime_availability(backend, source)
         if not ok:
             row.update(status="skipped", reason=reason)
