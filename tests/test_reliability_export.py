@@ -132,6 +132,7 @@ def test_hostile_downloads_are_refused_and_nothing_is_saved(tmp_path, server, ca
     code, err = _export_cli(["--pretrained", NAME, "--base-url", server.url, "--out", str(out), "--no-parity"],
                             capsys)
     _one_line(code, err, words, "nothing was saved")
+    assert ".tmp" not in err  # the download is named, not the hidden temp file it was checked in
     assert server.hits, "the test server was never asked"
     assert not marker.exists(), "unpickling ran code"
     # only the empty lock file that serialized the fetch may remain (locks are never deleted: that would race)

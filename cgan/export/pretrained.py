@@ -94,6 +94,7 @@ def download(name: str, url_base: str | None = None, timeout: float = 60.0, prog
             final.unlink()  # stale or foreign: fetch again
     from tqdm import tqdm
 
+    tmp = None
     try:
         with atomic_path(final) as tmp:
             try:
@@ -131,7 +132,8 @@ def download(name: str, url_base: str | None = None, timeout: float = 60.0, prog
                 raise _fail(name, url, f"truncated download: got {got} of {expected} bytes")
             validate(tmp, name, expect, url)
     except IntegrityError as e:
-        raise CganError(f"downloaded {name}.pth is not a usable generator ({e}); nothing was saved") from None
+        why = str(e) if tmp is None else str(e).replace(str(tmp), f"{name}.pth")  # not the hidden temp file's name
+        raise CganError(f"downloaded {name}.pth is not a usable generator ({why}); nothing was saved") from None
     return final
 
 
