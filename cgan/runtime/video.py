@@ -37,7 +37,7 @@ import numpy as np
 
 from cgan._files import nearest_existing
 from cgan.errors import CganError
-from cgan.runtime.frames import DEFAULT_MAX_PIXELS, MULTIPLE, to_bgr
+from cgan.runtime.frames import DEFAULT_MAX_PIXELS, MULTIPLE, round_up, to_bgr
 from cgan.runtime.smooth import TemporalSmoother
 from cgan.runtime.sources import CaptureSource, Source, known_fps, open_source, parse_input
 
@@ -135,7 +135,7 @@ def parse_size(text: str | None) -> tuple[str, Any]:
     if "x" in s:
         w, _, h = s.partition("x")
         if w.isdecimal() and h.isdecimal() and int(w) >= 8 and int(h) >= 8:
-            padded = (-(-int(w) // MULTIPLE) * MULTIPLE) * (-(-int(h) // MULTIPLE) * MULTIPLE)  # as the network sees it
+            padded = round_up(int(w)) * round_up(int(h))  # as the network sees it
             if padded > DEFAULT_MAX_PIXELS:
                 raise CganError(f"--size {text} is {padded / 1e6:.1f} megapixels padded to multiples of {MULTIPLE}, "
                                 f"over the {DEFAULT_MAX_PIXELS / 1e6:.1f} a frame may have; choose a smaller size")
@@ -384,7 +384,7 @@ class _Stream:
         resize allocates the huge frames, in the words of cgan-video's options (the translator's own error
         names its Python arguments). A translator with a larger `max_pixels` takes larger native frames."""
         tw, th = self.target
-        pw, ph = -(-tw // MULTIPLE) * MULTIPLE, -(-th // MULTIPLE) * MULTIPLE
+        pw, ph = round_up(tw), round_up(th)
         native = (tw, th) == (w, h)
         limit = self.max_pixels if self.max_pixels is not None else DEFAULT_MAX_PIXELS
         if pw * ph <= limit or (native and self.max_pixels is None):
@@ -399,8 +399,7 @@ class _Stream:
         """Resize to the stream's target size; a frame whose size changed mid-stream goes to the first size. A
         Python source's gray, BGRA, uint16 or float frames become BGR uint8 here, as the translator takes them (the
         side-by-side view and the writer need BGR uint8)."""
-        if not isinstance(frame, np.ndarray) or frame.dtype != np.uint8 or frame.ndim != 3 or frame.shape[2] != 3:
-            frame = to_bgr(frame)
+        frame = to_bgr(frame)  # as is (no copy) for the BGR uint8 frames OpenCV reads
         h, w = frame.shape[:2]
         if self.target is None:
             self.first_size = (w, h)
