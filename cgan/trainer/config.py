@@ -19,9 +19,10 @@ PREPROCESS = ("resize_and_crop", "crop", "scale_width", "scale_width_and_crop", 
 PRECISIONS = ("fp32", "bf16", "fp16")
 DEVICES = ("auto", "cpu", "cuda")
 
-#: fields that define the networks: a resumed run must not change them
 #: the largest --lambda-cycle / --lambda-identity (the paper: 10 and 0.5); larger ones overflow float32 losses
 MAX_LAMBDA = 1e4
+
+#: fields that define the networks: a resumed run must not change them
 ARCH_FIELDS = ("blocks", "ngf", "dropout", "ndf", "n_layers_d", "domain_x", "domain_y")
 
 #: float options: each must be a finite number (NaN slips through every `x <= 0` check and poisons the weights)

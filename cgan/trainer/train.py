@@ -539,8 +539,7 @@ def _train(cfg: TrainConfig, resume: bool, progress: bool, reset_schedule: bool,
             logger.samples(model.translate_samples(*samples), counters)
     finally:
         logger.close()  # after the last samples: a closed TensorBoard writer would open a new, unflushed file
-    if main_rank:
-        check_finite(model, counters["step"])
+    if main_rank:  # the weights saved here were checked by the save() of this step (check_finite)
         save_pair(run_dir / "pair", cfg.pair_spec(), {"G": model.G.state_dict(), "F": model.F.state_dict()},
                   "float32", training=info(),
                   provenance={"source": "cgan-train", "run": str(run_dir.resolve())})
