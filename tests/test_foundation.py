@@ -327,7 +327,6 @@ def test_python_m_cgan_says_what_needs_torch_when_it_is_missing():
 def test_git_sha_only_for_cgans_own_checkout(tmp_path, monkeypatch):
     """Provenance names cgan's commit only when cgan runs from a checkout that tracks it: a copy inside some
     other repository (a venv in a project's checkout) gets None, not that repository's HEAD."""
-    import shutil
     import subprocess
 
     import cgan._git as g

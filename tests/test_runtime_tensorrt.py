@@ -3,7 +3,6 @@ tests/test_gpu_parity.py (gpu)."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -280,7 +279,7 @@ def fake_tensorrt(cudart, io: str):
         def execute_async_v3(self, stream):
             dtype = np.uint8 if io == "bgr-hwc-uint8" else np.float32
             n = int(np.prod(self.shape)) * np.dtype(dtype).itemsize
-            src, dst, shape = self.addr["input"], self.addr["output"], self.shape
+            src, dst = self.addr["input"], self.addr["output"]
 
             def op():
                 x = np.frombuffer((cudart.ctypes.c_uint8 * n).from_address(src), dtype)

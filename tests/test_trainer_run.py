@@ -479,8 +479,6 @@ def test_sizes_the_networks_cannot_take_are_refused_up_front(tmp_path):
 def test_rewriting_a_pair_that_fails_halfway_keeps_the_old_pair(tmp_path, monkeypatch):
     """save_pair replaced G, then F, then pair.json one by one: a full disk while writing F left the new G beside
     the old pair.json, which then failed its hash check. All weights are written before any is replaced."""
-    from pathlib import Path
-
     from cgan.spec import GeneratorSpec, PairSpec
     from cgan.trainer.networks import build_generator
     from cgan.trainer.weights import save_pair

@@ -57,7 +57,7 @@ def test_trt_target(text):
 
 
 def test_version_tuple_stops_at_non_decimal_digits():
-    from cgan.runtime.backends.base import version_tuple
+    from cgan._versions import version_tuple
 
     assert version_tuple("1.2²") == (1, 2)
     assert version_tuple("10.12.0.38") == (10, 12, 0, 38)

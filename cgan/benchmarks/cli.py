@@ -14,7 +14,6 @@ everything is `cgan.benchmarks.bench.run_bench(BenchConfig(...))` / `run_train(.
 from __future__ import annotations
 
 import functools
-import sys
 from typing import Any
 
 import click

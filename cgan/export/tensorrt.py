@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from cgan._files import atomic_path, read_json, sha256_file, write_bytes_atomic, write_json_atomic
+from cgan._versions import version_tuple
 from cgan.errors import BackendUnavailable, CganError, IntegrityError
 from cgan.pairs import cgan_home
 from cgan.spec import ENGINE_FORMAT, FORMAT_VERSION
@@ -126,17 +127,9 @@ def import_trt(flavour: str = "auto", aot: bool = False) -> tuple[Any, str]:
     raise BackendUnavailable(f"{what} is not installed: {extras} {where} (or export without --engine)")
 
 
-def version_tuple(version: str) -> tuple[int, ...]:
-    out = []
-    for part in str(version).split(".")[:3]:
-        digits = "".join(c for c in part if c.isdecimal())
-        out.append(int(digits) if digits else 0)
-    return tuple(out)
-
-
 def network_flags(trt: Any, flavour: str) -> tuple[int, str]:
     """Creation flags for a strongly typed network and how strong typing was obtained."""
-    ver = version_tuple(getattr(trt, "__version__", "0"))
+    ver = (version_tuple(getattr(trt, "__version__", "0")) + (0, 0, 0))[:3]
     flag_enum = getattr(trt, "NetworkDefinitionCreationFlag", None)
     has_flag = flag_enum is not None and hasattr(flag_enum, "STRONGLY_TYPED")
     if flavour == "tensorrt" and ver[:2] < MIN_TRT and ver[0] < 11:

@@ -174,17 +174,6 @@ def load_model(source: str | os.PathLike, direction: str | None = None) -> Model
                  pair_meta=pair.meta if res.kind == "pair" else {})
 
 
-def version_tuple(v: str) -> tuple[int, ...]:
-    """'10.12.0.38' -> (10, 12, 0, 38): the leading dot-separated numbers of a version (or compute capability)."""
-    out = []
-    for part in str(v).split("."):
-        digits = "".join(c for c in part if c.isdecimal())
-        if not digits:
-            break
-        out.append(int(digits))
-    return tuple(out)
-
-
 def module_available(name: str) -> bool:
     """Whether `name` is importable, without importing it."""
     try:

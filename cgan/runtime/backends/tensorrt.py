@@ -33,8 +33,9 @@ from typing import Any
 import numpy as np
 
 from cgan._files import inside, read_json
+from cgan._versions import version_tuple
 from cgan.errors import BackendUnavailable, CganError, IntegrityError, ShapeUnsupported
-from cgan.runtime.backends.base import MAX_SHAPES, Backend, Model, log, module_available, version_tuple
+from cgan.runtime.backends.base import MAX_SHAPES, Backend, Model, log, module_available
 from cgan.runtime.backends import cuda as cudahelp
 from cgan.runtime.frames import Buffers, bgr_to_nchw, nchw_to_bgr
 
