@@ -1,0 +1,72 @@
+"""Console scripts: each runs its command's main() through cgan._entry, which turns a Ctrl-C during the
+command's (slow) imports into the one line every command prints for Ctrl-C, not a traceback."""
+from __future__ import annotations
+
+import importlib
+import os
+import signal
+import subprocess
+import sys
+import time
+import tomllib
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_every_console_script_launches_the_module_the_overview_lists():
+    from cgan import _entry
+    from cgan.__main__ import COMMANDS
+
+    scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
+    listed = {name: module for name, module, _ in COMMANDS} | {"cgan": "cgan.__main__"}
+    assert set(scripts) == set(listed)
+    for name, target in scripts.items():
+        module, func = target.split(":")
+        assert module == "cgan._entry", name
+        launched = []
+        orig = _entry.launch
+        try:
+            _entry.launch = launched.append
+            getattr(_entry, func)()
+        finally:
+            _entry.launch = orig
+        assert launched == [listed[name]], name
+        assert callable(importlib.import_module(listed[name]).main)
+
+
+def test_ctrl_c_while_importing_is_one_line_and_130(monkeypatch, capsys):
+    from cgan import _entry
+
+    def interrupted(name):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(_entry.importlib, "import_module", interrupted)
+    with pytest.raises(SystemExit) as e:
+        _entry.video()
+    assert e.value.code == 130
+    assert capsys.readouterr().err == "interrupted\n"
+
+
+@pytest.mark.skipif(os.name != "posix", reason="sends SIGINT")
+def test_a_real_sigint_during_a_slow_import(tmp_path):
+    """A module whose import takes seconds (like OpenCV's on a cold disk), interrupted by a real SIGINT."""
+    marker = tmp_path / "importing"
+    (tmp_path / "slow_cli.py").write_text(
+        "import pathlib, time\n"
+        f"pathlib.Path({str(marker)!r}).touch()\n"
+        "time.sleep(30)\n"
+        "def main():\n    raise SystemExit(0)\n")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), str(ROOT)])}
+    p = subprocess.Popen([sys.executable, "-c", "from cgan._entry import launch; launch('slow_cli')"],
+                         env=env, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 30
+    while not marker.exists() and time.monotonic() < deadline and p.poll() is None:
+        time.sleep(0.05)
+    assert marker.exists()
+    p.send_signal(signal.SIGINT)
+    _, err = p.communicate(timeout=30)
+    assert p.returncode == 130
+    assert err == "interrupted\n"
