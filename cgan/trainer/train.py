@@ -45,8 +45,10 @@ AMP_DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 def lr_factor(epoch: int, epochs: int, epochs_decay: int) -> float:
-    """Official `linear` policy (networks.get_scheduler, epoch_count=1), `epoch` counted from 0:
-    1 for the first `epochs` epochs, then linearly down to 1/(epochs_decay+1) in the last one."""
+    """The `linear` rule of the official networks.get_scheduler (epoch_count=1), `epoch` counted from 0 and
+    applied for the whole epoch: 1 for the first `epochs` epochs (the paper's "first 100"), then linearly down
+    to 1/(epochs_decay+1) in the last one. The official repo's current train.py steps its scheduler at the
+    start of each epoch, one epoch earlier than this (docs/training.md)."""
     return 1.0 - max(0, epoch + 1 - epochs) / float(epochs_decay + 1)
 
 
@@ -380,7 +382,11 @@ def _train(cfg: TrainConfig, resume: bool, progress: bool, reset_schedule: bool,
         dataset, batch_size=cfg.batch_size, sampler=sampler, num_workers=cfg.workers,
         pin_memory=device.type == "cuda", persistent_workers=cfg.workers > 0,
         prefetch_factor=4 if cfg.workers > 0 else None, drop_last=drop_last,
-        worker_init_fn=functools.partial(_quiet_worker, os.getpid()))
+        worker_init_fn=functools.partial(_quiet_worker, os.getpid()),
+        # each iter() draws the workers' base seed from this generator, not from torch's global RNG: the
+        # checkpoint captures the global RNG after that draw, and a resumed run draws again (dropout masks
+        # would differ from the straight run's). Items take their randomness from (seed, epoch, position).
+        generator=torch.Generator().manual_seed(cfg.seed))
     steps_per_epoch = (sampler.per_rank // cfg.batch_size if drop_last else -(-sampler.per_rank // cfg.batch_size))
 
     if device.type == "cuda" and cfg.preprocess in ("resize_and_crop", "crop", "scale_width_and_crop"):
