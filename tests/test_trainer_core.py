@@ -179,8 +179,9 @@ def test_pool_state_roundtrip_continues_identically():
 # ---- learning-rate policy ---------------------------------------------------------------------------
 @pytest.mark.parametrize("epoch,factor", [(0, 1.0), (99, 1.0), (100, 1 - 1 / 101), (150, 1 - 51 / 101),
                                           (199, 1 / 101)])
-def test_linear_lr_policy_matches_official(epoch, factor):
-    # official: 1 - max(0, epoch + epoch_count - n_epochs) / (n_epochs_decay + 1), epoch_count = 1
+def test_linear_lr_policy(epoch, factor):
+    # the paper: the same rate for the first 100 epochs (0..99 here), then linear decay; the official rule
+    # 1 - max(0, epoch + epoch_count - n_epochs) / (n_epochs_decay + 1), epoch_count = 1, applied per epoch
     assert lr_factor(epoch, 100, 100) == pytest.approx(factor)
 
 

@@ -55,7 +55,7 @@ def _domains(value: str | None) -> tuple[str, str] | None:
 @click.option("--ngf", type=int, help="Generator base width (default 64).")
 @click.option("--ndf", type=int, help="Discriminator base width (default 64).")
 @click.option("--epochs", type=int, help="Epochs at the initial learning rate (default 100).")
-@click.option("--epochs-decay", type=int, help="Epochs of linear learning-rate decay (official linear policy: the last epoch runs at 1/(N+1) of the rate; default 100).")
+@click.option("--epochs-decay", type=int, help="Epochs of linear learning-rate decay (the paper's linear decay: the last epoch runs at 1/(N+1) of the rate; default 100).")
 @click.option("--batch-size", type=int, help="Images per step (default 1).")
 @click.option("--lr", type=float, help="Adam learning rate (default 2e-4).")
 @click.option("--beta1", type=float, help="Adam beta1 (default 0.5).")
