@@ -139,6 +139,10 @@ def inside(folder: str | os.PathLike, name: str, what: str = "manifest") -> Path
         raise IntegrityError(f"{what} names a file outside its folder: {name!r}")
     p = (base / name).resolve()
     if p.parent != base and base not in p.parents:
+        norm = os.path.normpath(name)
+        if not os.path.dirname(norm) and norm != "..":  # a plain name whose file links out of the folder
+            raise IntegrityError(f"{what} names {name!r}, a link to {p} outside its folder: copy the file into "
+                                 f"the folder instead of linking it")
         raise IntegrityError(f"{what} names a file outside its folder: {name!r}")
     return p
 

@@ -121,7 +121,7 @@ def load_pair(folder: str | os.PathLike, verify: bool = True) -> Pair:
         raise IntegrityError(f"{folder / PAIR_JSON} is not a cgan pair manifest (format != {PAIR_FORMAT!r})")
     if meta.get("version") != FORMAT_VERSION:
         raise IntegrityError(f"{folder / PAIR_JSON} has version {meta.get('version')!r}; this cgan reads "
-                             f"{FORMAT_VERSION}: upgrade cgan or re-create the pair")
+                             f"version {FORMAT_VERSION!r}: upgrade cgan or re-create the pair")
     spec = PairSpec.from_dict(meta.get("spec") or {})
     files = meta.get("files")
     if not isinstance(files, dict) or not files or set(files) - set(GENERATORS):
@@ -211,7 +211,19 @@ def resolve(source: str | os.PathLike, prefer_pairs: bool = False) -> Resolved:
     """Turn a pair name or folder into a folder (see module docstring for the order). `prefer_pairs` (the
     exporter's view) looks at the user's exports last: an export is built from a pair, so the pair by that name
     is the source, and an export's own pair/ copy only when no pair by that name exists."""
-    s = str(source)
+    try:
+        s = os.fspath(source)
+    except TypeError:
+        s = None
+    if not isinstance(s, str) or not s.strip():
+        raise CganError(f"a pair must be given as a name or a folder path (str or os.PathLike), got {source!r}")
+    try:
+        return _resolve(s, prefer_pairs)
+    except OSError as e:  # a name or path the file system refuses to look up (too long, no permission)
+        raise CganError(f"cannot look up the pair {s[:120]!r}: {e.strerror or e}") from None
+
+
+def _resolve(s: str, prefer_pairs: bool) -> Resolved:
     p = Path(s).expanduser()
     looks_like_path = os.sep in s or s.startswith((".", "~")) or (os.altsep is not None and os.altsep in s)
     # a bare name that also names something in the working directory (a data set folder called summer2winter)

@@ -194,8 +194,11 @@ class PairSpec:
         try:
             doms = d["domains"]
             return cls(GeneratorSpec.from_dict(d["generator"]), str(doms["X"]), str(doms["Y"]))
-        except (KeyError, TypeError) as e:
+        except KeyError as e:
             raise CganError(f"pair spec is missing {e}: not a cgan pair.json?") from None
+        except (TypeError, AttributeError):
+            raise CganError(f"pair spec is not a mapping of generator and domains (got "
+                            f"{type(d).__name__}): not a cgan pair.json?") from None
 
 
 def spec_json(obj: Any) -> str:

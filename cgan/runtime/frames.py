@@ -38,16 +38,23 @@ DEFAULT_MAX_PIXELS = MAX_PIXELS   # 4096², ~16.8 MP: larger frames are refused 
 RESIZE_POLICIES = ("pad", "fit")
 
 
-def to_bgr(frame: object) -> np.ndarray:
-    """Any supported frame (see the module table) as a C-contiguous uint8 HxWx3 BGR array."""
+def frame_size(frame: object) -> tuple[int, int]:
+    """(height, width) of a frame `to_bgr` takes, checking its type and shape without converting anything (a
+    frame refused for its size must not be converted first: a huge float frame would need gigabytes)."""
     if not isinstance(frame, np.ndarray):
         raise CganError(f"a frame must be a numpy array (HxWx3 BGR uint8), got {type(frame).__name__}")
-    if frame.ndim == 3 and frame.shape[2] == 1:
-        frame = frame[:, :, 0]
-    if frame.ndim not in (2, 3) or (frame.ndim == 3 and frame.shape[2] not in (3, 4)):
+    if frame.ndim not in (2, 3) or (frame.ndim == 3 and frame.shape[2] not in (1, 3, 4)):
         raise CganError(f"a frame must be HxW (gray), HxWx3 (BGR) or HxWx4 (BGRA), got shape {frame.shape}")
     if frame.shape[0] == 0 or frame.shape[1] == 0:
         raise CganError(f"the frame is empty (shape {frame.shape}): check the source that produced it")
+    return int(frame.shape[0]), int(frame.shape[1])
+
+
+def to_bgr(frame: object) -> np.ndarray:
+    """Any supported frame (see the module table) as a C-contiguous uint8 HxWx3 BGR array."""
+    frame_size(frame)
+    if frame.ndim == 3 and frame.shape[2] == 1:
+        frame = frame[:, :, 0]
     frame = _to_uint8(frame)
     if frame.ndim == 2:
         return cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR)
@@ -76,9 +83,14 @@ def _to_uint8(frame: np.ndarray) -> np.ndarray:
     raise CganError(f"unsupported frame dtype {dt}: pass uint8 (or uint16, or float in [0, 1])")
 
 
-def check_pixels(height: int, width: int, max_pixels: int) -> None:
+def check_pixels(height: int, width: int, max_pixels: int, given: tuple[int, int] | None = None) -> None:
+    """Refuse a model input of height x width over max_pixels (per frame); `given`: the (height, width) the
+    caller passed, when padding or max_side made the model's size differ."""
     if height * width > max_pixels:
-        raise CganError(f"frame {width}x{height} has {height * width} pixels, over the limit of {max_pixels}: "
+        size = f"{width}x{height}"
+        if given is not None and given != (height, width):
+            size = f"{given[1]}x{given[0]} (the model would see {size})"
+        raise CganError(f"frame {size} has {height * width} pixels, over the limit of {max_pixels}: "
                         f"use max_side= to downscale, or raise max_pixels= if you have the memory")
 
 
@@ -137,6 +149,34 @@ def pad_into(frame: np.ndarray, dst: np.ndarray) -> None:
     cv2.copyMakeBorder(tmp, 0, hp - tmp.shape[0], 0, wp - tmp.shape[1], cv2.BORDER_REFLECT_101, dst=dst)
 
 
+#: the fixed 0/1 pattern a flat frame gets (see dither_if_flat); one per size, small cache
+_DITHER: dict[tuple[int, int], np.ndarray] = {}
+
+
+def dither_if_flat(img: np.ndarray) -> bool:
+    """Add a fixed ±1 pattern to a uint8 HxWx3 frame in place if it is perfectly flat (one colour); True if it was.
+
+    InstanceNorm divides a flat frame's zero variance by ~0, so float rounding noise decides the output: every
+    backend gave a different image for a black frame (fades, lens caps, a camera warming up), unlike the same
+    frame with one level of sensor noise. With the pattern, a flat frame behaves like that nearly flat frame on
+    every backend. Cost on other frames: one look at every 7th pixel of every 7th row."""
+    first = img[0, 0]
+    if not (img[::7, ::7] == first).all() or not (img == first).all():
+        return False
+    key = img.shape[:2]
+    pattern = _DITHER.get(key)
+    if pattern is None:
+        if len(_DITHER) >= 8:
+            _DITHER.clear()
+        pattern = _DITHER[key] = np.random.default_rng(0x5EED).integers(0, 2, key, dtype=np.uint8)
+    for c in range(img.shape[2]):
+        if first[c] == 255:
+            np.subtract(img[..., c], pattern, out=img[..., c])
+        else:
+            np.add(img[..., c], pattern, out=img[..., c])
+    return True
+
+
 def bgr_to_nchw(frames: np.ndarray, out: np.ndarray) -> np.ndarray:
     """uint8 (N,H,W,3) BGR -> `out` (N,3,H,W) float RGB in [-1, 1] (x/127.5 - 1), no allocation."""
     np.multiply(frames[..., ::-1].transpose(0, 3, 1, 2), 1.0 / 127.5, out=out, casting="unsafe")
@@ -151,6 +191,8 @@ def nchw_to_bgr(y: np.ndarray, out: np.ndarray) -> np.ndarray:
     np.add(y, 1.0, out=y)
     np.multiply(y, 127.5, out=y)
     np.rint(y, out=y)
+    # NaN (a broken or overflowing model) -> 0, deterministically and without numpy's cast warning
+    np.nan_to_num(y, copy=False, nan=0.0, posinf=255.0, neginf=0.0)
     np.clip(y, 0.0, 255.0, out=y)
     np.copyto(out, y.transpose(0, 2, 3, 1)[..., ::-1], casting="unsafe")
     return out

@@ -31,7 +31,7 @@ AUTO_ORDER: tuple[tuple[str, str], ...] = (
 
 def backend_class(name: str) -> Any:
     """The Backend subclass registered as `name` (imports its module now)."""
-    target = BACKENDS.get(name)
+    target = BACKENDS.get(name) if isinstance(name, str) else None
     if target is None:
         raise CganError(f"unknown backend {name!r}: use one of auto, {', '.join(BACKENDS)}")
     module, _, cls = target.partition(":")
@@ -62,7 +62,7 @@ def _model(source: Any, direction: str | None) -> Any:
 def choose(model: Any, backend: str = "auto", precision: str | None = None,
            device: str | None = None) -> tuple[Any, str]:
     """(Backend class, device) for a request; `auto` walks AUTO_ORDER and logs the choice."""
-    if backend != "auto":
+    if not isinstance(backend, str) or backend != "auto":
         cls = backend_class(backend)
         dev = device or cls.default_device()
         ok, reason = cls.check(model, precision, dev)

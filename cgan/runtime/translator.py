@@ -98,19 +98,30 @@ class Translator:
         return self.translate_batch([frame])[0]
 
     def translate_batch(self, frames: Sequence[np.ndarray]) -> list[np.ndarray]:
-        """Frames of one size, run through the model as one batch; returns a list of BGR uint8 frames."""
-        if isinstance(frames, np.ndarray) and frames.ndim == 4:
+        """Frames of one size, run through the model as one batch; returns a list of BGR uint8 frames.
+
+        `frames`: a list, tuple or other iterable of frames, or one (N,H,W,C) array. `max_pixels` applies to
+        each frame; a batch of N frames needs N times one frame's memory."""
+        if isinstance(frames, np.ndarray):
+            if frames.ndim != 4:
+                raise CganError(f"translate_batch takes a list of frames or one (N,H,W,C) array, got an array of "
+                                f"shape {frames.shape}; for one frame call translate()")
             frames = list(frames)
-        if not isinstance(frames, (list, tuple)) or not frames:
+        elif isinstance(frames, (str, bytes, dict)) or not hasattr(frames, "__iter__"):
+            raise CganError(f"translate_batch takes a list of frames, got {type(frames).__name__}")
+        else:
+            frames = list(frames)
+        if not frames:
             raise CganError("translate_batch takes a non-empty list of frames of the same size")
-        bgr = [fr.to_bgr(f) for f in frames]
-        h, w = bgr[0].shape[:2]
-        if any(b.shape[:2] != (h, w) for b in bgr):
-            sizes = sorted({f"{b.shape[1]}x{b.shape[0]}" for b in bgr})
-            raise CganError(f"translate_batch needs frames of one size, got {', '.join(sizes)}; "
+        sizes = [fr.frame_size(f) for f in frames]  # type and shape of every frame, before converting any
+        h, w = sizes[0]
+        if any(s != (h, w) for s in sizes):
+            names = sorted({f"{s[1]}x{s[0]}" for s in sizes})
+            raise CganError(f"translate_batch needs frames of one size, got {', '.join(names)}; "
                             f"call translate() per frame instead")
         geo = fr.plan(h, w, self.resize, self.max_side)
-        fr.check_pixels(*geo.padded, self.max_pixels)  # what the model would process (after max_side)
+        fr.check_pixels(*geo.padded, self.max_pixels, given=(h, w))  # what the model would process
+        bgr = [fr.to_bgr(f) for f in frames]
         with self._lock:
             if not self.backend.is_active:
                 raise CganError("this Translator is closed; load a new one")
@@ -119,6 +130,7 @@ class Translator:
                 if geo.resized:
                     b = cv2.resize(b, (geo.scaled[1], geo.scaled[0]), interpolation=cv2.INTER_AREA)
                 fr.pad_into(b, batch[i])
+                fr.dither_if_flat(batch[i])
             out = self.backend.infer(batch)
             results = []
             for i in range(len(bgr)):
@@ -147,6 +159,18 @@ class Translator:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    def __reduce__(self):
+        # a Translator holds a live session/engine/CUDA context: pickling one (multiprocessing, a cache) cannot
+        # work, and a copy would share the backend, so closing the copy would close the original
+        raise CganError("a Translator cannot be pickled or copied: load one per process (or per thread) with "
+                        "Translator.load(...)")
+
+    def __copy__(self):
+        self.__reduce__()
+
+    def __deepcopy__(self, memo):
+        self.__reduce__()
 
     def __repr__(self) -> str:
         i = self.info

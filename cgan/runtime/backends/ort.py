@@ -18,6 +18,7 @@ same shape; `Translator` copies it under its lock, so its callers (the video pip
 from __future__ import annotations
 
 import os
+import re
 from typing import Any
 
 import numpy as np
@@ -27,6 +28,15 @@ from cgan.errors import BackendUnavailable, CganError, IntegrityError
 from cgan.runtime.backends.base import MAX_SHAPES, Backend, Model, log, module_available
 from cgan.runtime.backends import cuda as cudahelp
 from cgan.runtime.frames import Buffers, bgr_to_nchw, nchw_to_bgr
+
+def ort_message(e: BaseException, limit: int = 300) -> str:
+    """onnxruntime's error text as one readable line: without its '[ONNXRuntimeError] : 1 : FAIL :' prefix and
+    the C++ source locations ('/onnxruntime_src/.../initializer.cc:51 onnxruntime::Initializer::...(...)')."""
+    text = " ".join(str(e).split())
+    text = re.sub(r"\[ONNXRuntimeError\] : \d+ : ", "", text)
+    text = re.sub(r"\S+\.(?:cc|cpp|cu|h):\d+\s+(?:[\w:~<>,*& ]{0,160}?\([^)]*\)(?:\s*const)?|\w+)?", "", text)
+    return " ".join(text.split())[:limit] or type(e).__name__
+
 
 EXPORT_HINT = "ONNX backends need an export folder: run `{command}`"
 #: the first onnxruntime that refuses ONNX external data outside the model's folder (absolute paths, `../`,
@@ -123,8 +133,25 @@ class _OrtBackend(Backend):
         ort = _ort()
         so = ort.SessionOptions()
         so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        so.log_severity_level = 3
+        # fatal only: every error onnxruntime raises becomes one CganError line; its own coloured copy on stderr
+        # (which an embedding app could not silence: the session's level overrides the default logger's) is noise
+        so.log_severity_level = 4
         return so
+
+    def _run(self, binding: Any, shape: tuple[int, ...], run_opts: Any = None) -> None:
+        """session.run_with_iobinding; onnxruntime's errors (a graph that fails on this size, no GPU memory)
+        become one CganError line naming the graph and the batch."""
+        try:
+            if run_opts is None:
+                self.session.run_with_iobinding(binding)
+            else:
+                self.session.run_with_iobinding(binding, run_opts)
+        except Exception as e:  # onnxruntime raises its own Fail / RuntimeException types
+            text = ort_message(e)
+            hint = ("a smaller frame size or batch, or another backend"
+                    if "memory" in text.lower() or "alloc" in text.lower() else self.model.rebuild_hint())
+            raise CganError(f"onnxruntime failed running {self.model.path(self.record).name} on a batch of "
+                            f"{'x'.join(map(str, shape))}: {text}; {hint}") from e
 
     def _providers(self) -> list[Any]:
         return [self.provider]
@@ -142,7 +169,7 @@ class _OrtBackend(Backend):
         try:
             self.session = ort.InferenceSession(str(path), self._session_options(), providers=self._providers())
         except Exception as e:  # ORT raises its own Fail/InvalidGraph types
-            raise CganError(f"onnxruntime cannot load {path}: {str(e).splitlines()[0][:300]}; "
+            raise CganError(f"onnxruntime cannot load {path}: {ort_message(e)}; "
                             f"{self.model.rebuild_hint()}") from None
         if self.provider not in self.session.get_providers():
             raise BackendUnavailable(f"onnxruntime did not enable {self.provider} (got "
@@ -213,7 +240,7 @@ class OrtCpuBackend(_OrtBackend):
             self.bound[key] = (binding, x, y, np.empty(batch.shape, np.uint8))
         binding, x, y, out = self.bound[key]
         bgr_to_nchw(batch, x)
-        self.session.run_with_iobinding(binding)
+        self._run(binding, batch.shape)
         return nchw_to_bgr(y, out)
 
 
@@ -315,7 +342,7 @@ class OrtCudaBackend(_OrtBackend):
         # update_inplace is a cudaMemcpy from pageable memory, which may return before the data has landed;
         # onnxruntime computes on its own non-blocking stream, so wait for the upload (the GPU is idle here)
         binding.synchronize_inputs()
-        self.session.run_with_iobinding(binding, run_opts)
+        self._run(binding, batch.shape, run_opts)
         if self.cuda_graph:
             self._copy_out(y, host_out)
         if prepost:

@@ -15,6 +15,7 @@ Options (`Translator.load(..., backend="torch", **opts)`), checked when the back
 from __future__ import annotations
 
 import threading
+import weakref
 from typing import Any
 
 import numpy as np
@@ -177,6 +178,8 @@ class TorchBackend(Backend):
         self.pinned: dict[tuple[int, ...], Any] = {}
         if self.device == "cpu" and self.opts.get("threads"):
             _take_threads(torch, id(self), int(self.opts["threads"]))  # while this backend is active
+            # given back on deactivate, or when an app drops the backend without closing it
+            self._threads_back = weakref.finalize(self, _give_back_threads, torch, id(self))
         log.debug("torch: %s on %s (%s), compile %s, cuda_graph %s, %s", self.model.describe(), dev, dtype,
                   s["compile_mode"] or "off", s["cuda_graph"], s["memory_format"])
 
@@ -186,7 +189,9 @@ class TorchBackend(Backend):
         x = frames_u8.index_select(3, self.swap).permute(0, 3, 1, 2).to(self.dtype)
         x = (x / 127.5 - 1.0).contiguous(memory_format=self.memory_format)
         y = self.net(x)
-        y = torch.clamp(torch.round((y.float() + 1.0) * 127.5), 0.0, 255.0).to(torch.uint8)
+        # NaN (a broken or overflowing model) -> 0 as in the ONNX backends, not whatever the cast makes of it
+        y = torch.clamp(torch.round((torch.nan_to_num(y.float(), nan=-1.0) + 1.0) * 127.5), 0.0, 255.0)
+        y = y.to(torch.uint8)
         return y.permute(0, 2, 3, 1).index_select(3, self.swap)
 
     def _infer_impl(self, batch: np.ndarray) -> np.ndarray:
@@ -243,7 +248,9 @@ class TorchBackend(Backend):
         self.graphs.clear()
         self.pinned.clear()
         self.net = None
-        _give_back_threads(self.torch, id(self))
+        back = getattr(self, "_threads_back", None)
+        if back is not None:
+            back()
         if self.device == "cuda":
             self.torch.cuda.empty_cache()
 
