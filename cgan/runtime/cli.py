@@ -51,7 +51,8 @@ def cli(pair, direction, inputs, output, display, side_by_side, fps_overlay, siz
     job = VideoJob(inputs=list(inputs), pair=pair, direction=direction, output=output, display=display,
                    side_by_side=side_by_side, fps_overlay=fps_overlay, size=size, max_frames=max_frames,
                    backend=backend, precision=precision, compile=compile_, cuda_graphs=cuda_graphs, smooth=smooth,
-                   smooth_strength=smooth_strength, smooth_flow=smooth_flow, progress=progress, reconnects=reconnects)
+                   smooth_strength=smooth_strength, smooth_flow=smooth_flow, progress=progress, reconnects=reconnects,
+                   handle_signals=True)  # the library's default leaves an app's own handlers in force
     summary = run_video(job)
     if as_json:
         import json

@@ -12,6 +12,7 @@ No torch here. Every user mistake is a one-line `CganError` (missing camera, unr
 from __future__ import annotations
 
 import logging
+import numbers
 import os
 import threading
 import time
@@ -84,9 +85,18 @@ def redact_url(url: str) -> str:
 
 
 def parse_input(text: str | int | os.PathLike) -> InputSpec:
-    """Classify an --input value: `0` camera index, `/dev/video0` device, `rtsp://...` URL, `demo`, a file."""
-    if isinstance(text, int):
-        return InputSpec("camera", text, str(text))
+    """Classify an --input value: `0` camera index, `/dev/video0` device, `rtsp://...` URL, `demo`, a file.
+
+    A Python int (not a bool) is a camera index, 0..MAX_CAMERA_INDEX; a file name may start with `~` (expanded).
+    Anything else (float, bytes, None, ...) is a one-line CganError, before anything is opened."""
+    if isinstance(text, numbers.Integral) and not isinstance(text, (bool, np.bool_)):
+        index = int(text)
+        if not 0 <= index <= MAX_CAMERA_INDEX:  # cv2.VideoCapture(-1) crashed the process, 10**12 raised cv2.error
+            raise CganError(f"camera index {index} is out of range: camera indices are 0..{MAX_CAMERA_INDEX}")
+        return InputSpec("camera", index, str(index))
+    if not isinstance(text, (str, os.PathLike)) or not isinstance(os.fspath(text), str):
+        raise CganError(f"an input must be a camera index (an int 0..{MAX_CAMERA_INDEX}) or a str/path naming a "
+                        f"device, video file, URL or 'demo'; got {_describe(text)}")
     s = os.fspath(text).strip()
     if not s:
         raise CganError("empty --input: pass a camera index (0), a device (/dev/video0), a video file, "
@@ -106,7 +116,16 @@ def parse_input(text: str | int | os.PathLike) -> InputSpec:
         return InputSpec("url", s, s)
     if s.startswith("/dev/"):
         return InputSpec("device", s, s)
-    return InputSpec("file", s, s)
+    return InputSpec("file", os.path.expanduser(s), s)
+
+
+def _describe(value: object) -> str:
+    """`value` for an error message: its type, and its repr when that is short (never a whole frame)."""
+    kind = type(value).__name__
+    if isinstance(value, np.ndarray):
+        return f"a numpy array of shape {value.shape}"
+    text = repr(value)
+    return kind if len(text) > 40 or text.startswith("<") else f"{kind} {text}"
 
 
 @runtime_checkable

@@ -19,7 +19,9 @@ with `translate_batch(list_of_bgr_frames) -> list_of_bgr_frames` works (pass it 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
+import numbers
 import os
 import queue
 import signal
@@ -30,7 +32,7 @@ import time
 from collections import deque
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterable, Iterator, Sequence
 
 import cv2
 import numpy as np
@@ -39,7 +41,7 @@ from cgan._files import nearest_existing
 from cgan.errors import CganError
 from cgan.runtime.frames import DEFAULT_MAX_PIXELS, MULTIPLE, round_up, to_bgr
 from cgan.runtime.smooth import TemporalSmoother
-from cgan.runtime.sources import CaptureSource, Source, known_fps, open_source, parse_input
+from cgan.runtime.sources import CaptureSource, Source, _describe, known_fps, open_source, parse_input
 
 log = logging.getLogger(__name__)
 _READ_BACK = cv2.VideoCapture  # the decoder that checks finished files (held apart from sources' capture)
@@ -57,9 +59,12 @@ _END = object()
 # ---- job and summary -------------------------------------------------------------------------------------
 @dataclass
 class VideoJob:
-    """Everything `cgan-video` can do, as one object. See docs/video.md."""
+    """Everything `cgan-video` can do, as one object. See docs/video.md.
 
-    inputs: Sequence[Any] = ("0",)        # --input values (str/int) or Source objects
+    Checked when made and again by `run_video` (one-line CganError naming the field): `inputs` may be one input
+    (a str, path, camera index or source object) or any iterable of them, kept as a tuple."""
+
+    inputs: Sequence[Any] = ("0",)        # --input values (str/path/int camera index) or Source objects
     pair: str = "summer2winter"           # pair name, pair folder or export folder
     direction: str | None = None          # G/F/summer2winter/winter2summer (default: the pair's first)
     output: str | os.PathLike | None = None
@@ -78,8 +83,89 @@ class VideoJob:
     progress: bool = True                 # tqdm bar for file inputs (stderr)
     reconnects: int = 3                   # live sources: reopen attempts (backoff 0.5 s, 1 s, 2 s, ...)
     queue_size: int = 4                   # capture queue depth for files (live sources use 1)
-    handle_signals: bool = True           # SIGINT/SIGTERM end the run cleanly (main thread only)
+    # SIGINT/SIGTERM end the run cleanly, with summary.ended "interrupted"/"terminated" (main thread only).
+    # None: each signal for which the app has not installed a Python handler of its own; True: both (the CLI)
+    handle_signals: bool | None = None
     on_frame: Any = None                  # library only: called as on_frame(stream, input, output) per frame
+
+    def __post_init__(self) -> None:
+        self.inputs = _as_inputs(self.inputs)
+        for i, value in enumerate(self.inputs):
+            _check_input(i, value, self.inputs[:i])
+        for name in ("side_by_side", "fps_overlay", "compile", "smooth", "smooth_flow", "progress"):
+            _check_bool(name, getattr(self, name))
+        for name in ("display", "cuda_graphs", "handle_signals"):
+            _check_bool(name, getattr(self, name), none_ok=True)
+        if not isinstance(self.pair, (str, os.PathLike)):
+            raise CganError(f"pair must be a pair name or a pair/export folder (str or path), got "
+                            f"{_describe(self.pair)}")
+        for name, none_ok in (("direction", True), ("size", False), ("backend", False), ("precision", True)):
+            value = getattr(self, name)
+            if not (isinstance(value, str) or (value is None and none_ok)):
+                hint = (" (e.g. 'native', '720p', '1280x720', or '512' for the long side)" if name == "size" else "")
+                raise CganError(f"{name} must be a str{' or None' if none_ok else ''}{hint}, got {_describe(value)}")
+        if self.output is not None and (not isinstance(self.output, (str, os.PathLike))
+                                        or not isinstance(os.fspath(self.output), str)
+                                        or not os.fspath(self.output).strip()):
+            raise CganError(f"output must be a video file name (str or path, e.g. 'out.mp4') or None, got "
+                            f"{_describe(self.output)}")
+        self.max_frames = _checked_int("max_frames", self.max_frames, 1, none_ok=True)
+        self.reconnects = _checked_int("reconnects", self.reconnects, 0)
+        self.queue_size = _checked_int("queue_size", self.queue_size, 1)
+        strength = self.smooth_strength
+        if (not isinstance(strength, numbers.Real) or isinstance(strength, (bool, np.bool_))
+                or not 0.0 <= float(strength) < 1.0):
+            raise CganError(f"smooth_strength must be a number in [0, 1), got {_describe(strength)}")
+        self.smooth_strength = float(strength)
+        if self.on_frame is not None and not callable(self.on_frame):
+            raise CganError(f"on_frame must be a function on_frame(stream, input, output) or None, got "
+                            f"{_describe(self.on_frame)}")
+
+
+def _as_inputs(inputs: Any) -> tuple[Any, ...]:
+    """`VideoJob.inputs` as a tuple: one input (str, path, camera index, source object) or an iterable of them."""
+    if isinstance(inputs, (str, os.PathLike, numbers.Integral)) or isinstance(inputs, Source):
+        return (inputs,)
+    if isinstance(inputs, np.ndarray) or not isinstance(inputs, Iterable) or isinstance(inputs, (bytes, bytearray)):
+        raise CganError(f"inputs must be a list of inputs (camera indices, str/paths, source objects), got "
+                        f"{_describe(inputs)}; for frames in memory pass inputs=[FrameListSource(frames, fps=...)] "
+                        f"(cgan.runtime.sources)")
+    return tuple(inputs)
+
+
+def _check_input(i: int, value: Any, before: Sequence[Any]) -> None:
+    """One-line CganError for an input run_video cannot open, before anything is opened."""
+    if isinstance(value, (str, os.PathLike, numbers.Integral)) and not isinstance(value, (bool, np.bool_)):
+        parse_input(value)  # a bad camera index, URL scheme or path type, said now
+        return
+    if isinstance(value, Source) and callable(value.read) and callable(value.close):
+        if any(value is other for other in before):
+            raise CganError(f"inputs[{i}] is the same source object as an earlier input: two threads would read "
+                            f"it; open the source twice or pass it once")
+        return
+    if isinstance(value, (np.ndarray, list, tuple, Iterator)) and not hasattr(value, "read"):
+        what = _describe(value) if isinstance(value, np.ndarray) else f"a {type(value).__name__}"
+        raise CganError(f"inputs[{i}] is {what}, not a source: wrap frames in memory as "
+                        f"FrameListSource(frames, fps=...) (cgan.runtime.sources), one per stream")
+    if hasattr(value, "read"):
+        missing = [a for a in ("read", "close", "live", "fps", "frame_count", "name") if not hasattr(value, a)]
+        raise CganError(f"inputs[{i}] ({type(value).__name__}) is not a complete source: it lacks "
+                        f"{', '.join(missing) or 'a callable read() or close()'} (see cgan.runtime.sources.Source)")
+    raise CganError(f"inputs[{i}] must be a camera index (an int), a str/path (device, video file, URL, 'demo') "
+                    f"or a source object (see cgan.runtime.sources.Source), got {_describe(value)}")
+
+
+def _check_bool(name: str, value: Any, none_ok: bool = False) -> None:
+    if not (isinstance(value, (bool, np.bool_)) or (value is None and none_ok)):
+        raise CganError(f"{name} must be True or False{' (or None)' if none_ok else ''}, got {_describe(value)}")
+
+
+def _checked_int(name: str, value: Any, low: int, none_ok: bool = False) -> int | None:
+    if value is None and none_ok:
+        return None
+    if isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_)) and value >= low:
+        return int(value)
+    raise CganError(f"{name} must be an integer >= {low}{' (or None)' if none_ok else ''}, got {_describe(value)}")
 
 
 @dataclass
@@ -166,7 +252,7 @@ def output_paths(output: str | os.PathLike | None, n: int) -> list[Path | None]:
     """One output per input: out.mp4 for one input; out_0.mp4, out_1.mp4, ... for several."""
     if output is None:
         return [None] * n
-    p = Path(output)
+    p = Path(os.path.expanduser(os.fspath(output)))  # "~/out.mp4" made a folder named "~" in the current one
     if n == 1:
         return [p]
     return [p.with_name(f"{p.stem}_{i}{p.suffix}") for i in range(n)]
@@ -523,9 +609,8 @@ class _Pipeline:
                     groups.setdefault(item[2].shape, []).append((st, item))
                 results = []
                 for group in groups.values():
-                    outs = self.translator.translate_batch([item[2] for _, item in group])
-                    if len(outs) != len(group):
-                        raise RuntimeError(f"translate_batch returned {len(outs)} frames for {len(group)}")
+                    frames = [item[2] for _, item in group]
+                    outs = _checked_outputs(self.translator.translate_batch(frames), frames)
                     for (st, item), out in zip(group, outs):
                         if st.smoother is not None:
                             out = st.smoother(item[2], out)
@@ -606,6 +691,26 @@ class _Pipeline:
                 t.join(timeout=max(0.0, deadline - time.monotonic()))
 
 
+def _checked_outputs(outs: Any, frames: list[np.ndarray]) -> list[np.ndarray]:
+    """The translator's frames for `frames`, checked: one BGR uint8 frame of the same size per input frame (the
+    writer, the side-by-side view and the smoother need them so; a wrong one failed later inside OpenCV)."""
+    try:
+        outs = list(outs)
+    except TypeError:
+        raise CganError(f"the translator's translate_batch must return a list of frames, got "
+                        f"{_describe(outs)}") from None
+    if len(outs) != len(frames):
+        raise CganError(f"the translator's translate_batch returned {len(outs)} frames for {len(frames)}: it must "
+                        f"return one frame per input frame")
+    for out, frame in zip(outs, frames):
+        if not (isinstance(out, np.ndarray) and out.dtype == np.uint8 and out.shape == frame.shape):
+            got = (f"a {out.dtype} frame of shape {out.shape}" if isinstance(out, np.ndarray)
+                   else _describe(out))
+            raise CganError(f"the translator's translate_batch returned {got} for a frame of shape {frame.shape}: "
+                            f"it must return BGR uint8 frames of the input's size")
+    return outs
+
+
 def _close_quietly(source: Source) -> None:
     """Close a source from its capture thread after the run is over: nobody is left to report an error to."""
     try:
@@ -622,10 +727,30 @@ def _overlay(img: np.ndarray, text: str) -> None:
                 cv2.LINE_AA)
 
 
+def _handled_signals(mode: bool | None | tuple[int, ...]) -> tuple[int, ...]:
+    """The signals run_video handles for `VideoJob.handle_signals`: none outside the main thread (Python allows
+    handlers only there) or with False; SIGINT and SIGTERM with True; with None each one whose handler is still
+    Python's default (or SIG_IGN, or one not set from Python), so an embedding app's own handler stays in force."""
+    if isinstance(mode, tuple):
+        return mode
+    if mode is False or threading.current_thread() is not threading.main_thread():
+        return ()
+    sigs = (signal.SIGINT, signal.SIGTERM)
+    if mode is None:
+        sigs = tuple(s for s in sigs if not _app_handler(signal.getsignal(s)))
+    return sigs
+
+
+def _app_handler(handler: Any) -> bool:
+    return callable(handler) and handler is not signal.default_int_handler
+
+
 @contextlib.contextmanager
-def _signals(pipe_holder: dict, enabled: bool):
-    """SIGINT/SIGTERM set the pipeline's stop flag (a second SIGINT raises KeyboardInterrupt)."""
-    if not enabled or threading.current_thread() is not threading.main_thread():
+def _signals(pipe_holder: dict, enabled: bool | None | tuple[int, ...]):
+    """SIGINT/SIGTERM set the pipeline's stop flag (a second SIGINT raises KeyboardInterrupt); see
+    _handled_signals for which of them."""
+    sigs = _handled_signals(enabled)
+    if not sigs:
         yield
         return
 
@@ -638,7 +763,7 @@ def _signals(pipe_holder: dict, enabled: bool):
             pipe.ended = "interrupted" if signum == signal.SIGINT else "terminated"
         pipe.stop.set()
 
-    old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    old = {s: signal.signal(s, handler) for s in sigs}
     try:
         yield
     finally:
@@ -702,16 +827,17 @@ def _percentile_ms(values: Any, q: float) -> float:
 
 
 @contextlib.contextmanager
-def _signals_deferred(enabled: bool):
-    """Hold SIGINT/SIGTERM back while the outputs are finalized (release, check, rename): a signal that
-    arrives meanwhile is only recorded, then raised again once the previous handlers are back in force.
-    (Handlers, not a signal mask: any thread of the process may receive a process-directed signal.)"""
-    if not enabled or threading.current_thread() is not threading.main_thread():
+def _signals_deferred(enabled: bool | None | tuple[int, ...]):
+    """Hold SIGINT/SIGTERM (those of _handled_signals) back while the outputs are finalized (release, check,
+    rename): a signal that arrives meanwhile is only recorded, then raised again once the previous handlers are
+    back in force. (Handlers, not a signal mask: any thread of the process may receive a process-directed
+    signal.)"""
+    sigs = _handled_signals(enabled)
+    if not sigs:
         yield
         return
     pending: list[int] = []
-    old = {sig: signal.signal(sig, lambda signum, frame: pending.append(signum))
-           for sig in (signal.SIGINT, signal.SIGTERM)}
+    old = {sig: signal.signal(sig, lambda signum, frame: pending.append(signum)) for sig in sigs}
     try:
         yield
     finally:
@@ -723,10 +849,15 @@ def _signals_deferred(enabled: bool):
 
 def run_video(job: VideoJob, translator: Any = None) -> VideoSummary:
     """Run the pipeline for `job`; return its summary. `translator`: anything with translate_batch (optional)."""
+    if not isinstance(job, VideoJob):
+        raise CganError(f"run_video takes a VideoJob, got {_describe(job)}")
+    job = dataclasses.replace(job)  # checked again (fields may have been set after it was made); inputs a tuple
     if not job.inputs:
-        raise CganError("no --input given: pass a camera index, device, video file, URL or 'demo'")
-    if job.max_frames is not None and job.max_frames < 1:
-        raise CganError(f"--max-frames must be >= 1, got {job.max_frames}")
+        raise CganError("inputs is empty: pass at least one camera index, device, video file, URL, 'demo' or "
+                        "source object")
+    if translator is not None and not callable(getattr(translator, "translate_batch", None)):
+        raise CganError(f"translator must have a translate_batch(frames) method (e.g. a cgan.runtime.Translator), "
+                        f"got {_describe(translator)}")
     if translator is None:
         backend_options(job)  # --compile / --cuda-graphs that the backend cannot take: fail before opening inputs
     size = parse_size(job.size)
@@ -740,12 +871,8 @@ def run_video(job: VideoJob, translator: Any = None) -> VideoSummary:
         if problem:
             raise CganError(f"--display: {problem}")
     display = job.display if job.display is not None else gui_problem() is None
-    smoother_args = dict(strength=job.smooth_strength, flow=job.smooth_flow)
-    if job.smooth:
-        try:
-            TemporalSmoother(**smoother_args)
-        except ValueError as e:
-            raise CganError(f"--smooth: {e}") from None
+    smoother_args = dict(strength=job.smooth_strength, flow=job.smooth_flow)  # checked by VideoJob
+    signals = _handled_signals(job.handle_signals)  # now, before run_video's own handlers are in force
 
     opened: list[Source] = []
     own_translator = translator is None
@@ -755,7 +882,7 @@ def run_video(job: VideoJob, translator: Any = None) -> VideoSummary:
     pipe = None
     try:
         for value in job.inputs:
-            if isinstance(value, (str, int, os.PathLike)):
+            if isinstance(value, (str, os.PathLike, numbers.Integral)):  # checked by VideoJob
                 opened.append(open_source(parse_input(value), reconnects=job.reconnects))
             else:
                 opened.append(value)
@@ -778,7 +905,7 @@ def run_video(job: VideoJob, translator: Any = None) -> VideoSummary:
         bar = _progress_bar(job, streams)
         t_start = time.perf_counter()
         try:
-            with _signals(holder, job.handle_signals):
+            with _signals(holder, signals):
                 pipe.run(display, bar)
         finally:
             if bar is not None:
@@ -789,7 +916,7 @@ def run_video(job: VideoJob, translator: Any = None) -> VideoSummary:
         seconds = time.perf_counter() - t_start
         if pipe.errors:
             raise pipe.errors[0]
-        with _signals_deferred(job.handle_signals):  # a Ctrl-C now must not cost the finished file
+        with _signals_deferred(signals):  # a Ctrl-C now must not cost the finished file
             for st in streams:
                 if st.out is not None:
                     path = st.out.finish()
@@ -803,7 +930,7 @@ def run_video(job: VideoJob, translator: Any = None) -> VideoSummary:
     except KeyboardInterrupt:
         # a second Ctrl-C forces the stop (e.g. while a hung camera is waited for): the frames written so far
         # still make a playable file, so keep it; only a file that does not read back is removed
-        with _signals_deferred(job.handle_signals):
+        with _signals_deferred(signals):
             for st in streams:
                 if st.out is not None:
                     try:
