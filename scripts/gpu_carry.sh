@@ -57,10 +57,13 @@ else
     echo "no jpegtran (or no python3 with cv2): carrying the original photos"
 fi
 [ "${NO_DATA:-0}" = 1 ] || "$DC" add "$src/trainA" "$src/trainB"
-wheels=(onnxconverter-common onnxslim)
+# FP16 ONNX export (onnxconverter-common, onnxslim) is needed only where ONNX Runtime CUDA or TensorRT-RTX runs
+# it: a training/torch lease carries no wheels (a wheel that failed to install would stop the unpack line)
+wheels=()
 [ "${WITH_ORT:-0}" = 1 ] && wheels+=(onnxruntime-gpu==1.31.1)
 [ "${WITH_TRT_RTX:-0}" = 1 ] && wheels+=(tensorrt-rtx-cu13-libs==1.7.1.116 tensorrt-rtx-cu13-bindings==1.7.1.116)
-"$DC" wheels "${wheels[@]}"
+[ ${#wheels[@]} -gt 0 ] && wheels+=(onnxconverter-common onnxslim)
+[ ${#wheels[@]} -gt 0 ] && "$DC" wheels "${wheels[@]}"
 
 # what travels with every call anyway: tracked files + untracked files git does not ignore
 tree=$( (git ls-files -z; git ls-files -z --others --exclude-standard) | xargs -0 -r stat -c %s 2>/dev/null \

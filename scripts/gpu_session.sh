@@ -34,7 +34,11 @@ INIT_FROM=${INIT_FROM-summer2winter}  # fine-tune the embedded pair (INIT_FROM= 
 export PYTHONUNBUFFERED=1 CGAN_HOME=${CGAN_HOME:-/tmp/cgan_home} PYTHONDONTWRITEBYTECODE=1
 left() { echo $(( CALL_S - ($(date +%s) - T0) )); }
 stage() { echo; echo "=== $1 (t=$(( $(date +%s) - T0 )) s, $(left) s left) ==="; }
-cap() { local want=$1 l; l=$(( $(left) - 10 )); [ "$want" -lt "$l" ] && echo "$want" || echo "$l"; }
+# seconds a step may take: what it wants, at most what the call has left less 10 s, never below 0. Callers skip
+# a step whose cap is under their minimum: `timeout 0` would mean no limit at all, and a negative one fails.
+cap() { local want=$1 l; l=$(( $(left) - 10 )); [ "$want" -lt "$l" ] && l=$want; [ "$l" -gt 0 ] && echo "$l" || echo 0; }
+# pytest-timeout is in the device image; a CPU rehearsal without it runs without per-test limits
+PYTEST_TO=$(python3 -c "import pytest_timeout" 2>/dev/null && echo "--timeout=45" || true)
 
 stage setup
 # the package without its dependencies (the image has them); editable, so package data (the pair) is found
@@ -76,12 +80,13 @@ print("--channels-last" if best["channels_last"] else "")
 EOF
 )
   echo "training layout: ${layout:-NCHW} (probe exit $?)"
-  budget=$(cap $(( TRAIN_S - ($(date +%s) - t_train) )))  # what the probe left of the stage
+  budget=$(cap $(( TRAIN_S - ($(date +%s) - t_train) )))  # what the probe left of the stage (>= 0)
   if [ "$budget" -lt 10 ]; then echo "only $budget s left for training: skipped"; continue; fi
   # 9 blocks, ngf 32 (both generators stored FP16 ≈ 11.4 MB: the embedded-pair size limit), bf16 autocast,
   # the probed layout, batch 4 with the learning rate scaled by sqrt(4) (2e-4 → 4e-4), the paper's 1:1
   # constant:decay schedule fitted into the budget (--time-budget; the margin covers start-up and export)
-  timeout --foreground $((budget + 30)) python3 -m cgan.trainer.cli --data-a "$DATA_A" --data-b "$DATA_B" \
+  # (SIGTERM first: the trainer finishes its step and saves; SIGKILL 20 s later if that shutdown hangs)
+  timeout -k 20 --foreground $((budget + 30)) python3 -m cgan.trainer.cli --data-a "$DATA_A" --data-b "$DATA_B" \
     --domains summer,winter --out "$WORK/runs" --name s2w --ngf 32 --blocks 9 --precision bf16 $layout \
     --batch-size 4 --lr 4e-4 --workers 12 --time-budget "$(( budget > 60 ? budget - 15 : budget * 3 / 4 ))" \
     --save-every-steps 1000 ${INIT_FROM:+--init-from "$INIT_FROM"} \
@@ -95,11 +100,12 @@ EOF
 bench)
   stage "bench (budget ${BENCH_S} s)"
   budget=$(cap "$BENCH_S")
+  if [ "$budget" -lt 60 ]; then echo "only $budget s left for the bench: skipped"; continue; fi
   # the eager FP32 baseline (the official way, always added) + the torch ladder: eager → CUDA graph →
   # channels_last + graph (checks the NCHW-in-eager choice) → torch.compile (default mode: max-autotune's
   # ~1 min per size does not fit a lease) → compile + graph; a 720p clip end to end on the fastest.
   # --budget stops starting rows in time; --json is rewritten after every row, so nothing finished is lost.
-  timeout "$budget" python3 -m cgan.benchmarks.cli --device "${BENCH_DEVICE:-cuda}" --budget "$((budget - 45))" \
+  timeout -k 10 "$budget" python3 -m cgan.benchmarks.cli --device "${BENCH_DEVICE:-cuda}" --budget "$((budget - 45))" \
     --backends "${BENCH_BACKENDS:-torch-cuda,torch-cuda+graph,torch-cuda+cl+graph,torch-cuda+fastcompile,torch-cuda+fastcompile+graph}" \
     --sizes "${BENCH_SIZES:-256x256,720p,1080p}" --precision "${BENCH_PRECISION:-fp16}" --batch 1 --warmup 3 --iters 30 \
     --e2e --e2e-backend "${E2E_BACKEND:-torch-cuda+fastcompile+graph}" --e2e-size "${E2E_SIZE:-720p}" --e2e-frames 48 ${BENCH_EXTRA:-} \
@@ -112,10 +118,12 @@ profile)
   # where the time goes at 720p (issue 6): eager FP16, then compiled (torch.compile's caches are warm from the
   # bench's +fastcompile rows); no CUDA graph (it hides the kernels)
   t0=$(date +%s)
-  timeout "$(cap "$PROFILE_S")" python3 -m cgan.benchmarks.cli profile --device "${BENCH_DEVICE:-cuda}" \
+  c=$(cap "$PROFILE_S")
+  if [ "$c" -lt 10 ]; then echo "only $c s left for the profile: skipped"; continue; fi
+  timeout -k 10 "$c" python3 -m cgan.benchmarks.cli profile --device "${BENCH_DEVICE:-cuda}" \
     --size "${PROFILE_SIZE:-720p}" ${PROFILE_EXTRA:-} --json "$OUT/profile-eager.json"
-  rest=$(( PROFILE_S - ($(date +%s) - t0) ))
-  [ "$rest" -gt 10 ] && timeout "$(cap "$rest")" python3 -m cgan.benchmarks.cli profile \
+  c=$(cap $(( PROFILE_S - ($(date +%s) - t0) )))
+  [ "$c" -gt 10 ] && timeout -k 10 "$c" python3 -m cgan.benchmarks.cli profile \
     --device "${BENCH_DEVICE:-cuda}" --size "${PROFILE_SIZE:-720p}" --compile --compile-mode default \
     ${PROFILE_EXTRA:-} --json "$OUT/profile-compiled.json"
   ;;
@@ -123,10 +131,12 @@ tests)
   stage "GPU tests"
   # the parity of the embedded pair first (what this lease must show), then the other GPU tests
   t0=$(date +%s)
-  timeout "$(cap "$TESTS_S")" python3 -m pytest -q -rs -m gpu tests/test_gpu_parity.py -p no:cacheprovider \
+  c=$(cap "$TESTS_S")
+  if [ "$c" -lt 15 ]; then echo "only $c s left for the GPU tests: skipped"; continue; fi
+  timeout -k 10 "$c" python3 -m pytest -q -rs -m gpu tests/test_gpu_parity.py -p no:cacheprovider $PYTEST_TO \
     2>&1 | tee "$OUT/gpu-tests.log"
-  rest=$(( TESTS_S - ($(date +%s) - t0) ))
-  [ "$rest" -gt 15 ] && timeout "$(cap "$rest")" python3 -m pytest -q -rs -m gpu tests/ -p no:cacheprovider \
+  c=$(cap $(( TESTS_S - ($(date +%s) - t0) )))
+  [ "$c" -gt 15 ] && timeout -k 10 "$c" python3 -m pytest -q -rs -m gpu tests/ -p no:cacheprovider $PYTEST_TO \
     --ignore=tests/test_gpu_parity.py --durations=5 2>&1 | tee -a "$OUT/gpu-tests.log"
   ;;
 *) echo "unknown stage $s (use train, bench, profile, tests)";;

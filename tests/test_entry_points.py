@@ -70,3 +70,14 @@ def test_a_real_sigint_during_a_slow_import(tmp_path):
     _, err = p.communicate(timeout=30)
     assert p.returncode == 130
     assert err == "interrupted\n"
+
+
+def test_every_command_module_runs_with_python_dash_m():
+    """scripts/gpu_session.sh and docs/GPU_RUNBOOK.md call `python3 -m cgan.export.cli ...`: without a
+    __main__ guard that imported the module, did nothing and exited 0."""
+    from cgan.__main__ import COMMANDS
+
+    for _, module, _ in COMMANDS:
+        p = subprocess.run([sys.executable, "-m", module, "--help"], capture_output=True, text=True, timeout=120,
+                           cwd=ROOT)
+        assert p.returncode == 0 and "Usage:" in p.stdout, (module, p.stdout[-300:], p.stderr[-300:])

@@ -179,3 +179,23 @@ def test_adopt_lease_refuses_cut_off_results_before_touching_the_pair(lease_out,
     assert adopt_lease.main([str(cut), "--repo", str(repo), "--accept-cut-short"]) == 2
     assert "not JSON" in capsys.readouterr().err
     assert {p.name: p.read_bytes() for p in target.iterdir()} == before
+
+
+@pytest.mark.parametrize("left,want,expect", [(200, 80, 80), (100, 200, 90), (15, 80, 5), (10, 80, 0), (3, 80, 0),
+                                              (-20, 80, 0)])
+def test_cap_never_gives_timeout_zero_or_less_as_a_limit(left, want, expect):
+    """`cap` gave `left - 10` even when that was 0 or negative: `timeout 0 cmd` runs with no limit at all, a
+    negative one fails. It now bottoms out at 0, and every stage skips a step whose cap is under its minimum."""
+    script = (ROOT / "scripts" / "gpu_session.sh").read_text()
+    defs = "\n".join(line for line in script.splitlines() if line.startswith(("left()", "cap()")))
+    assert "left()" in defs and "cap()" in defs
+    p = subprocess.run(["bash", "-c", f"{defs}\nCALL_S={left}; T0=$(date +%s); cap {want}"], capture_output=True,
+                       text=True, timeout=30)
+    assert p.returncode == 0 and int(p.stdout) == expect, p.stderr
+
+
+def test_every_timeout_in_the_session_script_takes_a_checked_cap():
+    script = (ROOT / "scripts" / "gpu_session.sh").read_text()
+    for line in script.splitlines():
+        if "timeout " in line and "$(cap" in line:
+            pytest.fail(f"a cap used unchecked (it may be 0: no limit): {line.strip()}")

@@ -76,3 +76,6 @@ def cli(pair: str, data: Path | None, limit: int | None, dedup: bool, json_out: 
 
 
 main = entry(cli)
+
+if __name__ == "__main__":
+    main()

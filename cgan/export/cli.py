@@ -97,3 +97,6 @@ def _in_pair(pair, parity, parity_image, sizes, opset):
 
 
 main = entry(cli)
+
+if __name__ == "__main__":
+    main()

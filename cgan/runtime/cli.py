@@ -65,3 +65,6 @@ def cli(pair, direction, inputs, output, display, side_by_side, fps_overlay, siz
 
 
 main = entry(cli)
+
+if __name__ == "__main__":
+    main()

@@ -292,7 +292,7 @@ class TensorRTBackend(Backend):
         """Point the execution context at this slot: profile, input shape, buffer addresses."""
         shape = slot["shape"]
         if self.engine.num_optimization_profiles > 1:
-            self.context.set_optimization_profile_async(slot["profile"], self.stream.handle)
+            self.context.set_optimization_profile_async(slot["profile"], self.stream.ptr)
         if not self.context.set_input_shape(self.input_name, shape):
             raise ShapeUnsupported(f"TensorRT refused input shape {shape}: {rebuild_hint(self.model)} for this size")
         out_shape = tuple(self.context.get_tensor_shape(self.output_name))
