@@ -119,7 +119,7 @@ profile)
   # bench's +fastcompile rows); no CUDA graph (it hides the kernels)
   t0=$(date +%s)
   c=$(cap "$PROFILE_S")
-  if [ "$c" -lt 10 ]; then echo "only $c s left for the profile: skipped"; continue; fi
+  if [ "$c" -lt 5 ]; then echo "only $c s left for the profile: skipped"; continue; fi
   timeout -k 10 "$c" python3 -m cgan.benchmarks.cli profile --device "${BENCH_DEVICE:-cuda}" \
     --size "${PROFILE_SIZE:-720p}" ${PROFILE_EXTRA:-} --json "$OUT/profile-eager.json"
   c=$(cap $(( PROFILE_S - ($(date +%s) - t0) )))
