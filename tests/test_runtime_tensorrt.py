@@ -447,17 +447,24 @@ def test_tensorrt_refused_shape_leaves_no_stale_binding(engine_export, monkeypat
     assert cudart.live == 0
 
 
-def test_tensorrt_version_compatible_plan_allows_its_lean_runtime(engine_export, monkeypatch):
-    """A plan built version-compatible embeds a lean runtime that TensorRT only runs with host code allowed."""
+def test_a_version_compatible_plan_runs_its_host_code_only_when_the_app_allows_it(engine_export, monkeypatch):
+    """A plan built version-compatible embeds a lean runtime (host code) that TensorRT runs only when allowed.
+    The sidecar that says so comes with a shared export: it allowed host code by itself, so a shared engine
+    could run native code in the app. Now only engine_host_code=True does."""
+    from cgan.errors import IntegrityError
     from cgan.runtime import Translator
 
     _fake_machine_with_engine(engine_export, monkeypatch, "nchw")
     side_path = engine_export / "G.fp16.trt.plan.json"
     side = json.loads(side_path.read_text())
     try:
-        for compat, want in ((False, None), (True, True)):
-            side_path.write_text(json.dumps({**side, "version_compatible": compat}))
-            with Translator.load(str(engine_export), backend="tensorrt") as t:
-                assert getattr(t.backend.runtime, "engine_host_code_allowed", None) is want
+        side_path.write_text(json.dumps({**side, "version_compatible": False}))
+        with Translator.load(str(engine_export), backend="tensorrt") as t:
+            assert getattr(t.backend.runtime, "engine_host_code_allowed", None) is None
+        side_path.write_text(json.dumps({**side, "version_compatible": True}))
+        with pytest.raises(IntegrityError, match="version-compatible plan.*engine_host_code=True"):
+            Translator.load(str(engine_export), backend="tensorrt")
+        with Translator.load(str(engine_export), backend="tensorrt", engine_host_code=True) as t:
+            assert t.backend.runtime.engine_host_code_allowed is True
     finally:
         side_path.write_text(json.dumps(side))

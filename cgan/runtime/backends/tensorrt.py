@@ -140,7 +140,9 @@ class TensorRTBackend(Backend):
     modules: tuple[str, ...] = ("tensorrt",)  # the importable names of the library, tried in order
     flavour = "tensorrt"
     devices = ("cuda",)
-    options = ("cuda_graph",)
+    #: engine_host_code=True: let TensorRT run the host code a version-compatible plan embeds (its lean runtime);
+    #: off by default, whatever the plan's sidecar says (see _activate_impl)
+    options = ("cuda_graph", "engine_host_code")
     capture_graphs = True  # capture one CUDA graph per input shape (opt out: cuda_graph=False)
 
     @classmethod
@@ -232,7 +234,15 @@ class TensorRTBackend(Backend):
         plan = self.model.path(rec).read_bytes()
         self.logger = trt.Logger(trt.Logger.WARNING)
         self.runtime = trt.Runtime(self.logger)
-        if fields["version_compatible"]:  # such plans embed a lean runtime, which TensorRT runs only when allowed
+        if fields["version_compatible"]:
+            # such a plan embeds TensorRT's lean runtime: host code that runs in this process, which TensorRT
+            # loads only when allowed. The sidecar that says so travels with a shared export, so it cannot be
+            # what allows it: cgan never builds such plans, and runs one only when the app says it trusts it.
+            if not self.opts.get("engine_host_code"):
+                raise IntegrityError(f"{rec.get('path')} is a version-compatible plan: it embeds TensorRT's lean "
+                                     f"runtime, code that would run in this process. cgan does not build such "
+                                     f"plans: {rebuild_hint(self.model)}; or, for a plan you built yourself, "
+                                     f"load it with engine_host_code=True")
             self.runtime.engine_host_code_allowed = True
         self.engine = self.runtime.deserialize_cuda_engine(plan)
         if self.engine is None:
