@@ -185,6 +185,7 @@ def _export_to(source: Any, out: Any, opts: ExportOptions, frames: list, image_l
     with export_lock(out):  # the folder is made under the lock: a failed export removes the one it made
         created = not out.exists()
         ensure_writable_dir(out, "export folder")
+        check_export_target(out)
         try:
             return _export_locked(pair, out, opts, frames, image_label, profile, downloads, t_start)
         except BaseException:
@@ -192,6 +193,24 @@ def _export_to(source: Any, out: Any, opts: ExportOptions, frames: list, image_l
                 with contextlib.suppress(OSError):
                     out.rmdir()
             raise
+
+
+def check_export_target(out: Path) -> None:
+    """Refuse an --out whose manifest.json or pair/ is not a cgan export's. An export replaces both and removes
+    the files an old manifest listed: in a folder of other things (a web app with its own manifest.json listing
+    its files, a `pair/` of notes) that deleted the user's files. Other files in the folder are never touched."""
+    manifest, pair = out / MANIFEST_JSON, out / "pair"
+    hint = "choose a new or empty folder (or an earlier cgan export)"
+    if manifest.is_symlink() or manifest.exists():
+        try:
+            meta = None if manifest.is_symlink() else read_json(manifest, MANIFEST_JSON)
+        except CganError:
+            meta = None
+        if not isinstance(meta, dict) or meta.get("format") != EXPORT_FORMAT:
+            raise CganError(f"--out {out} has a manifest.json that is not a cgan export's (if it is a damaged "
+                            f"cgan export, delete the folder first): {hint}")
+    if pair.is_symlink() or (pair.exists() and not (pair / PAIR_JSON).is_file()):
+        raise CganError(f"--out {out} has a pair/ that is not a cgan pair (a link, or no {PAIR_JSON}): {hint}")
 
 
 @contextlib.contextmanager
