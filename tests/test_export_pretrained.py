@@ -179,3 +179,23 @@ def test_a_local_mirror_folder_or_file_url_works(tmp_path):
     (cgan_home() / "downloads" / "horse2zebra.pth").unlink()
     with pytest.raises(CganError, match="cannot read it"):
         P.download("horse2zebra", (tmp_path / "empty").as_uri(), progress=False, expect=TINY)
+
+
+def test_pth_files_are_not_unpickled_with_a_torch_whose_safe_loader_is_unsafe(tmp_path, monkeypatch):
+    """torch <= 2.5.1 could run code from a crafted file even with weights_only=True (CVE-2025-32434)."""
+    import torch
+
+    from cgan.errors import CganError
+    from cgan.trainer import weights
+
+    f = tmp_path / "x.pth"
+    torch.save({"a": torch.zeros(1)}, f)
+    with pytest.raises(CganError, match=r"torch 2\.5\.1\+cu121 can be made to run code.*torch>=2\.6"):
+        weights.check_safe_torch_load("2.5.1+cu121")
+    weights.check_safe_torch_load("2.6.0")
+    monkeypatch.setattr(torch, "__version__", "2.4.1")
+    called = []
+    monkeypatch.setattr(torch, "load", lambda *a, **k: called.append(a))
+    with pytest.raises(CganError, match="CVE-2025-32434"):
+        weights.load_plain(f, "checkpoint", "")
+    assert not called

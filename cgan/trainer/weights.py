@@ -141,6 +141,22 @@ def load_generator(source: str | os.PathLike | Pair, gen: str = "G", device: str
 
 
 # ---- the official repository's checkpoints --------------------------------------------------------------
+#: the first torch whose `torch.load(weights_only=True)` is not known to run code from a crafted file
+#: (CVE-2025-32434: torch <= 2.5.1 could be made to execute code through it)
+SAFE_TORCH_LOAD = (2, 6)
+
+
+def check_safe_torch_load(version: str | None = None) -> None:
+    """Refuse to unpickle anything with a torch whose weights_only loader is known to be unsafe."""
+    from cgan._versions import version_tuple
+
+    have = version if version is not None else torch.__version__
+    if version_tuple(have)[:2] < SAFE_TORCH_LOAD:
+        need = ".".join(map(str, SAFE_TORCH_LOAD))
+        raise CganError(f"torch {have} can be made to run code while loading a .pth file (CVE-2025-32434), so cgan "
+                        f"does not load .pth files with it: pip install -U 'torch>={need}'")
+
+
 def load_plain(path: str | os.PathLike, what: str, advice: str) -> Any:
     """`torch.load(weights_only=True)`: tensors and plain containers only, never pickled code.
 
@@ -150,6 +166,7 @@ def load_plain(path: str | os.PathLike, what: str, advice: str) -> Any:
     p = Path(path)
     if not p.is_file():
         raise CganError(f"{what} not found: {p}")
+    check_safe_torch_load()
     try:
         return torch.load(p, map_location="cpu", weights_only=True)
     except Exception as e:
