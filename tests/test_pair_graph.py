@@ -329,6 +329,22 @@ def test_an_old_onnxruntime_does_not_run_pair_graphs(pair, monkeypatch):
         assert t.info.backend == "ort-cpu"
 
 
+def test_an_old_onnxruntime_does_not_run_export_graphs_either(pair, tmp_path, monkeypatch):
+    """A shared export folder's graph can name external data too (an absolute path: the file's bytes came out in
+    the output pixels with 1.23.2), so the version gate holds for export folders as well as pairs."""
+    import onnxruntime
+
+    from _helpers_runtime import make_export
+
+    out = make_export(pair, tmp_path / "export")
+    monkeypatch.setattr(onnxruntime, "__version__", "1.23.2")
+    with pytest.raises(CganError, match=r"from 1\.24\.1 on \(this is 1\.23\.2\)"):
+        Translator.load(str(out), backend="ort-cpu")
+    monkeypatch.setattr(onnxruntime, "__version__", "1.24.1")
+    with Translator.load(str(out), backend="ort-cpu") as t:
+        assert t.info.kind == "export"
+
+
 @pytest.mark.parametrize("location", ["../outside.safetensors", "ABSOLUTE"])
 def test_a_graph_naming_weights_outside_its_folder_is_not_loaded(pair, tmp_path, location):
     """A hostile pair folder (graph and pair.json hashes forged to match) whose graph reads its weights from

@@ -112,21 +112,21 @@ class _OrtBackend(Backend):
     def _check_model(cls, model: Model | None, precision: str, prefer_prepost: bool) -> tuple[bool, str]:
         if model is None:
             return True, ""
-        if model.kind != "export":
-            # a pair runs only through its in-pair FP32 graph (cgan-export PAIR --in-pair); anything else needs
-            # an export folder
-            if _pick_onnx(model, precision, prefer_prepost) is None:
-                return False, EXPORT_HINT.format(command=model.export_command())
-            have = str(getattr(_ort(), "__version__", "0"))
-            if version_tuple(have) < EXTERNAL_DATA_SAFE:
-                need = ".".join(map(str, EXTERNAL_DATA_SAFE))
-                return False, (f"a pair's ONNX graphs read its weights as external data, whose paths onnxruntime "
-                               f"checks only from {need} on (this is {have}): pip install -U 'onnxruntime>={need}', "
-                               f"or use the torch backend or an export folder")
-            return True, ""
         if _pick_onnx(model, precision, prefer_prepost) is None:
+            if model.kind != "export":
+                # a pair runs only through its in-pair FP32 graph (cgan-export PAIR --in-pair); anything else
+                # needs an export folder
+                return False, EXPORT_HINT.format(command=model.export_command())
             return False, (f"{model.folder} has no {precision} ONNX graph for {model.direction}: "
                            f"re-run `cgan-export` with that precision")
+        have = str(getattr(_ort(), "__version__", "0"))
+        if version_tuple(have) < EXTERNAL_DATA_SAFE:
+            # any graph may name external data: a pair's graphs read its weights so, and a shared export's graph
+            # could name any file on the machine (an older onnxruntime reads it, into the output pixels)
+            need = ".".join(map(str, EXTERNAL_DATA_SAFE))
+            return False, (f"ONNX graphs can name external data files, whose paths onnxruntime checks only from "
+                           f"{need} on (this is {have}): pip install -U 'onnxruntime>={need}', or use the torch "
+                           f"backend")
         return True, ""
 
     def _session_options(self) -> Any:
