@@ -130,11 +130,15 @@ def read_json(path: str | os.PathLike, what: str = "JSON file", max_bytes: int =
         raise IntegrityError(f"{what} {p} is nested too deeply to be a cgan manifest; re-create it") from None
     except IsADirectoryError:
         raise CganError(f"{what} {p} is a folder, expected a file") from None
+    except OSError as e:  # a device or /proc file linked in, no permission, an I/O error
+        raise CganError(f"cannot read {what} {p}: {e.strerror or e}") from None
 
 
 def inside(folder: str | os.PathLike, name: str, what: str = "manifest") -> Path:
     """Resolve `name` relative to `folder` and refuse anything that escapes it (path traversal, absolute paths)."""
     base = Path(folder).resolve()
+    if isinstance(name, str) and "\x00" in name:
+        raise IntegrityError(f"{what} names a file with a NUL character in its name: {name!r}")
     if not isinstance(name, str) or not name or os.path.isabs(name) or "\\" in name:
         raise IntegrityError(f"{what} names a file outside its folder: {name!r}")
     p = (base / name).resolve()

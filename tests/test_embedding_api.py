@@ -238,3 +238,15 @@ def test_a_weight_file_linked_out_of_its_pair_is_named_as_a_link(tmp_path):
     os.symlink(outside, p / "G.safetensors")
     with pytest.raises(IntegrityError, match=r"names 'G.safetensors', a link to .*elsewhere.safetensors outside"):
         Translator.load(str(p), backend="ort-cpu")
+
+
+def test_a_nul_in_a_listed_name_and_an_unreadable_manifest_are_one_line_errors(tmp_path):
+    from cgan._files import inside, read_json
+
+    with pytest.raises(IntegrityError, match="NUL character"):
+        inside(tmp_path, "G.safe\x00tensors")
+    if os.path.exists("/proc/self/pagemap"):
+        link = tmp_path / "pair.json"
+        os.symlink("/proc/self/pagemap", link)
+        with pytest.raises(CganError, match="cannot read pair.json"):
+            read_json(link, "pair.json")
