@@ -1,0 +1,55 @@
+"""A training folder from elsewhere may hold a decompression bomb: a 250 KB PNG declaring 16000x16000 pixels took
+1.2 GB to decode, per loader worker. Photos declaring more than MAX_DECODE_PIXELS are skipped, named in a
+warning, without being decoded; the header reading agrees with OpenCV on real PNG and JPEG files."""
+from __future__ import annotations
+
+import logging
+import struct
+import zlib
+
+import cv2
+import numpy as np
+import pytest
+
+from cgan.trainer import data
+
+
+def _forged_png(path, width, height):
+    ok, enc = cv2.imencode(".png", np.zeros((4, 4, 3), np.uint8))
+    b = bytearray(enc.tobytes())
+    b[16:24] = struct.pack(">II", width, height)
+    b[29:33] = struct.pack(">I", zlib.crc32(bytes(b[12:29])))  # a valid IHDR: libpng would believe it
+    path.write_bytes(bytes(b))
+
+
+def test_a_photo_declaring_too_many_pixels_is_not_decoded(tmp_path, monkeypatch, caplog):
+    bomb = tmp_path / "bomb.png"
+    _forged_png(bomb, 20000, 16000)
+    decoded = []
+    real = cv2.imdecode
+    monkeypatch.setattr(data.cv2, "imdecode", lambda *a: decoded.append(1) or real(*a))
+    with caplog.at_level(logging.WARNING, logger=data.log.name):
+        assert data.read_rgb(bomb) is None
+    assert not decoded
+    assert "bomb.png declares 20000x16000 pixels, over the 134-megapixel limit" in caplog.text
+
+
+@pytest.mark.parametrize("ext,params", [(".png", []), (".jpg", []), (".jpg", [cv2.IMWRITE_JPEG_PROGRESSIVE, 1])])
+def test_declared_sizes_match_opencv(ext, params):
+    img = np.random.default_rng(1).integers(0, 256, (37, 53, 3), np.uint8)
+    ok, enc = cv2.imencode(ext, img, params)
+    assert data.declared_size(enc) == (53, 37)
+    assert data.declared_size(enc.tobytes()) == (53, 37)
+
+
+def test_other_formats_and_broken_headers_are_left_to_opencv():
+    ok, bmp = cv2.imencode(".bmp", np.zeros((4, 4, 3), np.uint8))
+    assert data.declared_size(bmp) is None
+    assert data.declared_size(b"\xff\xd8\xff") is None  # cut short
+    assert data.declared_size(b"\xff\xd8\x00\x00\x00\x00\x00\x00\x00\x00") is None  # no marker where one goes
+
+
+def test_a_photo_within_the_limit_is_read(tmp_path):
+    f = tmp_path / "ok.jpg"
+    cv2.imwrite(str(f), np.full((40, 60, 3), 128, np.uint8))
+    assert data.read_rgb(f).shape == (40, 60, 3)
