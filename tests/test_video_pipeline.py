@@ -366,7 +366,7 @@ def test_stream_passwords_are_not_printed(capsys):
 
     assert redact_url("rtsp://admin:hunter2@cam.local:554/live?x=1") == "rtsp://admin:***@cam.local:554/live?x=1"
     assert redact_url("rtsp://cam.local/live") == "rtsp://cam.local/live"
-    assert redact_url("http://token@cam.local/") == "http://token@cam.local/"  # no password part
+    assert redact_url("http://token@cam.local/") == "http://***@cam.local/"  # a token given as the user name
     spec = parse_input("rtsp://admin:hunter2@127.0.0.1:9/none")
     assert "hunter2" not in spec.label and "admin:***@" in spec.label
     with pytest.raises(CganError) as e:

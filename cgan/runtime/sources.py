@@ -14,8 +14,10 @@ from __future__ import annotations
 import logging
 import numbers
 import os
+import re
 import threading
 import time
+import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, runtime_checkable
@@ -73,15 +75,78 @@ class InputSpec:
         """The target as printed in logs, errors and summaries: a URL's password replaced by ***."""
         return redact_url(str(self.target)) if self.kind == "url" else str(self.target)
 
+    def __repr__(self) -> str:  # the dataclass repr printed a URL's password
+        text = redact_url(self.text) if self.kind == "url" else self.text
+        target = self.shown if isinstance(self.target, str) else self.target
+        return f"InputSpec(kind={self.kind!r}, target={target!r}, text={text!r})"
+
+
+#: query / fragment parameters that carry a credential, matched as parts of the lower-cased name (token,
+#: access_token, password, key, api_key, auth, signature, X-Amz-Credential, ...); printing too little beats a leak
+SECRET_PARAM_PARTS = ("token", "pass", "pwd", "secret", "key", "sig", "auth", "cred", "session", "jwt", "hmac",
+                      "ticket")
+_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*")
+_HOST_PORT = re.compile(r"(\[[0-9A-Za-z:.%]*\]|[A-Za-z0-9._~%!$&'()*+,;=-]*)(:[0-9]*)?")
+
 
 def redact_url(url: str) -> str:
-    """rtsp://user:secret@host/x -> rtsp://user:***@host/x (anything else unchanged)."""
+    """`url` as printed in logs, errors and summaries, its credentials replaced by ***:
+
+    rtsp://user:secret@host/x -> rtsp://user:***@host/x, rtsp://TOKEN@host/x -> rtsp://***@host/x,
+    https://host/live.m3u8?token=T&x=1 -> https://host/live.m3u8?token=***&x=1 (see SECRET_PARAM_PARTS).
+
+    Never raises and never needs a well-formed URL: urllib.parse would cut a password with an unencoded / ? or #
+    (rtsp://admin:pa/ss@host/x) at that character and show the rest as the path, so the user part is found here,
+    erring on the side of hiding (an @ in a URL's path hides what comes before it). Anything without :// is
+    returned unchanged."""
     scheme, sep, rest = url.partition("://")
-    netloc, slash, path = rest.partition("/")
-    userinfo, at, host = netloc.rpartition("@")
-    if not sep or not at or ":" not in userinfo:
+    if not sep:
         return url
-    return f"{scheme}://{userinfo.split(':', 1)[0]}:***@{host}{slash}{path}"
+    if not _SCHEME.fullmatch(scheme):  # e.g. "admin:pw@host://x": not a scheme, maybe a secret
+        scheme = "***"
+    userinfo, tail = _split_userinfo(rest)
+    if userinfo is None:
+        shown = ""
+    else:
+        user, colon, _ = userinfo.partition(":")
+        shown = f"{user}:***@" if colon else "***@"  # no ':': the user name is the token
+    return f"{scheme}://{shown}{_redact_params(tail)}"
+
+
+def _first(text: str, chars: str) -> int:
+    """Index of the first of `chars` in `text` (len(text) if none)."""
+    return min((i for i in map(text.find, chars) if i >= 0), default=len(text))
+
+
+def _split_userinfo(rest: str) -> tuple[str | None, str]:
+    """(user info or None, host and the rest) of what follows `scheme://`."""
+    end = _first(rest, "/?#")
+    at = rest.rfind("@", 0, end)
+    if at < 0 and "@" in rest:
+        if not _HOST_PORT.fullmatch(rest[:end]):
+            at = rest.rfind("@")  # "admin:pa" is no host[:port]: a password cut at its / ? or #
+        else:
+            at = rest.rfind("@", 0, _first(rest, "?#"))  # a token with a '/' (an '@' in the query is left alone)
+    if at < 0:
+        return None, rest
+    return rest[:at], rest[at + 1:]
+
+
+def _redact_params(tail: str) -> str:
+    """host/path?query#fragment with the values of credential-like query and fragment parameters replaced."""
+    before, hash_, fragment = tail.partition("#")
+    head, mark, query = before.partition("?")
+    return f"{head}{mark}{_redact_pairs(query)}{hash_}{_redact_pairs(fragment)}"
+
+
+def _redact_pairs(text: str) -> str:
+    parts = re.split(r"([&;])", text)
+    for i, part in enumerate(parts):
+        name, eq, _ = part.partition("=")
+        key = urllib.parse.unquote_plus(name).lower()
+        if eq and any(word in key for word in SECRET_PARAM_PARTS):
+            parts[i] = f"{name}=***"
+    return "".join(parts)
 
 
 def parse_input(text: str | int | os.PathLike) -> InputSpec:
@@ -111,7 +176,8 @@ def parse_input(text: str | int | os.PathLike) -> InputSpec:
     scheme, sep, _ = s.partition("://")
     if sep:
         if scheme.lower() not in LIVE_URL_SCHEMES:
-            raise CganError(f"unsupported URL scheme {scheme!r} in --input {redact_url(s)}: use one of "
+            what = f"URL scheme {scheme!r}" if _SCHEME.fullmatch(scheme) else "text before ://"
+            raise CganError(f"unsupported {what} in --input {redact_url(s)}: use one of "
                             f"{', '.join(LIVE_URL_SCHEMES)}")
         return InputSpec("url", s, s)
     if s.startswith("/dev/"):

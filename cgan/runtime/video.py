@@ -25,6 +25,7 @@ import numbers
 import os
 import queue
 import signal
+import stat
 import sys
 import tempfile
 import threading
@@ -37,7 +38,7 @@ from typing import Any, Iterable, Iterator, Sequence
 import cv2
 import numpy as np
 
-from cgan._files import nearest_existing
+from cgan._files import _umask, nearest_existing
 from cgan.errors import CganError
 from cgan.runtime.frames import DEFAULT_MAX_PIXELS, MULTIPLE, round_up, to_bgr
 from cgan.runtime.smooth import TemporalSmoother
@@ -274,22 +275,23 @@ def check_output(path: Path) -> str:
     if not os.access(existing, os.W_OK | os.X_OK) or (path.exists() and not os.access(path, os.W_OK)):
         raise CganError(f"output path {path} is not writable; choose another --output")
     try:  # os.access says yes to root everywhere, but /proc, a read-only mount or a full disk still refuse
-        with tempfile.NamedTemporaryFile(dir=existing, prefix=".cgan-write-test-"):
-            pass
+        probe, probe_id = _exclusive_temp(existing, f".cgan-probe-{os.getpid()}-", ext)
     except OSError as e:
         raise CganError(f"output path {path} is not writable ({e.strerror or e} in {existing}); choose another "
                         f"--output") from None
     fourcc = CODECS[ext]
-    probe = existing / f".cgan-probe-{os.getpid()}-{threading.get_ident()}{ext}"
     try:
         w = cv2.VideoWriter(str(probe), cv2.VideoWriter_fourcc(*fourcc), DEFAULT_FPS, (64, 64))
         ok = w.isOpened()
         if ok:
             w.write(np.zeros((64, 64, 3), np.uint8))
         w.release()
+        swapped = _replaced(probe, probe_id)
     finally:
-        with contextlib.suppress(OSError):
-            probe.unlink()
+        _remove_own(probe, probe_id)
+    if swapped:
+        raise CganError(f"the probe file {probe} {swapped} while it was written: someone else can write in "
+                        f"{existing}; write --output to a folder only you can write to")
     if not ok:
         raise CganError(f"this OpenCV build cannot write {ext} with codec {fourcc} to {folder}; use .mp4 (mp4v) "
                         f"or .avi (MJPG)")
@@ -310,6 +312,38 @@ def _not_an_input(path: Path, inputs: list[Any]) -> None:
                             f"translation; choose another output name")
 
 
+def _exclusive_temp(folder: Path, prefix: str, suffix: str) -> tuple[Path, tuple[int, int]]:
+    """A new empty file in `folder` with an unpredictable name, made by us alone (O_EXCL, mode 0600, never
+    through a link), and its (device, inode): for cv2.VideoWriter, which opens its file by name. The old fixed
+    names (.out.partial-PID.mp4) let another user of a shared folder plant a link there and have it written to."""
+    fd, name = tempfile.mkstemp(prefix=prefix, suffix=suffix, dir=folder)
+    try:
+        st = os.fstat(fd)
+    finally:
+        os.close(fd)
+    return Path(name), (st.st_dev, st.st_ino)
+
+
+def _replaced(path: Path, ident: tuple[int, int]) -> str | None:
+    """None while `path` is still the regular file `_exclusive_temp` made; else what happened to it, in words."""
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return "was removed"
+    if stat.S_ISLNK(st.st_mode):
+        return "was replaced by a link"
+    if not stat.S_ISREG(st.st_mode) or (st.st_dev, st.st_ino) != ident:
+        return "was replaced by another file"
+    return None
+
+
+def _remove_own(path: Path, ident: tuple[int, int]) -> None:
+    """Remove our temporary file; whatever someone else put under its name is left alone."""
+    if not _replaced(path, ident):
+        with contextlib.suppress(OSError):
+            path.unlink()
+
+
 def _same_file(a: Path, b: Path) -> bool:
     try:
         return a.exists() and b.exists() and os.path.samefile(a, b)
@@ -318,13 +352,18 @@ def _same_file(a: Path, b: Path) -> bool:
 
 
 class VideoOutput:
-    """A cv2.VideoWriter opened on the first frame, writing to a hidden temp file renamed on `finish()`."""
+    """A cv2.VideoWriter opened on the first frame, writing to a hidden temp file renamed on `finish()`.
+
+    The temp file (`.STEM.partial-PID-RANDOM.EXT` beside the output, made exclusively, mode 0600) must still be
+    the file made for it when the writer opens it and when it is renamed: one replaced by a link or another file
+    (someone else writing in the folder) is refused, and the output is left as it was."""
 
     def __init__(self, path: Path, fps: float):
         self.path = path
         self.fourcc = CODECS[path.suffix.lower()]
         self.fps = known_fps(fps) or DEFAULT_FPS
-        self.tmp = path.with_name(f".{path.stem}.partial-{os.getpid()}{path.suffix}")
+        self.tmp: Path | None = None  # made with the writer, on the first frame (_exclusive_temp)
+        self._tmp_id: tuple[int, int] = (-1, -1)
         self.writer: cv2.VideoWriter | None = None
         self.size: tuple[int, int] | None = None
         self.frames = 0
@@ -349,16 +388,25 @@ class VideoOutput:
                 log.info("%s: %dx%d frames are written as %dx%d (the codec needs even sizes)", self.path.name,
                          w, h, ew, eh)
             self.size = (ew, eh)
+            folder = self.path.parent
             try:
-                self.tmp.parent.mkdir(parents=True, exist_ok=True)  # see check_output
+                folder.mkdir(parents=True, exist_ok=True)  # see check_output
             except OSError as e:
-                raise CganError(f"cannot create output folder {self.tmp.parent}: {e.strerror or e}; choose a "
+                raise CganError(f"cannot create output folder {folder}: {e.strerror or e}; choose a "
                                 f"writable path") from None
+            try:
+                self.tmp, self._tmp_id = _exclusive_temp(folder, f".{self.path.stem}.partial-{os.getpid()}-",
+                                                         self.path.suffix)
+            except OSError as e:
+                raise CganError(f"cannot write in output folder {folder}: {e.strerror or e}; choose a writable "
+                                f"path") from None
             self.writer = cv2.VideoWriter(str(self.tmp), cv2.VideoWriter_fourcc(*self.fourcc), self.fps, (ew, eh))
             if not self.writer.isOpened():
+                self.abort()
                 raise CganError(f"cannot open a {self.fourcc} writer for {self.path} at {ew}x{eh}, "
                                 f"{self.fps:g} fps (the container worked in a 64x64 probe): try a smaller --size, a "
                                 f"shorter file name, or the other container (.mp4 mp4v / .avi MJPG)")
+            self._check_tmp()
         if (w, h) != self.size:
             if (w & ~1, h & ~1) == self.size:
                 frame = frame[:self.size[1], :self.size[0]]
@@ -376,10 +424,10 @@ class VideoOutput:
         if self.writer is not None:
             self.writer.release()
             self.writer = None
-        if self.frames == 0:
-            with contextlib.suppress(OSError):
-                self.tmp.unlink()
+        if self.frames == 0 or self.tmp is None:
+            self.abort()
             return None
+        self._check_tmp()
         cap = _READ_BACK(str(self.tmp))
         try:
             readable = cap.isOpened() and cap.read()[0]
@@ -387,20 +435,50 @@ class VideoOutput:
         finally:
             cap.release()
         if not readable or 0 < count < self.frames:
-            with contextlib.suppress(OSError):
-                self.tmp.unlink()
+            _remove_own(self.tmp, self._tmp_id)
             got = f"{count} of {self.frames} frames" if readable else "an unreadable file"
             raise CganError(f"writing {self.path} failed ({got} after release: disk full or a file size "
                             f"limit?); {self.path} was left as it was")
+        self._give_normal_mode()
+        self._check_tmp()
         os.replace(self.tmp, self.path)
         return self.path
+
+    def _check_tmp(self, what: str | None = None) -> None:
+        """Refuse to go on with a temp file that is no longer the one made for this output (see the class)."""
+        what = what or _replaced(self.tmp, self._tmp_id)
+        if what:
+            if self.writer is not None:
+                self.writer.release()
+                self.writer = None
+            raise CganError(f"the temporary file {self.tmp} {what} while {self.path} was written: someone else "
+                            f"can write in {self.path.parent}; {self.path} was left as it was; write to a folder "
+                            f"only you can write to")
+
+    def _give_normal_mode(self) -> None:
+        """The mode a new file gets (0666 less the umask), as outputs had before the temp file was made 0600;
+        set through a descriptor that cannot follow a link, on the file made for it only."""
+        if not hasattr(os, "fchmod"):
+            return
+        try:
+            fd = os.open(self.tmp, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
+        except OSError:
+            self._check_tmp()  # a link put there since (O_NOFOLLOW); anything else is a plain OSError
+            raise
+        try:
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode) or (st.st_dev, st.st_ino) != self._tmp_id:
+                self._check_tmp("was replaced by another file")
+            os.fchmod(fd, 0o666 & ~_umask())
+        finally:
+            os.close(fd)
 
     def abort(self) -> None:
         if self.writer is not None:
             self.writer.release()
             self.writer = None
-        with contextlib.suppress(OSError):
-            self.tmp.unlink()
+        if self.tmp is not None:
+            _remove_own(self.tmp, self._tmp_id)
 
 
 def gui_problem() -> str | None:
