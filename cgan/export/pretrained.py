@@ -4,21 +4,39 @@
 --base-url or $CGAN_PRETRAINED_URL) is downloaded into $CGAN_HOME/downloads/ through a temp file that is only
 renamed after the body is complete (Content-Length), is a PyTorch file, loads with weights_only and infers to
 the expected architecture (ResNet-9, ngf 64). The result is imported into $CGAN_HOME/pretrained/<pair name>/.
+
+A download is bounded: DEADLINE_S in all (connection, redirects, headers and body) and no slower than MIN_RATE
+averaged over RATE_WINDOW_S, so a stalled server cannot hold the download's lock forever. Redirects are followed
+to http(s) only, never from https down to http. Each cached file has a record in $CGAN_HOME/download-records/
+(the URL asked for, the URL fetched after redirects, sha256, bytes): it is reused only for the same URL and while
+its sha256 matches. Messages and records show URLs without credentials (`user:password@`, token-like query
+values); credentials in the URL are sent as HTTP Basic auth, to that host only.
 """
 from __future__ import annotations
 
+import base64
+import collections
 import contextlib
+import http.client
+import logging
 import os
+import re
 import socket
+import threading
+import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
-from cgan._files import atomic_path, sha256_file
+from cgan._files import atomic_path, read_json, sha256_file, write_json_atomic
+from cgan._urls import SECRET_PARAM_PARTS, redact_url
 from cgan.errors import CganError, IntegrityError
 from cgan.pairs import cgan_home
 from cgan.spec import GeneratorSpec
+
+log = logging.getLogger(__name__)
 
 DEFAULT_BASE_URL = "http://efrosgans.eecs.berkeley.edu/cyclegan/pretrained_models"
 OFFICIAL_SPEC = GeneratorSpec(blocks=9, ngf=64)
@@ -46,6 +64,17 @@ BOTH = {
     "cityscapes": ("cityscapes_label2photo", "cityscapes_photo2label"),
 }
 MAX_BYTES = 512 << 20
+#: one file, from connecting to its last byte (redirects and headers included): the official 11 MB files take
+#: ~19 minutes at MIN_RATE. `download(deadline=...)` / `fetch_pair(deadline=...)` (or, for an export,
+#: extra={"pretrained": {"deadline": ...}}) sets another.
+DEADLINE_S = 30 * 60.0
+#: bytes per second, averaged over the last RATE_WINDOW_S seconds: a server dripping the body is refused
+MIN_RATE = 10 << 10
+RATE_WINDOW_S = 30.0
+#: a temp file this old is a killed download's, removed even when the download lock cannot be taken
+STALE_TMP_S = 15 * 60.0
+#: $CGAN_HOME/<RECORDS>/<name>.json: where each cached download came from, and its sha256
+RECORDS = "download-records"
 
 
 def valid_names() -> list[str]:
@@ -55,8 +84,6 @@ def valid_names() -> list[str]:
 def base_url(override: str | None = None) -> str:
     """Where the official generators are fetched from: --base-url, else $CGAN_PRETRAINED_URL, else the official
     server. An http(s):// or file:// URL, or a local folder (a mirror of the downloads)."""
-    import urllib.parse
-
     env = os.environ.get("CGAN_PRETRAINED_URL")
     raw = override or env or DEFAULT_BASE_URL
     given = "--base-url" if override else "$CGAN_PRETRAINED_URL" if env else "the default URL"
@@ -66,12 +93,193 @@ def base_url(override: str | None = None) -> str:
         parts = urllib.parse.urlsplit(raw)
         parts.port  # noqa: B018 — raises ValueError on a port that is not a number
     except ValueError as e:
-        raise CganError(f"{given} {raw!r} is not a URL ({e}): give http(s)://HOST/PATH, file:///FOLDER or a "
-                        f"local folder") from None
+        # the parser's words may quote part of a password (user:pa/ss@host reads as port 'pa')
+        why = "a password with / ? # or @ must be %-encoded" if "@" in raw else str(e)
+        raise CganError(f"{given} {redact(raw)!r} is not a URL ({why}): give http(s)://HOST/PATH, file:///FOLDER "
+                        f"or a local folder") from None
     if parts.scheme not in ("http", "https", "file") or (parts.scheme != "file" and not parts.hostname):
-        raise CganError(f"{given} {raw!r} is not an http(s):// or file:// URL, nor an existing folder: give "
+        raise CganError(f"{given} {redact(raw)!r} is not an http(s):// or file:// URL, nor an existing folder: give "
                         f"http(s)://HOST/PATH, file:///FOLDER or a local folder")
     return raw.rstrip("/")
+
+
+def file_url(base: str, name: str) -> str:
+    """`<base>/<name>.pth`, keeping a query of the base (`?token=...`) after the file name."""
+    parts = urllib.parse.urlsplit(base)
+    return urllib.parse.urlunsplit(parts._replace(path=f"{parts.path.rstrip('/')}/{name}.pth", fragment=""))
+
+
+# ---- credentials never shown ------------------------------------------------------------------------------------
+_URL = re.compile(r"(?s)([A-Za-z][A-Za-z0-9+.-]*://)([^?#]*)(.*)")
+_QUERY_ITEM = re.compile(r"([?&;#])([^=&;#]*)=([^&;#]*)")
+#: query parameters whose values are credentials: the runtime's list (cgan._urls), one for both
+_SECRET_PARAM = re.compile("|".join(SECRET_PARAM_PARTS), re.I)
+#: how messages and records show a URL: `user:***@`, `***@` for a token as the user name, token-like query
+#: values `***` (cgan._urls.redact_url, which the video runtime uses for stream URLs)
+redact = redact_url
+
+
+def _secrets(url: str) -> set[str]:
+    """The credentials in `url` (user:password, token-like query values), raw and %-decoded: scrubbed from every
+    message, whatever library wrote it."""
+    m = _URL.match(url)
+    if not m:
+        return set()
+    _, hostpath, rest = m.groups()
+    found = []
+    if "@" in hostpath:
+        userinfo = hostpath.rpartition("@")[0]
+        user, colon, password = userinfo.partition(":")
+        found += [userinfo, password] if colon else [userinfo]  # no ':': a token as the user name
+        if len(user) >= 3 and colon:  # a short user name is not worth blanking every such letter in a message
+            found.append(user)
+    found += [q[3] for q in _QUERY_ITEM.finditer(rest) if _SECRET_PARAM.search(urllib.parse.unquote(q[2]))]
+    return {s for v in found for s in (v, urllib.parse.unquote(v)) if s}
+
+
+def _scrub(text: str, secrets: set[str]) -> str:
+    for s in sorted(secrets, key=len, reverse=True):
+        text = text.replace(s, "***")
+    return text
+
+
+def _basic_auth(url: str) -> tuple[str, str | None]:
+    """(url without `user:password@`, the HTTP Basic Authorization value for them or None). urllib itself would
+    take `user:password@host` for the host name."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme not in ("http", "https") or "@" not in parts.netloc:
+        return url, None
+    userinfo, _, hostport = parts.netloc.rpartition("@")
+    user, _, password = userinfo.partition(":")
+    token = base64.b64encode(f"{urllib.parse.unquote(user)}:{urllib.parse.unquote(password)}".encode()).decode()
+    return urllib.parse.urlunsplit(parts._replace(netloc=hostport)), f"Basic {token}"
+
+
+# ---- one bounded HTTP(S) fetch ----------------------------------------------------------------------------------
+def _origin(url: str) -> tuple[str, str | None, int | None]:
+    p = urllib.parse.urlsplit(url)
+    return p.scheme.lower(), p.hostname, p.port or {"http": 80, "https": 443}.get(p.scheme.lower())
+
+
+class _Refused(Exception):
+    """A redirect that is not followed; the message says where it went and why."""
+
+
+class _Redirects(urllib.request.HTTPRedirectHandler):
+    """http(s) redirects only, never https -> http; credentials follow to the same scheme, host and port only."""
+
+    def __init__(self, auth: str | None, secrets: set[str]):
+        super().__init__()
+        self.auth, self.secrets = auth, secrets
+
+    def http_error_302(self, req, fp, code, msg, headers):  # noqa: ANN001 — urllib's signature
+        loc = headers.get("location") or headers.get("uri")
+        if loc:  # before urllib's own check, which lets ftp:// through
+            new = urllib.parse.urljoin(req.full_url, loc)
+            self.secrets |= _secrets(new)
+            scheme = new.partition("://")[0].lower() if "://" in new else ""
+            why = None
+            if scheme not in ("http", "https"):
+                why = f"the server redirected to {redact(new)}: only http(s) redirects are followed"
+            elif _origin(req.full_url)[0] == "https" and scheme == "http":
+                why = f"the server redirected from https to plain http ({redact(new)}): a downgrade is refused"
+            if why:
+                fp.close()
+                raise _Refused(why)
+        return super().http_error_302(req, fp, code, msg, headers)
+
+    http_error_301 = http_error_303 = http_error_307 = http_error_308 = http_error_302
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):  # noqa: ANN001
+        new = super().redirect_request(req, fp, code, msg, headers, newurl)
+        if new is not None:
+            if _origin(new.full_url) == _origin(req.full_url):
+                if self.auth:  # sent unredirected: urllib copies it to no other request
+                    new.add_unredirected_header("Authorization", self.auth)
+            else:
+                log.info("%s redirects to another host: %s", redact(req.full_url), redact(new.full_url))
+        return new
+
+
+class _Deadline:
+    """The whole download's time limit. A timer shuts down every socket the download opened when it passes: a
+    server that drips the headers or the body one byte per second cannot keep the read going (per-read timeouts
+    never fire on it)."""
+
+    def __init__(self, seconds: float):
+        self.seconds, self.end, self.expired = seconds, time.monotonic() + seconds, False
+        self._socks: list[socket.socket] = []
+        self._guard = threading.Lock()
+        self._timer = threading.Timer(seconds, self._expire)
+        self._timer.daemon = True
+
+    def __enter__(self) -> "_Deadline":
+        self._timer.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._timer.cancel()
+        with self._guard:
+            socks, self._socks = self._socks, []
+        for s in socks:
+            s.close()
+
+    def passed(self) -> bool:
+        return self.expired or time.monotonic() >= self.end
+
+    def track(self, sock: socket.socket) -> socket.socket:
+        dup = sock.dup()  # a second handle on the same connection: shut down, it wakes a read blocked on the first
+        with self._guard:
+            self._socks.append(dup)
+            expired = self.expired
+        if expired:
+            _shut(dup)
+        return sock
+
+    def _expire(self) -> None:
+        with self._guard:
+            self.expired = True
+            socks = list(self._socks)
+        for s in socks:
+            _shut(s)
+
+
+def _shut(sock: socket.socket) -> None:
+    with contextlib.suppress(OSError):
+        sock.shutdown(socket.SHUT_RDWR)
+
+
+class _Tracked:
+    """urllib's HTTP(S) handler, handing every socket it opens to a `_Deadline`."""
+
+    deadline: _Deadline
+
+    def do_open(self, http_class, req, **kwargs):  # noqa: ANN001 — urllib's signature
+        deadline = self.deadline
+
+        def connection(host, **kw):  # noqa: ANN001
+            conn = http_class(host, **kw)
+            create = getattr(conn, "_create_connection", None)
+            if create is not None:  # without it (another http.client), the read loop still checks the deadline
+                conn._create_connection = lambda *a, **k: deadline.track(create(*a, **k))
+            return conn
+
+        return super().do_open(connection, req, **kwargs)
+
+
+class _HTTP(_Tracked, urllib.request.HTTPHandler):
+    pass
+
+
+class _HTTPS(_Tracked, urllib.request.HTTPSHandler):
+    pass
+
+
+def _opener(deadline: _Deadline, auth: str | None, secrets: set[str]) -> urllib.request.OpenerDirector:
+    handlers: list[Any] = [_HTTP(), _HTTPS(), _Redirects(auth, secrets)]
+    for h in handlers[:2]:
+        h.deadline = deadline
+    return urllib.request.build_opener(*handlers)
 
 
 def _fail(name: str, url: str, why: str) -> CganError:
@@ -79,62 +287,174 @@ def _fail(name: str, url: str, why: str) -> CganError:
                      f"(nothing was saved)")
 
 
-def download(name: str, url_base: str | None = None, timeout: float = 60.0, progress: bool = True,
-             expect: GeneratorSpec | None = OFFICIAL_SPEC) -> Path:
-    """Download one official generator `<name>.pth` into $CGAN_HOME/downloads/ (reused when already valid)."""
-    if name not in OFFICIAL:
-        raise CganError(f"unknown pretrained model {name!r}: use one of {', '.join(valid_names())}")
-    url = f"{base_url(url_base)}/{name}.pth"
-    final = cgan_home() / "downloads" / f"{name}.pth"
-    if final.is_file():
-        try:
-            validate(final, name, expect)
-            return final
-        except CganError:
-            final.unlink()  # stale or foreign: fetch again
+def _fetch(name: str, url: str, tmp: Path, timeout: float, progress: bool, seconds: float,
+           secrets: set[str]) -> str:
+    """Write the body at `url` into `tmp`, whole (Content-Length), within `seconds` and at MIN_RATE or faster;
+    return the URL fetched after redirects."""
     from tqdm import tqdm
 
-    tmp = None
-    try:
-        with atomic_path(final) as tmp:
+    shown = redact(url)
+    plain, auth = _basic_auth(url)
+    req = urllib.request.Request(plain)
+    if auth:
+        req.add_unredirected_header("Authorization", auth)
+    too_long = f"not complete after {seconds:g} s (a stalled or very slow server)"
+    with _Deadline(seconds) as deadline:
+        try:
             try:
-                resp = urllib.request.urlopen(url, timeout=timeout)
+                resp = _opener(deadline, auth, secrets).open(req, timeout=timeout)
+            except _Refused as e:
+                raise _fail(name, shown, str(e)) from None
             except urllib.error.HTTPError as e:
-                raise _fail(name, url, f"HTTP {e.code} {e.reason}") from None
-            except (urllib.error.URLError, socket.timeout, ConnectionError, OSError) as e:
+                e.close()
+                raise _fail(name, shown, f"HTTP {e.code} {e.reason}") from None
+            except (urllib.error.URLError, OSError, http.client.HTTPException, ValueError) as e:
                 reason = getattr(e, "reason", e)
-                raise _fail(name, url, f"cannot read it ({reason})" if url.startswith("file:")
-                            else f"no connection ({reason})") from None
+                raise _fail(name, shown, f"cannot read it ({reason})" if plain.startswith("file:")
+                            else f"no connection ({reason or type(e).__name__})") from None
             with resp:
+                fetched = resp.geturl() or plain
                 ctype = resp.headers.get("Content-Type", "")
-                if not url.startswith("file:") and ("html" in ctype.lower() or "text/" in ctype.lower()):
-                    raise _fail(name, url, f"the server sent a web page ({ctype}), not a .pth file")
+                if not fetched.startswith("file:") and ("html" in ctype.lower() or "text/" in ctype.lower()):
+                    raise _fail(name, shown, f"the server sent a web page ({ctype}), not a .pth file")
                 length = resp.headers.get("Content-Length")
                 expected = int(length) if length and length.isdecimal() else None
                 if expected is not None and expected > MAX_BYTES:
-                    raise _fail(name, url, f"file is {expected} bytes, too large for a CycleGAN generator")
+                    raise _fail(name, shown, f"file is {expected} bytes, too large for a CycleGAN generator")
+                read = getattr(resp, "read1", resp.read)  # read1: what has arrived, so the checks below run often
                 got = 0
+                recent = collections.deque([(time.monotonic(), 0)])  # (time, bytes so far) over RATE_WINDOW_S
                 with open(tmp, "wb") as f, tqdm(total=expected, unit="B", unit_scale=True, desc=f"{name}.pth",
                                                 disable=not progress, leave=False) as bar:
                     while True:
                         try:
-                            block = resp.read(1 << 16)
+                            block = read(1 << 16)
                         except Exception as e:  # OSError, timeouts, http.client.IncompleteRead
-                            raise _fail(name, url, f"connection lost after {got} bytes ({type(e).__name__})") from None
+                            why = f"connection lost after {got} bytes ({type(e).__name__})"
+                            raise _fail(name, shown, why) from None
+                        if deadline.passed():
+                            raise _fail(name, shown, too_long)
                         if not block:
                             break
                         got += len(block)
                         if got > MAX_BYTES:
-                            raise _fail(name, url, "body larger than any CycleGAN generator")
+                            raise _fail(name, shown, "body larger than any CycleGAN generator")
                         f.write(block)
                         bar.update(len(block))
+                        now = time.monotonic()
+                        recent.append((now, got))
+                        while len(recent) > 1 and recent[1][0] <= now - RATE_WINDOW_S:
+                            recent.popleft()
+                        t0, got0 = recent[0]
+                        rate = (got - got0) / max(now - t0, 1e-9)
+                        if now - t0 >= RATE_WINDOW_S and rate < MIN_RATE:
+                            raise _fail(name, shown, f"too slow: {rate / 1024:.2f} KB/s over the last {now - t0:.3g} "
+                                                     f"s, under the minimum of {MIN_RATE / 1024:g} KB/s")
             if expected is not None and got != expected:
-                raise _fail(name, url, f"truncated download: got {got} of {expected} bytes")
-            validate(tmp, name, expect, url)
-    except IntegrityError as e:
-        why = str(e) if tmp is None else str(e).replace(str(tmp), f"{name}.pth")  # not the hidden temp file's name
-        raise CganError(f"downloaded {name}.pth is not a usable generator ({why}); nothing was saved") from None
-    return final
+                raise _fail(name, shown, f"truncated download: got {got} of {expected} bytes")
+            return fetched
+        except CganError:
+            if deadline.expired:  # the sockets were shut: whatever broke, the deadline is why
+                raise _fail(name, shown, too_long) from None
+            raise
+
+
+# ---- the cache: downloads/<name>.pth and its record ------------------------------------------------------------
+@contextlib.contextmanager
+def _download_lock(name: str) -> Iterator[None]:
+    """One writer of downloads/<name>.pth at a time (reentrant in a thread). Under it, temp files left by a
+    download that was killed are removed; without a lock (a file system without locks), those older than
+    STALE_TMP_S only."""
+    from cgan._locks import folder_lock
+
+    home = cgan_home()
+    final = home / "downloads" / f"{name}.pth"
+    with contextlib.ExitStack() as held:
+        try:
+            held.enter_context(folder_lock(final, f"another cgan process is downloading {final.name}; waiting "
+                                                  f"for it to finish"))
+            age = 0.0
+        except (CganError, NotImplementedError, OSError) as e:
+            log.debug("no lock for %s (%s): removing only temp files older than %.0f s", final, e, STALE_TMP_S)
+            age = STALE_TMP_S
+        now = time.time()
+        for folder, stem in ((final.parent, final.name), (home / RECORDS, f"{name}.json")):
+            for tmp in folder.glob(f".{stem}.*.tmp"):  # atomic_path's temp names; official names hold no glob chars
+                with contextlib.suppress(OSError):
+                    if now - tmp.lstat().st_mtime >= age:
+                        tmp.unlink()
+                        log.info("removed %s, left by a download that was stopped", tmp)
+        yield
+
+
+def _cached(name: str, requested: str, expect: GeneratorSpec | None) -> dict[str, Any] | None:
+    """The record of downloads/<name>.pth when it was fetched from `requested` (redacted) and is unchanged since
+    (size, sha256) and still valid; else None, and the file and its record are removed."""
+    final = cgan_home() / "downloads" / f"{name}.pth"
+    record = cgan_home() / RECORDS / f"{name}.json"
+    if final.is_file() and record.is_file():
+        try:
+            rec = read_json(record, "download record", max_bytes=1 << 16)
+            if (isinstance(rec, dict) and rec.get("name") == name and rec.get("requested_url") == requested
+                    and isinstance(rec.get("url"), str) and rec.get("bytes") == final.stat().st_size
+                    and rec.get("sha256") == sha256_file(final)):
+                validate(final, name, expect, rec["url"])
+                return {k: rec[k] for k in ("name", "url", "requested_url", "sha256", "bytes")}
+        except CganError:
+            pass
+    for p in (record, final):  # stale, foreign or from another source: fetch again
+        with contextlib.suppress(FileNotFoundError):
+            p.unlink()
+    return None
+
+
+def download(name: str, url_base: str | None = None, timeout: float = 60.0, progress: bool = True,
+             expect: GeneratorSpec | None = OFFICIAL_SPEC, deadline: float | None = None) -> Path:
+    """Download one official generator `<name>.pth` into $CGAN_HOME/downloads/ (reused when already valid and
+    fetched from the same URL). `timeout` bounds each read, `deadline` (default DEADLINE_S) the whole file."""
+    return _download(name, url_base, timeout, progress, expect, deadline)[0]
+
+
+def _download(name: str, url_base: str | None = None, timeout: float = 60.0, progress: bool = True,
+              expect: GeneratorSpec | None = OFFICIAL_SPEC,
+              deadline: float | None = None) -> tuple[Path, dict[str, Any]]:
+    """download(), and its record {"name", "url" (fetched, after redirects), "requested_url", "sha256", "bytes"},
+    URLs redacted."""
+    if name not in OFFICIAL:
+        raise CganError(f"unknown pretrained model {name!r}: use one of {', '.join(valid_names())}")
+    url = file_url(base_url(url_base), name)
+    secrets = _secrets(url)  # the redirect handler adds those of the URLs it is sent to
+    try:
+        return _download_locked(name, url, timeout, progress, expect,
+                                DEADLINE_S if deadline is None else deadline, secrets)
+    except CganError as e:
+        scrubbed = _scrub(str(e), secrets)
+        if scrubbed == str(e):
+            raise
+        raise type(e)(scrubbed) from None
+
+
+def _download_locked(name: str, url: str, timeout: float, progress: bool, expect: GeneratorSpec | None,
+                     seconds: float, secrets: set[str]) -> tuple[Path, dict[str, Any]]:
+    final = cgan_home() / "downloads" / f"{name}.pth"
+    requested = redact(url)
+    with _download_lock(name):
+        rec = _cached(name, requested, expect)
+        if rec is not None:
+            return final, rec
+        tmp = None
+        try:
+            with atomic_path(final) as tmp:
+                fetched = redact(_fetch(name, url, tmp, timeout, progress, seconds, secrets))
+                validate(tmp, name, expect, fetched)
+                rec = {"name": name, "url": fetched, "requested_url": requested, "sha256": sha256_file(tmp),
+                       "bytes": tmp.stat().st_size}
+        except IntegrityError as e:
+            why = str(e) if tmp is None else str(e).replace(str(tmp), f"{name}.pth")  # not the hidden temp file's name
+            raise CganError(f"downloaded {name}.pth is not a usable generator ({why}); nothing was saved") from None
+        # after the file: killed in between, the file has no matching record and is fetched again
+        write_json_atomic(cgan_home() / RECORDS / f"{name}.json", rec)
+        return final, rec
 
 
 def validate(path: Path, name: str, expect: GeneratorSpec | None, url: str | None = None) -> GeneratorSpec:
@@ -155,10 +475,12 @@ def validate(path: Path, name: str, expect: GeneratorSpec | None, url: str | Non
 
 
 def fetch_pair(name: str, url_base: str | None = None, progress: bool = True,
-               expect: GeneratorSpec | None = OFFICIAL_SPEC) -> tuple[Path, dict[str, Any]]:
+               expect: GeneratorSpec | None = OFFICIAL_SPEC,
+               deadline: float | None = None) -> tuple[Path, dict[str, Any]]:
     """Download and import `name` (an official file name, or a BOTH name) into $CGAN_HOME/pretrained/<name>/.
 
-    Returns (pair folder, download records {gen: {"name", "url", "sha256", "bytes"}})."""
+    Returns (pair folder, download records {gen: {"name", "url" (fetched, after redirects), "requested_url",
+    "sha256", "bytes"}}), URLs without credentials."""
     from cgan.trainer.weights import import_official
 
     if name in BOTH:
@@ -171,14 +493,16 @@ def fetch_pair(name: str, url_base: str | None = None, progress: bool = True,
     else:
         raise CganError(f"unknown pretrained model {name!r}: use one of {', '.join(valid_names())}")
     paths, records = {}, {}
-    for gen, official in files.items():
-        p = download(official, url_base, progress=progress, expect=expect)
-        paths[gen] = p
-        records[gen] = {"name": official, "url": f"{base_url(url_base)}/{official}.pth",
-                        "sha256": sha256_file(p), "bytes": p.stat().st_size}
-    folder = cgan_home() / "pretrained" / name
-    with contextlib.suppress(FileNotFoundError):
-        (folder / "pair.json").unlink()  # a reader never sees an old pair.json over new weights
-    import_official(paths["G"], paths.get("F"), folder, dom_x, dom_y,
-                    provenance={"source": "official-pretrained", "pretrained": name, "downloads": records})
+    with contextlib.ExitStack() as held:
+        # the downloads stay locked until imported: the records' sha256 are those of the files imported
+        for official in sorted(set(files.values())):
+            held.enter_context(_download_lock(official))
+        for gen, official in files.items():
+            paths[gen], records[gen] = _download(official, url_base, progress=progress, expect=expect,
+                                                 deadline=deadline)
+        folder = cgan_home() / "pretrained" / name
+        with contextlib.suppress(FileNotFoundError):
+            (folder / "pair.json").unlink()  # a reader never sees an old pair.json over new weights
+        import_official(paths["G"], paths.get("F"), folder, dom_x, dom_y,
+                        provenance={"source": "official-pretrained", "pretrained": name, "downloads": records})
     return folder, records
