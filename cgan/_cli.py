@@ -19,7 +19,7 @@ def run(command: click.Command, argv: list[str] | None = None) -> int:
         # without standalone mode click returns (not raises) the code of a ctx.exit()/Exit(n)
         return rv if isinstance(rv, int) and not isinstance(rv, bool) else 0
     except CganError as e:
-        click.echo(f"error: {one_line(e)}", err=True)
+        click.echo(f"{getattr(e, 'label', 'error')}: {one_line(e)}", err=True)
         return e.exit_code
     except click.exceptions.Abort:
         click.echo("interrupted", err=True)

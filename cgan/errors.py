@@ -6,6 +6,8 @@ class CganError(Exception):
     """A problem the user can fix. The message says what is wrong and what to do; no traceback is shown."""
 
     exit_code = 2
+    #: how the command line prints it: "error: <message>"
+    label = "error"
 
 
 class IntegrityError(CganError):

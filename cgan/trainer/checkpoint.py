@@ -69,8 +69,16 @@ def save_checkpoint(run_dir: str | os.PathLike, state: dict[str, Any], keep: int
             torch.save(state, tmp)
     except (OSError, RuntimeError) as e:  # torch reports a full disk as RuntimeError ("file write failed")
         reason = getattr(e, "strerror", None) or (str(e).splitlines() or [type(e).__name__])[0][:200]
-        raise CganError(f"cannot write checkpoint {path}: {reason}; free disk space (the previous checkpoint is "
-                        f"intact) and continue with --resume") from None
+        if "enforce fail" in reason or "unexpected pos" in reason or "file write failed" in reason:
+            # torch's own words for a write cut short ("[enforce fail at inline_container.cc:672] . unexpected
+            # pos ..."): a full disk or a file size limit, in practice
+            reason = "the write was cut short (no space left on the device, or a file size limit?)"
+        found = list_checkpoints(run_dir)
+        previous = found[-1] if found else None
+        kept = (f"the previous checkpoint {previous.name} is intact; free disk space and continue with --resume"
+                if previous is not None else "no checkpoint of this run was saved yet; free disk space and start "
+                "again")
+        raise CganError(f"cannot write checkpoint {path}: {reason}; {kept}") from None
     for old in list_checkpoints(run_dir)[:-keep]:
         old.unlink(missing_ok=True)
     return path

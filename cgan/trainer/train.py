@@ -16,6 +16,7 @@ import itertools
 import logging
 import os
 import random
+import shlex
 import shutil
 import time
 from pathlib import Path
@@ -480,75 +481,81 @@ def _train(cfg: TrainConfig, resume: bool, progress: bool, reset_schedule: bool,
     stop = False
     signalled: list[int] = []  # SIGINT/SIGTERM: finish the step, save a checkpoint and the pair, then stop
     restore_signals = _stop_on_signals(signalled)
+    # the handlers stay until the pair is written: a signal during the final checkpoint or the pair's write
+    # (when a budget or --max-steps ends the run, the moment a lease's SIGTERM tends to come) is noted like one
+    # during a step, not the default kill that lost the run's last steps
     try:
-        while counters["epoch"] < sum(model.schedule) and not stop:
-            epoch = counters["epoch"]
-            sampler.set_epoch(epoch, counters["step_in_epoch"] * cfg.batch_size)
-            if fitter is not None:
-                fitter.start_epoch()
-            bar = _progress(progress and main_rank, steps_per_epoch, counters["step_in_epoch"],
-                            f"epoch {epoch + 1}/{sum(model.schedule)}")
-            for batch in loader:
-                if cfg.max_steps and counters["step"] >= cfg.max_steps:  # e.g. resumed at the limit
-                    stop = True
-                    break
-                losses = model.train_step(batch["X"], batch["Y"])
-                counters["step"] += 1
-                counters["step_in_epoch"] += 1
-                counters["seconds"] = seconds0 + time.perf_counter() - started
-                row = logger.step(counters, losses, model)
-                if row and bar is not None:
-                    bar.set_postfix({k: f"{row[k]:.3f}" for k in LOSS_NAMES if k in row and row[k] != ""})
-                if bar is not None:
-                    bar.update(1)
-                if cfg.sample_every_steps and counters["step"] % cfg.sample_every_steps == 0:
-                    logger.samples(model.translate_samples(*samples), counters)
-                if cfg.save_every_steps and counters["step"] % cfg.save_every_steps == 0:
-                    save()
-                    last_saved = counters["step"]
-                if cfg.max_steps and counters["step"] >= cfg.max_steps:
-                    stop = True
-                    break
-                want_stop = bool(signalled)
+        try:
+            while counters["epoch"] < sum(model.schedule) and not stop:
+                epoch = counters["epoch"]
+                sampler.set_epoch(epoch, counters["step_in_epoch"] * cfg.batch_size)
                 if fitter is not None:
-                    want_stop = fitter.after_step(epoch, counters["step_in_epoch"]) or want_stop
-                if agree(want_stop):  # under torchrun rank 0 decides for all (else the all-reduce hangs)
-                    stop = True
+                    fitter.start_epoch()
+                bar = _progress(progress and main_rank, steps_per_epoch, counters["step_in_epoch"],
+                                f"epoch {epoch + 1}/{sum(model.schedule)}")
+                for batch in loader:
+                    if cfg.max_steps and counters["step"] >= cfg.max_steps:  # e.g. resumed at the limit
+                        stop = True
+                        break
+                    losses = model.train_step(batch["X"], batch["Y"])
+                    counters["step"] += 1
+                    counters["step_in_epoch"] += 1
+                    counters["seconds"] = seconds0 + time.perf_counter() - started
+                    row = logger.step(counters, losses, model)
+                    if row and bar is not None:
+                        bar.set_postfix({k: f"{row[k]:.3f}" for k in LOSS_NAMES if k in row and row[k] != ""})
+                    if bar is not None:
+                        bar.update(1)
+                    if cfg.sample_every_steps and counters["step"] % cfg.sample_every_steps == 0:
+                        logger.samples(model.translate_samples(*samples), counters)
+                    if cfg.save_every_steps and counters["step"] % cfg.save_every_steps == 0:
+                        save()
+                        last_saved = counters["step"]
+                    if cfg.max_steps and counters["step"] >= cfg.max_steps:
+                        stop = True
+                        break
+                    want_stop = bool(signalled)
+                    if fitter is not None:
+                        want_stop = fitter.after_step(epoch, counters["step_in_epoch"]) or want_stop
+                    if agree(want_stop):  # under torchrun rank 0 decides for all (else the all-reduce hangs)
+                        stop = True
+                        break
+                if bar is not None:
+                    bar.close()
+                if stop and counters["step_in_epoch"] < steps_per_epoch:
                     break
-            if bar is not None:
-                bar.close()
-            if stop and counters["step_in_epoch"] < steps_per_epoch:
-                break
-            if fitter is not None and not stop:  # refit before the scheduler sets the next epoch's rate
-                fitter.after_epoch(epoch)
-                agree(False)
-            model.end_epoch()
-            counters["epoch"] += 1
-            counters["step_in_epoch"] = 0
-            logger.samples(model.translate_samples(*samples), counters)
-            save()
-            last_saved = counters["step"]
-    except BaseException:
-        logger.close()
-        raise
+                if fitter is not None and not stop:  # refit before the scheduler sets the next epoch's rate
+                    fitter.after_epoch(epoch)
+                    agree(False)
+                model.end_epoch()
+                counters["epoch"] += 1
+                counters["step_in_epoch"] = 0
+                logger.samples(model.translate_samples(*samples), counters)
+                save()
+                last_saved = counters["step"]
+        except BaseException:
+            _close_quietly(logger)  # its own error (a full disk) must not hide the one that ended the run
+            raise
+        if fitter is not None and fitter.stopped_early and counters["epoch"] < sum(model.schedule) and main_rank:
+            log.warning("time budget %.0f s spent in epoch %d of %d (step %d), at %.0f%% of the initial learning "
+                        "rate: the schedule did not finish (the run was slower than its measured pace)",
+                        cfg.time_budget, counters["epoch"] + 1, sum(model.schedule), counters["step"],
+                        100 * lr_factor(counters["epoch"], *model.schedule))
+        counters["seconds"] = seconds0 + time.perf_counter() - started
+        try:
+            if counters["step"] != last_saved:
+                save()
+                logger.samples(model.translate_samples(*samples), counters)
+        except BaseException:
+            _close_quietly(logger)
+            raise
+        logger.close()  # after the last samples: a closed TensorBoard writer would open a new, unflushed file
+        if main_rank:  # the weights saved here were checked by the save() of this step (check_finite)
+            save_pair(run_dir / "pair", cfg.pair_spec(), {"G": model.G.state_dict(), "F": model.F.state_dict()},
+                      "float32", training=info(),
+                      provenance={"source": "cgan-train", "run": str(run_dir.resolve())})
     finally:
         restore_signals()
-    if fitter is not None and fitter.stopped_early and counters["epoch"] < sum(model.schedule) and main_rank:
-        log.warning("time budget %.0f s spent in epoch %d of %d (step %d), at %.0f%% of the initial learning "
-                    "rate: the schedule did not finish (the run was slower than its measured pace)",
-                    cfg.time_budget, counters["epoch"] + 1, sum(model.schedule), counters["step"],
-                    100 * lr_factor(counters["epoch"], *model.schedule))
-    counters["seconds"] = seconds0 + time.perf_counter() - started
-    try:
-        if counters["step"] != last_saved:
-            save()
-            logger.samples(model.translate_samples(*samples), counters)
-    finally:
-        logger.close()  # after the last samples: a closed TensorBoard writer would open a new, unflushed file
-    if main_rank:  # the weights saved here were checked by the save() of this step (check_finite)
-        save_pair(run_dir / "pair", cfg.pair_spec(), {"G": model.G.state_dict(), "F": model.F.state_dict()},
-                  "float32", training=info(),
-                  provenance={"source": "cgan-train", "run": str(run_dir.resolve())})
     if world > 1:
         import torch.distributed as dist
 
@@ -560,7 +567,7 @@ def _train(cfg: TrainConfig, resume: bool, progress: bool, reset_schedule: bool,
         name = _signal.Signals(signalled[0]).name
         raise Interrupted(f"{name} at step {counters['step']} (epoch {counters['epoch'] + 1} of "
                           f"{sum(model.schedule)}): checkpoint and pair saved in {run_dir}; continue with "
-                          f"`cgan-train --name {cfg.name} --out {cfg.out} --resume`",
+                          f"`cgan-train --name {shlex.quote(cfg.name)} --out {shlex.quote(str(cfg.out))} --resume`",
                           130 if signalled[0] == _signal.SIGINT else 143)
     return run_dir
 
@@ -641,11 +648,22 @@ def _worker_signals(trainer_pid: int) -> None:
 
 
 class Interrupted(CganError):
-    """Training stopped by SIGINT/SIGTERM after saving; exit code 130 / 143 like an interrupted program."""
+    """Training stopped by SIGINT/SIGTERM after saving; exit code 130 / 143 like an interrupted program. A stop
+    that was asked for, not an error: printed as "stopped: ..."."""
+
+    label = "stopped"
 
     def __init__(self, message: str, exit_code: int):
         super().__init__(message)
         self.exit_code = exit_code
+
+
+def _close_quietly(logger: Any) -> None:
+    """Close the run's logger while another error is on its way out (that error is the one to report)."""
+    try:
+        logger.close()
+    except Exception as e:  # e.g. log.csv's flush on the full disk that failed the checkpoint
+        log.debug("closing the run's log after an error: %s", e)
 
 
 def _stop_on_signals(signalled: list[int]) -> Any:

@@ -1,0 +1,75 @@
+"""The end of a run: a signal during the final checkpoint or the pair's write, and a full disk there.
+
+When --max-steps or a time budget ended the run, the signal handlers were already gone while the last checkpoint
+and the pair were written: a SIGTERM then (a lease's end, `timeout`) killed the trainer by default and lost the
+run's last steps; a full disk's clear message was replaced by log.csv's own flush error."""
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from _helpers_trainer import make_dataset, tiny_config
+from cgan.errors import CganError
+from cgan.pairs import load_pair
+from cgan.trainer import checkpoint as ckpt
+
+SCRIPT = textwrap.dedent("""
+    import os, signal, sys
+    from cgan.trainer import train as T
+    real, SIG = T.save_pair, getattr(signal, sys.argv[1])
+    def save_pair(*a, **k):  # the signal comes while the pair is being written
+        os.kill(os.getpid(), SIG)
+        return real(*a, **k)
+    T.save_pair = save_pair
+    from cgan.trainer.cli import main
+    sys.argv = ["cgan-train", *sys.argv[2:]]
+    main()
+""")
+
+
+@pytest.mark.parametrize("sig,code", [("SIGTERM", 143), ("SIGINT", 130)])
+def test_a_signal_while_the_pair_is_written_is_noted_and_the_pair_still_written(tmp_path, sig, code):
+    data = make_dataset(tmp_path / "data")
+    out = tmp_path / "runs with space"
+    args = ["--data-a", str(data / "trainA"), "--data-b", str(data / "trainB"), "--out", str(out), "--name", "x",
+            "--size", "32", "--load-size", "36", "--ngf", "4", "--blocks", "1", "--ndf", "4", "--max-steps", "2",
+            "--device", "cpu", "--workers", "0", "--threads", "1", "-q"]
+    p = subprocess.run([sys.executable, "-c", SCRIPT, sig, *args], capture_output=True, text=True, timeout=300)
+    assert p.returncode == code, p.stderr[-2000:]
+    last = p.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"stopped: {sig} at step 2") and "Traceback" not in p.stderr, p.stderr[-2000:]
+    assert f"--out '{out}' --resume" in last  # a hint that survives copy and paste
+    assert load_pair(out / "x" / "pair").meta["training"]["steps"] == 2
+    assert ckpt.load_checkpoint(ckpt.latest_checkpoint(out / "x"))["counters"]["step"] == 2
+
+
+def test_a_full_disk_at_the_first_checkpoint_says_so(tmp_path, monkeypatch):
+    import torch
+
+    from cgan.trainer import train as T
+
+    data = make_dataset(tmp_path / "data")
+
+    def full(*a, **k):
+        raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 1234 vs 1100")
+
+    monkeypatch.setattr(torch, "save", full)
+    real_logger = T._RunLogger
+    closed = []
+    real_close = real_logger.close
+
+    def close(self):  # log.csv's own flush fails on the same full disk
+        closed.append(1)
+        real_close(self)
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(real_logger, "close", close)
+    with pytest.raises(CganError) as e:
+        T.train(tiny_config(data, tmp_path / "r", max_steps=2, pool_size=2), progress=False)
+    text = str(e.value)
+    assert "no space left on the device" in text and "no checkpoint of this run was saved yet" in text, text
+    assert "enforce fail" not in text and "previous checkpoint" not in text
+    assert closed
