@@ -302,3 +302,31 @@ def test_a_run_name_is_one_folder_inside_out(tmp_path, data, capsys, name):
     code = run(cli, ["--data", str(data), "--out", str(out), "--name", name, *SMOKE])
     one_line(capsys, code, 2, "must be a plain folder name")
     assert not out.exists() and not (tmp_path / "x").exists()
+
+
+def test_the_largest_seed_trains(tmp_path):
+    """--seed took 0..2**63-1 but the sampler's generator overflowed above ~1.8e13, after the run folder existed."""
+    from cgan.trainer.train import train
+
+    data = make_dataset(tmp_path / "data")
+    run_dir = train(tiny_config(data, tmp_path / "r", max_steps=1, seed=2**63 - 1), progress=False)
+    assert load_pair(run_dir / "pair").meta["training"]["steps"] == 1
+
+
+def test_tilde_in_out_and_data_is_the_home_folder(tmp_path, monkeypatch, capsys):
+    """`--out=~/runs` (no shell expands ~ after '=') made a folder named '~' in the working folder."""
+    home = tmp_path / "home"
+    make_dataset(home / "photos")
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.chdir(tmp_path)
+    code = run(cli, ["--data=~/photos", "--out=~/runs", "--name", "x", "--load-size", "36", *SMOKE])
+    assert code == 0, capsys.readouterr().err
+    assert (home / "runs" / "x" / "pair" / "pair.json").is_file() and not (tmp_path / "~").exists()
+
+
+def test_a_symlink_loop_as_a_data_folder_is_one_line(tmp_path, capsys):
+    loop = tmp_path / "loop"
+    loop.symlink_to(loop)
+    code = run(cli, ["--data-a", str(loop), "--data-b", str(loop), "--out", str(tmp_path / "o"), "--name", "x",
+                     *SMOKE])
+    one_line(capsys, code, 2, "cannot be resolved", "symbolic link loop")

@@ -97,6 +97,8 @@ def train_cmd(data, data_a, data_b, domains, out, name, resume, flip, compile_, 
         from cgan.trainer.budget import parse_duration
 
         overrides["time_budget"] = parse_duration(overrides["time_budget"])
+    # ~ as in a shell: `--out=~/runs` (no shell expands after '=') made a folder named '~' here
+    out, data, data_a, data_b = (os.path.expanduser(v) if v else v for v in (out, data, data_a, data_b))
     overrides["out"], overrides["name"] = out, name
     if data or data_a or data_b:
         overrides["data_a"], overrides["data_b"] = resolve_folders(data, data_a, data_b)

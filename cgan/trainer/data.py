@@ -142,13 +142,21 @@ def resolve_folders(data: str | None, data_a: str | None, data_b: str | None) ->
     if data_a or data_b:
         if not (data_a and data_b):
             raise CganError("give both --data-a and --data-b (or --data DIR holding trainA and trainB)")
-        return str(Path(data_a).resolve()), str(Path(data_b).resolve())
+        return _absolute(data_a, "--data-a"), _absolute(data_b, "--data-b")
     if not data:
         raise CganError("no training data: give --data DIR (holding trainA and trainB) or --data-a/--data-b")
     root = Path(data)
     if not root.is_dir():
         raise CganError(f"data folder {root} does not exist")
-    return str((root / "trainA").resolve()), str((root / "trainB").resolve())
+    return _absolute(str(root / "trainA"), "--data"), _absolute(str(root / "trainB"), "--data")
+
+
+def _absolute(folder: str, given: str) -> str:
+    try:
+        return str(Path(folder).resolve())
+    except (RuntimeError, OSError) as e:  # a symbolic link loop (RuntimeError before Python 3.13), ELOOP
+        raise CganError(f"{given}: {folder} cannot be resolved ({e}): a symbolic link loop? give the folder of "
+                        f"images itself") from None
 
 
 # ---- preprocessing (official `get_transform`) ---------------------------------------------------------
@@ -286,7 +294,7 @@ class ResumableSampler(Sampler):
         self.epoch, self.start = epoch, start
 
     def order(self, epoch: int) -> list[tuple[int, int, int, int]]:
-        g = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
+        g = torch.Generator().manual_seed((self.seed * 1_000_003 + epoch) % 2**63)  # any --seed (< 2**63)
         perm = torch.randperm(self.n, generator=g)
         iy = torch.randint(self.n_y, (self.n,), generator=g)
         mine = perm[self.rank::self.world][:self.per_rank].tolist()
