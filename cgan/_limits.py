@@ -12,6 +12,10 @@ from cgan.errors import CganError
 MAX_SIDE = 4096
 MAX_PIXELS = MAX_SIDE * MAX_SIDE
 
+#: the most pixels a training photo may have (134 megapixels: a 100-megapixel camera's photos fit). A 250 KB PNG
+#: declaring 16000x16000 took 1.2 GB to decode, per loader worker; OpenCV's own limit is 2^30
+MAX_DECODE_PIXELS = 1 << 27
+
 
 def max_threads() -> int:
     """The most CPU threads anything may be given: 4 per logical core, at least 64 (thousands of threads made

@@ -53,3 +53,34 @@ def test_a_photo_within_the_limit_is_read(tmp_path):
     f = tmp_path / "ok.jpg"
     cv2.imwrite(str(f), np.full((40, 60, 3), 128, np.uint8))
     assert data.read_rgb(f).shape == (40, 60, 3)
+
+
+CHECK = """
+import struct, sys, zlib
+import cgan.trainer.cli  # sets OpenCV's limit before OpenCV loads
+import cv2, numpy as np
+ok, enc = cv2.imencode(".png", np.zeros((4, 4, 3), np.uint8))
+b = bytearray(enc.tobytes())
+b[16:24] = struct.pack(">II", 20000, 16000)
+b[29:33] = struct.pack(">I", zlib.crc32(bytes(b[12:29])))
+try:
+    cv2.imdecode(np.frombuffer(bytes(b), np.uint8), cv2.IMREAD_UNCHANGED)
+    print("decoder ran")
+except cv2.error:
+    print("refused by size")
+"""
+
+
+@pytest.mark.parametrize("preset,want", [(None, "refused by size"), (str(1 << 30), "decoder ran")])
+def test_cgan_train_sets_opencvs_limit_for_every_format(preset, want):
+    """TIFF and WebP headers are not read by declared_size: OpenCV's own limit, lowered by cgan-train before
+    OpenCV loads, stops those bombs (and the loader workers inherit it). A limit the user set wins."""
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "OPENCV_IO_MAX_IMAGE_PIXELS"}
+    if preset:
+        env["OPENCV_IO_MAX_IMAGE_PIXELS"] = preset
+    p = subprocess.run([sys.executable, "-c", CHECK], capture_output=True, text=True, env=env, timeout=120)
+    assert p.stdout.strip() == want, p.stderr[-500:]

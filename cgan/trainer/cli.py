@@ -9,7 +9,14 @@ from __future__ import annotations
 
 import os
 
-import click
+from cgan._limits import MAX_DECODE_PIXELS
+
+# OpenCV reads its decoding limit once, when it loads: set before anything imports it, the limit holds for every
+# format (cgan.trainer.data reads PNG and JPEG headers itself; a TIFF or WebP bomb is stopped here) and for the
+# loader workers forked later. A value the user set wins.
+os.environ.setdefault("OPENCV_IO_MAX_IMAGE_PIXELS", str(MAX_DECODE_PIXELS))
+
+import click  # noqa: E402
 
 from cgan._cli import entry, setup_logging
 from cgan.errors import CganError

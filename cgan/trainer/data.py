@@ -22,16 +22,13 @@ import torch
 from torch.utils.data import Dataset, Sampler
 
 from cgan._files import IMAGE_EXTS
-from cgan._limits import MAX_PIXELS, MAX_SIDE
+from cgan._limits import MAX_DECODE_PIXELS, MAX_PIXELS, MAX_SIDE
 from cgan.errors import CganError
 
 log = logging.getLogger(__name__)
 
 
 # ---- reading ------------------------------------------------------------------------------------------
-#: the most pixels a training photo may declare (134 megapixels: a 100-megapixel camera's photos fit). A PNG of
-#: 250 KB declaring 16000x16000 pixels took 1.2 GB to decode, per loader worker; OpenCV's own limit is 2^30.
-MAX_DECODE_PIXELS = 1 << 27
 _SOF_MARKERS = set(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}  # JPEG start-of-frame markers (not DHT, JPG, DAC)
 
 
