@@ -73,3 +73,20 @@ def test_a_full_disk_at_the_first_checkpoint_says_so(tmp_path, monkeypatch):
     assert "no space left on the device" in text and "no checkpoint of this run was saved yet" in text, text
     assert "enforce fail" not in text and "previous checkpoint" not in text
     assert closed
+
+
+def test_a_run_ends_with_a_summary_and_its_last_steps_in_the_log(tmp_path, caplog):
+    """A run shorter than --log-every left log.csv with its header only, and ended on 'pair written to' with no
+    word on how far it got."""
+    import csv
+    import logging
+
+    from cgan.trainer.train import train
+
+    data = make_dataset(tmp_path / "data")
+    with caplog.at_level(logging.INFO, logger="cgan.trainer.train"):
+        run_dir = train(tiny_config(data, tmp_path / "r", max_steps=3, log_every=50, pool_size=2), progress=False)
+    rows = list(csv.DictReader(open(run_dir / "log.csv")))
+    assert [r["step"] for r in rows] == ["3"] and float(rows[0]["G"]) > 0
+    line = next(m for m in caplog.messages if m.startswith("trained "))
+    assert line.startswith("trained 3 steps (3 steps into epoch 1 of 2; schedule 1 + 1) in ") and "G " in line

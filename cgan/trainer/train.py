@@ -542,6 +542,7 @@ def _train(cfg: TrainConfig, resume: bool, progress: bool, reset_schedule: bool,
                         cfg.time_budget, counters["epoch"] + 1, sum(model.schedule), counters["step"],
                         100 * lr_factor(counters["epoch"], *model.schedule))
         counters["seconds"] = seconds0 + time.perf_counter() - started
+        logger.flush_steps(counters, model)
         try:
             if counters["step"] != last_saved:
                 save()
@@ -554,6 +555,7 @@ def _train(cfg: TrainConfig, resume: bool, progress: bool, reset_schedule: bool,
             save_pair(run_dir / "pair", cfg.pair_spec(), {"G": model.G.state_dict(), "F": model.F.state_dict()},
                       "float32", training=info(),
                       provenance={"source": "cgan-train", "run": str(run_dir.resolve())})
+            _summary(counters, model.schedule, logger.last_row, cfg)
     finally:
         restore_signals()
     if world > 1:
@@ -658,6 +660,21 @@ class Interrupted(CganError):
         self.exit_code = exit_code
 
 
+def _summary(counters: dict, schedule: list[int], row: dict | None, cfg: TrainConfig) -> None:
+    """One line at the end of a run: how far it got, how long it took, the last logged losses."""
+    seconds = int(counters["seconds"])
+    took = f"{seconds // 3600}h{seconds % 3600 // 60:02d}m" if seconds >= 3600 else f"{seconds // 60}m{seconds % 60:02d}s"
+    losses = ""
+    if row is not None:
+        shown = [f"{k} {row[k]:.3f}" for k in LOSS_NAMES if row.get(k) not in ("", None)]
+        losses = f"; losses at step {row['step']}: " + ", ".join(shown) if shown else ""
+    whole, part = counters["epoch"], counters["step_in_epoch"]
+    where = (f"{whole} whole epochs of {sum(schedule)}" if not part or whole >= sum(schedule)
+             else f"{part} steps into epoch {whole + 1} of {sum(schedule)}")
+    log.info("trained %d steps (%s; schedule %d + %d) in %s%s", counters["step"], where, schedule[0], schedule[1],
+             took, losses)
+
+
 def _close_quietly(logger: Any) -> None:
     """Close the run's logger while another error is on its way out (that error is the one to report)."""
     try:
@@ -754,6 +771,7 @@ class _RunLogger:
         self.count = 0
         self.t0 = time.perf_counter()
         self.tb = None
+        self.last_row: dict | None = None
         if not enabled:
             return
         self.csv_path = run_dir / "log.csv"
@@ -809,6 +827,15 @@ class _RunLogger:
         self.count += 1
         if counters["step"] % self.cfg.log_every != 0:
             return None
+        return self._write_row(counters, model)
+
+    def flush_steps(self, counters: dict, model: CycleGAN) -> None:
+        """A row for the steps since the last one (the run's last steps, or all of a run shorter than
+        --log-every, which left log.csv with its header only)."""
+        if self.enabled and self.count:
+            self._write_row(counters, model)
+
+    def _write_row(self, counters: dict, model: CycleGAN) -> dict:
         now = time.perf_counter()
         row = {"step": counters["step"], "epoch": counters["epoch"] + 1,
                "lr_G": model.opt_G.param_groups[0]["lr"], "lr_D": model.opt_D.param_groups[0]["lr"],
@@ -822,6 +849,7 @@ class _RunLogger:
                 if row[k] != "":
                     self.tb.add_scalar(k if k.startswith(("lr", "it")) else f"loss/{k}", row[k], counters["step"])
         self.sums, self.count, self.t0 = {}, 0, now
+        self.last_row = row
         return row
 
     def samples(self, images: dict[str, torch.Tensor], counters: dict) -> None:
