@@ -330,3 +330,10 @@ def test_a_symlink_loop_as_a_data_folder_is_one_line(tmp_path, capsys):
     code = run(cli, ["--data-a", str(loop), "--data-b", str(loop), "--out", str(tmp_path / "o"), "--name", "x",
                      *SMOKE])
     one_line(capsys, code, 2, "cannot be resolved", "symbolic link loop")
+
+
+def test_a_file_given_as_a_data_folder_is_named_as_a_file(tmp_path, capsys):
+    f = tmp_path / "photo.jpg"
+    f.write_bytes(b"x")
+    code = run(cli, ["--data-a", str(f), "--data-b", str(f), "--out", str(tmp_path / "o"), "--name", "x", *SMOKE])
+    one_line(capsys, code, 2, "is a file; give the folder of images")

@@ -110,6 +110,9 @@ def _has_images(folder: Path) -> bool:
 def list_images(folder: str | os.PathLike, what: str, check: bool = True) -> list[Path]:
     """Readable images in `folder` (sorted). Other and corrupt files are skipped with one warning."""
     p = Path(folder)
+    if p.is_file():
+        raise CganError(f"{what}: {p} is a file; give the folder of images (--data DIR with trainA/trainB, or "
+                        f"--data-a/--data-b)")
     if not p.is_dir():
         raise CganError(f"{what} folder {p} does not exist; give a folder of images (--data DIR with trainA/trainB, "
                         f"or --data-a/--data-b)")
@@ -121,6 +124,8 @@ def list_images(folder: str | os.PathLike, what: str, check: bool = True) -> lis
             raise CganError(f"{what} folder {p} holds no images itself (sub-folders are not read), but {sub} has "
                             f"some: point the domain's option (--data-a/--data-b) at the folder of images")
         raise CganError(f"{what} folder {p} is empty; put the domain's training images there")
+    if check and len(files) >= 200:  # every photo is decoded once: minutes for thousands of large ones
+        log.info("checking the %d files of %s (%s) once, before training", len(files), what, p)
     good, bad = [], []
     for f in files:
         ok = f.suffix.lower() in IMAGE_EXTS and (not check or read_rgb(f) is not None)
