@@ -90,3 +90,20 @@ def test_a_run_ends_with_a_summary_and_its_last_steps_in_the_log(tmp_path, caplo
     assert [r["step"] for r in rows] == ["3"] and float(rows[0]["G"]) > 0
     line = next(m for m in caplog.messages if m.startswith("trained "))
     assert line.startswith("trained 3 steps (3 steps into epoch 1 of 2; schedule 1 + 1) in ") and "G " in line
+
+
+def test_resuming_with_other_data_says_so(tmp_path, caplog):
+    import logging
+
+    from cgan.trainer.train import config_for_resume, train
+
+    data = make_dataset(tmp_path / "data")
+    other = make_dataset(tmp_path / "other", n_x=6, n_y=3)
+    run_dir = train(tiny_config(data, tmp_path / "r", max_steps=2, pool_size=2), progress=False)
+    with caplog.at_level(logging.WARNING, logger="cgan.trainer.train"):
+        train(config_for_resume(run_dir, {"max_steps": 3}), resume=True, progress=False)
+        assert not [m for m in caplog.messages if "other data" in m]
+        train(config_for_resume(run_dir, {"max_steps": 4, "data_a": str(other / "trainA")}), resume=True,
+              progress=False)
+    msg = next(m for m in caplog.messages if "resuming with other data" in m)
+    assert f"X from {data / 'trainA'} (4 images) to {other / 'trainA'} (6)" in msg and "Y " not in msg

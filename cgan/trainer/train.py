@@ -373,6 +373,8 @@ def _train(cfg: TrainConfig, resume: bool, progress: bool, reset_schedule: bool,
 
     files_x = list_images(cfg.data_a, f"domain X ({cfg.domain_x})")
     files_y = list_images(cfg.data_b, f"domain Y ({cfg.domain_y})")
+    if state is not None and main_rank:
+        _say_if_the_data_changed(state, cfg, len(files_x), len(files_y))
     transform = Transform(cfg.preprocess, cfg.load_size, cfg.size, cfg.flip, cfg.min_size)
     dataset = UnalignedDataset(files_x, files_y, transform, cfg.seed)
     sampler = ResumableSampler(len(files_x), len(files_y), cfg.seed, rank, world)
@@ -658,6 +660,21 @@ class Interrupted(CganError):
     def __init__(self, message: str, exit_code: int):
         super().__init__(message)
         self.exit_code = exit_code
+
+
+def _say_if_the_data_changed(state: dict, cfg: TrainConfig, n_x: int, n_y: int) -> None:
+    """A resumed run goes on with the folders it is given now; say so when they or their image counts differ
+    from the checkpoint's (the sampler's position in the epoch then means other images)."""
+    old_cfg, old_images = state.get("config") or {}, (state.get("info") or {}).get("images") or {}
+    changes = []
+    for dom, key, n in (("X", "data_a", n_x), ("Y", "data_b", n_y)):
+        before, count = old_cfg.get(key), old_images.get(dom)
+        if before and before != getattr(cfg, key):
+            changes.append(f"{dom} from {before} ({count} images) to {getattr(cfg, key)} ({n})")
+        elif isinstance(count, int) and count != n:
+            changes.append(f"{dom} has {n} images, {count} when the checkpoint was saved")
+    if changes:
+        log.warning("resuming with other data: %s; the run goes on with the new images", "; ".join(changes))
 
 
 def _summary(counters: dict, schedule: list[int], row: dict | None, cfg: TrainConfig) -> None:
