@@ -1,9 +1,13 @@
 """Shared helpers for the cgan-video tests: synthetic clips, fake translators, frame counting."""
 from __future__ import annotations
 
+import contextlib
+import functools
+import http.server
 import threading
 import time
 from pathlib import Path
+from typing import Iterator
 
 import cv2
 import numpy as np
@@ -94,3 +98,17 @@ def as_live_streams(monkeypatch) -> None:
             return getattr(self._cap, name)
 
     monkeypatch.setattr(cv2, "VideoCapture", NoLength)
+
+
+@contextlib.contextmanager
+def serve_folder(folder: Path) -> Iterator[str]:
+    """A quiet HTTP server for `folder` on 127.0.0.1 (a port of its own) while the block runs; yields its URL."""
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(folder))
+    handler.log_message = lambda *a, **k: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()

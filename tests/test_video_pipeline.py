@@ -11,7 +11,7 @@ from cgan.errors import CganError, IntegrityError
 from cgan.runtime.sources import CaptureSource, FrameListSource, InputSpec, open_source, parse_input, quiet_opencv
 from cgan.runtime.video import VideoJob, output_paths, parse_size, run_video, target_size
 
-from _helpers_video import Broken, Invert, as_live_streams, make_clip, pattern, probe
+from _helpers_video import Broken, Invert, as_live_streams, make_clip, pattern, probe, serve_folder
 
 quiet_opencv("SILENT")
 
@@ -190,17 +190,9 @@ def test_reconnect_resumes_a_stream_that_comes_back(tmp_path, monkeypatch):
 def test_a_video_file_served_over_http_is_read_once_like_a_file(tmp_path):
     """An http URL with a length is a recorded video: every frame once, then the end (it used to count as a
     live stream, so its end triggered a reopen that replayed it from the start, forever, dropping frames)."""
-    import functools
-    import http.server
-    import threading
-
     clip = make_clip(tmp_path / "clip.mp4", 10)
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path))
-    handler.log_message = lambda *a, **k: None
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        url = f"http://127.0.0.1:{server.server_address[1]}/{clip.name}"
+    with serve_folder(tmp_path) as base:
+        url = f"{base}/{clip.name}"
         src = open_source(url, reconnects=2, backoff=0.01)
         assert not src.live and src.frame_count == 10
         n = 0
@@ -211,9 +203,6 @@ def test_a_video_file_served_over_http_is_read_once_like_a_file(tmp_path):
         out = tmp_path / "out.mp4"
         s = run_video(job(inputs=[url], output=str(out)), translator=Invert())
         assert s.ended == "end" and s.frames == 10 and s.dropped == 0 and probe(out)[0] == 10
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def test_bad_files(tmp_path):

@@ -8,8 +8,6 @@
 """
 from __future__ import annotations
 
-import functools
-import http.server
 import json
 import logging
 import os
@@ -24,7 +22,7 @@ from cgan.runtime import video
 from cgan.runtime.sources import open_source, parse_input, quiet_opencv, redact_url
 from cgan.runtime.video import VideoJob, VideoOutput, check_output, run_video
 
-from _helpers_video import Invert, make_clip, pattern, probe
+from _helpers_video import Invert, make_clip, pattern, probe, serve_folder
 
 quiet_opencv("SILENT")
 
@@ -244,18 +242,11 @@ def test_errors_for_unreachable_streams_hide_credentials(url):
 def test_summary_json_and_logs_hide_a_token_in_the_query(tmp_path, caplog):
     """A stream URL with ?token=: the summary (text and JSON) and the log lines name it without the token."""
     clip = make_clip(tmp_path / "clip.mp4", 6)
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path))
-    handler.log_message = lambda *a, **k: None
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        url = f"http://127.0.0.1:{server.server_address[1]}/{clip.name}?token=TOKEN123&sig=TOKEN123"
+    with serve_folder(tmp_path) as base:
+        url = f"{base}/{clip.name}?token=TOKEN123&sig=TOKEN123"
         with caplog.at_level(logging.DEBUG, logger="cgan"):
             s = run_video(VideoJob(inputs=[url], output=str(tmp_path / "out.mp4"), display=False, progress=False,
                                    handle_signals=False), translator=Invert())
-    finally:
-        server.shutdown()
-        server.server_close()
     assert s.frames == 6
     shown = json.dumps(s.to_dict()) + s.format() + caplog.text
     assert "TOKEN123" not in shown and "token=***" in json.dumps(s.to_dict())
