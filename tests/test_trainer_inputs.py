@@ -337,3 +337,11 @@ def test_a_file_given_as_a_data_folder_is_named_as_a_file(tmp_path, capsys):
     f.write_bytes(b"x")
     code = run(cli, ["--data-a", str(f), "--data-b", str(f), "--out", str(tmp_path / "o"), "--name", "x", *SMOKE])
     one_line(capsys, code, 2, "is a file; give the folder of images")
+
+
+@pytest.mark.parametrize("name", [" ", "x ", " x", "a\nb", "tab\there"])
+def test_run_names_that_hide_in_a_listing_are_refused(tmp_path, capsys, name):
+    data = make_dataset(tmp_path / "data")
+    code = run(cli, ["--data", str(data), "--out", str(tmp_path / "o"), "--name", name, *SMOKE])
+    one_line(capsys, code, 2, "without leading or trailing spaces")
+    assert not (tmp_path / "o").exists() or not any((tmp_path / "o").iterdir())

@@ -275,8 +275,10 @@ def _to_cpu(obj: Any) -> Any:
 
 # ---- the run -------------------------------------------------------------------------------------------
 def run_dir_of(cfg: TrainConfig) -> Path:
-    if not cfg.name:
-        raise CganError("give the run a name (--name): its folder is OUT/NAME")
+    if not cfg.name or not cfg.name.strip() or cfg.name != cfg.name.strip() or not cfg.name.isprintable():
+        # ' ' made a run folder named by a space, 'x ' one that looks like 'x'; a newline broke the resume hint
+        raise CganError(f"--name {cfg.name!r}: give the run a name without leading or trailing spaces or control "
+                        f"characters: its folder is OUT/NAME")
     if cfg.name in (".", "..") or any(c in cfg.name for c in ("/", "\\", os.sep, "\0")):
         # '../x' wrote the run outside --out, '.' or 'a/b' into --out itself or into another run's folder
         raise CganError(f"--name {cfg.name!r} must be a plain folder name (no '/', not '.' or '..'): the run's "
