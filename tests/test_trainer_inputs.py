@@ -337,6 +337,8 @@ def test_a_file_given_as_a_data_folder_is_named_as_a_file(tmp_path, capsys):
     f.write_bytes(b"x")
     code = run(cli, ["--data-a", str(f), "--data-b", str(f), "--out", str(tmp_path / "o"), "--name", "x", *SMOKE])
     one_line(capsys, code, 2, "is a file; give the folder of images")
+    code = run(cli, ["--data", str(f), "--out", str(tmp_path / "o"), "--name", "x", *SMOKE])
+    one_line(capsys, code, 2, "is a file; give the folder that holds trainA and trainB")
 
 
 @pytest.mark.parametrize("name", [" ", "x ", " x", "a\nb", "tab\there"])

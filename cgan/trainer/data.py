@@ -148,6 +148,8 @@ def resolve_folders(data: str | None, data_a: str | None, data_b: str | None) ->
     if not data:
         raise CganError("no training data: give --data DIR (holding trainA and trainB) or --data-a/--data-b")
     root = Path(data)
+    if root.is_file():
+        raise CganError(f"--data {root} is a file; give the folder that holds trainA and trainB")
     if not root.is_dir():
         raise CganError(f"data folder {root} does not exist")
     return _absolute(str(root / "trainA"), "--data"), _absolute(str(root / "trainB"), "--data")
