@@ -13,7 +13,7 @@ from cgan.errors import CganError, IntegrityError
 
 
 #: photo files the trainer and cgan-eval read (what OpenCV decodes); one list, so both read the same folders
-IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pbm")
+IMAGE_EXTS = (".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pbm")
 
 
 def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:

@@ -230,8 +230,9 @@ def _resolve(s: str, prefer_pairs: bool) -> Resolved:
     # is a path only if that is a pair or export; otherwise the name is looked up as usual
     if looks_like_path or (p.exists() and (not _valid_name(s) or (p.is_dir() and _kind(p)))):
         if not p.is_dir():
-            raise CganError(f"{p} is not a folder: pass a pair folder (pair.json), an export folder "
-                            f"(manifest.json) or a pair name")
+            what = "is not a folder" if p.exists() else "does not exist"
+            raise CganError(f"{p} {what}: pass a pair folder (pair.json), an export folder (manifest.json) or a "
+                            f"pair name")
         kind = _kind(p)
         if kind is None:
             if (p / "pair" / PAIR_JSON).is_file():  # a training run (RUN/pair) or an export's parent

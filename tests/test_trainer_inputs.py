@@ -347,3 +347,41 @@ def test_run_names_that_hide_in_a_listing_are_refused(tmp_path, capsys, name):
     code = run(cli, ["--data", str(data), "--out", str(tmp_path / "o"), "--name", name, *SMOKE])
     one_line(capsys, code, 2, "without leading or trailing spaces")
     assert not (tmp_path / "o").exists() or not any((tmp_path / "o").iterdir())
+
+
+def test_the_skipped_files_warning_names_several_and_jfif_is_a_photo(tmp_path, caplog):
+    import logging
+
+    import cv2
+    import numpy as np
+
+    from cgan.trainer.data import list_images
+
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    cv2.imwrite(str(folder / "a.jpg"), np.full((8, 8, 3), 99, np.uint8))
+    (folder / "b.jfif").write_bytes((folder / "a.jpg").read_bytes())  # a JPEG under its other name
+    for name in ("c.jpg", "d.png", "e.png", "f.png"):
+        (folder / name).write_bytes(b"not an image")
+    with caplog.at_level(logging.WARNING):
+        good = list_images(folder, "domain X")
+    assert [f.name for f in good] == ["a.jpg", "b.jfif"]
+    assert "skipped 4 of 6 files that are not readable images ('c.jpg', 'd.png', 'e.png', ...)" in caplog.text
+
+
+def test_the_same_folder_for_both_domains_is_warned_about(tmp_path, caplog):
+    import logging
+
+    from cgan.trainer.train import train
+
+    data = make_dataset(tmp_path / "data")
+    with caplog.at_level(logging.WARNING):
+        train(tiny_config(data, tmp_path / "r", max_steps=1, data_b=str(data / "trainA")), progress=False)
+    assert "domains X and Y are the same folder" in caplog.text
+
+
+def test_init_from_a_missing_path_says_it_does_not_exist(tmp_path, capsys):
+    data = make_dataset(tmp_path / "data")
+    code = run(cli, ["--data", str(data), "--out", str(tmp_path / "o"), "--name", "x",
+                     "--init-from", str(tmp_path / "nope" / "pair"), *SMOKE])
+    one_line(capsys, code, 2, "does not exist: pass a pair folder")

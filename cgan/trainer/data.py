@@ -134,8 +134,9 @@ def list_images(folder: str | os.PathLike, what: str, check: bool = True) -> lis
         raise CganError(f"{what} folder {p} has no readable images ({len(bad)} files skipped, e.g. {bad[0].name!r}); "
                         f"use jpg/png/bmp/tif/webp images")
     if bad:
-        log.warning("warning: %s: skipped %d of %d files that are not readable images (e.g. %r)",
-                    what, len(bad), len(files), bad[0].name)
+        shown = ", ".join(repr(f.name) for f in bad[:3]) + (", ..." if len(bad) > 3 else "")
+        log.warning("warning: %s: skipped %d of %d files that are not readable images (%s)",
+                    what, len(bad), len(files), shown)
     return good
 
 

@@ -377,6 +377,9 @@ def _train(cfg: TrainConfig, resume: bool, progress: bool, reset_schedule: bool,
     files_y = list_images(cfg.data_b, f"domain Y ({cfg.domain_y})")
     if state is not None and main_rank:
         _say_if_the_data_changed(state, cfg, len(files_x), len(files_y))
+    if Path(cfg.data_a).resolve() == Path(cfg.data_b).resolve() and main_rank:
+        log.warning("warning: domains X and Y are the same folder (%s): the pair learns to translate those "
+                    "images into themselves", cfg.data_a)
     transform = Transform(cfg.preprocess, cfg.load_size, cfg.size, cfg.flip, cfg.min_size)
     dataset = UnalignedDataset(files_x, files_y, transform, cfg.seed)
     sampler = ResumableSampler(len(files_x), len(files_y), cfg.seed, rank, world)
