@@ -107,3 +107,17 @@ def test_resuming_with_other_data_says_so(tmp_path, caplog):
               progress=False)
     msg = next(m for m in caplog.messages if "resuming with other data" in m)
     assert f"X from {data / 'trainA'} (4 images) to {other / 'trainA'} (6)" in msg and "Y " not in msg
+
+
+def test_export_pair_from_another_runs_checkpoint_records_where_it_came_from(tmp_path):
+    from cgan.trainer.train import export_pair, train
+
+    data = make_dataset(tmp_path / "data")
+    a = train(tiny_config(data, tmp_path / "a", max_steps=1, pool_size=2), progress=False)
+    b = train(tiny_config(data, tmp_path / "b", max_steps=1, pool_size=2), progress=False)
+    theirs = ckpt.latest_checkpoint(b)
+    meta = load_pair(export_pair(a, theirs, tmp_path / "p")).meta
+    assert meta["training"]["checkpoint"] == str(theirs.resolve())
+    assert meta["provenance"]["checkpoint_run"] == str(b.resolve())
+    own = load_pair(export_pair(a, None, tmp_path / "q")).meta
+    assert own["training"]["checkpoint"] == ckpt.latest_checkpoint(a).name and "checkpoint_run" not in own["provenance"]

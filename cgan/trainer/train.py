@@ -782,7 +782,12 @@ def export_pair(run_dir: str | os.PathLike, checkpoint: str | os.PathLike | None
                              f"use another --checkpoint") from None
     info = dict(state.get("info") or {})
     info["checkpoint"] = path.name
-    return save_pair(out, spec, nets, dtype, training=info, provenance={"source": "cgan-train", "run": run})
+    provenance = {"source": "cgan-train", "run": run}
+    if path.resolve().parent != ckpt.checkpoint_dir(run_dir).resolve():  # --checkpoint of another run (or none)
+        info["checkpoint"] = str(path.resolve())
+        if path.resolve().parent.name == "checkpoints":
+            provenance["checkpoint_run"] = str(path.resolve().parent.parent)
+    return save_pair(out, spec, nets, dtype, training=info, provenance=provenance)
 
 
 # ---- logs: CSV always, TensorBoard when installed, PNG sample grids ---------------------------------
