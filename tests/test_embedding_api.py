@@ -70,6 +70,11 @@ def test_dither_if_flat_leaves_real_frames_alone():
     x[::7, ::7] = 9  # flat where the quick look looks, not elsewhere
     before = x.copy()
     assert fr.dither_if_flat(x) is False and np.array_equal(x, before)
+    for colour in ((0, 0, 0), (30, 200, 255)):  # one pixel off: its first, middle and last rows look flat
+        near = np.full((40, 56, 3), colour, np.uint8)
+        near[13, 29] = (1, 201, 254)
+        before = near.copy()
+        assert fr.dither_if_flat(near) is False and np.array_equal(near, before)
     flat = np.full((40, 56, 3), (0, 128, 255), np.uint8)
     assert fr.dither_if_flat(flat) is True
     assert set(np.unique(flat[..., 0])) == {0, 1} and set(np.unique(flat[..., 2])) == {254, 255}
