@@ -128,6 +128,19 @@ def test_a_mirrors_file_is_not_reused_for_another_url(url, server):
     assert len(server.hits) == 2
 
 
+def test_a_cached_file_without_a_record_is_kept_until_a_new_one_is_complete(url, server):
+    """An older cgan's cache, or a .pth put there by hand: not trusted as this URL's (so downloaded again), but
+    not deleted first, so an offline machine keeps it."""
+    final = cgan_home() / "downloads" / f"{NAME}.pth"
+    final.parent.mkdir(parents=True)
+    final.write_bytes(BODY["b"])
+    with pytest.raises(CganError):
+        P.download(NAME, "http://127.0.0.1:9/offline", progress=False, expect=TINY, timeout=2)
+    assert final.read_bytes() == BODY["b"]
+    assert P.download(NAME, f"{url}/a", progress=False, expect=TINY).read_bytes() == BODY["a"]
+    assert [h[0] for h in server.hits] == [f"/a/{NAME}.pth"]
+
+
 def test_the_record_names_the_url_fetched_after_redirects(url, server):
     _, rec = P.fetch_pair(NAME, f"{url}/redir", progress=False, expect=TINY)
     g = rec["G"]

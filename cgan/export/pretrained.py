@@ -402,9 +402,13 @@ def _cached(name: str, requested: str, expect: GeneratorSpec | None) -> dict[str
                 return {k: rec[k] for k in ("name", "url", "requested_url", "sha256", "bytes")}
         except CganError:
             pass
-    for p in (record, final):  # stale, foreign or from another source: fetch again
-        with contextlib.suppress(FileNotFoundError):
-            p.unlink()
+    if record.is_file():  # stale, foreign or from another source: fetch again
+        for p in (record, final):
+            with contextlib.suppress(FileNotFoundError):
+                p.unlink()
+    # a file without a record (an older cgan's cache, or one put there by hand) is not trusted as this URL's,
+    # but not deleted either: a download replaces it only once a new file is complete (offline, it stays; pass
+    # --base-url FOLDER to import a local .pth)
     return None
 
 
