@@ -265,12 +265,12 @@ def test_a_signal_while_the_run_already_ends_keeps_its_reason():
 
     pipe = SimpleNamespace(stop=threading.Event(), ended="quit", signals=0)
     pipe.stop.set()
-    with video._signals({"pipe": pipe}, True):
+    with video._signals({"pipe": pipe}, video._handled_signals(True)):
         signal.raise_signal(signal.SIGINT)
     assert pipe.ended == "quit" and pipe.signals == 1
-    with pytest.raises(KeyboardInterrupt), video._signals({"pipe": pipe}, True):
+    with pytest.raises(KeyboardInterrupt), video._signals({"pipe": pipe}, video._handled_signals(True)):
         signal.raise_signal(signal.SIGINT)
     running = SimpleNamespace(stop=threading.Event(), ended="end", signals=0)
-    with video._signals({"pipe": running}, True):
+    with video._signals({"pipe": running}, video._handled_signals(True)):
         signal.raise_signal(signal.SIGTERM)
     assert running.ended == "terminated" and running.stop.is_set()

@@ -275,12 +275,12 @@ def test_signals_are_held_back_while_outputs_are_finalized():
     import os
     import signal
 
-    from cgan.runtime.video import _signals_deferred
+    from cgan.runtime.video import _handled_signals, _signals_deferred
 
     got = []
     old = signal.signal(signal.SIGTERM, lambda *a: got.append("TERM"))
     try:
-        with _signals_deferred(True):
+        with _signals_deferred(_handled_signals(True)):
             os.kill(os.getpid(), signal.SIGTERM)
             time.sleep(0.05)
             assert got == []  # not delivered during finalization

@@ -805,12 +805,11 @@ def _overlay(img: np.ndarray, text: str) -> None:
                 cv2.LINE_AA)
 
 
-def _handled_signals(mode: bool | None | tuple[int, ...]) -> tuple[int, ...]:
+def _handled_signals(mode: bool | None) -> tuple[int, ...]:
     """The signals run_video handles for `VideoJob.handle_signals`: none outside the main thread (Python allows
     handlers only there) or with False; SIGINT and SIGTERM with True; with None each one whose handler is still
-    Python's default (or SIG_IGN, or one not set from Python), so an embedding app's own handler stays in force."""
-    if isinstance(mode, tuple):
-        return mode
+    Python's default (or SIG_IGN, or one not set from Python), so an embedding app's own handler stays in force.
+    Read once per run, before run_video installs handlers of its own."""
     if mode is False or threading.current_thread() is not threading.main_thread():
         return ()
     sigs = (signal.SIGINT, signal.SIGTERM)
@@ -824,10 +823,9 @@ def _app_handler(handler: Any) -> bool:
 
 
 @contextlib.contextmanager
-def _signals(pipe_holder: dict, enabled: bool | None | tuple[int, ...]):
-    """SIGINT/SIGTERM set the pipeline's stop flag (a second SIGINT raises KeyboardInterrupt); see
-    _handled_signals for which of them."""
-    sigs = _handled_signals(enabled)
+def _signals(pipe_holder: dict, sigs: tuple[int, ...]):
+    """`sigs` (of _handled_signals: SIGINT, SIGTERM or fewer) set the pipeline's stop flag (a second SIGINT raises
+    KeyboardInterrupt)."""
     if not sigs:
         yield
         return
@@ -905,12 +903,10 @@ def _percentile_ms(values: Any, q: float) -> float:
 
 
 @contextlib.contextmanager
-def _signals_deferred(enabled: bool | None | tuple[int, ...]):
-    """Hold SIGINT/SIGTERM (those of _handled_signals) back while the outputs are finalized (release, check,
-    rename): a signal that arrives meanwhile is only recorded, then raised again once the previous handlers are
-    back in force. (Handlers, not a signal mask: any thread of the process may receive a process-directed
-    signal.)"""
-    sigs = _handled_signals(enabled)
+def _signals_deferred(sigs: tuple[int, ...]):
+    """Hold `sigs` (of _handled_signals) back while the outputs are finalized (release, check, rename): a signal
+    that arrives meanwhile is only recorded, then raised again once the previous handlers are back in force.
+    (Handlers, not a signal mask: any thread of the process may receive a process-directed signal.)"""
     if not sigs:
         yield
         return
