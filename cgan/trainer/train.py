@@ -275,7 +275,7 @@ def _to_cpu(obj: Any) -> Any:
 
 # ---- the run -------------------------------------------------------------------------------------------
 def run_dir_of(cfg: TrainConfig) -> Path:
-    if not cfg.name or not cfg.name.strip() or cfg.name != cfg.name.strip() or not cfg.name.isprintable():
+    if not cfg.name or cfg.name != cfg.name.strip() or not cfg.name.isprintable():
         # ' ' made a run folder named by a space, 'x ' one that looks like 'x'; a newline broke the resume hint
         raise CganError(f"--name {cfg.name!r}: give the run a name without leading or trailing spaces or control "
                         f"characters: its folder is OUT/NAME")
@@ -540,29 +540,25 @@ def _train(cfg: TrainConfig, resume: bool, progress: bool, reset_schedule: bool,
                 logger.samples(model.translate_samples(*samples), counters)
                 save()
                 last_saved = counters["step"]
-        except BaseException:
-            _close_quietly(logger)  # its own error (a full disk) must not hide the one that ended the run
-            raise
-        if fitter is not None and fitter.stopped_early and counters["epoch"] < sum(model.schedule) and main_rank:
-            log.warning("time budget %.0f s spent in epoch %d of %d (step %d), at %.0f%% of the initial learning "
-                        "rate: the schedule did not finish (the run was slower than its measured pace)",
-                        cfg.time_budget, counters["epoch"] + 1, sum(model.schedule), counters["step"],
-                        100 * lr_factor(counters["epoch"], *model.schedule))
-        counters["seconds"] = seconds0 + time.perf_counter() - started
-        logger.flush_steps(counters, model)
-        try:
+            if fitter is not None and fitter.stopped_early and counters["epoch"] < sum(model.schedule) and main_rank:
+                log.warning("time budget %.0f s spent in epoch %d of %d (step %d), at %.0f%% of the initial "
+                            "learning rate: the schedule did not finish (the run was slower than its measured pace)",
+                            cfg.time_budget, counters["epoch"] + 1, sum(model.schedule), counters["step"],
+                            100 * lr_factor(counters["epoch"], *model.schedule))
+            counters["seconds"] = seconds0 + time.perf_counter() - started
+            logger.flush_steps(counters, model)
             if counters["step"] != last_saved:
                 save()
                 logger.samples(model.translate_samples(*samples), counters)
         except BaseException:
-            _close_quietly(logger)
+            _close_quietly(logger)  # its own error (a full disk) must not hide the one that ended the run
             raise
         logger.close()  # after the last samples: a closed TensorBoard writer would open a new, unflushed file
         if main_rank:  # the weights saved here were checked by the save() of this step (check_finite)
             save_pair(run_dir / "pair", cfg.pair_spec(), {"G": model.G.state_dict(), "F": model.F.state_dict()},
                       "float32", training=info(),
                       provenance={"source": "cgan-train", "run": str(run_dir.resolve())})
-            _summary(counters, model.schedule, logger.last_row, cfg)
+            _summary(counters, model.schedule, logger.last_row)
     finally:
         restore_signals()
     if world > 1:
@@ -682,10 +678,11 @@ def _say_if_the_data_changed(state: dict, cfg: TrainConfig, n_x: int, n_y: int) 
         log.warning("resuming with other data: %s; the run goes on with the new images", "; ".join(changes))
 
 
-def _summary(counters: dict, schedule: list[int], row: dict | None, cfg: TrainConfig) -> None:
+def _summary(counters: dict, schedule: list[int], row: dict | None) -> None:
     """One line at the end of a run: how far it got, how long it took, the last logged losses."""
     seconds = int(counters["seconds"])
-    took = f"{seconds // 3600}h{seconds % 3600 // 60:02d}m" if seconds >= 3600 else f"{seconds // 60}m{seconds % 60:02d}s"
+    hours, minutes, secs = seconds // 3600, seconds % 3600 // 60, seconds % 60
+    took = f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s"
     losses = ""
     if row is not None:
         shown = [f"{k} {row[k]:.3f}" for k in LOSS_NAMES if row.get(k) not in ("", None)]
@@ -783,10 +780,11 @@ def export_pair(run_dir: str | os.PathLike, checkpoint: str | os.PathLike | None
     info = dict(state.get("info") or {})
     info["checkpoint"] = path.name
     provenance = {"source": "cgan-train", "run": run}
-    if path.resolve().parent != ckpt.checkpoint_dir(run_dir).resolve():  # --checkpoint of another run (or none)
-        info["checkpoint"] = str(path.resolve())
-        if path.resolve().parent.name == "checkpoints":
-            provenance["checkpoint_run"] = str(path.resolve().parent.parent)
+    where = path.resolve()
+    if where.parent != ckpt.checkpoint_dir(run_dir).resolve():  # --checkpoint of another run (or none)
+        info["checkpoint"] = str(where)
+        if where.parent.name == "checkpoints":
+            provenance["checkpoint_run"] = str(where.parent.parent)
     return save_pair(out, spec, nets, dtype, training=info, provenance=provenance)
 
 
