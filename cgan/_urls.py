@@ -67,7 +67,34 @@ def _redact_pairs(text: str) -> str:
     parts = re.split(r"([&;])", text)
     for i, part in enumerate(parts):
         name, eq, _ = part.partition("=")
-        key = urllib.parse.unquote_plus(name).lower()
-        if eq and any(word in key for word in SECRET_PARAM_PARTS):
+        if eq and _secret_name(name):
             parts[i] = f"{name}=***"
     return "".join(parts)
+
+
+def _secret_name(name: str) -> bool:
+    key = urllib.parse.unquote_plus(name).lower()
+    return any(word in key for word in SECRET_PARAM_PARTS)
+
+
+def url_secrets(url: str) -> set[str]:
+    """The credentials redact_url hides in `url` (the user info, its password, a user name of 3 or more
+    characters, credential-like parameter values), raw and %-decoded: to scrub them from messages that other
+    libraries wrote (a short user name is not worth blanking every such letter in a message)."""
+    _, sep, rest = url.partition("://")
+    if not sep:
+        return set()
+    userinfo, tail = _split_userinfo(rest)
+    found = []
+    if userinfo is not None:
+        user, colon, password = userinfo.partition(":")
+        found += [userinfo, password] if colon else [userinfo]  # no ':': a token as the user name
+        if len(user) >= 3 and colon:
+            found.append(user)
+    before, _, fragment = tail.partition("#")
+    for text in (before.partition("?")[2], fragment):
+        for part in re.split(r"[&;]", text):
+            name, eq, value = part.partition("=")
+            if eq and _secret_name(name):
+                found.append(value)
+    return {s for v in found for s in (v, urllib.parse.unquote(v)) if s}

@@ -20,7 +20,6 @@ import contextlib
 import http.client
 import logging
 import os
-import re
 import socket
 import threading
 import time
@@ -31,7 +30,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from cgan._files import atomic_path, read_json, sha256_file, write_json_atomic
-from cgan._urls import SECRET_PARAM_PARTS, redact_url
+from cgan._urls import redact_url, url_secrets
 from cgan.errors import CganError, IntegrityError
 from cgan.pairs import cgan_home
 from cgan.spec import GeneratorSpec
@@ -110,31 +109,10 @@ def file_url(base: str, name: str) -> str:
 
 
 # ---- credentials never shown ------------------------------------------------------------------------------------
-_URL = re.compile(r"(?s)([A-Za-z][A-Za-z0-9+.-]*://)([^?#]*)(.*)")
-_QUERY_ITEM = re.compile(r"([?&;#])([^=&;#]*)=([^&;#]*)")
-#: query parameters whose values are credentials: the runtime's list (cgan._urls), one for both
-_SECRET_PARAM = re.compile("|".join(SECRET_PARAM_PARTS), re.I)
 #: how messages and records show a URL: `user:***@`, `***@` for a token as the user name, token-like query
-#: values `***` (cgan._urls.redact_url, which the video runtime uses for stream URLs)
+#: values `***`; url_secrets lists what that hides, to scrub it from messages other libraries wrote (cgan._urls,
+#: which the video runtime uses for stream URLs too)
 redact = redact_url
-
-
-def _secrets(url: str) -> set[str]:
-    """The credentials in `url` (user:password, token-like query values), raw and %-decoded: scrubbed from every
-    message, whatever library wrote it."""
-    m = _URL.match(url)
-    if not m:
-        return set()
-    _, hostpath, rest = m.groups()
-    found = []
-    if "@" in hostpath:
-        userinfo = hostpath.rpartition("@")[0]
-        user, colon, password = userinfo.partition(":")
-        found += [userinfo, password] if colon else [userinfo]  # no ':': a token as the user name
-        if len(user) >= 3 and colon:  # a short user name is not worth blanking every such letter in a message
-            found.append(user)
-    found += [q[3] for q in _QUERY_ITEM.finditer(rest) if _SECRET_PARAM.search(urllib.parse.unquote(q[2]))]
-    return {s for v in found for s in (v, urllib.parse.unquote(v)) if s}
 
 
 def _scrub(text: str, secrets: set[str]) -> str:
@@ -176,7 +154,7 @@ class _Redirects(urllib.request.HTTPRedirectHandler):
         loc = headers.get("location") or headers.get("uri")
         if loc:  # before urllib's own check, which lets ftp:// through
             new = urllib.parse.urljoin(req.full_url, loc)
-            self.secrets |= _secrets(new)
+            self.secrets |= url_secrets(new)
             scheme = new.partition("://")[0].lower() if "://" in new else ""
             why = None
             if scheme not in ("http", "https"):
@@ -427,7 +405,7 @@ def _download(name: str, url_base: str | None = None, timeout: float = 60.0, pro
     if name not in OFFICIAL:
         raise CganError(f"unknown pretrained model {name!r}: use one of {', '.join(valid_names())}")
     url = file_url(base_url(url_base), name)
-    secrets = _secrets(url)  # the redirect handler adds those of the URLs it is sent to
+    secrets = url_secrets(url)  # the redirect handler adds those of the URLs it is sent to
     try:
         return _download_locked(name, url, timeout, progress, expect,
                                 DEADLINE_S if deadline is None else deadline, secrets)
