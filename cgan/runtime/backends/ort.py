@@ -29,6 +29,7 @@ from cgan.runtime.backends.base import MAX_SHAPES, Backend, Model, log, module_a
 from cgan.runtime.backends import cuda as cudahelp
 from cgan.runtime.frames import Buffers, bgr_to_nchw, nchw_to_bgr
 
+
 def ort_message(e: BaseException, limit: int = 300) -> str:
     """onnxruntime's error text as one readable line: without its '[ONNXRuntimeError] : 1 : FAIL :' prefix and
     the C++ source locations ('/onnxruntime_src/.../initializer.cc:51 onnxruntime::Initializer::...(...)')."""
