@@ -22,6 +22,7 @@ import torch
 from torch.utils.data import Dataset, Sampler
 
 from cgan._files import IMAGE_EXTS
+from cgan._images import declared_size
 from cgan._limits import MAX_DECODE_PIXELS, MAX_PIXELS, MAX_SIDE
 from cgan.errors import CganError
 
@@ -29,37 +30,6 @@ log = logging.getLogger(__name__)
 
 
 # ---- reading ------------------------------------------------------------------------------------------
-_SOF_MARKERS = set(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}  # JPEG start-of-frame markers (not DHT, JPG, DAC)
-
-
-def declared_size(data: bytes | np.ndarray) -> tuple[int, int] | None:
-    """(width, height) a PNG or JPEG file declares in its header, without decoding it; None for other formats
-    or a header this does not understand (OpenCV then decides)."""
-    b = bytes(data[:32]) if not isinstance(data, bytes) else data[:32]
-    if b[:8] == b"\x89PNG\r\n\x1a\n" and b[12:16] == b"IHDR" and len(b) >= 24:
-        return int.from_bytes(b[16:20], "big"), int.from_bytes(b[20:24], "big")
-    if b[:2] != b"\xff\xd8":
-        return None
-    buf = data if isinstance(data, bytes) else memoryview(data)
-    i, n = 2, len(buf)
-    while i + 9 <= n:
-        if buf[i] != 0xFF:
-            return None
-        marker = buf[i + 1]
-        if marker == 0xFF:  # fill byte
-            i += 1
-            continue
-        if marker == 0x01 or 0xD0 <= marker <= 0xD8:  # markers without a length
-            i += 2
-            continue
-        if marker in _SOF_MARKERS:
-            return (buf[i + 7] << 8) | buf[i + 8], (buf[i + 5] << 8) | buf[i + 6]
-        if marker == 0xDA:  # start of scan before any frame header: not a JPEG this understands
-            return None
-        i += 2 + ((buf[i + 2] << 8) | buf[i + 3])
-    return None
-
-
 def read_rgb(path: str | os.PathLike) -> np.ndarray | None:
     """An image file as HxWx3 uint8 RGB, or None if it is not a decodable image (or declares more than
     MAX_DECODE_PIXELS pixels: it is not decoded, and a warning names it)."""
