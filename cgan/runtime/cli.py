@@ -1,11 +1,23 @@
-"""`cgan-video`: translate a camera, video file or stream in real time (thin CLI over `run_video`)."""
+"""`cgan-video`: translate a camera, video file or stream in real time (thin CLI over `run_video`), or photos
+(`run_photos`, when every --input is a photo file or a folder)."""
 from __future__ import annotations
 
-import click
+import os
 
-from cgan._cli import entry, setup_logging
-from cgan.runtime.sources import quiet_opencv
-from cgan.runtime.video import VideoJob, run_video
+from cgan._limits import MAX_DECODE_PIXELS
+
+# as cgan-train: OpenCV reads its decoding limit once, when it loads; photos in TIFF or WebP are held to it (PNG
+# and JPEG headers are read by cgan.runtime.photos itself). A value the user set wins.
+os.environ.setdefault("OPENCV_IO_MAX_IMAGE_PIXELS", str(MAX_DECODE_PIXELS))
+
+import click  # noqa: E402
+from click.core import ParameterSource  # noqa: E402
+
+from cgan._cli import entry, setup_logging  # noqa: E402
+from cgan.errors import CganError  # noqa: E402
+from cgan.runtime.photos import PhotoJob, is_photo_input, run_photos  # noqa: E402
+from cgan.runtime.sources import quiet_opencv  # noqa: E402
+from cgan.runtime.video import VideoJob, run_video  # noqa: E402
 
 EXIT_INTERRUPTED = {"interrupted": 130, "terminated": 143}
 
@@ -16,16 +28,18 @@ EXIT_INTERRUPTED = {"interrupted": 130, "terminated": 143}
 @click.option("--direction", default=None, help="G, F, summer2winter, winter2summer (default: the pair's first).")
 @click.option("--input", "inputs", multiple=True, default=("0",), show_default=True,
               help="Camera index, device (/dev/video0), video file, rtsp/http URL, or 'demo'. Repeat for "
-                   "several streams batched through one model.")
+                   "several streams batched through one model. Photos: a photo file or a folder of them.")
 @click.option("--output", default=None,
-              help="Output video (.mp4, .avi, .mkv, .mov, .m4v); several inputs write out_0.mp4, out_1.mp4, ...")
+              help="Output video (.mp4, .avi, .mkv, .mov, .m4v); several inputs write out_0.mp4, out_1.mp4, ... "
+                   "Photos: a photo file (one photo in) or a folder.")
 @click.option("--display/--no-display", default=None,
               help="Show a window (q/ESC quits). Default: when this OpenCV has a GUI and a display.")
 @click.option("--side-by-side", is_flag=True, help="Input and output next to each other.")
 @click.option("--fps-overlay", is_flag=True, help="Draw the running fps on the frames.")
 @click.option("--size", default="native", show_default=True,
               help="native, 360p..2160p, WxH (e.g. 1280x720), or N (long side N pixels).")
-@click.option("--max-frames", type=click.IntRange(min=1), default=None, help="Stop after N frames read per input (live: dropped frames count).")
+@click.option("--max-frames", type=click.IntRange(min=1), default=None,
+              help="Stop after N frames read per input (live: dropped frames count); photos: N photos in all.")
 @click.option("--backend", default="auto", show_default=True,
               help="auto, tensorrt, tensorrt-rtx, ort-cuda, ort-cpu, torch.")
 @click.option("--precision", default=None, help="fp32 or fp16 (default: the backend's best).")
@@ -48,12 +62,38 @@ def cli(pair, direction, inputs, output, display, side_by_side, fps_overlay, siz
     """Translate video frames with a CycleGAN generator: capture -> translate -> write/show, threaded."""
     setup_logging(verbose)
     quiet_opencv("WARNING" if verbose else "SILENT")
+    photos = [is_photo_input(i) for i in inputs]
+    if any(photos):
+        if not all(photos):
+            raise CganError("--input mixes photos with videos, cameras or streams: translate them in separate runs")
+        _refuse_video_only(click.get_current_context())
+        job = PhotoJob(inputs=list(inputs), output=output, pair=pair, direction=direction, size=size,
+                       side_by_side=side_by_side, max_photos=max_frames, backend=backend, precision=precision,
+                       compile=compile_, cuda_graphs=cuda_graphs, progress=progress, handle_signals=True)
+        _finish(run_photos(job), as_json)
+        return
     job = VideoJob(inputs=list(inputs), pair=pair, direction=direction, output=output, display=display,
                    side_by_side=side_by_side, fps_overlay=fps_overlay, size=size, max_frames=max_frames,
                    backend=backend, precision=precision, compile=compile_, cuda_graphs=cuda_graphs, smooth=smooth,
                    smooth_strength=smooth_strength, smooth_flow=smooth_flow, progress=progress, reconnects=reconnects,
                    handle_signals=True)  # the library's default leaves an app's own handlers in force
-    summary = run_video(job)
+    _finish(run_video(job), as_json)
+
+
+#: options that only videos take (photos are translated one by one: nothing to show live or smooth over time)
+VIDEO_ONLY = {"display": "--display", "fps_overlay": "--fps-overlay", "smooth": "--smooth",
+              "smooth_strength": "--smooth-strength", "smooth_flow": "--smooth-flow", "reconnects": "--reconnects"}
+
+
+def _refuse_video_only(ctx: click.Context) -> None:
+    for name, flag in VIDEO_ONLY.items():
+        given = ctx.get_parameter_source(name) not in (ParameterSource.DEFAULT, ParameterSource.DEFAULT_MAP, None)
+        if given and not (name == "display" and ctx.params[name] is False):  # --no-display is what photos do
+            raise CganError(f"{flag} applies to videos, cameras and streams; the inputs are photos (leave it out)")
+
+
+def _finish(summary, as_json: bool) -> None:
+    """Print a run's summary; exit 130/143 when a signal ended it, 1 when some photos were not translated."""
     if as_json:
         import json
 
@@ -62,6 +102,8 @@ def cli(pair, direction, inputs, output, display, side_by_side, fps_overlay, siz
         click.echo(summary.format())
     if summary.ended in EXIT_INTERRUPTED:
         raise click.exceptions.Exit(EXIT_INTERRUPTED[summary.ended])
+    if getattr(summary, "failed", None):
+        raise click.exceptions.Exit(1)
 
 
 main = entry(cli)

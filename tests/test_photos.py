@@ -1,0 +1,329 @@
+"""cgan-video on photos: a photo or a folder of photos in, translated photos out (names, formats, sizes, alpha
+and EXIF orientation kept), bad photos named and skipped, every user mistake one line, nothing half-written."""
+from __future__ import annotations
+
+import os
+import signal
+import struct
+import subprocess
+import sys
+import zlib
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from cgan._cli import run
+from cgan.errors import CganError
+from cgan.runtime import photos
+from cgan.runtime.cli import cli
+from cgan.runtime.photos import PhotoJob, is_photo_input, read_photo, run_photos
+
+from _helpers_video import Invert, make_clip, pattern
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def write(path: Path, img: np.ndarray) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    ok, buf = cv2.imencode(path.suffix if path.suffix != ".jfif" else ".jpg", img)
+    assert ok
+    path.write_bytes(buf.tobytes())
+    return path
+
+
+def cgan_video(argv: list[str], capsys) -> tuple[int, str, str]:
+    code = run(cli, argv)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def one_line_error(code: int, err: str, *needles: str) -> None:
+    lines = [ln for ln in err.splitlines() if ln.strip() and not ln.startswith(("backend ", "  skipped"))]
+    assert code == 2 and "Traceback" not in err, err
+    assert len(lines) == 1 and lines[0].startswith("error: "), err
+    for n in needles:
+        assert n in lines[0], lines[0]
+
+
+def leftovers(folder: Path) -> list[Path]:
+    """Temporary files (hidden names) anywhere under `folder`."""
+    return [p for p in folder.rglob(".*")]
+
+
+@pytest.fixture
+def album(tmp_path) -> Path:
+    """photos/ with odd sizes, a sub-folder, a .jfif and a .pgm, a hidden file, a corrupt one and a text file."""
+    d = tmp_path / "photos"
+    write(d / "a.jpg", pattern(1, 37, 53))
+    write(d / "b.png", pattern(2, 64, 48))
+    write(d / "trip" / "c.webp", pattern(3, 30, 30))
+    write(d / "d.jfif", pattern(4, 40, 24))
+    write(d / "e.pgm", cv2.cvtColor(pattern(5, 20, 16), cv2.COLOR_BGR2GRAY))
+    write(d / ".hidden.png", pattern(6))
+    (d / "broken.jpg").write_bytes(b"\xff\xd8not a jpeg at all")
+    (d / "notes.txt").write_text("not a photo")
+    return d
+
+
+def test_folder_in_folder_out(album, tmp_path):
+    out = tmp_path / "winter"
+    s = run_photos(PhotoJob(inputs=[album], output=out, progress=False), translator=Invert())
+    assert s.photos == 5 and s.ended == "end"
+    assert [f["input"] for f in s.failed] == [str(album / "broken.jpg")]
+    assert "not a readable image" in s.failed[0]["reason"]
+    got = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
+    assert got == ["a.jpg", "b.png", "d.jpg", "e.png", "trip/c.webp"]  # .jfif -> .jpg, gray .pgm -> .png
+    assert leftovers(out) == []
+    b = cv2.imread(str(out / "b.png"), cv2.IMREAD_UNCHANGED)
+    assert np.array_equal(b, 255 - cv2.imread(str(album / "b.png")))  # PNG: lossless, exactly the translation
+    assert cv2.imread(str(out / "a.jpg")).shape == (53, 37, 3)        # odd size kept
+    assert cv2.imread(str(out / "e.png")).shape == (16, 20, 3)        # a gray photo comes out in colour
+    assert "not translated: " in s.format() and f"wrote {out}" in s.format()
+
+
+def test_one_photo_to_another_format_with_side_by_side_and_size(tmp_path):
+    src = write(tmp_path / "beach.jpg", pattern(0, 200, 100))
+    dst = tmp_path / "out" / "beach.png"
+    s = run_photos(PhotoJob(inputs=src, output=dst, side_by_side=True, size="50", progress=False),
+                   translator=Invert())
+    assert s.photos == 1 and s.output == str(dst)
+    img = cv2.imread(str(dst))
+    assert img.shape == (24, 100, 3)  # long side 50 (sides even, as cgan-video sizes them), input | output
+    left, right = img[:, :50].astype(int), img[:, 50:].astype(int)
+    assert np.abs((255 - left) - right).max() <= 1
+
+
+def test_alpha_kept_where_the_format_holds_it(tmp_path):
+    bgra = np.dstack([pattern(0, 32, 24), np.tile(np.arange(32, dtype=np.uint8) * 8, (24, 1))])
+    src = write(tmp_path / "in" / "logo.png", bgra)
+    img, alpha = read_photo(src)
+    assert img.shape == (24, 32, 3) and np.array_equal(alpha, bgra[:, :, 3])
+    run_photos(PhotoJob(inputs=src, output=tmp_path / "logo_out.png", progress=False), translator=Invert())
+    out = cv2.imread(str(tmp_path / "logo_out.png"), cv2.IMREAD_UNCHANGED)
+    assert out.shape == (24, 32, 4) and np.array_equal(out[:, :, 3], bgra[:, :, 3])
+    run_photos(PhotoJob(inputs=src, output=tmp_path / "logo_out.jpg", progress=False), translator=Invert())
+    assert cv2.imread(str(tmp_path / "logo_out.jpg"), cv2.IMREAD_UNCHANGED).shape == (24, 32, 3)
+
+
+def _with_orientation(jpeg: bytes, orientation: int) -> bytes:
+    """`jpeg` with an EXIF APP1 segment whose only tag is Orientation."""
+    tiff = b"MM\x00\x2a\x00\x00\x00\x08" + struct.pack(">H", 1) + struct.pack(">HHIHH", 0x0112, 3, 1, orientation, 0)
+    app1 = b"Exif\x00\x00" + tiff + struct.pack(">I", 0)
+    return jpeg[:2] + b"\xff\xe1" + struct.pack(">H", len(app1) + 2) + app1 + jpeg[2:]
+
+
+def test_exif_orientation_applied(tmp_path):
+    """A phone photo stored sideways with an Orientation tag is translated (and written) the way viewers show it."""
+    ok, buf = cv2.imencode(".jpg", pattern(0, 40, 20))
+    src = tmp_path / "phone.jpg"
+    src.write_bytes(_with_orientation(buf.tobytes(), 6))  # 6: rotate 90 degrees clockwise to display
+    s = run_photos(PhotoJob(inputs=src, output=tmp_path / "out.jpg", progress=False), translator=Invert())
+    assert s.photos == 1
+    assert cv2.imread(str(tmp_path / "out.jpg"), cv2.IMREAD_IGNORE_ORIENTATION | cv2.IMREAD_COLOR).shape == (40, 20, 3)
+
+
+def _png_header_only(width: int, height: int) -> bytes:
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    chunk = b"IHDR" + ihdr
+    return b"\x89PNG\r\n\x1a\n" + struct.pack(">I", len(ihdr)) + chunk + struct.pack(">I", zlib.crc32(chunk))
+
+
+def test_bombs_and_oversized_photos_are_skipped_with_a_reason(tmp_path):
+    d = tmp_path / "in"
+    write(d / "ok.png", pattern(0))
+    (d / "bomb.png").write_bytes(_png_header_only(20000, 20000))
+    write(d / "big.png", pattern(1, 64, 64))
+
+    class Small(Invert):
+        max_pixels = 48 * 64  # big.png (64x64) is over it
+
+    s = run_photos(PhotoJob(inputs=d, output=tmp_path / "out", progress=False), translator=Small())
+    reasons = {Path(f["input"]).name: f["reason"] for f in s.failed}
+    assert s.photos == 1 and set(reasons) == {"bomb.png", "big.png"}
+    assert "declares 20000x20000 pixels" in reasons["bomb.png"]
+    assert "--size" in reasons["big.png"]
+    s = run_photos(PhotoJob(inputs=d, output=tmp_path / "out2", size="48", progress=False), translator=Small())
+    assert s.photos == 2  # --size brings it under the limit
+
+
+def test_max_photos_and_several_inputs(album, tmp_path):
+    one = write(tmp_path / "x" / "single.bmp", pattern(9))
+    s = run_photos(PhotoJob(inputs=[one, album], output=tmp_path / "o", max_photos=3, progress=False),
+                   translator=Invert())
+    assert s.photos == 3
+    assert sorted(p.name for p in (tmp_path / "o").rglob("*") if p.is_file()) == ["a.jpg", "b.png", "single.bmp"]
+
+
+def test_a_write_failure_ends_the_run_with_one_line(album, tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "trip").write_text("a file where the sub-folder goes")
+    with pytest.raises(CganError, match=r"cannot write .*trip.*photos were written before it"):
+        run_photos(PhotoJob(inputs=album, output=out, progress=False), translator=Invert())
+    assert leftovers(out) == []
+
+
+def test_sigint_finishes_the_photo_in_hand_and_stops(tmp_path):
+    d = tmp_path / "in"
+    for i in range(8):
+        write(d / f"{i}.png", pattern(i))
+
+    class InterruptAtTwo(Invert):
+        def translate_batch(self, frames):
+            if len(self.batches) == 1:
+                os.kill(os.getpid(), signal.SIGINT)  # while the second photo is translated
+            return super().translate_batch(frames)
+
+    s = run_photos(PhotoJob(inputs=d, output=tmp_path / "out", handle_signals=True, progress=False),
+                   translator=InterruptAtTwo())
+    assert s.ended == "interrupted" and s.photos == 2
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["0.png", "1.png"]
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_a_translator_error_is_raised_and_nothing_half_written(tmp_path):
+    d = tmp_path / "in"
+    for i in range(6):
+        write(d / f"{i}.png", pattern(i))
+
+    class Explodes(Invert):
+        def translate_batch(self, frames):
+            if len(self.batches) == 2:
+                raise RuntimeError("inference exploded")
+            return super().translate_batch(frames)
+
+    with pytest.raises(RuntimeError, match="exploded"):
+        run_photos(PhotoJob(inputs=d, output=tmp_path / "out", progress=False), translator=Explodes())
+    assert not (tmp_path / "out").exists() or leftovers(tmp_path / "out") == []
+
+
+def test_an_early_write_failure_with_many_photos_queued_does_not_hang(tmp_path):
+    """The first photo cannot be written while the reader and the translation have more queued than the queues
+    hold: every thread still ends, and the run reports the write error."""
+    import threading
+
+    d = tmp_path / "in"
+    write(d / "a" / "first.png", pattern(0))
+    for i in range(40):
+        write(d / f"z{i:02d}.png", pattern(i))
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "a").write_text("a file where the sub-folder goes")
+    result: dict = {}
+
+    def go():
+        try:
+            run_photos(PhotoJob(inputs=d, output=out, progress=False), translator=Invert())
+        except CganError as e:
+            result["error"] = str(e)
+
+    t = threading.Thread(target=go, daemon=True)
+    t.start()
+    t.join(60)
+    assert not t.is_alive(), "run_photos hung after a write error"
+    assert "cannot write" in result["error"] and "0 photos were written" in result["error"]
+    assert sorted(p.name for p in out.iterdir()) == ["a"]
+
+
+@pytest.mark.parametrize("value, photo", [
+    ("0", False), ("demo", False), ("rtsp://cam/1", False), ("/dev/video0", False), ("clip.mp4", False),
+    ("x.jpg", True), ("X.JPEG", True), ("y.webp", True), ("", False), (3, False),
+])
+def test_is_photo_input(value, photo):
+    assert is_photo_input(value) is photo
+
+
+def test_a_folder_is_photos(tmp_path):
+    assert is_photo_input(tmp_path) and is_photo_input(str(tmp_path))
+
+
+@pytest.mark.parametrize("field, value", [
+    ("inputs", 5), ("inputs", [None]), ("output", 3), ("side_by_side", "yes"), ("max_photos", 0),
+    ("max_photos", True), ("size", None), ("handle_signals", 1), ("pair", 3),
+])
+def test_job_fields_are_checked(field, value):
+    with pytest.raises(CganError, match=field.split("_")[0].rstrip("s")):
+        PhotoJob(**{"inputs": ["a.jpg"], field: value})
+
+
+# ---- the CLI ----------------------------------------------------------------------------------------------
+def test_cli_translates_a_folder_with_the_embedded_pair(album, tmp_path, capsys, caplog):
+    """End to end on the real pair (ort-cpu): exit 1 because one photo is corrupt, the rest written."""
+    out = tmp_path / "winter"
+    code, stdout, err = cgan_video(["--input", str(album), "--output", str(out), "--backend", "ort-cpu",
+                                    "--no-progress"], capsys)
+    assert code == 1, err
+    assert "photos 5  failed 1" in stdout and "broken.jpg (not a readable image)" in stdout
+    a = cv2.imread(str(out / "a.jpg"))
+    assert a.shape == (53, 37, 3) and not np.array_equal(a, cv2.imread(str(album / "a.jpg")))
+    assert "Traceback" not in err
+    assert any("broken.jpg: not a readable image; skipped" in r.getMessage() for r in caplog.records)
+
+
+def test_cli_json_and_exit_0(tmp_path, capsys):
+    src = write(tmp_path / "p.png", pattern(0))
+    code, stdout, _ = cgan_video(["--input", str(src), "--output", str(tmp_path / "q.jpg"), "--backend", "ort-cpu",
+                                  "--json", "--no-progress", "--no-display"], capsys)
+    import json
+
+    assert code == 0 and json.loads(stdout)["photos"] == 1
+
+
+@pytest.mark.parametrize("argv, needles", [
+    (["--input", "{album}"], ["photos need --output"]),
+    (["--input", "{album}", "--output", "{tmp}/x.jpg"], ["names one photo", "give an output folder"]),
+    (["--input", "{album}", "--output", "{album}/winter"], ["inside the input folder"]),
+    (["--input", "{album}/a.jpg", "--output", "{album}/a.jpg"], ["would overwrite the input photo"]),
+    (["--input", "{album}/a.jpg", "--input", "demo", "--output", "{tmp}/o"], ["mixes photos"]),
+    (["--input", "{album}", "--output", "{tmp}/o", "--smooth"], ["--smooth applies to videos"]),
+    (["--input", "{album}", "--output", "{tmp}/o", "--display"], ["--display applies to videos"]),
+    (["--input", "{album}", "--output", "{tmp}/o", "--reconnects", "2"], ["--reconnects applies"]),
+    (["--input", "{tmp}/missing.jpg", "--output", "{tmp}/o"], ["input file not found"]),
+    (["--input", "{tmp}/empty", "--output", "{tmp}/o"], ["no photos in"]),
+    (["--input", "{album}/a.jpg", "--output", "{tmp}/o.jfif"], ["cannot write .jfif"]),
+    (["--input", "{album}", "--output", "{album}/notes.txt"], ["is a file, not a folder"]),
+    (["--input", "{album}", "--input", "{tmp}/twin", "--output", "{tmp}/o"], ["would both be written to"]),
+    (["--input", "{album}", "--output", "{tmp}/o", "--size", "huge"], ["bad --size"]),
+    (["--input", "{album}", "--output", "{tmp}/o", "--backend", "nope"], ["unknown backend"]),
+])
+def test_cli_mistakes_are_one_line(album, tmp_path, capsys, argv, needles):
+    (tmp_path / "empty").mkdir()
+    write(tmp_path / "twin" / "b.png", pattern(0))  # with album: two b.png
+    argv = [a.format(album=album, tmp=tmp_path) for a in argv]
+    code, _, err = cgan_video(argv + ["--no-progress"], capsys)
+    one_line_error(code, err, *needles)
+    assert not (tmp_path / "o").exists() and not (album / "winter").exists()
+
+
+def test_cli_no_display_is_accepted(tmp_path, capsys):
+    """--no-display is what a photo run does anyway: not a mistake."""
+    src = write(tmp_path / "p.png", pattern(0))
+    code, _, err = cgan_video(["--input", str(src), "--output", str(tmp_path / "q.png"), "--no-display",
+                               "--backend", "ort-cpu", "--no-progress"], capsys)
+    assert code == 0, err
+
+
+def test_videos_still_go_to_the_video_pipeline(tmp_path, capsys):
+    clip = make_clip(tmp_path / "c.mp4", 4)
+    code, stdout, err = cgan_video(["--input", str(clip), "--output", str(tmp_path / "o.mp4"), "--no-display",
+                                    "--backend", "ort-cpu", "--no-progress"], capsys)
+    assert code == 0, err and "frames 4" in stdout
+
+
+def test_photo_mode_imports_no_torch():
+    code = ("import sys; sys.modules['torch'] = None\n"
+            "import cgan.runtime.photos, cgan.runtime.cli\n"
+            "assert 'torch' not in sys.modules or sys.modules['torch'] is None")
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO)
+
+
+def test_sync_false_still_renames_complete_files(tmp_path, monkeypatch):
+    """Photos skip the fsyncs (thousands of small files), never the temp-file-then-rename."""
+    calls = []
+    monkeypatch.setattr(os, "fsync", lambda fd: calls.append(fd))
+    photos.write_bytes_atomic(tmp_path / "a.bin", b"x", sync=False)
+    assert calls == [] and (tmp_path / "a.bin").read_bytes() == b"x" and leftovers(tmp_path) == []
+    photos.write_bytes_atomic(tmp_path / "b.bin", b"y")
+    assert calls  # the default still syncs
