@@ -1,6 +1,7 @@
-"""Image headers read without decoding (no torch, no OpenCV): the size a PNG or JPEG declares, and whether a
-PNG has an alpha channel. The trainer and the runtime's photo mode refuse decompression bombs with them before
-OpenCV allocates anything."""
+"""Image headers read without decoding (no torch, no OpenCV): the size a PNG, JPEG, TIFF, WebP or BMP file
+declares, and whether a PNG has transparency or an EXIF block. The trainer and the runtime's photo mode refuse
+decompression bombs with them before OpenCV allocates anything (other formats: OpenCV's own limit,
+OPENCV_IO_MAX_IMAGE_PIXELS, which the CLIs set before OpenCV loads)."""
 from __future__ import annotations
 
 import numpy as np
@@ -10,14 +11,27 @@ _PNG = b"\x89PNG\r\n\x1a\n"
 
 
 def declared_size(data: bytes | np.ndarray) -> tuple[int, int] | None:
-    """(width, height) a PNG or JPEG file declares in its header, without decoding it; None for other formats
-    or a header this does not understand (OpenCV then decides)."""
+    """(width, height) a PNG, JPEG, TIFF (first page), WebP or BMP file declares in its header, without decoding
+    it; None for other formats or a header this does not understand (OpenCV then decides)."""
     b = bytes(data[:32]) if not isinstance(data, bytes) else data[:32]
+    buf = data if isinstance(data, bytes) else memoryview(data)
     if b[:8] == _PNG and b[12:16] == b"IHDR" and len(b) >= 24:
         return int.from_bytes(b[16:20], "big"), int.from_bytes(b[20:24], "big")
-    if b[:2] != b"\xff\xd8":
-        return None
-    buf = data if isinstance(data, bytes) else memoryview(data)
+    if b[:2] == b"\xff\xd8":
+        return _jpeg(buf)
+    if b[:4] in (b"II*\x00", b"MM\x00*"):
+        return _tiff(buf, "little" if b[:2] == b"II" else "big")
+    if b[:4] == b"RIFF" and b[8:12] == b"WEBP" and len(b) >= 30:
+        return _webp(b)
+    if b[:2] == b"BM" and len(b) >= 26:
+        if int.from_bytes(b[14:18], "little") == 12:  # OS/2 BITMAPCOREHEADER: 16-bit sides
+            return int.from_bytes(b[18:20], "little"), int.from_bytes(b[20:22], "little")
+        return (abs(int.from_bytes(b[18:22], "little", signed=True)),
+                abs(int.from_bytes(b[22:26], "little", signed=True)))  # negative height: stored top-down
+    return None
+
+
+def _jpeg(buf: bytes | memoryview) -> tuple[int, int] | None:
     i, n = 2, len(buf)
     while i + 9 <= n:
         if buf[i] != 0xFF:
@@ -37,8 +51,55 @@ def declared_size(data: bytes | np.ndarray) -> tuple[int, int] | None:
     return None
 
 
+def _tiff(buf: bytes | memoryview, order: str) -> tuple[int, int] | None:
+    """ImageWidth (tag 256) and ImageLength (257) of the first IFD (the page OpenCV reads)."""
+    n = len(buf)
+    off = int.from_bytes(buf[4:8], order)
+    if off < 8 or off + 2 > n:
+        return None
+    size: dict[int, int] = {}
+    for k in range(int.from_bytes(buf[off:off + 2], order)):
+        e = off + 2 + 12 * k
+        if e + 12 > n:
+            break
+        tag, typ = int.from_bytes(buf[e:e + 2], order), int.from_bytes(buf[e + 2:e + 4], order)
+        if tag in (256, 257) and typ in (3, 4):  # SHORT or LONG
+            size[tag] = int.from_bytes(buf[e + 8:e + (10 if typ == 3 else 12)], order)
+    return (size[256], size[257]) if len(size) == 2 else None
+
+
+def _webp(b: bytes) -> tuple[int, int] | None:
+    chunk = b[12:16]
+    if chunk == b"VP8X":  # extended: canvas size - 1, 24 bits each
+        return 1 + int.from_bytes(b[24:27], "little"), 1 + int.from_bytes(b[27:30], "little")
+    if chunk == b"VP8 " and b[23:26] == b"\x9d\x01\x2a":  # lossy: 14-bit sides after the start code
+        return int.from_bytes(b[26:28], "little") & 0x3FFF, int.from_bytes(b[28:30], "little") & 0x3FFF
+    if chunk == b"VP8L" and b[20] == 0x2F:  # lossless: 14 bits width - 1, 14 bits height - 1
+        bits = int.from_bytes(b[21:25], "little")
+        return (bits & 0x3FFF) + 1, ((bits >> 14) & 0x3FFF) + 1
+    return None
+
+
+def png_chunks(data: bytes | np.ndarray) -> list[bytes]:
+    """The chunk types of a PNG up to its first IDAT (where ancillary chunks such as tRNS and eXIf sit); [] for
+    anything else."""
+    buf = data if isinstance(data, bytes) else memoryview(data)
+    if bytes(buf[:8]) != _PNG:
+        return []
+    types, i, n = [], 8, len(buf)
+    while i + 8 <= n:
+        kind = bytes(buf[i + 4:i + 8])
+        types.append(kind)
+        if kind in (b"IDAT", b"IEND"):
+            break
+        i += 12 + int.from_bytes(buf[i:i + 4], "big")
+    return types
+
+
 def png_has_alpha(data: bytes | np.ndarray) -> bool:
-    """True for a PNG whose header declares gray + alpha or RGBA (colour types 4 and 6). A palette PNG's
-    transparency (a tRNS chunk) is not looked for."""
+    """True for a PNG with transparency: colour type gray + alpha or RGBA, or a tRNS chunk (a palette's or one
+    colour's transparency, which OpenCV reads as a fourth channel)."""
     b = bytes(data[:26]) if not isinstance(data, bytes) else data[:26]
-    return b[:8] == _PNG and b[12:16] == b"IHDR" and len(b) >= 26 and b[25] in (4, 6)
+    if b[:8] != _PNG or b[12:16] != b"IHDR" or len(b) < 26:
+        return False
+    return b[25] in (4, 6) or b"tRNS" in png_chunks(data)

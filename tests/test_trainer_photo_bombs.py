@@ -34,7 +34,11 @@ def test_a_photo_declaring_too_many_pixels_is_not_decoded(tmp_path, monkeypatch,
     assert "bomb.png declares 20000x16000 pixels, over the 134-megapixel limit" in caplog.text
 
 
-@pytest.mark.parametrize("ext,params", [(".png", []), (".jpg", []), (".jpg", [cv2.IMWRITE_JPEG_PROGRESSIVE, 1])])
+@pytest.mark.parametrize("ext,params", [
+    (".png", []), (".jpg", []), (".jpg", [cv2.IMWRITE_JPEG_PROGRESSIVE, 1]), (".tif", []),
+    (".tiff", [cv2.IMWRITE_TIFF_COMPRESSION, 1]), (".webp", [cv2.IMWRITE_WEBP_QUALITY, 80]),
+    (".webp", [cv2.IMWRITE_WEBP_QUALITY, 101]), (".bmp", []),
+])
 def test_declared_sizes_match_opencv(ext, params):
     img = np.random.default_rng(1).integers(0, 256, (37, 53, 3), np.uint8)
     ok, enc = cv2.imencode(ext, img, params)
@@ -43,8 +47,8 @@ def test_declared_sizes_match_opencv(ext, params):
 
 
 def test_other_formats_and_broken_headers_are_left_to_opencv():
-    ok, bmp = cv2.imencode(".bmp", np.zeros((4, 4, 3), np.uint8))
-    assert data.declared_size(bmp) is None
+    ok, ppm = cv2.imencode(".ppm", np.zeros((4, 4, 3), np.uint8))
+    assert data.declared_size(ppm) is None
     assert data.declared_size(b"\xff\xd8\xff") is None  # cut short
     assert data.declared_size(b"\xff\xd8\x00\x00\x00\x00\x00\x00\x00\x00") is None  # no marker where one goes
 
