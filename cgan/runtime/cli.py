@@ -37,7 +37,8 @@ EXIT_INTERRUPTED = {"interrupted": 130, "terminated": 143}
 @click.option("--side-by-side", is_flag=True, help="Input and output next to each other.")
 @click.option("--fps-overlay", is_flag=True, help="Draw the running fps on the frames.")
 @click.option("--size", default="native", show_default=True,
-              help="native, 360p..2160p, WxH (e.g. 1280x720), or N (long side N pixels).")
+              help="native, 360p..2160p, WxH (e.g. 1280x720), N (long side N pixels), or max:N (long side at most N: "
+                   "only larger frames shrink).")
 @click.option("--max-frames", type=click.IntRange(min=1), default=None,
               help="Stop after N frames read per input (live: dropped frames count); photos: N photos in all.")
 @click.option("--backend", default="auto", show_default=True,

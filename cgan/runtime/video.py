@@ -213,10 +213,16 @@ def _even(x: float) -> int:
 
 
 def parse_size(text: str | None) -> tuple[str, Any]:
-    """'native' | '720p' | '1280x720' | '640' (long side) -> (kind, value); one-line CganError otherwise."""
+    """'native' | '720p' | '1280x720' | '640' (long side) | 'max:3840' (long side at most 3840: larger frames
+    shrink, smaller ones stay as they are) -> (kind, value); one-line CganError otherwise."""
     s = (text or "native").strip().lower()
     if s == "native":
         return ("native", None)
+    if s.startswith("max:"):
+        kind, n = parse_size(s[4:])
+        if kind != "long":
+            raise CganError(f"bad --size {text!r}: max: takes the longest side in pixels, e.g. max:3840")
+        return ("max", n)
     if s in NAMED_SIZES:
         return ("height", NAMED_SIZES[s])
     if "x" in s:
@@ -232,8 +238,8 @@ def parse_size(text: str | None) -> tuple[str, Any]:
             raise CganError(f"--size {text}: a long side over {MAX_LONG_SIDE} pixels is not supported; "
                             f"choose a smaller size")
         return ("long", int(s))
-    raise CganError(f"bad --size {text!r}: use native, {', '.join(NAMED_SIZES)}, WxH (e.g. 1280x720) "
-                    f"or a number for the long side (e.g. 512)")
+    raise CganError(f"bad --size {text!r}: use native, {', '.join(NAMED_SIZES)}, WxH (e.g. 1280x720), a number "
+                    f"for the long side (e.g. 512) or max:N (shrink only what is larger, e.g. max:3840)")
 
 
 def target_size(width: int, height: int, size: tuple[str, Any]) -> tuple[int, int]:
@@ -245,6 +251,8 @@ def target_size(width: int, height: int, size: tuple[str, Any]) -> tuple[int, in
         return v
     if kind == "height":
         return _even(width * v / height), _even(v)
+    if kind == "max" and max(width, height) <= v:
+        return width, height
     scale = v / max(width, height)
     return _even(width * scale), _even(height * scale)
 
