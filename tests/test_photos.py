@@ -156,13 +156,44 @@ def test_max_photos_and_several_inputs(album, tmp_path):
     assert sorted(p.name for p in (tmp_path / "o").rglob("*") if p.is_file()) == ["a.jpg", "b.png", "single.bmp"]
 
 
-def test_a_write_failure_ends_the_run_with_one_line(album, tmp_path):
+def _disk_full_after(n: int, monkeypatch) -> list:
+    """photos.write_bytes_atomic raises ENOSPC from its (n+1)-th call on, as a full disk does."""
+    import errno
+
+    calls = []
+    real = photos.write_bytes_atomic
+
+    def write(dst, data, sync=True):
+        calls.append(dst)
+        if len(calls) > n:
+            raise OSError(errno.ENOSPC, "No space left on device", str(dst))
+        real(dst, data, sync)
+
+    monkeypatch.setattr(photos, "write_bytes_atomic", write)
+    return calls
+
+
+def test_a_write_failure_ends_the_run_with_one_line(album, tmp_path, monkeypatch):
+    out = tmp_path / "out"
+    calls = _disk_full_after(1, monkeypatch)
+    with pytest.raises(CganError, match=r"cannot write .*No space left on device; 1 photo was written before it "
+                                        r"\(free some space, or choose another --output\)"):
+        run_photos(PhotoJob(inputs=album, output=out, progress=False), translator=Invert())
+    assert len(calls) == 2  # nothing is written after the error
+    assert [p.name for p in out.rglob("*")] == ["a.jpg"]
+
+
+def test_a_file_where_an_output_folder_goes_is_refused_before_anything_is_read(album, tmp_path):
     out = tmp_path / "out"
     out.mkdir()
     (out / "trip").write_text("a file where the sub-folder goes")
-    with pytest.raises(CganError, match=r"cannot write .*trip.*photos were written before it"):
+    with pytest.raises(CganError, match=r"cannot create the output folder .*trip: .*trip is a file"):
         run_photos(PhotoJob(inputs=album, output=out, progress=False), translator=Invert())
-    assert leftovers(out) == []
+    (out / "trip").unlink()
+    (out / "b.png").mkdir()
+    with pytest.raises(CganError, match=r"b.png is a folder, where the translation of .*b.png goes"):
+        run_photos(PhotoJob(inputs=album, output=out, progress=False), translator=Invert())
+    assert sorted(p.name for p in out.iterdir()) == ["b.png"]
 
 
 def test_sigint_finishes_the_photo_in_hand_and_stops(tmp_path):
@@ -199,18 +230,16 @@ def test_a_translator_error_is_raised_and_nothing_half_written(tmp_path):
     assert not (tmp_path / "out").exists() or leftovers(tmp_path / "out") == []
 
 
-def test_an_early_write_failure_with_many_photos_queued_does_not_hang(tmp_path):
+def test_an_early_write_failure_with_many_photos_queued_does_not_hang(tmp_path, monkeypatch):
     """The first photo cannot be written while the reader and the translation have more queued than the queues
     hold: every thread still ends, and the run reports the write error."""
     import threading
 
     d = tmp_path / "in"
-    write(d / "a" / "first.png", pattern(0))
     for i in range(40):
         write(d / f"z{i:02d}.png", pattern(i))
     out = tmp_path / "out"
-    out.mkdir()
-    (out / "a").write_text("a file where the sub-folder goes")
+    calls = _disk_full_after(0, monkeypatch)
     result: dict = {}
 
     def go():
@@ -224,7 +253,7 @@ def test_an_early_write_failure_with_many_photos_queued_does_not_hang(tmp_path):
     t.join(60)
     assert not t.is_alive(), "run_photos hung after a write error"
     assert "cannot write" in result["error"] and "0 photos were written" in result["error"]
-    assert sorted(p.name for p in out.iterdir()) == ["a"]
+    assert len(calls) == 1 and not out.exists()
 
 
 @pytest.mark.parametrize("value, photo", [
@@ -282,7 +311,8 @@ def test_cli_json_and_exit_0(tmp_path, capsys):
     (["--input", "{album}", "--output", "{tmp}/o", "--reconnects", "2"], ["--reconnects applies"]),
     (["--input", "{tmp}/missing.jpg", "--output", "{tmp}/o"], ["input file not found"]),
     (["--input", "{tmp}/empty", "--output", "{tmp}/o"], ["no photos in"]),
-    (["--input", "{album}/a.jpg", "--output", "{tmp}/o.jfif"], ["cannot write .jfif"]),
+    (["--input", "{album}/a.jpg", "--output", "{tmp}/o.jfif"], ["OpenCV cannot write .jfif"]),
+    (["--input", "{album}/a.jpg", "--output", "{tmp}/o.mp4"], ["photos are not written as a video"]),
     (["--input", "{album}", "--output", "{album}/notes.txt"], ["is a file, not a folder"]),
     (["--input", "{album}", "--input", "{tmp}/twin", "--output", "{tmp}/o"], ["would both be written to"]),
     (["--input", "{album}", "--output", "{tmp}/o", "--size", "huge"], ["bad --size"]),
@@ -327,3 +357,169 @@ def test_sync_false_still_renames_complete_files(tmp_path, monkeypatch):
     assert calls == [] and (tmp_path / "a.bin").read_bytes() == b"x" and leftovers(tmp_path) == []
     photos.write_bytes_atomic(tmp_path / "b.bin", b"y")
     assert calls  # the default still syncs
+
+
+# ---- findings of the review: formats, planning, threads -------------------------------------------------
+def _png_with_chunk(png: bytes, kind: bytes, body: bytes) -> bytes:
+    """`png` with one more chunk just before its first IDAT."""
+    i = png.index(b"IDAT") - 4
+    chunk = struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+    return png[:i] + chunk + png[i:]
+
+
+def _tiff_header_only(width: int, height: int) -> bytes:
+    entries = [(256, 4, width), (257, 4, height)]
+    ifd = struct.pack("<H", len(entries)) + b"".join(struct.pack("<HHII", t, typ, 1, v) for t, typ, v in entries)
+    return b"II*\x00" + struct.pack("<I", 8) + ifd + struct.pack("<I", 0)
+
+
+def test_a_photo_too_wide_for_its_format_is_skipped_not_the_run(tmp_path):
+    d = tmp_path / "in"
+    write(d / "a.png", pattern(0))
+    write(d / "b.webp", pattern(1, 9000, 4))  # side by side: 18000 wide, over WebP's 16383
+    write(d / "c.png", pattern(2))
+    s = run_photos(PhotoJob(inputs=d, output=tmp_path / "out", side_by_side=True, progress=False),
+                   translator=Invert())
+    assert s.photos == 2 and sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.png", "c.png"]
+    assert "too large for .webp (at most 16383 pixels a side): write .png" in s.failed[0]["reason"]
+
+
+def test_png_alpha_follows_its_exif_orientation(tmp_path):
+    bgra = np.dstack([pattern(0, 40, 20), np.full((20, 40), 255, np.uint8)])
+    bgra[:, :5, 3] = 0  # a transparent strip on the left
+    ok, png = cv2.imencode(".png", bgra)
+    tiff = b"MM\x00\x2a\x00\x00\x00\x08" + struct.pack(">H", 1) + struct.pack(">HHIHH", 0x0112, 3, 1, 6, 0)
+    src = tmp_path / "turned.png"
+    src.write_bytes(_png_with_chunk(png.tobytes(), b"eXIf", tiff + struct.pack(">I", 0)))
+    img, alpha = read_photo(src)
+    assert img.shape == (40, 20, 3)  # orientation 6: turned a quarter clockwise
+    assert alpha is not None and np.array_equal(alpha, np.rot90(bgra[:, :, 3], -1))  # the strip is now on top
+    assert np.array_equal(img, np.rot90(bgra[:, :, :3], -1))
+
+
+def test_png_transparency_from_a_trns_chunk_is_kept(tmp_path):
+    rgb = pattern(0, 32, 24)
+    rgb[:4, :4] = (1, 2, 3)  # BGR of the colour declared transparent
+    ok, png = cv2.imencode(".png", rgb)
+    src = tmp_path / "keyed.png"
+    src.write_bytes(_png_with_chunk(png.tobytes(), b"tRNS", struct.pack(">HHH", 3, 2, 1)))  # R, G, B
+    img, alpha = read_photo(src)
+    assert alpha is not None and (alpha[:4, :4] == 0).all() and (alpha[4:] == 255).all()
+
+
+def test_header_bombs_of_every_read_format_are_refused_undecoded(tmp_path, monkeypatch):
+    decoded = []
+    monkeypatch.setattr(photos.cv2, "imdecode", lambda *a: decoded.append(a) or None)
+    (tmp_path / "bomb.tif").write_bytes(_tiff_header_only(20000, 20000))
+    with pytest.raises(photos.PhotoProblem, match="declares 20000x20000 pixels"):
+        read_photo(tmp_path / "bomb.tif")
+    assert not decoded
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs here")
+def test_a_fifo_in_a_folder_is_skipped_not_waited_for(tmp_path):
+    d = tmp_path / "in"
+    write(d / "a.png", pattern(0))
+    os.mkfifo(d / "b.png")
+    s = run_photos(PhotoJob(inputs=d, output=tmp_path / "out", progress=False), translator=Invert())
+    assert s.photos == 1 and s.failed == [{"input": str(d / "b.png"), "reason": "not a regular file"}]
+
+
+def test_a_photo_named_twice_is_translated_once(album, tmp_path):
+    s = run_photos(PhotoJob(inputs=[album, album / "b.png", str(album) + "/"], output=tmp_path / "o",
+                            progress=False), translator=Invert())
+    assert s.photos == 5
+
+
+def test_names_that_differ_only_in_case_are_refused(tmp_path):
+    d = tmp_path / "in"
+    write(d / "a.JPG", pattern(0))
+    write(d / "a.jpg", pattern(1))
+    with pytest.raises(CganError, match="differ only in case"):
+        run_photos(PhotoJob(inputs=d, output=tmp_path / "o", progress=False), translator=Invert())
+
+
+def test_a_missing_folder_with_a_slash_is_named_as_a_folder(tmp_path, capsys):
+    code, _, err = cgan_video(["--input", f"{tmp_path}/nothere/", "--output", str(tmp_path / "o")], capsys)
+    one_line_error(code, err, "input folder not found")
+
+
+def test_size_max_shrinks_only_the_larger_photos(tmp_path):
+    d = tmp_path / "in"
+    write(d / "big.png", pattern(0, 200, 100))
+    write(d / "small.png", pattern(1, 60, 40))
+    run_photos(PhotoJob(inputs=d, output=tmp_path / "o", size="max:100", progress=False), translator=Invert())
+    assert cv2.imread(str(tmp_path / "o" / "big.png")).shape == (50, 100, 3)
+    assert cv2.imread(str(tmp_path / "o" / "small.png")).shape == (40, 60, 3)
+    with pytest.raises(CganError, match="max: takes the longest side"):
+        photos.parse_size("max:720p")
+
+
+def test_a_closed_translator_is_one_error_not_one_per_photo(album, tmp_path):
+    class Closed(Invert):
+        closed = True
+
+    with pytest.raises(CganError, match="this Translator is closed"):
+        run_photos(PhotoJob(inputs=album, output=tmp_path / "o", progress=False), translator=Closed())
+
+
+def test_a_second_ctrl_c_writes_only_the_photo_in_hand(tmp_path, monkeypatch):
+    """The writer is stuck on the first photo while the translation has filled its queue: the first Ctrl-C stops
+    translating, the second gives up the queued photos; the one being written is finished, not left half-made."""
+    import threading
+
+    d = tmp_path / "in"
+    for i in range(12):
+        write(d / f"{i:02d}.png", pattern(i))
+    release = threading.Event()
+    real = photos.write_bytes_atomic
+
+    def slow_write(dst, data, sync=True):
+        release.wait(10)
+        real(dst, data, sync)
+
+    monkeypatch.setattr(photos, "write_bytes_atomic", slow_write)
+    timers = [threading.Timer(t, lambda: os.kill(os.getpid(), signal.SIGINT)) for t in (0.5, 1.0)]
+    timers.append(threading.Timer(1.5, release.set))
+    for t in timers:
+        t.start()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            run_photos(PhotoJob(inputs=d, output=tmp_path / "out", handle_signals=True, progress=False),
+                       translator=Invert())
+    finally:
+        for t in timers:
+            t.cancel()
+        release.set()
+    assert [p.name for p in (tmp_path / "out").iterdir()] == ["00.png"]
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_an_apps_keyboard_interrupt_while_the_writer_is_waited_for_leaves_nothing_running(tmp_path, monkeypatch):
+    """handle_signals=False (an app's own Ctrl-C): the KeyboardInterrupt reaches the app only once the photo in
+    hand is written; nothing is written after run_photos has returned, and no temp file is left."""
+    import threading
+    import time
+
+    d = tmp_path / "in"
+    for i in range(6):
+        write(d / f"{i}.png", pattern(i))
+    real = photos.write_bytes_atomic
+
+    def slow_write(dst, data, sync=True):
+        time.sleep(0.3)
+        real(dst, data, sync)
+
+    monkeypatch.setattr(photos, "write_bytes_atomic", slow_write)
+    timer = threading.Timer(1.0, lambda: os.kill(os.getpid(), signal.SIGINT))
+    timer.start()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            run_photos(PhotoJob(inputs=d, output=tmp_path / "out", handle_signals=False, progress=False),
+                       translator=Invert())
+    finally:
+        timer.cancel()
+    written = sorted(p.name for p in (tmp_path / "out").iterdir())
+    time.sleep(1.0)
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == written and 1 <= len(written) < 6
+    assert leftovers(tmp_path / "out") == []

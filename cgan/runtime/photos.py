@@ -16,10 +16,12 @@ copied. No torch here.
 from __future__ import annotations
 
 import dataclasses
+import errno
 import logging
 import numbers
 import os
 import queue
+import stat
 import sys
 import threading
 import time
@@ -31,13 +33,13 @@ import cv2
 import numpy as np
 
 from cgan._files import IMAGE_EXTS, nearest_existing, write_bytes_atomic
-from cgan._images import declared_size, png_has_alpha
+from cgan._images import declared_size, png_chunks, png_has_alpha
 from cgan._limits import MAX_DECODE_PIXELS
 from cgan.errors import CganError
 from cgan.runtime.frames import DEFAULT_MAX_PIXELS, MULTIPLE, round_up
 from cgan.runtime.sources import DEMO, _describe
-from cgan.runtime.video import (_handled_signals, _signals, _signals_deferred, load_translator, parse_size,
-                                target_size)
+from cgan.runtime.video import CODECS, JOIN_TIMEOUT_S, _handled_signals, _signals, load_translator, parse_size, \
+    target_size
 
 log = logging.getLogger(__name__)
 
@@ -50,8 +52,16 @@ ALPHA_EXTS = (".png", ".webp", ".tif", ".tiff")
 #: encoder settings (OpenCV's defaults otherwise): JPEG and WebP at quality 95
 ENCODE_PARAMS = {".jpg": [cv2.IMWRITE_JPEG_QUALITY, 95], ".jpeg": [cv2.IMWRITE_JPEG_QUALITY, 95],
                  ".jpe": [cv2.IMWRITE_JPEG_QUALITY, 95], ".webp": [cv2.IMWRITE_WEBP_QUALITY, 95]}
+#: image formats people name that OpenCV cannot write (an --output named so is refused, not made a folder)
+UNWRITABLE_EXTS = (".heic", ".heif", ".jxl", ".jfif", ".pgm", ".pbm")
+#: the largest photo file read (a 134-megapixel 16-bit TIFF, uncompressed, is about 800 MB)
+MAX_PHOTO_BYTES = 1 << 30
 QUEUE_SIZE = 4
 _END = object()
+#: the eight ways EXIF orientation turns an image (the dihedral group of the rectangle), as array views
+_TURNS = (lambda a: a, lambda a: a[:, ::-1], lambda a: a[::-1, ::-1], lambda a: a[::-1],
+          lambda a: a.swapaxes(0, 1), lambda a: np.rot90(a, -1), lambda a: a.swapaxes(0, 1)[::-1, ::-1],
+          lambda a: np.rot90(a, 1))
 
 
 class PhotoProblem(Exception):
@@ -163,7 +173,7 @@ def is_photo_input(value: object) -> bool:
     if s == DEMO or s.isdecimal() or "://" in s or s.startswith("/dev/"):
         return False
     p = _path(s)
-    return p.is_dir() or p.suffix.lower() in PHOTO_EXTS
+    return p.is_dir() or p.suffix.lower() in PHOTO_EXTS or s.endswith(("/", os.sep))  # "photos/": a folder
 
 
 def written_suffix(suffix: str) -> str:
@@ -171,11 +181,19 @@ def written_suffix(suffix: str) -> str:
     return WRITE_AS.get(suffix.lower(), suffix)
 
 
-def _walk(folder: Path) -> list[Path]:
+def _walk(folder: Path, problems: list[tuple[Path, str]]) -> list[Path]:
     """The photos under `folder` (recursively; hidden files and folders left out, symlinked folders not entered),
-    sorted by their path relative to it."""
+    sorted by their path relative to it. A sub-folder that cannot be read goes to `problems`; `folder` itself
+    not readable is a one-line CganError."""
+    def unreadable(e: OSError) -> None:
+        if Path(e.filename) == folder:
+            raise CganError(f"cannot read the folder {folder}: {e.strerror or e}") from None
+        log.warning("warning: cannot read the folder %s (%s); its photos are left out", e.filename,
+                    e.strerror or e)
+        problems.append((Path(e.filename), f"folder cannot be read: {e.strerror or e}"))
+
     found = []
-    for root, dirs, files in os.walk(folder, onerror=_raise):
+    for root, dirs, files in os.walk(folder, onerror=unreadable):
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
         for name in files:
             if not name.startswith(".") and Path(name).suffix.lower() in PHOTO_EXTS:
@@ -183,18 +201,18 @@ def _walk(folder: Path) -> list[Path]:
     return sorted(found, key=lambda f: f.relative_to(folder).as_posix())
 
 
-def _raise(e: OSError) -> None:
-    raise CganError(f"cannot read the folder {e.filename}: {e.strerror or e}") from None
-
-
-def find_photos(inputs: Sequence[str | os.PathLike]) -> list[tuple[Path, PurePath, bool]]:
+def find_photos(inputs: Sequence[str | os.PathLike],
+                problems: list[tuple[Path, str]] | None = None) -> list[tuple[Path, PurePath, bool]]:
     """(photo, its path relative to the output folder, whether it came from a folder) for each photo the inputs
-    name, in order. One-line CganError for a missing input, a folder without photos, a file of another kind."""
+    name, in order; a photo named twice (the same file through two inputs) is taken once. One-line CganError for
+    a missing input, a folder without photos, a file of another kind; sub-folders that cannot be read are added
+    to `problems` as (path, reason)."""
     items: list[tuple[Path, PurePath, bool]] = []
+    problems = [] if problems is None else problems
     for value in inputs:
         p = _path(value)
         if p.is_dir():
-            found = _walk(p)
+            found = _walk(p, problems)
             if not found:
                 raise CganError(f"no photos in {p} ({', '.join(PHOTO_EXTS)}, hidden files left out)")
             items += [(f, f.relative_to(p), True) for f in found]
@@ -206,8 +224,15 @@ def find_photos(inputs: Sequence[str | os.PathLike]) -> list[tuple[Path, PurePat
         elif os.path.lexists(p):
             raise CganError(f"--input {p} is neither a photo file nor a folder")
         else:
-            raise CganError(f"input file not found: {p}")
-    return items
+            raise CganError(f"input {'folder' if os.fspath(value).endswith(('/', os.sep)) else 'file'} not found: {p}")
+    seen: set[str] = set()
+    unique = []
+    for item in items:
+        key = os.path.realpath(item[0])
+        if key not in seen:
+            seen.add(key)
+            unique.append(item)
+    return unique
 
 
 def plan_outputs(inputs: Sequence[str | os.PathLike], output: str | os.PathLike | None,
@@ -219,13 +244,16 @@ def plan_outputs(inputs: Sequence[str | os.PathLike], output: str | os.PathLike 
         raise CganError("photos need --output: a photo file for one photo (e.g. winter.jpg) or a folder")
     out = _path(output)
     one_file = len(items) == 1 and not items[0][2]
-    wants_file = out.suffix.lower() in PHOTO_EXTS and not out.is_dir() and not os.fspath(output).endswith(("/", os.sep))
+    ext = out.suffix.lower()
+    as_folder = out.is_dir() or os.fspath(output).endswith(("/", os.sep))
+    if ext and not as_folder and (ext in UNWRITABLE_EXTS or ext in CODECS):
+        what = "photos are not written as a video" if ext in CODECS else f"OpenCV cannot write {ext} files"
+        raise CganError(f"--output {out}: {what}; name a .jpg, .png, .webp, .tif or .bmp file, or a folder")
+    wants_file = not as_folder and (ext in PHOTO_EXTS or (bool(ext) and cv2.haveImageWriter(str(out))))
     if wants_file:
         if not one_file:
             what = "a folder" if any(folder for *_, folder in items) else f"{len(items)} photos"
             raise CganError(f"--output {out} names one photo, but the input is {what}: give an output folder")
-        if not cv2.haveImageWriter(str(out)) or out.suffix.lower() in WRITE_AS:
-            raise CganError(f"cannot write {out.suffix} photos: name the output .jpg, .png, .webp, .tif or .bmp")
         plan = [(items[0][0], out)]
     else:
         if os.path.lexists(out) and not out.is_dir():
@@ -237,21 +265,39 @@ def plan_outputs(inputs: Sequence[str | os.PathLike], output: str | os.PathLike 
                 raise CganError(f"--output {out} is inside the input folder {folder}: a later run would translate "
                                 f"the translations; choose a folder outside it")
     sources = {_key(src): src for src, _ in plan}
-    seen: dict[Path, Path] = {}
+    seen: dict[str, Path] = {}
     for src, dst in plan:
-        if _key(dst) in sources:
-            raise CganError(f"--output would overwrite the input photo {sources[_key(dst)]}; choose another "
+        key = _key(dst)
+        if key in sources or (dst.exists() and _same(dst, src)):
+            raise CganError(f"--output would overwrite the input photo {sources.get(key, src)}; choose another "
                             f"--output")
-        if dst in seen:
-            raise CganError(f"{seen[dst]} and {src} would both be written to {dst}; rename one, or translate them "
-                            f"in separate runs")
-        seen[dst] = src
+        if key in seen:
+            raise CganError(f"{seen[key]} and {src} would both be written to {dst} (names that differ only in case "
+                            f"are one file on macOS and Windows); rename one, or translate them in separate runs")
+        seen[key] = src
+        if dst.is_dir():
+            raise CganError(f"{dst} is a folder, where the translation of {src} goes; move it or choose another "
+                            f"--output")
+    for folder in sorted({dst.parent for _, dst in plan}):
+        anc = nearest_existing(folder)
+        if not anc.is_dir():
+            raise CganError(f"cannot create the output folder {folder}: {anc} is a file; move it or choose another "
+                            f"--output")
     _check_writable(out.parent if wants_file else out)
     return plan, out
 
 
 def _key(p: Path) -> str:
-    return os.path.normcase(os.path.realpath(p))
+    """A path's identity for collisions: the real path, case folded (case-insensitive file systems — macOS,
+    Windows, exFAT, SMB shares — are common, and a false alarm only asks for another name)."""
+    return os.path.realpath(p).casefold()
+
+
+def _same(a: Path, b: Path) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
 
 
 def _within(path: Path, folder: Path) -> bool:
@@ -274,6 +320,12 @@ def read_photo(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray | None]:
     PhotoProblem (a short reason) for a file that is unreadable, empty, not an image, or declares more than
     MAX_DECODE_PIXELS pixels (not decoded: a tiny PNG can declare gigabytes)."""
     try:
+        st = os.stat(path)
+        if not stat.S_ISREG(st.st_mode):  # a FIFO or device would block the read, or never end it
+            raise PhotoProblem("not a regular file")
+        if st.st_size > MAX_PHOTO_BYTES:
+            raise PhotoProblem(f"a {st.st_size / 2**30:.1f} GiB file, over the {MAX_PHOTO_BYTES >> 30} GiB a photo "
+                               f"may have")
         data = np.fromfile(os.fspath(path), dtype=np.uint8)
     except OSError as e:
         raise PhotoProblem(f"cannot be read: {e.strerror or e}") from None
@@ -291,19 +343,51 @@ def read_photo(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray | None]:
         raise PhotoProblem("not a readable image")
     alpha = None
     if png_has_alpha(data):
-        full = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
-        if full is not None and full.ndim == 3 and full.shape[2] in (2, 4) and full.shape[:2] == img.shape[:2]:
-            a = full[:, :, -1]
-            alpha = ((a.astype(np.uint32) * 255 + 32767) // 65535).astype(np.uint8) if a.dtype == np.uint16 else a
-            alpha = np.ascontiguousarray(alpha)
+        try:
+            alpha = _png_alpha(data, img)
+        except cv2.error as e:  # e.g. no memory for the 16-bit RGBA decode
+            log.warning("warning: %s: its transparency could not be read (%s); translated without it", path,
+                        str(e).strip().splitlines()[-1])
     return img, alpha
 
 
+def _png_alpha(data: np.ndarray, img: np.ndarray) -> np.ndarray | None:
+    """The alpha channel of a PNG (8-bit), turned as IMREAD_COLOR turned `img` for the PNG's EXIF orientation
+    (IMREAD_UNCHANGED, which keeps alpha, does not apply it)."""
+    full = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+    if full is None or full.ndim != 3 or full.shape[2] not in (2, 4):
+        return None
+    a = full[:, :, -1]
+    a = ((a.astype(np.uint32) * 255 + 32767) // 65535).astype(np.uint8) if a.dtype == np.uint16 else a
+    if b"eXIf" in png_chunks(data):
+        raw = cv2.imdecode(data, cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION)
+        turn = next((t for t in _TURNS if raw is not None and t(raw).shape == img.shape
+                     and np.array_equal(t(raw), img)), None)
+        if turn is None:
+            log.debug("alpha dropped: the orientation OpenCV applied was not recognized")
+            return None
+        a = turn(a)
+    return np.ascontiguousarray(a) if a.shape == img.shape[:2] else None
+
+
+#: the longest side each format holds
+MAX_ENCODE_SIDE = {".webp": 16383, ".jpg": 65535, ".jpeg": 65535, ".jpe": 65535}
+
+
 def encode_photo(img: np.ndarray, suffix: str) -> bytes:
-    """`img` (BGR or BGRA uint8) as the bytes of a `suffix` file (JPEG/WebP quality 95)."""
-    ok, buf = cv2.imencode(suffix.lower(), img, ENCODE_PARAMS.get(suffix.lower(), []))
+    """`img` (BGR or BGRA uint8) as the bytes of a `suffix` file (JPEG/WebP quality 95). PhotoProblem, saying
+    what to do, when the format cannot hold it."""
+    ext = suffix.lower()
+    side = MAX_ENCODE_SIDE.get(ext)
+    if side is not None and max(img.shape[:2]) > side:
+        raise PhotoProblem(f"{img.shape[1]}x{img.shape[0]} is too large for {ext} (at most {side} pixels a side): "
+                           f"write .png or .tif, or pass --size")
+    try:
+        ok, buf = cv2.imencode(ext, img, ENCODE_PARAMS.get(ext, []))
+    except cv2.error:
+        ok = False
     if not ok:
-        raise CganError(f"OpenCV could not encode a {img.shape[1]}x{img.shape[0]} photo as {suffix}")
+        raise PhotoProblem(f"OpenCV could not encode it ({img.shape[1]}x{img.shape[0]}) as {ext}: write .png instead")
     return buf.tobytes()
 
 
@@ -314,8 +398,11 @@ class _Run:
 
     def __init__(self, bar: Any = None) -> None:
         self.bar = bar
-        self.stop = threading.Event()
+        self.stop = threading.Event()           # read and translate no more
+        self.abort = threading.Event()          # write no more than the photo in hand (an error, a 2nd Ctrl-C)
         self.consumer_gone = threading.Event()  # the translation loop no longer takes what the reader reads
+        self.writer_done = threading.Event()    # (an Event, not Thread.join: a join interrupted by Ctrl-C was
+        #                                         seen to return at once when called again, the writer still busy)
         self.signals = 0
         self.ended = "end"
         self.errors: list[BaseException] = []
@@ -325,12 +412,18 @@ class _Run:
         self.n_tried = self.n_translated = 0
         self.lock = threading.Lock()
 
-    def fail(self, src: Path, reason: str) -> None:
+    def fail(self, src: Path, reason: str, counted: bool = True) -> None:
         log.warning("warning: %s: %s; skipped", src, reason)
         with self.lock:
             self.failed.append({"input": str(src), "reason": reason})
-            if self.bar is not None:
+            if self.bar is not None and counted:
                 self.bar.update(1)
+
+    def error(self, e: BaseException) -> None:
+        """An error that ends the run: nothing more is read, translated or written."""
+        self.errors.append(e)
+        self.abort.set()
+        self.stop.set()
 
     def give_to_translation(self, q: queue.Queue, item: Any) -> bool:
         """The reader's put: False once the translation loop has ended (it would never take the item)."""
@@ -360,36 +453,47 @@ def _reader(run: _Run, plan: list[tuple[Path, Path]], q: queue.Queue) -> None:
             if not run.give_to_translation(q, (src, dst, img, alpha)):
                 break
     except BaseException as e:  # noqa: BLE001 - handed to the caller's thread
-        run.errors.append(e)
-        run.stop.set()
+        run.error(e)
     finally:
         run.give_to_translation(q, _END)
 
 
+def _write_problem(e: OSError, dst: Path, written: int) -> CganError:
+    what = {errno.ENOSPC: "free some space", errno.EDQUOT: "free some space",
+            errno.EACCES: "check its permissions", errno.EPERM: "check its permissions",
+            errno.EROFS: "the file system is read-only"}.get(e.errno or 0, "check the output folder")
+    done = f"{written} photo{'s' if written != 1 else ''} {'were' if written != 1 else 'was'} written before it"
+    return CganError(f"cannot write {dst}: {e.strerror or e}; {done} ({what}, or choose another --output)")
+
+
 def _writer(run: _Run, q: queue.Queue) -> None:
-    """Write what the translation hands over until _END; after an error, take and drop the rest (the main
-    thread's puts must never block on a full queue)."""
-    while True:
-        item = q.get()
-        if item is _END:
-            return
-        if run.errors:
-            continue
-        dst, img = item
-        t0 = time.perf_counter()
-        try:
-            write_bytes_atomic(dst, encode_photo(img, dst.suffix), sync=False)
-            run.write_s += time.perf_counter() - t0
-            run.written += 1
-            if run.bar is not None:
-                run.bar.update(1)
-        except OSError as e:
-            run.errors.append(CganError(f"cannot write {dst}: {e.strerror or e}; {run.written} photos were written "
-                                        f"before it (free space, or choose another --output)"))
-            run.stop.set()
-        except BaseException as e:  # noqa: BLE001 - handed to the caller's thread
-            run.errors.append(e)
-            run.stop.set()
+    """Write what the translation hands over until _END; once the run is aborted, take and drop the rest (puts
+    into the queue must never block for long)."""
+    try:
+        while True:
+            item = q.get()
+            if item is _END:
+                return
+            if not run.abort.is_set():
+                _write_one(run, *item)
+    finally:
+        run.writer_done.set()
+
+
+def _write_one(run: _Run, src: Path, dst: Path, img: np.ndarray) -> None:
+    t0 = time.perf_counter()
+    try:
+        write_bytes_atomic(dst, encode_photo(img, dst.suffix), sync=False)
+        run.write_s += time.perf_counter() - t0
+        run.written += 1
+        if run.bar is not None:
+            run.bar.update(1)
+    except PhotoProblem as e:  # this photo only (e.g. too wide for WebP)
+        run.fail(src, str(e))
+    except OSError as e:  # the disk or the folder: the next photos would fail the same way
+        run.error(_write_problem(e, dst, run.written))
+    except BaseException as e:  # noqa: BLE001 - handed to the caller's thread
+        run.error(e)
 
 
 def _translate_one(translator: Any, size: tuple[str, Any], img: np.ndarray, alpha: np.ndarray | None,
@@ -400,7 +504,7 @@ def _translate_one(translator: Any, size: tuple[str, Any], img: np.ndarray, alph
     if pw * ph > max_pixels:
         how = "" if (tw, th) == (w, h) else f" at --size {tw}x{th}"
         raise PhotoProblem(f"{w}x{h}{how} is over the {max_pixels / 1e6:.1f} megapixels a frame may have (padded "
-                           f"to multiples of {MULTIPLE}): pass a smaller --size, e.g. --size 2160p")
+                           f"to multiples of {MULTIPLE}): pass --size max:4096 (shrinks only the larger photos)")
     if (tw, th) != (w, h):
         img = cv2.resize(img, (tw, th), interpolation=cv2.INTER_AREA)
         if alpha is not None:
@@ -429,8 +533,11 @@ def run_photos(job: PhotoJob, translator: Any = None) -> PhotoSummary:
     if translator is not None and not callable(getattr(translator, "translate_batch", None)):
         raise CganError(f"translator must have a translate_batch(frames) method (e.g. a cgan.runtime.Translator), "
                         f"got {_describe(translator)}")
+    if translator is not None and getattr(translator, "closed", False) is True:
+        raise CganError("this Translator is closed; load a new one")
     size = parse_size(job.size)
-    items = find_photos(job.inputs)
+    problems: list[tuple[Path, str]] = []
+    items = find_photos(job.inputs, problems)
     plan, out = plan_outputs(job.inputs, job.output, items)
     if job.max_photos is not None:
         plan = plan[:job.max_photos]
@@ -447,6 +554,7 @@ def run_photos(job: PhotoJob, translator: Any = None) -> PhotoSummary:
             bar = tqdm(total=len(plan), unit="photo", desc="cgan-video", dynamic_ncols=True, file=sys.stderr,
                        leave=False)
         run = _Run(bar)
+        run.failed = [{"input": str(p), "reason": why} for p, why in problems]
         summary = _run(job, translator, plan, size, max_pixels, run, signals)
     finally:
         if bar is not None:
@@ -460,13 +568,12 @@ def run_photos(job: PhotoJob, translator: Any = None) -> PhotoSummary:
 def _run(job: PhotoJob, translator: Any, plan: list[tuple[Path, Path]], size: tuple[str, Any], max_pixels: int,
          run: _Run, signals: tuple[int, ...]) -> PhotoSummary:
     """Read -> translate (this thread) -> write, until the photos end, a signal stops it, or an error."""
-    holder = {"pipe": run}
     q_in: queue.Queue = queue.Queue(maxsize=QUEUE_SIZE)
     q_out: queue.Queue = queue.Queue(maxsize=QUEUE_SIZE)
     reader = threading.Thread(target=_reader, args=(run, plan, q_in), name="cgan-photo-reader", daemon=True)
     writer = threading.Thread(target=_writer, args=(run, q_out), name="cgan-photo-writer", daemon=True)
     t_start = time.perf_counter()
-    with _signals(holder, signals):
+    with _signals({"pipe": run}, signals):
         reader.start()
         writer.start()
         try:
@@ -486,17 +593,12 @@ def _run(job: PhotoJob, translator: Any, plan: list[tuple[Path, Path]], size: tu
                     continue
                 finally:
                     run.translate_s += time.perf_counter() - t0
-                q_out.put((dst, result))  # the writer always takes: never blocks for long
+                q_out.put((src, dst, result))  # the writer always takes: never blocks for long
         except BaseException as e:
-            run.errors.append(e)
+            run.error(e)
             raise
         finally:
-            run.stop.set()
-            run.consumer_gone.set()
-            reader.join()
-            with _signals_deferred(signals):  # what is translated is written, then the run ends
-                q_out.put(_END)
-                writer.join()
+            _end_threads(run, reader, writer, q_out)
     if run.errors:
         raise run.errors[0]
     seconds = time.perf_counter() - t_start
@@ -504,3 +606,32 @@ def _run(job: PhotoJob, translator: Any, plan: list[tuple[Path, Path]], size: tu
                         read_ms=1000.0 * run.read_s / max(1, run.n_tried),
                         translate_ms=1000.0 * run.translate_s / max(1, run.n_translated),
                         write_ms=1000.0 * run.write_s / max(1, run.written), ended=run.ended)
+
+
+def _end_threads(run: _Run, reader: threading.Thread, writer: threading.Thread, q_out: queue.Queue) -> None:
+    """Stop the reader and let the writer finish: it writes what is translated, or (after an error, or a
+    KeyboardInterrupt while it is waited for -- a second Ctrl-C) only the photo in hand. A KeyboardInterrupt
+    during that shorter wait gives up waiting (the writer is left to the end of the process); the first one is
+    raised once the writer has ended. The reader is not waited for longer than JOIN_TIMEOUT_S: a read that hangs
+    (a dead network share) cannot stop the run from ending."""
+    run.stop.set()
+    run.consumer_gone.set()
+    interrupted: KeyboardInterrupt | None = None
+    for step in ("reader", "end mark", "writer"):
+        while True:
+            try:
+                if step == "reader":
+                    reader.join(JOIN_TIMEOUT_S)
+                elif step == "end mark":
+                    q_out.put(_END)
+                else:
+                    while not run.writer_done.wait(0.1):
+                        pass
+                break
+            except KeyboardInterrupt as e:
+                if interrupted is not None:
+                    raise
+                interrupted = e
+                run.abort.set()
+    if interrupted is not None and not run.errors:
+        raise interrupted
