@@ -88,3 +88,16 @@ def test_cgan_train_sets_opencvs_limit_for_every_format(preset, want):
         env["OPENCV_IO_MAX_IMAGE_PIXELS"] = preset
     p = subprocess.run([sys.executable, "-c", CHECK], capture_output=True, text=True, env=env, timeout=120)
     assert p.stdout.strip() == want, p.stderr[-500:]
+
+
+def test_declared_sizes_of_headers_opencv_does_not_write():
+    """WebP's extended (VP8X) header, as animated or EXIF-carrying WebP files have, and the OS/2 BMP header."""
+    import struct
+
+    vp8x = b"RIFF" + struct.pack("<I", 30) + b"WEBP" + b"VP8X" + struct.pack("<I", 10) + b"\x00" * 4
+    vp8x += (20000 - 1).to_bytes(3, "little") + (16000 - 1).to_bytes(3, "little")
+    assert data.declared_size(vp8x) == (20000, 16000)
+    core = b"BM" + b"\x00" * 12 + struct.pack("<IHH", 12, 30000, 20000) + b"\x00" * 8
+    assert data.declared_size(core) == (30000, 20000)
+    top_down = b"BM" + b"\x00" * 12 + struct.pack("<Iii", 40, 640, -480) + b"\x00" * 8
+    assert data.declared_size(top_down) == (640, 480)
