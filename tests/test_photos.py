@@ -47,6 +47,26 @@ def one_line_error(code: int, err: str, *needles: str) -> None:
         assert n in lines[0], lines[0]
 
 
+def numbered(folder: Path, n: int, name: str = "{i}.png") -> Path:
+    """`folder` with n small PNG photos named by `name`."""
+    for i in range(n):
+        write(folder / name.format(i=i), pattern(i))
+    return folder
+
+
+class AtBatch(Invert):
+    """Invert, but calls `action()` when asked for batch number `at` (0-based)."""
+
+    def __init__(self, at: int, action):
+        super().__init__()
+        self.at, self.action = at, action
+
+    def translate_batch(self, frames):
+        if len(self.batches) == self.at:
+            self.action()
+        return super().translate_batch(frames)
+
+
 def leftovers(folder: Path) -> list[Path]:
     """Temporary files (hidden names) anywhere under `folder`."""
     return [p for p in folder.rglob(".*")]
@@ -197,36 +217,23 @@ def test_a_file_where_an_output_folder_goes_is_refused_before_anything_is_read(a
 
 
 def test_sigint_finishes_the_photo_in_hand_and_stops(tmp_path):
-    d = tmp_path / "in"
-    for i in range(8):
-        write(d / f"{i}.png", pattern(i))
-
-    class InterruptAtTwo(Invert):
-        def translate_batch(self, frames):
-            if len(self.batches) == 1:
-                os.kill(os.getpid(), signal.SIGINT)  # while the second photo is translated
-            return super().translate_batch(frames)
-
+    d = numbered(tmp_path / "in", 8)
+    interrupt = AtBatch(1, lambda: os.kill(os.getpid(), signal.SIGINT))  # while the second photo is translated
     s = run_photos(PhotoJob(inputs=d, output=tmp_path / "out", handle_signals=True, progress=False),
-                   translator=InterruptAtTwo())
+                   translator=interrupt)
     assert s.ended == "interrupted" and s.photos == 2
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["0.png", "1.png"]
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
 
 def test_a_translator_error_is_raised_and_nothing_half_written(tmp_path):
-    d = tmp_path / "in"
-    for i in range(6):
-        write(d / f"{i}.png", pattern(i))
+    d = numbered(tmp_path / "in", 6)
 
-    class Explodes(Invert):
-        def translate_batch(self, frames):
-            if len(self.batches) == 2:
-                raise RuntimeError("inference exploded")
-            return super().translate_batch(frames)
+    def explode():
+        raise RuntimeError("inference exploded")
 
     with pytest.raises(RuntimeError, match="exploded"):
-        run_photos(PhotoJob(inputs=d, output=tmp_path / "out", progress=False), translator=Explodes())
+        run_photos(PhotoJob(inputs=d, output=tmp_path / "out", progress=False), translator=AtBatch(2, explode))
     assert not (tmp_path / "out").exists() or leftovers(tmp_path / "out") == []
 
 
@@ -235,9 +242,7 @@ def test_an_early_write_failure_with_many_photos_queued_does_not_hang(tmp_path, 
     hold: every thread still ends, and the run reports the write error."""
     import threading
 
-    d = tmp_path / "in"
-    for i in range(40):
-        write(d / f"z{i:02d}.png", pattern(i))
+    d = numbered(tmp_path / "in", 40, "z{i:02d}.png")
     out = tmp_path / "out"
     calls = _disk_full_after(0, monkeypatch)
     result: dict = {}
@@ -463,33 +468,48 @@ def test_a_closed_translator_is_one_error_not_one_per_photo(album, tmp_path):
         run_photos(PhotoJob(inputs=album, output=tmp_path / "o", progress=False), translator=Closed())
 
 
+def _writes_after(wait, monkeypatch) -> None:
+    """photos.write_bytes_atomic calls wait() before each write (a slow or stuck disk)."""
+    real = photos.write_bytes_atomic
+
+    def slow(dst, data, sync=True):
+        wait()
+        real(dst, data, sync)
+
+    monkeypatch.setattr(photos, "write_bytes_atomic", slow)
+
+
+def _interrupted(job: PhotoJob, events) -> None:
+    """Run `job` with Invert while each (seconds, action) of `events` fires: it must end in KeyboardInterrupt."""
+    import threading
+
+    timers = [threading.Timer(t, action) for t, action in events]
+    for t in timers:
+        t.start()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            run_photos(job, translator=Invert())
+    finally:
+        for t in timers:
+            t.cancel()
+
+
+def _sigint() -> None:
+    os.kill(os.getpid(), signal.SIGINT)
+
+
 def test_a_second_ctrl_c_writes_only_the_photo_in_hand(tmp_path, monkeypatch):
     """The writer is stuck on the first photo while the translation has filled its queue: the first Ctrl-C stops
     translating, the second gives up the queued photos; the one being written is finished, not left half-made."""
     import threading
 
-    d = tmp_path / "in"
-    for i in range(12):
-        write(d / f"{i:02d}.png", pattern(i))
+    d = numbered(tmp_path / "in", 12, "{i:02d}.png")
     release = threading.Event()
-    real = photos.write_bytes_atomic
-
-    def slow_write(dst, data, sync=True):
-        release.wait(10)
-        real(dst, data, sync)
-
-    monkeypatch.setattr(photos, "write_bytes_atomic", slow_write)
-    timers = [threading.Timer(t, lambda: os.kill(os.getpid(), signal.SIGINT)) for t in (0.5, 1.0)]
-    timers.append(threading.Timer(1.5, release.set))
-    for t in timers:
-        t.start()
+    _writes_after(lambda: release.wait(10), monkeypatch)
     try:
-        with pytest.raises(KeyboardInterrupt):
-            run_photos(PhotoJob(inputs=d, output=tmp_path / "out", handle_signals=True, progress=False),
-                       translator=Invert())
+        _interrupted(PhotoJob(inputs=d, output=tmp_path / "out", handle_signals=True, progress=False),
+                     [(0.5, _sigint), (1.0, _sigint), (1.5, release.set)])
     finally:
-        for t in timers:
-            t.cancel()
         release.set()
     assert [p.name for p in (tmp_path / "out").iterdir()] == ["00.png"]
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
@@ -498,27 +518,12 @@ def test_a_second_ctrl_c_writes_only_the_photo_in_hand(tmp_path, monkeypatch):
 def test_an_apps_keyboard_interrupt_while_the_writer_is_waited_for_leaves_nothing_running(tmp_path, monkeypatch):
     """handle_signals=False (an app's own Ctrl-C): the KeyboardInterrupt reaches the app only once the photo in
     hand is written; nothing is written after run_photos has returned, and no temp file is left."""
-    import threading
     import time
 
-    d = tmp_path / "in"
-    for i in range(6):
-        write(d / f"{i}.png", pattern(i))
-    real = photos.write_bytes_atomic
-
-    def slow_write(dst, data, sync=True):
-        time.sleep(0.3)
-        real(dst, data, sync)
-
-    monkeypatch.setattr(photos, "write_bytes_atomic", slow_write)
-    timer = threading.Timer(1.0, lambda: os.kill(os.getpid(), signal.SIGINT))
-    timer.start()
-    try:
-        with pytest.raises(KeyboardInterrupt):
-            run_photos(PhotoJob(inputs=d, output=tmp_path / "out", handle_signals=False, progress=False),
-                       translator=Invert())
-    finally:
-        timer.cancel()
+    d = numbered(tmp_path / "in", 6)
+    _writes_after(lambda: time.sleep(0.3), monkeypatch)
+    _interrupted(PhotoJob(inputs=d, output=tmp_path / "out", handle_signals=False, progress=False),
+                 [(1.0, _sigint)])
     written = sorted(p.name for p in (tmp_path / "out").iterdir())
     time.sleep(1.0)
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == written and 1 <= len(written) < 6
