@@ -4,7 +4,7 @@ from __future__ import annotations
 COMMANDS = [
     ("cgan-train", "cgan.trainer.cli", "train a CycleGAN pair; `cgan-train import-official` converts official checkpoints"),
     ("cgan-export", "cgan.export.cli", "export a pair to ONNX (FP32/FP16) and TensorRT engines, with parity checks"),
-    ("cgan-video", "cgan.runtime.cli", "translate webcams and video files in real time"),
+    ("cgan-video", "cgan.runtime.cli", "translate webcams and video files in real time, and photos"),
     ("cgan-bench", "cgan.benchmarks.cli", "latency/throughput per backend, resolution and precision"),
     ("cgan-eval", "cgan.benchmarks.eval_cli", "quality report: FID/KID, FP16 parity, flicker, sample grid"),
 ]
