@@ -60,7 +60,10 @@ EXIT_INTERRUPTED = {"interrupted": 130, "terminated": 143}
 @click.option("-v", "--verbose", is_flag=True, help="Debug logging (and OpenCV warnings).")
 def cli(pair, direction, inputs, output, display, side_by_side, fps_overlay, size, max_frames, backend, precision,
         compile_, cuda_graphs, smooth, smooth_strength, smooth_flow, progress, reconnects, as_json, verbose):
-    """Translate video frames with a CycleGAN generator: capture -> translate -> write/show, threaded."""
+    """Translate video frames with a CycleGAN generator: capture -> translate -> write/show, threaded.
+
+    Photos too: when every --input is a photo file or a folder, each photo is translated to --output (a file
+    for one photo, else a folder: same names and formats)."""
     setup_logging(verbose)
     quiet_opencv("WARNING" if verbose else "SILENT")
     photos = [is_photo_input(i) for i in inputs]
