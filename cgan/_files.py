@@ -64,12 +64,12 @@ def check_folder_target(path: str | os.PathLike, option: str) -> Path:
 
 
 @contextlib.contextmanager
-def atomic_path(final: str | os.PathLike, sync: bool = True) -> Iterator[Path]:
+def atomic_path(final: str | os.PathLike, sync_dir: bool = True) -> Iterator[Path]:
     """Yield a temporary path beside `final`; on success it is fsynced and renamed over `final`.
 
     On any exception the temporary file is removed, so nothing half-written ever carries the final name.
-    sync=False skips the two fsyncs (a power cut may then lose the file, never half-write it under its name):
-    for many small outputs that are cheap to make again, such as translated photos.
+    sync_dir=False skips the fsync of the folder after the rename (a power cut may then lose the rename, never
+    leave the file empty or half-written under its name): for many small outputs, such as translated photos.
     """
     final = Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
@@ -83,11 +83,10 @@ def atomic_path(final: str | os.PathLike, sync: bool = True) -> Iterator[Path]:
         # again: some writers replace the file (safetensors' save_file leaves it 0600), and a model that
         # only its writer can read breaks a Triton server or a colleague running as another user
         os.chmod(tmp_path, mode)
-        if sync:
-            with open(tmp_path, "rb+") as f:
-                os.fsync(f.fileno())
+        with open(tmp_path, "rb+") as f:
+            os.fsync(f.fileno())
         os.replace(tmp_path, final)
-        if sync:
+        if sync_dir:
             _fsync_dir(final.parent)
     except BaseException:
         with contextlib.suppress(OSError):
@@ -110,8 +109,8 @@ def _fsync_dir(path: Path) -> None:
             os.close(fd)
 
 
-def write_bytes_atomic(final: str | os.PathLike, data: bytes, sync: bool = True) -> None:
-    with atomic_path(final, sync) as tmp:
+def write_bytes_atomic(final: str | os.PathLike, data: bytes, sync_dir: bool = True) -> None:
+    with atomic_path(final, sync_dir) as tmp:
         tmp.write_bytes(data)
 
 

@@ -1,10 +1,13 @@
 """Image headers read without decoding (no torch, no OpenCV): the size a PNG, JPEG, TIFF, WebP or BMP file
-declares, and whether a PNG has transparency or an EXIF block. The trainer and the runtime's photo mode refuse
+declares, and a PNG's transparency and EXIF orientation. The trainer and the runtime's photo mode refuse
 decompression bombs with them before OpenCV allocates anything (other formats: OpenCV's own limit,
 OPENCV_IO_MAX_IMAGE_PIXELS, which the CLIs set before OpenCV loads)."""
 from __future__ import annotations
 
-import numpy as np
+from typing import TYPE_CHECKING, Iterator
+
+if TYPE_CHECKING:
+    import numpy as np
 
 _SOF_MARKERS = set(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}  # JPEG start-of-frame markers (not DHT, JPG, DAC)
 _PNG = b"\x89PNG\r\n\x1a\n"
@@ -53,19 +56,25 @@ def _jpeg(buf: bytes | memoryview) -> tuple[int, int] | None:
 
 def _tiff(buf: bytes | memoryview, order: str) -> tuple[int, int] | None:
     """ImageWidth (tag 256) and ImageLength (257) of the first IFD (the page OpenCV reads)."""
+    size = _ifd0(buf, order, (256, 257))
+    return (size[256], size[257]) if len(size) == 2 else None
+
+
+def _ifd0(buf: bytes | memoryview, order: str, tags: tuple[int, ...]) -> dict[int, int]:
+    """The SHORT or LONG values of `tags` in the first IFD of a TIFF structure (a TIFF file, or EXIF data)."""
     n = len(buf)
     off = int.from_bytes(buf[4:8], order)
+    found: dict[int, int] = {}
     if off < 8 or off + 2 > n:
-        return None
-    size: dict[int, int] = {}
+        return found
     for k in range(int.from_bytes(buf[off:off + 2], order)):
         e = off + 2 + 12 * k
         if e + 12 > n:
             break
         tag, typ = int.from_bytes(buf[e:e + 2], order), int.from_bytes(buf[e + 2:e + 4], order)
-        if tag in (256, 257) and typ in (3, 4):  # SHORT or LONG
-            size[tag] = int.from_bytes(buf[e + 8:e + (10 if typ == 3 else 12)], order)
-    return (size[256], size[257]) if len(size) == 2 else None
+        if tag in tags and typ in (3, 4):  # SHORT or LONG
+            found[tag] = int.from_bytes(buf[e + 8:e + (10 if typ == 3 else 12)], order)
+    return found
 
 
 def _webp(b: bytes) -> tuple[int, int] | None:
@@ -80,20 +89,34 @@ def _webp(b: bytes) -> tuple[int, int] | None:
     return None
 
 
-def png_chunks(data: bytes | np.ndarray) -> list[bytes]:
-    """The chunk types of a PNG up to its first IDAT (where ancillary chunks such as tRNS and eXIf sit); [] for
-    anything else."""
+def _png_walk(data: bytes | np.ndarray) -> Iterator[tuple[bytes, bytes | memoryview]]:
+    """(type, body) of a PNG's chunks up to its first IDAT (where ancillary chunks such as tRNS and eXIf sit);
+    nothing for anything else."""
     buf = data if isinstance(data, bytes) else memoryview(data)
     if bytes(buf[:8]) != _PNG:
-        return []
-    types, i, n = [], 8, len(buf)
+        return
+    i, n = 8, len(buf)
     while i + 8 <= n:
+        length = int.from_bytes(buf[i:i + 4], "big")
         kind = bytes(buf[i + 4:i + 8])
-        types.append(kind)
+        yield kind, buf[i + 8:min(n, i + 8 + length)]
         if kind in (b"IDAT", b"IEND"):
-            break
-        i += 12 + int.from_bytes(buf[i:i + 4], "big")
-    return types
+            return
+        i += 12 + length
+
+
+def png_chunks(data: bytes | np.ndarray) -> list[bytes]:
+    """The chunk types of a PNG up to its first IDAT; [] for anything else."""
+    return [kind for kind, _ in _png_walk(data)]
+
+
+def png_orientation(data: bytes | np.ndarray) -> int | None:
+    """The EXIF Orientation (1..8) of a PNG's eXIf chunk, or None (no chunk, no tag, a value out of range)."""
+    body = next((body for kind, body in _png_walk(data) if kind == b"eXIf"), None)
+    if body is None or bytes(body[:4]) not in (b"II*\x00", b"MM\x00*"):
+        return None
+    value = _ifd0(body, "little" if bytes(body[:2]) == b"II" else "big", (0x0112,)).get(0x0112)
+    return value if value is not None and 1 <= value <= 8 else None
 
 
 def png_has_alpha(data: bytes | np.ndarray) -> bool:

@@ -183,11 +183,11 @@ def _disk_full_after(n: int, monkeypatch) -> list:
     calls = []
     real = photos.write_bytes_atomic
 
-    def write(dst, data, sync=True):
+    def write(dst, data, sync_dir=True):
         calls.append(dst)
         if len(calls) > n:
             raise OSError(errno.ENOSPC, "No space left on device", str(dst))
-        real(dst, data, sync)
+        real(dst, data, sync_dir)
 
     monkeypatch.setattr(photos, "write_bytes_atomic", write)
     return calls
@@ -354,14 +354,16 @@ def test_photo_mode_imports_no_torch():
     subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO)
 
 
-def test_sync_false_still_renames_complete_files(tmp_path, monkeypatch):
-    """Photos skip the fsyncs (thousands of small files), never the temp-file-then-rename."""
-    calls = []
-    monkeypatch.setattr(os, "fsync", lambda fd: calls.append(fd))
-    photos.write_bytes_atomic(tmp_path / "a.bin", b"x", sync=False)
-    assert calls == [] and (tmp_path / "a.bin").read_bytes() == b"x" and leftovers(tmp_path) == []
+def test_photos_skip_only_the_folder_fsync(tmp_path, monkeypatch):
+    """Photos skip the folder's fsync after each rename (thousands of small files), never the file's own fsync
+    before it: after a power cut a photo may be missing, not empty under its name."""
+    synced = []
+    real = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: synced.append(os.path.isdir(f"/proc/self/fd/{fd}")) or real(fd))
+    photos.write_bytes_atomic(tmp_path / "a.bin", b"x", sync_dir=False)
+    assert synced == [False] and (tmp_path / "a.bin").read_bytes() == b"x" and leftovers(tmp_path) == []
     photos.write_bytes_atomic(tmp_path / "b.bin", b"y")
-    assert calls  # the default still syncs
+    assert synced == [False, False, True]  # the default syncs the folder too
 
 
 # ---- findings of the review: formats, planning, threads -------------------------------------------------
@@ -472,9 +474,9 @@ def _writes_after(wait, monkeypatch) -> None:
     """photos.write_bytes_atomic calls wait() before each write (a slow or stuck disk)."""
     real = photos.write_bytes_atomic
 
-    def slow(dst, data, sync=True):
+    def slow(dst, data, sync_dir=True):
         wait()
-        real(dst, data, sync)
+        real(dst, data, sync_dir)
 
     monkeypatch.setattr(photos, "write_bytes_atomic", slow)
 
@@ -528,3 +530,19 @@ def test_an_apps_keyboard_interrupt_while_the_writer_is_waited_for_leaves_nothin
     time.sleep(1.0)
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == written and 1 <= len(written) < 6
     assert leftovers(tmp_path / "out") == []
+
+
+def test_alpha_of_a_plain_turned_png_follows_the_orientation(tmp_path):
+    """One colour everywhere, the shape only in alpha: the colours look the same turned or not, and the alpha is
+    turned as the EXIF orientation (read from the eXIf chunk) says."""
+    from cgan._images import png_orientation
+
+    bgra = np.full((24, 24, 4), 200, np.uint8)
+    bgra[:, :5, 3] = 0
+    ok, png = cv2.imencode(".png", bgra)
+    tiff = b"II*\x00\x08\x00\x00\x00" + struct.pack("<H", 1) + struct.pack("<HHIHH", 0x0112, 3, 1, 6, 0)
+    data = _png_with_chunk(png.tobytes(), b"eXIf", tiff + struct.pack("<I", 0))
+    assert png_orientation(data) == 6 and png_orientation(png.tobytes()) is None
+    (tmp_path / "p.png").write_bytes(data)
+    _, alpha = read_photo(tmp_path / "p.png")
+    assert np.array_equal(alpha, np.rot90(bgra[:, :, 3], -1))

@@ -77,8 +77,9 @@ except cv2.error:
 
 @pytest.mark.parametrize("preset,want", [(None, "refused by size"), (str(1 << 30), "decoder ran")])
 def test_cgan_train_sets_opencvs_limit_for_every_format(preset, want):
-    """TIFF and WebP headers are not read by declared_size: OpenCV's own limit, lowered by cgan-train before
-    OpenCV loads, stops those bombs (and the loader workers inherit it). A limit the user set wins."""
+    """Formats declared_size does not read (PPM/PGM): OpenCV's own limit, lowered by cgan-train before OpenCV
+    loads, stops those bombs (and the loader workers inherit it; shown here on a PNG decoded by OpenCV directly).
+    A limit the user set wins."""
     import os
     import subprocess
     import sys

@@ -6,8 +6,8 @@ import os
 
 from cgan._limits import MAX_DECODE_PIXELS
 
-# as cgan-train: OpenCV reads its decoding limit once, when it loads; photos in TIFF or WebP are held to it (PNG
-# and JPEG headers are read by cgan.runtime.photos itself). A value the user set wins.
+# as cgan-train: OpenCV reads its decoding limit once, when it loads; photos in PPM/PGM are held to it (PNG, JPEG,
+# TIFF, WebP and BMP headers are read by cgan.runtime.photos itself, see cgan._images). A value the user set wins.
 os.environ.setdefault("OPENCV_IO_MAX_IMAGE_PIXELS", str(MAX_DECODE_PIXELS))
 
 import click  # noqa: E402

@@ -33,7 +33,7 @@ import cv2
 import numpy as np
 
 from cgan._files import IMAGE_EXTS, nearest_existing, write_bytes_atomic
-from cgan._images import declared_size, png_chunks, png_has_alpha
+from cgan._images import declared_size, png_has_alpha, png_orientation
 from cgan._limits import MAX_DECODE_PIXELS
 from cgan.errors import CganError
 from cgan.runtime.frames import DEFAULT_MAX_PIXELS, MULTIPLE, round_up
@@ -58,7 +58,7 @@ UNWRITABLE_EXTS = (".heic", ".heif", ".jxl", ".jfif", ".pgm", ".pbm")
 MAX_PHOTO_BYTES = 1 << 30
 QUEUE_SIZE = 4
 _END = object()
-#: the eight ways EXIF orientation turns an image (the dihedral group of the rectangle), as array views
+#: how EXIF orientation 1..8 turns an image to show it (in that order), as array views
 _TURNS = (lambda a: a, lambda a: a[:, ::-1], lambda a: a[::-1, ::-1], lambda a: a[::-1],
           lambda a: a.swapaxes(0, 1), lambda a: np.rot90(a, -1), lambda a: a.swapaxes(0, 1)[::-1, ::-1],
           lambda a: np.rot90(a, 1))
@@ -79,7 +79,7 @@ class PhotoJob:
     output: str | os.PathLike | None = None
     pair: str = "summer2winter"
     direction: str | None = None
-    size: str = "native"                  # native, 720p, WxH, or N (long side), as cgan-video --size
+    size: str = "native"                  # native, 720p, WxH, N (long side), max:N, as cgan-video --size
     side_by_side: bool = False            # write input | output next to each other
     max_photos: int | None = None         # translate at most this many (in the order listed)
     backend: str = "auto"
@@ -359,14 +359,15 @@ def _png_alpha(data: np.ndarray, img: np.ndarray) -> np.ndarray | None:
         return None
     a = full[:, :, -1]
     a = ((a.astype(np.uint32) * 255 + 32767) // 65535).astype(np.uint8) if a.dtype == np.uint16 else a
-    if b"eXIf" in png_chunks(data):
+    orientation = png_orientation(data)
+    if orientation not in (None, 1):
+        turn = _TURNS[orientation - 1]
         raw = cv2.imdecode(data, cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION)
-        turn = next((t for t in _TURNS if raw is not None and t(raw).shape == img.shape
-                     and np.array_equal(t(raw), img)), None)
-        if turn is None:
-            log.debug("alpha dropped: the orientation OpenCV applied was not recognized")
-            return None
-        a = turn(a)
+        if raw is not None and turn(raw).shape == img.shape and np.array_equal(turn(raw), img):
+            a = turn(a)  # (an image that looks the same turned or not is taken as turned: OpenCV 5 turns PNGs)
+        elif raw is None or raw.shape != img.shape or not np.array_equal(raw, img):
+            log.debug("alpha dropped: OpenCV did not turn the pixels as EXIF orientation %d says", orientation)
+            return None  # the colours were turned some other way: an unturned alpha would not fit them
     return np.ascontiguousarray(a) if a.shape == img.shape[:2] else None
 
 
@@ -483,7 +484,7 @@ def _writer(run: _Run, q: queue.Queue) -> None:
 def _write_one(run: _Run, src: Path, dst: Path, img: np.ndarray) -> None:
     t0 = time.perf_counter()
     try:
-        write_bytes_atomic(dst, encode_photo(img, dst.suffix), sync=False)
+        write_bytes_atomic(dst, encode_photo(img, dst.suffix), sync_dir=False)
         run.write_s += time.perf_counter() - t0
         run.written += 1
         if run.bar is not None:

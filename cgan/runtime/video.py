@@ -72,7 +72,7 @@ class VideoJob:
     display: bool | None = None           # None = show a window when this OpenCV has a GUI and a display
     side_by_side: bool = False            # write/show input | output next to each other
     fps_overlay: bool = False             # draw the running fps on the frame
-    size: str = "native"                  # native, 720p, 1080p, WxH, or N (long side)
+    size: str = "native"                  # native, 720p, 1080p, WxH, N (long side), or max:N (shrink only larger)
     max_frames: int | None = None         # per input
     backend: str = "auto"
     precision: str | None = None
@@ -219,10 +219,11 @@ def parse_size(text: str | None) -> tuple[str, Any]:
     if s == "native":
         return ("native", None)
     if s.startswith("max:"):
-        kind, n = parse_size(s[4:])
-        if kind != "long":
-            raise CganError(f"bad --size {text!r}: max: takes the longest side in pixels, e.g. max:3840")
-        return ("max", n)
+        n = s[4:].strip()
+        if not n.isdecimal() or not 8 <= int(n) <= MAX_LONG_SIDE:
+            raise CganError(f"bad --size {text!r}: max: takes the longest side in pixels, 8..{MAX_LONG_SIDE} "
+                            f"(e.g. max:3840)")
+        return ("max", int(n))
     if s in NAMED_SIZES:
         return ("height", NAMED_SIZES[s])
     if "x" in s:
