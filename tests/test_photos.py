@@ -414,12 +414,20 @@ def test_png_transparency_from_a_trns_chunk_is_kept(tmp_path):
     assert alpha is not None and (alpha[:4, :4] == 0).all() and (alpha[4:] == 255).all()
 
 
-def test_header_bombs_of_every_read_format_are_refused_undecoded(tmp_path, monkeypatch):
+_VP8X = (b"RIFF" + struct.pack("<I", 30) + b"WEBP" + b"VP8X" + struct.pack("<I", 10) + b"\x00" * 4
+         + (20000 - 1).to_bytes(3, "little") * 2)
+_BMP = b"BM" + b"\x00" * 12 + struct.pack("<Iii", 40, 20000, 20000) + b"\x00" * 8
+
+
+@pytest.mark.parametrize("name, header", [("bomb.png", _png_header_only(20000, 20000)),
+                                          ("bomb.tif", _tiff_header_only(20000, 20000)),
+                                          ("bomb.webp", _VP8X), ("bomb.bmp", _BMP)])
+def test_header_bombs_of_every_read_format_are_refused_undecoded(tmp_path, monkeypatch, name, header):
     decoded = []
     monkeypatch.setattr(photos.cv2, "imdecode", lambda *a: decoded.append(a) or None)
-    (tmp_path / "bomb.tif").write_bytes(_tiff_header_only(20000, 20000))
+    (tmp_path / name).write_bytes(header)
     with pytest.raises(photos.PhotoProblem, match="declares 20000x20000 pixels"):
-        read_photo(tmp_path / "bomb.tif")
+        read_photo(tmp_path / name)
     assert not decoded
 
 
