@@ -36,6 +36,9 @@ def run(command: click.Command, argv: list[str] | None = None) -> int:
         # own form is a usage block of three or more lines)
         ctx = getattr(e, "ctx", None)
         hint = f"; see `{ctx.command_path} --help`" if isinstance(e, click.UsageError) and ctx is not None else ""
+        extra = getattr(getattr(ctx, "command", None), "extra_args_hint", None)
+        if extra and "unexpected extra argument" in e.format_message():  # e.g. a glob the shell expanded
+            hint = f"; {extra}"
         click.echo(f"error: {' '.join(e.format_message().split()).rstrip('.')}{hint}", err=True)
         return e.exit_code
     except click.exceptions.Exit as e:

@@ -554,3 +554,20 @@ def test_alpha_of_a_plain_turned_png_follows_the_orientation(tmp_path):
     (tmp_path / "p.png").write_bytes(data)
     _, alpha = read_photo(tmp_path / "p.png")
     assert np.array_equal(alpha, np.rot90(bgra[:, :, 3], -1))
+
+
+def test_a_quoted_pattern_names_photos(album, tmp_path, capsys):
+    """--input 'photos/*.png' (quoted, so the shell leaves it): the matching photos, into an output folder."""
+    s = run_photos(PhotoJob(inputs=str(album / "*.png"), output=tmp_path / "o", progress=False), translator=Invert())
+    assert s.photos == 1 and [p.name for p in (tmp_path / "o").iterdir()] == ["b.png"]  # not .hidden.png
+    s = run_photos(PhotoJob(inputs=str(album / "**" / "*.webp"), output=tmp_path / "w", progress=False),
+                   translator=Invert())
+    assert s.photos == 1 and [p.name for p in (tmp_path / "w").iterdir()] == ["c.webp"]
+    code, _, err = cgan_video(["--input", str(album / "*.gif.png"), "--output", str(tmp_path / "n")], capsys)
+    one_line_error(code, err, "no photos match --input")
+
+
+def test_a_pattern_the_shell_expanded_gets_a_hint(album, tmp_path, capsys):
+    code, _, err = cgan_video(["--input", str(album / "a.jpg"), str(album / "b.png"), "--output", str(tmp_path)],
+                              capsys)
+    one_line_error(code, err, "unexpected extra argument", "repeat --input, give the folder, or quote a pattern")

@@ -110,6 +110,10 @@ def _finish(summary, as_json: bool) -> None:
         raise click.exceptions.Exit(1)
 
 
+#: what `cgan-video --input *.jpg` (a pattern the shell expanded into several words) is told
+cli.extra_args_hint = ("each --input takes one value: repeat --input, give the folder, or quote a pattern "
+                       "(--input 'photos/*.jpg')")
+
 main = entry(cli)
 
 if __name__ == "__main__":

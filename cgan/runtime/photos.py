@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import errno
+import glob
 import logging
 import numbers
 import os
@@ -165,8 +166,9 @@ def _path(value: str | os.PathLike) -> Path:
 
 # ---- what is translated, and where it goes ---------------------------------------------------------------
 def is_photo_input(value: object) -> bool:
-    """True for an --input that names photos: an existing folder, or a name with a photo extension (.jpg, .png,
-    ...). Camera indices, devices, URLs, 'demo' and video files are not."""
+    """True for an --input that names photos: an existing folder, a name with a photo extension (.jpg, .png,
+    ...; also a quoted pattern such as 'photos/*.jpg'), or a name ending in a slash. Camera indices, devices,
+    URLs, 'demo' and video files are not."""
     if not _text(value):
         return False
     s = os.fspath(value).strip()  # type: ignore[arg-type]
@@ -174,6 +176,11 @@ def is_photo_input(value: object) -> bool:
         return False
     p = _path(s)
     return p.is_dir() or p.suffix.lower() in PHOTO_EXTS or s.endswith(("/", os.sep))  # "photos/": a folder
+
+
+def _is_pattern(text: str) -> bool:
+    """A glob pattern (a quoted --input 'photos/*.jpg'; the shell expands unquoted ones itself)."""
+    return any(c in text for c in "*?[")
 
 
 def written_suffix(suffix: str) -> str:
@@ -221,6 +228,12 @@ def find_photos(inputs: Sequence[str | os.PathLike],
                 raise CganError(f"--input {p} is not a photo ({', '.join(PHOTO_EXTS)}); videos, cameras and "
                                 f"streams go in a run of their own")
             items.append((p, PurePath(p.name), False))
+        elif _is_pattern(os.fspath(value)) and not os.path.lexists(p):
+            found = sorted(f for f in map(Path, glob.glob(str(p), recursive=True)) if f.is_file()
+                           and f.suffix.lower() in PHOTO_EXTS and not f.name.startswith("."))
+            if not found:
+                raise CganError(f"no photos match --input {os.fspath(value).strip()}")
+            items += [(f, PurePath(f.name), True) for f in found]  # named by a pattern: an output folder
         elif os.path.lexists(p):
             raise CganError(f"--input {p} is neither a photo file nor a folder")
         else:
