@@ -489,51 +489,57 @@ def _writes_after(wait, monkeypatch) -> None:
     monkeypatch.setattr(photos, "write_bytes_atomic", slow)
 
 
-def _interrupted(job: PhotoJob, events) -> None:
-    """Run `job` with Invert while each (seconds, action) of `events` fires: it must end in KeyboardInterrupt."""
-    import threading
-
-    timers = [threading.Timer(t, action) for t, action in events]
-    for t in timers:
-        t.start()
-    try:
-        with pytest.raises(KeyboardInterrupt):
-            run_photos(job, translator=Invert())
-    finally:
-        for t in timers:
-            t.cancel()
-
-
 def _sigint() -> None:
     os.kill(os.getpid(), signal.SIGINT)
 
 
 def test_a_second_ctrl_c_writes_only_the_photo_in_hand(tmp_path, monkeypatch):
-    """The writer is stuck on the first photo while the translation has filled its queue: the first Ctrl-C stops
-    translating, the second gives up the queued photos; the one being written is finished, not left half-made."""
+    """The writer is stuck on the first photo while the translation fills its queue: the first Ctrl-C (during the
+    second translation) stops translating, the second gives up the queued photos; the photo being written is
+    finished, not left half-made."""
     import threading
 
     d = numbered(tmp_path / "in", 12, "{i:02d}.png")
     release = threading.Event()
     _writes_after(lambda: release.wait(10), monkeypatch)
+    later = [threading.Timer(0.5, _sigint), threading.Timer(1.0, release.set)]
+
+    def first_ctrl_c():
+        _sigint()
+        for t in later:
+            t.start()
+
     try:
-        _interrupted(PhotoJob(inputs=d, output=tmp_path / "out", handle_signals=True, progress=False),
-                     [(0.5, _sigint), (1.0, _sigint), (1.5, release.set)])
+        with pytest.raises(KeyboardInterrupt):
+            run_photos(PhotoJob(inputs=d, output=tmp_path / "out", handle_signals=True, progress=False),
+                       translator=AtBatch(1, first_ctrl_c))
     finally:
+        for t in later:
+            t.cancel()
         release.set()
     assert [p.name for p in (tmp_path / "out").iterdir()] == ["00.png"]
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
 
 def test_an_apps_keyboard_interrupt_while_the_writer_is_waited_for_leaves_nothing_running(tmp_path, monkeypatch):
-    """handle_signals=False (an app's own Ctrl-C): the KeyboardInterrupt reaches the app only once the photo in
-    hand is written; nothing is written after run_photos has returned, and no temp file is left."""
+    """handle_signals=False (an app's own Ctrl-C, here as the third write starts: every photo is translated and
+    run_photos waits for the writer): the KeyboardInterrupt reaches the app only once the photo in hand is
+    written; nothing is written after run_photos has returned, and no temp file is left."""
     import time
 
     d = numbered(tmp_path / "in", 6)
-    _writes_after(lambda: time.sleep(0.3), monkeypatch)
-    _interrupted(PhotoJob(inputs=d, output=tmp_path / "out", handle_signals=False, progress=False),
-                 [(1.0, _sigint)])
+    writes = []
+
+    def slow():
+        writes.append(1)
+        if len(writes) == 3:
+            _sigint()
+        time.sleep(0.3)
+
+    _writes_after(slow, monkeypatch)
+    with pytest.raises(KeyboardInterrupt):
+        run_photos(PhotoJob(inputs=d, output=tmp_path / "out", handle_signals=False, progress=False),
+                   translator=Invert())
     written = sorted(p.name for p in (tmp_path / "out").iterdir())
     time.sleep(1.0)
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == written and 1 <= len(written) < 6
