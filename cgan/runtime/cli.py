@@ -28,7 +28,8 @@ EXIT_INTERRUPTED = {"interrupted": 130, "terminated": 143}
 @click.option("--direction", default=None, help="G, F, summer2winter, winter2summer (default: the pair's first).")
 @click.option("--input", "inputs", multiple=True, default=("0",), show_default=True,
               help="Camera index, device (/dev/video0), video file, rtsp/http URL, or 'demo'. Repeat for "
-                   "several streams batched through one model. Photos: a photo file or a folder of them.")
+                   "several streams batched through one model. Photos: a photo file, a folder, or a quoted pattern "
+                   "('trip/*.jpg').")
 @click.option("--output", default=None,
               help="Output video (.mp4, .avi, .mkv, .mov, .m4v); several inputs write out_0.mp4, out_1.mp4, ... "
                    "Photos: a photo file (one photo in) or a folder.")

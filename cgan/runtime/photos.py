@@ -9,9 +9,10 @@ Each output goes to a temporary file beside it and is renamed once complete, so 
 half-written photo under its name. A photo that cannot be read or translated (corrupt, too large) is named in a
 warning and in the summary and the run goes on; one that cannot be written (disk full, folder gone) ends the run.
 
-Photos are decoded as OpenCV's IMREAD_COLOR does: EXIF orientation applied, 16-bit scaled to 8, gray made BGR.
-A PNG's alpha channel is kept when the output format can hold one (PNG, WebP, TIFF). Metadata (EXIF) is not
-copied. No torch here.
+Inputs are photo files, folders (recursive) and quoted patterns ('trip/*.jpg'). Photos are decoded as OpenCV's
+IMREAD_COLOR does: EXIF orientation applied, 16-bit scaled to 8, gray made BGR. A PNG's transparency (alpha or
+tRNS, turned with its orientation) is kept when the output format can hold it (PNG, WebP, TIFF). Metadata (EXIF,
+ICC profiles) is not copied. No torch here.
 """
 from __future__ import annotations
 
