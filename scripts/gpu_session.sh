@@ -9,7 +9,8 @@
 # What comes back (at most 8 files): session.log, pair.tar, bench-gpu.json, bench-gpu.png, history.jsonl,
 # profile-eager.json, profile-compiled.json, gpu-tests.log.
 #
-# Knobs (environment): STAGES="train bench profile tests", CALL_S=560 (lower it, and the call's timeout_s, when the
+# Knobs (environment): STAGES="train bench profile tests" (add "photos" for photo mode on DATA_A: PHOTOS_S=30,
+# PHOTOS_N=300, PHOTOS_BACKEND=torch; its summary goes into session.log), CALL_S=560 (lower it, and the call's timeout_s, when the
 # lease has less left: training takes what the other stages leave), BENCH_S=170, PROFILE_S=40, TESTS_S=80, TRAIN_S, DATA_A/DATA_B,
 # INIT_FROM (pair to fine-tune; default the embedded summer2winter; empty: from scratch),
 # TRAIN_EXTRA (more cgan-train options; they win over the defaults), BENCH_BACKENDS, BENCH_SIZES, BENCH_DEVICE,
@@ -139,7 +140,19 @@ tests)
   [ "$c" -gt 15 ] && timeout -k 10 "$c" python3 -m pytest -q -rs -m gpu tests/ -p no:cacheprovider $PYTEST_TO \
     --ignore=tests/test_gpu_parity.py --durations=5 2>&1 | tee -a "$OUT/gpu-tests.log"
   ;;
-*) echo "unknown stage $s (use train, bench, profile, tests)";;
+photos)
+  stage "photos (budget ${PHOTOS_S:-30} s)"
+  # cgan-video's photo mode (the official test.py job) on the GPU: read -> translate -> write overlap; how close
+  # it runs to the translation stage is the figure to take home. The summary (JSON) stays in session.log.
+  c=$(cap "${PHOTOS_S:-30}")
+  if [ "$c" -lt 10 ]; then echo "only $c s left for photos: skipped"; continue; fi
+  if [ ! -d "$DATA_A" ]; then echo "no photos at $DATA_A: skipped"; continue; fi
+  rm -rf "$WORK/photos_out"
+  timeout -k 10 "$c" python3 -m cgan.runtime.cli --input "$DATA_A" --output "$WORK/photos_out" \
+    --max-frames "${PHOTOS_N:-300}" --backend "${PHOTOS_BACKEND:-torch}" --no-progress --json
+  echo "cgan-video photos exit $?"
+  ;;
+*) echo "unknown stage $s (use train, bench, profile, tests, photos)";;
 esac; done
 stage done
 ls -la "$OUT"

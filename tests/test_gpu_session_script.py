@@ -28,7 +28,7 @@ def session_run(tmp_path_factory):
     env.update(
         PATH=f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}",  # python3 = this interpreter
         OUT=str(out), WORK=str(tmp_path / "work"), CGAN_HOME=str(tmp_path / "home"), SKIP_INSTALL="1",
-        STAGES="train bench profile", CALL_S="240", TRAIN_S="35", BENCH_S="90", MIN_TRAIN_S="5", PROBE_MIN_S="0",
+        STAGES="train bench profile photos", CALL_S="240", PHOTOS_N="2", PHOTOS_BACKEND="ort-cpu", TRAIN_S="35", BENCH_S="90", MIN_TRAIN_S="5", PROBE_MIN_S="0",
         PROFILE_S="8", PROFILE_SIZE="32x32", PROFILE_EXTRA="--ngf 4 --blocks 1",  # 8 s: eager only
         DATA_A=str(data / "trainA"), DATA_B=str(data / "trainB"),
         # the embedded pair's architecture (9 blocks, ngf 32) at a toy crop, so the result can be adopted below
@@ -56,6 +56,7 @@ def test_session_script_trains_exports_and_benchmarks(session_run):
     log = r.stdout + r.stderr
     assert r.returncode == 0, log[-3000:]
     assert "cgan-train exit 0" in log and "cgan-bench exit 0" in log and "=== done" in log, log[-3000:]
+    assert "cgan-video photos exit 0" in log and '"photos": 2' in log, log[-3000:]
     # the pair comes back as FP16 safetensors with its training record, log and samples, in one file
     with tarfile.open(out / "pair.tar") as tar:
         names = set(tar.getnames())
