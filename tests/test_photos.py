@@ -577,3 +577,46 @@ def test_a_pattern_the_shell_expanded_gets_a_hint(album, tmp_path, capsys):
     code, _, err = cgan_video(["--input", str(album / "a.jpg"), str(album / "b.png"), "--output", str(tmp_path)],
                               capsys)
     one_line_error(code, err, "unexpected extra argument", "repeat --input, give the folder, or quote a pattern")
+
+
+# ---- several reader and writer threads (the default on a GPU) -------------------------------------------
+def test_several_io_threads_write_every_photo_to_its_own_name(tmp_path):
+    d = tmp_path / "in"
+    for i in range(40):
+        write(d / f"{i:02d}.png", pattern(i, 48 + i % 5, 40))  # sizes differ: a mix-up would show
+    s = run_photos(PhotoJob(inputs=d, output=tmp_path / "out", io_threads=3, progress=False), translator=Invert())
+    assert s.photos == 40 and not s.failed
+    for i in range(40):
+        got = cv2.imread(str(tmp_path / "out" / f"{i:02d}.png"))
+        assert np.array_equal(got, 255 - cv2.imread(str(d / f"{i:02d}.png"))), i
+    assert leftovers(tmp_path / "out") == []
+
+
+def test_several_io_threads_end_cleanly_on_a_write_error_and_on_ctrl_c(tmp_path, monkeypatch):
+    d = numbered(tmp_path / "in", 30)
+    calls = _disk_full_after(3, monkeypatch)
+    with pytest.raises(CganError, match="No space left on device"):
+        run_photos(PhotoJob(inputs=d, output=tmp_path / "out", io_threads=3, progress=False), translator=Invert())
+    assert len(calls) <= 3 + 3  # the failing write and at most one in hand per other writer
+    assert leftovers(tmp_path / "out") == []
+    monkeypatch.undo()
+    s = run_photos(PhotoJob(inputs=d, output=tmp_path / "out2", io_threads=3, handle_signals=True, progress=False),
+                   translator=AtBatch(2, _sigint))
+    assert s.ended == "interrupted" and 3 <= s.photos <= 3 + QUEUE + 3
+    assert len(list((tmp_path / "out2").iterdir())) == s.photos and leftovers(tmp_path / "out2") == []
+
+
+QUEUE = photos.QUEUE_SIZE
+
+
+def test_io_threads_default_by_device():
+    class OnGpu(Invert):
+        class info:  # noqa: N801 - as a Translator's info
+            device = "cuda"
+
+    job = PhotoJob(inputs=["a.jpg"])
+    assert photos.io_threads(job, Invert()) == 1
+    assert 1 <= photos.io_threads(job, OnGpu()) <= 4
+    assert photos.io_threads(PhotoJob(inputs=["a.jpg"], io_threads=2), OnGpu()) == 2
+    with pytest.raises(CganError, match="io_threads must be a whole number 1..16"):
+        PhotoJob(inputs=["a.jpg"], io_threads=0)

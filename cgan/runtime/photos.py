@@ -4,7 +4,9 @@ but at each photo's own size and on any backend. `cgan-video` switches to this w
     cgan-video --input photos/ --output winter/           # every photo under photos/: same names and formats
     cgan-video --input beach.jpg --output beach_winter.png
 
-Reading, translating and writing overlap (a reader and a writer thread around the translation, bounded queues).
+Reading, translating and writing overlap (reader and writer threads around the translation, bounded queues; one
+of each with a CPU backend, which needs the cores itself, up to four of each on a GPU, where decoding and encoding
+are what is left for the CPU).
 Each output goes to a temporary file beside it and is renamed once complete, so an interrupted run never leaves a
 half-written photo under its name. A photo that cannot be read or translated (corrupt, too large) is named in a
 warning and in the summary and the run goes on; one that cannot be written (disk full, folder gone) ends the run.
@@ -59,6 +61,8 @@ UNWRITABLE_EXTS = (".heic", ".heif", ".jxl", ".jfif", ".pgm", ".pbm")
 #: the largest photo file read (a 134-megapixel 16-bit TIFF, uncompressed, is about 800 MB)
 MAX_PHOTO_BYTES = 1 << 30
 QUEUE_SIZE = 4
+#: the most reader (and writer) threads a run may have
+MAX_IO_THREADS = 16
 _END = object()
 #: how EXIF orientation 1..8 turns an image to show it (in that order), as array views
 _TURNS = (lambda a: a, lambda a: a[:, ::-1], lambda a: a[::-1, ::-1], lambda a: a[::-1],
@@ -89,6 +93,7 @@ class PhotoJob:
     compile: bool = False                 # torch backend: torch.compile (compiles once per photo size)
     cuda_graphs: bool | None = None
     progress: bool = True                 # tqdm bar on stderr
+    io_threads: int | None = None         # readers and writers each (None: 1 for a CPU backend, else up to 4)
     # SIGINT/SIGTERM stop after the photo being translated (summary.ended "interrupted"/"terminated"); None:
     # each one the app has no Python handler for; True: both (the CLI); False: none
     handle_signals: bool | None = None
@@ -121,9 +126,12 @@ class PhotoJob:
                 continue
             if not (isinstance(value, str) or (value is None and none_ok)):
                 raise CganError(f"{name} must be a str{' or None' if none_ok else ''}, got {_describe(value)}")
-        m = self.max_photos
-        if m is not None and (not isinstance(m, numbers.Integral) or isinstance(m, bool) or m < 1):
-            raise CganError(f"max_photos must be a whole number >= 1 or None, got {_describe(m)}")
+        for name, top in (("max_photos", None), ("io_threads", MAX_IO_THREADS)):
+            m = getattr(self, name)
+            if m is not None and (not isinstance(m, numbers.Integral) or isinstance(m, bool) or m < 1
+                                  or (top is not None and m > top)):
+                span = f"1..{top}" if top else ">= 1"
+                raise CganError(f"{name} must be a whole number {span} or None, got {_describe(m)}")
 
 
 @dataclass
@@ -416,8 +424,10 @@ class _Run:
         self.stop = threading.Event()           # read and translate no more
         self.abort = threading.Event()          # write no more than the photo in hand (an error, a 2nd Ctrl-C)
         self.consumer_gone = threading.Event()  # the translation loop no longer takes what the reader reads
-        self.writer_done = threading.Event()    # (an Event, not Thread.join: a join interrupted by Ctrl-C was
+        self.writers_done = threading.Event()   # (an Event, not Thread.join: a join interrupted by Ctrl-C was
         #                                         seen to return at once when called again, the writer still busy)
+        self.writers_left = 0
+        self.next_photo = 0                     # the readers' shared place in the plan
         self.signals = 0
         self.ended = "end"
         self.errors: list[BaseException] = []
@@ -433,6 +443,25 @@ class _Run:
             self.failed.append({"input": str(src), "reason": reason})
             if self.bar is not None and counted:
                 self.bar.update(1)
+
+    def add(self, **amounts: float) -> None:
+        """Add to counters that several threads update (`+=` on an attribute is not atomic)."""
+        with self.lock:
+            for name, value in amounts.items():
+                setattr(self, name, getattr(self, name) + value)
+
+    def take(self, plan: list[tuple[Path, Path]]) -> tuple[Path, Path] | None:
+        """The next photo for a reader, None when all are taken."""
+        with self.lock:
+            i = self.next_photo
+            self.next_photo += 1
+        return plan[i] if i < len(plan) else None
+
+    def writer_exits(self) -> None:
+        with self.lock:
+            self.writers_left -= 1
+            if self.writers_left <= 0:
+                self.writers_done.set()
 
     def error(self, e: BaseException) -> None:
         """An error that ends the run: nothing more is read, translated or written."""
@@ -452,19 +481,21 @@ class _Run:
 
 
 def _reader(run: _Run, plan: list[tuple[Path, Path]], q: queue.Queue) -> None:
+    """Read photos (the next one not taken by another reader) until the plan ends or the run stops; then _END."""
     try:
-        for src, dst in plan:
-            if run.stop.is_set():
+        while not run.stop.is_set():
+            photo = run.take(plan)
+            if photo is None:
                 break
+            src, dst = photo
             t0 = time.perf_counter()
-            run.n_tried += 1
             try:
                 img, alpha = read_photo(src)
             except PhotoProblem as e:
                 run.fail(src, str(e))
                 continue
             finally:
-                run.read_s += time.perf_counter() - t0
+                run.add(read_s=time.perf_counter() - t0, n_tried=1)
             if not run.give_to_translation(q, (src, dst, img, alpha)):
                 break
     except BaseException as e:  # noqa: BLE001 - handed to the caller's thread
@@ -492,15 +523,14 @@ def _writer(run: _Run, q: queue.Queue) -> None:
             if not run.abort.is_set():
                 _write_one(run, *item)
     finally:
-        run.writer_done.set()
+        run.writer_exits()
 
 
 def _write_one(run: _Run, src: Path, dst: Path, img: np.ndarray) -> None:
     t0 = time.perf_counter()
     try:
         write_bytes_atomic(dst, encode_photo(img, dst.suffix), sync_dir=False)
-        run.write_s += time.perf_counter() - t0
-        run.written += 1
+        run.add(write_s=time.perf_counter() - t0, written=1)
         if run.bar is not None:
             run.bar.update(1)
     except PhotoProblem as e:  # this photo only (e.g. too wide for WebP)
@@ -570,7 +600,7 @@ def run_photos(job: PhotoJob, translator: Any = None) -> PhotoSummary:
                        leave=False)
         run = _Run(bar)
         run.failed = [{"input": str(p), "reason": why} for p, why in problems]
-        summary = _run(job, translator, plan, size, max_pixels, run, signals)
+        summary = _run(job, translator, plan, size, max_pixels, run, signals, io_threads(job, translator))
     finally:
         if bar is not None:
             bar.close()
@@ -580,22 +610,42 @@ def run_photos(job: PhotoJob, translator: Any = None) -> PhotoSummary:
     return summary
 
 
+def io_threads(job: PhotoJob, translator: Any) -> int:
+    """Reader (and writer) threads for the run: the job's, else 1 when the translator runs on the CPU (or does not
+    say where: its cores are busy translating) and up to 4 when it runs on a GPU (JPEG decoding and encoding are
+    then the CPU's work; OpenCV's codecs release the GIL)."""
+    if job.io_threads is not None:
+        return job.io_threads
+    info = getattr(translator, "info", None)
+    if getattr(info, "device", "cpu") in (None, "cpu"):
+        return 1
+    return max(1, min(4, (os.cpu_count() or 2) // 2))
+
+
 def _run(job: PhotoJob, translator: Any, plan: list[tuple[Path, Path]], size: tuple[str, Any], max_pixels: int,
-         run: _Run, signals: tuple[int, ...]) -> PhotoSummary:
-    """Read -> translate (this thread) -> write, until the photos end, a signal stops it, or an error."""
+         run: _Run, signals: tuple[int, ...], n_io: int) -> PhotoSummary:
+    """Read (n_io threads) -> translate (this thread) -> write (n_io threads), until the photos end, a signal
+    stops it, or an error."""
     q_in: queue.Queue = queue.Queue(maxsize=QUEUE_SIZE)
     q_out: queue.Queue = queue.Queue(maxsize=QUEUE_SIZE)
-    reader = threading.Thread(target=_reader, args=(run, plan, q_in), name="cgan-photo-reader", daemon=True)
-    writer = threading.Thread(target=_writer, args=(run, q_out), name="cgan-photo-writer", daemon=True)
+    readers = [threading.Thread(target=_reader, args=(run, plan, q_in), name=f"cgan-photo-reader-{i}", daemon=True)
+               for i in range(n_io)]
+    writers = [threading.Thread(target=_writer, args=(run, q_out), name=f"cgan-photo-writer-{i}", daemon=True)
+               for i in range(n_io)]
+    run.writers_left = n_io
     t_start = time.perf_counter()
     with _signals({"pipe": run}, signals):
-        reader.start()
-        writer.start()
+        for t in readers + writers:
+            t.start()
+        ends = 0
         try:
             while True:
                 item = q_in.get()
                 if item is _END:
-                    break
+                    ends += 1
+                    if ends == len(readers):
+                        break
+                    continue
                 if run.stop.is_set():
                     continue  # stopping: what was read ahead is not translated
                 src, dst, img, alpha = item
@@ -608,12 +658,12 @@ def _run(job: PhotoJob, translator: Any, plan: list[tuple[Path, Path]], size: tu
                     continue
                 finally:
                     run.translate_s += time.perf_counter() - t0
-                q_out.put((src, dst, result))  # the writer always takes: never blocks for long
+                q_out.put((src, dst, result))  # the writers always take: never blocks for long
         except BaseException as e:
             run.error(e)
             raise
         finally:
-            _end_threads(run, reader, writer, q_out)
+            _end_threads(run, readers, len(writers), q_out)
     if run.errors:
         raise run.errors[0]
     seconds = time.perf_counter() - t_start
@@ -623,24 +673,29 @@ def _run(job: PhotoJob, translator: Any, plan: list[tuple[Path, Path]], size: tu
                         write_ms=1000.0 * run.write_s / max(1, run.written), ended=run.ended)
 
 
-def _end_threads(run: _Run, reader: threading.Thread, writer: threading.Thread, q_out: queue.Queue) -> None:
-    """Stop the reader and let the writer finish: it writes what is translated, or (after an error, or a
-    KeyboardInterrupt while it is waited for -- a second Ctrl-C) only the photo in hand. A KeyboardInterrupt
-    during that shorter wait gives up waiting (the writer is left to the end of the process); the first one is
-    raised once the writer has ended. The reader is not waited for longer than JOIN_TIMEOUT_S: a read that hangs
-    (a dead network share) cannot stop the run from ending."""
+def _end_threads(run: _Run, readers: list[threading.Thread], n_writers: int, q_out: queue.Queue) -> None:
+    """Stop the readers and let the writers finish: they write what is translated, or (after an error, or a
+    KeyboardInterrupt while they are waited for -- a second Ctrl-C) only the photos in hand. A KeyboardInterrupt
+    during that shorter wait gives up waiting (the writers are left to the end of the process); the first one is
+    raised once the writers have ended. The readers are not waited for longer than JOIN_TIMEOUT_S in all: a read
+    that hangs (a dead network share) cannot stop the run from ending."""
     run.stop.set()
     run.consumer_gone.set()
     interrupted: KeyboardInterrupt | None = None
-    for step in ("reader", "end mark", "writer"):
+    deadline = time.monotonic() + JOIN_TIMEOUT_S
+    ends = 0
+    for step in ("readers", "end marks", "writers"):
         while True:
             try:
-                if step == "reader":
-                    reader.join(JOIN_TIMEOUT_S)
-                elif step == "end mark":
-                    q_out.put(_END)
+                if step == "readers":
+                    for t in readers:
+                        t.join(max(0.0, deadline - time.monotonic()))
+                elif step == "end marks":
+                    while ends < n_writers:  # one per writer; counted, as a Ctrl-C may come between two
+                        q_out.put(_END)
+                        ends += 1
                 else:
-                    while not run.writer_done.wait(0.1):
+                    while not run.writers_done.wait(0.1):
                         pass
                 break
             except KeyboardInterrupt as e:
