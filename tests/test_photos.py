@@ -585,7 +585,7 @@ def test_several_io_threads_write_every_photo_to_its_own_name(tmp_path):
     for i in range(40):
         write(d / f"{i:02d}.png", pattern(i, 48 + i % 5, 40))  # sizes differ: a mix-up would show
     s = run_photos(PhotoJob(inputs=d, output=tmp_path / "out", io_threads=3, progress=False), translator=Invert())
-    assert s.photos == 40 and not s.failed
+    assert s.photos == 40 and not s.failed and s.io_threads == 3
     for i in range(40):
         got = cv2.imread(str(tmp_path / "out" / f"{i:02d}.png"))
         assert np.array_equal(got, 255 - cv2.imread(str(d / f"{i:02d}.png"))), i

@@ -146,6 +146,7 @@ class PhotoSummary:
     write_ms: float = 0.0
     ended: str = "end"                    # end | interrupted | terminated
     output: str = ""
+    io_threads: int = 1                   # reader threads, and as many writers
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -670,7 +671,7 @@ def _run(job: PhotoJob, translator: Any, plan: list[tuple[Path, Path]], size: tu
     return PhotoSummary(photos=run.written, failed=run.failed, seconds=seconds,
                         read_ms=1000.0 * run.read_s / max(1, run.n_tried),
                         translate_ms=1000.0 * run.translate_s / max(1, run.n_translated),
-                        write_ms=1000.0 * run.write_s / max(1, run.written), ended=run.ended)
+                        write_ms=1000.0 * run.write_s / max(1, run.written), ended=run.ended, io_threads=n_io)
 
 
 def _end_threads(run: _Run, readers: list[threading.Thread], n_writers: int, q_out: queue.Queue) -> None:
