@@ -6,6 +6,7 @@ import hashlib
 import json
 import os
 import tempfile
+import threading
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -64,21 +65,26 @@ def check_folder_target(path: str | os.PathLike, option: str) -> Path:
 
 
 @contextlib.contextmanager
-def atomic_path(final: str | os.PathLike, sync_dir: bool = True) -> Iterator[Path]:
+def atomic_path(final: str | os.PathLike, sync_dir: bool = True,
+                inflight: set[Path] | None = None) -> Iterator[Path]:
     """Yield a temporary path beside `final`; on success it is fsynced and renamed over `final`.
 
     On any exception the temporary file is removed, so nothing half-written ever carries the final name.
     sync_dir=False skips the fsync of the folder after the rename (a power cut may then lose the rename, never
     leave the file empty or half-written under its name): for many small outputs, such as translated photos.
+    `inflight`: a set that holds the temporary path while it exists (a caller that gives up on a writer thread
+    removes what is left).
     """
     final = Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=final.parent, prefix=f".{final.name}.", suffix=".tmp")
     os.close(fd)
     tmp_path = Path(tmp)
+    if inflight is not None:
+        inflight.add(tmp_path)
     mode = 0o666 & ~_umask()
-    os.chmod(tmp_path, mode)
     try:
+        os.chmod(tmp_path, mode)
         yield tmp_path
         # again: some writers replace the file (safetensors' save_file leaves it 0600), and a model that
         # only its writer can read breaks a Triton server or a colleague running as another user
@@ -92,12 +98,29 @@ def atomic_path(final: str | os.PathLike, sync_dir: bool = True) -> Iterator[Pat
         with contextlib.suppress(OSError):
             tmp_path.unlink()
         raise
+    finally:
+        if inflight is not None:
+            inflight.discard(tmp_path)
+
+
+_UMASK_LOCK = threading.Lock()
 
 
 def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+    """The process's umask. Read from /proc where Linux says it, without changing it: setting it to 0 and back
+    (the only portable way) gives any file another thread creates meanwhile mode 0666 -- photo writers run in
+    parallel. Elsewhere the set-and-restore runs under a lock."""
+    try:
+        with open("/proc/self/status", encoding="ascii", errors="replace") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    with _UMASK_LOCK:
+        mask = os.umask(0)
+        os.umask(mask)
+        return mask
 
 
 def _fsync_dir(path: Path) -> None:
@@ -109,8 +132,9 @@ def _fsync_dir(path: Path) -> None:
             os.close(fd)
 
 
-def write_bytes_atomic(final: str | os.PathLike, data: bytes, sync_dir: bool = True) -> None:
-    with atomic_path(final, sync_dir) as tmp:
+def write_bytes_atomic(final: str | os.PathLike, data: bytes, sync_dir: bool = True,
+                       inflight: set[Path] | None = None) -> None:
+    with atomic_path(final, sync_dir, inflight) as tmp:
         tmp.write_bytes(data)
 
 

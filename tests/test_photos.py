@@ -183,11 +183,11 @@ def _disk_full_after(n: int, monkeypatch) -> list:
     calls = []
     real = photos.write_bytes_atomic
 
-    def write(dst, data, sync_dir=True):
+    def write(dst, data, **kw):
         calls.append(dst)
         if len(calls) > n:
             raise OSError(errno.ENOSPC, "No space left on device", str(dst))
-        real(dst, data, sync_dir)
+        real(dst, data, **kw)
 
     monkeypatch.setattr(photos, "write_bytes_atomic", write)
     return calls
@@ -196,7 +196,7 @@ def _disk_full_after(n: int, monkeypatch) -> list:
 def test_a_write_failure_ends_the_run_with_one_line(album, tmp_path, monkeypatch):
     out = tmp_path / "out"
     calls = _disk_full_after(1, monkeypatch)
-    with pytest.raises(CganError, match=r"cannot write .*No space left on device; 1 photo was written before it "
+    with pytest.raises(CganError, match=r"cannot write .*No space left on device; 1 photo was written "
                                         r"\(free some space, or choose another --output\)"):
         run_photos(PhotoJob(inputs=album, output=out, progress=False), translator=Invert())
     assert len(calls) == 2  # nothing is written after the error
@@ -482,9 +482,9 @@ def _writes_after(wait, monkeypatch) -> None:
     """photos.write_bytes_atomic calls wait() before each write (a slow or stuck disk)."""
     real = photos.write_bytes_atomic
 
-    def slow(dst, data, sync_dir=True):
+    def slow(dst, data, **kw):
         wait()
-        real(dst, data, sync_dir)
+        real(dst, data, **kw)
 
     monkeypatch.setattr(photos, "write_bytes_atomic", slow)
 
@@ -618,5 +618,114 @@ def test_io_threads_default_by_device():
     assert photos.io_threads(job, Invert()) == 1
     assert 1 <= photos.io_threads(job, OnGpu()) <= 4
     assert photos.io_threads(PhotoJob(inputs=["a.jpg"], io_threads=2), OnGpu()) == 2
-    with pytest.raises(CganError, match="io_threads must be a whole number 1..16"):
+    with pytest.raises(CganError, match="io_threads must be a whole number 1..8"):
         PhotoJob(inputs=["a.jpg"], io_threads=0)
+
+
+def _threads_named(prefix: str) -> list:
+    import threading
+
+    return [t for t in threading.enumerate() if t.name.startswith(prefix) and t.is_alive()]
+
+
+def _ends_within(seconds: float, fn):
+    """fn() run in a thread: (its result or exception); the test fails if it has not returned in time."""
+    import threading
+
+    box: dict = {}
+
+    def go():
+        try:
+            box["value"] = fn()
+        except BaseException as e:  # noqa: BLE001
+            box["error"] = e
+
+    t = threading.Thread(target=go, daemon=True)
+    t.start()
+    t.join(seconds)
+    assert not t.is_alive(), "run_photos hung"
+    return box
+
+
+def test_a_writer_whose_error_handling_fails_does_not_hang_the_run(tmp_path, monkeypatch):
+    """Every encode fails and reporting it fails too (a logging handler raising): the writers live on, drain,
+    and the run ends with that error instead of waiting for ever on a full queue."""
+    import threading
+
+    d = numbered(tmp_path / "in", 20)
+    monkeypatch.setattr(photos, "encode_photo", lambda img, suffix: (_ for _ in ()).throw(photos.PhotoProblem("no")))
+    real_fail = photos._Run.fail
+
+    def fail(self, src, reason, counted=True):
+        if threading.current_thread().name.startswith("cgan-photo-writer"):
+            raise RuntimeError("the log handler broke")
+        real_fail(self, src, reason, counted)
+
+    monkeypatch.setattr(photos._Run, "fail", fail)
+    box = _ends_within(30, lambda: run_photos(PhotoJob(inputs=d, output=tmp_path / "o", io_threads=2,
+                                                       progress=False), translator=Invert()))
+    assert "the log handler broke" in str(box.get("error"))
+
+
+def test_a_thread_that_cannot_start_leaves_no_thread_behind(tmp_path, monkeypatch):
+    import threading
+    import time
+
+    d = numbered(tmp_path / "in", 10)
+    real_start = threading.Thread.start
+    starts = []
+
+    def start(self):
+        if self.name.startswith("cgan-photo-"):
+            starts.append(self.name)
+            if len(starts) == 4:
+                raise RuntimeError("can't start new thread")
+        real_start(self)
+
+    monkeypatch.setattr(threading.Thread, "start", start)
+    box = _ends_within(30, lambda: run_photos(PhotoJob(inputs=d, output=tmp_path / "o", io_threads=3,
+                                                       progress=False), translator=Invert()))
+    assert "can't start new thread" in str(box.get("error"))
+    deadline = time.monotonic() + 10
+    while _threads_named("cgan-photo-") and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _threads_named("cgan-photo-")
+    assert not (tmp_path / "o").exists() or leftovers(tmp_path / "o") == []
+
+
+def test_the_write_error_counts_what_every_writer_wrote(tmp_path, monkeypatch):
+    """With four writers the count is taken once they have all ended: it matches the files on disk."""
+    d = numbered(tmp_path / "in", 12, "{i:02d}.png")
+    _disk_full_after(3, monkeypatch)
+    box = _ends_within(30, lambda: run_photos(PhotoJob(inputs=d, output=tmp_path / "o", io_threads=4,
+                                                       progress=False), translator=Invert()))
+    on_disk = len([p for p in (tmp_path / "o").iterdir() if not p.name.startswith(".")])
+    n = "1 photo was" if on_disk == 1 else f"{on_disk} photos were"
+    assert f"{n} written (free some space" in str(box["error"])
+
+
+def test_giving_up_removes_the_temp_files_of_photos_in_hand(tmp_path):
+    run = photos._Run()
+    tmp = tmp_path / ".a.png.x.tmp"
+    tmp.write_bytes(b"half")
+    run.inflight.add(tmp)
+    photos._remove_inflight(run)
+    assert not tmp.exists()
+
+
+def test_the_umask_is_read_without_changing_it(monkeypatch):
+    """Photo writers run in parallel: setting the umask to 0 to read it would give a file another thread creates
+    meanwhile mode 0666. On Linux it is read from /proc, never set."""
+    from cgan import _files
+
+    if not os.path.exists("/proc/self/status"):
+        pytest.skip("no /proc here")
+    mask = os.umask(0o027)
+    os.umask(mask)
+    monkeypatch.setattr(os, "umask", lambda m: pytest.fail("os.umask called"))
+    assert _files._umask() == mask
+
+
+def test_numpy_integers_become_ints():
+    job = PhotoJob(inputs=["a.jpg"], io_threads=np.int64(2), max_photos=np.int32(3))
+    assert type(job.io_threads) is int and type(job.max_photos) is int

@@ -61,8 +61,8 @@ UNWRITABLE_EXTS = (".heic", ".heif", ".jxl", ".jfif", ".pgm", ".pbm")
 #: the largest photo file read (a 134-megapixel 16-bit TIFF, uncompressed, is about 800 MB)
 MAX_PHOTO_BYTES = 1 << 30
 QUEUE_SIZE = 4
-#: the most reader (and writer) threads a run may have
-MAX_IO_THREADS = 16
+#: the most reader (and writer) threads a run may have (each may hold a decoded photo, up to 134 megapixels)
+MAX_IO_THREADS = 8
 _END = object()
 #: how EXIF orientation 1..8 turns an image to show it (in that order), as array views
 _TURNS = (lambda a: a, lambda a: a[:, ::-1], lambda a: a[::-1, ::-1], lambda a: a[::-1],
@@ -132,6 +132,8 @@ class PhotoJob:
                                   or (top is not None and m > top)):
                 span = f"1..{top}" if top else ">= 1"
                 raise CganError(f"{name} must be a whole number {span} or None, got {_describe(m)}")
+            if m is not None:
+                setattr(self, name, int(m))  # a numpy integer would not go into the summary's JSON
 
 
 @dataclass
@@ -416,19 +418,29 @@ def encode_photo(img: np.ndarray, suffix: str) -> bytes:
 
 
 # ---- the run -----------------------------------------------------------------------------------------------
+class _WriteFailed(Exception):
+    """A write the disk refused: raised as a CganError once every writer has ended (the count of photos written
+    before it is only known then)."""
+
+    def __init__(self, error: OSError, dst: Path):
+        super().__init__(str(error))
+        self.error, self.dst = error, dst
+
+
 class _Run:
-    """State shared by the reader, the translation (the caller's thread) and the writer; the attributes the
+    """State shared by the readers, the translation (the caller's thread) and the writers; the attributes the
     video pipeline's signal handler sets (stop, signals, ended) have the same meaning here."""
 
     def __init__(self, bar: Any = None) -> None:
         self.bar = bar
         self.stop = threading.Event()           # read and translate no more
         self.abort = threading.Event()          # write no more than the photo in hand (an error, a 2nd Ctrl-C)
-        self.consumer_gone = threading.Event()  # the translation loop no longer takes what the reader reads
+        self.consumer_gone = threading.Event()  # the translation loop no longer takes what the readers read
         self.writers_done = threading.Event()   # (an Event, not Thread.join: a join interrupted by Ctrl-C was
         #                                         seen to return at once when called again, the writer still busy)
         self.writers_left = 0
         self.next_photo = 0                     # the readers' shared place in the plan
+        self.inflight: set[Path] = set()        # the writers' temporary files while they exist
         self.signals = 0
         self.ended = "end"
         self.errors: list[BaseException] = []
@@ -445,11 +457,14 @@ class _Run:
             if self.bar is not None and counted:
                 self.bar.update(1)
 
-    def add(self, **amounts: float) -> None:
-        """Add to counters that several threads update (`+=` on an attribute is not atomic)."""
+    def add(self, bar: int = 0, **amounts: float) -> None:
+        """Add to counters that several threads update (`+=` on an attribute is not atomic), and move the
+        progress bar by `bar`."""
         with self.lock:
             for name, value in amounts.items():
                 setattr(self, name, getattr(self, name) + value)
+            if bar and self.bar is not None:
+                self.bar.update(bar)
 
     def take(self, plan: list[tuple[Path, Path]]) -> tuple[Path, Path] | None:
         """The next photo for a reader, None when all are taken."""
@@ -465,7 +480,8 @@ class _Run:
                 self.writers_done.set()
 
     def error(self, e: BaseException) -> None:
-        """An error that ends the run: nothing more is read, translated or written."""
+        """An error that ends the run: nothing more is read or translated, and nothing more written than the
+        photos other writers have in hand."""
         self.errors.append(e)
         self.abort.set()
         self.stop.set()
@@ -509,7 +525,7 @@ def _write_problem(e: OSError, dst: Path, written: int) -> CganError:
     what = {errno.ENOSPC: "free some space", errno.EDQUOT: "free some space",
             errno.EACCES: "check its permissions", errno.EPERM: "check its permissions",
             errno.EROFS: "the file system is read-only"}.get(e.errno or 0, "check the output folder")
-    done = f"{written} photo{'s' if written != 1 else ''} {'were' if written != 1 else 'was'} written before it"
+    done = f"{written} photo{'s' if written != 1 else ''} {'were' if written != 1 else 'was'} written"
     return CganError(f"cannot write {dst}: {e.strerror or e}; {done} ({what}, or choose another --output)")
 
 
@@ -521,8 +537,14 @@ def _writer(run: _Run, q: queue.Queue) -> None:
             item = q.get()
             if item is _END:
                 return
-            if not run.abort.is_set():
+            if run.abort.is_set():
+                continue
+            try:
                 _write_one(run, *item)
+            except BaseException as e:  # noqa: BLE001 - e.g. a logging handler failing: the writer lives on
+                run.errors.append(e)
+                run.abort.set()
+                run.stop.set()
     finally:
         run.writer_exits()
 
@@ -530,14 +552,12 @@ def _writer(run: _Run, q: queue.Queue) -> None:
 def _write_one(run: _Run, src: Path, dst: Path, img: np.ndarray) -> None:
     t0 = time.perf_counter()
     try:
-        write_bytes_atomic(dst, encode_photo(img, dst.suffix), sync_dir=False)
-        run.add(write_s=time.perf_counter() - t0, written=1)
-        if run.bar is not None:
-            run.bar.update(1)
+        write_bytes_atomic(dst, encode_photo(img, dst.suffix), sync_dir=False, inflight=run.inflight)
+        run.add(write_s=time.perf_counter() - t0, written=1, bar=1)
     except PhotoProblem as e:  # this photo only (e.g. too wide for WebP)
         run.fail(src, str(e))
     except OSError as e:  # the disk or the folder: the next photos would fail the same way
-        run.error(_write_problem(e, dst, run.written))
+        run.error(_WriteFailed(e, dst))
     except BaseException as e:  # noqa: BLE001 - handed to the caller's thread
         run.error(e)
 
@@ -620,7 +640,11 @@ def io_threads(job: PhotoJob, translator: Any) -> int:
     info = getattr(translator, "info", None)
     if getattr(info, "device", "cpu") in (None, "cpu"):
         return 1
-    return max(1, min(4, (os.cpu_count() or 2) // 2))
+    try:
+        cores = len(os.sched_getaffinity(0))  # the cores this process may use (a container's share)
+    except (AttributeError, OSError):
+        cores = os.cpu_count() or 2
+    return max(1, min(4, cores // 2))
 
 
 def _run(job: PhotoJob, translator: Any, plan: list[tuple[Path, Path]], size: tuple[str, Any], max_pixels: int,
@@ -629,17 +653,20 @@ def _run(job: PhotoJob, translator: Any, plan: list[tuple[Path, Path]], size: tu
     stops it, or an error."""
     q_in: queue.Queue = queue.Queue(maxsize=QUEUE_SIZE)
     q_out: queue.Queue = queue.Queue(maxsize=QUEUE_SIZE)
+    n_io = max(1, min(n_io, len(plan)))
     readers = [threading.Thread(target=_reader, args=(run, plan, q_in), name=f"cgan-photo-reader-{i}", daemon=True)
                for i in range(n_io)]
     writers = [threading.Thread(target=_writer, args=(run, q_out), name=f"cgan-photo-writer-{i}", daemon=True)
                for i in range(n_io)]
-    run.writers_left = n_io
+    started: list[threading.Thread] = []
     t_start = time.perf_counter()
     with _signals({"pipe": run}, signals):
-        for t in readers + writers:
-            t.start()
         ends = 0
         try:
+            run.writers_left = n_io
+            for t in writers + readers:  # writers first: a reader's photo always has somewhere to go
+                t.start()
+                started.append(t)
             while True:
                 item = q_in.get()
                 if item is _END:
@@ -664,9 +691,17 @@ def _run(job: PhotoJob, translator: Any, plan: list[tuple[Path, Path]], size: tu
             run.error(e)
             raise
         finally:
-            _end_threads(run, readers, len(writers), q_out)
+            n_writers = sum(t in started for t in writers)
+            if n_writers < len(writers):  # a start failed (no threads left): only the started ones will end
+                run.add(writers_left=n_writers - len(writers))
+                if run.writers_left <= 0:
+                    run.writers_done.set()
+            _end_threads(run, [t for t in readers if t in started], n_writers, q_out)
     if run.errors:
-        raise run.errors[0]
+        e = run.errors[0]
+        if isinstance(e, _WriteFailed):
+            raise _write_problem(e.error, e.dst, run.written) from None
+        raise e
     seconds = time.perf_counter() - t_start
     return PhotoSummary(photos=run.written, failed=run.failed, seconds=seconds,
                         read_ms=1000.0 * run.read_s / max(1, run.n_tried),
@@ -677,18 +712,22 @@ def _run(job: PhotoJob, translator: Any, plan: list[tuple[Path, Path]], size: tu
 def _end_threads(run: _Run, readers: list[threading.Thread], n_writers: int, q_out: queue.Queue) -> None:
     """Stop the readers and let the writers finish: they write what is translated, or (after an error, or a
     KeyboardInterrupt while they are waited for -- a second Ctrl-C) only the photos in hand. A KeyboardInterrupt
-    during that shorter wait gives up waiting (the writers are left to the end of the process); the first one is
-    raised once the writers have ended. The readers are not waited for longer than JOIN_TIMEOUT_S in all: a read
-    that hangs (a dead network share) cannot stop the run from ending."""
-    run.stop.set()
-    run.consumer_gone.set()
+    during that shorter wait (or the first one, when an error had already cut the run short) gives up waiting:
+    the temporary files of the photos in hand are removed and the writers are left to the end of the process.
+    A KeyboardInterrupt that did not give up is raised once the writers have ended (an error of the run wins over
+    it). The readers are not waited for longer than JOIN_TIMEOUT_S in all: a read that hangs (a dead network
+    share) cannot stop the run from ending."""
     interrupted: KeyboardInterrupt | None = None
+    short = run.abort.is_set()  # an error already cut the run short: the next Ctrl-C gives up
     deadline = time.monotonic() + JOIN_TIMEOUT_S
     ends = 0
-    for step in ("readers", "end marks", "writers"):
+    for step in ("flags", "readers", "end marks", "writers"):
         while True:
             try:
-                if step == "readers":
+                if step == "flags":
+                    run.stop.set()
+                    run.consumer_gone.set()
+                elif step == "readers":
                     for t in readers:
                         t.join(max(0.0, deadline - time.monotonic()))
                 elif step == "end marks":
@@ -700,9 +739,24 @@ def _end_threads(run: _Run, readers: list[threading.Thread], n_writers: int, q_o
                         pass
                 break
             except KeyboardInterrupt as e:
-                if interrupted is not None:
+                if interrupted is not None or short:
+                    run.stop.set()
+                    run.consumer_gone.set()
+                    _remove_inflight(run)
                     raise
                 interrupted = e
                 run.abort.set()
     if interrupted is not None and not run.errors:
         raise interrupted
+
+
+def _remove_inflight(run: _Run) -> None:
+    """Remove the writers' temporary files (giving up on them: the process is about to end, and a daemon
+    thread's `finally` does not run then). A writer still writing one gets an error it will not report."""
+    with run.lock:
+        paths = list(run.inflight)
+    for p in paths:
+        try:
+            p.unlink()
+        except OSError:
+            pass
