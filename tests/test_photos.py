@@ -656,10 +656,10 @@ def test_a_writer_whose_error_handling_fails_does_not_hang_the_run(tmp_path, mon
     monkeypatch.setattr(photos, "encode_photo", lambda img, suffix: (_ for _ in ()).throw(photos.PhotoProblem("no")))
     real_fail = photos._Run.fail
 
-    def fail(self, src, reason, counted=True):
+    def fail(self, src, reason):
         if threading.current_thread().name.startswith("cgan-photo-writer"):
             raise RuntimeError("the log handler broke")
-        real_fail(self, src, reason, counted)
+        real_fail(self, src, reason)
 
     monkeypatch.setattr(photos._Run, "fail", fail)
     box = _ends_within(30, lambda: run_photos(PhotoJob(inputs=d, output=tmp_path / "o", io_threads=2,

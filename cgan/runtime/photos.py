@@ -450,11 +450,12 @@ class _Run:
         self.n_tried = self.n_translated = 0
         self.lock = threading.Lock()
 
-    def fail(self, src: Path, reason: str, counted: bool = True) -> None:
+    def fail(self, src: Path, reason: str) -> None:
+        """One photo not translated: a warning now, a line in the summary, a tick of the bar."""
         log.warning("warning: %s: %s; skipped", src, reason)
         with self.lock:
             self.failed.append({"input": str(src), "reason": reason})
-            if self.bar is not None and counted:
+            if self.bar is not None:
                 self.bar.update(1)
 
     def add(self, bar: int = 0, **amounts: float) -> None:
