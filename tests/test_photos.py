@@ -729,3 +729,10 @@ def test_the_umask_is_read_without_changing_it(monkeypatch):
 def test_numpy_integers_become_ints():
     job = PhotoJob(inputs=["a.jpg"], io_threads=np.int64(2), max_photos=np.int32(3))
     assert type(job.io_threads) is int and type(job.max_photos) is int
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="no /proc here")
+def test_an_output_nobody_can_write_is_refused_before_anything_is_read(album, capsys):
+    """/proc refuses new files even to root (for whom os.access says yes): a probe file finds out up front."""
+    code, _, err = cgan_video(["--input", str(album), "--output", "/proc/self/winter", "--no-progress"], capsys)
+    one_line_error(code, err, "--output /proc/self/winter cannot be written")

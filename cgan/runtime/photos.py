@@ -36,7 +36,7 @@ from typing import Any, Sequence
 import cv2
 import numpy as np
 
-from cgan._files import IMAGE_EXTS, nearest_existing, write_bytes_atomic
+from cgan._files import IMAGE_EXTS, check_folder_target, nearest_existing, write_bytes_atomic
 from cgan._images import declared_size, png_has_alpha, png_orientation
 from cgan._limits import MAX_DECODE_PIXELS
 from cgan.errors import CganError
@@ -308,7 +308,7 @@ def plan_outputs(inputs: Sequence[str | os.PathLike], output: str | os.PathLike 
         if not anc.is_dir():
             raise CganError(f"cannot create the output folder {folder}: {anc} is a file; move it or choose another "
                             f"--output")
-    _check_writable(out.parent if wants_file else out)
+    check_folder_target(out.parent if wants_file else out, "--output")  # writes a probe: os.access lies to root
     return plan, out
 
 
@@ -328,15 +328,6 @@ def _same(a: Path, b: Path) -> bool:
 def _within(path: Path, folder: Path) -> bool:
     a, b = _key(path), _key(folder)
     return a == b or a.startswith(b.rstrip(os.sep) + os.sep)
-
-
-def _check_writable(folder: Path) -> None:
-    """Creating nothing, check that `folder` could be made or written (one line if not)."""
-    anc = nearest_existing(folder if str(folder) else Path("."))
-    if not anc.is_dir():
-        raise CganError(f"cannot create the output folder {folder}: {anc} is not a folder; choose another --output")
-    if not os.access(anc, os.W_OK | os.X_OK):
-        raise CganError(f"the output folder {folder} is not writable ({anc}); choose another --output")
 
 
 # ---- reading and writing one photo -----------------------------------------------------------------------
