@@ -1,7 +1,7 @@
 """Image headers read without decoding (no torch, no OpenCV): the size a PNG, JPEG, TIFF, WebP or BMP file
-declares, and a PNG's transparency and EXIF orientation. The trainer and the runtime's photo mode refuse
-decompression bombs with them before OpenCV allocates anything (other formats: OpenCV's own limit,
-OPENCV_IO_MAX_IMAGE_PIXELS, which the CLIs set before OpenCV loads)."""
+declares, a PNG's transparency and EXIF orientation, and EXIF data made fit to copy into a translated photo.
+The trainer and the runtime's photo mode refuse decompression bombs with them before OpenCV allocates anything
+(other formats: OpenCV's own limit, OPENCV_IO_MAX_IMAGE_PIXELS, which the CLIs set before OpenCV loads)."""
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Iterator
@@ -11,6 +11,8 @@ if TYPE_CHECKING:
 
 _SOF_MARKERS = set(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}  # JPEG start-of-frame markers (not DHT, JPG, DAC)
 _PNG = b"\x89PNG\r\n\x1a\n"
+#: EXIF tags: Orientation (IFD0), the Exif sub-IFD's offset (IFD0), PixelXDimension and PixelYDimension (Exif IFD)
+ORIENTATION, _EXIF_IFD, _PIXEL_DIMENSIONS = 0x0112, 0x8769, (0xA002, 0xA003)
 
 
 def declared_size(data: bytes | np.ndarray) -> tuple[int, int] | None:
@@ -60,21 +62,23 @@ def _tiff(buf: bytes | memoryview, order: str) -> tuple[int, int] | None:
     return (size[256], size[257]) if len(size) == 2 else None
 
 
-def _ifd0(buf: bytes | memoryview, order: str, tags: tuple[int, ...]) -> dict[int, int]:
-    """The SHORT or LONG values of `tags` in the first IFD of a TIFF structure (a TIFF file, or EXIF data)."""
+def _entries(buf: bytes | bytearray | memoryview, order: str, off: int) -> Iterator[tuple[int, int, int]]:
+    """(offset, tag, type) of each 12-byte entry of the TIFF IFD at `off` (as far as the data holds them)."""
     n = len(buf)
-    off = int.from_bytes(buf[4:8], order)
-    found: dict[int, int] = {}
     if off < 8 or off + 2 > n:
-        return found
+        return
     for k in range(int.from_bytes(buf[off:off + 2], order)):
         e = off + 2 + 12 * k
         if e + 12 > n:
-            break
-        tag, typ = int.from_bytes(buf[e:e + 2], order), int.from_bytes(buf[e + 2:e + 4], order)
-        if tag in tags and typ in (3, 4):  # SHORT or LONG
-            found[tag] = int.from_bytes(buf[e + 8:e + (10 if typ == 3 else 12)], order)
-    return found
+            return
+        yield e, int.from_bytes(buf[e:e + 2], order), int.from_bytes(buf[e + 2:e + 4], order)
+
+
+def _ifd0(buf: bytes | memoryview, order: str, tags: tuple[int, ...]) -> dict[int, int]:
+    """The SHORT or LONG values of `tags` in the first IFD of a TIFF structure (a TIFF file, or EXIF data)."""
+    return {tag: int.from_bytes(buf[e + 8:e + (10 if typ == 3 else 12)], order)
+            for e, tag, typ in _entries(buf, order, int.from_bytes(buf[4:8], order))
+            if tag in tags and typ in (3, 4)}  # SHORT or LONG
 
 
 def _webp(b: bytes) -> tuple[int, int] | None:
@@ -113,10 +117,55 @@ def png_chunks(data: bytes | np.ndarray) -> list[bytes]:
 def png_orientation(data: bytes | np.ndarray) -> int | None:
     """The EXIF Orientation (1..8) of a PNG's eXIf chunk, or None (no chunk, no tag, a value out of range)."""
     body = next((body for kind, body in _png_walk(data) if kind == b"eXIf"), None)
-    if body is None or bytes(body[:4]) not in (b"II*\x00", b"MM\x00*"):
-        return None
-    value = _ifd0(body, "little" if bytes(body[:2]) == b"II" else "big", (0x0112,)).get(0x0112)
+    return None if body is None else exif_orientation(body)
+
+
+def _tiff_order(exif: bytes | bytearray | memoryview) -> str | None:
+    head = bytes(exif[:4])
+    return "little" if head == b"II*\x00" else "big" if head == b"MM\x00*" else None
+
+
+def exif_orientation(exif: bytes | bytearray | memoryview) -> int | None:
+    """The Orientation (1..8) in EXIF data (a TIFF structure), or None (no tag, a value out of range, not EXIF)."""
+    order = _tiff_order(exif)
+    value = None if order is None else _ifd0(exif, order, (ORIENTATION,)).get(ORIENTATION)
     return value if value is not None and 1 <= value <= 8 else None
+
+
+def exif_for_copy(exif: bytes, size: tuple[int, int], upright: bool) -> bytes | None:
+    """EXIF data (a TIFF structure) made fit for a translated copy of its photo, `size` (width, height) pixels:
+    Orientation 1 when the pixels were turned upright (else as it was), PixelXDimension and PixelYDimension
+    set to `size`, and the thumbnail (IFD1: a small picture of the untranslated photo) unlinked. Everything
+    else (camera, dates, GPS, maker notes) stays byte for byte at its offset. None for data that is not EXIF or
+    whose first IFD is cut short."""
+    b = bytearray(exif[6:] if exif[:6] == b"Exif\x00\x00" else exif)
+    order = _tiff_order(b)
+    if order is None:
+        return None
+    off = int.from_bytes(b[4:8], order)
+    end = off + 2 + 12 * int.from_bytes(b[off:off + 2], order) if 8 <= off <= len(b) - 2 else len(b)
+    if end + 4 > len(b):
+        return None
+    sub = None
+    for e, tag, typ in _entries(b, order, off):
+        if tag == ORIENTATION and upright:
+            _set(b, e, typ, 1, order)
+        elif tag == _EXIF_IFD and typ in (4, 13):  # LONG or IFD: the offset of the Exif sub-IFD
+            sub = int.from_bytes(b[e + 8:e + 12], order)
+    b[end:end + 4] = bytes(4)  # IFD0's link to IFD1
+    if sub is not None and sub != off:
+        for e, tag, typ in _entries(b, order, sub):
+            if tag in _PIXEL_DIMENSIONS:
+                _set(b, e, typ, size[_PIXEL_DIMENSIONS.index(tag)], order)
+    return bytes(b)
+
+
+def _set(b: bytearray, e: int, typ: int, value: int, order: str) -> None:
+    """Set the one SHORT or LONG value of the entry at `e` (left alone when of another type, or too large)."""
+    if typ == 3 and value <= 0xFFFF:
+        b[e + 8:e + 12] = value.to_bytes(2, order) + bytes(2)
+    elif typ == 4 and value <= 0xFFFFFFFF:
+        b[e + 8:e + 12] = value.to_bytes(4, order)
 
 
 def png_has_alpha(data: bytes | np.ndarray) -> bool:

@@ -653,7 +653,7 @@ def test_a_writer_whose_error_handling_fails_does_not_hang_the_run(tmp_path, mon
     import threading
 
     d = numbered(tmp_path / "in", 20)
-    monkeypatch.setattr(photos, "encode_photo", lambda img, suffix: (_ for _ in ()).throw(photos.PhotoProblem("no")))
+    monkeypatch.setattr(photos, "encode_photo", lambda *a: (_ for _ in ()).throw(photos.PhotoProblem("no")))
     real_fail = photos._Run.fail
 
     def fail(self, src, reason):

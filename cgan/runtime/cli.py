@@ -54,13 +54,16 @@ EXIT_INTERRUPTED = {"interrupted": 130, "terminated": 143}
 @click.option("--smooth-strength", type=click.FloatRange(0.0, 0.99), default=0.8, show_default=True,
               help="History weight in static regions.")
 @click.option("--smooth-flow", is_flag=True, help="Warp the history with optical flow (smooths pans too).")
+@click.option("--metadata", type=click.Choice(["all", "color", "none"]), default="all", show_default=True,
+              help="Photos: copy EXIF data (camera, date, GPS; orientation and size updated, thumbnail left out) and "
+                   "the ICC colour profile into .jpg/.png/.webp outputs (all), only the profile (color), or nothing.")
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Progress bar for files.")
 @click.option("--reconnects", type=click.IntRange(min=0), default=3, show_default=True,
               help="Reopen attempts for a live source that stops (waits double from 0.5 s, at most 30 s).")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @click.option("-v", "--verbose", is_flag=True, help="Debug logging (and OpenCV warnings).")
 def cli(pair, direction, inputs, output, display, side_by_side, fps_overlay, size, max_frames, backend, precision,
-        compile_, cuda_graphs, smooth, smooth_strength, smooth_flow, progress, reconnects, as_json, verbose):
+        compile_, cuda_graphs, smooth, smooth_strength, smooth_flow, metadata, progress, reconnects, as_json, verbose):
     """Translate video frames with a CycleGAN generator: capture -> translate -> write/show, threaded.
 
     Photos too: when every --input is a photo file or a folder, each photo is translated to --output (a file
@@ -74,9 +77,12 @@ def cli(pair, direction, inputs, output, display, side_by_side, fps_overlay, siz
         _refuse_video_only(click.get_current_context())
         job = PhotoJob(inputs=list(inputs), output=output, pair=pair, direction=direction, size=size,
                        side_by_side=side_by_side, max_photos=max_frames, backend=backend, precision=precision,
-                       compile=compile_, cuda_graphs=cuda_graphs, progress=progress, handle_signals=True)
+                       compile=compile_, cuda_graphs=cuda_graphs, progress=progress, metadata=metadata,
+                       handle_signals=True)
         _finish(run_photos(job), as_json)
         return
+    if _given(click.get_current_context(), "metadata"):
+        raise CganError("--metadata applies to photos; the inputs are videos, cameras or streams (leave it out)")
     job = VideoJob(inputs=list(inputs), pair=pair, direction=direction, output=output, display=display,
                    side_by_side=side_by_side, fps_overlay=fps_overlay, size=size, max_frames=max_frames,
                    backend=backend, precision=precision, compile=compile_, cuda_graphs=cuda_graphs, smooth=smooth,
@@ -90,10 +96,13 @@ VIDEO_ONLY = {"display": "--display", "fps_overlay": "--fps-overlay", "smooth": 
               "smooth_strength": "--smooth-strength", "smooth_flow": "--smooth-flow", "reconnects": "--reconnects"}
 
 
+def _given(ctx: click.Context, name: str) -> bool:
+    return ctx.get_parameter_source(name) not in (ParameterSource.DEFAULT, ParameterSource.DEFAULT_MAP, None)
+
+
 def _refuse_video_only(ctx: click.Context) -> None:
     for name, flag in VIDEO_ONLY.items():
-        given = ctx.get_parameter_source(name) not in (ParameterSource.DEFAULT, ParameterSource.DEFAULT_MAP, None)
-        if given and not (name == "display" and ctx.params[name] is False):  # --no-display is what photos do
+        if _given(ctx, name) and not (name == "display" and ctx.params[name] is False):  # --no-display: as photos
             raise CganError(f"{flag} applies to videos, cameras and streams; the inputs are photos (leave it out)")
 
 

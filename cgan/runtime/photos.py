@@ -13,8 +13,10 @@ warning and in the summary and the run goes on; one that cannot be written (disk
 
 Inputs are photo files, folders (recursive) and quoted patterns ('trip/*.jpg'). Photos are decoded as OpenCV's
 IMREAD_COLOR does: EXIF orientation applied, 16-bit scaled to 8, gray made BGR. A PNG's transparency (alpha or
-tRNS, turned with its orientation) is kept when the output format can hold it (PNG, WebP, TIFF). Metadata (EXIF,
-ICC profiles) is not copied. No torch here.
+tRNS, turned with its orientation) is kept when the output format can hold it (PNG, WebP, TIFF). EXIF data and
+the ICC colour profile are copied into JPEG, PNG and WebP outputs (PhotoJob.metadata: "all", "color" for the
+profile alone, "none"): the EXIF orientation says 1 once the pixels are upright, the pixel dimensions are the
+output's, the EXIF thumbnail (the untranslated photo) is left out; XMP is not copied. No torch here.
 """
 from __future__ import annotations
 
@@ -37,7 +39,7 @@ import cv2
 import numpy as np
 
 from cgan._files import IMAGE_EXTS, check_folder_target, nearest_existing, write_bytes_atomic
-from cgan._images import declared_size, png_has_alpha, png_orientation
+from cgan._images import declared_size, exif_for_copy, exif_orientation, png_has_alpha, png_orientation
 from cgan._limits import MAX_DECODE_PIXELS
 from cgan.errors import CganError
 from cgan.runtime.frames import DEFAULT_MAX_PIXELS, MULTIPLE, round_up
@@ -58,6 +60,15 @@ ENCODE_PARAMS = {".jpg": [cv2.IMWRITE_JPEG_QUALITY, 95], ".jpeg": [cv2.IMWRITE_J
                  ".jpe": [cv2.IMWRITE_JPEG_QUALITY, 95], ".webp": [cv2.IMWRITE_WEBP_QUALITY, 95]}
 #: image formats people name that OpenCV cannot write (an --output named so is refused, not made a folder)
 UNWRITABLE_EXTS = (".heic", ".heif", ".jxl", ".jfif", ".pgm", ".pbm")
+#: what PhotoJob.metadata may say: copy EXIF and the ICC profile, only the ICC profile, nothing
+METADATA = ("all", "color", "none")
+#: output formats OpenCV writes EXIF and ICC profiles into (imencodeWithMetadata: OpenCV 4.12+ for EXIF, 4.13+ ICC)
+META_EXTS = (".jpg", ".jpeg", ".jpe", ".png", ".webp")
+#: whether this OpenCV reads and writes photo metadata
+CAN_COPY_METADATA = hasattr(cv2, "imdecodeWithMetadata") and hasattr(cv2, "imencodeWithMetadata")
+#: the most EXIF (one APP1 segment) and ICC data (OpenCV writes one APP2 segment) a JPEG holds
+JPEG_MAX_EXIF, JPEG_MAX_ICC = 65535 - 2 - 6, 65535 - 2 - 14
+_JPEG_EXTS = (".jpg", ".jpeg", ".jpe")
 #: the largest photo file read (a 134-megapixel 16-bit TIFF, uncompressed, is about 800 MB)
 MAX_PHOTO_BYTES = 1 << 30
 QUEUE_SIZE = 4
@@ -93,6 +104,7 @@ class PhotoJob:
     compile: bool = False                 # torch backend: torch.compile (compiles once per photo size)
     cuda_graphs: bool | None = None
     progress: bool = True                 # tqdm bar on stderr
+    metadata: str = "all"                 # copy EXIF and the ICC profile ("all"), the profile only ("color"), "none"
     io_threads: int | None = None         # readers and writers each (None: 1 for a CPU backend, else up to 4)
     # SIGINT/SIGTERM stop after the photo being translated (summary.ended "interrupted"/"terminated"); None:
     # each one the app has no Python handler for; True: both (the CLI); False: none
@@ -126,6 +138,8 @@ class PhotoJob:
                 continue
             if not (isinstance(value, str) or (value is None and none_ok)):
                 raise CganError(f"{name} must be a str{' or None' if none_ok else ''}, got {_describe(value)}")
+        if not isinstance(self.metadata, str) or self.metadata not in METADATA:
+            raise CganError(f"metadata must be one of {', '.join(METADATA)}, got {_describe(self.metadata)}")
         for name, top in (("max_photos", None), ("io_threads", MAX_IO_THREADS)):
             m = getattr(self, name)
             if m is not None and (not isinstance(m, numbers.Integral) or isinstance(m, bool) or m < 1
@@ -331,10 +345,31 @@ def _within(path: Path, folder: Path) -> bool:
 
 
 # ---- reading and writing one photo -----------------------------------------------------------------------
+@dataclass(frozen=True)
+class PhotoMeta:
+    """The metadata of a photo that a translated copy keeps: EXIF data (a TIFF structure, as read) and an ICC
+    profile; `upright`: the decoded pixels were turned as the EXIF orientation says."""
+
+    exif: bytes | None = None
+    icc: bytes | None = None
+    upright: bool = True
+
+    def __bool__(self) -> bool:
+        return bool(self.exif or self.icc)
+
+
 def read_photo(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray | None]:
     """A photo as (BGR uint8 HxWx3 with its EXIF orientation applied, its alpha channel HxW uint8 or None).
     PhotoProblem (a short reason) for a file that is unreadable, empty, not an image, or declares more than
     MAX_DECODE_PIXELS pixels (not decoded: a tiny PNG can declare gigabytes)."""
+    img, alpha, _ = read_photo_with_metadata(path, "none")
+    return img, alpha
+
+
+def read_photo_with_metadata(path: str | os.PathLike, metadata: str = "all") \
+        -> tuple[np.ndarray, np.ndarray | None, PhotoMeta]:
+    """read_photo, and the photo's metadata to copy (`metadata` as PhotoJob's; empty when this OpenCV cannot
+    read it)."""
     try:
         st = os.stat(path)
         if not stat.S_ISREG(st.st_mode):  # a FIFO or device would block the read, or never end it
@@ -351,12 +386,18 @@ def read_photo(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray | None]:
     if size is not None and size[0] * size[1] > MAX_DECODE_PIXELS:
         raise PhotoProblem(f"declares {size[0]}x{size[1]} pixels, over the {MAX_DECODE_PIXELS // 10**6}-megapixel "
                            f"limit")
+    types: Sequence[Any] = ()
+    blobs: Sequence[Any] = ()
     try:
-        img = cv2.imdecode(data, cv2.IMREAD_COLOR)
+        if metadata != "none" and CAN_COPY_METADATA:
+            img, types, blobs = cv2.imdecodeWithMetadata(data, cv2.IMREAD_COLOR)
+        else:
+            img = cv2.imdecode(data, cv2.IMREAD_COLOR)
     except cv2.error:  # e.g. over OpenCV's own pixel limit
         img = None
     if img is None or img.size == 0:
         raise PhotoProblem("not a readable image")
+    meta = _metadata(data, img, types, blobs, metadata)
     alpha = None
     if png_has_alpha(data):
         try:
@@ -364,7 +405,41 @@ def read_photo(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray | None]:
         except cv2.error as e:  # e.g. no memory for the 16-bit RGBA decode
             log.warning("warning: %s: its transparency could not be read (%s); translated without it", path,
                         str(e).strip().splitlines()[-1])
-    return img, alpha
+    return img, alpha, meta
+
+
+def _turned(data: np.ndarray, img: np.ndarray, orientation: int | None) -> bool | None:
+    """Whether IMREAD_COLOR turned `img` as EXIF `orientation` says (True; also when there is nothing to turn),
+    left it as stored (False), or neither. Decodes the photo again, unturned, to tell."""
+    if orientation in (None, 1):
+        return True
+    turn = _TURNS[orientation - 1]
+    raw = cv2.imdecode(data, cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION)
+    if raw is not None and turn(raw).shape == img.shape and np.array_equal(turn(raw), img):
+        return True  # (an image that looks the same turned or not is taken as turned)
+    if raw is not None and raw.shape == img.shape and np.array_equal(raw, img):
+        return False
+    return None
+
+
+def _metadata(data: np.ndarray, img: np.ndarray, types: Sequence[Any], blobs: Sequence[Any],
+              metadata: str) -> PhotoMeta:
+    """The EXIF data (metadata "all") and ICC profile OpenCV read with the photo; EXIF that is not a TIFF
+    structure and profiles without an ICC header are dropped."""
+    found = {int(t): bytes(np.asarray(b, dtype=np.uint8).ravel()) for t, b in zip(types, blobs)}
+    exif = found.get(cv2.IMAGE_METADATA_EXIF) if metadata == "all" and CAN_COPY_METADATA else None
+    icc = found.get(cv2.IMAGE_METADATA_ICCP) if CAN_COPY_METADATA else None
+    if exif is not None and exif[:6] == b"Exif\x00\x00":
+        exif = exif[6:]
+    if exif is not None and exif[:4] not in (b"II*\x00", b"MM\x00*"):
+        exif = None
+    if icc is not None and (len(icc) < 128 or icc[36:40] != b"acsp"):
+        icc = None
+    upright = True
+    orientation = exif_orientation(exif) if exif else None
+    if orientation not in (None, 1) and bytes(data[:2]) != b"\xff\xd8":  # OpenCV turns JPEGs (since 3.1)
+        upright = _turned(data, img, orientation) is not False  # neither: what was decoded is what is shown
+    return PhotoMeta(exif or None, icc or None, upright)
 
 
 def _png_alpha(data: np.ndarray, img: np.ndarray) -> np.ndarray | None:
@@ -376,14 +451,12 @@ def _png_alpha(data: np.ndarray, img: np.ndarray) -> np.ndarray | None:
     a = full[:, :, -1]
     a = ((a.astype(np.uint32) * 255 + 32767) // 65535).astype(np.uint8) if a.dtype == np.uint16 else a
     orientation = png_orientation(data)
-    if orientation not in (None, 1):
-        turn = _TURNS[orientation - 1]
-        raw = cv2.imdecode(data, cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION)
-        if raw is not None and turn(raw).shape == img.shape and np.array_equal(turn(raw), img):
-            a = turn(a)  # (an image that looks the same turned or not is taken as turned: OpenCV 5 turns PNGs)
-        elif raw is None or raw.shape != img.shape or not np.array_equal(raw, img):
-            log.debug("alpha dropped: OpenCV did not turn the pixels as EXIF orientation %d says", orientation)
-            return None  # the colours were turned some other way: an unturned alpha would not fit them
+    turned = _turned(data, img, orientation)
+    if turned is None:
+        log.debug("alpha dropped: OpenCV did not turn the pixels as EXIF orientation %d says", orientation)
+        return None  # the colours were turned some other way: an unturned alpha would not fit them
+    if turned and orientation not in (None, 1):
+        a = _TURNS[orientation - 1](a)
     return np.ascontiguousarray(a) if a.shape == img.shape[:2] else None
 
 
@@ -391,21 +464,59 @@ def _png_alpha(data: np.ndarray, img: np.ndarray) -> np.ndarray | None:
 MAX_ENCODE_SIDE = {".webp": 16383, ".jpg": 65535, ".jpeg": 65535, ".jpe": 65535}
 
 
-def encode_photo(img: np.ndarray, suffix: str) -> bytes:
-    """`img` (BGR or BGRA uint8) as the bytes of a `suffix` file (JPEG/WebP quality 95). PhotoProblem, saying
-    what to do, when the format cannot hold it."""
+def encode_photo(img: np.ndarray, suffix: str, meta: PhotoMeta | None = None,
+                 note: Any = None) -> bytes:
+    """`img` (BGR or BGRA uint8) as the bytes of a `suffix` file (JPEG/WebP quality 95), with `meta` where the
+    format holds it; `note(key, message)` is told what of it was left out. PhotoProblem, saying what to do, when
+    the format cannot hold the image."""
     ext = suffix.lower()
     side = MAX_ENCODE_SIDE.get(ext)
     if side is not None and max(img.shape[:2]) > side:
         raise PhotoProblem(f"{img.shape[1]}x{img.shape[0]} is too large for {ext} (at most {side} pixels a side): "
                            f"write .png or .tif, or pass --size")
-    try:
-        ok, buf = cv2.imencode(ext, img, ENCODE_PARAMS.get(ext, []))
-    except cv2.error:
-        ok = False
+    params = ENCODE_PARAMS.get(ext, [])
+    items = _metadata_items(meta, ext, (img.shape[1], img.shape[0]), note or (lambda key, message: None)) \
+        if meta else []
+    ok = False
+    if items:
+        try:
+            ok, buf = cv2.imencodeWithMetadata(ext, img, [t for t, _ in items],
+                                               [np.frombuffer(b, dtype=np.uint8) for _, b in items], params)
+        except cv2.error:
+            ok = False
+        if not ok and note is not None:
+            note("encode", "OpenCV could not write its EXIF data or ICC profile: written without them")
+    if not ok:
+        try:
+            ok, buf = cv2.imencode(ext, img, params)
+        except cv2.error:
+            ok = False
     if not ok:
         raise PhotoProblem(f"OpenCV could not encode it ({img.shape[1]}x{img.shape[0]}) as {ext}: write .png instead")
     return buf.tobytes()
+
+
+def _metadata_items(meta: PhotoMeta, ext: str, size: tuple[int, int], note: Any) -> list[tuple[int, bytes]]:
+    """(OpenCV metadata type, bytes) to write into a `size` photo of format `ext`; what cannot go is noted."""
+    if ext not in META_EXTS:
+        note(f"format {ext}", f"{ext} outputs are written without EXIF data and ICC profiles (OpenCV writes them "
+                              f"into .jpg, .png and .webp)")
+        return []
+    items = []
+    exif = exif_for_copy(meta.exif, size, meta.upright) if meta.exif else None
+    if meta.exif and exif is None:
+        note("exif broken", "its EXIF data is cut short: written without it")
+    elif exif is not None and ext in _JPEG_EXTS and len(exif) > JPEG_MAX_EXIF:
+        note("exif size", f"EXIF data over {JPEG_MAX_EXIF} bytes does not fit a JPEG: written without it (write "
+                          f".png or .webp to keep it)")
+    elif exif is not None:
+        items.append((cv2.IMAGE_METADATA_EXIF, exif))
+    if meta.icc and ext in _JPEG_EXTS and len(meta.icc) > JPEG_MAX_ICC:
+        note("icc size", f"an ICC profile over {JPEG_MAX_ICC} bytes is not written into a JPEG by OpenCV: written "
+                         f"without it (write .png or .webp to keep it)")
+    elif meta.icc:
+        items.append((cv2.IMAGE_METADATA_ICCP, meta.icc))
+    return items
 
 
 # ---- the run -----------------------------------------------------------------------------------------------
@@ -439,6 +550,7 @@ class _Run:
         self.written = 0
         self.read_s = self.translate_s = self.write_s = 0.0
         self.n_tried = self.n_translated = 0
+        self.noted: set[str] = set()
         self.lock = threading.Lock()
 
     def fail(self, src: Path, reason: str) -> None:
@@ -448,6 +560,14 @@ class _Run:
             self.failed.append({"input": str(src), "reason": reason})
             if self.bar is not None:
                 self.bar.update(1)
+
+    def note_once(self, src: Path, key: str, message: str) -> None:
+        """A warning about the metadata of a photo that was still written: given once a run for each `key`."""
+        with self.lock:
+            if key in self.noted:
+                return
+            self.noted.add(key)
+        log.warning("warning: %s: %s (said once)", src, message)
 
     def add(self, bar: int = 0, **amounts: float) -> None:
         """Add to counters that several threads update (`+=` on an attribute is not atomic), and move the
@@ -489,7 +609,7 @@ class _Run:
         return False
 
 
-def _reader(run: _Run, plan: list[tuple[Path, Path]], q: queue.Queue) -> None:
+def _reader(run: _Run, plan: list[tuple[Path, Path]], q: queue.Queue, metadata: str) -> None:
     """Read photos (the next one not taken by another reader) until the plan ends or the run stops; then _END."""
     try:
         while not run.stop.is_set():
@@ -499,13 +619,13 @@ def _reader(run: _Run, plan: list[tuple[Path, Path]], q: queue.Queue) -> None:
             src, dst = photo
             t0 = time.perf_counter()
             try:
-                img, alpha = read_photo(src)
+                img, alpha, meta = read_photo_with_metadata(src, metadata)
             except PhotoProblem as e:
                 run.fail(src, str(e))
                 continue
             finally:
                 run.add(read_s=time.perf_counter() - t0, n_tried=1)
-            if not run.give_to_translation(q, (src, dst, img, alpha)):
+            if not run.give_to_translation(q, (src, dst, img, alpha, meta)):
                 break
     except BaseException as e:  # noqa: BLE001 - handed to the caller's thread
         run.error(e)
@@ -541,10 +661,11 @@ def _writer(run: _Run, q: queue.Queue) -> None:
         run.writer_exits()
 
 
-def _write_one(run: _Run, src: Path, dst: Path, img: np.ndarray) -> None:
+def _write_one(run: _Run, src: Path, dst: Path, img: np.ndarray, meta: PhotoMeta) -> None:
     t0 = time.perf_counter()
     try:
-        write_bytes_atomic(dst, encode_photo(img, dst.suffix), sync_dir=False, inflight=run.inflight)
+        data = encode_photo(img, dst.suffix, meta, lambda key, message: run.note_once(src, key, message))
+        write_bytes_atomic(dst, data, sync_dir=False, inflight=run.inflight)
         run.add(write_s=time.perf_counter() - t0, written=1, bar=1)
     except PhotoProblem as e:  # this photo only (e.g. too wide for WebP)
         run.fail(src, str(e))
@@ -594,6 +715,9 @@ def run_photos(job: PhotoJob, translator: Any = None) -> PhotoSummary:
     if translator is not None and getattr(translator, "closed", False) is True:
         raise CganError("this Translator is closed; load a new one")
     size = parse_size(job.size)
+    if job.metadata != "none" and not CAN_COPY_METADATA:
+        log.warning("warning: OpenCV %s cannot copy photo metadata (EXIF data, ICC profiles; OpenCV 4.12+ can): "
+                    "the photos are written without it (--metadata none silences this)", cv2.__version__)
     problems: list[tuple[Path, str]] = []
     items = find_photos(job.inputs, problems)
     plan, out = plan_outputs(job.inputs, job.output, items)
@@ -646,8 +770,8 @@ def _run(job: PhotoJob, translator: Any, plan: list[tuple[Path, Path]], size: tu
     q_in: queue.Queue = queue.Queue(maxsize=QUEUE_SIZE)
     q_out: queue.Queue = queue.Queue(maxsize=QUEUE_SIZE)
     n_io = max(1, min(n_io, len(plan)))
-    readers = [threading.Thread(target=_reader, args=(run, plan, q_in), name=f"cgan-photo-reader-{i}", daemon=True)
-               for i in range(n_io)]
+    readers = [threading.Thread(target=_reader, args=(run, plan, q_in, job.metadata), name=f"cgan-photo-reader-{i}",
+                                daemon=True) for i in range(n_io)]
     writers = [threading.Thread(target=_writer, args=(run, q_out), name=f"cgan-photo-writer-{i}", daemon=True)
                for i in range(n_io)]
     started: list[threading.Thread] = []
@@ -668,7 +792,7 @@ def _run(job: PhotoJob, translator: Any, plan: list[tuple[Path, Path]], size: tu
                     continue
                 if run.stop.is_set():
                     continue  # stopping: what was read ahead is not translated
-                src, dst, img, alpha = item
+                src, dst, img, alpha, meta = item
                 t0 = time.perf_counter()
                 try:
                     result = _translate_one(translator, size, img, alpha, job.side_by_side, dst.suffix, max_pixels)
@@ -678,7 +802,7 @@ def _run(job: PhotoJob, translator: Any, plan: list[tuple[Path, Path]], size: tu
                     continue
                 finally:
                     run.translate_s += time.perf_counter() - t0
-                q_out.put((src, dst, result))  # the writers always take: never blocks for long
+                q_out.put((src, dst, result, meta))  # the writers always take: never blocks for long
         except BaseException as e:
             run.error(e)
             raise

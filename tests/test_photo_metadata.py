@@ -1,0 +1,281 @@
+"""Photo metadata: EXIF data and ICC profiles copied into translated photos, made true of them (orientation,
+pixel size, no thumbnail of the untranslated photo); "color" keeps only the profile, "none" nothing; what a
+format cannot hold is said once and the photo is still written. Checked with Pillow, an independent reader."""
+from __future__ import annotations
+
+import functools
+import logging
+import struct
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from cgan._cli import run
+from cgan._images import exif_for_copy, exif_orientation
+from cgan.errors import CganError
+from cgan.runtime import photos
+from cgan.runtime.cli import cli
+from cgan.runtime.photos import PhotoJob, read_photo_with_metadata, run_photos
+
+from _helpers_video import Invert, make_clip, pattern
+
+Image = pytest.importorskip("PIL.Image")
+ImageOps = pytest.importorskip("PIL.ImageOps")
+ImageCms = pytest.importorskip("PIL.ImageCms")
+ExifTags = pytest.importorskip("PIL.ExifTags")
+pytestmark = pytest.mark.skipif(not photos.CAN_COPY_METADATA, reason="this OpenCV cannot copy photo metadata")
+
+ORIENTATION, EXIF_IFD, MAKE, DATE_ORIGINAL, PIXEL_X, PIXEL_Y = 0x0112, 0x8769, 0x010F, 0x9003, 0xA002, 0xA003
+THUMB_OFFSET, THUMB_LENGTH = 0x0201, 0x0202
+
+
+def exif_blob(order: str = ">", orientation: int = 6, size: tuple[int, int] = (40, 24)) -> bytes:
+    """A camera's EXIF (a TIFF structure): IFD0 with Make, Orientation and the Exif IFD; the Exif IFD with
+    DateTimeOriginal and the pixel size (X as LONG, Y as SHORT); IFD1 pointing at a thumbnail."""
+    make, date, thumb = b"Nikon\x00", b"2024:07:01 12:00:00\x00", b"\xff\xd8THUMBNAIL\xff\xd9"
+    ifd0 = 8
+    exif_ifd = ifd0 + 2 + 3 * 12 + 4
+    ifd1 = exif_ifd + 2 + 3 * 12 + 4
+    data = ifd1 + 2 + 2 * 12 + 4
+    make_at, date_at, thumb_at = data, data + len(make), data + len(make) + len(date)
+
+    def entry(tag, typ, count, value):
+        if typ == 3:
+            return struct.pack(order + "HHIHH", tag, typ, count, value, 0)
+        return struct.pack(order + "HHII", tag, typ, count, value)
+
+    b = (b"MM\x00*" if order == ">" else b"II*\x00") + struct.pack(order + "I", ifd0)
+    b += struct.pack(order + "H", 3) + entry(MAKE, 2, len(make), make_at) + entry(ORIENTATION, 3, 1, orientation) \
+        + entry(EXIF_IFD, 4, 1, exif_ifd) + struct.pack(order + "I", ifd1)
+    b += struct.pack(order + "H", 3) + entry(DATE_ORIGINAL, 2, len(date), date_at) \
+        + entry(PIXEL_X, 4, 1, size[0]) + entry(PIXEL_Y, 3, 1, size[1]) + struct.pack(order + "I", 0)
+    b += struct.pack(order + "H", 2) + entry(THUMB_OFFSET, 4, 1, thumb_at) + entry(THUMB_LENGTH, 4, 1, len(thumb)) \
+        + struct.pack(order + "I", 0)
+    b += make + date + thumb
+    return b
+
+
+@functools.cache
+def icc_profile(n: int = 0) -> bytes:
+    """Little CMS's sRGB profile (libpng checks the profiles it reads), padded to `n` bytes when asked (made once:
+    its header holds the time it was made)."""
+    icc = bytearray(ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes())
+    if n > len(icc):
+        icc += bytes(n - len(icc))
+        icc[0:4] = n.to_bytes(4, "big")
+    return bytes(icc)
+
+
+def save(path: Path, rgb: np.ndarray, exif: bytes | None = None, icc: bytes | None = None, **kw) -> Path:
+    """A photo written by Pillow (an independent writer) with EXIF and an ICC profile."""
+    fmt = {".jpg": "JPEG", ".png": "PNG", ".webp": "WEBP"}[path.suffix]
+    opts = dict(kw)
+    if exif is not None:
+        opts["exif"] = (b"Exif\x00\x00" + exif) if fmt == "JPEG" else exif
+    if icc is not None:
+        opts["icc_profile"] = icc
+    if fmt == "WEBP":
+        opts.setdefault("lossless", True)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(rgb).save(path, fmt, **opts)
+    return path
+
+
+def shown(path: Path) -> np.ndarray:
+    """What a viewer shows: the pixels turned by their EXIF orientation (Pillow's exif_transpose), as RGB."""
+    with Image.open(path) as im:
+        return np.asarray(ImageOps.exif_transpose(im).convert("RGB")).astype(np.int16)
+
+
+def exif_of(path: Path):
+    with Image.open(path) as im:
+        return im.getexif(), im.info.get("icc_profile")
+
+
+def translate(src: Path, dst: Path, metadata: str = "all", **kw) -> photos.PhotoSummary:
+    return run_photos(PhotoJob(inputs=[src], output=dst, metadata=metadata, progress=False, **kw),
+                      translator=Invert())
+
+
+@pytest.mark.parametrize("src_ext", [".jpg", ".png", ".webp"])
+@pytest.mark.parametrize("dst_ext", [".jpg", ".png", ".webp"])
+def test_exif_and_profile_are_copied_and_made_true(tmp_path, src_ext, dst_ext):
+    rgb = pattern(3, 40, 24)[:, :, ::-1].copy()  # stored 40 wide, 24 high; orientation 6 shows it 24 x 40
+    icc = icc_profile()
+    src = save(tmp_path / f"in{src_ext}", rgb, exif_blob(size=(40, 24)), icc)
+    dst = tmp_path / f"out{dst_ext}"
+    assert translate(src, dst).photos == 1
+    exif, got_icc = exif_of(dst)
+    assert got_icc == icc
+    assert exif.get(ORIENTATION) in (1, 6) and exif.get(MAKE) == "Nikon"
+    sub = exif.get_ifd(EXIF_IFD)
+    assert sub.get(DATE_ORIGINAL) == "2024:07:01 12:00:00"
+    with Image.open(dst) as im:
+        assert (sub.get(PIXEL_X), sub.get(PIXEL_Y)) == im.size  # the stored pixels' size
+    assert not exif.get_ifd(ExifTags.IFD.IFD1)  # no IFD1: the thumbnail of the untranslated photo is gone
+    # a viewer shows the output turned as it showed the input, translated (Invert: 255 - x, lossy formats aside)
+    before, after = shown(src), shown(dst)
+    assert before.shape == after.shape == (40, 24, 3)
+    assert np.abs((255 - before) - after).mean() < 8
+
+
+def test_color_keeps_only_the_profile_and_none_keeps_nothing(tmp_path):
+    src = save(tmp_path / "in.jpg", pattern(1, 32, 20), exif_blob(orientation=1), icc_profile())
+    translate(src, tmp_path / "color.jpg", metadata="color")
+    translate(src, tmp_path / "none.jpg", metadata="none")
+    exif, icc = exif_of(tmp_path / "color.jpg")
+    assert icc == icc_profile() and not dict(exif)
+    exif, icc = exif_of(tmp_path / "none.jpg")
+    assert icc is None and not dict(exif)
+
+
+def test_orientation_is_kept_when_opencv_left_the_pixels_as_stored(tmp_path, monkeypatch):
+    """A decoder that does not turn (an older OpenCV, some formats): the output keeps the tag, so a viewer turns
+    it as it turned the input."""
+    src = save(tmp_path / "in.png", pattern(5, 40, 24)[:, :, ::-1].copy(), exif_blob())
+    real = cv2.imdecodeWithMetadata
+    monkeypatch.setattr(cv2, "imdecodeWithMetadata",
+                        lambda data, flags: real(data, flags | cv2.IMREAD_IGNORE_ORIENTATION))
+    dst = tmp_path / "out.png"
+    translate(src, dst)
+    assert exif_of(dst)[0].get(ORIENTATION) == 6
+    assert shown(dst).shape == shown(src).shape == (40, 24, 3)
+    assert np.abs((255 - shown(src)) - shown(dst)).max() == 0
+
+
+def test_pixel_size_follows_size_and_side_by_side(tmp_path):
+    src = save(tmp_path / "in.png", pattern(2, 64, 32), exif_blob(orientation=1, size=(64, 32)))
+    dst = tmp_path / "out.png"
+    translate(src, dst, size="32", side_by_side=True)
+    sub = exif_of(dst)[0].get_ifd(EXIF_IFD)
+    with Image.open(dst) as im:
+        assert im.size == (64, 16) and (sub.get(PIXEL_X), sub.get(PIXEL_Y)) == (64, 16)
+
+
+def test_formats_without_metadata_are_written_and_said_once(tmp_path, caplog):
+    for i in range(3):
+        save(tmp_path / "in" / f"{i}.png", pattern(i, 16, 16), exif_blob(orientation=1), icc_profile())
+    caplog.set_level(logging.WARNING)
+    for ext in (".bmp", ".tif"):
+        out = tmp_path / ext[1:]
+        out.mkdir()
+        for i in range(3):  # an output name per photo in another format: the folder run keeps formats, so by hand
+            assert translate(tmp_path / "in" / f"{i}.png", out / f"{i}{ext}").photos == 1
+    said = [r.getMessage() for r in caplog.records if "written without EXIF" in r.getMessage()]
+    assert said and all("said once" in m for m in said)
+
+
+def test_one_run_says_each_left_out_thing_once(tmp_path, caplog):
+    d = tmp_path / "in"
+    for i in range(3):
+        save(d / f"{i}.png", pattern(i, 16, 16), exif_blob(orientation=1), icc_profile(70_000))
+    caplog.set_level(logging.WARNING)
+    summary = run_photos(PhotoJob(inputs=[d], output=tmp_path / "o", progress=False), translator=Invert())
+    assert summary.photos == 3
+    said = [r.getMessage() for r in caplog.records]
+    assert not [m for m in said if "ICC" in m]  # PNG holds a large profile
+    for i in range(3):
+        assert exif_of(tmp_path / "o" / f"{i}.png")[1] == icc_profile(70_000)
+
+
+def test_a_profile_too_large_for_a_jpeg_is_left_out_with_a_warning(tmp_path, caplog):
+    big = icc_profile(70_000)  # over one APP2 segment, which is all OpenCV writes
+    src = save(tmp_path / "in.png", pattern(1, 16, 16), exif_blob(orientation=1), big)
+    caplog.set_level(logging.WARNING)
+    assert translate(src, tmp_path / "out.jpg").photos == 1
+    exif, icc = exif_of(tmp_path / "out.jpg")
+    assert icc is None and exif.get(MAKE) == "Nikon"
+    assert any("ICC profile over" in r.getMessage() for r in caplog.records)
+    assert translate(src, tmp_path / "out.webp").photos == 1 and exif_of(tmp_path / "out.webp")[1] == big
+
+
+def test_exif_cut_short_is_left_out_and_the_photo_written(tmp_path, caplog):
+    # Pillow writes what it is given: an EXIF whose first IFD runs past the end of the data
+    src = save(tmp_path / "in.png", pattern(1, 16, 16), exif_blob(orientation=1)[:20], icc_profile())
+    caplog.set_level(logging.WARNING)
+    assert translate(src, tmp_path / "out.png").photos == 1
+    exif, icc = exif_of(tmp_path / "out.png")
+    assert not dict(exif) and icc == icc_profile()
+
+
+def test_an_opencv_without_metadata_support_says_so_once_and_writes_the_photos(tmp_path, monkeypatch, caplog):
+    src = save(tmp_path / "in.jpg", pattern(1, 16, 16), exif_blob(orientation=1), icc_profile())
+    monkeypatch.setattr(photos, "CAN_COPY_METADATA", False)
+    caplog.set_level(logging.WARNING)
+    assert translate(src, tmp_path / "out.jpg").photos == 1
+    assert exif_of(tmp_path / "out.jpg") == (exif_of(tmp_path / "out.jpg")[0], None)
+    assert sum("cannot copy photo metadata" in r.getMessage() for r in caplog.records) == 1
+    caplog.clear()
+    translate(src, tmp_path / "out2.jpg", metadata="none")
+    assert not caplog.records
+
+
+def test_read_photo_with_metadata_gives_what_it_found(tmp_path):
+    src = save(tmp_path / "in.jpg", pattern(1, 40, 24), exif_blob(), icc_profile())
+    img, alpha, meta = read_photo_with_metadata(src)
+    assert img.shape == (40, 24, 3) and alpha is None
+    assert meta.icc == icc_profile() and exif_orientation(meta.exif) == 6 and meta.upright
+    assert not read_photo_with_metadata(src, "none")[2]
+    assert read_photo_with_metadata(src, "color")[2].exif is None
+
+
+# ---- exif_for_copy on its own ---------------------------------------------------------------------------------
+@pytest.mark.parametrize("order", ["<", ">"])
+def test_exif_for_copy_sets_orientation_size_and_unlinks_the_thumbnail(order):
+    src = exif_blob(order, orientation=8, size=(4000, 3000))
+    out = exif_for_copy(src, (1500, 2000), upright=True)
+    assert len(out) == len(src) and exif_orientation(out) == 1
+    exif = Image.Exif()
+    exif.load(out)
+    assert exif.get(MAKE) == "Nikon" and not exif.get_ifd(ExifTags.IFD.IFD1)
+    assert (exif.get_ifd(EXIF_IFD)[PIXEL_X], exif.get_ifd(EXIF_IFD)[PIXEL_Y]) == (1500, 2000)
+    assert exif_orientation(exif_for_copy(src, (1, 1), upright=False)) == 8
+    assert exif_for_copy(b"Exif\x00\x00" + src, (1, 1), upright=True) == exif_for_copy(src, (1, 1), upright=True)
+
+
+def test_exif_for_copy_leaves_a_short_pixel_size_that_cannot_hold_the_new_one():
+    out = exif_for_copy(exif_blob(size=(40, 24)), (70000, 70000), upright=True)
+    exif = Image.Exif()
+    exif.load(out)
+    assert (exif.get_ifd(EXIF_IFD)[PIXEL_X], exif.get_ifd(EXIF_IFD)[PIXEL_Y]) == (70000, 24)  # SHORT: 16 bits
+
+
+@pytest.mark.parametrize("data", [b"", b"MM\x00*", b"II*\x00\x08\x00\x00\x00", b"JUNKJUNKJUNK",
+                                  b"MM\x00*\xff\xff\xff\xff\x00\x00", exif_blob()[:30], exif_blob()[:49]])
+def test_exif_for_copy_refuses_what_is_not_whole_exif(data):
+    assert exif_for_copy(data, (1, 1), upright=True) is None
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=300), st.integers(0, 2**32), st.booleans())
+def test_exif_for_copy_never_raises_nor_changes_the_length(data, side, upright):
+    for blob in (data, b"MM\x00*\x00\x00\x00\x08" + data, b"II*\x00\x08\x00\x00\x00" + data):
+        out = exif_for_copy(blob, (side, side), upright)
+        assert out is None or len(out) == len(blob.removeprefix(b"Exif\x00\x00"))
+
+
+# ---- the CLI --------------------------------------------------------------------------------------------------
+def test_cli_metadata_choice_and_video_inputs(tmp_path, capsys):
+    src = save(tmp_path / "in.jpg", pattern(1, 16, 16), exif_blob(orientation=1), icc_profile())
+    code = run(cli, ["--input", str(src), "--output", str(tmp_path / "o.jpg"), "--metadata", "color",
+                     "--backend", "ort-cpu", "--no-progress"])
+    assert code == 0, capsys.readouterr().err
+    exif, icc = exif_of(tmp_path / "o.jpg")
+    assert icc == icc_profile() and not dict(exif)
+    code = run(cli, ["--input", str(src), "--output", str(tmp_path / "p.jpg"), "--metadata", "some"])
+    assert code == 2 and "'some' is not one of" in capsys.readouterr().err
+    clip = make_clip(tmp_path / "clip.mp4", 2)
+    code = run(cli, ["--input", str(clip), "--output", str(tmp_path / "o.mp4"), "--metadata", "none"])
+    err = capsys.readouterr().err
+    assert code == 2 and "--metadata applies to photos" in err and "Traceback" not in err
+
+
+def test_photojob_metadata_is_checked():
+    with pytest.raises(CganError, match="metadata must be one of all, color, none"):
+        PhotoJob(inputs=["x.jpg"], metadata="yes")
+    with pytest.raises(CganError, match="metadata must be one of"):
+        PhotoJob(inputs=["x.jpg"], metadata=True)
