@@ -264,6 +264,7 @@ def test_an_early_write_failure_with_many_photos_queued_does_not_hang(tmp_path, 
 @pytest.mark.parametrize("value, photo", [
     ("0", False), ("demo", False), ("rtsp://cam/1", False), ("/dev/video0", False), ("clip.mp4", False),
     ("x.jpg", True), ("X.JPEG", True), ("y.webp", True), ("", False), (3, False),
+    ("IMG_1.HEIC", True), ("DSC_2.nef", True), ("trip/*", True), ("trip/**/IMG_*", True), ("clips/*.mp4", False),
 ])
 def test_is_photo_input(value, photo):
     assert is_photo_input(value) is photo
@@ -322,14 +323,39 @@ def test_cli_json_and_exit_0(tmp_path, capsys):
     (["--input", "{album}", "--input", "{tmp}/twin", "--output", "{tmp}/o"], ["would both be written to"]),
     (["--input", "{album}", "--output", "{tmp}/o", "--size", "huge"], ["bad --size"]),
     (["--input", "{album}", "--output", "{tmp}/o", "--backend", "nope"], ["unknown backend"]),
+    (["--input", "{tmp}/iphone/IMG_1.HEIC", "--output", "{tmp}/o.jpg"], ["HEIC photos are not read here",
+                                                                          "convert it to JPEG or PNG"]),
+    (["--input", "{tmp}/iphone", "--output", "{tmp}/o"], ["no photos in", "2 .heic (HEIC: not read here)"]),
+    (["--input", "{tmp}/iphone/*", "--output", "{tmp}/o"], ["no photos match", "2 .heic", "convert them"]),
 ])
 def test_cli_mistakes_are_one_line(album, tmp_path, capsys, argv, needles):
     (tmp_path / "empty").mkdir()
+    (tmp_path / "iphone").mkdir()
+    for name in ("IMG_1.HEIC", "IMG_2.heic"):
+        (tmp_path / "iphone" / name).write_bytes(b"\x00\x00\x00\x18ftypheic")
     write(tmp_path / "twin" / "b.png", pattern(0))  # with album: two b.png
     argv = [a.format(album=album, tmp=tmp_path) for a in argv]
     code, _, err = cgan_video(argv + ["--no-progress"], capsys)
     one_line_error(code, err, *needles)
     assert not (tmp_path / "o").exists() and not (album / "winter").exists()
+
+
+def test_photos_in_formats_not_read_here_are_left_out_and_counted(tmp_path, capsys, caplog):
+    """An iPhone or raw+JPEG folder: the HEIC and raw files are not silently dropped -- one warning with the
+    counts, a summary line and JSON field; the readable photos are translated and the exit status is 0."""
+    d = tmp_path / "camera"
+    write(d / "a.jpg", pattern(1))
+    for name in ("IMG_1.HEIC", "IMG_2.heic", "sub/DSC_3.NEF", ".hidden.heic", "notes.txt"):
+        (d / name).parent.mkdir(parents=True, exist_ok=True)
+        (d / name).write_bytes(b"\x00" * 16)
+    summary = run_photos(PhotoJob(inputs=[d], output=tmp_path / "o", progress=False), translator=Invert())
+    assert summary.photos == 1 and not summary.failed and summary.left_out == {".heic": 2, ".nef": 1}
+    assert "left out (formats not read here): 2 .heic, 1 .nef" in summary.format()
+    said = [r.getMessage() for r in caplog.records if "left out" in r.getMessage()]
+    assert len(said) == 1 and "2 .heic, 1 .nef (HEIC, raw: not read here)" in said[0]
+    code, out, err = cgan_video(["--input", str(d), "--output", str(tmp_path / "o2"), "--json", "--no-progress",
+                                 "--backend", "ort-cpu"], capsys)
+    assert code == 0 and '".heic": 2' in out, err
 
 
 def test_cli_no_display_is_accepted(tmp_path, capsys):

@@ -60,6 +60,11 @@ ENCODE_PARAMS = {".jpg": [cv2.IMWRITE_JPEG_QUALITY, 95], ".jpeg": [cv2.IMWRITE_J
                  ".jpe": [cv2.IMWRITE_JPEG_QUALITY, 95], ".webp": [cv2.IMWRITE_WEBP_QUALITY, 95]}
 #: image formats people name that OpenCV cannot write (an --output named so is refused, not made a folder)
 UNWRITABLE_EXTS = (".heic", ".heif", ".jxl", ".jfif", ".pgm", ".pbm")
+#: photo formats found in photo folders that are not read here (OpenCV has no decoder for most; AVIF only in some
+#: builds, without the header checks): left out of folders with a warning, refused when named
+NOT_READ_EXTS = {".heic": "HEIC", ".heif": "HEIF", ".hif": "HEIF", ".avif": "AVIF", ".jxl": "JPEG XL",
+                 ".dng": "raw", ".cr2": "raw", ".cr3": "raw", ".nef": "raw", ".nrw": "raw",
+                 ".arw": "raw", ".orf": "raw", ".rw2": "raw", ".raf": "raw", ".pef": "raw", ".srw": "raw"}
 #: what PhotoJob.metadata may say: copy EXIF and the ICC profile, only the ICC profile, nothing
 METADATA = ("all", "color", "none")
 #: output formats OpenCV writes EXIF and ICC profiles into (imencodeWithMetadata: OpenCV 4.12+ for EXIF, 4.13+ ICC)
@@ -163,6 +168,7 @@ class PhotoSummary:
     ended: str = "end"                    # end | interrupted | terminated
     output: str = ""
     io_threads: int = 1                   # reader threads, and as many writers
+    left_out: dict[str, int] = field(default_factory=dict)       # files in formats not read here, by extension
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -176,9 +182,15 @@ class PhotoSummary:
             shown = ", ".join(f"{f['input']} ({f['reason']})" for f in self.failed[:3])
             more = f" and {len(self.failed) - 3} more" if len(self.failed) > 3 else ""
             lines.append(f"not translated: {shown}{more}")
+        if self.left_out:
+            lines.append(f"left out (formats not read here): {_counts(self.left_out)}")
         if self.photos:
             lines.append(f"wrote {self.output}")
         return "\n".join(lines)
+
+
+def _counts(by_ext: dict[str, int]) -> str:
+    return ", ".join(f"{n} {ext}" for ext, n in sorted(by_ext.items(), key=lambda kv: (-kv[1], kv[0])))
 
 
 def _text(value: object) -> bool:
@@ -193,14 +205,19 @@ def _path(value: str | os.PathLike) -> Path:
 # ---- what is translated, and where it goes ---------------------------------------------------------------
 def is_photo_input(value: object) -> bool:
     """True for an --input that names photos: an existing folder, a name with a photo extension (.jpg, .png,
-    ...; also a quoted pattern such as 'photos/*.jpg'), or a name ending in a slash. Camera indices, devices,
-    URLs, 'demo' and video files are not."""
+    ...; HEIC and raw names too, to be refused as photos), a quoted pattern ('photos/*.jpg', 'photos/*'; not
+    one ending in a video extension), or a name ending in a slash. Camera indices, devices, URLs, 'demo' and video
+    files are not."""
     if not _text(value):
         return False
     s = os.fspath(value).strip()  # type: ignore[arg-type]
     if s == DEMO or s.isdecimal() or "://" in s or s.startswith("/dev/"):
         return False
+    if Path(s).suffix.lower() in NOT_READ_EXTS:
+        return True  # refused as a photo (what to do), not opened as a video
     p = _path(s)
+    if _is_pattern(s) and not os.path.lexists(p) and p.suffix.lower() not in CODECS:
+        return True  # 'photos/*', 'trip/**/IMG_*'
     return p.is_dir() or p.suffix.lower() in PHOTO_EXTS or s.endswith(("/", os.sep))  # "photos/": a folder
 
 
@@ -214,10 +231,10 @@ def written_suffix(suffix: str) -> str:
     return WRITE_AS.get(suffix.lower(), suffix)
 
 
-def _walk(folder: Path, problems: list[tuple[Path, str]]) -> list[Path]:
+def _walk(folder: Path, problems: list[tuple[Path, str]], left_out: list[Path]) -> list[Path]:
     """The photos under `folder` (recursively; hidden files and folders left out, symlinked folders not entered),
-    sorted by their path relative to it. A sub-folder that cannot be read goes to `problems`; `folder` itself
-    not readable is a one-line CganError."""
+    sorted by their path relative to it. A sub-folder that cannot be read goes to `problems`, a photo in a format
+    not read here (NOT_READ_EXTS) to `left_out`; `folder` itself not readable is a one-line CganError."""
     def unreadable(e: OSError) -> None:
         if Path(e.filename) == folder:
             raise CganError(f"cannot read the folder {folder}: {e.strerror or e}") from None
@@ -231,34 +248,57 @@ def _walk(folder: Path, problems: list[tuple[Path, str]]) -> list[Path]:
         for name in files:
             if not name.startswith(".") and Path(name).suffix.lower() in PHOTO_EXTS:
                 found.append(Path(root) / name)
+            elif not name.startswith(".") and Path(name).suffix.lower() in NOT_READ_EXTS:
+                left_out.append(Path(root) / name)
     return sorted(found, key=lambda f: f.relative_to(folder).as_posix())
 
 
-def find_photos(inputs: Sequence[str | os.PathLike],
-                problems: list[tuple[Path, str]] | None = None) -> list[tuple[Path, PurePath, bool]]:
+def _not_read(paths: list[Path]) -> str:
+    """'12 .heic, 2 .dng (HEIC, raw: OpenCV cannot read them)'"""
+    by_ext: dict[str, int] = {}
+    for p in paths:
+        by_ext[p.suffix.lower()] = by_ext.get(p.suffix.lower(), 0) + 1
+    kinds = ", ".join(dict.fromkeys(NOT_READ_EXTS[e] for e in sorted(by_ext)))
+    return f"{_counts(by_ext)} ({kinds}: not read here)"
+
+
+def find_photos(inputs: Sequence[str | os.PathLike], problems: list[tuple[Path, str]] | None = None,
+                left_out: list[Path] | None = None) -> list[tuple[Path, PurePath, bool]]:
     """(photo, its path relative to the output folder, whether it came from a folder) for each photo the inputs
     name, in order; a photo named twice (the same file through two inputs) is taken once. One-line CganError for
-    a missing input, a folder without photos, a file of another kind; sub-folders that cannot be read are added
-    to `problems` as (path, reason)."""
+    a missing input, a folder without photos, a file of another kind or a photo named in a format not read here;
+    sub-folders that cannot be read are added to `problems` as (path, reason), photos in folders or patterns in
+    formats not read here (HEIC, raw, ...) to `left_out`."""
     items: list[tuple[Path, PurePath, bool]] = []
     problems = [] if problems is None else problems
+    left_out = [] if left_out is None else left_out
     for value in inputs:
         p = _path(value)
         if p.is_dir():
-            found = _walk(p, problems)
+            before = len(left_out)
+            found = _walk(p, problems, left_out)
             if not found:
-                raise CganError(f"no photos in {p} ({', '.join(PHOTO_EXTS)}, hidden files left out)")
+                other = f"; it holds {_not_read(left_out[before:])}: convert them to JPEG or PNG first" \
+                    if len(left_out) > before else ""
+                raise CganError(f"no photos in {p} ({', '.join(PHOTO_EXTS)}, hidden files left out){other}")
             items += [(f, f.relative_to(p), True) for f in found]
         elif p.is_file():
+            if p.suffix.lower() in NOT_READ_EXTS:
+                raise CganError(f"--input {p}: {NOT_READ_EXTS[p.suffix.lower()]} photos are not read here; convert it "
+                                f"to JPEG or PNG first")
             if p.suffix.lower() not in PHOTO_EXTS:
                 raise CganError(f"--input {p} is not a photo ({', '.join(PHOTO_EXTS)}); videos, cameras and "
                                 f"streams go in a run of their own")
             items.append((p, PurePath(p.name), False))
         elif _is_pattern(os.fspath(value)) and not os.path.lexists(p):
-            found = sorted(f for f in map(Path, glob.glob(str(p), recursive=True)) if f.is_file()
-                           and f.suffix.lower() in PHOTO_EXTS and not f.name.startswith("."))
+            matched = [f for f in map(Path, glob.glob(str(p), recursive=True))
+                       if f.is_file() and not f.name.startswith(".")]
+            found = sorted(f for f in matched if f.suffix.lower() in PHOTO_EXTS)
+            other = sorted(f for f in matched if f.suffix.lower() in NOT_READ_EXTS)
             if not found:
-                raise CganError(f"no photos match --input {os.fspath(value).strip()}")
+                hint = f": it matches {_not_read(other)}; convert them to JPEG or PNG first" if other else ""
+                raise CganError(f"no photos match --input {os.fspath(value).strip()}{hint}")
+            left_out += other
             items += [(f, PurePath(f.name), True) for f in found]  # named by a pattern: an output folder
         elif os.path.lexists(p):
             raise CganError(f"--input {p} is neither a photo file nor a folder")
@@ -719,8 +759,13 @@ def run_photos(job: PhotoJob, translator: Any = None) -> PhotoSummary:
         log.warning("warning: OpenCV %s cannot copy photo metadata (EXIF data, ICC profiles; OpenCV 4.12+ can): "
                     "the photos are written without it (--metadata none silences this)", cv2.__version__)
     problems: list[tuple[Path, str]] = []
-    items = find_photos(job.inputs, problems)
+    left_out: list[Path] = []
+    items = find_photos(job.inputs, problems, left_out)
     plan, out = plan_outputs(job.inputs, job.output, items)
+    left_out = list({os.path.realpath(p): p for p in left_out}.values())
+    if left_out:
+        log.warning("warning: left out %s: convert them to JPEG or PNG to translate them (e.g. %s)",
+                    _not_read(left_out), left_out[0])
     if job.max_photos is not None:
         plan = plan[:job.max_photos]
     signals = _handled_signals(job.handle_signals)
@@ -744,6 +789,8 @@ def run_photos(job: PhotoJob, translator: Any = None) -> PhotoSummary:
         if own and translator is not None and hasattr(translator, "close"):
             translator.close()
     summary.output = str(out)
+    for p in left_out:
+        summary.left_out[p.suffix.lower()] = summary.left_out.get(p.suffix.lower(), 0) + 1
     return summary
 
 
