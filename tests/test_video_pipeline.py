@@ -44,6 +44,32 @@ def test_round_trip_keeps_count_size_fps(tmp_path, ext):
     assert s.decode_fps > 0 and s.translate_fps > 0 and s.encode_fps > 0 and s.fps > 0
 
 
+def test_a_phone_portrait_clip_is_translated_upright(tmp_path):
+    """Phones record portrait video as landscape frames with a rotation in the track header: the frames are
+    turned as a player turns them, and the output is written portrait (its header says no rotation)."""
+    import struct
+
+    import cv2
+    clip = make_clip(tmp_path / "in.mp4", 6, (64, 48))
+    data = bytearray(clip.read_bytes())
+    i = data.find(b"tkhd")
+    assert i > 0 and data[i + 4] == 0  # a version-0 track header, as OpenCV writes it
+    matrix = i + 4 + 4 + 20 + 8 + 8  # after version/flags, 5 fields, 8 reserved, layer/group/volume/reserved
+    assert struct.unpack(">9i", data[matrix:matrix + 36])[0] == 1 << 16  # the identity matrix is where expected
+    data[matrix:matrix + 36] = struct.pack(">9i", 0, 1 << 16, 0, -(1 << 16), 0, 0, 0, 0, 1 << 30)  # 90 degrees
+    turned = tmp_path / "portrait.mp4"
+    turned.write_bytes(bytes(data))
+    out = tmp_path / "out.mp4"
+    s = run_video(job(inputs=[str(turned)], output=str(out)), translator=Invert())
+    assert s.frames == 6 and s.streams[0]["size"] == [48, 64]
+    assert probe(out)[2] == (48, 64)
+    cap = cv2.VideoCapture(str(out))
+    _, first = cap.read()
+    cap.release()
+    expected = 255 - np.rot90(pattern(0, 64, 48), -1).astype(np.int16)  # turned a quarter clockwise, inverted
+    assert np.abs(first.astype(np.int16) - expected).mean() < 12
+
+
 def test_side_by_side_and_size_and_max_frames(tmp_path):
     clip = make_clip(tmp_path / "in.mp4", 30, (64, 48))
     out = tmp_path / "sbs.mp4"
