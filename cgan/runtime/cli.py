@@ -54,6 +54,9 @@ EXIT_INTERRUPTED = {"interrupted": 130, "terminated": 143}
 @click.option("--smooth-strength", type=click.FloatRange(0.0, 0.99), default=0.8, show_default=True,
               help="History weight in static regions.")
 @click.option("--smooth-flow", is_flag=True, help="Warp the history with optical flow (smooths pans too).")
+@click.option("--sound/--no-sound", default=True, show_default=True,
+              help="Copy a video file's sound into its output (packets copied, cut to the frames written; needs "
+                   "PyAV, which the extras install).")
 @click.option("--metadata", type=click.Choice(["all", "color", "none"]), default="all", show_default=True,
               help="Photos: copy EXIF data (camera, date, GPS; orientation and size updated, thumbnail left out) and "
                    "the ICC colour profile into .jpg/.png/.webp outputs (all), only the profile (color), or nothing.")
@@ -63,7 +66,8 @@ EXIT_INTERRUPTED = {"interrupted": 130, "terminated": 143}
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @click.option("-v", "--verbose", is_flag=True, help="Debug logging (and OpenCV warnings).")
 def cli(pair, direction, inputs, output, display, side_by_side, fps_overlay, size, max_frames, backend, precision,
-        compile_, cuda_graphs, smooth, smooth_strength, smooth_flow, metadata, progress, reconnects, as_json, verbose):
+        compile_, cuda_graphs, smooth, smooth_strength, smooth_flow, sound, metadata, progress, reconnects, as_json,
+        verbose):
     """Translate video frames with a CycleGAN generator: capture -> translate -> write/show, threaded.
 
     Photos too: when every --input is a photo file or a folder, each photo is translated to --output (a file
@@ -87,12 +91,12 @@ def cli(pair, direction, inputs, output, display, side_by_side, fps_overlay, siz
                    side_by_side=side_by_side, fps_overlay=fps_overlay, size=size, max_frames=max_frames,
                    backend=backend, precision=precision, compile=compile_, cuda_graphs=cuda_graphs, smooth=smooth,
                    smooth_strength=smooth_strength, smooth_flow=smooth_flow, progress=progress, reconnects=reconnects,
-                   handle_signals=True)  # the library's default leaves an app's own handlers in force
+                   sound=sound, handle_signals=True)  # the library's default leaves an app's own handlers in force
     _finish(run_video(job), as_json)
 
 
 #: options that only videos take (photos are translated one by one: nothing to show live or smooth over time)
-VIDEO_ONLY = {"display": "--display", "fps_overlay": "--fps-overlay", "smooth": "--smooth",
+VIDEO_ONLY = {"display": "--display", "fps_overlay": "--fps-overlay", "smooth": "--smooth", "sound": "--sound",
               "smooth_strength": "--smooth-strength", "smooth_flow": "--smooth-flow", "reconnects": "--reconnects"}
 
 
@@ -102,7 +106,7 @@ def _given(ctx: click.Context, name: str) -> bool:
 
 def _refuse_video_only(ctx: click.Context) -> None:
     for name, flag in VIDEO_ONLY.items():
-        if _given(ctx, name) and not (name == "display" and ctx.params[name] is False):  # --no-display: as photos
+        if _given(ctx, name) and not (name in ("display", "sound") and ctx.params[name] is False):  # as photos
             raise CganError(f"{flag} applies to videos, cameras and streams; the inputs are photos (leave it out)")
 
 

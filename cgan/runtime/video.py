@@ -82,6 +82,7 @@ class VideoJob:
     smooth_strength: float = 0.8
     smooth_flow: bool = False
     progress: bool = True                 # tqdm bar for file inputs (stderr)
+    sound: bool = True                    # copy a video file's sound into its output (needs PyAV: `av`)
     reconnects: int = 3                   # live sources: reopen attempts (backoff 0.5 s, 1 s, 2 s, ...)
     queue_size: int = 4                   # capture queue depth for files (live sources use 1)
     # SIGINT/SIGTERM end the run cleanly, with summary.ended "interrupted"/"terminated" (main thread only).
@@ -93,7 +94,7 @@ class VideoJob:
         self.inputs = _as_inputs(self.inputs)
         for i, value in enumerate(self.inputs):
             _check_input(i, value, self.inputs[:i])
-        for name in ("side_by_side", "fps_overlay", "compile", "smooth", "smooth_flow", "progress"):
+        for name in ("side_by_side", "fps_overlay", "compile", "smooth", "smooth_flow", "progress", "sound"):
             _check_bool(name, getattr(self, name))
         for name in ("display", "cuda_graphs", "handle_signals"):
             _check_bool(name, getattr(self, name), none_ok=True)
@@ -367,8 +368,10 @@ class VideoOutput:
     the file made for it when the writer opens it and when it is renamed: one replaced by a link or another file
     (someone else writing in the folder) is refused, and the output is left as it was."""
 
-    def __init__(self, path: Path, fps: float):
+    def __init__(self, path: Path, fps: float, sound_from: str | None = None):
         self.path = path
+        self.sound_from = sound_from  # a video file whose sound goes into the output (cgan.runtime.audio)
+        self.sound: str | None = None  # the sound codec copied, once finished
         self.fourcc = CODECS[path.suffix.lower()]
         self.fps = known_fps(fps) or DEFAULT_FPS
         self.tmp: Path | None = None  # made with the writer, on the first frame (_exclusive_temp)
@@ -437,21 +440,42 @@ class VideoOutput:
             self.abort()
             return None
         self._check_tmp()
-        cap = _READ_BACK(str(self.tmp))
-        try:
-            readable = cap.isOpened() and cap.read()[0]
-            count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0) if readable else 0
-        finally:
-            cap.release()
+        readable, count = _read_back(self.tmp)
         if not readable or 0 < count < self.frames:
             _remove_own(self.tmp, self._tmp_id)
             got = f"{count} of {self.frames} frames" if readable else "an unreadable file"
             raise CganError(f"writing {self.path} failed ({got} after release: disk full or a file size "
                             f"limit?); {self.path} was left as it was")
+        if self.sound_from is not None:
+            self._add_sound()
         self._give_normal_mode()
         self._check_tmp()
         os.replace(self.tmp, self.path)
         return self.path
+
+    def _add_sound(self) -> None:
+        """Remux the finished video with the sound of `sound_from` into a second temp file, which then takes the
+        first one's place; the video stays as it is (and a warning says why) when the sound cannot be copied."""
+        from cgan.runtime import audio
+
+        found = audio.probe(self.sound_from)
+        if found is None:
+            return
+        tmp, ident = _exclusive_temp(self.path.parent, f".{self.path.stem}.partial-{os.getpid()}-", self.path.suffix)
+        try:
+            audio.mux(self.tmp, self.sound_from, tmp, self.frames / self.fps, found)
+            what = _replaced(tmp, ident)
+            readable, count = _read_back(tmp) if what is None else (False, 0)
+            if what is not None or not readable or 0 < count < self.frames:
+                raise OSError(what or "the video with sound did not read back")
+        except Exception as e:  # noqa: BLE001 - PyAV raises its own errors; the video without sound is kept
+            _remove_own(tmp, ident)
+            log.warning("warning: %s: the sound (%s) could not be copied (%s); written without sound (.mkv takes "
+                        "most sound codecs)", self.path, found.codec, str(e).strip().splitlines()[-1][:200])
+            return
+        _remove_own(self.tmp, self._tmp_id)
+        self.tmp, self._tmp_id = tmp, ident
+        self.sound = found.codec
 
     def _check_tmp(self, what: str | None = None) -> None:
         """Refuse to go on with a temp file that is no longer the one made for this output (see the class)."""
@@ -488,6 +512,16 @@ class VideoOutput:
             self.writer = None
         if self.tmp is not None:
             _remove_own(self.tmp, self._tmp_id)
+
+
+def _read_back(path: Path) -> tuple[bool, int]:
+    """(whether a finished video's first frame decodes, the frame count its container declares, 0 unknown)."""
+    cap = _READ_BACK(str(path))
+    try:
+        readable = bool(cap.isOpened() and cap.read()[0])
+        return readable, int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0) if readable else 0
+    finally:
+        cap.release()
 
 
 def gui_problem() -> str | None:
@@ -976,7 +1010,8 @@ def run_video(job: VideoJob, translator: Any = None) -> VideoSummary:
                 raise CganError(f"nothing would be shown or written: {gui_problem()}")
             log.info("--no-display and no --output: frames are translated, neither shown nor written (a speed check)")
         for i, (src, out_path) in enumerate(zip(opened, outs)):
-            out = VideoOutput(out_path, src.fps) if out_path is not None else None
+            sound = _sound_file(src) if job.sound else None
+            out = VideoOutput(out_path, src.fps, sound) if out_path is not None else None
             smoother = TemporalSmoother(**smoother_args) if job.smooth else None
             limit = getattr(translator, "max_pixels", None)
             streams.append(_Stream(i, src, size, smoother, out, job.queue_size, limit))
@@ -1047,6 +1082,19 @@ def _progress_bar(job: VideoJob, streams: list[_Stream]) -> Any:
     return tqdm(total=total, unit="frame", desc="cgan-video", dynamic_ncols=True, file=sys.stderr, leave=False)
 
 
+def _sound_file(src: Any) -> str | None:
+    """The local video file whose sound an output gets (cameras, streams and frames in memory have none)."""
+    spec = getattr(src, "spec", None)
+    if getattr(spec, "kind", None) != "file":
+        return None
+    from cgan.runtime import audio
+
+    if not audio.available():
+        log.info("%s: its sound (if any) is not copied: PyAV is not installed (pip install av)", spec.shown)
+        return None
+    return str(spec.target)
+
+
 def _fill_summary(s: VideoSummary, pipe: _Pipeline, streams: list[_Stream], seconds: float) -> None:
     s.frames = sum(st.written for st in streams)
     s.dropped = sum(st.dropped + st.dropped_out for st in streams)
@@ -1063,5 +1111,6 @@ def _fill_summary(s: VideoSummary, pipe: _Pipeline, streams: list[_Stream], seco
     s.ended = pipe.ended
     s.streams = [{"input": st.source.name, "live": st.live, "read": st.read, "written": st.written,
                   "dropped": st.dropped + st.dropped_out, "resized": st.resized, "size": list(st.target or ()),
-                  "output": str(st.out.path) if st.out is not None and st.out.frames else None}
+                  "output": str(st.out.path) if st.out is not None and st.out.frames else None,
+                  "sound": st.out.sound if st.out is not None else None}
                  for st in streams]

@@ -1,0 +1,165 @@
+"""A video file's sound copied into its translation (PyAV remux: packets copied, cut to the frames written, in
+step with the first frame); --no-sound, clips without sound, sound that cannot be copied and a missing PyAV
+all still give the video."""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from cgan._cli import run
+from cgan.runtime import audio
+from cgan.runtime.cli import cli
+from cgan.runtime.video import VideoJob, run_video
+
+from _helpers_video import Invert, make_clip, probe
+
+av = pytest.importorskip("av")
+
+RATE = 16000
+
+
+def clip_with_sound(path: Path, seconds: float = 2.0, fps: int = 25, video_start: int = 0,
+                    silent_until: float = 0.0) -> Path:
+    """A 64x48 mpeg4 clip with an AAC 440 Hz tone (silence before `silent_until` seconds); its first frame at
+    `video_start` frame times (the sound starts at 0)."""
+    with av.open(str(path), "w") as out:
+        v = out.add_stream("mpeg4", rate=fps)
+        v.width, v.height, v.pix_fmt = 64, 48, "yuv420p"
+        a = out.add_stream("aac", rate=RATE, layout="mono")
+        for i in range(int(seconds * fps)):
+            frame = av.VideoFrame.from_ndarray(np.full((48, 64, 3), i * 5 % 255, np.uint8), format="bgr24")
+            frame.pts = video_start + i
+            for p in v.encode(frame):
+                out.mux(p)
+        t, total = 0, int((seconds + video_start / fps) * RATE)
+        while t < total:
+            k = min(a.frame_size or 1024, total - t)
+            n = np.arange(t, t + k)
+            tone = np.where(n / RATE >= silent_until, 0.5 * np.sin(2 * np.pi * 440 * n / RATE), 0.0)
+            frame = av.AudioFrame.from_ndarray(tone.astype(np.float32)[None, :], format="flt", layout="mono")
+            frame.sample_rate, frame.pts = RATE, t
+            for p in a.encode(frame):
+                out.mux(p)
+            t += k
+        for s in (a, v):
+            for p in s.encode(None):
+                out.mux(p)
+    return path
+
+
+def streams(path: Path) -> dict[str, float]:
+    """{'video': seconds, 'audio': seconds} of a file's streams (by their packets' times)."""
+    found: dict[str, float] = {}
+    with av.open(str(path)) as c:
+        for s in c.streams:
+            end = 0.0
+            for p in c.demux(s):
+                if p.pts is not None:
+                    end = max(end, float((p.pts + (p.duration or 0)) * p.time_base))
+            found[s.type] = end
+            c.seek(0)
+    return found
+
+
+def sound_samples(path: Path) -> np.ndarray:
+    with av.open(str(path)) as c:
+        return np.concatenate([f.to_ndarray().reshape(-1) for f in c.decode(audio=0)])
+
+
+def job(**kw) -> VideoJob:
+    return VideoJob(display=False, progress=False, handle_signals=False, **kw)
+
+
+def test_the_sound_is_copied_whole(tmp_path):
+    src = clip_with_sound(tmp_path / "in.mp4")
+    out = tmp_path / "out.mp4"
+    s = run_video(job(inputs=[str(src)], output=str(out)), translator=Invert())
+    assert s.frames == 50 and s.streams[0]["sound"] == "aac"
+    got = streams(out)
+    assert got["video"] == pytest.approx(2.0, abs=0.05) and got["audio"] == pytest.approx(2.0, abs=0.1)
+    assert probe(out)[0] == 50
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")], "a temporary file was left"
+
+
+@pytest.mark.parametrize("ext", [".avi", ".mkv", ".mov"])
+def test_the_sound_goes_into_every_container(tmp_path, ext):
+    src = clip_with_sound(tmp_path / "in.mp4", seconds=1.0)
+    out = tmp_path / f"out{ext}"
+    s = run_video(job(inputs=[str(src)], output=str(out)), translator=Invert())
+    assert s.streams[0]["sound"] == "aac" and streams(out)["audio"] == pytest.approx(1.0, abs=0.1)
+
+
+def test_the_sound_is_cut_to_the_frames_written(tmp_path):
+    src = clip_with_sound(tmp_path / "in.mp4")
+    out = tmp_path / "out.mp4"
+    s = run_video(job(inputs=[str(src)], output=str(out), max_frames=10), translator=Invert())
+    assert s.frames == 10
+    assert streams(out)["audio"] == pytest.approx(0.4, abs=0.07)  # 10 frames at 25 fps, AAC packets of 64 ms
+
+
+def test_the_sound_stays_in_step_with_the_first_frame(tmp_path):
+    """The first frame is at 0.48 s and the tone starts there: the output's sound must start with the tone,
+    not with the 0.48 s of silence before the first picture."""
+    src = clip_with_sound(tmp_path / "in.mp4", seconds=1.0, video_start=12, silent_until=0.48)
+    out = tmp_path / "out.mp4"
+    s = run_video(job(inputs=[str(src)], output=str(out)), translator=Invert())
+    assert s.streams[0]["sound"] == "aac"
+    head = sound_samples(out)[int(0.1 * RATE):int(0.3 * RATE)]
+    assert np.abs(head).mean() > 0.1, "the output's sound starts with the silence before the first picture"
+
+
+def test_no_sound_and_clips_without_sound_give_the_video_alone(tmp_path, caplog):
+    src = clip_with_sound(tmp_path / "in.mp4", seconds=1.0)
+    caplog.set_level(logging.INFO)
+    out = tmp_path / "quiet.mp4"
+    s = run_video(job(inputs=[str(src)], output=str(out), sound=False), translator=Invert())
+    assert s.streams[0]["sound"] is None and set(streams(out)) == {"video"}
+    silent = make_clip(tmp_path / "silent.mp4", 8)
+    out2 = tmp_path / "out2.mp4"
+    s = run_video(job(inputs=[str(silent)], output=str(out2)), translator=Invert())
+    assert s.streams[0]["sound"] is None and set(streams(out2)) == {"video"} and probe(out2)[0] == 8
+    assert not [r for r in caplog.records if "sound" in r.getMessage()]
+
+
+def test_sound_that_cannot_be_copied_leaves_the_video_and_a_warning(tmp_path, monkeypatch, caplog):
+    src = clip_with_sound(tmp_path / "in.mp4", seconds=1.0)
+
+    def broken(video, source, out, seconds, found):
+        Path(out).write_bytes(b"half a file")
+        raise av.FFmpegError(22, "Invalid argument")
+
+    monkeypatch.setattr(audio, "mux", broken)
+    out = tmp_path / "out.mp4"
+    s = run_video(job(inputs=[str(src)], output=str(out)), translator=Invert())
+    assert s.streams[0]["sound"] is None and probe(out)[0] == 25 and set(streams(out)) == {"video"}
+    said = [r.getMessage() for r in caplog.records if "could not be copied" in r.getMessage()]
+    assert len(said) == 1 and "the sound (aac)" in said[0] and "written without sound" in said[0]
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")], "a temporary file was left"
+
+
+def test_without_pyav_the_video_is_written_and_that_is_said(tmp_path, monkeypatch, caplog):
+    src = clip_with_sound(tmp_path / "in.mp4", seconds=1.0)
+    monkeypatch.setattr(audio, "_av", lambda: None)
+    caplog.set_level(logging.INFO)
+    out = tmp_path / "out.mp4"
+    s = run_video(job(inputs=[str(src)], output=str(out)), translator=Invert())
+    assert s.streams[0]["sound"] is None and probe(out)[0] == 25
+    assert any("PyAV is not installed" in r.getMessage() for r in caplog.records)
+
+
+def test_cli_sound_flags(tmp_path, capsys):
+    src = clip_with_sound(tmp_path / "in.mp4", seconds=0.5)
+    code = run(cli, ["--input", str(src), "--output", str(tmp_path / "o.mkv"), "--no-display", "--no-progress",
+                     "--backend", "ort-cpu", "--no-sound"])
+    assert code == 0 and set(streams(tmp_path / "o.mkv")) == {"video"}, capsys.readouterr().err
+    photo = tmp_path / "p.png"
+    import cv2
+    cv2.imwrite(str(photo), np.zeros((8, 8, 3), np.uint8))
+    code = run(cli, ["--input", str(photo), "--output", str(tmp_path / "q.png"), "--sound", "--no-progress"])
+    assert code == 2 and "--sound applies to videos" in capsys.readouterr().err
+    code = run(cli, ["--input", str(photo), "--output", str(tmp_path / "q.png"), "--no-sound", "--no-progress",
+                     "--backend", "ort-cpu"])
+    assert code == 0, capsys.readouterr().err
