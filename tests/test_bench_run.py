@@ -150,6 +150,7 @@ def test_e2e_row_through_the_video_pipeline(tmp_path, fake_runtime):
     assert row["status"] == "ok", row["reason"]
     assert row["iters"] == 6 and row["fps"] > 0
     assert set(row["stages"]) >= {"decode_fps", "translate_fps", "encode_fps"}
+    assert row["stages"]["codec"] in ("h264", "mp4v")  # the default codec here: what encode_fps measured
     assert schema_errors(result) == []
 
 

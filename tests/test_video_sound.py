@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from cgan._cli import run
-from cgan.runtime import audio
+from cgan.runtime import pyav as audio
 from cgan.runtime.cli import cli
 from cgan.runtime.video import VideoJob, run_video
 
@@ -92,6 +92,19 @@ def test_the_sound_goes_into_every_container(tmp_path, ext):
     assert s.streams[0]["sound"] == "aac" and streams(out)["audio"] == pytest.approx(1.0, abs=0.1)
 
 
+def test_the_sound_of_a_matroska_file_goes_into_an_mp4(tmp_path):
+    """Matroska gives some packets no decode time: they must still be copied (the first ones hold the key
+    frame of the video and the start of the sound)."""
+    src = clip_with_sound(tmp_path / "in.mkv", seconds=1.0)
+    out = tmp_path / "out.mp4"
+    s = run_video(job(inputs=[str(src)], output=str(out)), translator=Invert())
+    assert s.streams[0]["sound"] == "aac" and probe(out)[0] == 25
+    assert streams(out)["audio"] == pytest.approx(1.0, abs=0.1)
+    mkv = tmp_path / "out.mkv"
+    s = run_video(job(inputs=[str(out)], output=str(mkv)), translator=Invert())  # and back, H.264 with B-frames
+    assert s.streams[0]["sound"] == "aac" and probe(mkv)[0] == 25
+
+
 def test_the_sound_is_cut_to_the_frames_written(tmp_path):
     src = clip_with_sound(tmp_path / "in.mp4")
     out = tmp_path / "out.mp4"
@@ -131,7 +144,7 @@ def test_sound_that_cannot_be_copied_leaves_the_video_and_a_warning(tmp_path, mo
         Path(out).write_bytes(b"half a file")
         raise av.FFmpegError(22, "Invalid argument")
 
-    monkeypatch.setattr(audio, "mux", broken)
+    monkeypatch.setattr(audio, "mux_sound", broken)
     out = tmp_path / "out.mp4"
     s = run_video(job(inputs=[str(src)], output=str(out)), translator=Invert())
     assert s.streams[0]["sound"] is None and probe(out)[0] == 25 and set(streams(out)) == {"video"}

@@ -2,7 +2,8 @@
 
 The clip is synthesized (the same smooth landscape as the inference rows, drifting sideways) and encoded with
 cv2.VideoWriter (mp4v) into a temporary .mp4; `cgan.runtime.video.run_video` then decodes, translates and
-encodes it to another temporary .mp4. The row's fps is frames written / wall time of the whole run; `stages`
+encodes it to another temporary .mp4 (the default codec: H.264 with PyAV, else mp4v; `stages.codec` says
+which). The row's fps is frames written / wall time of the whole run; `stages`
 holds the pipeline's own per-stage fps (frames / busy seconds of that stage) and its capture→written latency.
 """
 from __future__ import annotations
@@ -81,6 +82,7 @@ def run_e2e(cfg: Any, prepared: Any, backend: str, precision: str,
                    iters=s.get("frames"),
                    stages={k: s.get(k) for k in ("decode_fps", "translate_fps", "encode_fps", "fps", "frames",
                                                  "dropped", "seconds", "latency_p50_ms", "latency_p99_ms")})
+        row["stages"]["codec"] = (s.get("streams") or [{}])[0].get("codec")  # what encode_fps encoded
         if not s.get("frames"):
             row.update(status="error", reason="the pipeline wrote no frames")
     except Exception as e:  # noqa: BLE001 - a failed row, not a failed run

@@ -54,6 +54,10 @@ EXIT_INTERRUPTED = {"interrupted": 130, "terminated": 143}
 @click.option("--smooth-strength", type=click.FloatRange(0.0, 0.99), default=0.8, show_default=True,
               help="History weight in static regions.")
 @click.option("--smooth-flow", is_flag=True, help="Warp the history with optical flow (smooths pans too).")
+@click.option("--codec", type=click.Choice(["auto", "h264", "mp4v", "mjpg"], case_sensitive=False), default="auto",
+              show_default=True,
+              help="Output codec: auto is H.264 (plays in every player and browser; PyAV) for .mp4/.m4v/.mov/.mkv "
+                   "and MJPG for .avi; mp4v (MPEG-4 part 2) and mjpg are OpenCV's own, faster to encode.")
 @click.option("--sound/--no-sound", default=True, show_default=True,
               help="Copy a video file's sound into its output (packets copied, cut to the frames written; needs "
                    "PyAV, which the extras install).")
@@ -66,8 +70,8 @@ EXIT_INTERRUPTED = {"interrupted": 130, "terminated": 143}
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @click.option("-v", "--verbose", is_flag=True, help="Debug logging (and OpenCV warnings).")
 def cli(pair, direction, inputs, output, display, side_by_side, fps_overlay, size, max_frames, backend, precision,
-        compile_, cuda_graphs, smooth, smooth_strength, smooth_flow, sound, metadata, progress, reconnects, as_json,
-        verbose):
+        compile_, cuda_graphs, smooth, smooth_strength, smooth_flow, codec, sound, metadata, progress, reconnects,
+        as_json, verbose):
     """Translate video frames with a CycleGAN generator: capture -> translate -> write/show, threaded.
 
     Photos too: when every --input is a photo file or a folder, each photo is translated to --output (a file
@@ -91,12 +95,13 @@ def cli(pair, direction, inputs, output, display, side_by_side, fps_overlay, siz
                    side_by_side=side_by_side, fps_overlay=fps_overlay, size=size, max_frames=max_frames,
                    backend=backend, precision=precision, compile=compile_, cuda_graphs=cuda_graphs, smooth=smooth,
                    smooth_strength=smooth_strength, smooth_flow=smooth_flow, progress=progress, reconnects=reconnects,
-                   sound=sound, handle_signals=True)  # the library's default leaves an app's own handlers in force
+                   sound=sound, codec=codec, handle_signals=True)  # the library's default leaves an app's own handlers in force
     _finish(run_video(job), as_json)
 
 
 #: options that only videos take (photos are translated one by one: nothing to show live or smooth over time)
 VIDEO_ONLY = {"display": "--display", "fps_overlay": "--fps-overlay", "smooth": "--smooth", "sound": "--sound",
+              "codec": "--codec",
               "smooth_strength": "--smooth-strength", "smooth_flow": "--smooth-flow", "reconnects": "--reconnects"}
 
 

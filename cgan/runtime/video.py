@@ -49,6 +49,10 @@ _READ_BACK = cv2.VideoCapture  # the decoder that checks finished files (held ap
 
 # Containers this OpenCV build (FFmpeg backend) writes, and the codec used for each (checked at startup).
 CODECS = {".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".mkv": "mp4v", ".avi": "MJPG"}
+#: VideoJob.codec / --codec: auto is H.264 (PyAV's libx264) for .mp4 .m4v .mov .mkv when PyAV has it, else the
+#: container's OpenCV codec above; mp4v and mjpg are OpenCV's writer
+CODEC_CHOICES = ("auto", "h264", "mp4v", "mjpg")
+H264 = "h264"
 NAMED_SIZES = {"360p": 360, "480p": 480, "540p": 540, "720p": 720, "1080p": 1080, "1440p": 1440, "2160p": 2160,
                "4k": 2160}
 DEFAULT_FPS = 25.0
@@ -83,6 +87,7 @@ class VideoJob:
     smooth_flow: bool = False
     progress: bool = True                 # tqdm bar for file inputs (stderr)
     sound: bool = True                    # copy a video file's sound into its output (needs PyAV: `av`)
+    codec: str = "auto"                   # auto (H.264 via PyAV where it can), h264, mp4v, mjpg
     reconnects: int = 3                   # live sources: reopen attempts (backoff 0.5 s, 1 s, 2 s, ...)
     queue_size: int = 4                   # capture queue depth for files (live sources use 1)
     # SIGINT/SIGTERM end the run cleanly, with summary.ended "interrupted"/"terminated" (main thread only).
@@ -111,6 +116,9 @@ class VideoJob:
                                         or not os.fspath(self.output).strip()):
             raise CganError(f"output must be a video file name (str or path, e.g. 'out.mp4') or None, got "
                             f"{_describe(self.output)}")
+        if not isinstance(self.codec, str) or self.codec.lower() not in CODEC_CHOICES:
+            raise CganError(f"codec must be one of {', '.join(CODEC_CHOICES)}, got {_describe(self.codec)}")
+        self.codec = self.codec.lower()
         self.max_frames = _checked_int("max_frames", self.max_frames, 1, none_ok=True)
         self.reconnects = _checked_int("reconnects", self.reconnects, 0)
         self.queue_size = _checked_int("queue_size", self.queue_size, 1)
@@ -269,8 +277,33 @@ def output_paths(output: str | os.PathLike | None, n: int) -> list[Path | None]:
     return [p.with_name(f"{p.stem}_{i}{p.suffix}") for i in range(n)]
 
 
-def check_output(path: Path) -> str:
-    """Check the container is writable here (extension -> codec, folder writable); return the FOURCC."""
+def output_codec(path: Path, codec: str | None = None) -> str:
+    """The codec `path` is written with: "h264" (PyAV) or an OpenCV FOURCC. `codec`: a CODEC_CHOICES value, or
+    None for the container's OpenCV codec (the writer's own default)."""
+    from cgan.runtime import pyav
+
+    ext = path.suffix.lower()
+    choice = (codec or CODECS.get(ext, "")).lower()
+    if choice == "auto":
+        return H264 if ext != ".avi" and pyav.has_h264() else CODECS.get(ext, "")
+    if choice == H264 and not pyav.has_h264():
+        raise CganError("--codec h264 needs PyAV with libx264 (pip install av; it comes with cgan[runtime]); "
+                        "or pass --codec mp4v")
+    return {"mjpg": "MJPG"}.get(choice, choice)
+
+
+def _open_writer(path: Path, codec: str, fps: float, size: tuple[int, int]) -> Any:
+    """A writer with cv2.VideoWriter's interface for `codec` (see output_codec)."""
+    if codec == H264:
+        from cgan.runtime import pyav
+
+        return pyav.H264Writer(path, fps, size)
+    return cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*codec), fps, size)
+
+
+def check_output(path: Path, codec: str | None = None) -> str:
+    """Check the container is writable here (extension -> codec, folder writable); return the codec (output_codec:
+    "h264" or the OpenCV FOURCC)."""
     if path.is_dir():
         raise CganError(f"--output {path} is a folder: pass a file name such as {path / 'out.mp4'}")
     ext = path.suffix.lower()
@@ -289,13 +322,14 @@ def check_output(path: Path) -> str:
     except OSError as e:
         raise CganError(f"output path {path} is not writable ({e.strerror or e} in {existing}); choose another "
                         f"--output") from None
-    fourcc = CODECS[ext]
     try:
-        w = cv2.VideoWriter(str(probe), cv2.VideoWriter_fourcc(*fourcc), DEFAULT_FPS, (64, 64))
+        fourcc = output_codec(path, codec)
+        w = _open_writer(probe, fourcc, DEFAULT_FPS, (64, 64))
         ok = w.isOpened()
         if ok:
             w.write(np.zeros((64, 64, 3), np.uint8))
         w.release()
+        ok = ok and getattr(w, "error", None) is None
         swapped = _replaced(probe, probe_id)
     finally:
         _remove_own(probe, probe_id)
@@ -303,8 +337,8 @@ def check_output(path: Path) -> str:
         raise CganError(f"the probe file {probe} {swapped} while it was written: someone else can write in "
                         f"{existing}; write --output to a folder only you can write to")
     if not ok:
-        raise CganError(f"this OpenCV build cannot write {ext} with codec {fourcc} to {folder}; use .mp4 (mp4v) "
-                        f"or .avi (MJPG)")
+        raise CganError(f"this {'PyAV' if fourcc == H264 else 'OpenCV build'} cannot write {ext} with codec "
+                        f"{fourcc} to {folder}; use .mp4 (mp4v) or .avi (MJPG)")
     return fourcc
 
 
@@ -368,11 +402,11 @@ class VideoOutput:
     the file made for it when the writer opens it and when it is renamed: one replaced by a link or another file
     (someone else writing in the folder) is refused, and the output is left as it was."""
 
-    def __init__(self, path: Path, fps: float, sound_from: str | None = None):
+    def __init__(self, path: Path, fps: float, sound_from: str | None = None, codec: str | None = None):
         self.path = path
         self.sound_from = sound_from  # a video file whose sound goes into the output (cgan.runtime.audio)
         self.sound: str | None = None  # the sound codec copied, once finished
-        self.fourcc = CODECS[path.suffix.lower()]
+        self.fourcc = output_codec(path, codec)  # "h264" (PyAV) or an OpenCV FOURCC
         self.fps = known_fps(fps) or DEFAULT_FPS
         self.tmp: Path | None = None  # made with the writer, on the first frame (_exclusive_temp)
         self._tmp_id: tuple[int, int] = (-1, -1)
@@ -412,7 +446,7 @@ class VideoOutput:
             except OSError as e:
                 raise CganError(f"cannot write in output folder {folder}: {e.strerror or e}; choose a writable "
                                 f"path") from None
-            self.writer = cv2.VideoWriter(str(self.tmp), cv2.VideoWriter_fourcc(*self.fourcc), self.fps, (ew, eh))
+            self.writer = _open_writer(self.tmp, self.fourcc, self.fps, (ew, eh))
             if not self.writer.isOpened():
                 self.abort()
                 raise CganError(f"cannot open a {self.fourcc} writer for {self.path} at {ew}x{eh}, "
@@ -433,12 +467,18 @@ class VideoOutput:
         """Release the writer, check that the file plays back with every frame, then give it its final name;
         None if no frames. cv2.VideoWriter reports no write errors (disk full, size limits), so a file that
         does not read back is removed and reported instead of replacing the target."""
+        error = None
         if self.writer is not None:
             self.writer.release()
+            error = getattr(self.writer, "error", None)  # PyAV's writer keeps what went wrong; OpenCV's says nothing
             self.writer = None
         if self.frames == 0 or self.tmp is None:
             self.abort()
             return None
+        if error is not None:
+            self.abort()
+            raise CganError(f"writing {self.path} failed ({str(error).strip().splitlines()[-1][:200]}: disk full?); "
+                            f"{self.path} was left as it was")
         self._check_tmp()
         readable, count = _read_back(self.tmp)
         if not readable or 0 < count < self.frames:
@@ -456,14 +496,14 @@ class VideoOutput:
     def _add_sound(self) -> None:
         """Remux the finished video with the sound of `sound_from` into a second temp file, which then takes the
         first one's place; the video stays as it is (and a warning says why) when the sound cannot be copied."""
-        from cgan.runtime import audio
+        from cgan.runtime import pyav
 
-        found = audio.probe(self.sound_from)
+        found = pyav.probe_sound(self.sound_from)
         if found is None:
             return
         tmp, ident = _exclusive_temp(self.path.parent, f".{self.path.stem}.partial-{os.getpid()}-", self.path.suffix)
         try:
-            audio.mux(self.tmp, self.sound_from, tmp, self.frames / self.fps, found)
+            pyav.mux_sound(self.tmp, self.sound_from, tmp, self.frames / self.fps, found)
             what = _replaced(tmp, ident)
             readable, count = _read_back(tmp) if what is None else (False, 0)
             if what is not None or not readable or 0 < count < self.frames:
@@ -982,7 +1022,7 @@ def run_video(job: VideoJob, translator: Any = None) -> VideoSummary:
     for p in outs:
         if p is not None:
             _not_an_input(p, job.inputs)
-            check_output(p)
+            check_output(p, job.codec)
     if job.display:
         problem = gui_problem()
         if problem:
@@ -1011,7 +1051,7 @@ def run_video(job: VideoJob, translator: Any = None) -> VideoSummary:
             log.info("--no-display and no --output: frames are translated, neither shown nor written (a speed check)")
         for i, (src, out_path) in enumerate(zip(opened, outs)):
             sound = _sound_file(src) if job.sound else None
-            out = VideoOutput(out_path, src.fps, sound) if out_path is not None else None
+            out = VideoOutput(out_path, src.fps, sound, job.codec) if out_path is not None else None
             smoother = TemporalSmoother(**smoother_args) if job.smooth else None
             limit = getattr(translator, "max_pixels", None)
             streams.append(_Stream(i, src, size, smoother, out, job.queue_size, limit))
@@ -1087,9 +1127,9 @@ def _sound_file(src: Any) -> str | None:
     spec = getattr(src, "spec", None)
     if getattr(spec, "kind", None) != "file":
         return None
-    from cgan.runtime import audio
+    from cgan.runtime import pyav
 
-    if not audio.available():
+    if not pyav.available():
         log.info("%s: its sound (if any) is not copied: PyAV is not installed (pip install av)", spec.shown)
         return None
     return str(spec.target)
@@ -1112,5 +1152,6 @@ def _fill_summary(s: VideoSummary, pipe: _Pipeline, streams: list[_Stream], seco
     s.streams = [{"input": st.source.name, "live": st.live, "read": st.read, "written": st.written,
                   "dropped": st.dropped + st.dropped_out, "resized": st.resized, "size": list(st.target or ()),
                   "output": str(st.out.path) if st.out is not None and st.out.frames else None,
+                  "codec": st.out.fourcc if st.out is not None else None,
                   "sound": st.out.sound if st.out is not None else None}
                  for st in streams]

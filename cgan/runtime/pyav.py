@@ -1,0 +1,185 @@
+"""What PyAV (FFmpeg's libraries; `av` comes with the [runtime], [cpu] and [gpu] extras) adds to OpenCV's video
+output: H.264 files that every player and browser plays (OpenCV's writer has MPEG-4 part 2 and MJPG only), and
+the source's sound. No torch.
+
+- `H264Writer`: cv2.VideoWriter's interface over libx264 (CRF 20, preset superfast, yuv420p; MP4/MOV written
+  with the index first, "faststart", so a browser starts playing before it has the whole file).
+- `mux_sound`: the finished video remuxed with the first audio stream of its source file. Packets are copied,
+  not re-encoded: no quality lost, no time spent. The sound is cut to the frames written (--max-frames,
+  Ctrl-C) and kept in step with the first frame.
+"""
+from __future__ import annotations
+
+import heapq
+import logging
+import os
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SourceAudio:
+    """A file's first audio stream: its codec, and where the file's first video frame starts (seconds)."""
+
+    codec: str
+    video_start: float
+
+
+def _av() -> Any:
+    try:
+        import av
+    except ImportError:
+        return None
+    return av
+
+
+def available() -> bool:
+    return _av() is not None
+
+
+def has_h264() -> bool:
+    """Whether this PyAV can encode H.264 (its wheels bundle libx264; a PyAV built on a system FFmpeg may not)."""
+    av = _av()
+    if av is None:
+        return False
+    try:
+        av.codec.Codec("libx264", "w")
+    except Exception:  # noqa: BLE001 - UnknownCodecError, or anything else: not available here
+        return False
+    return True
+
+
+class H264Writer:
+    """cv2.VideoWriter's interface (isOpened, write, release) over PyAV's libx264. As cv2's writer, it does not
+    raise while writing: the first error is kept in `error` and the rest of the frames are dropped, for the
+    caller to report once the file is closed."""
+
+    CRF, PRESET = 20, "superfast"
+
+    def __init__(self, path: str | os.PathLike, fps: float, size: tuple[int, int]):
+        self.error: Exception | None = None
+        self.frames = 0
+        self._container: Any = None
+        try:
+            self._container = _open_output(Path(path))
+            self._stream = self._container.add_stream(
+                "libx264", rate=Fraction(fps).limit_denominator(1001),
+                options={"crf": str(self.CRF), "preset": self.PRESET})
+            self._stream.width, self._stream.height = size
+            self._stream.pix_fmt = "yuv420p"
+            self._time_base = Fraction(1) / self._stream.codec_context.framerate
+        except Exception as e:  # noqa: BLE001 - as cv2.VideoWriter: not opened, and why
+            self.error = e
+            self._close()
+
+    def isOpened(self) -> bool:  # noqa: N802 - cv2.VideoWriter's name
+        return self._container is not None and self.error is None
+
+    def write(self, frame: np.ndarray) -> None:
+        if not self.isOpened():
+            return
+        try:
+            picture = _av().VideoFrame.from_ndarray(frame, format="bgr24")
+            picture.pts, picture.time_base = self.frames, self._time_base
+            for packet in self._stream.encode(picture):
+                self._container.mux(packet)
+            self.frames += 1
+        except Exception as e:  # noqa: BLE001 - e.g. the disk is full: kept, reported after release
+            self.error = e
+
+    def release(self) -> None:
+        if self._container is None:
+            return
+        if self.error is None:
+            try:
+                for packet in self._stream.encode(None):  # the frames the encoder still holds
+                    self._container.mux(packet)
+            except Exception as e:  # noqa: BLE001
+                self.error = e
+        self._close()
+
+    def _close(self) -> None:
+        if self._container is not None:
+            try:
+                self._container.close()
+            except Exception as e:  # noqa: BLE001 - writing the index (faststart) can fail too
+                self.error = self.error or e
+            self._container = None
+
+
+def probe_sound(path: str | os.PathLike) -> SourceAudio | None:
+    """The audio `path` has to copy; None when it has none, or PyAV cannot open it (say why at debug level)."""
+    av = _av()
+    if av is None:
+        return None
+    try:
+        with av.open(os.fspath(path), "r") as c:
+            if not c.streams.audio:
+                return None
+            video = c.streams.video[0] if c.streams.video else None
+            start = 0.0
+            if video is not None and video.start_time is not None and video.time_base is not None:
+                start = float(video.start_time * video.time_base)
+            return SourceAudio(c.streams.audio[0].codec_context.name.removesuffix("float"), start)  # mp3float
+    except (av.FFmpegError, OSError, ValueError) as e:
+        log.debug("no sound read from %s: %s", path, e)
+        return None
+
+
+def _timed(packets: Iterator[Any], order: int) -> Iterator[tuple[float, int, int, Any]]:
+    """(decode time in seconds, stream order, sequence, packet) for the packets of one stream, in their order
+    (the merge keeps each stream's order; the times only interleave the streams). Empty packets -- the flush
+    packets demux ends with -- are dropped; Matroska gives some packets no decode time: their presentation time
+    stands in."""
+    for i, p in enumerate(packets):
+        t = p.dts if p.dts is not None else p.pts
+        if p.size == 0 or t is None or p.time_base is None:
+            continue
+        yield float(t * p.time_base), order, i, p
+
+
+def mux_sound(video: Path, source: str | os.PathLike, out: Path, seconds: float, audio: SourceAudio) -> None:
+    """Write `out`: every packet of `video` (the translation, one video stream) and the packets of `source`'s
+    first audio stream that fall within `seconds` of its first video frame, shifted by that frame's start.
+    Raises PyAV's errors (an audio codec the container cannot hold, a broken file) for the caller to handle."""
+    av = _av()
+    with av.open(str(video), "r") as vin, av.open(os.fspath(source), "r") as ain, \
+            _open_output(out) as dst:
+        v_in, a_in = vin.streams.video[0], ain.streams.audio[0]
+        v_out = dst.add_stream_from_template(v_in)
+        a_out = dst.add_stream_from_template(a_in)
+        shift = round(audio.video_start / a_in.time_base) if a_in.time_base else 0
+
+        def sound() -> Iterator[Any]:
+            for p in ain.demux(a_in):
+                if p.size == 0 or (p.pts is None and p.dts is None):
+                    continue
+                t = float(((p.pts if p.pts is not None else p.dts) - shift) * a_in.time_base)
+                if t < -1e-6:
+                    continue  # before the first picture
+                if t >= seconds:
+                    return  # after the last frame written
+                p.pts = None if p.pts is None else p.pts - shift
+                p.dts = None if p.dts is None else p.dts - shift
+                yield p
+
+        for _, order, _, p in heapq.merge(_timed(vin.demux(v_in), 0), _timed(sound(), 1)):
+            p.stream = a_out if order else v_out
+            dst.mux(p)
+
+
+def _open_output(path: Path) -> Any:
+    """An output container for `path` (MP4/MOV with the index first: playable while it downloads)."""
+    fmt = _format(path)
+    return _av().open(str(path), "w", format=fmt, options={"movflags": "+faststart"} if fmt in ("mp4", "mov") else {})
+
+
+def _format(path: Path) -> str | None:
+    """The muxer for an output name (the temp names keep the target's extension; PyAV would guess the same)."""
+    return {".m4v": "mp4", ".mov": "mov", ".mp4": "mp4", ".mkv": "matroska", ".avi": "avi"}.get(path.suffix.lower())

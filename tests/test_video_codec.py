@@ -1,0 +1,149 @@
+"""Output codecs: H.264 through PyAV by default where it can (every player and browser plays it; OpenCV's own
+writer has MPEG-4 part 2 and MJPG only), OpenCV's codecs on request or without PyAV; the H.264 writer keeps the
+temp-file rules (made exclusively, refused when swapped, nothing half-written) and reports write errors."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from cgan._cli import run
+from cgan.errors import CganError
+from cgan.runtime import pyav
+from cgan.runtime.cli import cli
+from cgan.runtime.video import VideoJob, VideoOutput, check_output, run_video
+
+from _helpers_video import Invert, make_clip, pattern, probe
+
+av = pytest.importorskip("av")
+pytestmark = pytest.mark.skipif(not pyav.has_h264(), reason="this PyAV has no libx264")
+
+
+def job(**kw) -> VideoJob:
+    return VideoJob(display=False, progress=False, handle_signals=False, **kw)
+
+
+def codec_of(path: Path) -> str:
+    with av.open(str(path)) as c:
+        return c.streams.video[0].codec_context.name
+
+
+@pytest.mark.parametrize("ext, codec, stored", [(".mp4", "h264", "h264"), (".m4v", "h264", "h264"),
+                                                (".mov", "h264", "h264"), (".mkv", "h264", "h264"),
+                                                (".avi", "MJPG", "mjpeg")])
+def test_auto_is_h264_except_for_avi(tmp_path, ext, codec, stored):
+    clip = make_clip(tmp_path / "in.mp4", 12, (64, 48), fps=12)
+    out = tmp_path / f"out{ext}"
+    s = run_video(job(inputs=[str(clip)], output=str(out)), translator=Invert())
+    assert s.streams[0]["codec"] == codec and codec_of(out) == stored
+    n, fps, size = probe(out)
+    assert (n, size) == (12, (64, 48)) and fps == pytest.approx(12, abs=0.01)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["in.mp4", out.name])
+
+
+def test_h264_is_the_translation_and_smaller_than_mp4v(tmp_path):
+    clip = make_clip(tmp_path / "in.mp4", 30, (320, 240), fps=25)
+    h264, mp4v = tmp_path / "h.mp4", tmp_path / "m.mp4"
+    run_video(job(inputs=[str(clip)], output=str(h264)), translator=Invert())
+    run_video(job(inputs=[str(clip)], output=str(mp4v), codec="mp4v"), translator=Invert())
+    assert codec_of(mp4v) == "mpeg4" and codec_of(h264) == "h264"
+    import cv2
+    cap = cv2.VideoCapture(str(h264))
+    _, first = cap.read()
+    cap.release()
+    assert np.abs(first.astype(np.int16) - (255 - pattern(0, 320, 240).astype(np.int16))).mean() < 3
+    assert h264.stat().st_size < mp4v.stat().st_size
+
+
+def test_an_ntsc_rate_is_kept(tmp_path):
+    clip = make_clip(tmp_path / "in.mp4", 10, (64, 48), fps=30000 / 1001)
+    out = tmp_path / "out.mp4"
+    run_video(job(inputs=[str(clip)], output=str(out)), translator=Invert())
+    assert probe(out)[1] == pytest.approx(29.97, abs=0.01)
+
+
+def test_mp4_files_start_with_their_index(tmp_path):
+    """faststart: the moov box before the pictures, so a browser plays the file while it downloads."""
+    clip = make_clip(tmp_path / "in.mp4", 6)
+    out = tmp_path / "out.mp4"
+    run_video(job(inputs=[str(clip)], output=str(out)), translator=Invert())
+    head = out.read_bytes()
+    assert 0 <= head.find(b"moov") < head.find(b"mdat")
+
+
+def test_without_pyav_auto_is_mp4v_and_h264_is_one_line(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(pyav, "_av", lambda: None)
+    clip = make_clip(tmp_path / "in.mp4", 6)
+    out = tmp_path / "out.mp4"
+    s = run_video(job(inputs=[str(clip)], output=str(out)), translator=Invert())
+    assert s.streams[0]["codec"] == "mp4v" and probe(out)[0] == 6
+    with pytest.raises(CganError, match="--codec h264 needs PyAV"):
+        run_video(job(inputs=[str(clip)], output=str(tmp_path / "h.mp4"), codec="h264"), translator=Invert())
+    assert not (tmp_path / "h.mp4").exists()
+
+
+def test_a_write_error_is_reported_and_leaves_the_target_alone(tmp_path, monkeypatch):
+    target = tmp_path / "keep.mp4"
+    target.write_bytes(b"the previous good file")
+    real = pyav.H264Writer.write
+
+    def failing(self, frame):
+        if self.frames == 3:
+            self.error = OSError(28, "No space left on device")
+            return
+        real(self, frame)
+
+    monkeypatch.setattr(pyav.H264Writer, "write", failing)
+    out = VideoOutput(target, 12.0, codec="auto")
+    for i in range(6):
+        out.write(pattern(i))
+    with pytest.raises(CganError, match="writing .*keep.mp4 failed .*No space left on device") as e:
+        out.finish()
+    assert "\n" not in str(e.value)
+    assert target.read_bytes() == b"the previous good file"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["keep.mp4"]
+
+
+def test_a_temp_file_swapped_before_pyav_opens_it_is_refused(tmp_path, monkeypatch):
+    victim = tmp_path / "elsewhere" / "precious.txt"
+    victim.parent.mkdir()
+    victim.write_bytes(b"precious")
+    real = pyav.H264Writer
+
+    def swapping(name, *args):
+        os.unlink(name)
+        os.symlink(victim, name)
+        return real(name, *args)
+
+    monkeypatch.setattr(pyav, "H264Writer", swapping)
+    out = VideoOutput(tmp_path / "o.mp4", 12.0, codec="h264")
+    with pytest.raises(CganError, match="replaced by a link"):
+        out.write(pattern(0))
+    monkeypatch.undo()
+    out.abort()
+    assert not (tmp_path / "o.mp4").exists() and out.writer is None
+
+
+def test_the_probe_uses_the_chosen_codec(tmp_path):
+    assert check_output(tmp_path / "o.mp4", "auto") == "h264"
+    assert check_output(tmp_path / "o.mp4") == "mp4v"  # the writer's own default: the container's OpenCV codec
+    assert check_output(tmp_path / "o.mkv", "mjpg") == "MJPG"
+    assert not [p for p in tmp_path.iterdir()]
+
+
+def test_codec_is_checked_and_the_cli_takes_it(tmp_path, capsys):
+    with pytest.raises(CganError, match="codec must be one of auto, h264, mp4v, mjpg"):
+        VideoJob(inputs=["demo"], codec="x265")
+    assert VideoJob(inputs=["demo"], codec="H264").codec == "h264"
+    clip = make_clip(tmp_path / "in.mp4", 4)
+    code = run(cli, ["--input", str(clip), "--output", str(tmp_path / "o.mp4"), "--no-display", "--no-progress",
+                     "--backend", "ort-cpu", "--codec", "mp4v"])
+    assert code == 0 and codec_of(tmp_path / "o.mp4") == "mpeg4", capsys.readouterr().err
+    code = run(cli, ["--input", str(clip), "--output", str(tmp_path / "p.mp4"), "--codec", "vp9"])
+    assert code == 2 and "'vp9' is not one of" in capsys.readouterr().err
+    import cv2
+    cv2.imwrite(str(tmp_path / "p.png"), np.zeros((8, 8, 3), np.uint8))
+    code = run(cli, ["--input", str(tmp_path / "p.png"), "--output", str(tmp_path / "q.png"), "--codec", "h264"])
+    assert code == 2 and "--codec applies to videos" in capsys.readouterr().err
