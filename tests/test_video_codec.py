@@ -99,7 +99,7 @@ def test_a_write_error_is_reported_and_leaves_the_target_alone(tmp_path, monkeyp
     out = VideoOutput(target, 12.0, codec="auto")
     for i in range(6):
         out.write(pattern(i))
-    with pytest.raises(CganError, match="writing .*keep.mp4 failed .*No space left on device") as e:
+    with pytest.raises(CganError, match="writing .*keep.mp4 failed: .*No space left on device") as e:
         out.finish()
     assert "\n" not in str(e.value)
     assert target.read_bytes() == b"the previous good file"

@@ -153,6 +153,28 @@ def test_sound_that_cannot_be_copied_leaves_the_video_and_a_warning(tmp_path, mo
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")], "a temporary file was left"
 
 
+def test_no_room_for_the_second_temp_file_keeps_the_video(tmp_path, monkeypatch, caplog):
+    """The folder fills up (or is made read-only) between the video and the sound: the video is still given its
+    name, the sound is said to be missing."""
+    from cgan.runtime import video
+
+    src = clip_with_sound(tmp_path / "in.mp4", seconds=1.0)
+    real, made = video._exclusive_temp, []
+
+    def second_fails(*args):
+        made.append(args)
+        if len(made) == 3:  # the probe, the video, then the video with sound
+            raise OSError(28, "No space left on device")
+        return real(*args)
+
+    monkeypatch.setattr(video, "_exclusive_temp", second_fails)
+    out = tmp_path / "out.mp4"
+    s = run_video(job(inputs=[str(src)], output=str(out)), translator=Invert())
+    assert len(made) == 3 and s.streams[0]["sound"] is None and probe(out)[0] == 25
+    assert any("No space left on device" in r.getMessage() for r in caplog.records)
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
 def test_without_pyav_the_video_is_written_and_that_is_said(tmp_path, monkeypatch, caplog):
     src = clip_with_sound(tmp_path / "in.mp4", seconds=1.0)
     monkeypatch.setattr(audio, "_av", lambda: None)

@@ -396,7 +396,8 @@ def _same_file(a: Path, b: Path) -> bool:
 
 
 class VideoOutput:
-    """A cv2.VideoWriter opened on the first frame, writing to a hidden temp file renamed on `finish()`.
+    """A writer (cv2.VideoWriter, or PyAV's H.264 writer with its interface) opened on the first frame, writing to
+    a hidden temp file renamed on `finish()` (after the source's sound is remuxed in, when asked).
 
     The temp file (`.STEM.partial-PID-RANDOM.EXT` beside the output, made exclusively, mode 0600) must still be
     the file made for it when the writer opens it and when it is renamed: one replaced by a link or another file
@@ -404,7 +405,7 @@ class VideoOutput:
 
     def __init__(self, path: Path, fps: float, sound_from: str | None = None, codec: str | None = None):
         self.path = path
-        self.sound_from = sound_from  # a video file whose sound goes into the output (cgan.runtime.audio)
+        self.sound_from = sound_from  # a video file whose sound goes into the output (cgan.runtime.pyav)
         self.sound: str | None = None  # the sound codec copied, once finished
         self.fourcc = output_codec(path, codec)  # "h264" (PyAV) or an OpenCV FOURCC
         self.fps = known_fps(fps) or DEFAULT_FPS
@@ -477,8 +478,8 @@ class VideoOutput:
             return None
         if error is not None:
             self.abort()
-            raise CganError(f"writing {self.path} failed ({str(error).strip().splitlines()[-1][:200]}: disk full?); "
-                            f"{self.path} was left as it was")
+            raise CganError(f"writing {self.path} failed: {str(error).strip().splitlines()[-1][:200]}; {self.path} "
+                            f"was left as it was")
         self._check_tmp()
         readable, count = _read_back(self.tmp)
         if not readable or 0 < count < self.frames:
@@ -501,15 +502,18 @@ class VideoOutput:
         found = pyav.probe_sound(self.sound_from)
         if found is None:
             return
-        tmp, ident = _exclusive_temp(self.path.parent, f".{self.path.stem}.partial-{os.getpid()}-", self.path.suffix)
+        tmp, ident = None, (-1, -1)
         try:
+            tmp, ident = _exclusive_temp(self.path.parent, f".{self.path.stem}.partial-{os.getpid()}-",
+                                         self.path.suffix)
             pyav.mux_sound(self.tmp, self.sound_from, tmp, self.frames / self.fps, found)
             what = _replaced(tmp, ident)
             readable, count = _read_back(tmp) if what is None else (False, 0)
             if what is not None or not readable or 0 < count < self.frames:
                 raise OSError(what or "the video with sound did not read back")
         except Exception as e:  # noqa: BLE001 - PyAV raises its own errors; the video without sound is kept
-            _remove_own(tmp, ident)
+            if tmp is not None:
+                _remove_own(tmp, ident)
             log.warning("warning: %s: the sound (%s) could not be copied (%s); written without sound (.mkv takes "
                         "most sound codecs)", self.path, found.codec, str(e).strip().splitlines()[-1][:200])
             return
