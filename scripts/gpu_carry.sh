@@ -5,6 +5,7 @@
 #   PYTHON=.venv/bin/python scripts/gpu_carry.sh   # a python3 with cv2 for the pixel check
 #   WITH_ORT=1 scripts/gpu_carry.sh # + onnxruntime-gpu (255 MB: six calls, a second lease's job)
 #   WITH_TRT_RTX=1 ...              # + TensorRT-RTX libs and bindings (96 MB: two more calls)
+#   WITH_AV=1 ...                   # + PyAV (36 MB: one more call): the e2e row encodes H.264, as users get
 #   NO_DATA=1 ...                   # without the photos (a lease that does not train)
 #
 # Uses ../shared/tools/device-carry, but with pieces small enough to travel next to this repository's own
@@ -63,6 +64,7 @@ wheels=()
 [ "${WITH_ORT:-0}" = 1 ] && wheels+=(onnxruntime-gpu==1.31.1)
 [ "${WITH_TRT_RTX:-0}" = 1 ] && wheels+=(tensorrt-rtx-cu13-libs==1.7.1.116 tensorrt-rtx-cu13-bindings==1.7.1.116)
 [ ${#wheels[@]} -gt 0 ] && wheels+=(onnxconverter-common onnxslim)
+[ "${WITH_AV:-0}" = 1 ] && wheels+=(av==18.1.0)  # without it the device's runs write mp4v and copy no sound
 [ ${#wheels[@]} -gt 0 ] && "$DC" wheels "${wheels[@]}"
 
 # what travels with every call anyway: tracked files + untracked files git does not ignore
