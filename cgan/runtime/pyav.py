@@ -1,9 +1,10 @@
 """What PyAV (FFmpeg's libraries; `av` comes with the [runtime], [cpu] and [gpu] extras) adds to OpenCV's video
-output: H.264 files that every player and browser plays (OpenCV's writer has MPEG-4 part 2 and MJPG only), and
-the source's sound. No torch.
+I/O: H.264 files that every player and browser plays (OpenCV's writer has MPEG-4 part 2 and MJPG only), the
+source's sound, and inputs OpenCV cannot decode. No torch.
 
 - `H264Writer`: cv2.VideoWriter's interface over libx264 (CRF 20, preset superfast, yuv420p; MP4/MOV written
   with the index first, "faststart", so a browser starts playing before it has the whole file).
+- `FileSource`: video files OpenCV's FFmpeg cannot decode (AV1), read with PyAV instead.
 - `mux_sound`: the finished video remuxed with the first audio stream of its source file. Packets are copied,
   not re-encoded: no quality lost, no time spent. The sound is cut to the frames written (--max-frames,
   Ctrl-C) and kept in step with the first frame.
@@ -113,6 +114,71 @@ class H264Writer:
             self._container = None
 
 
+class FileSource:
+    """A video file read with PyAV, for files OpenCV's FFmpeg cannot decode (AV1: the OpenCV wheels have no AV1
+    decoder; PyAV's have dav1d). The Source interface of cgan.runtime.sources (read, close, name, live, fps,
+    frame_count) and its `spec`; frames are turned as the file's display matrix says, as OpenCV does."""
+
+    live = False
+
+    def __init__(self, spec: Any):
+        av = _av()
+        self.spec, self.name = spec, spec.label
+        self.frames_read = 0
+        self._container = av.open(os.fspath(spec.target), "r")
+        try:
+            stream = self._container.streams.video[0]
+            stream.thread_type = "AUTO"  # frame and slice threads: dav1d is slow on one core
+            rate = stream.average_rate or stream.guessed_rate
+            self.fps = float(rate) if rate else 0.0
+            self.frame_count = int(stream.frames or 0)
+            self.codec = _codec_name(stream)
+            self._frames = self._container.decode(stream)
+            self._pending = self._next()
+            if self._pending is None:
+                raise ValueError("no decodable frames")
+        except BaseException:
+            self._container.close()
+            raise
+
+    def _next(self) -> np.ndarray | None:
+        try:
+            frame = next(self._frames)
+        except StopIteration:
+            return None
+        except _av().FFmpegError as e:  # a decode error ends the file, as it does for OpenCV
+            log.warning("%s: decoding stopped after %d frames (%s); the output ends there", self.name,
+                        self.frames_read, str(e).strip()[:200])
+            return None
+        img = frame.to_ndarray(format="bgr24")
+        turns = round((frame.rotation or 0) / 90) % 4  # FFmpeg's rotation is counter-clockwise, in degrees
+        return np.ascontiguousarray(np.rot90(img, turns)) if turns else img
+
+    def read(self) -> np.ndarray | None:
+        frame, self._pending = (self._pending, None) if self._pending is not None else (self._next(), None)
+        if frame is not None:
+            self.frames_read += 1
+        return frame
+
+    def close(self) -> None:
+        if self._container is not None:
+            self._container.close()
+            self._container = None
+            self._frames = iter(())
+
+
+def open_file_source(spec: Any) -> FileSource | None:
+    """A FileSource for `spec` (a file InputSpec), or None when PyAV is missing or cannot decode it either."""
+    av = _av()
+    if av is None:
+        return None
+    try:
+        return FileSource(spec)
+    except (av.FFmpegError, OSError, ValueError, IndexError) as e:
+        log.debug("PyAV cannot read %s either: %s", spec.target, e)
+        return None
+
+
 def probe_sound(path: str | os.PathLike) -> SourceAudio | None:
     """The audio `path` has to copy; None when it has none, or PyAV cannot open it (say why at debug level)."""
     av = _av()
@@ -126,10 +192,16 @@ def probe_sound(path: str | os.PathLike) -> SourceAudio | None:
             start = 0.0
             if video is not None and video.start_time is not None and video.time_base is not None:
                 start = float(video.start_time * video.time_base)
-            return SourceAudio(c.streams.audio[0].codec_context.name.removesuffix("float"), start)  # mp3float
+            return SourceAudio(_codec_name(c.streams.audio[0]), start)
     except (av.FFmpegError, OSError, ValueError) as e:
         log.debug("no sound read from %s: %s", path, e)
         return None
+
+
+def _codec_name(stream: Any) -> str:
+    """The format's name ("av1", "mp3"), not the decoder's ("libdav1d", "mp3float")."""
+    codec = stream.codec_context.codec
+    return getattr(codec, "canonical_name", None) or codec.name
 
 
 def _timed(packets: Iterator[Any], order: int) -> Iterator[tuple[float, int, int, Any]]:

@@ -291,10 +291,22 @@ class CaptureSource:
 
 
 def open_source(text: str | int | os.PathLike | InputSpec, reconnects: int = 3, backoff: float = 0.5,
-                stop: threading.Event | None = None) -> CaptureSource:
-    """Open what `--input` names; raise a one-line CganError if it cannot deliver a first frame."""
+                stop: threading.Event | None = None) -> Source:
+    """Open what `--input` names; raise a one-line CganError if it cannot deliver a first frame. A video file
+    OpenCV cannot decode (AV1: the OpenCV wheels have no decoder for it) is read with PyAV when PyAV can."""
     spec = text if isinstance(text, InputSpec) else parse_input(text)
-    return CaptureSource(spec, reconnects=reconnects, backoff=backoff, stop=stop)
+    try:
+        return CaptureSource(spec, reconnects=reconnects, backoff=backoff, stop=stop)
+    except IntegrityError:
+        if spec.kind != "file":
+            raise
+        from cgan.runtime import pyav
+
+        source = pyav.open_file_source(spec)
+        if source is None:
+            raise
+        log.info("%s: OpenCV cannot decode its %s video; read with PyAV", spec.target, source.codec)
+        return source
 
 
 MAX_RECONNECT_WAIT_S = 30.0  # the longest wait between two reopen attempts (they double from `backoff`)

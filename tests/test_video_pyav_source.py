@@ -1,0 +1,113 @@
+"""Video files OpenCV's FFmpeg cannot decode (AV1: the OpenCV wheels have no decoder for it) are read with PyAV:
+same frames, same turning by the display matrix, sound copied; what neither can read keeps its one-line error."""
+from __future__ import annotations
+
+import struct
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from cgan.errors import IntegrityError
+from cgan.runtime import pyav, sources
+from cgan.runtime.sources import open_source
+from cgan.runtime.video import VideoJob, run_video
+
+from _helpers_video import Invert, make_clip, pattern, probe
+
+av = pytest.importorskip("av")
+
+
+def job(**kw) -> VideoJob:
+    return VideoJob(display=False, progress=False, handle_signals=False, **kw)
+
+
+def av1_clip(path: Path, n: int = 8, sound: bool = True) -> Path:
+    """An AV1 clip (SVT-AV1) of pattern frames at 12 fps, with an AAC tone."""
+    try:
+        av.codec.Codec("libsvtav1", "w")
+    except Exception:  # noqa: BLE001
+        pytest.skip("this PyAV has no AV1 encoder")
+    with av.open(str(path), "w") as out:
+        v = out.add_stream("libsvtav1", rate=12, options={"preset": "12"})
+        v.width, v.height, v.pix_fmt = 64, 48, "yuv420p"
+        a = out.add_stream("aac", rate=16000, layout="mono") if sound else None
+        for i in range(n):
+            for p in v.encode(av.VideoFrame.from_ndarray(pattern(i), format="bgr24")):
+                out.mux(p)
+        if a is not None:
+            t = 0
+            while t < n * 16000 // 12:
+                samples = 0.3 * np.sin(np.arange(t, t + 1024) / 16000 * 2 * np.pi * 440)
+                frame = av.AudioFrame.from_ndarray(samples.astype(np.float32)[None, :], format="flt", layout="mono")
+                frame.sample_rate, frame.pts = 16000, t
+                for p in a.encode(frame):
+                    out.mux(p)
+                t += 1024
+            for p in a.encode(None):
+                out.mux(p)
+        for p in v.encode(None):
+            out.mux(p)
+    return path
+
+
+def test_an_av1_file_is_translated_with_its_sound(tmp_path):
+    clip = av1_clip(tmp_path / "in.mp4")
+    out = tmp_path / "out.mp4"
+    s = run_video(job(inputs=[str(clip)], output=str(out)), translator=Invert())
+    assert s.frames == 8 and s.streams[0]["size"] == [64, 48] and s.streams[0]["sound"] == "aac"
+    assert probe(out)[0] == 8
+    cap = cv2.VideoCapture(str(out))
+    _, first = cap.read()
+    cap.release()
+    assert np.abs(first.astype(np.int16) - (255 - pattern(0).astype(np.int16))).mean() < 12
+
+
+def test_the_fallback_gives_opencvs_frames_turned_as_opencv_turns_them(tmp_path, monkeypatch):
+    """A file OpenCV reads, forced through the PyAV path: the same frames, and a portrait phone clip (rotation
+    in its track header) turned the same way."""
+    clip = make_clip(tmp_path / "in.mp4", 6, (64, 48))
+    data = bytearray(clip.read_bytes())
+    i = data.find(b"tkhd")
+    matrix = i + 4 + 4 + 20 + 8 + 8
+    data[matrix:matrix + 36] = struct.pack(">9i", 0, 1 << 16, 0, -(1 << 16), 0, 0, 0, 0, 1 << 30)
+    turned = tmp_path / "portrait.mp4"
+    turned.write_bytes(bytes(data))
+    for path in (clip, turned):
+        expected = []
+        cap = cv2.VideoCapture(str(path))
+        while True:
+            ok, f = cap.read()
+            if not ok:
+                break
+            expected.append(f)
+        cap.release()
+
+        def refuse(*a, **k):
+            raise IntegrityError("OpenCV cannot decode it (forced)")
+
+        monkeypatch.setattr(sources, "CaptureSource", refuse)
+        src = open_source(str(path))
+        monkeypatch.undo()
+        assert isinstance(src, pyav.FileSource) and not src.live and src.fps == pytest.approx(12.0)
+        got = []
+        while (f := src.read()) is not None:
+            got.append(f)
+        src.close()
+        assert len(got) == len(expected) == 6
+        for a, b in zip(got, expected):
+            assert a.shape == b.shape and np.abs(a.astype(np.int16) - b.astype(np.int16)).mean() < 2
+
+
+def test_what_neither_can_read_keeps_its_error(tmp_path, monkeypatch):
+    junk = tmp_path / "junk.mp4"
+    junk.write_bytes(b"\x00\x00\x00\x18ftypmp42" + bytes(range(256)) * 8)
+    with pytest.raises(IntegrityError, match="cannot decode|no decodable frames"):
+        open_source(str(junk))
+    clip = av1_clip(tmp_path / "in.mkv", sound=False)
+    if cv2.VideoCapture(str(clip)).read()[0]:
+        pytest.skip("this OpenCV decodes AV1 itself")
+    monkeypatch.setattr(pyav, "_av", lambda: None)  # no PyAV: OpenCV's one-line error, as before
+    with pytest.raises(IntegrityError, match="no decodable frames|cannot decode"):
+        open_source(str(clip))
