@@ -111,3 +111,33 @@ def test_what_neither_can_read_keeps_its_error(tmp_path, monkeypatch):
     monkeypatch.setattr(pyav, "_av", lambda: None)  # no PyAV: OpenCV's one-line error, as before
     with pytest.raises(IntegrityError, match="no decodable frames|cannot decode"):
         open_source(str(clip))
+
+
+@pytest.mark.parametrize("transfer, said", [(18, "HLG"), (16, "PQ / HDR10"), (1, None)])
+def test_hdr_video_is_said_to_need_tone_mapping(tmp_path, caplog, transfer, said):
+    """An iPhone records HLG HDR by default: read without tone mapping its pictures are flat and pale, so the run
+    says so (with the ffmpeg line that converts it); SDR (BT.709) says nothing."""
+    try:
+        av.codec.Codec("libx265", "w")
+    except Exception:  # noqa: BLE001
+        pytest.skip("this PyAV has no HEVC encoder")
+    clip = tmp_path / "in.mp4"
+    with av.open(str(clip), "w") as out:
+        s = out.add_stream("libx265", rate=12, options={"x265-params": "log-level=none"})
+        s.width, s.height, s.pix_fmt = 64, 48, "yuv420p10le"
+        s.codec_context.color_trc = transfer
+        s.codec_context.color_primaries = 9 if said else 1
+        s.codec_context.colorspace = 9 if said else 1
+        for i in range(3):
+            frame = av.VideoFrame.from_ndarray(pattern(i), format="bgr24").reformat(format="yuv420p10le")
+            for p in s.encode(frame):
+                out.mux(p)
+        for p in s.encode(None):
+            out.mux(p)
+    s = run_video(job(inputs=[str(clip)], output=str(tmp_path / "out.mp4")), translator=Invert())
+    assert s.frames == 3
+    warned = [r.getMessage() for r in caplog.records if "HDR" in r.getMessage()]
+    if said:
+        assert len(warned) == 1 and f"HDR video ({said})" in warned[0] and "tonemap" in warned[0]
+    else:
+        assert not warned

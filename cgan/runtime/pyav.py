@@ -179,6 +179,25 @@ def open_file_source(spec: Any) -> FileSource | None:
         return None
 
 
+#: FFmpeg's transfer characteristics of HDR video (AVColorTransferCharacteristic)
+HDR_TRANSFERS = {16: "PQ / HDR10", 18: "HLG"}
+
+
+def hdr_transfer(path: str | os.PathLike) -> str | None:
+    """The HDR transfer ("HLG", "PQ / HDR10") the file's first video stream declares, else None (SDR, unknown,
+    no PyAV). OpenCV reads such video without tone mapping: its pictures come out flat and pale."""
+    av = _av()
+    if av is None:
+        return None
+    try:
+        with av.open(os.fspath(path), "r") as c:
+            return HDR_TRANSFERS.get(int(c.streams.video[0].codec_context.color_trc or 0)) if c.streams.video \
+                else None
+    except (av.FFmpegError, OSError, ValueError, TypeError) as e:
+        log.debug("no colour information read from %s: %s", path, e)
+        return None
+
+
 def probe_sound(path: str | os.PathLike) -> SourceAudio | None:
     """The audio `path` has to copy; None when it has none, or PyAV cannot open it (say why at debug level)."""
     av = _av()

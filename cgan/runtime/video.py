@@ -1054,6 +1054,7 @@ def run_video(job: VideoJob, translator: Any = None) -> VideoSummary:
                 raise CganError(f"nothing would be shown or written: {gui_problem()}")
             log.info("--no-display and no --output: frames are translated, neither shown nor written (a speed check)")
         for i, (src, out_path) in enumerate(zip(opened, outs)):
+            _warn_if_hdr(src)
             sound = _sound_file(src) if job.sound else None
             out = VideoOutput(out_path, src.fps, sound, job.codec) if out_path is not None else None
             smoother = TemporalSmoother(**smoother_args) if job.smooth else None
@@ -1124,6 +1125,22 @@ def _progress_bar(job: VideoJob, streams: list[_Stream]) -> Any:
         counts = [min(c, job.max_frames) if c else job.max_frames for c in counts]
     total = sum(counts) if all(counts) else None
     return tqdm(total=total, unit="frame", desc="cgan-video", dynamic_ncols=True, file=sys.stderr, leave=False)
+
+
+def _warn_if_hdr(src: Any) -> None:
+    """Say so when a video file is HDR (an iPhone's default since 2020): OpenCV and PyAV read its values as they
+    are, without tone mapping, so the model sees -- and the output shows -- flat, pale pictures."""
+    spec = getattr(src, "spec", None)
+    if getattr(spec, "kind", None) != "file":
+        return
+    from cgan.runtime import pyav
+
+    transfer = pyav.hdr_transfer(spec.target)
+    if transfer:
+        log.warning("warning: %s is HDR video (%s): it is read without tone mapping, so the translation will look "
+                    "flat and pale; convert it to SDR first, e.g. ffmpeg -i IN -vf zscale=t=linear:npl=100,"
+                    "format=gbrpf32le,tonemap=hable,zscale=p=bt709:t=bt709:m=bt709:r=tv,format=yuv420p OUT.mp4",
+                    spec.target, transfer)
 
 
 def _sound_file(src: Any) -> str | None:
