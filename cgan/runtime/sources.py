@@ -162,12 +162,48 @@ def _as_bgr(frame: np.ndarray) -> np.ndarray:
     return frame
 
 
+#: --capture's named modes (16:9, as webcams offer them)
+CAPTURE_NAMED = {"360p": (640, 360), "480p": (640, 480), "540p": (960, 540), "720p": (1280, 720),
+                 "1080p": (1920, 1080), "1440p": (2560, 1440), "2160p": (3840, 2160), "4k": (3840, 2160)}
+MAX_CAPTURE_FPS = 240
+
+
+def parse_capture(text: str | None) -> tuple[int, int, float | None] | None:
+    """--capture: 'WxH', 'WxH@FPS', '720p', '1080p@60' -> (width, height, fps or None); None or 'default' ->
+    None (the camera's own mode). One-line CganError otherwise."""
+    if text is None or (isinstance(text, str) and text.strip().lower() == "default"):
+        return None
+    if not isinstance(text, str):
+        raise CganError(f"capture must be a str such as '1280x720@30', '1080p' or 'default', got {_describe(text)}")
+    mode, _, rate = text.strip().lower().partition("@")
+    w = h = fps = None
+    if mode in CAPTURE_NAMED:
+        w, h = CAPTURE_NAMED[mode]
+    elif "x" in mode:
+        a, _, b = mode.partition("x")
+        if a.isdecimal() and b.isdecimal() and 16 <= int(a) <= 8192 and 16 <= int(b) <= 8192:
+            w, h = int(a), int(b)
+    if rate:
+        try:
+            fps = float(rate)
+        except ValueError:
+            fps = None
+        if fps is None or not 1 <= fps <= MAX_CAPTURE_FPS:
+            w = None
+    if w is None:
+        raise CganError(f"bad --capture {text!r}: use WxH or WxH@FPS (e.g. 1280x720@30, sides 16..8192, fps "
+                        f"1..{MAX_CAPTURE_FPS}), {', '.join(CAPTURE_NAMED)} (e.g. 1080p@60), or default")
+    return w, h, fps
+
+
 class CaptureSource:
-    """A cv2.VideoCapture source (file, camera, device or URL) with reconnect for live sources."""
+    """A cv2.VideoCapture source (file, camera, device or URL) with reconnect for live sources. `capture`
+    (cameras and devices): the mode (width, height, fps or None) asked of the camera at every open."""
 
     def __init__(self, spec: InputSpec, reconnects: int = 3, backoff: float = 0.5,
-                 stop: threading.Event | None = None):
+                 stop: threading.Event | None = None, capture: tuple[int, int, float | None] | None = None):
         self.spec = spec
+        self.capture = capture if spec.kind in ("camera", "device") else None
         self.name = spec.label
         self.live = spec.live
         self.reconnects = reconnects
@@ -191,6 +227,12 @@ class CaptureSource:
             self.cap.release()
             raise self._no_first_frame()
         self._pending = _as_bgr(frame)
+        if self.capture is not None:
+            w, h, fps = self.capture
+            asked = f"{w}x{h}" + (f"@{fps:g}" if fps else "")
+            got = f"{frame.shape[1]}x{frame.shape[0]}" + (f" at {self.fps:g} fps" if self.fps else "")
+            same = frame.shape[1] == w and frame.shape[0] == h and (not fps or abs(self.fps - fps) < 0.5)
+            log.info("%s: %s%s", self.name, got, "" if same else f" (asked {asked}: the nearest mode it has)")
 
     def _open(self) -> cv2.VideoCapture:
         spec = self.spec
@@ -214,7 +256,7 @@ class CaptureSource:
             if not cap.isOpened():
                 raise CganError(f"no camera at index {spec.target} (missing, or no permission to open it); "
                                 f"check `ls /dev/video*` and pass --input with another index or a device path")
-            return cap
+            return self._ask_mode(cap)
         if spec.kind == "device":
             if not Path(spec.target).exists():
                 raise CganError(f"capture device {spec.target} does not exist; check `ls /dev/video*`")
@@ -222,7 +264,7 @@ class CaptureSource:
             if not cap.isOpened():
                 raise CganError(f"cannot open capture device {spec.target}: busy (used by another program?) "
                                 f"or no permission (add yourself to the 'video' group)")
-            return cap
+            return self._ask_mode(cap)
         # bounded open/read waits, so a stalled stream reaches the reconnect logic in seconds, not FFmpeg's ~30 s
         cap = cv2.VideoCapture(str(spec.target), cv2.CAP_FFMPEG,
                                [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, URL_TIMEOUT_MS, cv2.CAP_PROP_READ_TIMEOUT_MSEC,
@@ -230,6 +272,18 @@ class CaptureSource:
         if not cap.isOpened():
             raise CganError(f"cannot open stream {spec.shown}: unreachable, wrong URL or credentials; "
                             f"check it with `ffprobe {spec.shown}`")
+        return cap
+
+    def _ask_mode(self, cap: cv2.VideoCapture) -> cv2.VideoCapture:
+        """Ask the camera for `capture` (the driver takes the nearest mode it has). MJPG first: USB cameras give
+        sizes over 640x480 at full rate only compressed (uncompressed 1080p fits USB 2 at about 5 fps)."""
+        if self.capture is not None:
+            w, h, fps = self.capture
+            cap.set(cv2.CAP_PROP_FOURCC, cv2.VideoWriter_fourcc(*"MJPG"))
+            cap.set(cv2.CAP_PROP_FRAME_WIDTH, w)
+            cap.set(cv2.CAP_PROP_FRAME_HEIGHT, h)
+            if fps:
+                cap.set(cv2.CAP_PROP_FPS, fps)
         return cap
 
     def _no_first_frame(self) -> CganError:
@@ -291,12 +345,13 @@ class CaptureSource:
 
 
 def open_source(text: str | int | os.PathLike | InputSpec, reconnects: int = 3, backoff: float = 0.5,
-                stop: threading.Event | None = None) -> Source:
-    """Open what `--input` names; raise a one-line CganError if it cannot deliver a first frame. A video file
+                stop: threading.Event | None = None, capture: tuple[int, int, float | None] | None = None) -> Source:
+    """Open what `--input` names; raise a one-line CganError if it cannot deliver a first frame. `capture`: the
+    mode asked of a camera or device (parse_capture). A video file
     OpenCV cannot decode (AV1: the OpenCV wheels have no decoder for it) is read with PyAV when PyAV can."""
     spec = text if isinstance(text, InputSpec) else parse_input(text)
     try:
-        return CaptureSource(spec, reconnects=reconnects, backoff=backoff, stop=stop)
+        return CaptureSource(spec, reconnects=reconnects, backoff=backoff, stop=stop, capture=capture)
     except IntegrityError:
         if spec.kind != "file":
             raise

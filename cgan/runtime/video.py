@@ -42,7 +42,8 @@ from cgan._files import _umask, nearest_existing
 from cgan.errors import CganError
 from cgan.runtime.frames import DEFAULT_MAX_PIXELS, MULTIPLE, round_up, to_bgr
 from cgan.runtime.smooth import TemporalSmoother
-from cgan.runtime.sources import CaptureSource, Source, _describe, known_fps, open_source, parse_input
+from cgan.runtime.sources import CAPTURE_NAMED, CaptureSource, Source, _describe, known_fps, open_source, \
+    parse_capture, parse_input
 
 log = logging.getLogger(__name__)
 _READ_BACK = cv2.VideoCapture  # the decoder that checks finished files (held apart from sources' capture)
@@ -88,6 +89,9 @@ class VideoJob:
     progress: bool = True                 # tqdm bar for file inputs (stderr)
     sound: bool = True                    # copy a video file's sound into its output (needs PyAV: `av`)
     codec: str = "auto"                   # auto (H.264 via PyAV where it can), h264, mp4v, mjpg
+    # cameras and devices: the mode asked of them, 'WxH[@FPS]', '720p[@FPS]' or 'default' (their own); None:
+    # the --size when it names a size (720p, WxH), else their own
+    capture: str | None = None
     reconnects: int = 3                   # live sources: reopen attempts (backoff 0.5 s, 1 s, 2 s, ...)
     queue_size: int = 4                   # capture queue depth for files (live sources use 1)
     # SIGINT/SIGTERM end the run cleanly, with summary.ended "interrupted"/"terminated" (main thread only).
@@ -119,6 +123,7 @@ class VideoJob:
         if not isinstance(self.codec, str) or self.codec.lower() not in CODEC_CHOICES:
             raise CganError(f"codec must be one of {', '.join(CODEC_CHOICES)}, got {_describe(self.codec)}")
         self.codec = self.codec.lower()
+        parse_capture(self.capture)
         self.max_frames = _checked_int("max_frames", self.max_frames, 1, none_ok=True)
         self.reconnects = _checked_int("reconnects", self.reconnects, 0)
         self.queue_size = _checked_int("queue_size", self.queue_size, 1)
@@ -1022,6 +1027,11 @@ def run_video(job: VideoJob, translator: Any = None) -> VideoSummary:
     if translator is None:
         backend_options(job)  # --compile / --cuda-graphs that the backend cannot take: fail before opening inputs
     size = parse_size(job.size)
+    if parse_capture(job.capture) is not None and not any(
+            isinstance(v, (str, os.PathLike, numbers.Integral)) and parse_input(v).kind in ("camera", "device")
+            for v in job.inputs):
+        raise CganError("--capture applies to cameras and capture devices (--input 0, /dev/video0); leave it out for "
+                        "files and streams")
     outs = output_paths(job.output, len(job.inputs))
     for p in outs:
         if p is not None:
@@ -1044,7 +1054,8 @@ def run_video(job: VideoJob, translator: Any = None) -> VideoSummary:
     try:
         for value in job.inputs:
             if isinstance(value, (str, os.PathLike, numbers.Integral)):  # checked by VideoJob
-                opened.append(open_source(parse_input(value), reconnects=job.reconnects))
+                spec = parse_input(value)
+                opened.append(open_source(spec, reconnects=job.reconnects, capture=_capture_mode(job, spec, size)))
             else:
                 opened.append(value)
         if own_translator:
@@ -1125,6 +1136,21 @@ def _progress_bar(job: VideoJob, streams: list[_Stream]) -> Any:
         counts = [min(c, job.max_frames) if c else job.max_frames for c in counts]
     total = sum(counts) if all(counts) else None
     return tqdm(total=total, unit="frame", desc="cgan-video", dynamic_ncols=True, file=sys.stderr, leave=False)
+
+
+def _capture_mode(job: VideoJob, spec: Any, size: tuple[str, Any]) -> tuple[int, int, float | None] | None:
+    """The mode asked of a camera or device: --capture, else the --size when it names a size (a camera left at
+    OpenCV's default 640x480 and scaled up to 720p would look soft), else none (the camera's own)."""
+    if spec.kind not in ("camera", "device"):
+        return None
+    if job.capture is not None:
+        return parse_capture(job.capture)
+    if size[0] == "exact":
+        return size[1][0], size[1][1], None
+    if size[0] == "height":
+        return next(((w, h, None) for w, h in CAPTURE_NAMED.values() if h == size[1]),
+                    (round(size[1] * 16 / 9 / 2) * 2, size[1], None))
+    return None
 
 
 def _warn_if_hdr(src: Any) -> None:
