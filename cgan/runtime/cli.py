@@ -44,6 +44,10 @@ EXIT_INTERRUPTED = {"interrupted": 130, "terminated": 143}
               help="Cameras: the mode to ask for, WxH[@FPS] or 720p/1080p[@FPS] (as MJPG, which USB cameras need "
                    "for large sizes at full rate); 'default' keeps the camera's own. Default: the --size when it "
                    "names one (720p, WxH), else the camera's own (often 640x480).")
+@click.option("--virtual-camera", is_flag=False, flag_value="auto", default=None, metavar="[DEVICE]",
+              help="Also send the translation to a virtual webcam that Zoom, Meet or OBS can pick (pyvirtualcam; "
+                   "v4l2loopback on Linux, OBS's virtual camera on Windows/macOS); optionally its device "
+                   "(/dev/video10). One --input.")
 @click.option("--max-frames", type=click.IntRange(min=1), default=None,
               help="Stop after N frames read per input (live: dropped frames count); photos: N photos in all.")
 @click.option("--backend", default="auto", show_default=True,
@@ -73,8 +77,8 @@ EXIT_INTERRUPTED = {"interrupted": 130, "terminated": 143}
               help="Reopen attempts for a live source that stops (waits double from 0.5 s, at most 30 s).")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @click.option("-v", "--verbose", is_flag=True, help="Debug logging (and OpenCV warnings).")
-def cli(pair, direction, inputs, output, display, side_by_side, fps_overlay, size, capture, max_frames, backend,
-        precision,
+def cli(pair, direction, inputs, output, display, side_by_side, fps_overlay, size, capture, virtual_camera,
+        max_frames, backend, precision,
         compile_, cuda_graphs, smooth, smooth_strength, smooth_flow, codec, sound, metadata, progress, reconnects,
         as_json, verbose):
     """Translate video frames with a CycleGAN generator: capture -> translate -> write/show, threaded.
@@ -100,13 +104,13 @@ def cli(pair, direction, inputs, output, display, side_by_side, fps_overlay, siz
                    side_by_side=side_by_side, fps_overlay=fps_overlay, size=size, max_frames=max_frames,
                    backend=backend, precision=precision, compile=compile_, cuda_graphs=cuda_graphs, smooth=smooth,
                    smooth_strength=smooth_strength, smooth_flow=smooth_flow, progress=progress, reconnects=reconnects,
-                   sound=sound, codec=codec, capture=capture, handle_signals=True)  # the library's default leaves an app's own handlers in force
+                   sound=sound, codec=codec, capture=capture, virtual_camera=virtual_camera, handle_signals=True)  # the library's default leaves an app's own handlers in force
     _finish(run_video(job), as_json)
 
 
 #: options that only videos take (photos are translated one by one: nothing to show live or smooth over time)
 VIDEO_ONLY = {"display": "--display", "fps_overlay": "--fps-overlay", "smooth": "--smooth", "sound": "--sound",
-              "codec": "--codec", "capture": "--capture",
+              "codec": "--codec", "capture": "--capture", "virtual_camera": "--virtual-camera",
               "smooth_strength": "--smooth-strength", "smooth_flow": "--smooth-flow", "reconnects": "--reconnects"}
 
 

@@ -92,6 +92,8 @@ class VideoJob:
     # cameras and devices: the mode asked of them, 'WxH[@FPS]', '720p[@FPS]' or 'default' (their own); None:
     # the --size when it names a size (720p, WxH), else their own
     capture: str | None = None
+    # the translation as a virtual webcam (pyvirtualcam): "auto" (the first free one) or a device; one input only
+    virtual_camera: str | None = None
     reconnects: int = 3                   # live sources: reopen attempts (backoff 0.5 s, 1 s, 2 s, ...)
     queue_size: int = 4                   # capture queue depth for files (live sources use 1)
     # SIGINT/SIGTERM end the run cleanly, with summary.ended "interrupted"/"terminated" (main thread only).
@@ -124,6 +126,10 @@ class VideoJob:
             raise CganError(f"codec must be one of {', '.join(CODEC_CHOICES)}, got {_describe(self.codec)}")
         self.codec = self.codec.lower()
         parse_capture(self.capture)
+        if self.virtual_camera is not None and (not isinstance(self.virtual_camera, str)
+                                                or not self.virtual_camera.strip()):
+            raise CganError(f"virtual_camera must be 'auto', a device (e.g. '/dev/video10') or None, got "
+                            f"{_describe(self.virtual_camera)}")
         self.max_frames = _checked_int("max_frames", self.max_frames, 1, none_ok=True)
         self.reconnects = _checked_int("reconnects", self.reconnects, 0)
         self.queue_size = _checked_int("queue_size", self.queue_size, 1)
@@ -689,6 +695,7 @@ class _Pipeline:
         self.latencies: deque[float] = deque(maxlen=100_000)
         self.ended = "end"
         self.signals = 0  # SIGINT/SIGTERM received (see _signals)
+        self.vcam: Any = None  # a VirtualCamera (--virtual-camera) the shown frames also go to
 
     # -- capture (one thread per input) --
     def _capture(self, st: _Stream) -> None:
@@ -839,6 +846,8 @@ class _Pipeline:
                     self.job.on_frame(st.idx, frame, shown)
                 if st.out is not None:
                     st.out.write(shown, t_cap if st.live else None)
+                if self.vcam is not None:
+                    self.vcam.send(shown, st.live)
                 if display:
                     window = f"cgan-video {st.idx}" if len(self.streams) > 1 else "cgan-video"
                     cv2.imshow(window, shown)
@@ -1032,6 +1041,12 @@ def run_video(job: VideoJob, translator: Any = None) -> VideoSummary:
             for v in job.inputs):
         raise CganError("--capture applies to cameras and capture devices (--input 0, /dev/video0); leave it out for "
                         "files and streams")
+    if job.virtual_camera is not None:
+        if len(job.inputs) > 1:
+            raise CganError("--virtual-camera takes one --input (a virtual camera shows one stream)")
+        from cgan.runtime import vcam
+
+        vcam.check_available()
     outs = output_paths(job.output, len(job.inputs))
     for p in outs:
         if p is not None:
@@ -1060,7 +1075,7 @@ def run_video(job: VideoJob, translator: Any = None) -> VideoSummary:
                 opened.append(value)
         if own_translator:
             translator = load_translator(job)  # first: an unknown pair or backend is the mistake to report
-        if job.output is None and not display and job.on_frame is None:
+        if job.output is None and not display and job.on_frame is None and job.virtual_camera is None:
             if job.display is None:  # e.g. `cgan-video --input 0` on a headless machine: a run with no result
                 raise CganError(f"nothing would be shown or written: {gui_problem()}")
             log.info("--no-display and no --output: frames are translated, neither shown nor written (a speed check)")
@@ -1072,6 +1087,10 @@ def run_video(job: VideoJob, translator: Any = None) -> VideoSummary:
             limit = getattr(translator, "max_pixels", None)
             streams.append(_Stream(i, src, size, smoother, out, job.queue_size, limit))
         pipe = _Pipeline(job, translator, streams)
+        if job.virtual_camera is not None:
+            from cgan.runtime.vcam import VirtualCamera
+
+            pipe.vcam = VirtualCamera(job.virtual_camera, known_fps(streams[0].source.fps) or DEFAULT_FPS)
         holder["pipe"] = pipe
         for st in streams:
             if isinstance(st.source, CaptureSource):
@@ -1118,6 +1137,9 @@ def run_video(job: VideoJob, translator: Any = None) -> VideoSummary:
                 st.out.abort()
         raise
     finally:
+        if pipe is not None and pipe.vcam is not None:
+            with contextlib.suppress(Exception):  # the run's own outcome is what gets reported
+                pipe.vcam.close()
         for st in streams:
             st.close_source()  # now, or by its capture thread when a hung read() returns
         for src in opened[len(streams):]:
