@@ -1,6 +1,6 @@
 """`--virtual-camera`: the translated frames as a webcam other programs (Zoom, Meet, OBS, a browser) can pick,
 through pyvirtualcam: v4l2loopback on Linux (`sudo modprobe v4l2loopback`), OBS's virtual camera on Windows and
-macOS. Optional: `pip install pyvirtualcam`. No torch."""
+macOS. Optional: `pip install cgan[vcam]` (pyvirtualcam). No torch."""
 from __future__ import annotations
 
 import logging
