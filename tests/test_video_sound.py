@@ -22,7 +22,7 @@ RATE = 16000
 
 
 def clip_with_sound(path: Path, seconds: float = 2.0, fps: int = 25, video_start: int = 0,
-                    silent_until: float = 0.0) -> Path:
+                    silent_until: float = 0.0, sound_seconds: float | None = None) -> Path:
     """A 64x48 mpeg4 clip with an AAC 440 Hz tone (silence before `silent_until` seconds); its first frame at
     `video_start` frame times (the sound starts at 0)."""
     with av.open(str(path), "w") as out:
@@ -34,7 +34,7 @@ def clip_with_sound(path: Path, seconds: float = 2.0, fps: int = 25, video_start
             frame.pts = video_start + i
             for p in v.encode(frame):
                 out.mux(p)
-        t, total = 0, int((seconds + video_start / fps) * RATE)
+        t, total = 0, int((seconds + video_start / fps if sound_seconds is None else sound_seconds) * RATE)
         while t < total:
             k = min(a.frame_size or 1024, total - t)
             n = np.arange(t, t + k)
@@ -137,12 +137,21 @@ def test_no_sound_and_clips_without_sound_give_the_video_alone(tmp_path, caplog)
     assert not [r for r in caplog.records if "sound" in r.getMessage()]
 
 
+def test_an_audio_stream_without_sound_adds_nothing(tmp_path, caplog):
+    src = clip_with_sound(tmp_path / "in.mkv", seconds=1.0, sound_seconds=0.0)
+    out = tmp_path / "out.mp4"
+    s = run_video(job(inputs=[str(src)], output=str(out)), translator=Invert())
+    assert s.streams[0]["sound"] is None and set(streams(out)) == {"video"} and probe(out)[0] == 25
+    assert not [r for r in caplog.records if "sound" in r.getMessage()]
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
 def test_sound_that_cannot_be_copied_leaves_the_video_and_a_warning(tmp_path, monkeypatch, caplog):
     src = clip_with_sound(tmp_path / "in.mp4", seconds=1.0)
 
     def broken(video, source, out, seconds, found):
         Path(out).write_bytes(b"half a file")
-        raise av.FFmpegError(22, "Invalid argument")
+        raise av.FFmpegError(22, "Invalid argument", str(out))  # FFmpeg names the file: the temp file's name
 
     monkeypatch.setattr(audio, "mux_sound", broken)
     out = tmp_path / "out.mp4"
@@ -150,6 +159,7 @@ def test_sound_that_cannot_be_copied_leaves_the_video_and_a_warning(tmp_path, mo
     assert s.streams[0]["sound"] is None and probe(out)[0] == 25 and set(streams(out)) == {"video"}
     said = [r.getMessage() for r in caplog.records if "could not be copied" in r.getMessage()]
     assert len(said) == 1 and "the sound (aac)" in said[0] and "written without sound" in said[0]
+    assert ".partial-" not in said[0], said[0]  # the temp file's name is not shown: the output's is
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")], "a temporary file was left"
 
 

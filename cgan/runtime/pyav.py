@@ -235,10 +235,11 @@ def _timed(packets: Iterator[Any], order: int) -> Iterator[tuple[float, int, int
         yield float(t * p.time_base), order, i, p
 
 
-def mux_sound(video: Path, source: str | os.PathLike, out: Path, seconds: float, audio: SourceAudio) -> None:
+def mux_sound(video: Path, source: str | os.PathLike, out: Path, seconds: float, audio: SourceAudio) -> int:
     """Write `out`: every packet of `video` (the translation, one video stream) and the packets of `source`'s
-    first audio stream that fall within `seconds` of its first video frame, shifted by that frame's start.
-    Raises PyAV's errors (an audio codec the container cannot hold, a broken file) for the caller to handle."""
+    first audio stream that fall within `seconds` of its first video frame, shifted by that frame's start; return
+    how many sound packets went in. Raises PyAV's errors (an audio codec the container cannot hold, a broken
+    file) for the caller to handle."""
     av = _av()
     with av.open(str(video), "r") as vin, av.open(os.fspath(source), "r") as ain, \
             _open_output(out) as dst:
@@ -260,9 +261,12 @@ def mux_sound(video: Path, source: str | os.PathLike, out: Path, seconds: float,
                 p.dts = None if p.dts is None else p.dts - shift
                 yield p
 
+        copied = 0
         for _, order, _, p in heapq.merge(_timed(vin.demux(v_in), 0), _timed(sound(), 1)):
             p.stream = a_out if order else v_out
             dst.mux(p)
+            copied += order
+    return copied
 
 
 def _open_output(path: Path) -> Any:

@@ -517,7 +517,9 @@ class VideoOutput:
         try:
             tmp, ident = _exclusive_temp(self.path.parent, f".{self.path.stem}.partial-{os.getpid()}-",
                                          self.path.suffix)
-            pyav.mux_sound(self.tmp, self.sound_from, tmp, self.frames / self.fps, found)
+            if pyav.mux_sound(self.tmp, self.sound_from, tmp, self.frames / self.fps, found) == 0:
+                _remove_own(tmp, ident)  # an audio stream with no sound where the frames are: nothing to add
+                return
             what = _replaced(tmp, ident)
             readable, count = _read_back(tmp) if what is None else (False, 0)
             if what is not None or not readable or 0 < count < self.frames:
@@ -525,8 +527,11 @@ class VideoOutput:
         except Exception as e:  # noqa: BLE001 - PyAV raises its own errors; the video without sound is kept
             if tmp is not None:
                 _remove_own(tmp, ident)
+            why = str(e).strip().splitlines()[-1][:200] if str(e).strip() else type(e).__name__
+            if tmp is not None:
+                why = why.replace(str(tmp), self.path.name)  # FFmpeg names the temp file
             log.warning("warning: %s: the sound (%s) could not be copied (%s); written without sound (.mkv takes "
-                        "most sound codecs)", self.path, found.codec, str(e).strip().splitlines()[-1][:200])
+                        "most sound codecs)", self.path, found.codec, why)
             return
         _remove_own(self.tmp, self._tmp_id)
         self.tmp, self._tmp_id = tmp, ident
