@@ -1,4 +1,4 @@
-"""Image headers read without decoding (no torch, no OpenCV): the size a PNG, JPEG, TIFF, WebP or BMP file
+"""Image headers read without decoding (no torch, no OpenCV): the size a PNG, JPEG, TIFF, WebP, BMP or AVIF file
 declares, a PNG's transparency and EXIF orientation, and EXIF data made fit to copy into a translated photo.
 The trainer and the runtime's photo mode refuse decompression bombs with them before OpenCV allocates anything
 (other formats: OpenCV's own limit, OPENCV_IO_MAX_IMAGE_PIXELS, which the CLIs set before OpenCV loads)."""
@@ -16,8 +16,9 @@ ORIENTATION, _EXIF_IFD, _PIXEL_DIMENSIONS = 0x0112, 0x8769, (0xA002, 0xA003)
 
 
 def declared_size(data: bytes | np.ndarray) -> tuple[int, int] | None:
-    """(width, height) a PNG, JPEG, TIFF (first page), WebP or BMP file declares in its header, without decoding
-    it; None for other formats or a header this does not understand (OpenCV then decides)."""
+    """(width, height) a PNG, JPEG, TIFF (first page), WebP, BMP or AVIF/HEIF (the largest 'ispe') file declares
+    in its header, without decoding it; None for other formats or a header this does not understand (OpenCV then
+    decides)."""
     b = bytes(data[:32]) if not isinstance(data, bytes) else data[:32]
     buf = data if isinstance(data, bytes) else memoryview(data)
     if b[:8] == _PNG and b[12:16] == b"IHDR" and len(b) >= 24:
@@ -28,6 +29,8 @@ def declared_size(data: bytes | np.ndarray) -> tuple[int, int] | None:
         return _tiff(buf, "little" if b[:2] == b"II" else "big")
     if b[:4] == b"RIFF" and b[8:12] == b"WEBP" and len(b) >= 30:
         return _webp(b)
+    if b[4:8] == b"ftyp":  # ISOBMFF: AVIF (and HEIF) keep each image's size in an 'ispe' box near the start
+        return _ispe(buf)
     if b[:2] == b"BM" and len(b) >= 26:
         if int.from_bytes(b[14:18], "little") == 12:  # OS/2 BITMAPCOREHEADER: 16-bit sides
             return int.from_bytes(b[18:20], "little"), int.from_bytes(b[20:22], "little")
@@ -79,6 +82,19 @@ def _ifd0(buf: bytes | memoryview, order: str, tags: tuple[int, ...]) -> dict[in
     return {tag: int.from_bytes(buf[e + 8:e + (10 if typ == 3 else 12)], order)
             for e, tag, typ in _entries(buf, order, int.from_bytes(buf[4:8], order))
             if tag in tags and typ in (3, 4)}  # SHORT or LONG
+
+
+def _ispe(buf: bytes | memoryview) -> tuple[int, int] | None:
+    """The largest image size an AVIF/HEIF file's 'ispe' boxes declare (in its first 64 KiB: the meta box comes
+    first in the files AVIF encoders write; the primary image and a grid's tiles each have one)."""
+    head = bytes(buf[:65536])
+    best, i = None, head.find(b"ispe")
+    while i >= 4 and i + 16 <= len(head):
+        w, h = int.from_bytes(head[i + 8:i + 12], "big"), int.from_bytes(head[i + 12:i + 16], "big")
+        if best is None or w * h > best[0] * best[1]:
+            best = (w, h)
+        i = head.find(b"ispe", i + 4)
+    return best
 
 
 def _webp(b: bytes) -> tuple[int, int] | None:

@@ -123,6 +123,17 @@ def test_exif_and_profile_are_copied_and_made_true(tmp_path, src_ext, dst_ext):
     assert np.abs((255 - before) - after).mean() < 8
 
 
+def test_an_avif_output_gets_the_profile_and_exif(tmp_path):
+    if not photos._codec_works(".avif"):
+        pytest.skip("this OpenCV has no AVIF codec")
+    src = save(tmp_path / "in.jpg", pattern(3, 40, 24)[:, :, ::-1].copy(), exif_blob(), icc_profile())
+    dst = tmp_path / "out.avif"
+    assert translate(src, dst).photos == 1
+    exif, icc = exif_of(dst)
+    assert icc == icc_profile() and exif.get(MAKE) == "Nikon" and exif.get(ORIENTATION) == 1
+    assert shown(dst).shape == shown(src).shape == (40, 24, 3)
+
+
 def test_color_keeps_only_the_profile_and_none_keeps_nothing(tmp_path):
     src = save(tmp_path / "in.jpg", pattern(1, 32, 20), exif_blob(orientation=1), icc_profile())
     translate(src, tmp_path / "color.jpg", metadata="color")

@@ -358,6 +358,25 @@ def test_photos_in_formats_not_read_here_are_left_out_and_counted(tmp_path, caps
     assert code == 0 and '".heic": 2' in out, err
 
 
+def test_avif_photos_are_read_and_written_where_opencv_has_the_codec(tmp_path, monkeypatch, caplog):
+    """AVIF (phones, the web): OpenCV 5's wheels read and write it, so it is translated and kept as AVIF; an
+    OpenCV without the codec leaves it out, counted, as HEIC."""
+    if not photos._codec_works(".avif"):
+        pytest.skip("this OpenCV has no AVIF codec")
+    d = tmp_path / "web"
+    ok, buf = cv2.imencode(".avif", pattern(2, 40, 24))
+    d.mkdir()
+    (d / "a.avif").write_bytes(buf.tobytes())
+    write(d / "b.jpg", pattern(3))
+    summary = run_photos(PhotoJob(inputs=[d], output=tmp_path / "o", progress=False), translator=Invert())
+    assert summary.photos == 2 and not summary.left_out and not summary.failed
+    out = cv2.imread(str(tmp_path / "o" / "a.avif"))
+    assert out.shape == (24, 40, 3) and np.abs(out.astype(int) - (255 - pattern(2, 40, 24).astype(int))).mean() < 8
+    monkeypatch.setattr(photos, "_codec_works", lambda ext: False)
+    summary = run_photos(PhotoJob(inputs=[d], output=tmp_path / "o2", progress=False), translator=Invert())
+    assert summary.photos == 1 and summary.left_out == {".avif": 1}
+
+
 def test_cli_no_display_is_accepted(tmp_path, capsys):
     """--no-display is what a photo run does anyway: not a mistake."""
     src = write(tmp_path / "p.png", pattern(0))
@@ -443,11 +462,15 @@ def test_png_transparency_from_a_trns_chunk_is_kept(tmp_path):
 _VP8X = (b"RIFF" + struct.pack("<I", 30) + b"WEBP" + b"VP8X" + struct.pack("<I", 10) + b"\x00" * 4
          + (20000 - 1).to_bytes(3, "little") * 2)
 _BMP = b"BM" + b"\x00" * 12 + struct.pack("<Iii", 40, 20000, 20000) + b"\x00" * 8
+# an AVIF's start: ftyp, then meta with an image spatial extents ('ispe') box
+_AVIF = (struct.pack(">I", 20) + b"ftypavif" + b"\x00" * 4 + b"avif" + struct.pack(">I", 40) + b"meta"
+         + b"\x00" * 4 + struct.pack(">I", 20) + b"ispe" + b"\x00" * 4 + struct.pack(">II", 20000, 20000)
+         + b"\x00" * 8)
 
 
 @pytest.mark.parametrize("name, header", [("bomb.png", _png_header_only(20000, 20000)),
                                           ("bomb.tif", _tiff_header_only(20000, 20000)),
-                                          ("bomb.webp", _VP8X), ("bomb.bmp", _BMP)])
+                                          ("bomb.webp", _VP8X), ("bomb.bmp", _BMP), ("bomb.avif", _AVIF)])
 def test_header_bombs_of_every_read_format_are_refused_undecoded(tmp_path, monkeypatch, name, header):
     decoded = []
     monkeypatch.setattr(photos.cv2, "imdecode", lambda *a: decoded.append(a) or None)

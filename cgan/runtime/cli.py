@@ -71,7 +71,7 @@ EXIT_INTERRUPTED = {"interrupted": 130, "terminated": 143}
                    "PyAV, which the extras install).")
 @click.option("--metadata", type=click.Choice(["all", "color", "none"]), default="all", show_default=True,
               help="Photos: copy EXIF data (camera, date, GPS; orientation and size updated, thumbnail left out) and "
-                   "the ICC colour profile into .jpg/.png/.webp outputs (all), only the profile (color), or nothing.")
+                   "the ICC colour profile into .jpg/.png/.webp/.avif outputs (all), only the profile (color), or nothing.")
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Progress bar for files.")
 @click.option("--reconnects", type=click.IntRange(min=0), default=3, show_default=True,
               help="Reopen attempts for a live source that stops (waits double from 0.5 s, at most 30 s).")

@@ -14,7 +14,7 @@ warning and in the summary and the run goes on; one that cannot be written (disk
 Inputs are photo files, folders (recursive) and quoted patterns ('trip/*.jpg'). Photos are decoded as OpenCV's
 IMREAD_COLOR does: EXIF orientation applied, 16-bit scaled to 8, gray made BGR. A PNG's transparency (alpha or
 tRNS, turned with its orientation) is kept when the output format can hold it (PNG, WebP, TIFF). EXIF data and
-the ICC colour profile are copied into JPEG, PNG and WebP outputs (PhotoJob.metadata: "all", "color" for the
+the ICC colour profile are copied into JPEG, PNG, WebP and AVIF outputs (PhotoJob.metadata: "all", "color" for the
 profile alone, "none"): the EXIF orientation says 1 once the pixels are upright, the pixel dimensions are the
 output's, the EXIF thumbnail (the untranslated photo) is left out; XMP is not copied. No torch here.
 """
@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import errno
+import functools
 import glob
 import logging
 import numbers
@@ -58,6 +59,8 @@ ALPHA_EXTS = (".png", ".webp", ".tif", ".tiff")
 #: encoder settings (OpenCV's defaults otherwise): JPEG and WebP at quality 95
 ENCODE_PARAMS = {".jpg": [cv2.IMWRITE_JPEG_QUALITY, 95], ".jpeg": [cv2.IMWRITE_JPEG_QUALITY, 95],
                  ".jpe": [cv2.IMWRITE_JPEG_QUALITY, 95], ".webp": [cv2.IMWRITE_WEBP_QUALITY, 95]}
+if hasattr(cv2, "IMWRITE_AVIF_QUALITY"):
+    ENCODE_PARAMS[".avif"] = [cv2.IMWRITE_AVIF_QUALITY, 95]
 #: image formats people name that OpenCV cannot write (an --output named so is refused, not made a folder)
 UNWRITABLE_EXTS = (".heic", ".heif", ".jxl", ".jfif", ".pgm", ".pbm")
 #: photo formats found in photo folders that are not read here (OpenCV has no decoder for most; AVIF only in some
@@ -65,10 +68,35 @@ UNWRITABLE_EXTS = (".heic", ".heif", ".jxl", ".jfif", ".pgm", ".pbm")
 NOT_READ_EXTS = {".heic": "HEIC", ".heif": "HEIF", ".hif": "HEIF", ".avif": "AVIF", ".jxl": "JPEG XL",
                  ".dng": "raw", ".cr2": "raw", ".cr3": "raw", ".nef": "raw", ".nrw": "raw",
                  ".arw": "raw", ".orf": "raw", ".rw2": "raw", ".raf": "raw", ".pef": "raw", ".srw": "raw"}
+#: formats read (and written) only when this OpenCV has their codec: AVIF (the OpenCV 5 wheels have libavif)
+OPTIONAL_EXTS = (".avif",)
+
+
+@functools.cache
+def _codec_works(ext: str) -> bool:
+    """Whether this OpenCV encodes and decodes `ext` (a tiny image through both, once a process)."""
+    try:
+        ok, buf = cv2.imencode(ext, np.full((8, 8, 3), 128, np.uint8))
+        return bool(ok) and cv2.imdecode(buf, cv2.IMREAD_COLOR) is not None
+    except cv2.error:
+        return False
+
+
+def reads(ext: str) -> bool:
+    """Whether photos with extension `ext` are read here."""
+    ext = ext.lower()
+    return ext in PHOTO_EXTS or (ext in OPTIONAL_EXTS and _codec_works(ext))
+
+
+def _left_out(ext: str) -> bool:
+    """Whether a file with `ext` is a photo in a format not read here (counted, not silently skipped)."""
+    return ext.lower() in NOT_READ_EXTS and not reads(ext)
+
+
 #: what PhotoJob.metadata may say: copy EXIF and the ICC profile, only the ICC profile, nothing
 METADATA = ("all", "color", "none")
 #: output formats OpenCV writes EXIF and ICC profiles into (imencodeWithMetadata: OpenCV 4.12+ for EXIF, 4.13+ ICC)
-META_EXTS = (".jpg", ".jpeg", ".jpe", ".png", ".webp")
+META_EXTS = (".jpg", ".jpeg", ".jpe", ".png", ".webp", ".avif")
 #: whether this OpenCV reads and writes photo metadata
 CAN_COPY_METADATA = hasattr(cv2, "imdecodeWithMetadata") and hasattr(cv2, "imencodeWithMetadata")
 #: the most EXIF (one APP1 segment) and ICC data (OpenCV writes one APP2 segment) a JPEG holds
@@ -246,9 +274,9 @@ def _walk(folder: Path, problems: list[tuple[Path, str]], left_out: list[Path]) 
     for root, dirs, files in os.walk(folder, onerror=unreadable):
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
         for name in files:
-            if not name.startswith(".") and Path(name).suffix.lower() in PHOTO_EXTS:
+            if not name.startswith(".") and reads(Path(name).suffix):
                 found.append(Path(root) / name)
-            elif not name.startswith(".") and Path(name).suffix.lower() in NOT_READ_EXTS:
+            elif not name.startswith(".") and _left_out(Path(name).suffix):
                 left_out.append(Path(root) / name)
     return sorted(found, key=lambda f: f.relative_to(folder).as_posix())
 
@@ -283,18 +311,18 @@ def find_photos(inputs: Sequence[str | os.PathLike], problems: list[tuple[Path, 
                 raise CganError(f"no photos in {p} ({', '.join(PHOTO_EXTS)}, hidden files left out){other}")
             items += [(f, f.relative_to(p), True) for f in found]
         elif p.is_file():
-            if p.suffix.lower() in NOT_READ_EXTS:
+            if _left_out(p.suffix):
                 raise CganError(f"--input {p}: {NOT_READ_EXTS[p.suffix.lower()]} photos are not read here; convert it "
                                 f"to JPEG or PNG first")
-            if p.suffix.lower() not in PHOTO_EXTS:
+            if not reads(p.suffix):
                 raise CganError(f"--input {p} is not a photo ({', '.join(PHOTO_EXTS)}); videos, cameras and "
                                 f"streams go in a run of their own")
             items.append((p, PurePath(p.name), False))
         elif _is_pattern(os.fspath(value)) and not os.path.lexists(p):
             matched = [f for f in map(Path, glob.glob(str(p), recursive=True))
                        if f.is_file() and not f.name.startswith(".")]
-            found = sorted(f for f in matched if f.suffix.lower() in PHOTO_EXTS)
-            other = sorted(f for f in matched if f.suffix.lower() in NOT_READ_EXTS)
+            found = sorted(f for f in matched if reads(f.suffix))
+            other = sorted(f for f in matched if _left_out(f.suffix))
             if not found:
                 hint = f": it matches {_not_read(other)}; convert them to JPEG or PNG first" if other else ""
                 raise CganError(f"no photos match --input {os.fspath(value).strip()}{hint}")
@@ -328,7 +356,7 @@ def plan_outputs(inputs: Sequence[str | os.PathLike], output: str | os.PathLike 
     if ext and not as_folder and (ext in UNWRITABLE_EXTS or ext in CODECS):
         what = "photos are not written as a video" if ext in CODECS else f"OpenCV cannot write {ext} files"
         raise CganError(f"--output {out}: {what}; name a .jpg, .png, .webp, .tif or .bmp file, or a folder")
-    wants_file = not as_folder and (ext in PHOTO_EXTS or (bool(ext) and cv2.haveImageWriter(str(out))))
+    wants_file = not as_folder and (reads(ext) or (bool(ext) and cv2.haveImageWriter(str(out))))
     if wants_file:
         if not one_file:
             what = "a folder" if any(folder for *_, folder in items) else f"{len(items)} photos"
@@ -540,7 +568,7 @@ def _metadata_items(meta: PhotoMeta, ext: str, size: tuple[int, int], note: Any)
     """(OpenCV metadata type, bytes) to write into a `size` photo of format `ext`; what cannot go is noted."""
     if ext not in META_EXTS:
         note(f"format {ext}", f"{ext} outputs are written without EXIF data and ICC profiles (OpenCV writes them "
-                              f"into .jpg, .png and .webp)")
+                              f"into .jpg, .png, .webp and .avif)")
         return []
     items = []
     exif = exif_for_copy(meta.exif, size, meta.upright) if meta.exif else None
