@@ -15,6 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cgan._cli import run
+from cgan._codecs import codec_works
 from cgan._images import exif_for_copy, exif_orientation
 from cgan.errors import CganError
 from cgan.runtime import photos
@@ -124,7 +125,7 @@ def test_exif_and_profile_are_copied_and_made_true(tmp_path, src_ext, dst_ext):
 
 
 def test_an_avif_output_gets_the_profile_and_exif(tmp_path):
-    if not photos._codec_works(".avif"):
+    if not codec_works(".avif"):
         pytest.skip("this OpenCV has no AVIF codec")
     src = save(tmp_path / "in.jpg", pattern(3, 40, 24)[:, :, ::-1].copy(), exif_blob(), icc_profile())
     dst = tmp_path / "out.avif"

@@ -361,7 +361,9 @@ def test_photos_in_formats_not_read_here_are_left_out_and_counted(tmp_path, caps
 def test_avif_photos_are_read_and_written_where_opencv_has_the_codec(tmp_path, monkeypatch, caplog):
     """AVIF (phones, the web): OpenCV 5's wheels read and write it, so it is translated and kept as AVIF; an
     OpenCV without the codec leaves it out, counted, as HEIC."""
-    if not photos._codec_works(".avif"):
+    from cgan import _codecs
+
+    if not _codecs.codec_works(".avif"):
         pytest.skip("this OpenCV has no AVIF codec")
     d = tmp_path / "web"
     ok, buf = cv2.imencode(".avif", pattern(2, 40, 24))
@@ -372,7 +374,7 @@ def test_avif_photos_are_read_and_written_where_opencv_has_the_codec(tmp_path, m
     assert summary.photos == 2 and not summary.left_out and not summary.failed
     out = cv2.imread(str(tmp_path / "o" / "a.avif"))
     assert out.shape == (24, 40, 3) and np.abs(out.astype(int) - (255 - pattern(2, 40, 24).astype(int))).mean() < 8
-    monkeypatch.setattr(photos, "_codec_works", lambda ext: False)
+    monkeypatch.setattr(_codecs, "codec_works", lambda ext: False)
     summary = run_photos(PhotoJob(inputs=[d], output=tmp_path / "o2", progress=False), translator=Invert())
     assert summary.photos == 1 and summary.left_out == {".avif": 1}
 

@@ -385,3 +385,22 @@ def test_init_from_a_missing_path_says_it_does_not_exist(tmp_path, capsys):
     code = run(cli, ["--data", str(data), "--out", str(tmp_path / "o"), "--name", "x",
                      "--init-from", str(tmp_path / "nope" / "pair"), *SMOKE])
     one_line(capsys, code, 2, "does not exist: pass a pair folder")
+
+
+def test_avif_training_photos_are_read_where_opencv_has_the_codec(tmp_path):
+    """Photo sets collected from phones and the web hold AVIF: the trainer reads them when this OpenCV can
+    (cgan._codecs), as cgan-video's photo mode does, instead of skipping them as unreadable."""
+    import cv2
+    import numpy as np
+
+    from cgan._codecs import codec_works
+    from cgan.trainer.data import list_images
+
+    if not codec_works(".avif"):
+        pytest.skip("this OpenCV has no AVIF codec")
+    folder = tmp_path / "summer"
+    folder.mkdir()
+    for i, ext in enumerate((".avif", ".jpg")):
+        ok, buf = cv2.imencode(ext, np.full((32, 32, 3), 60 * i, np.uint8))
+        (folder / f"{i}{ext}").write_bytes(buf.tobytes())
+    assert [p.name for p in list_images(folder, "summer")] == ["0.avif", "1.jpg"]

@@ -29,6 +29,7 @@ from typing import Any, Callable, Iterable, Sequence
 import cv2
 import numpy as np
 
+from cgan._codecs import reads
 from cgan._files import IMAGE_EXTS, atomic_path, sha256_file, write_json_atomic
 from cgan.errors import CganError, IntegrityError
 
@@ -156,7 +157,7 @@ def list_images(folder: str | os.PathLike) -> list[Path]:
     if not p.is_dir():
         raise CganError(f"image folder not found: {p}; --data must hold testA/ and testB/ (and trainA/, trainB/ "
                         f"for --dedup)")
-    files = sorted(f for f in p.iterdir() if f.is_file() and f.suffix.lower() in IMAGE_EXTS)
+    files = sorted(f for f in p.iterdir() if f.is_file() and reads(f.suffix))
     if not files:
         raise CganError(f"no images ({', '.join(IMAGE_EXTS)}) in {p}")
     return files

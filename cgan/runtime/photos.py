@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import dataclasses
 import errno
-import functools
 import glob
 import logging
 import numbers
@@ -39,6 +38,7 @@ from typing import Any, Sequence
 import cv2
 import numpy as np
 
+from cgan._codecs import reads
 from cgan._files import IMAGE_EXTS, check_folder_target, nearest_existing, write_bytes_atomic
 from cgan._images import declared_size, exif_for_copy, exif_orientation, png_has_alpha, png_orientation
 from cgan._limits import MAX_DECODE_PIXELS
@@ -68,26 +68,6 @@ UNWRITABLE_EXTS = (".heic", ".heif", ".jxl", ".jfif", ".pgm", ".pbm")
 NOT_READ_EXTS = {".heic": "HEIC", ".heif": "HEIF", ".hif": "HEIF", ".avif": "AVIF", ".jxl": "JPEG XL",
                  ".dng": "raw", ".cr2": "raw", ".cr3": "raw", ".nef": "raw", ".nrw": "raw",
                  ".arw": "raw", ".orf": "raw", ".rw2": "raw", ".raf": "raw", ".pef": "raw", ".srw": "raw"}
-#: formats read (and written) only when this OpenCV has their codec: AVIF (the OpenCV 5 wheels have libavif)
-OPTIONAL_EXTS = (".avif",)
-
-
-@functools.cache
-def _codec_works(ext: str) -> bool:
-    """Whether this OpenCV encodes and decodes `ext` (a tiny image through both, once a process)."""
-    try:
-        ok, buf = cv2.imencode(ext, np.full((8, 8, 3), 128, np.uint8))
-        return bool(ok) and cv2.imdecode(buf, cv2.IMREAD_COLOR) is not None
-    except cv2.error:
-        return False
-
-
-def reads(ext: str) -> bool:
-    """Whether photos with extension `ext` are read here."""
-    ext = ext.lower()
-    return ext in PHOTO_EXTS or (ext in OPTIONAL_EXTS and _codec_works(ext))
-
-
 def _left_out(ext: str) -> bool:
     """Whether a file with `ext` is a photo in a format not read here (counted, not silently skipped)."""
     return ext.lower() in NOT_READ_EXTS and not reads(ext)

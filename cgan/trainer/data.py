@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, Sampler
 
-from cgan._files import IMAGE_EXTS
+from cgan._codecs import reads
 from cgan._images import declared_size
 from cgan._limits import MAX_DECODE_PIXELS, MAX_PIXELS, MAX_SIDE
 from cgan.errors import CganError
@@ -72,7 +72,7 @@ def read_rgb(path: str | os.PathLike) -> np.ndarray | None:
 
 def _has_images(folder: Path) -> bool:
     try:
-        return any(f.suffix.lower() in IMAGE_EXTS for f in folder.iterdir())
+        return any(reads(f.suffix) for f in folder.iterdir())
     except OSError:  # unreadable, a symlink loop
         return False
 
@@ -98,7 +98,7 @@ def list_images(folder: str | os.PathLike, what: str, check: bool = True) -> lis
         log.info("checking the %d files of %s (%s) once, before training", len(files), what, p)
     good, bad = [], []
     for f in files:
-        ok = f.suffix.lower() in IMAGE_EXTS and (not check or read_rgb(f) is not None)
+        ok = reads(f.suffix) and (not check or read_rgb(f) is not None)
         (good if ok else bad).append(f)
     if not good:
         raise CganError(f"{what} folder {p} has no readable images ({len(bad)} files skipped, e.g. {bad[0].name!r}); "
