@@ -50,7 +50,7 @@ from cgan.runtime.video import CODECS, JOIN_TIMEOUT_S, _handled_signals, _signal
 
 log = logging.getLogger(__name__)
 
-#: photo extensions read (as the trainer reads)
+#: photo extensions every OpenCV reads (as the trainer; cgan._codecs.reads adds AVIF where this OpenCV can)
 PHOTO_EXTS = IMAGE_EXTS
 #: input extensions written in another format: OpenCV has no .jfif writer, and PGM/PBM hold only gray
 WRITE_AS = {".jfif": ".jpg", ".pgm": ".png", ".pbm": ".png"}
@@ -63,16 +63,11 @@ if hasattr(cv2, "IMWRITE_AVIF_QUALITY"):
     ENCODE_PARAMS[".avif"] = [cv2.IMWRITE_AVIF_QUALITY, 95]
 #: image formats people name that OpenCV cannot write (an --output named so is refused, not made a folder)
 UNWRITABLE_EXTS = (".heic", ".heif", ".jxl", ".jfif", ".pgm", ".pbm")
-#: photo formats found in photo folders that are not read here (OpenCV has no decoder for most; AVIF only in some
-#: builds, without the header checks): left out of folders with a warning, refused when named
+#: photo formats found in photo folders that are not read here (OpenCV has no decoder for them; AVIF only where
+#: this OpenCV lacks the codec, see cgan._codecs): left out of folders with a warning, refused when named
 NOT_READ_EXTS = {".heic": "HEIC", ".heif": "HEIF", ".hif": "HEIF", ".avif": "AVIF", ".jxl": "JPEG XL",
                  ".dng": "raw", ".cr2": "raw", ".cr3": "raw", ".nef": "raw", ".nrw": "raw",
                  ".arw": "raw", ".orf": "raw", ".rw2": "raw", ".raf": "raw", ".pef": "raw", ".srw": "raw"}
-def _left_out(ext: str) -> bool:
-    """Whether a file with `ext` is a photo in a format not read here (counted, not silently skipped)."""
-    return ext.lower() in NOT_READ_EXTS and not reads(ext)
-
-
 #: what PhotoJob.metadata may say: copy EXIF and the ICC profile, only the ICC profile, nothing
 METADATA = ("all", "color", "none")
 #: output formats OpenCV writes EXIF and ICC profiles into (imencodeWithMetadata: OpenCV 4.12+ for EXIF, 4.13+ ICC)
@@ -227,6 +222,11 @@ def is_photo_input(value: object) -> bool:
     if _is_pattern(s) and not os.path.lexists(p) and p.suffix.lower() not in CODECS:
         return True  # 'photos/*', 'trip/**/IMG_*'
     return p.is_dir() or p.suffix.lower() in PHOTO_EXTS or s.endswith(("/", os.sep))  # "photos/": a folder
+
+
+def _left_out(ext: str) -> bool:
+    """Whether a file with `ext` is a photo in a format not read here (counted, not silently skipped)."""
+    return ext.lower() in NOT_READ_EXTS and not reads(ext)
 
 
 def _is_pattern(text: str) -> bool:
