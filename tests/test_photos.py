@@ -325,10 +325,12 @@ def test_cli_json_and_exit_0(tmp_path, capsys):
     (["--input", "{album}", "--output", "{tmp}/o", "--backend", "nope"], ["unknown backend"]),
     (["--input", "{tmp}/iphone/IMG_1.HEIC", "--output", "{tmp}/o.jpg"], ["HEIC photos are not read here",
                                                                           "convert it to JPEG or PNG"]),
-    (["--input", "{tmp}/iphone", "--output", "{tmp}/o"], ["no photos in", "2 .heic (HEIC: not read here)"]),
+    (["--input", "{tmp}/iphone", "--output", "{tmp}/o"], ["no photos in", "2 .heic (HEIC: not read here; HEIC/HEIF "
+                                                                           "with pip install pillow-heif)"]),
     (["--input", "{tmp}/iphone/*", "--output", "{tmp}/o"], ["no photos match", "2 .heic", "convert them"]),
 ])
-def test_cli_mistakes_are_one_line(album, tmp_path, capsys, argv, needles):
+def test_cli_mistakes_are_one_line(album, tmp_path, capsys, monkeypatch, argv, needles):
+    monkeypatch.setattr(photos, "_heif", lambda: None)  # no pillow-heif: HEIC is not read
     (tmp_path / "empty").mkdir()
     (tmp_path / "iphone").mkdir()
     for name in ("IMG_1.HEIC", "IMG_2.heic"):
@@ -340,9 +342,10 @@ def test_cli_mistakes_are_one_line(album, tmp_path, capsys, argv, needles):
     assert not (tmp_path / "o").exists() and not (album / "winter").exists()
 
 
-def test_photos_in_formats_not_read_here_are_left_out_and_counted(tmp_path, capsys, caplog):
+def test_photos_in_formats_not_read_here_are_left_out_and_counted(tmp_path, capsys, caplog, monkeypatch):
     """An iPhone or raw+JPEG folder: the HEIC and raw files are not silently dropped -- one warning with the
     counts, a summary line and JSON field; the readable photos are translated and the exit status is 0."""
+    monkeypatch.setattr(photos, "_heif", lambda: None)  # no pillow-heif: HEIC is not read
     d = tmp_path / "camera"
     write(d / "a.jpg", pattern(1))
     for name in ("IMG_1.HEIC", "IMG_2.heic", "sub/DSC_3.NEF", ".hidden.heic", "notes.txt"):
@@ -352,10 +355,37 @@ def test_photos_in_formats_not_read_here_are_left_out_and_counted(tmp_path, caps
     assert summary.photos == 1 and not summary.failed and summary.left_out == {".heic": 2, ".nef": 1}
     assert "left out (formats not read here): 2 .heic, 1 .nef" in summary.format()
     said = [r.getMessage() for r in caplog.records if "left out" in r.getMessage()]
-    assert len(said) == 1 and "2 .heic, 1 .nef (HEIC, raw: not read here)" in said[0]
+    assert len(said) == 1 and "2 .heic, 1 .nef (HEIC, raw: not read here; HEIC/HEIF with pip install " \
+        "pillow-heif)" in said[0]
     code, out, err = cgan_video(["--input", str(d), "--output", str(tmp_path / "o2"), "--json", "--no-progress",
                                  "--backend", "ort-cpu"], capsys)
     assert code == 0 and '".heic": 2' in out, err
+
+
+def test_iphone_heic_photos_are_read_with_pillow_heif_and_written_as_jpeg(tmp_path, caplog):
+    """With pillow-heif (cgan[heif]) HEIC photos are translated: turned as their container says, written as
+    JPEG (OpenCV cannot write HEIF) with their EXIF data and ICC profile; a broken one is named and skipped."""
+    pillow_heif = pytest.importorskip("pillow_heif")
+    from PIL import Image, ImageCms, ImageOps
+
+    d = tmp_path / "iphone"
+    d.mkdir()
+    icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    exif = Image.Exif()
+    exif[0x010F], exif[0x0112] = "Apple", 6  # stored 40x24, shown 24x40
+    pillow_heif.register_heif_opener()
+    Image.fromarray(pattern(4, 40, 24)[:, :, ::-1].copy()).save(d / "IMG_1.HEIC", "HEIF", exif=exif.tobytes(),
+                                                               icc_profile=icc, quality=95)
+    (d / "IMG_2.heic").write_bytes(b"\x00\x00\x00\x18ftypheic" + bytes(64))
+    summary = run_photos(PhotoJob(inputs=[d], output=tmp_path / "o", progress=False), translator=Invert())
+    assert summary.photos == 1 and [f["input"] for f in summary.failed] == [str(d / "IMG_2.heic")]
+    out = tmp_path / "o" / "IMG_1.jpg"
+    with Image.open(d / "IMG_1.HEIC") as src, Image.open(out) as dst:
+        shown_in = np.asarray(ImageOps.exif_transpose(src).convert("RGB")).astype(int)
+        shown_out = np.asarray(ImageOps.exif_transpose(dst).convert("RGB")).astype(int)
+        assert dst.format == "JPEG" and dst.info.get("icc_profile") == icc and dst.getexif().get(0x010F) == "Apple"
+    assert shown_in.shape == shown_out.shape == (40, 24, 3)
+    assert np.abs((255 - shown_in) - shown_out).mean() < 8
 
 
 def test_avif_photos_are_read_and_written_where_opencv_has_the_codec(tmp_path, monkeypatch, caplog):

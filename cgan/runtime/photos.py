@@ -52,8 +52,10 @@ log = logging.getLogger(__name__)
 
 #: photo extensions every OpenCV reads (as the trainer; cgan._codecs.reads adds AVIF where this OpenCV can)
 PHOTO_EXTS = IMAGE_EXTS
-#: input extensions written in another format: OpenCV has no .jfif writer, and PGM/PBM hold only gray
-WRITE_AS = {".jfif": ".jpg", ".pgm": ".png", ".pbm": ".png"}
+#: input extensions written in another format: OpenCV has no .jfif or HEIF writer, and PGM/PBM hold only gray
+WRITE_AS = {".jfif": ".jpg", ".pgm": ".png", ".pbm": ".png", ".heic": ".jpg", ".heif": ".jpg", ".hif": ".jpg"}
+#: HEIF photos (iPhones): read with pillow-heif where it is installed (cgan[heif]), written as JPEG
+HEIF_EXTS = (".heic", ".heif", ".hif")
 #: output formats that keep an alpha channel
 ALPHA_EXTS = (".png", ".webp", ".tif", ".tiff")
 #: encoder settings (OpenCV's defaults otherwise): JPEG and WebP at quality 95
@@ -224,9 +226,22 @@ def is_photo_input(value: object) -> bool:
     return p.is_dir() or p.suffix.lower() in PHOTO_EXTS or s.endswith(("/", os.sep))  # "photos/": a folder
 
 
+def _heif() -> Any:
+    try:
+        import pillow_heif
+    except ImportError:
+        return None
+    return pillow_heif
+
+
+def _reads(ext: str) -> bool:
+    """Whether photos with `ext` are read here: cgan._codecs.reads, and HEIF with pillow-heif."""
+    return reads(ext) or (ext.lower() in HEIF_EXTS and _heif() is not None)
+
+
 def _left_out(ext: str) -> bool:
     """Whether a file with `ext` is a photo in a format not read here (counted, not silently skipped)."""
-    return ext.lower() in NOT_READ_EXTS and not reads(ext)
+    return ext.lower() in NOT_READ_EXTS and not _reads(ext)
 
 
 def _is_pattern(text: str) -> bool:
@@ -254,7 +269,7 @@ def _walk(folder: Path, problems: list[tuple[Path, str]], left_out: list[Path]) 
     for root, dirs, files in os.walk(folder, onerror=unreadable):
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
         for name in files:
-            if not name.startswith(".") and reads(Path(name).suffix):
+            if not name.startswith(".") and _reads(Path(name).suffix):
                 found.append(Path(root) / name)
             elif not name.startswith(".") and _left_out(Path(name).suffix):
                 left_out.append(Path(root) / name)
@@ -262,12 +277,16 @@ def _walk(folder: Path, problems: list[tuple[Path, str]], left_out: list[Path]) 
 
 
 def _not_read(paths: list[Path]) -> str:
-    """'12 .heic, 2 .dng (HEIC, raw: OpenCV cannot read them)'"""
+    """'12 .heic, 2 .dng (HEIC, raw: not read here; HEIC with pip install pillow-heif)'"""
     by_ext: dict[str, int] = {}
     for p in paths:
         by_ext[p.suffix.lower()] = by_ext.get(p.suffix.lower(), 0) + 1
     kinds = ", ".join(dict.fromkeys(NOT_READ_EXTS[e] for e in sorted(by_ext)))
-    return f"{_counts(by_ext)} ({kinds}: not read here)"
+    return f"{_counts(by_ext)} ({kinds}: not read here{HEIF_HINT if set(by_ext) & set(HEIF_EXTS) else ''})"
+
+
+#: what makes HEIF photos readable
+HEIF_HINT = "; HEIC/HEIF with pip install pillow-heif"
 
 
 def find_photos(inputs: Sequence[str | os.PathLike], problems: list[tuple[Path, str]] | None = None,
@@ -292,16 +311,17 @@ def find_photos(inputs: Sequence[str | os.PathLike], problems: list[tuple[Path, 
             items += [(f, f.relative_to(p), True) for f in found]
         elif p.is_file():
             if _left_out(p.suffix):
+                hint = HEIF_HINT.replace("; HEIC/HEIF", ", or read") if p.suffix.lower() in HEIF_EXTS else ""
                 raise CganError(f"--input {p}: {NOT_READ_EXTS[p.suffix.lower()]} photos are not read here; convert it "
-                                f"to JPEG or PNG first")
-            if not reads(p.suffix):
+                                f"to JPEG or PNG first{hint}")
+            if not _reads(p.suffix):
                 raise CganError(f"--input {p} is not a photo ({', '.join(PHOTO_EXTS)}); videos, cameras and "
                                 f"streams go in a run of their own")
             items.append((p, PurePath(p.name), False))
         elif _is_pattern(os.fspath(value)) and not os.path.lexists(p):
             matched = [f for f in map(Path, glob.glob(str(p), recursive=True))
                        if f.is_file() and not f.name.startswith(".")]
-            found = sorted(f for f in matched if reads(f.suffix))
+            found = sorted(f for f in matched if _reads(f.suffix))
             other = sorted(f for f in matched if _left_out(f.suffix))
             if not found:
                 hint = f": it matches {_not_read(other)}; convert them to JPEG or PNG first" if other else ""
@@ -336,7 +356,8 @@ def plan_outputs(inputs: Sequence[str | os.PathLike], output: str | os.PathLike 
     if ext and not as_folder and (ext in UNWRITABLE_EXTS or ext in CODECS):
         what = "photos are not written as a video" if ext in CODECS else f"OpenCV cannot write {ext} files"
         raise CganError(f"--output {out}: {what}; name a .jpg, .png, .webp, .tif or .bmp file, or a folder")
-    wants_file = not as_folder and (reads(ext) or (bool(ext) and cv2.haveImageWriter(str(out))))
+    wants_file = not as_folder and ((reads(ext) and ext not in HEIF_EXTS)
+                                    or (bool(ext) and cv2.haveImageWriter(str(out))))
     if wants_file:
         if not one_file:
             what = "a folder" if any(folder for *_, folder in items) else f"{len(items)} photos"
@@ -434,6 +455,8 @@ def read_photo_with_metadata(path: str | os.PathLike, metadata: str = "all") \
     if size is not None and size[0] * size[1] > MAX_DECODE_PIXELS:
         raise PhotoProblem(f"declares {size[0]}x{size[1]} pixels, over the {MAX_DECODE_PIXELS // 10**6}-megapixel "
                            f"limit")
+    if Path(path).suffix.lower() in HEIF_EXTS and _heif() is not None:
+        return _read_heif(data, metadata)
     types: Sequence[Any] = ()
     blobs: Sequence[Any] = ()
     try:
@@ -454,6 +477,28 @@ def read_photo_with_metadata(path: str | os.PathLike, metadata: str = "all") \
             log.warning("warning: %s: its transparency could not be read (%s); translated without it", path,
                         str(e).strip().splitlines()[-1])
     return img, alpha, meta
+
+
+def _read_heif(data: np.ndarray, metadata: str) -> tuple[np.ndarray, np.ndarray | None, PhotoMeta]:
+    """A HEIF photo through pillow-heif: turned as its container says (pillow-heif applies the rotation and
+    mirroring and leaves the EXIF orientation 1), 8-bit, with its alpha, EXIF data and ICC profile."""
+    pillow_heif = _heif()
+    try:
+        heif = pillow_heif.open_heif(memoryview(data), convert_hdr_to_8bit=True)
+        pixels = np.asarray(heif)
+        mode = heif.mode
+        info = dict(heif.info)
+    except Exception:  # noqa: BLE001 - pillow-heif raises ValueError/RuntimeError/SyntaxError for broken files
+        raise PhotoProblem("not a readable image") from None
+    if pixels.ndim != 3 or pixels.shape[2] not in (3, 4) or pixels.dtype != np.uint8 or mode not in ("RGB", "RGBA"):
+        raise PhotoProblem(f"a {mode} HEIF image, not RGB")
+    img = np.ascontiguousarray(pixels[:, :, 2::-1])
+    alpha = np.ascontiguousarray(pixels[:, :, 3]) if pixels.shape[2] == 4 else None
+    exif = info.get("exif") if metadata == "all" else None
+    exif = exif[6:] if exif and exif[:6] == b"Exif\x00\x00" else exif
+    icc = info.get("icc_profile") if metadata != "none" else None
+    return img, alpha, PhotoMeta(exif if exif and exif[:4] in (b"II*\x00", b"MM\x00*") else None,
+                                 icc if icc and len(icc) >= 128 and icc[36:40] == b"acsp" else None, True)
 
 
 def _turned(data: np.ndarray, img: np.ndarray, orientation: int | None) -> bool | None:
