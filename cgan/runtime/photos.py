@@ -42,6 +42,7 @@ from cgan._codecs import reads
 from cgan._files import IMAGE_EXTS, check_folder_target, nearest_existing, write_bytes_atomic
 from cgan._images import declared_size, exif_for_copy, exif_orientation, png_has_alpha, png_orientation
 from cgan._limits import MAX_DECODE_PIXELS
+from cgan._optional import optional_module
 from cgan.errors import CganError
 from cgan.runtime.frames import DEFAULT_MAX_PIXELS, MULTIPLE, round_up
 from cgan.runtime.sources import DEMO, _describe
@@ -227,11 +228,7 @@ def is_photo_input(value: object) -> bool:
 
 
 def _heif() -> Any:
-    try:
-        import pillow_heif
-    except ImportError:
-        return None
-    return pillow_heif
+    return optional_module("pillow_heif")
 
 
 def _reads(ext: str) -> bool:

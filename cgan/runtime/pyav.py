@@ -21,6 +21,8 @@ from typing import Any, Iterator
 
 import numpy as np
 
+from cgan._optional import optional_module
+
 log = logging.getLogger(__name__)
 
 
@@ -33,11 +35,7 @@ class SourceAudio:
 
 
 def _av() -> Any:
-    try:
-        import av
-    except ImportError:
-        return None
-    return av
+    return optional_module("av")
 
 
 def available() -> bool:

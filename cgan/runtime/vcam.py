@@ -9,6 +9,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from cgan._optional import optional_module
 from cgan.errors import CganError
 
 log = logging.getLogger(__name__)
@@ -18,11 +19,7 @@ DRIVER = ("a virtual camera driver: v4l2loopback on Linux (sudo modprobe v4l2loo
 
 
 def _module() -> Any:
-    try:
-        import pyvirtualcam
-    except ImportError:
-        return None
-    return pyvirtualcam
+    return optional_module("pyvirtualcam")
 
 
 def check_available() -> None:
