@@ -347,8 +347,8 @@ class CaptureSource:
 def open_source(text: str | int | os.PathLike | InputSpec, reconnects: int = 3, backoff: float = 0.5,
                 stop: threading.Event | None = None, capture: tuple[int, int, float | None] | None = None) -> Source:
     """Open what `--input` names; raise a one-line CganError if it cannot deliver a first frame. `capture`: the
-    mode asked of a camera or device (parse_capture). A video file
-    OpenCV cannot decode (AV1: the OpenCV wheels have no decoder for it) is read with PyAV when PyAV can."""
+    mode asked of a camera or device (parse_capture). A video file OpenCV cannot decode (AV1: the OpenCV wheels
+    have no decoder for it) is read with PyAV when PyAV can."""
     spec = text if isinstance(text, InputSpec) else parse_input(text)
     try:
         return CaptureSource(spec, reconnects=reconnects, backoff=backoff, stop=stop, capture=capture)
