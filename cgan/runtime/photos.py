@@ -308,7 +308,7 @@ def find_photos(inputs: Sequence[str | os.PathLike], problems: list[tuple[Path, 
             items += [(f, f.relative_to(p), True) for f in found]
         elif p.is_file():
             if _left_out(p.suffix):
-                hint = HEIF_HINT.replace("; HEIC/HEIF", ", or read") if p.suffix.lower() in HEIF_EXTS else ""
+                hint = ", or pip install pillow-heif to read it" if p.suffix.lower() in HEIF_EXTS else ""
                 raise CganError(f"--input {p}: {NOT_READ_EXTS[p.suffix.lower()]} photos are not read here; convert it "
                                 f"to JPEG or PNG first{hint}")
             if not _reads(p.suffix):
