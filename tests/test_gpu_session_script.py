@@ -192,7 +192,8 @@ def test_cap_never_gives_timeout_zero_or_less_as_a_limit(left, want, expect):
     assert "left()" in defs and "cap()" in defs
     p = subprocess.run(["bash", "-c", f"{defs}\nCALL_S={left}; T0=$(date +%s); cap {want}"], capture_output=True,
                        text=True, timeout=30)
-    assert p.returncode == 0 and int(p.stdout) == expect, p.stderr
+    # `left` reads the clock again: on a busy machine a second may tick between T0 and it (seen in CI: 4 for 5)
+    assert p.returncode == 0 and max(0, expect - 1) <= int(p.stdout) <= expect, p.stderr
 
 
 def test_every_timeout_in_the_session_script_takes_a_checked_cap():
