@@ -15,9 +15,9 @@ from click.core import ParameterSource  # noqa: E402
 
 from cgan._cli import entry, setup_logging  # noqa: E402
 from cgan.errors import CganError  # noqa: E402
-from cgan.runtime.photos import PhotoJob, is_photo_input, run_photos  # noqa: E402
+from cgan.runtime.photos import METADATA, PhotoJob, is_photo_input, run_photos  # noqa: E402
 from cgan.runtime.sources import quiet_opencv  # noqa: E402
-from cgan.runtime.video import VideoJob, run_video  # noqa: E402
+from cgan.runtime.video import CODEC_CHOICES, VideoJob, run_video  # noqa: E402
 
 EXIT_INTERRUPTED = {"interrupted": 130, "terminated": 143}
 
@@ -62,25 +62,24 @@ EXIT_INTERRUPTED = {"interrupted": 130, "terminated": 143}
 @click.option("--smooth-strength", type=click.FloatRange(0.0, 0.99), default=0.8, show_default=True,
               help="History weight in static regions.")
 @click.option("--smooth-flow", is_flag=True, help="Warp the history with optical flow (smooths pans too).")
-@click.option("--codec", type=click.Choice(["auto", "h264", "mp4v", "mjpg"], case_sensitive=False), default="auto",
-              show_default=True,
+@click.option("--codec", type=click.Choice(CODEC_CHOICES, case_sensitive=False), default="auto", show_default=True,
               help="Output codec: auto is H.264 (plays in every player and browser; PyAV) for .mp4/.m4v/.mov/.mkv "
                    "and MJPG for .avi; mp4v (MPEG-4 part 2) and mjpg are OpenCV's own, faster to encode.")
 @click.option("--sound/--no-sound", default=True, show_default=True,
               help="Copy a video file's sound into its output (packets copied, cut to the frames written; needs "
                    "PyAV, which the extras install).")
-@click.option("--metadata", type=click.Choice(["all", "color", "none"]), default="all", show_default=True,
+@click.option("--metadata", type=click.Choice(METADATA), default="all", show_default=True,
               help="Photos: copy EXIF data (camera, date, GPS; orientation and size updated, thumbnail left out) and "
-                   "the ICC colour profile into .jpg/.png/.webp/.avif outputs (all), only the profile (color), or nothing.")
+                   "the ICC colour profile into .jpg/.png/.webp/.avif outputs (all), only the profile (color), or "
+                   "nothing.")
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Progress bar for files.")
 @click.option("--reconnects", type=click.IntRange(min=0), default=3, show_default=True,
               help="Reopen attempts for a live source that stops (waits double from 0.5 s, at most 30 s).")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @click.option("-v", "--verbose", is_flag=True, help="Debug logging (and OpenCV warnings).")
 def cli(pair, direction, inputs, output, display, side_by_side, fps_overlay, size, capture, virtual_camera,
-        max_frames, backend, precision,
-        compile_, cuda_graphs, smooth, smooth_strength, smooth_flow, codec, sound, metadata, progress, reconnects,
-        as_json, verbose):
+        max_frames, backend, precision, compile_, cuda_graphs, smooth, smooth_strength, smooth_flow, codec, sound,
+        metadata, progress, reconnects, as_json, verbose):
     """Translate video frames with a CycleGAN generator: capture -> translate -> write/show, threaded.
 
     Photos too: when every --input is a photo file or a folder, each photo is translated to --output (a file
@@ -104,7 +103,8 @@ def cli(pair, direction, inputs, output, display, side_by_side, fps_overlay, siz
                    side_by_side=side_by_side, fps_overlay=fps_overlay, size=size, max_frames=max_frames,
                    backend=backend, precision=precision, compile=compile_, cuda_graphs=cuda_graphs, smooth=smooth,
                    smooth_strength=smooth_strength, smooth_flow=smooth_flow, progress=progress, reconnects=reconnects,
-                   sound=sound, codec=codec, capture=capture, virtual_camera=virtual_camera, handle_signals=True)  # the library's default leaves an app's own handlers in force
+                   sound=sound, codec=codec, capture=capture, virtual_camera=virtual_camera,
+                   handle_signals=True)  # the library's default leaves an app's own handlers in force
     _finish(run_video(job), as_json)
 
 

@@ -181,38 +181,35 @@ def open_file_source(spec: Any) -> FileSource | None:
 HDR_TRANSFERS = {16: "PQ / HDR10", 18: "HLG"}
 
 
-def hdr_transfer(path: str | os.PathLike) -> str | None:
-    """The HDR transfer ("HLG", "PQ / HDR10") the file's first video stream declares, else None (SDR, unknown,
-    no PyAV). OpenCV reads such video without tone mapping: its pictures come out flat and pale."""
-    av = _av()
-    if av is None:
-        return None
-    try:
-        with av.open(os.fspath(path), "r") as c:
-            return HDR_TRANSFERS.get(int(c.streams.video[0].codec_context.color_trc or 0)) if c.streams.video \
-                else None
-    except (av.FFmpegError, OSError, ValueError, TypeError) as e:
-        log.debug("no colour information read from %s: %s", path, e)
-        return None
+@dataclass(frozen=True)
+class SourceInfo:
+    """What PyAV reads of a video file, once: the HDR transfer its first video stream declares ("HLG",
+    "PQ / HDR10"; None for SDR or unknown -- OpenCV reads HDR video without tone mapping, so its pictures come out
+    flat and pale) and its first audio stream (None: no sound)."""
+
+    hdr: str | None = None
+    audio: SourceAudio | None = None
 
 
-def probe_sound(path: str | os.PathLike) -> SourceAudio | None:
-    """The audio `path` has to copy; None when it has none, or PyAV cannot open it (say why at debug level)."""
+def probe(path: str | os.PathLike) -> SourceInfo:
+    """SourceInfo of a video file; empty without PyAV, or when PyAV cannot open it (why: at debug level)."""
     av = _av()
     if av is None:
-        return None
+        return SourceInfo()
     try:
         with av.open(os.fspath(path), "r") as c:
-            if not c.streams.audio:
-                return None
             video = c.streams.video[0] if c.streams.video else None
-            start = 0.0
-            if video is not None and video.start_time is not None and video.time_base is not None:
-                start = float(video.start_time * video.time_base)
-            return SourceAudio(_codec_name(c.streams.audio[0]), start)
-    except (av.FFmpegError, OSError, ValueError) as e:
-        log.debug("no sound read from %s: %s", path, e)
-        return None
+            hdr = HDR_TRANSFERS.get(int(video.codec_context.color_trc or 0)) if video is not None else None
+            audio = None
+            if c.streams.audio:
+                start = 0.0
+                if video is not None and video.start_time is not None and video.time_base is not None:
+                    start = float(video.start_time * video.time_base)
+                audio = SourceAudio(_codec_name(c.streams.audio[0]), start)
+            return SourceInfo(hdr, audio)
+    except (av.FFmpegError, OSError, ValueError, TypeError) as e:
+        log.debug("nothing read from %s by PyAV: %s", path, e)
+        return SourceInfo()
 
 
 def _codec_name(stream: Any) -> str:

@@ -414,9 +414,10 @@ class VideoOutput:
     the file made for it when the writer opens it and when it is renamed: one replaced by a link or another file
     (someone else writing in the folder) is refused, and the output is left as it was."""
 
-    def __init__(self, path: Path, fps: float, sound_from: str | None = None, codec: str | None = None):
+    def __init__(self, path: Path, fps: float, sound_from: tuple[str, Any] | None = None,
+                 codec: str | None = None):
         self.path = path
-        self.sound_from = sound_from  # a video file whose sound goes into the output (cgan.runtime.pyav)
+        self.sound_from = sound_from  # (video file, its pyav.SourceAudio): the sound that goes into the output
         self.sound: str | None = None  # the sound codec copied, once finished
         self.fourcc = output_codec(path, codec)  # "h264" (PyAV) or an OpenCV FOURCC
         self.fps = known_fps(fps) or DEFAULT_FPS
@@ -510,14 +511,12 @@ class VideoOutput:
         first one's place; the video stays as it is (and a warning says why) when the sound cannot be copied."""
         from cgan.runtime import pyav
 
-        found = pyav.probe_sound(self.sound_from)
-        if found is None:
-            return
+        source, found = self.sound_from
         tmp, ident = None, (-1, -1)
         try:
             tmp, ident = _exclusive_temp(self.path.parent, f".{self.path.stem}.partial-{os.getpid()}-",
                                          self.path.suffix)
-            if pyav.mux_sound(self.tmp, self.sound_from, tmp, self.frames / self.fps, found) == 0:
+            if pyav.mux_sound(self.tmp, source, tmp, self.frames / self.fps, found) == 0:
                 _remove_own(tmp, ident)  # an audio stream with no sound where the frames are: nothing to add
                 return
             what = _replaced(tmp, ident)
@@ -525,10 +524,9 @@ class VideoOutput:
             if what is not None or not readable or 0 < count < self.frames:
                 raise OSError(what or "the video with sound did not read back")
         except Exception as e:  # noqa: BLE001 - PyAV raises its own errors; the video without sound is kept
-            if tmp is not None:
-                _remove_own(tmp, ident)
             why = str(e).strip().splitlines()[-1][:200] if str(e).strip() else type(e).__name__
             if tmp is not None:
+                _remove_own(tmp, ident)
                 why = why.replace(str(tmp), self.path.name)  # FFmpeg names the temp file
             log.warning("warning: %s: the sound (%s) could not be copied (%s); written without sound (.mkv takes "
                         "most sound codecs)", self.path, found.codec, why)
@@ -1041,7 +1039,8 @@ def run_video(job: VideoJob, translator: Any = None) -> VideoSummary:
     if translator is None:
         backend_options(job)  # --compile / --cuda-graphs that the backend cannot take: fail before opening inputs
     size = parse_size(job.size)
-    if parse_capture(job.capture) is not None and not any(
+    capture = parse_capture(job.capture)
+    if capture is not None and not any(
             isinstance(v, (str, os.PathLike, numbers.Integral)) and parse_input(v).kind in ("camera", "device")
             for v in job.inputs):
         raise CganError("--capture applies to cameras and capture devices (--input 0, /dev/video0); leave it out for "
@@ -1075,7 +1074,8 @@ def run_video(job: VideoJob, translator: Any = None) -> VideoSummary:
         for value in job.inputs:
             if isinstance(value, (str, os.PathLike, numbers.Integral)):  # checked by VideoJob
                 spec = parse_input(value)
-                opened.append(open_source(spec, reconnects=job.reconnects, capture=_capture_mode(job, spec, size)))
+                opened.append(open_source(spec, reconnects=job.reconnects,
+                                          capture=_capture_mode(job.capture, capture, spec, size)))
             else:
                 opened.append(value)
         if own_translator:
@@ -1085,8 +1085,7 @@ def run_video(job: VideoJob, translator: Any = None) -> VideoSummary:
                 raise CganError(f"nothing would be shown or written: {gui_problem()}")
             log.info("--no-display and no --output: frames are translated, neither shown nor written (a speed check)")
         for i, (src, out_path) in enumerate(zip(opened, outs)):
-            _warn_if_hdr(src)
-            sound = _sound_file(src) if job.sound else None
+            sound = _probe_file(src, job.sound)
             out = VideoOutput(out_path, src.fps, sound, job.codec) if out_path is not None else None
             smoother = TemporalSmoother(**smoother_args) if job.smooth else None
             limit = getattr(translator, "max_pixels", None)
@@ -1165,13 +1164,15 @@ def _progress_bar(job: VideoJob, streams: list[_Stream]) -> Any:
     return tqdm(total=total, unit="frame", desc="cgan-video", dynamic_ncols=True, file=sys.stderr, leave=False)
 
 
-def _capture_mode(job: VideoJob, spec: Any, size: tuple[str, Any]) -> tuple[int, int, float | None] | None:
-    """The mode asked of a camera or device: --capture, else the --size when it names a size (a camera left at
-    OpenCV's default 640x480 and scaled up to 720p would look soft), else none (the camera's own)."""
+def _capture_mode(given: str | None, capture: tuple[int, int, float | None] | None, spec: Any,
+                  size: tuple[str, Any]) -> tuple[int, int, float | None] | None:
+    """The mode asked of a camera or device: --capture (`given`, parsed as `capture`; 'default': none), else the
+    --size when it names a size (a camera left at OpenCV's default 640x480 and scaled up to 720p would look soft),
+    else none (the camera's own)."""
     if spec.kind not in ("camera", "device"):
         return None
-    if job.capture is not None:
-        return parse_capture(job.capture)
+    if given is not None:
+        return capture
     if size[0] == "exact":
         return size[1][0], size[1][1], None
     if size[0] == "height":
@@ -1180,33 +1181,27 @@ def _capture_mode(job: VideoJob, spec: Any, size: tuple[str, Any]) -> tuple[int,
     return None
 
 
-def _warn_if_hdr(src: Any) -> None:
-    """Say so when a video file is HDR (an iPhone's default since 2020): OpenCV and PyAV read its values as they
-    are, without tone mapping, so the model sees -- and the output shows -- flat, pale pictures."""
-    spec = getattr(src, "spec", None)
-    if getattr(spec, "kind", None) != "file":
-        return
-    from cgan.runtime import pyav
-
-    transfer = pyav.hdr_transfer(spec.target)
-    if transfer:
-        log.warning("warning: %s is HDR video (%s): it is read without tone mapping, so the translation will look "
-                    "flat and pale; convert it to SDR first, e.g. ffmpeg -i IN -vf zscale=t=linear:npl=100,"
-                    "format=gbrpf32le,tonemap=hable,zscale=p=bt709:t=bt709:m=bt709:r=tv,format=yuv420p OUT.mp4",
-                    spec.target, transfer)
-
-
-def _sound_file(src: Any) -> str | None:
-    """The local video file whose sound an output gets (cameras, streams and frames in memory have none)."""
+def _probe_file(src: Any, sound: bool) -> tuple[str, Any] | None:
+    """For a local video file (cameras, streams and frames in memory have neither): warn when it is HDR (an
+    iPhone's default since 2020: OpenCV and PyAV read its values without tone mapping, so the model sees -- and
+    the output shows -- flat, pale pictures), and return (file, its sound) for the output when `sound` is asked
+    and it has some. One PyAV open for both."""
     spec = getattr(src, "spec", None)
     if getattr(spec, "kind", None) != "file":
         return None
     from cgan.runtime import pyav
 
     if not pyav.available():
-        log.info("%s: its sound (if any) is not copied: PyAV is not installed (pip install av)", spec.shown)
+        if sound:
+            log.info("%s: its sound (if any) is not copied: PyAV is not installed (pip install av)", spec.shown)
         return None
-    return str(spec.target)
+    info = pyav.probe(spec.target)
+    if info.hdr:
+        log.warning("warning: %s is HDR video (%s): it is read without tone mapping, so the translation will look "
+                    "flat and pale; convert it to SDR first, e.g. ffmpeg -i IN -vf zscale=t=linear:npl=100,"
+                    "format=gbrpf32le,tonemap=hable,zscale=p=bt709:t=bt709:m=bt709:r=tv,format=yuv420p OUT.mp4",
+                    spec.target, info.hdr)
+    return (str(spec.target), info.audio) if sound and info.audio is not None else None
 
 
 def _fill_summary(s: VideoSummary, pipe: _Pipeline, streams: list[_Stream], seconds: float) -> None:
