@@ -20,6 +20,7 @@ output's, the EXIF thumbnail (the untranslated photo) is left out; XMP is not co
 """
 from __future__ import annotations
 
+import collections
 import dataclasses
 import errno
 import glob
@@ -273,17 +274,20 @@ def _walk(folder: Path, problems: list[tuple[Path, str]], left_out: list[Path]) 
     return sorted(found, key=lambda f: f.relative_to(folder).as_posix())
 
 
-def _not_read(paths: list[Path]) -> str:
-    """'12 .heic, 2 .dng (HEIC, raw: not read here; HEIC with pip install pillow-heif)'"""
-    by_ext: dict[str, int] = {}
-    for p in paths:
-        by_ext[p.suffix.lower()] = by_ext.get(p.suffix.lower(), 0) + 1
-    kinds = ", ".join(dict.fromkeys(NOT_READ_EXTS[e] for e in sorted(by_ext)))
-    return f"{_counts(by_ext)} ({kinds}: not read here{HEIF_HINT if set(by_ext) & set(HEIF_EXTS) else ''})"
-
-
 #: what makes HEIF photos readable
 HEIF_HINT = "; HEIC/HEIF with pip install pillow-heif"
+
+
+def _by_ext(paths: Sequence[Path]) -> dict[str, int]:
+    """How many of `paths` have each extension (lower case)."""
+    return dict(collections.Counter(p.suffix.lower() for p in paths))
+
+
+def _not_read(paths: list[Path]) -> str:
+    """'12 .heic, 2 .dng (HEIC, raw: not read here; HEIC/HEIF with pip install pillow-heif)'"""
+    by_ext = _by_ext(paths)
+    kinds = ", ".join(dict.fromkeys(NOT_READ_EXTS[e] for e in sorted(by_ext)))
+    return f"{_counts(by_ext)} ({kinds}: not read here{HEIF_HINT if set(by_ext) & set(HEIF_EXTS) else ''})"
 
 
 def find_photos(inputs: Sequence[str | os.PathLike], problems: list[tuple[Path, str]] | None = None,
@@ -353,8 +357,7 @@ def plan_outputs(inputs: Sequence[str | os.PathLike], output: str | os.PathLike 
     if ext and not as_folder and (ext in UNWRITABLE_EXTS or ext in CODECS):
         what = "photos are not written as a video" if ext in CODECS else f"OpenCV cannot write {ext} files"
         raise CganError(f"--output {out}: {what}; name a .jpg, .png, .webp, .tif or .bmp file, or a folder")
-    wants_file = not as_folder and ((reads(ext) and ext not in HEIF_EXTS)
-                                    or (bool(ext) and cv2.haveImageWriter(str(out))))
+    wants_file = not as_folder and (reads(ext) or (bool(ext) and cv2.haveImageWriter(str(out))))
     if wants_file:
         if not one_file:
             what = "a folder" if any(folder for *_, folder in items) else f"{len(items)} photos"
@@ -491,11 +494,18 @@ def _read_heif(data: np.ndarray, metadata: str) -> tuple[np.ndarray, np.ndarray 
         raise PhotoProblem(f"a {mode} HEIF image, not RGB")
     img = np.ascontiguousarray(pixels[:, :, 2::-1])
     alpha = np.ascontiguousarray(pixels[:, :, 3]) if pixels.shape[2] == 4 else None
-    exif = info.get("exif") if metadata == "all" else None
-    exif = exif[6:] if exif and exif[:6] == b"Exif\x00\x00" else exif
-    icc = info.get("icc_profile") if metadata != "none" else None
-    return img, alpha, PhotoMeta(exif if exif and exif[:4] in (b"II*\x00", b"MM\x00*") else None,
-                                 icc if icc and len(icc) >= 128 and icc[36:40] == b"acsp" else None, True)
+    exif, icc = _kept(info.get("exif") if metadata == "all" else None,
+                      info.get("icc_profile") if metadata != "none" else None)
+    return img, alpha, PhotoMeta(exif, icc, True)
+
+
+def _kept(exif: bytes | None, icc: bytes | None) -> tuple[bytes | None, bytes | None]:
+    """The EXIF data (without an "Exif\\0\\0" prefix) and ICC profile worth copying: EXIF that is not a TIFF
+    structure and profiles without an ICC header are dropped."""
+    if exif and exif[:6] == b"Exif\x00\x00":
+        exif = exif[6:]
+    return (exif if exif and exif[:4] in (b"II*\x00", b"MM\x00*") else None,
+            icc if icc and len(icc) >= 128 and icc[36:40] == b"acsp" else None)
 
 
 def _turned(data: np.ndarray, img: np.ndarray, orientation: int | None) -> bool | None:
@@ -517,19 +527,13 @@ def _metadata(data: np.ndarray, img: np.ndarray, types: Sequence[Any], blobs: Se
     """The EXIF data (metadata "all") and ICC profile OpenCV read with the photo; EXIF that is not a TIFF
     structure and profiles without an ICC header are dropped."""
     found = {int(t): bytes(np.asarray(b, dtype=np.uint8).ravel()) for t, b in zip(types, blobs)}
-    exif = found.get(cv2.IMAGE_METADATA_EXIF) if metadata == "all" and CAN_COPY_METADATA else None
-    icc = found.get(cv2.IMAGE_METADATA_ICCP) if CAN_COPY_METADATA else None
-    if exif is not None and exif[:6] == b"Exif\x00\x00":
-        exif = exif[6:]
-    if exif is not None and exif[:4] not in (b"II*\x00", b"MM\x00*"):
-        exif = None
-    if icc is not None and (len(icc) < 128 or icc[36:40] != b"acsp"):
-        icc = None
+    exif, icc = _kept(found.get(cv2.IMAGE_METADATA_EXIF) if metadata == "all" and CAN_COPY_METADATA else None,
+                      found.get(cv2.IMAGE_METADATA_ICCP) if CAN_COPY_METADATA else None)
     upright = True
     orientation = exif_orientation(exif) if exif else None
     if orientation not in (None, 1) and bytes(data[:2]) != b"\xff\xd8":  # OpenCV turns JPEGs (since 3.1)
         upright = _turned(data, img, orientation) is not False  # neither: what was decoded is what is shown
-    return PhotoMeta(exif or None, icc or None, upright)
+    return PhotoMeta(exif, icc, upright)
 
 
 def _png_alpha(data: np.ndarray, img: np.ndarray) -> np.ndarray | None:
@@ -839,8 +843,7 @@ def run_photos(job: PhotoJob, translator: Any = None) -> PhotoSummary:
         if own and translator is not None and hasattr(translator, "close"):
             translator.close()
     summary.output = str(out)
-    for p in left_out:
-        summary.left_out[p.suffix.lower()] = summary.left_out.get(p.suffix.lower(), 0) + 1
+    summary.left_out = _by_ext(left_out)
     return summary
 
 
