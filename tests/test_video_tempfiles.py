@@ -118,19 +118,25 @@ def test_a_temp_file_replaced_while_writing_is_refused(tmp_path, how):
     assert os.path.lexists(out.tmp)  # what they put there is not ours to remove
 
 
-def test_a_temp_file_replaced_by_a_link_before_the_writer_opens_it_is_refused(tmp_path, monkeypatch):
-    """The window between making the temp file and cv2.VideoWriter opening it by name: a swap is caught when
-    the writer has opened, and nothing is renamed."""
+@pytest.mark.parametrize("codec", [None, "h264"])
+def test_a_temp_file_replaced_by_a_link_before_the_writer_opens_it_is_refused(tmp_path, monkeypatch, codec):
+    """The window between making the temp file and the writer (cv2.VideoWriter, or PyAV's H.264 writer) opening
+    it by name: a swap is caught when the writer has opened, and nothing is renamed."""
+    from cgan.runtime import pyav
+
+    if codec == "h264" and not pyav.has_h264():
+        pytest.skip("no PyAV with libx264 here")
+    owner, name = (pyav, "H264Writer") if codec == "h264" else (video.cv2, "VideoWriter")
     victim = _victim(tmp_path)
-    real = video.cv2.VideoWriter
+    real = getattr(owner, name)
 
     def swapping_writer(name, *args):
         os.unlink(name)
         os.symlink(victim, name)
         return real(name, *args)
 
-    monkeypatch.setattr(video.cv2, "VideoWriter", swapping_writer)
-    out = VideoOutput(tmp_path / "o.mp4", 12.0)
+    monkeypatch.setattr(owner, name, swapping_writer)
+    out = VideoOutput(tmp_path / "o.mp4", 12.0, codec=codec)
     with pytest.raises(CganError, match="replaced by a link"):
         out.write(pattern(0))
     monkeypatch.undo()
