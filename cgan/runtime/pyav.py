@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import heapq
 import logging
+import math
 import os
 from dataclasses import dataclass
 from fractions import Fraction
@@ -57,37 +58,62 @@ def has_h264() -> bool:
 class H264Writer:
     """cv2.VideoWriter's interface (isOpened, write, release) over PyAV's libx264. As cv2's writer, it does not
     raise while writing: the first error is kept in `error` and the rest of the frames are dropped, for the
-    caller to report once the file is closed."""
+    caller to report once the file is closed.
+
+    Unlike cv2's writer it keeps a frame's time when given one (`write(frame, t)`, seconds from the first frame):
+    a phone's variable-frame-rate clip stays in step with its sound. Times are kept to the tick (at least
+    1/90,000 s, a whole number of ticks per frame at the nominal `fps`, so a constant-rate input comes out exactly
+    constant); a time not after the previous frame's (a source without times) is that frame's plus one frame."""
 
     CRF, PRESET = 20, "superfast"
+    TICKS_PER_SECOND = 90_000  # the least; MPEG's clock
+    keeps_times = True
 
     def __init__(self, path: str | os.PathLike, fps: float, size: tuple[int, int]):
         self.error: Exception | None = None
         self.frames = 0
         self._container: Any = None
+        rate = Fraction(fps).limit_denominator(1001)
+        per = -(-self.TICKS_PER_SECOND // rate.numerator)  # ticks per rate.numerator-th of a second, rounded up
+        self._tick = Fraction(1, rate.numerator * per)
+        self._frame_ticks = rate.denominator * per  # one frame at the nominal rate
+        self._last: int | None = None  # the previous frame's pts, in ticks
+        self._last_step = self._frame_ticks  # the previous frame's duration: the last frame's is taken as the same
         try:
             self._container = _open_output(Path(path))
             self._stream = self._container.add_stream(
-                "libx264", rate=Fraction(fps).limit_denominator(1001),
-                options={"crf": str(self.CRF), "preset": self.PRESET})
+                "libx264", rate=rate, options={"crf": str(self.CRF), "preset": self.PRESET})
             self._stream.width, self._stream.height = size
             self._stream.pix_fmt = "yuv420p"
-            self._time_base = Fraction(1) / self._stream.codec_context.framerate
+            self._stream.codec_context.time_base = self._tick
         except Exception as e:  # noqa: BLE001 - as cv2.VideoWriter: not opened, and why
             self.error = e
             self._close()
 
+    @property
+    def seconds(self) -> float:
+        """The length of what was written: the last frame's time plus its duration (the one before it)."""
+        return 0.0 if self._last is None else float((self._last + self._last_step) * self._tick)
+
     def isOpened(self) -> bool:  # noqa: N802 - cv2.VideoWriter's name
         return self._container is not None and self.error is None
 
-    def write(self, frame: np.ndarray) -> None:
+    def write(self, frame: np.ndarray, t: float | None = None) -> None:
         if not self.isOpened():
             return
         try:
+            pts = 0 if self._last is None else self._last + self._frame_ticks
+            if t is not None and math.isfinite(t):
+                timed = round(Fraction(t) / self._tick)
+                if self._last is None or timed > self._last:
+                    pts = timed
             picture = _av().VideoFrame.from_ndarray(frame, format="bgr24")
-            picture.pts, picture.time_base = self.frames, self._time_base
+            picture.pts, picture.time_base = pts, self._tick
             for packet in self._stream.encode(picture):
                 self._container.mux(packet)
+            if self._last is not None:
+                self._last_step = pts - self._last
+            self._last = pts
             self.frames += 1
         except Exception as e:  # noqa: BLE001 - e.g. the disk is full: kept, reported after release
             self.error = e
@@ -123,6 +149,7 @@ class FileSource:
         av = _av()
         self.spec, self.name = spec, spec.label
         self.frames_read = 0
+        self.timestamp: float | None = None  # of the frame read last (see cgan.runtime.sources.Source)
         self._container = av.open(os.fspath(spec.target), "r")
         try:
             stream = self._container.streams.video[0]
@@ -139,7 +166,7 @@ class FileSource:
             self._container.close()
             raise
 
-    def _next(self) -> np.ndarray | None:
+    def _next(self) -> tuple[np.ndarray, float | None] | None:
         try:
             frame = next(self._frames)
         except StopIteration:
@@ -150,12 +177,14 @@ class FileSource:
             return None
         img = frame.to_ndarray(format="bgr24")
         turns = round((frame.rotation or 0) / 90) % 4  # FFmpeg's rotation is counter-clockwise, in degrees
-        return np.ascontiguousarray(np.rot90(img, turns)) if turns else img
+        return (np.ascontiguousarray(np.rot90(img, turns)) if turns else img), frame.time
 
     def read(self) -> np.ndarray | None:
-        frame, self._pending = (self._pending, None) if self._pending is not None else (self._next(), None)
-        if frame is not None:
-            self.frames_read += 1
+        got, self._pending = (self._pending, None) if self._pending is not None else (self._next(), None)
+        if got is None:
+            return None
+        self.frames_read += 1
+        frame, self.timestamp = got
         return frame
 
     def close(self) -> None:

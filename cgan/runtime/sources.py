@@ -128,7 +128,8 @@ def _describe(value: object) -> str:
 @runtime_checkable
 class Source(Protocol):
     """A frame source. `read()` returns the next frame (BGR uint8; any frame `Translator.translate` takes is
-    converted), or None at the end."""
+    converted), or None at the end. A file source may also have `timestamp`: the time (seconds) in the file of
+    the frame read last, which an H.264 output keeps (a variable frame rate stays in step with the sound)."""
 
     name: str
     live: bool
@@ -211,6 +212,7 @@ class CaptureSource:
         self.stop = stop or threading.Event()
         self.reconnected = 0
         self.frames_read = 0
+        self.timestamp: float | None = None  # of the frame read last, for files (see Source)
         self._pending: np.ndarray | None = None
         self.cap = self._open()
         self.fps = known_fps(self.cap.get(cv2.CAP_PROP_FPS))
@@ -227,6 +229,7 @@ class CaptureSource:
             self.cap.release()
             raise self._no_first_frame()
         self._pending = _as_bgr(frame)
+        self._pending_t = self._time()
         if self.capture is not None:
             w, h, fps = self.capture
             asked = f"{w}x{h}" + (f"@{fps:g}" if fps else "")
@@ -300,12 +303,14 @@ class CaptureSource:
         if self._pending is not None:
             frame, self._pending = self._pending, None
             self.frames_read += 1
+            self.timestamp = self._pending_t
             return frame
         if self.cap is None:
             return None
         ok, frame = self.cap.read()
         if ok and frame is not None:
             self.frames_read += 1
+            self.timestamp = self._time()
             return _as_bgr(frame)
         if not self.live:
             if self.frame_count and self.frames_read < 0.98 * self.frame_count:
@@ -314,6 +319,11 @@ class CaptureSource:
                             self.name, self.frames_read, self.frame_count)
             return None
         return self._reconnect()
+
+    def _time(self) -> float | None:
+        """The time in the file of the frame just read (OpenCV's, from the stream's start); None for live sources,
+        whose frames are timed by when they arrive."""
+        return None if self.live else self.cap.get(cv2.CAP_PROP_POS_MSEC) / 1000.0
 
     def _reconnect(self) -> np.ndarray | None:
         """Reopen a live source that stopped delivering: `reconnects` tries with doubling waits (at most

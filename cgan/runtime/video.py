@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
+import math
 import numbers
 import os
 import queue
@@ -57,6 +58,7 @@ H264 = "h264"
 NAMED_SIZES = {"360p": 360, "480p": 480, "540p": 540, "720p": 720, "1080p": 1080, "1440p": 1440, "2160p": 2160,
                "4k": 2160}
 DEFAULT_FPS = 25.0
+DRIFT_WARN_S = 0.1  # a constant-rate output of a variable-rate file: how far off a frame may be unwarned (and a frame)
 MAX_LONG_SIDE = 16384  # --size N: the longest side a resized frame may have
 JOIN_TIMEOUT_S = 5.0  # how long the end of a run waits for its threads (a hung camera read) before finalizing
 _END = object()
@@ -427,12 +429,25 @@ class VideoOutput:
         self.size: tuple[int, int] | None = None
         self.frames = 0
         self.t_first: float | None = None
+        self.t_source0: float | None = None  # the first frame's time in its source file
+        self.timed = False  # frames were written at their source times (the H.264 writer)
+        self.writer_seconds = 0.0  # the timed writer's length, kept when it is released
+        self.drift = 0.0  # the largest distance of a frame from its source time (constant-rate writers)
+        self._drift_at = 0
+        self.source_name: str | None = None
 
-    def write(self, frame: np.ndarray, t_capture: float | None = None) -> None:
+    def write(self, frame: np.ndarray, t_capture: float | None = None, t_source: float | None = None) -> None:
         """Append a frame. With `t_capture` (live sources) the frame is repeated to fill the time since the
         previous one at the file's fps, so a recording whose stale frames were dropped still plays in real
-        time (at most one second of repeats per frame, so a long outage does not become a long still)."""
-        repeats = 1
+        time (at most one second of repeats per frame, so a long outage does not become a long still).
+        `t_source` (files): the frame's time in its source (seconds). The H.264 writer keeps it, so a variable
+        frame rate (phones record one) stays in step with the sound; OpenCV's writers have one constant rate,
+        and a warning says how far the pictures drift from the source's times."""
+        repeats, at = 1, None
+        if t_source is not None and math.isfinite(t_source):
+            if self.t_source0 is None:
+                self.t_source0 = t_source
+            at = t_source - self.t_source0
         if t_capture is not None:
             if self.t_first is None:
                 self.t_first = t_capture
@@ -472,9 +487,34 @@ class VideoOutput:
             else:
                 frame = cv2.resize(frame, self.size, interpolation=cv2.INTER_AREA)
         frame = np.ascontiguousarray(frame)
-        for _ in range(repeats):
-            self.writer.write(frame)
+        if at is not None and getattr(self.writer, "keeps_times", False):
+            self.writer.write(frame, at)
+            self.timed = True
+        else:
+            if at is not None:
+                self._note_drift(at)
+            for _ in range(repeats):
+                self.writer.write(frame)
         self.frames += repeats
+
+    @property
+    def seconds(self) -> float:
+        """The length of the video written (the sound is cut to it)."""
+        return self.writer_seconds if self.timed else self.frames / self.fps
+
+    def _note_drift(self, at: float) -> None:
+        """For a constant-rate writer given source times: keep the largest distance of a frame from its time in
+        the source (warned of in finish)."""
+        drift = abs(self.frames / self.fps - at)
+        if drift > self.drift:
+            self.drift, self._drift_at = drift, self.frames
+
+    def _warn_drift(self) -> None:
+        if self.drift > max(1.0 / self.fps, DRIFT_WARN_S):
+            log.warning("warning: %s has a variable frame rate, and the %s writer has one constant rate: pictures are "
+                        "up to %.2f s away from their times in the source and its sound (frame %d); --codec h264 "
+                        "keeps the source's times", self.source_name or "the input", self.fourcc, self.drift,
+                        self._drift_at)
 
     def finish(self) -> Path | None:
         """Release the writer, check that the file plays back with every frame, then give it its final name;
@@ -484,6 +524,7 @@ class VideoOutput:
         if self.writer is not None:
             self.writer.release()
             error = getattr(self.writer, "error", None)  # PyAV's writer keeps what went wrong; OpenCV's says nothing
+            self.writer_seconds = getattr(self.writer, "seconds", 0.0)
             self.writer = None
         if self.frames == 0 or self.tmp is None:
             self.abort()
@@ -494,17 +535,24 @@ class VideoOutput:
                             f"was left as it was")
         self._check_tmp()
         readable, count = _read_back(self.tmp)
-        if not readable or 0 < count < self.frames:
+        if not readable or self._short(count):
             _remove_own(self.tmp, self._tmp_id)
             got = f"{count} of {self.frames} frames" if readable else "an unreadable file"
             raise CganError(f"writing {self.path} failed ({got} after release: disk full or a file size "
                             f"limit?); {self.path} was left as it was")
+        self._warn_drift()
         if self.sound_from is not None:
             self._add_sound()
         self._give_normal_mode()
         self._check_tmp()
         os.replace(self.tmp, self.path)
         return self.path
+
+    def _short(self, count: int) -> bool:
+        """Whether a read-back frame count (0: not declared) says frames are missing. A file written at its
+        source's times is not checked so: OpenCV estimates the count of a Matroska file from its length and
+        nominal rate, which a variable rate makes wrong, and PyAV's writer reports its own errors."""
+        return not self.timed and 0 < count < self.frames
 
     def _add_sound(self) -> None:
         """Remux the finished video with the sound of `sound_from` into a second temp file, which then takes the
@@ -516,12 +564,12 @@ class VideoOutput:
         try:
             tmp, ident = _exclusive_temp(self.path.parent, f".{self.path.stem}.partial-{os.getpid()}-",
                                          self.path.suffix)
-            if pyav.mux_sound(self.tmp, source, tmp, self.frames / self.fps, found) == 0:
+            if pyav.mux_sound(self.tmp, source, tmp, self.seconds, found) == 0:
                 _remove_own(tmp, ident)  # an audio stream with no sound where the frames are: nothing to add
                 return
             what = _replaced(tmp, ident)
             readable, count = _read_back(tmp) if what is None else (False, 0)
-            if what is not None or not readable or 0 < count < self.frames:
+            if what is not None or not readable or self._short(count):
                 raise OSError(what or "the video with sound did not read back")
         except Exception as e:  # noqa: BLE001 - PyAV raises its own errors; the video without sound is kept
             why = str(e).strip().splitlines()[-1][:200] if str(e).strip() else type(e).__name__
@@ -713,7 +761,7 @@ class _Pipeline:
                 frame = st.prepare(frame)
                 t1 = time.perf_counter()
                 st.decode_busy += t1 - t0
-                item = (st.read, t1, frame)
+                item = (st.read, t1, frame, None if st.live else _source_time(st.source))
                 st.read += 1
                 if st.live:
                     while True:
@@ -797,9 +845,9 @@ class _Pipeline:
                         results.append((st, item, out))
                 self.translate_busy += time.perf_counter() - t0
                 self.translated += len(results)
-                for st, (seq, t_cap, frame), out in results:
+                for st, (seq, t_cap, frame, t_src), out in results:
                     # files are read ahead on purpose: their latency starts when translation takes the frame
-                    self._put(self.out_q, (st, seq, t_cap if st.live else t0, frame, out))
+                    self._put(self.out_q, (st, seq, t_cap if st.live else t0, frame, out, t_src))
         except BaseException as e:  # noqa: BLE001 - handed to the main thread
             self.errors.append(e)
             self.stop.set()
@@ -836,7 +884,7 @@ class _Pipeline:
                     item = self._newest(item, pending)
                 if item is _END:
                     break
-                st, seq, t_cap, frame, out = item
+                st, seq, t_cap, frame, out, t_src = item
                 t0 = time.perf_counter()
                 shown = np.hstack([frame, out]) if self.job.side_by_side else out
                 times = recent[st.idx]
@@ -848,7 +896,7 @@ class _Pipeline:
                 if self.job.on_frame is not None:
                     self.job.on_frame(st.idx, frame, shown)
                 if st.out is not None:
-                    st.out.write(shown, t_cap if st.live else None)
+                    st.out.write(shown, t_cap if st.live else None, t_src)
                 if self.vcam is not None:
                     self.vcam.send(shown, st.live)
                 if display:
@@ -871,6 +919,16 @@ class _Pipeline:
             deadline = time.monotonic() + JOIN_TIMEOUT_S
             for t in (translate, *threads):
                 t.join(timeout=max(0.0, deadline - time.monotonic()))
+
+
+def _source_time(source: Source) -> float | None:
+    """The time (seconds) in its file of the frame `source` returned last: its `timestamp`, which file sources
+    have (None for sources without one, as a Python user's may be)."""
+    t = getattr(source, "timestamp", None)
+    try:
+        return None if t is None else float(t)
+    except (TypeError, ValueError):
+        return None
 
 
 def _checked_outputs(outs: Any, frames: list[np.ndarray]) -> list[np.ndarray]:
@@ -1087,6 +1145,8 @@ def run_video(job: VideoJob, translator: Any = None) -> VideoSummary:
         for i, (src, out_path) in enumerate(zip(opened, outs)):
             sound = _probe_file(src, job.sound)
             out = VideoOutput(out_path, src.fps, sound, job.codec) if out_path is not None else None
+            if out is not None:
+                out.source_name = src.name
             smoother = TemporalSmoother(**smoother_args) if job.smooth else None
             limit = getattr(translator, "max_pixels", None)
             streams.append(_Stream(i, src, size, smoother, out, job.queue_size, limit))

@@ -1,0 +1,160 @@
+"""Frame times: a variable-frame-rate file (phones record them) keeps each frame's time in an H.264 output, so the
+pictures stay in step with the sound; a constant-rate input stays exactly constant; OpenCV's constant-rate
+writers say how far the pictures drift."""
+from __future__ import annotations
+
+import logging
+import math
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from cgan.runtime import pyav
+from cgan.runtime.sources import open_source, parse_input
+from cgan.runtime.video import VideoJob, run_video
+
+from _helpers_video import Invert, make_clip, pattern, probe
+
+av = pytest.importorskip("av")
+
+MS = Fraction(1, 1000)
+#: 1 s at 30 fps, 1 s at 15 fps, then 10 frames at 30 fps: as a phone records when the light drops and comes back
+VFR_TIMES = [i / 30 for i in range(30)] + [1 + i / 15 for i in range(15)] + [2 + i / 30 for i in range(10)]
+RATE = 16000
+
+
+def vfr_clip(path: Path, times: list[float], sound: bool = True) -> Path:
+    """A 64x48 H.264 clip whose frames are at `times` (seconds, in ms), with a 440 Hz AAC tone as long as they."""
+    with av.open(str(path), "w") as out:
+        v = out.add_stream("libx264", rate=30)
+        v.width, v.height, v.pix_fmt = 64, 48, "yuv420p"
+        v.codec_context.time_base = MS
+        a = out.add_stream("aac", rate=RATE, layout="mono") if sound else None
+        for i, t in enumerate(times):
+            frame = av.VideoFrame.from_ndarray(pattern(i), format="bgr24")
+            frame.pts, frame.time_base = round(t * 1000), MS
+            for p in v.encode(frame):
+                out.mux(p)
+        if a is not None:
+            total, k = int((times[-1] + 1 / 30) * RATE), 1024
+            for s in range(0, total, k):
+                n = np.arange(s, min(s + k, total))
+                tone = (0.5 * np.sin(2 * np.pi * 440 * n / RATE)).astype(np.float32)[None, :]
+                frame = av.AudioFrame.from_ndarray(tone, format="flt", layout="mono")
+                frame.sample_rate, frame.pts = RATE, s
+                for p in a.encode(frame):
+                    out.mux(p)
+        for s in ([a] if a is not None else []) + [v]:
+            for p in s.encode(None):
+                out.mux(p)
+    return path
+
+
+def frame_times(path: Path) -> list[float]:
+    with av.open(str(path)) as c:
+        return [float(f.time) for f in c.decode(video=0)]
+
+
+def ends(path: Path) -> dict[str, float]:
+    """{'video': seconds, 'audio': seconds}: where each stream's last packet ends."""
+    found: dict[str, float] = {}
+    with av.open(str(path)) as c:
+        for s in c.streams:
+            found[s.type] = max(float((p.pts + (p.duration or 0)) * p.time_base)
+                                for p in c.demux(s) if p.pts is not None)
+            c.seek(0)
+    return found
+
+
+def job(**kw) -> VideoJob:
+    return VideoJob(display=False, progress=False, handle_signals=False, **kw)
+
+
+def test_the_h264_writer_keeps_the_times_it_is_given(tmp_path):
+    times = [0.0, 0.04, 0.08, 0.2, 0.5, 0.52]
+    w = pyav.H264Writer(tmp_path / "o.mp4", 25.0, (64, 48))
+    for i, t in enumerate(times):
+        w.write(pattern(i), t)
+    w.release()
+    assert w.error is None and w.frames == 6
+    assert frame_times(tmp_path / "o.mp4") == pytest.approx(times, abs=1e-5)
+    assert w.seconds == pytest.approx(0.54)  # the last frame lasts as long as the one before it
+
+
+def test_times_that_do_not_move_on_become_one_frame_later(tmp_path):
+    """A source whose times are missing or stuck (0 for every frame, nan) is written at the nominal rate."""
+    w = pyav.H264Writer(tmp_path / "o.mkv", 10.0, (64, 48))
+    for i, t in enumerate([0.0, 0.0, None, math.nan, 0.35, 0.1]):
+        w.write(pattern(i), t)
+    w.release()
+    assert frame_times(tmp_path / "o.mkv") == pytest.approx([0.0, 0.1, 0.2, 0.3, 0.35, 0.45], abs=1e-3)
+
+
+@pytest.mark.parametrize("ext", [".mp4", ".mkv", ".mov"])
+def test_a_variable_rate_file_keeps_its_times_and_its_sound(tmp_path, ext):
+    src = vfr_clip(tmp_path / "phone.mp4", VFR_TIMES)
+    out = tmp_path / f"winter{ext}"
+    s = run_video(job(inputs=[str(src)], output=str(out)), translator=Invert())
+    assert s.frames == len(VFR_TIMES) and s.streams[0]["codec"] == "h264" and s.streams[0]["sound"] == "aac"
+    assert frame_times(out) == pytest.approx(VFR_TIMES, abs=1.5e-3)
+    got, want = ends(out), ends(src)
+    assert got["audio"] == pytest.approx(want["audio"], abs=0.07)  # the whole tone: the video is as long as before
+    assert abs(got["audio"] - got["video"]) < 0.07
+
+
+def test_a_variable_rate_matroska_output_is_not_taken_for_a_short_one(tmp_path):
+    """OpenCV counts a Matroska file's frames from its length and nominal rate: 9 for these 10 frames. The
+    writer's own errors, not that count, say whether frames were lost."""
+    times = [0.0, 0.067, 0.133, 0.2, 0.217, 0.283, 0.483, 0.683, 0.7, 0.717]
+    src = vfr_clip(tmp_path / "phone.mp4", times, sound=False)
+    s = run_video(job(inputs=[str(src)], output=str(tmp_path / "o.mkv")), translator=Invert())
+    assert s.frames == 10 and frame_times(tmp_path / "o.mkv") == pytest.approx(times, abs=1.5e-3)
+
+
+def test_the_pyav_reader_gives_the_times_too(tmp_path):
+    src = pyav.FileSource(parse_input(str(vfr_clip(tmp_path / "phone.mp4", VFR_TIMES, sound=False))))
+    got = []
+    while src.read() is not None:
+        got.append(src.timestamp)
+    src.close()
+    assert got == pytest.approx(VFR_TIMES, abs=1e-3)
+
+
+def test_a_constant_rate_input_stays_exactly_constant(tmp_path, caplog):
+    src = make_clip(tmp_path / "in.mp4", 30, fps=24000 / 1001)
+    out = tmp_path / "out.mp4"
+    with caplog.at_level(logging.WARNING):
+        run_video(job(inputs=[str(src)], output=str(out), codec="h264"), translator=Invert())
+    with av.open(str(src)) as c:
+        rate = c.streams.video[0].average_rate  # OpenCV's writer made 23.976 fps 2997/125
+    with av.open(str(out)) as c:
+        stream = c.streams.video[0]
+        pts = [f.pts for f in c.decode(stream)]
+        assert stream.average_rate == rate
+    step = pts[1] - pts[0]
+    assert pts == [i * step for i in range(30)]
+    assert probe(out)[:2] == (30, pytest.approx(24000 / 1001, abs=1e-3))
+    assert "variable frame rate" not in caplog.text
+
+
+def test_a_constant_rate_writer_says_how_far_the_pictures_drift(tmp_path, caplog):
+    src = vfr_clip(tmp_path / "phone.mp4", VFR_TIMES, sound=False)
+    with caplog.at_level(logging.WARNING):
+        s = run_video(job(inputs=[str(src)], output=str(tmp_path / "o.avi")), translator=Invert())
+    assert s.frames == len(VFR_TIMES) and probe(tmp_path / "o.avi")[0] == len(VFR_TIMES)  # no frame dropped
+    warned = [r.getMessage() for r in caplog.records if "variable frame rate" in r.getMessage()]
+    assert len(warned) == 1 and "MJPG" in warned[0] and "--codec h264" in warned[0]
+    # 55 frames in 2.33 s play at 23.6 fps: the 30th frame (1 s in the source) is shown at 1.27 s
+    drift = float(warned[0].split("up to ")[1].split(" s")[0])
+    assert 0.2 < drift < 0.4
+
+
+def test_opencv_files_report_their_frame_times(tmp_path):
+    src = open_source(str(vfr_clip(tmp_path / "phone.mp4", VFR_TIMES, sound=False)))
+    got = []
+    while src.read() is not None:
+        got.append(src.timestamp)
+    src.close()
+    assert got == pytest.approx(VFR_TIMES, abs=1e-3)
