@@ -114,9 +114,9 @@ def test_what_neither_can_read_keeps_its_error(tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize("transfer, said", [(18, "HLG"), (16, "PQ / HDR10"), (1, None)])
-def test_hdr_video_is_said_to_need_tone_mapping(tmp_path, caplog, transfer, said):
-    """An iPhone records HLG HDR by default: read without tone mapping its pictures are flat and pale, so the run
-    says so (with the ffmpeg line that converts it); SDR (BT.709) says nothing."""
+def test_hdr_video_left_unmapped_is_said_to_need_tone_mapping(tmp_path, caplog, monkeypatch, transfer, said):
+    """An iPhone records HLG HDR by default: read without tone mapping its pictures are flat and pale, so a run
+    that could not tone map it says so (with the ffmpeg line that converts it); SDR (BT.709) says nothing."""
     try:
         av.codec.Codec("libx265", "w")
     except Exception:  # noqa: BLE001
@@ -134,6 +134,9 @@ def test_hdr_video_is_said_to_need_tone_mapping(tmp_path, caplog, transfer, said
                 out.mux(p)
         for p in s.encode(None):
             out.mux(p)
+    # made SDR (tests/test_video_hdr.py) unless neither OpenCV nor cgan's tone mapping can read it: then warned
+    monkeypatch.setattr(pyav, "opencv_tone_maps", lambda: False)
+    monkeypatch.setattr(pyav, "open_file_source", lambda spec, hdr=None: None)
     s = run_video(job(inputs=[str(clip)], output=str(tmp_path / "out.mp4")), translator=Invert())
     assert s.frames == 3
     warned = [r.getMessage() for r in caplog.records if "HDR" in r.getMessage()]

@@ -11,6 +11,7 @@ source's sound, and inputs OpenCV cannot decode. No torch.
 """
 from __future__ import annotations
 
+import functools
 import heapq
 import logging
 import math
@@ -139,15 +140,21 @@ class H264Writer:
 
 
 class FileSource:
-    """A video file read with PyAV, for files OpenCV's FFmpeg cannot decode (AV1: the OpenCV wheels have no AV1
-    decoder; PyAV's have dav1d). The Source interface of cgan.runtime.sources (read, close, name, live, fps,
-    frame_count) and its `spec`; frames are turned as the file's display matrix says, as OpenCV does."""
+    """A video file read with PyAV: files OpenCV's FFmpeg cannot decode (AV1: the OpenCV wheels have no AV1
+    decoder; PyAV's have dav1d), and HDR files, tone mapped (`hdr`: the transfer, see cgan.runtime.hdr; OpenCV
+    gives their values as if SDR). The Source interface of cgan.runtime.sources (read, close, name, live, fps,
+    frame_count, timestamp) and its `spec`; frames are turned as the file's display matrix says, as OpenCV does."""
 
     live = False
 
-    def __init__(self, spec: Any):
+    def __init__(self, spec: Any, hdr: str | None = None):
         av = _av()
         self.spec, self.name = spec, spec.label
+        self.tonemap = None
+        if hdr is not None:
+            from cgan.runtime.hdr import ToneMap
+
+            self.tonemap = ToneMap(hdr)
         self.frames_read = 0
         self.timestamp: float | None = None  # of the frame read last (see cgan.runtime.sources.Source)
         self._container = av.open(os.fspath(spec.target), "r")
@@ -175,7 +182,10 @@ class FileSource:
             log.warning("%s: decoding stopped after %d frames (%s); the output ends there", self.name,
                         self.frames_read, str(e).strip()[:200])
             return None
-        img = frame.to_ndarray(format="bgr24")
+        if self.tonemap is not None:  # 16-bit RGB, BT.2020's matrix whatever the file says (some say nothing)
+            img = self.tonemap(frame.reformat(format="rgb48le", src_colorspace="bt2020").to_ndarray())
+        else:
+            img = frame.to_ndarray(format="bgr24")
         turns = round((frame.rotation or 0) / 90) % 4  # FFmpeg's rotation is counter-clockwise, in degrees
         return (np.ascontiguousarray(np.rot90(img, turns)) if turns else img), frame.time
 
@@ -194,13 +204,14 @@ class FileSource:
             self._frames = iter(())
 
 
-def open_file_source(spec: Any) -> FileSource | None:
-    """A FileSource for `spec` (a file InputSpec), or None when PyAV is missing or cannot decode it either."""
+def open_file_source(spec: Any, hdr: str | None = None) -> FileSource | None:
+    """A FileSource for `spec` (a file InputSpec; `hdr`: tone map from that transfer), or None when PyAV is
+    missing or cannot decode it."""
     av = _av()
     if av is None:
         return None
     try:
-        return FileSource(spec)
+        return FileSource(spec, hdr)
     except (av.FFmpegError, OSError, ValueError, IndexError) as e:
         log.debug("PyAV cannot read %s either: %s", spec.target, e)
         return None
@@ -221,10 +232,20 @@ class SourceInfo:
 
 
 def probe(path: str | os.PathLike) -> SourceInfo:
-    """SourceInfo of a video file; empty without PyAV, or when PyAV cannot open it (why: at debug level)."""
-    av = _av()
-    if av is None:
+    """SourceInfo of a video file; empty without PyAV, or when PyAV cannot open it (why: at debug level). Read
+    once per file version (opening a source and its output both ask)."""
+    if _av() is None:
         return SourceInfo()
+    try:
+        st = os.stat(path)
+    except OSError:
+        return SourceInfo()
+    return _probe(os.fspath(path), st.st_mtime_ns, st.st_size)
+
+
+@functools.lru_cache(maxsize=16)
+def _probe(path: str, _mtime_ns: int, _size: int) -> SourceInfo:
+    av = _av()
     try:
         with av.open(os.fspath(path), "r") as c:
             video = c.streams.video[0] if c.streams.video else None
@@ -239,6 +260,44 @@ def probe(path: str | os.PathLike) -> SourceInfo:
     except (av.FFmpegError, OSError, ValueError, TypeError) as e:
         log.debug("nothing read from %s by PyAV: %s", path, e)
         return SourceInfo()
+
+
+@functools.lru_cache(maxsize=1)
+def opencv_tone_maps() -> bool:
+    """Whether this OpenCV reads HDR video as SDR itself. OpenCV 5's FFmpeg reader converts with the frames'
+    colour tags (HLG's reference white comes out white); OpenCV 4's takes HLG and PQ values as SDR ones (flat,
+    pale, colours muted). Found out once, on a 16x16 HLG frame at reference white written here (lossless FFV1):
+    255 when converted, 191 when not."""
+    import tempfile
+
+    import cv2
+
+    av = _av()
+    if av is None:
+        return False
+    try:
+        with tempfile.TemporaryDirectory(prefix="cgan-hdr-") as folder:
+            path = os.path.join(folder, "white.mkv")
+            with av.open(path, "w") as out:
+                s = out.add_stream("ffv1", rate=1)
+                s.width = s.height = 16
+                s.pix_fmt = "yuv420p10le"
+                s.codec_context.color_trc, s.codec_context.color_primaries, s.codec_context.colorspace = 18, 9, 9
+                white = np.full((16, 16, 3), round(0.75 * 65535), np.uint16)  # HLG 75 %: reference white
+                frame = av.VideoFrame.from_ndarray(white, format="rgb48le").reformat(format="yuv420p10le",
+                                                                                    dst_colorspace="bt2020")
+                frame.pts = 0
+                for packet in [*s.encode(frame), *s.encode(None)]:
+                    out.mux(packet)
+            cap = cv2.VideoCapture(path, cv2.CAP_FFMPEG)
+            try:
+                ok, got = cap.read()
+            finally:
+                cap.release()
+        return bool(ok) and float(got.mean()) > 230
+    except Exception as e:  # noqa: BLE001 - cannot tell: cgan's own tone mapping is used
+        log.debug("the HDR check of OpenCV failed: %s", e)
+        return False
 
 
 def _codec_name(stream: Any) -> str:

@@ -213,6 +213,7 @@ class CaptureSource:
         self.reconnected = 0
         self.frames_read = 0
         self.timestamp: float | None = None  # of the frame read last, for files (see Source)
+        self.tonemap: str | None = None  # "OpenCV" when OpenCV makes this HDR file SDR (see open_source)
         self._pending: np.ndarray | None = None
         self.cap = self._open()
         self.fps = known_fps(self.cap.get(cv2.CAP_PROP_FPS))
@@ -357,21 +358,38 @@ class CaptureSource:
 def open_source(text: str | int | os.PathLike | InputSpec, reconnects: int = 3, backoff: float = 0.5,
                 stop: threading.Event | None = None, capture: tuple[int, int, float | None] | None = None) -> Source:
     """Open what `--input` names; raise a one-line CganError if it cannot deliver a first frame. `capture`: the
-    mode asked of a camera or device (parse_capture). A video file OpenCV cannot decode (AV1: the OpenCV wheels
-    have no decoder for it) is read with PyAV when PyAV can."""
+    mode asked of a camera or device (parse_capture). With PyAV, an HDR video file is made SDR: by OpenCV where
+    it does so (OpenCV 5), else read by PyAV and tone mapped (cgan.runtime.hdr; OpenCV 4 reads its values as SDR:
+    flat and pale); a file OpenCV cannot decode (AV1: the OpenCV wheels have no decoder for it) is read by PyAV
+    when PyAV can."""
     spec = text if isinstance(text, InputSpec) else parse_input(text)
+    hdr = None
+    if spec.kind == "file" and Path(spec.target).is_file():
+        from cgan.runtime import pyav
+
+        hdr = pyav.probe(spec.target).hdr  # None without PyAV
+        if hdr is not None and not pyav.opencv_tone_maps():
+            source = pyav.open_file_source(spec, hdr)
+            if source is not None:
+                log.info("%s is HDR video (%s): tone mapped to SDR BT.709 (cgan.runtime.hdr)", spec.target, hdr)
+                return source
     try:
-        return CaptureSource(spec, reconnects=reconnects, backoff=backoff, stop=stop, capture=capture)
+        source = CaptureSource(spec, reconnects=reconnects, backoff=backoff, stop=stop, capture=capture)
     except IntegrityError:
         if spec.kind != "file":
             raise
         from cgan.runtime import pyav
 
-        source = pyav.open_file_source(spec)
+        source = pyav.open_file_source(spec, hdr)
         if source is None:
             raise
-        log.info("%s: OpenCV cannot decode its %s video; read with PyAV", spec.target, source.codec)
+        log.info("%s: OpenCV cannot decode its %s video; read with PyAV%s", spec.target, source.codec,
+                 f", HDR ({hdr}) tone mapped to SDR" if hdr else "")
         return source
+    if hdr is not None and pyav.opencv_tone_maps():
+        source.tonemap = "OpenCV"
+        log.info("%s is HDR video (%s): converted to SDR by OpenCV's FFmpeg", spec.target, hdr)
+    return source
 
 
 MAX_RECONNECT_WAIT_S = 30.0  # the longest wait between two reopen attempts (they double from `backoff`)

@@ -1243,8 +1243,8 @@ def _capture_mode(given: str | None, capture: tuple[int, int, float | None] | No
 
 def _probe_file(src: Any, sound: bool) -> tuple[str, Any] | None:
     """For a local video file (cameras, streams and frames in memory have neither): warn when it is HDR (an
-    iPhone's default since 2020: OpenCV and PyAV read its values without tone mapping, so the model sees -- and
-    the output shows -- flat, pale pictures), and return (file, its sound) for the output when `sound` is asked
+    iPhone's default since 2020) and was not tone mapped (open_source does, when PyAV decodes it: OpenCV reads its
+    values as SDR, so the model sees -- and the output shows -- flat, pale pictures), and return (file, its sound) for the output when `sound` is asked
     and it has some. One PyAV open for both."""
     spec = getattr(src, "spec", None)
     if getattr(spec, "kind", None) != "file":
@@ -1256,7 +1256,7 @@ def _probe_file(src: Any, sound: bool) -> tuple[str, Any] | None:
             log.info("%s: its sound (if any) is not copied: PyAV is not installed (pip install av)", spec.shown)
         return None
     info = pyav.probe(spec.target)
-    if info.hdr:
+    if info.hdr and getattr(src, "tonemap", None) is None:  # tone mapped unless PyAV could not decode it
         log.warning("warning: %s is HDR video (%s): it is read without tone mapping, so the translation will look "
                     "flat and pale; convert it to SDR first, e.g. ffmpeg -i IN -vf zscale=t=linear:npl=100,"
                     "format=gbrpf32le,tonemap=hable,zscale=p=bt709:t=bt709:m=bt709:r=tv,format=yuv420p OUT.mp4",
