@@ -126,3 +126,47 @@ def test_codec_is_checked_and_the_cli_takes_it(tmp_path, capsys):
     cv2.imwrite(str(tmp_path / "p.png"), np.zeros((8, 8, 3), np.uint8))
     code = run(cli, ["--input", str(tmp_path / "p.png"), "--output", str(tmp_path / "q.png"), "--codec", "h264"])
     assert code == 2 and "--codec applies to videos" in capsys.readouterr().err
+
+
+#: saturated and everyday colours (BGR) where BT.601 and BT.709 decodes differ most: red, green, blue, orange,
+#: grey, foliage
+COLOURS = [(0, 0, 220), (0, 200, 0), (220, 0, 0), (40, 160, 230), (200, 200, 200), (30, 120, 60)]
+
+
+def colour_bars(width: int = 384, height: int = 64) -> np.ndarray:
+    img = np.zeros((height, width, 3), np.uint8)
+    for k, c in enumerate(COLOURS):
+        img[:, k * 64:(k + 1) * 64] = c
+    return img
+
+
+def as_players_show_it(path: Path) -> tuple[np.ndarray, tuple[int, ...]]:
+    """The first frame decoded as BT.709 (what browsers and players take HD video without tags for, and what
+    tagged video says), and the stream's (colorspace, primaries, transfer, range) tags."""
+    with av.open(str(path)) as c:
+        stream = c.streams.video[0]
+        cc = stream.codec_context
+        frame = next(c.decode(stream))
+        return (frame.reformat(format="bgr24", src_colorspace="itu709").to_ndarray(),
+                (cc.colorspace, cc.color_primaries, cc.color_trc, cc.color_range))
+
+
+def test_h264_outputs_are_bt709_and_say_so(tmp_path):
+    """FFmpeg converts to YUV with BT.601's matrix unless told; untagged, players showed it as BT.709: green 200
+    came out 167, red turned orange."""
+    out = VideoOutput(tmp_path / "bars.mp4", 12.0, codec="auto")
+    for _ in range(3):
+        out.write(colour_bars())
+    out.finish()
+    shown, tags = as_players_show_it(tmp_path / "bars.mp4")
+    assert tags == (1, 1, 1, 1)  # BT.709 matrix, primaries and transfer; limited range
+    for k, c in enumerate(COLOURS):
+        assert np.abs(shown[32, k * 64 + 32].astype(int) - c).max() <= 4, (c, shown[32, k * 64 + 32])
+
+
+def test_the_tags_survive_the_sound(tmp_path):
+    from test_video_sound import clip_with_sound
+
+    out = tmp_path / "o.mp4"
+    s = run_video(job(inputs=[str(clip_with_sound(tmp_path / "in.mp4"))], output=str(out)), translator=Invert())
+    assert s.streams[0]["sound"] == "aac" and as_players_show_it(out)[1] == (1, 1, 1, 1)

@@ -2,8 +2,8 @@
 I/O: H.264 files that every player and browser plays (OpenCV's writer has MPEG-4 part 2 and MJPG only), the
 source's sound, and inputs OpenCV cannot decode. No torch.
 
-- `H264Writer`: cv2.VideoWriter's interface over libx264 (CRF 20, preset superfast, yuv420p; MP4/MOV written
-  with the index first, "faststart", so a browser starts playing before it has the whole file).
+- `H264Writer`: cv2.VideoWriter's interface over libx264 (CRF 20, preset superfast, yuv420p BT.709, tagged so;
+  MP4/MOV written with the index first, "faststart", so a browser starts playing before it has the whole file).
 - `FileSource`: video files OpenCV's FFmpeg cannot decode (AV1), read with PyAV instead.
 - `mux_sound`: the finished video remuxed with the first audio stream of its source file. Packets are copied,
   not re-encoded: no quality lost, no time spent. The sound is cut to the frames written (--max-frames,
@@ -56,6 +56,11 @@ def has_h264() -> bool:
     return True
 
 
+#: FFmpeg's numbers for BT.709 (AVColorSpace, AVColorPrimaries and AVColorTransferCharacteristic alike) and for
+#: limited ("tv", 16-235) range
+BT709, LIMITED_RANGE = 1, 1
+
+
 class H264Writer:
     """cv2.VideoWriter's interface (isOpened, write, release) over PyAV's libx264. As cv2's writer, it does not
     raise while writing: the first error is kept in `error` and the rest of the frames are dropped, for the
@@ -86,7 +91,12 @@ class H264Writer:
                 "libx264", rate=rate, options={"crf": str(self.CRF), "preset": self.PRESET})
             self._stream.width, self._stream.height = size
             self._stream.pix_fmt = "yuv420p"
-            self._stream.codec_context.time_base = self._tick
+            context = self._stream.codec_context
+            context.time_base = self._tick
+            # BT.709, said in the stream: players take untagged HD video as BT.709, and FFmpeg's default conversion
+            # is BT.601's matrix, which they then showed with greens 16 % dark and reds turned orange
+            context.colorspace = context.color_primaries = context.color_trc = BT709
+            context.color_range = LIMITED_RANGE
         except Exception as e:  # noqa: BLE001 - as cv2.VideoWriter: not opened, and why
             self.error = e
             self._close()
@@ -108,7 +118,8 @@ class H264Writer:
                 timed = round(Fraction(t) / self._tick)
                 if self._last is None or timed > self._last:
                     pts = timed
-            picture = _av().VideoFrame.from_ndarray(frame, format="bgr24")
+            picture = _av().VideoFrame.from_ndarray(frame, format="bgr24").reformat(format="yuv420p",
+                                                                                   dst_colorspace="itu709")
             picture.pts, picture.time_base = pts, self._tick
             for packet in self._stream.encode(picture):
                 self._container.mux(packet)
