@@ -4,7 +4,8 @@ source's sound, and inputs OpenCV cannot decode. No torch.
 
 - `H264Writer`: cv2.VideoWriter's interface over libx264 (CRF 20, preset superfast, yuv420p BT.709, tagged so;
   MP4/MOV written with the index first, "faststart", so a browser starts playing before it has the whole file).
-- `FileSource`: video files OpenCV's FFmpeg cannot decode (AV1), read with PyAV instead.
+- `FileSource`: video files OpenCV's FFmpeg cannot decode (AV1), read with PyAV instead; and HDR files where
+  this OpenCV does not make them SDR itself (`opencv_tone_maps`), tone mapped by cgan.runtime.hdr.
 - `mux_sound`: the finished video remuxed with the first audio stream of its source file. Packets are copied,
   not re-encoded: no quality lost, no time spent. The sound is cut to the frames written (--max-frames,
   Ctrl-C) and kept in step with the first frame.
