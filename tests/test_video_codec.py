@@ -12,6 +12,7 @@ from cgan._cli import run
 from cgan.errors import CganError
 from cgan.runtime import pyav
 from cgan.runtime.cli import cli
+from cgan.runtime.sources import open_source
 from cgan.runtime.video import VideoJob, VideoOutput, check_output, run_video
 
 from _helpers_video import Invert, make_clip, pattern, probe
@@ -48,10 +49,9 @@ def test_h264_is_the_translation_and_smaller_than_mp4v(tmp_path):
     run_video(job(inputs=[str(clip)], output=str(h264)), translator=Invert())
     run_video(job(inputs=[str(clip)], output=str(mp4v), codec="mp4v"), translator=Invert())
     assert codec_of(mp4v) == "mpeg4" and codec_of(h264) == "h264"
-    import cv2
-    cap = cv2.VideoCapture(str(h264))
-    _, first = cap.read()
-    cap.release()
+    src = open_source(str(h264))  # decoded by its BT.709 tags (OpenCV 4 alone would take it as BT.601)
+    first = src.read()
+    src.close()
     assert np.abs(first.astype(np.int16) - (255 - pattern(0, 320, 240).astype(np.int16))).mean() < 3
     assert h264.stat().st_size < mp4v.stat().st_size
 
@@ -170,3 +170,29 @@ def test_the_tags_survive_the_sound(tmp_path):
     out = tmp_path / "o.mp4"
     s = run_video(job(inputs=[str(clip_with_sound(tmp_path / "in.mp4"))], output=str(out)), translator=Invert())
     assert s.streams[0]["sound"] == "aac" and as_players_show_it(out)[1] == (1, 1, 1, 1)
+
+
+@pytest.mark.parametrize("opencv_does_it", [False, True])
+def test_bt709_files_are_read_by_their_tags(tmp_path, monkeypatch, opencv_does_it):
+    """OpenCV 5 decodes by the colour tags; OpenCV 4 takes every file as BT.601 (green 200 of a BT.709 file read
+    as 233), so there a tagged file is read by PyAV, which follows them."""
+    if opencv_does_it and not pyav.opencv_manages_colour():
+        pytest.skip("this OpenCV decodes every file as BT.601")
+    monkeypatch.setattr(pyav, "opencv_manages_colour", lambda: opencv_does_it)
+    out = VideoOutput(tmp_path / "bars.mp4", 12.0, codec="h264")
+    for _ in range(3):
+        out.write(colour_bars())
+    out.finish()
+    src = open_source(str(tmp_path / "bars.mp4"))
+    frame = src.read()
+    src.close()
+    assert isinstance(src, pyav.FileSource) is not opencv_does_it
+    for k, c in enumerate(COLOURS):
+        assert np.abs(frame[32, k * 64 + 32].astype(int) - c).max() <= 4, (c, frame[32, k * 64 + 32])
+
+
+def test_untagged_and_bt601_files_stay_with_opencv(tmp_path, monkeypatch):
+    monkeypatch.setattr(pyav, "opencv_manages_colour", lambda: False)
+    src = open_source(str(make_clip(tmp_path / "in.mp4", 3)))  # OpenCV's mp4v: BT.601, untagged
+    src.close()
+    assert not isinstance(src, pyav.FileSource)

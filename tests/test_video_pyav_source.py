@@ -135,7 +135,7 @@ def test_hdr_video_left_unmapped_is_said_to_need_tone_mapping(tmp_path, caplog, 
         for p in s.encode(None):
             out.mux(p)
     # made SDR (tests/test_video_hdr.py) unless neither OpenCV nor cgan's tone mapping can read it: then warned
-    monkeypatch.setattr(pyav, "opencv_tone_maps", lambda: False)
+    monkeypatch.setattr(pyav, "opencv_manages_colour", lambda: False)
     monkeypatch.setattr(pyav, "open_file_source", lambda spec, hdr=None: None)
     s = run_video(job(inputs=[str(clip)], output=str(tmp_path / "out.mp4")), translator=Invert())
     assert s.frames == 3

@@ -13,7 +13,7 @@ BT.2020 RGB into 8-bit BT.709 BGR, display-referred (as BT.2408 maps HDR to SDR)
 4. encoded for an SDR display (BT.1886: the 2.4 power undone), 8 bits.
 
 Numpy and OpenCV only (no torch, no PyAV: the caller decodes). 40-48 ms a 720p frame on the 2-core VM. Used
-where OpenCV does not make HDR SDR itself (OpenCV 4; OpenCV 5 does: cgan.runtime.pyav.opencv_tone_maps).
+where OpenCV does not make HDR SDR itself (OpenCV 4; OpenCV 5 does: cgan.runtime.pyav.opencv_manages_colour).
 """
 from __future__ import annotations
 

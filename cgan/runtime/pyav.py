@@ -4,8 +4,9 @@ source's sound, and inputs OpenCV cannot decode. No torch.
 
 - `H264Writer`: cv2.VideoWriter's interface over libx264 (CRF 20, preset superfast, yuv420p BT.709, tagged so;
   MP4/MOV written with the index first, "faststart", so a browser starts playing before it has the whole file).
-- `FileSource`: video files OpenCV's FFmpeg cannot decode (AV1), read with PyAV instead; and HDR files where
-  this OpenCV does not make them SDR itself (`opencv_tone_maps`), tone mapped by cgan.runtime.hdr.
+- `FileSource`: video files OpenCV's FFmpeg cannot decode (AV1), read with PyAV instead; and where this OpenCV
+  does not convert by the colour tags (`opencv_manages_colour`), BT.709 files, and HDR ones tone mapped by
+  cgan.runtime.hdr.
 - `mux_sound`: the finished video remuxed with the first audio stream of its source file. Packets are copied,
   not re-encoded: no quality lost, no time spent. The sound is cut to the frames written (--max-frames,
   Ctrl-C) and kept in step with the first frame.
@@ -229,6 +230,9 @@ def open_file_source(spec: Any, hdr: str | None = None) -> FileSource | None:
         return None
 
 
+#: FFmpeg's YUV matrices (AVColorSpace) that OpenCV 4 decodes wrongly: it takes every file as BT.601 (5, 6) or untagged
+#: (2); BT.709 is every HD phone's and camera's, BT.2020 (9, 10) HDR's
+TAGGED_NOT_601 = {1, 9, 10}
 #: FFmpeg's transfer characteristics of HDR video (AVColorTransferCharacteristic)
 HDR_TRANSFERS = {16: "PQ / HDR10", 18: "HLG"}
 
@@ -241,6 +245,7 @@ class SourceInfo:
 
     hdr: str | None = None
     audio: SourceAudio | None = None
+    matrix: int = 0  # the video's YUV matrix tag (FFmpeg's AVColorSpace: 1 BT.709, 5/6 BT.601, 9 BT.2020, 2 none)
 
 
 def probe(path: str | os.PathLike) -> SourceInfo:
@@ -262,24 +267,26 @@ def _probe(path: str, _mtime_ns: int, _size: int) -> SourceInfo:
         with av.open(os.fspath(path), "r") as c:
             video = c.streams.video[0] if c.streams.video else None
             hdr = HDR_TRANSFERS.get(int(video.codec_context.color_trc or 0)) if video is not None else None
+            matrix = int(video.codec_context.colorspace or 0) if video is not None else 0
             audio = None
             if c.streams.audio:
                 start = 0.0
                 if video is not None and video.start_time is not None and video.time_base is not None:
                     start = float(video.start_time * video.time_base)
                 audio = SourceAudio(_codec_name(c.streams.audio[0]), start)
-            return SourceInfo(hdr, audio)
+            return SourceInfo(hdr, audio, matrix)
     except (av.FFmpegError, OSError, ValueError, TypeError) as e:
         log.debug("nothing read from %s by PyAV: %s", path, e)
         return SourceInfo()
 
 
 @functools.lru_cache(maxsize=1)
-def opencv_tone_maps() -> bool:
-    """Whether this OpenCV reads HDR video as SDR itself. OpenCV 5's FFmpeg reader converts with the frames'
-    colour tags (HLG's reference white comes out white); OpenCV 4's takes HLG and PQ values as SDR ones (flat,
-    pale, colours muted). Found out once, on a 16x16 HLG frame at reference white written here (lossless FFV1):
-    255 when converted, 191 when not."""
+def opencv_manages_colour() -> bool:
+    """Whether this OpenCV converts video by its colour tags. OpenCV 5's FFmpeg reader does: BT.709 video (phones,
+    cameras, our H.264) with BT.709's matrix, and HDR made SDR (HLG's reference white comes out white). OpenCV 4's
+    takes every file as BT.601 (green 200 of a BT.709 file read as 233) and HLG and PQ values as SDR ones (flat,
+    pale, muted). Found out once, on a 16x16 HLG frame at reference white written here (lossless FFV1): 255 when
+    converted, 191 when not."""
     import tempfile
 
     import cv2

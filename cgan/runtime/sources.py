@@ -358,20 +358,25 @@ class CaptureSource:
 def open_source(text: str | int | os.PathLike | InputSpec, reconnects: int = 3, backoff: float = 0.5,
                 stop: threading.Event | None = None, capture: tuple[int, int, float | None] | None = None) -> Source:
     """Open what `--input` names; raise a one-line CganError if it cannot deliver a first frame. `capture`: the
-    mode asked of a camera or device (parse_capture). With PyAV, an HDR video file is made SDR: by OpenCV where
-    it does so (OpenCV 5), else read by PyAV and tone mapped (cgan.runtime.hdr; OpenCV 4 reads its values as SDR:
-    flat and pale); a file OpenCV cannot decode (AV1: the OpenCV wheels have no decoder for it) is read by PyAV
-    when PyAV can."""
+    mode asked of a camera or device (parse_capture). With PyAV, files are read by their colour tags: by OpenCV
+    where it does so (OpenCV 5), else by PyAV (OpenCV 4 takes BT.709 files as BT.601, and HDR values as SDR ones:
+    HDR is tone mapped by cgan.runtime.hdr); a file OpenCV cannot decode (AV1: the OpenCV wheels have no decoder
+    for it) is read by PyAV when PyAV can."""
     spec = text if isinstance(text, InputSpec) else parse_input(text)
     hdr = None
     if spec.kind == "file" and Path(spec.target).is_file():
         from cgan.runtime import pyav
 
-        hdr = pyav.probe(spec.target).hdr  # None without PyAV
-        if hdr is not None and not pyav.opencv_tone_maps():
+        info = pyav.probe(spec.target)  # empty without PyAV
+        hdr = info.hdr
+        if (hdr is not None or info.matrix in pyav.TAGGED_NOT_601) and not pyav.opencv_manages_colour():
             source = pyav.open_file_source(spec, hdr)
             if source is not None:
-                log.info("%s is HDR video (%s): tone mapped to SDR BT.709 (cgan.runtime.hdr)", spec.target, hdr)
+                if hdr is not None:
+                    log.info("%s is HDR video (%s): tone mapped to SDR BT.709 (cgan.runtime.hdr)", spec.target, hdr)
+                else:
+                    log.debug("%s: read with PyAV, by its colour tags (this OpenCV decodes it as BT.601)",
+                              spec.target)
                 return source
     try:
         source = CaptureSource(spec, reconnects=reconnects, backoff=backoff, stop=stop, capture=capture)
@@ -386,7 +391,7 @@ def open_source(text: str | int | os.PathLike | InputSpec, reconnects: int = 3, 
         log.info("%s: OpenCV cannot decode its %s video; read with PyAV%s", spec.target, source.codec,
                  f", HDR ({hdr}) tone mapped to SDR" if hdr else "")
         return source
-    if hdr is not None and pyav.opencv_tone_maps():
+    if hdr is not None and pyav.opencv_manages_colour():
         source.tonemap = "OpenCV"
         log.info("%s is HDR video (%s): converted to SDR by OpenCV's FFmpeg", spec.target, hdr)
     return source
