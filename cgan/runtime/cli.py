@@ -1,8 +1,11 @@
-"""`cgan-video`: translate a camera, video file or stream in real time (thin CLI over `run_video`), or photos
-(`run_photos`, when every --input is a photo file or a folder)."""
+"""`cgan-video`: translate a camera, video file or stream in real time (thin CLI over `run_video`), a folder of
+videos one after another (`run_video_folder`), or photos (`run_photos`, when every --input is a photo file or a
+folder with photos)."""
 from __future__ import annotations
 
+import logging
 import os
+from pathlib import Path
 
 from cgan._limits import MAX_DECODE_PIXELS
 
@@ -15,11 +18,13 @@ from click.core import ParameterSource  # noqa: E402
 
 from cgan._cli import entry, setup_logging  # noqa: E402
 from cgan.errors import CganError  # noqa: E402
+from cgan.runtime.batch import find_videos, run_video_folder, video_folder  # noqa: E402
 from cgan.runtime.photos import METADATA, PhotoJob, is_photo_input, run_photos  # noqa: E402
 from cgan.runtime.sources import quiet_opencv  # noqa: E402
 from cgan.runtime.video import CODEC_CHOICES, VideoJob, run_video  # noqa: E402
 
 EXIT_INTERRUPTED = {"interrupted": 130, "terminated": 143}
+log = logging.getLogger(__name__)
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
@@ -28,11 +33,11 @@ EXIT_INTERRUPTED = {"interrupted": 130, "terminated": 143}
 @click.option("--direction", default=None, help="G, F, summer2winter, winter2summer (default: the pair's first).")
 @click.option("--input", "inputs", multiple=True, default=("0",), show_default=True,
               help="Camera index, device (/dev/video0), video file, rtsp/http URL, or 'demo'. Repeat for "
-                   "several streams batched through one model. Photos: a photo file, a folder, or a quoted pattern "
-                   "('trip/*.jpg').")
+                   "several streams batched through one model. A folder of videos: each in turn. Photos: a photo "
+                   "file, a folder, or a quoted pattern ('trip/*.jpg').")
 @click.option("--output", default=None,
               help="Output video (.mp4, .avi, .mkv, .mov, .m4v); several inputs write out_0.mp4, out_1.mp4, ... "
-                   "Photos: a photo file (one photo in) or a folder.")
+                   "A folder of videos: a folder (same names). Photos: a photo file (one photo in) or a folder.")
 @click.option("--display/--no-display", default=None,
               help="Show a window (q/ESC quits). Default: when this OpenCV has a GUI and a display.")
 @click.option("--side-by-side", is_flag=True, help="Input and output next to each other.")
@@ -86,8 +91,10 @@ def cli(pair, direction, inputs, output, display, side_by_side, fps_overlay, siz
     for one photo, else a folder: same names and formats)."""
     setup_logging(verbose)
     quiet_opencv("WARNING" if verbose else "SILENT")
-    photos = [is_photo_input(i) for i in inputs]
+    folder = video_folder(inputs)  # a folder of videos (and no photos): each video in turn
+    photos = [is_photo_input(i) for i in inputs] if folder is None else [False]
     if any(photos):
+        _say_videos_left_out(inputs)
         if not all(photos):
             raise CganError("--input mixes photos with videos, cameras or streams: translate them in separate runs")
         _refuse_video_only(click.get_current_context())
@@ -99,13 +106,27 @@ def cli(pair, direction, inputs, output, display, side_by_side, fps_overlay, siz
         return
     if _given(click.get_current_context(), "metadata"):
         raise CganError("--metadata applies to photos; the inputs are videos, cameras or streams (leave it out)")
-    job = VideoJob(inputs=list(inputs), pair=pair, direction=direction, output=output, display=display,
-                   side_by_side=side_by_side, fps_overlay=fps_overlay, size=size, max_frames=max_frames,
-                   backend=backend, precision=precision, compile=compile_, cuda_graphs=cuda_graphs, smooth=smooth,
-                   smooth_strength=smooth_strength, smooth_flow=smooth_flow, progress=progress, reconnects=reconnects,
-                   sound=sound, codec=codec, capture=capture, virtual_camera=virtual_camera,
+    options = dict(pair=pair, direction=direction, display=display, side_by_side=side_by_side,
+                   fps_overlay=fps_overlay, size=size, max_frames=max_frames, backend=backend, precision=precision,
+                   compile=compile_, cuda_graphs=cuda_graphs, smooth=smooth, smooth_strength=smooth_strength,
+                   smooth_flow=smooth_flow, progress=progress, reconnects=reconnects, sound=sound, codec=codec,
+                   capture=capture, virtual_camera=virtual_camera,
                    handle_signals=True)  # the library's default leaves an app's own handlers in force
-    _finish(run_video(job), as_json)
+    if folder is not None:
+        _finish(run_video_folder(folder, output, **options), as_json)
+        return
+    _finish(run_video(VideoJob(inputs=list(inputs), output=output, **options)), as_json)
+
+
+def _say_videos_left_out(inputs) -> None:
+    """Photo mode translates the photos of a folder; its videos are named in one warning."""
+    for value in inputs:
+        folder = Path(os.path.expanduser(os.fspath(value).strip()))
+        videos = find_videos(folder) if folder.is_dir() else []
+        if videos:
+            log.warning("warning: %s also holds %d video%s (e.g. %s), left out: translate them with --input on a "
+                        "folder of videos, or one by one", folder, len(videos), "s" * (len(videos) > 1),
+                        videos[0].relative_to(folder))
 
 
 #: options that only videos take (photos are translated one by one: nothing to show live or smooth over time)

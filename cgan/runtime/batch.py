@@ -1,0 +1,134 @@
+"""A folder of video files translated one after another: `cgan-video --input clips/ --output winter/`.
+
+Each video under the folder (sub-folders too; hidden files left out) is translated by `run_video` with the same
+options to the same path under the output folder (`clips/trip/a.mov` -> `winter/trip/a.mov`; containers OpenCV
+or PyAV cannot write, such as .webm, become .mp4), keeping its sound and frame times. The model is loaded once.
+A video that cannot be read or written is reported and the run goes on with the next; Ctrl-C finishes the
+current video (a playable file) and stops. A folder of photos is cgan.runtime.photos' job; a folder holding
+both is translated as photos, and its videos are named in a warning.
+"""
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from cgan.errors import CganError
+from cgan.runtime.video import CODECS, VideoJob, load_translator, run_video
+
+log = logging.getLogger(__name__)
+
+#: extensions taken for video files in a folder: what OpenCV's and PyAV's FFmpeg commonly read
+VIDEO_EXTS = frozenset(CODECS) | {".webm", ".ts", ".mts", ".m2ts", ".3gp", ".mpg", ".mpeg", ".wmv", ".flv",
+                                  ".ogv", ".mxf", ".dv"}
+
+
+def find_videos(folder: Path, leave_out: Path | None = None) -> list[Path]:
+    """The video files under `folder` (by extension; hidden files and folders left out, symlinked folders not
+    entered, nothing under `leave_out`), sorted by their path relative to it."""
+    found = []
+    skip = leave_out.resolve() if leave_out is not None else None
+    for root, dirs, files in os.walk(folder):
+        here = Path(root)
+        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and (skip is None or (here / d).resolve() != skip))
+        found += [here / f for f in files if not f.startswith(".") and Path(f).suffix.lower() in VIDEO_EXTS]
+    return sorted(found, key=lambda f: f.relative_to(folder).as_posix())
+
+
+def video_folder(inputs: Any) -> Path | None:
+    """The folder when `inputs` is one existing folder holding video files and no photos (a folder with photos
+    is translated as photos), else None."""
+    from cgan.runtime.photos import find_photos
+
+    if len(inputs) != 1 or not isinstance(inputs[0], (str, os.PathLike)):
+        return None
+    folder = Path(os.path.expanduser(os.fspath(inputs[0]).strip()))
+    if not folder.is_dir() or not find_videos(folder):
+        return None
+    try:
+        find_photos([folder], [], [])
+    except CganError:  # no photos in it (or none that can be read): a folder of videos
+        return folder
+    return None
+
+
+def output_for(video: Path, folder: Path, out: Path) -> Path:
+    """Where the translation of `video` (under `folder`) goes: the same path under `out`, in a container the
+    writers have (.webm, .ts, ... become .mp4)."""
+    rel = video.relative_to(folder)
+    return out / (rel if rel.suffix.lower() in CODECS else rel.with_suffix(".mp4"))
+
+
+@dataclass
+class FolderSummary:
+    """What a folder run did: one entry per video translated (its run's summary, with `input`), and the videos
+    that failed, with why. `ended` as VideoSummary's (interrupted / terminated stop the folder)."""
+
+    videos: list[dict[str, Any]] = field(default_factory=list)
+    failed: list[dict[str, str]] = field(default_factory=list)
+    ended: str = "end"
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def format(self) -> str:
+        frames = sum(v["frames"] for v in self.videos)
+        lines = [f"{v['input']} -> {v['outputs'][0] if v['outputs'] else '(nothing written)'}: {v['frames']} frames, "
+                 f"{v['fps']:.1f} fps ({v['ended']})" for v in self.videos]
+        lines += [f"FAILED {f['input']}: {f['error']}" for f in self.failed]
+        lines.append(f"videos {len(self.videos)} translated, {len(self.failed)} failed: {frames} frames in "
+                     f"{self.seconds:.1f} s ({self.ended})")
+        return "\n".join(lines)
+
+
+def run_video_folder(folder: str | os.PathLike, output: str | os.PathLike | None, translator: Any = None,
+                     **options: Any) -> FolderSummary:
+    """Translate every video under `folder` into the folder `output` (see the module); `options` are VideoJob's
+    (pair, direction, size, codec, sound, max_frames per video, ...). One-line CganError for a bad folder or
+    output before anything is translated."""
+    import time
+
+    folder = Path(os.path.expanduser(os.fspath(folder)))
+    if options.get("capture") is not None:
+        raise CganError("--capture applies to cameras and capture devices; the input is a folder of videos (leave "
+                        "it out)")
+    if output is None:
+        raise CganError(f"--output: give the folder the translations of the videos in {folder} go to")
+    out = Path(os.path.expanduser(os.fspath(output)))
+    if out.suffix.lower() in VIDEO_EXTS and not out.is_dir():
+        raise CganError(f"--output {out} names a video file, but {folder} is a folder of videos: give a folder")
+    if out.exists() and not out.is_dir():
+        raise CganError(f"--output {out} is a file: give the folder the translations go to")
+    if out.resolve() == folder.resolve():
+        raise CganError(f"--output is the input folder {folder}: the translations would replace the videos; give "
+                        f"another folder")
+    videos = find_videos(folder, leave_out=out)
+    if not videos:
+        raise CganError(f"no videos in {folder} ({', '.join(sorted(VIDEO_EXTS))}; hidden files left out)")
+    jobs = [VideoJob(inputs=[str(v)], output=str(output_for(v, folder, out)), **options) for v in videos]
+    summary = FolderSummary()
+    t0 = time.perf_counter()
+    own = translator is None
+    if own:
+        translator = load_translator(jobs[0])  # once for all: an unknown pair or backend is said before any video
+    try:
+        for i, (video, job) in enumerate(zip(videos, jobs), 1):
+            log.info("[%d/%d] %s -> %s", i, len(videos), video, job.output)
+            try:
+                s = run_video(job, translator)
+            except CganError as e:  # this video cannot be read or written: the next may
+                log.warning("warning: %s: %s; going on with the next video", video, e)
+                summary.failed.append({"input": str(video), "error": str(e)})
+                continue
+            summary.videos.append({"input": str(video), **s.to_dict()})
+            if s.ended in ("interrupted", "terminated", "quit"):
+                summary.ended = s.ended
+                break
+    finally:
+        if own and hasattr(translator, "close"):
+            translator.close()
+        summary.seconds = time.perf_counter() - t0
+    return summary

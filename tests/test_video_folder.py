@@ -1,0 +1,116 @@
+"""A folder of videos (`cgan-video --input clips/ --output winter/`): every video in turn, to the same path under
+the output folder, the model loaded once; a video that fails is reported and the rest go on."""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from cgan._cli import run
+from cgan.errors import CganError
+from cgan.runtime import batch
+from cgan.runtime.batch import find_videos, run_video_folder, video_folder
+from cgan.runtime.cli import cli
+from cgan.runtime.video import VideoSummary
+
+from _helpers_video import Invert, make_clip, probe
+
+QUIET = dict(display=False, progress=False, handle_signals=False)
+
+
+def clips(root: Path) -> Path:
+    """clips/a.mp4 (6 frames), clips/trip/b.avi (4, MJPG), clips/bad.mp4 (not a video), clips/.hidden.mp4"""
+    folder = root / "clips"
+    (folder / "trip").mkdir(parents=True)
+    make_clip(folder / "a.mp4", 6)
+    make_clip(folder / "trip" / "b.avi", 4, fourcc="MJPG")
+    (folder / "bad.mp4").write_bytes(b"not a video at all")
+    make_clip(folder / ".hidden.mp4", 2)
+    return folder
+
+
+def test_every_video_is_translated_to_the_same_path_and_a_bad_one_is_reported(tmp_path, caplog):
+    folder, out = clips(tmp_path), tmp_path / "winter"
+    with caplog.at_level(logging.WARNING):
+        s = run_video_folder(folder, out, translator=Invert(), **QUIET)
+    assert [Path(v["input"]).name for v in s.videos] == ["a.mp4", "b.avi"]
+    assert probe(out / "a.mp4")[0] == 6 and probe(out / "trip" / "b.avi")[0] == 4
+    assert [Path(f["input"]).name for f in s.failed] == ["bad.mp4"] and "cannot decode" in s.failed[0]["error"]
+    assert not (out / "bad.mp4").exists() and not (out / ".hidden.mp4").exists()
+    assert "going on with the next video" in caplog.text
+    assert "videos 2 translated, 1 failed: 10 frames" in s.format()
+    # the translation is in the files: the first frame of a.mp4 inverted
+    cap = cv2.VideoCapture(str(out / "a.mp4"))
+    _, got = cap.read()
+    cap.release()
+    src = cv2.VideoCapture(str(folder / "a.mp4"))
+    _, first = src.read()
+    src.release()
+    assert np.abs(got.astype(int) - (255 - first.astype(int))).mean() < 6
+
+
+def test_the_cli_loads_the_model_once_and_exits_1_for_a_failed_video(tmp_path, monkeypatch, capsys):
+    folder, out = clips(tmp_path), tmp_path / "winter"
+    loads = []
+    monkeypatch.setattr(batch, "load_translator", lambda job: loads.append(job) or Invert())
+    code = run(cli, ["--input", str(folder), "--output", str(out), "--no-display", "--no-progress"])
+    printed = capsys.readouterr()
+    assert code == 1 and len(loads) == 1, printed.err
+    assert "FAILED" in printed.out and f"{folder / 'a.mp4'} -> {out / 'a.mp4'}: 6 frames" in printed.out
+    # run again: the outputs under the input folder's sibling are not taken for inputs, nor is an output inside it
+    inside = folder / "out"
+    code = run(cli, ["--input", str(folder), "--output", str(inside), "--no-display", "--no-progress"])
+    assert code == 1 and sorted(p.name for p in inside.rglob("*.*")) == ["a.mp4", "b.avi"]
+    assert [p.name for p in find_videos(folder, leave_out=inside)] == ["a.mp4", "bad.mp4", "b.avi"]
+
+
+def test_containers_the_writers_lack_become_mp4(tmp_path):
+    folder = tmp_path / "clips"
+    folder.mkdir()
+    make_clip(folder / "c.mp4", 3).rename(folder / "c.webm")  # named .webm: read by content
+    s = run_video_folder(folder, tmp_path / "o", translator=Invert(), **QUIET)
+    assert s.videos[0]["outputs"] == [str(tmp_path / "o" / "c.mp4")] and probe(tmp_path / "o" / "c.mp4")[0] == 3
+
+
+@pytest.mark.parametrize("output, said", [(None, "give the folder"), ("same", "is the input folder"),
+                                          ("w.mp4", "names a video file"), ("file", "is a file")])
+def test_bad_outputs_are_one_line_before_anything_runs(tmp_path, output, said):
+    folder = clips(tmp_path)
+    target = {"same": folder, "file": tmp_path / "f.txt", None: None}.get(output, tmp_path / str(output))
+    (tmp_path / "f.txt").write_text("x")
+    with pytest.raises(CganError, match=said):
+        run_video_folder(folder, target, translator=Invert(), **QUIET)
+    with pytest.raises(CganError, match="--capture applies to cameras"):
+        run_video_folder(folder, tmp_path / "o", translator=Invert(), capture="720p", **QUIET)
+
+
+def test_ctrl_c_ends_the_folder_after_the_current_video(tmp_path, monkeypatch):
+    folder = clips(tmp_path)
+    calls = []
+
+    def interrupted(job, translator=None):
+        calls.append(job.inputs[0])
+        return VideoSummary(frames=2, ended="interrupted", outputs=[str(job.output)])
+
+    monkeypatch.setattr(batch, "run_video", interrupted)
+    s = run_video_folder(folder, tmp_path / "o", translator=Invert(), **QUIET)
+    assert len(calls) == 1 and s.ended == "interrupted"
+    code = run(cli, ["--input", str(folder), "--output", str(tmp_path / "p"), "--no-display", "--no-progress",
+                     "--backend", "ort-cpu"])
+    assert code == 130
+
+
+def test_a_folder_with_photos_is_photos_and_its_videos_are_named(tmp_path, caplog, capsys):
+    folder = tmp_path / "roll"
+    folder.mkdir()
+    cv2.imwrite(str(folder / "p.png"), np.full((16, 16, 3), 90, np.uint8))
+    make_clip(folder / "v.mp4", 2)
+    assert video_folder([str(folder)]) is None and video_folder([str(clips(tmp_path))]) == tmp_path / "clips"
+    with caplog.at_level(logging.WARNING):
+        code = run(cli, ["--input", str(folder), "--output", str(tmp_path / "o"), "--no-progress",
+                         "--backend", "ort-cpu"])
+    assert code == 0 and (tmp_path / "o" / "p.png").exists() and not (tmp_path / "o" / "v.mp4").exists()
+    assert "also holds 1 video (e.g. v.mp4), left out" in caplog.text
