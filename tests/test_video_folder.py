@@ -67,12 +67,14 @@ def test_the_cli_loads_the_model_once_and_exits_1_for_a_failed_video(tmp_path, m
     assert [p.name for p in find_videos(folder, leave_out=inside)] == ["a.mp4", "bad.mp4", "b.avi"]
 
 
-def test_containers_the_writers_lack_become_mp4(tmp_path):
+def test_containers_the_writers_lack_become_mp4_without_taking_anothers_name(tmp_path):
     folder = tmp_path / "clips"
     folder.mkdir()
     make_clip(folder / "c.mp4", 3).rename(folder / "c.webm")  # named .webm: read by content
+    make_clip(folder / "c.mp4", 5)
     s = run_video_folder(folder, tmp_path / "o", translator=Invert(), **QUIET)
-    assert s.videos[0]["outputs"] == [str(tmp_path / "o" / "c.mp4")] and probe(tmp_path / "o" / "c.mp4")[0] == 3
+    assert [v["outputs"] for v in s.videos] == [[str(tmp_path / "o" / "c.mp4")], [str(tmp_path / "o" / "c.webm.mp4")]]
+    assert probe(tmp_path / "o" / "c.mp4")[0] == 5 and probe(tmp_path / "o" / "c.webm.mp4")[0] == 3
 
 
 @pytest.mark.parametrize("output, said", [(None, "give the folder"), ("same", "is the input folder"),

@@ -54,11 +54,17 @@ def video_folder(inputs: Any) -> Path | None:
     return None
 
 
-def output_for(video: Path, folder: Path, out: Path) -> Path:
+def output_for(video: Path, folder: Path, out: Path, taken: set[str] | None = None) -> Path:
     """Where the translation of `video` (under `folder`) goes: the same path under `out`, in a container the
-    writers have (.webm, .ts, ... become .mp4)."""
+    writers have (.webm, .ts, ... become .mp4: a.webm.mp4 where a.mp4 is taken; `taken` holds the outputs given
+    so far, compared without case, as macOS and Windows compare names)."""
     rel = video.relative_to(folder)
-    return out / (rel if rel.suffix.lower() in CODECS else rel.with_suffix(".mp4"))
+    path = out / (rel if rel.suffix.lower() in CODECS else rel.with_suffix(".mp4"))
+    if taken is not None:
+        if path.as_posix().lower() in taken:
+            path = out / rel.with_name(rel.name + ".mp4")
+        taken.add(path.as_posix().lower())
+    return path
 
 
 @dataclass
@@ -108,7 +114,8 @@ def run_video_folder(folder: str | os.PathLike, output: str | os.PathLike | None
     videos = find_videos(folder, leave_out=out)
     if not videos:
         raise CganError(f"no videos in {folder} ({', '.join(sorted(VIDEO_EXTS))}; hidden files left out)")
-    jobs = [VideoJob(inputs=[str(v)], output=str(output_for(v, folder, out)), **options) for v in videos]
+    taken: set[str] = set()
+    jobs = [VideoJob(inputs=[str(v)], output=str(output_for(v, folder, out, taken)), **options) for v in videos]
     summary = FolderSummary()
     t0 = time.perf_counter()
     own = translator is None
