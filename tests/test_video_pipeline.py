@@ -353,13 +353,30 @@ def test_file_that_stops_decoding_early_is_reported(monkeypatch, caplog, tmp_pat
 def test_live_recording_keeps_real_time_when_frames_were_dropped(tmp_path):
     from cgan.runtime.video import VideoOutput
 
-    out = VideoOutput(tmp_path / "live.mp4", 10.0)
+    out = VideoOutput(tmp_path / "live.mp4", 10.0, codec="mp4v")
     for i, t in enumerate([100.0, 100.1, 100.5, 100.6, 103.0]):  # 10 fps camera; frames between were dropped
         out.write(pattern(i), t_capture=t)
     # frames due by each capture time at 10 fps: 1, 2, 6, 7, then 31 - but at most one second (10) per gap
     assert out.frames == 1 + 1 + 4 + 1 + 10
     out.finish()
     assert probe(tmp_path / "live.mp4")[0] == 17
+
+
+def test_a_live_h264_recording_writes_each_frame_once_at_its_capture_time(tmp_path):
+    """No repeats to encode: each frame holds until the next, as it was shown."""
+    av = pytest.importorskip("av")
+    from cgan.runtime import pyav
+    from cgan.runtime.video import VideoOutput
+
+    if not pyav.has_h264():
+        pytest.skip("this PyAV has no libx264")
+    out = VideoOutput(tmp_path / "live.mp4", 10.0, codec="h264")
+    for i, t in enumerate([100.0, 100.1, 100.5, 100.6, 103.0]):
+        out.write(pattern(i), t_capture=t)
+    assert out.frames == 5
+    out.finish()
+    with av.open(str(tmp_path / "live.mp4")) as c:
+        assert [round(float(f.time), 3) for f in c.decode(video=0)] == [0.0, 0.1, 0.5, 0.6, 3.0]
 
 
 def test_slow_writer_does_not_pile_up_stale_live_frames(tmp_path):

@@ -437,12 +437,14 @@ class VideoOutput:
         self.source_name: str | None = None
 
     def write(self, frame: np.ndarray, t_capture: float | None = None, t_source: float | None = None) -> None:
-        """Append a frame. With `t_capture` (live sources) the frame is repeated to fill the time since the
-        previous one at the file's fps, so a recording whose stale frames were dropped still plays in real
-        time (at most one second of repeats per frame, so a long outage does not become a long still).
-        `t_source` (files): the frame's time in its source (seconds). The H.264 writer keeps it, so a variable
-        frame rate (phones record one) stays in step with the sound; OpenCV's writers have one constant rate,
-        and a warning says how far the pictures drift from the source's times."""
+        """Append a frame at its time, so the file plays as the source did:
+        - `t_source` (files): the frame's time in its source (seconds). The H.264 writer keeps it, so a variable
+          frame rate (phones record one) stays in step with the sound; OpenCV's writers have one constant rate,
+          and a warning says how far the pictures drift from the source's times.
+        - `t_capture` (live sources, whose stale frames are dropped): the H.264 writer writes the frame once at
+          its capture time (a frame holds until the next); OpenCV's writers repeat it to fill the time since the
+          previous one at the file's fps (at most one second of repeats per frame, so a long outage does not
+          become a long still)."""
         repeats, at = 1, None
         if t_source is not None and math.isfinite(t_source):
             if self.t_source0 is None:
@@ -451,6 +453,7 @@ class VideoOutput:
         if t_capture is not None:
             if self.t_first is None:
                 self.t_first = t_capture
+            at = t_capture - self.t_first if at is None else at
             due = int(round((t_capture - self.t_first) * self.fps)) + 1  # frames the file should hold by now
             repeats = max(1, min(due - self.frames, int(self.fps)))
         h, w = frame.shape[:2]
@@ -490,11 +493,12 @@ class VideoOutput:
         if at is not None and getattr(self.writer, "keeps_times", False):
             self.writer.write(frame, at)
             self.timed = True
-        else:
-            if at is not None:
-                self._note_drift(at)
-            for _ in range(repeats):
-                self.writer.write(frame)
+            self.frames += 1
+            return
+        if at is not None and t_capture is None:
+            self._note_drift(at)
+        for _ in range(repeats):
+            self.writer.write(frame)
         self.frames += repeats
 
     @property
