@@ -94,6 +94,24 @@ def check_pixels(height: int, width: int, max_pixels: int, given: tuple[int, int
                         f"use max_side= to downscale, or raise max_pixels= if you have the memory")
 
 
+def even_size(width: int, height: int) -> tuple[int, int]:
+    """The size 4:2:0 video (encoders, virtual camera drivers) holds a width x height frame at: each side cut to
+    an even number, at least 2."""
+    return max(2, width & ~1), max(2, height & ~1)
+
+
+def fit_to(frame: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """`frame` at `size` (width, height), contiguous: as it is, without its odd last row/column (even_size of it),
+    or resized (INTER_AREA) when it is another size altogether (a source that changed size)."""
+    h, w = frame.shape[:2]
+    if (w, h) != size:
+        if even_size(w, h) == size:
+            frame = frame[:size[1], :size[0]]
+        else:
+            frame = cv2.resize(frame, size, interpolation=cv2.INTER_AREA)
+    return np.ascontiguousarray(frame)
+
+
 def round_up(n: int, multiple: int = MULTIPLE) -> int:
     return -(-n // multiple) * multiple
 

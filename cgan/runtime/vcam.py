@@ -6,11 +6,11 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-import cv2
 import numpy as np
 
 from cgan._optional import optional_module
 from cgan.errors import CganError
+from cgan.runtime.frames import even_size, fit_to
 
 log = logging.getLogger(__name__)
 
@@ -43,20 +43,14 @@ class VirtualCamera:
     def send(self, frame: np.ndarray, live: bool) -> None:
         if self.cam is None:
             self._open(frame)
-        w, h = self.size
-        if (frame.shape[1], frame.shape[0]) != (w, h):
-            if (frame.shape[1] & ~1, frame.shape[0] & ~1) == (w, h):
-                frame = frame[:h, :w]  # an odd side: its last column/row
-            else:
-                frame = cv2.resize(frame, (w, h), interpolation=cv2.INTER_AREA)
-        self.cam.send(np.ascontiguousarray(frame))
+        self.cam.send(fit_to(frame, self.size))
         self.sent += 1
         if not live:
             self.cam.sleep_until_next_frame()
 
     def _open(self, frame: np.ndarray) -> None:
         pyvirtualcam = _module()
-        w, h = max(2, frame.shape[1] & ~1), max(2, frame.shape[0] & ~1)
+        w, h = even_size(frame.shape[1], frame.shape[0])
         try:
             self.cam = pyvirtualcam.Camera(width=w, height=h, fps=self.fps, fmt=pyvirtualcam.PixelFormat.BGR,
                                            device=self.device)

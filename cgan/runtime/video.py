@@ -41,7 +41,7 @@ import numpy as np
 
 from cgan._files import _umask, nearest_existing
 from cgan.errors import CganError
-from cgan.runtime.frames import DEFAULT_MAX_PIXELS, MULTIPLE, round_up, to_bgr
+from cgan.runtime.frames import DEFAULT_MAX_PIXELS, MULTIPLE, even_size, fit_to, round_up, to_bgr
 from cgan.runtime.smooth import TemporalSmoother
 from cgan.runtime.sources import CAPTURE_NAMED, CaptureSource, Source, _describe, known_fps, open_source, \
     parse_capture, parse_input
@@ -460,7 +460,7 @@ class VideoOutput:
         if self.writer is None:
             # The codecs store 4:2:0 chroma, so an odd width or height would be cut silently by the encoder:
             # crop the last row/column ourselves and say so once; the summary reports the size written.
-            ew, eh = max(2, w & ~1), max(2, h & ~1)
+            ew, eh = even_size(w, h)
             if (ew, eh) != (w, h):
                 log.info("%s: %dx%d frames are written as %dx%d (the codec needs even sizes)", self.path.name,
                          w, h, ew, eh)
@@ -484,12 +484,7 @@ class VideoOutput:
                                 f"{self.fps:g} fps (the container worked in a 64x64 probe): try a smaller --size, a "
                                 f"shorter file name, or the other container (.mp4 mp4v / .avi MJPG)")
             self._check_tmp()
-        if (w, h) != self.size:
-            if (w & ~1, h & ~1) == self.size:
-                frame = frame[:self.size[1], :self.size[0]]
-            else:
-                frame = cv2.resize(frame, self.size, interpolation=cv2.INTER_AREA)
-        frame = np.ascontiguousarray(frame)
+        frame = fit_to(frame, self.size)
         if at is not None and getattr(self.writer, "keeps_times", False):
             self.writer.write(frame, at)
             self.timed = True
