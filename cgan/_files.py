@@ -17,6 +17,17 @@ from cgan.errors import CganError, IntegrityError
 IMAGE_EXTS = (".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pbm")
 
 
+def visible_files(folder: Path, onerror: Any = None, leave_out: Path | None = None) -> Iterator[Path]:
+    """The files under `folder`, recursively, folders in name order: hidden files and folders (a leading dot) left
+    out, symlinked folders not entered, nothing under `leave_out`. `onerror` as os.walk's (None: unreadable
+    folders are passed over)."""
+    skip = leave_out.resolve() if leave_out is not None else None
+    for root, dirs, files in os.walk(folder, onerror=onerror):
+        here = Path(root)
+        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and (skip is None or (here / d).resolve() != skip))
+        yield from (here / f for f in files if not f.startswith("."))
+
+
 def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:

@@ -15,43 +15,35 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from cgan._files import visible_files
 from cgan.errors import CganError
-from cgan.runtime.video import CODECS, VideoJob, load_translator, run_video
+from cgan.runtime.video import CODECS, VIDEO_EXTS, VideoJob, load_translator, run_video
 
 log = logging.getLogger(__name__)
-
-#: extensions taken for video files in a folder: what OpenCV's and PyAV's FFmpeg commonly read
-VIDEO_EXTS = frozenset(CODECS) | {".webm", ".ts", ".mts", ".m2ts", ".3gp", ".mpg", ".mpeg", ".wmv", ".flv",
-                                  ".ogv", ".mxf", ".dv"}
-
 
 def find_videos(folder: Path, leave_out: Path | None = None) -> list[Path]:
     """The video files under `folder` (by extension; hidden files and folders left out, symlinked folders not
     entered, nothing under `leave_out`), sorted by their path relative to it."""
-    found = []
-    skip = leave_out.resolve() if leave_out is not None else None
-    for root, dirs, files in os.walk(folder):
-        here = Path(root)
-        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and (skip is None or (here / d).resolve() != skip))
-        found += [here / f for f in files if not f.startswith(".") and Path(f).suffix.lower() in VIDEO_EXTS]
-    return sorted(found, key=lambda f: f.relative_to(folder).as_posix())
+    return sorted((f for f in visible_files(folder, leave_out=leave_out) if f.suffix.lower() in VIDEO_EXTS),
+                  key=lambda f: f.relative_to(folder).as_posix())
 
 
 def video_folder(inputs: Any) -> Path | None:
     """The folder when `inputs` is one existing folder holding video files and no photos (a folder with photos
-    is translated as photos), else None."""
-    from cgan.runtime.photos import find_photos
+    is translated as photos), else None. One look at its files, which ends at the first photo."""
+    from cgan.runtime.photos import reads_photo
 
     if len(inputs) != 1 or not isinstance(inputs[0], (str, os.PathLike)):
         return None
     folder = Path(os.path.expanduser(os.fspath(inputs[0]).strip()))
-    if not folder.is_dir() or not find_videos(folder):
+    if not folder.is_dir():
         return None
-    try:
-        find_photos([folder], [], [])
-    except CganError:  # no photos in it (or none that can be read): a folder of videos
-        return folder
-    return None
+    has_video = False
+    for f in visible_files(folder):
+        if reads_photo(f.suffix):
+            return None
+        has_video = has_video or f.suffix.lower() in VIDEO_EXTS
+    return folder if has_video else None
 
 
 def output_for(video: Path, folder: Path, out: Path, taken: set[str] | None = None) -> Path:

@@ -3,9 +3,7 @@ videos one after another (`run_video_folder`), or photos (`run_photos`, when eve
 folder with photos)."""
 from __future__ import annotations
 
-import logging
 import os
-from pathlib import Path
 
 from cgan._limits import MAX_DECODE_PIXELS
 
@@ -18,13 +16,12 @@ from click.core import ParameterSource  # noqa: E402
 
 from cgan._cli import entry, setup_logging  # noqa: E402
 from cgan.errors import CganError  # noqa: E402
-from cgan.runtime.batch import find_videos, run_video_folder, video_folder  # noqa: E402
+from cgan.runtime.batch import run_video_folder, video_folder  # noqa: E402
 from cgan.runtime.photos import METADATA, PhotoJob, is_photo_input, run_photos  # noqa: E402
 from cgan.runtime.sources import quiet_opencv  # noqa: E402
 from cgan.runtime.video import CODEC_CHOICES, VideoJob, run_video  # noqa: E402
 
 EXIT_INTERRUPTED = {"interrupted": 130, "terminated": 143}
-log = logging.getLogger(__name__)
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
@@ -94,7 +91,6 @@ def cli(pair, direction, inputs, output, display, side_by_side, fps_overlay, siz
     folder = video_folder(inputs)  # a folder of videos (and no photos): each video in turn
     photos = [is_photo_input(i) for i in inputs] if folder is None else [False]
     if any(photos):
-        _say_videos_left_out(inputs)
         if not all(photos):
             raise CganError("--input mixes photos with videos, cameras or streams: translate them in separate runs")
         _refuse_video_only(click.get_current_context())
@@ -116,17 +112,6 @@ def cli(pair, direction, inputs, output, display, side_by_side, fps_overlay, siz
         _finish(run_video_folder(folder, output, **options), as_json)
         return
     _finish(run_video(VideoJob(inputs=list(inputs), output=output, **options)), as_json)
-
-
-def _say_videos_left_out(inputs) -> None:
-    """Photo mode translates the photos of a folder; its videos are named in one warning."""
-    for value in inputs:
-        folder = Path(os.path.expanduser(os.fspath(value).strip()))
-        videos = find_videos(folder) if folder.is_dir() else []
-        if videos:
-            log.warning("warning: %s also holds %d video%s (e.g. %s), left out: translate them with --input on a "
-                        "folder of videos, or one by one", folder, len(videos), "s" * (len(videos) > 1),
-                        videos[0].relative_to(folder))
 
 
 #: options that only videos take (photos are translated one by one: nothing to show live or smooth over time)

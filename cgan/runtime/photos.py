@@ -40,14 +40,14 @@ import cv2
 import numpy as np
 
 from cgan._codecs import reads
-from cgan._files import IMAGE_EXTS, check_folder_target, nearest_existing, write_bytes_atomic
+from cgan._files import IMAGE_EXTS, check_folder_target, nearest_existing, visible_files, write_bytes_atomic
 from cgan._images import declared_size, exif_for_copy, exif_orientation, png_has_alpha, png_orientation
 from cgan._limits import MAX_DECODE_PIXELS
 from cgan._optional import optional_module
 from cgan.errors import CganError
 from cgan.runtime.frames import DEFAULT_MAX_PIXELS, MULTIPLE, round_up
 from cgan.runtime.sources import DEMO, _describe
-from cgan.runtime.video import CODECS, JOIN_TIMEOUT_S, _handled_signals, _signals, load_translator, parse_size, \
+from cgan.runtime.video import CODECS, VIDEO_EXTS, JOIN_TIMEOUT_S, _handled_signals, _signals, load_translator, parse_size, \
     target_size
 
 log = logging.getLogger(__name__)
@@ -232,14 +232,14 @@ def _heif() -> Any:
     return optional_module("pillow_heif")
 
 
-def _reads(ext: str) -> bool:
+def reads_photo(ext: str) -> bool:
     """Whether photos with `ext` are read here: cgan._codecs.reads, and HEIF with pillow-heif."""
     return reads(ext) or (ext.lower() in HEIF_EXTS and _heif() is not None)
 
 
 def _left_out(ext: str) -> bool:
     """Whether a file with `ext` is a photo in a format not read here (counted, not silently skipped)."""
-    return ext.lower() in NOT_READ_EXTS and not _reads(ext)
+    return ext.lower() in NOT_READ_EXTS and not reads_photo(ext)
 
 
 def _is_pattern(text: str) -> bool:
@@ -252,10 +252,12 @@ def written_suffix(suffix: str) -> str:
     return WRITE_AS.get(suffix.lower(), suffix)
 
 
-def _walk(folder: Path, problems: list[tuple[Path, str]], left_out: list[Path]) -> list[Path]:
+def _walk(folder: Path, problems: list[tuple[Path, str]], left_out: list[Path],
+          videos: list[Path] | None = None) -> list[Path]:
     """The photos under `folder` (recursively; hidden files and folders left out, symlinked folders not entered),
     sorted by their path relative to it. A sub-folder that cannot be read goes to `problems`, a photo in a format
-    not read here (NOT_READ_EXTS) to `left_out`; `folder` itself not readable is a one-line CganError."""
+    not read here (NOT_READ_EXTS) to `left_out`, a video file to `videos`; `folder` itself not readable is a
+    one-line CganError."""
     def unreadable(e: OSError) -> None:
         if Path(e.filename) == folder:
             raise CganError(f"cannot read the folder {folder}: {e.strerror or e}") from None
@@ -264,13 +266,13 @@ def _walk(folder: Path, problems: list[tuple[Path, str]], left_out: list[Path]) 
         problems.append((Path(e.filename), f"folder cannot be read: {e.strerror or e}"))
 
     found = []
-    for root, dirs, files in os.walk(folder, onerror=unreadable):
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-        for name in files:
-            if not name.startswith(".") and _reads(Path(name).suffix):
-                found.append(Path(root) / name)
-            elif not name.startswith(".") and _left_out(Path(name).suffix):
-                left_out.append(Path(root) / name)
+    for f in visible_files(folder, unreadable):
+        if reads_photo(f.suffix):
+            found.append(f)
+        elif _left_out(f.suffix):
+            left_out.append(f)
+        elif videos is not None and f.suffix.lower() in VIDEO_EXTS:
+            videos.append(f)
     return sorted(found, key=lambda f: f.relative_to(folder).as_posix())
 
 
@@ -291,12 +293,13 @@ def _not_read(paths: list[Path]) -> str:
 
 
 def find_photos(inputs: Sequence[str | os.PathLike], problems: list[tuple[Path, str]] | None = None,
-                left_out: list[Path] | None = None) -> list[tuple[Path, PurePath, bool]]:
+                left_out: list[Path] | None = None,
+                videos: list[tuple[Path, list[Path]]] | None = None) -> list[tuple[Path, PurePath, bool]]:
     """(photo, its path relative to the output folder, whether it came from a folder) for each photo the inputs
     name, in order; a photo named twice (the same file through two inputs) is taken once. One-line CganError for
     a missing input, a folder without photos, a file of another kind or a photo named in a format not read here;
     sub-folders that cannot be read are added to `problems` as (path, reason), photos in folders or patterns in
-    formats not read here (HEIC, raw, ...) to `left_out`."""
+    formats not read here (HEIC, raw, ...) to `left_out`, (folder, its video files) to `videos`."""
     items: list[tuple[Path, PurePath, bool]] = []
     problems = [] if problems is None else problems
     left_out = [] if left_out is None else left_out
@@ -304,7 +307,10 @@ def find_photos(inputs: Sequence[str | os.PathLike], problems: list[tuple[Path, 
         p = _path(value)
         if p.is_dir():
             before = len(left_out)
-            found = _walk(p, problems, left_out)
+            beside: list[Path] = []
+            found = _walk(p, problems, left_out, beside)
+            if beside and videos is not None:
+                videos.append((p, beside))
             if not found:
                 other = f"; it holds {_not_read(left_out[before:])}: convert them to JPEG or PNG first" \
                     if len(left_out) > before else ""
@@ -315,14 +321,14 @@ def find_photos(inputs: Sequence[str | os.PathLike], problems: list[tuple[Path, 
                 hint = ", or pip install pillow-heif to read it" if p.suffix.lower() in HEIF_EXTS else ""
                 raise CganError(f"--input {p}: {NOT_READ_EXTS[p.suffix.lower()]} photos are not read here; convert it "
                                 f"to JPEG or PNG first{hint}")
-            if not _reads(p.suffix):
+            if not reads_photo(p.suffix):
                 raise CganError(f"--input {p} is not a photo ({', '.join(PHOTO_EXTS)}); videos, cameras and "
                                 f"streams go in a run of their own")
             items.append((p, PurePath(p.name), False))
         elif _is_pattern(os.fspath(value)) and not os.path.lexists(p):
             matched = [f for f in map(Path, glob.glob(str(p), recursive=True))
                        if f.is_file() and not f.name.startswith(".")]
-            found = sorted(f for f in matched if _reads(f.suffix))
+            found = sorted(f for f in matched if reads_photo(f.suffix))
             other = sorted(f for f in matched if _left_out(f.suffix))
             if not found:
                 hint = f": it matches {_not_read(other)}; convert them to JPEG or PNG first" if other else ""
@@ -814,7 +820,12 @@ def run_photos(job: PhotoJob, translator: Any = None) -> PhotoSummary:
                     "the photos are written without it (--metadata none silences this)", cv2.__version__)
     problems: list[tuple[Path, str]] = []
     left_out: list[Path] = []
-    items = find_photos(job.inputs, problems, left_out)
+    videos: list[tuple[Path, list[Path]]] = []
+    items = find_photos(job.inputs, problems, left_out, videos)
+    for folder, found in videos:
+        log.warning("warning: %s also holds %d video%s (e.g. %s), left out: translate them with --input on a "
+                    "folder of videos, or one by one", folder, len(found), "s" * (len(found) > 1),
+                    found[0].relative_to(folder))
     plan, out = plan_outputs(job.inputs, job.output, items)
     left_out = list({os.path.realpath(p): p for p in left_out}.values())
     if left_out:

@@ -54,6 +54,9 @@ CODECS = {".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".mkv": "mp4v", ".avi"
 #: VideoJob.codec / --codec: auto is H.264 (PyAV's libx264) for .mp4 .m4v .mov .mkv when PyAV has it, else the
 #: container's OpenCV codec above; mp4v and mjpg are OpenCV's writer
 CODEC_CHOICES = ("auto", "h264", "mp4v", "mjpg")
+#: extensions taken for video files in a folder: what OpenCV's and PyAV's FFmpeg commonly read
+VIDEO_EXTS = frozenset(CODECS) | {".webm", ".ts", ".mts", ".m2ts", ".3gp", ".mpg", ".mpeg", ".wmv", ".flv",
+                                  ".ogv", ".mxf", ".dv"}
 H264 = "h264"
 NAMED_SIZES = {"360p": 360, "480p": 480, "540p": 540, "720p": 720, "1080p": 1080, "1440p": 1440, "2160p": 2160,
                "4k": 2160}
