@@ -420,8 +420,9 @@ class VideoOutput:
     (someone else writing in the folder) is refused, and the output is left as it was."""
 
     def __init__(self, path: Path, fps: float, sound_from: tuple[str, Any] | None = None,
-                 codec: str | None = None):
+                 codec: str | None = None, source_name: str | None = None):
         self.path = path
+        self.source_name = source_name  # what the drift warning calls the input
         self.sound_from = sound_from  # (video file, its pyav.SourceAudio): the sound that goes into the output
         self.sound: str | None = None  # the sound codec copied, once finished
         self.fourcc = output_codec(path, codec)  # "h264" (PyAV) or an OpenCV FOURCC
@@ -437,7 +438,6 @@ class VideoOutput:
         self.writer_seconds = 0.0  # the timed writer's length, kept when it is released
         self.drift = 0.0  # the largest distance of a frame from its source time (constant-rate writers)
         self._drift_at = 0
-        self.source_name: str | None = None
 
     def write(self, frame: np.ndarray, t_capture: float | None = None, t_source: float | None = None) -> None:
         """Append a frame at its time, so the file plays as the source did:
@@ -1146,9 +1146,7 @@ def run_video(job: VideoJob, translator: Any = None) -> VideoSummary:
             log.info("--no-display and no --output: frames are translated, neither shown nor written (a speed check)")
         for i, (src, out_path) in enumerate(zip(opened, outs)):
             sound = _probe_file(src, job.sound)
-            out = VideoOutput(out_path, src.fps, sound, job.codec) if out_path is not None else None
-            if out is not None:
-                out.source_name = src.name
+            out = VideoOutput(out_path, src.fps, sound, job.codec, src.name) if out_path is not None else None
             smoother = TemporalSmoother(**smoother_args) if job.smooth else None
             limit = getattr(translator, "max_pixels", None)
             streams.append(_Stream(i, src, size, smoother, out, job.queue_size, limit))
@@ -1245,9 +1243,9 @@ def _capture_mode(given: str | None, capture: tuple[int, int, float | None] | No
 
 def _probe_file(src: Any, sound: bool) -> tuple[str, Any] | None:
     """For a local video file (cameras, streams and frames in memory have neither): warn when it is HDR (an
-    iPhone's default since 2020) and was not tone mapped (open_source does, when PyAV decodes it: OpenCV reads its
-    values as SDR, so the model sees -- and the output shows -- flat, pale pictures), and return (file, its sound) for the output when `sound` is asked
-    and it has some. One PyAV open for both."""
+    iPhone's default since 2020) and open_source could not make it SDR (neither this OpenCV nor PyAV: its values
+    read as SDR ones give flat, pale pictures), and return (file, its sound) for the output when `sound` is asked
+    and it has some. pyav.probe reads the file once for open_source and this."""
     spec = getattr(src, "spec", None)
     if getattr(spec, "kind", None) != "file":
         return None
