@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from cgan.errors import CganError
 from cgan.runtime.video import CODECS, VIDEO_EXTS, VideoJob, load_translator, run_video
 
 log = logging.getLogger(__name__)
+
 
 def find_videos(folder: Path, leave_out: Path | None = None) -> list[Path]:
     """The video files under `folder` (by extension; hidden files and folders left out, symlinked folders not
@@ -87,8 +89,6 @@ def run_video_folder(folder: str | os.PathLike, output: str | os.PathLike | None
     """Translate every video under `folder` into the folder `output` (see the module); `options` are VideoJob's
     (pair, direction, size, codec, sound, max_frames per video, ...). One-line CganError for a bad folder or
     output before anything is translated."""
-    import time
-
     folder = Path(os.path.expanduser(os.fspath(folder)))
     if options.get("capture") is not None:
         raise CganError("--capture applies to cameras and capture devices; the input is a folder of videos (leave "
