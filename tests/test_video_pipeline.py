@@ -153,10 +153,13 @@ def test_live_source_faster_than_inference_drops_with_bounded_latency():
     s = run_video(job(inputs=[live]), translator=Invert(delay=0.025))
     assert s.dropped > 30, s
     assert s.frames + s.dropped == 120, "every frame is either written or counted as dropped"
-    # a queue of 1 keeps latency to about two inference times (measured p99 1.3-1.9 x), whatever the machine's
-    # speed: the unit is this run's own mean time per translated frame (one stream: one frame per batch)
+    # a queue of 1 keeps latency to about two inference times (measured p50 1.1-1.5 x, p99 1.3-1.9 x), whatever
+    # the machine's speed: the unit is this run's own mean time per translated frame (one stream: one frame per
+    # batch). p99 of ~25 translated frames is their worst one, which a scheduler stall on a loaded machine can
+    # lift alone, so it gets the wider bound; queueing instead of dropping would put both near 100 x.
     inference_ms = 1000.0 / s.translate_fps
-    assert s.latency_p99_ms < 3 * inference_ms, (s.latency_p99_ms / inference_ms, s)
+    assert s.latency_p50_ms < 3 * inference_ms, (s.latency_p50_ms / inference_ms, s)
+    assert s.latency_p99_ms < 10 * inference_ms, (s.latency_p99_ms / inference_ms, s)
     # the same frames from a file are never dropped
     s2 = run_video(job(inputs=[FrameListSource(frames[:30], fps=200)]), translator=Invert(delay=0.005))
     assert (s2.frames, s2.dropped) == (30, 0)
