@@ -112,10 +112,10 @@ def test_the_reader_is_chosen_by_what_opencv_does(tmp_path, monkeypatch, caplog,
         src = open_source(str(clip))
     src.close()
     if opencv_does_it:
-        assert isinstance(src, CaptureSource) and src.tonemap == "OpenCV"
+        assert isinstance(src, CaptureSource) and src.tone_mapped_by == "OpenCV"
         assert "converted to SDR by OpenCV" in caplog.text
     else:
-        assert isinstance(src, pyav.FileSource) and isinstance(src.tonemap, hdr.ToneMap)
+        assert isinstance(src, pyav.FileSource) and src.tone_mapped_by == "cgan" and isinstance(src._tonemap, hdr.ToneMap)
         assert "tone mapped to SDR BT.709" in caplog.text
 
 

@@ -163,11 +163,12 @@ class FileSource:
     def __init__(self, spec: Any, hdr: str | None = None):
         av = _av()
         self.spec, self.name = spec, spec.label
-        self.tonemap = None
+        self._tonemap = None
         if hdr is not None:
             from cgan.runtime.hdr import ToneMap
 
-            self.tonemap = ToneMap(hdr)
+            self._tonemap = ToneMap(hdr)
+        self.tone_mapped_by = "cgan" if hdr is not None else None  # as CaptureSource's (see Source)
         self.frames_read = 0
         self.timestamp: float | None = None  # of the frame read last (see cgan.runtime.sources.Source)
         self._container = av.open(os.fspath(spec.target), "r")
@@ -195,8 +196,8 @@ class FileSource:
             log.warning("%s: decoding stopped after %d frames (%s); the output ends there", self.name,
                         self.frames_read, str(e).strip()[:200])
             return None
-        if self.tonemap is not None:  # 16-bit RGB, BT.2020's matrix whatever the file says (some say nothing)
-            img = self.tonemap(frame.reformat(format="rgb48le", src_colorspace="bt2020").to_ndarray())
+        if self._tonemap is not None:  # 16-bit RGB, BT.2020's matrix whatever the file says (some say nothing)
+            img = self._tonemap(frame.reformat(format="rgb48le", src_colorspace="bt2020").to_ndarray())
         else:
             img = frame.to_ndarray(format="bgr24")
         turns = round((frame.rotation or 0) / 90) % 4  # FFmpeg's rotation is counter-clockwise, in degrees

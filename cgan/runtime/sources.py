@@ -129,7 +129,8 @@ def _describe(value: object) -> str:
 class Source(Protocol):
     """A frame source. `read()` returns the next frame (BGR uint8; any frame `Translator.translate` takes is
     converted), or None at the end. A file source may also have `timestamp`: the time (seconds) in the file of
-    the frame read last, which an H.264 output keeps (a variable frame rate stays in step with the sound)."""
+    the frame read last, which an H.264 output keeps (a variable frame rate stays in step with the sound), and
+    `tone_mapped_by`: who makes its HDR pictures SDR ("OpenCV" or "cgan"; None: SDR, or HDR read as it is)."""
 
     name: str
     live: bool
@@ -213,7 +214,7 @@ class CaptureSource:
         self.reconnected = 0
         self.frames_read = 0
         self.timestamp: float | None = None  # of the frame read last, for files (see Source)
-        self.tonemap: str | None = None  # "OpenCV" when OpenCV makes this HDR file SDR (see open_source)
+        self.tone_mapped_by: str | None = None  # "OpenCV" when OpenCV makes this HDR file SDR (see open_source)
         self._pending: np.ndarray | None = None
         self.cap = self._open()
         self.fps = known_fps(self.cap.get(cv2.CAP_PROP_FPS))
@@ -392,7 +393,7 @@ def open_source(text: str | int | os.PathLike | InputSpec, reconnects: int = 3, 
                  f", HDR ({hdr}) tone mapped to SDR" if hdr else "")
         return source
     if hdr is not None and pyav.opencv_manages_colour():
-        source.tonemap = "OpenCV"
+        source.tone_mapped_by = "OpenCV"
         log.info("%s is HDR video (%s): converted to SDR by OpenCV's FFmpeg", spec.target, hdr)
     return source
 

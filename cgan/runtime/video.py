@@ -1256,7 +1256,7 @@ def _probe_file(src: Any, sound: bool) -> tuple[str, Any] | None:
             log.info("%s: its sound (if any) is not copied: PyAV is not installed (pip install av)", spec.shown)
         return None
     info = pyav.probe(spec.target)
-    if info.hdr and getattr(src, "tonemap", None) is None:  # tone mapped unless PyAV could not decode it
+    if info.hdr and getattr(src, "tone_mapped_by", None) is None:  # tone mapped unless PyAV could not decode it
         log.warning("warning: %s is HDR video (%s): it is read without tone mapping, so the translation will look "
                     "flat and pale; convert it to SDR first, e.g. ffmpeg -i IN -vf zscale=t=linear:npl=100,"
                     "format=gbrpf32le,tonemap=hable,zscale=p=bt709:t=bt709:m=bt709:r=tv,format=yuv420p OUT.mp4",
