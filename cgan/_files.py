@@ -17,6 +17,11 @@ from cgan.errors import CganError, IntegrityError
 IMAGE_EXTS = (".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pbm")
 
 
+def user_path(value: str | os.PathLike) -> Path:
+    """A path as a user typed it: surrounding blanks (a copy-paste's) dropped, "~" expanded."""
+    return Path(os.path.expanduser(os.fspath(value).strip()))
+
+
 def visible_files(folder: Path, onerror: Any = None, leave_out: Path | None = None) -> Iterator[Path]:
     """The files under `folder`, recursively, folders in name order: hidden files and folders (a leading dot) left
     out, symlinked folders not entered, nothing under `leave_out`. `onerror` as os.walk's (None: unreadable

@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cgan._files import visible_files
+from cgan._files import user_path, visible_files
 from cgan.errors import CganError
 from cgan.runtime.video import CODECS, VIDEO_EXTS, VideoJob, load_translator, run_video
 
@@ -37,7 +37,7 @@ def video_folder(inputs: Any) -> Path | None:
 
     if len(inputs) != 1 or not isinstance(inputs[0], (str, os.PathLike)):
         return None
-    folder = Path(os.path.expanduser(os.fspath(inputs[0]).strip()))
+    folder = user_path(inputs[0])
     if not folder.is_dir():
         return None
     has_video = False

@@ -40,7 +40,7 @@ import cv2
 import numpy as np
 
 from cgan._codecs import reads
-from cgan._files import IMAGE_EXTS, check_folder_target, nearest_existing, visible_files, write_bytes_atomic
+from cgan._files import IMAGE_EXTS, check_folder_target, nearest_existing, user_path, visible_files, write_bytes_atomic
 from cgan._images import declared_size, exif_for_copy, exif_orientation, png_has_alpha, png_orientation
 from cgan._limits import MAX_DECODE_PIXELS
 from cgan._optional import optional_module
@@ -205,10 +205,6 @@ def _text(value: object) -> bool:
             and bool(os.fspath(value).strip()))
 
 
-def _path(value: str | os.PathLike) -> Path:
-    return Path(os.path.expanduser(os.fspath(value).strip()))
-
-
 # ---- what is translated, and where it goes ---------------------------------------------------------------
 def is_photo_input(value: object) -> bool:
     """True for an --input that names photos: an existing folder, a name with a photo extension (.jpg, .png,
@@ -222,7 +218,7 @@ def is_photo_input(value: object) -> bool:
         return False
     if Path(s).suffix.lower() in NOT_READ_EXTS:
         return True  # refused as a photo (what to do), not opened as a video
-    p = _path(s)
+    p = user_path(s)
     if _is_pattern(s) and not os.path.lexists(p) and p.suffix.lower() not in CODECS:
         return True  # 'photos/*', 'trip/**/IMG_*'
     return p.is_dir() or p.suffix.lower() in PHOTO_EXTS or s.endswith(("/", os.sep))  # "photos/": a folder
@@ -304,7 +300,7 @@ def find_photos(inputs: Sequence[str | os.PathLike], problems: list[tuple[Path, 
     problems = [] if problems is None else problems
     left_out = [] if left_out is None else left_out
     for value in inputs:
-        p = _path(value)
+        p = user_path(value)
         if p.is_dir():
             before = len(left_out)
             beside: list[Path] = []
@@ -356,7 +352,7 @@ def plan_outputs(inputs: Sequence[str | os.PathLike], output: str | os.PathLike 
     file for several photos, and a format OpenCV cannot write."""
     if output is None:
         raise CganError("photos need --output: a photo file for one photo (e.g. winter.jpg) or a folder")
-    out = _path(output)
+    out = user_path(output)
     one_file = len(items) == 1 and not items[0][2]
     ext = out.suffix.lower()
     as_folder = out.is_dir() or os.fspath(output).endswith(("/", os.sep))
@@ -374,7 +370,7 @@ def plan_outputs(inputs: Sequence[str | os.PathLike], output: str | os.PathLike 
             raise CganError(f"--output {out} is a file, not a folder; give a folder for the translated photos")
         plan = [(src, out / rel.with_suffix(written_suffix(rel.suffix))) for src, rel, _ in items]
         for value in inputs:
-            folder = _path(value)
+            folder = user_path(value)
             if folder.is_dir() and _within(out, folder):
                 raise CganError(f"--output {out} is inside the input folder {folder}: a later run would translate "
                                 f"the translations; choose a folder outside it")
