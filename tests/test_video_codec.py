@@ -196,3 +196,68 @@ def test_untagged_and_bt601_files_stay_with_opencv(tmp_path, monkeypatch):
     src = open_source(str(make_clip(tmp_path / "in.mp4", 3)))  # OpenCV's mp4v: BT.601, untagged
     src.close()
     assert not isinstance(src, pyav.FileSource)
+
+
+def x264_settings(path: Path) -> str:
+    """The settings libx264 wrote into the stream (its SEI text: '... crf=20.0 ...')."""
+    data = path.read_bytes()
+    at = data.find(b"x264 - core")
+    assert at >= 0, "no x264 settings in the file"
+    return data[at:data.index(b"\x00", at)].decode("ascii", "replace")
+
+
+def test_crf_sets_the_h264_quality(tmp_path):
+    """--crf reaches libx264: the file says so, and a lower value keeps more of the translation in a larger file
+    (textured frames, where the quality shows)."""
+    import cv2
+
+    from cgan.runtime.sources import FrameListSource
+
+    rng = np.random.default_rng(0)
+    frames = [cv2.GaussianBlur(rng.integers(0, 256, (240, 320, 3), dtype=np.uint8), (5, 5), 1.0) for _ in range(6)]
+    out = {}
+    for crf in (None, 10, 40):
+        out[crf] = tmp_path / f"o{crf}.mp4"
+        s = run_video(job(inputs=[FrameListSource(frames, fps=12)], output=str(out[crf]), crf=crf),
+                      translator=Invert())
+        assert s.frames == 6 and s.streams[0]["codec"] == "h264"
+    assert " crf=20.0 " in x264_settings(out[None]) and pyav.H264Writer.CRF == 20
+    assert " crf=10.0 " in x264_settings(out[10]) and " crf=40.0 " in x264_settings(out[40])
+    assert out[10].stat().st_size > 4 * out[40].stat().st_size
+
+    def error(path: Path) -> float:
+        src = open_source(str(path))
+        frame = src.read()
+        src.close()
+        return float(np.abs(frame.astype(np.int16) - (255 - frames[0].astype(np.int16))).mean())
+
+    assert error(out[10]) < 0.5 * error(out[40]), (error(out[10]), error(out[40]))
+
+
+@pytest.mark.parametrize("crf", [-1, 52, 2.5, True, "18"])
+def test_a_bad_crf_is_one_line(crf):
+    with pytest.raises(CganError, match="crf must be an integer from 0 to 51"):
+        VideoJob(inputs=["demo"], crf=crf)
+
+
+def test_crf_is_refused_where_it_would_do_nothing(tmp_path, capsys):
+    clip = make_clip(tmp_path / "in.mp4", 4)
+    for output, codec, said in ((tmp_path / "o.avi", "auto", "written as MJPG"),
+                                (tmp_path / "o.mp4", "mp4v", "written as mp4v"),
+                                (None, "auto", "there is no --output")):
+        with pytest.raises(CganError, match=said):
+            run_video(job(inputs=[str(clip)], output=output and str(output), codec=codec, crf=18),
+                      translator=Invert())
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mp4"]
+    base = ["--input", str(clip), "--no-display", "--no-progress", "--backend", "ort-cpu"]
+    assert run(cli, base + ["--output", str(tmp_path / "o.mp4"), "--crf", "60"]) == 2
+    assert "0<=x<=51" in capsys.readouterr().err
+    assert run(cli, base + ["--output", str(tmp_path / "o.avi"), "--crf", "18"]) == 2
+    err = capsys.readouterr().err
+    assert "--crf sets H.264's quality" in err and "Traceback" not in err
+    assert run(cli, base + ["--output", str(tmp_path / "o.mp4"), "--crf", "18"]) == 0
+    assert " crf=18.0 " in x264_settings(tmp_path / "o.mp4")
+    import cv2
+    cv2.imwrite(str(tmp_path / "p.png"), np.zeros((8, 8, 3), np.uint8))
+    assert run(cli, ["--input", str(tmp_path / "p.png"), "--output", str(tmp_path / "q.png"), "--crf", "18"]) == 2
+    assert "--crf applies to videos" in capsys.readouterr().err

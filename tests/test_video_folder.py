@@ -116,3 +116,14 @@ def test_a_folder_with_photos_is_photos_and_its_videos_are_named(tmp_path, caplo
                          "--backend", "ort-cpu"])
     assert code == 0 and (tmp_path / "o" / "p.png").exists() and not (tmp_path / "o" / "v.mp4").exists()
     assert "also holds 1 video (e.g. v.mp4), left out" in caplog.text
+
+
+def test_crf_for_a_folder_with_videos_it_cannot_apply_to_is_one_line_before_anything_runs(tmp_path):
+    """clips/trip/b.avi stays .avi (MJPG): --crf would fail it alone, after the others were translated."""
+    folder = clips(tmp_path)
+    with pytest.raises(CganError, match=r"--crf sets H.264's quality, but 1 of the 3 videos .*\(b.avi: MJPG\)"):
+        run_video_folder(folder, tmp_path / "out", translator=Invert(), crf=18, **QUIET)
+    assert not (tmp_path / "out").exists()
+    (folder / "trip" / "b.avi").unlink()
+    s = run_video_folder(folder, tmp_path / "out", translator=Invert(), crf=18, **QUIET)
+    assert [Path(v["input"]).name for v in s.videos] == ["a.mp4"] and len(s.failed) == 1  # bad.mp4

@@ -18,7 +18,7 @@ from typing import Any
 
 from cgan._files import user_path, visible_files
 from cgan.errors import CganError
-from cgan.runtime.video import CODECS, VIDEO_EXTS, VideoJob, load_translator, run_video
+from cgan.runtime.video import CODECS, H264, VIDEO_EXTS, VideoJob, load_translator, output_codec, run_video
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +59,18 @@ def output_for(video: Path, folder: Path, out: Path, taken: set[str] | None = No
             path = out / rel.with_name(rel.name + ".mp4")
         taken.add(path.as_posix().lower())
     return path
+
+
+def _check_crf(jobs: list[VideoJob], folder: Path) -> None:
+    """A --crf (H.264's quality) refused before anything is translated when some outputs are not H.264 (an .avi
+    stays .avi, written as MJPG; --codec mp4v): one line for the folder, not one failure per video."""
+    if not jobs or jobs[0].crf is None:
+        return
+    other = [Path(j.output) for j in jobs if output_codec(Path(j.output), j.codec) != H264]
+    if other:
+        raise CganError(f"--crf sets H.264's quality, but {len(other)} of the {len(jobs)} videos in {folder} are "
+                        f"written with another codec ({other[0].name}: {output_codec(other[0], jobs[0].codec)}); "
+                        f"leave --crf out, or translate those separately as .mp4")
 
 
 @dataclass
@@ -108,6 +120,7 @@ def run_video_folder(folder: str | os.PathLike, output: str | os.PathLike | None
         raise CganError(f"no videos in {folder} ({', '.join(sorted(VIDEO_EXTS))}; hidden files left out)")
     taken: set[str] = set()
     jobs = [VideoJob(inputs=[str(v)], output=str(output_for(v, folder, out, taken)), **options) for v in videos]
+    _check_crf(jobs, folder)
     summary = FolderSummary()
     t0 = time.perf_counter()
     own = translator is None

@@ -19,7 +19,7 @@ from cgan.errors import CganError  # noqa: E402
 from cgan.runtime.batch import run_video_folder, video_folder  # noqa: E402
 from cgan.runtime.photos import METADATA, PhotoJob, is_photo_input, run_photos  # noqa: E402
 from cgan.runtime.sources import quiet_opencv  # noqa: E402
-from cgan.runtime.video import CODEC_CHOICES, VideoJob, run_video  # noqa: E402
+from cgan.runtime.video import CODEC_CHOICES, MAX_CRF, VideoJob, run_video  # noqa: E402
 
 EXIT_INTERRUPTED = {"interrupted": 130, "terminated": 143}
 
@@ -67,6 +67,9 @@ EXIT_INTERRUPTED = {"interrupted": 130, "terminated": 143}
 @click.option("--codec", type=click.Choice(CODEC_CHOICES, case_sensitive=False), default="auto", show_default=True,
               help="Output codec: auto is H.264 (plays in every player and browser; PyAV) for .mp4/.m4v/.mov/.mkv "
                    "and MJPG for .avi; mp4v (MPEG-4 part 2) and mjpg are OpenCV's own, faster to encode.")
+@click.option("--crf", type=click.IntRange(0, MAX_CRF), default=None, metavar="0-51",
+              help="H.264 outputs' quality: lower is better and larger (0 lossless, 51 smallest; each +6 about "
+                   "halves the file). Default: 20.")
 @click.option("--sound/--no-sound", default=True, show_default=True,
               help="Copy a video file's sound into its output (packets copied, cut to the frames written; needs "
                    "PyAV, which the extras install).")
@@ -80,7 +83,7 @@ EXIT_INTERRUPTED = {"interrupted": 130, "terminated": 143}
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @click.option("-v", "--verbose", is_flag=True, help="Debug logging (and OpenCV warnings).")
 def cli(pair, direction, inputs, output, display, side_by_side, fps_overlay, size, capture, virtual_camera,
-        max_frames, backend, precision, compile_, cuda_graphs, smooth, smooth_strength, smooth_flow, codec, sound,
+        max_frames, backend, precision, compile_, cuda_graphs, smooth, smooth_strength, smooth_flow, codec, crf, sound,
         metadata, progress, reconnects, as_json, verbose):
     """Translate video frames with a CycleGAN generator: capture -> translate -> write/show, threaded.
 
@@ -105,7 +108,7 @@ def cli(pair, direction, inputs, output, display, side_by_side, fps_overlay, siz
     options = dict(pair=pair, direction=direction, display=display, side_by_side=side_by_side,
                    fps_overlay=fps_overlay, size=size, max_frames=max_frames, backend=backend, precision=precision,
                    compile=compile_, cuda_graphs=cuda_graphs, smooth=smooth, smooth_strength=smooth_strength,
-                   smooth_flow=smooth_flow, progress=progress, reconnects=reconnects, sound=sound, codec=codec,
+                   smooth_flow=smooth_flow, progress=progress, reconnects=reconnects, sound=sound, codec=codec, crf=crf,
                    capture=capture, virtual_camera=virtual_camera,
                    handle_signals=True)  # the library's default leaves an app's own handlers in force
     if folder is not None:
@@ -116,7 +119,7 @@ def cli(pair, direction, inputs, output, display, side_by_side, fps_overlay, siz
 
 #: options that only videos take (photos are translated one by one: nothing to show live or smooth over time)
 VIDEO_ONLY = {"display": "--display", "fps_overlay": "--fps-overlay", "smooth": "--smooth", "sound": "--sound",
-              "codec": "--codec", "capture": "--capture", "virtual_camera": "--virtual-camera",
+              "codec": "--codec", "crf": "--crf", "capture": "--capture", "virtual_camera": "--virtual-camera",
               "smooth_strength": "--smooth-strength", "smooth_flow": "--smooth-flow", "reconnects": "--reconnects"}
 
 

@@ -73,12 +73,13 @@ class H264Writer:
     1/90,000 s, a whole number of ticks per frame at the nominal `fps`, so a constant-rate input comes out exactly
     constant); a time not after the previous frame's (a source without times) is that frame's plus one frame."""
 
-    CRF, PRESET = 20, "superfast"
+    CRF, PRESET = 20, "superfast"  # the default quality (cgan-video --crf) and speed
     TICKS_PER_SECOND = 90_000  # the least; MPEG's clock
     keeps_times = True
 
-    def __init__(self, path: str | os.PathLike, fps: float, size: tuple[int, int]):
+    def __init__(self, path: str | os.PathLike, fps: float, size: tuple[int, int], crf: int | None = None):
         self.error: Exception | None = None
+        self.crf = self.CRF if crf is None else crf  # libx264's constant rate factor: 0 lossless .. 51 smallest
         self.frames = 0
         self._container: Any = None
         rate = Fraction(fps).limit_denominator(1001)
@@ -90,7 +91,7 @@ class H264Writer:
         try:
             self._container = _open_output(Path(path))
             self._stream = self._container.add_stream(
-                "libx264", rate=rate, options={"crf": str(self.CRF), "preset": self.PRESET})
+                "libx264", rate=rate, options={"crf": str(self.crf), "preset": self.PRESET})
             self._stream.width, self._stream.height = size
             self._stream.pix_fmt = "yuv420p"
             context = self._stream.codec_context

@@ -51,6 +51,7 @@ _READ_BACK = cv2.VideoCapture  # the decoder that checks finished files (held ap
 
 # Containers this OpenCV build (FFmpeg backend) writes, and the codec used for each (checked at startup).
 CODECS = {".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".mkv": "mp4v", ".avi": "MJPG"}
+MAX_CRF = 51  # libx264's 8-bit range of --crf: 0 lossless .. 51 smallest
 #: VideoJob.codec / --codec: auto is H.264 (PyAV's libx264) for .mp4 .m4v .mov .mkv when PyAV has it, else the
 #: container's OpenCV codec above; mp4v and mjpg are OpenCV's writer
 CODEC_CHOICES = ("auto", "h264", "mp4v", "mjpg")
@@ -94,6 +95,7 @@ class VideoJob:
     progress: bool = True                 # tqdm bar for file inputs (stderr)
     sound: bool = True                    # copy a video file's sound into its output (needs PyAV: `av`)
     codec: str = "auto"                   # auto (H.264 via PyAV where it can), h264, mp4v, mjpg
+    crf: int | None = None                # H.264 quality: 0 (lossless) .. 51 (smallest); None: H264Writer.CRF (20)
     # cameras and devices: the mode asked of them, 'WxH[@FPS]', '720p[@FPS]' or 'default' (their own); None:
     # the --size when it names a size (720p, WxH), else their own
     capture: str | None = None
@@ -136,6 +138,7 @@ class VideoJob:
             raise CganError(f"virtual_camera must be 'auto', a device (e.g. '/dev/video10') or None, got "
                             f"{_describe(self.virtual_camera)}")
         self.max_frames = _checked_int("max_frames", self.max_frames, 1, none_ok=True)
+        self.crf = _checked_int("crf", self.crf, 0, none_ok=True, high=MAX_CRF)
         self.reconnects = _checked_int("reconnects", self.reconnects, 0)
         self.queue_size = _checked_int("queue_size", self.queue_size, 1)
         strength = self.smooth_strength
@@ -186,12 +189,14 @@ def _check_bool(name: str, value: Any, none_ok: bool = False) -> None:
         raise CganError(f"{name} must be True or False{' (or None)' if none_ok else ''}, got {_describe(value)}")
 
 
-def _checked_int(name: str, value: Any, low: int, none_ok: bool = False) -> int | None:
+def _checked_int(name: str, value: Any, low: int, none_ok: bool = False, high: int | None = None) -> int | None:
     if value is None and none_ok:
         return None
-    if isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_)) and value >= low:
+    if (isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_)) and value >= low
+            and (high is None or value <= high)):
         return int(value)
-    raise CganError(f"{name} must be an integer >= {low}{' (or None)' if none_ok else ''}, got {_describe(value)}")
+    bounds = f">= {low}" if high is None else f"from {low} to {high}"
+    raise CganError(f"{name} must be an integer {bounds}{' (or None)' if none_ok else ''}, got {_describe(value)}")
 
 
 @dataclass
@@ -308,18 +313,18 @@ def output_codec(path: Path, codec: str | None = None) -> str:
     return {"mjpg": "MJPG"}.get(choice, choice)
 
 
-def _open_writer(path: Path, codec: str, fps: float, size: tuple[int, int]) -> Any:
-    """A writer with cv2.VideoWriter's interface for `codec` (see output_codec)."""
+def _open_writer(path: Path, codec: str, fps: float, size: tuple[int, int], crf: int | None = None) -> Any:
+    """A writer with cv2.VideoWriter's interface for `codec` (see output_codec); `crf`: H.264's quality."""
     if codec == H264:
         from cgan.runtime import pyav
 
-        return pyav.H264Writer(path, fps, size)
+        return pyav.H264Writer(path, fps, size, crf)
     return cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*codec), fps, size)
 
 
-def check_output(path: Path, codec: str | None = None) -> str:
-    """Check the container is writable here (extension -> codec, folder writable); return the codec (output_codec:
-    "h264" or the OpenCV FOURCC)."""
+def check_output(path: Path, codec: str | None = None, crf: int | None = None) -> str:
+    """Check the container is writable here (extension -> codec, folder writable, a `crf` only for H.264); return
+    the codec (output_codec: "h264" or the OpenCV FOURCC)."""
     if path.is_dir():
         raise CganError(f"--output {path} is a folder: pass a file name such as {path / 'out.mp4'}")
     ext = path.suffix.lower()
@@ -340,7 +345,11 @@ def check_output(path: Path, codec: str | None = None) -> str:
                         f"--output") from None
     try:
         fourcc = output_codec(path, codec)
-        w = _open_writer(probe, fourcc, DEFAULT_FPS, (64, 64))
+        if crf is not None and fourcc != H264:
+            raise CganError(f"--crf sets H.264's quality, but {path.name} is written as {fourcc} (OpenCV's "
+                            f"{'.avi' if ext == '.avi' else '--codec ' + fourcc.lower()}); write .mp4/.mkv/.mov "
+                            f"with --codec auto or h264, or leave --crf out")
+        w = _open_writer(probe, fourcc, DEFAULT_FPS, (64, 64), crf)
         ok = w.isOpened()
         if ok:
             w.write(np.zeros((64, 64, 3), np.uint8))
@@ -420,8 +429,9 @@ class VideoOutput:
     (someone else writing in the folder) is refused, and the output is left as it was."""
 
     def __init__(self, path: Path, fps: float, sound_from: tuple[str, Any] | None = None,
-                 codec: str | None = None, source_name: str | None = None):
+                 codec: str | None = None, source_name: str | None = None, crf: int | None = None):
         self.path = path
+        self.crf = crf  # H.264's quality (None: the writer's default)
         self.source_name = source_name  # what the drift warning calls the input
         self.sound_from = sound_from  # (video file, its pyav.SourceAudio): the sound that goes into the output
         self.sound: str | None = None  # the sound codec copied, once finished
@@ -480,7 +490,7 @@ class VideoOutput:
             except OSError as e:
                 raise CganError(f"cannot write in output folder {folder}: {e.strerror or e}; choose a writable "
                                 f"path") from None
-            self.writer = _open_writer(self.tmp, self.fourcc, self.fps, (ew, eh))
+            self.writer = _open_writer(self.tmp, self.fourcc, self.fps, (ew, eh), self.crf)
             if not self.writer.isOpened():
                 self.abort()
                 raise CganError(f"cannot open a {self.fourcc} writer for {self.path} at {ew}x{eh}, "
@@ -1111,11 +1121,14 @@ def run_video(job: VideoJob, translator: Any = None) -> VideoSummary:
         from cgan.runtime import vcam
 
         vcam.check_available()
+    if job.crf is not None and job.output is None:
+        raise CganError("--crf sets the quality of the --output video, and there is no --output: add one or leave "
+                        "--crf out")
     outs = output_paths(job.output, len(job.inputs))
     for p in outs:
         if p is not None:
             _not_an_input(p, job.inputs)
-            check_output(p, job.codec)
+            check_output(p, job.codec, job.crf)
     if job.display:
         problem = gui_problem()
         if problem:
@@ -1146,7 +1159,8 @@ def run_video(job: VideoJob, translator: Any = None) -> VideoSummary:
             log.info("--no-display and no --output: frames are translated, neither shown nor written (a speed check)")
         for i, (src, out_path) in enumerate(zip(opened, outs)):
             sound = _probe_file(src, job.sound)
-            out = VideoOutput(out_path, src.fps, sound, job.codec, src.name) if out_path is not None else None
+            out = (VideoOutput(out_path, src.fps, sound, job.codec, src.name, job.crf) if out_path is not None
+                   else None)
             smoother = TemporalSmoother(**smoother_args) if job.smooth else None
             limit = getattr(translator, "max_pixels", None)
             streams.append(_Stream(i, src, size, smoother, out, job.queue_size, limit))
