@@ -104,6 +104,62 @@ def test_a_variable_rate_file_keeps_its_times_and_its_sound(tmp_path, ext):
     assert abs(got["audio"] - got["video"]) < 0.07
 
 
+#: 1 s at 30 fps, then the rate halves for the last 6 frames (the light dropped as the clip ended)
+SLOWER_AT_THE_END = [i / 30 for i in range(30)] + [1 + i / 15 for i in range(6)]
+
+
+def duration(path: Path) -> float:
+    with av.open(str(path)) as c:
+        return c.duration / 1e6
+
+
+def schedule(steps: list[tuple[int, float]]) -> list[float]:
+    """Frame times for (frames, rate) runs one after another."""
+    times, t = [], 0.0
+    for n, rate in steps:
+        for _ in range(n):
+            times.append(t)
+            t += 1 / rate
+    return times
+
+
+#: the rate changes near the end, where the encoder's B-frame delay (and the decode times) are out of step with
+#: the start: slower for 4 or 6 frames, faster for 4, slower over a long stretch; and a constant rate
+ENDINGS = {"constant": schedule([(20, 12)]), "slower": SLOWER_AT_THE_END, "slower-4": schedule([(41, 30), (4, 15)]),
+           "faster-4": schedule([(41, 30), (4, 60)]), "long": schedule([(100, 15), (100, 30), (100, 15), (50, 30)])}
+
+
+@pytest.mark.parametrize("ext", [".mp4", ".mkv", ".mov"])
+@pytest.mark.parametrize("ending", list(ENDINGS))
+def test_the_file_lasts_until_its_last_frame_ends(tmp_path, ext, ending):
+    """Each frame lasts until the next, the last as long as the one before: the file is as long as the writer
+    says. MP4/MOV time samples in decode order (B-frames come before the frame they follow), so a rate change
+    near the end used to leave the file short of its last picture (1.3 s for 1.4 s in "slower"; Matroska
+    1.366 s)."""
+    times = ENDINGS[ending]
+    out = tmp_path / f"o{ext}"
+    w = pyav.H264Writer(out, 12.0 if ending == "constant" else 30.0, (64, 48))
+    for i, t in enumerate(times):
+        w.write(pattern(i), t)
+    w.release()
+    end = times[-1] + (times[-1] - times[-2])
+    assert w.error is None and w.seconds == pytest.approx(end, abs=1e-4)
+    assert frame_times(out) == pytest.approx(times, abs=1e-3)  # Matroska keeps milliseconds
+    assert duration(out) == pytest.approx(end, abs=2e-3)
+    if ending == "constant":
+        assert probe(out) == (20, pytest.approx(12, abs=0.01), (64, 48))
+    if ending != "slower":
+        return
+    # and with its sound muxed in, cut to that length
+    src = vfr_clip(tmp_path / "phone.mp4", times)
+    out = tmp_path / f"winter{ext}"
+    s = run_video(job(inputs=[str(src)], output=str(out)), translator=Invert())
+    assert s.streams[0]["sound"] == "aac" and frame_times(out) == pytest.approx(times, abs=1.5e-3)
+    assert duration(out) == pytest.approx(end, abs=0.03)  # AAC packets are 64 ms here: the sound's last one decides
+    if ext == ".mkv":  # where each frame's own duration is stored (MP4 keeps the decode order's)
+        assert ends(out)["video"] == pytest.approx(end, abs=2e-3)
+
+
 def test_a_variable_rate_matroska_output_is_not_taken_for_a_short_one(tmp_path):
     """OpenCV counts a Matroska file's frames from its length and nominal rate: 9 for these 10 frames. The
     writer's own errors, not that count, say whether frames were lost."""

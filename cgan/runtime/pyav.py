@@ -13,6 +13,8 @@ source's sound, and inputs OpenCV cannot decode. No torch.
 """
 from __future__ import annotations
 
+import bisect
+import collections
 import functools
 import heapq
 import logging
@@ -71,10 +73,16 @@ class H264Writer:
     Unlike cv2's writer it keeps a frame's time when given one (`write(frame, t)`, seconds from the first frame):
     a phone's variable-frame-rate clip stays in step with its sound. Times are kept to the tick (at least
     1/90,000 s, a whole number of ticks per frame at the nominal `fps`, so a constant-rate input comes out exactly
-    constant); a time not after the previous frame's (a source without times) is that frame's plus one frame."""
+    constant); a time not after the previous frame's (a source without times) is that frame's plus one frame.
+
+    Each frame lasts until the next one's time (the last as long as the one before it), and the file says so:
+    the encoder's packets are muxed once the next frame's time is known, with that duration. With B-frames the
+    MP4/MOV muxer times samples in decode order, so a rate that changes near the end left the file up to a few
+    frames short of its last picture; its last sample is given the rest of the time."""
 
     CRF, PRESET = 20, "superfast"  # the default quality (cgan-video --crf) and speed
     TICKS_PER_SECOND = 90_000  # the least; MPEG's clock
+    TIMES_KEPT = 1024  # frame times kept for the packets still in the encoder (libx264 holds a few dozen at most)
     keeps_times = True
 
     def __init__(self, path: str | os.PathLike, fps: float, size: tuple[int, int], crf: int | None = None):
@@ -88,6 +96,10 @@ class H264Writer:
         self._frame_ticks = rate.denominator * per  # one frame at the nominal rate
         self._last: int | None = None  # the previous frame's pts, in ticks
         self._last_step = self._frame_ticks  # the previous frame's duration: the last frame's is taken as the same
+        self._times: list[int] = []  # the latest frames' pts, increasing: a packet lasts until the next one's
+        self._held: collections.deque[Any] = collections.deque()  # packets waiting for their duration, in order
+        self._decode_order_timed = _format(Path(path)) in ("mp4", "mov")  # sample durations from decode times
+        self._first: tuple[int | None, int | None] | None = None  # the first packet's (pts, dts)
         try:
             self._container = _open_output(Path(path))
             self._stream = self._container.add_stream(
@@ -124,11 +136,14 @@ class H264Writer:
             picture = _av().VideoFrame.from_ndarray(frame, format="bgr24").reformat(format="yuv420p",
                                                                                    dst_colorspace="itu709")
             picture.pts, picture.time_base = pts, self._tick
-            for packet in self._stream.encode(picture):
-                self._container.mux(packet)
+            self._times.append(pts)
+            if len(self._times) > 2 * self.TIMES_KEPT:  # a day-long recording must not keep them all
+                del self._times[:self.TIMES_KEPT]
             if self._last is not None:
                 self._last_step = pts - self._last
             self._last = pts
+            self._held.extend(self._stream.encode(picture))
+            self._mux_timed()
             self.frames += 1
         except Exception as e:  # noqa: BLE001 - e.g. the disk is full: kept, reported after release
             self.error = e
@@ -138,11 +153,37 @@ class H264Writer:
             return
         if self.error is None:
             try:
-                for packet in self._stream.encode(None):  # the frames the encoder still holds
-                    self._container.mux(packet)
+                self._held.extend(self._stream.encode(None))  # the frames the encoder still holds
+                self._mux_timed(end=True)
             except Exception as e:  # noqa: BLE001
                 self.error = e
         self._close()
+
+    def _mux_timed(self, end: bool = False) -> None:
+        """Mux the held packets, in order, whose frame's duration is known: up to the next frame's time (at the
+        `end`, the last frame lasts as long as the one before it, and all go)."""
+        while self._held:
+            packet = self._held[0]
+            at = len(self._times) if packet.pts is None else bisect.bisect_right(self._times, packet.pts)
+            if packet.pts is None:
+                pass  # (libx264 times every packet) muxed as it came
+            elif at < len(self._times):
+                packet.duration = self._times[at] - packet.pts
+            elif end:
+                packet.duration = self._last_step
+            else:
+                return  # the latest frame's: its duration comes with the next frame
+            if self._first is None:
+                self._first = (packet.pts, packet.dts)
+            if end and len(self._held) == 1 and self._decode_order_timed and None not in (packet.dts, *self._first):
+                # MP4/MOV time the track by its decode times too: the samples' durations are the steps between
+                # them, so the track fell short of the last frame's end by however much the B-frame delay grew
+                # since the start. The last sample in decode order makes it up (at a constant rate it is the
+                # step before it), and lasts at least as long as the last frame when it is that frame.
+                stop = self._last + self._last_step
+                need = stop - self._first[0] - (packet.dts - self._first[1])
+                packet.duration = max(need, self._last_step if packet.pts == self._last else 1)
+            self._container.mux(self._held.popleft())
 
     def _close(self) -> None:
         if self._container is not None:
