@@ -1,9 +1,11 @@
 """Image headers read without decoding (no torch, no OpenCV): the size a PNG, JPEG, TIFF, WebP, BMP or AVIF file
-declares, a PNG's transparency and EXIF orientation, and EXIF data made fit to copy into a translated photo.
+declares, a PNG's transparency and EXIF orientation, an AVIF's metadata and turns, and EXIF data made fit to copy
+into a translated photo.
 The trainer and the runtime's photo mode refuse decompression bombs with them before OpenCV allocates anything
 (other formats: OpenCV's own limit, OPENCV_IO_MAX_IMAGE_PIXELS, which the CLIs set before OpenCV loads)."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Iterator
 
 if TYPE_CHECKING:
@@ -191,3 +193,155 @@ def png_has_alpha(data: bytes | np.ndarray) -> bool:
     if b[:8] != _PNG or b[12:16] != b"IHDR" or len(b) < 26:
         return False
     return b[25] in (4, 6) or b"tRNS" in png_chunks(data)
+
+
+# ---- AVIF / HEIF (ISOBMFF) metadata: OpenCV writes an AVIF's ICC profile and EXIF data but does not read them ----
+def _boxes(buf: bytes, start: int, end: int) -> Iterator[tuple[bytes, int, int]]:
+    """(type, payload start, payload end) of the ISOBMFF boxes in buf[start:end]; stops at a malformed one."""
+    i = start
+    while i + 8 <= end:
+        size, kind, body = int.from_bytes(buf[i:i + 4], "big"), buf[i + 4:i + 8], i + 8
+        if size == 1 and i + 16 <= end:
+            size, body = int.from_bytes(buf[i + 8:i + 16], "big"), i + 16
+        elif size == 0:
+            size = end - i
+        if size < body - i or i + size > end:
+            return
+        yield kind, body, i + size
+        i += size
+
+
+def _child(buf: bytes, start: int, end: int, kind: bytes) -> tuple[int, int] | None:
+    return next(((s, e) for k, s, e in _boxes(buf, start, end) if k == kind), None)
+
+
+def _uint(buf: bytes, at: int, n: int) -> int:
+    if at + n > len(buf):
+        raise ValueError("box cut short")
+    return int.from_bytes(buf[at:at + n], "big")
+
+
+@dataclass(frozen=True)
+class HeifImage:
+    """What an AVIF/HEIF file's boxes say of its primary image: its EXIF data (from the TIFF header on), ICC
+    profile, stored size ('ispe', width x height) and the turns a viewer applies, in order: ("irot", n) for n
+    quarter turns anticlockwise, ("imir", 0) top and bottom exchanged, ("imir", 1) left and right."""
+
+    exif: bytes | None = None
+    icc: bytes | None = None
+    size: tuple[int, int] | None = None
+    transforms: tuple[tuple[str, int], ...] = ()
+
+
+def heif_image(data: bytes | np.ndarray) -> HeifImage:
+    """The HeifImage of an AVIF/HEIF file, read from its boxes (the 'Exif' item located by 'iloc'; the 'colr'
+    (prof/rICC), 'ispe', 'irot' and 'imir' properties 'ipma' gives the primary item); empty for what it lacks or
+    a file this does not understand. Never raises."""
+    buf = bytes(data)
+    try:
+        meta = _child(buf, 0, len(buf), b"meta")
+        return HeifImage() if meta is None else _meta(buf, meta[0] + 4, meta[1])  # meta is a full box
+    except (ValueError, IndexError):
+        return HeifImage()
+
+
+def _meta(buf: bytes, start: int, end: int) -> HeifImage:
+    primary, exif_items, places, props, links = None, [], {}, [], {}
+    for kind, s, e in _boxes(buf, start, end):
+        version = buf[s] if s < e else 0
+        if kind == b"pitm":
+            primary = _uint(buf, s + 4, 2 if version == 0 else 4)
+        elif kind == b"iinf":
+            first = s + 4 + (2 if version == 0 else 4)
+            for k, fs, fe in _boxes(buf, first, e):
+                if k == b"infe" and buf[fs] >= 2:  # item_ID, protection index, item_type
+                    n = 2 if buf[fs] == 2 else 4
+                    if buf[fs + 4 + n + 2:fs + 4 + n + 6] == b"Exif":
+                        exif_items.append(_uint(buf, fs + 4, n))
+        elif kind == b"iloc":
+            places = _iloc(buf, s, e, version)
+        elif kind == b"iprp":
+            ipco = _child(buf, s, e, b"ipco")
+            props = [] if ipco is None else [(k, ps, pe) for k, ps, pe in _boxes(buf, *ipco)]
+            ipma = _child(buf, s, e, b"ipma")
+            links = {} if ipma is None else _ipma(buf, *ipma)
+    exif = icc = size = None
+    transforms: list[tuple[str, int]] = []
+    for item in exif_items:
+        place = places.get(item)
+        if place is not None and place[1] >= 4 and place[0] + place[1] <= len(buf):
+            blob = buf[place[0]:place[0] + place[1]]
+            skip = 4 + int.from_bytes(blob[:4], "big")  # exif_tiff_header_offset
+            if blob[skip:skip + 4] in (b"II*\x00", b"MM\x00*"):
+                exif = blob[skip:]
+                break
+    for index in links.get(primary, []):
+        if not 1 <= index <= len(props):
+            continue
+        kind, ps, pe = props[index - 1]
+        if kind == b"colr" and icc is None and buf[ps:ps + 4] in (b"prof", b"rICC") and pe - ps > 4:
+            icc = buf[ps + 4:pe]
+        elif kind == b"ispe" and pe - ps >= 12:  # a full box: width, height
+            size = (_uint(buf, ps + 4, 4), _uint(buf, ps + 8, 4))
+        elif kind == b"irot" and pe > ps:
+            transforms.append(("irot", buf[ps] & 3))
+        elif kind == b"imir" and pe > ps:
+            transforms.append(("imir", buf[ps] & 1))
+    return HeifImage(exif, icc, size, tuple(transforms))
+
+
+def _iloc(buf: bytes, s: int, e: int, version: int) -> dict[int, tuple[int, int]]:
+    """item_ID -> (file offset, length) of the items stored in one extent in the file itself."""
+    sizes = _uint(buf, s + 4, 2)
+    offset_size, length_size, base_size = sizes >> 12, (sizes >> 8) & 15, (sizes >> 4) & 15
+    index_size = sizes & 15 if version in (1, 2) else 0
+    at = s + 6
+    count = _uint(buf, at, 2 if version < 2 else 4)
+    at += 2 if version < 2 else 4
+    places = {}
+    for _ in range(count):
+        item = _uint(buf, at, 2 if version < 2 else 4)
+        at += 2 if version < 2 else 4
+        method = 0
+        if version in (1, 2):
+            method = _uint(buf, at, 2) & 15
+            at += 2
+        at += 2  # data_reference_index
+        base = _uint(buf, at, base_size) if base_size else 0
+        at += base_size
+        extents = _uint(buf, at, 2)
+        at += 2
+        spans = []
+        for _ in range(extents):
+            at += index_size
+            offset = _uint(buf, at, offset_size) if offset_size else 0
+            at += offset_size
+            length = _uint(buf, at, length_size) if length_size else 0
+            at += length_size
+            spans.append((base + offset, length))
+        if method == 0 and len(spans) == 1 and spans[0][1] > 0:
+            places[item] = spans[0]
+        if at > e:
+            raise ValueError("iloc cut short")
+    return places
+
+
+def _ipma(buf: bytes, s: int, e: int) -> dict[int, list[int]]:
+    """item_ID -> its properties' 1-based indices in 'ipco'."""
+    version, flags = buf[s], _uint(buf, s + 1, 3)
+    at = s + 4
+    count = _uint(buf, at, 4)
+    at += 4
+    links = {}
+    for _ in range(count):
+        item = _uint(buf, at, 2 if version < 1 else 4)
+        at += 2 if version < 1 else 4
+        n = _uint(buf, at, 1)
+        at += 1
+        wide = flags & 1
+        links[item] = [_uint(buf, at + k * (2 if wide else 1), 2 if wide else 1) & (0x7FFF if wide else 0x7F)
+                       for k in range(n)]
+        at += n * (2 if wide else 1)
+        if at > e:
+            raise ValueError("ipma cut short")
+    return links

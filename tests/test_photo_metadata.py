@@ -291,3 +291,70 @@ def test_photojob_metadata_is_checked():
         PhotoJob(inputs=["x.jpg"], metadata="yes")
     with pytest.raises(CganError, match="metadata must be one of"):
         PhotoJob(inputs=["x.jpg"], metadata=True)
+
+
+def pillow_avif(path: Path, rgb: np.ndarray, orientation: int = 1) -> Path:
+    """An AVIF written by Pillow (libavif): its EXIF orientation becomes the 'irot'/'imir' boxes viewers apply."""
+    if not codec_works(".avif"):
+        pytest.skip("this OpenCV has no AVIF codec")
+    from PIL import features
+
+    if not features.check("avif"):
+        pytest.skip("this Pillow writes no AVIF")
+    Image.fromarray(rgb).save(path, "AVIF", exif=b"Exif\x00\x00" + exif_blob(orientation=orientation),
+                              icc_profile=icc_profile(), quality=100)
+    return path
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_an_avif_is_turned_as_viewers_turn_it_and_keeps_its_metadata(tmp_path, orientation):
+    """OpenCV 5.0 decodes an AVIF as stored and reads none of its metadata (it writes both): the turns and
+    mirrors of its boxes are applied as Pillow (libavif) shows the file, and its profile and EXIF are copied."""
+    src = pillow_avif(tmp_path / "in.avif", pattern(3, 40, 24)[:, :, ::-1].copy(), orientation)
+    img, _, meta = read_photo_with_metadata(src)
+    assert img.shape == shown(src).shape and np.abs(img[:, :, ::-1] - shown(src)).mean() < 2
+    assert meta.icc == icc_profile() and meta.exif is not None and meta.upright
+    dst = tmp_path / "out.jpg"
+    assert translate(src, dst).photos == 1
+    exif, icc = exif_of(dst)
+    assert icc == icc_profile() and exif.get(MAKE) == "Nikon" and exif.get(ORIENTATION) in (None, 1)
+    assert np.abs((255 - shown(src)) - shown(dst)).mean() < 8  # shown as the input was, translated
+
+
+def test_an_avif_cgan_wrote_keeps_its_metadata_through_another_run(tmp_path):
+    if not codec_works(".avif"):
+        pytest.skip("this OpenCV has no AVIF codec")
+    src = save(tmp_path / "in.jpg", pattern(3, 40, 24)[:, :, ::-1].copy(), exif_blob(), icc_profile())
+    translate(src, tmp_path / "a.avif")
+    translate(tmp_path / "a.avif", tmp_path / "b.jpg")
+    exif, icc = exif_of(tmp_path / "b.jpg")
+    assert icc == icc_profile() and exif.get(MAKE) == "Nikon" and exif.get(ORIENTATION) == 1
+    assert np.abs(shown(src) - shown(tmp_path / "b.jpg")).mean() < 8  # inverted twice
+    _, _, meta = read_photo_with_metadata(tmp_path / "a.avif", "color")
+    assert meta.icc == icc_profile() and meta.exif is None
+    _, _, meta = read_photo_with_metadata(tmp_path / "a.avif", "none")
+    assert not meta
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.data())
+def test_heif_image_never_raises_on_cut_or_damaged_files(data):
+    """Whatever the bytes (a file cut short, a damaged box), the reader gives what it can and never raises."""
+    from cgan._images import heif_image
+
+    blob = bytearray(avif_sample())
+    cut = data.draw(st.integers(0, len(blob)))
+    for _ in range(data.draw(st.integers(0, 8))):
+        blob[data.draw(st.integers(0, len(blob) - 1))] = data.draw(st.integers(0, 255))
+    got = heif_image(bytes(blob[:cut]))
+    assert got.exif is None or got.exif[:4] in (b"II*\x00", b"MM\x00*")
+
+
+@functools.cache
+def avif_sample() -> bytes:
+    if not codec_works(".avif"):
+        pytest.skip("this OpenCV has no AVIF codec")
+    ok, enc = cv2.imencodeWithMetadata(".avif", pattern(3, 40, 24), [cv2.IMAGE_METADATA_EXIF, cv2.IMAGE_METADATA_ICCP],
+                                       [np.frombuffer(exif_blob(), np.uint8), np.frombuffer(icc_profile(), np.uint8)])
+    assert ok
+    return enc.tobytes()

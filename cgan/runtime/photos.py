@@ -12,8 +12,9 @@ half-written photo under its name. A photo that cannot be read or translated (co
 warning and in the summary and the run goes on; one that cannot be written (disk full, folder gone) ends the run.
 
 Inputs are photo files, folders (recursive) and quoted patterns ('trip/*.jpg'). Photos are decoded as OpenCV's
-IMREAD_COLOR does: EXIF orientation applied, 16-bit scaled to 8, gray made BGR. A PNG's transparency (alpha or
-tRNS, turned with its orientation) is kept when the output format can hold it (PNG, WebP, TIFF). EXIF data and
+IMREAD_COLOR does: EXIF orientation applied (an AVIF's 'irot'/'imir' boxes instead, as viewers do), 16-bit scaled
+to 8, gray made BGR. A PNG's transparency (alpha or tRNS, turned with its orientation) is kept when the output
+format can hold it (PNG, WebP, TIFF). EXIF data and
 the ICC colour profile are copied into JPEG, PNG, WebP and AVIF outputs (PhotoJob.metadata: "all", "color" for the
 profile alone, "none"): the EXIF orientation says 1 once the pixels are upright, the pixel dimensions are the
 output's, the EXIF thumbnail (the untranslated photo) is left out; XMP is not copied. No torch here.
@@ -41,7 +42,7 @@ import numpy as np
 
 from cgan._codecs import reads
 from cgan._files import IMAGE_EXTS, check_folder_target, nearest_existing, user_path, visible_files, write_bytes_atomic
-from cgan._images import declared_size, exif_for_copy, exif_orientation, png_has_alpha, png_orientation
+from cgan._images import declared_size, exif_for_copy, exif_orientation, heif_image, png_has_alpha, png_orientation
 from cgan._limits import MAX_DECODE_PIXELS
 from cgan._optional import optional_module
 from cgan.errors import CganError
@@ -470,6 +471,9 @@ def read_photo_with_metadata(path: str | os.PathLike, metadata: str = "all") \
         img = None
     if img is None or img.size == 0:
         raise PhotoProblem("not a readable image")
+    if bytes(data[4:8]) == b"ftyp":  # AVIF (HEIF without pillow-heif): the box-level metadata and turns
+        img, meta = _heif_read_by_opencv(data, img, types, blobs, metadata)
+        return img, None, meta
     meta = _metadata(data, img, types, blobs, metadata)
     alpha = None
     if png_has_alpha(data):
@@ -522,6 +526,32 @@ def _turned(data: np.ndarray, img: np.ndarray, orientation: int | None) -> bool 
     if raw is not None and raw.shape == img.shape and np.array_equal(raw, img):
         return False
     return None
+
+
+def _heif_read_by_opencv(data: np.ndarray, img: np.ndarray, types: Sequence[Any], blobs: Sequence[Any],
+                         metadata: str) -> tuple[np.ndarray, PhotoMeta]:
+    """An AVIF as OpenCV decoded it, turned as its 'irot'/'imir' boxes say (every viewer does; OpenCV 5.0 leaves the
+    pixels as stored), and its metadata: OpenCV writes an AVIF's ICC profile and EXIF data but does not read
+    them back, so they are read from the boxes. HEIF's viewers ignore the EXIF orientation (the boxes turn the
+    image), so the pixels are upright as they are shown."""
+    heif = heif_image(data)
+    if heif.transforms and not _already_turned(img, heif):
+        for kind, value in heif.transforms:
+            img = np.rot90(img, value) if kind == "irot" else (img[::-1] if value == 0 else img[:, ::-1])
+        img = np.ascontiguousarray(img)
+    found = {int(t): bytes(np.asarray(b, dtype=np.uint8).ravel()) for t, b in zip(types, blobs)}
+    if CAN_COPY_METADATA:
+        exif, icc = _kept(found.get(cv2.IMAGE_METADATA_EXIF) or heif.exif if metadata == "all" else None,
+                          found.get(cv2.IMAGE_METADATA_ICCP) or heif.icc if metadata != "none" else None)
+        return img, PhotoMeta(exif, icc, True)
+    return img, PhotoMeta()
+
+
+def _already_turned(img: np.ndarray, heif: Any) -> bool:
+    """Whether the decoder turned the pixels itself: told by the size for an odd number of quarter turns (OpenCV
+    5.0 does not turn; a release that does would be caught by tests/test_photo_metadata.py's AVIF tests)."""
+    quarter = sum(v for k, v in heif.transforms if k == "irot") % 2 == 1
+    return heif.size is not None and quarter and img.shape[:2] == (heif.size[0], heif.size[1]) != heif.size[::-1]
 
 
 def _metadata(data: np.ndarray, img: np.ndarray, types: Sequence[Any], blobs: Sequence[Any],
