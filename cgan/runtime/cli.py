@@ -52,6 +52,11 @@ EXIT_INTERRUPTED = {"interrupted": 130, "terminated": 143}
                    "(/dev/video10). One --input.")
 @click.option("--max-frames", type=click.IntRange(min=1), default=None,
               help="Stop after N frames read per input (live: dropped frames count); photos: N photos in all.")
+@click.option("--start", default=None, metavar="TIME",
+              help="Video files: translate from this time on (seconds, or [HH:]MM:SS[.ms] as ffmpeg's -ss: 90, "
+                   "1:30, 01:02:03.5); the output holds that part, with its sound.")
+@click.option("--end", default=None, metavar="TIME",
+              help="Video files: stop at this time in the file (as --start; ffmpeg's -to).")
 @click.option("--backend", default="auto", show_default=True,
               help="auto, tensorrt, tensorrt-rtx, ort-cuda, ort-cpu, torch.")
 @click.option("--precision", default=None, help="fp32 or fp16 (default: the backend's best).")
@@ -83,7 +88,7 @@ EXIT_INTERRUPTED = {"interrupted": 130, "terminated": 143}
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @click.option("-v", "--verbose", is_flag=True, help="Debug logging (and OpenCV warnings).")
 def cli(pair, direction, inputs, output, display, side_by_side, fps_overlay, size, capture, virtual_camera,
-        max_frames, backend, precision, compile_, cuda_graphs, smooth, smooth_strength, smooth_flow, codec, crf, sound,
+        max_frames, start, end, backend, precision, compile_, cuda_graphs, smooth, smooth_strength, smooth_flow, codec, crf, sound,
         metadata, progress, reconnects, as_json, verbose):
     """Translate video frames with a CycleGAN generator: capture -> translate -> write/show, threaded.
 
@@ -106,7 +111,8 @@ def cli(pair, direction, inputs, output, display, side_by_side, fps_overlay, siz
     if _given(click.get_current_context(), "metadata"):
         raise CganError("--metadata applies to photos; the inputs are videos, cameras or streams (leave it out)")
     options = dict(pair=pair, direction=direction, display=display, side_by_side=side_by_side,
-                   fps_overlay=fps_overlay, size=size, max_frames=max_frames, backend=backend, precision=precision,
+                   fps_overlay=fps_overlay, size=size, max_frames=max_frames, start=start, end=end, backend=backend,
+                   precision=precision,
                    compile=compile_, cuda_graphs=cuda_graphs, smooth=smooth, smooth_strength=smooth_strength,
                    smooth_flow=smooth_flow, progress=progress, reconnects=reconnects, sound=sound, codec=codec, crf=crf,
                    capture=capture, virtual_camera=virtual_camera,
@@ -119,7 +125,7 @@ def cli(pair, direction, inputs, output, display, side_by_side, fps_overlay, siz
 
 #: options that only videos take (photos are translated one by one: nothing to show live or smooth over time)
 VIDEO_ONLY = {"display": "--display", "fps_overlay": "--fps-overlay", "smooth": "--smooth", "sound": "--sound",
-              "codec": "--codec", "crf": "--crf", "capture": "--capture", "virtual_camera": "--virtual-camera",
+              "codec": "--codec", "crf": "--crf", "start": "--start", "end": "--end", "capture": "--capture", "virtual_camera": "--virtual-camera",
               "smooth_strength": "--smooth-strength", "smooth_flow": "--smooth-flow", "reconnects": "--reconnects"}
 
 

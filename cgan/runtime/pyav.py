@@ -221,6 +221,9 @@ class FileSource:
             self.fps = float(rate) if rate else 0.0
             self.frame_count = int(stream.frames or 0)
             self.codec = _codec_name(stream)
+            self._stream = stream
+            # times from the stream's start, as OpenCV gives them (an MPEG-TS file may start at 1.4 s)
+            self._t0 = float(stream.start_time * stream.time_base) if stream.start_time and stream.time_base else 0.0
             self._frames = self._container.decode(stream)
             self._pending = self._next()
             if self._pending is None:
@@ -243,7 +246,8 @@ class FileSource:
         else:
             img = frame.to_ndarray(format="bgr24")
         turns = round((frame.rotation or 0) / 90) % 4  # FFmpeg's rotation is counter-clockwise, in degrees
-        return (np.ascontiguousarray(np.rot90(img, turns)) if turns else img), frame.time
+        t = None if frame.time is None else frame.time - self._t0
+        return (np.ascontiguousarray(np.rot90(img, turns)) if turns else img), t
 
     def read(self) -> np.ndarray | None:
         got, self._pending = (self._pending, None) if self._pending is not None else (self._next(), None)
@@ -252,6 +256,14 @@ class FileSource:
         self.frames_read += 1
         frame, self.timestamp = got
         return frame
+
+    def seek(self, t: float) -> None:
+        """Go to the time `t` (seconds from the stream's start): the next read gives the key frame at or before it
+        (read on to reach `t` exactly)."""
+        stream = self._stream
+        self._container.seek(round((t + self._t0) / stream.time_base), stream=stream, backward=True)
+        self._frames = self._container.decode(stream)
+        self._pending = None
 
     def close(self) -> None:
         if self._container is not None:

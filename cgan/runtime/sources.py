@@ -12,13 +12,14 @@ No torch here. Every user mistake is a one-line `CganError` (missing camera, unr
 from __future__ import annotations
 
 import logging
+import math
 import numbers
 import os
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import cv2
 import numpy as np
@@ -214,6 +215,7 @@ class CaptureSource:
         self.reconnected = 0
         self.frames_read = 0
         self.timestamp: float | None = None  # of the frame read last, for files (see Source)
+        self._seeked = False
         self.tone_mapped_by: str | None = None  # "OpenCV" when OpenCV makes this HDR file SDR (see open_source)
         self._pending: np.ndarray | None = None
         self.cap = self._open()
@@ -315,12 +317,19 @@ class CaptureSource:
             self.timestamp = self._time()
             return _as_bgr(frame)
         if not self.live:
-            if self.frame_count and self.frames_read < 0.98 * self.frame_count:
+            if self.frame_count and self.frames_read < 0.98 * self.frame_count and not self._seeked:
                 # a decode error ends OpenCV's reading like the end of the file does: say it was not the end
                 log.warning("%s: decoding stopped after %d of %d frames (damaged file?); the output ends there",
                             self.name, self.frames_read, self.frame_count)
             return None
         return self._reconnect()
+
+    def seek(self, t: float) -> None:
+        """Go to the time `t` (seconds) of a file: the next read gives the frame there, or one shortly before (OpenCV
+        takes a variable-rate file's time for a frame number at its average rate)."""
+        self._pending = None
+        self._seeked = True  # frames_read no longer counts from the first frame
+        self.cap.set(cv2.CAP_PROP_POS_MSEC, t * 1000.0)
 
     def _time(self) -> float | None:
         """The time in the file of the frame just read (OpenCV's, from the stream's start); None for live sources,
@@ -438,3 +447,117 @@ class FrameListSource:
 
     def close(self) -> None:
         pass
+
+
+def parse_time(value: object, what: str = "time") -> float:
+    """Seconds from a time as ffmpeg and players write it: 90, 90.5, 1:30, 01:02:03.5 (or a number). One-line
+    CganError otherwise."""
+    if isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_)):
+        seconds = float(value)
+    elif isinstance(value, str) and value.strip():
+        parts = value.strip().split(":")
+        try:
+            if len(parts) > 3 or any(not p or not p.replace(".", "", 1).isdecimal() for p in parts) \
+                    or any("." in p for p in parts[:-1]) or any(int(p) >= 60 for p in parts[1:-1]) \
+                    or (len(parts) > 1 and float(parts[-1]) >= 60):
+                raise ValueError
+            seconds = sum(float(p) * 60 ** k for k, p in enumerate(reversed(parts)))
+        except ValueError:
+            raise CganError(f"{what} {value!r} is not a time: give seconds (90, 12.5) or [HH:]MM:SS[.ms] "
+                            f"(1:30, 01:02:03.5)") from None
+    else:
+        raise CganError(f"{what} must be a time in seconds or [HH:]MM:SS, got {_describe(value)}")
+    if not math.isfinite(seconds) or seconds < 0:
+        raise CganError(f"{what} must be a time of 0 or more, got {value!r}")
+    return seconds
+
+
+def clock(seconds: float) -> str:
+    """A time as players show it: 1:30.0, 1:02:03.5."""
+    m, s = divmod(seconds, 60)
+    h, m = divmod(int(m), 60)
+    return f"{h}:{m:02d}:{s:04.1f}" if h else f"{m}:{s:04.1f}"
+
+
+class Trimmed:
+    """A file source cut to the frames from `start` up to `end` (seconds in the file; None: its end), as
+    cgan-video --start/--end: it seeks near `start` where the source can (`seek(t)`), then reads on to the first
+    frame at or after it. Its timestamps are the file's, so an output keeps the frames' times and the sound from
+    `start` (see cgan.runtime.video.VideoOutput). Everything else is the source's."""
+
+    SEEK_BACK_S = 2.0  # seek this far before `start` and read on: a variable-rate file's seek can land after it
+
+    def __init__(self, inner: Any, start: float = 0.0, end: float | None = None):
+        self.inner, self.start, self.end = inner, start, end
+        self.live = False
+        self._t: float | None = None
+        self._done = False
+        fps = known_fps(getattr(inner, "fps", 0.0))
+        self._eps = 0.25 / fps if fps else 1e-3  # a frame within a quarter frame of `start` is at it
+        self._index = 0  # frames read from the inner source (timing for sources that give no times)
+        self._pending = self._first(fps)
+        count = int(getattr(inner, "frame_count", 0) or 0)
+        if count and fps:
+            last = count / fps if end is None else min(end, count / fps)
+            count = max(1, round((last - self.start) * fps))
+        self.frame_count = count
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.__dict__["inner"], name)
+
+    def _time(self) -> float | None:
+        t = getattr(self.inner, "timestamp", None)
+        if t is None or not math.isfinite(t):
+            fps = known_fps(getattr(self.inner, "fps", 0.0))
+            return (self._index - 1) / fps if fps else None
+        return t
+
+    def _read(self) -> tuple[np.ndarray, float | None] | None:
+        frame = self.inner.read()
+        if frame is None:
+            return None
+        self._index += 1
+        return frame, self._time()
+
+    def _first(self, fps: float) -> tuple[np.ndarray, float | None] | None:
+        seek = getattr(self.inner, "seek", None)
+        back = max(self.start - self.SEEK_BACK_S, 0.0)
+        if self.start > 0 and back > 0 and callable(seek):
+            seek(back)
+            got = self._read()
+            if got is not None and got[1] is not None and got[1] > self.start + self._eps:
+                seek(0.0)  # landed after `start`: read it from the beginning
+                got = self._read()
+        else:
+            got = self._read()
+        last = None
+        while got is not None:
+            if got[1] is None:
+                raise CganError(f"{self.inner.name}: its frames have no times, so --start/--end cannot cut it")
+            if got[1] >= self.start - self._eps:
+                return got
+            last = got[1]
+            got = self._read()
+        count = int(getattr(self.inner, "frame_count", 0) or 0)
+        end = (f" (its last frame is at {clock(last)})" if last is not None
+               else f" (it lasts about {clock(count / fps)})" if count and fps else "")
+        raise CganError(f"--start {clock(self.start)} is at or after the end of {self.inner.name}{end}: give an "
+                        f"earlier --start")
+
+    @property
+    def timestamp(self) -> float | None:
+        return self._t
+
+    def read(self) -> np.ndarray | None:
+        if self._done:
+            return None
+        got, self._pending = (self._pending, None) if self._pending is not None else (self._read(), None)
+        if got is None or (self.end is not None and got[1] is not None and got[1] >= self.end - self._eps):
+            self._t, self._done = None, True
+            return None
+        frame, self._t = got
+        return frame
+
+    def close(self) -> None:
+        self.inner.close()
+

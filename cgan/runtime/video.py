@@ -43,8 +43,8 @@ from cgan._files import _umask, nearest_existing
 from cgan.errors import CganError
 from cgan.runtime.frames import DEFAULT_MAX_PIXELS, MULTIPLE, even_size, fit_to, round_up, to_bgr
 from cgan.runtime.smooth import TemporalSmoother
-from cgan.runtime.sources import CAPTURE_NAMED, CaptureSource, Source, _describe, known_fps, open_source, \
-    parse_capture, parse_input
+from cgan.runtime.sources import CAPTURE_NAMED, CaptureSource, Source, Trimmed, _describe, known_fps, open_source, \
+    parse_capture, parse_input, parse_time
 
 log = logging.getLogger(__name__)
 _READ_BACK = cv2.VideoCapture  # the decoder that checks finished files (held apart from sources' capture)
@@ -85,6 +85,10 @@ class VideoJob:
     fps_overlay: bool = False             # draw the running fps on the frame
     size: str = "native"                  # native, 720p, 1080p, WxH, N (long side), or max:N (shrink only larger)
     max_frames: int | None = None         # per input
+    # files: translate from `start` up to `end` (seconds, or "[HH:]MM:SS[.ms]" as ffmpeg's -ss/-to; None: the
+    # file's start/end); the output holds that part, with its sound
+    start: float | str | None = None
+    end: float | str | None = None
     backend: str = "auto"
     precision: str | None = None
     compile: bool = False                 # torch backend: torch.compile (compiles on the first frame)
@@ -139,6 +143,10 @@ class VideoJob:
                             f"{_describe(self.virtual_camera)}")
         self.max_frames = _checked_int("max_frames", self.max_frames, 1, none_ok=True)
         self.crf = _checked_int("crf", self.crf, 0, none_ok=True, high=MAX_CRF)
+        self.start = None if self.start is None else parse_time(self.start, "start")
+        self.end = None if self.end is None else parse_time(self.end, "end")
+        if self.end is not None and self.end <= (self.start or 0.0):
+            raise CganError(f"end ({self.end:g} s) must come after start ({self.start or 0:g} s)")
         self.reconnects = _checked_int("reconnects", self.reconnects, 0)
         self.queue_size = _checked_int("queue_size", self.queue_size, 1)
         strength = self.smooth_strength
@@ -576,6 +584,8 @@ class VideoOutput:
         try:
             tmp, ident = _exclusive_temp(self.path.parent, f".{self.path.stem}.partial-{os.getpid()}-",
                                          self.path.suffix)
+            # the sound from the output's first frame on (a --start cuts it later in the file)
+            found = dataclasses.replace(found, video_start=found.video_start + (self.t_source0 or 0.0))
             if pyav.mux_sound(self.tmp, source, tmp, self.seconds, found) == 0:
                 _remove_own(tmp, ident)  # an audio stream with no sound where the frames are: nothing to add
                 return
@@ -1151,6 +1161,8 @@ def run_video(job: VideoJob, translator: Any = None) -> VideoSummary:
                                           capture=_capture_mode(job.capture, capture, spec, size)))
             else:
                 opened.append(value)
+            if job.start is not None or job.end is not None:
+                opened.append(_trimmed(opened.pop(), job.start or 0.0, job.end))
         if own_translator:
             translator = load_translator(job)  # first: an unknown pair or backend is the mistake to report
         if job.output is None and not display and job.on_frame is None and job.virtual_camera is None:
@@ -1171,8 +1183,9 @@ def run_video(job: VideoJob, translator: Any = None) -> VideoSummary:
             pipe.vcam = VirtualCamera(job.virtual_camera, known_fps(streams[0].source.fps) or DEFAULT_FPS)
         holder["pipe"] = pipe
         for st in streams:
-            if isinstance(st.source, CaptureSource):
-                st.source.stop = pipe.stop
+            source = st.source.inner if isinstance(st.source, Trimmed) else st.source
+            if isinstance(source, CaptureSource):
+                source.stop = pipe.stop
         bar = _progress_bar(job, streams)
         t_start = time.perf_counter()
         try:
@@ -1253,6 +1266,18 @@ def _capture_mode(given: str | None, capture: tuple[int, int, float | None] | No
         return next(((w, h, None) for w, h in CAPTURE_NAMED.values() if h == size[1]),
                     (round(size[1] * 16 / 9 / 2) * 2, size[1], None))
     return None
+
+
+def _trimmed(source: Any, start: float, end: float | None) -> Trimmed:
+    """`source` cut to [start, end) (--start/--end); a one-line error for a live one (closed first)."""
+    if source.live:
+        source.close()
+        raise CganError(f"--start/--end cut video files; {source.name} is live (leave them out, or record it first)")
+    try:
+        return Trimmed(source, start, end)
+    except BaseException:
+        source.close()
+        raise
 
 
 def _probe_file(src: Any, sound: bool) -> tuple[str, Any] | None:

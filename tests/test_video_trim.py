@@ -1,0 +1,173 @@
+"""--start/--end: a part of a video file translated, with its sound from the same time; both readers (OpenCV,
+PyAV) seek near the start and read on to the exact frame; live sources, times past the end and bad times are one
+line."""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from cgan._cli import run
+from cgan.errors import CganError
+from cgan.runtime import pyav
+from cgan.runtime.batch import run_video_folder
+from cgan.runtime.cli import cli
+from cgan.runtime.sources import CaptureSource, FrameListSource, Trimmed, parse_input, parse_time
+from cgan.runtime.video import VideoJob, run_video
+
+from _helpers_video import Invert, make_clip, probe
+
+av = pytest.importorskip("av")
+
+
+def job(**kw) -> VideoJob:
+    return VideoJob(display=False, progress=False, handle_signals=False, **kw)
+
+
+def numbered(i: int) -> np.ndarray:
+    """Frame i (0..63): a bright column at x = i, which lossy coding keeps readable."""
+    frame = np.full((48, 64, 3), 40, np.uint8)
+    frame[:, i] = 230
+    return frame
+
+
+def frame_number(frame: np.ndarray) -> int:
+    return int(frame.mean(axis=(0, 2)).argmax())
+
+
+def numbered_clip(path: Path, n: int = 60, fps: float = 12.0) -> Path:
+    import cv2
+
+    w = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (64, 48))
+    for i in range(n):
+        w.write(numbered(i))
+    w.release()
+    return path
+
+
+def read_all(source) -> list[tuple[int, float]]:
+    got = []
+    while (frame := source.read()) is not None:
+        got.append((frame_number(frame), round(source.timestamp, 3)))
+    source.close()
+    return got
+
+
+@pytest.mark.parametrize("text, seconds", [("90", 90.0), ("90.5", 90.5), ("1:30", 90.0), ("01:02:03.5", 3723.5),
+                                           ("0:00:00", 0.0), (" 2:05 ", 125.0), (12, 12.0), (0.5, 0.5),
+                                           ("١:٣٠", 90.0)])  # decimal digits of other scripts are numbers
+def test_times_are_read_as_ffmpeg_writes_them(text, seconds):
+    assert parse_time(text) == seconds
+
+
+@pytest.mark.parametrize("text", ["1:75", "abc", "-5", "1::2", "1.5:30", "", "1:2:3:4", "1:60:00", "5s", "²:30",
+                                  True, [1], math.nan, -1.0])
+def test_a_bad_time_is_one_line(text):
+    with pytest.raises(CganError, match="time"):
+        parse_time(text)
+
+
+def test_end_must_come_after_start():
+    with pytest.raises(CganError, match="must come after start"):
+        VideoJob(inputs=["demo"], start="0:05", end=3)
+    with pytest.raises(CganError, match="must come after start"):
+        VideoJob(inputs=["demo"], end=0)
+    assert (VideoJob(inputs=["demo"], start="1:30", end="1:31.5").start, VideoJob(inputs=["demo"], end="2").end) \
+        == (90.0, 2.0)
+
+
+@pytest.mark.parametrize("reader", ["opencv", "pyav"])
+@pytest.mark.parametrize("start, end, first, count", [(2.5, 4.0, 30, 18), (0.5, None, 6, 54), (0, 1.0, 0, 12),
+                                                      (4.9, None, 59, 1)])
+def test_both_readers_give_exactly_the_frames_from_start_to_end(tmp_path, reader, start, end, first, count):
+    """A seek 2 s before the start (2.5 s: from 0.5 s), then frames read on: the first is the one at the start,
+    whichever reader, and the frames stop before the end."""
+    clip = numbered_clip(tmp_path / "in.mp4")
+    spec = parse_input(str(clip))
+    source = Trimmed(CaptureSource(spec) if reader == "opencv" else pyav.FileSource(spec), start, end)
+    got = read_all(source)
+    assert [n for n, _ in got] == list(range(first, first + count))
+    assert [t for _, t in got] == pytest.approx([n / 12 for n, _ in got], abs=1e-3)  # the file's own times
+    assert source.frame_count == count
+
+
+def test_a_seek_that_lands_after_the_start_reads_from_the_beginning():
+    """OpenCV takes a variable-rate file's time for a frame number at its average rate: its seek may land after
+    the time asked. The frames are then read from the first."""
+    class Overshooting(FrameListSource):
+        timestamp = None
+
+        def read(self):
+            frame = super().read()
+            self.timestamp = None if frame is None else (self._i - 1) / self.fps
+            return frame
+
+        def seek(self, t):
+            self.seeks.append(t)
+            self._i = min(int(t * self.fps) + 30, len(self._frames)) if t > 0 else 0  # 1 s -> 3.5 s
+
+    src = Overshooting([numbered(i) for i in range(60)], fps=12)
+    src.seeks = []
+    got = read_all(Trimmed(src, 3.0))
+    assert src.seeks == [1.0, 0.0] and got[0] == (36, 3.0) and len(got) == 24
+
+
+def test_the_output_is_the_part_with_its_sound_from_the_start(tmp_path):
+    """A tone from 1.5 s, cut from 1.0 s: the output's sound is silent for its first 0.5 s, then the tone (a sound
+    taken from the file's start would be silent for 1.5 s); the output is 1.6 s long, video and sound."""
+    from test_video_sound import RATE, clip_with_sound, sound_samples, streams
+
+    src = clip_with_sound(tmp_path / "in.mp4", seconds=3.0, silent_until=1.5)
+    out = tmp_path / "out.mp4"
+    s = run_video(job(inputs=[str(src)], output=str(out), start=1.0, end=2.6), translator=Invert())
+    assert s.frames == 40 and s.streams[0]["sound"] == "aac"  # 1.6 s at 25 fps
+    assert probe(out)[0] == 40
+    got = streams(out)
+    assert got["video"] == pytest.approx(1.6, abs=0.01) and got["audio"] == pytest.approx(1.6, abs=0.07)
+    sound = np.abs(sound_samples(out))
+    assert sound[int(0.1 * RATE):int(0.4 * RATE)].mean() < 0.02 and sound[int(0.6 * RATE):int(1.4 * RATE)].mean() > 0.2
+
+
+def test_max_frames_counts_from_the_start(tmp_path):
+    clip = numbered_clip(tmp_path / "in.mp4")
+    out = tmp_path / "out.mp4"
+    s = run_video(job(inputs=[str(clip)], output=str(out), start=2.0, max_frames=6), translator=Invert())
+    assert s.frames == 6 and probe(out)[0] == 6
+
+
+def test_a_start_past_the_end_a_live_source_and_photos_are_one_line(tmp_path, capsys):
+    clip = numbered_clip(tmp_path / "in.mp4")
+    base = ["--input", str(clip), "--output", str(tmp_path / "o.mp4"), "--no-display", "--no-progress",
+            "--backend", "ort-cpu"]
+    assert run(cli, base + ["--start", "0:09"]) == 2
+    err = capsys.readouterr().err
+    assert "--start 0:09.0 is at or after the end of" in err and "(it lasts about 0:05.0)" in err
+    assert "Traceback" not in err
+    assert run(cli, base + ["--start", "1:10", "--end", "1:05"]) == 2
+    assert "must come after start" in capsys.readouterr().err
+    assert run(cli, base + ["--start", "one minute"]) == 2
+    assert "is not a time" in capsys.readouterr().err
+    assert run(cli, base + ["--start", "0:01", "--end", "0:09"]) == 0  # an end past the end: to the end
+    assert probe(tmp_path / "o.mp4")[0] == 48
+    (tmp_path / "o.mp4").unlink()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mp4"]
+    with pytest.raises(CganError, match="--start/--end cut video files; camera is live"):
+        run_video(job(inputs=[FrameListSource([numbered(0)] * 3, live=True, name="camera")], start=1),
+                  translator=Invert())
+    import cv2
+    cv2.imwrite(str(tmp_path / "p.png"), numbered(0))
+    assert run(cli, ["--input", str(tmp_path / "p.png"), "--output", str(tmp_path / "q.png"), "--start", "1"]) == 2
+    assert "--start applies to videos" in capsys.readouterr().err
+
+
+def test_a_folder_cut_skips_the_videos_too_short(tmp_path):
+    folder = tmp_path / "clips"
+    folder.mkdir()
+    make_clip(folder / "short.mp4", 12, fps=12)  # 1 s
+    numbered_clip(folder / "long.mp4")  # 5 s
+    s = run_video_folder(folder, tmp_path / "out", translator=Invert(), start=2.0, end=3.0, display=False,
+                         progress=False, handle_signals=False)
+    assert [Path(v["input"]).name for v in s.videos] == ["long.mp4"] and s.videos[0]["frames"] == 12
+    assert len(s.failed) == 1 and "is at or after the end of" in s.failed[0]["error"]
