@@ -261,3 +261,12 @@ def test_crf_is_refused_where_it_would_do_nothing(tmp_path, capsys):
     cv2.imwrite(str(tmp_path / "p.png"), np.zeros((8, 8, 3), np.uint8))
     assert run(cli, ["--input", str(tmp_path / "p.png"), "--output", str(tmp_path / "q.png"), "--crf", "18"]) == 2
     assert "--crf applies to videos" in capsys.readouterr().err
+
+
+def test_without_pyav_crf_says_to_install_it(tmp_path, monkeypatch):
+    monkeypatch.setattr(pyav, "has_h264", lambda: False)
+    with pytest.raises(CganError, match=r"H.264 needs PyAV with libx264, which is missing here: o.mp4 would be "
+                                        r"written as mp4v; pip install av"):
+        check_output(tmp_path / "o.mp4", "auto", 18)
+    with pytest.raises(CganError, match=r"o.avi is written as MJPG \(OpenCV's .avi \(MJPG\)\)"):
+        check_output(tmp_path / "o.avi", "auto", 18)

@@ -143,7 +143,7 @@ def test_a_start_past_the_end_a_live_source_and_photos_are_one_line(tmp_path, ca
             "--backend", "ort-cpu"]
     assert run(cli, base + ["--start", "0:09"]) == 2
     err = capsys.readouterr().err
-    assert "--start 0:09.0 is at or after the end of" in err and "(it lasts about 0:05.0)" in err
+    assert "--start 0:09.0 is at or after the end of" in err and "(its last frame is at 0:04.917)" in err
     assert "Traceback" not in err
     assert run(cli, base + ["--start", "1:10", "--end", "1:05"]) == 2
     assert "must come after start" in capsys.readouterr().err
@@ -171,3 +171,76 @@ def test_a_folder_cut_skips_the_videos_too_short(tmp_path):
                          progress=False, handle_signals=False)
     assert [Path(v["input"]).name for v in s.videos] == ["long.mp4"] and s.videos[0]["frames"] == 12
     assert len(s.failed) == 1 and "is at or after the end of" in s.failed[0]["error"]
+
+
+@pytest.mark.parametrize("reader", ["opencv", "pyav"])
+def test_a_start_near_the_end_of_a_variable_rate_file_is_found(tmp_path, reader):
+    """5 s at 50 fps then 5 s at 10 fps: OpenCV takes 9.5 s for frame 9.5 x 30 (the average rate), past the last
+    frame, and its seek gives nothing; the file is then read from its start. Both readers give the frame at 9.5 s."""
+    from test_video_timing import vfr_clip
+
+    times = [i / 50 for i in range(250)] + [5 + i / 10 for i in range(50)]
+    clip = vfr_clip(tmp_path / "phone.mp4", times, sound=False)
+    spec = parse_input(str(clip))
+    source = Trimmed(CaptureSource(spec) if reader == "opencv" else pyav.FileSource(spec), 9.5)
+    got = []
+    while source.read() is not None:
+        got.append(round(source.timestamp, 3))
+    source.close()
+    assert got == pytest.approx([9.5, 9.6, 9.7, 9.8, 9.9], abs=2e-3)
+
+
+def test_a_source_without_times_is_timed_by_its_rate_and_not_seeked():
+    """No timestamps (or times that never move on: OpenCV gives 0.0 for every frame of a raw .h264 file): the
+    frames are counted from the start at the source's rate; a seek would lose the count, so none is made."""
+    class Untimed(FrameListSource):
+        def __init__(self, *a, stuck=False, **kw):
+            super().__init__(*a, **kw)
+            self.seeks, self.timestamp = [], (0.0 if stuck else None)
+
+        def seek(self, t):
+            self.seeks.append(t)
+            self._i = int(t * self.fps)
+
+    for stuck in (False, True):
+        src = Untimed([numbered(i) for i in range(64)], fps=12, stuck=stuck)
+        got = read_all(Trimmed(src, 5.0))
+        assert src.seeks == [] and got[0] == (60, 5.0) and len(got) == 4
+    with pytest.raises(CganError, match="neither times nor a frame rate"):
+        Trimmed(Untimed([numbered(0)] * 3, fps=0), 1.0)
+
+
+def test_a_raw_h264_file_is_cut_by_its_rate(tmp_path):
+    """A raw H.264 stream has no container times (OpenCV says 0.0 for each frame) and FFmpeg plays it at 25 fps:
+    --start 1 is its 26th frame, through either reader."""
+    raw = tmp_path / "cam.h264"
+    with av.open(str(raw), "w", format="h264") as c:
+        s = c.add_stream("libx264", rate=12)
+        s.width, s.height, s.pix_fmt = 64, 48, "yuv420p"
+        for i in range(48):
+            for p in s.encode(av.VideoFrame.from_ndarray(numbered(i), format="bgr24")):
+                c.mux(p)
+        for p in s.encode(None):
+            c.mux(p)
+    for make in (CaptureSource, pyav.FileSource):
+        source = make(parse_input(str(raw)))
+        fps = source.fps
+        got = read_all(Trimmed(source, 1.0, 1.5))
+        assert [n for n, _ in got] == list(range(round(fps), round(1.5 * fps))), (make, fps)
+
+
+def test_a_range_without_a_frame_is_one_line(tmp_path):
+    clip = numbered_clip(tmp_path / "in.mp4")  # frames every 1/12 s: none in [1.03, 1.06)
+    with pytest.raises(CganError, match=r"no frame of .* lies between --start 0:01.03 and --end 0:01.06 \(the next "
+                                        r"is at 0:01.083\): widen them"):
+        run_video(job(inputs=[str(clip)], output=str(tmp_path / "o.mp4"), start=1.03, end=1.06), translator=Invert())
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mp4"]
+
+
+def test_clock_and_huge_times():
+    from cgan.runtime.sources import clock
+
+    assert [clock(t) for t in (0, 59.97, 59.9996, 1.0833, 90.5, 3599.9996, 3723.5)] == \
+        ["0:00.0", "0:59.97", "1:00.0", "0:01.083", "1:30.5", "1:00:00.0", "1:02:03.5"]
+    with pytest.raises(CganError, match="finite time"):
+        parse_time(10 ** 400)

@@ -18,7 +18,8 @@ from typing import Any
 
 from cgan._files import user_path, visible_files
 from cgan.errors import CganError
-from cgan.runtime.video import CODECS, H264, VIDEO_EXTS, VideoJob, load_translator, output_codec, run_video
+from cgan.runtime.video import CODECS, H264, VIDEO_EXTS, VideoJob, crf_refusal, load_translator, output_codec, \
+    run_video
 
 log = logging.getLogger(__name__)
 
@@ -68,9 +69,9 @@ def _check_crf(jobs: list[VideoJob], folder: Path) -> None:
         return
     other = [Path(j.output) for j in jobs if output_codec(Path(j.output), j.codec) != H264]
     if other:
-        raise CganError(f"--crf sets H.264's quality, but {len(other)} of the {len(jobs)} videos in {folder} are "
-                        f"written with another codec ({other[0].name}: {output_codec(other[0], jobs[0].codec)}); "
-                        f"leave --crf out, or translate those separately as .mp4")
+        more = (f" ({len(other)} of the {len(jobs)} videos in {folder} are like it)" if len(other) > 1
+                else f" (1 of the {len(jobs)} videos in {folder})")
+        raise CganError(crf_refusal(other[0], output_codec(other[0], jobs[0].codec), more))
 
 
 @dataclass

@@ -73,8 +73,8 @@ EXIT_INTERRUPTED = {"interrupted": 130, "terminated": 143}
               help="Output codec: auto is H.264 (plays in every player and browser; PyAV) for .mp4/.m4v/.mov/.mkv "
                    "and MJPG for .avi; mp4v (MPEG-4 part 2) and mjpg are OpenCV's own, faster to encode.")
 @click.option("--crf", type=click.IntRange(0, MAX_CRF), default=None, metavar="0-51",
-              help="H.264 outputs' quality: lower is better and larger (0 lossless, 51 smallest; each +6 about "
-                   "halves the file). Default: 20.")
+              help="H.264 outputs' quality: lower is better and larger (51 smallest; each +6 about halves the "
+                   "file; 0 is lossless, which browsers and phones do not play). Default: 20.")
 @click.option("--sound/--no-sound", default=True, show_default=True,
               help="Copy a video file's sound into its output (packets copied, cut to the frames written; needs "
                    "PyAV, which the extras install).")

@@ -19,7 +19,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Iterator, Protocol, runtime_checkable
 
 import cv2
 import numpy as np
@@ -328,7 +328,8 @@ class CaptureSource:
         """Go to the time `t` (seconds) of a file: the next read gives the frame there, or one shortly before (OpenCV
         takes a variable-rate file's time for a frame number at its average rate)."""
         self._pending = None
-        self._seeked = True  # frames_read no longer counts from the first frame
+        self._seeked = t > 0  # frames_read no longer counts from the first frame (the damaged-file check is off)
+        self.frames_read = 0
         self.cap.set(cv2.CAP_PROP_POS_MSEC, t * 1000.0)
 
     def _time(self) -> float | None:
@@ -453,7 +454,10 @@ def parse_time(value: object, what: str = "time") -> float:
     """Seconds from a time as ffmpeg and players write it: 90, 90.5, 1:30, 01:02:03.5 (or a number). One-line
     CganError otherwise."""
     if isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_)):
-        seconds = float(value)
+        try:
+            seconds = float(value)
+        except OverflowError:
+            seconds = math.inf
     elif isinstance(value, str) and value.strip():
         parts = value.strip().split(":")
         try:
@@ -468,22 +472,26 @@ def parse_time(value: object, what: str = "time") -> float:
     else:
         raise CganError(f"{what} must be a time in seconds or [HH:]MM:SS, got {_describe(value)}")
     if not math.isfinite(seconds) or seconds < 0:
-        raise CganError(f"{what} must be a time of 0 or more, got {value!r}")
+        raise CganError(f"{what} must be a finite time of 0 or more, got {value!r}")
     return seconds
 
 
 def clock(seconds: float) -> str:
-    """A time as players show it: 1:30.0, 1:02:03.5."""
-    m, s = divmod(seconds, 60)
+    """A time as players show it, to the millisecond where it has them: 1:30.0, 0:01.083, 1:02:03.5."""
+    m, s = divmod(round(seconds, 3), 60)  # rounded first: 59.9996 s is 1:00.0, not 0:60.0
     h, m = divmod(int(m), 60)
-    return f"{h}:{m:02d}:{s:04.1f}" if h else f"{m}:{s:04.1f}"
+    text = f"{s:06.3f}".rstrip("0")
+    text += "0" if text.endswith(".") else ""
+    return f"{h}:{m:02d}:{text}" if h else f"{m}:{text}"
 
 
 class Trimmed:
     """A file source cut to the frames from `start` up to `end` (seconds in the file; None: its end), as
     cgan-video --start/--end: it seeks near `start` where the source can (`seek(t)`), then reads on to the first
     frame at or after it. Its timestamps are the file's, so an output keeps the frames' times and the sound from
-    `start` (see cgan.runtime.video.VideoOutput). Everything else is the source's."""
+    `start` (see cgan.runtime.video.VideoOutput). A source whose frames have no times, or times that do not move
+    on (OpenCV gives 0 for every frame of a raw .h264 file), is read from its start and timed by its frame rate.
+    Everything else is the source's."""
 
     SEEK_BACK_S = 2.0  # seek this far before `start` and read on: a variable-rate file's seek can land after it
 
@@ -492,25 +500,26 @@ class Trimmed:
         self.live = False
         self._t: float | None = None
         self._done = False
-        fps = known_fps(getattr(inner, "fps", 0.0))
-        self._eps = 0.25 / fps if fps else 1e-3  # a frame within a quarter frame of `start` is at it
-        self._index = 0  # frames read from the inner source (timing for sources that give no times)
-        self._pending = self._first(fps)
+        self._fps = known_fps(getattr(inner, "fps", 0.0))
+        self._eps = 0.25 / self._fps if self._fps else 1e-3  # a frame within a quarter frame of a time is at it
+        self._index = 0  # frames read from the inner source since its start (the clock of untimed sources)
+        self._untimed = False
+        self._stream: Iterator[tuple[np.ndarray, float | None]] = iter(())
+        self._pending = self._first()
         count = int(getattr(inner, "frame_count", 0) or 0)
-        if count and fps:
-            last = count / fps if end is None else min(end, count / fps)
-            count = max(1, round((last - self.start) * fps))
+        if count and self._fps:
+            last = count / self._fps if end is None else min(end, count / self._fps)
+            count = max(1, round((last - self.start) * self._fps))
         self.frame_count = count
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.__dict__["inner"], name)
 
     def _time(self) -> float | None:
+        if self._untimed:
+            return (self._index - 1) / self._fps
         t = getattr(self.inner, "timestamp", None)
-        if t is None or not math.isfinite(t):
-            fps = known_fps(getattr(self.inner, "fps", 0.0))
-            return (self._index - 1) / fps if fps else None
-        return t
+        return t if t is not None and math.isfinite(t) else None
 
     def _read(self) -> tuple[np.ndarray, float | None] | None:
         frame = self.inner.read()
@@ -519,30 +528,57 @@ class Trimmed:
         self._index += 1
         return frame, self._time()
 
-    def _first(self, fps: float) -> tuple[np.ndarray, float | None] | None:
-        seek = getattr(self.inner, "seek", None)
+    def _seek(self, t: float) -> bool:
+        try:
+            self.inner.seek(t)
+        except Exception as e:  # noqa: BLE001 - e.g. a raw stream PyAV cannot seek in: read on instead
+            log.debug("%s: cannot seek to %.3f s (%s); reading on", self.inner.name, t, e)
+            return False
+        return True
+
+    def _first(self) -> tuple[np.ndarray, float | None] | None:
+        head = [g for g in (self._read(), self._read()) if g is not None]  # do its times move on?
+        times = [t for _, t in head]
+        if None in times or (len(times) == 2 and times[1] <= times[0]):
+            if not self._fps:
+                raise CganError(f"{self.inner.name}: its frames have neither times nor a frame rate, so "
+                                f"--start/--end cannot cut it")
+            self._untimed = True
+            head = [(frame, i / self._fps) for i, (frame, _) in enumerate(head)]
+        frames = self._frames(head)
         back = max(self.start - self.SEEK_BACK_S, 0.0)
-        if self.start > 0 and back > 0 and callable(seek):
-            seek(back)
+        if (not self._untimed and head and back > head[-1][1] and callable(getattr(self.inner, "seek", None))
+                and self._seek(back)):
             got = self._read()
-            if got is not None and got[1] is not None and got[1] > self.start + self._eps:
-                seek(0.0)  # landed after `start`: read it from the beginning
+            if got is None or got[1] is None or got[1] > self.start + self._eps:
+                # landed after `start`, or past the end (OpenCV takes a variable-rate file's time for a frame
+                # number at its average rate): read it from the beginning
+                if not self._seek(0.0):
+                    raise CganError(f"cannot find --start {clock(self.start)} in {self.inner.name}: seeking "
+                                    f"failed; cut the part out first (ffmpeg -ss ... -to ...)")
                 got = self._read()
-        else:
-            got = self._read()
+            frames = self._frames([got] if got is not None else [])
+        self._stream = frames  # what read() goes on with (the head's second frame may still be in it)
         last = None
-        while got is not None:
+        for got in frames:
             if got[1] is None:
                 raise CganError(f"{self.inner.name}: its frames have no times, so --start/--end cannot cut it")
             if got[1] >= self.start - self._eps:
+                if self.end is not None and got[1] >= self.end - self._eps:
+                    raise CganError(f"no frame of {self.inner.name} lies between --start {clock(self.start)} and "
+                                    f"--end {clock(self.end)} (the next is at {clock(got[1])}): widen them")
                 return got
             last = got[1]
-            got = self._read()
         count = int(getattr(self.inner, "frame_count", 0) or 0)
         end = (f" (its last frame is at {clock(last)})" if last is not None
-               else f" (it lasts about {clock(count / fps)})" if count and fps else "")
+               else f" (it lasts about {clock(count / self._fps)})" if count and self._fps else "")
         raise CganError(f"--start {clock(self.start)} is at or after the end of {self.inner.name}{end}: give an "
                         f"earlier --start")
+
+    def _frames(self, head: list) -> Iterator[tuple[np.ndarray, float | None]]:
+        yield from head
+        while (got := self._read()) is not None:
+            yield got
 
     @property
     def timestamp(self) -> float | None:
@@ -551,7 +587,7 @@ class Trimmed:
     def read(self) -> np.ndarray | None:
         if self._done:
             return None
-        got, self._pending = (self._pending, None) if self._pending is not None else (self._read(), None)
+        got, self._pending = (self._pending, None) if self._pending is not None else (next(self._stream, None), None)
         if got is None or (self.end is not None and got[1] is not None and got[1] >= self.end - self._eps):
             self._t, self._done = None, True
             return None
@@ -560,4 +596,3 @@ class Trimmed:
 
     def close(self) -> None:
         self.inner.close()
-

@@ -321,6 +321,20 @@ def output_codec(path: Path, codec: str | None = None) -> str:
     return {"mjpg": "MJPG"}.get(choice, choice)
 
 
+def crf_refusal(path: Path, fourcc: str, others: str = "") -> str:
+    """Why --crf cannot apply to `path`, written as `fourcc` (not H.264), and what to do; `others`: how many more
+    outputs share that (a folder of videos)."""
+    from cgan.runtime import pyav
+
+    if path.suffix.lower() != ".avi" and not pyav.has_h264():
+        return (f"--crf sets H.264's quality, and H.264 needs PyAV with libx264, which is missing here: "
+                f"{path.name}{others} would be written as {fourcc}; pip install av (cgan[runtime] has it), or leave "
+                f"--crf out")
+    how = ".avi (MJPG)" if path.suffix.lower() == ".avi" else f"--codec {fourcc.lower()}"
+    return (f"--crf sets H.264's quality, but {path.name}{others} is written as {fourcc} (OpenCV's {how}); write "
+            f".mp4/.mkv/.mov with --codec auto or h264, or leave --crf out")
+
+
 def _open_writer(path: Path, codec: str, fps: float, size: tuple[int, int], crf: int | None = None) -> Any:
     """A writer with cv2.VideoWriter's interface for `codec` (see output_codec); `crf`: H.264's quality."""
     if codec == H264:
@@ -354,9 +368,7 @@ def check_output(path: Path, codec: str | None = None, crf: int | None = None) -
     try:
         fourcc = output_codec(path, codec)
         if crf is not None and fourcc != H264:
-            raise CganError(f"--crf sets H.264's quality, but {path.name} is written as {fourcc} (OpenCV's "
-                            f"{'.avi' if ext == '.avi' else '--codec ' + fourcc.lower()}); write .mp4/.mkv/.mov "
-                            f"with --codec auto or h264, or leave --crf out")
+            raise CganError(crf_refusal(path, fourcc))
         w = _open_writer(probe, fourcc, DEFAULT_FPS, (64, 64), crf)
         ok = w.isOpened()
         if ok:
