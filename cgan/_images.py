@@ -111,6 +111,32 @@ def _webp(b: bytes) -> tuple[int, int] | None:
     return None
 
 
+def webp_has_alpha(data: bytes | np.ndarray) -> bool:
+    """True for a WebP whose header says it has transparency (extended format's alpha flag; lossless format's
+    alpha-is-used bit)."""
+    b = bytes(data[:25])
+    if len(b) < 25 or b[:4] != b"RIFF" or b[8:12] != b"WEBP":
+        return False
+    if b[12:16] == b"VP8X":
+        return bool(b[20] & 0x10)
+    return b[12:16] == b"VP8L" and b[20] == 0x2F and bool(int.from_bytes(b[21:25], "little") >> 28 & 1)
+
+
+def webp_orientation(data: bytes | np.ndarray) -> int | None:
+    """The EXIF orientation in a WebP's EXIF chunk (None without one)."""
+    b = bytes(data)
+    if b[:4] != b"RIFF" or b[8:12] != b"WEBP":
+        return None
+    i = 12
+    while i + 8 <= len(b):
+        kind, size = b[i:i + 4], int.from_bytes(b[i + 4:i + 8], "little")
+        if kind == b"EXIF":
+            exif = b[i + 8:i + 8 + size]
+            return exif_orientation(exif[6:] if exif[:6] == b"Exif\x00\x00" else exif)
+        i += 8 + size + (size & 1)
+    return None
+
+
 def _png_walk(data: bytes | np.ndarray) -> Iterator[tuple[bytes, bytes | memoryview]]:
     """(type, body) of a PNG's chunks up to its first IDAT (where ancillary chunks such as tRNS and eXIf sit);
     nothing for anything else."""
@@ -231,6 +257,11 @@ class HeifImage:
     icc: bytes | None = None
     size: tuple[int, int] | None = None
     transforms: tuple[tuple[str, int], ...] = ()
+    has_alpha: bool = False  # an auxiliary alpha image ('auxC' of type alpha)
+
+
+#: the auxiliary image types of an alpha plane (AVIF's, HEVC's)
+_ALPHA_URNS = (b"urn:mpeg:mpegB:cicp:systems:auxiliary:alpha", b"urn:mpeg:hevc:2015:auxid:1")
 
 
 def heif_image(data: bytes | np.ndarray) -> HeifImage:
@@ -287,7 +318,8 @@ def _meta(buf: bytes, start: int, end: int) -> HeifImage:
             transforms.append(("irot", buf[ps] & 3))
         elif kind == b"imir" and pe > ps:
             transforms.append(("imir", buf[ps] & 1))
-    return HeifImage(exif, icc, size, tuple(transforms))
+    alpha = any(kind == b"auxC" and buf[ps + 4:pe].split(b"\x00")[0] in _ALPHA_URNS for kind, ps, pe in props)
+    return HeifImage(exif, icc, size, tuple(transforms), alpha)
 
 
 def _iloc(buf: bytes, s: int, e: int, version: int) -> dict[int, tuple[int, int]]:

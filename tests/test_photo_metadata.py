@@ -358,3 +358,59 @@ def avif_sample() -> bytes:
                                        [np.frombuffer(exif_blob(), np.uint8), np.frombuffer(icc_profile(), np.uint8)])
     assert ok
     return enc.tobytes()
+
+
+def rgba_sticker(solid: bool = False) -> np.ndarray:
+    """24x40 RGBA: a gradient (or one colour: the shape only in alpha) under an alpha that fades left to right and
+    is cut out in the top-left corner."""
+    rgba = np.zeros((24, 40, 4), np.uint8)
+    if solid:
+        rgba[..., :3] = (200, 60, 30)
+    else:
+        rgba[..., 0], rgba[..., 1], rgba[..., 2] = np.linspace(0, 255, 40)[None, :], np.linspace(0, 255, 24)[:, None], 90
+    rgba[..., 3] = np.linspace(255, 40, 40)[None, :].astype(np.uint8)
+    rgba[:6, :9, 3] = 0
+    return rgba
+
+
+def shown_rgba(path: Path) -> np.ndarray:
+    with Image.open(path) as im:
+        return np.asarray(ImageOps.exif_transpose(im).convert("RGBA")).astype(np.int16)
+
+
+@pytest.mark.parametrize("fmt", ["webp-lossless", "webp-lossy", "avif"])
+@pytest.mark.parametrize("orientation", [1, 3, 6])
+@pytest.mark.parametrize("solid", [False, True])
+def test_webp_and_avif_transparency_is_kept_and_turned_as_shown(tmp_path, fmt, orientation, solid):
+    """A WebP's or AVIF's alpha was dropped (only a PNG's was read). It is now read, turned as the photo is shown
+    (EXIF orientation; an AVIF's irot/imir boxes) and written into formats that hold it: checked against Pillow's
+    display of the file, also for one colour under a shaped alpha, where the colours cannot tell the turn."""
+    ext = ".avif" if fmt == "avif" else ".webp"
+    if not codec_works(ext):
+        pytest.skip(f"this OpenCV has no {ext} codec")
+    from PIL import features
+
+    if fmt == "avif" and not features.check("avif"):
+        pytest.skip("this Pillow writes no AVIF")
+    src = tmp_path / f"in{ext}"
+    options = {"webp-lossless": dict(lossless=True), "webp-lossy": dict(quality=90), "avif": dict(quality=100)}[fmt]
+    Image.fromarray(rgba_sticker(solid)).save(src, "AVIF" if fmt == "avif" else "WEBP",
+                                              exif=b"Exif\x00\x00" + exif_blob(orientation=orientation), **options)
+    want = shown_rgba(src)
+    img, alpha, _ = read_photo_with_metadata(src)
+    assert alpha is not None and alpha.shape == img.shape[:2] == want.shape[:2]
+    assert np.abs(alpha - want[..., 3]).max() <= 2
+    assert translate(src, tmp_path / "out.png").photos == 1
+    out = shown_rgba(tmp_path / "out.png")
+    assert np.abs(out[..., 3] - want[..., 3]).max() <= 2  # the transparency, where it was shown
+    assert np.abs((255 - want[..., :3]) - out[..., :3]).mean() < 3  # and the colours translated (Invert)
+
+
+def test_transparency_goes_into_an_avif_output(tmp_path):
+    if not codec_works(".avif"):
+        pytest.skip("this OpenCV has no AVIF codec")
+    src = tmp_path / "in.png"
+    cv2.imwrite(str(src), cv2.cvtColor(rgba_sticker(), cv2.COLOR_RGBA2BGRA))
+    assert translate(src, tmp_path / "out.avif").photos == 1
+    out = cv2.imread(str(tmp_path / "out.avif"), cv2.IMREAD_UNCHANGED)
+    assert out.shape == (24, 40, 4) and np.abs(out[..., 3].astype(int) - rgba_sticker()[..., 3]).max() <= 2

@@ -13,8 +13,8 @@ warning and in the summary and the run goes on; one that cannot be written (disk
 
 Inputs are photo files, folders (recursive) and quoted patterns ('trip/*.jpg'). Photos are decoded as OpenCV's
 IMREAD_COLOR does: EXIF orientation applied (an AVIF's 'irot'/'imir' boxes instead, as viewers do), 16-bit scaled
-to 8, gray made BGR. A PNG's transparency (alpha or tRNS, turned with its orientation) is kept when the output
-format can hold it (PNG, WebP, TIFF). EXIF data and
+to 8, gray made BGR. A PNG's, WebP's or AVIF's transparency (alpha, or a PNG's tRNS; turned with the photo) is kept
+when the output format can hold it (PNG, WebP, TIFF, AVIF). EXIF data and
 the ICC colour profile are copied into JPEG, PNG, WebP and AVIF outputs (PhotoJob.metadata: "all", "color" for the
 profile alone, "none"): the EXIF orientation says 1 once the pixels are upright, the pixel dimensions are the
 output's, the EXIF thumbnail (the untranslated photo) is left out; XMP is not copied. No torch here.
@@ -42,7 +42,8 @@ import numpy as np
 
 from cgan._codecs import reads
 from cgan._files import IMAGE_EXTS, check_folder_target, nearest_existing, user_path, visible_files, write_bytes_atomic
-from cgan._images import declared_size, exif_for_copy, exif_orientation, heif_image, png_has_alpha, png_orientation
+from cgan._images import (declared_size, exif_for_copy, exif_orientation, heif_image, png_has_alpha, png_orientation,
+                          webp_has_alpha, webp_orientation)
 from cgan._limits import MAX_DECODE_PIXELS
 from cgan._optional import optional_module
 from cgan.errors import CganError
@@ -59,8 +60,8 @@ PHOTO_EXTS = IMAGE_EXTS
 WRITE_AS = {".jfif": ".jpg", ".pgm": ".png", ".pbm": ".png", ".heic": ".jpg", ".heif": ".jpg", ".hif": ".jpg"}
 #: HEIF photos (iPhones): read with pillow-heif where it is installed (cgan[heif]), written as JPEG
 HEIF_EXTS = (".heic", ".heif", ".hif")
-#: output formats that keep an alpha channel
-ALPHA_EXTS = (".png", ".webp", ".tif", ".tiff")
+#: output formats that keep an alpha channel (AVIF where this OpenCV writes it)
+ALPHA_EXTS = (".png", ".webp", ".tif", ".tiff") + ((".avif",) if hasattr(cv2, "IMWRITE_AVIF_QUALITY") else ())
 #: encoder settings (OpenCV's defaults otherwise): JPEG and WebP at quality 95
 ENCODE_PARAMS = {".jpg": [cv2.IMWRITE_JPEG_QUALITY, 95], ".jpeg": [cv2.IMWRITE_JPEG_QUALITY, 95],
                  ".jpe": [cv2.IMWRITE_JPEG_QUALITY, 95], ".webp": [cv2.IMWRITE_WEBP_QUALITY, 95]}
@@ -471,17 +472,22 @@ def read_photo_with_metadata(path: str | os.PathLike, metadata: str = "all") \
         img = None
     if img is None or img.size == 0:
         raise PhotoProblem("not a readable image")
-    if bytes(data[4:8]) == b"ftyp":  # AVIF (HEIF without pillow-heif): the box-level metadata and turns
-        img, meta = _heif_read_by_opencv(data, img, types, blobs, metadata)
-        return img, None, meta
-    meta = _metadata(data, img, types, blobs, metadata)
+    heif = heif_image(data) if bytes(data[4:8]) == b"ftyp" else None  # AVIF (HEIF without pillow-heif)
+    if heif is not None:
+        img, meta = _heif_read_by_opencv(data, img, heif, types, blobs, metadata)
+    else:
+        meta = _metadata(data, img, types, blobs, metadata)
     alpha = None
-    if png_has_alpha(data):
-        try:
+    try:
+        if png_has_alpha(data):
             alpha = _png_alpha(data, img)
-        except cv2.error as e:  # e.g. no memory for the 16-bit RGBA decode
-            log.warning("warning: %s: its transparency could not be read (%s); translated without it", path,
-                        str(e).strip().splitlines()[-1])
+        elif webp_has_alpha(data):
+            alpha = _alpha_as_shown(data, img, (webp_orientation(data) or 1) - 1)
+        elif heif is not None and heif.has_alpha:
+            alpha = _alpha_as_shown(data, img, _turn_of(heif.transforms))
+    except cv2.error as e:  # e.g. no memory for the 16-bit RGBA decode
+        log.warning("warning: %s: its transparency could not be read (%s); translated without it", path,
+                    str(e).strip().splitlines()[-1])
     return img, alpha, meta
 
 
@@ -528,13 +534,12 @@ def _turned(data: np.ndarray, img: np.ndarray, orientation: int | None) -> bool 
     return None
 
 
-def _heif_read_by_opencv(data: np.ndarray, img: np.ndarray, types: Sequence[Any], blobs: Sequence[Any],
+def _heif_read_by_opencv(data: np.ndarray, img: np.ndarray, heif: Any, types: Sequence[Any], blobs: Sequence[Any],
                          metadata: str) -> tuple[np.ndarray, PhotoMeta]:
     """An AVIF as OpenCV decoded it, turned as its 'irot'/'imir' boxes say (every viewer does; OpenCV 5.0 leaves the
     pixels as stored), and its metadata: OpenCV writes an AVIF's ICC profile and EXIF data but does not read
     them back, so they are read from the boxes. HEIF's viewers ignore the EXIF orientation (the boxes turn the
-    image), so the pixels are upright as they are shown."""
-    heif = heif_image(data)
+    image), so the pixels are upright as they are shown. `heif`: cgan._images.heif_image of `data`."""
     if heif.transforms and not _already_turned(img, heif):
         for kind, value in heif.transforms:
             img = np.rot90(img, value) if kind == "irot" else (img[::-1] if value == 0 else img[:, ::-1])
@@ -584,6 +589,33 @@ def _png_alpha(data: np.ndarray, img: np.ndarray) -> np.ndarray | None:
     if turned and orientation not in (None, 1):
         a = _TURNS[orientation - 1](a)
     return np.ascontiguousarray(a) if a.shape == img.shape[:2] else None
+
+
+def _turn_of(transforms: Sequence[tuple[str, int]]) -> int:
+    """The index in _TURNS of an AVIF's 'irot'/'imir' transforms, applied in order."""
+    probe = np.arange(6).reshape(2, 3)
+    turned = probe
+    for kind, value in transforms:
+        turned = np.rot90(turned, value) if kind == "irot" else (turned[::-1] if value == 0 else turned[:, ::-1])
+    return next(i for i, turn in enumerate(_TURNS) if turn(probe).shape == turned.shape
+                and np.array_equal(turn(probe), turned))
+
+
+def _alpha_as_shown(data: np.ndarray, img: np.ndarray, expected: int = 0) -> np.ndarray | None:
+    """The alpha channel of a WebP or AVIF (8-bit), turned as `img` was (an EXIF orientation, an AVIF's boxes):
+    IMREAD_UNCHANGED keeps alpha but turns nothing, so the turn that makes its colours `img` is applied to it,
+    `expected` (an index in _TURNS: what the file says) first, as a photo can look the same turned (one colour
+    under a shaped alpha). None (and a debug line) when no turn does."""
+    full = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+    if full is None or full.ndim != 3 or full.shape[2] != 4 or full.dtype != np.uint8:
+        return None
+    colour = np.ascontiguousarray(full[:, :, :3])
+    for turn in sorted(_TURNS, key=lambda t: t is not _TURNS[expected]):
+        turned = turn(colour)
+        if turned.shape == img.shape and np.array_equal(turned, img):
+            return np.ascontiguousarray(turn(full[:, :, 3]))
+    log.debug("alpha dropped: no turn of the decoded pixels gives the photo as read")
+    return None
 
 
 #: the longest side each format holds
