@@ -258,6 +258,7 @@ class HeifImage:
     size: tuple[int, int] | None = None
     transforms: tuple[tuple[str, int], ...] = ()
     has_alpha: bool = False  # an auxiliary alpha image ('auxC' of type alpha)
+    depth: int | None = None  # bits per sample ('pixi', else 'av1C')
 
 
 #: the auxiliary image types of an alpha plane (AVIF's, HEVC's)
@@ -296,7 +297,7 @@ def _meta(buf: bytes, start: int, end: int) -> HeifImage:
             props = [] if ipco is None else [(k, ps, pe) for k, ps, pe in _boxes(buf, *ipco)]
             ipma = _child(buf, s, e, b"ipma")
             links = {} if ipma is None else _ipma(buf, *ipma)
-    exif = icc = size = None
+    exif = icc = size = depth = None
     transforms: list[tuple[str, int]] = []
     for item in exif_items:
         place = places.get(item)
@@ -318,8 +319,12 @@ def _meta(buf: bytes, start: int, end: int) -> HeifImage:
             transforms.append(("irot", buf[ps] & 3))
         elif kind == b"imir" and pe > ps:
             transforms.append(("imir", buf[ps] & 1))
+        elif kind == b"pixi" and pe - ps >= 6:  # a full box: channel count, then each one's bits
+            depth = buf[ps + 5]
+        elif kind == b"av1C" and pe - ps >= 3 and depth is None:  # high_bitdepth, twelve_bit flags
+            depth = 12 if buf[ps + 2] & 0x20 else 10 if buf[ps + 2] & 0x40 else 8
     alpha = any(kind == b"auxC" and buf[ps + 4:pe].split(b"\x00")[0] in _ALPHA_URNS for kind, ps, pe in props)
-    return HeifImage(exif, icc, size, tuple(transforms), alpha)
+    return HeifImage(exif, icc, size, tuple(transforms), alpha, depth)
 
 
 def _iloc(buf: bytes, s: int, e: int, version: int) -> dict[int, tuple[int, int]]:

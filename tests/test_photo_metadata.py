@@ -414,3 +414,22 @@ def test_transparency_goes_into_an_avif_output(tmp_path):
     assert translate(src, tmp_path / "out.avif").photos == 1
     out = cv2.imread(str(tmp_path / "out.avif"), cv2.IMREAD_UNCHANGED)
     assert out.shape == (24, 40, 4) and np.abs(out[..., 3].astype(int) - rgba_sticker()[..., 3]).max() <= 2
+
+
+@pytest.mark.parametrize("depth", [8, 10, 12])
+def test_a_deep_avif_keeps_its_transparency(tmp_path, depth):
+    """A 10- or 12-bit AVIF decodes to 16-bit samples of that depth (not 65535-scaled): its alpha is scaled by the
+    depth its boxes declare (it was dropped without a word)."""
+    if not codec_works(".avif") or not hasattr(cv2, "IMWRITE_AVIF_DEPTH"):
+        pytest.skip("this OpenCV has no AVIF codec")
+    from cgan._images import heif_image
+
+    bgra = cv2.cvtColor(rgba_sticker(), cv2.COLOR_RGBA2BGRA)
+    if depth > 8:
+        bgra = (bgra.astype(np.uint32) * ((1 << depth) - 1) // 255).astype(np.uint16)
+    src = tmp_path / "in.avif"
+    assert cv2.imwrite(str(src), bgra, [cv2.IMWRITE_AVIF_DEPTH, depth, cv2.IMWRITE_AVIF_QUALITY, 100])
+    info = heif_image(src.read_bytes())
+    assert info.has_alpha and info.depth == depth
+    _, alpha, _ = read_photo_with_metadata(src)
+    assert alpha is not None and np.abs(alpha.astype(int) - rgba_sticker()[..., 3]).max() <= 2

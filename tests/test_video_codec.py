@@ -268,5 +268,11 @@ def test_without_pyav_crf_says_to_install_it(tmp_path, monkeypatch):
     with pytest.raises(CganError, match=r"H.264 needs PyAV with libx264, which is missing here: o.mp4 would be "
                                         r"written as mp4v; pip install av"):
         check_output(tmp_path / "o.mp4", "auto", 18)
-    with pytest.raises(CganError, match=r"o.avi is written as MJPG \(OpenCV's .avi \(MJPG\)\)"):
+    with pytest.raises(CganError, match=r"o.avi is written as MJPG \(OpenCV's MJPG for .avi\); install PyAV"):
         check_output(tmp_path / "o.avi", "auto", 18)
+    with pytest.raises(CganError, match=r"o.mp4 is written as mp4v \(--codec mp4v\); install PyAV"):
+        check_output(tmp_path / "o.mp4", "mp4v", 18)
+    monkeypatch.undo()
+    with pytest.raises(CganError, match=r"a.avi is written as mp4v \(--codec mp4v\); write .mp4/.mkv/.mov with "
+                                        r"--codec auto or h264, or leave --crf out"):
+        check_output(tmp_path / "a.avi", "mp4v", 18)

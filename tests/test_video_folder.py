@@ -121,7 +121,8 @@ def test_a_folder_with_photos_is_photos_and_its_videos_are_named(tmp_path, caplo
 def test_crf_for_a_folder_with_videos_it_cannot_apply_to_is_one_line_before_anything_runs(tmp_path):
     """clips/trip/b.avi stays .avi (MJPG): --crf would fail it alone, after the others were translated."""
     folder = clips(tmp_path)
-    with pytest.raises(CganError, match=r"--crf sets H.264's quality, but b.avi \(1 of the 3 videos in .*\) is written as MJPG"):
+    with pytest.raises(CganError, match=r"--crf sets H.264's quality, but b.avi \(1 of the 3 videos in .*\) is "
+                                        r"written as MJPG"):
         run_video_folder(folder, tmp_path / "out", translator=Invert(), crf=18, **QUIET)
     assert not (tmp_path / "out").exists()
     (folder / "trip" / "b.avi").unlink()

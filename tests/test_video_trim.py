@@ -143,7 +143,7 @@ def test_a_start_past_the_end_a_live_source_and_photos_are_one_line(tmp_path, ca
             "--backend", "ort-cpu"]
     assert run(cli, base + ["--start", "0:09"]) == 2
     err = capsys.readouterr().err
-    assert "--start 0:09.0 is at or after the end of" in err and "(its last frame is at 0:04.917)" in err
+    assert "--start 0:09.0 is at or after the end of" in err and "(it lasts about 0:05.0)" in err
     assert "Traceback" not in err
     assert run(cli, base + ["--start", "1:10", "--end", "1:05"]) == 2
     assert "must come after start" in capsys.readouterr().err
@@ -244,3 +244,43 @@ def test_clock_and_huge_times():
         ["0:00.0", "0:59.97", "1:00.0", "0:01.083", "1:30.5", "1:00:00.0", "1:02:03.5"]
     with pytest.raises(CganError, match="finite time"):
         parse_time(10 ** 400)
+
+
+class Seekable(FrameListSource):
+    """Frames at i / fps with their times; seek(t) lands `late` frames after t (OpenCV on a variable-rate file),
+    and past the last frame gives nothing. Counts its reads."""
+
+    def __init__(self, n: int, fps: float = 12.0, late: int = 0):
+        super().__init__([numbered(i % 64) for i in range(n)], fps=fps)
+        self.late, self.seeks, self.reads, self.timestamp = late, [], 0, None
+
+    def read(self):
+        frame = super().read()
+        self.reads += frame is not None
+        self.timestamp = None if frame is None else (self._i - 1) / self.fps
+        return frame
+
+    def seek(self, t):
+        self.seeks.append(t)
+        self._i = min(round(t * self.fps) + (self.late if t > 0 else 0), len(self._frames))
+
+
+def test_a_start_far_past_the_end_is_said_without_reading_the_file():
+    src = Seekable(1200)  # 100 s
+    with pytest.raises(CganError, match=r"--start 3:20.0 is at or after the end of frames \(it lasts about 1:40.0\)"):
+        Trimmed(src, 200.0)
+    assert src.reads == 2 and src.seeks == [198.0]  # the two first frames, then one seek: no read through
+
+
+def test_a_late_seek_steps_back_before_reading_from_the_beginning():
+    """Seeks that land 2.5 s late: 10 s further back is early enough; the file is not read from its start."""
+    src = Seekable(12 * 120, late=30)
+    got = read_all(Trimmed(src, 60.0, 61.0))
+    assert src.seeks == [58.0, 48.0]
+    assert [t for _, t in got] == pytest.approx([60 + i / 12 for i in range(12)], abs=1e-3)
+    assert src.reads < 12 * 20
+
+
+def test_the_frame_count_estimate_counts_the_frames_in_the_range():
+    assert Trimmed(Seekable(100, fps=10), 5.0, 5.35).frame_count == 4  # 5.0, 5.1, 5.2, 5.3
+    assert Trimmed(Seekable(60), 2.5, 4.0).frame_count == 18

@@ -71,7 +71,7 @@ def _check_crf(jobs: list[VideoJob], folder: Path) -> None:
     if other:
         more = (f" ({len(other)} of the {len(jobs)} videos in {folder} are like it)" if len(other) > 1
                 else f" (1 of the {len(jobs)} videos in {folder})")
-        raise CganError(crf_refusal(other[0], output_codec(other[0], jobs[0].codec), more))
+        raise CganError(crf_refusal(other[0], output_codec(other[0], jobs[0].codec), jobs[0].codec, more))
 
 
 @dataclass

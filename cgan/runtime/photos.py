@@ -473,21 +473,26 @@ def read_photo_with_metadata(path: str | os.PathLike, metadata: str = "all") \
     if img is None or img.size == 0:
         raise PhotoProblem("not a readable image")
     heif = heif_image(data) if bytes(data[4:8]) == b"ftyp" else None  # AVIF (HEIF without pillow-heif)
+    turned = False
     if heif is not None:
-        img, meta = _heif_read_by_opencv(data, img, heif, types, blobs, metadata)
+        img, meta, turned = _heif_read_by_opencv(data, img, heif, types, blobs, metadata)
     else:
         meta = _metadata(data, img, types, blobs, metadata)
-    alpha = None
+    alpha, why = None, "its colours and alpha did not line up"
     try:
         if png_has_alpha(data):
             alpha = _png_alpha(data, img)
+            why = ""  # (a PNG whose pixels OpenCV turned some other way: said at debug level)
         elif webp_has_alpha(data):
             alpha = _alpha_as_shown(data, img, (webp_orientation(data) or 1) - 1)
         elif heif is not None and heif.has_alpha:
-            alpha = _alpha_as_shown(data, img, _turn_of(heif.transforms))
+            alpha = _heif_alpha(data, img, heif, turned)
+        else:
+            why = ""
     except cv2.error as e:  # e.g. no memory for the 16-bit RGBA decode
-        log.warning("warning: %s: its transparency could not be read (%s); translated without it", path,
-                    str(e).strip().splitlines()[-1])
+        why = str(e).strip().splitlines()[-1]
+    if alpha is None and why:
+        log.warning("warning: %s: its transparency could not be read (%s); translated without it", path, why)
     return img, alpha, meta
 
 
@@ -535,21 +540,42 @@ def _turned(data: np.ndarray, img: np.ndarray, orientation: int | None) -> bool 
 
 
 def _heif_read_by_opencv(data: np.ndarray, img: np.ndarray, heif: Any, types: Sequence[Any], blobs: Sequence[Any],
-                         metadata: str) -> tuple[np.ndarray, PhotoMeta]:
+                         metadata: str) -> tuple[np.ndarray, PhotoMeta, bool]:
     """An AVIF as OpenCV decoded it, turned as its 'irot'/'imir' boxes say (every viewer does; OpenCV 5.0 leaves the
-    pixels as stored), and its metadata: OpenCV writes an AVIF's ICC profile and EXIF data but does not read
-    them back, so they are read from the boxes. HEIF's viewers ignore the EXIF orientation (the boxes turn the
-    image), so the pixels are upright as they are shown. `heif`: cgan._images.heif_image of `data`."""
-    if heif.transforms and not _already_turned(img, heif):
-        for kind, value in heif.transforms:
-            img = np.rot90(img, value) if kind == "irot" else (img[::-1] if value == 0 else img[:, ::-1])
-        img = np.ascontiguousarray(img)
+    pixels as stored), its metadata, and whether it was turned here. OpenCV writes an AVIF's ICC profile and EXIF
+    data but does not read them back, so they are read from the boxes. HEIF's viewers ignore the EXIF orientation
+    (the boxes turn the image), so the pixels are upright as they are shown. `heif`: heif_image of `data`."""
+    turned = bool(heif.transforms) and not _already_turned(img, heif)
+    if turned:
+        img = _heif_turned(img, heif.transforms)
     found = {int(t): bytes(np.asarray(b, dtype=np.uint8).ravel()) for t, b in zip(types, blobs)}
     if CAN_COPY_METADATA:
         exif, icc = _kept(found.get(cv2.IMAGE_METADATA_EXIF) or heif.exif if metadata == "all" else None,
                           found.get(cv2.IMAGE_METADATA_ICCP) or heif.icc if metadata != "none" else None)
-        return img, PhotoMeta(exif, icc, True)
-    return img, PhotoMeta()
+        return img, PhotoMeta(exif, icc, True), turned
+    return img, PhotoMeta(), turned
+
+
+def _heif_turned(a: np.ndarray, transforms: Sequence[tuple[str, int]]) -> np.ndarray:
+    """`a` turned and mirrored as an AVIF's 'irot'/'imir' boxes say, in their order."""
+    for kind, value in transforms:
+        a = np.rot90(a, value) if kind == "irot" else (a[::-1] if value == 0 else a[:, ::-1])
+    return np.ascontiguousarray(a)
+
+
+def _heif_alpha(data: np.ndarray, img: np.ndarray, heif: Any, turned: bool) -> np.ndarray | None:
+    """An AVIF's alpha plane, 8-bit (a 10- or 12-bit one scaled by its depth), turned as its colours were."""
+    full = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+    if full is None or full.ndim != 3 or full.shape[2] != 4:
+        return None
+    a = full[:, :, 3]
+    if a.dtype == np.uint16:
+        top = int(a.max())
+        bits = heif.depth if heif.depth and heif.depth > 8 else next(b for b in (10, 12, 16) if top < 1 << b)
+        top = (1 << bits) - 1
+        a = ((np.minimum(a, top).astype(np.uint32) * 255 + top // 2) // top).astype(np.uint8)
+    a = _heif_turned(a, heif.transforms) if turned else np.ascontiguousarray(a)
+    return a if a.shape == img.shape[:2] else None
 
 
 def _already_turned(img: np.ndarray, heif: Any) -> bool:
@@ -589,16 +615,6 @@ def _png_alpha(data: np.ndarray, img: np.ndarray) -> np.ndarray | None:
     if turned and orientation not in (None, 1):
         a = _TURNS[orientation - 1](a)
     return np.ascontiguousarray(a) if a.shape == img.shape[:2] else None
-
-
-def _turn_of(transforms: Sequence[tuple[str, int]]) -> int:
-    """The index in _TURNS of an AVIF's 'irot'/'imir' transforms, applied in order."""
-    probe = np.arange(6).reshape(2, 3)
-    turned = probe
-    for kind, value in transforms:
-        turned = np.rot90(turned, value) if kind == "irot" else (turned[::-1] if value == 0 else turned[:, ::-1])
-    return next(i for i, turn in enumerate(_TURNS) if turn(probe).shape == turned.shape
-                and np.array_equal(turn(probe), turned))
 
 
 def _alpha_as_shown(data: np.ndarray, img: np.ndarray, expected: int = 0) -> np.ndarray | None:

@@ -506,10 +506,10 @@ class Trimmed:
         self._untimed = False
         self._stream: Iterator[tuple[np.ndarray, float | None]] = iter(())
         self._pending = self._first()
-        count = int(getattr(inner, "frame_count", 0) or 0)
-        if count and self._fps:
-            last = count / self._fps if end is None else min(end, count / self._fps)
-            count = max(1, round((last - self.start) * self._fps))
+        count, length = int(getattr(inner, "frame_count", 0) or 0), self._length()
+        if length is not None:  # the frames at k / fps in [start, end): an estimate for the progress bar
+            last = length if end is None else min(end, length)
+            count = max(1, math.ceil(last * self._fps - 0.25) - math.ceil(self.start * self._fps - 0.25))
         self.frame_count = count
 
     def __getattr__(self, name: str) -> Any:
@@ -550,13 +550,19 @@ class Trimmed:
         if (not self._untimed and head and back > head[-1][1] and callable(getattr(self.inner, "seek", None))
                 and self._seek(back)):
             got = self._read()
-            if got is None or got[1] is None or got[1] > self.start + self._eps:
+            if got is None and self._length() is not None and self.start > self._length() + 1.0:
+                self._past_the_end(None)  # (a second past what the file says: not worth reading it through)
+            for step in (10.0, 60.0, 600.0, math.inf):
+                if got is not None and got[1] is not None and got[1] <= self.start + self._eps:
+                    break
                 # landed after `start`, or past the end (OpenCV takes a variable-rate file's time for a frame
-                # number at its average rate): read it from the beginning
-                if not self._seek(0.0):
+                # number at its average rate): seek further back, at last to the beginning
+                if not self._seek(max(back - step, 0.0)):
                     raise CganError(f"cannot find --start {clock(self.start)} in {self.inner.name}: seeking "
                                     f"failed; cut the part out first (ffmpeg -ss ... -to ...)")
                 got = self._read()
+                if back - step <= 0:
+                    break
             frames = self._frames([got] if got is not None else [])
         self._stream = frames  # what read() goes on with (the head's second frame may still be in it)
         last = None
@@ -569,9 +575,17 @@ class Trimmed:
                                     f"--end {clock(self.end)} (the next is at {clock(got[1])}): widen them")
                 return got
             last = got[1]
+        self._past_the_end(last)
+
+    def _length(self) -> float | None:
+        """The file's length from its frame count and rate (None when either is unknown)."""
         count = int(getattr(self.inner, "frame_count", 0) or 0)
+        return count / self._fps if count and self._fps else None
+
+    def _past_the_end(self, last: float | None) -> None:
+        length = self._length()
         end = (f" (its last frame is at {clock(last)})" if last is not None
-               else f" (it lasts about {clock(count / self._fps)})" if count and self._fps else "")
+               else f" (it lasts about {clock(length)})" if length is not None else "")
         raise CganError(f"--start {clock(self.start)} is at or after the end of {self.inner.name}{end}: give an "
                         f"earlier --start")
 

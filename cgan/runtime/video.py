@@ -321,18 +321,21 @@ def output_codec(path: Path, codec: str | None = None) -> str:
     return {"mjpg": "MJPG"}.get(choice, choice)
 
 
-def crf_refusal(path: Path, fourcc: str, others: str = "") -> str:
-    """Why --crf cannot apply to `path`, written as `fourcc` (not H.264), and what to do; `others`: how many more
-    outputs share that (a folder of videos)."""
+def crf_refusal(path: Path, fourcc: str, codec: str | None, others: str = "") -> str:
+    """Why --crf cannot apply to `path`, written as `fourcc` (not H.264) for --codec `codec`, and what to do;
+    `others`: what more outputs share that (a folder of videos)."""
     from cgan.runtime import pyav
 
-    if path.suffix.lower() != ".avi" and not pyav.has_h264():
+    chosen = codec not in (None, "auto")
+    if not chosen and path.suffix.lower() != ".avi" and not pyav.has_h264():
         return (f"--crf sets H.264's quality, and H.264 needs PyAV with libx264, which is missing here: "
                 f"{path.name}{others} would be written as {fourcc}; pip install av (cgan[runtime] has it), or leave "
                 f"--crf out")
-    how = ".avi (MJPG)" if path.suffix.lower() == ".avi" else f"--codec {fourcc.lower()}"
-    return (f"--crf sets H.264's quality, but {path.name}{others} is written as {fourcc} (OpenCV's {how}); write "
-            f".mp4/.mkv/.mov with --codec auto or h264, or leave --crf out")
+    why = f"--codec {codec}" if chosen else f"OpenCV's {fourcc} for {path.suffix.lower()}"
+    fix = ("write .mp4/.mkv/.mov with --codec auto or h264" if pyav.has_h264()
+           else "install PyAV (pip install av) and write .mp4/.mkv/.mov")
+    return (f"--crf sets H.264's quality, but {path.name}{others} is written as {fourcc} ({why}); {fix}, or leave "
+            f"--crf out")
 
 
 def _open_writer(path: Path, codec: str, fps: float, size: tuple[int, int], crf: int | None = None) -> Any:
@@ -368,7 +371,7 @@ def check_output(path: Path, codec: str | None = None, crf: int | None = None) -
     try:
         fourcc = output_codec(path, codec)
         if crf is not None and fourcc != H264:
-            raise CganError(crf_refusal(path, fourcc))
+            raise CganError(crf_refusal(path, fourcc, codec))
         w = _open_writer(probe, fourcc, DEFAULT_FPS, (64, 64), crf)
         ok = w.isOpened()
         if ok:
