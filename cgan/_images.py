@@ -137,7 +137,7 @@ def webp_orientation(data: bytes | np.ndarray) -> int | None:
     return None
 
 
-def _png_walk(data: bytes | np.ndarray) -> Iterator[tuple[bytes, bytes | memoryview]]:
+def png_walk(data: bytes | np.ndarray) -> Iterator[tuple[bytes, bytes | memoryview]]:
     """(type, body) of a PNG's chunks up to its first IDAT (where ancillary chunks such as tRNS and eXIf sit);
     nothing for anything else."""
     buf = data if isinstance(data, bytes) else memoryview(data)
@@ -155,12 +155,12 @@ def _png_walk(data: bytes | np.ndarray) -> Iterator[tuple[bytes, bytes | memoryv
 
 def png_chunks(data: bytes | np.ndarray) -> list[bytes]:
     """The chunk types of a PNG up to its first IDAT; [] for anything else."""
-    return [kind for kind, _ in _png_walk(data)]
+    return [kind for kind, _ in png_walk(data)]
 
 
 def png_orientation(data: bytes | np.ndarray) -> int | None:
     """The EXIF Orientation (1..8) of a PNG's eXIf chunk, or None (no chunk, no tag, a value out of range)."""
-    body = next((body for kind, body in _png_walk(data) if kind == b"eXIf"), None)
+    body = next((body for kind, body in png_walk(data) if kind == b"eXIf"), None)
     return None if body is None else exif_orientation(body)
 
 
@@ -259,6 +259,7 @@ class HeifImage:
     transforms: tuple[tuple[str, int], ...] = ()
     has_alpha: bool = False  # an auxiliary alpha image ('auxC' of type alpha)
     depth: int | None = None  # bits per sample ('pixi', else 'av1C')
+    xmp: bytes | None = None  # the XMP packet (an item of type mime, application/rdf+xml)
 
 
 #: the auxiliary image types of an alpha plane (AVIF's, HEVC's)
@@ -278,7 +279,7 @@ def heif_image(data: bytes | np.ndarray) -> HeifImage:
 
 
 def _meta(buf: bytes, start: int, end: int) -> HeifImage:
-    primary, exif_items, places, props, links = None, [], {}, [], {}
+    primary, exif_items, xmp_items, places, props, links = None, [], [], {}, [], {}
     for kind, s, e in _boxes(buf, start, end):
         version = buf[s] if s < e else 0
         if kind == b"pitm":
@@ -286,10 +287,16 @@ def _meta(buf: bytes, start: int, end: int) -> HeifImage:
         elif kind == b"iinf":
             first = s + 4 + (2 if version == 0 else 4)
             for k, fs, fe in _boxes(buf, first, e):
-                if k == b"infe" and buf[fs] >= 2:  # item_ID, protection index, item_type
+                if k == b"infe" and buf[fs] >= 2:  # item_ID, protection index, item_type, name, [content type]
                     n = 2 if buf[fs] == 2 else 4
-                    if buf[fs + 4 + n + 2:fs + 4 + n + 6] == b"Exif":
+                    kind = buf[fs + 4 + n + 2:fs + 4 + n + 6]
+                    if kind == b"Exif":
                         exif_items.append(_uint(buf, fs + 4, n))
+                    elif kind == b"mime":
+                        name_end = buf.find(b"\x00", fs + 4 + n + 6, fe)
+                        content = buf[name_end + 1:fe].split(b"\x00")[0] if name_end >= 0 else b""
+                        if content == b"application/rdf+xml":
+                            xmp_items.append(_uint(buf, fs + 4, n))
         elif kind == b"iloc":
             places = _iloc(buf, s, e, version)
         elif kind == b"iprp":
@@ -297,7 +304,7 @@ def _meta(buf: bytes, start: int, end: int) -> HeifImage:
             props = [] if ipco is None else [(k, ps, pe) for k, ps, pe in _boxes(buf, *ipco)]
             ipma = _child(buf, s, e, b"ipma")
             links = {} if ipma is None else _ipma(buf, *ipma)
-    exif = icc = size = depth = None
+    exif = icc = size = depth = xmp = None
     transforms: list[tuple[str, int]] = []
     for item in exif_items:
         place = places.get(item)
@@ -307,6 +314,11 @@ def _meta(buf: bytes, start: int, end: int) -> HeifImage:
             if blob[skip:skip + 4] in (b"II*\x00", b"MM\x00*"):
                 exif = blob[skip:]
                 break
+    for item in xmp_items:
+        place = places.get(item)
+        if place is not None and place[0] + place[1] <= len(buf):
+            xmp = buf[place[0]:place[0] + place[1]]
+            break
     for index in links.get(primary, []):
         if not 1 <= index <= len(props):
             continue
@@ -324,7 +336,7 @@ def _meta(buf: bytes, start: int, end: int) -> HeifImage:
         elif kind == b"av1C" and pe - ps >= 3 and depth is None:  # high_bitdepth, twelve_bit flags
             depth = 12 if buf[ps + 2] & 0x20 else 10 if buf[ps + 2] & 0x40 else 8
     alpha = any(kind == b"auxC" and buf[ps + 4:pe].split(b"\x00")[0] in _ALPHA_URNS for kind, ps, pe in props)
-    return HeifImage(exif, icc, size, tuple(transforms), alpha, depth)
+    return HeifImage(exif, icc, size, tuple(transforms), alpha, depth, xmp)
 
 
 def _iloc(buf: bytes, s: int, e: int, version: int) -> dict[int, tuple[int, int]]:

@@ -433,3 +433,164 @@ def test_a_deep_avif_keeps_its_transparency(tmp_path, depth):
     assert info.has_alpha and info.depth == depth
     _, alpha, _ = read_photo_with_metadata(src)
     assert alpha is not None and np.abs(alpha.astype(int) - rgba_sticker()[..., 3]).max() <= 2
+
+
+XMP_SAMPLE = (b'<?xpacket begin="\xef\xbb\xbf" id="W5M0MpCehiHzreSzNTczkc9d"?>'
+              b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
+              b'<rdf:Description rdf:about="" xmlns:xmp="http://ns.adobe.com/xap/1.0/" '
+              b'xmlns:tiff="http://ns.adobe.com/tiff/1.0/" xmlns:exif="http://ns.adobe.com/exif/1.0/" '
+              b'xmlns:crs="http://ns.adobe.com/camera-raw-settings/1.0/" xmlns:dc="http://purl.org/dc/elements/1.1/" '
+              b'xmlns:hdrgm="http://ns.adobe.com/hdr-gain-map/1.0/" xmlns:GContainer="http://ns.google.com/photos/1.0/'
+              b'container/" xmp:Rating="4" tiff:Orientation="6" exif:PixelXDimension="4000" crs:CropTop="0.1" '
+              b'hdrgm:Version="1.0"><exif:PixelYDimension>3000</exif:PixelYDimension>'
+              b'<dc:subject><rdf:Bag><rdf:li>yosemite</rdf:li><rdf:li>summer</rdf:li></rdf:Bag></dc:subject>'
+              b'<dc:title><rdf:Alt><rdf:li xml:lang="x-default">Half Dome</rdf:li></rdf:Alt></dc:title>'
+              b'<crs:ToneCurve><rdf:Seq><rdf:li>0, 0</rdf:li></rdf:Seq></crs:ToneCurve>'
+              b'<GContainer:Directory><rdf:Seq><rdf:li rdf:parseType="Resource"/></rdf:Seq></GContainer:Directory>'
+              b'</rdf:Description></rdf:RDF></x:xmpmeta><?xpacket end="w"?>')
+
+
+def xmp_facts(packet: bytes) -> dict:
+    """What a reader takes from an XMP packet: every property by namespace URI and name (attributes and elements),
+    with its text or its list items."""
+    import xml.etree.ElementTree as ET
+
+    root = ET.fromstring(packet.strip(b"\x00 \n"))
+    facts = {}
+    for desc in root.iter("{http://www.w3.org/1999/02/22-rdf-syntax-ns#}Description"):
+        facts.update({k: v for k, v in desc.attrib.items() if not k.endswith("}about")})
+        for child in desc:
+            items = [li.text for li in child.iter("{http://www.w3.org/1999/02/22-rdf-syntax-ns#}li")]
+            facts[child.tag] = items or child.text
+    return facts
+
+
+def test_xmp_for_copy_keeps_what_describes_the_photo_and_makes_the_rest_true():
+    from cgan._xmp import xmp_for_copy
+
+    got = xmp_facts(xmp_for_copy(XMP_SAMPLE, (640, 480)))
+    assert got == {"{http://ns.adobe.com/xap/1.0/}Rating": "4", "{http://ns.adobe.com/tiff/1.0/}Orientation": "1",
+                   "{http://ns.adobe.com/exif/1.0/}PixelXDimension": "640",
+                   "{http://ns.adobe.com/exif/1.0/}PixelYDimension": "480",
+                   "{http://purl.org/dc/elements/1.1/}subject": ["yosemite", "summer"],
+                   "{http://purl.org/dc/elements/1.1/}title": ["Half Dome"]}
+    kept = xmp_facts(xmp_for_copy(XMP_SAMPLE, (640, 480), upright=False))
+    assert kept["{http://ns.adobe.com/tiff/1.0/}Orientation"] == "6"  # the pixels were left as stored
+    assert xmp_for_copy(b"<not xml", (1, 1)) is None and xmp_for_copy(b"<a/>", (1, 1)) is None
+
+
+@pytest.mark.parametrize("src_ext", [".jpg", ".png", ".webp", ".avif"])
+@pytest.mark.parametrize("dst_ext", [".jpg", ".png", ".webp", ".avif"])
+def test_xmp_is_copied_and_made_true(tmp_path, src_ext, dst_ext):
+    """Written by Pillow (an independent writer) into each format, read back by Pillow from each output: the
+    keywords, title and rating are there, the orientation and size are the output's, develop settings and gain
+    map descriptions are gone. (OpenCV 5.0 gives a JPEG's XMP with its segment header and reads no AVIF XMP; it
+    writes a JPEG's without the header and a PNG's with bytes from past the packet.)"""
+    for ext in (src_ext, dst_ext):
+        if not codec_works(ext):
+            pytest.skip(f"this OpenCV has no {ext} codec")
+    from PIL import features
+
+    if ".avif" in (src_ext, dst_ext) and not features.check("avif"):
+        pytest.skip("this Pillow has no AVIF")
+    src = tmp_path / f"in{src_ext}"
+    fmt = {".jpg": "JPEG", ".png": "PNG", ".webp": "WEBP", ".avif": "AVIF"}[src_ext]
+    options = {"xmp": XMP_SAMPLE}
+    if fmt == "PNG":  # Pillow writes a PNG's XMP as the iTXt chunk Adobe names
+        from PIL.PngImagePlugin import PngInfo
+
+        options = {"pnginfo": PngInfo()}
+        options["pnginfo"].add_itxt("XML:com.adobe.xmp", XMP_SAMPLE.decode("utf-8"))
+    Image.fromarray(pattern(3, 40, 24)[:, :, ::-1].copy()).save(src, fmt, **options)
+    assert photos.read_photo_with_metadata(src)[2].xmp, "the source's XMP is not read"
+    dst = tmp_path / f"out{dst_ext}"
+    assert translate(src, dst).photos == 1
+    with Image.open(dst) as im:
+        packet = im.info.get("xmp") or im.info.get("XML:com.adobe.xmp")
+        size = im.size
+    assert packet, "no XMP in the output"
+    got = xmp_facts(packet.encode() if isinstance(packet, str) else packet)
+    assert got["{http://purl.org/dc/elements/1.1/}subject"] == ["yosemite", "summer"]
+    assert got["{http://purl.org/dc/elements/1.1/}title"] == ["Half Dome"]
+    assert got["{http://ns.adobe.com/xap/1.0/}Rating"] == "4"
+    assert got["{http://ns.adobe.com/tiff/1.0/}Orientation"] == "1"
+    assert (got["{http://ns.adobe.com/exif/1.0/}PixelXDimension"],
+            got["{http://ns.adobe.com/exif/1.0/}PixelYDimension"]) == (str(size[0]), str(size[1]))
+    assert not [k for k in got if "camera-raw" in k or "gain-map" in k or "container" in k]
+
+
+def test_xmp_goes_only_with_all(tmp_path):
+    src = tmp_path / "in.jpg"
+    Image.fromarray(pattern(3, 40, 24)).save(src, "JPEG", xmp=XMP_SAMPLE)
+    for mode in ("color", "none"):
+        translate(src, tmp_path / f"{mode}.png", metadata=mode)
+        with Image.open(tmp_path / f"{mode}.png") as im:
+            assert "XML:com.adobe.xmp" not in im.info and "xmp" not in im.info
+
+
+def test_unreadable_xmp_is_left_out_and_said_once(tmp_path, caplog):
+    import logging
+
+    for i in range(2):
+        Image.fromarray(pattern(i, 40, 24)).save(tmp_path / f"in{i}.jpg", "JPEG", xmp=b"<x:xmpmeta broken")
+    with caplog.at_level(logging.WARNING):
+        s = run_photos(PhotoJob(inputs=[tmp_path / "in0.jpg", tmp_path / "in1.jpg"], output=tmp_path / "out",
+                                progress=False), translator=Invert())
+    assert s.photos == 2 and sum("not XMP this can read" in r.getMessage() for r in caplog.records) == 1
+
+
+@pytest.mark.parametrize("ext", [".jpg", ".png", ".webp", ".avif"])
+def test_the_xmp_written_is_exactly_the_packet(ext):
+    """Byte for byte, as a reader sees it: OpenCV 5.0's PNG chunk had 6 bytes from past the packet's end (a 704-byte
+    packet came out 710), its JPEG segment no namespace header."""
+    if not codec_works(ext):
+        pytest.skip(f"this OpenCV has no {ext} codec")
+    import io
+
+    from cgan._images import heif_image
+    from cgan._xmp import xmp_for_copy
+
+    want = xmp_for_copy(XMP_SAMPLE, (40, 24))
+    data = photos.encode_photo(pattern(1, 40, 24), ext, photos.PhotoMeta(xmp=XMP_SAMPLE))
+    if ext == ".avif":
+        assert heif_image(data).xmp == want
+        return
+    with Image.open(io.BytesIO(data)) as im:
+        got = im.info.get("xmp") or im.info.get("XML:com.adobe.xmp")
+    assert (got.encode("utf-8") if isinstance(got, str) else got) == want
+
+
+def test_a_compressed_png_xmp_chunk_is_read(tmp_path):
+    from PIL.PngImagePlugin import PngInfo
+
+    from cgan._xmp import png_xmp
+
+    info = PngInfo()
+    info.add_itxt("XML:com.adobe.xmp", XMP_SAMPLE.decode("utf-8"), zip=True)
+    Image.fromarray(pattern(1, 40, 24)).save(tmp_path / "z.png", "PNG", pnginfo=info)
+    assert png_xmp((tmp_path / "z.png").read_bytes()) == XMP_SAMPLE
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.data())
+def test_xmp_readers_never_raise_on_damaged_input(data):
+    """A cut or damaged JPEG/PNG, or a damaged packet: the readers give what they can, the copy is None or XML."""
+    import io
+
+    from cgan._xmp import jpeg_xmp, png_xmp, xmp_for_copy
+
+    which = data.draw(st.sampled_from(["JPEG", "PNG", "packet"]))
+    if which == "packet":
+        blob = bytearray(XMP_SAMPLE)
+    else:
+        buf = io.BytesIO()
+        Image.fromarray(pattern(1, 16, 8)).save(buf, which, **({"xmp": XMP_SAMPLE} if which == "JPEG" else {}))
+        blob = bytearray(buf.getvalue())
+    for _ in range(data.draw(st.integers(0, 6))):
+        blob[data.draw(st.integers(0, len(blob) - 1))] = data.draw(st.integers(0, 255))
+    blob = bytes(blob[:data.draw(st.integers(0, len(blob)))])
+    if which == "packet":
+        out = xmp_for_copy(blob, (16, 8))
+        assert out is None or b"xmpmeta" in out or b"RDF" in out
+    else:
+        jpeg_xmp(blob), png_xmp(blob)

@@ -79,9 +79,9 @@ EXIT_INTERRUPTED = {"interrupted": 130, "terminated": 143}
               help="Copy a video file's sound into its output (packets copied, cut to the frames written; needs "
                    "PyAV, which the extras install).")
 @click.option("--metadata", type=click.Choice(METADATA), default="all", show_default=True,
-              help="Photos: copy EXIF data (camera, date, GPS; orientation and size updated, thumbnail left out) and "
-                   "the ICC colour profile into .jpg/.png/.webp/.avif outputs (all), only the profile (color), or "
-                   "nothing.")
+              help="Photos: copy EXIF data (camera, date, GPS; orientation and size updated, thumbnail left out), XMP "
+                   "(keywords, ratings, captions) and the ICC colour profile into .jpg/.png/.webp/.avif outputs "
+                   "(all), only the profile (color), or nothing.")
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Progress bar for files.")
 @click.option("--reconnects", type=click.IntRange(min=0), default=3, show_default=True,
               help="Reopen attempts for a live source that stops (waits double from 0.5 s, at most 30 s).")

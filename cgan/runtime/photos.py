@@ -17,7 +17,8 @@ to 8, gray made BGR. A PNG's, WebP's or AVIF's transparency (alpha, or a PNG's t
 when the output format can hold it (PNG, WebP, TIFF, AVIF). EXIF data and
 the ICC colour profile are copied into JPEG, PNG, WebP and AVIF outputs (PhotoJob.metadata: "all", "color" for the
 profile alone, "none"): the EXIF orientation says 1 once the pixels are upright, the pixel dimensions are the
-output's, the EXIF thumbnail (the untranslated photo) is left out; XMP is not copied. No torch here.
+output's, the EXIF thumbnail (the untranslated photo) is left out. XMP (keywords, ratings, captions) goes along with
+"all", made true of the copy the same way and without develop settings or gain-map data (cgan._xmp). No torch.
 """
 from __future__ import annotations
 
@@ -46,6 +47,7 @@ from cgan._images import (declared_size, exif_for_copy, exif_orientation, heif_i
                           webp_has_alpha, webp_orientation)
 from cgan._limits import MAX_DECODE_PIXELS
 from cgan._optional import optional_module
+from cgan._xmp import JPEG_MAX_XMP, jpeg_with_xmp, jpeg_xmp, png_with_xmp, png_xmp, xmp_for_copy
 from cgan.errors import CganError
 from cgan.runtime.frames import DEFAULT_MAX_PIXELS, MULTIPLE, round_up
 from cgan.runtime.sources import DEMO, _describe
@@ -80,9 +82,13 @@ METADATA = ("all", "color", "none")
 META_EXTS = (".jpg", ".jpeg", ".jpe", ".png", ".webp", ".avif")
 #: whether this OpenCV reads and writes photo metadata
 CAN_COPY_METADATA = hasattr(cv2, "imdecodeWithMetadata") and hasattr(cv2, "imencodeWithMetadata")
+#: a JPEG's or PNG's XMP among _metadata_items: written by encode_photo itself (OpenCV 5.0's JPEG XMP segment
+#: lacks its namespace header, so readers do not see it; its PNG chunk carries bytes from past the packet's end)
+XMP_OWN = -1
 #: the most EXIF (one APP1 segment) and ICC data (OpenCV writes one APP2 segment) a JPEG holds
 JPEG_MAX_EXIF, JPEG_MAX_ICC = 65535 - 2 - 6, 65535 - 2 - 14
 _JPEG_EXTS = (".jpg", ".jpeg", ".jpe")
+_XMP_OWN_EXTS = _JPEG_EXTS + (".png",)
 #: the largest photo file read (a 134-megapixel 16-bit TIFF, uncompressed, is about 800 MB)
 MAX_PHOTO_BYTES = 1 << 30
 QUEUE_SIZE = 4
@@ -426,9 +432,10 @@ class PhotoMeta:
     exif: bytes | None = None
     icc: bytes | None = None
     upright: bool = True
+    xmp: bytes | None = None  # the XMP packet (metadata "all")
 
     def __bool__(self) -> bool:
-        return bool(self.exif or self.icc)
+        return bool(self.exif or self.icc or self.xmp)
 
 
 def read_photo(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray | None]:
@@ -513,7 +520,7 @@ def _read_heif(data: np.ndarray, metadata: str) -> tuple[np.ndarray, np.ndarray 
     alpha = np.ascontiguousarray(pixels[:, :, 3]) if pixels.shape[2] == 4 else None
     exif, icc = _kept(info.get("exif") if metadata == "all" else None,
                       info.get("icc_profile") if metadata != "none" else None)
-    return img, alpha, PhotoMeta(exif, icc, True)
+    return img, alpha, PhotoMeta(exif, icc, True, info.get("xmp") if metadata == "all" else None)
 
 
 def _kept(exif: bytes | None, icc: bytes | None) -> tuple[bytes | None, bytes | None]:
@@ -552,7 +559,7 @@ def _heif_read_by_opencv(data: np.ndarray, img: np.ndarray, heif: Any, types: Se
     if CAN_COPY_METADATA:
         exif, icc = _kept(found.get(cv2.IMAGE_METADATA_EXIF) or heif.exif if metadata == "all" else None,
                           found.get(cv2.IMAGE_METADATA_ICCP) or heif.icc if metadata != "none" else None)
-        return img, PhotoMeta(exif, icc, True), turned
+        return img, PhotoMeta(exif, icc, True, heif.xmp if metadata == "all" else None), turned
     return img, PhotoMeta(), turned
 
 
@@ -587,16 +594,23 @@ def _already_turned(img: np.ndarray, heif: Any) -> bool:
 
 def _metadata(data: np.ndarray, img: np.ndarray, types: Sequence[Any], blobs: Sequence[Any],
               metadata: str) -> PhotoMeta:
-    """The EXIF data (metadata "all") and ICC profile OpenCV read with the photo; EXIF that is not a TIFF
-    structure and profiles without an ICC header are dropped."""
+    """The EXIF data and XMP (metadata "all") and ICC profile OpenCV read with the photo (a JPEG's XMP read here:
+    OpenCV 5.0 does not); EXIF that is not a TIFF structure and profiles without an ICC header are dropped."""
     found = {int(t): bytes(np.asarray(b, dtype=np.uint8).ravel()) for t, b in zip(types, blobs)}
+    xmp = None
+    if metadata == "all" and CAN_COPY_METADATA:
+        # a JPEG's segment and a PNG's chunk read here (OpenCV gives the one with its namespace header, and only
+        # when it has one; the other with a NUL after it)
+        head = bytes(data[:2])
+        xmp = (jpeg_xmp(memoryview(data)) if head == b"\xff\xd8" else png_xmp(memoryview(data)) if head == b"\x89P"
+               else None) or found.get(cv2.IMAGE_METADATA_XMP)
     exif, icc = _kept(found.get(cv2.IMAGE_METADATA_EXIF) if metadata == "all" and CAN_COPY_METADATA else None,
                       found.get(cv2.IMAGE_METADATA_ICCP) if CAN_COPY_METADATA else None)
     upright = True
     orientation = exif_orientation(exif) if exif else None
     if orientation not in (None, 1) and bytes(data[:2]) != b"\xff\xd8":  # OpenCV turns JPEGs (since 3.1)
         upright = _turned(data, img, orientation) is not False  # neither: what was decoded is what is shown
-    return PhotoMeta(exif, icc, upright)
+    return PhotoMeta(exif, icc, upright, xmp)
 
 
 def _png_alpha(data: np.ndarray, img: np.ndarray) -> np.ndarray | None:
@@ -651,6 +665,8 @@ def encode_photo(img: np.ndarray, suffix: str, meta: PhotoMeta | None = None,
     params = ENCODE_PARAMS.get(ext, [])
     items = _metadata_items(meta, ext, (img.shape[1], img.shape[0]), note or (lambda key, message: None)) \
         if meta else []
+    xmp = next((b for t, b in items if t == XMP_OWN), None)  # added below (see XMP_OWN)
+    items = [(t, b) for t, b in items if t != XMP_OWN]
     ok = False
     if items:
         try:
@@ -659,7 +675,7 @@ def encode_photo(img: np.ndarray, suffix: str, meta: PhotoMeta | None = None,
         except cv2.error:
             ok = False
         if not ok and note is not None:
-            note("encode", "OpenCV could not write its EXIF data or ICC profile: written without them")
+            note("encode", "OpenCV could not write its EXIF data, ICC profile or XMP: written without them")
     if not ok:
         try:
             ok, buf = cv2.imencode(ext, img, params)
@@ -667,13 +683,15 @@ def encode_photo(img: np.ndarray, suffix: str, meta: PhotoMeta | None = None,
             ok = False
     if not ok:
         raise PhotoProblem(f"OpenCV could not encode it ({img.shape[1]}x{img.shape[0]}) as {ext}: write .png instead")
-    return buf.tobytes()
+    if xmp is None:
+        return buf.tobytes()
+    return jpeg_with_xmp(buf.tobytes(), xmp) if ext in _JPEG_EXTS else png_with_xmp(buf.tobytes(), xmp)
 
 
 def _metadata_items(meta: PhotoMeta, ext: str, size: tuple[int, int], note: Any) -> list[tuple[int, bytes]]:
     """(OpenCV metadata type, bytes) to write into a `size` photo of format `ext`; what cannot go is noted."""
     if ext not in META_EXTS:
-        note(f"format {ext}", f"{ext} outputs are written without EXIF data and ICC profiles (OpenCV writes them "
+        note(f"format {ext}", f"{ext} outputs are written without EXIF data, ICC profiles and XMP (OpenCV writes them "
                               f"into .jpg, .png, .webp and .avif)")
         return []
     items = []
@@ -690,6 +708,14 @@ def _metadata_items(meta: PhotoMeta, ext: str, size: tuple[int, int], note: Any)
                          f"without it (write .png or .webp to keep it)")
     elif meta.icc:
         items.append((cv2.IMAGE_METADATA_ICCP, meta.icc))
+    xmp = xmp_for_copy(meta.xmp, size, meta.upright) if meta.xmp else None
+    if meta.xmp and xmp is None:
+        note("xmp broken", "its XMP data is not XMP this can read: written without it")
+    elif xmp is not None and ext in _JPEG_EXTS and len(xmp) > JPEG_MAX_XMP:
+        note("xmp size", f"XMP data over {JPEG_MAX_XMP} bytes does not fit a JPEG: written without it (write .png or "
+                         f".webp to keep it)")
+    elif xmp is not None:
+        items.append((XMP_OWN if ext in _XMP_OWN_EXTS else cv2.IMAGE_METADATA_XMP, xmp))
     return items
 
 
