@@ -1,7 +1,7 @@
 """XMP metadata (Adobe's RDF/XML packet: keywords, ratings, titles, captions, creator and rights, Lightroom's and
 phones' own fields) made fit to copy into a translated photo, and read from / written into JPEG files, whose XMP
-OpenCV 5.0 neither reads nor writes readably (it leaves out the segment's namespace header), and PNG files, whose XMP chunk OpenCV 5.0 writes with bytes from
-past the end of the packet. No torch, no OpenCV.
+segment OpenCV 5.0 writes without its namespace header, and PNG files, whose XMP chunk OpenCV 5.0 writes with bytes
+from past the end of the packet. No torch, no OpenCV.
 
 `xmp_for_copy` keeps what describes the photo and makes true what the translation changed: the orientation says 1
 (the pixels are written upright) and the pixel dimensions are the output's. It drops what would be false or
@@ -11,6 +11,8 @@ the translation again), and the descriptions of data appended to the original fi
 """
 from __future__ import annotations
 
+import io
+import re
 import xml.etree.ElementTree as ET
 import zlib
 
@@ -22,8 +24,11 @@ EXIF = "http://ns.adobe.com/exif/1.0/"
 #: namespaces whose properties are dropped from a copy (see the module)
 DROPPED = (
     "http://ns.adobe.com/camera-raw-settings/1.0/",      # crs: develop settings
+    "http://ns.adobe.com/camera-raw-defaults/1.0/",      # crd: their defaults
+    "http://ns.adobe.com/photoshop/1.0/camera-profile",  # crlcp: lens profile corrections
     "http://ns.adobe.com/hdr-gain-map/1.0/",             # hdrgm: Ultra HDR / ISO 21496 gain map
     "http://ns.apple.com/HDRGainMap/1.0/",               # Apple's gain map
+    "http://ns.apple.com/pixeldatainfo/1.0/",            # apdi: Apple's auxiliary images (depth, mattes)
     "http://ns.google.com/photos/1.0/container/",        # GContainer: the items appended to the file
     "http://ns.google.com/photos/1.0/container/item/",
     "http://ns.google.com/photos/1.0/camera/",           # GCamera: motion photo offsets
@@ -46,30 +51,57 @@ def _split(tag: str) -> tuple[str, str]:
 
 
 MAX_XMP = 4 << 20  # a larger packet is not read (JPEG holds 64 KB; phones write a few KB)
+MAX_DEPTH = 64  # deeper nesting is not XMP anyone writes (and would exhaust the writer's recursion)
+XML_NS = "http://www.w3.org/XML/1998/namespace"
+
+
+def _text(packet: bytes) -> str | None:
+    """The packet as text: UTF-8 or UTF-16 (by its BOM or its first bytes), without blanks or NULs around it,
+    without an XML declaration (the text is parsed as text), and cut after its end (OpenCV 5.0 leaves stray bytes
+    after a PNG tEXt packet)."""
+    head = packet[:4]
+    encoding = ("utf-16" if head[:2] in (b"\xff\xfe", b"\xfe\xff") else "utf-16-le" if head[:2] == b"<\x00"
+                else "utf-16-be" if head[:2] == b"\x00<" else "utf-8")
+    if encoding == "utf-8":  # or what its XML declaration names (Latin-1 ones exist)
+        declared = re.match(rb'\s*<\?xml[^>]*encoding=["\']([A-Za-z0-9._-]+)["\']', packet[:200])
+        encoding = declared.group(1).decode() if declared else encoding
+    try:
+        text = packet.decode(encoding, errors="replace" if encoding.startswith("utf-8") else "strict")
+    except (UnicodeDecodeError, LookupError):
+        text = packet.decode("utf-8", errors="replace")
+    text = text.strip("\ufeff\x00 \t\r\n")
+    if text.startswith("<?xml"):
+        text = text[text.find("?>") + 2:].lstrip()
+    for closing in ("<?xpacket end=", "</x:xmpmeta>", "</rdf:RDF>"):
+        at = text.rfind(closing)
+        if at >= 0:
+            stop = text.find(">", at + len(closing) - 1)
+            return text[:stop + 1] if stop >= 0 else text
+    return text
 
 
 def xmp_for_copy(packet: bytes, size: tuple[int, int], upright: bool = True) -> bytes | None:
     """The XMP `packet` for a translated copy of `size` (width, height) pixels (see the module; `upright`: the pixels
     were turned as the orientation said, which then says 1, else it is kept); None when it is not XMP this can
-    read (not XML, no rdf:RDF, over MAX_XMP bytes)."""
-    text = packet.rstrip(b"\x00 \t\r\n")
-    if len(text) > MAX_XMP:
+    read (not XML, no rdf:RDF, over MAX_XMP bytes or MAX_DEPTH levels). UTF-8 out, whatever came in."""
+    if len(packet) > MAX_XMP:
+        return None
+    text = _text(packet)
+    if not text:
         return None
     try:
-        prefixes = {}
-        for _, (prefix, uri) in ET.iterparse(_Reader(text), events=("start-ns",)):
+        prefixes: dict[str, str] = {}
+        for _, (prefix, uri) in ET.iterparse(io.StringIO(text), events=("start-ns",)):
             prefixes.setdefault(uri, prefix)
         root = ET.fromstring(text)
-    except (ET.ParseError, ValueError):
+    except (ET.ParseError, ValueError, RecursionError):
         return None
-    if root.find(f".//{{{RDF}}}RDF") is None and _split(root.tag) != (RDF, "RDF"):
+    if _depth(root) > MAX_DEPTH:
         return None
-    for uri, prefix in prefixes.items():  # keep the packet's own prefixes where ElementTree allows them
-        try:
-            ET.register_namespace(prefix, uri)
-        except ValueError:  # a reserved "ns0"-like prefix: ElementTree picks another
-            pass
-    for desc in root.iter(f"{{{RDF}}}Description"):
+    rdf = root if _split(root.tag) == (RDF, "RDF") else root.find(f".//{{{RDF}}}RDF")
+    if rdf is None:
+        return None
+    for desc in rdf.findall(f"{{{RDF}}}Description"):  # the photo's own (nested ones describe other things)
         for name in list(desc.attrib):
             ns, local = _split(name)
             if ns in DROPPED:
@@ -86,19 +118,57 @@ def xmp_for_copy(packet: bytes, size: tuple[int, int], upright: bool = True) -> 
                 child.text = "1"
             elif (ns, local) in SIZES and len(child) == 0:
                 child.text = str(size[SIZES[ns, local]])
-    return _PACKET_START + ET.tostring(root, encoding="utf-8", xml_declaration=False) + _PACKET_END
+    return _PACKET_START + _serialize(root, prefixes).encode("utf-8") + _PACKET_END
 
 
-class _Reader:
-    """A file-like object over bytes for iterparse (which wants one)."""
+def _depth(root: ET.Element) -> int:
+    deepest, stack = 0, [(root, 1)]
+    while stack:
+        node, level = stack.pop()
+        deepest = max(deepest, level)
+        if level <= MAX_DEPTH:
+            stack.extend((child, level + 1) for child in node)
+    return deepest
 
-    def __init__(self, data: bytes):
-        self._data, self._at = data, 0
 
-    def read(self, n: int = -1) -> bytes:
-        end = len(self._data) if n < 0 else self._at + n
-        chunk, self._at = self._data[self._at:end], min(end, len(self._data))
-        return chunk
+def _serialize(root: ET.Element, prefixes: dict[str, str]) -> str:
+    """`root` as XML with the packet's own prefixes where they are usable (others get ns0, ns1, ...), every
+    namespace declared on the root. ElementTree's own writer takes prefixes from one registry for the whole
+    process, which threads writing photos at once would change under each other."""
+    used = [_split(name)[0] for node in root.iter() for name in (node.tag, *node.attrib)]
+    names: dict[str, str] = {XML_NS: "xml"}
+    for uri in dict.fromkeys(u for u in used if u and u != XML_NS):
+        prefix = prefixes.get(uri, "")
+        if not prefix or prefix == "xml" or prefix in names.values() or prefix.startswith("xmlns"):
+            prefix = next(f"ns{i}" for i in range(len(names) + 1) if f"ns{i}" not in names.values())
+        names[uri] = prefix
+
+    def qname(name: str) -> str:
+        uri, local = _split(name)
+        return f"{names[uri]}:{local}" if uri else local
+
+    out: list[str] = []
+    stack: list[tuple[ET.Element, bool]] = [(root, False)]
+    while stack:
+        node, closing = stack.pop()
+        if closing:
+            out.append(f"</{qname(node.tag)}>{_escape_text(node.tail or '')}")
+            continue
+        attrs = "".join(f' {qname(k)}="{_escape_attr(v)}"' for k, v in node.attrib.items())
+        if node is root:
+            attrs = "".join(f' xmlns:{p}="{_escape_attr(u)}"' for u, p in names.items() if u != XML_NS) + attrs
+        out.append(f"<{qname(node.tag)}{attrs}>{_escape_text(node.text or '')}")
+        stack.append((node, True))
+        stack.extend((child, False) for child in reversed(list(node)))
+    return "".join(out)
+
+
+def _escape_text(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("\r", "&#13;")
+
+
+def _escape_attr(text: str) -> str:
+    return (_escape_text(text).replace('"', "&quot;").replace("\n", "&#10;").replace("\t", "&#9;"))
 
 
 def jpeg_xmp(data: bytes | memoryview) -> bytes | None:
@@ -141,10 +211,14 @@ def png_xmp(data: bytes | memoryview) -> bytes | None:
                 return None
             compressed, text = rest[0], rest[2:]
             text = text.split(b"\x00", 2)[-1]  # after the language tag and the translated keyword
-            try:
-                return zlib.decompress(text) if compressed else text
+            if not compressed:
+                return text
+            inflate = zlib.decompressobj()
+            try:  # at most MAX_XMP bytes: a small chunk may inflate to gigabytes
+                packet = inflate.decompress(text, MAX_XMP + 1)
             except zlib.error:
                 return None
+            return None if len(packet) > MAX_XMP or inflate.unconsumed_tail else packet
     return None
 
 

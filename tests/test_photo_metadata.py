@@ -4,6 +4,7 @@ format cannot hold is said once and the photo is still written. Checked with Pil
 from __future__ import annotations
 
 import functools
+import io
 import logging
 import struct
 from pathlib import Path
@@ -367,7 +368,8 @@ def rgba_sticker(solid: bool = False) -> np.ndarray:
     if solid:
         rgba[..., :3] = (200, 60, 30)
     else:
-        rgba[..., 0], rgba[..., 1], rgba[..., 2] = np.linspace(0, 255, 40)[None, :], np.linspace(0, 255, 24)[:, None], 90
+        rgba[..., 0], rgba[..., 1] = np.linspace(0, 255, 40)[None, :], np.linspace(0, 255, 24)[:, None]
+        rgba[..., 2] = 90
     rgba[..., 3] = np.linspace(255, 40, 40)[None, :].astype(np.uint8)
     rgba[:6, :9, 3] = 0
     return rgba
@@ -594,3 +596,72 @@ def test_xmp_readers_never_raise_on_damaged_input(data):
         assert out is None or b"xmpmeta" in out or b"RDF" in out
     else:
         jpeg_xmp(blob), png_xmp(blob)
+
+
+def xmp_packet(description: bytes, extra_ns: bytes = b"") -> bytes:
+    return (b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#"'
+            + extra_ns + b">" + description + b"</rdf:RDF></x:xmpmeta>")
+
+
+def test_xmp_packets_real_writers_make_are_read_right():
+    """UTF-16 (with or without a BOM), a Latin-1 declaration, stray bytes after the packet (OpenCV 5.0's PNG chunks),
+    a default namespace, and descriptions nested in a property (Photoshop's xmpMM:Pantry describes placed files:
+    only the photo's own orientation changes)."""
+    from cgan._xmp import xmp_for_copy
+
+    want = xmp_facts(xmp_for_copy(XMP_SAMPLE, (640, 480)))
+    for encoding in ("utf-16", "utf-16-le", "utf-16-be"):
+        assert xmp_facts(xmp_for_copy(XMP_SAMPLE.decode("utf-8").encode(encoding), (640, 480))) == want, encoding
+    assert xmp_facts(xmp_for_copy(XMP_SAMPLE + b"\xb0ik0w\x7f", (640, 480))) == want
+    latin = b'<?xml version="1.0" encoding="ISO-8859-1"?>' + xmp_packet(
+        b'<rdf:Description xmlns:dc="http://purl.org/dc/elements/1.1/"><dc:creator>Jos\xe9</dc:creator>'
+        b'</rdf:Description>')
+    assert xmp_facts(xmp_for_copy(latin, (1, 1))) == {"{http://purl.org/dc/elements/1.1/}creator": "Jos\u00e9"}
+    default = xmp_packet(b'<rdf:Description xmlns="http://ns.adobe.com/xap/1.0/" '
+                         b'xmlns:xmp="http://ns.adobe.com/xap/1.0/" xmp:Rating="4"/>')
+    assert xmp_facts(xmp_for_copy(default, (1, 1))) == {"{http://ns.adobe.com/xap/1.0/}Rating": "4"}
+    pantry = xmp_packet(b'<rdf:Description xmlns:xmpMM="http://ns.adobe.com/xap/1.0/mm/" '
+                        b'xmlns:tiff="http://ns.adobe.com/tiff/1.0/" tiff:Orientation="6"><xmpMM:Pantry><rdf:Bag>'
+                        b'<rdf:li><rdf:Description tiff:Orientation="8"/></rdf:li></rdf:Bag></xmpMM:Pantry>'
+                        b'</rdf:Description>')
+    out = xmp_for_copy(pantry, (1, 1))
+    assert out.count(b'tiff:Orientation="1"') == 1 and out.count(b'tiff:Orientation="8"') == 1
+
+
+def test_xmp_leaves_elementtree_s_prefixes_alone():
+    """ElementTree's prefix registry is the whole process's: writer threads changing it under each other made
+    packets with two namespaces on one prefix. The copy is written with its own prefixes and changes nothing."""
+    import xml.etree.ElementTree as ET
+
+    from cgan._xmp import xmp_for_copy
+
+    before = dict(ET._namespace_map)
+    swapped = XMP_SAMPLE.replace(b'xmlns:xmp="http://ns.adobe.com/xap/1.0/"', b'xmlns:xmp="http://example.com/x"')
+    assert xmp_for_copy(XMP_SAMPLE, (1, 1)) and xmp_for_copy(swapped, (1, 1))
+    assert ET._namespace_map == before
+
+
+def test_a_hostile_xmp_is_left_out_and_the_run_goes_on(tmp_path, caplog):
+    """3000 nested elements (the writer would run out of recursion: it stopped the whole run), and a 200 KB PNG
+    whose compressed XMP inflates to 200 MB (held in memory for nothing): both left out with a warning."""
+    import logging
+    import zlib
+
+    from cgan._xmp import png_xmp
+
+    deep = xmp_packet(b"<a>" * 3000 + b"</a>" * 3000)
+    Image.fromarray(pattern(1, 40, 24)).save(tmp_path / "deep.jpg", "JPEG", xmp=deep)
+    Image.fromarray(pattern(2, 40, 24)).save(tmp_path / "fine.jpg", "JPEG", xmp=XMP_SAMPLE)
+    bomb = b"XML:com.adobe.xmp\x00\x01\x00\x00\x00" + zlib.compress(b" " * (200 << 20), 9)
+    png = io.BytesIO()
+    Image.fromarray(pattern(3, 40, 24)).save(png, "PNG")
+    data = png.getvalue()
+    chunk = len(bomb).to_bytes(4, "big") + b"iTXt" + bomb + zlib.crc32(b"iTXt" + bomb).to_bytes(4, "big")
+    (tmp_path / "bomb.png").write_bytes(data[:33] + chunk + data[33:])
+    assert png_xmp((tmp_path / "bomb.png").read_bytes()) is None
+    with caplog.at_level(logging.WARNING):
+        s = run_photos(PhotoJob(inputs=[tmp_path / "deep.jpg", tmp_path / "fine.jpg", tmp_path / "bomb.png"],
+                                output=tmp_path / "out", progress=False), translator=Invert())
+    assert s.photos == 3 and sum("not XMP this can read" in r.getMessage() for r in caplog.records) == 1
+    with Image.open(tmp_path / "out" / "fine.jpg") as im:
+        assert b"Half Dome" in im.info["xmp"]

@@ -518,6 +518,8 @@ def _read_heif(data: np.ndarray, metadata: str) -> tuple[np.ndarray, np.ndarray 
         raise PhotoProblem(f"a {mode} HEIF image, not RGB")
     img = np.ascontiguousarray(pixels[:, :, 2::-1])
     alpha = np.ascontiguousarray(pixels[:, :, 3]) if pixels.shape[2] == 4 else None
+    if not CAN_COPY_METADATA:  # (this OpenCV writes none: said once a run by the writer)
+        return img, alpha, PhotoMeta()
     exif, icc = _kept(info.get("exif") if metadata == "all" else None,
                       info.get("icc_profile") if metadata != "none" else None)
     return img, alpha, PhotoMeta(exif, icc, True, info.get("xmp") if metadata == "all" else None)
@@ -675,7 +677,8 @@ def encode_photo(img: np.ndarray, suffix: str, meta: PhotoMeta | None = None,
         except cv2.error:
             ok = False
         if not ok and note is not None:
-            note("encode", "OpenCV could not write its EXIF data, ICC profile or XMP: written without them")
+            note("encode", "OpenCV could not write its EXIF data or ICC profile" + ("" if xmp is not None else
+                           " or XMP") + ": written without them")
     if not ok:
         try:
             ok, buf = cv2.imencode(ext, img, params)
