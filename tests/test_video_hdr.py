@@ -115,7 +115,8 @@ def test_the_reader_is_chosen_by_what_opencv_does(tmp_path, monkeypatch, caplog,
         assert isinstance(src, CaptureSource) and src.tone_mapped_by == "OpenCV"
         assert "converted to SDR by OpenCV" in caplog.text
     else:
-        assert isinstance(src, pyav.FileSource) and src.tone_mapped_by == "cgan" and isinstance(src._tonemap, hdr.ToneMap)
+        assert isinstance(src, pyav.FileSource) and src.tone_mapped_by == "cgan"
+        assert isinstance(src._tonemap, hdr.ToneMap)
         assert "tone mapped to SDR BT.709" in caplog.text
 
 

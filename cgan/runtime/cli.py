@@ -88,8 +88,8 @@ EXIT_INTERRUPTED = {"interrupted": 130, "terminated": 143}
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @click.option("-v", "--verbose", is_flag=True, help="Debug logging (and OpenCV warnings).")
 def cli(pair, direction, inputs, output, display, side_by_side, fps_overlay, size, capture, virtual_camera,
-        max_frames, start, end, backend, precision, compile_, cuda_graphs, smooth, smooth_strength, smooth_flow, codec, crf, sound,
-        metadata, progress, reconnects, as_json, verbose):
+        max_frames, start, end, backend, precision, compile_, cuda_graphs, smooth, smooth_strength, smooth_flow, codec,
+        crf, sound, metadata, progress, reconnects, as_json, verbose):
     """Translate video frames with a CycleGAN generator: capture -> translate -> write/show, threaded.
 
     Photos too: when every --input is a photo file or a folder, each photo is translated to --output (a file
@@ -112,10 +112,9 @@ def cli(pair, direction, inputs, output, display, side_by_side, fps_overlay, siz
         raise CganError("--metadata applies to photos; the inputs are videos, cameras or streams (leave it out)")
     options = dict(pair=pair, direction=direction, display=display, side_by_side=side_by_side,
                    fps_overlay=fps_overlay, size=size, max_frames=max_frames, start=start, end=end, backend=backend,
-                   precision=precision,
-                   compile=compile_, cuda_graphs=cuda_graphs, smooth=smooth, smooth_strength=smooth_strength,
-                   smooth_flow=smooth_flow, progress=progress, reconnects=reconnects, sound=sound, codec=codec, crf=crf,
-                   capture=capture, virtual_camera=virtual_camera,
+                   precision=precision, compile=compile_, cuda_graphs=cuda_graphs, smooth=smooth,
+                   smooth_strength=smooth_strength, smooth_flow=smooth_flow, progress=progress, reconnects=reconnects,
+                   sound=sound, codec=codec, crf=crf, capture=capture, virtual_camera=virtual_camera,
                    handle_signals=True)  # the library's default leaves an app's own handlers in force
     if folder is not None:
         _finish(run_video_folder(folder, output, **options), as_json)
@@ -125,7 +124,8 @@ def cli(pair, direction, inputs, output, display, side_by_side, fps_overlay, siz
 
 #: options that only videos take (photos are translated one by one: nothing to show live or smooth over time)
 VIDEO_ONLY = {"display": "--display", "fps_overlay": "--fps-overlay", "smooth": "--smooth", "sound": "--sound",
-              "codec": "--codec", "crf": "--crf", "start": "--start", "end": "--end", "capture": "--capture", "virtual_camera": "--virtual-camera",
+              "codec": "--codec", "crf": "--crf", "start": "--start", "end": "--end", "capture": "--capture",
+              "virtual_camera": "--virtual-camera",
               "smooth_strength": "--smooth-strength", "smooth_flow": "--smooth-flow", "reconnects": "--reconnects"}
 
 
