@@ -697,28 +697,27 @@ def _metadata_items(meta: PhotoMeta, ext: str, size: tuple[int, int], note: Any)
         note(f"format {ext}", f"{ext} outputs are written without EXIF data, ICC profiles and XMP (OpenCV writes them "
                               f"into .jpg, .png, .webp and .avif)")
         return []
-    items = []
-    exif = exif_for_copy(meta.exif, size, meta.upright) if meta.exif else None
-    if meta.exif and exif is None:
-        note("exif broken", "its EXIF data is cut short: written without it")
-    elif exif is not None and ext in _JPEG_EXTS and len(exif) > JPEG_MAX_EXIF:
-        note("exif size", f"EXIF data over {JPEG_MAX_EXIF} bytes does not fit a JPEG: written without it (write "
-                          f".png or .webp to keep it)")
-    elif exif is not None:
-        items.append((cv2.IMAGE_METADATA_EXIF, exif))
+    items: list[tuple[int, bytes]] = []
+
+    def add(kind: int, name: str, given: bytes | None, made: bytes | None, broken: str, jpeg_max: int) -> None:
+        """`made` (the copy of `given`, None when it could not be made) into items, or a note saying why not."""
+        if given and made is None:
+            note(f"{name} broken", f"its {name.upper()} data {broken}: written without it")
+        elif made is not None and ext in _JPEG_EXTS and len(made) > jpeg_max:
+            note(f"{name} size", f"{name.upper()} data over {jpeg_max} bytes does not fit a JPEG: written without it "
+                                 f"(write .png or .webp to keep it)")
+        elif made is not None:
+            items.append((kind, made))
+
+    add(cv2.IMAGE_METADATA_EXIF, "exif", meta.exif,
+        exif_for_copy(meta.exif, size, meta.upright) if meta.exif else None, "is cut short", JPEG_MAX_EXIF)
     if meta.icc and ext in _JPEG_EXTS and len(meta.icc) > JPEG_MAX_ICC:
         note("icc size", f"an ICC profile over {JPEG_MAX_ICC} bytes is not written into a JPEG by OpenCV: written "
                          f"without it (write .png or .webp to keep it)")
     elif meta.icc:
         items.append((cv2.IMAGE_METADATA_ICCP, meta.icc))
-    xmp = xmp_for_copy(meta.xmp, size, meta.upright) if meta.xmp else None
-    if meta.xmp and xmp is None:
-        note("xmp broken", "its XMP data is not XMP this can read: written without it")
-    elif xmp is not None and ext in _JPEG_EXTS and len(xmp) > JPEG_MAX_XMP:
-        note("xmp size", f"XMP data over {JPEG_MAX_XMP} bytes does not fit a JPEG: written without it (write .png or "
-                         f".webp to keep it)")
-    elif xmp is not None:
-        items.append((XMP_OWN if ext in _XMP_OWN_EXTS else cv2.IMAGE_METADATA_XMP, xmp))
+    add(XMP_OWN if ext in _XMP_OWN_EXTS else cv2.IMAGE_METADATA_XMP, "xmp", meta.xmp,
+        xmp_for_copy(meta.xmp, size, meta.upright) if meta.xmp else None, "is not XMP this can read", JPEG_MAX_XMP)
     return items
 
 
