@@ -208,3 +208,64 @@ def test_cli_sound_flags(tmp_path, capsys):
     code = run(cli, ["--input", str(photo), "--output", str(tmp_path / "q.png"), "--no-sound", "--no-progress",
                      "--backend", "ort-cpu"])
     assert code == 0, capsys.readouterr().err
+
+
+def clip_with_other_sound(path: Path, codec: str, seconds: float = 2.0, fps: int = 25,
+                          silent_until: float = 0.0) -> Path:
+    """A 64x48 mpeg4 clip with a 440 Hz stereo tone in `codec` (pcm_s16le in .avi, opus in .mkv: codecs .mp4 and
+    .mov cannot hold as they are), silent before `silent_until` seconds."""
+    with av.open(str(path), "w") as out:
+        v = out.add_stream("mpeg4", rate=fps)
+        v.width, v.height, v.pix_fmt = 64, 48, "yuv420p"
+        a = out.add_stream(codec, rate=48000, layout="stereo")
+        for i in range(int(seconds * fps)):
+            for p in v.encode(av.VideoFrame.from_ndarray(np.full((48, 64, 3), i * 5 % 255, np.uint8), format="bgr24")):
+                out.mux(p)
+        to_codec = av.AudioResampler(format=a.codec_context.format.name, layout="stereo", rate=48000)
+        t, total, k = 0, int(seconds * 48000), a.codec_context.frame_size or 1024
+        while t < total:
+            n = np.arange(t, min(t + k, total))
+            tone = np.where(n / 48000 >= silent_until, 0.5 * np.sin(2 * np.pi * 440 * n / 48000), 0.0)
+            frame = av.AudioFrame.from_ndarray(np.stack([tone, tone]).astype(np.float32), format="fltp",
+                                               layout="stereo")
+            frame.sample_rate, frame.pts = 48000, t
+            for part in to_codec.resample(frame):
+                for p in a.encode(part):
+                    out.mux(p)
+            t += len(n)
+        for s in (a, v):
+            for p in s.encode(None):
+                out.mux(p)
+    return path
+
+
+@pytest.mark.parametrize("src_name, codec, out_ext", [("cam.avi", "pcm_s16le", ".mp4"), ("web.mkv", "opus", ".mov")])
+def test_a_sound_the_container_cannot_hold_is_encoded_as_aac(tmp_path, caplog, src_name, codec, out_ext):
+    """PCM from an .avi into .mp4, Opus into .mov: the muxer refuses the packets (the output had no sound, with a
+    warning); they are decoded and encoded as AAC, cut to the frames written, and an info line says so."""
+    import logging
+
+    src = clip_with_other_sound(tmp_path / src_name, codec)
+    out = tmp_path / f"out{out_ext}"
+    with caplog.at_level(logging.INFO):
+        s = run_video(job(inputs=[str(src)], output=str(out), max_frames=30), translator=Invert())
+    assert s.frames == 30 and s.streams[0]["sound"] == f"aac (from {codec})"
+    assert sum("encoded as AAC" in r.getMessage() for r in caplog.records) == 1
+    got = streams(out)
+    assert got["video"] == pytest.approx(1.2, abs=0.01) and got["audio"] == pytest.approx(1.2, abs=0.05)
+    with av.open(str(out)) as c:
+        assert c.streams.audio[0].codec_context.name == "aac" and c.streams.audio[0].rate == 48000
+    sound = sound_samples(out)
+    assert np.sqrt(np.mean(sound[len(sound) // 8:-len(sound) // 8] ** 2)) == pytest.approx(0.5 / np.sqrt(2), rel=0.1)
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")], "a temporary file was left"
+
+
+def test_an_encoded_sound_starts_with_the_cut(tmp_path):
+    """--start 1.0 on PCM that is silent until 1.5 s: the encoded sound is silent for 0.5 s, then the tone."""
+    src = clip_with_other_sound(tmp_path / "cam.avi", "pcm_s16le", seconds=3.0, silent_until=1.5)
+    out = tmp_path / "out.mp4"
+    s = run_video(job(inputs=[str(src)], output=str(out), start=1.0, end=2.6), translator=Invert())
+    assert s.frames == 40 and s.streams[0]["sound"] == "aac (from pcm_s16le)"
+    sound = np.abs(sound_samples(out).reshape(-1))
+    rate = 48000 * 2  # interleaved stereo as decoded (fltp planes concatenated per frame: any order, same level)
+    assert sound[int(0.1 * rate):int(0.4 * rate)].mean() < 0.02 and sound[int(0.6 * rate):int(1.4 * rate)].mean() > 0.2

@@ -17,6 +17,7 @@ import bisect
 import collections
 import functools
 import heapq
+import itertools
 import logging
 import math
 import os
@@ -46,6 +47,12 @@ def _av() -> Any:
 
 def available() -> bool:
     return _av() is not None
+
+
+def ffmpeg_error() -> type:
+    """PyAV's FFmpegError (an exception type that matches nothing without PyAV)."""
+    av = _av()
+    return av.FFmpegError if av is not None else type("NoPyAV", (Exception,), {})
 
 
 def has_h264() -> bool:
@@ -392,16 +399,23 @@ def _timed(packets: Iterator[Any], order: int) -> Iterator[tuple[float, int, int
         yield float(t * p.time_base), order, i, p
 
 
-def mux_sound(video: Path, source: str | os.PathLike, out: Path, seconds: float, audio: SourceAudio) -> int:
-    """Write `out`: every packet of `video` (the translation, one video stream) and the packets of `source`'s
-    first audio stream that fall within `seconds` of its first video frame, shifted by that frame's start; return
-    how many sound packets went in. Raises PyAV's errors (an audio codec the container cannot hold, a broken
-    file) for the caller to handle."""
+SOUND_CODEC, SOUND_BIT_RATE = "aac", 192_000  # a sound a container cannot hold as it is is encoded so (per stereo)
+
+
+def mux_sound(video: Path, source: str | os.PathLike, out: Path, seconds: float, audio: SourceAudio,
+              encode: bool = False) -> int:
+    """Write `out`: every packet of `video` (the translation, one video stream) and the sound of `source`'s first
+    audio stream within `seconds` of its first video frame, shifted by that frame's start; return how many sound
+    packets went in. The packets are copied, or with `encode` decoded and encoded as SOUND_CODEC, cut to the
+    sample (for a codec the container cannot hold: PCM in .mp4, Opus in .mov). Raises PyAV's errors (a codec
+    the container cannot hold, a broken file) for the caller to handle."""
     av = _av()
     with av.open(str(video), "r") as vin, av.open(os.fspath(source), "r") as ain, \
             _open_output(out) as dst:
         v_in, a_in = vin.streams.video[0], ain.streams.audio[0]
         v_out = dst.add_stream_from_template(v_in)
+        if encode:
+            return _mux_encoded(dst, vin, v_in, v_out, ain, a_in, seconds, audio.video_start)
         a_out = dst.add_stream_from_template(a_in)
         shift = round(audio.video_start / a_in.time_base) if a_in.time_base else 0
 
@@ -424,6 +438,62 @@ def mux_sound(video: Path, source: str | os.PathLike, out: Path, seconds: float,
             dst.mux(p)
             copied += order
     return copied
+
+
+def _mux_encoded(dst: Any, vin: Any, v_in: Any, v_out: Any, ain: Any, a_in: Any, seconds: float,
+                 start: float) -> int:
+    """mux_sound's `encode`: the sound from `start` (seconds in the source) for `seconds`, decoded, cut to the
+    sample, encoded as SOUND_CODEC and interleaved with the video by time."""
+    av = _av()
+    rate = min(int(a_in.codec_context.sample_rate or 48000), 96000)  # (AAC's highest)
+    layout = "mono" if a_in.codec_context.layout.nb_channels == 1 else "stereo"  # (an unnamed "2 channels" too)
+    a_out = dst.add_stream(SOUND_CODEC, rate=rate, layout=layout)
+    a_out.codec_context.bit_rate = SOUND_BIT_RATE * (2 if layout == "stereo" else 1) // 2
+    resample = av.AudioResampler(format="fltp", layout=layout, rate=rate)
+    fifo = av.AudioFifo()
+    total = round(seconds * rate)  # samples to write
+
+    def pcm() -> Iterator[Any]:
+        """The source's sound as fltp frames at `rate`, cut to [start, start + seconds), times from 0: placed by
+        the first decoded frame's time, then sample after sample."""
+        at = None  # where the next resampled sample goes, in samples from `start`
+        for frame in ain.decode(a_in):
+            if at is None:
+                if frame.time is None:
+                    continue
+                at = round((frame.time - start) * rate)
+            for part in resample.resample(frame):
+                samples = part.to_ndarray()
+                skip = max(0, -at)
+                keep = min(samples.shape[1], total - at) - skip
+                at += samples.shape[1]
+                if keep > 0:
+                    cut = av.AudioFrame.from_ndarray(np.ascontiguousarray(samples[:, skip:skip + keep]),
+                                                     format="fltp", layout=layout)
+                    cut.sample_rate = rate
+                    yield cut
+            if at >= total:
+                return
+
+    def packets() -> Iterator[Any]:
+        size = a_out.codec_context.frame_size or 1024
+        at = 0
+        for frame in itertools.chain(pcm(), [None]):
+            if frame is not None:
+                fifo.write(frame)
+            while fifo.samples >= size or (frame is None and fifo.samples):
+                chunk = fifo.read(min(size, fifo.samples))
+                chunk.pts, chunk.time_base = at, Fraction(1, rate)
+                at += chunk.samples
+                yield from a_out.encode(chunk)
+        yield from a_out.encode(None)
+
+    encoded = 0
+    for _, order, _, p in heapq.merge(_timed(vin.demux(v_in), 0), _timed(packets(), 1)):
+        p.stream = a_out if order else v_out
+        dst.mux(p)
+        encoded += order
+    return encoded
 
 
 def _open_output(path: Path) -> Any:

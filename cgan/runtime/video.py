@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import errno
 import logging
 import math
 import numbers
@@ -591,34 +592,49 @@ class VideoOutput:
 
     def _add_sound(self) -> None:
         """Remux the finished video with the sound of `sound_from` into a second temp file, which then takes the
-        first one's place; the video stays as it is (and a warning says why) when the sound cannot be copied."""
+        first one's place. The sound's packets are copied; a codec the container cannot hold (PCM in .mp4, Opus
+        in .mov) is encoded as AAC instead, and said. The video stays as it is (and a warning says why) when
+        neither works."""
         from cgan.runtime import pyav
 
         source, found = self.sound_from
-        tmp, ident = None, (-1, -1)
-        try:
-            tmp, ident = _exclusive_temp(self.path.parent, f".{self.path.stem}.partial-{os.getpid()}-",
-                                         self.path.suffix)
-            # the sound from the output's first frame on (a --start cuts it later in the file)
-            found = dataclasses.replace(found, video_start=found.video_start + (self.t_source0 or 0.0))
-            if pyav.mux_sound(self.tmp, source, tmp, self.seconds, found) == 0:
-                _remove_own(tmp, ident)  # an audio stream with no sound where the frames are: nothing to add
-                return
-            what = _replaced(tmp, ident)
-            readable, count = _read_back(tmp) if what is None else (False, 0)
-            if what is not None or not readable or self._short(count):
-                raise OSError(what or "the video with sound did not read back")
-        except Exception as e:  # noqa: BLE001 - PyAV raises its own errors; the video without sound is kept
-            why = str(e).strip().splitlines()[-1][:200] if str(e).strip() else type(e).__name__
-            if tmp is not None:
-                _remove_own(tmp, ident)
-                why = why.replace(str(tmp), self.path.name)  # FFmpeg names the temp file
-            log.warning("warning: %s: the sound (%s) could not be copied (%s); written without sound (.mkv takes "
-                        "most sound codecs)", self.path, found.codec, why)
+        # the sound from the output's first frame on (a --start cuts it later in the file)
+        found = dataclasses.replace(found, video_start=found.video_start + (self.t_source0 or 0.0))
+        why, encode = "", False
+        while True:
+            tmp, ident = None, (-1, -1)
+            try:
+                tmp, ident = _exclusive_temp(self.path.parent, f".{self.path.stem}.partial-{os.getpid()}-",
+                                             self.path.suffix)
+                if (pyav.mux_sound(self.tmp, source, tmp, self.seconds, found, encode=True) if encode
+                        else pyav.mux_sound(self.tmp, source, tmp, self.seconds, found)) == 0:
+                    _remove_own(tmp, ident)  # an audio stream with no sound where the frames are: nothing to add
+                    return
+                what = _replaced(tmp, ident)
+                readable, count = _read_back(tmp) if what is None else (False, 0)
+                if what is not None or not readable or self._short(count):
+                    raise OSError(what or "the video with sound did not read back")
+            except Exception as e:  # noqa: BLE001 - PyAV raises its own errors; the video without sound is kept
+                error = str(e).strip().splitlines()[-1][:200] if str(e).strip() else type(e).__name__
+                if tmp is not None:
+                    _remove_own(tmp, ident)
+                    error = error.replace(str(tmp), self.path.name)  # FFmpeg names the temp file
+                why = why or error
+                # FFmpeg's EINVAL from the muxer: a codec this container cannot hold (not a full disk, a broken
+                # file): encoded as AAC it can
+                if not encode and getattr(e, "errno", None) == errno.EINVAL and isinstance(e, pyav.ffmpeg_error()):
+                    encode = True
+                    continue
+                break
+            _remove_own(self.tmp, self._tmp_id)
+            self.tmp, self._tmp_id = tmp, ident
+            self.sound = f"{pyav.SOUND_CODEC} (from {found.codec})" if encode else found.codec
+            if encode:
+                log.info("%s: its sound (%s) cannot go into %s as it is: encoded as AAC", self.path.name,
+                         found.codec, self.path.suffix)
             return
-        _remove_own(self.tmp, self._tmp_id)
-        self.tmp, self._tmp_id = tmp, ident
-        self.sound = found.codec
+        log.warning("warning: %s: the sound (%s) could not be copied (%s)%s; written without sound (.mkv takes "
+                    "most sound codecs)", self.path, found.codec, why, ", nor encoded as AAC" if encode else "")
 
     def _check_tmp(self, what: str | None = None) -> None:
         """Refuse to go on with a temp file that is no longer the one made for this output (see the class)."""
