@@ -1,9 +1,10 @@
 """A video file's sound copied into its translation (PyAV remux: packets copied, cut to the frames written, in
-step with the first frame); --no-sound, clips without sound, sound that cannot be copied and a missing PyAV
-all still give the video."""
+step with the first frame; encoded as AAC where the container refuses them); --no-sound, clips without sound,
+sound that cannot be copied and a missing PyAV all still give the video."""
 from __future__ import annotations
 
 import logging
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -269,3 +270,70 @@ def test_an_encoded_sound_starts_with_the_cut(tmp_path):
     sound = np.abs(sound_samples(out).reshape(-1))
     rate = 48000 * 2  # interleaved stereo as decoded (fltp planes concatenated per frame: any order, same level)
     assert sound[int(0.1 * rate):int(0.4 * rate)].mean() < 0.02 and sound[int(0.6 * rate):int(1.4 * rate)].mean() > 0.2
+
+
+def burst_clip(path: Path, codec: str = "pcm_s16le", seconds: float = 3.0, audio_start: float = 0.0,
+               gap: tuple[float, float] | None = None, bursts: tuple[float, ...] = (1.0, 2.0),
+               layout: str = "stereo", rate: int = 48000) -> Path:
+    """A 64x48 mpeg4 clip at 25 fps whose sound starts at `audio_start` and is silent but for 20 ms 1 kHz bursts
+    at `bursts` (seconds in the file), with no sound packets in `gap`: where a sound lands can be read back."""
+    with av.open(str(path), "w") as out:
+        v = out.add_stream("mpeg4", rate=25)
+        v.width, v.height, v.pix_fmt = 64, 48, "yuv420p"
+        a = out.add_stream(codec, rate=rate, layout=layout)
+        to_codec = av.AudioResampler(format=a.codec_context.format.name, layout=layout, rate=rate)
+        packets = []
+        for i in range(int(seconds * 25)):
+            packets += v.encode(av.VideoFrame.from_ndarray(np.full((48, 64, 3), i * 5 % 255, np.uint8),
+                                                           format="bgr24"))
+        packets += v.encode(None)
+        t, k = round(audio_start * rate), a.codec_context.frame_size or 1024
+        channels = a.codec_context.layout.nb_channels
+        while t < seconds * rate:
+            ts = np.arange(t, t + k) / rate
+            x = sum(np.where((ts >= b) & (ts < b + 0.02), 0.5 * np.sin(2 * np.pi * 1000 * (ts - b)), 0.0)
+                    for b in bursts)
+            if gap is None or not gap[0] <= t / rate < gap[1]:
+                frame = av.AudioFrame.from_ndarray(np.repeat(x[None, :], channels, 0).astype(np.float32),
+                                                   format="fltp", layout=layout)
+                frame.sample_rate, frame.pts, frame.time_base = rate, t, Fraction(1, rate)
+                for part in to_codec.resample(frame):
+                    packets += a.encode(part)
+            t += k
+        packets += a.encode(None)
+        for p in sorted(packets, key=lambda p: float(p.dts * p.time_base) if p.dts is not None else 0.0):
+            out.mux(p)
+    return path
+
+
+def burst_times(path: Path) -> list[float]:
+    """Where the bursts of burst_clip start in a file's decoded sound (seconds, by the frames' times)."""
+    found, last = [], -1.0
+    with av.open(str(path)) as c:
+        for frame in c.decode(audio=0):
+            loud = np.flatnonzero(np.abs(frame.to_ndarray()[0]) > 0.1)
+            for i in loud:
+                t = float(frame.time) + i / frame.sample_rate
+                if t - last > 0.1:
+                    found.append(round(t, 3))
+                last = t if loud.size else last
+    return found
+
+
+@pytest.mark.parametrize("case, src_name, codec, out_ext, options, start", [
+    ("sound starting after the picture", "web.mkv", "opus", ".mov", dict(audio_start=0.5), None),
+    ("a gap before --start", "web.mkv", "opus", ".mov", dict(gap=(0.2, 0.4)), 1.0),
+    ("ADPCM (refused by PyAV's stream template)", "cam.avi", "adpcm_ima_wav", ".mp4", {}, None),
+])
+def test_an_encoded_sound_stays_in_step(tmp_path, case, src_name, codec, out_ext, options, start):
+    """Encoded as AAC, the sound is placed by its frames' times, where a player puts it in the source: a late start
+    stays late and a gap stays a gap (they moved everything after them earlier); ADPCM, which PyAV refuses with a
+    ValueError rather than FFmpeg's EINVAL, is encoded too (it came out silent)."""
+    src = burst_clip(tmp_path / src_name, codec, bursts=(1.0, 2.0), **options)
+    heard = burst_times(src)
+    assert heard == pytest.approx([1.0, 2.0], abs=0.005) or src_name.endswith(".avi"), heard
+    out = tmp_path / f"out{out_ext}"
+    s = run_video(job(inputs=[str(src)], output=str(out), start=start), translator=Invert())
+    assert s.streams[0]["sound"] == f"aac (from {codec})", case
+    want = [t - (start or 0.0) for t in heard if t >= (start or 0.0)]
+    assert burst_times(out) == pytest.approx(want, abs=0.005), case

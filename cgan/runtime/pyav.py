@@ -8,8 +8,9 @@ source's sound, and inputs OpenCV cannot decode. No torch.
   does not convert by the colour tags (`opencv_manages_colour`), BT.709 files, and HDR ones tone mapped by
   cgan.runtime.hdr.
 - `mux_sound`: the finished video remuxed with the first audio stream of its source file. Packets are copied,
-  not re-encoded: no quality lost, no time spent. The sound is cut to the frames written (--max-frames,
-  Ctrl-C) and kept in step with the first frame.
+  not re-encoded: no quality lost, no time spent; where the container refuses them (ADPCM or µ-law into .mp4,
+  Opus into .mov), `encode=True` decodes them and encodes AAC, placed by the frames' times. The sound is cut to
+  the frames written (--start/--end, --max-frames, Ctrl-C) and kept in step with the first frame.
 """
 from __future__ import annotations
 
@@ -48,11 +49,6 @@ def _av() -> Any:
 def available() -> bool:
     return _av() is not None
 
-
-def ffmpeg_error() -> type:
-    """PyAV's FFmpegError (an exception type that matches nothing without PyAV)."""
-    av = _av()
-    return av.FFmpegError if av is not None else type("NoPyAV", (Exception,), {})
 
 
 def has_h264() -> bool:
@@ -400,6 +396,7 @@ def _timed(packets: Iterator[Any], order: int) -> Iterator[tuple[float, int, int
 
 
 SOUND_CODEC, SOUND_BIT_RATE = "aac", 192_000  # a sound a container cannot hold as it is is encoded so (per stereo)
+SOUND_SEEK_BACK_S = 2.0  # an encoded sound from a --start deeper than twice this is sought this far before it
 
 
 def mux_sound(video: Path, source: str | os.PathLike, out: Path, seconds: float, audio: SourceAudio,
@@ -440,39 +437,68 @@ def mux_sound(video: Path, source: str | os.PathLike, out: Path, seconds: float,
     return copied
 
 
+#: the sample rates AAC has (the encoder is asked for the nearest)
+AAC_RATES = (96000, 88200, 64000, 48000, 44100, 32000, 24000, 22050, 16000, 12000, 11025, 8000)
+
+
 def _mux_encoded(dst: Any, vin: Any, v_in: Any, v_out: Any, ain: Any, a_in: Any, seconds: float,
                  start: float) -> int:
-    """mux_sound's `encode`: the sound from `start` (seconds in the source) for `seconds`, decoded, cut to the
-    sample, encoded as SOUND_CODEC and interleaved with the video by time."""
+    """mux_sound's `encode`: the sound from `start` (seconds in the source) for `seconds`, decoded, placed by the
+    decoded frames' times (a late start, a gap or an overlap is kept as it was, as silence or dropped samples),
+    cut to the sample, encoded as SOUND_CODEC and interleaved with the video by time. A packet that does not
+    decode is passed over."""
     av = _av()
-    rate = min(int(a_in.codec_context.sample_rate or 48000), 96000)  # (AAC's highest)
-    layout = "mono" if a_in.codec_context.layout.nb_channels == 1 else "stereo"  # (an unnamed "2 channels" too)
+    source_rate = int(a_in.codec_context.sample_rate or 48000)
+    rate = min(AAC_RATES, key=lambda r: abs(r - source_rate))
+    channels = 1 if a_in.codec_context.layout.nb_channels == 1 else 2  # more are mixed to stereo
+    layout = "mono" if channels == 1 else "stereo"  # (an unnamed "2 channels" layout too)
     a_out = dst.add_stream(SOUND_CODEC, rate=rate, layout=layout)
-    a_out.codec_context.bit_rate = SOUND_BIT_RATE * (2 if layout == "stereo" else 1) // 2
+    a_out.codec_context.bit_rate = SOUND_BIT_RATE * channels // 2
     resample = av.AudioResampler(format="fltp", layout=layout, rate=rate)
     fifo = av.AudioFifo()
     total = round(seconds * rate)  # samples to write
+    jump = rate // 50  # 20 ms: a frame this far from where the samples before it end starts anew there
+
+    def frame_of(samples: np.ndarray) -> Any:
+        frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(samples, dtype=np.float32), format="fltp",
+                                           layout=layout)
+        frame.sample_rate = rate
+        return frame
+
+    def decoded() -> Iterator[Any]:
+        if start > 2 * SOUND_SEEK_BACK_S and a_in.time_base:  # (a --start deep in the file: not decoded from 0)
+            try:
+                ain.seek(round((start - SOUND_SEEK_BACK_S) / a_in.time_base), stream=a_in, backward=True)
+            except av.FFmpegError:
+                pass
+        for packet in ain.demux(a_in):
+            try:
+                yield from packet.decode()
+            except av.FFmpegError:  # a damaged packet: its time is silence (placed by the next frame's time)
+                continue
 
     def pcm() -> Iterator[Any]:
-        """The source's sound as fltp frames at `rate`, cut to [start, start + seconds), times from 0: placed by
-        the first decoded frame's time, then sample after sample."""
-        at = None  # where the next resampled sample goes, in samples from `start`
-        for frame in ain.decode(a_in):
+        """The source's sound as fltp frames at `rate`, from `start` for `total` samples, times from 0."""
+        written, at = 0, None  # samples given out so far; where the next resampled sample belongs
+        for frame in decoded():
+            if frame.time is not None:
+                want = round((frame.time - start) * rate)
+                if at is None or abs(want - at) > jump:
+                    at = want
             if at is None:
-                if frame.time is None:
-                    continue
-                at = round((frame.time - start) * rate)
+                continue
             for part in resample.resample(frame):
                 samples = part.to_ndarray()
-                skip = max(0, -at)
-                keep = min(samples.shape[1], total - at) - skip
+                if at > written and written < total:  # the sound starts later, or a gap: silence till then
+                    fill = min(at, total) - written
+                    yield frame_of(np.zeros((channels, fill), np.float32))
+                    written += fill
+                lo, hi = max(at, written), min(at + samples.shape[1], total)
+                if hi > lo:
+                    yield frame_of(samples[:, lo - at:hi - at])
+                    written = hi
                 at += samples.shape[1]
-                if keep > 0:
-                    cut = av.AudioFrame.from_ndarray(np.ascontiguousarray(samples[:, skip:skip + keep]),
-                                                     format="fltp", layout=layout)
-                    cut.sample_rate = rate
-                    yield cut
-            if at >= total:
+            if written >= total:
                 return
 
     def packets() -> Iterator[Any]:

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import errno
 import logging
 import math
 import numbers
@@ -592,15 +591,15 @@ class VideoOutput:
 
     def _add_sound(self) -> None:
         """Remux the finished video with the sound of `sound_from` into a second temp file, which then takes the
-        first one's place. The sound's packets are copied; a codec the container cannot hold (PCM in .mp4, Opus
-        in .mov) is encoded as AAC instead, and said. The video stays as it is (and a warning says why) when
-        neither works."""
+        first one's place. The sound's packets are copied; packets the container refuses (ADPCM or µ-law in .mp4,
+        Opus in .mov, timestamps out of order) are decoded and encoded as AAC instead, and that is said. The video
+        stays as it is (and a warning says why) when neither works."""
         from cgan.runtime import pyav
 
         source, found = self.sound_from
         # the sound from the output's first frame on (a --start cuts it later in the file)
         found = dataclasses.replace(found, video_start=found.video_start + (self.t_source0 or 0.0))
-        why, encode = "", False
+        why, encode, copy_error = "", False, ""
         while True:
             tmp, ident = None, (-1, -1)
             try:
@@ -619,22 +618,24 @@ class VideoOutput:
                 if tmp is not None:
                     _remove_own(tmp, ident)
                     error = error.replace(str(tmp), self.path.name)  # FFmpeg names the temp file
-                why = why or error
-                # FFmpeg's EINVAL from the muxer: a codec this container cannot hold (not a full disk, a broken
-                # file): encoded as AAC it can
-                if not encode and getattr(e, "errno", None) == errno.EINVAL and isinstance(e, pyav.ffmpeg_error()):
-                    encode = True
+                why = error
+                # refused by the container (PyAV's ValueError naming the codec, FFmpeg's EINVAL from the muxer),
+                # not a full disk or an unreadable folder (OSError): encoded as AAC it may go in
+                if not encode and isinstance(e, ValueError) and not isinstance(e, OSError):
+                    encode, copy_error = True, error
                     continue
                 break
             _remove_own(self.tmp, self._tmp_id)
             self.tmp, self._tmp_id = tmp, ident
             self.sound = f"{pyav.SOUND_CODEC} (from {found.codec})" if encode else found.codec
             if encode:
-                log.info("%s: its sound (%s) cannot go into %s as it is: encoded as AAC", self.path.name,
-                         found.codec, self.path.suffix)
+                log.info("%s: its sound (%s) could not be copied into %s as it is (%s): encoded as AAC",
+                         self.path.name, found.codec, self.path.suffix, copy_error)
             return
-        log.warning("warning: %s: the sound (%s) could not be copied (%s)%s; written without sound (.mkv takes "
-                    "most sound codecs)", self.path, found.codec, why, ", nor encoded as AAC" if encode else "")
+        what = f"could not be copied ({copy_error}) nor encoded as AAC ({why})" if encode else \
+            f"could not be copied ({why})"
+        log.warning("warning: %s: the sound (%s) %s; written without sound (.mkv takes most sound codecs as they are)",
+                    self.path, found.codec, what)
 
     def _check_tmp(self, what: str | None = None) -> None:
         """Refuse to go on with a temp file that is no longer the one made for this output (see the class)."""
