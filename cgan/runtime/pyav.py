@@ -429,12 +429,18 @@ def mux_sound(video: Path, source: str | os.PathLike, out: Path, seconds: float,
                 p.dts = None if p.dts is None else p.dts - shift
                 yield p
 
-        copied = 0
-        for _, order, _, p in heapq.merge(_timed(vin.demux(v_in), 0), _timed(sound(), 1)):
-            p.stream = a_out if order else v_out
-            dst.mux(p)
-            copied += order
-    return copied
+        return _interleave(dst, vin.demux(v_in), v_out, sound(), a_out)
+
+
+def _interleave(dst: Any, video: Iterator[Any], v_out: Any, sound: Iterator[Any], a_out: Any) -> int:
+    """Mux the `video` and `sound` packets into `dst` in time order (each stream's own order kept); return how
+    many sound packets went in."""
+    count = 0
+    for _, order, _, p in heapq.merge(_timed(video, 0), _timed(sound, 1)):
+        p.stream = a_out if order else v_out
+        dst.mux(p)
+        count += order
+    return count
 
 
 #: the sample rates AAC has (the encoder is asked for the nearest)
@@ -514,12 +520,7 @@ def _mux_encoded(dst: Any, vin: Any, v_in: Any, v_out: Any, ain: Any, a_in: Any,
                 yield from a_out.encode(chunk)
         yield from a_out.encode(None)
 
-    encoded = 0
-    for _, order, _, p in heapq.merge(_timed(vin.demux(v_in), 0), _timed(packets(), 1)):
-        p.stream = a_out if order else v_out
-        dst.mux(p)
-        encoded += order
-    return encoded
+    return _interleave(dst, vin.demux(v_in), v_out, packets(), a_out)
 
 
 def _open_output(path: Path) -> Any:
