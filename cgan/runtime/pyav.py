@@ -404,7 +404,7 @@ def mux_sound(video: Path, source: str | os.PathLike, out: Path, seconds: float,
     """Write `out`: every packet of `video` (the translation, one video stream) and the sound of `source`'s first
     audio stream within `seconds` of its first video frame, shifted by that frame's start; return how many sound
     packets went in. The packets are copied, or with `encode` decoded and encoded as SOUND_CODEC, cut to the
-    sample (for a codec the container cannot hold: PCM in .mp4, Opus in .mov). Raises PyAV's errors (a codec
+    sample (for packets the container refuses: ADPCM or µ-law in .mp4, Opus in .mov). Raises PyAV's errors (a codec
     the container cannot hold, a broken file) for the caller to handle."""
     av = _av()
     with av.open(str(video), "r") as vin, av.open(os.fspath(source), "r") as ain, \
