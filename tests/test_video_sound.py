@@ -150,7 +150,7 @@ def test_an_audio_stream_without_sound_adds_nothing(tmp_path, caplog):
 def test_sound_that_cannot_be_copied_leaves_the_video_and_a_warning(tmp_path, monkeypatch, caplog):
     src = clip_with_sound(tmp_path / "in.mp4", seconds=1.0)
 
-    def broken(video, source, out, seconds, found):
+    def broken(video, source, out, seconds, found, encode=False):
         Path(out).write_bytes(b"half a file")
         raise av.FFmpegError(22, "Invalid argument", str(out))  # FFmpeg names the file: the temp file's name
 

@@ -605,8 +605,7 @@ class VideoOutput:
             try:
                 tmp, ident = _exclusive_temp(self.path.parent, f".{self.path.stem}.partial-{os.getpid()}-",
                                              self.path.suffix)
-                if (pyav.mux_sound(self.tmp, source, tmp, self.seconds, found, encode=True) if encode
-                        else pyav.mux_sound(self.tmp, source, tmp, self.seconds, found)) == 0:
+                if pyav.mux_sound(self.tmp, source, tmp, self.seconds, found, encode=encode) == 0:
                     _remove_own(tmp, ident)  # an audio stream with no sound where the frames are: nothing to add
                     return
                 what = _replaced(tmp, ident)
