@@ -557,12 +557,17 @@ def _heif_read_by_opencv(data: np.ndarray, img: np.ndarray, heif: Any, types: Se
     turned = bool(heif.transforms) and not _already_turned(img, heif)
     if turned:
         img = _heif_turned(img, heif.transforms)
-    found = {int(t): bytes(np.asarray(b, dtype=np.uint8).ravel()) for t, b in zip(types, blobs)}
+    found = _found(types, blobs)
     if CAN_COPY_METADATA:
         exif, icc = _kept(found.get(cv2.IMAGE_METADATA_EXIF) or heif.exif if metadata == "all" else None,
                           found.get(cv2.IMAGE_METADATA_ICCP) or heif.icc if metadata != "none" else None)
         return img, PhotoMeta(exif, icc, True, heif.xmp if metadata == "all" else None), turned
     return img, PhotoMeta(), turned
+
+
+def _found(types: Sequence[Any], blobs: Sequence[Any]) -> dict[int, bytes]:
+    """What cv2.imdecodeWithMetadata read: metadata type -> bytes."""
+    return {int(t): bytes(np.asarray(b, dtype=np.uint8).ravel()) for t, b in zip(types, blobs)}
 
 
 def _heif_turned(a: np.ndarray, transforms: Sequence[tuple[str, int]]) -> np.ndarray:
@@ -598,7 +603,7 @@ def _metadata(data: np.ndarray, img: np.ndarray, types: Sequence[Any], blobs: Se
               metadata: str) -> PhotoMeta:
     """The EXIF data and XMP (metadata "all") and ICC profile OpenCV read with the photo (a JPEG's XMP read here:
     OpenCV 5.0 does not); EXIF that is not a TIFF structure and profiles without an ICC header are dropped."""
-    found = {int(t): bytes(np.asarray(b, dtype=np.uint8).ravel()) for t, b in zip(types, blobs)}
+    found = _found(types, blobs)
     xmp = None
     if metadata == "all" and CAN_COPY_METADATA:
         # a JPEG's segment and a PNG's chunk read here (OpenCV gives the one with its namespace header, and only
