@@ -261,6 +261,25 @@ def test_a_sound_the_container_cannot_hold_is_encoded_as_aac(tmp_path, caplog, s
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")], "a temporary file was left"
 
 
+@pytest.mark.parametrize("out_ext, written", [(".mp4", "aac (from pcm_s16le)"), (".m4v", "aac (from pcm_s16le)"),
+                                              (".mov", "pcm_s16le"), (".mkv", "pcm_s16le")])
+def test_pcm_is_encoded_as_aac_for_mp4_only(tmp_path, caplog, out_ext, written):
+    """PCM from .mkv goes into .mp4 as it is (FFmpeg's 'ipcm'), which browsers and most players do not play: it is
+    encoded as AAC, with an info line saying why; .mov and .mkv keep it as it is."""
+    import logging
+
+    src = clip_with_other_sound(tmp_path / "cam.mkv", "pcm_s16le", seconds=1.0)
+    out = tmp_path / f"out{out_ext}"
+    with caplog.at_level(logging.INFO):
+        s = run_video(job(inputs=[str(src)], output=str(out)), translator=Invert())
+    assert s.frames == 25 and s.streams[0]["sound"] == written
+    with av.open(str(out)) as c:
+        assert c.streams.audio[0].codec_context.name == written.split()[0]
+    said = [r.getMessage() for r in caplog.records if "encoded as AAC" in r.getMessage()]
+    assert len(said) == (written != "pcm_s16le") and all("plays in few players" in m for m in said)
+    assert streams(out)["audio"] == pytest.approx(1.0, abs=0.05)
+
+
 def test_an_encoded_sound_starts_with_the_cut(tmp_path):
     """--start 1.0 on PCM that is silent until 1.5 s: the encoded sound is silent for 0.5 s, then the tone."""
     src = clip_with_other_sound(tmp_path / "cam.avi", "pcm_s16le", seconds=3.0, silent_until=1.5)

@@ -9,8 +9,9 @@ source's sound, and inputs OpenCV cannot decode. No torch.
   cgan.runtime.hdr.
 - `mux_sound`: the finished video remuxed with the first audio stream of its source file. Packets are copied,
   not re-encoded: no quality lost, no time spent; where the container refuses them (ADPCM or µ-law into .mp4,
-  Opus into .mov), `encode=True` decodes them and encodes AAC, placed by the frames' times. The sound is cut to
-  the frames written (--start/--end, --max-frames, Ctrl-C) and kept in step with the first frame.
+  Opus into .mov) or few players play them from it (PCM in .mp4), `encode=True` decodes them and encodes AAC,
+  placed by the frames' times. The sound is cut to the frames written (--start/--end, --max-frames, Ctrl-C) and
+  kept in step with the first frame.
 """
 from __future__ import annotations
 

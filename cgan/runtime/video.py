@@ -50,6 +50,7 @@ log = logging.getLogger(__name__)
 _READ_BACK = cv2.VideoCapture  # the decoder that checks finished files (held apart from sources' capture)
 
 # Containers this OpenCV build (FFmpeg backend) writes, and the codec used for each (checked at startup).
+MP4_NAMES = (".mp4", ".m4v")  # outputs written as MP4 (ISO BMFF, not QuickTime)
 CODECS = {".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".mkv": "mp4v", ".avi": "MJPG"}
 MAX_CRF = 51  # libx264's 8-bit range of --crf: 0 lossless .. 51 smallest
 #: VideoJob.codec / --codec: auto is H.264 (PyAV's libx264) for .mp4 .m4v .mov .mkv when PyAV has it, else the
@@ -592,14 +593,18 @@ class VideoOutput:
     def _add_sound(self) -> None:
         """Remux the finished video with the sound of `sound_from` into a second temp file, which then takes the
         first one's place. The sound's packets are copied; packets the container refuses (ADPCM or µ-law in .mp4,
-        Opus in .mov, timestamps out of order) are decoded and encoded as AAC instead, and that is said. The video
+        Opus in .mov, timestamps out of order) are decoded and encoded as AAC instead, and that is said; so is PCM
+        for .mp4, which takes it but few players play it from there. The video
         stays as it is (and a warning says why) when neither works."""
         from cgan.runtime import pyav
 
         source, found = self.sound_from
         # the sound from the output's first frame on (a --start cuts it later in the file)
         found = dataclasses.replace(found, video_start=found.video_start + (self.t_source0 or 0.0))
-        why, encode, copy_error = "", False, ""
+        why, copy_error = "", ""
+        # PCM goes into .mp4 as it is (FFmpeg writes ISO 23003-5 'ipcm'), and browsers and most players then play
+        # the picture without its sound: encoded as AAC from the start (.mov and .mkv keep PCM as it is)
+        encode = self.path.suffix.lower() in MP4_NAMES and found.codec.startswith("pcm_")
         while True:
             tmp, ident = None, (-1, -1)
             try:
@@ -627,11 +632,15 @@ class VideoOutput:
             _remove_own(self.tmp, self._tmp_id)
             self.tmp, self._tmp_id = tmp, ident
             self.sound = f"{pyav.SOUND_CODEC} (from {found.codec})" if encode else found.codec
-            if encode:
+            if encode and not copy_error:
+                log.info("%s: its sound (%s) encoded as AAC: PCM in %s plays in few players (.mov and .mkv keep "
+                         "it as it is)", self.path.name, found.codec, self.path.suffix)
+            elif encode:
                 log.info("%s: its sound (%s) could not be copied into %s as it is (%s): encoded as AAC",
                          self.path.name, found.codec, self.path.suffix, copy_error)
             return
-        what = f"could not be copied ({copy_error}) nor encoded as AAC ({why})" if encode else \
+        what = f"could not be encoded as AAC ({why})" if encode and not copy_error else \
+            f"could not be copied ({copy_error}) nor encoded as AAC ({why})" if encode else \
             f"could not be copied ({why})"
         log.warning("warning: %s: the sound (%s) %s; written without sound (.mkv takes most sound codecs as they are)",
                     self.path, found.codec, what)
