@@ -105,6 +105,25 @@ def test_ctrl_c_ends_the_folder_after_the_current_video(tmp_path, monkeypatch):
     assert code == 130
 
 
+def test_ctrl_c_while_a_video_is_opened_still_gives_the_folder_summary(tmp_path, monkeypatch, capsys):
+    """A Ctrl-C before a video's run handles signals (opening it, seeking to --start) raises KeyboardInterrupt:
+    the folder stops there and its summary lists the videos done, exit 130."""
+    folder = clips(tmp_path)
+    real = batch.run_video
+
+    def second_is_interrupted(job, translator=None):
+        if Path(job.inputs[0]).name != "a.mp4":
+            raise KeyboardInterrupt
+        return real(job, translator)
+
+    monkeypatch.setattr(batch, "run_video", second_is_interrupted)
+    monkeypatch.setattr(batch, "load_translator", lambda job: Invert())
+    code = run(cli, ["--input", str(folder), "--output", str(tmp_path / "o"), "--no-display", "--no-progress"])
+    printed = capsys.readouterr().out
+    assert code == 130 and f"{folder / 'a.mp4'} -> {tmp_path / 'o' / 'a.mp4'}: 6 frames" in printed
+    assert "videos 1 translated, 0 failed: 6 frames" in printed and "(interrupted)" in printed
+
+
 def test_a_folder_with_photos_is_photos_and_its_videos_are_named(tmp_path, caplog, capsys):
     folder = tmp_path / "roll"
     folder.mkdir()

@@ -136,6 +136,9 @@ def run_video_folder(folder: str | os.PathLike, output: str | os.PathLike | None
                 log.warning("warning: %s: %s; going on with the next video", video, e)
                 summary.failed.append({"input": str(video), "error": str(e)})
                 continue
+            except KeyboardInterrupt:  # Ctrl-C before the video's run took its signals (opening, seeking to
+                summary.ended = "interrupted"  # --start) or a second one: the folder stops with its summary
+                break
             summary.videos.append({"input": str(video), **s.to_dict()})
             if s.ended in ("interrupted", "terminated", "quit"):
                 summary.ended = s.ended
