@@ -18,7 +18,8 @@ when the output format can hold it (PNG, WebP, TIFF, AVIF). EXIF data and
 the ICC colour profile are copied into JPEG, PNG, WebP and AVIF outputs (PhotoJob.metadata: "all", "color" for the
 profile alone, "none"): the EXIF orientation says 1 once the pixels are upright, the pixel dimensions are the
 output's, the EXIF thumbnail (the untranslated photo) is left out. XMP (keywords, ratings, captions) goes along with
-"all", made true of the copy the same way and without develop settings or gain-map data (cgan._xmp). No torch.
+"all", made true of the copy the same way and without develop settings or gain-map data (cgan._xmp); so does a
+JPEG's IPTC-IIM, into JPEG outputs, without its preview of the untranslated photo (cgan._iptc). No torch.
 """
 from __future__ import annotations
 
@@ -47,6 +48,7 @@ from cgan._images import (declared_size, exif_for_copy, exif_orientation, heif_i
                           webp_has_alpha, webp_orientation)
 from cgan._limits import MAX_DECODE_PIXELS
 from cgan._optional import optional_module
+from cgan._iptc import JPEG_MAX_IRB, has_iptc, iptc_for_copy, jpeg_photoshop, jpeg_with_photoshop
 from cgan._xmp import JPEG_MAX_XMP, jpeg_with_xmp, jpeg_xmp, png_with_xmp, png_xmp, xmp_for_copy
 from cgan.errors import CganError
 from cgan.runtime.frames import DEFAULT_MAX_PIXELS, MULTIPLE, round_up
@@ -85,6 +87,9 @@ CAN_COPY_METADATA = hasattr(cv2, "imdecodeWithMetadata") and hasattr(cv2, "imenc
 #: a JPEG's or PNG's XMP among _metadata_items: written by encode_photo itself (OpenCV 5.0's JPEG XMP segment
 #: lacks its namespace header, so readers do not see it; its PNG chunk carries bytes from past the packet's end)
 XMP_OWN = -1
+#: a JPEG's IPTC data (an APP13 segment of Photoshop image resources) among _metadata_items: OpenCV has no type
+#: for it; encode_photo writes it itself
+IPTC_OWN = -2
 #: the most EXIF (one APP1 segment) and ICC data (OpenCV writes one APP2 segment) a JPEG holds
 JPEG_MAX_EXIF, JPEG_MAX_ICC = 65535 - 2 - 6, 65535 - 2 - 14
 _JPEG_EXTS = (".jpg", ".jpeg", ".jpe")
@@ -433,9 +438,10 @@ class PhotoMeta:
     icc: bytes | None = None
     upright: bool = True
     xmp: bytes | None = None  # the XMP packet (metadata "all")
+    iptc: bytes | None = None  # a JPEG's Photoshop image resources holding an IPTC record (metadata "all")
 
     def __bool__(self) -> bool:
-        return bool(self.exif or self.icc or self.xmp)
+        return bool(self.exif or self.icc or self.xmp or self.iptc)
 
 
 def read_photo(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray | None]:
@@ -604,20 +610,22 @@ def _metadata(data: np.ndarray, img: np.ndarray, types: Sequence[Any], blobs: Se
     """The EXIF data and XMP (metadata "all") and ICC profile OpenCV read with the photo (a JPEG's XMP read here:
     OpenCV 5.0 does not); EXIF that is not a TIFF structure and profiles without an ICC header are dropped."""
     found = _found(types, blobs)
-    xmp = None
+    xmp = iptc = None
     if metadata == "all" and CAN_COPY_METADATA:
         # a JPEG's segment and a PNG's chunk read here (OpenCV gives the one with its namespace header, and only
         # when it has one; the other with a NUL after it)
         head = bytes(data[:2])
         xmp = (jpeg_xmp(memoryview(data)) if head == b"\xff\xd8" else png_xmp(memoryview(data)) if head == b"\x89P"
                else None) or found.get(cv2.IMAGE_METADATA_XMP)
+        iptc = jpeg_photoshop(memoryview(data)) if head == b"\xff\xd8" else None
+        iptc = iptc if has_iptc(iptc) else None
     exif, icc = _kept(found.get(cv2.IMAGE_METADATA_EXIF) if metadata == "all" and CAN_COPY_METADATA else None,
                       found.get(cv2.IMAGE_METADATA_ICCP) if CAN_COPY_METADATA else None)
     upright = True
     orientation = exif_orientation(exif) if exif else None
     if orientation not in (None, 1) and bytes(data[:2]) != b"\xff\xd8":  # OpenCV turns JPEGs (since 3.1)
         upright = _turned(data, img, orientation) is not False  # neither: what was decoded is what is shown
-    return PhotoMeta(exif, icc, upright, xmp)
+    return PhotoMeta(exif, icc, upright, xmp, iptc)
 
 
 def _png_alpha(data: np.ndarray, img: np.ndarray) -> np.ndarray | None:
@@ -672,8 +680,9 @@ def encode_photo(img: np.ndarray, suffix: str, meta: PhotoMeta | None = None,
     params = ENCODE_PARAMS.get(ext, [])
     items = _metadata_items(meta, ext, (img.shape[1], img.shape[0]), note or (lambda key, message: None)) \
         if meta else []
-    xmp = next((b for t, b in items if t == XMP_OWN), None)  # added below (see XMP_OWN)
-    items = [(t, b) for t, b in items if t != XMP_OWN]
+    own = {t: b for t, b in items if t in (XMP_OWN, IPTC_OWN)}  # added below (see XMP_OWN, IPTC_OWN)
+    xmp = own.get(XMP_OWN)
+    items = [(t, b) for t, b in items if t not in own]
     ok = False
     if items:
         try:
@@ -691,9 +700,12 @@ def encode_photo(img: np.ndarray, suffix: str, meta: PhotoMeta | None = None,
             ok = False
     if not ok:
         raise PhotoProblem(f"OpenCV could not encode it ({img.shape[1]}x{img.shape[0]}) as {ext}: write .png instead")
-    if xmp is None:
-        return buf.tobytes()
-    return jpeg_with_xmp(buf.tobytes(), xmp) if ext in _JPEG_EXTS else png_with_xmp(buf.tobytes(), xmp)
+    out = buf.tobytes()
+    if xmp is not None:
+        out = jpeg_with_xmp(out, xmp) if ext in _JPEG_EXTS else png_with_xmp(out, xmp)
+    if own.get(IPTC_OWN):
+        out = jpeg_with_photoshop(out, own[IPTC_OWN])
+    return out
 
 
 def _metadata_items(meta: PhotoMeta, ext: str, size: tuple[int, int], note: Any) -> list[tuple[int, bytes]]:
@@ -723,6 +735,11 @@ def _metadata_items(meta: PhotoMeta, ext: str, size: tuple[int, int], note: Any)
         items.append((cv2.IMAGE_METADATA_ICCP, meta.icc))
     add(XMP_OWN if ext in _XMP_OWN_EXTS else cv2.IMAGE_METADATA_XMP, "xmp", meta.xmp,
         xmp_for_copy(meta.xmp, size, meta.upright) if meta.xmp else None, "is not XMP this can read", JPEG_MAX_XMP)
+    if meta.iptc and ext not in _JPEG_EXTS:
+        note(f"iptc {ext}", f"IPTC data goes into JPEG outputs only: {ext} outputs are written without it (the XMP "
+                            f"that the apps writing IPTC write beside it goes into every format)")
+    elif meta.iptc:
+        add(IPTC_OWN, "iptc", meta.iptc, iptc_for_copy(meta.iptc), "is not IPTC-IIM this can read", JPEG_MAX_IRB)
     return items
 
 
