@@ -195,6 +195,36 @@ def test_fp16_arithmetic_is_emulated_and_overflow_fails_parity(tmp_path):
     assert any("emulated FP16" in f for f in bad["failures"])
 
 
+def test_nan_outputs_fail_parity(tmp_path):
+    """max() and PSNR pass NaN over (max(0.0, nan) is 0.0): a generator with a NaN weight, or a graph whose output
+    is NaN, must fail parity instead of being recorded as exact."""
+    import onnx.helper as oh
+
+    pair = make_pair(tmp_path / "pair", gens=("G",))
+    net = load_generator(pair, "G")
+    frames, _ = parity.parity_frames(((32, 32),))
+    m32 = onnx_export.export_onnx(net, {}, do_simplify=False)
+    onnx_export.save(m32, tmp_path / "g32.onnx")
+    out_name = m32.graph.output[0].name
+    nan = copy.deepcopy(m32)  # the same graph with its output multiplied by NaN
+    nan.graph.initializer.append(onnx.numpy_helper.from_array(np.array(np.nan, np.float32), "nan_scale"))
+    nan.graph.node.append(oh.make_node("Mul", [out_name, "nan_scale"], ["nan_out"]))
+    nan.graph.output[0].name = "nan_out"
+    onnx_export.save(nan, tmp_path / "nan.onnx")
+    fig = parity.check_generator(net, {"fp32": tmp_path / "nan.onnx"}, frames)
+    assert fig["failures"] == ["the fp32 ONNX graph gives NaN or infinite values"]
+    from cgan.export.fp16 import to_fp16
+    onnx_export.save(to_fp16(nan, fp16_io=False), tmp_path / "nan16.onnx")
+    fig = parity.check_generator(net, {"fp32": tmp_path / "g32.onnx", "fp16": tmp_path / "nan16.onnx"}, frames)
+    assert fig["failures"] == ["the fp16 ONNX graph gives NaN or infinite values"]
+    with torch.no_grad():
+        net.model[1].bias[0] = float("nan")
+    broken = onnx_export.export_onnx(net, {}, do_simplify=False)
+    onnx_export.save(broken, tmp_path / "broken.onnx")
+    fig = parity.check_generator(net, {"fp32": tmp_path / "broken.onnx"}, frames)
+    assert fig["failures"][0].startswith("the PyTorch generator itself gives NaN")
+
+
 def test_fp16_emulation_rounds_every_stored_tensor_including_residual_sums(tmp_path):
     """The emulated FP16 forward must round what an FP16 engine stores: each layer's output and each residual
     block's sum `x + conv_block(x)` (the sums used to stay FP32). Checked against a hand-written forward."""

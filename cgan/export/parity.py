@@ -148,6 +148,7 @@ def check_generator(net: Any, variants: dict[str, Path], frames: list[np.ndarray
     fig: dict[str, Any] = {}
     failures: list[str] = []
     worst: dict[str, float] = {}
+    broken: list[str] = []  # outputs with NaN or infinite values (max() and PSNR would pass them over)
     gray = next(m for m in net.modules() if isinstance(m, torch.nn.Conv2d)).in_channels == 1
     for frame in frames:
         if gray:  # a 1-channel generator is checked on the same photos in grayscale
@@ -157,6 +158,8 @@ def check_generator(net: Any, variants: dict[str, Path], frames: list[np.ndarray
         with torch.no_grad():
             ref = net(torch.from_numpy(x)).numpy()
         outs = {k: _run(s, batch if k.endswith("prepost") else x) for k, s in sessions.items()}
+        broken += [k for k, v in (("PyTorch", ref), *outs.items()) if k not in broken and
+                   not np.isfinite(v).all()]
         if "fp32" in outs:
             err = float(np.abs(outs["fp32"].astype(np.float32) - ref).max())
             worst["fp32_max_abs"] = max(worst.get("fp32_max_abs", 0.0), err)
@@ -177,6 +180,10 @@ def check_generator(net: Any, variants: dict[str, Path], frames: list[np.ndarray
             worst[f"{key}_max_lsb"] = max(worst.get(f"{key}_max_lsb", 0), int(diff.max()))
             worst[f"{key}_within_1lsb"] = min(worst.get(f"{key}_within_1lsb", 1.0), float((diff <= 1).mean()))
     fig.update({k: (round(v, 3) if k.endswith("_db") and math.isfinite(v) else v) for k, v in worst.items()})
+    if "PyTorch" in broken:
+        failures.append("the PyTorch generator itself gives NaN or infinite values: its weights are broken")
+    failures += [f"the {k.replace('.', ' ')} ONNX graph gives NaN or infinite values" for k in broken
+                 if k != "PyTorch"]
     if fig.get("fp32_max_abs", 0.0) > thresholds.fp32_max_abs:
         failures.append(f"FP32 max abs error {fig['fp32_max_abs']:.3g} > {thresholds.fp32_max_abs:g}")
     if fig.get("fp16_psnr_db", math.inf) < thresholds.fp16_min_psnr_db:
