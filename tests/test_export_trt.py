@@ -16,7 +16,7 @@ GPU = {"name": "Fake GPU", "compute_capability": "8.9"}
 class FakeTRT(types.SimpleNamespace):
     """Just enough of the tensorrt Python API; records what the builder was asked to do."""
 
-    def __init__(self, version="10.13.0", parse_ok=True, strongly_flag=True):
+    def __init__(self, version="10.13.0", parse_ok=True, strongly_flag=True, input_shape=(-1, 3, -1, -1)):
         calls = {"builds": 0, "flags": None, "shapes": None, "opt_level": None, "pool": None, "cache_in": None}
         flag_enum = types.SimpleNamespace(STRONGLY_TYPED=5) if strongly_flag else types.SimpleNamespace()
 
@@ -56,7 +56,8 @@ class FakeTRT(types.SimpleNamespace):
 
             def create_network(self, flags):
                 calls["flags"] = flags
-                return object()
+                tensor = types.SimpleNamespace(shape=input_shape)  # as parsed: dynamic batch and size
+                return types.SimpleNamespace(get_input=lambda i: tensor)
 
             def create_builder_config(self):
                 self.config = Config()
@@ -125,7 +126,7 @@ def test_build_writes_plain_plan_sidecar_and_cache_then_skips(onnx_file, monkeyp
     assert cache.read_bytes() == b"timing-cache-1" and trt.calls["cache_in"] == b""
     assert meta["timing_cache_bytes_in"] == 0  # a cold build
     # same key: skipped, nothing rebuilt
-    again = T.build_engine(onnx_file, prof, trt_module=trt, flavour="tensorrt", gpu=GPU, opt_level=4)
+    again = T.build_engine(onnx_file, prof, trt_module=trt, flavour="tensorrt", gpu=GPU, opt_level=4, workspace_gb=2)
     assert again["skipped"] is True and trt.calls["builds"] == 1
     # a different key (shapes, GPU, version, ONNX) rebuilds and reuses the persisted timing cache
     warm = T.build_engine(onnx_file, T.make_profile("256x256", "1"), trt_module=trt, flavour="tensorrt", gpu=GPU,
@@ -137,6 +138,21 @@ def test_build_writes_plain_plan_sidecar_and_cache_then_skips(onnx_file, monkeyp
     plan.write_bytes(b"tampered")  # a damaged plan is never treated as up to date
     T.build_engine(onnx_file, prof, trt_module=trt, flavour="tensorrt", gpu={**GPU, "name": "Other"}, opt_level=4)
     assert trt.calls["builds"] == 4
+    # another workspace cap: built again, and the sidecar says the cap it was built with
+    for cap, builds in ((0.5, 5), (0.5, 5), (None, 6)):
+        side = T.build_engine(onnx_file, prof, trt_module=trt, flavour="tensorrt", gpu=GPU, opt_level=4,
+                              workspace_gb=cap)
+        assert trt.calls["builds"] == builds and side["workspace_gb"] == cap
+
+
+def test_a_grayscale_generator_gets_a_one_channel_profile(onnx_file):
+    """The profile's channel count is the parsed network's (a 1-channel generator's engine was asked for 3)."""
+    prof = T.make_profile("64x64,128x128,256x256", "1,1,2")
+    for io, shape, want in (("nchw", (-1, 1, -1, -1), (2, 1, 256, 256)), ("nchw", (-1, 3, -1, -1), (2, 3, 256, 256)),
+                            ("bgr-hwc-uint8", (-1, -1, -1, 3), (2, 256, 256, 3))):
+        trt = FakeTRT(input_shape=shape)
+        side = T.build_engine(onnx_file, prof, io=io, trt_module=trt, flavour="tensorrt", gpu=GPU, force=True)
+        assert trt.calls["shapes"][2] == want and side["profiles"][0]["max"] == list(want)
 
 
 def test_sidecar_is_what_the_runtime_backend_reads(onnx_file):

@@ -277,10 +277,14 @@ def sidecar_path(plan: Path) -> Path:
 
 
 def build_key(onnx_sha256: str, profile: Profile, gpu: dict[str, Any], flavour: str, version: str,
-              opt_level: int) -> str:
+              opt_level: int, workspace_gb: float | None = None) -> str:
+    """What decides an engine: a plan built with another of these is built again (the workspace cap changes the
+    tactics TensorRT may choose, and the sidecar records it)."""
     blob = json.dumps({"onnx": onnx_sha256, "batch": list(profile.batch), "shapes": [list(s) for s in profile.shapes],
                        "gpu": gpu["name"], "cc": str(gpu["compute_capability"]), "flavour": flavour,
-                       "version": str(version), "opt_level": int(opt_level)}, sort_keys=True)
+                       "version": str(version), "opt_level": int(opt_level),
+                       **({"workspace_gb": float(workspace_gb)} if workspace_gb is not None else {})},
+                      sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
@@ -325,6 +329,12 @@ def _parse(trt: Any, network: Any, logger: Any, onnx_path: Path) -> Any:
     raise IntegrityError(f"TensorRT could not parse {onnx_path.name}: {text}.{hint}")
 
 
+def _input_channels(network: Any, io: str) -> int:
+    """The channel count of the parsed network's input (NCHW, or NHWC for the uint8 pre/post graph)."""
+    shape = tuple(network.get_input(0).shape)
+    return int(shape[3] if io == "bgr-hwc-uint8" else shape[1])
+
+
 def build_engine(onnx_path: str | Path, profile: Profile, *, io: str = "nchw", flavour: str = "auto",
                  opt_level: int = 3, workspace_gb: float | None = None, plan_path: Path | None = None,
                  cgan_version: str = "", trt_module: Any = None, gpu: dict[str, Any] | None = None,
@@ -338,7 +348,7 @@ def build_engine(onnx_path: str | Path, profile: Profile, *, io: str = "nchw", f
     version = str(trt.__version__)
     plan = plan_path or engine_path(onnx_path, flavour)
     onnx_sha = sha256_file(onnx_path)
-    key = build_key(onnx_sha, profile, gpu, flavour, version, opt_level)
+    key = build_key(onnx_sha, profile, gpu, flavour, version, opt_level, workspace_gb)
     if not force and (meta := existing_engine(plan, key)) is not None:
         log.info("%s: up to date (same ONNX, shapes, GPU and %s %s), skipped", plan.name, flavour, version)
         return {**meta, "skipped": True}
@@ -356,7 +366,8 @@ def build_engine(onnx_path: str | Path, profile: Profile, *, io: str = "nchw", f
         config.num_compute_capabilities = 1
         config.set_compute_capability(target_cc, 0)
     opt_profile = builder.create_optimization_profile()
-    opt_profile.set_shape("input", *profile.input_shapes(io))
+    channels = _input_channels(network, io)  # 3, or 1 for a grayscale generator
+    opt_profile.set_shape("input", *profile.input_shapes(io, channels))
     config.add_optimization_profile(opt_profile)
 
     cache_file = timing_cache_path(flavour, version, gpu)
@@ -393,7 +404,7 @@ def build_engine(onnx_path: str | Path, profile: Profile, *, io: str = "nchw", f
         "gpu": {"name": gpu["name"], "compute_capability": str(gpu["compute_capability"]),
                 **({"ahead_of_time": True} if gpu.get("ahead_of_time") else {})},
         "profiles": [{**profile.to_dict(), **dict(zip(("min", "opt", "max"),
-                                                      (list(x) for x in profile.input_shapes(io))))}],
+                                                      (list(x) for x in profile.input_shapes(io, channels))))}],
         "onnx_sha256": onnx_sha, "io": io, "input_name": "input", "output_name": "output",
         "precision": "fp16", "opt_level": int(opt_level), "workspace_gb": None if workspace_gb is None else float(workspace_gb),
         "onnx": {"path": onnx_path.name, "sha256": onnx_sha},
