@@ -37,3 +37,42 @@ def test_a_new_triton_folder_is_fine(tmp_path):
     pair = make_pair(tmp_path / "pair", blocks=1, ngf=4)
     export_pair(pair, tmp_path / "out", fp16=False, parity=False, triton=str(tmp_path / "repo" / "deep"))
     assert any((tmp_path / "repo" / "deep").iterdir())
+
+
+def test_a_new_export_removes_the_models_an_earlier_one_put_there_and_nothing_else(tmp_path, caplog):
+    """--with-prepost, then an export of other weights without it: the old prepost models would serve the old
+    weights. They go; another pair's models and the user's own folders stay."""
+    import logging
+
+    from _helpers_export import make_pair as make_export_pair
+
+    repo = tmp_path / "repo"
+    first = make_export_pair(tmp_path / "p1", seed=1)
+    export_pair(first, tmp_path / "out", fp16=False, parity=False, with_prepost=True, triton=str(repo))
+    assert sorted(p.name for p in repo.iterdir()) == ["summer2winter_F_fp32", "summer2winter_F_fp32_prepost",
+                                                      "summer2winter_G_fp32", "summer2winter_G_fp32_prepost"]
+    other = repo / "day2night_G_fp32"  # another pair's model, and the user's own look-alike without cgan's config
+    other.mkdir()
+    (other / "config.pbtxt").write_text('name: "day2night_G_fp32"\n')
+    own = repo / "summer2winter_G_fp16_prepost"
+    (own / "1").mkdir(parents=True)
+    (own / "config.pbtxt").write_text('name: "summer2winter_G_fp16_prepost"\nplatform: "python"\n')
+    second = make_export_pair(tmp_path / "p2", seed=2)
+    with caplog.at_level(logging.INFO):
+        export_pair(second, tmp_path / "out", fp16=False, parity=False, triton=str(repo))
+    assert sorted(p.name for p in repo.iterdir()) == ["day2night_G_fp32", "summer2winter_F_fp32",
+                                                      "summer2winter_G_fp16_prepost", "summer2winter_G_fp32"]
+    assert sum(r.getMessage().startswith("Triton:") and "removed" in r.getMessage() for r in caplog.records) == 2
+    assert (repo / "summer2winter_G_fp32" / "1" / "model.onnx").read_bytes() == \
+        (tmp_path / "out" / "G.fp32.onnx").read_bytes()
+
+
+def test_a_grayscale_pair_gets_one_channel_triton_dims(tmp_path):
+    from cgan.spec import GeneratorSpec
+
+    from _helpers_export import make_pair as make_export_pair
+
+    pair = make_export_pair(tmp_path / "gray", spec=GeneratorSpec(blocks=1, ngf=4, in_channels=1, out_channels=1))
+    export_pair(pair, tmp_path / "out", fp16=False, parity=False, triton=str(tmp_path / "repo"))
+    cfg = (tmp_path / "repo" / "summer2winter_G_fp32" / "config.pbtxt").read_text()
+    assert cfg.count("dims: [ 1, -1, -1 ]") == 2 and "[ 3," not in cfg

@@ -415,7 +415,8 @@ def _export_locked(pair: Pair, out: Path, opts: ExportOptions, frames: list, ima
         from cgan.export.triton import write_repository
 
         max_batch = {e["path"]: profile.batch[2] for e in engines} if profile else {}
-        triton_models = write_repository(out, opts.triton, pair.spec.name, files, max_batch)
+        triton_models = write_repository(out, opts.triton, pair.spec.name, files, max_batch,
+                                         (pair.spec.generator.in_channels, pair.spec.generator.out_channels))
         manifest["triton"] = {"repository": str(opts.triton), "models": triton_models}
         manifest["export_seconds"] = round(time.perf_counter() - t_start, 2)
         write_json_atomic(out / MANIFEST_JSON, manifest)
