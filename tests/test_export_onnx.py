@@ -416,3 +416,19 @@ def test_an_export_whose_new_folder_was_removed_while_it_waited_makes_it_again(t
     monkeypatch.setattr(api, "export_lock", lock_after_the_other_failed)
     out = export_pair(pair, tmp_path / "new", fp16=False, parity=False)
     assert (out / "G.fp32.onnx").is_file() and (out / "manifest.json").is_file()
+
+
+@pytest.mark.parametrize("channels", [(3, 1), (1, 3), (1, 1)])
+def test_with_prepost_refuses_a_generator_without_three_channels_both_ways(tmp_path, capsys, channels):
+    """A 3-in/1-out generator (the spec allows it) went through to ORT's Gather error, a traceback."""
+    from cgan.spec import GeneratorSpec
+
+    spec = GeneratorSpec(blocks=1, ngf=4, in_channels=channels[0], out_channels=channels[1])
+    pair = make_pair(tmp_path / "pair", spec=spec, gens=("G",))
+    code = run(cli, [str(pair), "--out", str(tmp_path / "out"), "--with-prepost"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "--with-prepost" in err[0] and f"gives {channels[1]} channels" in err[0]
+    assert not (tmp_path / "out").exists()
+    net = load_generator(pair, "G")
+    with pytest.raises(CganError, match="3 channels in and out"):
+        prepost.with_prepost(onnx_export.export_onnx(net, {}, do_simplify=False))

@@ -169,6 +169,10 @@ def _export_to(source: Any, out: Any, opts: ExportOptions, frames: list, image_l
     if source is None:
         raise CganError("nothing to export: pass a pair folder or name, or --pretrained NAME")
     pair, resolved = _source_pair(source)
+    g = pair.spec.generator
+    if opts.with_prepost and (g.in_channels, g.out_channels) != (3, 3):
+        raise CganError(f"--with-prepost wraps a generator in BGR frames in and out, and this pair's takes "
+                        f"{g.in_channels} and gives {g.out_channels} channels: leave --with-prepost out")
     if out is None:
         out = default_out(resolved, pretrained=bool(opts.pretrained))
         log.info("exporting into %s (where --pair %s finds it)", out, out.name)

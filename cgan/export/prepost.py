@@ -69,8 +69,8 @@ def with_prepost(core: Any) -> Any:
         raise CganError("the pre/post wrapper needs a graph with one input `input` and one output `output`")
     if ins[0].type.tensor_type.elem_type != TensorProto.FLOAT:
         raise CganError("--with-prepost wraps a float32-I/O graph; it cannot be combined with --fp16-io")
-    if ins[0].type.tensor_type.shape.dim[1].dim_value != 3:
-        raise CganError("--with-prepost needs a 3-channel generator (BGR frames)")
+    if ins[0].type.tensor_type.shape.dim[1].dim_value != 3 or outs[0].type.tensor_type.shape.dim[1].dim_value != 3:
+        raise CganError("--with-prepost needs a generator with 3 channels in and out (BGR frames)")
     opset = next(o.version for o in core.opset_import if o.domain in ("", "ai.onnx"))
     pre, post = _pre_post_graphs(opset, core.ir_version)
     merged = compose.merge_models(pre, core, io_map=[("pre_out", "input")], prefix1="pre/", prefix2="core/")
