@@ -243,10 +243,9 @@ def _resolve(s: str, prefer_pairs: bool) -> Resolved:
     if not _valid_name(s):
         raise CganError(f"{s!r} is not a valid pair name (letters, digits, '-', '_')")
     candidates = [(s, None)]
-    if "2" in s:
-        a, _, b = s.partition("2")
-        if a and b:
-            candidates.append((f"{b}2{a}", "F"))
+    for i, c in enumerate(s):  # winter2summer is summer2winter's F; domains may hold a 2 (a2b2c: a->b2c or a2b->c)
+        if c == "2" and 0 < i < len(s) - 1 and (f"{s[i + 1:]}2{s[:i]}", "F") not in candidates:
+            candidates.append((f"{s[i + 1:]}2{s[:i]}", "F"))
     roots = search_roots()
     if prefer_pairs:
         roots = [r for r in roots if r[0] != "user-export"] + [r for r in roots if r[0] == "user-export"]

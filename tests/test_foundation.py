@@ -192,6 +192,19 @@ def test_resolution_order_and_reverse_names(tmp_path, _isolated_home):
     assert (r.origin, r.kind) == ("user-export", "export")
 
 
+def test_reverse_names_of_domains_with_a_2_in_them(tmp_path, _isolated_home):
+    """Domain names may hold digits: the pair a2b2c (a -> b2c) is found as b2c2a (its F), and x2y2z (x2y -> z)
+    as z2x2y."""
+    for name in ("a2b2c", "x2y2z"):
+        make_pair(_isolated_home / "pairs" / name)
+    for name, folder in (("b2c2a", "a2b2c"), ("z2x2y", "x2y2z"), ("y2z2x", "x2y2z")):
+        r = pairs.resolve(name)
+        assert (r.folder.name, r.direction) == (folder, "F")
+    assert pairs.resolve("a2b2c").direction is None
+    with pytest.raises(CganError, match="unknown pair 'c2a2b2'"):
+        pairs.resolve("c2a2b2")
+
+
 def test_unknown_pair_lists_known_names():
     with pytest.raises(CganError, match=r"unknown pair 'horse2zebra'.*summer2winter"):
         pairs.resolve("horse2zebra")
