@@ -586,3 +586,69 @@ def test_malformed_checkpoint_parts_are_one_line(tmp_path, data):
     torch.save(state, path)
     with pytest.raises(IntegrityError, match="not a complete cgan-train checkpoint"):
         export_pair(run_dir, out=tmp_path / "p")
+
+
+def test_a_finished_run_without_checkpoints_is_not_trained_over(tmp_path, data, capsys):
+    """With its checkpoints removed to save disk, a finished run's folder took a new training that replaced its
+    pair and appended to its log."""
+    import shutil
+
+    run_dir = train(tiny_config(data, tmp_path / "r", max_steps=2), progress=False)
+    shutil.rmtree(run_dir / "checkpoints")
+    before = (run_dir / "pair" / "G.safetensors").read_bytes()
+    code = run(cli, ["train", "--data", str(data), "--out", str(tmp_path / "r"), "--name", "run", "--size", "32",
+                     "--load-size", "36", "--blocks", "1", "--ngf", "4", "--ndf", "4", "--device", "cpu",
+                     "--workers", "0", "--max-steps", "1", "-q"])
+    _one_line_error(capsys, code, 2, "already holds a trained pair", "another --name")
+    assert (run_dir / "pair" / "G.safetensors").read_bytes() == before
+
+
+def test_the_last_log_row_has_the_epoch_and_rate_its_steps_trained_at(tmp_path, data):
+    """4 images a step at a time: 4 steps an epoch, 2 + 2 epochs = 16 steps; with --log-every 5 the last row
+    (step 16) was written after the epoch's end and read epoch 5 of 4 at rate 0."""
+    import csv
+
+    run_dir = train(tiny_config(data, tmp_path / "r", epochs=2, epochs_decay=2, log_every=5), progress=False)
+    with open(run_dir / "log.csv", newline="") as f:
+        rows = [(int(r["step"]), int(r["epoch"]), float(r["lr_G"]), float(r["lr_D"])) for r in csv.DictReader(f)]
+    assert [r[:2] for r in rows] == [(5, 2), (10, 3), (15, 4), (16, 4)]
+    assert rows[-1][2] == rows[-1][3] == pytest.approx(2e-4 / 3) and rows[-2][2] == pytest.approx(2e-4 / 3)
+
+
+def test_a_run_that_died_before_its_first_checkpoint_starts_a_fresh_log(tmp_path, data):
+    """Its rows stayed and the new run's were appended after them: steps 1..6 then 1..3."""
+    import csv
+
+    run_dir = tmp_path / "r" / "run"
+    run_dir.mkdir(parents=True)
+    (run_dir / "log.csv").write_text("step,epoch,lr_G\n1,1,0.0002\n2,1,0.0002\n3,1,0.0002\n")
+    train(tiny_config(data, tmp_path / "r", max_steps=3, log_every=1), progress=False)
+    with open(run_dir / "log.csv", newline="") as f:
+        assert [int(r["step"]) for r in csv.DictReader(f)] == [1, 2, 3]
+
+
+def test_tensorboard_hides_the_steps_trained_again(tmp_path, data):
+    """A dead run's events (steps 1..6, no checkpoint) and a resumed run's events after its checkpoint are
+    purged by TensorBoard (SummaryWriter's purge_step): each step shows once."""
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from torch.utils.tensorboard import SummaryWriter
+
+    run_dir = tmp_path / "r" / "run"
+    dead = SummaryWriter(str(run_dir / "tensorboard"))
+    for step in range(1, 7):
+        dead.add_scalar("lr_G", 1.0, step)
+    dead.close()
+    train(tiny_config(data, tmp_path / "r", max_steps=3, log_every=1, tensorboard=True, save_every_steps=2),
+          progress=False)
+    ckpt.latest_checkpoint(run_dir).unlink()  # step 3's checkpoint lost: resumed from step 2
+    train(config_for_resume(run_dir, {"max_steps": 4}), resume=True, progress=False)
+
+    def steps() -> list[int]:
+        acc = EventAccumulator(str(run_dir / "tensorboard"))
+        acc.Reload()
+        return [e.step for e in acc.Scalars("lr_G")]
+
+    assert steps() == [1, 2, 3, 4]
+    assert all(v.value == pytest.approx(2e-4) for v in EventAccumulator(str(run_dir / "tensorboard")).Reload()
+               .Scalars("lr_G"))

@@ -30,6 +30,7 @@ from cgan._files import atomic_path, ensure_writable_dir, write_bytes_atomic, wr
 from cgan._git import git_sha
 from cgan._limits import check_threads
 from cgan.errors import CganError, IntegrityError
+from cgan.pairs import PAIR_JSON
 from cgan.trainer import checkpoint as ckpt
 from cgan.trainer.budget import BudgetFitter
 from cgan.trainer.config import TrainConfig, architecture_changes
@@ -372,6 +373,9 @@ def _train(cfg: TrainConfig, resume: bool, progress: bool, reset_schedule: bool,
     elif ckpt.list_checkpoints(run_dir):
         raise CganError(f"run folder {run_dir} already has checkpoints: add --resume to continue it, "
                         f"or choose another --name")
+    elif (run_dir / "pair" / PAIR_JSON).is_file():  # a finished run whose checkpoints were removed: its pair stays
+        raise CganError(f"run folder {run_dir} already holds a trained pair ({run_dir / 'pair'}) and no checkpoint "
+                        f"to continue from: choose another --name (or move that folder away to train it anew)")
 
     files_x = list_images(cfg.data_a, f"domain X ({cfg.domain_x})")
     files_y = list_images(cfg.data_b, f"domain Y ({cfg.domain_y})")
@@ -439,9 +443,10 @@ def _train(cfg: TrainConfig, resume: bool, progress: bool, reset_schedule: bool,
     if main_rank:
         write_json_atomic(run_dir / "config.json", {"config": cfg.to_dict(), "spec": cfg.pair_spec().to_dict(),
                                                     "git_sha": code_sha})
-    logger = _RunLogger(run_dir, cfg, enabled=main_rank)
-    if state is not None:
-        logger.drop_rows_after(counters["step"])
+    # rows and TensorBoard events after the checkpoint's step (all of them on a fresh start: a run that died before
+    # its first checkpoint left some) are of steps trained again now: dropped, so the logs hold each step once
+    logger = _RunLogger(run_dir, cfg, enabled=main_rank, purge_step=counters["step"] + 1 if state else 0)
+    logger.drop_rows_after(counters["step"])
     samples = dataset.sample_images()
 
     fitter = None
@@ -790,13 +795,14 @@ def export_pair(run_dir: str | os.PathLike, checkpoint: str | os.PathLike | None
 
 # ---- logs: CSV always, TensorBoard when installed, PNG sample grids ---------------------------------
 class _RunLogger:
-    def __init__(self, run_dir: Path, cfg: TrainConfig, enabled: bool):
+    def __init__(self, run_dir: Path, cfg: TrainConfig, enabled: bool, purge_step: int | None = None):
         self.run_dir, self.cfg, self.enabled = run_dir, cfg, enabled
         self.sums: dict[str, torch.Tensor] = {}
         self.count = 0
         self.t0 = time.perf_counter()
         self.tb = None
         self.last_row: dict | None = None
+        self.at: tuple[int, float, float] = (0, 0.0, 0.0)  # the last step's epoch (1-based) and learning rates
         if not enabled:
             return
         self.csv_path = run_dir / "log.csv"
@@ -810,14 +816,15 @@ class _RunLogger:
             try:
                 from torch.utils.tensorboard import SummaryWriter
 
-                self.tb = SummaryWriter(str(run_dir / "tensorboard"))
+                # purge_step: TensorBoard hides the events of earlier sessions from that step on
+                self.tb = SummaryWriter(str(run_dir / "tensorboard"), purge_step=purge_step)
             except ImportError:
                 log.info("note: TensorBoard logs are off because the tensorboard package is not installed "
                          "(pip install tensorboard); the CSV log and PNG samples are written")
 
     def drop_rows_after(self, step: int) -> None:
-        """On resume: rows logged after the checkpoint's step (trained again from there) are removed, so the CSV
-        keeps one row per step, in order."""
+        """Rows logged after `step` (the checkpoint's, trained again from there; 0 for a fresh start) are
+        removed, so the CSV keeps one row per step, in order."""
         if not self.enabled:
             return
         try:
@@ -850,6 +857,8 @@ class _RunLogger:
         for k, v in losses.items():
             self.sums[k] = self.sums.get(k, 0) + v.float()
         self.count += 1
+        # what the step trained at (a row written after the epoch's end would read the next epoch's)
+        self.at = (counters["epoch"] + 1, model.opt_G.param_groups[0]["lr"], model.opt_D.param_groups[0]["lr"])
         if counters["step"] % self.cfg.log_every != 0:
             return None
         return self._write_row(counters, model)
@@ -862,8 +871,7 @@ class _RunLogger:
 
     def _write_row(self, counters: dict, model: CycleGAN) -> dict:
         now = time.perf_counter()
-        row = {"step": counters["step"], "epoch": counters["epoch"] + 1,
-               "lr_G": model.opt_G.param_groups[0]["lr"], "lr_D": model.opt_D.param_groups[0]["lr"],
+        row = {"step": counters["step"], "epoch": self.at[0], "lr_G": self.at[1], "lr_D": self.at[2],
                **{k: "" for k in LOSS_NAMES}, "it_per_s": round(self.count / max(now - self.t0, 1e-9), 3)}
         for k, v in self.sums.items():
             row[k] = round(float(v) / self.count, 5)
