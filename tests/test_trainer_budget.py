@@ -42,6 +42,9 @@ def test_fit_schedule_keeps_ratio_cap_and_started_epochs():
     assert fit_schedule(5, 0.5, 50, 30, (100, 100), 200) == (6, 1)
     # no decay configured: all constant
     assert fit_schedule(0, 0.0, 100, 10, (10, 0), 10) == (10, 0)
+    # decay only: all decay, the epoch in progress included
+    assert fit_schedule(0, 0.5, 100, 10, (0, 100), 100) == (0, 10)
+    assert fit_schedule(0, 0.5, 1, 10, (0, 100), 100) == (0, 1)
     for done in range(4):
         for left in (0, 15, 95, 400, 5000):
             c, d = fit_schedule(done, 0.3, left, 20, (100, 100), 200)
@@ -59,7 +62,7 @@ def _simulate(budget, step_s, steps_per_epoch, ratio, slow_after=None, save_s=1.
     clock[0] += 2.0  # data listing, model build
     epoch, factors, stop, first = 0, [], False, True
     while epoch < sum(schedule) and not stop:
-        f.start_epoch()
+        f.start_epoch(epoch)
         factors.append(lr_factor(epoch, *schedule))
         for i in range(1, steps_per_epoch + 1):
             clock[0] += step_s * (3 if slow_after is not None and epoch >= slow_after else 1)
@@ -89,6 +92,22 @@ def test_fitter_finishes_the_decay_inside_the_budget():
     assert factors[0] == 1.0 and factors[-1] == pytest.approx(1 / (f.schedule[1] + 1))
     # the learning rate never rises and is flat through the constant phase
     assert all(a >= b for a, b in zip(factors, factors[1:]))
+
+
+@pytest.mark.parametrize("steps_per_epoch, budget", [(300, 200.0), (8, 60.0)])
+def test_a_decay_only_schedule_is_fitted_too(steps_per_epoch, budget):
+    """--epochs 0 --epochs-decay 100: the decay begins with the first epoch, which had no schedule fitted at
+    all (the run stopped half-way at 50 % of the rate, blaming its pace); fitted in or at the end of the first
+    epoch (short epochs: before the 20-step probe), it finishes the decay inside the budget. (The fit is not
+    corrected later, as the rate of the epochs run would change: the checkpoint time must be small beside an
+    epoch's, as it is but for tiny data sets.)"""
+    # 100 epochs would take 85 s (8 steps) or 3000 s (300 steps)
+    f, epochs, used, factors = _simulate(budget=budget, step_s=0.1, steps_per_epoch=steps_per_epoch, ratio=(0, 100),
+                                         compile_s=1.0, save_s=0.05)
+    assert used <= budget and not f.stopped_early and epochs == sum(f.schedule) < 100
+    assert f.schedule[0] == 0 and factors[-1] == pytest.approx(1 / (f.schedule[1] + 1))
+    assert all(a >= b for a, b in zip(factors[1:], factors[2:]))
+    assert used > budget - 2 * (steps_per_epoch * 0.1 + 0.05) - 10, (used, f.schedule)
 
 
 def test_fitter_stops_in_time_when_the_pace_drops_during_decay():

@@ -10,7 +10,9 @@ Rules (each one keeps the learning rate a continuous function of the epoch):
   in the first epoch (after the warm-up steps in which torch.compile and cuDNN autotuning run), then again at
   every epoch's end from the measured epoch time (which includes checkpointing and samples). Shortening or
   lengthening the constant phase does not change the learning rate of any epoch already run.
-- Once the decay phase has begun the schedule is fixed.
+- Once the decay phase has begun the schedule is fixed -- except for a decay-only schedule (--epochs 0), whose
+  decay begins with the first epoch: it is fitted in and at the end of its first epoch (that epoch's rate, which
+  changes from 1 - 1/(N+1) to 1 - 1/(N'+1), is near 1 either way).
 - Whatever the estimates said, the run stops before the budget is spent, leaving time for the final checkpoint
   and pair (measured from the previous checkpoint). Stopping early in the decay phase is logged as such.
 """
@@ -59,6 +61,8 @@ def fit_schedule(epochs_done: int, epoch_fraction: float, seconds_left: float, e
     finish_current = (1.0 - epoch_fraction) * epoch_seconds if epoch_fraction > 0 else 0.0
     more = max(0, math.floor((seconds_left - finish_current) / epoch_seconds + 1e-9))
     total = max(started, min(cap, started + more))
+    if const == 0 and decay:  # decay only: the epochs already run are decay epochs too
+        return 0, total
     if decay == 0 or total == started:
         return total, 0
     # the configured share of decay epochs (rounded), at least one, never eating into epochs already run
@@ -101,6 +105,7 @@ class BudgetFitter:
         self._epochs_seen = 0                    # epochs whose steps this process ran
         self._epoch_started = clock()
         self._warned_no_decay = False
+        self._first_epoch: int | None = None     # the epoch this process started in (a resumed one: later)
 
     # ---- time ----------------------------------------------------------------------------------------------
     def reserve(self) -> float:
@@ -118,11 +123,16 @@ class BudgetFitter:
         """The steady pace (mean of the latest steps after the warm-up), None before one is timed."""
         return sum(self._steady) / len(self._steady) if self._steady else None
 
-    def in_constant_phase(self, epoch: int) -> bool:
-        return epoch < self.schedule[0]
+    def can_refit(self, epoch: int) -> bool:
+        """Whether the schedule may still change at `epoch` (0-based): in the constant phase, or the first
+        epoch of a decay-only schedule, up to its end (see the module)."""
+        return epoch < self.schedule[0] or (self.ratio[0] == 0 and epoch <= 1 and self._epochs_seen <= 1 and
+                                            self._first_epoch == 0)
 
     # ---- hooks ---------------------------------------------------------------------------------------------
-    def start_epoch(self) -> None:
+    def start_epoch(self, epoch: int = 0) -> None:
+        if self._first_epoch is None:
+            self._first_epoch = epoch
         self._epoch_started = self._last_step_t = self.clock()  # a step's time excludes the epoch-end saves
 
     def saved(self, seconds: float) -> None:
@@ -140,7 +150,7 @@ class BudgetFitter:
                 self._steady = (self._steady + [self.last_step_seconds])[-50:]
         self._last_step_t = now
         if (not self._fitted_from_steps and len(self._steady) >= self.probe_steps
-                and self.in_constant_phase(epoch)):
+                and self.can_refit(epoch)):
             self._fitted_from_steps = True
             self._refit(epoch, step_in_epoch / self.steps_per_epoch, self._epoch_estimate(),
                         f"{self.step_seconds * 1000:.0f} ms per step")
@@ -157,7 +167,7 @@ class BudgetFitter:
         its scheduler sets the next epoch's learning rate, so a refit applies from the next epoch on)."""
         measured = self.clock() - self._epoch_started
         self._epochs_seen += 1
-        if self.stopped_early or not self.in_constant_phase(epoch + 1):
+        if self.stopped_early or not self.can_refit(epoch + 1):
             return
         if self._epochs_seen == 1:
             # the warm-up is in here, and a resumed process may have run only part of this epoch

@@ -502,7 +502,7 @@ def _train(cfg: TrainConfig, resume: bool, progress: bool, reset_schedule: bool,
                 epoch = counters["epoch"]
                 sampler.set_epoch(epoch, counters["step_in_epoch"] * cfg.batch_size)
                 if fitter is not None:
-                    fitter.start_epoch()
+                    fitter.start_epoch(epoch)
                 bar = _progress(progress and main_rank, steps_per_epoch, counters["step_in_epoch"],
                                 f"epoch {epoch + 1}/{sum(model.schedule)}")
                 for batch in loader:
