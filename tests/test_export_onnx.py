@@ -432,3 +432,12 @@ def test_with_prepost_refuses_a_generator_without_three_channels_both_ways(tmp_p
     net = load_generator(pair, "G")
     with pytest.raises(CganError, match="3 channels in and out"):
         prepost.with_prepost(onnx_export.export_onnx(net, {}, do_simplify=False))
+
+
+def test_export_onnx_leaves_the_callers_generator_as_it_was(tmp_path):
+    """export_onnx moved the caller's net to CPU float32 eval mode in place: cgan-eval's FP16 check on CUDA then
+    ran its CUDA input through CPU weights."""
+    pair = make_pair(tmp_path / "pair", gens=("G",))
+    net = load_generator(pair, "G").double().train()
+    onnx_export.export_onnx(net, {}, do_simplify=False)
+    assert net.training and all(p.dtype == torch.float64 for p in net.parameters())

@@ -349,6 +349,7 @@ def fp16_psnr(net: Any, images: Sequence[np.ndarray], device: str = "cpu") -> di
 
 
 def _plain_fp16_onnx(net: Any) -> bytes:
+    import copy
     import io
     import warnings
 
@@ -360,7 +361,7 @@ def _plain_fp16_onnx(net: Any) -> bytes:
     axes = {0: "batch", 2: "height", 3: "width"}
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")
-        torch.onnx.export(net.float().cpu().eval(), (torch.zeros(1, 3, 64, 64),), buf, opset_version=17,
+        torch.onnx.export(copy.deepcopy(net).float().cpu().eval(), (torch.zeros(1, 3, 64, 64),), buf, opset_version=17,
                           dynamo=False, input_names=["input"], output_names=["output"],
                           dynamic_axes={"input": axes, "output": axes})
         model = float16.convert_float_to_float16(onnx.load_from_string(buf.getvalue()), keep_io_types=True,

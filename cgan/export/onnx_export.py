@@ -141,12 +141,13 @@ def set_metadata(model: Any, props: dict[str, Any]) -> Any:
 
 def export_onnx(net: nn.Module, metadata: dict[str, Any], *, opset: int = DEFAULT_OPSET, pad_mode: str = "reflect",
                 do_simplify: bool = True, example_hw: tuple[int, int] = (64, 64)) -> Any:
-    """The FP32 NCHW graph of `net` as a checked onnx.ModelProto (not yet saved)."""
+    """The FP32 NCHW graph of `net` as a checked onnx.ModelProto (not yet saved). `net` itself is left as it was
+    (its device, dtype and mode: a caller's CUDA generator stays on CUDA)."""
     import onnx
 
     if pad_mode not in PAD_MODES:
         raise CganError(f"unknown pad mode {pad_mode!r}: use one of {', '.join(PAD_MODES)}")
-    net = net.float().cpu().eval()
+    net = copy.deepcopy(net).float().cpu().eval()
     if pad_mode == "slice":
         net = swap_reflection_pad(net)
     example = torch.zeros(1, net.spec.in_channels, *example_hw) if hasattr(net, "spec") else torch.zeros(1, 3, *example_hw)
