@@ -630,6 +630,8 @@ def test_a_run_that_died_before_its_first_checkpoint_starts_a_fresh_log(tmp_path
 def test_tensorboard_hides_the_steps_trained_again(tmp_path, data):
     """A dead run's events (steps 1..6, no checkpoint) and a resumed run's events after its checkpoint are
     purged by TensorBoard (SummaryWriter's purge_step): each step shows once."""
+    import time
+
     pytest.importorskip("tensorboard")
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
     from torch.utils.tensorboard import SummaryWriter
@@ -639,9 +641,14 @@ def test_tensorboard_hides_the_steps_trained_again(tmp_path, data):
     for step in range(1, 7):
         dead.add_scalar("lr_G", 1.0, step)
     dead.close()
+    for f in (run_dir / "tensorboard").iterdir():  # written by an earlier process: named by an earlier second
+        parts = f.name.split(".")  # events.out.tfevents.<seconds>.<host>.<pid>.<n> (read in name order)
+        parts[3] = str(int(parts[3]) - 100)
+        f.rename(f.with_name(".".join(parts)))
     train(tiny_config(data, tmp_path / "r", max_steps=3, log_every=1, tensorboard=True, save_every_steps=2),
           progress=False)
     ckpt.latest_checkpoint(run_dir).unlink()  # step 3's checkpoint lost: resumed from step 2
+    time.sleep(1.1)  # the resumed run's event file is named by a later second than the first one's, as it would be
     train(config_for_resume(run_dir, {"max_steps": 4}), resume=True, progress=False)
 
     def steps() -> list[int]:
