@@ -67,6 +67,22 @@ def test_a_new_export_removes_the_models_an_earlier_one_put_there_and_nothing_el
         (tmp_path / "out" / "G.fp32.onnx").read_bytes()
 
 
+def test_exports_of_other_folders_keep_their_models(tmp_path):
+    """Two single-direction pairs of one name (as import-official makes them), exported into two folders and one
+    repository: the second export removed the first one's G. Only the models an export into the same folder
+    wrote are removed."""
+    from _helpers_export import make_pair as make_export_pair
+
+    repo = tmp_path / "repo"
+    g_only = make_export_pair(tmp_path / "g", seed=1, gens=("G",))
+    f_only = make_export_pair(tmp_path / "f", seed=2, gens=("F",))
+    export_pair(g_only, tmp_path / "out_g", fp16=False, parity=False, triton=str(repo))
+    export_pair(f_only, tmp_path / "out_f", fp16=False, parity=False, triton=str(repo))
+    assert sorted(p.name for p in repo.iterdir()) == ["summer2winter_F_fp32", "summer2winter_G_fp32"]
+    export_pair(f_only, tmp_path / "out_g", fp16=False, parity=False, triton=str(repo))  # out_g now holds F
+    assert sorted(p.name for p in repo.iterdir()) == ["summer2winter_F_fp32"]
+
+
 def test_a_grayscale_pair_gets_one_channel_triton_dims(tmp_path):
     from cgan.spec import GeneratorSpec
 

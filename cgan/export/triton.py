@@ -6,6 +6,7 @@ TensorRT-RTX plans are left out: Triton's tensorrt_plan backend runs TensorRT, w
 """
 from __future__ import annotations
 
+import json
 import re
 import shutil
 from pathlib import Path
@@ -30,9 +31,10 @@ def model_name(name: str, rec: dict[str, Any]) -> str:
     return "_".join(parts)
 
 
-def config_pbtxt(model: str, rec: dict[str, Any], max_batch: int, channels: tuple[int, int] = (3, 3)) -> str:
+def config_pbtxt(model: str, rec: dict[str, Any], max_batch: int, channels: tuple[int, int] = (3, 3),
+                 source: str = "") -> str:
     """The model's config; `channels`: the generator's input and output channel counts (the uint8 pre/post
-    graphs take and give BGR)."""
+    graphs take and give BGR); `source`: a comment line naming the export folder it came from."""
     platform = "tensorrt_plan" if rec["kind"] == "engine" else "onnxruntime_onnx"
     dims = ["[ -1, -1, 3 ]"] * 2 if rec.get("io") == "bgr-hwc-uint8" else [f"[ {c}, -1, -1 ]" for c in channels]
     dtype = TRITON_DTYPES[rec["io_dtype"]]
@@ -42,16 +44,24 @@ def config_pbtxt(model: str, rec: dict[str, Any], max_batch: int, channels: tupl
             f'input [\n  {{\n    name: "input"\n    data_type: {dtype}\n    dims: {dims[0]}\n  }}\n]\n'
             f'output [\n  {{\n    name: "output"\n    data_type: {dtype}\n    dims: {dims[1]}\n  }}\n]\n'
             f"dynamic_batching {{ }}\n"
-            f'instance_group [ {{ kind: {"KIND_GPU" if rec["kind"] == "engine" else "KIND_AUTO"} }} ]\n')
+            f'instance_group [ {{ kind: {"KIND_GPU" if rec["kind"] == "engine" else "KIND_AUTO"} }} ]\n'
+            + (f"{source}\n" if source else ""))
+
+
+def _source_line(export_dir: Path) -> str:
+    """The comment a model's config gets: which export folder wrote it (the models a later export of that folder
+    does not have are removed; no other)."""
+    return f"# cgan-export from {json.dumps(str(export_dir.resolve()))}"
 
 
 def write_repository(export_dir: str | Path, repo_dir: str | Path, name: str, files: list[dict[str, Any]],
                      engine_max_batch: dict[str, int] | None = None,
                      channels: tuple[int, int] = (3, 3)) -> list[str]:
     """Copy every ONNX file and engine listed in `files` (manifest records) into a Triton model repository, and
-    remove the models an earlier export of `name` put there that this one does not have (they would serve its old
-    weights); other models in the repository stay."""
+    remove the models an earlier export into the same export folder put there that this one does not have (they
+    would serve its old weights); other models in the repository stay."""
     export_dir, repo = Path(export_dir), ensure_writable_dir(repo_dir, "Triton model repository")
+    source = _source_line(export_dir)
     engine_max_batch = engine_max_batch or {}
     models = []
     for rec in files:
@@ -60,6 +70,9 @@ def write_repository(export_dir: str | Path, repo_dir: str | Path, name: str, fi
         if rec["kind"] == "engine" and rec["path"].endswith(".trt-rtx.plan"):
             log.warning("Triton: %s left out: Triton's TensorRT backend cannot load TensorRT-RTX plans (the ONNX "
                         "graphs are in the repository; build with --trt-flavour tensorrt for Triton)", rec["path"])
+            stale = repo / (model_name(name, rec) + "rtx")  # written as <model>_trtrtx by cgan before 2026-12
+            if _written_for(stale, name, None):
+                shutil.rmtree(stale)
             continue
         model = model_name(name, rec)
         src = inside(export_dir, rec["path"], "manifest.json")
@@ -68,18 +81,19 @@ def write_repository(export_dir: str | Path, repo_dir: str | Path, name: str, fi
             shutil.copyfile(src, tmp)
         max_batch = engine_max_batch.get(rec["path"], DEFAULT_MAX_BATCH)
         with atomic_path(repo / model / "config.pbtxt") as tmp:
-            tmp.write_text(config_pbtxt(model, rec, max_batch, channels))
+            tmp.write_text(config_pbtxt(model, rec, max_batch, channels, source))
         models.append(model)
     for old in sorted(repo.iterdir()):
-        if old.name not in models and _written_for(old, name):
+        if old.name not in models and _written_for(old, name, source):
             shutil.rmtree(old)
-            log.info("Triton: %s removed (an earlier export of %s; not in this one)", old.name, name)
+            log.info("Triton: %s removed (an earlier export into %s; not in this one)", old.name, export_dir)
     return models
 
 
-def _written_for(folder: Path, name: str) -> bool:
+def _written_for(folder: Path, name: str, source: str | None) -> bool:
     """Whether `folder` is a model cgan-export wrote for pair `name` (its name and its config say so; TensorRT-RTX
-    plans were written as <model>_trtrtx before 2026-12)."""
+    plans were written as <model>_trtrtx before 2026-12) from the export folder that `source` (_source_line)
+    names; None: from any."""
     if not folder.is_dir() or folder.is_symlink() or not re.fullmatch(
             re.escape(name) + r"_[GF]_fp(32|16)(_prepost)?(_trt|_trtrtx)?", folder.name):
         return False
@@ -87,4 +101,5 @@ def _written_for(folder: Path, name: str) -> bool:
         config = (folder / "config.pbtxt").read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError):
         return False
-    return config.startswith(f'name: "{folder.name}"\n') and "\ndynamic_batching { }\n" in config
+    return (config.startswith(f'name: "{folder.name}"\n') and "\ndynamic_batching { }\n" in config
+            and (source is None or f"\n{source}\n" in config))
