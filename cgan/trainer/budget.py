@@ -11,8 +11,9 @@ Rules (each one keeps the learning rate a continuous function of the epoch):
   every epoch's end from the measured epoch time (which includes checkpointing and samples). Shortening or
   lengthening the constant phase does not change the learning rate of any epoch already run.
 - Once the decay phase has begun the schedule is fixed -- except for a decay-only schedule (--epochs 0), whose
-  decay begins with the first epoch: it is fitted in and at the end of its first epoch (that epoch's rate, which
-  changes from 1 - 1/(N+1) to 1 - 1/(N'+1), is near 1 either way).
+  decay begins with the first epoch: it is fitted during its first epoch and at its end, before the second
+  epoch's rate is set (the first epoch's rate, which changes from 1 - 1/(N+1) to 1 - 1/(N'+1), is near 1 either
+  way).
 - Whatever the estimates said, the run stops before the budget is spent, leaving time for the final checkpoint
   and pair (measured from the previous checkpoint). Stopping early in the decay phase is logged as such.
 """
@@ -123,11 +124,12 @@ class BudgetFitter:
         """The steady pace (mean of the latest steps after the warm-up), None before one is timed."""
         return sum(self._steady) / len(self._steady) if self._steady else None
 
-    def can_refit(self, epoch: int) -> bool:
-        """Whether the schedule may still change at `epoch` (0-based): in the constant phase, or the first
-        epoch of a decay-only schedule, up to its end (see the module)."""
-        return epoch < self.schedule[0] or (self.ratio[0] == 0 and epoch <= 1 and self._epochs_seen <= 1 and
-                                            self._first_epoch == 0)
+    def can_refit(self, epoch: int, at_start: bool = False) -> bool:
+        """Whether the schedule may change during `epoch` (0-based), or `at_start` of it (before the scheduler sets
+        its rate): in the constant phase; a decay-only schedule during its first epoch and at the start of the
+        second, never later (the rates of the epochs run would change after the fact; see the module)."""
+        return epoch < self.schedule[0] or (self.ratio[0] == 0 and self._first_epoch == 0 and
+                                            epoch == (1 if at_start else 0))
 
     # ---- hooks ---------------------------------------------------------------------------------------------
     def start_epoch(self, epoch: int = 0) -> None:
@@ -167,7 +169,7 @@ class BudgetFitter:
         its scheduler sets the next epoch's learning rate, so a refit applies from the next epoch on)."""
         measured = self.clock() - self._epoch_started
         self._epochs_seen += 1
-        if self.stopped_early or not self.can_refit(epoch + 1):
+        if self.stopped_early or not self.can_refit(epoch + 1, at_start=True):
             return
         if self._epochs_seen == 1:
             # the warm-up is in here, and a resumed process may have run only part of this epoch
