@@ -61,6 +61,34 @@ def _jpeg(buf: bytes | memoryview) -> tuple[int, int] | None:
     return None
 
 
+def jpeg_metadata_segments(data: bytes | memoryview) -> Iterator[tuple[int, int, int]]:
+    """(marker, payload start, payload end) of each segment of a JPEG before its image data (the start of scan),
+    up to the first that is cut short or not a segment; nothing for what is not a JPEG."""
+    if bytes(data[:2]) != b"\xff\xd8":
+        return
+    i = 2
+    while i + 4 <= len(data) and data[i] == 0xFF:
+        marker, length = data[i + 1], int.from_bytes(data[i + 2:i + 4], "big")
+        if marker == 0xFF:  # a fill byte before the marker
+            i += 1
+            continue
+        if marker in (0xDA, 0xD9) or length < 2 or i + 2 + length > len(data):
+            return
+        yield marker, i + 4, i + 2 + length
+        i += 2 + length
+
+
+def jpeg_with_segment(jpeg: bytes, marker: int, payload: bytes) -> bytes:
+    """`jpeg` with an APPn segment `marker` holding `payload` after its other APPn segments (ValueError when the
+    payload does not fit one segment)."""
+    if len(payload) > 65535 - 2:
+        raise ValueError(f"{len(payload)} bytes do not fit one JPEG segment")
+    i = 2
+    while i + 4 <= len(jpeg) and jpeg[i] == 0xFF and 0xE0 <= jpeg[i + 1] <= 0xEF:
+        i += 2 + int.from_bytes(jpeg[i + 2:i + 4], "big")
+    return jpeg[:i] + bytes((0xFF, marker)) + (2 + len(payload)).to_bytes(2, "big") + payload + jpeg[i:]
+
+
 def _tiff(buf: bytes | memoryview, order: str) -> tuple[int, int] | None:
     """ImageWidth (tag 256) and ImageLength (257) of the first IFD (the page OpenCV reads)."""
     size = _ifd0(buf, order, (256, 257))

@@ -14,35 +14,28 @@ from __future__ import annotations
 import hashlib
 from typing import Iterator
 
+from cgan._images import jpeg_metadata_segments, jpeg_with_segment
+
 PHOTOSHOP = b"Photoshop 3.0\x00"
 IPTC_ID, DIGEST_ID = 0x0404, 0x0425
 _SIGNATURES = (b"8BIM", b"PHUT", b"AgHg", b"DCSR", b"MeSa")  # image resource blocks (8BIM nearly always)
 _PREVIEW = range(200, 203)  # record 2's object preview file format, version and data
 MAX_IRB = 1 << 24  # Photoshop data read from a JPEG at most (APP13 segments of 64 KB each; files hold a few KB)
-#: the most image resources one APP13 segment holds (they are written as one segment)
+#: the most image resources one APP13 segment holds (more go on in the next one)
 JPEG_MAX_IRB = 65535 - 2 - len(PHOTOSHOP)
 
 
 def jpeg_photoshop(data: bytes | memoryview) -> bytes | None:
     """The Photoshop image resources of a JPEG's APP13 "Photoshop 3.0" segments before its image data, joined
     (Photoshop splits what does not fit one segment over several); None without any."""
-    if bytes(data[:2]) != b"\xff\xd8":
-        return None
-    parts, size, i = [], 0, 2
-    while i + 4 <= len(data) and data[i] == 0xFF:
-        marker, length = data[i + 1], int.from_bytes(data[i + 2:i + 4], "big")
-        if marker == 0xFF:  # fill bytes before a marker
-            i += 1
-            continue
-        if marker in (0xDA, 0xD9) or length < 2:  # the image data starts: no more metadata segments
-            break
-        if marker == 0xED and bytes(data[i + 4:i + 4 + len(PHOTOSHOP)]) == PHOTOSHOP:
-            part = bytes(data[i + 4 + len(PHOTOSHOP):i + 2 + length])
+    parts, size = [], 0
+    for marker, start, end in jpeg_metadata_segments(data):
+        if marker == 0xED and bytes(data[start:start + len(PHOTOSHOP)]) == PHOTOSHOP:
+            part = bytes(data[start + len(PHOTOSHOP):end])
             size += len(part)
             if size > MAX_IRB:
                 return None
             parts.append(part)
-        i += 2 + length
     return b"".join(parts) if parts else None
 
 
@@ -126,12 +119,8 @@ def _resource(rid: int, data: bytes) -> bytes:
 
 
 def jpeg_with_photoshop(jpeg: bytes, irb: bytes) -> bytes:
-    """`jpeg` with `irb` (image resources, of iptc_for_copy) in an APP13 "Photoshop 3.0" segment after its other
-    APPn segments; ValueError when it does not fit one segment."""
-    if len(irb) > JPEG_MAX_IRB:
-        raise ValueError(f"{len(irb)} bytes of Photoshop image resources do not fit one JPEG segment")
-    i = 2
-    while i + 4 <= len(jpeg) and jpeg[i] == 0xFF and 0xE0 <= jpeg[i + 1] <= 0xEF:
-        i += 2 + int.from_bytes(jpeg[i + 2:i + 4], "big")
-    segment = b"\xff\xed" + (2 + len(PHOTOSHOP) + len(irb)).to_bytes(2, "big") + PHOTOSHOP + irb
-    return jpeg[:i] + segment + jpeg[i:]
+    """`jpeg` with `irb` (image resources, of iptc_for_copy) in APP13 "Photoshop 3.0" segments after its other
+    APPn segments: one, or as Photoshop does for more than one holds, consecutive ones that readers join."""
+    for at in range(0, len(irb), JPEG_MAX_IRB):
+        jpeg = jpeg_with_segment(jpeg, 0xED, PHOTOSHOP + irb[at:at + JPEG_MAX_IRB])
+    return jpeg

@@ -16,7 +16,7 @@ import re
 import xml.etree.ElementTree as ET
 import zlib
 
-from cgan._images import png_walk
+from cgan._images import jpeg_metadata_segments, jpeg_with_segment, png_walk
 
 RDF = "http://www.w3.org/1999/02/22-rdf-syntax-ns#"
 TIFF = "http://ns.adobe.com/tiff/1.0/"
@@ -174,16 +174,9 @@ def _escape_attr(text: str) -> str:
 def jpeg_xmp(data: bytes | memoryview) -> bytes | None:
     """The XMP packet of a JPEG file's APP1 XMP segment (None without one); `data` may be a memoryview (only the
     segment is copied)."""
-    i = 2
-    if bytes(data[:2]) != b"\xff\xd8":
-        return None
-    while i + 4 <= len(data) and data[i] == 0xFF:
-        marker, length = data[i + 1], int.from_bytes(data[i + 2:i + 4], "big")
-        if marker in (0xDA, 0xD9) or length < 2:  # the image data starts: no more metadata segments
-            return None
-        if marker == 0xE1 and bytes(data[i + 4:i + 4 + len(JPEG_XMP_HEADER)]) == JPEG_XMP_HEADER:
-            return bytes(data[i + 4 + len(JPEG_XMP_HEADER):i + 2 + length])
-        i += 2 + length
+    for marker, start, end in jpeg_metadata_segments(data):
+        if marker == 0xE1 and bytes(data[start:start + len(JPEG_XMP_HEADER)]) == JPEG_XMP_HEADER:
+            return bytes(data[start + len(JPEG_XMP_HEADER):end])
     return None
 
 
@@ -191,11 +184,7 @@ def jpeg_with_xmp(jpeg: bytes, packet: bytes) -> bytes:
     """`jpeg` with `packet` in an APP1 XMP segment after its other APPn segments (at most JPEG_MAX_XMP bytes)."""
     if len(packet) > JPEG_MAX_XMP:
         raise ValueError(f"an XMP packet of {len(packet)} bytes does not fit one JPEG segment")
-    i = 2
-    while i + 4 <= len(jpeg) and jpeg[i] == 0xFF and 0xE0 <= jpeg[i + 1] <= 0xEF:
-        i += 2 + int.from_bytes(jpeg[i + 2:i + 4], "big")
-    segment = b"\xff\xe1" + (2 + len(JPEG_XMP_HEADER) + len(packet)).to_bytes(2, "big") + JPEG_XMP_HEADER + packet
-    return jpeg[:i] + segment + jpeg[i:]
+    return jpeg_with_segment(jpeg, 0xE1, JPEG_XMP_HEADER + packet)
 
 
 PNG_XMP_KEYWORD = b"XML:com.adobe.xmp"

@@ -149,3 +149,24 @@ def test_the_iptc_reader_never_raises_on_damaged_input(data):
     if found is not None:
         out = _iptc.iptc_for_copy(found)
         assert out is None or out == b"" or out.startswith(b"8BIM\x04\x04")
+
+
+def test_iptc_over_one_segment_goes_on_in_the_next_as_photoshop_writes_it(tmp_path, caplog):
+    """A 70 KB caption (an extended dataset) does not fit one APP13 segment: written over consecutive ones,
+    which readers join (it was left out with advice to write .png, which takes no IPTC)."""
+    caption = ("winter " * 10000).encode()
+    src = jpeg_with_app13(tmp_path / "in.jpg", irb(record=dataset(2, 120, caption) + dataset(2, 25, b"snow")),
+                          split=60000)
+    with caplog.at_level(logging.WARNING):
+        translate(src, tmp_path / "out.jpg")
+    assert not caplog.records
+    data = (tmp_path / "out.jpg").read_bytes()
+    segments, i = [], 2  # the APP13 segments, by hand
+    while data[i] == 0xFF and data[i + 1] != 0xDA:
+        length = int.from_bytes(data[i + 2:i + 4], "big")
+        if data[i + 1] == 0xED:
+            segments.append(data[i + 4:i + 2 + length])
+        i += 2 + length
+    assert len(segments) == 2 and all(s.startswith(b"Photoshop 3.0\x00") for s in segments)
+    joined = b"".join(s[14:] for s in segments)
+    assert _iptc.datasets(dict(_iptc.resources(joined))[0x0404]) == [(2, 120, caption), (2, 25, b"snow")]

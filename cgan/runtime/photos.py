@@ -48,7 +48,7 @@ from cgan._images import (declared_size, exif_for_copy, exif_orientation, heif_i
                           webp_has_alpha, webp_orientation)
 from cgan._limits import MAX_DECODE_PIXELS
 from cgan._optional import optional_module
-from cgan._iptc import JPEG_MAX_IRB, has_iptc, iptc_for_copy, jpeg_photoshop, jpeg_with_photoshop
+from cgan._iptc import MAX_IRB, has_iptc, iptc_for_copy, jpeg_photoshop, jpeg_with_photoshop
 from cgan._xmp import JPEG_MAX_XMP, jpeg_with_xmp, jpeg_xmp, png_with_xmp, png_xmp, xmp_for_copy
 from cgan.errors import CganError
 from cgan.runtime.frames import DEFAULT_MAX_PIXELS, MULTIPLE, round_up
@@ -739,7 +739,7 @@ def _metadata_items(meta: PhotoMeta, ext: str, size: tuple[int, int], note: Any)
         note(f"iptc {ext}", f"IPTC data goes into JPEG outputs only: {ext} outputs are written without it (the XMP "
                             f"that the apps writing IPTC write beside it goes into every format)")
     elif meta.iptc:
-        add(IPTC_OWN, "iptc", meta.iptc, iptc_for_copy(meta.iptc), "is not IPTC-IIM this can read", JPEG_MAX_IRB)
+        add(IPTC_OWN, "iptc", meta.iptc, iptc_for_copy(meta.iptc), "is not IPTC-IIM this can read", MAX_IRB)
     return items
 
 
