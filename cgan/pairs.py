@@ -203,6 +203,16 @@ def _kind_or_none(folder: Path) -> str | None:
         return None
 
 
+def _f_name(folder: Path, kind: str) -> str | None:
+    """The direction name of F (Y2X) in the pair or export `folder`, by its domains; None when unreadable."""
+    try:
+        meta = read_json(folder / (PAIR_JSON if kind == "pair" else MANIFEST_JSON), kind)
+        domains = meta["spec"]["domains"]
+        return f"{domains['Y']}2{domains['X']}"
+    except (CganError, KeyError, TypeError):
+        return None
+
+
 def _valid_name(name: str) -> bool:
     return bool(name) and all(c.isalnum() or c in "_-" for c in name)
 
@@ -253,7 +263,8 @@ def _resolve(s: str, prefer_pairs: bool) -> Resolved:
         for origin, root in roots:
             folder = root / name
             kind = _kind(folder) if folder.is_dir() else None
-            if kind:
+            # a name with more than one 2 reverses more than one way: its F must translate what was asked for
+            if kind and (direction is None or len(candidates) == 2 or _f_name(folder, kind) == s):
                 return Resolved(kind, folder, direction, origin)
     valid = ", ".join(known_names()) or "none installed"
     raise CganError(f"unknown pair {s!r}: known here: {valid}; or pass a pair/export folder, "
