@@ -268,3 +268,8 @@ def test_missing_inception_and_tiny_photos_are_said_before_any_translation(tmp_p
     code = run(eval_cli.cli, ["--pair", str(pair), "--data", str(data), "--no-clip", "--psnr-photos", "0"])
     err = capsys.readouterr().err
     assert code == 2 and "tiny.png is 6x6: too small" in err and err.count("\n") == 1
+    cv2.imwrite(str(data / "testA" / "tiny.png"), np.full((9, 10, 3), 90, np.uint8))  # 8x8 after the crop: fine
+    assert quality.load_rgb(data / "testA" / "tiny.png").shape == (8, 8, 3)
+    code = run(eval_cli.cli, ["--pair", str(pair), "--data", str(data), "--no-clip", "--psnr-photos", "0",
+                              "--kid-subsets", "2"])
+    assert code == 0, capsys.readouterr().err

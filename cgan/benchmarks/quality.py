@@ -32,7 +32,6 @@ import numpy as np
 from cgan._codecs import reads
 from cgan._files import IMAGE_EXTS, atomic_path, sha256_file, write_json_atomic
 from cgan.errors import CganError, IntegrityError
-from cgan.runtime.frames import MIN_SIDE
 
 log = logging.getLogger("cgan.eval")
 
@@ -164,6 +163,11 @@ def list_images(folder: str | os.PathLike) -> list[Path]:
     return files
 
 
+#: the smallest side a test photo may have (after cropping to a multiple of 4): the residual blocks' reflection
+#: padding of 1 at a quarter of the size needs 2 there
+EVAL_MIN_SIDE = 8
+
+
 def load_rgb(path: Path) -> np.ndarray:
     """HxWx3 RGB uint8, cropped (centred) to multiples of 4 so the generator keeps the size."""
     try:
@@ -174,9 +178,9 @@ def load_rgb(path: Path) -> np.ndarray:
         raise CganError(f"cannot read image {path}; remove it or convert it to JPEG/PNG")
     h, w = img.shape[:2]
     h4, w4 = h - h % 4, w - w % 4
-    if h4 < MIN_SIDE or w4 < MIN_SIDE:  # (the residual blocks' reflection padding at 1/4 size needs 8)
+    if h4 < EVAL_MIN_SIDE or w4 < EVAL_MIN_SIDE:
         raise CganError(f"image {path} is {w}x{h}: too small to evaluate a translation of (need at least "
-                        f"{MIN_SIDE}x{MIN_SIDE}); remove it from the test folder")
+                        f"{EVAL_MIN_SIDE}x{EVAL_MIN_SIDE}); remove it from the test folder")
     y0, x0 = (h - h4) // 2, (w - w4) // 2
     return np.ascontiguousarray(cv2.cvtColor(img[y0:y0 + h4, x0:x0 + w4], cv2.COLOR_BGR2RGB))
 
