@@ -264,11 +264,11 @@ def test_a_sound_the_container_cannot_hold_is_encoded_as_aac(tmp_path, caplog, s
 @pytest.mark.parametrize("out_ext, written", [(".mp4", "aac (from pcm_s16le)"), (".m4v", "aac (from pcm_s16le)"),
                                               (".mov", "pcm_s16le"), (".mkv", "pcm_s16le")])
 def test_pcm_is_encoded_as_aac_for_mp4_only(tmp_path, caplog, out_ext, written):
-    """PCM from .mkv goes into .mp4 as it is (FFmpeg's 'ipcm'), which browsers and most players do not play: it is
-    encoded as AAC, with an info line saying why; .mov and .mkv keep it as it is."""
+    """PCM from a camera's .mov went into .mp4 as it is (FFmpeg takes the packets), which browsers and most
+    players do not play: it is encoded as AAC, with an info line saying why; .mov and .mkv keep it as it is."""
     import logging
 
-    src = clip_with_other_sound(tmp_path / "cam.mkv", "pcm_s16le", seconds=1.0)
+    src = clip_with_other_sound(tmp_path / "cam.mov", "pcm_s16le", seconds=1.0)
     out = tmp_path / f"out{out_ext}"
     with caplog.at_level(logging.INFO):
         s = run_video(job(inputs=[str(src)], output=str(out)), translator=Invert())
@@ -278,6 +278,28 @@ def test_pcm_is_encoded_as_aac_for_mp4_only(tmp_path, caplog, out_ext, written):
     said = [r.getMessage() for r in caplog.records if "encoded as AAC" in r.getMessage()]
     assert len(said) == (written != "pcm_s16le") and all("plays in few players" in m for m in said)
     assert streams(out)["audio"] == pytest.approx(1.0, abs=0.05)
+
+
+def test_pcm_that_cannot_be_encoded_is_copied_with_a_warning(tmp_path, monkeypatch, caplog):
+    """Encoding PCM for .mp4 is a choice, not a need: when it fails the sound is copied as it is (as before),
+    and a warning says that few players play it."""
+    import logging
+
+    src = clip_with_other_sound(tmp_path / "cam.mov", "pcm_s24le", seconds=1.0)
+    real = audio.mux_sound
+
+    def no_encoder(video, source, out, seconds, found, encode=False):
+        if encode:
+            raise ValueError("no AAC encoder here")
+        return real(video, source, out, seconds, found)
+
+    monkeypatch.setattr(audio, "mux_sound", no_encoder)
+    out = tmp_path / "out.mp4"
+    with caplog.at_level(logging.INFO):
+        s = run_video(job(inputs=[str(src)], output=str(out)), translator=Invert())
+    assert s.streams[0]["sound"] == "pcm_s24le" and streams(out)["audio"] == pytest.approx(1.0, abs=0.05)
+    said = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(said) == 1 and "no AAC encoder here" in said[0] and "copied as it is" in said[0]
 
 
 def test_an_encoded_sound_starts_with_the_cut(tmp_path):

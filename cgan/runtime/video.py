@@ -601,10 +601,10 @@ class VideoOutput:
         source, found = self.sound_from
         # the sound from the output's first frame on (a --start cuts it later in the file)
         found = dataclasses.replace(found, video_start=found.video_start + (self.t_source0 or 0.0))
-        why, copy_error = "", ""
+        why, copy_error, pcm_error = "", "", ""
         # PCM goes into .mp4 as it is (FFmpeg writes ISO 23003-5 'ipcm'), and browsers and most players then play
-        # the picture without its sound: encoded as AAC from the start (.mov and .mkv keep PCM as it is)
-        encode = self.path.suffix.lower() in MP4_NAMES and found.codec.startswith("pcm_")
+        # the picture without its sound: encoded as AAC first (.mov and .mkv keep PCM as it is), copied if that fails
+        pcm_first = encode = self.path.suffix.lower() in MP4_NAMES and found.codec.startswith("pcm_")
         while True:
             tmp, ident = None, (-1, -1)
             try:
@@ -625,21 +625,29 @@ class VideoOutput:
                 why = error
                 # refused by the container (PyAV's ValueError naming the codec, FFmpeg's EINVAL from the muxer),
                 # not a full disk or an unreadable folder (OSError): encoded as AAC it may go in
-                if not encode and isinstance(e, ValueError) and not isinstance(e, OSError):
+                if not encode and not pcm_first and isinstance(e, ValueError) and not isinstance(e, OSError):
                     encode, copy_error = True, error
+                    continue
+                if encode and pcm_first and not isinstance(e, OSError):
+                    encode, pcm_error = False, error
                     continue
                 break
             _remove_own(self.tmp, self._tmp_id)
             self.tmp, self._tmp_id = tmp, ident
             self.sound = f"{pyav.SOUND_CODEC} (from {found.codec})" if encode else found.codec
-            if encode and not copy_error:
+            if pcm_error:
+                log.warning("warning: %s: its sound (%s) could not be encoded as AAC (%s): copied as it is, and PCM "
+                            "in %s plays in few players (write .mov or .mkv)", self.path, found.codec, pcm_error,
+                            self.path.suffix)
+            elif encode and not copy_error:
                 log.info("%s: its sound (%s) encoded as AAC: PCM in %s plays in few players (.mov and .mkv keep "
                          "it as it is)", self.path.name, found.codec, self.path.suffix)
             elif encode:
                 log.info("%s: its sound (%s) could not be copied into %s as it is (%s): encoded as AAC",
                          self.path.name, found.codec, self.path.suffix, copy_error)
             return
-        what = f"could not be encoded as AAC ({why})" if encode and not copy_error else \
+        what = f"could not be encoded as AAC ({pcm_error}) nor copied ({why})" if pcm_error else \
+            f"could not be encoded as AAC ({why})" if pcm_first else \
             f"could not be copied ({copy_error}) nor encoded as AAC ({why})" if encode else \
             f"could not be copied ({why})"
         log.warning("warning: %s: the sound (%s) %s; written without sound (.mkv takes most sound codecs as they are)",
