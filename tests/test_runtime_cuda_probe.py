@@ -10,6 +10,7 @@ import sys
 
 import pytest
 
+from cgan.errors import CganError
 from cgan.runtime.backends import cuda
 
 
@@ -334,3 +335,72 @@ def test_torch_backend_check_does_not_initialise_cuda(monkeypatch):
     backend.device = "cuda"
     with pytest.raises(BackendUnavailable, match="cannot use the GPU"):
         backend._activate_impl()
+
+
+class FakeDevice(FakeLibcuda):
+    """libcuda with one device, an H200 (compute capability 9.0)."""
+
+    def cuDeviceGet(self, ref, index):
+        ref._obj.value = index
+        return 0 if index == 0 else 101  # CUDA_ERROR_INVALID_DEVICE
+
+    def cuDeviceGetName(self, buf, size, dev):
+        buf.value = b"NVIDIA H200"
+        return 0
+
+    def cuDeviceGetAttribute(self, ref, attribute, dev):
+        ref._obj.value = {75: 9, 76: 0}[attribute]
+        return 0
+
+
+def _run_device_probe(monkeypatch, capsys, lib, index: int = 0) -> str:
+    fake_ctypes = type(sys)("ctypes")
+    fake_ctypes.c_int, fake_ctypes.byref = ctypes.c_int, ctypes.byref
+    fake_ctypes.create_string_buffer = ctypes.create_string_buffer
+    fake_ctypes.CDLL = lambda name: lib if lib is not None and name == "libcuda.so.1" else (_ for _ in ()).throw(
+        OSError(name))
+    monkeypatch.setitem(sys.modules, "ctypes", fake_ctypes)
+    monkeypatch.setattr(sys, "argv", ["-c", str(index), *cuda.CUDA_LIBRARIES])
+    exec(compile(cuda.DEVICE_PROBE, "<device probe>", "exec"), {})
+    monkeypatch.setitem(sys.modules, "ctypes", ctypes)
+    return capsys.readouterr().out
+
+
+def test_device_probe_script_prints_compute_capability_and_name(monkeypatch, capsys):
+    assert _run_device_probe(monkeypatch, capsys, FakeDevice()) == "9.0\nNVIDIA H200\n"
+    assert _run_device_probe(monkeypatch, capsys, FakeDevice(), index=1) == ""  # no such device
+    assert _run_device_probe(monkeypatch, capsys, None) == ""  # no driver
+
+
+def test_what_the_gpu_is_is_asked_in_a_child_process(monkeypatch):
+    """The TensorRT checks (available_backends() among them) compare an engine's GPU with this one: asking the
+    runtime API here ran cuInit in the caller's process, which the fork-safety promise rules out."""
+    calls = []
+
+    def run(cmd, **kwargs):
+        calls.append(cmd)
+        return Done("9.0\nNVIDIA H200\n")
+
+    def no_cudart():
+        raise AssertionError("the CUDA runtime must not be asked in this process")
+
+    monkeypatch.setattr(cuda.subprocess, "run", run)
+    monkeypatch.setattr(cuda, "cudart", no_cudart)
+    cuda.device_properties.cache_clear()
+    try:
+        assert cuda.device_properties(0) == ("NVIDIA H200", "9.0") and cuda.device_properties(0)
+        assert len(calls) == 1 and calls[0][:6] == [sys.executable, "-I", "-S", "-c", cuda.DEVICE_PROBE, "0"]
+        cuda.device_properties.cache_clear()
+        monkeypatch.setattr(cuda.subprocess, "run", lambda cmd, **kw: Done(""))
+        with pytest.raises(CganError, match="did not say what GPU 0 is"):
+            cuda.device_properties(0)
+    finally:
+        cuda.device_properties.cache_clear()
+
+
+def test_device_probe_runs_for_real_in_a_child():
+    """On this machine (no driver here, or a GPU on the device machine): exit 0, two lines or none."""
+    done = subprocess.run([sys.executable, "-I", "-S", "-c", cuda.DEVICE_PROBE, "0", *cuda.CUDA_LIBRARIES],
+                          capture_output=True, text=True, timeout=30)
+    assert done.returncode == 0, done.stderr
+    assert len(done.stdout.splitlines()) in (0, 2)

@@ -1,5 +1,5 @@
-"""Small CUDA helpers without torch: is there a GPU (NVML via ctypes, else the driver in a child process, never
-cuInit here), a device-to-host copy into an existing array (libcudart via ctypes, for ort-cuda), and, for the
+"""Small CUDA helpers without torch: is there a GPU and what is it (NVML via ctypes, else the driver in a child
+process, never cuInit here), a device-to-host copy into an existing array (libcudart via ctypes, for ort-cuda), and, for the
 TensorRT backend, device memory, pinned host memory, streams and CUDA graphs through cuda-python
 (`cuda.bindings.runtime`, or the older `from cuda import cudart`). Everything imports lazily; nothing here runs
 at `import cgan.runtime`.
@@ -9,6 +9,7 @@ from __future__ import annotations
 import ctypes
 import functools
 import os
+import re
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -261,14 +262,51 @@ def call(result: Any) -> Any:
     return rest[0] if len(rest) == 1 else rest
 
 
+# Run as `python -I -S -c DEVICE_PROBE INDEX LIB...` in a child: print device INDEX's compute capability and name
+# (in CUDA's own order: CUDA_VISIBLE_DEVICES and CUDA_DEVICE_ORDER applied by the driver), nothing when it cannot.
+# CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR / _MINOR are 75 / 76.
+DEVICE_PROBE = """
+import ctypes, sys
+for name in sys.argv[2:]:
+    try:
+        lib = ctypes.CDLL(name)
+    except OSError:
+        continue
+    dev, major, minor, buf = ctypes.c_int(0), ctypes.c_int(0), ctypes.c_int(0), ctypes.create_string_buffer(256)
+    if (lib.cuInit(0) == 0 and lib.cuDeviceGet(ctypes.byref(dev), int(sys.argv[1])) == 0
+            and lib.cuDeviceGetName(buf, 256, dev) == 0
+            and lib.cuDeviceGetAttribute(ctypes.byref(major), 75, dev) == 0
+            and lib.cuDeviceGetAttribute(ctypes.byref(minor), 76, dev) == 0):
+        print(f"{major.value}.{minor.value}")
+        print(buf.value.decode("utf-8", "replace"))
+    break
+"""
+
+
+@functools.lru_cache(maxsize=8)
 def device_properties(device: int = 0) -> tuple[str, str]:
-    """(GPU name, compute capability 'major.minor') via the runtime API."""
-    rt = cudart()
-    props = call(rt.cudaGetDeviceProperties(device))
-    name = props.name
-    if isinstance(name, (bytes, bytearray)):
-        name = bytes(name).split(b"\0", 1)[0].decode(errors="replace")
-    return str(name), f"{props.major}.{props.minor}"
+    """(GPU name, compute capability 'major.minor') of CUDA device `device`, asked of the driver in a short child
+    process, so that checking an engine against this GPU (available_backends(), a TensorRT check) creates no CUDA
+    state here (see above); an embedded interpreter that cannot run a child asks the runtime API here. Cached."""
+    exe = sys.executable or ""
+    if not os.path.basename(exe).lower().startswith(("python", "pypy")):
+        rt = cudart()
+        props = call(rt.cudaGetDeviceProperties(device))
+        name = props.name
+        if isinstance(name, (bytes, bytearray)):
+            name = bytes(name).split(b"\0", 1)[0].decode(errors="replace")
+        return str(name), f"{props.major}.{props.minor}"
+    try:
+        done = subprocess.run([exe, "-I", "-S", "-c", DEVICE_PROBE, str(int(device)), *CUDA_LIBRARIES],
+                              capture_output=True, text=True, timeout=DRIVER_PROBE_TIMEOUT_S,
+                              stdin=subprocess.DEVNULL)
+        lines = done.stdout.splitlines() if done.returncode == 0 else []
+    except (OSError, subprocess.TimeoutExpired):
+        lines = []
+    if len(lines) != 2 or not re.fullmatch(r"\d+\.\d+", lines[0]):
+        raise CganError(f"the CUDA driver did not say what GPU {device} is (name, compute capability); check the "
+                        f"GPU and driver (nvidia-smi)")
+    return lines[1], lines[0]
 
 
 class Stream:
