@@ -411,3 +411,20 @@ def test_unknown_io_in_a_manifest_is_one_line(folders, tmp_path, capsys, field, 
                      str(tmp_path / "o.mp4"), "--no-display"]) == 3
     err = capsys.readouterr().err
     assert "does not know" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("backend", ["ort-cpu", "torch"])
+def test_backend_infer_takes_flipped_and_read_only_batches(folders, backend):
+    """Backend.infer takes any uint8 (N,H,W,3) batch: torch's CPU path refused flipped views (negative strides)
+    with torch's own error and warned about read-only ones."""
+    import warnings
+
+    frames = rng.integers(0, 256, (2, 16, 20, 3), dtype=np.uint8)
+    locked = frames.copy()
+    locked.flags.writeable = False
+    with backend_class(backend)(load_model(str(folders[1])), None, None, threads=1) as be:
+        want = be.infer(np.ascontiguousarray(frames[:, ::-1, :, ::-1]))
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            assert np.array_equal(be.infer(frames[:, ::-1, :, ::-1]), want)
+            assert np.array_equal(be.infer(locked), be.infer(frames.copy()))

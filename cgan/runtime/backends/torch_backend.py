@@ -198,6 +198,8 @@ class TorchBackend(Backend):
         torch = self.torch
         with torch.inference_mode():
             if self.device == "cpu":
+                if not batch.flags.writeable or any(st < 0 for st in batch.strides):
+                    batch = np.array(batch, order="C")  # torch.from_numpy refuses negative strides, warns on these
                 return self._forward(torch.from_numpy(batch)).numpy()
             key = batch.shape
             host = self.pinned.pop(key, None)
