@@ -120,6 +120,9 @@ def test_rows_baseline_speedup_and_accuracy(tmp_path, fake_runtime):
     assert len(fake_runtime.loads) == 4
     assert (Path(result["config"]["export"]["folder"]) / "manifest.json").is_file()
     assert result["config"]["spec"]["blocks"] == 1 and result["env"]["cgan"]
+    # a pair's run records its own architecture (spec), not the random generator's unused options
+    paired = _cfg(tmp_path, sizes=((32, 32),), batches=(1,), precisions=("fp32",), source="summer2winter")
+    assert paired.public()["ngf"] is None and paired.public()["blocks"] is None
 
 
 def test_unavailable_backend_is_a_skipped_row(tmp_path, fake_runtime, monkeypatch):
@@ -280,9 +283,13 @@ def test_cli_writes_json_history_and_plot(tmp_path, fake_runtime, capsys):
     (["--backends", "torch-cpu+turbo"], "unknown option 'turbo'"),
     (["--backends", "ort-cpu+graph"], "'graph' does not apply to ort-cpu"),
     (["--backends", "none", "--e2e-backend", "torch-steps"], "--e2e-backend takes one backend"),
+    (["--pair", "summer2winter", "--ngf", "8", "--blocks", "2"], "--blocks/--ngf shape the random generator"),
+    (["--pair", "summer2winter", "--ngf", "8"], "--ngf shapes the random generator"),
+    (["profile", "--pair", "summer2winter", "--blocks", "2"], "--blocks shapes the random generator"),
+    (["engines", "--pair", "summer2winter", "--ngf", "8"], "--ngf shapes the random generator"),
 ])
 def test_cli_bad_input_is_one_line(argv, needle, capsys, tmp_path):
-    assert run(cli, argv + ["--workdir", str(tmp_path)]) == 2
+    assert run(cli, argv + ([] if argv[0] in ("profile", "engines") else ["--workdir", str(tmp_path)])) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: ") and needle in err and "\n" not in err and "Traceback" not in err
 

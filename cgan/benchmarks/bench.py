@@ -276,6 +276,8 @@ class BenchConfig:
         d = dataclasses.asdict(self)
         d["sizes"] = [list(s) for s in self.sizes]
         d["e2e_size"] = list(self.e2e_size)
+        if self.source is not None:  # a pair's own architecture is in the result's spec; these were not used
+            d["blocks"] = d["ngf"] = None
         return d
 
 

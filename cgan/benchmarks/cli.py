@@ -62,6 +62,16 @@ def emit(result: dict[str, Any], json_path: str | None, history: str | None, plo
         raise CganError(f"{len(failed)} row(s) failed (status 'error'); see 'not measured' above")
 
 
+def _random_only(pair: str | None) -> None:
+    """--blocks/--ngf shape the random generator; with --pair they would be recorded, not used: refused."""
+    ctx = click.get_current_context()
+    given = [f"--{n}" for n in ("blocks", "ngf")
+             if ctx.get_parameter_source(n) == click.core.ParameterSource.COMMANDLINE]
+    if pair is not None and given:
+        raise CganError(f"{'/'.join(given)} shape{'s' if len(given) == 1 else ''} the random generator, and --pair "
+                        f"{pair} has its own architecture: leave {'it' if len(given) == 1 else 'them'} out")
+
+
 def _progress(quiet: bool):
     def show(row: dict[str, Any]) -> None:
         if quiet:
@@ -135,6 +145,7 @@ def cli(ctx: click.Context, json_path, history, plot_path, quiet, **kw) -> None:
                                        parse_e2e_backend, parse_list, parse_size, parse_sizes, run_bench)
 
     setup_logging(False)
+    _random_only(kw["source"])
     device = kw["device"]
     backends = parse_list(kw["backends"])
     parse_backends(backends, device or "cpu")  # fail fast on unknown names, before anything is built
@@ -198,6 +209,7 @@ def profile_cmd(pair, blocks, ngf, device, size, precision, batch, iters, warmup
     from cgan.benchmarks.profile import format_profile, run_profile
     from cgan.pairs import cgan_home
 
+    _random_only(pair)
     height, width = parse_size(size)
     check_batch(batch)
     check_int(iters, "--iters", 1, 1_000_000)
@@ -247,6 +259,7 @@ def engines_cmd(pair, blocks, ngf, trt_flavour, trt_target, shapes, batch, prepo
     from cgan.export.tensorrt import make_profile
     from cgan.pairs import cgan_home
 
+    _random_only(pair)
     profile = make_profile(shapes, batch)  # sizes and batches checked before the random pair or any build
     for b in profile.batch:
         check_batch(b)
