@@ -150,6 +150,26 @@ def webp_has_alpha(data: bytes | np.ndarray) -> bool:
     return b[12:16] == b"VP8L" and b[20] == 0x2F and bool(int.from_bytes(b[21:25], "little") >> 28 & 1)
 
 
+_TIFF_ORDER = {b"II*\x00": "little", b"MM\x00*": "big"}
+
+
+def tiff_alpha_orientation(data: bytes | np.ndarray) -> tuple[int | None, int | None]:
+    """For a TIFF whose first page has an alpha channel: (its ExtraSamples value: 1 associated, 2 unassociated,
+    0 when there is no ExtraSamples and one sample more than its colours, as OpenCV writes RGBA; its Orientation
+    tag or None). (None, None) for anything else."""
+    order = _TIFF_ORDER.get(bytes(data[:4]))
+    if order is None:
+        return None, None
+    tags = _ifd0(data if isinstance(data, bytes) else memoryview(data), order, (262, 274, 277, 338))
+    colours = {0: 1, 1: 1, 2: 3}.get(tags.get(262, -1))  # Photometric: gray (either way), RGB
+    extra = tags.get(338)
+    if extra in (1, 2):
+        return extra, tags.get(274)
+    if extra in (None, 0) and colours is not None and tags.get(277) == colours + 1:
+        return 0, tags.get(274)
+    return None, None
+
+
 def webp_orientation(data: bytes | np.ndarray) -> int | None:
     """The EXIF orientation in a WebP's EXIF chunk (None without one)."""
     b = bytes(data)

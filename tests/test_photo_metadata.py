@@ -408,6 +408,75 @@ def test_webp_and_avif_transparency_is_kept_and_turned_as_shown(tmp_path, fmt, o
     assert np.abs((255 - want[..., :3]) - out[..., :3]).mean() < 3  # and the colours translated (Invert)
 
 
+def tiff_rgba(path: Path, pixels: np.ndarray, extra: int | None) -> Path:
+    """An uncompressed little-endian RGBA TIFF of `pixels` (uint8 or uint16, RGBA order), with ExtraSamples
+    `extra` (None: no tag, as OpenCV writes RGBA), written by hand: Pillow writes neither 16-bit RGBA nor the
+    other ExtraSamples values."""
+    h, w, _ = pixels.shape
+    data = pixels.astype(pixels.dtype.newbyteorder("<")).tobytes()
+    entries = [(256, 3, 1, w), (257, 3, 1, h), (258, 3, 4, -1), (259, 3, 1, 1), (262, 3, 1, 2), (273, 4, 1, -2),
+               (277, 3, 1, 4), (278, 3, 1, h), (279, 4, 1, len(data)), (284, 3, 1, 1)]
+    entries += [(338, 3, 1, extra)] if extra is not None else []
+    bits_at = 8 + 2 + 12 * len(entries) + 4
+    out = b"II*\x00" + struct.pack("<IH", 8, len(entries))
+    for tag, typ, count, value in sorted(entries):
+        value = {-1: bits_at, -2: bits_at + 8}.get(value, value)
+        out += struct.pack("<HHIHH", tag, typ, count, value, 0) if typ == 3 and count == 1 else \
+            struct.pack("<HHII", tag, typ, count, value)
+    path.write_bytes(out + struct.pack("<I4H", 0, *[pixels.dtype.itemsize * 8] * 4) + data)
+    return path
+
+
+def straight_close(got_rgb: np.ndarray, want_rgb: np.ndarray, alpha: np.ndarray) -> bool:
+    """Colours equal where alpha > 0, within what dividing a premultiplied 8-bit value by the alpha leaves."""
+    slack = np.ceil(255.0 / (2.0 * np.maximum(alpha.astype(np.float64), 1.0)))[..., None] + 1
+    diff = np.abs(got_rgb.astype(int) - want_rgb.astype(int))
+    return bool(np.all((diff <= slack) | (alpha[..., None] == 0)))
+
+
+@pytest.mark.parametrize("orientation", [1, 3, 6])
+@pytest.mark.parametrize("solid", [False, True])
+def test_tiff_transparency_is_kept_turned_and_its_colours_straight(tmp_path, orientation, solid):
+    """A TIFF's alpha was dropped without a word (a TIFF output could hold it), and OpenCV gives the colours of
+    an unassociated alpha premultiplied (libtiff's RGBA reader): the alpha is read, turned by the Orientation tag
+    as the photo is shown, and the colours divided again, so the translation sees what a viewer composites."""
+    src = tmp_path / "in.tif"
+    Image.fromarray(rgba_sticker(solid)).save(src, "TIFF", tiffinfo={274: orientation})  # ExtraSamples 2
+    # as TIFF viewers show it (Pillow's exif_transpose leaves a TIFF's own Orientation tag alone)
+    want = {1: lambda a: a, 3: lambda a: a[::-1, ::-1], 6: lambda a: np.rot90(a, -1)}[orientation](
+        rgba_sticker(solid)).astype(np.int16)
+    img, alpha, _ = read_photo_with_metadata(src)
+    assert alpha is not None and alpha.shape == img.shape[:2] == want.shape[:2]
+    assert np.array_equal(alpha, want[..., 3])
+    assert straight_close(img[..., ::-1], want[..., :3], alpha)
+    assert translate(src, tmp_path / "out.tif").photos == 1
+    out = shown_rgba(tmp_path / "out.tif")
+    assert np.array_equal(out[..., 3], want[..., 3])
+    assert straight_close(out[..., :3], 255 - want[..., :3], want[..., 3])
+
+
+@pytest.mark.parametrize("bits", [8, 16])
+@pytest.mark.parametrize("extra", [None, 0, 1, 2])
+def test_every_kind_of_tiff_alpha_gives_straight_colours(tmp_path, bits, extra):
+    """No ExtraSamples (OpenCV's own RGBA TIFFs) or 0: straight as stored; 1 (associated): stored premultiplied;
+    2 (unassociated): stored straight, premultiplied by OpenCV's decoder. 8- and 16-bit."""
+    rgba = rgba_sticker()
+    stored = rgba.copy()
+    if extra == 1:
+        stored[..., :3] = np.round(rgba[..., :3] * (rgba[..., 3:] / 255.0)).astype(np.uint8)
+    pixels = stored.astype(np.uint16) * 257 if bits == 16 else stored
+    img, alpha, _ = read_photo_with_metadata(tiff_rgba(tmp_path / "in.tif", pixels, extra))
+    assert alpha is not None and np.array_equal(alpha, rgba[..., 3])
+    assert straight_close(img[..., ::-1], rgba[..., :3], alpha)
+
+
+def test_a_gray_tiffs_lost_alpha_is_said(tmp_path, caplog):
+    Image.fromarray(rgba_sticker()[..., [0, 3]], "LA").save(tmp_path / "gray.tif")
+    with caplog.at_level(logging.WARNING):
+        img, alpha, _ = read_photo_with_metadata(tmp_path / "gray.tif")
+    assert alpha is None and any("no alpha for a gray TIFF" in r.getMessage() for r in caplog.records)
+
+
 def test_transparency_goes_into_an_avif_output(tmp_path):
     if not codec_works(".avif"):
         pytest.skip("this OpenCV has no AVIF codec")

@@ -13,7 +13,8 @@ warning and in the summary and the run goes on; one that cannot be written (disk
 
 Inputs are photo files, folders (recursive) and quoted patterns ('trip/*.jpg'). Photos are decoded as OpenCV's
 IMREAD_COLOR does: EXIF orientation applied (an AVIF's 'irot'/'imir' boxes instead, as viewers do), 16-bit scaled
-to 8, gray made BGR. A PNG's, WebP's or AVIF's transparency (alpha, or a PNG's tRNS; turned with the photo) is kept
+to 8, gray made BGR. A PNG's, WebP's, AVIF's or TIFF's transparency (alpha, or a PNG's tRNS; turned with the photo;
+a TIFF's premultiplied colours made straight) is kept
 when the output format can hold it (PNG, WebP, TIFF, AVIF). EXIF data and
 the ICC colour profile are copied into JPEG, PNG, WebP and AVIF outputs (PhotoJob.metadata: "all", "color" for the
 profile alone, "none"): the EXIF orientation says 1 once the pixels are upright, the pixel dimensions are the
@@ -45,7 +46,7 @@ import numpy as np
 from cgan._codecs import reads
 from cgan._files import IMAGE_EXTS, check_folder_target, nearest_existing, user_path, visible_files, write_bytes_atomic
 from cgan._images import (declared_size, exif_for_copy, exif_orientation, heif_image, png_has_alpha, png_orientation,
-                          webp_has_alpha, webp_orientation)
+                          tiff_alpha_orientation, webp_has_alpha, webp_orientation)
 from cgan._limits import MAX_DECODE_PIXELS
 from cgan._optional import optional_module
 from cgan._iptc import MAX_IRB, has_iptc, iptc_for_copy, jpeg_photoshop, jpeg_with_photoshop
@@ -498,6 +499,8 @@ def read_photo_with_metadata(path: str | os.PathLike, metadata: str = "all") \
             why = ""  # (a PNG whose pixels OpenCV turned some other way: said at debug level)
         elif webp_has_alpha(data):
             alpha = _alpha_as_shown(data, img, (webp_orientation(data) or 1) - 1)
+        elif (tiff := tiff_alpha_orientation(data))[0] is not None:
+            alpha, img, why = _tiff_alpha(data, img, *tiff)
         elif heif is not None and heif.has_alpha:
             alpha = _heif_alpha(data, img, heif, turned)
         else:
@@ -644,6 +647,35 @@ def _png_alpha(data: np.ndarray, img: np.ndarray) -> np.ndarray | None:
     if turned and orientation not in (None, 1):
         a = _TURNS[orientation - 1](a)
     return np.ascontiguousarray(a) if a.shape == img.shape[:2] else None
+
+
+def _tiff_alpha(data: np.ndarray, img: np.ndarray, extra: int | None,
+                orientation: int | None) -> tuple[np.ndarray | None, np.ndarray, str]:
+    """A TIFF's alpha (8-bit, turned as IMREAD_COLOR turned `img` for the Orientation tag), `img` with straight
+    colours, and why there is no alpha ("" for a TIFF without one). An alpha marked as such (ExtraSamples 1,
+    associated, or 2, unassociated) comes with colours IMREAD_COLOR gives premultiplied (libtiff's RGBA reader
+    premultiplies unassociated alpha; associated alpha is stored so): they are divided by it again, as the model
+    must see the colours a viewer composites."""
+    full = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+    if full is None or full.ndim != 3 or full.shape[2] != 4 or full.dtype not in (np.uint8, np.uint16):
+        return None, img, ("OpenCV decodes no alpha for a gray TIFF" if full is not None and full.ndim == 2 else
+                           "" if full is not None and full.ndim == 3 and full.shape[2] == 3 else
+                           "OpenCV decoded it otherwise")
+    a = full[:, :, 3]
+    if a.dtype == np.uint16:
+        a = ((a.astype(np.uint32) * 255 + 32767) // 65535).astype(np.uint8)
+    orientation = orientation if orientation in range(1, 9) else 1
+    turned = _turned(data, img, orientation)
+    if turned is None:
+        return None, img, "its colours and alpha did not line up"
+    a = np.ascontiguousarray(_TURNS[orientation - 1](a) if turned else a)
+    if a.shape != img.shape[:2]:
+        return None, img, "its colours and alpha did not line up"
+    if extra in (1, 2):
+        seen = a > 0
+        straight = np.round(img.astype(np.float32) * 255.0 / np.maximum(a, 1)[..., None])
+        img = np.where(seen[..., None], np.minimum(straight, 255.0), img).astype(np.uint8)
+    return a, img, ""
 
 
 def _alpha_as_shown(data: np.ndarray, img: np.ndarray, expected: int = 0) -> np.ndarray | None:
