@@ -535,6 +535,15 @@ def test_names_that_differ_only_in_case_are_refused(tmp_path):
         run_photos(PhotoJob(inputs=d, output=tmp_path / "o", progress=False), translator=Invert())
 
 
+def test_two_photos_written_under_one_name_say_why(tmp_path):
+    """p.jfif is written as p.jpg beside p.jpg: the message blamed letter case."""
+    d = tmp_path / "in"
+    write(d / "p.jpg", pattern(0))
+    write(d / "p.jfif", pattern(1))
+    with pytest.raises(CganError, match=r"would both be written to .*p\.jpg \(p\.jfif is written as \.jpg\)"):
+        run_photos(PhotoJob(inputs=d, output=tmp_path / "o", progress=False), translator=Invert())
+
+
 def test_a_missing_folder_with_a_slash_is_named_as_a_folder(tmp_path, capsys):
     code, _, err = cgan_video(["--input", f"{tmp_path}/nothere/", "--output", str(tmp_path / "o")], capsys)
     one_line_error(code, err, "input folder not found")

@@ -389,16 +389,20 @@ def plan_outputs(inputs: Sequence[str | os.PathLike], output: str | os.PathLike 
                 raise CganError(f"--output {out} is inside the input folder {folder}: a later run would translate "
                                 f"the translations; choose a folder outside it")
     sources = {_key(src): src for src, _ in plan}
-    seen: dict[str, Path] = {}
+    seen: dict[str, tuple[Path, Path]] = {}
     for src, dst in plan:
         key = _key(dst)
         if key in sources or (dst.exists() and _same(dst, src)):
             raise CganError(f"--output would overwrite the input photo {sources.get(key, src)}; choose another "
                             f"--output")
         if key in seen:
-            raise CganError(f"{seen[key]} and {src} would both be written to {dst} (names that differ only in case "
-                            f"are one file on macOS and Windows); rename one, or translate them in separate runs")
-        seen[key] = src
+            other, first = seen[key]
+            renamed = next((p for p in (src, other) if p.suffix.lower() != dst.suffix.lower()), None)
+            why = (" (names that differ only in case are one file on macOS and Windows)" if first != dst
+                   else f" ({renamed.name} is written as {dst.suffix})" if renamed is not None else "")
+            raise CganError(f"{other} and {src} would both be written to {dst}{why}; rename one, or translate "
+                            f"them in separate runs")
+        seen[key] = (src, dst)
         if dst.is_dir():
             raise CganError(f"{dst} is a folder, where the translation of {src} goes; move it or choose another "
                             f"--output")
