@@ -274,3 +274,16 @@ def test_a_signal_while_the_run_already_ends_keeps_its_reason():
     with video._signals({"pipe": running}, video._handled_signals(True)):
         signal.raise_signal(signal.SIGTERM)
     assert running.ended == "terminated" and running.stop.is_set()
+
+
+def test_an_unknown_container_lists_the_codecs_that_would_be_written(tmp_path, capsys):
+    """The list named OpenCV's fallback codecs (".mp4 (mp4v)") where --codec auto writes H.264."""
+    from cgan.runtime import pyav
+
+    clip = make_clip(tmp_path / "in.mp4", 2)
+    code = run(cli, ["--input", str(clip), "--output", str(tmp_path / "o.xyz"), "--no-display"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and ".avi (Motion JPEG)" in err
+    assert (".mp4 (H.264)" if pyav.has_h264() else ".mp4 (MPEG-4)") in err
+    code = run(cli, ["--input", str(clip), "--output", str(tmp_path / "o.webm"), "--codec", "mp4v", "--no-display"])
+    assert code == 2 and ".mp4 (MPEG-4)" in capsys.readouterr().err

@@ -355,7 +355,12 @@ def check_output(path: Path, codec: str | None = None, crf: int | None = None) -
         raise CganError(f"--output {path} is a folder: pass a file name such as {path / 'out.mp4'}")
     ext = path.suffix.lower()
     if ext not in CODECS:
-        have = ", ".join(f"{e} ({c})" for e, c in CODECS.items())
+        names = {H264: "H.264", "mp4v": "MPEG-4", "MJPG": "Motion JPEG"}  # as --codec (default auto) writes each
+        try:
+            written = {e: output_codec(Path("out" + e), codec or "auto") for e in CODECS}
+        except CganError:  # --codec h264 without PyAV's libx264: said once the container is right
+            written = dict(CODECS)
+        have = ", ".join(f"{e} ({names.get(c, c)})" for e, c in written.items())
         raise CganError(f"cannot write {path}: unknown container {ext or '(no extension)'!r}; use one of {have}")
     folder = path.parent if str(path.parent) else Path(".")
     # a folder still to be made is made by the first frame's writer: a run refused before it leaves none
