@@ -53,7 +53,7 @@ def test_bad_inputs_one_line(tmp_path, clip, capsys):
         (["--input", "57"], "no camera at index 57"),
         (["--input", "/dev/video57"], "/dev/video57"),
         (["--input", "ftp://host/x"], "scheme"),
-        (["--input", str(clip), "--output", str(tmp_path / "o.xyz")], ".mp4 (mp4v)"),
+        (["--input", str(clip), "--output", str(tmp_path / "o.xyz")], "unknown container '.xyz'; use one of .mp4 ("),
         (["--input", str(clip), "--output", str(tmp_path)], "folder"),
         (["--input", str(clip), "--size", "huge"], "--size"),
         (["--input", str(clip), "--size", "99999x99999"], "megapixels"),
