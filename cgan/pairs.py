@@ -263,8 +263,9 @@ def _resolve(s: str, prefer_pairs: bool) -> Resolved:
         for origin, root in roots:
             folder = root / name
             kind = _kind(folder) if folder.is_dir() else None
-            # a name with more than one 2 reverses more than one way: its F must translate what was asked for
-            if kind and (direction is None or len(candidates) == 2 or _f_name(folder, kind) == s):
+            # names with more than one 2 split more than one way: its F must then translate what was asked for
+            if kind and (direction is None or (s.count("2") == 1 and name.count("2") == 1)
+                         or _f_name(folder, kind) == s):
                 return Resolved(kind, folder, direction, origin)
     valid = ", ".join(known_names()) or "none installed"
     raise CganError(f"unknown pair {s!r}: known here: {valid}; or pass a pair/export folder, "

@@ -201,7 +201,10 @@ def test_reverse_names_of_domains_with_a_2_in_them(tmp_path, _isolated_home):
         r = pairs.resolve(name)
         assert (r.folder.name, r.direction) == (folder, "F")
     assert pairs.resolve("a2b2c").direction is None
-    for wrong in ("c2a2b", "y2z2x"):  # a2b2c and x2y2z reversed the other way: not their F
+    for name, x, y in (("b22a", "b2", "a"), ("q22p", "q", "2p")):  # a 2 at an end of the name asked for
+        make_pair(_isolated_home / "pairs" / name, x=x, y=y)
+    assert pairs.resolve("a2b2").folder.name == "b22a"  # a -> b2 is b22a's F
+    for wrong in ("c2a2b", "y2z2x", "2a2b", "p2q2"):  # reversed the other way: not their F
         with pytest.raises(CganError, match=f"unknown pair '{wrong}'"):
             pairs.resolve(wrong)
 

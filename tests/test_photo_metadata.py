@@ -455,6 +455,18 @@ def test_tiff_transparency_is_kept_turned_and_its_colours_straight(tmp_path, ori
     assert straight_close(out[..., :3], 255 - want[..., :3], want[..., 3])
 
 
+@pytest.mark.parametrize("orientation", [3, 6])
+def test_a_black_logo_tiffs_alpha_is_turned_once(tmp_path, orientation):
+    """Black under a shaped alpha looks the same turned or not: its alpha, already turned by the decoder, was
+    turned a second time."""
+    a = np.zeros((16, 24), np.uint8)
+    a[2:6, 1:12] = 255
+    Image.fromarray(np.dstack([np.zeros((16, 24, 3), np.uint8), a])).save(tmp_path / "k.tif",
+                                                                           tiffinfo={274: orientation})
+    img, alpha, _ = read_photo_with_metadata(tmp_path / "k.tif")
+    assert np.array_equal(alpha, a[::-1, ::-1] if orientation == 3 else np.rot90(a, -1))
+
+
 @pytest.mark.parametrize("bits", [8, 16])
 @pytest.mark.parametrize("extra", [None, 0, 1, 2])
 def test_every_kind_of_tiff_alpha_gives_straight_colours(tmp_path, bits, extra):
@@ -470,11 +482,19 @@ def test_every_kind_of_tiff_alpha_gives_straight_colours(tmp_path, bits, extra):
     assert straight_close(img[..., ::-1], rgba[..., :3], alpha)
 
 
-def test_a_gray_tiffs_lost_alpha_is_said(tmp_path, caplog):
+def test_a_gray_tiffs_and_a_bigtiffs_lost_alpha_is_said(tmp_path, caplog):
     Image.fromarray(rgba_sticker()[..., [0, 3]], "LA").save(tmp_path / "gray.tif")
     with caplog.at_level(logging.WARNING):
         img, alpha, _ = read_photo_with_metadata(tmp_path / "gray.tif")
     assert alpha is None and any("no alpha for a gray TIFF" in r.getMessage() for r in caplog.records)
+    try:
+        Image.fromarray(rgba_sticker()).save(tmp_path / "big.tif", big_tiff=True)
+    except (TypeError, ValueError, OSError):
+        pytest.skip("this Pillow writes no BigTIFF")
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        img, alpha, _ = read_photo_with_metadata(tmp_path / "big.tif")
+    assert alpha is None and any("a BigTIFF's is not read" in r.getMessage() for r in caplog.records)
 
 
 def test_transparency_goes_into_an_avif_output(tmp_path):

@@ -505,6 +505,9 @@ def read_photo_with_metadata(path: str | os.PathLike, metadata: str = "all") \
             alpha = _alpha_as_shown(data, img, (webp_orientation(data) or 1) - 1)
         elif (tiff := tiff_alpha_orientation(data))[0] is not None:
             alpha, img, why = _tiff_alpha(data, img, *tiff)
+        elif bytes(data[:4]) in (b"II+\x00", b"MM\x00+"):  # BigTIFF: its tags are not read here
+            full = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+            why = "a BigTIFF's is not read here" if full is not None and full.ndim == 3 and full.shape[2] == 4 else ""
         elif heif is not None and heif.has_alpha:
             alpha = _heif_alpha(data, img, heif, turned)
         else:
@@ -665,16 +668,21 @@ def _tiff_alpha(data: np.ndarray, img: np.ndarray, extra: int | None,
         return None, img, ("OpenCV decodes no alpha for a gray TIFF" if full is not None and full.ndim == 2 else
                            "" if full is not None and full.ndim == 3 and full.shape[2] == 3 else
                            "OpenCV decoded it otherwise")
-    a = full[:, :, 3]
-    if a.dtype == np.uint16:
+    a, colour = full[:, :, 3], full[:, :, :3]
+    if a.dtype == np.uint16:  # 8-bit as IMREAD_COLOR makes the colours (x >> 8); the alpha rounded
         a = ((a.astype(np.uint32) * 255 + 32767) // 65535).astype(np.uint8)
+        colour = (colour >> 8).astype(np.uint8)
+    # the turn that makes the decoded colours `img` (OpenCV 5.0 turns IMREAD_UNCHANGED too; no turn is tried first,
+    # then the Orientation tag's, so colours that look the same turned, a black logo, keep the decoder's turn);
+    # unassociated alpha's colours may come premultiplied in one decode and not the other (16-bit)
+    looks = [colour] + ([np.round(colour * (a[..., None] / 255.0)).astype(np.uint8)] if extra == 2 else [])
     orientation = orientation if orientation in range(1, 9) else 1
-    turned = _turned(data, img, orientation)
-    if turned is None:
+    turns = sorted(_TURNS, key=lambda t: (t is not _TURNS[0], t is not _TURNS[orientation - 1]))
+    turn = next((t for t in turns for c in looks if t(c).shape == img.shape and
+                 int(np.abs(t(c).astype(np.int16) - img).max()) <= 2), None)
+    if turn is None:
         return None, img, "its colours and alpha did not line up"
-    a = np.ascontiguousarray(_TURNS[orientation - 1](a) if turned else a)
-    if a.shape != img.shape[:2]:
-        return None, img, "its colours and alpha did not line up"
+    a = np.ascontiguousarray(turn(a))
     if extra in (1, 2):
         seen = a > 0
         straight = np.round(img.astype(np.float32) * 255.0 / np.maximum(a, 1)[..., None])
