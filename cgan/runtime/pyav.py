@@ -206,9 +206,10 @@ class FileSource:
 
     live = False
 
-    def __init__(self, spec: Any, hdr: str | None = None):
+    def __init__(self, spec: Any, hdr: str | None = None, deinterlace: bool = False):
         av = _av()
         self.spec, self.name = spec, spec.label
+        self.deinterlace = deinterlace  # interlaced video: FFmpeg's bwdif makes one whole frame of each
         self._tonemap = None
         if hdr is not None:
             from cgan.runtime.hdr import ToneMap
@@ -228,13 +229,48 @@ class FileSource:
             self._stream = stream
             # times from the stream's start, as OpenCV gives them (an MPEG-TS file may start at 1.4 s)
             self._t0 = float(stream.start_time * stream.time_base) if stream.start_time and stream.time_base else 0.0
-            self._frames = self._container.decode(stream)
+            self._frames = self._decoded()
             self._pending = self._next()
             if self._pending is None:
                 raise ValueError("no decodable frames")
         except BaseException:
             self._container.close()
             raise
+
+    def _decoded(self) -> Iterator[Any]:
+        """The stream's frames, through FFmpeg's bwdif deinterlacer (one frame out per frame in, times kept) when
+        `deinterlace` (a graph that cannot be set up leaves them as decoded, with a warning)."""
+        av = _av()
+        frames = self._container.decode(self._stream)
+        graph = None
+        if self.deinterlace:
+            try:
+                graph = av.filter.Graph()
+                chain = [graph.add_buffer(template=self._stream), graph.add("bwdif", DEINTERLACE),
+                         graph.add("buffersink")]
+                chain[0].link_to(chain[1])
+                chain[1].link_to(chain[2])
+                graph.configure()
+            except (av.FFmpegError, ValueError, TypeError) as e:
+                log.warning("%s: interlaced, and FFmpeg's deinterlacer could not be set up (%s): its fields are "
+                            "translated woven", self.name, str(e).strip()[:200])
+                graph = None
+        if graph is None:
+            yield from frames
+            return
+
+        def drained() -> Iterator[Any]:
+            while True:
+                try:
+                    yield graph.pull()
+                except (av.BlockingIOError, av.EOFError):
+                    return
+
+        for frame in frames:
+            graph.push(frame)
+            yield from drained()
+        graph.push(None)
+        yield from drained()
 
     def _next(self) -> tuple[np.ndarray, float | None] | None:
         try:
@@ -266,7 +302,7 @@ class FileSource:
         (read on to reach `t` exactly)."""
         stream = self._stream
         self._container.seek(round((t + self._t0) / stream.time_base), stream=stream, backward=True)
-        self._frames = self._container.decode(stream)
+        self._frames = self._decoded()
         self._pending = None
 
     def close(self) -> None:
@@ -276,14 +312,14 @@ class FileSource:
             self._frames = iter(())
 
 
-def open_file_source(spec: Any, hdr: str | None = None) -> FileSource | None:
-    """A FileSource for `spec` (a file InputSpec; `hdr`: tone map from that transfer), or None when PyAV is
-    missing or cannot decode it."""
+def open_file_source(spec: Any, hdr: str | None = None, deinterlace: bool = False) -> FileSource | None:
+    """A FileSource for `spec` (a file InputSpec; `hdr`: tone map from that transfer; `deinterlace`: an interlaced
+    file), or None when PyAV is missing or cannot decode it."""
     av = _av()
     if av is None:
         return None
     try:
-        return FileSource(spec, hdr)
+        return FileSource(spec, hdr, deinterlace)
     except (av.FFmpegError, OSError, ValueError, IndexError) as e:
         log.debug("PyAV cannot read %s either: %s", spec.target, e)
         return None
@@ -294,6 +330,10 @@ def open_file_source(spec: Any, hdr: str | None = None) -> FileSource | None:
 TAGGED_NOT_601 = {1, 9, 10}
 #: FFmpeg's transfer characteristics of HDR video (AVColorTransferCharacteristic)
 HDR_TRANSFERS = {16: "PQ / HDR10", 18: "HLG"}
+#: FFmpeg's field orders (AVFieldOrder) of interlaced video: TT, BB, TB, BT (0 unknown, 1 progressive)
+INTERLACED_FIELD_ORDERS = {2: "top field first", 3: "bottom field first", 4: "top field first", 5: "bottom field first"}
+#: the deinterlacer for them: one frame out per frame in (its times kept), only the frames flagged interlaced
+DEINTERLACE = "mode=send_frame:parity=auto:deint=interlaced"
 
 
 @dataclass(frozen=True)
@@ -305,6 +345,7 @@ class SourceInfo:
     hdr: str | None = None
     audio: SourceAudio | None = None
     matrix: int = 0  # the video's YUV matrix tag (FFmpeg's AVColorSpace: 1 BT.709, 5/6 BT.601, 9 BT.2020, 2 none)
+    interlaced: str | None = None  # the field order of interlaced video (INTERLACED_FIELD_ORDERS), else None
 
 
 def probe(path: str | os.PathLike) -> SourceInfo:
@@ -327,13 +368,15 @@ def _probe(path: str, _mtime_ns: int, _size: int) -> SourceInfo:
             video = c.streams.video[0] if c.streams.video else None
             hdr = HDR_TRANSFERS.get(int(video.codec_context.color_trc or 0)) if video is not None else None
             matrix = int(video.codec_context.colorspace or 0) if video is not None else 0
+            interlaced = (INTERLACED_FIELD_ORDERS.get(int(getattr(video.codec_context, "field_order", 0) or 0))
+                          if video is not None else None)
             audio = None
             if c.streams.audio:
                 start = 0.0
                 if video is not None and video.start_time is not None and video.time_base is not None:
                     start = float(video.start_time * video.time_base)
                 audio = SourceAudio(_codec_name(c.streams.audio[0]), start)
-            return SourceInfo(hdr, audio, matrix)
+            return SourceInfo(hdr, audio, matrix, interlaced)
     except (av.FFmpegError, OSError, ValueError, TypeError) as e:
         log.debug("nothing read from %s by PyAV: %s", path, e)
         return SourceInfo()

@@ -380,6 +380,14 @@ def open_source(text: str | int | os.PathLike | InputSpec, reconnects: int = 3, 
 
         info = pyav.probe(spec.target)  # empty without PyAV
         hdr = info.hdr
+        if info.interlaced is not None:  # OpenCV 5.0 gives garbled pictures of it ("cannot convert interlaced")
+            source = pyav.open_file_source(spec, hdr, deinterlace=True)
+            if source is not None:
+                log.info("%s is interlaced video (%s): read with PyAV and deinterlaced (FFmpeg's bwdif)",
+                         spec.target, info.interlaced)
+                return source
+            log.warning("warning: %s is interlaced video and PyAV cannot read it: OpenCV may give garbled "
+                        "pictures of it", spec.target)
         if (hdr is not None or info.matrix in pyav.TAGGED_NOT_601) and not pyav.opencv_manages_colour():
             source = pyav.open_file_source(spec, hdr)
             if source is not None:
