@@ -93,6 +93,20 @@ def test_the_sound_goes_into_every_container(tmp_path, ext):
     assert s.streams[0]["sound"] == "aac" and streams(out)["audio"] == pytest.approx(1.0, abs=0.1)
 
 
+@pytest.mark.parametrize("ext", [".mkv", ".mp4", ".mov", ".avi"])
+def test_a_file_with_sound_keeps_its_frame_rate_in_the_header(tmp_path, ext):
+    """The remux with the sound copied the H.264 writer's 90 kHz codec rate: Matroska then declared frames of
+    11 us, read as 30000 fps and 60000 frames (and a false 'damaged file' warning when read again)."""
+    src = clip_with_sound(tmp_path / "in.mp4", seconds=2.0, fps=12)
+    out = tmp_path / f"out{ext}"
+    s = run_video(job(inputs=[str(src)], output=str(out)), translator=Invert())
+    assert s.frames == 24 and s.streams[0]["sound"] == "aac"
+    count, fps, _ = probe(out)
+    assert fps == pytest.approx(12.0, abs=0.01) and count == 24
+    with av.open(str(out)) as c:
+        assert c.streams.video[0].average_rate == 12
+
+
 def test_the_sound_of_a_matroska_file_goes_into_an_mp4(tmp_path):
     """Matroska gives some packets no decode time: they must still be copied (the first ones hold the key
     frame of the video and the start of the sound)."""

@@ -454,7 +454,10 @@ def mux_sound(video: Path, source: str | os.PathLike, out: Path, seconds: float,
     with av.open(str(video), "r") as vin, av.open(os.fspath(source), "r") as ain, \
             _open_output(out) as dst:
         v_in, a_in = vin.streams.video[0], ain.streams.audio[0]
-        v_out = dst.add_stream_from_template(v_in)
+        # the rate the frames have, not the writer's codec rate (H264Writer's is its 90 kHz tick: Matroska wrote a
+        # DefaultDuration of 11 us, read as 30000 fps and 60000 frames)
+        v_out = dst.add_stream_from_template(v_in, **({"framerate": v_in.average_rate} if v_in.average_rate
+                                                      else {}))
         if encode:
             return _mux_encoded(dst, vin, v_in, v_out, ain, a_in, seconds, audio.video_start)
         a_out = dst.add_stream_from_template(a_in)
