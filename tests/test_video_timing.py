@@ -214,3 +214,17 @@ def test_opencv_files_report_their_frame_times(tmp_path):
         got.append(src.timestamp)
     src.close()
     assert got == pytest.approx(VFR_TIMES, abs=1e-3)
+
+
+def test_a_variable_rate_matroska_input_is_not_said_to_be_damaged(tmp_path, caplog):
+    """OpenCV counts 18 + 6 frames of 1 s at 12 fps and 1 s at 6 fps as 23 (length x average rate) in a Matroska
+    file: reading it whole said 'decoding stopped after 18 of 23 frames (damaged file?)'."""
+    import logging
+
+    times = [i / 12 for i in range(12)] + [1 + i / 6 for i in range(6)]
+    mkv = tmp_path / "vfr.mkv"
+    run_video(job(inputs=[str(vfr_clip(tmp_path / "phone.mp4", times, sound=False))], output=str(mkv)),
+              translator=Invert())
+    with caplog.at_level(logging.WARNING):
+        s = run_video(job(inputs=[str(mkv)], output=str(tmp_path / "again.mp4")), translator=Invert())
+    assert s.frames == 18 and not [r for r in caplog.records if "damaged" in r.getMessage()]

@@ -317,12 +317,24 @@ class CaptureSource:
             self.timestamp = self._time()
             return _as_bgr(frame)
         if not self.live:
-            if self.frame_count and self.frames_read < 0.98 * self.frame_count and not self._seeked:
+            if self._stopped_early():
                 # a decode error ends OpenCV's reading like the end of the file does: say it was not the end
                 log.warning("%s: decoding stopped after %d of %d frames (damaged file?); the output ends there",
                             self.name, self.frames_read, self.frame_count)
             return None
         return self._reconnect()
+
+    def _stopped_early(self) -> bool:
+        """Whether a file's reading ended before its end: fewer frames than it declares, and the last one read
+        more than two frames before its length. OpenCV estimates the count of a Matroska, MPEG-TS or
+        variable-rate file from its length and average rate; the last frame's time tells such a file's end (a
+        variable rate, a start in the middle of a GOP, sound longer than the pictures) from frames lost."""
+        if not self.frame_count or self.frames_read >= 0.98 * self.frame_count or self._seeked:
+            return False
+        fps, last = known_fps(self.fps), self.timestamp
+        if not fps or last is None or not math.isfinite(last):
+            return True
+        return last + 2.0 / fps < 0.98 * self.frame_count / fps
 
     def seek(self, t: float) -> None:
         """Go to the time `t` (seconds) of a file: the next read gives the frame there, or one shortly before (OpenCV
