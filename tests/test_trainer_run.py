@@ -659,3 +659,34 @@ def test_tensorboard_hides_the_steps_trained_again(tmp_path, data):
     assert steps() == [1, 2, 3, 4]
     assert all(v.value == pytest.approx(2e-4) for v in EventAccumulator(str(run_dir / "tensorboard")).Reload()
                .Scalars("lr_G"))
+
+
+def test_loader_workers_start_after_large_photos_were_listed(tmp_path):
+    """Listing 4000x3000 photos starts OpenCV's thread pool in the trainer; cv2.setNumThreads in a forked loader
+    worker then deadlocked, and a run with --workers (default 4) hung before its first step, for ever. Run in a
+    child with a timeout, so that a hang fails the test instead of the suite."""
+    import subprocess
+    import sys
+
+    rng = np.random.default_rng(0)
+    for side in ("trainA", "trainB"):
+        (tmp_path / "photos" / side).mkdir(parents=True)
+        for i in range(2):
+            cv2.imwrite(str(tmp_path / "photos" / side / f"{i}.jpg"),
+                        rng.integers(0, 256, (3000, 4000, 3), dtype=np.uint8))
+    cmd = [sys.executable, "-m", "cgan.trainer.cli", "train", "--data", str(tmp_path / "photos"), "--out",
+           str(tmp_path / "runs"), "--name", "big", "--size", "32", "--load-size", "36", "--ngf", "4", "--ndf", "4",
+           "--blocks", "1", "--device", "cpu", "--threads", "1", "--epochs", "1", "--epochs-decay", "0",
+           "--workers", "2", "-q"]
+    child = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        out, err = child.communicate(timeout=120)
+    except subprocess.TimeoutExpired:
+        import os
+        import signal as _signal
+
+        os.killpg(child.pid, _signal.SIGKILL)  # the trainer and its stuck workers
+        child.communicate()
+        pytest.fail("the run with loader workers hung before its first step")
+    assert child.returncode == 0, err
+    assert (tmp_path / "runs" / "big" / "pair" / "pair.json").is_file()

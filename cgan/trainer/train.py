@@ -390,6 +390,13 @@ def _train(cfg: TrainConfig, resume: bool, progress: bool, reset_schedule: bool,
     # A compiled run skips each epoch's short last batch: a new batch size would make torch.compile build every
     # network again for it (static shapes) at each epoch's end. The skipped images differ per epoch.
     drop_last = cfg.compile and cfg.batch_size > 1 and sampler.per_rank >= cfg.batch_size
+    if cfg.workers > 0:
+        # one OpenCV thread per loader worker (they already run in parallel), set here, before they are forked:
+        # cv2.setNumThreads in a worker deadlocked (pthread_cond_destroy) once this process had started OpenCV's
+        # thread pool, which listing large photos does (4000x3000 JPEGs: the run hung before its first step)
+        import cv2
+
+        cv2.setNumThreads(1)
     loader = torch.utils.data.DataLoader(
         dataset, batch_size=cfg.batch_size, sampler=sampler, num_workers=cfg.workers,
         pin_memory=device.type == "cuda", persistent_workers=cfg.workers > 0,
@@ -613,12 +620,10 @@ def init_generators(model: CycleGAN, source: str) -> dict[str, Any]:
 
 
 def _quiet_worker(trainer_pid: int, _: int) -> None:
-    """One thread per loader worker: the workers already run in parallel (avoids oversubscription). They ignore
-    SIGINT and any SIGTERM but the trainer's own (see _worker_signals)."""
-    import cv2
-
+    """One torch thread per loader worker: the workers already run in parallel (avoids oversubscription; OpenCV's
+    one thread is set before they are forked, see _train). They ignore SIGINT and any SIGTERM but the trainer's
+    own (see _worker_signals)."""
     _worker_signals(trainer_pid)
-    cv2.setNumThreads(1)
     torch.set_num_threads(1)
 
 
