@@ -33,3 +33,17 @@ def test_the_crop_of_a_small_photo_is_a_square_of_its_shorter_side_upscaled():
         assert cols.max() - cols.min() <= 10 and (np.diff(cols) >= 0).all()
     centre = t(img, None)  # samples: the centre square
     assert abs(int(centre[0, 10, 0]) // 5 - 20) <= 1
+
+
+def test_a_strip_enlarged_past_the_frame_limit_is_refused_at_the_size_it_becomes():
+    """--preprocess none enlarges a short side to min_side (24 for the default discriminator) after the pixel
+    check: a 3 x 1,000,000 strip (3 MP) became a 24 x 1,000,000 input (24 MP, over the 4096x4096 limit) and took
+    minutes of CPU per step; a 1 x 16M one would run out of memory."""
+    import pytest
+
+    from cgan.errors import CganError
+
+    strip = np.zeros((3, 1_000_000, 3), np.uint8)
+    with pytest.raises(CganError, match="1000000x24 after --preprocess none"):
+        Transform("none", min_side=24)(strip)
+    assert Transform("none", min_side=24)(np.zeros((3, 4000, 3), np.uint8)).shape == (24, 4000, 3)

@@ -144,11 +144,11 @@ def _resize(img: np.ndarray, w: int, h: int) -> np.ndarray:
     return cv2.resize(img, (w, h), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_CUBIC)
 
 
-def _multiple_of_4(img: np.ndarray, min_side: int = 4) -> np.ndarray:
-    """Sides rounded to multiples of 4, and at least `min_side` (the discriminator needs a few pixels)."""
-    h, w = img.shape[:2]
+def _multiple_of_4_size(h: int, w: int, min_side: int = 4) -> tuple[int, int]:
+    """(height, width) rounded to multiples of 4, and at least `min_side` (the discriminator needs a few pixels)."""
     low = max(4, -(-min_side // 4) * 4)
-    return _resize(img, max(low, int(round(w / 4)) * 4), max(low, int(round(h / 4)) * 4))
+    return max(low, int(round(h / 4)) * 4), max(low, int(round(w / 4)) * 4)
+
 
 
 def _check_pixels(height: int, width: int, preprocess: str) -> None:
@@ -181,8 +181,10 @@ class Transform:
             _check_pixels(*img.shape[:2], p)
         if p in ("resize_and_crop", "crop", "scale_width_and_crop"):
             img = self._crop(img, rng)
-        else:
-            img = _multiple_of_4(img, self.min_side)
+        else:  # (a thin strip's short side is enlarged to min_side: checked at the size it becomes)
+            h, w = _multiple_of_4_size(*img.shape[:2], self.min_side)
+            _check_pixels(h, w, p)
+            img = _resize(img, w, h)
         if self.flip and rng is not None and rng.random() < 0.5:
             img = img[:, ::-1]
         return np.ascontiguousarray(img)
