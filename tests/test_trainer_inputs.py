@@ -404,3 +404,30 @@ def test_avif_training_photos_are_read_where_opencv_has_the_codec(tmp_path):
         ok, buf = cv2.imencode(ext, np.full((32, 32, 3), 60 * i, np.uint8))
         (folder / f"{i}{ext}").write_bytes(buf.tobytes())
     assert [p.name for p in list_images(folder, "summer")] == ["0.avif", "1.jpg"]
+
+
+def test_a_data_folder_that_cannot_be_listed_is_one_line_and_leaves_no_run_folder(tmp_path, monkeypatch, capsys):
+    """A PermissionError from listing it was the generic 'Permission denied' line, and the run folder made for
+    the run was left behind (the cleanup of a refused input is for CganError). Listing is made to fail here, as
+    root reads any folder."""
+    from pathlib import Path
+
+    from cgan._cli import run as run_cli
+    from cgan.trainer.cli import cli
+
+    data = tmp_path / "data"
+    for side in ("trainA", "trainB"):
+        (data / side).mkdir(parents=True)
+    real = Path.iterdir
+
+    def locked(self):
+        if self.name == "trainA":
+            raise PermissionError(13, "Permission denied", str(self))
+        return real(self)
+
+    monkeypatch.setattr(Path, "iterdir", locked)
+    code = run_cli(cli, ["train", "--data", str(data), "--out", str(tmp_path / "runs"), "--name", "p", "--device",
+                         "cpu", "--workers", "0"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and err.count("\n") == 0 and "trainA" in err and "cannot be read (Permission denied)" in err
+    assert not (tmp_path / "runs" / "p").exists()

@@ -86,7 +86,11 @@ def list_images(folder: str | os.PathLike, what: str, check: bool = True) -> lis
     if not p.is_dir():
         raise CganError(f"{what} folder {p} does not exist; give a folder of images (--data DIR with trainA/trainB, "
                         f"or --data-a/--data-b)")
-    files = sorted(f for f in p.iterdir() if f.is_file() and not f.name.startswith("."))
+    try:
+        files = sorted(f for f in p.iterdir() if f.is_file() and not f.name.startswith("."))
+    except OSError as e:  # a folder this user cannot list (a CganError: the run folder made for it is removed)
+        raise CganError(f"{what} folder {p} cannot be read ({e.strerror or e}); give a folder you can read, or "
+                        f"fix its permissions") from None
     if not files:
         sub = next((d for d in sorted(p.iterdir()) if d.is_dir() and not d.name.startswith(".") and _has_images(d)),
                    None)
