@@ -47,9 +47,9 @@ from cgan._codecs import reads
 from cgan._files import IMAGE_EXTS, check_folder_target, nearest_existing, user_path, visible_files, write_bytes_atomic
 from cgan._images import (declared_size, exif_for_copy, exif_orientation, heif_image, png_has_alpha, png_orientation,
                           tiff_alpha_orientation, webp_has_alpha, webp_orientation)
+from cgan._iptc import MAX_IRB, has_iptc, iptc_for_copy, jpeg_photoshop, jpeg_with_photoshop
 from cgan._limits import MAX_DECODE_PIXELS
 from cgan._optional import optional_module
-from cgan._iptc import MAX_IRB, has_iptc, iptc_for_copy, jpeg_photoshop, jpeg_with_photoshop
 from cgan._xmp import JPEG_MAX_XMP, jpeg_with_xmp, jpeg_xmp, png_with_xmp, png_xmp, xmp_for_copy
 from cgan.errors import CganError
 from cgan.runtime.frames import DEFAULT_MAX_PIXELS, MULTIPLE, round_up

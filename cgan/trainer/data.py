@@ -154,7 +154,6 @@ def _multiple_of_4_size(h: int, w: int, min_side: int = 4) -> tuple[int, int]:
     return max(low, int(round(h / 4)) * 4), max(low, int(round(w / 4)) * 4)
 
 
-
 def _check_pixels(height: int, width: int, preprocess: str) -> None:
     """--preprocess none / scale_width keep (or scale to the width) a photo's own shape: refuse one that would be
     a network input over the largest frame cgan handles (one step would need tens of GB)."""
