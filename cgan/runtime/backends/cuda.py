@@ -138,21 +138,38 @@ def _nvml_count(visible: str | None) -> GpuProbe | None:
         nvml.nvmlShutdown()
 
 
+def _probe_python() -> str | None:
+    """The interpreter to run a driver probe with, None for an embedded one (sys.executable may then be the host
+    application, not something to run with -c)."""
+    exe = sys.executable or ""
+    return exe if os.path.basename(exe).lower().startswith(("python", "pypy")) else None
+
+
+def _run_probe(exe: str, script: str, *args: str) -> str | None:
+    """What `script` (DRIVER_PROBE, DEVICE_PROBE) prints in a child `exe -I -S -c`; None when it could not start
+    or failed. subprocess.TimeoutExpired when the driver does not answer within DRIVER_PROBE_TIMEOUT_S."""
+    try:
+        done = subprocess.run([exe, "-I", "-S", "-c", script, *args], capture_output=True, text=True,
+                              timeout=DRIVER_PROBE_TIMEOUT_S, stdin=subprocess.DEVNULL)
+    except OSError:
+        return None
+    return done.stdout if done.returncode == 0 else None
+
+
 def _driver_count_in_subprocess() -> GpuProbe:
     """Ask the CUDA driver in a short child process (no NVML here); cuInit then happens only there."""
     if _load(CUDA_LIBRARIES) is None:
         return GpuProbe(0, "none", "no NVIDIA driver")
-    exe = sys.executable or ""
-    if not os.path.basename(exe).lower().startswith(("python", "pypy")):
-        # embedded interpreters: sys.executable may be the host application, not something to run with -c
-        return GpuProbe(0, "none", f"no NVML library, and {exe or 'this interpreter'} cannot run a probe")
+    exe = _probe_python()
+    if exe is None:
+        return GpuProbe(0, "none", f"no NVML library, and {sys.executable or 'this interpreter'} cannot run a probe")
     try:
-        done = subprocess.run([exe, "-I", "-S", "-c", DRIVER_PROBE, *CUDA_LIBRARIES], capture_output=True,
-                              text=True, timeout=DRIVER_PROBE_TIMEOUT_S, stdin=subprocess.DEVNULL)
-        count = int(done.stdout.strip()) if done.returncode == 0 else 0
+        out = _run_probe(exe, DRIVER_PROBE, *CUDA_LIBRARIES)
     except subprocess.TimeoutExpired:
         return GpuProbe(0, "driver subprocess", f"the CUDA driver did not answer within {DRIVER_PROBE_TIMEOUT_S:g} s")
-    except (OSError, ValueError):  # could not start, or printed something else (a crash, a warning)
+    try:
+        count = int(out.strip()) if out is not None else 0
+    except ValueError:  # printed something else (a warning)
         count = 0
     why = "the CUDA driver reports no usable device"
     if "CUDA_VISIBLE_DEVICES" in os.environ:
@@ -288,8 +305,8 @@ def device_properties(device: int = 0) -> tuple[str, str]:
     """(GPU name, compute capability 'major.minor') of CUDA device `device`, asked of the driver in a short child
     process, so that checking an engine against this GPU (available_backends(), a TensorRT check) creates no CUDA
     state here (see above); an embedded interpreter that cannot run a child asks the runtime API here. Cached."""
-    exe = sys.executable or ""
-    if not os.path.basename(exe).lower().startswith(("python", "pypy")):
+    exe = _probe_python()
+    if exe is None:
         rt = cudart()
         props = call(rt.cudaGetDeviceProperties(device))
         name = props.name
@@ -297,11 +314,8 @@ def device_properties(device: int = 0) -> tuple[str, str]:
             name = bytes(name).split(b"\0", 1)[0].decode(errors="replace")
         return str(name), f"{props.major}.{props.minor}"
     try:
-        done = subprocess.run([exe, "-I", "-S", "-c", DEVICE_PROBE, str(int(device)), *CUDA_LIBRARIES],
-                              capture_output=True, text=True, timeout=DRIVER_PROBE_TIMEOUT_S,
-                              stdin=subprocess.DEVNULL)
-        lines = done.stdout.splitlines() if done.returncode == 0 else []
-    except (OSError, subprocess.TimeoutExpired):
+        lines = (_run_probe(exe, DEVICE_PROBE, str(int(device)), *CUDA_LIBRARIES) or "").splitlines()
+    except subprocess.TimeoutExpired:
         lines = []
     if len(lines) != 2 or not re.fullmatch(r"\d+\.\d+", lines[0]):
         raise CganError(f"the CUDA driver did not say what GPU {device} is (name, compute capability); check the "
