@@ -677,9 +677,7 @@ def _tiff_alpha(data: np.ndarray, img: np.ndarray, extra: int | None,
     # unassociated alpha's colours may come premultiplied in one decode and not the other (16-bit)
     looks = [colour] + ([np.round(colour * (a[..., None] / 255.0)).astype(np.uint8)] if extra == 2 else [])
     orientation = orientation if orientation in range(1, 9) else 1
-    turns = sorted(_TURNS, key=lambda t: (t is not _TURNS[0], t is not _TURNS[orientation - 1]))
-    turn = next((t for t in turns for c in looks if t(c).shape == img.shape and
-                 int(np.abs(t(c).astype(np.int16) - img).max()) <= 2), None)
+    turn = _turn_of(img, looks, [_TURNS[0], _TURNS[orientation - 1]], tolerance=2)
     if turn is None:
         return None, img, "its colours and alpha did not line up"
     a = np.ascontiguousarray(turn(a))
@@ -698,12 +696,23 @@ def _alpha_as_shown(data: np.ndarray, img: np.ndarray, expected: int = 0) -> np.
     full = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
     if full is None or full.ndim != 3 or full.shape[2] != 4 or full.dtype != np.uint8:
         return None
-    colour = np.ascontiguousarray(full[:, :, :3])
-    for turn in sorted(_TURNS, key=lambda t: t is not _TURNS[expected]):
-        turned = turn(colour)
-        if turned.shape == img.shape and np.array_equal(turned, img):
-            return np.ascontiguousarray(turn(full[:, :, 3]))
-    log.debug("alpha dropped: no turn of the decoded pixels gives the photo as read")
+    turn = _turn_of(img, [full[:, :, :3]], [_TURNS[expected]])
+    if turn is None:
+        log.debug("alpha dropped: no turn of the decoded pixels gives the photo as read")
+        return None
+    return np.ascontiguousarray(turn(full[:, :, 3]))
+
+
+def _turn_of(img: np.ndarray, looks: Sequence[np.ndarray], prefer: Sequence[Any], tolerance: int = 0) -> Any:
+    """The turn of _TURNS (those in `prefer` first, in that order) that makes one of `looks` (the decoded colours,
+    as they may come) `img`, within `tolerance` levels; None when none does. A photo can look the same turned (one
+    colour under a shaped alpha): the preferred turns decide then."""
+    for turn in sorted(_TURNS, key=lambda t: next((i for i, p in enumerate(prefer) if p is t), len(prefer))):
+        for colour in looks:
+            turned = turn(colour)
+            if turned.shape == img.shape and (np.array_equal(turned, img) if not tolerance else
+                                              int(np.abs(turned.astype(np.int16) - img).max()) <= tolerance):
+                return turn
     return None
 
 
