@@ -13,6 +13,16 @@ import cv2
 import numpy as np
 
 
+def mux_frames(out, stream, frames) -> None:
+    """Encode PyAV video `frames` into `stream` of container `out`, the i-th at pts i, then flush the encoder."""
+    for i, frame in enumerate(frames):
+        frame.pts = i
+        for packet in stream.encode(frame):
+            out.mux(packet)
+    for packet in stream.encode(None):
+        out.mux(packet)
+
+
 def pattern(i: int, width: int = 64, height: int = 48) -> np.ndarray:
     """Frame i of a synthetic clip: a gradient with a moving bright bar (deterministic)."""
     x = np.linspace(0, 160, width, dtype=np.float32)[None, :].repeat(height, 0)

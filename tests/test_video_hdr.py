@@ -16,7 +16,7 @@ from cgan.runtime import hdr, pyav
 from cgan.runtime.sources import CaptureSource, open_source, parse_input
 from cgan.runtime.video import VideoJob, run_video
 
-from _helpers_video import Invert
+from _helpers_video import Invert, mux_frames
 
 av = pytest.importorskip("av")
 
@@ -72,12 +72,7 @@ def hdr_clip(path: Path, rgb16: np.ndarray, transfer: str, frames: int = 3) -> P
         s.codec_context.color_primaries = s.codec_context.colorspace = 9  # BT.2020
         picture = av.VideoFrame.from_ndarray(rgb16, format="rgb48le").reformat(format="yuv420p10le",
                                                                              dst_colorspace="bt2020")
-        for i in range(frames):
-            picture.pts = i
-            for p in s.encode(picture):
-                out.mux(p)
-        for p in s.encode(None):
-            out.mux(p)
+        mux_frames(out, s, [picture] * frames)
     return path
 
 

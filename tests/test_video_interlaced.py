@@ -12,7 +12,7 @@ import pytest
 from cgan.runtime import pyav
 from cgan.runtime.video import VideoJob, run_video
 
-from _helpers_video import Invert
+from _helpers_video import Invert, mux_frames
 
 av = pytest.importorskip("av")
 
@@ -23,14 +23,9 @@ def interlaced_clip(path: Path, codec: str, options: dict, frames: int = 25) -> 
     with av.open(str(path), "w") as out:
         s = out.add_stream(codec, rate=25, options=options)
         s.width, s.height, s.pix_fmt = 96, 64, "yuv420p"
-        for i in range(frames):
-            img = np.full((64, 96, 3), 255 if i == FLASH else GREY, np.uint8)
-            frame = av.VideoFrame.from_ndarray(img, format="bgr24").reformat(format="yuv420p")
-            frame.pts = i
-            for p in s.encode(frame):
-                out.mux(p)
-        for p in s.encode(None):
-            out.mux(p)
+        mux_frames(out, s, (av.VideoFrame.from_ndarray(np.full((64, 96, 3), 255 if i == FLASH else GREY, np.uint8),
+                                                        format="bgr24").reformat(format="yuv420p")
+                            for i in range(frames)))
     return path
 
 
