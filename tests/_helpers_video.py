@@ -42,6 +42,28 @@ def make_clip(path: Path, frames: int, size: tuple[int, int] = (64, 48), fps: fl
     return path
 
 
+#: display matrices of an MP4 track header (16.16 fixed point, w 2.30), row-vector convention, y down
+DISPLAY_MATRICES = {"quarter clockwise": (0, 1, -1, 0), "quarter counter-clockwise": (0, -1, 1, 0),
+                    "half turn": (-1, 0, 0, -1), "mirrored": (-1, 0, 0, 1), "upside down": (1, 0, 0, -1),
+                    "transposed": (0, 1, 1, 0), "anti-transposed": (0, -1, -1, 0)}
+
+
+def with_display_matrix(clip: Path, out: Path, abcd: tuple[int, int, int, int]) -> Path:
+    """`clip` (an MP4 OpenCV wrote: one version-0 track header) copied to `out` with the display matrix whose
+    2x2 part is `abcd` (DISPLAY_MATRICES), as a phone writes a portrait or a front camera's mirrored clip."""
+    import struct
+
+    data = bytearray(clip.read_bytes())
+    i = data.find(b"tkhd")
+    assert i > 0 and data[i + 4] == 0  # a version-0 track header, as OpenCV writes it
+    at = i + 4 + 4 + 20 + 8 + 8  # after version/flags, 5 fields, 8 reserved, layer/group/volume/reserved
+    assert struct.unpack(">9i", data[at:at + 36])[0] == 1 << 16  # the identity matrix is where expected
+    a, b, c, d = (v << 16 for v in abcd)
+    data[at:at + 36] = struct.pack(">9i", a, b, 0, c, d, 0, 0, 0, 1 << 30)  # players place it; FFmpeg ignores x, y
+    out.write_bytes(bytes(data))
+    return out
+
+
 def probe(path: Path) -> tuple[int, float, tuple[int, int]]:
     """(decodable frames, fps, (width, height)) of a video file."""
     cap = cv2.VideoCapture(str(path))

@@ -11,7 +11,8 @@ from cgan.errors import CganError, IntegrityError
 from cgan.runtime.sources import CaptureSource, FrameListSource, InputSpec, open_source, parse_input, quiet_opencv
 from cgan.runtime.video import VideoJob, output_paths, parse_size, run_video, target_size
 
-from _helpers_video import Broken, Invert, as_live_streams, make_clip, pattern, probe, serve_folder
+from _helpers_video import (DISPLAY_MATRICES, Broken, Invert, as_live_streams, make_clip, pattern, probe, serve_folder,
+                            with_display_matrix)
 
 quiet_opencv("SILENT")
 
@@ -47,18 +48,9 @@ def test_round_trip_keeps_count_size_fps(tmp_path, ext):
 def test_a_phone_portrait_clip_is_translated_upright(tmp_path):
     """Phones record portrait video as landscape frames with a rotation in the track header: the frames are
     turned as a player turns them, and the output is written portrait (its header says no rotation)."""
-    import struct
-
     import cv2
     clip = make_clip(tmp_path / "in.mp4", 6, (64, 48))
-    data = bytearray(clip.read_bytes())
-    i = data.find(b"tkhd")
-    assert i > 0 and data[i + 4] == 0  # a version-0 track header, as OpenCV writes it
-    matrix = i + 4 + 4 + 20 + 8 + 8  # after version/flags, 5 fields, 8 reserved, layer/group/volume/reserved
-    assert struct.unpack(">9i", data[matrix:matrix + 36])[0] == 1 << 16  # the identity matrix is where expected
-    data[matrix:matrix + 36] = struct.pack(">9i", 0, 1 << 16, 0, -(1 << 16), 0, 0, 0, 0, 1 << 30)  # 90 degrees
-    turned = tmp_path / "portrait.mp4"
-    turned.write_bytes(bytes(data))
+    turned = with_display_matrix(clip, tmp_path / "portrait.mp4", DISPLAY_MATRICES["quarter clockwise"])
     out = tmp_path / "out.mp4"
     s = run_video(job(inputs=[str(turned)], output=str(out)), translator=Invert())
     assert s.frames == 6 and s.streams[0]["size"] == [48, 64]

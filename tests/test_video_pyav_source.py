@@ -2,7 +2,6 @@
 same frames, same turning by the display matrix, sound copied; what neither can read keeps its one-line error."""
 from __future__ import annotations
 
-import struct
 from pathlib import Path
 
 import cv2
@@ -14,7 +13,7 @@ from cgan.runtime import pyav, sources
 from cgan.runtime.sources import open_source
 from cgan.runtime.video import VideoJob, run_video
 
-from _helpers_video import Invert, make_clip, pattern, probe
+from _helpers_video import DISPLAY_MATRICES, Invert, make_clip, pattern, probe, with_display_matrix
 
 av = pytest.importorskip("av")
 
@@ -68,12 +67,7 @@ def test_the_fallback_gives_opencvs_frames_turned_as_opencv_turns_them(tmp_path,
     """A file OpenCV reads, forced through the PyAV path: the same frames, and a portrait phone clip (rotation
     in its track header) turned the same way."""
     clip = make_clip(tmp_path / "in.mp4", 6, (64, 48))
-    data = bytearray(clip.read_bytes())
-    i = data.find(b"tkhd")
-    matrix = i + 4 + 4 + 20 + 8 + 8
-    data[matrix:matrix + 36] = struct.pack(">9i", 0, 1 << 16, 0, -(1 << 16), 0, 0, 0, 0, 1 << 30)
-    turned = tmp_path / "portrait.mp4"
-    turned.write_bytes(bytes(data))
+    turned = with_display_matrix(clip, tmp_path / "portrait.mp4", DISPLAY_MATRICES["quarter clockwise"])
     for path in (clip, turned):
         expected = []
         cap = cv2.VideoCapture(str(path))

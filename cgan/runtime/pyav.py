@@ -4,9 +4,9 @@ source's sound, and inputs OpenCV cannot decode. No torch.
 
 - `H264Writer`: cv2.VideoWriter's interface over libx264 (CRF 20, preset superfast, yuv420p BT.709, tagged so;
   MP4/MOV written with the index first, "faststart", so a browser starts playing before it has the whole file).
-- `FileSource`: video files OpenCV's FFmpeg cannot decode (AV1), read with PyAV instead; and where this OpenCV
-  does not convert by the colour tags (`opencv_manages_colour`), BT.709 files, and HDR ones tone mapped by
-  cgan.runtime.hdr.
+- `FileSource`: video files OpenCV's FFmpeg cannot decode (AV1), read with PyAV instead; interlaced files,
+  deinterlaced; mirrored ones (a display matrix OpenCV takes for a turn); and where this OpenCV does not convert
+  by the colour tags (`opencv_manages_colour`), BT.709 files, and HDR ones tone mapped by cgan.runtime.hdr.
 - `mux_sound`: the finished video remuxed with the first audio stream of its source file. Packets are copied,
   not re-encoded: no quality lost, no time spent; where the container refuses them (ADPCM or µ-law into .mp4,
   Opus into .mov) or few players play them from it (PCM in .mp4), `encode=True` decodes them and encodes AAC,
@@ -202,7 +202,8 @@ class FileSource:
     """A video file read with PyAV: files OpenCV's FFmpeg cannot decode (AV1: the OpenCV wheels have no AV1
     decoder; PyAV's have dav1d), and HDR files, tone mapped (`hdr`: the transfer, see cgan.runtime.hdr; OpenCV
     gives their values as if SDR). The Source interface of cgan.runtime.sources (read, close, name, live, fps,
-    frame_count, timestamp) and its `spec`; frames are turned as the file's display matrix says, as OpenCV does."""
+    frame_count, timestamp) and its `spec`; frames are turned and mirrored as the file's display matrix says, as
+    players show them (display_orientation)."""
 
     live = False
 
@@ -285,9 +286,8 @@ class FileSource:
             img = self._tonemap(frame.reformat(format="rgb48le", src_colorspace="bt2020").to_ndarray())
         else:
             img = frame.to_ndarray(format="bgr24")
-        turns = round((frame.rotation or 0) / 90) % 4  # FFmpeg's rotation is counter-clockwise, in degrees
         t = None if frame.time is None else frame.time - self._t0
-        return (np.ascontiguousarray(np.rot90(img, turns)) if turns else img), t
+        return oriented(img, frame_orientation(frame)), t
 
     def read(self) -> np.ndarray | None:
         got, self._pending = (self._pending, None) if self._pending is not None else (self._next(), None)
@@ -310,6 +310,49 @@ class FileSource:
             self._container.close()
             self._container = None
             self._frames = iter(())
+
+
+#: (transpose, mirror left-right, flip upside down), applied in that order: how a decoded frame is shown
+Orientation = tuple[bool, bool, bool]
+UPRIGHT: Orientation = (False, False, False)
+
+
+def display_orientation(matrix: Any) -> Orientation:
+    """How to show a frame whose display matrix is `matrix` (FFmpeg's AV_FRAME_DATA_DISPLAYMATRIX: 9 integers,
+    row-vector convention, (x', y') = (a x + c y, b x + d y) in the frame's own pixel coordinates, y down), snapped
+    to the nearest of the eight quarter turns and mirrorings. Players show phones' portrait clips turned and
+    front cameras' mirrored clips mirrored; OpenCV, and PyAV's `frame.rotation`, read a rotation angle only, so
+    a mirrored matrix comes out turned 180 degrees (left-right mirror) or not at all (upside down)."""
+    a, b, c, d = (int(matrix[k]) for k in (0, 1, 3, 4))
+    if abs(a) + abs(d) >= abs(b) + abs(c):  # x' from x: no transpose
+        return False, a < 0, d < 0
+    return True, c < 0, b < 0  # x' from y, y' from x
+
+
+def oriented(img: np.ndarray, how: Orientation) -> np.ndarray:
+    """`img` (H, W[, C]) shown as `how` (display_orientation) says."""
+    if how == UPRIGHT:
+        return img
+    transpose, mirror, flip = how
+    if transpose:
+        img = img.swapaxes(0, 1)
+    if mirror:
+        img = img[:, ::-1]
+    if flip:
+        img = img[::-1]
+    return np.ascontiguousarray(img)
+
+
+def frame_orientation(frame: Any) -> Orientation:
+    """How to show a decoded PyAV frame, from its display matrix (none: upright)."""
+    try:
+        data = frame.side_data.get(_av().sidedata.sidedata.Type.DISPLAYMATRIX)
+    except (AttributeError, KeyError, TypeError):
+        data = None
+    if data is None:
+        turns = round((getattr(frame, "rotation", 0) or 0) / 90) % 4  # counter-clockwise degrees
+        return {0: UPRIGHT, 1: (True, False, True), 2: (False, True, True), 3: (True, True, False)}[turns]
+    return display_orientation(np.frombuffer(bytes(data), dtype="=i4", count=9))
 
 
 def open_file_source(spec: Any, hdr: str | None = None, deinterlace: bool = False) -> FileSource | None:
@@ -346,6 +389,7 @@ class SourceInfo:
     audio: SourceAudio | None = None
     matrix: int = 0  # the video's YUV matrix tag (FFmpeg's AVColorSpace: 1 BT.709, 5/6 BT.601, 9 BT.2020, 2 none)
     interlaced: str | None = None  # the field order of interlaced video (INTERLACED_FIELD_ORDERS), else None
+    mirrored: bool = False  # its display matrix mirrors the picture (front cameras), which OpenCV turns instead
 
 
 def probe(path: str | os.PathLike) -> SourceInfo:
@@ -376,10 +420,23 @@ def _probe(path: str, _mtime_ns: int, _size: int) -> SourceInfo:
                 if video is not None and video.start_time is not None and video.time_base is not None:
                     start = float(video.start_time * video.time_base)
                 audio = SourceAudio(_codec_name(c.streams.audio[0]), start)
-            return SourceInfo(hdr, audio, matrix, interlaced)
+            return SourceInfo(hdr, audio, matrix, interlaced, video is not None and _mirrored(c, video))
     except (av.FFmpegError, OSError, ValueError, TypeError) as e:
         log.debug("nothing read from %s by PyAV: %s", path, e)
         return SourceInfo()
+
+
+def _mirrored(container: Any, video: Any) -> bool:
+    """Whether the first frame of `video` is shown mirrored: an odd number of mirrorings, where a transpose
+    counts as one (its display matrix's determinant is negative). Only decoded frames carry the matrix in PyAV; a
+    first frame that cannot be decoded says nothing."""
+    av = _av()
+    try:
+        for frame in container.decode(video):
+            return sum(frame_orientation(frame)) % 2 == 1
+    except (av.FFmpegError, ValueError, TypeError) as e:
+        log.debug("no first frame decoded to read its display matrix: %s", e)
+    return False
 
 
 @functools.lru_cache(maxsize=1)

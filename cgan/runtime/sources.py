@@ -383,8 +383,9 @@ def open_source(text: str | int | os.PathLike | InputSpec, reconnects: int = 3, 
     """Open what `--input` names; raise a one-line CganError if it cannot deliver a first frame. `capture`: the
     mode asked of a camera or device (parse_capture). With PyAV, files are read by their colour tags: by OpenCV
     where it does so (OpenCV 5), else by PyAV (OpenCV 4 takes BT.709 files as BT.601, and HDR values as SDR ones:
-    HDR is tone mapped by cgan.runtime.hdr); a file OpenCV cannot decode (AV1: the OpenCV wheels have no decoder
-    for it) is read by PyAV when PyAV can."""
+    HDR is tone mapped by cgan.runtime.hdr); interlaced files (deinterlaced), mirrored ones (a display matrix
+    with a mirroring, which OpenCV turns instead) and files OpenCV cannot decode (AV1: the OpenCV wheels have no
+    decoder for it) are read by PyAV when PyAV can."""
     spec = text if isinstance(text, InputSpec) else parse_input(text)
     hdr = None
     if spec.kind == "file" and Path(spec.target).is_file():
@@ -400,6 +401,14 @@ def open_source(text: str | int | os.PathLike | InputSpec, reconnects: int = 3, 
                 return source
             log.warning("warning: %s is interlaced video and PyAV cannot read it: OpenCV may give garbled "
                         "pictures of it", spec.target)
+        if info.mirrored:  # OpenCV reads the rotation angle of a display matrix only
+            source = pyav.open_file_source(spec, hdr)
+            if source is not None:
+                log.info("%s: its display matrix mirrors the picture (a front camera's): read with PyAV, which "
+                         "shows it mirrored as players do (OpenCV would turn it instead)", spec.target)
+                return source
+            log.warning("warning: %s is stored mirrored and PyAV cannot read it: OpenCV turns it instead of "
+                        "mirroring it", spec.target)
         if (hdr is not None or info.matrix in pyav.TAGGED_NOT_601) and not pyav.opencv_manages_colour():
             source = pyav.open_file_source(spec, hdr)
             if source is not None:
