@@ -74,6 +74,10 @@ def job(**kw) -> VideoJob:
     return VideoJob(display=False, progress=False, handle_signals=False, **kw)
 
 
+#: the sound an AAC source gets in each container: copied, but for .avi (see test_avi_sound_is_pcm_in_step)
+WRITTEN_AAC = {".mp4": "aac", ".mov": "aac", ".mkv": "aac", ".avi": "pcm_s16le (from aac)"}
+
+
 def test_the_sound_is_copied_whole(tmp_path):
     src = clip_with_sound(tmp_path / "in.mp4")
     out = tmp_path / "out.mp4"
@@ -90,7 +94,7 @@ def test_the_sound_goes_into_every_container(tmp_path, ext):
     src = clip_with_sound(tmp_path / "in.mp4", seconds=1.0)
     out = tmp_path / f"out{ext}"
     s = run_video(job(inputs=[str(src)], output=str(out)), translator=Invert())
-    assert s.streams[0]["sound"] == "aac" and streams(out)["audio"] == pytest.approx(1.0, abs=0.1)
+    assert s.streams[0]["sound"] == WRITTEN_AAC[ext] and streams(out)["audio"] == pytest.approx(1.0, abs=0.1)
 
 
 @pytest.mark.parametrize("ext", [".mkv", ".mp4", ".mov", ".avi"])
@@ -100,7 +104,7 @@ def test_a_file_with_sound_keeps_its_frame_rate_in_the_header(tmp_path, ext):
     src = clip_with_sound(tmp_path / "in.mp4", seconds=2.0, fps=12)
     out = tmp_path / f"out{ext}"
     s = run_video(job(inputs=[str(src)], output=str(out)), translator=Invert())
-    assert s.frames == 24 and s.streams[0]["sound"] == "aac"
+    assert s.frames == 24 and s.streams[0]["sound"] == WRITTEN_AAC[ext]
     count, fps, _ = probe(out)
     assert fps == pytest.approx(12.0, abs=0.01) and count == 24
     with av.open(str(out)) as c:
@@ -392,3 +396,55 @@ def test_an_encoded_sound_stays_in_step(tmp_path, case, src_name, codec, out_ext
     assert s.streams[0]["sound"] == f"aac (from {codec})", case
     want = [t - (start or 0.0) for t in heard if t >= (start or 0.0)]
     assert burst_times(out) == pytest.approx(want, abs=0.005), case
+
+
+def onsets(path: Path) -> list[float]:
+    """Where the bursts of burst_clip start in a file's sound, by its samples counted from the first (what a
+    player of a container that cannot place a sound, AVI, plays), any sample format."""
+    with av.open(str(path)) as c:
+        a = c.streams.audio[0]
+        rate = a.codec_context.sample_rate
+        mono = av.AudioResampler(format="flt", layout="mono", rate=rate)
+        x = np.concatenate([part.to_ndarray().reshape(-1) for f in c.decode(a) for part in mono.resample(f)])
+    loud = np.flatnonzero(np.abs(x) > 0.1)
+    return [round(float(i) / rate, 4) for k, i in enumerate(loud) if k == 0 or i - loud[k - 1] > rate // 10]
+
+
+@pytest.mark.parametrize("src_name, codec, options", [
+    ("late.mp4", "aac", dict(audio_start=0.5)),  # copied, it played 0.48 s early
+    ("web.mkv", "opus", dict(audio_start=0.5)),  # encoded as AAC, its priming played it 21 ms late
+    ("cam.avi", "pcm_s16le", {}),
+])
+def test_avi_sound_is_pcm_in_step(tmp_path, src_name, codec, options):
+    """AVI cannot say where a sound starts nor how many samples an encoder put before it: a sound is written
+    into .avi as PCM, placed by its times (silence before a late start), so the bursts at 1 s and 2 s are heard
+    at 1 s and 2 s of the output."""
+    src = burst_clip(tmp_path / src_name, codec, bursts=(1.0, 2.0), **options)
+    out = tmp_path / "out.avi"
+    s = run_video(job(inputs=[str(src)], output=str(out)), translator=Invert())
+    assert s.streams[0]["sound"] == ("pcm_s16le" if codec == "pcm_s16le" else f"pcm_s16le (from {codec})")
+    assert onsets(out) == pytest.approx([1.0, 2.0], abs=0.005)
+    with av.open(str(out)) as c:
+        assert c.streams.audio[0].codec_context.name == "pcm_s16le"
+        first = next(p for p in c.demux(c.streams.video[0]) if p.pts is not None)
+        assert first.pts == 0  # the pictures start at 0 too
+
+
+def test_avi_sound_that_cannot_be_written_as_pcm_is_copied_with_a_warning(tmp_path, monkeypatch, caplog):
+    import logging
+
+    src = clip_with_sound(tmp_path / "in.mp4", seconds=1.0)
+    real = audio.mux_sound
+
+    def no_pcm(video, source, out, seconds, found, encode=None):
+        if encode:
+            raise ValueError("no PCM encoder here")
+        return real(video, source, out, seconds, found)
+
+    monkeypatch.setattr(audio, "mux_sound", no_pcm)
+    out = tmp_path / "out.avi"
+    with caplog.at_level(logging.INFO):
+        s = run_video(job(inputs=[str(src)], output=str(out)), translator=Invert())
+    assert s.streams[0]["sound"] == "aac" and streams(out)["audio"] == pytest.approx(1.0, abs=0.1)
+    said = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(said) == 1 and "no PCM encoder here" in said[0] and "may play early or late" in said[0]

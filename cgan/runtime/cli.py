@@ -77,7 +77,8 @@ EXIT_INTERRUPTED = {"interrupted": 130, "terminated": 143}
                    "file; 0 is lossless, which browsers and phones do not play). Default: 20.")
 @click.option("--sound/--no-sound", default=True, show_default=True,
               help="Copy a video file's sound into its output (packets copied, or encoded as AAC where the "
-                   "container refuses them; cut to the frames written; needs PyAV, which the extras install).")
+                   "container refuses them; into .avi written as PCM to stay in step; cut to the frames written; "
+                   "needs PyAV, which the extras install).")
 @click.option("--metadata", type=click.Choice(METADATA), default="all", show_default=True,
               help="Photos: copy EXIF data (camera, date, GPS; orientation and size updated, thumbnail left out), XMP "
                    "(keywords, ratings, captions) and the ICC colour profile into .jpg/.png/.webp/.avif outputs "

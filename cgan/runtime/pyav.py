@@ -9,8 +9,9 @@ source's sound, and inputs OpenCV cannot decode. No torch.
   by the colour tags (`opencv_manages_colour`), BT.709 files, and HDR ones tone mapped by cgan.runtime.hdr.
 - `mux_sound`: the finished video remuxed with the first audio stream of its source file. Packets are copied,
   not re-encoded: no quality lost, no time spent; where the container refuses them (ADPCM or µ-law into .mp4,
-  Opus into .mov) or few players play them from it (PCM in .mp4), `encode=True` decodes them and encodes AAC,
-  placed by the frames' times. The sound is cut to the frames written (--start/--end, --max-frames, Ctrl-C) and
+  Opus into .mov) or few players play them from it (PCM in .mp4), `encode="aac"` decodes them and encodes AAC,
+  placed by the frames' times; into .avi, which cannot place a sound, it is always encoded, as PCM with silence
+  before a late start. The sound is cut to the frames written (--start/--end, --max-frames, Ctrl-C) and
   kept in step with the first frame.
 """
 from __future__ import annotations
@@ -497,15 +498,20 @@ def _timed(packets: Iterator[Any], order: int) -> Iterator[tuple[float, int, int
 
 
 SOUND_CODEC, SOUND_BIT_RATE = "aac", 192_000  # a sound a container cannot hold as it is is encoded so (per stereo)
+#: the sound of an .avi output, always encoded: AVI has no start time for a stream (a sound that starts after the
+#: first picture played that much early) and no edit list for an encoder's delay (AAC's 1024 samples of priming
+#: played 21 ms late); PCM has none, and silence put before a late sound keeps it in place
+AVI_SOUND_CODEC = "pcm_s16le"
 SOUND_SEEK_BACK_S = 2.0  # an encoded sound from a --start deeper than twice this is sought this far before it
 
 
 def mux_sound(video: Path, source: str | os.PathLike, out: Path, seconds: float, audio: SourceAudio,
-              encode: bool = False) -> int:
+              encode: str | None = None) -> int:
     """Write `out`: every packet of `video` (the translation, one video stream) and the sound of `source`'s first
     audio stream within `seconds` of its first video frame, shifted by that frame's start; return how many sound
-    packets went in. The packets are copied, or with `encode` decoded and encoded as SOUND_CODEC, cut to the
-    sample (for packets the container refuses: ADPCM or µ-law in .mp4, Opus in .mov). Raises PyAV's errors (a codec
+    packets went in. The packets are copied, or with `encode` (a codec: SOUND_CODEC for packets the container
+    refuses, ADPCM or µ-law in .mp4, Opus in .mov; AVI_SOUND_CODEC for .avi) decoded, placed by their times, cut to
+    the sample and encoded so. Raises PyAV's errors (a codec
     the container cannot hold, a broken file) for the caller to handle."""
     av = _av()
     with av.open(str(video), "r") as vin, av.open(os.fspath(source), "r") as ain, \
@@ -516,7 +522,7 @@ def mux_sound(video: Path, source: str | os.PathLike, out: Path, seconds: float,
         v_out = dst.add_stream_from_template(v_in, **({"framerate": v_in.average_rate} if v_in.average_rate
                                                       else {}))
         if encode:
-            return _mux_encoded(dst, vin, v_in, v_out, ain, a_in, seconds, audio.video_start)
+            return _mux_encoded(dst, vin, v_in, v_out, ain, a_in, seconds, audio.video_start, encode)
         a_out = dst.add_stream_from_template(a_in)
         shift = round(audio.video_start / a_in.time_base) if a_in.time_base else 0
 
@@ -552,19 +558,22 @@ AAC_RATES = (96000, 88200, 64000, 48000, 44100, 32000, 24000, 22050, 16000, 1200
 
 
 def _mux_encoded(dst: Any, vin: Any, v_in: Any, v_out: Any, ain: Any, a_in: Any, seconds: float,
-                 start: float) -> int:
+                 start: float, codec: str) -> int:
     """mux_sound's `encode`: the sound from `start` (seconds in the source) for `seconds`, decoded, placed by the
     decoded frames' times (a late start, a gap or an overlap is kept as it was, as silence or dropped samples),
-    cut to the sample, encoded as SOUND_CODEC and interleaved with the video by time. A packet that does not
-    decode is passed over."""
+    cut to the sample, encoded as `codec` (AAC at the nearest AAC sample rate, PCM at the source's) and
+    interleaved with the video by time. A packet that does not decode is passed over."""
     av = _av()
     source_rate = int(a_in.codec_context.sample_rate or 48000)
-    rate = min(AAC_RATES, key=lambda r: abs(r - source_rate))
+    rate = min(AAC_RATES, key=lambda r: abs(r - source_rate)) if codec == "aac" else source_rate
     channels = 1 if a_in.codec_context.layout.nb_channels == 1 else 2  # more are mixed to stereo
     layout = "mono" if channels == 1 else "stereo"  # (an unnamed "2 channels" layout too)
-    a_out = dst.add_stream(SOUND_CODEC, rate=rate, layout=layout)
-    a_out.codec_context.bit_rate = SOUND_BIT_RATE * channels // 2
+    a_out = dst.add_stream(codec, rate=rate, layout=layout)
+    if codec == "aac":
+        a_out.codec_context.bit_rate = SOUND_BIT_RATE * channels // 2
     resample = av.AudioResampler(format="fltp", layout=layout, rate=rate)
+    sample_format = a_out.codec_context.format.name  # fltp for AAC, s16 for 16-bit PCM
+    to_codec = None if sample_format == "fltp" else av.AudioResampler(format=sample_format, layout=layout, rate=rate)
     fifo = av.AudioFifo()
     total = round(seconds * rate)  # samples to write
     jump = rate // 50  # 20 ms: a frame this far from where the samples before it end starts anew there
@@ -621,7 +630,10 @@ def _mux_encoded(dst: Any, vin: Any, v_in: Any, v_out: Any, ain: Any, a_in: Any,
                 chunk = fifo.read(min(size, fifo.samples))
                 chunk.pts, chunk.time_base = at, Fraction(1, rate)
                 at += chunk.samples
-                yield from a_out.encode(chunk)
+                for part in ([chunk] if to_codec is None else to_codec.resample(chunk)):
+                    yield from a_out.encode(part)
+        for part in ([] if to_codec is None else to_codec.resample(None)):
+            yield from a_out.encode(part)
         yield from a_out.encode(None)
 
     return _interleave(dst, vin.demux(v_in), v_out, packets(), a_out)

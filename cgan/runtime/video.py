@@ -598,18 +598,25 @@ class VideoOutput:
     def _add_sound(self) -> None:
         """Remux the finished video with the sound of `sound_from` into a second temp file, which then takes the
         first one's place. The sound's packets are copied; packets the container refuses (ADPCM or µ-law in .mp4,
-        Opus in .mov, timestamps out of order) are decoded and encoded as AAC instead, and that is said; so is PCM
-        for .mp4, which takes it but few players play it from there. The video
-        stays as it is (and a warning says why) when neither works."""
+        Opus in .mov, timestamps out of order) are decoded and encoded as AAC instead, and that is said. Some are
+        encoded before a copy is tried: PCM for .mp4, which takes it but few players play it from there, and every
+        sound for .avi, which cannot say where a copied sound starts (written as PCM, silence before a late start).
+        The video stays as it is (and a warning says why) when nothing works."""
         from cgan.runtime import pyav
 
         source, found = self.sound_from
         # the sound from the output's first frame on (a --start cuts it later in the file)
         found = dataclasses.replace(found, video_start=found.video_start + (self.t_source0 or 0.0))
-        why, copy_error, pcm_error = "", "", ""
-        # PCM goes into .mp4 as it is (FFmpeg writes ISO 23003-5 'ipcm'), and browsers and most players then play
-        # the picture without its sound: encoded as AAC first (.mov and .mkv keep PCM as it is), copied if that fails
-        pcm_first = encode = self.path.suffix.lower() in MP4_NAMES and found.codec.startswith("pcm_")
+        suffix = self.path.suffix.lower()
+        # encoded before a copy is tried (a copy follows if that fails): AVI has no start time for a sound nor an
+        # encoder delay (a copied sound that starts after the first picture played that much early, AAC's priming
+        # 21 ms late); PCM goes into .mp4 as it is (FFmpeg writes ISO 23003-5 'ipcm'), and browsers and most players
+        # then play the picture without its sound (.mov and .mkv keep PCM as it is)
+        first = (pyav.AVI_SOUND_CODEC if suffix == ".avi" else
+                 pyav.SOUND_CODEC if suffix in MP4_NAMES and found.codec.startswith("pcm_") else None)
+        encoded_so = "written as 16-bit PCM" if first == pyav.AVI_SOUND_CODEC else "encoded as AAC"
+        encode = first
+        why, copy_error, first_error = "", "", ""
         while True:
             tmp, ident = None, (-1, -1)
             try:
@@ -630,20 +637,27 @@ class VideoOutput:
                 why = error
                 # refused by the container (PyAV's ValueError naming the codec, FFmpeg's EINVAL from the muxer),
                 # not a full disk or an unreadable folder (OSError): encoded as AAC it may go in
-                if not encode and not pcm_first and isinstance(e, ValueError) and not isinstance(e, OSError):
-                    encode, copy_error = True, error
+                if encode is None and first is None and isinstance(e, ValueError) and not isinstance(e, OSError):
+                    encode, copy_error = pyav.SOUND_CODEC, error
                     continue
-                if encode and pcm_first and not isinstance(e, OSError):
-                    encode, pcm_error = False, error
+                if encode is not None and first is not None and not isinstance(e, OSError):
+                    encode, first_error = None, error
                     continue
                 break
             _remove_own(self.tmp, self._tmp_id)
             self.tmp, self._tmp_id = tmp, ident
-            self.sound = f"{pyav.SOUND_CODEC} (from {found.codec})" if encode else found.codec
-            if pcm_error:
+            self.sound = f"{encode} (from {found.codec})" if encode and encode != found.codec else found.codec
+            if first_error and first == pyav.AVI_SOUND_CODEC:
+                log.warning("warning: %s: its sound (%s) could not be written as PCM (%s): copied as it is, and AVI "
+                            "cannot say where a sound starts, so it may play early or late (write .mp4, .mov or "
+                            ".mkv)", self.path, found.codec, first_error)
+            elif first_error:
                 log.warning("warning: %s: its sound (%s) could not be encoded as AAC (%s): copied as it is, and PCM "
-                            "in %s plays in few players (write .mov or .mkv)", self.path, found.codec, pcm_error,
+                            "in %s plays in few players (write .mov or .mkv)", self.path, found.codec, first_error,
                             self.path.suffix)
+            elif encode and first == pyav.AVI_SOUND_CODEC:
+                log.info("%s: its sound (%s) written as 16-bit PCM, placed by its times (AVI cannot say where a "
+                         "copied sound starts)", self.path.name, found.codec)
             elif encode and not copy_error:
                 log.info("%s: its sound (%s) encoded as AAC: PCM in %s plays in few players (.mov and .mkv keep "
                          "it as it is)", self.path.name, found.codec, self.path.suffix)
@@ -651,8 +665,8 @@ class VideoOutput:
                 log.info("%s: its sound (%s) could not be copied into %s as it is (%s): encoded as AAC",
                          self.path.name, found.codec, self.path.suffix, copy_error)
             return
-        what = f"could not be encoded as AAC ({pcm_error}) nor copied ({why})" if pcm_error else \
-            f"could not be encoded as AAC ({why})" if pcm_first else \
+        what = f"could not be {encoded_so} ({first_error}) nor copied ({why})" if first_error else \
+            f"could not be {encoded_so} ({why})" if first else \
             f"could not be copied ({copy_error}) nor encoded as AAC ({why})" if encode else \
             f"could not be copied ({why})"
         log.warning("warning: %s: the sound (%s) %s; written without sound (.mkv takes most sound codecs as they are)",
