@@ -19,6 +19,7 @@ import random
 import shlex
 import shutil
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -196,8 +197,14 @@ class CycleGAN:
             offset += g.numel()
 
     def end_epoch(self) -> None:
-        self.sched_G.step()
-        self.sched_D.step()
+        """Set the next epoch's learning rate. An epoch can end with no optimizer step in this process -- resumed
+        at its end, after images were removed, or every FP16 step skipped by the grad scaler -- and the schedule
+        is per epoch, so it still moves on: PyTorch's warning about that order is not shown."""
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=r"Detected call of `lr_scheduler\.step\(\)` before",
+                                    category=UserWarning)
+            self.sched_G.step()
+            self.sched_D.step()
 
     @torch.no_grad()
     def translate_samples(self, x: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
