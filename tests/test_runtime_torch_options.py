@@ -1,6 +1,8 @@
 """The torch backend's options: memory_format resolution, option checks, and what reaches torch.compile."""
 from __future__ import annotations
 
+import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -226,3 +228,44 @@ def test_bad_resize_or_max_side_fail_before_loading(pair, monkeypatch):
 def test_numpy_integers_are_integers(pair):
     with Translator.load(str(pair), backend="torch", device="cpu", max_side=np.int64(16), threads=np.int32(1)) as t:
         assert t.translate(frames(1)[0]).shape == (20, 24, 3)
+
+
+FORK_SCRIPT = r"""
+import os, sys, time
+import numpy as np
+import torch
+from cgan.runtime import Translator
+
+torch.set_num_threads(2)  # a thread pool, as on any machine with more than one core
+frame = np.random.default_rng(0).integers(0, 256, (128, 128, 3), dtype=np.uint8)
+parent = Translator.load(sys.argv[1], backend="torch")
+want = parent.translate(frame)
+pid = os.fork()
+if pid == 0:  # the child: the parent's Translator, then a new one, then a new one asking for threads
+    ok = np.array_equal(parent.translate(frame), want)
+    ok &= np.array_equal(Translator.load(sys.argv[1], backend="torch").translate(frame), want)
+    ok &= np.array_equal(Translator.load(sys.argv[1], backend="torch", threads=2).translate(frame), want)
+    os._exit(0 if ok else 3)
+deadline = time.time() + 90
+while time.time() < deadline:
+    done, status = os.waitpid(pid, os.WNOHANG)
+    if done:
+        print("child exit", os.waitstatus_to_exitcode(status))
+        break
+    time.sleep(0.2)
+else:
+    os.kill(pid, 9)
+    print("child hung")
+"""
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork here")
+def test_a_forked_child_translates_on_one_thread_instead_of_hanging(pair, tmp_path):
+    """PyTorch's CPU thread pool does not survive fork: a torch Translator used in a child forked after the
+    parent translated (a multiprocessing or gunicorn worker) hung for ever, a new one too, while loading its
+    weights. The child now runs torch on one thread, with the same output, and a warning says why."""
+    script = tmp_path / "fork.py"
+    script.write_text(FORK_SCRIPT)
+    p = subprocess.run([sys.executable, str(script), str(pair)], capture_output=True, text=True, timeout=240)
+    assert "child exit 0" in p.stdout, (p.stdout, p.stderr[-2000:])
+    assert p.stderr.count("forked after torch ran on 2 threads") == 1, p.stderr[-2000:]

@@ -14,6 +14,7 @@ Options (`Translator.load(..., backend="torch", **opts)`), checked when the back
 """
 from __future__ import annotations
 
+import os
 import threading
 import weakref
 from typing import Any
@@ -39,12 +40,48 @@ _THREAD_REQUESTS: list[tuple[int, int]] = []
 _THREADS_BEFORE: list[int] = []
 
 
+# PyTorch's CPU thread pool (OpenMP) does not survive fork: in a child forked after torch ran on several threads,
+# the next torch call that uses them hangs for ever (a torch Translator in a multiprocessing or gunicorn worker).
+# As PyTorch's own DataLoader workers do, such a child runs torch on one thread, and says so once.
+_ran_threads = 0  # threads the last CPU translation of this process ran on
+_forked_after = 0  # in a forked child: threads its parent had run on (0: not forked after a parallel run)
+_FORK_LOCK = threading.Lock()
+
+
+def _after_fork_in_child() -> None:
+    global _forked_after
+    _forked_after = _ran_threads if _ran_threads > 1 else _forked_after
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def _set_threads(torch: Any, threads: int) -> None:
+    torch.set_num_threads(1 if _forked_after else threads)
+
+
+def _one_thread_after_fork(torch: Any) -> None:
+    """Before torch works on the CPU (loading weights, a CPU translation): in a child forked after a parallel run,
+    torch on one thread (said once)."""
+    global _ran_threads
+    if _forked_after and torch.get_num_threads() > 1:
+        with _FORK_LOCK:
+            if torch.get_num_threads() > 1:
+                log.warning("warning: this process was forked after torch ran on %d threads, and PyTorch's thread "
+                            "pool does not survive a fork (the next call would hang): torch runs on one thread "
+                            "here; start worker processes with 'spawn' or 'forkserver', or use backend ort-cpu, "
+                            "to use every thread", _forked_after)
+                torch.set_num_threads(1)
+    _ran_threads = torch.get_num_threads()
+
+
 def _take_threads(torch: Any, owner: int, threads: int) -> None:
     with _THREADS_LOCK:
         if not _THREAD_REQUESTS:
             _THREADS_BEFORE[:] = [torch.get_num_threads()]
         _THREAD_REQUESTS.append((owner, threads))
-        torch.set_num_threads(threads)
+        _set_threads(torch, threads)
 
 
 def _give_back_threads(torch: Any, owner: int) -> None:
@@ -52,7 +89,7 @@ def _give_back_threads(torch: Any, owner: int) -> None:
         if not any(o == owner for o, _ in _THREAD_REQUESTS):
             return
         _THREAD_REQUESTS[:] = [(o, n) for o, n in _THREAD_REQUESTS if o != owner]
-        torch.set_num_threads(_THREAD_REQUESTS[-1][1] if _THREAD_REQUESTS else _THREADS_BEFORE[0])
+        _set_threads(torch, _THREAD_REQUESTS[-1][1] if _THREAD_REQUESTS else _THREADS_BEFORE[0])
 
 
 def resolve_memory_format(memory_format: str = "auto", compiled: bool = False) -> str:
@@ -148,6 +185,7 @@ class TorchBackend(Backend):
         from cgan.trainer.weights import load_generator
 
         self.torch = torch
+        _one_thread_after_fork(torch)  # the weights are converted on the CPU's threads too
         if self.device == "cuda" and not torch.cuda.is_available():
             raise BackendUnavailable(f"torch {torch.__version__} (CUDA {torch.version.cuda}) cannot use the GPU "
                                      f"here: is the NVIDIA driver older than this CUDA build? (nvidia-smi shows "
@@ -198,6 +236,7 @@ class TorchBackend(Backend):
         torch = self.torch
         with torch.inference_mode():
             if self.device == "cpu":
+                _one_thread_after_fork(torch)
                 if not batch.flags.writeable or any(st < 0 for st in batch.strides):
                     batch = np.array(batch, order="C")  # torch.from_numpy refuses negative strides, warns on these
                 return self._forward(torch.from_numpy(batch)).numpy()
