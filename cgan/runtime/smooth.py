@@ -2,16 +2,21 @@
 
 A CycleGAN translates each frame on its own, so tiny input changes (sensor noise, compression) can make the
 output shimmer. `TemporalSmoother` blends each new output with the previous (smoothed) output, per pixel,
-weighted by how little the *input* changed at that pixel:
+weighted by how little the *input* changed at that pixel and how little the output changed around it:
 
     d      = |blur(gray(in_t)) - blur(gray(in_{t-1}))|            (optionally after optical-flow warping)
-    w      = strength * clip(1 - d / threshold, 0, 1)
+    e      = max over channels |blur(out_t - out'_{t-1})|
+    w      = strength * clip(1 - d / threshold, 0, 1) * clip(1 - e / out_threshold, 0, 1)
     out'_t = w * out'_{t-1} + (1 - w) * out_t
 
 Static regions (d ~ 0) get temporal smoothing (an exponential moving average over ~1/(1-strength) frames);
-pixels where the input moved (d >= threshold) take the new output unchanged, so moving objects leave no
-ghost trail. With `flow=True` the previous frame is first warped onto the current one with DIS optical flow,
-so a camera pan is "static" too and gets smoothed. A scene cut (large mean change) resets the history.
+pixels where the input moved (d >= threshold) take the new output unchanged, and so do pixels whose output
+changed coherently over their neighbourhood (e >= out_threshold): flicker is fine-grained and mostly cancels
+in the blur, while content does not -- the halo a generator paints around a moving object, whose input pixels
+did not change, and a cut to a scene of the same brightness. So moving objects leave no ghost trail. With
+`flow=True` the previous frame is first warped onto the current one with DIS optical flow, so a camera pan is
+"static" too and gets smoothed. A scene cut (a large mean input change, or most pixels changed) resets the
+history.
 
 `flicker_index(inputs, outputs)` = mean |out_t - out_{t-1}| / mean |in_t - in_{t-1}| over a clip: how much the
 output changes per unit of input change (lower = steadier; a perfect per-pixel copy of the input scores 1).
@@ -39,14 +44,19 @@ class TemporalSmoother:
 
     strength: weight of the history in fully static regions (0 = off, 0.8 default, < 1).
     threshold: input change (gray levels, 0..255) at which a pixel fully follows the new output.
+    out_threshold: change of the output (levels, blurred over 5x5 pixels) at which a pixel fully follows the new
+        output: content, not flicker.
     flow: warp the history with DIS optical flow first (smooths camera pans too; costs a few ms per frame).
-    scene_cut: mean input change (gray levels) above which the history is dropped.
+    scene_cut: mean input change (gray levels) above which the history is dropped; so is it when more than
+        `scene_cut_share` of the pixels changed by `threshold` or more.
     """
 
     strength: float = 0.8
     threshold: float = 12.0
+    out_threshold: float = 24.0
     flow: bool = False
     scene_cut: float = 40.0
+    scene_cut_share: float = 0.6
     flow_long_side: int = 320
     _prev_gray: np.ndarray | None = field(default=None, init=False, repr=False)
     _prev_out: np.ndarray | None = field(default=None, init=False, repr=False)
@@ -56,8 +66,8 @@ class TemporalSmoother:
     def __post_init__(self) -> None:
         if not 0.0 <= self.strength < 1.0:
             raise ValueError(f"smoothing strength must be in [0, 1), got {self.strength}")
-        if self.threshold <= 0:
-            raise ValueError(f"smoothing threshold must be > 0, got {self.threshold}")
+        if self.threshold <= 0 or self.out_threshold <= 0:
+            raise ValueError(f"smoothing thresholds must be > 0, got {self.threshold} and {self.out_threshold}")
 
     def reset(self) -> None:
         self._prev_gray = None
@@ -72,15 +82,21 @@ class TemporalSmoother:
         if self.flow:
             prev_g, prev_out = self._warp(g, prev_g, prev_out)
         d = cv2.absdiff(g, prev_g).astype(np.float32)
-        if float(d.mean()) > self.scene_cut:
+        if float(d.mean()) > self.scene_cut or float((d >= self.threshold).mean()) > self.scene_cut_share:
             self._prev_gray, self._prev_out = g, out.astype(np.float32)
             return out
         w = self.strength * np.clip(1.0 - d * (1.0 / self.threshold), 0.0, 1.0)
-        w = w[..., None] if out.ndim == 3 else w
         res = out.astype(np.float32)
-        res += w * (prev_out - res)
+        delta = prev_out - res
+        change = cv2.GaussianBlur(delta, (5, 5), 0)  # zero-mean flicker cancels, content stays
+        np.abs(change, out=change)
+        if change.ndim == 3:  # the largest channel's (OpenCV's reduce: numpy's max over channels is 15x slower)
+            change = cv2.reduce(change.reshape(-1, change.shape[2]), 1, cv2.REDUCE_MAX).reshape(change.shape[:2])
+        w *= np.clip(1.0 - change * (1.0 / self.out_threshold), 0.0, 1.0)
+        delta *= w[..., None] if out.ndim == 3 else w
+        res += delta
         self._prev_gray, self._prev_out = g, res
-        return np.clip(res + 0.5, 0, 255).astype(np.uint8)
+        return cv2.convertScaleAbs(res)  # rounded and saturated to uint8 (res is in 0..255: abs does nothing)
 
     def _warp(self, g: np.ndarray, prev_g: np.ndarray, prev_out: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Warp the previous gray frame and output onto the current frame (DIS flow at reduced size)."""
