@@ -450,8 +450,10 @@ def smoothing_report(frames: list[np.ndarray], outputs: list[np.ndarray]) -> dic
                                                           for s, o in zip(smoothed, outputs)]))}
         raw = report["raw"]["flicker_index"]  # 0 when the translation never changes (a still clip)
         report[name]["change_vs_raw"] = report[name]["flicker_index"] / raw - 1.0 if raw > 0 else None
-    report["how"] = ("cgan.runtime.smooth.TemporalSmoother defaults (strength 0.8, threshold 12, scene cuts reset "
-                     "the history) on the torch FP32 outputs of every clip frame; cuts are included in the index")
+    d = TemporalSmoother()
+    report["how"] = (f"cgan.runtime.smooth.TemporalSmoother defaults (strength {d.strength:g}, input threshold "
+                     f"{d.threshold:g}, output threshold {d.out_threshold:g}, scene cuts reset the history) on the "
+                     f"torch FP32 outputs of every clip frame; cuts are included in the index")
     return report
 
 
