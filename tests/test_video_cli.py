@@ -63,6 +63,9 @@ def test_bad_inputs_one_line(tmp_path, clip, capsys):
         (["--input", str(clip), "--output", str(clip)], "is the input"),
         (["--input", str(clip), "--input", str(make_clip(tmp_path / "w_1.mp4", 3)), "--output",
           str(tmp_path / "w.mp4")], "is the input"),
+        # they tuned nothing without --smooth, and said nothing
+        (["--input", str(clip), "--smooth-flow"], "--smooth-flow tunes --smooth, which is off: add --smooth"),
+        (["--input", str(clip), "--smooth-strength", "0.9"], "--smooth-strength tunes --smooth"),
     ]
     for argv, needle in cases:
         code, _, err = cgan_video(argv + ["--no-progress"], capsys)

@@ -109,8 +109,12 @@ def cli(pair, direction, inputs, output, display, side_by_side, fps_overlay, siz
                        handle_signals=True)
         _finish(run_photos(job), as_json)
         return
-    if _given(click.get_current_context(), "metadata"):
+    ctx = click.get_current_context()
+    if _given(ctx, "metadata"):
         raise CganError("--metadata applies to photos; the inputs are videos, cameras or streams (leave it out)")
+    for name in ("smooth_strength", "smooth_flow"):
+        if _given(ctx, name) and not smooth:
+            raise CganError(f"{VIDEO_ONLY[name]} tunes --smooth, which is off: add --smooth (or leave it out)")
     options = dict(pair=pair, direction=direction, display=display, side_by_side=side_by_side,
                    fps_overlay=fps_overlay, size=size, max_frames=max_frames, start=start, end=end, backend=backend,
                    precision=precision, compile=compile_, cuda_graphs=cuda_graphs, smooth=smooth,
