@@ -70,6 +70,24 @@ def test_side_by_side_and_size_and_max_frames(tmp_path):
     assert s.frames == 7 and s.ended == "max-frames"
     n, _, size = probe(out)
     assert (n, size) == (7, (64, 24))  # two 32x24 frames side by side
+    assert s.streams[0]["size"] == [64, 24]  # the size written
+
+
+@pytest.mark.parametrize("side_by_side, written", [(False, [64, 36]), (True, [128, 36])])
+def test_the_summary_gives_the_size_written(tmp_path, side_by_side, written):
+    """An odd-sized clip is written one row and column smaller (4:2:0 codecs need even sizes): the summary
+    said 65x37 for a 64x36 file, and 65x37 for a 130x36 side-by-side one."""
+    import cv2
+
+    clip = tmp_path / "odd.avi"
+    w = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"MJPG"), 12, (65, 37))
+    for i in range(3):
+        w.write(pattern(i, 65, 37))
+    w.release()
+    out = tmp_path / "out.mp4"
+    s = run_video(job(inputs=[str(clip)], output=str(out), side_by_side=side_by_side), translator=Invert())
+    assert s.frames == 3 and list(probe(out)[2]) == written
+    assert s.streams[0]["size"] == written
 
 
 def test_fps_overlay_shows_each_streams_own_rate(monkeypatch):

@@ -1385,7 +1385,9 @@ def _fill_summary(s: VideoSummary, pipe: _Pipeline, streams: list[_Stream], seco
     s.seconds = seconds
     s.ended = pipe.ended
     s.streams = [{"input": st.source.name, "live": st.live, "read": st.read, "written": st.written,
-                  "dropped": st.dropped + st.dropped_out, "resized": st.resized, "size": list(st.target or ()),
+                  "dropped": st.dropped + st.dropped_out, "resized": st.resized,
+                  # the size written (even, side by side twice as wide), else the size translated
+                  "size": list(st.out.size if st.out is not None and st.out.size else st.target or ()),
                   "output": str(st.out.path) if st.out is not None and st.out.frames else None,
                   "codec": st.out.fourcc if st.out is not None else None,
                   "sound": st.out.sound if st.out is not None else None}
