@@ -1,5 +1,10 @@
-"""`python -m cgan`: list the commands."""
+"""`cgan` / `python -m cgan`: list the commands (`--version`: cgan's version)."""
 from __future__ import annotations
+
+import click
+
+from cgan._cli import entry
+from cgan.errors import CganError
 
 COMMANDS = [
     ("cgan-train", "cgan.trainer.cli", "train a CycleGAN pair; `cgan-train import-official` converts official checkpoints"),
@@ -10,19 +15,37 @@ COMMANDS = [
 ]
 
 
-def main() -> None:
+def overview() -> str:
     from cgan import __version__
 
-    print(f"cgan {__version__}: CycleGAN from training to real-time video\n\ncommands:")
-    for name, _, what in COMMANDS:
-        print(f"  {name:<12} {what}")
-    print("\nrun any command with --help for its options")
+    lines = [f"cgan {__version__}: CycleGAN from training to real-time video", "", "commands:"]
+    lines += [f"  {name:<12} {what}" for name, _, what in COMMANDS]
+    lines += ["", "run any command with --help for its options"]
     import importlib.util
 
     if importlib.util.find_spec("torch") is None:  # e.g. the README's runtime-only main job
-        print("torch is not installed here: cgan-train, cgan-export, cgan-bench and cgan-eval need "
-              "`pip install 'cgan[cpu]'` (or 'cgan[gpu]'); cgan-video runs without it")
+        lines.append("torch is not installed here: cgan-train, cgan-export, cgan-bench and cgan-eval need "
+                     "`pip install 'cgan[cpu]'` (or 'cgan[gpu]'); cgan-video runs without it")
+    return "\n".join(lines)
 
+
+@click.command(add_help_option=False, context_settings={"ignore_unknown_options": True})
+@click.option("-h", "--help", "show_help", is_flag=True, help="List the commands (as with no arguments).")
+@click.argument("words", nargs=-1, type=click.UNPROCESSED)
+def cli(show_help: bool, words: tuple[str, ...]) -> None:
+    """List cgan's commands. Each is a program of its own: `cgan-video --help`, not `cgan video`."""
+    if words:
+        commands = {name.removeprefix("cgan-"): name for name, _, _ in COMMANDS}
+        first = words[0]
+        if first in commands:
+            raise CganError(f"`cgan {first}` is not a command: run `{' '.join([commands[first], *words[1:]])}`")
+        what = "option" if first.startswith("-") else "command"
+        raise CganError(f"unknown {what} {first!r}: `cgan` lists the commands ({', '.join(commands.values())}); "
+                        f"`cgan --version` gives the version")
+    click.echo(overview())
+
+
+main = entry(cli)
 
 if __name__ == "__main__":
     main()

@@ -52,7 +52,10 @@ def run(command: click.Command, argv: list[str] | None = None) -> int:
             raise
         click.echo(f"error: {text}", err=True)
         return 2
-    except (OSError, MemoryError) as e:  # (a closed pipe, `cgan-bench | head`, click ends quietly itself)
+    except (OSError, MemoryError) as e:
+        if isinstance(e, OSError) and e.errno == errno.EPIPE:  # the reader went away: `cgan --help | head`
+            _stdout_to_devnull()  # (else the flush at exit raises again, as "Exception ignored")
+            return 1
         # what the machine refused (a path too long, a folder where a file goes, no permission, no space, no
         # memory) when no check caught it first: one line too; CGAN_DEBUG=1 shows the traceback. Other OSErrors
         # (a shared library that does not load, a socket) keep their traceback: they are not the user's paths.
@@ -124,8 +127,23 @@ def one_line(e: BaseException) -> str:
     return " ".join(text.split("\n")).strip()
 
 
+def _stdout_to_devnull() -> None:
+    try:
+        null = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(null, sys.stdout.fileno())
+        os.close(null)
+    except (OSError, ValueError, AttributeError):  # no real stdout (an embedded interpreter): nothing to quiet
+        pass
+
+
 def entry(command: click.Command) -> Callable[[], None]:
-    """A console-script entry point for `command`."""
+    """A console-script entry point for `command`, which gets a `-V/--version` option."""
+    from cgan import __version__
+
+    if not any("--version" in p.opts for p in command.params):
+        click.version_option(__version__, "-V", "--version", message="%(prog)s %(version)s",
+                             help="Show the version and exit.")(command)
+
     def main() -> None:
         sys.exit(run(command))
     return main

@@ -81,3 +81,43 @@ def test_every_command_module_runs_with_python_dash_m():
         p = subprocess.run([sys.executable, "-m", module, "--help"], capture_output=True, text=True, timeout=120,
                            cwd=ROOT)
         assert p.returncode == 0 and "Usage:" in p.stdout, (module, p.stdout[-300:], p.stderr[-300:])
+
+
+def test_every_command_gives_its_version(capsys):
+    from cgan import __version__
+    from cgan._cli import run
+    from cgan.__main__ import COMMANDS
+
+    for name, module, _ in [("cgan", "cgan.__main__", ""), *COMMANDS]:
+        command = importlib.import_module(module).cli
+        for flag in ("--version", "-V"):
+            assert run(command, [flag]) == 0, (name, flag)
+            assert capsys.readouterr().out.strip().endswith(f" {__version__}"), (name, flag)
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["video", "--input", "demo"], "`cgan video` is not a command: run `cgan-video --input demo`"),
+    (["--bogus"], "unknown option '--bogus'"),
+    (["frobnicate"], "unknown command 'frobnicate'"),
+])
+def test_cgan_refuses_what_it_does_not_take(capsys, argv, words):
+    """`cgan` listed the commands and exited 0 whatever it was given (`cgan video ...` ran nothing)."""
+    from cgan._cli import run
+    from cgan.__main__ import cli
+
+    assert run(cli, argv) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err.count("\n") == 1 and err.startswith("error: ") and words in err, err
+
+
+@pytest.mark.parametrize("argv", [["-m", "cgan"], ["-m", "cgan", "--help"], ["-m", "cgan.runtime.cli", "--help"]])
+def test_a_closed_pipe_ends_quietly(argv):
+    """`cgan --help | head` printed a BrokenPipeError traceback when the reader had gone."""
+    r, w = os.pipe()
+    os.close(r)  # the reader is gone before anything is written: every write fails with EPIPE
+    try:
+        p = subprocess.run([sys.executable, *argv], stdout=w, stderr=subprocess.PIPE, text=True, timeout=120,
+                           cwd=ROOT)
+    finally:
+        os.close(w)
+    assert p.returncode == 1 and p.stderr == "", p.stderr[-2000:]

@@ -26,7 +26,7 @@ class _DefaultGroup(click.Group):
     """A group whose default sub-command is `train`: `cgan-train --data D ...` means `cgan-train train --data D ...`."""
 
     def parse_args(self, ctx, args):
-        if args and args[0] not in self.commands and args[0] not in ("--help", "-h"):
+        if args and args[0] not in self.commands and args[0] not in ("--help", "-h", "--version", "-V"):
             args = ["train", *args]
         return super().parse_args(ctx, args)
 
