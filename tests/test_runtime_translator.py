@@ -428,3 +428,20 @@ def test_backend_infer_takes_flipped_and_read_only_batches(folders, backend):
             warnings.simplefilter("error")
             assert np.array_equal(be.infer(frames[:, ::-1, :, ::-1]), want)
             assert np.array_equal(be.infer(locked), be.infer(frames.copy()))
+
+
+def test_with_no_runtime_installed_the_error_leads_with_what_to_install(monkeypatch):
+    """A base install (no onnxruntime, no torch) on a machine without a GPU: the one line named the GPU extras
+    first and `cgan[runtime]`, the fix, fifth of six; the CPU backends' reasons now lead and the GPU backends
+    share one clause."""
+    monkeypatch.setenv("CGAN_NO_CUDA", "1")
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)
+    monkeypatch.setitem(sys.modules, "torch", None)
+    with pytest.raises(BackendUnavailable) as e:
+        Translator.load("summer2winter")
+    text = str(e.value)
+    assert text.startswith("no backend can run this here: ort-cpu (cpu): onnxruntime is not installed: "
+                           "pip install 'cgan[runtime]'"), text
+    assert text.endswith("; the GPU backends (tensorrt, tensorrt-rtx, ort-cuda, torch): no CUDA GPU here "
+                         "(CGAN_NO_CUDA is set)"), text
+    assert "\n" not in text

@@ -287,7 +287,7 @@ def _walk(folder: Path, problems: list[tuple[Path, str]], left_out: list[Path],
 
 
 #: what makes HEIF photos readable
-HEIF_HINT = "; HEIC/HEIF with pip install pillow-heif"
+HEIF_HINT = "; HEIC/HEIF with pip install 'cgan[heif]'"
 
 
 def _by_ext(paths: Sequence[Path]) -> dict[str, int]:
@@ -296,7 +296,7 @@ def _by_ext(paths: Sequence[Path]) -> dict[str, int]:
 
 
 def _not_read(paths: list[Path]) -> str:
-    """'12 .heic, 2 .dng (HEIC, raw: not read here; HEIC/HEIF with pip install pillow-heif)'"""
+    """'12 .heic, 2 .dng (HEIC, raw: not read here; HEIC/HEIF with pip install 'cgan[heif]')'"""
     by_ext = _by_ext(paths)
     kinds = ", ".join(dict.fromkeys(NOT_READ_EXTS[e] for e in sorted(by_ext)))
     return f"{_counts(by_ext)} ({kinds}: not read here{HEIF_HINT if set(by_ext) & set(HEIF_EXTS) else ''})"
@@ -328,7 +328,7 @@ def find_photos(inputs: Sequence[str | os.PathLike], problems: list[tuple[Path, 
             items += [(f, f.relative_to(p), True) for f in found]
         elif p.is_file():
             if _left_out(p.suffix):
-                hint = ", or pip install pillow-heif to read it" if p.suffix.lower() in HEIF_EXTS else ""
+                hint = ", or pip install 'cgan[heif]' to read it" if p.suffix.lower() in HEIF_EXTS else ""
                 raise CganError(f"--input {p}: {NOT_READ_EXTS[p.suffix.lower()]} photos are not read here; convert it "
                                 f"to JPEG or PNG first{hint}")
             if not reads_photo(p.suffix):

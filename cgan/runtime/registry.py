@@ -83,5 +83,18 @@ def choose(model: Any, backend: str = "auto", precision: str | None = None,
             for skipped in tried:
                 log.info("  skipped %s", skipped)
             return cls, dev
-        tried.append(f"{name} ({dev}): {reason}")
-    raise BackendUnavailable("no backend can run this here: " + "; ".join(tried))
+        tried.append((name, dev, reason))
+    raise BackendUnavailable("no backend can run this here: " + _why_none(tried))
+
+
+def _why_none(tried: list[tuple[str, str, str]]) -> str:
+    """Why each backend `auto` tried cannot run, what to do first: on a machine without a GPU the CPU
+    backends' reasons (e.g. which extra to install) lead, and the GPU backends share one clause."""
+    from cgan.runtime.backends import cuda as cudahelp
+
+    gpu_side = [t for t in tried if t[1] == "cuda"]
+    if gpu_side and len(gpu_side) < len(tried) and cudahelp.gpu_count() == 0:
+        cpu_side = [f"{name} ({dev}): {reason}" for name, dev, reason in tried if dev != "cuda"]
+        names = ", ".join(dict.fromkeys(name for name, _, _ in gpu_side))
+        return "; ".join(cpu_side) + f"; the GPU backends ({names}): {cudahelp.no_gpu_reason()}"
+    return "; ".join(f"{name} ({dev}): {reason}" for name, dev, reason in tried)

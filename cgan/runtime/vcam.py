@@ -25,7 +25,7 @@ def _module() -> Any:
 def check_available() -> None:
     """A one-line CganError, before anything is opened, when pyvirtualcam is not installed."""
     if _module() is None:
-        raise CganError(f"--virtual-camera needs pyvirtualcam (pip install pyvirtualcam) and {DRIVER}")
+        raise CganError(f"--virtual-camera needs pyvirtualcam (pip install 'cgan[vcam]') and {DRIVER}")
 
 
 class VirtualCamera:
