@@ -160,7 +160,15 @@ def test_pipeline_smooth_mode_lowers_flicker():
         meter = FlickerMeter()
         job = VideoJob(inputs=[FrameListSource(ins, fps=10)], display=False, progress=False, handle_signals=False,
                        smooth=smooth, on_frame=lambda _i, inp, out: meter.update(inp, out))
-        assert run_video(job, translator=Flickery()).frames == 10
+        summary = run_video(job, translator=Flickery())
+        assert summary.frames == 10
+        reported = summary.streams[0]["flicker"]
+        if smooth:  # the summary's figures, from a sample of the pixels, agree with the whole frames'
+            assert reported["smoothed"] == pytest.approx(meter.value, rel=0.1)
+            assert reported["smoothed"] < 0.6 * reported["raw"]
+            assert "flicker index" in summary.format() and "smoothed" in summary.format()
+        else:
+            assert reported is None and "flicker index" not in summary.format()
         return meter.value
 
     assert run(True) < 0.6 * run(False)

@@ -42,7 +42,7 @@ import numpy as np
 from cgan._files import _umask, nearest_existing
 from cgan.errors import CganError
 from cgan.runtime.frames import DEFAULT_MAX_PIXELS, MULTIPLE, even_size, fit_to, round_up, to_bgr
-from cgan.runtime.smooth import TemporalSmoother
+from cgan.runtime.smooth import FlickerMeter, TemporalSmoother
 from cgan.runtime.sources import CAPTURE_NAMED, CaptureSource, Source, Trimmed, _describe, known_fps, open_source, \
     parse_capture, parse_input, parse_time
 
@@ -242,6 +242,13 @@ class VideoSummary:
             f"fps: pipeline {self.fps:.1f} | decode {self.decode_fps:.1f}  translate {self.translate_fps:.1f}  "
             f"encode {self.encode_fps:.1f}",
         ]
+        for st in self.streams:
+            f = st.get("flicker")
+            if f:
+                change = f"{(f['smoothed'] / f['raw'] - 1) * 100:+.0f} %" if f["raw"] > 0 else "n/a"
+                name = f"{st['input']}: " if len(self.streams) > 1 else ""
+                lines.append(f"{name}flicker index {f['raw']:.3f} raw -> {f['smoothed']:.3f} smoothed ({change}; "
+                             f"output change per unit of input change, lower is steadier)")
         lines += [f"wrote {p}" for p in self.outputs]
         return "\n".join(lines)
 
@@ -744,6 +751,8 @@ class _Stream:
         self.target: tuple[int, int] | None = None
         self.first_size: tuple[int, int] | None = None
         self.smoother = smoother
+        # with --smooth: the flicker index of the raw and of the smoothed output (every 4th pixel of every 4th row)
+        self.flicker = (FlickerMeter(step=FLICKER_STEP), FlickerMeter(step=FLICKER_STEP)) if smoother else None
         self.out = out
         self.q: queue.Queue = queue.Queue(maxsize=1 if self.live else max(1, queue_size))
         self.read = 0
@@ -930,7 +939,9 @@ class _Pipeline:
                     outs = _checked_outputs(self.translator.translate_batch(frames), frames)
                     for (st, item), out in zip(group, outs):
                         if st.smoother is not None:
+                            st.flicker[0].update(item[2], out)
                             out = st.smoother(item[2], out)
+                            st.flicker[1].update(item[2], out)
                         results.append((st, item, out))
                 self.translate_busy += time.perf_counter() - t0
                 self.translated += len(results)
@@ -1370,6 +1381,16 @@ def _probe_file(src: Any, sound: bool) -> tuple[str, Any] | None:
     return (str(spec.target), info.audio) if sound and info.audio is not None else None
 
 
+FLICKER_STEP = 4  # the summary's flicker index samples every 4th pixel of every 4th row (about 0.3 ms at 720p)
+
+
+def _flicker(st: _Stream) -> dict[str, float] | None:
+    """{'raw': index, 'smoothed': index} of a stream smoothed over at least two frames, else None."""
+    if st.flicker is None or not st.flicker[0].pairs or st.flicker[0].in_change <= 0:
+        return None
+    return {"raw": round(st.flicker[0].value, 3), "smoothed": round(st.flicker[1].value, 3)}
+
+
 def _fill_summary(s: VideoSummary, pipe: _Pipeline, streams: list[_Stream], seconds: float) -> None:
     s.frames = sum(st.written for st in streams)
     s.dropped = sum(st.dropped + st.dropped_out for st in streams)
@@ -1390,5 +1411,6 @@ def _fill_summary(s: VideoSummary, pipe: _Pipeline, streams: list[_Stream], seco
                   "size": list(st.out.size if st.out is not None and st.out.size else st.target or ()),
                   "output": str(st.out.path) if st.out is not None and st.out.frames else None,
                   "codec": st.out.fourcc if st.out is not None else None,
-                  "sound": st.out.sound if st.out is not None else None}
+                  "sound": st.out.sound if st.out is not None else None,
+                  "flicker": _flicker(st)}
                  for st in streams]
