@@ -244,6 +244,61 @@ def test_a_video_file_served_over_http_is_read_once_like_a_file(tmp_path):
         assert s.ended == "end" and s.frames == 10 and s.dropped == 0 and probe(out)[0] == 10
 
 
+def test_a_video_over_http_whose_connection_drops_goes_on_where_it_stopped(tmp_path):
+    """The server cuts the first response half-way (a dropped connection): the source reopens the URL, goes to
+    the last frame it gave and reads on, so every frame comes once, in order (it ended after 6 of 36 frames with
+    a 'damaged file?' warning and exit 0)."""
+    import functools
+    import http.server
+    import threading
+
+    import av
+
+    from _helpers_video import mux_frames
+
+    clip = tmp_path / "clip.mkv"  # Matroska: read from the start over a server without byte ranges
+    with av.open(str(clip), "w") as out:
+        v = out.add_stream("mpeg4", rate=12)
+        v.width, v.height, v.pix_fmt = 64, 48, "yuv420p"
+        mux_frames(out, v, [av.VideoFrame.from_ndarray(pattern(i), format="bgr24") for i in range(36)])
+    gets = []
+
+    class Dropping(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *a):
+            pass
+
+        def do_GET(self):
+            gets.append(self.path)
+            if len(gets) > 1:
+                return super().do_GET()
+            data = clip.read_bytes()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data[:len(data) // 2])  # then the connection ends
+            self.close_connection = True
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Dropping, directory=str(tmp_path)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        src = open_source(f"http://127.0.0.1:{server.server_address[1]}/clip.mkv", reconnects=2, backoff=0.01)
+        assert not src.live and src.frame_count == 36
+        frames, times = [], []
+        while (f := src.read()) is not None and len(frames) < 80:
+            frames.append(f)
+            times.append(src.timestamp)
+        src.close()
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert len(gets) == 2 and src.reconnected == 1
+    assert len(frames) == 36 and times == pytest.approx([i / 12 for i in range(36)], abs=0.002)
+    local = open_source(str(clip))  # the same frames read from the file itself
+    want = [local.read() for _ in range(36)]
+    local.close()
+    assert all(np.array_equal(f, w) for f, w in zip(frames, want))
+
+
 def test_bad_files(tmp_path):
     (tmp_path / "empty.mp4").write_bytes(b"")
     (tmp_path / "junk.mp4").write_bytes(np.random.default_rng(0).integers(0, 255, 4000, dtype=np.uint8).tobytes())

@@ -318,11 +318,61 @@ class CaptureSource:
             return _as_bgr(frame)
         if not self.live:
             if self._stopped_early():
+                if self.spec.kind == "url":  # a recorded video over the network: the connection may have dropped
+                    frame = self._resume()
+                    if frame is not None:
+                        return frame
                 # a decode error ends OpenCV's reading like the end of the file does: say it was not the end
                 log.warning("%s: decoding stopped after %d of %d frames (damaged file?); the output ends there",
                             self.name, self.frames_read, self.frame_count)
             return None
         return self._reconnect()
+
+    def _resume(self) -> np.ndarray | None:
+        """A recorded video read over the network that stopped before its end (a dropped connection, a server
+        restarted): reopen it `reconnects` times with doubling waits, go to the last frame read (a seek, where the
+        server allows one; else from the start) and give the frame after it; None if it cannot be had."""
+        last = self.timestamp
+        if last is None or not math.isfinite(last):
+            return None
+        half = 0.5 / known_fps(self.fps) if known_fps(self.fps) else 0.02
+        for attempt in range(self.reconnects):
+            wait = min(self.backoff * 2.0 ** min(attempt, 30), MAX_RECONNECT_WAIT_S)
+            log.warning("%s stopped after %d of %d frames (%s); reopening in %.1f s to go on from there (%d/%d)",
+                        self.name, self.frames_read, self.frame_count, clock(last), wait, attempt + 1,
+                        self.reconnects)
+            if self.stop.wait(wait):
+                return None
+            for seek in (True, False):  # a seek that lands past the frame after `last`: from the start instead
+                self.cap.release()
+                try:
+                    self.cap = self._open()
+                except CganError:
+                    break
+                if seek:
+                    self.cap.set(cv2.CAP_PROP_POS_MSEC, max(0.0, last - 1.0) * 1000.0)  # a key frame before it
+                got = self._frame_after(last, half)
+                if got is None:
+                    break  # dropped again: the next attempt
+                t, frame = got
+                if t > last + 3 * half and seek:
+                    continue
+                self.reconnected += 1
+                self.frames_read += 1
+                self.timestamp = t
+                return _as_bgr(frame)
+        return None
+
+    def _frame_after(self, last: float, half: float) -> tuple[float, np.ndarray] | None:
+        """(time, frame) of the first frame read whose time is past `last`; None when reading stops first."""
+        while not self.stop.is_set():
+            ok, frame = self.cap.read()
+            if not ok or frame is None:
+                return None
+            t = self._time()
+            if t is not None and t > last + half:
+                return t, frame
+        return None
 
     def _stopped_early(self) -> bool:
         """Whether a file's reading ended before its end: fewer frames than it declares, and the last one read
