@@ -235,6 +235,11 @@ def test_a_range_without_a_frame_is_one_line(tmp_path):
                                         r"is at 0:01.083\): widen them"):
         run_video(job(inputs=[str(clip)], output=str(tmp_path / "o.mp4"), start=1.03, end=1.06), translator=Invert())
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mp4"]
+    # a frame inside the range but within a quarter frame of --end: said so (it read 'the next is at 0:01.0',
+    # inside the range given)
+    with pytest.raises(CganError, match=r"between --start 0:01.0 and --end 0:01.01 \(its frame at 0:01.0 is within "
+                                        r"a quarter frame of --end, where the output stops\): widen them"):
+        run_video(job(inputs=[str(clip)], output=str(tmp_path / "o.mp4"), start=1.0, end=1.01), translator=Invert())
 
 
 def test_clock_and_huge_times():

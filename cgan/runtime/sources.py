@@ -650,8 +650,10 @@ class Trimmed:
                 raise CganError(f"{self.inner.name}: its frames have no times, so --start/--end cannot cut it")
             if got[1] >= self.start - self._eps:
                 if self.end is not None and got[1] >= self.end - self._eps:
+                    at = (f"its frame at {clock(got[1])} is within a quarter frame of --end, where the output "
+                          f"stops" if got[1] < self.end else f"the next is at {clock(got[1])}")
                     raise CganError(f"no frame of {self.inner.name} lies between --start {clock(self.start)} and "
-                                    f"--end {clock(self.end)} (the next is at {clock(got[1])}): widen them")
+                                    f"--end {clock(self.end)} ({at}): widen them")
                 return got
             last = got[1]
         self._past_the_end(last)
