@@ -179,6 +179,9 @@ def test_auto_picks_ort_cpu_for_export_and_torch_for_pair(folders, caplog):
     with Translator.load(str(export), threads=1) as t:
         assert (t.info.backend, t.info.precision, t.info.device) == ("ort-cpu", "fp32", "cpu")
     assert any("auto -> ort-cpu" in r.getMessage() for r in caplog.records)
+    skipped = [r.getMessage() for r in caplog.records if "skipped" in r.getMessage()]
+    assert skipped and all(m.startswith("  skipped ") and "('" not in m for m in skipped), skipped
+    assert any(m.startswith("  skipped ort-cuda (cuda): ") for m in skipped), skipped
     with Translator.load(str(pair)) as t:
         assert (t.info.backend, t.info.device) == ("torch", "cpu")
 

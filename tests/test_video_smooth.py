@@ -184,3 +184,15 @@ def test_flow_smoothing_takes_tiny_and_thin_frames(h, w):
     for i in range(3):
         out = sm(base, np.clip(base.astype(int) + 4 * (i % 2), 0, 255).astype(np.uint8))
         assert out.shape == base.shape and out.dtype == np.uint8
+
+
+@pytest.mark.parametrize("shape", [(24, 32), (24, 32, 1), (24, 32, 3), (24, 32, 4)])
+def test_the_output_keeps_its_shape(shape):
+    """First frame, smoothed frames and cuts alike: a (H, W, 1) output came back (H, W) once smoothed."""
+    rng = np.random.default_rng(0)
+    inp = rng.integers(0, 255, (24, 32, 3), dtype=np.uint8)
+    sm = TemporalSmoother()
+    for k in range(3):
+        out = np.clip(rng.integers(100, 110, shape), 0, 255).astype(np.uint8)
+        got = sm(inp if k < 2 else 255 - inp, out)  # the third is a cut
+        assert got.shape == shape and got.dtype == np.uint8, (k, got.shape)

@@ -80,8 +80,8 @@ def choose(model: Any, backend: str = "auto", precision: str | None = None,
             ok, reason = False, str(e)
         if ok:
             log.info("backend auto -> %s on %s (%s)", name, dev, model.describe())
-            for skipped in tried:
-                log.info("  skipped %s", skipped)
+            for skipped, skipped_dev, why in tried:
+                log.info("  skipped %s (%s): %s", skipped, skipped_dev, why)
             return cls, dev
         tried.append((name, dev, reason))
     raise BackendUnavailable("no backend can run this here: " + _why_none(tried))

@@ -96,7 +96,8 @@ class TemporalSmoother:
         delta *= w[..., None] if out.ndim == 3 else w
         res += delta
         self._prev_gray, self._prev_out = g, res
-        return cv2.convertScaleAbs(res)  # rounded and saturated to uint8 (res is in 0..255: abs does nothing)
+        # rounded and saturated to uint8 (res is in 0..255: abs does nothing); OpenCV drops a 1-channel axis
+        return cv2.convertScaleAbs(res).reshape(out.shape)
 
     def _warp(self, g: np.ndarray, prev_g: np.ndarray, prev_out: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Warp the previous gray frame and output onto the current frame (DIS flow at reduced size)."""
