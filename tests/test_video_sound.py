@@ -448,3 +448,26 @@ def test_avi_sound_that_cannot_be_written_as_pcm_is_copied_with_a_warning(tmp_pa
     assert s.streams[0]["sound"] == "aac" and streams(out)["audio"] == pytest.approx(1.0, abs=0.1)
     said = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert len(said) == 1 and "no PCM encoder here" in said[0] and "may play early or late" in said[0]
+
+
+def test_avi_sound_keeps_every_channel(tmp_path):
+    """PCM in .avi holds any number of channels: a 5.1 sound stays 5.1 (it was mixed down to stereo)."""
+    src = burst_clip(tmp_path / "s51.mkv", "ac3", seconds=2.0, layout="5.1", bursts=(1.0,))
+    out = tmp_path / "out.avi"
+    s = run_video(job(inputs=[str(src)], output=str(out)), translator=Invert())
+    assert s.streams[0]["sound"] == "pcm_s16le (from ac3)"
+    with av.open(str(out)) as c:
+        assert c.streams.audio[0].codec_context.layout.nb_channels == 6
+    assert onsets(out) == pytest.approx([1.0], abs=0.005)
+
+
+@pytest.mark.parametrize("ext", [".avi", ".mp4"])
+def test_a_sound_that_starts_after_the_last_frame_adds_nothing(tmp_path, ext):
+    """The sound starts at 2 s, the output stops at 1 s: no track of silence (an encoded sound filled the whole
+    output with it, which every .avi now is)."""
+    src = burst_clip(tmp_path / "late.mkv", "pcm_s16le", seconds=3.0, audio_start=2.0, bursts=(2.5,))
+    out = tmp_path / f"out{ext}"
+    s = run_video(job(inputs=[str(src)], output=str(out), max_frames=25), translator=Invert())
+    assert s.frames == 25 and s.streams[0]["sound"] is None
+    with av.open(str(out)) as c:
+        assert [st.type for st in c.streams] == ["video"]

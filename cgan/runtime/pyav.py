@@ -566,8 +566,12 @@ def _mux_encoded(dst: Any, vin: Any, v_in: Any, v_out: Any, ain: Any, a_in: Any,
     av = _av()
     source_rate = int(a_in.codec_context.sample_rate or 48000)
     rate = min(AAC_RATES, key=lambda r: abs(r - source_rate)) if codec == "aac" else source_rate
-    channels = 1 if a_in.codec_context.layout.nb_channels == 1 else 2  # more are mixed to stereo
-    layout = "mono" if channels == 1 else "stereo"  # (an unnamed "2 channels" layout too)
+    source_layout = a_in.codec_context.layout
+    if codec == "aac" or source_layout.nb_channels <= 2:
+        channels = 1 if source_layout.nb_channels == 1 else 2  # AAC here: more are mixed to stereo
+        layout = "mono" if channels == 1 else "stereo"  # (an unnamed "2 channels" layout too)
+    else:  # PCM keeps every channel (a camera's 5.1 into .avi)
+        channels, layout = source_layout.nb_channels, source_layout.name
     a_out = dst.add_stream(codec, rate=rate, layout=layout)
     if codec == "aac":
         a_out.codec_context.bit_rate = SOUND_BIT_RATE * channels // 2
@@ -607,6 +611,8 @@ def _mux_encoded(dst: Any, vin: Any, v_in: Any, v_out: Any, ain: Any, a_in: Any,
             if at is None:
                 continue
             for part in resample.resample(frame):
+                if at >= total:
+                    return  # the rest starts after the last frame (a sound that starts there adds nothing)
                 samples = part.to_ndarray()
                 if at > written and written < total:  # the sound starts later, or a gap: silence till then
                     fill = min(at, total) - written
