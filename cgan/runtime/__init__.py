@@ -11,7 +11,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from cgan.runtime import _fork
 from cgan.runtime.registry import AUTO_ORDER, BACKENDS, available_backends
+
+_fork.register()  # a torch backend in a forked child then runs on one thread, not hang (see cgan.runtime._fork)
 
 __all__ = ["Translator", "TranslatorInfo", "available_backends", "BACKENDS", "AUTO_ORDER",
            "DEFAULT_MAX_PIXELS", "MIN_SIDE"]

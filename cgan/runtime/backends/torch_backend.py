@@ -14,7 +14,6 @@ Options (`Translator.load(..., backend="torch", **opts)`), checked when the back
 """
 from __future__ import annotations
 
-import os
 import threading
 import weakref
 from typing import Any
@@ -22,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from cgan.errors import BackendUnavailable, CganError
+from cgan.runtime import _fork
 from cgan.runtime.backends.base import MAX_SHAPES, Backend, Model, log, module_available
 from cgan.runtime.backends import cuda as cudahelp
 
@@ -40,40 +40,24 @@ _THREAD_REQUESTS: list[tuple[int, int]] = []
 _THREADS_BEFORE: list[int] = []
 
 
-# PyTorch's CPU thread pool (OpenMP) does not survive fork: in a child forked after torch ran on several threads,
-# the next torch call that uses them hangs for ever (a torch Translator in a multiprocessing or gunicorn worker).
-# As PyTorch's own DataLoader workers do, such a child runs torch on one thread, and says so once.
-_ran_threads = 0  # threads the last CPU translation of this process ran on
-_forked_after = 0  # in a forked child: threads its parent had run on (0: not forked after a parallel run)
 _FORK_LOCK = threading.Lock()
 
 
-def _after_fork_in_child() -> None:
-    global _forked_after
-    _forked_after = _ran_threads if _ran_threads > 1 else _forked_after
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_after_fork_in_child)
-
-
 def _set_threads(torch: Any, threads: int) -> None:
-    torch.set_num_threads(1 if _forked_after else threads)
+    torch.set_num_threads(1 if _fork.torch_in_parent else threads)
 
 
 def _one_thread_after_fork(torch: Any) -> None:
-    """Before torch works on the CPU (loading weights, a CPU translation): in a child forked after a parallel run,
-    torch on one thread (said once)."""
-    global _ran_threads
-    if _forked_after and torch.get_num_threads() > 1:
+    """Before torch works on the CPU (loading weights, a CPU translation): in a child forked from a process that
+    had torch loaded, torch on one thread, said once (cgan.runtime._fork: its pool does not survive a fork)."""
+    if _fork.torch_in_parent and torch.get_num_threads() > 1:
         with _FORK_LOCK:
             if torch.get_num_threads() > 1:
-                log.warning("warning: this process was forked after torch ran on %d threads, and PyTorch's thread "
-                            "pool does not survive a fork (the next call would hang): torch runs on one thread "
-                            "here; start worker processes with 'spawn' or 'forkserver', or use backend ort-cpu, "
-                            "to use every thread", _forked_after)
+                log.warning("warning: this process was forked from one with torch loaded, and PyTorch's CPU thread "
+                            "pool does not survive a fork (its next parallel call would hang): torch runs on one "
+                            "thread here; start worker processes with 'spawn' or 'forkserver', or use backend "
+                            "ort-cpu, to use every thread")
                 torch.set_num_threads(1)
-    _ran_threads = torch.get_num_threads()
 
 
 def _take_threads(torch: Any, owner: int, threads: int) -> None:
