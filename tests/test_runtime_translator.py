@@ -437,11 +437,18 @@ def test_with_no_runtime_installed_the_error_leads_with_what_to_install(monkeypa
     """A base install (no onnxruntime, no torch) on a machine without a GPU: the one line named the GPU extras
     first and `cgan[runtime]`, the fix, fifth of six; the CPU backends' reasons now lead and the GPU backends
     share one clause."""
+    from cgan.runtime.backends import cuda
+
     monkeypatch.setenv("CGAN_NO_CUDA", "1")
     monkeypatch.setitem(sys.modules, "onnxruntime", None)
     monkeypatch.setitem(sys.modules, "torch", None)
-    with pytest.raises(BackendUnavailable) as e:
-        Translator.load("summer2winter")
+    cuda.probe_gpus.cache_clear()  # the count is cached per process: asked again under CGAN_NO_CUDA
+    try:
+        with pytest.raises(BackendUnavailable) as e:
+            Translator.load("summer2winter")
+    finally:
+        monkeypatch.undo()
+        cuda.probe_gpus.cache_clear()
     text = str(e.value)
     assert text.startswith("no backend can run this here: ort-cpu (cpu): onnxruntime is not installed: "
                            "pip install 'cgan[runtime]'"), text
