@@ -73,6 +73,21 @@ def test_smoke_command_writes_pair(tmp_path, data, capsys):
     assert list((run_dir / "samples").glob("*.png"))
 
 
+def test_sample_names_carry_the_epoch_log_csv_gives(tmp_path, data, capsys):
+    """Samples taken mid-epoch were named with the epochs done (epoch0001 for a step log.csv puts in epoch 2)."""
+    code = run(cli, ["--data", str(data), "--out", str(tmp_path / "R"), "--name", "s", "--size", "32", "--load-size",
+                     "36", "--ngf", "4", "--ndf", "4", "--blocks", "1", "--max-steps", "10", "--device", "cpu",
+                     "--workers", "0", "-q", "--sample-every-steps", "3", "--log-every", "1"])
+    assert code == 0, capsys.readouterr().err
+    run_dir = tmp_path / "R" / "s"
+    rows = [line.split(",") for line in (run_dir / "log.csv").read_text().splitlines()[1:]]
+    epoch_of = {int(r[0]): int(r[1]) for r in rows}
+    names = sorted(p.stem for p in (run_dir / "samples").glob("*.png"))
+    seen = {int(n.split("_step")[1]): int(n.split("_step")[0].removeprefix("epoch")) for n in names}
+    assert {3, 6, 9} <= set(seen) and len(set(epoch_of.values())) > 1, (names, epoch_of)
+    assert all(seen[step] == epoch_of[step] for step in seen), (seen, epoch_of)
+
+
 # ---- exact resume ---------------------------------------------------------------------------------------
 def _final_state(run_dir):
     return ckpt.load_checkpoint(ckpt.latest_checkpoint(run_dir))

@@ -914,7 +914,9 @@ class _RunLogger:
             grid = np.concatenate([pad(top), pad(bottom)], axis=0)
         ok, png = cv2.imencode(".png", cv2.cvtColor(grid, cv2.COLOR_RGB2BGR))
         if ok:
-            name = f"epoch{counters['epoch']:04d}_step{counters['step']:09d}.png"
+            # the epoch the last step trained in, 1-based as in log.csv (epochs done, at an epoch's end)
+            epoch = counters["epoch"] + (1 if counters.get("step_in_epoch") else 0)
+            name = f"epoch{epoch:04d}_step{counters['step']:09d}.png"
             write_bytes_atomic(self.run_dir / "samples" / name, png.tobytes())
         if self.tb is not None:
             self.tb.add_image("samples", torch.from_numpy(grid).permute(2, 0, 1), counters["step"])
