@@ -12,7 +12,8 @@ A pair may also hold ONNX graphs that read its own weights (`cgan-export PAIR --
 cgan.export.pair_graph), listed under "onnx": {"G": graph_rec, ...} with graph_rec = {"path", "sha256",
 "bytes", "kind": "onnx", "precision": "fp32", "io": "nchw", "io_dtype": "float32", "weights_sha256"}:
 ONNX Runtime then runs the pair folder itself, without torch and without an export folder. Rewriting a
-pair's weights drops its graphs (they would read the old tensors' byte offsets).
+pair's weights drops its graphs (they would read the old tensors' byte offsets), unless the new weight file is
+byte for byte the old one (a finished run resumed, `export-pair` again).
 
 An *export* folder (from cgan-export) has a manifest.json with {"format": "cgan.export", ...}.
 
@@ -141,9 +142,11 @@ def _check_record(folder: Path, rec: dict[str, Any], verify: bool) -> None:
 
 
 def write_pair_json(folder: Path, spec: PairSpec, weight_files: dict[str, Path], dtype: str,
-                    training: dict[str, Any] | None = None, provenance: dict[str, Any] | None = None) -> Path:
-    """Write pair.json (atomically) describing weight files already in `folder` (and no graphs: new weights make
-    a pair's old graphs wrong; cgan.export.pair_graph adds them again)."""
+                    training: dict[str, Any] | None = None, provenance: dict[str, Any] | None = None,
+                    graphs: dict[str, dict[str, Any]] | None = None) -> Path:
+    """Write pair.json (atomically) describing weight files already in `folder`, and `graphs`: in-pair graph
+    records still valid for them (new weights make a pair's old graphs wrong; cgan.export.pair_graph adds them
+    again)."""
     files = {}
     for gen, path in weight_files.items():
         rec = file_record(Path(path), folder)
@@ -158,6 +161,8 @@ def write_pair_json(folder: Path, spec: PairSpec, weight_files: dict[str, Path],
         "training": training or {},
         "provenance": provenance or {},
     }
+    if graphs:
+        meta["onnx"] = graphs
     write_json_atomic(folder / PAIR_JSON, meta)
     return folder / PAIR_JSON
 

@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 import numpy as np
+import torch
 import pytest
 
 from _helpers_runtime import make_export, make_pair
@@ -211,6 +212,28 @@ def test_new_weights_drop_the_old_graphs(pair):
     assert again.graphs == {} and not (pair / "G.fp32.onnx").exists() and not (pair / "F.fp32.onnx").exists()
     with pytest.raises(CganError, match="export folder"):
         Translator.load(str(pair), backend="ort-cpu")
+
+
+def test_the_same_weights_written_again_keep_the_graphs(pair):
+    """A finished run resumed, or `export-pair` again, rewrites the pair with the same weights, byte for byte:
+    its graphs still read them and stay (they were deleted, and ort-cpu no longer ran the pair). A pair whose G
+    changes keeps only F's graph."""
+    from cgan.trainer.weights import load_generator, save_pair
+
+    p = add_pair_graphs(pair)
+    dtype = p.meta["files"]["G"]["dtype"]
+    states = {g: load_generator(p, g, dtype=torch.float32).state_dict() for g in ("G", "F")}
+    save_pair(pair, p.spec, states, dtype, training={"steps": 1})
+    again = load_pair(pair)
+    assert set(again.graphs) == {"G", "F"} and again.meta["training"] == {"steps": 1}
+    with Translator.load(str(pair), backend="ort-cpu") as t:
+        assert t.translate(FRAME).shape == FRAME.shape
+    states["G"] = {k: v + 0.01 if v.is_floating_point() else v for k, v in states["G"].items()}
+    save_pair(pair, p.spec, states, dtype)
+    again = load_pair(pair)
+    assert set(again.graphs) == {"F"} and not (pair / "G.fp32.onnx").exists() and (pair / "F.fp32.onnx").exists()
+    with Translator.load(str(pair), backend="ort-cpu", direction="F") as t:
+        assert t.translate(FRAME).shape == FRAME.shape
 
 
 def test_an_export_copies_the_graphs_with_its_pair(pair, tmp_path):

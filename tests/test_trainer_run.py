@@ -191,6 +191,34 @@ def test_resume_without_checkpoint(tmp_path, capsys):
     _one_line_error(capsys, run(cli, args), 2, "nothing to resume")
 
 
+def test_resume_without_checkpoints_beside_a_pair_gives_advice_that_works(tmp_path, data, capsys):
+    """A finished run whose checkpoints were removed: --resume advised starting without --resume, which then
+    refused the folder (it holds a trained pair) and advised another --name: the first now says so too."""
+    run_dir = train(tiny_config(data, tmp_path / "r", max_steps=1), progress=False)
+    for p in ckpt.list_checkpoints(run_dir):
+        p.unlink()
+    args = ["--out", str(tmp_path / "r"), "--name", "run", "--resume", "-q"]
+    _one_line_error(capsys, run(cli, args), 2, "cannot go on", "another --name", "--init-from")
+
+
+def test_resuming_a_finished_run_trains_nothing_and_keeps_the_pairs_graphs(tmp_path, data, caplog):
+    """The pair is written again with the same weights, byte for byte: its in-pair graphs (cgan-export
+    --in-pair) stay, and the log says there was nothing left to train."""
+    import logging
+
+    from cgan.export.pair_graph import add_pair_graphs
+
+    cfg = tiny_config(data, tmp_path / "r", epochs=1, epochs_decay=1)
+    run_dir = train(cfg, progress=False)
+    add_pair_graphs(run_dir / "pair")
+    before = load_pair(run_dir / "pair")
+    with caplog.at_level(logging.INFO):
+        train(cfg, resume=True, progress=False)
+    after = load_pair(run_dir / "pair")
+    assert set(after.graphs) == {"G", "F"} and after.files == before.files
+    assert any("nothing left to train" in r.getMessage() for r in caplog.records)
+
+
 # ---- bad input ------------------------------------------------------------------------------------------
 def _train_args(tmp_path, data_a, data_b, out=None):
     return ["--data-a", str(data_a), "--data-b", str(data_b), "--out", str(out or tmp_path / "out"), "--name", "x",

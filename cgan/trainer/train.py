@@ -294,11 +294,21 @@ def run_dir_of(cfg: TrainConfig) -> Path:
     return Path(cfg.out) / cfg.name
 
 
+def _resume_advice(run_dir: str | os.PathLike) -> str:
+    """What to do when --resume finds no checkpoint: start without it -- unless the folder holds a finished
+    run's pair, which a fresh start there refuses (it advised the other, in a circle)."""
+    pair = Path(run_dir) / "pair"
+    if (pair / PAIR_JSON).is_file():
+        return (f"its checkpoints are gone, so it cannot go on; its pair {pair} is kept: train anew under another "
+                f"--name (--init-from {pair} starts from its weights)")
+    return "nothing to resume; start without --resume"
+
+
 def config_for_resume(run_dir: str | os.PathLike, overrides: dict[str, Any]) -> TrainConfig:
     """The saved run's config with `overrides` applied; refuses to change the networks' architecture.
     A time budget and a --max-steps limit belong to one invocation: they are not taken from the saved run (a
     smoke run's --max-steps 20 would make every later --resume train 0 steps), only from `overrides`."""
-    state = ckpt.load_checkpoint(ckpt.latest_checkpoint(run_dir))
+    state = ckpt.load_checkpoint(ckpt.latest_checkpoint(run_dir, _resume_advice(run_dir)))
     saved = TrainConfig.from_dict(state["config"])
     changed = architecture_changes(saved, overrides)
     if changed:
@@ -373,7 +383,7 @@ def _train(cfg: TrainConfig, resume: bool, progress: bool, reset_schedule: bool,
         ensure_writable_dir(run_dir, "run folder")
     state = None
     if resume:
-        state = ckpt.load_checkpoint(ckpt.latest_checkpoint(run_dir))
+        state = ckpt.load_checkpoint(ckpt.latest_checkpoint(run_dir, _resume_advice(run_dir)))
         changed = architecture_changes(TrainConfig.from_dict(state["config"]), cfg.to_dict())
         if changed:
             raise CganError(f"cannot resume {run_dir} with a different architecture ({', '.join(changed)})")
@@ -443,6 +453,10 @@ def _train(cfg: TrainConfig, resume: bool, progress: bool, reset_schedule: bool,
                                  f"or random state ({type(e).__name__}: {why}); delete it to resume from the "
                                  f"previous one") from None
         log.info("resuming %s at epoch %d, step %d", run_dir, counters["epoch"] + 1, counters["step"])
+        if counters["epoch"] >= sum(model.schedule) and not counters["step_in_epoch"] and main_rank:
+            log.info("%s has trained all %d epochs of its schedule: nothing left to train (--epochs and "
+                     "--epochs-decay give it more); its pair is written again, the same weights", run_dir,
+                     sum(model.schedule))
         if counters["step_in_epoch"] and saved_per_step != cfg.batch_size * world:
             # step_in_epoch counts steps of the saved run's batch size and process count: carry on after the
             # images it has seen in this epoch (rounded up to a whole step of this run; the order shards anew

@@ -41,6 +41,7 @@ def save_pair(folder: str | os.PathLike, spec: PairSpec, states: dict[str, dict[
     # listing the other's files: one at a time (best effort: a machine without locks writes unguarded)
     with folder_lock(folder, f"another cgan process is writing into {folder}; waiting for it to finish",
                      best_effort=True):
+        old_graphs = _listed_graphs(folder)  # before anything is replaced
         # every weight file is written in full before any replaces its old version (a full disk or a bad tensor
         # while writing F must not leave the new G beside the old F and pair.json), then pair.json is replaced
         with contextlib.ExitStack() as written:
@@ -52,12 +53,39 @@ def save_pair(folder: str | os.PathLike, spec: PairSpec, states: dict[str, dict[
                 save_safetensors(tensors, tmp, {"generator": gen, "direction": spec.direction_name(gen),
                                                 "spec": _compact(spec)})
                 files[gen] = path
-        write_pair_json(folder, spec, files, dtype, training, provenance)
+        graphs = _graphs_still_valid(folder, old_graphs, files)
+        write_pair_json(folder, spec, files, dtype, training, provenance, graphs)
         for stale in {"G", "F"} - set(states):  # a single-direction pair must not keep an old file around
             (folder / f"{stale}.safetensors").unlink(missing_ok=True)
         for gen in ("G", "F"):  # in-pair graphs read the old weights' byte offsets; pair.json no longer lists them
-            (folder / graph_name(gen)).unlink(missing_ok=True)
+            if gen not in graphs:
+                (folder / graph_name(gen)).unlink(missing_ok=True)
     return folder
+
+
+def _listed_graphs(folder: Path) -> dict[str, dict[str, Any]]:
+    """The in-pair graph records of the pair.json in `folder` ({} when there is none, or none readable)."""
+    try:
+        meta = json.loads((folder / PAIR_JSON).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    graphs = meta.get("onnx") if isinstance(meta, dict) else None
+    return {g: r for g, r in graphs.items() if isinstance(r, dict)} if isinstance(graphs, dict) else {}
+
+
+def _graphs_still_valid(folder: Path, graphs: dict[str, dict[str, Any]],
+                        files: dict[str, Path]) -> dict[str, dict[str, Any]]:
+    """The graphs of `graphs` whose weight file was written again byte for byte (the same sha256 as the
+    weights they read) and whose own file is still the one listed: they stay valid and listed."""
+    from cgan._files import sha256_file
+
+    kept = {}
+    for gen, rec in graphs.items():
+        graph = folder / graph_name(gen)
+        if gen in files and graph.is_file() and rec.get("weights_sha256") == sha256_file(files[gen]) \
+                and rec.get("sha256") == sha256_file(graph):
+            kept[gen] = rec
+    return kept
 
 
 def save_safetensors(tensors: dict[str, torch.Tensor], path: Path, metadata: dict[str, str]) -> None:
