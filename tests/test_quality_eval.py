@@ -168,6 +168,9 @@ def test_evaluate_with_injected_features(tmp_path):
     assert set(report["demo_clip"]["smoothing"]) == {"raw", "smooth", "smooth_flow", "how"}
     fp16 = report["fp16_vs_fp32"]["summer2winter"]
     assert fp16["images"] == 1 and fp16["fp16_activations_emulated"]["mean_db"] > 40
+    # the protocol states this pair and these photos (it said 256x256 and FP16 weights whatever they were)
+    assert "each photo at its own size (32x32)" in report["protocol"]["translation"]
+    assert "float32" in fp16["onnxruntime_cpu_note"] and "already FP16" not in fp16["onnxruntime_cpu_note"]
     grid = cv2.imread(str(tmp_path / "g.png"))
     assert grid is not None and report["grid"]["bytes"] <= 500_000
 

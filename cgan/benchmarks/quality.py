@@ -311,7 +311,17 @@ def translate(net: Any, images: Sequence[np.ndarray], device: str = "cpu", batch
     return out
 
 
-def fp16_psnr(net: Any, images: Sequence[np.ndarray], device: str = "cpu") -> dict[str, Any]:
+def _sizes(images: Sequence[np.ndarray]) -> str:
+    """'256x256', or '40x50 to 43x55 (7 sizes)': the photos' sizes as the report states them."""
+    sizes = sorted({(im.shape[1], im.shape[0]) for im in images}, key=lambda wh: (wh[0] * wh[1], wh))
+    if not sizes:
+        return "no photos"
+    first, last = (f"{w}x{h}" for w, h in (sizes[0], sizes[-1]))
+    return first if len(sizes) == 1 else f"{first} to {last} ({len(sizes)} sizes)"
+
+
+def fp16_psnr(net: Any, images: Sequence[np.ndarray], device: str = "cpu",
+              weights_dtype: str | None = None) -> dict[str, Any]:
     """PSNR of the FP16 ONNX graph (onnxruntime CPU) against the torch FP32 generator, per image (float outputs)."""
     import onnxruntime as ort
     import torch
@@ -347,8 +357,12 @@ def fp16_psnr(net: Any, images: Sequence[np.ndarray], device: str = "cpu") -> di
                 "mean_db": float(np.mean(emulated)), "min_db": float(np.min(emulated)),
                 "ok": bool(np.min(emulated) >= 40.0)},
             "onnxruntime_cpu_note": "ORT's CPU provider has no FP16 convolution kernels: it casts to FP32 around "
-                                    "them, so its FP16 graph only tests the FP16 weights (these pair weights are "
-                                    "already FP16, hence ~130 dB); the GPU FP16 error needs a CUDA run",
+                                    "them, so its FP16 graph only tests the FP16 weights (" +
+                                    ("these pair weights are already FP16, so it rounds nothing: ~130 dB"
+                                     if weights_dtype == "float16" else
+                                     f"these pair weights are {weights_dtype or 'of an unrecorded type'}: what it "
+                                     f"measures is their rounding to FP16") +
+                                    "); the GPU FP16 error needs a CUDA run",
             "method": "FP16 ONNX (fp16 convs/weights, InstanceNormalization FP32) on onnxruntime "
                       "CPUExecutionProvider vs torch FP32, float outputs, data range 2 ([-1,1])", "export": how,
             "images": len(values), "onnxruntime_cpu_mean_db": float(np.mean(values)), "onnxruntime_cpu_min_db": float(np.min(values)), "target_db": 40.0}
@@ -593,14 +607,15 @@ def evaluate(opts: EvalOptions, features: FeatureFn | None = None) -> dict[str, 
         "dataset": {"path_name": data.name, **sel,
                     "note": "standard test folders; FID/KID compare translated test photos with the other "
                             "domain's test photos"},
-        "protocol": {"features": feature_info, "translation": "torch FP32, each photo at its own size "
-                     "(256x256), output quantized to uint8", "kid": {"kernel": "(x.y/d + 1)^3, unbiased MMD^2",
+        "protocol": {"features": feature_info, "translation": f"torch FP32, each photo at its own size "
+                     f"({_sizes(real['testA'] + real['testB'])}), output quantized to uint8", "kid": {"kernel": "(x.y/d + 1)^3, unbiased MMD^2",
                      "subsets": opts.kid_subsets, "subset_size_asked": opts.kid_subset_size,
                      # the size used: capped at the smaller set, whose every subset then holds all its images
                      # (reordered), so kid_std shows only the resampling of the larger side
                      "subset_size": min(opts.kid_subset_size, len(files["testA"]), len(files["testB"])),
                      "seed": 0}},
-        "metrics": metrics, "published": PUBLISHED,
+        # published figures exist for the summer2winter_yosemite pairs only (another pair's report had them too)
+        "metrics": metrics, "published": PUBLISHED if any(name in PUBLISHED for name in metrics) else {},
         "device": {"requested": opts.device, "name": _device_name(opts.device)},
         "versions": _versions(),
     }
@@ -608,8 +623,9 @@ def evaluate(opts: EvalOptions, features: FeatureFn | None = None) -> dict[str, 
         t = time.perf_counter()
         k = opts.psnr_photos
         try:
-            report["fp16_vs_fp32"] = {names["G"]: fp16_psnr(nets["G"], real["testA"][:k], opts.device),
-                                      names["F"]: fp16_psnr(nets["F"], real["testB"][:k], opts.device)}
+            report["fp16_vs_fp32"] = {
+                names[g]: fp16_psnr(nets[g], real[split][:k], opts.device, pair.files[g].get("dtype"))
+                for g, split in (("G", "testA"), ("F", "testB"))}
         except ImportError as e:
             report["fp16_vs_fp32"] = {"skipped": f"FP16 ONNX export unavailable here ({e})"}
         timings["fp16_psnr_seconds"] = time.perf_counter() - t
