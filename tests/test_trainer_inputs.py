@@ -341,6 +341,15 @@ def test_a_file_given_as_a_data_folder_is_named_as_a_file(tmp_path, capsys):
     one_line(capsys, code, 2, "is a file; give the folder that holds trainA and trainB")
 
 
+def test_data_and_data_a_b_together_are_refused(tmp_path, capsys):
+    """--data was silently passed over for --data-a/--data-b: a typo trained trainA against itself."""
+    (tmp_path / "d" / "trainA").mkdir(parents=True)
+    code = run(cli, ["--data", str(tmp_path / "d"), "--data-a", str(tmp_path / "d" / "trainA"), "--data-b",
+                     str(tmp_path / "d" / "trainA"), "--out", str(tmp_path / "o"), "--name", "x", *SMOKE])
+    one_line(capsys, code, 2, "either --data DIR", "not both")
+    assert not (tmp_path / "o").exists()
+
+
 @pytest.mark.parametrize("name", [" ", "x ", " x", "a\nb", "tab\there"])
 def test_run_names_that_hide_in_a_listing_are_refused(tmp_path, capsys, name):
     data = make_dataset(tmp_path / "data")

@@ -117,6 +117,8 @@ def list_images(folder: str | os.PathLike, what: str, check: bool = True) -> lis
 def resolve_folders(data: str | None, data_a: str | None, data_b: str | None) -> tuple[str, str]:
     """--data DIR (DIR/trainA, DIR/trainB) or --data-a/--data-b → two absolute folder paths."""
     if data_a or data_b:
+        if data:  # which one was meant? (--data was passed over, silently)
+            raise CganError("give either --data DIR (holding trainA and trainB) or --data-a and --data-b, not both")
         if not (data_a and data_b):
             raise CganError("give both --data-a and --data-b (or --data DIR holding trainA and trainB)")
         return _absolute(data_a, "--data-a"), _absolute(data_b, "--data-b")
