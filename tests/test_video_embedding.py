@@ -216,6 +216,25 @@ def test_default_handlers_are_still_taken_over_by_default():
     assert seen and all(callable(h) and h is not signal.default_int_handler for h in seen)
 
 
+@pytest.mark.parametrize("handle", [True, None])
+def test_a_handler_set_outside_python_is_left_to_itself(monkeypatch, caplog, handle):
+    """A C program embedding Python (or a library that set it as it loaded) has a SIGTERM handler Python reports
+    as None and cannot put back: the run took it over, then restoring it raised TypeError at the end, the
+    finished output was lost and SIGTERM stayed swallowed for good. Now it is left alone (said, with True)."""
+    import logging
+
+    from cgan.runtime import video
+
+    real_get, real_set, touched = signal.getsignal, signal.signal, []
+    monkeypatch.setattr(video.signal, "getsignal", lambda s: None if s == signal.SIGTERM else real_get(s))
+    monkeypatch.setattr(video.signal, "signal", lambda s, h: touched.append(s) or real_set(s, h))
+    with caplog.at_level(logging.DEBUG):
+        s = run_video(job(inputs=[FrameListSource(frames(2))], handle_signals=handle), translator=Invert())
+    assert s.frames == 2 and signal.SIGTERM not in touched
+    said = [r for r in caplog.records if "set outside Python" in r.getMessage()]
+    assert len(said) == 1 and said[0].levelno == (logging.WARNING if handle else logging.DEBUG)
+
+
 def test_run_video_from_a_worker_thread_leaves_signals_alone():
     before = signal.getsignal(signal.SIGINT)
     result = {}

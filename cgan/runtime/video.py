@@ -1070,14 +1070,21 @@ def _overlay(img: np.ndarray, text: str) -> None:
 def _handled_signals(mode: bool | None) -> tuple[int, ...]:
     """The signals run_video handles for `VideoJob.handle_signals`: none outside the main thread (Python allows
     handlers only there) or with False; SIGINT and SIGTERM with True; with None each one whose handler is still
-    Python's default (or SIG_IGN, or one not set from Python), so an embedding app's own handler stays in force.
-    Read once per run, before run_video installs handlers of its own."""
+    Python's default (or SIG_IGN), so an embedding app's own handler stays in force. Never one whose handler was
+    set outside Python (a C program embedding Python, a library that set it as it loaded: `getsignal` gives None):
+    Python could not put it back (restoring it raised TypeError and lost the finished output), so it is left to
+    that handler. Read once per run, before run_video installs handlers of its own."""
     if mode is False or threading.current_thread() is not threading.main_thread():
         return ()
-    sigs = (signal.SIGINT, signal.SIGTERM)
-    if mode is None:
-        sigs = tuple(s for s in sigs if not _app_handler(signal.getsignal(s)))
-    return sigs
+    sigs = []
+    for s in (signal.SIGINT, signal.SIGTERM):
+        handler = signal.getsignal(s)
+        if handler is None:
+            log.log(logging.WARNING if mode else logging.DEBUG, "warning: %s has a handler set outside Python, "
+                    "which Python cannot put back: left to it during the run", signal.Signals(s).name)
+        elif mode or not _app_handler(handler):
+            sigs.append(s)
+    return tuple(sigs)
 
 
 def _app_handler(handler: Any) -> bool:
