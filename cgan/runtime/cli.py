@@ -85,7 +85,8 @@ EXIT_INTERRUPTED = {"interrupted": 130, "terminated": 143}
                    "(all), only the profile (color), or nothing.")
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Progress bar for files.")
 @click.option("--reconnects", type=click.IntRange(min=0), default=3, show_default=True,
-              help="Reopen attempts for a live source that stops (waits double from 0.5 s, at most 30 s).")
+              help="Reopen attempts for a live source that stops, or a recorded video over http that stops before its "
+                   "end (waits double from 0.5 s, at most 30 s).")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @click.option("-v", "--verbose", is_flag=True, help="Debug logging (and OpenCV warnings).")
 def cli(pair, direction, inputs, output, display, side_by_side, fps_overlay, size, capture, virtual_camera,

@@ -1388,7 +1388,7 @@ def _probe_file(src: Any, sound: bool) -> tuple[str, Any] | None:
     return (str(spec.target), info.audio) if sound and info.audio is not None else None
 
 
-FLICKER_STEP = 4  # the summary's flicker index samples every 4th pixel of every 4th row (about 0.3 ms at 720p)
+FLICKER_STEP = 4  # the summary's flicker index samples every 4th pixel of every 4th row (about 1 ms at 720p)
 
 
 def _flicker(st: _Stream) -> dict[str, float] | None:
