@@ -579,7 +579,8 @@ class VideoOutput:
             return None
         if error is not None:
             self.abort()
-            raise CganError(f"writing {self.path} failed: {str(error).strip().splitlines()[-1][:200]}; {self.path} "
+            why = str(error).strip().splitlines()[-1].replace(str(self.tmp), self.path.name)[:200]  # not the temp
+            raise CganError(f"writing {self.path} failed: {why}; {self.path} "
                             f"was left as it was")
         self._check_tmp()
         readable, count = _read_back(self.tmp)
