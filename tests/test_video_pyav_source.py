@@ -13,7 +13,7 @@ from cgan.runtime import pyav, sources
 from cgan.runtime.sources import open_source
 from cgan.runtime.video import VideoJob, run_video
 
-from _helpers_video import DISPLAY_MATRICES, Invert, make_clip, pattern, probe, with_display_matrix
+from _helpers_video import DISPLAY_MATRICES, Invert, make_clip, mux_frames, pattern, probe, with_display_matrix
 
 av = pytest.importorskip("av")
 
@@ -138,3 +138,29 @@ def test_hdr_video_left_unmapped_is_said_to_need_tone_mapping(tmp_path, caplog, 
         assert len(warned) == 1 and f"HDR video ({said})" in warned[0] and "tonemap" in warned[0]
     else:
         assert not warned
+
+
+def test_the_main_video_stream_is_translated_not_a_cover_picture_before_it(tmp_path):
+    """A file whose first video stream is a one-frame cover or thumbnail and the video second: OpenCV reads the
+    first stream, so the output was that one picture. FFmpeg's best stream (as players pick it) is read instead."""
+    clip = tmp_path / "covered.mkv"
+    with av.open(str(clip), "w") as out:
+        cover = out.add_stream("mjpeg", rate=1)
+        cover.width, cover.height, cover.pix_fmt = 32, 24, "yuvj420p"
+        video = out.add_stream("mpeg4", rate=12)
+        video.width, video.height, video.pix_fmt = 64, 48, "yuv420p"
+        mux_frames(out, cover, [av.VideoFrame.from_ndarray(np.full((24, 32, 3), 30, np.uint8), format="bgr24")
+                                .reformat(format="yuvj420p")])
+        mux_frames(out, video, [av.VideoFrame.from_ndarray(pattern(i), format="bgr24") for i in range(12)])
+    info = pyav.probe(clip)
+    assert (info.video, info.videos) == (1, 2)
+    src = open_source(str(clip))
+    assert isinstance(src, pyav.FileSource)
+    got = []
+    while (f := src.read()) is not None:
+        got.append(f)
+    src.close()
+    assert len(got) == 12 and got[0].shape == (48, 64, 3)
+    out = tmp_path / "out.mp4"
+    s = run_video(job(inputs=[str(clip)], output=str(out)), translator=Invert())
+    assert s.frames == 12 and probe(out)[0] == 12 and probe(out)[2] == (64, 48)

@@ -208,7 +208,7 @@ class FileSource:
 
     live = False
 
-    def __init__(self, spec: Any, hdr: str | None = None, deinterlace: bool = False):
+    def __init__(self, spec: Any, hdr: str | None = None, deinterlace: bool = False, video: int = 0):
         av = _av()
         self.spec, self.name = spec, spec.label
         self.deinterlace = deinterlace  # interlaced video: FFmpeg's bwdif makes one whole frame of each
@@ -222,7 +222,7 @@ class FileSource:
         self.timestamp: float | None = None  # of the frame read last (see cgan.runtime.sources.Source)
         self._container = av.open(os.fspath(spec.target), "r")
         try:
-            stream = self._container.streams.video[0]
+            stream = self._container.streams.video[video]  # `video`: which video stream (SourceInfo.video)
             stream.thread_type = "AUTO"  # frame and slice threads: dav1d is slow on one core
             rate = stream.average_rate or stream.guessed_rate
             self.fps = float(rate) if rate else 0.0
@@ -356,14 +356,15 @@ def frame_orientation(frame: Any) -> Orientation:
     return display_orientation(np.frombuffer(bytes(data), dtype="=i4", count=9))
 
 
-def open_file_source(spec: Any, hdr: str | None = None, deinterlace: bool = False) -> FileSource | None:
+def open_file_source(spec: Any, hdr: str | None = None, deinterlace: bool = False,
+                     video: int = 0) -> FileSource | None:
     """A FileSource for `spec` (a file InputSpec; `hdr`: tone map from that transfer; `deinterlace`: an interlaced
-    file), or None when PyAV is missing or cannot decode it."""
+    file; `video`: which of its video streams), or None when PyAV is missing or cannot decode it."""
     av = _av()
     if av is None:
         return None
     try:
-        return FileSource(spec, hdr, deinterlace)
+        return FileSource(spec, hdr, deinterlace, video)
     except (av.FFmpegError, OSError, ValueError, IndexError) as e:
         log.debug("PyAV cannot read %s either: %s", spec.target, e)
         return None
@@ -391,6 +392,8 @@ class SourceInfo:
     matrix: int = 0  # the video's YUV matrix tag (FFmpeg's AVColorSpace: 1 BT.709, 5/6 BT.601, 9 BT.2020, 2 none)
     interlaced: str | None = None  # the field order of interlaced video (INTERLACED_FIELD_ORDERS), else None
     mirrored: bool = False  # its display matrix mirrors the picture (front cameras), which OpenCV turns instead
+    video: int = 0  # which video stream is the file's video (FFmpeg's best: a cover picture first is not), 0: first
+    videos: int = 1  # how many video streams it has
 
 
 def probe(path: str | os.PathLike) -> SourceInfo:
@@ -410,7 +413,8 @@ def _probe(path: str, _mtime_ns: int, _size: int) -> SourceInfo:
     av = _av()
     try:
         with av.open(os.fspath(path), "r") as c:
-            video = c.streams.video[0] if c.streams.video else None
+            videos = list(c.streams.video)
+            video = main_video(c)
             hdr = HDR_TRANSFERS.get(int(video.codec_context.color_trc or 0)) if video is not None else None
             matrix = int(video.codec_context.colorspace or 0) if video is not None else 0
             interlaced = (INTERLACED_FIELD_ORDERS.get(int(getattr(video.codec_context, "field_order", 0) or 0))
@@ -421,10 +425,25 @@ def _probe(path: str, _mtime_ns: int, _size: int) -> SourceInfo:
                 if video is not None and video.start_time is not None and video.time_base is not None:
                     start = float(video.start_time * video.time_base)
                 audio = SourceAudio(_codec_name(c.streams.audio[0]), start)
-            return SourceInfo(hdr, audio, matrix, interlaced, video is not None and _mirrored(c, video))
+            return SourceInfo(hdr, audio, matrix, interlaced, video is not None and _mirrored(c, video),
+                              videos.index(video) if video is not None else 0, len(videos))
     except (av.FFmpegError, OSError, ValueError, TypeError) as e:
         log.debug("nothing read from %s by PyAV: %s", path, e)
         return SourceInfo()
+
+
+def main_video(container: Any) -> Any:
+    """The file's video stream: FFmpeg's best one (by disposition, frames, bit rate; never a cover picture), as
+    players pick it. OpenCV reads the first, which can be a one-frame thumbnail or cover before the video. None
+    without a video stream."""
+    videos = list(container.streams.video)
+    if len(videos) <= 1:
+        return videos[0] if videos else None
+    try:
+        best = container.streams.best("video")
+    except (AttributeError, ValueError, TypeError):
+        best = None
+    return best if best in videos else videos[0]
 
 
 def _mirrored(container: Any, video: Any) -> bool:

@@ -442,7 +442,15 @@ def open_source(text: str | int | os.PathLike | InputSpec, reconnects: int = 3, 
         from cgan.runtime import pyav
 
         info = pyav.probe(spec.target)  # empty without PyAV
-        hdr = info.hdr
+        hdr, video = info.hdr, info.video
+        if video != 0:  # OpenCV reads the first video stream: here a cover picture or thumbnail before the video
+            source = pyav.open_file_source(spec, hdr, deinterlace=info.interlaced is not None, video=video)
+            if source is not None:
+                log.info("%s has %d video streams: the main one (#%d, %s, %s frames) is translated, not the first",
+                         spec.target, info.videos, video + 1, source.codec, source.frame_count or "?")
+                return source
+            log.warning("warning: %s has %d video streams and PyAV cannot read its main one (#%d): the first is "
+                        "translated", spec.target, info.videos, video + 1)
         if info.interlaced is not None:  # OpenCV 5.0 gives garbled pictures of it ("cannot convert interlaced")
             source = pyav.open_file_source(spec, hdr, deinterlace=True)
             if source is not None:
