@@ -196,3 +196,18 @@ def test_the_output_keeps_its_shape(shape):
         out = np.clip(rng.integers(100, 110, shape), 0, 255).astype(np.uint8)
         got = sm(inp if k < 2 else 255 - inp, out)  # the third is a cut
         assert got.shape == shape and got.dtype == np.uint8, (k, got.shape)
+
+
+def test_the_flicker_index_of_frames_in_a_reused_buffer():
+    """A reader that fills one buffer with each frame (cap.read(buf)): the meter kept that buffer itself as the
+    previous frame, so every change read 0 (index 0.0)."""
+    ins, outs = sequence(6)
+
+    def reused(frames):
+        buf = np.empty_like(frames[0])
+        for f in frames:
+            buf[...] = f
+            yield buf
+
+    assert flicker_index(reused(ins), reused(outs)) == pytest.approx(flicker_index(ins, outs))
+    assert flicker_index(ins, outs) > 0.5

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import logging
 from fractions import Fraction
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -457,3 +459,37 @@ def test_a_sound_that_starts_after_the_last_frame_adds_nothing(tmp_path, ext):
     assert s.frames == 25 and s.streams[0]["sound"] is None
     with av.open(str(out)) as c:
         assert [st.type for st in c.streams] == ["video"]
+
+
+def test_a_7_1_sound_into_avi_is_mixed_to_5_1(tmp_path):
+    """PyAV 18 crashes the process (a segfault) on planar frames of 8 channels: a 7.1 sound into .avi, kept as it
+    was, took the whole run down with it. It is mixed to 5.1 instead (run in a child process: a crash is a
+    failure here, not the end of the test run)."""
+    src = tmp_path / "s71.mkv"  # made with packed samples: PyAV's planar frames of 8 channels are what crashes
+    with av.open(str(src), "w") as c:
+        v = c.add_stream("mpeg4", rate=25)
+        v.width, v.height, v.pix_fmt = 64, 48, "yuv420p"
+        a = c.add_stream("pcm_s16le", rate=48000, layout="7.1")
+        packets = [p for i in range(38) for p in v.encode(
+            av.VideoFrame.from_ndarray(np.full((48, 64, 3), i * 5, np.uint8), format="bgr24"))] + v.encode(None)
+        for t in range(0, 72000, 1024):
+            ts = np.arange(t, t + 1024) / 48000
+            x = np.where((ts >= 1.0) & (ts < 1.02), 0.5 * np.sin(2 * np.pi * 1000 * (ts - 1.0)), 0.0)
+            pcm = (np.repeat(x[:, None], 8, 1) * 32767).astype(np.int16).reshape(1, -1)
+            frame = av.AudioFrame.from_ndarray(pcm, format="s16", layout="7.1")
+            frame.sample_rate, frame.pts, frame.time_base = 48000, t, Fraction(1, 48000)
+            packets += a.encode(frame)
+        packets += a.encode(None)
+        for p in sorted(packets, key=lambda p: float(p.dts * p.time_base) if p.dts is not None else 0.0):
+            c.mux(p)
+    out = tmp_path / "out.avi"
+    code = ("import sys; sys.path.insert(0, sys.argv[3]); from _helpers_video import Invert; "
+            "from cgan.runtime.video import VideoJob, run_video; "
+            "s = run_video(VideoJob(inputs=[sys.argv[1]], output=sys.argv[2], display=False, progress=False, "
+            "handle_signals=False), translator=Invert()); print(s.streams[0]['sound'])")
+    p = subprocess.run([sys.executable, "-c", code, str(src), str(out), str(Path(__file__).parent)],
+                       capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0 and p.stdout.strip() == "pcm_s16le", (p.returncode, p.stderr[-1500:])
+    with av.open(str(out)) as c:
+        assert c.streams.audio[0].codec_context.layout.nb_channels == 6
+    assert onsets(out) == pytest.approx([1.0], abs=0.005)

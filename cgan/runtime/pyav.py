@@ -521,6 +521,7 @@ SOUND_CODEC, SOUND_BIT_RATE = "aac", 192_000  # a sound a container cannot hold 
 #: first picture played that much early) and no edit list for an encoder's delay (AAC's 1024 samples of priming
 #: played 21 ms late); PCM has none, and silence put before a late sound keeps it in place
 AVI_SOUND_CODEC = "pcm_s16le"
+PCM_MAX_CHANNELS = 7  # channels kept as PCM (6.1); more are mixed to 5.1 (PyAV 18 crashes on 8 planar)
 SOUND_SEEK_BACK_S = 2.0  # an encoded sound from a --start deeper than twice this is sought this far before it
 
 
@@ -589,8 +590,10 @@ def _mux_encoded(dst: Any, vin: Any, v_in: Any, v_out: Any, ain: Any, a_in: Any,
     if codec == "aac" or source_layout.nb_channels <= 2:
         channels = 1 if source_layout.nb_channels == 1 else 2  # AAC here: more are mixed to stereo
         layout = "mono" if channels == 1 else "stereo"  # (an unnamed "2 channels" layout too)
-    else:  # PCM keeps every channel (a camera's 5.1 into .avi)
+    elif source_layout.nb_channels <= PCM_MAX_CHANNELS:  # PCM keeps every channel (a camera's 5.1 into .avi)
         channels, layout = source_layout.nb_channels, source_layout.name
+    else:  # PyAV 18 crashes (a segfault) on planar frames of 8 channels: 7.1 is mixed to 5.1
+        channels, layout = 6, "5.1"
     a_out = dst.add_stream(codec, rate=rate, layout=layout)
     if codec == "aac":
         a_out.codec_context.bit_rate = SOUND_BIT_RATE * channels // 2

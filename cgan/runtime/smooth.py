@@ -159,9 +159,9 @@ class FlickerMeter:
 
 
 def _frame(img: np.ndarray) -> np.ndarray:
-    """A frame as the meter keeps it: uint8 as it is (a contiguous copy, OpenCV's exact |a - b| then works on
-    it: 7x faster than in float), anything else as float32."""
-    return np.ascontiguousarray(img) if img.dtype == np.uint8 else img.astype(np.float32)
+    """A frame as the meter keeps it, always a copy (a caller may fill the same buffer with the next frame): uint8
+    as it is (OpenCV's exact |a - b| then works on it: 7x faster than in float), anything else as float32."""
+    return np.array(img, order="C", copy=True) if img.dtype == np.uint8 else img.astype(np.float32)
 
 
 def _mean_abs_change(a: np.ndarray, b: np.ndarray) -> float:

@@ -55,8 +55,8 @@ def _one_thread_after_fork(torch: Any) -> None:
             if torch.get_num_threads() > 1:
                 log.warning("warning: this process was forked from one with torch loaded, and PyTorch's CPU thread "
                             "pool does not survive a fork (its next parallel call would hang): torch runs on one "
-                            "thread here; start worker processes with 'spawn' or 'forkserver', or use backend "
-                            "ort-cpu, to use every thread")
+                            "thread here; start worker processes with 'spawn' (or 'forkserver' without torch "
+                            "preloaded), or use backend ort-cpu, to use every thread")
                 torch.set_num_threads(1)
 
 
