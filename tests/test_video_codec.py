@@ -105,6 +105,17 @@ def test_a_write_error_is_reported_and_leaves_the_target_alone(tmp_path, monkeyp
     assert sorted(p.name for p in tmp_path.iterdir()) == ["keep.mp4"]
 
 
+def test_a_write_error_without_words_is_still_one_line(tmp_path, monkeypatch):
+    def failing(self, frame):
+        self.error = OSError()  # an error with an empty message (it made an IndexError)
+
+    monkeypatch.setattr(pyav.H264Writer, "write", failing)
+    out = VideoOutput(tmp_path / "o.mp4", 12.0, codec="auto")
+    out.write(pattern(0))
+    with pytest.raises(CganError, match=r"writing .*o.mp4 failed: OSError;"):
+        out.finish()
+
+
 def test_the_probe_uses_the_chosen_codec(tmp_path):
     assert check_output(tmp_path / "o.mp4", "auto") == "h264"
     assert check_output(tmp_path / "o.mp4") == "mp4v"  # the writer's own default: the container's OpenCV codec

@@ -579,7 +579,8 @@ class VideoOutput:
             return None
         if error is not None:
             self.abort()
-            why = str(error).strip().splitlines()[-1].replace(str(self.tmp), self.path.name)[:200]  # not the temp
+            why = (str(error).strip().splitlines() or [type(error).__name__])[-1]
+            why = why.replace(str(self.tmp), self.path.name)[:200]  # the output's name, not the temp file's
             raise CganError(f"writing {self.path} failed: {why}; {self.path} "
                             f"was left as it was")
         self._check_tmp()
