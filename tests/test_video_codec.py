@@ -287,3 +287,18 @@ def test_without_pyav_crf_says_to_install_it(tmp_path, monkeypatch):
     with pytest.raises(CganError, match=r"a.avi is written as mp4v \(--codec mp4v\); write .mp4/.mkv/.mov with "
                                         r"--codec auto or h264, or leave --crf out"):
         check_output(tmp_path / "a.avi", "mp4v", 18)
+
+
+@pytest.mark.parametrize("ext", [".mp4", ".mkv"])
+def test_mp4v_outputs_are_tagged_bt601(tmp_path, ext):
+    """OpenCV's mp4v writer encodes BT.601 and wrote no colour tags: players guessed, and took an HD file for
+    BT.709. The output is remuxed tagged BT.601 (SMPTE 170M, limited range), every frame kept."""
+    av = pytest.importorskip("av")
+    clip = make_clip(tmp_path / "in.mp4", 6, (64, 48))
+    out = tmp_path / f"o{ext}"
+    s = run_video(job(inputs=[str(clip)], output=str(out), codec="mp4v"), translator=Invert())
+    assert s.frames == 6 and probe(out)[0] == 6
+    with av.open(str(out)) as c:
+        cc = c.streams.video[0].codec_context
+        assert (cc.name, cc.colorspace, cc.color_primaries, cc.color_trc) == ("mpeg4", 6, 6, 6)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["in.mp4", out.name])

@@ -562,6 +562,32 @@ def mux_sound(video: Path, source: str | os.PathLike, out: Path, seconds: float,
         return _interleave(dst, vin.demux(v_in), v_out, sound(), a_out)
 
 
+#: the colour tags of what OpenCV's FFmpeg writer encodes (mp4v): BT.601 (SMPTE 170M) limited range, written
+#: untagged, so players guessed (an HD file as BT.709: a slight colour shift)
+BT601_TAGS = {"colorspace": 6, "color_primaries": 6, "color_trc": 6, "color_range": 1}
+
+
+def tag_colours(video: Path, out: Path, tags: dict[str, int]) -> int:
+    """Write `out`: the packets of `video`'s one video stream copied, its colour description set to `tags`
+    (FFmpeg's AVColorSpace, AVColorPrimaries, AVColorTransferCharacteristic, AVColorRange values); return how many
+    packets went in. Raises PyAV's errors for the caller to handle."""
+    av = _av()
+    with av.open(str(video), "r") as vin, _open_output(out) as dst:
+        v_in = vin.streams.video[0]
+        v_out = dst.add_stream_from_template(v_in, **({"framerate": v_in.average_rate} if v_in.average_rate
+                                                      else {}))
+        for name, value in tags.items():
+            setattr(v_out.codec_context, name, value)
+        count = 0
+        for packet in vin.demux(v_in):
+            if packet.size == 0:
+                continue
+            packet.stream = v_out
+            dst.mux(packet)
+            count += 1
+        return count
+
+
 def _interleave(dst: Any, video: Iterator[Any], v_out: Any, sound: Iterator[Any], a_out: Any) -> int:
     """Mux the `video` and `sound` packets into `dst` in time order (each stream's own order kept); return how
     many sound packets went in."""

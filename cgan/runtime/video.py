@@ -591,6 +591,8 @@ class VideoOutput:
             raise CganError(f"writing {self.path} failed ({got} after release: disk full or a file size "
                             f"limit?); {self.path} was left as it was")
         self._warn_drift()
+        if self.fourcc == "mp4v":
+            self._tag_bt601()
         if self.sound_from is not None:
             self._add_sound()
         self._give_normal_mode()
@@ -603,6 +605,31 @@ class VideoOutput:
         source's times is not checked so: OpenCV estimates the count of a Matroska file from its length and
         nominal rate, which a variable rate makes wrong, and PyAV's writer reports its own errors."""
         return not self.timed and 0 < count < self.frames
+
+    def _tag_bt601(self) -> None:
+        """OpenCV's mp4v writer encodes BT.601 and says nothing: players then guess, and take an HD file for BT.709
+        (a slight colour shift). Remux it tagged BT.601 (packets copied) into a second temp file that takes the
+        first one's place; without PyAV, or should that fail, the file stays untagged (said at debug level)."""
+        from cgan.runtime import pyav
+
+        if not pyav.available():
+            return
+        tmp, ident = None, (-1, -1)
+        try:
+            tmp, ident = _exclusive_temp(self.path.parent, f".{self.path.stem}.partial-{os.getpid()}-",
+                                         self.path.suffix)
+            pyav.tag_colours(self.tmp, tmp, pyav.BT601_TAGS)
+            what = _replaced(tmp, ident)
+            readable, count = _read_back(tmp) if what is None else (False, 0)
+            if what is not None or not readable or self._short(count):
+                raise OSError(what or "the tagged video did not read back")
+        except Exception as e:  # noqa: BLE001 - PyAV raises its own errors; the untagged video is kept
+            if tmp is not None:
+                _remove_own(tmp, ident)
+            log.debug("%s: left untagged (%s)", self.path, e)
+            return
+        _remove_own(self.tmp, self._tmp_id)
+        self.tmp, self._tmp_id = tmp, ident
 
     def _add_sound(self) -> None:
         """Remux the finished video with the sound of `sound_from` into a second temp file, which then takes the
