@@ -302,3 +302,18 @@ def test_mp4v_outputs_are_tagged_bt601(tmp_path, ext):
         cc = c.streams.video[0].codec_context
         assert (cc.name, cc.colorspace, cc.color_primaries, cc.color_trc) == ("mpeg4", 6, 6, 6)
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["in.mp4", out.name])
+
+
+def test_an_mp4v_output_with_sound_is_tagged_in_the_same_remux(tmp_path, monkeypatch):
+    """The remux that adds the sound sets the colour tags too: no second copy of the file."""
+    av = pytest.importorskip("av")
+    from test_video_sound import clip_with_sound
+
+    tagged_alone = []
+    monkeypatch.setattr(pyav, "tag_colours", lambda *a: tagged_alone.append(a))
+    out = tmp_path / "o.mp4"
+    s = run_video(job(inputs=[str(clip_with_sound(tmp_path / "in.mp4", seconds=1.0))], output=str(out),
+                      codec="mp4v"), translator=Invert())
+    assert s.streams[0]["sound"] == "aac" and not tagged_alone
+    with av.open(str(out)) as c:
+        assert c.streams.video[0].codec_context.colorspace == 6 and [st.type for st in c.streams] == ["video", "audio"]

@@ -170,7 +170,7 @@ def test_an_audio_stream_without_sound_adds_nothing(tmp_path, caplog):
 def test_sound_that_cannot_be_copied_leaves_the_video_and_a_warning(tmp_path, monkeypatch, caplog):
     src = clip_with_sound(tmp_path / "in.mp4", seconds=1.0)
 
-    def broken(video, source, out, seconds, found, encode=False):
+    def broken(video, source, out, seconds, found, encode=None, tags=None):
         Path(out).write_bytes(b"half a file")
         raise av.FFmpegError(22, "Invalid argument", str(out))  # FFmpeg names the file: the temp file's name
 
@@ -314,7 +314,7 @@ def test_a_sound_that_cannot_be_encoded_first_is_copied_with_a_warning(tmp_path,
         src, sound, words = clip_with_sound(tmp_path / "in.mp4", seconds=1.0), "aac", "may play early or late"
     real = audio.mux_sound
 
-    def no_encoder(video, source, out, seconds, found, encode=None):
+    def no_encoder(video, source, out, seconds, found, encode=None, tags=None):
         if encode:
             raise ValueError("no encoder here")
         return real(video, source, out, seconds, found)

@@ -526,21 +526,18 @@ SOUND_SEEK_BACK_S = 2.0  # an encoded sound from a --start deeper than twice thi
 
 
 def mux_sound(video: Path, source: str | os.PathLike, out: Path, seconds: float, audio: SourceAudio,
-              encode: str | None = None) -> int:
+              encode: str | None = None, tags: dict[str, int] | None = None) -> int:
     """Write `out`: every packet of `video` (the translation, one video stream) and the sound of `source`'s first
     audio stream within `seconds` of its first video frame, shifted by that frame's start; return how many sound
     packets went in. The packets are copied, or with `encode` (a codec: SOUND_CODEC for packets the container
     refuses, ADPCM or µ-law in .mp4, Opus in .mov; AVI_SOUND_CODEC for .avi) decoded, placed by their times, cut to
-    the sample and encoded so. Raises PyAV's errors (a codec
-    the container cannot hold, a broken file) for the caller to handle."""
+    the sample and encoded so. `tags`: the video's colour description, as for tag_colours. Raises PyAV's errors
+    (a codec the container cannot hold, a broken file) for the caller to handle."""
     av = _av()
     with av.open(str(video), "r") as vin, av.open(os.fspath(source), "r") as ain, \
             _open_output(out) as dst:
         v_in, a_in = vin.streams.video[0], ain.streams.audio[0]
-        # the rate the frames have, not the writer's codec rate (H264Writer's is its 90 kHz tick: Matroska wrote a
-        # DefaultDuration of 11 us, read as 30000 fps and 60000 frames)
-        v_out = dst.add_stream_from_template(v_in, **({"framerate": v_in.average_rate} if v_in.average_rate
-                                                      else {}))
+        v_out = _copied_video(dst, v_in, tags)
         if encode:
             return _mux_encoded(dst, vin, v_in, v_out, ain, a_in, seconds, audio.video_start, encode)
         a_out = dst.add_stream_from_template(a_in)
@@ -574,10 +571,7 @@ def tag_colours(video: Path, out: Path, tags: dict[str, int]) -> int:
     av = _av()
     with av.open(str(video), "r") as vin, _open_output(out) as dst:
         v_in = vin.streams.video[0]
-        v_out = dst.add_stream_from_template(v_in, **({"framerate": v_in.average_rate} if v_in.average_rate
-                                                      else {}))
-        for name, value in tags.items():
-            setattr(v_out.codec_context, name, value)
+        v_out = _copied_video(dst, v_in, tags)
         count = 0
         for packet in vin.demux(v_in):
             if packet.size == 0:
@@ -586,6 +580,16 @@ def tag_colours(video: Path, out: Path, tags: dict[str, int]) -> int:
             dst.mux(packet)
             count += 1
         return count
+
+
+def _copied_video(dst: Any, v_in: Any, tags: dict[str, int] | None) -> Any:
+    """The stream of `dst` that `v_in`'s packets are copied into: at the rate the frames have, not the writer's
+    codec rate (H264Writer's is its 90 kHz tick: Matroska wrote a DefaultDuration of 11 us, read as 30000 fps and
+    60000 frames), with the colour description `tags` if given."""
+    v_out = dst.add_stream_from_template(v_in, **({"framerate": v_in.average_rate} if v_in.average_rate else {}))
+    for name, value in (tags or {}).items():
+        setattr(v_out.codec_context, name, value)
+    return v_out
 
 
 def _interleave(dst: Any, video: Iterator[Any], v_out: Any, sound: Iterator[Any], a_out: Any) -> int:

@@ -34,7 +34,7 @@ import time
 from collections import deque
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import cv2
 import numpy as np
@@ -417,6 +417,15 @@ def _not_an_input(path: Path, inputs: list[Any]) -> None:
                             f"translation; choose another output name")
 
 
+class _RemuxError(Exception):
+    """A remux of a finished video that failed (VideoOutput._remux): `text`, one line naming the output, not the
+    temp file; `cause`, what was raised."""
+
+    def __init__(self, text: str, cause: BaseException):
+        super().__init__(text)
+        self.text, self.cause = text, cause
+
+
 def _exclusive_temp(folder: Path, prefix: str, suffix: str) -> tuple[Path, tuple[int, int]]:
     """A new empty file in `folder` with an unpredictable name, made by us alone (O_EXCL, mode 0600, never
     through a link), and its (device, inode): for cv2.VideoWriter, which opens its file by name. The old fixed
@@ -591,10 +600,15 @@ class VideoOutput:
             raise CganError(f"writing {self.path} failed ({got} after release: disk full or a file size "
                             f"limit?); {self.path} was left as it was")
         self._warn_drift()
-        if self.fourcc == "mp4v":
-            self._tag_bt601()
+        # OpenCV's mp4v writer encodes BT.601 and says nothing: players then guess, and take an HD file for BT.709
+        # (a slight colour shift). The remux that adds the sound tags it; without one, a remux of its own does
+        from cgan.runtime.pyav import BT601_TAGS
+
+        tags = BT601_TAGS if self.fourcc == "mp4v" else None
         if self.sound_from is not None:
-            self._add_sound()
+            self._add_sound(tags)
+        if tags is not None and self.sound is None:
+            self._tag_colours(tags)
         self._give_normal_mode()
         self._check_tmp()
         os.replace(self.tmp, self.path)
@@ -606,35 +620,49 @@ class VideoOutput:
         nominal rate, which a variable rate makes wrong, and PyAV's writer reports its own errors."""
         return not self.timed and 0 < count < self.frames
 
-    def _tag_bt601(self) -> None:
-        """OpenCV's mp4v writer encodes BT.601 and says nothing: players then guess, and take an HD file for BT.709
-        (a slight colour shift). Remux it tagged BT.601 (packets copied) into a second temp file that takes the
-        first one's place; without PyAV, or should that fail, the file stays untagged (said at debug level)."""
-        from cgan.runtime import pyav
-
-        if not pyav.available():
-            return
+    def _remux(self, write: Callable[[Path], int], unreadable: str) -> bool:
+        """Remux the finished video into a second temp file beside it with `write(tmp)` (how many packets of what
+        it adds went in: 0 adds nothing), check that it reads back whole, and let it take the first one's place;
+        False when there was nothing to add. A failure removes the second file and raises _RemuxError
+        (`unreadable`: the words for a file that does not read back)."""
         tmp, ident = None, (-1, -1)
         try:
             tmp, ident = _exclusive_temp(self.path.parent, f".{self.path.stem}.partial-{os.getpid()}-",
                                          self.path.suffix)
-            pyav.tag_colours(self.tmp, tmp, pyav.BT601_TAGS)
+            if write(tmp) == 0:
+                _remove_own(tmp, ident)
+                return False
             what = _replaced(tmp, ident)
             readable, count = _read_back(tmp) if what is None else (False, 0)
             if what is not None or not readable or self._short(count):
-                raise OSError(what or "the tagged video did not read back")
-        except Exception as e:  # noqa: BLE001 - PyAV raises its own errors; the untagged video is kept
+                raise OSError(what or unreadable)
+        except Exception as e:  # noqa: BLE001 - PyAV raises its own errors; the caller keeps the video as it is
+            text = str(e).strip().splitlines()[-1][:200] if str(e).strip() else type(e).__name__
             if tmp is not None:
                 _remove_own(tmp, ident)
-            log.debug("%s: left untagged (%s)", self.path, e)
-            return
+                text = text.replace(str(tmp), self.path.name)  # FFmpeg names the temp file
+            raise _RemuxError(text, e) from e
         _remove_own(self.tmp, self._tmp_id)
         self.tmp, self._tmp_id = tmp, ident
+        return True
 
-    def _add_sound(self) -> None:
-        """Remux the finished video with the sound of `sound_from` into a second temp file, which then takes the
-        first one's place. The sound's packets are copied; packets the container refuses (ADPCM or µ-law in .mp4,
-        Opus in .mov, timestamps out of order) are decoded and encoded as AAC instead, and that is said. Some are
+    def _tag_colours(self, tags: dict[str, int]) -> None:
+        """Remux the video with its colour description set to `tags` (packets copied); without PyAV, or should
+        that fail, it stays untagged (said at debug level)."""
+        from cgan.runtime import pyav
+
+        if not pyav.available():
+            return
+        try:
+            self._remux(lambda tmp: pyav.tag_colours(self.tmp, tmp, tags), "the tagged video did not read back")
+        except _RemuxError as e:
+            log.debug("%s: left untagged (%s)", self.path, e.text)
+
+    def _add_sound(self, tags: dict[str, int] | None = None) -> None:
+        """Remux the finished video with the sound of `sound_from` (and the colour description `tags`, if given)
+        into a second temp file, which then takes the first one's place (_remux). The sound's packets are copied;
+        packets the container refuses (ADPCM or µ-law in .mp4, Opus in .mov, timestamps out of order) are decoded
+        and encoded as AAC instead, and that is said. Some are
         encoded before a copy is tried: PCM for .mp4, which takes it but few players play it from there, and every
         sound for .avi, which cannot say where a copied sound starts (written as PCM, silence before a late start).
         The video stays as it is (and a warning says why) when nothing works."""
@@ -654,34 +682,22 @@ class VideoOutput:
         encode = first
         why, copy_error, first_error = "", "", ""
         while True:
-            tmp, ident = None, (-1, -1)
             try:
-                tmp, ident = _exclusive_temp(self.path.parent, f".{self.path.stem}.partial-{os.getpid()}-",
-                                             self.path.suffix)
-                if pyav.mux_sound(self.tmp, source, tmp, self.seconds, found, encode=encode) == 0:
-                    _remove_own(tmp, ident)  # an audio stream with no sound where the frames are: nothing to add
-                    return
-                what = _replaced(tmp, ident)
-                readable, count = _read_back(tmp) if what is None else (False, 0)
-                if what is not None or not readable or self._short(count):
-                    raise OSError(what or "the video with sound did not read back")
-            except Exception as e:  # noqa: BLE001 - PyAV raises its own errors; the video without sound is kept
-                error = str(e).strip().splitlines()[-1][:200] if str(e).strip() else type(e).__name__
-                if tmp is not None:
-                    _remove_own(tmp, ident)
-                    error = error.replace(str(tmp), self.path.name)  # FFmpeg names the temp file
-                why = error
+                if not self._remux(lambda tmp: pyav.mux_sound(self.tmp, source, tmp, self.seconds, found,
+                                                              encode=encode, tags=tags),
+                                   "the video with sound did not read back"):
+                    return  # an audio stream with no sound where the frames are: nothing to add
+            except _RemuxError as failed:  # the video without sound is kept
+                e, why = failed.cause, failed.text
                 # refused by the container (PyAV's ValueError naming the codec, FFmpeg's EINVAL from the muxer),
                 # not a full disk or an unreadable folder (OSError): encoded as AAC it may go in
                 if encode is None and first is None and isinstance(e, ValueError) and not isinstance(e, OSError):
-                    encode, copy_error = pyav.SOUND_CODEC, error
+                    encode, copy_error = pyav.SOUND_CODEC, why
                     continue
                 if encode is not None and first is not None and not isinstance(e, OSError):
-                    encode, first_error = None, error
+                    encode, first_error = None, why
                     continue
                 break
-            _remove_own(self.tmp, self._tmp_id)
-            self.tmp, self._tmp_id = tmp, ident
             self.sound = f"{encode} (from {found.codec})" if encode and encode != found.codec else found.codec
             if first_error and first == pyav.AVI_SOUND_CODEC:
                 log.warning("warning: %s: its sound (%s) could not be written as PCM (%s): copied as it is, and AVI "
