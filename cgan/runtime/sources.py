@@ -336,12 +336,10 @@ class CaptureSource:
         if last is None or not math.isfinite(last):
             return None
         half = 0.5 / known_fps(self.fps) if known_fps(self.fps) else 0.02
+        doing = (f"stopped after {self.frames_read} of {self.frame_count} frames ({clock(last)}); reopening it to "
+                 f"go on from there")
         for attempt in range(self.reconnects):
-            wait = min(self.backoff * 2.0 ** min(attempt, 30), MAX_RECONNECT_WAIT_S)
-            log.warning("%s stopped after %d of %d frames (%s); reopening in %.1f s to go on from there (%d/%d)",
-                        self.name, self.frames_read, self.frame_count, clock(last), wait, attempt + 1,
-                        self.reconnects)
-            if self.stop.wait(wait):
+            if not self._wait_before(attempt, doing):
                 return None
             for seek in (True, False):  # a seek that lands past the frame after `last`: from the start instead
                 self.cap.release()
@@ -399,14 +397,19 @@ class CaptureSource:
         whose frames are timed by when they arrive."""
         return None if self.live else self.cap.get(cv2.CAP_PROP_POS_MSEC) / 1000.0
 
+    def _wait_before(self, attempt: int, doing: str) -> bool:
+        """Wait before reopening attempt `attempt` (0-based) of `reconnects`: doubling from `backoff`, at most
+        MAX_RECONNECT_WAIT_S each (so a large `reconnects` keeps a camera feed retrying), said as '<name> <doing>
+        in <wait> s (k/n)'. False when the run stopped meanwhile."""
+        wait = min(self.backoff * 2.0 ** min(attempt, 30), MAX_RECONNECT_WAIT_S)
+        log.warning("%s %s in %.1f s (%d/%d)", self.name, doing, wait, attempt + 1, self.reconnects)
+        return not self.stop.wait(wait)
+
     def _reconnect(self) -> np.ndarray | None:
         """Reopen a live source that stopped delivering: `reconnects` tries with doubling waits (at most
         MAX_RECONNECT_WAIT_S each, so a large `reconnects` keeps a camera feed retrying), then give up."""
         for attempt in range(self.reconnects):
-            wait = min(self.backoff * 2.0 ** min(attempt, 30), MAX_RECONNECT_WAIT_S)
-            log.warning("%s stopped delivering frames; reconnecting in %.1f s (%d/%d)", self.name, wait,
-                        attempt + 1, self.reconnects)
-            if self.stop.wait(wait):
+            if not self._wait_before(attempt, "stopped delivering frames; reconnecting"):
                 return None
             self.cap.release()
             try:
