@@ -236,6 +236,19 @@ def test_the_same_weights_written_again_keep_the_graphs(pair):
         assert t.translate(FRAME).shape == FRAME.shape
 
 
+@pytest.mark.parametrize("junk", ["[" * 100_000, "not json", '{"onnx": [1, 2]}'])
+def test_a_damaged_pair_json_is_written_over(pair, junk):
+    """save_pair reads the old pair.json for graphs to keep: a damaged one keeps none (one nested too deeply for
+    Python's parser was a RecursionError traceback)."""
+    from cgan.trainer.weights import load_generator, save_pair
+
+    p = load_pair(pair)
+    states = {g: load_generator(p, g).state_dict() for g in ("G", "F")}
+    (pair / "pair.json").write_text(junk)
+    save_pair(pair, p.spec, states)
+    assert load_pair(pair).graphs == {}
+
+
 def test_an_export_copies_the_graphs_with_its_pair(pair, tmp_path):
     from cgan.export.api import export_pair
 

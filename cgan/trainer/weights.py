@@ -15,7 +15,7 @@ from typing import Any, Callable
 
 import torch
 
-from cgan._files import atomic_path, ensure_writable_dir, sha256_file
+from cgan._files import atomic_path, ensure_writable_dir, read_json, sha256_file
 from cgan._locks import folder_lock
 from cgan.errors import CganError, IntegrityError
 from cgan.pairs import MANIFEST_JSON, PAIR_JSON, Pair, graph_name, load_pair, write_pair_json
@@ -66,8 +66,8 @@ def save_pair(folder: str | os.PathLike, spec: PairSpec, states: dict[str, dict[
 def _listed_graphs(folder: Path) -> dict[str, dict[str, Any]]:
     """The in-pair graph records of the pair.json in `folder` ({} when there is none, or none readable)."""
     try:
-        meta = json.loads((folder / PAIR_JSON).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        meta = read_json(folder / PAIR_JSON, "pair.json")
+    except (CganError, OSError):  # none, unreadable, not JSON, too large or too deep: no graphs to keep
         return {}
     graphs = meta.get("onnx") if isinstance(meta, dict) else None
     return {g: r for g, r in graphs.items() if isinstance(r, dict)} if isinstance(graphs, dict) else {}
