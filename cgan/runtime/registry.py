@@ -80,8 +80,8 @@ def choose(model: Any, backend: str = "auto", precision: str | None = None,
             ok, reason = False, str(e)
         if ok:
             log.info("backend auto -> %s on %s (%s)", name, dev, model.describe())
-            for skipped, skipped_dev, why in tried:
-                log.info("  skipped %s (%s): %s", skipped, skipped_dev, why)
+            for skipped in tried:
+                log.info("  skipped %s", _said(*skipped))
             return cls, dev
         tried.append((name, dev, reason))
     raise BackendUnavailable("no backend can run this here: " + _why_none(tried))
@@ -94,7 +94,12 @@ def _why_none(tried: list[tuple[str, str, str]]) -> str:
 
     gpu_side = [t for t in tried if t[1] == "cuda"]
     if gpu_side and len(gpu_side) < len(tried) and cudahelp.gpu_count() == 0:
-        cpu_side = [f"{name} ({dev}): {reason}" for name, dev, reason in tried if dev != "cuda"]
+        cpu_side = [_said(*t) for t in tried if t[1] != "cuda"]
         names = ", ".join(dict.fromkeys(name for name, _, _ in gpu_side))
         return "; ".join(cpu_side) + f"; the GPU backends ({names}): {cudahelp.no_gpu_reason()}"
-    return "; ".join(f"{name} ({dev}): {reason}" for name, dev, reason in tried)
+    return "; ".join(_said(*t) for t in tried)
+
+
+def _said(name: str, dev: str, reason: str) -> str:
+    """One backend `auto` tried, and why it cannot run: 'ort-cuda (cuda): no CUDA GPU here (...)'."""
+    return f"{name} ({dev}): {reason}"
