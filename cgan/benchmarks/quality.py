@@ -608,7 +608,8 @@ def evaluate(opts: EvalOptions, features: FeatureFn | None = None) -> dict[str, 
                     "note": "standard test folders; FID/KID compare translated test photos with the other "
                             "domain's test photos"},
         "protocol": {"features": feature_info, "translation": f"torch FP32, each photo at its own size "
-                     f"({_sizes(real['testA'] + real['testB'])}), output quantized to uint8", "kid": {"kernel": "(x.y/d + 1)^3, unbiased MMD^2",
+                     f"({_sizes(real['testA'] + real['testB'])}), output quantized to uint8",
+                     "kid": {"kernel": "(x.y/d + 1)^3, unbiased MMD^2",
                      "subsets": opts.kid_subsets, "subset_size_asked": opts.kid_subset_size,
                      # the size used: capped at the smaller set, whose every subset then holds all its images
                      # (reordered), so kid_std shows only the resampling of the larger side
