@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cgan._files import read_json, verify_record, write_json_atomic, file_record, inside
+from cgan._files import inside, read_json, verify_record, write_json_atomic
 from cgan.errors import CganError, IntegrityError
 from cgan.spec import EXPORT_FORMAT, FORMAT_VERSION, GENERATORS, PAIR_FORMAT, PairSpec
 
@@ -141,17 +141,13 @@ def _check_record(folder: Path, rec: dict[str, Any], verify: bool) -> None:
         inside(folder, rec.get("path", ""), PAIR_JSON)
 
 
-def write_pair_json(folder: Path, spec: PairSpec, weight_files: dict[str, Path], dtype: str,
+def write_pair_json(folder: Path, spec: PairSpec, weight_records: dict[str, dict[str, Any]], dtype: str,
                     training: dict[str, Any] | None = None, provenance: dict[str, Any] | None = None,
                     graphs: dict[str, dict[str, Any]] | None = None) -> Path:
-    """Write pair.json (atomically) describing weight files already in `folder`, and `graphs`: in-pair graph
-    records still valid for them (new weights make a pair's old graphs wrong; cgan.export.pair_graph adds them
-    again)."""
-    files = {}
-    for gen, path in weight_files.items():
-        rec = file_record(Path(path), folder)
-        rec["dtype"] = dtype
-        files[gen] = rec
+    """Write pair.json (atomically) describing weight files already in `folder` by their `file_record`s, and
+    `graphs`: in-pair graph records still valid for them (new weights make a pair's old graphs wrong;
+    cgan.export.pair_graph adds them again)."""
+    files = {gen: {**rec, "dtype": dtype} for gen, rec in weight_records.items()}
     meta = {
         "format": PAIR_FORMAT,
         "version": FORMAT_VERSION,

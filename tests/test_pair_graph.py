@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 import subprocess
 import sys
 
@@ -234,6 +235,26 @@ def test_the_same_weights_written_again_keep_the_graphs(pair):
     assert set(again.graphs) == {"F"} and not (pair / "G.fp32.onnx").exists() and (pair / "F.fp32.onnx").exists()
     with Translator.load(str(pair), backend="ort-cpu", direction="F") as t:
         assert t.translate(FRAME).shape == FRAME.shape
+
+
+def test_each_file_is_hashed_once_when_a_pair_is_written(pair, monkeypatch):
+    """Each new weight file is hashed once (it was hashed twice: to check the old graphs, then for pair.json),
+    and each kept graph once."""
+    import cgan._files
+    from cgan.trainer.weights import load_generator, save_pair
+
+    p = add_pair_graphs(pair)
+    dtype = p.meta["files"]["G"]["dtype"]
+    states = {g: load_generator(p, g, dtype=torch.float32).state_dict() for g in ("G", "F")}
+    hashed = []
+    real = cgan._files.sha256_file
+    monkeypatch.setattr(cgan._files, "sha256_file", lambda path, *a: hashed.append(Path(path).name) or real(path, *a))
+    import cgan.trainer.weights
+
+    monkeypatch.setattr(cgan.trainer.weights, "sha256_file", cgan._files.sha256_file)
+    save_pair(pair, p.spec, states, dtype)
+    assert sorted(hashed) == ["F.fp32.onnx", "F.safetensors", "G.fp32.onnx", "G.safetensors"]
+    assert set(load_pair(pair).graphs) == {"G", "F"}
 
 
 @pytest.mark.parametrize("junk", ["[" * 100_000, "not json", '{"onnx": [1, 2]}'])

@@ -15,7 +15,7 @@ from typing import Any, Callable
 
 import torch
 
-from cgan._files import atomic_path, ensure_writable_dir, read_json, sha256_file
+from cgan._files import atomic_path, ensure_writable_dir, file_record, read_json, sha256_file
 from cgan._locks import folder_lock
 from cgan.errors import CganError, IntegrityError
 from cgan.pairs import MANIFEST_JSON, PAIR_JSON, Pair, graph_name, load_pair, write_pair_json
@@ -53,8 +53,9 @@ def save_pair(folder: str | os.PathLike, spec: PairSpec, states: dict[str, dict[
                 save_safetensors(tensors, tmp, {"generator": gen, "direction": spec.direction_name(gen),
                                                 "spec": _compact(spec)})
                 files[gen] = path
-        graphs = _graphs_still_valid(folder, old_graphs, files)
-        write_pair_json(folder, spec, files, dtype, training, provenance, graphs)
+        records = {gen: file_record(path, folder) for gen, path in files.items()}  # each file hashed once
+        graphs = _graphs_still_valid(folder, old_graphs, records)
+        write_pair_json(folder, spec, records, dtype, training, provenance, graphs)
         for stale in {"G", "F"} - set(states):  # a single-direction pair must not keep an old file around
             (folder / f"{stale}.safetensors").unlink(missing_ok=True)
         for gen in ("G", "F"):  # in-pair graphs read the old weights' byte offsets; pair.json no longer lists them
@@ -74,15 +75,13 @@ def _listed_graphs(folder: Path) -> dict[str, dict[str, Any]]:
 
 
 def _graphs_still_valid(folder: Path, graphs: dict[str, dict[str, Any]],
-                        files: dict[str, Path]) -> dict[str, dict[str, Any]]:
-    """The graphs of `graphs` whose weight file was written again byte for byte (the same sha256 as the
-    weights they read) and whose own file is still the one listed: they stay valid and listed."""
-    from cgan._files import sha256_file
-
+                        weights: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The graphs of `graphs` whose weight file was written again byte for byte (its record in `weights` has the
+    sha256 of the weights they read) and whose own file is still the one listed: they stay valid and listed."""
     kept = {}
     for gen, rec in graphs.items():
         graph = folder / graph_name(gen)
-        if gen in files and graph.is_file() and rec.get("weights_sha256") == sha256_file(files[gen]) \
+        if gen in weights and graph.is_file() and rec.get("weights_sha256") == weights[gen]["sha256"] \
                 and rec.get("sha256") == sha256_file(graph):
             kept[gen] = rec
     return kept
