@@ -145,8 +145,21 @@ def entry(command: click.Command) -> Callable[[], None]:
                              help="Show the version and exit.")(command)
 
     def main() -> None:
+        _tolerant_stdout()
         sys.exit(run(command))
     return main
+
+
+def _tolerant_stdout() -> None:
+    """Print what the terminal's encoding cannot hold as backslash escapes: a file name of bytes that are not UTF-8
+    (Linux allows them) made the summary end in a UnicodeEncodeError after every photo was written (stderr does
+    this already)."""
+    reconfigure = getattr(sys.stdout, "reconfigure", None)
+    if reconfigure is not None:
+        try:
+            reconfigure(errors="backslashreplace")
+        except (ValueError, OSError):  # a closed or odd stream: left as it is
+            pass
 
 
 def setup_logging(verbose: bool = False) -> None:

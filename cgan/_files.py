@@ -80,6 +80,25 @@ def check_folder_target(path: str | os.PathLike, option: str) -> Path:
     return p
 
 
+NAME_MAX = 255  # bytes in one file name (Linux, macOS, Windows' NTFS: 255 characters)
+_RANDOM = 8  # the characters tempfile.mkstemp puts between prefix and suffix
+
+
+def temp_prefix(prefix: str, suffix: str) -> str:
+    """`prefix` cut (by bytes, on a character's boundary) so that a mkstemp name with it and `suffix` fits in
+    NAME_MAX: a temp name beside a file whose own name is near the limit (a valid 250-byte name) was too long to
+    create, and the write failed."""
+    room = NAME_MAX - _RANDOM - len(os.fsencode(suffix))
+    raw = os.fsencode(prefix)
+    if len(raw) <= room:
+        return prefix
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError:  # a name of bytes that are not UTF-8 (Linux): cut as bytes
+        return os.fsdecode(raw[:room])
+    return raw[:room].decode("utf-8", "ignore")  # (a character cut in two is left out)
+
+
 @contextlib.contextmanager
 def atomic_path(final: str | os.PathLike, sync_dir: bool = True,
                 inflight: set[Path] | None = None) -> Iterator[Path]:
@@ -93,7 +112,7 @@ def atomic_path(final: str | os.PathLike, sync_dir: bool = True,
     """
     final = Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=final.parent, prefix=f".{final.name}.", suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(dir=final.parent, prefix=temp_prefix(f".{final.name}.", ".tmp"), suffix=".tmp")
     os.close(fd)
     tmp_path = Path(tmp)
     if inflight is not None:

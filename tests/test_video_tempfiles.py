@@ -94,6 +94,17 @@ def test_every_container_writes_into_the_file_made_for_it(tmp_path, ext):
     assert sorted(p.name for p in tmp_path.iterdir()) == [f"o{ext}"]
 
 
+def test_an_output_name_near_the_file_name_limit_is_written(tmp_path):
+    """A valid 250-byte output name: the temp name beside it (.NAME.partial-PID-RANDOM.mp4) was over the 255-byte
+    limit, and the run failed before writing a frame."""
+    path = tmp_path / ("w" * 246 + ".mp4")
+    check_output(path)
+    out = VideoOutput(path, 12.0)
+    _write(out)
+    assert out.finish() == path and probe(path)[0] == 5
+    assert [p.name for p in tmp_path.iterdir()] == [path.name]
+
+
 @pytest.mark.parametrize("how", ["link", "file"])
 def test_a_temp_file_replaced_while_writing_is_refused(tmp_path, how):
     """Someone who can write in the folder swaps the temp file for a link (or a file) to a playable video of

@@ -39,7 +39,7 @@ from typing import Any, Callable, Iterable, Iterator, Sequence
 import cv2
 import numpy as np
 
-from cgan._files import _umask, nearest_existing
+from cgan._files import _umask, nearest_existing, temp_prefix
 from cgan.errors import CganError
 from cgan.runtime.frames import DEFAULT_MAX_PIXELS, MULTIPLE, even_size, fit_to, round_up, to_bgr
 from cgan.runtime.smooth import FlickerMeter, TemporalSmoother
@@ -289,19 +289,21 @@ def parse_size(text: str | None) -> tuple[str, Any]:
                     f"for the long side (e.g. 512) or max:N (shrink only what is larger, e.g. max:3840)")
 
 
-def target_size(width: int, height: int, size: tuple[str, Any]) -> tuple[int, int]:
-    """The (width, height) frames of a width x height source are resized to."""
+def target_size(width: int, height: int, size: tuple[str, Any], even: bool = True) -> tuple[int, int]:
+    """The (width, height) frames of a width x height source are resized to: even sides (what video codecs need)
+    where the size is scaled, or with `even` False (a photo) the nearest whole pixels."""
     kind, v = size
+    side = _even if even else (lambda x: max(1, int(round(x))))
     if kind == "native":
         return width, height
     if kind == "exact":
         return v
     if kind == "height":
-        return _even(width * v / height), _even(v)
+        return side(width * v / height), side(v)
     if kind == "max" and max(width, height) <= v:
         return width, height
     scale = v / max(width, height)
-    return _even(width * scale), _even(height * scale)
+    return side(width * scale), side(height * scale)
 
 
 def output_paths(output: str | os.PathLike | None, n: int) -> list[Path | None]:
@@ -430,7 +432,7 @@ def _exclusive_temp(folder: Path, prefix: str, suffix: str) -> tuple[Path, tuple
     """A new empty file in `folder` with an unpredictable name, made by us alone (O_EXCL, mode 0600, never
     through a link), and its (device, inode): for cv2.VideoWriter, which opens its file by name. The old fixed
     names (.out.partial-PID.mp4) let another user of a shared folder plant a link there and have it written to."""
-    fd, name = tempfile.mkstemp(prefix=prefix, suffix=suffix, dir=folder)
+    fd, name = tempfile.mkstemp(prefix=temp_prefix(prefix, suffix), suffix=suffix, dir=folder)
     try:
         st = os.fstat(fd)
     finally:
