@@ -44,8 +44,9 @@ def declared_size(data: bytes | np.ndarray) -> tuple[int, int] | None:
 def _jpeg(buf: bytes | memoryview) -> tuple[int, int] | None:
     i, n = 2, len(buf)
     while i + 9 <= n:
-        if buf[i] != 0xFF:
-            return None
+        if buf[i] != 0xFF:  # bytes between segments: libjpeg passes over them to the next marker, and so must this
+            i = _next_ff(buf, i)  # (one junk byte before the frame header hid a bomb's size)
+            continue
         marker = buf[i + 1]
         if marker == 0xFF:  # fill byte
             i += 1
@@ -59,6 +60,16 @@ def _jpeg(buf: bytes | memoryview) -> tuple[int, int] | None:
             return None
         i += 2 + ((buf[i + 2] << 8) | buf[i + 3])
     return None
+
+
+def _next_ff(buf: bytes | memoryview, i: int, chunk: int = 1 << 16) -> int:
+    """The index of the first 0xFF byte in buf at or after `i` (len(buf) when there is none)."""
+    while i < len(buf):
+        at = bytes(buf[i:i + chunk]).find(b"\xff")
+        if at >= 0:
+            return i + at
+        i += chunk
+    return len(buf)
 
 
 def jpeg_metadata_segments(data: bytes | memoryview) -> Iterator[tuple[int, int, int]]:
@@ -170,6 +181,105 @@ def tiff_alpha_orientation(data: bytes | np.ndarray) -> tuple[int | None, int | 
     return None, None
 
 
+#: bytes per value of each TIFF field type (BYTE, ASCII, SHORT, LONG, RATIONAL, SBYTE, UNDEFINED, SSHORT, SLONG,
+#: SRATIONAL, FLOAT, DOUBLE, IFD)
+_TYPE_SIZE = {1: 1, 2: 1, 3: 2, 4: 4, 5: 8, 6: 1, 7: 1, 8: 2, 9: 4, 10: 8, 11: 4, 12: 8, 13: 4}
+#: a TIFF's first-IFD tags that EXIF data holds too (description, camera, orientation, resolution, software,
+#: date, artist, copyright); its image-structure tags (strips, tiles, compression, samples) describe pixels the
+#: copy does not carry
+_EXIF_IFD0_TAGS = {270, 271, 272, 274, 282, 283, 296, 305, 306, 315, 33432}
+_GPS_IFD, _MAKER_NOTE, _INTEROP_IFD = 0x8825, 0x927C, 0xA005
+#: TIFF tags of the metadata a translated copy keeps: ICC profile, XMP packet, Photoshop image resources (IPTC)
+TIFF_ICC, TIFF_XMP, TIFF_PHOTOSHOP = 34675, 700, 34377
+_MAX_FIELD = 1 << 24  # bytes of one field read at most (profiles and packets are KBs to a few MBs)
+
+
+@dataclass(frozen=True)
+class TiffMetadata:
+    """What a TIFF's first IFD holds for a translated copy (OpenCV reads no TIFF's metadata): EXIF data made of
+    its descriptive tags and its Exif and GPS sub-IFDs (a TIFF structure of its own, without maker notes, whose
+    offsets point into the file they came from), the ICC profile, the XMP packet and the Photoshop resources."""
+    exif: bytes | None = None
+    icc: bytes | None = None
+    xmp: bytes | None = None
+    photoshop: bytes | None = None
+
+
+def tiff_metadata(data: bytes | np.ndarray) -> TiffMetadata:
+    """The TiffMetadata of a TIFF file (classic TIFF; empty for BigTIFF or anything else)."""
+    buf = data if isinstance(data, bytes) else memoryview(data)
+    order = _TIFF_ORDER.get(bytes(buf[:4]))
+    if order is None:
+        return TiffMetadata()
+    ifd0 = dict(_fields(buf, order, int.from_bytes(buf[4:8], order)))
+
+    def blob(tag: int) -> bytes | None:
+        return ifd0[tag][2] if tag in ifd0 and ifd0[tag][2] else None
+
+    keep = {tag: f for tag, f in ifd0.items() if tag in _EXIF_IFD0_TAGS}
+    subs = {}
+    for tag in (_EXIF_IFD, _GPS_IFD):
+        if tag in ifd0 and ifd0[tag][0] in (4, 13) and len(ifd0[tag][2]) >= 4:
+            sub = {t: f for t, f in _fields(buf, order, int.from_bytes(ifd0[tag][2][:4], order))
+                   if t not in (_MAKER_NOTE, _INTEROP_IFD)}
+            if sub:
+                subs[tag] = sub
+    exif = _exif_of(keep, subs, order) if keep or subs else None
+    return TiffMetadata(exif, blob(TIFF_ICC), blob(TIFF_XMP), blob(TIFF_PHOTOSHOP))
+
+
+def _fields(buf: bytes | memoryview, order: str, off: int) -> Iterator[tuple[int, tuple[int, int, bytes]]]:
+    """(tag, (type, count, value bytes)) of each entry of the IFD at `off` whose value lies within the data."""
+    for e, tag, typ in _entries(buf, order, off):
+        count = int.from_bytes(buf[e + 4:e + 8], order)
+        size = _TYPE_SIZE.get(typ, 0) * count
+        if not size or size > _MAX_FIELD:
+            continue
+        at = e + 8 if size <= 4 else int.from_bytes(buf[e + 8:e + 12], order)
+        if at + size <= len(buf):
+            yield tag, (typ, count, bytes(buf[at:at + size]))
+
+
+def _exif_of(ifd0: dict[int, tuple[int, int, bytes]], subs: dict[int, dict[int, tuple[int, int, bytes]]],
+             order: str) -> bytes:
+    """EXIF data (a TIFF structure in byte order `order`) of the first IFD `ifd0` and the sub-IFDs `subs` (tag of
+    their pointer -> fields), each IFD followed by its values that do not fit an entry."""
+    out = bytearray((b"II*\x00" if order == "little" else b"MM\x00*") + (8).to_bytes(4, order))
+
+    def ifd(fields: dict[int, tuple[int, int, bytes]], pointers: tuple[int, ...] = ()) -> list[int]:
+        """Append an IFD; return where the entries of `pointers` keep their offsets (filled in later)."""
+        start = len(out)
+        tags = sorted(set(fields) | set(pointers))
+        data_at = start + 2 + 12 * len(tags) + 4
+        data = bytearray()
+        slots = []
+        out.extend(len(tags).to_bytes(2, order))
+        for tag in tags:
+            e = len(out)
+            if tag in pointers:
+                out.extend(tag.to_bytes(2, order) + (4).to_bytes(2, order) + (1).to_bytes(4, order) + bytes(4))
+                slots.append(e + 8)
+                continue
+            typ, count, value = fields[tag]
+            out.extend(tag.to_bytes(2, order) + typ.to_bytes(2, order) + count.to_bytes(4, order))
+            if len(value) <= 4:
+                out.extend(value + bytes(4 - len(value)))
+            else:
+                data.extend(b"\x00" * ((data_at + len(data)) & 1))  # values start on a word boundary
+                out.extend((data_at + len(data)).to_bytes(4, order))
+                data.extend(value)
+        out.extend(bytes(4))  # no next IFD (no thumbnail)
+        out.extend(data)
+        return slots
+
+    slots = ifd(ifd0, tuple(subs))
+    for slot, tag in zip(slots, sorted(subs)):
+        out.extend(b"\x00" * (len(out) & 1))
+        out[slot:slot + 4] = len(out).to_bytes(4, order)
+        ifd(subs[tag])
+    return bytes(out)
+
+
 def webp_orientation(data: bytes | np.ndarray) -> int | None:
     """The EXIF orientation in a WebP's EXIF chunk (None without one)."""
     b = bytes(data)
@@ -204,6 +314,16 @@ def png_walk(data: bytes | np.ndarray) -> Iterator[tuple[bytes, bytes | memoryvi
 def png_chunks(data: bytes | np.ndarray) -> list[bytes]:
     """The chunk types of a PNG up to its first IDAT; [] for anything else."""
     return [kind for kind, _ in png_walk(data)]
+
+
+def png_gray_key(data: bytes | np.ndarray) -> tuple[int, int] | None:
+    """(bit depth, the gray level shown transparent) of a gray PNG with a tRNS chunk (colour type 0: one level is
+    transparent, and OpenCV decodes one channel without it); None for anything else."""
+    b = bytes(data[:26]) if not isinstance(data, bytes) else data[:26]
+    if b[:8] != _PNG or b[12:16] != b"IHDR" or len(b) < 26 or b[25] != 0:
+        return None
+    body = next((bytes(body) for kind, body in png_walk(data) if kind == b"tRNS"), None)
+    return (b[24], int.from_bytes(body[:2], "big")) if body is not None and len(body) >= 2 else None
 
 
 def png_orientation(data: bytes | np.ndarray) -> int | None:

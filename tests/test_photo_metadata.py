@@ -754,3 +754,74 @@ def test_a_hostile_xmp_is_left_out_and_the_run_goes_on(tmp_path, caplog):
     assert s.photos == 3 and sum("not XMP this can read" in r.getMessage() for r in caplog.records) == 1
     with Image.open(tmp_path / "out" / "fine.jpg") as im:
         assert b"Half Dome" in im.info["xmp"]
+
+
+@pytest.mark.parametrize("order", [">", "<"])
+@pytest.mark.parametrize("dst_ext", [".jpg", ".png", ".webp"])
+def test_a_tiffs_profile_exif_and_xmp_are_copied(tmp_path, order, dst_ext):
+    """OpenCV reads no TIFF's metadata: a TIFF from a raw converter or a scanner (Adobe RGB, ProPhoto) lost its
+    profile and EXIF data without a word. Written by Pillow (EXIF tags in IFD0 with an Exif sub-IFD, the profile
+    and an XMP packet as TIFF tags; Pillow 12 writes a TIFF's GPS sub-IFD pointing at the pixels, so none here),
+    read back by Pillow."""
+    rgb = pattern(3, 40, 24)[:, :, ::-1].copy()
+    exif = Image.Exif()
+    exif.load(exif_blob(order, orientation=6))
+    exif[700] = XMP_SAMPLE  # (Pillow writes the TIFF tags it is given with the EXIF data)
+    src = tmp_path / "scan.tif"
+    Image.fromarray(rgb).save(src, "TIFF", exif=exif, icc_profile=icc_profile(),
+                              **({"byteorder": order} if order == "<" else {}))
+    dst = tmp_path / f"out{dst_ext}"
+    assert translate(src, dst).photos == 1
+    got, icc = exif_of(dst)
+    assert icc == icc_profile()
+    assert got.get(MAKE) == "Nikon" and got.get(ORIENTATION) in (1, 6)
+    assert got.get_ifd(EXIF_IFD).get(DATE_ORIGINAL) == "2024:07:01 12:00:00"
+    assert not got.get(0x0111) and not got.get(0x0103)  # no strip offsets, no compression: not the TIFF's pixels
+    with Image.open(dst) as im:
+        assert (got.get_ifd(EXIF_IFD).get(PIXEL_X), got.get_ifd(EXIF_IFD).get(PIXEL_Y)) == im.size
+        packet = im.info.get("xmp") or im.info.get("XML:com.adobe.xmp")
+    assert xmp_facts(packet.encode() if isinstance(packet, str) else packet)[
+        "{http://purl.org/dc/elements/1.1/}subject"] == ["yosemite", "summer"]
+    with Image.open(src) as im:  # (Pillow's exif_transpose leaves a TIFF as stored: orientation 6 turned here)
+        before = np.rot90(np.asarray(im.convert("RGB")).astype(np.int16), -1)
+    after = shown(dst)
+    assert before.shape == after.shape == (24, 40, 3)  # shown turned as the TIFF is
+    assert np.abs((255 - before) - after).mean() < 8
+    assert translate(src, tmp_path / f"bare{dst_ext}", metadata="color").photos == 1
+    got, icc = exif_of(tmp_path / f"bare{dst_ext}")
+    assert icc == icc_profile() and got.get(MAKE) is None
+
+
+def test_tiff_metadata_never_raises_on_damaged_files():
+    from cgan._images import tiff_metadata
+
+    buf = io.BytesIO()
+    exif = Image.Exif()
+    exif.load(exif_blob(">"))
+    Image.fromarray(pattern(1, 8, 8)).save(buf, "TIFF", exif=exif, icc_profile=icc_profile())
+    good = buf.getvalue()
+    assert tiff_metadata(good).icc == icc_profile()
+    rng = np.random.default_rng(0)
+    for n in range(300):
+        bad = bytearray(good)
+        if n % 2:
+            bad = bad[:int(rng.integers(4, len(good)))]
+        for at in rng.integers(4, len(bad), 8):
+            bad[at] = int(rng.integers(0, 256))
+        tiff_metadata(bytes(bad))  # any result, never an exception
+
+
+@pytest.mark.parametrize("space", [b"GRAY", b"CMYK"])
+def test_a_gray_or_cmyk_profile_is_not_put_on_the_rgb_translation(tmp_path, caplog, space):
+    """A black-and-white export's gray profile (or a print JPEG's CMYK one) on the RGB output made an invalid file:
+    libpng refuses an RGB PNG with a gray profile, colour managers cannot build a transform."""
+    icc = bytearray(icc_profile())
+    icc[16:20] = space
+    src = save(tmp_path / "bw.jpg", pattern(2, 40, 24)[:, :, ::-1].copy(), exif_blob(orientation=1), bytes(icc))
+    caplog.set_level(logging.WARNING)
+    for ext in (".png", ".jpg"):
+        assert translate(src, tmp_path / f"out{ext}").photos == 1
+        got, got_icc = exif_of(tmp_path / f"out{ext}")
+        assert got_icc is None and got.get(MAKE) == "Nikon"  # the rest of the metadata goes along
+    said = [r.message for r in caplog.records if "ICC profile does not describe" in r.message]
+    assert len(said) == 2 and space.decode() in said[0]

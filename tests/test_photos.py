@@ -110,7 +110,7 @@ def test_one_photo_to_another_format_with_side_by_side_and_size(tmp_path):
                    translator=Invert())
     assert s.photos == 1 and s.output == str(dst)
     img = cv2.imread(str(dst))
-    assert img.shape == (24, 100, 3)  # long side 50 (sides even, as cgan-video sizes them), input | output
+    assert img.shape == (25, 100, 3)  # long side 50, the other side to the nearest pixel (not even: a photo)
     left, right = img[:, :50].astype(int), img[:, 50:].astype(int)
     assert np.abs((255 - left) - right).max() <= 1
 
@@ -214,6 +214,62 @@ def test_a_file_where_an_output_folder_goes_is_refused_before_anything_is_read(a
     with pytest.raises(CganError, match=r"b.png is a folder, where the translation of .*b.png goes"):
         run_photos(PhotoJob(inputs=album, output=out, progress=False), translator=Invert())
     assert sorted(p.name for p in out.iterdir()) == ["b.png"]
+
+
+def test_a_photo_written_where_another_ones_folder_goes_is_refused_before_anything_is_written(tmp_path):
+    """a.jfif is written as a.jpg, and a folder a.jpg/ holds photos: the run wrote a.jpg, then failed on
+    a.jpg/b.png (File exists) half-way; the same with two input folders."""
+    d = tmp_path / "in"
+    write(d / "a.jfif", pattern(0))
+    write(d / "a.jpg" / "b.png", pattern(1))
+    out = tmp_path / "out"
+    with pytest.raises(CganError, match=r"a.jfif would be written to .*out/a.jpg, the folder the translation of "
+                                        r".*b.png goes into"):
+        run_photos(PhotoJob(inputs=d, output=out, progress=False), translator=Invert())
+    one, two = write(tmp_path / "fa" / "sub.jpg", pattern(2)), write(tmp_path / "fb" / "sub.jpg" / "y.png", pattern(3))
+    with pytest.raises(CganError, match="would be written to"):
+        run_photos(PhotoJob(inputs=[one.parent, two.parent.parent], output=out, progress=False), translator=Invert())
+    assert not out.exists()
+
+
+def test_a_name_near_the_file_name_limit_is_written(tmp_path):
+    """The temporary name beside a 250-byte output name (valid) was 14 bytes longer, over the 255-byte limit:
+    the whole run failed with "File name too long"."""
+    d = tmp_path / "in"
+    for name in ("a" * 246 + ".jpg", "é" * 125 + ".png", "b.png"):
+        write(d / name, pattern(len(name)))
+    s = run_photos(PhotoJob(inputs=d, output=tmp_path / "out", progress=False), translator=Invert())
+    assert s.photos == 3 and not s.failed
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted(p.name for p in d.iterdir())
+
+
+def test_a_link_beside_the_photo_it_names_is_a_photo_of_its_own(tmp_path):
+    """A link in a folder was left out without a word (taken as the photo named twice); the same photo through two
+    spellings of a folder is still taken once."""
+    d = tmp_path / "in"
+    write(d / "a.jpg", pattern(0))
+    (d / "b.jpg").symlink_to("a.jpg")
+    s = run_photos(PhotoJob(inputs=[d, d / "." / "a.jpg", tmp_path / "in" / ".." / "in"], output=tmp_path / "out",
+                            progress=False), translator=Invert())
+    assert s.photos == 2 and sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.jpg", "b.jpg"]
+
+
+def test_a_file_name_that_is_not_utf8_does_not_break_the_summary(tmp_path):
+    """The summary printed a UnicodeEncodeError traceback after every photo was written, where stdout is strict
+    UTF-8 (PYTHONIOENCODING=utf-8, or a UTF-8 locale other than C.UTF-8)."""
+    d = tmp_path / "in"
+    write(d / "ok.png", pattern(0))
+    with open(os.fsencode(str(d)) + b"/bad\xff.png", "wb") as f:
+        f.write(cv2.imencode(".png", pattern(1))[1].tobytes())
+    with open(os.fsencode(str(d)) + b"/junk\xff.png", "wb") as f:  # not translated: named in the summary
+        f.write(b"not a photo")
+    env = {**os.environ, "PYTHONIOENCODING": "utf-8", "CGAN_HOME": str(tmp_path / "home")}
+    r = subprocess.run([sys.executable, "-c", "from cgan.runtime.cli import main; main()", "--input", str(d),
+                        "--output", str(tmp_path / "out"), "--backend", "ort-cpu", "--no-progress"],
+                       capture_output=True, env=env, cwd=REPO, timeout=120)
+    assert r.returncode == 1, r.stderr.decode(errors="replace")[-2000:]
+    assert b"Traceback" not in r.stderr and b"wrote" in r.stdout and b"junk\\udcff.png" in r.stdout
+    assert os.path.exists(os.fsencode(str(tmp_path / "out")) + b"/bad\xff.png")
 
 
 def test_sigint_finishes_the_photo_in_hand_and_stops(tmp_path):
@@ -444,11 +500,14 @@ def test_photos_skip_only_the_folder_fsync(tmp_path, monkeypatch):
 
 
 # ---- findings of the review: formats, planning, threads -------------------------------------------------
+def _png_chunk(kind: bytes, body: bytes) -> bytes:
+    return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+
 def _png_with_chunk(png: bytes, kind: bytes, body: bytes) -> bytes:
     """`png` with one more chunk just before its first IDAT."""
     i = png.index(b"IDAT") - 4
-    chunk = struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
-    return png[:i] + chunk + png[i:]
+    return png[:i] + _png_chunk(kind, body) + png[i:]
 
 
 def _tiff_header_only(width: int, height: int) -> bytes:
@@ -489,6 +548,46 @@ def test_png_transparency_from_a_trns_chunk_is_kept(tmp_path):
     src.write_bytes(_png_with_chunk(png.tobytes(), b"tRNS", struct.pack(">HHH", 3, 2, 1)))  # R, G, B
     img, alpha = read_photo(src)
     assert alpha is not None and (alpha[:4, :4] == 0).all() and (alpha[4:] == 255).all()
+
+
+@pytest.mark.parametrize("depth", [1, 2, 4, 8, 16])
+def test_a_gray_pngs_trns_transparency_is_kept(tmp_path, depth):
+    """A gray PNG with a tRNS chunk (one gray level transparent, as optipng/oxipng write them): OpenCV decodes one
+    channel without the alpha, and the transparency was dropped without a word."""
+    top = (1 << depth) - 1
+    gray = np.array([[0, top, 1, top], [1, 0, top, 1]], np.uint16 if depth == 16 else np.uint8)
+    key = 1  # the level shown transparent
+    rows = b""
+    for row in gray:
+        if depth == 16:
+            line = b"".join(struct.pack(">H", int(v)) for v in row)
+        else:
+            bits = "".join(format(int(v), f"0{depth}b") for v in row)
+            bits += "0" * (-len(bits) % 8)
+            line = int(bits, 2).to_bytes(len(bits) // 8, "big")
+        rows += b"\x00" + line
+    png = _png_chunk(b"IHDR", struct.pack(">IIBBBBB", 4, 2, depth, 0, 0, 0, 0)) \
+        + _png_chunk(b"tRNS", struct.pack(">H", key)) + _png_chunk(b"IDAT", zlib.compress(rows)) \
+        + _png_chunk(b"IEND", b"")
+    src = tmp_path / "keyed.png"
+    src.write_bytes(b"\x89PNG\r\n\x1a\n" + png)
+    img, alpha = read_photo(src)
+    assert img.shape == (2, 4, 3) and alpha is not None
+    assert np.array_equal(alpha, np.where(gray == key, 0, 255).astype(np.uint8))
+    run_photos(PhotoJob(inputs=src, output=tmp_path / "out.png", progress=False), translator=Invert())
+    assert np.array_equal(cv2.imread(str(tmp_path / "out.png"), cv2.IMREAD_UNCHANGED)[:, :, 3], alpha)
+
+
+def test_junk_before_a_jpegs_frame_header_does_not_hide_its_size(tmp_path):
+    """libjpeg passes over bytes between segments ("extraneous bytes before marker"); the header reader stopped
+    there, and a 631-byte file decoded to 11600x11600 (845 MB) through the library."""
+    jpeg = bytearray(cv2.imencode(".jpg", pattern(0, 16, 16))[1].tobytes())
+    sof = jpeg.find(b"\xff\xc0")
+    jpeg[sof + 5:sof + 9] = (11600).to_bytes(2, "big") * 2
+    src = tmp_path / "bomb.jpg"
+    src.write_bytes(bytes(jpeg[:sof]) + b"\x00\x12" + bytes(jpeg[sof:]))
+    with pytest.raises(photos.PhotoProblem, match="declares 11600x11600 pixels"):
+        read_photo(src)
 
 
 _VP8X = (b"RIFF" + struct.pack("<I", 30) + b"WEBP" + b"VP8X" + struct.pack("<I", 10) + b"\x00" * 4

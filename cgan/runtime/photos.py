@@ -45,8 +45,9 @@ import numpy as np
 
 from cgan._codecs import reads
 from cgan._files import IMAGE_EXTS, check_folder_target, nearest_existing, user_path, visible_files, write_bytes_atomic
-from cgan._images import (declared_size, exif_for_copy, exif_orientation, heif_image, png_has_alpha, png_orientation,
-                          tiff_alpha_orientation, webp_has_alpha, webp_orientation)
+from cgan._images import (TiffMetadata, declared_size, exif_for_copy, exif_orientation, heif_image, png_gray_key,
+                          png_has_alpha, png_orientation, tiff_alpha_orientation, tiff_metadata, webp_has_alpha,
+                          webp_orientation)
 from cgan._iptc import MAX_IRB, has_iptc, iptc_for_copy, jpeg_photoshop, jpeg_with_photoshop
 from cgan._limits import MAX_DECODE_PIXELS
 from cgan._optional import optional_module
@@ -247,6 +248,11 @@ def reads_photo(ext: str) -> bool:
     return reads(ext) or (ext.lower() in HEIF_EXTS and _heif() is not None)
 
 
+def _read_exts() -> str:
+    """The photo extensions read here, for messages (AVIF where this OpenCV has the codec, HEIF with pillow-heif)."""
+    return ", ".join(PHOTO_EXTS + tuple(e for e in (".avif",) + HEIF_EXTS if reads_photo(e)))
+
+
 def _left_out(ext: str) -> bool:
     """Whether a file with `ext` is a photo in a format not read here (counted, not silently skipped)."""
     return ext.lower() in NOT_READ_EXTS and not reads_photo(ext)
@@ -324,7 +330,7 @@ def find_photos(inputs: Sequence[str | os.PathLike], problems: list[tuple[Path, 
             if not found:
                 other = f"; it holds {_not_read(left_out[before:])}: convert them to JPEG or PNG first" \
                     if len(left_out) > before else ""
-                raise CganError(f"no photos in {p} ({', '.join(PHOTO_EXTS)}, hidden files left out){other}")
+                raise CganError(f"no photos in {p} ({_read_exts()}, hidden files left out){other}")
             items += [(f, f.relative_to(p), True) for f in found]
         elif p.is_file():
             if _left_out(p.suffix):
@@ -332,7 +338,7 @@ def find_photos(inputs: Sequence[str | os.PathLike], problems: list[tuple[Path, 
                 raise CganError(f"--input {p}: {NOT_READ_EXTS[p.suffix.lower()]} photos are not read here; convert it "
                                 f"to JPEG or PNG first{hint}")
             if not reads_photo(p.suffix):
-                raise CganError(f"--input {p} is not a photo ({', '.join(PHOTO_EXTS)}); videos, cameras and "
+                raise CganError(f"--input {p} is not a photo ({_read_exts()}); videos, cameras and "
                                 f"streams go in a run of their own")
             items.append((p, PurePath(p.name), False))
         elif _is_pattern(os.fspath(value)) and not os.path.lexists(p):
@@ -352,7 +358,9 @@ def find_photos(inputs: Sequence[str | os.PathLike], problems: list[tuple[Path, 
     seen: set[str] = set()
     unique = []
     for item in items:
-        key = os.path.realpath(item[0])
+        # the file's folder resolved, not its own link: the same photo through two spellings of a folder is taken
+        # once, a link beside the photo it names is a photo of its own (it was left out without a word)
+        key = os.path.join(os.path.realpath(item[0].parent), item[0].name)
         if key not in seen:
             seen.add(key)
             unique.append(item)
@@ -371,12 +379,14 @@ def plan_outputs(inputs: Sequence[str | os.PathLike], output: str | os.PathLike 
     ext = out.suffix.lower()
     as_folder = out.is_dir() or os.fspath(output).endswith(("/", os.sep))
     if ext and not as_folder and (ext in UNWRITABLE_EXTS or ext in CODECS):
-        what = "photos are not written as a video" if ext in CODECS else f"OpenCV cannot write {ext} files"
+        what = ("photos are not written as a video" if ext in CODECS else f"{ext} holds gray only, and the translation "
+                f"is in colour" if ext in (".pgm", ".pbm") else f"OpenCV cannot write {ext} files")
         raise CganError(f"--output {out}: {what}; name a .jpg, .png, .webp, .tif or .bmp file, or a folder")
     wants_file = not as_folder and (reads(ext) or (bool(ext) and cv2.haveImageWriter(str(out))))
     if wants_file:
         if not one_file:
-            what = "a folder" if any(folder for *_, folder in items) else f"{len(items)} photos"
+            what = ("a folder" if any(user_path(v).is_dir() for v in inputs) else f"{len(items)} photos"
+                    if len(items) > 1 else "a pattern (its photos go into a folder)")
             raise CganError(f"--output {out} names one photo, but the input is {what}: give an output folder")
         plan = [(items[0][0], out)]
     else:
@@ -406,6 +416,12 @@ def plan_outputs(inputs: Sequence[str | os.PathLike], output: str | os.PathLike 
         if dst.is_dir():
             raise CganError(f"{dst} is a folder, where the translation of {src} goes; move it or choose another "
                             f"--output")
+    # a photo written where another one's sub-folder goes (a.jfif -> a.jpg beside a folder a.jpg/ with photos)
+    folders = {_key(parent): src for src, dst in plan for parent in dst.parents if _within(parent, out)}
+    for src, dst in plan:
+        if _key(dst) in folders:
+            raise CganError(f"{src} would be written to {dst}, the folder the translation of {folders[_key(dst)]} "
+                            f"goes into; rename one, or translate them in separate runs")
     for folder in sorted({dst.parent for _, dst in plan}):
         anc = nearest_existing(folder)
         if not anc.is_dir():
@@ -618,22 +634,24 @@ def _already_turned(img: np.ndarray, heif: Any) -> bool:
 def _metadata(data: np.ndarray, img: np.ndarray, types: Sequence[Any], blobs: Sequence[Any],
               metadata: str) -> PhotoMeta:
     """The EXIF data and XMP (metadata "all") and ICC profile OpenCV read with the photo (a JPEG's XMP read here:
-    OpenCV 5.0 does not); EXIF that is not a TIFF structure and profiles without an ICC header are dropped."""
+    OpenCV 5.0 does not; a TIFF's all read here: OpenCV reads none); EXIF that is not a TIFF structure and profiles
+    without an ICC header are dropped."""
     found = _found(types, blobs)
+    head = bytes(data[:4])
+    tiff = tiff_metadata(data) if head in (b"II*\x00", b"MM\x00*") and CAN_COPY_METADATA else TiffMetadata()
     xmp = iptc = None
     if metadata == "all" and CAN_COPY_METADATA:
         # a JPEG's segment and a PNG's chunk read here (OpenCV gives the one with its namespace header, and only
         # when it has one; the other with a NUL after it)
-        head = bytes(data[:2])
-        xmp = (jpeg_xmp(memoryview(data)) if head == b"\xff\xd8" else png_xmp(memoryview(data)) if head == b"\x89P"
-               else None) or found.get(cv2.IMAGE_METADATA_XMP)
-        iptc = jpeg_photoshop(memoryview(data)) if head == b"\xff\xd8" else None
+        xmp = (jpeg_xmp(memoryview(data)) if head[:2] == b"\xff\xd8" else png_xmp(memoryview(data))
+               if head[:2] == b"\x89P" else tiff.xmp) or found.get(cv2.IMAGE_METADATA_XMP)
+        iptc = jpeg_photoshop(memoryview(data)) if head[:2] == b"\xff\xd8" else tiff.photoshop
         iptc = iptc if has_iptc(iptc) else None
-    exif, icc = _kept(found.get(cv2.IMAGE_METADATA_EXIF) if metadata == "all" and CAN_COPY_METADATA else None,
-                      found.get(cv2.IMAGE_METADATA_ICCP) if CAN_COPY_METADATA else None)
+    exif, icc = _kept((found.get(cv2.IMAGE_METADATA_EXIF) or tiff.exif) if metadata == "all" and CAN_COPY_METADATA
+                      else None, (found.get(cv2.IMAGE_METADATA_ICCP) or tiff.icc) if CAN_COPY_METADATA else None)
     upright = True
     orientation = exif_orientation(exif) if exif else None
-    if orientation not in (None, 1) and bytes(data[:2]) != b"\xff\xd8":  # OpenCV turns JPEGs (since 3.1)
+    if orientation not in (None, 1) and head[:2] != b"\xff\xd8":  # OpenCV turns JPEGs (since 3.1)
         upright = _turned(data, img, orientation) is not False  # neither: what was decoded is what is shown
     return PhotoMeta(exif, icc, upright, xmp, iptc)
 
@@ -642,6 +660,11 @@ def _png_alpha(data: np.ndarray, img: np.ndarray) -> np.ndarray | None:
     """The alpha channel of a PNG (8-bit), turned as IMREAD_COLOR turned `img` for the PNG's EXIF orientation
     (IMREAD_UNCHANGED, which keeps alpha, does not apply it)."""
     full = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+    key = png_gray_key(data) if full is not None and full.ndim == 2 else None
+    if key is not None:  # gray with tRNS: the pixels at its level are transparent (levels under 8 bits scaled)
+        depth, level = key
+        level = level * (255 // ((1 << depth) - 1)) if depth < 8 else level
+        full = np.dstack([full, np.where(full == level, 0, np.iinfo(full.dtype).max).astype(full.dtype)])
     if full is None or full.ndim != 3 or full.shape[2] not in (2, 4):
         return None
     a = full[:, :, -1]
@@ -781,7 +804,11 @@ def _metadata_items(meta: PhotoMeta, ext: str, size: tuple[int, int], note: Any)
 
     add(cv2.IMAGE_METADATA_EXIF, "exif", meta.exif,
         exif_for_copy(meta.exif, size, meta.upright) if meta.exif else None, "is cut short", JPEG_MAX_EXIF)
-    if meta.icc and ext in _JPEG_EXTS and len(meta.icc) > JPEG_MAX_ICC:
+    space = bytes(meta.icc[16:20]).decode("latin-1").strip() if meta.icc else "RGB"
+    if space != "RGB":  # a gray or CMYK photo's profile: on the RGB translation it is invalid (libpng refuses it)
+        note(f"icc {space}", f"its {space} ICC profile does not describe the translation, which is RGB: written "
+                             f"without it")
+    elif meta.icc and ext in _JPEG_EXTS and len(meta.icc) > JPEG_MAX_ICC:
         note("icc size", f"an ICC profile over {JPEG_MAX_ICC} bytes is not written into a JPEG by OpenCV: written "
                          f"without it (write .png or .webp to keep it)")
     elif meta.icc:
@@ -955,7 +982,7 @@ def _write_one(run: _Run, src: Path, dst: Path, img: np.ndarray, meta: PhotoMeta
 def _translate_one(translator: Any, size: tuple[str, Any], img: np.ndarray, alpha: np.ndarray | None,
                    side_by_side: bool, suffix: str, max_pixels: int) -> np.ndarray:
     h, w = img.shape[:2]
-    tw, th = target_size(w, h, size)
+    tw, th = target_size(w, h, size, even=False)
     pw, ph = round_up(tw), round_up(th)
     if pw * ph > max_pixels:
         how = "" if (tw, th) == (w, h) else f" at --size {tw}x{th}"
