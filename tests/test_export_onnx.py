@@ -166,7 +166,17 @@ def test_parity_image_and_reexport_from_export_folder(tmp_path):
     cv2.imwrite(str(img), parity.synthetic_photo(60, 90, seed=9))
     pair = make_pair(tmp_path / "pair", gens=("F",))
     out = export_pair(pair, tmp_path / "a", fp16=False, parity_image=str(img), parity_sizes=((32, 48),))
-    assert _manifest(out)["parity"]["image"] == "photo.png"
+    label = _manifest(out)["parity"]["image"]
+    assert label.startswith("photo.png (sha256 ") and len(label) == len("photo.png (sha256 )") + 16
+    # another photo by the same name is another check (it was taken as this export, "nothing to do")
+    other = tmp_path / "other" / "photo.png"
+    other.parent.mkdir()
+    cv2.imwrite(str(other), parity.synthetic_photo(60, 90, seed=10))
+    stamp = (out / "manifest.json").stat().st_mtime_ns
+    export_pair(pair, tmp_path / "a", fp16=False, parity_image=str(other), parity_sizes=((32, 48),))
+    assert _manifest(out)["parity"]["image"] != label and (out / "manifest.json").stat().st_mtime_ns != stamp
+    export_pair(pair, tmp_path / "a", fp16=False, parity_image=str(other), parity_sizes=((32, 48),))
+    assert _manifest(out)["parity"]["image"] != label  # (the same photo again: up to date)
     again = export_pair(out, tmp_path / "b", fp16=False, parity=False)  # an export folder re-exports from pair/
     m = _manifest(again)
     assert m["parity"] is None and [f["path"] for f in m["files"]] == ["F.fp32.onnx"]
@@ -441,3 +451,20 @@ def test_export_onnx_leaves_the_callers_generator_as_it_was(tmp_path):
     net = load_generator(pair, "G").double().train()
     onnx_export.export_onnx(net, {}, do_simplify=False)
     assert net.training and all(p.dtype == torch.float64 for p in net.parameters())
+
+
+@pytest.mark.parametrize("argv,needle", [
+    (["--shapes", "garbage", "--batch", "x"], "--shapes, --batch set up TensorRT engines: add --engine"),
+    (["--workspace-gb", "1", "--no-fp16"], "--workspace-gb sets up TensorRT engines: add --engine, or leave it out"),
+    (["--trt-flavour", "tensorrt"], "--trt-flavour sets up TensorRT engines"),
+])
+def test_engine_options_without_engine_are_refused(tmp_path, capsys, argv, needle):
+    """Like --trt-target, which was refused: the engine options were dropped without a word (a user asking for
+    fixed shapes got an export without engines), malformed or not."""
+    from cgan._cli import run
+    from cgan.export.cli import cli
+
+    assert run(cli, ["summer2winter", "--out", str(tmp_path / "o"), *argv]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and needle in err[0], err
+    assert not (tmp_path / "o").exists()

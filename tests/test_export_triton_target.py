@@ -92,3 +92,74 @@ def test_a_grayscale_pair_gets_one_channel_triton_dims(tmp_path):
     export_pair(pair, tmp_path / "out", fp16=False, parity=False, triton=str(tmp_path / "repo"))
     cfg = (tmp_path / "repo" / "summer2winter_G_fp32" / "config.pbtxt").read_text()
     assert cfg.count("dims: [ 1, -1, -1 ]") == 2 and "[ 3," not in cfg
+
+
+def _repository(repo):
+    """Every file under `repo` (hidden temp files included) -> its bytes."""
+    return {p.relative_to(repo).as_posix(): p.read_bytes() for p in sorted(repo.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.parametrize("how", ["copy fails", "ctrl-c", "file in the way"])
+def test_a_failed_repository_write_leaves_the_old_one_whole(tmp_path, monkeypatch, how):
+    """The QA pass's repro: a second export whose Triton step failed half-way (a Ctrl-C while copying, a file
+    where F's model folder goes, a full disk) left new G models beside old F ones, or an empty `1/` without a
+    config. Every file is now written beside its place first, and only then renamed."""
+    import shutil
+
+    import cgan.export.triton as triton
+    from _helpers_export import make_pair as make_export_pair
+
+    repo = tmp_path / "repo"
+    export_pair(make_export_pair(tmp_path / "p1", seed=1), tmp_path / "out", fp16=False, parity=False,
+                with_prepost=True, triton=str(repo))
+    before = _repository(repo)
+    if how == "file in the way":
+        shutil.rmtree(repo / "summer2winter_F_fp32_prepost")
+        (repo / "summer2winter_F_fp32_prepost").write_text("someone's file")
+        before = _repository(repo)
+        error = OSError
+    else:
+        calls = []
+        real = shutil.copyfile
+        error = KeyboardInterrupt if how == "ctrl-c" else OSError
+
+        def copyfile(src, dst, **kw):  # (shutil is one module: the export's own copies pass through here too)
+            calls.append(dst) if str(repo) in str(dst) else None
+            if len(calls) == 3 and str(repo) in str(dst):
+                raise error("no space left" if error is OSError else None)
+            return real(src, dst, **kw)
+
+        monkeypatch.setattr(triton.shutil, "copyfile", copyfile)
+    with pytest.raises(error):
+        export_pair(make_export_pair(tmp_path / "p2", seed=2), tmp_path / "out", fp16=False, parity=False,
+                    with_prepost=True, triton=str(repo))
+    assert _repository(repo) == before  # the old weights everywhere, no temp file left
+    assert not [p for p in repo.rglob("*") if p.is_dir() and not any(p.iterdir())]  # no empty model folder
+
+
+def test_models_of_a_pair_of_another_name_exported_into_the_folder_before_are_removed(tmp_path):
+    """The removal matched only the new pair's name: X2Y's models from an earlier export into the same folder
+    stayed, serving their old weights, after summer2winter was exported there."""
+    from _helpers_export import make_pair as make_export_pair
+    from cgan.spec import PairSpec
+    from cgan.trainer.weights import load_generator, save_pair
+    from cgan.pairs import load_pair
+
+    first = load_pair(make_export_pair(tmp_path / "p1", seed=1))
+    states = {g: load_generator(first, g).state_dict() for g in ("G", "F")}
+    renamed = save_pair(tmp_path / "x2y", PairSpec(first.spec.generator, "X", "Y"), states)
+    repo = tmp_path / "repo"
+    export_pair(renamed, tmp_path / "out", fp16=False, parity=False, triton=str(repo))
+    assert sorted(p.name for p in repo.iterdir()) == ["X2Y_F_fp32", "X2Y_G_fp32"]
+    export_pair(first.folder, tmp_path / "out", fp16=False, parity=False, triton=str(repo))
+    assert sorted(p.name for p in repo.iterdir()) == ["summer2winter_F_fp32", "summer2winter_G_fp32"]
+
+
+def test_the_manifest_names_the_repository_by_its_absolute_path(tmp_path, monkeypatch):
+    import json
+
+    pair = make_pair(tmp_path / "pair", blocks=1, ngf=4)
+    monkeypatch.chdir(tmp_path)
+    export_pair(pair, tmp_path / "out", fp16=False, parity=False, triton="repo")
+    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    assert manifest["triton"]["repository"] == str((tmp_path / "repo").resolve())

@@ -331,7 +331,8 @@ def test_cli_in_pair_and_its_refusals(pair, tmp_path, capsys):
     from cgan.export.cli import cli
 
     for extra, msg in ((["--out", str(tmp_path / "o")], "drop --out"), (["--engine"], "drop --engine"),
-                       (["--no-parity"], "always checks parity")):
+                       (["--no-parity"], "always checks parity"),
+                       (["--no-fp16", "--no-simplify", "--shapes", "x"], "drop --no-fp16, --no-simplify, --shapes")):
         assert run(cli, [str(pair), "--in-pair", *extra]) == 2
         err = capsys.readouterr().err
         assert msg in err and "Traceback" not in err, err

@@ -421,7 +421,7 @@ def _export_locked(pair: Pair, out: Path, opts: ExportOptions, frames: list, ima
         max_batch = {e["path"]: profile.batch[2] for e in engines} if profile else {}
         triton_models = write_repository(out, opts.triton, pair.spec.name, files, max_batch,
                                          (pair.spec.generator.in_channels, pair.spec.generator.out_channels))
-        manifest["triton"] = {"repository": str(opts.triton), "models": triton_models}
+        manifest["triton"] = {"repository": str(Path(opts.triton).expanduser().resolve()), "models": triton_models}
         manifest["export_seconds"] = round(time.perf_counter() - t_start, 2)
         write_json_atomic(out / MANIFEST_JSON, manifest)
     log.info("export written to %s (%.1f s)", out, manifest["export_seconds"])

@@ -22,6 +22,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from cgan._files import sha256_file
 from cgan.errors import CganError, IntegrityError
 from cgan.export.prepost import bgr_to_nchw, nchw_to_bgr
 
@@ -207,8 +208,9 @@ def parity_frames(sizes: tuple[tuple[int, int], ...] = DEFAULT_SIZES,
     for h, w in sizes:
         if h % 4 or w % 4 or h < 16 or w < 16:
             raise CganError(f"parity size {h}x{w} must be at least 16x16 and a multiple of 4")
-    if image is not None:
-        return [photo(image, h, w) for h, w in sizes], Path(image).name
+    if image is not None:  # named by its content too: another photo of the same name is another check
+        frames = [photo(image, h, w) for h, w in sizes]
+        return frames, f"{Path(image).name} (sha256 {sha256_file(image)[:16]})"
     return [synthetic_photo(h, w, seed=i) for i, (h, w) in enumerate(sizes)], "synthetic"
 
 

@@ -6,13 +6,14 @@ TensorRT-RTX plans are left out: Triton's tensorrt_plan backend runs TensorRT, w
 """
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
+import os
 import re
 import shutil
 from pathlib import Path
 from typing import Any
-
-import logging
 
 from cgan._files import atomic_path, ensure_writable_dir, inside
 
@@ -59,43 +60,56 @@ def write_repository(export_dir: str | Path, repo_dir: str | Path, name: str, fi
                      channels: tuple[int, int] = (3, 3)) -> list[str]:
     """Copy every ONNX file and engine listed in `files` (manifest records) into a Triton model repository, and
     remove the models an earlier export into the same export folder put there that this one does not have (they
-    would serve its old weights); other models in the repository stay."""
+    would serve its old weights; under any pair name); other models in the repository stay.
+
+    Every file is written in full beside its place before any replaces its old version (renames only, at the
+    end): a failure or Ctrl-C while copying (a full disk, a file where a model folder goes) leaves the repository
+    as it was, not new G models beside old F ones or a model folder without its config."""
     export_dir, repo = Path(export_dir), ensure_writable_dir(repo_dir, "Triton model repository")
     source = _source_line(export_dir)
     engine_max_batch = engine_max_batch or {}
     models = []
-    for rec in files:
-        if rec.get("kind") not in ("onnx", "engine"):
-            continue
-        if rec["kind"] == "engine" and rec["path"].endswith(".trt-rtx.plan"):
-            log.warning("Triton: %s left out: Triton's TensorRT backend cannot load TensorRT-RTX plans (the ONNX "
-                        "graphs are in the repository; build with --trt-flavour tensorrt for Triton)", rec["path"])
-            stale = repo / (model_name(name, rec) + "rtx")  # written as <model>_trtrtx by cgan before 2026-12
-            if _written_for(stale, name, None):
-                shutil.rmtree(stale)
-            continue
-        model = model_name(name, rec)
-        src = inside(export_dir, rec["path"], "manifest.json")
-        target = repo / model / "1" / ("model.plan" if rec["kind"] == "engine" else "model.onnx")
-        with atomic_path(target) as tmp:
-            shutil.copyfile(src, tmp)
-        max_batch = engine_max_batch.get(rec["path"], DEFAULT_MAX_BATCH)
-        with atomic_path(repo / model / "config.pbtxt") as tmp:
-            tmp.write_text(config_pbtxt(model, rec, max_batch, channels, source))
-        models.append(model)
+    made: list[Path] = []  # model folders this call created: removed again if it fails
+    try:
+        with contextlib.ExitStack() as written:  # each atomic_path renames its file into place when the stack ends
+            for rec in files:
+                if rec.get("kind") not in ("onnx", "engine"):
+                    continue
+                if rec["kind"] == "engine" and rec["path"].endswith(".trt-rtx.plan"):
+                    log.warning("Triton: %s left out: Triton's TensorRT backend cannot load TensorRT-RTX plans (the "
+                                "ONNX graphs are in the repository; build with --trt-flavour tensorrt for Triton)",
+                                rec["path"])
+                    continue
+                model = model_name(name, rec)
+                src = inside(export_dir, rec["path"], "manifest.json")
+                for folder in (repo / model, repo / model / "1"):
+                    if not os.path.lexists(folder):
+                        made.append(folder)
+                target = repo / model / "1" / ("model.plan" if rec["kind"] == "engine" else "model.onnx")
+                shutil.copyfile(src, written.enter_context(atomic_path(target)))
+                max_batch = engine_max_batch.get(rec["path"], DEFAULT_MAX_BATCH)
+                written.enter_context(atomic_path(repo / model / "config.pbtxt")).write_text(
+                    config_pbtxt(model, rec, max_batch, channels, source))
+                models.append(model)
+    except BaseException:
+        for folder in reversed(made):
+            with contextlib.suppress(OSError):
+                folder.rmdir()  # (only when empty: what another writer put there stays)
+        raise
     for old in sorted(repo.iterdir()):
-        if old.name not in models and _written_for(old, name, source):
+        if old.name not in models and _written_for(old, None, source):
             shutil.rmtree(old)
             log.info("Triton: %s removed (an earlier export into %s; not in this one)", old.name, export_dir)
     return models
 
 
-def _written_for(folder: Path, name: str, source: str | None) -> bool:
-    """Whether `folder` is a model cgan-export wrote for pair `name` (its name and its config say so; TensorRT-RTX
-    plans were written as <model>_trtrtx before 2026-12) from the export folder that `source` (_source_line)
-    names; None: from any."""
+def _written_for(folder: Path, name: str | None, source: str | None) -> bool:
+    """Whether `folder` is a model cgan-export wrote for pair `name` (None: any pair; its name and its config say
+    so; TensorRT-RTX plans were written as <model>_trtrtx before 2026-12) from the export folder that `source`
+    (_source_line) names; None: from any."""
+    prefix = re.escape(name) if name is not None else r".+"
     if not folder.is_dir() or folder.is_symlink() or not re.fullmatch(
-            re.escape(name) + r"_[GF]_fp(32|16)(_prepost)?(_trt|_trtrtx)?", folder.name):
+            prefix + r"_[GF]_fp(32|16)(_prepost)?(_trt|_trtrtx)?", folder.name):
         return False
     try:
         config = (folder / "config.pbtxt").read_text(encoding="utf-8")
