@@ -15,7 +15,7 @@ import pytest
 
 from cgan._cli import run
 from cgan.benchmarks import bench as bench_mod
-from cgan.benchmarks.bench import BenchConfig, run_bench
+from cgan.benchmarks.bench import PRECISIONS, BenchConfig, parse_choices, run_bench
 from cgan.benchmarks.cli import cli
 from cgan.benchmarks.report import read_history, schema_errors
 from cgan.errors import CganError
@@ -213,7 +213,7 @@ def test_every_row_checkpoints_a_valid_partial_result(tmp_path, fake_runtime):
     result = run_bench(_cfg(tmp_path, backends=("torch-cpu", "torch-cpu+cl"), sizes=((32, 32), (32, 48)), iters=2),
                        checkpoint=lambda partial: snaps.append(copy.deepcopy(partial)))
     assert result["complete"] is True and schema_errors(result) == []
-    assert [len(s["rows"]) for s in snaps] == list(range(1, len(result["rows"]) + 1))
+    assert [len(s["rows"]) for s in snaps] == list(range(0, len(result["rows"]) + 1))  # the first before any row
     for s in snaps:
         assert s["complete"] is False and schema_errors(s) == []
     assert [r["backend"] for r in snaps[-1]["rows"]] == [r["backend"] for r in result["rows"]]
@@ -251,7 +251,7 @@ def test_cli_rewrites_json_after_every_row(tmp_path, fake_runtime, monkeypatch):
             "fp32", "--batch", "1", "--iters", "2", "--warmup", "0", "--device", "cpu", "-q", "--budget", "600",
             "--workdir", str(tmp_path / "w"), "--json", str(out)]
     assert run(cli, argv) == 0
-    assert writes == [(False, 1), (False, 2), (False, 3), (True, 3)]
+    assert writes == [(False, 0), (False, 1), (False, 2), (False, 3), (True, 3)]
     data = json.loads(out.read_text())
     assert data["complete"] is True and data["config"]["budget_s"] == 600 and schema_errors(data) == []
 
@@ -271,6 +271,64 @@ def test_cli_writes_json_history_and_plot(tmp_path, fake_runtime, capsys):
     assert (out / "p.png").read_bytes()[:8] == PNG_MAGIC
     text = capsys.readouterr().out
     assert "baseline" in text and "torch-cpu" in text and "speedup" in text
+
+
+def test_a_run_stopped_before_its_first_row_does_not_leave_the_last_runs_file_complete(tmp_path, fake_runtime,
+                                                                                         monkeypatch):
+    """Ctrl-C while the pair was exported (before any row) left the previous run's JSON, other sizes and date,
+    still marked complete."""
+    out = tmp_path / "r.json"
+    argv = ["--blocks", "1", "--ngf", "4", "--backends", "torch-cpu", "--sizes", "32x32", "--precision", "fp32",
+            "--iters", "1", "--warmup", "0", "--device", "cpu", "-q", "--workdir", str(tmp_path / "w"),
+            "--json", str(out)]
+    assert run(cli, argv) == 0 and json.loads(out.read_text())["complete"] is True
+
+    def stopped(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(bench_mod, "prepare", stopped)
+    assert run(cli, argv[:7] + ["32x48"] + argv[8:]) == 130
+    data = json.loads(out.read_text())
+    assert data["complete"] is False and data["rows"] == [] and data["config"]["sizes"] == [[32, 48]]
+    assert schema_errors(data) == []
+
+
+def test_timed_calls_run_without_the_memory_sampler(tmp_path, fake_runtime, monkeypatch):
+    """On the CPU a thread woke every 5 ms during the timed calls to read /proc: 5-8 % on 2 cores."""
+    import threading
+
+    seen = []
+    real = bench_mod.time_calls
+
+    def timed(*a, **k):
+        seen.append([t.name for t in threading.enumerate() if t.name == "cgan-bench-rss"])
+        return real(*a, **k)
+
+    monkeypatch.setattr(bench_mod, "time_calls", timed)
+    result = run_bench(_cfg(tmp_path, backends=("torch-cpu",)))
+    assert seen and all(names == [] for names in seen)
+    assert all(r["peak_mem_source"] == "rss-peak-delta" for r in result["rows"] if r["status"] == "ok")
+
+
+def test_both_precisions_repeated_sizes_and_nothing_to_measure(tmp_path, fake_runtime, capsys):
+    """--help says "fp32, fp16 or both" and 'both' was refused; --sizes 32x32,32x32 measured every row twice;
+    --backends none --no-baseline wrote an empty complete result, exit 0."""
+    from cgan.benchmarks.bench import parse_sizes
+
+    assert parse_choices(["both"], PRECISIONS, "precision") == ("fp32", "fp16")
+    assert parse_sizes("32x32,32x32") == ((32, 32),)
+    argv = ["--blocks", "1", "--ngf", "4", "--backends", "none", "--no-baseline", "--device", "cpu",
+            "--workdir", str(tmp_path / "w"), "--json", str(tmp_path / "r.json")]
+    assert run(cli, argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: nothing to measure") and "\n" not in err and not (tmp_path / "r.json").exists()
+
+
+def test_fps_under_one_keeps_two_digits_in_the_table():
+    from cgan.benchmarks.report import _fmt
+
+    assert [_fmt(v, ".1f") for v in (0.157, 0.165, 0.212, 0.04, 1.5)] == ["0.16", "0.17", "0.21", "0.04", "1.5"]
+    assert [_fmt(v, ".2f") for v in (0.05, 0.157, 3.1)] == ["0.05", "0.16", "3.10"]
 
 
 @pytest.mark.parametrize("argv,needle", [

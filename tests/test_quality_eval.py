@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import logging
 import sys
 from pathlib import Path
 
@@ -15,6 +16,7 @@ torch = pytest.importorskip("torch")
 from cgan._cli import run  # noqa: E402
 from cgan.benchmarks.quality import read_clip  # noqa: E402
 from cgan.benchmarks import eval_cli, quality  # noqa: E402
+from cgan.errors import CganError  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -276,3 +278,43 @@ def test_missing_inception_and_tiny_photos_are_said_before_any_translation(tmp_p
     code = run(eval_cli.cli, ["--pair", str(pair), "--data", str(data), "--no-clip", "--psnr-photos", "0",
                               "--kid-subsets", "2"])
     assert code == 0, capsys.readouterr().err
+
+
+def test_a_side_left_without_two_photos_is_one_line_before_any_translation(tmp_path, monkeypatch):
+    """testB all copies of testA: after --dedup nothing was left of it, and the report failed with a traceback
+    (np.concatenate of nothing) after translating all of testA; a folder of one photo failed after the features."""
+    import shutil
+
+    pair = _tiny_pair(tmp_path / "pair")
+    data = _dataset(tmp_path / "data")
+    shutil.rmtree(data / "testB")
+    shutil.copytree(data / "testA", data / "testB")
+    monkeypatch.setattr(quality, "translate", lambda *a, **k: pytest.fail("translated before the check"))
+    opts = quality.EvalOptions(pair=str(pair), data=data, dedup=True, clip=None, psnr_photos=0)
+    with pytest.raises(CganError, match=r"testB has 0 photos left after --dedup .*at least 2 per side"):
+        quality.evaluate(opts, features=_color_stats)
+    shutil.rmtree(data / "testB")
+    _photos(data / "testB", 1, seed=9)
+    with pytest.raises(CganError, match=r"testB has 1 photo: FID/KID need at least 2 per side"):
+        quality.evaluate(quality.EvalOptions(pair=str(pair), data=data, clip=None, psnr_photos=0),
+                         features=_color_stats)
+
+
+def test_few_photos_are_warned_about_and_a_kid_without_spread_has_none(tmp_path, caplog):
+    """FID 340 from 4 photos beside the published 77 was given without a word, and KID '± 0.0000' when every
+    subset was the whole of both sets (no spread to measure, not certainty). The report has its date and commit."""
+    from cgan.benchmarks.eval_cli import summary
+
+    pair = _tiny_pair(tmp_path / "pair")
+    data = _dataset(tmp_path / "data")
+    with caplog.at_level(logging.WARNING):
+        report = quality.evaluate(quality.EvalOptions(pair=str(pair), data=data, limit=3, clip=None, psnr_photos=0,
+                                                      kid_subsets=3), features=_color_stats)
+    assert "3 photos per side (under 100)" in report["dataset"]["warning"]
+    assert any("noisy and biased upward" in r.getMessage() for r in caplog.records)
+    assert all(m["kid_std"] is None for m in report["metrics"].values())  # 3 vs 3, subsets of 1000: the whole
+    assert "(one subset)" in summary(report) and "± 0.0000" not in summary(report)
+    assert report["date"][:4].isdigit() and "git_sha" in report
+    report = quality.evaluate(quality.EvalOptions(pair=str(pair), data=data, clip=None, psnr_photos=0,
+                                                  kid_subsets=3), features=_color_stats)
+    assert all(m["kid_std"] is not None for m in report["metrics"].values())  # 5 vs 3: the 5 are resampled

@@ -82,7 +82,7 @@ def parse_list(text: str | None) -> list[str]:
 
 
 def parse_sizes(text: str) -> tuple[tuple[int, int], ...]:
-    sizes = tuple(parse_size(p) for p in parse_list(text))
+    sizes = tuple(dict.fromkeys(parse_size(p) for p in parse_list(text)))  # (256,256x256: one size, measured once)
     if not sizes:
         raise CganError("--sizes is empty: give e.g. 256x256,720p")
     return sizes
@@ -117,8 +117,12 @@ def e2e_precision_for(backend: str, precisions: tuple[str, ...]) -> str:
 
 
 def parse_choices(names: list[str], valid: tuple[str, ...], what: str) -> tuple[str, ...]:
+    """`names` checked against `valid` (case folded, repeats dropped); "both" stands for both of two choices."""
     out = []
     for n in names:
+        if n.lower() == "both" and len(valid) == 2:
+            out += valid
+            continue
         if n.lower() not in valid:
             raise CganError(f"unknown {what} {n!r}: use one or more of {', '.join(valid)}")
         out.append(n.lower())
@@ -509,7 +513,9 @@ def _measure_runner(make: Callable[[], Runner], label: tuple[str, str], cfg: Ben
                     row["first_call_s"] = time.perf_counter() - t0
                     row["options"] = runner.options() if hasattr(runner, "options") else None
                     first = accuracy(refs, out)
+                    probe.pause()  # (the timed calls run without the memory sampler)
                     samples = time_calls(runner, frames, cfg.warmup, cfg.iters, cfg.seconds, info=row)
+                    probe.resume()
                     # the timed calls take another path than the first (a replayed CUDA graph, a compiled
                     # kernel): check that path too and report the worse of the two
                     out = runner(frames)
@@ -557,20 +563,25 @@ def run_bench(cfg: BenchConfig, on_row: Callable[[dict[str, Any]], None] | None 
 
     device = cfg.device or default_device()
     backends = parse_backends(cfg.backends, device)
+    if not backends and not cfg.baseline and not cfg.e2e:
+        raise CganError("nothing to measure: --backends none with --no-baseline; name a backend or keep the baseline")
     precisions = parse_choices(list(cfg.precisions), PRECISIONS, "precision")
     e2e_backend = None
     if cfg.e2e:
         e2e_backend = parse_e2e_backend(cfg.e2e_backend, device) if cfg.e2e_backend else default_e2e_backend(backends)
-    prepared = prepare(cfg, backends, e2e_backend)
     env = collect_env()
     peak = sol.peak_fp16_tflops(env.get("gpu")) if device == "cuda" or any(
         backend_device(b) == "cuda" for b in backends) else None
     env["peak_fp16_tflops"] = peak
     config = {**cfg.public(), "device": device, "backends": list(backends),
               "backend_options": {b: variant(b).opts for b in (*backends, *([e2e_backend] * cfg.e2e))},
-              "precisions": list(precisions), "model": prepared.name, **prepared.info}
+              "precisions": list(precisions)}
     partial.update({"format": RESULT_FORMAT, "version": RESULT_VERSION, "kind": "inference", "complete": False,
                     "env": env, "config": config})
+    if checkpoint is not None:  # at once: a run stopped while exporting left the previous run's file, "complete"
+        checkpoint({**partial, "rows": []})
+    prepared = prepare(cfg, backends, e2e_backend)
+    config.update({"model": prepared.name, **prepared.info})
     frames_by_size, refs_by_size = {}, {}
     nmax = max(cfg.batches)
     for (h, w) in cfg.sizes:
@@ -646,8 +657,8 @@ def run_train(options: dict[str, Any]) -> dict[str, Any]:
     kwargs = train_options(options)
     raw = run_train_bench(**kwargs)
     rows = [train_row(r, kwargs["batch"], kwargs["size"]) for r in raw["rows"]]
-    return {"format": RESULT_FORMAT, "version": RESULT_VERSION, "kind": "train", "env": collect_env(),
-            "config": {"options": kwargs, "trainer_env": raw.get("env", {})}, "rows": rows}
+    return {"format": RESULT_FORMAT, "version": RESULT_VERSION, "kind": "train", "complete": True,
+            "env": collect_env(), "config": {"options": kwargs, "trainer_env": raw.get("env", {})}, "rows": rows}
 
 
 #: run_train's options when not given (None); a given value is checked, never replaced (`--size 0` used to

@@ -19,7 +19,8 @@ from cgan.benchmarks.quality import DEFAULT_CLIP, EvalOptions, evaluate
 def summary(report: dict) -> str:
     lines = []
     for name, m in report["metrics"].items():
-        lines.append(f"{name:24s} FID {m['fid']:8.2f}   KID {m['kid']:.4f} ± {m['kid_std']:.4f}   ({m['compare']})")
+        spread = f"± {m['kid_std']:.4f}" if m.get("kid_std") is not None else "(one subset)"
+        lines.append(f"{name:24s} FID {m['fid']:8.2f}   KID {m['kid']:.4f} {spread}   ({m['compare']})")
     pub = report.get("published", {})
     for name in ("summer2winter", "winter2summer"):
         if name in pub:

@@ -16,6 +16,7 @@ This module imports torch only inside the functions that need it; the math (FID,
 """
 from __future__ import annotations
 
+import datetime as _dt
 import hashlib
 import importlib.util
 import logging
@@ -30,6 +31,7 @@ import cv2
 import numpy as np
 
 from cgan._codecs import reads
+from cgan._git import git_sha
 from cgan._files import IMAGE_EXTS, atomic_path, sha256_file, write_json_atomic
 from cgan.errors import CganError, IntegrityError
 
@@ -50,6 +52,8 @@ PUBLISHED = {
             "uses the TF-FID Inception on all 309 vs all 238: expect a few FID points of difference",
 }
 FeatureFn = Callable[[Sequence[np.ndarray]], np.ndarray]
+#: photos per side under which FID/KID get a warning (2048 features: the covariance of a few dozen is mostly noise)
+FEW_PHOTOS = 100
 
 
 # ---- the math (numpy only) ------------------------------------------------------------------------------
@@ -213,7 +217,17 @@ def select_test_files(data: str | os.PathLike, dedup: bool = False, limit: int |
         if limit < 2:
             raise CganError(f"--limit {limit} is too small: FID/KID need at least 2 images per side")
         files = {s: f[:limit] for s, f in files.items()}
+    for split, found in files.items():  # (up front: it failed with a traceback after all the translating)
+        if len(found) < 2:
+            left = " left after --dedup removed the copies of other photos" if dedup else ""
+            raise CganError(f"{root / split} has {len(found)} photo{'s' if len(found) != 1 else ''}{left}: FID/KID "
+                            f"need at least 2 per side")
     info["used"] = {s: len(f) for s, f in files.items()}
+    fewest = min(info["used"].values())
+    if fewest < FEW_PHOTOS:
+        info["warning"] = (f"FID/KID from {fewest} photos per side (under {FEW_PHOTOS}) are noisy and biased upward: "
+                           f"compare only figures from the same photos, never with the published ones")
+        log.warning("warning: %s", info["warning"])
     info["files"] = files
     return info
 
@@ -588,9 +602,12 @@ def evaluate(opts: EvalOptions, features: FeatureFn | None = None) -> dict[str, 
     timings["features_seconds"] = time.perf_counter() - t
     log.info("features of %d images in %.1f s", sum(len(v) for v in feats.values()), timings["features_seconds"])
 
-    def score(a: np.ndarray, b: np.ndarray) -> dict[str, float]:
+    def score(a: np.ndarray, b: np.ndarray) -> dict[str, float | None]:
         kid_mean, kid_std = kid_from_features(a, b, opts.kid_subsets, opts.kid_subset_size)
-        return {"fid": fid_from_features(a, b), "kid": kid_mean, "kid_std": kid_std}
+        # every subset the whole of both sets (both no larger than the subset size): a spread of 0 would read as
+        # certainty; there is no spread to give
+        whole = opts.kid_subset_size >= max(len(a), len(b)) and len(a) == len(b)
+        return {"fid": fid_from_features(a, b), "kid": kid_mean, "kid_std": None if whole else kid_std}
 
     metrics = {
         names["G"]: {"compare": "G(testA) vs testB", **score(feats["G"], feats["testB"])},
@@ -600,7 +617,9 @@ def evaluate(opts: EvalOptions, features: FeatureFn | None = None) -> dict[str, 
     }
 
     report: dict[str, Any] = {
-        "format": "cgan.quality", "version": 1, "pair": pair.meta.get("name", pair.spec.name),
+        "format": "cgan.quality", "version": 1,
+        "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"), "git_sha": git_sha(),
+        "pair": pair.meta.get("name", pair.spec.name),
         "pair_origin": resolved.origin,
         "pair_sha256": {g: pair.files[g]["sha256"] for g in ("G", "F")},
         "pair_provenance": pair.meta.get("provenance"),

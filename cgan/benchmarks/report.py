@@ -218,8 +218,9 @@ def _fmt(v: Any, spec: str) -> str:
         return "-"
     if isinstance(v, float) and not math.isfinite(v):
         return "inf"
-    if spec.endswith("f") and isinstance(v, (int, float)) and 0 < abs(v) < 0.1:
-        return format(v, ".2g")  # slow CPU rows: 0.04 fps, not 0.0
+    places = int(spec[-2]) if spec.endswith("f") and spec[-2:-1].isdigit() else None
+    if places is not None and isinstance(v, (int, float)) and 0 < abs(v) < 10.0 ** (1 - places):
+        return format(v, ".2g")  # two digits that differ: 0.16 and 0.21 fps, not 0.2 and 0.2; 0.04, not 0.0
     return format(v, spec)
 
 

@@ -79,8 +79,9 @@ class MemoryProbe:
     container nvidia-smi lists host PIDs, so it often cannot name this process: then the growth of the
     device-wide used memory from before the runner was built to after the run ("device-used-delta"; other
     processes on the GPU would distort it).
-    cpu: the highest resident set seen (sampled every 5 ms by a thread) minus the resident set before the
-    runner was built ("rss-peak-delta"; a rough figure: it includes allocator caching and the input frames).
+    cpu: the highest resident set seen (sampled every 5 ms by a thread, outside the timed calls: the first call
+    and the accuracy calls at the same shapes) minus the resident set before the runner was built
+    ("rss-peak-delta"; a rough figure: it includes allocator caching and the input frames).
     """
 
     def __init__(self, device: str, torch_based: bool, rss_base: float | None = None,
@@ -98,26 +99,41 @@ class MemoryProbe:
             torch.cuda.synchronize()
             torch.cuda.reset_peak_memory_stats()
         elif self.device == "cpu" and self.rss_base is not None:
-            import threading
-
             self._peak_rss = _rss_mb()
-            self._stop = threading.Event()
+            self.resume()
 
-            def sample() -> None:
-                while not self._stop.wait(0.005):
-                    now = _rss_mb()
-                    if now is not None and (self._peak_rss is None or now > self._peak_rss):
-                        self._peak_rss = now
+    def _sample(self) -> None:
+        now = _rss_mb()
+        if now is not None and (self._peak_rss is None or now > self._peak_rss):
+            self._peak_rss = now
 
-            self._thread = threading.Thread(target=sample, name="cgan-bench-rss", daemon=True)
-            self._thread.start()
+    def resume(self) -> None:
+        """(Re)start sampling the resident set every 5 ms (cpu rows; nothing for the others)."""
+        if self.device != "cpu" or self.rss_base is None or self._thread is not None:
+            return
+        import threading
 
-    def stop_quietly(self) -> None:
-        """End the sampling thread after a failed row (no result wanted; nothing raised)."""
+        stop = self._stop = threading.Event()
+
+        def sample() -> None:
+            while not stop.wait(0.005):
+                self._sample()
+
+        self._thread = threading.Thread(target=sample, name="cgan-bench-rss", daemon=True)
+        self._thread.start()
+
+    def pause(self) -> None:
+        """Stop sampling, keeping the peak seen (the timed calls run without the sampler: on 2 cores its wake-ups
+        every 5 ms made them 5-8 % slower; the calls before and after them, at the same shapes, are sampled)."""
         if self._thread is not None:
             self._stop.set()
             self._thread.join()
             self._thread = None
+            self._sample()
+
+    def stop_quietly(self) -> None:
+        """End the sampling thread after a failed row (no result wanted; nothing raised)."""
+        self.pause()
 
     def stop(self) -> tuple[float | None, str | None]:
         if self.device == "cuda":
