@@ -4,6 +4,7 @@ tiny image. The trainer, cgan-eval and cgan-video's photo mode read the same for
 from __future__ import annotations
 
 import functools
+import os
 
 from cgan._files import IMAGE_EXTS
 
@@ -28,3 +29,19 @@ def reads(ext: str) -> bool:
     """Whether photos with extension `ext` (".jpg", ".AVIF", ...) are read here."""
     ext = ext.lower()
     return ext in IMAGE_EXTS or (ext in OPTIONAL_EXTS and codec_works(ext))
+
+
+def quiet_opencv(level: str = "ERROR") -> None:
+    """Lower OpenCV's and FFmpeg's logging (they print WARN lines on stderr for every failed open).
+
+    FFmpeg reads OPENCV_FFMPEG_LOGLEVEL when OpenCV first uses it, so call this before opening anything.
+    """
+    import cv2
+
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", {"SILENT": "-8", "ERROR": "16", "WARNING": "24"}[level])
+    try:
+        levels = {"SILENT": cv2.utils.logging.LOG_LEVEL_SILENT, "ERROR": cv2.utils.logging.LOG_LEVEL_ERROR,
+                  "WARNING": cv2.utils.logging.LOG_LEVEL_WARNING}
+        cv2.utils.logging.setLogLevel(levels[level])
+    except AttributeError:  # very old OpenCV builds
+        pass

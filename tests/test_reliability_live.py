@@ -13,7 +13,8 @@ import pytest
 
 from _helpers_video import Invert, pattern, probe
 from cgan.runtime import sources, video
-from cgan.runtime.sources import CaptureSource, InputSpec, quiet_opencv
+from cgan._codecs import quiet_opencv
+from cgan.runtime.sources import CaptureSource, InputSpec
 from cgan.runtime.video import VideoJob, run_video
 
 quiet_opencv("SILENT")

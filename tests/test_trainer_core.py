@@ -235,6 +235,22 @@ def test_transform_shapes(preprocess, shape):
     assert out.shape[:2] == shape and out.dtype == np.uint8
 
 
+@pytest.mark.parametrize("shape,size", [((256, 256, 3), (286, 286)), ((600, 450, 3), (286, 286)),
+                                        ((27, 21, 3), (40, 52))])
+def test_resizes_are_pils_bicubic_as_the_official_transform(shape, size):
+    """The official get_transform resizes with PIL's BICUBIC (a = -0.5, antialiased shrinking); OpenCV's cubic
+    (a = -0.75) differed by 0.8 levels on average, 14 at most, on a 256-pixel photo made 286."""
+    from PIL import Image
+
+    from cgan.trainer.data import _resize
+
+    img = np.random.default_rng(0).integers(0, 255, shape, dtype=np.uint8)
+    want = np.asarray(Image.fromarray(img).resize(size, Image.Resampling.BICUBIC))
+    assert np.array_equal(_resize(img, *size), want)
+    assert np.array_equal(_resize(img[::2, ::3], *size),  # a view (the crop of a small photo is one)
+                          np.asarray(Image.fromarray(np.ascontiguousarray(img[::2, ::3])).resize(size, 3)))
+
+
 def test_small_images_are_upscaled_for_crop():
     img = np.zeros((10, 20, 3), np.uint8)
     assert Transform("crop", size=32)(img, np.random.default_rng(0)).shape == (32, 32, 3)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 from pathlib import Path
 
@@ -234,6 +235,22 @@ def test_missing_and_empty_domain_folders(tmp_path, data, capsys):
     args = _train_args(tmp_path, data / "trainA", data / "trainB") + ["--init-from", str(tmp_path / "no-pair")]
     _one_line_error(capsys, run(cli, args), 2, "no-pair")
     assert not (tmp_path / "out" / "x").exists()  # a refused input leaves no run folder behind
+
+
+def test_a_refused_folder_is_one_line_without_opencvs_own(tmp_path, data):
+    """OpenCV's decoders printed their own lines for a broken PNG ([ WARN:0@1.2] ..., [ERROR:0@1.2] ...) on the
+    process's stderr beside cgan's one line (capsys cannot see them: a child process does)."""
+    import subprocess
+    import sys
+
+    junk = tmp_path / "junk"
+    junk.mkdir()
+    (junk / "x.png").write_bytes(b"\x89PNG\r\n\x1a\nxxxxgarbage")
+    r = subprocess.run([sys.executable, "-c", "from cgan.trainer.cli import main; main()",
+                        *_train_args(tmp_path, junk, data / "trainB")], capture_output=True, text=True, timeout=300,
+                       env={**os.environ, "CGAN_HOME": str(tmp_path / "home")})
+    lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
+    assert r.returncode == 2 and len(lines) == 1 and "no readable images" in lines[0], r.stderr
 
 
 def test_corrupt_files_are_skipped_or_fatal(tmp_path, data, capsys, caplog):

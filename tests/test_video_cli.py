@@ -122,7 +122,7 @@ def test_unknown_pair_and_backend_list_valid_ones(clip, capsys):
 SCRIPT = textwrap.dedent("""
     import sys, time
     from cgan.runtime.video import VideoJob, run_video
-    from cgan.runtime.sources import quiet_opencv
+    from cgan._codecs import quiet_opencv
     quiet_opencv("SILENT")
 
     class Slow:

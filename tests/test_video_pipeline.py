@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from cgan.errors import CganError, IntegrityError
-from cgan.runtime.sources import CaptureSource, FrameListSource, InputSpec, open_source, parse_input, quiet_opencv
+from cgan._codecs import quiet_opencv
+from cgan.runtime.sources import CaptureSource, FrameListSource, InputSpec, open_source, parse_input
 from cgan.runtime.video import VideoJob, output_paths, parse_size, run_video, target_size
 
 from _helpers_video import (DISPLAY_MATRICES, Broken, Invert, as_live_streams, make_clip, pattern, probe, serve_folder,

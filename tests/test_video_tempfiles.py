@@ -19,7 +19,8 @@ import pytest
 
 from cgan.errors import CganError
 from cgan.runtime import video
-from cgan.runtime.sources import open_source, parse_input, quiet_opencv, redact_url
+from cgan._codecs import quiet_opencv
+from cgan.runtime.sources import open_source, parse_input, redact_url
 from cgan.runtime.video import VideoJob, VideoOutput, check_output, run_video
 
 from _helpers_video import Invert, make_clip, pattern, probe, serve_folder

@@ -13,6 +13,7 @@ from pathlib import Path
 import click
 
 from cgan._cli import entry, setup_logging
+from cgan._codecs import quiet_opencv
 from cgan.benchmarks.quality import DEFAULT_CLIP, EvalOptions, evaluate
 
 
@@ -66,6 +67,7 @@ def cli(pair: str, data: Path | None, limit: int | None, dedup: bool, json_out: 
         verbose: bool) -> None:
     """FID/KID of a pair's two directions on the test photos, with the untranslated baseline."""
     setup_logging(verbose)
+    quiet_opencv("WARNING" if verbose else "SILENT")  # (its decoders' own lines for a broken photo)
     logging.getLogger("cgan.eval").setLevel(logging.INFO)
     opts = EvalOptions(pair=pair, data=data, limit=limit, dedup=dedup, device=device, json_out=json_out,
                        grid_out=grid_out, grid_photos=grid_photos, clip=None if no_clip else clip,

@@ -18,7 +18,7 @@ from cgan._cli import entry, setup_logging  # noqa: E402
 from cgan.errors import CganError  # noqa: E402
 from cgan.runtime.batch import run_video_folder, video_folder  # noqa: E402
 from cgan.runtime.photos import METADATA, PhotoJob, is_photo_input, run_photos  # noqa: E402
-from cgan.runtime.sources import quiet_opencv  # noqa: E402
+from cgan._codecs import quiet_opencv  # noqa: E402
 from cgan.runtime.video import CODEC_CHOICES, MAX_CRF, VideoJob, run_video  # noqa: E402
 
 EXIT_INTERRUPTED = {"interrupted": 130, "terminated": 143}

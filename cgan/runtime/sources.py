@@ -143,20 +143,6 @@ class Source(Protocol):
     def close(self) -> None: ...
 
 
-def quiet_opencv(level: str = "ERROR") -> None:
-    """Lower OpenCV's and FFmpeg's logging (they print WARN lines on stderr for every failed open).
-
-    FFmpeg reads OPENCV_FFMPEG_LOGLEVEL when OpenCV first uses it, so call this before opening anything.
-    """
-    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", {"SILENT": "-8", "ERROR": "16", "WARNING": "24"}[level])
-    try:
-        levels = {"SILENT": cv2.utils.logging.LOG_LEVEL_SILENT, "ERROR": cv2.utils.logging.LOG_LEVEL_ERROR,
-                  "WARNING": cv2.utils.logging.LOG_LEVEL_WARNING}
-        cv2.utils.logging.setLogLevel(levels[level])
-    except AttributeError:  # very old OpenCV builds
-        pass
-
-
 def _as_bgr(frame: np.ndarray) -> np.ndarray:
     if frame.ndim == 2:
         return cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR)

@@ -19,6 +19,7 @@ os.environ.setdefault("OPENCV_IO_MAX_IMAGE_PIXELS", str(MAX_DECODE_PIXELS))
 import click  # noqa: E402
 
 from cgan._cli import entry, setup_logging
+from cgan._codecs import quiet_opencv
 from cgan.errors import CganError
 
 
@@ -99,6 +100,7 @@ def train_cmd(data, data_a, data_b, domains, out, name, resume, flip, compile_, 
     from cgan.trainer.train import config_for_resume, train
 
     setup_logging()
+    quiet_opencv("SILENT")  # its decoders' own lines for a broken photo ([ERROR:0@1.2] ...) beside cgan's one
     overrides = {k: v for k, v in opts.items() if v is not None}
     if "time_budget" in overrides:
         from cgan.trainer.budget import parse_duration

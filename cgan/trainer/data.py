@@ -142,12 +142,18 @@ def _absolute(folder: str, given: str) -> str:
 
 # ---- preprocessing (official `get_transform`) ---------------------------------------------------------
 def _resize(img: np.ndarray, w: int, h: int) -> np.ndarray:
+    """`img` (uint8) resized to w x h as the official repo does: PIL's bicubic (a = -0.5, antialiased when
+    shrinking). OpenCV's INTER_CUBIC (a = -0.75, no antialiasing) differed by 0.8 levels on average and up to 14
+    on a 256-pixel photo enlarged to 286. Pillow comes with matplotlib (the cpu/gpu extras); without it, OpenCV:
+    bicubic enlarging, area averaging shrinking."""
     if (img.shape[1], img.shape[0]) == (w, h):
         return img
-    # Bicubic like the official PIL resize when enlarging; area averaging when shrinking, since OpenCV's
-    # bicubic (unlike PIL's) does not antialias and would alias large photos shrunk to the load size.
-    shrink = w * h < img.shape[0] * img.shape[1]
-    return cv2.resize(img, (w, h), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_CUBIC)
+    try:
+        from PIL import Image
+    except ImportError:
+        shrink = w * h < img.shape[0] * img.shape[1]
+        return cv2.resize(img, (w, h), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_CUBIC)
+    return np.asarray(Image.fromarray(img).resize((w, h), Image.Resampling.BICUBIC))
 
 
 def _multiple_of_4_size(h: int, w: int, min_side: int = 4) -> tuple[int, int]:
