@@ -246,7 +246,9 @@ def _resolve(s: str, prefer_pairs: bool) -> Resolved:
                             f"pair name")
         kind = _kind(p)
         if kind is None:
-            if (p / "pair" / PAIR_JSON).is_file():  # a training run (RUN/pair) or an export's parent
+            if (p / "pair" / PAIR_JSON).is_file() and (p / "config.json").is_file():  # a finished training run
+                return Resolved("pair", p / "pair", None, "path")  # (cgan-export runs/s2w: its pair, RUN/pair)
+            if (p / "pair" / PAIR_JSON).is_file():  # a folder holding a pair, not a run
                 raise CganError(f"{p} holds neither pair.json nor an export manifest.json, but {p / 'pair'} is a "
                                 f"pair (a training run's result): pass {p / 'pair'}")
             raise CganError(f"{p} holds neither pair.json nor an export manifest.json: not a cgan pair or export")

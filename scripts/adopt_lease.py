@@ -79,8 +79,7 @@ def adopt_pair(tar_path: Path, repo: Path, accept_cut_short: bool) -> tuple[Path
             provenance["initialized_from"] = training["init_from"]
         if speed.is_file():
             provenance["train_speed"] = json.loads(speed.read_text()).get("rows")
-        write_pair_json(src, pair.spec, {k: src / rec["path"] for k, rec in pair.files.items()}, "float16",
-                        training, provenance)
+        write_pair_json(src, pair.spec, pair.files, "float16", training, provenance)  # (records checked on load)
         # the in-pair ONNX graphs (a few tens of KB, reading the new weights) let the pair run without torch
         pair = add_pair_graphs(src)
         target = repo / "cgan" / "data" / "pairs" / "summer2winter"

@@ -24,6 +24,9 @@ def test_a_run_folder_points_at_its_pair(tmp_path):
     make_pair(run / "pair", blocks=1, ngf=4)
     with pytest.raises(CganError, match=r"is a pair \(a training run's result\): pass .*s2w/pair"):
         resolve(str(run))
+    (run / "config.json").write_text("{}")  # a finished cgan-train run: its folder stands for its pair
+    got = resolve(str(run))
+    assert (got.kind, got.folder) == ("pair", run / "pair")
     with pytest.raises(CganError, match="not a cgan pair or export"):
         resolve(str(tmp_path / "runs"))
 
