@@ -5,7 +5,7 @@ import errno
 import logging
 import os
 import sys
-from typing import Callable
+from typing import Callable, Iterable
 
 import click
 
@@ -160,6 +160,21 @@ def _tolerant_stdout() -> None:
             reconfigure(errors="backslashreplace")
         except (ValueError, OSError):  # a closed or odd stream: left as it is
             pass
+
+
+def given_flags(ctx: click.Context, names: Iterable[str]) -> list[str]:
+    """The options among `names` the user gave (command line or environment; not a default, nor a default map), as
+    typed: `--no-fp16`, not `--fp16`; in the command's order."""
+    from click.core import ParameterSource
+
+    names = set(names)
+    flags = []
+    for param in ctx.command.params:
+        if param.name in names and ctx.get_parameter_source(param.name) not in (
+                ParameterSource.DEFAULT, ParameterSource.DEFAULT_MAP, None):
+            off = bool(getattr(param, "secondary_opts", None)) and ctx.params.get(param.name) is False
+            flags.append(max(param.secondary_opts if off else param.opts, key=len))
+    return flags
 
 
 def setup_logging(verbose: bool = False) -> None:

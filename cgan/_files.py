@@ -99,6 +99,27 @@ def temp_prefix(prefix: str, suffix: str) -> str:
     return raw[:room].decode("utf-8", "ignore")  # (a character cut in two is left out)
 
 
+def _new_temp(final: Path) -> Path:
+    """An empty temp file beside `final` (its folder made), with the mode a new file gets."""
+    final.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=final.parent, prefix=temp_prefix(f".{final.name}.", ".tmp"), suffix=".tmp")
+    os.close(fd)
+    try:
+        os.chmod(tmp, 0o666 & ~_umask())
+    except BaseException:
+        os.unlink(tmp)
+        raise
+    return Path(tmp)
+
+
+def _sync_temp(tmp: Path) -> None:
+    # the mode again: some writers replace the file (safetensors' save_file leaves it 0600), and a model that
+    # only its writer can read breaks a Triton server or a colleague running as another user
+    os.chmod(tmp, 0o666 & ~_umask())
+    with open(tmp, "rb+") as f:
+        os.fsync(f.fileno())
+
+
 @contextlib.contextmanager
 def atomic_path(final: str | os.PathLike, sync_dir: bool = True,
                 inflight: set[Path] | None = None) -> Iterator[Path]:
@@ -111,21 +132,12 @@ def atomic_path(final: str | os.PathLike, sync_dir: bool = True,
     removes what is left).
     """
     final = Path(final)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=final.parent, prefix=temp_prefix(f".{final.name}.", ".tmp"), suffix=".tmp")
-    os.close(fd)
-    tmp_path = Path(tmp)
+    tmp_path = _new_temp(final)
     if inflight is not None:
         inflight.add(tmp_path)
-    mode = 0o666 & ~_umask()
     try:
-        os.chmod(tmp_path, mode)
         yield tmp_path
-        # again: some writers replace the file (safetensors' save_file leaves it 0600), and a model that
-        # only its writer can read breaks a Triton server or a colleague running as another user
-        os.chmod(tmp_path, mode)
-        with open(tmp_path, "rb+") as f:
-            os.fsync(f.fileno())
+        _sync_temp(tmp_path)
         os.replace(tmp_path, final)
         if sync_dir:
             _fsync_dir(final.parent)
@@ -136,6 +148,37 @@ def atomic_path(final: str | os.PathLike, sync_dir: bool = True,
     finally:
         if inflight is not None:
             inflight.discard(tmp_path)
+
+
+@contextlib.contextmanager
+def atomic_group() -> Iterator[Any]:
+    """Several files replaced as one: `tmp = add(final)` gives a temp path beside each `final` to write. When the
+    block ends without error every temp file is fsynced (the slow part), and only then are they all renamed into
+    place, in the order added, and their folders fsynced: an error or Ctrl-C while writing or syncing leaves every
+    old file as it was and no temp file (one atomic_path per file renamed each after its own fsync, so an
+    interrupt between them left some new files beside old ones)."""
+    temps: list[tuple[Path, Path]] = []
+
+    def add(final: str | os.PathLike) -> Path:
+        tmp = _new_temp(Path(final))
+        temps.append((tmp, Path(final)))
+        return tmp
+
+    try:
+        yield add
+        for tmp, _ in temps:
+            _sync_temp(tmp)
+        for k, (tmp, final) in enumerate(temps):
+            os.replace(tmp, final)
+            temps[k] = (final, final)  # (in place: nothing to remove)
+    except BaseException:
+        for tmp, final in temps:
+            if tmp != final:
+                with contextlib.suppress(OSError):
+                    tmp.unlink()
+        raise
+    for folder in dict.fromkeys(final.parent for _, final in temps):
+        _fsync_dir(folder)
 
 
 _UMASK_LOCK = threading.Lock()

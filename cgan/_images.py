@@ -192,6 +192,7 @@ _GPS_IFD, _MAKER_NOTE, _INTEROP_IFD = 0x8825, 0x927C, 0xA005
 #: TIFF tags of the metadata a translated copy keeps: ICC profile, XMP packet, Photoshop image resources (IPTC)
 TIFF_ICC, TIFF_XMP, TIFF_PHOTOSHOP = 34675, 700, 34377
 _MAX_FIELD = 1 << 24  # bytes of one field read at most (profiles and packets are KBs to a few MBs)
+_MAX_EXIF_FIELD = 4096  # bytes of one field copied into the EXIF data (camera, dates, exposure: tens of bytes)
 
 
 @dataclass(frozen=True)
@@ -211,26 +212,36 @@ def tiff_metadata(data: bytes | np.ndarray) -> TiffMetadata:
     order = _TIFF_ORDER.get(bytes(buf[:4]))
     if order is None:
         return TiffMetadata()
-    ifd0 = dict(_fields(buf, order, int.from_bytes(buf[4:8], order)))
+    blobs = (TIFF_ICC, TIFF_XMP, TIFF_PHOTOSHOP)
+    ifd0 = dict(_fields(buf, order, int.from_bytes(buf[4:8], order), {*_EXIF_IFD0_TAGS, _EXIF_IFD, _GPS_IFD, *blobs}))
 
     def blob(tag: int) -> bytes | None:
         return ifd0[tag][2] if tag in ifd0 and ifd0[tag][2] else None
 
-    keep = {tag: f for tag, f in ifd0.items() if tag in _EXIF_IFD0_TAGS}
+    # (a field of megabytes, an ImageJ or OME-TIFF's ImageDescription, would push the EXIF data over what a JPEG
+    # holds, and the camera, date and GPS would go with it)
+    keep = {tag: f for tag, f in ifd0.items() if tag in _EXIF_IFD0_TAGS and len(f[2]) <= _MAX_EXIF_FIELD}
     subs = {}
     for tag in (_EXIF_IFD, _GPS_IFD):
         if tag in ifd0 and ifd0[tag][0] in (4, 13) and len(ifd0[tag][2]) >= 4:
+            # not the maker notes (their offsets point into the TIFF) nor any pointer to another IFD (it would
+            # point into the TIFF too)
             sub = {t: f for t, f in _fields(buf, order, int.from_bytes(ifd0[tag][2][:4], order))
-                   if t not in (_MAKER_NOTE, _INTEROP_IFD)}
+                   if t not in (_MAKER_NOTE, _INTEROP_IFD, _EXIF_IFD, _GPS_IFD) and f[0] != 13
+                   and len(f[2]) <= _MAX_EXIF_FIELD}
             if sub:
                 subs[tag] = sub
     exif = _exif_of(keep, subs, order) if keep or subs else None
     return TiffMetadata(exif, blob(TIFF_ICC), blob(TIFF_XMP), blob(TIFF_PHOTOSHOP))
 
 
-def _fields(buf: bytes | memoryview, order: str, off: int) -> Iterator[tuple[int, tuple[int, int, bytes]]]:
-    """(tag, (type, count, value bytes)) of each entry of the IFD at `off` whose value lies within the data."""
+def _fields(buf: bytes | memoryview, order: str, off: int,
+            tags: set[int] | None = None) -> Iterator[tuple[int, tuple[int, int, bytes]]]:
+    """(tag, (type, count, value bytes)) of each entry of the IFD at `off` (of `tags` only, when given) whose value
+    lies within the data."""
     for e, tag, typ in _entries(buf, order, off):
+        if tags is not None and tag not in tags:
+            continue
         count = int.from_bytes(buf[e + 4:e + 8], order)
         size = _TYPE_SIZE.get(typ, 0) * count
         if not size or size > _MAX_FIELD:

@@ -255,3 +255,10 @@ def test_a_nul_in_a_listed_name_and_an_unreadable_manifest_are_one_line_errors(t
         os.symlink("/proc/self/pagemap", link)
         with pytest.raises(CganError, match="cannot read pair.json"):
             read_json(link, "pair.json")
+
+
+def test_quiet_opencv_is_where_the_docs_say():
+    """docs/video.md tells an app to call cgan.runtime.sources.quiet_opencv (it moved to cgan._codecs)."""
+    from cgan.runtime.sources import quiet_opencv
+
+    quiet_opencv("ERROR")

@@ -99,7 +99,7 @@ def _repository(repo):
     return {p.relative_to(repo).as_posix(): p.read_bytes() for p in sorted(repo.rglob("*")) if p.is_file()}
 
 
-@pytest.mark.parametrize("how", ["copy fails", "ctrl-c", "file in the way"])
+@pytest.mark.parametrize("how", ["copy fails", "ctrl-c", "file in the way", "ctrl-c while syncing"])
 def test_a_failed_repository_write_leaves_the_old_one_whole(tmp_path, monkeypatch, how):
     """The QA pass's repro: a second export whose Triton step failed half-way (a Ctrl-C while copying, a file
     where F's model folder goes, a full disk) left new G models beside old F ones, or an empty `1/` without a
@@ -113,7 +113,21 @@ def test_a_failed_repository_write_leaves_the_old_one_whole(tmp_path, monkeypatc
     export_pair(make_export_pair(tmp_path / "p1", seed=1), tmp_path / "out", fp16=False, parity=False,
                 with_prepost=True, triton=str(repo))
     before = _repository(repo)
-    if how == "file in the way":
+    if how == "ctrl-c while syncing":  # the review's repro: each file was renamed after its own fsync, so an
+        import os  # interrupt in a later fsync left the first models new (the slow part: engines are 100s of MB)
+
+        real_fsync, synced = os.fsync, []
+
+        def fsync(fd):
+            if str(repo) in os.readlink(f"/proc/self/fd/{fd}"):
+                synced.append(fd)
+                if len(synced) == 4:
+                    raise KeyboardInterrupt
+            return real_fsync(fd)
+
+        monkeypatch.setattr(os, "fsync", fsync)
+        error = KeyboardInterrupt
+    elif how == "file in the way":
         shutil.rmtree(repo / "summer2winter_F_fp32_prepost")
         (repo / "summer2winter_F_fp32_prepost").write_text("someone's file")
         before = _repository(repo)
@@ -163,3 +177,20 @@ def test_the_manifest_names_the_repository_by_its_absolute_path(tmp_path, monkey
     export_pair(pair, tmp_path / "out", fp16=False, parity=False, triton="repo")
     manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
     assert manifest["triton"]["repository"] == str((tmp_path / "repo").resolve())
+
+
+def test_a_tensorrt_rtx_model_an_older_cgan_wrote_is_removed(tmp_path):
+    """Before 2026-12 a TensorRT-RTX plan went into the repository as <model>_trtrtx, with no line naming its export
+    folder; Triton cannot load it (and stops at start with --exit-on-error): an export with an RTX plan removes it."""
+    from cgan.export.triton import write_repository
+
+    repo, export = tmp_path / "repo", tmp_path / "out"
+    export.mkdir()
+    (export / "G.fp16.trt-rtx.plan").write_bytes(b"plan")
+    old = repo / "p_G_fp16_trtrtx"
+    (old / "1").mkdir(parents=True)
+    (old / "config.pbtxt").write_text('name: "p_G_fp16_trtrtx"\nplatform: "tensorrt_plan"\ndynamic_batching { }\n')
+    rec = {"kind": "engine", "path": "G.fp16.trt-rtx.plan", "generator": "G", "precision": "fp16",
+           "io": "nchw", "io_dtype": "float32"}
+    assert write_repository(export, repo, "p", [rec]) == []
+    assert not old.exists()

@@ -790,6 +790,22 @@ def test_a_tiffs_profile_exif_and_xmp_are_copied(tmp_path, order, dst_ext):
     assert translate(src, tmp_path / f"bare{dst_ext}", metadata="color").photos == 1
     got, icc = exif_of(tmp_path / f"bare{dst_ext}")
     assert icc == icc_profile() and got.get(MAKE) is None
+    assert translate(src, tmp_path / f"none{dst_ext}", metadata="none").photos == 1
+    assert exif_of(tmp_path / f"none{dst_ext}")[1] is None  # (the profile went along with "none" too)
+
+
+def test_a_huge_tiff_description_does_not_take_the_exif_with_it(tmp_path):
+    """An ImageJ or OME-TIFF keeps megabytes of text in ImageDescription: in the rebuilt EXIF it made it too large
+    for a JPEG, and the camera, date and GPS were left out with it."""
+    exif = Image.Exif()
+    exif.load(exif_blob(">", orientation=1))
+    exif[0x010E] = "x" * 200_000  # ImageDescription
+    src = tmp_path / "ome.tif"
+    Image.fromarray(pattern(3, 40, 24)[:, :, ::-1].copy()).save(src, "TIFF", exif=exif)
+    assert translate(src, tmp_path / "out.jpg").photos == 1
+    got, _ = exif_of(tmp_path / "out.jpg")
+    assert got.get(MAKE) == "Nikon" and got.get_ifd(EXIF_IFD).get(DATE_ORIGINAL) == "2024:07:01 12:00:00"
+    assert got.get(0x010E) is None
 
 
 def test_tiff_metadata_never_raises_on_damaged_files():

@@ -313,8 +313,11 @@ def test_few_photos_are_warned_about_and_a_kid_without_spread_has_none(tmp_path,
     assert "3 photos per side (under 100)" in report["dataset"]["warning"]
     assert any("noisy and biased upward" in r.getMessage() for r in caplog.records)
     assert all(m["kid_std"] is None for m in report["metrics"].values())  # 3 vs 3, subsets of 1000: the whole
-    assert "(one subset)" in summary(report) and "± 0.0000" not in summary(report)
+    assert "(no spread to give)" in summary(report) and "± 0.0000" not in summary(report)
     assert report["date"][:4].isdigit() and "git_sha" in report
     report = quality.evaluate(quality.EvalOptions(pair=str(pair), data=data, clip=None, psnr_photos=0,
                                                   kid_subsets=3), features=_color_stats)
     assert all(m["kid_std"] is not None for m in report["metrics"].values())  # 5 vs 3: the 5 are resampled
+    report = quality.evaluate(quality.EvalOptions(pair=str(pair), data=data, clip=None, psnr_photos=0,
+                                                  kid_subsets=1), features=_color_stats)
+    assert all(m["kid_std"] is None for m in report["metrics"].values())  # one subset: no spread either

@@ -18,7 +18,7 @@ from typing import Any
 
 import click
 
-from cgan._cli import entry
+from cgan._cli import entry, given_flags
 from cgan.benchmarks.checks import check_batch, check_int, check_outputs, check_positive_float
 from cgan.errors import CganError
 
@@ -65,8 +65,7 @@ def emit(result: dict[str, Any], json_path: str | None, history: str | None, plo
 def _random_only(pair: str | None) -> None:
     """--blocks/--ngf shape the random generator; with --pair they would be recorded, not used: refused."""
     ctx = click.get_current_context()
-    given = [f"--{n}" for n in ("blocks", "ngf")
-             if ctx.get_parameter_source(n) == click.core.ParameterSource.COMMANDLINE]
+    given = given_flags(ctx, ("blocks", "ngf"))
     if pair is not None and given:
         raise CganError(f"{'/'.join(given)} shape{'s' if len(given) == 1 else ''} the random generator, and --pair "
                         f"{pair} has its own architecture: leave {'it' if len(given) == 1 else 'them'} out")

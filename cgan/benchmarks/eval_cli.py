@@ -20,7 +20,7 @@ from cgan.benchmarks.quality import DEFAULT_CLIP, EvalOptions, evaluate
 def summary(report: dict) -> str:
     lines = []
     for name, m in report["metrics"].items():
-        spread = f"± {m['kid_std']:.4f}" if m.get("kid_std") is not None else "(one subset)"
+        spread = f"± {m['kid_std']:.4f}" if m.get("kid_std") is not None else "(no spread to give)"
         lines.append(f"{name:24s} FID {m['fid']:8.2f}   KID {m['kid']:.4f} {spread}   ({m['compare']})")
     pub = report.get("published", {})
     for name in ("summer2winter", "winter2summer"):

@@ -219,7 +219,8 @@ def select_test_files(data: str | os.PathLike, dedup: bool = False, limit: int |
         files = {s: f[:limit] for s, f in files.items()}
     for split, found in files.items():  # (up front: it failed with a traceback after all the translating)
         if len(found) < 2:
-            left = " left after --dedup removed the copies of other photos" if dedup else ""
+            left = " left after --dedup removed the copies of other photos" if info.get("removed", {}).get(split) \
+                else ""
             raise CganError(f"{root / split} has {len(found)} photo{'s' if len(found) != 1 else ''}{left}: FID/KID "
                             f"need at least 2 per side")
     info["used"] = {s: len(f) for s, f in files.items()}
@@ -604,10 +605,11 @@ def evaluate(opts: EvalOptions, features: FeatureFn | None = None) -> dict[str, 
 
     def score(a: np.ndarray, b: np.ndarray) -> dict[str, float | None]:
         kid_mean, kid_std = kid_from_features(a, b, opts.kid_subsets, opts.kid_subset_size)
-        # every subset the whole of both sets (both no larger than the subset size): a spread of 0 would read as
-        # certainty; there is no spread to give
+        # one subset, or every subset the whole of both sets (as many on each side, no more than the subset size):
+        # a spread of 0 would read as certainty; there is none to give
         whole = opts.kid_subset_size >= max(len(a), len(b)) and len(a) == len(b)
-        return {"fid": fid_from_features(a, b), "kid": kid_mean, "kid_std": None if whole else kid_std}
+        return {"fid": fid_from_features(a, b), "kid": kid_mean,
+                "kid_std": None if whole or opts.kid_subsets < 2 else kid_std}
 
     metrics = {
         names["G"]: {"compare": "G(testA) vs testB", **score(feats["G"], feats["testB"])},

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import click
 
-from cgan._cli import entry, setup_logging
+from cgan._cli import entry, given_flags, setup_logging
 from cgan._limits import MAX_SIDE
 from cgan.errors import CganError
 
@@ -63,7 +63,8 @@ def cli(pair, out, pretrained, base_url, fp16, fp16_io, with_prepost, simplify, 
     from cgan.export.api import ExportOptions, run_export
 
     setup_logging(verbose)
-    engine_only = _given(("trt_flavour", "shapes", "batch", "opt_level", "workspace_gb"))
+    engine_only = given_flags(click.get_current_context(), ("trt_flavour", "shapes", "batch", "opt_level",
+                                                            "workspace_gb"))
     if engine_only and not engine and not in_pair:  # (they were dropped without a word, malformed or not)
         raise CganError(f"{', '.join(engine_only)} set{'s' if len(engine_only) == 1 else ''} up TensorRT engines: "
                         f"add --engine, or leave {'it' if len(engine_only) == 1 else 'them'} out")
@@ -86,7 +87,7 @@ def _in_pair(pair, parity, parity_image, sizes, opset):
 
     ctx = click.get_current_context()
     takes = {"pair", "in_pair", "parity", "parity_image", "parity_sizes", "opset", "verbose"}
-    others = _given(tuple(name for name in ctx.params if name not in takes))
+    others = given_flags(ctx, (name for name in ctx.params if name not in takes))
     if others:
         raise CganError(f"--in-pair writes graphs into the pair folder and takes only PAIR, --parity-image, "
                         f"--parity-sizes and --opset; drop {', '.join(others)}")
@@ -97,17 +98,6 @@ def _in_pair(pair, parity, parity_image, sizes, opset):
                         "--no-parity")
     frames, _ = parity_mod.parity_frames(sizes, parity_image)
     return add_pair_graphs(pair, parity_frames=frames, opset=opset).folder
-
-
-def _given(names: tuple[str, ...]) -> list[str]:
-    """The options among `names` given on the command line, as typed (`--no-fp16`, not `--fp16`)."""
-    ctx = click.get_current_context()
-    flags = []
-    for param in ctx.command.params:
-        if param.name in names and ctx.get_parameter_source(param.name) is not click.core.ParameterSource.DEFAULT:
-            off = getattr(param, "secondary_opts", None) and ctx.params[param.name] is False
-            flags.append(max(param.secondary_opts if off else param.opts, key=len))
-    return flags
 
 
 main = entry(cli)

@@ -12,10 +12,11 @@ import logging
 import os
 import re
 import shutil
+import time
 from pathlib import Path
 from typing import Any
 
-from cgan._files import atomic_path, ensure_writable_dir, inside
+from cgan._files import atomic_group, ensure_writable_dir, inside
 
 log = logging.getLogger(__name__)
 
@@ -62,16 +63,17 @@ def write_repository(export_dir: str | Path, repo_dir: str | Path, name: str, fi
     remove the models an earlier export into the same export folder put there that this one does not have (they
     would serve its old weights; under any pair name); other models in the repository stay.
 
-    Every file is written in full beside its place before any replaces its old version (renames only, at the
-    end): a failure or Ctrl-C while copying (a full disk, a file where a model folder goes) leaves the repository
-    as it was, not new G models beside old F ones or a model folder without its config."""
+    Every file is written and fsynced beside its place before any replaces its old version (then renames only,
+    atomic_group): a failure or Ctrl-C while copying (a full disk, a file where a model folder goes) leaves the
+    repository as it was, not new G models beside old F ones or a model folder without its config."""
     export_dir, repo = Path(export_dir), ensure_writable_dir(repo_dir, "Triton model repository")
     source = _source_line(export_dir)
     engine_max_batch = engine_max_batch or {}
+    _remove_stale_temps(repo)
     models = []
     made: list[Path] = []  # model folders this call created: removed again if it fails
     try:
-        with contextlib.ExitStack() as written:  # each atomic_path renames its file into place when the stack ends
+        with atomic_group() as add:
             for rec in files:
                 if rec.get("kind") not in ("onnx", "engine"):
                     continue
@@ -79,17 +81,19 @@ def write_repository(export_dir: str | Path, repo_dir: str | Path, name: str, fi
                     log.warning("Triton: %s left out: Triton's TensorRT backend cannot load TensorRT-RTX plans (the "
                                 "ONNX graphs are in the repository; build with --trt-flavour tensorrt for Triton)",
                                 rec["path"])
+                    stale = repo / (model_name(name, rec) + "rtx")  # written as <model>_trtrtx before 2026-12,
+                    if _written_for(stale, name, None):  # (without a source line): Triton cannot load it
+                        shutil.rmtree(stale)
                     continue
                 model = model_name(name, rec)
                 src = inside(export_dir, rec["path"], "manifest.json")
                 for folder in (repo / model, repo / model / "1"):
                     if not os.path.lexists(folder):
                         made.append(folder)
-                target = repo / model / "1" / ("model.plan" if rec["kind"] == "engine" else "model.onnx")
-                shutil.copyfile(src, written.enter_context(atomic_path(target)))
+                shutil.copyfile(src, add(repo / model / "1" / ("model.plan" if rec["kind"] == "engine"
+                                                              else "model.onnx")))
                 max_batch = engine_max_batch.get(rec["path"], DEFAULT_MAX_BATCH)
-                written.enter_context(atomic_path(repo / model / "config.pbtxt")).write_text(
-                    config_pbtxt(model, rec, max_batch, channels, source))
+                add(repo / model / "config.pbtxt").write_text(config_pbtxt(model, rec, max_batch, channels, source))
                 models.append(model)
     except BaseException:
         for folder in reversed(made):
@@ -101,6 +105,29 @@ def write_repository(export_dir: str | Path, repo_dir: str | Path, name: str, fi
             shutil.rmtree(old)
             log.info("Triton: %s removed (an earlier export into %s; not in this one)", old.name, export_dir)
     return models
+
+
+#: a temp file of write_repository this old is left by a process that was killed (another export into the same
+#: repository from another export folder may be writing its own right now: younger ones are left alone)
+STALE_TMP_S = 3600.0
+
+
+def _remove_stale_temps(repo: Path) -> None:
+    """Remove what a killed write_repository left (temp files, and model folders holding nothing else)."""
+    now = time.time()
+    for model in repo.iterdir():
+        if not model.is_dir() or model.is_symlink():
+            continue
+        removed = False
+        for tmp in [*model.glob(".config.pbtxt.*.tmp"), *model.glob("1/.model.*.*.tmp")]:
+            with contextlib.suppress(OSError):
+                if now - tmp.lstat().st_mtime >= STALE_TMP_S:
+                    tmp.unlink()
+                    removed = True
+                    log.info("Triton: removed %s, left by an export that was stopped", tmp)
+        for folder in (model / "1", model) if removed else ():
+            with contextlib.suppress(OSError):
+                folder.rmdir()  # (only when that left it empty)
 
 
 def _written_for(folder: Path, name: str | None, source: str | None) -> bool:

@@ -12,9 +12,8 @@ from cgan._limits import MAX_DECODE_PIXELS
 os.environ.setdefault("OPENCV_IO_MAX_IMAGE_PIXELS", str(MAX_DECODE_PIXELS))
 
 import click  # noqa: E402
-from click.core import ParameterSource  # noqa: E402
 
-from cgan._cli import entry, setup_logging  # noqa: E402
+from cgan._cli import entry, given_flags, setup_logging  # noqa: E402
 from cgan.errors import CganError  # noqa: E402
 from cgan.runtime.batch import run_video_folder, video_folder  # noqa: E402
 from cgan.runtime.photos import METADATA, PhotoJob, is_photo_input, run_photos  # noqa: E402
@@ -136,7 +135,7 @@ VIDEO_ONLY = {"display": "--display", "fps_overlay": "--fps-overlay", "smooth": 
 
 
 def _given(ctx: click.Context, name: str) -> bool:
-    return ctx.get_parameter_source(name) not in (ParameterSource.DEFAULT, ParameterSource.DEFAULT_MAP, None)
+    return bool(given_flags(ctx, (name,)))
 
 
 def _refuse_video_only(ctx: click.Context) -> None:

@@ -24,6 +24,7 @@ from typing import Any, Iterator, Protocol, runtime_checkable
 import cv2
 import numpy as np
 
+from cgan import _codecs
 from cgan._urls import SCHEME, redact_url
 from cgan.errors import CganError, IntegrityError
 
@@ -141,6 +142,11 @@ class Source(Protocol):
     def read(self) -> np.ndarray | None: ...
 
     def close(self) -> None: ...
+
+
+#: an app embedding the runtime quiets OpenCV's own log lines with this (docs/video.md); it lives in cgan._codecs,
+#: which the trainer shares
+quiet_opencv = _codecs.quiet_opencv
 
 
 def _as_bgr(frame: np.ndarray) -> np.ndarray:

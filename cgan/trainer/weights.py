@@ -5,7 +5,6 @@ are safetensors. `load_generator` rebuilds the network from the spec stored in t
 """
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import pickle
@@ -15,7 +14,7 @@ from typing import Any, Callable
 
 import torch
 
-from cgan._files import atomic_path, ensure_writable_dir, file_record, read_json, sha256_file
+from cgan._files import atomic_group, ensure_writable_dir, file_record, read_json, sha256_file
 from cgan._locks import folder_lock
 from cgan.errors import CganError, IntegrityError
 from cgan.pairs import MANIFEST_JSON, PAIR_JSON, Pair, graph_name, load_pair, write_pair_json
@@ -44,12 +43,12 @@ def save_pair(folder: str | os.PathLike, spec: PairSpec, states: dict[str, dict[
         old_graphs = _listed_graphs(folder)  # before anything is replaced
         # every weight file is written in full before any replaces its old version (a full disk or a bad tensor
         # while writing F must not leave the new G beside the old F and pair.json), then pair.json is replaced
-        with contextlib.ExitStack() as written:
+        with atomic_group() as add:
             for gen, state in states.items():
                 state = clean_state_dict(state)
                 tensors = {k: v.detach().to("cpu", DTYPES[dtype]).contiguous() for k, v in state.items()}
                 path = folder / f"{gen}.safetensors"
-                tmp = written.enter_context(atomic_path(path))
+                tmp = add(path)
                 save_safetensors(tensors, tmp, {"generator": gen, "direction": spec.direction_name(gen),
                                                 "spec": _compact(spec)})
                 files[gen] = path
