@@ -317,3 +317,65 @@ def test_an_mp4v_output_with_sound_is_tagged_in_the_same_remux(tmp_path, monkeyp
     assert s.streams[0]["sound"] == "aac" and not tagged_alone
     with av.open(str(out)) as c:
         assert c.streams.video[0].codec_context.colorspace == 6 and [st.type for st in c.streams] == ["video", "audio"]
+
+
+def _anamorphic(path: Path, n: int = 4) -> Path:
+    """A 64x48 clip of 4:3 pixels (shown 16:9), as DV, HDV and some broadcast captures are."""
+    import av
+    from fractions import Fraction
+
+    with av.open(str(path), "w") as out:
+        s = out.add_stream("libx264", rate=10)
+        s.width, s.height, s.pix_fmt = 64, 48, "yuv420p"
+        s.codec_context.sample_aspect_ratio = Fraction(4, 3)
+        for i in range(n):
+            f = av.VideoFrame.from_ndarray(pattern(i), format="bgr24")
+            f.pts = i
+            for p in s.encode(f):
+                out.mux(p)
+        for p in s.encode(None):
+            out.mux(p)
+    return path
+
+
+@pytest.mark.parametrize("ext,size,stored", [(".mp4", None, (64, 48)), (".mkv", "96", (96, 72))])
+def test_non_square_pixels_are_kept(tmp_path, ext, size, stored):
+    """Anamorphic video (4:3 pixels shown 16:9) came out with square pixels: squeezed to 4:3."""
+    import av
+    from fractions import Fraction
+
+    if not pyav.has_h264():
+        pytest.skip("no H.264 writer here")
+    src = _anamorphic(tmp_path / "dv.mkv")
+    out = tmp_path / f"o{ext}"
+    run_video(VideoJob(inputs=[str(src)], output=str(out), size=size or "native", display=False, progress=False,
+                       handle_signals=False), translator=Invert())
+    with av.open(str(out)) as c:
+        v = c.streams.video[0]
+        assert (v.width, v.height) == stored and v.sample_aspect_ratio == Fraction(4, 3)
+        assert v.display_aspect_ratio == Fraction(16, 9)
+
+
+def test_non_square_pixels_in_a_writer_that_cannot_say_so_are_warned_about(tmp_path, caplog):
+    src = _anamorphic(tmp_path / "dv.mkv")
+    with caplog.at_level("WARNING"):
+        run_video(VideoJob(inputs=[str(src)], output=str(tmp_path / "o.mp4"), codec="mp4v", display=False,
+                           progress=False, handle_signals=False), translator=Invert())
+    assert any("pixels are not square (4:3" in r.getMessage() for r in caplog.records)
+
+
+def test_h264_outputs_are_not_darker_than_their_frames(tmp_path):
+    """swscale's default rounding made BGR to YUV 1-2 levels low (gray 50/128/200 as Y 58/125/187, Cr 127): every
+    H.264 output was about 2 levels dark with a slight cyan cast. Lossless (--crf 0) it is now exact."""
+    import av
+
+    if not pyav.has_h264():
+        pytest.skip("no H.264 writer here")
+    w = pyav.H264Writer(tmp_path / "o.mkv", 10.0, (32, 32), crf=0)
+    for g in (50, 128, 200):
+        w.write(np.full((32, 32, 3), g, np.uint8))
+    w.release()
+    assert w.error is None
+    with av.open(str(tmp_path / "o.mkv")) as c:
+        yuv = [(int(a[0, 0]), int(a[32, 0]), int(a[40, 0])) for a in (f.to_ndarray() for f in c.decode(video=0))]
+    assert yuv == [(59, 128, 128), (126, 128, 128), (188, 128, 128)]  # BT.709 limited range, exactly

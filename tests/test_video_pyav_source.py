@@ -140,10 +140,12 @@ def test_hdr_video_left_unmapped_is_said_to_need_tone_mapping(tmp_path, caplog, 
         assert not warned
 
 
-def test_the_main_video_stream_is_translated_not_a_cover_picture_before_it(tmp_path):
+@pytest.mark.parametrize("ext", [".mkv", ".mp4", ".mov"])
+def test_the_main_video_stream_is_translated_not_a_cover_picture_before_it(tmp_path, ext):
     """A file whose first video stream is a one-frame cover or thumbnail and the video second: OpenCV reads the
-    first stream, so the output was that one picture. FFmpeg's best stream (as players pick it) is read instead."""
-    clip = tmp_path / "covered.mkv"
+    first stream, so the output was that one picture. The longest video stream is read instead (FFmpeg's best
+    pick follows the default disposition, which MP4 and MOV give their first track: it chose the thumbnail)."""
+    clip = tmp_path / f"covered{ext}"
     with av.open(str(clip), "w") as out:
         cover = out.add_stream("mjpeg", rate=1)
         cover.width, cover.height, cover.pix_fmt = 32, 24, "yuvj420p"

@@ -90,7 +90,8 @@ class H264Writer:
     TIMES_KEPT = 1024  # frame times kept for the packets still in the encoder (libx264 holds a few dozen at most)
     keeps_times = True
 
-    def __init__(self, path: str | os.PathLike, fps: float, size: tuple[int, int], crf: int | None = None):
+    def __init__(self, path: str | os.PathLike, fps: float, size: tuple[int, int], crf: int | None = None,
+                 sar: Fraction | None = None):
         self.error: Exception | None = None
         self.crf = self.CRF if crf is None else crf  # libx264's constant rate factor: 0 lossless .. 51 smallest
         self.frames = 0
@@ -117,6 +118,8 @@ class H264Writer:
             # is BT.601's matrix, which they then showed with greens 16 % dark and reds turned orange
             context.colorspace = context.color_primaries = context.color_trc = BT709
             context.color_range = LIMITED_RANGE
+            if sar is not None:  # non-square pixels, as the source's: players show the picture at its shape
+                context.sample_aspect_ratio = sar
         except Exception as e:  # noqa: BLE001 - as cv2.VideoWriter: not opened, and why
             self.error = e
             self._close()
@@ -138,8 +141,8 @@ class H264Writer:
                 timed = round(Fraction(t) / self._tick)
                 if self._last is None or timed > self._last:
                     pts = timed
-            picture = _av().VideoFrame.from_ndarray(frame, format="bgr24").reformat(format="yuv420p",
-                                                                                   dst_colorspace="itu709")
+            picture = _av().VideoFrame.from_ndarray(frame, format="bgr24").reformat(
+                format="yuv420p", dst_colorspace="itu709", **_accurate())
             picture.pts, picture.time_base = pts, self._tick
             self._times.append(pts)
             if len(self._times) > 2 * self.TIMES_KEPT:  # a day-long recording must not keep them all
@@ -394,6 +397,7 @@ class SourceInfo:
     mirrored: bool = False  # its display matrix mirrors the picture (front cameras), which OpenCV turns instead
     video: int = 0  # which video stream is the file's video (FFmpeg's best: a cover picture first is not), 0: first
     videos: int = 1  # how many video streams it has
+    sar: Fraction | None = None  # its pixels' shape when not square (anamorphic video: 4:3 pixels shown 16:9)
 
 
 def probe(path: str | os.PathLike) -> SourceInfo:
@@ -426,10 +430,23 @@ def _probe(path: str, _mtime_ns: int, _size: int) -> SourceInfo:
                     start = float(video.start_time * video.time_base)
                 audio = SourceAudio(_codec_name(c.streams.audio[0]), start)
             return SourceInfo(hdr, audio, matrix, interlaced, video is not None and _mirrored(c, video),
-                              videos.index(video) if video is not None else 0, len(videos))
+                              videos.index(video) if video is not None else 0, len(videos), _sar(video))
     except (av.FFmpegError, OSError, ValueError, TypeError) as e:
         log.debug("nothing read from %s by PyAV: %s", path, e)
         return SourceInfo()
+
+
+def _sar(video: Any) -> Fraction | None:
+    """The sample (pixel) aspect ratio of `video` when it is not square; None for square or unknown pixels."""
+    try:
+        sar = video.sample_aspect_ratio or video.codec_context.sample_aspect_ratio
+    except AttributeError:
+        return None
+    try:
+        sar = Fraction(sar) if sar else None
+    except (TypeError, ValueError, ZeroDivisionError):
+        return None
+    return sar if sar is not None and sar > 0 and sar != 1 and Fraction(1, 100) < sar < 100 else None
 
 
 def main_video(container: Any) -> Any:
@@ -443,7 +460,33 @@ def main_video(container: Any) -> Any:
         best = container.streams.best("video")
     except (AttributeError, ValueError, TypeError):
         best = None
+    # FFmpeg's pick follows the default disposition first, which MP4 and MOV give their first track: a one-frame
+    # thumbnail track before the video was translated alone. The longest video (not a cover picture) wins.
+    scored = {s: _frames_of(s) for s in videos if not _is_cover(s)}
+    longest = max(scored, key=lambda s: (scored[s], s is best), default=None)
+    if longest is not None and scored[longest] > scored.get(best, -1):
+        return longest
     return best if best in videos else videos[0]
+
+
+def _is_cover(stream: Any) -> bool:
+    """A cover picture or thumbnail stored as a video stream (disposition attached_pic)."""
+    try:
+        return bool(stream.disposition & _av().stream.Disposition.attached_pic)
+    except (AttributeError, TypeError):
+        return False
+
+
+def _frames_of(stream: Any) -> float:
+    """How many frames `stream` holds: as the container says, else its duration times its rate; 0 unknown."""
+    try:
+        if stream.frames:
+            return float(stream.frames)
+        if stream.duration and stream.time_base and stream.average_rate:
+            return float(stream.duration * stream.time_base * stream.average_rate)
+    except (AttributeError, TypeError, ValueError, ZeroDivisionError):
+        pass
+    return 0.0
 
 
 def _mirrored(container: Any, video: Any) -> bool:
@@ -695,6 +738,14 @@ def _mux_encoded(dst: Any, vin: Any, v_in: Any, v_out: Any, ain: Any, a_in: Any,
         yield from a_out.encode(None)
 
     return _interleave(dst, vin.demux(v_in), v_out, packets(), a_out)
+
+
+def _accurate() -> dict[str, Any]:
+    """reformat's option for exact rounding (swscale's ACCURATE_RND): without it BGR to YUV came out 1-2 levels low
+    in luma and 1 in chroma (gray 50, 128, 200 as Y 58, 125, 187 and Cr 127: every output about 2 levels dark, a
+    slight cyan cast), with it exact (59, 126, 188, 128). Nothing on a PyAV without the flag."""
+    flag = getattr(getattr(_av().video.reformatter, "Interpolation", None), "ACCURATE_RND", None)
+    return {} if flag is None else {"interpolation": flag}
 
 
 def _open_output(path: Path) -> Any:

@@ -348,12 +348,14 @@ def crf_refusal(path: Path, fourcc: str, codec: str | None, others: str = "") ->
             f"--crf out")
 
 
-def _open_writer(path: Path, codec: str, fps: float, size: tuple[int, int], crf: int | None = None) -> Any:
-    """A writer with cv2.VideoWriter's interface for `codec` (see output_codec); `crf`: H.264's quality."""
+def _open_writer(path: Path, codec: str, fps: float, size: tuple[int, int], crf: int | None = None,
+                 sar: Any = None) -> Any:
+    """A writer with cv2.VideoWriter's interface for `codec` (see output_codec); `crf`: H.264's quality; `sar`:
+    the pixels' shape when not square (H.264 only: OpenCV's writers have no place for it)."""
     if codec == H264:
         from cgan.runtime import pyav
 
-        return pyav.H264Writer(path, fps, size, crf)
+        return pyav.H264Writer(path, fps, size, crf, sar)
     return cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*codec), fps, size)
 
 
@@ -476,8 +478,10 @@ class VideoOutput:
     (someone else writing in the folder) is refused, and the output is left as it was."""
 
     def __init__(self, path: Path, fps: float, sound_from: tuple[str, Any] | None = None,
-                 codec: str | None = None, source_name: str | None = None, crf: int | None = None):
+                 codec: str | None = None, source_name: str | None = None, crf: int | None = None,
+                 sar: Any = None):
         self.path = path
+        self.sar = sar  # the source's pixel shape when not square (anamorphic video), kept by the H.264 writer
         self.crf = crf  # H.264's quality (None: the writer's default)
         self.source_name = source_name  # what the drift warning calls the input
         self.sound_from = sound_from  # (video file, its pyav.SourceAudio): the sound that goes into the output
@@ -537,7 +541,11 @@ class VideoOutput:
             except OSError as e:
                 raise CganError(f"cannot write in output folder {folder}: {e.strerror or e}; choose a writable "
                                 f"path") from None
-            self.writer = _open_writer(self.tmp, self.fourcc, self.fps, (ew, eh), self.crf)
+            if self.sar is not None and self.fourcc != H264:
+                log.warning("warning: %s: the input's pixels are not square (%s:%s, anamorphic video) and %s files "
+                            "cannot say so: the picture will look squeezed; write H.264 (--codec auto or h264 into "
+                            ".mp4/.mkv/.mov)", self.path.name, self.sar.numerator, self.sar.denominator, self.fourcc)
+            self.writer = _open_writer(self.tmp, self.fourcc, self.fps, (ew, eh), self.crf, self.sar)
             if not self.writer.isOpened():
                 self.abort()
                 raise CganError(f"cannot open a {self.fourcc} writer for {self.path} at {ew}x{eh}, "
@@ -1302,8 +1310,8 @@ def run_video(job: VideoJob, translator: Any = None) -> VideoSummary:
                 raise CganError(f"nothing would be shown or written: {gui_problem()}")
             log.info("--no-display and no --output: frames are translated, neither shown nor written (a speed check)")
         for i, (src, out_path) in enumerate(zip(opened, outs)):
-            sound = _probe_file(src, job.sound)
-            out = (VideoOutput(out_path, src.fps, sound, job.codec, src.name, job.crf) if out_path is not None
+            sound, sar = _probe_file(src, job.sound)
+            out = (VideoOutput(out_path, src.fps, sound, job.codec, src.name, job.crf, sar) if out_path is not None
                    else None)
             smoother = TemporalSmoother(**smoother_args) if job.smooth else None
             limit = getattr(translator, "max_pixels", None)
@@ -1412,27 +1420,28 @@ def _trimmed(source: Any, start: float, end: float | None) -> Trimmed:
         raise
 
 
-def _probe_file(src: Any, sound: bool) -> tuple[str, Any] | None:
+def _probe_file(src: Any, sound: bool) -> tuple[tuple[str, Any] | None, Any]:
     """For a local video file (cameras, streams and frames in memory have neither): warn when it is HDR (an
     iPhone's default since 2020) and open_source could not make it SDR (neither this OpenCV nor PyAV: its values
-    read as SDR ones give flat, pale pictures), and return (file, its sound) for the output when `sound` is asked
-    and it has some. pyav.probe reads the file once for open_source and this."""
+    read as SDR ones give flat, pale pictures), and return ((file, its sound) for the output when `sound` is asked
+    and it has some, else None; its pixel shape when not square, else None). pyav.probe reads the file once for
+    open_source and this."""
     spec = getattr(src, "spec", None)
     if getattr(spec, "kind", None) != "file":
-        return None
+        return None, None
     from cgan.runtime import pyav
 
     if not pyav.available():
         if sound:
             log.info("%s: its sound (if any) is not copied: PyAV is not installed (pip install av)", spec.shown)
-        return None
+        return None, None
     info = pyav.probe(spec.target)
     if info.hdr and getattr(src, "tone_mapped_by", None) is None:  # tone mapped unless PyAV could not decode it
         log.warning("warning: %s is HDR video (%s): it is read without tone mapping, so the translation will look "
                     "flat and pale; convert it to SDR first, e.g. ffmpeg -i IN -vf zscale=t=linear:npl=100,"
                     "format=gbrpf32le,tonemap=hable,zscale=p=bt709:t=bt709:m=bt709:r=tv,format=yuv420p OUT.mp4",
                     spec.target, info.hdr)
-    return (str(spec.target), info.audio) if sound and info.audio is not None else None
+    return ((str(spec.target), info.audio) if sound and info.audio is not None else None), info.sar
 
 
 FLICKER_STEP = 4  # the summary's flicker index samples every 4th pixel of every 4th row (about 1 ms at 720p)
