@@ -92,6 +92,18 @@ def test_times_that_do_not_move_on_become_one_frame_later(tmp_path):
     assert frame_times(tmp_path / "o.mkv") == pytest.approx([0.0, 0.1, 0.2, 0.3, 0.35, 0.45], abs=1e-3)
 
 
+def test_one_repeated_time_does_not_shift_the_rest_of_the_clip(tmp_path):
+    """Times 0, 0.1, 0.2, 0.2, 0.3 ...: the repeat went one frame later (0.3), so 0.3 was not later either and
+    went to 0.4, and every frame after it was 0.1 s late, out of step with the sound."""
+    w = pyav.H264Writer(tmp_path / "o.mkv", 10.0, (64, 48))
+    for i, t in enumerate([0.0, 0.1, 0.2, 0.2, 0.3, 0.4, 0.5]):
+        w.write(pattern(i), t)
+    w.release()
+    got = frame_times(tmp_path / "o.mkv")
+    assert got[:4] == pytest.approx([0.0, 0.1, 0.2, 0.3], abs=1e-3)
+    assert got[4:] == pytest.approx([0.3, 0.4, 0.5], abs=2e-3) and got[4] > got[3]
+
+
 @pytest.mark.parametrize("ext", [".mp4", ".mkv", ".mov"])
 def test_a_variable_rate_file_keeps_its_times_and_its_sound(tmp_path, ext):
     src = vfr_clip(tmp_path / "phone.mp4", VFR_TIMES)
@@ -228,3 +240,46 @@ def test_a_variable_rate_matroska_input_is_not_said_to_be_damaged(tmp_path, capl
     with caplog.at_level(logging.WARNING):
         s = run_video(job(inputs=[str(mkv)], output=str(tmp_path / "again.mp4")), translator=Invert())
     assert s.frames == 18 and not [r for r in caplog.records if "damaged" in r.getMessage()]
+
+
+def _long_sound_mkv(path: Path, frames: int = 10, sound_s: float = 3.0) -> Path:
+    """`frames` pictures at 10 fps (1 s) and `sound_s` seconds of sound: a clip whose container length is its
+    sound's."""
+    with av.open(str(path), "w") as c:
+        v = c.add_stream("libx264", rate=10)
+        v.width, v.height, v.pix_fmt = 64, 48, "yuv420p"
+        a = c.add_stream("aac", rate=48000, layout="stereo")
+        for i in range(frames):
+            f = av.VideoFrame.from_ndarray(pattern(i), format="bgr24")
+            f.pts = i
+            for p in v.encode(f):
+                c.mux(p)
+        for p in v.encode(None):
+            c.mux(p)
+        for k in range(0, int(48000 * sound_s), 1024):
+            fr = av.AudioFrame.from_ndarray(np.zeros((2, 1024), np.float32), format="fltp", layout="stereo")
+            fr.sample_rate, fr.pts = 48000, k
+            for p in a.encode(fr):
+                c.mux(p)
+        for p in a.encode(None):
+            c.mux(p)
+    return path
+
+
+def test_sound_longer_than_the_pictures_is_not_a_damaged_file_but_a_cut_one_is(tmp_path, caplog):
+    """OpenCV counts frames from the container's length, here the sound's: 1 s of pictures with 3 s of sound said
+    'decoding stopped after 10 of 30 frames (damaged file?)'. The packets say where the pictures end; a file cut
+    short (its header declares more than its packets hold) is still said to be."""
+    import logging
+
+    clip = _long_sound_mkv(tmp_path / "long.mkv")
+    with caplog.at_level(logging.WARNING):
+        s = run_video(job(inputs=[str(clip)], output=str(tmp_path / "o.mp4")), translator=Invert())
+    assert s.frames == 10 and not [r for r in caplog.records if "damaged" in r.getMessage()]
+    full = _long_sound_mkv(tmp_path / "full.mkv", frames=30, sound_s=3.0).read_bytes()
+    cut = tmp_path / "cut.mkv"
+    cut.write_bytes(full[:len(full) // 2])
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        s = run_video(job(inputs=[str(cut)], output=str(tmp_path / "o2.mp4")), translator=Invert())
+    assert 0 < s.frames < 30 and [r for r in caplog.records if "damaged" in r.getMessage()]

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import bisect
 import collections
+import contextlib
 import functools
 import heapq
 import itertools
@@ -78,7 +79,9 @@ class H264Writer:
     Unlike cv2's writer it keeps a frame's time when given one (`write(frame, t)`, seconds from the first frame):
     a phone's variable-frame-rate clip stays in step with its sound. Times are kept to the tick (at least
     1/90,000 s, a whole number of ticks per frame at the nominal `fps`, so a constant-rate input comes out exactly
-    constant); a time not after the previous frame's (a source without times) is that frame's plus one frame.
+    constant); a time not after the previous frame's (a source without times) is that frame's plus one frame, and
+    a frame whose time moved on from the one given before, but not past the frame written before it, follows that
+    frame by a millisecond (so a single repeated time does not shift the rest of the clip).
 
     Each frame lasts until the next one's time (the last as long as the one before it), and the file says so:
     the encoder's packets are muxed once the next frame's time is known, with that duration. With B-frames the
@@ -101,6 +104,7 @@ class H264Writer:
         self._tick = Fraction(1, rate.numerator * per)
         self._frame_ticks = rate.denominator * per  # one frame at the nominal rate
         self._last: int | None = None  # the previous frame's pts, in ticks
+        self._given: int | None = None  # the latest time given with a frame, in ticks
         self._last_step = self._frame_ticks  # the previous frame's duration: the last frame's is taken as the same
         self._times: list[int] = []  # the latest frames' pts, increasing: a packet lasts until the next one's
         self._held: collections.deque[Any] = collections.deque()  # packets waiting for their duration, in order
@@ -141,6 +145,12 @@ class H264Writer:
                 timed = round(Fraction(t) / self._tick)
                 if self._last is None or timed > self._last:
                     pts = timed
+                elif self._given is not None and timed > self._given:
+                    # the source moved on, but not past the frame before, which a repeated time put one frame
+                    # later: this one follows it a millisecond later, and the next frames keep their own times (each
+                    # was put a frame later than the one before, and a single repeat shifted the rest of the clip)
+                    pts = self._last + max(1, round(Fraction(1, 1000) / self._tick))  # (a millisecond: Matroska's)
+                self._given = timed
             picture = _av().VideoFrame.from_ndarray(frame, format="bgr24").reformat(
                 format="yuv420p", dst_colorspace="itu709", **_accurate())
             picture.pts, picture.time_base = pts, self._tick
@@ -434,6 +444,43 @@ def _probe(path: str, _mtime_ns: int, _size: int) -> SourceInfo:
     except (av.FFmpegError, OSError, ValueError, TypeError) as e:
         log.debug("nothing read from %s by PyAV: %s", path, e)
         return SourceInfo()
+
+
+def stream_ends(path: str | os.PathLike) -> tuple[float, float, float] | None:
+    """(where the main video stream's last frame starts, where the last packet of any stream starts, the length
+    the file declares), in seconds from the video's first frame, read from the packets (not decoded): the length
+    OpenCV counts frames by may be the sound's, or an estimate, or a header's of a file cut short. None when PyAV
+    cannot tell."""
+    av = _av()
+    if av is None:
+        return None
+    try:
+        with av.open(os.fspath(path), "r") as c:
+            video = main_video(c)
+            if video is None or not video.time_base or not c.duration:
+                return None
+            first = video.start_time
+            if c.duration > 20 * 1_000_000:  # (AV_TIME_BASE) a long file: only its last seconds are read
+                with contextlib.suppress(av.FFmpegError):
+                    c.seek(c.duration - 10 * 1_000_000, backward=True)
+            video_last = media_last = None
+            for packet in c.demux():
+                t = packet.pts if packet.pts is not None else packet.dts
+                if t is None or packet.stream.time_base is None:
+                    continue
+                at = float(t * packet.stream.time_base)
+                media_last = at if media_last is None else max(media_last, at)
+                if packet.stream is video:
+                    video_last = at if video_last is None else max(video_last, at)
+                    if first is None:
+                        first = t
+            if video_last is None or first is None:
+                return None
+            zero = float(first * video.time_base)
+            start = float(c.start_time / 1_000_000) if c.start_time is not None else zero
+            return video_last - zero, media_last - zero, c.duration / 1_000_000 + start - zero
+    except (av.FFmpegError, OSError, ValueError, TypeError):
+        return None
 
 
 def _sar(video: Any) -> Fraction | None:

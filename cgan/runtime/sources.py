@@ -374,7 +374,18 @@ class CaptureSource:
         fps, last = known_fps(self.fps), self.timestamp
         if not fps or last is None or not math.isfinite(last):
             return True
-        return last + 2.0 / fps < 0.98 * self.frame_count / fps
+        if last + 2.0 / fps >= 0.98 * self.frame_count / fps:
+            return False
+        if self.spec.kind == "file":  # the count is OpenCV's estimate from the container's length, which can be
+            from cgan.runtime import pyav  # the sound's (longer than the pictures) or an edit list's: the packets
+            #                                say where the video's last frame is and where the file ends
+            ends = pyav.stream_ends(self.spec.target)
+            if ends is not None:
+                video_end, media_end, declared = ends
+                step = 2.0 / fps
+                # frames there that did not decode, or a file that ends before the length it declares (cut short)
+                return last + step < video_end or media_end + step + 0.5 < 0.98 * declared
+        return True
 
     def seek(self, t: float) -> None:
         """Go to the time `t` (seconds) of a file: the next read gives the frame there, or one shortly before (OpenCV
