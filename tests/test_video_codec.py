@@ -15,7 +15,7 @@ from cgan.runtime.cli import cli
 from cgan.runtime.sources import open_source
 from cgan.runtime.video import VideoJob, VideoOutput, check_output, run_video
 
-from _helpers_video import Invert, make_clip, pattern, probe
+from _helpers_video import Invert, make_clip, mux_frames, pattern, probe
 
 av = pytest.importorskip("av")
 pytestmark = pytest.mark.skipif(not pyav.has_h264(), reason="this PyAV has no libx264")
@@ -328,13 +328,7 @@ def _anamorphic(path: Path, n: int = 4) -> Path:
         s = out.add_stream("libx264", rate=10)
         s.width, s.height, s.pix_fmt = 64, 48, "yuv420p"
         s.codec_context.sample_aspect_ratio = Fraction(4, 3)
-        for i in range(n):
-            f = av.VideoFrame.from_ndarray(pattern(i), format="bgr24")
-            f.pts = i
-            for p in s.encode(f):
-                out.mux(p)
-        for p in s.encode(None):
-            out.mux(p)
+        mux_frames(out, s, [av.VideoFrame.from_ndarray(pattern(i), format="bgr24") for i in range(n)])
     return path
 
 

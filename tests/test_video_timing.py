@@ -15,7 +15,7 @@ from cgan.runtime import pyav
 from cgan.runtime.sources import open_source, parse_input
 from cgan.runtime.video import VideoJob, run_video
 
-from _helpers_video import Invert, make_clip, pattern, probe
+from _helpers_video import Invert, make_clip, mux_frames, pattern, probe
 
 av = pytest.importorskip("av")
 
@@ -249,13 +249,7 @@ def _long_sound_mkv(path: Path, frames: int = 10, sound_s: float = 3.0) -> Path:
         v = c.add_stream("libx264", rate=10)
         v.width, v.height, v.pix_fmt = 64, 48, "yuv420p"
         a = c.add_stream("aac", rate=48000, layout="stereo")
-        for i in range(frames):
-            f = av.VideoFrame.from_ndarray(pattern(i), format="bgr24")
-            f.pts = i
-            for p in v.encode(f):
-                c.mux(p)
-        for p in v.encode(None):
-            c.mux(p)
+        mux_frames(c, v, [av.VideoFrame.from_ndarray(pattern(i), format="bgr24") for i in range(frames)])
         for k in range(0, int(48000 * sound_s), 1024):
             fr = av.AudioFrame.from_ndarray(np.zeros((2, 1024), np.float32), format="fltp", layout="stereo")
             fr.sample_rate, fr.pts = 48000, k
