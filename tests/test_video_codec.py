@@ -332,7 +332,8 @@ def _anamorphic(path: Path, n: int = 4) -> Path:
     return path
 
 
-@pytest.mark.parametrize("ext,size,stored", [(".mp4", None, (64, 48)), (".mkv", "96", (96, 72))])
+@pytest.mark.parametrize("ext,size,stored", [(".mp4", None, (64, 48)), (".mkv", "96", (96, 72)),
+                                             (".mp4", "96x54", (96, 54))])
 def test_non_square_pixels_are_kept(tmp_path, ext, size, stored):
     """Anamorphic video (4:3 pixels shown 16:9) came out with square pixels: squeezed to 4:3."""
     import av
@@ -346,8 +347,29 @@ def test_non_square_pixels_are_kept(tmp_path, ext, size, stored):
                        handle_signals=False), translator=Invert())
     with av.open(str(out)) as c:
         v = c.streams.video[0]
-        assert (v.width, v.height) == stored and v.sample_aspect_ratio == Fraction(4, 3)
-        assert v.display_aspect_ratio == Fraction(16, 9)
+        shown = Fraction(v.width, v.height) * (v.sample_aspect_ratio or 1)
+        assert (v.width, v.height) == stored and shown == Fraction(16, 9)  # as the source is shown
+        # (an exact size already made it 16:9: its pixels are square, where keeping 4:3 showed it 64:27)
+        assert v.sample_aspect_ratio in ((None, 0, 1) if size == "96x54" else (Fraction(4, 3),))
+
+
+def test_non_square_pixels_turn_with_a_quarter_turned_clip(tmp_path):
+    """A phone clip turned 90° whose pixels are 4:3: shown 48 wide, 85.3 high; kept at 4:3 after the turn, the
+    output showed square."""
+    import av
+    from fractions import Fraction
+
+    from _helpers_video import DISPLAY_MATRICES, with_display_matrix
+
+    if not pyav.has_h264():
+        pytest.skip("no H.264 writer here")
+    clip = with_display_matrix(_anamorphic(tmp_path / "dv.mp4"), tmp_path / "turned.mp4",
+                               DISPLAY_MATRICES["quarter clockwise"])
+    run_video(VideoJob(inputs=[str(clip)], output=str(tmp_path / "o.mp4"), display=False, progress=False,
+                       handle_signals=False), translator=Invert())
+    with av.open(str(tmp_path / "o.mp4")) as c:
+        v = c.streams.video[0]
+        assert (v.width, v.height, v.sample_aspect_ratio) == (48, 64, Fraction(3, 4))  # shown 36 x 64: 48 x 85.3
 
 
 def test_non_square_pixels_in_a_writer_that_cannot_say_so_are_warned_about(tmp_path, caplog):

@@ -386,12 +386,13 @@ def test_signals_are_held_back_while_outputs_are_finalized():
 
 
 def test_file_that_stops_decoding_early_is_reported(monkeypatch, caplog, tmp_path):
-    """OpenCV ends a damaged file like a complete one; the source says it stopped early."""
+    """OpenCV ends a damaged file like a complete one; the source says it stopped early (the file holds the 100
+    frames it declares: its packets say so too, where OpenCV's reader gives up after 10)."""
     import cv2
 
     from cgan.runtime import sources
 
-    clip = make_clip(tmp_path / "c.mp4", 3)
+    clip = make_clip(tmp_path / "c.mp4", 100)
 
     class Damaged:
         def __init__(self, *a, **k):

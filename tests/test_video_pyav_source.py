@@ -166,3 +166,18 @@ def test_the_main_video_stream_is_translated_not_a_cover_picture_before_it(tmp_p
     out = tmp_path / "out.mp4"
     s = run_video(job(inputs=[str(clip)], output=str(out)), translator=Invert())
     assert s.frames == 12 and probe(out)[0] == 12 and probe(out)[2] == (64, 48)
+
+
+def test_a_second_camera_angle_as_long_as_the_default_is_not_the_main_one(tmp_path):
+    """The longest-stream rule (for a thumbnail track first) let a rear camera with one frame more, or a second
+    angle at a higher rate, beat the default track players show."""
+    clip = tmp_path / "angles.mp4"
+    with av.open(str(clip), "w") as out:
+        front = out.add_stream("mpeg4", rate=10)
+        front.width, front.height, front.pix_fmt = 64, 48, "yuv420p"
+        rear = out.add_stream("mpeg4", rate=20)
+        rear.width, rear.height, rear.pix_fmt = 32, 24, "yuv420p"
+        mux_frames(out, front, [av.VideoFrame.from_ndarray(pattern(i), format="bgr24") for i in range(20)])
+        mux_frames(out, rear, [av.VideoFrame.from_ndarray(pattern(i, 32, 24), format="bgr24") for i in range(41)])
+    with av.open(str(clip)) as c:
+        assert pyav.main_video(c).index == c.streams.best("video").index == 0

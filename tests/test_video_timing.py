@@ -104,6 +104,19 @@ def test_one_repeated_time_does_not_shift_the_rest_of_the_clip(tmp_path):
     assert got[4:] == pytest.approx([0.3, 0.4, 0.5], abs=2e-3) and got[4] > got[3]
 
 
+def test_a_jump_back_is_a_break_not_a_flash(tmp_path):
+    """Two recordings joined (a spliced MPEG-TS): the times start again from 0. Each later frame was put 1 ms after
+    the one before (the rule for a repeated time), and the second half played in a flash; now the frames keep
+    their spacing after the last one written. Stuck times still go one frame on."""
+    w = pyav.H264Writer(tmp_path / "o.mkv", 10.0, (64, 48))
+    for i, t in enumerate([0.0, 0.1, 0.2, 0.3, 0.0, 0.1, 0.2, 0.2, 0.3]):
+        w.write(pattern(i), t)
+    w.release()
+    got = frame_times(tmp_path / "o.mkv")
+    assert got[:7] == pytest.approx([0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6], abs=1e-3)
+    assert got[7] == pytest.approx(0.7, abs=1e-3) and got[8] == pytest.approx(0.701, abs=1e-3)
+
+
 @pytest.mark.parametrize("ext", [".mp4", ".mkv", ".mov"])
 def test_a_variable_rate_file_keeps_its_times_and_its_sound(tmp_path, ext):
     src = vfr_clip(tmp_path / "phone.mp4", VFR_TIMES)

@@ -81,7 +81,9 @@ class H264Writer:
     1/90,000 s, a whole number of ticks per frame at the nominal `fps`, so a constant-rate input comes out exactly
     constant); a time not after the previous frame's (a source without times) is that frame's plus one frame, and
     a frame whose time moved on from the one given before, but not past the frame written before it, follows that
-    frame by a millisecond (so a single repeated time does not shift the rest of the clip).
+    frame by a millisecond (so a single repeated time does not shift the rest of the clip); a time more than a frame
+    before the one given before (two recordings joined) is a break: the frames after it keep their spacing, one
+    frame after the last one written.
 
     Each frame lasts until the next one's time (the last as long as the one before it), and the file says so:
     the encoder's packets are muxed once the next frame's time is known, with that duration. With B-frames the
@@ -105,6 +107,7 @@ class H264Writer:
         self._frame_ticks = rate.denominator * per  # one frame at the nominal rate
         self._last: int | None = None  # the previous frame's pts, in ticks
         self._given: int | None = None  # the latest time given with a frame, in ticks
+        self._shift = 0  # ticks added to the times given since a jump back (see write)
         self._last_step = self._frame_ticks  # the previous frame's duration: the last frame's is taken as the same
         self._times: list[int] = []  # the latest frames' pts, increasing: a packet lasts until the next one's
         self._held: collections.deque[Any] = collections.deque()  # packets waiting for their duration, in order
@@ -142,15 +145,21 @@ class H264Writer:
         try:
             pts = 0 if self._last is None else self._last + self._frame_ticks
             if t is not None and math.isfinite(t):
-                timed = round(Fraction(t) / self._tick)
+                raw = round(Fraction(t) / self._tick)
+                timed = raw + self._shift
                 if self._last is None or timed > self._last:
                     pts = timed
-                elif self._given is not None and timed > self._given:
+                elif self._given is not None and raw < self._given - self._frame_ticks:
+                    # a jump back of more than a frame (two recordings joined, a clock reset): a break, after
+                    # which the frames keep their spacing from here (at 1 ms apart, the rest of a spliced clip
+                    # played in a flash)
+                    self._shift += pts - timed
+                elif self._given is not None and raw > self._given:
                     # the source moved on, but not past the frame before, which a repeated time put one frame
                     # later: this one follows it a millisecond later, and the next frames keep their own times (each
                     # was put a frame later than the one before, and a single repeat shifted the rest of the clip)
                     pts = self._last + max(1, round(Fraction(1, 1000) / self._tick))  # (a millisecond: Matroska's)
-                self._given = timed
+                self._given = raw
             picture = _av().VideoFrame.from_ndarray(frame, format="bgr24").reformat(
                 format="yuv420p", dst_colorspace="itu709", **_accurate())
             picture.pts, picture.time_base = pts, self._tick
@@ -439,8 +448,12 @@ def _probe(path: str, _mtime_ns: int, _size: int) -> SourceInfo:
                 if video is not None and video.start_time is not None and video.time_base is not None:
                     start = float(video.start_time * video.time_base)
                 audio = SourceAudio(_codec_name(c.streams.audio[0]), start)
-            return SourceInfo(hdr, audio, matrix, interlaced, video is not None and _mirrored(c, video),
-                              videos.index(video) if video is not None else 0, len(videos), _sar(video))
+            turn = _first_orientation(c, video) if video is not None else UPRIGHT
+            sar = _sar(video) if video is not None else None
+            if sar is not None and turn[0]:  # a quarter turn shows the pixels turned too: their shape inverts
+                sar = 1 / sar
+            return SourceInfo(hdr, audio, matrix, interlaced, sum(turn) % 2 == 1,
+                              videos.index(video) if video is not None else 0, len(videos), sar)
     except (av.FFmpegError, OSError, ValueError, TypeError) as e:
         log.debug("nothing read from %s by PyAV: %s", path, e)
         return SourceInfo()
@@ -460,14 +473,16 @@ def stream_ends(path: str | os.PathLike) -> tuple[float, float, float] | None:
             if video is None or not video.time_base or not c.duration:
                 return None
             first = video.start_time
-            if c.duration > 20 * 1_000_000:  # (AV_TIME_BASE) a long file: only its last seconds are read
+            # (AV_TIME_BASE) a long or large file: only its last seconds are read; the seek is to a time on the
+            # file's own clock, which starts at its start time (a broadcast TS: an hour in, and all was read)
+            if c.duration > 20 * 1_000_000 or os.path.getsize(path) > 64 << 20:
                 with contextlib.suppress(av.FFmpegError):
-                    c.seek(c.duration - 10 * 1_000_000, backward=True)
+                    c.seek((c.start_time or 0) + max(0, c.duration - 10 * 1_000_000), backward=True)
             video_last = media_last = None
             for packet in c.demux():
                 t = packet.pts if packet.pts is not None else packet.dts
-                if t is None or packet.stream.time_base is None:
-                    continue
+                if t is None or packet.stream.time_base is None or getattr(packet, "is_discard", False):
+                    continue  # (an edit list's cut: not shown)
                 at = float(t * packet.stream.time_base)
                 media_last = at if media_last is None else max(media_last, at)
                 if packet.stream is video:
@@ -508,12 +523,16 @@ def main_video(container: Any) -> Any:
     except (AttributeError, ValueError, TypeError):
         best = None
     # FFmpeg's pick follows the default disposition first, which MP4 and MOV give their first track: a one-frame
-    # thumbnail track before the video was translated alone. The longest video (not a cover picture) wins.
-    scored = {s: _frames_of(s) for s in videos if not _is_cover(s)}
-    longest = max(scored, key=lambda s: (scored[s], s is best), default=None)
-    if longest is not None and scored[longest] > scored.get(best, -1):
-        return longest
-    return best if best in videos else videos[0]
+    # thumbnail track before the video was translated alone. Its pick stands unless it is a cover picture or a
+    # thumbnail (one frame, or under half as long as the longest video): a second camera angle or a dash cam's
+    # rear view, as long as the default, is not the main one.
+    if best not in videos:
+        best = videos[0]
+    seconds = {s: _seconds_of(s) for s in videos if not _is_cover(s) and (s.frames or 2) > 1}
+    if not seconds:
+        return best
+    longest = max(seconds, key=lambda s: (seconds[s], s is best))
+    return longest if best not in seconds or seconds[best] < 0.5 * seconds[longest] else best
 
 
 def _is_cover(stream: Any) -> bool:
@@ -524,29 +543,29 @@ def _is_cover(stream: Any) -> bool:
         return False
 
 
-def _frames_of(stream: Any) -> float:
-    """How many frames `stream` holds: as the container says, else its duration times its rate; 0 unknown."""
+def _seconds_of(stream: Any) -> float:
+    """How long `stream` lasts: its duration, else its frame count over its rate; 0 unknown."""
     try:
-        if stream.frames:
-            return float(stream.frames)
-        if stream.duration and stream.time_base and stream.average_rate:
-            return float(stream.duration * stream.time_base * stream.average_rate)
+        if stream.duration and stream.time_base:
+            return float(stream.duration * stream.time_base)
+        if stream.frames and stream.average_rate:
+            return float(stream.frames / stream.average_rate)
     except (AttributeError, TypeError, ValueError, ZeroDivisionError):
         pass
     return 0.0
 
 
-def _mirrored(container: Any, video: Any) -> bool:
-    """Whether the first frame of `video` is shown mirrored: an odd number of mirrorings, where a transpose
-    counts as one (its display matrix's determinant is negative). Only decoded frames carry the matrix in PyAV; a
-    first frame that cannot be decoded says nothing."""
+def _first_orientation(container: Any, video: Any) -> Orientation:
+    """How the first frame of `video` is shown (frame_orientation); mirrored when an odd number of its parts
+    mirror, where a transpose counts as one (the display matrix's determinant is negative). Only decoded frames
+    carry the matrix in PyAV; a first frame that cannot be decoded says nothing (upright)."""
     av = _av()
     try:
         for frame in container.decode(video):
-            return sum(frame_orientation(frame)) % 2 == 1
+            return frame_orientation(frame)
     except (av.FFmpegError, ValueError, TypeError) as e:
         log.debug("no first frame decoded to read its display matrix: %s", e)
-    return False
+    return UPRIGHT
 
 
 @functools.lru_cache(maxsize=1)

@@ -871,6 +871,13 @@ class _Stream:
             self.first_size = (w, h)
             self.target = target_size(w, h, self.size)
             self._check_pixels(w, h)
+            if self.out is not None and self.out.sar is not None and self.target != (w, h):
+                # non-square pixels, and a size that changes the frame's shape (--size WxH): the picture is shown
+                # as the source was when the pixels change shape by as much
+                from fractions import Fraction
+
+                sar = self.out.sar * Fraction(w * self.target[1], h * self.target[0])
+                self.out.sar = None if sar == 1 else sar
             if self.target != (w, h):
                 log.debug("%s: %dx%d resized to %dx%d", self.source.name, w, h, *self.target)
         elif (w, h) != self.first_size:
