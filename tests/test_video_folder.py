@@ -147,3 +147,95 @@ def test_crf_for_a_folder_with_videos_it_cannot_apply_to_is_one_line_before_anyt
     (folder / "trip" / "b.avi").unlink()
     s = run_video_folder(folder, tmp_path / "out", translator=Invert(), crf=18, **QUIET)
     assert [Path(v["input"]).name for v in s.videos] == ["a.mp4"] and len(s.failed) == 1  # bad.mp4
+
+
+def test_an_output_folder_inside_the_input_holding_videos_is_refused(tmp_path):
+    """clips/sub held clips/sub/a.mp4: left out as input (it is the output) and replaced by clips/a.mp4's
+    translation, exit 0. An output folder inside the input that holds no videos is still fine."""
+    folder = tmp_path / "clips"
+    (folder / "sub").mkdir(parents=True)
+    make_clip(folder / "a.mp4", 3)
+    make_clip(folder / "sub" / "a.mp4", 2)
+    before = (folder / "sub" / "a.mp4").read_bytes()
+    with pytest.raises(CganError, match=r"--output .*sub is inside the input folder and holds videos of its own"):
+        run_video_folder(folder, folder / "sub", translator=Invert(), **QUIET)
+    assert (folder / "sub" / "a.mp4").read_bytes() == before
+    s = run_video_folder(folder, folder / "winter", translator=Invert(), **QUIET)
+    assert [Path(v["input"]).relative_to(folder).as_posix() for v in s.videos] == ["a.mp4", "sub/a.mp4"]
+
+
+def test_a_video_that_keeps_its_container_keeps_its_name(tmp_path):
+    """a.3gp sorts before a.mp4 and took out/a.mp4 (a.mp4 became a.mp4.mp4); x.ts became x.mp4 where a folder
+    x.mp4/ goes, and failed."""
+    folder = tmp_path / "clips"
+    (folder / "x.mp4").mkdir(parents=True)
+    for name in ("a.3gp", "a.mp4", "a.webm.mp4", "x.ts", "x.mp4/y.mp4"):
+        make_clip(folder / "tmp.mp4", 2).rename(folder / name)
+    videos = find_videos(folder)
+    got = {v.relative_to(folder).as_posix(): o.relative_to(tmp_path / "o").as_posix()
+           for v, o in zip(videos, batch.outputs_for(videos, folder, tmp_path / "o"))}
+    assert got == {"a.3gp": "a.3gp.mp4", "a.mp4": "a.mp4", "a.webm.mp4": "a.webm.mp4", "x.ts": "x.ts.mp4",
+                   "x.mp4/y.mp4": "x.mp4/y.mp4"}
+
+
+def test_a_fifo_among_the_videos_is_left_out_not_waited_for(tmp_path):
+    import os
+
+    folder = tmp_path / "clips"
+    folder.mkdir()
+    make_clip(folder / "b.mp4", 3)
+    os.mkfifo(folder / "a.mp4")
+    s = run_video_folder(folder, tmp_path / "o", translator=Invert(), **QUIET)
+    assert [Path(v["input"]).name for v in s.videos] == ["b.mp4"]
+    assert [Path(f["input"]).name for f in s.failed] == ["a.mp4"] and "not a regular file" in s.failed[0]["error"]
+
+
+def test_what_would_fail_every_video_is_one_line_before_the_model_loads(tmp_path, monkeypatch):
+    from cgan.runtime import video
+
+    folder = clips(tmp_path)
+    monkeypatch.setattr(batch, "load_translator", lambda job: pytest.fail("the model was loaded"))
+    with pytest.raises(CganError, match="--virtual-camera shows one stream"):
+        run_video_folder(folder, tmp_path / "o", virtual_camera="auto", **QUIET)
+    monkeypatch.setattr(video, "gui_problem", lambda: "no display here")
+    with pytest.raises(CganError, match="--display: no display here"):
+        run_video_folder(folder, tmp_path / "o", display=True, progress=False, handle_signals=False)
+    (tmp_path / "f").write_text("x")
+    with pytest.raises(CganError, match="not a folder"):
+        run_video_folder(folder, tmp_path / "f" / "o", **QUIET)
+
+
+def test_sigterm_between_videos_stops_the_folder_with_its_summary(tmp_path, monkeypatch):
+    """SIGTERM while the next video was opened (before its run set its handlers) killed the process: no summary,
+    no exit 143."""
+    import os
+    import signal
+
+    folder = clips(tmp_path)
+    real = batch.run_video
+
+    def term_on_the_second(job, translator=None):
+        if Path(job.inputs[0]).name != "a.mp4":
+            os.kill(os.getpid(), signal.SIGTERM)
+        return real(job, translator)
+
+    monkeypatch.setattr(batch, "run_video", term_on_the_second)
+    s = run_video_folder(folder, tmp_path / "o", translator=Invert(), display=False, progress=False)
+    assert s.ended == "terminated" and [Path(v["input"]).name for v in s.videos] == ["a.mp4"]
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+
+
+def test_a_video_stopped_by_a_second_ctrl_c_is_listed(tmp_path, monkeypatch):
+    """A second Ctrl-C: the video's run finalizes what it wrote and raises; the folder summary left it out."""
+    folder = clips(tmp_path)
+    real = batch.run_video
+
+    def second_ctrl_c(job, translator=None):
+        real(job, translator)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(batch, "run_video", second_ctrl_c)
+    s = run_video_folder(folder, tmp_path / "o", translator=Invert(), **QUIET)
+    assert s.ended == "interrupted" and s.videos == [
+        {"input": str(folder / "a.mp4"), "outputs": [str(tmp_path / "o" / "a.mp4")], "frames": 6, "fps": 0.0,
+         "ended": "interrupted"}]

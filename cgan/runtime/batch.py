@@ -9,12 +9,16 @@ both is translated as photos, and its videos are named in a warning.
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import signal
+import stat
+import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from cgan._files import user_path, visible_files
 from cgan.errors import CganError
@@ -51,15 +55,32 @@ def video_folder(inputs: Any) -> Path | None:
 
 def output_for(video: Path, folder: Path, out: Path, taken: set[str] | None = None) -> Path:
     """Where the translation of `video` (under `folder`) goes: the same path under `out`, in a container the
-    writers have (.webm, .ts, ... become .mp4: a.webm.mp4 where a.mp4 is taken; `taken` holds the outputs given
-    so far, compared without case, as macOS and Windows compare names)."""
+    writers have (.webm, .ts, ... become .mp4: a.webm.mp4 where a.mp4 is taken, then a.webm.2.mp4 ...; `taken`
+    holds the names not free, compared without case, as macOS and Windows compare names). See outputs_for."""
     rel = video.relative_to(folder)
-    path = out / (rel if rel.suffix.lower() in CODECS else rel.with_suffix(".mp4"))
-    if taken is not None:
-        if path.as_posix().lower() in taken:
-            path = out / rel.with_name(rel.name + ".mp4")
-        taken.add(path.as_posix().lower())
-    return path
+    kept = rel.suffix.lower() in CODECS
+    candidates = [rel] if kept else [rel.with_suffix(".mp4"), rel.with_name(rel.name + ".mp4")]
+    candidates += [rel.with_name(f"{rel.name}.{k}{rel.suffix if kept else '.mp4'}") for k in range(2, 1000)]
+    for candidate in candidates if taken is not None else candidates[:1]:
+        key = candidate.as_posix().lower()
+        if taken is None or key not in taken:
+            if taken is not None:
+                taken.add(key)
+            return out / candidate
+    raise CganError(f"no free output name for {video} under {out}")  # (a thousand videos of one name)
+
+
+def outputs_for(videos: list[Path], folder: Path, out: Path) -> list[Path]:
+    """output_for of each of `videos`, with the videos that keep their container named first (a.3gp, sorted
+    before a.mp4, took out/a.mp4 and a.mp4 became a.mp4.mp4), and no name where an output folder goes (x.ts as
+    x.mp4 beside a folder x.mp4/)."""
+    rels = [v.relative_to(folder) for v in videos]
+    taken = {parent.as_posix().lower() for rel in rels for parent in rel.parents if parent != Path(".")}
+    order = sorted(range(len(videos)), key=lambda i: rels[i].suffix.lower() not in CODECS)  # (stable)
+    paths: list[Path | None] = [None] * len(videos)
+    for i in order:
+        paths[i] = output_for(videos[i], folder, out, taken)
+    return [p for p in paths if p is not None]
 
 
 def _check_crf(jobs: list[VideoJob], folder: Path) -> None:
@@ -116,35 +137,99 @@ def run_video_folder(folder: str | os.PathLike, output: str | os.PathLike | None
     if out.resolve() == folder.resolve():
         raise CganError(f"--output is the input folder {folder}: the translations would replace the videos; give "
                         f"another folder")
+    if out.is_dir() and folder.resolve() in out.resolve().parents and (own := find_videos(out)):
+        # an output folder inside the input folder is not read as input: videos already in it were neither
+        # translated nor kept (a translation of the same name went over one)
+        raise CganError(f"--output {out} is inside the input folder and holds videos of its own (e.g. {own[0]}): "
+                        f"they would be left out, or replaced by translations; choose a folder outside {folder}")
     videos = find_videos(folder, leave_out=out)
     if not videos:
         raise CganError(f"no videos in {folder} ({', '.join(sorted(VIDEO_EXTS))}; hidden files left out)")
-    taken: set[str] = set()
-    jobs = [VideoJob(inputs=[str(v)], output=str(output_for(v, folder, out, taken)), **options) for v in videos]
+    jobs = [VideoJob(inputs=[str(v)], output=str(o), **options) for v, o in zip(videos, outputs_for(videos, folder,
+                                                                                                     out))]
     _check_crf(jobs, folder)
+    _check_once(jobs[0])
     summary = FolderSummary()
     t0 = time.perf_counter()
     own = translator is None
     if own:
         translator = load_translator(jobs[0])  # once for all: an unknown pair or backend is said before any video
+    terminated: list[bool] = []
     try:
-        for i, (video, job) in enumerate(zip(videos, jobs), 1):
-            log.info("[%d/%d] %s -> %s", i, len(videos), video, job.output)
-            try:
-                s = run_video(job, translator)
-            except CganError as e:  # this video cannot be read or written: the next may
-                log.warning("warning: %s: %s; going on with the next video", video, e)
-                summary.failed.append({"input": str(video), "error": str(e)})
-                continue
-            except KeyboardInterrupt:  # Ctrl-C before the video's run took its signals (opening, seeking to
-                summary.ended = "interrupted"  # --start) or a second one: the folder stops with its summary
-                break
-            summary.videos.append({"input": str(video), **s.to_dict()})
-            if s.ended in ("interrupted", "terminated", "quit"):
-                summary.ended = s.ended
-                break
+        with _terminate_as_interrupt(terminated, jobs[0].handle_signals):
+            for i, (video, job) in enumerate(zip(videos, jobs), 1):
+                log.info("[%d/%d] %s -> %s", i, len(videos), video, job.output)
+                t_video = time.time()
+                try:
+                    if not stat.S_ISREG(os.stat(video).st_mode):  # a FIFO or device: opening it waits forever
+                        raise CganError(f"{video} is not a regular file (a FIFO or a device): left out")
+                    s = run_video(job, translator)
+                except (CganError, OSError) as e:  # this video cannot be read or written: the next may
+                    why = str(e) if isinstance(e, CganError) else f"cannot read it: {e.strerror or e}"
+                    log.warning("warning: %s: %s; going on with the next video", video, why)
+                    summary.failed.append({"input": str(video), "error": why})
+                    continue
+                except KeyboardInterrupt:  # Ctrl-C (or SIGTERM) before the video's run took its signals (opening,
+                    # seeking to --start) or a second one: the folder stops with its summary, and what that video's
+                    # run finalized before it stopped is listed with it
+                    summary.ended = "terminated" if terminated else "interrupted"
+                    _note_partial(summary, video, Path(job.output), t_video)
+                    break
+                summary.videos.append({"input": str(video), **s.to_dict()})
+                if s.ended in ("interrupted", "terminated", "quit"):
+                    summary.ended = s.ended
+                    break
     finally:
         if own and hasattr(translator, "close"):
             translator.close()
         summary.seconds = time.perf_counter() - t0
     return summary
+
+
+def _check_once(job: VideoJob) -> None:
+    """What would fail every video the same way, said once before the model is loaded: an output folder that
+    cannot be written, --display without a window system, --virtual-camera (one stream)."""
+    from cgan.runtime.video import check_output, gui_problem
+
+    if job.virtual_camera is not None:
+        raise CganError("--virtual-camera shows one stream: give it one video, not a folder of videos")
+    if job.display and (problem := gui_problem()):
+        raise CganError(f"--display: {problem}")
+    check_output(Path(job.output), job.codec, job.crf)
+
+
+@contextlib.contextmanager
+def _terminate_as_interrupt(terminated: list[bool], handle: bool | None) -> Iterator[None]:
+    """Between videos (opening the next, seeking to --start) SIGTERM had its default action: the process died
+    without its summary. Here it stops the folder as Ctrl-C does (`terminated` gets an entry); each video's run
+    sets its own handlers while it translates."""
+    if handle is False or threading.current_thread() is not threading.main_thread() or \
+            signal.getsignal(signal.SIGTERM) != signal.SIG_DFL:  # (an app's own handler stays in force)
+        yield
+        return
+
+    def stop(signum: int, frame: Any) -> None:
+        terminated.append(True)
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+def _note_partial(summary: FolderSummary, video: Path, output: Path, since: float) -> None:
+    """A video whose run was stopped by a second Ctrl-C finalizes what it wrote: list it (it was left out)."""
+    try:
+        if output.stat().st_mtime < since:
+            return  # (an older file of that name: not written by this run)
+    except OSError:
+        return
+    import cv2
+
+    cap = cv2.VideoCapture(str(output))
+    frames = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0) if cap.isOpened() else 0
+    cap.release()
+    summary.videos.append({"input": str(video), "outputs": [str(output)], "frames": frames, "fps": 0.0,
+                           "ended": summary.ended})
