@@ -157,11 +157,15 @@ def test_an_output_folder_inside_the_input_holding_videos_is_refused(tmp_path):
     make_clip(folder / "a.mp4", 3)
     make_clip(folder / "sub" / "a.mp4", 2)
     before = (folder / "sub" / "a.mp4").read_bytes()
-    with pytest.raises(CganError, match=r"--output .*sub is inside the input folder and holds videos of its own"):
+    make_clip(folder / "sub" / "keep.mov", 2)
+    with pytest.raises(CganError, match=r"--output .*sub is inside the input folder and holds videos that are not "
+                                        r"translations of its videos \(e.g. .*keep.mov\)"):
         run_video_folder(folder, folder / "sub", translator=Invert(), **QUIET)
     assert (folder / "sub" / "a.mp4").read_bytes() == before
-    s = run_video_folder(folder, folder / "winter", translator=Invert(), **QUIET)
-    assert [Path(v["input"]).relative_to(folder).as_posix() for v in s.videos] == ["a.mp4", "sub/a.mp4"]
+    for _ in range(2):  # the same run again: its own earlier translations are replaced, not refused
+        s = run_video_folder(folder, folder / "winter", translator=Invert(), **QUIET)
+        assert [Path(v["input"]).relative_to(folder).as_posix() for v in s.videos] == \
+            ["a.mp4", "sub/a.mp4", "sub/keep.mov"]
 
 
 def test_a_video_that_keeps_its_container_keeps_its_name(tmp_path):
@@ -187,7 +191,7 @@ def test_a_fifo_among_the_videos_is_left_out_not_waited_for(tmp_path):
     os.mkfifo(folder / "a.mp4")
     s = run_video_folder(folder, tmp_path / "o", translator=Invert(), **QUIET)
     assert [Path(v["input"]).name for v in s.videos] == ["b.mp4"]
-    assert [Path(f["input"]).name for f in s.failed] == ["a.mp4"] and "not a regular file" in s.failed[0]["error"]
+    assert [Path(f["input"]).name for f in s.failed] == ["a.mp4"] and s.failed[0]["error"].startswith("not a regular")
 
 
 def test_what_would_fail_every_video_is_one_line_before_the_model_loads(tmp_path, monkeypatch):
@@ -203,6 +207,66 @@ def test_what_would_fail_every_video_is_one_line_before_the_model_loads(tmp_path
     (tmp_path / "f").write_text("x")
     with pytest.raises(CganError, match="not a folder"):
         run_video_folder(folder, tmp_path / "f" / "o", **QUIET)
+
+
+def test_a_problem_with_one_videos_output_fails_that_video_only(tmp_path):
+    """The up-front check looked at the first video's output: a folder where out/a.mp4 goes refused the whole
+    folder (one video failed before)."""
+    folder = tmp_path / "clips"
+    folder.mkdir()
+    make_clip(folder / "a.mp4", 3)
+    make_clip(folder / "b.mp4", 3)
+    (tmp_path / "o" / "a.mp4").mkdir(parents=True)
+    s = run_video_folder(folder, tmp_path / "o", translator=Invert(), **QUIET)
+    assert [Path(f["input"]).name for f in s.failed] == ["a.mp4"] and [Path(v["input"]).name for v in s.videos] == \
+        ["b.mp4"]
+
+
+def test_a_sigterm_during_a_video_ends_it_as_before_with_the_library_default(tmp_path):
+    """With handle_signals None (the library's default) the folder's own SIGTERM handler looked like an app's to
+    run_video, which then left SIGTERM alone: the stop came as an exception, and the video's summary was lost."""
+    import os
+    import signal
+
+    folder = tmp_path / "clips"
+    folder.mkdir()
+    make_clip(folder / "a.mp4", 30)
+    make_clip(folder / "b.mp4", 3)
+
+    class TermAtThirdBatch(Invert):
+        def translate_batch(self, frames):
+            if len(self.batches) == 2:
+                os.kill(os.getpid(), signal.SIGTERM)
+            return super().translate_batch(frames)
+
+    s = run_video_folder(folder, tmp_path / "o", translator=TermAtThirdBatch(), display=False, progress=False)
+    assert s.ended == "terminated" and [Path(v["input"]).name for v in s.videos] == ["a.mp4"]
+    assert "streams" in s.videos[0] and 0 < s.videos[0]["frames"] < 30  # the video's own summary
+
+
+def test_a_signal_between_two_videos_still_gives_the_summary(tmp_path):
+    """A SIGTERM while the next video was announced (outside the per-video try) escaped with no summary."""
+    import os
+    import signal
+
+    folder = clips(tmp_path)
+
+    class TermOnSecond(logging.Handler):
+        def emit(self, record):
+            if record.getMessage().startswith("[2/"):
+                os.kill(os.getpid(), signal.SIGTERM)
+
+    handler = TermOnSecond(level=logging.INFO)
+    logger = logging.getLogger("cgan.runtime.batch")
+    logger.addHandler(handler)
+    old = logger.level
+    logger.setLevel(logging.INFO)
+    try:
+        s = run_video_folder(folder, tmp_path / "o", translator=Invert(), display=False, progress=False)
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(old)
+    assert s.ended == "terminated" and [Path(v["input"]).name for v in s.videos] == ["a.mp4"]
 
 
 def test_sigterm_between_videos_stops_the_folder_with_its_summary(tmp_path, monkeypatch):

@@ -10,6 +10,7 @@ both is translated as photos, and its videos are named in a warning.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import logging
 import os
 import signal
@@ -59,13 +60,14 @@ def output_for(video: Path, folder: Path, out: Path, taken: set[str] | None = No
     holds the names not free, compared without case, as macOS and Windows compare names). See outputs_for."""
     rel = video.relative_to(folder)
     kept = rel.suffix.lower() in CODECS
-    candidates = [rel] if kept else [rel.with_suffix(".mp4"), rel.with_name(rel.name + ".mp4")]
-    candidates += [rel.with_name(f"{rel.name}.{k}{rel.suffix if kept else '.mp4'}") for k in range(2, 1000)]
-    for candidate in candidates if taken is not None else candidates[:1]:
+    first = [rel] if kept else [rel.with_suffix(".mp4"), rel.with_name(rel.name + ".mp4")]
+    if taken is None:
+        return out / first[0]
+    more = (rel.with_name(f"{rel.name}.{k}{rel.suffix if kept else '.mp4'}") for k in range(2, 1000))
+    for candidate in itertools.chain(first, more):  # (made one by one: most videos take the first)
         key = candidate.as_posix().lower()
-        if taken is None or key not in taken:
-            if taken is not None:
-                taken.add(key)
+        if key not in taken:
+            taken.add(key)
             return out / candidate
     raise CganError(f"no free output name for {video} under {out}")  # (a thousand videos of one name)
 
@@ -137,65 +139,75 @@ def run_video_folder(folder: str | os.PathLike, output: str | os.PathLike | None
     if out.resolve() == folder.resolve():
         raise CganError(f"--output is the input folder {folder}: the translations would replace the videos; give "
                         f"another folder")
-    if out.is_dir() and folder.resolve() in out.resolve().parents and (own := find_videos(out)):
-        # an output folder inside the input folder is not read as input: videos already in it were neither
-        # translated nor kept (a translation of the same name went over one)
-        raise CganError(f"--output {out} is inside the input folder and holds videos of its own (e.g. {own[0]}): "
-                        f"they would be left out, or replaced by translations; choose a folder outside {folder}")
     videos = find_videos(folder, leave_out=out)
     if not videos:
         raise CganError(f"no videos in {folder} ({', '.join(sorted(VIDEO_EXTS))}; hidden files left out)")
-    jobs = [VideoJob(inputs=[str(v)], output=str(o), **options) for v, o in zip(videos, outputs_for(videos, folder,
-                                                                                                     out))]
+    outputs = outputs_for(videos, folder, out)
+    if out.is_dir() and folder.resolve() in out.resolve().parents:
+        # an output folder inside the input folder is not read as input: a video in it that is not the
+        # translation of one of the inputs (an earlier run's) would be neither translated nor kept
+        planned = {o.relative_to(out).as_posix().lower() for o in outputs}
+        own = [v for v in find_videos(out) if v.relative_to(out).as_posix().lower() not in planned]
+        if own:
+            raise CganError(f"--output {out} is inside the input folder and holds videos that are not translations "
+                            f"of its videos (e.g. {own[0]}): they would be left out; choose a folder outside {folder}")
+    jobs = [VideoJob(inputs=[str(v)], output=str(o), **options) for v, o in zip(videos, outputs)]
     _check_crf(jobs, folder)
-    _check_once(jobs[0])
+    _check_once(jobs[0], out)
     summary = FolderSummary()
     t0 = time.perf_counter()
     own = translator is None
-    if own:
-        translator = load_translator(jobs[0])  # once for all: an unknown pair or backend is said before any video
     terminated: list[bool] = []
+    current: tuple[Path, VideoJob, float] | None = None  # the video under way, until its summary is in
     try:
         with _terminate_as_interrupt(terminated, jobs[0].handle_signals):
-            for i, (video, job) in enumerate(zip(videos, jobs), 1):
-                log.info("[%d/%d] %s -> %s", i, len(videos), video, job.output)
-                t_video = time.time()
-                try:
-                    if not stat.S_ISREG(os.stat(video).st_mode):  # a FIFO or device: opening it waits forever
-                        raise CganError(f"{video} is not a regular file (a FIFO or a device): left out")
-                    s = run_video(job, translator)
-                except (CganError, OSError) as e:  # this video cannot be read or written: the next may
-                    why = str(e) if isinstance(e, CganError) else f"cannot read it: {e.strerror or e}"
-                    log.warning("warning: %s: %s; going on with the next video", video, why)
-                    summary.failed.append({"input": str(video), "error": why})
-                    continue
-                except KeyboardInterrupt:  # Ctrl-C (or SIGTERM) before the video's run took its signals (opening,
-                    # seeking to --start) or a second one: the folder stops with its summary, and what that video's
-                    # run finalized before it stopped is listed with it
-                    summary.ended = "terminated" if terminated else "interrupted"
-                    _note_partial(summary, video, Path(job.output), t_video)
-                    break
-                summary.videos.append({"input": str(video), **s.to_dict()})
-                if s.ended in ("interrupted", "terminated", "quit"):
-                    summary.ended = s.ended
-                    break
+            try:
+                if own:  # once for all: an unknown pair or backend is said before any video
+                    translator = load_translator(jobs[0])
+                for i, (video, job) in enumerate(zip(videos, jobs), 1):
+                    current = (video, job, time.time())
+                    log.info("[%d/%d] %s -> %s", i, len(videos), video, job.output)
+                    try:
+                        if not stat.S_ISREG(os.stat(video).st_mode):  # a FIFO or device: opening it waits forever
+                            raise CganError("not a regular file (a FIFO or a device): left out")
+                        s = run_video(job, translator)
+                    except (CganError, OSError) as e:  # this video cannot be read or written: the next may
+                        why = str(e) if isinstance(e, CganError) else (
+                            f"{e.strerror or e}" + (f": {e.filename}" if e.filename else ""))
+                        log.warning("warning: %s: %s; going on with the next video", video, why)
+                        summary.failed.append({"input": str(video), "error": why})
+                        current = None
+                        continue
+                    summary.videos.append({"input": str(video), **s.to_dict()})
+                    current = None
+                    if s.ended in ("interrupted", "terminated", "quit"):
+                        summary.ended = s.ended
+                        break
+            except KeyboardInterrupt:  # Ctrl-C (or SIGTERM) outside a video's run (loading, opening, seeking to
+                # --start, between videos) or a second one: the folder stops with its summary, and what the video
+                # under way finalized before it stopped is listed with it
+                summary.ended = "terminated" if terminated else "interrupted"
+                if current is not None:
+                    _note_partial(summary, current[0], Path(current[1].output), current[2])
     finally:
-        if own and hasattr(translator, "close"):
+        if own and translator is not None and hasattr(translator, "close"):
             translator.close()
         summary.seconds = time.perf_counter() - t0
     return summary
 
 
-def _check_once(job: VideoJob) -> None:
+def _check_once(job: VideoJob, out: Path) -> None:
     """What would fail every video the same way, said once before the model is loaded: an output folder that
-    cannot be written, --display without a window system, --virtual-camera (one stream)."""
-    from cgan.runtime.video import check_output, gui_problem
+    cannot be written, --display without a window system, --virtual-camera (one stream). What concerns one
+    video's output (a folder where it goes) stays that video's failure."""
+    from cgan._files import check_folder_target
+    from cgan.runtime.video import gui_problem
 
     if job.virtual_camera is not None:
         raise CganError("--virtual-camera shows one stream: give it one video, not a folder of videos")
     if job.display and (problem := gui_problem()):
         raise CganError(f"--display: {problem}")
-    check_output(Path(job.output), job.codec, job.crf)
+    check_folder_target(out, "--output")
 
 
 @contextlib.contextmanager
@@ -211,6 +223,8 @@ def _terminate_as_interrupt(terminated: list[bool], handle: bool | None) -> Iter
     def stop(signum: int, frame: Any) -> None:
         terminated.append(True)
         raise KeyboardInterrupt
+
+    stop.cgan_folder = True  # type: ignore[attr-defined]  (run_video takes SIGTERM over while a video runs)
 
     signal.signal(signal.SIGTERM, stop)
     try:

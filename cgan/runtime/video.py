@@ -1150,7 +1150,9 @@ def _handled_signals(mode: bool | None) -> tuple[int, ...]:
 
 
 def _app_handler(handler: Any) -> bool:
-    return callable(handler) and handler is not signal.default_int_handler
+    # (a folder of videos' own handler between videos is not an app's: each video's run handles the signal)
+    return callable(handler) and handler is not signal.default_int_handler and not getattr(handler, "cgan_folder",
+                                                                                             False)
 
 
 @contextlib.contextmanager
