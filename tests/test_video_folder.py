@@ -241,7 +241,8 @@ def test_a_sigterm_during_a_video_ends_it_as_before_with_the_library_default(tmp
 
     s = run_video_folder(folder, tmp_path / "o", translator=TermAtThirdBatch(), display=False, progress=False)
     assert s.ended == "terminated" and [Path(v["input"]).name for v in s.videos] == ["a.mp4"]
-    assert "streams" in s.videos[0] and 0 < s.videos[0]["frames"] < 30  # the video's own summary
+    # the video's own summary (how many frames made it out before the stop depends on the queues: not checked)
+    assert "streams" in s.videos[0] and s.videos[0]["ended"] == "terminated" and s.videos[0]["frames"] < 30
 
 
 def test_a_signal_between_two_videos_still_gives_the_summary(tmp_path):
