@@ -121,3 +121,57 @@ def test_export_pair_from_another_runs_checkpoint_records_where_it_came_from(tmp
     assert meta["provenance"]["checkpoint_run"] == str(b.resolve())
     own = load_pair(export_pair(a, None, tmp_path / "q")).meta
     assert own["training"]["checkpoint"] == ckpt.latest_checkpoint(a).name and "checkpoint_run" not in own["provenance"]
+
+
+def test_another_runs_checkpoint_never_replaces_this_runs_pair(tmp_path):
+    """`export-pair A --checkpoint B's.pt` rewrote A/pair with B's weights (other domains even), and into an
+    earlier export of A too; a mistyped run folder with --checkpoint was created."""
+    from cgan.trainer.train import export_pair, train
+
+    data = make_dataset(tmp_path / "data")
+    a = train(tiny_config(data, tmp_path / "a", max_steps=1, pool_size=2), progress=False)
+    b = train(tiny_config(data, tmp_path / "b", max_steps=1, pool_size=2), progress=False)
+    theirs = ckpt.latest_checkpoint(b)
+    before = (a / "pair" / "pair.json").read_bytes()
+    with pytest.raises(CganError, match=r"is not one of .*'s checkpoints .*: its pair would replace .*a/run/pair"):
+        export_pair(a, theirs)
+    assert (a / "pair" / "pair.json").read_bytes() == before
+    export_pair(a, None, tmp_path / "mine")  # an export of A's own weights
+    with pytest.raises(CganError, match="already holds another pair"):
+        export_pair(a, theirs, tmp_path / "mine")
+    with pytest.raises(CganError, match="is not one of"):
+        export_pair(tmp_path / "typo", theirs)
+    assert not (tmp_path / "typo").exists()
+    export_pair(b, None, tmp_path / "theirs")  # B's weights may go over an earlier export of B's weights
+    meta = load_pair(export_pair(a, theirs, tmp_path / "theirs")).meta
+    assert meta["provenance"]["run"] == str(b.resolve())
+
+
+def test_the_run_ends_with_a_sample_grid_when_its_last_step_was_saved_already(tmp_path):
+    """--save-every-steps 3 --max-steps 3: the final save was skipped (the step was saved), and the end-of-run grid
+    with it (it was tied to that save)."""
+    from cgan.trainer.train import train
+
+    data = make_dataset(tmp_path / "data")
+    run = train(tiny_config(data, tmp_path / "r", max_steps=3, save_every_steps=3, pool_size=2), progress=False)
+    assert [p.name for p in (run / "samples").glob("*.png")]
+
+
+def test_a_resume_with_nothing_left_keeps_the_record_of_what_trained_it(tmp_path):
+    """A finished run resumed with --lr 0.1 --lambda-cycle 5: no step ran, the weights were the same, but pair.json's
+    training record and config.json said lr 0.1 and lambda 5. An --init-from given on a resume is said to be ignored
+    once and not stored (it was, and said again at every later resume)."""
+    import json
+
+    from cgan.trainer.train import config_for_resume, train
+
+    data = make_dataset(tmp_path / "data")
+    run = train(tiny_config(data, tmp_path / "r", pool_size=2), progress=False)  # its 1 + 1 epochs, all of them
+    before = (json.loads((run / "pair" / "pair.json").read_text())["training"],
+              (run / "config.json").read_bytes())
+    train(config_for_resume(run, {"lr": 0.1, "lambda_cycle": 5.0}), resume=True, progress=False)
+    assert json.loads((run / "pair" / "pair.json").read_text())["training"] == before[0]
+    assert (run / "config.json").read_bytes() == before[1]
+    cfg = config_for_resume(run, {"epochs_decay": 2, "init_from": str(tmp_path / "elsewhere")})  # one more epoch
+    train(cfg, resume=True, progress=False)
+    assert json.loads((run / "config.json").read_text())["config"]["init_from"] in (None, "")

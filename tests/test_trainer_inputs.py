@@ -100,6 +100,19 @@ def test_import_official_refuses_odd_keys(tmp_path, capsys):
         assert not (tmp_path / "out").exists(), name
 
 
+def test_a_discriminator_file_is_named_and_said_to_be_one(tmp_path, capsys):
+    """import-official G_A.pth D_A.pth said "not a ResNet generator checkpoint: no 'model.1.weight'" without
+    saying which of the two files."""
+    from cgan.trainer.networks import NLayerDiscriminator
+
+    torch.save(tiny_states()["G"], tmp_path / "latest_net_G_A.pth")
+    torch.save(NLayerDiscriminator(3, 4).state_dict(), tmp_path / "latest_net_D_A.pth")
+    code = run(cli, ["import-official", str(tmp_path / "latest_net_G_A.pth"), str(tmp_path / "latest_net_D_A.pth"),
+                     "--out", str(tmp_path / "out")])
+    one_line(capsys, code, 3, "latest_net_D_A.pth", "looks like a discriminator")
+    assert not (tmp_path / "out").exists()
+
+
 # ---- 2. an image header claiming 100000x100000 ------------------------------------------------------------
 def test_decompression_bomb_png_is_an_unreadable_image_everywhere(tmp_path, data, capsys):
     from cgan.benchmarks.quality import load_rgb

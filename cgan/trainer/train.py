@@ -437,6 +437,8 @@ def _train(cfg: TrainConfig, resume: bool, progress: bool, reset_schedule: bool,
         log.info("G and F start from %s (%s)", cfg.init_from, init_record["folder"])
     elif cfg.init_from and state is not None and cfg.init_from != (init_record or {}).get("pair"):
         log.warning("--init-from %s ignored: a resumed run continues from its checkpoint's weights", cfg.init_from)
+        # the config keeps where the run really started (it was stored, and said ignored at every later resume)
+        cfg.init_from = (init_record or {}).get("pair") or (state.get("config") or {}).get("init_from")
     if state is not None:
         try:
             model.load_state_dict(state)
@@ -468,7 +470,12 @@ def _train(cfg: TrainConfig, resume: bool, progress: bool, reset_schedule: bool,
                             "epoch %d: it goes on after the %d images already seen, at step %d of %d",
                             saved_per_step, cfg.batch_size * world, counters["epoch"] + 1, seen,
                             counters["step_in_epoch"], steps_per_epoch)
-    if main_rank:
+    # a resumed run with nothing left to train (its schedule or --max-steps done) keeps the record of the options
+    # that trained it: the options given now train nothing (they were written into config.json and the pair)
+    idle = state is not None and ((counters["epoch"] >= sum(model.schedule) and not counters["step_in_epoch"])
+                                  or bool(cfg.max_steps and counters["step"] >= cfg.max_steps))
+    step0 = counters["step"]
+    if main_rank and not idle:
         write_json_atomic(run_dir / "config.json", {"config": cfg.to_dict(), "spec": cfg.pair_spec().to_dict(),
                                                     "git_sha": code_sha})
     # rows and TensorBoard events after the checkpoint's step (all of them on a fresh start: a run that died before
@@ -518,6 +525,13 @@ def _train(cfg: TrainConfig, resume: bool, progress: bool, reset_schedule: bool,
     started = time.perf_counter()
     seconds0 = counters["seconds"]
     last_saved = counters["step"] if state is not None else -1
+    last_sampled = last_saved  # the step of the latest sample grid (a resumed run's was written before)
+
+    def sample() -> None:
+        nonlocal last_sampled
+        logger.samples(model.translate_samples(*samples), counters)
+        last_sampled = counters["step"]
+
     stop = False
     signalled: list[int] = []  # SIGINT/SIGTERM: finish the step, save a checkpoint and the pair, then stop
     restore_signals = _stop_on_signals(signalled)
@@ -547,7 +561,7 @@ def _train(cfg: TrainConfig, resume: bool, progress: bool, reset_schedule: bool,
                     if bar is not None:
                         bar.update(1)
                     if cfg.sample_every_steps and counters["step"] % cfg.sample_every_steps == 0:
-                        logger.samples(model.translate_samples(*samples), counters)
+                        sample()
                     if cfg.save_every_steps and counters["step"] % cfg.save_every_steps == 0:
                         save()
                         last_saved = counters["step"]
@@ -570,7 +584,7 @@ def _train(cfg: TrainConfig, resume: bool, progress: bool, reset_schedule: bool,
                 model.end_epoch()
                 counters["epoch"] += 1
                 counters["step_in_epoch"] = 0
-                logger.samples(model.translate_samples(*samples), counters)
+                sample()
                 save()
                 last_saved = counters["step"]
             if fitter is not None and fitter.stopped_early and counters["epoch"] < sum(model.schedule) and main_rank:
@@ -582,14 +596,17 @@ def _train(cfg: TrainConfig, resume: bool, progress: bool, reset_schedule: bool,
             logger.flush_steps(counters, model)
             if counters["step"] != last_saved:
                 save()
-                logger.samples(model.translate_samples(*samples), counters)
+            if counters["step"] != last_sampled:  # (a last step that was also a --save-every-steps one had none)
+                sample()
         except BaseException:
             _close_quietly(logger)  # its own error (a full disk) must not hide the one that ended the run
             raise
         logger.close()  # after the last samples: a closed TensorBoard writer would open a new, unflushed file
         if main_rank:  # the weights saved here were checked by the save() of this step (check_finite)
+            trained = info() if state is None or counters["step"] != step0 else \
+                (_training_record(run_dir / "pair") or dict(state.get("info") or info()))
             save_pair(run_dir / "pair", cfg.pair_spec(), {"G": model.G.state_dict(), "F": model.F.state_dict()},
-                      "float32", training=info(),
+                      "float32", training=trained,
                       provenance={"source": "cgan-train", "run": str(run_dir.resolve())})
             _summary(counters, model.schedule, logger.last_row)
     finally:
@@ -783,6 +800,18 @@ def _progress(enabled: bool, total: int, initial: int, desc: str):
 
 
 # ---- export a pair from any checkpoint ---------------------------------------------------------------
+def _training_record(pair_folder: Path) -> dict[str, Any] | None:
+    """The `training` record of the pair.json in `pair_folder`, None when there is none to read."""
+    from cgan._files import read_json
+
+    try:
+        meta = read_json(pair_folder / PAIR_JSON, PAIR_JSON)
+    except (CganError, OSError):
+        return None
+    record = meta.get("training") if isinstance(meta, dict) else None
+    return record if isinstance(record, dict) and record else None
+
+
 def export_pair(run_dir: str | os.PathLike, checkpoint: str | os.PathLike | None = None,
                 out: str | os.PathLike | None = None, dtype: str = "float32") -> Path:
     """Write the G/F pair of a checkpoint (default: the run's latest) to `out` (default RUN/pair), weights
@@ -793,14 +822,20 @@ def export_pair(run_dir: str | os.PathLike, checkpoint: str | os.PathLike | None
     if not checkpoint and not run_dir.is_dir():
         raise CganError(f"run folder {run_dir} does not exist: give the folder of a cgan-train run (OUT/NAME)")
     own = run_dir / "pair"
-    out = Path(out) if out else own
-    run = str(run_dir.resolve())
-    if out.resolve() != own.resolve():  # the run's own pair/ is rewritten freely (it is the run's output)
-        check_pair_out(out, lambda prov: prov.get("source") == "cgan-train" and prov.get("run") == run,
-                       "export-pair")
     path = Path(checkpoint) if checkpoint else ckpt.latest_checkpoint(
         run_dir, "nothing to export; train the run until it saves one (each epoch's end, --save-every-steps, or "
                  "a Ctrl-C), or give --checkpoint FILE")
+    where = path.resolve()
+    foreign = where.parent != ckpt.checkpoint_dir(run_dir).resolve()  # --checkpoint of another run (or none)
+    if foreign and not out:  # (another run's weights, other domains maybe, went over this run's trained pair)
+        raise CganError(f"--checkpoint {path} is not one of {run_dir}'s checkpoints ({ckpt.checkpoint_dir(run_dir)}): "
+                        f"its pair would replace {own}; give --out, or the run folder it comes from")
+    out = Path(out) if out else own
+    # the run the weights come from: an earlier export of the same run may be replaced, no other pair
+    run = str(where.parent.parent) if foreign and where.parent.name == "checkpoints" else str(run_dir.resolve())
+    if out.resolve() != own.resolve():  # the run's own pair/ is rewritten freely (it is the run's output)
+        check_pair_out(out, lambda prov: prov.get("source") == "cgan-train"
+                       and (prov.get("checkpoint_run") or prov.get("run")) == run, "export-pair")
     state = ckpt.load_checkpoint(path)
     try:
         spec = PairSpec.from_dict(state["spec"])
@@ -811,8 +846,7 @@ def export_pair(run_dir: str | os.PathLike, checkpoint: str | os.PathLike | None
     info = dict(state.get("info") or {})
     info["checkpoint"] = path.name
     provenance = {"source": "cgan-train", "run": run}
-    where = path.resolve()
-    if where.parent != ckpt.checkpoint_dir(run_dir).resolve():  # --checkpoint of another run (or none)
+    if foreign:
         info["checkpoint"] = str(where)
         if where.parent.name == "checkpoints":
             provenance["checkpoint_run"] = str(where.parent.parent)

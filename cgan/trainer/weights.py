@@ -246,7 +246,12 @@ def _check_dense_float(state: dict[str, torch.Tensor], source: str) -> None:
 def official_to_generator(state: dict[str, torch.Tensor], source: str = "checkpoint") -> tuple[GeneratorSpec, dict]:
     """Infer the spec from an official state_dict and check it loads strictly into our generator."""
     _check_dense_float(state, source)
-    spec = infer_spec(state)
+    try:
+        spec = infer_spec(state)
+    except IntegrityError as e:  # (it named no file: with two files given, which one?)
+        what = " (it looks like a discriminator: latest_net_D_*.pth; give the G_A/G_B files)" if \
+            any(k.startswith("model.0.") for k in state) and "model.1.weight" not in state else ""
+        raise IntegrityError(f"{source}: {e}{what}") from None
     # Check sizes before building: a small hostile file can declare a huge network (64 blocks, ngf 1024 = ~78 GB)
     # by its key layout alone, or by stride-0 views whose shapes are large but whose stored data is one number.
     have, want = sum(v.numel() for v in state.values()), spec.parameter_count()
