@@ -215,11 +215,13 @@ def test_cli_resume_budget_and_schedule_rules(tmp_path, capsys):
     fitted = first["schedule"]["epochs"]
     assert sum(fitted) < 600
     # a plain --resume: no budget carried over from the saved run (it would start a fresh 3 s), schedule kept
+    config = (run_dir / "config.json").read_bytes()
     assert run(cli, base + ["--resume"]) == 0
     state = ckpt.load_checkpoint(ckpt.latest_checkpoint(run_dir))
-    # (a resume with nothing left to train keeps config.json, the record of the run that trained the weights)
-    assert json.loads((run_dir / "config.json").read_text())["config"]["time_budget"] is None or \
-        state["counters"]["step"] == first["counters"]["step"]
+    if state["counters"]["step"] == first["counters"]["step"]:  # nothing was left: config.json is the record of
+        assert (run_dir / "config.json").read_bytes() == config  # the run that trained the weights, unchanged
+    else:
+        assert json.loads((run_dir / "config.json").read_text())["config"]["time_budget"] is None
     assert state["schedule"]["epochs"] == fitted
     # --epochs/--epochs-decay typed again, even with the saved values, replace the fitted schedule
     step = state["counters"]["step"]

@@ -141,6 +141,8 @@ def test_another_runs_checkpoint_never_replaces_this_runs_pair(tmp_path):
         export_pair(a, theirs, tmp_path / "mine")
     with pytest.raises(CganError, match="is not one of"):
         export_pair(tmp_path / "typo", theirs)
+    with pytest.raises(CganError, match="is not one of"):  # the run's own pair named as --out: the same
+        export_pair(a, theirs, a / "pair")
     assert not (tmp_path / "typo").exists()
     export_pair(b, None, tmp_path / "theirs")  # B's weights may go over an earlier export of B's weights
     meta = load_pair(export_pair(a, theirs, tmp_path / "theirs")).meta
@@ -163,15 +165,17 @@ def test_a_resume_with_nothing_left_keeps_the_record_of_what_trained_it(tmp_path
     once and not stored (it was, and said again at every later resume)."""
     import json
 
-    from cgan.trainer.train import config_for_resume, train
+    from cgan.trainer.train import config_for_resume, export_pair, train
 
     data = make_dataset(tmp_path / "data")
     run = train(tiny_config(data, tmp_path / "r", pool_size=2), progress=False)  # its 1 + 1 epochs, all of them
-    before = (json.loads((run / "pair" / "pair.json").read_text())["training"],
-              (run / "config.json").read_bytes())
+    config = (run / "config.json").read_bytes()
+    export_pair(run, sorted((run / "checkpoints").glob("*.pt"))[0])  # RUN/pair from an older checkpoint
     train(config_for_resume(run, {"lr": 0.1, "lambda_cycle": 5.0}), resume=True, progress=False)
-    assert json.loads((run / "pair" / "pair.json").read_text())["training"] == before[0]
-    assert (run / "config.json").read_bytes() == before[1]
+    # the record of the weights written (the latest checkpoint's), not the options given now nor the older export's
+    record = json.loads((run / "pair" / "pair.json").read_text())["training"]
+    assert record == ckpt.load_checkpoint(ckpt.latest_checkpoint(run))["info"] and record["lr"] == 2e-4
+    assert (run / "config.json").read_bytes() == config
     cfg = config_for_resume(run, {"epochs_decay": 2, "init_from": str(tmp_path / "elsewhere")})  # one more epoch
     train(cfg, resume=True, progress=False)
     assert json.loads((run / "config.json").read_text())["config"]["init_from"] in (None, "")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import dataclasses
 import functools
 import itertools
 import logging
@@ -437,8 +438,9 @@ def _train(cfg: TrainConfig, resume: bool, progress: bool, reset_schedule: bool,
         log.info("G and F start from %s (%s)", cfg.init_from, init_record["folder"])
     elif cfg.init_from and state is not None and cfg.init_from != (init_record or {}).get("pair"):
         log.warning("--init-from %s ignored: a resumed run continues from its checkpoint's weights", cfg.init_from)
-        # the config keeps where the run really started (it was stored, and said ignored at every later resume)
-        cfg.init_from = (init_record or {}).get("pair") or (state.get("config") or {}).get("init_from")
+        # the config keeps where the run really started (it was stored, and said ignored at every later resume);
+        # a copy: the caller's config is not changed
+        cfg = dataclasses.replace(cfg, init_from=(init_record or {}).get("pair"))
     if state is not None:
         try:
             model.load_state_dict(state)
@@ -474,7 +476,6 @@ def _train(cfg: TrainConfig, resume: bool, progress: bool, reset_schedule: bool,
     # that trained it: the options given now train nothing (they were written into config.json and the pair)
     idle = state is not None and ((counters["epoch"] >= sum(model.schedule) and not counters["step_in_epoch"])
                                   or bool(cfg.max_steps and counters["step"] >= cfg.max_steps))
-    step0 = counters["step"]
     if main_rank and not idle:
         write_json_atomic(run_dir / "config.json", {"config": cfg.to_dict(), "spec": cfg.pair_spec().to_dict(),
                                                     "git_sha": code_sha})
@@ -603,8 +604,8 @@ def _train(cfg: TrainConfig, resume: bool, progress: bool, reset_schedule: bool,
             raise
         logger.close()  # after the last samples: a closed TensorBoard writer would open a new, unflushed file
         if main_rank:  # the weights saved here were checked by the save() of this step (check_finite)
-            trained = info() if state is None or counters["step"] != step0 else \
-                (_training_record(run_dir / "pair") or dict(state.get("info") or info()))
+            # an idle resume: the checkpoint's own record, which belongs to the weights written
+            trained = dict(state["info"]) if idle and state is not None and state.get("info") else info()
             save_pair(run_dir / "pair", cfg.pair_spec(), {"G": model.G.state_dict(), "F": model.F.state_dict()},
                       "float32", training=trained,
                       provenance={"source": "cgan-train", "run": str(run_dir.resolve())})
@@ -800,18 +801,6 @@ def _progress(enabled: bool, total: int, initial: int, desc: str):
 
 
 # ---- export a pair from any checkpoint ---------------------------------------------------------------
-def _training_record(pair_folder: Path) -> dict[str, Any] | None:
-    """The `training` record of the pair.json in `pair_folder`, None when there is none to read."""
-    from cgan._files import read_json
-
-    try:
-        meta = read_json(pair_folder / PAIR_JSON, PAIR_JSON)
-    except (CganError, OSError):
-        return None
-    record = meta.get("training") if isinstance(meta, dict) else None
-    return record if isinstance(record, dict) and record else None
-
-
 def export_pair(run_dir: str | os.PathLike, checkpoint: str | os.PathLike | None = None,
                 out: str | os.PathLike | None = None, dtype: str = "float32") -> Path:
     """Write the G/F pair of a checkpoint (default: the run's latest) to `out` (default RUN/pair), weights
@@ -827,7 +816,8 @@ def export_pair(run_dir: str | os.PathLike, checkpoint: str | os.PathLike | None
                  "a Ctrl-C), or give --checkpoint FILE")
     where = path.resolve()
     foreign = where.parent != ckpt.checkpoint_dir(run_dir).resolve()  # --checkpoint of another run (or none)
-    if foreign and not out:  # (another run's weights, other domains maybe, went over this run's trained pair)
+    if foreign and (not out or Path(out).resolve() == own.resolve()):  # (another run's weights, other domains
+        #                                                                   maybe, went over this run's pair)
         raise CganError(f"--checkpoint {path} is not one of {run_dir}'s checkpoints ({ckpt.checkpoint_dir(run_dir)}): "
                         f"its pair would replace {own}; give --out, or the run folder it comes from")
     out = Path(out) if out else own
