@@ -8,7 +8,7 @@ import os
 import tempfile
 import threading
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterable, Iterator
 
 from cgan.errors import CganError, IntegrityError
 
@@ -97,6 +97,21 @@ def temp_prefix(prefix: str, suffix: str) -> str:
     except UnicodeDecodeError:  # a name of bytes that are not UTF-8 (Linux): cut as bytes
         return os.fsdecode(raw[:room])
     return raw[:room].decode("utf-8", "ignore")  # (a character cut in two is left out)
+
+
+def remove_stale_temps(temps: Iterable[Path], age: float, left_by: str, log: Any) -> bool:
+    """Remove the temp files among `temps` (atomic_path's, `.NAME.*.tmp`) at least `age` seconds old, each said at
+    info level as left by `left_by` (a process that was killed); True when any was removed."""
+    import time
+
+    now, removed = time.time(), False
+    for tmp in temps:
+        with contextlib.suppress(OSError):
+            if now - tmp.lstat().st_mtime >= age:
+                tmp.unlink()
+                removed = True
+                log.info("removed %s, left by %s", tmp, left_by)
+    return removed
 
 
 def _new_temp(final: Path) -> Path:

@@ -29,7 +29,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any, Iterator
 
-from cgan._files import atomic_path, read_json, sha256_file, write_json_atomic
+from cgan._files import atomic_path, read_json, remove_stale_temps, sha256_file, write_json_atomic
 from cgan._urls import redact_url, url_secrets
 from cgan.errors import CganError, IntegrityError
 from cgan.pairs import cgan_home
@@ -357,13 +357,9 @@ def _download_lock(name: str) -> Iterator[None]:
         except (CganError, NotImplementedError, OSError) as e:
             log.debug("no lock for %s (%s): removing only temp files older than %.0f s", final, e, STALE_TMP_S)
             age = STALE_TMP_S
-        now = time.time()
         for folder, stem in ((final.parent, final.name), (home / RECORDS, f"{name}.json")):
-            for tmp in folder.glob(f".{stem}.*.tmp"):  # atomic_path's temp names; official names hold no glob chars
-                with contextlib.suppress(OSError):
-                    if now - tmp.lstat().st_mtime >= age:
-                        tmp.unlink()
-                        log.info("removed %s, left by a download that was stopped", tmp)
+            # atomic_path's temp names; official names hold no glob chars
+            remove_stale_temps(folder.glob(f".{stem}.*.tmp"), age, "a download that was stopped", log)
         yield
 
 

@@ -12,11 +12,10 @@ import logging
 import os
 import re
 import shutil
-import time
 from pathlib import Path
 from typing import Any
 
-from cgan._files import atomic_group, ensure_writable_dir, inside
+from cgan._files import atomic_group, ensure_writable_dir, inside, remove_stale_temps
 
 log = logging.getLogger(__name__)
 
@@ -114,17 +113,11 @@ STALE_TMP_S = 3600.0
 
 def _remove_stale_temps(repo: Path) -> None:
     """Remove what a killed write_repository left (temp files, and model folders holding nothing else)."""
-    now = time.time()
     for model in repo.iterdir():
         if not model.is_dir() or model.is_symlink():
             continue
-        removed = False
-        for tmp in [*model.glob(".config.pbtxt.*.tmp"), *model.glob("1/.model.*.*.tmp")]:
-            with contextlib.suppress(OSError):
-                if now - tmp.lstat().st_mtime >= STALE_TMP_S:
-                    tmp.unlink()
-                    removed = True
-                    log.info("Triton: removed %s, left by an export that was stopped", tmp)
+        temps = [*model.glob(".config.pbtxt.*.tmp"), *model.glob("1/.model.*.*.tmp")]
+        removed = remove_stale_temps(temps, STALE_TMP_S, "an export into the Triton repository that was stopped", log)
         for folder in (model / "1", model) if removed else ():
             with contextlib.suppress(OSError):
                 folder.rmdir()  # (only when that left it empty)

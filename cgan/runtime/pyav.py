@@ -512,9 +512,9 @@ def _sar(video: Any) -> Fraction | None:
 
 
 def main_video(container: Any) -> Any:
-    """The file's video stream: FFmpeg's best one (by disposition, frames, bit rate; never a cover picture), as
-    players pick it. OpenCV reads the first, which can be a one-frame thumbnail or cover before the video. None
-    without a video stream."""
+    """The file's video stream: FFmpeg's pick (the default track, as players show it) unless that is a cover
+    picture or a thumbnail, then the longest video (see below). OpenCV reads the first, which can be a one-frame
+    thumbnail or cover before the video. None without a video stream."""
     videos = list(container.streams.video)
     if len(videos) <= 1:
         return videos[0] if videos else None
@@ -806,10 +806,12 @@ def _mux_encoded(dst: Any, vin: Any, v_in: Any, v_out: Any, ain: Any, a_in: Any,
     return _interleave(dst, vin.demux(v_in), v_out, packets(), a_out)
 
 
+@functools.lru_cache(maxsize=1)
 def _accurate() -> dict[str, Any]:
     """reformat's option for exact rounding (swscale's ACCURATE_RND): without it BGR to YUV came out 1-2 levels low
     in luma and 1 in chroma (gray 50, 128, 200 as Y 58, 125, 187 and Cr 127: every output about 2 levels dark, a
-    slight cyan cast), with it exact (59, 126, 188, 128). Nothing on a PyAV without the flag."""
+    slight cyan cast), with it exact (59, 126, 188, 128). Nothing on a PyAV without the flag. Looked up once: it is
+    asked for every frame written (callers must not change the dict)."""
     flag = getattr(getattr(_av().video.reformatter, "Interpolation", None), "ACCURATE_RND", None)
     return {} if flag is None else {"interpolation": flag}
 

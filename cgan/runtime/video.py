@@ -536,8 +536,7 @@ class VideoOutput:
                 raise CganError(f"cannot create output folder {folder}: {e.strerror or e}; choose a "
                                 f"writable path") from None
             try:
-                self.tmp, self._tmp_id = _exclusive_temp(folder, f".{self.path.stem}.partial-{os.getpid()}-",
-                                                         self.path.suffix)
+                self.tmp, self._tmp_id = self._new_partial()
             except OSError as e:
                 raise CganError(f"cannot write in output folder {folder}: {e.strerror or e}; choose a writable "
                                 f"path") from None
@@ -630,6 +629,10 @@ class VideoOutput:
         nominal rate, which a variable rate makes wrong, and PyAV's writer reports its own errors."""
         return not self.timed and 0 < count < self.frames
 
+    def _new_partial(self) -> tuple[Path, tuple[int, int]]:
+        """A new temp file beside the output (.STEM.partial-PID-RANDOM.EXT) and its identity (_exclusive_temp)."""
+        return _exclusive_temp(self.path.parent, f".{self.path.stem}.partial-{os.getpid()}-", self.path.suffix)
+
     def _remux(self, write: Callable[[Path], int], unreadable: str) -> bool:
         """Remux the finished video into a second temp file beside it with `write(tmp)` (how many packets of what
         it adds went in: 0 adds nothing), check that it reads back whole, and let it take the first one's place;
@@ -637,8 +640,7 @@ class VideoOutput:
         (`unreadable`: the words for a file that does not read back)."""
         tmp, ident = None, (-1, -1)
         try:
-            tmp, ident = _exclusive_temp(self.path.parent, f".{self.path.stem}.partial-{os.getpid()}-",
-                                         self.path.suffix)
+            tmp, ident = self._new_partial()
             if write(tmp) == 0:
                 _remove_own(tmp, ident)
                 return False
