@@ -175,8 +175,11 @@ def test_the_file_lasts_until_its_last_frame_ends(tmp_path, ext, ending):
         assert probe(out) == (20, pytest.approx(12, abs=0.01), (64, 48))
     if ending != "slower":
         return
-    # and with its sound muxed in, cut to that length
+    # and with its sound muxed in, cut to that length: the source's own, whose file says its last frame lasts
+    # 1/30 s (the stream's rate), not the 1/15 s of the frame before it
     src = vfr_clip(tmp_path / "phone.mp4", times)
+    end = ends(src)["video"]
+    assert end == pytest.approx(times[-1] + 1 / 30, abs=1e-3)
     out = tmp_path / f"winter{ext}"
     s = run_video(job(inputs=[str(src)], output=str(out)), translator=Invert())
     assert s.streams[0]["sound"] == "aac" and frame_times(out) == pytest.approx(times, abs=1.5e-3)
@@ -290,3 +293,95 @@ def test_sound_longer_than_the_pictures_is_not_a_damaged_file_but_a_cut_one_is(t
     with caplog.at_level(logging.WARNING):
         s = run_video(job(inputs=[str(cut)], output=str(tmp_path / "o2.mp4")), translator=Invert())
     assert 0 < s.frames < 30 and [r for r in caplog.records if "damaged" in r.getMessage()]
+
+
+def held_gif(path: Path, delays_ms: list[int]) -> Path:
+    """A 64x48 GIF whose frames are shown for `delays_ms` each (its last picture held, as GIFs often do)."""
+    from PIL import Image
+
+    frames = [Image.fromarray(pattern(i)[:, :, ::-1].copy()) for i in range(len(delays_ms))]
+    frames[0].save(path, save_all=True, append_images=frames[1:], duration=delays_ms, loop=0)
+    return path
+
+
+GIF_DELAYS = [100, 100, 100, 2000]  # 0.3 s of motion, then the last picture for 2 s: 2.3 s in all
+
+
+@pytest.mark.parametrize("ext,codec", [(".mp4", "h264"), (".mkv", "h264"), (".avi", "MJPG")])
+def test_the_last_frame_lasts_as_long_as_its_file_says(tmp_path, ext, codec):
+    """A GIF's last picture held for 2 s came out as long as the frame before it (0.1 s): the 2.3 s GIF lasted
+    0.4 s. The file says how long its last frame is shown, and the output shows it that long (OpenCV's
+    constant-rate writers repeat it)."""
+    gif = held_gif(tmp_path / "held.gif", GIF_DELAYS)
+    out = tmp_path / f"o{ext}"
+    s = run_video(job(inputs=[str(gif)], output=str(out), codec=codec), translator=Invert())
+    assert s.frames == len(GIF_DELAYS) and s.streams[0]["codec"] == codec
+    if codec == "h264":
+        assert frame_times(out) == pytest.approx([0.0, 0.1, 0.2, 0.3], abs=1e-3)
+        assert duration(out) == pytest.approx(2.3, abs=2e-3)
+        if ext == ".mkv":  # each frame's own duration is stored (MP4 keeps the decode order's)
+            assert ends(out)["video"] == pytest.approx(2.3, abs=2e-3)
+    else:
+        n, fps, _ = probe(out)
+        assert n / fps == pytest.approx(2.3, abs=1.01 / fps)
+
+
+def test_an_early_stop_keeps_the_last_frame_as_long_as_the_one_before_it(tmp_path):
+    """--max-frames stops before the file's end: the held last picture is not the last one written."""
+    gif = held_gif(tmp_path / "held.gif", GIF_DELAYS)
+    out = tmp_path / "o.mkv"
+    run_video(job(inputs=[str(gif)], output=str(out), codec="h264", max_frames=3), translator=Invert())
+    assert ends(out)["video"] == pytest.approx(0.3, abs=2e-3)
+
+
+@pytest.mark.parametrize("reader", ["opencv", "pyav"])
+def test_sources_say_where_their_last_frame_ends(tmp_path, reader):
+    from cgan.runtime.sources import Trimmed
+
+    spec = parse_input(str(held_gif(tmp_path / "held.gif", GIF_DELAYS)))
+
+    def opened():
+        return pyav.FileSource(spec) if reader == "pyav" else open_source(spec)
+
+    def read_all(src):
+        times = []
+        while src.read() is not None:
+            times.append(src.timestamp)
+        assert src.read() is None
+        return times
+
+    src = opened()
+    assert src.ended_at is None
+    assert read_all(src) == pytest.approx([0.0, 0.1, 0.2, 0.3], abs=1e-3)
+    assert src.ended_at == pytest.approx(2.3, abs=1e-3)
+    src.close()
+    # cut by --end: shown until --end
+    for end in (1.0, 0.5):
+        src = Trimmed(opened(), start=0.0, end=end)
+        assert read_all(src) == pytest.approx([0.0, 0.1, 0.2, 0.3], abs=1e-3)
+        assert src.ended_at == pytest.approx(end, abs=1e-3), end
+        src.close()
+    src = Trimmed(opened(), start=0.2)  # from a later start, read to the end
+    assert read_all(src)[-1] == pytest.approx(0.3, abs=1e-3) and src.ended_at == pytest.approx(2.3, abs=1e-3)
+    src.close()
+
+
+def test_a_file_that_does_not_say_how_long_its_last_frame_lasts_keeps_the_step_before(tmp_path):
+    w = pyav.H264Writer(tmp_path / "o.mkv", 10.0, (64, 48))
+    for i, t in enumerate([0.0, 0.1, 0.2]):
+        w.write(pattern(i), t)
+    w.hold_last(0.25, 60.0)  # earlier than the step before: shown until then
+    w.release()
+    assert w.seconds == pytest.approx(0.25) and ends(tmp_path / "o.mkv")["video"] == pytest.approx(0.25, abs=2e-3)
+    w = pyav.H264Writer(tmp_path / "p.mkv", 10.0, (64, 48))
+    for i, t in enumerate([0.0, 0.1, 0.2]):
+        w.write(pattern(i), t)
+    w.hold_last(0.1, 60.0)  # not after the last frame: ignored
+    w.hold_last(math.nan, 60.0)
+    w.release()
+    assert w.seconds == pytest.approx(0.3)
+    w = pyav.H264Writer(tmp_path / "q.mkv", 10.0, (64, 48))
+    w.write(pattern(0), 0.0)
+    w.hold_last(3600.0, 60.0)  # at most `most`
+    w.release()
+    assert w.seconds == pytest.approx(60.0)

@@ -28,7 +28,7 @@ import os
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, NamedTuple
 
 import numpy as np
 
@@ -175,6 +175,15 @@ class H264Writer:
         except Exception as e:  # noqa: BLE001 - e.g. the disk is full: kept, reported after release
             self.error = e
 
+    def hold_last(self, t: float, most: float) -> None:
+        """Show the last frame written until `t` (seconds, on the clock of the times given with the frames), at
+        most `most` seconds, rather than as long as the frame before it. Before release."""
+        if self._last is None or not math.isfinite(t):
+            return
+        stop = round(Fraction(t) / self._tick) + self._shift
+        if stop > self._last:
+            self._last_step = min(stop - self._last, round(Fraction(most) / self._tick))
+
     def release(self) -> None:
         if self._container is None:
             return
@@ -242,6 +251,9 @@ class FileSource:
         self.tone_mapped_by = "cgan" if hdr is not None else None  # as CaptureSource's (see Source)
         self.frames_read = 0
         self.timestamp: float | None = None  # of the frame read last (see cgan.runtime.sources.Source)
+        self.ended_at: float | None = None  # where the last frame's showing ends, once read to the end (Source)
+        self._shown: float | None = None  # how long the frame read last is shown (its duration; None: not said)
+        self._ended = False  # decoding reached the end of the stream (not a decode error)
         self._container = av.open(os.fspath(spec.target), "r")
         try:
             stream = self._container.streams.video[video]  # `video`: which video stream (SourceInfo.video)
@@ -296,10 +308,12 @@ class FileSource:
         graph.push(None)
         yield from drained()
 
-    def _next(self) -> tuple[np.ndarray, float | None] | None:
+    def _next(self) -> tuple[np.ndarray, float | None, float | None] | None:
+        """(picture, time, how long it is shown) of the next frame; None at the end."""
         try:
             frame = next(self._frames)
         except StopIteration:
+            self._ended = True
             return None
         except _av().FFmpegError as e:  # a decode error ends the file, as it does for OpenCV
             log.warning("%s: decoding stopped after %d frames (%s); the output ends there", self.name,
@@ -310,14 +324,17 @@ class FileSource:
         else:
             img = frame.to_ndarray(format="bgr24")
         t = None if frame.time is None else frame.time - self._t0
-        return oriented(img, frame_orientation(frame)), t
+        shown = frame.duration * frame.time_base if frame.duration and frame.time_base else None
+        return oriented(img, frame_orientation(frame)), t, None if shown is None else float(shown)
 
     def read(self) -> np.ndarray | None:
         got, self._pending = (self._pending, None) if self._pending is not None else (self._next(), None)
         if got is None:
+            if self._ended and self.timestamp is not None and self._shown is not None:
+                self.ended_at = self.timestamp + self._shown
             return None
         self.frames_read += 1
-        frame, self.timestamp = got
+        frame, self.timestamp, self._shown = got
         return frame
 
     def seek(self, t: float) -> None:
@@ -459,11 +476,19 @@ def _probe(path: str, _mtime_ns: int, _size: int) -> SourceInfo:
         return SourceInfo()
 
 
-def stream_ends(path: str | os.PathLike) -> tuple[float, float, float] | None:
-    """(where the main video stream's last frame starts, where the last packet of any stream starts, the length
-    the file declares), in seconds from the video's first frame, read from the packets (not decoded): the length
-    OpenCV counts frames by may be the sound's, or an estimate, or a header's of a file cut short. None when PyAV
-    cannot tell."""
+class StreamEnds(NamedTuple):
+    """Where a file's streams end (stream_ends), in seconds from the video's first frame."""
+
+    video_last: float  # where the main video stream's last frame starts
+    media_last: float  # where the last packet of any stream starts
+    declared: float  # the length the file declares
+    last_shown: float | None  # how long the video's last frame is shown (its packet's duration; None: not said)
+
+
+def stream_ends(path: str | os.PathLike) -> StreamEnds | None:
+    """Where `path`'s streams end (StreamEnds), read from the packets (not decoded): the length OpenCV counts
+    frames by may be the sound's, or an estimate, or a header's of a file cut short. None when PyAV cannot
+    tell."""
     av = _av()
     if av is None:
         return None
@@ -478,7 +503,7 @@ def stream_ends(path: str | os.PathLike) -> tuple[float, float, float] | None:
             if c.duration > 20 * 1_000_000 or os.path.getsize(path) > 64 << 20:
                 with contextlib.suppress(av.FFmpegError):
                     c.seek((c.start_time or 0) + max(0, c.duration - 10 * 1_000_000), backward=True)
-            video_last = media_last = None
+            video_last = media_last = last_shown = None
             for packet in c.demux():
                 t = packet.pts if packet.pts is not None else packet.dts
                 if t is None or packet.stream.time_base is None or getattr(packet, "is_discard", False):
@@ -486,14 +511,16 @@ def stream_ends(path: str | os.PathLike) -> tuple[float, float, float] | None:
                 at = float(t * packet.stream.time_base)
                 media_last = at if media_last is None else max(media_last, at)
                 if packet.stream is video:
-                    video_last = at if video_last is None else max(video_last, at)
+                    if video_last is None or at >= video_last:
+                        video_last = at
+                        last_shown = float(packet.duration * video.time_base) if packet.duration else None
                     if first is None:
                         first = t
             if video_last is None or first is None:
                 return None
             zero = float(first * video.time_base)
             start = float(c.start_time / 1_000_000) if c.start_time is not None else zero
-            return video_last - zero, media_last - zero, c.duration / 1_000_000 + start - zero
+            return StreamEnds(video_last - zero, media_last - zero, c.duration / 1_000_000 + start - zero, last_shown)
     except (av.FFmpegError, OSError, ValueError, TypeError):
         return None
 

@@ -131,8 +131,9 @@ def _describe(value: object) -> str:
 class Source(Protocol):
     """A frame source. `read()` returns the next frame (BGR uint8; any frame `Translator.translate` takes is
     converted), or None at the end. A file source may also have `timestamp`: the time (seconds) in the file of
-    the frame read last, which an H.264 output keeps (a variable frame rate stays in step with the sound), and
-    `tone_mapped_by`: who makes its HDR pictures SDR ("OpenCV" or "cgan"; None: SDR, or HDR read as it is)."""
+    the frame read last, which an H.264 output keeps (a variable frame rate stays in step with the sound),
+    `ended_at`: once read() gave None at the file's end, the time its last frame stops being shown (None: not
+    known; the output then shows it as long as the frame before it), and `tone_mapped_by`: who makes its HDR pictures SDR ("OpenCV" or "cgan"; None: SDR, or HDR read as it is)."""
 
     name: str
     live: bool
@@ -207,6 +208,8 @@ class CaptureSource:
         self.reconnected = 0
         self.frames_read = 0
         self.timestamp: float | None = None  # of the frame read last, for files (see Source)
+        self.ended_at: float | None = None  # where a file's last frame stops being shown, read to its end (Source)
+        self._ends: Any = False  # the file's pyav.stream_ends, once asked (False: not yet)
         self._seeked = False
         self.tone_mapped_by: str | None = None  # "OpenCV" when OpenCV makes this HDR file SDR (see open_source)
         self._pending: np.ndarray | None = None
@@ -317,6 +320,8 @@ class CaptureSource:
                 # a decode error ends OpenCV's reading like the end of the file does: say it was not the end
                 log.warning("%s: decoding stopped after %d of %d frames (damaged file?); the output ends there",
                             self.name, self.frames_read, self.frame_count)
+            else:
+                self.ended_at = self._last_frame_end()
             return None
         return self._reconnect()
 
@@ -377,15 +382,35 @@ class CaptureSource:
         if last + 2.0 / fps >= 0.98 * self.frame_count / fps:
             return False
         if self.spec.kind == "file":  # the count is OpenCV's estimate from the container's length, which can be
-            from cgan.runtime import pyav  # the sound's (longer than the pictures) or an edit list's: the packets
-            #                                say where the video's last frame is and where the file ends
-            ends = pyav.stream_ends(self.spec.target)
+            #                           the sound's (longer than the pictures) or an edit list's: the packets
+            #                           say where the video's last frame is and where the file ends
+            ends = self._stream_ends()
             if ends is not None:
-                video_end, media_end, declared = ends
                 step = 2.0 / fps
                 # frames there that did not decode, or a file that ends before the length it declares (cut short)
-                return last + step < video_end or media_end + step + 0.5 < 0.98 * declared
+                return last + step < ends.video_last or ends.media_last + step + 0.5 < 0.98 * ends.declared
         return True
+
+    def _stream_ends(self) -> Any:
+        """The file's pyav.StreamEnds (None: PyAV cannot tell, or not a file), read once."""
+        if self._ends is False:
+            self._ends = None
+            if self.spec.kind == "file":
+                from cgan.runtime import pyav
+
+                self._ends = pyav.stream_ends(self.spec.target)
+        return self._ends
+
+    def _last_frame_end(self) -> float | None:
+        """Where the frame read last stops being shown, when it is the file's last frame and the file says how
+        long that one lasts (a GIF's last picture often stays for seconds); None otherwise."""
+        last, fps = self.timestamp, known_fps(self.fps)
+        if last is None or not math.isfinite(last):
+            return None
+        ends = self._stream_ends()
+        if ends is None or not ends.last_shown or abs(last - ends.video_last) > max(0.5 / fps if fps else 0, 0.005):
+            return None
+        return last + ends.last_shown
 
     def seek(self, t: float) -> None:
         """Go to the time `t` (seconds) of a file: the next read gives the frame there, or one shortly before (OpenCV
@@ -591,6 +616,7 @@ class Trimmed:
     def __init__(self, inner: Any, start: float = 0.0, end: float | None = None):
         self.inner, self.start, self.end = inner, start, end
         self.live = False
+        self.ended_at: float | None = None  # where the last frame read stops being shown (see Source)
         self._t: float | None = None
         self._done = False
         self._fps = known_fps(getattr(inner, "fps", 0.0))
@@ -698,6 +724,10 @@ class Trimmed:
             return None
         got, self._pending = (self._pending, None) if self._pending is not None else (next(self._stream, None), None)
         if got is None or (self.end is not None and got[1] is not None and got[1] >= self.end - self._eps):
+            # the last frame is shown until the next one, or --end, or as long as the file says it is
+            after = got[1] if got is not None else None if self._untimed else getattr(self.inner, "ended_at", None)
+            if self._t is not None and after is not None and after > self._t:
+                self.ended_at = after if self.end is None else min(after, self.end)
             self._t, self._done = None, True
             return None
         frame, self._t = got

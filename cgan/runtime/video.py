@@ -65,6 +65,7 @@ NAMED_SIZES = {"360p": 360, "480p": 480, "540p": 540, "720p": 720, "1080p": 1080
 DEFAULT_FPS = 25.0
 DRIFT_WARN_S = 0.1  # a constant-rate output of a variable-rate file: how far off a frame may be unwarned (and a frame)
 MAX_LONG_SIDE = 16384  # --size N: the longest side a resized frame may have
+HOLD_LAST_MAX_S = 60.0  # the longest a file's last frame is shown past its time (a GIF's last picture: ended_at)
 JOIN_TIMEOUT_S = 5.0  # how long the end of a run waits for its threads (a hung camera read) before finalizing
 _END = object()
 
@@ -499,6 +500,7 @@ class VideoOutput:
         self.writer_seconds = 0.0  # the timed writer's length, kept when it is released
         self.drift = 0.0  # the largest distance of a frame from its source time (constant-rate writers)
         self._drift_at = 0
+        self._last_frame: np.ndarray | None = None  # the frame written last, for hold_last
 
     def write(self, frame: np.ndarray, t_capture: float | None = None, t_source: float | None = None) -> None:
         """Append a frame at its time, so the file plays as the source did:
@@ -562,6 +564,22 @@ class VideoOutput:
         for _ in range(repeats):
             self.writer.write(frame)
         self.frames += repeats
+        self._last_frame = frame
+
+    def hold_last(self, t_source: float) -> None:
+        """Show the last frame written until `t_source`, where it stops being shown in its file (a GIF's last
+        picture often stays for seconds; without this it lasts as long as the one before it), at most
+        HOLD_LAST_MAX_S. The H.264 writer gives it that duration; OpenCV's constant-rate writers repeat it, so
+        the file is as long as its source (and its sound is kept to there)."""
+        if self.writer is None or self.t_source0 is None or not math.isfinite(t_source):
+            return
+        end = t_source - self.t_source0
+        if self.timed:
+            self.writer.hold_last(end, HOLD_LAST_MAX_S)
+        elif self._last_frame is not None:
+            for _ in range(min(round(end * self.fps) - self.frames, round(HOLD_LAST_MAX_S * self.fps))):
+                self.writer.write(self._last_frame)
+                self.frames += 1
 
     @property
     def seconds(self) -> float:
@@ -813,6 +831,7 @@ class _Stream:
         self.out = out
         self.q: queue.Queue = queue.Queue(maxsize=1 if self.live else max(1, queue_size))
         self.read = 0
+        self.ended_at: float | None = None  # a file read to its end: where its last frame stops being shown
         self.dropped = 0       # stale frames dropped at capture (capture thread)
         self.dropped_out = 0   # stale translated frames dropped before writing (writer thread)
         self.resized = 0
@@ -919,6 +938,7 @@ class _Pipeline:
                 t0 = time.perf_counter()
                 frame = st.source.read()
                 if frame is None:
+                    st.ended_at = None if st.live else _source_end(st.source)
                     break
                 frame = st.prepare(frame)
                 t1 = time.perf_counter()
@@ -1089,6 +1109,16 @@ def _source_time(source: Source) -> float | None:
     """The time (seconds) in its file of the frame `source` returned last: its `timestamp`, which file sources
     have (None for sources without one, as a Python user's may be)."""
     t = getattr(source, "timestamp", None)
+    try:
+        return None if t is None else float(t)
+    except (TypeError, ValueError):
+        return None
+
+
+def _source_end(source: Source) -> float | None:
+    """Where (seconds in its file) the last frame of a file `source` read to its end stops being shown: its
+    `ended_at` (None where it has none)."""
+    t = getattr(source, "ended_at", None)
     try:
         return None if t is None else float(t)
     except (TypeError, ValueError):
@@ -1354,6 +1384,8 @@ def run_video(job: VideoJob, translator: Any = None) -> VideoSummary:
         with _signals_deferred(signals):  # a Ctrl-C now must not cost the finished file
             for st in streams:
                 if st.out is not None:
+                    if pipe.ended == "end" and st.ended_at is not None:
+                        st.out.hold_last(st.ended_at)
                     path = st.out.finish()
                     if path is not None:
                         summary.outputs.append(str(path))
