@@ -133,7 +133,8 @@ class Source(Protocol):
     converted), or None at the end. A file source may also have `timestamp`: the time (seconds) in the file of
     the frame read last, which an H.264 output keeps (a variable frame rate stays in step with the sound),
     `ended_at`: once read() gave None at the file's end, the time its last frame stops being shown (None: not
-    known; the output then shows it as long as the frame before it), and `tone_mapped_by`: who makes its HDR pictures SDR ("OpenCV" or "cgan"; None: SDR, or HDR read as it is)."""
+    known; the output then shows it as long as the frame before it), and `tone_mapped_by`: who makes its HDR
+    pictures SDR ("OpenCV" or "cgan"; None: SDR, or HDR read as it is)."""
 
     name: str
     live: bool
