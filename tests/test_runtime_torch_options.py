@@ -1,6 +1,7 @@
 """The torch backend's options: memory_format resolution, option checks, and what reaches torch.compile."""
 from __future__ import annotations
 
+import concurrent.futures
 import os
 import subprocess
 import sys
@@ -194,21 +195,29 @@ def test_portable_options_and_typos_across_backends(pair, tmp_path):
             cls.check_opts({"device_id": 1}, "cuda")
     assert OrtCpuBackend.check_opts({"device_id": 1}, "cpu") == {"device_id": 1}  # ignored on the CPU
     assert Backend.check_opts({}, "cpu") == {}
-    # torch's thread pool is per process: the backend restores it when it closes
+    # torch's thread count is each thread's own (OpenMP's): `threads` holds in whichever thread translates, for
+    # the call; set once at load, it held only in the loading thread, and a close elsewhere left it set there
     before = torch.get_num_threads()
+    seen = []
+
+    def probe(t):
+        net = t.backend.net
+        t.backend.net = lambda x: (seen.append(torch.get_num_threads()), net(x))[1]
+
     with Translator.load(str(pair), backend="torch", device="cpu", threads=before + 1) as t:
-        assert torch.get_num_threads() == before + 1
+        probe(t)
+        assert torch.get_num_threads() == before
         t.translate(frames(1)[0])
-    assert torch.get_num_threads() == before
-    # two translators closed in the order they were opened: the open one keeps its count, then `before` is back
-    a = Translator.load(str(pair), backend="torch", device="cpu", threads=before + 1)
-    b = Translator.load(str(pair), backend="torch", device="cpu", threads=before + 2)
-    assert torch.get_num_threads() == before + 2
-    a.close()
-    assert torch.get_num_threads() == before + 2
-    a.close()  # closing twice changes nothing
-    assert torch.get_num_threads() == before + 2
-    b.close()
+        assert seen == [before + 1] and torch.get_num_threads() == before
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            assert pool.submit(lambda: (t.translate(frames(1)[0]), torch.get_num_threads())[1]).result() == 1
+            assert seen[-1] == before + 1
+            t2 = pool.submit(Translator.load, str(pair), backend="torch", device="cpu", threads=before + 2).result()
+        probe(t2)
+        t2.translate(frames(1)[0])  # loaded in another thread, used in this one
+        assert seen[-1] == before + 2 and torch.get_num_threads() == before
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            pool.submit(t2.close).result()
     assert torch.get_num_threads() == before
 
 

@@ -10,13 +10,13 @@ Options (`Translator.load(..., backend="torch", **opts)`), checked when the back
   compile_mode   one of COMPILE_MODES (only with compile=True), default max-autotune-no-cudagraphs
   cuda_graph     bool, default False; CUDA only
   memory_format  auto (default) | channels_last | nchw — see resolve_memory_format
-  threads        CPU threads (torch.set_num_threads)
+  threads        CPU threads (torch.set_num_threads, in the translating thread for each call)
 """
 from __future__ import annotations
 
+import contextlib
 import threading
-import weakref
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 
@@ -32,19 +32,7 @@ GRAPHING_COMPILE_MODES = ("max-autotune", "reduce-overhead")
 MEMORY_FORMATS = ("auto", "channels_last", "nchw")
 OPTIONS = ("compile", "compile_mode", "cuda_graph", "memory_format")
 
-# torch has one CPU thread pool per process. Open CPU backends that asked for `threads`, oldest first, as
-# (owner id, threads); the newest one's count is in force, and the pool's size from before the first is put
-# back when the last closes, in whatever order they close.
-_THREADS_LOCK = threading.Lock()
-_THREAD_REQUESTS: list[tuple[int, int]] = []
-_THREADS_BEFORE: list[int] = []
-
-
 _FORK_LOCK = threading.Lock()
-
-
-def _set_threads(torch: Any, threads: int) -> None:
-    torch.set_num_threads(1 if _fork.torch_in_parent else threads)
 
 
 def _one_thread_after_fork(torch: Any) -> None:
@@ -60,20 +48,21 @@ def _one_thread_after_fork(torch: Any) -> None:
                 torch.set_num_threads(1)
 
 
-def _take_threads(torch: Any, owner: int, threads: int) -> None:
-    with _THREADS_LOCK:
-        if not _THREAD_REQUESTS:
-            _THREADS_BEFORE[:] = [torch.get_num_threads()]
-        _THREAD_REQUESTS.append((owner, threads))
-        _set_threads(torch, threads)
-
-
-def _give_back_threads(torch: Any, owner: int) -> None:
-    with _THREADS_LOCK:
-        if not any(o == owner for o, _ in _THREAD_REQUESTS):
-            return
-        _THREAD_REQUESTS[:] = [(o, n) for o, n in _THREAD_REQUESTS if o != owner]
-        _set_threads(torch, _THREAD_REQUESTS[-1][1] if _THREAD_REQUESTS else _THREADS_BEFORE[0])
+@contextlib.contextmanager
+def _threads(torch: Any, threads: int | None) -> Iterator[None]:
+    """Run torch on `threads` CPU threads in the calling thread for the block, then give that thread its own
+    count back. torch's count is each thread's own (OpenMP's): set once when the translator was loaded, it held
+    only in the loading thread, and a close in another thread left the loading one at that count for good."""
+    had = torch.get_num_threads()
+    want = 1 if _fork.torch_in_parent else threads
+    if not want or want == had:
+        yield
+        return
+    torch.set_num_threads(want)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(had)
 
 
 def resolve_memory_format(memory_format: str = "auto", compiled: bool = False) -> str:
@@ -198,10 +187,7 @@ class TorchBackend(Backend):
         self.graphs: dict[tuple[int, ...], Any] = {}
         self.swap = torch.tensor([2, 1, 0], device=dev)
         self.pinned: dict[tuple[int, ...], Any] = {}
-        if self.device == "cpu" and self.opts.get("threads"):
-            _take_threads(torch, id(self), int(self.opts["threads"]))  # while this backend is active
-            # given back on deactivate, or when an app drops the backend without closing it
-            self._threads_back = weakref.finalize(self, _give_back_threads, torch, id(self))
+        self.threads = int(self.opts["threads"]) if self.device == "cpu" and self.opts.get("threads") else None
         log.debug("torch: %s on %s (%s), compile %s, cuda_graph %s, %s", self.model.describe(), dev, dtype,
                   s["compile_mode"] or "off", s["cuda_graph"], s["memory_format"])
 
@@ -223,7 +209,8 @@ class TorchBackend(Backend):
                 _one_thread_after_fork(torch)
                 if not batch.flags.writeable or any(st < 0 for st in batch.strides):
                     batch = np.array(batch, order="C")  # torch.from_numpy refuses negative strides, warns on these
-                return self._forward(torch.from_numpy(batch)).numpy()
+                with _threads(torch, self.threads):
+                    return self._forward(torch.from_numpy(batch)).numpy()
             key = batch.shape
             host = self.pinned.pop(key, None)
             if host is None:
@@ -273,9 +260,6 @@ class TorchBackend(Backend):
         self.graphs.clear()
         self.pinned.clear()
         self.net = None
-        back = getattr(self, "_threads_back", None)
-        if back is not None:
-            back()
         if self.device == "cuda":
             self.torch.cuda.empty_cache()
 
