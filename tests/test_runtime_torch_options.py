@@ -287,3 +287,23 @@ def test_a_forked_child_translates_on_one_thread_instead_of_hanging(pair, tmp_pa
     p = subprocess.run([sys.executable, str(script), str(pair), who], capture_output=True, text=True, timeout=240)
     assert "child exit 0" in p.stdout, (p.stdout, p.stderr[-2000:])
     assert p.stderr.count("forked from one with torch loaded") == 1, p.stderr[-2000:]
+
+
+def test_torch_failures_reach_the_app_as_one_cgan_error(pair):
+    """ort-cpu turns onnxruntime's failures (no memory for a large frame) into one CganError line; torch's
+    RuntimeError ("DefaultCPUAllocator: can't allocate memory ...") reached the app raw, so an app catching
+    CganError broke whenever `auto` picked torch. The translator still works afterwards."""
+    with Translator.load(str(pair), backend="torch", device="cpu") as t:
+        net = t.backend.net
+
+        def oom(x):
+            raise RuntimeError("[enforce fail at alloc_cpu.cpp:127] data. DefaultCPUAllocator: can't allocate "
+                               "memory: you tried to allocate 9663676416 bytes.\nmore lines")
+
+        t.backend.net = oom
+        with pytest.raises(CganError, match=r"^torch failed running .* on cpu on a batch of 1x20x24x3: "
+                                            r"\[enforce fail.*bytes\.; a smaller frame size or batch") as e:
+            t.translate(frames(1)[0])
+        assert "\n" not in str(e.value)
+        t.backend.net = net
+        assert t.translate(frames(1)[0]).shape == (20, 24, 3)

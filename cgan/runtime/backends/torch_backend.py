@@ -203,6 +203,18 @@ class TorchBackend(Backend):
         return y.permute(0, 2, 3, 1).index_select(3, self.swap)
 
     def _infer_impl(self, batch: np.ndarray) -> np.ndarray:
+        """_run, torch's errors (no memory for this size, a CUDA failure) as one CganError line naming the batch,
+        as the ONNX Runtime backends give theirs."""
+        try:
+            return self._run(batch)
+        except RuntimeError as e:  # torch.OutOfMemoryError and torch.AcceleratorError are RuntimeErrors
+            text = (str(e).strip().splitlines() or [type(e).__name__])[0][:300]
+            memory = "memory" in text.lower() or "alloc" in text.lower()
+            hint = "a smaller frame size or batch, or another backend" if memory else "another backend"
+            raise CganError(f"torch failed running {self.model.describe()} on {self.device} on a batch of "
+                            f"{'x'.join(map(str, batch.shape))}: {text}; {hint}") from e
+
+    def _run(self, batch: np.ndarray) -> np.ndarray:
         torch = self.torch
         with torch.inference_mode():
             if self.device == "cpu":
