@@ -404,3 +404,43 @@ def test_device_probe_runs_for_real_in_a_child():
                           capture_output=True, text=True, timeout=30)
     assert done.returncode == 0, done.stderr
     assert len(done.stdout.splitlines()) in (0, 2)
+
+
+LIST_ON_A_GPU_MACHINE = r"""
+import sys
+from cgan.runtime.backends import cuda
+cuda.gpu_count = lambda *a, **k: 1  # an NVIDIA GPU, as NVML would say
+from cgan.runtime import available_backends
+found = available_backends()
+print("torch imported" if "torch" in sys.modules else "torch not imported")
+print("torch:", *found["torch"])
+"""
+
+
+def fake_torch(folder, cuda_line: str) -> None:
+    """A torch package whose import fails (it must not be imported) and whose version.py says `cuda_line`."""
+    (folder / "torch").mkdir()
+    (folder / "torch" / "__init__.py").write_text("raise ImportError('torch was imported')\n")
+    (folder / "torch" / "version.py").write_text(
+        f"from typing import Optional\n__version__ = '9.9.0+test'\ndebug = False\n{cuda_line}\n")
+
+
+@pytest.mark.parametrize("line,ok", [("cuda: Optional[str] = None", False), ("cuda: Optional[str] = '13.0'", True),
+                                     ('cuda = "12.8"', True), ("", None)])
+def test_listing_the_backends_on_a_gpu_machine_does_not_import_torch(tmp_path, line, ok):
+    """available_backends() imported torch (seconds, hundreds of MB) on every machine with an NVIDIA GPU, to ask
+    whether it was a CUDA build; torch's version.py says so as text. A version.py that does not say: torch is
+    asked (here its import fails, and the backend says torch cannot be used)."""
+    fake_torch(tmp_path, line)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")]))
+    p = subprocess.run([sys.executable, "-c", LIST_ON_A_GPU_MACHINE], capture_output=True, text=True, env=env,
+                       timeout=120)
+    if ok is None:
+        assert p.returncode != 0 and "torch was imported" in p.stderr
+        return
+    assert p.returncode == 0, p.stderr[-2000:]
+    assert "torch not imported" in p.stdout
+    if ok:
+        assert "torch: True cuda" in p.stdout, p.stdout
+    else:
+        assert "torch: True cpu only: this torch (9.9.0+test) has no CUDA support" in p.stdout, p.stdout

@@ -15,7 +15,11 @@ Options (`Translator.load(..., backend="torch", **opts)`), checked when the back
 from __future__ import annotations
 
 import contextlib
+import importlib.util
+import re
+import sys
 import threading
+from pathlib import Path
 from typing import Any, Iterator
 
 import numpy as np
@@ -117,11 +121,32 @@ def _cuda_ok() -> tuple[bool, str]:
     can drive this driver is checked when the backend is loaded."""
     if cudahelp.gpu_count() == 0:  # answers without importing torch on GPU-less machines
         return False, cudahelp.no_gpu_reason()
-    import torch
-
-    if not torch.backends.cuda.is_built():
-        return False, f"this torch ({torch.__version__}) has no CUDA support: install a CUDA build of torch"
+    version, cuda = _torch_build()
+    if not cuda:
+        return False, f"this torch ({version}) has no CUDA support: install a CUDA build of torch"
     return True, ""
+
+
+_BUILD_LINE = re.compile(r"^(__version__|cuda)\b[^=\n]*=\s*(?:'([^'\n]*)'|\"([^\"\n]*)\"|None)\s*$", re.M)
+
+
+def _torch_build() -> tuple[str, str | None]:
+    """(torch's version, the CUDA version it was built for, None: a CPU build), from torch/version.py read as text:
+    importing torch (seconds, hundreds of MB) only to list the backends, on every machine with an NVIDIA GPU,
+    is what `import cgan.runtime` promises not to do. An imported torch, or a file that does not say, is asked."""
+    torch = sys.modules.get("torch")
+    if torch is None:
+        try:
+            spec = importlib.util.find_spec("torch")
+            folders = list(spec.submodule_search_locations or []) if spec is not None else []
+            text = (Path(folders[0]) / "version.py").read_text(encoding="utf-8") if folders else ""
+        except (ImportError, ValueError, OSError, UnicodeError):
+            text = ""
+        found = {m.group(1): m.group(2) if m.group(2) is not None else m.group(3) for m in _BUILD_LINE.finditer(text)}
+        if "__version__" in found and "cuda" in found:
+            return found["__version__"] or "?", found["cuda"] or None
+        import torch
+    return torch.__version__, torch.version.cuda if torch.backends.cuda.is_built() else None
 
 
 class TorchBackend(Backend):
