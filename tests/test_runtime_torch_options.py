@@ -307,3 +307,22 @@ def test_torch_failures_reach_the_app_as_one_cgan_error(pair):
         assert "\n" not in str(e.value)
         t.backend.net = net
         assert t.translate(frames(1)[0]).shape == (20, 24, 3)
+
+
+def test_cudnn_search_is_on_only_while_translating(pair):
+    """On CUDA the backend set torch.backends.cudnn.benchmark for the whole process and never put it back,
+    changing the embedding app's own torch work. It is on for the backend's own calls only (the CUDA path is
+    stood in for here: no GPU)."""
+    import torch
+
+    with Translator.load(str(pair), backend="torch", device="cpu") as t:
+        seen = []
+        t.backend.device = "cuda"
+        t.backend._run_cuda = lambda batch: (seen.append(torch.backends.cudnn.benchmark), batch)[1]
+        assert torch.backends.cudnn.benchmark is False
+        t.translate(frames(1)[0])
+        assert seen == [True] and torch.backends.cudnn.benchmark is False
+        torch.backends.cudnn.benchmark = True  # the app's own choice stays
+        t.translate(frames(1)[0])
+        assert torch.backends.cudnn.benchmark is True
+        torch.backends.cudnn.benchmark = False

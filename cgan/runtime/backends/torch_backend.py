@@ -69,6 +69,18 @@ def _threads(torch: Any, threads: int | None) -> Iterator[None]:
         torch.set_num_threads(had)
 
 
+@contextlib.contextmanager
+def _cudnn_benchmark(torch: Any) -> Iterator[None]:
+    """cuDNN's algorithm search on (each new shape is timed once, the fastest kept) for the block: the flag is
+    the process's, and setting it for good changed the embedding app's own torch work."""
+    had = torch.backends.cudnn.benchmark
+    torch.backends.cudnn.benchmark = True
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.benchmark = had
+
+
 def resolve_memory_format(memory_format: str = "auto", compiled: bool = False) -> str:
     """'auto' | 'channels_last' | 'nchw' -> the layout the network runs in: 'channels_last' or 'nchw'.
 
@@ -194,8 +206,6 @@ class TorchBackend(Backend):
         s = self.settings
         self.memory_format = torch.channels_last if s["memory_format"] == "channels_last" else torch.contiguous_format
         net = net.to(memory_format=self.memory_format)
-        if self.device == "cuda":
-            torch.backends.cudnn.benchmark = True
         if s["compile"]:
             # dynamic=False: kernels specialised per frame size (a video keeps one size), not one generic set.
             # Each new size recompiles the same code; raise dynamo's limit (8) so that a benchmark's many
@@ -248,24 +258,29 @@ class TorchBackend(Backend):
                     batch = np.array(batch, order="C")  # torch.from_numpy refuses negative strides, warns on these
                 with _threads(torch, self.threads):
                     return self._forward(torch.from_numpy(batch)).numpy()
-            key = batch.shape
-            host = self.pinned.pop(key, None)
-            if host is None:
-                self._evict_oldest()
-                host = (torch.empty(key, dtype=torch.uint8).pin_memory(),
-                        torch.empty(key, dtype=torch.uint8).pin_memory())
-            self.pinned[key] = host  # most recently used last
-            h_in, h_out = host
-            h_in.numpy()[...] = batch
-            if self.cuda_graph:
-                static_in, static_out, graph = self._graph(key)
-                static_in.copy_(h_in, non_blocking=True)
-                graph.replay()
-                h_out.copy_(static_out, non_blocking=True)
-            else:
-                h_out.copy_(self._forward(h_in.to(self.dev, non_blocking=True)), non_blocking=True)
-            torch.cuda.current_stream().synchronize()
-            return h_out.numpy()
+            with _cudnn_benchmark(torch):
+                return self._run_cuda(batch)
+
+    def _run_cuda(self, batch: np.ndarray) -> np.ndarray:
+        torch = self.torch
+        key = batch.shape
+        host = self.pinned.pop(key, None)
+        if host is None:
+            self._evict_oldest()
+            host = (torch.empty(key, dtype=torch.uint8).pin_memory(),
+                    torch.empty(key, dtype=torch.uint8).pin_memory())
+        self.pinned[key] = host  # most recently used last
+        h_in, h_out = host
+        h_in.numpy()[...] = batch
+        if self.cuda_graph:
+            static_in, static_out, graph = self._graph(key)
+            static_in.copy_(h_in, non_blocking=True)
+            graph.replay()
+            h_out.copy_(static_out, non_blocking=True)
+        else:
+            h_out.copy_(self._forward(h_in.to(self.dev, non_blocking=True)), non_blocking=True)
+        torch.cuda.current_stream().synchronize()
+        return h_out.numpy()
 
     def _evict_oldest(self) -> None:
         """Before buffers for a new shape: drop the least recently used shape's pinned buffers and CUDA graph
