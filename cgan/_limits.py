@@ -3,6 +3,7 @@ many CPU threads a caller may ask for. One place, so the trainer, the exporter, 
 agree."""
 from __future__ import annotations
 
+import math
 import os
 
 from cgan.errors import CganError
@@ -29,3 +30,57 @@ def check_threads(threads: int, given: str) -> None:
     if threads > max_threads():
         raise CganError(f"{given} is more than 4 per logical core of this machine ({os.cpu_count() or 1}): use at "
                         f"most {max_threads()}")
+
+
+def _cpu_list(text: str) -> set[int]:
+    """'0-3,8,10-11' (the kernel's CPU lists) -> {0, 1, 2, 3, 8, 10, 11}; empty when it does not read."""
+    cpus: set[int] = set()
+    try:
+        for part in text.strip().split(","):
+            lo, _, hi = part.partition("-")
+            cpus.update(range(int(lo), int(hi or lo) + 1))
+    except ValueError:
+        return set()
+    return cpus
+
+
+def _cgroup_cpus(root: str = "/sys/fs/cgroup") -> float | None:
+    """The CPUs a container's CPU quota allows (cgroup v2 cpu.max, v1 cpu.cfs_quota_us); None: no quota."""
+    for quota_file, period_file in (("cpu.max", None), ("cpu/cpu.cfs_quota_us", "cpu/cpu.cfs_period_us"),
+                                    ("cpu,cpuacct/cpu.cfs_quota_us", "cpu,cpuacct/cpu.cfs_period_us")):
+        try:
+            with open(os.path.join(root, quota_file), encoding="ascii") as f:
+                fields = f.read().split()
+            if period_file is not None:
+                with open(os.path.join(root, period_file), encoding="ascii") as f:
+                    fields += f.read().split()
+            if len(fields) < 2 or fields[0] == "max" or int(fields[0]) <= 0:
+                return None
+            return int(fields[0]) / max(1, int(fields[1]))
+        except (OSError, ValueError):
+            continue
+    return None
+
+
+def compute_threads(cpu_root: str = "/sys/devices/system/cpu", cgroup_root: str = "/sys/fs/cgroup") -> int:
+    """How many threads a compute-bound library should run by default here: one per physical core among the
+    CPUs this process may run on (taskset, a container's cpuset), at most the CPUs its quota allows (a container's
+    --cpus). os.cpu_count() counts every logical CPU of the machine: on a 2-CPU container of a 64-core host with
+    SMT it said 128, and onnxruntime ran 128 threads on 2 CPUs."""
+    try:
+        allowed = sorted(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        allowed = list(range(os.cpu_count() or 1))
+    cores: set[frozenset[int]] = set()
+    for cpu in allowed:  # SMT siblings share a core: count each core once
+        try:
+            with open(f"{cpu_root}/cpu{cpu}/topology/thread_siblings_list", encoding="ascii") as f:
+                siblings = _cpu_list(f.read())
+        except OSError:
+            siblings = set()
+        cores.add(frozenset(siblings or {cpu}))
+    n = len(cores) or len(allowed) or 1
+    quota = _cgroup_cpus(cgroup_root)
+    if quota is not None:
+        n = min(n, max(1, math.ceil(quota)))
+    return max(1, n)

@@ -1,6 +1,7 @@
 """Translator + backends on CPU: ort-cpu vs torch parity, sizes, channels, batches, directions, errors."""
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -455,3 +456,50 @@ def test_with_no_runtime_installed_the_error_leads_with_what_to_install(monkeypa
     assert text.endswith("; the GPU backends (tensorrt, tensorrt-rtx, ort-cuda, torch): no CUDA GPU here "
                          "(CGAN_NO_CUDA is set)"), text
     assert "\n" not in text
+
+
+def fake_cpus(root, siblings: dict[int, str]) -> str:
+    """A /sys/devices/system/cpu with each CPU's thread_siblings_list."""
+    for cpu, text in siblings.items():
+        (root / f"cpu{cpu}" / "topology").mkdir(parents=True)
+        (root / f"cpu{cpu}" / "topology" / "thread_siblings_list").write_text(text + "\n")
+    return str(root)
+
+
+def test_cpu_threads_default_to_the_physical_cores_this_process_may_use(tmp_path, monkeypatch):
+    """ort-cpu's default was psutil's physical cores, else os.cpu_count() (psutil is only a test dependency):
+    every logical CPU of the machine, whatever taskset or a container allowed (2 threads under taskset -c 0)."""
+    from cgan import _limits
+
+    smt = {i: f"{i % 4},{i % 4 + 4}" for i in range(8)}  # 4 cores, 2 threads each
+    cpus, cg = fake_cpus(tmp_path / "cpu", smt), tmp_path / "cg"
+    cg.mkdir()
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(8)), raising=False)
+    assert _limits.compute_threads(cpus, str(cg)) == 4  # one per core, not per SMT thread
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 4}, raising=False)
+    assert _limits.compute_threads(cpus, str(cg)) == 1  # both threads of one core (taskset -c 0,4)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2}, raising=False)
+    assert _limits.compute_threads(cpus, str(cg)) == 3
+    (cg / "cpu.max").write_text("150000 100000\n")  # docker --cpus 1.5
+    assert _limits.compute_threads(cpus, str(cg)) == 2
+    (cg / "cpu.max").write_text("max 100000\n")  # no quota
+    assert _limits.compute_threads(cpus, str(cg)) == 3
+    (cg / "cpu.max").unlink()
+    (cg / "cpu").mkdir()
+    (cg / "cpu" / "cpu.cfs_quota_us").write_text("100000\n")  # cgroup v1, one CPU
+    (cg / "cpu" / "cpu.cfs_period_us").write_text("100000\n")
+    assert _limits.compute_threads(cpus, str(cg)) == 1
+    (cg / "cpu" / "cpu.cfs_quota_us").write_text("-1\n")
+    assert _limits.compute_threads(cpus, str(cg)) == 3
+    # no topology to read: each allowed CPU counts
+    assert _limits.compute_threads(str(tmp_path / "none"), str(cg)) == 3
+    assert _limits._cpu_list("0-3,8,10-11") == {0, 1, 2, 3, 8, 10, 11} and _limits._cpu_list("x") == set()
+
+
+def test_ort_cpu_runs_on_the_default_cpu_threads(folders, monkeypatch):
+    export = folders[1]
+    monkeypatch.setattr("cgan.runtime.backends.ort.compute_threads", lambda: 3)
+    with Translator.load(str(export), backend="ort-cpu") as t:
+        assert t.backend.session.get_session_options().intra_op_num_threads == 3
+    with Translator.load(str(export), backend="ort-cpu", threads=1) as t:
+        assert t.backend.session.get_session_options().intra_op_num_threads == 1

@@ -17,12 +17,12 @@ same shape; `Translator` copies it under its lock, so its callers (the video pip
 """
 from __future__ import annotations
 
-import os
 import re
 from typing import Any
 
 import numpy as np
 
+from cgan._limits import compute_threads
 from cgan._versions import version_tuple
 from cgan.errors import BackendUnavailable, CganError, IntegrityError
 from cgan.runtime.backends.base import MAX_SHAPES, Backend, Model, log, module_available
@@ -43,18 +43,6 @@ EXPORT_HINT = "ONNX backends need an export folder: run `{command}`"
 #: the first onnxruntime that refuses ONNX external data outside the model's folder (absolute paths, `../`,
 #: symlinks out); an older one would read any file a hostile in-pair graph names as its weights
 EXTERNAL_DATA_SAFE = (1, 24, 1)
-
-
-def physical_cores() -> int:
-    try:
-        import psutil
-
-        n = psutil.cpu_count(logical=False)
-        if n:
-            return int(n)
-    except ImportError:
-        pass
-    return os.cpu_count() or 1
 
 
 def _ort() -> Any:
@@ -206,7 +194,7 @@ class _OrtBackend(Backend):
 
 
 class OrtCpuBackend(_OrtBackend):
-    """CPU provider, FP32 NCHW graph, intra-op threads = physical cores (override: threads=N)."""
+    """CPU provider, FP32 NCHW graph, intra-op threads = cgan._limits.compute_threads() (override: threads=N)."""
 
     name = "ort-cpu"
     devices = ("cpu",)
@@ -222,7 +210,7 @@ class OrtCpuBackend(_OrtBackend):
 
     def _session_options(self) -> Any:
         so = super()._session_options()
-        so.intra_op_num_threads = int(self.opts.get("threads") or physical_cores())
+        so.intra_op_num_threads = int(self.opts.get("threads") or compute_threads())
         so.inter_op_num_threads = 1
         return so
 
