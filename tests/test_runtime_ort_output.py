@@ -197,7 +197,7 @@ def test_cuda_graph_ids_are_never_reused_after_the_bound_buffers_are_dropped(exp
         sizes = [(16 + 4 * i, 20) for i in range(9)] + [(16, 20), (60, 20)]
         for h, w in sizes:
             be.infer(np.zeros((1, h, w, 3), np.uint8))
-            ids.append(int(be.bound[(1, h, w, 3)][5].get_run_config_entry("gpu_graph_id")))
+            ids.append(int(be.bound.get((1, h, w, 3))[5].get_run_config_entry("gpu_graph_id")))
     assert len(set(ids)) == len(ids), ids
 
 

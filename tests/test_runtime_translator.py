@@ -503,3 +503,40 @@ def test_ort_cpu_runs_on_the_default_cpu_threads(folders, monkeypatch):
         assert t.backend.session.get_session_options().intra_op_num_threads == 3
     with Translator.load(str(export), backend="ort-cpu", threads=1) as t:
         assert t.backend.session.get_session_options().intra_op_num_threads == 1
+
+
+def test_buffers_kept_for_other_frame_sizes_stay_bounded(folders, monkeypatch):
+    """ort-cpu kept bound buffers for 8 frame sizes (27 bytes a pixel) and the translator 16 input arrays: a
+    folder of photos of different sizes held 0.9 GB after eight 4 MP photos, until close. Least recently used
+    sizes go first once the kept buffers pass MAX_HELD_BYTES (here made small)."""
+    from cgan.runtime.backends import base
+    from cgan.runtime.frames import Buffers
+
+    monkeypatch.setattr(base, "MAX_HELD_BYTES", 200_000)
+    export = folders[1]
+    with Translator.load(str(export), backend="ort-cpu", threads=1) as t:
+        bound = t.backend.bound
+        sizes = [(40, 48), (44, 52), (48, 56), (52, 60)]  # 27 x 2000..3100 pixels = 54..84 KB each
+        outs = {s: t.translate(rng.integers(0, 256, (*s, 3), dtype=np.uint8)) for s in sizes}
+        assert len(bound) == 2 and bound.nbytes <= 200_000
+        assert (1, 52, 60, 3) in bound and (1, 48, 56, 3) in bound  # the newest two
+        t.translate(rng.integers(0, 256, (48, 56, 3), dtype=np.uint8))  # a hit: now the most recent
+        t.translate(rng.integers(0, 256, (40, 48, 3), dtype=np.uint8))
+        assert (1, 48, 56, 3) in bound and (1, 52, 60, 3) not in bound
+        big = rng.integers(0, 256, (100, 100, 3), dtype=np.uint8)  # larger than the limit alone: let in, alone
+        assert t.translate(big).shape == big.shape and len(bound) == 1
+        for s, out in outs.items():  # what was dropped is bound again, same results
+            assert out.shape == (*s, 3)
+    cache = base.ShapeCache(drop=lambda key, item: dropped.append(key))
+    dropped = []
+    for i in range(base.MAX_SHAPES + 2):
+        cache.make_room(10)
+        cache.put(i, object(), 10)
+    assert dropped == [0, 1] and len(cache) == base.MAX_SHAPES
+    cache.clear()
+    assert len(dropped) == base.MAX_SHAPES + 2 and len(cache) == 0 and cache.nbytes == 0
+    buffers = Buffers(max_bytes=1000)
+    a = buffers.get("in", (10, 10, 3), np.uint8)
+    assert buffers.get("in", (10, 10, 3), np.uint8) is a
+    buffers.get("in", (20, 20, 3), np.uint8)  # 1200 bytes: the cache is emptied first
+    assert buffers.get("in", (10, 10, 3), np.uint8) is not a

@@ -23,6 +23,7 @@ keeps one set of buffers per shape and allocates nothing per frame in steady sta
 """
 from __future__ import annotations
 
+import math
 import numbers
 from dataclasses import dataclass
 
@@ -226,20 +227,28 @@ def nchw_to_bgr(y: np.ndarray, out: np.ndarray) -> np.ndarray:
 
 
 class Buffers:
-    """Arrays reused per shape (one small cache; a video stream has one shape, so it is hit every frame)."""
+    """Arrays reused per shape (one small cache; a video stream has one shape, so it is hit every frame). Emptied
+    when it holds `keep` x 4 arrays or one more would take it past `max_bytes` (photos of many sizes)."""
 
-    def __init__(self, keep: int = 4):
+    MAX_BYTES = 128 << 20
+
+    def __init__(self, keep: int = 4, max_bytes: int = MAX_BYTES):
         self._cache: dict[tuple, np.ndarray] = {}
         self._keep = keep
+        self._max_bytes = max_bytes
+        self._bytes = 0
 
     def get(self, tag: str, shape: tuple[int, ...], dtype) -> np.ndarray:
         key = (tag, tuple(shape), np.dtype(dtype).str)
         buf = self._cache.get(key)
         if buf is None:
-            if len(self._cache) >= self._keep * 4:
-                self._cache.clear()
+            nbytes = math.prod(shape) * np.dtype(dtype).itemsize
+            if len(self._cache) >= self._keep * 4 or self._bytes + nbytes > self._max_bytes:
+                self.clear()
             buf = self._cache[key] = np.empty(shape, dtype)
+            self._bytes += buf.nbytes
         return buf
 
     def clear(self) -> None:
         self._cache.clear()
+        self._bytes = 0

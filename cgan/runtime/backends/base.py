@@ -18,7 +18,7 @@ import numbers
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -32,8 +32,11 @@ from cgan.runtime.frames import MIN_SIDE, MULTIPLE
 log = logging.getLogger("cgan.runtime")
 
 PRECISIONS = ("fp32", "fp16")
-#: batch shapes (N, H, W) a GPU backend keeps buffers (and CUDA graphs) for; the least recently used goes first
+#: batch shapes (N, H, W) a backend keeps buffers (and CUDA graphs) for; the least recently used goes first
 MAX_SHAPES = 8
+#: and the most bytes those buffers may take, with the new shape's: photos of many sizes each left a set behind
+#: (ort-cpu, 27 bytes a pixel: 8 sizes of 4 MP held 0.9 GB until close). One larger shape is always let in.
+MAX_HELD_BYTES = 256 << 20
 DEVICES = ("cpu", "cuda")
 
 
@@ -172,6 +175,62 @@ def load_model(source: str | os.PathLike, direction: str | None = None) -> Model
     gen = spec.resolve_direction(wanted, gens)
     return Model(res.kind, res.folder, spec, gen, str(source), manifest, pair_folder, origin=res.origin,
                  pair_meta=pair.meta if res.kind == "pair" else {})
+
+
+class ShapeCache:
+    """What a backend keeps per batch shape (bound buffers, a CUDA graph), least recently used first out: at most
+    MAX_SHAPES shapes, and at most MAX_HELD_BYTES in all, the newest shape's included. `drop(key, item)` frees
+    what an item holds beyond Python's reach (device memory, a captured graph)."""
+
+    def __init__(self, drop: Callable[[Any, Any], None] | None = None):
+        self._items: dict[Any, Any] = {}
+        self._bytes: dict[Any, int] = {}
+        self._drop = drop
+
+    def get(self, key: Any) -> Any:
+        """The item for `key` (now the most recently used), or None."""
+        item = self._items.pop(key, None)
+        if item is not None:
+            self._items[key] = item
+        return item
+
+    def make_room(self, nbytes: int) -> int:
+        """Before one more shape of `nbytes`: drop the least recently used ones until both limits hold (or none
+        is left). How many were dropped."""
+        dropped = 0
+        while self._items and (len(self._items) >= MAX_SHAPES or sum(self._bytes.values()) + nbytes > MAX_HELD_BYTES):
+            key = next(iter(self._items))
+            self._forget(key)
+            dropped += 1
+        return dropped
+
+    def put(self, key: Any, item: Any, nbytes: int) -> Any:
+        self._items[key] = item
+        self._bytes[key] = int(nbytes)
+        return item
+
+    def _forget(self, key: Any) -> None:
+        item = self._items.pop(key)
+        self._bytes.pop(key, None)
+        if self._drop is not None:
+            self._drop(key, item)
+
+    def clear(self) -> None:
+        for key in list(self._items):
+            self._forget(key)
+
+    def values(self) -> list[Any]:
+        return list(self._items.values())
+
+    @property
+    def nbytes(self) -> int:
+        return sum(self._bytes.values())
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __contains__(self, key: Any) -> bool:
+        return key in self._items
 
 
 def module_available(name: str) -> bool:

@@ -25,7 +25,7 @@ import numpy as np
 from cgan._limits import compute_threads
 from cgan._versions import version_tuple
 from cgan.errors import BackendUnavailable, CganError, IntegrityError
-from cgan.runtime.backends.base import MAX_SHAPES, Backend, Model, log, module_available
+from cgan.runtime.backends.base import Backend, Model, ShapeCache, log, module_available
 from cgan.runtime.backends import cuda as cudahelp
 from cgan.runtime.frames import Buffers, bgr_to_nchw, nchw_to_bgr
 
@@ -171,7 +171,7 @@ class _OrtBackend(Backend):
         self.input_name = self.session.get_inputs()[0].name
         self.output_name = self.session.get_outputs()[0].name
         self.buffers = Buffers()
-        self.bound: dict[tuple[int, ...], Any] = {}
+        self.bound = ShapeCache()  # batch shape -> bound buffers
         log.debug("ort: %s with %s (%s)", path.name, self.session.get_providers(), self.io)
 
     def _meta_problem(self) -> str | None:
@@ -218,16 +218,18 @@ class OrtCpuBackend(_OrtBackend):
         ort = _ort()
         n, h, w, _ = batch.shape
         key = batch.shape
-        if key not in self.bound:
-            if len(self.bound) >= MAX_SHAPES:
-                self.bound.clear()
+        entry = self.bound.get(key)
+        if entry is None:
+            y_dtype = np.dtype(np.float32 if self.io_dtype == np.float32 else self.io_dtype)
+            self.bound.make_room(batch.size * (self.io_dtype.itemsize + y_dtype.itemsize + 1))
             x = np.empty((n, 3, h, w), self.io_dtype)
-            y = np.empty((n, 3, h, w), np.float32 if self.io_dtype == np.float32 else self.io_dtype)
+            y = np.empty((n, 3, h, w), y_dtype)
             binding = self.session.io_binding()
             binding.bind_ortvalue_input(self.input_name, ort.OrtValue.ortvalue_from_numpy(x))
             binding.bind_ortvalue_output(self.output_name, ort.OrtValue.ortvalue_from_numpy(y))
-            self.bound[key] = (binding, x, y, np.empty(batch.shape, np.uint8))
-        binding, x, y, out = self.bound[key]
+            out = np.empty(batch.shape, np.uint8)
+            entry = self.bound.put(key, (binding, x, y, out), x.nbytes + y.nbytes + out.nbytes)
+        binding, x, y, out = entry
         bgr_to_nchw(batch, x)
         self._run(binding, batch.shape)
         return nchw_to_bgr(y, out)
@@ -293,12 +295,15 @@ class OrtCudaBackend(_OrtBackend):
         key = batch.shape
         dev = int(self.opts.get("device_id", 0))
         prepost = self.io == "bgr-hwc-uint8"
-        if key not in self.bound:
-            if len(self.bound) >= MAX_SHAPES:  # one frame size more: drop the bound device buffers of the others
-                # (onnxruntime offers no way to release a captured CUDA graph; those stay until close)
-                self.bound.clear()
+        entry = self.bound.get(key)
+        if entry is None:
             in_shape = batch.shape if prepost else (n, 3, h, w)
             out_dtype = np.dtype(np.uint8) if prepost else self.io_dtype
+            # device input and output, host output (+ host input, float32 scratch and BGR out for nchw graphs)
+            per = self.io_dtype.itemsize + 2 * out_dtype.itemsize + (0 if prepost else self.io_dtype.itemsize + 5)
+            # one frame size more: drop the least recently used shapes' bound buffers (onnxruntime offers no way
+            # to release a captured CUDA graph; those stay until close)
+            self.bound.make_room(batch.size * per)
             x = ort.OrtValue.ortvalue_from_shape_and_type(in_shape, self.io_dtype, self.ort_device, dev)
             host_out = np.empty(in_shape, out_dtype)  # the output lands here on the host, every frame
             if self.cuda_graph:
@@ -316,14 +321,14 @@ class OrtCudaBackend(_OrtBackend):
             if self.cuda_graph:
                 # one captured graph per bound buffer set; ids must be > 0 to be captured (-1 = never, 0 =
                 # default) and never reused: a captured graph replays into the buffers it was captured with, so
-                # a shape bound again after the clear above needs a new capture, not the old (freed) one's id
+                # a shape bound again after it was dropped above needs a new capture, not the old (freed) one's id
                 self.graph_ids[key] = max(self.graph_ids.values(), default=0) + 1
                 run_opts.add_run_config_entry("gpu_graph_id", str(self.graph_ids[key]))
             # nchw: float16 output is converted through a float32 scratch, then to uint8 BGR in `out`
             scratch = None if prepost or out_dtype == np.float32 else np.empty(in_shape, np.float32)
             out = None if prepost else np.empty(batch.shape, np.uint8)
-            self.bound[key] = (binding, x, y, host_in, host_out, run_opts, scratch, out)
-        binding, x, y, host_in, host_out, run_opts, scratch, out = self.bound[key]
+            entry = self.bound.put(key, (binding, x, y, host_in, host_out, run_opts, scratch, out), batch.size * per)
+        binding, x, y, host_in, host_out, run_opts, scratch, out = entry
         if prepost:
             x.update_inplace(np.ascontiguousarray(batch))
         else:

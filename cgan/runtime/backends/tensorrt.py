@@ -8,8 +8,9 @@ says to rebuild the engine with `cgan-export ... --engine` on this machine — n
 Execution uses TensorRT 10's tensor API (set_input_shape, set_tensor_address, execute_async_v3) and cuda-python
 for memory and streams (no torch): pinned host buffers, async copies on one stream, and per input shape a
 CUDA graph capturing copy-in, the engine and copy-out (unless `cuda_graph=False`). Buffers are kept for the
-last `MAX_SHAPES` batch shapes (several streams batched together change the shape from call to call; freeing
-and allocating per switch would synchronize the device each time); a graph is replayed only while its shape
+last `MAX_SHAPES` batch shapes, within `MAX_HELD_BYTES` (several streams batched together change the shape from
+call to call; freeing and allocating per switch would synchronize the device each time); a graph is replayed
+only while its shape
 stays current, and a shape that comes back is bound again and recaptured after one plain run.
 
 Sidecar (`G.fp16.trt.plan.json`), keys this module reads (aliases accepted where noted):
@@ -35,7 +36,7 @@ import numpy as np
 from cgan._files import inside, read_json
 from cgan._versions import version_tuple
 from cgan.errors import BackendUnavailable, CganError, IntegrityError, ShapeUnsupported
-from cgan.runtime.backends.base import MAX_SHAPES, Backend, Model, log, module_available
+from cgan.runtime.backends.base import Backend, Model, ShapeCache, log, module_available
 from cgan.runtime.backends import cuda as cudahelp
 from cgan.runtime.frames import Buffers, bgr_to_nchw, nchw_to_bgr
 
@@ -259,22 +260,23 @@ class TensorRTBackend(Backend):
         self.stream = cudahelp.Stream()
         self.cuda_graph = bool(self.opts.get("cuda_graph", self.capture_graphs))
         self.buffers = Buffers()
-        self.slots: dict[tuple[int, ...], dict[str, Any]] = {}  # insertion order = least recently used first
+        self.slots = ShapeCache(drop=lambda key, slot, free=self._free_slot: free(slot))  # batch shape -> its buffers
         self.current: tuple[int, ...] | None = None
         log.debug("tensorrt: %s (%s, %s -> %s)", rec.get("path"), self.io, self.in_dtype, self.out_dtype)
 
     def _slot(self, key: tuple[int, ...]) -> dict[str, Any]:
-        """Device + pinned buffers for one batch shape, bound to the context (the last MAX_SHAPES shapes keep
-        theirs); the context is re-bound whenever the shape differs from the previous call's."""
-        slot = self.slots.pop(key, None)
+        """Device + pinned buffers for one batch shape, bound to the context (the last MAX_SHAPES shapes, within
+        MAX_HELD_BYTES, keep theirs); the context is re-bound whenever the shape differs from the previous call's."""
+        slot = self.slots.get(key)
         if slot is None:
             n, h, w, _ = key
             shape = key if self.io == IO_UINT8 else (n, 3, h, w)
             profile = profile_for(self.profiles, shape)  # a shape no profile takes fails before anything is freed
-            while len(self.slots) >= MAX_SHAPES:
-                self._free_slot(self.slots.pop(next(iter(self.slots))))
-            slot = self._new_slot(key, shape, profile)
-        self.slots[key] = slot  # most recently used last
+            nbytes = 2 * int(np.prod(shape)) * (self.in_dtype.itemsize + self.out_dtype.itemsize) + int(np.prod(key))
+            self.slots.make_room(nbytes)
+            if self.current not in self.slots:
+                self.current = None  # its buffers were freed: that shape, made again, binds again
+            slot = self.slots.put(key, self._new_slot(key, shape, profile), nbytes)
         if key != self.current:
             self.current = None  # until the binding below succeeds
             if slot["graph"] is not None:  # captured while another shape's state was set: recapture, never replay
@@ -363,8 +365,6 @@ class TensorRTBackend(Backend):
                 slot[k].free()
 
     def _free_slots(self) -> None:
-        for slot in self.slots.values():
-            self._free_slot(slot)
         self.slots.clear()
         self.current = None
 

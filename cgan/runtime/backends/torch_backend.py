@@ -26,7 +26,7 @@ import numpy as np
 
 from cgan.errors import BackendUnavailable, CganError
 from cgan.runtime import _fork
-from cgan.runtime.backends.base import MAX_SHAPES, Backend, Model, log, module_available
+from cgan.runtime.backends.base import Backend, Model, ShapeCache, log, module_available
 from cgan.runtime.backends import cuda as cudahelp
 
 COMPILE_MODES = ("max-autotune-no-cudagraphs", "max-autotune", "reduce-overhead", "default")
@@ -158,7 +158,7 @@ def _torch_build() -> tuple[str, str | None]:
         if "__version__" in found and "cuda" in found:
             return found["__version__"] or "?", found["cuda"] or None
         import torch
-    return torch.__version__, torch.version.cuda if torch.backends.cuda.is_built() else None
+    return torch.__version__, (torch.version.cuda or "?") if torch.backends.cuda.is_built() else None
 
 
 class TorchBackend(Backend):
@@ -221,7 +221,8 @@ class TorchBackend(Backend):
         self.cuda_graph = s["cuda_graph"]
         self.graphs: dict[tuple[int, ...], Any] = {}
         self.swap = torch.tensor([2, 1, 0], device=dev)
-        self.pinned: dict[tuple[int, ...], Any] = {}
+        # batch shape -> pinned host buffers; a dropped shape's CUDA graph (a private memory pool) goes with them
+        self.pinned = ShapeCache(drop=lambda key, _, graphs=self.graphs: graphs.pop(key, None))
         self.threads = int(self.opts["threads"]) if self.device == "cpu" and self.opts.get("threads") else None
         log.debug("torch: %s on %s (%s), compile %s, cuda_graph %s, %s", self.model.describe(), dev, dtype,
                   s["compile_mode"] or "off", s["cuda_graph"], s["memory_format"])
@@ -264,12 +265,12 @@ class TorchBackend(Backend):
     def _run_cuda(self, batch: np.ndarray) -> np.ndarray:
         torch = self.torch
         key = batch.shape
-        host = self.pinned.pop(key, None)
+        host = self.pinned.get(key)
         if host is None:
-            self._evict_oldest()
-            host = (torch.empty(key, dtype=torch.uint8).pin_memory(),
-                    torch.empty(key, dtype=torch.uint8).pin_memory())
-        self.pinned[key] = host  # most recently used last
+            if self.pinned.make_room(2 * batch.size):
+                torch.cuda.empty_cache()  # the dropped shapes' memory back to the device
+            host = self.pinned.put(key, (torch.empty(key, dtype=torch.uint8).pin_memory(),
+                                         torch.empty(key, dtype=torch.uint8).pin_memory()), 2 * batch.size)
         h_in, h_out = host
         h_in.numpy()[...] = batch
         if self.cuda_graph:
@@ -281,16 +282,6 @@ class TorchBackend(Backend):
             h_out.copy_(self._forward(h_in.to(self.dev, non_blocking=True)), non_blocking=True)
         torch.cuda.current_stream().synchronize()
         return h_out.numpy()
-
-    def _evict_oldest(self) -> None:
-        """Before buffers for a new shape: drop the least recently used shape's pinned buffers and CUDA graph
-        (each graph holds a private memory pool) once MAX_SHAPES shapes are held, and return the memory."""
-        if len(self.pinned) < MAX_SHAPES:
-            return
-        old = next(iter(self.pinned))
-        del self.pinned[old]
-        self.graphs.pop(old, None)
-        self.torch.cuda.empty_cache()
 
     def _graph(self, key: tuple[int, ...]) -> tuple[Any, Any, Any]:
         torch = self.torch
