@@ -376,19 +376,21 @@ def test_corrupt_export_file_is_refused(folders, tmp_path):
 
 def test_export_hints_name_what_the_user_gave(folders):
     """ONNX/TensorRT backends on a pair folder said `cgan-export X2Y` (the spec's name, unknown to cgan-export:
-    'unknown pair'); the hint now names the folder with --out. A pair name keeps the short form."""
+    'unknown pair'); the hint now names the folder with --out. A pair name keeps the short form. Both say how to
+    give the pair its own FP32 graphs (--in-pair), and say it for Python callers too (no --pair flag there)."""
     from cgan.runtime.backends.base import load_model
     from cgan.runtime.registry import backend_class
 
     pair = folders[0]
     ok, why = backend_class("ort-cpu").check(load_model(str(pair)), "fp32")
-    assert not ok and f"`cgan-export {pair} --out EXPORT_FOLDER` and pass `--pair EXPORT_FOLDER`" in why
+    assert not ok and f"`cgan-export {pair} --in-pair` (FP32)" in why
+    assert f"`cgan-export {pair} --out EXPORT_FOLDER` and load EXPORT_FOLDER instead" in why
     from cgan.pairs import cgan_home
 
     named = cgan_home() / "pairs" / "hintx2hinty"  # a pair found by name, without in-pair graphs
     shutil.copytree(pair, named)
     ok, why = backend_class("ort-cpu").check(load_model("hintx2hinty"), "fp32")
-    assert not ok and "run `cgan-export hintx2hinty`" in why
+    assert not ok and "`cgan-export hintx2hinty --in-pair` (FP32), or export it with `cgan-export hintx2hinty`" in why
 
 
 @pytest.mark.parametrize("field,value", [("io_dtype", "nonsense"), ("io_dtype", [1]), ("io_dtype", True)])

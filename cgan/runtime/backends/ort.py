@@ -39,10 +39,24 @@ def ort_message(e: BaseException, limit: int = 300) -> str:
     return " ".join(text.split())[:limit] or type(e).__name__
 
 
-EXPORT_HINT = "ONNX backends need an export folder: run `{command}`"
 #: the first onnxruntime that refuses ONNX external data outside the model's folder (absolute paths, `../`,
 #: symlinks out); an older one would read any file a hostile in-pair graph names as its weights
 EXTERNAL_DATA_SAFE = (1, 24, 1)
+
+
+def _pair_hint(model: Model, precision: str) -> str:
+    """What to do with a pair that has no ONNX graph the ONNX backends can run: give it its FP32 graphs, or
+    export it (said for command-line and Python users alike; cgan-export comes with cgan[cpu])."""
+    import shlex
+
+    where = shlex.quote(str(model.folder)) if model.source_is_path else model.folder.name
+    in_pair = f"`cgan-export {where} --in-pair` (FP32), or " if precision != "fp16" else ""
+    if model.source_is_path:
+        export = f"`cgan-export {where} --out EXPORT_FOLDER` and load EXPORT_FOLDER instead"
+    else:
+        export = f"`cgan-export {where}` (the name then finds the export)"
+    return (f"{model.folder} is a pair without an {precision.upper()} ONNX graph for {model.direction}: give it one with "
+            f"{in_pair}export it with {export}; cgan-export comes with cgan[cpu]")
 
 
 def _ort() -> Any:
@@ -105,7 +119,7 @@ class _OrtBackend(Backend):
             if model.kind != "export":
                 # a pair runs only through its in-pair FP32 graph (cgan-export PAIR --in-pair); anything else
                 # needs an export folder
-                return False, EXPORT_HINT.format(command=model.export_command())
+                return False, _pair_hint(model, precision)
             return False, (f"{model.folder} has no {precision} ONNX graph for {model.direction}: "
                            f"re-run `cgan-export` with that precision")
         have = str(getattr(_ort(), "__version__", "0"))
