@@ -50,12 +50,12 @@ def _pair_hint(model: Model, precision: str) -> str:
     import shlex
 
     where = shlex.quote(str(model.folder)) if model.source_is_path else model.folder.name
-    in_pair = f"`cgan-export {where} --in-pair` (FP32), or " if precision != "fp16" else ""
+    in_pair = f"give it one with `cgan-export {where} --in-pair` (FP32), or " if precision != "fp16" else ""
     if model.source_is_path:
         export = f"`cgan-export {where} --out EXPORT_FOLDER` and load EXPORT_FOLDER instead"
     else:
         export = f"`cgan-export {where}` (the name then finds the export)"
-    return (f"{model.folder} is a pair without an {precision.upper()} ONNX graph for {model.direction}: give it one with "
+    return (f"{model.folder} is a pair without an {precision.upper()} ONNX graph for {model.direction}: "
             f"{in_pair}export it with {export}; cgan-export comes with cgan[cpu]")
 
 
