@@ -5,11 +5,12 @@ import errno
 import logging
 import os
 import sys
+import threading
 from typing import Callable, Iterable
 
 import click
 
-from cgan.errors import CganError
+from cgan.errors import CganError, Terminated
 
 
 def run(command: click.Command, argv: list[str] | None = None) -> int:
@@ -21,12 +22,10 @@ def run(command: click.Command, argv: list[str] | None = None) -> int:
     except CganError as e:
         click.echo(f"{getattr(e, 'label', 'error')}: {one_line(e)}", err=True)
         return e.exit_code
-    except click.exceptions.Abort:
-        click.echo("interrupted", err=True)
-        return 130
-    except KeyboardInterrupt:
-        click.echo("interrupted", err=True)
-        return 130
+    except (click.exceptions.Abort, KeyboardInterrupt) as e:  # (click makes a KeyboardInterrupt its Abort)
+        terminated = isinstance(e, Terminated) or isinstance(e.__cause__, Terminated)  # a second SIGTERM
+        click.echo("terminated" if terminated else "interrupted", err=True)
+        return 143 if terminated else 130
     except click.ClickException as e:
         help_only = getattr(click.exceptions, "NoArgsIsHelpError", None)
         if help_only is not None and isinstance(e, help_only):
@@ -146,8 +145,25 @@ def entry(command: click.Command) -> Callable[[], None]:
 
     def main() -> None:
         _tolerant_stdout()
-        sys.exit(run(command))
+        code = run(command)
+        _exit_past_stuck_threads(code)
+        sys.exit(code)
     return main
+
+
+def _exit_past_stuck_threads(code: int) -> None:
+    """Exit now, streams flushed, when a run ended with one of its threads still inside a blocking native call (a
+    capture thread in FFmpeg's read of a stalled stream, left to finish alone once the output was finalized):
+    Python's shutdown with that thread running crashed now and then (a segmentation fault, exit 139)."""
+    if not any(t.daemon and t.is_alive() and t.name.startswith("cgan-") for t in threading.enumerate()):
+        return
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError, AttributeError):
+            pass
+    logging.shutdown()
+    os._exit(code)
 
 
 def _tolerant_stdout() -> None:

@@ -25,3 +25,8 @@ class BackendUnavailable(CganError):
 class ShapeUnsupported(CganError):
     """A frame size or batch this backend's model cannot take (e.g. outside a TensorRT engine's profiles): a
     request to change, not a failure of the backend."""
+
+
+class Terminated(KeyboardInterrupt):
+    """A second SIGTERM forcing a run's stop (as a second Ctrl-C raises KeyboardInterrupt): the command line
+    says 'terminated' and exits 143, as for the first."""

@@ -121,3 +121,32 @@ def test_a_closed_pipe_ends_quietly(argv):
     finally:
         os.close(w)
     assert p.returncode == 1 and p.stderr == "", p.stderr[-2000:]
+
+
+STUCK_THREAD = r"""
+import atexit, sys, threading, time
+import click
+from cgan._cli import entry
+
+@click.command()
+@click.option("--stuck/--no-stuck")
+def cmd(stuck):
+    # as a capture thread left inside FFmpeg's read() of a stalled stream when the run ended
+    threading.Thread(target=time.sleep, args=(60,), name="cgan-capture-0" if stuck else "app", daemon=True).start()
+    atexit.register(lambda: print("python shut down"))
+    print("summary", end="")  # unflushed: must still come out
+    raise click.exceptions.Exit(143)  # as cgan-video after a signal
+
+entry(cmd)()
+"""
+
+
+@pytest.mark.parametrize("stuck", [True, False])
+def test_a_run_that_leaves_a_thread_inside_a_native_call_exits_without_the_interpreter_shutdown(stuck):
+    """A second Ctrl-C while a stream read hung: the output was finalized, then Python's shutdown with the capture
+    thread still in FFmpeg crashed now and then (segmentation fault, exit 139 instead of 130). Such a run leaves
+    through os._exit, streams flushed (no atexit handlers: here one would print)."""
+    p = subprocess.run([sys.executable, "-c", STUCK_THREAD, "--stuck" if stuck else "--no-stuck"],
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 143 and p.stdout.startswith("summary")
+    assert ("python shut down" in p.stdout) is not stuck

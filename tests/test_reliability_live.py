@@ -9,6 +9,7 @@ import signal
 import threading
 import time
 
+import click
 import pytest
 
 from _helpers_video import Invert, pattern, probe
@@ -309,3 +310,33 @@ def test_second_sigint_while_camera_hangs_keeps_the_recording(tmp_path, monkeypa
     monkeypatch.undo()
     assert probe(out)[0] >= 10
     assert not list(tmp_path.glob(".o.partial-*"))
+
+
+def test_second_sigterm_while_camera_hangs_is_terminated_not_interrupted(tmp_path, monkeypatch, capsys):
+    """A second SIGTERM forced the stop as KeyboardInterrupt: the command line said 'interrupted' and exited 130
+    (SIGINT's), where one SIGTERM exits 143. It raises Terminated (a KeyboardInterrupt: the file is kept the same
+    way), which the command line reports as 'terminated', 143."""
+    from cgan._cli import run
+    from cgan.errors import Terminated
+
+    cam = Camera([("frames", 10, 100), ("stall", 3.0), ("frames", 50, 100)])
+    monkeypatch.setattr(sources.cv2, "VideoCapture", cam.Capture)
+    src = CaptureSource(InputSpec("camera", 0, "0"), reconnects=1, backoff=0.01)
+    out = tmp_path / "o.mp4"
+    timers = [threading.Timer(t, os.kill, (os.getpid(), signal.SIGTERM)) for t in (0.4, 0.8)]
+    for t in timers:
+        t.start()
+    try:
+        with pytest.raises(Terminated):
+            run_video(job(inputs=[src], output=str(out), handle_signals=True), translator=Invert())
+    finally:
+        for t in timers:
+            t.cancel()
+    monkeypatch.undo()
+    assert probe(out)[0] >= 10
+
+    @click.command()
+    def stopped():
+        raise Terminated
+
+    assert run(stopped, []) == 143 and capsys.readouterr().err.strip() == "terminated"  # (click adds a newline)

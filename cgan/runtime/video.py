@@ -40,7 +40,7 @@ import cv2
 import numpy as np
 
 from cgan._files import _umask, nearest_existing, temp_prefix
-from cgan.errors import CganError
+from cgan.errors import CganError, Terminated
 from cgan.runtime.frames import DEFAULT_MAX_PIXELS, MULTIPLE, even_size, fit_to, round_up, to_bgr
 from cgan.runtime.smooth import FlickerMeter, TemporalSmoother
 from cgan.runtime.sources import CAPTURE_NAMED, CaptureSource, Source, Trimmed, _describe, known_fps, open_source, \
@@ -1198,7 +1198,7 @@ def _signals(pipe_holder: dict, sigs: tuple[int, ...]):
     def handler(signum, _frame):
         pipe = pipe_holder.get("pipe")
         if pipe is None or pipe.stop.is_set() and pipe.signals:
-            raise KeyboardInterrupt
+            raise Terminated if signum == signal.SIGTERM else KeyboardInterrupt
         pipe.signals += 1
         if not pipe.stop.is_set():  # a run already ending (q/ESC, end of input, an error) keeps its reason
             pipe.ended = "interrupted" if signum == signal.SIGINT else "terminated"
