@@ -1,8 +1,12 @@
 """cgan-video pipeline: round trip, batching of several inputs, size changes, live dropping, reconnect, errors."""
 from __future__ import annotations
 
+import os
 import shutil
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -153,6 +157,35 @@ def test_parse_input_kinds():
     assert parse_input("clip.mp4").kind == "file" and not parse_input("clip.mp4").live
     with pytest.raises(CganError, match="scheme"):
         parse_input("ftp://x/y")
+
+
+@pytest.mark.skipif(not os.path.isdir("/dev/shm") or not hasattr(os, "mkfifo"), reason="needs /dev/shm and FIFOs")
+def test_files_under_dev_are_files_and_pipes_are_refused(tmp_path):
+    """Every path under /dev/ was taken for a camera: a video in /dev/shm (or /dev/stdin redirected from a file)
+    dropped 88 of 90 frames as stale, and with reconnects replayed itself for ever. A FIFO hung the run (its
+    probe waited for a writer); /dev/null was 'busy, or no permission'."""
+    clip = make_clip(tmp_path / "c.mp4", 5)
+    shm = Path("/dev/shm") / f"cgan-test-{os.getpid()}.mp4"
+    shm.write_bytes(clip.read_bytes())
+    try:
+        spec = parse_input(str(shm))
+        assert spec.kind == "file" and not spec.live
+        s = run_video(job(inputs=[str(shm)], output=str(tmp_path / "o.mp4")), translator=Invert())
+        assert s.frames == 5 and s.dropped == 0
+    finally:
+        shm.unlink()
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    with pytest.raises(CganError, match=r"^--input .*pipe is a pipe: .*save it to a file first"):
+        parse_input(str(fifo))
+    with pytest.raises(CganError, match=r"^--input /dev/null is not a video capture device"):
+        parse_input("/dev/null")
+    with open(clip, "rb") as f:  # /dev/stdin redirected from a file (`< clip.mp4`)
+        p = subprocess.run([sys.executable, "-c", "from cgan.runtime.sources import parse_input; "
+                            "s = parse_input('/dev/stdin'); print(s.kind, s.target)"], stdin=f,
+                           capture_output=True, text=True, timeout=60)
+    assert p.stdout.split() == ["file", str(clip.resolve())], p.stderr
+    assert parse_input("/dev/video57").kind == "device"  # missing: said when opened
 
 
 def test_live_source_faster_than_inference_drops_with_bounded_latency():

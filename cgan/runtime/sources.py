@@ -15,6 +15,8 @@ import logging
 import math
 import numbers
 import os
+import stat
+import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -34,6 +36,7 @@ LIVE_URL_SCHEMES = ("rtsp", "rtsps", "rtmp", "rtmps", "http", "https", "udp", "t
 DEMO = "demo"
 #: OpenCV takes an int32 camera index (OpenCV also reads index + API × 100, e.g. 200 = V4L2 camera 0)
 MAX_CAMERA_INDEX = 9999
+V4L_MAJOR = 81  # Linux's video4linux character devices (/dev/video*)
 #: frame rates a source may report and an output may be written at (OpenCV's writers refuse 0.001; inf hung them)
 MIN_FPS, MAX_FPS = 0.01, 1000.0
 
@@ -113,9 +116,29 @@ def parse_input(text: str | int | os.PathLike) -> InputSpec:
             raise CganError(f"unsupported {what} in --input {redact_url(s)}: use one of "
                             f"{', '.join(LIVE_URL_SCHEMES)}")
         return InputSpec("url", s, s)
-    if s.startswith("/dev/"):
+    path = os.path.expanduser(s)
+    try:
+        mode = os.stat(path).st_mode
+    except (OSError, ValueError):
+        mode = None  # missing (said when it is opened) or unreadable
+    if mode is not None and (stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode)):
+        # (a FIFO with no writer hung the run in its probe; one being written was taken for a file of 0 bytes)
+        raise CganError(f"--input {s} is a pipe{' (standard input)' if s.startswith('/dev/std') else ''}: video "
+                        f"is read from files, cameras, capture devices and URLs; save it to a file first (or serve "
+                        f"it over http / rtsp)")
+    if mode is not None and stat.S_ISREG(mode):
+        # a video file anywhere, /dev/shm or /dev/stdin redirected from a file included: read as a file (every
+        # path under /dev/ was taken for a camera: frames dropped as stale, and the end replayed it for ever)
+        return InputSpec("file", os.path.realpath(path) if s.startswith("/dev/") else path, s)
+    if s.startswith("/dev/") or (mode is not None and stat.S_ISCHR(mode)):
+        if mode is not None and not stat.S_ISCHR(mode):
+            raise CganError(f"--input {s} is not a video file nor a capture device (a "
+                            f"{'folder' if stat.S_ISDIR(mode) else 'block device'}); check `ls /dev/video*`")
+        if mode is not None and sys.platform.startswith("linux") and os.major(os.stat(path).st_rdev) != V4L_MAJOR:
+            raise CganError(f"--input {s} is not a video capture device (a character device of another kind); "
+                            f"check `ls /dev/video*`")
         return InputSpec("device", s, s)
-    return InputSpec("file", os.path.expanduser(s), s)
+    return InputSpec("file", path, s)
 
 
 def _describe(value: object) -> str:
