@@ -94,6 +94,39 @@ def test_forced_display_on_headless_opencv_says_why(clip, capsys):
     assert_one_line_error(code, err, "--display")
 
 
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="X11 displays and abstract sockets: Linux")
+def test_a_display_no_x_server_answers_is_not_used(clip, capsys, monkeypatch, tmp_path):
+    """With a GUI OpenCV and $DISPLAY set to where no X server answers (ssh without -X, a closed desktop), Qt
+    aborted the process (SIGABRT) at the first window: no output, a temp file left. The default now writes the
+    file without a window, and --display says why in one line."""
+    import socket
+
+    num = 4000 + os.getpid() % 2000
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as server:  # an X server's abstract socket
+        server.bind(f"\0/tmp/.X11-unix/X{num}")
+        server.listen(1)
+        assert video.x_server_answers(f":{num}") and video.x_server_answers(f"unix:{num}.0")
+    assert not video.x_server_answers(f":{num}")
+    with socket.socket() as server:  # ssh -X's display: localhost:N is TCP port 6000 + N
+        server.bind(("127.0.0.1", 0))
+        server.listen(1)
+        port = server.getsockname()[1]
+        assert video.x_server_answers("127.0.0.1:1", tcp_base=port - 1)
+    assert not video.x_server_answers("127.0.0.1:1", tcp_base=port - 1, timeout=0.5)
+    assert video.x_server_answers("not a display")  # cannot be told: the window may try
+
+    monkeypatch.setattr(video.cv2, "getBuildInformation", lambda: "  GUI:                           QT5\n")
+    monkeypatch.setenv("DISPLAY", f":{num}")
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    assert f"no X server answers at DISPLAY=:{num}" in video.gui_problem()
+    monkeypatch.setattr(video.cv2, "imshow", lambda *a: (_ for _ in ()).throw(AssertionError("a window")))
+    code, out, err = cgan_video(["--input", str(clip), "--output", str(tmp_path / "o.mp4"), "--max-frames", "2"],
+                                capsys)
+    assert code == 0 and probe(tmp_path / "o.mp4")[0] == 2
+    code, _, err = cgan_video(["--input", str(clip), "--display", "--max-frames", "2"], capsys)
+    assert_one_line_error(code, err, f"no X server answers at DISPLAY=:{num}")
+
+
 def test_corrupt_file_subprocess_stderr_is_one_line(tmp_path):
     """The real console entry: FFmpeg/OpenCV log noise is silenced too."""
     junk = tmp_path / "junk.mkv"

@@ -811,7 +811,43 @@ def gui_problem() -> str | None:
                 "with --output FILE")
     if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
         return "no display to show a window on ($DISPLAY is not set); use --no-display with --output FILE"
+    display = os.environ.get("DISPLAY")
+    if sys.platform.startswith("linux") and display and not os.environ.get("WAYLAND_DISPLAY") \
+            and not x_server_answers(display):
+        # OpenCV's Qt window aborted the process there (SIGABRT: "could not connect to display"), leaving a
+        # half-written temp file and no output
+        return (f"no X server answers at DISPLAY={display} (an ssh session without -X, a closed desktop?); use "
+                f"--no-display with --output FILE, or fix $DISPLAY")
     return None
+
+
+def x_server_answers(display: str, tcp_base: int = 6000, timeout: float = 1.0) -> bool:
+    """Whether an X server takes connections at `display` ([host]:N[.screen]): its Unix socket (the file, or
+    Linux's abstract one) for a local display, TCP port tcp_base + N for a remote one (ssh -X: localhost:10).
+    True when `display` is not in that form (it cannot be told; the window may try)."""
+    import re
+    import socket
+
+    m = re.fullmatch(r"(?P<host>[A-Za-z0-9.\-]*|\[[0-9a-fA-F:]+\]|unix):(?P<num>\d+)(?:\.\d+)?", display.strip())
+    if m is None:
+        return True
+    host, num = m.group("host"), int(m.group("num"))
+    if host in ("", "unix"):
+        targets = [(socket.AF_UNIX, f"/tmp/.X11-unix/X{num}"), (socket.AF_UNIX, f"\0/tmp/.X11-unix/X{num}")]
+    else:
+        targets = [(None, (host.strip("[]"), tcp_base + num))]
+    for family, address in targets:
+        try:
+            if family is None:
+                socket.create_connection(address, timeout=timeout).close()
+            else:
+                with socket.socket(family, socket.SOCK_STREAM) as sock:
+                    sock.settimeout(timeout)
+                    sock.connect(address)
+            return True
+        except (OSError, ValueError):
+            continue
+    return False
 
 
 # ---- the pipeline ----------------------------------------------------------------------------------------
