@@ -246,10 +246,13 @@ def test_live_stream_that_disappears_reconnects_then_ends_cleanly(tmp_path, monk
 def test_reconnect_resumes_a_stream_that_comes_back(tmp_path, monkeypatch):
     as_live_streams(monkeypatch)
     clip = make_clip(tmp_path / "stream.mp4", 5)
+    later = make_clip(tmp_path / "later.mp4", 5, (72, 48))  # what the stream shows when it comes back
     src = CaptureSource(InputSpec("url", str(clip), "x"), reconnects=2, backoff=0.01)
     n = 0
     while src.read() is not None and n < 12:
         n += 1
+        if n == 5:
+            os.replace(later, clip)
     assert n == 12 and src.reconnected >= 2  # each end of the "stream" was followed by a successful reopen
     src.close()
     out = tmp_path / "out.mp4"
@@ -258,6 +261,24 @@ def test_reconnect_resumes_a_stream_that_comes_back(tmp_path, monkeypatch):
     shutil.move(clip2, tmp_path / "gone.mp4")
     s = run_video(job(inputs=[src2], output=str(out)), translator=Invert())
     assert s.ended == "end" and s.frames > 0 and probe(out)[0] == s.frames
+
+
+def test_a_stream_that_starts_again_from_its_first_picture_is_a_recording_and_ends(tmp_path, monkeypatch, caplog):
+    """A video file served without a length (MPEG-TS, MPEG-PS or raw H.264 over http: OpenCV gives no frame
+    count) is read as a live stream; each reconnect at its end replayed it from the start, for ever (92
+    reconnects in 57 s, 8122 frames dropped). A reopen that starts with the very first picture again ends it."""
+    import logging
+
+    as_live_streams(monkeypatch)
+    clip = make_clip(tmp_path / "stream.mp4", 5)
+    src = CaptureSource(InputSpec("url", str(clip), "x"), reconnects=3, backoff=0.01)
+    n = 0
+    with caplog.at_level(logging.WARNING):
+        while src.read() is not None and n < 40:
+            n += 1
+    src.close()
+    assert n == 5 and src.reconnected == 0
+    assert "started again from its first picture: a recorded video" in caplog.text
 
 
 def test_a_video_file_served_over_http_is_read_once_like_a_file(tmp_path):

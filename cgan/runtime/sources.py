@@ -12,6 +12,7 @@ No torch here. Every user mistake is a one-line `CganError` (missing camera, unr
 from __future__ import annotations
 
 import logging
+import hashlib
 import math
 import numbers
 import os
@@ -174,6 +175,10 @@ class Source(Protocol):
 quiet_opencv = _codecs.quiet_opencv
 
 
+def _digest(frame: np.ndarray) -> bytes:
+    return hashlib.blake2b(np.ascontiguousarray(frame).tobytes(), digest_size=16).digest()
+
+
 def _as_bgr(frame: np.ndarray) -> np.ndarray:
     if frame.ndim == 2:
         return cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR)
@@ -253,6 +258,8 @@ class CaptureSource:
             raise self._no_first_frame()
         self._pending = _as_bgr(frame)
         self._pending_t = self._time()
+        # a live URL's first picture: a reconnect that starts with it again is a recorded video replayed
+        self._first_digest = _digest(frame) if self.live and spec.kind == "url" else None
         if self.capture is not None:
             w, h, fps = self.capture
             asked = f"{w}x{h}" + (f"@{fps:g}" if fps else "")
@@ -470,9 +477,17 @@ class CaptureSource:
                 continue
             ok, frame = self.cap.read()
             if ok and frame is not None:
+                if self._first_digest is not None and _digest(frame) == self._first_digest:
+                    # a video file served without a length (MPEG-TS, MPEG-PS, raw H.264 over http) is read as a
+                    # live stream; at its end each reconnect replayed it from the start, for ever
+                    log.warning("%s started again from its first picture: a recorded video, not a live stream; "
+                                "it ends here (to translate every frame of it, download it and pass the file)",
+                                self.name)
+                    break
                 self.reconnected += 1
                 return _as_bgr(frame)
-        log.warning("%s is gone after %d reconnect attempts; ending it", self.name, self.reconnects)
+        else:
+            log.warning("%s is gone after %d reconnect attempts; ending it", self.name, self.reconnects)
         self.cap.release()
         self.cap = None
         return None
