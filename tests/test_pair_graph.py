@@ -463,3 +463,41 @@ def test_every_graph_field_mutation_runs_or_is_one_line(tmp_path):
                 failures.append(f"{key} = {value!r}: {type(e).__name__}: {e}")
     assert not failures, "\n".join(failures[:20])
     assert outcomes == {"ran", "no graph", "refused"}  # e.g. a changed "parity" figure still runs
+
+
+def test_an_export_copies_only_graphs_that_pass_their_checks(pair, tmp_path, caplog):
+    """The export's pair/ copy took every file pair.json named: a graph entry `../../notes.txt` read a file
+    outside the pair and overwrote one beside the export folder (exit 0); an absolute one was a SameFileError
+    traceback; a deleted graph failed the whole export at its end. Checked graphs are copied, the rest left out
+    of the copy with a warning, and nothing outside the folders is read or written."""
+    import logging
+
+    from cgan.export.api import export_pair
+
+    add_pair_graphs(pair)
+    nest = tmp_path / "a" / "b"
+    nest.mkdir(parents=True)
+    bad = shutil.copytree(pair, nest / "pair")
+    outside = tmp_path / "notes.txt"
+    outside.write_text("the attacker's bytes")
+    mine = tmp_path / "o" / "notes.txt"
+    mine.parent.mkdir()
+    mine.write_text("the user's notes")
+    meta = json.loads((bad / "pair.json").read_text())
+    meta[GRAPHS]["G"]["path"] = "../../../notes.txt"
+    meta[GRAPHS]["F"]["path"] = str(outside)
+    (bad / "pair.json").write_text(json.dumps(meta))
+    with caplog.at_level(logging.WARNING):
+        export_pair(bad, tmp_path / "o" / "out", fp16=False, parity=False)
+    assert mine.read_text() == "the user's notes" and outside.read_text() == "the attacker's bytes"
+    copy = load_pair(tmp_path / "o" / "out" / "pair")
+    assert copy.graphs == {} and sorted(p.name for p in copy.folder.iterdir()) == [
+        "F.safetensors", "G.safetensors", "pair.json"]
+    assert caplog.text.count("leaves out its ONNX graph") == 2
+    # a good graph is copied; a deleted one is left out, and the export goes through
+    (pair / "F.fp32.onnx").unlink()
+    export_pair(pair, tmp_path / "ok", fp16=False, parity=False)
+    copy = load_pair(tmp_path / "ok" / "pair")
+    assert list(copy.graphs) == ["G"] and copy.graph("G")["path"] == "G.fp32.onnx"
+    with Translator.load(str(tmp_path / "ok" / "pair"), backend="ort-cpu") as t:  # the copied graph runs
+        assert t.translate(np.zeros((16, 16, 3), np.uint8)).shape == (16, 16, 3)

@@ -22,7 +22,7 @@ from typing import Any
 
 from cgan._files import check_folder_target, ensure_writable_dir, file_record, read_json, write_json_atomic
 from cgan.errors import CganError
-from cgan.pairs import MANIFEST_JSON, PAIR_JSON, Pair, Resolved, load_pair, resolve
+from cgan.pairs import GRAPHS, MANIFEST_JSON, PAIR_JSON, Pair, Resolved, load_pair, resolve
 from cgan.spec import EXPORT_FORMAT, FORMAT_VERSION
 
 log = logging.getLogger(__name__)
@@ -247,6 +247,30 @@ def _listed_files(out: Path) -> set[str]:
     return {n for n in names if (out / n).is_file() or (out / n).is_symlink()}
 
 
+def _copy_pair(pair: Pair, dest: Path) -> None:
+    """The export's copy of its source pair: the weights (verified when the pair was loaded) and the in-pair graphs
+    that pass Pair.graph's checks (inside the folder, made for these weights, size and sha256). A graph entry was
+    copied as pair.json named it: `../../x` read a file outside the pair and wrote one outside the export; a
+    broken or missing graph failed the whole export at its end. Such a graph is left out of the copy, said once."""
+    dest.mkdir()
+    for rec in pair.files.values():
+        shutil.copyfile(pair.folder / rec["path"], dest / rec["path"])
+    meta = dict(pair.meta)
+    kept = {}
+    for gen in pair.graphs:
+        try:
+            kept[gen] = pair.graph(gen, verify=True)
+        except CganError as e:
+            log.warning("warning: the export's copy of the pair leaves out its ONNX graph for %s: %s", gen, e)
+            continue
+        shutil.copyfile(pair.folder / kept[gen]["path"], dest / kept[gen]["path"])
+    meta.pop(GRAPHS, None)
+    if kept:
+        meta[GRAPHS] = kept
+    write_json_atomic(dest / PAIR_JSON, meta)
+    load_pair(dest)
+
+
 def _reuse_engines(out: Path, stage: Path, onnx_name: str) -> None:
     """Link the engines already in `out` for this ONNX name (and their sidecars) into the staging folder, so
     build_engine finds an up-to-date one there and skips the minutes of building."""
@@ -353,11 +377,7 @@ def _export_locked(pair: Pair, out: Path, opts: ExportOptions, frames: list, ima
                              "reference": "torch CPU float32", "generators": figures}
             parity.raise_on_failure(parity_record)
         # copy of the source pair, verified on the way
-        pair_stage = stage / "pair"
-        pair_stage.mkdir()
-        for rec in [{"path": PAIR_JSON}] + pair.records():
-            shutil.copyfile(pair.folder / rec["path"], pair_stage / rec["path"])
-        load_pair(pair_stage)
+        _copy_pair(pair, stage / "pair")
 
         # engines are built in the staging folder too: a build that fails (out of memory, a parser error,
         # Ctrl-C during minutes of building) leaves the export that was there untouched
@@ -388,7 +408,7 @@ def _export_locked(pair: Pair, out: Path, opts: ExportOptions, frames: list, ima
             files.append({**file_record(out / plan.name, out), **meta})
         if (out / "pair").exists():
             shutil.rmtree(out / "pair")
-        os.replace(pair_stage, out / "pair")
+        os.replace(stage / "pair", out / "pair")
         # files the old export listed and this one does not (its FP16 or pre/post graphs, engines) were made
         # from other weights or options: opened directly, or by a Triton repository, they would run the old model
         kept = {r["path"] for r in files} | {r["sidecar"] for r in files if r.get("sidecar")}
