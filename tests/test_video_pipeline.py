@@ -420,6 +420,28 @@ def test_output_that_does_not_read_back_is_not_renamed(tmp_path):
     assert target.read_bytes() == b"the previous good file" and not out.tmp.exists()
 
 
+@pytest.mark.parametrize("name,codec", [("keep.avi", "MJPG"), ("keep.mkv", "mjpg"), ("keep.mkv", "mp4v")])
+def test_an_opencv_file_cut_short_is_not_renamed_though_its_header_says_every_frame(tmp_path, name, codec):
+    """A full disk or a size limit cuts an OpenCV writer's file short, and the writer says nothing: the AVI header
+    (rewritten at release) or the Matroska length still declared all 20 frames, so a file with 17 playable
+    frames replaced the good one, 'wrote', exit 0. The frames the container holds are counted."""
+    from cgan.runtime.video import VideoOutput
+
+    target = tmp_path / name
+    target.write_bytes(b"the previous good file")
+    out = VideoOutput(target, 12.0, codec=codec)
+    for i in range(20):
+        out.write(pattern(i))
+    out.writer.release()
+    out.writer = None
+    size = out.tmp.stat().st_size
+    with open(out.tmp, "r+b") as f:  # what the size limit left: the last frames (and any index) missing
+        f.truncate(int(size * 0.6))
+    with pytest.raises(CganError, match=r"failed \(\d+ of 20 frames after release"):
+        out.finish()
+    assert target.read_bytes() == b"the previous good file" and not out.tmp.exists()
+
+
 def test_signals_are_held_back_while_outputs_are_finalized():
     import os
     import signal

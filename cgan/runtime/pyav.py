@@ -525,6 +525,27 @@ def stream_ends(path: str | os.PathLike) -> StreamEnds | None:
         return None
 
 
+def video_packets(path: str | os.PathLike) -> int | None:
+    """How many packets with data the file's first video stream holds, read from the container without decoding
+    (a cut-short packet at the end still counts); None when PyAV cannot tell."""
+    av = _av()
+    if av is None:
+        return None
+    try:
+        with av.open(os.fspath(path), "r") as c:
+            if not c.streams.video:
+                return None
+            count = 0
+            try:
+                for packet in c.demux(c.streams.video[0]):
+                    count += packet.size > 0
+            except av.FFmpegError:
+                pass  # (a damaged end: what was read before it counts)
+            return count
+    except (av.FFmpegError, OSError, ValueError, TypeError):
+        return None
+
+
 def _sar(video: Any) -> Fraction | None:
     """The sample (pixel) aspect ratio of `video` when it is not square; None for square or unknown pixels."""
     try:

@@ -621,6 +621,14 @@ class VideoOutput:
                             f"was left as it was")
         self._check_tmp()
         readable, count = _read_back(self.tmp)
+        if readable and not self.timed:
+            # OpenCV's writers report no write errors, and an AVI's header (rewritten at release) or a Matroska
+            # file's length still declared every frame of a file a full disk or a size limit had cut short (17
+            # of 20 frames played): the frames the container holds are counted too (one packet a frame)
+            from cgan.runtime.pyav import video_packets
+
+            held = video_packets(self.tmp)
+            count = held if held is not None and held < self.frames else count
         if not readable or self._short(count):
             _remove_own(self.tmp, self._tmp_id)
             got = f"{count} of {self.frames} frames" if readable else "an unreadable file"
