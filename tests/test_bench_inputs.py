@@ -285,3 +285,41 @@ def test_train_options_keep_given_values_and_default_only_missing_ones(no_work):
     assert bench_mod.train_options({})["size"] == 256
     with pytest.raises(CganError, match="--size must be 24..4096, got 0"):
         bench_mod.run_train({"size": 0})
+
+
+def test_outputs_that_are_inputs_are_refused(tmp_path, capsys):
+    """`cgan-bench --pair ./pb --json pb/pair.json` replaced the pair's manifest with the result (the pair was
+    gone); `cgan-eval --grid testA/0.png` a test photo; `--pair ./missing --json ok.json` wrote a
+    "complete": false file over a good earlier result before saying the pair was unknown."""
+    import shutil
+
+    from cgan.pairs import resolve
+
+    pair = shutil.copytree(resolve("summer2winter").folder, tmp_path / "pb")
+    before = (pair / "pair.json").read_bytes()
+    argv = ["--pair", str(pair), "--backends", "ort-cpu", "--sizes", "32x32", "--iters", "1", "--device", "cpu"]
+    assert run(cli, argv + ["--json", str(pair / "pair.json")]) == 2
+    _one_line(capsys, f"--json {pair / 'pair.json'} is inside the pair folder of --pair")
+    assert run(cli, argv + ["--json", str(pair / "new.json")]) == 2  # nothing new inside the pair either
+    _one_line(capsys, "which this command reads: write it elsewhere")
+    assert (pair / "pair.json").read_bytes() == before and not (pair / "new.json").exists()
+    good = tmp_path / "ok.json"
+    good.write_text('{"complete": true}')
+    assert run(cli, ["--pair", str(tmp_path / "missing"), "--json", str(good)]) != 0
+    _one_line(capsys, "missing does not exist")
+    assert good.read_text() == '{"complete": true}'
+    for sub in (["profile"], ["engines"]):
+        assert run(cli, sub + ["--pair", str(pair), "--json", str(pair / "G.safetensors")]) == 2
+        _one_line(capsys, "is inside the pair folder of --pair")
+    assert (pair / "G.safetensors").stat().st_size > 1000
+    # the checks themselves: a file read, a link to it, a folder read
+    photo = tmp_path / "testA" / "0.png"
+    photo.parent.mkdir()
+    photo.write_bytes(b"png")
+    (tmp_path / "link.png").symlink_to(photo)
+    for out in (photo, tmp_path / "link.png"):
+        with pytest.raises(CganError, match="which this command reads"):
+            checks.check_outputs([("--grid", out)], inputs=[("--clip", photo)])
+    with pytest.raises(CganError, match=r"--grid .* is inside the test photos testA/"):
+        checks.check_outputs([("--grid", photo)], inputs=[("the test photos testA/", photo.parent)])
+    checks.check_outputs([("--grid", tmp_path / "grid.png")], inputs=[("--clip", photo), ("x", photo.parent)])

@@ -321,3 +321,19 @@ def test_few_photos_are_warned_about_and_a_kid_without_spread_has_none(tmp_path,
     report = quality.evaluate(quality.EvalOptions(pair=str(pair), data=data, clip=None, psnr_photos=0,
                                                   kid_subsets=1), features=_color_stats)
     assert all(m["kid_std"] is None for m in report["metrics"].values())  # one subset: no spread either
+
+
+def test_eval_outputs_may_not_be_its_inputs(tmp_path):
+    """--json PAIR/pair.json destroyed the pair (exit 0), --grid testA/0.png replaced a test photo."""
+    pair = _tiny_pair(tmp_path / "pair")
+    data = _dataset(tmp_path / "data")
+    photo = sorted((data / "testA").iterdir())[0]
+    kept = photo.read_bytes()
+    for json_out, grid_out, needle in ((pair / "pair.json", None, "inside the pair folder of --pair"),
+                                       (None, photo, "inside the test photos testA/ of --data")):
+        opts = quality.EvalOptions(pair=str(pair), data=data, json_out=json_out, grid_out=grid_out, clip=None)
+        with pytest.raises(CganError, match=needle):
+            quality.evaluate(opts, features=_color_stats)
+    from cgan.pairs import load_pair
+
+    assert photo.read_bytes() == kept and load_pair(pair)

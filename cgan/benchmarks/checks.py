@@ -157,10 +157,13 @@ def check_history_file(path: str | os.PathLike, option: str = "--history") -> Pa
 
 
 def check_outputs(outputs: Iterable[tuple[str, str | os.PathLike | None]], history: str | os.PathLike | None = None,
-                  plot: str | os.PathLike | None = None) -> None:
+                  plot: str | os.PathLike | None = None,
+                  inputs: Iterable[tuple[str, str | os.PathLike | None]] = ()) -> None:
     """Check every output path of a command before it does any work: `outputs` are (option, path) pairs of files
     written whole (None: not asked for); `history` is appended to (and read for the plot); `plot` a PNG that
-    needs matplotlib. Two options naming the same file are refused too."""
+    needs matplotlib. Two options naming the same file are refused too, and so is an output that is one of the
+    `inputs` (what, path): a file the command reads, or a file inside a folder it reads (a pair or export folder,
+    a test set's photos): `--json PAIR/pair.json` destroyed the pair, `--grid testA/0.png` a test photo."""
     named: list[tuple[str, Path]] = []
     for option, path in outputs:
         if path is not None:
@@ -177,3 +180,13 @@ def check_outputs(outputs: Iterable[tuple[str, str | os.PathLike | None]], histo
         if key in seen:
             raise CganError(f"{seen[key]} and {option} name the same file {p}: give each its own")
         seen[key] = option
+    for what, given in inputs:
+        if given is None:
+            continue
+        source = Path(given).resolve()
+        for option, p in named:
+            target = Path(p).resolve()  # (links followed: a link to the input is the input)
+            inside = source.is_dir() and (target == source or source in target.parents)
+            if inside or (source.is_file() and target.exists() and os.path.samefile(source, target)):
+                where = f"inside {what} {given}" if inside else f"{what} {given}"
+                raise CganError(f"{option} {p} is {where}, which this command reads: write it elsewhere")

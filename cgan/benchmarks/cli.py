@@ -62,6 +62,17 @@ def emit(result: dict[str, Any], json_path: str | None, history: str | None, plo
         raise CganError(f"{len(failed)} row(s) failed (status 'error'); see 'not measured' above")
 
 
+def _pair_input(pair: str | None) -> list[tuple[str, Any]]:
+    """The folder of --pair (resolved now: an unknown one is said before anything is written), as an input no
+    output may be written into (check_outputs)."""
+    if pair is None:
+        return []
+    from cgan.pairs import resolve
+
+    found = resolve(pair)
+    return [(f"the {found.kind} folder of --pair", found.folder)]
+
+
 def _random_only(pair: str | None) -> None:
     """--blocks/--ngf shape the random generator; with --pair they would be recorded, not used: refused."""
     ctx = click.get_current_context()
@@ -159,7 +170,9 @@ def cli(ctx: click.Context, json_path, history, plot_path, quiet, **kw) -> None:
         e2e_frames=kw["e2e_frames"],
         e2e_size=parse_size(kw["e2e_size"]), e2e_backend=kw["e2e_backend"], workdir=kw["workdir"],
         rebuild=kw["rebuild"], note=kw["note"], budget_s=kw["budget_s"])
-    check_outputs([("--json", json_path)], history=history, plot=plot_path)  # before any work, not after it
+    # before any work, not after it; the pair is resolved first: an unknown one wrote a "complete": false file
+    # over the previous result
+    check_outputs([("--json", json_path)], history=history, plot=plot_path, inputs=_pair_input(kw["source"]))
     result = run_bench(cfg, on_row=_progress(quiet), checkpoint=_checkpoint(json_path))
     emit(result, json_path, history, plot_path)
 
@@ -215,7 +228,7 @@ def profile_cmd(pair, blocks, ngf, device, size, precision, batch, iters, warmup
     check_int(warmup, "--warmup", 0, 1_000_000)
     if compile_mode and not compile_:
         raise CganError("--compile-mode needs --compile")
-    check_outputs([("--json", json_path)])
+    check_outputs([("--json", json_path)], inputs=_pair_input(pair))
     device = device or default_device()
     precision = precision or ("fp16" if device == "cuda" else "fp32")
     source = pair or str(random_pair(cgan_home() / "bench" / f"random-b{blocks}-ngf{ngf}", blocks, ngf))
@@ -263,7 +276,7 @@ def engines_cmd(pair, blocks, ngf, trt_flavour, trt_target, shapes, batch, prepo
     for b in profile.batch:
         check_batch(b)
     check_positive_float(workspace_gb, "--workspace-gb", maximum=1024)
-    check_outputs([("--json", json_path)])
+    check_outputs([("--json", json_path)], inputs=_pair_input(pair))
     source = pair or str(random_pair(cgan_home() / "bench" / f"random-b{blocks}-ngf{ngf}", blocks, ngf))
     result = run_engine_builds(source, flavour=trt_flavour, target=trt_target, shapes=shapes, batch=batch,
                                prepost=prepost, opt_level=opt_level, workspace_gb=workspace_gb, note=note,

@@ -540,7 +540,11 @@ def check_eval_options(opts: EvalOptions) -> None:
     from cgan.benchmarks.checks import check_device_name, check_int, check_outputs
 
     opts.device = check_device_name(opts.device)
-    check_outputs([("--json", opts.json_out), ("--grid", opts.grid_out)])
+    data = Path(opts.data) if opts.data is not None else default_data_dir()
+    inputs = [("--clip", opts.clip)]
+    if data is not None:
+        inputs += [(f"the test photos {d.name}/ of --data", d) for d in (data / "testA", data / "testB")]
+    check_outputs([("--json", opts.json_out), ("--grid", opts.grid_out)], inputs=inputs)
     if opts.clip is not None:
         if not Path(opts.clip).is_file():
             raise CganError(f"--clip {opts.clip}: no such video file; pass an existing clip or --no-clip")
@@ -558,6 +562,7 @@ def evaluate(opts: EvalOptions, features: FeatureFn | None = None) -> dict[str, 
     """Run the whole report; write --json / --grid if asked. `features` replaces the Inception (tests)."""
     import torch
 
+    from cgan.benchmarks.checks import check_outputs
     from cgan.pairs import load_pair, resolve
     from cgan.trainer.weights import load_generator
 
@@ -572,6 +577,8 @@ def evaluate(opts: EvalOptions, features: FeatureFn | None = None) -> dict[str, 
         raise CganError(f"--device {opts.device} but torch sees {torch.cuda.device_count()} CUDA GPU(s) here "
                         f"(cuda:0 to cuda:{torch.cuda.device_count() - 1})")
     resolved = resolve(opts.pair)
+    check_outputs([("--json", opts.json_out), ("--grid", opts.grid_out)],  # not into the pair it reads
+                  inputs=[(f"the {resolved.kind} folder of --pair", resolved.folder)])
     pair = load_pair(resolved.folder if resolved.kind == "pair" else resolved.folder / "pair")
     nets = {g: load_generator(pair, g, device=opts.device) for g in ("G", "F")}
     names = {g: pair.spec.direction_name(g) for g in ("G", "F")}
