@@ -542,3 +542,22 @@ def test_buffers_kept_for_other_frame_sizes_stay_bounded(folders, monkeypatch):
     assert buffers.get("in", (10, 10, 3), np.uint8) is a
     buffers.get("in", (20, 20, 3), np.uint8)  # 1200 bytes: the cache is emptied first
     assert buffers.get("in", (10, 10, 3), np.uint8) is not a
+
+
+def test_an_export_runs_only_its_own_pair_copy(folders, tmp_path):
+    """An export's pair/ replaced by a link to another pair (or by another pair's files) ran those weights with
+    the manifest saying otherwise (exit 0); RELIABILITY.md promises links out are refused."""
+    pair, export = folders
+    other = make_pair(tmp_path / "other", blocks=1, ngf=4, seed=5)
+    linked = shutil.copytree(export, tmp_path / "linked")
+    shutil.rmtree(linked / "pair")
+    (linked / "pair").symlink_to(other)
+    with pytest.raises(IntegrityError, match="leads out of the export folder"):
+        Translator.load(str(linked), backend="torch", device="cpu")
+    swapped = shutil.copytree(export, tmp_path / "swapped")
+    shutil.rmtree(swapped / "pair")
+    shutil.copytree(other, swapped / "pair")
+    with pytest.raises(IntegrityError, match="is not the pair .*manifest.json was exported from"):
+        Translator.load(str(swapped), backend="torch", device="cpu")
+    with Translator.load(str(export), backend="torch", device="cpu") as t:  # its own copy runs
+        assert t.translate(np.zeros((16, 16, 3), np.uint8)).shape == (16, 16, 3)

@@ -140,6 +140,20 @@ class Model:
         return f"{self.direction} ({self.gen}) from {self.kind} {self.folder}"
 
 
+def _check_pair_copy(folder: Path, manifest: dict[str, Any], spec: PairSpec, pair: Pair) -> None:
+    """An export's pair/ copy must be the one it was made from: inside the folder (a `pair` link out of it was
+    followed, and other weights than the manifest's ran, exit 0), with the manifest's spec and weight hashes."""
+    inside = folder.resolve()
+    if (folder / "pair").is_symlink() or inside not in (folder / "pair").resolve().parents:
+        raise IntegrityError(f"{folder / 'pair'} leads out of the export folder (a link); re-export it")
+    made_from = (manifest.get("source") or {}).get("pair_sha256") if isinstance(manifest.get("source"), dict) else None
+    hashes = {g: r.get("sha256") for g, r in pair.files.items()}
+    if pair.spec != spec or (isinstance(made_from, dict) and any(made_from.get(g) != h for g, h in hashes.items())):
+        raise IntegrityError(f"{folder / 'pair'} is not the pair {folder / MANIFEST_JSON} was exported from (other "
+                             f"weights or architecture): export the pair you mean again (`cgan-export PAIR --out "
+                             f"{folder}`)")
+
+
 def load_model(source: str | os.PathLike, direction: str | None = None) -> Model:
     """Resolve a pair name / pair folder / export folder and pick one generator (see cgan.pairs.resolve)."""
     res = resolve(source)
@@ -160,6 +174,7 @@ def load_model(source: str | os.PathLike, direction: str | None = None) -> Model
         pair = None
         if pair_folder is not None:
             pair = load_pair(pair_folder, verify=False)
+            _check_pair_copy(res.folder, manifest, spec, pair)
             have |= set(pair.generators)
         gens = tuple(g for g in GENERATORS if g in have)
         if not gens:
