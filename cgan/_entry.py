@@ -4,6 +4,7 @@ instead of the one line `interrupted` (exit 130) every command prints once it ru
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 
 
@@ -14,7 +15,29 @@ def launch(module: str) -> None:
     except KeyboardInterrupt:
         sys.stderr.write("interrupted\n")
         raise SystemExit(130) from None
+    except (ImportError, AttributeError) as e:
+        why = broken_opencv(e)
+        if why is None or os.environ.get("CGAN_DEBUG", "").strip().lower() not in ("", "0", "false", "no", "off"):
+            raise
+        sys.stderr.write(f"error: {why}\n")
+        raise SystemExit(2) from None
     main()
+
+
+def broken_opencv(e: BaseException) -> str | None:
+    """One line for an OpenCV that is installed but does not work, None for other errors: a wheel older than
+    numpy 2 ("numpy.core.multiarray failed to import"), or the cv2 folder left empty by uninstalling one of
+    opencv-python / opencv-python-headless while the other stays listed (module 'cv2' has no attribute ...)."""
+    text = (str(e).strip().splitlines() or [type(e).__name__])[0]
+    tb, in_cv2 = e.__traceback__, getattr(e, "name", None) == "cv2"
+    while tb is not None and not in_cv2:
+        in_cv2 = f"{os.sep}cv2{os.sep}" in tb.tb_frame.f_code.co_filename
+        tb = tb.tb_next
+    if not (in_cv2 or "module 'cv2'" in text or "numpy.core.multiarray failed to import" in text):
+        return None
+    return (f"OpenCV (cv2) is installed but does not work ({text[:200]}): reinstall it with `pip uninstall -y "
+            f"opencv-python-headless opencv-python && pip install 'opencv-python-headless>=4.10.0.84'` (or "
+            f"opencv-python, for a window)")
 
 
 def train() -> None:

@@ -150,3 +150,22 @@ def test_a_run_that_leaves_a_thread_inside_a_native_call_exits_without_the_inter
                        capture_output=True, text=True, timeout=60)
     assert p.returncode == 143 and p.stdout.startswith("summary")
     assert ("python shut down" in p.stdout) is not stuck
+
+
+@pytest.mark.parametrize("cv2_init,said", [
+    ("raise ImportError('numpy.core.multiarray failed to import')", "numpy.core.multiarray failed to import"),
+    ("", "module 'cv2' has no attribute"),  # the cv2 folder emptied by uninstalling one of the two OpenCV wheels
+])
+def test_a_broken_opencv_is_one_line_naming_the_reinstall(tmp_path, cv2_init, said):
+    """An OpenCV wheel older than numpy 2 (4.8-4.10.0.82, which cgan's old lower bound allowed and pip paired
+    with numpy 2), or a cv2 left empty by swapping opencv-python-headless for opencv-python as the README said:
+    every cgan-video call, --help included, was a traceback."""
+    (tmp_path / "cv2").mkdir()
+    (tmp_path / "cv2" / "__init__.py").write_text(cv2_init + "\n")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), str(ROOT)])}
+    env.pop("CGAN_DEBUG", None)
+    p = subprocess.run([sys.executable, "-c", "from cgan._entry import video; video()", "--help"], env=env,
+                       capture_output=True, text=True, timeout=120)
+    assert p.returncode == 2 and p.stdout == "", p.stdout[-500:]
+    assert p.stderr.startswith("error: OpenCV (cv2) is installed but does not work") and said in p.stderr
+    assert "pip uninstall -y opencv-python-headless opencv-python" in p.stderr and p.stderr.count("\n") == 1

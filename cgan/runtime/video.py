@@ -815,8 +815,8 @@ def gui_problem() -> str | None:
     i = info.find("GUI:")
     if i >= 0 and info[i:i + 60].split("\n")[0].split(":", 1)[1].strip().upper() == "NONE":
         return ("this OpenCV build has no GUI (opencv-python-headless); install opencv-python instead "
-                "(`pip uninstall opencv-python-headless && pip install opencv-python`) or use --no-display "
-                "with --output FILE")
+                "(`pip uninstall -y opencv-python-headless opencv-python && pip install opencv-python`: both share "
+                "the cv2 folder) or use --no-display with --output FILE")
     if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
         return "no display to show a window on ($DISPLAY is not set); use --no-display with --output FILE"
     display = os.environ.get("DISPLAY")
