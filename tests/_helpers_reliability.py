@@ -130,16 +130,27 @@ def rss_bytes() -> int:
             return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
-def write_huge_spec_pth(path: Path, blocks: int = 64, ngf: int = 1024, expanded: bool = False) -> Path:
+def write_huge_spec_pth(path: Path, blocks: int = 64, ngf: int = 1024, expanded: bool = False,
+                        shared: bool = False) -> Path:
     """A tiny .pth whose key layout and first-layer shape describe a huge official generator (64 blocks, ngf 1024:
     19.5G parameters) while holding almost no data. With `expanded`, every tensor has its full official shape
-    but is a stride-0 view of one stored number (numel matches the spec, storage does not)."""
+    but is a stride-0 view of one stored number (numel matches the spec, storage does not); with `shared`, every
+    tensor is an ordinary view into one stored float8 block as large as the largest tensor (use a smaller ngf:
+    the file is that block's size)."""
+    import math
+
     import torch
 
     from cgan.spec import GeneratorSpec
     from cgan.trainer.networks import build_generator
 
-    if expanded:  # shapes from a small network of the same layout, scaled on the meta device (no memory)
+    if shared:
+        with torch.device("meta"):
+            net = build_generator(GeneratorSpec(blocks=blocks, ngf=ngf), init=False)
+        shapes = {k: v.shape for k, v in net.state_dict().items()}
+        block = torch.zeros(max(math.prod(s) for s in shapes.values()), dtype=torch.float8_e4m3fn)
+        state = {k: block[:math.prod(s)].view(s) for k, s in shapes.items()}
+    elif expanded:  # shapes from a small network of the same layout, scaled on the meta device (no memory)
         with torch.device("meta"):
             net = build_generator(GeneratorSpec(blocks=blocks, ngf=ngf), init=False)
         one = torch.zeros(1)

@@ -96,7 +96,13 @@ def test_download_failures_leave_nothing(server, mode, match):
 
 
 def test_wrong_architecture_and_refused_connection(server, monkeypatch):
-    with pytest.raises(CganError, match="expected the official ResNet-9 ngf 64"):
+    import cgan.trainer.weights as weights
+
+    def never(*a, **k):  # a download's architecture is checked before its network is built (a hostile file's
+        raise AssertionError("built")  # may be huge: 2.6 GB before the refusal)
+
+    with monkeypatch.context() as m, pytest.raises(CganError, match="expected the official ResNet-9 ngf 64"):
+        m.setattr(weights, "build_generator", never)
         P.download("horse2zebra", f"{server}/good", progress=False)  # tiny file is not the official architecture
     assert _nothing_cached()
     sock = socket.socket()

@@ -446,11 +446,13 @@ def validate(path: Path, name: str, expect: GeneratorSpec | None, url: str | Non
     if head[:2] != b"PK" and head[:1] != b"\x80":
         kind = "an HTML page" if b"<html" in head.lower() or b"<!doctype" in head.lower() else "not a PyTorch file"
         raise IntegrityError(f"{name}.pth from {url or path} is {kind}")
-    spec, _ = official_to_generator(read_official(path), f"{name}.pth")
-    if expect is not None and (spec.blocks, spec.ngf, spec.in_channels) != (expect.blocks, expect.ngf,
-                                                                            expect.in_channels):
-        raise IntegrityError(f"{name}.pth is a ResNet-{spec.blocks} ngf {spec.ngf} generator, expected the official "
-                             f"ResNet-{expect.blocks} ngf {expect.ngf}")
+    def official(spec: GeneratorSpec) -> None:  # before the network is built (a hostile file's may be huge)
+        if expect is not None and (spec.blocks, spec.ngf, spec.in_channels) != (expect.blocks, expect.ngf,
+                                                                                expect.in_channels):
+            raise IntegrityError(f"{name}.pth is a ResNet-{spec.blocks} ngf {spec.ngf} generator, expected the "
+                                 f"official ResNet-{expect.blocks} ngf {expect.ngf}")
+
+    spec, _ = official_to_generator(read_official(path), f"{name}.pth", check=official)
     return spec
 
 

@@ -243,8 +243,11 @@ def _check_dense_float(state: dict[str, torch.Tensor], source: str) -> None:
         raise IntegrityError(f"{source} is not an official ResnetGenerator checkpoint ({why})")
 
 
-def official_to_generator(state: dict[str, torch.Tensor], source: str = "checkpoint") -> tuple[GeneratorSpec, dict]:
-    """Infer the spec from an official state_dict and check it loads strictly into our generator."""
+def official_to_generator(state: dict[str, torch.Tensor], source: str = "checkpoint",
+                          check: Callable[[GeneratorSpec], None] | None = None) -> tuple[GeneratorSpec, dict]:
+    """Infer the spec from an official state_dict and check it loads strictly into our generator. `check(spec)`
+    may refuse the inferred architecture before the network is built (a download that must be the official
+    ResNet-9 ngf 64)."""
     _check_dense_float(state, source)
     try:
         spec = infer_spec(state)
@@ -253,13 +256,20 @@ def official_to_generator(state: dict[str, torch.Tensor], source: str = "checkpo
             any(k.startswith("model.0.") for k in state) and "model.1.weight" not in state else ""
         raise IntegrityError(f"{source}: {e}{what}") from None
     # Check sizes before building: a small hostile file can declare a huge network (64 blocks, ngf 1024 = ~78 GB)
-    # by its key layout alone, or by stride-0 views whose shapes are large but whose stored data is one number.
+    # by its key layout alone, by stride-0 views whose shapes are large but whose stored data is one number, or
+    # by many tensors viewing one stored block (a 2.4 MB file built a 1.2 GB network): the tensors' bytes must
+    # fit in the distinct data the file stores.
     have, want = sum(v.numel() for v in state.values()), spec.parameter_count()
     views = [k for k, v in state.items() if v.untyped_storage().nbytes() < v.numel() * v.element_size()]
-    if have != want or views:
+    stored = {v.untyped_storage().data_ptr(): v.untyped_storage().nbytes() for v in state.values()}
+    shared = sum(v.numel() * v.element_size() for v in state.values()) > sum(stored.values())
+    if have != want or views or shared:
         why = f"tensors larger than their stored data ({views[0]}, ...)" if views else \
+            "tensors that share their stored data" if shared else \
             f"{have} weights, a {spec.blocks}-block ngf-{spec.ngf} generator has {want}"
         raise IntegrityError(f"{source} is not an official ResnetGenerator checkpoint ({why})")
+    if check is not None:
+        check(spec)
     net = build_generator(spec, init=False)
     try:
         net.load_state_dict({k: v.float() for k, v in state.items()}, strict=True)
