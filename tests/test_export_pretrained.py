@@ -187,6 +187,23 @@ def test_a_local_mirror_folder_or_file_url_works(tmp_path):
         P.download("horse2zebra", (tmp_path / "empty").as_uri(), progress=False, expect=TINY)
 
 
+def test_a_local_source_replaced_is_fetched_again(tmp_path):
+    """The cache hashed only its own copy: a .pth replaced in the --base-url folder was never fetched again
+    (--force or not), and the export's manifest named the local file with a sha256 it no longer had."""
+    import hashlib
+
+    mirror = tmp_path / "mirror"
+    mirror.mkdir()
+    (mirror / "horse2zebra.pth").write_bytes(GOOD["horse2zebra"])
+    cached = P.download("horse2zebra", str(mirror), progress=False, expect=TINY)
+    assert cached.read_bytes() == GOOD["horse2zebra"]
+    (mirror / "horse2zebra.pth").write_bytes(GOOD["zebra2horse"])  # other weights under the same name
+    path, rec = P._download("horse2zebra", str(mirror), progress=False, expect=TINY)
+    assert path.read_bytes() == GOOD["zebra2horse"] and rec["sha256"] == hashlib.sha256(GOOD["zebra2horse"]).hexdigest()
+    (mirror / "horse2zebra.pth").unlink()  # the source gone (a mirror unmounted): the cache still serves
+    assert P.download("horse2zebra", str(mirror), progress=False, expect=TINY).read_bytes() == GOOD["zebra2horse"]
+
+
 def test_pth_files_are_not_unpickled_with_a_torch_whose_safe_loader_is_unsafe(tmp_path, monkeypatch):
     """torch <= 2.5.1 could run code from a crafted file even with weights_only=True (CVE-2025-32434)."""
     import torch

@@ -388,6 +388,22 @@ def _cached(name: str, requested: str, expect: GeneratorSpec | None) -> dict[str
     return None
 
 
+def _local_source_changed(url: str, rec: dict[str, Any]) -> bool:
+    """Whether a file:// source (a local folder or mirror) now holds another file than the cached copy was made
+    from: replaced weights were never fetched again, --force or not, and the export's manifest named the local
+    file with a sha256 it no longer had. A source that is gone (offline) keeps the cache."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme != "file":
+        return False
+    source = Path(urllib.request.url2pathname(parts.path))
+    try:
+        if not source.is_file():
+            return False
+        return source.stat().st_size != rec.get("bytes") or sha256_file(source) != rec.get("sha256")
+    except OSError:
+        return False
+
+
 def download(name: str, url_base: str | None = None, timeout: float = 60.0, progress: bool = True,
              expect: GeneratorSpec | None = OFFICIAL_SPEC, deadline: float | None = None) -> Path:
     """Download one official generator `<name>.pth` into $CGAN_HOME/downloads/ (reused when already valid and
@@ -420,7 +436,7 @@ def _download_locked(name: str, url: str, timeout: float, progress: bool, expect
     requested = redact(url)
     with _download_lock(name):
         rec = _cached(name, requested, expect)
-        if rec is not None:
+        if rec is not None and not _local_source_changed(url, rec):
             return final, rec
         tmp = None
         try:
