@@ -204,6 +204,29 @@ def test_a_local_source_replaced_is_fetched_again(tmp_path):
     assert P.download("horse2zebra", str(mirror), progress=False, expect=TINY).read_bytes() == GOOD["zebra2horse"]
 
 
+def test_a_failed_re_fetch_keeps_the_installed_pair(tmp_path):
+    """fetch_pair removed the installed pair's pair.json before importing: an import that then failed (here the
+    two files are of different architectures) left pretrained/NAME without it, and the name quietly resolved
+    to the embedded pair. The import is staged and swapped in; a failure leaves the installed pair as it was."""
+    from dataclasses import replace
+
+    mirror = tmp_path / "mirror"
+    mirror.mkdir()
+    for name in ("horse2zebra", "zebra2horse"):
+        (mirror / f"{name}.pth").write_bytes(GOOD[name])
+    folder, _ = P.fetch_pair("horse2zebra", str(mirror), progress=False, expect=None)
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+    (mirror / "zebra2horse.pth").write_bytes(official_bytes(3, replace(TINY, ngf=TINY.ngf * 2)))
+    with pytest.raises(CganError, match="different architectures"):
+        P.fetch_pair("horse2zebra", str(mirror), progress=False, expect=None)
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
+    assert sorted(p.name for p in folder.parent.iterdir()) == ["horse2zebra"]  # no staging left
+    (mirror / "zebra2horse.pth").write_bytes(official_bytes(4))  # a good re-fetch replaces it
+    P.fetch_pair("horse2zebra", str(mirror), progress=False, expect=None)
+    assert load_pair(folder).generators == ("G", "F") and sorted(p.name for p in folder.parent.iterdir()) == [
+        "horse2zebra"]
+
+
 def test_pth_files_are_not_unpickled_with_a_torch_whose_safe_loader_is_unsafe(tmp_path, monkeypatch):
     """torch <= 2.5.1 could run code from a crafted file even with weights_only=True (CVE-2025-32434)."""
     import torch

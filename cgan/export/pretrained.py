@@ -20,7 +20,9 @@ import contextlib
 import http.client
 import logging
 import os
+import shutil
 import socket
+import tempfile
 import threading
 import time
 import urllib.error
@@ -499,8 +501,21 @@ def fetch_pair(name: str, url_base: str | None = None, progress: bool = True,
             paths[gen], records[gen] = _download(official, url_base, progress=progress, expect=expect,
                                                  deadline=deadline)
         folder = cgan_home() / "pretrained" / name
-        with contextlib.suppress(FileNotFoundError):
-            (folder / "pair.json").unlink()  # a reader never sees an old pair.json over new weights
-        import_official(paths["G"], paths.get("F"), folder, dom_x, dom_y,
-                        provenance={"source": "official-pretrained", "pretrained": name, "downloads": records})
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        for left in [*folder.parent.glob(f".{name}.staging-*"), *folder.parent.glob(f".{name}.old-*")]:
+            shutil.rmtree(left, ignore_errors=True)  # a killed import's (this name's imports are locked above)
+        # imported beside it, then swapped in: an import that fails (two generators of different architectures,
+        # Ctrl-C, a full disk) left the installed pair without its pair.json, and the name quietly found the
+        # embedded pair instead
+        stage = Path(tempfile.mkdtemp(prefix=f".{name}.staging-", dir=folder.parent))
+        try:
+            import_official(paths["G"], paths.get("F"), stage, dom_x, dom_y,
+                            provenance={"source": "official-pretrained", "pretrained": name, "downloads": records})
+            old = folder.with_name(f".{name}.old-{stage.name.rsplit('-', 1)[-1]}")
+            if folder.exists():
+                os.replace(folder, old)
+            os.replace(stage, folder)
+            shutil.rmtree(old, ignore_errors=True)
+        finally:
+            shutil.rmtree(stage, ignore_errors=True)
     return folder, records
