@@ -561,3 +561,19 @@ def test_an_export_runs_only_its_own_pair_copy(folders, tmp_path):
         Translator.load(str(swapped), backend="torch", device="cpu")
     with Translator.load(str(export), backend="torch", device="cpu") as t:  # its own copy runs
         assert t.translate(np.zeros((16, 16, 3), np.uint8)).shape == (16, 16, 3)
+
+
+def test_a_grayscale_generator_is_refused_before_a_backend_is_chosen(tmp_path):
+    """A 1-channel official generator imported and exported fine, then ort-cpu said its graph 'does not match its
+    entry in manifest.json ... re-export it', which cannot help. Every backend now gets the same one line."""
+    from cgan.export import export_pair
+    from cgan.spec import GeneratorSpec, PairSpec
+    from cgan.trainer.networks import build_generator
+    from cgan.trainer.weights import save_pair
+
+    spec = PairSpec(GeneratorSpec(blocks=1, ngf=4, in_channels=1, out_channels=1), "day", "night")
+    pair = save_pair(tmp_path / "pair", spec, {g: build_generator(spec.generator).state_dict() for g in ("G", "F")})
+    export = export_pair(pair, tmp_path / "export", fp16=False, parity=False)
+    for source, backend in ((export, "ort-cpu"), (export, "torch"), (pair, "auto")):
+        with pytest.raises(CganError, match=r"holds a 1->1-channel generator \(grayscale.*colour \(3-channel\)"):
+            Translator.load(str(source), backend=backend)

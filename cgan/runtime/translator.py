@@ -43,15 +43,20 @@ class TranslatorInfo:
         return asdict(self)
 
 
+def _colour_only(model: Model) -> None:
+    g = model.spec.generator
+    if g.in_channels != 3 or g.out_channels != 3:
+        raise CganError(f"{model.folder} holds a {g.in_channels}->{g.out_channels}-channel generator (grayscale: the "
+                        f"official --input_nc/--output_nc 1); the runtime translates colour (3-channel) pictures only")
+
+
 class Translator:
     """A loaded generator plus backend. Build it with `Translator.load(...)`; close it (or use `with`)."""
 
     def __init__(self, model: Model, backend: Backend, resize: str = "pad", max_side: int | None = None,
                  max_pixels: int = fr.DEFAULT_MAX_PIXELS):
         fr.plan(64, 64, resize, max_side)  # validates the policy early
-        if model.spec.generator.in_channels != 3 or model.spec.generator.out_channels != 3:
-            raise CganError("the runtime translates 3-channel (BGR) generators only; this one has "
-                            f"{model.spec.generator.in_channels}->{model.spec.generator.out_channels} channels")
+        _colour_only(model)
         self.model, self.backend = model, backend
         self.resize, self.max_side, self.max_pixels = resize, max_side, int(max_pixels)
         self._lock = threading.Lock()
@@ -83,6 +88,7 @@ class Translator:
                             f"(default {fr.DEFAULT_MAX_PIXELS})")
         max_pixels = int(max_pixels)
         model = load_model(source, direction)
+        _colour_only(model)  # before a backend is chosen (an ONNX backend's own check said "re-export it")
         backend_cls, dev = choose(model, backend, precision, device)
         be = backend_cls(model, precision, dev, **opts)
         be.activate()
