@@ -10,6 +10,7 @@ import contextlib
 import hashlib
 import logging
 import os
+import tempfile
 import threading
 from pathlib import Path
 from typing import Any, Iterator
@@ -23,11 +24,25 @@ _GUARD = threading.Lock()
 
 
 def lock_file(folder: str | os.PathLike) -> Path:
-    """The lock file for writes into `folder` (created folder $CGAN_HOME/locks; CganError if unwritable)."""
+    """The lock file for writes into `folder`: in $CGAN_HOME/locks, else (an unwritable $CGAN_HOME: the export
+    into a writable --out failed, naming a lock folder the user never chose) in a folder of this user's under
+    the system's temp folder; CganError if neither can be written."""
+    from cgan.errors import CganError
     from cgan.pairs import cgan_home
 
     key = hashlib.sha256(str(Path(folder).resolve()).encode()).hexdigest()[:24]
-    return ensure_writable_dir(cgan_home() / "locks", "cgan lock folder") / f"folder-{key}.lock"
+    try:
+        return ensure_writable_dir(cgan_home() / "locks", "cgan lock folder") / f"folder-{key}.lock"
+    except CganError as e:
+        uid = os.getuid() if hasattr(os, "getuid") else os.getlogin()
+        spare = Path(tempfile.gettempdir()) / f"cgan-locks-{uid}"
+        try:
+            spare.mkdir(mode=0o700, exist_ok=True)
+            if spare.is_symlink() or (hasattr(os, "getuid") and spare.stat().st_uid != os.getuid()):
+                raise OSError(f"{spare} is not this user's")
+            return ensure_writable_dir(spare, "cgan lock folder") / f"folder-{key}.lock"
+        except (OSError, CganError):
+            raise e from None
 
 
 def _instance(path: Path) -> Any:

@@ -3,8 +3,10 @@ for each other, so pair.json never lists another writer's files; the lock is ree
 best effort for save_pair where no lock can be taken."""
 from __future__ import annotations
 
+import os
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -109,8 +111,25 @@ def test_no_lock_possible_save_pair_still_writes_exports_say_so(tmp_path, monkey
     monkeypatch.setenv("CGAN_HOME", str(blocked))
     save_pair(pair, spec, states, "float32")  # a trainer on a machine whose $CGAN_HOME cannot be written
     assert load_pair(pair).files["G"]["sha256"]
+    # an export into a writable folder failed, naming $CGAN_HOME/locks: its lock goes to this user's folder in
+    # the system's temp folder instead (two exports there still wait for each other)
+    import tempfile
+
+    from cgan._locks import lock_file
+
+    with export_lock(tmp_path / "out"):
+        held = lock_file(tmp_path / "out")
+        assert held.parent == Path(tempfile.gettempdir()) / f"cgan-locks-{os.getuid()}"
+        def take():
+            with export_lock(tmp_path / "out"):
+                pass
+
+        t, done, errors = _in_thread(take)
+        assert not done.wait(1.5)  # waits for this one
+    assert done.wait(10) and not errors
+    monkeypatch.setattr(tempfile, "gettempdir", lambda: str(blocked))  # nowhere to put it: said in one line
     with pytest.raises(CganError, match="cgan lock folder"):
-        with export_lock(tmp_path / "out"):
+        with export_lock(tmp_path / "other"):
             pass
 
 
