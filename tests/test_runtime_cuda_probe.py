@@ -157,6 +157,17 @@ def test_cgan_no_cuda_and_hidden_devices_load_nothing(libs, no_subprocess, monke
     assert loaded == []
 
 
+@pytest.mark.parametrize("value,hidden", [("0", False), ("false", False), ("off", False), (" ", False),
+                                          ("1", True), ("yes", True)])
+def test_cgan_no_cuda_reads_like_cgan_debug(libs, no_subprocess, monkeypatch, value, hidden):
+    """CGAN_NO_CUDA=0 (or false) hid every GPU: any non-empty value counted."""
+    found, _ = libs
+    found["libnvidia-ml.so.1"] = FakeNvml(2)
+    monkeypatch.setenv("CGAN_NO_CUDA", value)
+    cuda.probe_gpus.cache_clear()
+    assert cuda.gpu_count() == (0 if hidden else 2)
+
+
 class Done:
     def __init__(self, stdout: str, returncode: int = 0):
         self.stdout, self.returncode = stdout, returncode
