@@ -1,12 +1,14 @@
 """Shared plumbing for the thin click CLIs: user mistakes become one line on stderr and a non-zero exit."""
 from __future__ import annotations
 
+import contextlib
 import errno
 import logging
 import os
+import signal
 import sys
 import threading
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Iterator
 
 import click
 
@@ -149,6 +151,25 @@ def entry(command: click.Command) -> Callable[[], None]:
         _exit_past_stuck_threads(code)
         sys.exit(code)
     return main
+
+
+@contextlib.contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """While the block runs (main thread, SIGTERM at its default), SIGTERM raises cgan.errors.Terminated, which
+    cleans up as a Ctrl-C does and exits 143: killed so, `cgan-export` left its staging folder (full-size graphs)
+    and a new --out folder holding nothing else."""
+    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGTERM) != signal.SIG_DFL:
+        yield
+        return
+
+    def stop(signum: int, frame: object) -> None:
+        raise Terminated
+
+    signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 def _exit_past_stuck_threads(code: int) -> None:

@@ -324,3 +324,34 @@ def test_an_export_can_be_rebuilt_in_place(tmp_path, tiny_pair):
     out = export_pair(tiny_pair, tmp_path / "exp", parity=False)
     again = export_pair(out, out, parity=False, force=True)
     assert again == out and (out / "manifest.json").is_file() and (out / "pair" / "pair.json").is_file()
+
+
+SLOW_PARITY = ("import time, cgan.export.parity as p\n"
+               "real = p.check_generator\n"
+               "p.check_generator = lambda *a, **k: (time.sleep(60), real(*a, **k))[1]\n"
+               "from cgan.export.cli import main\n"
+               "main()\n")
+
+
+def test_sigterm_mid_export_cleans_up_like_ctrl_c(tmp_path, tiny_pair):
+    """SIGTERM (a service manager, `timeout`) killed cgan-export at its default action: a new --out folder was
+    left holding only the staging folder with full-size graphs. It now cleans up as Ctrl-C does and exits 143."""
+    out = tmp_path / "new" / "export"
+    proc = subprocess.Popen([sys.executable, "-c", SLOW_PARITY, str(tiny_pair), "--out", str(out), "--no-fp16"],
+                            env=dict(os.environ, OMP_NUM_THREADS="1"), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+    t0 = time.perf_counter()
+    try:
+        while time.perf_counter() - t0 < 60:
+            assert proc.poll() is None, "the export finished before it could be stopped"
+            staging = list(out.glob(".export-staging-*")) if out.exists() else []
+            if staging and (staging[0] / "G.fp32.onnx").exists():
+                break
+            time.sleep(0.01)
+        time.sleep(0.3)  # inside the (slowed) parity check
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 143 and err.strip().endswith("terminated"), err[-1000:]
+    assert not out.exists() or not list(out.iterdir())

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import click
 
-from cgan._cli import entry, given_flags, setup_logging
+from cgan._cli import entry, given_flags, setup_logging, sigterm_as_interrupt
 from cgan._limits import MAX_SIDE
 from cgan.errors import CganError
 
@@ -69,14 +69,17 @@ def cli(pair, out, pretrained, base_url, fp16, fp16_io, with_prepost, simplify, 
         raise CganError(f"{', '.join(engine_only)} set{'s' if len(engine_only) == 1 else ''} up TensorRT engines: "
                         f"add --engine, or leave {'it' if len(engine_only) == 1 else 'them'} out")
     if in_pair:
-        click.echo(str(_in_pair(pair, parity, parity_image, _sizes(parity_sizes), opset)))
+        with sigterm_as_interrupt():
+            folder = _in_pair(pair, parity, parity_image, _sizes(parity_sizes), opset)
+        click.echo(str(folder))
         return
     opts = ExportOptions(fp16=fp16, fp16_io=fp16_io, with_prepost=with_prepost, simplify=simplify,
                          pad_mode=pad_mode, opset=opset, parity=parity, parity_image=parity_image,
                          parity_sizes=_sizes(parity_sizes), engine=engine, shapes=shapes, batch=batch,
                          opt_level=opt_level, workspace_gb=workspace_gb, trt_flavour=trt_flavour,
                          trt_target=trt_target, triton=triton, pretrained=pretrained, base_url=base_url, force=force)
-    folder = run_export(pair, out, opts)
+    with sigterm_as_interrupt():
+        folder = run_export(pair, out, opts)
     click.echo(str(folder))
 
 
