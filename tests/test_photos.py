@@ -203,6 +203,19 @@ def test_a_write_failure_ends_the_run_with_one_line(album, tmp_path, monkeypatch
     assert [p.name for p in out.rglob("*")] == ["a.jpg"]
 
 
+def test_one_photo_to_an_unknown_extension_is_refused_not_made_a_folder(album, tmp_path):
+    """`--input a.jpg --output x.xyz` made a folder x.xyz/ holding a.jpg and said 'wrote x.xyz'."""
+    with pytest.raises(CganError, match=r"--output .*x\.xyz: OpenCV cannot write \.xyz photos; .*end it with /"):
+        run_photos(PhotoJob(inputs=[album / "a.jpg"], output=tmp_path / "x.xyz", progress=False),
+                   translator=Invert())
+    assert not (tmp_path / "x.xyz").exists()
+    for out in (str(tmp_path / "x.xyz") + "/", tmp_path / "made"):  # a folder, said so or without an extension
+        run_photos(PhotoJob(inputs=[album / "a.jpg"], output=out, progress=False), translator=Invert())
+        assert (Path(out) / "a.jpg").is_file()
+    s = run_photos(PhotoJob(inputs=album, output=tmp_path / "winter.v2", progress=False), translator=Invert())
+    assert (tmp_path / "winter.v2" / "a.jpg").is_file() and s.photos > 1  # several photos: a folder, as before
+
+
 def test_a_file_where_an_output_folder_goes_is_refused_before_anything_is_read(album, tmp_path):
     out = tmp_path / "out"
     out.mkdir()

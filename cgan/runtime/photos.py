@@ -383,6 +383,10 @@ def plan_outputs(inputs: Sequence[str | os.PathLike], output: str | os.PathLike 
                 f"is in colour" if ext in (".pgm", ".pbm") else f"OpenCV cannot write {ext} files")
         raise CganError(f"--output {out}: {what}; name a .jpg, .png, .webp, .tif or .bmp file, or a folder")
     wants_file = not as_folder and (reads(ext) or (bool(ext) and cv2.haveImageWriter(str(out))))
+    if one_file and ext and not wants_file and not as_folder and not os.path.lexists(out) and ext[1:].isalnum():
+        # (one photo to `x.xyz` made a folder x.xyz/ holding it, and said "wrote x.xyz")
+        raise CganError(f"--output {out}: OpenCV cannot write {ext} photos; name a .jpg, .png, .webp, .tif or .bmp "
+                        f"file, or end it with / for a folder")
     if wants_file:
         if not one_file:
             what = ("a folder" if any(user_path(v).is_dir() for v in inputs) else f"{len(items)} photos"
