@@ -68,6 +68,54 @@ def test_import_official_refuses_foreign_state_dict(tmp_path, capsys):
     assert not (tmp_path / "p" / "pair.json").exists()
 
 
+def _batch_norm_state(spec: GeneratorSpec) -> dict:
+    """An official generator made with --norm batch: affine norms with running stats after every conv."""
+    import torch.nn as nn
+
+    net = build_generator(spec, init=False)
+    for name, module in list(net.named_modules()):
+        for child_name, child in list(module.named_children()):
+            if isinstance(child, nn.InstanceNorm2d):
+                setattr(module, child_name, nn.BatchNorm2d(child.num_features))
+    return net.state_dict()
+
+
+def test_import_official_says_what_is_wrong_and_names_the_file(tmp_path, capsys):
+    """Batch-norm checkpoints said only '181075 weights, a 9-block ngf-8 generator has 180419'; a spec out of
+    range (65 blocks) named no file and exited 2; two architectures were two whole GeneratorSpec reprs; an
+    official checkpoints folder was 'state_dict not found'; --direction with two files was ignored; a plain
+    pickle printed torch's UserWarning before the error line."""
+    import pickle
+
+    spec = GeneratorSpec(blocks=2, ngf=8)
+    torch.save(_batch_norm_state(spec), tmp_path / "bn.pth")
+    torch.save(build_generator(GeneratorSpec(blocks=2, ngf=8, dropout=True)).state_dict(), tmp_path / "drop.pth")
+    torch.save(build_generator(spec).state_dict(), tmp_path / "latest_net_G_A.pth")
+    state = build_generator(GeneratorSpec(blocks=64, ngf=4)).state_dict()
+    last = max(int(k.split(".")[1]) for k in state)
+    state[f"model.{10 + 64}.conv_block.1.weight"] = state["model.10.conv_block.1.weight"]  # a 65th block
+    state[f"model.{10 + 64}.conv_block.5.weight"] = state["model.10.conv_block.5.weight"]
+    state = {(f"model.{last + 1}.{k.split('.', 2)[2]}" if k.startswith(f"model.{last}.") else k): v
+             for k, v in state.items()}
+    torch.save(state, tmp_path / "b65.pth")
+    with open(tmp_path / "plain.pth", "wb") as f:
+        pickle.dump({"x": 1}, f, protocol=4)
+    cases = [(["bn.pth"], 3, "bn.pth is not an official ResnetGenerator checkpoint (batch norm (--norm batch)"),
+             (["b65.pth"], 3, "b65.pth: invalid generator spec: blocks must be an integer 1..64, got 65"),
+             (["latest_net_G_A.pth", "drop.pth"], 3, "different architectures (dropout False vs True): a pair "
+                                                      "holds two generators of one architecture"),
+             (["."], 2, "is an official checkpoints folder: give its generator files, e.g. "),
+             (["latest_net_G_A.pth", "drop.pth", "--direction", "F"], 2, "--direction picks the generator of one "
+                                                                          "file"),
+             (["plain.pth"], 3, "plain.pth is not a loadable PyTorch state_dict")]
+    for args, code, needle in cases:
+        got = run(cli, ["import-official", *(str(tmp_path / a) if not a.startswith("-") and a != "F" else a
+                                             for a in args), "--out", str(tmp_path / "p")])
+        err = capsys.readouterr().err.strip()
+        assert got == code and err.startswith("error:") and "\n" not in err and needle in err, (args, err)
+    assert not (tmp_path / "p").exists()
+
+
 # ---- losses on known tensors ------------------------------------------------------------------------
 def test_lsgan_loss_values():
     pred = torch.tensor([[0.0, 0.5], [1.0, 2.0]])

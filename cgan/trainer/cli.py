@@ -18,7 +18,7 @@ os.environ.setdefault("OPENCV_IO_MAX_IMAGE_PIXELS", str(MAX_DECODE_PIXELS))
 
 import click  # noqa: E402
 
-from cgan._cli import entry, setup_logging
+from cgan._cli import entry, given_flags, setup_logging
 from cgan._codecs import quiet_opencv
 from cgan.errors import CganError
 
@@ -155,6 +155,9 @@ def import_official_cmd(checkpoints, out, domains, direction) -> None:
     if len(checkpoints) > 2:
         raise CganError("give one or two checkpoints: G_A.pth [G_B.pth]")
     if len(checkpoints) == 2:
+        if given_flags(click.get_current_context(), ("direction",)):  # (it was ignored without a word)
+            raise CganError("--direction picks the generator of one file; with two (G_A.pth G_B.pth) the first is "
+                            "G, the second F: leave --direction out")
         g, f = checkpoints
     else:
         g, f = (checkpoints[0], None) if direction == "G" else (None, checkpoints[0])

@@ -9,6 +9,7 @@ import json
 import os
 import pickle
 import struct
+import warnings
 from pathlib import Path
 from typing import Any, Callable
 
@@ -194,10 +195,12 @@ def load_plain(path: str | os.PathLike, what: str, advice: str) -> Any:
         raise CganError(f"{what} not found: {p}")
     check_safe_torch_load()
     try:
-        return torch.load(p, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # (a plain pickle's "Detected pickle protocol 4 ..." came before the error)
+            warnings.simplefilter("ignore", UserWarning)
+            return torch.load(p, map_location="cpu", weights_only=True)
     except Exception as e:
         text = str(e)
-        first = (text.strip().splitlines() or [""])[0][:160]
+        first = _first_sentence(text)
         if "Unsupported global" in text:
             reason = "it holds pickled Python objects, which cgan never loads"
         elif "WeightsUnpickler error" in text:  # bytes that are not a pickle at all (random data, another format)
@@ -213,9 +216,25 @@ def load_plain(path: str | os.PathLike, what: str, advice: str) -> Any:
         raise IntegrityError(f"{p} is not a loadable {what} ({reason}); {advice}") from None
 
 
+def _first_sentence(text: str, most: int = 160) -> str:
+    """The first line of an error, cut at a sentence end (or a word) within `most` characters, not mid-word
+    ("... If you are seeing this error, there is a high")."""
+    first = (text.strip().splitlines() or [""])[0]
+    if len(first) <= most:
+        return first
+    cut = first[:most]
+    end = max(cut.rfind(". "), cut.rfind("; "))
+    return cut[:end + 1] if end >= 40 else cut.rsplit(" ", 1)[0] + " ..."
+
+
 def read_official(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     """Load an official `*_net_G_A.pth` / pretrained `*.pth` without executing pickled code."""
     p = Path(path)
+    if p.is_dir():
+        found = sorted(f.name for f in p.glob("*_net_G_[AB].pth"))
+        hint = (f"an official checkpoints folder: give its generator files, e.g. {p / found[-1]}" if found else
+                "a folder: give the generator's .pth file (the official latest_net_G_A.pth / latest_net_G_B.pth)")
+        raise CganError(f"{p} is {hint}")
     obj = load_plain(p, "PyTorch state_dict", "cgan only loads plain tensors, never pickled code")
     if isinstance(obj, dict) and "state_dict" in obj and isinstance(obj["state_dict"], dict):
         obj = obj["state_dict"]
@@ -251,7 +270,7 @@ def official_to_generator(state: dict[str, torch.Tensor], source: str = "checkpo
     _check_dense_float(state, source)
     try:
         spec = infer_spec(state)
-    except IntegrityError as e:  # (it named no file: with two files given, which one?)
+    except CganError as e:  # (it named no file: with two files given, which one? a spec out of range included)
         what = " (it looks like a discriminator: latest_net_D_*.pth; give the G_A/G_B files)" if \
             any(k.startswith("model.0.") for k in state) and "model.1.weight" not in state else ""
         raise IntegrityError(f"{source}: {e}{what}") from None
@@ -266,6 +285,10 @@ def official_to_generator(state: dict[str, torch.Tensor], source: str = "checkpo
     if have != want or views or shared:
         why = f"tensors larger than their stored data ({views[0]}, ...)" if views else \
             "tensors that share their stored data" if shared else \
+            "batch norm (--norm batch): cgan's generator, as the paper's, uses instance norm" \
+            if "model.2.weight" in state else \
+            "no convolution biases (--norm none): cgan's generator, as the paper's, uses instance norm" \
+            if "model.1.bias" not in state else \
             f"{have} weights, a {spec.blocks}-block ngf-{spec.ngf} generator has {want}"
         raise IntegrityError(f"{source} is not an official ResnetGenerator checkpoint ({why})")
     if check is not None:
@@ -294,8 +317,12 @@ def import_official(g_path: str | os.PathLike | None, f_path: str | os.PathLike 
         sources[gen] = {"file": Path(path).name, "sha256": sha256_file(path)}
     check_pair_out(out, lambda prov: _same_import(prov, sources), "import-official")
     if len(specs) == 2 and specs["G"] != specs["F"]:
-        raise IntegrityError(f"the two checkpoints have different architectures ({specs['G']} vs {specs['F']}); "
-                             f"import them as two single-direction pairs")
+        differ = ", ".join(f"{k} {getattr(specs['G'], k)} vs {getattr(specs['F'], k)}"
+                           for k in ("blocks", "ngf", "dropout", "in_channels", "out_channels", "norm", "padding")
+                           if getattr(specs["G"], k) != getattr(specs["F"], k))
+        raise IntegrityError(f"the two checkpoints have different architectures ({differ}): a pair holds two "
+                             f"generators of one architecture; import each alone (--direction G, then F, into "
+                             f"two --out folders)")
     spec = PairSpec(next(iter(specs.values())), domain_x, domain_y)
     prov = {"source": "official-checkpoint", "files": sources}
     prov.update(provenance or {})
