@@ -241,6 +241,10 @@ def _resolve(s: str, prefer_pairs: bool) -> Resolved:
     # is a path only if that is a pair or export; otherwise the name is looked up as usual
     if looks_like_path or (p.exists() and (not _valid_name(s) or (p.is_dir() and _kind(p)))):
         if not p.is_dir():
+            if p.is_file() and p.suffix.lower() in (".pth", ".pt"):  # an official checkpoint, given as it is
+                raise CganError(f"{p} is a PyTorch checkpoint, not a cgan pair: import it first (`cgan-train "
+                                f"import-official {p} --out PAIR_FOLDER`, add the G_B file for both directions) "
+                                f"and pass PAIR_FOLDER")
             what = "is not a folder" if p.exists() else "does not exist"
             raise CganError(f"{p} {what}: pass a pair folder (pair.json), an export folder (manifest.json) or a "
                             f"pair name")
@@ -251,6 +255,13 @@ def _resolve(s: str, prefer_pairs: bool) -> Resolved:
             if (p / "pair" / PAIR_JSON).is_file():  # a folder holding a pair, not a run
                 raise CganError(f"{p} holds neither pair.json nor an export manifest.json, but {p / 'pair'} is a "
                                 f"pair (a training run's result): pass {p / 'pair'}")
+            official = sorted(p.glob("*_net_G_[AB].pth"), key=lambda f: (not f.name.startswith("latest"), f.name))
+            if official:  # the official repository's checkpoints/NAME folder
+                a = next((f for f in official if f.name.endswith("G_A.pth")), None)
+                b = next((f for f in official if f.name.endswith("G_B.pth")), None)
+                files = " ".join(str(f) for f in (a, b) if f is not None) + ("" if a else " --direction F")
+                raise CganError(f"{p} is an official checkpoints folder, not a cgan pair: import it first "
+                                f"(`cgan-train import-official {files} --out PAIR_FOLDER`) and pass PAIR_FOLDER")
             raise CganError(f"{p} holds neither pair.json nor an export manifest.json: not a cgan pair or export")
         return Resolved(kind, p, None, "path")
     if not _valid_name(s):

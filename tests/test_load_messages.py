@@ -36,3 +36,25 @@ def test_pickled_objects_keep_their_reason(tmp_path):
     torch.save({"obj": ValueError("x")}, p)
     with pytest.raises(IntegrityError, match="pickled Python objects"):
         load_plain(p, "official checkpoint", "use the official .pth")
+
+
+def test_official_checkpoints_given_as_a_pair_point_at_import_official(tmp_path):
+    """cgan-video/cgan-export given an official .pth or checkpoints/NAME folder said 'is not a folder' / 'not a
+    cgan pair or export', never how to import it."""
+    from cgan.errors import CganError
+    from cgan.pairs import resolve
+
+    folder = tmp_path / "checkpoints" / "s2w"
+    folder.mkdir(parents=True)
+    for name in ("latest_net_G_A.pth", "latest_net_G_B.pth", "latest_net_D_A.pth", "200_net_G_A.pth"):
+        (folder / name).write_bytes(b"x")
+    with pytest.raises(CganError, match=r"official checkpoints folder.*`cgan-train import-official "
+                                        r"\S+latest_net_G_A\.pth \S+latest_net_G_B\.pth --out PAIR_FOLDER`"):
+        resolve(str(folder))
+    with pytest.raises(CganError, match=r"latest_net_G_A\.pth is a PyTorch checkpoint, not a cgan pair: import it "
+                                        r"first \(`cgan-train import-official"):
+        resolve(str(folder / "latest_net_G_A.pth"))
+    for name in ("latest_net_G_A.pth", "200_net_G_A.pth"):
+        (folder / name).unlink()
+    with pytest.raises(CganError, match=r"latest_net_G_B\.pth --direction F --out"):
+        resolve(str(folder))
