@@ -245,3 +245,13 @@ def test_pth_files_are_not_unpickled_with_a_torch_whose_safe_loader_is_unsafe(tm
     with pytest.raises(CganError, match="CVE-2025-32434"):
         weights.load_plain(f, "checkpoint", "")
     assert not called
+
+
+def test_the_download_bar_stays_out_of_logs(tmp_path, capsys):
+    """The download's progress bar wrote \\r fragments to stderr when it was a log file, and the error line then
+    began on the bar's line. Off when stderr is not a terminal (pytest's capture is not one)."""
+    mirror = tmp_path / "mirror"
+    mirror.mkdir()
+    (mirror / "horse2zebra.pth").write_bytes(GOOD["horse2zebra"])
+    P.download("horse2zebra", str(mirror), progress=True, expect=TINY)
+    assert "\r" not in capsys.readouterr().err

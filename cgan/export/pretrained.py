@@ -306,8 +306,9 @@ def _fetch(name: str, url: str, tmp: Path, timeout: float, progress: bool, secon
                 read = getattr(resp, "read1", resp.read)  # read1: what has arrived, so the checks below run often
                 got = 0
                 recent = collections.deque([(time.monotonic(), 0)])  # (time, bytes so far) over RATE_WINDOW_S
+                # (disable None: no bar when stderr is not a terminal, where its \r fragments ran into the log lines)
                 with open(tmp, "wb") as f, tqdm(total=expected, unit="B", unit_scale=True, desc=f"{name}.pth",
-                                                disable=not progress, leave=False) as bar:
+                                                disable=None if progress else True, leave=False) as bar:
                     while True:
                         try:
                             block = read(1 << 16)
