@@ -361,7 +361,7 @@ def test_init_from_a_pair_that_does_not_fit_is_one_line(tmp_path, data, capsys):
     first = train(tiny_config(data, tmp_path / "a", max_steps=1), progress=False)  # domains X, Y; ngf 4
     base = ["--data", str(data), "--out", str(tmp_path / "R"), "--size", "32", "--load-size", "36", "--blocks", "1",
             "--ndf", "4", "--device", "cpu", "--workers", "0", "-q", "--max-steps", "1", "--no-tensorboard"]
-    for extra, words in ((["--name", "n1", "--ngf", "8"], "ngf 4"),
+    for extra, words in ((["--name", "n1", "--ngf", "8"], "ngf 4 vs 8): add --blocks 1 --ngf 4"),
                          (["--name", "n2", "--ngf", "4", "--domains", "cat,dog"], "X<->Y"),
                          (["--name", "n3", "--ngf", "4", "--init-from", "nosuchpair"], "nosuchpair")):
         args = base + extra + ([] if "--init-from" in extra else ["--init-from", str(first / "pair")])

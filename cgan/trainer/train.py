@@ -639,9 +639,13 @@ def init_generators(model: CycleGAN, source: str) -> dict[str, Any]:
     spec, want = pair.spec, model.cfg.pair_spec()
     if spec.generator != want.generator:
         theirs, ours = spec.generator.to_dict(), want.generator.to_dict()
-        diff = ", ".join(f"{k} {theirs[k]!r} vs {ours.get(k)!r}" for k in theirs if theirs[k] != ours.get(k))
-        raise CganError(f"--init-from {source}: its generators differ from this run's ({diff}): give the same "
-                        f"--blocks/--ngf, or another pair")
+        keys = [k for k in theirs if theirs[k] != ours.get(k)]
+        diff = ", ".join(f"{k} {theirs[k]!r} vs {ours.get(k)!r}" for k in keys)
+        others = [k for k in keys if k not in ("blocks", "ngf")]
+        fix = (f"add --blocks {theirs['blocks']} --ngf {theirs['ngf']}" if not others else
+               f"start from another pair (cgan-train has no option for its {', '.join(others)})")
+        where = f" ({r.folder})" if str(r.folder) != str(source) else ""  # a name: which pair it found
+        raise CganError(f"--init-from {source}{where}: its generators differ from this run's ({diff}): {fix}")
     if set(pair.files) != {"G", "F"}:
         raise CganError(f"--init-from {source}: the pair holds only {', '.join(pair.files)}; both G and F are needed")
     if (spec.domain_x, spec.domain_y) == (want.domain_x, want.domain_y):
