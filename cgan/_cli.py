@@ -5,6 +5,7 @@ import contextlib
 import errno
 import logging
 import os
+import re
 import signal
 import sys
 import threading
@@ -113,9 +114,28 @@ def system_error(e: BaseException) -> str | None:
     if e.errno not in FILE_ERRNOS:
         return None
     what = e.strerror or " ".join(str(e).split()) or type(e).__name__
-    paths = [short(p) for p in (e.filename, e.filename2) if p is not None]
+    paths = [short(_as_given(p)) for p in (e.filename, e.filename2) if p is not None]
     where = f": {' -> '.join(paths)}" if paths else ""
+    if e.errno == errno.EFBIG:  # (often without a file name: a size limit hit inside a library's write)
+        advice = "a file size limit (ulimit -f) or the file system's largest file; CGAN_DEBUG=1 shows where"
     return f"{what}{where} ({advice})"
+
+
+#: the hidden names cgan writes through before the final one: an export's staging folder, atomic writes'
+#: .NAME.RANDOM.tmp, video outputs' .STEM.partial-PID-RANDOM.EXT
+_HIDDEN_PARTS = (re.compile(r"[/\\]\.export-staging-[^/\\]+"), re.compile(r"(?<=[/\\])\.([^/\\]+?)\.[^./\\]+\.tmp$"),
+                 re.compile(r"(?<=[/\\])\.([^/\\]+?)\.partial-\d+-[^./\\]+(\.[^./\\]+)$"))
+
+
+def _as_given(path: object) -> object:
+    """A path as the user knows it: without cgan's hidden staging folder or temp-file name (the message named
+    'out/.export-staging-x1y2/pair/G.safetensors' or '.G.fp32.onnx.gl_1h7db.tmp')."""
+    if not isinstance(path, (str, bytes, os.PathLike)):
+        return path
+    text = os.fsdecode(path)
+    text = _HIDDEN_PARTS[0].sub("", text)
+    text = _HIDDEN_PARTS[1].sub(r"\1", text)
+    return _HIDDEN_PARTS[2].sub(r"\1\2", text)
 
 
 def one_line(e: BaseException) -> str:

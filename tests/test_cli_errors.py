@@ -26,6 +26,15 @@ def _command(exc: BaseException) -> click.Command:
     (FileNotFoundError("Caught FileNotFoundError in DataLoader worker process 0.\nOriginal Traceback (most "
                        "recent call last):\n  File \"x.py\", line 1, in f\nFileNotFoundError: [Errno 2] No such "
                        "file or directory: 'a.png'\n"), "No such file or directory: 'a.png' (check the path"),
+    # cgan's hidden staging folders and temp files are named as the user knows the files (they were named raw)
+    (OSError(errno.ENOSPC, "No space left on device", "pair0/G.safetensors",
+             None, "small/e/.export-staging-zl8cf0rx/pair/G.safetensors"),
+     "No space left on device: pair0/G.safetensors -> small/e/pair/G.safetensors (check"),
+    (PermissionError(errno.EACCES, "Permission denied", "/w/pro/.G.fp32.onnx.gl_1h7db.tmp"),
+     "Permission denied: /w/pro/G.fp32.onnx (check"),
+    (OSError(errno.ENOSPC, "No space left on device", "/v/.winter.partial-4242-k3j2h1.mp4"),
+     "No space left on device: /v/winter.mp4 (check"),
+    (OSError(errno.EFBIG, "File too large"), "File too large (a file size limit (ulimit -f)"),
 ])
 def test_system_errors_are_one_line(exc, words, capsys, monkeypatch):
     monkeypatch.delenv("CGAN_DEBUG", raising=False)
