@@ -303,8 +303,9 @@ class CaptureSource:
                                [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, URL_TIMEOUT_MS, cv2.CAP_PROP_READ_TIMEOUT_MSEC,
                                 URL_TIMEOUT_MS])
         if not cap.isOpened():
-            raise CganError(f"cannot open stream {spec.shown}: unreachable, wrong URL or credentials; "
-                            f"check it with `ffprobe {spec.shown}`")
+            raise CganError(f"cannot open stream {spec.shown}: unreachable, wrong URL or credentials, or what it "
+                            f"sends is not a video FFmpeg can open (an MP4 cut short before its index?); check it "
+                            f"with `ffprobe {spec.shown}`")
         return cap
 
     def _ask_mode(self, cap: cv2.VideoCapture) -> cv2.VideoCapture:
