@@ -21,3 +21,21 @@ def test_video_row_of_a_backend_that_cannot_export_here_is_skipped(tmp_path, cap
     assert len(video) == 1 and video[0]["status"] == "skipped" and video[0]["reason"]
     assert all(r["status"] == "skipped" for k, r in rows.items() if k[0] == "tensorrt")
     assert any(r["status"] == "ok" for k, r in rows.items() if k[0] == "baseline")
+
+
+def test_an_export_missing_a_module_names_the_extra(tmp_path, capsys, monkeypatch):
+    """With torch but no onnx ('cgan[runtime]' plus torch) the ort-cpu rows said 'export failed: No module named
+    'onnx'', not what to install."""
+    import sys
+
+    from cgan.benchmarks.cli import cli
+
+    monkeypatch.setenv("CGAN_HOME", str(tmp_path / "home"))
+    monkeypatch.setitem(sys.modules, "onnx", None)  # import onnx fails as when it is not installed
+    out = tmp_path / "r.json"
+    code = run(cli, ["--blocks", "1", "--ngf", "4", "--backends", "ort-cpu", "--sizes", "32x32", "--iters", "1",
+                     "--no-baseline", "--json", str(out)])
+    assert code == 0, capsys.readouterr().err
+    rows = [r for r in json.loads(out.read_text())["rows"] if r["backend"] == "ort-cpu"]
+    assert rows and all(r["status"] == "skipped" for r in rows)
+    assert "needs onnx, which is not installed here: pip install 'cgan[cpu]'" in rows[0]["reason"], rows[0]

@@ -405,7 +405,10 @@ def prepare(cfg: BenchConfig, backends: tuple[str, ...], e2e_backend: str | None
                                   "export_s": round(time.perf_counter() - t0, 3)}
                 prepared.export_folder = out
             except (CganError, ImportError) as e:
-                prepared.export_error = f"export failed: {e}"
+                from cgan._cli import missing_extra
+
+                missing = missing_extra(e, "the export") if isinstance(e, ModuleNotFoundError) else None
+                prepared.export_error = f"export failed: {missing or e}"  # (the extra named: 'No module named onnx')
                 info["export"] = {"error": prepared.export_error, "options": opts}
     return prepared
 
