@@ -537,6 +537,19 @@ def test_buffers_kept_for_other_frame_sizes_stay_bounded(folders, monkeypatch):
     assert dropped == [0, 1] and len(cache) == base.MAX_SHAPES
     cache.clear()
     assert len(dropped) == base.MAX_SHAPES + 2 and len(cache) == 0 and cache.nbytes == 0
+    # GPU buffers keep the count limit only: two streams alternating batches of 1 and 2 large frames (more than
+    # the byte limit together) evicted each other on every call, rebuilding buffers and CUDA graphs
+    made = []
+    for bounded in (False, True):
+        cache = base.ShapeCache(bounded=bounded)
+        made.append(0)
+        for call in range(20):
+            key = (1 + call % 2, 1088, 1920, 3)
+            if cache.get(key) is None:
+                cache.make_room(150_000 * key[0])
+                cache.put(key, object(), 150_000 * key[0])
+                made[-1] += 1
+    assert made == [2, 20]  # (host memory, bounded: the limit here is 200,000 bytes)
     buffers = Buffers(max_bytes=1000)
     a = buffers.get("in", (10, 10, 3), np.uint8)
     assert buffers.get("in", (10, 10, 3), np.uint8) is a

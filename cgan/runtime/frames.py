@@ -230,7 +230,7 @@ class Buffers:
     """Arrays reused per shape (one small cache; a video stream has one shape, so it is hit every frame). Emptied
     when it holds `keep` x 4 arrays or one more would take it past `max_bytes` (photos of many sizes)."""
 
-    MAX_BYTES = 128 << 20
+    MAX_BYTES = 256 << 20
 
     def __init__(self, keep: int = 4, max_bytes: int = MAX_BYTES):
         self._cache: dict[tuple, np.ndarray] = {}

@@ -34,9 +34,11 @@ log = logging.getLogger("cgan.runtime")
 PRECISIONS = ("fp32", "fp16")
 #: batch shapes (N, H, W) a backend keeps buffers (and CUDA graphs) for; the least recently used goes first
 MAX_SHAPES = 8
-#: and the most bytes those buffers may take, with the new shape's: photos of many sizes each left a set behind
-#: (ort-cpu, 27 bytes a pixel: 8 sizes of 4 MP held 0.9 GB until close). One larger shape is always let in.
-MAX_HELD_BYTES = 256 << 20
+#: and, for buffers in host memory (ort-cpu), the most bytes they may take with the new shape's: photos of many
+#: sizes each left a set behind (27 bytes a pixel: 8 sizes of 4 MP held 0.9 GB until close). One larger shape
+#: is always let in. GPU backends keep the count limit only: several streams batched together alternate batch
+#: sizes from call to call, and a byte cap made them free, reallocate and recapture their graphs on every call.
+MAX_HELD_BYTES = 512 << 20
 DEVICES = ("cpu", "cuda")
 
 
@@ -194,13 +196,15 @@ def load_model(source: str | os.PathLike, direction: str | None = None) -> Model
 
 class ShapeCache:
     """What a backend keeps per batch shape (bound buffers, a CUDA graph), least recently used first out: at most
-    MAX_SHAPES shapes, and at most MAX_HELD_BYTES in all, the newest shape's included. `drop(key, item)` frees
-    what an item holds beyond Python's reach (device memory, a captured graph)."""
+    MAX_SHAPES shapes and, with `bounded` (host memory), at most MAX_HELD_BYTES in all, the newest shape's
+    included. `drop(key, item)` frees what an item holds beyond Python's reach (device memory, a captured
+    graph)."""
 
-    def __init__(self, drop: Callable[[Any, Any], None] | None = None):
+    def __init__(self, drop: Callable[[Any, Any], None] | None = None, bounded: bool = False):
         self._items: dict[Any, Any] = {}
         self._bytes: dict[Any, int] = {}
         self._drop = drop
+        self._bounded = bounded
 
     def get(self, key: Any) -> Any:
         """The item for `key` (now the most recently used), or None."""
@@ -213,7 +217,8 @@ class ShapeCache:
         """Before one more shape of `nbytes`: drop the least recently used ones until both limits hold (or none
         is left). How many were dropped."""
         dropped = 0
-        while self._items and (len(self._items) >= MAX_SHAPES or sum(self._bytes.values()) + nbytes > MAX_HELD_BYTES):
+        while self._items and (len(self._items) >= MAX_SHAPES or
+                               self._bounded and sum(self._bytes.values()) + nbytes > MAX_HELD_BYTES):
             key = next(iter(self._items))
             self._forget(key)
             dropped += 1

@@ -185,7 +185,7 @@ class _OrtBackend(Backend):
         self.input_name = self.session.get_inputs()[0].name
         self.output_name = self.session.get_outputs()[0].name
         self.buffers = Buffers()
-        self.bound = ShapeCache()  # batch shape -> bound buffers
+        self.bound = ShapeCache(bounded=self.device == "cpu")  # batch shape -> bound buffers
         log.debug("ort: %s with %s (%s)", path.name, self.session.get_providers(), self.io)
 
     def _meta_problem(self) -> str | None:
