@@ -271,14 +271,21 @@ def test_a_stream_that_starts_again_from_its_first_picture_is_a_recording_and_en
 
     as_live_streams(monkeypatch)
     clip = make_clip(tmp_path / "stream.mp4", 5)
-    src = CaptureSource(InputSpec("url", str(clip), "x"), reconnects=3, backoff=0.01)
-    n = 0
-    with caplog.at_level(logging.WARNING):
-        while src.read() is not None and n < 40:
-            n += 1
-    src.close()
+    with serve_folder(tmp_path) as base:
+        src = CaptureSource(InputSpec("url", f"{base}/{clip.name}", "x"), reconnects=3, backoff=0.01)
+        n = 0
+        with caplog.at_level(logging.WARNING):
+            while src.read() is not None and n < 40:
+                n += 1
+        src.close()
     assert n == 5 and src.reconnected == 0
     assert "started again from its first picture: a recorded video" in caplog.text
+    # not for other schemes (an rtsp camera that comes back showing what it showed first is live), nor for a
+    # flat picture (a black night camera, a slate)
+    from cgan.runtime.sources import _detailed
+
+    assert CaptureSource(InputSpec("url", str(clip), "x"), reconnects=0)._first_digest is None
+    assert not _detailed(np.zeros((48, 64, 3), np.uint8)) and _detailed(pattern(0))
 
 
 def test_a_video_file_served_over_http_is_read_once_like_a_file(tmp_path):

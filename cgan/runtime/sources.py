@@ -175,6 +175,12 @@ class Source(Protocol):
 quiet_opencv = _codecs.quiet_opencv
 
 
+def _detailed(frame: np.ndarray) -> bool:
+    """Whether a picture has detail enough to tell two recordings apart (not a flat or near-flat one)."""
+    small = frame[::8, ::8]
+    return small.size > 0 and float(small.std()) > 4.0
+
+
 def _digest(frame: np.ndarray) -> bytes:
     return hashlib.blake2b(np.ascontiguousarray(frame).tobytes(), digest_size=16).digest()
 
@@ -258,8 +264,11 @@ class CaptureSource:
             raise self._no_first_frame()
         self._pending = _as_bgr(frame)
         self._pending_t = self._time()
-        # a live URL's first picture: a reconnect that starts with it again is a recorded video replayed
-        self._first_digest = _digest(frame) if self.live and spec.kind == "url" else None
+        # a live http(s) URL's first picture: a reconnect that starts with it again is a recorded video replayed
+        # (a file served without a length). Not for rtsp & co., nor a flat picture (a black night camera, a slate)
+        self._first_digest = _digest(frame) if (
+            self.live and spec.kind == "url" and str(spec.target).lower().startswith(("http://", "https://"))
+            and _detailed(frame)) else None
         if self.capture is not None:
             w, h, fps = self.capture
             asked = f"{w}x{h}" + (f"@{fps:g}" if fps else "")
