@@ -321,9 +321,20 @@ def test_the_last_frame_lasts_as_long_as_its_file_says(tmp_path, ext, codec):
         assert duration(out) == pytest.approx(2.3, abs=2e-3)
         if ext == ".mkv":  # each frame's own duration is stored (MP4 keeps the decode order's)
             assert ends(out)["video"] == pytest.approx(2.3, abs=2e-3)
-    else:
+    else:  # one constant rate (the GIF's average): the last picture is repeated for its own 2 s, not to the
+        # source's length (a variable rate's drift made a frozen tail of 145 frames that way)
         n, fps, _ = probe(out)
-        assert n / fps == pytest.approx(2.3, abs=1.01 / fps)
+        assert n == 4 + round(2.0 * fps) - 1
+
+
+def test_a_constant_rate_writer_holds_the_last_frame_for_its_own_duration_only(tmp_path):
+    """1 s at 30 fps then 1 s at 5 fps into Matroska MJPG (OpenCV says 30 fps, the nominal rate): the last frame,
+    held to the source's length, became a 145-frame frozen tail; it lasts its own duration."""
+    times = [i / 30 for i in range(30)] + [1 + i / 5 for i in range(5)]
+    src = vfr_clip(tmp_path / "vfr.mp4", times, sound=False)
+    out = tmp_path / "o.mkv"
+    run_video(job(inputs=[str(src)], output=str(out), codec="mjpg"), translator=Invert())
+    assert probe(out)[0] == len(times)  # the last frame's own duration is 1/30 s in this file: nothing added
 
 
 def test_an_early_stop_keeps_the_last_frame_as_long_as_the_one_before_it(tmp_path):

@@ -501,6 +501,7 @@ class VideoOutput:
         self.drift = 0.0  # the largest distance of a frame from its source time (constant-rate writers)
         self._drift_at = 0
         self._last_frame: np.ndarray | None = None  # the frame written last, for hold_last
+        self._last_at: float | None = None  # its time in the source, from the first frame's (seconds)
 
     def write(self, frame: np.ndarray, t_capture: float | None = None, t_source: float | None = None) -> None:
         """Append a frame at its time, so the file plays as the source did:
@@ -564,20 +565,22 @@ class VideoOutput:
         for _ in range(repeats):
             self.writer.write(frame)
         self.frames += repeats
-        self._last_frame = frame
+        self._last_frame, self._last_at = frame, at
 
     def hold_last(self, t_source: float) -> None:
         """Show the last frame written until `t_source`, where it stops being shown in its file (a GIF's last
         picture often stays for seconds; without this it lasts as long as the one before it), at most
-        HOLD_LAST_MAX_S. The H.264 writer gives it that duration; OpenCV's constant-rate writers repeat it, so
-        the file is as long as its source (and its sound is kept to there)."""
+        HOLD_LAST_MAX_S. The H.264 writer gives it that duration; OpenCV's constant-rate writers repeat it for its
+        own duration beyond one frame (not up to the source's length: a variable rate's drift would become a
+        frozen tail)."""
         if self.writer is None or self.t_source0 is None or not math.isfinite(t_source):
             return
         end = t_source - self.t_source0
         if self.timed:
             self.writer.hold_last(end, HOLD_LAST_MAX_S)
-        elif self._last_frame is not None:
-            for _ in range(min(round(end * self.fps) - self.frames, round(HOLD_LAST_MAX_S * self.fps))):
+        elif self._last_frame is not None and self._last_at is not None:
+            shown = min(end - self._last_at, HOLD_LAST_MAX_S)
+            for _ in range(round(shown * self.fps) - 1):
                 self.writer.write(self._last_frame)
                 self.frames += 1
 
