@@ -225,6 +225,19 @@ def test_a_failed_re_fetch_keeps_the_installed_pair(tmp_path):
     P.fetch_pair("horse2zebra", str(mirror), progress=False, expect=None)
     assert load_pair(folder).generators == ("G", "F") and sorted(p.name for p in folder.parent.iterdir()) == [
         "horse2zebra"]
+    import os
+    import stat
+
+    mask = os.umask(0o022)
+    os.umask(mask)
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o777 & ~mask  # not mkdtemp's 0700
+    # killed between the two renames: the next fetch puts the installed pair back before anything else
+    os.replace(folder, folder.with_name(".horse2zebra.old-abc"))
+    (mirror / "zebra2horse.pth").write_bytes(official_bytes(3, replace(TINY, ngf=TINY.ngf * 2)))
+    with pytest.raises(CganError, match="different architectures"):
+        P.fetch_pair("horse2zebra", str(mirror), progress=False, expect=None)
+    assert load_pair(folder).generators == ("G", "F") and sorted(p.name for p in folder.parent.iterdir()) == [
+        "horse2zebra"]
 
 
 def test_pth_files_are_not_unpickled_with_a_torch_whose_safe_loader_is_unsafe(tmp_path, monkeypatch):

@@ -31,7 +31,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any, Iterator
 
-from cgan._files import atomic_path, read_json, remove_stale_temps, sha256_file, write_json_atomic
+from cgan._files import _umask, atomic_path, read_json, remove_stale_temps, sha256_file, write_json_atomic
 from cgan._urls import redact_url, url_secrets
 from cgan.errors import CganError, IntegrityError
 from cgan.pairs import cgan_home
@@ -503,12 +503,16 @@ def fetch_pair(name: str, url_base: str | None = None, progress: bool = True,
                                                  deadline=deadline)
         folder = cgan_home() / "pretrained" / name
         folder.parent.mkdir(parents=True, exist_ok=True)
-        for left in [*folder.parent.glob(f".{name}.staging-*"), *folder.parent.glob(f".{name}.old-*")]:
+        olds = sorted(folder.parent.glob(f".{name}.old-*"))
+        if olds and not folder.exists():  # killed between the two renames below: the installed pair is put back
+            os.replace(olds.pop(), folder)
+        for left in [*folder.parent.glob(f".{name}.staging-*"), *olds]:
             shutil.rmtree(left, ignore_errors=True)  # a killed import's (this name's imports are locked above)
         # imported beside it, then swapped in: an import that fails (two generators of different architectures,
         # Ctrl-C, a full disk) left the installed pair without its pair.json, and the name quietly found the
         # embedded pair instead
         stage = Path(tempfile.mkdtemp(prefix=f".{name}.staging-", dir=folder.parent))
+        os.chmod(stage, 0o777 & ~_umask())  # (mkdtemp's 0700 made the swapped-in pair private to this user)
         try:
             import_official(paths["G"], paths.get("F"), stage, dom_x, dom_y,
                             provenance={"source": "official-pretrained", "pretrained": name, "downloads": records})
