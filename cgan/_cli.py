@@ -175,14 +175,17 @@ def entry(command: click.Command) -> Callable[[], None]:
 
 @contextlib.contextmanager
 def sigterm_as_interrupt() -> Iterator[None]:
-    """While the block runs (main thread, SIGTERM at its default), SIGTERM raises cgan.errors.Terminated, which
-    cleans up as a Ctrl-C does and exits 143: killed so, `cgan-export` left its staging folder (full-size graphs)
-    and a new --out folder holding nothing else."""
+    """While the block runs (main thread, SIGTERM at its default), the first SIGTERM raises
+    cgan.errors.Terminated, which cleans up as a Ctrl-C does and exits 143 (killed so, `cgan-export` left its
+    staging folder with full-size graphs and a new --out folder holding nothing else); a second one kills."""
     if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGTERM) != signal.SIG_DFL:
         yield
         return
 
     def stop(signum: int, frame: object) -> None:
+        # the handler runs between bytecodes, so a long native call (an engine build) delays it: a second
+        # SIGTERM then kills at once, as before
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
         raise Terminated
 
     signal.signal(signal.SIGTERM, stop)
