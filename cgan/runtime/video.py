@@ -65,6 +65,7 @@ NAMED_SIZES = {"360p": 360, "480p": 480, "540p": 540, "720p": 720, "1080p": 1080
 DEFAULT_FPS = 25.0
 DRIFT_WARN_S = 0.1  # a constant-rate output of a variable-rate file: how far off a frame may be unwarned (and a frame)
 MAX_LONG_SIDE = 16384  # --size N: the longest side a resized frame may have
+PACKET_COUNT_MAX_BYTES = 2 << 30  # OpenCV writers' files up to this size have their frames counted (finish)
 HOLD_LAST_MAX_S = 60.0  # the longest a file's last frame is shown past its time (a GIF's last picture: ended_at)
 JOIN_TIMEOUT_S = 5.0  # how long the end of a run waits for its threads (a hung camera read) before finalizing
 _END = object()
@@ -624,10 +625,11 @@ class VideoOutput:
                             f"was left as it was")
         self._check_tmp()
         readable, count = _read_back(self.tmp)
-        if readable and not self.timed:
+        if readable and not self.timed and self.tmp.stat().st_size <= PACKET_COUNT_MAX_BYTES:
             # OpenCV's writers report no write errors, and an AVI's header (rewritten at release) or a Matroska
             # file's length still declared every frame of a file a full disk or a size limit had cut short (17
-            # of 20 frames played): the frames the container holds are counted too (one packet a frame)
+            # of 20 frames played): the frames the container holds are counted too (one packet a frame; with
+            # PyAV, which the extras install; it reads the file's packets at about 200 MB/s, so not for huge ones)
             from cgan.runtime.pyav import video_packets
 
             held = video_packets(self.tmp)
