@@ -44,8 +44,24 @@ def _cpu_list(text: str) -> set[int]:
     return cpus
 
 
-def _cgroup_cpus(root: str = "/sys/fs/cgroup") -> float | None:
-    """The CPUs a container's CPU quota allows (cgroup v2 cpu.max, v1 cpu.cfs_quota_us); None: no quota."""
+def _own_cgroup(root: str, proc: str = "/proc/self/cgroup") -> list[str]:
+    """cgroup v2 folders under `root` that bound this process: its own (from /proc/self/cgroup, as a systemd
+    slice with CPUQuota= places it) and each parent up to the root."""
+    try:
+        with open(proc, encoding="ascii", errors="replace") as f:
+            path = next((line.split("::", 1)[1].strip() for line in f if line.startswith("0::")), "")
+    except OSError:
+        path = ""
+    parts = [p for p in path.strip("/").split("/") if p and p != ".."]
+    return [os.path.join(root, *parts[:i]) for i in range(len(parts), 0, -1)]
+
+
+def _cgroup_cpus(root: str = "/sys/fs/cgroup", proc: str = "/proc/self/cgroup") -> float | None:
+    """The CPUs a CPU quota allows this process (cgroup v2 cpu.max of its own cgroup and its parents, the
+    smallest; the root's, as a container shows it; v1 cpu.cfs_quota_us); None: no quota."""
+    quotas = [q for q in (_cgroup_v2_quota(folder) for folder in _own_cgroup(root, proc)) if q is not None]
+    if quotas:
+        return min(quotas)
     for quota_file, period_file in (("cpu.max", None), ("cpu/cpu.cfs_quota_us", "cpu/cpu.cfs_period_us"),
                                     ("cpu,cpuacct/cpu.cfs_quota_us", "cpu,cpuacct/cpu.cfs_period_us")):
         try:
@@ -62,7 +78,17 @@ def _cgroup_cpus(root: str = "/sys/fs/cgroup") -> float | None:
     return None
 
 
-def compute_threads(cpu_root: str = "/sys/devices/system/cpu", cgroup_root: str = "/sys/fs/cgroup") -> int:
+def _cgroup_v2_quota(folder: str) -> float | None:
+    try:
+        with open(os.path.join(folder, "cpu.max"), encoding="ascii") as f:
+            fields = f.read().split()
+        return None if len(fields) < 2 or fields[0] == "max" else int(fields[0]) / max(1, int(fields[1]))
+    except (OSError, ValueError):
+        return None
+
+
+def compute_threads(cpu_root: str = "/sys/devices/system/cpu", cgroup_root: str = "/sys/fs/cgroup",
+                    proc_cgroup: str = "/proc/self/cgroup") -> int:
     """How many threads a compute-bound library should run by default here: one per physical core among the
     CPUs this process may run on (taskset, a container's cpuset), at most the CPUs its quota allows (a container's
     --cpus). os.cpu_count() counts every logical CPU of the machine: on a 2-CPU container of a 64-core host with
@@ -72,15 +98,23 @@ def compute_threads(cpu_root: str = "/sys/devices/system/cpu", cgroup_root: str 
     except (AttributeError, OSError):
         allowed = list(range(os.cpu_count() or 1))
     cores: set[frozenset[int]] = set()
+    topology = True
     for cpu in allowed:  # SMT siblings share a core: count each core once
         try:
             with open(f"{cpu_root}/cpu{cpu}/topology/thread_siblings_list", encoding="ascii") as f:
                 siblings = _cpu_list(f.read())
         except OSError:
-            siblings = set()
+            siblings, topology = set(), False
         cores.add(frozenset(siblings or {cpu}))
     n = len(cores) or len(allowed) or 1
-    quota = _cgroup_cpus(cgroup_root)
+    if not topology:  # (macOS, Windows: no sysfs) psutil's physical cores, where it is installed
+        try:
+            import psutil
+
+            n = min(n, int(psutil.cpu_count(logical=False) or n))
+        except (ImportError, AttributeError, ValueError, TypeError, OSError):
+            pass
+    quota = _cgroup_cpus(cgroup_root, proc_cgroup)
     if quota is not None:
         n = min(n, max(1, math.ceil(quota)))
     return max(1, n)

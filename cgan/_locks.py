@@ -7,6 +7,7 @@ folder while the import (`save_pair`) takes it again. Two threads, like two proc
 from __future__ import annotations
 
 import contextlib
+import getpass
 import hashlib
 import logging
 import os
@@ -34,14 +35,14 @@ def lock_file(folder: str | os.PathLike) -> Path:
     try:
         return ensure_writable_dir(cgan_home() / "locks", "cgan lock folder") / f"folder-{key}.lock"
     except CganError as e:
-        uid = os.getuid() if hasattr(os, "getuid") else os.getlogin()
-        spare = Path(tempfile.gettempdir()) / f"cgan-locks-{uid}"
         try:
+            uid = os.getuid() if hasattr(os, "getuid") else getpass.getuser()
+            spare = Path(tempfile.gettempdir()) / f"cgan-locks-{uid}"
             spare.mkdir(mode=0o700, exist_ok=True)
             if spare.is_symlink() or (hasattr(os, "getuid") and spare.stat().st_uid != os.getuid()):
                 raise OSError(f"{spare} is not this user's")
             return ensure_writable_dir(spare, "cgan lock folder") / f"folder-{key}.lock"
-        except (OSError, CganError):
+        except (OSError, CganError, KeyError, ImportError):  # (getpass: no user name to be found)
             raise e from None
 
 

@@ -493,8 +493,19 @@ def test_cpu_threads_default_to_the_physical_cores_this_process_may_use(tmp_path
     assert _limits.compute_threads(cpus, str(cg)) == 1
     (cg / "cpu" / "cpu.cfs_quota_us").write_text("-1\n")
     assert _limits.compute_threads(cpus, str(cg)) == 3
-    # no topology to read: each allowed CPU counts
+    # no topology to read (macOS, Windows): psutil's physical cores where it is installed, else each allowed CPU
+    import psutil
+
+    monkeypatch.setattr(psutil, "cpu_count", lambda logical=True: 2)
+    assert _limits.compute_threads(str(tmp_path / "none"), str(cg)) == 2
+    monkeypatch.setitem(sys.modules, "psutil", None)
     assert _limits.compute_threads(str(tmp_path / "none"), str(cg)) == 3
+    # a quota on this process's own cgroup (a systemd slice's CPUQuota=), not on the root
+    (cg / "system.slice" / "x.service").mkdir(parents=True)
+    (cg / "system.slice" / "cpu.max").write_text("50000 100000\n")
+    proc = tmp_path / "cgroup"
+    proc.write_text("4:memory:/other\n0::/system.slice/x.service\n")
+    assert _limits.compute_threads(cpus, str(cg), str(proc)) == 1
     assert _limits._cpu_list("0-3,8,10-11") == {0, 1, 2, 3, 8, 10, 11} and _limits._cpu_list("x") == set()
 
 
