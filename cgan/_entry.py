@@ -35,6 +35,9 @@ def broken_opencv(e: BaseException) -> str | None:
         tb = tb.tb_next
     if not (in_cv2 or "module 'cv2'" in text or "numpy.core.multiarray failed to import" in text):
         return None
+    if isinstance(e, ModuleNotFoundError) and e.name == "cv2":
+        return ("OpenCV (cv2) is not installed, and every cgan command needs it: pip install "
+                "'opencv-python-headless>=4.10.0.84' (or opencv-python, for a window)")
     return (f"OpenCV (cv2) is installed but does not work ({text[:200]}): reinstall it with `pip uninstall -y "
             f"opencv-python-headless opencv-python && pip install 'opencv-python-headless>=4.10.0.84'` (or "
             f"opencv-python, for a window)")

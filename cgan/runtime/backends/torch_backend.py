@@ -72,7 +72,8 @@ def _threads(torch: Any, threads: int | None) -> Iterator[None]:
 @contextlib.contextmanager
 def _cudnn_benchmark(torch: Any) -> Iterator[None]:
     """cuDNN's algorithm search on (each new shape is timed once, the fastest kept) for the block: the flag is
-    the process's, and setting it for good changed the embedding app's own torch work."""
+    the process's, and setting it for good changed the embedding app's own torch work. Best effort: the app's
+    other threads see it on while a translation runs."""
     had = torch.backends.cudnn.benchmark
     torch.backends.cudnn.benchmark = True
     try:
