@@ -123,10 +123,7 @@ def parse_input(text: str | int | os.PathLike) -> InputSpec:
     except (OSError, ValueError):
         mode = None  # missing (said when it is opened) or unreadable
     if mode is not None and (stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode)):
-        # (a FIFO with no writer hung the run in its probe; one being written was taken for a file of 0 bytes)
-        raise CganError(f"--input {s} is a pipe{' (standard input)' if s.startswith('/dev/std') else ''}: video "
-                        f"is read from files, cameras, capture devices and URLs; save it to a file first (or serve "
-                        f"it over http / rtsp)")
+        return InputSpec("file", path, s)  # refused when opened (refuse_pipe): a folder of videos leaves it out
     if mode is not None and stat.S_ISREG(mode):
         # a video file anywhere, /dev/shm or /dev/stdin redirected from a file included: read as a file (every
         # path under /dev/ was taken for a camera: frames dropped as stale, and the end replayed it for ever)
@@ -508,6 +505,21 @@ class CaptureSource:
             self.cap = None
 
 
+def refuse_pipe(spec: InputSpec) -> None:
+    """A one-line CganError for a FIFO, a socket or a pipe as standard input, before anything opens it (a FIFO
+    with no writer hung the run in its probe; one being written was taken for a file of 0 bytes)."""
+    if spec.kind != "file":
+        return
+    try:
+        mode = os.stat(spec.target).st_mode
+    except (OSError, ValueError):
+        return
+    if stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode):
+        stdin = " (standard input)" if spec.text.startswith("/dev/std") else ""
+        raise CganError(f"--input {spec.text} is a pipe{stdin}: video is read from files, cameras, capture devices "
+                        f"and URLs; save it to a file first (or serve it over http / rtsp)")
+
+
 def open_source(text: str | int | os.PathLike | InputSpec, reconnects: int = 3, backoff: float = 0.5,
                 stop: threading.Event | None = None, capture: tuple[int, int, float | None] | None = None) -> Source:
     """Open what `--input` names; raise a one-line CganError if it cannot deliver a first frame. `capture`: the
@@ -517,6 +529,7 @@ def open_source(text: str | int | os.PathLike | InputSpec, reconnects: int = 3, 
     with a mirroring, which OpenCV turns instead) and files OpenCV cannot decode (AV1: the OpenCV wheels have no
     decoder for it) are read by PyAV when PyAV can."""
     spec = text if isinstance(text, InputSpec) else parse_input(text)
+    refuse_pipe(spec)
     hdr = None
     if spec.kind == "file" and Path(spec.target).is_file():
         from cgan.runtime import pyav

@@ -181,7 +181,7 @@ def _driver_count_in_subprocess() -> GpuProbe:
 def probe_gpus() -> GpuProbe:
     """How many CUDA devices this process may use, found without creating CUDA state here (see above)."""
     if os.environ.get("CGAN_NO_CUDA", "").strip().lower() not in ("", "0", "false", "no", "off"):  # as CGAN_DEBUG
-        return GpuProbe(0, "none", f"CGAN_NO_CUDA={os.environ['CGAN_NO_CUDA']} hides every GPU")
+        return GpuProbe(0, "none", "CGAN_NO_CUDA is set")
     visible = os.environ.get("CUDA_VISIBLE_DEVICES")
     if visible is not None and _apply_visible(visible, 1 << 30, None) == 0:  # "", "-1", "none": no GPU at all
         return GpuProbe(0, "none", f"CUDA_VISIBLE_DEVICES={visible!r} hides every GPU")
