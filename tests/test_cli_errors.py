@@ -172,3 +172,12 @@ def test_commands_without_torch_say_what_to_install(tmp_path):
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
                        env={**__import__("os").environ, "CGAN_HOME": str(tmp_path / "home")})
     assert r.returncode == 2 and "cgan-export needs torch" in r.stderr and "Traceback" not in r.stderr, r.stderr
+
+
+def test_terminated_is_said_as_terminated_exit_143(capsys):
+    """A second SIGTERM raises cgan.errors.Terminated (a KeyboardInterrupt, which click turns into its Abort):
+    'terminated', 143, as one SIGTERM gives; not 'interrupted', 130."""
+    from cgan.errors import Terminated
+
+    assert run(_command(Terminated()), []) == 143 and capsys.readouterr().err.strip() == "terminated"
+    assert run(_command(KeyboardInterrupt()), []) == 130 and capsys.readouterr().err.strip() == "interrupted"
