@@ -11,8 +11,8 @@ No torch here. Every user mistake is a one-line `CganError` (missing camera, unr
 """
 from __future__ import annotations
 
-import logging
 import hashlib
+import logging
 import math
 import numbers
 import os
@@ -37,9 +37,15 @@ LIVE_URL_SCHEMES = ("rtsp", "rtsps", "rtmp", "rtmps", "http", "https", "udp", "t
 DEMO = "demo"
 #: OpenCV takes an int32 camera index (OpenCV also reads index + API × 100, e.g. 200 = V4L2 camera 0)
 MAX_CAMERA_INDEX = 9999
-V4L_MAJOR = 81  # Linux's video4linux character devices (/dev/video*)
 #: frame rates a source may report and an output may be written at (OpenCV's writers refuse 0.001; inf hung them)
 MIN_FPS, MAX_FPS = 0.01, 1000.0
+
+
+def _not_video_major(major: int) -> bool:
+    """Linux character devices that are surely no video source: memory devices (/dev/null, /dev/zero,
+    /dev/urandom: major 1) and terminals (4, 5, 136-143). Others (video4linux's 81, a DVB adapter's dvr) are
+    tried."""
+    return major in (1, 4, 5) or 136 <= major <= 143
 
 
 def demo_dir() -> Path:
@@ -132,7 +138,7 @@ def parse_input(text: str | int | os.PathLike) -> InputSpec:
         if mode is not None and not stat.S_ISCHR(mode):
             raise CganError(f"--input {s} is not a video file nor a capture device (a "
                             f"{'folder' if stat.S_ISDIR(mode) else 'block device'}); check `ls /dev/video*`")
-        if mode is not None and sys.platform.startswith("linux") and os.major(os.stat(path).st_rdev) != V4L_MAJOR:
+        if mode is not None and sys.platform.startswith("linux") and _not_video_major(os.major(os.stat(path).st_rdev)):
             raise CganError(f"--input {s} is not a video capture device (a character device of another kind); "
                             f"check `ls /dev/video*`")
         return InputSpec("device", s, s)
