@@ -8,9 +8,8 @@ says to rebuild the engine with `cgan-export ... --engine` on this machine — n
 Execution uses TensorRT 10's tensor API (set_input_shape, set_tensor_address, execute_async_v3) and cuda-python
 for memory and streams (no torch): pinned host buffers, async copies on one stream, and per input shape a
 CUDA graph capturing copy-in, the engine and copy-out (unless `cuda_graph=False`). Buffers are kept for the
-last `MAX_SHAPES` batch shapes, within `MAX_HELD_BYTES` (several streams batched together change the shape from
-call to call; freeing and allocating per switch would synchronize the device each time); a graph is replayed
-only while its shape
+last `MAX_SHAPES` batch shapes (several streams batched together change the shape from call to call; freeing
+and allocating per switch would synchronize the device each time); a graph is replayed only while its shape
 stays current, and a shape that comes back is bound again and recaptured after one plain run.
 
 Sidecar (`G.fp16.trt.plan.json`), keys this module reads (aliases accepted where noted):
@@ -265,8 +264,8 @@ class TensorRTBackend(Backend):
         log.debug("tensorrt: %s (%s, %s -> %s)", rec.get("path"), self.io, self.in_dtype, self.out_dtype)
 
     def _slot(self, key: tuple[int, ...]) -> dict[str, Any]:
-        """Device + pinned buffers for one batch shape, bound to the context (the last MAX_SHAPES shapes, within
-        MAX_HELD_BYTES, keep theirs); the context is re-bound whenever the shape differs from the previous call's."""
+        """Device + pinned buffers for one batch shape, bound to the context (the last MAX_SHAPES shapes keep
+        theirs); the context is re-bound whenever the shape differs from the previous call's."""
         slot = self.slots.get(key)
         if slot is None:
             n, h, w, _ = key
