@@ -228,9 +228,12 @@ def test_a_failed_re_fetch_keeps_the_installed_pair(tmp_path):
     import os
     import stat
 
-    mask = os.umask(0o022)
-    os.umask(mask)
-    assert stat.S_IMODE(folder.stat().st_mode) == 0o777 & ~mask  # not mkdtemp's 0700
+    mask = os.umask(0o022)  # (a umask of 077 could not tell the umask's mode from mkdtemp's 0700)
+    try:
+        P.fetch_pair("horse2zebra", str(mirror), progress=False, expect=None)
+    finally:
+        os.umask(mask)
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o755  # not mkdtemp's 0700
     # killed between the two renames: the next fetch puts the installed pair back before anything else
     os.replace(folder, folder.with_name(".horse2zebra.old-abc"))
     (mirror / "zebra2horse.pth").write_bytes(official_bytes(3, replace(TINY, ngf=TINY.ngf * 2)))

@@ -117,6 +117,8 @@ def test_no_lock_possible_save_pair_still_writes_exports_say_so(tmp_path, monkey
 
     from cgan._locks import lock_file
 
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "systmp"))  # (nothing left in the real /tmp)
+    (tmp_path / "systmp").mkdir()
     with export_lock(tmp_path / "out"):
         held = lock_file(tmp_path / "out")
         assert held.parent == Path(tempfile.gettempdir()) / f"cgan-locks-{os.getuid()}"

@@ -301,15 +301,25 @@ def test_second_sigint_while_camera_hangs_keeps_the_recording(tmp_path, monkeypa
     monkeypatch.setattr(sources.cv2, "VideoCapture", cam.Capture)
     src = CaptureSource(InputSpec("camera", 0, "0"), reconnects=1, backoff=0.01)
     out = tmp_path / "o.mp4"
-    timers = [threading.Timer(t, os.kill, (os.getpid(), getattr(signal, sig))) for t in (0.4, 0.8)]
-    for t in timers:
-        t.start()
+    done = threading.Event()
+
+    def stop_twice():  # once the 10 frames are read (the run's handlers are in place then), while read() hangs
+        deadline = time.monotonic() + 60
+        while src.frames_read < 10 and not done.is_set() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        for _ in range(2):
+            if done.wait(0.2):
+                return
+            os.kill(os.getpid(), getattr(signal, sig))
+
+    sender = threading.Thread(target=stop_twice, daemon=True)
+    sender.start()
     try:
         with pytest.raises(Terminated if sig == "SIGTERM" else KeyboardInterrupt) as e:
             run_video(job(inputs=[src], output=str(out), handle_signals=True), translator=Invert())
     finally:
-        for t in timers:
-            t.cancel()
+        done.set()
+        sender.join(5)
     monkeypatch.undo()
     assert isinstance(e.value, Terminated) == (sig == "SIGTERM")
     assert probe(out)[0] >= 10

@@ -446,8 +446,9 @@ def test_listing_the_backends_on_a_gpu_machine_does_not_import_torch(tmp_path, l
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")]))
     p = subprocess.run([sys.executable, "-c", LIST_ON_A_GPU_MACHINE], capture_output=True, text=True, env=env,
                        timeout=120)
-    if ok is None:
-        assert p.returncode != 0 and "torch was imported" in p.stderr
+    if ok is None:  # asked, and its import fails: said in the reason, the listing does not fail
+        assert p.returncode == 0, p.stderr[-2000:]
+        assert "torch is installed but does not import (torch was imported)" in p.stdout, p.stdout
         return
     assert p.returncode == 0, p.stderr[-2000:]
     assert "torch not imported" in p.stdout

@@ -159,21 +159,23 @@ def test_parse_input_kinds():
         parse_input("ftp://x/y")
 
 
-@pytest.mark.skipif(not os.path.isdir("/dev/shm") or not hasattr(os, "mkfifo"), reason="needs /dev/shm and FIFOs")
+@pytest.mark.timeout(120)  # (a regression would wait for ever on the FIFO)
+@pytest.mark.skipif(not hasattr(os, "mkfifo") or not os.path.exists("/dev/null"), reason="needs FIFOs and /dev")
 def test_files_under_dev_are_files_and_pipes_are_refused(tmp_path):
     """Every path under /dev/ was taken for a camera: a video in /dev/shm (or /dev/stdin redirected from a file)
     dropped 88 of 90 frames as stale, and with reconnects replayed itself for ever. A FIFO hung the run (its
     probe waited for a writer); /dev/null was 'busy, or no permission'."""
     clip = make_clip(tmp_path / "c.mp4", 5)
-    shm = Path("/dev/shm") / f"cgan-test-{os.getpid()}.mp4"
-    shm.write_bytes(clip.read_bytes())
-    try:
-        spec = parse_input(str(shm))
-        assert spec.kind == "file" and not spec.live
-        s = run_video(job(inputs=[str(shm)], output=str(tmp_path / "o.mp4")), translator=Invert())
-        assert s.frames == 5 and s.dropped == 0
-    finally:
-        shm.unlink()
+    if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK):
+        shm = Path("/dev/shm") / f"cgan-test-{os.getpid()}.mp4"
+        shm.write_bytes(clip.read_bytes())
+        try:
+            spec = parse_input(str(shm))
+            assert spec.kind == "file" and not spec.live
+            s = run_video(job(inputs=[str(shm)], output=str(tmp_path / "o.mp4")), translator=Invert())
+            assert s.frames == 5 and s.dropped == 0
+        finally:
+            shm.unlink()
     fifo = tmp_path / "pipe"
     os.mkfifo(fifo)
     with pytest.raises(CganError, match=r"^--input .*pipe is a pipe: .*save it to a file first"):
@@ -246,13 +248,10 @@ def test_live_stream_that_disappears_reconnects_then_ends_cleanly(tmp_path, monk
 def test_reconnect_resumes_a_stream_that_comes_back(tmp_path, monkeypatch):
     as_live_streams(monkeypatch)
     clip = make_clip(tmp_path / "stream.mp4", 5)
-    later = make_clip(tmp_path / "later.mp4", 5, (72, 48))  # what the stream shows when it comes back
     src = CaptureSource(InputSpec("url", str(clip), "x"), reconnects=2, backoff=0.01)
     n = 0
     while src.read() is not None and n < 12:
         n += 1
-        if n == 5:
-            os.replace(later, clip)
     assert n == 12 and src.reconnected >= 2  # each end of the "stream" was followed by a successful reopen
     src.close()
     out = tmp_path / "out.mp4"

@@ -134,7 +134,11 @@ def _cuda_ok() -> tuple[bool, str]:
     can drive this driver is checked when the backend is loaded."""
     if cudahelp.gpu_count() == 0:  # answers without importing torch on GPU-less machines
         return False, cudahelp.no_gpu_reason()
-    version, cuda = _torch_build()
+    try:
+        version, cuda = _torch_build()
+    except Exception as e:  # noqa: BLE001 - a torch that is installed but does not import: said, not raised
+        why = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+        return False, f"torch is installed but does not import ({why}): reinstall it"
     if not cuda:
         return False, f"this torch ({version}) has no CUDA support: install a CUDA build of torch"
     return True, ""
