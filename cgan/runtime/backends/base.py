@@ -197,8 +197,8 @@ def load_model(source: str | os.PathLike, direction: str | None = None) -> Model
 class ShapeCache:
     """What a backend keeps per batch shape (bound buffers, a CUDA graph), least recently used first out: at most
     MAX_SHAPES shapes and, with `bounded` (host memory), at most MAX_HELD_BYTES in all, the newest shape's
-    included. `drop(key, item)` frees what an item holds beyond Python's reach (device memory, a captured
-    graph)."""
+    included (`nbytes`, which only a bounded cache needs). `drop(key, item)` frees what an item holds beyond
+    Python's reach (device memory, a captured graph)."""
 
     def __init__(self, drop: Callable[[Any, Any], None] | None = None, bounded: bool = False):
         self._items: dict[Any, Any] = {}
@@ -213,7 +213,7 @@ class ShapeCache:
             self._items[key] = item
         return item
 
-    def make_room(self, nbytes: int) -> int:
+    def make_room(self, nbytes: int = 0) -> int:
         """Before one more shape of `nbytes`: drop the least recently used ones until both limits hold (or none
         is left). How many were dropped."""
         dropped = 0
@@ -224,7 +224,7 @@ class ShapeCache:
             dropped += 1
         return dropped
 
-    def put(self, key: Any, item: Any, nbytes: int) -> Any:
+    def put(self, key: Any, item: Any, nbytes: int = 0) -> Any:
         self._items[key] = item
         self._bytes[key] = int(nbytes)
         return item

@@ -313,11 +313,9 @@ class OrtCudaBackend(_OrtBackend):
         if entry is None:
             in_shape = batch.shape if prepost else (n, 3, h, w)
             out_dtype = np.dtype(np.uint8) if prepost else self.io_dtype
-            # device input and output, host output (+ host input, float32 scratch and BGR out for nchw graphs)
-            per = self.io_dtype.itemsize + 2 * out_dtype.itemsize + (0 if prepost else self.io_dtype.itemsize + 5)
             # one frame size more: drop the least recently used shapes' bound buffers (onnxruntime offers no way
             # to release a captured CUDA graph; those stay until close)
-            self.bound.make_room(batch.size * per)
+            self.bound.make_room()
             x = ort.OrtValue.ortvalue_from_shape_and_type(in_shape, self.io_dtype, self.ort_device, dev)
             host_out = np.empty(in_shape, out_dtype)  # the output lands here on the host, every frame
             if self.cuda_graph:
@@ -341,7 +339,7 @@ class OrtCudaBackend(_OrtBackend):
             # nchw: float16 output is converted through a float32 scratch, then to uint8 BGR in `out`
             scratch = None if prepost or out_dtype == np.float32 else np.empty(in_shape, np.float32)
             out = None if prepost else np.empty(batch.shape, np.uint8)
-            entry = self.bound.put(key, (binding, x, y, host_in, host_out, run_opts, scratch, out), batch.size * per)
+            entry = self.bound.put(key, (binding, x, y, host_in, host_out, run_opts, scratch, out))
         binding, x, y, host_in, host_out, run_opts, scratch, out = entry
         if prepost:
             x.update_inplace(np.ascontiguousarray(batch))

@@ -271,11 +271,10 @@ class TensorRTBackend(Backend):
             n, h, w, _ = key
             shape = key if self.io == IO_UINT8 else (n, 3, h, w)
             profile = profile_for(self.profiles, shape)  # a shape no profile takes fails before anything is freed
-            nbytes = 2 * int(np.prod(shape)) * (self.in_dtype.itemsize + self.out_dtype.itemsize) + int(np.prod(key))
-            self.slots.make_room(nbytes)
+            self.slots.make_room()
             if self.current not in self.slots:
                 self.current = None  # its buffers were freed: that shape, made again, binds again
-            slot = self.slots.put(key, self._new_slot(key, shape, profile), nbytes)
+            slot = self.slots.put(key, self._new_slot(key, shape, profile))
         if key != self.current:
             self.current = None  # until the binding below succeeds
             if slot["graph"] is not None:  # captured while another shape's state was set: recapture, never replay

@@ -272,10 +272,10 @@ class TorchBackend(Backend):
         key = batch.shape
         host = self.pinned.get(key)
         if host is None:
-            if self.pinned.make_room(2 * batch.size):
+            if self.pinned.make_room():
                 torch.cuda.empty_cache()  # the dropped shapes' memory back to the device
             host = self.pinned.put(key, (torch.empty(key, dtype=torch.uint8).pin_memory(),
-                                         torch.empty(key, dtype=torch.uint8).pin_memory()), 2 * batch.size)
+                                         torch.empty(key, dtype=torch.uint8).pin_memory()))
         h_in, h_out = host
         h_in.numpy()[...] = batch
         if self.cuda_graph:
