@@ -13,6 +13,7 @@ from typing import Callable, Iterable, Iterator
 
 import click
 
+from cgan._env import env_flag
 from cgan.errors import CganError, Terminated
 
 
@@ -96,7 +97,7 @@ FILE_ERRNOS = {getattr(errno, n) for n in ("ENOENT", "EACCES", "EPERM", "ENOSPC"
 
 
 def debugging() -> bool:
-    return os.environ.get("CGAN_DEBUG", "").strip().lower() not in ("", "0", "false", "no", "off")
+    return env_flag("CGAN_DEBUG")
 
 
 def system_error(e: BaseException) -> str | None:

@@ -16,8 +16,10 @@ def launch(module: str) -> None:
         sys.stderr.write("interrupted\n")
         raise SystemExit(130) from None
     except (ImportError, AttributeError) as e:
+        from cgan._env import env_flag
+
         why = broken_opencv(e)
-        if why is None or os.environ.get("CGAN_DEBUG", "").strip().lower() not in ("", "0", "false", "no", "off"):
+        if why is None or env_flag("CGAN_DEBUG"):
             raise
         sys.stderr.write(f"error: {why}\n")
         raise SystemExit(2) from None
@@ -28,7 +30,9 @@ def broken_opencv(e: BaseException) -> str | None:
     """One line for an OpenCV that is installed but does not work, None for other errors: a wheel older than
     numpy 2 ("numpy.core.multiarray failed to import"), or the cv2 folder left empty by uninstalling one of
     opencv-python / opencv-python-headless while the other stays listed (module 'cv2' has no attribute ...)."""
-    text = (str(e).strip().splitlines() or [type(e).__name__])[0]
+    from cgan.errors import first_line
+
+    text = first_line(e, 200)
     tb, in_cv2 = e.__traceback__, getattr(e, "name", None) == "cv2"
     while tb is not None and not in_cv2:
         in_cv2 = f"{os.sep}cv2{os.sep}" in tb.tb_frame.f_code.co_filename
@@ -38,7 +42,7 @@ def broken_opencv(e: BaseException) -> str | None:
     if isinstance(e, ModuleNotFoundError) and e.name == "cv2":
         return ("OpenCV (cv2) is not installed, and every cgan command needs it: pip install "
                 "'opencv-python-headless>=4.10.0.84' (or opencv-python, for a window)")
-    return (f"OpenCV (cv2) is installed but does not work ({text[:200]}): reinstall it with `pip uninstall -y "
+    return (f"OpenCV (cv2) is installed but does not work ({text}): reinstall it with `pip uninstall -y "
             f"opencv-python-headless opencv-python && pip install 'opencv-python-headless>=4.10.0.84'` (or "
             f"opencv-python, for a window)")
 

@@ -30,3 +30,9 @@ class ShapeUnsupported(CganError):
 class Terminated(KeyboardInterrupt):
     """A second SIGTERM forcing a run's stop (as a second Ctrl-C raises KeyboardInterrupt): the command line
     says 'terminated' and exits 143, as for the first."""
+
+
+def first_line(e: BaseException, most: int = 300) -> str:
+    """An exception's message for a one-line error: its first line, at most `most` characters (the type's name
+    when the message is empty)."""
+    return (str(e).strip().splitlines() or [type(e).__name__])[0][:most]

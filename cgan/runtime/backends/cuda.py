@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from cgan._env import env_flag
 from cgan.errors import BackendUnavailable, CganError
 
 
@@ -180,7 +181,7 @@ def _driver_count_in_subprocess() -> GpuProbe:
 @functools.lru_cache(maxsize=1)
 def probe_gpus() -> GpuProbe:
     """How many CUDA devices this process may use, found without creating CUDA state here (see above)."""
-    if os.environ.get("CGAN_NO_CUDA", "").strip().lower() not in ("", "0", "false", "no", "off"):  # as CGAN_DEBUG
+    if env_flag("CGAN_NO_CUDA"):
         return GpuProbe(0, "none", "CGAN_NO_CUDA is set")
     visible = os.environ.get("CUDA_VISIBLE_DEVICES")
     if visible is not None and _apply_visible(visible, 1 << 30, None) == 0:  # "", "-1", "none": no GPU at all

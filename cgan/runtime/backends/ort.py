@@ -24,7 +24,7 @@ import numpy as np
 
 from cgan._limits import compute_threads
 from cgan._versions import version_tuple
-from cgan.errors import BackendUnavailable, CganError, IntegrityError
+from cgan.errors import BackendUnavailable, CganError, IntegrityError, first_line
 from cgan.runtime.backends.base import Backend, Model, ShapeCache, log, module_available
 from cgan.runtime.backends import cuda as cudahelp
 from cgan.runtime.frames import Buffers, bgr_to_nchw, nchw_to_bgr
@@ -68,7 +68,7 @@ def _ort() -> Any:
                                      "'cgan[gpu]')") from None
         # installed but broken (a missing shared library, a half-removed install, an import cut short): saying
         # "not installed" sent users to install what they had
-        why = (str(e).strip().splitlines() or [type(e).__name__])[0][:300]
+        why = first_line(e)
         raise BackendUnavailable(f"onnxruntime is installed but does not import ({why}): reinstall it (pip install "
                                  f"--force-reinstall onnxruntime, or onnxruntime-gpu)") from None
     return ort

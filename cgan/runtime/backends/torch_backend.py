@@ -24,7 +24,7 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from cgan.errors import BackendUnavailable, CganError
+from cgan.errors import BackendUnavailable, CganError, first_line
 from cgan.runtime import _fork
 from cgan.runtime.backends.base import Backend, Model, ShapeCache, log, module_available
 from cgan.runtime.backends import cuda as cudahelp
@@ -137,7 +137,7 @@ def _cuda_ok() -> tuple[bool, str]:
     try:
         version, cuda = _torch_build()
     except Exception as e:  # noqa: BLE001 - a torch that is installed but does not import: said, not raised
-        why = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+        why = first_line(e, 200)
         return False, f"torch is installed but does not import ({why}): reinstall it"
     if not cuda:
         return False, f"this torch ({version}) has no CUDA support: install a CUDA build of torch"
@@ -249,7 +249,7 @@ class TorchBackend(Backend):
         try:
             return self._run(batch)
         except RuntimeError as e:  # torch.OutOfMemoryError and torch.AcceleratorError are RuntimeErrors
-            text = (str(e).strip().splitlines() or [type(e).__name__])[0][:300]
+            text = first_line(e)
             memory = "memory" in text.lower() or "alloc" in text.lower()
             hint = "a smaller frame size or batch, or another backend" if memory else "another backend"
             raise CganError(f"torch failed running {self.model.describe()} on {self.device} on a batch of "
