@@ -59,30 +59,28 @@ def _own_cgroup(root: str, proc: str = "/proc/self/cgroup") -> list[str]:
 def _cgroup_cpus(root: str = "/sys/fs/cgroup", proc: str = "/proc/self/cgroup") -> float | None:
     """The CPUs a CPU quota allows this process (cgroup v2 cpu.max of its own cgroup and its parents, the
     smallest; the root's, as a container shows it; v1 cpu.cfs_quota_us); None: no quota."""
-    quotas = [q for q in (_cgroup_v2_quota(folder) for folder in _own_cgroup(root, proc)) if q is not None]
+    v2 = [os.path.join(folder, "cpu.max") for folder in _own_cgroup(root, proc)]
+    quotas = [q for q in map(_quota, v2) if q is not None]
     if quotas:
         return min(quotas)
     for quota_file, period_file in (("cpu.max", None), ("cpu/cpu.cfs_quota_us", "cpu/cpu.cfs_period_us"),
                                     ("cpu,cpuacct/cpu.cfs_quota_us", "cpu,cpuacct/cpu.cfs_period_us")):
-        try:
-            with open(os.path.join(root, quota_file), encoding="ascii") as f:
-                fields = f.read().split()
-            if period_file is not None:
-                with open(os.path.join(root, period_file), encoding="ascii") as f:
-                    fields += f.read().split()
-            if len(fields) < 2 or fields[0] == "max" or int(fields[0]) <= 0:
-                return None
-            return int(fields[0]) / max(1, int(fields[1]))
-        except (OSError, ValueError):
-            continue
+        if os.path.exists(os.path.join(root, quota_file)):  # the first one there says
+            return _quota(os.path.join(root, quota_file), period_file and os.path.join(root, period_file))
     return None
 
 
-def _cgroup_v2_quota(folder: str) -> float | None:
+def _quota(path: str, period_path: str | None = None) -> float | None:
+    """CPUs a quota file allows: cgroup v2's cpu.max ("QUOTA PERIOD" or "max PERIOD"), or v1's cfs_quota_us
+    with its cfs_period_us (-1: none); None for no quota or a file that is not there."""
     try:
-        with open(os.path.join(folder, "cpu.max"), encoding="ascii") as f:
-            fields = f.read().split()
-        return None if len(fields) < 2 or fields[0] == "max" else int(fields[0]) / max(1, int(fields[1]))
+        fields = []
+        for p in (path, period_path) if period_path else (path,):
+            with open(p, encoding="ascii") as f:
+                fields += f.read().split()
+        if len(fields) < 2 or fields[0] == "max" or int(fields[0]) <= 0:
+            return None
+        return int(fields[0]) / max(1, int(fields[1]))
     except (OSError, ValueError):
         return None
 
