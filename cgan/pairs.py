@@ -234,6 +234,14 @@ def resolve(source: str | os.PathLike, prefer_pairs: bool = False) -> Resolved:
         raise CganError(f"cannot look up the pair {s[:120]!r}: {e.strerror or e}") from None
 
 
+def official_generator_files(folder: Path) -> tuple[Path | None, Path | None]:
+    """The official repository's generator checkpoints in its checkpoints/NAME `folder`: (G_A, G_B), the
+    latest_net_* ones first, else the last epoch's by name; None where there is none."""
+    found = sorted(folder.glob("*_net_G_[AB].pth"), key=lambda f: (not f.name.startswith("latest"), f.name))
+    return (next((f for f in found if f.name.endswith("G_A.pth")), None),
+            next((f for f in found if f.name.endswith("G_B.pth")), None))
+
+
 def _resolve(s: str, prefer_pairs: bool) -> Resolved:
     p = Path(s).expanduser()
     looks_like_path = os.sep in s or s.startswith((".", "~")) or (os.altsep is not None and os.altsep in s)
@@ -255,10 +263,8 @@ def _resolve(s: str, prefer_pairs: bool) -> Resolved:
             if (p / "pair" / PAIR_JSON).is_file():  # a folder holding a pair, not a run
                 raise CganError(f"{p} holds neither pair.json nor an export manifest.json, but {p / 'pair'} is a "
                                 f"pair (a training run's result): pass {p / 'pair'}")
-            official = sorted(p.glob("*_net_G_[AB].pth"), key=lambda f: (not f.name.startswith("latest"), f.name))
-            if official:  # the official repository's checkpoints/NAME folder
-                a = next((f for f in official if f.name.endswith("G_A.pth")), None)
-                b = next((f for f in official if f.name.endswith("G_B.pth")), None)
+            a, b = official_generator_files(p)
+            if a or b:  # the official repository's checkpoints/NAME folder
                 files = " ".join(str(f) for f in (a, b) if f is not None) + ("" if a else " --direction F")
                 raise CganError(f"{p} is an official checkpoints folder, not a cgan pair: import it first "
                                 f"(`cgan-train import-official {files} --out PAIR_FOLDER`) and pass PAIR_FOLDER")

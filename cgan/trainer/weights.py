@@ -231,8 +231,10 @@ def read_official(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     """Load an official `*_net_G_A.pth` / pretrained `*.pth` without executing pickled code."""
     p = Path(path)
     if p.is_dir():
-        found = sorted(f.name for f in p.glob("*_net_G_[AB].pth"))
-        hint = (f"an official checkpoints folder: give its generator files, e.g. {p / found[-1]}" if found else
+        from cgan.pairs import official_generator_files
+
+        found = next((f for f in official_generator_files(p) if f is not None), None)
+        hint = (f"an official checkpoints folder: give its generator files, e.g. {found}" if found else
                 "a folder: give the generator's .pth file (the official latest_net_G_A.pth / latest_net_G_B.pth)")
         raise CganError(f"{p} is {hint}")
     obj = load_plain(p, "PyTorch state_dict", "cgan only loads plain tensors, never pickled code")
