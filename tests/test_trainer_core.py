@@ -84,7 +84,7 @@ def test_import_official_says_what_is_wrong_and_names_the_file(tmp_path, capsys)
     """Batch-norm checkpoints said only '181075 weights, a 9-block ngf-8 generator has 180419'; a spec out of
     range (65 blocks) named no file and exited 2; two architectures were two whole GeneratorSpec reprs; an
     official checkpoints folder was 'state_dict not found'; --direction with two files was ignored; a plain
-    pickle printed torch's UserWarning before the error line."""
+    pickle printed torch's UserWarning before the error line; NaN weights and one file given twice were imported."""
     import pickle
 
     spec = GeneratorSpec(blocks=2, ngf=8)
@@ -100,6 +100,8 @@ def test_import_official_says_what_is_wrong_and_names_the_file(tmp_path, capsys)
     torch.save(state, tmp_path / "b65.pth")
     with open(tmp_path / "plain.pth", "wb") as f:
         pickle.dump({"x": 1}, f, protocol=4)
+    torch.save({k: v.fill_(float("nan")) if v.is_floating_point() else v
+                for k, v in build_generator(spec).state_dict().items()}, tmp_path / "nan.pth")
     cases = [(["bn.pth"], 3, "bn.pth is not an official ResnetGenerator checkpoint (batch norm (--norm batch)"),
              (["b65.pth"], 3, "b65.pth: invalid generator spec: blocks must be an integer 1..64, got 65"),
              (["latest_net_G_A.pth", "drop.pth"], 3, "different architectures (dropout False vs True): a pair "
@@ -107,7 +109,12 @@ def test_import_official_says_what_is_wrong_and_names_the_file(tmp_path, capsys)
              (["."], 2, "is an official checkpoints folder: give its generator files, e.g. "),
              (["latest_net_G_A.pth", "drop.pth", "--direction", "F"], 2, "--direction picks the generator of one "
                                                                           "file"),
-             (["plain.pth"], 3, "plain.pth is not a loadable PyTorch state_dict")]
+             (["plain.pth"], 3, "plain.pth is not a loadable PyTorch state_dict"),
+             # a diverged run's weights were imported (exit 0), and fine-tuning from them blamed --lr
+             (["nan.pth"], 3, "nan.pth holds NaN or infinite weights (model.1.weight, ...): the run that saved it "
+                              "diverged"),
+             # the same file twice made F a copy of G, silently
+             (["latest_net_G_A.pth", "latest_net_G_A.pth"], 2, "hold the same generator: give G_A (X→Y")]
     for args, code, needle in cases:
         got = run(cli, ["import-official", *(str(tmp_path / a) if not a.startswith("-") and a != "F" else a
                                              for a in args), "--out", str(tmp_path / "p")])
@@ -281,6 +288,9 @@ def test_transform_shapes(preprocess, shape):
     t = Transform(preprocess, load_size=40, size=32)
     out = t(img, np.random.default_rng(1))
     assert out.shape[:2] == shape and out.dtype == np.uint8
+    # writable: PIL's resize came back as a read-only view, and torch warned in ordinary runs (--preprocess none
+    # or scale_width, a load size equal to the crop size) when to_tensor took it
+    assert out.flags.writeable
 
 
 @pytest.mark.parametrize("shape,size", [((256, 256, 3), (286, 286)), ((600, 450, 3), (286, 286)),

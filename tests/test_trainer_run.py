@@ -369,6 +369,23 @@ def test_init_from_a_pair_that_does_not_fit_is_one_line(tmp_path, data, capsys):
         _one_line_error(capsys, code, 2, words)
 
 
+def test_init_from_a_diverged_pair_is_refused_and_leaves_no_run_folder(tmp_path, data, capsys):
+    """A pair of NaN weights used to train until the divergence check blamed --lr, and the refused run left its
+    config.json, log.csv and tensorboard/ behind (the clean-up knew no tensorboard folder)."""
+    from cgan.pairs import PairSpec
+    from cgan.trainer.networks import build_generator
+    from cgan.trainer.weights import save_pair
+
+    spec = tiny_config(data, tmp_path).pair_spec()
+    nan = {k: v.fill_(float("nan")) if v.is_floating_point() else v
+           for k, v in build_generator(spec.generator).state_dict().items()}
+    save_pair(tmp_path / "nanpair", PairSpec(spec.generator, "X", "Y"), {"G": nan, "F": nan}, "float32")
+    with pytest.raises(CganError, match=r"--init-from .*nanpair: its G has NaN or infinite weights"):
+        train(tiny_config(data, tmp_path / "r", max_steps=1, tensorboard=True, init_from=str(tmp_path / "nanpair")),
+              progress=False)
+    assert not (tmp_path / "r" / "run").exists()
+
+
 @pytest.mark.parametrize("preprocess,lambda_identity", [("none", 0.5), ("none", 0.0), ("scale_width", 0.5)])
 def test_photos_of_different_sizes_train_with_batch_one(tmp_path, preprocess, lambda_identity):
     """--preprocess none / scale_width keep each photo's size: X, Y and pooled fakes differ and must not be joined
@@ -584,6 +601,17 @@ def test_resume_applies_changed_lr_beta1_pool_and_switches_and_forgets_max_steps
     assert model.pool_X.size == 1 and len(model.pool_X.images) == 1 and torch.equal(model.pool_X.images[0], kept[0])
     resumed = train(config_for_resume(run_dir, {"max_steps": 3, "lr": 1e-4}), resume=True, progress=False)
     assert load_pair(resumed / "pair").meta["training"]["steps"] == 3
+
+
+def test_resume_with_another_crop_size_refills_the_fake_history(tmp_path, data):
+    """docs/training.md: --size given on --resume takes effect. The saved pools held fakes of the old size, and
+    with --batch-size 2 a batch mixing old and new sizes ended the run in a torch.cat traceback."""
+    run_dir = train(tiny_config(data, tmp_path / "r", max_steps=2, batch_size=2, pool_size=4), progress=False)
+    assert len(ckpt.load_checkpoint(ckpt.latest_checkpoint(run_dir))["pools"]["X"]["images"]) == 4
+    train(config_for_resume(run_dir, {"max_steps": 4, "size": 48, "load_size": 52}), resume=True, progress=False)
+    saved = ckpt.load_checkpoint(ckpt.latest_checkpoint(run_dir))
+    assert saved["counters"]["step"] == 4
+    assert {tuple(t.shape[-2:]) for t in saved["pools"]["X"]["images"]} == {(48, 48)}
 
 
 def test_resume_mid_epoch_with_another_batch_size_goes_on_after_the_images_seen(tmp_path, data, caplog):

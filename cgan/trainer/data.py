@@ -153,7 +153,7 @@ def _resize(img: np.ndarray, w: int, h: int) -> np.ndarray:
     except ImportError:
         shrink = w * h < img.shape[0] * img.shape[1]
         return cv2.resize(img, (w, h), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_CUBIC)
-    return np.asarray(Image.fromarray(img).resize((w, h), Image.Resampling.BICUBIC))
+    return np.array(Image.fromarray(img).resize((w, h), Image.Resampling.BICUBIC))
 
 
 def _multiple_of_4_size(h: int, w: int, min_side: int = 4) -> tuple[int, int]:

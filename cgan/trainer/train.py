@@ -253,9 +253,14 @@ class CycleGAN:
                 group["initial_lr"] = self.cfg.lr
                 group["betas"] = (self.cfg.beta1, group["betas"][1])
             sched.base_lrs = [self.cfg.lr] * len(opt.param_groups)
+        # and a new --size: fakes of the old crop size cannot join a batch of new ones (torch.cat failed), and
+        # would show the discriminators the wrong scale; the history refills at the new size
+        fixed = self.cfg.preprocess not in ("none", "scale_width")
         for pool in (self.pool_X, self.pool_Y):
             pool.size = self.cfg.pool_size
             del pool.images[self.cfg.pool_size:]
+            if fixed:
+                pool.images = [t for t in pool.images if tuple(t.shape[-2:]) == (self.cfg.size, self.cfg.size)]
         # a schedule fitted to a time budget carries over, unless this resume sets --epochs/--epochs-decay anew
         saved = state.get("schedule")
         if saved and list(saved["configured"]) == [self.cfg.epochs, self.cfg.epochs_decay]:
@@ -318,6 +323,10 @@ def config_for_resume(run_dir: str | os.PathLike, overrides: dict[str, Any]) -> 
     return saved.replace(**{"time_budget": None, "max_steps": None, **overrides})
 
 
+#: what a run folder holds before its first checkpoint (TensorBoard's folder is made when logging starts)
+_STARTED = {".lock", "config.json", "log.csv", "tensorboard", "samples"}
+
+
 def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, reset_schedule: bool = False) -> Path:
     """Train (or, with resume, continue) the run OUT/NAME; returns the run folder (with pair/ at the end).
     A resumed run keeps a schedule fitted to an earlier --time-budget unless `reset_schedule` (the CLI sets it
@@ -340,10 +349,10 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, reset_s
         lock = None
     try:
         return _train(cfg, resume, progress, reset_schedule, clock0)
-    except CganError:
-        # a refused input (empty folder, bad --init-from, ...) leaves no run folder behind if it made one
-        if created and {p.name for p in run_dir.iterdir()} <= {".lock", "config.json", "log.csv"} and not \
-                ckpt.list_checkpoints(run_dir):
+    except (CganError, KeyboardInterrupt):
+        # a refused input (empty folder, bad --init-from, ...) or a Ctrl-C while starting leaves no run folder
+        # behind if it made one and nothing was saved (no checkpoint: nothing to --resume)
+        if created and {p.name for p in run_dir.iterdir()} <= _STARTED and not ckpt.list_checkpoints(run_dir):
             shutil.rmtree(run_dir, ignore_errors=True)
         raise
     finally:
@@ -657,6 +666,9 @@ def init_generators(model: CycleGAN, source: str) -> dict[str, Any]:
                         f"{want.domain_x}<->{want.domain_y}: give matching --domains")
     for ours, theirs in mapping.items():
         net = load_generator(pair, theirs)
+        if not all(bool(torch.isfinite(v).all()) for v in net.state_dict().values()):
+            raise CganError(f"--init-from {source}: its {theirs} has NaN or infinite weights (a diverged run's): "
+                            f"start from another pair")
         getattr(model, ours).load_state_dict(net.state_dict(), strict=True)
     return {"pair": str(source), "name": spec.name, "folder": str(pair.folder.resolve()),
             "sha256": {g: pair.files[g]["sha256"] for g in ("G", "F")}, "swapped": mapping["G"] == "F"}

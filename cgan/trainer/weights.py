@@ -293,6 +293,10 @@ def official_to_generator(state: dict[str, torch.Tensor], source: str = "checkpo
             if "model.1.bias" not in state else \
             f"{have} weights, a {spec.blocks}-block ngf-{spec.ngf} generator has {want}"
         raise IntegrityError(f"{source} is not an official ResnetGenerator checkpoint ({why})")
+    bad = next((k for k, v in state.items() if not bool(torch.isfinite(v).all())), None)
+    if bad is not None:  # (a diverged run's weights: a pair of them only translates to black, or trains to NaN)
+        raise IntegrityError(f"{source} holds NaN or infinite weights ({bad}, ...): the run that saved it "
+                             f"diverged; use a checkpoint from before that")
     if check is not None:
         check(spec)
     net = build_generator(spec, init=False)
@@ -317,6 +321,9 @@ def import_official(g_path: str | os.PathLike | None, f_path: str | os.PathLike 
         spec, state = official_to_generator(read_official(path), str(path))
         states[gen], specs[gen] = state, spec
         sources[gen] = {"file": Path(path).name, "sha256": sha256_file(path)}
+    if len(sources) == 2 and sources["G"]["sha256"] == sources["F"]["sha256"]:
+        raise CganError(f"{g_path} and {f_path} hold the same generator: give G_A (X→Y, e.g. latest_net_G_A.pth) "
+                        f"and G_B (Y→X, latest_net_G_B.pth), or one of them with --direction")
     check_pair_out(out, lambda prov: _same_import(prov, sources), "import-official")
     if len(specs) == 2 and specs["G"] != specs["F"]:
         differ = ", ".join(f"{k} {getattr(specs['G'], k)} vs {getattr(specs['F'], k)}"
