@@ -11,6 +11,8 @@ import struct
 import zlib
 from pathlib import Path
 
+import cv2
+import numpy as np
 import pytest
 import torch
 from _helpers_export import TINY, official_bytes, tiny_states
@@ -256,6 +258,25 @@ def test_export_pair_of_a_missing_or_empty_run_gives_export_advice(tmp_path, cap
     line = one_line(capsys, code, 2, "nothing to export", "--checkpoint")
     assert "--resume" not in line
     assert not (tmp_path / "runs" / "empty" / "pair").exists()
+
+
+def test_export_pair_checkpoint_that_is_no_checkpoint_gets_export_advice(tmp_path, trained, capsys):
+    """export-pair --checkpoint FILE reused the resume advice ('delete it to resume from the previous one': of a
+    training photo given by mistake); an official generator got no word of import-official; a checkpoint cut
+    short said only '[Errno 22] Invalid argument'."""
+    run_a, _ = trained
+    photo = tmp_path / "photo.png"
+    cv2.imwrite(str(photo), np.zeros((8, 8, 3), np.uint8))
+    (tmp_path / "latest_net_G_A.pth").write_bytes(official_bytes())
+    good = sorted((run_a / "checkpoints").glob("step-*.pt"))[-1].read_bytes()
+    (tmp_path / "cut.pt").write_bytes(good[:5000])
+    for name, needles in (("photo.png", ("give --checkpoint a file cgan-train saved",)),
+                          ("latest_net_G_A.pth", ("official generator", "cgan-train import-official")),
+                          ("cut.pt", ("cut short", "give --checkpoint a file cgan-train saved"))):
+        code = run(cli, ["export-pair", str(run_a), "--checkpoint", str(tmp_path / name), "--out", str(tmp_path / "o")])
+        line = one_line(capsys, code, 3, *needles)
+        assert "delete it" not in line and "Errno" not in line, line
+        assert photo.exists() and not (tmp_path / "o").exists()
 
 
 def test_trainer_max_side_matches_the_runtimes_largest_frame():

@@ -84,13 +84,19 @@ def save_checkpoint(run_dir: str | os.PathLike, state: dict[str, Any], keep: int
     return path
 
 
-def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
-    """Read and check a checkpoint (refuses pickled code, foreign and truncated files with one line)."""
+RESUME_FIX = "delete it to resume from the previous one"
+
+
+def load_checkpoint(path: str | os.PathLike, fix: str = RESUME_FIX) -> dict[str, Any]:
+    """Read and check a checkpoint (refuses pickled code, foreign and truncated files with one line ending in
+    `fix`, what to do: a resume deletes a bad newest checkpoint, an export given --checkpoint FILE takes another)."""
     p = Path(path)
-    state = load_plain(p, "cgan checkpoint", "truncated, corrupted or not ours: delete it to resume from the "
-                       "previous one")
+    state = load_plain(p, "cgan checkpoint", f"truncated, corrupted or not ours: {fix}")
+    if isinstance(state, dict) and "model.1.weight" in state and "format" not in state:
+        raise IntegrityError(f"{p} is an official generator, not a cgan training checkpoint: turn it into a pair "
+                             f"with cgan-train import-official")
     if not isinstance(state, dict) or state.get("format") != FORMAT:
-        raise IntegrityError(f"{p} is not a cgan training checkpoint (format != {FORMAT!r})")
+        raise IntegrityError(f"{p} is not a cgan training checkpoint (format != {FORMAT!r}): {fix}")
     if state.get("version") != VERSION:
         raise IntegrityError(f"{p} has checkpoint version {state.get('version')!r}, this cgan reads {VERSION}")
     missing = [k for k in ("spec", "config", "counters", "nets", "optim", "sched", "pools", "rng") if k not in state]
@@ -105,7 +111,7 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
         wrong = ["counters"]
     if wrong:
         raise IntegrityError(f"{p} is a malformed cgan checkpoint ({', '.join(wrong)} not as cgan writes them); "
-                             f"delete it to resume from the previous one")
+                             f"{fix}")
     from cgan.trainer.config import TrainConfig
 
     try:

@@ -842,7 +842,8 @@ def export_pair(run_dir: str | os.PathLike, checkpoint: str | os.PathLike | None
     if out.resolve() != own.resolve():  # the run's own pair/ is rewritten freely (it is the run's output)
         check_pair_out(out, lambda prov: prov.get("source") == "cgan-train"
                        and (prov.get("checkpoint_run") or prov.get("run")) == run, "export-pair")
-    state = ckpt.load_checkpoint(path)
+    state = ckpt.load_checkpoint(path, fix="give --checkpoint a file cgan-train saved (RUN/checkpoints/step-*.pt)"
+                                 if checkpoint else ckpt.RESUME_FIX)
     try:
         spec = PairSpec.from_dict(state["spec"])
         nets = {g: state["nets"][g] for g in ("G", "F")}

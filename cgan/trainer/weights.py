@@ -5,6 +5,7 @@ are safetensors. `load_generator` rebuilds the network from the spec stored in t
 """
 from __future__ import annotations
 
+import errno
 import json
 import os
 import pickle
@@ -206,6 +207,8 @@ def load_plain(path: str | os.PathLike, what: str, advice: str) -> Any:
         elif "WeightsUnpickler error" in text:  # bytes that are not a pickle at all (random data, another format)
             detail = " ".join(text.split("WeightsUnpickler error:", 1)[1].split()[:8]).split(" Check the")[0]
             reason = f"not a PyTorch file: {detail or 'unreadable pickle'}"
+        elif isinstance(e, OSError) and e.errno == errno.EINVAL or "central directory" in text:
+            reason = "cut short: the file ends before its own index"  # (a copy or write stopped part way)
         elif "weights_only" in text:
             reason = "it holds pickled Python objects, which cgan never loads"
         elif isinstance(e, (pickle.UnpicklingError, KeyError, IndexError, EOFError, ValueError, struct.error)) \
