@@ -329,6 +329,41 @@ def test_a_photo_too_large_for_preprocess_none_or_scale_width_is_one_line(tmp_pa
         ds.load("X", 0, None)
 
 
+def test_a_photo_too_large_once_preprocessed_is_refused_before_training(tmp_path, data, capsys):
+    """docs/training.md: options are checked before anything is written. Such a photo was found only when the
+    sampler reached it (hours into a run, maybe), after checkpoints had been written."""
+    big = tmp_path / "big"
+    big.mkdir()
+    for f in (data / "trainA").iterdir():
+        (big / f.name).write_bytes(f.read_bytes())
+    cv2.imwrite(str(big / "z.png"), np.zeros((4200, 4200, 3), np.uint8))
+    code = run(cli, ["--data-a", str(big), "--data-b", str(data / "trainB"), "--out", str(tmp_path / "R"), "--name",
+                     "r", "--size", "32", "--preprocess", "none", "--ngf", "4", "--ndf", "4", "--blocks", "1",
+                     "--device", "cpu", "--workers", "0", "-q", "--no-tensorboard", "--max-steps", "50",
+                     "--save-every-steps", "1"])
+    one_line(capsys, code, 2, f"training image {big / 'z.png'}: it is 4200x4200 after --preprocess none")
+    assert not (tmp_path / "R" / "r").exists()
+    # found while the folder is listed, wherever the sampler would have put it
+    from cgan.trainer.data import Transform, list_images
+
+    with pytest.raises(CganError, match=r"z.png: it is 4200x4200 after --preprocess none"):
+        list_images(big, "domain X", transform=Transform("none", 64, 64))
+    assert len(list_images(big, "domain X", transform=Transform("resize_and_crop", 64, 64))) == 5
+
+
+def test_a_folder_of_sub_folders_says_where_the_images_are_beside_other_files(tmp_path, data, capsys):
+    """trainA/photos/*.png with a README beside it: the hint about the sub-folder was lost ('no readable images
+    (1 files skipped, e.g. README.txt)')."""
+    nested = tmp_path / "A"
+    (nested / "photos").mkdir(parents=True)
+    for f in (data / "trainA").iterdir():
+        (nested / "photos" / f.name).write_bytes(f.read_bytes())
+    (nested / "README.txt").write_text("summer photos")
+    code = run(cli, ["--data-a", str(nested), "--data-b", str(data / "trainB"), "--out", str(tmp_path / "R"),
+                     "--name", "r", "--size", "32", "--device", "cpu", "--workers", "0", "-q", "--max-steps", "1"])
+    one_line(capsys, code, 2, "sub-folders are not read", str(nested / "photos"))
+
+
 @pytest.mark.parametrize("name", ["../x", ".", "..", "a/b", "/abs"])
 def test_a_run_name_is_one_folder_inside_out(tmp_path, data, capsys, name):
     """--name ../x wrote the run outside --out; '.' and 'a/b' into --out itself or into another run."""

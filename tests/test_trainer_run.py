@@ -369,6 +369,41 @@ def test_init_from_a_pair_that_does_not_fit_is_one_line(tmp_path, data, capsys):
         _one_line_error(capsys, code, 2, words)
 
 
+_FAILING_IMAGE = """
+from cgan.trainer import data
+getitem = data.UnalignedDataset.__getitem__
+def failing(self, key):  # the second item of the second epoch: after the first epoch's checkpoint and one step
+    epoch, pos, ix, iy = key
+    if (epoch, pos) == (1, 1):
+        raise getattr(data, "DataError", data.CganError)(f"cannot read training image {self.files['X'][ix]} "
+                                                         "(removed or corrupted while "
+                             "training?)")
+    return getitem(self, key)
+data.UnalignedDataset.__getitem__ = failing
+from cgan.trainer.cli import main
+main()
+"""
+
+
+def test_an_image_failing_mid_run_saves_the_steps_trained_and_says_resume(tmp_path, data):
+    """With loader workers (default 4), an image removed or damaged mid-run printed its line, then at exit a
+    'DataLoader worker is killed by signal: Terminated' traceback; the steps since the last checkpoint (up to an
+    epoch) were lost, and nothing said --resume would go on."""
+    import subprocess
+    import sys
+
+    args = ["--data-a", str(data / "trainA"), "--data-b", str(data / "trainB"), "--out", str(tmp_path / "R"),
+            "--name", "r", "--size", "32", "--load-size", "36", "--ngf", "4", "--ndf", "4", "--blocks", "1",
+            "--device", "cpu", "--threads", "1", "--workers", "2", "-q", "--no-tensorboard", "--epochs", "3",
+            "--epochs-decay", "0", "--seed", "1"]
+    r = subprocess.run([sys.executable, "-c", _FAILING_IMAGE, *args], capture_output=True, text=True, timeout=300)
+    lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
+    assert r.returncode == 2 and len(lines) == 1 and "Traceback" not in r.stderr, r.stderr
+    assert "cannot read training image" in lines[0] and "--resume" in lines[0], lines[0]
+    # the first epoch's 4 steps were saved at its end; the step trained in the second epoch is saved too
+    assert ckpt.load_checkpoint(ckpt.latest_checkpoint(tmp_path / "R" / "r"))["counters"]["step"] == 5
+
+
 def test_init_from_a_diverged_pair_is_refused_and_leaves_no_run_folder(tmp_path, data, capsys):
     """A pair of NaN weights used to train until the divergence check blamed --lr, and the refused run left its
     config.json, log.csv and tensorboard/ behind (the clean-up knew no tensorboard folder)."""

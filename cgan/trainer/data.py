@@ -77,8 +77,20 @@ def _has_images(folder: Path) -> bool:
         return False
 
 
-def list_images(folder: str | os.PathLike, what: str, check: bool = True) -> list[Path]:
-    """Readable images in `folder` (sorted). Other and corrupt files are skipped with one warning."""
+def _refuse_sub_folder(p: Path, what: str, state: str) -> None:
+    """Sub-folders are not read: when one holds images, say so (with a README beside it too)."""
+    sub = next((d for d in sorted(p.iterdir()) if d.is_dir() and not d.name.startswith(".") and _has_images(d)),
+               None)
+    if sub is not None:
+        raise CganError(f"{what} folder {p} {state} (sub-folders are not read), but {sub} has some: point the "
+                        f"domain's option (--data-a/--data-b) at the folder of images")
+
+
+def list_images(folder: str | os.PathLike, what: str, check: bool = True,
+                transform: "Transform | None" = None) -> list[Path]:
+    """Readable images in `folder` (sorted). Other and corrupt files are skipped with one warning. With
+    `transform`, a photo it would refuse (too large once preprocessed) is refused now, not when a step of the
+    run, hours in maybe, first samples it."""
     p = Path(folder)
     if p.is_file():
         raise CganError(f"{what}: {p} is a file; give the folder of images (--data DIR with trainA/trainB, or "
@@ -92,19 +104,22 @@ def list_images(folder: str | os.PathLike, what: str, check: bool = True) -> lis
         raise CganError(f"{what} folder {p} cannot be read ({e.strerror or e}); give a folder you can read, or "
                         f"fix its permissions") from None
     if not files:
-        sub = next((d for d in sorted(p.iterdir()) if d.is_dir() and not d.name.startswith(".") and _has_images(d)),
-                   None)
-        if sub is not None:  # sub-folders are not read: say where the images are
-            raise CganError(f"{what} folder {p} holds no images itself (sub-folders are not read), but {sub} has "
-                            f"some: point the domain's option (--data-a/--data-b) at the folder of images")
+        _refuse_sub_folder(p, what, "holds no images itself")
         raise CganError(f"{what} folder {p} is empty; put the domain's training images there")
     if check and len(files) >= 200:  # every photo is decoded once: minutes for thousands of large ones
         log.info("checking the %d files of %s (%s) once, before training", len(files), what, p)
     good, bad = [], []
     for f in files:
-        ok = reads(f.suffix) and (not check or read_rgb(f) is not None)
+        img = read_rgb(f) if reads(f.suffix) and check else None
+        ok = reads(f.suffix) and (not check or img is not None)
+        if ok and img is not None and transform is not None:
+            try:
+                transform.check_size(*img.shape[:2])
+            except CganError as e:
+                raise CganError(f"training image {f}: {e}") from None
         (good if ok else bad).append(f)
     if not good:
+        _refuse_sub_folder(p, what, f"has no readable images ({len(bad)} other files)")
         raise CganError(f"{what} folder {p} has no readable images ({len(bad)} files skipped, e.g. {bad[0].name!r}); "
                         f"use jpg/png/bmp/tif/webp images")
     if bad:
@@ -178,6 +193,18 @@ class Transform:
     flip: bool = True
     min_side: int = 4  # none / scale_width: smaller images are enlarged to this (TrainConfig.min_size)
 
+    def check_size(self, h: int, w: int) -> None:
+        """Refuse a photo of h x w pixels that this transform would make a network input over the largest frame
+        (--preprocess none / scale_width keep or scale a photo's shape; the crops cannot be too large)."""
+        p = self.preprocess
+        if p in ("scale_width", "scale_width_and_crop"):
+            h, w = int(max(self.load_size * h / w, self.size)), self.load_size
+            _check_pixels(h, w, p)
+        elif p == "none":
+            _check_pixels(h, w, p)
+        if p in ("none", "scale_width"):
+            _check_pixels(*_multiple_of_4_size(h, w, self.min_side), p)
+
     def __call__(self, img: np.ndarray, rng: np.random.Generator | None = None) -> np.ndarray:
         """Preprocess one HxWx3 uint8 image; rng None = deterministic (center crop, no flip) for samples."""
         p = self.preprocess
@@ -230,6 +257,11 @@ def to_uint8(t: torch.Tensor) -> np.ndarray:
     return ((t.detach().float().cpu().clamp(-1, 1) + 1) * 127.5).round().byte().permute(1, 2, 0).numpy()
 
 
+class DataError(CganError):
+    """A training image that fails when a step needs it (removed, damaged, or too large once preprocessed):
+    the run saves what it trained and says how to go on."""
+
+
 # ---- dataset and sampler ------------------------------------------------------------------------------
 class UnalignedDataset(Dataset):
     """Items are keyed by (epoch, position, index in X, index in Y) from `ResumableSampler`."""
@@ -246,11 +278,11 @@ class UnalignedDataset(Dataset):
         path = self.files[domain][index]
         img = read_rgb(path)
         if img is None:
-            raise CganError(f"cannot read training image {path} (removed or corrupted while training?)")
+            raise DataError(f"cannot read training image {path} (removed or corrupted while training?)")
         try:
             return to_tensor(self.transform(img, rng))
         except CganError as e:
-            raise CganError(f"training image {path}: {e}") from None
+            raise DataError(f"training image {path}: {e}") from None
 
     def __getitem__(self, key: tuple[int, int, int, int]) -> dict[str, torch.Tensor | int]:
         epoch, pos, ix, iy = key

@@ -36,7 +36,7 @@ from cgan.pairs import PAIR_JSON
 from cgan.trainer import checkpoint as ckpt
 from cgan.trainer.budget import BudgetFitter
 from cgan.trainer.config import TrainConfig, architecture_changes
-from cgan.trainer.data import ResumableSampler, Transform, UnalignedDataset, list_images, to_uint8
+from cgan.trainer.data import DataError, ResumableSampler, Transform, UnalignedDataset, list_images, to_uint8
 from cgan.trainer.losses import cycle_loss, gan_loss, identity_loss
 from cgan.trainer.networks import build_discriminator, build_generator
 from cgan.trainer.pool import ImagePool
@@ -404,14 +404,14 @@ def _train(cfg: TrainConfig, resume: bool, progress: bool, reset_schedule: bool,
         raise CganError(f"run folder {run_dir} already holds a trained pair ({run_dir / 'pair'}) and no checkpoint "
                         f"to continue from: choose another --name (or move that folder away to train it anew)")
 
-    files_x = list_images(cfg.data_a, f"domain X ({cfg.domain_x})")
-    files_y = list_images(cfg.data_b, f"domain Y ({cfg.domain_y})")
+    transform = Transform(cfg.preprocess, cfg.load_size, cfg.size, cfg.flip, cfg.min_size)
+    files_x = list_images(cfg.data_a, f"domain X ({cfg.domain_x})", transform=transform)
+    files_y = list_images(cfg.data_b, f"domain Y ({cfg.domain_y})", transform=transform)
     if state is not None and main_rank:
         _say_if_the_data_changed(state, cfg, len(files_x), len(files_y))
     if Path(cfg.data_a).resolve() == Path(cfg.data_b).resolve() and main_rank:
         log.warning("warning: domains X and Y are the same folder (%s): the pair learns to translate those "
                     "images into themselves", cfg.data_a)
-    transform = Transform(cfg.preprocess, cfg.load_size, cfg.size, cfg.flip, cfg.min_size)
     dataset = UnalignedDataset(files_x, files_y, transform, cfg.seed)
     sampler = ResumableSampler(len(files_x), len(files_y), cfg.seed, rank, world)
     # A compiled run skips each epoch's short last batch: a new batch size would make torch.compile build every
@@ -608,8 +608,12 @@ def _train(cfg: TrainConfig, resume: bool, progress: bool, reset_schedule: bool,
                 save()
             if counters["step"] != last_sampled:  # (a last step that was also a --save-every-steps one had none)
                 sample()
-        except BaseException:
+        except BaseException as e:
             _close_quietly(logger)  # its own error (a full disk) must not hide the one that ended the run
+            _stop_workers(loader)  # now: at exit, Python's clean-up SIGTERMed them and torch printed a traceback
+            if isinstance(e, DataError) and main_rank:
+                raise _data_failure(e, save if counters["step"] != last_saved else None, counters["step"],
+                                    run_dir, cfg) from None
             raise
         logger.close()  # after the last samples: a closed TensorBoard writer would open a new, unflushed file
         if main_rank:  # the weights saved here were checked by the save() of this step (check_finite)
@@ -757,6 +761,34 @@ def _summary(counters: dict, schedule: list[int], row: dict | None) -> None:
              else f"{part} steps into epoch {whole + 1} of {sum(schedule)}")
     log.info("trained %d steps (%s; schedule %d + %d) in %s%s", counters["step"], where, schedule[0], schedule[1],
              took, losses)
+
+
+def _stop_workers(loader: Any) -> None:
+    """End a DataLoader's persistent worker processes (best effort; while another error is on its way out)."""
+    try:
+        it = getattr(loader, "_iterator", None)
+        if it is not None and hasattr(it, "_shutdown_workers"):
+            it._shutdown_workers()
+    except Exception as e:
+        log.debug("stopping the loader's workers after an error: %s", e)
+
+
+def _data_failure(e: DataError, save: Any, step: int, run_dir: Path, cfg: TrainConfig) -> CganError:
+    """A training image failed mid-run: save the steps trained since the last checkpoint (the model is as the
+    last step left it) and say how to go on. Up to an epoch of training used to be lost, without a word of
+    --resume."""
+    from cgan._cli import one_line
+
+    what = one_line(e)  # (from a loader worker, torch's message holds the worker's whole traceback)
+    if save is not None:
+        try:
+            save()
+        except Exception as err:  # (a full disk too: the data error stays the one reported)
+            log.warning("could not save a checkpoint at step %d: %s", step, one_line(err))
+    if not ckpt.list_checkpoints(run_dir):
+        return DataError(what)
+    return DataError(f"{what}; the steps trained so far are saved in {run_dir}: fix or remove that image, then go "
+                     f"on with `cgan-train --name {shlex.quote(cfg.name)} --out {shlex.quote(str(cfg.out))} --resume`")
 
 
 def _close_quietly(logger: Any) -> None:
