@@ -321,3 +321,15 @@ def test_mid_epoch_checkpoints_do_not_slow_the_measured_pace():
             f.saved(5.0)
         f.after_step(0, i)
     assert f.step_seconds == pytest.approx(0.1)
+
+
+def test_a_budget_too_short_to_measure_the_pace_says_so(tmp_path, caplog):
+    """--time-budget 1 ran one step and blamed 'the run was slower than its measured pace', when no pace was
+    ever measured; 0.05 s was shown as 'time budget 0 s'."""
+    data = make_dataset(tmp_path / "data")
+    cfg = tiny_config(data, tmp_path / "r", epochs=50, epochs_decay=50, time_budget=0.05)
+    with caplog.at_level("WARNING", logger="cgan.trainer.train"):
+        train(cfg, progress=False)
+    text = caplog.text
+    assert "time budget 0.05 s spent" in text and "before 20 steps could measure the pace" in text, text
+    assert "give a longer --time-budget" in text and "measured pace)" not in text

@@ -215,8 +215,10 @@ def test_export_pair_refuses_an_out_holding_an_export_or_another_pair(tmp_path, 
     official = tmp_path / "official"
     (tmp_path / "G.pth").write_bytes(official_bytes())
     assert run(cli, ["import-official", str(tmp_path / "G.pth"), "--out", str(official)]) == 0
+    # a run folder too: a pair at its top changed what --init-from RUN found (RUN/pair before)
     for out, needle in ((export, "export folder"), (export / "pair", "inside the export"),
-                        (official, "another pair"), (run_b / "pair", "another pair")):
+                        (official, "another pair"), (run_b / "pair", "another pair"),
+                        (run_b, "is a cgan-train run folder")):
         before = tree(out)
         code = run(cli, ["export-pair", str(run_a), "--out", str(out)])
         one_line(capsys, code, 2, needle, "choose a new folder")
@@ -238,7 +240,8 @@ def test_import_official_refuses_an_out_holding_an_export_or_another_pair(tmp_pa
     imported = tmp_path / "imported"
     assert run(cli, ["import-official", str(g), "--out", str(imported)]) == 0
     for out, source, needle in ((trained_pair, g, "another pair"), (export, g, "export folder"),
-                                (export / "pair", g, "inside the export"), (imported, other, "another pair")):
+                                (export / "pair", g, "inside the export"), (imported, other, "another pair"),
+                                (run_a, g, "is a cgan-train run folder")):
         before = tree(out)
         code = run(cli, ["import-official", str(source), "--out", str(out)])
         one_line(capsys, code, 2, needle, "choose a new folder")

@@ -122,6 +122,11 @@ class BudgetFitter:
         return self.budget - (self.clock() - self.clock0) - self.reserve()
 
     @property
+    def pace_measured(self) -> bool:
+        """Whether the schedule was fitted to a measured pace (probe_steps steady steps) in this process."""
+        return self._fitted_from_steps
+
+    @property
     def step_seconds(self) -> float | None:
         """The steady pace (mean of the latest steps after the warm-up), None before one is timed."""
         return sum(self._steady) / len(self._steady) if self._steady else None

@@ -598,10 +598,13 @@ def _train(cfg: TrainConfig, resume: bool, progress: bool, reset_schedule: bool,
                 save()
                 last_saved = counters["step"]
             if fitter is not None and fitter.stopped_early and counters["epoch"] < sum(model.schedule) and main_rank:
-                log.warning("time budget %.0f s spent in epoch %d of %d (step %d), at %.0f%% of the initial "
-                            "learning rate: the schedule did not finish (the run was slower than its measured pace)",
-                            cfg.time_budget, counters["epoch"] + 1, sum(model.schedule), counters["step"],
-                            100 * lr_factor(counters["epoch"], *model.schedule))
+                why = ("the run was slower than its measured pace" if fitter.pace_measured else
+                       f"the budget ran out before {fitter.probe_steps} steps could measure the pace, "
+                       f"{started - clock0:.1f} s of it setting up: give a longer --time-budget")
+                log.warning("time budget %s s spent in epoch %d of %d (step %d), at %.0f%% of the initial "
+                            "learning rate: the schedule did not finish (%s)", f"{cfg.time_budget:.3g}",
+                            counters["epoch"] + 1, sum(model.schedule), counters["step"],
+                            100 * lr_factor(counters["epoch"], *model.schedule), why)
             counters["seconds"] = seconds0 + time.perf_counter() - started
             logger.flush_steps(counters, model)
             if counters["step"] != last_saved:

@@ -108,9 +108,9 @@ def save_safetensors(tensors: dict[str, torch.Tensor], path: Path, metadata: dic
 
 def check_pair_out(out: str | os.PathLike, rewrites: Callable[[dict[str, Any]], bool], command: str) -> None:
     """Refuse an --out that a new pair would damage: an export folder (its manifest.json would sit beside a
-    pair.json that hides it), the pair copy inside an export, or a folder holding another pair (its weights
-    would be replaced). A pair for which `rewrites(provenance)` is true is the same thing written again (a
-    re-export of the same run, a re-import of the same files) and may be replaced."""
+    pair.json that hides it), the pair copy inside an export, a training run's folder, or one holding another
+    pair (its weights would be replaced). A pair for which `rewrites(provenance)` is true is the same thing
+    written again (a re-export of the same run, a re-import of the same files) and may be replaced."""
     from cgan._files import read_json
 
     out = Path(out)
@@ -120,6 +120,10 @@ def check_pair_out(out: str | os.PathLike, rewrites: Callable[[dict[str, Any]], 
     if out.name == "pair" and (out.parent / MANIFEST_JSON).is_file():
         raise CganError(f"--out {out} is the pair copy inside the export {out.parent}; replacing it would leave the "
                         f"export inconsistent: choose a new folder")
+    if (out / "checkpoints").is_dir() or (out / "config.json").is_file() and (out / "log.csv").is_file():
+        # a training run's folder: its pair is RUN/pair; one at its top would change what `--init-from RUN` and
+        # `cgan-video --pair RUN` find
+        raise CganError(f"--out {out} is a cgan-train run folder (its pair is {out / 'pair'}): choose a new folder")
     if (out / PAIR_JSON).is_file():
         try:
             meta = read_json(out / PAIR_JSON, PAIR_JSON)
