@@ -9,6 +9,11 @@ Clips (made here, nothing downloaded):
   moving disk a dark disk moving 6 px per frame across a flat background (160x96): the output left behind it
   cut         8 frames of one summer test photo, then 8 of another whose brightness differs less than the
               scene-cut level (from ../shared/datasets/summer2winter_yosemite when it is there; else left out)
+  pan         a 320x224 window sliding 2 px per frame across the demo clip's first frame (24 frames): camera
+              motion, where a generator's flicker is largest; `aligned_change` is mean |out_t - out_{t-1}| with
+              out_{t-1} shifted by the known motion (flicker under motion, which the flicker index cannot see),
+              `sharpness` the mean |Laplacian| against the raw output's
+  letterbox cut  the cut clip's photos between black bars (the picture half the frame's height)
 
     python benchmarks/smoothing.py --json benchmarks/results/smoothing-cpu-DATE.json [--backend ort-cpu]
 """
@@ -35,6 +40,7 @@ BEFORE = dict(out_threshold=float("inf"), scene_cut_share=1.0)
 #: two summer test photos whose 224x160 corners differ by 29.9 gray levels on average: under the scene-cut level
 CUT_PHOTOS = Path(__file__).resolve().parents[1].parent / "shared/datasets/summer2winter_yosemite/testA"
 CUT_PAIR = ("2011-07-11 23_18_31.jpg", "2011-07-05 10_40_51.jpg")
+PAN_STEP = 2  # px per frame of the pan clip (content moves left: frame t's x is frame t-1's x + PAN_STEP)
 
 
 def _frames() -> list[np.ndarray]:
@@ -60,10 +66,29 @@ def _clips(demo: list[np.ndarray]) -> dict[str, list[np.ndarray]]:
         cv2.circle(f, (20 + 6 * k, 48), 18, (20, 20, 20), -1)
         disk.append(f)
     clips = {"demo": demo, "still": still, "moving disk": disk}
+    clips["pan"] = [demo[0][16:240, PAN_STEP * k:PAN_STEP * k + 320] for k in range(24)]
     photos = [cv2.imread(str(CUT_PHOTOS / name)) for name in CUT_PAIR]
     if all(p is not None for p in photos):
         clips["cut"] = [photos[0][:160, :224]] * 8 + [photos[1][:160, :224]] * 8
+        boxed = []
+        for photo in photos:
+            f = np.zeros((160, 224, 3), np.uint8)
+            f[40:120] = photo[40:120, :224]
+            boxed.append(f)
+        clips["letterbox cut"] = [boxed[0]] * 8 + [boxed[1]] * 8
     return clips
+
+
+def _aligned_change(frames: list[np.ndarray]) -> float:
+    """mean |out_t - out_{t-1}| with out_{t-1} shifted by the pan's PAN_STEP px (8 px margins left out)."""
+    m, s = 8, PAN_STEP
+    return float(np.mean([np.abs(frames[t][m:-m, m:-m - s].astype(np.float32) - frames[t - 1][m:-m, m + s:-m]).mean()
+                          for t in range(1, len(frames))]))
+
+
+def _sharpness(frames: list[np.ndarray]) -> float:
+    return float(np.mean([np.abs(cv2.Laplacian(cv2.cvtColor(f, cv2.COLOR_BGR2GRAY), cv2.CV_32F)).mean()
+                          for f in frames[3:]]))
 
 
 def _smoothed(frames, outs, **kw):
@@ -82,7 +107,10 @@ def _row(name: str, frames, outs, **kw) -> dict:
         row["trail_behind_disk"] = [round(float(np.abs(res[k].astype(np.float32) - outs[k])[30:66, 20 + 6 * k - 48:
                                                                                                20 + 6 * k - 18].mean()), 2)
                                     for k in (8, 12)]
-    if name == "cut":  # the frames after the cut, against the raw translation of the new scene
+    if name == "pan":
+        row["aligned_change"] = round(_aligned_change(res), 2)
+        row["sharpness"] = round(_sharpness(res) / _sharpness(outs), 3)
+    if name.endswith("cut"):  # the frames after the cut, against the raw translation of the new scene
         row["after_cut_vs_raw"] = [round(float(np.abs(res[k].astype(np.float32) - outs[k]).mean()), 2)
                                    for k in (8, 9, 12)]
     return row
@@ -100,7 +128,9 @@ def main() -> int:
             outs = [tr.translate(f) for f in frames]
             entry = {"frames": len(frames), "size": [frames[0].shape[1], frames[0].shape[0]],
                      "raw": {"flicker_index": round(flicker_index(frames, outs), 3)}}
-            if name == "cut":
+            if name == "pan":
+                entry["raw"]["aligned_change"] = round(_aligned_change(outs), 2)
+            if name.endswith("cut"):
                 entry["mean_gray_change_at_cut"] = round(float(np.abs(_gray(frames[8]) - _gray(frames[7])).mean()), 1)
             for label, kw in (("smooth", {}), ("smooth_flow", {"flow": True}), ("smooth_before", BEFORE),
                               ("smooth_flow_before", {**BEFORE, "flow": True})):
@@ -110,8 +140,10 @@ def main() -> int:
         "what": "cgan-video --smooth (and --smooth-flow) with the embedded summer2winter pair: flicker index "
                 "(mean |out_t - out_t-1| / mean |in_t - in_t-1|, lower is steadier) raw and smoothed; "
                 "mean |smoothed - raw| (gray levels); ms per frame of the smoother alone; trail_behind_disk and "
-                "after_cut_vs_raw: ghosts (gray levels off the raw translation). '_before': the smoother weighted "
-                "by the input change alone, as before 2026-12-02",
+                "after_cut_vs_raw: ghosts (gray levels off the raw translation); pan: aligned_change, mean "
+                "|out_t - out_t-1 shifted by the known motion| (flicker under camera motion), and sharpness "
+                "against the raw output. '_before': the smoother weighted by the input change alone (no output "
+                "gate, cuts by the mean change only), as before 2026-12-02",
         "defaults": {k: getattr(TemporalSmoother(), k) for k in ("strength", "threshold", "out_threshold",
                                                                "scene_cut", "scene_cut_share")},
         "command": f"python benchmarks/smoothing.py --json {args.json} --backend {args.backend}",
