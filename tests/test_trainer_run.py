@@ -813,3 +813,16 @@ def test_loader_workers_start_after_large_photos_were_listed(tmp_path):
         pytest.fail("the run with loader workers hung before its first step")
     assert child.returncode == 0, err
     assert (tmp_path / "runs" / "big" / "pair" / "pair.json").is_file()
+
+
+def test_a_ctrl_c_while_starting_leaves_no_run_folder(tmp_path, data, monkeypatch):
+    """A Ctrl-C before the first step (listing a large data set, say) left a run folder holding only .lock."""
+    import cgan.trainer.train as train_module
+
+    def interrupted(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(train_module, "list_images", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        train(tiny_config(data, tmp_path / "r", max_steps=1), progress=False)
+    assert not (tmp_path / "r" / "run").exists()
