@@ -123,8 +123,9 @@ class BudgetFitter:
 
     @property
     def pace_measured(self) -> bool:
-        """Whether the schedule was fitted to a measured pace (probe_steps steady steps) in this process."""
-        return self._fitted_from_steps
+        """Whether this process timed enough steady steps (probe_steps) to know its pace (a decay-phase epoch
+        times them without refitting the schedule)."""
+        return self._fitted_from_steps or len(self._steady) >= self.probe_steps
 
     @property
     def step_seconds(self) -> float | None:

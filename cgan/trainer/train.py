@@ -615,8 +615,8 @@ def _train(cfg: TrainConfig, resume: bool, progress: bool, reset_schedule: bool,
             _close_quietly(logger)  # its own error (a full disk) must not hide the one that ended the run
             _stop_workers(loader)  # now: at exit, Python's clean-up SIGTERMed them and torch printed a traceback
             if isinstance(e, DataError) and main_rank:
-                raise _data_failure(e, save if counters["step"] != last_saved else None, counters["step"],
-                                    run_dir, cfg) from None
+                trained = counters["step"] not in (last_saved, 0)  # (a fresh run's step 0 trained nothing)
+                raise _data_failure(e, save if trained else None, counters["step"], run_dir, cfg) from None
             raise
         logger.close()  # after the last samples: a closed TensorBoard writer would open a new, unflushed file
         if main_rank:  # the weights saved here were checked by the save() of this step (check_finite)
