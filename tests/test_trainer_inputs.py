@@ -447,7 +447,8 @@ def test_the_skipped_files_warning_names_several_and_jfif_is_a_photo(tmp_path, c
     with caplog.at_level(logging.WARNING):
         good = list_images(folder, "domain X")
     assert [f.name for f in good] == ["a.jpg", "b.jfif"]
-    assert "skipped 4 of 6 files that are not readable images ('c.jpg', 'd.png', 'e.png', ...)" in caplog.text
+    assert "skipped 4 of 6 files: 4 could not be decoded, corrupt or cut short? ('c.jpg', 'd.png', 'e.png', ...)" \
+        in caplog.text
 
 
 def test_the_same_folder_for_both_domains_is_warned_about(tmp_path, caplog):

@@ -264,7 +264,8 @@ def test_corrupt_files_are_skipped_or_fatal(tmp_path, data, capsys, caplog):
     (mixed / "readme.md").write_text("x")
     with caplog.at_level("WARNING"):
         assert len(list_images(mixed, "Y")) == 2
-    assert "skipped 2 of 4 files" in caplog.text
+    assert "skipped 2 of 4 files: 1 could not be decoded, corrupt or cut short? ('broken.png'); 1 not of a photo " \
+        "type read here ('readme.md'; photos are jpg/png/bmp/tif/webp/ppm)" in caplog.text
     assert run(cli, _train_args(tmp_path, data / "trainA", mixed)) == 0
 
 

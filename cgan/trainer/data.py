@@ -108,25 +108,42 @@ def list_images(folder: str | os.PathLike, what: str, check: bool = True,
         raise CganError(f"{what} folder {p} is empty; put the domain's training images there")
     if check and len(files) >= 200:  # every photo is decoded once: minutes for thousands of large ones
         log.info("checking the %d files of %s (%s) once, before training", len(files), what, p)
-    good, bad = [], []
+    good, not_read, broken = [], [], []
     for f in files:
-        img = read_rgb(f) if reads(f.suffix) and check else None
-        ok = reads(f.suffix) and (not check or img is not None)
-        if ok and img is not None and transform is not None:
+        if not reads(f.suffix):
+            not_read.append(f)
+            continue
+        img = read_rgb(f) if check else None
+        if check and img is None:
+            broken.append(f)
+            continue
+        if img is not None and transform is not None:
             try:
                 transform.check_size(*img.shape[:2])
             except CganError as e:
                 raise CganError(f"training image {f}: {e}") from None
-        (good if ok else bad).append(f)
+        good.append(f)
     if not good:
-        _refuse_sub_folder(p, what, f"has no readable images ({len(bad)} other files)")
-        raise CganError(f"{what} folder {p} has no readable images ({len(bad)} files skipped, e.g. {bad[0].name!r}); "
-                        f"use jpg/png/bmp/tif/webp images")
-    if bad:
-        shown = ", ".join(repr(f.name) for f in bad[:3]) + (", ..." if len(bad) > 3 else "")
-        log.warning("warning: %s: skipped %d of %d files that are not readable images (%s)",
-                    what, len(bad), len(files), shown)
+        _refuse_sub_folder(p, what, f"has no readable images ({len(files)} other files)")
+        raise CganError(f"{what} folder {p} has no readable images: {_skipped(not_read, broken)}")
+    if not_read or broken:
+        log.warning("warning: %s: skipped %d of %d files: %s", what, len(not_read) + len(broken), len(files),
+                    _skipped(not_read, broken))
     return good
+
+
+def _skipped(not_read: list[Path], broken: list[Path]) -> str:
+    """What was skipped and why, in two kinds: a file type not read (a .gif, notes: convert or ignore) and a photo
+    that did not decode (corrupt, cut short: replace it)."""
+    def names(fs: list[Path]) -> str:
+        return ", ".join(repr(f.name) for f in fs[:3]) + (", ..." if len(fs) > 3 else "")
+    parts = []
+    if broken:
+        parts.append(f"{len(broken)} could not be decoded, corrupt or cut short? ({names(broken)})")
+    if not_read:
+        parts.append(f"{len(not_read)} not of a photo type read here ({names(not_read)}; photos are "
+                     f"jpg/png/bmp/tif/webp/ppm)")
+    return "; ".join(parts)
 
 
 def resolve_folders(data: str | None, data_a: str | None, data_b: str | None) -> tuple[str, str]:
