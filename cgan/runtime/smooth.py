@@ -25,6 +25,7 @@ output changes per unit of input change (lower = steadier; a perfect per-pixel c
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from typing import Iterable
 
@@ -115,10 +116,14 @@ class TemporalSmoother:
         delta = prev_out - res
         change = cv2.GaussianBlur(delta, (5, 5), 0)  # zero-mean flicker cancels, content stays
         np.abs(change, out=change)
-        if change.ndim == 3:  # the largest channel's (OpenCV's reduce: numpy's max over channels is 15x slower)
-            change = cv2.reduce(change.reshape(-1, change.shape[2]), 1, cv2.REDUCE_MAX).reshape(change.shape[:2])
+        if change.ndim == 3:  # the largest channel's (per-channel planes: numpy's max over channels is 15x slower,
+            planes = cv2.split(change)  # OpenCV's reduce over rows of 3 values 1.4x)
+            change = functools.reduce(cv2.max, planes[1:], planes[0])
         w *= np.clip(1.0 - change * (1.0 / self.out_threshold), 0.0, 1.0)
-        delta *= w[..., None] if out.ndim == 3 else w
+        if out.ndim == 3:  # w on every channel: OpenCV's multiply by a merged weight is 3-5x numpy's broadcast
+            cv2.multiply(delta, cv2.merge([w] * out.shape[2]), dst=delta)
+        else:
+            delta *= w
         res += delta
         self._prev_gray, self._prev_out = g, res
         # rounded and saturated to uint8 (res is in 0..255: abs does nothing); OpenCV drops a 1-channel axis
