@@ -226,6 +226,7 @@ class VideoSummary:
     latency_p99_ms: float = 0.0
     decode_fps: float = 0.0
     translate_fps: float = 0.0
+    smooth_fps: float = 0.0               # --smooth's own stage (0: not smoothed)
     encode_fps: float = 0.0
     fps: float = 0.0
     seconds: float = 0.0
@@ -242,7 +243,7 @@ class VideoSummary:
             f"{self.seconds:.1f} s)",
             f"latency p50 {self.latency_p50_ms:.1f} ms  p99 {self.latency_p99_ms:.1f} ms (capture -> written)",
             f"fps: pipeline {self.fps:.1f} | decode {self.decode_fps:.1f}  translate {self.translate_fps:.1f}  "
-            f"encode {self.encode_fps:.1f}",
+            + (f"smooth {self.smooth_fps:.1f}  " if self.smooth_fps else "") + f"encode {self.encode_fps:.1f}",
         ]
         for st in self.streams:
             f = st.get("flicker")
@@ -968,9 +969,15 @@ class _Pipeline:
         self.stop = threading.Event()
         self.ready = threading.Event()
         self.out_q: queue.Queue = queue.Queue(maxsize=max(2, len(streams) * 2))
+        # with --smooth, translated frames go through their own stage (a thread between translate and write): the
+        # smoother's CPU time (31 ms a 720p frame on a shared 2-core host) overlaps the next frame's translation
+        self.smooth_q: queue.Queue | None = (queue.Queue(maxsize=max(2, len(streams) * 2))
+                                             if any(st.smoother is not None for st in streams) else None)
         self.errors: list[BaseException] = []
         self.translate_busy = 0.0
         self.translated = 0
+        self.smooth_busy = 0.0
+        self.smoothed = 0
         self.encode_busy = 0.0
         # the newest 100,000 latencies (p50/p99 over them): bounded memory on runs that last for hours
         self.latencies: deque[float] = deque(maxlen=100_000)
@@ -1070,17 +1077,39 @@ class _Pipeline:
                 for group in groups.values():
                     frames = [item[2] for _, item in group]
                     outs = _checked_outputs(self.translator.translate_batch(frames), frames)
-                    for (st, item), out in zip(group, outs):
-                        if st.smoother is not None:
-                            st.flicker[0].update(item[2], out)
-                            out = st.smoother(item[2], out)
-                            st.flicker[1].update(item[2], out)
-                        results.append((st, item, out))
+                    results += [(st, item, out) for (st, item), out in zip(group, outs)]
                 self.translate_busy += time.perf_counter() - t0
                 self.translated += len(results)
+                to = self.smooth_q if self.smooth_q is not None else self.out_q
                 for st, (seq, t_cap, frame, t_src), out in results:
                     # files are read ahead on purpose: their latency starts when translation takes the frame
-                    self._put(self.out_q, (st, seq, t_cap if st.live else t0, frame, out, t_src))
+                    self._put(to, (st, seq, t_cap if st.live else t0, frame, out, t_src))
+        except BaseException as e:  # noqa: BLE001 - handed to the main thread
+            self.errors.append(e)
+            self.stop.set()
+        finally:
+            self._put(self.smooth_q if self.smooth_q is not None else self.out_q, _END)
+
+    # -- smooth (--smooth: one thread for all inputs, every translated frame in order) --
+    def _smooth(self) -> None:
+        assert self.smooth_q is not None
+        try:
+            while not self.stop.is_set():
+                try:
+                    item = self.smooth_q.get(timeout=0.05)
+                except queue.Empty:
+                    continue
+                if item is _END:
+                    break
+                st, seq, t_cap, frame, out, t_src = item
+                if st.smoother is not None:
+                    t0 = time.perf_counter()
+                    st.flicker[0].update(frame, out)
+                    out = st.smoother(frame, out)
+                    st.flicker[1].update(frame, out)
+                    self.smooth_busy += time.perf_counter() - t0
+                    self.smoothed += 1
+                self._put(self.out_q, (st, seq, t_cap, frame, out, t_src))
         except BaseException as e:  # noqa: BLE001 - handed to the main thread
             self.errors.append(e)
             self.stop.set()
@@ -1094,9 +1123,12 @@ class _Pipeline:
         for st, t in zip(self.streams, threads):
             st.thread = t
         translate = threading.Thread(target=self._translate, name="cgan-translate", daemon=True)
-        for t in threads:
+        stages = [translate]
+        if self.smooth_q is not None:
+            stages.append(threading.Thread(target=self._smooth, name="cgan-smooth", daemon=True))
+        last = stages[-1]  # the stage that feeds out_q
+        for t in (*threads, *stages):
             t.start()
-        translate.start()
         recent = [deque(maxlen=30) for _ in self.streams]  # per stream: each window/file shows its own rate
         pending: deque = deque()  # items taken from out_q ahead of their turn (see _newest)
         try:
@@ -1109,7 +1141,7 @@ class _Pipeline:
                     try:
                         item = self.out_q.get(timeout=0.05)
                     except queue.Empty:
-                        if not translate.is_alive() and self.out_q.empty():
+                        if not last.is_alive() and self.out_q.empty():
                             break
                         continue
                 if item is not _END and item[0].live:
@@ -1150,7 +1182,7 @@ class _Pipeline:
             # one deadline for all threads: a hung read() costs at most JOIN_TIMEOUT_S in all, however many
             # inputs hang; such a thread is left to finish alone and releases its own source (_Stream.close_source)
             deadline = time.monotonic() + JOIN_TIMEOUT_S
-            for t in (translate, *threads):
+            for t in (*stages, *threads):
                 t.join(timeout=max(0.0, deadline - time.monotonic()))
 
 
@@ -1556,6 +1588,7 @@ def _fill_summary(s: VideoSummary, pipe: _Pipeline, streams: list[_Stream], seco
     decode_busy = sum(st.decode_busy for st in streams)
     s.decode_fps = read / decode_busy if decode_busy > 0 else 0.0
     s.translate_fps = pipe.translated / pipe.translate_busy if pipe.translate_busy > 0 else 0.0
+    s.smooth_fps = pipe.smoothed / pipe.smooth_busy if pipe.smooth_busy > 0 else 0.0
     s.encode_fps = s.frames / pipe.encode_busy if pipe.encode_busy > 0 else 0.0
     s.fps = s.frames / seconds if seconds > 0 else 0.0
     s.seconds = seconds
