@@ -295,6 +295,39 @@ class Prepared:
     name: str
     info: dict[str, Any]
     export_error: str | None = None
+    engine_error: str | None = None  # the export's TensorRT engines failed (the ONNX-only export may stand)
+
+    def unavailable(self, backend: str) -> str | None:
+        """Why `backend` cannot run for want of its export (None: the export it needs is there)."""
+        if backend.startswith("torch"):
+            return None
+        if backend.startswith("tensorrt") and self.engine_error:
+            return self.engine_error
+        return None if self.export_folder is not None else (self.export_error or "no export folder")
+
+
+def check_before_work(cfg: BenchConfig) -> None:
+    """What would stop the run after it has started writing --json (and exporting): the direction, a CUDA
+    device asked for and not here, an unwritable workdir. Said in one line before any work."""
+    from cgan._files import ensure_writable_dir
+    from cgan.pairs import PAIR_JSON, load_pair, resolve
+
+    if cfg.source is None:
+        PairSpec(GeneratorSpec(blocks=cfg.blocks, ngf=cfg.ngf), "bench", "random").resolve_direction(
+            cfg.direction, ("G",))
+    else:
+        r = resolve(cfg.source)
+        folder = r.folder / "pair" if r.kind == "export" else r.folder
+        if (folder / PAIR_JSON).is_file():  # (a broken one is said, as before, when the run loads it)
+            pair = load_pair(folder, verify=False)
+            pair.spec.resolve_direction(cfg.direction or r.direction, tuple(pair.generators))
+    if cfg.device == "cuda":
+        import torch
+
+        if not torch.cuda.is_available():
+            raise CganError("--device cuda: torch has no CUDA device here (a CPU build of torch, or no GPU); use "
+                            "--device cpu")
+    ensure_writable_dir(_workdir(cfg), "the benchmark's --workdir")
 
 
 def _workdir(cfg: BenchConfig) -> Path:
@@ -387,30 +420,56 @@ def prepare(cfg: BenchConfig, backends: tuple[str, ...], e2e_backend: str | None
             opts["shapes"] = ",".join(f"{h}x{w}" for h, w in (lo, opt, hi))
             opts["batch"] = f"1,1,{max(cfg.batches)}"
         opts.update(cfg.export_options)
-        key = hashlib.sha256(repr((sorted(pair.files[gen].items()), sorted(opts.items()))).encode()).hexdigest()[:12]
-        out = work / "exports" / f"{pair_folder.name}-{key}"
-        if (out / "manifest.json").is_file() and not cfg.rebuild:
-            info["export"] = {"folder": str(out), "cached": True, "options": opts}
-            prepared.export_folder = out
-        else:
-            try:
-                export_pair = _find_export_pair()
-                if out.exists():  # a stale or half-made export in our own cache
-                    import shutil
-
-                    shutil.rmtree(out)
-                t0 = time.perf_counter()
-                export_pair(pair_folder, out, **opts)
-                info["export"] = {"folder": str(out), "cached": False, "options": opts,
-                                  "export_s": round(time.perf_counter() - t0, 3)}
-                prepared.export_folder = out
-            except (CganError, ImportError) as e:
-                from cgan._cli import missing_extra
-
-                missing = missing_extra(e, "the export") if isinstance(e, ModuleNotFoundError) else None
-                prepared.export_error = f"export failed: {missing or e}"  # (the extra named: 'No module named onnx')
-                info["export"] = {"error": prepared.export_error, "options": opts}
+        _export(cfg, prepared, pair, work, opts)
+        if prepared.export_folder is None and engine:  # no engines here (no GPU, no TensorRT): the ONNX backends
+            prepared.engine_error = _engine_reason(prepared.export_error)  # still run, from an export without
+            prepared.export_error = None                                    # engines
+            _export(cfg, prepared, pair, work, {k: v for k, v in opts.items() if k not in ENGINE_OPTIONS})
+            info["export"]["engine_error"] = prepared.engine_error
     return prepared
+
+
+#: cgan-export options that only shape the TensorRT engines
+ENGINE_OPTIONS = ("engine", "shapes", "batch", "trt_flavour", "trt_target", "opt_level", "workspace_gb")
+
+
+def _engine_reason(error: str | None) -> str:
+    """The reason a TensorRT row gives when its engines could not be built, with the hint cgan-bench users can
+    follow (the exporter's names cgan-export's --engine)."""
+    from cgan.export.tensorrt import NO_ENGINE_HINT
+
+    text = (error or "export failed").replace("export failed: ", "", 1)
+    return "no TensorRT engine: " + text.replace(NO_ENGINE_HINT, "leave tensorrt out of --backends")
+
+
+def _export(cfg: BenchConfig, prepared: Prepared, pair: Any, work: Path, opts: dict[str, Any]) -> None:
+    """The export `opts` describe, from the workdir's cache or made now; its folder (or the error) goes into
+    `prepared`."""
+    info = prepared.info
+    key = hashlib.sha256(repr((sorted(pair.files[prepared.gen].items()), sorted(opts.items()))).encode()
+                         ).hexdigest()[:12]
+    out = work / "exports" / f"{prepared.pair_folder.name}-{key}"
+    if (out / "manifest.json").is_file() and not cfg.rebuild:
+        info["export"] = {"folder": str(out), "cached": True, "options": opts}
+        prepared.export_folder = out
+        return
+    try:
+        export_pair = _find_export_pair()
+        if out.exists():  # a stale or half-made export in our own cache
+            import shutil
+
+            shutil.rmtree(out)
+        t0 = time.perf_counter()
+        export_pair(prepared.pair_folder, out, **opts)
+        info["export"] = {"folder": str(out), "cached": False, "options": opts,
+                          "export_s": round(time.perf_counter() - t0, 3)}
+        prepared.export_folder = out
+    except (CganError, ImportError) as e:
+        from cgan._cli import missing_extra
+
+        missing = missing_extra(e, "the export") if isinstance(e, ModuleNotFoundError) else None
+        prepared.export_error = f"export failed: {missing or e}"  # (the extra named: 'No module named onnx')
+        info["export"] = {"error": prepared.export_error, "options": opts}
 
 
 # ---- measuring -----------------------------------------------------------------------------------------
@@ -483,7 +542,10 @@ def _measure_runner(make: Callable[[], Runner], label: tuple[str, str], cfg: Ben
         runner.build()
         build_s = time.perf_counter() - t0
     except Exception as e:  # noqa: BLE001 - every failure becomes a row, the run goes on
-        status = "skipped" if isinstance(e, (BackendUnavailable, CganError, ImportError)) else "error"
+        # cannot run here (no library, no GPU, a shape it cannot take) is 'skipped'; a corrupt or replaced model
+        # file (IntegrityError) or a crash is an 'error' that fails the run
+        status = "skipped" if isinstance(e, (BackendUnavailable, CganError, ImportError)) and not isinstance(
+            e, IntegrityError) else "error"
         for (h, w) in sizes:
             for b in cfg.batches:
                 row = empty_row(name, precision, b, h, w)
@@ -610,15 +672,19 @@ def run_bench(cfg: BenchConfig, on_row: Callable[[dict[str, Any]], None] | None 
 
     for name in backends:
         for precision in precisions:
-            needs_export = not name.startswith("torch")
             source = prepared.export_folder or prepared.pair_folder
-            if needs_export and prepared.export_folder is None:
-                reason = prepared.export_error or "no export folder"
-            else:
-                ok, reason = runtime_availability(name, source)
-                reason = None if ok else reason
+            reason = prepared.unavailable(variant(name).base)
+            broken = None
+            if reason is None:
+                try:
+                    ok, reason = runtime_availability(name, source)
+                    reason = None if ok else reason
+                except IntegrityError as e:  # its row is an error (the run fails), not a skip
+                    broken = e
 
-            def make(name=name, precision=precision, source=source, reason=reason) -> Runner:
+            def make(name=name, precision=precision, source=source, reason=reason, broken=broken) -> Runner:
+                if broken is not None:
+                    raise broken
                 if reason:
                     raise BackendUnavailable(reason)
                 return TranslatorRunner(name, source, prepared.gen, precision, cfg.threads)

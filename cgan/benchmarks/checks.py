@@ -117,7 +117,7 @@ def _example(option: str) -> str:
 def check_history_file(path: str | os.PathLike, option: str = "--history") -> Path:
     """An existing history file must hold cgan-bench history lines (one JSON object with "format":
     "cgan.bench" per line): a file of something else would be appended to, and the plot could not read it."""
-    from cgan.benchmarks.report import RESULT_FORMAT
+    from cgan.benchmarks.report import HISTORY_SCHEMA, RESULT_FORMAT, schema_errors
 
     p = check_output_file(path, option, append=True)
     if not p.is_file():
@@ -148,6 +148,9 @@ def check_history_file(path: str | os.PathLike, option: str = "--history") -> Pa
         else:
             if not isinstance(obj, dict) or obj.get("format") != RESULT_FORMAT:
                 problem = f"is not a cgan-bench history line (no \"format\": \"{RESULT_FORMAT}\")"
+            elif errors := schema_errors(obj, HISTORY_SCHEMA):  # a history line, damaged (edited): skipped
+                log.warning("%s %s: line %d is not a valid history line (%s); it is skipped", option, p, i,
+                            errors[0].replace("result", "line", 1))
         if problem and first:
             raise CganError(f"{option} {p}: line {i} {problem}, so this is not a cgan-bench history file; {fix}")
         if problem:

@@ -96,7 +96,9 @@ def _progress(quiet: bool):
 
 
 def _checkpoint(json_path: str | None):
-    """Rewrite --json after every row (`"complete": false`), so a killed run keeps the rows it finished."""
+    """Rewrite --json after every row (`"complete": false`), so a killed run keeps the rows it finished. The first
+    write comes once every option has been checked (check_before_work too): a mistyped --direction replaced the
+    previous result with an empty one."""
     if not json_path:
         return None
 
@@ -148,16 +150,25 @@ def _checkpoint(json_path: str | None):
 @click.pass_context
 def cli(ctx: click.Context, json_path, history, plot_path, quiet, **kw) -> None:
     """Benchmark every backend × size × precision × batch against the official eager FP32 baseline."""
-    if ctx.invoked_subcommand is not None:
+    if ctx.invoked_subcommand is not None:  # the main run's options before a sub-command were silently dropped
+        given = given_flags(ctx, [p.name for p in ctx.command.params if p.name != "help"])
+        if given:
+            sub = ctx.invoked_subcommand
+            raise CganError(f"{', '.join(given)} before `{sub}` belong{'s' if len(given) == 1 else ''} to the main "
+                            f"benchmark, not to `cgan-bench {sub}`: put the sub-command's own options after its name "
+                            f"(see cgan-bench {sub} --help)")
         return
     from cgan._cli import setup_logging
-    from cgan.benchmarks.bench import (BenchConfig, PRECISIONS, parse_backends, parse_batches, parse_choices,
-                                       parse_e2e_backend, parse_list, parse_size, parse_sizes, run_bench)
+    from cgan.benchmarks.bench import (BenchConfig, PRECISIONS, check_before_work, parse_backends, parse_batches,
+                                       parse_choices, parse_e2e_backend, parse_list, parse_size, parse_sizes,
+                                       run_bench)
 
     setup_logging(False)
     _random_only(kw["source"])
     device = kw["device"]
     backends = parse_list(kw["backends"])
+    if not backends:  # (an empty shell variable ran the baseline alone)
+        raise CganError("--backends is empty: give e.g. ort-cpu,torch-cpu, 'all', or 'none' for the baseline alone")
     parse_backends(backends, device or "cpu")  # fail fast on unknown names, before anything is built
     if kw["e2e_backend"]:
         parse_e2e_backend(kw["e2e_backend"], device or "cpu")
@@ -173,6 +184,7 @@ def cli(ctx: click.Context, json_path, history, plot_path, quiet, **kw) -> None:
     # before any work, not after it; the pair is resolved first: an unknown one wrote a "complete": false file
     # over the previous result
     check_outputs([("--json", json_path)], history=history, plot=plot_path, inputs=_pair_input(kw["source"]))
+    check_before_work(cfg)
     result = run_bench(cfg, on_row=_progress(quiet), checkpoint=_checkpoint(json_path))
     emit(result, json_path, history, plot_path)
 

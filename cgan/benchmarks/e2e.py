@@ -47,11 +47,12 @@ def run_e2e(cfg: Any, prepared: Any, backend: str, precision: str,
     source = prepared.export_folder or prepared.pair_folder
     try:
         base = variant(backend).base
-        if not base.startswith("torch") and prepared.export_folder is None:
+        missing = prepared.unavailable(base)
+        if missing:
             # the export failed (a CganError or a missing module, e.g. no GPU to build an engine on): the row
             # cannot run here, like every other row whose backend cannot, and says why
             ok, reason = runtime_availability(backend, prepared.pair_folder)
-            row.update(status="skipped", reason=reason if not ok else (prepared.export_error or "no export folder"))
+            row.update(status="skipped", reason=reason if not ok else missing)
             return row
         ok, reason = runtime_availability(backend, source)
         if not ok:
@@ -86,9 +87,10 @@ def run_e2e(cfg: Any, prepared: Any, backend: str, precision: str,
         if not s.get("frames"):
             row.update(status="error", reason="the pipeline wrote no frames")
     except Exception as e:  # noqa: BLE001 - a failed row, not a failed run
-        from cgan.errors import CganError
+        from cgan.errors import CganError, IntegrityError
 
-        row.update(status="skipped" if isinstance(e, (CganError, ImportError)) else "error", reason=_short(e))
+        skip = isinstance(e, (CganError, ImportError)) and not isinstance(e, IntegrityError)  # (corrupt: an error)
+        row.update(status="skipped" if skip else "error", reason=_short(e))
     finally:
         if on_row:
             on_row(row)

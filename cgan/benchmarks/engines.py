@@ -15,8 +15,12 @@ from pathlib import Path
 from typing import Any
 
 from cgan.benchmarks.env import collect_env
+from cgan.errors import BackendUnavailable
 
 FORMAT = "cgan.bench.engines"
+#: what to do without a GPU or TensorRT here
+AHEAD_OF_TIME_HINT = ("build ahead of time without a GPU: --trt-flavour tensorrt-rtx --trt-target 8.9 (a compute "
+                      "capability)")
 
 
 def run_engine_builds(source: str, *, flavour: str = "auto", target: str | None = None,
@@ -26,14 +30,18 @@ def run_engine_builds(source: str, *, flavour: str = "auto", target: str | None 
     """Export `source` with engines into a temporary folder; one row per engine built."""
     from cgan.benchmarks.checks import check_positive_float
     from cgan.export.api import export_pair
+    from cgan.export.tensorrt import NO_ENGINE_HINT
 
     check_positive_float(workspace_gb, "--workspace-gb", maximum=1024)  # inf would overflow in the builder
 
     with tempfile.TemporaryDirectory(prefix="cgan-bench-engines-") as tmp:
         t0 = time.perf_counter()
-        out = export_pair(source, Path(tmp) / "export", with_prepost=prepost, engine=True, trt_flavour=flavour,
-                          trt_target=target, shapes=shapes, batch=batch, opt_level=opt_level,
-                          workspace_gb=workspace_gb, parity=False)
+        try:
+            out = export_pair(source, Path(tmp) / "export", with_prepost=prepost, engine=True, trt_flavour=flavour,
+                              trt_target=target, shapes=shapes, batch=batch, opt_level=opt_level,
+                              workspace_gb=workspace_gb, parity=False)
+        except BackendUnavailable as e:  # the exporter's hint names its own --engine, no option of this command
+            raise BackendUnavailable(str(e).replace(NO_ENGINE_HINT, AHEAD_OF_TIME_HINT)) from None
         total = time.perf_counter() - t0
         manifest = json.loads((out / "manifest.json").read_text())
         rows = []

@@ -88,6 +88,24 @@ RESULT_SCHEMA: dict[str, Any] = {
     },
 }
 
+#: One line of a --history file (history_line). Lines that break it are skipped (with a warning up front:
+#: cgan.benchmarks.checks.check_history_file): a hand-edited `"rows": null` stopped --plot with a traceback.
+HISTORY_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["format", "rows"],
+    "properties": {
+        "format": {"type": "string", "enum": [RESULT_FORMAT]},
+        "kind": {"type": "string"},
+        "date": _STR, "git_sha": _STR, "gpu": _STR, "host_cpu": _STR, "cgan": _STR,
+        "env": {"type": "object", "properties": {"gpu": _STR, "host_cpu": _STR}},
+        "rows": {"type": "array", "items": {
+            "type": "object",
+            "required": ["backend", "precision"],
+            "properties": {"backend": {"type": "string"}, "precision": {"type": "string"}, "status": _STR,
+                           "batch": _INT, "height": _INT, "width": _INT, "fps": _NUM, "p50_ms": _NUM}}},
+    },
+}
+
 _TYPES = {"object": dict, "array": list, "string": str, "number": (int, float), "integer": int,
           "boolean": bool, "null": type(None)}
 
@@ -196,8 +214,9 @@ def append_history(path: str | os.PathLike, result: dict[str, Any]) -> Path:
 
 
 def read_history(path: str | os.PathLike) -> list[dict[str, Any]]:
-    """All runs in a history file, oldest first; lines that are not valid JSON (or not UTF-8) are skipped. The
-    commands refuse a history file with such lines up front (cgan.benchmarks.checks.check_history_file)."""
+    """All runs in a history file, oldest first; lines that are not valid JSON (or not UTF-8) or not history
+    lines (HISTORY_SCHEMA) are skipped. The commands check a history file up front, refusing one whose first
+    line is not a history line and warning about the others (cgan.benchmarks.checks.check_history_file)."""
     p = Path(path)
     if not p.is_file():
         return []
@@ -207,7 +226,7 @@ def read_history(path: str | os.PathLike) -> list[dict[str, Any]]:
             obj = json.loads(line)
         except (json.JSONDecodeError, RecursionError):
             continue
-        if isinstance(obj, dict) and obj.get("format") == RESULT_FORMAT:
+        if not schema_errors(obj, HISTORY_SCHEMA):
             runs.append(obj)
     return runs
 

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from cgan.benchmarks.variants import Variant, parse_variant
-from cgan.errors import BackendUnavailable, CganError
+from cgan.errors import BackendUnavailable, CganError, IntegrityError
 
 
 def _torch_cuda_ready() -> bool:
@@ -293,6 +293,8 @@ def runtime_availability(name: str, source: str | os.PathLike) -> tuple[bool, st
         table = avail(str(source))
     except TypeError:
         table = avail()
+    except IntegrityError:  # a corrupt or replaced model file is a failure to report, not a backend missing here
+        raise
     except CganError as e:
         return False, str(e)
     entry = table.get(runtime_name) if isinstance(table, dict) else None

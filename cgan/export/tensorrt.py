@@ -36,6 +36,8 @@ FLAVOURS = {"tensorrt": ("tensorrt", "trt", "cgan[tensorrt]"),
 #: tensorrt-rtx-cu13-libs + -bindings wheels alone provide only `tensorrt_rtx_bindings`, the same API
 MODULES = {"tensorrt": ("tensorrt",), "tensorrt-rtx": ("tensorrt_rtx", "tensorrt_rtx_bindings")}
 MIN_TRT = (10, 12)
+#: how an engine error says to do without engines (cgan-bench words it for its own options)
+NO_ENGINE_HINT = "export without --engine"
 DEFAULT_SHAPES = "256x256,720x1280,1080x1920"
 DEFAULT_BATCH = "1,1,4"
 
@@ -124,7 +126,7 @@ def import_trt(flavour: str = "auto", aot: bool = False) -> tuple[Any, str]:
     extras = " or ".join(f"`pip install {FLAVOURS[n][2]}`" for n in tried)
     what = " / ".join(FLAVOURS[n][0] for n in tried)
     where = "(no GPU needed to build ahead of time)" if aot else "on a machine with an NVIDIA GPU"
-    raise BackendUnavailable(f"{what} is not installed: {extras} {where} (or export without --engine)")
+    raise BackendUnavailable(f"{what} is not installed: {extras} {where} (or {NO_ENGINE_HINT})")
 
 
 def network_flags(trt: Any, flavour: str) -> tuple[int, str]:
@@ -159,7 +161,7 @@ def gpu_info() -> dict[str, Any]:
     if smi is not None:
         return smi
     raise BackendUnavailable("no CUDA GPU is visible: build engines on the machine (GPU model) that will run "
-                             "them, or export without --engine")
+                             f"them, or {NO_ENGINE_HINT}")
 
 
 def _nvidia_smi_gpu() -> dict[str, Any] | None:
