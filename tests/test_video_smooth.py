@@ -328,3 +328,18 @@ def test_a_failing_smoother_stops_the_run_with_its_error(monkeypatch):
                    smooth=True)
     with pytest.raises(RuntimeError, match="smoother broke"):
         run_video(job, translator=Copy())
+
+
+def test_smooth_flow_alone_smooths_in_the_api_too():
+    """VideoJob(smooth_flow=True) without smooth=True did nothing, silently."""
+    ins, _ = sequence(6)
+
+    class Copy:
+        def translate_batch(self, frames):
+            return [255 - f for f in frames]
+
+    job = VideoJob(inputs=[FrameListSource(ins, fps=10)], display=False, progress=False, handle_signals=False,
+                   smooth_flow=True)
+    assert job.smooth is True
+    summary = run_video(job, translator=Copy())
+    assert summary.smooth_fps > 0 and summary.streams[0]["flicker"] is not None

@@ -26,7 +26,8 @@ EXIT_INTERRUPTED = {"interrupted": 130, "terminated": 143}
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--pair", default="summer2winter", show_default=True,
               help="Pair name, pair folder or export folder.")
-@click.option("--direction", default=None, help="G, F, summer2winter, winter2summer (default: the pair's first).")
+@click.option("--direction", default=None, help="G, F, summer2winter, winter2summer (default: the one --pair names, "
+              "as winter2summer does, else the pair's first).")
 @click.option("--input", "inputs", multiple=True, default=("0",), show_default=True,
               help="Camera index, device (/dev/video0), video file, rtsp/http URL, or 'demo'. Repeat for "
                    "several streams batched through one model. A folder of videos: each in turn. Photos: a photo "
@@ -66,8 +67,9 @@ EXIT_INTERRUPTED = {"interrupted": 130, "terminated": 143}
                    "tensorrt-rtx). Default: the backend's (torch off; ort-cuda, tensorrt on; tensorrt-rtx off).")
 @click.option("--smooth", is_flag=True, help="Reduce frame-to-frame flicker (static regions only; no ghosting).")
 @click.option("--smooth-strength", type=click.FloatRange(0.0, 0.99), default=0.8, show_default=True,
-              help="History weight in static regions.")
-@click.option("--smooth-flow", is_flag=True, help="Warp the history with optical flow (smooths pans too).")
+              help="History weight in static regions (implies --smooth).")
+@click.option("--smooth-flow", is_flag=True,
+              help="Warp the history with optical flow: smooths pans too (implies --smooth).")
 @click.option("--codec", type=click.Choice(CODEC_CHOICES, case_sensitive=False), default="auto", show_default=True,
               help="Output codec: auto is H.264 (plays in every player and browser; PyAV) for .mp4/.m4v/.mov/.mkv "
                    "and MJPG for .avi; mp4v (MPEG-4 part 2) and mjpg are OpenCV's own, faster to encode.")
@@ -112,9 +114,9 @@ def cli(pair, direction, inputs, output, display, side_by_side, fps_overlay, siz
     ctx = click.get_current_context()
     if _given(ctx, "metadata"):
         raise CganError("--metadata applies to photos; the inputs are videos, cameras or streams (leave it out)")
-    for name in ("smooth_strength", "smooth_flow"):
-        if _given(ctx, name) and not smooth:
-            raise CganError(f"{VIDEO_ONLY[name]} tunes --smooth, which is off: add --smooth (or leave it out)")
+    # --smooth-flow or --smooth-strength alone turn smoothing on (the docs say "use --smooth-flow for panning
+    # footage"; they were refused without --smooth)
+    smooth = smooth or _given(ctx, "smooth_flow") or _given(ctx, "smooth_strength")
     options = dict(pair=pair, direction=direction, display=display, side_by_side=side_by_side,
                    fps_overlay=fps_overlay, size=size, max_frames=max_frames, start=start, end=end, backend=backend,
                    precision=precision, compile=compile_, cuda_graphs=cuda_graphs, smooth=smooth,

@@ -157,6 +157,7 @@ class VideoJob:
                 or not 0.0 <= float(strength) < 1.0):
             raise CganError(f"smooth_strength must be a number in [0, 1), got {_describe(strength)}")
         self.smooth_strength = float(strength)
+        self.smooth = self.smooth or self.smooth_flow  # flow is a kind of smoothing (it did nothing alone)
         if self.on_frame is not None and not callable(self.on_frame):
             raise CganError(f"on_frame must be a function on_frame(stream, input, output) or None, got "
                             f"{_describe(self.on_frame)}")
