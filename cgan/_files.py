@@ -284,7 +284,8 @@ def verify_record(folder: Path, rec: dict[str, Any], what: str) -> Path:
         raise IntegrityError(f"{what} has a malformed file entry {rec!r}") from None
     p = inside(folder, name, what)
     if not p.is_file():
-        raise IntegrityError(f"{what} lists {name} but {p} is missing; re-create the folder")
+        state = "is not a file" if p.exists() else "is missing"  # (a folder of that name was called missing)
+        raise IntegrityError(f"{what} lists {name} but {p} {state}; re-create the folder")
     if size is not None and p.stat().st_size != size:
         raise IntegrityError(f"{p} is {p.stat().st_size} bytes but {what} says {size}: truncated or replaced")
     if sha256_file(p) != digest:

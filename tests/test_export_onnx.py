@@ -120,6 +120,15 @@ def test_prepost_uint8_only_at_the_edges(exported):
         assert consumers == ["Cast"] and producers == ["Cast"], (path.name, consumers, producers)
 
 
+def test_every_graph_lists_each_opset_domain_once(exported):
+    """The pre/post graphs listed the default domain three times ([('', 17), ('', 17), ('', 17)]): one per graph
+    merged. ONNX Runtime takes that; a stricter reader need not."""
+    _, out, _ = exported
+    for path in sorted(out.glob("*.onnx")):
+        domains = ["" if o.domain == "ai.onnx" else o.domain for o in onnx.load(str(path)).opset_import]
+        assert len(domains) == len(set(domains)), (path.name, domains)
+
+
 def test_triton_layout(exported):
     _, out, triton = exported
     models = sorted(p.name for p in triton.iterdir())

@@ -280,14 +280,14 @@ def engines_cmd(pair, blocks, ngf, trt_flavour, trt_target, shapes, batch, prepo
     from cgan._files import write_json_atomic
     from cgan.benchmarks.bench import random_pair
     from cgan.benchmarks.engines import format_engines, run_engine_builds
-    from cgan.export.tensorrt import make_profile
+    from cgan.export.tensorrt import MAX_WORKSPACE_GB, make_profile
     from cgan.pairs import cgan_home
 
     _random_only(pair)
     profile = make_profile(shapes, batch)  # sizes and batches checked before the random pair or any build
     for b in profile.batch:
         check_batch(b)
-    check_positive_float(workspace_gb, "--workspace-gb", maximum=1024)
+    check_positive_float(workspace_gb, "--workspace-gb", maximum=MAX_WORKSPACE_GB)
     check_outputs([("--json", json_path)], inputs=_pair_input(pair))
     source = pair or str(random_pair(cgan_home() / "bench" / f"random-b{blocks}-ngf{ngf}", blocks, ngf))
     result = run_engine_builds(source, flavour=trt_flavour, target=trt_target, shapes=shapes, batch=batch,

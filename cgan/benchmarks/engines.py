@@ -30,9 +30,9 @@ def run_engine_builds(source: str, *, flavour: str = "auto", target: str | None 
     """Export `source` with engines into a temporary folder; one row per engine built."""
     from cgan.benchmarks.checks import check_positive_float
     from cgan.export.api import export_pair
-    from cgan.export.tensorrt import NO_ENGINE_HINT
+    from cgan.export.tensorrt import MAX_WORKSPACE_GB, NO_ENGINE_HINT
 
-    check_positive_float(workspace_gb, "--workspace-gb", maximum=1024)  # inf would overflow in the builder
+    check_positive_float(workspace_gb, "--workspace-gb", maximum=MAX_WORKSPACE_GB)  # inf overflowed the builder
 
     with tempfile.TemporaryDirectory(prefix="cgan-bench-engines-") as tmp:
         t0 = time.perf_counter()

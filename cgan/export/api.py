@@ -135,6 +135,13 @@ def run_export(source: str | os.PathLike | None, out: str | os.PathLike | None, 
     from cgan.export.onnx_export import check_opset
 
     check_opset(opts.opset)  # before --out is made
+    if out is not None and not os.fspath(out).strip():  # (--out "$UNSET": the export went into the current folder)
+        raise CganError("--out is empty: give the export folder (or, for a pair name, leave --out out: "
+                        "$CGAN_HOME/exports/NAME)")
+    if opts.base_url and not opts.pretrained:  # (ignored without a word)
+        raise CganError("--base-url says where --pretrained downloads from: add --pretrained NAME, or leave it out")
+    if opts.parity_image and not opts.parity:
+        raise CganError("--parity-image is the photo of the parity check, which --no-parity turns off: drop one")
     if opts.triton:  # written last, after parity and engine builds: a path that cannot be one fails now
         check_folder_target(opts.triton, "--triton")
     if opts.fp16_io and not opts.fp16:
@@ -186,6 +193,8 @@ def _export_to(source: Any, out: Any, opts: ExportOptions, frames: list, image_l
     if (out / PAIR_JSON).is_file():
         raise CganError(f"--out {out} is a pair folder ({PAIR_JSON}); an export there would hide that pair; "
                         f"choose a new folder")
+    if opts.triton:
+        _refuse_triton_in_pair(Path(opts.triton), out)
     with export_lock(out):  # the folder is made under the lock: a failed export removes the one it made
         created = not out.exists()
         ensure_writable_dir(out, "export folder")
@@ -197,6 +206,19 @@ def _export_to(source: Any, out: Any, opts: ExportOptions, frames: list, image_l
                 with contextlib.suppress(OSError):
                     out.rmdir()
             raise
+
+
+def _refuse_triton_in_pair(triton: Path, out: Path) -> None:
+    """--triton inside a pair folder (a model repository among the weights) or inside the export's pair/ copy
+    (which the next `--force` export deletes with it, without a word): refused, as --out is."""
+    where = triton.resolve()
+    if where == (out / "pair").resolve() or (out / "pair").resolve() in where.parents:
+        raise CganError(f"--triton {triton} is inside the export's pair/ copy, which every export replaces: choose "
+                        f"a folder outside it (e.g. {out / 'triton'})")
+    for folder in (where, *where.parents):
+        if (folder / PAIR_JSON).is_file():
+            raise CganError(f"--triton {triton} is inside the pair folder {folder}: a model repository there mixes "
+                            f"with the pair's files; choose another folder")
 
 
 def check_export_target(out: Path) -> None:

@@ -68,6 +68,8 @@ def cli(pair, out, pretrained, base_url, fp16, fp16_io, with_prepost, simplify, 
     if engine_only and not engine and not in_pair:  # (they were dropped without a word, malformed or not)
         raise CganError(f"{', '.join(engine_only)} set{'s' if len(engine_only) == 1 else ''} up TensorRT engines: "
                         f"add --engine, or leave {'it' if len(engine_only) == 1 else 'them'} out")
+    if not parity and given_flags(click.get_current_context(), ("parity_sizes",)):
+        raise CganError("--parity-sizes are the sizes of the parity check, which --no-parity turns off: drop one")
     if in_pair:
         with sigterm_as_interrupt():
             folder = _in_pair(pair, parity, parity_image, _sizes(parity_sizes), opset)

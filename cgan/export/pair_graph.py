@@ -109,6 +109,16 @@ def share_weights(model: Any, state: dict[str, Any], weights: Path, location: st
     return model, shared, inline
 
 
+def _packaged(folder: Path) -> bool:
+    """Whether `folder` is (in) the package's own pairs folder, however it was named."""
+    from cgan.pairs import EMBEDDED_DIR
+
+    try:
+        return Path(folder).resolve().is_relative_to(EMBEDDED_DIR.resolve())
+    except OSError:
+        return False
+
+
 def add_pair_graphs(source: str | os.PathLike, *, parity_frames: list[np.ndarray] | None = None,
                     opset: int | None = None) -> Pair:
     """Write (or rewrite) the weight-sharing FP32 graph of every generator of the pair `source` (name or folder)
@@ -121,7 +131,7 @@ def add_pair_graphs(source: str | os.PathLike, *, parity_frames: list[np.ndarray
     if resolved.kind != "pair":
         raise CganError(f"--in-pair writes graphs into a pair folder, and {resolved.folder} is an export folder: "
                         f"pass the pair itself (the export's {resolved.folder / 'pair'} is a copy)")
-    if resolved.origin == "embedded":
+    if resolved.origin == "embedded" or _packaged(resolved.folder):  # (by name or by its path)
         raise CganError(f"{source} is the pair packaged with cgan ({resolved.folder}), which ships its graphs: to "
                         f"change a copy, copy that folder to $CGAN_HOME/pairs/{resolved.folder.name} (or anywhere) "
                         f"and pass the copy")

@@ -182,7 +182,7 @@ def check_generator(net: Any, variants: dict[str, Path], frames: list[np.ndarray
             worst[f"{key}_within_1lsb"] = min(worst.get(f"{key}_within_1lsb", 1.0), float((diff <= 1).mean()))
     fig.update({k: (round(v, 3) if k.endswith("_db") and math.isfinite(v) else v) for k, v in worst.items()})
     if "PyTorch" in broken:
-        failures.append("the PyTorch generator itself gives NaN or infinite values: its weights are broken")
+        failures.append(f"{BROKEN_WEIGHTS} NaN or infinite values: its weights are broken")
     failures += [f"the {k.replace('.', ' ')} ONNX graph gives NaN or infinite values" for k in broken
                  if k != "PyTorch"]
     if fig.get("fp32_max_abs", 0.0) > thresholds.fp32_max_abs:
@@ -214,8 +214,15 @@ def parity_frames(sizes: tuple[tuple[int, int], ...] = DEFAULT_SIZES,
     return [synthetic_photo(h, w, seed=i) for i, (h, w) in enumerate(sizes)], "synthetic"
 
 
+BROKEN_WEIGHTS = "the PyTorch generator itself gives"
+
+
 def raise_on_failure(figures: dict[str, Any]) -> None:
     bad = [f"{gen}: {msg}" for gen, fig in figures.get("generators", {}).items() for msg in fig["failures"]]
     if bad:
-        raise IntegrityError("parity check failed (" + "; ".join(bad) + "); nothing was written under final "
-                             "names; re-export with another --pad-mode/--no-simplify, or report a bug")
+        # broken weights are no export's fault: another --pad-mode cannot help there
+        weights = any(m.startswith(BROKEN_WEIGHTS) for fig in figures["generators"].values() for m in fig["failures"])
+        fix = ("re-create the pair from a checkpoint whose weights are finite (a diverged run's are not)" if weights
+               else "re-export with another --pad-mode/--no-simplify, or report a bug")
+        raise IntegrityError("parity check failed (" + "; ".join(bad) + f"); nothing was written under final "
+                             f"names; {fix}")

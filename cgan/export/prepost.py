@@ -78,10 +78,25 @@ def with_prepost(core: Any) -> Any:
     # the user-facing tensor names stay `input` / `output` (the runtime's contract)
     _rename(merged.graph, "pre/frames", "input")
     _rename(merged.graph, "post/frames_out", "output")
+    _dedupe_opsets(merged)
     del merged.metadata_props[:]
     merged.metadata_props.extend(core.metadata_props)
     merged.producer_name = core.producer_name
     return merged
+
+
+def _dedupe_opsets(model: Any) -> None:
+    """One opset entry per domain: merge_models listed the default domain once per merged graph (three
+    `('', 17)`); the checker and ONNX Runtime take that, a stricter reader need not. The default domain's two
+    spellings ('' and 'ai.onnx') are one domain; the highest version of each is kept (merged graphs share it)."""
+    versions: dict[str, int] = {}
+    for o in model.opset_import:
+        domain = "" if o.domain == "ai.onnx" else o.domain
+        versions[domain] = max(versions.get(domain, 0), o.version)
+    del model.opset_import[:]
+    for domain, version in versions.items():
+        entry = model.opset_import.add()
+        entry.domain, entry.version = domain, version
 
 
 def _rename(graph: Any, old: str, new: str) -> None:

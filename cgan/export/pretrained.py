@@ -456,6 +456,13 @@ def _download_locked(name: str, url: str, timeout: float, progress: bool, expect
         return final, rec
 
 
+def _arch(spec: GeneratorSpec) -> str:
+    """What the architecture check compares (the input channels too: a gray model's message named only blocks and
+    ngf, the same as expected)."""
+    return f"ResNet-{spec.blocks} ngf {spec.ngf} generator of {spec.in_channels} input channel" + \
+        ("s" if spec.in_channels != 1 else "")
+
+
 def validate(path: Path, name: str, expect: GeneratorSpec | None, url: str | None = None) -> GeneratorSpec:
     """The file is a PyTorch checkpoint that loads with weights_only into the expected architecture."""
     from cgan.trainer.weights import official_to_generator, read_official
@@ -468,8 +475,7 @@ def validate(path: Path, name: str, expect: GeneratorSpec | None, url: str | Non
     def official(spec: GeneratorSpec) -> None:  # before the network is built (a hostile file's may be huge)
         if expect is not None and (spec.blocks, spec.ngf, spec.in_channels) != (expect.blocks, expect.ngf,
                                                                                 expect.in_channels):
-            raise IntegrityError(f"{name}.pth is a ResNet-{spec.blocks} ngf {spec.ngf} generator, expected the "
-                                 f"official ResNet-{expect.blocks} ngf {expect.ngf}")
+            raise IntegrityError(f"{name}.pth is a {_arch(spec)}, expected the official {_arch(expect)}")
 
     spec, _ = official_to_generator(read_official(path), f"{name}.pth", check=official)
     return spec
@@ -501,6 +507,11 @@ def fetch_pair(name: str, url_base: str | None = None, progress: bool = True,
         for gen, official in files.items():
             paths[gen], records[gen] = _download(official, url_base, progress=progress, expect=expect,
                                                  deadline=deadline)
+        # (import-official's message followed, which names its own --direction)
+        if len(paths) == 2 and records["G"]["sha256"] == records["F"]["sha256"]:
+            raise IntegrityError(f"the downloads {files['G']}.pth and {files['F']}.pth are the same file, and the "
+                                 f"two directions must differ: check the source (--base-url or "
+                                 f"$CGAN_PRETRAINED_URL; a mirror serving one file under both names?)")
         folder = cgan_home() / "pretrained" / name
         folder.parent.mkdir(parents=True, exist_ok=True)
         olds = sorted(folder.parent.glob(f".{name}.old-*"))

@@ -38,6 +38,7 @@ MODULES = {"tensorrt": ("tensorrt",), "tensorrt-rtx": ("tensorrt_rtx", "tensorrt
 MIN_TRT = (10, 12)
 #: how an engine error says to do without engines (cgan-bench words it for its own options)
 NO_ENGINE_HINT = "export without --engine"
+MAX_WORKSPACE_GB = 1024  # the builder's scratch memory cap: more than any GPU has
 DEFAULT_SHAPES = "256x256,720x1280,1080x1920"
 DEFAULT_BATCH = "1,1,4"
 
@@ -226,8 +227,10 @@ def resolve_build(flavour: str, target: str | None, opt_level: int, workspace_gb
     file is written (`cgan-export --engine` calls it first, so a refusal leaves the export untouched)."""
     if not 0 <= int(opt_level) <= 5:
         raise CganError(f"--opt-level must be 0..5, got {opt_level}")
-    if workspace_gb is not None and not workspace_gb > 0:
-        raise CganError(f"--workspace-gb must be positive, got {workspace_gb}")
+    # (nan fails both tests; inf and 1e12 overflowed the builder's byte count, with a traceback, once the ONNX
+    # graphs and parity were done)
+    if workspace_gb is not None and not 0 < workspace_gb <= MAX_WORKSPACE_GB:
+        raise CganError(f"--workspace-gb must be a number of GB in (0, {MAX_WORKSPACE_GB}], got {workspace_gb}")
     if target:
         if flavour not in ("auto", "tensorrt-rtx"):
             aot_target(None, flavour, target)  # raises: only TensorRT-RTX builds ahead of time
