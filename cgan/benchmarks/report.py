@@ -92,7 +92,7 @@ RESULT_SCHEMA: dict[str, Any] = {
 #: cgan.benchmarks.checks.check_history_file): a hand-edited `"rows": null` stopped --plot with a traceback.
 HISTORY_SCHEMA: dict[str, Any] = {
     "type": "object",
-    "required": ["format", "rows"],
+    "required": ["format"],  # (a line without rows adds nothing to the plot, and breaks nothing)
     "properties": {
         "format": {"type": "string", "enum": [RESULT_FORMAT]},
         "kind": {"type": "string"},
