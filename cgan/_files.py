@@ -135,6 +135,20 @@ def _sync_temp(tmp: Path) -> None:
         os.fsync(f.fileno())
 
 
+def fsync_file(path: str | os.PathLike) -> None:
+    """Flush a written file's data to disk (before it is renamed to a final name)."""
+    with open(path, "rb+") as f:
+        os.fsync(f.fileno())
+
+
+def replace_synced(tmp: str | os.PathLike, final: str | os.PathLike) -> None:
+    """Rename a finished temporary file over `final` durably: its data fsynced first, its folder after (a file
+    renamed unsynced could, after a power cut, stand under its final name empty or cut short)."""
+    fsync_file(tmp)
+    os.replace(tmp, final)
+    _fsync_dir(Path(final).parent)
+
+
 @contextlib.contextmanager
 def atomic_path(final: str | os.PathLike, sync_dir: bool = True,
                 inflight: set[Path] | None = None) -> Iterator[Path]:

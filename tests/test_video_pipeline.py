@@ -559,3 +559,54 @@ def test_stream_passwords_are_not_printed(capsys):
     with pytest.raises(CganError) as e:
         parse_input("ftp://u:hunter2@host/x")
     assert "hunter2" not in str(e.value)
+
+
+def test_a_source_that_refills_one_buffer_gets_each_frame_translated(tmp_path):
+    """A camera SDK's read() fills one array again each time: the capture thread reads ahead, so the frames
+    queued for translation all became the latest one (on_frame saw 120, 140, 140, ... for 0, 20, 40, ...)."""
+    frames = [np.full((48, 64, 3), 20 * i, np.uint8) for i in range(8)]
+
+    class OneBuffer:
+        fps, name, frame_count, live = 25.0, "sdk", 8, False
+
+        def __init__(self):
+            self.i, self.buf = 0, np.empty((48, 64, 3), np.uint8)
+
+        def read(self):
+            if self.i == len(frames):
+                return None
+            self.buf[:] = frames[self.i]
+            self.i += 1
+            return self.buf
+
+        def close(self):
+            pass
+
+    seen = []
+    s = run_video(job(inputs=[OneBuffer()], on_frame=lambda _s, inp, out: seen.append(int(inp[0, 0, 0]))),
+                  translator=Invert())
+    assert s.frames == 8 and seen == [20 * i for i in range(8)]
+
+
+@pytest.mark.parametrize("fail_read", [False, True])
+def test_an_error_closing_a_source_does_not_replace_the_runs_outcome(tmp_path, caplog, fail_read):
+    frames = [pattern(i, 64, 48) for i in range(6)]
+
+    class Src(FrameListSource):
+        def read(self):
+            if fail_read and self._i == 3:
+                raise OSError("camera unplugged")
+            return super().read()
+
+        def close(self):
+            raise RuntimeError("close failed")
+
+    out = tmp_path / "o.mp4"
+    with caplog.at_level("WARNING"):
+        if fail_read:
+            with pytest.raises(OSError, match="camera unplugged"):
+                run_video(job(inputs=[Src(frames, fps=10)], output=str(out)), translator=Invert())
+        else:
+            assert run_video(job(inputs=[Src(frames, fps=10)], output=str(out)), translator=Invert()).frames == 6
+            assert out.is_file()
+    assert "closing it failed: close failed" in caplog.text

@@ -39,7 +39,7 @@ from typing import Any, Callable, Iterable, Iterator, Sequence
 import cv2
 import numpy as np
 
-from cgan._files import _umask, nearest_existing, temp_prefix
+from cgan._files import _umask, nearest_existing, replace_synced, temp_prefix
 from cgan.errors import CganError, Terminated
 from cgan.runtime.frames import DEFAULT_MAX_PIXELS, MULTIPLE, even_size, fit_to, round_up, to_bgr
 from cgan.runtime.smooth import FlickerMeter, TemporalSmoother
@@ -653,7 +653,7 @@ class VideoOutput:
             self._tag_colours(tags)
         self._give_normal_mode()
         self._check_tmp()
-        os.replace(self.tmp, self.path)
+        replace_synced(self.tmp, self.path)
         return self.path
 
     def _short(self, count: int) -> bool:
@@ -872,6 +872,10 @@ class _Stream:
         self.idx = idx
         self.max_pixels = max_pixels  # the translator's limit for native frames (None: not known, not checked)
         self.source = source
+        # a source of the app's own (not one of cgan's, which return a new array per frame) may fill one buffer
+        # again on every read(), as camera SDKs do: its frames are copied, else the frames queued ahead of
+        # translation all became the latest one
+        self.foreign = not type(source).__module__.startswith("cgan.")
         self.live = bool(source.live)
         self.size = size
         self.target: tuple[int, int] | None = None
@@ -914,8 +918,8 @@ class _Stream:
         if busy:
             log.warning("%s is still inside read() %g s after the run ended; it is released when that read "
                         "returns", self.source.name, JOIN_TIMEOUT_S)
-        else:
-            self.source.close()
+        else:  # (an error closing it is logged: it replaced the run's own outcome, a finished file's or an error's)
+            _close_quietly(self.source)
 
     def _check_pixels(self, w: int, h: int) -> None:
         """Refuse a target size over the frame limit, as the network sees it (padded to multiples of 4), before a
@@ -937,6 +941,7 @@ class _Stream:
         """Resize to the stream's target size; a frame whose size changed mid-stream goes to the first size. A
         Python source's gray, BGRA, uint16 or float frames become BGR uint8 here, as the translator takes them (the
         side-by-side view and the writer need BGR uint8)."""
+        raw = frame
         frame = to_bgr(frame)  # as is (no copy) for the BGR uint8 frames OpenCV reads
         h, w = frame.shape[:2]
         if self.target is None:
@@ -958,8 +963,9 @@ class _Stream:
                 log.warning("%s changed size mid-stream (%dx%d -> %dx%d); resizing to the first size %dx%d",
                             self.source.name, *self.first_size, w, h, *self.target)
         if (w, h) != self.target:
-            frame = cv2.resize(frame, self.target, interpolation=cv2.INTER_AREA)
-        return np.ascontiguousarray(frame)
+            return np.ascontiguousarray(cv2.resize(frame, self.target, interpolation=cv2.INTER_AREA))
+        out = np.ascontiguousarray(frame)
+        return out.copy() if self.foreign and np.may_share_memory(out, raw) else out
 
 
 class _Pipeline:
@@ -1228,7 +1234,8 @@ def _checked_outputs(outs: Any, frames: list[np.ndarray]) -> list[np.ndarray]:
 
 
 def _close_quietly(source: Source) -> None:
-    """Close a source from its capture thread after the run is over: nobody is left to report an error to."""
+    """Close a source after the run is over (from its capture thread, or at the run's end): an error closing it
+    is logged, not raised over the run's own outcome."""
     try:
         source.close()
     except Exception as e:  # noqa: BLE001 - logged; the run has already ended
@@ -1499,7 +1506,7 @@ def run_video(job: VideoJob, translator: Any = None) -> VideoSummary:
         for st in streams:
             st.close_source()  # now, or by its capture thread when a hung read() returns
         for src in opened[len(streams):]:
-            src.close()
+            _close_quietly(src)
         if own_translator and translator is not None and hasattr(translator, "close"):
             translator.close()
 
