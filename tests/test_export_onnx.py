@@ -137,6 +137,11 @@ def test_triton_layout(exported):
     assert 'platform: "onnxruntime_onnx"' in cfg and "dynamic_batching" in cfg and "dims: [ 3, -1, -1 ]" in cfg
     assert (triton / "summer2winter_G_fp16" / "1" / "model.onnx").read_bytes() == (out / "G.fp16.onnx").read_bytes()
     assert "TYPE_UINT8" in (triton / "summer2winter_G_fp16_prepost" / "config.pbtxt").read_text()
+    # each model says what it computes (a comment line: Triton reads none of it)
+    about = json.loads(cfg.split("# cgan: ", 1)[1].splitlines()[0])
+    assert about["spec"]["domains"] == {"X": "summer", "Y": "winter"}
+    assert (about["generator"], about["direction"], about["precision"], about["io"]) == ("G", "summer2winter",
+                                                                                         "fp16", "nchw")
 
 
 def test_slice_pad_equals_reflection_pad():

@@ -57,6 +57,10 @@ def test_real_builds_for_every_fp16_graph(built):
                                "compute_capability": "8.9", "ahead_of_time": True}
         assert side["profiles"][0]["max"] == ([2, 128, 128, 3] if e["io"] == "bgr-hwc-uint8" else [2, 3, 128, 128])
         assert side["build_seconds"] > 0 and side["timing_cache"] is None  # RTX ignores timing caches
+        # what the plan computes travels with it (a plan copied out of its export said nothing of its model)
+        pair_json = json.loads((out / "pair" / "pair.json").read_text())
+        assert side["cgan"]["spec"] == pair_json["spec"] and side["cgan"]["generator"] == e["generator"]
+        assert side["cgan"]["io"] == e["io"] and side["cgan"]["precision"] == "fp16"
 
 
 def test_the_runtime_accepts_them_only_for_their_compute_capability(built):

@@ -20,7 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cgan._files import check_folder_target, ensure_writable_dir, file_record, read_json, write_json_atomic
+from cgan._files import (check_folder_target, ensure_writable_dir, file_record, fsync_file, read_json,
+                         write_json_atomic)
 from cgan.errors import CganError
 from cgan.pairs import GRAPHS, MANIFEST_JSON, PAIR_JSON, Pair, Resolved, load_pair, resolve
 from cgan.spec import EXPORT_FORMAT, FORMAT_VERSION
@@ -417,6 +418,12 @@ def _export_locked(pair: Pair, out: Path, opts: ExportOptions, frames: list, ima
                     "precision": "fp16", "io": meta["io"], "io_dtype": meta["io_dtype"], "flavour": side["flavour"],
                     "sidecar": trt_mod.sidecar_path(plan).name, "skipped_build": side["skipped"]}))
 
+        # on disk before any is renamed: after a power cut the manifest (written last, synced) could list files
+        # that stand under their names empty
+        for path in [*(p for p, _ in staged), *(f for p, side, _ in staged_engines for f in (p, side)),
+                     *(stage / "pair").rglob("*")]:
+            if path.is_file() and not path.is_symlink():
+                fsync_file(path)
         # finalize: the old manifest goes first so no reader pairs it with new files
         listed_before = _listed_files(out)
         (out / MANIFEST_JSON).unlink(missing_ok=True)
@@ -462,7 +469,8 @@ def _export_locked(pair: Pair, out: Path, opts: ExportOptions, frames: list, ima
 
         max_batch = {e["path"]: profile.batch[2] for e in engines} if profile else {}
         triton_models = write_repository(out, opts.triton, pair.spec.name, files, max_batch,
-                                         (pair.spec.generator.in_channels, pair.spec.generator.out_channels))
+                                         (pair.spec.generator.in_channels, pair.spec.generator.out_channels),
+                                         spec=pair.spec.to_dict())
         manifest["triton"] = {"repository": str(Path(opts.triton).expanduser().resolve()), "models": triton_models}
         manifest["export_seconds"] = round(time.perf_counter() - t_start, 2)
         write_json_atomic(out / MANIFEST_JSON, manifest)

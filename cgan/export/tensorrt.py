@@ -340,6 +340,28 @@ def _input_channels(network: Any, io: str) -> int:
     return int(shape[3] if io == "bgr-hwc-uint8" else shape[1])
 
 
+def onnx_cgan_metadata(onnx_path: str | Path) -> dict[str, Any]:
+    """The generator an exported ONNX file holds, from its `cgan.*` metadata (spec, generator, direction,
+    precision, io, weights_sha256; JSON values decoded); {} for a graph without it."""
+    import onnx
+
+    keep = ("spec", "generator", "direction", "precision", "io", "weights_sha256")
+    found: dict[str, Any] = {}
+    try:
+        props = onnx.load(str(onnx_path), load_external_data=False).metadata_props
+    except Exception as e:  # noqa: BLE001 - (the parser that builds the engine judges the file; this only labels it)
+        log.debug("no cgan metadata read from %s: %s", onnx_path, e)
+        return found
+    for prop in props:
+        key = prop.key.removeprefix("cgan.")
+        if prop.key.startswith("cgan.") and key in keep:
+            try:
+                found[key] = json.loads(prop.value) if prop.value[:1] in "{[" else prop.value
+            except json.JSONDecodeError:
+                found[key] = prop.value
+    return found
+
+
 def build_engine(onnx_path: str | Path, profile: Profile, *, io: str = "nchw", flavour: str = "auto",
                  opt_level: int = 3, workspace_gb: float | None = None, plan_path: Path | None = None,
                  cgan_version: str = "", trt_module: Any = None, gpu: dict[str, Any] | None = None,
@@ -417,6 +439,8 @@ def build_engine(onnx_path: str | Path, profile: Profile, *, io: str = "nchw", f
         "timing_cache": str(cache_file) if has_cache_api else None,
         "timing_cache_bytes_in": len(cache_bytes),  # > 0: tactic timings reused, the build time is not a cold one
         "build_seconds": round(seconds, 3), "cgan_version": cgan_version,
+        # what the engine computes (the ONNX's cgan.* metadata): a plan copied out of its export still says so
+        "cgan": onnx_cgan_metadata(onnx_path),
     }
     write_json_atomic(sidecar_path(plan), meta)
     log.info("%s: built in %.1f s with %s %s on %s", plan.name, seconds, flavour, version, gpu["name"])

@@ -33,9 +33,12 @@ def model_name(name: str, rec: dict[str, Any]) -> str:
 
 
 def config_pbtxt(model: str, rec: dict[str, Any], max_batch: int, channels: tuple[int, int] = (3, 3),
-                 source: str = "") -> str:
+                 source: str = "", spec: dict[str, Any] | None = None) -> str:
     """The model's config; `channels`: the generator's input and output channel counts (the uint8 pre/post
-    graphs take and give BGR); `source`: a comment line naming the export folder it came from."""
+    graphs take and give BGR); `source`: a comment line naming the export folder it came from; `spec`: the pair's
+    spec, in a comment line with the generator, direction, precision and io (a model file copied out of its
+    export carries no manifest: the repository says what each model is)."""
+    about = {"spec": spec, **{k: rec.get(k) for k in ("generator", "direction", "precision", "io")}}
     platform = "tensorrt_plan" if rec["kind"] == "engine" else "onnxruntime_onnx"
     dims = ["[ -1, -1, 3 ]"] * 2 if rec.get("io") == "bgr-hwc-uint8" else [f"[ {c}, -1, -1 ]" for c in channels]
     dtype = TRITON_DTYPES[rec["io_dtype"]]
@@ -46,7 +49,8 @@ def config_pbtxt(model: str, rec: dict[str, Any], max_batch: int, channels: tupl
             f'output [\n  {{\n    name: "output"\n    data_type: {dtype}\n    dims: {dims[1]}\n  }}\n]\n'
             f"dynamic_batching {{ }}\n"
             f'instance_group [ {{ kind: {"KIND_GPU" if rec["kind"] == "engine" else "KIND_AUTO"} }} ]\n'
-            + (f"{source}\n" if source else ""))
+            + (f"{source}\n" if source else "")
+            + (f"# cgan: {json.dumps(about, sort_keys=True, separators=(',', ':'))}\n" if spec else ""))
 
 
 def _source_line(export_dir: Path) -> str:
@@ -57,7 +61,7 @@ def _source_line(export_dir: Path) -> str:
 
 def write_repository(export_dir: str | Path, repo_dir: str | Path, name: str, files: list[dict[str, Any]],
                      engine_max_batch: dict[str, int] | None = None,
-                     channels: tuple[int, int] = (3, 3)) -> list[str]:
+                     channels: tuple[int, int] = (3, 3), spec: dict[str, Any] | None = None) -> list[str]:
     """Copy every ONNX file and engine listed in `files` (manifest records) into a Triton model repository, and
     remove the models an earlier export into the same export folder put there that this one does not have (they
     would serve its old weights; under any pair name); other models in the repository stay.
@@ -92,7 +96,8 @@ def write_repository(export_dir: str | Path, repo_dir: str | Path, name: str, fi
                 shutil.copyfile(src, add(repo / model / "1" / ("model.plan" if rec["kind"] == "engine"
                                                               else "model.onnx")))
                 max_batch = engine_max_batch.get(rec["path"], DEFAULT_MAX_BATCH)
-                add(repo / model / "config.pbtxt").write_text(config_pbtxt(model, rec, max_batch, channels, source))
+                add(repo / model / "config.pbtxt").write_text(config_pbtxt(model, rec, max_batch, channels, source,
+                                                                              spec))
                 models.append(model)
     except BaseException:
         for folder in reversed(made):
