@@ -148,3 +148,28 @@ def test_engines_without_a_gpu_names_this_commands_options(tmp_path, monkeypatch
     assert run(cli, ["engines", "--blocks", "1", "--ngf", "4"]) == 4
     err = capsys.readouterr().err
     assert "--trt-flavour tensorrt-rtx --trt-target" in err and "--engine" not in err, err
+
+
+def test_eval_refuses_a_decompression_bomb_undecoded(tmp_path, monkeypatch):
+    """cgan-eval decoded test photos with OpenCV's own limit (about a gigapixel), not the 134 megapixels
+    cgan-train and cgan-video hold to: a 33-byte PNG declaring 20000x20000 was decoded (1.2 GB)."""
+    import struct
+    import zlib
+
+    import cv2
+
+    from cgan.benchmarks.quality import load_rgb
+    from cgan.errors import CganError
+
+    ihdr = struct.pack(">IIBBBBB", 20000, 20000, 8, 2, 0, 0, 0)
+    bomb = tmp_path / "bomb.png"
+    bomb.write_bytes(b"\x89PNG\r\n\x1a\n" + struct.pack(">I", 13) + b"IHDR" + ihdr
+                     + struct.pack(">I", zlib.crc32(b"IHDR" + ihdr)))
+
+    def decoded(*a, **k):
+        raise AssertionError("the bomb was handed to the decoder")
+
+    monkeypatch.setattr(cv2, "imdecode", decoded)
+    monkeypatch.setattr(cv2, "imread", decoded)
+    with pytest.raises(CganError, match="declares 20000x20000 pixels, over the 134 megapixel limit"):
+        load_rgb(bomb)

@@ -8,9 +8,16 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from pathlib import Path
 
-import click
+from cgan._limits import MAX_DECODE_PIXELS
+
+# OpenCV's decoding limit, set before it loads, as cgan-train and cgan-video set it (the formats whose header
+# cgan reads are checked before decoding; a TIFF or PPM bomb is stopped here). A value the user set wins.
+os.environ.setdefault("OPENCV_IO_MAX_IMAGE_PIXELS", str(MAX_DECODE_PIXELS))
+
+import click  # noqa: E402
 
 from cgan._cli import entry, setup_logging
 from cgan._codecs import quiet_opencv
