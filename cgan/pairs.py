@@ -109,6 +109,9 @@ class Pair:
         path = self.weights_path(gen)
         try:
             return load_file(str(path))
+        except (PermissionError, IsADirectoryError, MemoryError) as e:  # not a damaged file: no "re-create the pair"
+            raise CganError(f"{path} cannot be read ({getattr(e, 'strerror', None) or type(e).__name__}): fix its "
+                            f"permissions or free memory") from None
         except Exception as e:  # safetensors raises its own error types for bad headers
             raise IntegrityError(f"{path} is not a readable safetensors file ({e}); re-create the pair") from None
 

@@ -140,3 +140,26 @@ def test_a_folder_where_a_weight_file_belongs_is_not_called_missing(tmp_path):
     weight.mkdir()
     with pytest.raises(IntegrityError, match=f"{weight} is not a file"):
         load_pair(pair)
+
+
+@pytest.mark.parametrize("error", [PermissionError(13, "Permission denied"), MemoryError()])
+def test_weights_that_cannot_be_read_are_not_called_damaged(monkeypatch, error):
+    """Any error reading a weight file became 'not a readable safetensors file; re-create the pair' (exit 3),
+    wrong advice for a file this user may not read, or a machine out of memory."""
+    import safetensors.numpy
+    import safetensors.torch
+
+    from cgan.errors import IntegrityError
+    from cgan.pairs import EMBEDDED_DIR, load_pair
+    from cgan.trainer.weights import load_state
+
+    def refuse(*a, **k):
+        raise error
+
+    pair = load_pair(EMBEDDED_DIR / "summer2winter")
+    for module, load in ((safetensors.torch, lambda: load_state(pair, "G")), (safetensors.numpy,
+                                                                            lambda: pair.load_numpy("G"))):
+        monkeypatch.setattr(module, "load_file", refuse)
+        with pytest.raises(CganError, match="cannot be read") as e:
+            load()
+        assert not isinstance(e.value, IntegrityError) and "re-create" not in str(e.value)

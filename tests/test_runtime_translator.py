@@ -267,6 +267,13 @@ import sys
 import numpy as np
 import cgan.runtime
 assert 'torch' not in sys.modules, 'import cgan.runtime imported torch'
+# every runtime module a no-torch app or cgan-video loads (the torch backend's module too: it imports torch
+# only when it is activated)
+import cgan.runtime.video, cgan.runtime.cli, cgan.runtime.photos, cgan.runtime.registry, cgan.runtime.sources
+import cgan.runtime.backends.base, cgan.runtime.backends.ort, cgan.runtime.backends.tensorrt
+import cgan.runtime.backends.cuda, cgan.runtime.backends.torch_backend
+for heavy in ('torch', 'cgan.trainer', 'cgan.export', 'onnx'):
+    assert heavy not in sys.modules, f'importing the runtime modules imported {heavy}'
 from cgan.runtime import Translator, available_backends
 available_backends(sys.argv[1])
 with Translator.load(sys.argv[1], backend=sys.argv[2]) as t:
