@@ -183,8 +183,8 @@ def load_rgb(path: Path) -> np.ndarray:
         raise CganError(f"cannot read image {path} ({e.strerror or e}); remove it or fix its permissions") from None
     size = declared_size(data)  # a "decompression bomb" (a small file declaring gigapixels): refused undecoded,
     if size is not None and size[0] * size[1] > MAX_DECODE_PIXELS:  # as the trainer and cgan-video refuse it
-        raise CganError(f"image {path} declares {size[0]}x{size[1]} pixels, over the {MAX_DECODE_PIXELS // 10**6} "
-                        f"megapixel limit for a photo; remove it from the test folder")
+        raise CganError(f"cannot read image {path}: it declares {size[0]}x{size[1]} pixels, over the "
+                        f"{MAX_DECODE_PIXELS // 10**6} megapixel limit for a photo; remove it from the test folder")
     try:
         img = cv2.imdecode(data, cv2.IMREAD_COLOR)
     except cv2.error:  # a header claiming a huge image (over CV_IO_MAX_IMAGE_PIXELS) raises instead of None
