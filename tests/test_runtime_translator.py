@@ -608,3 +608,14 @@ def test_a_grayscale_generator_is_refused_before_a_backend_is_chosen(tmp_path):
     for source, backend in ((export, "ort-cpu"), (export, "torch"), (pair, "auto")):
         with pytest.raises(CganError, match=r"holds a 1->1-channel generator \(grayscale.*colour \(3-channel\)"):
             Translator.load(str(source), backend=backend)
+
+
+def test_a_closed_translator_says_so_before_judging_the_frame():
+    """A closed Translator checked the frame first: a bad one got a dtype or shape error, not 'closed'."""
+    from cgan.runtime import Translator
+
+    t = Translator.load("summer2winter", backend="ort-cpu")
+    t.close()
+    for frame in (np.zeros((8, 8, 3), np.int32), np.zeros((8, 8, 3), np.uint8), [np.zeros((4, 4, 2), np.uint8)]):
+        with pytest.raises(CganError, match="this Translator is closed"):
+            t.translate_batch(frame) if isinstance(frame, list) else t.translate(frame)

@@ -360,22 +360,10 @@ def random_pair(folder: Path, blocks: int, ngf: int, seed: int = 0, rebuild: boo
 
 
 def _find_export_pair() -> Callable[..., Path]:
-    import cgan.export as ex
+    """The exporter's entry point (a function: tests put a fake in its place)."""
+    from cgan.export import export_pair
 
-    fn = getattr(ex, "export_pair", None)
-    if fn is None:
-        import importlib
-
-        for mod in ("cgan.export.exporter", "cgan.export.export", "cgan.export.api"):
-            try:
-                fn = getattr(importlib.import_module(mod), "export_pair", None)
-            except ImportError:
-                continue
-            if fn:
-                break
-    if fn is None:
-        raise BackendUnavailable("cgan.export has no export_pair yet; ONNX/TensorRT rows need the exporter")
-    return fn
+    return export_pair
 
 
 def prepare(cfg: BenchConfig, backends: tuple[str, ...], e2e_backend: str | None = None) -> Prepared:

@@ -108,6 +108,8 @@ class Translator:
 
         `frames`: a list, tuple or other iterable of frames, or one (N,H,W,C) array. `max_pixels` applies to
         each frame; a batch of N frames needs N times one frame's memory."""
+        if not self.backend.is_active:  # first: a closed Translator said what was wrong with the frame instead
+            raise CganError("this Translator is closed; load a new one")
         if isinstance(frames, np.ndarray):
             if frames.ndim != 4:
                 raise CganError(f"translate_batch takes a list of frames or one (N,H,W,C) array, got an array of "
