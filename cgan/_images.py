@@ -17,6 +17,15 @@ _PNG = b"\x89PNG\r\n\x1a\n"
 ORIENTATION, _EXIF_IFD, _PIXEL_DIMENSIONS = 0x0112, 0x8769, (0xA002, 0xA003)
 
 
+def bomb_size(data: bytes | np.ndarray) -> tuple[int, int] | None:
+    """The (width, height) `data` declares when that is over MAX_DECODE_PIXELS (a "decompression bomb": a small
+    file declaring gigapixels, to refuse without decoding), else None."""
+    from cgan._limits import MAX_DECODE_PIXELS
+
+    size = declared_size(data)
+    return size if size is not None and size[0] * size[1] > MAX_DECODE_PIXELS else None
+
+
 def declared_size(data: bytes | np.ndarray) -> tuple[int, int] | None:
     """(width, height) a PNG, JPEG, TIFF (first page), WebP, BMP or AVIF/HEIF (the largest 'ispe') file declares
     in its header, without decoding it; None for other formats or a header this does not understand (OpenCV then

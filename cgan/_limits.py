@@ -18,6 +18,15 @@ MAX_PIXELS = MAX_SIDE * MAX_SIDE
 MAX_DECODE_PIXELS = 1 << 27
 
 
+def limit_opencv_decoding() -> None:
+    """Hold OpenCV's own decoder to MAX_DECODE_PIXELS, for every format: OpenCV reads OPENCV_IO_MAX_IMAGE_PIXELS
+    once, when it loads, so the CLIs (cgan-train, cgan-video, cgan-eval) call this at import, before anything
+    imports cv2; the limit then also holds in loader workers forked later. The formats whose headers cgan._images
+    reads (PNG, JPEG, TIFF, WebP, BMP) are refused before decoding anyway (`bomb_size`); a PPM/PGM bomb is stopped
+    here. A value the user set wins."""
+    os.environ.setdefault("OPENCV_IO_MAX_IMAGE_PIXELS", str(MAX_DECODE_PIXELS))
+
+
 def max_threads() -> int:
     """The most CPU threads anything may be given: 4 per logical core, at least 64 (thousands of threads made
     onnxruntime hang and torch crash)."""

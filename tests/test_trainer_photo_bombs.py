@@ -11,6 +11,7 @@ import cv2
 import numpy as np
 import pytest
 
+from cgan._images import declared_size
 from cgan.trainer import data
 
 
@@ -42,15 +43,15 @@ def test_a_photo_declaring_too_many_pixels_is_not_decoded(tmp_path, monkeypatch,
 def test_declared_sizes_match_opencv(ext, params):
     img = np.random.default_rng(1).integers(0, 256, (37, 53, 3), np.uint8)
     ok, enc = cv2.imencode(ext, img, params)
-    assert data.declared_size(enc) == (53, 37)
-    assert data.declared_size(enc.tobytes()) == (53, 37)
+    assert declared_size(enc) == (53, 37)
+    assert declared_size(enc.tobytes()) == (53, 37)
 
 
 def test_other_formats_and_broken_headers_are_left_to_opencv():
     ok, ppm = cv2.imencode(".ppm", np.zeros((4, 4, 3), np.uint8))
-    assert data.declared_size(ppm) is None
-    assert data.declared_size(b"\xff\xd8\xff") is None  # cut short
-    assert data.declared_size(b"\xff\xd8\x00\x00\x00\x00\x00\x00\x00\x00") is None  # no marker where one goes
+    assert declared_size(ppm) is None
+    assert declared_size(b"\xff\xd8\xff") is None  # cut short
+    assert declared_size(b"\xff\xd8\x00\x00\x00\x00\x00\x00\x00\x00") is None  # no marker where one goes
 
 
 def test_a_photo_within_the_limit_is_read(tmp_path):
@@ -97,8 +98,8 @@ def test_declared_sizes_of_headers_opencv_does_not_write():
 
     vp8x = b"RIFF" + struct.pack("<I", 30) + b"WEBP" + b"VP8X" + struct.pack("<I", 10) + b"\x00" * 4
     vp8x += (20000 - 1).to_bytes(3, "little") + (16000 - 1).to_bytes(3, "little")
-    assert data.declared_size(vp8x) == (20000, 16000)
+    assert declared_size(vp8x) == (20000, 16000)
     core = b"BM" + b"\x00" * 12 + struct.pack("<IHH", 12, 30000, 20000) + b"\x00" * 8
-    assert data.declared_size(core) == (30000, 20000)
+    assert declared_size(core) == (30000, 20000)
     top_down = b"BM" + b"\x00" * 12 + struct.pack("<Iii", 40, 640, -480) + b"\x00" * 8
-    assert data.declared_size(top_down) == (640, 480)
+    assert declared_size(top_down) == (640, 480)

@@ -8,14 +8,11 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from pathlib import Path
 
-from cgan._limits import MAX_DECODE_PIXELS
+from cgan._limits import limit_opencv_decoding
 
-# OpenCV's decoding limit, set before it loads, as cgan-train and cgan-video set it (the formats whose header
-# cgan reads are checked before decoding; a TIFF or PPM bomb is stopped here). A value the user set wins.
-os.environ.setdefault("OPENCV_IO_MAX_IMAGE_PIXELS", str(MAX_DECODE_PIXELS))
+limit_opencv_decoding()  # before anything loads OpenCV
 
 import click  # noqa: E402
 

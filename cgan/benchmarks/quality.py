@@ -174,15 +174,15 @@ EVAL_MIN_SIDE = 8
 
 def load_rgb(path: Path) -> np.ndarray:
     """HxWx3 RGB uint8, cropped (centred) to multiples of 4 so the generator keeps the size."""
-    from cgan._images import declared_size
+    from cgan._images import bomb_size
     from cgan._limits import MAX_DECODE_PIXELS
 
     try:
         data = np.fromfile(str(path), np.uint8)
     except OSError as e:
         raise CganError(f"cannot read image {path} ({e.strerror or e}); remove it or fix its permissions") from None
-    size = declared_size(data)  # a "decompression bomb" (a small file declaring gigapixels): refused undecoded,
-    if size is not None and size[0] * size[1] > MAX_DECODE_PIXELS:  # as the trainer and cgan-video refuse it
+    size = bomb_size(data)  # refused undecoded, as the trainer and cgan-video refuse it
+    if size is not None:
         raise CganError(f"cannot read image {path}: it declares {size[0]}x{size[1]} pixels, over the "
                         f"{MAX_DECODE_PIXELS // 10**6} megapixel limit for a photo; remove it from the test folder")
     try:

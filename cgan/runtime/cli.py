@@ -3,13 +3,9 @@ videos one after another (`run_video_folder`), or photos (`run_photos`, when eve
 folder with photos)."""
 from __future__ import annotations
 
-import os
+from cgan._limits import limit_opencv_decoding
 
-from cgan._limits import MAX_DECODE_PIXELS
-
-# as cgan-train: OpenCV reads its decoding limit once, when it loads; photos in PPM/PGM are held to it (PNG, JPEG,
-# TIFF, WebP and BMP headers are read by cgan.runtime.photos itself, see cgan._images). A value the user set wins.
-os.environ.setdefault("OPENCV_IO_MAX_IMAGE_PIXELS", str(MAX_DECODE_PIXELS))
+limit_opencv_decoding()  # before anything loads OpenCV (photos in PPM/PGM are held to it)
 
 import click  # noqa: E402
 

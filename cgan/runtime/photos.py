@@ -45,7 +45,7 @@ import numpy as np
 
 from cgan._codecs import reads
 from cgan._files import IMAGE_EXTS, check_folder_target, nearest_existing, user_path, visible_files, write_bytes_atomic
-from cgan._images import (TiffMetadata, declared_size, exif_for_copy, exif_orientation, heif_image, png_gray_key,
+from cgan._images import (TiffMetadata, bomb_size, exif_for_copy, exif_orientation, heif_image, png_gray_key,
                           png_has_alpha, png_orientation, tiff_alpha_orientation, tiff_metadata, webp_has_alpha,
                           webp_orientation)
 from cgan._iptc import MAX_IRB, has_iptc, iptc_for_copy, jpeg_photoshop, jpeg_with_photoshop
@@ -496,8 +496,8 @@ def read_photo_with_metadata(path: str | os.PathLike, metadata: str = "all") \
         raise PhotoProblem(f"cannot be read: {e.strerror or e}") from None
     if data.size == 0:
         raise PhotoProblem("empty file")
-    size = declared_size(data)
-    if size is not None and size[0] * size[1] > MAX_DECODE_PIXELS:
+    size = bomb_size(data)
+    if size is not None:
         raise PhotoProblem(f"declares {size[0]}x{size[1]} pixels, over the {MAX_DECODE_PIXELS // 10**6}-megapixel "
                            f"limit")
     if Path(path).suffix.lower() in HEIF_EXTS and _heif() is not None:

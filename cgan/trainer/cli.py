@@ -9,12 +9,9 @@ from __future__ import annotations
 
 import os
 
-from cgan._limits import MAX_DECODE_PIXELS
+from cgan._limits import limit_opencv_decoding
 
-# OpenCV reads its decoding limit once, when it loads: set before anything imports it, the limit holds for every
-# format (cgan.trainer.data reads PNG and JPEG headers itself; a TIFF or WebP bomb is stopped here) and for the
-# loader workers forked later. A value the user set wins.
-os.environ.setdefault("OPENCV_IO_MAX_IMAGE_PIXELS", str(MAX_DECODE_PIXELS))
+limit_opencv_decoding()  # before anything loads OpenCV (and for the loader workers forked later)
 
 import click  # noqa: E402
 

@@ -22,7 +22,7 @@ import torch
 from torch.utils.data import Dataset, Sampler
 
 from cgan._codecs import reads
-from cgan._images import declared_size
+from cgan._images import bomb_size
 from cgan._limits import MAX_DECODE_PIXELS, MAX_PIXELS, MAX_SIDE
 from cgan.errors import CganError
 
@@ -39,8 +39,8 @@ def read_rgb(path: str | os.PathLike) -> np.ndarray | None:
         return None
     if data.size == 0:
         return None
-    size = declared_size(data)
-    if size is not None and size[0] * size[1] > MAX_DECODE_PIXELS:
+    size = bomb_size(data)
+    if size is not None:
         log.warning("warning: %s declares %dx%d pixels, over the %d-megapixel limit for training photos: skipped",
                     path, size[0], size[1], MAX_DECODE_PIXELS // 10**6)
         return None
