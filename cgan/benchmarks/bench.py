@@ -461,6 +461,16 @@ def _export(cfg: BenchConfig, prepared: Prepared, pair: Any, work: Path, opts: d
 
 
 # ---- measuring -----------------------------------------------------------------------------------------
+def failed_status(e: BaseException) -> str:
+    """The status of a row that could not be measured: 'skipped' for what cannot run here (no library, no GPU,
+    a backend refusing), 'error' (which fails the run) for a corrupt or replaced model file (IntegrityError) or a
+    crash."""
+    if isinstance(e, IntegrityError):
+        return "error"
+    return "skipped" if isinstance(e, (BackendUnavailable, CganError, ImportError)) else "error"
+
+
+
 def time_calls(runner: Runner | Callable[[list[np.ndarray]], Any], frames: list[np.ndarray], warmup: int,
                iters: int, seconds: float | None = None,
                sync: Callable[[], None] | None = None, info: dict[str, Any] | None = None) -> list[float]:
@@ -530,10 +540,7 @@ def _measure_runner(make: Callable[[], Runner], label: tuple[str, str], cfg: Ben
         runner.build()
         build_s = time.perf_counter() - t0
     except Exception as e:  # noqa: BLE001 - every failure becomes a row, the run goes on
-        # cannot run here (no library, no GPU, a shape it cannot take) is 'skipped'; a corrupt or replaced model
-        # file (IntegrityError) or a crash is an 'error' that fails the run
-        status = "skipped" if isinstance(e, (BackendUnavailable, CganError, ImportError)) and not isinstance(
-            e, IntegrityError) else "error"
+        status = failed_status(e)
         for (h, w) in sizes:
             for b in cfg.batches:
                 row = empty_row(name, precision, b, h, w)
@@ -661,18 +668,13 @@ def run_bench(cfg: BenchConfig, on_row: Callable[[dict[str, Any]], None] | None 
     for name in backends:
         for precision in precisions:
             source = prepared.export_folder or prepared.pair_folder
-            reason = prepared.unavailable(variant(name).base)
-            broken = None
-            if reason is None:
-                try:
-                    ok, reason = runtime_availability(name, source)
-                    reason = None if ok else reason
-                except IntegrityError as e:  # its row is an error (the run fails), not a skip
-                    broken = e
 
-            def make(name=name, precision=precision, source=source, reason=reason, broken=broken) -> Runner:
-                if broken is not None:
-                    raise broken
+            def make(name=name, precision=precision, source=source) -> Runner:
+                # (asked inside the row's build: a corrupt export's IntegrityError makes its rows errors)
+                reason = prepared.unavailable(variant(name).base)
+                if reason is None:
+                    ok, why = runtime_availability(name, source)
+                    reason = None if ok else why
                 if reason:
                     raise BackendUnavailable(reason)
                 return TranslatorRunner(name, source, prepared.gen, precision, cfg.threads)

@@ -39,7 +39,7 @@ def write_clip(path: Path, height: int, width: int, frames: int, fps: float = 30
 def run_e2e(cfg: Any, prepared: Any, backend: str, precision: str,
             on_row: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
     """One row for `backend`/`precision` on a cfg.e2e_frames-frame clip of cfg.e2e_size."""
-    from cgan.benchmarks.bench import _short
+    from cgan.benchmarks.bench import _short, failed_status
     from cgan.benchmarks.runners import RUNTIME_NAMES, TranslatorRunner, runtime_availability, variant
 
     h, w = cfg.e2e_size
@@ -87,10 +87,7 @@ def run_e2e(cfg: Any, prepared: Any, backend: str, precision: str,
         if not s.get("frames"):
             row.update(status="error", reason="the pipeline wrote no frames")
     except Exception as e:  # noqa: BLE001 - a failed row, not a failed run
-        from cgan.errors import CganError, IntegrityError
-
-        skip = isinstance(e, (CganError, ImportError)) and not isinstance(e, IntegrityError)  # (corrupt: an error)
-        row.update(status="skipped" if skip else "error", reason=_short(e))
+        row.update(status=failed_status(e), reason=_short(e))
     finally:
         if on_row:
             on_row(row)
