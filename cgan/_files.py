@@ -131,8 +131,7 @@ def _sync_temp(tmp: Path) -> None:
     # the mode again: some writers replace the file (safetensors' save_file leaves it 0600), and a model that
     # only its writer can read breaks a Triton server or a colleague running as another user
     os.chmod(tmp, 0o666 & ~_umask())
-    with open(tmp, "rb+") as f:
-        os.fsync(f.fileno())
+    fsync_file(tmp)
 
 
 def fsync_file(path: str | os.PathLike) -> None:

@@ -28,7 +28,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from cgan._files import inside, read_json, verify_record, write_json_atomic
 from cgan.errors import CganError, IntegrityError
@@ -106,14 +106,20 @@ class Pair:
         """The generator's weights as numpy arrays (official key names), without torch."""
         from safetensors.numpy import load_file
 
-        path = self.weights_path(gen)
-        try:
-            return load_file(str(path))
-        except (PermissionError, IsADirectoryError, MemoryError) as e:  # not a damaged file: no "re-create the pair"
-            raise CganError(f"{path} cannot be read ({getattr(e, 'strerror', None) or type(e).__name__}): fix its "
-                            f"permissions or free memory") from None
-        except Exception as e:  # safetensors raises its own error types for bad headers
-            raise IntegrityError(f"{path} is not a readable safetensors file ({e}); re-create the pair") from None
+        return read_weights(load_file, self.weights_path(gen))
+
+
+def read_weights(load_file: Callable[[str], dict[str, Any]], path: Path) -> dict[str, Any]:
+    """A pair's weight file read with a safetensors `load_file` (numpy's or torch's): a file that does not parse
+    is an IntegrityError (re-create the pair), one this process cannot read (permissions, memory) a CganError
+    that says so instead."""
+    try:
+        return load_file(str(path))
+    except (PermissionError, IsADirectoryError, MemoryError) as e:  # not a damaged file: no "re-create the pair"
+        raise CganError(f"{path} cannot be read ({getattr(e, 'strerror', None) or type(e).__name__}): fix its "
+                        f"permissions or free memory") from None
+    except Exception as e:  # safetensors raises its own error types for bad headers
+        raise IntegrityError(f"{path} is not a readable safetensors file ({e}); re-create the pair") from None
 
 
 def load_pair(folder: str | os.PathLike, verify: bool = True) -> Pair:

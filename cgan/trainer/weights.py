@@ -19,7 +19,7 @@ import torch
 from cgan._files import atomic_group, ensure_writable_dir, file_record, read_json, sha256_file
 from cgan._locks import folder_lock
 from cgan.errors import CganError, IntegrityError
-from cgan.pairs import MANIFEST_JSON, PAIR_JSON, Pair, graph_name, load_pair, write_pair_json
+from cgan.pairs import MANIFEST_JSON, PAIR_JSON, Pair, graph_name, load_pair, read_weights, write_pair_json
 from cgan.spec import GeneratorSpec, PairSpec
 from cgan.trainer.networks import ResnetGenerator, build_generator, clean_state_dict, infer_spec
 
@@ -144,14 +144,7 @@ def _compact(spec: PairSpec) -> str:
 def load_state(pair: Pair, gen: str) -> dict[str, torch.Tensor]:
     from safetensors.torch import load_file
 
-    path = pair.weights_path(gen)
-    try:
-        return load_file(str(path))
-    except (PermissionError, IsADirectoryError, MemoryError) as e:  # not a damaged file: no "re-create the pair"
-        raise CganError(f"{path} cannot be read ({getattr(e, 'strerror', None) or type(e).__name__}): fix its "
-                        f"permissions or free memory") from None
-    except Exception as e:
-        raise IntegrityError(f"{path} is not a readable safetensors file ({e}); re-create the pair") from None
+    return read_weights(load_file, pair.weights_path(gen))
 
 
 def load_generator(source: str | os.PathLike | Pair, gen: str = "G", device: str | torch.device = "cpu",
