@@ -17,9 +17,22 @@ class IntegrityError(CganError):
 
 
 class BackendUnavailable(CganError):
-    """A backend cannot run here (library missing, no GPU, ...); the message says what to install."""
+    """A backend cannot run here (library missing, no GPU, ...); the message says what to install.
+
+    `alternative`, when given, is what else the user can do, in the words of the command that raised it (e.g.
+    cgan-export's "export without --engine"); the message ends with ", or <alternative>". A command that calls
+    another's code swaps it for its own with `instead()`."""
 
     exit_code = 4
+
+    def __init__(self, message: str, *, alternative: str | None = None):
+        self.reason = message
+        self.alternative = alternative
+        super().__init__(message if alternative is None else f"{message}, or {alternative}")
+
+    def instead(self, alternative: str | None) -> BackendUnavailable:
+        """The same error with another alternative (None: without one)."""
+        return type(self)(self.reason, alternative=alternative)
 
 
 class ShapeUnsupported(CganError):

@@ -181,3 +181,20 @@ def test_terminated_is_said_as_terminated_exit_143(capsys):
 
     assert run(_command(Terminated()), []) == 143 and capsys.readouterr().err.strip() == "terminated"
     assert run(_command(KeyboardInterrupt()), []) == 130 and capsys.readouterr().err.strip() == "interrupted"
+
+
+def test_backend_unavailable_swaps_its_alternative_for_the_callers_words():
+    """cgan-bench reuses the exporter's errors: their 'or export without --engine' names an option cgan-bench has
+    not, so it swaps the alternative (it used to replace text inside the message)."""
+    import pickle
+
+    from cgan.errors import BackendUnavailable
+
+    e = BackendUnavailable("no CUDA GPU is visible", alternative="export without --engine")
+    assert str(e) == "no CUDA GPU is visible, or export without --engine"
+    swapped = e.instead("leave tensorrt out of --backends")
+    assert str(swapped) == "no CUDA GPU is visible, or leave tensorrt out of --backends"
+    assert type(swapped) is BackendUnavailable and swapped.exit_code == 4
+    assert str(e.instead(None)) == "no CUDA GPU is visible"
+    assert str(BackendUnavailable("plain")) == "plain"
+    assert str(pickle.loads(pickle.dumps(e))) == str(e)  # (errors cross processes in the decode workers)

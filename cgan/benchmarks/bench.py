@@ -422,12 +422,8 @@ ENGINE_OPTIONS = ("engine", "shapes", "batch", "trt_flavour", "trt_target", "opt
 
 
 def _engine_reason(error: str | None) -> str:
-    """The reason a TensorRT row gives when its engines could not be built, with the hint cgan-bench users can
-    follow (the exporter's names cgan-export's --engine)."""
-    from cgan.export.tensorrt import NO_ENGINE_HINT
-
-    text = (error or "export failed").replace("export failed: ", "", 1)
-    return "no TensorRT engine: " + text.replace(NO_ENGINE_HINT, "leave tensorrt out of --backends")
+    """The reason a TensorRT row gives when its engines could not be built."""
+    return "no TensorRT engine: " + (error or "export failed").replace("export failed: ", "", 1)
 
 
 def _export(cfg: BenchConfig, prepared: Prepared, pair: Any, work: Path, opts: dict[str, Any]) -> None:
@@ -454,6 +450,9 @@ def _export(cfg: BenchConfig, prepared: Prepared, pair: Any, work: Path, opts: d
         prepared.export_folder = out
     except (CganError, ImportError) as e:
         from cgan._cli import missing_extra
+
+        if isinstance(e, BackendUnavailable) and opts.get("engine"):  # the exporter's alternative names its own
+            e = e.instead("leave tensorrt out of --backends")            # --engine, no option of this command
 
         missing = missing_extra(e, "the export") if isinstance(e, ModuleNotFoundError) else None
         prepared.export_error = f"export failed: {missing or e}"  # (the extra named: 'No module named onnx')

@@ -30,7 +30,7 @@ def run_engine_builds(source: str, *, flavour: str = "auto", target: str | None 
     """Export `source` with engines into a temporary folder; one row per engine built."""
     from cgan.benchmarks.checks import check_positive_float
     from cgan.export.api import export_pair
-    from cgan.export.tensorrt import MAX_WORKSPACE_GB, NO_ENGINE_HINT
+    from cgan.export.tensorrt import MAX_WORKSPACE_GB
 
     check_positive_float(workspace_gb, "--workspace-gb", maximum=MAX_WORKSPACE_GB)  # inf overflowed the builder
 
@@ -41,7 +41,7 @@ def run_engine_builds(source: str, *, flavour: str = "auto", target: str | None 
                               trt_target=target, shapes=shapes, batch=batch, opt_level=opt_level,
                               workspace_gb=workspace_gb, parity=False)
         except BackendUnavailable as e:  # the exporter's hint names its own --engine, no option of this command
-            raise BackendUnavailable(str(e).replace(NO_ENGINE_HINT, AHEAD_OF_TIME_HINT)) from None
+            raise e.instead(AHEAD_OF_TIME_HINT) from None
         total = time.perf_counter() - t0
         manifest = json.loads((out / "manifest.json").read_text())
         rows = []

@@ -127,7 +127,7 @@ def import_trt(flavour: str = "auto", aot: bool = False) -> tuple[Any, str]:
     extras = " or ".join(f"`pip install {FLAVOURS[n][2]}`" for n in tried)
     what = " / ".join(FLAVOURS[n][0] for n in tried)
     where = "(no GPU needed to build ahead of time)" if aot else "on a machine with an NVIDIA GPU"
-    raise BackendUnavailable(f"{what} is not installed: {extras} {where} (or {NO_ENGINE_HINT})")
+    raise BackendUnavailable(f"{what} is not installed: {extras} {where}", alternative=NO_ENGINE_HINT)
 
 
 def network_flags(trt: Any, flavour: str) -> tuple[int, str]:
@@ -162,7 +162,7 @@ def gpu_info() -> dict[str, Any]:
     if smi is not None:
         return smi
     raise BackendUnavailable("no CUDA GPU is visible: build engines on the machine (GPU model) that will run "
-                             f"them, or {NO_ENGINE_HINT}")
+                             "them", alternative=NO_ENGINE_HINT)
 
 
 def _nvidia_smi_gpu() -> dict[str, Any] | None:
