@@ -15,17 +15,21 @@ from cgan.benchmarks.cli import cli
 TINY = ["--blocks", "1", "--ngf", "4", "--sizes", "32x32", "--precision", "fp32", "--batch", "1", "--iters", "1",
         "--warmup", "0", "-q"]
 
+
 def _work_started(*a, **k):
     raise AssertionError("the run started before its options were all checked")
+
 
 def _one_line(capsys, needle: str) -> None:
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: ") and needle in err and "\n" not in err and "Traceback" not in err, err
 
+
 def _cuda() -> bool:
     import torch
 
     return torch.cuda.is_available()
+
 
 @pytest.mark.parametrize("argv,needle", [
     (["--direction", "bogus"], "unknown direction 'bogus' for this pair"),
@@ -46,12 +50,14 @@ def test_a_run_refused_before_its_work_leaves_the_previous_result(tmp_path, monk
     _one_line(capsys, needle)
     assert previous.read_text() == '{"the previous": "result"}\n'
 
+
 @pytest.mark.parametrize("sub", ["train", "profile", "engines"])
 def test_main_options_before_a_sub_command_are_refused(tmp_path, capsys, sub):
     out = tmp_path / "r.json"
     assert run(cli, ["--json", str(out), "--sizes", "32x32", sub, "--help"]) == 2
     _one_line(capsys, f"--sizes, --json before `{sub}` belong to the main benchmark")
     assert not out.exists()
+
 
 @pytest.mark.parametrize("damage", ['"rows": null', '"date": 20261203, "rows": []', '"rows": [{"precision": "fp32"}]',
                                     '"env": "x", "rows": []', '"rows": [{"backend": "b", "precision": "fp32", '
@@ -73,10 +79,10 @@ def test_a_damaged_history_line_is_skipped_with_a_warning_and_the_plot_is_drawn(
     assert (tmp_path / "p.png").stat().st_size > 0
     assert len(h.read_text().splitlines()) == 2 and len(read_history(h)) == 1  # this run's line, readable
 
+
 def test_tensorrt_without_engines_here_leaves_the_onnx_rows_running(tmp_path, monkeypatch, capsys):
     """The run made one export, engines included; without a GPU it failed and ort-cpu was 'skipped: export
     failed: no CUDA GPU is visible ... or export without --engine' (a cgan-export option)."""
-
     monkeypatch.setenv("CGAN_HOME", str(tmp_path / "home"))
     real = bench_mod._find_export_pair()
     calls = []
@@ -103,6 +109,7 @@ def test_tensorrt_without_engines_here_leaves_the_onnx_rows_running(tmp_path, mo
     assert "--engine" not in rows["tensorrt"]["reason"]
     assert calls == [True, None]  # (the second export: without the engine options)
 
+
 def test_a_corrupt_export_is_an_error_row_and_fails_the_run(tmp_path, monkeypatch, capsys):
     """docs/benchmarks.md: 'skipped' is for what cannot run here; a model file that does not match its manifest
     is a failure, which CI must see (a non-zero exit), not a skip and exit 0."""
@@ -124,6 +131,7 @@ def test_a_corrupt_export_is_an_error_row_and_fails_the_run(tmp_path, monkeypatc
     assert all("does not match the sha256" in r["reason"] for r in rows)
     assert "row(s) failed" in capsys.readouterr().err
 
+
 def test_engines_without_a_gpu_names_this_commands_options(tmp_path, monkeypatch, capsys):
     """`cgan-bench engines` said 'or export without --engine', an option of cgan-export, not of this command."""
     import cgan.export.api as api
@@ -139,6 +147,7 @@ def test_engines_without_a_gpu_names_this_commands_options(tmp_path, monkeypatch
     assert run(cli, ["engines", "--blocks", "1", "--ngf", "4"]) == 4
     err = capsys.readouterr().err
     assert "--trt-flavour tensorrt-rtx --trt-target" in err and "--engine" not in err, err
+
 
 def test_eval_refuses_a_decompression_bomb_undecoded(tmp_path, monkeypatch):
     """cgan-eval decoded test photos with OpenCV's own limit (about a gigapixel), not the 134 megapixels
