@@ -13,3 +13,16 @@ def version_tuple(v: str) -> tuple[int, ...]:
             break
         out.append(int(digits))
     return tuple(out)
+
+
+def dist_version(*dists: str) -> str | None:
+    """The installed version of the first of `dists` (distribution names, e.g. 'onnxruntime-gpu',
+    'onnxruntime') that is installed, from its metadata: nothing is imported. None when none is."""
+    from importlib import metadata
+
+    for d in dists:
+        try:
+            return metadata.version(d)
+        except metadata.PackageNotFoundError:
+            continue
+    return None

@@ -232,3 +232,17 @@ def test_clip_row_precision_follows_its_own_backend():
     assert e2e_precision_for("torch-cpu", ("fp32", "fp16")) == "fp32"
     assert e2e_precision_for("ort-cuda", ("fp32", "fp16")) == "fp16"
     assert e2e_precision_for("torch-cuda+compile+graph", ("fp32",)) == "fp32"
+
+
+def test_a_broken_cuda_install_is_said_in_the_env_record(monkeypatch):
+    """gpu_info() swallowed any exception from torch's CUDA queries: the report showed no GPU and no reason."""
+    import torch
+
+    from cgan.benchmarks.env import gpu_info
+
+    def broken() -> bool:
+        raise RuntimeError("CUDA driver initialization failed\nmore detail")
+
+    monkeypatch.setattr(torch.cuda, "is_available", broken)
+    info = gpu_info()
+    assert info["gpu"] is None and info["cuda_error"] == "CUDA driver initialization failed", info

@@ -482,3 +482,17 @@ def test_engine_options_without_engine_are_refused(tmp_path, capsys, argv, needl
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and needle in err[0], err
     assert not (tmp_path / "o").exists()
+
+
+def test_tool_versions_come_from_metadata_not_imports(monkeypatch):
+    """The manifest's tool versions were read by importing each library with every exception suppressed: a library
+    that failed to import vanished from the record (and importing onnxslim only for its version costs time)."""
+    import sys
+
+    from cgan.export.api import tool_versions
+
+    for name in ("onnxslim", "onnxconverter_common"):
+        monkeypatch.setitem(sys.modules, name, None)  # (importing them now fails)
+    tools = tool_versions()
+    assert tools["onnxslim"] and tools["onnxconverter_common"], tools
+    assert tools["onnx"] == __import__("onnx").__version__

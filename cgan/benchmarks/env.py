@@ -11,12 +11,13 @@ import platform
 import shutil
 import subprocess
 import sys
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import cgan
 from cgan._git import git_sha
+from cgan._versions import dist_version
+from cgan.errors import first_line
 
 _DISTS = {
     "torch": ("torch",),
@@ -27,15 +28,6 @@ _DISTS = {
     "opencv": ("opencv-python-headless", "opencv-python"),
     "numpy": ("numpy",),
 }
-
-
-def _version(dists: tuple[str, ...]) -> str | None:
-    for d in dists:
-        try:
-            return metadata.version(d)
-        except metadata.PackageNotFoundError:
-            continue
-    return None
 
 
 def _run(cmd: list[str], cwd: str | None = None) -> str | None:
@@ -60,7 +52,7 @@ def gpu_info() -> dict[str, Any]:
     """{'gpu', 'gpu_count', 'driver', 'cuda', 'cudnn', 'compute_capability', 'gpu_memory_mb'} (None when absent)."""
     info: dict[str, Any] = {"gpu": None, "gpu_count": 0, "driver": None, "cuda": None, "cudnn": None,
                             "compute_capability": None, "gpu_memory_mb": None}
-    if "torch" in sys.modules or _version(_DISTS["torch"]):
+    if "torch" in sys.modules or dist_version(*_DISTS["torch"]):
         try:
             import torch
 
@@ -72,8 +64,8 @@ def gpu_info() -> dict[str, Any]:
                             compute_capability=f"{props.major}.{props.minor}",
                             gpu_memory_mb=round(props.total_memory / 2**20))
                 info["cudnn"] = torch.backends.cudnn.version()
-        except Exception:  # a broken CUDA install must not stop the benchmark report
-            pass
+        except Exception as e:  # a broken CUDA install must not stop the benchmark report; the report says why
+            info["cuda_error"] = first_line(e)  # its GPU is unknown
     if shutil.which("nvidia-smi"):
         out = _run(["nvidia-smi", "--query-gpu=name,driver_version,memory.total", "--format=csv,noheader,nounits"])
         if out:
@@ -101,5 +93,5 @@ def collect_env() -> dict[str, Any]:
     }
     env.update(gpu_info())
     for key, dists in _DISTS.items():
-        env[key] = _version(dists)
+        env[key] = dist_version(*dists)
     return env

@@ -22,6 +22,7 @@ from typing import Any
 
 from cgan._files import (check_folder_target, ensure_writable_dir, file_record, fsync_file, read_json,
                          write_json_atomic)
+from cgan._versions import dist_version
 from cgan.errors import CganError
 from cgan.pairs import GRAPHS, MANIFEST_JSON, PAIR_JSON, Pair, Resolved, load_pair, resolve
 from cgan.spec import EXPORT_FORMAT, FORMAT_VERSION
@@ -67,11 +68,19 @@ def cgan_version() -> str:
         return "0+unknown"
 
 
+#: the libraries an export's manifest names, and their distributions (the first installed counts)
+TOOL_DISTS = {"torch": ("torch",), "onnx": ("onnx",), "onnxruntime": ("onnxruntime-gpu", "onnxruntime"),
+              "onnxconverter_common": ("onnxconverter-common",), "onnxslim": ("onnxslim",)}
+
+
 def tool_versions() -> dict[str, str]:
+    """cgan's version and those of the installed libraries an export can use (from package metadata: nothing is
+    imported, and a library that fails to import cannot hide its version or break the manifest)."""
     out = {"cgan": cgan_version()}
-    for mod in ("torch", "onnx", "onnxruntime", "onnxconverter_common", "onnxslim"):
-        with contextlib.suppress(Exception):
-            out[mod] = __import__(mod).__version__
+    for name, dists in TOOL_DISTS.items():
+        version = dist_version(*dists)
+        if version is not None:
+            out[name] = version
     return out
 
 
