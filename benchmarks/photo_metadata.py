@@ -23,6 +23,7 @@ import cv2
 import numpy as np
 from PIL import Image, ImageCms
 
+from cgan._files import write_bytes_atomic
 from cgan.runtime.photos import PhotoJob, find_photos, run_photos
 
 
@@ -109,7 +110,7 @@ def main() -> int:
                             "per photo, then averaged over the photos with that profile",
         "run_seconds": runs, "copied_with_metadata_all": checks,
     }
-    Path(args.json).write_text(json.dumps(record, indent=1) + "\n")
+    write_bytes_atomic(args.json, (json.dumps(record, indent=1) + "\n").encode())  # (no half-written result)
     print(json.dumps(record, indent=1))
     return 0
 

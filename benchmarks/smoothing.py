@@ -31,6 +31,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from cgan._files import write_bytes_atomic
 from cgan.runtime import Translator
 from cgan.runtime.smooth import TemporalSmoother, flicker_index
 from cgan.runtime.sources import demo_clip
@@ -154,7 +155,7 @@ def main() -> int:
                                  text=True).stdout.strip(),
         "clips": results,
     }
-    Path(args.json).write_text(json.dumps(record, indent=1) + "\n")
+    write_bytes_atomic(args.json, (json.dumps(record, indent=1) + "\n").encode())  # (no half-written result)
     print(json.dumps(record, indent=1))
     return 0
 

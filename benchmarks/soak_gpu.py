@@ -20,7 +20,6 @@ import shutil
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 
 def rss_bytes() -> int:
@@ -169,7 +168,9 @@ def main(argv: list[str] | None = None) -> int:
               "fps": round(a.frames / seconds, 2), "gpu_probe": gpu.how, "memory": verdict, "flat": flat,
               "limits": {"max_growth": a.max_growth, "max_growth_mib": a.max_growth_mib},
               "host": {"python": platform.python_version(), "machine": platform.node()}, "samples": samples}
-    Path(a.out).write_text(json.dumps(result, indent=2) + "\n")
+    from cgan._files import write_bytes_atomic
+
+    write_bytes_atomic(a.out, (json.dumps(result, indent=2) + "\n").encode())  # (no half-written result)
     print(f"{'flat' if flat else 'NOT FLAT'}: {a.frames} frames in {seconds:.0f} s; wrote {a.out}")
     return 0 if flat else 1
 

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import cv2
 
+from cgan._files import write_bytes_atomic
 from cgan.runtime import pyav
 from cgan.runtime.sources import demo_clip
 from cgan.runtime.video import _open_writer
@@ -87,7 +88,7 @@ def main() -> int:
                                  text=True).stdout.strip(),
         "frames": len(frames), "rows": rows,
     }
-    Path(args.json).write_text(json.dumps(record, indent=1) + "\n")
+    write_bytes_atomic(args.json, (json.dumps(record, indent=1) + "\n").encode())  # (no half-written result)
     print(json.dumps(record, indent=1))
     return 0
 
