@@ -27,12 +27,14 @@ from __future__ import annotations
 import collections
 import dataclasses
 import errno
+import functools
 import glob
 import logging
 import numbers
 import os
 import queue
 import stat
+import struct
 import sys
 import threading
 import time
@@ -583,8 +585,22 @@ def _turned(data: np.ndarray, img: np.ndarray, orientation: int | None) -> bool 
     if raw is not None and turn(raw).shape == img.shape and np.array_equal(turn(raw), img):
         return True  # (an image that looks the same turned or not is taken as turned)
     if raw is not None and raw.shape == img.shape and np.array_equal(raw, img):
-        return False
+        # the same both ways: as stored, unless this decoder turns TIFFs whatever it is asked (OpenCV 5.1 does)
+        return bytes(data[:4]) in (b"II*\x00", b"MM\x00*") and _opencv_turns_tiffs()
     return None
+
+
+@functools.lru_cache(maxsize=None)
+def _opencv_turns_tiffs() -> bool:
+    """Whether this OpenCV applies a TIFF's Orientation tag even with IMREAD_IGNORE_ORIENTATION (5.1 does, in
+    every mode; then both decodes of a turned TIFF look the same, and the pixels are turned, not as stored).
+    Told by decoding a 2x1 gray TIFF, mirrored by its Orientation 2, made here."""
+    tags = [(256, 3, 2), (257, 3, 1), (258, 3, 8), (259, 3, 1), (262, 3, 1), (273, 4, 134), (274, 3, 2),
+            (277, 3, 1), (278, 3, 1), (279, 4, 2)]  # (tag, type SHORT 3 / LONG 4, value); the pixels at 8+126
+    ifd = struct.pack("<H", len(tags)) + b"".join(struct.pack("<HHII", t, k, 1, v) for t, k, v in tags)
+    tiff = b"II*\x00" + struct.pack("<I", 8) + ifd + struct.pack("<I", 0) + bytes([0, 255])
+    got = cv2.imdecode(np.frombuffer(tiff, np.uint8), cv2.IMREAD_GRAYSCALE | cv2.IMREAD_IGNORE_ORIENTATION)
+    return got is not None and got.shape == (1, 2) and int(got[0, 0]) > int(got[0, 1])
 
 
 def _heif_read_by_opencv(data: np.ndarray, img: np.ndarray, heif: Any, types: Sequence[Any], blobs: Sequence[Any],
