@@ -305,10 +305,54 @@ def test_smoothing_runs_in_its_own_stage_beside_translation(monkeypatch):
                    smooth=True, smooth_strength=0.0, on_frame=lambda _i, inp, out: written.append((inp, out)))
     summary = run_video(job, translator=Marked())
     assert overlapped == [True]
-    assert set(threads) == {"cgan-smooth"} and len(threads) == 6
+    assert set(threads) == {"cgan-smooth-0"} and len(threads) == 6
     assert summary.frames == 6 and summary.smooth_fps > 0 and " smooth " in summary.format()
     # in order, and strength 0 passes each translation through unchanged
     assert all(np.array_equal(i, f) and np.array_equal(o, 255 - f) for (i, o), f in zip(written, ins))
+
+
+def test_several_inputs_are_smoothed_in_parallel_each_in_order(monkeypatch):
+    """The smoothing stage was one thread for every input: with four cameras, each frame of each stream waited for
+    the others' smoothing. Now the streams share out workers (one per core at most): while stream 0's first frame
+    is being smoothed, stream 1's is too; each stream's frames stay in order and all are smoothed."""
+    import threading
+
+    import cgan.runtime.video as video_mod
+
+    monkeypatch.setattr(video_mod, "SMOOTH_WORKERS", 2)
+    real = TemporalSmoother.__call__
+    both = threading.Barrier(2, timeout=10)
+    met, names = [], {}
+
+    def smoother(self, inp, out):
+        name = threading.current_thread().name
+        if name not in names:  # each worker's first frame: is the other worker smoothing at the same time?
+            names[name] = 0
+            try:
+                both.wait()
+                met.append(True)
+            except threading.BrokenBarrierError:
+                met.append(False)
+        names[name] += 1
+        return real(self, inp, out)
+
+    monkeypatch.setattr(TemporalSmoother, "__call__", smoother)
+
+    class Copy:
+        def translate_batch(self, frames):
+            return [255 - f for f in frames]
+
+    streams = [sequence(5)[0], [np.roll(f, 3, axis=1) for f in sequence(7)[0]]]
+    written: dict[int, list] = {0: [], 1: []}
+    job = VideoJob(inputs=[FrameListSource(s, fps=10) for s in streams], display=False, progress=False,
+                   handle_signals=False, smooth=True, smooth_strength=0.0,
+                   on_frame=lambda i, inp, _out: written[i].append(inp))
+    summary = run_video(job, translator=Copy())
+    assert met == [True, True]
+    assert names == {"cgan-smooth-0": 5, "cgan-smooth-1": 7}  # stream i on worker i % 2
+    assert summary.frames == 12 and summary.smooth_fps > 0
+    for i, frames in enumerate(streams):
+        assert len(written[i]) == len(frames) and all(np.array_equal(a, b) for a, b in zip(written[i], frames))
 
 
 def test_a_failing_smoother_stops_the_run_with_its_error(monkeypatch):

@@ -68,6 +68,7 @@ MAX_LONG_SIDE = 16384  # --size N: the longest side a resized frame may have
 PACKET_COUNT_MAX_BYTES = 2 << 30  # OpenCV writers' files up to this size have their frames counted (finish)
 HOLD_LAST_MAX_S = 60.0  # the longest a file's last frame is shown past its time (a GIF's last picture: ended_at)
 JOIN_TIMEOUT_S = 5.0  # how long the end of a run waits for its threads (a hung camera read) before finalizing
+SMOOTH_WORKERS = 0  # --smooth with several inputs: at most this many smoothing threads (0: one per CPU core)
 _END = object()
 
 
@@ -976,15 +977,20 @@ class _Pipeline:
         self.stop = threading.Event()
         self.ready = threading.Event()
         self.out_q: queue.Queue = queue.Queue(maxsize=max(2, len(streams) * 2))
-        # with --smooth, translated frames go through their own stage (a thread between translate and write): the
-        # smoother's CPU time (31 ms a 720p frame on a shared 2-core host) overlaps the next frame's translation
-        self.smooth_q: queue.Queue | None = (queue.Queue(maxsize=max(2, len(streams) * 2))
-                                             if any(st.smoother is not None for st in streams) else None)
+        # with --smooth, translated frames go through their own stage (threads between translate and write): the
+        # smoother's CPU time (31 ms a 720p frame on a shared 2-core host) overlaps the next frame's translation.
+        # Several inputs share out SMOOTH_WORKERS threads (OpenCV and numpy release the GIL), stream i going to
+        # worker i % n: each stream's frames stay in order through one worker.
+        smoothed = sum(st.smoother is not None for st in streams)
+        n = min(smoothed, SMOOTH_WORKERS or os.cpu_count() or 1)
+        self.smooth_qs: list[queue.Queue] = [queue.Queue(maxsize=max(2, -(-len(streams) // n) * 2))
+                                             for _ in range(n)]
+        self.smooth_left = n  # workers still running: the last one to end passes the end marker on
+        self.smooth_lock = threading.Lock()
         self.errors: list[BaseException] = []
         self.translate_busy = 0.0
         self.translated = 0
-        self.smooth_busy = 0.0
-        self.smoothed = 0
+        self.smooth_stats = [[0.0, 0] for _ in range(n)]  # per worker: seconds busy, frames smoothed
         self.encode_busy = 0.0
         # the newest 100,000 latencies (p50/p99 over them): bounded memory on runs that last for hours
         self.latencies: deque[float] = deque(maxlen=100_000)
@@ -1087,23 +1093,25 @@ class _Pipeline:
                     results += [(st, item, out) for (st, item), out in zip(group, outs)]
                 self.translate_busy += time.perf_counter() - t0
                 self.translated += len(results)
-                to = self.smooth_q if self.smooth_q is not None else self.out_q
+                qs = self.smooth_qs
                 for st, (seq, t_cap, frame, t_src), out in results:
                     # files are read ahead on purpose: their latency starts when translation takes the frame
-                    self._put(to, (st, seq, t_cap if st.live else t0, frame, out, t_src))
+                    self._put(qs[st.idx % len(qs)] if qs else self.out_q,
+                              (st, seq, t_cap if st.live else t0, frame, out, t_src))
         except BaseException as e:  # noqa: BLE001 - handed to the main thread
             self.errors.append(e)
             self.stop.set()
         finally:
-            self._put(self.smooth_q if self.smooth_q is not None else self.out_q, _END)
+            for q in self.smooth_qs or [self.out_q]:
+                self._put(q, _END)
 
-    # -- smooth (--smooth: one thread for all inputs, every translated frame in order) --
-    def _smooth(self) -> None:
-        assert self.smooth_q is not None
+    # -- smooth (--smooth: every translated frame of a stream in order, through the worker of that stream) --
+    def _smooth(self, worker: int) -> None:
+        q, stats = self.smooth_qs[worker], self.smooth_stats[worker]
         try:
             while not self.stop.is_set():
                 try:
-                    item = self.smooth_q.get(timeout=0.05)
+                    item = q.get(timeout=0.05)
                 except queue.Empty:
                     continue
                 if item is _END:
@@ -1114,14 +1122,22 @@ class _Pipeline:
                     st.flicker[0].update(frame, out)
                     out = st.smoother(frame, out)
                     st.flicker[1].update(frame, out)
-                    self.smooth_busy += time.perf_counter() - t0
-                    self.smoothed += 1
+                    stats[0] += time.perf_counter() - t0
+                    stats[1] += 1
                 self._put(self.out_q, (st, seq, t_cap, frame, out, t_src))
         except BaseException as e:  # noqa: BLE001 - handed to the main thread
             self.errors.append(e)
             self.stop.set()
         finally:
-            self._put(self.out_q, _END)
+            with self.smooth_lock:
+                self.smooth_left -= 1
+                last = self.smooth_left == 0
+            if last:
+                self._put(self.out_q, _END)
+
+    def smooth_fps(self) -> float:
+        """The smoothing stage's rate: its workers' rates together (each its frames over its busy seconds)."""
+        return sum(n / busy for busy, n in self.smooth_stats if busy > 0)
 
     # -- write / show (main thread) --
     def run(self, display: bool, bar: Any) -> None:
@@ -1130,10 +1146,10 @@ class _Pipeline:
         for st, t in zip(self.streams, threads):
             st.thread = t
         translate = threading.Thread(target=self._translate, name="cgan-translate", daemon=True)
-        stages = [translate]
-        if self.smooth_q is not None:
-            stages.append(threading.Thread(target=self._smooth, name="cgan-smooth", daemon=True))
-        last = stages[-1]  # the stage that feeds out_q
+        smooth = [threading.Thread(target=self._smooth, args=(i,), name=f"cgan-smooth-{i}", daemon=True)
+                  for i in range(len(self.smooth_qs))]
+        stages = [translate, *smooth]
+        feeders = smooth or [translate]  # the stage that feeds out_q
         for t in (*threads, *stages):
             t.start()
         recent = [deque(maxlen=30) for _ in self.streams]  # per stream: each window/file shows its own rate
@@ -1148,7 +1164,7 @@ class _Pipeline:
                     try:
                         item = self.out_q.get(timeout=0.05)
                     except queue.Empty:
-                        if not last.is_alive() and self.out_q.empty():
+                        if not any(t.is_alive() for t in feeders) and self.out_q.empty():
                             break
                         continue
                 if item is not _END and item[0].live:
@@ -1596,7 +1612,7 @@ def _fill_summary(s: VideoSummary, pipe: _Pipeline, streams: list[_Stream], seco
     decode_busy = sum(st.decode_busy for st in streams)
     s.decode_fps = read / decode_busy if decode_busy > 0 else 0.0
     s.translate_fps = pipe.translated / pipe.translate_busy if pipe.translate_busy > 0 else 0.0
-    s.smooth_fps = pipe.smoothed / pipe.smooth_busy if pipe.smooth_busy > 0 else 0.0
+    s.smooth_fps = pipe.smooth_fps()
     s.encode_fps = s.frames / pipe.encode_busy if pipe.encode_busy > 0 else 0.0
     s.fps = s.frames / seconds if seconds > 0 else 0.0
     s.seconds = seconds
