@@ -95,7 +95,15 @@ def cli(pair, direction, inputs, output, display, side_by_side, fps_overlay, siz
     for one photo, else a folder: same names and formats)."""
     setup_logging(verbose)
     quiet_opencv("WARNING" if verbose else "SILENT")
+    if output is not None and not output.strip():
+        raise CganError("--output is empty: name a file (e.g. out.mp4, or out.jpg for a photo) or a folder, or "
+                        "leave --output out")
     folder = video_folder(inputs)  # a folder of videos (and no photos): each video in turn
+    if folder is None and len(inputs) > 1:
+        for value in inputs:
+            if video_folder([value]) is not None:
+                raise CganError(f"--input {value} is a folder of videos, which must be the only --input: translate "
+                                f"it in a run of its own")
     photos = [is_photo_input(i) for i in inputs] if folder is None else [False]
     if any(photos):
         if not all(photos):

@@ -39,7 +39,7 @@ from typing import Any, Callable, Iterable, Iterator, Sequence
 import cv2
 import numpy as np
 
-from cgan._files import _umask, nearest_existing, replace_synced, temp_prefix
+from cgan._files import IMAGE_EXTS, _umask, nearest_existing, replace_synced, temp_prefix
 from cgan.errors import CganError, Terminated
 from cgan.runtime.frames import DEFAULT_MAX_PIXELS, MULTIPLE, even_size, fit_to, round_up, to_bgr
 from cgan.runtime.smooth import FlickerMeter, TemporalSmoother
@@ -58,13 +58,14 @@ MAX_CRF = 51  # libx264's 8-bit range of --crf: 0 lossless .. 51 smallest
 CODEC_CHOICES = ("auto", "h264", "mp4v", "mjpg")
 #: extensions taken for video files in a folder: what OpenCV's and PyAV's FFmpeg commonly read
 VIDEO_EXTS = frozenset(CODECS) | {".webm", ".ts", ".mts", ".m2ts", ".3gp", ".mpg", ".mpeg", ".wmv", ".flv",
-                                  ".ogv", ".mxf", ".dv"}
+                                  ".ogv", ".mxf", ".dv", ".gif"}  # (an animated GIF is read as a video)
 H264 = "h264"
 NAMED_SIZES = {"360p": 360, "480p": 480, "540p": 540, "720p": 720, "1080p": 1080, "1440p": 1440, "2160p": 2160,
                "4k": 2160}
 DEFAULT_FPS = 25.0
 DRIFT_WARN_S = 0.1  # a constant-rate output of a variable-rate file: how far off a frame may be unwarned (and a frame)
 MAX_LONG_SIDE = 16384  # --size N: the longest side a resized frame may have
+MIN_SIDE = 8  # --size: the shortest side a size may give
 PACKET_COUNT_MAX_BYTES = 2 << 30  # OpenCV writers' files up to this size have their frames counted (finish)
 HOLD_LAST_MAX_S = 60.0  # the longest a file's last frame is shown past its time (a GIF's last picture: ended_at)
 JOIN_TIMEOUT_S = 5.0  # how long the end of a run waits for its threads (a hung camera read) before finalizing
@@ -271,21 +272,25 @@ def parse_size(text: str | None) -> tuple[str, Any]:
         return ("native", None)
     if s.startswith("max:"):
         n = s[4:].strip()
-        if not n.isdecimal() or not 8 <= int(n) <= MAX_LONG_SIDE:
-            raise CganError(f"bad --size {text!r}: max: takes the longest side in pixels, 8..{MAX_LONG_SIDE} "
+        if not n.isdecimal() or not MIN_SIDE <= int(n) <= MAX_LONG_SIDE:
+            raise CganError(f"bad --size {text!r}: max: takes the longest side in pixels, {MIN_SIDE}..{MAX_LONG_SIDE} "
                             f"(e.g. max:3840)")
         return ("max", int(n))
     if s in NAMED_SIZES:
         return ("height", NAMED_SIZES[s])
     if "x" in s:
         w, _, h = s.partition("x")
-        if w.isdecimal() and h.isdecimal() and int(w) >= 8 and int(h) >= 8:
+        if w.isdecimal() and h.isdecimal() and min(int(w), int(h)) < MIN_SIDE:
+            raise CganError(f"--size {text}: each side must be at least {MIN_SIDE} pixels (e.g. 64x48)")
+        if w.isdecimal() and h.isdecimal():
             padded = round_up(int(w)) * round_up(int(h))  # as the network sees it
             if padded > DEFAULT_MAX_PIXELS:
                 raise CganError(f"--size {text} is {padded / 1e6:.1f} megapixels padded to multiples of {MULTIPLE}, "
                                 f"over the {DEFAULT_MAX_PIXELS / 1e6:.1f} a frame may have; choose a smaller size")
             return ("exact", (int(w), int(h)))
-    elif s.isdecimal() and int(s) >= 8:
+    elif s.isdecimal():
+        if int(s) < MIN_SIDE:
+            raise CganError(f"--size {text}: the long side must be at least {MIN_SIDE} pixels (e.g. 512)")
         if int(s) > MAX_LONG_SIDE:
             raise CganError(f"--size {text}: a long side over {MAX_LONG_SIDE} pixels is not supported; "
                             f"choose a smaller size")
@@ -330,6 +335,12 @@ def output_codec(path: Path, codec: str | None = None) -> str:
     choice = (codec or CODECS.get(ext, "")).lower()
     if choice == "auto":
         return H264 if ext != ".avi" and pyav.has_h264() else CODECS.get(ext, "")
+    if choice == H264 and ext == ".avi":  # (PyAV wrote a 600 fps AVI of mostly empty frames, out of order)
+        raise CganError(f"--codec h264 does not go into .avi ({path.name}): AVI has no place for H.264's frame "
+                        f"times; write .mp4, .mkv or .mov, or use --codec mjpg for .avi")
+    if choice == "mjpg" and ext in (".mp4", ".m4v"):  # (OpenCV tagged it mp4v, which players then misread)
+        raise CganError(f"--codec mjpg does not go into {ext} ({path.name}): MP4 has no tag for Motion JPEG; write "
+                        f".avi, .mkv or .mov, or use --codec h264 or mp4v for {ext}")
     if choice == H264 and not pyav.has_h264():
         raise CganError("--codec h264 needs PyAV with libx264 (pip install av; it comes with cgan[runtime]); "
                         "or pass --codec mp4v")
@@ -361,7 +372,9 @@ def _open_writer(path: Path, codec: str, fps: float, size: tuple[int, int], crf:
         from cgan.runtime import pyav
 
         return pyav.H264Writer(path, fps, size, crf, sar)
-    return cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*codec), fps, size)
+    # QuickTime's tag for Motion JPEG is 'jpeg' (given MJPG, OpenCV's FFmpeg falls back to it, printing two lines)
+    fourcc = "jpeg" if codec == "MJPG" and path.suffix.lower() == ".mov" else codec
+    return cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*fourcc), fps, size)
 
 
 def check_output(path: Path, codec: str | None = None, crf: int | None = None) -> str:
@@ -370,6 +383,10 @@ def check_output(path: Path, codec: str | None = None, crf: int | None = None) -
     if path.is_dir():
         raise CganError(f"--output {path} is a folder: pass a file name such as {path / 'out.mp4'}")
     ext = path.suffix.lower()
+    if ext in IMAGE_EXTS:
+        raise CganError(f"--output {path} names a photo, and the input is no photo by its name (.jpg, .png, ...) but "
+                        f"a video, camera or stream (an animated GIF is read as a video): name a video file such as "
+                        f"{path.with_suffix('.mp4')}")
     if ext not in CODECS:
         names = {H264: "H.264", "mp4v": "MPEG-4", "MJPG": "Motion JPEG"}  # as --codec (default auto) writes each
         try:
@@ -403,12 +420,12 @@ def check_output(path: Path, codec: str | None = None, crf: int | None = None) -
         swapped = _replaced(probe, probe_id)
     finally:
         _remove_own(probe, probe_id)
+    if not ok:  # (first: a writer that fails to open removes its file, which is not someone else's doing)
+        raise CganError(f"this {'PyAV' if fourcc == H264 else 'OpenCV build'} cannot write {ext} with codec "
+                        f"{fourcc} to {folder}; use .mp4 (mp4v) or .avi (MJPG)")
     if swapped:
         raise CganError(f"the probe file {probe} {swapped} while it was written: someone else can write in "
                         f"{existing}; write --output to a folder only you can write to")
-    if not ok:
-        raise CganError(f"this {'PyAV' if fourcc == H264 else 'OpenCV build'} cannot write {ext} with codec "
-                        f"{fourcc} to {folder}; use .mp4 (mp4v) or .avi (MJPG)")
     return fourcc
 
 
@@ -1420,6 +1437,11 @@ def run_video(job: VideoJob, translator: Any = None) -> VideoSummary:
     if job.crf is not None and job.output is None:
         raise CganError("--crf sets the quality of the --output video, and there is no --output: add one or leave "
                         "--crf out")
+    given = None if job.output is None else Path(os.path.expanduser(os.fspath(job.output)))
+    if given is not None and (os.fspath(job.output).endswith(("/", os.sep)) or given.is_dir()):
+        many = (f" (with {len(job.inputs)} inputs out.mp4 becomes out_0.mp4, out_1.mp4, ...)"
+                if len(job.inputs) > 1 else "")
+        raise CganError(f"--output {job.output} names a folder: pass a file name such as {given / 'out.mp4'}{many}")
     outs = output_paths(job.output, len(job.inputs))
     for p in outs:
         if p is not None:
