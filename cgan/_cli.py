@@ -239,4 +239,14 @@ def given_flags(ctx: click.Context, names: Iterable[str]) -> list[str]:
 
 
 def setup_logging(verbose: bool = False) -> None:
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, format="%(message)s", stream=sys.stderr)
+    """cgan's own messages on stderr from INFO (DEBUG with -v), other libraries' from WARNING unless -v: torch logs
+    at INFO through the root logger (its 'FakeTensor cache stats' lines came after 'interrupted')."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    if not verbose:
+        handler.addFilter(_ours_or_warnings)
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, handlers=[handler])
+
+
+def _ours_or_warnings(record: logging.LogRecord) -> bool:
+    return record.levelno >= logging.WARNING or record.name == "cgan" or record.name.startswith("cgan.")

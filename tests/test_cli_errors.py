@@ -198,3 +198,19 @@ def test_backend_unavailable_swaps_its_alternative_for_the_callers_words():
     assert str(e.instead(None)) == "no CUDA GPU is visible"
     assert str(BackendUnavailable("plain")) == "plain"
     assert str(pickle.loads(pickle.dumps(e))) == str(e)  # (errors cross processes in the decode workers)
+
+
+def test_other_libraries_info_lines_stay_out_of_the_commands_stderr():
+    """The commands set the root logger to INFO: torch's exit hook logged 'FakeTensor cache stats:' and its counts
+    after 'interrupted'. cgan's own INFO lines and every library's warnings still show; -v shows all."""
+    import subprocess
+    import sys
+
+    code = ("import logging, sys\nfrom cgan._cli import setup_logging\nsetup_logging(sys.argv[1] == 'v')\n"
+            "logging.getLogger('torch._subclasses.fake_tensor').info('FakeTensor cache stats:')\n"
+            "logging.getLogger('cgan.runtime').info('cgan info line')\n"
+            "logging.getLogger('onnx').warning('a library warning')\n")
+    quiet = subprocess.run([sys.executable, "-c", code, "q"], capture_output=True, text=True).stderr
+    assert quiet == "cgan info line\na library warning\n", quiet
+    verbose = subprocess.run([sys.executable, "-c", code, "v"], capture_output=True, text=True).stderr
+    assert "FakeTensor cache stats:" in verbose and "cgan info line" in verbose, verbose
