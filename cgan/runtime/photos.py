@@ -768,16 +768,22 @@ def _turn_of(img: np.ndarray, looks: Sequence[np.ndarray], prefer: Sequence[Any]
 MAX_ENCODE_SIDE = {".webp": 16383, ".jpg": 65535, ".jpeg": 65535, ".jpe": 65535}
 
 
+def check_encodable(width: int, height: int, suffix: str) -> None:
+    """PhotoProblem, saying what to do, when a `suffix` file cannot hold a width x height image."""
+    ext = suffix.lower()
+    side = MAX_ENCODE_SIDE.get(ext)
+    if side is not None and max(width, height) > side:
+        raise PhotoProblem(f"{width}x{height} is too large for {ext} (at most {side} pixels a side): write .png or "
+                           f".tif, or pass --size")
+
+
 def encode_photo(img: np.ndarray, suffix: str, meta: PhotoMeta | None = None,
                  note: Any = None) -> bytes:
     """`img` (BGR or BGRA uint8) as the bytes of a `suffix` file (JPEG/WebP quality 95), with `meta` where the
     format holds it; `note(key, message)` is told what of it was left out. PhotoProblem, saying what to do, when
     the format cannot hold the image."""
     ext = suffix.lower()
-    side = MAX_ENCODE_SIDE.get(ext)
-    if side is not None and max(img.shape[:2]) > side:
-        raise PhotoProblem(f"{img.shape[1]}x{img.shape[0]} is too large for {ext} (at most {side} pixels a side): "
-                           f"write .png or .tif, or pass --size")
+    check_encodable(img.shape[1], img.shape[0], ext)
     params = ENCODE_PARAMS.get(ext, [])
     items = _metadata_items(meta, ext, (img.shape[1], img.shape[0]), note or (lambda key, message: None)) \
         if meta else []
@@ -891,7 +897,8 @@ class _Run:
                 self.bar.update(1)
 
     def note_once(self, src: Path, key: str, message: str) -> None:
-        """A warning about the metadata of a photo that was still written: given once a run for each `key`."""
+        """A warning about what of a photo was left out (metadata, transparency) although it was written: given
+        once a run for each `key`."""
         with self.lock:
             if key in self.noted:
                 return
@@ -1013,6 +1020,7 @@ def _translate_one(translator: Any, size: tuple[str, Any], img: np.ndarray, alph
         how = "" if (tw, th) == (w, h) else f" at --size {tw}x{th}"
         raise PhotoProblem(f"{w}x{h}{how} is over the {max_pixels / 1e6:.1f} megapixels a frame may have (padded "
                            f"to multiples of {MULTIPLE}): pass --size max:4096 (shrinks only the larger photos)")
+    check_encodable(tw * (2 if side_by_side else 1), th, suffix)  # before the translation, not after it
     if (tw, th) != (w, h):
         img = cv2.resize(img, (tw, th), interpolation=cv2.INTER_AREA)
         if alpha is not None:
@@ -1133,6 +1141,10 @@ def _run(job: PhotoJob, translator: Any, plan: list[tuple[Path, Path]], size: tu
                 if run.stop.is_set():
                     continue  # stopping: what was read ahead is not translated
                 src, dst, img, alpha, meta = item
+                if alpha is not None and dst.suffix.lower() not in ALPHA_EXTS:
+                    run.note_once(src, f"alpha{dst.suffix.lower()}",
+                                  f"{dst.suffix.lower()} holds no transparency: written without it (what lies under "
+                                  f"its transparent pixels shows); write .png, .webp or .tif to keep it")
                 t0 = time.perf_counter()
                 try:
                     result = _translate_one(translator, size, img, alpha, job.side_by_side, dst.suffix, max_pixels)
