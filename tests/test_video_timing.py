@@ -286,6 +286,7 @@ def test_sound_longer_than_the_pictures_is_not_a_damaged_file_but_a_cut_one_is(t
     with caplog.at_level(logging.WARNING):
         s = run_video(job(inputs=[str(clip)], output=str(tmp_path / "o.mp4")), translator=Invert())
     assert s.frames == 10 and not [r for r in caplog.records if "damaged" in r.getMessage()]
+    assert not s.incomplete and s.streams[0]["cut_short"] is None
     full = _long_sound_mkv(tmp_path / "full.mkv", frames=30, sound_s=3.0).read_bytes()
     cut = tmp_path / "cut.mkv"
     cut.write_bytes(full[:len(full) // 2])
@@ -293,6 +294,23 @@ def test_sound_longer_than_the_pictures_is_not_a_damaged_file_but_a_cut_one_is(t
     with caplog.at_level(logging.WARNING):
         s = run_video(job(inputs=[str(cut)], output=str(tmp_path / "o2.mp4")), translator=Invert())
     assert 0 < s.frames < 30 and [r for r in caplog.records if "damaged" in r.getMessage()]
+    # said in the summary and its JSON too (a script saw exit 0 and "ended": "end" only)
+    assert s.incomplete == s.streams and "decoding stopped after" in s.streams[0]["cut_short"]
+    assert f"CUT SHORT {s.streams[0]['input']}: decoding stopped" in s.format()
+
+
+def test_cgan_video_exits_1_for_a_video_translated_in_part(tmp_path, capsys):
+    """A cut recording was written in part with exit 0: a script could not tell. Exit 1 now, the output kept."""
+    from cgan._cli import run
+    from cgan.runtime.cli import cli
+
+    full = _long_sound_mkv(tmp_path / "full.mkv", frames=30, sound_s=3.0).read_bytes()
+    cut = tmp_path / "cut.mkv"
+    cut.write_bytes(full[:len(full) // 2])
+    code = run(cli, ["--input", str(cut), "--output", str(tmp_path / "o.mp4"), "--no-display", "--no-progress",
+                     "--backend", "ort-cpu", "--size", "64x48"])
+    out = capsys.readouterr().out
+    assert code == 1 and "CUT SHORT" in out and (tmp_path / "o.mp4").stat().st_size > 0, out
 
 
 def held_gif(path: Path, delays_ms: list[int]) -> Path:

@@ -110,10 +110,17 @@ class FolderSummary:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    @property
+    def incomplete(self) -> list[dict[str, Any]]:
+        """The videos translated only in part (a stream cut short: VideoSummary.incomplete)."""
+        return [v for v in self.videos if any(st.get("cut_short") for st in v.get("streams", ()))]
+
     def format(self) -> str:
         frames = sum(v["frames"] for v in self.videos)
         lines = [f"{v['input']} -> {v['outputs'][0] if v['outputs'] else '(nothing written)'}: {v['frames']} frames, "
-                 f"{v['fps']:.1f} fps ({v['ended']})" for v in self.videos]
+                 f"{v['fps']:.1f} fps ({v['ended']})" + "".join(f"; CUT SHORT: {st['cut_short']}"
+                                                               for st in v.get("streams", ()) if st.get("cut_short"))
+                 for v in self.videos]
         lines += [f"FAILED {f['input']}: {f['error']}" for f in self.failed]
         lines.append(f"videos {len(self.videos)} translated, {len(self.failed)} failed: {frames} frames in "
                      f"{self.seconds:.1f} s ({self.ended})")

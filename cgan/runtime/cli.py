@@ -151,7 +151,8 @@ def _refuse_video_only(ctx: click.Context) -> None:
 
 
 def _finish(summary, as_json: bool) -> None:
-    """Print a run's summary; exit 130/143 when a signal ended it, 1 when some photos were not translated."""
+    """Print a run's summary; exit 130/143 when a signal ended it, 1 when some photos or videos were not
+    translated, or a video file was translated only in part (cut short: a decode error, a connection lost)."""
     if as_json:
         import json
 
@@ -160,7 +161,7 @@ def _finish(summary, as_json: bool) -> None:
         click.echo(summary.format())
     if summary.ended in EXIT_INTERRUPTED:
         raise click.exceptions.Exit(EXIT_INTERRUPTED[summary.ended])
-    if getattr(summary, "failed", None):
+    if getattr(summary, "failed", None) or getattr(summary, "incomplete", None):
         raise click.exceptions.Exit(1)
 
 

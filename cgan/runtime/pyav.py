@@ -249,6 +249,7 @@ class FileSource:
 
             self._tonemap = ToneMap(hdr)
         self.tone_mapped_by = "cgan" if hdr is not None else None  # as CaptureSource's (see Source)
+        self.cut_short: str | None = None  # why it ended before its end (see Source)
         self.frames_read = 0
         self.timestamp: float | None = None  # of the frame read last (see cgan.runtime.sources.Source)
         self.ended_at: float | None = None  # where the last frame's showing ends, once read to the end (Source)
@@ -316,8 +317,8 @@ class FileSource:
             self._ended = True
             return None
         except _av().FFmpegError as e:  # a decode error ends the file, as it does for OpenCV
-            log.warning("%s: decoding stopped after %d frames (%s); the output ends there", self.name,
-                        self.frames_read, str(e).strip()[:200])
+            self.cut_short = f"decoding stopped after {self.frames_read} frames ({str(e).strip()[:200]})"
+            log.warning("%s: %s; the output ends there", self.name, self.cut_short)
             return None
         if self._tonemap is not None:  # 16-bit RGB, BT.2020's matrix whatever the file says (some say nothing)
             img = self._tonemap(frame.reformat(format="rgb48le", src_colorspace="bt2020").to_ndarray())

@@ -160,8 +160,9 @@ class Source(Protocol):
     converted), or None at the end. A file source may also have `timestamp`: the time (seconds) in the file of
     the frame read last, which an H.264 output keeps (a variable frame rate stays in step with the sound),
     `ended_at`: once read() gave None at the file's end, the time its last frame stops being shown (None: not
-    known; the output then shows it as long as the frame before it), and `tone_mapped_by`: who makes its HDR
-    pictures SDR ("OpenCV" or "cgan"; None: SDR, or HDR read as it is)."""
+    known; the output then shows it as long as the frame before it), `tone_mapped_by`: who makes its HDR
+    pictures SDR ("OpenCV" or "cgan"; None: SDR, or HDR read as it is), and `cut_short`: why it ended before its
+    end (a decode error, a connection that could not be resumed, a live stream gone), else None."""
 
     name: str
     live: bool
@@ -250,6 +251,7 @@ class CaptureSource:
         self._ends: Any = False  # the file's pyav.stream_ends, once asked (False: not yet)
         self._seeked = False
         self.tone_mapped_by: str | None = None  # "OpenCV" when OpenCV makes this HDR file SDR (see open_source)
+        self.cut_short: str | None = None  # why it ended before its end (Source)
         self._pending: np.ndarray | None = None
         self.cap = self._open()
         self.fps = known_fps(self.cap.get(cv2.CAP_PROP_FPS))
@@ -362,8 +364,10 @@ class CaptureSource:
                     if frame is not None:
                         return frame
                 # a decode error ends OpenCV's reading like the end of the file does: say it was not the end
-                log.warning("%s: decoding stopped after %d of %d frames (damaged file?); the output ends there",
-                            self.name, self.frames_read, self.frame_count)
+                self.cut_short = (f"decoding stopped after {self.frames_read} of {self.frame_count} frames ("
+                                  f"{'a connection that could not be resumed, or ' * (self.spec.kind == 'url')}"
+                                  f"a damaged file?)")
+                log.warning("%s: %s; the output ends there", self.name, self.cut_short)
             else:
                 self.ended_at = self._last_frame_end()
             return None
@@ -500,7 +504,8 @@ class CaptureSource:
                 self.reconnected += 1
                 return _as_bgr(frame)
         else:
-            log.warning("%s is gone after %d reconnect attempts; ending it", self.name, self.reconnects)
+            self.cut_short = f"gone after {self.reconnects} reconnect attempts"
+            log.warning("%s is %s; ending it", self.name, self.cut_short)
         self.cap.release()
         self.cap = None
         return None

@@ -255,8 +255,15 @@ class VideoSummary:
                 name = f"{st['input']}: " if len(self.streams) > 1 else ""
                 lines.append(f"{name}flicker index {f['raw']:.3f} raw -> {f['smoothed']:.3f} smoothed ({change}; "
                              f"output change per unit of input change, lower is steadier)")
+        lines += [f"CUT SHORT {st['input']}: {st['cut_short']}" for st in self.streams if st.get("cut_short")]
         lines += [f"wrote {p}" for p in self.outputs]
         return "\n".join(lines)
+
+    @property
+    def incomplete(self) -> list[dict[str, Any]]:
+        """The streams of recorded videos (not live) that ended before their end: their outputs lack the rest
+        (cgan-video then exits 1)."""
+        return [st for st in self.streams if st.get("cut_short") and not st.get("live")]
 
 
 # ---- sizes, outputs, display -----------------------------------------------------------------------------
@@ -1646,5 +1653,7 @@ def _fill_summary(s: VideoSummary, pipe: _Pipeline, streams: list[_Stream], seco
                   "output": str(st.out.path) if st.out is not None and st.out.frames else None,
                   "codec": st.out.fourcc if st.out is not None else None,
                   "sound": st.out.sound if st.out is not None else None,
-                  "flicker": _flicker(st)}
+                  "flicker": _flicker(st),
+                  # why the input ended before its end (a decode error, a connection lost for good), else None
+                  "cut_short": getattr(st.source, "cut_short", None)}
                  for st in streams]
