@@ -129,3 +129,15 @@ def test_a_size_under_the_minimum_says_the_minimum(size, needle):
 
     with pytest.raises(CganError, match=needle):
         parse_size(size)
+
+
+def test_a_folder_with_a_video_translated_in_part_says_so():
+    from cgan.runtime.batch import FolderSummary
+
+    ok = {"input": "a.mp4", "outputs": ["o/a.mp4"], "frames": 30, "fps": 9.0, "ended": "end",
+          "streams": [{"live": False, "cut_short": None}]}
+    cut = {**ok, "input": "b.mkv", "outputs": ["o/b.mkv"], "frames": 15,
+           "streams": [{"live": False, "cut_short": "decoding stopped after 15 of 30 frames"}]}
+    s = FolderSummary(videos=[ok, cut])
+    assert s.incomplete == [cut] and not FolderSummary(videos=[ok]).incomplete
+    assert "b.mkv -> o/b.mkv: 15 frames, 9.0 fps (end); CUT SHORT: decoding stopped after 15" in s.format()
