@@ -309,14 +309,15 @@ class InceptionFeatures:
 
 
 def _to_tensor(images: Sequence[np.ndarray]) -> Any:
-    import torch
+    from cgan.trainer.data import to_tensor
 
-    return torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).float().div(127.5).sub(1.0)
+    return to_tensor(np.stack(images))  # (the trainer's own scaling: one definition)
 
 
 def _to_uint8(y: Any) -> list[np.ndarray]:
-    arr = ((y.float().clamp(-1, 1) + 1.0) * 127.5).round().byte().permute(0, 2, 3, 1).cpu().numpy()
-    return list(arr)
+    from cgan.trainer.data import to_uint8
+
+    return list(to_uint8(y))
 
 
 def translate(net: Any, images: Sequence[np.ndarray], device: str = "cpu", batch: int = 8) -> list[np.ndarray]:

@@ -265,13 +265,16 @@ class Transform:
 
 
 def to_tensor(img: np.ndarray) -> torch.Tensor:
-    """HxWx3 uint8 RGB → 3xHxW float32 in [-1, 1]."""
-    return torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1).float().div_(127.5).sub_(1.0)
+    """HxWx3 uint8 RGB → 3xHxW float32 in [-1, 1] (a batch NxHxWx3 → Nx3xHxW). The generator's input as the
+    trainer feeds it; cgan-eval uses it too."""
+    order = (0, 3, 1, 2) if img.ndim == 4 else (2, 0, 1)
+    return torch.from_numpy(np.ascontiguousarray(img)).permute(*order).float().div_(127.5).sub_(1.0)
 
 
 def to_uint8(t: torch.Tensor) -> np.ndarray:
-    """3xHxW in [-1, 1] → HxWx3 uint8 RGB."""
-    return ((t.detach().float().cpu().clamp(-1, 1) + 1) * 127.5).round().byte().permute(1, 2, 0).numpy()
+    """3xHxW in [-1, 1] → HxWx3 uint8 RGB (a batch Nx3xHxW → NxHxWx3): (y + 1)·127.5, rounded."""
+    order = (0, 2, 3, 1) if t.ndim == 4 else (1, 2, 0)
+    return ((t.detach().float().clamp(-1, 1) + 1) * 127.5).round().byte().permute(*order).cpu().numpy()
 
 
 class DataError(CganError):
