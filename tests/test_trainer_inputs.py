@@ -513,3 +513,27 @@ def test_a_data_folder_that_cannot_be_listed_is_one_line_and_leaves_no_run_folde
     err = capsys.readouterr().err.strip()
     assert code == 2 and err.count("\n") == 0 and "trainA" in err and "cannot be read (Permission denied)" in err
     assert not (tmp_path / "runs" / "p").exists()
+
+
+def test_more_loader_workers_than_cpus_is_one_line_and_the_default_fits_the_machine(tmp_path, data, caplog,
+                                                                                      monkeypatch):
+    """torch's own warning (a paragraph with its file and line, printed twice) came with the README's smoke run
+    on a 2-core machine: the default --workers 4 was more than its CPUs. The default is now at most the CPUs
+    usable here; more, when asked for, is said in one line."""
+    import json
+    import logging
+    import warnings
+
+    from cgan.trainer import train as train_mod
+
+    monkeypatch.setattr(train_mod, "usable_cpus", lambda: 1)
+    smoke = [a for a in SMOKE if a not in ("--workers", "0")]
+    assert run(cli, ["--data", str(data), "--out", str(tmp_path / "runs"), "--name", "d", *smoke]) == 0
+    assert json.loads((tmp_path / "runs" / "d" / "config.json").read_text())["config"]["workers"] == 1
+    with warnings.catch_warnings(record=True) as seen, caplog.at_level(logging.WARNING):
+        warnings.simplefilter("always")
+        train_mod.train(tiny_config(data, tmp_path / "r", workers=2, max_steps=1), progress=False)
+    assert not [w for w in seen if "This DataLoader will create" in str(w.message)], [str(w.message) for w in seen]
+    said = [r.getMessage() for r in caplog.records if "usable CPUs" in r.getMessage()]
+    assert said == ["warning: --workers 2 on 1 usable CPUs: the loader workers take turns with the training itself; "
+                    "--workers 1 is enough here"], said

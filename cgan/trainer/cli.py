@@ -78,7 +78,7 @@ def _domains(value: str | None) -> tuple[str, str] | None:
               help="NHWC memory format (faster on tensor cores).")
 @click.option("--compile/--no-compile", "compile_", default=None, help="torch.compile the networks.")
 @click.option("--device", type=str, help="auto (default), cpu or cuda.")
-@click.option("--workers", type=int, help="DataLoader worker processes (default 4).")
+@click.option("--workers", type=int, help="DataLoader worker processes (default 4, at most the CPUs usable here).")
 @click.option("--threads", type=int, help="torch CPU threads (default: torch's choice).")
 @click.option("--save-every-steps", type=int, help="Also checkpoint every N steps (always at each epoch's end).")
 @click.option("--keep", type=int, help="Checkpoints kept (default 3).")
@@ -119,6 +119,10 @@ def train_cmd(data, data_a, data_b, domains, out, name, resume, flip, compile_, 
     if resume:
         cfg = config_for_resume(Path(out) / name, overrides)
     else:
+        if "workers" not in overrides:  # (more than the CPUs: the workers take turns with the training)
+            from cgan.trainer.train import usable_cpus
+
+            overrides["workers"] = min(TrainConfig.workers, usable_cpus())
         cfg = TrainConfig(**overrides)
     reset = resume and ("epochs" in overrides or "epochs_decay" in overrides)  # typed again: a new schedule
     run_dir = train(cfg, resume=resume, progress=not quiet, reset_schedule=reset)

@@ -22,7 +22,7 @@ import shutil
 import time
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 import torch
@@ -417,6 +417,9 @@ def _train(cfg: TrainConfig, resume: bool, progress: bool, reset_schedule: bool,
     # A compiled run skips each epoch's short last batch: a new batch size would make torch.compile build every
     # network again for it (static shapes) at each epoch's end. The skipped images differ per epoch.
     drop_last = cfg.compile and cfg.batch_size > 1 and sampler.per_rank >= cfg.batch_size
+    if cfg.workers > usable_cpus() and main_rank:  # (torch's own warning printed its file and line, twice)
+        log.warning("warning: --workers %d on %d usable CPUs: the loader workers take turns with the training "
+                    "itself; --workers %d is enough here", cfg.workers, usable_cpus(), max(1, usable_cpus() - 1))
     if cfg.workers > 0:
         # one OpenCV thread per loader worker (they already run in parallel), set here, before they are forked:
         # cv2.setNumThreads in a worker deadlocked (pthread_cond_destroy) once this process had started OpenCV's
@@ -424,15 +427,8 @@ def _train(cfg: TrainConfig, resume: bool, progress: bool, reset_schedule: bool,
         import cv2
 
         cv2.setNumThreads(1)
-    loader = torch.utils.data.DataLoader(
-        dataset, batch_size=cfg.batch_size, sampler=sampler, num_workers=cfg.workers,
-        pin_memory=device.type == "cuda", persistent_workers=cfg.workers > 0,
-        prefetch_factor=4 if cfg.workers > 0 else None, drop_last=drop_last,
-        worker_init_fn=functools.partial(_quiet_worker, os.getpid()),
-        # each iter() draws the workers' base seed from this generator, not from torch's global RNG: the
-        # checkpoint captures the global RNG after that draw, and a resumed run draws again (dropout masks
-        # would differ from the straight run's). Items take their randomness from (seed, epoch, position).
-        generator=torch.Generator().manual_seed(cfg.seed))
+    with _workers_counted_by_us():
+        loader = _loader(cfg, dataset, sampler, device, drop_last)
     steps_per_epoch = (sampler.per_rank // cfg.batch_size if drop_last else -(-sampler.per_rank // cfg.batch_size))
 
     if device.type == "cuda" and cfg.preprocess in ("resize_and_crop", "crop", "scale_width_and_crop"):
@@ -689,6 +685,19 @@ def _quiet_worker(trainer_pid: int, _: int) -> None:
     torch.set_num_threads(1)
 
 
+def _loader(cfg: TrainConfig, dataset: Any, sampler: Any, device: Any, drop_last: bool) -> Any:
+    """The training DataLoader (persistent workers, pinned memory on CUDA; see _train)."""
+    return torch.utils.data.DataLoader(
+        dataset, batch_size=cfg.batch_size, sampler=sampler, num_workers=cfg.workers,
+        pin_memory=device.type == "cuda", persistent_workers=cfg.workers > 0,
+        prefetch_factor=4 if cfg.workers > 0 else None, drop_last=drop_last,
+        worker_init_fn=functools.partial(_quiet_worker, os.getpid()),
+        # each iter() draws the workers' base seed from this generator, not from torch's global RNG: the
+        # checkpoint captures the global RNG after that draw, and a resumed run draws again (dropout masks
+        # would differ from the straight run's). Items take their randomness from (seed, epoch, position).
+        generator=torch.Generator().manual_seed(cfg.seed))
+
+
 def _workers_started(loader: Any) -> Any:
     """iter(loader), with SIGTERM blocked while it forks the workers: a worker is born with it blocked, so one
     that comes to the process group before the worker's own handling is set up (_worker_signals) waits for it.
@@ -697,13 +706,33 @@ def _workers_started(loader: Any) -> Any:
     workers are forked."""
     import signal
 
-    if not hasattr(signal, "pthread_sigmask"):
-        return iter(loader)
-    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
+    with _workers_counted_by_us():
+        if not hasattr(signal, "pthread_sigmask"):
+            return iter(loader)
+        old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
+        try:
+            return iter(loader)
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
+@contextlib.contextmanager
+def _workers_counted_by_us() -> Iterator[None]:
+    """Without torch's warning of more loader workers than CPUs (a paragraph with its file and line, at the
+    DataLoader's creation and again at its first iter()): _train says it in one line."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="This DataLoader will create", category=UserWarning)
+        yield
+
+
+def usable_cpus() -> int:
+    """The CPUs this process may run on (taskset, a container's cpuset), as torch's DataLoader counts them."""
     try:
-        return iter(loader)
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+        return len(os.sched_getaffinity(0)) or 1
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
 
 
 def _worker_signals(trainer_pid: int) -> None:
