@@ -537,3 +537,20 @@ def test_more_loader_workers_than_cpus_is_one_line_and_the_default_fits_the_mach
     said = [r.getMessage() for r in caplog.records if "usable CPUs" in r.getMessage()]
     assert said == ["warning: --workers 2 on 1 usable CPUs: the loader workers take turns with the training itself; "
                     "--workers 1 is enough here"], said
+
+
+@pytest.mark.parametrize("device, needle", [("cuda:x", "--device must be auto, cpu, cuda or cuda:N"),
+                                            ("cuda:-1", "--device must be auto, cpu, cuda or cuda:N"),
+                                            ("cuda:0:1", "--device must be auto, cpu, cuda or cuda:N"),
+                                            ("cuda:3", "--device cuda:3: this machine's GPUs are cuda:0..cuda:1")])
+def test_a_bad_cuda_device_is_one_line(tmp_path, data, monkeypatch, device, needle):
+    """`--device cuda:x` was a RuntimeError traceback ('Invalid device string') where CUDA is present, and
+    cuda:99 passed the checks to fail later."""
+    from cgan.errors import CganError
+    from cgan.trainer.train import resolve_device
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    with pytest.raises(CganError, match=needle.replace("(", r"\(")):
+        resolve_device(tiny_config(data, tmp_path, device=device).device)
+    assert resolve_device("cuda:1") == torch.device("cuda:1")

@@ -77,7 +77,7 @@ def _domains(value: str | None) -> tuple[str, str] | None:
 @click.option("--channels-last/--no-channels-last", default=None,
               help="NHWC memory format (faster on tensor cores).")
 @click.option("--compile/--no-compile", "compile_", default=None, help="torch.compile the networks.")
-@click.option("--device", type=str, help="auto (default), cpu or cuda.")
+@click.option("--device", type=str, help="auto (default), cpu, cuda or cuda:N.")
 @click.option("--workers", type=int, help="DataLoader worker processes (default 4, at most the CPUs usable here).")
 @click.option("--threads", type=int, help="torch CPU threads (default: torch's choice).")
 @click.option("--save-every-steps", type=int, help="Also checkpoint every N steps (always at each epoch's end).")

@@ -97,8 +97,10 @@ class TrainConfig:
             problems.append(f"--preprocess must be one of {', '.join(PREPROCESS)}, got {self.preprocess!r}")
         if self.precision not in PRECISIONS:
             problems.append(f"--precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
-        if self.device not in DEVICES and not str(self.device).startswith("cuda:"):
-            problems.append(f"--device must be auto, cpu or cuda, got {self.device!r}")
+        device = str(self.device)
+        if self.device not in DEVICES and not (device.startswith("cuda:") and device[5:].isdecimal()
+                                               and device[5:].isascii()):
+            problems.append(f"--device must be auto, cpu, cuda or cuda:N (a GPU's index), got {self.device!r}")
         if self.size < self.min_size or self.size % 4:
             problems.append(f"--size must be a multiple of 4 and at least {self.min_size} (the discriminator's "
                             f"{self.n_layers_d} stride-2 layers need it), got {self.size}")

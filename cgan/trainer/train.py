@@ -61,6 +61,9 @@ def resolve_device(name: str) -> torch.device:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise CganError(f"--device {name} but CUDA is not available here; use --device cpu or auto")
+    index = name.partition(":")[2]
+    if index and (not index.isdecimal() or int(index) >= torch.cuda.device_count()):
+        raise CganError(f"--device {name}: this machine's GPUs are cuda:0..cuda:{torch.cuda.device_count() - 1}")
     return torch.device(name)
 
 
