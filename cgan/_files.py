@@ -58,6 +58,12 @@ def ensure_writable_dir(path: str | os.PathLike, what: str = "output folder") ->
         with tempfile.NamedTemporaryFile(dir=p, prefix=".cgan-write-test-"):
             pass
     except OSError as e:
+        if os.path.lexists(p) and not p.is_dir():  # (mkdir said only "File exists")
+            raise CganError(f"cannot write to {what} {p}: it is a file, not a folder; choose another path") from None
+        blocking = nearest_existing(p)
+        if not blocking.is_dir():
+            raise CganError(f"cannot write to {what} {p}: {blocking} is a file, not a folder; choose another "
+                            f"path") from None
         raise CganError(f"cannot write to {what} {p}: {e.strerror or e}; choose a writable folder") from None
     return p
 

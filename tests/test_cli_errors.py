@@ -214,3 +214,15 @@ def test_other_libraries_info_lines_stay_out_of_the_commands_stderr():
     assert quiet == "cgan info line\na library warning\n", quiet
     verbose = subprocess.run([sys.executable, "-c", code, "v"], capture_output=True, text=True).stderr
     assert "FakeTensor cache stats:" in verbose and "cgan info line" in verbose, verbose
+
+
+def test_a_file_where_an_output_folder_goes_is_named_as_such(tmp_path):
+    """cgan-train said 'cannot write to run folder o/x: File exists' of a plain file o/x (mkdir's own words)."""
+    from cgan._files import ensure_writable_dir
+    from cgan.errors import CganError
+
+    (tmp_path / "x").write_text("")
+    with pytest.raises(CganError, match="run folder .*/x: it is a file, not a folder; choose another path"):
+        ensure_writable_dir(tmp_path / "x", "run folder")
+    with pytest.raises(CganError, match=r"/x is a file, not a folder"):
+        ensure_writable_dir(tmp_path / "x" / "sub", "run folder")

@@ -554,3 +554,20 @@ def test_a_bad_cuda_device_is_one_line(tmp_path, data, monkeypatch, device, need
     with pytest.raises(CganError, match=needle.replace("(", r"\(")):
         resolve_device(tiny_config(data, tmp_path, device=device).device)
     assert resolve_device("cuda:1") == torch.device("cuda:1")
+
+
+def test_import_official_given_a_training_checkpoint_says_what_to_do(tmp_path, trained, capsys):
+    """It said '... does not hold a generator state_dict (a dict of tensors)': true, but no help."""
+    ckpt = sorted((trained[0] / "checkpoints").glob("*.pt"))[-1]
+    code = run(cli, ["import-official", str(ckpt), "--out", str(tmp_path / "imp")])
+    one_line(capsys, code, 2, "is a cgan training checkpoint, not an official one",
+             f"cgan-train export-pair {trained[0]} --checkpoint {ckpt}")
+    assert not (tmp_path / "imp").exists()
+
+
+def test_import_official_with_a_malformed_first_layer_names_its_shape(tmp_path, capsys):
+    """It said "no 'model.1.weight'" of a file that has one, of the wrong shape."""
+    bad = tmp_path / "bad_G.pth"
+    torch.save({"model.1.weight": torch.zeros(3)}, bad)
+    code = run(cli, ["import-official", str(bad), "--out", str(tmp_path / "imp")])
+    one_line(capsys, code, 3, "'model.1.weight' has the shape [3], not a first convolution's")

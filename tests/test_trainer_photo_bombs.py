@@ -103,3 +103,18 @@ def test_declared_sizes_of_headers_opencv_does_not_write():
     assert declared_size(core) == (30000, 20000)
     top_down = b"BM" + b"\x00" * 12 + struct.pack("<Iii", 40, 640, -480) + b"\x00" * 8
     assert declared_size(top_down) == (640, 480)
+
+
+def test_a_folders_summary_counts_photos_over_the_limit_apart_from_corrupt_ones(tmp_path, caplog):
+    """The summary said '2 could not be decoded, corrupt or cut short?' of a valid photo over the limit too,
+    advising to replace a file that only needs shrinking."""
+    folder = tmp_path / "trainA"
+    folder.mkdir()
+    _forged_png(folder / "bomb.png", 20000, 16000)
+    (folder / "bad.jpg").write_bytes(b"\xff\xd8\xff\xe0 not a jpeg")
+    cv2.imwrite(str(folder / "ok.png"), np.zeros((40, 40, 3), np.uint8))
+    with caplog.at_level(logging.WARNING, logger=data.log.name):
+        assert [f.name for f in data.list_images(folder, "X", check=True)] == ["ok.png"]
+    said = [r.getMessage() for r in caplog.records if "skipped 2 of 3 files" in r.getMessage()]
+    assert said and "1 over the 134-megapixel limit ('bomb.png'; shrink them)" in said[0], caplog.text
+    assert "1 could not be decoded, corrupt or cut short? ('bad.jpg')" in said[0]

@@ -14,7 +14,7 @@ import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Sequence
 
 import cv2
 import numpy as np
@@ -30,9 +30,9 @@ log = logging.getLogger(__name__)
 
 
 # ---- reading ------------------------------------------------------------------------------------------
-def read_rgb(path: str | os.PathLike) -> np.ndarray | None:
+def read_rgb(path: str | os.PathLike, too_large: list[Path] | None = None) -> np.ndarray | None:
     """An image file as HxWx3 uint8 RGB, or None if it is not a decodable image (or declares more than
-    MAX_DECODE_PIXELS pixels: it is not decoded, and a warning names it)."""
+    MAX_DECODE_PIXELS pixels: it is not decoded, a warning names it, and it is added to `too_large`)."""
     try:
         data = np.fromfile(str(path), dtype=np.uint8)
     except OSError:
@@ -43,6 +43,8 @@ def read_rgb(path: str | os.PathLike) -> np.ndarray | None:
     if size is not None:
         log.warning("warning: %s declares %dx%d pixels, over the %d-megapixel limit for training photos: skipped",
                     path, size[0], size[1], MAX_DECODE_PIXELS // 10**6)
+        if too_large is not None:
+            too_large.append(Path(path))
         return None
     try:
         img = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
@@ -108,14 +110,18 @@ def list_images(folder: str | os.PathLike, what: str, check: bool = True,
         raise CganError(f"{what} folder {p} is empty; put the domain's training images there")
     if check and len(files) >= 200:  # every photo is decoded once: minutes for thousands of large ones
         log.info("checking the %d files of %s (%s) once, before training", len(files), what, p)
-    good, not_read, broken = [], [], []
+    good: list[Path] = []
+    not_read: list[Path] = []
+    broken: list[Path] = []
+    too_large: list[Path] = []
     for f in files:
         if not reads(f.suffix):
             not_read.append(f)
             continue
-        img = read_rgb(f) if check else None
+        img = read_rgb(f, too_large) if check else None
         if check and img is None:
-            broken.append(f)
+            if not too_large or too_large[-1] != f:
+                broken.append(f)
             continue
         if img is not None and transform is not None:
             try:
@@ -125,19 +131,22 @@ def list_images(folder: str | os.PathLike, what: str, check: bool = True,
         good.append(f)
     if not good:
         _refuse_sub_folder(p, what, f"has no readable images ({len(files)} other files)")
-        raise CganError(f"{what} folder {p} has no readable images: {_skipped(not_read, broken)}")
-    if not_read or broken:
-        log.warning("warning: %s: skipped %d of %d files: %s", what, len(not_read) + len(broken), len(files),
-                    _skipped(not_read, broken))
+        raise CganError(f"{what} folder {p} has no readable images: {_skipped(not_read, broken, too_large)}")
+    if not_read or broken or too_large:
+        log.warning("warning: %s: skipped %d of %d files: %s", what, len(not_read) + len(broken) + len(too_large),
+                    len(files), _skipped(not_read, broken, too_large))
     return good
 
 
-def _skipped(not_read: list[Path], broken: list[Path]) -> str:
-    """What was skipped and why, in two kinds: a file type not read (a .gif, notes: convert or ignore) and a photo
-    that did not decode (corrupt, cut short: replace it)."""
-    def names(fs: list[Path]) -> str:
+def _skipped(not_read: list[Path], broken: list[Path], too_large: Sequence[Path] = ()) -> str:
+    """What was skipped and why, in three kinds: a file type not read (a .gif, notes: convert or ignore), a photo
+    that did not decode (corrupt, cut short: replace it) and one over the pixel limit (shrink it)."""
+    def names(fs: Sequence[Path]) -> str:
         return ", ".join(repr(f.name) for f in fs[:3]) + (", ..." if len(fs) > 3 else "")
     parts = []
+    if too_large:
+        parts.append(f"{len(too_large)} over the {MAX_DECODE_PIXELS // 10**6}-megapixel limit ({names(too_large)}; "
+                     f"shrink them)")
     if broken:
         parts.append(f"{len(broken)} could not be decoded, corrupt or cut short? ({names(broken)})")
     if not_read:

@@ -121,12 +121,15 @@ def infer_spec(state: dict[str, torch.Tensor]) -> GeneratorSpec:
     """Recover a GeneratorSpec from an official-layout generator state_dict (blocks, ngf, channels, dropout)."""
     from cgan.errors import IntegrityError
 
-    try:
-        w_first = state["model.1.weight"]
-        ngf, in_ch = int(w_first.shape[0]), int(w_first.shape[1])
-    except (KeyError, IndexError, AttributeError):
+    if "model.1.weight" not in state:
         raise IntegrityError("not a ResNet generator checkpoint: no 'model.1.weight' "
-                             "(expected the official ResnetGenerator layout)") from None
+                             "(expected the official ResnetGenerator layout)")
+    w_first = state["model.1.weight"]
+    shape = tuple(getattr(w_first, "shape", ()))
+    if len(shape) != 4:
+        raise IntegrityError(f"not a ResNet generator checkpoint: 'model.1.weight' has the shape {list(shape)}, "
+                             f"not a first convolution's [ngf, channels, 7, 7]")
+    ngf, in_ch = int(shape[0]), int(shape[1])
     try:
         block_ids = sorted({int(k.split(".")[1]) for k in state if ".conv_block." in k and k.startswith("model.")})
         last = max(int(k.split(".")[1]) for k in state if k.startswith("model.") and k.endswith(".weight"))

@@ -241,6 +241,12 @@ def read_official(path: str | os.PathLike) -> dict[str, torch.Tensor]:
                 "a folder: give the generator's .pth file (the official latest_net_G_A.pth / latest_net_G_B.pth)")
         raise CganError(f"{p} is {hint}")
     obj = load_plain(p, "PyTorch state_dict", "cgan only loads plain tensors, never pickled code")
+    from cgan.trainer.checkpoint import FORMAT as CHECKPOINT_FORMAT  # (it imports this module)
+
+    if isinstance(obj, dict) and obj.get("format") == CHECKPOINT_FORMAT:
+        run = p.parent.parent if p.parent.name == "checkpoints" else "RUN_DIR"
+        raise CganError(f"{p} is a cgan training checkpoint, not an official one: write its pair with "
+                        f"`cgan-train export-pair {run} --checkpoint {p} --out DIR`")
     if isinstance(obj, dict) and "state_dict" in obj and isinstance(obj["state_dict"], dict):
         obj = obj["state_dict"]
     if not isinstance(obj, dict) or not obj or not all(isinstance(v, torch.Tensor) for v in obj.values()):
