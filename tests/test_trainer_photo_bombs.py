@@ -118,3 +118,15 @@ def test_a_folders_summary_counts_photos_over_the_limit_apart_from_corrupt_ones(
     said = [r.getMessage() for r in caplog.records if "skipped 2 of 3 files" in r.getMessage()]
     assert said and "1 over the 134-megapixel limit ('bomb.png'; shrink them)" in said[0], caplog.text
     assert "1 could not be decoded, corrupt or cut short? ('bad.jpg')" in said[0]
+
+
+def test_images_in_sub_folders_beside_the_folders_own_are_said_to_be_unused(tmp_path, caplog):
+    """The official repo walks sub-folders; cgan reads a folder's own images, and left the others out silently
+    when the folder had some of its own (it refused only a folder with none)."""
+    folder = tmp_path / "trainA"
+    (folder / "more").mkdir(parents=True)
+    cv2.imwrite(str(folder / "ok.png"), np.zeros((40, 40, 3), np.uint8))
+    cv2.imwrite(str(folder / "more" / "also.png"), np.zeros((40, 40, 3), np.uint8))
+    with caplog.at_level(logging.WARNING, logger=data.log.name):
+        assert [f.name for f in data.list_images(folder, "X", check=True)] == ["ok.png"]
+    assert f"images in sub-folders such as {folder / 'more'} are not used" in caplog.text

@@ -79,10 +79,14 @@ def _has_images(folder: Path) -> bool:
         return False
 
 
+def _sub_folder_with_images(p: Path) -> Path | None:
+    return next((d for d in sorted(p.iterdir()) if d.is_dir() and not d.name.startswith(".") and _has_images(d)),
+                None)
+
+
 def _refuse_sub_folder(p: Path, what: str, state: str) -> None:
     """Sub-folders are not read: when one holds images, say so (with a README beside it too)."""
-    sub = next((d for d in sorted(p.iterdir()) if d.is_dir() and not d.name.startswith(".") and _has_images(d)),
-               None)
+    sub = _sub_folder_with_images(p)
     if sub is not None:
         raise CganError(f"{what} folder {p} {state} (sub-folders are not read), but {sub} has some: point the "
                         f"domain's option (--data-a/--data-b) at the folder of images")
@@ -135,6 +139,10 @@ def list_images(folder: str | os.PathLike, what: str, check: bool = True,
     if not_read or broken or too_large:
         log.warning("warning: %s: skipped %d of %d files: %s", what, len(not_read) + len(broken) + len(too_large),
                     len(files), _skipped(not_read, broken, too_large))
+    sub = _sub_folder_with_images(p) if check else None
+    if sub is not None:  # (the official repo's make_dataset walks sub-folders too: its run would train on them)
+        log.warning("warning: %s: the images in sub-folders such as %s are not used (only the folder's own "
+                    "images are); move them up to train on them", what, sub)
     return good
 
 
