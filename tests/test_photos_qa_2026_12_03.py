@@ -54,3 +54,17 @@ def test_a_photo_too_large_for_its_output_format_is_refused_before_its_translati
                             **QUIET), translator=Counting())
     assert s.photos == 0 and "18000x8 is too large for .webp" in s.failed[0]["reason"]
     assert Counting.calls == 0
+
+
+def test_photojob_takes_numpys_bools_as_videojob_does(tmp_path):
+    """docs/video.md: 'PhotoJob checks its fields as VideoJob does'; numpy's True was refused by PhotoJob
+    ('progress must be True or False, got bool np.True_') and taken by VideoJob."""
+    import pytest
+
+    from cgan.errors import CganError
+
+    job = PhotoJob(inputs=[str(tmp_path)], output=str(tmp_path / "o"), progress=np.True_, side_by_side=np.False_,
+                   handle_signals=np.False_)
+    assert job.progress is True and job.side_by_side is False and job.handle_signals is False
+    with pytest.raises(CganError, match="progress must be True or False, got"):
+        PhotoJob(inputs=[str(tmp_path)], output=str(tmp_path / "o"), progress=1)

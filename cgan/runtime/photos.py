@@ -57,8 +57,8 @@ from cgan._xmp import JPEG_MAX_XMP, jpeg_with_xmp, jpeg_xmp, png_with_xmp, png_x
 from cgan.errors import CganError
 from cgan.runtime.frames import DEFAULT_MAX_PIXELS, MULTIPLE, round_up
 from cgan.runtime.sources import DEMO, _describe
-from cgan.runtime.video import CODECS, VIDEO_EXTS, JOIN_TIMEOUT_S, _handled_signals, _signals, load_translator, parse_size, \
-    target_size
+from cgan.runtime.video import CODECS, VIDEO_EXTS, JOIN_TIMEOUT_S, _check_bool, _handled_signals, _signals, \
+    load_translator, parse_size, target_size
 
 log = logging.getLogger(__name__)
 
@@ -154,12 +154,13 @@ class PhotoJob:
         if self.output is not None and not _text(self.output):
             raise CganError(f"output must be a photo file or a folder (a non-empty str or path), got "
                             f"{_describe(self.output)}")
-        for name in ("side_by_side", "compile", "progress"):
-            if not isinstance(getattr(self, name), bool):
-                raise CganError(f"{name} must be True or False, got {_describe(getattr(self, name))}")
+        for name in ("side_by_side", "compile", "progress"):  # (as VideoJob's: numpy's bools too)
+            _check_bool(name, getattr(self, name))
+            setattr(self, name, bool(getattr(self, name)))
         for name in ("cuda_graphs", "handle_signals"):
-            if getattr(self, name) is not None and not isinstance(getattr(self, name), bool):
-                raise CganError(f"{name} must be True, False or None, got {_describe(getattr(self, name))}")
+            _check_bool(name, getattr(self, name), none_ok=True)
+            if getattr(self, name) is not None:
+                setattr(self, name, bool(getattr(self, name)))
         for name, none_ok in (("pair", False), ("direction", True), ("size", False), ("backend", False),
                               ("precision", True)):
             value = getattr(self, name)
