@@ -94,6 +94,14 @@ def _quota(path: str, period_path: str | None = None) -> float | None:
         return None
 
 
+def usable_cpus() -> int:
+    """The CPUs this process may run on (taskset, a container's cpuset), as torch's DataLoader counts them."""
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
 def compute_threads(cpu_root: str = "/sys/devices/system/cpu", cgroup_root: str = "/sys/fs/cgroup",
                     proc_cgroup: str = "/proc/self/cgroup") -> int:
     """How many threads a compute-bound library should run by default here: one per physical core among the

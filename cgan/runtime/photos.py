@@ -51,7 +51,7 @@ from cgan._images import (TiffMetadata, bomb_size, exif_for_copy, exif_orientati
                           png_has_alpha, png_orientation, tiff_alpha_orientation, tiff_metadata, webp_has_alpha,
                           webp_orientation)
 from cgan._iptc import MAX_IRB, has_iptc, iptc_for_copy, jpeg_photoshop, jpeg_with_photoshop
-from cgan._limits import MAX_DECODE_PIXELS
+from cgan._limits import MAX_DECODE_PIXELS, usable_cpus
 from cgan._optional import optional_module
 from cgan._xmp import JPEG_MAX_XMP, jpeg_with_xmp, jpeg_xmp, png_with_xmp, png_xmp, xmp_for_copy
 from cgan.errors import CganError
@@ -1105,10 +1105,7 @@ def io_threads(job: PhotoJob, translator: Any) -> int:
     info = getattr(translator, "info", None)
     if getattr(info, "device", "cpu") in (None, "cpu"):
         return 1
-    try:
-        cores = len(os.sched_getaffinity(0))  # the cores this process may use (a container's share)
-    except (AttributeError, OSError):
-        cores = os.cpu_count() or 2
+    cores = usable_cpus()  # the cores this process may use (a container's share)
     return max(1, min(4, cores // 2))
 
 

@@ -30,7 +30,7 @@ from torch import nn
 
 from cgan._files import atomic_path, ensure_writable_dir, write_bytes_atomic, write_json_atomic
 from cgan._git import git_sha
-from cgan._limits import check_threads
+from cgan._limits import check_threads, usable_cpus
 from cgan.errors import CganError, IntegrityError
 from cgan.pairs import PAIR_JSON
 from cgan.trainer import checkpoint as ckpt
@@ -420,9 +420,10 @@ def _train(cfg: TrainConfig, resume: bool, progress: bool, reset_schedule: bool,
     # A compiled run skips each epoch's short last batch: a new batch size would make torch.compile build every
     # network again for it (static shapes) at each epoch's end. The skipped images differ per epoch.
     drop_last = cfg.compile and cfg.batch_size > 1 and sampler.per_rank >= cfg.batch_size
-    if cfg.workers > usable_cpus() and main_rank:  # (torch's own warning printed its file and line, twice)
+    cpus = usable_cpus()
+    if cfg.workers > cpus and main_rank:  # (torch's own warning printed its file and line, twice)
         log.warning("warning: --workers %d on %d usable CPUs: the loader workers take turns with the training "
-                    "itself; --workers %d is enough here", cfg.workers, usable_cpus(), max(1, usable_cpus() - 1))
+                    "itself; --workers %d is enough here", cfg.workers, cpus, max(1, cpus - 1))
     if cfg.workers > 0:
         # one OpenCV thread per loader worker (they already run in parallel), set here, before they are forked:
         # cv2.setNumThreads in a worker deadlocked (pthread_cond_destroy) once this process had started OpenCV's
@@ -723,19 +724,9 @@ def _workers_started(loader: Any) -> Any:
 def _workers_counted_by_us() -> Iterator[None]:
     """Without torch's warning of more loader workers than CPUs (a paragraph with its file and line, at the
     DataLoader's creation and again at its first iter()): _train says it in one line."""
-    import warnings
-
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="This DataLoader will create", category=UserWarning)
         yield
-
-
-def usable_cpus() -> int:
-    """The CPUs this process may run on (taskset, a container's cpuset), as torch's DataLoader counts them."""
-    try:
-        return len(os.sched_getaffinity(0)) or 1
-    except (AttributeError, OSError):
-        return os.cpu_count() or 1
 
 
 def _worker_signals(trainer_pid: int) -> None:
