@@ -1,7 +1,8 @@
 """Embed cgan's runtime in your own program: translate one picture with every CPU backend that can run it here.
 
     python examples/embed.py                          # a synthetic frame, the embedded summer2winter pair
-    python examples/embed.py photo.jpg --export DIR   # ... and an export folder (cgan-export summer2winter --out DIR)
+    cgan-export summer2winter --out exports/s2w --no-parity    # an export folder to compare with (optional)
+    python examples/embed.py photo.jpg --export exports/s2w   # ... and that export on ort-cpu too
 
 The embedded pair runs on ort-cpu (its in-pair ONNX graphs; `pip install -e ".[runtime]"`, no torch) and, with
 torch installed (`.[cpu]`), on torch too. Writes <out>/<label>.png next to <out>/input.png, prints each run's
@@ -17,6 +18,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from cgan.errors import CganError
 from cgan.runtime import Translator, available_backends
 
 
@@ -49,23 +51,30 @@ def main() -> None:
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
 
+    if args.image and not Path(args.image).is_file():
+        raise SystemExit(f"{args.image} is not a file: pass a picture (jpg, png, ...) or nothing for a synthetic frame")
     frame = cv2.imread(args.image, cv2.IMREAD_COLOR) if args.image else synthetic_frame()
     if frame is None:
-        raise SystemExit(f"cannot read {args.image}")
+        raise SystemExit(f"cannot read {args.image} as a picture")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     cv2.imwrite(str(out / "input.png"), frame)
 
-    here = available_backends(args.pair)                            # {backend: (ok, why not)} for this pair
-    runs = [(args.pair, b, b) for b in ("ort-cpu", "torch") if here[b][0]]
-    for b in ("ort-cpu", "torch"):
-        if not here[b][0]:
-            print(f"{b} cannot run {args.pair} here: {here[b][1]}")
-    if args.export:
-        runs.append((args.export, "ort-cpu", "export-ort-cpu"))
-    if not runs:
-        raise SystemExit(f"no CPU backend can run {args.pair} here: pip install -e '.[runtime]'")
-    results = [(label, run(source, backend, frame, out, label)) for source, backend, label in runs]
+    try:
+        here = available_backends(args.pair)                        # {backend: (ok, why not)} for this pair
+        if args.export:
+            available_backends(args.export)                         # a wrong folder is said before any work
+        runs = [(args.pair, b, b) for b in ("ort-cpu", "torch") if here[b][0]]
+        for b in ("ort-cpu", "torch"):
+            if not here[b][0]:
+                print(f"{b} cannot run {args.pair} here: {here[b][1]}")
+        if args.export:
+            runs.append((args.export, "ort-cpu", "export-ort-cpu"))
+        if not runs:
+            raise SystemExit(f"no CPU backend can run {args.pair} here: pip install -e '.[runtime]'")
+        results = [(label, run(source, backend, frame, out, label)) for source, backend, label in runs]
+    except CganError as e:                                          # a user mistake: one line, what to do
+        raise SystemExit(f"embed.py: {e}") from None
     first_label, first = results[0]
     for label, result in results[1:]:
         print(f"{label} vs {first_label}: max difference {int(np.abs(result.astype(int) - first).max())} (of 255)")

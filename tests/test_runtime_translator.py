@@ -309,6 +309,19 @@ def test_example_embed_runs(folders, tmp_path, monkeypatch, capsys):
     assert int(text.split("torch vs ort-cpu: max difference")[1].split()[0]) <= 1
 
 
+@pytest.mark.parametrize("argv, said", [
+    (["nothere.jpg"], "nothere.jpg is not a file: pass a picture"),
+    (["--export", "no/such/export"], "embed.py: no/such/export does not exist: pass a pair folder"),
+    (["--pair", "nope"], "embed.py: unknown pair 'nope': known here:"),
+])
+def test_example_embed_user_mistakes_are_one_line(argv, said, tmp_path):
+    r = subprocess.run([sys.executable, str(ROOT / "examples" / "embed.py"), *argv, "--out", str(tmp_path / "o")],
+                       capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    assert r.returncode == 1 and r.stderr.strip().startswith(said), r.stderr[-2000:]
+    assert "Traceback" not in r.stderr and "WARN" not in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    assert {f.name for f in (tmp_path / "o").glob("*.png")} <= {"input.png"}  # nothing translated before the error
+
+
 def test_ort_cuda_code_path_on_the_cpu_provider(folders, tmp_path, monkeypatch):
     """ort-cuda's IO binding / prepost / graph-id logic, run with the CPU provider (no GPU here)."""
     from _helpers_runtime import ort_cuda_cpu_stand_in
