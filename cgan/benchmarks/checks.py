@@ -89,6 +89,8 @@ def check_output_file(path: str | os.PathLike, option: str, append: bool = False
     if not str(text).strip():
         raise CganError(f"{option} needs a file name")
     p = Path(text)
+    if text.endswith(("/", os.sep)):  # Path() drops the slash: "nd/" became a file named nd
+        raise CganError(f"{option} {text} names a folder: give a file name (e.g. {p / _example(option)})")
     try:
         if p.is_dir():
             raise CganError(f"{option} {p} is a folder: give a file name (e.g. {p / _example(option)})")
@@ -173,6 +175,8 @@ def check_outputs(outputs: Iterable[tuple[str, str | os.PathLike | None]], histo
             named.append((option, check_output_file(path, option)))
     if plot is not None:
         named.append(("--plot", check_output_file(plot, "--plot")))
+        if Path(plot).suffix.lower() != ".png":  # the file is PNG data whatever its name says
+            raise CganError(f"--plot writes a PNG: give a file name ending in .png, got {os.fspath(plot)}")
         if importlib.util.find_spec("matplotlib") is None:
             raise CganError("--plot needs matplotlib: pip install matplotlib (or cgan[cpu]), or drop --plot")
     if history is not None:

@@ -82,6 +82,15 @@ def _random_only(pair: str | None) -> None:
                         f"{pair} has its own architecture: leave {'it' if len(given) == 1 else 'them'} out")
 
 
+def _needs(ctx: click.Context, names: tuple[str, ...], on: bool, flag: str, what: str) -> None:
+    """Options that only matter with `flag` were silently dropped (and still recorded in the config) without it."""
+    given = given_flags(ctx, names)
+    if given and not on:
+        one = len(given) == 1
+        raise CganError(f"{'/'.join(given)} {'is' if one else 'are'} only used with {flag} ({what}): add {flag} "
+                        f"or leave {'it' if one else 'them'} out")
+
+
 def _progress(quiet: bool):
     def show(row: dict[str, Any]) -> None:
         if quiet:
@@ -181,6 +190,9 @@ def cli(ctx: click.Context, json_path, history, plot_path, quiet, **kw) -> None:
         e2e_frames=kw["e2e_frames"],
         e2e_size=parse_size(kw["e2e_size"]), e2e_backend=kw["e2e_backend"], workdir=kw["workdir"],
         rebuild=kw["rebuild"], note=kw["note"], budget_s=kw["budget_s"])
+    _needs(ctx, ("e2e_backend", "e2e_size", "e2e_frames"), kw["e2e"], "--e2e", "the end-to-end row")
+    if kw["seconds"] is not None and given_flags(ctx, ("iters",)):  # --seconds replaced --iters, recorded as run
+        raise CganError("--iters and --seconds both say how long each row is timed: give one of them")
     # before any work, not after it; the pair is resolved first: an unknown one wrote a "complete": false file
     # over the previous result
     check_outputs([("--json", json_path)], history=history, plot=plot_path, inputs=_pair_input(kw["source"]))
@@ -196,7 +208,7 @@ def cli(ctx: click.Context, json_path, history, plot_path, quiet, **kw) -> None:
 @click.option("--size", type=int, default=256, show_default=True, help="Crop size (square).")
 @click.option("--blocks", type=int, default=9, show_default=True, help="Generator residual blocks.")
 @click.option("--ngf", type=int, default=64, show_default=True, help="Generator base channels.")
-@click.option("--device", type=click.Choice(["cuda", "cpu"]), help="Default: cuda if any.")
+@click.option("--device", type=click.Choice(["auto", "cuda", "cpu"]), help="auto (default): cuda if any.")
 @click.option("--threads", type=int, default=None, help="CPU threads for torch (default: torch's).")
 @_outputs
 def train_cmd(json_path, history, plot_path, quiet, **kw) -> None:

@@ -34,13 +34,24 @@ def _machine(run: dict[str, Any]) -> Any:
     return env.get("gpu") or env.get("host_cpu")
 
 
+def _setup_label(result: dict[str, Any]) -> str:
+    from cgan.benchmarks.report import setup_of
+
+    setup = setup_of(result)
+    threads = setup.get("threads")
+    return f"{setup.get('model', '?')}{f', {threads} threads' if threads else ''}"
+
+
 def history_series(result: dict[str, Any], history: list[dict[str, Any]]
                    ) -> tuple[tuple[int, int, int] | None, list[dict[str, Any]], dict[str, list[tuple[int, float]]]]:
     """The right chart: (reference (height, width, batch), the runs shown, label -> [(run index, fps)]).
 
-    Only runs of the same kind (inference / train / video) on the same GPU or CPU, and only their ok rows at
-    the reference shape: the largest batch-1 size of this run (a train run: its own size and batch), so the
-    lines compare like with like."""
+    Only runs of the same kind (inference / train / video) on the same GPU or CPU with the same setup (the
+    generator's architecture and the threads asked for: report.setup_key; lines written before it was recorded
+    are left out), and only their ok rows at the reference shape: the largest batch-1 size of this run (a train
+    run: its own size and batch), so the lines compare like with like."""
+    from cgan.benchmarks.report import setup_key
+
     kind = result.get("kind")
     if kind == "train":
         own = [r for r in result["rows"] if r.get("status") == "ok" and r.get("height")]
@@ -50,7 +61,8 @@ def history_series(result: dict[str, Any], history: list[dict[str, Any]]
                   key=lambda s: s[0] * s[1], default=None)
     if ref is None:
         return None, [], {}
-    runs = [h for h in history if h.get("kind", kind) == kind and _machine(h) == _machine(result)]
+    runs = [h for h in history if h.get("kind", kind) == kind and _machine(h) == _machine(result)
+            and setup_key(h) == setup_key(result)]
     lines: dict[str, list[tuple[int, float]]] = {}
     for i, run in enumerate(runs):
         for r in run.get("rows", []):
@@ -107,9 +119,11 @@ def plot_result(result: dict[str, Any], out: str | os.PathLike, history: list[di
         ax2.set_xticks(range(len(runs)), [f"{(h.get('date') or '?')[:10]}\n{(h.get('git_sha') or '')[:7]}"
                                           for h in runs], fontsize=7, rotation=30)
         ax2.legend(fontsize=7)
-        ax2.set_title(f"history on this machine: fps at {ref[0]}x{ref[1]}, batch {ref[2]}", fontsize=9)
+        ax2.set_title(f"history on this machine, {_setup_label(result)}: fps at {ref[0]}x{ref[1]}, batch {ref[2]}",
+                      fontsize=9)
     else:
-        ax2.set_title("history: no earlier runs of this kind on this machine (use --history FILE)", fontsize=9)
+        ax2.set_title(f"history: no earlier runs of this kind on this machine, {_setup_label(result)} "
+                      f"(use --history FILE)", fontsize=9)
     ax2.set_ylabel("frames/s")
     ax2.grid(True, alpha=0.3)
     fig.tight_layout()

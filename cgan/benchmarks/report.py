@@ -98,6 +98,7 @@ HISTORY_SCHEMA: dict[str, Any] = {
         "kind": {"type": "string"},
         "date": _STR, "git_sha": _STR, "gpu": _STR, "host_cpu": _STR, "cgan": _STR,
         "env": {"type": "object", "properties": {"gpu": _STR, "host_cpu": _STR}},
+        "setup": {"type": "object"},
         "rows": {"type": "array", "items": {
             "type": "object",
             "required": ["backend", "precision"],
@@ -183,14 +184,42 @@ def write_result(path: str | os.PathLike, result: dict[str, Any]) -> Path:
     return Path(path)
 
 
+def setup_of(result: dict[str, Any]) -> dict[str, Any]:
+    """What a run measured, beyond the machine: the generator's architecture (its speed does not depend on the
+    weights, so a pair and the random generator of the same shape compare), the CPU threads asked for, the
+    device and the run's --note. A result or a history line; {} for a history line written before 2026-12-03."""
+    if "setup" in result:
+        return result["setup"] if isinstance(result["setup"], dict) else {}
+    config = result.get("config")
+    if not isinstance(config, dict):
+        return {}
+    if result.get("kind") == "train":
+        o = config.get("options") or {}
+        model, threads, device, note = (f"resnet b{o.get('blocks')} ngf{o.get('ngf')}", o.get("threads"),
+                                        o.get("device"), None)
+    else:
+        spec = config.get("spec") or {}
+        model = (f"{spec.get('arch')} b{spec.get('blocks')} ngf{spec.get('ngf')}" if spec
+                 else f"resnet b{config.get('blocks')} ngf{config.get('ngf')}")
+        threads, device, note = config.get("threads"), config.get("device"), config.get("note")
+    return {"model": model, "threads": threads, "device": device, "note": note}
+
+
+def setup_key(run: dict[str, Any]) -> tuple[Any, Any] | None:
+    """The part of setup_of that must match for two runs' speeds to be compared (None: not recorded)."""
+    setup = setup_of(run)
+    return (setup.get("model"), setup.get("threads")) if setup.get("model") else None
+
+
 def history_line(result: dict[str, Any]) -> dict[str, Any]:
-    """The compact record one run appends to the history file."""
+    """The compact record one run appends to the history file, with its setup (setup_of): which model, threads
+    and note, so the plot joins only runs that measured the same thing."""
     env = result["env"]
     keep = ("backend", "precision", "batch", "height", "width", "status", "p50_ms", "fps", "tflops",
             "pct_of_peak", "speedup_vs_baseline", "psnr_db")
     return {"format": RESULT_FORMAT, "version": RESULT_VERSION, "kind": result["kind"],
             "date": env.get("date"), "git_sha": env.get("git_sha"), "gpu": env.get("gpu"),
-            "host_cpu": env.get("host_cpu"), "cgan": env.get("cgan"),
+            "host_cpu": env.get("host_cpu"), "cgan": env.get("cgan"), "setup": setup_of(result),
             "rows": [{k: r.get(k) for k in keep} for r in result["rows"]]}
 
 
