@@ -37,8 +37,8 @@ def check_threads(threads: int, given: str) -> None:
     """A one-line CganError for `threads` over max_threads() (`given`: how the user said it, e.g.
     '--threads 100000')."""
     if threads > max_threads():
-        raise CganError(f"{given} is more than 4 per logical core of this machine ({os.cpu_count() or 1}): use at "
-                        f"most {max_threads()}")
+        raise CganError(f"{given} is more than this machine allows ({max_threads()}: 4 per logical core, "
+                        f"{os.cpu_count() or 1} here, and at least 64): use at most {max_threads()}")
 
 
 def _cpu_list(text: str) -> set[int]:

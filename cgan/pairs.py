@@ -251,12 +251,19 @@ def official_generator_files(folder: Path) -> tuple[Path | None, Path | None]:
             next((f for f in found if f.name.endswith("G_B.pth")), None))
 
 
+def _is_run(p: Path) -> bool:
+    """A finished cgan-train run folder: its config and, in RUN/pair, the pair it made."""
+    return (p / "pair" / PAIR_JSON).is_file() and (p / "config.json").is_file()
+
+
 def _resolve(s: str, prefer_pairs: bool) -> Resolved:
     p = Path(s).expanduser()
     looks_like_path = os.sep in s or s.startswith((".", "~")) or (os.altsep is not None and os.altsep in s)
     # a bare name that also names something in the working directory (a data set folder called summer2winter)
     # is a path only if that is a pair or export; otherwise the name is looked up as usual
-    if looks_like_path or (p.exists() and (not _valid_name(s) or (p.is_dir() and _kind(p)))):
+    # (a finished training run counts: `cgan-export summer2winter` beside a run of that name exported the embedded
+    # pair instead, without a word)
+    if looks_like_path or (p.exists() and (not _valid_name(s) or (p.is_dir() and (_kind(p) or _is_run(p))))):
         if not p.is_dir():
             if p.is_file() and p.suffix.lower() in (".pth", ".pt"):  # an official checkpoint, given as it is
                 raise CganError(f"{p} is a PyTorch checkpoint, not a cgan pair: import it first (`cgan-train "
@@ -267,7 +274,7 @@ def _resolve(s: str, prefer_pairs: bool) -> Resolved:
                             f"pair name")
         kind = _kind(p)
         if kind is None:
-            if (p / "pair" / PAIR_JSON).is_file() and (p / "config.json").is_file():  # a finished training run
+            if _is_run(p):  # a finished training run
                 return Resolved("pair", p / "pair", None, "path")  # (cgan-export runs/s2w: its pair, RUN/pair)
             if (p / "pair" / PAIR_JSON).is_file():  # a folder holding a pair, not a run
                 raise CganError(f"{p} holds neither pair.json nor an export manifest.json, but {p / 'pair'} is a "

@@ -186,7 +186,7 @@ def test_portable_options_and_typos_across_backends(pair, tmp_path):
         with pytest.raises(CganError, match="must be an integer"):
             Translator.load(str(pair), backend="torch", device="cpu", **bad)
     for backend, source in (("torch", pair), ("ort-cpu", export)):  # thousands of threads: a hang or a crash
-        with pytest.raises(CganError, match=r"threads=100000 is more than 4 per logical core"):
+        with pytest.raises(CganError, match=r"threads=100000 is more than this machine allows"):
             Translator.load(str(source), backend=backend, threads=100000)
     # GPU 1: ort-cuda can run there; torch and TensorRT say how to get there
     assert OrtCudaBackend.check_opts({"device_id": 1}, "cuda") == {"device_id": 1}

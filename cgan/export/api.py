@@ -203,6 +203,11 @@ def _export_to(source: Any, out: Any, opts: ExportOptions, frames: list, image_l
     if (out / PAIR_JSON).is_file():
         raise CganError(f"--out {out} is a pair folder ({PAIR_JSON}); an export there would hide that pair; "
                         f"choose a new folder")
+    for folder in out.resolve().parents:  # (the next --force export of an export deleted one in its pair/ copy)
+        if (folder / PAIR_JSON).is_file():
+            raise CganError(f"--out {out} is inside the pair folder {folder}: an export there mixes with the pair's "
+                            f"files (and one in an export's pair/ copy goes when that export is rebuilt); choose a "
+                            f"folder outside it")
     if opts.triton:
         _refuse_triton_in_pair(Path(opts.triton), out)
     with export_lock(out):  # the folder is made under the lock: a failed export removes the one it made

@@ -1,0 +1,53 @@
+"""cgan-export findings of 2026-12-04: a finished training run given by its bare name (`cgan-export summer2winter`
+beside a run called summer2winter) exported the embedded pair instead, without a word; an --out inside a pair
+folder was taken, and one inside an export's pair/ copy was deleted by the next `--force` export of that export."""
+from __future__ import annotations
+
+import json
+import shutil
+
+from cgan._cli import run
+from cgan.export.cli import cli
+from cgan.pairs import EMBEDDED_DIR, resolve
+
+
+def _one_line(capsys, code: int, needle: str) -> None:
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and err.startswith("error: ") and needle in err, (code, err)
+    assert "\n" not in err and "Traceback" not in err, err
+
+
+def _no_work(monkeypatch):
+    import cgan.export.api as api
+
+    def started(*a, **k):
+        raise AssertionError("the export started before its options were checked")
+
+    monkeypatch.setattr(api, "_export_locked", started)
+
+
+def test_a_run_folder_given_by_its_bare_name_is_that_run(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert resolve("summer2winter").folder.resolve() == (EMBEDDED_DIR / "summer2winter").resolve()
+    run_dir = tmp_path / "summer2winter"
+    shutil.copytree(EMBEDDED_DIR / "summer2winter", run_dir / "pair")
+    (run_dir / "config.json").write_text(json.dumps({"name": "summer2winter"}))
+    found = resolve("summer2winter")
+    assert found.folder.resolve() == (run_dir / "pair").resolve() and found.kind == "pair"
+    (run_dir / "config.json").unlink()  # a folder that only holds a pair/ is not a run: the name is looked up
+    assert resolve("summer2winter").folder.resolve() == (EMBEDDED_DIR / "summer2winter").resolve()
+
+
+def test_an_out_inside_a_pair_folder_is_refused(tmp_path, monkeypatch, capsys):
+    pair = tmp_path / "p"
+    shutil.copytree(EMBEDDED_DIR / "summer2winter", pair)
+    _no_work(monkeypatch)
+    code = run(cli, [str(pair), "--out", str(pair / "sub"), "--no-parity"])
+    _one_line(capsys, code, f"--out {pair / 'sub'} is inside the pair folder {pair}")
+    assert not (pair / "sub").exists()
+    # an export's own pair/ copy is a pair folder too: the next export into xs replaced it with all inside
+    copy = tmp_path / "xs" / "pair"
+    shutil.copytree(EMBEDDED_DIR / "summer2winter", copy)
+    code = run(cli, [str(pair), "--out", str(copy / "nested" / "deeper"), "--no-parity"])
+    _one_line(capsys, code, f"is inside the pair folder {copy}")
+    assert not (copy / "nested").exists()
