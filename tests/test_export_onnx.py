@@ -171,6 +171,13 @@ def test_parity_failure_leaves_nothing(tmp_path, monkeypatch):
     with pytest.raises(IntegrityError, match="parity check failed"):
         export_pair(pair, tmp_path / "out", fp16=False, parity_sizes=((32, 32),))
     assert not (tmp_path / "out").exists()  # not even the empty folder it made
+    with pytest.raises(IntegrityError, match="parity check failed"):  # nor the parents it made (a/b was left)
+        export_pair(pair, tmp_path / "a" / "b" / "out", fp16=False, parity_sizes=((32, 32),))
+    assert not (tmp_path / "a").exists()
+    (tmp_path / "c").mkdir()
+    with pytest.raises(IntegrityError, match="parity check failed"):  # a folder that was there stays
+        export_pair(pair, tmp_path / "c" / "d" / "out", fp16=False, parity_sizes=((32, 32),))
+    assert (tmp_path / "c").is_dir() and not (tmp_path / "c" / "d").exists()
 
 
 def test_parity_image_and_reexport_from_export_folder(tmp_path):

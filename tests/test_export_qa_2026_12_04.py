@@ -51,3 +51,17 @@ def test_an_out_inside_a_pair_folder_is_refused(tmp_path, monkeypatch, capsys):
     code = run(cli, [str(pair), "--out", str(copy / "nested" / "deeper"), "--no-parity"])
     _one_line(capsys, code, f"is inside the pair folder {copy}")
     assert not (copy / "nested").exists()
+
+
+def test_a_folder_in_the_way_of_a_file_leaves_the_previous_export_whole(tmp_path, capsys):
+    """It was found after the old manifest was gone and some files renamed: a mix of two exports, no manifest."""
+    from _helpers_runtime import make_pair
+
+    a, b, out = make_pair(tmp_path / "a", seed=0), make_pair(tmp_path / "b", seed=1), tmp_path / "e"
+    assert run(cli, [str(a), "--out", str(out), "--no-parity"]) == 0
+    before = {f.name: f.read_bytes() for f in out.iterdir() if f.is_file()}
+    (out / "G.fp32.prepost.onnx").mkdir()
+    capsys.readouterr()
+    code = run(cli, [str(b), "--out", str(out), "--with-prepost", "--no-parity", "--force"])
+    _one_line(capsys, code, f"{out / 'G.fp32.prepost.onnx'} is a folder where this export writes its file")
+    assert {f.name: f.read_bytes() for f in out.iterdir() if f.is_file()} == before

@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cgan._files import (check_folder_target, ensure_writable_dir, file_record, fsync_file, read_json,
-                         write_json_atomic)
+from cgan._files import (check_folder_target, ensure_writable_dir, file_record, fsync_file, nearest_existing,
+                         read_json, write_json_atomic)
 from cgan._versions import dist_version
 from cgan.errors import CganError
 from cgan.pairs import GRAPHS, MANIFEST_JSON, PAIR_JSON, Pair, Resolved, load_pair, resolve
@@ -211,15 +211,20 @@ def _export_to(source: Any, out: Any, opts: ExportOptions, frames: list, image_l
     if opts.triton:
         _refuse_triton_in_pair(Path(opts.triton), out)
     with export_lock(out):  # the folder is made under the lock: a failed export removes the one it made
-        created = not out.exists()
+        existed = nearest_existing(out)  # out itself, or the folder its missing parents are made in
         ensure_writable_dir(out, "export folder")
         check_export_target(out)
         try:
             return _export_locked(pair, out, opts, frames, image_label, profile, downloads, t_start)
         except BaseException:
-            if created:  # a failed export leaves no empty --out behind
-                with contextlib.suppress(OSError):
-                    out.rmdir()
+            # a failed export leaves no empty --out behind, nor the empty parents it made (--out a/b/c left a/b)
+            made = out
+            while made != existed and existed in made.parents:
+                try:
+                    made.rmdir()
+                except OSError:
+                    break
+                made = made.parent
             raise
 
 
@@ -438,6 +443,13 @@ def _export_locked(pair: Pair, out: Path, opts: ExportOptions, frames: list, ima
                      *(stage / "pair").rglob("*")]:
             if path.is_file() and not path.is_symlink():
                 fsync_file(path)
+        # nothing below may fail half-way (it would leave new and old files without a manifest): a folder where a
+        # file goes is said now, while the previous export is whole
+        names = [p.name for p, _ in staged] + [f.name for p, side, _ in staged_engines for f in (p, side)]
+        for name in names:
+            if (out / name).is_dir() and not (out / name).is_symlink():
+                raise CganError(f"{out / name} is a folder where this export writes its file {name}: move it away "
+                                f"and export again (the previous export in {out} is unchanged)")
         # finalize: the old manifest goes first so no reader pairs it with new files
         listed_before = _listed_files(out)
         (out / MANIFEST_JSON).unlink(missing_ok=True)
