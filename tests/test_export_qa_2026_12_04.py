@@ -4,7 +4,10 @@ folder was taken, and one inside an export's pair/ copy was deleted by the next 
 from __future__ import annotations
 
 import json
+import re
 import shutil
+
+import pytest
 
 from cgan._cli import run
 from cgan.export.cli import cli
@@ -65,3 +68,30 @@ def test_a_folder_in_the_way_of_a_file_leaves_the_previous_export_whole(tmp_path
     code = run(cli, [str(b), "--out", str(out), "--with-prepost", "--no-parity", "--force"])
     _one_line(capsys, code, f"{out / 'G.fp32.prepost.onnx'} is a folder where this export writes its file")
     assert {f.name: f.read_bytes() for f in out.iterdir() if f.is_file()} == before
+
+
+@pytest.mark.parametrize("kwargs,needle", [
+    ({"parity_sizes": "64x96,128x192"}, None),            # the CLI's form works from Python too
+    ({"parity_sizes": [(64, 96)]}, None),
+    ({"parity_sizes": "64x96x3"}, "parity_sizes"),          # was ValueError: not enough values to unpack
+    ({"parity_sizes": [(64,)]}, "parity_sizes must be 'HxW,...' or (height, width) pairs"),
+    ({"parity_sizes": 64}, "parity_sizes must be 'HxW,...' or (height, width) pairs"),
+    ({"parity_sizes": [(64.0, 96)]}, "parity_sizes must be 'HxW,...' or (height, width) pairs"),
+    ({"parity_sizes": []}, "parity_sizes needs at least one HEIGHTxWIDTH"),
+    ({"opset": "17"}, "opset must be an integer, 17 to"),   # was TypeError: '<' not supported
+    ({"opset": True}, "opset must be an integer"),
+])
+def test_python_export_options_are_checked_in_one_line(tmp_path, monkeypatch, kwargs, needle):
+    from cgan.errors import CganError
+    from cgan.export.api import export_pair
+
+    _no_work(monkeypatch)
+    pair = tmp_path / "p"
+    shutil.copytree(EMBEDDED_DIR / "summer2winter", pair)
+    if needle is None:
+        with pytest.raises(AssertionError, match="the export started"):
+            export_pair(pair, tmp_path / "e", **kwargs)
+    else:
+        with pytest.raises(CganError, match=re.escape(needle)) as e:
+            export_pair(pair, tmp_path / "e", **kwargs)
+        assert "\n" not in str(e.value)

@@ -137,6 +137,32 @@ def export_pair(source: str | os.PathLike | None, out: str | os.PathLike | None 
     return run_export(source, out, opts)
 
 
+def parse_parity_sizes(value: Any, option: str = "--parity-sizes") -> tuple[tuple[int, int], ...]:
+    """The parity check's sizes: 'HxW,HxW' (the CLI's form, from Python too) or (height, width) pairs, each checked
+    as --shapes are and at most MAX_SIDE a side (the check runs on the CPU); else one line."""
+    from cgan._limits import MAX_SIDE
+    from cgan.export.tensorrt import parse_shapes
+
+    if isinstance(value, str):
+        parts = [p for p in value.split(",") if p]
+    else:
+        try:
+            pairs = [tuple(s) for s in value]
+        except TypeError:
+            pairs = None
+        if pairs is None or any(len(s) != 2 or any(isinstance(x, bool) or not isinstance(x, int) for x in s)
+                                for s in pairs):
+            raise CganError(f"{option} must be 'HxW,...' or (height, width) pairs of integers, got {value!r:.80}")
+        parts = [f"{h}x{w}" for h, w in pairs]
+    if not parts:
+        raise CganError(f"{option} needs at least one HEIGHTxWIDTH")
+    sizes = tuple(parse_shapes(p, option)[0] for p in parts)
+    for h, w in sizes:
+        if max(h, w) > MAX_SIDE:
+            raise CganError(f"{option} {h}x{w}: at most {MAX_SIDE} a side (the check runs on the CPU)")
+    return sizes
+
+
 def run_export(source: str | os.PathLike | None, out: str | os.PathLike | None, opts: ExportOptions) -> Path:
     from cgan.export import parity
     from cgan.export import tensorrt as trt_mod
@@ -164,7 +190,8 @@ def run_export(source: str | os.PathLike | None, out: str | os.PathLike | None, 
     if opts.engine:  # refuse a build that cannot happen before anything in --out is replaced
         trt_mod.resolve_build(opts.trt_flavour, opts.trt_target, opts.opt_level, opts.workspace_gb,
                               opts.extra.get("trt_module"), opts.extra.get("gpu"))
-    frames, image_label = parity.parity_frames(tuple(opts.parity_sizes), opts.parity_image) if opts.parity else ([], None)
+    sizes = parse_parity_sizes(opts.parity_sizes, "parity_sizes") if opts.parity else ()
+    frames, image_label = parity.parity_frames(sizes, opts.parity_image) if opts.parity else ([], None)
     with contextlib.ExitStack() as held:
         downloads = None
         if opts.pretrained:

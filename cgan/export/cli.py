@@ -4,23 +4,13 @@ from __future__ import annotations
 import click
 
 from cgan._cli import entry, given_flags, setup_logging, sigterm_as_interrupt
-from cgan._limits import MAX_SIDE
 from cgan.errors import CganError
-
-MAX_PARITY_SIDE = MAX_SIDE
 
 
 def _sizes(text: str) -> tuple[tuple[int, int], ...]:
-    from cgan.export.tensorrt import parse_shapes
+    from cgan.export.api import parse_parity_sizes
 
-    parts = [p for p in text.split(",") if p]
-    if len(parts) < 1:
-        raise CganError("--parity-sizes needs at least one HEIGHTxWIDTH")
-    sizes = tuple(parse_shapes(p, "--parity-sizes")[0] for p in parts)
-    for h, w in sizes:
-        if max(h, w) > MAX_PARITY_SIDE:
-            raise CganError(f"--parity-sizes {h}x{w}: at most {MAX_PARITY_SIDE} a side (the check runs on the CPU)")
-    return sizes
+    return parse_parity_sizes(text)
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})

@@ -83,6 +83,8 @@ def max_opset() -> int:
 
 def check_opset(opset: int) -> None:
     """One line for an opset this export cannot use (before anything is written)."""
+    if isinstance(opset, bool) or not isinstance(opset, int):  # (opset="17" from Python was a TypeError)
+        raise CganError(f"opset must be an integer, 17 to {max_opset()}; got {opset!r}")
     if opset < 17:
         raise CganError(f"opset {opset} is too old: InstanceNormalization/Pad exports need opset >= 17")
     if opset > max_opset():
