@@ -50,6 +50,13 @@ def nearest_existing(folder: str | os.PathLike) -> Path:
     return folder
 
 
+def _not_a_folder(p: Path) -> str:
+    """What stands where a folder was asked for (a link to nothing was called "a file")."""
+    if p.is_symlink() and not p.exists():
+        return f"a link to {os.readlink(p)}, which does not exist, not a folder"
+    return "a file, not a folder"
+
+
 def ensure_writable_dir(path: str | os.PathLike, what: str = "output folder") -> Path:
     """Create `path` (and parents) and check we can write there; raise a one-line CganError if not."""
     p = Path(path)
@@ -59,10 +66,10 @@ def ensure_writable_dir(path: str | os.PathLike, what: str = "output folder") ->
             pass
     except OSError as e:
         if os.path.lexists(p) and not p.is_dir():  # (mkdir said only "File exists")
-            raise CganError(f"cannot write to {what} {p}: it is a file, not a folder; choose another path") from None
+            raise CganError(f"cannot write to {what} {p}: it is {_not_a_folder(p)}; choose another path") from None
         blocking = nearest_existing(p)
         if not blocking.is_dir():
-            raise CganError(f"cannot write to {what} {p}: {blocking} is a file, not a folder; choose another "
+            raise CganError(f"cannot write to {what} {p}: {blocking} is {_not_a_folder(blocking)}; choose another "
                             f"path") from None
         raise CganError(f"cannot write to {what} {p}: {e.strerror or e}; choose a writable folder") from None
     return p
@@ -75,10 +82,10 @@ def check_folder_target(path: str | os.PathLike, option: str) -> Path:
     p = Path(path)
     try:
         if os.path.lexists(p) and not p.is_dir():
-            raise CganError(f"{option} {p} is a file, not a folder; choose another path")
+            raise CganError(f"{option} {p} is {_not_a_folder(p)}; choose another path")
         anc = nearest_existing(p)
         if not anc.is_dir():
-            raise CganError(f"{option} {p}: {anc} is a file, not a folder; choose another path")
+            raise CganError(f"{option} {p}: {anc} is {_not_a_folder(anc)}; choose another path")
         with tempfile.NamedTemporaryFile(dir=anc, prefix=".cgan-write-test-"):
             pass
     except OSError as e:

@@ -95,3 +95,14 @@ def test_python_export_options_are_checked_in_one_line(tmp_path, monkeypatch, kw
         with pytest.raises(CganError, match=re.escape(needle)) as e:
             export_pair(pair, tmp_path / "e", **kwargs)
         assert "\n" not in str(e.value)
+
+
+def test_a_link_to_nothing_is_not_called_a_file(tmp_path, monkeypatch, capsys):
+    _no_work(monkeypatch)
+    (tmp_path / "dangling").symlink_to(tmp_path / "nowhere")
+    for out in ("dangling", "dangling/x"):
+        code = run(cli, ["summer2winter", "--out", str(tmp_path / out), "--no-parity"])
+        _one_line(capsys, code, f"is a link to {tmp_path / 'nowhere'}, which does not exist, not a folder")
+    code = run(cli, ["summer2winter", "--out", str(tmp_path / "e"), "--no-parity", "--triton", str(tmp_path / "dangling")])
+    _one_line(capsys, code, "--triton")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["dangling"]
