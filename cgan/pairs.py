@@ -122,6 +122,17 @@ def read_weights(load_file: Callable[[str], dict[str, Any]], path: Path) -> dict
         raise IntegrityError(f"{path} is not a readable safetensors file ({e}); re-create the pair") from None
 
 
+def read_spec(meta: dict[str, Any], path: Path, fix: str) -> PairSpec:
+    """The PairSpec a pair.json or an export manifest holds; a malformed one is a damaged file (IntegrityError,
+    exit 3, naming it), as the rest of a damaged manifest is ("spec": 5 was a user mistake, exit 2)."""
+    try:
+        return PairSpec.from_dict(meta.get("spec") or {})
+    except IntegrityError:
+        raise
+    except CganError as e:
+        raise IntegrityError(f"{path}: {e}; {fix}") from None
+
+
 def load_pair(folder: str | os.PathLike, verify: bool = True) -> Pair:
     """Read and check a pair folder's pair.json (and, with verify, every weight file's size and sha256; the
     in-pair graphs are checked by `Pair.graph` when used)."""
@@ -132,7 +143,7 @@ def load_pair(folder: str | os.PathLike, verify: bool = True) -> Pair:
     if meta.get("version") != FORMAT_VERSION:
         raise IntegrityError(f"{folder / PAIR_JSON} has version {meta.get('version')!r}; this cgan reads "
                              f"version {FORMAT_VERSION!r}: upgrade cgan or re-create the pair")
-    spec = PairSpec.from_dict(meta.get("spec") or {})
+    spec = read_spec(meta, folder / PAIR_JSON, "re-create the pair")
     files = meta.get("files")
     if not isinstance(files, dict) or not files or set(files) - set(GENERATORS):
         raise IntegrityError(f"{folder / PAIR_JSON} must list files for G and/or F, got {files!r}")

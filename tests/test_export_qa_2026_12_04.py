@@ -106,3 +106,35 @@ def test_a_link_to_nothing_is_not_called_a_file(tmp_path, monkeypatch, capsys):
     code = run(cli, ["summer2winter", "--out", str(tmp_path / "e"), "--no-parity", "--triton", str(tmp_path / "dangling")])
     _one_line(capsys, code, "--triton")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["dangling"]
+
+
+@pytest.mark.parametrize("spec", [5, "x", {"generator": {"blocks": 999}, "domains": {"X": "a", "Y": "b"}},
+                                  {"generator": {"blocks": 9, "colour": 1}, "domains": {"X": "a", "Y": "b"}}])
+def test_a_malformed_spec_is_a_damaged_file_like_the_rest_of_the_manifest(tmp_path, capsys, spec):
+    """"spec": 5 in pair.json was exit 2 (a user mistake) where any other damage to the file is exit 3, and the
+    message did not say which file."""
+    from cgan.errors import IntegrityError
+    from cgan.runtime import Translator
+
+    pair = tmp_path / "p"
+    shutil.copytree(EMBEDDED_DIR / "summer2winter", pair)
+    meta = json.loads((pair / "pair.json").read_text())
+    (pair / "pair.json").write_text(json.dumps({**meta, "spec": spec}))
+    code = run(cli, [str(pair), "--out", str(tmp_path / "e"), "--no-parity"])
+    err = capsys.readouterr().err.strip()
+    assert code == 3 and err.startswith(f"error: {pair / 'pair.json'}: ") and "\n" not in err, (code, err)
+    with pytest.raises(IntegrityError, match=re.escape(str(pair / "pair.json"))):
+        Translator.load(pair, backend="ort-cpu")
+
+
+def test_a_malformed_spec_in_an_export_manifest_is_a_damaged_file(tmp_path):
+    from _helpers_runtime import make_export, make_pair
+
+    from cgan.errors import IntegrityError
+    from cgan.runtime import Translator
+
+    out = make_export(make_pair(tmp_path / "p"), tmp_path / "e")
+    meta = json.loads((out / "manifest.json").read_text())
+    (out / "manifest.json").write_text(json.dumps({**meta, "spec": 5}))
+    with pytest.raises(IntegrityError, match=re.escape(f"{out / 'manifest.json'}: pair spec is not a mapping")):
+        Translator.load(out, backend="ort-cpu")

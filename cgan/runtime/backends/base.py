@@ -25,7 +25,7 @@ import numpy as np
 from cgan._files import inside, read_json, verify_record
 from cgan._limits import check_threads
 from cgan.errors import BackendUnavailable, CganError, IntegrityError
-from cgan.pairs import GRAPHS, MANIFEST_JSON, PAIR_JSON, Pair, load_pair, resolve
+from cgan.pairs import GRAPHS, MANIFEST_JSON, PAIR_JSON, Pair, load_pair, read_spec, resolve
 from cgan.spec import EXPORT_FORMAT, FORMAT_VERSION, GENERATORS, PairSpec
 from cgan.runtime.frames import MIN_SIDE, MULTIPLE
 
@@ -167,7 +167,7 @@ def load_model(source: str | os.PathLike, direction: str | None = None) -> Model
         if manifest.get("version") != FORMAT_VERSION:
             raise IntegrityError(f"{res.folder / MANIFEST_JSON} has version {manifest.get('version')!r}; this cgan "
                                  f"reads {FORMAT_VERSION}: upgrade cgan or re-export")
-        spec = PairSpec.from_dict(manifest.get("spec") or {})
+        spec = read_spec(manifest, res.folder / MANIFEST_JSON, "re-export")
         pair_folder = res.folder / "pair" if (res.folder / "pair" / "pair.json").is_file() else None
         files = manifest.get("files")
         if not isinstance(files, list):
