@@ -187,7 +187,7 @@ def write_result(path: str | os.PathLike, result: dict[str, Any]) -> Path:
 def setup_of(result: dict[str, Any]) -> dict[str, Any]:
     """What a run measured, beyond the machine: the generator's architecture (its speed does not depend on the
     weights, so a pair and the random generator of the same shape compare), the CPU threads asked for, the
-    device and the run's --note. A result or a history line; {} for a history line written before 2026-12-03."""
+    device and the run's --note. A result or a history line; {} for a history line written before 2026-12-04."""
     if "setup" in result:
         return result["setup"] if isinstance(result["setup"], dict) else {}
     config = result.get("config")
