@@ -103,7 +103,8 @@ def test_a_link_to_nothing_is_not_called_a_file(tmp_path, monkeypatch, capsys):
     for out in ("dangling", "dangling/x"):
         code = run(cli, ["summer2winter", "--out", str(tmp_path / out), "--no-parity"])
         _one_line(capsys, code, f"is a link to {tmp_path / 'nowhere'}, which does not exist, not a folder")
-    code = run(cli, ["summer2winter", "--out", str(tmp_path / "e"), "--no-parity", "--triton", str(tmp_path / "dangling")])
+    code = run(cli, ["summer2winter", "--out", str(tmp_path / "e"), "--no-parity",
+                     "--triton", str(tmp_path / "dangling")])
     _one_line(capsys, code, "--triton")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["dangling"]
 
