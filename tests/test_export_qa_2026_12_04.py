@@ -139,3 +139,35 @@ def test_a_malformed_spec_in_an_export_manifest_is_a_damaged_file(tmp_path):
     (out / "manifest.json").write_text(json.dumps({**meta, "spec": 5}))
     with pytest.raises(IntegrityError, match=re.escape(f"{out / 'manifest.json'}: pair spec is not a mapping")):
         Translator.load(out, backend="ort-cpu")
+
+
+def test_a_failure_half_way_through_the_final_renames_puts_the_previous_export_back(tmp_path, monkeypatch):
+    """A disk error (or Ctrl-C) between the renames left new G files, old F files and no manifest. The old files
+    are moved aside, not deleted, and put back: the folder holds the previous export, byte for byte."""
+    import os
+
+    from _helpers_runtime import make_pair
+
+    from cgan.export.api import export_pair
+
+    a, b, out = make_pair(tmp_path / "a", seed=0), make_pair(tmp_path / "b", seed=1), tmp_path / "e"
+    export_pair(a, out, fp16=False, parity=False)
+
+    def snapshot():
+        return {str(f.relative_to(out)): f.read_bytes() for f in out.rglob("*") if f.is_file()}
+
+    before = snapshot()
+    real = os.replace
+
+    def failing(src, dst):
+        src = os.fspath(src)  # (the new F moving in fails; putting the old one back does not)
+        if os.path.basename(dst) == "F.fp32.onnx" and ".export-staging-" in src and ".previous" not in src:
+            raise OSError(28, "No space left on device")
+        return real(src, dst)
+
+    monkeypatch.setattr(os, "replace", failing)
+    with pytest.raises(OSError, match="No space left"):
+        export_pair(b, out, fp16=False, parity=False, force=True)
+    monkeypatch.setattr(os, "replace", real)
+    assert snapshot() == before
+    assert not [p for p in out.iterdir() if p.name.startswith(".export-staging-")]

@@ -268,6 +268,37 @@ def _refuse_triton_in_pair(triton: Path, out: Path) -> None:
                             f"with the pair's files; choose another folder")
 
 
+class _swap_in(contextlib.AbstractContextManager):
+    """Move new files into `out`, each old one first moved aside into `backup` (in the same file system: renames
+    only); on an exception inside the block the new ones are removed and the old ones put back, so the folder
+    holds the previous export again, manifest included. The caller deletes `backup` (with its staging folder)."""
+
+    def __init__(self, out: Path, backup: Path) -> None:
+        self.backup, self.moved_in, self.saved = backup, [], []
+        backup.mkdir()
+
+    def aside(self, final: Path) -> None:
+        if os.path.lexists(final):
+            kept = self.backup / final.name
+            os.replace(final, kept)
+            self.saved.append((final, kept))
+
+    def __call__(self, new: Path, final: Path) -> None:
+        self.aside(final)
+        os.replace(new, final)
+        self.moved_in.append(final)
+
+    def __exit__(self, kind: Any, *rest: Any) -> None:
+        if kind is None:
+            return
+        for final in reversed(self.moved_in):
+            with contextlib.suppress(OSError):
+                shutil.rmtree(final) if final.is_dir() and not final.is_symlink() else final.unlink()
+        for final, kept in reversed(self.saved):
+            with contextlib.suppress(OSError):
+                os.replace(kept, final)
+
+
 def check_export_target(out: Path) -> None:
     """Refuse an --out whose manifest.json or pair/ is not a cgan export's. An export replaces both and removes
     the files an old manifest listed: in a folder of other things (a web app with its own manifest.json listing
@@ -477,20 +508,19 @@ def _export_locked(pair: Pair, out: Path, opts: ExportOptions, frames: list, ima
             if (out / name).is_dir() and not (out / name).is_symlink():
                 raise CganError(f"{out / name} is a folder where this export writes its file {name}: move it away "
                                 f"and export again (the previous export in {out} is unchanged)")
-        # finalize: the old manifest goes first so no reader pairs it with new files
+        # finalize: the old manifest goes first so no reader pairs it with new files; the old files are moved
+        # aside into the staging folder, not deleted, so a failure half-way (a disk error, Ctrl-C) puts them back
         listed_before = _listed_files(out)
-        (out / MANIFEST_JSON).unlink(missing_ok=True)
-        for path, meta in staged:
-            final = out / path.name
-            os.replace(path, final)
-            files.append({**file_record(final, out), **meta})
-        for plan, sidecar, meta in staged_engines:
-            os.replace(sidecar, out / sidecar.name)
-            os.replace(plan, out / plan.name)
-            files.append({**file_record(out / plan.name, out), **meta})
-        if (out / "pair").exists():
-            shutil.rmtree(out / "pair")
-        os.replace(stage / "pair", out / "pair")
+        with _swap_in(out, stage / ".previous") as swap:
+            swap.aside(out / MANIFEST_JSON)
+            for path, meta in staged:
+                swap(path, out / path.name)
+                files.append({**file_record(out / path.name, out), **meta})
+            for plan, sidecar, meta in staged_engines:
+                swap(sidecar, out / sidecar.name)
+                swap(plan, out / plan.name)
+                files.append({**file_record(out / plan.name, out), **meta})
+            swap(stage / "pair", out / "pair")
         # files the old export listed and this one does not (its FP16 or pre/post graphs, engines) were made
         # from other weights or options: opened directly, or by a Triton repository, they would run the old model
         kept = {r["path"] for r in files} | {r["sidecar"] for r in files if r.get("sidecar")}
