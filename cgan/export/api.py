@@ -268,12 +268,13 @@ def _refuse_triton_in_pair(triton: Path, out: Path) -> None:
                             f"with the pair's files; choose another folder")
 
 
-class _swap_in(contextlib.AbstractContextManager):
-    """Move new files into `out`, each old one first moved aside into `backup` (in the same file system: renames
-    only); on an exception inside the block the new ones are removed and the old ones put back, so the folder
-    holds the previous export again, manifest included. The caller deletes `backup` (with its staging folder)."""
+class _SwapIn(contextlib.AbstractContextManager):
+    """Move new files into the export folder, each old one first moved aside into `backup` (in the same file
+    system: renames only); on an exception inside the block the new ones are removed and the old ones put back,
+    so the folder holds the previous export again, manifest included. The caller deletes `backup` (with its
+    staging folder)."""
 
-    def __init__(self, out: Path, backup: Path) -> None:
+    def __init__(self, backup: Path) -> None:
         self.backup, self.moved_in, self.saved = backup, [], []
         backup.mkdir()
 
@@ -511,7 +512,7 @@ def _export_locked(pair: Pair, out: Path, opts: ExportOptions, frames: list, ima
         # finalize: the old manifest goes first so no reader pairs it with new files; the old files are moved
         # aside into the staging folder, not deleted, so a failure half-way (a disk error, Ctrl-C) puts them back
         listed_before = _listed_files(out)
-        with _swap_in(out, stage / ".previous") as swap:
+        with _SwapIn(stage / ".previous") as swap:
             swap.aside(out / MANIFEST_JSON)
             for path, meta in staged:
                 swap(path, out / path.name)
