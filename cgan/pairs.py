@@ -127,9 +127,7 @@ def read_spec(meta: dict[str, Any], path: Path, fix: str) -> PairSpec:
     exit 3, naming it), as the rest of a damaged manifest is ("spec": 5 was a user mistake, exit 2)."""
     try:
         return PairSpec.from_dict(meta.get("spec") or {})
-    except IntegrityError:
-        raise
-    except CganError as e:
+    except CganError as e:  # (from_dict's own errors are all plain CganErrors)
         raise IntegrityError(f"{path}: {e}; {fix}") from None
 
 

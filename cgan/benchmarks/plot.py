@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from cgan._files import atomic_path
+from cgan.benchmarks.report import setup_key, setup_of
 from cgan.errors import CganError
 
 
@@ -35,8 +36,6 @@ def _machine(run: dict[str, Any]) -> Any:
 
 
 def _setup_label(result: dict[str, Any]) -> str:
-    from cgan.benchmarks.report import setup_of
-
     setup = setup_of(result)
     threads = setup.get("threads")
     return f"{setup.get('model', '?')}{f', {threads} threads' if threads else ''}"
@@ -50,8 +49,6 @@ def history_series(result: dict[str, Any], history: list[dict[str, Any]]
     generator's architecture and the threads asked for: report.setup_key; lines written before it was recorded
     are left out), and only their ok rows at the reference shape: the largest batch-1 size of this run (a train
     run: its own size and batch), so the lines compare like with like."""
-    from cgan.benchmarks.report import setup_key
-
     kind = result.get("kind")
     if kind == "train":
         own = [r for r in result["rows"] if r.get("status") == "ok" and r.get("height")]

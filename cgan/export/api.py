@@ -190,8 +190,10 @@ def run_export(source: str | os.PathLike | None, out: str | os.PathLike | None, 
     if opts.engine:  # refuse a build that cannot happen before anything in --out is replaced
         trt_mod.resolve_build(opts.trt_flavour, opts.trt_target, opts.opt_level, opts.workspace_gb,
                               opts.extra.get("trt_module"), opts.extra.get("gpu"))
-    sizes = parse_parity_sizes(opts.parity_sizes, "parity_sizes") if opts.parity else ()
-    frames, image_label = parity.parity_frames(sizes, opts.parity_image) if opts.parity else ([], None)
+    frames, image_label = [], None
+    if opts.parity:
+        sizes = parse_parity_sizes(opts.parity_sizes, "parity_sizes")
+        frames, image_label = parity.parity_frames(sizes, opts.parity_image)
     with contextlib.ExitStack() as held:
         downloads = None
         if opts.pretrained:
@@ -230,11 +232,12 @@ def _export_to(source: Any, out: Any, opts: ExportOptions, frames: list, image_l
     if (out / PAIR_JSON).is_file():
         raise CganError(f"--out {out} is a pair folder ({PAIR_JSON}); an export there would hide that pair; "
                         f"choose a new folder")
-    for folder in out.resolve().parents:  # (the next --force export of an export deleted one in its pair/ copy)
-        if (folder / PAIR_JSON).is_file():
-            raise CganError(f"--out {out} is inside the pair folder {folder}: an export there mixes with the pair's "
-                            f"files (and one in an export's pair/ copy goes when that export is rebuilt); choose a "
-                            f"folder outside it")
+    # inside a pair folder (one inside an export's pair/ copy was deleted by the next --force export of that export)
+    folder = _pair_folder_around(out.resolve().parent)
+    if folder is not None:
+        raise CganError(f"--out {out} is inside the pair folder {folder}: an export there mixes with the pair's "
+                        f"files (and one in an export's pair/ copy goes when that export is rebuilt); choose a "
+                        f"folder outside it")
     if opts.triton:
         _refuse_triton_in_pair(Path(opts.triton), out)
     with export_lock(out):  # the folder is made under the lock: a failed export removes the one it made
@@ -262,10 +265,15 @@ def _refuse_triton_in_pair(triton: Path, out: Path) -> None:
     if where == (out / "pair").resolve() or (out / "pair").resolve() in where.parents:
         raise CganError(f"--triton {triton} is inside the export's pair/ copy, which every export replaces: choose "
                         f"a folder outside it (e.g. {out / 'triton'})")
-    for folder in (where, *where.parents):
-        if (folder / PAIR_JSON).is_file():
-            raise CganError(f"--triton {triton} is inside the pair folder {folder}: a model repository there mixes "
-                            f"with the pair's files; choose another folder")
+    folder = _pair_folder_around(where)
+    if folder is not None:
+        raise CganError(f"--triton {triton} is inside the pair folder {folder}: a model repository there mixes "
+                        f"with the pair's files; choose another folder")
+
+
+def _pair_folder_around(path: Path) -> Path | None:
+    """`path` (resolved) or the nearest folder above it that is a pair folder (holds pair.json); None if none is."""
+    return next((f for f in (path, *path.parents) if (f / PAIR_JSON).is_file()), None)
 
 
 class _SwapIn(contextlib.AbstractContextManager):

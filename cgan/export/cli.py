@@ -7,12 +7,6 @@ from cgan._cli import entry, given_flags, setup_logging, sigterm_as_interrupt
 from cgan.errors import CganError
 
 
-def _sizes(text: str) -> tuple[tuple[int, int], ...]:
-    from cgan.export.api import parse_parity_sizes
-
-    return parse_parity_sizes(text)
-
-
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("pair", required=False)
 @click.option("--out", "-o", type=click.Path(file_okay=False),
@@ -50,7 +44,7 @@ def cli(pair, out, pretrained, base_url, fp16, fp16_io, with_prepost, simplify, 
         force, in_pair, verbose):
     """Export a CycleGAN pair (folder or name) to ONNX FP32/FP16 (+ TensorRT engines) in --out (default for a
     name: $CGAN_HOME/exports/NAME)."""
-    from cgan.export.api import ExportOptions, run_export
+    from cgan.export.api import ExportOptions, parse_parity_sizes, run_export
 
     setup_logging(verbose)
     engine_only = given_flags(click.get_current_context(), ("trt_flavour", "shapes", "batch", "opt_level",
@@ -62,12 +56,12 @@ def cli(pair, out, pretrained, base_url, fp16, fp16_io, with_prepost, simplify, 
         raise CganError("--parity-sizes are the sizes of the parity check, which --no-parity turns off: drop one")
     if in_pair:
         with sigterm_as_interrupt():
-            folder = _in_pair(pair, parity, parity_image, _sizes(parity_sizes), opset)
+            folder = _in_pair(pair, parity, parity_image, parse_parity_sizes(parity_sizes), opset)
         click.echo(str(folder))
         return
     opts = ExportOptions(fp16=fp16, fp16_io=fp16_io, with_prepost=with_prepost, simplify=simplify,
                          pad_mode=pad_mode, opset=opset, parity=parity, parity_image=parity_image,
-                         parity_sizes=_sizes(parity_sizes), engine=engine, shapes=shapes, batch=batch,
+                         parity_sizes=parse_parity_sizes(parity_sizes), engine=engine, shapes=shapes, batch=batch,
                          opt_level=opt_level, workspace_gb=workspace_gb, trt_flavour=trt_flavour,
                          trt_target=trt_target, triton=triton, pretrained=pretrained, base_url=base_url, force=force)
     with sigterm_as_interrupt():
