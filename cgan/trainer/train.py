@@ -557,7 +557,7 @@ def _train(cfg: TrainConfig, resume: bool, progress: bool, reset_schedule: bool,
                     fitter.start_epoch(epoch)
                 bar = _progress(progress and main_rank, steps_per_epoch, counters["step_in_epoch"],
                                 f"epoch {epoch + 1}/{sum(model.schedule)}")
-                for batch in _workers_started(loader):
+                for batch in _agreed_batches(_workers_started(loader), world, rank, device):
                     if cfg.max_steps and counters["step"] >= cfg.max_steps:  # e.g. resumed at the limit
                         stop = True
                         break
@@ -700,6 +700,41 @@ def _loader(cfg: TrainConfig, dataset: Any, sampler: Any, device: Any, drop_last
         # checkpoint captures the global RNG after that draw, and a resumed run draws again (dropout masks
         # would differ from the straight run's). Items take their randomness from (seed, epoch, position).
         generator=torch.Generator().manual_seed(cfg.seed))
+
+
+def _agreed_batches(batches: Iterator[Any], world: int, rank: int, device: torch.device) -> Iterator[Any]:
+    """The loader's batches; under torchrun every process first says whether it has its next batch, so that a
+    training image that fails on one process ends them all at the same step (rank 0 then saves the steps
+    trained: _data_failure). Alone, the failing process left the others in the gradient all-reduce: gloo's
+    "Connection closed by peer", NCCL's hang until torchrun killed them, and nothing saved. One small
+    all-reduce per step; none with one process."""
+    if world <= 1:
+        yield from batches
+        return
+    import torch.distributed as dist
+
+    while True:
+        failure: DataError | None = None
+        batch, ended = None, False
+        try:
+            batch = next(batches)
+        except StopIteration:
+            ended = True
+        except DataError as e:
+            failure = e
+        state = torch.zeros(world + 1, dtype=torch.int64, device=device)  # [failed per rank..., ranks ended]
+        state[rank], state[world] = int(failure is not None), int(ended)
+        dist.all_reduce(state)
+        if failure is not None:
+            raise failure
+        failed = [r for r in range(world) if state[r]]
+        if failed:
+            which = ", ".join(str(r) for r in failed)
+            raise DataError(f"a training image failed on process {which} of {world} (its own error names the "
+                            f"image); every process stopped at the same step")
+        if int(state[world]):  # (shards are equal: every process ends its epoch at the same step)
+            return
+        yield batch
 
 
 def _workers_started(loader: Any) -> Any:
