@@ -1,5 +1,6 @@
 """Under torchrun, a training image that fails on one process ends every process at the same step, and rank 0
-saves the steps trained since the last checkpoint (two gloo processes on the CPU)."""
+saves the steps trained since the last checkpoint; a diverged run ends every process with the same message (two
+gloo processes on the CPU)."""
 from __future__ import annotations
 
 import json
@@ -16,7 +17,7 @@ from cgan.trainer.train import train
 BAD_CALL = 6  # rank 1's 6th image pair fails: epoch 2, after its epoch-end checkpoint (4 steps per epoch)
 
 
-def _rank(rank: int, root: str, port: int, bad_rank: int) -> None:
+def _rank(rank: int, root: str, port: int, bad_rank: int | None, nan_at: int | None = None) -> None:
     """One torchrun-like rank; writes rank{rank}.json with how train() ended (its error message)."""
     import os
 
@@ -35,6 +36,23 @@ def _rank(rank: int, root: str, port: int, bad_rank: int) -> None:
             return item(self, key)
 
         data_module.UnalignedDataset.__getitem__ = failing_item
+    if nan_at is not None:  # divergence, as it comes: the same weights on every process (averaged gradients)
+        import torch
+
+        from cgan.trainer import train as train_module
+
+        step = train_module.CycleGAN.train_step
+        steps = [0]
+
+        def diverging_step(model, real_x, real_y):
+            out = step(model, real_x, real_y)
+            steps[0] += 1
+            if steps[0] == nan_at:
+                with torch.no_grad():
+                    next(model.G.parameters()).fill_(float("nan"))
+            return out
+
+        train_module.CycleGAN.train_step = diverging_step
     cfg = tiny_config(Path(root), Path(root) / "r", epochs=2, epochs_decay=2, pool_size=2, threads=1)
     try:
         train(cfg, progress=False)
@@ -44,14 +62,14 @@ def _rank(rank: int, root: str, port: int, bad_rank: int) -> None:
     (Path(root) / f"rank{rank}.json").write_text(json.dumps(ended))
 
 
-def _spawn(tmp_path: Path, bad_rank: int) -> list[dict]:
+def _spawn(tmp_path: Path, bad_rank: int | None, nan_at: int | None = None) -> list[dict]:
     import torch.multiprocessing as mp
 
     make_dataset(tmp_path, n_x=8, n_y=6)
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    ranks = mp.spawn(_rank, args=(str(tmp_path), port, bad_rank), nprocs=2, join=False)
+    ranks = mp.spawn(_rank, args=(str(tmp_path), port, bad_rank, nan_at), nprocs=2, join=False)
     deadline = time.monotonic() + 90
     try:
         while any(p.is_alive() for p in ranks.processes) and time.monotonic() < deadline:
@@ -62,7 +80,7 @@ def _spawn(tmp_path: Path, bad_rank: int) -> list[dict]:
             if p.is_alive():
                 p.kill()
                 p.join(5)
-    assert not hung, f"ranks {hung} hung after rank {bad_rank}'s data error"
+    assert not hung, f"ranks {hung} hung"
     return [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
 
 
@@ -80,3 +98,13 @@ def test_a_data_error_on_one_rank_ends_all_and_rank_0_saves(tmp_path, bad_rank):
     assert "--resume" in ended[0]["error"], ended
     saved = ckpt.list_checkpoints(tmp_path / "r" / "run")
     assert ckpt.load_checkpoint(saved[-1])["counters"]["step"] == BAD_CALL - 1
+
+
+@pytest.mark.timeout(150)
+def test_a_diverged_run_ends_every_rank_with_the_same_message(tmp_path):
+    """Rank 0's check before saving refused NaN weights and ended it alone: rank 1 went on to the next step's
+    collective and died of gloo's "Connection closed by peer" (NCCL: hung until torchrun killed it)."""
+    ended = _spawn(tmp_path, None, nan_at=3)  # in epoch 1: its end's checkpoint is the first save
+    assert ended[0] == ended[1], ended
+    assert ended[0]["type"] == "CganError" and "training diverged" in ended[0]["error"], ended
+    assert ckpt.list_checkpoints(tmp_path / "r" / "run") == []

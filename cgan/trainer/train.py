@@ -522,9 +522,11 @@ def _train(cfg: TrainConfig, resume: bool, progress: bool, reset_schedule: bool,
                 "git_sha": code_sha, "init_from": init_record}
 
     def save() -> None:
+        # a diverged run keeps its last good checkpoint; checked on every process (they hold the same weights), so
+        # all end here together instead of the others dying in the next collective, as when rank 0 ended alone
+        check_finite(model, counters["step"])
         if not main_rank:
             return
-        check_finite(model, counters["step"])  # a diverged run keeps its last good checkpoint
         t = time.perf_counter()
         snap = {"spec": cfg.pair_spec().to_dict(), "config": cfg.to_dict(), "counters": dict(counters),
                 "rng": ckpt.capture_rng(), "info": info(), "init": init_record, "world": world, **model.state_dict()}
