@@ -203,6 +203,31 @@ def test_smoother_rejects_bad_strength():
         TemporalSmoother(strength=1.0)
 
 
+@pytest.mark.parametrize("bad", [dict(threshold=float("nan")), dict(strength="0.5"), dict(out_threshold=None),
+                                 dict(scene_cut=-1), dict(scene_cut_share=0), dict(flow_long_side=0),
+                                 dict(min_flow=float("inf")), dict(strength=True)])
+def test_smoother_rejects_bad_settings_when_made(bad):
+    """A NaN threshold failed on the first frame (cannot convert float NaN to integer), a string strength with a
+    bare TypeError, and scene_cut=-1 quietly made every frame a cut (no smoothing at all)."""
+    with pytest.raises(ValueError, match=next(iter(bad))):
+        TemporalSmoother(**bad)
+
+
+def test_cli_smooth_strength_range_is_the_api_range(tmp_path, capsys):
+    """The CLI refused 0.995 (0..0.99) where the API takes [0, 1); and NaN passed the CLI's range, then failed
+    naming the API's field smooth_strength instead of the flag."""
+    from cgan._cli import run
+    from cgan.runtime.cli import cli
+
+    for value in ("nan", "1.0"):
+        assert run(cli, ["--input", "demo", "--output", str(tmp_path / "o.mp4"), "--smooth-strength", value,
+                         "--no-display"]) == 2
+        err = capsys.readouterr().err
+        assert "--smooth-strength" in err and "smooth_strength" not in err, err
+    assert not (tmp_path / "o.mp4").exists()
+    assert cli.params[[p.name for p in cli.params].index("smooth_strength")].type.max == 1.0
+
+
 def test_pipeline_smooth_mode_lowers_flicker():
     ins, _ = sequence(10)
 

@@ -19,6 +19,16 @@ from cgan.runtime.video import CODEC_CHOICES, MAX_CRF, VideoJob, run_video  # no
 EXIT_INTERRUPTED = {"interrupted": 130, "terminated": 143}
 
 
+class _Strength(click.FloatRange):
+    """A float in [0, 1), NaN refused (it passed the range's comparisons and failed later, naming a field)."""
+
+    def convert(self, value, param, ctx):  # type: ignore[no-untyped-def]
+        rv = super().convert(value, param, ctx)
+        if rv != rv:
+            self.fail(f"{value!r} is not a number", param, ctx)
+        return rv
+
+
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--pair", default="summer2winter", show_default=True,
               help="Pair name, pair folder or export folder.")
@@ -62,7 +72,7 @@ EXIT_INTERRUPTED = {"interrupted": 130, "terminated": 143}
               help="Replay one captured CUDA graph per frame size (--backend torch, ort-cuda, tensorrt, "
                    "tensorrt-rtx). Default: the backend's (torch off; ort-cuda, tensorrt on; tensorrt-rtx off).")
 @click.option("--smooth", is_flag=True, help="Reduce frame-to-frame flicker (static regions only; no ghosting).")
-@click.option("--smooth-strength", type=click.FloatRange(0.0, 0.99), default=0.8, show_default=True,
+@click.option("--smooth-strength", type=_Strength(0.0, 1.0, max_open=True), default=0.8, show_default=True,
               help="History weight in static regions (implies --smooth).")
 @click.option("--smooth-flow", is_flag=True,
               help="Warp the history with optical flow: smooths pans too (implies --smooth).")

@@ -73,12 +73,23 @@ class TemporalSmoother:
     _lut: np.ndarray | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
+        for name in ("strength", "threshold", "out_threshold", "scene_cut", "scene_cut_share", "flow_long_side",
+                     "min_flow"):  # a NaN threshold failed on the first frame; a string with a bare TypeError
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) \
+                    or not np.isfinite(value):
+                raise ValueError(f"smoothing {name} must be a finite number, got {value!r}")
         if not 0.0 <= self.strength < 1.0:
             raise ValueError(f"smoothing strength must be in [0, 1), got {self.strength}")
         if self.threshold <= 0 or self.out_threshold <= 0:
             raise ValueError(f"smoothing thresholds must be > 0, got {self.threshold} and {self.out_threshold}")
         if not self.min_flow >= 0:
             raise ValueError(f"min_flow must be >= 0 pixels, got {self.min_flow}")
+        if self.scene_cut <= 0 or not 0 < self.scene_cut_share <= 1:  # (<= 0 made every frame a cut: no smoothing)
+            raise ValueError(f"scene_cut must be > 0 gray levels and scene_cut_share in (0, 1], got "
+                             f"{self.scene_cut} and {self.scene_cut_share}")
+        if self.flow_long_side < MIN_FLOW_SIDE:
+            raise ValueError(f"flow_long_side must be at least {MIN_FLOW_SIDE} pixels, got {self.flow_long_side}")
 
     def reset(self) -> None:
         self._prev_gray = None
