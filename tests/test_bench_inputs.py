@@ -88,6 +88,9 @@ def test_eval_grid_path_is_checked_before_any_work(places, no_work, capsys):
 
     assert run(eval_cli.cli, [*_eval_args(places), "--grid", str(places / "fileout" / "g.png")]) == 2
     _one_line(capsys, "--grid")
+    # the grid is PNG data whatever its name says: a .jpg name got PNG bytes without a word
+    assert run(eval_cli.cli, [*_eval_args(places), "--grid", str(places / "g.jpg")]) == 2
+    _one_line(capsys, "--grid writes a PNG: give a file name ending in .png")
 
 
 def test_a_history_that_is_not_history_lines_is_refused_naming_the_line(places, no_work, capsys, caplog):

@@ -19,7 +19,7 @@ def _clip(path, frames, size=(32, 32)):
 
 
 @pytest.mark.parametrize("kind,needle", [("text", "cannot open video|0 readable frames"),
-                                         ("one-frame", "1 readable frames"),
+                                         ("one-frame", "1 readable frame;"),
                                          ("odd-size", "multiple of 4")])
 def test_a_bad_clip_fails_in_the_option_checks(tmp_path, kind, needle):
     if kind == "text":

@@ -337,3 +337,21 @@ def test_eval_outputs_may_not_be_its_inputs(tmp_path):
     from cgan.pairs import load_pair
 
     assert photo.read_bytes() == kept and load_pair(pair)
+
+
+def test_the_summary_leaves_out_the_published_figures_when_the_report_warns_of_few_photos():
+    """The warning said "never [compare] with the published ones", then the two published rows were printed."""
+    from cgan.benchmarks.eval_cli import summary
+
+    report = {"metrics": {"summer2winter": {"fid": 80.0, "kid": 0.01, "kid_std": 0.001, "compare": "G(testA)"}},
+              "published": quality.PUBLISHED, "timings": {"total_seconds": 1.0}, "device": {"name": "cpu"},
+              "dataset": {}}
+    assert "published summer2winter" in summary(report)
+    report["dataset"]["warning"] = "FID/KID from 6 photos per side (under 100) are noisy"
+    assert "published" not in summary(report)
+
+
+def test_the_photo_sizes_are_stated_without_reading_as_smaller_to_larger():
+    images = [np.zeros((200, 300, 3), np.uint8), np.zeros((256, 256, 3), np.uint8), np.zeros((10, 20, 3), np.uint8)]
+    assert quality._sizes(images) == "3 sizes, 20x10 to 256x256 by area"
+    assert quality._sizes(images[1:2]) == "256x256"

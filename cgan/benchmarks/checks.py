@@ -161,6 +161,9 @@ def check_history_file(path: str | os.PathLike, option: str = "--history") -> Pa
     return p
 
 
+PNG_OUTPUTS = ("--plot", "--grid")  # options whose file is always written as PNG
+
+
 def check_outputs(outputs: Iterable[tuple[str, str | os.PathLike | None]], history: str | os.PathLike | None = None,
                   plot: str | os.PathLike | None = None,
                   inputs: Iterable[tuple[str, str | os.PathLike | None]] = ()) -> None:
@@ -170,13 +173,13 @@ def check_outputs(outputs: Iterable[tuple[str, str | os.PathLike | None]], histo
     `inputs` (what, path): a file the command reads, or a file inside a folder it reads (a pair or export folder,
     a test set's photos): `--json PAIR/pair.json` destroyed the pair, `--grid testA/0.png` a test photo."""
     named: list[tuple[str, Path]] = []
-    for option, path in outputs:
+    for option, path in [*outputs, ("--plot", plot)]:
         if path is not None:
             named.append((option, check_output_file(path, option)))
+            # the file is PNG data whatever its name says (cgan-eval's --grid.jpg was a PNG named .jpg)
+            if option in PNG_OUTPUTS and Path(path).suffix.lower() != ".png":
+                raise CganError(f"{option} writes a PNG: give a file name ending in .png, got {os.fspath(path)}")
     if plot is not None:
-        named.append(("--plot", check_output_file(plot, "--plot")))
-        if Path(plot).suffix.lower() != ".png":  # the file is PNG data whatever its name says
-            raise CganError(f"--plot writes a PNG: give a file name ending in .png, got {os.fspath(plot)}")
         if importlib.util.find_spec("matplotlib") is None:
             raise CganError("--plot needs matplotlib: pip install matplotlib (or cgan[cpu]), or drop --plot")
     if history is not None:

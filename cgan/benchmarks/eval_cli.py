@@ -26,7 +26,8 @@ def summary(report: dict) -> str:
     for name, m in report["metrics"].items():
         spread = f"± {m['kid_std']:.4f}" if m.get("kid_std") is not None else "(no spread to give)"
         lines.append(f"{name:24s} FID {m['fid']:8.2f}   KID {m['kid']:.4f} {spread}   ({m['compare']})")
-    pub = report.get("published", {})
+    # the published figures are no yardstick for a report with a few photos (its warning says so): not printed
+    pub = {} if report.get("dataset", {}).get("warning") else report.get("published", {})
     for name in ("summer2winter", "winter2summer"):
         if name in pub:
             lines.append(f"published {name:14s} FID {pub[name]['fid']:8.2f}   ({pub['source']})")

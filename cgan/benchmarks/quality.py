@@ -339,12 +339,12 @@ def translate(net: Any, images: Sequence[np.ndarray], device: str = "cpu", batch
 
 
 def _sizes(images: Sequence[np.ndarray]) -> str:
-    """'256x256', or '40x50 to 43x55 (7 sizes)': the photos' sizes as the report states them."""
+    """'256x256', or '7 sizes, 40x50 to 43x55 by area': the photos' sizes as the report states them."""
     sizes = sorted({(im.shape[1], im.shape[0]) for im in images}, key=lambda wh: (wh[0] * wh[1], wh))
     if not sizes:
         return "no photos"
     first, last = (f"{w}x{h}" for w, h in (sizes[0], sizes[-1]))
-    return first if len(sizes) == 1 else f"{first} to {last} ({len(sizes)} sizes)"
+    return first if len(sizes) == 1 else f"{len(sizes)} sizes, {first} to {last} by area"
 
 
 def fp16_psnr(net: Any, images: Sequence[np.ndarray], device: str = "cpu",
@@ -405,7 +405,8 @@ def read_clip(path: str | os.PathLike, limit: int | None = None) -> tuple[list[n
         frames.append(f)
     cap.release()
     if len(frames) < 2:
-        raise CganError(f"video {path} has {len(frames)} readable frames; need at least 2")
+        raise CganError(f"video {path} has {len(frames)} readable frame{'s' if len(frames) != 1 else ''}; need at "
+                        f"least 2")
     h, w = frames[0].shape[:2]
     if h % 4 or w % 4:
         raise CganError(f"clip {path} is {w}x{h}; the quality report needs a size that is a multiple of 4")
