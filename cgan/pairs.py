@@ -254,8 +254,12 @@ def resolve(source: str | os.PathLike, prefer_pairs: bool = False) -> Resolved:
 
 def official_generator_files(folder: Path) -> tuple[Path | None, Path | None]:
     """The official repository's generator checkpoints in its checkpoints/NAME `folder`: (G_A, G_B), the
-    latest_net_* ones first, else the last epoch's by name; None where there is none."""
-    found = sorted(folder.glob("*_net_G_[AB].pth"), key=lambda f: (not f.name.startswith("latest"), f.name))
+    latest_net_* ones first, else the last epoch's (by number: 200 after 15); None where there is none."""
+    def order(f: Path) -> tuple[bool, int, str]:
+        epoch = f.name.split("_net_", 1)[0]
+        return (not f.name.startswith("latest"), -int(epoch) if epoch.isdigit() else 0, f.name)
+
+    found = sorted(folder.glob("*_net_G_[AB].pth"), key=order)
     return (next((f for f in found if f.name.endswith("G_A.pth")), None),
             next((f for f in found if f.name.endswith("G_B.pth")), None))
 
@@ -275,9 +279,11 @@ def _resolve(s: str, prefer_pairs: bool) -> Resolved:
     if looks_like_path or (p.exists() and (not _valid_name(s) or (p.is_dir() and (_kind(p) or _is_run(p))))):
         if not p.is_dir():
             if p.is_file() and p.suffix.lower() in (".pth", ".pt"):  # an official checkpoint, given as it is
+                lone_b = p.name.endswith("G_B.pth")  # Y→X: imported as G it would run the wrong way
+                also = ("--direction F`, or with the G_A file first for both directions)" if lone_b else
+                        "`, add the G_B file for both directions)")
                 raise CganError(f"{p} is a PyTorch checkpoint, not a cgan pair: import it first (`cgan-train "
-                                f"import-official {p} --out PAIR_FOLDER`, add the G_B file for both directions) "
-                                f"and pass PAIR_FOLDER")
+                                f"import-official {p} --out PAIR_FOLDER{also} and pass PAIR_FOLDER")
             what = "is not a folder" if p.exists() else "does not exist"
             raise CganError(f"{p} {what}: pass a pair folder (pair.json), an export folder (manifest.json) or a "
                             f"pair name")
