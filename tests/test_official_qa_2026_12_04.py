@@ -20,14 +20,26 @@ def _official(path: Path) -> Path:
     return path
 
 
+def _damage(path: Path) -> None:
+    """Flip 64 bytes inside the data of the zip's largest member (not in the padding torch puts between them)."""
+    import struct
+    import zipfile
+
+    with zipfile.ZipFile(path) as z:
+        info = max(z.infolist(), key=lambda i: i.file_size)
+    data = bytearray(path.read_bytes())
+    name_len, extra_len = struct.unpack("<HH", data[info.header_offset + 26:info.header_offset + 30])
+    start = info.header_offset + 30 + name_len + extra_len
+    data[start:start + 64] = bytes(b ^ 0xFF for b in data[start:start + 64])
+    path.write_bytes(bytes(data))
+
+
 def test_a_damaged_checkpoint_is_refused_not_imported(tmp_path):
     """torch.load does not check the zip's CRCs: a file with bytes flipped in a tensor's data was imported."""
     good = _official(tmp_path / "latest_net_G_A.pth")
-    data = bytearray(good.read_bytes())
-    middle = len(data) // 2
-    data[middle:middle + 64] = bytes(b ^ 0xFF for b in data[middle:middle + 64])
     bad = tmp_path / "bad_net_G_A.pth"
-    bad.write_bytes(bytes(data))
+    bad.write_bytes(good.read_bytes())
+    _damage(bad)
     assert read_official(good)
     with pytest.raises(IntegrityError, match="damaged: .* fails its checksum"):
         read_official(bad)
@@ -51,3 +63,14 @@ def test_the_last_numbered_epoch_is_the_one_suggested(tmp_path):
     for g in "AB":
         (tmp_path / f"latest_net_G_{g}.pth").write_bytes(b"x")
     assert [f.name for f in official_generator_files(tmp_path)] == ["latest_net_G_A.pth", "latest_net_G_B.pth"]
+
+
+def test_a_damaged_training_checkpoint_says_what_a_resume_does_about_it(tmp_path):
+    """The checksum refusal first said "copy or download it again" for a training checkpoint too; a checkpoint's
+    advice is its own (a resume deletes a bad newest one and takes the previous)."""
+    from cgan.trainer.checkpoint import RESUME_FIX, load_checkpoint
+
+    bad = _official(tmp_path / "step_1.pt")
+    _damage(bad)
+    with pytest.raises(IntegrityError, match=f"fails its checksum\\); {RESUME_FIX}$"):
+        load_checkpoint(bad)

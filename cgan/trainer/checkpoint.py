@@ -91,7 +91,7 @@ def load_checkpoint(path: str | os.PathLike, fix: str = RESUME_FIX) -> dict[str,
     """Read and check a checkpoint (refuses pickled code, foreign and truncated files with one line ending in
     `fix`, what to do: a resume deletes a bad newest checkpoint, an export given --checkpoint FILE takes another)."""
     p = Path(path)
-    state = load_plain(p, "cgan checkpoint", f"truncated, corrupted or not ours: {fix}")
+    state = load_plain(p, "cgan checkpoint", f"truncated, corrupted or not ours: {fix}", damaged_advice=fix)
     if isinstance(state, dict) and "model.1.weight" in state and "format" not in state:
         raise IntegrityError(f"{p} is an official generator, not a cgan training checkpoint: turn it into a pair "
                              f"with cgan-train import-official")

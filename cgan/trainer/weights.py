@@ -185,11 +185,12 @@ def check_safe_torch_load(version: str | None = None) -> None:
                         f"does not load .pth files with it: pip install -U 'torch>={need}'")
 
 
-def load_plain(path: str | os.PathLike, what: str, advice: str) -> Any:
+def load_plain(path: str | os.PathLike, what: str, advice: str,
+               damaged_advice: str = "copy or download it again") -> Any:
     """`torch.load(weights_only=True)`: tensors and plain containers only, never pickled code.
 
     Missing file -> CganError; anything unreadable or refused -> IntegrityError "PATH is not a loadable WHAT
-    (reason); ADVICE" on one line.
+    (reason); ADVICE" on one line, DAMAGED_ADVICE when a zip member fails its checksum.
     """
     p = Path(path)
     if not p.is_file():
@@ -197,8 +198,8 @@ def load_plain(path: str | os.PathLike, what: str, advice: str) -> Any:
     check_safe_torch_load()
     damaged = _damaged_zip_member(p)
     if damaged:  # torch.load does not check the zip's CRCs: 5000 flipped bytes loaded as weights off by 1e5
-        raise IntegrityError(f"{p} is not a loadable {what} (damaged: {damaged} fails its checksum); copy or "
-                             f"download it again")
+        raise IntegrityError(f"{p} is not a loadable {what} (damaged: {damaged} fails its checksum); "
+                             f"{damaged_advice}")
     try:
         with warnings.catch_warnings():  # (a plain pickle's "Detected pickle protocol 4 ..." came before the error)
             warnings.simplefilter("ignore", UserWarning)
