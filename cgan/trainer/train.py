@@ -715,6 +715,7 @@ def _agreed_batches(batches: Iterator[Any], world: int, rank: int, device: torch
         return
     import torch.distributed as dist
 
+    state = torch.zeros(world + 1, dtype=torch.int64, device=device)  # [failed per rank..., ranks ended]
     while True:
         failure: DataError | None = None
         batch, ended = None, False
@@ -724,7 +725,7 @@ def _agreed_batches(batches: Iterator[Any], world: int, rank: int, device: torch
             ended = True
         except DataError as e:
             failure = e
-        state = torch.zeros(world + 1, dtype=torch.int64, device=device)  # [failed per rank..., ranks ended]
+        state.zero_()
         state[rank], state[world] = int(failure is not None), int(ended)
         dist.all_reduce(state)
         if failure is not None:
