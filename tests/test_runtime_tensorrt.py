@@ -468,3 +468,20 @@ def test_a_version_compatible_plan_runs_its_host_code_only_when_the_app_allows_i
             assert t.backend.runtime.engine_host_code_allowed is True
     finally:
         side_path.write_text(json.dumps(side))
+
+
+@pytest.mark.parametrize("io", ["bgr-hwc-uint8", "nchw"])
+def test_tensorrt_output_is_not_memory_the_backend_frees(engine_export, monkeypatch, io):
+    """An app calling the backend directly may keep its last output after deactivate(): the array must not be the
+    pinned buffer that deactivate() frees (reading it then is a use-after-free, a crash or garbage on a GPU)."""
+    from cgan.runtime import Translator
+
+    cudart = _fake_machine_with_engine(engine_export, monkeypatch, io)
+    batch = np.random.default_rng(9).integers(0, 256, (1, 24, 32, 3), dtype=np.uint8)
+    t = Translator.load(str(engine_export), backend="tensorrt")
+    out = t.backend.infer(batch)
+    start = out.__array_interface__["data"][0]
+    for ptr, buf in cudart.blocks.items():  # every pinned and 'device' allocation the backend holds
+        assert not (ptr <= start < ptr + len(buf)), "infer returned memory the backend frees at deactivate()"
+    t.close()
+    assert cudart.live == 0 and np.array_equal(out, 255 - batch)

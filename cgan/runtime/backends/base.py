@@ -7,8 +7,9 @@ effects and without importing heavy libraries when a cheaper test answers.
 
 Every backend's `infer` takes and returns uint8 (N, H, W, 3) BGR frames with H and W multiples of 4 (the
 Translator pads): pre/post-processing lives in the backend so that GPU backends run it on the GPU. The
-returned array may be a buffer the backend reuses on its next call, or (TensorRT) pinned memory it frees when
-that shape's buffers are dropped or the backend is deactivated: copy it if you keep it (Translator does).
+returned array is ordinary host memory that stays valid after deactivate() (never pinned or device memory a
+backend frees), but it may be a buffer the backend overwrites on its next call: copy it if you keep it across
+calls (Translator does).
 """
 from __future__ import annotations
 

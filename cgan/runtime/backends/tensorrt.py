@@ -348,8 +348,9 @@ class TensorRTBackend(Backend):
             self._enqueue(slot)  # the first run per shape lets TensorRT settle shape-dependent state
             slot["warm"] = True
         self.stream.synchronize()
-        if self.io == IO_UINT8:
-            return h_out
+        if self.io == IO_UINT8:  # into host memory the caller may keep: pinned memory is freed with its slot
+            np.copyto(slot["out"], h_out)
+            return slot["out"]
         y = self.buffers.get("y", h_out.shape, np.float32)
         np.copyto(y, h_out)  # float16/float32 -> float32 scratch (nchw_to_bgr works in place)
         return nchw_to_bgr(y, slot["out"])
