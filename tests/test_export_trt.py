@@ -56,8 +56,9 @@ class FakeTRT(types.SimpleNamespace):
 
             def create_network(self, flags):
                 calls["flags"] = flags
-                tensor = types.SimpleNamespace(shape=input_shape)  # as parsed: dynamic batch and size
-                return types.SimpleNamespace(get_input=lambda i: tensor)
+                tensor = types.SimpleNamespace(shape=input_shape, name="input")  # as parsed: dynamic batch and size
+                out = types.SimpleNamespace(shape=input_shape, name="output")
+                return types.SimpleNamespace(get_input=lambda i: tensor, get_output=lambda i: out)
 
             def create_builder_config(self):
                 self.config = Config()

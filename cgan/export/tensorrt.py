@@ -394,7 +394,8 @@ def build_engine(onnx_path: str | Path, profile: Profile, *, io: str = "nchw", f
         config.set_compute_capability(target_cc, 0)
     opt_profile = builder.create_optimization_profile()
     channels = _input_channels(network, io)  # 3, or 1 for a grayscale generator
-    opt_profile.set_shape("input", *profile.input_shapes(io, channels))
+    in_name, out_name = network.get_input(0).name, network.get_output(0).name  # ours: "input", "output"
+    opt_profile.set_shape(in_name, *profile.input_shapes(io, channels))
     config.add_optimization_profile(opt_profile)
 
     cache_file = timing_cache_path(flavour, version, gpu)
@@ -432,7 +433,7 @@ def build_engine(onnx_path: str | Path, profile: Profile, *, io: str = "nchw", f
                 **({"ahead_of_time": True} if gpu.get("ahead_of_time") else {})},
         "profiles": [{**profile.to_dict(), **dict(zip(("min", "opt", "max"),
                                                       (list(x) for x in profile.input_shapes(io, channels))))}],
-        "onnx_sha256": onnx_sha, "io": io, "input_name": "input", "output_name": "output",
+        "onnx_sha256": onnx_sha, "io": io, "input_name": in_name, "output_name": out_name,
         "precision": "fp16", "opt_level": int(opt_level), "workspace_gb": None if workspace_gb is None else float(workspace_gb),
         "onnx": {"path": onnx_path.name, "sha256": onnx_sha},
         "plan": {"path": plan.name, "sha256": sha256_file(plan), "bytes": plan.stat().st_size},
