@@ -312,3 +312,37 @@ def test_gpu_found_through_nvidia_smi_when_torch_has_no_cuda(monkeypatch, tmp_pa
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
     with pytest.raises(BackendUnavailable, match="no CUDA GPU is visible"):
         T.gpu_info()
+
+
+def test_rtx_local_build_targets_the_gpu_it_runs_on(onnx_file):
+    """A TensorRT-RTX build without --trt-target is for this machine's GPU (ComputeCapability.CURRENT): the
+    library's default set (8.6, 8.9, 12.0) leaves out a Turing GPU the engine was built on, and the sidecar
+    records one GPU. TensorRT (not RTX) has no such setting and gets none."""
+    set_to = []
+
+    def fake(version):
+        trt = FakeTRT(version=version, strongly_flag=False)
+        trt.ComputeCapability = types.SimpleNamespace(CURRENT="current", SM75="sm75", SM89="sm89")
+        real = trt.Builder.create_builder_config
+
+        def config(self):
+            c = real(self)
+            c.num_compute_capabilities = 0
+            c.set_compute_capability = lambda cc, i: set_to.append((c.num_compute_capabilities, cc, i))
+            return c
+        trt.Builder.create_builder_config = config
+        return trt
+
+    turing = {"name": "NVIDIA GeForce RTX 2080 Ti", "compute_capability": "7.5"}
+    prof = T.make_profile("256x256", "1")
+    T.build_engine(onnx_file, prof, trt_module=fake("1.7.1"), flavour="tensorrt-rtx", gpu=turing)
+    assert set_to == [(1, "current", 0)]
+    set_to.clear()
+    T.build_engine(onnx_file, prof, trt_module=fake("1.7.1"), flavour="tensorrt-rtx", gpu=turing, target="8.9",
+                   force=True)
+    assert set_to == [(1, "sm89", 0)]  # ahead of time: the GPU named
+    set_to.clear()
+    trt = fake("10.13.0")
+    trt.NetworkDefinitionCreationFlag = types.SimpleNamespace(STRONGLY_TYPED=5)
+    T.build_engine(onnx_file, prof, trt_module=trt, flavour="tensorrt", gpu=turing, force=True)
+    assert set_to == []

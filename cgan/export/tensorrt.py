@@ -247,6 +247,9 @@ def resolve_build(flavour: str, target: str | None, opt_level: int, workspace_gb
     require_fast_fp16(gpu)
     if flavour == "tensorrt-rtx" and target_cc is None:
         require_rtx_runs_on(trt, gpu)
+        # Left alone, TensorRT-RTX builds for 8.6/8.9/12.0 (never Turing's 7.5, even on a Turing GPU), while the
+        # sidecar names this GPU alone: build for the GPU in this machine, what the sidecar says
+        target_cc = getattr(getattr(trt, "ComputeCapability", None), "CURRENT", None)
     return trt, flavour, gpu, target_cc, flags
 
 
