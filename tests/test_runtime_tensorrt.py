@@ -11,6 +11,7 @@ from cgan._files import file_record, write_json_atomic
 from cgan.errors import CganError, IntegrityError
 from cgan.runtime.backends import tensorrt as trtmod
 from cgan.runtime.backends.base import load_model
+from cgan.runtime.backends.cuda import cuda_python_problem
 from cgan.runtime.backends.tensorrt import (Environment, TensorRTBackend, TensorRTRTXBackend, profile_for,
                                            sidecar_problems)
 from cgan.spec import EXPORT_FORMAT, FORMAT_VERSION, GeneratorSpec, PairSpec
@@ -95,6 +96,7 @@ def fake_machine(monkeypatch):
     state = {"env": ENV}
     monkeypatch.setattr(trtmod, "module_available", lambda name: True)
     monkeypatch.setattr(trtmod.cudahelp, "gpu_count", lambda: 1)
+    monkeypatch.setattr(trtmod.cudahelp, "cuda_python_problem", lambda: None)
     monkeypatch.setattr(TensorRTBackend, "environment", classmethod(lambda cls: state["env"]))
     return state
 
@@ -327,6 +329,7 @@ def _fake_machine_with_engine(engine_export, monkeypatch, io: str) -> "FakeCudar
     monkeypatch.setitem(__import__("sys").modules, "tensorrt", fake_tensorrt(cudart, io))
     monkeypatch.setattr(trtmod, "module_available", lambda name: True)
     monkeypatch.setattr(trtmod.cudahelp, "gpu_count", lambda: 1)
+    monkeypatch.setattr(trtmod.cudahelp, "cuda_python_problem", lambda: None)
     monkeypatch.setattr(trtmod.cudahelp, "cudart", lambda: cudart)
     monkeypatch.setattr(TensorRTBackend, "environment", classmethod(lambda cls: ENV))
     return cudart
@@ -485,3 +488,29 @@ def test_tensorrt_output_is_not_memory_the_backend_frees(engine_export, monkeypa
         assert not (ptr <= start < ptr + len(buf)), "infer returned memory the backend frees at deactivate()"
     t.close()
     assert cudart.live == 0 and np.array_equal(out, 255 - batch)
+
+
+def test_cuda_python_must_fit_the_driver(engine_export, fake_machine, monkeypatch):
+    """cuda-python 13 calls CUDA 13's runtime, which a driver before 580 refuses (the TensorRT backend then failed
+    at its first cudaMalloc); cuda-python 11 lacks the API used here. check() says which to install, and a CUDA
+    call failing with cudaErrorInsufficientDriver says the same."""
+    from cgan.runtime.backends import cuda as cudahelp
+
+    problem = cuda_python_problem  # the real one (fake_machine replaced the module's)
+    assert problem("11.8.0", (12, 4)) == "cuda-python 11.8.0 is too old: pip install 'cuda-python>=12.6'"
+    assert problem("13.0.1", (12, 4)) == ("cuda-python 13.0.1 needs an NVIDIA driver for CUDA 13, this one supports "
+                                          "CUDA 12.4: pip install 'cuda-python>=12.6,<13', or update the driver")
+    assert problem("13.0.1", (13, 0)) is None and problem("12.9.0", (13, 1)) is None
+    monkeypatch.setattr(cudahelp, "driver_cuda_version", lambda: None)
+    assert problem("13.0.1") is None  # the driver cannot be asked: nothing to say
+    monkeypatch.setattr(cudahelp, "cuda_python_version", lambda: "13.2.0")
+    monkeypatch.setattr(cudahelp, "driver_cuda_version", lambda: (12, 8))
+    monkeypatch.setattr(cudahelp, "cuda_python_problem", problem)
+    ok, reason = TensorRTBackend.check(load_model(str(engine_export)), "fp16")
+    assert not ok and reason.startswith("cuda-python 13.2.0 needs an NVIDIA driver for CUDA 13")
+
+    class Err(int):
+        name = "cudaErrorInsufficientDriver"
+    monkeypatch.setattr(cudahelp, "cudart", lambda: FakeCudart())
+    with pytest.raises(CganError, match=r"cudaErrorInsufficientDriver; cuda-python 13.2.0 needs .*<13'"):
+        cudahelp.call((Err(35), None))

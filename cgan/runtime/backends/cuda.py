@@ -202,6 +202,59 @@ def no_gpu_reason() -> str:
     return f"no CUDA GPU here ({why})"
 
 
+# ---- does cuda-python fit this driver? ---------------------------------------------------------------------
+@functools.lru_cache(maxsize=1)
+def driver_cuda_version() -> tuple[int, int] | None:
+    """The newest CUDA version the installed driver supports (NVML: no CUDA state here), None if unknown."""
+    nvml = _load(NVML_LIBRARIES)
+    if nvml is None:
+        return None
+    try:
+        if nvml.nvmlInit_v2() != 0:
+            return None
+    except AttributeError:
+        return None
+    try:
+        v = ctypes.c_int(0)
+        if nvml.nvmlSystemGetCudaDriverVersion_v2(ctypes.byref(v)) != 0 or v.value <= 0:
+            return None
+        return v.value // 1000, v.value % 1000 // 10
+    except AttributeError:
+        return None
+    finally:
+        nvml.nvmlShutdown()
+
+
+def cuda_python_version() -> str | None:
+    """The installed cuda-python's version (its cuda-bindings package from 12.6 on), None if unknown."""
+    from importlib import metadata
+
+    for dist in ("cuda-bindings", "cuda-python"):
+        try:
+            return metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            continue
+    return None
+
+
+def cuda_python_problem(version: str | None = None, driver: tuple[int, int] | None = None) -> str | None:
+    """Why the installed cuda-python cannot drive this GPU (None: it can, or nothing can be told). cuda-python
+    13 calls CUDA 13's runtime, which an older driver (before 580) refuses; 11 lacks the API used here."""
+    version = version or cuda_python_version()
+    driver = driver or driver_cuda_version()
+    m = re.match(r"(\d+)\.", version or "")
+    if m is None:
+        return None
+    major = int(m.group(1))
+    if major < 12:
+        return f"cuda-python {version} is too old: pip install 'cuda-python>=12.6'"
+    if driver is not None and major > driver[0]:
+        want = "'cuda-python>=12.6,<13'" if driver[0] == 12 else f"'cuda-python<{driver[0] + 1}'"
+        return (f"cuda-python {version} needs an NVIDIA driver for CUDA {major}, this one supports CUDA "
+                f"{driver[0]}.{driver[1]}: pip install {want}, or update the driver")
+    return None
+
+
 # ---- device -> host copy into an existing array (ort-cuda; libcudart via ctypes, no cuda-python) -----------
 CUDART_LIBRARIES = ("libcudart.so.12", "libcudart.so.13", "libcudart.so.11.0", "libcudart.so",
                     "cudart64_12.dll", "cudart64_13.dll", "cudart64_110.dll")
@@ -274,7 +327,9 @@ def call(result: Any) -> Any:
         err, rest = result, ()
     if int(err) != int(rt.cudaError_t.cudaSuccess):
         name = getattr(err, "name", str(err))
-        raise CganError(f"CUDA call failed: {name}; check the GPU and driver (nvidia-smi)")
+        advice = cuda_python_problem() if "InsufficientDriver" in name else None
+        advice = advice or "check the GPU and driver (nvidia-smi)"
+        raise CganError(f"CUDA call failed: {name}; {advice}")
     if not rest:
         return None
     return rest[0] if len(rest) == 1 else rest

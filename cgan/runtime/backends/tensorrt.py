@@ -188,6 +188,8 @@ class TensorRTBackend(Backend):
             return False, "cuda-python is not installed: pip install 'cuda-python>=12.6'"
         if cudahelp.gpu_count() == 0:
             return False, cudahelp.no_gpu_reason()
+        if (problem := cudahelp.cuda_python_problem()) is not None:
+            return False, problem
         if model is None:
             return True, ""
         if model.kind != "export":
