@@ -514,3 +514,25 @@ def test_cuda_python_must_fit_the_driver(engine_export, fake_machine, monkeypatc
     monkeypatch.setattr(cudahelp, "cudart", lambda: FakeCudart())
     with pytest.raises(CganError, match=r"cudaErrorInsufficientDriver; cuda-python 13.2.0 needs .*<13'"):
         cudahelp.call((Err(35), None))
+
+
+def test_tensorrt_skips_capture_when_the_context_says_it_cannot_be_captured(engine_export, monkeypatch, caplog):
+    """TensorRT-RTX engines built without user-allocated memory (and some TensorRT setups) cannot be captured:
+    the context's is_stream_capturable() is asked before capturing, and a 'no' runs without graphs, logged once."""
+    from cgan.runtime import Translator
+
+    cudart = _fake_machine_with_engine(engine_export, monkeypatch, "nchw")
+    frame = np.random.default_rng(8).integers(0, 256, (24, 32, 3), dtype=np.uint8)
+    asked = []
+    with Translator.load(str(engine_export), backend="tensorrt") as t:
+        t.backend.context.is_stream_capturable = lambda stream: asked.append(stream) or False
+        began = []
+        real_begin = cudart.cudaStreamBeginCapture
+        cudart.cudaStreamBeginCapture = lambda *a: began.append(a) or real_begin(*a)
+        with caplog.at_level("WARNING"):
+            for _ in range(4):
+                assert np.array_equal(t.translate(frame), 255 - frame)
+        assert asked == [t.backend.stream.ptr] and began == [] and cudart.launches == 0
+        assert t.backend.cuda_graph is False
+        assert sum("cannot be captured" in r.getMessage() for r in caplog.records) == 1
+    assert cudart.live == 0

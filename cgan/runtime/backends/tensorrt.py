@@ -313,6 +313,12 @@ class TensorRTBackend(Backend):
         self.context.set_tensor_address(self.input_name, slot["d_in"].ptr)
         self.context.set_tensor_address(self.output_name, slot["d_out"].ptr)
 
+    def _capturable(self) -> bool:
+        """What TensorRT says of capturing this context's work on our stream (10.x and RTX:
+        is_stream_capturable); True when the library cannot say (capture failures are handled anyway)."""
+        ask = getattr(self.context, "is_stream_capturable", None)
+        return True if ask is None else bool(ask(self.stream.ptr))
+
     def _enqueue(self, slot: dict[str, Any]) -> None:
         cudahelp.copy_htod_async(slot["d_in"], slot["h_in"], self.stream)
         if not self.context.execute_async_v3(self.stream.ptr):
@@ -328,6 +334,11 @@ class TensorRTBackend(Backend):
             bgr_to_nchw(batch, h_in)
         if slot["graph"] is not None:
             slot["graph"].launch()
+        elif self.cuda_graph and slot.get("warm") and not self._capturable():
+            self.cuda_graph = False  # (TensorRT-RTX: an engine built without user-allocated memory, for one)
+            log.warning("%s: TensorRT says this engine cannot be captured on this stream; running without CUDA "
+                        "graphs", self.name)
+            self._enqueue(slot)
         elif self.cuda_graph and slot.get("warm"):
             graph = cudahelp.Graph(self.stream)
             try:
