@@ -536,3 +536,108 @@ def test_tensorrt_skips_capture_when_the_context_says_it_cannot_be_captured(engi
         assert t.backend.cuda_graph is False
         assert sum("cannot be captured" in r.getMessage() for r in caplog.records) == 1
     assert cudart.live == 0
+
+
+def _fake_rtx(engine_export, monkeypatch, tmp_path, refuse_cache=False):
+    """The fake machine as TensorRT-RTX 1.7: its engines have a runtime config with a runtime cache and
+    CudaGraphStrategy. Returns (cudart, record of what the config was asked)."""
+    import sys
+    import types
+
+    cudart = _fake_machine_with_engine(engine_export, monkeypatch, "nchw")
+    trt = sys.modules["tensorrt"]
+    side_path = engine_export / "G.fp16.trt.plan.json"
+    side_path.write_text(json.dumps({**json.loads(side_path.read_text()), "flavour": "tensorrt-rtx"}))
+    rec = {"deserialized": [], "strategy": [], "contexts": 0}
+
+    class Cache:
+        def __init__(self):
+            self.kernels = b""
+
+        def deserialize(self, blob):
+            rec["deserialized"].append(bytes(blob))
+            if refuse_cache or not bytes(blob).startswith(b"KERNELS"):
+                return False
+            self.kernels = bytes(blob)
+            return True
+
+        def reset(self):
+            self.kernels = b""
+
+        def serialize(self):
+            return self.kernels or b"KERNELS for 1x3x24x32"
+
+    class Config:
+        def create_runtime_cache(self):
+            return Cache()
+
+        def set_runtime_cache(self, cache):
+            rec["cache"] = cache
+            return True
+
+        @property
+        def cuda_graph_strategy(self):
+            return rec["strategy"][-1]
+
+        @cuda_graph_strategy.setter
+        def cuda_graph_strategy(self, value):
+            rec["strategy"].append(value)
+
+    engine_cls = trt.Runtime(None).deserialize_cuda_engine(b"fake plan").__class__
+    plain = engine_cls.create_execution_context
+
+    def with_config(self, config=None):
+        assert isinstance(config, Config)
+        rec["contexts"] += 1
+        return plain(self)
+    monkeypatch.setattr(engine_cls, "create_runtime_config", lambda self: Config(), raising=False)
+    monkeypatch.setattr(engine_cls, "create_execution_context", with_config)
+    trt.CudaGraphStrategy = types.SimpleNamespace(DISABLED="disabled", WHOLE_GRAPH_CAPTURE="whole")
+    monkeypatch.setitem(sys.modules, "tensorrt_rtx", trt)
+    monkeypatch.setattr(TensorRTRTXBackend, "environment", classmethod(
+        lambda cls: Environment("tensorrt-rtx", ENV.tensorrt_version, "NVIDIA GeForce RTX 4090", "9.0")))
+    monkeypatch.setattr(TensorRTRTXBackend, "_unsupported_gpu", classmethod(lambda cls: None))
+    monkeypatch.setenv("CGAN_HOME", str(tmp_path / "home"))
+    return cudart, rec
+
+
+def test_tensorrt_rtx_keeps_its_jit_kernels_and_uses_its_own_cuda_graphs(engine_export, monkeypatch, tmp_path):
+    """TensorRT-RTX compiles kernels just in time: they are kept in a runtime cache on disk (the next run reads
+    them back), RTX's own CUDA graphs are on (WHOLE_GRAPH_CAPTURE) and ours are not captured over them;
+    cuda_graph=False turns RTX's off; a cache RTX refuses is logged, reset and rewritten."""
+    from cgan.runtime import Translator
+
+    cudart, rec = _fake_rtx(engine_export, monkeypatch, tmp_path)
+    frame = np.random.default_rng(10).integers(0, 256, (24, 32, 3), dtype=np.uint8)
+    with Translator.load(str(engine_export), backend="tensorrt-rtx") as t:
+        for _ in range(3):
+            assert np.array_equal(t.translate(frame), 255 - frame)
+        assert rec["strategy"] == ["whole"] and rec["contexts"] == 1 and rec["deserialized"] == []
+        assert t.backend.cuda_graph is False and cudart.launches == 0  # no capture of ours on top of RTX's
+    files = list((tmp_path / "home" / "trt-rtx-runtime-cache").iterdir())
+    assert len(files) == 1 and files[0].read_bytes() == b"KERNELS for 1x3x24x32"
+    assert "nvidia-geforce-rtx-4090" in files[0].name and cudart.live == 0
+    mtime = files[0].stat().st_mtime_ns
+
+    with Translator.load(str(engine_export), backend="tensorrt-rtx", cuda_graph=False) as t:
+        assert np.array_equal(t.translate(frame), 255 - frame)
+    assert rec["deserialized"] == [b"KERNELS for 1x3x24x32"] and rec["strategy"][-1] == "disabled"
+    assert files[0].stat().st_mtime_ns == mtime  # nothing new compiled: not rewritten
+
+    files[0].write_bytes(b"from another driver")
+    with Translator.load(str(engine_export), backend="tensorrt-rtx") as t:
+        assert np.array_equal(t.translate(frame), 255 - frame)
+    assert files[0].read_bytes() == b"KERNELS for 1x3x24x32"  # refused, compiled again, saved
+
+
+def test_tensorrt_rtx_runtime_cache_unwritable_home_is_not_an_error(engine_export, monkeypatch, tmp_path, caplog):
+    from cgan.runtime import Translator
+
+    cudart, rec = _fake_rtx(engine_export, monkeypatch, tmp_path)
+    (tmp_path / "home").write_text("a file where $CGAN_HOME should be")
+    frame = np.random.default_rng(11).integers(0, 256, (16, 16, 3), dtype=np.uint8)
+    with caplog.at_level("WARNING"):
+        with Translator.load(str(engine_export), backend="tensorrt-rtx") as t:
+            assert np.array_equal(t.translate(frame), 255 - frame)
+    assert any("could not save the runtime cache" in r.getMessage() for r in caplog.records)
+    assert cudart.live == 0

@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from cgan._files import inside, read_json
+from cgan._files import inside, read_json, write_bytes_atomic
 from cgan._versions import version_tuple
 from cgan.errors import BackendUnavailable, CganError, IntegrityError, ShapeUnsupported
 from cgan.runtime.backends.base import Backend, Model, ShapeCache, log, module_available
@@ -249,7 +249,8 @@ class TensorRTBackend(Backend):
         self.engine = self.runtime.deserialize_cuda_engine(plan)
         if self.engine is None:
             raise IntegrityError(f"TensorRT could not deserialize {rec.get('path')}: {rebuild_hint(self.model)}")
-        self.context = self.engine.create_execution_context()
+        self.native_graphs = False  # TensorRT-RTX's own CUDA graphs (its runtime config), instead of ours
+        self.context = self._create_context(trt, rec)
         names = [self.engine.get_tensor_name(i) for i in range(self.engine.num_io_tensors)]
         inputs = [n for n in names if self.engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT]
         outputs = [n for n in names if self.engine.get_tensor_mode(n) == trt.TensorIOMode.OUTPUT]
@@ -259,11 +260,14 @@ class TensorRTBackend(Backend):
         self.in_dtype = np.dtype(trt.nptype(self.engine.get_tensor_dtype(self.input_name)))
         self.out_dtype = np.dtype(trt.nptype(self.engine.get_tensor_dtype(self.output_name)))
         self.stream = cudahelp.Stream()
-        self.cuda_graph = bool(self.opts.get("cuda_graph", self.capture_graphs))
+        self.cuda_graph = bool(self.opts.get("cuda_graph", self.capture_graphs)) and not self.native_graphs
         self.buffers = Buffers()
         self.slots = ShapeCache(drop=lambda key, slot, free=self._free_slot: free(slot))  # batch shape -> its buffers
         self.current: tuple[int, ...] | None = None
         log.debug("tensorrt: %s (%s, %s -> %s)", rec.get("path"), self.io, self.in_dtype, self.out_dtype)
+
+    def _create_context(self, trt: Any, rec: dict[str, Any]) -> Any:
+        return self.engine.create_execution_context()
 
     def _slot(self, key: tuple[int, ...]) -> dict[str, Any]:
         """Device + pinned buffers for one batch shape, bound to the context (the last MAX_SHAPES shapes keep
@@ -390,9 +394,13 @@ class TensorRTBackend(Backend):
                 finally:
                     self.stream.free()
         finally:
+            self._release_context()
             self.context = None
             self.engine = None
             self.runtime = None
+
+    def _release_context(self) -> None:
+        """What a flavour keeps beside its execution context, saved or dropped before the context goes."""
 
 
 class TensorRTRTXBackend(TensorRTBackend):
@@ -406,8 +414,68 @@ class TensorRTRTXBackend(TensorRTBackend):
     flavour = "tensorrt-rtx"
     # TensorRT-RTX compiles shape-specialised kernels just in time (lazily, in the background): a graph captured
     # on the second call would freeze the generic fallback kernels, and RTX documents stream capture only for
-    # engines built for user-allocated memory. So no manual capture unless asked (cuda_graph=True).
+    # engines built for user-allocated memory. So never our own capture when RTX captures its own graphs
+    # (1.2+, see _create_context); with an older RTX, only when asked (cuda_graph=True).
     capture_graphs = False
+
+    def _create_context(self, trt: Any, rec: dict[str, Any]) -> Any:
+        """The context from a runtime config (RTX >= 1.0): the kernels RTX compiles just in time are kept in a
+        runtime cache on disk between runs (the first frames of a new run are not slow again), and, unless
+        cuda_graph=False, RTX captures its own CUDA graphs (1.2+: WHOLE_GRAPH_CAPTURE, made for its
+        shape-specialised kernels), so ours are not used."""
+        self.runtime_config = self.runtime_cache = self.runtime_cache_file = None
+        make_config = getattr(self.engine, "create_runtime_config", None)
+        if make_config is None:
+            return super()._create_context(trt, rec)
+        self.runtime_config = config = make_config()
+        self._open_runtime_cache(config, rec)
+        strategy = getattr(trt, "CudaGraphStrategy", None)
+        if strategy is not None:
+            self.native_graphs = bool(self.opts.get("cuda_graph", True))
+            config.cuda_graph_strategy = strategy.WHOLE_GRAPH_CAPTURE if self.native_graphs else strategy.DISABLED
+        return self.engine.create_execution_context(config)
+
+    def _open_runtime_cache(self, config: Any, rec: dict[str, Any]) -> None:
+        from cgan.pairs import cgan_home
+
+        env = self.environment()
+        slug = "".join(c if c.isalnum() else "-" for c in env.gpu_name).strip("-").lower()
+        name = f"{str(rec.get('sha256') or 'unknown')[:16]}-{env.tensorrt_version}-cc{env.compute_capability}-{slug}"
+        self.runtime_cache_file = cgan_home() / "trt-rtx-runtime-cache" / f"{name}.bin"
+        cache = config.create_runtime_cache()
+        self.runtime_cache_loaded = b""
+        if self.runtime_cache_file.is_file():
+            try:
+                data = self.runtime_cache_file.read_bytes()
+                ok = cache.deserialize(data)  # checked against this GPU, driver and library by RTX itself
+            except Exception as e:  # noqa: BLE001 - an unreadable or refused cache only costs compile time
+                data, ok = b"", False
+                log.debug("runtime cache %s: %s", self.runtime_cache_file, e)
+            if ok:
+                self.runtime_cache_loaded = data
+            else:
+                log.warning("%s: runtime cache %s was refused; compiling kernels again (it is rewritten at close)",
+                            self.name, self.runtime_cache_file)
+                cache.reset()
+        if config.set_runtime_cache(cache) is False:
+            log.warning("%s: TensorRT-RTX refused a runtime cache; kernels are compiled on every run", self.name)
+            self.runtime_cache_file = None
+        self.runtime_cache = cache
+
+    def _release_context(self) -> None:
+        """Save the runtime cache when this run compiled kernels it did not have (never fails the close)."""
+        cache, path = getattr(self, "runtime_cache", None), getattr(self, "runtime_cache_file", None)
+        self.runtime_cache = self.runtime_config = None
+        if cache is None or path is None:
+            return
+        try:
+            data = memoryview(cache.serialize()).tobytes()
+            if data and data != self.runtime_cache_loaded:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                write_bytes_atomic(path, data, sync_dir=False)
+        except Exception as e:  # noqa: BLE001 - an unwritable $CGAN_HOME: the next run compiles again
+            log.warning("%s: could not save the runtime cache %s (%s); the next run compiles kernels again",
+                        self.name, path, e)
 
     @classmethod
     def check(cls, model=None, precision=None, device=None):
