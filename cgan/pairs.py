@@ -254,14 +254,19 @@ def resolve(source: str | os.PathLike, prefer_pairs: bool = False) -> Resolved:
 
 def official_generator_files(folder: Path) -> tuple[Path | None, Path | None]:
     """The official repository's generator checkpoints in its checkpoints/NAME `folder`: (G_A, G_B), the
-    latest_net_* ones first, else the last epoch's (by number: 200 after 15); None where there is none."""
+    latest_net_* ones first, else the last epoch's (by number: 200 after 15); None where there is none. A
+    pretrained model's folder (checkpoints/NAME_pretrained/latest_net_G.pth, from its download script) holds
+    one generator, the direction NAME says: it comes as G_A."""
     def order(f: Path) -> tuple[bool, int, str]:
         epoch = f.name.split("_net_", 1)[0]
         return (not f.name.startswith("latest"), -int(epoch) if epoch.isdigit() else 0, f.name)
 
     found = sorted(folder.glob("*_net_G_[AB].pth"), key=order)
-    return (next((f for f in found if f.name.endswith("G_A.pth")), None),
-            next((f for f in found if f.name.endswith("G_B.pth")), None))
+    a = next((f for f in found if f.name.endswith("G_A.pth")), None)
+    b = next((f for f in found if f.name.endswith("G_B.pth")), None)
+    if a is None and b is None:
+        a = next(iter(sorted(folder.glob("*_net_G.pth"), key=order)), None)
+    return a, b
 
 
 def _is_run(p: Path) -> bool:

@@ -477,7 +477,9 @@ def validate(path: Path, name: str, expect: GeneratorSpec | None, url: str | Non
                                                                                 expect.in_channels):
             raise IntegrityError(f"{name}.pth is a {_arch(spec)}, expected the official {_arch(expect)}")
 
-    spec, _ = official_to_generator(read_official(path), f"{name}.pth", check=official)
+    spec, _ = official_to_generator(read_official(path), f"{name}.pth", check=official,
+                                    not_finite_advice="not the official file: check the source (--base-url or "
+                                                      "$CGAN_PRETRAINED_URL)")
     return spec
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import errno
 import json
+import logging
 import os
 import pickle
 import struct
@@ -22,6 +23,8 @@ from cgan.errors import CganError, IntegrityError
 from cgan.pairs import MANIFEST_JSON, PAIR_JSON, Pair, graph_name, load_pair, read_weights, write_pair_json
 from cgan.spec import GeneratorSpec, PairSpec
 from cgan.trainer.networks import ResnetGenerator, build_generator, clean_state_dict, infer_spec
+
+log = logging.getLogger(__name__)
 
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 
@@ -196,6 +199,11 @@ def load_plain(path: str | os.PathLike, what: str, advice: str,
     if not p.is_file():
         raise CganError(f"{what} not found: {p}")
     check_safe_torch_load()
+    if p.stat().st_size == 0:  # (torch said "EOFError ''")
+        raise IntegrityError(f"{p} is not a loadable {what} (the file is empty); {damaged_advice}")
+    if _zip_without_pickle(p):  # (torch said "[enforce fail at inline_container.cc:180] ...")
+        raise IntegrityError(f"{p} is not a loadable {what} (a zip archive, but not a PyTorch file: it has no "
+                             f"data.pkl); {damaged_advice}")
     damaged = _damaged_zip_member(p)
     if damaged:  # torch.load does not check the zip's CRCs: 5000 flipped bytes loaded as weights off by 1e5
         raise IntegrityError(f"{p} is not a loadable {what} (damaged: {damaged} fails its checksum); "
@@ -222,6 +230,18 @@ def load_plain(path: str | os.PathLike, what: str, advice: str,
         else:
             reason = first
         raise IntegrityError(f"{p} is not a loadable {what} ({reason}); {advice}") from None
+
+
+def _zip_without_pickle(p: Path) -> bool:
+    """A zip file (an archive of photos, a model of another framework) that no torch.save wrote: torch's archives
+    hold ARCHIVE/data.pkl."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(p) as z:
+            return not any(n == "data.pkl" or n.endswith("/data.pkl") for n in z.namelist())
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError, NotImplementedError):
+        return False
 
 
 def _damaged_zip_member(p: Path) -> str | None:
@@ -290,11 +310,15 @@ def _check_dense_float(state: dict[str, torch.Tensor], source: str) -> None:
         raise IntegrityError(f"{source} is not an official ResnetGenerator checkpoint ({why})")
 
 
+DIVERGED = "the run that saved it diverged; use a checkpoint from before that"
+
+
 def official_to_generator(state: dict[str, torch.Tensor], source: str = "checkpoint",
-                          check: Callable[[GeneratorSpec], None] | None = None) -> tuple[GeneratorSpec, dict]:
+                          check: Callable[[GeneratorSpec], None] | None = None,
+                          not_finite_advice: str = DIVERGED) -> tuple[GeneratorSpec, dict]:
     """Infer the spec from an official state_dict and check it loads strictly into our generator. `check(spec)`
     may refuse the inferred architecture before the network is built (a download that must be the official
-    ResNet-9 ngf 64)."""
+    ResNet-9 ngf 64). `not_finite_advice`: what to say of NaN or infinite weights."""
     _check_dense_float(state, source)
     try:
         spec = infer_spec(state)
@@ -321,8 +345,7 @@ def official_to_generator(state: dict[str, torch.Tensor], source: str = "checkpo
         raise IntegrityError(f"{source} is not an official ResnetGenerator checkpoint ({why})")
     bad = next((k for k, v in state.items() if not bool(torch.isfinite(v).all())), None)
     if bad is not None:  # (a diverged run's weights: a pair of them only translates to black, or trains to NaN)
-        raise IntegrityError(f"{source} holds NaN or infinite weights ({bad}, ...): the run that saved it "
-                             f"diverged; use a checkpoint from before that")
+        raise IntegrityError(f"{source} holds NaN or infinite weights ({bad}, ...): {not_finite_advice}")
     if check is not None:
         check(spec)
     net = build_generator(spec, init=False)
@@ -347,9 +370,10 @@ def import_official(g_path: str | os.PathLike | None, f_path: str | os.PathLike 
         spec, state = official_to_generator(read_official(path), str(path))
         states[gen], specs[gen] = state, spec
         sources[gen] = {"file": Path(path).name, "sha256": sha256_file(path)}
-    if len(sources) == 2 and sources["G"]["sha256"] == sources["F"]["sha256"]:
+    if len(sources) == 2 and (sources["G"]["sha256"] == sources["F"]["sha256"] or _same_weights(states)):
         raise CganError(f"{g_path} and {f_path} hold the same generator: give G_A (X→Y, e.g. latest_net_G_A.pth) "
                         f"and G_B (Y→X, latest_net_G_B.pth), or one of them with --direction")
+    _warn_if_reversed(g_path, f_path)
     check_pair_out(out, lambda prov: _same_import(prov, sources), "import-official")
     if len(specs) == 2 and specs["G"] != specs["F"]:
         differ = ", ".join(f"{k} {getattr(specs['G'], k)} vs {getattr(specs['F'], k)}"
@@ -362,6 +386,24 @@ def import_official(g_path: str | os.PathLike | None, f_path: str | os.PathLike 
     prov = {"source": "official-checkpoint", "files": sources}
     prov.update(provenance or {})
     return save_pair(out, spec, states, dtype, training={}, provenance=prov)
+
+
+def _same_weights(states: dict[str, dict[str, torch.Tensor]]) -> bool:
+    """G and F hold the same weights (two copies of one generator: re-saved, or another dtype's copy)."""
+    g, f = states["G"], states["F"]
+    return g.keys() == f.keys() and all(g[k].shape == f[k].shape and torch.equal(g[k], f[k]) for k in g)
+
+
+def _warn_if_reversed(g_path: str | os.PathLike | None, f_path: str | os.PathLike | None) -> None:
+    """The official names say which way a generator goes (G_A: A→B, G_B: B→A): a G_B imported as G (or a G_A as
+    F) makes a pair that runs the other way round. That can be meant (a winter→summer pair, with its domains
+    given so), so it is said, not refused."""
+    wrong = [f"{Path(path).name} (an official {other}) as {gen}, {goes}"
+             for gen, path, other, goes in (("G", g_path, "G_B", "X→Y"), ("F", f_path, "G_A", "Y→X"))
+             if path is not None and Path(path).name.endswith(f"_{other}.pth")]
+    if wrong:
+        log.warning("warning: importing %s: the pair runs the other way round from the official one (give the G_A "
+                    "file first, unless --domains are given in that order too)", " and ".join(wrong))
 
 
 def _same_import(provenance: dict[str, Any], sources: dict[str, dict[str, str]]) -> bool:
