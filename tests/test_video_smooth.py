@@ -130,14 +130,23 @@ def _textures(h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 @pytest.mark.parametrize("flow", [False, True])
-def test_a_cut_inside_letterbox_bars_resets_history(flow):
-    """Black bars above and below the picture never change: a cut between two wide scenes changed about half
-    the whole frame, under the share that resets, and the old scene stayed in the new one's first frames."""
-    a, b = _textures(48, 160)
+@pytest.mark.parametrize("bars", [0, 128, 255, "pillarbox 255", "frame 200"])
+def test_a_cut_inside_letterbox_bars_resets_history(flow, bars):
+    """Bars around the picture never change: a cut between two wide scenes changed about half the whole frame,
+    under the share that resets, and the old scene stayed in the new one's first frames. Bars of any colour
+    (grey and white ones kept the history in 16 of 132 cuts), above and below, left and right, or all round."""
+    level = int(str(bars).split()[-1])
+    h, w = (96, 160) if bars != "pillarbox 255" else (48, 320)
+    a, b = _textures(*((64, 128) if bars == "frame 200" else (48, 160)))
     frames = []
     for pic in (a, b):
-        f = np.zeros((96, 160, 3), np.uint8)
-        f[24:72] = pic
+        f = np.full((h, w, 3), level, np.uint8)
+        if bars == "frame 200":  # a passe-partout: 16 px of bar on every side of the picture
+            f[16:-16, 16:-16] = pic
+        elif bars == "pillarbox 255":
+            f[:, 80:240] = pic
+        else:
+            f[24:72] = pic
         frames.append(f)
     sm = TemporalSmoother(flow=flow)
     for _ in range(3):
@@ -412,3 +421,23 @@ def test_smooth_flow_alone_smooths_in_the_api_too():
     assert job.smooth is True
     summary = run_video(job, translator=Copy())
     assert summary.smooth_fps > 0 and summary.streams[0]["flicker"] is not None
+
+
+def test_a_pan_under_a_flat_sky_is_no_cut():
+    """Bars come in pairs (above and below, left and right): a flat sky at the top of a pan is the same in
+    consecutive frames, as a bar is, but taking it for one made most of the rest 'changed' and every frame a cut,
+    so the sky was never smoothed."""
+    rng = np.random.default_rng(5)
+    h, w = 96, 192
+    yy, xx = np.mgrid[0:h // 2, 0:w + 200]
+    ground = (120 + 60 * np.sin(xx / 5.0) * np.cos(yy / 6.0)).astype(np.uint8)
+    sky = np.repeat((170 + 0.3 * np.arange(h // 2))[:, None], w, 1).astype(np.uint8)
+    sm = TemporalSmoother()
+    kept = []
+    for t in range(6):
+        f = np.vstack([sky, ground[:, 6 * t:6 * t + w]])
+        f = np.repeat(f[..., None], 3, 2)
+        out = flickery_translation(f, rng)
+        res = sm(f, out)
+        kept.append(np.abs(res[:40].astype(np.float32) - out[:40]).mean())
+    assert min(kept[1:]) > 3, kept  # the sky's flicker smoothed on every frame after the first

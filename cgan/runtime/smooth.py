@@ -17,8 +17,8 @@ did not change, and a cut to a scene of the same brightness. So moving objects l
 `flow=True` the previous frame is first warped onto the current one with DIS optical flow, so a camera pan is
 "static" too and gets smoothed, wherever the warped frame matches the new one better than the unwarped (DIS
 follows noise on flat areas, and flow under half a pixel counts as none). A
-scene cut (a large mean input change, or most of the picture changed, letterbox bars left out; tested on the
-frames before and, with flow, after warping) resets the history.
+scene cut (a large mean input change, or most of the picture changed, bars around it of any flat colour and
+black areas left out; tested on the frames before and, with flow, after warping) resets the history.
 
 `flicker_index(inputs, outputs)` = mean |out_t - out_{t-1}| / mean |in_t - in_{t-1}| over a clip: how much the
 output changes per unit of input change (lower = steadier; a perfect per-pixel copy of the input scores 1).
@@ -41,6 +41,27 @@ _LEVELS = np.arange(256, dtype=np.float64)
 def _gray(frame: np.ndarray) -> np.ndarray:
     g = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY) if frame.ndim == 3 else frame
     return cv2.GaussianBlur(g, (5, 5), 0)
+
+
+BAR_TOLERANCE = 12  # gray levels (blurred) a bar's row or column may vary by, and move by between two frames
+
+
+def _static_bars(g: np.ndarray, prev_g: np.ndarray) -> tuple[int, int, int, int]:
+    """Rows at the top and bottom and columns at the left and right that are one flat colour, the same in both
+    frames: letterbox, pillarbox or passe-partout bars of any colour (black, gray, white), which never change
+    and are no part of the picture. Bars come in pairs of one colour (above and below, left and right): a flat
+    sky over a pan is the same in both frames too, but no bar. (top, bottom, left, right) counts."""
+    counts = []
+    for axis in (1, 0):  # per row (reduce along x), then per column (numpy's: 20x OpenCV's reduce here)
+        lo = np.minimum(g.min(axis=axis), prev_g.min(axis=axis))
+        hi = np.maximum(g.max(axis=axis), prev_g.max(axis=axis))
+        flat = (hi.astype(np.int16) - lo) <= BAR_TOLERANCE  # flat in both frames, and the same in both
+        colours = abs((int(lo[0]) + int(hi[0])) - (int(lo[-1]) + int(hi[-1]))) / 2
+        if flat.all() or not (flat[0] and flat[-1]) or colours > BAR_TOLERANCE:
+            counts += [0, 0]  # a flat frame, no pair of bars, or two of different colours
+        else:
+            counts += [int(np.argmin(flat)), int(np.argmin(flat[::-1]))]
+    return counts[0], counts[1], counts[2], counts[3]
 
 
 @dataclass
@@ -149,8 +170,16 @@ class TemporalSmoother:
         if float(hist @ _LEVELS) / d.size > self.scene_cut * level:
             return True
         changed = float(hist[int(np.ceil(self.threshold)):].sum())  # (none over 255)
-        picture = cv2.countNonZero(cv2.compare(cv2.max(g, prev_g), LETTERBOX_LEVEL, cv2.CMP_GT))
-        return changed / (picture if picture > d.size // 4 else d.size) > self.scene_cut_share * level
+        limit = self.scene_cut_share * level
+        if changed / d.size > limit:
+            return True
+        if changed / d.size * 4 <= limit:  # not a cut even if the picture were the least it may be, a quarter
+            return False
+        top, bottom, left, right = _static_bars(g, prev_g)
+        inner = cv2.max(g, prev_g)[top:g.shape[0] - bottom, left:g.shape[1] - right]
+        picture = cv2.countNonZero(cv2.compare(inner, LETTERBOX_LEVEL, cv2.CMP_GT)) if inner.size else 0
+        area = picture if picture > d.size // 4 else inner.size if inner.size > d.size // 4 else d.size
+        return changed / area > limit
 
     def _warp(self, g: np.ndarray, prev_g: np.ndarray, prev_out: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Warp the previous gray frame and output onto the current frame (DIS flow at reduced size)."""
