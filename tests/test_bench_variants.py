@@ -27,7 +27,7 @@ from cgan.errors import CganError
     ("torch-cpu+compile", "torch-cpu+compile", "torch-cpu", {"compile": True}),
     ("ort-cuda+nograph", "ort-cuda+nograph", "ort-cuda", {"cuda_graph": False}),
     ("tensorrt+nograph", "tensorrt+nograph", "tensorrt", {"cuda_graph": False}),
-    ("tensorrt-rtx+graph", "tensorrt-rtx+graph", "tensorrt-rtx", {"cuda_graph": True}),
+    ("tensorrt-rtx+nograph", "tensorrt-rtx+nograph", "tensorrt-rtx", {"cuda_graph": False}),
     ("torch+graph", "torch-cuda+graph", "torch-cuda", {"cuda_graph": True}),
     (" ort-cpu ", "ort-cpu", "ort-cpu", {}),
 ])
@@ -154,3 +154,21 @@ def test_warmup_time_is_reported_not_timed():
     samples = time_calls(runner, [], warmup=3, iters=4, info=info)
     assert len(samples) == 4 and len(calls) == 7 and info["warmup_s"] >= 0.6
     assert max(samples) < 200  # ms: none of the slow calls is among the timed ones
+
+
+def test_ort_cuda_nhwc_reaches_the_cuda_providers_options():
+    """`ort-cuda+nhwc` sets prefer_nhwc, which the ort-cuda backend passes to the CUDA provider (the layout the
+    GPU bench compares); without it the option is left to onnxruntime's default."""
+    import types
+
+    from cgan.runtime.backends.ort import OrtCudaBackend
+
+    v = parse_variant("ort-cuda+nhwc", BACKENDS, "cuda")
+    assert v.opts == {"prefer_nhwc": True} and "prefer_nhwc" in OrtCudaBackend.options
+    for opts, want in (({"prefer_nhwc": True}, "1"), ({}, None)):
+        fake = types.SimpleNamespace(opts=opts, cuda_graph=True, provider=OrtCudaBackend.provider)
+        [(name, given)] = OrtCudaBackend._providers(fake)
+        assert name == "CUDAExecutionProvider" and given.get("prefer_nhwc") == want
+        assert given["cudnn_conv_algo_search"] == "EXHAUSTIVE" and given["enable_cuda_graph"] == "1"
+    with pytest.raises(CganError, match="'nhwc' does not apply to torch-cuda"):
+        parse_variant("torch-cuda+nhwc", BACKENDS, "cuda")

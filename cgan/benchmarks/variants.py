@@ -30,9 +30,10 @@ TOKENS: dict[str, Token] = {
                      "torch.compile, mode max-autotune-no-cudagraphs (compiles per frame size on the first call)"),
     "fastcompile": Token((("compile", True), ("compile_mode", "default")), TORCH,
                          "torch.compile, mode default (no autotuning: compiles faster, may run slower)"),
-    "graph": Token((("cuda_graph", True),), ("torch-cuda", "tensorrt-rtx"), "capture one CUDA graph per shape"),
-    "nograph": Token((("cuda_graph", False),), ("ort-cuda", "tensorrt"),
-                     "no CUDA graph (these backends capture one per shape by default)"),
+    "graph": Token((("cuda_graph", True),), ("torch-cuda",), "capture one CUDA graph per shape"),
+    "nograph": Token((("cuda_graph", False),), ("ort-cuda", "tensorrt", "tensorrt-rtx"),
+                     "no CUDA graph (these backends capture one per shape by default; TensorRT-RTX its own)"),
+    "nhwc": Token((("prefer_nhwc", True),), ("ort-cuda",), "the CUDA provider's NHWC convolutions (prefer_nhwc)"),
     "cl": Token((("memory_format", "channels_last"),), TORCH, "channels_last weights and activations"),
     "nchw": Token((("memory_format", "nchw"),), TORCH, "NCHW (contiguous) weights and activations"),
 }

@@ -254,7 +254,9 @@ class OrtCudaBackend(_OrtBackend):
 
     name = "ort-cuda"
     devices = ("cuda",)
-    options = ("cuda_graph",)
+    #: prefer_nhwc=True: the CUDA provider's NHWC convolutions (fewer cuDNN layout transposes; measure it with
+    #: `cgan-bench --backends ort-cuda,ort-cuda+nhwc`, not yet measured on a GPU)
+    options = ("cuda_graph", "prefer_nhwc")
     any_device_id = True
     provider = "CUDAExecutionProvider"
     ort_device = "cuda"  # where bound OrtValues live
@@ -283,6 +285,8 @@ class OrtCudaBackend(_OrtBackend):
                 "cudnn_conv_algo_search": "EXHAUSTIVE",
                 "do_copy_in_default_stream": "1",
                 "enable_cuda_graph": "1" if self.cuda_graph else "0"}
+        if self.opts.get("prefer_nhwc"):
+            opts["prefer_nhwc"] = "1"
         return [(self.provider, opts)]
 
     def _activate_impl(self) -> None:
