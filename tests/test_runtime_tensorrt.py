@@ -548,7 +548,7 @@ def _fake_rtx(engine_export, monkeypatch, tmp_path, refuse_cache=False):
     trt = sys.modules["tensorrt"]
     side_path = engine_export / "G.fp16.trt.plan.json"
     side_path.write_text(json.dumps({**json.loads(side_path.read_text()), "flavour": "tensorrt-rtx"}))
-    rec = {"deserialized": [], "strategy": [], "contexts": 0}
+    rec = {"deserialized": [], "strategy": [], "contexts": 0, "cache alive when the context went": []}
 
     class Cache:
         def __init__(self):
@@ -572,7 +572,9 @@ def _fake_rtx(engine_export, monkeypatch, tmp_path, refuse_cache=False):
             return Cache()
 
         def set_runtime_cache(self, cache):
-            rec["cache"] = cache
+            import weakref
+
+            rec["cache"] = weakref.ref(cache)  # (the test's reference must not keep it alive)
             return True
 
         @property
@@ -587,9 +589,15 @@ def _fake_rtx(engine_export, monkeypatch, tmp_path, refuse_cache=False):
     plain = engine_cls.create_execution_context
 
     def with_config(self, config=None):
+        import weakref
+
         assert isinstance(config, Config)
         rec["contexts"] += 1
-        return plain(self)
+        ctx = plain(self)
+        cache = rec["cache"]
+        # RTX: a runtime config and its cache must outlive the contexts made from them
+        weakref.finalize(ctx, lambda: rec["cache alive when the context went"].append(cache() is not None))
+        return ctx
     monkeypatch.setattr(engine_cls, "create_runtime_config", lambda self: Config(), raising=False)
     monkeypatch.setattr(engine_cls, "create_execution_context", with_config)
     trt.CudaGraphStrategy = types.SimpleNamespace(DISABLED="disabled", WHOLE_GRAPH_CAPTURE="whole")
@@ -617,6 +625,7 @@ def test_tensorrt_rtx_keeps_its_jit_kernels_and_uses_its_own_cuda_graphs(engine_
     files = list((tmp_path / "home" / "trt-rtx-runtime-cache").iterdir())
     assert len(files) == 1 and files[0].read_bytes() == b"KERNELS for 1x3x24x32"
     assert "nvidia-geforce-rtx-4090" in files[0].name and cudart.live == 0
+    assert rec["cache alive when the context went"] == [True]
     mtime = files[0].stat().st_mtime_ns
 
     with Translator.load(str(engine_export), backend="tensorrt-rtx", cuda_graph=False) as t:

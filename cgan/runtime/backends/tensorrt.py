@@ -394,13 +394,16 @@ class TensorRTBackend(Backend):
                 finally:
                     self.stream.free()
         finally:
-            self._release_context()
+            self._save_caches()
+            # the context first: a runtime config and its cache (TensorRT-RTX) must outlive the contexts made
+            # from them
             self.context = None
             self.engine = None
             self.runtime = None
+            self.runtime_config = self.runtime_cache = None
 
-    def _release_context(self) -> None:
-        """What a flavour keeps beside its execution context, saved or dropped before the context goes."""
+    def _save_caches(self) -> None:
+        """Save what a flavour keeps beside its execution context (never fails the close)."""
 
 
 class TensorRTRTXBackend(TensorRTBackend):
@@ -462,10 +465,9 @@ class TensorRTRTXBackend(TensorRTBackend):
             self.runtime_cache_file = None
         self.runtime_cache = cache
 
-    def _release_context(self) -> None:
+    def _save_caches(self) -> None:
         """Save the runtime cache when this run compiled kernels it did not have (never fails the close)."""
         cache, path = getattr(self, "runtime_cache", None), getattr(self, "runtime_cache_file", None)
-        self.runtime_cache = self.runtime_config = None
         if cache is None or path is None:
             return
         try:
