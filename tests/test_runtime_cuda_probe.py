@@ -456,3 +456,22 @@ def test_listing_the_backends_on_a_gpu_machine_does_not_import_torch(tmp_path, l
         assert "torch: True cuda" in p.stdout, p.stdout
     else:
         assert "torch: True cpu only: this torch (9.9.0+test) has no CUDA support" in p.stdout, p.stdout
+
+
+def test_the_drivers_cuda_version_comes_from_nvml(monkeypatch):
+    """What cuda_python_problem compares cuda-python's major version with: NVML's
+    nvmlSystemGetCudaDriverVersion_v2 (12040 -> 12.4), shut down after; None without NVML or the call."""
+    class WithVersion(FakeNvml):
+        def nvmlSystemGetCudaDriverVersion_v2(self, ref):
+            self.calls.append("version")
+            ref._obj.value = 12040
+            return 0
+
+    for lib, want, calls in ((WithVersion(1), (12, 4), ["init", "version", "shutdown"]),
+                             (WithVersion(1, init_rc=1), None, ["init"]),
+                             (FakeNvml(1), None, ["init", "shutdown"]), (None, None, None)):
+        monkeypatch.setattr(cuda, "_load", lambda names, lib=lib: lib if names == cuda.NVML_LIBRARIES else None)
+        cuda.driver_cuda_version.cache_clear()
+        assert cuda.driver_cuda_version() == want
+        assert lib is None or lib.calls == calls
+    cuda.driver_cuda_version.cache_clear()

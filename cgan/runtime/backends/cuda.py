@@ -6,6 +6,7 @@ at `import cgan.runtime`.
 """
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import functools
 import os
@@ -13,7 +14,7 @@ import re
 import subprocess
 import sys
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 
@@ -113,16 +114,30 @@ def _apply_visible(value: str, physical: int, uuids: list[str] | None) -> int:
     return min(len(seen), physical)
 
 
+@contextlib.contextmanager
+def _nvml() -> Iterator[Any]:
+    """NVML, initialised for the block (shut down after it), or None when there is no usable NVML here."""
+    nvml = _load(NVML_LIBRARIES)
+    try:
+        ready = nvml is not None and nvml.nvmlInit_v2() == 0
+    except AttributeError:  # not an NVML (or one older than the _v2 API, 2012)
+        ready = False
+    if not ready:
+        yield None
+        return
+    try:
+        yield nvml
+    finally:
+        nvml.nvmlShutdown()
+
+
 def _nvml_count(visible: str | None) -> GpuProbe | None:
     """Devices visible through NVML, or None when there is no usable NVML here."""
-    nvml = _load(NVML_LIBRARIES)
-    if nvml is None:
-        return None
-    try:
-        if nvml.nvmlInit_v2() != 0:
-            return None
-    except AttributeError:  # not an NVML (or one older than the _v2 API, 2012)
-        return None
+    with _nvml() as nvml:
+        return None if nvml is None else _nvml_devices(nvml, visible)
+
+
+def _nvml_devices(nvml: Any, visible: str | None) -> GpuProbe | None:
     try:
         n = ctypes.c_uint(0)
         if nvml.nvmlDeviceGetCount_v2(ctypes.byref(n)) != 0:
@@ -135,8 +150,6 @@ def _nvml_count(visible: str | None) -> GpuProbe | None:
         return GpuProbe(count, "nvml", f"CUDA_VISIBLE_DEVICES={visible!r} names none of the {physical} GPU(s)")
     except AttributeError:
         return None
-    finally:
-        nvml.nvmlShutdown()
 
 
 def _probe_python() -> str | None:
@@ -206,23 +219,14 @@ def no_gpu_reason() -> str:
 @functools.lru_cache(maxsize=1)
 def driver_cuda_version() -> tuple[int, int] | None:
     """The newest CUDA version the installed driver supports (NVML: no CUDA state here), None if unknown."""
-    nvml = _load(NVML_LIBRARIES)
-    if nvml is None:
-        return None
-    try:
-        if nvml.nvmlInit_v2() != 0:
-            return None
-    except AttributeError:
-        return None
-    try:
+    with _nvml() as nvml:
         v = ctypes.c_int(0)
-        if nvml.nvmlSystemGetCudaDriverVersion_v2(ctypes.byref(v)) != 0 or v.value <= 0:
+        try:
+            if nvml is None or nvml.nvmlSystemGetCudaDriverVersion_v2(ctypes.byref(v)) != 0 or v.value <= 0:
+                return None
+        except AttributeError:
             return None
         return v.value // 1000, v.value % 1000 // 10
-    except AttributeError:
-        return None
-    finally:
-        nvml.nvmlShutdown()
 
 
 def cuda_python_version() -> str | None:
