@@ -39,3 +39,30 @@ def test_ort_cpu_gives_back_a_large_frames_memory(export):
         assert grown > 200 << 20, grown >> 20  # (about 600 MB: else this test measures nothing)
         assert kept < grown / 3, (grown >> 20, kept >> 20)
         assert np.array_equal(out, t.translate(small))  # and the small frame's result is unchanged by it
+
+
+@pytest.mark.parametrize("returns, message", [
+    (lambda frames: [np.zeros((10, 10, 3), np.uint8) for _ in frames], r"returned a uint8 frame of shape \(10, 10, 3\)"),
+    (lambda frames: [f.astype(np.float32) for f in frames], "returned a float32 frame"),
+    (lambda frames: [], "returned 0 frames for 1"),
+    (lambda frames: None, "must return a list of frames"),
+])
+def test_run_photos_checks_an_apps_translator_as_run_video_does(tmp_path, returns, message):
+    """Every photo was written at 10x10 (or clipped from float, or [] raised IndexError): the run now ends with
+    run_video's one-line error and writes nothing."""
+    import cv2
+
+    from cgan.runtime.photos import PhotoJob, run_photos
+
+    album = tmp_path / "album"
+    album.mkdir()
+    for i in range(2):
+        cv2.imwrite(str(album / f"p{i}.png"), np.full((24, 32, 3), 40 * i, np.uint8))
+
+    class Translator_:
+        def translate_batch(self, frames):
+            return returns(frames)
+
+    with pytest.raises(CganError, match=message):
+        run_photos(PhotoJob(inputs=[album], output=tmp_path / "out", progress=False), translator=Translator_())
+    assert not (tmp_path / "out").exists() or not list((tmp_path / "out").glob("*.png"))

@@ -57,8 +57,8 @@ from cgan._xmp import JPEG_MAX_XMP, jpeg_with_xmp, jpeg_xmp, png_with_xmp, png_x
 from cgan.errors import CganError
 from cgan.runtime.frames import DEFAULT_MAX_PIXELS, MULTIPLE, round_up
 from cgan.runtime.sources import DEMO, _describe
-from cgan.runtime.video import CODECS, VIDEO_EXTS, JOIN_TIMEOUT_S, _check_bool, _handled_signals, _signals, \
-    load_translator, parse_size, target_size
+from cgan.runtime.video import CODECS, VIDEO_EXTS, JOIN_TIMEOUT_S, _check_bool, _checked_outputs, _handled_signals, \
+    _signals, load_translator, parse_size, target_size
 
 log = logging.getLogger(__name__)
 
@@ -1027,9 +1027,12 @@ def _translate_one(translator: Any, size: tuple[str, Any], img: np.ndarray, alph
         if alpha is not None:
             alpha = cv2.resize(alpha, (tw, th), interpolation=cv2.INTER_AREA)
     try:
-        out = translator.translate_batch([img])[0]
+        outs = translator.translate_batch([img])
     except CganError as e:
         raise PhotoProblem(str(e)) from None
+    # an app's own translator that returns the wrong thing ends the run, as in run_video (every photo was
+    # written at its 10x10, or float frames clipped, or [] raised IndexError)
+    out = _checked_outputs(outs, [img])[0]
     if side_by_side:
         out = np.concatenate([img, out], axis=1)
         if alpha is not None:
