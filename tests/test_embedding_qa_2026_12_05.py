@@ -66,3 +66,33 @@ def test_run_photos_checks_an_apps_translator_as_run_video_does(tmp_path, return
     with pytest.raises(CganError, match=message):
         run_photos(PhotoJob(inputs=[album], output=tmp_path / "out", progress=False), translator=Translator_())
     assert not (tmp_path / "out").exists() or not list((tmp_path / "out").glob("*.png"))
+
+
+def test_a_never_ending_generator_of_frames_is_read_as_the_run_goes():
+    """FrameListSource read its whole input when made (list(frames)): a camera SDK's endless generator hung there,
+    5000+ frames in, before run_video was even called. A list still gives its frame count (the progress bar's
+    total); a generator gives frames one read at a time."""
+    import itertools
+
+    from cgan.runtime.sources import FrameListSource
+    from cgan.runtime.video import VideoJob, run_video
+
+    pulled = []
+
+    def camera():
+        for i in itertools.count():
+            pulled.append(i)
+            yield np.full((16, 16, 3), i % 256, np.uint8)
+
+    src = FrameListSource(camera(), fps=1000, live=True)
+    assert pulled == []  # nothing read when made
+
+    class Same:
+        def translate_batch(self, frames):
+            return [f.copy() for f in frames]
+
+    summary = run_video(VideoJob(inputs=[src], max_frames=5, display=False, progress=False), translator=Same())
+    assert summary.frames >= 5 and len(pulled) < 50
+    listed = FrameListSource([np.zeros((16, 16, 3), np.uint8)] * 3, fps=10)
+    assert listed.frame_count == 3 and [listed.read() is not None for _ in range(4)] == [True, True, True, False]
+    assert FrameListSource(iter([np.zeros((16, 16, 3), np.uint8)]), fps=10).frame_count == 0  # not known

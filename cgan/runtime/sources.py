@@ -614,26 +614,34 @@ def known_fps(fps: object) -> float:
 
 
 class FrameListSource:
-    """Frames from memory (tests, Python users): a file-like source unless `live` (then paced at `fps`)."""
+    """Frames from memory (tests, Python users): a file-like source unless `live` (then paced at `fps`).
+
+    `frames`: a sequence (a list, an array of frames: its length is the frame count) or any iterable, read one
+    frame per `read()` (a generator that never ends, an SDK's queue: never read ahead, never held)."""
 
     def __init__(self, frames, fps: float = 25.0, live: bool = False, name: str = "frames"):
-        self._frames = list(frames)
+        sized = hasattr(frames, "__len__") and hasattr(frames, "__getitem__")
+        self._frames = list(frames) if sized else []  # (the frames themselves are not copied)
+        self._stream = None if sized else iter(frames)
         self._i = 0
         self.fps = float(fps)
         self.live = live
         self.name = name
-        self.frame_count = 0 if live else len(self._frames)
+        self.frame_count = len(self._frames) if sized and not live else 0  # 0: not known
         self._next_t: float | None = None
 
     def read(self) -> np.ndarray | None:
-        if self._i >= len(self._frames):
+        if self._stream is not None:
+            frame = next(self._stream, None)
+        else:
+            frame = self._frames[self._i] if self._i < len(self._frames) else None
+        if frame is None:
             return None
         if self.live and self.fps > 0:
             now = time.perf_counter()
             if self._next_t is not None and now < self._next_t:
                 time.sleep(self._next_t - now)
             self._next_t = max(now, self._next_t or now) + 1.0 / self.fps
-        frame = self._frames[self._i]
         self._i += 1
         return frame
 
