@@ -96,3 +96,32 @@ def test_a_never_ending_generator_of_frames_is_read_as_the_run_goes():
     listed = FrameListSource([np.zeros((16, 16, 3), np.uint8)] * 3, fps=10)
     assert listed.frame_count == 3 and [listed.read() is not None for _ in range(4)] == [True, True, True, False]
     assert FrameListSource(iter([np.zeros((16, 16, 3), np.uint8)]), fps=10).frame_count == 0  # not known
+
+
+def test_the_pipelines_bound_frames_by_what_the_translator_runs(export, tmp_path):
+    """Translator.load(max_side=256) translates a 4200x4200 frame at 256x256, but run_photos and run_video
+    refused it for the native size (16.8 MP limit), naming the CLI's --size to a Python caller."""
+    import cv2
+
+    from cgan.runtime.photos import PhotoJob, run_photos
+    from cgan.runtime.sources import FrameListSource
+    from cgan.runtime.video import VideoJob, run_video
+
+    big = np.full((4200, 4200, 3), 120, np.uint8)
+    with Translator.load(str(export), backend="ort-cpu", max_side=256) as t:
+        assert t.model_size(4200, 4200) == (256, 256) and t.model_size(30, 41) == (32, 44)
+        cv2.imwrite(str(tmp_path / "big.png"), big)
+        s = run_photos(PhotoJob(inputs=[tmp_path / "big.png"], output=tmp_path / "o.png", progress=False),
+                       translator=t)
+        assert s.failed == [] and cv2.imread(str(tmp_path / "o.png")).shape == (4200, 4200, 3)
+        v = run_video(VideoJob(inputs=[FrameListSource([big], fps=10)], output=str(tmp_path / "o.avi"),
+                               display=False, progress=False), translator=t)
+        assert v.frames == 1
+    with Translator.load(str(export), backend="ort-cpu") as t:  # without max_side: refused, in both words
+        with pytest.raises(CganError, match=r"the frames of frames are 4200x4200, over the 16.8 megapixels.*"
+                                            r"--size \(VideoJob.size"):
+            run_video(VideoJob(inputs=[FrameListSource([big], fps=10)], output=str(tmp_path / "p.avi"),
+                               display=False, progress=False), translator=t)
+        s = run_photos(PhotoJob(inputs=[tmp_path / "big.png"], output=tmp_path / "p.png", progress=False),
+                       translator=t)
+        assert len(s.failed) == 1 and "--size max:4096 (PhotoJob.size" in s.failed[0]["reason"]

@@ -50,7 +50,7 @@ def test_a_translator_with_a_raised_limit_takes_them(tmp_path):
 
 def test_a_size_that_makes_frames_too_large(tmp_path):
     small = np.zeros((48, 64, 3), np.uint8)
-    with pytest.raises(CganError, match="--size makes frames's 64x48 frames 16000x12000"):
+    with pytest.raises(CganError, match=r"--size \(VideoJob.size\) makes the 64x48 frames of frames 16000x12000"):
         run_video(_job(FrameListSource([small]), tmp_path / "o.mp4", size="16000"), translator=Limited())
 
 

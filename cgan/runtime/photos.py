@@ -55,7 +55,7 @@ from cgan._limits import MAX_DECODE_PIXELS, usable_cpus
 from cgan._optional import optional_module
 from cgan._xmp import JPEG_MAX_XMP, jpeg_with_xmp, jpeg_xmp, png_with_xmp, png_xmp, xmp_for_copy
 from cgan.errors import CganError
-from cgan.runtime.frames import DEFAULT_MAX_PIXELS, MULTIPLE, round_up
+from cgan.runtime.frames import DEFAULT_MAX_PIXELS, round_up
 from cgan.runtime.sources import DEMO, _describe
 from cgan.runtime.video import CODECS, VIDEO_EXTS, JOIN_TIMEOUT_S, _check_bool, _checked_outputs, _handled_signals, \
     _signals, load_translator, parse_size, target_size
@@ -1016,11 +1016,12 @@ def _translate_one(translator: Any, size: tuple[str, Any], img: np.ndarray, alph
                    side_by_side: bool, suffix: str, max_pixels: int) -> np.ndarray:
     h, w = img.shape[:2]
     tw, th = target_size(w, h, size, even=False)
-    pw, ph = round_up(tw), round_up(th)
+    model_size = getattr(translator, "model_size", None)  # a Translator's max_side shrinks what the model runs
+    ph, pw = model_size(th, tw) if callable(model_size) else (round_up(th), round_up(tw))
     if pw * ph > max_pixels:
         how = "" if (tw, th) == (w, h) else f" at --size {tw}x{th}"
-        raise PhotoProblem(f"{w}x{h}{how} is over the {max_pixels / 1e6:.1f} megapixels a frame may have (padded "
-                           f"to multiples of {MULTIPLE}): pass --size max:4096 (shrinks only the larger photos)")
+        raise PhotoProblem(f"{w}x{h}{how} is over the {max_pixels / 1e6:.1f} megapixels a frame may have (run at "
+                           f"{pw}x{ph}): pass --size max:4096 (PhotoJob.size; shrinks only the larger photos)")
     check_encodable(tw * (2 if side_by_side else 1), th, suffix)  # before the translation, not after it
     if (tw, th) != (w, h):
         img = cv2.resize(img, (tw, th), interpolation=cv2.INTER_AREA)

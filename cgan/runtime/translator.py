@@ -99,6 +99,11 @@ class Translator:
             raise
 
     # ---- translation ---------------------------------------------------------------------------------------
+    def model_size(self, height: int, width: int) -> tuple[int, int]:
+        """(height, width) the model runs a height×width frame at: after `max_side` and the resize policy, padded
+        to multiples of 4; what `max_pixels` is checked against."""
+        return fr.plan(height, width, self.resize, self.max_side).padded
+
     def translate(self, frame: np.ndarray) -> np.ndarray:
         """One frame (uint8 BGR HxWx3, gray HxW/HxWx1, BGRA HxWx4, uint16, float in [0,1]) -> uint8 BGR HxWx3."""
         return self.translate_batch([frame])[0]

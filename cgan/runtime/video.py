@@ -893,9 +893,12 @@ def x_server_answers(display: str, tcp_base: int = 6000, timeout: float = 1.0) -
 # ---- the pipeline ----------------------------------------------------------------------------------------
 class _Stream:
     def __init__(self, idx: int, source: Source, size: tuple[str, Any], smoother: TemporalSmoother | None,
-                 out: VideoOutput | None, queue_size: int, max_pixels: int | None = DEFAULT_MAX_PIXELS):
+                 out: VideoOutput | None, queue_size: int, max_pixels: int | None = DEFAULT_MAX_PIXELS,
+                 model_size: Callable[[int, int], tuple[int, int]] | None = None):
         self.idx = idx
         self.max_pixels = max_pixels  # the translator's limit for native frames (None: not known, not checked)
+        # the size the translator runs a frame at (a Translator's max_side shrinks it), else padded to 4s
+        self.model_size = model_size or (lambda h, w: (round_up(h), round_up(w)))
         self.source = source
         # a source of the app's own (not one of cgan's, which return a new array per frame) may fill one buffer
         # again on every read(), as camera SDKs do: its frames are copied, else the frames queued ahead of
@@ -951,16 +954,16 @@ class _Stream:
         resize allocates the huge frames, in the words of cgan-video's options (the translator's own error
         names its Python arguments). A translator with a larger `max_pixels` takes larger native frames."""
         tw, th = self.target
-        pw, ph = round_up(tw), round_up(th)
+        ph, pw = self.model_size(th, tw)
         native = (tw, th) == (w, h)
         limit = self.max_pixels if self.max_pixels is not None else DEFAULT_MAX_PIXELS
         if pw * ph <= limit or (native and self.max_pixels is None):
             return
-        what = (f"{self.source.name}'s frames are {w}x{h}" if native
-                else f"--size makes {self.source.name}'s {w}x{h} frames {tw}x{th}")
-        padded = f" ({pw}x{ph} padded to multiples of {MULTIPLE})" if (pw, ph) != (tw, th) else ""
+        what = (f"the frames of {self.source.name} are {w}x{h}" if native
+                else f"--size (VideoJob.size) makes the {w}x{h} frames of {self.source.name} {tw}x{th}")
+        padded = f" ({pw}x{ph} as the model runs them)" if (pw, ph) != (tw, th) else ""
         raise CganError(f"{what}{padded}, over the {limit / 1e6:.1f} megapixels a frame may have: choose a "
-                        f"smaller --size (e.g. --size 2160p, or --size 3840 for the long side)")
+                        f"smaller --size (VideoJob.size; e.g. 2160p, or 3840 for the long side)")
 
     def prepare(self, frame: np.ndarray) -> np.ndarray:
         """Resize to the stream's target size; a frame whose size changed mid-stream goes to the first size. A
@@ -1490,7 +1493,9 @@ def run_video(job: VideoJob, translator: Any = None) -> VideoSummary:
                    else None)
             smoother = TemporalSmoother(**smoother_args) if job.smooth else None
             limit = getattr(translator, "max_pixels", None)
-            streams.append(_Stream(i, src, size, smoother, out, job.queue_size, limit))
+            model_size = getattr(translator, "model_size", None)
+            streams.append(_Stream(i, src, size, smoother, out, job.queue_size, limit,
+                                   model_size if callable(model_size) else None))
         pipe = _Pipeline(job, translator, streams)
         if job.virtual_camera is not None:
             from cgan.runtime.vcam import VirtualCamera
