@@ -125,3 +125,17 @@ def test_the_pipelines_bound_frames_by_what_the_translator_runs(export, tmp_path
         s = run_photos(PhotoJob(inputs=[tmp_path / "big.png"], output=tmp_path / "p.png", progress=False),
                        translator=t)
         assert len(s.failed) == 1 and "--size max:4096 (PhotoJob.size" in s.failed[0]["reason"]
+
+
+def test_float_frames_just_outside_0_1(export):
+    """1.0000001 was refused as 'spans [1, 1]: divide by 255' (and dividing a [0, 1] frame by 255 makes it black);
+    half a level over is clipped now, and a real overshoot is told to clip, a 0..255 frame to divide."""
+    with Translator.load(str(export), backend="ort-cpu") as t:
+        one = np.full((16, 16, 3), np.nextafter(np.float32(1), np.float32(2)))
+        assert np.array_equal(t.translate(one), t.translate(np.full((16, 16, 3), 255, np.uint8)))
+        assert np.array_equal(t.translate(np.full((16, 16, 3), -1e-4, np.float32)),
+                              t.translate(np.zeros((16, 16, 3), np.uint8)))
+        with pytest.raises(CganError, match=r"spans \[-0.2, 1.18\]: clip it with np.clip\(frame, 0, 1\)"):
+            t.translate(np.concatenate([np.full((8, 16, 3), -0.2), np.full((8, 16, 3), 1.18)]).astype(np.float32))
+        with pytest.raises(CganError, match=r"spans \[0, 255\]: divide by 255"):
+            t.translate(np.concatenate([np.zeros((8, 16, 3)), np.full((8, 16, 3), 255.0)]).astype(np.float32))

@@ -64,6 +64,11 @@ def to_bgr(frame: object) -> np.ndarray:
     return np.ascontiguousarray(frame)
 
 
+#: how far outside [0, 1] a float frame may reach and still be taken (clipped): half a uint8 level, which rounds to
+#: 0 or 255 anyway (1.0000001 from float arithmetic was refused as "spans [1, 1]")
+FLOAT_SLACK = 0.5 / 255
+
+
 def _to_uint8(frame: np.ndarray) -> np.ndarray:
     dt = frame.dtype
     if not dt.isnative and dt.kind in "uf":  # big-endian 16-bit or float (FITS, some camera SDKs)
@@ -77,10 +82,11 @@ def _to_uint8(frame: np.ndarray) -> np.ndarray:
         if not np.isfinite(frame).all():
             raise CganError("the frame contains NaN or infinite values: pass uint8 BGR or floats in [0, 1]")
         lo, hi = float(frame.min()), float(frame.max())
-        if lo < 0.0 or hi > 1.0:
-            raise CganError(f"float frames must be in [0, 1], this one spans [{lo:g}, {hi:g}]: "
-                            f"divide by 255 or pass uint8")
-        return np.rint(frame.astype(np.float32) * 255.0).astype(np.uint8)
+        if lo < -FLOAT_SLACK or hi > 1.0 + FLOAT_SLACK:
+            advice = ("divide by 255 or pass uint8" if hi > 2.0 else
+                      "clip it with np.clip(frame, 0, 1) (a cubic resize overshoots a little) or pass uint8")
+            raise CganError(f"float frames must be in [0, 1], this one spans [{lo:g}, {hi:g}]: {advice}")
+        return np.rint(np.clip(frame.astype(np.float32), 0.0, 1.0) * 255.0).astype(np.uint8)
     raise CganError(f"unsupported frame dtype {dt}: pass uint8 (or uint16, or float in [0, 1])")
 
 
