@@ -139,3 +139,17 @@ def test_float_frames_just_outside_0_1(export):
             t.translate(np.concatenate([np.full((8, 16, 3), -0.2), np.full((8, 16, 3), 1.18)]).astype(np.float32))
         with pytest.raises(CganError, match=r"spans \[0, 255\]: divide by 255"):
             t.translate(np.concatenate([np.zeros((8, 16, 3)), np.full((8, 16, 3), 255.0)]).astype(np.float32))
+
+
+@pytest.mark.parametrize("kwargs, meant", [
+    ({"maxside": 512}, r"did you mean max_side= \(an argument of Translator.load\)\?"),
+    ({"precison": "fp32"}, r"did you mean precision= \(an argument of Translator.load\)\?"),
+    ({"threds": 2}, r"did you mean threads=\?"),
+    ({"thread": 2, "max_size": 64}, r"did you mean max_side= \(an argument of Translator.load\) for 'max_size', "
+                                    r"threads= for 'thread'\?"),
+])
+def test_a_misspelt_keyword_is_pointed_to_the_one_meant(export, kwargs, meant):
+    """A typo of load's own max_side/precision reached the backend's option check, whose error listed only the
+    backend's options."""
+    with pytest.raises(CganError, match=meant):
+        Translator.load(str(export), backend="ort-cpu", **kwargs)

@@ -266,6 +266,9 @@ def module_available(name: str) -> bool:
 #: backends use it), device_id=N (the GPU: ort-cuda runs on any; torch and TensorRT only on 0 — set
 #: CUDA_VISIBLE_DEVICES — and CPU backends ignore it)
 PORTABLE_OPTIONS = ("threads", "device_id")
+#: Translator.load's own keyword arguments: a misspelt one reaches the backend as an unknown option, whose error
+#: then suggests the argument meant
+LOAD_ARGUMENTS = ("direction", "backend", "precision", "device", "resize", "max_side", "max_pixels")
 
 
 class Backend:
@@ -299,9 +302,19 @@ class Backend:
         """One-line CganError for an option this backend does not take or a bad threads / device_id value."""
         unknown = sorted(set(opts) - set(cls.options) - set(PORTABLE_OPTIONS))
         if unknown:
+            import difflib
+
             takes = ", ".join((*cls.options, *PORTABLE_OPTIONS))
-            raise CganError(f"unknown option(s) {', '.join(map(repr, unknown))} for the {cls.name} backend: it "
-                            f"takes {takes}")
+            meant = []
+            for key in unknown:
+                if near := difflib.get_close_matches(key, (*cls.options, *PORTABLE_OPTIONS), n=1, cutoff=0.7):
+                    meant.append((key, f"{near[0]}="))
+                elif near := difflib.get_close_matches(key, LOAD_ARGUMENTS, n=1, cutoff=0.7):
+                    meant.append((key, f"{near[0]}= (an argument of Translator.load)"))
+            guess = ("" if not meant else f" (did you mean {meant[0][1]}?)" if len(unknown) == 1 else
+                     f" (did you mean {', '.join(f'{m} for {k!r}' for k, m in meant)}?)")
+            raise CganError(f"unknown option(s) {', '.join(map(repr, unknown))} for the {cls.name} backend{guess}: "
+                            f"it takes {takes}")
         for key, low in (("threads", 1), ("device_id", 0)):
             v = opts.get(key)
             if v is not None and (isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < low):
