@@ -24,8 +24,10 @@ def overview() -> str:
     import importlib.util
 
     if importlib.util.find_spec("torch") is None:  # e.g. the README's runtime-only main job
-        lines.append("torch is not installed here: cgan-train, cgan-export, cgan-bench and cgan-eval need "
-                     "`pip install 'cgan[cpu]'` (or 'cgan[gpu]'); cgan-video runs without it")
+        from cgan._optional import pip_extra
+
+        lines.append(f"torch is not installed here: cgan-train, cgan-export, cgan-bench and cgan-eval need "
+                     f"`{pip_extra('cpu')}` (or the gpu extra); cgan-video runs without it")
     return "\n".join(lines)
 
 

@@ -69,22 +69,25 @@ def run(command: click.Command, argv: list[str] | None = None) -> int:
         return 2
 
 
-#: optional modules -> what installs them
-EXTRAS = {
-    **{m: "pip install 'cgan[cpu]' (or 'cgan[gpu]' on an NVIDIA GPU)"
-       for m in ("torch", "onnx", "onnxslim", "onnxconverter_common", "tensorboard", "matplotlib", "torchvision")},
-    "onnxruntime": "pip install 'cgan[runtime]' (or 'cgan[cpu]', 'cgan[gpu]')",
-    "tensorrt": "pip install 'cgan[tensorrt]'",
-    "tensorrt_rtx": "pip install 'cgan[tensorrt-rtx]'",
-    "cuda": "pip install 'cuda-python>=12.6'",
-    "psutil": "pip install psutil",
-}
+def extras() -> dict[str, str]:
+    """Optional modules -> what installs them (cgan's extras from the folder it was installed from)."""
+    from cgan._optional import pip_extra
+
+    return {
+        **{m: f"{pip_extra('cpu')} (or the gpu extra on an NVIDIA GPU)"
+           for m in ("torch", "onnx", "onnxslim", "onnxconverter_common", "tensorboard", "matplotlib", "torchvision")},
+        "onnxruntime": f"{pip_extra('runtime')} (or the cpu or gpu extra)",
+        "tensorrt": pip_extra("tensorrt"),
+        "tensorrt_rtx": pip_extra("tensorrt-rtx"),
+        "cuda": "pip install 'cuda-python>=12.6'",
+        "psutil": "pip install psutil",
+    }
 
 
 def missing_extra(e: ModuleNotFoundError, command: str) -> str | None:
     """'<command> needs <module>, which is not installed: <how>' for an optional module cgan knows; else None."""
     top = (e.name or "").split(".")[0]
-    how = EXTRAS.get(top)
+    how = extras().get(top)
     if how is None:
         return None
     return f"{command} needs {top}, which is not installed here: {how}"

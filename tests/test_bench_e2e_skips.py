@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+from cgan._optional import pip_extra
 from cgan._cli import run
 
 
@@ -38,4 +39,4 @@ def test_an_export_missing_a_module_names_the_extra(tmp_path, capsys, monkeypatc
     assert code == 0, capsys.readouterr().err
     rows = [r for r in json.loads(out.read_text())["rows"] if r["backend"] == "ort-cpu"]
     assert rows and all(r["status"] == "skipped" for r in rows)
-    assert "needs onnx, which is not installed here: pip install 'cgan[cpu]'" in rows[0]["reason"], rows[0]
+    assert f"needs onnx, which is not installed here: {pip_extra('cpu')}" in rows[0]["reason"], rows[0]

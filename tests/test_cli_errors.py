@@ -8,6 +8,7 @@ import os
 import click
 import pytest
 
+from cgan._optional import pip_extra
 from cgan._cli import run
 
 
@@ -130,9 +131,9 @@ def test_a_refused_video_run_leaves_no_output_folder(tmp_path, capsys):
     assert "is not a folder" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("module,words", [("torch", "needs torch, which is not installed here: pip install 'cgan[cpu]'"),
+@pytest.mark.parametrize("module,words", [("torch", f"needs torch, which is not installed here: {pip_extra('cpu')}"),
                                           ("onnx.helper", "needs onnx, which is not installed here"),
-                                          ("onnxruntime", "pip install 'cgan[runtime]'")])
+                                          ("onnxruntime", pip_extra("runtime"))])
 def test_a_missing_optional_dependency_is_one_line(module, words, capsys, monkeypatch):
     """The README's main job installs only the runtime: cgan-train, cgan-export, cgan-bench and cgan-eval then
     died with a ModuleNotFoundError traceback; now one line naming the extra, exit 2."""

@@ -42,7 +42,8 @@ def test_ort_cpu_gives_back_a_large_frames_memory(export):
 
 
 @pytest.mark.parametrize("returns, message", [
-    (lambda frames: [np.zeros((10, 10, 3), np.uint8) for _ in frames], r"returned a uint8 frame of shape \(10, 10, 3\)"),
+    (lambda frames: [np.zeros((10, 10, 3), np.uint8) for _ in frames],
+     r"returned a uint8 frame of shape \(10, 10, 3\)"),
     (lambda frames: [f.astype(np.float32) for f in frames], "returned a float32 frame"),
     (lambda frames: [], "returned 0 frames for 1"),
     (lambda frames: None, "must return a list of frames"),
@@ -154,3 +155,33 @@ def test_a_misspelt_keyword_is_pointed_to_the_one_meant(export, kwargs, meant):
     backend's options."""
     with pytest.raises(CganError, match=meant):
         Translator.load(str(export), backend="ort-cpu", **kwargs)
+
+
+@pytest.mark.parametrize("direct_url, want", [
+    ('{"url": "file:///home/ann/cgan", "dir_info": {"editable": true}}', "pip install -e '/home/ann/cgan[cpu]'"),
+    ('{"url": "file:///home/ann/my%20code/cgan", "dir_info": {}}', "pip install '/home/ann/my code/cgan[cpu]'"),
+    ('{"url": "https://example.org/cgan-1.0.tar.gz", "archive_info": {}}', "pip install 'cgan[cpu]'"),
+    (None, None),  # a source tree run without installing: the tree itself, editable
+])
+def test_install_hints_name_the_folder_cgan_came_from(monkeypatch, direct_url, want):
+    """cgan is not on a package index: 'pip install cgan[cpu]' in an error message left a user stuck ("No
+    matching distribution found for cgan"). The hint now installs the extra from the clone cgan came from."""
+    from importlib import metadata
+
+    from cgan import _optional
+
+    class Dist:
+        def read_text(self, name):
+            assert name == "direct_url.json"
+            return direct_url
+
+    monkeypatch.setattr(metadata, "distribution", lambda name: Dist())
+    _optional._installed_from.cache_clear()
+    try:
+        got = _optional.pip_extra("cpu")
+        if want is None:
+            root = Path(_optional.__file__).resolve().parent.parent
+            want = f"pip install -e '{root}[cpu]'"
+        assert got == want
+    finally:
+        _optional._installed_from.cache_clear()

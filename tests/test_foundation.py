@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import torch
 
+from cgan._optional import pip_extra
 from cgan import pairs
 from cgan._files import atomic_path, inside, write_json_atomic
 from cgan.errors import CganError, IntegrityError
@@ -336,7 +337,7 @@ def test_python_m_cgan_lists_commands():
 def test_python_m_cgan_says_what_needs_torch_when_it_is_missing():
     code = "import sys; sys.modules['torch'] = None; import runpy; runpy.run_module('cgan', run_name='__main__')"
     out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout
-    assert "torch is not installed here" in out and "pip install 'cgan[cpu]'" in out
+    assert "torch is not installed here" in out and pip_extra("cpu") in out
     out = subprocess.run([sys.executable, "-m", "cgan"], check=True, capture_output=True, text=True).stdout
     assert "torch is not installed" not in out  # this environment has torch
 

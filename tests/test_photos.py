@@ -14,6 +14,7 @@ import cv2
 import numpy as np
 import pytest
 
+from cgan._optional import pip_extra
 from cgan._cli import run
 from cgan.errors import CganError
 from cgan.runtime import photos
@@ -395,7 +396,7 @@ def test_cli_json_and_exit_0(tmp_path, capsys):
     (["--input", "{tmp}/iphone/IMG_1.HEIC", "--output", "{tmp}/o.jpg"], ["HEIC photos are not read here",
                                                                           "convert it to JPEG or PNG"]),
     (["--input", "{tmp}/iphone", "--output", "{tmp}/o"], ["no photos in", "2 .heic (HEIC: not read here; HEIC/HEIF "
-                                                                           "with pip install 'cgan[heif]')"]),
+                                                                           f"with {pip_extra('heif')})"]),
     (["--input", "{tmp}/iphone/*", "--output", "{tmp}/o"], ["no photos match", "2 .heic", "convert them"]),
 ])
 def test_cli_mistakes_are_one_line(album, tmp_path, capsys, monkeypatch, argv, needles):
@@ -424,8 +425,8 @@ def test_photos_in_formats_not_read_here_are_left_out_and_counted(tmp_path, caps
     assert summary.photos == 1 and not summary.failed and summary.left_out == {".heic": 2, ".nef": 1}
     assert "left out (formats not read here): 2 .heic, 1 .nef" in summary.format()
     said = [r.getMessage() for r in caplog.records if "left out" in r.getMessage()]
-    assert len(said) == 1 and "2 .heic, 1 .nef (HEIC, raw: not read here; HEIC/HEIF with pip install " \
-        "'cgan[heif]')" in said[0]
+    assert len(said) == 1 and f"2 .heic, 1 .nef (HEIC, raw: not read here; HEIC/HEIF with {pip_extra('heif')})" \
+        in said[0]
     code, out, err = cgan_video(["--input", str(d), "--output", str(tmp_path / "o2"), "--json", "--no-progress",
                                  "--backend", "ort-cpu"], capsys)
     assert code == 0 and '".heic": 2' in out, err

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from cgan._optional import pip_extra
 from cgan.errors import BackendUnavailable, CganError, IntegrityError
 from cgan.runtime import Translator, available_backends
 from cgan.runtime.backends.base import load_model
@@ -474,7 +475,7 @@ def test_with_no_runtime_installed_the_error_leads_with_what_to_install(monkeypa
         cuda.probe_gpus.cache_clear()
     text = str(e.value)
     assert text.startswith("no backend can run this here: ort-cpu (cpu): onnxruntime is not installed: "
-                           "pip install 'cgan[runtime]'"), text
+                           f"{pip_extra('runtime')}"), text
     assert text.endswith("; the GPU backends (tensorrt, tensorrt-rtx, ort-cuda, torch): no CUDA GPU here "
                          "(CGAN_NO_CUDA is set)"), text
     assert "\n" not in text

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from cgan._files import atomic_path, read_json, sha256_file, write_bytes_atomic, write_json_atomic
+from cgan._optional import pip_extra
 from cgan._versions import version_tuple
 from cgan.errors import BackendUnavailable, CganError, IntegrityError
 from cgan.pairs import cgan_home
@@ -262,7 +263,7 @@ def require_rtx_runs_on(trt: Any, gpu: dict[str, Any]) -> None:
     if targets and f"SM{major}{minor}" not in targets:
         raise CganError(f"TensorRT-RTX {getattr(trt, '__version__', '?')} cannot run engines on {gpu['name']} "
                         f"(compute capability {major}.{minor}; it supports {', '.join(targets)}): install TensorRT "
-                        f"(pip install 'cgan[tensorrt]'), or build for another GPU with --trt-target")
+                        f"({pip_extra('tensorrt')}), or build for another GPU with --trt-target")
 
 
 def require_fast_fp16(gpu: dict[str, Any]) -> None:

@@ -52,7 +52,7 @@ from cgan._images import (TiffMetadata, bomb_size, exif_for_copy, exif_orientati
                           webp_orientation)
 from cgan._iptc import MAX_IRB, has_iptc, iptc_for_copy, jpeg_photoshop, jpeg_with_photoshop
 from cgan._limits import MAX_DECODE_PIXELS, usable_cpus
-from cgan._optional import optional_module
+from cgan._optional import optional_module, pip_extra
 from cgan._xmp import JPEG_MAX_XMP, jpeg_with_xmp, jpeg_xmp, png_with_xmp, png_xmp, xmp_for_copy
 from cgan.errors import CganError
 from cgan.runtime.frames import DEFAULT_MAX_PIXELS, round_up
@@ -296,7 +296,8 @@ def _walk(folder: Path, problems: list[tuple[Path, str]], left_out: list[Path],
 
 
 #: what makes HEIF photos readable
-HEIF_HINT = "; HEIC/HEIF with pip install 'cgan[heif]'"
+def _heif_hint() -> str:
+    return f"; HEIC/HEIF with {pip_extra('heif')}"
 
 
 def _by_ext(paths: Sequence[Path]) -> dict[str, int]:
@@ -308,7 +309,7 @@ def _not_read(paths: list[Path]) -> str:
     """'12 .heic, 2 .dng (HEIC, raw: not read here; HEIC/HEIF with pip install 'cgan[heif]')'"""
     by_ext = _by_ext(paths)
     kinds = ", ".join(dict.fromkeys(NOT_READ_EXTS[e] for e in sorted(by_ext)))
-    return f"{_counts(by_ext)} ({kinds}: not read here{HEIF_HINT if set(by_ext) & set(HEIF_EXTS) else ''})"
+    return f"{_counts(by_ext)} ({kinds}: not read here{_heif_hint() if set(by_ext) & set(HEIF_EXTS) else ''})"
 
 
 def find_photos(inputs: Sequence[str | os.PathLike], problems: list[tuple[Path, str]] | None = None,
@@ -337,7 +338,7 @@ def find_photos(inputs: Sequence[str | os.PathLike], problems: list[tuple[Path, 
             items += [(f, f.relative_to(p), True) for f in found]
         elif p.is_file():
             if _left_out(p.suffix):
-                hint = ", or pip install 'cgan[heif]' to read it" if p.suffix.lower() in HEIF_EXTS else ""
+                hint = f", or {pip_extra('heif')} to read it" if p.suffix.lower() in HEIF_EXTS else ""
                 raise CganError(f"--input {p}: {NOT_READ_EXTS[p.suffix.lower()]} photos are not read here; convert it "
                                 f"to JPEG or PNG first{hint}")
             if not reads_photo(p.suffix):

@@ -1,6 +1,6 @@
 """`--virtual-camera`: the translated frames as a webcam other programs (Zoom, Meet, OBS, a browser) can pick,
 through pyvirtualcam: v4l2loopback on Linux (`sudo modprobe v4l2loopback`), OBS's virtual camera on Windows and
-macOS. Optional: `pip install cgan[vcam]` (pyvirtualcam). No torch."""
+macOS. Optional: the vcam extra (pyvirtualcam). No torch."""
 from __future__ import annotations
 
 import logging
@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from cgan._optional import optional_module
+from cgan._optional import optional_module, pip_extra
 from cgan.errors import CganError
 from cgan.runtime.frames import even_size, fit_to
 
@@ -25,7 +25,7 @@ def _module() -> Any:
 def check_available() -> None:
     """A one-line CganError, before anything is opened, when pyvirtualcam is not installed."""
     if _module() is None:
-        raise CganError(f"--virtual-camera needs pyvirtualcam (pip install 'cgan[vcam]') and {DRIVER}")
+        raise CganError(f"--virtual-camera needs pyvirtualcam ({pip_extra('vcam')}) and {DRIVER}")
 
 
 class VirtualCamera:

@@ -19,6 +19,7 @@ from typing import Any, Iterator
 import numpy as np
 
 from cgan._env import env_flag
+from cgan._optional import pip_extra
 from cgan.errors import BackendUnavailable, CganError
 
 
@@ -318,7 +319,7 @@ def cudart() -> Any:
         from cuda import cudart as rt  # older cuda-python
         return rt
     except ImportError:
-        raise BackendUnavailable("cuda-python is not installed: pip install 'cgan[tensorrt]' "
+        raise BackendUnavailable(f"cuda-python is not installed: {pip_extra('tensorrt')} "
                                  "(or cuda-python>=12.6)") from None
 
 

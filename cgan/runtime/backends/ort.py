@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from cgan._limits import compute_threads
+from cgan._optional import pip_extra
 from cgan._versions import version_tuple
 from cgan.errors import BackendUnavailable, CganError, IntegrityError, first_line
 from cgan.runtime.backends.base import Backend, Model, ShapeCache, log, module_available
@@ -64,8 +65,8 @@ def _ort() -> Any:
         import onnxruntime as ort
     except ImportError as e:
         if not module_available("onnxruntime"):
-            raise BackendUnavailable("onnxruntime is not installed: pip install 'cgan[runtime]' (or 'cgan[cpu]', "
-                                     "'cgan[gpu]')") from None
+            raise BackendUnavailable(f"onnxruntime is not installed: {pip_extra('runtime')} (or the cpu or gpu "
+                                     f"extra)") from None
         # installed but broken (a missing shared library, a half-removed install, an import cut short): saying
         # "not installed" sent users to install what they had
         why = first_line(e)
@@ -217,7 +218,7 @@ class OrtCpuBackend(_OrtBackend):
     @classmethod
     def check(cls, model=None, precision=None, device=None):
         if not module_available("onnxruntime"):
-            return False, "onnxruntime is not installed: pip install 'cgan[runtime]' (or 'cgan[cpu]')"
+            return False, f"onnxruntime is not installed: {pip_extra('runtime')} (or the cpu extra)"
         if precision == "fp16":
             return False, "fp16 does not run fast on the CPU: use precision fp32 (or a GPU backend)"
         return cls._check_model(model, "fp32", False)
@@ -277,7 +278,7 @@ class OrtCudaBackend(_OrtBackend):
     @classmethod
     def check(cls, model=None, precision=None, device=None):
         if not module_available("onnxruntime"):
-            return False, "onnxruntime-gpu is not installed: pip install 'cgan[gpu]'"
+            return False, f"onnxruntime-gpu is not installed: {pip_extra('gpu')}"
         if cudahelp.gpu_count() == 0:
             return False, cudahelp.no_gpu_reason()
         ort = _ort()

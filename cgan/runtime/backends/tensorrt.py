@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 
 from cgan._files import inside, read_json, write_bytes_atomic
+from cgan._optional import pip_extra
 from cgan._versions import version_tuple
 from cgan.errors import BackendUnavailable, CganError, IntegrityError, ShapeUnsupported
 from cgan.runtime.backends.base import Backend, Model, ShapeCache, log, module_available
@@ -152,7 +153,7 @@ class TensorRTBackend(Backend):
                 return importlib.import_module(name)
             except ImportError:
                 continue
-        raise BackendUnavailable(f"{cls.module} is not installed: pip install 'cgan[{cls.name}]'")
+        raise BackendUnavailable(f"{cls.module} is not installed: {pip_extra(cls.name)}")
 
     @classmethod
     @functools.lru_cache(maxsize=2)
@@ -183,7 +184,7 @@ class TensorRTBackend(Backend):
     @classmethod
     def check(cls, model=None, precision=None, device=None):
         if not any(module_available(m) for m in cls.modules):
-            return False, f"{cls.module} is not installed: pip install 'cgan[{cls.name}]'"
+            return False, f"{cls.module} is not installed: {pip_extra(cls.name)}"
         if not (module_available("cuda.bindings") or module_available("cuda.cudart")):
             return False, "cuda-python is not installed: pip install 'cuda-python>=12.6'"
         if cudahelp.gpu_count() == 0:

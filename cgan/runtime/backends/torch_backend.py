@@ -24,6 +24,7 @@ from typing import Any, Iterator
 
 import numpy as np
 
+from cgan._optional import pip_extra
 from cgan.errors import BackendUnavailable, CganError, first_line
 from cgan.runtime import _fork
 from cgan.runtime.backends.base import Backend, Model, ShapeCache, log, module_available
@@ -183,7 +184,7 @@ class TorchBackend(Backend):
     @classmethod
     def check(cls, model=None, precision=None, device=None):
         if not module_available("torch"):
-            return False, "torch is not installed: pip install 'cgan[cpu]' (or 'cgan[gpu]')"
+            return False, f"torch is not installed: {pip_extra('cpu')} (or the gpu extra)"
         if model is not None and not model.has_pair():
             return False, f"{model.folder} has no pair weights (pair/ folder) for the torch backend; re-export it"
         if device == "cuda":
