@@ -20,6 +20,7 @@ import click
 
 from cgan._cli import entry, given_flags
 from cgan.benchmarks.checks import check_batch, check_int, check_outputs, check_positive_float
+from cgan.benchmarks.variants import tokens_help
 from cgan.errors import CganError
 
 
@@ -129,8 +130,7 @@ def _checkpoint(json_path: str | None):
 @click.option("--backends", default="all", show_default=True,
               help="Comma list of tensorrt, tensorrt-rtx, ort-cuda, ort-cpu, torch-cuda, torch-cpu; "
                    "'all' = every backend for --device; 'none' = baseline only. Variants NAME+OPTION+...: "
-                   "+compile, +fastcompile, +cl, +nchw (torch), +graph (torch-cuda, tensorrt-rtx), +nograph "
-                   "(ort-cuda, tensorrt), e.g. torch-cuda+compile+graph. 'torch-steps' = torch-cuda, +graph, "
+                   f"{tokens_help()}; e.g. torch-cuda+compile+graph. 'torch-steps' = torch-cuda, +graph, "
                    "+compile, +compile+graph (cpu: torch-cpu, +cl, +compile).")
 @click.option("--sizes", default="256x256,480p,720p,1080p", show_default=True,
               help="Comma list of HEIGHTxWIDTH (multiples of 4, at least 16) or 256, 480p (480x856), 720p, 1080p.")

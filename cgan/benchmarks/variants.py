@@ -61,6 +61,15 @@ class Variant:
         return out
 
 
+def tokens_help() -> str:
+    """'+compile, +fastcompile, +cl, +nchw (torch-cuda, torch-cpu), +graph (torch-cuda), ...': each option and
+    the backends that take it, for --help (from TOKENS, so it cannot fall behind)."""
+    groups: dict[tuple[str, ...], list[str]] = {}
+    for name, tok in TOKENS.items():
+        groups.setdefault(tok.backends, []).append(f"+{name}")
+    return ", ".join(f"{', '.join(names)} ({', '.join(backends)})" for backends, names in groups.items())
+
+
 def _tokens_for(base: str) -> str:
     have = [t for t, tok in TOKENS.items() if base in tok.backends]
     return f"{base} takes +{', +'.join(have)}" if have else f"{base} takes no options"

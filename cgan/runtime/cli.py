@@ -70,7 +70,8 @@ class _Strength(click.FloatRange):
               help="torch.compile the generator (--backend torch; compiles on the first frame, can take a minute).")
 @click.option("--cuda-graphs/--no-cuda-graphs", default=None,
               help="Replay one captured CUDA graph per frame size (--backend torch, ort-cuda, tensorrt, "
-                   "tensorrt-rtx). Default: the backend's (torch off; ort-cuda, tensorrt on; tensorrt-rtx off).")
+                   "tensorrt-rtx). Default: the backend's (torch off; ort-cuda, tensorrt on; tensorrt-rtx: its own "
+                   "graphs, on).")
 @click.option("--smooth", is_flag=True, help="Reduce frame-to-frame flicker (static regions only; no ghosting).")
 @click.option("--smooth-strength", type=_Strength(0.0, 1.0, max_open=True), default=0.8, show_default=True,
               help="History weight in static regions (implies --smooth).")
