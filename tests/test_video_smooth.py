@@ -441,3 +441,26 @@ def test_a_pan_under_a_flat_sky_is_no_cut():
         res = sm(f, out)
         kept.append(np.abs(res[:40].astype(np.float32) - out[:40]).mean())
     assert min(kept[1:]) > 3, kept  # the sky's flicker smoothed on every frame after the first
+
+
+@pytest.mark.parametrize("top, bottom", [((24, 180), (24, 186)), ((24, 180), (40, 180)), ((24, 181), (24, 181))])
+def test_flat_bands_of_a_scene_are_no_bars_unless_they_match_as_bars_do(top, bottom):
+    """An overcast sky over snow (flat bands at the top and bottom, a few levels apart, or of other thicknesses)
+    was taken for letterbox bars: the pan between them counted double and every frame was a cut. Only bands of
+    one colour and one thickness count as bars (the last case: such a frame is a letterbox, and a pan filling
+    most of the picture between its bars is a cut, as a letterboxed film's pan is)."""
+    rng = np.random.default_rng(6)
+    w = 192
+    yy, xx = np.mgrid[0:48, 0:w + 200]
+    mid = (120 + 60 * np.sin(xx / 5.0) * np.cos(yy / 6.0)).astype(np.uint8)
+    sm = TemporalSmoother()
+    cuts = 0
+    for t in range(8):
+        f = np.vstack([np.full((top[0], w), top[1], np.uint8), mid[:, 6 * t:6 * t + w],
+                       np.full((bottom[0], w), bottom[1], np.uint8)])
+        f = np.repeat(f[..., None], 3, 2)
+        out = flickery_translation(f, rng)
+        cuts += t > 0 and np.array_equal(sm(f, out), out)
+        if t == 0:
+            sm(f, out)
+    assert cuts == (7 if top == bottom else 0), cuts

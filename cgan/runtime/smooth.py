@@ -38,29 +38,36 @@ LETTERBOX_LEVEL = 16  # gray level (blurred) at or under which a pixel may be a 
 _LEVELS = np.arange(256, dtype=np.float64)
 
 
+BLUR_RADIUS = 2  # of _gray's 5x5 Gaussian
+
+
 def _gray(frame: np.ndarray) -> np.ndarray:
     g = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY) if frame.ndim == 3 else frame
-    return cv2.GaussianBlur(g, (5, 5), 0)
+    return cv2.GaussianBlur(g, (2 * BLUR_RADIUS + 1,) * 2, 0)
 
 
-BAR_TOLERANCE = 12  # gray levels (blurred) a bar's row or column may vary by, and move by between two frames
+BAR_FLAT = 3  # gray levels (blurred) a bar's row or column may vary by, within and between the two frames
+BAR_COLOURS = 4  # gray levels the two bars of a pair may differ by
 
 
 def _static_bars(g: np.ndarray, prev_g: np.ndarray) -> tuple[int, int, int, int]:
     """Rows at the top and bottom and columns at the left and right that are one flat colour, the same in both
     frames: letterbox, pillarbox or passe-partout bars of any colour (black, gray, white), which never change
-    and are no part of the picture. Bars come in pairs of one colour (above and below, left and right): a flat
-    sky over a pan is the same in both frames too, but no bar. (top, bottom, left, right) counts."""
+    and are no part of the picture. Bars come in pairs of one colour and about one thickness (above and below,
+    left and right): a flat sky over a pan, or an overcast sky over snow, is the same in both frames too, but
+    is no bar (taken for one, the rest of a busy frame counted double and every frame was a cut).
+    (top, bottom, left, right) counts."""
     counts = []
     for axis in (1, 0):  # per row (reduce along x), then per column (numpy's: 20x OpenCV's reduce here)
         lo = np.minimum(g.min(axis=axis), prev_g.min(axis=axis))
         hi = np.maximum(g.max(axis=axis), prev_g.max(axis=axis))
-        flat = (hi.astype(np.int16) - lo) <= BAR_TOLERANCE  # flat in both frames, and the same in both
+        flat = (hi.astype(np.int16) - lo) <= BAR_FLAT  # flat in both frames, and the same in both
+        first, last = (int(np.argmin(flat)), int(np.argmin(flat[::-1]))) if not flat.all() else (0, 0)
         colours = abs((int(lo[0]) + int(hi[0])) - (int(lo[-1]) + int(hi[-1]))) / 2
-        if flat.all() or not (flat[0] and flat[-1]) or colours > BAR_TOLERANCE:
-            counts += [0, 0]  # a flat frame, no pair of bars, or two of different colours
-        else:
-            counts += [int(np.argmin(flat)), int(np.argmin(flat[::-1]))]
+        if first == 0 or last == 0 or colours > BAR_COLOURS or abs(first - last) > max(4, max(first, last) // 10):
+            counts += [0, 0]  # a flat frame, no pair of bars, two of different colours or thicknesses
+        else:  # (+2: the rows the 5x5 blur mixed from bar and picture, which the flatness test leaves out)
+            counts += [first + BLUR_RADIUS, last + BLUR_RADIUS]
     return counts[0], counts[1], counts[2], counts[3]
 
 
