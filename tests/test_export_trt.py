@@ -335,8 +335,14 @@ def test_rtx_local_build_targets_the_gpu_it_runs_on(onnx_file):
 
     turing = {"name": "NVIDIA GeForce RTX 2080 Ti", "compute_capability": "7.5"}
     prof = T.make_profile("256x256", "1")
-    T.build_engine(onnx_file, prof, trt_module=fake("1.7.1"), flavour="tensorrt-rtx", gpu=turing)
-    assert set_to == [(1, "current", 0)]
+    older = fake("1.7.1")  # as built before: the library's default GPUs (no CURRENT set)
+    del older.ComputeCapability.CURRENT
+    assert T.build_engine(onnx_file, prof, trt_module=older, flavour="tensorrt-rtx", gpu=turing)["skipped"] is False
+    assert set_to == []
+    # that plan is not taken as up to date: it is built again, for this GPU
+    side = T.build_engine(onnx_file, prof, trt_module=fake("1.7.1"), flavour="tensorrt-rtx", gpu=turing)
+    assert side["skipped"] is False and set_to == [(1, "current", 0)]
+    assert T.build_engine(onnx_file, prof, trt_module=fake("1.7.1"), flavour="tensorrt-rtx", gpu=turing)["skipped"]
     set_to.clear()
     T.build_engine(onnx_file, prof, trt_module=fake("1.7.1"), flavour="tensorrt-rtx", gpu=turing, target="8.9",
                    force=True)

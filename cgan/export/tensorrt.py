@@ -286,13 +286,15 @@ def sidecar_path(plan: Path) -> Path:
 
 
 def build_key(onnx_sha256: str, profile: Profile, gpu: dict[str, Any], flavour: str, version: str,
-              opt_level: int, workspace_gb: float | None = None) -> str:
+              opt_level: int, workspace_gb: float | None = None, targets: str | None = None) -> str:
     """What decides an engine: a plan built with another of these is built again (the workspace cap changes the
-    tactics TensorRT may choose, and the sidecar records it)."""
+    tactics TensorRT may choose, and the sidecar records it; `targets`: the GPUs a TensorRT-RTX plan is compiled
+    for, "current" for this one: a plan of the library's default set, from before, is built again)."""
     blob = json.dumps({"onnx": onnx_sha256, "batch": list(profile.batch), "shapes": [list(s) for s in profile.shapes],
                        "gpu": gpu["name"], "cc": str(gpu["compute_capability"]), "flavour": flavour,
                        "version": str(version), "opt_level": int(opt_level),
-                       **({"workspace_gb": float(workspace_gb)} if workspace_gb is not None else {})},
+                       **({"workspace_gb": float(workspace_gb)} if workspace_gb is not None else {}),
+                       **({"targets": targets} if targets is not None else {})},
                       sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()
 
@@ -379,7 +381,8 @@ def build_engine(onnx_path: str | Path, profile: Profile, *, io: str = "nchw", f
     version = str(trt.__version__)
     plan = plan_path or engine_path(onnx_path, flavour)
     onnx_sha = sha256_file(onnx_path)
-    key = build_key(onnx_sha, profile, gpu, flavour, version, opt_level, workspace_gb)
+    current = flavour == "tensorrt-rtx" and not target and target_cc is not None  # (ComputeCapability.CURRENT)
+    key = build_key(onnx_sha, profile, gpu, flavour, version, opt_level, workspace_gb, "current" if current else None)
     if not force and (meta := existing_engine(plan, key)) is not None:
         log.info("%s: up to date (same ONNX, shapes, GPU and %s %s), skipped", plan.name, flavour, version)
         return {**meta, "skipped": True}
