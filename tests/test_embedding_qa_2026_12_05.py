@@ -78,12 +78,15 @@ def test_a_never_ending_generator_of_frames_is_read_as_the_run_goes():
     from cgan.runtime.sources import FrameListSource
     from cgan.runtime.video import VideoJob, run_video
 
-    pulled = []
+    pulled, released = [], []
 
     def camera():
-        for i in itertools.count():
-            pulled.append(i)
-            yield np.full((16, 16, 3), i % 256, np.uint8)
+        try:
+            for i in itertools.count():
+                pulled.append(i)
+                yield np.full((16, 16, 3), i % 256, np.uint8)
+        finally:
+            released.append(True)  # an SDK's device released
 
     src = FrameListSource(camera(), fps=1000, live=True)
     assert pulled == []  # nothing read when made
@@ -95,6 +98,7 @@ def test_a_never_ending_generator_of_frames_is_read_as_the_run_goes():
     summary = run_video(VideoJob(inputs=[src], max_frames=5, display=False, progress=False), translator=Same())
     # (live: a frame that arrives while one is translated may be dropped as stale, so frames may be under 5)
     assert summary.frames + summary.dropped >= 5 and summary.frames >= 1 and len(pulled) < 1000
+    assert released == [True]  # run_video closed the source, and the source its generator
     listed = FrameListSource([np.zeros((16, 16, 3), np.uint8)] * 3, fps=10)
     assert listed.frame_count == 3 and [listed.read() is not None for _ in range(4)] == [True, True, True, False]
     assert FrameListSource(iter([np.zeros((16, 16, 3), np.uint8)]), fps=10).frame_count == 0  # not known

@@ -646,7 +646,10 @@ class FrameListSource:
         return frame
 
     def close(self) -> None:
-        pass
+        """Close a generator given as the frames (its `finally` releases what it holds: a camera SDK's device)."""
+        close = getattr(self._stream, "close", None)
+        if callable(close):
+            close()
 
 
 def parse_time(value: object, what: str = "time") -> float:
