@@ -145,6 +145,10 @@ def test_float_frames_just_outside_0_1(export):
             t.translate(np.concatenate([np.full((8, 16, 3), -0.2), np.full((8, 16, 3), 1.18)]).astype(np.float32))
         with pytest.raises(CganError, match=r"spans \[0, 255\]: divide by 255"):
             t.translate(np.concatenate([np.zeros((8, 16, 3)), np.full((8, 16, 3), 255.0)]).astype(np.float32))
+        with pytest.raises(CganError, match=r"spans \[-1, 1\]: a \[-1, 1\] frame becomes one with \(frame \+ 1\) / 2"):
+            t.translate(np.concatenate([np.full((8, 16, 3), -1.0), np.ones((8, 16, 3))]).astype(np.float32))
+        with pytest.raises(CganError, match=r"spans \[0, 1.6\]: rescale it to \[0, 1\]"):
+            t.translate(np.concatenate([np.zeros((8, 16, 3)), np.full((8, 16, 3), 1.6)]).astype(np.float32))
 
 
 @pytest.mark.parametrize("kwargs, meant", [

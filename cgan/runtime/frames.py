@@ -83,8 +83,14 @@ def _to_uint8(frame: np.ndarray) -> np.ndarray:
             raise CganError("the frame contains NaN or infinite values: pass uint8 BGR or floats in [0, 1]")
         lo, hi = float(frame.min()), float(frame.max())
         if lo < -FLOAT_SLACK or hi > 1.0 + FLOAT_SLACK:
-            advice = ("divide by 255 or pass uint8" if hi > 2.0 else
-                      "clip it with np.clip(frame, 0, 1) (a cubic resize overshoots a little) or pass uint8")
+            if lo < -0.5:  # (tanh, Normalize(0.5, 0.5))
+                advice = "a [-1, 1] frame becomes one with (frame + 1) / 2"
+            elif hi > 2.0:
+                advice = "divide by 255 or pass uint8"
+            elif lo > -0.25 and hi < 1.25:  # (a cubic resize of a 0-to-1 step overshoots by up to 0.2)
+                advice = "clip it with np.clip(frame, 0, 1) (a cubic resize overshoots a little) or pass uint8"
+            else:
+                advice = "rescale it to [0, 1] or pass uint8"
             raise CganError(f"float frames must be in [0, 1], this one spans [{lo:g}, {hi:g}]: {advice}")
         return np.rint(np.clip(frame.astype(np.float32), 0.0, 1.0) * 255.0).astype(np.uint8)
     raise CganError(f"unsupported frame dtype {dt}: pass uint8 (or uint16, or float in [0, 1])")
