@@ -650,3 +650,24 @@ def test_tensorrt_rtx_runtime_cache_unwritable_home_is_not_an_error(engine_expor
             assert np.array_equal(t.translate(frame), 255 - frame)
     assert any("could not save the runtime cache" in r.getMessage() for r in caplog.records)
     assert cudart.live == 0
+
+
+def test_tensorrt_rtx_failed_activation_releases_in_order(engine_export, monkeypatch, tmp_path):
+    """An engine refused after its context was made (two outputs) left the context, config and cache to the
+    garbage collector, which could free the cache first; they are released in order, as at deactivate."""
+    import gc
+
+    from cgan.errors import IntegrityError
+    from cgan.runtime import Translator
+
+    cudart, rec = _fake_rtx(engine_export, monkeypatch, tmp_path)
+    engine_cls = __import__("sys").modules["tensorrt_rtx"].Runtime(None).deserialize_cuda_engine(b"fake plan").__class__
+    monkeypatch.setattr(engine_cls, "num_io_tensors", 3)
+    monkeypatch.setattr(engine_cls, "get_tensor_name", lambda self, i: ("input", "output", "extra")[i])
+    gc.disable()  # only reference counts free things here, as they must
+    try:
+        with pytest.raises(IntegrityError, match="expected one each"):
+            Translator.load(str(engine_export), backend="tensorrt-rtx")
+        assert rec["cache alive when the context went"] == [True] and cudart.live == 0
+    finally:
+        gc.enable()

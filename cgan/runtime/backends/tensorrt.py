@@ -251,16 +251,22 @@ class TensorRTBackend(Backend):
         if self.engine is None:
             raise IntegrityError(f"TensorRT could not deserialize {rec.get('path')}: {rebuild_hint(self.model)}")
         self.native_graphs = False  # TensorRT-RTX's own CUDA graphs (its runtime config), instead of ours
-        self.context = self._create_context(trt, rec)
-        names = [self.engine.get_tensor_name(i) for i in range(self.engine.num_io_tensors)]
-        inputs = [n for n in names if self.engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT]
-        outputs = [n for n in names if self.engine.get_tensor_mode(n) == trt.TensorIOMode.OUTPUT]
-        if len(inputs) != 1 or len(outputs) != 1:
-            raise IntegrityError(f"{rec.get('path')} has inputs {inputs} and outputs {outputs}; expected one each")
-        self.input_name, self.output_name = inputs[0], outputs[0]
-        self.in_dtype = np.dtype(trt.nptype(self.engine.get_tensor_dtype(self.input_name)))
-        self.out_dtype = np.dtype(trt.nptype(self.engine.get_tensor_dtype(self.output_name)))
-        self.stream = cudahelp.Stream()
+        self.context = self.runtime_config = self.runtime_cache = None
+        try:
+            self.context = self._create_context(trt, rec)
+            names = [self.engine.get_tensor_name(i) for i in range(self.engine.num_io_tensors)]
+            inputs = [n for n in names if self.engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT]
+            outputs = [n for n in names if self.engine.get_tensor_mode(n) == trt.TensorIOMode.OUTPUT]
+            if len(inputs) != 1 or len(outputs) != 1:
+                raise IntegrityError(f"{rec.get('path')} has inputs {inputs} and outputs {outputs}; expected one "
+                                     f"each")
+            self.input_name, self.output_name = inputs[0], outputs[0]
+            self.in_dtype = np.dtype(trt.nptype(self.engine.get_tensor_dtype(self.input_name)))
+            self.out_dtype = np.dtype(trt.nptype(self.engine.get_tensor_dtype(self.output_name)))
+            self.stream = cudahelp.Stream()
+        except BaseException:
+            self._release()  # (in order: left to the garbage collector, the cache could go before the context)
+            raise
         self.cuda_graph = bool(self.opts.get("cuda_graph", self.capture_graphs)) and not self.native_graphs
         self.buffers = Buffers()
         self.slots = ShapeCache(drop=lambda key, slot, free=self._free_slot: free(slot))  # batch shape -> its buffers
@@ -396,12 +402,14 @@ class TensorRTBackend(Backend):
                     self.stream.free()
         finally:
             self._save_caches()
-            # the context first: a runtime config and its cache (TensorRT-RTX) must outlive the contexts made
-            # from them
-            self.context = None
-            self.engine = None
-            self.runtime = None
-            self.runtime_config = self.runtime_cache = None
+            self._release()
+
+    def _release(self) -> None:
+        """Drop TensorRT's objects, each before what it was made from: the context, then the runtime config and
+        cache it was made with (TensorRT-RTX: they must outlive it), then the engine that made them, the runtime
+        last."""
+        for name in ("context", "runtime_config", "runtime_cache", "engine", "runtime"):
+            setattr(self, name, None)
 
     def _save_caches(self) -> None:
         """Save what a flavour keeps beside its execution context (never fails the close)."""
