@@ -501,6 +501,9 @@ def test_cuda_python_must_fit_the_driver(engine_export, fake_machine, monkeypatc
     assert problem("13.0.1", (12, 4)) == ("cuda-python 13.0.1 needs an NVIDIA driver for CUDA 13, this one supports "
                                           "CUDA 12.4: pip install 'cuda-python>=12.6,<13', or update the driver")
     assert problem("13.0.1", (13, 0)) is None and problem("12.9.0", (13, 1)) is None
+    for version in ("12.6.0", "11.8.0"):  # a CUDA 11 driver: no pin helps (it said "cuda-python<12", then "too old")
+        assert problem(version, (11, 8)).endswith("supports CUDA 11.8; TensorRT through cuda-python needs CUDA 12 or "
+                                                  "newer: update the driver")
     monkeypatch.setattr(cudahelp, "driver_cuda_version", lambda: None)
     assert problem("13.0.1") is None  # the driver cannot be asked: nothing to say
     monkeypatch.setattr(cudahelp, "cuda_python_version", lambda: "13.2.0")

@@ -251,6 +251,9 @@ def cuda_python_problem(version: str | None = None, driver: tuple[int, int] | No
     if m is None:
         return None
     major = int(m.group(1))
+    if driver is not None and driver[0] < 12:  # no cuda-python this backend can use runs on it
+        return (f"this NVIDIA driver supports CUDA {driver[0]}.{driver[1]}; TensorRT through cuda-python needs "
+                f"CUDA 12 or newer: update the driver")
     if major < 12:
         return f"cuda-python {version} is too old: pip install 'cuda-python>=12.6'"
     if driver is not None and major > driver[0]:
