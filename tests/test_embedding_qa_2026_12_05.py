@@ -34,11 +34,31 @@ def test_ort_cpu_gives_back_a_large_frames_memory(export):
         big = t.translate(rng.integers(0, 256, (1536, 2048, 3), np.uint8))
         grown = proc.memory_info().rss - before
         del big
-        out = t.translate(small)
+        out = [t.translate(small) for _ in range(2)]  # the second small frame in a row gives it back
         kept = proc.memory_info().rss - before
         assert grown > 200 << 20, grown >> 20  # (about 600 MB: else this test measures nothing)
         assert kept < grown / 3, (grown >> 20, kept >> 20)
-        assert np.array_equal(out, t.translate(small))  # and the small frame's result is unchanged by it
+        assert np.array_equal(out[0], out[1])  # and the small frame's result is unchanged by it
+
+
+def test_ort_cpu_shrinks_its_arena_only_after_a_lasting_drop(export, monkeypatch):
+    """A shrink makes the next larger run grow the arena again (9-16 % slower when it happens every run): two
+    streams of two sizes, or a batch of 2 that is sometimes 1, must not shrink at all; a lasting drop must."""
+    from cgan.runtime.backends import ort as ortmod
+
+    shrunk = []
+    real = ortmod._OrtBackend._run
+    monkeypatch.setattr(ortmod._OrtBackend, "_run",
+                        lambda self, b, shape, opts=None: shrunk.append(opts is not None) or real(self, b, shape, opts))
+    big, small = np.zeros((64, 64, 3), np.uint8), np.zeros((16, 16, 3), np.uint8)
+    with Translator.load(str(export), backend="ort-cpu") as t:
+        for _ in range(3):
+            t.translate(big), t.translate(small)  # alternating sizes
+        for _ in range(3):
+            t.translate_batch([big, big]), t.translate(big)  # a batch of 2, sometimes 1
+        assert not any(shrunk)
+        t.translate(small), t.translate(small), t.translate(small)
+        assert shrunk[-3:] == [False, True, False]  # once, at the second small run in a row
 
 
 @pytest.mark.parametrize("returns, message", [

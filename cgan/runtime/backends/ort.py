@@ -232,10 +232,12 @@ class OrtCpuBackend(_OrtBackend):
     def _activate_impl(self) -> None:
         super()._activate_impl()
         # onnxruntime's CPU memory arena grows to the largest frame run and keeps it until close (about 650
-        # bytes a pixel for ResNet-9 ngf 64: one 3 MP photo held 2.5 GB). A run of a smaller frame than the
-        # largest since the last shrink gives back what it does not use; every run would cost 9-16 % (measured
-        # at 256x256 and 720p), a shrink only when the size drops costs nothing on a steady stream.
+        # bytes a pixel for ResNet-9 ngf 64: one 3 MP photo held 2.5 GB). The second run in a row of a batch
+        # under half the largest since the last shrink gives back what it does not use. Shrinking every run
+        # would cost 9-16 % (measured at 256x256 and 720p); this costs nothing on a steady stream, and two
+        # streams of two sizes, or a batch of 2 that is sometimes 1, never shrink (each would grow it again).
         self._arena_high = 0
+        self._small_runs = 0
         self._shrink = _ort().RunOptions()
         self._shrink.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
 
@@ -256,9 +258,13 @@ class OrtCpuBackend(_OrtBackend):
             entry = self.bound.put(key, (binding, x, y, out), x.nbytes + y.nbytes + out.nbytes)
         binding, x, y, out = entry
         bgr_to_nchw(batch, x)
-        shrink = batch.size < self._arena_high
+        self._small_runs = self._small_runs + 1 if 2 * batch.size < self._arena_high else 0
+        shrink = self._small_runs >= 2
         self._run(binding, batch.shape, self._shrink if shrink else None)
-        self._arena_high = batch.size if shrink else max(self._arena_high, batch.size)
+        if shrink:
+            self._arena_high, self._small_runs = batch.size, 0
+        else:
+            self._arena_high = max(self._arena_high, batch.size)
         return nchw_to_bgr(y, out)
 
 
