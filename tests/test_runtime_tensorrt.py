@@ -674,3 +674,20 @@ def test_tensorrt_rtx_failed_activation_releases_in_order(engine_export, monkeyp
         assert rec["cache alive when the context went"] == [True] and cudart.live == 0
     finally:
         gc.enable()
+
+
+def test_tensorrt_rtx_without_a_home_folder_runs_without_a_runtime_cache(engine_export, monkeypatch, tmp_path):
+    """In a container without HOME or a passwd entry Path.home() raises RuntimeError: the cache is optional, so
+    that cost the run nothing but the cache (it failed Translator.load)."""
+    from cgan import pairs
+    from cgan.runtime import Translator
+
+    cudart, rec = _fake_rtx(engine_export, monkeypatch, tmp_path)
+
+    def no_home():
+        raise RuntimeError("Could not determine home directory.")
+    monkeypatch.setattr(pairs, "cgan_home", no_home)
+    frame = np.random.default_rng(12).integers(0, 256, (16, 16, 3), dtype=np.uint8)
+    with Translator.load(str(engine_export), backend="tensorrt-rtx") as t:
+        assert np.array_equal(t.translate(frame), 255 - frame) and t.backend.runtime_cache_file is None
+    assert cudart.live == 0

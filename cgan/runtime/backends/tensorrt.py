@@ -453,10 +453,15 @@ class TensorRTRTXBackend(TensorRTBackend):
         env = self.environment()
         slug = "".join(c if c.isalnum() else "-" for c in env.gpu_name).strip("-").lower()
         name = f"{str(rec.get('sha256') or 'unknown')[:16]}-{env.tensorrt_version}-cc{env.compute_capability}-{slug}"
-        self.runtime_cache_file = cgan_home() / "trt-rtx-runtime-cache" / f"{name}.bin"
+        try:  # (no home folder in a container: Path.home() raises; an unreadable $CGAN_HOME)
+            self.runtime_cache_file = cgan_home() / "trt-rtx-runtime-cache" / f"{name}.bin"
+            found = self.runtime_cache_file.is_file()
+        except (OSError, RuntimeError) as e:
+            log.warning("%s: no runtime cache (%s); kernels are compiled on every run", self.name, e)
+            self.runtime_cache_file, found = None, False
         cache = config.create_runtime_cache()
         self.runtime_cache_loaded = b""
-        if self.runtime_cache_file.is_file():
+        if found:
             try:
                 data = self.runtime_cache_file.read_bytes()
                 ok = cache.deserialize(data)  # checked against this GPU, driver and library by RTX itself
