@@ -189,6 +189,8 @@ def test_a_misspelt_keyword_is_pointed_to_the_one_meant(export, kwargs, meant):
     ('{"url": "file:///home/ann/cgan", "dir_info": {"editable": true}}', "pip install -e '/home/ann/cgan[cpu]'"),
     ('{"url": "file:///home/ann/my%20code/cgan", "dir_info": {}}', "pip install '/home/ann/my code/cgan[cpu]'"),
     ('{"url": "https://example.org/cgan-1.0.tar.gz", "archive_info": {}}', "pip install 'cgan[cpu]'"),
+    ('{"url": "https://github.com/ann/cgan.git", "vcs_info": {"vcs": "git", "commit_id": "0123abc"}}',
+     "pip install 'cgan[cpu] @ git+https://github.com/ann/cgan.git@0123abc'"),
     (None, None),  # a source tree run without installing: the tree itself, editable
 ])
 def test_install_hints_name_the_folder_cgan_came_from(monkeypatch, direct_url, want):
