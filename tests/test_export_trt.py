@@ -1,12 +1,14 @@
 """TensorRT engine logic with a fake `trt` module (profiles, strong typing, cache key/skip, sidecar, errors)."""
 from __future__ import annotations
 
+import re
 import json
 import sys
 import types
 
 import pytest
 
+from cgan._optional import pip_extra
 from cgan.errors import BackendUnavailable, CganError, IntegrityError
 from cgan.export import tensorrt as T
 
@@ -221,7 +223,7 @@ def test_errors(onnx_file, monkeypatch):
     monkeypatch.setitem(sys.modules, "tensorrt", None)  # import fails
     monkeypatch.setitem(sys.modules, "tensorrt_rtx", None)
     monkeypatch.setitem(sys.modules, "tensorrt_rtx_bindings", None)
-    with pytest.raises(BackendUnavailable, match=r"pip install cgan\[tensorrt\]"):
+    with pytest.raises(BackendUnavailable, match=re.escape(pip_extra("tensorrt"))):
         T.import_trt("auto")
     with pytest.raises(CganError, match="unknown --trt-flavour"):
         T.import_trt("onnx")

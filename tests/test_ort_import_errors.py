@@ -2,11 +2,13 @@
 cut short) was reported as "not installed", sending users to install what they had."""
 from __future__ import annotations
 
+import re
 import builtins
 import sys
 
 import pytest
 
+from cgan._optional import pip_extra
 from cgan.errors import BackendUnavailable
 from cgan.runtime.backends import ort as ort_backend
 
@@ -36,5 +38,5 @@ def test_installed_but_broken_says_so(monkeypatch):
 def test_not_installed_says_how_to_install(monkeypatch):
     _failing_import(monkeypatch, ModuleNotFoundError("No module named 'onnxruntime'"))
     monkeypatch.setattr(ort_backend, "module_available", lambda name: False)
-    with pytest.raises(BackendUnavailable, match=r"onnxruntime is not installed: pip install 'cgan\[runtime\]'"):
+    with pytest.raises(BackendUnavailable, match="onnxruntime is not installed: " + re.escape(pip_extra("runtime"))):
         ort_backend._ort()

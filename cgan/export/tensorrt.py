@@ -31,8 +31,8 @@ from cgan.spec import ENGINE_FORMAT, FORMAT_VERSION
 log = logging.getLogger(__name__)
 
 #: flavour -> (import name, file tag, pip extra)
-FLAVOURS = {"tensorrt": ("tensorrt", "trt", "cgan[tensorrt]"),
-            "tensorrt-rtx": ("tensorrt_rtx", "trt-rtx", "cgan[tensorrt-rtx]")}
+FLAVOURS = {"tensorrt": ("tensorrt", "trt", "tensorrt"),  # module, plan suffix, cgan extra
+            "tensorrt-rtx": ("tensorrt_rtx", "trt-rtx", "tensorrt-rtx")}
 #: the modules that provide each flavour: `tensorrt_rtx` comes from the tensorrt-rtx metapackage (an sdist); the
 #: tensorrt-rtx-cu13-libs + -bindings wheels alone provide only `tensorrt_rtx_bindings`, the same API
 MODULES = {"tensorrt": ("tensorrt",), "tensorrt-rtx": ("tensorrt_rtx", "tensorrt_rtx_bindings")}
@@ -125,7 +125,7 @@ def import_trt(flavour: str = "auto", aot: bool = False) -> tuple[Any, str]:
                 return importlib.import_module(module), name
             except ImportError:
                 continue
-    extras = " or ".join(f"`pip install {FLAVOURS[n][2]}`" for n in tried)
+    extras = " or ".join(f"`{pip_extra(FLAVOURS[n][2])}`" for n in tried)
     what = " / ".join(FLAVOURS[n][0] for n in tried)
     where = "(no GPU needed to build ahead of time)" if aot else "on a machine with an NVIDIA GPU"
     raise BackendUnavailable(f"{what} is not installed: {extras} {where}", alternative=NO_ENGINE_HINT)
@@ -139,7 +139,7 @@ def network_flags(trt: Any, flavour: str) -> tuple[int, str]:
     if flavour == "tensorrt" and ver[:2] < MIN_TRT and ver[0] < 11:
         raise BackendUnavailable(f"TensorRT {trt.__version__} is too old: cgan needs >= "
                                  f"{'.'.join(map(str, MIN_TRT))} for strongly typed FP16 engines; "
-                                 f"`pip install -U {FLAVOURS['tensorrt'][2]}`")
+                                 f"`{pip_extra(FLAVOURS['tensorrt'][2]).replace('pip install', 'pip install -U', 1)}`")
     if flavour == "tensorrt" and ver[0] < 11:
         if not has_flag:
             raise BackendUnavailable(f"TensorRT {trt.__version__} has no STRONGLY_TYPED network flag; upgrade it")

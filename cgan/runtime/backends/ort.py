@@ -57,7 +57,7 @@ def _pair_hint(model: Model, precision: str) -> str:
     else:
         export = f"`cgan-export {where}` (the name then finds the export)"
     return (f"{model.folder} is a pair without an {precision.upper()} ONNX graph for {model.direction}: "
-            f"{in_pair}export it with {export}; cgan-export comes with cgan[cpu]")
+            f"{in_pair}export it with {export}; cgan-export comes with the cpu extra ({pip_extra('cpu')})")
 
 
 def _ort() -> Any:
