@@ -215,3 +215,31 @@ def test_install_hints_name_the_folder_cgan_came_from(monkeypatch, direct_url, w
         assert got == want
     finally:
         _optional._installed_from.cache_clear()
+
+
+@pytest.mark.parametrize("fps", [1e-6, 0, -5, float("nan"), float("inf"), 5000, True])
+def test_frame_list_source_takes_only_a_frame_rate(fps):
+    """fps=1e-6 paced a live source 11 days a frame; 0, nan, inf and negative rates were taken without a word."""
+    from cgan.runtime.sources import FrameListSource
+
+    with pytest.raises(CganError, match="FrameListSource fps must be a frame rate from 0.01 to 1000"):
+        FrameListSource([], fps=fps, live=True)
+
+
+def test_a_source_that_gives_no_frames_is_said(tmp_path, caplog):
+    """An empty source among several got no output file, without a word (the others' files were written)."""
+    import logging
+
+    from cgan.runtime.sources import FrameListSource
+    from cgan.runtime.video import VideoJob, run_video
+
+    class Same:
+        def translate_batch(self, frames):
+            return [f.copy() for f in frames]
+
+    frames = [np.full((16, 16, 3), 40 * i, np.uint8) for i in range(3)]
+    with caplog.at_level(logging.WARNING, logger="cgan"):
+        run_video(VideoJob(inputs=[FrameListSource([], fps=10, name="empty"), FrameListSource(frames, fps=10)],
+                           output=str(tmp_path / "e.avi"), display=False, progress=False), translator=Same())
+    assert (tmp_path / "e_1.avi").exists() and not (tmp_path / "e_0.avi").exists()
+    assert any("no frames of empty were written: e_0.avi is not made" in r.getMessage() for r in caplog.records)

@@ -643,6 +643,7 @@ class VideoOutput:
             self.writer = None
         if self.frames == 0 or self.tmp is None:
             self.abort()
+            log.warning("no frames of %s were written: %s is not made", self.source_name or "the input", self.path.name)
             return None
         if error is not None:
             self.abort()
