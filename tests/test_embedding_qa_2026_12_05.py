@@ -219,11 +219,13 @@ def test_install_hints_name_the_folder_cgan_came_from(monkeypatch, direct_url, w
 
 @pytest.mark.parametrize("fps", [1e-6, 0, -5, float("nan"), float("inf"), 5000, True])
 def test_frame_list_source_takes_only_a_frame_rate(fps):
-    """fps=1e-6 paced a live source 11 days a frame; 0, nan, inf and negative rates were taken without a word."""
+    """fps=1e-6 paced a live source 11 days a frame; 0, nan, inf and negative rates were taken without a word (a
+    file-like source's rate only times the output, which falls back to the default rate: test_source_fps.py)."""
     from cgan.runtime.sources import FrameListSource
 
-    with pytest.raises(CganError, match="FrameListSource fps must be a frame rate from 0.01 to 1000"):
+    with pytest.raises(CganError, match="a live FrameListSource needs a frame rate from 0.01 to 1000"):
         FrameListSource([], fps=fps, live=True)
+    FrameListSource([], fps=fps)
 
 
 def test_a_source_that_gives_no_frames_is_said(tmp_path, caplog):

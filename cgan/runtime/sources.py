@@ -620,10 +620,11 @@ class FrameListSource:
     frame per `read()` (a generator that never ends, an SDK's queue: never read ahead, never held)."""
 
     def __init__(self, frames, fps: float = 25.0, live: bool = False, name: str = "frames"):
-        unknown = not live and isinstance(fps, (int, float)) and fps == 0  # a file-like source without a rate
-        if (known_fps(fps) == 0.0 and not unknown) or isinstance(fps, bool):  # (1e-6: 11 days a live frame)
-            raise CganError(f"FrameListSource fps must be a frame rate from {MIN_FPS:g} to {MAX_FPS:g}"
-                            f"{'' if live else ' (or 0: not known)'}, got {fps!r}")
+        # a live source is paced at its rate (1e-6: 11 days a frame; nan, inf, 0: not paced at all); a file-like
+        # source's rate only times its output, where one outside MIN_FPS..MAX_FPS is written at the default rate
+        if live and (known_fps(fps) == 0.0 or isinstance(fps, bool)):
+            raise CganError(f"a live FrameListSource needs a frame rate from {MIN_FPS:g} to {MAX_FPS:g} to be "
+                            f"paced at, got fps={fps!r}")
         sized = hasattr(frames, "__len__") and hasattr(frames, "__getitem__")
         self._frames = list(frames) if sized else []  # (the frames themselves are not copied)
         self._stream = None if sized else iter(frames)
