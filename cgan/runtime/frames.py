@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import math
 import numbers
+from typing import Callable
 from dataclasses import dataclass
 
 import cv2
@@ -127,6 +128,14 @@ def fit_to(frame: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 
 def round_up(n: int, multiple: int = MULTIPLE) -> int:
     return -(-n // multiple) * multiple
+
+
+def model_size_of(translator: object) -> Callable[[int, int], tuple[int, int]]:
+    """(height, width) -> the size a frame runs at through `translator`: its `model_size` (a Translator's max_side
+    shrinks it), else the size padded to multiples of 4 (an app's own translator); what the video and photo
+    pipelines check max_pixels against."""
+    size = getattr(translator, "model_size", None)
+    return size if callable(size) else (lambda h, w: (round_up(h), round_up(w)))
 
 
 @dataclass(frozen=True)

@@ -55,7 +55,7 @@ from cgan._limits import MAX_DECODE_PIXELS, usable_cpus
 from cgan._optional import optional_module, pip_extra
 from cgan._xmp import JPEG_MAX_XMP, jpeg_with_xmp, jpeg_xmp, png_with_xmp, png_xmp, xmp_for_copy
 from cgan.errors import CganError
-from cgan.runtime.frames import DEFAULT_MAX_PIXELS, round_up
+from cgan.runtime.frames import DEFAULT_MAX_PIXELS, model_size_of
 from cgan.runtime.sources import DEMO, _describe
 from cgan.runtime.video import CODECS, VIDEO_EXTS, JOIN_TIMEOUT_S, _check_bool, _checked_outputs, _handled_signals, \
     _signals, load_translator, parse_size, target_size
@@ -1017,8 +1017,7 @@ def _translate_one(translator: Any, size: tuple[str, Any], img: np.ndarray, alph
                    side_by_side: bool, suffix: str, max_pixels: int) -> np.ndarray:
     h, w = img.shape[:2]
     tw, th = target_size(w, h, size, even=False)
-    model_size = getattr(translator, "model_size", None)  # a Translator's max_side shrinks what the model runs
-    ph, pw = model_size(th, tw) if callable(model_size) else (round_up(th), round_up(tw))
+    ph, pw = model_size_of(translator)(th, tw)
     if pw * ph > max_pixels:
         how = "" if (tw, th) == (w, h) else f" at --size {tw}x{th}"
         raise PhotoProblem(f"{w}x{h}{how} is over the {max_pixels / 1e6:.1f} megapixels a frame may have (run at "

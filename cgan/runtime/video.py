@@ -41,7 +41,7 @@ import numpy as np
 
 from cgan._files import IMAGE_EXTS, _umask, nearest_existing, replace_synced, temp_prefix
 from cgan.errors import CganError, Terminated
-from cgan.runtime.frames import DEFAULT_MAX_PIXELS, MULTIPLE, even_size, fit_to, round_up, to_bgr
+from cgan.runtime.frames import DEFAULT_MAX_PIXELS, MULTIPLE, even_size, fit_to, model_size_of, round_up, to_bgr
 from cgan.runtime.smooth import FlickerMeter, TemporalSmoother
 from cgan.runtime.sources import CAPTURE_NAMED, CaptureSource, Source, Trimmed, _describe, known_fps, open_source, \
     parse_capture, parse_input, parse_time
@@ -898,8 +898,7 @@ class _Stream:
                  model_size: Callable[[int, int], tuple[int, int]] | None = None):
         self.idx = idx
         self.max_pixels = max_pixels  # the translator's limit for native frames (None: not known, not checked)
-        # the size the translator runs a frame at (a Translator's max_side shrinks it), else padded to 4s
-        self.model_size = model_size or (lambda h, w: (round_up(h), round_up(w)))
+        self.model_size = model_size or model_size_of(None)  # the size the translator runs a frame at
         self.source = source
         # a source of the app's own (not one of cgan's, which return a new array per frame) may fill one buffer
         # again on every read(), as camera SDKs do: its frames are copied, else the frames queued ahead of
@@ -1494,9 +1493,7 @@ def run_video(job: VideoJob, translator: Any = None) -> VideoSummary:
                    else None)
             smoother = TemporalSmoother(**smoother_args) if job.smooth else None
             limit = getattr(translator, "max_pixels", None)
-            model_size = getattr(translator, "model_size", None)
-            streams.append(_Stream(i, src, size, smoother, out, job.queue_size, limit,
-                                   model_size if callable(model_size) else None))
+            streams.append(_Stream(i, src, size, smoother, out, job.queue_size, limit, model_size_of(translator)))
         pipe = _Pipeline(job, translator, streams)
         if job.virtual_camera is not None:
             from cgan.runtime.vcam import VirtualCamera
