@@ -201,13 +201,9 @@ def load_plain(path: str | os.PathLike, what: str, advice: str,
     check_safe_torch_load()
     if p.stat().st_size == 0:  # (torch said "EOFError ''")
         raise IntegrityError(f"{p} is not a loadable {what} (the file is empty); {damaged_advice}")
-    if _zip_without_pickle(p):  # (torch said "[enforce fail at inline_container.cc:180] ...")
-        raise IntegrityError(f"{p} is not a loadable {what} (a zip archive, but not a PyTorch file: it has no "
-                             f"data.pkl); {damaged_advice}")
-    damaged = _damaged_zip_member(p)
-    if damaged:  # torch.load does not check the zip's CRCs: 5000 flipped bytes loaded as weights off by 1e5
-        raise IntegrityError(f"{p} is not a loadable {what} (damaged: {damaged} fails its checksum); "
-                             f"{damaged_advice}")
+    damaged = _zip_problem(p)
+    if damaged:
+        raise IntegrityError(f"{p} is not a loadable {what} ({damaged}); {damaged_advice}")
     try:
         with warnings.catch_warnings():  # (a plain pickle's "Detected pickle protocol 4 ..." came before the error)
             warnings.simplefilter("ignore", UserWarning)
@@ -232,28 +228,22 @@ def load_plain(path: str | os.PathLike, what: str, advice: str,
         raise IntegrityError(f"{p} is not a loadable {what} ({reason}); {advice}") from None
 
 
-def _zip_without_pickle(p: Path) -> bool:
-    """A zip file (an archive of photos, a model of another framework) that no torch.save wrote: torch's archives
-    hold ARCHIVE/data.pkl."""
+def _zip_problem(p: Path) -> str | None:
+    """What is wrong with a zip-format .pth (torch >= 1.6) before torch reads it, else None (also for the legacy
+    format and zips too broken to open: torch.load says what is wrong with those): a zip that no torch.save wrote
+    (an archive of photos, another framework's model: torch said "[enforce fail at inline_container.cc:180]";
+    torch's archives hold ARCHIVE/data.pkl), or a member whose data fails its CRC (torch.load does not check
+    them: 5000 flipped bytes loaded as weights off by 1e5)."""
     import zipfile
 
     try:
         with zipfile.ZipFile(p) as z:
-            return not any(n == "data.pkl" or n.endswith("/data.pkl") for n in z.namelist())
-    except (zipfile.BadZipFile, OSError, EOFError, ValueError, NotImplementedError):
-        return False
-
-
-def _damaged_zip_member(p: Path) -> str | None:
-    """The first member of a zip-format .pth (torch >= 1.6) whose data fails its CRC, else None (also for the
-    legacy format and zips too broken to open: torch.load says what is wrong with those)."""
-    import zipfile
-
-    try:
-        with zipfile.ZipFile(p) as z:
-            return z.testzip()
+            if not any(n == "data.pkl" or n.endswith("/data.pkl") for n in z.namelist()):
+                return "a zip archive, but not a PyTorch file: it has no data.pkl"
+            damaged = z.testzip()
     except (zipfile.BadZipFile, OSError, EOFError, ValueError, NotImplementedError):
         return None
+    return f"damaged: {damaged} fails its checksum" if damaged else None
 
 
 def _first_sentence(text: str, most: int = 160) -> str:
