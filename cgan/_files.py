@@ -17,6 +17,12 @@ from cgan.errors import CganError, IntegrityError
 IMAGE_EXTS = (".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pbm")
 
 
+def name_slug(text: str) -> str:
+    """A GPU's or a model's name as part of a file name: letters and digits kept, anything else '-', lower case
+    ("NVIDIA GeForce RTX 4090" -> "nvidia-geforce-rtx-4090")."""
+    return "".join(c if c.isalnum() else "-" for c in text).strip("-").lower()
+
+
 def user_path(value: str | os.PathLike) -> Path:
     """A path as a user typed it: surrounding blanks (a copy-paste's) dropped, "~" expanded."""
     return Path(os.path.expanduser(os.fspath(value).strip()))

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from cgan._files import atomic_path, read_json, sha256_file, write_bytes_atomic, write_json_atomic
+from cgan._files import atomic_path, name_slug, read_json, sha256_file, write_bytes_atomic, write_json_atomic
 from cgan._optional import pip_extra
 from cgan._versions import version_tuple
 from cgan.errors import BackendUnavailable, CganError, IntegrityError
@@ -303,8 +303,7 @@ def timing_cache_path(flavour: str, version: str, gpu: dict[str, Any] | None = N
     """Timing caches are specific to a TensorRT version and a GPU: the file name carries both."""
     name = f"trt-timing-cache-{flavour}-{version}"
     if gpu:
-        slug = "".join(c if c.isalnum() else "-" for c in str(gpu.get("name", ""))).strip("-").lower()
-        name += f"-cc{gpu.get('compute_capability')}-{slug}"
+        name += f"-cc{gpu.get('compute_capability')}-{name_slug(str(gpu.get('name', '')))}"
     return cgan_home() / name
 
 

@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from cgan._files import inside, read_json, write_bytes_atomic
+from cgan._files import inside, name_slug, read_json, write_bytes_atomic
 from cgan._optional import pip_extra
 from cgan._versions import version_tuple
 from cgan.errors import BackendUnavailable, CganError, IntegrityError, ShapeUnsupported
@@ -451,8 +451,8 @@ class TensorRTRTXBackend(TensorRTBackend):
         from cgan.pairs import cgan_home
 
         env = self.environment()
-        slug = "".join(c if c.isalnum() else "-" for c in env.gpu_name).strip("-").lower()
-        name = f"{str(rec.get('sha256') or 'unknown')[:16]}-{env.tensorrt_version}-cc{env.compute_capability}-{slug}"
+        name = (f"{str(rec.get('sha256') or 'unknown')[:16]}-{env.tensorrt_version}-cc{env.compute_capability}-"
+                f"{name_slug(env.gpu_name)}")
         try:  # (no home folder in a container: Path.home() raises; an unreadable $CGAN_HOME)
             self.runtime_cache_file = cgan_home() / "trt-rtx-runtime-cache" / f"{name}.bin"
             found = self.runtime_cache_file.is_file()
