@@ -130,6 +130,20 @@ def test_several_inputs_batched_by_size_one_output_each(tmp_path):
     assert max(len(b) for b in inv.batches if b[0] == (48, 64, 3)) == 2, "same-size streams were never batched"
 
 
+def test_decode_rate_of_several_inputs_is_their_rates_together(tmp_path):
+    """Each input decodes on its own thread: two inputs that take 20 ms a frame each decode at about 100 fps
+    together (the stage's rate, as the smoothing stage's), not at one thread's 50."""
+    def slow(n):
+        for i in range(n):
+            time.sleep(0.02)
+            yield pattern(i)
+
+    s = run_video(job(inputs=[FrameListSource(slow(10), fps=25), FrameListSource(slow(10), fps=25)],
+                      output=str(tmp_path / "o.mp4")), translator=Invert())
+    assert s.frames == 20
+    assert 70 < s.decode_fps < 110, s
+
+
 def test_size_change_mid_stream_resizes_to_first_size(tmp_path):
     frames = [pattern(i, 64, 48) for i in range(5)] + [pattern(i, 80, 60) for i in range(5)]
     out = tmp_path / "out.mp4"

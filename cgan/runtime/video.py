@@ -1640,9 +1640,8 @@ def _fill_summary(s: VideoSummary, pipe: _Pipeline, streams: list[_Stream], seco
     s.resized = sum(st.resized for st in streams)
     s.latency_p50_ms = _percentile_ms(pipe.latencies, 50)
     s.latency_p99_ms = _percentile_ms(pipe.latencies, 99)
-    read = sum(st.read for st in streams)
-    decode_busy = sum(st.decode_busy for st in streams)
-    s.decode_fps = read / decode_busy if decode_busy > 0 else 0.0
+    # each input decodes on its own thread, so the stage's rate is their rates together (as smooth_fps)
+    s.decode_fps = sum(st.read / st.decode_busy for st in streams if st.decode_busy > 0)
     s.translate_fps = pipe.translated / pipe.translate_busy if pipe.translate_busy > 0 else 0.0
     s.smooth_fps = pipe.smooth_fps()
     s.encode_fps = s.frames / pipe.encode_busy if pipe.encode_busy > 0 else 0.0
