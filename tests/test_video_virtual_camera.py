@@ -20,7 +20,7 @@ from cgan.runtime.video import VideoJob, run_video
 class FakeCams:
     """A stand-in pyvirtualcam module recording the cameras made and the frames they got."""
 
-    def __init__(self, refuse: str | None = None):
+    def __init__(self, refuse: str | None = None, lost_at: int | None = None):
         self.made: list = []
         fake = self
         self.module = types.ModuleType("pyvirtualcam")
@@ -39,6 +39,8 @@ class FakeCams:
 
             def send(self, frame):
                 assert frame.shape == (self.height, self.width, 3) and frame.flags.c_contiguous
+                if lost_at is not None and len(self.frames) == lost_at:
+                    raise RuntimeError("device went away\nmore detail")
                 self.frames.append(frame.copy())
 
             def sleep_until_next_frame(self):
@@ -104,3 +106,27 @@ def test_a_virtual_camera_alone_is_a_result(tmp_path, monkeypatch):
     s = run_video(VideoJob(inputs=[str(clip)], progress=False, handle_signals=False, virtual_camera="auto"),
                   translator=Invert())
     assert s.frames == 2 and len(cams.made[0].frames) == 2
+
+
+def test_a_camera_lost_mid_run_is_one_line_and_the_output_so_far_is_kept(tmp_path, monkeypatch, capsys):
+    """pyvirtualcam raises from send() when the device goes away (v4l2loopback unloaded, OBS's camera stopped):
+    the run stops with one line naming how far it got, and the frames written to --output stay a playable file
+    (it had ended in a traceback and the recording was removed)."""
+    cams = FakeCams(lost_at=3)
+    monkeypatch.setitem(sys.modules, "pyvirtualcam", cams.module)
+    clip = make_clip(tmp_path / "in.mp4", 12, fps=200)
+    out = tmp_path / "o.mp4"
+    code = run(cli, ["--input", str(clip), "--output", str(out), "--virtual-camera", "--no-display",
+                     "--no-progress", "--backend", "ort-cpu"])
+    err = capsys.readouterr().err
+    assert code != 0 and "Traceback" not in err and "more detail" not in err, err
+    assert "--virtual-camera stopped after 3 frames: device went away; the frames before it are kept in" in err
+    assert out.exists() and cams.made[0].closed
+    import cv2
+    cap = cv2.VideoCapture(str(out))
+    n = 0
+    while cap.read()[0]:
+        n += 1
+    cap.release()
+    assert 3 <= n < 12, n
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")], "temporary file left behind"

@@ -28,6 +28,10 @@ def check_available() -> None:
         raise CganError(f"--virtual-camera needs pyvirtualcam ({pip_extra('vcam')}) and {DRIVER}")
 
 
+def _first_line(e: Exception) -> str:
+    return str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+
+
 class VirtualCamera:
     """A virtual webcam opened on the first frame at that frame's size (even sides, as the drivers' YUV formats
     need; later frames of another size are resized to it). Frames from files are paced at `fps`, so the
@@ -43,10 +47,13 @@ class VirtualCamera:
     def send(self, frame: np.ndarray, live: bool) -> None:
         if self.cam is None:
             self._open(frame)
-        self.cam.send(fit_to(frame, self.size))
-        self.sent += 1
-        if not live:
-            self.cam.sleep_until_next_frame()
+        try:
+            self.cam.send(fit_to(frame, self.size))
+            self.sent += 1
+            if not live:
+                self.cam.sleep_until_next_frame()
+        except Exception as e:  # noqa: BLE001 - the device went away (v4l2loopback unloaded, OBS's camera stopped)
+            raise CganError(f"--virtual-camera stopped after {self.sent} frames: {_first_line(e)}") from None
 
     def _open(self, frame: np.ndarray) -> None:
         pyvirtualcam = _module()
@@ -55,8 +62,7 @@ class VirtualCamera:
             self.cam = pyvirtualcam.Camera(width=w, height=h, fps=self.fps, fmt=pyvirtualcam.PixelFormat.BGR,
                                            device=self.device)
         except Exception as e:  # noqa: BLE001 - pyvirtualcam raises RuntimeError/ValueError with the driver's words
-            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            raise CganError(f"--virtual-camera: {first} (it needs {DRIVER})") from None
+            raise CganError(f"--virtual-camera: {_first_line(e)} (it needs {DRIVER})") from None
         self.size = (w, h)
         log.info("virtual camera %s: %dx%d at %g fps", getattr(self.cam, "device", self.device or ""), w, h,
                  self.fps)

@@ -1024,6 +1024,7 @@ class _Pipeline:
         self.ended = "end"
         self.signals = 0  # SIGINT/SIGTERM received (see _signals)
         self.vcam: Any = None  # a VirtualCamera (--virtual-camera) the shown frames also go to
+        self.vcam_lost: CganError | None = None  # why the virtual camera stopped taking frames mid-run
 
     # -- capture (one thread per input) --
     def _capture(self, st: _Stream) -> None:
@@ -1212,8 +1213,14 @@ class _Pipeline:
                     self.job.on_frame(st.idx, frame, shown)
                 if st.out is not None:
                     st.out.write(shown, t_cap if st.live else None, t_src)
-                if self.vcam is not None:
-                    self.vcam.send(shown, st.live)
+                if self.vcam is not None and self.vcam_lost is None:
+                    try:
+                        self.vcam.send(shown, st.live)
+                    except CganError as e:
+                        if not self.vcam.sent:  # no camera to be had: the run fails, nothing is kept
+                            raise
+                        self.vcam_lost = e  # the device went away: the run stops, its outputs are kept (run_video)
+                        self.stop.set()
                 if display:
                     window = f"cgan-video {st.idx}" if len(self.streams) > 1 else "cgan-video"
                     cv2.imshow(window, shown)
@@ -1526,6 +1533,9 @@ def run_video(job: VideoJob, translator: Any = None) -> VideoSummary:
                     path = st.out.finish()
                     if path is not None:
                         summary.outputs.append(str(path))
+        if pipe.vcam_lost is not None:
+            kept = f"; the frames before it are kept in {', '.join(summary.outputs)}" if summary.outputs else ""
+            raise CganError(f"{pipe.vcam_lost}{kept}")
         if pipe.ended == "end" and job.max_frames is not None and all(
                 st.read >= job.max_frames for st in streams):
             pipe.ended = "max-frames"
