@@ -28,6 +28,12 @@ def user_path(value: str | os.PathLike) -> Path:
     return Path(os.path.expanduser(os.fspath(value).strip()))
 
 
+def path_key(p: str | os.PathLike) -> str:
+    """A path's identity for collisions: the real path, case folded (case-insensitive file systems — macOS,
+    Windows, exFAT, SMB shares — are common, and a false alarm only asks for another name)."""
+    return os.path.realpath(p).casefold()
+
+
 def visible_files(folder: Path, onerror: Any = None, leave_out: Path | None = None) -> Iterator[Path]:
     """The files under `folder`, recursively, folders in name order: hidden files and folders (a leading dot) left
     out, symlinked folders not entered, nothing under `leave_out`. `onerror` as os.walk's (None: unreadable

@@ -149,9 +149,10 @@ def test_crf_for_a_folder_with_videos_it_cannot_apply_to_is_one_line_before_anyt
     assert [Path(v["input"]).name for v in s.videos] == ["a.mp4"] and len(s.failed) == 1  # bad.mp4
 
 
-def test_an_output_folder_inside_the_input_holding_videos_is_refused(tmp_path):
+def test_an_output_folder_inside_the_input_holding_videos_is_refused(tmp_path, caplog):
     """clips/sub held clips/sub/a.mp4: left out as input (it is the output) and replaced by clips/a.mp4's
-    translation, exit 0. An output folder inside the input that holds no videos is still fine."""
+    translation, exit 0. An output folder inside the input that holds no videos is still fine, with a warning
+    (a later run over the input folder with another --output would translate the translations)."""
     folder = tmp_path / "clips"
     (folder / "sub").mkdir(parents=True)
     make_clip(folder / "a.mp4", 3)
@@ -163,9 +164,30 @@ def test_an_output_folder_inside_the_input_holding_videos_is_refused(tmp_path):
         run_video_folder(folder, folder / "sub", translator=Invert(), **QUIET)
     assert (folder / "sub" / "a.mp4").read_bytes() == before
     for _ in range(2):  # the same run again: its own earlier translations are replaced, not refused
+        caplog.clear()
         s = run_video_folder(folder, folder / "winter", translator=Invert(), **QUIET)
+        assert "inside the input folder: this run leaves it out, but a run over" in caplog.text
         assert [Path(v["input"]).relative_to(folder).as_posix() for v in s.videos] == \
             ["a.mp4", "sub/a.mp4", "sub/keep.mov"]
+
+
+def test_an_output_folder_above_the_input_that_would_replace_an_input_video_is_refused(tmp_path, caplog):
+    """--input w/clips --output w: w/clips/clips/a.mp4's translation goes to w/clips/a.mp4, an input video (it
+    was replaced, or read after it had been, exit 0). Refused before anything runs; without a clash the same
+    layout is fine."""
+    w = tmp_path / "w"
+    (w / "clips" / "clips").mkdir(parents=True)
+    make_clip(w / "clips" / "a.mp4", 3)
+    make_clip(w / "clips" / "clips" / "A.mp4", 2)  # (case folded, as on macOS and Windows)
+    before = (w / "clips" / "a.mp4").read_bytes()
+    with pytest.raises(CganError, match=r"--output .*w: the translation of .*clips/clips/A.mp4 would replace the "
+                                        r"input video .*clips/a.mp4; choose an output folder outside"):
+        run_video_folder(w / "clips", w, translator=Invert(), **QUIET)
+    assert (w / "clips" / "a.mp4").read_bytes() == before
+    (w / "clips" / "clips" / "A.mp4").rename(w / "clips" / "clips" / "b.mp4")
+    s = run_video_folder(w / "clips", w, translator=Invert(), **QUIET)
+    assert len(s.videos) == 2 and (w / "a.mp4").exists() and (w / "clips" / "b.mp4").exists()
+    assert (w / "clips" / "a.mp4").read_bytes() == before
 
 
 def test_a_video_that_keeps_its_container_keeps_its_name(tmp_path):

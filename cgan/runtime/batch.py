@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
-from cgan._files import user_path, visible_files
+from cgan._files import path_key, user_path, visible_files
 from cgan.errors import CganError
 from cgan.runtime.video import CODECS, H264, VIDEO_EXTS, VideoJob, crf_refusal, load_translator, output_codec, \
     run_video
@@ -150,6 +150,11 @@ def run_video_folder(folder: str | os.PathLike, output: str | os.PathLike | None
     if not videos:
         raise CganError(f"no videos in {folder} ({', '.join(sorted(VIDEO_EXTS))}; hidden files left out)")
     outputs = outputs_for(videos, folder, out)
+    inputs = {path_key(v): v for v in videos}
+    for v, o in zip(videos, outputs):  # an output folder above the input folder (clips/clips/a.mp4 -> clips/a.mp4)
+        if path_key(o) in inputs:
+            raise CganError(f"--output {out}: the translation of {v} would replace the input video "
+                            f"{inputs[path_key(o)]}; choose an output folder outside {folder}")
     if out.is_dir() and folder.resolve() in out.resolve().parents:
         # an output folder inside the input folder is not read as input: a video in it that is not the
         # translation of one of the inputs (an earlier run's) would be neither translated nor kept
@@ -158,6 +163,9 @@ def run_video_folder(folder: str | os.PathLike, output: str | os.PathLike | None
         if own:
             raise CganError(f"--output {out} is inside the input folder and holds videos that are not translations "
                             f"of its videos (e.g. {own[0]}): they would be left out; choose a folder outside {folder}")
+    if folder.resolve() in out.resolve().parents:
+        log.warning("warning: --output %s is inside the input folder: this run leaves it out, but a run over %s with "
+                    "another --output would translate these translations too", out, folder)
     jobs = [VideoJob(inputs=[str(v)], output=str(o), **options) for v, o in zip(videos, outputs)]
     _check_crf(jobs, folder)
     _check_once(jobs[0], out)

@@ -46,7 +46,8 @@ import cv2
 import numpy as np
 
 from cgan._codecs import reads
-from cgan._files import IMAGE_EXTS, check_folder_target, nearest_existing, user_path, visible_files, write_bytes_atomic
+from cgan._files import (IMAGE_EXTS, check_folder_target, nearest_existing, path_key, user_path, visible_files,
+                         write_bytes_atomic)
 from cgan._images import (TiffMetadata, bomb_size, exif_for_copy, exif_orientation, heif_image, png_gray_key,
                           png_has_alpha, png_orientation, tiff_alpha_orientation, tiff_metadata, webp_has_alpha,
                           webp_orientation)
@@ -406,10 +407,10 @@ def plan_outputs(inputs: Sequence[str | os.PathLike], output: str | os.PathLike 
             if folder.is_dir() and _within(out, folder):
                 raise CganError(f"--output {out} is inside the input folder {folder}: a later run would translate "
                                 f"the translations; choose a folder outside it")
-    sources = {_key(src): src for src, _ in plan}
+    sources = {path_key(src): src for src, _ in plan}
     seen: dict[str, tuple[Path, Path]] = {}
     for src, dst in plan:
-        key = _key(dst)
+        key = path_key(dst)
         if key in sources or (dst.exists() and _same(dst, src)):
             raise CganError(f"--output would overwrite the input photo {sources.get(key, src)}; choose another "
                             f"--output")
@@ -442,12 +443,6 @@ def plan_outputs(inputs: Sequence[str | os.PathLike], output: str | os.PathLike 
     return plan, out
 
 
-def _key(p: Path) -> str:
-    """A path's identity for collisions: the real path, case folded (case-insensitive file systems — macOS,
-    Windows, exFAT, SMB shares — are common, and a false alarm only asks for another name)."""
-    return os.path.realpath(p).casefold()
-
-
 def _same(a: Path, b: Path) -> bool:
     try:
         return os.path.samefile(a, b)
@@ -456,7 +451,7 @@ def _same(a: Path, b: Path) -> bool:
 
 
 def _within(path: Path, folder: Path) -> bool:
-    a, b = _key(path), _key(folder)
+    a, b = path_key(path), path_key(folder)
     return a == b or a.startswith(b.rstrip(os.sep) + os.sep)
 
 
