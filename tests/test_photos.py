@@ -673,6 +673,24 @@ def test_size_max_shrinks_only_the_larger_photos(tmp_path):
         photos.parse_size("max:720p")
 
 
+def test_an_exact_size_that_changes_a_photos_shape_is_said_once(tmp_path, caplog):
+    """--size 64x48 over a folder of camera photos squashed every portrait photo without a word: a warning
+    (once a run) names the first one and says what keeps the shape; a photo of that shape says nothing."""
+    d = tmp_path / "in"
+    write(d / "a_land.png", pattern(0, 128, 96))
+    write(d / "b_portrait.png", pattern(1, 48, 64))
+    write(d / "c_portrait.png", pattern(2, 48, 64))
+    run_photos(PhotoJob(inputs=d, output=tmp_path / "o", size="64x48", progress=False), translator=Invert())
+    assert cv2.imread(str(tmp_path / "o" / "b_portrait.png")).shape == (48, 64, 3)  # as asked
+    said = [r.getMessage() for r in caplog.records if "stretched" in r.getMessage()]
+    assert len(said) == 1 and "portrait.png: 48x64 is stretched to --size 64x48" in said[0], said
+    assert "--size N or max:N keeps each photo's shape" in said[0]
+    caplog.clear()
+    run_photos(PhotoJob(inputs=d / "a_land.png", output=tmp_path / "p.png", size="64x48", progress=False),
+               translator=Invert())
+    assert not [r for r in caplog.records if "stretched" in r.getMessage()]
+
+
 def test_a_closed_translator_is_one_error_not_one_per_photo(album, tmp_path):
     class Closed(Invert):
         closed = True

@@ -30,6 +30,7 @@ import errno
 import functools
 import glob
 import logging
+import math
 import numbers
 import os
 import queue
@@ -1008,6 +1009,11 @@ def _write_one(run: _Run, src: Path, dst: Path, img: np.ndarray, meta: PhotoMeta
         run.error(e)
 
 
+def _stretched(w: int, h: int, target: tuple[int, int]) -> bool:
+    """Whether resizing w x h to `target` changes its shape by more than 1 % (more than rounding does)."""
+    return abs(math.log((target[0] / target[1]) / (w / h))) > 0.01
+
+
 def _translate_one(translator: Any, size: tuple[str, Any], img: np.ndarray, alpha: np.ndarray | None,
                    side_by_side: bool, suffix: str, max_pixels: int) -> np.ndarray:
     h, w = img.shape[:2]
@@ -1142,6 +1148,10 @@ def _run(job: PhotoJob, translator: Any, plan: list[tuple[Path, Path]], size: tu
                     run.note_once(src, f"alpha{dst.suffix.lower()}",
                                   f"{dst.suffix.lower()} holds no transparency: written without it (what lies under "
                                   f"its transparent pixels shows); write .png, .webp or .tif to keep it")
+                if size[0] == "exact" and _stretched(img.shape[1], img.shape[0], size[1]):
+                    run.note_once(src, "stretched",
+                                  f"{img.shape[1]}x{img.shape[0]} is stretched to --size {size[1][0]}x{size[1][1]}, "
+                                  f"another shape; --size N or max:N keeps each photo's shape (portrait photos too)")
                 t0 = time.perf_counter()
                 try:
                     result = _translate_one(translator, size, img, alpha, job.side_by_side, dst.suffix, max_pixels)
