@@ -691,6 +691,19 @@ def test_an_exact_size_that_changes_a_photos_shape_is_said_once(tmp_path, caplog
     assert not [r for r in caplog.records if "stretched" in r.getMessage()]
 
 
+def test_a_float_tiff_is_refused_with_its_reason(tmp_path):
+    """OpenCV reads a 32-bit float TIFF only as it is (IMREAD_COLOR refuses it): it was "not a readable image",
+    which sent the user looking for a broken file."""
+    d = tmp_path / "in"
+    d.mkdir()
+    assert cv2.imwrite(str(d / "hdr.tif"), np.random.default_rng(0).random((20, 30, 3), dtype=np.float32))
+    write(d / "ok.png", pattern(0, 30, 20))
+    s = run_photos(PhotoJob(inputs=d, output=tmp_path / "o", progress=False), translator=Invert())
+    assert s.photos == 1 and [f["input"] for f in s.failed] == [str(d / "hdr.tif")]
+    assert s.failed[0]["reason"].startswith("a 32-bit floating-point image (HDR or scientific data), not read "
+                                            "here; convert it to an 8- or 16-bit photo"), s.failed
+
+
 def test_a_closed_translator_is_one_error_not_one_per_photo(album, tmp_path):
     class Closed(Invert):
         closed = True

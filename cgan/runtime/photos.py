@@ -512,7 +512,7 @@ def read_photo_with_metadata(path: str | os.PathLike, metadata: str = "all") \
     except cv2.error:  # e.g. over OpenCV's own pixel limit
         img = None
     if img is None or img.size == 0:
-        raise PhotoProblem("not a readable image")
+        raise PhotoProblem(_unreadable_why(data))
     heif = heif_image(data) if bytes(data[4:8]) == b"ftyp" else None  # AVIF (HEIF without pillow-heif)
     turned = False
     if heif is not None:
@@ -540,6 +540,19 @@ def read_photo_with_metadata(path: str | os.PathLike, metadata: str = "all") \
     if alpha is None and why:
         log.warning("warning: %s: its transparency could not be read (%s); translated without it", path, why)
     return img, alpha, meta
+
+
+def _unreadable_why(data: np.ndarray) -> str:
+    """Why a file IMREAD_COLOR refused is not read: a float image (an HDR or scientific TIFF, EXR: OpenCV
+    decodes it only as it is, and its values may be linear light, not a photo's) said as such."""
+    try:
+        full = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+    except cv2.error:
+        full = None
+    if full is not None and full.dtype.kind == "f":
+        return (f"a {full.dtype.itemsize * 8}-bit floating-point image (HDR or scientific data), not read here; "
+                f"convert it to an 8- or 16-bit photo first (tone mapped if it holds HDR values)")
+    return "not a readable image"
 
 
 def _read_heif(data: np.ndarray, metadata: str) -> tuple[np.ndarray, np.ndarray | None, PhotoMeta]:
