@@ -398,6 +398,8 @@ def test_cli_json_and_exit_0(tmp_path, capsys):
     (["--input", "{tmp}/iphone", "--output", "{tmp}/o"], ["no photos in", "2 .heic (HEIC: not read here; HEIC/HEIF "
                                                                            f"with {pip_extra('heif')})"]),
     (["--input", "{tmp}/iphone/*", "--output", "{tmp}/o"], ["no photos match", "2 .heic", "convert them"]),
+    (["--input", "{tmp}/dangling.jpg", "--output", "{tmp}/o"], ["dangling.jpg is a broken link (to ",
+                                                                "gone.jpg, which does not exist)"]),
 ])
 def test_cli_mistakes_are_one_line(album, tmp_path, capsys, monkeypatch, argv, needles):
     monkeypatch.setattr(photos, "_heif", lambda: None)  # no pillow-heif: HEIC is not read
@@ -406,6 +408,7 @@ def test_cli_mistakes_are_one_line(album, tmp_path, capsys, monkeypatch, argv, n
     for name in ("IMG_1.HEIC", "IMG_2.heic"):
         (tmp_path / "iphone" / name).write_bytes(b"\x00\x00\x00\x18ftypheic")
     write(tmp_path / "twin" / "b.png", pattern(0))  # with album: two b.png
+    (tmp_path / "dangling.jpg").symlink_to(tmp_path / "gone.jpg")  # was "neither a photo file nor a folder"
     argv = [a.format(album=album, tmp=tmp_path) for a in argv]
     code, _, err = cgan_video(argv + ["--no-progress"], capsys)
     one_line_error(code, err, *needles)

@@ -41,11 +41,30 @@ def clip(tmp_path):
     return make_clip(tmp_path / "in.mp4", 10)
 
 
+def _sound_only(path) -> None:
+    """A file with one AAC stream and no video (a voice memo named .mp4): "cannot decode ...; re-encode it"
+    sent the user to re-encode what holds no pictures."""
+    import av
+
+    with av.open(str(path), "w") as c:
+        s = c.add_stream("aac", rate=44100)
+        s.layout = "mono"
+        for i in range(10):
+            f = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
+            f.sample_rate, f.pts = 44100, i * 1024
+            for p in s.encode(f):
+                c.mux(p)
+        for p in s.encode(None):
+            c.mux(p)
+
+
 def test_bad_inputs_one_line(tmp_path, clip, capsys):
     (tmp_path / "junk.mp4").write_bytes(np.random.default_rng(1).integers(0, 255, 3000, dtype=np.uint8).tobytes())
     (tmp_path / "empty.avi").write_bytes(b"")
     make_clip(tmp_path / "zero.avi", 0, fourcc="MJPG")
+    _sound_only(tmp_path / "voice.mp4")
     cases = [
+        (["--input", str(tmp_path / "voice.mp4")], "voice.mp4 has no video stream, only sound (aac): nothing to"),
         (["--input", str(tmp_path / "missing.mp4")], "not found"),
         (["--input", str(tmp_path / "junk.mp4")], "cannot decode"),
         (["--input", str(tmp_path / "empty.avi")], "empty"),

@@ -94,8 +94,11 @@ def test_no_pyvirtualcam_no_driver_and_several_inputs_are_one_line(tmp_path, mon
     assert not out.exists() and not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
     with pytest.raises(CganError, match="takes one --input"):
         run_video(job(inputs=[str(clip), str(clip)], virtual_camera="auto"), translator=Invert())
-    with pytest.raises(CganError, match="virtual_camera must be"):
+    with pytest.raises(CganError, match=r"\(virtual_camera\) takes no value, 'auto' or a device"):
         VideoJob(inputs=["demo"], virtual_camera=True)
+    code = run(cli, ["--input", str(clip), "--virtual-camera=", "--no-display", "--no-progress"])
+    err = capsys.readouterr().err
+    assert code == 2 and "--virtual-camera (virtual_camera) takes no value, 'auto' or a device such as" in err, err
 
 
 def test_a_virtual_camera_alone_is_a_result(tmp_path, monkeypatch):

@@ -357,6 +357,8 @@ def find_photos(inputs: Sequence[str | os.PathLike], problems: list[tuple[Path, 
                 raise CganError(f"no photos match --input {os.fspath(value).strip()}{hint}")
             left_out += other
             items += [(f, PurePath(f.name), True) for f in found]  # named by a pattern: an output folder
+        elif p.is_symlink() and not p.exists():
+            raise CganError(f"--input {p} is a broken link (to {os.readlink(p)}, which does not exist)")
         elif os.path.lexists(p):
             raise CganError(f"--input {p} is neither a photo file nor a folder")
         else:

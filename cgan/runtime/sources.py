@@ -295,6 +295,12 @@ class CaptureSource:
                 raise IntegrityError(f"input file {p} is empty (0 bytes): not a video")
             cap = cv2.VideoCapture(str(p), cv2.CAP_FFMPEG)
             if not cap.isOpened():
+                from cgan.runtime import pyav
+
+                info = pyav.probe(p)
+                if info.videos == 0 and info.audio is not None:  # (re-encoding, the advice below, cannot help)
+                    raise IntegrityError(f"{p} has no video stream, only sound ({info.audio.codec}): nothing to "
+                                         f"translate")
                 raise IntegrityError(f"cannot decode {p}: no video frames, corrupt, or not a format this "
                                      f"OpenCV/FFmpeg reads; re-encode it (e.g. `ffmpeg -i IN -c:v libx264 out.mp4`)")
             return cap

@@ -144,8 +144,8 @@ class VideoJob:
         parse_capture(self.capture)
         if self.virtual_camera is not None and (not isinstance(self.virtual_camera, str)
                                                 or not self.virtual_camera.strip()):
-            raise CganError(f"virtual_camera must be 'auto', a device (e.g. '/dev/video10') or None, got "
-                            f"{_describe(self.virtual_camera)}")
+            raise CganError(f"--virtual-camera (virtual_camera) takes no value, 'auto' or a device such as "
+                            f"/dev/video10 (None: no virtual camera), got {_describe(self.virtual_camera)}")
         self.max_frames = _checked_int("max_frames", self.max_frames, 1, none_ok=True)
         self.crf = _checked_int("crf", self.crf, 0, none_ok=True, high=MAX_CRF)
         self.start = None if self.start is None else parse_time(self.start, "start")
