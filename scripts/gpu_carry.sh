@@ -9,7 +9,7 @@
 #   NO_DATA=1 ...                   # without the photos (a lease that does not train)
 #
 # Uses ../shared/tools/device-carry, but with pieces small enough to travel next to this repository's own
-# tracked files: a call carries at most 64 MiB in all, and device-carry's 60 MiB pieces plus our ~13 MiB tree
+# tracked files: a call carries at most 64 MiB in all, and device-carry's 60 MiB pieces plus our ~15 MiB tree
 # would be refused. Prints the back-to-back calls and the unpack line (docs/GPU_RUNBOOK.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -27,7 +27,9 @@ STAGES=${STAGES:-train bench profile tests}
 BENCH_S=${BENCH_S:-170}
 TESTS_S=${TESTS_S:-80}
 PROFILE_S=${PROFILE_S:-40}
-TRAIN_S=${TRAIN_S:-$((CALL_S - BENCH_S - PROFILE_S - TESTS_S - 10))}
+PHOTOS_S=${PHOTOS_S:-30}
+case " $STAGES " in *" photos "*) photos_s=$PHOTOS_S;; *) photos_s=0;; esac  # photos' time is taken from training
+TRAIN_S=${TRAIN_S:-$((CALL_S - BENCH_S - PROFILE_S - TESTS_S - photos_s - 10))}
 DATA_A=${DATA_A:-/tmp/carry/trainA}
 DATA_B=${DATA_B:-/tmp/carry/trainB}
 WORK=${WORK:-/tmp/cgan_session}  # run folder and pair; a re-run of this script starts training afresh
@@ -141,10 +143,10 @@ tests)
     --ignore=tests/test_gpu_parity.py --durations=5 2>&1 | tee -a "$OUT/gpu-tests.log"
   ;;
 photos)
-  stage "photos (budget ${PHOTOS_S:-30} s)"
+  stage "photos (budget ${PHOTOS_S} s)"
   # cgan-video's photo mode (the official test.py job) on the GPU: read -> translate -> write overlap; how close
   # it runs to the translation stage is the figure to take home. The summary (JSON) stays in session.log.
-  c=$(cap "${PHOTOS_S:-30}")
+  c=$(cap "$PHOTOS_S")
   if [ "$c" -lt 10 ]; then echo "only $c s left for photos: skipped"; continue; fi
   if [ ! -d "$DATA_A" ]; then echo "no photos at $DATA_A: skipped"; continue; fi
   rm -rf "$WORK/photos_out"

@@ -201,3 +201,20 @@ def test_every_timeout_in_the_session_script_takes_a_checked_cap():
     for line in script.splitlines():
         if "timeout " in line and "$(cap" in line:
             pytest.fail(f"a cap used unchecked (it may be 0: no limit): {line.strip()}")
+
+
+
+@pytest.mark.parametrize("stages,budget", [("train bench profile tests", 260),
+                                           ("train bench profile tests photos", 230)])
+def test_the_photos_stage_takes_its_time_from_training(stages, budget):
+    """The runbook said photos' 30 s came from training, but training took its 260 s whatever STAGES held, so
+    with the default CALL_S photos got only what the other stages left unused (usually under 10 s: skipped)."""
+    lines = (ROOT / "scripts" / "gpu_session.sh").read_text().splitlines()
+    first = next(i for i, line in enumerate(lines) if line.startswith("CALL_S="))
+    last = next(i for i, line in enumerate(lines) if line.startswith("TRAIN_S="))
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("CALL_S", "BENCH_S", "TESTS_S", "PROFILE_S", "PHOTOS_S", "TRAIN_S")}
+    env["STAGES"] = stages
+    p = subprocess.run(["bash", "-c", "\n".join(lines[first:last + 1]) + "\necho $TRAIN_S"], capture_output=True,
+                       text=True, timeout=30, env=env)
+    assert p.returncode == 0 and p.stdout.strip() == str(budget), (p.stdout, p.stderr)
