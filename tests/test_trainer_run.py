@@ -405,6 +405,39 @@ def test_an_image_failing_mid_run_saves_the_steps_trained_and_says_resume(tmp_pa
     assert ckpt.load_checkpoint(ckpt.latest_checkpoint(tmp_path / "R" / "r"))["counters"]["step"] == 5
 
 
+@pytest.mark.parametrize("fails_at", [1, 3])
+def test_running_out_of_memory_is_one_line_and_saves_the_steps_trained(tmp_path, data, monkeypatch, fails_at):
+    """torch's allocator errors (CPU: a RuntimeError "can't allocate memory"; CUDA: torch.OutOfMemoryError, also
+    a RuntimeError) ended a run in a 93-line traceback, the steps since the last checkpoint lost. Now one line
+    with the sizes to lower; the steps trained are saved first, and a run that trained nothing leaves no folder."""
+    real, calls = CycleGAN.train_step, []
+
+    def step(self, x, y):
+        calls.append(1)
+        if len(calls) == fails_at:
+            raise RuntimeError("[enforce fail at alloc_cpu.cpp:127] data. DefaultCPUAllocator: can't allocate "
+                               "memory: you tried to allocate 1073741824 bytes. Error code 12")
+        return real(self, x, y)
+
+    monkeypatch.setattr(CycleGAN, "train_step", step)
+    cfg = tiny_config(data, tmp_path / "r", max_steps=6)
+    with pytest.raises(CganError) as e:
+        train(cfg, progress=False)
+    said = str(e.value)
+    assert "\n" not in said and f"out of memory on cpu at step {fails_at} (--size {cfg.size}" in said, said
+    assert "lower --size and --load-size or --batch-size" in said
+    run_dir = tmp_path / "r" / "run"
+    if fails_at == 1:
+        assert "--resume" not in said and not run_dir.exists()
+    else:
+        assert "steps trained so far are saved" in said and said.endswith("--resume`"), said
+        assert ckpt.load_checkpoint(ckpt.latest_checkpoint(run_dir))["counters"]["step"] == fails_at - 1
+    monkeypatch.setattr(torch, "OutOfMemoryError", type("OutOfMemoryError", (RuntimeError,), {}), raising=False)
+    from cgan.trainer.train import _out_of_memory
+    assert _out_of_memory(torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB"))
+    assert _out_of_memory(MemoryError()) and not _out_of_memory(RuntimeError("Sizes of tensors must match"))
+
+
 def test_init_from_a_diverged_pair_is_refused_and_leaves_no_run_folder(tmp_path, data, capsys):
     """A pair of NaN weights used to train until the divergence check blamed --lr, and the refused run left its
     config.json, log.csv and tensorboard/ behind (the clean-up knew no tensorboard folder)."""

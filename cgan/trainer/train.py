@@ -616,9 +616,13 @@ def _train(cfg: TrainConfig, resume: bool, progress: bool, reset_schedule: bool,
         except BaseException as e:
             _close_quietly(logger)  # its own error (a full disk) must not hide the one that ended the run
             _stop_workers(loader)  # now: at exit, Python's clean-up SIGTERMed them and torch printed a traceback
+            trained = counters["step"] not in (last_saved, 0)  # (a fresh run's step 0 trained nothing)
             if isinstance(e, DataError) and main_rank:
-                trained = counters["step"] not in (last_saved, 0)  # (a fresh run's step 0 trained nothing)
-                raise _data_failure(e, save if trained else None, counters["step"], run_dir, cfg) from None
+                raise _failure(e, DataError, save if trained else None, counters["step"], run_dir, cfg,
+                               "fix or remove that image") from None
+            if _out_of_memory(e) and main_rank:
+                raise _failure(_oom_advice(cfg, counters["step"], device), CganError, save if trained else None,
+                               counters["step"], run_dir, cfg, "lower --size or --batch-size") from None
             raise
         logger.close()  # after the last samples: a closed TensorBoard writer would open a new, unflushed file
         if main_rank:  # the weights saved here were checked by the save() of this step (check_finite)
@@ -707,7 +711,7 @@ def _loader(cfg: TrainConfig, dataset: Any, sampler: Any, device: Any, drop_last
 def _agreed_batches(batches: Iterator[Any], world: int, rank: int, device: torch.device) -> Iterator[Any]:
     """The loader's batches; under torchrun every process first says whether it has its next batch, so that a
     training image that fails on one process ends them all at the same step (rank 0 then saves the steps
-    trained: _data_failure). Alone, the failing process left the others in the gradient all-reduce: gloo's
+    trained: _failure). Alone, the failing process left the others in the gradient all-reduce: gloo's
     "Connection closed by peer", NCCL's hang until torchrun killed them, and nothing saved. One small
     all-reduce per step; none with one process."""
     if world <= 1:
@@ -854,22 +858,38 @@ def _stop_workers(loader: Any) -> None:
         log.debug("stopping the loader's workers after an error: %s", e)
 
 
-def _data_failure(e: DataError, save: Any, step: int, run_dir: Path, cfg: TrainConfig) -> CganError:
-    """A training image failed mid-run: save the steps trained since the last checkpoint (the model is as the
-    last step left it) and say how to go on. Up to an epoch of training used to be lost, without a word of
-    --resume."""
+def _failure(e: BaseException | str, kind: type[CganError], save: Any, step: int, run_dir: Path, cfg: TrainConfig,
+             fix: str) -> CganError:
+    """A training image failed mid-run, or memory ran out: save the steps trained since the last checkpoint (the
+    model is as the last step left it) and say how to go on (`fix`, then --resume). Up to an epoch of training
+    used to be lost, without a word of --resume (and running out of memory was a torch traceback)."""
     from cgan._cli import one_line
 
-    what = one_line(e)  # (from a loader worker, torch's message holds the worker's whole traceback)
+    what = e if isinstance(e, str) else one_line(e)  # (from a loader worker: the worker's whole traceback)
     if save is not None:
         try:
             save()
-        except Exception as err:  # (a full disk too: the data error stays the one reported)
+        except Exception as err:  # (a full disk too: the first error stays the one reported)
             log.warning("could not save a checkpoint at step %d: %s", step, one_line(err))
     if not ckpt.list_checkpoints(run_dir):
-        return DataError(what)
-    return DataError(f"{what}; the steps trained so far are saved in {run_dir}: fix or remove that image, then go "
-                     f"on with `cgan-train --name {shlex.quote(cfg.name)} --out {shlex.quote(str(cfg.out))} --resume`")
+        return kind(what)
+    return kind(f"{what}; the steps trained so far are saved in {run_dir}: {fix}, then go on with "
+                f"`cgan-train --name {shlex.quote(cfg.name)} --out {shlex.quote(str(cfg.out))} --resume`")
+
+
+def _out_of_memory(e: BaseException) -> bool:
+    """Whether `e` is memory running out: torch.OutOfMemoryError (CUDA), the CPU allocator's RuntimeError
+    ("DefaultCPUAllocator: can't allocate memory"), MPS's, or Python's MemoryError."""
+    if isinstance(e, MemoryError) or isinstance(e, getattr(torch, "OutOfMemoryError", ())):
+        return True
+    return isinstance(e, RuntimeError) and any(s in str(e) for s in ("can't allocate memory", "out of memory",
+                                                                      "MPS backend out of memory"))
+
+
+def _oom_advice(cfg: TrainConfig, step: int, device: Any) -> str:
+    return (f"out of memory on {device} at step {step + 1} (--size {cfg.size}, --load-size {cfg.load_size}, "
+            f"--batch-size {cfg.batch_size}, --ngf {cfg.ngf}, --preprocess {cfg.preprocess}): lower --size and "
+            f"--load-size or --batch-size (or close what else uses the memory)")
 
 
 def _close_quietly(logger: Any) -> None:
