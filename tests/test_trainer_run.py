@@ -438,6 +438,20 @@ def test_running_out_of_memory_is_one_line_and_saves_the_steps_trained(tmp_path,
     assert _out_of_memory(MemoryError()) and not _out_of_memory(RuntimeError("Sizes of tensors must match"))
 
 
+def test_the_epochs_checkpoint_is_saved_before_its_sample_grid(tmp_path, data, monkeypatch):
+    """The epoch-end sample grid was written before the checkpoint: a grid that could not be written (a
+    read-only or full samples/, memory for a large first photo under --preprocess none) lost the whole epoch."""
+    def fail(self, *a, **kw):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(CycleGAN, "translate_samples", fail)
+    cfg = tiny_config(data, tmp_path / "r")
+    with pytest.raises(OSError):
+        train(cfg, progress=False)
+    saved = ckpt.load_checkpoint(ckpt.latest_checkpoint(tmp_path / "r" / "run"))
+    assert saved["counters"]["epoch"] == 1 and saved["counters"]["step"] > 0
+
+
 def test_init_from_a_diverged_pair_is_refused_and_leaves_no_run_folder(tmp_path, data, capsys):
     """A pair of NaN weights used to train until the divergence check blamed --lr, and the refused run left its
     config.json, log.csv and tensorboard/ behind (the clean-up knew no tensorboard folder)."""

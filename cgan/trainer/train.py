@@ -596,9 +596,9 @@ def _train(cfg: TrainConfig, resume: bool, progress: bool, reset_schedule: bool,
                 model.end_epoch()
                 counters["epoch"] += 1
                 counters["step_in_epoch"] = 0
-                sample()
-                save()
+                save()  # first: a sample grid that cannot be written (a full disk, memory) must not cost the epoch
                 last_saved = counters["step"]
+                sample()
             if fitter is not None and fitter.stopped_early and counters["epoch"] < sum(model.schedule) and main_rank:
                 why = ("the run was slower than its measured pace" if fitter.pace_measured else
                        f"the budget ran out before {fitter.probe_steps} steps could measure the pace, "
