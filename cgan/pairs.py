@@ -26,6 +26,7 @@ summer2winter and selects F).
 from __future__ import annotations
 
 import os
+import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -274,6 +275,11 @@ def _is_run(p: Path) -> bool:
     return (p / "pair" / PAIR_JSON).is_file() and (p / "config.json").is_file()
 
 
+def _training_run(p: Path) -> bool:
+    """A cgan-train run folder with at least one checkpoint (finished or not)."""
+    return (p / "config.json").is_file() and any((p / "checkpoints").glob("step-*.pt"))
+
+
 def _resolve(s: str, prefer_pairs: bool) -> Resolved:
     p = Path(s).expanduser()
     looks_like_path = os.sep in s or s.startswith((".", "~")) or (os.altsep is not None and os.altsep in s)
@@ -283,6 +289,11 @@ def _resolve(s: str, prefer_pairs: bool) -> Resolved:
     # pair instead, without a word)
     if looks_like_path or (p.exists() and (not _valid_name(s) or (p.is_dir() and (_kind(p) or _is_run(p))))):
         if not p.is_dir():
+            if p.is_file() and _training_run(p.parent.parent) and p.parent.name == "checkpoints":
+                run = p.parent.parent
+                raise CganError(f"{p} is a cgan-train checkpoint, not a pair: write its pair (`cgan-train export-pair "
+                                f"{run} --checkpoint {p} --out PAIR_FOLDER`) and pass PAIR_FOLDER, or pass {run} for "
+                                f"the run's own pair")
             if p.is_file() and p.suffix.lower() in (".pth", ".pt"):  # an official checkpoint, given as it is
                 lone_b = p.name.endswith("G_B.pth")  # Y→X: imported as G it would run the wrong way
                 also = ("--direction F`, or with the G_A file first for both directions)" if lone_b else
@@ -304,6 +315,10 @@ def _resolve(s: str, prefer_pairs: bool) -> Resolved:
                 files = " ".join(str(f) for f in (a, b) if f is not None) + ("" if a else " --direction F")
                 raise CganError(f"{p} is an official checkpoints folder, not a cgan pair: import it first "
                                 f"(`cgan-train import-official {files} --out PAIR_FOLDER`) and pass PAIR_FOLDER")
+            if _training_run(p):  # stopped before its end (a failed image, kill -9, a full disk): no pair yet
+                raise CganError(f"{p} is a training run that has not written its pair yet: write it from the latest "
+                                f"checkpoint (`cgan-train export-pair {p}`), or train on (`cgan-train --name "
+                                f"{shlex.quote(p.name)} --out {shlex.quote(str(p.parent))} --resume`)")
             raise CganError(f"{p} holds neither pair.json nor an export manifest.json: not a cgan pair or export")
         return Resolved(kind, p, None, "path")
     if not _valid_name(s):

@@ -58,3 +58,30 @@ def test_official_checkpoints_given_as_a_pair_point_at_import_official(tmp_path)
         (folder / name).unlink()
     with pytest.raises(CganError, match=r"latest_net_G_B\.pth --direction F --out"):
         resolve(str(folder))
+
+
+def test_a_training_checkpoint_or_an_unfinished_run_given_as_a_pair_points_at_export_pair(tmp_path):
+    """A cgan-train checkpoint was taken for an official one ("import it first (`cgan-train import-official`"),
+    which import-official then refused ("write its pair with export-pair"): two hops. A run stopped before its
+    end (no pair/ yet) was "not a cgan pair or export", with no word of export-pair or --resume."""
+    from cgan.errors import CganError
+    from cgan.pairs import resolve
+
+    run = tmp_path / "runs" / "s1"
+    (run / "checkpoints").mkdir(parents=True)
+    (run / "config.json").write_text("{}")
+    step = run / "checkpoints" / "step-000000008.pt"
+    step.write_bytes(b"x")
+    with pytest.raises(CganError, match=r"step-000000008\.pt is a cgan-train checkpoint, not a pair: write its pair "
+                                        r"\(`cgan-train export-pair \S+s1 --checkpoint \S+step-000000008\.pt --out "
+                                        r"PAIR_FOLDER`\)"):
+        resolve(str(step))
+    with pytest.raises(CganError, match=r"s1 is a training run that has not written its pair yet: write it from "
+                                        r"the latest checkpoint \(`cgan-train export-pair \S+s1`\), or train on "
+                                        r"\(`cgan-train --name s1 --out \S+runs --resume`\)"):
+        resolve(str(run))
+    loose = tmp_path / "elsewhere" / "step-000000008.pt"  # not in a run: taken for an official one, as before
+    loose.parent.mkdir()
+    loose.write_bytes(b"x")
+    with pytest.raises(CganError, match="is a PyTorch checkpoint, not a cgan pair: import it first"):
+        resolve(str(loose))
