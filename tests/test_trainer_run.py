@@ -452,6 +452,21 @@ def test_the_epochs_checkpoint_is_saved_before_its_sample_grid(tmp_path, data, m
     assert saved["counters"]["epoch"] == 1 and saved["counters"]["step"] > 0
 
 
+def test_a_pair_that_cannot_be_written_at_the_end_says_export_pair(tmp_path, data):
+    """RUN/pair could not be written at the run's end: "choose a writable folder", a folder the user never
+    chose. The checkpoint is saved, so the way on is export-pair once the cause is fixed."""
+    run_dir = tmp_path / "r" / "run"
+    run_dir.mkdir(parents=True)
+    (run_dir / "pair").write_text("in the way")
+    with pytest.raises(CganError) as e:
+        train(tiny_config(data, tmp_path / "r", max_steps=2), progress=False)
+    said = str(e.value)
+    assert said.startswith(f"the run's pair could not be written: cannot write to pair folder {run_dir / 'pair'}: "
+                           f"it is a file, not a folder; its checkpoint of step 2 is saved: fix that, then write "
+                           f"the pair with `cgan-train export-pair {run_dir}`"), said
+    assert "choose" not in said and ckpt.latest_checkpoint(run_dir) is not None
+
+
 def test_init_from_a_diverged_pair_is_refused_and_leaves_no_run_folder(tmp_path, data, capsys):
     """A pair of NaN weights used to train until the divergence check blamed --lr, and the refused run left its
     config.json, log.csv and tensorboard/ behind (the clean-up knew no tensorboard folder)."""
@@ -762,6 +777,20 @@ def test_a_full_disk_while_checkpointing_is_one_line_and_keeps_the_previous_chec
     with pytest.raises(CganError, match=r"cannot write checkpoint .*no space left on the device.*--resume"):
         ckpt.save_checkpoint(run_dir, {"counters": {"step": 99}})
     assert ckpt.list_checkpoints(run_dir) == before and not list((run_dir / "checkpoints").glob(".step-*.tmp"))
+    # the advice follows the cause: a full disk's "free disk space" was said for a folder without write permission
+    import errno
+
+    for code, advice in ((errno.EACCES, "make .*checkpoints writable and continue with --resume"),
+                         (errno.EROFS, "make .*checkpoints writable"),
+                         (errno.ENOTDIR, "move away the file in the way of .*checkpoints"),
+                         (errno.ENOSPC, "free disk space and continue with --resume")):
+        def refused(*a, code=code, **k):
+            raise OSError(code, os.strerror(code))
+
+        monkeypatch.setattr(ckpt.torch, "save", refused)
+        with pytest.raises(CganError, match=rf"cannot write checkpoint .*: {os.strerror(code)}; the previous "
+                                            rf"checkpoint \S+ is intact; {advice}"):
+            ckpt.save_checkpoint(run_dir, {"counters": {"step": 99}})
 
 
 def test_one_trainer_per_run_folder_and_a_log_without_repeated_steps(tmp_path, data):

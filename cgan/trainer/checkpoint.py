@@ -13,6 +13,7 @@ Files are RUN/checkpoints/step-000000123.pt; the newest `keep` are kept.
 """
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import random
@@ -73,11 +74,14 @@ def save_checkpoint(run_dir: str | os.PathLike, state: dict[str, Any], keep: int
             # torch's own words for a write cut short ("[enforce fail at inline_container.cc:672] . unexpected
             # pos ..."): a full disk or a file size limit, in practice
             reason = "the write was cut short (no space left on the device, or a file size limit?)"
+        code = getattr(e, "errno", None)
+        fix = (f"make {path.parent} writable" if code in (errno.EACCES, errno.EPERM, errno.EROFS) else
+               f"move away the file in the way of {path.parent}" if code in (errno.EEXIST, errno.ENOTDIR) else
+               "free disk space")  # (ENOSPC, EDQUOT, EFBIG, a write cut short)
         found = list_checkpoints(run_dir)
         previous = found[-1] if found else None
-        kept = (f"the previous checkpoint {previous.name} is intact; free disk space and continue with --resume"
-                if previous is not None else "no checkpoint of this run was saved yet; free disk space and start "
-                "again")
+        kept = (f"the previous checkpoint {previous.name} is intact; {fix} and continue with --resume"
+                if previous is not None else f"no checkpoint of this run was saved yet; {fix} and start again")
         raise CganError(f"cannot write checkpoint {path}: {reason}; {kept}") from None
     for old in list_checkpoints(run_dir)[:-keep]:
         old.unlink(missing_ok=True)

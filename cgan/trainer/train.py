@@ -628,9 +628,18 @@ def _train(cfg: TrainConfig, resume: bool, progress: bool, reset_schedule: bool,
         if main_rank:  # the weights saved here were checked by the save() of this step (check_finite)
             # an idle resume: the checkpoint's own record, which belongs to the weights written
             trained = dict(state["info"]) if idle and state is not None and state.get("info") else info()
-            save_pair(run_dir / "pair", cfg.pair_spec(), {"G": model.G.state_dict(), "F": model.F.state_dict()},
-                      "float32", training=trained,
-                      provenance={"source": "cgan-train", "run": str(run_dir.resolve())})
+            try:
+                save_pair(run_dir / "pair", cfg.pair_spec(), {"G": model.G.state_dict(), "F": model.F.state_dict()},
+                          "float32", training=trained,
+                          provenance={"source": "cgan-train", "run": str(run_dir.resolve())})
+            except (CganError, OSError) as e:  # its checkpoint is saved: say how to write the pair from it
+                from cgan._cli import one_line
+
+                why = (e.strerror or str(e)) if isinstance(e, OSError) else one_line(e)
+                why = why.removesuffix("; choose a writable folder").removesuffix("; choose another path")
+                raise CganError(f"the run's pair could not be written: {why}; its checkpoint of step "
+                                f"{counters['step']} is saved: fix that, then write the pair with `cgan-train "
+                                f"export-pair {shlex.quote(str(run_dir))}`") from None
             _summary(counters, model.schedule, logger.last_row)
     finally:
         restore_signals()
