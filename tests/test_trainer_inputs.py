@@ -451,6 +451,41 @@ def test_the_skipped_files_warning_names_several_and_jfif_is_a_photo(tmp_path, c
         in caplog.text
 
 
+def test_unopenable_files_links_to_nothing_and_heic_are_each_said_for_what_they_are(tmp_path, caplog,
+                                                                                       monkeypatch):
+    """A photo the user may not read was counted "could not be decoded, corrupt or cut short?"; a link to a
+    missing file was skipped without a word (not even counted); HEIC photos got no hint to convert them."""
+    import builtins
+    import logging
+
+    import cv2
+    import numpy as np
+
+    from cgan.trainer import data as data_module
+    from cgan.trainer.data import list_images
+
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    cv2.imwrite(str(folder / "a.jpg"), np.full((8, 8, 3), 99, np.uint8))
+    (folder / "locked.jpg").write_bytes((folder / "a.jpg").read_bytes())
+    (folder / "gone.jpg").symlink_to(tmp_path / "nowhere.jpg")
+    (folder / "IMG_1.HEIC").write_bytes(b"\x00\x00\x00\x18ftypheic")
+
+    def guarded(path, *a, **kw):  # (root reads a chmod 000 file: the refusal is made here)
+        if str(path).endswith("locked.jpg"):
+            raise PermissionError(13, "Permission denied", str(path))
+        return builtins.open(path, *a, **kw)
+
+    monkeypatch.setattr(data_module, "open", guarded, raising=False)
+    with caplog.at_level(logging.WARNING):
+        good = list_images(folder, "domain X")
+    assert [f.name for f in good] == ["a.jpg"]
+    assert ("skipped 3 of 4 files: 1 could not be opened (Permission denied: 'locked.jpg'; fix their permissions); "
+            "1 links to files that do not exist ('gone.jpg'); 1 not of a photo type read here ('IMG_1.HEIC'; photos "
+            "are jpg/png/bmp/tif/webp/ppm; convert HEIC photos to JPEG first)") in caplog.text, caplog.text
+    assert "could not be decoded" not in caplog.text
+
+
 def test_the_same_folder_for_both_domains_is_warned_about(tmp_path, caplog):
     import logging
 

@@ -105,11 +105,13 @@ def list_images(folder: str | os.PathLike, what: str, check: bool = True,
         raise CganError(f"{what} folder {p} does not exist; give a folder of images (--data DIR with trainA/trainB, "
                         f"or --data-a/--data-b)")
     try:
-        files = sorted(f for f in p.iterdir() if f.is_file() and not f.name.startswith("."))
+        entries = [f for f in p.iterdir() if not f.name.startswith(".")]
+        files = sorted(f for f in entries if f.is_file())
+        dangling = sorted(f for f in entries if f.is_symlink() and not f.exists())  # (is_file() is False for them)
     except OSError as e:  # a folder this user cannot list (a CganError: the run folder made for it is removed)
         raise CganError(f"{what} folder {p} cannot be read ({e.strerror or e}); give a folder you can read, or "
                         f"fix its permissions") from None
-    if not files:
+    if not files and not dangling:
         _refuse_sub_folder(p, what, "holds no images itself")
         raise CganError(f"{what} folder {p} is empty; put the domain's training images there")
     if check and len(files) >= 200:  # every photo is decoded once: minutes for thousands of large ones
@@ -118,10 +120,18 @@ def list_images(folder: str | os.PathLike, what: str, check: bool = True,
     not_read: list[Path] = []
     broken: list[Path] = []
     too_large: list[Path] = []
+    unreadable: list[tuple[Path, str]] = []  # files that cannot be opened (permissions): not corrupt
     for f in files:
         if not reads(f.suffix):
             not_read.append(f)
             continue
+        if check:
+            try:
+                with open(f, "rb"):
+                    pass
+            except OSError as e:
+                unreadable.append((f, e.strerror or type(e).__name__))
+                continue
         img = read_rgb(f, too_large) if check else None
         if check and img is None:
             if not too_large or too_large[-1] != f:
@@ -133,12 +143,13 @@ def list_images(folder: str | os.PathLike, what: str, check: bool = True,
             except CganError as e:
                 raise CganError(f"training image {f}: {e}") from None
         good.append(f)
+    skipped = _skipped(not_read, broken, too_large, unreadable, dangling)
     if not good:
-        _refuse_sub_folder(p, what, f"has no readable images ({len(files)} other files)")
-        raise CganError(f"{what} folder {p} has no readable images: {_skipped(not_read, broken, too_large)}")
-    if not_read or broken or too_large:
-        log.warning("warning: %s: skipped %d of %d files: %s", what, len(not_read) + len(broken) + len(too_large),
-                    len(files), _skipped(not_read, broken, too_large))
+        _refuse_sub_folder(p, what, f"has no readable images ({len(files) + len(dangling)} other files)")
+        raise CganError(f"{what} folder {p} has no readable images: {skipped}")
+    if skipped:
+        n = len(not_read) + len(broken) + len(too_large) + len(unreadable) + len(dangling)
+        log.warning("warning: %s: skipped %d of %d files: %s", what, n, len(files) + len(dangling), skipped)
     sub = _sub_folder_with_images(p) if check else None
     if sub is not None:  # (the official repo's make_dataset walks sub-folders too: its run would train on them)
         log.warning("warning: %s: the images in sub-folders such as %s are not used (only the folder's own "
@@ -146,20 +157,28 @@ def list_images(folder: str | os.PathLike, what: str, check: bool = True,
     return good
 
 
-def _skipped(not_read: list[Path], broken: list[Path], too_large: Sequence[Path] = ()) -> str:
-    """What was skipped and why, in three kinds: a file type not read (a .gif, notes: convert or ignore), a photo
-    that did not decode (corrupt, cut short: replace it) and one over the pixel limit (shrink it)."""
+def _skipped(not_read: list[Path], broken: list[Path], too_large: Sequence[Path] = (),
+             unreadable: Sequence[tuple[Path, str]] = (), dangling: Sequence[Path] = ()) -> str:
+    """What was skipped and why ("" for nothing), by kind: a file type not read (a .gif, notes: convert or
+    ignore; HEIC: convert), a photo that did not decode (corrupt, cut short: replace it), one over the pixel limit
+    (shrink it), one that cannot be opened (permissions: not corrupt) and a link to nothing."""
     def names(fs: Sequence[Path]) -> str:
         return ", ".join(repr(f.name) for f in fs[:3]) + (", ..." if len(fs) > 3 else "")
     parts = []
     if too_large:
         parts.append(f"{len(too_large)} over the {MAX_DECODE_PIXELS // 10**6}-megapixel limit ({names(too_large)}; "
                      f"shrink them)")
+    if unreadable:
+        parts.append(f"{len(unreadable)} could not be opened ({unreadable[0][1]}: "
+                     f"{names([f for f, _ in unreadable])}; fix their permissions)")
     if broken:
         parts.append(f"{len(broken)} could not be decoded, corrupt or cut short? ({names(broken)})")
+    if dangling:
+        parts.append(f"{len(dangling)} links to files that do not exist ({names(dangling)})")
     if not_read:
+        heic = any(f.suffix.lower() in (".heic", ".heif") for f in not_read)
         parts.append(f"{len(not_read)} not of a photo type read here ({names(not_read)}; photos are "
-                     f"jpg/png/bmp/tif/webp/ppm)")
+                     f"jpg/png/bmp/tif/webp/ppm" + ("; convert HEIC photos to JPEG first" if heic else "") + ")")
     return "; ".join(parts)
 
 
