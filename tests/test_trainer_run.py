@@ -467,6 +467,23 @@ def test_a_pair_that_cannot_be_written_at_the_end_says_export_pair(tmp_path, dat
     assert "choose" not in said and ckpt.latest_checkpoint(run_dir) is not None
 
 
+def test_a_mistyped_command_a_forgotten_resume_and_a_finished_runs_resume_are_said_plainly(tmp_path, data, capsys,
+                                                                                            caplog):
+    """`cgan-train exportpair RUN` said "Missing option '--name'" (any first word went to `train`); a run named
+    again without --resume or --data said only "no training data"; resuming a finished 1+1-epoch run said
+    "resuming ... at epoch 3"."""
+    _one_line_error(capsys, run(cli, ["exportpair", str(tmp_path)]), 2,
+                    "no command 'exportpair' (did you mean 'export-pair'?); the commands are export-pair, "
+                    "import-official, train")
+    run_dir = train(tiny_config(data, tmp_path / "r"), progress=False)
+    _one_line_error(capsys, run(cli, ["--out", str(tmp_path / "r"), "--name", "run", "-q"]), 2,
+                    f"no training data given, and {run_dir} holds a run with checkpoints: add --resume")
+    caplog.clear()
+    with caplog.at_level("INFO", logger="cgan.trainer.train"):
+        train(config_for_resume(run_dir, {}), resume=True, progress=False)
+    assert "at epoch 3" not in caplog.text and "has trained all 2 epochs of its schedule" in caplog.text
+
+
 def test_init_from_a_diverged_pair_is_refused_and_leaves_no_run_folder(tmp_path, data, capsys):
     """A pair of NaN weights used to train until the divergence check blamed --lr, and the refused run left its
     config.json, log.csv and tensorboard/ behind (the clean-up knew no tensorboard folder)."""

@@ -25,6 +25,13 @@ class _DefaultGroup(click.Group):
 
     def parse_args(self, ctx, args):
         if args and args[0] not in self.commands and args[0] not in ("--help", "-h", "--version", "-V"):
+            if not args[0].startswith("-"):  # a mistyped command (exportpair) said "Missing option '--name'"
+                import difflib
+
+                near = difflib.get_close_matches(args[0], self.commands, n=1, cutoff=0.6)
+                raise CganError(f"no command {args[0]!r}" + (f" (did you mean {near[0]!r}?)" if near else "")
+                                + f"; the commands are {', '.join(sorted(self.commands))}, and options alone train "
+                                  f"(cgan-train --data DIR --name NAME ...)")
             args = ["train", *args]
         return super().parse_args(ctx, args)
 
@@ -109,6 +116,10 @@ def train_cmd(data, data_a, data_b, domains, out, name, resume, flip, compile_, 
     if data or data_a or data_b:
         overrides["data_a"], overrides["data_b"] = resolve_folders(data, data_a, data_b)
     elif not resume:
+        run = Path(out or TrainConfig.out) / name if name else None
+        if run is not None and any((run / "checkpoints").glob("step-*.pt")):  # --resume forgotten
+            raise CganError(f"no training data given, and {run} holds a run with checkpoints: add --resume to go "
+                            f"on with it (a new run needs --data DIR and a new --name)")
         resolve_folders(None, None, None)  # raises the "no training data" message
     if (d := _domains(domains)) is not None:
         overrides["domain_x"], overrides["domain_y"] = d

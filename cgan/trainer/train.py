@@ -465,8 +465,11 @@ def _train(cfg: TrainConfig, resume: bool, progress: bool, reset_schedule: bool,
             raise IntegrityError(f"{ckpt.latest_checkpoint(run_dir)} does not fit this run's networks, optimizers "
                                  f"or random state ({type(e).__name__}: {why}); delete it to resume from the "
                                  f"previous one") from None
-        log.info("resuming %s at epoch %d, step %d", run_dir, counters["epoch"] + 1, counters["step"])
-        if counters["epoch"] >= sum(model.schedule) and not counters["step_in_epoch"] and main_rank:
+        finished = counters["epoch"] >= sum(model.schedule) and not counters["step_in_epoch"]
+        if not finished:  # ("at epoch 3" of a finished 2-epoch run read as a bug)
+            log.info("resuming %s at epoch %d of %d, step %d", run_dir, counters["epoch"] + 1, sum(model.schedule),
+                     counters["step"])
+        if finished and main_rank:
             log.info("%s has trained all %d epochs of its schedule: nothing left to train (--epochs and "
                      "--epochs-decay give it more); its pair is written again, the same weights", run_dir,
                      sum(model.schedule))
