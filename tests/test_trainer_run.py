@@ -484,6 +484,24 @@ def test_a_mistyped_command_a_forgotten_resume_and_a_finished_runs_resume_are_sa
     assert "at epoch 3" not in caplog.text and "has trained all 2 epochs of its schedule" in caplog.text
 
 
+def test_compile_failing_for_want_of_a_compiler_is_one_line(tmp_path, data, monkeypatch):
+    """--compile without a C++ compiler (CPU) failed at the first step in torch's multi-line InductorError
+    traceback, leaving a run folder behind."""
+    InductorError = type("InductorError", (RuntimeError,), {})
+
+    def step(self, x, y):
+        raise InductorError("InvalidCxxCompiler: No working C++ compiler found in torch._inductor.config.cpp.cxx: "
+                            "(None, 'g++')\n\nSet TORCHDYNAMO_VERBOSE=1 for the internal stack trace")
+
+    monkeypatch.setattr(CycleGAN, "train_step", step)
+    with pytest.raises(CganError) as e:
+        train(tiny_config(data, tmp_path / "r", compile=True, max_steps=2), progress=False)
+    said = str(e.value)
+    assert said.startswith("--compile failed on cpu: InvalidCxxCompiler: No working C++ compiler found") and \
+        "needs a working C++ compiler on CPU, Triton on CUDA" in said and "\n" not in said, said
+    assert not (tmp_path / "r" / "run").exists()
+
+
 def test_init_from_a_diverged_pair_is_refused_and_leaves_no_run_folder(tmp_path, data, capsys):
     """A pair of NaN weights used to train until the divergence check blamed --lr, and the refused run left its
     config.json, log.csv and tensorboard/ behind (the clean-up knew no tensorboard folder)."""

@@ -626,6 +626,13 @@ def _train(cfg: TrainConfig, resume: bool, progress: bool, reset_schedule: bool,
             if _out_of_memory(e) and main_rank:
                 raise _failure(_oom_advice(cfg, counters["step"], device), CganError, save if trained else None,
                                counters["step"], run_dir, cfg, "lower --size or --batch-size") from None
+            if cfg.compile and _compile_failed(e) and main_rank:  # (torch.compile compiles at the first step)
+                from cgan._cli import one_line
+
+                why = one_line(e).split("\n")[0][:300]
+                raise _failure(f"--compile failed on {device}: {why} (torch.compile needs a working C++ compiler "
+                               f"on CPU, Triton on CUDA)", CganError, save if trained else None, counters["step"],
+                               run_dir, cfg, "install that or drop --compile") from None
             raise
         logger.close()  # after the last samples: a closed TensorBoard writer would open a new, unflushed file
         if main_rank:  # the weights saved here were checked by the save() of this step (check_finite)
@@ -896,6 +903,12 @@ def _out_of_memory(e: BaseException) -> bool:
         return True
     return isinstance(e, RuntimeError) and any(s in str(e) for s in ("can't allocate memory", "out of memory",
                                                                       "MPS backend out of memory"))
+
+
+def _compile_failed(e: BaseException) -> bool:
+    """Whether `e` is torch.compile failing (InductorError: no C++ compiler; BackendCompilerFailed), told by
+    class name: those classes live in torch's private modules."""
+    return any(c.__name__ in ("InductorError", "BackendCompilerFailed") for c in type(e).__mro__)
 
 
 def _oom_advice(cfg: TrainConfig, step: int, device: Any) -> str:
