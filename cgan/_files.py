@@ -269,8 +269,13 @@ def write_bytes_atomic(final: str | os.PathLike, data: bytes, sync_dir: bool = T
         tmp.write_bytes(data)
 
 
+def json_bytes(obj: Any) -> bytes:
+    """A manifest's bytes: indented, keys sorted, a final newline."""
+    return (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode()
+
+
 def write_json_atomic(final: str | os.PathLike, obj: Any) -> None:
-    write_bytes_atomic(final, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode())
+    write_bytes_atomic(final, json_bytes(obj))
 
 
 def read_json(path: str | os.PathLike, what: str = "JSON file", max_bytes: int = 16 << 20) -> Any:
@@ -309,9 +314,11 @@ def inside(folder: str | os.PathLike, name: str, what: str = "manifest") -> Path
     return p
 
 
-def file_record(path: Path, folder: Path) -> dict[str, Any]:
-    """{'path', 'sha256', 'bytes'} for a manifest's file list (path relative to its folder)."""
-    return {"path": path.relative_to(folder).as_posix(), "sha256": sha256_file(path), "bytes": path.stat().st_size}
+def file_record(path: Path, folder: Path, final: Path | None = None) -> dict[str, Any]:
+    """{'path', 'sha256', 'bytes'} for a manifest's file list (path relative to its folder); with `final`, the
+    record of `path` (a temp file) under the name it will be renamed to."""
+    return {"path": (final or path).relative_to(folder).as_posix(), "sha256": sha256_file(path),
+            "bytes": path.stat().st_size}
 
 
 def verify_record(folder: Path, rec: dict[str, Any], what: str) -> Path:

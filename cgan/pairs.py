@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from cgan._files import inside, read_json, verify_record, write_json_atomic
+from cgan._files import inside, json_bytes, read_json, verify_record, write_json_atomic
 from cgan.errors import CganError, IntegrityError
 from cgan.spec import EXPORT_FORMAT, FORMAT_VERSION, GENERATORS, PAIR_FORMAT, PairSpec
 
@@ -162,10 +162,11 @@ def _check_record(folder: Path, rec: dict[str, Any], verify: bool) -> None:
 
 def write_pair_json(folder: Path, spec: PairSpec, weight_records: dict[str, dict[str, Any]], dtype: str,
                     training: dict[str, Any] | None = None, provenance: dict[str, Any] | None = None,
-                    graphs: dict[str, dict[str, Any]] | None = None) -> Path:
-    """Write pair.json (atomically) describing weight files already in `folder` by their `file_record`s, and
-    `graphs`: in-pair graph records still valid for them (new weights make a pair's old graphs wrong;
-    cgan.export.pair_graph adds them again)."""
+                    graphs: dict[str, dict[str, Any]] | None = None, to: Path | None = None) -> Path:
+    """Write pair.json (atomically) describing weight files in `folder` by their `file_record`s, and `graphs`:
+    in-pair graph records still valid for them (new weights make a pair's old graphs wrong; cgan.export.pair_graph
+    adds them again). With `to`, write it there instead (a temp file of an atomic_group that renames it with the
+    weight files it lists)."""
     files = {gen: {**rec, "dtype": dtype} for gen, rec in weight_records.items()}
     meta = {
         "format": PAIR_FORMAT,
@@ -178,6 +179,9 @@ def write_pair_json(folder: Path, spec: PairSpec, weight_records: dict[str, dict
     }
     if graphs:
         meta["onnx"] = graphs
+    if to is not None:
+        to.write_bytes(json_bytes(meta))
+        return to
     write_json_atomic(folder / PAIR_JSON, meta)
     return folder / PAIR_JSON
 

@@ -757,6 +757,42 @@ def test_rewriting_a_pair_that_fails_halfway_keeps_the_old_pair(tmp_path, monkey
     load_pair(folder)
 
 
+def test_an_interrupt_while_a_rewritten_pair_is_hashed_or_listed_keeps_the_old_pair(tmp_path, monkeypatch):
+    """The new weight files were renamed into place before they were hashed and pair.json written: a Ctrl-C,
+    a kill or a full disk in that window (two full hashes of an ngf-64 pair) left new weights beside the old
+    pair.json, which then failed its sha256 check. Now all are renamed together, pair.json last."""
+    from cgan.spec import GeneratorSpec, PairSpec
+    from cgan.trainer import weights
+    from cgan.trainer.networks import build_generator
+
+    spec = PairSpec(GeneratorSpec(blocks=1, ngf=4), "summer", "winter")
+    folder = weights.save_pair(tmp_path / "pair", spec, {g: build_generator(spec.generator).state_dict()
+                                                         for g in "GF"})
+    before = {f.name: f.read_bytes() for f in folder.iterdir()}
+    real_record, real_json = weights.file_record, weights.write_pair_json
+    for where in ("hashing F", "writing pair.json"):
+        calls = []
+
+        def record(*a, **kw):
+            calls.append(1)
+            if where == "hashing F" and len(calls) == 2:
+                raise KeyboardInterrupt
+            return real_record(*a, **kw)
+
+        def listing(*a, **kw):
+            if where == "writing pair.json":
+                raise OSError(28, "No space left on device")
+            return real_json(*a, **kw)
+
+        monkeypatch.setattr(weights, "file_record", record)
+        monkeypatch.setattr(weights, "write_pair_json", listing)
+        with pytest.raises((KeyboardInterrupt, OSError)):
+            weights.save_pair(folder, spec, {g: build_generator(spec.generator).state_dict() for g in "GF"},
+                              dtype="float16")
+        assert {f.name: f.read_bytes() for f in folder.iterdir()} == before, where
+        load_pair(folder)
+
+
 def test_resume_applies_changed_lr_beta1_pool_and_switches_and_forgets_max_steps(tmp_path, data):
     """On --resume, --lr / --beta1 / --pool-size were recorded as given but the saved optimizer and pool state
     kept the old ones; --max-steps of a smoke run was carried over (every later --resume trained 0 steps);

@@ -40,15 +40,16 @@ def save_pair(folder: str | os.PathLike, spec: PairSpec, states: dict[str, dict[
     if dtype not in DTYPES:
         raise CganError(f"unknown weight dtype {dtype!r}: use one of {sorted(DTYPES)}")
     folder = ensure_writable_dir(folder, "pair folder")
-    files = {}
     # two writers of one folder (two imports, or `cgan-export --in-pair` adding graphs) would leave pair.json
     # listing the other's files: one at a time (best effort: a machine without locks writes unguarded)
     with folder_lock(folder, f"another cgan process is writing into {folder}; waiting for it to finish",
                      best_effort=True):
         old_graphs = _listed_graphs(folder)  # before anything is replaced
-        # every weight file is written in full before any replaces its old version (a full disk or a bad tensor
-        # while writing F must not leave the new G beside the old F and pair.json), then pair.json is replaced
+        # the weight files and the pair.json listing them are written in full (and hashed) under temp names, then
+        # renamed together, pair.json last: a full disk, a bad tensor or a Ctrl-C meanwhile leaves the old pair
+        # as it was (renamed before hashing, an interrupt left new weights beside the old pair.json: unloadable)
         with atomic_group() as add:
+            records = {}
             for gen, state in states.items():
                 state = clean_state_dict(state)
                 tensors = {k: v.detach().to("cpu", DTYPES[dtype]).contiguous() for k, v in state.items()}
@@ -56,10 +57,9 @@ def save_pair(folder: str | os.PathLike, spec: PairSpec, states: dict[str, dict[
                 tmp = add(path)
                 save_safetensors(tensors, tmp, {"generator": gen, "direction": spec.direction_name(gen),
                                                 "spec": _compact(spec)})
-                files[gen] = path
-        records = {gen: file_record(path, folder) for gen, path in files.items()}  # each file hashed once
-        graphs = _graphs_still_valid(folder, old_graphs, records)
-        write_pair_json(folder, spec, records, dtype, training, provenance, graphs)
+                records[gen] = file_record(tmp, folder, final=path)  # each file hashed once
+            graphs = _graphs_still_valid(folder, old_graphs, records)
+            write_pair_json(folder, spec, records, dtype, training, provenance, graphs, to=add(folder / PAIR_JSON))
         for stale in {"G", "F"} - set(states):  # a single-direction pair must not keep an old file around
             (folder / f"{stale}.safetensors").unlink(missing_ok=True)
         for gen in ("G", "F"):  # in-pair graphs read the old weights' byte offsets; pair.json no longer lists them
