@@ -119,6 +119,9 @@ def test_two_outputs_in_one_file_are_refused(tmp_path, no_work, capsys):
     same = str(tmp_path / "r.json")
     assert run(cli, [*TINY_RUN, "--json", same, "--history", same]) == 2
     _one_line(capsys, "--json and --history name the same file")
+    (tmp_path / "link").symlink_to(tmp_path)  # the same file through a link to its folder: was written twice
+    assert run(cli, [*TINY_RUN, "--json", same, "--history", str(tmp_path / "link" / "r.json")]) == 2
+    _one_line(capsys, "--json and --history name the same file")
 
 
 def test_the_checks_create_and_leave_nothing(tmp_path):

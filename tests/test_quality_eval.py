@@ -339,6 +339,37 @@ def test_eval_outputs_may_not_be_its_inputs(tmp_path):
     assert photo.read_bytes() == kept and load_pair(pair)
 
 
+def test_hidden_files_a_one_way_pair_and_an_export_without_its_pair_copy(tmp_path):
+    """macOS's ._photo.jpg beside the test photos stopped the report ("cannot read image"), though the trainer
+    leaves hidden files out; a pair holding only G, or an export without its pair/ copy, failed with a line that
+    did not say what cgan-eval needs."""
+    from cgan.spec import GeneratorSpec, PairSpec
+    from cgan.trainer.networks import build_generator
+    from cgan.trainer.weights import save_pair
+
+    data = _dataset(tmp_path / "data")
+    (data / "testA" / "._photo 3 0.png").write_bytes(b"\x00\x05\x16\x07 AppleDouble")
+    assert not [f for f in quality.list_images(data / "testA") if f.name.startswith(".")]
+    report = quality.evaluate(quality.EvalOptions(pair=str(_tiny_pair(tmp_path / "pair")), data=data, clip=None,
+                                                  psnr_photos=0), features=_color_stats)
+    assert report["dataset"]["used"] == {"testA": 5, "testB": 3}  # (4 photos and a copy; the ._ file left out)
+    spec = PairSpec(GeneratorSpec(blocks=1, ngf=4), "summer", "winter")
+    one = save_pair(tmp_path / "one", spec, {"G": build_generator(spec.generator).state_dict()})
+    with pytest.raises(CganError, match=r"cgan-eval measures both directions, and pair \S+one holds no F "
+                                        r"\(winter2summer\): pass a pair with G and F"):
+        quality.evaluate(quality.EvalOptions(pair=str(one), data=data, clip=None, psnr_photos=0),
+                         features=_color_stats)
+    export = tmp_path / "export"
+    export.mkdir()
+    from cgan.pairs import EXPORT_FORMAT
+
+    (export / "manifest.json").write_text(json.dumps({"format": EXPORT_FORMAT}))
+    with pytest.raises(CganError, match=r"export \S+export holds no pair/ copy \(the torch weights cgan-eval "
+                                        r"translates with\): export it again"):
+        quality.evaluate(quality.EvalOptions(pair=str(export), data=data, clip=None, psnr_photos=0),
+                         features=_color_stats)
+
+
 def test_the_summary_leaves_out_the_published_figures_when_the_report_warns_of_few_photos():
     """The warning said "never [compare] with the published ones", then the two published rows were printed."""
     from cgan.benchmarks.eval_cli import summary

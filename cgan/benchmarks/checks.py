@@ -186,7 +186,7 @@ def check_outputs(outputs: Iterable[tuple[str, str | os.PathLike | None]], histo
         named.append(("--history", check_history_file(history)))
     seen: dict[str, str] = {}
     for option, p in named:
-        key = os.path.normcase(os.path.abspath(p))
+        key = os.path.normcase(os.path.realpath(p))  # (links followed: a link to --json's folder is that folder)
         if key in seen:
             raise CganError(f"{seen[key]} and {option} name the same file {p}: give each its own")
         seen[key] = option

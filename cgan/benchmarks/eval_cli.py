@@ -58,14 +58,16 @@ def summary(report: dict) -> str:
 @click.option("--dedup", is_flag=True, help="drop test photos byte-identical to a training photo (or each other)")
 @click.option("--json", "json_out", type=click.Path(path_type=Path), default=None, help="write the report here")
 @click.option("--grid", "grid_out", type=click.Path(path_type=Path), default=None, help="write a sample grid PNG")
-@click.option("--grid-photos", type=click.IntRange(1, 8), default=5, show_default=True)
+@click.option("--grid-photos", type=click.IntRange(1, 8), default=5, show_default=True,
+              help="test photos per direction in the grid")
 @click.option("--device", default="cpu", show_default=True, help="torch device for the generators and Inception")
 @click.option("--clip", type=click.Path(path_type=Path), default=DEFAULT_CLIP, show_default=True,
               help="clip for the flicker index and translate timing")
 @click.option("--no-clip", is_flag=True, help="skip the demo clip")
 @click.option("--psnr-photos", type=click.IntRange(min=0), default=16, show_default=True,
               help="photos per direction for the FP16-vs-FP32 PSNR (0 skips)")
-@click.option("--kid-subsets", type=click.IntRange(min=1), default=100, show_default=True)
+@click.option("--kid-subsets", type=click.IntRange(min=1), default=100, show_default=True,
+              help="KID is averaged over this many random subsets of the photos (its ± is their spread)")
 @click.option("-v", "--verbose", is_flag=True)
 def cli(pair: str, data: Path | None, limit: int | None, dedup: bool, json_out: Path | None, grid_out: Path | None,
         grid_photos: int, device: str, clip: Path, no_clip: bool, psnr_photos: int, kid_subsets: int,

@@ -161,7 +161,8 @@ def list_images(folder: str | os.PathLike) -> list[Path]:
     if not p.is_dir():
         raise CganError(f"image folder not found: {p}; --data must hold testA/ and testB/ (and trainA/, trainB/ "
                         f"for --dedup)")
-    files = sorted(f for f in p.iterdir() if f.is_file() and reads(f.suffix))
+    # hidden files left out, as the trainer does (macOS's ._photo.jpg are no photos)
+    files = sorted(f for f in p.iterdir() if f.is_file() and reads(f.suffix) and not f.name.startswith("."))
     if not files:
         raise CganError(f"no images ({', '.join(IMAGE_EXTS)}) in {p}")
     return files
@@ -409,7 +410,8 @@ def read_clip(path: str | os.PathLike, limit: int | None = None) -> tuple[list[n
                         f"least 2")
     h, w = frames[0].shape[:2]
     if h % 4 or w % 4:
-        raise CganError(f"clip {path} is {w}x{h}; the quality report needs a size that is a multiple of 4")
+        raise CganError(f"clip {path} is {w}x{h}; the quality report needs a size that is a multiple of 4: pass "
+                        f"another --clip (e.g. scripts/make_demo_clip.py's) or --no-clip")
     return frames, fps
 
 
@@ -565,7 +567,13 @@ def evaluate(opts: EvalOptions, features: FeatureFn | None = None) -> dict[str, 
     resolved = resolve(opts.pair)
     check_outputs([("--json", opts.json_out), ("--grid", opts.grid_out)],  # not into the pair it reads
                   inputs=[(f"the {resolved.kind} folder of --pair", resolved.folder)])
+    if resolved.kind == "export" and not (resolved.folder / "pair" / "pair.json").is_file():
+        raise CganError(f"export {resolved.folder} holds no pair/ copy (the torch weights cgan-eval translates "
+                        f"with): export it again, or pass --pair with the pair folder itself")
     pair = load_pair(resolved.folder if resolved.kind == "pair" else resolved.folder / "pair")
+    if missing := [g for g in ("G", "F") if g not in pair.generators]:
+        raise CganError(f"cgan-eval measures both directions, and pair {pair.folder} holds no {missing[0]} "
+                        f"({pair.spec.direction_name(missing[0])}): pass a pair with G and F")
     nets = {g: load_generator(pair, g, device=opts.device) for g in ("G", "F")}
     names = {g: pair.spec.direction_name(g) for g in ("G", "F")}
     sel = select_test_files(data, opts.dedup, opts.limit)
