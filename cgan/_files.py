@@ -69,8 +69,9 @@ def _not_a_folder(p: Path) -> str:
     return "a file, not a folder"
 
 
-def ensure_writable_dir(path: str | os.PathLike, what: str = "output folder") -> Path:
-    """Create `path` (and parents) and check we can write there; raise a one-line CganError if not."""
+def ensure_writable_dir(path: str | os.PathLike, what: str = "output folder", fix: str | None = None) -> Path:
+    """Create `path` (and parents) and check we can write there; raise a one-line CganError if not, ending in
+    `fix` (what to do) when the user did not choose the path."""
     p = Path(path)
     try:
         p.mkdir(parents=True, exist_ok=True)
@@ -78,12 +79,14 @@ def ensure_writable_dir(path: str | os.PathLike, what: str = "output folder") ->
             pass
     except OSError as e:
         if os.path.lexists(p) and not p.is_dir():  # (mkdir said only "File exists")
-            raise CganError(f"cannot write to {what} {p}: it is {_not_a_folder(p)}; choose another path") from None
+            raise CganError(f"cannot write to {what} {p}: it is {_not_a_folder(p)}; {fix or 'choose another path'}"
+                            ) from None
         blocking = nearest_existing(p)
         if not blocking.is_dir():
-            raise CganError(f"cannot write to {what} {p}: {blocking} is {_not_a_folder(blocking)}; choose another "
-                            f"path") from None
-        raise CganError(f"cannot write to {what} {p}: {e.strerror or e}; choose a writable folder") from None
+            raise CganError(f"cannot write to {what} {p}: {blocking} is {_not_a_folder(blocking)}; "
+                            f"{fix or 'choose another path'}") from None
+        raise CganError(f"cannot write to {what} {p}: {e.strerror or e}; {fix or 'choose a writable folder'}"
+                        ) from None
     return p
 
 

@@ -25,6 +25,7 @@ summer2winter and selects F).
 """
 from __future__ import annotations
 
+import difflib
 import os
 import shlex
 from dataclasses import dataclass, field
@@ -39,6 +40,7 @@ PAIR_JSON = "pair.json"
 #: pair.json's key for the ONNX graphs that read the pair's own weights
 GRAPHS = "onnx"
 MANIFEST_JSON = "manifest.json"
+KNOWN_SHOWN = 12  # pair names an "unknown pair" line lists at most
 EMBEDDED_DIR = Path(__file__).resolve().parent / "data" / "pairs"
 
 
@@ -342,6 +344,10 @@ def _resolve(s: str, prefer_pairs: bool) -> Resolved:
             if kind and (direction is None or (s.count("2") == 1 and name.count("2") == 1)
                          or _f_name(folder, kind) == s):
                 return Resolved(kind, folder, direction, origin)
-    valid = ", ".join(known_names()) or "none installed"
-    raise CganError(f"unknown pair {s!r}: known here: {valid}; or pass a pair/export folder, "
-                    f"or fetch an official one with `cgan-export --pretrained NAME`")
+    known = known_names()
+    near = difflib.get_close_matches(s, known, n=1, cutoff=0.75)
+    valid = ", ".join(known[:KNOWN_SHOWN]) + (f" and {len(known) - KNOWN_SHOWN} more" if len(known) > KNOWN_SHOWN
+                                              else "") if known else "none installed"
+    raise CganError(f"unknown pair {s!r}" + (f" (did you mean {near[0]!r}?)" if near else "")
+                    + f": known here: {valid}; or pass a pair/export folder, or fetch an official one with "
+                      f"`cgan-export --pretrained NAME`")

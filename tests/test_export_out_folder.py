@@ -71,3 +71,19 @@ def test_an_existing_folder_of_other_files_and_an_earlier_export_still_take_an_e
     export_pair(pair, out, fp16=False, parity=False)  # again, over its own export
     assert (out / "readme.txt").read_text() == "mine"
     assert json.loads((out / "manifest.json").read_text())["format"] == "cgan.export"
+
+
+def test_an_unwritable_cgan_home_is_named_when_the_export_folder_is_its_default(tmp_path, monkeypatch):
+    """CGAN_HOME a file (or unwritable) and no --out: the error said "choose another path" of a folder the user
+    never chose. It now names $CGAN_HOME and --out."""
+    from cgan._cli import run
+    from cgan.export.cli import cli
+
+    home = tmp_path / "home-file"
+    home.write_text("not a folder")
+    monkeypatch.setenv("CGAN_HOME", str(home))
+    with pytest.raises(CganError, match=r"cannot write to export folder .*home-file/exports/summer2winter: "
+                                        r".*home-file is a file, not a folder; it is the default under \$CGAN_HOME: "
+                                        r"set CGAN_HOME to a writable folder, or pass --out DIR"):
+        export_pair("summer2winter")
+    assert run(cli, ["summer2winter", "--out", str(tmp_path / "o"), "--no-parity"]) == 0  # --out is the way out

@@ -213,6 +213,18 @@ def test_reverse_names_of_domains_with_a_2_in_them(tmp_path, _isolated_home):
 def test_unknown_pair_lists_known_names():
     with pytest.raises(CganError, match=r"unknown pair 'horse2zebra'.*summer2winter"):
         pairs.resolve("horse2zebra")
+    with pytest.raises(CganError, match=r"unknown pair 'sumer2winter' \(did you mean 'summer2winter'\?\)"):
+        pairs.resolve("sumer2winter")
+
+
+def test_an_unknown_pair_among_many_lists_a_few_names(_isolated_home):
+    """Every installed name was listed: with many user pairs the line grew without limit."""
+    for i in range(20):
+        make_pair(_isolated_home / "pairs" / f"style{i:02d}")
+    with pytest.raises(CganError) as e:
+        pairs.resolve("style7")
+    said = str(e.value)
+    assert f"and {21 - pairs.KNOWN_SHOWN} more" in said and "style19" not in said, said
     with pytest.raises(CganError, match="not a valid pair name"):
         pairs.resolve("sum mer")
 

@@ -219,8 +219,10 @@ def _export_to(source: Any, out: Any, opts: ExportOptions, frames: list, image_l
     if opts.with_prepost and (g.in_channels, g.out_channels) != (3, 3):
         raise CganError(f"--with-prepost wraps a generator in BGR frames in and out, and this pair's takes "
                         f"{g.in_channels} and gives {g.out_channels} channels: leave --with-prepost out")
+    home_fix = None
     if out is None:
         out = default_out(resolved, pretrained=bool(opts.pretrained))
+        home_fix = "it is the default under $CGAN_HOME: set CGAN_HOME to a writable folder, or pass --out DIR"
         log.info("exporting into %s (where --pair %s finds it)", out, out.name)
     out = Path(out)
     if out.resolve() == pair.folder.resolve():
@@ -242,7 +244,7 @@ def _export_to(source: Any, out: Any, opts: ExportOptions, frames: list, image_l
         _refuse_triton_in_pair(Path(opts.triton), out)
     with export_lock(out):  # the folder is made under the lock: a failed export removes the one it made
         existed = nearest_existing(out)  # out itself, or the folder its missing parents are made in
-        ensure_writable_dir(out, "export folder")
+        ensure_writable_dir(out, "export folder", home_fix)
         check_export_target(out)
         try:
             return _export_locked(pair, out, opts, frames, image_label, profile, downloads, t_start)
