@@ -249,6 +249,21 @@ def test_name_resolution_survives_a_same_named_folder_a_broken_export_and_a_tild
     assert pairs.cgan_home() == tmp_path / "home" / "cganhome"
 
 
+def test_a_pair_json_that_misstates_its_weights_type_is_refused(tmp_path):
+    """pair.json's dtype was never checked: an FP16 pair whose pair.json said float32 loaded, and cgan-eval's
+    report said "these pair weights are float32" of FP16 ones."""
+    folder = tmp_path / "p"
+    spec = PairSpec(TINY, "summer", "winter")
+    save_pair(folder, spec, {g: build_generator(TINY).state_dict() for g in "GF"}, "float16")
+    assert load_generator(pairs.load_pair(folder), "G") is not None
+    meta = json.loads((folder / "pair.json").read_text())
+    meta["files"]["G"]["dtype"] = "float32"
+    (folder / "pair.json").write_text(json.dumps(meta))
+    with pytest.raises(IntegrityError, match=r"G.safetensors holds float16 weights, but pair.json says float32; "
+                                             r"re-create the pair"):
+        load_generator(pairs.load_pair(folder), "G")
+
+
 def test_folder_that_is_not_a_pair(tmp_path):
     with pytest.raises(CganError, match="neither pair.json"):
         pairs.resolve(str(tmp_path))

@@ -145,9 +145,17 @@ def _compact(spec: PairSpec) -> str:
 
 
 def load_state(pair: Pair, gen: str) -> dict[str, torch.Tensor]:
+    """Generator `gen`'s tensors as stored, checked against the weight type pair.json records for them (what
+    reports and exports say of the pair: "these weights are float32" of FP16 ones measured the wrong thing)."""
     from safetensors.torch import load_file
 
-    return read_weights(load_file, pair.weights_path(gen))
+    state = read_weights(load_file, pair.weights_path(gen))
+    said = pair.files.get(gen, {}).get("dtype")
+    held = sorted({str(v.dtype).removeprefix("torch.") for v in state.values() if v.is_floating_point()})
+    if said is not None and held and held != [said]:
+        raise IntegrityError(f"{pair.weights_path(gen)} holds {', '.join(held)} weights, but pair.json says {said}; "
+                             f"re-create the pair")
+    return state
 
 
 def load_generator(source: str | os.PathLike | Pair, gen: str = "G", device: str | torch.device = "cpu",
