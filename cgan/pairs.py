@@ -295,11 +295,12 @@ def _resolve(s: str, prefer_pairs: bool) -> Resolved:
     # pair instead, without a word)
     if looks_like_path or (p.exists() and (not _valid_name(s) or (p.is_dir() and (_kind(p) or _is_run(p))))):
         if not p.is_dir():
-            if p.is_file() and _training_run(p.parent.parent) and p.parent.name == "checkpoints":
-                run = p.parent.parent
+            run = p.resolve().parent.parent  # (resolved: `step-….pt` typed inside RUN/checkpoints)
+            if p.is_file() and p.resolve().parent.name == "checkpoints" and _training_run(run):
+                own = f", or pass {run} for the run's own pair" if _is_run(run) else ""
                 raise CganError(f"{p} is a cgan-train checkpoint, not a pair: write its pair (`cgan-train export-pair "
-                                f"{run} --checkpoint {p} --out PAIR_FOLDER`) and pass PAIR_FOLDER, or pass {run} for "
-                                f"the run's own pair")
+                                f"{shlex.quote(str(run))} --checkpoint {shlex.quote(str(p))} --out PAIR_FOLDER`) and "
+                                f"pass PAIR_FOLDER{own}")
             if p.is_file() and p.suffix.lower() in (".pth", ".pt"):  # an official checkpoint, given as it is
                 lone_b = p.name.endswith("G_B.pth")  # Y→X: imported as G it would run the wrong way
                 also = ("--direction F`, or with the G_A file first for both directions)" if lone_b else

@@ -203,7 +203,6 @@ def test_every_timeout_in_the_session_script_takes_a_checked_cap():
             pytest.fail(f"a cap used unchecked (it may be 0: no limit): {line.strip()}")
 
 
-
 @pytest.mark.parametrize("stages,budget", [("train bench profile tests", 260),
                                            ("train bench profile tests photos", 230)])
 def test_the_photos_stage_takes_its_time_from_training(stages, budget):

@@ -74,8 +74,17 @@ def test_a_training_checkpoint_or_an_unfinished_run_given_as_a_pair_points_at_ex
     step.write_bytes(b"x")
     with pytest.raises(CganError, match=r"step-000000008\.pt is a cgan-train checkpoint, not a pair: write its pair "
                                         r"\(`cgan-train export-pair \S+s1 --checkpoint \S+step-000000008\.pt --out "
-                                        r"PAIR_FOLDER`\)"):
+                                        r"PAIR_FOLDER`\) and pass PAIR_FOLDER$"):  # (no pair/ yet)
         resolve(str(step))
+    import os
+
+    cwd = os.getcwd()
+    try:  # typed inside RUN/checkpoints
+        os.chdir(run / "checkpoints")
+        with pytest.raises(CganError, match=r"is a cgan-train checkpoint, not a pair"):
+            resolve(step.name)
+    finally:
+        os.chdir(cwd)
     with pytest.raises(CganError, match=r"s1 is a training run that has not written its pair yet: write it from "
                                         r"the latest checkpoint \(`cgan-train export-pair \S+s1`\), or train on "
                                         r"\(`cgan-train --name s1 --out \S+runs --resume`\)"):

@@ -704,7 +704,7 @@ def test_a_float_tiff_is_refused_with_its_reason(tmp_path):
     s = run_photos(PhotoJob(inputs=d, output=tmp_path / "o", progress=False), translator=Invert())
     assert s.photos == 1 and [f["input"] for f in s.failed] == [str(d / "hdr.tif")]
     assert s.failed[0]["reason"].startswith("a 32-bit floating-point image (HDR or scientific data), not read "
-                                            "here; convert it to an 8- or 16-bit photo"), s.failed
+                                            "here; convert it to an 8- or 16-bit integer photo"), s.failed
 
 
 def test_a_closed_translator_is_one_error_not_one_per_photo(album, tmp_path):

@@ -424,8 +424,10 @@ def test_running_out_of_memory_is_one_line_and_saves_the_steps_trained(tmp_path,
     with pytest.raises(CganError) as e:
         train(cfg, progress=False)
     said = str(e.value)
-    assert "\n" not in said and f"out of memory on cpu at step {fails_at} (--size {cfg.size}" in said, said
-    assert "lower --size and --load-size or --batch-size" in said
+    when = "at the first step" if fails_at == 1 else f"after {fails_at - 1} steps"
+    assert "\n" not in said and said.startswith(f"out of memory on cpu {when} (--preprocess resize_and_crop: "
+                                                 f"--size {cfg.size}, --batch-size 1, --ngf 4)"), said
+    assert "lower --size or --batch-size, or free what else uses the memory" in said
     run_dir = tmp_path / "r" / "run"
     if fails_at == 1:
         assert "--resume" not in said and not run_dir.exists()
@@ -436,6 +438,12 @@ def test_running_out_of_memory_is_one_line_and_saves_the_steps_trained(tmp_path,
     from cgan.trainer.train import _out_of_memory
     assert _out_of_memory(torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB"))
     assert _out_of_memory(MemoryError()) and not _out_of_memory(RuntimeError("Sizes of tensors must match"))
+    from cgan.trainer.train import _oom_advice  # the size the networks train at, by --preprocess
+
+    assert "lower --load-size or --batch-size" in _oom_advice(tiny_config(data, tmp_path, preprocess="scale_width",
+                                                                          load_size=64), 3, "cuda")[1]
+    what, fix = _oom_advice(tiny_config(data, tmp_path, preprocess="none"), 3, "cuda")
+    assert "each photo at its own size" in what and fix.startswith("shrink the largest photos")
 
 
 def test_the_epochs_checkpoint_is_saved_before_its_sample_grid(tmp_path, data, monkeypatch):
@@ -489,17 +497,24 @@ def test_compile_failing_for_want_of_a_compiler_is_one_line(tmp_path, data, monk
     traceback, leaving a run folder behind."""
     InductorError = type("InductorError", (RuntimeError,), {})
 
-    def step(self, x, y):
+    def step(self, x, y):  # (as torch 2.13 words it: one line, then its hints after a blank line)
         raise InductorError("InvalidCxxCompiler: No working C++ compiler found in torch._inductor.config.cpp.cxx: "
-                            "(None, 'g++')\n\nSet TORCHDYNAMO_VERBOSE=1 for the internal stack trace")
+                            "(None, 'g++')\n\nSet TORCHDYNAMO_VERBOSE=1 for the internal stack trace (please do "
+                            "this especially if you're reporting a bug to PyTorch). For even more developer "
+                            "context, set TORCH_LOGS=\"+dynamo\"\n")
 
     monkeypatch.setattr(CycleGAN, "train_step", step)
     with pytest.raises(CganError) as e:
         train(tiny_config(data, tmp_path / "r", compile=True, max_steps=2), progress=False)
-    said = str(e.value)
-    assert said.startswith("--compile failed on cpu: InvalidCxxCompiler: No working C++ compiler found") and \
-        "needs a working C++ compiler on CPU, Triton on CUDA" in said and "\n" not in said, said
+    assert str(e.value) == ("--compile failed on cpu: InvalidCxxCompiler: No working C++ compiler found in "
+                            "torch._inductor.config.cpp.cxx: (None, 'g++') (torch.compile on CPU needs a C++ "
+                            "compiler, g++ or clang++); install one, or add --no-compile")
     assert not (tmp_path / "r" / "run").exists()
+    from cgan.trainer.train import _compile_advice  # another compile error is not blamed on a compiler
+
+    what, fix = _compile_advice(InductorError("LoweringException: AssertionError: \n  target: aten.foo"), "cuda")
+    assert what == ("--compile failed on cuda: LoweringException: AssertionError: (an error inside torch.compile; "
+                    "CGAN_DEBUG=1 shows its traceback)") and fix == "add --no-compile"
 
 
 def test_init_from_a_diverged_pair_is_refused_and_leaves_no_run_folder(tmp_path, data, capsys):
@@ -854,7 +869,8 @@ def test_a_full_disk_while_checkpointing_is_one_line_and_keeps_the_previous_chec
     for code, advice in ((errno.EACCES, "make .*checkpoints writable and continue with --resume"),
                          (errno.EROFS, "make .*checkpoints writable"),
                          (errno.ENOTDIR, "move away the file in the way of .*checkpoints"),
-                         (errno.ENOSPC, "free disk space and continue with --resume")):
+                         (errno.ENOSPC, "free disk space and continue with --resume"),
+                         (errno.EIO, "fix that and continue with --resume")):
         def refused(*a, code=code, **k):
             raise OSError(code, os.strerror(code))
 
@@ -862,6 +878,14 @@ def test_a_full_disk_while_checkpointing_is_one_line_and_keeps_the_previous_chec
         with pytest.raises(CganError, match=rf"cannot write checkpoint .*: {os.strerror(code)}; the previous "
                                             rf"checkpoint \S+ is intact; {advice}"):
             ckpt.save_checkpoint(run_dir, {"counters": {"step": 99}})
+
+    def no_memory(*a, **k):  # (the CPU allocator's words start as a cut-short write's do)
+        raise RuntimeError("[enforce fail at alloc_cpu.cpp:127] data. DefaultCPUAllocator: can't allocate memory")
+
+    monkeypatch.setattr(ckpt.torch, "save", no_memory)
+    with pytest.raises(CganError, match=r"out of memory while saving; the previous checkpoint \S+ is intact; free "
+                                        r"memory and continue"):
+        ckpt.save_checkpoint(run_dir, {"counters": {"step": 99}})
 
 
 def test_one_trainer_per_run_folder_and_a_log_without_repeated_steps(tmp_path, data):

@@ -181,7 +181,7 @@ def test_an_output_folder_above_the_input_that_would_replace_an_input_video_is_r
     make_clip(w / "clips" / "clips" / "A.mp4", 2)  # (case folded, as on macOS and Windows)
     before = (w / "clips" / "a.mp4").read_bytes()
     with pytest.raises(CganError, match=r"--output .*w: the translation of .*clips/clips/A.mp4 would replace the "
-                                        r"input video .*clips/a.mp4; choose an output folder outside"):
+                                        r"input video .*clips/a.mp4; choose an output folder that does not hold"):
         run_video_folder(w / "clips", w, translator=Invert(), **QUIET)
     assert (w / "clips" / "a.mp4").read_bytes() == before
     (w / "clips" / "clips" / "A.mp4").rename(w / "clips" / "clips" / "b.mp4")

@@ -131,17 +131,18 @@ def test_several_inputs_batched_by_size_one_output_each(tmp_path):
 
 
 def test_decode_rate_of_several_inputs_is_their_rates_together(tmp_path):
-    """Each input decodes on its own thread: two inputs that take 20 ms a frame each decode at about 100 fps
-    together (the stage's rate, as the smoothing stage's), not at one thread's 50."""
+    """Each input decodes on its own thread: two inputs that take 50 ms a frame each decode at about 40 fps
+    together (the stage's rate, as the smoothing stage's), not at one thread's 20 (a loaded machine oversleeps a
+    few ms: about 36)."""
     def slow(n):
         for i in range(n):
-            time.sleep(0.02)
+            time.sleep(0.05)
             yield pattern(i)
 
-    s = run_video(job(inputs=[FrameListSource(slow(10), fps=25), FrameListSource(slow(10), fps=25)],
+    s = run_video(job(inputs=[FrameListSource(slow(8), fps=25), FrameListSource(slow(8), fps=25)],
                       output=str(tmp_path / "o.mp4")), translator=Invert())
-    assert s.frames == 20
-    assert 70 < s.decode_fps < 110, s
+    assert s.frames == 16
+    assert 30 < s.decode_fps < 42, s
 
 
 def test_size_change_mid_stream_resizes_to_first_size(tmp_path):

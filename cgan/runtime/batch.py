@@ -154,7 +154,7 @@ def run_video_folder(folder: str | os.PathLike, output: str | os.PathLike | None
     for v, o in zip(videos, outputs):  # an output folder above the input folder (clips/clips/a.mp4 -> clips/a.mp4)
         if path_key(o) in inputs:
             raise CganError(f"--output {out}: the translation of {v} would replace the input video "
-                            f"{inputs[path_key(o)]}; choose an output folder outside {folder}")
+                            f"{inputs[path_key(o)]}; choose an output folder that does not hold {folder}")
     if out.is_dir() and folder.resolve() in out.resolve().parents:
         # an output folder inside the input folder is not read as input: a video in it that is not the
         # translation of one of the inputs (an earlier run's) would be neither translated nor kept

@@ -553,7 +553,7 @@ def _unreadable_why(data: np.ndarray) -> str:
         full = None
     if full is not None and full.dtype.kind == "f":
         return (f"a {full.dtype.itemsize * 8}-bit floating-point image (HDR or scientific data), not read here; "
-                f"convert it to an 8- or 16-bit photo first (tone mapped if it holds HDR values)")
+                f"convert it to an 8- or 16-bit integer photo first (tone mapped if it holds HDR values)")
     return "not a readable image"
 
 

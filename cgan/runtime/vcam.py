@@ -47,12 +47,14 @@ class VirtualCamera:
     def send(self, frame: np.ndarray, live: bool) -> None:
         if self.cam is None:
             self._open(frame)
+        fitted = fit_to(frame, self.size)  # (outside the try: a wrong frame is a bug, not a camera gone)
         try:
-            self.cam.send(fit_to(frame, self.size))
+            self.cam.send(fitted)
             self.sent += 1
             if not live:
                 self.cam.sleep_until_next_frame()
-        except Exception as e:  # noqa: BLE001 - the device went away (v4l2loopback unloaded, OBS's camera stopped)
+        except (RuntimeError, OSError) as e:  # the device went away (v4l2loopback unloaded, OBS's camera stopped)
+            log.debug("virtual camera send failed", exc_info=True)
             raise CganError(f"--virtual-camera stopped after {self.sent} frames: {_first_line(e)}") from None
 
     def _open(self, frame: np.ndarray) -> None:

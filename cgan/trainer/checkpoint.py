@@ -70,14 +70,22 @@ def save_checkpoint(run_dir: str | os.PathLike, state: dict[str, Any], keep: int
             torch.save(state, tmp)
     except (OSError, RuntimeError) as e:  # torch reports a full disk as RuntimeError ("file write failed")
         reason = getattr(e, "strerror", None) or (str(e).splitlines() or [type(e).__name__])[0][:200]
-        if "enforce fail" in reason or "unexpected pos" in reason or "file write failed" in reason:
+        code = getattr(e, "errno", None)
+        if "can't allocate memory" in reason:  # (the CPU allocator's words also start "[enforce fail at")
+            reason, fix = "out of memory while saving", "free memory"
+        elif "enforce fail" in reason or "unexpected pos" in reason or "file write failed" in reason:
             # torch's own words for a write cut short ("[enforce fail at inline_container.cc:672] . unexpected
             # pos ..."): a full disk or a file size limit, in practice
             reason = "the write was cut short (no space left on the device, or a file size limit?)"
-        code = getattr(e, "errno", None)
-        fix = (f"make {path.parent} writable" if code in (errno.EACCES, errno.EPERM, errno.EROFS) else
-               f"move away the file in the way of {path.parent}" if code in (errno.EEXIST, errno.ENOTDIR) else
-               "free disk space")  # (ENOSPC, EDQUOT, EFBIG, a write cut short)
+            fix = "free disk space"
+        elif code in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+            fix = "free disk space"
+        elif code in (errno.EACCES, errno.EPERM, errno.EROFS):
+            fix = f"make {path.parent} writable"
+        elif code in (errno.EEXIST, errno.ENOTDIR):
+            fix = f"move away the file in the way of {path.parent}"
+        else:
+            fix = "fix that"
         found = list_checkpoints(run_dir)
         previous = found[-1] if found else None
         kept = (f"the previous checkpoint {previous.name} is intact; {fix} and continue with --resume"

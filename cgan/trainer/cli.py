@@ -25,7 +25,7 @@ class _DefaultGroup(click.Group):
 
     def parse_args(self, ctx, args):
         if args and args[0] not in self.commands and args[0] not in ("--help", "-h", "--version", "-V"):
-            if not args[0].startswith("-"):  # a mistyped command (exportpair) said "Missing option '--name'"
+            if not args[0].startswith("-") and not ctx.resilient_parsing:  # a mistyped command (exportpair)
                 import difflib
 
                 near = difflib.get_close_matches(args[0], self.commands, n=1, cutoff=0.6)

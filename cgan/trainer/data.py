@@ -10,6 +10,7 @@ crop are *upscaled* (bicubic, aspect kept) so their shorter side equals the crop
 """
 from __future__ import annotations
 
+import errno
 import logging
 import os
 from dataclasses import dataclass
@@ -54,7 +55,7 @@ def read_rgb(path: str | os.PathLike, too_large: list[Path] | None = None) -> np
         return None
     if img.dtype == np.uint16:
         img = ((img.astype(np.uint32) * 255 + 32767) // 65535).astype(np.uint8)
-    elif img.dtype in (np.float32, np.float64):
+    elif img.dtype in (np.float16, np.float32, np.float64):
         img = (np.clip(img, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
     elif img.dtype != np.uint8:
         return None
@@ -120,7 +121,7 @@ def list_images(folder: str | os.PathLike, what: str, check: bool = True,
     not_read: list[Path] = []
     broken: list[Path] = []
     too_large: list[Path] = []
-    unreadable: list[tuple[Path, str]] = []  # files that cannot be opened (permissions): not corrupt
+    unreadable: list[tuple[Path, OSError]] = []  # files that cannot be opened (permissions, I/O): not corrupt
     for f in files:
         if not reads(f.suffix):
             not_read.append(f)
@@ -130,7 +131,7 @@ def list_images(folder: str | os.PathLike, what: str, check: bool = True,
                 with open(f, "rb"):
                     pass
             except OSError as e:
-                unreadable.append((f, e.strerror or type(e).__name__))
+                unreadable.append((f, e))
                 continue
         img = read_rgb(f, too_large) if check else None
         if check and img is None:
@@ -158,7 +159,7 @@ def list_images(folder: str | os.PathLike, what: str, check: bool = True,
 
 
 def _skipped(not_read: list[Path], broken: list[Path], too_large: Sequence[Path] = (),
-             unreadable: Sequence[tuple[Path, str]] = (), dangling: Sequence[Path] = ()) -> str:
+             unreadable: Sequence[tuple[Path, OSError]] = (), dangling: Sequence[Path] = ()) -> str:
     """What was skipped and why ("" for nothing), by kind: a file type not read (a .gif, notes: convert or
     ignore; HEIC: convert), a photo that did not decode (corrupt, cut short: replace it), one over the pixel limit
     (shrink it), one that cannot be opened (permissions: not corrupt) and a link to nothing."""
@@ -169,8 +170,10 @@ def _skipped(not_read: list[Path], broken: list[Path], too_large: Sequence[Path]
         parts.append(f"{len(too_large)} over the {MAX_DECODE_PIXELS // 10**6}-megapixel limit ({names(too_large)}; "
                      f"shrink them)")
     if unreadable:
-        parts.append(f"{len(unreadable)} could not be opened ({unreadable[0][1]}: "
-                     f"{names([f for f, _ in unreadable])}; fix their permissions)")
+        e = unreadable[0][1]
+        fix = "fix their permissions" if e.errno in (errno.EACCES, errno.EPERM) else "check the disk or share"
+        parts.append(f"{len(unreadable)} could not be opened ({e.strerror or type(e).__name__}: "
+                     f"{names([f for f, _ in unreadable])}; {fix})")
     if broken:
         parts.append(f"{len(broken)} could not be decoded, corrupt or cut short? ({names(broken)})")
     if dangling:

@@ -619,20 +619,17 @@ def _train(cfg: TrainConfig, resume: bool, progress: bool, reset_schedule: bool,
         except BaseException as e:
             _close_quietly(logger)  # its own error (a full disk) must not hide the one that ended the run
             _stop_workers(loader)  # now: at exit, Python's clean-up SIGTERMed them and torch printed a traceback
-            trained = counters["step"] not in (last_saved, 0)  # (a fresh run's step 0 trained nothing)
-            if isinstance(e, DataError) and main_rank:
-                raise _failure(e, DataError, save if trained else None, counters["step"], run_dir, cfg,
-                               "fix or remove that image") from None
-            if _out_of_memory(e) and main_rank:
-                raise _failure(_oom_advice(cfg, counters["step"], device), CganError, save if trained else None,
-                               counters["step"], run_dir, cfg, "lower --size or --batch-size") from None
-            if cfg.compile and _compile_failed(e) and main_rank:  # (torch.compile compiles at the first step)
-                from cgan._cli import one_line
-
-                why = one_line(e).split("\n")[0][:300]
-                raise _failure(f"--compile failed on {device}: {why} (torch.compile needs a working C++ compiler "
-                               f"on CPU, Triton on CUDA)", CganError, save if trained else None, counters["step"],
-                               run_dir, cfg, "install that or drop --compile") from None
+            # (a fresh run's step 0 trained nothing; under torchrun rank 0 saves, every rank says one line)
+            keep = save if main_rank and counters["step"] not in (last_saved, 0) else None
+            if isinstance(e, DataError):
+                raise _failure(e, DataError, keep, counters["step"], run_dir, cfg, "fix or remove that image") from None
+            if _out_of_memory(e):
+                what, fix = _oom_advice(cfg, counters["step"], device)
+                raise _failure(what, CganError, keep, counters["step"], run_dir, cfg, fix) from None
+            if cfg.compile and _compile_failed(e):  # (torch.compile compiles at the first step)
+                log.debug("torch.compile failed", exc_info=True)
+                what, fix = _compile_advice(e, device)
+                raise _failure(what, CganError, keep, counters["step"], run_dir, cfg, fix) from None
             raise
         logger.close()  # after the last samples: a closed TensorBoard writer would open a new, unflushed file
         if main_rank:  # the weights saved here were checked by the save() of this step (check_finite)
@@ -879,9 +876,11 @@ def _stop_workers(loader: Any) -> None:
 
 def _failure(e: BaseException | str, kind: type[CganError], save: Any, step: int, run_dir: Path, cfg: TrainConfig,
              fix: str) -> CganError:
-    """A training image failed mid-run, or memory ran out: save the steps trained since the last checkpoint (the
-    model is as the last step left it) and say how to go on (`fix`, then --resume). Up to an epoch of training
-    used to be lost, without a word of --resume (and running out of memory was a torch traceback)."""
+    """A training image failed mid-run, memory ran out or torch.compile failed: save the steps trained since the
+    last checkpoint and say how to go on (`fix`, then --resume). A data error comes before a
+    step, so the model is as the last step left it; memory may run out inside a step, after G's update (G and
+    its optimizer one step ahead of the counters: valid weights, that step trained again on resume). Up to an
+    epoch of training used to be lost, without a word of --resume (and the other two were torch tracebacks)."""
     from cgan._cli import one_line
 
     what = e if isinstance(e, str) else one_line(e)  # (from a loader worker: the worker's whole traceback)
@@ -891,7 +890,7 @@ def _failure(e: BaseException | str, kind: type[CganError], save: Any, step: int
         except Exception as err:  # (a full disk too: the first error stays the one reported)
             log.warning("could not save a checkpoint at step %d: %s", step, one_line(err))
     if not ckpt.list_checkpoints(run_dir):
-        return kind(what)
+        return kind(f"{what}; {fix}")
     return kind(f"{what}; the steps trained so far are saved in {run_dir}: {fix}, then go on with "
                 f"`cgan-train --name {shlex.quote(cfg.name)} --out {shlex.quote(str(cfg.out))} --resume`")
 
@@ -905,16 +904,38 @@ def _out_of_memory(e: BaseException) -> bool:
                                                                       "MPS backend out of memory"))
 
 
+def _compile_advice(e: BaseException, device: Any) -> tuple[str, str]:
+    """(what happened, what to do) for torch.compile failing: torch's first line (not its TORCHDYNAMO_VERBOSE
+    hints); a missing C++ compiler or Triton named as such, anything else said to be torch.compile's own error."""
+    text = str(e).strip()
+    first = (text.splitlines() or [type(e).__name__])[0].split("Set TORCHDYNAMO")[0].strip()[:300]
+    if "InvalidCxxCompiler" in text or "C++ compiler" in text:
+        return (f"--compile failed on {device}: {first} (torch.compile on CPU needs a C++ compiler, g++ or clang++)",
+                "install one, or add --no-compile")
+    if "triton" in text.lower():
+        return (f"--compile failed on {device}: {first} (torch.compile on CUDA needs Triton)",
+                "pip install triton, or add --no-compile")
+    return (f"--compile failed on {device}: {first} (an error inside torch.compile; CGAN_DEBUG=1 shows its "
+            f"traceback)", "add --no-compile")
+
+
 def _compile_failed(e: BaseException) -> bool:
     """Whether `e` is torch.compile failing (InductorError: no C++ compiler; BackendCompilerFailed), told by
     class name: those classes live in torch's private modules."""
     return any(c.__name__ in ("InductorError", "BackendCompilerFailed") for c in type(e).__mro__)
 
 
-def _oom_advice(cfg: TrainConfig, step: int, device: Any) -> str:
-    return (f"out of memory on {device} at step {step + 1} (--size {cfg.size}, --load-size {cfg.load_size}, "
-            f"--batch-size {cfg.batch_size}, --ngf {cfg.ngf}, --preprocess {cfg.preprocess}): lower --size and "
-            f"--load-size or --batch-size (or close what else uses the memory)")
+def _oom_advice(cfg: TrainConfig, steps: int, device: Any) -> tuple[str, str]:
+    """(what happened, what to do) for memory running out, by what sets the size the networks train at: --size
+    for the cropping modes, --load-size for scale_width, each photo's own size for none (batch 1 there)."""
+    when = f"after {steps} steps" if steps else "at the first step"
+    if cfg.preprocess == "none":
+        return (f"out of memory on {device} {when} (--preprocess none trains on each photo at its own size, "
+                f"--ngf {cfg.ngf})", "shrink the largest photos or use a cropping --preprocess (resize_and_crop)")
+    option, value = ("--load-size", cfg.load_size) if cfg.preprocess == "scale_width" else ("--size", cfg.size)
+    return (f"out of memory on {device} {when} (--preprocess {cfg.preprocess}: {option} {value}, --batch-size "
+            f"{cfg.batch_size}, --ngf {cfg.ngf})",
+            f"lower {option} or --batch-size, or free what else uses the memory")
 
 
 def _close_quietly(logger: Any) -> None:
