@@ -277,6 +277,43 @@ def test_reconnect_resumes_a_stream_that_comes_back(tmp_path, monkeypatch):
     assert s.ended == "end" and s.frames > 0 and probe(out)[0] == s.frames
 
 
+def _hls(folder, frames: int = 50, fps: int = 25) -> None:
+    """An HLS playlist of one MPEG-TS segment (frames at `fps`, each its own picture) in `folder` (its end
+    marked, so that the run ends at once when it is read: a live one's end waits for the read timeout)."""
+    import av
+
+    with av.open(str(folder / "seg0.ts"), "w", format="mpegts") as c:
+        s = c.add_stream("mpeg2video", rate=fps)
+        s.width, s.height, s.pix_fmt = 64, 48, "yuv420p"
+        for i in range(frames):
+            for p in s.encode(av.VideoFrame.from_ndarray(pattern(i), format="bgr24")):
+                c.mux(p)
+        for p in s.encode(None):
+            c.mux(p)
+    (folder / "live.m3u8").write_text(f"#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:{frames // fps}\n"
+                                      f"#EXT-X-MEDIA-SEQUENCE:0\n#EXTINF:{frames / fps:.1f},\nseg0.ts\n#EXT-X-ENDLIST\n")
+
+
+def test_a_live_hls_stream_keeps_its_frames_when_the_model_is_faster(tmp_path, monkeypatch):
+    """FFmpeg downloads a live HLS stream a segment at a time and OpenCV decodes it at once: handed on as they
+    came, all but the newest frame of each burst were dropped (11 of 300 kept at 22 fps against a 25 fps
+    stream, 22 with a model 6x faster than it). Its frames are now handed on at their own times: a model
+    faster than the stream keeps them, and the run takes the stream's time."""
+    as_live_streams(monkeypatch)  # (its length hidden, as a live playlist has none)
+    _hls(tmp_path)
+    with serve_folder(tmp_path) as base:
+        t0 = time.perf_counter()
+        s = run_video(job(inputs=[f"{base}/live.m3u8"], output=str(tmp_path / "o.mp4"), reconnects=0),
+                      translator=Invert(delay=0.005))
+        took = time.perf_counter() - t0
+    assert s.streams[0]["live"] and s.frames + s.dropped == 50
+    assert s.dropped <= 5, s  # (a frame or two may meet a busy translator)
+    assert took > 1.6, took  # the 2 s of stream, not a burst
+    from cgan.runtime.sources import _is_playlist
+
+    assert _is_playlist("https://cdn.example/live/index.M3U8?token=x") and not _is_playlist("rtsp://cam/stream")
+
+
 def test_a_stream_that_starts_again_from_its_first_picture_is_a_recording_and_ends(tmp_path, monkeypatch, caplog):
     """A video file served without a length (MPEG-TS, MPEG-PS or raw H.264 over http: OpenCV gives no frame
     count) is read as a live stream; each reconnect at its end replayed it from the start, for ever (92

@@ -253,6 +253,11 @@ class CaptureSource:
         self.tone_mapped_by: str | None = None  # "OpenCV" when OpenCV makes this HDR file SDR (see open_source)
         self.cut_short: str | None = None  # why it ended before its end (Source)
         self._pending: np.ndarray | None = None
+        # a live HLS stream comes a segment (2-10 s of frames) at a time, decoded at once: handed on as they
+        # come, all but the newest frame of each burst were dropped (1 frame in 25 kept with a model 6x faster
+        # than the stream); they are handed on at their own times instead (_pace)
+        self._paced = self.live and spec.kind == "url" and _is_playlist(str(spec.target))
+        self._anchor: tuple[float, float] | None = None  # (clock, stream time) the pacing counts from
         self.cap = self._open()
         self.fps = known_fps(self.cap.get(cv2.CAP_PROP_FPS))
         n = self.cap.get(cv2.CAP_PROP_FRAME_COUNT)
@@ -355,6 +360,8 @@ class CaptureSource:
             frame, self._pending = self._pending, None
             self.frames_read += 1
             self.timestamp = self._pending_t
+            if self._paced:
+                self._pace()
             return frame
         if self.cap is None:
             return None
@@ -362,6 +369,8 @@ class CaptureSource:
         if ok and frame is not None:
             self.frames_read += 1
             self.timestamp = self._time()
+            if self._paced:
+                self._pace()
             return _as_bgr(frame)
         if not self.live:
             if self._stopped_early():
@@ -474,6 +483,22 @@ class CaptureSource:
         self.frames_read = 0
         self.cap.set(cv2.CAP_PROP_POS_MSEC, t * 1000.0)
 
+    def _pace(self) -> None:
+        """Hand the frame just read on at its time in the stream, as a player shows it: wait until the clock has
+        moved on from the frame that set it as far as the stream's time has. A frame late (the stream stalled, a
+        slow download) or too far ahead (its times jumped) sets the clock again, so latency never builds up."""
+        t = self.cap.get(cv2.CAP_PROP_POS_MSEC) / 1000.0 if self.cap is not None else float("nan")
+        now = time.perf_counter()
+        if not math.isfinite(t):
+            self._anchor = None
+            return
+        if self._anchor is not None:
+            ahead = self._anchor[0] + (t - self._anchor[1]) - now
+            if 0.0 < ahead <= PACE_MAX_AHEAD_S:
+                self.stop.wait(ahead)
+                return
+        self._anchor = (now, t)
+
     def _time(self) -> float | None:
         """The time in the file of the frame just read (OpenCV's, from the stream's start); None for live sources,
         whose frames are timed by when they arrive."""
@@ -499,6 +524,7 @@ class CaptureSource:
             except CganError:
                 continue
             ok, frame = self.cap.read()
+            self._anchor = None  # (a reopened stream's times start again)
             if ok and frame is not None:
                 if self._first_digest is not None and _digest(frame) == self._first_digest:
                     # a video file served without a length (MPEG-TS, MPEG-PS, raw H.264 over http) is read as a
@@ -607,6 +633,19 @@ def open_source(text: str | int | os.PathLike | InputSpec, reconnects: int = 3, 
 
 MAX_RECONNECT_WAIT_S = 30.0  # the longest wait between two reopen attempts (they double from `backoff`)
 URL_TIMEOUT_MS = 5000  # open and read timeout of network streams
+#: a live HLS stream's frames are handed on at their own times (see CaptureSource._pace), up to this far ahead of
+#: the frame that set the clock: more is a jump in its times (a new stream), and the clock is set again
+PACE_MAX_AHEAD_S = 12.0
+
+
+def _is_playlist(url: str) -> bool:
+    """Whether a URL names an HLS playlist (.m3u8, .m3u; its query left out)."""
+    from urllib.parse import urlsplit
+
+    try:
+        return urlsplit(url).path.lower().endswith((".m3u8", ".m3u"))
+    except ValueError:
+        return False
 
 
 def known_fps(fps: object) -> float:
