@@ -339,6 +339,20 @@ def test_a_stream_that_starts_again_from_its_first_picture_is_a_recording_and_en
     assert not _detailed(np.zeros((48, 64, 3), np.uint8)) and _detailed(pattern(0))
 
 
+def test_a_replayed_recording_that_lost_frames_is_said_cut_short(tmp_path, monkeypatch):
+    """Read as a live stream, such a file lost the frames that came faster than the model (4 of 500 written),
+    and the run exited 0 with cut_short null. Its summary now says it is a recording missing frames (exit 1)."""
+    as_live_streams(monkeypatch)
+    clip = make_clip(tmp_path / "stream.mp4", 30)
+    with serve_folder(tmp_path) as base:
+        s = run_video(job(inputs=[f"{base}/{clip.name}"], output=str(tmp_path / "o.mp4"), reconnects=1),
+                      translator=Invert(delay=0.02))
+    st = s.streams[0]
+    assert s.dropped > 0 and not st["live"] and s.incomplete == [st], s
+    assert st["cut_short"].startswith(f"a recorded video served without a length, read as a live stream: "
+                                      f"{s.dropped} of its 30 frames dropped; download it"), st
+
+
 def test_a_video_file_served_over_http_is_read_once_like_a_file(tmp_path):
     """An http URL with a length is a recorded video: every frame once, then the end (it used to count as a
     live stream, so its end triggered a reopen that replayed it from the start, forever, dropping frames)."""

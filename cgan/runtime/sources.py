@@ -245,6 +245,7 @@ class CaptureSource:
         self.backoff = backoff
         self.stop = stop or threading.Event()
         self.reconnected = 0
+        self.replayed = False  # a "live" URL found to be a recorded video replayed from its start (_reconnect)
         self.frames_read = 0
         self.timestamp: float | None = None  # of the frame read last, for files (see Source)
         self.ended_at: float | None = None  # where a file's last frame stops being shown, read to its end (Source)
@@ -532,6 +533,7 @@ class CaptureSource:
                     log.warning("%s started again from its first picture: a recorded video, not a live stream; "
                                 "it ends here (to translate every frame of it, download it and pass the file)",
                                 self.name)
+                    self.replayed = True
                     break
                 self.reconnected += 1
                 return _as_bgr(frame)

@@ -1644,6 +1644,17 @@ def _flicker(st: _Stream) -> dict[str, float] | None:
     return {"raw": round(st.flicker[0].value, 3), "smoothed": round(st.flicker[1].value, 3)}
 
 
+def _replayed_short(st: _Stream) -> str | None:
+    """A recorded video served without a length (MPEG-TS over http) is read as a live stream until a reconnect
+    replays it: its dropped frames are missing from the output, which is said as a cut short video's (exit 1;
+    it had exited 0 with 4 of its 500 frames written)."""
+    dropped = st.dropped + st.dropped_out
+    if not getattr(st.source, "replayed", False) or not dropped:
+        return None
+    return (f"a recorded video served without a length, read as a live stream: {dropped} of its {st.read} frames "
+            f"dropped; download it and pass the file to translate every frame")
+
+
 def _fill_summary(s: VideoSummary, pipe: _Pipeline, streams: list[_Stream], seconds: float) -> None:
     s.frames = sum(st.written for st in streams)
     s.dropped = sum(st.dropped + st.dropped_out for st in streams)
@@ -1658,7 +1669,8 @@ def _fill_summary(s: VideoSummary, pipe: _Pipeline, streams: list[_Stream], seco
     s.fps = s.frames / seconds if seconds > 0 else 0.0
     s.seconds = seconds
     s.ended = pipe.ended
-    s.streams = [{"input": st.source.name, "live": st.live, "read": st.read, "written": st.written,
+    s.streams = [{"input": st.source.name, "live": st.live and not getattr(st.source, "replayed", False),
+                  "read": st.read, "written": st.written,
                   "dropped": st.dropped + st.dropped_out, "resized": st.resized,
                   # the size written (even, side by side twice as wide), else the size translated
                   "size": list(st.out.size if st.out is not None and st.out.size else st.target or ()),
@@ -1667,5 +1679,5 @@ def _fill_summary(s: VideoSummary, pipe: _Pipeline, streams: list[_Stream], seco
                   "sound": st.out.sound if st.out is not None else None,
                   "flicker": _flicker(st),
                   # why the input ended before its end (a decode error, a connection lost for good), else None
-                  "cut_short": getattr(st.source, "cut_short", None)}
+                  "cut_short": getattr(st.source, "cut_short", None) or _replayed_short(st)}
                  for st in streams]
