@@ -16,7 +16,7 @@ from cgan._cli import run
 from cgan.runtime import video
 from cgan.runtime.cli import cli
 
-from _helpers_video import make_clip, probe
+from _helpers_video import make_clip, pattern, probe
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -150,6 +150,25 @@ def test_corrupt_file_subprocess_stderr_is_one_line(tmp_path):
     p = subprocess.run([sys.executable, "-c", "from cgan.runtime.cli import main; main()", "--input", str(junk)],
                        capture_output=True, text=True, timeout=60, cwd=REPO)
     assert_one_line_error(p.returncode, p.stderr, "cannot decode")
+
+
+def test_verbose_json_output_stays_json(tmp_path):
+    """OpenCV prints its and FFmpeg's warnings on standard output: with -v, a JPEG-coded clip's "deprecated
+    pixel format used" line came before --json's summary, which then did not parse."""
+    import json
+
+    import cv2
+
+    clip = tmp_path / "mjpg.avi"
+    w = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"MJPG"), 10, (64, 48))
+    for i in range(3):
+        w.write(pattern(i))
+    w.release()
+    p = subprocess.run([sys.executable, "-c", "from cgan.runtime.cli import main; main()", "-v", "--json",
+                        "--no-progress", "--input", str(clip), "--output", str(tmp_path / "o.mp4"), "--backend",
+                        "ort-cpu", "--size", "64"], capture_output=True, text=True, timeout=120, cwd=REPO)
+    assert p.returncode == 0, p.stderr[-2000:]
+    assert json.loads(p.stdout)["frames"] == 3, p.stdout[:300]
 
 
 def _translator_available() -> bool:

@@ -96,7 +96,8 @@ class _Strength(click.FloatRange):
               help="Reopen attempts for a live source that stops, or a recorded video over http that stops before its "
                    "end (waits double from 0.5 s, at most 30 s).")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
-@click.option("-v", "--verbose", is_flag=True, help="Debug logging (and OpenCV warnings).")
+@click.option("-v", "--verbose", is_flag=True,
+              help="Debug logging (and OpenCV warnings; with --json only its errors: it prints warnings on stdout).")
 def cli(pair, direction, inputs, output, display, side_by_side, fps_overlay, size, capture, virtual_camera,
         max_frames, start, end, backend, precision, compile_, cuda_graphs, smooth, smooth_strength, smooth_flow, codec,
         crf, sound, metadata, progress, reconnects, as_json, verbose):
@@ -105,7 +106,8 @@ def cli(pair, direction, inputs, output, display, side_by_side, fps_overlay, siz
     Photos too: when every --input is a photo file or a folder, each photo is translated to --output (a file
     for one photo, else a folder: same names and formats)."""
     setup_logging(verbose)
-    quiet_opencv("WARNING" if verbose else "SILENT")
+    # OpenCV prints its (and FFmpeg's) warnings on standard output, where --json's summary goes: errors only then
+    quiet_opencv(("ERROR" if as_json else "WARNING") if verbose else "SILENT")
     if output is not None and not output.strip():
         raise CganError("--output is empty: name a file (e.g. out.mp4, or out.jpg for a photo) or a folder, or "
                         "leave --output out")
