@@ -275,6 +275,22 @@ def test_reconnect_resumes_a_stream_that_comes_back(tmp_path, monkeypatch):
     shutil.move(clip2, tmp_path / "gone.mp4")
     s = run_video(job(inputs=[src2], output=str(out)), translator=Invert())
     assert s.ended == "end" and s.frames > 0 and probe(out)[0] == s.frames
+    # the summary counts the reopens (a stream that dropped every 20 frames reconnected 90 times unsaid)
+    src3 = CaptureSource(InputSpec("url", str(clip), "x"), reconnects=2, backoff=0.01)
+    s = run_video(job(inputs=[src3], max_frames=12), translator=Invert())
+    assert s.streams[0]["reconnected"] == src3.reconnected >= 2, s.streams
+
+
+def test_a_stream_stopped_by_the_run_does_not_announce_a_reconnect(tmp_path, monkeypatch, caplog):
+    """A Ctrl-C during a stalled read printed "stopped delivering frames; reconnecting in 0.5 s (1/3)" while
+    the run was already stopping."""
+    as_live_streams(monkeypatch)
+    src = CaptureSource(InputSpec("url", str(make_clip(tmp_path / "s.mp4", 3)), "x"), reconnects=3, backoff=0.01)
+    src.stop.set()
+    with caplog.at_level("WARNING"):
+        assert src._reconnect() is None
+    assert "reconnecting" not in caplog.text
+    src.close()
 
 
 def _hls(folder, frames: int = 50, fps: int = 25) -> None:

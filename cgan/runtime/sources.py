@@ -509,6 +509,8 @@ class CaptureSource:
         """Wait before reopening attempt `attempt` (0-based) of `reconnects`: doubling from `backoff`, at most
         MAX_RECONNECT_WAIT_S each (so a large `reconnects` keeps a camera feed retrying), said as '<name> <doing>
         in <wait> s (k/n)'. False when the run stopped meanwhile."""
+        if self.stop.is_set():  # (a read that failed because the run is stopping: nothing to announce)
+            return False
         wait = min(self.backoff * 2.0 ** min(attempt, 30), MAX_RECONNECT_WAIT_S)
         log.warning("%s %s in %.1f s (%d/%d)", self.name, doing, wait, attempt + 1, self.reconnects)
         return not self.stop.wait(wait)

@@ -1670,7 +1670,7 @@ def _fill_summary(s: VideoSummary, pipe: _Pipeline, streams: list[_Stream], seco
     s.seconds = seconds
     s.ended = pipe.ended
     s.streams = [{"input": st.source.name, "live": st.live and not getattr(st.source, "replayed", False),
-                  "read": st.read, "written": st.written,
+                  "read": st.read, "written": st.written, "reconnected": getattr(st.source, "reconnected", 0),
                   "dropped": st.dropped + st.dropped_out, "resized": st.resized,
                   # the size written (even, side by side twice as wide), else the size translated
                   "size": list(st.out.size if st.out is not None and st.out.size else st.target or ()),
