@@ -692,3 +692,27 @@ def test_an_error_closing_a_source_does_not_replace_the_runs_outcome(tmp_path, c
             assert run_video(job(inputs=[Src(frames, fps=10)], output=str(out)), translator=Invert()).frames == 6
             assert out.is_file()
     assert "closing it failed: close failed" in caplog.text
+
+
+def test_a_stream_that_never_answers_is_said_to_time_out(monkeypatch):
+    """A server that takes the connection and sends nothing got the generic "unreachable, wrong URL or
+    credentials..." line after the open timeout; it now says nothing came within it."""
+    import socket
+    import threading
+
+    from cgan.runtime import sources
+
+    monkeypatch.setattr(sources, "URL_TIMEOUT_MS", 600)
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(4)
+    held: list = []
+    threading.Thread(target=lambda: [held.append(server.accept()) for _ in range(4)], daemon=True).start()
+    try:
+        with pytest.raises(CganError, match=r"cannot open stream http://127.0.0.1:\d+/live: no video from it within "
+                                            r"0.6 s \(the server or camera does not answer"):
+            CaptureSource(InputSpec("url", f"http://127.0.0.1:{server.getsockname()[1]}/live", "x"), reconnects=0)
+    finally:
+        server.close()
+        for conn, _ in held:
+            conn.close()

@@ -325,10 +325,15 @@ class CaptureSource:
                                 f"or no permission (add yourself to the 'video' group)")
             return self._ask_mode(cap)
         # bounded open/read waits, so a stalled stream reaches the reconnect logic in seconds, not FFmpeg's ~30 s
+        t0 = time.perf_counter()
         cap = cv2.VideoCapture(str(spec.target), cv2.CAP_FFMPEG,
                                [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, URL_TIMEOUT_MS, cv2.CAP_PROP_READ_TIMEOUT_MSEC,
                                 URL_TIMEOUT_MS])
         if not cap.isOpened():
+            if time.perf_counter() - t0 >= 0.9 * URL_TIMEOUT_MS / 1000:  # (FFmpeg says which only in its log)
+                raise CganError(f"cannot open stream {spec.shown}: no video from it within {URL_TIMEOUT_MS / 1000:g} "
+                                f"s (the server or camera does not answer, or sends nothing); check it with "
+                                f"`ffprobe {spec.shown}`")
             raise CganError(f"cannot open stream {spec.shown}: unreachable, wrong URL or credentials, or what it "
                             f"sends is not a video FFmpeg can open (an MP4 cut short before its index?); check it "
                             f"with `ffprobe {spec.shown}`")
