@@ -15,6 +15,9 @@ class _Stop:
         self.waits.append(seconds)
         return False
 
+    def is_set(self):
+        return False
+
 
 class _Cap:
     def release(self):
