@@ -324,3 +324,8 @@ def test_second_sigint_while_camera_hangs_keeps_the_recording(tmp_path, monkeypa
     assert isinstance(e.value, Terminated) == (sig == "SIGTERM")
     assert probe(out)[0] >= 10
     assert not list(tmp_path.glob(".o.partial-*"))
+    # what was done rides on the exception, for cgan-video's summary (--json printed nothing after a forced stop)
+    summary = e.value.summary
+    assert summary.ended == ("terminated" if sig == "SIGTERM" else "interrupted")
+    assert summary.outputs == [str(out)] and summary.frames == probe(out)[0]
+    assert summary.streams[0]["written"] == summary.frames and summary.seconds > 0

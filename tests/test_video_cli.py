@@ -239,6 +239,41 @@ def test_cli_exit_code_says_how_the_run_ended(monkeypatch, capsys, ended, code):
     assert run(cli, ["--input", "demo", "--no-display"]) == code
 
 
+@pytest.mark.parametrize("forced,code", [(KeyboardInterrupt, 130), ("Terminated", 143)])
+def test_a_forced_stop_still_prints_the_summary(monkeypatch, capsys, forced, code):
+    """A second Ctrl-C (SIGTERM) forces the stop; run_video hands what was done on the exception, and --json
+    prints it (it printed nothing, so a script reading stdout got no JSON); an interrupt without one (before
+    the run started) stays the plain 'interrupted'."""
+    import json
+
+    from cgan.errors import Terminated
+    from cgan.runtime import cli as video_cli
+    from cgan.runtime.video import VideoSummary
+
+    kind = Terminated if forced == "Terminated" else forced
+    ended = "terminated" if kind is Terminated else "interrupted"
+
+    def forced_stop(job):
+        e = kind()
+        e.summary = VideoSummary(frames=7, ended=ended, outputs=["o.mp4"])
+        raise e
+
+    monkeypatch.setattr(video_cli, "run_video", forced_stop)
+    assert run(cli, ["--input", "demo", "--no-display", "--json"]) == code
+    out = capsys.readouterr().out
+    assert json.loads(out)["frames"] == 7 and json.loads(out)["ended"] == ended
+    assert run(cli, ["--input", "demo", "--no-display"]) == code
+    assert "frames 7" in capsys.readouterr().out
+
+    def early(job):
+        raise kind()
+
+    monkeypatch.setattr(video_cli, "run_video", early)
+    assert run(cli, ["--input", "demo", "--no-display", "--json"]) == code
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err.strip() == ended
+
+
 # ---- --compile / --cuda-graphs ------------------------------------------------------------------------------
 def _has_cuda() -> bool:
     try:

@@ -143,7 +143,13 @@ def cli(pair, direction, inputs, output, display, side_by_side, fps_overlay, siz
     if folder is not None:
         _finish(run_video_folder(folder, output, **options), as_json)
         return
-    _finish(run_video(VideoJob(inputs=list(inputs), output=output, **options)), as_json)
+    try:
+        summary = run_video(VideoJob(inputs=list(inputs), output=output, **options))
+    except KeyboardInterrupt as e:  # a second Ctrl-C (SIGTERM) forced the stop: what was done is still said
+        if getattr(e, "summary", None) is None:
+            raise
+        summary = e.summary
+    _finish(summary, as_json)
 
 
 #: options that only videos take (photos are translated one by one: nothing to show live or smooth over time)

@@ -1478,6 +1478,7 @@ def run_video(job: VideoJob, translator: Any = None) -> VideoSummary:
     holder: dict[str, _Pipeline] = {}
     streams: list[_Stream] = []
     pipe = None
+    t_start = None
     try:
         for value in job.inputs:
             if isinstance(value, (str, os.PathLike, numbers.Integral)):  # checked by VideoJob
@@ -1541,16 +1542,28 @@ def run_video(job: VideoJob, translator: Any = None) -> VideoSummary:
             pipe.ended = "max-frames"
         _fill_summary(summary, pipe, streams, seconds)
         return summary
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as e:
         # a second Ctrl-C forces the stop (e.g. while a hung camera is waited for): the frames written so far
-        # still make a playable file, so keep it; only a file that does not read back is removed
+        # still make a playable file, so keep it; only a file that does not read back is removed. The summary
+        # of what was done rides on the exception (`e.summary`; cgan-video prints it, --json too).
         with _signals_deferred(signals):
             for st in streams:
                 if st.out is not None:
                     try:
-                        st.out.finish()
+                        path = st.out.finish()
                     except Exception:  # noqa: BLE001 - the interrupt is what gets reported
                         st.out.abort()
+                    else:
+                        if path is not None:
+                            summary.outputs.append(str(path))
+            if pipe is not None and t_start is not None:
+                try:
+                    _fill_summary(summary, pipe, streams, time.perf_counter() - t_start)
+                except Exception:  # noqa: BLE001 - the interrupt is what gets reported
+                    log.debug("no summary of the forced stop", exc_info=True)
+                else:
+                    summary.ended = "terminated" if isinstance(e, Terminated) else "interrupted"
+                    e.summary = summary
         raise
     except BaseException:
         for st in streams:
