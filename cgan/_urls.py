@@ -37,6 +37,21 @@ def redact_url(url: str) -> str:
     return f"{scheme}://{shown}{_redact_params(tail)}"
 
 
+def url_host(url: str) -> str | None:
+    """The host name or address a `scheme://` URL names, without user info, port or IPv6 brackets; None
+    without one (`udp://@:1234`, a listening URL) or without ://."""
+    _, sep, rest = url.partition("://")
+    if not sep:
+        return None
+    _, tail = _split_userinfo(rest)
+    hostport = tail[:_first(tail, "/?#")]
+    if hostport.startswith("["):
+        host = hostport[1:hostport.find("]")] if "]" in hostport else hostport[1:]
+    else:
+        host = hostport.rpartition(":")[0] if ":" in hostport else hostport
+    return host or None
+
+
 def _first(text: str, chars: str) -> int:
     """Index of the first of `chars` in `text` (len(text) if none)."""
     return min((i for i in map(text.find, chars) if i >= 0), default=len(text))

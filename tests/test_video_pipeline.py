@@ -716,3 +716,67 @@ def test_a_stream_that_never_answers_is_said_to_time_out(monkeypatch):
         server.close()
         for conn, _ in held:
             conn.close()
+
+
+def test_a_stream_hosts_name_is_looked_up_with_a_timeout(monkeypatch):
+    """FFmpeg looks a stream's host name up without a timeout (a name server that does not answer held the open,
+    and a Ctrl-C, for tens of seconds): cgan looks it up first, on a thread, and says which part is wrong."""
+    import socket
+    import threading
+
+    from cgan.runtime import sources
+    from cgan.runtime.sources import look_up
+
+    asked: list[str] = []
+    answers = {"nohost.invalid": socket.gaierror(socket.EAI_NONAME, "Name or service not known"),
+               "offline.example": socket.gaierror(socket.EAI_AGAIN, "Temporary failure in name resolution")}
+    release = threading.Event()
+
+    def getaddrinfo(host, *args, **kwargs):
+        asked.append(host)
+        if host == "slow.example":
+            release.wait(10)
+        if host in answers:
+            raise answers[host]
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", 0))]
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    try:
+        assert look_up("nohost.invalid", 2) == "unknown"
+        assert look_up("offline.example", 2) is None  # another failure: FFmpeg's own open says it
+        assert look_up("cam.example", 2) is None
+        t0 = time.monotonic()
+        assert look_up("slow.example", 0.3) == "slow" and time.monotonic() - t0 < 2
+        stop = threading.Event()
+        stop.set()
+        t0 = time.monotonic()
+        assert look_up("slow.example", 30, stop) == "slow" and time.monotonic() - t0 < 2  # a stopping run
+        asked.clear()
+        assert look_up("10.0.0.7", 2) is None and look_up("::1", 2) is None and asked == []  # addresses: no lookup
+
+        opened: list[str] = []
+
+        class NeverOpens:
+            def __init__(self, target, *args):
+                opened.append(target)
+
+            def isOpened(self):
+                return False
+
+            def release(self):
+                pass
+
+        monkeypatch.setattr(sources.cv2, "VideoCapture", NeverOpens)
+        with pytest.raises(CganError, match=r"^cannot open stream rtsp://admin:\*\*\*@nohost.invalid:554/live: no host "
+                                            r"is named nohost.invalid \(the name does not resolve\); check"):
+            CaptureSource(InputSpec("url", "rtsp://admin:pw@nohost.invalid:554/live", "x"), reconnects=0)
+        monkeypatch.setattr(sources, "URL_TIMEOUT_MS", 300)
+        opened.clear()
+        with pytest.raises(CganError, match=r"its host slow.example was not found within 0.3 s \(the name server does "
+                                            r"not answer\)"):
+            CaptureSource(InputSpec("url", "http://slow.example/live.m3u8", "x"), reconnects=0)
+        assert opened == []  # FFmpeg was not left to wait for it
+        with pytest.raises(CganError, match="unreachable, wrong URL or credentials"):
+            CaptureSource(InputSpec("url", "rtsp://offline.example/live", "x"), reconnects=0)
+    finally:
+        release.set()

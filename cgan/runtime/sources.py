@@ -28,7 +28,7 @@ import cv2
 import numpy as np
 
 from cgan import _codecs
-from cgan._urls import SCHEME, redact_url
+from cgan._urls import SCHEME, redact_url, url_host
 from cgan.errors import CganError, IntegrityError
 
 log = logging.getLogger(__name__)
@@ -324,7 +324,14 @@ class CaptureSource:
                 raise CganError(f"cannot open capture device {spec.target}: busy (used by another program?) "
                                 f"or no permission (add yourself to the 'video' group)")
             return self._ask_mode(cap)
-        # bounded open/read waits, so a stalled stream reaches the reconnect logic in seconds, not FFmpeg's ~30 s
+        # bounded open/read waits, so a stalled stream reaches the reconnect logic in seconds, not FFmpeg's ~30 s;
+        # FFmpeg's host name lookup has no timeout (and a Ctrl-C waited for it), so it is looked up here first
+        host = url_host(str(spec.target))
+        dns = look_up(host, URL_TIMEOUT_MS / 1000, self.stop) if host else None
+        if dns == "slow":
+            raise CganError(f"cannot open stream {spec.shown}: its host {host} was not found within "
+                            f"{URL_TIMEOUT_MS / 1000:g} s (the name server does not answer); check the network, or "
+                            f"give the camera's address instead of its name")
         t0 = time.perf_counter()
         cap = cv2.VideoCapture(str(spec.target), cv2.CAP_FFMPEG,
                                [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, URL_TIMEOUT_MS, cv2.CAP_PROP_READ_TIMEOUT_MSEC,
@@ -334,6 +341,9 @@ class CaptureSource:
                 raise CganError(f"cannot open stream {spec.shown}: no video from it within {URL_TIMEOUT_MS / 1000:g} "
                                 f"s (the server or camera does not answer, or sends nothing); check it with "
                                 f"`ffprobe {spec.shown}`")
+            if dns == "unknown":
+                raise CganError(f"cannot open stream {spec.shown}: no host is named {host} (the name does not "
+                                f"resolve); check the URL's spelling")
             raise CganError(f"cannot open stream {spec.shown}: unreachable, wrong URL or credentials, or what it "
                             f"sends is not a video FFmpeg can open (an MP4 cut short before its index?); check it "
                             f"with `ffprobe {spec.shown}`")
@@ -645,6 +655,41 @@ URL_TIMEOUT_MS = 5000  # open and read timeout of network streams
 #: a live HLS stream's frames are handed on at their own times (see CaptureSource._pace), up to this far ahead of
 #: the frame that set the clock: more is a jump in its times (a new stream), and the clock is set again
 PACE_MAX_AHEAD_S = 12.0
+
+
+def look_up(host: str, timeout: float, stop: threading.Event | None = None) -> str | None:
+    """Look `host` up, on a thread of its own (getaddrinfo cannot be interrupted): None when it resolves (or is
+    an address, or the lookup failed for another reason: FFmpeg finds out), "unknown" when no such name
+    exists, "slow" when no answer came within `timeout` s (or `stop` was set meanwhile)."""
+    import ipaddress
+    import socket
+
+    try:
+        ipaddress.ip_address(host)
+        return None
+    except ValueError:
+        pass
+    answer: list[str | None] = []
+    done = threading.Event()
+
+    def lookup() -> None:
+        try:
+            socket.getaddrinfo(host, None)
+            answer.append(None)
+        except socket.gaierror as e:
+            unknown = {socket.EAI_NONAME, getattr(socket, "EAI_NODATA", socket.EAI_NONAME)}
+            answer.append("unknown" if e.errno in unknown else None)
+        except (OSError, UnicodeError, ValueError):  # e.g. a label over 63 characters
+            answer.append(None)
+        finally:
+            done.set()
+
+    threading.Thread(target=lookup, name=f"cgan-dns-{host}", daemon=True).start()
+    deadline = time.monotonic() + timeout
+    while not done.wait(min(0.1, max(0.0, deadline - time.monotonic()))):  # (a Ctrl-C interrupts the wait)
+        if time.monotonic() >= deadline or stop is not None and stop.is_set():
+            return "slow"
+    return answer[0] if answer else None
 
 
 def _is_playlist(url: str) -> bool:
