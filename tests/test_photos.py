@@ -747,7 +747,7 @@ def test_a_second_ctrl_c_writes_only_the_photo_in_hand(tmp_path, monkeypatch):
             t.start()
 
     try:
-        with pytest.raises(KeyboardInterrupt):
+        with pytest.raises(KeyboardInterrupt) as e:
             run_photos(PhotoJob(inputs=d, output=tmp_path / "out", handle_signals=True, progress=False),
                        translator=AtBatch(1, first_ctrl_c))
     finally:
@@ -755,6 +755,9 @@ def test_a_second_ctrl_c_writes_only_the_photo_in_hand(tmp_path, monkeypatch):
             t.cancel()
         release.set()
     assert [p.name for p in (tmp_path / "out").iterdir()] == ["00.png"]
+    # what was done rides on the exception, for cgan-video's summary (--json printed nothing after a forced stop)
+    summary = e.value.summary
+    assert summary.ended == "interrupted" and summary.output == str(tmp_path / "out") and summary.photos == 1
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
 
@@ -774,10 +777,11 @@ def test_an_apps_keyboard_interrupt_while_the_writer_is_waited_for_leaves_nothin
         time.sleep(0.3)
 
     _writes_after(slow, monkeypatch)
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.raises(KeyboardInterrupt) as e:
         run_photos(PhotoJob(inputs=d, output=tmp_path / "out", handle_signals=False, progress=False),
                    translator=Invert())
     written = sorted(p.name for p in (tmp_path / "out").iterdir())
+    assert e.value.summary.photos == len(written) and e.value.summary.ended == "interrupted"
     time.sleep(1.0)
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == written and 1 <= len(written) < 6
     assert leftovers(tmp_path / "out") == []

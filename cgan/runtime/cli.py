@@ -126,7 +126,7 @@ def cli(pair, direction, inputs, output, display, side_by_side, fps_overlay, siz
                        side_by_side=side_by_side, max_photos=max_frames, backend=backend, precision=precision,
                        compile=compile_, cuda_graphs=cuda_graphs, progress=progress, metadata=metadata,
                        handle_signals=True)
-        _finish(run_photos(job), as_json)
+        _finish(_forced(run_photos, job), as_json)
         return
     ctx = click.get_current_context()
     if _given(ctx, "metadata"):
@@ -143,13 +143,18 @@ def cli(pair, direction, inputs, output, display, side_by_side, fps_overlay, siz
     if folder is not None:
         _finish(run_video_folder(folder, output, **options), as_json)
         return
+    _finish(_forced(run_video, VideoJob(inputs=list(inputs), output=output, **options)), as_json)
+
+
+def _forced(run_job, job):
+    """run_job(job)'s summary, also when a second Ctrl-C (SIGTERM) forced the stop: the runs hand what was
+    done on the KeyboardInterrupt (--json printed nothing then); one raised before the run began stays as it is."""
     try:
-        summary = run_video(VideoJob(inputs=list(inputs), output=output, **options))
-    except KeyboardInterrupt as e:  # a second Ctrl-C (SIGTERM) forced the stop: what was done is still said
+        return run_job(job)
+    except KeyboardInterrupt as e:
         if getattr(e, "summary", None) is None:
             raise
-        summary = e.summary
-    _finish(summary, as_json)
+        return e.summary
 
 
 #: options that only videos take (photos are translated one by one: nothing to show live or smooth over time)

@@ -56,7 +56,7 @@ from cgan._iptc import MAX_IRB, has_iptc, iptc_for_copy, jpeg_photoshop, jpeg_wi
 from cgan._limits import MAX_DECODE_PIXELS, usable_cpus
 from cgan._optional import optional_module, pip_extra
 from cgan._xmp import JPEG_MAX_XMP, jpeg_with_xmp, jpeg_xmp, png_with_xmp, png_xmp, xmp_for_copy
-from cgan.errors import CganError
+from cgan.errors import CganError, Terminated
 from cgan.runtime.frames import DEFAULT_MAX_PIXELS, model_size_of
 from cgan.runtime.sources import DEMO, _describe
 from cgan.runtime.video import CODECS, VIDEO_EXTS, JOIN_TIMEOUT_S, _check_bool, _checked_outputs, _handled_signals, \
@@ -900,6 +900,15 @@ class _Run:
         self.n_tried = self.n_translated = 0
         self.noted: set[str] = set()
         self.lock = threading.Lock()
+        self.t_start = time.perf_counter()
+        self.io_threads = 1
+
+    def summary(self, ended: str) -> PhotoSummary:
+        return PhotoSummary(photos=self.written, failed=self.failed, seconds=time.perf_counter() - self.t_start,
+                            read_ms=1000.0 * self.read_s / max(1, self.n_tried),
+                            translate_ms=1000.0 * self.translate_s / max(1, self.n_translated),
+                            write_ms=1000.0 * self.write_s / max(1, self.written), ended=ended,
+                            io_threads=self.io_threads)
 
     def fail(self, src: Path, reason: str) -> None:
         """One photo not translated: a warning now, a line in the summary, a tick of the bar."""
@@ -1105,7 +1114,12 @@ def run_photos(job: PhotoJob, translator: Any = None) -> PhotoSummary:
                        leave=False)
         run = _Run(bar)
         run.failed = [{"input": str(p), "reason": why} for p, why in problems]
-        summary = _run(job, translator, plan, size, max_pixels, run, signals, io_threads(job, translator))
+        try:
+            summary = _run(job, translator, plan, size, max_pixels, run, signals, io_threads(job, translator))
+        except KeyboardInterrupt as e:  # a second Ctrl-C (SIGTERM) forced the stop: what was done rides on it
+            e.summary = run.summary("terminated" if isinstance(e, Terminated) else "interrupted")
+            e.summary.output, e.summary.left_out = str(out), _by_ext(left_out)
+            raise
     finally:
         if bar is not None:
             bar.close()
@@ -1141,7 +1155,7 @@ def _run(job: PhotoJob, translator: Any, plan: list[tuple[Path, Path]], size: tu
     writers = [threading.Thread(target=_writer, args=(run, q_out), name=f"cgan-photo-writer-{i}", daemon=True)
                for i in range(n_io)]
     started: list[threading.Thread] = []
-    t_start = time.perf_counter()
+    run.t_start, run.io_threads = time.perf_counter(), n_io
     with _signals({"pipe": run}, signals):
         ends = 0
         try:
@@ -1192,11 +1206,7 @@ def _run(job: PhotoJob, translator: Any, plan: list[tuple[Path, Path]], size: tu
         if isinstance(e, _WriteFailed):
             raise _write_problem(e.error, e.dst, run.written) from None
         raise e
-    seconds = time.perf_counter() - t_start
-    return PhotoSummary(photos=run.written, failed=run.failed, seconds=seconds,
-                        read_ms=1000.0 * run.read_s / max(1, run.n_tried),
-                        translate_ms=1000.0 * run.translate_s / max(1, run.n_translated),
-                        write_ms=1000.0 * run.write_s / max(1, run.written), ended=run.ended, io_threads=n_io)
+    return run.summary(run.ended)
 
 
 def _end_threads(run: _Run, readers: list[threading.Thread], n_writers: int, q_out: queue.Queue) -> None:
