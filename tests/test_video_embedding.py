@@ -273,3 +273,22 @@ def test_the_library_leaves_opencv_logging_alone(monkeypatch):
 def test_a_single_path_object_is_one_input(tmp_path):
     clip = make_clip(tmp_path / "in.mp4", 2)
     assert run_video(job(inputs=Path(clip)), translator=Invert()).frames == 2
+
+
+def test_an_apps_own_ctrl_c_reaches_it_with_the_runs_summary(tmp_path):
+    """handle_signals=False: Python's own SIGINT handler raises KeyboardInterrupt in the run; the app gets it with
+    what was done as its `summary`, and the frames written so far are a playable file."""
+    clip = make_clip(tmp_path / "in.mp4", 400)
+
+    out = tmp_path / "o.mp4"
+    timer = threading.Timer(1.0, os.kill, (os.getpid(), signal.SIGINT))
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    timer.start()
+    try:
+        with pytest.raises(KeyboardInterrupt) as e:
+            run_video(job(inputs=[str(clip)], output=str(out), handle_signals=False), translator=Invert(delay=0.02))
+    finally:
+        timer.cancel()
+    summary = e.value.summary
+    assert summary.ended == "interrupted" and summary.outputs == [str(out)]
+    assert 0 < summary.frames < 400 and probe(out)[0] == summary.frames
