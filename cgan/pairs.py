@@ -86,7 +86,7 @@ class Pair:
         """The in-pair graph record of `gen`, checked: what cgan writes (FP32, NCHW float32 I/O), made for the
         weights pair.json lists, inside the folder and, with verify, matching its size and sha256."""
         rec = self.graphs.get(gen)
-        fix = f"re-create it with `cgan-export {self.folder} --in-pair`"
+        fix = f"re-create it with `cgan-export {shlex.quote(str(self.folder))} --in-pair`"
         if rec is None:
             raise IntegrityError(f"{self.folder / PAIR_JSON} lists no ONNX graph for {gen}; {fix}")
         want = {"kind": "onnx", "precision": "fp32", "io": "nchw", "io_dtype": "float32"}
@@ -97,8 +97,11 @@ class Pair:
                                  f"than {self.files[gen].get('path')}; {fix}")
         try:
             _check_record(self.folder, rec, verify)
-        except IntegrityError as e:
-            raise IntegrityError(f"{e}; or {fix}") from None
+        except IntegrityError as e:  # its own advice ("re-create the folder") gives way to how to re-create it
+            said = str(e)
+            for generic in ("; re-create the folder", "; re-create it"):
+                said = said.removesuffix(generic)
+            raise IntegrityError(f"{said}; {fix}") from None
         return rec
 
     def records(self) -> list[dict[str, Any]]:

@@ -30,23 +30,26 @@ def synthetic_frame(h: int = 256, w: int = 384) -> np.ndarray:
     return np.where((y > h / 2)[..., None], grass, sky).clip(0, 255).astype(np.uint8)
 
 
-def run(source: str, backend: str, frame: np.ndarray, out: Path, label: str) -> np.ndarray:
-    with Translator.load(source, backend=backend) as t:          # resolve, pick direction + backend, activate
+def run(source: str, backend: str, frame: np.ndarray, out: Path, label: str,
+        direction: str | None = None) -> tuple[np.ndarray, str]:
+    with Translator.load(source, direction, backend=backend) as t:  # resolve, pick direction + backend, activate
         t.translate(frame)                                          # warm-up (first call sets up buffers)
         start = time.perf_counter()
         result = t.translate(frame)                                 # BGR uint8 in, BGR uint8 out, same size
         ms = (time.perf_counter() - start) * 1e3
         print(f"{label:14s} {t.info.precision} {t.info.device}  {t.info.direction}  {ms:7.1f} ms  "
               f"from {t.info.folder}")
+        direction = t.info.direction
     cv2.imwrite(str(out / f"{label}.png"), result)
-    return result
+    return result, direction
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("image", nargs="?", help="a picture to translate (default: a synthetic frame)")
     ap.add_argument("--pair", default="summer2winter", help="pair name or folder (default: the embedded pair)")
-    ap.add_argument("--export", help="an export folder (cgan-export) to run with ort-cpu too")
+    ap.add_argument("--direction", help="G or F, or a name such as winter2summer (default: the pair's own)")
+    ap.add_argument("--export", help="an export folder (cgan-export) to run with ort-cpu too, same direction")
     ap.add_argument("--out", default="embed-out", help="where to write the pictures")
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
@@ -57,22 +60,29 @@ def main() -> None:
     if frame is None:
         raise SystemExit(f"cannot read {args.image} as a picture")
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise SystemExit(f"cannot write pictures to --out {out}: {e.strerror or e}; pass another folder") from None
     cv2.imwrite(str(out / "input.png"), frame)
 
     try:
-        here = available_backends(args.pair)                        # {backend: (ok, why not)} for this pair
+        here = available_backends(args.pair, args.direction)        # {backend: (ok, why not)} for this pair
         if args.export:
             available_backends(args.export)                         # a wrong folder is said before any work
         runs = [(args.pair, b, b) for b in ("ort-cpu", "torch") if here[b][0]]
         for b in ("ort-cpu", "torch"):
             if not here[b][0]:
                 print(f"{b} cannot run {args.pair} here: {here[b][1]}")
-        if args.export:
-            runs.append((args.export, "ort-cpu", "export-ort-cpu"))
         if not runs:
             raise SystemExit(f"no CPU backend can run {args.pair} here: pip install -e '.[runtime]'")
-        results = [(label, run(source, backend, frame, out, label)) for source, backend, label in runs]
+        results = []
+        for source, backend, label in runs:
+            result, direction = run(source, backend, frame, out, label, args.direction)
+            results.append((label, result))
+        if args.export:                                              # the same direction as the pair's runs
+            results.append(("export-ort-cpu", run(args.export, "ort-cpu", frame, out, "export-ort-cpu",
+                                                  direction)[0]))
     except CganError as e:                                          # a user mistake: one line, what to do
         raise SystemExit(f"embed.py: {e}") from None
     first_label, first = results[0]

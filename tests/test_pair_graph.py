@@ -78,6 +78,27 @@ def test_auto_picks_ort_cpu_for_a_pair_with_graphs(pair):
         assert t.info.backend == "ort-cpu"
 
 
+def test_a_missing_graph_is_said_by_available_backends_and_auto_takes_torch(pair, tmp_path):
+    """pair.json lists a graph whose file was deleted: available_backends said ort-cpu could run it, and auto
+    picked ort-cpu, whose load then failed; the pair's torch backend could run it all along. An export whose
+    graph is missing (and that holds pair/) is the same."""
+    from cgan.runtime import available_backends
+
+    add_pair_graphs(pair)
+    export = make_export(pair, tmp_path / "export")
+    (pair / "G.fp32.onnx").unlink()
+    for graph in export.glob("G.*.onnx"):
+        graph.unlink()
+    for folder in (pair, export):
+        ok, why = available_backends(str(folder))["ort-cpu"]
+        assert not ok and "G." in why and "is missing" in why, why
+        with Translator.load(str(folder), device="cpu") as t:
+            assert t.info.backend == "torch" and t.translate(FRAME).shape == FRAME.shape
+    assert available_backends(str(pair), direction="F")["ort-cpu"] == (True, "")
+    with pytest.raises(CganError, match=r"G.fp32.onnx is missing; re-create its graphs with `cgan-export .*--in-pair`$"):
+        Translator.load(str(pair), backend="ort-cpu")
+
+
 def test_changed_weights_or_graph_are_refused(pair):
     add_pair_graphs(pair)
     weights = pair / "G.safetensors"

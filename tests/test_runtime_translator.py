@@ -208,6 +208,10 @@ def test_close_and_backend_lifecycle(folders):
     with pytest.raises(CganError, match="closed"):
         t.translate(np.zeros((16, 16, 3), np.uint8))
     t.close()  # idempotent
+    assert repr(t).endswith("(closed)>") and t.info.backend == "ort-cpu"
+    with pytest.raises(CganError, match="this Translator is closed"):  # (it raised only at the first call)
+        with t:
+            pass
     model = load_model(str(folders[1]))
     be = backend_class("ort-cpu")(model, None, None, threads=1)
     with pytest.raises(CganError, match="not active"):
@@ -308,15 +312,26 @@ def test_example_embed_runs(folders, tmp_path, monkeypatch, capsys):
     runpy.run_path(str(ROOT / "examples" / "embed.py"), run_name="__main__")
     text = capsys.readouterr().out
     assert int(text.split("torch vs ort-cpu: max difference")[1].split()[0]) <= 1
+    # the export runs the direction the pair's runs did (it ran G against the pair's F: a difference of 131)
+    monkeypatch.setattr(sys, "argv", ["embed.py", "--pair", str(pair), "--direction", "F", "--export", str(export),
+                                      "--out", str(tmp_path / "out3")])
+    runpy.run_path(str(ROOT / "examples" / "embed.py"), run_name="__main__")
+    text = capsys.readouterr().out
+    ran = [line.split()[3] for line in text.splitlines() if line.startswith(("torch ", "export-ort-cpu ")) and " vs " not in line]
+    assert ran == ["winter2summer"] * 2 and int(text.split("max difference")[1].split()[0]) <= 1, text
 
 
 @pytest.mark.parametrize("argv, said", [
     (["nothere.jpg"], "nothere.jpg is not a file: pass a picture"),
     (["--export", "no/such/export"], "embed.py: no/such/export does not exist: pass a pair folder"),
     (["--pair", "nope"], "embed.py: unknown pair 'nope': known here:"),
+    (["--out-is-a-file"], "cannot write pictures to --out"),
 ])
 def test_example_embed_user_mistakes_are_one_line(argv, said, tmp_path):
-    r = subprocess.run([sys.executable, str(ROOT / "examples" / "embed.py"), *argv, "--out", str(tmp_path / "o")],
+    if argv == ["--out-is-a-file"]:  # (the last --out counts)
+        (tmp_path / "taken").write_text("x")
+        argv = ["--out", str(tmp_path / "taken" / "o")]
+    r = subprocess.run([sys.executable, str(ROOT / "examples" / "embed.py"), "--out", str(tmp_path / "o"), *argv],
                        capture_output=True, text=True, cwd=tmp_path, timeout=120)
     assert r.returncode == 1 and r.stderr.strip().startswith(said), r.stderr[-2000:]
     assert "Traceback" not in r.stderr and "WARN" not in r.stderr and len(r.stderr.strip().splitlines()) == 1

@@ -168,6 +168,8 @@ class Translator:
         return not self.backend.is_active
 
     def __enter__(self) -> "Translator":
+        if self.closed:  # (it raised only at the first call inside the block)
+            raise CganError("this Translator is closed; load a new one")
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -187,4 +189,5 @@ class Translator:
 
     def __repr__(self) -> str:
         i = self.info
-        return f"<Translator {i.direction} {i.backend} {i.precision} {i.device} from {i.folder}>"
+        state = " (closed)" if self.closed else ""
+        return f"<Translator {i.direction} {i.backend} {i.precision} {i.device} from {i.folder}{state}>"

@@ -116,7 +116,16 @@ class _OrtBackend(Backend):
     def _check_model(cls, model: Model | None, precision: str, prefer_prepost: bool) -> tuple[bool, str]:
         if model is None:
             return True, ""
-        if _pick_onnx(model, precision, prefer_prepost) is None:
+        rec = _pick_onnx(model, precision, prefer_prepost)
+        if rec is not None:
+            try:
+                graph = model.path(rec, verify=False)
+            except CganError as e:
+                return False, str(e)
+            if not graph.is_file():  # (a size and hash check is the load's: it reads the whole file)
+                return False, (f"{model.listing} lists {rec.get('path')} but {graph} is missing; "
+                               f"{model.rebuild_hint()}")
+        if rec is None:
             if model.kind != "export":
                 # a pair runs only through its in-pair FP32 graph (cgan-export PAIR --in-pair); anything else
                 # needs an export folder
