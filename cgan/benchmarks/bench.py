@@ -295,6 +295,7 @@ class Prepared:
     name: str
     info: dict[str, Any]
     export_error: str | None = None
+    export_broke: bool = False  # the export failed for another reason than a library or GPU missing here
     engine_error: str | None = None  # the export's TensorRT engines failed (the ONNX-only export may stand)
 
     def unavailable(self, backend: str) -> str | None:
@@ -319,7 +320,7 @@ def check_before_work(cfg: BenchConfig) -> None:
         r = resolve(cfg.source)
         folder = r.folder / "pair" if r.kind == "export" else r.folder
         if (folder / PAIR_JSON).is_file():  # (a broken one is said, as before, when the run loads it)
-            pair = load_pair(folder, verify=False)
+            pair = load_pair(folder)  # its weights' hashes too: a corrupt pair replaced the previous --json
             pair.spec.resolve_direction(cfg.direction or r.direction, tuple(pair.generators))
     if cfg.device == "cuda":
         import torch
@@ -456,10 +457,17 @@ def _export(cfg: BenchConfig, prepared: Prepared, pair: Any, work: Path, opts: d
 
         missing = missing_extra(e, "the export") if isinstance(e, ModuleNotFoundError) else None
         prepared.export_error = f"export failed: {missing or e}"  # (the extra named: 'No module named onnx')
+        # what cannot run here skips the rows that need the export; any other failure (a folder refused, a
+        # disk full, a parity check failed) makes them errors, which fail the run (it exited 0)
+        prepared.export_broke = not isinstance(e, (BackendUnavailable, ImportError))
         info["export"] = {"error": prepared.export_error, "options": opts}
 
 
 # ---- measuring -----------------------------------------------------------------------------------------
+class ExportFailed(Exception):
+    """The export a row needs failed for another reason than what this machine lacks: the row is an error."""
+
+
 def failed_status(e: BaseException) -> str:
     """The status of a row that could not be measured: 'skipped' for what cannot run here (no library, no GPU,
     a backend refusing), 'error' (which fails the run) for a corrupt or replaced model file (IntegrityError) or a
@@ -673,6 +681,8 @@ def run_bench(cfg: BenchConfig, on_row: Callable[[dict[str, Any]], None] | None 
                 if reason is None:
                     ok, why = runtime_availability(name, source)
                     reason = None if ok else why
+                if reason and prepared.export_broke and prepared.export_folder is None:
+                    raise ExportFailed(reason)
                 if reason:
                     raise BackendUnavailable(reason)
                 return TranslatorRunner(name, source, prepared.gen, precision, cfg.threads)

@@ -7,6 +7,7 @@ results are written (and lost). Every command of cgan-bench (bench, train, profi
 """
 from __future__ import annotations
 
+import importlib
 import importlib.util
 import json
 import logging
@@ -18,7 +19,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from cgan._files import nearest_existing
-from cgan.errors import CganError
+from cgan.errors import CganError, first_line
 
 log = logging.getLogger(__name__)
 
@@ -182,6 +183,11 @@ def check_outputs(outputs: Iterable[tuple[str, str | os.PathLike | None]], histo
     if plot is not None:
         if importlib.util.find_spec("matplotlib") is None:
             raise CganError("--plot needs matplotlib: pip install matplotlib (or cgan[cpu]), or drop --plot")
+        try:  # (installed but broken: the run measured everything, then failed at the plot)
+            importlib.import_module("matplotlib")
+        except Exception as e:  # noqa: BLE001 - any import failure means the same
+            raise CganError(f"--plot needs matplotlib, which fails to import here ({first_line(e)}): reinstall it "
+                            f"(pip install --force-reinstall matplotlib), or drop --plot") from None
     if history is not None:
         named.append(("--history", check_history_file(history)))
     seen: dict[str, str] = {}

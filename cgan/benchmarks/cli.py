@@ -21,7 +21,7 @@ import click
 from cgan._cli import entry, given_flags
 from cgan.benchmarks.checks import check_batch, check_int, check_outputs, check_positive_float
 from cgan.benchmarks.variants import tokens_help
-from cgan.errors import CganError
+from cgan.errors import BackendUnavailable, CganError
 
 
 def _outputs(f):
@@ -50,10 +50,11 @@ def emit(result: dict[str, Any], json_path: str | None, history: str | None, plo
     if json_path:
         write_result(json_path, result)
         click.echo(f"wrote {json_path}")
-    if history:
+    measured = any(r["status"] == "ok" for r in result["rows"])
+    if history and measured:  # (a line of skipped rows only would be a run with no figures in the record)
         append_history(history, result)
         click.echo(f"appended to {history}")
-    if plot_path:
+    if plot_path and measured:
         from cgan.benchmarks.plot import plot_result
 
         plot_result(result, plot_path, read_history(history) if history else None)
@@ -61,6 +62,11 @@ def emit(result: dict[str, Any], json_path: str | None, history: str | None, plo
     failed = [r for r in result["rows"] if r["status"] == "error"]
     if failed:
         raise CganError(f"{len(failed)} row(s) failed (status 'error'); see 'not measured' above")
+    if not measured:  # (it exited 0: a script or a GPU lease took a run without figures for a result)
+        left = " and ".join(f"{option} {path}" for option, path in (("--history", history), ("--plot", plot_path))
+                            if path)
+        raise BackendUnavailable("nothing was measured: every row was skipped (see 'not measured' above)"
+                                 + (f"; {left} left as they were" if left else ""))
 
 
 def _pair_input(pair: str | None) -> list[tuple[str, Any]]:
@@ -195,7 +201,11 @@ def cli(ctx: click.Context, json_path, history, plot_path, quiet, **kw) -> None:
         raise CganError("--iters and --seconds both say how long each row is timed: give one of them")
     # before any work, not after it; the pair is resolved first: an unknown one wrote a "complete": false file
     # over the previous result
-    check_outputs([("--json", json_path)], history=history, plot=plot_path, inputs=_pair_input(kw["source"]))
+    from cgan.benchmarks.bench import _workdir
+
+    cache = [("the benchmark's cache (--workdir)", _workdir(cfg))]  # (--json there replaced a cached pair.json)
+    check_outputs([("--json", json_path)], history=history, plot=plot_path,
+                  inputs=_pair_input(kw["source"]) + cache)
     check_before_work(cfg)
     result = run_bench(cfg, on_row=_progress(quiet), checkpoint=_checkpoint(json_path))
     emit(result, json_path, history, plot_path)

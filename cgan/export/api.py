@@ -11,6 +11,7 @@ Order of work (nothing half-written ever carries a final name):
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import shutil
@@ -25,7 +26,7 @@ from cgan._files import (check_folder_target, ensure_writable_dir, file_record, 
 from cgan._versions import dist_version
 from cgan.errors import CganError
 from cgan.pairs import GRAPHS, MANIFEST_JSON, PAIR_JSON, Pair, Resolved, load_pair, resolve
-from cgan.spec import EXPORT_FORMAT, FORMAT_VERSION
+from cgan.spec import EXPORT_FORMAT, FORMAT_VERSION, PAIR_FORMAT
 
 log = logging.getLogger(__name__)
 
@@ -274,8 +275,21 @@ def _refuse_triton_in_pair(triton: Path, out: Path) -> None:
 
 
 def _pair_folder_around(path: Path) -> Path | None:
-    """`path` (resolved) or the nearest folder above it that is a pair folder (holds pair.json); None if none is."""
-    return next((f for f in (path, *path.parents) if (f / PAIR_JSON).is_file()), None)
+    """`path` (resolved) or the nearest folder above it that is a pair folder (holds pair.json); None if none is.
+    A pair.json that reads as JSON and is no pair manifest (a `cgan-bench --json pair.json` result in the
+    working folder) makes no pair folder; a damaged one still does."""
+    return next((f for f in (path, *path.parents) if _pair_manifest(f / PAIR_JSON)), None)
+
+
+def _pair_manifest(file: Path) -> bool:
+    if not file.is_file():
+        return False
+    try:
+        meta = json.loads(file.read_bytes()[:1 << 20])  # (a manifest is a few KB; a big file is damaged: a pair)
+    except (OSError, ValueError):
+        return True
+    # a pair's manifest, maybe with a damaged field; anything else JSON (a bench result, a list) is not one
+    return isinstance(meta, dict) and (meta.get("format") == PAIR_FORMAT or "files" in meta or "spec" in meta)
 
 
 class _SwapIn(contextlib.AbstractContextManager):

@@ -1,0 +1,89 @@
+"""cgan-bench findings of 2026-12-04 (second round): `--json pair.json` in the working folder made every export
+under it refuse ("inside the pair folder") and the run exited 0 with its ONNX rows skipped; a run that measured
+nothing exited 0 and appended a history line without figures; --json into the benchmark's own cache replaced the
+cached pair's manifest; a corrupt --pair replaced the previous --json result before being found out."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from cgan._cli import run
+from cgan.benchmarks.cli import cli
+
+from _helpers_runtime import make_pair
+
+TINY = ["--device", "cpu", "--blocks", "1", "--ngf", "4", "--sizes", "32x32", "--precision", "fp32", "--batch", "1",
+        "--warmup", "0", "--iters", "2", "-q"]
+
+
+@pytest.fixture
+def home(monkeypatch, tmp_path):
+    monkeypatch.setenv("CGAN_HOME", str(tmp_path / "home"))
+    return tmp_path / "home"
+
+
+def test_a_result_named_pair_json_makes_no_pair_folder(home, tmp_path, monkeypatch, capsys):
+    pytest.importorskip("onnxruntime")
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "pair.json").write_text(json.dumps({"complete": False, "rows": []}))  # a previous result
+    assert run(cli, [*TINY, "--backends", "ort-cpu", "--no-baseline", "--json", "pair.json"]) == 0, \
+        capsys.readouterr().err
+    rows = json.loads((tmp_path / "pair.json").read_text())["rows"]
+    assert [r["status"] for r in rows] == ["ok"], rows
+    # a pair's own manifest, even a damaged one, still keeps exports out of its folder
+    from cgan.export.api import _pair_folder_around
+
+    assert _pair_folder_around(tmp_path / "x") is None
+    (tmp_path / "pair.json").write_text('{"format": "cgan.pair", "files": ')  # cut short
+    assert _pair_folder_around(tmp_path / "x") == tmp_path
+
+
+def test_a_broken_export_makes_error_rows_and_fails_the_run(home, monkeypatch, capsys):
+    pytest.importorskip("onnxruntime")
+    from cgan.benchmarks import bench
+    from cgan.errors import CganError
+
+    def refuse(*args, **kwargs):
+        raise CganError("--out X is inside the pair folder Y: choose a folder outside it")
+
+    monkeypatch.setattr(bench, "_find_export_pair", lambda: refuse)
+    assert run(cli, [*TINY, "--backends", "ort-cpu,torch-cpu", "--no-baseline"]) == 2
+    out, err = capsys.readouterr()
+    assert "1 row(s) failed" in err and "inside the pair folder" in out, (out, err)
+
+
+def test_a_run_that_measures_nothing_fails_and_leaves_the_history(home, tmp_path, capsys):
+    history = tmp_path / "h.jsonl"
+    history.write_text("")
+    result = tmp_path / "r.json"
+    code = run(cli, [*TINY, "--backends", "ort-cuda,torch-cuda", "--no-baseline", "--json", str(result),
+                     "--history", str(history)])
+    err = capsys.readouterr().err.strip()
+    assert code == 4 and err.startswith("error: nothing was measured: every row was skipped"), err
+    assert f"--history {history} left as they were" in err and history.read_text() == ""
+    rows = json.loads(result.read_text())["rows"]  # the reasons are kept
+    assert rows and all(r["status"] == "skipped" and r["reason"] for r in rows)
+
+
+def test_json_into_the_benchmarks_cache_is_refused(home, capsys):
+    cached = home / "bench" / "random-b1-ngf4"
+    cached.mkdir(parents=True)
+    code = run(cli, [*TINY, "--backends", "torch-cpu", "--json", str(cached / "pair.json")])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "is inside the benchmark's cache (--workdir)" in err, err
+    assert not (cached / "pair.json").exists()
+
+
+def test_a_corrupt_pair_leaves_the_previous_result(home, tmp_path, capsys):
+    pair = make_pair(tmp_path / "pair", blocks=1, ngf=4)
+    weights = pair / "G.safetensors"
+    data = bytearray(weights.read_bytes())
+    data[-3] ^= 0x55
+    weights.write_bytes(bytes(data))
+    previous = tmp_path / "prev.json"
+    previous.write_text('{"old": "result"}')
+    argv = ["--pair", str(pair), "--device", "cpu", "--sizes", "32x32", "--backends", "torch-cpu", "--json",
+            str(previous), "-q"]
+    assert run(cli, argv) == 3
+    assert "sha256" in capsys.readouterr().err and previous.read_text() == '{"old": "result"}'
