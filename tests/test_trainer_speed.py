@@ -7,7 +7,7 @@ import pytest
 
 from cgan.benchmarks.train_speed import main, run_train_bench
 
-KEYS = {"name", "precision", "channels_last", "compile", "it_per_s", "ms_per_it", "speedup_vs_baseline"}
+KEYS = {"name", "precision", "channels_last", "compile", "it_per_s", "ms_per_it", "speedup_vs_baseline", "steps"}
 
 
 def test_run_train_bench_rows_on_cpu():

@@ -772,6 +772,7 @@ def train_row(r: dict[str, Any], batch: int, size: int) -> dict[str, Any]:
         return row
     row["fps"] = float(r["it_per_s"]) * batch
     row["mean_ms"] = row["p50_ms"] = float(r["ms_per_it"])
+    row["iters"] = r.get("steps")
     sp = r.get("speedup_vs_baseline")
     row["speedup_vs_baseline"] = float(sp) if sp is not None else None
     row["stages"] = {k: r[k] for k in ("precision", "channels_last", "compile", "it_per_s")}
