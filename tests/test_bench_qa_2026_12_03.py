@@ -105,7 +105,7 @@ def test_tensorrt_without_engines_here_leaves_the_onnx_rows_running(tmp_path, mo
     assert rows["ort-cpu"]["status"] == "ok", rows["ort-cpu"]
     assert rows["tensorrt"]["status"] == "skipped"
     assert rows["tensorrt"]["reason"].startswith("no TensorRT engine: no CUDA GPU is visible")
-    assert "leave tensorrt out of --backends" in rows["tensorrt"]["reason"]
+    assert "leave the tensorrt backends out of --backends" in rows["tensorrt"]["reason"]
     assert "--engine" not in rows["tensorrt"]["reason"]
     assert calls == [True, None]  # (the second export: without the engine options)
 

@@ -87,3 +87,14 @@ def test_a_corrupt_pair_leaves_the_previous_result(home, tmp_path, capsys):
             str(previous), "-q"]
     assert run(cli, argv) == 3
     assert "sha256" in capsys.readouterr().err and previous.read_text() == '{"old": "result"}'
+
+
+def test_an_odd_size_over_the_limit_is_said_over_the_limit():
+    """--sizes 99999x99999 suggested 'try 100000x100000', itself refused for its size."""
+    from cgan.benchmarks.bench import parse_size
+    from cgan.errors import CganError
+
+    with pytest.raises(CganError, match=r"over the 4096x4096 pixels a frame may have"):
+        parse_size("99999x99999")
+    with pytest.raises(CganError, match=r"\(try 4096x4096\)"):
+        parse_size("4094x4094")

@@ -65,6 +65,8 @@ def parse_size(text: str, multiple: int = SIZE_MULTIPLE, min_side: int = MIN_SID
     if not m:
         raise CganError(f"bad size {text!r}: use HEIGHTxWIDTH (e.g. 480x856) or one of {', '.join(SIZE_ALIASES)}")
     h, w = int(m.group(1)), int(m.group(2))
+    if h * w > MAX_PIXELS:  # (first: the hint below named a size refused for this)
+        raise CganError(f"bad size {text!r}: over the {MAX_SIDE}x{MAX_SIDE} pixels a frame may have")
     if h < min_side or w < min_side or h % multiple or w % multiple:
         def fix(v: int) -> int:
             return max(min_side, round(v / multiple) * multiple)
@@ -72,8 +74,6 @@ def parse_size(text: str, multiple: int = SIZE_MULTIPLE, min_side: int = MIN_SID
         hint = f"{fix(h)}x{fix(w)}"
         raise CganError(f"bad size {text!r}: height and width must be multiples of {multiple} and at least "
                         f"{min_side} (try {hint})")
-    if h * w > MAX_PIXELS:  # the runtime refuses larger frames: such a row would fail after its setup
-        raise CganError(f"bad size {text!r}: over the {MAX_SIDE}x{MAX_SIDE} pixels a frame may have")
     return h, w
 
 
@@ -453,7 +453,7 @@ def _export(cfg: BenchConfig, prepared: Prepared, pair: Any, work: Path, opts: d
         from cgan._cli import missing_extra
 
         if isinstance(e, BackendUnavailable) and opts.get("engine"):  # the exporter's alternative names its own
-            e = e.instead("leave tensorrt out of --backends")            # --engine, no option of this command
+            e = e.instead("leave the tensorrt backends out of --backends")  # --engine, no option of this command
 
         missing = missing_extra(e, "the export") if isinstance(e, ModuleNotFoundError) else None
         prepared.export_error = f"export failed: {missing or e}"  # (the extra named: 'No module named onnx')
