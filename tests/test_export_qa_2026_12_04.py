@@ -171,3 +171,41 @@ def test_a_failure_half_way_through_the_final_renames_puts_the_previous_export_b
     monkeypatch.setattr(os, "replace", real)
     assert snapshot() == before
     assert not [p for p in out.iterdir() if p.name.startswith(".export-staging-")]
+
+
+@pytest.mark.parametrize("when", ["writing", "moving in"])
+def test_a_failure_at_the_manifest_puts_the_previous_export_back(tmp_path, monkeypatch, when):
+    """The manifest was written after the swap had ended: a Ctrl-C or a full disk there left the new files, the
+    old ones deleted and no manifest (the folder was no export any more). It is now the swap's last file."""
+    import os
+
+    from _helpers_runtime import make_pair
+
+    import cgan.export.api as api
+    from cgan.export.api import export_pair
+
+    a, b, out = make_pair(tmp_path / "a", seed=0), make_pair(tmp_path / "b", seed=1), tmp_path / "e"
+    export_pair(a, out, fp16=False, parity=False)
+    before = {str(f.relative_to(out)): f.read_bytes() for f in out.rglob("*") if f.is_file()}
+    real_write, real_replace = api.write_json_atomic, os.replace
+
+    def failing_write(path, obj):
+        if when == "writing" and path.name == "manifest.json":
+            raise KeyboardInterrupt
+        return real_write(path, obj)
+
+    def failing_replace(src, dst):
+        if when == "moving in" and os.path.basename(dst) == "manifest.json" and ".previous" not in os.fspath(src) \
+                and ".export-staging-" in os.fspath(src):
+            raise OSError(28, "No space left on device")
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(api, "write_json_atomic", failing_write)
+    monkeypatch.setattr(os, "replace", failing_replace)
+    with pytest.raises((KeyboardInterrupt, OSError)):
+        export_pair(b, out, fp16=False, parity=False, force=True)
+    monkeypatch.undo()
+    assert {str(f.relative_to(out)): f.read_bytes() for f in out.rglob("*") if f.is_file()} == before
+    assert not [p for p in out.iterdir() if p.name.startswith(".export-staging-")]
+    export_pair(b, out, fp16=False, parity=False, force=True)  # and the next export goes through
+    assert json.loads((out / "manifest.json").read_text())["source"]["pair_sha256"] != {}

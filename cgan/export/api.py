@@ -274,6 +274,26 @@ def _refuse_triton_in_pair(triton: Path, out: Path) -> None:
                         f"with the pair's files; choose another folder")
 
 
+def _manifest(pair: Pair, opts: ExportOptions, option_record: dict[str, Any], downloads: Any,
+              files: list[dict[str, Any]], parity_record: dict[str, Any] | None, profile: Any,
+              t_start: float) -> dict[str, Any]:
+    """An export's manifest.json: what it was made from and how, and its files."""
+    return {
+        "format": EXPORT_FORMAT, "version": FORMAT_VERSION, "name": pair.spec.name,
+        "spec": pair.spec.to_dict(),
+        "source": {"pair_sha256": {g: r["sha256"] for g, r in pair.files.items()},
+                   "pair_name": pair.meta.get("name"), "provenance": pair.meta.get("provenance", {}),
+                   "pretrained": ({"name": opts.pretrained, "downloads": downloads} if downloads else None)},
+        "opset": opts.opset, "precision": sorted({r["precision"] for r in files}),
+        "options": option_record, "tools": tool_versions(),
+        "files": [{k: v for k, v in r.items() if k != "skipped_build"} for r in files],
+        "parity": parity_record, "pair": "pair",
+        "engine_profile": profile.to_dict() if profile else None,
+        "triton": None,
+        "export_seconds": round(time.perf_counter() - t_start, 2),
+    }
+
+
 def _pair_folder_around(path: Path) -> Path | None:
     """`path` (resolved) or the nearest folder above it that is a pair folder (holds pair.json); None if none is.
     A pair.json that reads as JSON and is no pair manifest (a `cgan-bench --json pair.json` result in the
@@ -546,6 +566,11 @@ def _export_locked(pair: Pair, out: Path, opts: ExportOptions, frames: list, ima
                 swap(plan, out / plan.name)
                 files.append({**file_record(out / plan.name, out), **meta})
             swap(stage / "pair", out / "pair")
+            # the manifest last, inside the swap: a Ctrl-C or a full disk before it is in place puts the previous
+            # export back whole (written after the swap, a Ctrl-C in between left new files and no manifest)
+            manifest = _manifest(pair, opts, option_record, downloads, files, parity_record, profile, t_start)
+            write_json_atomic(stage / MANIFEST_JSON, manifest)
+            swap(stage / MANIFEST_JSON, out / MANIFEST_JSON)  # the export is complete and usable from here on
         # files the old export listed and this one does not (its FP16 or pre/post graphs, engines) were made
         # from other weights or options: opened directly, or by a Triton repository, they would run the old model
         kept = {r["path"] for r in files} | {r["sidecar"] for r in files if r.get("sidecar")}
@@ -556,22 +581,6 @@ def _export_locked(pair: Pair, out: Path, opts: ExportOptions, frames: list, ima
     finally:
         shutil.rmtree(stage, ignore_errors=True)
     engines = [r for r in files if r["kind"] == "engine"]
-
-    manifest = {
-        "format": EXPORT_FORMAT, "version": FORMAT_VERSION, "name": pair.spec.name,
-        "spec": pair.spec.to_dict(),
-        "source": {"pair_sha256": {g: r["sha256"] for g, r in pair.files.items()},
-                   "pair_name": pair.meta.get("name"), "provenance": pair.meta.get("provenance", {}),
-                   "pretrained": ({"name": opts.pretrained, "downloads": downloads} if downloads else None)},
-        "opset": opts.opset, "precision": sorted({r["precision"] for r in files}),
-        "options": option_record, "tools": tool_versions(),
-        "files": [{k: v for k, v in r.items() if k != "skipped_build"} for r in files],
-        "parity": parity_record, "pair": "pair",
-        "engine_profile": profile.to_dict() if profile else None,
-        "triton": None,
-        "export_seconds": round(time.perf_counter() - t_start, 2),
-    }
-    write_json_atomic(out / MANIFEST_JSON, manifest)  # the export is complete and usable from here on
     if opts.triton:
         from cgan.export.triton import write_repository
 
