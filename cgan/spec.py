@@ -70,7 +70,7 @@ class GeneratorSpec:
         # the I/O contract: what every part of cgan (trainer data, exporter graphs, runtime pre/post-processing)
         # implements; a spec asking for another one would be translated with swapped colours or wrong values
         implemented = {"channel_order": "RGB", "value_range": (-1.0, 1.0), "layout": "NCHW", "padding": "reflect",
-                       "size_multiple": 4}
+                       "size_multiple": 4, "input_name": "input", "output_name": "output"}  # (names: every graph's)
         for name, want in implemented.items():
             if getattr(self, name) != want:
                 problems.append(f"{name} {getattr(self, name)!r} is not supported (cgan implements {want!r})")

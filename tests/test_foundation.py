@@ -60,10 +60,12 @@ def test_flops_match_torchs_flop_counter(spec, h, w):
 
 
 @pytest.mark.parametrize("field,value", [("channel_order", "BGR"), ("value_range", (0.0, 1.0)), ("layout", "NHWC"),
-                                         ("padding", "zeros"), ("size_multiple", 8)])
+                                         ("padding", "zeros"), ("size_multiple", 8), ("input_name", "images"),
+                                         ("output_name", "out")])
 def test_spec_io_contract_other_than_the_implemented_one_is_refused(field, value):
     """Every part of cgan implements RGB, [-1, 1], NCHW, reflection padding, sizes in multiples of 4: a pair
-    whose spec asks for another contract used to load and translate with swapped colours or wrong values."""
+    whose spec asks for another contract used to load and translate with swapped colours or wrong values. Tensor
+    names other than every graph's input/output were exported into the manifest, contradicting the graph."""
     with pytest.raises(CganError, match=f"{field} .* is not supported"):
         GeneratorSpec(**{field: value})
     d = GeneratorSpec().to_dict()
