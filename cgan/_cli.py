@@ -172,9 +172,28 @@ def entry(command: click.Command) -> Callable[[], None]:
     def main() -> None:
         _tolerant_stdout()
         code = run(command)
+        quiet_shutdown(code)
         _exit_past_stuck_threads(code)
         sys.exit(code)
     return main
+
+
+def quiet_shutdown(code: int) -> None:
+    """The command has ended (summary printed, outputs final): from now on a Ctrl-C ends the process at once with
+    the command's own exit code, streams flushed. During Python's shutdown (torch's exit hooks take a moment) it
+    printed a traceback from an atexit callback and still exited 0."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+
+    def at_once(signum: int, frame: object) -> None:
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except (OSError, ValueError, AttributeError):
+                pass
+        os._exit(code)
+
+    signal.signal(signal.SIGINT, at_once)
 
 
 @contextlib.contextmanager

@@ -227,3 +227,28 @@ def test_a_file_where_an_output_folder_goes_is_named_as_such(tmp_path):
         ensure_writable_dir(tmp_path / "x", "run folder")
     with pytest.raises(CganError, match=r"/x is a file, not a folder"):
         ensure_writable_dir(tmp_path / "x" / "sub", "run folder")
+
+
+def test_a_ctrl_c_while_python_shuts_down_after_the_command_is_quiet():
+    """A Ctrl-C in the moment after a command ended (torch's exit hooks running) printed 'Exception ignored in
+    atexit callback' and a traceback, exit 0; it now ends the process with the command's own code."""
+    import subprocess
+    import sys
+    import textwrap
+
+    script = textwrap.dedent("""
+        import atexit, os, signal, sys, time
+        from cgan._cli import quiet_shutdown
+
+        def slow_hook():  # (like torch's: Python code run at exit)
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(2)
+            print("hook finished")
+
+        atexit.register(slow_hook)
+        print("summary", end="")  # (buffered: still written)
+        quiet_shutdown(3)
+        sys.exit(3)
+    """)
+    p = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert p.returncode == 3 and p.stdout == "summary" and p.stderr == "", (p.returncode, p.stdout, p.stderr)
