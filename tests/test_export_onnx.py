@@ -224,6 +224,12 @@ def test_fp16_arithmetic_is_emulated_and_overflow_fails_parity(tmp_path):
     bad = parity.check_generator(net, {"fp32": tmp_path / "g32.onnx", "fp16": tmp_path / "g16.onnx"}, frames)
     assert bad["fp16_emulated_psnr_db"] is None  # -inf: the emulated activations overflowed
     assert any("emulated FP16" in f for f in bad["failures"])
+    # FP32 passed: the advice is FP32 (it said "another --pad-mode/--no-simplify, or report a bug")
+    with pytest.raises(IntegrityError, match=r"do not run in FP16 \(FP32 passed\): export with --no-fp16"):
+        parity.raise_on_failure({"generators": {"G": bad}})
+    bad32 = {**bad, "failures": [*bad["failures"], "FP32 max abs error 0.5 > 0.001"]}
+    with pytest.raises(IntegrityError, match="another --pad-mode/--no-simplify"):
+        parity.raise_on_failure({"generators": {"G": bad32}})
 
 
 def test_nan_outputs_fail_parity(tmp_path):

@@ -222,7 +222,14 @@ def raise_on_failure(figures: dict[str, Any]) -> None:
     if bad:
         # broken weights are no export's fault: another --pad-mode cannot help there
         weights = any(m.startswith(BROKEN_WEIGHTS) for fig in figures["generators"].values() for m in fig["failures"])
-        fix = ("re-create the pair from a checkpoint whose weights are finite (a diverged run's are not)" if weights
-               else "re-export with another --pad-mode/--no-simplify, or report a bug")
+        only_fp16 = all("FP16" in m or m.startswith("the fp16 ") or m.startswith("fp16 ") for m in
+                        (m.split(": ", 1)[-1] for m in bad))
+        if weights:
+            fix = "re-create the pair from a checkpoint whose weights are finite (a diverged run's are not)"
+        elif only_fp16:  # the FP32 graphs are right: these weights do not fit half precision
+            fix = "these weights do not run in FP16 (FP32 passed): export with --no-fp16 and run them in FP32"
+        else:
+            fix = "re-export with another --pad-mode/--no-simplify, or report a bug"
+
         raise IntegrityError("parity check failed (" + "; ".join(bad) + f"); nothing was written under final "
                              f"names; {fix}")
