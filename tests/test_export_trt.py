@@ -109,6 +109,10 @@ def test_parse_shapes_and_batch():
                                   ("256x256,512x512", "1"), ("256x256", "4,1,2"), ("256x256", "0"), ("256x256", "a")]:
         with pytest.raises(CganError):
             T.make_profile(bad_shapes, bad_batch)
+    # over the runtime's largest frame: refused before the ONNX work (TensorRT ran out of memory after it)
+    with pytest.raises(CganError, match=r"profile size 100000x100000 is over the 4096x4096 pixels"):
+        T.make_profile("256x256,720x1280,100000x100000", "1")
+    assert T.make_profile("256x256,720x1280,2160x3840", "1").shapes[2] == (2160, 3840)
 
 
 def test_build_writes_plain_plan_sidecar_and_cache_then_skips(onnx_file, monkeypatch):

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from cgan._files import atomic_path, name_slug, read_json, sha256_file, write_bytes_atomic, write_json_atomic
+from cgan._limits import MAX_PIXELS, MAX_SIDE
 from cgan._optional import pip_extra
 from cgan._versions import version_tuple
 from cgan.errors import BackendUnavailable, CganError, IntegrityError
@@ -61,6 +62,9 @@ class Profile:
         for h, w in s:
             if h < 16 or w < 16 or h % 4 or w % 4:
                 raise CganError(f"profile size {h}x{w} must be at least 16x16 and a multiple of 4 (the runtime pads)")
+            if h * w > MAX_PIXELS:  # (found out by TensorRT after the ONNX work: out of memory, 68 GB asked)
+                raise CganError(f"profile size {h}x{w} is over the {MAX_SIDE}x{MAX_SIDE} pixels the runtime "
+                                f"translates a frame at: give --shapes up to e.g. 2160x3840")
         for i in (0, 1):
             if not (s[i][0] <= s[i + 1][0] and s[i][1] <= s[i + 1][1]):
                 raise CganError(f"--shapes must be ordered min <= opt <= max in height and width, got "
