@@ -131,8 +131,10 @@ def read_weights(load_file: Callable[[str], dict[str, Any]], path: Path) -> dict
 def read_spec(meta: dict[str, Any], path: Path, fix: str) -> PairSpec:
     """The PairSpec a pair.json or an export manifest holds; a malformed one is a damaged file (IntegrityError,
     exit 3, naming it), as the rest of a damaged manifest is ("spec": 5 was a user mistake, exit 2)."""
+    if meta.get("spec") is None:
+        raise IntegrityError(f"{path} has no spec (the generator's architecture and the domains' names); {fix}")
     try:
-        return PairSpec.from_dict(meta.get("spec") or {})
+        return PairSpec.from_dict(meta["spec"])
     except CganError as e:  # (from_dict's own errors are all plain CganErrors)
         raise IntegrityError(f"{path}: {e}; {fix}") from None
 
@@ -150,7 +152,8 @@ def load_pair(folder: str | os.PathLike, verify: bool = True) -> Pair:
     spec = read_spec(meta, folder / PAIR_JSON, "re-create the pair")
     files = meta.get("files")
     if not isinstance(files, dict) or not files or set(files) - set(GENERATORS):
-        raise IntegrityError(f"{folder / PAIR_JSON} must list files for G and/or F, got {files!r}")
+        raise IntegrityError(f"{folder / PAIR_JSON} must list files for G and/or F, got {files!r}; re-create the "
+                             f"pair")
     for gen, rec in files.items():
         if not isinstance(rec, dict):
             raise IntegrityError(f"{folder / PAIR_JSON} has a malformed file entry for {gen}: {rec!r}; re-create the pair")

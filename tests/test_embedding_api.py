@@ -235,6 +235,15 @@ def test_tampered_pair_messages(tmp_path):
     _edit(p, lambda m: m.update(version="1"))
     with pytest.raises(IntegrityError, match="has version '1'; this cgan reads version 1:"):
         load_pair(p)
+    p = _copy_pair(tmp_path / "c")  # (a missing spec was said as "pair spec is missing 'domains'")
+    _edit(p, lambda m: m.pop("spec"))
+    with pytest.raises(IntegrityError, match=r"pair.json has no spec \(the generator's architecture and the "
+                                             r"domains' names\); re-create the pair$"):
+        load_pair(p)
+    p = _copy_pair(tmp_path / "d")
+    _edit(p, lambda m: m.pop("files"))
+    with pytest.raises(IntegrityError, match=r"must list files for G and/or F, got None; re-create the pair$"):
+        load_pair(p)
 
 
 def test_a_weight_file_linked_out_of_its_pair_is_named_as_a_link(tmp_path):
