@@ -314,6 +314,10 @@ def test_manifest_path_traversal(export, tmp_path, name):
     write_json_atomic(export / "manifest.json", meta)
     with pytest.raises(IntegrityError, match="outside its folder"):
         _load_ort(export)
+    from cgan.runtime import Translator
+
+    with pytest.raises(IntegrityError, match="outside its folder"):  # auto does not pass it over for torch
+        Translator.load(str(export))
 
 
 def test_engine_sidecar_broken_or_escaping(export, monkeypatch):

@@ -10,7 +10,7 @@ import logging
 import os
 from typing import Any
 
-from cgan.errors import BackendUnavailable, CganError
+from cgan.errors import BackendUnavailable, CganError, IntegrityError
 
 log = logging.getLogger("cgan.runtime")
 
@@ -76,6 +76,8 @@ def choose(model: Any, backend: str = "auto", precision: str | None = None,
         cls = backend_class(name)
         try:
             ok, reason = cls.check(model, precision, dev)
+        except IntegrityError:  # a damaged manifest (a file named out of its folder) is said, not passed over
+            raise
         except CganError as e:
             ok, reason = False, str(e)
         if ok:

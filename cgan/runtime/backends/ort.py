@@ -118,10 +118,7 @@ class _OrtBackend(Backend):
             return True, ""
         rec = _pick_onnx(model, precision, prefer_prepost)
         if rec is not None:
-            try:
-                graph = model.path(rec, verify=False)
-            except CganError as e:
-                return False, str(e)
+            graph = model.path(rec, verify=False)  # (a path out of the folder: IntegrityError, a damaged manifest)
             if not graph.is_file():  # (a size and hash check is the load's: it reads the whole file)
                 return False, (f"{model.listing} lists {rec.get('path')} but {graph} is missing; "
                                f"{model.rebuild_hint()}")
