@@ -98,3 +98,45 @@ def test_an_odd_size_over_the_limit_is_said_over_the_limit():
         parse_size("99999x99999")
     with pytest.raises(CganError, match=r"\(try 4096x4096\)"):
         parse_size("4094x4094")
+
+
+def test_two_runs_sharing_a_cache_make_its_export_once(tmp_path, monkeypatch):
+    """Two cgan-bench runs with one --workdir: the second saw no manifest yet, removed the first's half-made
+    export under it, and the first failed ('No such file or directory: .../G.fp32.onnx'). The cache's export is
+    now made under its folder's lock: the second waits and takes the first's."""
+    import threading
+    import time
+
+    from cgan.benchmarks import bench
+    from cgan.benchmarks.bench import BenchConfig
+
+    monkeypatch.setenv("CGAN_HOME", str(tmp_path / "home"))
+    made: list[str] = []
+
+    def slow_export(pair_folder, out, **opts):
+        made.append(threading.current_thread().name)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "G.fp32.onnx").write_text("graph")
+        time.sleep(0.6)
+        assert (out / "G.fp32.onnx").is_file(), "removed while being made"
+        (out / "manifest.json").write_text("{}")
+
+    monkeypatch.setattr(bench, "_find_export_pair", lambda: slow_export)
+    fake = type("P", (), {"files": {"G": {"sha256": "x"}}})()
+    cfg = BenchConfig(workdir=str(tmp_path / "work"))
+    results = {}
+
+    def one(name):
+        prepared = bench.Prepared(tmp_path / "pair", None, "G", None, name, {})
+        bench._export(cfg, prepared, fake, tmp_path / "work", {"fp16": False})
+        results[name] = prepared
+
+    threads = [threading.Thread(target=one, args=(n,), name=n) for n in ("a", "b")]
+    threads[0].start()
+    time.sleep(0.2)
+    threads[1].start()
+    for t in threads:
+        t.join(30)
+    assert made == ["a"]
+    assert all(r.export_folder is not None and r.export_error is None for r in results.values())
+    assert results["b"].info["export"]["cached"] is True

@@ -427,6 +427,12 @@ def _engine_reason(error: str | None) -> str:
     return "no TensorRT engine: " + (error or "export failed").replace("export failed: ", "", 1)
 
 
+def _cache_lock(folder: Path) -> Any:
+    from cgan._locks import folder_lock
+
+    return folder_lock(folder, f"another cgan-bench is preparing {folder}; waiting for it")
+
+
 def _export(cfg: BenchConfig, prepared: Prepared, pair: Any, work: Path, opts: dict[str, Any]) -> None:
     """The export `opts` describe, from the workdir's cache or made now; its folder (or the error) goes into
     `prepared`."""
@@ -434,18 +440,21 @@ def _export(cfg: BenchConfig, prepared: Prepared, pair: Any, work: Path, opts: d
     key = hashlib.sha256(repr((sorted(pair.files[prepared.gen].items()), sorted(opts.items()))).encode()
                          ).hexdigest()[:12]
     out = work / "exports" / f"{prepared.pair_folder.name}-{key}"
-    if (out / "manifest.json").is_file() and not cfg.rebuild:
-        info["export"] = {"folder": str(out), "cached": True, "options": opts}
-        prepared.export_folder = out
-        return
     try:
-        export_pair = _find_export_pair()
-        if out.exists():  # a stale or half-made export in our own cache
-            import shutil
+        # one cgan-bench at a time makes an export of the cache (two runs sharing a --workdir: the second removed
+        # the first's half-made export under it); the exporter takes the same lock again inside
+        with _cache_lock(out):
+            if (out / "manifest.json").is_file() and not cfg.rebuild:
+                info["export"] = {"folder": str(out), "cached": True, "options": opts}
+                prepared.export_folder = out
+                return
+            export_pair = _find_export_pair()
+            if out.exists():  # a stale or half-made export in our own cache
+                import shutil
 
-            shutil.rmtree(out)
-        t0 = time.perf_counter()
-        export_pair(prepared.pair_folder, out, **opts)
+                shutil.rmtree(out)
+            t0 = time.perf_counter()
+            export_pair(prepared.pair_folder, out, **opts)
         info["export"] = {"folder": str(out), "cached": False, "options": opts,
                           "export_s": round(time.perf_counter() - t0, 3)}
         prepared.export_folder = out
