@@ -28,6 +28,7 @@ from __future__ import annotations
 import difflib
 import os
 import shlex
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -203,14 +204,30 @@ class Resolved:
     origin: str = "path"          # path | user-export | user-pair | pretrained | embedded
 
 
-def _kind(folder: Path) -> str | None:
+#: how long a reader waits for an export folder whose previous export is being swapped out (renames: milliseconds)
+SWAP_WAIT_S = 2.0
+
+
+def _kind(folder: Path, waited: bool = False) -> str | None:
     if (folder / MANIFEST_JSON).is_file():
         meta = read_json(folder / MANIFEST_JSON, "manifest.json")
         if isinstance(meta, dict) and meta.get("format") == EXPORT_FORMAT:
             return "export"
     if (folder / PAIR_JSON).is_file():
         return "pair"
-    return None
+    # no manifest, and the previous one set aside in a staging folder: an export is swapping its files in (a
+    # reader found no export there and fell back to another pair of that name), or was killed doing so
+    aside = next(iter(folder.glob(f".export-staging-*/.previous/{MANIFEST_JSON}")), None)
+    if aside is None or waited:
+        if aside is not None:
+            raise CganError(f"{folder} holds no manifest.json: an export into it was stopped while it replaced "
+                            f"the previous one (set aside in {aside.parent.parent.name}); run cgan-export into it "
+                            f"again")
+        return None
+    deadline = time.monotonic() + SWAP_WAIT_S
+    while time.monotonic() < deadline and not (folder / MANIFEST_JSON).is_file():
+        time.sleep(0.02)
+    return _kind(folder, waited=True)
 
 
 def search_roots() -> list[tuple[str, Path]]:

@@ -209,3 +209,36 @@ def test_a_failure_at_the_manifest_puts_the_previous_export_back(tmp_path, monke
     assert not [p for p in out.iterdir() if p.name.startswith(".export-staging-")]
     export_pair(b, out, fp16=False, parity=False, force=True)  # and the next export goes through
     assert json.loads((out / "manifest.json").read_text())["source"]["pair_sha256"] != {}
+
+
+def test_a_reader_waits_out_the_swap_and_an_export_killed_in_it_is_said(tmp_path, monkeypatch):
+    """While an export swaps its files in, the folder has no manifest for a moment: a reader found no export
+    there ('unknown pair', or the packaged pair of that name instead); one killed then left it so for good."""
+    import os
+    import threading
+    import time
+
+    from _helpers_runtime import make_pair
+
+    import cgan.pairs as pairs
+    from cgan.errors import CganError
+    from cgan.export.api import export_pair
+
+    out = tmp_path / "e"
+    export_pair(make_pair(tmp_path / "a"), out, fp16=False, parity=False)
+    stage = out / ".export-staging-x"
+    (stage / ".previous").mkdir(parents=True)
+    os.replace(out / "manifest.json", stage / ".previous" / "manifest.json")  # the swap's first step
+    threading.Timer(0.3, os.replace, (stage / ".previous" / "manifest.json", out / "manifest.json")).start()
+    t0 = time.monotonic()
+    assert resolve(str(out)).kind == "export" and 0.2 < time.monotonic() - t0 < 2  # waited for the swap to end
+    os.replace(out / "manifest.json", stage / ".previous" / "manifest.json")
+    monkeypatch.setattr(pairs, "SWAP_WAIT_S", 0.2)
+    with pytest.raises(CganError, match=r"holds no manifest.json: an export into it was stopped while it replaced "
+                                        r"the previous one \(set aside in .export-staging-x\); run cgan-export"):
+        resolve(str(out))
+    monkeypatch.chdir(tmp_path)  # a bare name that is such a folder here: the same, not "unknown pair 'e'"
+    with pytest.raises(CganError, match="an export into it was stopped"):
+        resolve("e")
+    export_pair(make_pair(tmp_path / "a"), out, fp16=False, parity=False)  # and the next export mends it
+    assert resolve(str(out)).kind == "export" and not list(out.glob(".export-staging-*"))
