@@ -317,6 +317,17 @@ def inside(folder: str | os.PathLike, name: str, what: str = "manifest") -> Path
     return p
 
 
+def file_identity(path: str | os.PathLike) -> tuple[int, int, int, int] | None:
+    """(device, inode, size, modification time in ns) of the file at `path`, None when it cannot be read: taken
+    when a file is opened and again before it is read by its path a second time, it tells a file replaced (another
+    inode) or written over (another size or time) in between."""
+    try:
+        st = os.stat(path)
+    except (OSError, ValueError):
+        return None
+    return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns
+
+
 def file_record(path: Path, folder: Path, final: Path | None = None) -> dict[str, Any]:
     """{'path', 'sha256', 'bytes'} for a manifest's file list (path relative to its folder); with `final`, the
     record of `path` (a temp file) under the name it will be renamed to."""

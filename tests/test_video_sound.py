@@ -493,3 +493,43 @@ def test_a_7_1_sound_into_avi_is_mixed_to_5_1(tmp_path):
     with av.open(str(out)) as c:
         assert c.streams.audio[0].codec_context.layout.nb_channels == 6
     assert onsets(out) == pytest.approx([1.0], abs=0.005)
+
+
+def test_an_input_replaced_or_written_over_while_read(tmp_path, caplog):
+    """The sound is read again by the input's path when the output is finalized, and so were the file's ends: a
+    file put in the input's place mid-run gave the output the new file's sound, exit 0; one written over in place
+    by a shorter clip ended the output early, exit 0, as if it were the end."""
+    import os
+
+    src = clip_with_sound(tmp_path / "in.mp4")
+    other = clip_with_sound(tmp_path / "other.mp4", seconds=1.0)
+
+    def replace_at_10(stream, frame, out):
+        if not hasattr(replace_at_10, "done") and os.path.exists(other):
+            replace_at_10.done = True
+            os.replace(other, src)  # a rename: the file opened is still read whole
+
+    out = tmp_path / "out.mp4"
+    with caplog.at_level(logging.WARNING):
+        s = run_video(job(inputs=[str(src)], output=str(out), on_frame=replace_at_10), translator=Invert())
+    assert s.frames == 50 and s.streams[0]["cut_short"] is None  # the pictures: all of the opened file's
+    assert s.streams[0]["sound"] is None and "audio" not in streams(out)
+    assert "was replaced or written over while it was translated: its sound is not copied" in caplog.text
+
+    src = clip_with_sound(tmp_path / "in2.mp4", seconds=4.0)
+    short = clip_with_sound(tmp_path / "short.mp4", seconds=1.0).read_bytes()
+
+    def overwrite(stream, frame, out):
+        if not hasattr(overwrite, "done"):
+            overwrite.done = True
+            with open(src, "r+b") as f:  # in place: the same file, another length
+                f.write(short)
+                f.truncate()
+
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        s = run_video(job(inputs=[str(src)], output=str(tmp_path / "out2.mp4"), on_frame=overwrite),
+                      translator=Invert())
+    # (this small file was read ahead before it changed; a large one ended early: what was read is unknown)
+    assert "changed while it was read" in (s.streams[0]["cut_short"] or ""), s.streams
+    assert s.incomplete  # cgan-video exits 1

@@ -255,6 +255,9 @@ class FileSource:
         self.ended_at: float | None = None  # where the last frame's showing ends, once read to the end (Source)
         self._shown: float | None = None  # how long the frame read last is shown (its duration; None: not said)
         self._ended = False  # decoding reached the end of the stream (not a decode error)
+        from cgan._files import file_identity
+
+        self.identity = file_identity(spec.target)  # the file as opened (its sound is read again by its path)
         self._container = av.open(os.fspath(spec.target), "r")
         try:
             stream = self._container.streams.video[video]  # `video`: which video stream (SourceInfo.video)

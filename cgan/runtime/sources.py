@@ -28,6 +28,7 @@ import cv2
 import numpy as np
 
 from cgan import _codecs
+from cgan._files import file_identity
 from cgan._urls import SCHEME, redact_url, url_host
 from cgan.errors import CganError, IntegrityError
 
@@ -259,6 +260,8 @@ class CaptureSource:
         # than the stream); they are handed on at their own times instead (_pace)
         self._paced = self.live and spec.kind == "url" and _is_playlist(str(spec.target))
         self._anchor: tuple[float, float] | None = None  # (clock, stream time) the pacing counts from
+        # the file as opened: its ends and its sound are read again by its path, which may then name another file
+        self.identity = file_identity(spec.target) if spec.kind == "file" else None
         self.cap = self._open()
         self.fps = known_fps(self.cap.get(cv2.CAP_PROP_FPS))
         n = self.cap.get(cv2.CAP_PROP_FRAME_COUNT)
@@ -389,6 +392,15 @@ class CaptureSource:
                 self._pace()
             return _as_bgr(frame)
         if not self.live:
+            now = file_identity(self.spec.target) if self.identity is not None else None
+            if now is not None and now[:2] == self.identity[:2] and now != self.identity:
+                # written over in place, or still being written (the same file, another size or time): what was
+                # read after that is not the video that was opened (a file put in its place by a rename is not
+                # this: the one opened is still read whole)
+                self.cut_short = (f"the file changed while it was read (written over, or still being written), "
+                                  f"{self.frames_read} frames in: the output ends there; translate it again")
+                log.warning("%s: %s", self.name, self.cut_short)
+                return None
             if self._stopped_early():
                 if self.spec.kind == "url":  # a recorded video over the network: the connection may have dropped
                     frame = self._resume()
@@ -474,7 +486,7 @@ class CaptureSource:
         """The file's pyav.StreamEnds (None: PyAV cannot tell, or not a file), read once."""
         if self._ends is False:
             self._ends = None
-            if self.spec.kind == "file":
+            if self.spec.kind == "file" and file_identity(self.spec.target) == self.identity:  # (not replaced)
                 from cgan.runtime import pyav
 
                 self._ends = pyav.stream_ends(self.spec.target)

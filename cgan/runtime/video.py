@@ -39,7 +39,7 @@ from typing import Any, Callable, Iterable, Iterator, Sequence
 import cv2
 import numpy as np
 
-from cgan._files import IMAGE_EXTS, _umask, nearest_existing, replace_synced, temp_prefix
+from cgan._files import IMAGE_EXTS, _umask, file_identity, nearest_existing, replace_synced, temp_prefix
 from cgan.errors import CganError, Terminated
 from cgan.runtime.frames import DEFAULT_MAX_PIXELS, MULTIPLE, even_size, fit_to, model_size_of, round_up, to_bgr
 from cgan.runtime.smooth import FlickerMeter, TemporalSmoother
@@ -506,14 +506,15 @@ class VideoOutput:
     the file made for it when the writer opens it and when it is renamed: one replaced by a link or another file
     (someone else writing in the folder) is refused, and the output is left as it was."""
 
-    def __init__(self, path: Path, fps: float, sound_from: tuple[str, Any] | None = None,
+    def __init__(self, path: Path, fps: float, sound_from: tuple[Any, ...] | None = None,
                  codec: str | None = None, source_name: str | None = None, crf: int | None = None,
                  sar: Any = None):
         self.path = path
         self.sar = sar  # the source's pixel shape when not square (anamorphic video), kept by the H.264 writer
         self.crf = crf  # H.264's quality (None: the writer's default)
         self.source_name = source_name  # what the drift warning calls the input
-        self.sound_from = sound_from  # (video file, its pyav.SourceAudio): the sound that goes into the output
+        # (video file, its pyav.SourceAudio[, its file_identity when opened]): the sound that goes into the output
+        self.sound_from = sound_from
         self.sound: str | None = None  # the sound codec copied, once finished
         self.fourcc = output_codec(path, codec)  # "h264" (PyAV) or an OpenCV FOURCC
         self.fps = known_fps(fps) or DEFAULT_FPS
@@ -739,7 +740,12 @@ class VideoOutput:
         The video stays as it is (and a warning says why) when nothing works."""
         from cgan.runtime import pyav
 
-        source, found = self.sound_from
+        source, found, *opened = self.sound_from
+        identity = opened[0] if opened else None
+        if identity is not None and file_identity(source) != identity:  # (the sound is read by its path)
+            log.warning("warning: %s was replaced or written over while it was translated: its sound is not copied "
+                        "(it would be the new file's)", source)
+            return
         # the sound from the output's first frame on (a --start cuts it later in the file)
         found = dataclasses.replace(found, video_start=found.video_start + (self.t_source0 or 0.0))
         suffix = self.path.suffix.lower()
@@ -1644,7 +1650,8 @@ def _probe_file(src: Any, sound: bool) -> tuple[tuple[str, Any] | None, Any]:
                     "flat and pale; convert it to SDR first, e.g. ffmpeg -i IN -vf zscale=t=linear:npl=100,"
                     "format=gbrpf32le,tonemap=hable,zscale=p=bt709:t=bt709:m=bt709:r=tv,format=yuv420p OUT.mp4",
                     spec.target, info.hdr)
-    return ((str(spec.target), info.audio) if sound and info.audio is not None else None), info.sar
+    return ((str(spec.target), info.audio, getattr(src, "identity", None)) if sound and info.audio is not None
+            else None), info.sar
 
 
 FLICKER_STEP = 4  # the summary's flicker index samples every 4th pixel of every 4th row (about 1 ms at 720p)
