@@ -242,3 +242,29 @@ def test_a_reader_waits_out_the_swap_and_an_export_killed_in_it_is_said(tmp_path
         resolve("e")
     export_pair(make_pair(tmp_path / "a"), out, fp16=False, parity=False)  # and the next export mends it
     assert resolve(str(out)).kind == "export" and not list(out.glob(".export-staging-*"))
+
+
+def test_a_pair_written_again_during_its_export_is_said_so(tmp_path, monkeypatch):
+    """`cgan-train export-pair` writing the source pair again while cgan-export read it: the export failed with
+    'X/.export-staging-…/pair/F.safetensors does not match the sha256 … corrupted or replaced', naming a hidden
+    copy and blaming damage. Nothing is written either way; the message now says what happened."""
+    from _helpers_runtime import make_pair
+
+    import cgan.export.api as api
+    from cgan.errors import IntegrityError
+    from cgan.export.api import export_pair
+
+    pair, out = make_pair(tmp_path / "a", seed=0), tmp_path / "e"
+    real = api._copy_pair
+
+    def rewritten_first(p, dest):
+        make_pair(tmp_path / "a", seed=1)  # the other command's new weights land now
+        return real(p, dest)
+
+    monkeypatch.setattr(api, "_copy_pair", rewritten_first)
+    with pytest.raises(IntegrityError, match=r"^the pair .* changed while it was exported \(written again by another "
+                                             r"command, such as cgan-train export-pair\): nothing was written"):
+        export_pair(pair, out, fp16=False, parity=False)
+    assert not (out / "manifest.json").exists()
+    monkeypatch.undo()
+    export_pair(pair, out, fp16=False, parity=False)  # once it is done, the export goes through

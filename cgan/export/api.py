@@ -22,9 +22,9 @@ from pathlib import Path
 from typing import Any
 
 from cgan._files import (check_folder_target, ensure_writable_dir, file_record, fsync_file, nearest_existing,
-                         read_json, write_json_atomic)
+                         read_json, sha256_file, write_json_atomic)
 from cgan._versions import dist_version
-from cgan.errors import CganError
+from cgan.errors import CganError, IntegrityError
 from cgan.pairs import GRAPHS, MANIFEST_JSON, PAIR_JSON, Pair, Resolved, load_pair, resolve
 from cgan.spec import EXPORT_FORMAT, FORMAT_VERSION, PAIR_FORMAT
 
@@ -413,7 +413,24 @@ def _copy_pair(pair: Pair, dest: Path) -> None:
     if kept:
         meta[GRAPHS] = kept
     write_json_atomic(dest / PAIR_JSON, meta)
-    load_pair(dest)
+    try:
+        load_pair(dest)
+    except IntegrityError:
+        if _source_changed(pair):  # (it named the hidden staging copy "corrupted or replaced")
+            raise IntegrityError(f"the pair {pair.folder} changed while it was exported (written again by another "
+                                 f"command, such as cgan-train export-pair): nothing was written; export it again "
+                                 f"once that is done") from None
+        raise
+
+
+def _source_changed(pair: Pair) -> bool:
+    """Whether a pair's weights on disk are no longer those it was loaded with."""
+    try:
+        now = load_pair(pair.folder, verify=False)
+        return now.files != pair.files or any(sha256_file(pair.folder / r["path"]) != r["sha256"]
+                                              for r in pair.files.values())
+    except (CganError, OSError):
+        return True
 
 
 def _reuse_engines(out: Path, stage: Path, onnx_name: str) -> None:
@@ -444,7 +461,6 @@ def _up_to_date(out: Path, pair: Pair, opts: ExportOptions, option_record: dict[
     one that waited on the lock for the first): same build key and every listed file intact. Engines and Triton
     repositories are always (re)considered, so those requests never skip."""
     from cgan._files import read_json, verify_record
-    from cgan.errors import IntegrityError
 
     if opts.engine or opts.triton or not (out / MANIFEST_JSON).is_file():
         return False
