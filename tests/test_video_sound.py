@@ -533,3 +533,24 @@ def test_an_input_replaced_or_written_over_while_read(tmp_path, caplog):
     # (this small file was read ahead before it changed; a large one ended early: what was read is unknown)
     assert "changed while it was read" in (s.streams[0]["cut_short"] or ""), s.streams
     assert s.incomplete  # cgan-video exits 1
+
+
+def test_another_writer_of_the_same_output_is_said(tmp_path, caplog):
+    """Two runs with one --output: each ended with 'wrote …' and the last rename won, without a word."""
+    out = tmp_path / "out.mp4"
+    out.write_bytes(b"an earlier run's file")  # there when the run began: replaced without a warning
+    src = make_clip(tmp_path / "in.mp4", 12)
+
+    def other_writer(stream, frame, output):
+        if not hasattr(other_writer, "done"):
+            other_writer.done = True
+            out.write_bytes(b"the other run's file, finished meanwhile")
+
+    with caplog.at_level(logging.WARNING):
+        s = run_video(job(inputs=[str(src)], output=str(out), on_frame=other_writer), translator=Invert())
+    assert s.frames == 12 and probe(out)[0] == 12
+    assert "was written by another program while this run translated" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        run_video(job(inputs=[str(src)], output=str(out)), translator=Invert())
+    assert "another program" not in caplog.text

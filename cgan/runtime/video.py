@@ -516,6 +516,7 @@ class VideoOutput:
         # (video file, its pyav.SourceAudio[, its file_identity when opened]): the sound that goes into the output
         self.sound_from = sound_from
         self.sound: str | None = None  # the sound codec copied, once finished
+        self.found = file_identity(path)  # what stood at `path` when the run began (another writer's: finish)
         self.fourcc = output_codec(path, codec)  # "h264" (PyAV) or an OpenCV FOURCC
         self.fps = known_fps(fps) or DEFAULT_FPS
         self.tmp: Path | None = None  # made with the writer, on the first frame (_exclusive_temp)
@@ -680,6 +681,9 @@ class VideoOutput:
             self._tag_colours(tags)
         self._give_normal_mode()
         self._check_tmp()
+        if file_identity(self.path) != self.found:  # (two runs with one --output: the last one's file stood)
+            log.warning("warning: %s was written by another program while this run translated; it is replaced by "
+                        "this run's output", self.path)
         replace_synced(self.tmp, self.path)
         return self.path
 
