@@ -95,7 +95,8 @@ def test_a_missing_graph_is_said_by_available_backends_and_auto_takes_torch(pair
         with Translator.load(str(folder), device="cpu") as t:
             assert t.info.backend == "torch" and t.translate(FRAME).shape == FRAME.shape
     assert available_backends(str(pair), direction="F")["ort-cpu"] == (True, "")
-    with pytest.raises(CganError, match=r"G.fp32.onnx is missing; re-create its graphs with `cgan-export .*--in-pair`$"):
+    with pytest.raises(CganError, match=r"G.fp32.onnx is missing; re-create its graphs with `cgan-export "
+                                        r".*--in-pair`$"):
         Translator.load(str(pair), backend="ort-cpu")
 
 

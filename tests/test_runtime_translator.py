@@ -317,7 +317,8 @@ def test_example_embed_runs(folders, tmp_path, monkeypatch, capsys):
                                       "--out", str(tmp_path / "out3")])
     runpy.run_path(str(ROOT / "examples" / "embed.py"), run_name="__main__")
     text = capsys.readouterr().out
-    ran = [line.split()[3] for line in text.splitlines() if line.startswith(("torch ", "export-ort-cpu ")) and " vs " not in line]
+    ran = [line.split()[3] for line in text.splitlines()
+           if line.startswith(("torch ", "export-ort-cpu ")) and " vs " not in line]
     assert ran == ["winter2summer"] * 2 and int(text.split("max difference")[1].split()[0]) <= 1, text
 
 

@@ -307,7 +307,8 @@ def _hls(folder, frames: int = 50, fps: int = 25) -> None:
         for p in s.encode(None):
             c.mux(p)
     (folder / "live.m3u8").write_text(f"#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:{frames // fps}\n"
-                                      f"#EXT-X-MEDIA-SEQUENCE:0\n#EXTINF:{frames / fps:.1f},\nseg0.ts\n#EXT-X-ENDLIST\n")
+                                      f"#EXT-X-MEDIA-SEQUENCE:0\n#EXTINF:{frames / fps:.1f},\nseg0.ts\n"
+                                      f"#EXT-X-ENDLIST\n")
 
 
 def test_a_live_hls_stream_keeps_its_frames_when_the_model_is_faster(tmp_path, monkeypatch):
