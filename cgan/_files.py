@@ -328,6 +328,17 @@ def file_identity(path: str | os.PathLike) -> tuple[int, int, int, int] | None:
     return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns
 
 
+def written_over(path: str | os.PathLike, opened: tuple[int, int, int, int] | None, whole: bool) -> bool:
+    """Whether the file opened as `opened` (file_identity) was written over in place, or was still being written,
+    while it was read: the same file with another size, or another modification time when its reading ended
+    short of its length (`whole` False). A time alone changes with `touch`, a sync client or `rsync -t` on a file
+    read whole. A file renamed into its place is not this: the one opened is still read whole."""
+    now = file_identity(path) if opened is not None else None
+    if now is None or now[:2] != opened[:2]:
+        return False
+    return now[2] != opened[2] or (now[3] != opened[3] and not whole)
+
+
 def file_record(path: Path, folder: Path, final: Path | None = None) -> dict[str, Any]:
     """{'path', 'sha256', 'bytes'} for a manifest's file list (path relative to its folder); with `final`, the
     record of `path` (a temp file) under the name it will be renamed to."""

@@ -514,7 +514,7 @@ def test_an_input_replaced_or_written_over_while_read(tmp_path, caplog):
         s = run_video(job(inputs=[str(src)], output=str(out), on_frame=replace_at_10), translator=Invert())
     assert s.frames == 50 and s.streams[0]["cut_short"] is None  # the pictures: all of the opened file's
     assert s.streams[0]["sound"] is None and "audio" not in streams(out)
-    assert "was replaced or written over while it was translated: its sound is not copied" in caplog.text
+    assert "was replaced, deleted or written over while it was translated: its sound is not copied" in caplog.text
 
     src = clip_with_sound(tmp_path / "in2.mp4", seconds=4.0)
     short = clip_with_sound(tmp_path / "short.mp4", seconds=1.0).read_bytes()
@@ -533,6 +533,39 @@ def test_an_input_replaced_or_written_over_while_read(tmp_path, caplog):
     # (this small file was read ahead before it changed; a large one ended early: what was read is unknown)
     assert "changed while it was read" in (s.streams[0]["cut_short"] or ""), s.streams
     assert s.incomplete  # cgan-video exits 1
+
+    # a new time alone (`touch`, a sync client, rsync -t) on a file read whole: neither cut short nor without sound
+    src = clip_with_sound(tmp_path / "in3.mp4")
+
+    def touch(stream, frame, out):
+        if not hasattr(touch, "done"):
+            touch.done = True
+            os.utime(src, (1e9, 1e9))
+
+    s = run_video(job(inputs=[str(src)], output=str(tmp_path / "out3.mp4"), on_frame=touch), translator=Invert())
+    assert s.streams[0]["cut_short"] is None and s.streams[0]["sound"] == "aac" and not s.incomplete
+
+
+def test_a_file_written_over_is_cut_short_when_pyav_reads_it(tmp_path):
+    """PyAV's reader (BT.709 files on OpenCV 4, AV1, interlaced, mirrored) did not check the file at its end: a
+    file written over while read ended the output early, exit 0."""
+    from cgan.runtime.sources import parse_input
+
+    src = clip_with_sound(tmp_path / "in.mp4", seconds=4.0)
+    short = clip_with_sound(tmp_path / "short.mp4", seconds=1.0).read_bytes()
+    reader = audio.open_file_source(parse_input(str(src)))  # as open_source picks it for a BT.709 file
+    assert type(reader).__name__ == "FileSource"
+
+    def overwrite(stream, frame, out):
+        if not hasattr(overwrite, "done"):
+            overwrite.done = True
+            with open(src, "r+b") as f:
+                f.write(short)
+                f.truncate()
+
+    s = run_video(job(inputs=[reader], output=str(tmp_path / "o.mp4"), on_frame=overwrite), translator=Invert())
+    assert "changed while it was read" in (s.streams[0]["cut_short"] or ""), s.streams
+    assert s.incomplete
 
 
 def test_another_writer_of_the_same_output_is_said(tmp_path, caplog):

@@ -28,7 +28,7 @@ import cv2
 import numpy as np
 
 from cgan import _codecs
-from cgan._files import file_identity
+from cgan._files import file_identity, written_over
 from cgan._urls import SCHEME, redact_url, url_host
 from cgan.errors import CganError, IntegrityError
 
@@ -392,13 +392,9 @@ class CaptureSource:
                 self._pace()
             return _as_bgr(frame)
         if not self.live:
-            now = file_identity(self.spec.target) if self.identity is not None else None
-            if now is not None and now[:2] == self.identity[:2] and now != self.identity:
-                # written over in place, or still being written (the same file, another size or time): what was
-                # read after that is not the video that was opened (a file put in its place by a rename is not
-                # this: the one opened is still read whole)
-                self.cut_short = (f"the file changed while it was read (written over, or still being written), "
-                                  f"{self.frames_read} frames in: the output ends there; translate it again")
+            whole = bool(self.frame_count) and self.frames_read >= 0.98 * self.frame_count
+            if written_over(self.spec.target, self.identity, whole):  # what was read after it: another video
+                self.cut_short = changed_while_read(self.frames_read)
                 log.warning("%s: %s", self.name, self.cut_short)
                 return None
             if self._stopped_early():
@@ -667,6 +663,12 @@ URL_TIMEOUT_MS = 5000  # open and read timeout of network streams
 #: a live HLS stream's frames are handed on at their own times (see CaptureSource._pace), up to this far ahead of
 #: the frame that set the clock: more is a jump in its times (a new stream), and the clock is set again
 PACE_MAX_AHEAD_S = 12.0
+
+
+def changed_while_read(frames: int) -> str:
+    """A file source's cut_short when its file was written over, or still being written, while it was read."""
+    return (f"the file changed while it was read (written over, or still being written), {frames} frames in: the "
+            f"output ends there; translate it again")
 
 
 def look_up(host: str, timeout: float, stop: threading.Event | None = None) -> str | None:

@@ -746,9 +746,11 @@ class VideoOutput:
 
         source, found, *opened = self.sound_from
         identity = opened[0] if opened else None
-        if identity is not None and file_identity(source) != identity:  # (the sound is read by its path)
-            log.warning("warning: %s was replaced or written over while it was translated: its sound is not copied "
-                        "(it would be the new file's)", source)
+        now = file_identity(source) if identity is not None else None
+        if identity is not None and (now is None or now[:3] != identity[:3]):  # (its sound is read by its path;
+            #                                                                        a new time alone: `touch`)
+            log.warning("warning: %s was replaced, deleted or written over while it was translated: its sound is not "
+                        "copied (it would not be the sound of the pictures read)", source)
             return
         # the sound from the output's first frame on (a --start cuts it later in the file)
         found = dataclasses.replace(found, video_start=found.video_start + (self.t_source0 or 0.0))
