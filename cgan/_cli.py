@@ -179,11 +179,11 @@ def entry(command: click.Command) -> Callable[[], None]:
 
 
 def quiet_shutdown(code: int) -> None:
-    """The command has ended (summary printed, outputs final): from now on a Ctrl-C ends the process at once with
-    the command's own exit code, streams flushed. During Python's shutdown (torch's exit hooks take a moment) it
-    printed a traceback from an atexit callback and still exited 0."""
-    if threading.current_thread() is not threading.main_thread():
-        return
+    """The command has ended (summary printed, outputs final): once Python shuts down, a Ctrl-C ends the process
+    at once with the command's own exit code, streams flushed. During the shutdown (torch's exit hooks take a
+    moment) it printed a traceback from an atexit callback and still exited 0. Set by an exit hook of its own,
+    registered last so it runs first: a program that calls a command's main() and goes on keeps its Ctrl-C."""
+    import atexit
 
     def at_once(signum: int, frame: object) -> None:
         for stream in (sys.stdout, sys.stderr):
@@ -193,7 +193,11 @@ def quiet_shutdown(code: int) -> None:
                 pass
         os._exit(code)
 
-    signal.signal(signal.SIGINT, at_once)
+    def arm() -> None:
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGINT, at_once)
+
+    atexit.register(arm)
 
 
 @contextlib.contextmanager

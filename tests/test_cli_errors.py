@@ -252,3 +252,17 @@ def test_a_ctrl_c_while_python_shuts_down_after_the_command_is_quiet():
     """)
     p = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
     assert p.returncode == 3 and p.stdout == "summary" and p.stderr == "", (p.returncode, p.stdout, p.stderr)
+    # a program that calls a command's main() in-process and goes on keeps its own Ctrl-C
+    script = textwrap.dedent("""
+        import os, signal
+        from cgan._cli import quiet_shutdown
+
+        quiet_shutdown(0)
+        try:
+            os.kill(os.getpid(), signal.SIGINT)
+            import time; time.sleep(2)
+        except KeyboardInterrupt:
+            print("the app's own Ctrl-C", end="")
+    """)
+    p = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0 and p.stdout == "the app's own Ctrl-C", (p.returncode, p.stdout, p.stderr)
