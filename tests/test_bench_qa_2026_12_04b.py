@@ -113,8 +113,11 @@ def test_two_runs_sharing_a_cache_make_its_export_once(tmp_path, monkeypatch):
     monkeypatch.setenv("CGAN_HOME", str(tmp_path / "home"))
     made: list[str] = []
 
+    exporting = threading.Event()
+
     def slow_export(pair_folder, out, **opts):
         made.append(threading.current_thread().name)
+        exporting.set()
         out.mkdir(parents=True, exist_ok=True)
         (out / "G.fp32.onnx").write_text("graph")
         time.sleep(0.6)
@@ -133,10 +136,19 @@ def test_two_runs_sharing_a_cache_make_its_export_once(tmp_path, monkeypatch):
 
     threads = [threading.Thread(target=one, args=(n,), name=n) for n in ("a", "b")]
     threads[0].start()
-    time.sleep(0.2)
+    assert exporting.wait(30)  # "a" holds the cache's lock and is making the export
     threads[1].start()
     for t in threads:
         t.join(30)
     assert made == ["a"]
     assert all(r.export_folder is not None and r.export_error is None for r in results.values())
     assert results["b"].info["export"]["cached"] is True
+
+
+def test_results_beside_the_cache_in_the_workdir_are_fine(home, tmp_path, monkeypatch, capsys):
+    """`--workdir .` with --json result.json in the same folder was refused once the cache's folders were
+    protected: only the cache's own folders are."""
+    monkeypatch.chdir(tmp_path)
+    assert run(cli, [*TINY, "--backends", "torch-cpu", "--workdir", ".", "--json", "result.json"]) == 0, \
+        capsys.readouterr().err
+    assert json.loads((tmp_path / "result.json").read_text())["rows"]

@@ -337,6 +337,11 @@ def _workdir(cfg: BenchConfig) -> Path:
     return Path(cfg.workdir) if cfg.workdir else cgan_home() / "bench"
 
 
+def random_folder(cfg: BenchConfig) -> Path:
+    """Where the cache keeps the random pair of cfg's --blocks and --ngf."""
+    return _workdir(cfg) / f"random-b{cfg.blocks}-ngf{cfg.ngf}"
+
+
 def random_pair(folder: Path, blocks: int, ngf: int, seed: int = 0, rebuild: bool = False) -> Path:
     """A single-direction (G only) pair with the paper's random initialisation: fine for speed."""
     from cgan.pairs import PAIR_JSON
@@ -376,7 +381,7 @@ def prepare(cfg: BenchConfig, backends: tuple[str, ...], e2e_backend: str | None
     info: dict[str, Any] = {}
     export_folder = None
     if cfg.source is None:
-        pair_folder = work / f"random-b{cfg.blocks}-ngf{cfg.ngf}"
+        pair_folder = random_folder(cfg)
         t0 = time.perf_counter()
         random_pair(pair_folder, cfg.blocks, cfg.ngf, rebuild=cfg.rebuild)
         info["pair_s"] = round(time.perf_counter() - t0, 3)

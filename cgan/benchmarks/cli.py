@@ -201,9 +201,12 @@ def cli(ctx: click.Context, json_path, history, plot_path, quiet, **kw) -> None:
         raise CganError("--iters and --seconds both say how long each row is timed: give one of them")
     # before any work, not after it; the pair is resolved first: an unknown one wrote a "complete": false file
     # over the previous result
-    from cgan.benchmarks.bench import _workdir
+    from cgan.benchmarks.bench import _workdir, random_folder
 
-    cache = [("the benchmark's cache (--workdir)", _workdir(cfg))]  # (--json there replaced a cached pair.json)
+    # the cache's own folders (--json in its random pair replaced that pair's manifest); the rest of --workdir
+    # (`--workdir .` beside the results) stays free
+    cache = [("the benchmark's cache (--workdir)", f) for f in
+             (_workdir(cfg) / "exports", *([random_folder(cfg)] if cfg.source is None else []))]
     check_outputs([("--json", json_path)], history=history, plot=plot_path,
                   inputs=_pair_input(kw["source"]) + cache)
     check_before_work(cfg)
