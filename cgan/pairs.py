@@ -218,16 +218,32 @@ def _kind(folder: Path, waited: bool = False) -> str | None:
     # no manifest, and the previous one set aside in a staging folder: an export is swapping its files in (a
     # reader found no export there and fell back to another pair of that name), or was killed doing so
     aside = next(iter(folder.glob(f".export-staging-*/.previous/{MANIFEST_JSON}")), None)
-    if aside is None or waited:
-        if aside is not None:
-            raise CganError(f"{folder} holds no manifest.json: an export into it was stopped while it replaced "
-                            f"the previous one (set aside in {aside.parent.parent.name}); run cgan-export into it "
-                            f"again")
+    if aside is None:
         return None
+    if waited or not _being_written(folder):
+        raise CganError(f"{folder} holds no manifest.json: an export into it was stopped while it replaced the "
+                        f"previous one (set aside in {aside.parent.parent.name}); run cgan-export into it again")
     deadline = time.monotonic() + SWAP_WAIT_S
     while time.monotonic() < deadline and not (folder / MANIFEST_JSON).is_file():
         time.sleep(0.02)
     return _kind(folder, waited=True)
+
+
+def _being_written(folder: Path) -> bool:
+    """Whether a cgan process holds `folder`'s writer lock now (an export under way; cgan._locks)."""
+    from filelock import Timeout
+
+    from cgan._locks import _instance, lock_file
+
+    try:
+        lock = _instance(lock_file(folder))
+        lock.acquire(timeout=0)
+    except Timeout:
+        return True
+    except (CganError, NotImplementedError, OSError):  # no lock to be had here: assume a writer, wait
+        return True
+    lock.release()
+    return False
 
 
 def search_roots() -> list[tuple[str, Path]]:
@@ -247,7 +263,7 @@ def known_names() -> list[str]:
 def _kind_or_none(folder: Path) -> str | None:
     """_kind, with a damaged manifest counting as nothing (listing names must not fail on one broken folder)."""
     try:
-        return _kind(folder)
+        return _kind(folder, waited=True)  # (listing does not wait for an export's swap)
     except CganError:
         return None
 

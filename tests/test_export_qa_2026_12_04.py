@@ -224,19 +224,34 @@ def test_a_reader_waits_out_the_swap_and_an_export_killed_in_it_is_said(tmp_path
     from cgan.errors import CganError
     from cgan.export.api import export_pair
 
+    from cgan._locks import folder_lock
+
     out = tmp_path / "e"
     export_pair(make_pair(tmp_path / "a"), out, fp16=False, parity=False)
     stage = out / ".export-staging-x"
     (stage / ".previous").mkdir(parents=True)
-    os.replace(out / "manifest.json", stage / ".previous" / "manifest.json")  # the swap's first step
-    threading.Timer(0.3, os.replace, (stage / ".previous" / "manifest.json", out / "manifest.json")).start()
+    monkeypatch.setattr(pairs, "SWAP_WAIT_S", 30.0)  # (generous: the test never waits that long)
+    swapping = threading.Event()
+
+    def exporter():  # holds the folder's lock, as an export does, through its swap
+        with folder_lock(out, "waiting"):
+            os.replace(out / "manifest.json", stage / ".previous" / "manifest.json")  # the swap's first step
+            swapping.set()
+            time.sleep(0.5)
+            os.replace(stage / ".previous" / "manifest.json", out / "manifest.json")
+
+    t = threading.Thread(target=exporter)
+    t.start()
+    assert swapping.wait(30)
+    assert pairs._kind_or_none(out) is None  # listing names does not wait
+    assert resolve(str(out)).kind == "export"  # waited for the swap to end (else: "stopped while it replaced")
+    t.join(30)
+    os.replace(out / "manifest.json", stage / ".previous" / "manifest.json")  # a swap whose export was killed
     t0 = time.monotonic()
-    assert resolve(str(out)).kind == "export" and 0.2 < time.monotonic() - t0 < 2  # waited for the swap to end
-    os.replace(out / "manifest.json", stage / ".previous" / "manifest.json")
-    monkeypatch.setattr(pairs, "SWAP_WAIT_S", 0.2)
     with pytest.raises(CganError, match=r"holds no manifest.json: an export into it was stopped while it replaced "
                                         r"the previous one \(set aside in .export-staging-x\); run cgan-export"):
         resolve(str(out))
+    assert time.monotonic() - t0 < 10  # no writer holds the lock: said at once, no wait
     monkeypatch.chdir(tmp_path)  # a bare name that is such a folder here: the same, not "unknown pair 'e'"
     with pytest.raises(CganError, match="an export into it was stopped"):
         resolve("e")
