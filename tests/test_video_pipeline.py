@@ -779,5 +779,13 @@ def test_a_stream_hosts_name_is_looked_up_with_a_timeout(monkeypatch):
         assert opened == []  # FFmpeg was not left to wait for it
         with pytest.raises(CganError, match="unreachable, wrong URL or credentials"):
             CaptureSource(InputSpec("url", "rtsp://offline.example/live", "x"), reconnects=0)
+        # through an http proxy the proxy looks the host up: not here (this machine may have no DNS of its own)
+        for name in ("no_proxy", "NO_PROXY"):
+            monkeypatch.delenv(name, raising=False)
+        monkeypatch.setenv("http_proxy", "http://proxy.example:3128")
+        asked.clear()
+        with pytest.raises(CganError, match="unreachable, wrong URL or credentials"):
+            CaptureSource(InputSpec("url", "http://nohost.invalid/live.m3u8", "x"), reconnects=0)
+        assert asked == []
     finally:
         release.set()

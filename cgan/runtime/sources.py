@@ -330,7 +330,7 @@ class CaptureSource:
         # bounded open/read waits, so a stalled stream reaches the reconnect logic in seconds, not FFmpeg's ~30 s;
         # FFmpeg's host name lookup has no timeout (and a Ctrl-C waited for it), so it is looked up here first
         host = url_host(str(spec.target))
-        dns = look_up(host, URL_TIMEOUT_MS / 1000, self.stop) if host else None
+        dns = look_up(host, URL_TIMEOUT_MS / 1000, self.stop) if host and not _proxied(str(spec.target), host) else None
         if dns == "slow":
             raise CganError(f"cannot open stream {spec.shown}: its host {host} was not found within "
                             f"{URL_TIMEOUT_MS / 1000:g} s (the name server does not answer); check the network, or "
@@ -663,6 +663,20 @@ URL_TIMEOUT_MS = 5000  # open and read timeout of network streams
 #: a live HLS stream's frames are handed on at their own times (see CaptureSource._pace), up to this far ahead of
 #: the frame that set the clock: more is a jump in its times (a new stream), and the clock is set again
 PACE_MAX_AHEAD_S = 12.0
+
+
+def _proxied(url: str, host: str) -> bool:
+    """Whether FFmpeg fetches `url` through a proxy (http_proxy/https_proxy, not bypassed by no_proxy): the proxy
+    looks the host up then, which this machine may not be able to do."""
+    import urllib.request
+
+    scheme = url.partition("://")[0].lower()
+    if scheme not in ("http", "https"):
+        return False
+    try:
+        return bool(urllib.request.getproxies().get(scheme)) and not urllib.request.proxy_bypass(host)
+    except (OSError, ValueError):
+        return False
 
 
 def changed_while_read(frames: int) -> str:
