@@ -482,7 +482,8 @@ class CaptureSource:
         """The file's pyav.StreamEnds (None: PyAV cannot tell, or not a file), read once."""
         if self._ends is False:
             self._ends = None
-            if self.spec.kind == "file" and file_identity(self.spec.target) == self.identity:  # (not replaced)
+            now = file_identity(self.spec.target) if self.spec.kind == "file" else None
+            if now is not None and now[:3] == (self.identity or ())[:3]:  # (not replaced; a new time alone: touch)
                 from cgan.runtime import pyav
 
                 self._ends = pyav.stream_ends(self.spec.target)
