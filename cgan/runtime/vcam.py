@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from cgan._optional import optional_module, pip_extra
-from cgan.errors import CganError
+from cgan.errors import CganError, first_line
 from cgan.runtime.frames import even_size, fit_to
 
 log = logging.getLogger(__name__)
@@ -26,10 +26,6 @@ def check_available() -> None:
     """A one-line CganError, before anything is opened, when pyvirtualcam is not installed."""
     if _module() is None:
         raise CganError(f"--virtual-camera needs pyvirtualcam ({pip_extra('vcam')}) and {DRIVER}")
-
-
-def _first_line(e: Exception) -> str:
-    return str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
 
 
 class VirtualCamera:
@@ -55,7 +51,7 @@ class VirtualCamera:
                 self.cam.sleep_until_next_frame()
         except (RuntimeError, OSError) as e:  # the device went away (v4l2loopback unloaded, OBS's camera stopped)
             log.debug("virtual camera send failed", exc_info=True)
-            raise CganError(f"--virtual-camera stopped after {self.sent} frames: {_first_line(e)}") from None
+            raise CganError(f"--virtual-camera stopped after {self.sent} frames: {first_line(e)}") from None
 
     def _open(self, frame: np.ndarray) -> None:
         pyvirtualcam = _module()
@@ -64,7 +60,7 @@ class VirtualCamera:
             self.cam = pyvirtualcam.Camera(width=w, height=h, fps=self.fps, fmt=pyvirtualcam.PixelFormat.BGR,
                                            device=self.device)
         except Exception as e:  # noqa: BLE001 - pyvirtualcam raises RuntimeError/ValueError with the driver's words
-            raise CganError(f"--virtual-camera: {_first_line(e)} (it needs {DRIVER})") from None
+            raise CganError(f"--virtual-camera: {first_line(e)} (it needs {DRIVER})") from None
         self.size = (w, h)
         log.info("virtual camera %s: %dx%d at %g fps", getattr(self.cam, "device", self.device or ""), w, h,
                  self.fps)

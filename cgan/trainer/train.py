@@ -31,7 +31,7 @@ from torch import nn
 from cgan._files import atomic_path, ensure_writable_dir, write_bytes_atomic, write_json_atomic
 from cgan._git import git_sha
 from cgan._limits import check_threads, usable_cpus
-from cgan.errors import CganError, IntegrityError
+from cgan.errors import CganError, IntegrityError, first_line
 from cgan.pairs import PAIR_JSON
 from cgan.trainer import checkpoint as ckpt
 from cgan.trainer.budget import BudgetFitter
@@ -908,7 +908,7 @@ def _compile_advice(e: BaseException, device: Any) -> tuple[str, str]:
     """(what happened, what to do) for torch.compile failing: torch's first line (not its TORCHDYNAMO_VERBOSE
     hints); a missing C++ compiler or Triton named as such, anything else said to be torch.compile's own error."""
     text = str(e).strip()
-    first = (text.splitlines() or [type(e).__name__])[0].split("Set TORCHDYNAMO")[0].strip()[:300]
+    first = first_line(e).split("Set TORCHDYNAMO")[0].strip()
     if "InvalidCxxCompiler" in text or "C++ compiler" in text:
         return (f"--compile failed on {device}: {first} (torch.compile on CPU needs a C++ compiler, g++ or clang++)",
                 "install one, or add --no-compile")
