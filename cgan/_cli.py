@@ -186,11 +186,7 @@ def quiet_shutdown(code: int) -> None:
     import atexit
 
     def at_once(signum: int, frame: object) -> None:
-        for stream in (sys.stdout, sys.stderr):
-            try:
-                stream.flush()
-            except (OSError, ValueError, AttributeError):
-                pass
+        _flush_std_streams()
         os._exit(code)
 
     def arm() -> None:
@@ -228,13 +224,18 @@ def _exit_past_stuck_threads(code: int) -> None:
     Python's shutdown with that thread running crashed now and then (a segmentation fault, exit 139)."""
     if not any(t.daemon and t.is_alive() and t.name.startswith("cgan-") for t in threading.enumerate()):
         return
+    _flush_std_streams()
+    logging.shutdown()
+    os._exit(code)
+
+
+def _flush_std_streams() -> None:
+    """Flush stdout and stderr before an os._exit (which skips it); a closed or odd stream is left as it is."""
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.flush()
         except (OSError, ValueError, AttributeError):
             pass
-    logging.shutdown()
-    os._exit(code)
 
 
 def _tolerant_stdout() -> None:
