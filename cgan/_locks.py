@@ -80,3 +80,19 @@ def folder_lock(folder: str | os.PathLike, waiting: str, best_effort: bool = Fal
     finally:
         if lock is not None:
             lock.release()
+
+
+def folder_locked(folder: str | os.PathLike) -> bool:
+    """Whether a writer (another process, or another thread of this one) holds `folder`'s lock now; True too
+    when no lock can be had here (a reader then waits, as it would for a writer)."""
+    from filelock import Timeout
+
+    from cgan.errors import CganError
+
+    try:
+        lock = _instance(lock_file(folder))
+        lock.acquire(timeout=0)
+    except (Timeout, CganError, NotImplementedError, OSError):
+        return True
+    lock.release()
+    return False

@@ -220,30 +220,15 @@ def _kind(folder: Path, waited: bool = False) -> str | None:
     aside = next(iter(folder.glob(f".export-staging-*/.previous/{MANIFEST_JSON}")), None)
     if aside is None:
         return None
-    if waited or not _being_written(folder):
+    from cgan._locks import folder_locked
+
+    if waited or not folder_locked(folder):
         raise CganError(f"{folder} holds no manifest.json: an export into it was stopped while it replaced the "
                         f"previous one (set aside in {aside.parent.parent.name}); run cgan-export into it again")
     deadline = time.monotonic() + SWAP_WAIT_S
     while time.monotonic() < deadline and not (folder / MANIFEST_JSON).is_file():
         time.sleep(0.02)
     return _kind(folder, waited=True)
-
-
-def _being_written(folder: Path) -> bool:
-    """Whether a cgan process holds `folder`'s writer lock now (an export under way; cgan._locks)."""
-    from filelock import Timeout
-
-    from cgan._locks import _instance, lock_file
-
-    try:
-        lock = _instance(lock_file(folder))
-        lock.acquire(timeout=0)
-    except Timeout:
-        return True
-    except (CganError, NotImplementedError, OSError):  # no lock to be had here: assume a writer, wait
-        return True
-    lock.release()
-    return False
 
 
 def search_roots() -> list[tuple[str, Path]]:
