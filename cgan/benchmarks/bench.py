@@ -295,7 +295,7 @@ class Prepared:
     name: str
     info: dict[str, Any]
     export_error: str | None = None
-    export_broke: bool = False  # the export failed for another reason than a library or GPU missing here
+    export_broke: bool = False  # the last export tried failed for another reason than a library or GPU missing
     engine_error: str | None = None  # the export's TensorRT engines failed (the ONNX-only export may stand)
 
     def unavailable(self, backend: str) -> str | None:
@@ -445,6 +445,7 @@ def _export(cfg: BenchConfig, prepared: Prepared, pair: Any, work: Path, opts: d
     key = hashlib.sha256(repr((sorted(pair.files[prepared.gen].items()), sorted(opts.items()))).encode()
                          ).hexdigest()[:12]
     out = work / "exports" / f"{prepared.pair_folder.name}-{key}"
+    prepared.export_broke = False  # (an engine export that failed is retried without engines)
     try:
         # one cgan-bench at a time makes an export of the cache (two runs sharing a --workdir: the second removed
         # the first's half-made export under it); the exporter takes the same lock again inside
@@ -695,7 +696,7 @@ def run_bench(cfg: BenchConfig, on_row: Callable[[dict[str, Any]], None] | None 
                 if reason is None:
                     ok, why = runtime_availability(name, source)
                     reason = None if ok else why
-                if reason and prepared.export_broke and prepared.export_folder is None:
+                if reason and prepared.export_broke:
                     raise ExportFailed(reason)
                 if reason:
                     raise BackendUnavailable(reason)

@@ -52,7 +52,7 @@ def run_e2e(cfg: Any, prepared: Any, backend: str, precision: str,
             # the export failed (a CganError or a missing module, e.g. no GPU to build an engine on): the row
             # cannot run here, like every other row whose backend cannot, and says why
             ok, reason = runtime_availability(backend, prepared.pair_folder)
-            broke = ok and prepared.export_broke and prepared.export_folder is None  # (not lacking a library)
+            broke = ok and prepared.export_broke  # (not lacking a library)
             row.update(status="error" if broke else "skipped", reason=reason if not ok else missing)
             return row
         ok, reason = runtime_availability(backend, source)

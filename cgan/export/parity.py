@@ -218,12 +218,12 @@ BROKEN_WEIGHTS = "the PyTorch generator itself gives"
 
 
 def raise_on_failure(figures: dict[str, Any]) -> None:
-    bad = [f"{gen}: {msg}" for gen, fig in figures.get("generators", {}).items() for msg in fig["failures"]]
+    failures = [(gen, msg) for gen, fig in figures.get("generators", {}).items() for msg in fig["failures"]]
+    bad = [f"{gen}: {msg}" for gen, msg in failures]
     if bad:
         # broken weights are no export's fault: another --pad-mode cannot help there
-        weights = any(m.startswith(BROKEN_WEIGHTS) for fig in figures["generators"].values() for m in fig["failures"])
-        only_fp16 = all("FP16" in m or m.startswith("the fp16 ") or m.startswith("fp16 ") for m in
-                        (m.split(": ", 1)[-1] for m in bad))
+        weights = any(m.startswith(BROKEN_WEIGHTS) for _, m in failures)
+        only_fp16 = all("FP16" in m or m.startswith(("the fp16 ", "fp16 ")) for _, m in failures)
         if weights:
             fix = "re-create the pair from a checkpoint whose weights are finite (a diverged run's are not)"
         elif only_fp16:  # the FP32 graphs are right: these weights do not fit half precision
