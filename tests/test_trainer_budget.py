@@ -333,3 +333,21 @@ def test_a_budget_too_short_to_measure_the_pace_says_so(tmp_path, caplog):
     text = caplog.text
     assert "time budget 0.05 s spent" in text and "before 20 steps could measure the pace" in text, text
     assert "give a longer --time-budget" in text and "measured pace)" not in text
+
+
+def test_a_stall_near_the_first_epochs_end_does_not_shrink_the_schedule():
+    """H200 lease (2026-12-04): 308 steps per epoch at ~60 ms, then a stall of a few seconds in the epoch's last
+    steps. The first epoch's refit read the mean of the latest 50 steps (145 ms) and shrank 5 + 4 epochs to
+    2 + 2, leaving 40 % of the budget unused. It now reads the whole epoch's steps after the warm-up."""
+    clock = [0.0]
+    f = BudgetFitter(214, 0.0, 308, [100, 100], (100, 100), clock=lambda: clock[0], verbose=False)
+    f.start_epoch(0)
+    for i in range(1, 309):
+        clock[0] += 0.06 + (4.5 if i == 300 else 0.0)
+        assert not f.after_step(0, i)
+    f.after_epoch(0)
+    pace = (308 * 0.06 + 4.5 - 0.06) / 307  # the warm-up step left out
+    assert f.step_seconds > 0.14  # what the latest 50 steps say
+    left = 214 - clock[0] - f.reserve()
+    want = fit_schedule(1, 0.0, left * (1 - f.margin), pace * 308 + min(2.0, 0.1 * pace * 308), (100, 100), 200)
+    assert f.schedule == list(want) and sum(f.schedule) >= 6, f.schedule  # the latest 50: 2 + 2
