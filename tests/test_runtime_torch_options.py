@@ -136,13 +136,22 @@ def test_settings_exist_before_activation(pair):
     {"compile": True, "compile_mode": "default"}, {"compile": True, "compile_mode": "default", "cuda_graph": True},
 ])
 def test_gpu_ladder_matches_eager(pair, opts):
+    """Every step of the ladder is as close to the FP32 output as eager FP16 is. (Compared with eager FP16 itself,
+    torch.compile's fused instance norm -- its statistics summed in another order -- may differ by more than 2
+    levels on a few pixels, as two FP16 roundings of the same value may.)"""
     x = frames(2, 64, 96)
+    with Translator.load(str(pair), backend="torch", device="cuda", precision="fp32") as ref:
+        ref32 = ref.backend.infer(x).astype(int)
     with Translator.load(str(pair), backend="torch", device="cuda", precision="fp16") as ref:
-        want = ref.backend.infer(x).copy()
+        want = ref.backend.infer(x).astype(int)
     with Translator.load(str(pair), backend="torch", device="cuda", precision="fp16", **opts) as t:
         for _ in range(3):  # first call compiles / captures, later ones replay
-            got = t.backend.infer(x).copy()
-    assert np.abs(got.astype(int) - want.astype(int)).max() <= 2, opts
+            got = t.backend.infer(x).astype(int)
+    err_want, err_got = np.abs(want - ref32), np.abs(got - ref32)
+    seen = (f"{opts}: vs FP32 max {err_got.max()} mean {err_got.mean():.3f}; eager FP16 max {err_want.max()} "
+            f"mean {err_want.mean():.3f}; vs eager FP16 max {np.abs(got - want).max()}")
+    print(seen)
+    assert err_got.max() <= err_want.max() + 2 and err_got.mean() <= 1.5 * err_want.mean() + 0.05, seen
 
 
 @pytest.mark.gpu
