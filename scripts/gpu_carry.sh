@@ -71,7 +71,10 @@ wheels=()
 tree=$( (git ls-files -z; git ls-files -z --others --exclude-standard) | xargs -0 -r stat -c %s 2>/dev/null \
         | awk '{s += $1} END {print s + 0}')
 limit=$((64 * 1024 * 1024))
-chunk=$(( (limit - tree) * 95 / 100 ))
+# pieces (and calls) fill what the tree leaves, less 1 MiB: a 5 % margin made the photos' 99.5 MB three calls
+# where two fit (2026-12-04 lease). Nothing may grow the tree between this and the calls (an adopted lease's
+# sample grids did: move them aside until the calls are made).
+chunk=$(( limit - tree - 1024 * 1024 ))
 if [ "$chunk" -lt $((8 * 1024 * 1024)) ]; then
     echo "error: the working tree ($((tree / 1048576)) MiB) leaves no room to carry anything" >&2; exit 2
 fi

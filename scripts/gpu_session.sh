@@ -29,7 +29,11 @@ TESTS_S=${TESTS_S:-80}
 PROFILE_S=${PROFILE_S:-40}
 PHOTOS_S=${PHOTOS_S:-30}
 case " $STAGES " in *" photos "*) photos_s=$PHOTOS_S;; *) photos_s=0;; esac  # photos' time is taken from training
-TRAIN_S=${TRAIN_S:-$((CALL_S - BENCH_S - PROFILE_S - TESTS_S - photos_s - 10))}
+# training takes what the other stages named in STAGES leave (STAGES=train alone gets the whole call)
+others=0
+for s in $STAGES; do case $s in bench) others=$((others + BENCH_S));; profile) others=$((others + PROFILE_S));;
+  tests) others=$((others + TESTS_S));; esac; done
+TRAIN_S=${TRAIN_S:-$((CALL_S - others - photos_s - 10))}
 DATA_A=${DATA_A:-/tmp/carry/trainA}
 DATA_B=${DATA_B:-/tmp/carry/trainB}
 WORK=${WORK:-/tmp/cgan_session}  # run folder and pair; a re-run of this script starts training afresh
@@ -61,9 +65,11 @@ train)
   if [ ! -d "$DATA_A" ] || [ ! -d "$DATA_B" ]; then echo "no training data at $DATA_A / $DATA_B: skipped"; continue; fi
   rm -rf "$WORK/runs" "$WORK/pair_fp16" && mkdir -p "$WORK/pair_fp16"
   # ~15 s probe: eager FP32 (the official way) vs bf16 vs bf16 + channels_last for this very run's networks and
-  # batch; the faster bf16 layout trains (PERF_NOTES: channels_last was slower than NCHW in eager inference)
-  layout=""
-  [ "$TRAIN_S" -ge "${PROBE_MIN_S:-120}" ] && layout=$(timeout 90 python3 - "$WORK/pair_fp16/train-speed.json" <<'EOF'
+  # batch; the fastest trains. (H200, 2026-12-04, 9 blocks ngf 32 batch 4 at 256²: FP32 16.7 it/s, bf16 14.9,
+  # bf16 + channels_last 13.4 -- at this size a step is bound by the CPU's kernel launches, not the tensor cores.)
+  layout="--precision bf16"
+  if [ "$TRAIN_S" -lt "${PROBE_MIN_S:-120}" ]; then echo "TRAIN_S=$TRAIN_S is under ${PROBE_MIN_S:-120} s: no probe"
+  elif probed=$(timeout 90 python3 - "$WORK/pair_fp16/train-speed.json" <<'EOF'
 import os, sys
 from cgan._files import write_json_atomic
 from cgan.benchmarks.train_speed import run_train_bench
@@ -77,20 +83,20 @@ write_json_atomic(sys.argv[1], r)
 for row in r["rows"]:
     print(f"  {row['name']:<22} " + (f"error: {row['error']}" if "error" in row else
           f"{row['it_per_s']:8.2f} it/s  x{row['speedup_vs_baseline']}"), file=sys.stderr)
-ok = [row for row in r["rows"][1:] if "error" not in row]
-best = max(ok, key=lambda row: row["it_per_s"]) if ok else {"channels_last": False}
-print("--channels-last" if best["channels_last"] else "")
+ok = [row for row in r["rows"] if "error" not in row]
+best = max(ok, key=lambda row: row["it_per_s"]) if ok else {"precision": "bf16", "channels_last": False}
+print(f"--precision {best['precision']}" + (" --channels-last" if best["channels_last"] else ""))
 EOF
-)
-  echo "training layout: ${layout:-NCHW} (probe exit $?)"
+); then layout=$probed; else echo "the probe failed (exit $?): bf16, NCHW"; fi
+  echo "training settings: $layout"
   budget=$(cap $(( TRAIN_S - ($(date +%s) - t_train) )))  # what the probe left of the stage (>= 0)
   if [ "$budget" -lt 10 ]; then echo "only $budget s left for training: skipped"; continue; fi
-  # 9 blocks, ngf 32 (both generators stored FP16 ≈ 11.4 MB: the embedded-pair size limit), bf16 autocast,
-  # the probed layout, batch 4 with the learning rate scaled by sqrt(4) (2e-4 → 4e-4), the paper's 1:1
+  # 9 blocks, ngf 32 (both generators stored FP16 ≈ 11.4 MB: the embedded-pair size limit), the probed precision
+  # and layout, batch 4 with the learning rate scaled by sqrt(4) (2e-4 → 4e-4), the paper's 1:1
   # constant:decay schedule fitted into the budget (--time-budget; the margin covers start-up and export)
   # (SIGTERM first: the trainer finishes its step and saves; SIGKILL 20 s later if that shutdown hangs)
   timeout -k 20 --foreground $((budget + 30)) python3 -m cgan.trainer.cli --data-a "$DATA_A" --data-b "$DATA_B" \
-    --domains summer,winter --out "$WORK/runs" --name s2w --ngf 32 --blocks 9 --precision bf16 $layout \
+    --domains summer,winter --out "$WORK/runs" --name s2w --ngf 32 --blocks 9 $layout \
     --batch-size 4 --lr 4e-4 --workers 12 --time-budget "$(( budget > 60 ? budget - 15 : budget * 3 / 4 ))" \
     --save-every-steps 1000 ${INIT_FROM:+--init-from "$INIT_FROM"} \
     --log-every 100 --no-tensorboard -q ${TRAIN_EXTRA:-}

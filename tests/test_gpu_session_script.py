@@ -65,7 +65,7 @@ def test_session_script_trains_exports_and_benchmarks(session_run):
         speed = json.load(tar.extractfile("pair_fp16/train-speed.json"))
         meta = json.load(tar.extractfile("pair_fp16/pair.json"))
     assert [r["name"] for r in speed["rows"]] == ["official-eager-fp32", "bf16", "bf16+channels_last"]
-    assert "training layout:" in log
+    assert "training settings: --precision " in log
     assert meta["files"]["G"]["dtype"] == meta["files"]["F"]["dtype"] == "float16"
     training = meta["training"]
     assert 0 < training["time_budget"] <= 26 and training["steps"] > 0  # 3/4 of what the probe left of 35 s
