@@ -42,9 +42,13 @@ def test_memory_format_resolution(fmt, compiled, want):
 
 def test_settings_defaults():
     assert check_options({}, "cuda") == {"compile": False, "compile_mode": None, "cuda_graph": False,
-                                         "memory_format": "nchw"}
+                                         "memory_format": "nchw", "upsample": "transposed"}
     assert check_options({"compile": True, "cuda_graph": True}, "cuda") == {
-        "compile": True, "compile_mode": DEFAULT_COMPILE_MODE, "cuda_graph": True, "memory_format": "channels_last"}
+        "compile": True, "compile_mode": DEFAULT_COMPILE_MODE, "cuda_graph": True, "memory_format": "channels_last",
+        "upsample": "transposed"}
+    assert check_options({"upsample": "subpixel"}, "cpu")["upsample"] == "subpixel"
+    with pytest.raises(CganError, match="unknown upsample 'pixel' for the torch backend: use transposed, subpixel"):
+        check_options({"upsample": "pixel"}, "cpu")
     assert check_options({"compile": True, "compile_mode": "default", "memory_format": "nchw", "threads": 2},
                          "cpu")["memory_format"] == "nchw"
     assert check_options({"cuda_graph": False}, "cpu")["cuda_graph"] is False
@@ -106,7 +110,7 @@ def test_compile_gets_mode_static_shapes_and_channels_last(pair, monkeypatch):
     monkeypatch.setattr(dynamo_config, key, 8)
     with Translator.load(str(pair), backend="torch", device="cpu", compile=True) as t:
         assert t.backend.settings == {"compile": True, "compile_mode": DEFAULT_COMPILE_MODE, "cuda_graph": False,
-                                      "memory_format": "channels_last"}
+                                      "memory_format": "channels_last", "upsample": "transposed"}
         t.translate(frames(1)[0])
     assert calls == [{"mode": DEFAULT_COMPILE_MODE, "dynamic": False, "channels_last": True}]
     assert getattr(dynamo_config, key) >= 64  # many benchmark sizes must not fall back to eager silently
@@ -134,6 +138,8 @@ def test_settings_exist_before_activation(pair):
     {}, {"cuda_graph": True}, {"memory_format": "channels_last"},
     {"memory_format": "channels_last", "cuda_graph": True},
     {"compile": True, "compile_mode": "default"}, {"compile": True, "compile_mode": "default", "cuda_graph": True},
+    {"upsample": "subpixel"},
+    {"compile": True, "compile_mode": "default", "cuda_graph": True, "upsample": "subpixel"},
 ])
 def test_gpu_ladder_matches_eager(pair, opts):
     """Every step of the ladder is as close to the FP32 output as eager FP16 is. (Compared with eager FP16 itself,
@@ -335,3 +341,15 @@ def test_cudnn_search_is_on_only_while_translating(pair):
         t.translate(frames(1)[0])
         assert torch.backends.cudnn.benchmark is True
         torch.backends.cudnn.benchmark = False
+
+
+def test_subpixel_upsampling_gives_the_transposed_convolutions_outputs(pair):
+    """The torch backend's upsample='subpixel' runs the same arithmetic: on the CPU in FP32 the frames match."""
+    x = frames(2, 36, 52)
+    with Translator.load(str(pair), backend="torch", device="cpu") as ref:
+        want = ref.backend.infer(x).astype(int)
+    with Translator.load(str(pair), backend="torch", device="cpu", upsample="subpixel") as t:
+        assert t.backend.settings["upsample"] == "subpixel"
+        assert not any(type(m).__name__ == "ConvTranspose2d" for m in t.backend.net.modules())
+        got = t.backend.infer(x).astype(int)
+    assert np.abs(got - want).max() <= 1

@@ -36,6 +36,8 @@ TOKENS: dict[str, Token] = {
     "nhwc": Token((("prefer_nhwc", True),), ("ort-cuda",), "the CUDA provider's NHWC convolutions (prefer_nhwc)"),
     "cl": Token((("memory_format", "channels_last"),), TORCH, "channels_last weights and activations"),
     "nchw": Token((("memory_format", "nchw"),), TORCH, "NCHW (contiguous) weights and activations"),
+    "subpixel": Token((("upsample", "subpixel"),), TORCH,
+                      "the transposed convolutions as 2x2 convolutions + pixel shuffle (same outputs)"),
 }
 
 #: preset -> device -> the variants it stands for (eager, then each speed step of the torch path)

@@ -10,6 +10,8 @@ Options (`Translator.load(..., backend="torch", **opts)`), checked when the back
   compile_mode   one of COMPILE_MODES (only with compile=True), default max-autotune-no-cudagraphs
   cuda_graph     bool, default False; CUDA only
   memory_format  auto (default) | channels_last | nchw — see resolve_memory_format
+  upsample       transposed (default: the trained layers) | subpixel (the same arithmetic as a 2x2 convolution
+                 and a pixel shuffle, cgan.trainer.networks.SubpixelUpsample; for cgan-bench to measure)
   threads        CPU threads (torch.set_num_threads, in the translating thread for each call)
 """
 from __future__ import annotations
@@ -35,7 +37,8 @@ DEFAULT_COMPILE_MODE = "max-autotune-no-cudagraphs"
 #: compile modes that capture CUDA graphs themselves (cudagraph trees): no manual capture on top of them
 GRAPHING_COMPILE_MODES = ("max-autotune", "reduce-overhead")
 MEMORY_FORMATS = ("auto", "channels_last", "nchw")
-OPTIONS = ("compile", "compile_mode", "cuda_graph", "memory_format")
+UPSAMPLES = ("transposed", "subpixel")
+OPTIONS = ("compile", "compile_mode", "cuda_graph", "memory_format", "upsample")
 
 _FORK_LOCK = threading.Lock()
 
@@ -126,8 +129,12 @@ def check_options(opts: dict[str, Any], device: str) -> dict[str, Any]:
     if graph and mode in GRAPHING_COMPILE_MODES:
         raise CganError(f"compile_mode {mode!r} captures CUDA graphs itself: drop cuda_graph=True or use "
                         f"compile_mode {DEFAULT_COMPILE_MODE!r}")
+    upsample = opts.get("upsample") or "transposed"
+    if upsample not in UPSAMPLES:
+        raise CganError(f"unknown upsample {upsample!r} for the torch backend: use {', '.join(UPSAMPLES)}")
     return {"compile": compiled, "compile_mode": mode, "cuda_graph": graph,
-            "memory_format": resolve_memory_format(opts.get("memory_format") or "auto", compiled)}
+            "memory_format": resolve_memory_format(opts.get("memory_format") or "auto", compiled),
+            "upsample": upsample}
 
 
 def _cuda_ok() -> tuple[bool, str]:
@@ -176,7 +183,7 @@ class TorchBackend(Backend):
 
     def __init__(self, model: Model, precision: str | None = None, device: str | None = None, **opts: Any):
         super().__init__(model, precision, device, **opts)
-        #: what this backend runs with: compile, compile_mode, cuda_graph, memory_format (after 'auto')
+        #: what this backend runs with: compile, compile_mode, cuda_graph, memory_format (after 'auto'), upsample
         self.settings = check_options(self.opts, self.device)
 
     @classmethod
@@ -212,6 +219,10 @@ class TorchBackend(Backend):
         dtype = torch.float16 if self.precision == "fp16" else torch.float32
         net = load_generator(self.model.pair(), self.model.gen, device=dev, dtype=dtype)
         s = self.settings
+        if s["upsample"] == "subpixel":
+            from cgan.trainer.networks import subpixel_upsampling
+
+            net = subpixel_upsampling(net)
         self.memory_format = torch.channels_last if s["memory_format"] == "channels_last" else torch.contiguous_format
         net = net.to(memory_format=self.memory_format)
         if s["compile"]:
@@ -232,8 +243,8 @@ class TorchBackend(Backend):
         # batch shape -> pinned host buffers; a dropped shape's CUDA graph (a private memory pool) goes with them
         self.pinned = ShapeCache(drop=lambda key, _, graphs=self.graphs: graphs.pop(key, None))
         self.threads = int(self.opts["threads"]) if self.device == "cpu" and self.opts.get("threads") else None
-        log.debug("torch: %s on %s (%s), compile %s, cuda_graph %s, %s", self.model.describe(), dev, dtype,
-                  s["compile_mode"] or "off", s["cuda_graph"], s["memory_format"])
+        log.debug("torch: %s on %s (%s), compile %s, cuda_graph %s, %s, upsample %s", self.model.describe(), dev,
+                  dtype, s["compile_mode"] or "off", s["cuda_graph"], s["memory_format"], s["upsample"])
 
     def _forward(self, frames_u8: Any) -> Any:
         """uint8 (N,H,W,3) BGR on the device -> uint8 (N,H,W,3) BGR on the device."""
