@@ -112,10 +112,11 @@ bench)
   if [ "$budget" -lt 60 ]; then echo "only $budget s left for the bench: skipped"; continue; fi
   # the eager FP32 baseline (the official way, always added) + the torch ladder: eager → CUDA graph →
   # channels_last + graph (checks the NCHW-in-eager choice) → torch.compile (default mode: max-autotune's
-  # ~1 min per size does not fit a lease) → compile + graph; a 720p clip end to end on the fastest.
+  # ~1 min per size does not fit a lease) → compile + graph; then both with the transposed convolutions as
+  # sub-pixel convolutions (+subpixel: the profile's next target); a 720p clip end to end on compile + graph.
   # --budget stops starting rows in time; --json is rewritten after every row, so nothing finished is lost.
   timeout -k 10 "$budget" python3 -m cgan.benchmarks.cli --device "${BENCH_DEVICE:-cuda}" --budget "$((budget - 45))" \
-    --backends "${BENCH_BACKENDS:-torch-cuda,torch-cuda+graph,torch-cuda+cl+graph,torch-cuda+fastcompile,torch-cuda+fastcompile+graph}" \
+    --backends "${BENCH_BACKENDS:-torch-cuda,torch-cuda+graph,torch-cuda+cl+graph,torch-cuda+fastcompile,torch-cuda+fastcompile+graph,torch-cuda+graph+subpixel,torch-cuda+fastcompile+graph+subpixel}" \
     --sizes "${BENCH_SIZES:-256x256,720p,1080p}" --precision "${BENCH_PRECISION:-fp16}" --batch 1 --warmup 3 --iters 30 \
     --e2e --e2e-backend "${E2E_BACKEND:-torch-cuda+fastcompile+graph}" --e2e-size "${E2E_SIZE:-720p}" --e2e-frames 48 ${BENCH_EXTRA:-} \
     --note "H200 lease, scripts/gpu_session.sh" \
