@@ -115,8 +115,10 @@ bench)
   # ~1 min per size does not fit a lease) → compile + graph; then both with the transposed convolutions as
   # sub-pixel convolutions (+subpixel: the profile's next target); a 720p clip end to end on compile + graph.
   # --budget stops starting rows in time; --json is rewritten after every row, so nothing finished is lost.
+  LADDER=torch-cuda,torch-cuda+graph,torch-cuda+cl+graph,torch-cuda+fastcompile,torch-cuda+fastcompile+graph
+  LADDER=$LADDER,torch-cuda+graph+subpixel,torch-cuda+fastcompile+graph+subpixel
   timeout -k 10 "$budget" python3 -m cgan.benchmarks.cli --device "${BENCH_DEVICE:-cuda}" --budget "$((budget - 45))" \
-    --backends "${BENCH_BACKENDS:-torch-cuda,torch-cuda+graph,torch-cuda+cl+graph,torch-cuda+fastcompile,torch-cuda+fastcompile+graph,torch-cuda+graph+subpixel,torch-cuda+fastcompile+graph+subpixel}" \
+    --backends "${BENCH_BACKENDS:-$LADDER}" \
     --sizes "${BENCH_SIZES:-256x256,720p,1080p}" --precision "${BENCH_PRECISION:-fp16}" --batch 1 --warmup 3 --iters 30 \
     --e2e --e2e-backend "${E2E_BACKEND:-torch-cuda+fastcompile+graph}" --e2e-size "${E2E_SIZE:-720p}" --e2e-frames 48 ${BENCH_EXTRA:-} \
     --note "H200 lease, scripts/gpu_session.sh" \
