@@ -15,8 +15,8 @@
 # INIT_FROM (pair to fine-tune; default the embedded summer2winter; empty: from scratch),
 # TRAIN_EXTRA (more cgan-train options; they win over the defaults), BENCH_BACKENDS, BENCH_SIZES, BENCH_DEVICE,
 # BENCH_PRECISION, E2E_BACKEND, E2E_SIZE, BENCH_EXTRA, PROFILE_SIZE, PROFILE_EXTRA, PROBE_SIZE/NGF/BLOCKS/BATCH/
-# STEPS/WARMUP (the training layout probe), MIN_TRAIN_S=60, PROBE_MIN_S=120, SKIP_INSTALL=1 (for a CPU rehearsal:
-# tests/test_gpu_session_script.py runs it so in CI).
+# STEPS/WARMUP (the training probe), PROBE_COMPILE_MIN_S=400 (its compile row), MIN_TRAIN_S=60, PROBE_MIN_S=120,
+# SKIP_INSTALL=1 (for a CPU rehearsal: tests/test_gpu_session_script.py runs it so in CI).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
@@ -65,29 +65,36 @@ train)
   if [ ! -d "$DATA_A" ] || [ ! -d "$DATA_B" ]; then echo "no training data at $DATA_A / $DATA_B: skipped"; continue; fi
   rm -rf "$WORK/runs" "$WORK/pair_fp16" && mkdir -p "$WORK/pair_fp16"
   # ~15 s probe: eager FP32 (the official way) vs bf16 vs bf16 + channels_last for this very run's networks and
-  # batch; the fastest trains. (H200, 2026-12-04, 9 blocks ngf 32 batch 4 at 256²: FP32 16.7 it/s, bf16 14.9,
-  # bf16 + channels_last 13.4 -- at this size a step is bound by the CPU's kernel launches, not the tensor cores.)
-  layout="--precision bf16"
+  # batch (H200, 2026-12-04, 9 blocks ngf 32 batch 4 at 256²: FP32 16.7 it/s, bf16 14.9, bf16 + channels_last 13.4
+  # -- at this size a step is bound by the CPU's kernel launches, not the tensor cores), and with TRAIN_S >=
+  # PROBE_COMPILE_MIN_S (400) bf16 + torch.compile too, whose compilation counts against it: the setting that
+  # trains the most steps in what is left of the stage trains (cgan.benchmarks.train_speed.fastest_settings).
+  layout="--precision fp32"  # without a probe: the fastest measured on the H200 (2026-12-04)
+  compile_row=0; [ "$TRAIN_S" -ge "${PROBE_COMPILE_MIN_S:-400}" ] && compile_row=1
   if [ "$TRAIN_S" -lt "${PROBE_MIN_S:-120}" ]; then echo "TRAIN_S=$TRAIN_S is under ${PROBE_MIN_S:-120} s: no probe"
-  elif probed=$(timeout 90 python3 - "$WORK/pair_fp16/train-speed.json" <<'EOF'
-import os, sys
+  elif probed=$(STAGE_END=$((t_train + TRAIN_S)) COMPILE_ROW=$compile_row timeout $((compile_row ? 240 : 90)) \
+      python3 - "$WORK/pair_fp16/train-speed.json" <<'EOF'
+import os, sys, time
 from cgan._files import write_json_atomic
-from cgan.benchmarks.train_speed import run_train_bench
+from cgan.benchmarks.train_speed import fastest_settings, run_train_bench, settings_flags
 e = os.environ.get
 rows = [("official-eager-fp32", "fp32", False, False), ("bf16", "bf16", False, False),
         ("bf16+channels_last", "bf16", True, False)]
+if e("COMPILE_ROW") == "1":
+    rows.append(("bf16+compile", "bf16", False, True))
 r = run_train_bench(size=int(e("PROBE_SIZE", "256")), ngf=int(e("PROBE_NGF", "32")), blocks=int(e("PROBE_BLOCKS", "9")),
                     batch=int(e("PROBE_BATCH", "4")), device=e("BENCH_DEVICE", "cuda"), steps=int(e("PROBE_STEPS", "10")),
-                    warmup=int(e("PROBE_WARMUP", "3")), rows=rows)
+                    warmup=int(e("PROBE_WARMUP", "4" if e("COMPILE_ROW") == "1" else "3")), rows=rows)
 write_json_atomic(sys.argv[1], r)
 for row in r["rows"]:
     print(f"  {row['name']:<22} " + (f"error: {row['error']}" if "error" in row else
-          f"{row['it_per_s']:8.2f} it/s  x{row['speedup_vs_baseline']}"), file=sys.stderr)
-ok = [row for row in r["rows"] if "error" not in row]
-best = max(ok, key=lambda row: row["it_per_s"]) if ok else {"precision": "bf16", "channels_last": False}
-print(f"--precision {best['precision']}" + (" --channels-last" if best["channels_last"] else ""))
+          f"{row['it_per_s']:8.2f} it/s  x{row['speedup_vs_baseline']}  warm-up {row['warmup_s']:.1f} s"), file=sys.stderr)
+left = int(e("STAGE_END")) - time.time() - 30  # the training's start and its export
+best, steps = fastest_settings(r["rows"], left)
+print(f"  ~{steps:.0f} steps in the ~{left:.0f} s left with the fastest", file=sys.stderr)
+print(settings_flags(best))
 EOF
-); then layout=$probed; else echo "the probe failed (exit $?): bf16, NCHW"; fi
+); then layout=$probed; else echo "the probe failed (exit $?): FP32, NCHW"; fi
   echo "training settings: $layout"
   budget=$(cap $(( TRAIN_S - ($(date +%s) - t_train) )))  # what the probe left of the stage (>= 0)
   if [ "$budget" -lt 10 ]; then echo "only $budget s left for training: skipped"; continue; fi

@@ -7,7 +7,8 @@ import pytest
 
 from cgan.benchmarks.train_speed import main, run_train_bench
 
-KEYS = {"name", "precision", "channels_last", "compile", "it_per_s", "ms_per_it", "speedup_vs_baseline", "steps"}
+KEYS = {"name", "precision", "channels_last", "compile", "it_per_s", "ms_per_it", "speedup_vs_baseline", "steps",
+        "warmup_s"}
 
 
 def test_run_train_bench_rows_on_cpu():
@@ -56,3 +57,30 @@ def test_a_failing_configuration_is_an_error_row_and_the_others_are_measured(mon
     assert bad["error"] == "RuntimeError: compile exploded" and "it_per_s" not in bad
     row = bench.train_row(bad, 1, 32)
     assert row["status"] == "error" and row["reason"] == bad["error"] and row["fps"] is None
+
+
+def test_the_fastest_settings_pay_for_their_compilation():
+    from cgan.benchmarks.train_speed import fastest_settings, settings_flags
+
+    rows = [{"name": "official-eager-fp32", "precision": "fp32", "channels_last": False, "compile": False,
+             "it_per_s": 16.7, "warmup_s": 3.0},
+            {"name": "bf16", "precision": "bf16", "channels_last": False, "compile": False, "it_per_s": 14.9,
+             "warmup_s": 2.0},
+            {"name": "bf16+compile", "precision": "bf16", "channels_last": False, "compile": True, "it_per_s": 40.0,
+             "warmup_s": 120.0},
+            {"name": "broken", "precision": "bf16", "channels_last": True, "compile": True, "error": "RuntimeError: x"}]
+    # 500 s: compiled 40 * 380 = 15200 steps beat eager 16.7 * 500 = 8350
+    best, steps = fastest_settings(rows, 500)
+    assert best["name"] == "bf16+compile" and steps == pytest.approx(15200)
+    assert settings_flags(best) == "--precision bf16 --compile"
+    # 150 s: the compilation is not earned back (40 * 30 = 1200 < 16.7 * 150 = 2505)
+    best, steps = fastest_settings(rows, 150)
+    assert best["name"] == "official-eager-fp32" and settings_flags(best) == "--precision fp32"
+    assert settings_flags({"precision": "bf16", "channels_last": True, "compile": False}) == \
+        "--precision bf16 --channels-last"
+    assert fastest_settings([rows[-1]], 500) == (None, 0.0) and settings_flags(None) == "--precision fp32"
+
+
+def test_rows_say_how_long_their_warm_up_took():
+    res = run_train_bench(size=32, ngf=4, blocks=1, device="cpu", steps=1, warmup=1)
+    assert all(r["warmup_s"] > 0 for r in res["rows"])

@@ -791,4 +791,6 @@ def train_row(r: dict[str, Any], batch: int, size: int) -> dict[str, Any]:
     sp = r.get("speedup_vs_baseline")
     row["speedup_vs_baseline"] = float(sp) if sp is not None else None
     row["stages"] = {k: r[k] for k in ("precision", "channels_last", "compile", "it_per_s")}
+    if r.get("warmup_s") is not None:  # building the networks and the warm-up steps (a compilation included)
+        row["warmup_s"] = float(r["warmup_s"])
     return row

@@ -27,6 +27,29 @@ CUDA_ROWS = [("official-eager-fp32", "fp32", False, False), ("bf16", "bf16", Fal
 CPU_ROWS = [("official-eager-fp32", "fp32", False, False), ("fp32+channels_last", "fp32", True, False)]
 
 
+def fastest_settings(rows: list[dict[str, Any]], seconds: float) -> tuple[dict[str, Any] | None, float]:
+    """The measured row that trains the most steps in `seconds`, and that many steps. A compiled row pays its
+    warm-up (the compilation) again out of `seconds`: a training run compiles anew, and a run too short to
+    earn the compilation back trains eager. None when no row was measured."""
+    best, most = None, -1.0
+    for row in rows:
+        if "error" in row or not row.get("it_per_s"):
+            continue
+        steps = row["it_per_s"] * max(0.0, seconds - (row.get("warmup_s", 0.0) if row.get("compile") else 0.0))
+        if steps > most:
+            best, most = row, steps
+    return best, max(most, 0.0)
+
+
+def settings_flags(row: dict[str, Any] | None) -> str:
+    """cgan-train flags for a row of run_train_bench; with none, FP32 NCHW eager (the fastest measured on an H200
+    for the embedded pair's networks, 2026-12-04)."""
+    if row is None:
+        return "--precision fp32"
+    return (f"--precision {row['precision']}" + (" --channels-last" if row.get("channels_last") else "")
+            + (" --compile" if row.get("compile") else ""))
+
+
 def run_train_bench(size: int = 256, ngf: int = 64, blocks: int = 9, batch: int = 1, device: str = "auto",
                     steps: int = 20, warmup: int = 5, rows: list[tuple[str, str, bool, bool]] | None = None,
                     threads: int | None = None) -> dict[str, Any]:
@@ -60,10 +83,12 @@ def run_train_bench(size: int = 256, ngf: int = 64, blocks: int = 9, batch: int 
         row = {"name": name, "precision": precision, "channels_last": channels_last, "compile": compile_}
         model = None
         try:
+            t_warm = time.perf_counter()
             model = CycleGAN(cfg, dev)
             for _ in range(warmup):
                 model.train_step(real_x, real_y)
             sync()
+            warmup_s = time.perf_counter() - t_warm  # building the networks, the warm-up steps, compiling
             t0 = time.perf_counter()
             for _ in range(steps):
                 model.train_step(real_x, real_y)
@@ -78,7 +103,8 @@ def run_train_bench(size: int = 256, ngf: int = 64, blocks: int = 9, batch: int 
                 baseline = it_s  # the first row, eager FP32, is the baseline; if it failed there is none
             # four significant figures (rounded to 3 decimals, a CPU's 0.0534 it/s was 0.053: 1 % off), steps kept
             row.update(it_per_s=float(f"{it_s:.4g}"), ms_per_it=float(f"{1000 * seconds / steps:.4g}"),
-                       speedup_vs_baseline=float(f"{it_s / baseline:.4g}") if baseline else None, steps=steps)
+                       speedup_vs_baseline=float(f"{it_s / baseline:.4g}") if baseline else None, steps=steps,
+                       warmup_s=round(warmup_s, 2))
             out.append(row)
         del model
         if dev.type == "cuda":
