@@ -400,6 +400,25 @@ def _set(b: bytearray, e: int, typ: int, value: int, order: str) -> None:
         b[e + 8:e + 12] = value.to_bytes(4, order)
 
 
+def frames_in(data: bytes | np.ndarray) -> int | None:
+    """How many frames an animated PNG, WebP or AVIF holds, from its header (1 for a still image or anything
+    else; a TIFF's pages are counted by the caller, cv2.imcount). None: animated, count not said."""
+    b = bytes(data[:64]) if not isinstance(data, bytes) else data[:64]
+    if b[:8] == _PNG:
+        body = next((bytes(body) for kind, body in png_walk(data) if kind == b"acTL"), None)
+        if body is None:
+            return 1
+        n = int.from_bytes(body[:4], "big") if len(body) >= 4 else 0
+        return n if n > 1 else 1
+    if b[:4] == b"RIFF" and b[8:12] == b"WEBP":
+        return None if b[12:16] == b"VP8X" and len(b) > 20 and b[20] & 0x02 else 1
+    if b[4:8] == b"ftyp":  # ISOBMFF: an image sequence names the 'avis' brand (major or compatible)
+        size = int.from_bytes(b[:4], "big")
+        brands = bytes(data[8:min(size, 256)])
+        return None if any(brands[i:i + 4] == b"avis" for i in range(0, len(brands) - 3, 4)) else 1
+    return 1
+
+
 def png_has_alpha(data: bytes | np.ndarray) -> bool:
     """True for a PNG with transparency: colour type gray + alpha or RGBA, or a tRNS chunk (a palette's or one
     colour's transparency, which OpenCV reads as a fourth channel)."""

@@ -49,7 +49,7 @@ import numpy as np
 from cgan._codecs import reads
 from cgan._files import (IMAGE_EXTS, check_folder_target, nearest_existing, path_key, user_path, visible_files,
                          write_bytes_atomic)
-from cgan._images import (TiffMetadata, bomb_size, exif_for_copy, exif_orientation, heif_image, png_gray_key,
+from cgan._images import (TiffMetadata, bomb_size, exif_for_copy, exif_orientation, frames_in, heif_image, png_gray_key,
                           png_has_alpha, png_orientation, tiff_alpha_orientation, tiff_metadata, webp_has_alpha,
                           webp_orientation)
 from cgan._iptc import MAX_IRB, has_iptc, iptc_for_copy, jpeg_photoshop, jpeg_with_photoshop
@@ -541,7 +541,28 @@ def read_photo_with_metadata(path: str | os.PathLike, metadata: str = "all") \
         why = str(e).strip().splitlines()[-1]
     if alpha is None and why:
         log.warning("warning: %s: its transparency could not be read (%s); translated without it", path, why)
+    _say_if_more_than_one_frame(path, data)
     return img, alpha, meta
+
+
+def _say_if_more_than_one_frame(path: str | os.PathLike, data: np.ndarray) -> None:
+    """An animated PNG, WebP or AVIF, or a TIFF of several pages, is translated as its first frame or page (as
+    OpenCV reads it): a warning says so, instead of the output silently holding one still frame."""
+    tiff = bytes(data[:4]) in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
+    n = None if tiff else frames_in(data)
+    if n == 1:
+        return
+    if n is None:
+        try:
+            n = int(cv2.imcount(os.fspath(path)))
+        except (cv2.error, AttributeError):  # (cv2.imcount: OpenCV 4.x has it; said without a count otherwise)
+            n = 0 if not tiff else 1
+    if n == 1:
+        return
+    what = "pages" if tiff else "frames"
+    count = f"{n} {what}" if n > 1 else f"several {what}"
+    log.warning("warning: %s: %s of %s; only the first was translated", path,
+                "a TIFF" if tiff else "an animated image", count)
 
 
 def _unreadable_why(data: np.ndarray) -> str:
