@@ -290,6 +290,9 @@ def _has_cuda() -> bool:
     (["--cuda-graphs"], "--cuda-graphs needs --backend one of torch, ort-cuda, tensorrt, tensorrt-rtx"),
     (["--no-cuda-graphs", "--backend", "ort-cpu"], "--no-cuda-graphs needs --backend one of torch"),
     (["--compile", "--backend", "warp-drive"], "unknown backend 'warp-drive'"),
+    (["--compile-mode", "default"], "--compile-mode needs --backend torch (auto may pick"),
+    (["--compile-mode", "default", "--backend", "ort-cpu"], "--compile-mode needs --backend torch (not ort-cpu)"),
+    (["--compile-mode", "fast", "--backend", "torch"], "Invalid value for '--compile-mode': 'fast' is not one of"),
 ])
 def test_backend_flags_need_a_backend_that_takes_them(clip, capsys, monkeypatch, argv, needle):
     import cgan.runtime as rt
@@ -307,6 +310,10 @@ def test_backend_flags_need_a_backend_that_takes_them(clip, capsys, monkeypatch,
     ([], {}),
     (["--backend", "torch", "--compile"], {"compile": True}),
     (["--backend", "torch", "--compile", "--cuda-graphs"], {"compile": True, "cuda_graph": True}),
+    (["--backend", "torch", "--compile-mode", "default", "--cuda-graphs"],
+     {"compile": True, "compile_mode": "default", "cuda_graph": True}),
+    (["--backend", "torch", "--compile", "--compile-mode", "max-autotune"],
+     {"compile": True, "compile_mode": "max-autotune"}),
     (["--backend", "ort-cuda", "--no-cuda-graphs"], {"cuda_graph": False}),
     (["--backend", "tensorrt", "--cuda-graphs"], {"cuda_graph": True}),
 ])
@@ -407,3 +414,16 @@ def test_a_smoothing_option_alone_turns_smoothing_on(tmp_path, clip, capsys, opt
     summary = json.loads(out)
     assert summary["frames"] == 10 and summary["smooth_fps"] > 0
     assert summary["streams"][0]["flicker"] is not None
+
+
+def test_compile_mode_in_the_jobs_is_checked():
+    from cgan.errors import CganError
+    from cgan.runtime.photos import PhotoJob
+    from cgan.runtime.video import VideoJob
+
+    for make in (lambda **k: VideoJob(inputs=["demo"], **k), lambda **k: PhotoJob(inputs=["a.jpg"], **k)):
+        assert make(compile=True, compile_mode="default").compile_mode == "default"
+        with pytest.raises(CganError, match="compile_mode='default' needs compile=True"):
+            make(compile_mode="default")
+        with pytest.raises(CganError, match="compile_mode must be one of max-autotune-no-cudagraphs, .*got str 'fast'"):
+            make(compile=True, compile_mode="fast")

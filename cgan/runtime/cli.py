@@ -15,6 +15,7 @@ from cgan.runtime.batch import run_video_folder, video_folder  # noqa: E402
 from cgan.runtime.photos import METADATA, PhotoJob, is_photo_input, run_photos  # noqa: E402
 from cgan._codecs import quiet_opencv  # noqa: E402
 from cgan.runtime.video import CODEC_CHOICES, MAX_CRF, VideoJob, run_video  # noqa: E402
+from cgan.runtime.backends.torch_backend import COMPILE_MODES  # noqa: E402
 
 EXIT_INTERRUPTED = {"interrupted": 130, "terminated": 143}
 
@@ -68,6 +69,11 @@ class _Strength(click.FloatRange):
 @click.option("--precision", default=None, help="fp32 or fp16 (default: the backend's best).")
 @click.option("--compile", "compile_", is_flag=True,
               help="torch.compile the generator (--backend torch; compiles on the first frame, can take a minute).")
+@click.option("--compile-mode", type=click.Choice(COMPILE_MODES), default=None,
+              help="torch.compile's mode (implies --compile): max-autotune-no-cudagraphs (the default: autotunes, "
+                   "about a minute per frame size on a GPU), default (no autotuning: seconds; on an H200 5.6 ms per "
+                   "720p frame with --cuda-graphs), max-autotune or reduce-overhead (these capture CUDA graphs "
+                   "themselves: no --cuda-graphs).")
 @click.option("--cuda-graphs/--no-cuda-graphs", default=None,
               help="Replay one captured CUDA graph per frame size (--backend torch, ort-cuda, tensorrt, "
                    "tensorrt-rtx). Default: the backend's (torch off; ort-cuda, tensorrt on; tensorrt-rtx: its own "
@@ -99,8 +105,8 @@ class _Strength(click.FloatRange):
 @click.option("-v", "--verbose", is_flag=True,
               help="Debug logging (and OpenCV warnings; with --json only its errors: it prints warnings on stdout).")
 def cli(pair, direction, inputs, output, display, side_by_side, fps_overlay, size, capture, virtual_camera,
-        max_frames, start, end, backend, precision, compile_, cuda_graphs, smooth, smooth_strength, smooth_flow, codec,
-        crf, sound, metadata, progress, reconnects, as_json, verbose):
+        max_frames, start, end, backend, precision, compile_, compile_mode, cuda_graphs, smooth, smooth_strength,
+        smooth_flow, codec, crf, sound, metadata, progress, reconnects, as_json, verbose):
     """Translate video frames with a CycleGAN generator: capture -> translate -> write/show, threaded.
 
     Photos too: when every --input is a photo file or a folder, each photo is translated to --output (a file
@@ -124,7 +130,8 @@ def cli(pair, direction, inputs, output, display, side_by_side, fps_overlay, siz
         _refuse_video_only(click.get_current_context())
         job = PhotoJob(inputs=list(inputs), output=output, pair=pair, direction=direction, size=size,
                        side_by_side=side_by_side, max_photos=max_frames, backend=backend, precision=precision,
-                       compile=compile_, cuda_graphs=cuda_graphs, progress=progress, metadata=metadata,
+                       compile=compile_ or compile_mode is not None, compile_mode=compile_mode,
+                       cuda_graphs=cuda_graphs, progress=progress, metadata=metadata,
                        handle_signals=True)
         _finish(_forced(run_photos, job), as_json)
         return
@@ -136,7 +143,8 @@ def cli(pair, direction, inputs, output, display, side_by_side, fps_overlay, siz
     smooth = smooth or _given(ctx, "smooth_flow") or _given(ctx, "smooth_strength")
     options = dict(pair=pair, direction=direction, display=display, side_by_side=side_by_side,
                    fps_overlay=fps_overlay, size=size, max_frames=max_frames, start=start, end=end, backend=backend,
-                   precision=precision, compile=compile_, cuda_graphs=cuda_graphs, smooth=smooth,
+                   precision=precision, compile=compile_ or compile_mode is not None, compile_mode=compile_mode,
+                   cuda_graphs=cuda_graphs, smooth=smooth,
                    smooth_strength=smooth_strength, smooth_flow=smooth_flow, progress=progress, reconnects=reconnects,
                    sound=sound, codec=codec, crf=crf, capture=capture, virtual_camera=virtual_camera,
                    handle_signals=True)  # the library's default leaves an app's own handlers in force

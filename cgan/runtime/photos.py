@@ -60,7 +60,7 @@ from cgan.errors import CganError, Terminated
 from cgan.runtime.frames import DEFAULT_MAX_PIXELS, model_size_of
 from cgan.runtime.sources import DEMO, _describe
 from cgan.runtime.video import CODECS, VIDEO_EXTS, JOIN_TIMEOUT_S, _check_bool, _checked_outputs, _handled_signals, \
-    _signals, load_translator, parse_size, target_size
+    _signals, check_compile_mode, load_translator, parse_size, target_size
 
 log = logging.getLogger(__name__)
 
@@ -133,6 +133,7 @@ class PhotoJob:
     backend: str = "auto"
     precision: str | None = None
     compile: bool = False                 # torch backend: torch.compile (compiles once per photo size)
+    compile_mode: str | None = None       # torch.compile's mode, with compile (None: the backend's default)
     cuda_graphs: bool | None = None
     progress: bool = True                 # tqdm bar on stderr
     metadata: str = "all"                 # copy EXIF and the ICC profile ("all"), the profile only ("color"), "none"
@@ -170,6 +171,7 @@ class PhotoJob:
                 continue
             if not (isinstance(value, str) or (value is None and none_ok)):
                 raise CganError(f"{name} must be a str{' or None' if none_ok else ''}, got {_describe(value)}")
+        check_compile_mode(self)
         if not isinstance(self.metadata, str) or self.metadata not in METADATA:
             raise CganError(f"metadata must be one of {', '.join(METADATA)}, got {_describe(self.metadata)}")
         for name, top in (("max_photos", None), ("io_threads", MAX_IO_THREADS)):

@@ -97,6 +97,7 @@ class VideoJob:
     backend: str = "auto"
     precision: str | None = None
     compile: bool = False                 # torch backend: torch.compile (compiles on the first frame)
+    compile_mode: str | None = None       # torch.compile's mode, with compile (None: the backend's default)
     cuda_graphs: bool | None = None       # None = the backend's default (torch: off; ort-cuda, tensorrt: on)
     smooth: bool = False
     smooth_strength: float = 0.8
@@ -160,6 +161,7 @@ class VideoJob:
             raise CganError(f"smooth_strength must be a number in [0, 1), got {_describe(strength)}")
         self.smooth_strength = float(strength)
         self.smooth = self.smooth or self.smooth_flow  # flow is a kind of smoothing (it did nothing alone)
+        check_compile_mode(self)
         if self.on_frame is not None and not callable(self.on_frame):
             raise CganError(f"on_frame must be a function on_frame(stream, input, output) or None, got "
                             f"{_describe(self.on_frame)}")
@@ -196,6 +198,19 @@ def _check_input(i: int, value: Any, before: Sequence[Any]) -> None:
                         f"{', '.join(missing) or 'a callable read() or close()'} (see cgan.runtime.sources.Source)")
     raise CganError(f"inputs[{i}] must be a camera index (an int), a str/path (device, video file, URL, 'demo') "
                     f"or a source object (see cgan.runtime.sources.Source), got {_describe(value)}")
+
+
+def check_compile_mode(job: Any) -> None:
+    """A job's compile_mode: None, or one of the torch backend's modes, and only with compile=True (one line)."""
+    from cgan.runtime.backends.torch_backend import COMPILE_MODES
+
+    mode = job.compile_mode
+    if mode is None:
+        return
+    if not isinstance(mode, str) or mode not in COMPILE_MODES:
+        raise CganError(f"compile_mode must be one of {', '.join(COMPILE_MODES)} (or None), got {_describe(mode)}")
+    if not job.compile:
+        raise CganError(f"compile_mode={mode!r} needs compile=True (cgan-video: --compile-mode implies --compile)")
 
 
 def _check_bool(name: str, value: Any, none_ok: bool = False) -> None:
@@ -1366,6 +1381,7 @@ def _signals(pipe_holder: dict, sigs: tuple[int, ...]):
 #: cgan-video flag -> (backend option, the backends that take it)
 BACKEND_FLAGS: dict[str, tuple[str, tuple[str, ...]]] = {
     "--compile": ("compile", ("torch",)),
+    "--compile-mode": ("compile_mode", ("torch",)),
     "--cuda-graphs": ("cuda_graph", ("torch", "ort-cuda", "tensorrt", "tensorrt-rtx")),
 }
 
@@ -1374,6 +1390,8 @@ def backend_options(job: VideoJob) -> dict[str, Any]:
     """The job's backend flags as Translator.load options; one-line CganError when the chosen backend does not
     take one (with `auto` the backend is not known yet, so these flags need an explicit --backend)."""
     asked = {}
+    if job.compile_mode is not None:  # (which implies --compile: the line names the flag given)
+        asked["--compile-mode"] = job.compile_mode
     if job.compile:
         asked["--compile"] = True
     if job.cuda_graphs is not None:
