@@ -400,23 +400,91 @@ def _set(b: bytearray, e: int, typ: int, value: int, order: str) -> None:
         b[e + 8:e + 12] = value.to_bytes(4, order)
 
 
+MAX_COUNTED = 100_000  # frames or pages counted at most (a loop or a forged count stops there)
+
+
 def frames_in(data: bytes | np.ndarray) -> int | None:
-    """How many frames an animated PNG, WebP or AVIF holds, from its header (1 for a still image or anything
-    else; a TIFF's pages are counted by the caller, cv2.imcount). None: animated, count not said."""
+    """How many frames (or pages) an image file holds, read from its bytes alone: an animated PNG's acTL count,
+    a WebP's ANMF chunks, a GIF's images, a TIFF's page chain; 1 for a still image or anything else. None: an
+    AVIF image sequence (its count is not read here). Never decodes, never opens a path (cv2.imcount on a
+    file name that is not UTF-8 crashed the process)."""
     b = bytes(data[:64]) if not isinstance(data, bytes) else data[:64]
+    view = data if isinstance(data, bytes) else memoryview(data).cast("B")  # (a 1-D uint8 array, as np.fromfile's)
     if b[:8] == _PNG:
         body = next((bytes(body) for kind, body in png_walk(data) if kind == b"acTL"), None)
-        if body is None:
-            return 1
-        n = int.from_bytes(body[:4], "big") if len(body) >= 4 else 0
-        return n if n > 1 else 1
+        n = int.from_bytes(body[:4], "big") if body is not None and len(body) >= 4 else 1
+        return min(max(n, 1), MAX_COUNTED)
     if b[:4] == b"RIFF" and b[8:12] == b"WEBP":
-        return None if b[12:16] == b"VP8X" and len(b) > 20 and b[20] & 0x02 else 1
+        if not (b[12:16] == b"VP8X" and len(b) > 20 and b[20] & 0x02):
+            return 1
+        return max(1, _riff_count(view, b"ANMF"))
+    if b[:6] in (b"GIF87a", b"GIF89a"):
+        return max(1, _gif_images(view))
+    if b[:4] in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+"):
+        return max(1, _tiff_pages(view))
     if b[4:8] == b"ftyp":  # ISOBMFF: an image sequence names the 'avis' brand (major or compatible)
         size = int.from_bytes(b[:4], "big")
-        brands = bytes(data[8:min(size, 256)])
+        brands = bytes(view[8:min(size, 256)])
         return None if any(brands[i:i + 4] == b"avis" for i in range(0, len(brands) - 3, 4)) else 1
     return 1
+
+
+def _riff_count(buf: bytes | memoryview, kind: bytes) -> int:
+    """How many chunks of `kind` a WebP's RIFF holds, at any depth of its top-level list (ANMF: its frames)."""
+    n, i, end = 0, 12, min(len(buf), 8 + int.from_bytes(bytes(buf[4:8]), "little"))
+    while i + 8 <= end and n < MAX_COUNTED:
+        size = int.from_bytes(bytes(buf[i + 4:i + 8]), "little")
+        n += bytes(buf[i:i + 4]) == kind
+        i += 8 + size + (size & 1)
+    return n
+
+
+def _gif_images(buf: bytes | memoryview) -> int:
+    """How many images a GIF holds: its blocks walked from the header to the trailer (or the end of the data)."""
+    def skip_sub_blocks(i: int) -> int:
+        while i < len(buf) and buf[i]:
+            i += 1 + buf[i]
+        return i + 1
+
+    if len(buf) < 13:
+        return 1
+    flags, i, n = buf[10], 13, 0
+    if flags & 0x80:  # a global colour table
+        i += 3 << ((flags & 7) + 1)
+    while i < len(buf) and n < MAX_COUNTED:
+        block = buf[i]
+        if block == 0x2C:  # an image: its descriptor, a local colour table, the LZW code size, its data
+            if i + 10 > len(buf):
+                break
+            local = buf[i + 9]
+            i += 10 + ((3 << ((local & 7) + 1)) if local & 0x80 else 0) + 1
+            i = skip_sub_blocks(i)
+            n += 1
+        elif block == 0x21:  # an extension: its label, then its sub-blocks
+            i = skip_sub_blocks(i + 2)
+        else:  # 0x3B (the trailer) or anything else
+            break
+    return n
+
+
+def _tiff_pages(buf: bytes | memoryview) -> int:
+    """How many pages (IFDs) a TIFF or BigTIFF chains, following its next-IFD offsets (a loop stops the count)."""
+    head = bytes(buf[:16])
+    order = "little" if head[:2] == b"II" else "big"
+    big = head[2:4] in (b"+\x00", b"\x00+")
+    offset = int.from_bytes(head[8:16] if big else head[4:8], order)
+    count, width, entry = (8, 8, 20) if big else (2, 4, 12)  # entry count, offset and IFD entry sizes
+    seen: set[int] = set()
+    n = 0
+    while 0 < offset and offset + count <= len(buf) and offset not in seen and n < MAX_COUNTED:
+        seen.add(offset)
+        n += 1
+        entries = int.from_bytes(bytes(buf[offset:offset + count]), order)
+        nxt = offset + count + entries * entry
+        if nxt + width > len(buf):
+            break
+        offset = int.from_bytes(bytes(buf[nxt:nxt + width]), order)
+    return n
 
 
 def png_has_alpha(data: bytes | np.ndarray) -> bool:

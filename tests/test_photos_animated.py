@@ -74,8 +74,41 @@ def test_frames_in_reads_headers_only():
     actl = struct.pack(">II", 5, 0)
     chunk = struct.pack(">I", 8) + b"acTL" + actl + struct.pack(">I", zlib.crc32(b"acTL" + actl))
     assert frames_in(b[:33] + chunk + b[33:]) == 5
-    webp = b"RIFF" + bytes(4) + b"WEBP" + b"VP8X" + bytes(4) + bytes([0x02]) + bytes(40)
-    assert frames_in(webp) is None and frames_in(webp[:20] + bytes([0x10]) + webp[21:]) == 1
+    vp8x = b"VP8X" + (10).to_bytes(4, "little") + bytes([0x02]) + bytes(9)
+    anmf = b"ANMF" + (3).to_bytes(4, "little") + bytes(4)  # an odd size: the chunk is padded to an even one
+    body = b"WEBP" + vp8x + anmf * 3
+    webp = b"RIFF" + len(body).to_bytes(4, "little") + body
+    assert frames_in(webp) == 3 and frames_in(webp[:20] + bytes([0x10]) + webp[21:]) == 1  # not flagged animated
+    assert frames_in(webp[:-3 * len(anmf)]) == 1  # flagged, but no frame chunk
+    forged = b"RIFF" + (2**32 - 1).to_bytes(4, "little") + body  # a RIFF size past the data: read to its end
+    assert frames_in(forged) == 3
+    # a GIF of two 1x1 images (no colour tables), and a TIFF chain that loops back to its first page
+    image = b"\x2c" + bytes(8) + b"\x00" + b"\x02" + b"\x01\x00" + b"\x00"
+    gif = b"GIF89a" + bytes(7) + b"\x21\xf9\x04" + bytes(4) + b"\x00" + image * 2 + b"\x3b"
+    assert frames_in(gif) == 2 and frames_in(gif[:13] + image + b"\x3b") == 1
+    ifd = (0).to_bytes(2, "little") + (8).to_bytes(4, "little")  # no entries, next IFD: itself
+    assert frames_in(b"II*\x00" + (8).to_bytes(4, "little") + ifd) == 1
+    two = b"II*\x00" + (8).to_bytes(4, "little") + (0).to_bytes(2, "little") + (14).to_bytes(4, "little") \
+        + (0).to_bytes(2, "little") + (0).to_bytes(4, "little")
+    assert frames_in(two) == 2 and frames_in(np.frombuffer(two, np.uint8)) == 2
     avis = struct.pack(">I", 24) + b"ftypavis" + bytes(4) + b"avifmif1" + bytes(16)
     avif = struct.pack(">I", 24) + b"ftypavif" + bytes(4) + b"avifmif1" + bytes(16)
     assert frames_in(avis) is None and frames_in(avif) == 1
+
+
+def test_a_file_name_that_is_not_utf8_is_no_trouble(tmp_path, caplog):
+    """cv2.imcount on such a name (surrogate escapes) crashed the process; frames are counted from the bytes."""
+    import os
+
+    folder = os.path.join(os.fsencode(tmp_path), b"in")
+    os.mkdir(folder)
+    cv2.imwritemulti(str(tmp_path / "multi.tif"), FRAMES)
+    cv2.imwrite(str(tmp_path / "still.tif"), FRAMES[0])
+    for src, name in (("multi.tif", b"multi\xfe.tif"), ("still.tif", b"still\xfb.tif")):
+        os.rename(tmp_path / src, os.path.join(folder, name))
+    with caplog.at_level(logging.WARNING):
+        s = run_photos(PhotoJob(inputs=[os.fsdecode(folder)], output=str(tmp_path / "out"), **QUIET),
+                       translator=Invert())
+    assert s.photos == 2 and not s.failed
+    said = _warnings(caplog)
+    assert len(said) == 1 and "a TIFF of 3 pages" in said[0], said

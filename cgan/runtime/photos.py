@@ -548,21 +548,15 @@ def read_photo_with_metadata(path: str | os.PathLike, metadata: str = "all") \
 
 
 def _say_if_more_than_one_frame(path: str | os.PathLike, data: np.ndarray) -> None:
-    """An animated PNG, WebP or AVIF, or a TIFF of several pages, is translated as its first frame or page (as
-    OpenCV reads it): a warning says so, instead of the output silently holding one still frame."""
+    """An animated PNG, WebP, GIF or AVIF, or a TIFF of several pages, is translated as its first frame or page
+    (as OpenCV reads it): a warning says so, instead of the output silently holding one still frame. Counted
+    from the bytes already read (cgan._images.frames_in)."""
+    n = frames_in(data)
+    if n == 1:
+        return
     tiff = bytes(data[:4]) in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
-    n = None if tiff else frames_in(data)
-    if n == 1:
-        return
-    if n is None:
-        try:
-            n = int(cv2.imcount(os.fspath(path)))
-        except (cv2.error, AttributeError):  # (cv2.imcount: OpenCV 4.x has it; said without a count otherwise)
-            n = 0 if not tiff else 1
-    if n == 1:
-        return
     what = "pages" if tiff else "frames"
-    count = f"{n} {what}" if n > 1 else f"several {what}"
+    count = f"{n} {what}" if n else f"several {what}"
     log.warning("warning: %s: %s of %s; only the first was translated", path,
                 "a TIFF" if tiff else "an animated image", count)
 
