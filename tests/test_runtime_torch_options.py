@@ -47,8 +47,9 @@ def test_settings_defaults():
         "compile": True, "compile_mode": DEFAULT_COMPILE_MODE, "cuda_graph": True, "memory_format": "channels_last",
         "upsample": "transposed"}
     assert check_options({"upsample": "subpixel"}, "cpu")["upsample"] == "subpixel"
-    with pytest.raises(CganError, match="unknown upsample 'pixel' for the torch backend: use transposed, subpixel"):
-        check_options({"upsample": "pixel"}, "cpu")
+    for bad in ("pixel", "", False, 0):
+        with pytest.raises(CganError, match="unknown upsample .* for the torch backend: use transposed, subpixel"):
+            check_options({"upsample": bad}, "cpu")
     assert check_options({"compile": True, "compile_mode": "default", "memory_format": "nchw", "threads": 2},
                          "cpu")["memory_format"] == "nchw"
     assert check_options({"cuda_graph": False}, "cpu")["cuda_graph"] is False

@@ -79,8 +79,25 @@ def test_the_fastest_settings_pay_for_their_compilation():
     assert settings_flags({"precision": "bf16", "channels_last": True, "compile": False}) == \
         "--precision bf16 --channels-last"
     assert fastest_settings([rows[-1]], 500) == (None, 0.0) and settings_flags(None) == "--precision fp32"
+    # a compiled row that cannot finish compiling in time trains nothing: no flags from it
+    assert fastest_settings([rows[2]], 100) == (None, 0.0)
+    # rows whose figures cannot be trusted are left out: a compiled one without (or with a bad) warm-up, a rate
+    # that is no number; no time at all picks nothing
+    odd = [dict(rows[2], warmup_s=None), {k: v for k, v in rows[2].items() if k != "warmup_s"},
+           dict(rows[2], warmup_s=-50.0), dict(rows[0], it_per_s="5"), dict(rows[0], it_per_s=float("nan"))]
+    assert fastest_settings(odd, 500) == (None, 0.0)
+    assert fastest_settings(rows, 0) == (None, 0.0) and fastest_settings(rows, float("nan")) == (None, 0.0)
+    assert settings_flags({"precision": None}) == "--precision fp32" and settings_flags({}) == "--precision fp32"
 
 
 def test_rows_say_how_long_their_warm_up_took():
     res = run_train_bench(size=32, ngf=4, blocks=1, device="cpu", steps=1, warmup=1)
     assert all(r["warmup_s"] > 0 for r in res["rows"])
+
+
+@pytest.mark.parametrize("argv, needle", [(["--steps", "0"], "--steps must be at least 1, got 0"),
+                                          (["--warmup", "-1"], "--warmup must be at least 0, got -1")])
+def test_the_command_refuses_counts_that_measure_nothing(argv, needle, capsys):
+    with pytest.raises(SystemExit) as e:
+        main(argv + ["--device", "cpu"])
+    assert e.value.code == 2 and needle in capsys.readouterr().err

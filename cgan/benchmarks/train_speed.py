@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import datetime as _dt
 import json
+import math
 import platform
 import time
 from typing import Any
@@ -30,15 +31,23 @@ CPU_ROWS = [("official-eager-fp32", "fp32", False, False), ("fp32+channels_last"
 def fastest_settings(rows: list[dict[str, Any]], seconds: float) -> tuple[dict[str, Any] | None, float]:
     """The measured row that trains the most steps in `seconds`, and that many steps. A compiled row pays its
     warm-up (the compilation) again out of `seconds`: a training run compiles anew, and a run too short to
-    earn the compilation back trains eager. None when no row was measured."""
-    best, most = None, -1.0
+    earn the compilation back trains eager; a compiled row that does not say its warm-up is left out (its cost
+    is unknown). (None, 0.0) when no row trains a step in that time."""
+    best, most = None, 0.0
+    if not isinstance(seconds, (int, float)) or not math.isfinite(seconds) or seconds <= 0:
+        return None, 0.0
     for row in rows:
-        if "error" in row or not row.get("it_per_s"):
+        rate, warm = row.get("it_per_s"), row.get("warmup_s") if row.get("compile") else 0.0
+        if "error" in row or not _finite(rate) or rate <= 0 or not _finite(warm) or warm < 0:
             continue
-        steps = row["it_per_s"] * max(0.0, seconds - (row.get("warmup_s", 0.0) if row.get("compile") else 0.0))
+        steps = rate * max(0.0, seconds - warm)
         if steps > most:
             best, most = row, steps
-    return best, max(most, 0.0)
+    return best, most
+
+
+def _finite(x: Any) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
 
 
 def settings_flags(row: dict[str, Any] | None) -> str:
@@ -46,7 +55,7 @@ def settings_flags(row: dict[str, Any] | None) -> str:
     for the embedded pair's networks, 2026-12-04)."""
     if row is None:
         return "--precision fp32"
-    return (f"--precision {row['precision']}" + (" --channels-last" if row.get("channels_last") else "")
+    return (f"--precision {row.get('precision') or 'fp32'}" + (" --channels-last" if row.get("channels_last") else "")
             + (" --compile" if row.get("compile") else ""))
 
 
@@ -128,6 +137,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--json", dest="json_out", default=None, help="Write the result here (atomically).")
     a = p.parse_args(argv)
+    for name, low in (("steps", 1), ("warmup", 0), ("size", 24), ("ngf", 1), ("blocks", 1), ("batch", 1)):
+        if getattr(a, name) < low:
+            p.error(f"--{name} must be at least {low}, got {getattr(a, name)}")
     result = run_train_bench(a.size, a.ngf, a.blocks, a.batch, a.device, a.steps, a.warmup, threads=a.threads)
     for r in result["rows"]:
         if "error" in r:

@@ -129,8 +129,9 @@ def check_options(opts: dict[str, Any], device: str) -> dict[str, Any]:
     if graph and mode in GRAPHING_COMPILE_MODES:
         raise CganError(f"compile_mode {mode!r} captures CUDA graphs itself: drop cuda_graph=True or use "
                         f"compile_mode {DEFAULT_COMPILE_MODE!r}")
-    upsample = opts.get("upsample") or "transposed"
-    if upsample not in UPSAMPLES:
+    upsample = opts.get("upsample")
+    upsample = "transposed" if upsample is None else upsample
+    if not isinstance(upsample, str) or upsample not in UPSAMPLES:
         raise CganError(f"unknown upsample {upsample!r} for the torch backend: use {', '.join(UPSAMPLES)}")
     return {"compile": compiled, "compile_mode": mode, "cuda_graph": graph,
             "memory_format": resolve_memory_format(opts.get("memory_format") or "auto", compiled),
