@@ -88,7 +88,8 @@ r = run_train_bench(size=int(e("PROBE_SIZE", "256")), ngf=int(e("PROBE_NGF", "32
 write_json_atomic(sys.argv[1], r)
 for row in r["rows"]:
     print(f"  {row['name']:<22} " + (f"error: {row['error']}" if "error" in row else
-          f"{row['it_per_s']:8.2f} it/s  x{row['speedup_vs_baseline']}  warm-up {row['warmup_s']:.1f} s"), file=sys.stderr)
+          f"{row['it_per_s']:8.2f} it/s  x{row['speedup_vs_baseline']}  warm-up {row['warmup_s']:.1f} s"),
+          file=sys.stderr)
 left = int(e("STAGE_END")) - time.time() - 30  # the training's start and its export
 best, steps = fastest_settings(r["rows"], left)
 print(f"  ~{steps:.0f} steps in the ~{left:.0f} s left with the fastest", file=sys.stderr)
