@@ -149,14 +149,15 @@ profile)
   ;;
 tests)
   stage "GPU tests"
-  # the parity of the embedded pair first (what this lease must show), then the other GPU tests
+  # the parity of the embedded pair first (what this lease must show), then the other GPU tests; -v names each
+  # test as it ends, so a stage cut off by its time limit still says which passed (2026-12-04: "FF" and no names)
   t0=$(date +%s)
   c=$(cap "$TESTS_S")
   if [ "$c" -lt 15 ]; then echo "only $c s left for the GPU tests: skipped"; continue; fi
-  timeout -k 10 "$c" python3 -m pytest -q -rs -m gpu tests/test_gpu_parity.py -p no:cacheprovider $PYTEST_TO \
+  timeout -k 10 "$c" python3 -m pytest -v -rs -m gpu tests/test_gpu_parity.py -p no:cacheprovider $PYTEST_TO \
     2>&1 | tee "$OUT/gpu-tests.log"
   c=$(cap $(( TESTS_S - ($(date +%s) - t0) )))
-  [ "$c" -gt 15 ] && timeout -k 10 "$c" python3 -m pytest -q -rs -m gpu tests/ -p no:cacheprovider $PYTEST_TO \
+  [ "$c" -gt 15 ] && timeout -k 10 "$c" python3 -m pytest -v -rs -m gpu tests/ -p no:cacheprovider $PYTEST_TO \
     --ignore=tests/test_gpu_parity.py --durations=5 2>&1 | tee -a "$OUT/gpu-tests.log"
   ;;
 photos)
