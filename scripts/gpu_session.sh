@@ -157,7 +157,7 @@ tests)
   timeout -k 10 "$c" python3 -m pytest -v -rs -m gpu tests/test_gpu_parity.py -p no:cacheprovider $PYTEST_TO \
     2>&1 | tee "$OUT/gpu-tests.log"
   c=$(cap $(( TESTS_S - ($(date +%s) - t0) )))
-  [ "$c" -gt 15 ] && timeout -k 10 "$c" python3 -m pytest -v -rs -m gpu tests/ -p no:cacheprovider $PYTEST_TO \
+  [ "$c" -gt 15 ] && timeout -k 10 "$c" python3 -m pytest -v -s -rs -m gpu tests/ -p no:cacheprovider $PYTEST_TO \
     --ignore=tests/test_gpu_parity.py --durations=5 2>&1 | tee -a "$OUT/gpu-tests.log"
   ;;
 photos)
