@@ -112,3 +112,19 @@ def test_a_file_name_that_is_not_utf8_is_no_trouble(tmp_path, caplog):
     assert s.photos == 2 and not s.failed
     said = _warnings(caplog)
     assert len(said) == 1 and "a TIFF of 3 pages" in said[0], said
+
+
+def test_a_heif_of_several_images_is_said(tmp_path, caplog):
+    pillow_heif = pytest.importorskip("pillow_heif")
+    heif = pillow_heif.from_bytes(mode="RGB", size=(24, 16), data=bytes([30]) * (24 * 16 * 3))
+    heif.add_frombytes(mode="RGB", size=(24, 16), data=bytes([200]) * (24 * 16 * 3))
+    try:
+        heif.save(str(tmp_path / "burst.heic"), quality=90)
+    except Exception as e:  # noqa: BLE001 - a pillow-heif without an HEVC encoder
+        pytest.skip(f"this pillow-heif cannot write HEIC: {e}")
+    with caplog.at_level(logging.WARNING):
+        s = run_photos(PhotoJob(inputs=[str(tmp_path / "burst.heic")], output=str(tmp_path / "o.png"), **QUIET),
+                       translator=Invert())
+    assert s.photos == 1 and not s.failed
+    said = [r.getMessage() for r in caplog.records if "only its primary image was translated" in r.getMessage()]
+    assert len(said) == 1 and "a HEIF file of 2 images" in said[0], said

@@ -505,7 +505,7 @@ def read_photo_with_metadata(path: str | os.PathLike, metadata: str = "all") \
         raise PhotoProblem(f"declares {size[0]}x{size[1]} pixels, over the {MAX_DECODE_PIXELS // 10**6}-megapixel "
                            f"limit")
     if Path(path).suffix.lower() in HEIF_EXTS and _heif() is not None:
-        return _read_heif(data, metadata)
+        return _read_heif(data, metadata, path)
     types: Sequence[Any] = ()
     blobs: Sequence[Any] = ()
     try:
@@ -574,17 +574,22 @@ def _unreadable_why(data: np.ndarray) -> str:
     return "not a readable image"
 
 
-def _read_heif(data: np.ndarray, metadata: str) -> tuple[np.ndarray, np.ndarray | None, PhotoMeta]:
+def _read_heif(data: np.ndarray, metadata: str, path: str | os.PathLike = "") \
+        -> tuple[np.ndarray, np.ndarray | None, PhotoMeta]:
     """A HEIF photo through pillow-heif: turned as its container says (pillow-heif applies the rotation and
-    mirroring and leaves the EXIF orientation 1), 8-bit, with its alpha, EXIF data and ICC profile."""
+    mirroring and leaves the EXIF orientation 1), 8-bit, with its alpha, EXIF data and ICC profile. A file of
+    several images (a burst) gives its primary one, with a warning."""
     pillow_heif = _heif()
     try:
         heif = pillow_heif.open_heif(memoryview(data), convert_hdr_to_8bit=True)
         pixels = np.asarray(heif)
         mode = heif.mode
         info = dict(heif.info)
+        images = len(heif)
     except Exception:  # noqa: BLE001 - pillow-heif raises ValueError/RuntimeError/SyntaxError for broken files
         raise PhotoProblem("not a readable image") from None
+    if images > 1:
+        log.warning("warning: %s: a HEIF file of %d images; only its primary image was translated", path, images)
     if pixels.ndim != 3 or pixels.shape[2] not in (3, 4) or pixels.dtype != np.uint8 or mode not in ("RGB", "RGBA"):
         raise PhotoProblem(f"a {mode} HEIF image, not RGB")
     img = np.ascontiguousarray(pixels[:, :, 2::-1])
