@@ -338,13 +338,9 @@ class FileSource:
     def read(self) -> np.ndarray | None:
         got, self._pending = (self._pending, None) if self._pending is not None else (self._next(), None)
         if got is None:
-            from cgan._files import written_over
-            from cgan.runtime.sources import changed_while_read
+            from cgan.runtime.sources import ends_written_over
 
-            whole = bool(self.frame_count) and self.frames_read >= 0.98 * self.frame_count
-            if self.cut_short is None and written_over(self.spec.target, self.identity, whole):
-                self.cut_short = changed_while_read(self.frames_read)  # (as CaptureSource says it)
-                log.warning("%s: %s", self.name, self.cut_short)
+            if self.cut_short is None and ends_written_over(self):  # (as CaptureSource says it)
                 return None
             if self._ended and self.timestamp is not None and self._shown is not None:
                 self.ended_at = self.timestamp + self._shown

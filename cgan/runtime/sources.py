@@ -392,10 +392,7 @@ class CaptureSource:
                 self._pace()
             return _as_bgr(frame)
         if not self.live:
-            whole = bool(self.frame_count) and self.frames_read >= 0.98 * self.frame_count
-            if written_over(self.spec.target, self.identity, whole):  # what was read after it: another video
-                self.cut_short = changed_while_read(self.frames_read)
-                log.warning("%s: %s", self.name, self.cut_short)
+            if ends_written_over(self):  # what was read after it: another video
                 return None
             if self._stopped_early():
                 if self.spec.kind == "url":  # a recorded video over the network: the connection may have dropped
@@ -680,10 +677,17 @@ def _proxied(url: str, host: str) -> bool:
         return False
 
 
-def changed_while_read(frames: int) -> str:
-    """A file source's cut_short when its file was written over, or still being written, while it was read."""
-    return (f"the file changed while it was read (written over, or still being written), {frames} frames in: the "
-            f"output ends there; translate it again")
+def ends_written_over(src: Any) -> bool:
+    """At the end of a file source's frames (CaptureSource, pyav.FileSource): whether its file was written over,
+    or was still being written, while it was read (cgan._files.written_over); if so, the source's cut_short says
+    it, with a warning."""
+    whole = bool(src.frame_count) and src.frames_read >= 0.98 * src.frame_count
+    if not written_over(src.spec.target, src.identity, whole):
+        return False
+    src.cut_short = (f"the file changed while it was read (written over, or still being written), "
+                     f"{src.frames_read} frames in: the output ends there; translate it again")
+    log.warning("%s: %s", src.name, src.cut_short)
+    return True
 
 
 def look_up(host: str, timeout: float, stop: threading.Event | None = None) -> str | None:
