@@ -171,6 +171,8 @@ def webp_has_alpha(data: bytes | np.ndarray) -> bool:
 
 
 _TIFF_ORDER = {b"II*\x00": "little", b"MM\x00*": "big"}
+BIGTIFF_MAGIC = (b"II+\x00", b"MM\x00+")
+TIFF_MAGIC = (*_TIFF_ORDER, *BIGTIFF_MAGIC)  # a TIFF's or BigTIFF's first 4 bytes
 
 
 def tiff_alpha_orientation(data: bytes | np.ndarray) -> tuple[int | None, int | None]:
@@ -420,7 +422,7 @@ def frames_in(data: bytes | np.ndarray) -> int | None:
         return max(1, _riff_count(view, b"ANMF"))
     if b[:6] in (b"GIF87a", b"GIF89a"):
         return max(1, _gif_images(view))
-    if b[:4] in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+"):
+    if b[:4] in TIFF_MAGIC:
         return max(1, _tiff_pages(view))
     if b[4:8] == b"ftyp":  # ISOBMFF: an image sequence names the 'avis' brand (major or compatible)
         size = int.from_bytes(b[:4], "big")
@@ -430,7 +432,7 @@ def frames_in(data: bytes | np.ndarray) -> int | None:
 
 
 def _riff_count(buf: bytes | memoryview, kind: bytes) -> int:
-    """How many chunks of `kind` a WebP's RIFF holds, at any depth of its top-level list (ANMF: its frames)."""
+    """How many of a WebP's top-level RIFF chunks are of `kind` (ANMF: its frames)."""
     n, i, end = 0, 12, min(len(buf), 8 + int.from_bytes(bytes(buf[4:8]), "little"))
     while i + 8 <= end and n < MAX_COUNTED:
         size = int.from_bytes(bytes(buf[i + 4:i + 8]), "little")

@@ -49,9 +49,9 @@ import numpy as np
 from cgan._codecs import reads
 from cgan._files import (IMAGE_EXTS, check_folder_target, nearest_existing, path_key, user_path, visible_files,
                          write_bytes_atomic)
-from cgan._images import (TiffMetadata, bomb_size, exif_for_copy, exif_orientation, frames_in, heif_image, png_gray_key,
-                          png_has_alpha, png_orientation, tiff_alpha_orientation, tiff_metadata, webp_has_alpha,
-                          webp_orientation)
+from cgan._images import (BIGTIFF_MAGIC, TIFF_MAGIC, TiffMetadata, bomb_size, exif_for_copy, exif_orientation,
+                          frames_in, heif_image, png_gray_key, png_has_alpha, png_orientation, tiff_alpha_orientation,
+                          tiff_metadata, webp_has_alpha, webp_orientation)
 from cgan._iptc import MAX_IRB, has_iptc, iptc_for_copy, jpeg_photoshop, jpeg_with_photoshop
 from cgan._limits import MAX_DECODE_PIXELS, usable_cpus
 from cgan._optional import optional_module, pip_extra
@@ -532,7 +532,7 @@ def read_photo_with_metadata(path: str | os.PathLike, metadata: str = "all") \
             alpha = _alpha_as_shown(data, img, (webp_orientation(data) or 1) - 1)
         elif (tiff := tiff_alpha_orientation(data))[0] is not None:
             alpha, img, why = _tiff_alpha(data, img, *tiff)
-        elif bytes(data[:4]) in (b"II+\x00", b"MM\x00+"):  # BigTIFF: its tags are not read here
+        elif bytes(data[:4]) in BIGTIFF_MAGIC:  # BigTIFF: its tags are not read here
             full = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
             why = "a BigTIFF's is not read here" if full is not None and full.ndim == 3 and full.shape[2] == 4 else ""
         elif heif is not None and heif.has_alpha:
@@ -554,7 +554,7 @@ def _say_if_more_than_one_frame(path: str | os.PathLike, data: np.ndarray) -> No
     n = frames_in(data)
     if n == 1:
         return
-    tiff = bytes(data[:4]) in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
+    tiff = bytes(data[:4]) in TIFF_MAGIC
     what = "pages" if tiff else "frames"
     count = f"{n} {what}" if n else f"several {what}"
     log.warning("warning: %s: %s of %s; only the first was translated", path,

@@ -135,7 +135,7 @@ def subpixel_upsampling(net: ResnetGenerator) -> ResnetGenerator:
     layers = net.model
     for i, layer in enumerate(layers):
         if isinstance(layer, nn.ConvTranspose2d):
-            layers[i] = SubpixelUpsample(layer).to(layer.weight.device)
+            layers[i] = SubpixelUpsample(layer)  # (its weights are made from the layer's, on its device)
     return net
 
 
