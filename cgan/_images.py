@@ -36,7 +36,7 @@ def declared_size(data: bytes | np.ndarray) -> tuple[int, int] | None:
         return int.from_bytes(b[16:20], "big"), int.from_bytes(b[20:24], "big")
     if b[:2] == b"\xff\xd8":
         return _jpeg(buf)
-    if b[:4] in (b"II*\x00", b"MM\x00*"):
+    if b[:4] in CLASSIC_TIFF_MAGIC:
         return _tiff(buf, "little" if b[:2] == b"II" else "big")
     if b[:4] == b"RIFF" and b[8:12] == b"WEBP" and len(b) >= 30:
         return _webp(b)
@@ -171,8 +171,9 @@ def webp_has_alpha(data: bytes | np.ndarray) -> bool:
 
 
 _TIFF_ORDER = {b"II*\x00": "little", b"MM\x00*": "big"}
+CLASSIC_TIFF_MAGIC = tuple(_TIFF_ORDER)  # a classic TIFF's (and EXIF data's) first 4 bytes
 BIGTIFF_MAGIC = (b"II+\x00", b"MM\x00+")
-TIFF_MAGIC = (*_TIFF_ORDER, *BIGTIFF_MAGIC)  # a TIFF's or BigTIFF's first 4 bytes
+TIFF_MAGIC = (*CLASSIC_TIFF_MAGIC, *BIGTIFF_MAGIC)  # a TIFF's or BigTIFF's first 4 bytes
 
 
 def tiff_alpha_orientation(data: bytes | np.ndarray) -> tuple[int | None, int | None]:
@@ -470,23 +471,46 @@ def _gif_images(buf: bytes | memoryview) -> int:
 
 
 def _tiff_pages(buf: bytes | memoryview) -> int:
-    """How many pages (IFDs) a TIFF or BigTIFF chains, following its next-IFD offsets (a loop stops the count)."""
+    """How many pages a TIFF or BigTIFF chains, following its next-IFD offsets (a loop stops the count). An IFD
+    marked as a reduced-resolution copy of another (NewSubfileType bit 0, or the old SubfileType 2: a thumbnail
+    or a pyramid level some cameras and scanners write after the image) or as a transparency mask (bit 2) is
+    not a page: such a file holds one picture, and nothing was left out of its translation."""
     head = bytes(buf[:16])
     order = "little" if head[:2] == b"II" else "big"
     big = head[2:4] in (b"+\x00", b"\x00+")
     offset = int.from_bytes(head[8:16] if big else head[4:8], order)
     count, width, entry = (8, 8, 20) if big else (2, 4, 12)  # entry count, offset and IFD entry sizes
     seen: set[int] = set()
-    n = 0
-    while 0 < offset and offset + count <= len(buf) and offset not in seen and n < MAX_COUNTED:
+    n = ifds = 0
+    while 0 < offset and offset + count <= len(buf) and offset not in seen and ifds < MAX_COUNTED:
         seen.add(offset)
-        n += 1
+        ifds += 1
         entries = int.from_bytes(bytes(buf[offset:offset + count]), order)
+        n += not _tiff_not_a_page(buf, order, offset + count, min(entries, 1000), entry)
         nxt = offset + count + entries * entry
         if nxt + width > len(buf):
             break
         offset = int.from_bytes(bytes(buf[nxt:nxt + width]), order)
     return n
+
+
+def _tiff_not_a_page(buf: bytes | memoryview, order: str, first: int, entries: int, entry: int) -> bool:
+    """Whether the IFD whose entries start at `first` describes a reduced-resolution image or a transparency
+    mask (NewSubfileType, tag 254, bits 0 or 2; SubfileType, tag 255, value 2), read from its SHORT or LONG
+    value (tags are sorted, so the walk stops past 255)."""
+    value_at = 12 if entry == 20 else 8  # BigTIFF: tag, type, 8-byte count, value; TIFF: 4-byte count
+    for k in range(entries):
+        e = first + k * entry
+        if e + entry > len(buf):
+            break
+        tag, typ = int.from_bytes(bytes(buf[e:e + 2]), order), int.from_bytes(bytes(buf[e + 2:e + 4]), order)
+        if tag > 255:
+            break
+        if tag in (254, 255) and typ in (3, 4):
+            value = int.from_bytes(bytes(buf[e + value_at:e + value_at + (2 if typ == 3 else 4)]), order)
+            if (tag == 254 and value & 0b101) or (tag == 255 and value == 2):
+                return True
+    return False
 
 
 def png_has_alpha(data: bytes | np.ndarray) -> bool:
@@ -588,7 +612,7 @@ def _meta(buf: bytes, start: int, end: int) -> HeifImage:
         if place is not None and place[1] >= 4 and place[0] + place[1] <= len(buf):
             blob = buf[place[0]:place[0] + place[1]]
             skip = 4 + int.from_bytes(blob[:4], "big")  # exif_tiff_header_offset
-            if blob[skip:skip + 4] in (b"II*\x00", b"MM\x00*"):
+            if blob[skip:skip + 4] in CLASSIC_TIFF_MAGIC:
                 exif = blob[skip:]
                 break
     for item in xmp_items:

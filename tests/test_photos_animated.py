@@ -96,6 +96,36 @@ def test_frames_in_reads_headers_only():
     assert frames_in(avis) is None and frames_in(avif) == 1
 
 
+def _tiff_chain(kinds: list[int | None], big: bool = False, tag: int = 254) -> bytes:
+    """A TIFF (or BigTIFF) of one IFD per entry of `kinds`: None, an IFD with no entries; else one SHORT entry
+    `tag` (NewSubfileType 254 or SubfileType 255) of that value, and ImageWidth after it (tags are sorted)."""
+    import struct
+
+    o = "<"
+    count, off, entry = ("Q", "Q", "HHQQ") if big else ("H", "I", "HHII")
+    head = b"II+\x00" + struct.pack("<HHQ", 8, 0, 16) if big else b"II*\x00" + struct.pack("<I", 8)
+    at, ifds = len(head), []
+    for i, kind in enumerate(kinds):
+        rows = [] if kind is None else [struct.pack(o + entry, tag, 3, 1, kind), struct.pack(o + entry, 256, 3, 1, 4)]
+        size = struct.calcsize(o + count) + sum(map(len, rows)) + struct.calcsize(o + off)
+        nxt = 0 if i == len(kinds) - 1 else at + size
+        ifds.append(struct.pack(o + count, len(rows)) + b"".join(rows) + struct.pack(o + off, nxt))
+        at += size
+    return head + b"".join(ifds)
+
+
+def test_thumbnails_and_masks_of_a_tiff_are_not_pages():
+    """A camera's or scanner's TIFF with a reduced-resolution copy after its image is one picture (it was said to
+    be 'a TIFF of 2 pages; only the first was translated'); a transparency mask is not a page either."""
+    assert frames_in(_tiff_chain([None, None])) == 2  # (the helper's chain is read)
+    assert frames_in(_tiff_chain([0, 1])) == 1  # the image, then its thumbnail
+    assert frames_in(_tiff_chain([0, 1, 1, 1])) == 1  # a pyramid
+    assert frames_in(_tiff_chain([2, 0, 4, 2])) == 3  # pages (bit 1: "one page of many") and a mask among them
+    assert frames_in(_tiff_chain([0, 5, 0], big=True)) == 2  # BigTIFF: a reduced-resolution mask left out
+    assert frames_in(_tiff_chain([1, 3], tag=255)) == 2  # old SubfileType: 1 full resolution, 3 a page...
+    assert frames_in(_tiff_chain([1, 2, 3], tag=255)) == 2  # ...2 reduced resolution
+
+
 def test_a_file_name_that_is_not_utf8_is_no_trouble(tmp_path, caplog):
     """cv2.imcount on such a name (surrogate escapes) crashed the process; frames are counted from the bytes."""
     import os

@@ -49,9 +49,9 @@ import numpy as np
 from cgan._codecs import reads
 from cgan._files import (IMAGE_EXTS, check_folder_target, nearest_existing, path_key, user_path, visible_files,
                          write_bytes_atomic)
-from cgan._images import (BIGTIFF_MAGIC, TIFF_MAGIC, TiffMetadata, bomb_size, exif_for_copy, exif_orientation,
-                          frames_in, heif_image, png_gray_key, png_has_alpha, png_orientation, tiff_alpha_orientation,
-                          tiff_metadata, webp_has_alpha, webp_orientation)
+from cgan._images import (BIGTIFF_MAGIC, CLASSIC_TIFF_MAGIC, TIFF_MAGIC, TiffMetadata, bomb_size, exif_for_copy,
+                          exif_orientation, frames_in, heif_image, png_gray_key, png_has_alpha, png_orientation,
+                          tiff_alpha_orientation, tiff_metadata, webp_has_alpha, webp_orientation)
 from cgan._iptc import MAX_IRB, has_iptc, iptc_for_copy, jpeg_photoshop, jpeg_with_photoshop
 from cgan._limits import MAX_DECODE_PIXELS, usable_cpus
 from cgan._optional import optional_module, pip_extra
@@ -606,7 +606,7 @@ def _kept(exif: bytes | None, icc: bytes | None) -> tuple[bytes | None, bytes | 
     structure and profiles without an ICC header are dropped."""
     if exif and exif[:6] == b"Exif\x00\x00":
         exif = exif[6:]
-    return (exif if exif and exif[:4] in (b"II*\x00", b"MM\x00*") else None,
+    return (exif if exif and exif[:4] in CLASSIC_TIFF_MAGIC else None,
             icc if icc and len(icc) >= 128 and icc[36:40] == b"acsp" else None)
 
 
@@ -621,7 +621,7 @@ def _turned(data: np.ndarray, img: np.ndarray, orientation: int | None) -> bool 
         return True  # (an image that looks the same turned or not is taken as turned)
     if raw is not None and raw.shape == img.shape and np.array_equal(raw, img):
         # the same both ways: as stored, unless this decoder turns TIFFs whatever it is asked (OpenCV 5.1 does)
-        return bytes(data[:4]) in (b"II*\x00", b"MM\x00*") and _opencv_turns_tiffs()
+        return bytes(data[:4]) in CLASSIC_TIFF_MAGIC and _opencv_turns_tiffs()
     return None
 
 
@@ -696,7 +696,7 @@ def _metadata(data: np.ndarray, img: np.ndarray, types: Sequence[Any], blobs: Se
     without an ICC header are dropped."""
     found = _found(types, blobs)
     head = bytes(data[:4])
-    tiff = tiff_metadata(data) if head in (b"II*\x00", b"MM\x00*") and CAN_COPY_METADATA and metadata != "none" \
+    tiff = tiff_metadata(data) if head in CLASSIC_TIFF_MAGIC and CAN_COPY_METADATA and metadata != "none" \
         else TiffMetadata()
     xmp = iptc = None
     if metadata == "all" and CAN_COPY_METADATA:
