@@ -354,3 +354,47 @@ def test_subpixel_upsampling_gives_the_transposed_convolutions_outputs(pair):
         assert not any(type(m).__name__ == "ConvTranspose2d" for m in t.backend.net.modules())
         got = t.backend.infer(x).astype(int)
     assert np.abs(got - want).max() <= 1
+
+
+class _CaptureFails:
+    """torch with its CUDA calls stood in for (no GPU here): graph capture raises `error` when it ends."""
+
+    def __init__(self, torch, error):
+        import contextlib
+        import types
+
+        @contextlib.contextmanager
+        def graph(_):
+            yield
+            raise RuntimeError(error)
+
+        stream = types.SimpleNamespace(wait_stream=lambda other: None, synchronize=lambda: None)
+        self.cuda = types.SimpleNamespace(Stream=lambda: stream, current_stream=lambda: stream,
+                                          stream=lambda s: contextlib.nullcontext(), CUDAGraph=object, graph=graph)
+        self._torch = torch
+
+    def zeros(self, shape, dtype, device):
+        return self._torch.zeros(shape, dtype=dtype)
+
+    def __getattr__(self, name):
+        return getattr(self._torch, name)
+
+
+def test_a_cuda_graph_that_cannot_be_captured_says_to_run_without_graphs(pair):
+    """A capture failure (an op that cannot be captured) said 'torch failed ...; another backend', when the
+    same backend without CUDA graphs runs: the line names the graph and --no-cuda-graphs. Out of memory in the
+    capture still gets the memory hint."""
+    import torch
+
+    with Translator.load(str(pair), backend="torch", device="cpu") as t:
+        b = t.backend
+        b.torch = _CaptureFails(torch, "CUDA error: operation not permitted when stream is capturing\nmore")
+        with pytest.raises(CganError, match=r"^torch could not capture a CUDA graph of .* for a batch of 1x20x24x3: "
+                                            r"CUDA error: operation not permitted when stream is capturing; run "
+                                            r"without CUDA graphs \(--no-cuda-graphs, cuda_graph=False\)$"):
+            b._graph((1, 20, 24, 3))
+        assert b.graphs == {}
+        b.torch = _CaptureFails(torch, "CUDA out of memory. Tried to allocate 2.00 GiB")
+        with pytest.raises(RuntimeError, match="out of memory"):
+            b._graph((1, 20, 24, 3))
+        b.torch = torch

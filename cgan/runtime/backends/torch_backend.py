@@ -314,8 +314,18 @@ class TorchBackend(Backend):
                     self._forward(static_in)
             torch.cuda.current_stream().wait_stream(side)
             graph = torch.cuda.CUDAGraph()
-            with torch.cuda.graph(graph):
-                static_out = self._forward(static_in)
+            try:
+                with torch.cuda.graph(graph):
+                    static_out = self._forward(static_in)
+            except RuntimeError as e:
+                text = first_line(e)
+                if "memory" in text.lower() or "alloc" in text.lower():
+                    raise  # (said by _infer_impl: a smaller size or batch)
+                # the warm-up above ran the same forward eagerly: what failed is the capture itself (an op or a
+                # library call that cannot be captured), which running without graphs avoids
+                raise CganError(f"torch could not capture a CUDA graph of {self.model.describe()} for a batch of "
+                                f"{'x'.join(map(str, key))}: {text}; run without CUDA graphs (--no-cuda-graphs, "
+                                f"cuda_graph=False)") from e
             self.graphs[key] = (static_in, static_out, graph)
         return self.graphs[key]
 
