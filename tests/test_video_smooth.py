@@ -276,6 +276,21 @@ def test_flow_smoothing_takes_tiny_and_thin_frames(h, w):
         assert out.shape == base.shape and out.dtype == np.uint8
 
 
+@pytest.mark.parametrize("shape", [(1, 1, 3), (1, 1), (1, 2, 3), (4, 1, 3), (31, 31, 3)])
+def test_frames_too_small_for_flow_are_smoothed_as_without_it(shape):
+    """A 1x1 video with --smooth-flow ended in a traceback (OpenCV takes a 1x1 array for a scalar: ValueError
+    in the flow's arithmetic); random frames, cuts every one, never reached it. Frames too small for flow are
+    smoothed exactly as plain --smooth smooths them."""
+    runs = []
+    for flow in (True, False):
+        sm = TemporalSmoother(flow=flow)
+        runs.append([sm(np.full(shape, 100 + i, np.uint8), np.full(shape, 50 + 3 * (i % 2), np.uint8))
+                     for i in range(4)])
+    for with_flow, plain in zip(*runs):
+        assert with_flow.shape == shape and np.array_equal(with_flow, plain)
+    assert int(runs[0][1].max()) < 53  # (the frames were smoothed, not passed through as cuts)
+
+
 @pytest.mark.parametrize("shape", [(24, 32), (24, 32, 1), (24, 32, 3), (24, 32, 4)])
 def test_the_output_keeps_its_shape(shape):
     """First frame, smoothed frames and cuts alike: a (H, W, 1) output came back (H, W) once smoothed."""

@@ -133,8 +133,9 @@ class TemporalSmoother:
             return out
         d = cv2.absdiff(g, prev_g)
         cut = self._is_cut(d, g, prev_g)
-        if self.flow:
-            warped_g, warped_out = self._warp(g, prev_g, prev_out)
+        warped = self._warp(g, prev_g, prev_out) if self.flow else None
+        if warped is not None:
+            warped_g, warped_out = warped
             warped_d = cv2.absdiff(g, warped_g)
             # a pan changes every pixel too: a cut only if the warped frames still differ by half the levels (the
             # warp makes an old scene look like the new one: a cut's 50 levels and 71 % fell to 35 and 64 %)
@@ -188,13 +189,16 @@ class TemporalSmoother:
         area = picture if picture > d.size // 4 else inner.size if inner.size > d.size // 4 else d.size
         return changed / area > limit
 
-    def _warp(self, g: np.ndarray, prev_g: np.ndarray, prev_out: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Warp the previous gray frame and output onto the current frame (DIS flow at reduced size)."""
+    def _warp(self, g: np.ndarray, prev_g: np.ndarray,
+              prev_out: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+        """Warp the previous gray frame and output onto the current frame (DIS flow at reduced size); None for a
+        frame too small or thin for flow (smoothed as without it: a 1x1 frame's OpenCV arithmetic, which takes a
+        1x1 array for a scalar, raised a ValueError in the flow's steps)."""
         h, w = g.shape
         scale = min(1.0, self.flow_long_side / max(h, w))
         sw, sh = max(8, round(w * scale)), max(8, round(h * scale))
         if min(h, w, sw, sh) < MIN_FLOW_SIDE:  # DIS fails on tiny or very thin frames; no flow to find there
-            return prev_g, prev_out
+            return None
         small_cur = cv2.resize(g, (sw, sh), interpolation=cv2.INTER_AREA) if scale < 1 else g
         small_prev = cv2.resize(prev_g, (sw, sh), interpolation=cv2.INTER_AREA) if scale < 1 else prev_g
         if self._dis is None:
