@@ -82,6 +82,9 @@ def test_bad_inputs_one_line(tmp_path, clip, capsys):
         (["--input", str(clip), "--output", str(clip)], "is the input"),
         (["--input", str(clip), "--input", str(make_clip(tmp_path / "w_1.mp4", 3)), "--output",
           str(tmp_path / "w.mp4")], "is the input"),
+        # one --output per --input was taken for pairs, and only the last written, as w_0.mp4 and w_1.mp4
+        (["--input", str(clip), "--output", str(tmp_path / "v.mp4"), "--input", str(clip), "--output",
+          str(tmp_path / "w.mp4")], "--output is given 2 times ("),
     ]
     for argv, needle in cases:
         code, _, err = cgan_video(argv + ["--no-progress"], capsys)

@@ -39,7 +39,7 @@ class _Strength(click.FloatRange):
               help="Camera index, device (/dev/video0), video file, rtsp/http URL, or 'demo'. Repeat for "
                    "several streams batched through one model. A folder of videos: each in turn. Photos: a photo "
                    "file, a folder, or a quoted pattern ('trip/*.jpg').")
-@click.option("--output", default=None,
+@click.option("--output", "outputs", multiple=True, metavar="TEXT",
               help="Output video (.mp4, .avi, .mkv, .mov, .m4v); several inputs write out_0.mp4, out_1.mp4, ... "
                    "A folder of videos: a folder (same names). Photos: a photo file (one photo in) or a folder.")
 @click.option("--display/--no-display", default=None,
@@ -104,7 +104,7 @@ class _Strength(click.FloatRange):
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @click.option("-v", "--verbose", is_flag=True,
               help="Debug logging (and OpenCV warnings; with --json only its errors: it prints warnings on stdout).")
-def cli(pair, direction, inputs, output, display, side_by_side, fps_overlay, size, capture, virtual_camera,
+def cli(pair, direction, inputs, outputs, display, side_by_side, fps_overlay, size, capture, virtual_camera,
         max_frames, start, end, backend, precision, compile_, compile_mode, cuda_graphs, smooth, smooth_strength,
         smooth_flow, codec, crf, sound, metadata, progress, reconnects, as_json, verbose):
     """Translate video frames with a CycleGAN generator: capture -> translate -> write/show, threaded.
@@ -112,6 +112,11 @@ def cli(pair, direction, inputs, output, display, side_by_side, fps_overlay, siz
     Photos too: when every --input is a photo file or a folder, each photo is translated to --output (a file
     for one photo, else a folder: same names and formats)."""
     setup_logging(verbose)
+    if len(outputs) > 1:
+        # (one --output per --input was taken as pairs, while the last alone was written: out_0.mp4, out_1.mp4 ...)
+        raise CganError(f"--output is given {len(outputs)} times ({', '.join(outputs)}): give it once; with several "
+                        f"--input, out.mp4 is written as out_0.mp4, out_1.mp4, ... (or run once per input)")
+    output = outputs[0] if outputs else None
     # OpenCV prints its (and FFmpeg's) warnings on standard output, where --json's summary goes: errors only then
     quiet_opencv(("ERROR" if as_json else "WARNING") if verbose else "SILENT")
     if output is not None and not output.strip():
