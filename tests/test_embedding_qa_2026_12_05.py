@@ -2,6 +2,7 @@
 app's own translator, generators of frames, the translator's own size bounds, float frames, keyword typos."""
 from __future__ import annotations
 
+import logging
 import sys
 from pathlib import Path
 
@@ -218,14 +219,35 @@ def test_install_hints_name_the_folder_cgan_came_from(monkeypatch, direct_url, w
 
 
 @pytest.mark.parametrize("fps", [1e-6, 0, -5, float("nan"), float("inf"), 5000, True])
-def test_frame_list_source_takes_only_a_frame_rate(fps):
+def test_frame_list_source_takes_only_a_frame_rate(fps, caplog):
     """fps=1e-6 paced a live source 11 days a frame; 0, nan, inf and negative rates were taken without a word (a
-    file-like source's rate only times the output, which falls back to the default rate: test_source_fps.py)."""
+    file-like source's rate only times the output, which falls back to the default rate, test_source_fps.py:
+    a warning says so)."""
     from cgan.runtime.sources import FrameListSource
 
     with pytest.raises(CganError, match="a live FrameListSource needs a frame rate from 0.01 to 1000"):
         FrameListSource([], fps=fps, live=True)
-    FrameListSource([], fps=fps)
+    if fps is True:
+        with pytest.raises(CganError, match=r"^FrameListSource's fps is the frames' rate, a number .* got fps=True$"):
+            FrameListSource([], fps=fps)
+        return
+    with caplog.at_level(logging.WARNING):
+        FrameListSource([], fps=fps, name="cam")
+    said = [r.getMessage() for r in caplog.records]
+    assert said == [f"warning: FrameListSource cam: fps={fps!r} is not a frame rate a video can have (0.01 to "
+                    f"1000); its output is timed at the default rate"], said
+
+
+@pytest.mark.parametrize("fps", ["abc", None, [25], object(), "1e999x"])
+def test_frame_list_source_refuses_a_rate_that_is_no_number_in_one_line(fps):
+    """A rate that is no number was a bare ValueError or TypeError from float(); a number written as text
+    stays accepted."""
+    from cgan.runtime.sources import FrameListSource
+
+    with pytest.raises(CganError, match=r"^FrameListSource's fps is the frames' rate, a number of frames per "
+                                        r"second, got fps="):
+        FrameListSource([], fps=fps)
+    assert FrameListSource([], fps="12.5").fps == 12.5
 
 
 def test_a_source_that_gives_no_frames_is_said(tmp_path, caplog):

@@ -753,15 +753,27 @@ class FrameListSource:
 
     def __init__(self, frames, fps: float = 25.0, live: bool = False, name: str = "frames"):
         # a live source is paced at its rate (1e-6: 11 days a frame; nan, inf, 0: not paced at all); a file-like
-        # source's rate only times its output, where one outside MIN_FPS..MAX_FPS is written at the default rate
+        # source's rate only times its output, where one outside MIN_FPS..MAX_FPS is written at the default rate,
+        # with a warning (it was silent); what is not a number at all is a mistake either way (it was a bare
+        # ValueError or TypeError from float())
         if live and (known_fps(fps) == 0.0 or isinstance(fps, bool)):
             raise CganError(f"a live FrameListSource needs a frame rate from {MIN_FPS:g} to {MAX_FPS:g} to be "
                             f"paced at, got fps={fps!r}")
+        try:
+            rate = float(fps) if not isinstance(fps, bool) else None
+        except (TypeError, ValueError, OverflowError):
+            rate = None
+        if rate is None:
+            raise CganError(f"FrameListSource's fps is the frames' rate, a number of frames per second, got "
+                            f"fps={fps!r}")
+        if known_fps(rate) == 0.0:
+            log.warning("warning: FrameListSource %s: fps=%r is not a frame rate a video can have (%g to %g); its "
+                        "output is timed at the default rate", name, fps, MIN_FPS, MAX_FPS)
         sized = hasattr(frames, "__len__") and hasattr(frames, "__getitem__")
         self._frames = list(frames) if sized else []  # (the frames themselves are not copied)
         self._stream = None if sized else iter(frames)
         self._i = 0
-        self.fps = float(fps)
+        self.fps = rate
         self.live = live
         self.name = name
         self.frame_count = len(self._frames) if sized and not live else 0  # 0: not known
