@@ -446,6 +446,7 @@ class SourceInfo:
     video: int = 0  # which video stream is the file's video (FFmpeg's best: a cover picture first is not), 0: first
     videos: int = 1  # how many video streams it has
     sar: Fraction | None = None  # its pixels' shape when not square (anamorphic video: 4:3 pixels shown 16:9)
+    bits: int = 8  # bits per sample of its pixel format (10: yuv420p10le, most HDR and some SDR video)
 
 
 def probe(path: str | os.PathLike) -> SourceInfo:
@@ -482,7 +483,7 @@ def _probe(path: str, _mtime_ns: int, _size: int) -> SourceInfo:
             if sar is not None and turn[0]:  # a quarter turn shows the pixels turned too: their shape inverts
                 sar = 1 / sar
             return SourceInfo(hdr, audio, matrix, interlaced, sum(turn) % 2 == 1,
-                              videos.index(video) if video is not None else 0, len(videos), sar)
+                              videos.index(video) if video is not None else 0, len(videos), sar, _bits(video))
     except (av.FFmpegError, OSError, ValueError, TypeError) as e:
         log.debug("nothing read from %s by PyAV: %s", path, e)
         return SourceInfo()
@@ -665,6 +666,14 @@ def opencv_manages_colour() -> bool:
     except Exception as e:  # noqa: BLE001 - cannot tell: cgan's own tone mapping is used
         log.debug("the HDR check of OpenCV failed: %s", e)
         return False
+
+
+def _bits(video: Any) -> int:
+    """Bits per sample of a video stream's pixel format (8 when it names none PyAV knows)."""
+    try:
+        return max(c.bits for c in _av().VideoFormat(video.codec_context.pix_fmt).components)
+    except (AttributeError, TypeError, ValueError):  # (no stream, no format yet: an unknown codec)
+        return 8
 
 
 def _codec_name(stream: Any) -> str:

@@ -593,7 +593,8 @@ def open_source(text: str | int | os.PathLike | InputSpec, reconnects: int = 3, 
     """Open what `--input` names; raise a one-line CganError if it cannot deliver a first frame. `capture`: the
     mode asked of a camera or device (parse_capture). With PyAV, files are read by their colour tags: by OpenCV
     where it does so (OpenCV 5), else by PyAV (OpenCV 4 takes BT.709 files as BT.601, and HDR values as SDR ones:
-    HDR is tone mapped by cgan.runtime.hdr); interlaced files (deinterlaced), mirrored ones (a display matrix
+    HDR is tone mapped by cgan.runtime.hdr); video of more than 8 bits (OpenCV tints 10-bit 4:2:0 magenta),
+    interlaced files (deinterlaced), mirrored ones (a display matrix
     with a mirroring, which OpenCV turns instead) and files OpenCV cannot decode (AV1: the OpenCV wheels have no
     decoder for it) are read by PyAV when PyAV can."""
     spec = text if isinstance(text, InputSpec) else parse_input(text)
@@ -628,6 +629,13 @@ def open_source(text: str | int | os.PathLike | InputSpec, reconnects: int = 3, 
                 return source
             log.warning("warning: %s is stored mirrored and PyAV cannot read it: OpenCV turns it instead of "
                         "mirroring it", spec.target)
+        if info.bits > 8 and hdr is None:
+            # OpenCV (4 and 5) reads 10- and 12-bit 4:2:0 video with green 2 levels low on every grey (a magenta
+            # cast; measured on H.264, HEVC and FFV1); PyAV converts it exactly
+            source = pyav.open_file_source(spec, None)
+            if source is not None:
+                log.debug("%s: %d-bit video, read with PyAV (OpenCV tints it)", spec.target, info.bits)
+                return source
         if (hdr is not None or info.matrix in pyav.TAGGED_NOT_601) and not pyav.opencv_manages_colour():
             source = pyav.open_file_source(spec, hdr)
             if source is not None:
