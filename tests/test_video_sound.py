@@ -587,3 +587,52 @@ def test_another_writer_of_the_same_output_is_said(tmp_path, caplog):
     with caplog.at_level(logging.WARNING):
         run_video(job(inputs=[str(src)], output=str(out)), translator=Invert())
     assert "another program" not in caplog.text
+
+
+def _recording(path: Path, tone: float, grey: int, fps: int = 10, seconds: float = 1.0) -> bytes:
+    """An MPEG-TS recording: H.264 frames of one grey and an AAC tone, both from time 0."""
+    with av.open(str(path), "w", format="mpegts") as out:
+        v = out.add_stream("libx264", rate=fps)
+        v.width, v.height, v.pix_fmt = 64, 48, "yuv420p"
+        a = out.add_stream("aac", rate=RATE, layout="mono")
+        for i in range(int(seconds * fps)):
+            for p in v.encode(av.VideoFrame.from_ndarray(np.full((48, 64, 3), grey, np.uint8), format="bgr24")):
+                out.mux(p)
+        for p in v.encode(None):
+            out.mux(p)
+        for t in range(0, int(seconds * RATE), 1024):
+            x = (0.3 * np.sin(2 * np.pi * tone * np.arange(t, t + 1024) / RATE)).astype(np.float32)[None]
+            frame = av.AudioFrame.from_ndarray(x, format="fltp", layout="mono")
+            frame.sample_rate, frame.pts = RATE, t
+            for p in a.encode(frame):
+                out.mux(p)
+        for p in a.encode(None):
+            out.mux(p)
+    return path.read_bytes()
+
+
+@pytest.mark.parametrize("ext, codec", [(".mp4", None), (".mkv", None), (".avi", None), (".mp4", "mp4v")])
+def test_the_sound_of_two_joined_recordings_follows_their_pictures(tmp_path, caplog, ext, codec):
+    """Two recordings joined (`cat a.ts b.ts`: the times go back at the join): the pictures go on after the first
+    recording's, and so does the sound now. The second recording's sound was dropped (1.0 s of sound under 2.0 s
+    of picture, exit 0, no warning), the copy refused by the muxer ('Invalid argument ... returned 22'), and the
+    .avi run warned of a variable frame rate 1 s off."""
+    joined = tmp_path / "joined.ts"
+    joined.write_bytes(_recording(tmp_path / "a.ts", 440, 60) + _recording(tmp_path / "b.ts", 1500, 200))
+    out = tmp_path / f"out{ext}"
+    with caplog.at_level(logging.INFO):
+        s = run_video(job(inputs=[str(joined)], output=str(out), **({"codec": codec} if codec else {})),
+                      translator=Invert())
+    assert s.frames == 20 and [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
+    assert not any("returned 22" in r.getMessage() for r in caplog.records)
+    found = streams(out)
+    assert abs(found["video"] - 2.0) < 0.02 and abs(found["audio"] - 2.0) < 0.06, found
+    x = sound_samples(out).astype(np.float64)  # (mono, as the source)
+    with av.open(str(out)) as c:
+        rate = c.streams.audio[0].rate
+
+    def tone(seconds: float) -> float:
+        part = x[int(seconds * rate):int((seconds + 0.2) * rate)]
+        return float(np.fft.rfftfreq(part.size, 1 / rate)[np.abs(np.fft.rfft(part)).argmax()])
+
+    assert abs(tone(0.4) - 440) < 20 and abs(tone(1.4) - 1500) < 20, (tone(0.4), tone(1.4))

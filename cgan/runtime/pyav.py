@@ -701,6 +701,9 @@ SOUND_CODEC, SOUND_BIT_RATE = "aac", 192_000  # a sound a container cannot hold 
 AVI_SOUND_CODEC = "pcm_s16le"
 PCM_MAX_CHANNELS = 7  # channels kept as PCM (6.1); more are mixed to 5.1 (PyAV 18 crashes on 8 planar)
 SOUND_SEEK_BACK_S = 2.0  # an encoded sound from a --start deeper than twice this is sought this far before it
+#: a sound whose times go back by more than this (two recordings joined, an MPEG-TS clock that wrapped) goes on
+#: where it was, as the pictures do after a jump back (H264Writer): the next recording's sound follows the last
+SOUND_BREAK_S = 0.25
 
 
 def mux_sound(video: Path, source: str | os.PathLike, out: Path, seconds: float, audio: SourceAudio,
@@ -720,18 +723,25 @@ def mux_sound(video: Path, source: str | os.PathLike, out: Path, seconds: float,
             return _mux_encoded(dst, vin, v_in, v_out, ain, a_in, seconds, audio.video_start, encode)
         a_out = dst.add_stream_from_template(a_in)
         shift = round(audio.video_start / a_in.time_base) if a_in.time_base else 0
+        back = round(SOUND_BREAK_S / a_in.time_base) if a_in.time_base else 0
 
         def sound() -> Iterator[Any]:
+            nonlocal shift
+            end = None  # where the previous packet copied ends (its pts plus duration, less `shift`)
             for p in ain.demux(a_in):
                 if p.size == 0 or (p.pts is None and p.dts is None):
                     continue
-                t = float(((p.pts if p.pts is not None else p.dts) - shift) * a_in.time_base)
+                raw = p.pts if p.pts is not None else p.dts
+                if end is not None and back and raw - shift < end - back:
+                    shift = raw - end  # a break: the sound goes on where it was (the muxer refused it going back)
+                t = float((raw - shift) * a_in.time_base)
                 if t < -1e-6:
                     continue  # before the first picture
                 if t >= seconds:
                     return  # after the last frame written
                 p.pts = None if p.pts is None else p.pts - shift
                 p.dts = None if p.dts is None else p.dts - shift
+                end = raw - shift + (p.duration or 0)
                 yield p
 
         return _interleave(dst, vin.demux(v_in), v_out, sound(), a_out)
@@ -811,6 +821,7 @@ def _mux_encoded(dst: Any, vin: Any, v_in: Any, v_out: Any, ain: Any, a_in: Any,
     fifo = av.AudioFifo()
     total = round(seconds * rate)  # samples to write
     jump = rate // 50  # 20 ms: a frame this far from where the samples before it end starts anew there
+    back = round(SOUND_BREAK_S * rate)  # a frame this far before where the samples before it end: a break
 
     def frame_of(samples: np.ndarray) -> Any:
         frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(samples, dtype=np.float32), format="fltp",
@@ -833,9 +844,12 @@ def _mux_encoded(dst: Any, vin: Any, v_in: Any, v_out: Any, ain: Any, a_in: Any,
     def pcm() -> Iterator[Any]:
         """The source's sound as fltp frames at `rate`, from `start` for `total` samples, times from 0."""
         written, at = 0, None  # samples given out so far; where the next resampled sample belongs
+        shift = 0  # samples added to the times since they went back (a break: the sound goes on where it was)
         for frame in decoded():
             if frame.time is not None:
-                want = round((frame.time - start) * rate)
+                want = round((frame.time - start) * rate) + shift
+                if at is not None and want < at - back:
+                    shift, want = shift + at - want, at
                 if at is None or abs(want - at) > jump:
                     at = want
             if at is None:

@@ -545,6 +545,8 @@ class VideoOutput:
         self.writer_seconds = 0.0  # the timed writer's length, kept when it is released
         self.drift = 0.0  # the largest distance of a frame from its source time (constant-rate writers)
         self._drift_at = 0
+        self._drift_given: float | None = None  # the source time given with the previous frame (constant-rate)
+        self._drift_shift = 0.0  # seconds added to the source times since they went back (two recordings joined)
         self._last_frame: np.ndarray | None = None  # the frame written last, for hold_last
         self._last_at: float | None = None  # its time in the source, from the first frame's (seconds)
 
@@ -636,8 +638,13 @@ class VideoOutput:
 
     def _note_drift(self, at: float) -> None:
         """For a constant-rate writer given source times: keep the largest distance of a frame from its time in
-        the source (warned of in finish)."""
-        drift = abs(self.frames / self.fps - at)
+        the source (warned of in finish). A time more than a frame before the one given before (two recordings
+        joined) is a break, as in the H.264 writer: the frames after it are measured from where they are written
+        (the joined clip's second recording was said to be 1 s away from its times)."""
+        if self._drift_given is not None and at < self._drift_given - 1.0 / self.fps:
+            self._drift_shift = self.frames / self.fps - at
+        self._drift_given = at
+        drift = abs(self.frames / self.fps - (at + self._drift_shift))
         if drift > self.drift:
             self.drift, self._drift_at = drift, self.frames
 
