@@ -211,3 +211,29 @@ def test_video_of_more_than_8_bits_is_read_without_a_tint(tmp_path, pix_fmt, mat
     for g, frame in zip(greys, got):
         b, gr, r = frame.reshape(-1, 3).mean(0)
         assert abs(gr - b) < 0.5 and abs(gr - r) < 0.5 and abs(gr - g) <= 1.5, (g, b, gr, r)
+
+
+def test_a_raw_h264_stream_keeps_the_rate_its_headers_declare(tmp_path, caplog):
+    """A raw .h264 (Raspberry Pi cameras, DVRs) has no container and no frame times: FFmpeg's demuxer assumes
+    25 fps, and a 10 fps recording was written at 25 (2.5x fast; a --start inside it was refused as past its
+    end). Its own headers (the SPS's timing) declare 10: it is read at that."""
+    import logging
+
+    path = tmp_path / "cam.h264"
+    with av.open(str(path), "w", format="h264") as out:
+        s = out.add_stream("libx264", rate=10)
+        s.width, s.height, s.pix_fmt = 64, 48, "yuv420p"
+        for i in range(10):
+            for p in s.encode(av.VideoFrame.from_ndarray(pattern(i), format="bgr24")):
+                out.mux(p)
+        for p in s.encode(None):
+            out.mux(p)
+    assert pyav.probe(path).raw_rate == 10
+    with caplog.at_level(logging.INFO):
+        run_video(job(inputs=[str(path)], output=str(tmp_path / "o.mp4")), translator=Invert())
+        cut = run_video(job(inputs=[str(path)], output=str(tmp_path / "cut.mp4"), start="0.5"), translator=Invert())
+    assert any("read at the 10 fps its headers declare" in r.getMessage() for r in caplog.records)
+    frames, fps, _ = probe(tmp_path / "o.mp4")
+    assert frames == 10 and abs(fps - 10) < 0.01
+    assert cut.frames == 5
+    assert pyav.probe(tmp_path / "o.mp4").raw_rate is None  # (a container's times are read as they are)

@@ -243,7 +243,8 @@ class FileSource:
 
     live = False
 
-    def __init__(self, spec: Any, hdr: str | None = None, deinterlace: bool = False, video: int = 0):
+    def __init__(self, spec: Any, hdr: str | None = None, deinterlace: bool = False, video: int = 0,
+                 rate: float | None = None):
         av = _av()
         self.spec, self.name = spec, spec.label
         self.deinterlace = deinterlace  # interlaced video: FFmpeg's bwdif makes one whole frame of each
@@ -266,7 +267,7 @@ class FileSource:
         try:
             stream = self._container.streams.video[video]  # `video`: which video stream (SourceInfo.video)
             stream.thread_type = "AUTO"  # frame and slice threads: dav1d is slow on one core
-            rate = stream.average_rate or stream.guessed_rate
+            rate = rate or stream.average_rate or stream.guessed_rate
             self.fps = float(rate) if rate else 0.0
             self.frame_count = int(stream.frames or 0)
             self.codec = _codec_name(stream)
@@ -408,14 +409,15 @@ def frame_orientation(frame: Any) -> Orientation:
 
 
 def open_file_source(spec: Any, hdr: str | None = None, deinterlace: bool = False,
-                     video: int = 0) -> FileSource | None:
+                     video: int = 0, rate: float | None = None) -> FileSource | None:
     """A FileSource for `spec` (a file InputSpec; `hdr`: tone map from that transfer; `deinterlace`: an interlaced
-    file; `video`: which of its video streams), or None when PyAV is missing or cannot decode it."""
+    file; `video`: which of its video streams; `rate`: its frame rate, where the file's own is a guess: a raw
+    stream's, see SourceInfo.raw_rate), or None when PyAV is missing or cannot decode it."""
     av = _av()
     if av is None:
         return None
     try:
-        return FileSource(spec, hdr, deinterlace, video)
+        return FileSource(spec, hdr, deinterlace, video, rate)
     except (av.FFmpegError, OSError, ValueError, IndexError) as e:
         log.debug("PyAV cannot read %s either: %s", spec.target, e)
         return None
@@ -447,6 +449,9 @@ class SourceInfo:
     videos: int = 1  # how many video streams it has
     sar: Fraction | None = None  # its pixels' shape when not square (anamorphic video: 4:3 pixels shown 16:9)
     bits: int = 8  # bits per sample of its pixel format (10: yuv420p10le, most HDR and some SDR video)
+    #: a raw H.264/HEVC stream's frame rate as its own headers declare it (VUI timing), where FFmpeg's demuxer,
+    #: which has no times to read, assumes another (25 fps: a 10 fps camera's .h264 played 2.5x fast); else None
+    raw_rate: Fraction | None = None
 
 
 def probe(path: str | os.PathLike) -> SourceInfo:
@@ -483,7 +488,8 @@ def _probe(path: str, _mtime_ns: int, _size: int) -> SourceInfo:
             if sar is not None and turn[0]:  # a quarter turn shows the pixels turned too: their shape inverts
                 sar = 1 / sar
             return SourceInfo(hdr, audio, matrix, interlaced, sum(turn) % 2 == 1,
-                              videos.index(video) if video is not None else 0, len(videos), sar, _bits(video))
+                              videos.index(video) if video is not None else 0, len(videos), sar, _bits(video),
+                              _raw_rate(c, video))
     except (av.FFmpegError, OSError, ValueError, TypeError) as e:
         log.debug("nothing read from %s by PyAV: %s", path, e)
         return SourceInfo()
@@ -666,6 +672,22 @@ def opencv_manages_colour() -> bool:
     except Exception as e:  # noqa: BLE001 - cannot tell: cgan's own tone mapping is used
         log.debug("the HDR check of OpenCV failed: %s", e)
         return False
+
+
+#: FFmpeg's demuxers of raw video streams: no container, no frame times (their rate option defaults to 25 fps)
+RAW_VIDEO_FORMATS = {"h264", "hevc"}
+
+
+def _raw_rate(container: Any, video: Any) -> Fraction | None:
+    """SourceInfo.raw_rate: the rate a raw stream's headers declare, when the demuxer's differs from it."""
+    from cgan.runtime.sources import known_fps
+
+    if video is None or not set(container.format.name.split(",")) & RAW_VIDEO_FORMATS:
+        return None
+    declared = video.codec_context.framerate
+    if not declared or not known_fps(float(declared)) or declared == video.average_rate:
+        return None
+    return Fraction(declared)
 
 
 def _bits(video: Any) -> int:

@@ -629,6 +629,12 @@ def open_source(text: str | int | os.PathLike | InputSpec, reconnects: int = 3, 
                 return source
             log.warning("warning: %s is stored mirrored and PyAV cannot read it: OpenCV turns it instead of "
                         "mirroring it", spec.target)
+        if info.raw_rate is not None:
+            source = pyav.open_file_source(spec, hdr, rate=info.raw_rate)
+            if source is not None:
+                log.info("%s is a raw %s stream, without frame times: read at the %g fps its headers declare",
+                         spec.target, source.codec, float(info.raw_rate))
+                return source
         if info.bits > 8 and hdr is None:
             # OpenCV (4 and 5) reads 10- and 12-bit 4:2:0 video with green 2 levels low on every grey (a magenta
             # cast; measured on H.264, HEVC and FFV1); PyAV converts it exactly
