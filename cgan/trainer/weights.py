@@ -17,7 +17,7 @@ from typing import Any, Callable
 
 import torch
 
-from cgan._files import atomic_group, ensure_writable_dir, file_record, read_json, sha256_file
+from cgan._files import atomic_group, ensure_writable_dir, file_record, read_json, remove_stale_temps, sha256_file
 from cgan._locks import folder_lock
 from cgan.errors import CganError, IntegrityError
 from cgan.pairs import MANIFEST_JSON, PAIR_JSON, Pair, graph_name, load_pair, read_weights, write_pair_json
@@ -45,6 +45,10 @@ def save_pair(folder: str | os.PathLike, spec: PairSpec, states: dict[str, dict[
     with folder_lock(folder, f"another cgan process is writing into {folder}; waiting for it to finish",
                      best_effort=True):
         old_graphs = _listed_graphs(folder)  # before anything is replaced
+        # what a writer killed in here left (a SIGKILL mid-write: a whole 45 MB .G.safetensors.*.tmp stayed for
+        # good); under the lock no other writer's temp files are being written
+        remove_stale_temps([t for name in ("G.safetensors", "F.safetensors", PAIR_JSON)
+                            for t in folder.glob(f".{name}.*.tmp")], 0, "a pair write that was stopped", log)
         # the weight files and the pair.json listing them are written in full (and hashed) under temp names, then
         # renamed together, pair.json last: a full disk, a bad tensor or a Ctrl-C meanwhile leaves the old pair
         # as it was (renamed before hashing, an interrupt left new weights beside the old pair.json: unloadable)
