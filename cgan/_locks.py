@@ -31,7 +31,7 @@ def lock_file(folder: str | os.PathLike) -> Path:
     from cgan.errors import CganError
     from cgan.pairs import cgan_home
 
-    key = hashlib.sha256(str(Path(folder).resolve()).encode()).hexdigest()[:24]
+    key = hashlib.sha256(os.fsencode(Path(folder).resolve())).hexdigest()[:24]  # (any name: bytes not UTF-8 too)
     try:
         return ensure_writable_dir(cgan_home() / "locks", "cgan lock folder") / f"folder-{key}.lock"
     except CganError as e:

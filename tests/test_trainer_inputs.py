@@ -606,3 +606,27 @@ def test_import_official_with_a_malformed_first_layer_names_its_shape(tmp_path, 
     torch.save({"model.1.weight": torch.zeros(3)}, bad)
     code = run(cli, ["import-official", str(bad), "--out", str(tmp_path / "imp")])
     one_line(capsys, code, 3, "'model.1.weight' has the shape [3], not a first convolution's")
+
+
+def test_folders_and_names_that_are_not_utf8(tmp_path, data, capsys):
+    """Linux names are bytes (a folder named in Latin-1 by an older tool or a USB stick): an --out not valid
+    UTF-8 trained to the end and then crashed writing the pair (the folder lock hashed the path as UTF-8), or,
+    with TensorBoard, crashed at start and left a run folder; a --name so was said to have control characters
+    (QA). Now the run trains and writes its pair there; TensorBoard's case and the name are one line first."""
+    import os
+
+    from cgan._cli import _tolerant_stdout
+
+    _tolerant_stdout()  # (as the installed commands do: "pair written to ..." names the folder with escapes)
+    out = os.fsdecode(os.path.join(os.fsencode(tmp_path), b"out\xe9t\xe9"))
+    code = run(cli, ["--data", str(data), "--out", out, "--name", "r", *SMOKE])
+    one_line(capsys, code, 2, "is not valid UTF-8", "--no-tensorboard")
+    assert not os.path.exists(out)
+    code = run(cli, ["--data", str(data), "--out", out, "--name", "r", "--no-tensorboard", *SMOKE])
+    assert code == 0, capsys.readouterr().err
+    assert load_pair(os.path.join(out, "r", "pair")).meta["training"]["steps"] == 2
+    code = run(cli, ["export-pair", os.path.join(out, "r"), "--out", os.path.join(out, "again")])
+    assert code == 0, capsys.readouterr().err
+    code = run(cli, ["--data", str(data), "--out", str(tmp_path / "runs"), "--name",
+                     os.fsdecode(b"bad\xffname"), *SMOKE])
+    one_line(capsys, code, 2, "is not valid UTF-8 (bytes of another encoding): give the run a name in UTF-8")

@@ -291,7 +291,19 @@ def _to_cpu(obj: Any) -> Any:
 
 
 # ---- the run -------------------------------------------------------------------------------------------
+def _not_utf8(text: str) -> bool:
+    """Whether a name from the command line holds bytes that are not UTF-8 (Python keeps them as surrogates)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
 def run_dir_of(cfg: TrainConfig) -> Path:
+    if _not_utf8(cfg.name):  # (it was said to have spaces or control characters)
+        raise CganError(f"--name {cfg.name!r} is not valid UTF-8 (bytes of another encoding): give the run a name "
+                        f"in UTF-8: its folder is OUT/NAME")
     if not cfg.name or cfg.name != cfg.name.strip() or not cfg.name.isprintable():
         # ' ' made a run folder named by a space, 'x ' one that looks like 'x'; a newline broke the resume hint
         raise CganError(f"--name {cfg.name!r}: give the run a name without leading or trailing spaces or control "
@@ -300,6 +312,10 @@ def run_dir_of(cfg: TrainConfig) -> Path:
         # '../x' wrote the run outside --out, '.' or 'a/b' into --out itself or into another run's folder
         raise CganError(f"--name {cfg.name!r} must be a plain folder name (no '/', not '.' or '..'): the run's "
                         f"folder is OUT/NAME; put the path in --out")
+    if cfg.tensorboard and _not_utf8(str(cfg.out)):
+        # TensorBoard's writer encodes its folder as UTF-8: it raised a traceback at start and left the run folder
+        raise CganError(f"--out {str(cfg.out)!r} is not valid UTF-8 (bytes of another encoding), and TensorBoard "
+                        f"cannot write its logs under it: pass --no-tensorboard, or choose a folder named in UTF-8")
     return Path(cfg.out) / cfg.name
 
 
