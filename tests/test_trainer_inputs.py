@@ -630,3 +630,29 @@ def test_folders_and_names_that_are_not_utf8(tmp_path, data, capsys):
     code = run(cli, ["--data", str(data), "--out", str(tmp_path / "runs"), "--name",
                      os.fsdecode(b"bad\xffname"), *SMOKE])
     one_line(capsys, code, 2, "is not valid UTF-8 (bytes of another encoding): give the run a name in UTF-8")
+
+
+def test_sigterm_while_the_photos_are_checked_stops_as_ctrl_c_does(tmp_path, data, capsys, monkeypatch):
+    """The trainer's SIGTERM handling started with training: a SIGTERM while it checked thousands of photos (a
+    scheduler's cancel) killed it without a word and left OUT/NAME holding .lock (QA). It stops as Ctrl-C there:
+    'terminated', exit 143, no run folder."""
+    import os
+    import signal
+
+    from cgan.trainer import train as train_module
+
+    if signal.getsignal(signal.SIGTERM) != signal.SIG_DFL:
+        pytest.skip("SIGTERM is handled by the test runner here")
+    real = train_module.list_images
+
+    def checking(*args, **kw):
+        # (without a handler the signal would end the test run itself)
+        assert signal.getsignal(signal.SIGTERM) != signal.SIG_DFL, "SIGTERM is not handled while photos are checked"
+        os.kill(os.getpid(), signal.SIGTERM)
+        return real(*args, **kw)
+
+    monkeypatch.setattr(train_module, "list_images", checking)
+    code = run(cli, ["--data", str(data), "--out", str(tmp_path / "runs"), "--name", "t", *SMOKE])
+    assert code == 143 and capsys.readouterr().err.strip().endswith("terminated")
+    assert not (tmp_path / "runs" / "t").exists()
+    assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL

@@ -15,7 +15,7 @@ limit_opencv_decoding()  # before anything loads OpenCV (and for the loader work
 
 import click  # noqa: E402
 
-from cgan._cli import entry, given_flags, setup_logging
+from cgan._cli import entry, given_flags, setup_logging, sigterm_as_interrupt
 from cgan._codecs import quiet_opencv
 from cgan.errors import CganError
 
@@ -136,7 +136,11 @@ def train_cmd(data, data_a, data_b, domains, out, name, resume, flip, compile_, 
             overrides["workers"] = min(TrainConfig.workers, usable_cpus())
         cfg = TrainConfig(**overrides)
     reset = resume and ("epochs" in overrides or "epochs_decay" in overrides)  # typed again: a new schedule
-    run_dir = train(cfg, resume=resume, progress=not quiet, reset_schedule=reset)
+    # SIGTERM while starting (checking thousands of photos takes a while) stops as a Ctrl-C does: "terminated",
+    # exit 143, no run folder left (it killed the process and left OUT/NAME holding .lock); once training runs,
+    # the trainer's own handler finishes the step and saves
+    with sigterm_as_interrupt():
+        run_dir = train(cfg, resume=resume, progress=not quiet, reset_schedule=reset)
     if os.environ.get("RANK", "0") == "0":  # under torchrun only rank 0 writes (and says so)
         click.echo(f"pair written to {run_dir / 'pair'}")
 
