@@ -139,6 +139,28 @@ def test_checkpoints_keep_last_k_and_export_pair(tmp_path, data, capsys):
     assert all(np.array_equal(half[k], full[k].astype(half[k].dtype)) for k in full)
 
 
+def test_export_pair_during_training_and_of_a_pair_folder(tmp_path, data, capsys, monkeypatch):
+    """export-pair while the run trains: the checkpoint it listed can be let go (--keep) before it is read; that
+    failed with "truncated, corrupted or not ours: delete it" (QA). It reads the latest again. And a pair folder
+    given for the run folder is said to be one (it said "no checkpoint in PAIR/checkpoints")."""
+    run_dir = train(tiny_config(data, tmp_path / "r", max_steps=3, save_every_steps=1, keep=2), progress=False)
+    real = ckpt.latest_checkpoint
+    gone = run_dir / "checkpoints" / "step-000000001.pt"  # (let go by --keep 2 already)
+    calls = []
+
+    def racing(*args, **kw):
+        calls.append(1)
+        return gone if len(calls) == 1 else real(*args, **kw)
+
+    monkeypatch.setattr(ckpt, "latest_checkpoint", racing)
+    out = export_pair(run_dir, out=tmp_path / "during")
+    assert len(calls) == 2 and load_pair(out).meta["training"]["checkpoint"] == "step-000000003.pt"
+    monkeypatch.setattr(ckpt, "latest_checkpoint", real)
+    code = run(cli, ["export-pair", str(run_dir / "pair")])
+    _one_line_error(capsys, code, 2, f"{run_dir / 'pair'} is a pair folder, not a run folder: give the folder of "
+                                     f"the cgan-train run it came from (OUT/NAME, e.g. {run_dir})")
+
+
 # ---- safe checkpoints ---------------------------------------------------------------------------------
 def test_crash_while_saving_keeps_previous_checkpoint(tmp_path, data, monkeypatch):
     run_dir = train(tiny_config(data, tmp_path / "r", max_steps=2), progress=False)

@@ -1021,10 +1021,14 @@ def export_pair(run_dir: str | os.PathLike, checkpoint: str | os.PathLike | None
     run_dir = Path(run_dir)
     if not checkpoint and not run_dir.is_dir():
         raise CganError(f"run folder {run_dir} does not exist: give the folder of a cgan-train run (OUT/NAME)")
+    if not checkpoint and (run_dir / PAIR_JSON).is_file() and not ckpt.checkpoint_dir(run_dir).is_dir():
+        # (it said "no checkpoint in PAIR/checkpoints")
+        raise CganError(f"{run_dir} is a pair folder, not a run folder: give the folder of the cgan-train run it "
+                        f"came from (OUT/NAME, e.g. {run_dir.parent}), whose checkpoints are exported")
     own = run_dir / "pair"
-    path = Path(checkpoint) if checkpoint else ckpt.latest_checkpoint(
-        run_dir, "nothing to export; train the run until it saves one (each epoch's end, --save-every-steps, or "
-                 "a Ctrl-C), or give --checkpoint FILE")
+    none_saved = ("nothing to export; train the run until it saves one (each epoch's end, --save-every-steps, or a "
+                  "Ctrl-C), or give --checkpoint FILE")
+    path = Path(checkpoint) if checkpoint else ckpt.latest_checkpoint(run_dir, none_saved)
     where = path.resolve()
     foreign = where.parent != ckpt.checkpoint_dir(run_dir).resolve()  # --checkpoint of another run (or none)
     if foreign and (not out or Path(out).resolve() == own.resolve()):  # (another run's weights, other domains
@@ -1037,8 +1041,17 @@ def export_pair(run_dir: str | os.PathLike, checkpoint: str | os.PathLike | None
     if out.resolve() != own.resolve():  # the run's own pair/ is rewritten freely (it is the run's output)
         check_pair_out(out, lambda prov: prov.get("source") == "cgan-train"
                        and (prov.get("checkpoint_run") or prov.get("run")) == run, "export-pair")
-    state = ckpt.load_checkpoint(path, fix="give --checkpoint a file cgan-train saved (RUN/checkpoints/step-*.pt)"
-                                 if checkpoint else ckpt.RESUME_FIX)
+    for attempt in range(3):
+        try:
+            state = ckpt.load_checkpoint(path, fix="give --checkpoint a file cgan-train saved "
+                                         "(RUN/checkpoints/step-*.pt)" if checkpoint else ckpt.RESUME_FIX)
+            break
+        except CganError:  # (not found, or an IntegrityError: the file went while it was read)
+            # the run, training now, saved a newer checkpoint and let this one go between the listing and the
+            # read: the latest again (it said the file was "truncated, corrupted or not ours: delete it")
+            if checkpoint or path.exists() or attempt == 2:
+                raise
+            path = ckpt.latest_checkpoint(run_dir, none_saved)
     try:
         spec = PairSpec.from_dict(state["spec"])
         nets = {g: state["nets"][g] for g in ("G", "F")}
