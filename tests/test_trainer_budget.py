@@ -30,6 +30,13 @@ def test_parse_duration_rejects(bad):
         parse_duration(bad)
 
 
+@pytest.mark.parametrize("bad", ["-5", "-5m", "-1.5h", "0", "0s"])
+def test_a_duration_of_0_or_less_is_said_to_need_more(bad):
+    """'-5' was told to use seconds or a unit, as if it were not a number (QA)."""
+    with pytest.raises(CganError, match=r"it must be more than 0 seconds$"):
+        parse_duration(bad)
+
+
 def test_fit_schedule_keeps_ratio_cap_and_started_epochs():
     # 400 s left, 30 s per epoch, 10 % of epoch 0 done: finish it (27 s) + 12 more → 13 epochs, 1:1 → 7 + 6
     assert fit_schedule(0, 0.1, 400, 30, (100, 100), 200) == (7, 6)

@@ -37,6 +37,8 @@ def parse_duration(text: str | float | int) -> float:
     else:
         s = str(text).strip().lower().replace(" ", "")
         parts = re.findall(r"(\d+(?:\.\d+)?)(h|min|m|s|)", s)
+        if s.startswith("-") and re.fullmatch(r"-[\d.]+[a-z]*", s):  # (a number: said to need a unit)
+            raise CganError(f"bad duration {text!r}: it must be more than 0 seconds")
         if not s or not parts or "".join(n + u for n, u in parts) != s or (len(parts) > 1 and any(u == "" for _, u in parts)):
             raise CganError(f"bad duration {text!r}: use seconds or a unit, e.g. 420, 420s, 7m, 1h30m")
         seconds = sum(float(n) * _UNITS[u] for n, u in parts)
