@@ -461,16 +461,18 @@ class CaptureSource:
         if not self.frame_count or self.frames_read >= 0.98 * self.frame_count or self._seeked:
             return False
         fps, last = known_fps(self.fps), self.timestamp
-        if not fps or last is None or not math.isfinite(last):
+        if last is None or not math.isfinite(last):
             return True
-        if last + 2.0 / fps >= 0.98 * self.frame_count / fps:
+        if fps and last + 2.0 / fps >= 0.98 * self.frame_count / fps:
             return False
         if self.spec.kind == "file":  # the count is OpenCV's estimate from the container's length, which can be
             #                           the sound's (longer than the pictures) or an edit list's: the packets
             #                           say where the video's last frame is and where the file ends
             ends = self._stream_ends()
             if ends is not None:
-                step = 2.0 / fps
+                # two frames; without a rate (over 1000 fps: a 2000 fps Matroska clip, its 1 ms times repeating,
+                # was said to be damaged) two of Matroska's millisecond ticks
+                step = 2.0 / fps if fps else 0.002
                 # frames there that did not decode, or a file that ends before the length it declares (cut short)
                 return last + step < ends.video_last or ends.media_last + step + 0.5 < 0.98 * ends.declared
         return True
