@@ -335,10 +335,11 @@ def test_a_budget_too_short_to_measure_the_pace_says_so(tmp_path, caplog):
     ever measured; 0.05 s was shown as 'time budget 0 s'."""
     data = make_dataset(tmp_path / "data")
     cfg = tiny_config(data, tmp_path / "r", epochs=50, epochs_decay=50, time_budget=0.05)
-    with caplog.at_level("WARNING", logger="cgan.trainer.train"):
+    with caplog.at_level("INFO", logger="cgan.trainer.train"):
         train(cfg, progress=False)
     text = caplog.text
     assert "time budget 0.05 s spent" in text and "before 20 steps could measure the pace" in text, text
+    assert "time budget 0.05 s: the 50 + 50 epoch schedule is fitted" in text, text  # (the start said '0 s'; QA)
     assert "give a longer --time-budget" in text and "measured pace)" not in text
 
 

@@ -221,10 +221,10 @@ class BudgetFitter:
         left = self.seconds_left() * (1.0 - self.margin)
         new = list(fit_schedule(epochs_done, fraction, left, epoch_seconds, self.ratio, self.cap))
         if new != self.schedule and self.verbose:
-            log.info("time budget %.0f s, %.0f s left: schedule %d + %d epochs -> %d + %d (%s; ~%.1f s per epoch)",
+            log.info("time budget %.6g s, %.0f s left: schedule %d + %d epochs -> %d + %d (%s; ~%.1f s per epoch)",
                      self.budget, max(0.0, self.seconds_left()), *self.schedule, *new, why, epoch_seconds)
         if new[1] == 0 and self.ratio[1] > 0 and self.verbose and not self._warned_no_decay:
             self._warned_no_decay = True
-            log.warning("time budget %.0f s: no time is left for the learning-rate decay (about %.1f s per epoch); "
+            log.warning("time budget %.6g s: no time is left for the learning-rate decay (about %.1f s per epoch); "
                         "give more time or a smaller --size/--batch-size", self.budget, epoch_seconds)
         self.schedule[:] = new

@@ -520,7 +520,7 @@ def _train(cfg: TrainConfig, resume: bool, progress: bool, reset_schedule: bool,
                               warmup_steps=4 if cfg.compile else 1, warmup_is_slow=cfg.compile,
                               verbose=main_rank)  # under torchrun rank 0 decides (see agree) and speaks
     if fitter is not None and main_rank:
-        log.info("time budget %.0f s: the %d + %d epoch schedule is fitted to it once the pace is measured",
+        log.info("time budget %.6g s: the %d + %d epoch schedule is fitted to it once the pace is measured",
                  cfg.time_budget, *model.schedule)
 
     def agree(stop: bool) -> bool:
