@@ -37,7 +37,7 @@ from cgan.runtime.smooth import TemporalSmoother, flicker_index
 from cgan.runtime.sources import demo_clip
 
 #: the smoother before 2026-12-02: no output gate, cuts by the mean input change only
-BEFORE = dict(out_threshold=float("inf"), scene_cut_share=1.0)
+BEFORE = dict(out_threshold=1e12, scene_cut_share=1.0)  # (no gate: the smoother takes finite values only)
 #: two summer test photos whose 224x160 corners differ by 29.9 gray levels on average: under the scene-cut level
 CUT_PHOTOS = Path(__file__).resolve().parents[1].parent / "shared/datasets/summer2winter_yosemite/testA"
 CUT_PAIR = ("2011-07-11 23_18_31.jpg", "2011-07-05 10_40_51.jpg")
