@@ -479,3 +479,20 @@ def test_flat_bands_of_a_scene_are_no_bars_unless_they_match_as_bars_do(top, bot
         if t == 0:
             sm(f, out)
     assert cuts == (7 if top == bottom else 0), cuts
+
+
+def test_the_smoothing_benchmarks_settings_are_ones_the_smoother_takes():
+    """benchmarks/smoothing.py's 'before' rows passed out_threshold=inf, which the smoother refuses since it
+    takes finite values only: the script crashed before measuring anything (QA, docs walk-through)."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "smoothing.py"
+    spec = importlib.util.spec_from_file_location("smoothing_bench", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    rng = np.random.default_rng(0)
+    for flow in (False, True):
+        sm = TemporalSmoother(flow=flow, **mod.BEFORE)
+        frames = [rng.integers(0, 255, (40, 48, 3), dtype=np.uint8) for _ in range(3)]
+        assert all(sm(f, f).shape == f.shape for f in frames)
