@@ -48,6 +48,18 @@ DISPLAY_MATRICES = {"quarter clockwise": (0, 1, -1, 0), "quarter counter-clockwi
                     "transposed": (0, 1, 1, 0), "anti-transposed": (0, -1, -1, 0)}
 
 
+def raw_h264(path: Path, frames: list[np.ndarray], fps: int) -> Path:
+    """A raw H.264 stream (no container, no frame times; its SPS declares `fps`), as Raspberry Pi cameras and
+    DVRs write. Needs PyAV."""
+    import av
+
+    with av.open(str(path), "w", format="h264") as out:
+        s = out.add_stream("libx264", rate=fps)
+        s.width, s.height, s.pix_fmt = frames[0].shape[1], frames[0].shape[0], "yuv420p"
+        mux_frames(out, s, [av.VideoFrame.from_ndarray(f, format="bgr24") for f in frames])
+    return path
+
+
 def with_display_matrix(clip: Path, out: Path, abcd: tuple[int, int, int, int]) -> Path:
     """`clip` (an MP4 OpenCV wrote: one version-0 track header) copied to `out` with the display matrix whose
     2x2 part is `abcd` (DISPLAY_MATRICES), as a phone writes a portrait or a front camera's mirrored clip."""

@@ -13,7 +13,8 @@ from cgan.runtime import pyav, sources
 from cgan.runtime.sources import open_source
 from cgan.runtime.video import VideoJob, run_video
 
-from _helpers_video import DISPLAY_MATRICES, Invert, make_clip, mux_frames, pattern, probe, with_display_matrix
+from _helpers_video import (DISPLAY_MATRICES, Invert, make_clip, mux_frames, pattern, probe, raw_h264,
+                            with_display_matrix)
 
 av = pytest.importorskip("av")
 
@@ -219,15 +220,7 @@ def test_a_raw_h264_stream_keeps_the_rate_its_headers_declare(tmp_path, caplog):
     end). Its own headers (the SPS's timing) declare 10: it is read at that."""
     import logging
 
-    path = tmp_path / "cam.h264"
-    with av.open(str(path), "w", format="h264") as out:
-        s = out.add_stream("libx264", rate=10)
-        s.width, s.height, s.pix_fmt = 64, 48, "yuv420p"
-        for i in range(10):
-            for p in s.encode(av.VideoFrame.from_ndarray(pattern(i), format="bgr24")):
-                out.mux(p)
-        for p in s.encode(None):
-            out.mux(p)
+    path = raw_h264(tmp_path / "cam.h264", [pattern(i) for i in range(10)], 10)
     assert pyav.probe(path).raw_rate == 10
     with caplog.at_level(logging.INFO):
         run_video(job(inputs=[str(path)], output=str(tmp_path / "o.mp4")), translator=Invert())

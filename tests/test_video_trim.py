@@ -17,7 +17,7 @@ from cgan.runtime.cli import cli
 from cgan.runtime.sources import CaptureSource, FrameListSource, Trimmed, parse_input, parse_time
 from cgan.runtime.video import VideoJob, run_video
 
-from _helpers_video import Invert, make_clip, probe
+from _helpers_video import Invert, make_clip, probe, raw_h264
 
 av = pytest.importorskip("av")
 
@@ -211,18 +211,11 @@ def test_a_source_without_times_is_timed_by_its_rate_and_not_seeked():
 
 
 def test_a_raw_h264_file_is_cut_by_its_rate(tmp_path):
-    """A raw H.264 stream has no container times (OpenCV says 0.0 for each frame) and FFmpeg plays it at 25 fps:
-    --start 1 is its 26th frame, through either reader."""
-    raw = tmp_path / "cam.h264"
-    with av.open(str(raw), "w", format="h264") as c:
-        s = c.add_stream("libx264", rate=12)
-        s.width, s.height, s.pix_fmt = 64, 48, "yuv420p"
-        for i in range(48):
-            for p in s.encode(av.VideoFrame.from_ndarray(numbered(i), format="bgr24")):
-                c.mux(p)
-        for p in s.encode(None):
-            c.mux(p)
-    for make in (CaptureSource, pyav.FileSource):
+    """A raw H.264 stream has no container times (OpenCV says 0.0 for each frame): each reader cuts it by the rate
+    it has for it, the 25 fps FFmpeg assumes (--start 1 is its 26th frame) unless given the rate its headers
+    declare, as open_source gives PyAV's reader (test_video_pyav_source.py)."""
+    raw = raw_h264(tmp_path / "cam.h264", [numbered(i) for i in range(48)], 12)
+    for make in (CaptureSource, pyav.FileSource, lambda spec: pyav.FileSource(spec, rate=12)):
         source = make(parse_input(str(raw)))
         fps = source.fps
         got = read_all(Trimmed(source, 1.0, 1.5))
