@@ -72,6 +72,9 @@ WRITE_AS = {".jfif": ".jpg", ".pgm": ".png", ".pbm": ".png", ".heic": ".jpg", ".
 HEIF_EXTS = (".heic", ".heif", ".hif")
 #: output formats that keep an alpha channel (AVIF where this OpenCV writes it)
 ALPHA_EXTS = (".png", ".webp", ".tif", ".tiff") + ((".avif",) if hasattr(cv2, "IMWRITE_AVIF_QUALITY") else ())
+#: the photo formats an output refusal names, and those that keep transparency (.avif where this OpenCV writes it)
+WRITE_HINT = ".jpg, .png, .webp, .tif" + (", .avif" if ".avif" in ALPHA_EXTS else "") + " or .bmp file"
+ALPHA_HINT = ".png, .webp, .tif or .avif" if ".avif" in ALPHA_EXTS else ".png, .webp or .tif"
 #: encoder settings (OpenCV's defaults otherwise): JPEG and WebP at quality 95
 ENCODE_PARAMS = {".jpg": [cv2.IMWRITE_JPEG_QUALITY, 95], ".jpeg": [cv2.IMWRITE_JPEG_QUALITY, 95],
                  ".jpe": [cv2.IMWRITE_JPEG_QUALITY, 95], ".webp": [cv2.IMWRITE_WEBP_QUALITY, 95]}
@@ -391,12 +394,13 @@ def plan_outputs(inputs: Sequence[str | os.PathLike], output: str | os.PathLike 
     if ext and not as_folder and (ext in UNWRITABLE_EXTS or ext in CODECS):
         what = ("photos are not written as a video" if ext in CODECS else f"{ext} holds gray only, and the translation "
                 f"is in colour" if ext in (".pgm", ".pbm") else f"OpenCV cannot write {ext} files")
-        raise CganError(f"--output {out}: {what}; name a .jpg, .png, .webp, .tif or .bmp file, or a folder")
+        raise CganError(f"--output {out}: {what}; name a {WRITE_HINT}, or a folder (a name without an extension, "
+                        f"or ending in /)")
     wants_file = not as_folder and (reads(ext) or (bool(ext) and cv2.haveImageWriter(str(out))))
     if one_file and ext and not wants_file and not as_folder and not os.path.lexists(out) and ext[1:].isalnum():
         # (one photo to `x.xyz` made a folder x.xyz/ holding it, and said "wrote x.xyz")
-        raise CganError(f"--output {out}: OpenCV cannot write {ext} photos; name a .jpg, .png, .webp, .tif or .bmp "
-                        f"file, or end it with / for a folder")
+        raise CganError(f"--output {out}: OpenCV cannot write {ext} photos; name a {WRITE_HINT}, or a folder (a "
+                        f"name without an extension, or ending in /)")
     if wants_file:
         if not one_file:
             what = ("a folder" if any(user_path(v).is_dir() for v in inputs) else f"{len(items)} photos"
@@ -1197,8 +1201,8 @@ def _run(job: PhotoJob, translator: Any, plan: list[tuple[Path, Path]], size: tu
                 src, dst, img, alpha, meta = item
                 if alpha is not None and dst.suffix.lower() not in ALPHA_EXTS:
                     run.note_once(src, f"alpha{dst.suffix.lower()}",
-                                  f"{dst.suffix.lower()} holds no transparency: written without it (what lies under "
-                                  f"its transparent pixels shows); write .png, .webp or .tif to keep it")
+                                  f"{dst.suffix.lower()} is written without transparency (what lies under its "
+                                  f"transparent pixels shows); write {ALPHA_HINT} to keep it")
                 if size[0] == "exact" and _stretched(img.shape[1], img.shape[0], size[1]):
                     run.note_once(src, "stretched",
                                   f"{img.shape[1]}x{img.shape[0]} is stretched to --size {size[1][0]}x{size[1][1]}, "
