@@ -638,7 +638,7 @@ def open_source(text: str | int | os.PathLike | InputSpec, reconnects: int = 3, 
                          spec.target, source.codec, float(info.raw_rate))
                 return source
         if info.bits > 8 and hdr is None:
-            # OpenCV (4 and 5) reads 10- and 12-bit 4:2:0 video with green 2 levels low on every grey (a magenta
+            # OpenCV 5.1 reads 10- and 12-bit 4:2:0 video with green 2 levels low on every grey (a magenta
             # cast; measured on H.264, HEVC and FFV1); PyAV converts it exactly
             source = pyav.open_file_source(spec, None)
             if source is not None:
