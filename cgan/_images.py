@@ -5,6 +5,7 @@ The trainer and the runtime's photo mode refuse decompression bombs with them be
 (other formats: OpenCV's own limit, OPENCV_IO_MAX_IMAGE_PIXELS, which the CLIs set before OpenCV loads)."""
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Iterator
 
@@ -115,16 +116,18 @@ def _tiff(buf: bytes | memoryview, order: str) -> tuple[int, int] | None:
     return (size[256], size[257]) if len(size) == 2 else None
 
 
-def _entries(buf: bytes | bytearray | memoryview, order: str, off: int) -> Iterator[tuple[int, int, int]]:
-    """(offset, tag, type) of each 12-byte entry of the TIFF IFD at `off` (as far as the data holds them)."""
-    n = len(buf)
-    if off < 8 or off + 2 > n:
+def _entries(buf: bytes | bytearray | memoryview, order: str, off: int,
+             big: bool = False) -> Iterator[tuple[int, int, int]]:
+    """(offset, tag, type) of each entry of the TIFF IFD at `off` (as far as the data holds them): 12-byte entries
+    after a 2-byte count, or with `big` BigTIFF's 20-byte entries after an 8-byte count."""
+    n, count, size = len(buf), (8 if big else 2), (20 if big else 12)
+    if off < 8 or off + count > n:
         return
-    for k in range(int.from_bytes(buf[off:off + 2], order)):
-        e = off + 2 + 12 * k
-        if e + 12 > n:
+    for k in range(int.from_bytes(bytes(buf[off:off + count]), order)):
+        e = off + count + size * k
+        if e + size > n:
             return
-        yield e, int.from_bytes(buf[e:e + 2], order), int.from_bytes(buf[e + 2:e + 4], order)
+        yield e, int.from_bytes(bytes(buf[e:e + 2]), order), int.from_bytes(bytes(buf[e + 2:e + 4]), order)
 
 
 def _ifd0(buf: bytes | memoryview, order: str, tags: tuple[int, ...]) -> dict[int, int]:
@@ -485,25 +488,20 @@ def _tiff_pages(buf: bytes | memoryview) -> int:
     while 0 < offset and offset + count <= len(buf) and offset not in seen and ifds < MAX_COUNTED:
         seen.add(offset)
         ifds += 1
-        entries = int.from_bytes(bytes(buf[offset:offset + count]), order)
-        n += not _tiff_not_a_page(buf, order, offset + count, min(entries, 1000), entry)
-        nxt = offset + count + entries * entry
+        n += not _tiff_not_a_page(buf, order, offset, big)
+        nxt = offset + count + int.from_bytes(bytes(buf[offset:offset + count]), order) * entry
         if nxt + width > len(buf):
             break
         offset = int.from_bytes(bytes(buf[nxt:nxt + width]), order)
     return n
 
 
-def _tiff_not_a_page(buf: bytes | memoryview, order: str, first: int, entries: int, entry: int) -> bool:
-    """Whether the IFD whose entries start at `first` describes a reduced-resolution image or a transparency
-    mask (NewSubfileType, tag 254, bits 0 or 2; SubfileType, tag 255, value 2), read from its SHORT or LONG
-    value (tags are sorted, so the walk stops past 255)."""
-    value_at = 12 if entry == 20 else 8  # BigTIFF: tag, type, 8-byte count, value; TIFF: 4-byte count
-    for k in range(entries):
-        e = first + k * entry
-        if e + entry > len(buf):
-            break
-        tag, typ = int.from_bytes(bytes(buf[e:e + 2]), order), int.from_bytes(bytes(buf[e + 2:e + 4]), order)
+def _tiff_not_a_page(buf: bytes | memoryview, order: str, off: int, big: bool) -> bool:
+    """Whether the IFD at `off` describes a reduced-resolution image or a transparency mask (NewSubfileType, tag
+    254, bits 0 or 2; SubfileType, tag 255, value 2), read from its SHORT or LONG value (tags are sorted, so the
+    walk stops past 255, and after 1000 entries: a forged IFD is not read to its end)."""
+    value_at = 12 if big else 8  # BigTIFF: tag, type, 8-byte count, value; TIFF: 4-byte count
+    for e, tag, typ in itertools.islice(_entries(buf, order, off, big), 1000):
         if tag > 255:
             break
         if tag in (254, 255) and typ in (3, 4):
