@@ -728,6 +728,13 @@ SOUND_SEEK_BACK_S = 2.0  # an encoded sound from a --start deeper than twice thi
 SOUND_BREAK_S = 0.25
 
 
+def _goes_on(placed: int, expected: int | None, back: int) -> int:
+    """How far to move a sound time `placed` so that it goes on at `expected` (where the sound before it ends),
+    when it lies more than `back` before it (a break, see SOUND_BREAK_S); 0 otherwise. One unit throughout
+    (ticks of the stream's time base, or samples)."""
+    return expected - placed if expected is not None and back and placed < expected - back else 0
+
+
 def mux_sound(video: Path, source: str | os.PathLike, out: Path, seconds: float, audio: SourceAudio,
               encode: str | None = None, tags: dict[str, int] | None = None) -> int:
     """Write `out`: every packet of `video` (the translation, one video stream) and the sound of `source`'s first
@@ -754,8 +761,7 @@ def mux_sound(video: Path, source: str | os.PathLike, out: Path, seconds: float,
                 if p.size == 0 or (p.pts is None and p.dts is None):
                     continue
                 raw = p.pts if p.pts is not None else p.dts
-                if end is not None and back and raw - shift < end - back:
-                    shift = raw - end  # a break: the sound goes on where it was (the muxer refused it going back)
+                shift -= _goes_on(raw - shift, end, back)  # (the muxer refused a sound going back)
                 t = float((raw - shift) * a_in.time_base)
                 if t < -1e-6:
                     continue  # before the first picture
@@ -870,8 +876,8 @@ def _mux_encoded(dst: Any, vin: Any, v_in: Any, v_out: Any, ain: Any, a_in: Any,
         for frame in decoded():
             if frame.time is not None:
                 want = round((frame.time - start) * rate) + shift
-                if at is not None and want < at - back:
-                    shift, want = shift + at - want, at
+                moved = _goes_on(want, at, back)
+                shift, want = shift + moved, want + moved
                 if at is None or abs(want - at) > jump:
                     at = want
             if at is None:
