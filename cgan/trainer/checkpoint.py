@@ -7,7 +7,8 @@ A checkpoint is `torch.save` of a plain dict (tensors, numbers, strings, lists, 
      "spec": PairSpec dict, "config": TrainConfig dict,
      "counters": {"epoch", "step_in_epoch", "step", "seconds"},
      "nets": {"G", "F", "D_X", "D_Y"}, "optim": {"G", "D"}, "sched": {"G", "D"}, "scaler": {"G", "D"},
-     "pools": {"X", "Y"}, "rng": {"python", "numpy", "torch", "cuda"}}
+     "pools": {"X", "Y"}, "rng": {"python", "numpy", "torch", "cuda"},
+     "ranks": [{"pools", "rng"} of process 1, 2, ...]}  (under torchrun; "pools" and "rng" are rank 0's)
 
 Files are RUN/checkpoints/step-000000123.pt; the newest `keep` are kept.
 """

@@ -80,7 +80,7 @@ def _paired_call(net: nn.Module, a: torch.Tensor, b: torch.Tensor) -> tuple[torc
 class CycleGAN:
     """Four networks, two Adam optimizers (G+F, D_X+D_Y), two schedulers, two fake-image pools."""
 
-    def __init__(self, cfg: TrainConfig, device: torch.device, world: int = 1):
+    def __init__(self, cfg: TrainConfig, device: torch.device, world: int = 1, rank: int = 0):
         self.cfg, self.device, self.world = cfg, device, world
         spec = cfg.generator_spec()
         torch.manual_seed(cfg.seed)
@@ -95,6 +95,7 @@ class CycleGAN:
             for net in self.nets.values():
                 for t in itertools.chain(net.parameters(), net.buffers()):
                     dist.broadcast(t.data, 0)
+            torch.manual_seed(cfg.seed + rank)  # then each its own draws (dropout): not one mask for all
         self.memory_format = torch.channels_last if cfg.channels_last else torch.contiguous_format
         if cfg.channels_last:
             for net in self.nets.values():
@@ -107,8 +108,7 @@ class CycleGAN:
         decay = lambda e: lr_factor(e, *self.schedule)  # noqa: E731
         self.sched_G = torch.optim.lr_scheduler.LambdaLR(self.opt_G, decay)
         self.sched_D = torch.optim.lr_scheduler.LambdaLR(self.opt_D, decay)
-        self.pool_X = ImagePool(cfg.pool_size, seed=cfg.seed * 2 + 1)  # fakes F(y), shown to D_X
-        self.pool_Y = ImagePool(cfg.pool_size, seed=cfg.seed * 2 + 2)  # fakes G(x), shown to D_Y
+        self.new_pools(rank)
         fp16 = cfg.precision == "fp16"
         self.scaler_G = torch.amp.GradScaler(device.type, enabled=fp16)
         self.scaler_D = torch.amp.GradScaler(device.type, enabled=fp16)
@@ -229,8 +229,30 @@ class CycleGAN:
                 "optim": {"G": _to_cpu(self.opt_G.state_dict()), "D": _to_cpu(self.opt_D.state_dict())},
                 "sched": {"G": self.sched_G.state_dict(), "D": self.sched_D.state_dict()},
                 "scaler": {"G": self.scaler_G.state_dict(), "D": self.scaler_D.state_dict()},
-                "pools": {"X": self.pool_X.state_dict(), "Y": self.pool_Y.state_dict()},
+                "pools": self.pools_state(),
                 "schedule": {"epochs": list(self.schedule), "configured": [self.cfg.epochs, self.cfg.epochs_decay]}}
+
+    def new_pools(self, rank: int) -> None:
+        """Empty histories of fakes. Each process has its own, with its own draws (the official pool draws for
+        each image): one seed for all made every process keep or swap the same way, into the same slot."""
+        self.pool_X = ImagePool(self.cfg.pool_size, seed=self.cfg.seed * 2 + 1 + 2 * rank)  # fakes F(y), for D_X
+        self.pool_Y = ImagePool(self.cfg.pool_size, seed=self.cfg.seed * 2 + 2 + 2 * rank)  # fakes G(x), for D_Y
+
+    def pools_state(self) -> dict[str, Any]:
+        return {"X": self.pool_X.state_dict(), "Y": self.pool_Y.state_dict()}
+
+    def load_pools(self, pools: dict[str, Any]) -> None:
+        self.pool_X.load_state_dict(pools["X"], self.device)
+        self.pool_Y.load_state_dict(pools["Y"], self.device)
+        # a new --pool-size or --size on --resume: the saved pools carry the old ones. Fakes of the old crop size
+        # cannot join a batch of new ones (torch.cat failed), and would show the discriminators the wrong scale;
+        # the history refills at the new size
+        fixed = self.cfg.preprocess not in ("none", "scale_width")
+        for pool in (self.pool_X, self.pool_Y):
+            pool.size = self.cfg.pool_size
+            del pool.images[self.cfg.pool_size:]
+            if fixed:
+                pool.images = [t for t in pool.images if tuple(t.shape[-2:]) == (self.cfg.size, self.cfg.size)]
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         for k, n in self.nets.items():
@@ -247,23 +269,14 @@ class CycleGAN:
                 scaler.load_state_dict(saved)
             elif scaler.is_enabled():
                 log.info("no saved fp16 loss-scaler state for %s: starting a fresh GradScaler", name)
-        self.pool_X.load_state_dict(state["pools"]["X"], self.device)
-        self.pool_Y.load_state_dict(state["pools"]["Y"], self.device)
-        # --lr, --beta1 and --pool-size given on --resume: the saved optimizer and pool state carry the old ones,
-        # which would silently win while the new ones are recorded in the run's config and pair
+        self.load_pools(state["pools"])
+        # --lr and --beta1 given on --resume: the saved optimizer state carries the old ones, which would silently
+        # win while the new ones are recorded in the run's config and pair
         for opt, sched in ((self.opt_G, self.sched_G), (self.opt_D, self.sched_D)):
             for group in opt.param_groups:
                 group["initial_lr"] = self.cfg.lr
                 group["betas"] = (self.cfg.beta1, group["betas"][1])
             sched.base_lrs = [self.cfg.lr] * len(opt.param_groups)
-        # and a new --size: fakes of the old crop size cannot join a batch of new ones (torch.cat failed), and
-        # would show the discriminators the wrong scale; the history refills at the new size
-        fixed = self.cfg.preprocess not in ("none", "scale_width")
-        for pool in (self.pool_X, self.pool_Y):
-            pool.size = self.cfg.pool_size
-            del pool.images[self.cfg.pool_size:]
-            if fixed:
-                pool.images = [t for t in pool.images if tuple(t.shape[-2:]) == (self.cfg.size, self.cfg.size)]
         # a schedule fitted to a time budget carries over, unless this resume sets --epochs/--epochs-decay anew
         saved = state.get("schedule")
         if saved and list(saved["configured"]) == [self.cfg.epochs, self.cfg.epochs_decay]:
@@ -455,7 +468,7 @@ def _train(cfg: TrainConfig, resume: bool, progress: bool, reset_schedule: bool,
         torch.backends.cudnn.benchmark = True  # every batch has the crop size: pick the fastest algorithms once
     random.seed(cfg.seed)
     np.random.seed(cfg.seed % 2**32)
-    model = CycleGAN(cfg, device, world)
+    model = CycleGAN(cfg, device, world, rank)
     counters = {"epoch": 0, "step_in_epoch": 0, "step": 0, "seconds": 0.0}
     init_record = state.get("init") if state is not None else None  # kept from the run's first start
     if cfg.init_from and state is None:  # every rank loads the same pair: no broadcast needed
@@ -474,6 +487,8 @@ def _train(cfg: TrainConfig, resume: bool, progress: bool, reset_schedule: bool,
             model.sync_lr()
             counters.update({k: state["counters"][k] for k in counters})
             ckpt.restore_rng(state["rng"])
+            if world > 1:  # each process its own pools and RNGs (the lines above restored rank 0's)
+                _restore_rank(state, model, rank, main_rank)
             # checkpoints from before "world" was recorded: the process count is taken as unchanged
             saved_per_step = int(state["config"]["batch_size"]) * int(state.get("world", world))
         except (KeyError, TypeError, ValueError, RuntimeError, AttributeError, IndexError) as e:
@@ -540,15 +555,20 @@ def _train(cfg: TrainConfig, resume: bool, progress: bool, reset_schedule: bool,
         return {**_training_info(cfg, counters, device, len(files_x), len(files_y), model.schedule, cut_short),
                 "git_sha": code_sha, "init_from": init_record}
 
-    def save() -> None:
+    def save(gather: bool = True) -> None:
+        """A checkpoint. Under torchrun every process calls it at the same step: their pools and RNGs are
+        gathered to rank 0, which writes (`gather=False`: rank 0 alone, after a failure ended the others)."""
         # a diverged run keeps its last good checkpoint; checked on every process (they hold the same weights), so
         # all end here together instead of the others dying in the next collective, as when rank 0 ended alone
         check_finite(model, counters["step"])
+        others = _gather_ranks(model, world, main_rank) if gather and world > 1 else None
         if not main_rank:
             return
         t = time.perf_counter()
         snap = {"spec": cfg.pair_spec().to_dict(), "config": cfg.to_dict(), "counters": dict(counters),
                 "rng": ckpt.capture_rng(), "info": info(), "init": init_record, "world": world, **model.state_dict()}
+        if others:
+            snap["ranks"] = others
         ckpt.save_checkpoint(run_dir, snap, cfg.keep)
         if fitter is not None:
             fitter.saved(time.perf_counter() - t)
@@ -636,7 +656,7 @@ def _train(cfg: TrainConfig, resume: bool, progress: bool, reset_schedule: bool,
             _close_quietly(logger)  # its own error (a full disk) must not hide the one that ended the run
             _stop_workers(loader)  # now: at exit, Python's clean-up SIGTERMed them and torch printed a traceback
             # (a fresh run's step 0 trained nothing; under torchrun rank 0 saves, every rank says one line)
-            keep = save if main_rank and counters["step"] not in (last_saved, 0) else None
+            keep = (lambda: save(gather=False)) if main_rank and counters["step"] not in (last_saved, 0) else None
             if isinstance(e, DataError):
                 raise _failure(e, DataError, keep, counters["step"], run_dir, cfg, "fix or remove that image") from None
             if _out_of_memory(e):
@@ -738,6 +758,34 @@ def _loader(cfg: TrainConfig, dataset: Any, sampler: Any, device: Any, drop_last
         # checkpoint captures the global RNG after that draw, and a resumed run draws again (dropout masks
         # would differ from the straight run's). Items take their randomness from (seed, epoch, position).
         generator=torch.Generator().manual_seed(cfg.seed))
+
+
+def _gather_ranks(model: CycleGAN, world: int, main_rank: bool) -> list[dict[str, Any]] | None:
+    """On rank 0, the pools and RNG states of ranks 1.. (for the checkpoint's "ranks"); None on the others."""
+    import torch.distributed as dist
+
+    mine = {"pools": model.pools_state(), "rng": ckpt.capture_rng()}
+    gathered: list[Any] | None = [None] * world if main_rank else None
+    dist.gather_object(mine, gathered, dst=0)
+    return gathered[1:] if gathered is not None else None
+
+
+def _restore_rank(state: dict[str, Any], model: CycleGAN, rank: int, main_rank: bool) -> None:
+    """Under torchrun: rank r > 0 takes its own pools and RNG states from the checkpoint's "ranks". A process
+    the checkpoint has none for (it was written by fewer processes, or by a cgan that saved rank 0's alone)
+    starts its history of fakes anew, with its own draws, rather than every process sharing rank 0's."""
+    ranks = state.get("ranks") if isinstance(state.get("ranks"), list) else []
+    if main_rank:
+        if len(ranks) + 1 < model.world:
+            log.info("the checkpoint holds the fake-image history of %d of these %d processes: the others start "
+                     "theirs anew", len(ranks) + 1, model.world)
+        return
+    if rank - 1 < len(ranks):
+        model.load_pools(ranks[rank - 1]["pools"])
+        ckpt.restore_rng(ranks[rank - 1]["rng"])
+        return
+    model.new_pools(rank)
+    torch.manual_seed(model.cfg.seed + rank)
 
 
 def _agreed_batches(batches: Iterator[Any], world: int, rank: int, device: torch.device) -> Iterator[Any]:
