@@ -260,6 +260,7 @@ class FileSource:
         self.ended_at: float | None = None  # where the last frame's showing ends, once read to the end (Source)
         self._shown: float | None = None  # how long the frame read last is shown (its duration; None: not said)
         self._ended = False  # decoding reached the end of the stream (not a decode error)
+        self._seeked = False  # frames_read no longer counts from the first frame (see sources.stopped_early)
         from cgan._files import file_identity
 
         self.identity = file_identity(spec.target)  # the file as opened (its sound is read again by its path)
@@ -270,6 +271,10 @@ class FileSource:
             rate = rate or stream.average_rate or stream.guessed_rate
             self.fps = float(rate) if rate else 0.0
             self.frame_count = int(stream.frames or 0)
+            # the count a file cut short is checked against: the one the container declares, else (Matroska,
+            # MPEG-TS) its length at its rate, as OpenCV estimates it
+            length = self._container.duration / 1_000_000 if self._container.duration else 0.0
+            self._declared = self.frame_count or round(length * self.fps)
             self.codec = _codec_name(stream)
             self._stream = stream
             # times from the stream's start, as OpenCV gives them (an MPEG-TS file may start at 1.4 s)
@@ -339,10 +344,15 @@ class FileSource:
     def read(self) -> np.ndarray | None:
         got, self._pending = (self._pending, None) if self._pending is not None else (self._next(), None)
         if got is None:
-            from cgan.runtime.sources import ends_written_over
+            from cgan.runtime import sources
 
-            if self.cut_short is None and ends_written_over(self):  # (as CaptureSource says it)
+            if self.cut_short is None and sources.ends_written_over(self):  # (as CaptureSource says it)
                 return None
+            if self._ended and self.cut_short is None:  # the packets ran out: the file's end, or where it was cut
+                if sources.stopped_early(self, self._declared, lambda: sources.file_ends(self), self._seeked):
+                    sources.say_cut_short(self, self._declared, self._seeked)
+                    self._ended = False
+                    return None
             if self._ended and self.timestamp is not None and self._shown is not None:
                 self.ended_at = self.timestamp + self._shown
             return None
@@ -357,6 +367,7 @@ class FileSource:
         self._container.seek(round((t + self._t0) / stream.time_base), stream=stream, backward=True)
         self._frames = self._decoded()
         self._pending = None
+        self._seeked = t > 0
 
     def close(self) -> None:
         if self._container is not None:
@@ -539,7 +550,13 @@ def stream_ends(path: str | os.PathLike) -> StreamEnds | None:
                 return None
             zero = float(first * video.time_base)
             start = float(c.start_time / 1_000_000) if c.start_time is not None else zero
-            return StreamEnds(video_last - zero, media_last - zero, c.duration / 1_000_000 + start - zero, last_shown)
+            declared = c.duration / 1_000_000 + start - zero
+            rate = video.average_rate or video.guessed_rate
+            if c.format.name == "avi" and video.frames and rate:
+                # FFmpeg estimates an AVI's length from the data there (a download cut at half said its half);
+                # the header's frame count is the file's (an AVI has no edit list to show fewer)
+                declared = max(declared, video.frames / float(rate))
+            return StreamEnds(video_last - zero, media_last - zero, declared, last_shown)
     except (av.FFmpegError, OSError, ValueError, TypeError):
         return None
 

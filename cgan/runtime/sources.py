@@ -394,16 +394,14 @@ class CaptureSource:
         if not self.live:
             if ends_written_over(self):  # what was read after it: another video
                 return None
-            if self._stopped_early():
+            ends = self._stream_ends if self.spec.kind == "file" else None
+            if stopped_early(self, self.frame_count, ends, self._seeked):
                 if self.spec.kind == "url":  # a recorded video over the network: the connection may have dropped
                     frame = self._resume()
                     if frame is not None:
                         return frame
                 # a decode error ends OpenCV's reading like the end of the file does: say it was not the end
-                self.cut_short = (f"decoding stopped after {self.frames_read} of {self.frame_count} frames ("
-                                  f"{'a connection that could not be resumed, or ' * (self.spec.kind == 'url')}"
-                                  f"a damaged file?)")
-                log.warning("%s: %s; the output ends there", self.name, self.cut_short)
+                say_cut_short(self, self.frame_count, self._seeked, self.spec.kind == "url")
             else:
                 self.ended_at = self._last_frame_end()
             return None
@@ -453,39 +451,10 @@ class CaptureSource:
                 return t, frame
         return None
 
-    def _stopped_early(self) -> bool:
-        """Whether a file's reading ended before its end: fewer frames than it declares, and the last one read
-        more than two frames before its length. OpenCV estimates the count of a Matroska, MPEG-TS or
-        variable-rate file from its length and average rate; the last frame's time tells such a file's end (a
-        variable rate, a start in the middle of a GOP, sound longer than the pictures) from frames lost."""
-        if not self.frame_count or self.frames_read >= 0.98 * self.frame_count or self._seeked:
-            return False
-        fps, last = known_fps(self.fps), self.timestamp
-        if last is None or not math.isfinite(last):
-            return True
-        if fps and last + 2.0 / fps >= 0.98 * self.frame_count / fps:
-            return False
-        if self.spec.kind == "file":  # the count is OpenCV's estimate from the container's length, which can be
-            #                           the sound's (longer than the pictures) or an edit list's: the packets
-            #                           say where the video's last frame is and where the file ends
-            ends = self._stream_ends()
-            if ends is not None:
-                # two frames; without a rate (over 1000 fps: a 2000 fps Matroska clip, its 1 ms times repeating,
-                # was said to be damaged) two of Matroska's millisecond ticks
-                step = 2.0 / fps if fps else 0.002
-                # frames there that did not decode, or a file that ends before the length it declares (cut short)
-                return last + step < ends.video_last or ends.media_last + step + 0.5 < 0.98 * ends.declared
-        return True
-
     def _stream_ends(self) -> Any:
         """The file's pyav.StreamEnds (None: PyAV cannot tell, or not a file), read once."""
         if self._ends is False:
-            self._ends = None
-            now = file_identity(self.spec.target) if self.spec.kind == "file" else None
-            if now is not None and now[:3] == (self.identity or ())[:3]:  # (not replaced; a new time alone: touch)
-                from cgan.runtime import pyav
-
-                self._ends = pyav.stream_ends(self.spec.target)
+            self._ends = file_ends(self)
         return self._ends
 
     def _last_frame_end(self) -> float | None:
@@ -691,6 +660,51 @@ def _proxied(url: str, host: str) -> bool:
         return bool(urllib.request.getproxies().get(scheme)) and not urllib.request.proxy_bypass(host)
     except (OSError, ValueError):
         return False
+
+
+def file_ends(src: Any) -> Any:
+    """The pyav.StreamEnds of a file source's file (CaptureSource, pyav.FileSource); None: PyAV cannot tell, not a
+    file, or not the file opened (replaced; a new time alone is a touch)."""
+    now = file_identity(src.spec.target) if src.spec.kind == "file" else None
+    if now is None or now[:3] != (src.identity or ())[:3]:
+        return None
+    from cgan.runtime import pyav
+
+    return pyav.stream_ends(src.spec.target)
+
+
+def stopped_early(src: Any, count: int, ends: Any, seeked: bool) -> bool:
+    """Whether a file source's reading (CaptureSource, pyav.FileSource) ended before the file's end: fewer frames
+    than the `count` it declares, and the last one read (`src.timestamp`) more than two frames before its length.
+    OpenCV estimates the count of a Matroska, MPEG-TS or variable-rate file from its length and average rate; the
+    last frame's time tells such a file's end (a variable rate, a start in the middle of a GOP, sound longer than
+    the pictures) from frames lost, and where the packets end (`ends()`: pyav.StreamEnds, None where PyAV cannot
+    tell; `ends` None: not a file) tells a file cut short. After a `seeked` start the frames read no longer count
+    from the first (the times still tell: a file cut short was translated to its cut without a word)."""
+    if not count or (not seeked and src.frames_read >= 0.98 * count):
+        return False
+    fps, last = known_fps(src.fps), src.timestamp
+    if last is None or not math.isfinite(last):
+        return True
+    if fps and last + 2.0 / fps >= 0.98 * count / fps:
+        return False
+    found = ends() if ends is not None else None
+    if found is None:
+        return True
+    # two frames; without a rate (over 1000 fps: a 2000 fps Matroska clip, its 1 ms times repeating, was said to
+    # be damaged) two of Matroska's millisecond ticks
+    step = 2.0 / fps if fps else 0.002
+    # frames there that did not decode, or a file that ends before the length it declares (cut short)
+    return last + step < found.video_last or found.media_last + step + 0.5 < 0.98 * found.declared
+
+
+def say_cut_short(src: Any, count: int, seeked: bool, url: bool = False) -> None:
+    """Set a file source's cut_short after stopped_early said so, with a warning."""
+    fps = known_fps(src.fps)
+    where = (f"at {src.timestamp:.2f} s" + (f" of {count / fps:.2f} s" if fps else "")
+             if seeked and src.timestamp is not None else f"after {src.frames_read} of {count} frames")
+    src.cut_short = f"decoding stopped {where} ({'a connection that could not be resumed, or ' * url}a damaged file?)"
+    log.warning("%s: %s; the output ends there", src.name, src.cut_short)
 
 
 def ends_written_over(src: Any) -> bool:
