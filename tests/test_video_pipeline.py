@@ -644,21 +644,24 @@ def test_stream_passwords_are_not_printed(capsys):
     assert "hunter2" not in str(e.value)
 
 
-def test_a_source_that_refills_one_buffer_gets_each_frame_translated(tmp_path):
+@pytest.mark.parametrize("trim", [{}, {"start": 0.0, "end": 10.0}, {"start": 0.12}])
+def test_a_source_that_refills_one_buffer_gets_each_frame_translated(tmp_path, trim):
     """A camera SDK's read() fills one array again each time: the capture thread reads ahead, so the frames
-    queued for translation all became the latest one (on_frame saw 120, 140, 140, ... for 0, 20, 40, ...)."""
+    queued for translation all became the latest one (on_frame saw 120, 140, 140, ... for 0, 20, 40, ...). With
+    start=/end= too: the source, wrapped in cgan's Trimmed, was no longer copied ([100, 100, 140, 140, ...])."""
     frames = [np.full((48, 64, 3), 20 * i, np.uint8) for i in range(8)]
 
     class OneBuffer:
         fps, name, frame_count, live = 25.0, "sdk", 8, False
 
         def __init__(self):
-            self.i, self.buf = 0, np.empty((48, 64, 3), np.uint8)
+            self.i, self.buf, self.timestamp = 0, np.empty((48, 64, 3), np.uint8), None
 
         def read(self):
             if self.i == len(frames):
                 return None
             self.buf[:] = frames[self.i]
+            self.timestamp = self.i / self.fps
             self.i += 1
             return self.buf
 
@@ -666,9 +669,10 @@ def test_a_source_that_refills_one_buffer_gets_each_frame_translated(tmp_path):
             pass
 
     seen = []
-    s = run_video(job(inputs=[OneBuffer()], on_frame=lambda _s, inp, out: seen.append(int(inp[0, 0, 0]))),
+    s = run_video(job(inputs=[OneBuffer()], on_frame=lambda _s, inp, out: seen.append(int(inp[0, 0, 0])), **trim),
                   translator=Invert())
-    assert s.frames == 8 and seen == [20 * i for i in range(8)]
+    first = 3 if trim.get("start") else 0  # 0.12 s at 25 fps: the frame at 0.12 s
+    assert s.frames == 8 - first and seen == [20 * i for i in range(first, 8)]
 
 
 @pytest.mark.parametrize("fail_read", [False, True])

@@ -662,6 +662,12 @@ def _proxied(url: str, host: str) -> bool:
         return False
 
 
+def foreign(source: Any) -> bool:
+    """Whether `source` is an app's own (not one of cgan's, which return a new array per frame): it may fill one
+    buffer again on every read(), as camera SDKs do, so frames kept past the next read must be copies."""
+    return not type(source).__module__.startswith("cgan.")
+
+
 def file_ends(src: Any) -> Any:
     """The pyav.StreamEnds of a file source's file (CaptureSource, pyav.FileSource); None: PyAV cannot tell, not a
     file, or not the file opened (replaced; a new time alone is a touch)."""
@@ -879,6 +885,9 @@ class Trimmed:
     def __init__(self, inner: Any, start: float = 0.0, end: float | None = None):
         self.inner, self.start, self.end = inner, start, end
         self.live = False
+        # an app's own source may fill one buffer again on every read() (camera SDKs do): the frames read ahead
+        # (two, to see whether times move on) and those queued behind this one are copies (see foreign)
+        self._copy = foreign(inner)
         self.ended_at: float | None = None  # where the last frame read stops being shown (see Source)
         self._t: float | None = None
         self._done = False
@@ -908,7 +917,7 @@ class Trimmed:
         if frame is None:
             return None
         self._index += 1
-        return frame, self._time()
+        return (np.array(frame) if self._copy else frame), self._time()
 
     def _seek(self, t: float) -> bool:
         try:

@@ -43,8 +43,8 @@ from cgan._files import IMAGE_EXTS, _umask, file_identity, nearest_existing, rep
 from cgan.errors import CganError, Terminated
 from cgan.runtime.frames import DEFAULT_MAX_PIXELS, MULTIPLE, even_size, fit_to, model_size_of, round_up, to_bgr
 from cgan.runtime.smooth import FlickerMeter, TemporalSmoother
-from cgan.runtime.sources import CAPTURE_NAMED, CaptureSource, Source, Trimmed, _describe, known_fps, open_source, \
-    parse_capture, parse_input, parse_time
+from cgan.runtime.sources import CAPTURE_NAMED, CaptureSource, Source, Trimmed, _describe, foreign, known_fps, \
+    open_source, parse_capture, parse_input, parse_time
 
 log = logging.getLogger(__name__)
 _READ_BACK = cv2.VideoCapture  # the decoder that checks finished files (held apart from sources' capture)
@@ -934,10 +934,9 @@ class _Stream:
         self.max_pixels = max_pixels  # the translator's limit for native frames (None: not known, not checked)
         self.model_size = model_size or model_size_of(None)  # the size the translator runs a frame at
         self.source = source
-        # a source of the app's own (not one of cgan's, which return a new array per frame) may fill one buffer
-        # again on every read(), as camera SDKs do: its frames are copied, else the frames queued ahead of
-        # translation all became the latest one
-        self.foreign = not type(source).__module__.startswith("cgan.")
+        # a source of the app's own may fill one buffer again on every read(): its frames are copied, else the
+        # frames queued ahead of translation all became the latest one (a Trimmed one copies them itself)
+        self.foreign = foreign(source)
         self.live = bool(source.live)
         self.size = size
         self.target: tuple[int, int] | None = None
