@@ -550,6 +550,46 @@ def test_signals_are_held_back_while_outputs_are_finalized():
         signal.signal(signal.SIGTERM, old)
 
 
+CHILD_TERMINATED_WHILE_FINALIZING = """
+import json, os, signal, sys, time
+sys.path.insert(0, sys.argv[3])
+from _helpers_video import Invert
+from cgan.errors import Terminated
+from cgan.runtime import video as V
+
+finish, sent = V.VideoOutput.finish, []
+
+def finish_signalled(self):
+    if not sent:
+        sent.append(True)
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(0.05)
+    return finish(self)
+
+V.VideoOutput.finish = finish_signalled
+job = V.VideoJob(inputs=[sys.argv[1]], output=sys.argv[2], display=False, progress=False, handle_signals=True)
+try:
+    V.run_video(job, translator=Invert())
+except Terminated as e:
+    print(json.dumps({"ended": e.summary.ended, "frames": e.summary.frames, "outputs": e.summary.outputs}))
+"""
+
+
+def test_a_sigterm_while_outputs_are_finalized_ends_the_run_terminated_with_its_summary(tmp_path):
+    """SIGTERM at its default (cgan-video's): held back while the output was finalized, then raised again at the
+    default, which killed the process after the rename: no summary, no --json. It ends the run as a SIGTERM
+    a moment earlier does: 'terminated', its summary on the exception, the output kept. (In a child process:
+    the old way kills the process.)"""
+    import json
+
+    clip, out = make_clip(tmp_path / "c.mp4", 6), tmp_path / "o.mp4"
+    child = subprocess.run([sys.executable, "-c", CHILD_TERMINATED_WHILE_FINALIZING, str(clip), str(out),
+                            str(Path(__file__).parent)], capture_output=True, text=True, timeout=120)
+    assert child.returncode == 0, (child.returncode, child.stderr[-2000:])
+    assert json.loads(child.stdout) == {"ended": "terminated", "frames": 6, "outputs": [str(out)]}
+    assert probe(out)[0] == 6
+
+
 def test_file_that_stops_decoding_early_is_reported(monkeypatch, caplog, tmp_path):
     """OpenCV ends a damaged file like a complete one; the source says it stopped early (the file holds the 100
     frames it declares: its packets say so too, where OpenCV's reader gives up after 10)."""

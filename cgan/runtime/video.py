@@ -1445,8 +1445,11 @@ def _percentile_ms(values: Any, q: float) -> float:
 @contextlib.contextmanager
 def _signals_deferred(sigs: tuple[int, ...]):
     """Hold `sigs` (of _handled_signals) back while the outputs are finalized (release, check, rename): a signal
-    that arrives meanwhile is only recorded, then raised again once the previous handlers are back in force.
-    (Handlers, not a signal mask: any thread of the process may receive a process-directed signal.)"""
+    that arrives meanwhile is only recorded, then raised again once the previous handlers are back in force. A
+    SIGTERM whose handler is the default (which kills the process) is raised as Terminated instead, as SIGINT's
+    default handler raises KeyboardInterrupt: the run ends 'terminated' with its summary (the process was
+    killed after the rename: no summary, no --json). (Handlers, not a signal mask: any thread of the process may
+    receive a process-directed signal.)"""
     if not sigs:
         yield
         return
@@ -1458,6 +1461,8 @@ def _signals_deferred(sigs: tuple[int, ...]):
         for sig, handler in old.items():
             signal.signal(sig, handler)
         for sig in pending:
+            if sig == signal.SIGTERM and old[sig] == signal.SIG_DFL:
+                raise Terminated
             signal.raise_signal(sig)
 
 
