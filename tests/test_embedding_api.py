@@ -17,6 +17,7 @@ import pytest
 
 from cgan.errors import CganError, IntegrityError
 from cgan.runtime import frames as fr
+from cgan.runtime.translator import FORKED_IN_USE
 
 rng = np.random.default_rng(7)
 
@@ -274,3 +275,60 @@ def test_quiet_opencv_is_where_the_docs_say():
     from cgan.runtime.sources import quiet_opencv
 
     quiet_opencv("ERROR")
+
+
+FORK_WHILE_IN_USE = """
+import multiprocessing as mp, sys
+import numpy as np
+from cgan.errors import CganError
+from cgan.runtime import Translator
+
+t = Translator.load("summer2winter", backend="ort-cpu")
+frame = np.zeros((32, 32, 3), np.uint8)
+
+
+def child(q):
+    for who in ("inherited", "closed"):
+        try:
+            t.translate(frame)
+            q.put(f"{who}: translated")
+        except CganError as e:
+            q.put(f"{who}: {e}")
+        t.close()
+    with Translator.load("summer2winter", backend="ort-cpu") as own:
+        q.put(f"own: {own.translate(frame).shape}")
+
+
+t._lock.acquire()  # as a thread of this process inside translate() holds it at the fork
+ctx = mp.get_context("fork")
+q = ctx.Queue()
+p = ctx.Process(target=child, args=(q,))
+p.start()
+p.join(60)
+if p.is_alive():
+    p.kill()
+    print("HUNG")
+else:
+    print([q.get() for _ in range(3)])
+t._lock.release()
+print(t.translate(frame).shape)
+"""
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork here")
+def test_a_translator_in_use_when_the_process_forks_says_so_in_the_child(tmp_path):
+    """A child forked while a thread of the parent was inside translate() (its lock held) waited for ever on the
+    Translator it inherited. It now says in one line to load one there; one it loads itself works, and so does
+    the parent's."""
+    import ast
+    import subprocess
+    import sys
+
+    script = tmp_path / "fork.py"
+    script.write_text(FORK_WHILE_IN_USE)
+    p = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=180)
+    assert p.returncode == 0 and "HUNG" not in p.stdout, (p.stdout, p.stderr[-2000:])
+    got, parent = p.stdout.strip().splitlines()[-2:]
+    assert ast.literal_eval(got) == ["inherited: " + FORKED_IN_USE, "closed: this Translator is closed; load a new one",
+                         "own: (32, 32, 3)"]
+    assert parent == "(32, 32, 3)"

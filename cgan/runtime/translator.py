@@ -14,6 +14,7 @@ import logging
 import math
 import os
 import threading
+import weakref
 from dataclasses import asdict, dataclass
 from typing import Any, Sequence
 
@@ -26,6 +27,25 @@ from cgan.runtime.backends.base import Backend, Model, load_model
 from cgan.runtime.registry import choose
 
 log = logging.getLogger("cgan.runtime")
+
+FORKED_IN_USE = ("this Translator was translating in another thread when the process forked (multiprocessing's "
+                 "'fork', os.fork, gunicorn): it cannot be used in the child; load one there (Translator.load), or "
+                 "start workers with 'spawn' or 'forkserver'")
+_live: "weakref.WeakSet[Translator]" = weakref.WeakSet()  # the Translators of this process, for the fork hook
+
+
+def _after_fork_in_child() -> None:
+    """A Translator a thread of the parent was using when the process forked: its lock stays held in the child
+    for ever (no thread there releases it) and its backend is mid-call. Its next call waited for ever; now it is
+    marked, and says so in one line. (One the parent was not using works in the child as it did.)"""
+    for t in list(_live):
+        if t._lock.locked():
+            t._lock = threading.Lock()
+            t._forked_in_use = True
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 @dataclass(frozen=True)
@@ -60,6 +80,8 @@ class Translator:
         self.model, self.backend = model, backend
         self.resize, self.max_side, self.max_pixels = resize, max_side, int(max_pixels)
         self._lock = threading.Lock()
+        self._forked_in_use = False  # (see _after_fork_in_child)
+        _live.add(self)
         self._buffers = fr.Buffers()
         self.info = TranslatorInfo(backend.name, backend.precision, backend.device, model.direction, model.gen,
                                    model.source, str(model.folder), model.kind)
@@ -115,6 +137,8 @@ class Translator:
         each frame; a batch of N frames needs N times one frame's memory."""
         if not self.backend.is_active:  # first: a closed Translator said what was wrong with the frame instead
             raise CganError("this Translator is closed; load a new one")
+        if self._forked_in_use:
+            raise CganError(FORKED_IN_USE)
         if isinstance(frames, np.ndarray):
             if frames.ndim != 4:
                 raise CganError(f"translate_batch takes a list of frames or one (N,H,W,C) array, got an array of "
@@ -160,6 +184,9 @@ class Translator:
     # ---- lifecycle -----------------------------------------------------------------------------------------
     def close(self) -> None:
         with self._lock:
+            if self._forked_in_use:  # its backend is mid-call: left alone (it goes with the process)
+                self.backend.is_active = False
+                return
             self.backend.deactivate()
             self._buffers.clear()
 
