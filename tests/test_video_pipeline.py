@@ -833,3 +833,44 @@ def test_a_stream_hosts_name_is_looked_up_with_a_timeout(monkeypatch):
         assert asked == []
     finally:
         release.set()
+
+
+def test_ctrl_c_inside_a_long_inference_returns_after_the_join_deadline(tmp_path, monkeypatch):
+    """Ctrl-C while the translate thread is inside one long inference (a first --compile frame: a minute): the run
+    joined its threads for JOIN_TIMEOUT_S and finalized the output, then waited for the whole inference in the
+    translator's close() (its lock). It returns now; the translator is closed once the inference ends."""
+    import os
+    import signal
+    import threading
+
+    from cgan.runtime import video as V
+
+    monkeypatch.setattr(V, "JOIN_TIMEOUT_S", 0.5)
+    release, closed, calls = threading.Event(), threading.Event(), []
+
+    class Slow(Invert):
+        busy = threading.Lock()
+
+        def translate_batch(self, frames):
+            with self.busy:
+                calls.append(len(frames))
+                if len(calls) == 3:
+                    os.kill(os.getpid(), signal.SIGINT)
+                    release.wait(30)
+                return super().translate_batch(frames)
+
+        def close(self):
+            with self.busy:
+                closed.set()
+
+    monkeypatch.setattr(V, "load_translator", lambda job: Slow())
+    clip, out = make_clip(tmp_path / "c.mp4", 30), tmp_path / "o.mp4"
+    t0 = time.monotonic()
+    try:
+        s = run_video(job(inputs=[str(clip)], output=str(out), handle_signals=True))
+        took = time.monotonic() - t0
+        assert s.ended == "interrupted" and took < 10, took
+        assert not closed.is_set() and probe(out)[0] == s.frames
+    finally:
+        release.set()
+    assert closed.wait(10)

@@ -1036,6 +1036,7 @@ class _Pipeline:
         self.streams = streams
         self.stop = threading.Event()
         self.ready = threading.Event()
+        self.translating: threading.Thread | None = None  # the translate thread, once started
         self.out_q: queue.Queue = queue.Queue(maxsize=max(2, len(streams) * 2))
         # with --smooth, translated frames go through their own stage (threads between translate and write): the
         # smoother's CPU time (31 ms a 720p frame on a shared 2-core host) overlaps the next frame's translation.
@@ -1206,7 +1207,7 @@ class _Pipeline:
                    for st in self.streams]
         for st, t in zip(self.streams, threads):
             st.thread = t
-        translate = threading.Thread(target=self._translate, name="cgan-translate", daemon=True)
+        translate = self.translating = threading.Thread(target=self._translate, name="cgan-translate", daemon=True)
         smooth = [threading.Thread(target=self._smooth, args=(i,), name=f"cgan-smooth-{i}", daemon=True)
                   for i in range(len(self.smooth_qs))]
         stages = [translate, *smooth]
@@ -1620,7 +1621,12 @@ def run_video(job: VideoJob, translator: Any = None) -> VideoSummary:
         for src in opened[len(streams):]:
             _close_quietly(src)
         if own_translator and translator is not None and hasattr(translator, "close"):
-            translator.close()
+            if pipe is not None and pipe.translating is not None and pipe.translating.is_alive():
+                # still inside one long inference (a first --compile frame: a minute) after the join's deadline:
+                # close() would wait for it (the translator's lock), so the run did not return for all of it
+                threading.Thread(target=translator.close, name="cgan-close-translator", daemon=True).start()
+            else:
+                translator.close()
 
 
 def _progress_bar(job: VideoJob, streams: list[_Stream]) -> Any:
