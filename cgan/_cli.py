@@ -161,8 +161,9 @@ def _stdout_to_devnull() -> None:
         pass
 
 
-def entry(command: click.Command) -> Callable[[], None]:
-    """A console-script entry point for `command`, which gets a `-V/--version` option."""
+def entry(command: click.Command, sigterm: bool = False) -> Callable[[], None]:
+    """A console-script entry point for `command`, which gets a `-V/--version` option; with `sigterm`, a SIGTERM
+    stops the whole command as a Ctrl-C does (sigterm_as_interrupt: 'terminated', exit 143, clean-up done)."""
     from cgan import __version__
 
     if not any("--version" in p.opts for p in command.params):
@@ -171,7 +172,8 @@ def entry(command: click.Command) -> Callable[[], None]:
 
     def main() -> None:
         _tolerant_stdout()
-        code = run(command)
+        with sigterm_as_interrupt() if sigterm else contextlib.nullcontext():
+            code = run(command)
         quiet_shutdown(code)
         _exit_past_stuck_threads(code)
         sys.exit(code)

@@ -324,7 +324,7 @@ def engines_cmd(pair, blocks, ngf, trt_flavour, trt_target, shapes, batch, prepo
         click.echo(f"wrote {json_path}")
 
 
-main = entry(cli)
+main = entry(cli, sigterm=True)  # (`timeout` ends a run with SIGTERM: its staging folder was left)
 
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -85,7 +85,7 @@ def cli(pair: str, data: Path | None, limit: int | None, dedup: bool, json_out: 
         click.echo(json.dumps(report["metrics"], indent=2))
 
 
-main = entry(cli)
+main = entry(cli, sigterm=True)
 
 if __name__ == "__main__":
     main()
