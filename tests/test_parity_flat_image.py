@@ -1,5 +1,7 @@
 """A flat --parity-image (a 1x1 PNG, a constant frame) made the parity check fail with max error 1.45 and "report
-a bug": instance norm over a flat image amplifies rounding noise. Such an image is refused as a parity input."""
+a bug": instance norm over a flat image amplifies rounding noise. Such an image is refused as a parity input; one
+flat in any colour channel too (a solid red: its spread across channels passed the check, and parity failed).
+A 1x300 line is cropped to one pixel's worth: flat too."""
 from __future__ import annotations
 
 import cv2
@@ -11,7 +13,9 @@ from cgan.export.parity import MIN_PHOTO_STD, parity_frames
 
 
 @pytest.mark.parametrize("img", [np.full((1, 1, 3), 128, np.uint8), np.full((64, 64, 3), 30, np.uint8),
-                                 np.dstack([np.full((40, 40), v, np.uint8) for v in (10, 11, 12)])])
+                                 np.dstack([np.full((40, 40), v, np.uint8) for v in (10, 11, 12)]),
+                                 np.dstack([np.full((40, 40), v, np.uint8) for v in (10, 50, 200)]),  # solid red
+                                 np.random.default_rng(1).integers(0, 256, (1, 300, 3), dtype=np.uint8)])  # a line
 def test_flat_images_are_refused(tmp_path, img):
     p = tmp_path / "flat.png"
     cv2.imwrite(str(p), img)
