@@ -9,7 +9,7 @@ import re
 import signal
 import sys
 import threading
-from typing import Callable, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 import click
 
@@ -159,6 +159,16 @@ def _stdout_to_devnull() -> None:
         os.close(null)
     except (OSError, ValueError, AttributeError):  # no real stdout (an embedded interpreter): nothing to quiet
         pass
+
+
+class GivenPath(click.Path):
+    """click.Path that refuses an empty value (`--json "$UNSET"`): Path("") is the current folder, so the
+    command went on with '.', or said that '--json . is a folder'."""
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> Any:
+        if isinstance(value, str) and not value.strip():
+            self.fail("is empty: give a path", param, ctx)
+        return super().convert(value, param, ctx)
 
 
 def entry(command: click.Command, sigterm: bool = False) -> Callable[[], None]:

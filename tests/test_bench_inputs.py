@@ -329,3 +329,36 @@ def test_outputs_that_are_inputs_are_refused(tmp_path, capsys):
     with pytest.raises(CganError, match=r"--grid .* is inside the test photos testA/"):
         checks.check_outputs([("--grid", photo)], inputs=[("the test photos testA/", photo.parent)])
     checks.check_outputs([("--grid", tmp_path / "grid.png")], inputs=[("--clip", photo), ("x", photo.parent)])
+
+
+# ---- 7. QA 2026-12-04: values that ran for ever, or empty paths taken for the current folder ---------------------
+@pytest.mark.parametrize("argv,needle", [
+    (["--iters", "99999999999999999999"], "--iters must be 1..1000000, got 99999999999999999999"),
+    (["--warmup", "99999999999999"], "--warmup must be 0..1000000, got 99999999999999"),
+    (["--workdir", ""], "Invalid value for '--workdir': is empty: give a path"),
+])
+def test_main_run_refuses_endless_counts_and_an_empty_workdir(argv, needle, no_work, capsys):
+    """--iters of 20 digits was taken: the row never ended and its timings filled the memory."""
+    assert run(cli, [*TINY_RUN, *argv]) == 2
+    _one_line(capsys, needle)
+
+
+@pytest.mark.parametrize("flag", ["--json", "--grid", "--clip", "--data"])
+def test_eval_refuses_an_empty_path(flag, tmp_path, capsys):
+    """`--json ""` (an unset variable) said '--json . is a folder'."""
+    from cgan.benchmarks import eval_cli
+
+    args = ["--data", str(tmp_path), "--no-clip"] if flag != "--data" else ["--no-clip"]
+    assert run(eval_cli.cli, [*args, flag, ""]) == 2
+    _one_line(capsys, f"Invalid value for '{flag}': is empty: give a path")
+
+
+@pytest.mark.parametrize("flag,what", [("--triton", "a folder"), ("--parity-image", "a photo")])
+def test_export_refuses_an_empty_path(flag, what, tmp_path, capsys):
+    """`--triton ""` was dropped without a word (exit 0, no repository); `--parity-image ""` said it could not
+    read '.'."""
+    from cgan.export.cli import cli as export_cli
+
+    assert run(export_cli, ["summer2winter", "--out", str(tmp_path / "x"), flag, ""]) == 2
+    _one_line(capsys, f"{flag} is empty: give {what}, or leave it out")
+    assert not (tmp_path / "x").exists()

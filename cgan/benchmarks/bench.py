@@ -254,8 +254,8 @@ class BenchConfig:
     budget_s: float | None = None      # rows that would start after this many seconds of the run are skipped
 
     def __post_init__(self) -> None:
-        check_int(self.warmup, "--warmup", 0)
-        check_int(self.iters, "--iters", 1)
+        check_int(self.warmup, "--warmup", 0, 1_000_000)  # (a typo of 20 digits ran for ever)
+        check_int(self.iters, "--iters", 1, 1_000_000)
         # NaN and infinity pass every `x <= 0` test, and a row timed for --seconds inf never ends
         self.seconds = check_seconds(self.seconds, "--seconds")
         if self.threads is not None:

@@ -18,7 +18,7 @@ from typing import Any
 
 import click
 
-from cgan._cli import entry, given_flags
+from cgan._cli import GivenPath, entry, given_flags
 from cgan.benchmarks.checks import check_batch, check_int, check_outputs, check_positive_float
 from cgan.benchmarks.variants import tokens_help
 from cgan.errors import BackendUnavailable, CganError
@@ -158,7 +158,7 @@ def _checkpoint(json_path: str | None):
 @click.option("--e2e-size", default="720p", show_default=True, help="Size of the end-to-end clip.")
 @click.option("--e2e-backend", help="Backend or variant of the end-to-end row (default: the first of --backends "
               "that is not torch-cpu).")
-@click.option("--workdir", type=click.Path(file_okay=False), help="Cache for the random pair and exports "
+@click.option("--workdir", type=GivenPath(file_okay=False), help="Cache for the random pair and exports "
               "(default $CGAN_HOME/bench).")
 @click.option("--rebuild", is_flag=True, help="Re-create the cached random pair and export.")
 @_outputs

@@ -16,7 +16,7 @@ limit_opencv_decoding()  # before anything loads OpenCV
 
 import click  # noqa: E402
 
-from cgan._cli import entry, setup_logging
+from cgan._cli import GivenPath, entry, setup_logging
 from cgan._codecs import quiet_opencv
 from cgan.benchmarks.quality import DEFAULT_CLIP, EvalOptions, evaluate
 
@@ -52,16 +52,16 @@ def summary(report: dict) -> str:
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--pair", default="summer2winter", show_default=True, help="pair name or folder (needs G and F)")
-@click.option("--data", type=click.Path(path_type=Path), default=None,
+@click.option("--data", type=GivenPath(path_type=Path), default=None,
               help="folder with testA/ testB/ (default ../shared/datasets/summer2winter_yosemite if present)")
 @click.option("--limit", type=click.IntRange(min=2), default=None, help="use only the first N photos per side")
 @click.option("--dedup", is_flag=True, help="drop test photos byte-identical to a training photo (or each other)")
-@click.option("--json", "json_out", type=click.Path(path_type=Path), default=None, help="write the report here")
-@click.option("--grid", "grid_out", type=click.Path(path_type=Path), default=None, help="write a sample grid PNG")
+@click.option("--json", "json_out", type=GivenPath(path_type=Path), default=None, help="write the report here")
+@click.option("--grid", "grid_out", type=GivenPath(path_type=Path), default=None, help="write a sample grid PNG")
 @click.option("--grid-photos", type=click.IntRange(1, 8), default=5, show_default=True,
               help="test photos per direction in the grid")
 @click.option("--device", default="cpu", show_default=True, help="torch device for the generators and Inception")
-@click.option("--clip", type=click.Path(path_type=Path), default=DEFAULT_CLIP, show_default=True,
+@click.option("--clip", type=GivenPath(path_type=Path), default=DEFAULT_CLIP, show_default=True,
               help="clip for the flicker index and translate timing")
 @click.option("--no-clip", is_flag=True, help="skip the demo clip")
 @click.option("--psnr-photos", type=click.IntRange(min=0), default=16, show_default=True,

@@ -175,6 +175,9 @@ def run_export(source: str | os.PathLike | None, out: str | os.PathLike | None, 
     if out is not None and not os.fspath(out).strip():  # (--out "$UNSET": the export went into the current folder)
         raise CganError("--out is empty: give the export folder (or, for a pair name, leave --out out: "
                         "$CGAN_HOME/exports/NAME)")
+    for flag, value in (("--triton", opts.triton), ("--parity-image", opts.parity_image)):
+        if value is not None and not os.fspath(value).strip():  # (--triton "$UNSET" was dropped without a word)
+            raise CganError(f"{flag} is empty: give {'a folder' if flag == '--triton' else 'a photo'}, or leave it out")
     if opts.base_url and not opts.pretrained:  # (ignored without a word)
         raise CganError("--base-url says where --pretrained downloads from: add --pretrained NAME, or leave it out")
     if opts.parity_image and not opts.parity:
