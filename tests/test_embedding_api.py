@@ -7,6 +7,7 @@ import copy
 import gc
 import os
 import pickle
+import re
 import tracemalloc
 import warnings
 from collections import deque
@@ -332,3 +333,12 @@ def test_a_translator_in_use_when_the_process_forks_says_so_in_the_child(tmp_pat
     assert ast.literal_eval(got) == ["inherited: " + FORKED_IN_USE, "closed: this Translator is closed; load a new one",
                          "own: (32, 32, 3)"]
     assert parent == "(32, 32, 3)"
+
+
+@pytest.mark.parametrize("h,w,bad", [(0, 0, "height 0"), (-5, 10, "height -5"), (10.5, 20, "height 10.5"),
+                                     ("a", 3, "height 'a'"), (16, True, "width True")])
+def test_model_size_refuses_what_is_not_a_frame_size(ort_translator, h, w, bad):
+    """model_size(0, 0) and (-5, 10) answered (16, 16), (10.5, 20) answered (16, 20), ('a', 3) was a TypeError."""
+    with pytest.raises(CganError, match=rf"^model_size takes .*\(integers >= 1\), got {re.escape(bad)}$"):
+        ort_translator.model_size(h, w)
+    assert ort_translator.model_size(np.int64(30), 41) == (32, 44)

@@ -102,3 +102,17 @@ def test_buffers_reuse_per_shape():
     assert b.get("x", (2, 3), np.float32) is a1
     assert b.get("x", (2, 4), np.float32) is not a1
     assert b.get("x", (2, 3), np.uint8) is not a1
+
+
+def test_masked_arrays_with_masked_pixels_are_refused_and_others_are_their_data():
+    """A float masked array's checks skipped its masked cells while the conversion read them: a NaN under the mask
+    reached the model as an undefined byte (with numpy's cast warning), 300.0 was clipped to 255 without a word."""
+    data = np.full((6, 8, 3), 0.5, np.float32)
+    data[3, 3, 0] = np.nan
+    masked = np.ma.masked_array(data, mask=np.isnan(data))
+    with pytest.raises(CganError, match=r"^the frame is a masked array with masked pixels.*frame\.filled\(0\)\)$"):
+        fr.to_bgr(masked)
+    clean = np.ma.masked_array(np.full((6, 8, 3), 0.5, np.float32), mask=False)
+    assert np.array_equal(fr.to_bgr(clean), fr.to_bgr(clean.data))
+    with pytest.raises(CganError, match="float frames must be in"):
+        fr.to_bgr(np.ma.masked_array(np.full((6, 8, 3), 300.0, np.float32), mask=False))

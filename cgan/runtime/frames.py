@@ -55,6 +55,11 @@ def frame_size(frame: object) -> tuple[int, int]:
 def to_bgr(frame: object) -> np.ndarray:
     """Any supported frame (see the module table) as a C-contiguous uint8 HxWx3 BGR array."""
     frame_size(frame)
+    if isinstance(frame, np.ma.MaskedArray):  # its checks skip masked cells, the conversion reads them all
+        if np.ma.getmaskarray(frame).any():  # (a NaN under the mask reached the model as an undefined byte)
+            raise CganError("the frame is a masked array with masked pixels, which a model cannot leave out: "
+                            "fill them first (frame.filled(0))")
+        frame = frame.data
     if frame.ndim == 3 and frame.shape[2] == 1:
         frame = frame[:, :, 0]
     frame = _to_uint8(frame)

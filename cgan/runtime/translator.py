@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import math
+import numbers
 import os
 import threading
 import weakref
@@ -124,7 +125,11 @@ class Translator:
     def model_size(self, height: int, width: int) -> tuple[int, int]:
         """(height, width) the model runs a height×width frame at: after `max_side` and the resize policy, padded
         to multiples of 4; what `max_pixels` is checked against."""
-        return fr.plan(height, width, self.resize, self.max_side).padded
+        for name, v in (("height", height), ("width", width)):  # (0, -5, 10.5 and 'a' gave sizes or a TypeError)
+            if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < 1:
+                raise CganError(f"model_size takes a frame's height and width in pixels (integers >= 1), got "
+                                f"{name} {v!r}")
+        return fr.plan(int(height), int(width), self.resize, self.max_side).padded
 
     def translate(self, frame: np.ndarray) -> np.ndarray:
         """One frame (uint8 BGR HxWx3, gray HxW/HxWx1, BGRA HxWx4, uint16, float in [0,1]) -> uint8 BGR HxWx3."""
