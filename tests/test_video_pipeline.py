@@ -654,6 +654,27 @@ def test_a_live_h264_recording_writes_each_frame_once_at_its_capture_time(tmp_pa
         assert [round(float(f.time), 3) for f in c.decode(video=0)] == [0.0, 0.1, 0.5, 0.6, 3.0]
 
 
+def test_slow_smoothing_does_not_pile_up_stale_live_frames(monkeypatch):
+    """--smooth is the slow stage (--smooth-flow at HD on a CPU; 30 ms per frame here, camera at 100 fps): stale
+    translated frames are dropped before the smoother too. They queued there (measured p50 4.2 smoothing times);
+    now it is near two (the smoothing in progress, then its own). The unit is this run's own smoothing time."""
+    from cgan.runtime import smooth as smooth_module
+
+    real = smooth_module.TemporalSmoother.__call__
+
+    def slow(self, inp, out):
+        time.sleep(0.03)
+        return real(self, inp, out)
+
+    monkeypatch.setattr(smooth_module.TemporalSmoother, "__call__", slow)
+    frames = [pattern(i) for i in range(120)]
+    s = run_video(job(inputs=[FrameListSource(frames, fps=100, live=True)], smooth=True,
+                      on_frame=lambda *a: None), translator=Invert())
+    assert s.frames + s.dropped == 120 and s.dropped > 0
+    smooth_ms = 1000.0 / s.smooth_fps
+    assert s.latency_p50_ms < 3 * smooth_ms, (s.latency_p50_ms / smooth_ms, s)
+
+
 def test_slow_writer_does_not_pile_up_stale_live_frames(tmp_path):
     """Writing/showing is the bottleneck (30 ms per frame, camera at 100 fps): stale translated frames are
     dropped before the writer too, so latency stays near two write times (the write in progress, then its own)

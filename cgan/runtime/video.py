@@ -1108,13 +1108,14 @@ class _Pipeline:
             except queue.Full:
                 continue
 
-    def _newest(self, item: Any, pending: deque) -> Any:
+    def _newest(self, item: Any, pending: deque, q: queue.Queue | None = None) -> Any:
         """The newest translated frame of `item`'s live stream among those waiting (in `pending` and in the
-        output queue); the older ones are dropped. Everything else stays in `pending`, in order."""
+        queue `q`, the output queue by default); the older ones are dropped. Everything else stays in `pending`, in
+        order."""
         waiting = list(pending)
         with contextlib.suppress(queue.Empty):
             while True:
-                waiting.append(self.out_q.get_nowait())
+                waiting.append((self.out_q if q is None else q).get_nowait())
         pending.clear()
         for other in waiting:
             if other is not _END and other[0] is item[0]:
@@ -1170,12 +1171,20 @@ class _Pipeline:
     # -- smooth (--smooth: every translated frame of a stream in order, through the worker of that stream) --
     def _smooth(self, worker: int) -> None:
         q, stats = self.smooth_qs[worker], self.smooth_stats[worker]
+        pending: deque = deque()  # items taken from q ahead of their turn (see _newest)
         try:
             while not self.stop.is_set():
-                try:
-                    item = q.get(timeout=0.05)
-                except queue.Empty:
-                    continue
+                if pending:
+                    item = pending.popleft()
+                else:
+                    try:
+                        item = q.get(timeout=0.05)
+                    except queue.Empty:
+                        continue
+                if item is not _END and item[0].live:
+                    # when smoothing is the slow stage (--smooth-flow at HD on a CPU), stale live frames are
+                    # dropped here too: they queued before it, and latency grew to 3-4 smoothing times
+                    item = self._newest(item, pending, q)
                 if item is _END:
                     break
                 st, seq, t_cap, frame, out, t_src = item
