@@ -11,7 +11,7 @@ from cgan.runtime import pyav
 from cgan.runtime.sources import open_source, parse_input
 from cgan.runtime.video import VideoJob, run_video
 
-from _helpers_video import Invert, make_clip, pattern
+from _helpers_video import Invert, make_clip, mux_frames, pattern
 
 av = pytest.importorskip("av")
 
@@ -40,13 +40,8 @@ def ten_bit_mp4(path: Path, frames: int = 240) -> Path:
     with av.open(str(path), "w", options={"movflags": "+faststart"}) as out:
         s = out.add_stream("libx264", rate=12)
         s.width, s.height, s.pix_fmt = 64, 48, "yuv420p10le"
-        for i in range(frames):
-            f = av.VideoFrame.from_ndarray(pattern(i), format="bgr24").reformat(format="yuv420p10le")
-            f.pts = i
-            for p in s.encode(f):
-                out.mux(p)
-        for p in s.encode(None):
-            out.mux(p)
+        mux_frames(out, s, (av.VideoFrame.from_ndarray(pattern(i), format="bgr24").reformat(format="yuv420p10le")
+                            for i in range(frames)))
     return path
 
 
