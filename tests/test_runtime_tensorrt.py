@@ -3,12 +3,13 @@ tests/test_gpu_parity.py (gpu)."""
 from __future__ import annotations
 
 import json
+import sys
 
 import numpy as np
 import pytest
 
 from cgan._files import file_record, write_json_atomic
-from cgan.errors import CganError, IntegrityError
+from cgan.errors import BackendUnavailable, CganError, IntegrityError
 from cgan.runtime.backends import tensorrt as trtmod
 from cgan.runtime.backends.base import load_model
 from cgan.runtime.backends.cuda import cuda_python_problem
@@ -691,3 +692,34 @@ def test_tensorrt_rtx_without_a_home_folder_runs_without_a_runtime_cache(engine_
     with Translator.load(str(engine_export), backend="tensorrt-rtx") as t:
         assert np.array_equal(t.translate(frame), 255 - frame) and t.backend.runtime_cache_file is None
     assert cudart.live == 0
+
+
+def test_a_tensorrt_that_cannot_start_cuda_is_unavailable_in_one_line(engine_export, monkeypatch):
+    """Where TensorRT cannot start CUDA (a driver older than its CUDA), its bindings' factory returns nullptr and
+    pybind11 raised a bare TypeError from trt.Runtime(logger); the backend is now unavailable, in one line."""
+    from cgan.runtime import Translator
+
+    _fake_machine_with_engine(engine_export, monkeypatch, "nchw")
+
+    def no_cuda(logger):
+        raise TypeError("pybind11::init(): factory function returned nullptr")
+
+    monkeypatch.setattr(sys.modules["tensorrt"], "Runtime", no_cuda)
+    with pytest.raises(BackendUnavailable, match=r"^tensorrt could not start on this GPU \(pybind11::init\(\): "
+                                                  r"factory function returned nullptr\): its CUDA may need a newer "
+                                                  r"NVIDIA driver"):
+        Translator.load(str(engine_export), backend="tensorrt")
+
+
+def test_the_tensorrt_bindings_wheel_alone_is_tensorrt(monkeypatch):
+    """The tensorrt-cuXX-bindings + -libs wheels without the `tensorrt` front package provide tensorrt_bindings,
+    the same API: cgan said TensorRT was not installed."""
+    import types
+
+    from cgan.export import tensorrt as export_trt
+
+    bindings = types.SimpleNamespace(__version__="10.13.0")
+    monkeypatch.setitem(sys.modules, "tensorrt", None)
+    monkeypatch.setitem(sys.modules, "tensorrt_bindings", bindings)
+    assert TensorRTBackend._trt() is bindings
+    assert export_trt.MODULES["tensorrt"] == ("tensorrt", "tensorrt_bindings")

@@ -35,8 +35,9 @@ log = logging.getLogger(__name__)
 FLAVOURS = {"tensorrt": ("tensorrt", "trt", "tensorrt"),  # module, plan suffix, cgan extra
             "tensorrt-rtx": ("tensorrt_rtx", "trt-rtx", "tensorrt-rtx")}
 #: the modules that provide each flavour: `tensorrt_rtx` comes from the tensorrt-rtx metapackage (an sdist); the
-#: tensorrt-rtx-cu13-libs + -bindings wheels alone provide only `tensorrt_rtx_bindings`, the same API
-MODULES = {"tensorrt": ("tensorrt",), "tensorrt-rtx": ("tensorrt_rtx", "tensorrt_rtx_bindings")}
+#: tensorrt-rtx-cu13-libs + -bindings wheels alone provide only `tensorrt_rtx_bindings`, the same API (and the
+#: tensorrt-cuXX-libs + -bindings wheels `tensorrt_bindings`)
+MODULES = {"tensorrt": ("tensorrt", "tensorrt_bindings"), "tensorrt-rtx": ("tensorrt_rtx", "tensorrt_rtx_bindings")}
 MIN_TRT = (10, 12)
 #: how an engine error says to do without engines (cgan-bench words it for its own options)
 NO_ENGINE_HINT = "export without --engine"
@@ -392,7 +393,12 @@ def build_engine(onnx_path: str | Path, profile: Profile, *, io: str = "nchw", f
 
     t0 = clock()
     logger = trt.Logger(trt.Logger.WARNING)
-    builder = trt.Builder(logger)
+    try:
+        builder = trt.Builder(logger)
+    except (TypeError, RuntimeError) as e:  # (no CUDA for it: pybind11's "factory function returned nullptr")
+        raise BackendUnavailable(f"{flavour} could not start on this GPU ({str(e).strip()[:200]}): its CUDA may "
+                                 f"need a newer NVIDIA driver (nvidia-smi shows the driver's CUDA version)",
+                                 alternative=NO_ENGINE_HINT) from None
     network = builder.create_network(flags)
     parser = _parse(trt, network, logger, onnx_path)  # must outlive build_serialized_network (owns weights)
     config = builder.create_builder_config()

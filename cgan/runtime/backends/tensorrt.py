@@ -130,6 +130,18 @@ def profile_for(profiles: list[dict[str, Any]], shape: tuple[int, ...]) -> int:
                     f"resize='fit' to match, or rebuild with `cgan-export ... --engine` for this size")
 
 
+def trt_object(make: Any, logger: Any, flavour: str) -> Any:
+    """trt.Runtime(logger) or trt.Builder(logger): where TensorRT cannot start CUDA (a driver older than its CUDA)
+    the bindings' factory returns nullptr, which pybind11 raised as a bare TypeError; now the backend is
+    unavailable (`auto` goes on to the next), in one line."""
+    try:
+        return make(logger)
+    except (TypeError, RuntimeError) as e:
+        why = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+        raise BackendUnavailable(f"{flavour} could not start on this GPU ({why}): its CUDA may need a newer NVIDIA "
+                                 f"driver (nvidia-smi shows the driver's CUDA version)") from None
+
+
 def rebuild_hint(model: Model | None) -> str:
     command = model.export_command("--engine") if model is not None else "cgan-export NAME --engine"
     return f"rebuild it here with `{command}`"
@@ -138,7 +150,9 @@ def rebuild_hint(model: Model | None) -> str:
 class TensorRTBackend(Backend):
     name = "tensorrt"
     module = "tensorrt"
-    modules: tuple[str, ...] = ("tensorrt",)  # the importable names of the library, tried in order
+    # the importable names of the library, tried in order: the tensorrt-cuXX-bindings + -libs wheels alone (no
+    # `tensorrt` front package) provide tensorrt_bindings, the same API
+    modules: tuple[str, ...] = ("tensorrt", "tensorrt_bindings")
     flavour = "tensorrt"
     devices = ("cuda",)
     #: engine_host_code=True: let TensorRT run the host code a version-compatible plan embeds (its lean runtime);
@@ -236,7 +250,7 @@ class TensorRTBackend(Backend):
                         rec.get("path"), fields["gpu_name"], env.gpu_name)
         plan = self.model.path(rec).read_bytes()
         self.logger = trt.Logger(trt.Logger.WARNING)
-        self.runtime = trt.Runtime(self.logger)
+        self.runtime = trt_object(trt.Runtime, self.logger, self.flavour)
         if fields["version_compatible"]:
             # such a plan embeds TensorRT's lean runtime: host code that runs in this process, which TensorRT
             # loads only when allowed. The sidecar that says so travels with a shared export, so it cannot be
