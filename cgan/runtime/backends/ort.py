@@ -17,7 +17,10 @@ same shape; `Translator` copies it under its lock, so its callers (the video pip
 """
 from __future__ import annotations
 
+import contextlib
+import os
 import re
+import sys
 from typing import Any
 
 import numpy as np
@@ -73,6 +76,60 @@ def _ort() -> Any:
         raise BackendUnavailable(f"onnxruntime is installed but does not import ({why}): reinstall it (pip install "
                                  f"--force-reinstall onnxruntime, or onnxruntime-gpu)") from None
     return ort
+
+
+def preload_cuda_libraries(ort: Any) -> str:
+    """Load the CUDA and cuDNN libraries onnxruntime-gpu's CUDA provider needs (it has no RUNPATH to them) before
+    its session is made; what could not be loaded, in a few words ("" when all was). onnxruntime.preload_dlls
+    looks only beside onnxruntime itself: with the NVIDIA wheels in another site folder (torch's, onnxruntime
+    installed with --target), the provider did not load and onnxruntime quietly made a CPU session, unless torch
+    had been imported first. Here every site folder holding an `nvidia` package is looked in, in the order of
+    onnxruntime's own list. What preload_dlls prints (on stdout) is kept out of the app's output."""
+    from io import StringIO
+
+    if not hasattr(ort, "preload_dlls"):
+        return ""
+    printed = StringIO()
+    with contextlib.redirect_stdout(printed):
+        try:
+            ort.preload_dlls()
+        except Exception as e:  # noqa: BLE001 - a missing optional library must not hide the real error
+            print(f"preload_dlls: {e}")
+    paths = getattr(ort, "_get_nvidia_dll_paths", None)
+    if sys.platform.startswith("linux") and callable(paths):
+        import ctypes
+        import importlib.util
+
+        try:
+            spec = importlib.util.find_spec("nvidia")
+        except (ImportError, ValueError):
+            spec = None
+        sites = sorted({os.path.dirname(p) for p in (spec.submodule_search_locations or [])} if spec else set())
+        try:
+            wanted = list(paths(False, True, True))
+        except Exception:  # noqa: BLE001 - a private helper of onnxruntime's: best effort
+            wanted = []
+        for rel in wanted:  # (in onnxruntime's order: cublasLt before cublas)
+            for site in sites:
+                lib = os.path.join(site, *rel)
+                if os.path.isfile(lib):
+                    with contextlib.suppress(OSError):
+                        ctypes.CDLL(lib)
+                        break
+        failed = []
+        for rel in wanted:  # (a library loaded above, or found where the loader looks, opens by its name)
+            if any(part in rel[-1] for part in ("cufft", "nvrtc", "cudnn")):
+                continue  # (optional to onnxruntime too)
+            try:
+                ctypes.CDLL(rel[-1])
+            except OSError:
+                failed.append(rel[-1])
+    else:
+        failed = [line.split(":")[0].removeprefix("Failed to load ").strip()
+                  for line in printed.getvalue().splitlines() if line.startswith("Failed to load")]
+    if printed.getvalue().strip():
+        log.debug("onnxruntime.preload_dlls: %s", printed.getvalue().strip())
+    return f"could not load {', '.join(os.path.basename(f) for f in failed[:4])}" if failed else ""
 
 
 def _pick_onnx(model: Model, precision: str, prefer_prepost: bool) -> dict[str, Any] | None:
@@ -177,13 +234,18 @@ class _OrtBackend(Backend):
                                  f"{io_dtype!r}, which the runtime does not know; {self.model.rebuild_hint()}")
         self.io_dtype = np.dtype(io_dtype)
         try:
-            self.session = ort.InferenceSession(str(path), self._session_options(), providers=self._providers())
+            # no fallback: a CUDA provider that fails to start is said, not replaced by the CPU (onnxruntime
+            # printed its reason on stdout and went on with a CPU session)
+            self.session = ort.InferenceSession(str(path), self._session_options(), providers=self._providers(),
+                                                enable_fallback=0)
         except Exception as e:  # ORT raises its own Fail/InvalidGraph types
             raise CganError(f"onnxruntime cannot load {path}: {ort_message(e)}; "
                             f"{self.model.rebuild_hint()}") from None
         if self.provider not in self.session.get_providers():
+            missing = f" ({self.preload_problem})" if getattr(self, "preload_problem", "") else ""
             raise BackendUnavailable(f"onnxruntime did not enable {self.provider} (got "
-                                     f"{self.session.get_providers()}): install onnxruntime-gpu and CUDA/cuDNN")
+                                     f"{self.session.get_providers()}){missing}: install onnxruntime-gpu and the "
+                                     f"CUDA/cuDNN libraries of its CUDA version")
         problem = _io_problem(self.session, self.io, self.io_dtype) or self._meta_problem()
         if problem:
             self.session = None
@@ -300,12 +362,7 @@ class OrtCudaBackend(_OrtBackend):
         return cls._check_model(model, precision or "fp16", True)
 
     def _providers(self) -> list[Any]:
-        ort = _ort()
-        if hasattr(ort, "preload_dlls"):
-            try:
-                ort.preload_dlls()
-            except Exception as e:  # a missing optional DLL must not hide the real error below
-                log.debug("onnxruntime.preload_dlls: %s", e)
+        self.preload_problem = preload_cuda_libraries(_ort())
         opts = {"device_id": int(self.opts.get("device_id", 0)),
                 "cudnn_conv_algo_search": "EXHAUSTIVE",
                 "do_copy_in_default_stream": "1",
@@ -313,6 +370,12 @@ class OrtCudaBackend(_OrtBackend):
         if self.opts.get("prefer_nhwc"):
             opts["prefer_nhwc"] = "1"
         return [(self.provider, opts)]
+
+    def _session_options(self) -> Any:
+        so = super()._session_options()
+        if self.cuda_graph:  # (memory patterns allocate at the second run, inside a capture: onnxruntime's own
+            so.enable_mem_pattern = False  # CUDA-graph tests turn them off)
+        return so
 
     def _activate_impl(self) -> None:
         self.cuda_graph = bool(self.opts.get("cuda_graph", True))
@@ -369,6 +432,9 @@ class OrtCudaBackend(_OrtBackend):
             scratch = None if prepost or out_dtype == np.float32 else np.empty(in_shape, np.float32)
             out = None if prepost else np.empty(batch.shape, np.uint8)
             entry = self.bound.put(key, (binding, x, y, host_in, host_out, run_opts, scratch, out))
+            fresh = self.cuda_graph
+        else:
+            fresh = False
         binding, x, y, host_in, host_out, run_opts, scratch, out = entry
         if prepost:
             x.update_inplace(np.ascontiguousarray(batch))
@@ -377,6 +443,13 @@ class OrtCudaBackend(_OrtBackend):
         # update_inplace is a cudaMemcpy from pageable memory, which may return before the data has landed;
         # onnxruntime computes on its own non-blocking stream, so wait for the upload (the GPU is idle here)
         binding.synchronize_inputs()
+        if fresh:
+            # a plain run first (gpu_graph_id -1: no capture): onnxruntime counts its warm-up runs per thread, not
+            # per graph, so a second shape was captured at its first run, with the convolution algorithm search
+            # and the memory arena's growth inside the capture, which CUDA refuses
+            plain = ort.RunOptions()
+            plain.add_run_config_entry("gpu_graph_id", "-1")
+            self._run(binding, batch.shape, plain)
         self._run(binding, batch.shape, run_opts)
         if self.cuda_graph:
             self._copy_out(y, host_out)
