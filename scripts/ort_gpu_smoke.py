@@ -36,6 +36,7 @@ from pathlib import Path
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the checkout's cgan (run from anywhere)
 T0 = time.monotonic()
 BACKEND = os.environ.get("SMOKE_BACKEND", "ort-cuda")
 GPU = BACKEND == "ort-cuda"
