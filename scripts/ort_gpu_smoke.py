@@ -301,7 +301,7 @@ def p7_copy_and_allocs(main: Path) -> None:
         be = t.backend
         batch = np.ascontiguousarray(frame(720, 1280, 60)[None])
         for _ in range(3):
-            out = be.infer(batch)
+            be.infer(batch)
         tracemalloc.start()
         before = tracemalloc.take_snapshot()
         ids = set()
