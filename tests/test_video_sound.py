@@ -636,3 +636,21 @@ def test_the_sound_of_two_joined_recordings_follows_their_pictures(tmp_path, cap
         return float(np.fft.rfftfreq(part.size, 1 / rate)[np.abs(np.fft.rfft(part)).argmax()])
 
     assert abs(tone(0.4) - 440) < 20 and abs(tone(1.4) - 1500) < 20, (tone(0.4), tone(1.4))
+
+
+@pytest.mark.parametrize("sound", [True, False])
+def test_a_sound_ffmpeg_does_not_know_leaves_the_video_translated_without_it(tmp_path, sound, caplog):
+    """A Matroska file whose audio codec this FFmpeg has no decoder for: PyAV gives its stream no codec context,
+    and reading the codec's name crashed every run of the file (an AttributeError traceback, nothing written),
+    --no-sound too. The video is translated; with --sound the output says it has no sound."""
+    data = bytearray(clip_with_sound(tmp_path / "src.mkv", seconds=1.0).read_bytes())
+    at = data.find(b"A_AAC")
+    assert at > 0
+    data[at:at + 5] = b"A_XYZ"  # (a codec id FFmpeg does not know)
+    odd = tmp_path / "odd.mkv"
+    odd.write_bytes(bytes(data))
+    assert audio.probe(odd).audio.codec == "unknown"
+    s = run_video(VideoJob(inputs=[str(odd)], output=str(tmp_path / "o.mp4"), sound=sound, display=False,
+                           progress=False, handle_signals=False), translator=Invert())
+    assert s.frames == 25 and s.streams[0]["sound"] is None and probe(tmp_path / "o.mp4")[0] == 25
+    assert ("written without sound" in caplog.text) == sound

@@ -716,8 +716,13 @@ def _bits(video: Any) -> int:
 
 
 def _codec_name(stream: Any) -> str:
-    """The format's name ("av1", "mp3"), not the decoder's ("libdav1d", "mp3float")."""
-    codec = stream.codec_context.codec
+    """The format's name ("av1", "mp3"), not the decoder's ("libdav1d", "mp3float"); "unknown" for a stream this
+    FFmpeg has no decoder for (PyAV gives it no codec context: an AttributeError, which crashed every run of a
+    file whose sound FFmpeg does not know, --no-sound too)."""
+    ctx = stream.codec_context
+    codec = getattr(ctx, "codec", None) if ctx is not None else None
+    if codec is None:
+        return "unknown"
     return getattr(codec, "canonical_name", None) or codec.name
 
 
