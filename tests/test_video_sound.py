@@ -654,3 +654,27 @@ def test_a_sound_ffmpeg_does_not_know_leaves_the_video_translated_without_it(tmp
                            progress=False, handle_signals=False), translator=Invert())
     assert s.frames == 25 and s.streams[0]["sound"] is None and probe(tmp_path / "o.mp4")[0] == 25
     assert ("written without sound" in caplog.text) == sound
+
+
+def test_ctrl_c_while_the_sound_is_remuxed_leaves_no_temp_file(tmp_path, monkeypatch):
+    """A KeyboardInterrupt (an app's Ctrl-C handler, handle_signals=False) while the finished video was remuxed
+    with its sound: the output was kept, but the remux's own `.partial-...` file stayed beside it."""
+    src = clip_with_sound(tmp_path / "src.mp4")
+    real, pressed = audio._interleave, []
+
+    def interleave(dst, video, v_out, sound, a_out):
+        def sound_then_ctrl_c():
+            for k, packet in enumerate(sound):
+                if k == 10 and not pressed:  # (once: the run then finishes the output again, whole)
+                    pressed.append(True)
+                    raise KeyboardInterrupt
+                yield packet
+        return real(dst, video, v_out, sound_then_ctrl_c(), a_out)
+
+    monkeypatch.setattr(audio, "_interleave", interleave)
+    out = tmp_path / "out.mp4"
+    with pytest.raises(KeyboardInterrupt) as e:
+        run_video(VideoJob(inputs=[str(src)], output=str(out), display=False, progress=False,
+                           handle_signals=False), translator=Invert())
+    assert e.value.summary.outputs == [str(out)] and probe(out)[0] == 50
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.mp4", "src.mp4"]

@@ -740,6 +740,10 @@ class VideoOutput:
                 _remove_own(tmp, ident)
                 text = text.replace(str(tmp), self.path.name)  # FFmpeg names the temp file
             raise _RemuxError(text, e) from e
+        except BaseException:  # Ctrl-C (an app's KeyboardInterrupt): the second file goes too, then the interrupt
+            if tmp is not None:
+                _remove_own(tmp, ident)
+            raise
         _remove_own(self.tmp, self._tmp_id)
         self.tmp, self._tmp_id = tmp, ident
         return True
