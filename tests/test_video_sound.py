@@ -678,3 +678,24 @@ def test_ctrl_c_while_the_sound_is_remuxed_leaves_no_temp_file(tmp_path, monkeyp
                            handle_signals=False), translator=Invert())
     assert e.value.summary.outputs == [str(out)] and probe(out)[0] == 50
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.mp4", "src.mp4"]
+
+
+def test_ctrl_c_while_the_h264_encoder_is_flushed_keeps_the_video(tmp_path, monkeypatch):
+    """A KeyboardInterrupt while the H.264 writer muxed the frames its encoder gave up at release: the run
+    finishes the output again, whose release flushed the encoder a second time ("End of file"), and the whole
+    video was thrown away without a word (outputs []). The flush goes on where it was."""
+    src = make_clip(tmp_path / "src.avi", 30, fourcc="MJPG")
+    real, pressed = audio.H264Writer._mux_timed, []
+
+    def mux_timed(self, end=False):
+        if end and not pressed and self.frames == 30:  # (the output's writer, not check_output's test one)
+            pressed.append(True)
+            raise KeyboardInterrupt
+        return real(self, end)
+
+    monkeypatch.setattr(audio.H264Writer, "_mux_timed", mux_timed)
+    out = tmp_path / "out.mp4"
+    with pytest.raises(KeyboardInterrupt) as e:
+        run_video(VideoJob(inputs=[str(src)], output=str(out), display=False, progress=False,
+                           handle_signals=False), translator=Invert())
+    assert pressed and e.value.summary.outputs == [str(out)] and probe(out)[0] == 30

@@ -111,6 +111,7 @@ class H264Writer:
         self._last_step = self._frame_ticks  # the previous frame's duration: the last frame's is taken as the same
         self._times: list[int] = []  # the latest frames' pts, increasing: a packet lasts until the next one's
         self._held: collections.deque[Any] = collections.deque()  # packets waiting for their duration, in order
+        self._flushed = False  # the encoder gave up the frames it held (release)
         self._decode_order_timed = _format(Path(path)) in ("mp4", "mov")  # sample durations from decode times
         self._first: tuple[int | None, int | None] | None = None  # the first packet's (pts, dts)
         try:
@@ -193,7 +194,13 @@ class H264Writer:
             return
         if self.error is None:
             try:
-                self._held.extend(self._stream.encode(None))  # the frames the encoder still holds
+                # the frames the encoder still holds, once: a Ctrl-C (an app's KeyboardInterrupt) while they were
+                # muxed left the flush half done; the release made again then flushed again ("End of file") and
+                # the whole video was thrown away. Now it goes on where it was.
+                if not self._flushed:
+                    held = self._stream.encode(None)
+                    self._flushed = True
+                    self._held.extend(held)
                 self._mux_timed(end=True)
             except Exception as e:  # noqa: BLE001
                 self.error = e
