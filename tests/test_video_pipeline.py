@@ -895,3 +895,30 @@ def test_ctrl_c_inside_a_long_inference_returns_after_the_join_deadline(tmp_path
     finally:
         release.set()
     assert closed.wait(10)
+
+
+def test_one_output_that_fails_keeps_the_others(tmp_path, monkeypatch):
+    """Two inputs, two outputs, out_0's writer fails (a full disk): the error named out_0 only, and the complete
+    out_1 was thrown away without a word (the finishing stopped at the first error, the rest was aborted)."""
+    from cgan.runtime import video as V
+
+    real = V._open_writer
+
+    def open_writer(path, *args, **kw):
+        w = real(path, *args, **kw)
+        if "out_0" in Path(path).name:
+            write = w.write
+
+            def failing(frame, t=None):
+                write(frame, t)
+                if w.frames >= 5 and getattr(w, "error", None) is None:
+                    w.error = OSError(28, "No space left on device")
+            w.write = failing
+        return w
+
+    monkeypatch.setattr(V, "_open_writer", open_writer)
+    a, b = make_clip(tmp_path / "a.mp4", 12), make_clip(tmp_path / "b.mp4", 12)
+    with pytest.raises(CganError, match=r"out_0\.mp4 failed: \[Errno 28\] No space left on device; .*out_0\.mp4 was "
+                                        r"left as it was; written: .*out_1\.mp4$"):
+        run_video(job(inputs=[str(a), str(b)], output=str(tmp_path / "out.mp4")), translator=Invert())
+    assert not (tmp_path / "out_0.mp4").exists() and probe(tmp_path / "out_1.mp4")[0] == 12

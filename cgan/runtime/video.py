@@ -1582,13 +1582,22 @@ def run_video(job: VideoJob, translator: Any = None) -> VideoSummary:
         if pipe.errors:
             raise pipe.errors[0]
         with _signals_deferred(signals):  # a Ctrl-C now must not cost the finished file
+            failed: list[CganError] = []
             for st in streams:
                 if st.out is not None:
                     if pipe.ended == "end" and st.ended_at is not None:
                         st.out.hold_last(st.ended_at)
-                    path = st.out.finish()
+                    try:
+                        path = st.out.finish()
+                    except CganError as e:  # the others are finished still (one output's full disk took them all)
+                        failed.append(e)
+                        continue
                     if path is not None:
                         summary.outputs.append(str(path))
+            if failed:
+                kept = f"; written: {', '.join(summary.outputs)}" if summary.outputs else ""
+                more = f" (and {len(failed) - 1} more output{'s' * (len(failed) > 2)})" if len(failed) > 1 else ""
+                raise CganError(f"{failed[0]}{more}{kept}")
         if pipe.vcam_lost is not None:
             kept = f"; the frames before it are kept in {', '.join(summary.outputs)}" if summary.outputs else ""
             raise CganError(f"{pipe.vcam_lost}{kept}")
