@@ -350,7 +350,8 @@ def p9_eviction(main: Path) -> None:
     try:
         with load(main) as t:
             got = [t.translate(f).copy() for f in frames]
-            ids = sorted(int(v[5].get_run_config_entry("gpu_graph_id")) for v in t.backend.bound.values()) if GPU else []
+            ids = (sorted(int(v[5].get_run_config_entry("gpu_graph_id")) for v in t.backend.bound.values())
+                   if GPU else [])
     except Exception as e:
         say("P9", "FAIL", f"{type(e).__name__}: {str(e)[:400]}")
         return
@@ -410,9 +411,11 @@ def main() -> int:
     print(f"gpu_smoke: backend {BACKEND}, python {sys.version.split()[0]}, cwd {os.getcwd()}")
     try:
         import onnxruntime as ort
-        print(f"     onnxruntime {ort.__version__} ({ort.__file__}); available providers {ort.get_available_providers()}")
+        print(f"     onnxruntime {ort.__version__} ({ort.__file__}); "
+              f"available providers {ort.get_available_providers()}")
         if GPU and "CUDAExecutionProvider" not in ort.get_available_providers():
-            say("P0", "FAIL", "this onnxruntime has no CUDAExecutionProvider (onnxruntime, not onnxruntime-gpu, imported?)")
+            say("P0", "FAIL", "this onnxruntime has no CUDAExecutionProvider "
+                              "(onnxruntime, not onnxruntime-gpu, imported?)")
             return 1
     except Exception as e:
         say("P0", "FAIL", f"onnxruntime does not import: {e}")
