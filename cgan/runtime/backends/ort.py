@@ -168,6 +168,7 @@ def _io_problem(session: Any, io: str, io_dtype: np.dtype) -> str | None:
 
 class _OrtBackend(Backend):
     provider = "CPUExecutionProvider"
+    preload_problem = ""  # the CUDA libraries that could not be loaded (ort-cuda: preload_cuda_libraries)
 
     @classmethod
     def _check_model(cls, model: Model | None, precision: str, prefer_prepost: bool) -> tuple[bool, str]:
@@ -242,7 +243,7 @@ class _OrtBackend(Backend):
             raise CganError(f"onnxruntime cannot load {path}: {ort_message(e)}; "
                             f"{self.model.rebuild_hint()}") from None
         if self.provider not in self.session.get_providers():
-            missing = f" ({self.preload_problem})" if getattr(self, "preload_problem", "") else ""
+            missing = f" ({self.preload_problem})" if self.preload_problem else ""
             raise BackendUnavailable(f"onnxruntime did not enable {self.provider} (got "
                                      f"{self.session.get_providers()}){missing}: install onnxruntime-gpu and the "
                                      f"CUDA/cuDNN libraries of its CUDA version")
@@ -402,6 +403,7 @@ class OrtCudaBackend(_OrtBackend):
         dev = int(self.opts.get("device_id", 0))
         prepost = self.io == "bgr-hwc-uint8"
         entry = self.bound.get(key)
+        fresh = entry is None and self.cuda_graph  # (a shape bound now: one plain run before its capture, below)
         if entry is None:
             in_shape = batch.shape if prepost else (n, 3, h, w)
             out_dtype = np.dtype(np.uint8) if prepost else self.io_dtype
@@ -432,9 +434,6 @@ class OrtCudaBackend(_OrtBackend):
             scratch = None if prepost or out_dtype == np.float32 else np.empty(in_shape, np.float32)
             out = None if prepost else np.empty(batch.shape, np.uint8)
             entry = self.bound.put(key, (binding, x, y, host_in, host_out, run_opts, scratch, out))
-            fresh = self.cuda_graph
-        else:
-            fresh = False
         binding, x, y, host_in, host_out, run_opts, scratch, out = entry
         if prepost:
             x.update_inplace(np.ascontiguousarray(batch))
